@@ -1,0 +1,203 @@
+"""Camera and pipeline configuration: pydantic, ``extra="forbid"``, a description on every field.
+
+Geometry is in relative 0–1 coordinates. ``load_camera_config`` turns any validation failure
+into a one-line :class:`ConfigError` naming the bad field.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from pipeline.calibration import IntersectionCalibration
+from pipeline.errors import ConfigError
+
+DEVICE_ID_RE = re.compile(r"^\d{20}$")
+STREAM_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+class StrictModel(BaseModel):
+    """Base for every config model: unknown keys are errors, values are validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+
+class DetectorConfig(StrictModel):
+    model: str = Field(
+        "yolov5n",
+        description="Registered model name (see `sharpeyes models`), e.g. yolov5n or yolox_nano.",
+    )
+    model_path: Path | None = Field(
+        None, description="Explicit model file; overrides the registry search when set."
+    )
+    providers: Literal["auto", "cpu", "cuda", "tensorrt"] | list[str] = Field(
+        "auto",
+        description="ONNX Runtime providers: auto = TensorRT → CUDA → CPU (those available), "
+        "or one name, or an explicit list of ONNX Runtime provider names.",
+    )
+    intra_op_threads: int = Field(
+        0, ge=0, le=256, description="Threads inside one operator; 0 = ONNX Runtime default."
+    )
+    inter_op_threads: int = Field(
+        1, ge=0, le=64, description="Threads across operators; 0 = ONNX Runtime default."
+    )
+    input_size: tuple[int, int] | None = Field(
+        None,
+        description="Network input (height, width), multiples of 32; None = the model's "
+        "default (rectangular letterbox for 16:9 with dynamic-shape models).",
+    )
+    confidence_threshold: float = Field(
+        0.25, ge=0.0, le=1.0, description="Minimum score (objectness × class) to keep a box."
+    )
+    iou_threshold: float = Field(0.45, gt=0.0, le=1.0, description="NMS IoU threshold.")
+    motorcycle_is_non_motor: bool = Field(
+        True,
+        description="Treat COCO 'motorcycle' as a non-motor vehicle (e-bikes and motorbikes are "
+        "non-motor in many Chinese deployments); false makes it a motor vehicle.",
+    )
+    max_batch: int = Field(8, ge=1, le=256, description="Largest batch the detector is given.")
+
+    @field_validator("input_size")
+    @classmethod
+    def _multiple_of_32(cls, v: tuple[int, int] | None) -> tuple[int, int] | None:
+        if v is not None and (v[0] % 32 or v[1] % 32 or min(v) < 32):
+            raise ValueError(f"input_size {v} must be two multiples of 32 (height, width)")
+        return v
+
+
+class TrackerConfig(StrictModel):
+    high_threshold: float = Field(
+        0.5, ge=0.0, le=1.0, description="Detections at or above this score start/extend tracks."
+    )
+    low_threshold: float = Field(
+        0.1, ge=0.0, le=1.0, description="Second-stage (low-score) association threshold."
+    )
+    new_track_threshold: float = Field(
+        0.6, ge=0.0, le=1.0, description="Score needed for an unmatched detection to open a track."
+    )
+    match_iou: float = Field(
+        0.2, gt=0.0, le=1.0, description="Minimum IoU for first-stage association."
+    )
+    min_hits: int = Field(3, ge=1, le=100, description="Matches needed before a track is confirmed.")
+    lost_buffer_s: float = Field(
+        1.5, gt=0.0, le=60.0, description="Seconds a lost track is kept for re-association."
+    )
+    max_tracks: int = Field(
+        512, ge=1, le=100_000, description="Upper bound on live track state per stream."
+    )
+
+
+class EventsConfig(StrictModel):
+    max_age_s: float = Field(
+        120.0, gt=0.0, description="Emit an event for a track still visible after this long."
+    )
+    min_track_s: float = Field(
+        0.0, ge=0.0, description="Ignore confirmed tracks that lived shorter than this."
+    )
+    crop_margin: float = Field(
+        0.1, ge=0.0, le=1.0, description="Extra margin around the best box for the crop."
+    )
+    crop_jpeg_quality: int = Field(90, ge=10, le=100, description="JPEG quality of crops.")
+    trajectory_points: int = Field(
+        16, ge=2, le=256, description="Points kept in the event's trajectory summary."
+    )
+    kinds: list[Literal["motor_vehicle", "non_motor", "person"]] = Field(
+        default_factory=lambda: ["motor_vehicle", "non_motor", "person"],
+        description="Which object kinds produce events.",
+    )
+
+
+class CameraConfig(StrictModel):
+    """One camera: identity, where its video comes from and how it is analysed."""
+
+    id: str = Field("cam1", description="Short stream id (letters, digits, '_', '-', '.').")
+    device_id: str = Field(
+        "34020000001190000001",
+        description="20-digit GA/T 1400 / GB/T 28181 device code of the camera.",
+    )
+    tollgate_id: str | None = Field(
+        None, description="20-digit tollgate (卡口) code the camera belongs to, if any."
+    )
+    name: str = Field("camera", max_length=128, description="Human-readable camera name.")
+    location: str = Field("", max_length=256, description="Place shown on evidence overlays.")
+    url: str | None = Field(
+        None, description="rtsp://… URL or a video file path; the CLI VIDEO argument overrides."
+    )
+    live: bool = Field(
+        False, description="Pace a file source in real time so it stands in for a live camera."
+    )
+    analysis_fps: float | None = Field(
+        None, gt=0.0, le=120.0, description="Frames analysed per second; None = every frame."
+    )
+    image_up_bearing_deg: float | None = Field(
+        None,
+        ge=0.0,
+        lt=360.0,
+        description="Compass bearing (0 = north, 90 = east) of the image's 'up' direction; "
+        "enables GA/T direction codes. None = image-relative directions only.",
+    )
+    detector: DetectorConfig = Field(
+        default_factory=DetectorConfig, description="Detector model and thresholds."
+    )
+    tracker: TrackerConfig = Field(default_factory=TrackerConfig, description="ByteTrack settings.")
+    events: EventsConfig = Field(default_factory=EventsConfig, description="Event emission.")
+    intersection: IntersectionCalibration | None = Field(
+        None, description="Signalised-intersection calibration (red-light rules)."
+    )
+
+    @field_validator("id")
+    @classmethod
+    def _stream_id(cls, v: str) -> str:
+        if not STREAM_ID_RE.match(v):
+            raise ValueError(f"camera id {v!r} must be 1–64 letters, digits, '_', '-' or '.'")
+        return v
+
+    @field_validator("device_id", "tollgate_id")
+    @classmethod
+    def _gat_code(cls, v: str | None) -> str | None:
+        if v is not None and not DEVICE_ID_RE.match(v):
+            raise ValueError(f"{v!r} is not a 20-digit GA/T 1400 code")
+        return v
+
+
+def format_validation_error(err: ValidationError, source: str) -> str:
+    """One line naming the first bad field: ``camera.yaml: detector.iou_threshold: …``."""
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"]) or "(root)"
+    more = f" (+{len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
+    return f"{source}: {loc}: {first['msg']}{more}"
+
+
+def read_yaml(path: Path) -> object:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"cannot read config {path}: {e.strerror or e}") from e
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}:{where} is not valid YAML: {getattr(e, 'problem', e)}") from e
+
+
+def load_camera_config(path: Path | None) -> CameraConfig:
+    """Load a camera YAML file (or the embedded defaults when ``path`` is None)."""
+    if path is None:
+        return CameraConfig()
+    data = read_yaml(path)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of camera fields")
+    try:
+        return CameraConfig.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(e, str(path))) from e
+
+
+CameraList = Annotated[list[CameraConfig], Field(min_length=0)]
