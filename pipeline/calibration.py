@@ -1,15 +1,365 @@
-"""Signalised-intersection calibration (relative 0–1 coordinates).
+"""Signalised-intersection calibration (relative 0–1 coordinates, validated).
 
-Placeholder model: the red-light work fills in approaches, lanes, stop lines, signal heads,
-crosswalks and exemptions here, each field described and validated.
+Everything the red-light rules and the signal reader need to know about one intersection as one
+camera sees it. Coordinates are fractions of the frame width/height, so one calibration serves
+every resolution of the same view. The structure::
+
+    intersection:
+      signal_groups: [{id: main, source: video}]          # who governs what, where the phase comes from
+      signal_heads:  [{id: h1, group: main, region: [[x1, y1], [x2, y2]], layout: vertical}]
+      approaches:
+        - id: north
+          direction: northbound
+          stop_line: [[x, y], [x, y]]
+          entry_line: [[x, y], [x, y]]                     # "entered the intersection"
+          lanes:
+            - {id: n1, number: 1, polygon: [[x, y], ...], travel: [[x, y], [x, y]],
+               movements: {straight: main, left: main}}
+      crosswalks: [{id: c1, polygon: [...], axis: [[x, y], [x, y]], signal_group: ped}]
+      exemptions: [{movement: right, lanes: [n2]}]
+
+Validation errors name the path (``intersection.approaches.0.lanes.1.movements: …``).
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+import enum
+import itertools
+from typing import Annotated, Literal, Self
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from pipeline.types import Anchor, ObjectKind
 
 
-class IntersectionCalibration(BaseModel):
+def _unit(v: float) -> float:
+    if not 0.0 <= v <= 1.0:
+        raise ValueError(f"coordinate {v} is outside the frame (relative coordinates are 0–1)")
+    return v
+
+
+Unit = Annotated[float, AfterValidator(_unit)]
+Point = tuple[Unit, Unit]
+"""A point ``(x, y)`` as fractions of the frame width and height."""
+Line = tuple[Point, Point]
+"""A line segment between two points."""
+Polygon = Annotated[list[Point], Field(min_length=3)]
+"""A simple polygon, at least three points, in order."""
+
+
+def _box_ok(v: tuple[Point, Point]) -> tuple[Point, Point]:
+    (x1, y1), (x2, y2) = v
+    if not (x2 > x1 and y2 > y1):
+        raise ValueError(f"box {v} must be [[left, top], [right, bottom]] with right>left, bottom>top")
+    return v
+
+
+RelBox = Annotated[tuple[Point, Point], AfterValidator(_box_ok)]
+
+
+def _line_ok(v: Line) -> Line:
+    if v[0] == v[1]:
+        raise ValueError(f"line {v} has two equal end points")
+    return v
+
+
+NonDegenerateLine = Annotated[Line, AfterValidator(_line_ok)]
+
+
+class Movement(enum.StrEnum):
+    """What a vehicle does at the intersection (relative to its approach)."""
+
+    STRAIGHT = "straight"
+    LEFT = "left"
+    RIGHT = "right"
+    U_TURN = "u_turn"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SignalGroup(Strict):
+    """A signal group (phase): one or more heads that always show the same colour."""
+
+    id: str = Field(min_length=1, max_length=64, description="Group id referenced by lanes.")
+    kind: Literal["vehicle", "pedestrian"] = Field(
+        "vehicle", description="Vehicle signal or pedestrian signal."
+    )
+    source: Literal["video", "external", "external_then_video"] = Field(
+        "video",
+        description="Where the phase comes from: video heads, the external phase input "
+        "(signal controller / detector), or external with video as fallback when the external "
+        "input has not spoken yet or is stale.",
+    )
+    external_timeout_s: float = Field(
+        0.0,
+        ge=0.0,
+        description="External phase older than this many seconds is stale (0 = never stale).",
+    )
+
+
+class SignalHead(Strict):
+    """One physical signal head visible in the image."""
+
+    id: str = Field(min_length=1, max_length=64, description="Head id (unique).")
+    group: str = Field(description="The signal group this head shows.")
+    region: RelBox = Field(
+        description="Box [[left, top], [right, bottom]] around the lamps only (not the "
+        "countdown digits beside the head)."
+    )
+    layout: Literal["vertical", "horizontal", "single"] = Field(
+        "vertical",
+        description="How lamps are arranged inside the region: vertical (top→bottom), "
+        "horizontal (left→right), or single (one lamp that changes colour; read by hue only).",
+    )
+    lamps: list[Literal["red", "amber", "green"]] = Field(
+        default_factory=lambda: ["red", "amber", "green"],
+        description="Colours of the lamps in layout order (e.g. [red, green] for a two-lamp head).",
+    )
+    min_lit_fraction: float = Field(
+        0.06,
+        gt=0.0,
+        le=1.0,
+        description="Fraction of a lamp cell that must be lit in the lamp's hue to call it on.",
+    )
+    min_value: int = Field(
+        140, ge=0, le=255, description="HSV value (brightness) at or above which a pixel is lit."
+    )
+    min_saturation: int = Field(
+        90, ge=0, le=255, description="HSV saturation at or above which a lit pixel has a hue."
+    )
+
+    @model_validator(mode="after")
+    def _lamps_unique(self) -> Self:
+        if len(set(self.lamps)) != len(self.lamps) or not self.lamps:
+            raise ValueError(f"lamps {self.lamps}: list each colour once, at least one")
+        return self
+
+
+class Lane(Strict):
+    """One lane of an approach, as a polygon up to (and a little past) the stop line."""
+
+    id: str = Field(min_length=1, max_length=64, description="Lane id (unique).")
+    number: int = Field(ge=1, le=16, description="Lane number, 1 = leftmost in driving direction.")
+    polygon: Polygon = Field(description="Lane area before the stop line (relative points).")
+    travel: NonDegenerateLine = Field(
+        description="Direction of travel: a segment from a point upstream to a point downstream."
+    )
+    movements: dict[Movement, str] = Field(
+        description="Allowed movements and the signal group that governs each one "
+        "(e.g. {straight: main, right: main})."
+    )
+
+    @model_validator(mode="after")
+    def _has_group(self) -> Self:
+        if not self.movements:
+            raise ValueError(
+                f"lane {self.id!r} has no movements: give each allowed movement its signal group"
+            )
+        return self
+
+
+class Approach(Strict):
+    """One approach (arm) of the intersection, with its stop line and lanes."""
+
+    id: str = Field(min_length=1, max_length=64, description="Approach id (unique).")
+    direction: str = Field(
+        "", max_length=64, description="Direction of travel shown on evidence (e.g. 北向南)."
+    )
+    stop_line: NonDegenerateLine = Field(description="The stop line (停止线) of this approach.")
+    entry_line: NonDegenerateLine | None = Field(
+        None,
+        description="'Entered the intersection' line past the stop line (e.g. the far edge of "
+        "the crosswalk); either this or the intersection's zone must be set.",
+    )
+    lanes: list[Lane] = Field(min_length=1, description="Lanes of this approach.")
+
+
+class Crosswalk(Strict):
+    """A pedestrian crossing governed by a pedestrian signal group."""
+
+    id: str = Field(min_length=1, max_length=64, description="Crosswalk id (unique).")
+    polygon: Polygon = Field(description="The zebra area (relative points).")
+    axis: NonDegenerateLine = Field(
+        description="Crossing direction: a segment from one kerb to the other (either way counts)."
+    )
+    signal_group: str = Field(description="Pedestrian signal group governing this crosswalk.")
+    min_progress: float = Field(
+        0.25,
+        gt=0.0,
+        le=1.0,
+        description="Fraction of the axis a person must advance inside the crosswalk on red.",
+    )
+
+
+class TimeWindow(Strict):
+    """A daily window in local (Beijing) time, ``HH:MM``; end before start wraps midnight."""
+
+    start: str = Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="Start, HH:MM.")
+    end: str = Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="End, HH:MM.")
+
+
+class Exemption(Strict):
+    """A movement that may proceed on red (e.g. right turn), on some lanes, in some windows."""
+
+    movement: Movement = Field(description="The exempt movement.")
+    lanes: list[str] = Field(
+        default_factory=list, description="Lane ids it applies to; empty = every lane."
+    )
+    windows: list[TimeWindow] = Field(
+        default_factory=list, description="Daily windows it applies in; empty = always."
+    )
+
+
+class IntersectionCalibration(Strict):
     """Calibration of one signalised intersection as seen by one camera."""
 
-    model_config = ConfigDict(extra="forbid")
+    signal_groups: list[SignalGroup] = Field(min_length=1, description="Signal groups (phases).")
+    signal_heads: list[SignalHead] = Field(
+        default_factory=list, description="Signal heads read from the video."
+    )
+    approaches: list[Approach] = Field(
+        default_factory=list, description="Approaches watched for red-light running."
+    )
+    intersection_zone: Polygon | None = Field(
+        None, description="The intersection box; entering it counts as 'entered the intersection'."
+    )
+    crosswalks: list[Crosswalk] = Field(
+        default_factory=list, description="Crosswalks watched for pedestrian red-light running."
+    )
+    exemptions: list[Exemption] = Field(
+        default_factory=list, description="Movements allowed on red (right turn etc.)."
+    )
+    anchor: Anchor = Field(
+        Anchor.BOTTOM_CENTER, description="Box point that stands for a vehicle's position."
+    )
+    vehicle_kinds: list[Literal["motor_vehicle", "non_motor"]] = Field(
+        default_factory=lambda: ["motor_vehicle"],
+        description="Object kinds the vehicle red-light rule applies to.",
+    )
+    violation_code: str = Field(
+        "1625", pattern=r"^\d{4,5}$", description="Violation code for vehicles (GA 1625/16250)."
+    )
+    pedestrian_code: str = Field(
+        "8901", pattern=r"^\d{4,5}$", description="Code recorded for pedestrian violations."
+    )
+    line_margin: float = Field(
+        0.004,
+        ge=0.0,
+        le=0.1,
+        description="Hysteresis band around lines (fraction of frame diagonal): a crossing counts "
+        "once the anchor is this far past, so box jitter on the line does not flip it.",
+    )
+    confirm_frames: int = Field(
+        2, ge=1, le=10, description="Analysed frames past the stop line needed to confirm a crossing."
+    )
+    min_displacement: float = Field(
+        0.04,
+        ge=0.0,
+        le=1.0,
+        description="Distance past the stop line (fraction of frame diagonal) for evidence image 3.",
+    )
+    turn_angle_deg: float = Field(
+        35.0, gt=5.0, lt=90.0, description="Heading change that counts as a turn (left/right)."
+    )
+    stale_track_s: float = Field(
+        3.0, gt=0.0, le=120.0, description="Per-track state is dropped after this long unseen."
+    )
+
+    @model_validator(mode="after")
+    def _check_references(self) -> Self:
+        _unique("signal_groups", [g.id for g in self.signal_groups])
+        _unique("signal_heads", [h.id for h in self.signal_heads])
+        _unique("approaches", [a.id for a in self.approaches])
+        _unique("lanes", [ln.id for a in self.approaches for ln in a.lanes])
+        _unique("crosswalks", [c.id for c in self.crosswalks])
+        groups = {g.id: g for g in self.signal_groups}
+        headed = {h.group for h in self.signal_heads}
+        for i, head in enumerate(self.signal_heads):
+            if head.group not in groups:
+                raise ValueError(f"signal_heads.{i}.group: unknown signal group {head.group!r}")
+        for g_i, g in enumerate(self.signal_groups):
+            if g.source != "external" and g.id not in headed:
+                raise ValueError(
+                    f"signal_groups.{g_i}: group {g.id!r} reads its phase from video "
+                    "but has no signal head (add a head or set source: external)"
+                )
+        self._check_lanes(groups)
+        for c_i, cw in enumerate(self.crosswalks):
+            if cw.signal_group not in groups:
+                raise ValueError(
+                    f"crosswalks.{c_i}.signal_group: unknown signal group {cw.signal_group!r}"
+                )
+        lane_ids = {ln.id for a in self.approaches for ln in a.lanes}
+        for e_i, ex in enumerate(self.exemptions):
+            for lane_id in ex.lanes:
+                if lane_id not in lane_ids:
+                    raise ValueError(f"exemptions.{e_i}.lanes: unknown lane {lane_id!r}")
+        return self
+
+    def _check_lanes(self, groups: dict[str, SignalGroup]) -> None:
+        for a_i, ap in enumerate(self.approaches):
+            if ap.entry_line is None and self.intersection_zone is None:
+                raise ValueError(
+                    f"approaches.{a_i}.entry_line: set an entry line or intersection_zone"
+                )
+            for l_i, lane in enumerate(ap.lanes):
+                for mv, gid in lane.movements.items():
+                    if gid not in groups:
+                        raise ValueError(
+                            f"approaches.{a_i}.lanes.{l_i}.movements.{mv.value}: "
+                            f"unknown signal group {gid!r}"
+                        )
+        all_lanes = [
+            (f"approaches.{a_i}.lanes.{l_i}", lane)
+            for a_i, ap in enumerate(self.approaches)
+            for l_i, lane in enumerate(ap.lanes)
+        ]
+        for (path_a, la), (path_b, lb) in itertools.combinations(all_lanes, 2):
+            if _polygons_overlap(la.polygon, lb.polygon):
+                raise ValueError(
+                    f"{path_b}.polygon: lane {lb.id!r} overlaps lane {la.id!r} ({path_a})"
+                )
+
+    def group(self, group_id: str) -> SignalGroup:
+        """The signal group with this id (KeyError when unknown)."""
+        for g in self.signal_groups:
+            if g.id == group_id:
+                return g
+        raise KeyError(group_id)
+
+    def object_kinds(self) -> tuple[ObjectKind, ...]:
+        """The :class:`ObjectKind` values the vehicle rule applies to."""
+        return tuple(ObjectKind[k.upper()] for k in self.vehicle_kinds)
+
+
+def _unique(field: str, ids: list[str]) -> None:
+    seen: set[str] = set()
+    for i in ids:
+        if i in seen:
+            raise ValueError(f"{field}: id {i!r} is used twice")
+        seen.add(i)
+
+
+def _polygons_overlap(a: list[Point], b: list[Point]) -> bool:
+    """True when two polygons share area (touching edges is allowed)."""
+    from pipeline.rules.geometry import polygon_overlap_area
+
+    return polygon_overlap_area(a, b) > 1e-5
+
+
+__all__ = [
+    "Approach",
+    "Crosswalk",
+    "Exemption",
+    "IntersectionCalibration",
+    "Lane",
+    "Line",
+    "Movement",
+    "Point",
+    "Polygon",
+    "SignalGroup",
+    "SignalHead",
+    "TimeWindow",
+]

@@ -19,6 +19,9 @@ from pipeline.errors import ConfigError
 DEVICE_ID_RE = re.compile(r"^\d{20}$")
 STREAM_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
+EventKind = Literal["motor_vehicle", "non_motor", "person"]
+ALL_EVENT_KINDS: tuple[EventKind, ...] = ("motor_vehicle", "non_motor", "person")
+
 
 class StrictModel(BaseModel):
     """Base for every config model: unknown keys are errors, values are validated on assignment."""
@@ -82,7 +85,9 @@ class TrackerConfig(StrictModel):
     match_iou: float = Field(
         0.2, gt=0.0, le=1.0, description="Minimum IoU for first-stage association."
     )
-    min_hits: int = Field(3, ge=1, le=100, description="Matches needed before a track is confirmed.")
+    min_hits: int = Field(
+        3, ge=1, le=100, description="Matches needed before a track is confirmed."
+    )
     lost_buffer_s: float = Field(
         1.5, gt=0.0, le=60.0, description="Seconds a lost track is kept for re-association."
     )
@@ -105,8 +110,8 @@ class EventsConfig(StrictModel):
     trajectory_points: int = Field(
         16, ge=2, le=256, description="Points kept in the event's trajectory summary."
     )
-    kinds: list[Literal["motor_vehicle", "non_motor", "person"]] = Field(
-        default_factory=lambda: ["motor_vehicle", "non_motor", "person"],
+    kinds: list[EventKind] = Field(
+        default_factory=lambda: list(ALL_EVENT_KINDS),
         description="Which object kinds produce events.",
     )
 

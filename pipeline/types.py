@@ -207,7 +207,7 @@ def box_anchors(xyxy: FloatArray, anchor: Anchor) -> FloatArray:
     elif anchor is Anchor.TOP_CENTER:
         y = xyxy[:, 1]
     else:
-        y = (xyxy[:, 1] + xyxy[:, 3]) / 2
+        y = (xyxy[:, 1] + xyxy[:, 3]) / 2.0
     return np.stack([cx, y], axis=1).astype(np.float32)
 
 
@@ -303,7 +303,7 @@ class Violation:
 
 
 def make_event_id(stream_id: str, track_id: int | None, first_seen_ms: int, type_: str) -> str:
-    """Deterministic event id: the same (stream, track, first-seen, type) always gives the same id."""
+    """Deterministic event id: the same (stream, track, first-seen, type) gives the same id."""
     key = f"{stream_id}|{track_id}|{first_seen_ms}|{type_}".encode()
     return hashlib.sha256(key).hexdigest()[:32]
 
@@ -314,7 +314,8 @@ class Event:
 
     Times: ``first_seen_ms``/``last_seen_ms`` are UTC epoch milliseconds derived from frame time;
     ``first_pts``/``last_pts`` are stream presentation times. ``crop_jpeg`` is the best-quality
-    crop of the object (JPEG bytes) and ``best_box`` its box in that frame.
+    crop of the object (JPEG bytes) and ``best_box`` its box in that frame. ``evidence_path`` is
+    the evidence record directory of a violation once the evidence builder has written it.
     """
 
     event_id: str
@@ -339,6 +340,7 @@ class Event:
     plate: Plate | None = None
     violation: Violation | None = None
     detail: str | None = None
+    evidence_path: str | None = None
     extra: tuple[tuple[str, str], ...] = field(default=())
 
     def with_(self, **changes: object) -> Self:

@@ -1,0 +1,45 @@
+# sharpeyes — two commands for a newcomer: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+
+.PHONY: setup setup-export demo test test-all lint bench clean
+
+# The virtualenv with sharpeyes and its dev tools (re-run when pyproject.toml changes).
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[dev]'
+	touch $@
+
+# Model export tools (torch CPU + the yolov5 package), used once to derive the dynamic-shape
+# yolov5n.onnx from the official yolov5n.pt into the model cache. Never needed at run time.
+$(VENV)/.export: $(VENV)/.installed
+	$(PIP) install -q torch==2.13.0 || $(PIP) install -q torch
+	$(PIP) install -q onnx pandas requests psutil tqdm 'setuptools<75' matplotlib seaborn
+	$(PIP) install -q --no-deps yolov5==7.0.14 ultralytics-thop
+	touch $@
+
+setup: $(VENV)/.installed $(VENV)/.export
+	$(PY) -m models.export.ensure
+
+demo: setup
+	$(VENV)/bin/sharpeyes demo
+
+test: setup
+	$(PY) -m pytest -q
+
+test-all: setup
+	$(PY) -m pytest -q -m ''
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+bench: setup
+	$(PY) -m benchmarks.run
+
+clean:
+	rm -rf out .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,188 @@
+"""The ``sharpeyes`` command line.
+
+Every subcommand imports what it needs lazily, so ``sharpeyes --help`` is instant and a missing
+optional dependency only affects the command that needs it. Deliberate errors
+(:class:`pipeline.errors.SharpeyesError`) are printed as one line ``error: …`` with a non-zero exit
+status, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from pipeline.errors import ConfigError, SharpeyesError
+
+logger = logging.getLogger("sharpeyes")
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def _out(text: str) -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    from api.analyze import AnalyzeOptions, analyze_video
+
+    result = analyze_video(
+        AnalyzeOptions(
+            video=Path(args.video),
+            config=Path(args.config) if args.config else None,
+            out=Path(args.out) if args.out else None,
+            annotate=args.annotate,
+            model=args.model,
+            analysis_fps=args.fps,
+            progress=not args.no_progress,
+            deliver=args.deliver,
+        )
+    )
+    for line in result.summary_lines():
+        _out(line)
+    return EXIT_OK
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from api.demo import run_demo
+
+    for line in run_demo(out=Path(args.out), progress=not args.no_progress):
+        _out(line)
+    return EXIT_OK
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from models.registry import REGISTRY
+    from models.resolve import resolve_model
+
+    for name, spec in sorted(REGISTRY.items()):
+        where = "—"
+        if args.resolve:
+            try:
+                where = str(resolve_model(name, download=False))
+            except SharpeyesError as e:
+                where = f"missing ({e})"
+        _out(f"{name:20s} {spec.family:10s} {spec.licence:18s} {where}")
+    return EXIT_OK
+
+
+def _cmd_evidence_verify(args: argparse.Namespace) -> int:
+    from pipeline.evidence.verify import main_verify
+
+    key = args.key.encode() if args.key else None
+    return main_verify(Path(args.record), key)
+
+
+def _cmd_viid_server(args: argparse.Namespace) -> int:
+    from api.viid.receiver import run_receiver_cli
+
+    return run_receiver_cli(args)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from api.service_main import run_service
+
+    return run_service(Path(args.config), serve_api=False)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from api.service_main import run_service
+
+    return run_service(
+        Path(args.config) if args.config else None,
+        serve_api=True,
+        host=args.host,
+        port=args.port,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="sharpeyes",
+        description="Video analytics for Sharp Eyes and e-police cameras.",
+    )
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv debug)")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    a = sub.add_parser("analyze", help="analyse a video file end to end")
+    a.add_argument("video", help="video file (MP4, H.264/H.265, …)")
+    a.add_argument("--config", help="camera YAML (defaults embedded)")
+    a.add_argument("--out", help="output directory (default ./out/<video name>)")
+    a.add_argument("--annotate", action="store_true", help="also write annotated.mp4")
+    a.add_argument("--model", help="detector model name or .onnx path (overrides the config)")
+    a.add_argument("--fps", type=float, help="analysis rate (overrides the config)")
+    a.add_argument("--deliver", help="GA/T 1400 delivery config YAML (enqueue + send)")
+    a.add_argument("--no-progress", action="store_true", help="no progress bar")
+    a.set_defaults(func=_cmd_analyze)
+
+    d = sub.add_parser("demo", help="run the demo on the sample videos")
+    d.add_argument("--out", default="out/demo", help="output directory")
+    d.add_argument("--no-progress", action="store_true", help="no progress bar")
+    d.set_defaults(func=_cmd_demo)
+
+    m = sub.add_parser("models", help="list registered models")
+    m.add_argument("--resolve", action="store_true", help="also show where each is found")
+    m.set_defaults(func=_cmd_models)
+
+    ev = sub.add_parser("evidence", help="evidence tools")
+    ev_sub = ev.add_subparsers(dest="evidence_command", required=True, metavar="ACTION")
+    v = ev_sub.add_parser("verify", help="verify an evidence record's keyed hashes")
+    v.add_argument("record", help="evidence record directory or its record.json")
+    v.add_argument("--key", help="HMAC key (default: env SHARPEYES_EVIDENCE_KEY)")
+    v.set_defaults(func=_cmd_evidence_verify)
+
+    r = sub.add_parser("run", help="run all configured cameras until stopped")
+    r.add_argument("--config", required=True, help="service YAML")
+    r.set_defaults(func=_cmd_run)
+
+    s = sub.add_parser("serve", help="run the cameras and the REST service")
+    s.add_argument("--config", help="service YAML (default: demo config on the sample videos)")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8080)
+    s.set_defaults(func=_cmd_serve)
+
+    vs = sub.add_parser("viid-server", help="run a conformant GA/T 1400 view-library receiver")
+    vs.add_argument("--host", default="127.0.0.1")
+    vs.add_argument("--port", type=int, default=8090)
+    vs.add_argument("--user", default="admin", help="Digest account user name")
+    vs.add_argument("--password", default="admin", help="Digest account password")
+    vs.add_argument("--data", default="out/viid", help="where received records are kept")
+    vs.set_defaults(func=_cmd_viid_server)
+    return p
+
+
+def _setup_logging(verbosity: int) -> None:
+    level = logging.WARNING - 10 * min(verbosity, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args.verbose)
+    func: Command = args.func
+    try:
+        return func(args)
+    except ConfigError as e:
+        sys.stderr.write(f"error: {e}\n")
+        return EXIT_USAGE
+    except SharpeyesError as e:
+        sys.stderr.write(f"error: {e}\n")
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130
+    except ImportError as e:
+        sys.stderr.write(f"error: a component is not installed: {e}\n")
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

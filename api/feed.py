@@ -1,0 +1,162 @@
+"""Live feed hub: Server-Sent Events of new events, with resume from ``Last-Event-ID``.
+
+Publishers (the pipeline's sink threads) call :meth:`FeedHub.publish` from any thread; each SSE
+subscriber is an async generator on the server's event loop. Items live in a bounded ring; a
+subscriber that resumes from an id older than the ring is backfilled from the store through the
+``backfill`` callable (items with ``seq`` greater than the given one, oldest first), so a client
+that reconnects with its last event id loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+
+logger = logging.getLogger(__name__)
+
+HEARTBEAT_S = 15.0
+Backfill = Callable[[int, int], Sequence["FeedItem"]]
+
+
+@dataclass(frozen=True, slots=True)
+class FeedItem:
+    """One feed message: ``seq`` is the SSE id (monotonic), ``data`` the JSON payload."""
+
+    seq: int
+    type: str
+    camera_id: str
+    data: str
+
+    def to_sse(self) -> str:
+        lines = "".join(f"data: {line}\n" for line in self.data.splitlines() or [""])
+        return f"id: {self.seq}\nevent: {self.type}\n{lines}\n"
+
+
+@dataclass(frozen=True, slots=True)
+class FeedFilter:
+    cameras: frozenset[str] = frozenset()
+    types: frozenset[str] = frozenset()
+
+    def matches(self, item: FeedItem) -> bool:
+        return (not self.cameras or item.camera_id in self.cameras) and (
+            not self.types or item.type in self.types
+        )
+
+
+class _Waiter:
+    __slots__ = ("event", "loop")
+
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.event = asyncio.Event()
+
+    def wake(self) -> None:
+        with contextlib.suppress(RuntimeError):  # loop closed: the subscriber is gone
+            self.loop.call_soon_threadsafe(self.event.set)
+
+
+class FeedHub:
+    """Thread-safe fan-out of :class:`FeedItem` with a bounded replay ring."""
+
+    def __init__(
+        self, capacity: int = 4096, backfill: Backfill | None = None, start_seq: int = 0
+    ) -> None:
+        if capacity < 1:
+            raise ValueError(f"feed capacity must be >= 1, got {capacity}")
+        self._ring: deque[FeedItem] = deque(maxlen=capacity)
+        self._lock = threading.Lock()
+        self._waiters: set[_Waiter] = set()
+        self._last_seq = start_seq
+        self._backfill = backfill
+        self.published = 0
+
+    @property
+    def last_seq(self) -> int:
+        with self._lock:
+            return self._last_seq
+
+    @property
+    def subscribers(self) -> int:
+        with self._lock:
+            return len(self._waiters)
+
+    def set_backfill(self, backfill: Backfill | None) -> None:
+        self._backfill = backfill
+
+    def publish(self, type_: str, camera_id: str, data: str, seq: int | None = None) -> FeedItem:
+        """Append an item (``seq`` from the store when known, else the next number) and wake all."""
+        with self._lock:
+            if seq is None or seq <= self._last_seq:
+                if seq is not None:
+                    logger.warning("feed seq %s not above %s; renumbered", seq, self._last_seq)
+                seq = self._last_seq + 1
+            item = FeedItem(seq=seq, type=type_, camera_id=camera_id, data=data)
+            self._ring.append(item)
+            self._last_seq = seq
+            self.published += 1
+            waiters = list(self._waiters)
+        for w in waiters:
+            w.wake()
+        return item
+
+    def after(self, seq: int, limit: int = 1000) -> list[FeedItem]:
+        """Items with ``seq`` above the given one, oldest first (store backfill, then ring)."""
+        with self._lock:
+            ring = list(self._ring)
+            last = self._last_seq
+        if seq >= last:
+            return []
+        oldest = ring[0].seq if ring else last + 1
+        newer = [i for i in ring if i.seq > seq]
+        if seq + 1 >= oldest:
+            return newer[:limit]
+        if self._backfill is None:
+            logger.info("feed resume from %s is older than the ring start %s", seq, oldest)
+            return newer[:limit]
+        older = [i for i in self._backfill(seq, limit) if i.seq < oldest]
+        return (older + newer)[:limit]
+
+    async def subscribe(
+        self,
+        after_seq: int | None,
+        flt: FeedFilter,
+        heartbeat_s: float = HEARTBEAT_S,
+    ) -> AsyncIterator[FeedItem | None]:
+        """Yield matching items after ``after_seq`` (None = only new ones), then live items.
+
+        Yields ``None`` when ``heartbeat_s`` passes without an item, so the caller can send a
+        keep-alive comment (and notice a gone client).
+        """
+        waiter = _Waiter()
+        with self._lock:
+            self._waiters.add(waiter)
+            cursor = self._last_seq if after_seq is None else after_seq
+        try:
+            while True:
+                waiter.event.clear()
+                if self._backfill is not None and cursor + 1 < self._oldest_seq():
+                    items = await asyncio.to_thread(self.after, cursor)
+                else:
+                    items = self.after(cursor)
+                for item in items:
+                    cursor = item.seq
+                    if flt.matches(item):
+                        yield item
+                if items:
+                    continue
+                try:
+                    await asyncio.wait_for(waiter.event.wait(), heartbeat_s)
+                except TimeoutError:
+                    yield None
+        finally:
+            with self._lock:
+                self._waiters.discard(waiter)
+
+    def _oldest_seq(self) -> int:
+        with self._lock:
+            return self._ring[0].seq if self._ring else self._last_seq + 1

@@ -1,0 +1,163 @@
+"""Builds one stream's pipeline from a camera config — the table of contents of sharpeyes.
+
+source → detector → ByteTrack → track events (+ signal board, red-light rules, evidence) → sinks.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline.config import CameraConfig
+from pipeline.protocols import Detector, FrameSource, Sink
+from pipeline.runner import EvidenceHook, SignalBoardLike, StreamRunner
+from pipeline.types import ObjectKind
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class PipelineParts:
+    runner: StreamRunner
+    source: FrameSource
+    detector: Detector
+    sinks: list[Sink]
+    files: dict[str, Path] = field(default_factory=dict)
+    detector_desc: str = ""
+    closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def close(self) -> None:
+        for sink in self.sinks:
+            sink.close()
+        for c in self.closers:
+            c()
+
+
+def build_detector(cam: CameraConfig) -> Detector:
+    from models.factory import create_detector
+
+    d = cam.detector
+    return create_detector(
+        d.model,
+        model_path=d.model_path,
+        providers=d.providers,
+        intra_op_threads=d.intra_op_threads,
+        inter_op_threads=d.inter_op_threads,
+        input_size=d.input_size,
+        confidence_threshold=d.confidence_threshold,
+        iou_threshold=d.iou_threshold,
+        motorcycle_is_non_motor=d.motorcycle_is_non_motor,
+    )
+
+
+def describe_detector(det: Detector) -> str:
+    i = det.info
+    return (
+        f"{i.model} {i.input_size[0]}x{i.input_size[1]} on {','.join(i.providers)} "
+        f"({i.intra_op_threads} threads)"
+    )
+
+
+def _event_kinds(cam: CameraConfig) -> set[ObjectKind]:
+    names = {"motor_vehicle": ObjectKind.MOTOR_VEHICLE, "non_motor": ObjectKind.NON_MOTOR}
+    names["person"] = ObjectKind.PERSON
+    return {names[k] for k in cam.events.kinds}
+
+
+def evidence_key() -> bytes:
+    """The HMAC key for evidence: env ``SHARPEYES_EVIDENCE_KEY`` (a demo key otherwise, logged)."""
+    key = os.environ.get("SHARPEYES_EVIDENCE_KEY")
+    if key:
+        return key.encode()
+    logger.warning("SHARPEYES_EVIDENCE_KEY is not set: evidence is signed with the demo key")
+    return b"sharpeyes-demo-key"
+
+
+def build_stream_pipeline(
+    cam: CameraConfig,
+    out: Path,
+    *,
+    deliver: str | None = None,
+    detector: Detector | None = None,
+) -> PipelineParts:
+    """Wire one camera's pipeline writing into ``out`` (events.jsonl, events.db, crops, evidence)."""
+    from api.store.db import open_database
+    from api.store.events import EventStore
+    from api.store.sink import JsonlSink, StoreSink
+    from models.classes import COCO_NAMES, vehicle_class_codes
+    from pipeline.events import TrackEventBuilder
+    from pipeline.tracking.bytetrack import ByteTracker
+    from streams.file_source import FileSource
+
+    if cam.url is None:
+        raise ValueError("camera has no url")
+    det = detector or build_detector(cam)
+    ring = None
+    rules: list[object] = []
+    board: SignalBoardLike | None = None
+    evidence: EvidenceHook | None = None
+    if cam.intersection is not None:
+        from streams.packet_ring import PacketRing
+
+        ring = PacketRing(max_seconds=60.0, max_bytes=64 * 1024 * 1024)
+    source = FileSource(
+        cam.url,
+        cam.id,
+        realtime=cam.live,
+        analysis_fps=cam.analysis_fps,
+        packet_sink=ring.push if ring is not None else None,
+    )
+    if cam.intersection is not None:
+        rules, board, evidence = _red_light_parts(cam, source, out, ring)
+    store = EventStore(open_database(str(out / "events.db")), out)
+    destinations: tuple[str, ...] = ("viid",) if deliver else ()
+    sinks: list[Sink] = [JsonlSink(out / "events.jsonl"), StoreSink(store, destinations)]
+    events = TrackEventBuilder(
+        cam.id,
+        cam.events,
+        class_names=COCO_NAMES,
+        class_codes=vehicle_class_codes(),
+        image_up_bearing_deg=cam.image_up_bearing_deg,
+    )
+    runner = StreamRunner(
+        source=source,
+        detector=det,
+        tracker=ByteTracker(cam.tracker),
+        events=events,
+        sinks=sinks,
+        rules=rules,  # type: ignore[arg-type]
+        signal_board=board,
+        evidence=evidence,
+    )
+    files = {"events": out / "events.jsonl", "store": out / "events.db", "crops": out / "crops"}
+    if cam.intersection is not None:
+        files["evidence"] = out / "evidence"
+    return PipelineParts(runner, source, det, sinks, files, describe_detector(det))
+
+
+def _red_light_parts(
+    cam: CameraConfig, source: FrameSource, out: Path, ring: object
+) -> tuple[list[object], SignalBoardLike, EvidenceHook]:
+    from models.plate import PlateReader
+    from pipeline.evidence.builder import EvidenceBuilder
+    from pipeline.rules import build_rules
+    from pipeline.signal import build_signal_board
+
+    assert cam.intersection is not None
+    size = (source.info.width, source.info.height)
+    rules: list[object] = list(build_rules(cam.id, cam.intersection, size))
+    board = build_signal_board(cam.intersection, size, None)
+    builder = EvidenceBuilder(
+        out,
+        camera=cam,
+        plate_reader=PlateReader(),
+        hmac_key=evidence_key(),
+        clip_pre_roll_s=2.0,
+        clip_post_roll_s=2.0,
+        ring=ring,
+        video_path=Path(cam.url) if cam.url else None,
+    )
+    return rules, board, builder

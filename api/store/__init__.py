@@ -1,0 +1,80 @@
+"""Persistence: one schema on SQLite (embedded) and PostgreSQL (production).
+
+``open_store(url, files_root)`` opens the database, applies migrations and returns an
+:class:`EventStore`; :class:`Outbox` serves the GA/T 1400 sender; :class:`StoreSink` and
+:class:`JsonlSink` plug into the pipeline.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from api.store.db import (
+    Connection,
+    Database,
+    StoreIntegrityError,
+    StoreUnavailableError,
+    open_database,
+)
+from api.store.events import (
+    EventNotFoundError,
+    EventStore,
+    FencedError,
+    InvalidCursorError,
+    ReviewError,
+)
+from api.store.migrate import migrate
+from api.store.outbox import Outbox, OutboxItem, OutboxStats
+from api.store.records import (
+    EventFilter,
+    Page,
+    ReviewAction,
+    ReviewState,
+    StoredEvent,
+    StreamPosition,
+)
+from api.store.serialize import event_to_json
+from api.store.sink import JsonlSink, StoreSink
+
+
+def open_store(url: str | Path, files_root: Path) -> EventStore:
+    """Open (and migrate) the database at ``url`` and return an :class:`EventStore`.
+
+    Raises:
+        StoreError: the store cannot be opened, or its schema is newer than this sharpeyes.
+    """
+    db = open_database(url)
+    try:
+        migrate(db)
+    except BaseException:
+        db.close()
+        raise
+    return EventStore(db, files_root)
+
+
+__all__ = [
+    "Connection",
+    "Database",
+    "EventFilter",
+    "EventNotFoundError",
+    "EventStore",
+    "FencedError",
+    "InvalidCursorError",
+    "JsonlSink",
+    "Outbox",
+    "OutboxItem",
+    "OutboxStats",
+    "Page",
+    "ReviewAction",
+    "ReviewError",
+    "ReviewState",
+    "StoreIntegrityError",
+    "StoreSink",
+    "StoreUnavailableError",
+    "StoredEvent",
+    "StreamPosition",
+    "event_to_json",
+    "migrate",
+    "open_database",
+    "open_store",
+]

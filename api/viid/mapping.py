@@ -1,0 +1,467 @@
+"""Our :class:`pipeline.types.Event` → GA/T 1400 objects with SubImageList (GAT1400.md §5, §8).
+
+- vehicle pass → MotorVehicleObject with 01 scene / 09 close-up / 02 plate;
+- red-light violation → MotorVehicleObject with 01, 02 and 07 composite, ``StorageUrl4`` = the
+  composite URL, the violation code in a configurable extension field (off by default);
+- non-motor pass → NonMotorVehicleObject with 12; person / pedestrian red light → PersonObject
+  with 10 (and 07 for the violation).
+Ids come from :mod:`api.viid.ids` and are deterministic, so mapping the same event twice gives
+byte-identical objects (retries are idempotent).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from api.viid import ids
+from api.viid.codes import (
+    EventSort,
+    ImageType,
+    InfoKind,
+    ObjectTypeCode,
+    PlateClass,
+    VehicleClass,
+    color_code,
+    direction_code,
+)
+from api.viid.config import ViidMappingConfig, ViidPlatform
+from api.viid.resources import Collection
+from api.viid.schemas import (
+    MotorVehicle,
+    NonMotorVehicle,
+    Person,
+    SubImageInfo,
+    SubImages,
+    ViidModel,
+    dump,
+)
+from pipeline.errors import DeliveryError
+from pipeline.types import Event, EventType
+
+log = logging.getLogger(__name__)
+
+_BOOL_FLAGS = ("HasPlate", "IsDecked", "IsAltered", "IsCovered", "IsModified", "IsSuspicious")
+_VEHICLE_CLASS_BY_NAME: dict[str, VehicleClass] = {
+    "car": VehicleClass.SMALL_CAR,
+    "bus": VehicleClass.LARGE_BUS,
+    "truck": VehicleClass.HEAVY_TRUCK,
+    "van": VehicleClass.MINI_BUS,
+    "motorcycle": VehicleClass.MOTORCYCLE,
+}
+_PLATE_CLASS_BY_COLOR: dict[str, PlateClass] = {
+    "5": PlateClass.SMALL_VEHICLE,  # blue plate: small vehicle
+    "6": PlateClass.LARGE_VEHICLE,  # yellow plate: large vehicle
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRef:
+    """One picture: bytes in memory, a file on disk and/or a URL the platform can fetch."""
+
+    data: bytes | None = None
+    path: Path | None = None
+    url: str | None = None
+
+    def load(self) -> bytes | None:
+        if self.data is not None:
+            return self.data
+        if self.path is not None:
+            try:
+                return self.path.read_bytes()
+            except OSError as e:
+                raise DeliveryError(f"cannot read evidence image {self.path}: {e}") from e
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class EventImages:
+    """The pictures of one event: full frame, object close-up, plate crop, composite."""
+
+    scene: ImageRef | None = None
+    closeup: ImageRef | None = None
+    plate: ImageRef | None = None
+    composite: ImageRef | None = None
+
+    @classmethod
+    def from_event(cls, event: Event) -> EventImages:
+        return cls(closeup=ImageRef(data=event.crop_jpeg) if event.crop_jpeg else None)
+
+
+ImageLoader = Callable[[Event], EventImages]
+
+
+@dataclass(frozen=True, slots=True)
+class MappedObject:
+    """One GA/T 1400 object ready to post, with its id, collection and JSON size."""
+
+    event_id: str
+    collection: Collection
+    object_id: str
+    payload: dict[str, Any]
+    size_bytes: int
+
+
+def jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a JPEG's SOF marker, without decoding the picture."""
+    i = 2
+    n = len(data)
+    if data[:2] != b"\xff\xd8":
+        return None
+    while i + 9 < n:
+        if data[i] != 0xFF:
+            i += 1
+            continue
+        marker = data[i + 1]
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7 or marker == 0xFF:
+            i += 1 if marker == 0xFF else 2
+            continue
+        seg = int.from_bytes(data[i + 2 : i + 4], "big")
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            h = int.from_bytes(data[i + 5 : i + 7], "big")
+            w = int.from_bytes(data[i + 7 : i + 9], "big")
+            return w, h
+        i += 2 + seg
+    return None
+
+
+class EventMapper:
+    """Maps events to objects under one :class:`ViidMappingConfig` and platform variant."""
+
+    def __init__(self, config: ViidMappingConfig, platform: ViidPlatform | None = None) -> None:
+        self.config = config
+        self.platform = platform or ViidPlatform()
+        self.tz = dt.timezone(dt.timedelta(hours=config.utc_offset_hours))
+
+    # -- public ----------------------------------------------------------------------------
+
+    def map(self, event: Event, images: EventImages | None = None) -> MappedObject | None:
+        """The object for ``event``, or None for events GA/T 1400 does not carry."""
+        device = self.config.device_for(event.stream_id)
+        if device is None:
+            raise DeliveryError(f"no GA/T 1400 device id configured for stream {event.stream_id!r}")
+        imgs = images or EventImages.from_event(event)
+        builder = _BUILDERS.get(event.type)
+        if builder is None:
+            return None
+        collection, model = builder(self, event, imgs, device)
+        payload = self._finish(dump(model), event)
+        size = len(_json_bytes(payload))
+        oid = str(payload[_ID_FIELD[collection]])
+        return MappedObject(event.event_id, collection, oid, payload, size)
+
+    # -- shared parts ----------------------------------------------------------------------
+
+    def best_ms(self, event: Event) -> int:
+        if event.best_pts is None:
+            return event.first_seen_ms
+        return event.first_seen_ms + round((event.best_pts - event.first_pts) * 1000)
+
+    def t14(self, epoch_ms: int) -> str:
+        return ids.local_time_str(epoch_ms, self.tz)
+
+    def source_id(self, event: Event, device: str) -> str:
+        return ids.frame_image_id(device, self.best_ms(event), self.tz)
+
+    def object_id(self, event: Event, device: str, type_code: ObjectTypeCode) -> str:
+        track = ids.track_key(event.track_id, event.event_id)
+        serial = ids.event_object_serial(event.type, track)
+        return ids.object_id(self.source_id(event, device), type_code, serial)
+
+    def box(self, event: Event) -> dict[str, int]:
+        b = event.best_box
+        if b is None:
+            return {"LeftTopX": 0, "LeftTopY": 0, "RightBtmX": 0, "RightBtmY": 0}
+
+        def clip(v: float) -> int:
+            return max(0, min(100_000, round(v)))
+
+        return {
+            "LeftTopX": clip(b.x1),
+            "LeftTopY": clip(b.y1),
+            "RightBtmX": clip(b.x2),
+            "RightBtmY": clip(b.y2),
+        }
+
+    def sub_image(
+        self,
+        event: Event,
+        device: str,
+        ref: ImageRef | None,
+        image_type: ImageType,
+        *,
+        sort: EventSort,
+        frame: bool = False,
+    ) -> SubImageInfo | None:
+        """One SubImageInfoObject, or None when the picture has neither bytes nor a URL."""
+        if ref is None:
+            return None
+        ms = self.best_ms(event)
+        violation = event.violation is not None
+        if frame:
+            image_id = ids.frame_image_id(device, ms, self.tz)
+        else:
+            track = ids.track_key(event.track_id, event.event_id)
+            serial = ids.derived_image_serial(violation, image_type, track)
+            image_id = ids.image_id(device, ms, serial, self.tz)
+        url = self._url(ref)
+        data = ref.load() if self.config.images != "url" or url is None else None
+        if data is None and url is None:
+            return None
+        size = jpeg_size(data) if data else None
+        return SubImageInfo(
+            ImageID=image_id,
+            EventSort=int(sort),
+            DeviceID=device,
+            StoragePath=url if self.config.images != "inline" or data is None else None,
+            Type=image_type.value,
+            FileFormat="Jpeg",
+            ShotTime=self.t14(ms),
+            Width=size[0] if size else None,
+            Height=size[1] if size else None,
+            Data=base64.b64encode(data).decode("ascii") if data else None,
+            FileSize=len(data) if data else None,
+        )
+
+    def _url(self, ref: ImageRef) -> str | None:
+        if ref.url:
+            return ref.url
+        if ref.path is not None and self.config.image_base_url:
+            return f"{self.config.image_base_url.rstrip('/')}/{ref.path.name}"
+        return None
+
+    def _finish(self, payload: dict[str, Any], event: Event) -> dict[str, Any]:
+        style = self.platform.bool_style
+        for key in _BOOL_FLAGS:
+            if key in payload and isinstance(payload[key], str) and payload[key]:
+                truth = payload[key] == "true"
+                if style == "json":
+                    payload[key] = truth
+                elif style == "digit":
+                    payload[key] = "1" if truth else "0"
+        field = self.config.violation_code_field
+        if field and event.violation is not None:
+            payload[field] = event.violation.code
+        return payload
+
+
+def _json_bytes(payload: dict[str, Any]) -> bytes:
+    import json
+
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _extra(event: Event, key: str) -> str | None:
+    for k, v in event.extra:
+        if k == key:
+            return v
+    return None
+
+
+def _vehicle_class(event: Event) -> str | None:
+    code = event.class_code or _extra(event, "vehicle_class")
+    if code and len(code) <= 3:
+        return code
+    if event.class_name:
+        vc = _VEHICLE_CLASS_BY_NAME.get(event.class_name.lower())
+        return vc.value if vc else None
+    return None
+
+
+def _images(parts: list[SubImageInfo | None]) -> SubImages:
+    return SubImages(SubImageInfoObject=[p for p in parts if p is not None])
+
+
+def _plate_fields(event: Event) -> dict[str, Any]:
+    plate = event.plate
+    if plate is None or not plate.text:
+        color = color_code(plate.color) if plate else None
+        return {"HasPlate": "false", "PlateColor": color.value if color else None}
+    color = color_code(plate.color)
+    pclass = _PLATE_CLASS_BY_COLOR.get(color.value) if color else None
+    return {
+        "HasPlate": "true",
+        "PlateNo": plate.text[:32],
+        "PlateColor": color.value if color else None,
+        "PlateClass": pclass.value if pclass else None,
+        "PlateReliability": str(max(0, min(100, round(plate.confidence * 100)))),
+    }
+
+
+def _lane(event: Event) -> int | None:
+    if event.violation is not None and event.violation.lane_no is not None:
+        return event.violation.lane_no
+    lane = _extra(event, "lane_no")
+    return int(lane) if lane and lane.isdigit() else None
+
+
+def _build_motor(
+    m: EventMapper, event: Event, imgs: EventImages, device: str
+) -> tuple[Collection, ViidModel]:
+    violation = event.violation
+    ms = m.best_ms(event)
+    pass_ms = ms
+    if violation is not None:
+        pass_ms = event.first_seen_ms + round(
+            (violation.crossed_stop_line_pts - event.first_pts) * 1000
+        )
+    scene = (
+        m.sub_image(
+            event,
+            device,
+            imgs.scene,
+            ImageType.VEHICLE,
+            sort=EventSort.CHECKPOINT_VEHICLE,
+            frame=True,
+        )
+        if m.config.scene_images
+        else None
+    )
+    plate = m.sub_image(
+        event, device, imgs.plate, ImageType.PLATE, sort=EventSort.PLATE_RECOGNITION
+    )
+    if violation is not None:
+        third = m.sub_image(
+            event,
+            device,
+            imgs.composite,
+            ImageType.VIOLATION_COMPOSITE,
+            sort=EventSort.CHECKPOINT_VEHICLE,
+        )
+    else:
+        third = m.sub_image(
+            event,
+            device,
+            imgs.closeup,
+            ImageType.VEHICLE_CLOSEUP,
+            sort=EventSort.CHECKPOINT_VEHICLE,
+        )
+    color = color_code(_extra(event, "vehicle_color"))
+    obj = MotorVehicle(
+        MotorVehicleID=m.object_id(event, device, ObjectTypeCode.MOTOR_VEHICLE),
+        InfoKind=int(InfoKind.AUTOMATIC),
+        SourceID=m.source_id(event, device),
+        DeviceID=device,
+        TollgateID=m.config.tollgate_ids.get(event.stream_id),
+        **m.box(event),
+        MarkTime=m.t14(ms),
+        AppearTime=m.t14(event.first_seen_ms),
+        DisappearTime=m.t14(event.last_seen_ms),
+        PassTime=m.t14(pass_ms),
+        LaneNo=_lane(event),
+        Direction=_direction(event),
+        VehicleClass=_vehicle_class(event),
+        VehicleColor=color.value if color else None,
+        StorageUrl1=third.StoragePath if third and violation is None else None,
+        StorageUrl2=plate.StoragePath if plate else None,
+        StorageUrl3=scene.StoragePath if scene else None,
+        StorageUrl4=third.StoragePath if third and violation is not None else None,
+        SubImageList=_images([scene, plate, third]),
+        **_plate_fields(event),
+    )
+    return Collection.MOTOR_VEHICLE, obj
+
+
+def _direction(event: Event) -> str | None:
+    d = direction_code(event.direction)
+    return d.value if d else None
+
+
+def _build_non_motor(
+    m: EventMapper, event: Event, imgs: EventImages, device: str
+) -> tuple[Collection, ViidModel]:
+    ms = m.best_ms(event)
+    scene = (
+        m.sub_image(
+            event, device, imgs.scene, ImageType.SCENE, sort=EventSort.VEHICLE_DETECTION, frame=True
+        )
+        if m.config.scene_images
+        else None
+    )
+    crop = m.sub_image(
+        event, device, imgs.closeup, ImageType.NON_MOTOR, sort=EventSort.VEHICLE_DETECTION
+    )
+    plate = _plate_fields(event)
+    color = color_code(_extra(event, "vehicle_color"))
+    obj = NonMotorVehicle(
+        NonMotorVehicleID=m.object_id(event, device, ObjectTypeCode.NON_MOTOR_VEHICLE),
+        InfoKind=int(InfoKind.AUTOMATIC),
+        SourceID=m.source_id(event, device),
+        DeviceID=device,
+        **m.box(event),
+        MarkTime=m.t14(ms),
+        AppearTime=m.t14(event.first_seen_ms),
+        DisappearTime=m.t14(event.last_seen_ms),
+        # MEGVII requires these four on non-motor vehicles; "" is its "unknown"
+        HasPlate=plate["HasPlate"],
+        PlateClass=plate.get("PlateClass") or "",
+        PlateColor=plate.get("PlateColor") or "",
+        PlateNo=plate.get("PlateNo") or "",
+        VehicleType=event.class_name,
+        VehicleColor=color.value if color else "",
+        SubImageList=_images([scene, crop]),
+    )
+    return Collection.NON_MOTOR_VEHICLE, obj
+
+
+def _build_person(
+    m: EventMapper, event: Event, imgs: EventImages, device: str
+) -> tuple[Collection, ViidModel]:
+    ms = m.best_ms(event)
+    scene = (
+        m.sub_image(
+            event,
+            device,
+            imgs.scene,
+            ImageType.SCENE,
+            sort=EventSort.PEDESTRIAN_DETECTION,
+            frame=True,
+        )
+        if m.config.scene_images
+        else None
+    )
+    crop = m.sub_image(
+        event, device, imgs.closeup, ImageType.PERSON, sort=EventSort.PEDESTRIAN_DETECTION
+    )
+    comp = None
+    if event.violation is not None:
+        comp = m.sub_image(
+            event,
+            device,
+            imgs.composite,
+            ImageType.VIOLATION_COMPOSITE,
+            sort=EventSort.PEDESTRIAN_DETECTION,
+        )
+    obj = Person(
+        PersonID=m.object_id(event, device, ObjectTypeCode.PERSON),
+        InfoKind=int(InfoKind.AUTOMATIC),
+        SourceID=m.source_id(event, device),
+        DeviceID=device,
+        **m.box(event),
+        LocationMarkTime=m.t14(ms),
+        PersonAppearTime=m.t14(event.first_seen_ms),
+        PersonDisAppearTime=m.t14(event.last_seen_ms),
+        SubImageList=_images([scene, crop, comp]),
+    )
+    return Collection.PERSON, obj
+
+
+_Builder = Callable[[EventMapper, Event, EventImages, str], tuple[Collection, ViidModel]]
+_BUILDERS: dict[EventType, _Builder] = {
+    EventType.VEHICLE_PASS: _build_motor,
+    EventType.RED_LIGHT_VIOLATION: _build_motor,
+    EventType.NON_MOTOR_PASS: _build_non_motor,
+    EventType.PERSON_SEEN: _build_person,
+    EventType.PEDESTRIAN_RED_LIGHT: _build_person,
+}
+_ID_FIELD: dict[Collection, str] = {
+    Collection.MOTOR_VEHICLE: "MotorVehicleID",
+    Collection.NON_MOTOR_VEHICLE: "NonMotorVehicleID",
+    Collection.PERSON: "PersonID",
+    Collection.FACE: "FaceID",
+}

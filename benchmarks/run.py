@@ -1,0 +1,200 @@
+"""Throughput benchmark: our pipeline vs detector-only vs the YOLOv5 user's baseline, side by side.
+
+    python -m benchmarks.run [--clip PATH] [--model yolov5n] [--repeats 3] [--threads 2]
+
+In each repeat, in alternating order on the same clip and weights:
+  e2e       sharpeyes end to end (decode → detect → track → events → store), analysed fps and the
+            median time per stage;
+  detector  preprocess + inference + NMS on frames already decoded, at the same input size;
+  baseline  the upstream YOLOv5 inference path (``DetectMultiBackend`` + ``non_max_suppression``
+            on the same ONNX file, frames read with OpenCV, letterbox at its default 640, plus the
+            same tracker) — or the naive loop of BENCHMARKS.md when the yolov5 package is missing.
+Ratios are computed per repeat and the medians reported. Prints a table and writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from benchmarks.baseline import BaselineResult, run_baseline
+from pipeline.types import ImageBGR
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_dir() -> Path:
+    env = os.environ.get("SHARPEYES_SHARED")
+    return Path(env) if env else REPO.parent / "shared"
+
+
+def decode_frames(clip: Path, limit: int) -> list[ImageBGR]:
+    import av
+
+    frames: list[ImageBGR] = []
+    with av.open(str(clip)) as c:
+        for f in c.decode(video=0):
+            frames.append(f.to_ndarray(format="bgr24"))
+            if len(frames) >= limit:
+                break
+    return frames
+
+
+def run_e2e(clip: Path, model: str, threads: int) -> dict[str, Any]:
+    from api.pipeline_factory import build_stream_pipeline
+    from pipeline.config import CameraConfig
+
+    cam = CameraConfig(url=str(clip))
+    cam.detector.model = model
+    cam.detector.intra_op_threads = threads
+    with tempfile.TemporaryDirectory() as tmp:
+        parts = build_stream_pipeline(cam, Path(tmp))
+        try:
+            s = parts.runner.run()
+        finally:
+            parts.close()
+    return {
+        "fps": s.analysed_fps,
+        "frames": s.frames_analysed,
+        "events": s.events_total,
+        "stage_median_ms": s.times.median_ms(),
+        "detector": parts.detector_desc,
+        "input_size": list(parts.detector.info.input_size),
+        "providers": list(parts.detector.info.providers),
+    }
+
+
+def run_detector_only(frames: list[ImageBGR], model: str, threads: int) -> dict[str, Any]:
+    from api.pipeline_factory import build_detector
+    from pipeline.config import CameraConfig
+
+    cam = CameraConfig()
+    cam.detector.model = model
+    cam.detector.intra_op_threads = threads
+    det = build_detector(cam)
+    t0 = time.perf_counter()
+    n_boxes = 0
+    for img in frames:
+        n_boxes += len(det.detect([img])[0])
+    dt = time.perf_counter() - t0
+    return {"fps": len(frames) / dt, "frames": len(frames), "boxes": n_boxes}
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def machine() -> dict[str, Any]:
+    import onnxruntime as ort
+
+    return {
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "onnxruntime": ort.__version__,
+        "opencv": cv2.__version__,
+        "numpy": np.__version__,
+        "gpu": None,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument(
+        "--clip", type=Path, default=shared_dir() / "sample_videos/highway_1280x720.mp4"
+    )
+    ap.add_argument("--model", default="yolov5n")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2, help="ONNX Runtime intra-op threads")
+    ap.add_argument("--detector-frames", type=int, default=150)
+    ap.add_argument("--baseline-frames", type=int, default=150)
+    ap.add_argument("--out", type=Path, default=REPO / "benchmarks/out/run.json")
+    args = ap.parse_args(argv)
+
+    frames = decode_frames(args.clip, args.detector_frames)
+    e2e: list[dict[str, Any]] = []
+    det: list[dict[str, Any]] = []
+    base: list[BaselineResult] = []
+    rss_after_e2e = 0.0
+    for r in range(args.repeats):
+        order = ["e2e", "det", "base"] if r % 2 == 0 else ["base", "det", "e2e"]
+        for what in order:
+            if what == "e2e":
+                e2e.append(run_e2e(args.clip, args.model, args.threads))
+                rss_after_e2e = max(rss_after_e2e, peak_rss_mb())
+            elif what == "det":
+                det.append(run_detector_only(frames, args.model, args.threads))
+            else:
+                base.append(run_baseline(args.clip, args.model, args.threads, args.baseline_frames))
+            sys.stderr.write(f"repeat {r + 1}/{args.repeats}: {what} done\n")
+
+    ratio_det = [e["fps"] / d["fps"] for e, d in zip(e2e, det, strict=True)]
+    ratio_base = [e["fps"] / b.fps for e, b in zip(e2e, base, strict=True)]
+    stages: dict[str, float] = {}
+    for k in e2e[0]["stage_median_ms"]:
+        stages[k] = statistics.median(x["stage_median_ms"].get(k, 0.0) for x in e2e)
+    result = {
+        "clip": str(args.clip.name),
+        "model": args.model,
+        "input_size": e2e[0]["input_size"],
+        "providers": e2e[0]["providers"],
+        "threads": args.threads,
+        "repeats": args.repeats,
+        "e2e_fps_median": statistics.median(x["fps"] for x in e2e),
+        "detector_only_fps_median": statistics.median(x["fps"] for x in det),
+        "baseline_fps_median": statistics.median(b.fps for b in base),
+        "baseline_kind": base[0].kind,
+        "baseline_input_size": base[0].input_size,
+        "ratio_e2e_over_detector": statistics.median(ratio_det),
+        "ratio_e2e_over_baseline": statistics.median(ratio_base),
+        "stage_median_ms": stages,
+        "events_per_run": [x["events"] for x in e2e],
+        "peak_rss_mb_after_e2e": round(rss_after_e2e, 1),
+        "peak_rss_mb_total": round(peak_rss_mb(), 1),
+        "machine": machine(),
+        "runs": {"e2e": e2e, "detector": det, "baseline": [b.__dict__ for b in base]},
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
+    print(format_table(result))
+    print(f"JSON: {args.out}")
+    return 0
+
+
+def format_table(r: dict[str, Any]) -> str:
+    size = "x".join(str(v) for v in r["input_size"])
+    bsize = "x".join(str(v) for v in r["baseline_input_size"])
+    lines = [
+        f"clip {r['clip']} · model {r['model']} · providers {','.join(r['providers'])} · "
+        f"{r['threads']} threads · {r['machine']['cores']} cores · {r['repeats']} repeats",
+        "",
+        f"| {'measure':40s} | {'value':>10s} |",
+        f"|{'-' * 42}|{'-' * 12}|",
+    ]
+    rows = [
+        (f"end-to-end analysed fps ({size})", f"{r['e2e_fps_median']:.1f}"),
+        (f"detector-only fps ({size})", f"{r['detector_only_fps_median']:.1f}"),
+        (f"baseline fps ({r['baseline_kind']}, {bsize})", f"{r['baseline_fps_median']:.1f}"),
+        ("ratio e2e / detector-only", f"{r['ratio_e2e_over_detector']:.2f}"),
+        ("ratio e2e / baseline", f"{r['ratio_e2e_over_baseline']:.2f}"),
+        ("peak RSS after e2e runs (MB)", f"{r['peak_rss_mb_after_e2e']:.0f}"),
+    ]
+    rows += [(f"median {k} ms/frame", f"{v:.2f}") for k, v in r["stage_median_ms"].items()]
+    lines += [f"| {a:40s} | {b:>10s} |" for a, b in rows]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

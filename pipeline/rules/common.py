@@ -1,0 +1,145 @@
+"""Shared pieces of the rules: per-track history, the signal timeline, event building."""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from pipeline.rules.geometry import Vec
+from pipeline.types import (
+    Box,
+    Event,
+    EventType,
+    LampColor,
+    ObjectKind,
+    SignalState,
+    TrajectoryPoint,
+    Violation,
+    make_event_id,
+)
+
+_MAX_SEGMENTS = 64
+_TRAJECTORY_POINTS = 16
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """One analysed frame of one track."""
+
+    pts: float
+    wall_ms: int
+    anchor: Vec
+    box: tuple[float, float, float, float]
+    confidence: float
+    class_id: int
+    detected: bool
+
+
+@dataclass(slots=True)
+class TrackHistory:
+    """What a rule remembers about one track: a bounded list of observations."""
+
+    track_id: int
+    kind: ObjectKind
+    obs: deque[Observation] = field(default_factory=lambda: deque(maxlen=400))
+    first_pts: float = 0.0
+    first_wall_ms: int = 0
+    dropped: int = 0  # observations that fell off the front of ``obs``
+
+    def add(self, o: Observation) -> None:
+        if not self.obs:
+            self.first_pts, self.first_wall_ms = o.pts, o.wall_ms
+        if len(self.obs) == self.obs.maxlen:
+            self.dropped += 1
+        self.obs.append(o)
+
+    @property
+    def last(self) -> Observation:
+        return self.obs[-1]
+
+
+class SignalTimeline:
+    """Colour segments per signal group, rebuilt from the states the board reports.
+
+    The board back-dates ``since_pts`` when it confirms a change, so asking for the colour at
+    an earlier (interpolated) time after the fact gives the colour that was really shown.
+    """
+
+    def __init__(self) -> None:
+        self._segs: dict[str, list[tuple[float, LampColor]]] = {}
+
+    def update(self, signals: Mapping[str, SignalState]) -> None:
+        for group, st in signals.items():
+            segs = self._segs.setdefault(group, [])
+            if segs and segs[-1][1] is st.color and segs[-1][0] <= st.since_pts:
+                continue
+            while segs and segs[-1][0] >= st.since_pts:
+                segs.pop()
+            segs.append((st.since_pts, st.color))
+            del segs[:-_MAX_SEGMENTS]
+
+    def color_at(self, group: str, pts: float) -> tuple[LampColor, float]:
+        """(colour, since) at ``pts``; UNKNOWN when nothing is known that early."""
+        for since, color in reversed(self._segs.get(group, [])):
+            if since <= pts:
+                return color, since
+        return LampColor.UNKNOWN, pts
+
+
+def dominant_class(obs: Sequence[Observation]) -> int:
+    return Counter(o.class_id for o in obs).most_common(1)[0][0]
+
+
+def trajectory(obs: Sequence[Observation]) -> tuple[TrajectoryPoint, ...]:
+    n = len(obs)
+    step = max(1, -(-n // _TRAJECTORY_POINTS))
+    picked = list(obs)[::step]
+    if picked[-1] is not obs[-1]:
+        picked.append(obs[-1])
+    return tuple(TrajectoryPoint(o.pts, round(o.anchor[0], 1), round(o.anchor[1], 1)) for o in picked)
+
+
+@dataclass(frozen=True, slots=True)
+class ViolationFacts:
+    """Everything a rule decided about one violation, to turn into an :class:`Event`."""
+
+    type: EventType
+    stream_id: str
+    track: TrackHistory
+    frame_size: tuple[int, int]
+    violation: Violation
+    best: Observation
+    end: Observation
+    direction: str | None
+    detail: str
+    extra: tuple[tuple[str, str], ...] = ()
+
+
+def violation_event(f: ViolationFacts) -> Event:
+    """The :class:`Event` for a violation, with a deterministic id."""
+    obs = list(f.track.obs)
+    w, h = f.frame_size
+    x1, y1, x2, y2 = f.best.box
+    return Event(
+        event_id=make_event_id(
+            f.stream_id, f.track.track_id, f.track.first_wall_ms, f.type.value
+        ),
+        type=f.type,
+        stream_id=f.stream_id,
+        first_seen_ms=f.track.first_wall_ms,
+        last_seen_ms=f.end.wall_ms,
+        first_pts=f.track.first_pts,
+        last_pts=f.end.pts,
+        kind=f.track.kind,
+        class_id=dominant_class(obs),
+        track_id=f.track.track_id,
+        confidence=round(sum(o.confidence for o in obs) / len(obs), 4),
+        best_box=Box(x1, y1, x2, y2, w, h),
+        best_pts=f.best.pts,
+        trajectory=trajectory(obs),
+        direction=f.direction,
+        violation=f.violation,
+        detail=f.detail,
+        extra=f.extra,
+    )

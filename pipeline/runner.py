@@ -1,0 +1,259 @@
+"""The per-stream runner: Frame → Detections → Tracks → (signal, rules, track events) → sinks.
+
+One runner owns one stream's tracker, event builder, rules and signal board, on one thread, so
+none of them needs locks. Decoding runs ahead on a prefetch thread; evidence for violations is
+built on a worker thread off the hot path and the event is emitted when its evidence is done.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from pipeline.protocols import Detector, FrameSource, Rule, Sink, Tracker
+from pipeline.stages import Prefetcher, StageTimes, Stopwatch
+from pipeline.types import (
+    Detections,
+    Event,
+    EventType,
+    Frame,
+    ImageBGR,
+    ObjectKind,
+    SignalState,
+    Tracks,
+)
+
+logger = logging.getLogger(__name__)
+
+TRACKED_KINDS = (ObjectKind.MOTOR_VEHICLE, ObjectKind.NON_MOTOR, ObjectKind.PERSON)
+
+
+@runtime_checkable
+class StagedDetector(Protocol):
+    """A detector whose three stages can be timed separately (the YOLO detectors are)."""
+
+    def preprocess(self, images: Sequence[ImageBGR]) -> Any: ...
+
+    def infer(self, batch: Any) -> Any: ...
+
+    def postprocess(self, raw: Any, batch: Any) -> list[Detections]: ...
+
+
+class FinishingTracker(Tracker, Protocol):
+    """A tracker that also reports which track ids ended since the last call."""
+
+    def pop_finished(self) -> list[int]: ...
+
+
+class TrackEvents(Protocol):
+    """Turns confirmed tracks into one event per track (``pipeline.events.TrackEventBuilder``)."""
+
+    def update(self, frame: Frame, tracks: Tracks) -> list[Event]: ...
+
+    def finish(self, track_ids: Sequence[int]) -> list[Event]: ...
+
+    def flush(self) -> list[Event]: ...
+
+
+class SignalBoardLike(Protocol):
+    def update(self, frame: Frame) -> Mapping[str, SignalState]: ...
+
+
+class EvidenceHook(Protocol):
+    """Builds evidence for a violation from the analysed frames nearest its evidence times."""
+
+    def build(self, event: Event, frames: Sequence[Frame]) -> Event: ...
+
+
+FrameObserver = Callable[
+    [Frame, Detections, Tracks, Mapping[str, SignalState], Sequence[Event]], None
+]
+
+
+@dataclass
+class RunSummary:
+    stream_id: str
+    frames_analysed: int = 0
+    frames_decoded_span: int = 0
+    wall_s: float = 0.0
+    events_by_type: dict[str, int] = field(default_factory=dict)
+    times: StageTimes = field(default_factory=StageTimes)
+
+    @property
+    def analysed_fps(self) -> float:
+        return self.frames_analysed / self.wall_s if self.wall_s > 0 else 0.0
+
+    @property
+    def events_total(self) -> int:
+        return sum(self.events_by_type.values())
+
+
+def detect_timed(detector: Detector, images: Sequence[ImageBGR], sw: Stopwatch) -> list[Detections]:
+    """Run a detector, timing preprocess / inference / postprocess when it exposes them."""
+    if isinstance(detector, StagedDetector):
+        with sw("preprocess"):
+            batch = detector.preprocess(images)
+        with sw("inference"):
+            raw = detector.infer(batch)
+        with sw("postprocess"):
+            return detector.postprocess(raw, batch)
+    with sw("inference"):
+        return detector.detect(images)
+
+
+class FrameHistory:
+    """The last ``seconds`` of analysed frames (bounded by count too), for evidence images."""
+
+    def __init__(self, seconds: float, max_frames: int = 600) -> None:
+        self._frames: deque[Frame] = deque(maxlen=max_frames)
+        self._seconds = seconds
+
+    def add(self, frame: Frame) -> None:
+        self._frames.append(frame)
+        while self._frames and frame.pts - self._frames[0].pts > self._seconds:
+            self._frames.popleft()
+
+    def nearest(self, pts_list: Sequence[float]) -> list[Frame]:
+        if not self._frames:
+            return []
+        times = np.array([f.pts for f in self._frames])
+        return [self._frames[int(np.argmin(np.abs(times - p)))] for p in pts_list]
+
+
+class StreamRunner:
+    """Runs one stream end to end; ``run()`` returns at end of stream or after ``stop()``."""
+
+    def __init__(
+        self,
+        *,
+        source: FrameSource,
+        detector: Detector,
+        tracker: FinishingTracker,
+        events: TrackEvents,
+        sinks: Sequence[Sink],
+        rules: Sequence[Rule] = (),
+        signal_board: SignalBoardLike | None = None,
+        evidence: EvidenceHook | None = None,
+        observer: FrameObserver | None = None,
+        frame_history_s: float = 12.0,
+        prefetch_depth: int = 4,
+    ) -> None:
+        self.source = source
+        self.detector = detector
+        self.tracker = tracker
+        self.events = events
+        self.sinks = list(sinks)
+        self.rules = list(rules)
+        self.signal_board = signal_board
+        self.evidence = evidence
+        self.observer = observer
+        self.history = FrameHistory(frame_history_s) if rules and evidence else None
+        self.prefetch_depth = prefetch_depth
+        self._stopping = False
+        self._pending: list[tuple[Event, Future[Event]]] = []
+        self._pool: ThreadPoolExecutor | None = None
+
+    def stop(self) -> None:
+        self._stopping = True
+
+    def run(self, progress: Callable[[Frame], None] | None = None) -> RunSummary:
+        summary = RunSummary(stream_id=self.source.info.stream_id)
+        sw = Stopwatch(summary.times)
+        t0 = time.perf_counter()
+        prefetch = Prefetcher(self.source.frames, self.prefetch_depth, summary.times, "decode")
+        last_seq: int | None = None
+        first_seq: int | None = None
+        try:
+            for frame in prefetch:
+                skipped = 0 if last_seq is None else max(0, frame.seq - last_seq - 1)
+                first_seq = frame.seq if first_seq is None else first_seq
+                last_seq = frame.seq
+                events = self._analyse(frame, skipped, sw)
+                self._emit(events, summary)
+                summary.frames_analysed += 1
+                if progress is not None:
+                    progress(frame)
+                if self._stopping:
+                    break
+        finally:
+            prefetch.close()
+            self._emit(self._end_of_stream(), summary)
+            self._drain_evidence(summary, wait=True)
+            self.source.close()
+        summary.wall_s = time.perf_counter() - t0
+        if first_seq is not None and last_seq is not None:
+            summary.frames_decoded_span = last_seq - first_seq + 1
+        return summary
+
+    def _analyse(self, frame: Frame, skipped: int, sw: Stopwatch) -> list[Event]:
+        dets = detect_timed(self.detector, [frame.image], sw)[0]
+        with sw("track"):
+            tracks = self.tracker.update(dets.of_kind(*TRACKED_KINDS), frame.pts, skipped)
+            finished = self.tracker.pop_finished()
+        signals: Mapping[str, SignalState] = {}
+        if self.signal_board is not None:
+            with sw("signal"):
+                signals = self.signal_board.update(frame)
+        events: list[Event] = []
+        with sw("events"):
+            events.extend(self.events.update(frame, tracks))
+            if finished:
+                events.extend(self.events.finish(finished))
+        if self.rules:
+            if self.history is not None:
+                self.history.add(frame)
+            with sw("rules"):
+                for rule in self.rules:
+                    events.extend(rule.update(frame, tracks, signals))
+        if self.observer is not None:
+            self.observer(frame, dets, tracks, signals, events)
+        return events
+
+    def _end_of_stream(self) -> list[Event]:
+        events = self.events.flush()
+        for rule in self.rules:
+            events.extend(rule.end_of_stream())
+        return events
+
+    def _emit(self, events: Sequence[Event], summary: RunSummary) -> None:
+        for ev in events:
+            if ev.violation is not None and self.evidence is not None and self.history is not None:
+                frames = self.history.nearest(ev.violation.evidence_pts)
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(1, thread_name_prefix="evidence")
+                self._pending.append((ev, self._pool.submit(self.evidence.build, ev, frames)))
+                continue
+            self._deliver(ev, summary)
+        self._drain_evidence(summary, wait=False)
+
+    def _drain_evidence(self, summary: RunSummary, *, wait: bool) -> None:
+        still: list[tuple[Event, Future[Event]]] = []
+        for ev, fut in self._pending:
+            if wait or fut.done():
+                done = ev
+                try:
+                    done = fut.result()
+                except Exception:
+                    logger.exception(
+                        "evidence for %s failed; violation kept without it", ev.event_id
+                    )
+                self._deliver(done, summary)
+            else:
+                still.append((ev, fut))
+        self._pending = still
+        if wait and self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    def _deliver(self, ev: Event, summary: RunSummary) -> None:
+        for sink in self.sinks:
+            sink.emit(ev)
+        key = ev.type.value if isinstance(ev.type, EventType) else str(ev.type)
+        summary.events_by_type[key] = summary.events_by_type.get(key, 0) + 1

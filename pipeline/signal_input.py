@@ -1,0 +1,193 @@
+"""External signal-phase input: the phase of a signal group told by the signal controller.
+
+Many e-police installations read the phase from a detector wired to the lamp cables or from the
+signal controller instead of from the video. Two ways in, one store:
+
+* :meth:`ExternalPhaseInput.set_phase` — thread-safe; the REST API calls it.
+* :class:`UdpPhaseListener` — one UDP datagram per phase change (or periodic status), UTF-8 JSON::
+
+      {"group": "main", "color": "red", "wall_ms": 1664098923456}
+      {"group": "main", "color": "green", "pts": 42.5}
+
+  ``group``: signal-group id from the calibration; ``color``: red | amber | green | off | unknown;
+  at most one of ``wall_ms`` (UTC epoch ms when the lamp changed) and ``pts`` (stream
+  presentation time, seconds). Neither: the receiving host's clock at arrival. Repeating the
+  current colour (periodic status) keeps the original start time. Bad datagrams are counted in
+  :attr:`UdpPhaseListener.rejected` and logged, never raised.
+
+:class:`pipeline.signal.SignalBoard` asks :meth:`ExternalPhaseInput.state_at` once per frame and
+turns the answer into a :class:`pipeline.types.SignalState` with ``source="external"``.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from pipeline.errors import ConfigError
+from pipeline.types import LampColor
+
+log = logging.getLogger(__name__)
+
+_MAX_MESSAGES = 256
+
+
+class PhaseMessage(BaseModel):
+    """One external phase message (the UDP JSON body and the REST body)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    group: str = Field(min_length=1, max_length=64, description="Signal-group id.")
+    color: LampColor = Field(description="red | amber | green | off | unknown.")
+    wall_ms: int | None = Field(None, ge=0, description="UTC epoch ms when the lamp changed.")
+    pts: float | None = Field(None, ge=0.0, description="Stream time (s) when the lamp changed.")
+
+    @model_validator(mode="after")
+    def _one_time(self) -> PhaseMessage:
+        if self.wall_ms is not None and self.pts is not None:
+            raise ValueError("give at most one of wall_ms and pts")
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class _Change:
+    color: LampColor
+    at_pts: float | None
+    wall_ms: int | None
+
+    def pts_for(self, frame_pts: float, frame_wall_ms: int) -> float:
+        if self.at_pts is not None:
+            return self.at_pts
+        assert self.wall_ms is not None
+        return frame_pts + (self.wall_ms - frame_wall_ms) / 1000.0
+
+
+@dataclass(frozen=True, slots=True)
+class ExternalPhase:
+    """The phase of one group at a frame time: colour, since when, and when last heard."""
+
+    color: LampColor
+    since_pts: float
+    heard_pts: float
+
+
+class ExternalPhaseInput:
+    """Thread-safe store of phase messages per signal group."""
+
+    def __init__(self, groups: list[str] | None = None) -> None:
+        self._lock = threading.Lock()
+        self._groups = set(groups) if groups is not None else None
+        self._messages: dict[str, deque[_Change]] = {}
+
+    def set_phase(
+        self,
+        group: str,
+        color: LampColor | str,
+        at_pts: float | None = None,
+        wall_ms: int | None = None,
+    ) -> None:
+        """Record that ``group`` shows ``color`` from ``at_pts`` (stream s) or ``wall_ms``.
+
+        Without either, the time is this host's clock now.
+
+        Raises:
+            ConfigError: unknown group or colour, or both times given.
+        """
+        if self._groups is not None and group not in self._groups:
+            raise ConfigError(f"group: unknown signal group {group!r}")
+        try:
+            c = LampColor(color)
+        except ValueError as e:
+            raise ConfigError(f"color: {color!r} is not one of red/amber/green/off/unknown") from e
+        if at_pts is not None and wall_ms is not None:
+            raise ConfigError("give at most one of at_pts and wall_ms")
+        if at_pts is None and wall_ms is None:
+            wall_ms = int(time.time() * 1000)
+        with self._lock:
+            q = self._messages.setdefault(group, deque(maxlen=_MAX_MESSAGES))
+            q.append(_Change(c, at_pts, wall_ms))
+
+    def apply(self, message: PhaseMessage) -> None:
+        """Record a parsed :class:`PhaseMessage`."""
+        self.set_phase(message.group, message.color, message.pts, message.wall_ms)
+
+    def groups(self) -> set[str]:
+        with self._lock:
+            return set(self._messages)
+
+    def state_at(self, group: str, pts: float, wall_ms: int) -> ExternalPhase | None:
+        """The phase in force at frame time (``pts``, ``wall_ms``); None when never told."""
+        with self._lock:
+            msgs = list(self._messages.get(group, ()))
+        timed = sorted(
+            ((m.pts_for(pts, wall_ms), i, m.color) for i, m in enumerate(msgs)),
+            key=lambda x: (x[0], x[1]),
+        )
+        past = [(t, c) for t, _, c in timed if t <= pts + 1e-6]
+        if not past:
+            return None
+        heard, color = past[-1]
+        since = heard
+        for t, c in reversed(past):
+            if c is not color:
+                break
+            since = t
+        return ExternalPhase(color=color, since_pts=since, heard_pts=heard)
+
+
+class UdpPhaseListener:
+    """Receives :class:`PhaseMessage` datagrams on UDP and applies them to an input."""
+
+    def __init__(self, target: ExternalPhaseInput, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._target = target
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            self._sock.bind((host, port))
+        except OSError as e:
+            self._sock.close()
+            raise ConfigError(f"cannot listen for phase messages on {host}:{port}: {e}") from e
+        self._sock.settimeout(0.2)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="phase-udp", daemon=True)
+        self.accepted = 0
+        self.rejected = 0
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, port = self._sock.getsockname()[:2]
+        return str(host), int(port)
+
+    def start(self) -> UdpPhaseListener:
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=2.0)
+        self._sock.close()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data, peer = self._sock.recvfrom(4096)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self._handle(data, peer)
+
+    def _handle(self, data: bytes, peer: object) -> None:
+        try:
+            self._target.apply(PhaseMessage.model_validate_json(data))
+        except (ValidationError, ConfigError) as e:
+            self.rejected += 1
+            log.warning("rejected phase message from %s: %s", peer, str(e).splitlines()[0])
+            return
+        self.accepted += 1

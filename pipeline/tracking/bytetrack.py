@@ -1,0 +1,298 @@
+"""ByteTrack: two-stage IoU association of high- and low-score detections (Zhang et al., ECCV 2022).
+
+Written for sharpeyes from the paper's algorithm. Per frame:
+
+1. every live track is predicted to the frame's time with a constant-velocity Kalman filter
+   using the real time step ``dt`` from the pts (see :mod:`pipeline.tracking.kalman`);
+2. **first stage**: confirmed tracks (tracked and lost) against high-score detections
+   (``score >= high_threshold``), cost ``1 − IoU·score``, gated at ``IoU >= match_iou``;
+3. **second stage**: confirmed tracks still unmatched and tracked in the previous frame against
+   the low-score detections (``low_threshold <= score < high_threshold``), gated at IoU 0.5 (the
+   paper's second-stage value) — this recovers occluded, blurred objects;
+4. tentative tracks against the high-score detections left over; unmatched tentative tracks die;
+5. high-score detections still left with ``score >= new_track_threshold`` open tentative tracks.
+
+Identity: a track gets an id only when it is confirmed after ``min_hits`` matches, from this
+instance's own counter (1, 2, 3 … per stream; no class-level state). Ids are never reused by the
+instance, not even after :meth:`ByteTracker.reset`.
+
+Association is restricted to detections of the same :class:`~pipeline.types.ObjectKind`: model
+classes of one kind (car / bus / truck) continue one track — its class is the score-weighted
+majority vote over its matches — but a person never continues a car.
+
+Time: a track lost for more than ``lost_buffer_s`` seconds of pts (not frames) ends; its id is then
+reported once by :meth:`ByteTracker.pop_finished`. The prediction step uses the pts delta, so
+frames dropped or skipped by the analysis-rate sampler are accounted for by time alone;
+``frames_skipped`` is only counted in :attr:`ByteTracker.stats` (for health and benchmarks)
+and never changes the result, because a pts delta is exact where a frame count is not (VFR,
+dropped frames).
+
+Output: by default only confirmed tracks matched in this frame (``detected=True``) with their
+Kalman-corrected box; ``output_predicted=True`` adds confirmed lost tracks still inside the
+buffer with their predicted box and ``detected=False``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from pipeline.config import TrackerConfig
+from pipeline.tracking import kalman
+from pipeline.tracking.matching import assign, iou_cost
+from pipeline.tracking.table import LOST, TENTATIVE, TRACKED, TrackTable
+from pipeline.types import Detections, Tracks
+
+logger = logging.getLogger(__name__)
+
+SECOND_STAGE_MIN_IOU = 0.5
+"""IoU gate of the low-score stage (ByteTrack's second association uses 0.5)."""
+
+
+@dataclass(slots=True)
+class TrackerStats:
+    """Counters for health pages and benchmarks."""
+
+    frames: int = 0
+    frames_skipped: int = 0
+    tracks_confirmed: int = 0
+    tracks_finished: int = 0
+    tracks_evicted: int = 0
+    detections_dropped: int = 0
+    clock_resets: int = 0
+
+
+class ByteTracker:
+    """Per-stream ByteTrack tracker implementing :class:`pipeline.protocols.Tracker`."""
+
+    def __init__(self, config: TrackerConfig, *, output_predicted: bool = False) -> None:
+        self._cfg = config
+        self._output_predicted = output_predicted
+        self._table = TrackTable.empty()
+        self._next_id = 1
+        self._last_pts: float | None = None
+        self._finished: deque[int] = deque(maxlen=max(1024, 4 * config.max_tracks))
+        self.stats = TrackerStats()
+
+    @property
+    def config(self) -> TrackerConfig:
+        return self._cfg
+
+    def __len__(self) -> int:
+        """Live track states held (tentative, tracked and lost)."""
+        return len(self._table)
+
+    def update(self, detections: Detections, pts: float, frames_skipped: int = 0) -> Tracks:
+        """Associate one frame's detections at presentation time ``pts`` (seconds).
+
+        Raises:
+            ValueError: ``pts`` is not finite or ``frames_skipped`` is negative.
+        """
+        dt = self._advance_clock(pts, frames_skipped)
+        table = self._table
+        table.matched[:] = False
+        self._predict(dt)
+        conf = detections.confidence
+        high = np.flatnonzero(conf >= self._cfg.high_threshold)
+        low = np.flatnonzero((conf >= self._cfg.low_threshold) & (conf < self._cfg.high_threshold))
+
+        pool = np.flatnonzero(table.state != TENTATIVE)
+        rows, cols, left_rows, left_high = self._match(pool, detections, high, self._cfg.match_iou)
+        self._apply(rows, detections, cols, pts)
+
+        was_tracked = left_rows[table.state[left_rows] == TRACKED]
+        rows, cols, _, _ = self._match(
+            was_tracked, detections, low, SECOND_STAGE_MIN_IOU, fuse=False
+        )
+        self._apply(rows, detections, cols, pts)
+
+        tentative = np.flatnonzero(table.state == TENTATIVE)
+        rows, cols, _, left_high = self._match(
+            tentative, detections, left_high, self._cfg.match_iou
+        )
+        self._apply(rows, detections, cols, pts)
+
+        self._retire(pts)
+        new = left_high[conf[left_high] >= self._cfg.new_track_threshold]
+        self._spawn(detections, new, pts)
+        return self._output()
+
+    def pop_finished(self) -> list[int]:
+        """Ids of confirmed tracks that ended (lost past the buffer, evicted, reset) since the
+        previous call, oldest first."""
+        out = list(self._finished)
+        self._finished.clear()
+        return out
+
+    def reset(self) -> None:
+        """Forget all tracks (stream restart); their ids become finished. The id counter goes on."""
+        self._finish(np.ones(len(self._table), dtype=np.bool_))
+        self._last_pts = None
+
+    def end_of_stream(self) -> list[int]:
+        """Finish every track and return all finished ids not popped yet."""
+        self.reset()
+        return self.pop_finished()
+
+    # -- steps ------------------------------------------------------------------------------
+
+    def _advance_clock(self, pts: float, frames_skipped: int) -> float:
+        if not math.isfinite(pts):
+            raise ValueError(f"pts {pts!r} is not a finite number of seconds")
+        if frames_skipped < 0:
+            raise ValueError(f"frames_skipped {frames_skipped} must be >= 0")
+        self.stats.frames += 1
+        self.stats.frames_skipped += frames_skipped
+        dt = 0.0 if self._last_pts is None else pts - self._last_pts
+        if dt < 0.0:
+            logger.warning(
+                "pts went back from %.3f to %.3f s: finishing all tracks", self._last_pts, pts
+            )
+            self.stats.clock_resets += 1
+            self.reset()
+            dt = 0.0
+        self._last_pts = pts
+        return dt
+
+    def _predict(self, dt: float) -> None:
+        table = self._table
+        if len(table) == 0 or dt <= 0.0:
+            return
+        # Like the reference implementation, a lost track keeps its motion but not its size
+        # change, so a box extrapolated through an occlusion does not grow or shrink away.
+        table.mean[table.state == LOST, 6:8] = 0.0
+        table.mean, table.cov = kalman.predict(table.mean, table.cov, np.full(len(table), dt))
+
+    def _match(
+        self,
+        rows: NDArray[np.intp],
+        detections: Detections,
+        cols: NDArray[np.intp],
+        min_iou: float,
+        *,
+        fuse: bool = True,
+    ) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.intp], NDArray[np.intp]]:
+        """Match table ``rows`` to detection indices ``cols``.
+
+        Returns matched rows, their detection indices, unmatched rows and unmatched detections.
+        """
+        if len(rows) == 0 or len(cols) == 0:
+            return rows[:0], cols[:0], rows, cols
+        table = self._table
+        cost = iou_cost(
+            kalman.state_to_xyxy(table.mean[rows]),
+            table.kind[rows],
+            detections.xyxy[cols],
+            detections.kind[cols],
+            min_iou=min_iou,
+            det_score=detections.confidence[cols] if fuse else None,
+        )
+        a = assign(cost, max_cost=1.0)
+        return rows[a.rows], cols[a.cols], rows[a.unmatched_rows], cols[a.unmatched_cols]
+
+    def _apply(
+        self, rows: NDArray[np.intp], detections: Detections, det: NDArray[np.intp], pts: float
+    ) -> None:
+        """Correct matched tracks with their detections; confirm those with enough hits."""
+        if len(rows) == 0:
+            return
+        table = self._table
+        z = kalman.xyxy_to_measurement(detections.xyxy[det])
+        table.mean[rows], table.cov[rows] = kalman.update(table.mean[rows], table.cov[rows], z)
+        table.hits[rows] += 1
+        table.last_pts[rows] = pts
+        table.score[rows] = detections.confidence[det]
+        table.matched[rows] = True
+        table.add_votes(rows, detections.class_id[det], detections.confidence[det])
+        table.state[rows[table.state[rows] == LOST]] = TRACKED
+        self._confirm(
+            rows[(table.state[rows] == TENTATIVE) & (table.hits[rows] >= self._cfg.min_hits)]
+        )
+
+    def _confirm(self, rows: NDArray[np.intp]) -> None:
+        if len(rows) == 0:
+            return
+        table = self._table
+        table.track_id[rows] = np.arange(self._next_id, self._next_id + len(rows))
+        table.state[rows] = TRACKED
+        self._next_id += len(rows)
+        self.stats.tracks_confirmed += len(rows)
+
+    def _retire(self, pts: float) -> None:
+        """Unmatched tracked → lost; drop unmatched tentative tracks and expired lost ones."""
+        table = self._table
+        table.state[(table.state == TRACKED) & ~table.matched] = LOST
+        expired = (table.state == LOST) & (pts - table.last_pts > self._cfg.lost_buffer_s)
+        self._finish(((table.state == TENTATIVE) & ~table.matched) | expired)
+
+    def _finish(self, mask: NDArray[np.bool_]) -> None:
+        """Remove the masked tracks; confirmed ones are reported as finished."""
+        if not mask.any():
+            return
+        ids = self._table.track_id[mask]
+        ids = ids[ids >= 0]
+        self._finished.extend(int(i) for i in ids)
+        self.stats.tracks_finished += len(ids)
+        self._table.keep(~mask)
+
+    def _spawn(self, detections: Detections, det: NDArray[np.intp], pts: float) -> None:
+        """Open tentative tracks for ``det`` within the ``max_tracks`` bound."""
+        if len(det) == 0:
+            return
+        free = self._make_room(len(det))
+        if free < len(det):
+            order = np.argsort(-detections.confidence[det], kind="stable")
+            self.stats.detections_dropped += len(det) - free
+            logger.warning(
+                "track table full (%d): %d detections not tracked",
+                self._cfg.max_tracks,
+                len(det) - free,
+            )
+            det = np.sort(det[order[:free]])
+        if len(det) == 0:
+            return
+        mean, cov = kalman.initiate(kalman.xyxy_to_measurement(detections.xyxy[det]))
+        start = len(self._table)
+        self._table.append(mean, cov, detections.kind[det], detections.confidence[det], pts)
+        rows = np.arange(start, len(self._table), dtype=np.intp)
+        self._table.add_votes(rows, detections.class_id[det], detections.confidence[det])
+        self._confirm(rows[self._table.hits[rows] >= self._cfg.min_hits])
+
+    def _make_room(self, wanted: int) -> int:
+        """Evict lost tracks (oldest first), then tentative ones, until ``wanted`` fit.
+
+        Returns how many new tracks fit afterwards.
+        """
+        table = self._table
+        excess = len(table) + wanted - self._cfg.max_tracks
+        if excess > 0:
+            # Sort key: lost before tentative, then least recently matched first.
+            candidates = np.flatnonzero(table.state != TRACKED)
+            rank = np.lexsort((table.last_pts[candidates], table.state[candidates] != LOST))
+            victims = candidates[rank[:excess]]
+            mask = np.zeros(len(table), dtype=np.bool_)
+            mask[victims] = True
+            self.stats.tracks_evicted += len(victims)
+            self._finish(mask)
+        return max(0, self._cfg.max_tracks - len(self._table))
+
+    def _output(self) -> Tracks:
+        table = self._table
+        show = (table.track_id >= 0) & table.matched
+        if self._output_predicted:
+            show |= (table.track_id >= 0) & (table.state == LOST)
+        rows = np.flatnonzero(show)
+        rows = rows[np.argsort(table.track_id[rows], kind="stable")]
+        return Tracks(
+            xyxy=kalman.state_to_xyxy(table.mean[rows]),
+            confidence=table.score[rows].astype(np.float32),
+            class_id=table.class_ids(rows),
+            kind=table.kind[rows].astype(np.int8),
+            track_id=table.track_id[rows].astype(np.int64),
+            detected=table.matched[rows].copy(),
+        )

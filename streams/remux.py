@@ -1,0 +1,287 @@
+"""Remux a span of encoded packets into an MP4 clip — stream copy, no re-encode.
+
+The clip starts on a keyframe, its timestamps are rebased so the first picture is at 0, the
+``moov`` atom is moved to the front (``+faststart``) so a browser can start playing before the
+whole file arrives, and the file appears atomically (written to a temporary name, then renamed).
+
+H.264 packets come in two framings: length-prefixed with an ``avcC`` record as extradata (MP4,
+MKV files) or Annex-B start codes with SPS/PPS in-band or from the SDP (RTSP). Both are muxed
+as Annex-B: length-prefixed packets are converted and the parameter sets put in front of the
+first keyframe, from which FFmpeg's MP4 muxer builds the ``avcC`` record itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+
+from pipeline.errors import StreamError, StreamOpenError
+from streams.packet_ring import EncodedPacket, StreamParams, select_span
+
+log = logging.getLogger(__name__)
+
+START_CODE = b"\x00\x00\x00\x01"
+H264_SPS = 7
+
+
+@dataclass(frozen=True, slots=True)
+class ClipInfo:
+    """What was written: where, which span of the stream, how big."""
+
+    path: Path
+    codec: str
+    width: int
+    height: int
+    start_pts_s: float  # stream time of the first (key)frame, on the Frame.pts timeline
+    end_pts_s: float  # stream time just after the last frame shown
+    packets: int
+    keyframes: int
+    size_bytes: int
+
+    @property
+    def duration_s(self) -> float:
+        return max(0.0, self.end_pts_s - self.start_pts_s)
+
+    def covers(self, start_s: float, end_s: float, tolerance_s: float = 1e-3) -> bool:
+        """True when the clip shows every instant of [start_s, end_s]."""
+        return self.start_pts_s <= start_s + tolerance_s and self.end_pts_s >= end_s - tolerance_s
+
+
+# -- H.264 framing -----------------------------------------------------------------------------
+
+
+def is_annexb(data: bytes) -> bool:
+    return data.startswith((b"\x00\x00\x01", START_CODE))
+
+
+def parse_avcc(extradata: bytes) -> tuple[int, list[bytes]]:
+    """Split an ``avcC`` record into (NAL length size, [SPS…, PPS…]) (ISO/IEC 14496-15 5.3.3)."""
+    try:
+        if extradata[0] != 1:
+            raise ValueError("not version 1")
+        length_size = (extradata[4] & 0x03) + 1
+        nals: list[bytes] = []
+        pos = 5
+        for count_mask in (0x1F, 0xFF):  # SPS count (5 bits), then PPS count (8 bits)
+            count = extradata[pos] & count_mask
+            pos += 1
+            for _ in range(count):
+                n = int.from_bytes(extradata[pos : pos + 2], "big")
+                nal = extradata[pos + 2 : pos + 2 + n]
+                if len(nal) != n:
+                    raise ValueError("truncated parameter set")
+                nals.append(nal)
+                pos += 2 + n
+        return length_size, nals
+    except (IndexError, ValueError) as e:
+        raise StreamError(f"malformed H.264 avcC extradata ({len(extradata)} bytes): {e}") from e
+
+
+def length_prefixed_to_annexb(data: bytes, length_size: int) -> bytes:
+    """Rewrite length-prefixed NAL units as Annex-B (4-byte start codes)."""
+    out = bytearray()
+    pos = 0
+    while pos + length_size <= len(data):
+        n = int.from_bytes(data[pos : pos + length_size], "big")
+        pos += length_size
+        if n == 0 or pos + n > len(data):
+            raise StreamError(f"corrupt length-prefixed H.264 packet (NAL of {n} bytes at {pos})")
+        out += START_CODE + data[pos : pos + n]
+        pos += n
+    return bytes(out)
+
+
+def annexb_has_sps(data: bytes) -> bool:
+    i = data.find(b"\x00\x00\x01")
+    while i >= 0 and i + 3 < len(data):
+        if data[i + 3] & 0x1F == H264_SPS:
+            return True
+        i = data.find(b"\x00\x00\x01", i + 3)
+    return False
+
+
+class _Framer:
+    """Turns packets of one stream into Annex-B payloads, parameter sets before the first."""
+
+    def __init__(self, params: StreamParams) -> None:
+        self.length_size = 0
+        self.header = b""
+        extra = params.extradata or b""
+        if params.codec_name == "h264" and extra and not is_annexb(extra):
+            self.length_size, nals = parse_avcc(extra)
+            self.header = b"".join(START_CODE + n for n in nals)
+        elif extra and is_annexb(extra):
+            self.header = extra
+        elif extra:
+            raise StreamError(
+                f"cannot remux {params.codec_name!r} with out-of-band config; only H.264 avcC "
+                "or Annex-B extradata is supported"
+            )
+        self._first = True
+
+    def payload(self, data: bytes) -> bytes:
+        if self.length_size and not is_annexb(data):
+            data = length_prefixed_to_annexb(data, self.length_size)
+        if self._first:
+            self._first = False
+            if self.header and not annexb_has_sps(data):
+                data = self.header + data
+        return data
+
+
+# -- muxing ------------------------------------------------------------------------------------
+
+
+def _ticks(pkt: EncodedPacket, tb: Fraction, origin_s: float) -> tuple[int, int]:
+    """(pts, dts) of a packet in ``tb`` ticks; packets without pts use ``pts_s``."""
+    pts = pkt.pts if pkt.pts is not None else round((pkt.pts_s - origin_s) / tb)
+    dts = pkt.dts if pkt.dts is not None else pts
+    return pts, dts
+
+
+def _tmp_path(out_path: Path) -> Path:
+    return out_path.with_name(f".{out_path.name}.{os.getpid()}.tmp")
+
+
+def _check_packets(params: StreamParams, packets: Sequence[EncodedPacket]) -> None:
+    if not packets:
+        raise StreamError("no packets to remux (the requested span is not in the buffer)")
+    if not packets[0].is_keyframe:
+        raise StreamError("a clip must start on a keyframe; the first packet is not one")
+    if params.time_base <= 0:
+        raise StreamError(f"invalid time base {params.time_base}")
+
+
+def remux_clip(params: StreamParams, packets: Sequence[EncodedPacket], out_path: Path) -> ClipInfo:
+    """Write ``packets`` (decode order, first a keyframe) as an MP4 at ``out_path``.
+
+    Raises :class:`StreamError` when the packets cannot form a clip (none, no keyframe first,
+    unsupported framing) or FFmpeg refuses them.
+    """
+    _check_packets(params, packets)
+    tb = params.time_base
+    first_pts, _ = _ticks(packets[0], tb, packets[0].pts_s)
+    origin_s = packets[0].pts_s
+    tmp = _tmp_path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        _mux(params, packets, tmp, first_pts, origin_s)
+        with tmp.open("rb") as f:
+            os.fsync(f.fileno())
+        tmp.replace(out_path)
+    except (av.FFmpegError, OSError, ValueError) as e:
+        raise StreamError(f"cannot write clip {out_path}: {e}") from e
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+    end_s = max(p.pts_s + float((p.duration or 0) * tb) for p in packets)
+    return ClipInfo(
+        path=out_path,
+        codec=params.codec_name,
+        width=params.width,
+        height=params.height,
+        start_pts_s=origin_s,
+        end_pts_s=end_s,
+        packets=len(packets),
+        keyframes=sum(p.is_keyframe for p in packets),
+        size_bytes=out_path.stat().st_size,
+    )
+
+
+def _mux(
+    params: StreamParams,
+    packets: Sequence[EncodedPacket],
+    tmp: Path,
+    first_pts: int,
+    origin_s: float,
+) -> None:
+    framer = _Framer(params)
+    tb = params.time_base
+    with av.open(str(tmp), "w", format="mp4", options={"movflags": "+faststart"}) as out:
+        stream: Any = out.add_mux_stream(
+            params.codec_name,
+            rate=params.frame_rate,
+            width=params.width,
+            height=params.height,
+        )
+        stream.time_base = tb
+        for p in packets:
+            pts, dts = _ticks(p, tb, origin_s)
+            pkt = av.Packet(framer.payload(p.data))
+            pkt.stream = stream
+            pkt.time_base = tb
+            pkt.pts = pts - first_pts
+            pkt.dts = dts - first_pts
+            if p.duration:
+                pkt.duration = p.duration
+            pkt.is_keyframe = p.is_keyframe
+            out.mux(pkt)
+
+
+# -- file sources ------------------------------------------------------------------------------
+
+
+def stream_params(stream: Any) -> StreamParams:
+    """:class:`StreamParams` of a demuxed PyAV video stream."""
+    ctx = stream.codec_context
+    return StreamParams(
+        codec_name=str(stream.codec_context.name),
+        extradata=bytes(ctx.extradata) if ctx.extradata else None,
+        width=int(ctx.width),
+        height=int(ctx.height),
+        time_base=Fraction(stream.time_base),
+        frame_rate=Fraction(stream.average_rate) if stream.average_rate else None,
+    )
+
+
+def demux_packets(container: Any, stream: Any, start_s: float, end_s: float) -> Iterator[EncodedPacket]:
+    """Packets of ``stream`` from the keyframe before ``start_s`` until all later ones are past
+    ``end_s``. ``pts_s`` is relative to the stream's start time (as a file source's Frame.pts).
+    """
+    tb = Fraction(stream.time_base)
+    origin = int(stream.start_time or 0)
+    if start_s > 0:
+        container.seek(origin + int(start_s / tb), stream=stream, backward=True, any_frame=False)
+    for pkt in container.demux(stream):
+        if pkt.size == 0 or (pkt.pts is None and pkt.dts is None):
+            continue
+        ts = pkt.pts if pkt.pts is not None else pkt.dts
+        if pkt.dts is not None and float((pkt.dts - origin) * tb) > end_s:
+            break  # pts ≥ dts, so nothing later in decode order is shown before end_s
+        yield EncodedPacket(
+            data=bytes(pkt),
+            pts=pkt.pts,
+            dts=pkt.dts,
+            duration=pkt.duration,
+            time_base=tb,
+            is_keyframe=bool(pkt.is_keyframe),
+            pts_s=float((ts - origin) * tb),
+        )
+
+
+def clip_from_file(video_path: Path, start_s: float, end_s: float, out: Path) -> ClipInfo:
+    """Remux [start_s, end_s] of a video file (from the keyframe before ``start_s``) to MP4."""
+    try:
+        container = av.open(str(video_path))
+    except (av.FFmpegError, OSError) as e:
+        raise StreamOpenError(f"cannot open {video_path}: {e}") from e
+    with container:
+        if not container.streams.video:
+            raise StreamOpenError(f"{video_path} has no video stream")
+        stream = container.streams.video[0]
+        params = stream_params(stream)
+        try:
+            pkts = list(demux_packets(container, stream, max(0.0, start_s), end_s))
+        except av.FFmpegError as e:
+            raise StreamError(f"cannot read {video_path}: {e}") from e
+    span = select_span(pkts, start_s, end_s)
+    log.debug("clip_from_file %s [%.3f, %.3f]: %d packets", video_path, start_s, end_s, len(span))
+    return remux_clip(params, span, out)
