@@ -81,9 +81,17 @@ def _cmd_evidence_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_viid_server(args: argparse.Namespace) -> int:
-    from api.viid.receiver import run_receiver_cli
+    from api.viid.receiver import run_receiver
+    from api.viid.receiver_state import ReceiverConfig
 
-    return run_receiver_cli(args)
+    config = ReceiverConfig(
+        accounts={args.user: args.password},
+        validate_payloads=not args.no_validate,
+        template_path=args.template,
+    )
+    _out(f"GA/T 1400 receiver on http://{args.host}:{args.port}/VIID (user {args.user})")
+    run_receiver(args.host, args.port, config)
+    return EXIT_OK
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -153,7 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     vs.add_argument("--port", type=int, default=8090)
     vs.add_argument("--user", default="admin", help="Digest account user name")
     vs.add_argument("--password", default="admin", help="Digest account password")
-    vs.add_argument("--data", default="out/viid", help="where received records are kept")
+    vs.add_argument("--template", help="MEGVII rule template JSON (default: the shared copy)")
+    vs.add_argument("--no-validate", action="store_true", help="accept payloads unchecked")
     vs.set_defaults(func=_cmd_viid_server)
     return p
 

@@ -19,6 +19,7 @@ from api.auth import AuthAuditRecord, Principal, Role
 from api.auth.audit import AuthAction
 from api.auth.tokens import TokenError
 from api.context import AppContext, client_address, get_context
+from api.schemas import ErrorBody
 from api.service import ServiceFacade
 
 logger = logging.getLogger(__name__)
@@ -122,7 +123,9 @@ Reviewer = Annotated[Principal, Depends(_reviewer)]
 Admin = Annotated[Principal, Depends(_admin)]
 
 AUTH_RESPONSES: dict[int | str, dict[str, object]] = {
-    401: {"description": "No token, or an invalid or revoked one."},
-    403: {"description": "The token's role is too low."},
-    429: {"description": "Too many failed authentications from this client."},
+    400: {"model": ErrorBody, "description": "The request cannot be served as asked."},
+    401: {"model": ErrorBody, "description": "No token, or an invalid or revoked one."},
+    403: {"model": ErrorBody, "description": "The token's role is too low."},
+    429: {"model": ErrorBody, "description": "Too many failed authentications from this client."},
+    503: {"model": ErrorBody, "description": "The store or pipeline is unavailable."},
 }

@@ -83,11 +83,11 @@ def build_stream_pipeline(
     deliver: str | None = None,
     detector: Detector | None = None,
 ) -> PipelineParts:
-    """Wire one camera's pipeline writing into ``out`` (events.jsonl, events.db, crops, evidence)."""
+    """Wire one camera's pipeline writing into ``out`` (events.jsonl, events.db, crops)."""
     from api.store.db import open_database
     from api.store.events import EventStore
     from api.store.sink import JsonlSink, StoreSink
-    from models.classes import COCO_NAMES, vehicle_class_codes
+    from models.classes import COCO80_NAMES, VEHICLE_CLASS_CODES
     from pipeline.events import TrackEventBuilder
     from pipeline.tracking.bytetrack import ByteTracker
     from streams.file_source import FileSource
@@ -110,16 +110,23 @@ def build_stream_pipeline(
         analysis_fps=cam.analysis_fps,
         packet_sink=ring.push if ring is not None else None,
     )
+    if ring is not None:
+        params = source.video_stream_params()
+        if params is not None:
+            ring.set_stream_params(params)
     if cam.intersection is not None:
         rules, board, evidence = _red_light_parts(cam, source, out, ring)
     store = EventStore(open_database(str(out / "events.db")), out)
     destinations: tuple[str, ...] = ("viid",) if deliver else ()
-    sinks: list[Sink] = [JsonlSink(out / "events.jsonl"), StoreSink(store, destinations)]
+    sinks: list[Sink] = [
+        JsonlSink(out / "events.jsonl", files_root=out),
+        StoreSink(store, destinations, device_id=cam.device_id),
+    ]
     events = TrackEventBuilder(
         cam.id,
         cam.events,
-        class_names=COCO_NAMES,
-        class_codes=vehicle_class_codes(),
+        class_names=COCO80_NAMES,
+        class_codes=VEHICLE_CLASS_CODES,
         image_up_bearing_deg=cam.image_up_bearing_deg,
     )
     runner = StreamRunner(
@@ -153,7 +160,7 @@ def _red_light_parts(
     builder = EvidenceBuilder(
         out,
         camera=cam,
-        plate_reader=PlateReader(),
+        plate_reader=PlateReader("plate_det_640"),
         hmac_key=evidence_key(),
         clip_pre_roll_s=2.0,
         clip_post_roll_s=2.0,

@@ -13,11 +13,11 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from api.auth import AuthAuditLog, TokenService
 from api.auth.sql import SqlAuthAuditLog, SqlTokenRepository
-from api.cameras import CameraRegistry
+from api.cameras import CameraRegistry, mask_url
 from api.convert import ReviewOutcome, audit_public, event_public, feed_payload
 from api.evidence import EvidenceFile, EvidenceLocator, UrlSigner
 from api.feed import FeedHub, FeedItem
@@ -30,8 +30,9 @@ from api.schemas import (
     StreamHealthPublic,
 )
 from api.service_errors import ConflictError, InvalidRequestError, NotFoundError
-from api.store.db import Database
+from api.store.db import Database, open_database
 from api.store.events import EventNotFoundError, EventStore, ReviewError
+from api.store.migrate import migrate
 from api.store.records import EventFilter, StoredEvent
 from pipeline.errors import StoreError
 from pipeline.types import Event
@@ -123,7 +124,9 @@ class StoreService:
         self._model_status = provider
 
     def stream_health(self) -> Mapping[str, StreamHealthPublic]:
-        return dict(self._health()) if self._health is not None else {}
+        if self._health is None:
+            return {}
+        return {k: h.model_copy(update={"url": mask_url(h.url)}) for k, h in self._health().items()}
 
     def readiness(self) -> Readiness:
         store_ok, detail = True, None
@@ -264,3 +267,10 @@ class StoreService:
                     )
                 )
         return items
+
+
+def build_store_service(db_url: str | Path, files_root: Path, **options: Any) -> StoreService:
+    """Open (and migrate) the store at ``db_url`` and build a :class:`StoreService` on it."""
+    db = open_database(db_url)
+    migrate(db)
+    return StoreService(db, EventStore(db, files_root), files_root=files_root, **options)

@@ -96,3 +96,8 @@ class ClassMap:
         if 0 <= class_id < len(self.names):
             return self.names[class_id]
         return f"class_{class_id}"
+
+
+def coco_kinds(motorcycle_is_non_motor: bool = True) -> tuple[ObjectKind, ...]:
+    """``ObjectKind`` of every COCO-80 class id, in class-id order."""
+    return tuple(ObjectKind(int(k)) for k in _kind_table(motorcycle_is_non_motor))

@@ -141,20 +141,21 @@ def load_alphabet(path: Path) -> list[str]:
     return chars
 
 
-def _session(path: Path, providers: Sequence[str] | None, threads: int) -> Any:
+def _session(path: Path, providers: str | Sequence[str], threads: int) -> Any:
+    """An ONNX Runtime session; ``providers`` as in :mod:`models.onnx_session` ("auto", "cpu",
+    "cuda", "tensorrt" or provider names)."""
     import onnxruntime as ort
 
+    from models.onnx_session import select_providers
+
     opts = ort.SessionOptions()
-    if threads > 0:
-        opts.intra_op_num_threads = threads
+    opts.intra_op_num_threads = max(0, threads)
     opts.inter_op_num_threads = 1
-    avail = ort.get_available_providers()
-    chosen = [p for p in (providers or ["CPUExecutionProvider"]) if p in avail]
+    opts.log_severity_level = 3
+    chosen = select_providers(providers, ort.get_available_providers())
     try:
-        return ort.InferenceSession(
-            str(path), sess_options=opts, providers=chosen or ["CPUExecutionProvider"]
-        )
-    except Exception as e:
+        return ort.InferenceSession(str(path), sess_options=opts, providers=chosen)
+    except Exception as e:  # onnxruntime raises its own untyped errors
         raise ModelError(f"cannot load plate model {path}: {e}") from e
 
 
@@ -299,7 +300,7 @@ class PlateReader:
         self,
         det_model: Literal["plate_det_320", "plate_det_640"] | str = "plate_det_320",
         rec_model: str = "plate_rec_color",
-        providers: Sequence[str] | None = None,
+        providers: str | Sequence[str] = "auto",
         threads: int = 0,
         *,
         det_threshold: float = 0.3,
@@ -317,6 +318,11 @@ class PlateReader:
         self.det_threshold = det_threshold
         self.nms_iou = nms_iou
         self.min_char_confidence = min_char_confidence
+
+    @property
+    def providers(self) -> tuple[str, ...]:
+        """Execution providers actually in use by the detector session."""
+        return tuple(self._det.get_providers())
 
     def read(self, image_bgr: ImageBGR, roi: Box | None = None) -> list[PlateReading]:
         """Find and read every plate in ``image_bgr`` (or in ``roi`` of it), best first.

@@ -171,7 +171,9 @@ _SPECS: tuple[ModelSpec, ...] = (
         url="https://github.com/we0091234/chinese_plate_tensorrt/raw/master/plate_rec.onnx",
         family="plate_rec",
         input=InputFacts(
-            size=(48, 168), channel_order="BGR", normalisation="(x/255-0.588)/0.193",
+            size=(48, 168),
+            channel_order="BGR",
+            normalisation="(x/255-0.588)/0.193",
             letterbox="none",
         ),
         licence="none stated (ask the author before commercial use)",
@@ -204,6 +206,7 @@ _SPECS: tuple[ModelSpec, ...] = (
 )
 
 MODEL_SPECS: Mapping[str, ModelSpec] = MappingProxyType({s.name: s for s in _SPECS})
+REGISTRY = MODEL_SPECS  # the name the CLI uses
 DEFAULT_DETECTOR = "yolov5n"
 
 

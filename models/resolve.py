@@ -168,6 +168,7 @@ def download_model(spec: ModelSpec, dest: Path, *, timeout_s: float = 60.0) -> P
             raise ModelIntegrityError(
                 integrity_message(spec, dest, actual) + f" (downloaded from {spec.url}; discarded)"
             )
+        tmp.chmod(0o644)
         os.replace(tmp, dest)
     except OSError as e:
         raise ModelError(f"model {spec.name!r}: download from {spec.url} failed: {e}") from e

@@ -5,7 +5,7 @@ camera sees it. Coordinates are fractions of the frame width/height, so one cali
 every resolution of the same view. The structure::
 
     intersection:
-      signal_groups: [{id: main, source: video}]          # who governs what, where the phase comes from
+      signal_groups: [{id: main, source: video}]    # phases and where they come from
       signal_heads:  [{id: h1, group: main, region: [[x1, y1], [x2, y2]], layout: vertical}]
       approaches:
         - id: north
@@ -50,7 +50,9 @@ Polygon = Annotated[list[Point], Field(min_length=3)]
 def _box_ok(v: tuple[Point, Point]) -> tuple[Point, Point]:
     (x1, y1), (x2, y2) = v
     if not (x2 > x1 and y2 > y1):
-        raise ValueError(f"box {v} must be [[left, top], [right, bottom]] with right>left, bottom>top")
+        raise ValueError(
+            f"box {v} must be [[left, top], [right, bottom]] with right>left, bottom>top"
+        )
     return v
 
 
@@ -73,6 +75,18 @@ class Movement(enum.StrEnum):
     LEFT = "left"
     RIGHT = "right"
     U_TURN = "u_turn"
+
+
+LampName = Literal["red", "amber", "green"]
+VehicleKindName = Literal["motor_vehicle", "non_motor"]
+
+
+def _default_lamps() -> list[LampName]:
+    return ["red", "amber", "green"]
+
+
+def _default_kinds() -> list[VehicleKindName]:
+    return ["motor_vehicle"]
 
 
 class Strict(BaseModel):
@@ -113,8 +127,8 @@ class SignalHead(Strict):
         description="How lamps are arranged inside the region: vertical (top→bottom), "
         "horizontal (left→right), or single (one lamp that changes colour; read by hue only).",
     )
-    lamps: list[Literal["red", "amber", "green"]] = Field(
-        default_factory=lambda: ["red", "amber", "green"],
+    lamps: list[LampName] = Field(
+        default_factory=_default_lamps,
         description="Colours of the lamps in layout order (e.g. [red, green] for a two-lamp head).",
     )
     min_lit_fraction: float = Field(
@@ -234,8 +248,8 @@ class IntersectionCalibration(Strict):
     anchor: Anchor = Field(
         Anchor.BOTTOM_CENTER, description="Box point that stands for a vehicle's position."
     )
-    vehicle_kinds: list[Literal["motor_vehicle", "non_motor"]] = Field(
-        default_factory=lambda: ["motor_vehicle"],
+    vehicle_kinds: list[VehicleKindName] = Field(
+        default_factory=_default_kinds,
         description="Object kinds the vehicle red-light rule applies to.",
     )
     violation_code: str = Field(
@@ -252,13 +266,17 @@ class IntersectionCalibration(Strict):
         "once the anchor is this far past, so box jitter on the line does not flip it.",
     )
     confirm_frames: int = Field(
-        2, ge=1, le=10, description="Analysed frames past the stop line needed to confirm a crossing."
+        2,
+        ge=1,
+        le=10,
+        description="Analysed frames past the stop line needed to confirm a crossing.",
     )
     min_displacement: float = Field(
         0.04,
         ge=0.0,
         le=1.0,
-        description="Distance past the stop line (fraction of frame diagonal) for evidence image 3.",
+        description="Distance past the stop line (fraction of frame diagonal) for evidence "
+        "image 3.",
     )
     turn_angle_deg: float = Field(
         35.0, gt=5.0, lt=90.0, description="Heading change that counts as a turn (left/right)."

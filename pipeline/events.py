@@ -17,6 +17,9 @@ Best crop quality = ``confidence × sqrt(box area)``, halved when the box touche
 border (a truncated object). The crop is cut with ``crop_margin`` (fraction of the box size on
 each side), kept as pixels while the track lives and JPEG-encoded once, at emission.
 
+Trajectory: ``trajectory_points`` points of the bottom-centre anchor at evenly spaced times from
+the first to the last detection (positions linearly interpolated between the kept samples).
+
 Direction: the heading of the bottom-centre anchor from the first to the last trajectory point,
 in image degrees (0 = up, 90 = right; see :mod:`pipeline.geometry`) and as an image-relative
 name in ``Event.direction`` ("up", "down-left", …). When the camera's ``image_up_bearing_deg``
@@ -87,7 +90,11 @@ class _Trajectory:
         self.last = point
 
     def summary(self, n: int) -> tuple[TrajectoryPoint, ...]:
-        """Up to ``n`` samples nearest to ``n`` evenly spaced times from first to last."""
+        """``n`` points at evenly spaced times from the first to the last sample.
+
+        Positions between kept samples are linearly interpolated; the first and last points are
+        real observations. Fewer points when fewer than ``n`` samples were seen.
+        """
         pts = list(self._points)
         if self.last is not None and (not pts or pts[-1] is not self.last):
             pts.append(self.last)
@@ -95,10 +102,12 @@ class _Trajectory:
             return tuple(pts)
         times = np.array([p.pts for p in pts])
         targets = np.linspace(times[0], times[-1], n)
-        idx = np.clip(np.searchsorted(times, targets), 1, len(times) - 1)
-        nearer_left = (targets - times[idx - 1]) <= (times[idx] - targets)
-        idx = np.where(nearer_left, idx - 1, idx)
-        return tuple(pts[i] for i in sorted(set(idx.tolist())))
+        xs = np.interp(targets, times, [p.x for p in pts])
+        ys = np.interp(targets, times, [p.y for p in pts])
+        return tuple(
+            TrajectoryPoint(float(t), float(x), float(y))
+            for t, x, y in zip(targets, xs, ys, strict=True)
+        )
 
 
 @dataclass(slots=True)

@@ -92,20 +92,42 @@ def read_lamp(crop: ImageBGR, head: SignalHead) -> LampReading:
     return _by_brightness(cells, colors, head)
 
 
-def _by_brightness(cells: list[np.ndarray], colors: list[LampColor], head: SignalHead) -> LampReading:
+def _by_brightness(
+    cells: list[np.ndarray], colors: list[LampColor], head: SignalHead
+) -> LampReading:
     tops = [_top_value(c) for c in cells]
     if max(tops) < head.min_value:
         return LampReading(LampColor.OFF, 0.8)
     if len(cells) == 1:
         return LampReading(LampColor.UNKNOWN, 0.0)
     order = np.argsort(tops)[::-1]
-    if tops[int(order[0])] - tops[int(order[1])] >= _BLOOM_MARGIN:
-        return LampReading(colors[int(order[0])], 0.5)
-    return LampReading(LampColor.UNKNOWN, 0.0)
+    k = int(order[0])
+    if tops[k] - tops[int(order[1])] < _BLOOM_MARGIN or _foreign_hue(cells[k], colors, k, head):
+        return LampReading(LampColor.UNKNOWN, 0.0)
+    return LampReading(colors[k], 0.5)
+
+
+def _foreign_hue(cell: np.ndarray, colors: list[LampColor], k: int, head: SignalHead) -> bool:
+    """True when the bright pixels of cell ``k`` are coloured like another lamp (e.g. red
+    countdown digits in the green cell) rather than white bloom or the lamp's own hue."""
+    bright = (cell[..., 2] >= head.min_value) & (cell[..., 1] >= head.min_saturation)
+    n = int(bright.sum())
+    if n == 0:
+        return False
+    own = int((bright & _hue_mask(cell, colors[k])).sum())
+    other = max(
+        (int((bright & _hue_mask(cell, c)).sum()) for i, c in enumerate(colors) if i != k),
+        default=0,
+    )
+    return other > own
 
 
 class SignalSmoother:
-    """Hysteresis over raw readings: one noisy frame never flips the state."""
+    """Hysteresis over raw readings: one noisy frame never flips the state.
+
+    A colour candidate survives interleaved dark readings (LED flicker); a dark state
+    (OFF/UNKNOWN) needs an unbroken dark run of ``confirm_frames`` and ``dark_hold_s``.
+    """
 
     def __init__(self, group: str, confirm_frames: int = 2, dark_hold_s: float = 0.6) -> None:
         self.group = group
@@ -114,34 +136,47 @@ class SignalSmoother:
         self._color = LampColor.UNKNOWN
         self._since: float | None = None
         self._conf = 0.0
+        self._seen_color = False
         self._cand: LampColor | None = None
         self._cand_since = 0.0
         self._cand_count = 0
+        self._dark: LampColor | None = None
+        self._dark_since = 0.0
+        self._dark_count = 0
 
     def update(self, reading: LampReading, pts: float) -> SignalState:
         if self._since is None:
             self._since = pts
         if reading.color is self._color:
-            self._cand, self._cand_count = None, 0
+            self._cand, self._dark = None, None
             self._conf = 0.8 * self._conf + 0.2 * reading.confidence
+        elif reading.color in (LampColor.OFF, LampColor.UNKNOWN):
+            self._consider_dark(reading, pts)
         else:
-            self._consider(reading, pts)
+            self._consider_color(reading, pts)
         return SignalState(self.group, self._color, round(self._conf, 3), self._since, pts)
 
-    def _consider(self, reading: LampReading, pts: float) -> None:
+    def _adopt(self, color: LampColor, since: float, confidence: float) -> None:
+        self._color, self._since, self._conf = color, since, confidence
+        self._cand, self._dark = None, None
+
+    def _consider_dark(self, reading: LampReading, pts: float) -> None:
+        if reading.color is not self._dark:
+            self._dark, self._dark_since, self._dark_count = reading.color, pts, 0
+        self._dark_count += 1
+        if self._dark_count >= self._confirm and pts - self._dark_since >= self._dark_hold:
+            self._adopt(reading.color, self._dark_since, reading.confidence)
+
+    def _consider_color(self, reading: LampReading, pts: float) -> None:
+        self._dark = None
         if reading.color is self._cand:
             self._cand_count += 1
         else:
             self._cand, self._cand_since, self._cand_count = reading.color, pts, 1
-        dark = reading.color in (LampColor.OFF, LampColor.UNKNOWN)
-        startup = self._color is LampColor.UNKNOWN and not dark and reading.confidence >= 0.8
-        enough = self._cand_count >= self._confirm and (
-            not dark or pts - self._cand_since >= self._dark_hold
-        )
-        if startup or enough:
-            self._color, self._since = reading.color, self._cand_since
-            self._conf = reading.confidence
-            self._cand, self._cand_count = None, 0
+        startup = not self._seen_color and reading.confidence >= 0.8
+        if startup or self._cand_count >= self._confirm:
+            self._seen_color = True
+            self._adopt(reading.color, self._cand_since, reading.confidence)
 
 
 class VideoHead:
@@ -152,10 +187,10 @@ class VideoHead:
         (x1, y1), (x2, y2) = head.region
         self.head = head
         self._box = (
-            max(0, int(round(x1 * w))),
-            max(0, int(round(y1 * h))),
-            min(w, max(int(round(x2 * w)), int(round(x1 * w)) + 1)),
-            min(h, max(int(round(y2 * h)), int(round(y1 * h)) + 1)),
+            max(0, round(x1 * w)),
+            max(0, round(y1 * h)),
+            min(w, max(round(x2 * w), round(x1 * w) + 1)),
+            min(h, max(round(y2 * h), round(y1 * h) + 1)),
         )
         self.smoother = SignalSmoother(head.group)
         self.last_reading = LampReading(LampColor.UNKNOWN, 0.0)

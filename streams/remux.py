@@ -128,7 +128,9 @@ class _Framer:
         self._first = True
 
     def payload(self, data: bytes) -> bytes:
-        if self.length_size and not is_annexb(data):
+        # With avcC extradata the packets are length-prefixed: never sniff for start codes, a
+        # 4-byte length of 256–511 begins with 00 00 01 and would look like one.
+        if self.length_size:
             data = length_prefixed_to_annexb(data, self.length_size)
         if self._first:
             self._first = False
@@ -140,10 +142,18 @@ class _Framer:
 # -- muxing ------------------------------------------------------------------------------------
 
 
-def _ticks(pkt: EncodedPacket, tb: Fraction, origin_s: float) -> tuple[int, int]:
-    """(pts, dts) of a packet in ``tb`` ticks; packets without pts use ``pts_s``."""
-    pts = pkt.pts if pkt.pts is not None else round((pkt.pts_s - origin_s) / tb)
-    dts = pkt.dts if pkt.dts is not None else pts
+def _ticks(pkt: EncodedPacket, tb: Fraction, anchor: tuple[int, float]) -> tuple[int, int]:
+    """(pts, dts) of a packet in ``tb`` ticks.
+
+    A packet in another time base is rescaled; one without pts is placed by its ``pts_s``
+    relative to ``anchor`` = (ticks, seconds) of the first packet.
+    """
+    scale = pkt.time_base / tb if pkt.time_base and pkt.time_base != tb else Fraction(1)
+    if pkt.pts is not None:
+        pts = round(pkt.pts * scale)
+    else:
+        pts = anchor[0] + round((pkt.pts_s - anchor[1]) / tb)
+    dts = round(pkt.dts * scale) if pkt.dts is not None else pts
     return pts, dts
 
 
@@ -168,8 +178,8 @@ def remux_clip(params: StreamParams, packets: Sequence[EncodedPacket], out_path:
     """
     _check_packets(params, packets)
     tb = params.time_base
-    first_pts, _ = _ticks(packets[0], tb, packets[0].pts_s)
     origin_s = packets[0].pts_s
+    first_pts, _ = _ticks(packets[0], tb, (0, origin_s))
     tmp = _tmp_path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -182,7 +192,7 @@ def remux_clip(params: StreamParams, packets: Sequence[EncodedPacket], out_path:
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
-    end_s = max(p.pts_s + float((p.duration or 0) * tb) for p in packets)
+    end_s = max(p.pts_s + float((p.duration or 0) * (p.time_base or tb)) for p in packets)
     return ClipInfo(
         path=out_path,
         codec=params.codec_name,
@@ -214,14 +224,14 @@ def _mux(
         )
         stream.time_base = tb
         for p in packets:
-            pts, dts = _ticks(p, tb, origin_s)
+            pts, dts = _ticks(p, tb, (first_pts, origin_s))
             pkt = av.Packet(framer.payload(p.data))
             pkt.stream = stream
             pkt.time_base = tb
             pkt.pts = pts - first_pts
             pkt.dts = dts - first_pts
             if p.duration:
-                pkt.duration = p.duration
+                pkt.duration = round(p.duration * (p.time_base or tb) / tb)
             pkt.is_keyframe = p.is_keyframe
             out.mux(pkt)
 
@@ -242,7 +252,9 @@ def stream_params(stream: Any) -> StreamParams:
     )
 
 
-def demux_packets(container: Any, stream: Any, start_s: float, end_s: float) -> Iterator[EncodedPacket]:
+def demux_packets(
+    container: Any, stream: Any, start_s: float, end_s: float
+) -> Iterator[EncodedPacket]:
     """Packets of ``stream`` from the keyframe before ``start_s`` until all later ones are past
     ``end_s``. ``pts_s`` is relative to the stream's start time (as a file source's Frame.pts).
     """

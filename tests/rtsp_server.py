@@ -6,11 +6,11 @@ Run it with Debian's Python, which has the ``gi`` bindings (not the project's vi
 
 Mount specs (``/NAME=SPEC``):
 
-- ``clip.mp4`` — the H.264 track of an MP4 (audio ignored), played once at stream speed;
-  ``--loop N`` plays every file mount N times back to back (continuous timestamps).
-- ``a.mp4+b.mp4`` — the files one after the other (e.g. two resolutions: a new SPS mid-stream).
+- ``clip.mp4`` — the H.264 track of an MP4 (audio ignored), played once at stream speed from
+  the start for every client (a client that reconnects at end of stream sees the file loop).
 - ``pattern:WxH:FPS`` — a live generated picture encoded with openh264, endless.
 - ``pattern:WxH:FPS:W2xH2:SECONDS`` — the same, switching to W2xH2 after SECONDS (new SPS).
+- ``audio`` — a live audio-only stream (L16), for "no video stream" errors.
 
 Options: ``--stop-after SECONDS`` exits the whole server after that time (end of stream for every
 client); ``--address`` (default 127.0.0.1). The server prints ``READY <port>`` once it listens.
@@ -21,6 +21,7 @@ gstreamer1.0-libav python3-gi.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from typing import Any
 
@@ -33,20 +34,9 @@ from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
 PAY = "rtph264pay name=pay0 pt=96 config-interval=1"
 
 
-def _file_branch(path: str, index: int) -> str:
-    demux = f"d{index}"
-    return (
-        f'filesrc location="{path}" ! qtdemux name={demux} {demux}.video_0 ! queue ! '
-        "h264parse ! video/x-h264,stream-format=byte-stream,alignment=au"
-    )
-
-
-def file_launch(paths: list[str]) -> str:
-    """Launch line playing the H.264 tracks of ``paths`` back to back."""
-    if len(paths) == 1:
-        return f"( {_file_branch(paths[0], 0)} ! {PAY} )"
-    branches = "  ".join(f"{_file_branch(p, i)} ! c." for i, p in enumerate(paths))
-    return f"( concat name=c ! queue ! h264parse ! {PAY}  {branches} )"
+def file_launch(path: str) -> str:
+    """Launch line playing the H.264 track of the MP4 at ``path`` once, at stream speed."""
+    return f'( filesrc location="{path}" ! qtdemux name=d d.video_0 ! queue ! h264parse ! {PAY} )'
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -94,12 +84,21 @@ class PatternFactory(GstRtspServer.RTSPMediaFactory):  # type: ignore[misc]
         GLib.timeout_add(int(after * 1000), _switch)
 
 
-def make_factory(spec: str, loop: int) -> Any:
+AUDIO_LAUNCH = (
+    "( audiotestsrc is-live=true ! audioconvert ! audio/x-raw,format=S16BE,rate=8000,channels=1 "
+    "! rtpL16pay name=pay0 pt=96 )"
+)
+
+
+def make_factory(spec: str) -> Any:
     if spec.startswith("pattern:"):
         factory = PatternFactory(spec)
+    elif spec == "audio":
+        factory = GstRtspServer.RTSPMediaFactory()
+        factory.set_launch(AUDIO_LAUNCH)
     else:
         factory = GstRtspServer.RTSPMediaFactory()
-        factory.set_launch(file_launch(spec.split("+") * loop))
+        factory.set_launch(file_launch(spec))
     factory.set_shared(False)
     return factory
 
@@ -108,7 +107,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("port", type=int)
     parser.add_argument("mounts", nargs="+", help="/NAME=SPEC (see module docstring)")
-    parser.add_argument("--loop", type=int, default=1, help="play file mounts N times")
     parser.add_argument("--stop-after", type=float, default=None, help="exit after N seconds")
     parser.add_argument("--address", default="127.0.0.1")
     return parser.parse_args(argv)
@@ -126,7 +124,7 @@ def main(argv: list[str]) -> int:
         if not name.startswith("/") or not spec:
             sys.stderr.write(f"bad mount {mount!r}: expected /NAME=SPEC\n")
             return 2
-        mounts.add_factory(name, make_factory(spec, max(1, args.loop)))
+        mounts.add_factory(name, make_factory(spec))
     if server.attach(None) == 0:
         sys.stderr.write(f"cannot listen on {args.address}:{args.port}\n")
         return 1
@@ -135,10 +133,8 @@ def main(argv: list[str]) -> int:
         GLib.timeout_add(int(args.stop_after * 1000), lambda: loop.quit() or False)
     sys.stdout.write(f"READY {args.port}\n")
     sys.stdout.flush()
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         loop.run()
-    except KeyboardInterrupt:
-        pass
     return 0
 
 

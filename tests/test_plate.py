@@ -122,6 +122,11 @@ def test_read_best_uses_sharpest_frame() -> None:
     assert 0.0 < plate.confidence <= 1.0
 
 
+@needs_data
+def test_providers_reported() -> None:
+    assert "CPUExecutionProvider" in reader("plate_det_320").providers
+
+
 def test_plausible_plate_rules() -> None:
     assert plausible_plate("京EA5331", "yellow")
     assert plausible_plate("皖AD07098", "green")

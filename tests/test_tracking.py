@@ -29,7 +29,10 @@ def dets(
     kind: Sequence[int] | int = MV,
 ) -> Detections:
     n = len(boxes)
-    as_list = lambda v: list(v) if isinstance(v, Sequence) else [v] * n  # noqa: E731
+
+    def as_list(v: Sequence[float] | Sequence[int] | float) -> list[float]:
+        return [float(x) for x in v] if isinstance(v, Sequence) else [float(v)] * n
+
     return Detections.create(
         np.array(boxes, dtype=np.float32).reshape(-1, 4),
         as_list(scores),
@@ -91,9 +94,7 @@ def test_kalman_update_pulls_towards_measurement() -> None:
 def test_matching_gates_kind_and_iou() -> None:
     tracks = np.array([box(100, 100), box(300, 100)], np.float32)
     detections = np.array([box(102, 100), box(300, 100), box(500, 100)], np.float32)
-    cost = iou_cost(
-        tracks, np.array([MV, MV]), detections, np.array([MV, PERSON, MV]), min_iou=0.2
-    )
+    cost = iou_cost(tracks, np.array([MV, MV]), detections, np.array([MV, PERSON, MV]), min_iou=0.2)
     assert cost[1, 1] == BLOCKED_COST  # same place, other kind
     assert cost[0, 2] == BLOCKED_COST  # no overlap
     a = assign(cost, max_cost=1.0)
@@ -162,7 +163,7 @@ def run_gap(fps: float, gap_s: float, buffer_s: float = 1.5) -> tuple[list[int],
     t = ByteTracker(TrackerConfig(lost_buffer_s=buffer_s))
     before: set[int] = set()
     after: set[int] = set()
-    n = int(round((2.0 + gap_s) * fps))
+    n = round((2.0 + gap_s) * fps)
     for f in range(n):
         p = f / fps
         hidden = 1.0 <= p < 1.0 + gap_s
@@ -285,6 +286,6 @@ def test_thirty_objects_stay_thirty_tracks() -> None:
     for f in range(60):
         p = f / 30
         c = start + vel * p
-        xyxy = np.concatenate([c, c + [60, 30]], axis=1) + rng.normal(0, 1.0, (n, 4))
+        xyxy = np.concatenate([c, c + np.array([60.0, 30.0])], axis=1) + rng.normal(0, 1.0, (n, 4))
         out = t.update(dets(xyxy.tolist(), rng.uniform(0.55, 0.95, n).tolist()), p)
     assert sorted(ids_of(out)) == list(range(1, n + 1))

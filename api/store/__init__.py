@@ -45,11 +45,10 @@ def open_store(url: str | Path, files_root: Path) -> EventStore:
     """
     db = open_database(url)
     try:
-        migrate(db)
+        return EventStore(db, files_root)  # applies pending migrations
     except BaseException:
         db.close()
         raise
-    return EventStore(db, files_root)
 
 
 __all__ = [

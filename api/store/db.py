@@ -200,6 +200,7 @@ class SqliteDatabase(Database):
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
         self._closed = False
+        self._writer_owner: int | None = None
         try:
             options.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -240,8 +241,16 @@ class SqliteDatabase(Database):
             with self._begin(conn, "BEGIN"):
                 yield _SqliteConnection(conn)
             return
-        with self._write_lock, self._begin(self._writer, "BEGIN IMMEDIATE"):
-            yield _SqliteConnection(self._writer)
+        me = threading.get_ident()
+        if self._writer_owner == me:
+            raise StoreError("nested write transaction on the same thread (would deadlock)")
+        with self._write_lock:
+            self._writer_owner = me
+            try:
+                with self._begin(self._writer, "BEGIN IMMEDIATE"):
+                    yield _SqliteConnection(self._writer)
+            finally:
+                self._writer_owner = None
 
     @contextlib.contextmanager
     def _begin(self, conn: sqlite3.Connection, begin: str) -> Iterator[None]:

@@ -19,7 +19,8 @@ from pathlib import Path
 
 from api.store import outbox
 from api.store.db import Connection, Database, Param
-from api.store.files import write_crop
+from api.store.files import write_crops
+from api.store.migrate import migrate
 from api.store.records import (
     INSERT_EVENT,
     SELECT_EVENT,
@@ -116,11 +117,21 @@ class EventStore:
     """Events, crops, outbox and stream positions on one :class:`Database`.
 
     ``files_root`` holds evidence files (``crops/…``); paths stored in rows are relative to it.
+    With ``ensure_schema`` (default) pending migrations are applied first (a no-op read when
+    the schema is current), so a store built on a fresh database is ready to use.
+
+    Raises:
+        StoreError: the schema is newer than this sharpeyes, or a migration failed.
     """
 
-    def __init__(self, db: Database, files_root: Path) -> None:
+    def __init__(self, db: Database, files_root: Path, *, ensure_schema: bool = True) -> None:
         self.db = db
         self.files_root = Path(files_root)
+        if ensure_schema:
+            migrate(db)
+
+    def close(self) -> None:
+        self.db.close()
 
     # --- writing -------------------------------------------------------------------------
 
@@ -142,7 +153,7 @@ class EventStore:
             FencedError: ``position.epoch`` is older than the stored epoch; nothing is written.
             StoreError: the database or the evidence directory failed; nothing is committed.
         """
-        crops = [write_crop(self.files_root, e) for e in events]  # before the commit
+        crops = write_crops(self.files_root, events)  # durable before the commit
         now = _now_ms() if now_ms is None else now_ms
         with self.db.transaction() as conn:
             new: list[Event] = []

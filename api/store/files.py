@@ -6,6 +6,8 @@ import contextlib
 import os
 import re
 import tempfile
+import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -40,41 +42,91 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def write_atomic(path: Path, data: bytes, *, overwrite: bool = False) -> bool:
-    """Write ``data`` to ``path`` via temp file + fsync + rename + directory fsync.
+def _write_temp(path: Path, data: bytes) -> str:
+    """Write ``data`` to a fsynced temp file next to ``path``; return the temp file's name."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return tmp
 
-    A reader (or a process restarted after a kill) sees either no file or the whole file.
-    Returns False without writing when the file exists and ``overwrite`` is False — a file a
-    committed row points at is never replaced.
+
+def write_files_atomic(items: Sequence[tuple[Path, bytes]], *, overwrite: bool = False) -> int:
+    """Write each ``(path, data)`` via temp file + fsync + rename, then fsync each directory once.
+
+    A reader (or a process restarted after a kill) sees either no file or the whole file, and
+    once this returns the files survive a power cut. Existing files are kept unless
+    ``overwrite`` — a file a committed row points at is never replaced. Returns how many files
+    were written.
 
     Raises:
-        StoreError: the file could not be written (disk full, permissions).
+        StoreError: a file could not be written (disk full, permissions).
     """
-    if not overwrite and path.exists():
-        return False
+    dirs: set[Path] = set()
+    written = 0
+    current = Path()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        _fsync_dir(path.parent)
+        for path, data in items:
+            current = path
+            if not overwrite and path.exists():
+                continue
+            tmp = _write_temp(path, data)
+            try:
+                os.replace(tmp, path)
+            except OSError:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
+            dirs.add(path.parent)
+            written += 1
+        for directory in sorted(dirs):
+            current = directory
+            _fsync_dir(directory)
     except OSError as e:
-        raise StoreError(f"cannot write evidence file {path}: {e.strerror or e}") from e
-    return True
+        raise StoreError(f"cannot write evidence file {current}: {e.strerror or e}") from e
+    return written
+
+
+def write_atomic(path: Path, data: bytes, *, overwrite: bool = False) -> bool:
+    """One-file :func:`write_files_atomic`; False when the file existed and was kept."""
+    return write_files_atomic([(path, data)], overwrite=overwrite) == 1
+
+
+def write_crops(files_root: Path, events: Sequence[Event]) -> list[str | None]:
+    """Write the crops of ``events`` (one directory fsync per directory); relative paths."""
+    rels = [crop_relpath(e) for e in events]
+    items = [
+        (files_root / rel, e.crop_jpeg)
+        for rel, e in zip(rels, events, strict=True)
+        if rel is not None and e.crop_jpeg is not None
+    ]
+    write_files_atomic(items)
+    return rels
 
 
 def write_crop(files_root: Path, event: Event) -> str | None:
     """Write the event's crop (if any) under ``files_root``; return its relative path."""
-    rel = crop_relpath(event)
-    if rel is None or event.crop_jpeg is None:
-        return None
-    write_atomic(files_root / rel, event.crop_jpeg)
-    return rel
+    return write_crops(files_root, [event])[0]
+
+
+def sweep_temp_files(files_root: Path, older_than_s: float = 60.0) -> int:
+    """Delete temp files left by writers killed mid-write (older than ``older_than_s``).
+
+    Safe while writers run: a live write renames its temp file within milliseconds.
+    Returns how many files were removed.
+    """
+    cutoff = time.time() - older_than_s
+    removed = 0
+    for tmp in files_root.rglob(".*.tmp"):
+        with contextlib.suppress(OSError):
+            if tmp.is_file() and tmp.stat().st_mtime < cutoff:
+                tmp.unlink()
+                removed += 1
+    return removed

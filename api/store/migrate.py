@@ -132,6 +132,7 @@ def latest_version(migrations: list[Migration] | None = None) -> int:
 def applied_versions(db: Database) -> set[int]:
     """Versions recorded in ``schema_version`` (empty when the table does not exist yet)."""
     with db.transaction() as conn:
+        _lock(conn)  # concurrent CREATE TABLE IF NOT EXISTS can collide on PostgreSQL
         conn.execute(_CREATE_VERSION_TABLE)
         return {int(r[0]) for r in conn.fetchall("SELECT version FROM schema_version")}
 

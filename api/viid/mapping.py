@@ -140,9 +140,15 @@ class EventMapper:
 
     # -- public ----------------------------------------------------------------------------
 
-    def map(self, event: Event, images: EventImages | None = None) -> MappedObject | None:
-        """The object for ``event``, or None for events GA/T 1400 does not carry."""
-        device = self.config.device_for(event.stream_id)
+    def map(
+        self, event: Event, images: EventImages | None = None, device_id: str | None = None
+    ) -> MappedObject | None:
+        """The object for ``event``, or None for events GA/T 1400 does not carry.
+
+        The device id comes from the config (stream → device), else ``device_id`` (e.g. the
+        one stored with the event).
+        """
+        device = self.config.device_for(event.stream_id) or device_id
         if device is None:
             raise DeliveryError(f"no GA/T 1400 device id configured for stream {event.stream_id!r}")
         imgs = images or EventImages.from_event(event)

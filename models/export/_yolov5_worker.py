@@ -47,7 +47,7 @@ def _export(model: Any, out: Path, dynamic: bool, opset: int) -> None:
         }
     torch.onnx.export(
         model,
-        im,
+        (im,),
         str(out),
         opset_version=opset,
         do_constant_folding=True,

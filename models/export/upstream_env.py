@@ -59,12 +59,12 @@ class _Placeholder(type):
 
 
 def _unavailable(module: str) -> Any:
-    def __getattr__(attr: str) -> Any:
+    def module_getattr(attr: str) -> Any:
         if attr.startswith("__"):
             raise AttributeError(f"module {module!r} has no attribute {attr!r}")
         return _Placeholder(attr, (), {"__module__": module})
 
-    return __getattr__
+    return module_getattr
 
 
 def torch_nms(boxes: Any, scores: Any, iou_threshold: float) -> Any:

@@ -74,7 +74,9 @@ def export_yolov5_onnx(
         ModelError: the exporter is not installed or the export failed (last error line).
     """
     if not exporter_available():
-        raise ModelError("yolov5 export needs torch, onnx and yolov5: pip install 'sharpeyes[export]'")
+        raise ModelError(
+            "yolov5 export needs torch, onnx and yolov5: pip install 'sharpeyes[export]'"
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".onnx")
     os.close(fd)
@@ -89,6 +91,7 @@ def export_yolov5_onnx(
             last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
             raise ModelError(f"yolov5 export of {weights} failed (exit {proc.returncode}): {last}")
         report = json.loads(proc.stdout.strip().splitlines()[-1])
+        tmp.chmod(0o644)
         os.replace(tmp, out)
     except subprocess.TimeoutExpired as e:
         raise ModelError(f"yolov5 export of {weights} timed out after {timeout_s:.0f} s") from e

@@ -97,7 +97,9 @@ def trajectory(obs: Sequence[Observation]) -> tuple[TrajectoryPoint, ...]:
     picked = list(obs)[::step]
     if picked[-1] is not obs[-1]:
         picked.append(obs[-1])
-    return tuple(TrajectoryPoint(o.pts, round(o.anchor[0], 1), round(o.anchor[1], 1)) for o in picked)
+    return tuple(
+        TrajectoryPoint(o.pts, round(o.anchor[0], 1), round(o.anchor[1], 1)) for o in picked
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,9 +124,7 @@ def violation_event(f: ViolationFacts) -> Event:
     w, h = f.frame_size
     x1, y1, x2, y2 = f.best.box
     return Event(
-        event_id=make_event_id(
-            f.stream_id, f.track.track_id, f.track.first_wall_ms, f.type.value
-        ),
+        event_id=make_event_id(f.stream_id, f.track.track_id, f.track.first_wall_ms, f.type.value),
         type=f.type,
         stream_id=f.stream_id,
         first_seen_ms=f.track.first_wall_ms,

@@ -1,0 +1,168 @@
+"""The FastAPI application factory: ``create_app(settings, service)``; no import-time config.
+
+Routers are thin; the :class:`api.service.ServiceFacade` does the work. Service errors map to
+HTTP statuses here (404, 409, 422, 503), the review console is served under ``/console/``, and
+an ASGI middleware records request metrics and audits state-changing calls made with a token.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from pathlib import Path
+from typing import Any
+
+import anyio
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.auth import FailureLimiter, Principal
+from api.auth.audit import AuthAction, AuthAuditRecord
+from api.context import ApiSettings, AppContext, client_address
+from api.metrics import ApiMetrics
+from api.routes import auth, cameras, events, feed, health, streams, tokens, violations
+from api.service import ServiceFacade
+from api.service_errors import (
+    ConflictError,
+    InvalidRequestError,
+    NotFoundError,
+    UnavailableError,
+)
+from pipeline.errors import SharpeyesError, StoreError
+
+logger = logging.getLogger(__name__)
+
+WEB_DIR = Path(__file__).resolve().parent / "web"
+_MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_STATUS: list[tuple[type[Exception], int]] = [
+    (NotFoundError, 404),
+    (ConflictError, 409),
+    (InvalidRequestError, 400),
+    (UnavailableError, 503),
+    (StoreError, 503),
+]
+
+DESCRIPTION = """
+sharpeyes service API: events and violations of Sharp Eyes (雪亮) / e-police cameras, the
+violation review workflow (with an append-only audit trail, 行为留痕), evidence downloads,
+a live Server-Sent Events feed, cameras and stream health.
+
+Every endpoint except `/healthz`, `/readyz` and `/metrics` needs `Authorization: Bearer <token>`.
+Roles: **viewer** (read) < **reviewer** (review actions) < **admin** (cameras, tokens).
+"""
+
+
+def _error_handler(status: int) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+    async def handle(request: Request, exc: Exception) -> JSONResponse:
+        if status >= 500:
+            logger.warning("%s %s: %s", request.method, request.url.path, type(exc).__name__)
+            return JSONResponse({"detail": "service temporarily unavailable"}, status_code=status)
+        return JSONResponse({"detail": str(exc)}, status_code=status)
+
+    return handle
+
+
+async def _sharpeyes_error(request: Request, exc: Exception) -> JSONResponse:
+    # Messages of other errors may carry URLs with credentials: log the type, answer generic.
+    logger.error("%s %s failed: %s", request.method, request.url.path, type(exc).__name__)
+    return JSONResponse({"detail": "service error"}, status_code=503)
+
+
+class ObserveMiddleware:
+    """Request metrics for every call; auth audit (``token_use``) for state-changing calls."""
+
+    def __init__(self, app: ASGIApp, ctx: AppContext) -> None:
+        self.app = app
+        self.ctx = ctx
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                self._observe(scope, status, time.perf_counter() - start)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            await self._audit(scope, status)
+
+    def _observe(self, scope: Scope, status: int, seconds: float) -> None:
+        route = scope.get("route")
+        path = getattr(route, "path", None) or "unmatched"
+        m = self.ctx.metrics
+        m.requests.labels(scope["method"], path, str(status)).inc()
+        m.latency.labels(path).observe(seconds)
+
+    async def _audit(self, scope: Scope, status: int) -> None:
+        state: MutableMapping[str, Any] = scope.get("state") or {}
+        principal = state.get("principal")
+        if not isinstance(principal, Principal):
+            return
+        if scope["method"] not in _MUTATING and not self.ctx.settings.audit_reads:
+            return
+        request = Request(scope)
+        record = AuthAuditRecord(
+            at_ms=int(time.time() * 1000),
+            action=AuthAction.TOKEN_USE,
+            token_id=principal.token_id,
+            name=principal.name,
+            role=principal.role.label,
+            client=client_address(request, self.ctx.settings),
+            method=scope["method"],
+            path=scope["path"],
+            status=status,
+        )
+        try:
+            await anyio.to_thread.run_sync(self.ctx.service.auth_audit.append, record)
+        except Exception:
+            logger.exception("auth audit write failed for %s", scope["path"])
+
+
+def create_app(settings: ApiSettings, service: ServiceFacade) -> FastAPI:
+    """Build the application around a ready service facade."""
+    metrics = ApiMetrics()
+    metrics.attach_live(
+        service.stream_health, lambda: (service.feed.subscribers, service.feed.last_seq)
+    )
+    ctx = AppContext(
+        settings=settings,
+        service=service,
+        limiter=FailureLimiter(settings.auth_failure_limit, settings.auth_failure_window_s),
+        metrics=metrics,
+    )
+    app = FastAPI(
+        title=f"{settings.title} API",
+        version="1",
+        description=DESCRIPTION,
+        openapi_tags=[
+            {"name": "violations", "description": "Review queue and review actions."},
+            {"name": "events", "description": "All events and evidence downloads."},
+            {"name": "feed", "description": "Live Server-Sent Events."},
+        ],
+    )
+    app.state.ctx = ctx
+    for router in (health, auth, tokens, events, violations, feed, cameras, streams):
+        app.include_router(router.router)
+    for exc_type, status in _STATUS:
+        app.add_exception_handler(exc_type, _error_handler(status))
+    app.add_exception_handler(SharpeyesError, _sharpeyes_error)
+    app.add_middleware(ObserveMiddleware, ctx=ctx)
+    if settings.console and (WEB_DIR / "index.html").is_file():
+        app.mount("/console", StaticFiles(directory=WEB_DIR, html=True), name="console")
+
+        @app.get("/", include_in_schema=False)
+        def root() -> RedirectResponse:
+            return RedirectResponse("/console/")
+
+    return app

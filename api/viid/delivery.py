@@ -1,0 +1,461 @@
+"""GA/T 1400 delivery wiring: one YAML config → client + mapper + outbox sender on a thread.
+
+The CLI (``sharpeyes analyze VIDEO --deliver delivery.yaml``) and the service use it the same way::
+
+    config = load_delivery_config(Path("delivery.yaml"))
+    delivery = start_delivery(store, config, files_root=out_dir)
+    ... store.add_events(events, outbox_destinations=["viid"]) ...   # same transaction
+    delivery.drain(timeout_s=60)      # True when the outbox is empty
+    delivery.stop()
+
+Secrets come from the environment (``password_env``); a literal ``password`` is accepted for
+tests and demos. Neither is ever logged or shown in a ``repr``. Pictures: the event's crop from
+the store, and for violations ``1.jpg`` (scene), ``plate.jpg`` and ``composite.jpg`` from the
+event's evidence directory when present. With subscriptions enabled, a second thread pushes
+SubscribeNotifications (:mod:`api.viid.subscriptions`) through the same durable outbox.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+from urllib.parse import quote
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from api.store import EventStore, OutboxStats, StoredEvent
+from api.viid.client import SessionState, ViidClient
+from api.viid.config import ViidClientConfig, ViidMappingConfig, ViidPlatform
+from api.viid.ids import require_device_id, require_org_code
+from api.viid.mapping import EventImages, EventMapper, ImageRef
+from api.viid.sender import OutboxSender, SenderOptions
+from api.viid.subscriptions import (
+    NotifierOptions,
+    ResourceResolver,
+    SubscriptionNotifier,
+    SubscriptionRegistry,
+)
+from pipeline.config import format_validation_error, read_yaml
+from pipeline.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+DESTINATION = "viid"
+EVIDENCE_SCENE = "1.jpg"
+EVIDENCE_PLATE = "plate.jpg"
+EVIDENCE_COMPOSITE = "composite.jpg"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _secret(
+    literal: SecretStr | None, env_name: str | None, what: str, env: Mapping[str, str]
+) -> str:
+    if literal is not None:
+        return literal.get_secret_value()
+    if env_name is None:
+        raise ConfigError(f"{what}: set password_env (or password)")
+    value = env.get(env_name)
+    if value is None:
+        raise ConfigError(f"{what}: environment variable {env_name} is not set")
+    return value
+
+
+class SubscriptionSettings(_Strict):
+    """We as the lower platform: upper platforms subscribe to our records (GAT1400.md §7)."""
+
+    enabled: bool = Field(
+        False, description="Run the SubscribeNotification sender (and accept subscriptions)."
+    )
+    org_code: str | None = Field(
+        None, description="12-digit organisation code of NotificationIDs (default: device_id[:12])."
+    )
+    username: str | None = Field(
+        None, description="Account to register with a subscriber (default: the top-level user)."
+    )
+    password: SecretStr | None = Field(
+        None, description="Password of that account (prefer password_env)."
+    )
+    password_env: str | None = Field(
+        None, description="Environment variable holding that password."
+    )
+    register_with_subscriber: bool = Field(
+        True, description="Register (Digest) with the subscriber before posting notifications."
+    )
+    allowed_subscribers: tuple[str, ...] = Field(
+        (), description="User-Identify values allowed to subscribe (empty: anyone)."
+    )
+    subscriber_username: str | None = Field(
+        None, description="Digest account subscribers must use on /VIID/Subscribes (optional)."
+    )
+    subscriber_password_env: str | None = Field(
+        None, description="Environment variable holding the subscriber account's password."
+    )
+    max_objects: int = Field(
+        20, ge=1, le=20, description="Objects per notification (InfoIDs ≤ 1024 chars → ≤ 20)."
+    )
+    extra_resource_ids: tuple[str, ...] = Field(
+        (), description="More 20-digit ids a ResourceURI may name (besides mapped ones)."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> SubscriptionSettings:
+        if self.org_code is not None:
+            require_org_code(self.org_code)
+        for rid in self.extra_resource_ids:
+            require_device_id(rid, "extra_resource_ids")
+        if self.password is not None and self.password_env is not None:
+            raise ValueError("give password or password_env, not both")
+        return self
+
+
+class DeliveryConfig(_Strict):
+    """Delivery to one upper view library; every platform variant is a switch (§11)."""
+
+    base_url: str = Field(description="Upper platform root, e.g. http://10.0.0.5:8080 (no /VIID).")
+    device_id: str = Field(description="Our 20-digit system id (User-Identify, Register).")
+    username: str = Field(description="Digest account issued by the platform.")
+    password: SecretStr | None = Field(
+        None, description="Digest password (tests/demo only; prefer password_env)."
+    )
+    password_env: str | None = Field(
+        None, description="Name of the environment variable holding the Digest password."
+    )
+    platform: ViidPlatform = Field(
+        default_factory=ViidPlatform, description="Platform variants (GAT1400.md §11)."
+    )
+    device_ids: dict[str, str] = Field(
+        default_factory=dict, description="Stream id → 20-digit capture device id."
+    )
+    default_device_id: str | None = Field(
+        None, description="Capture device id of streams not in device_ids (default: device_id)."
+    )
+    tollgate_ids: dict[str, str] = Field(
+        default_factory=dict, description="Stream id → 20-digit tollgate (卡口) id."
+    )
+    images: Literal["inline", "url", "both"] = Field(
+        "inline", description="Pictures as base64 Data, StoragePath URLs, or both."
+    )
+    image_base_url: str | None = Field(
+        None, description="URL prefix of files_root, for images 'url'/'both' (platform fetches)."
+    )
+    violation_code_field: str | None = Field(
+        None, description="Extension field carrying the violation code (off by default)."
+    )
+    scene_images: bool = Field(True, description="Attach the full frame when available.")
+    utc_offset_hours: float = Field(8.0, description="Platform local time zone (Beijing = 8).")
+    batch_max_objects: int = Field(10, ge=1, le=1000, description="Objects per POST at most.")
+    batch_max_bytes: int = Field(4_000_000, ge=10_000, description="JSON bytes per POST at most.")
+    claim_limit: int = Field(100, ge=1, le=10_000, description="Outbox rows claimed per round.")
+    keepalive_interval_s: float = Field(30.0, gt=0, le=300, description="Keepalive period.")
+    keepalive_max_failures: int = Field(3, ge=1, description="Failed keepalives → re-register.")
+    connect_timeout_s: float = Field(3.0, gt=0, description="TCP connect timeout per request.")
+    request_timeout_s: float = Field(10.0, gt=0, description="Read/write timeout per request.")
+    register_backoff_initial_s: float = Field(1.0, gt=0, description="First register retry.")
+    register_backoff_max_s: float = Field(300.0, gt=0, description="Register back-off cap.")
+    retry_backoff_initial_s: float = Field(2.0, gt=0, description="First retry of a record.")
+    retry_backoff_max_s: float = Field(300.0, gt=0, description="Record retry back-off cap.")
+    lease_s: float = Field(60.0, gt=0, description="Claimed rows come back after this (crash).")
+    idle_sleep_s: float = Field(0.5, gt=0, le=60, description="Sender sleep when idle.")
+    time_sync_interval_s: float = Field(3600.0, gt=0, description="GET /VIID/System/Time period.")
+    subscriptions: SubscriptionSettings = Field(
+        default_factory=SubscriptionSettings, description="Subscriptions from upper platforms."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> DeliveryConfig:
+        if (self.password is None) == (self.password_env is None):
+            raise ValueError("give exactly one of password_env or password")
+        if self.images != "inline" and not self.image_base_url:
+            raise ValueError(f"images={self.images!r} needs image_base_url")
+        return self
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError(f"must start with http:// or https://, got {v!r}")
+        return v.rstrip("/")
+
+    @field_validator("device_id", "default_device_id")
+    @classmethod
+    def _device(cls, v: str | None) -> str | None:
+        return None if v is None else require_device_id(v, "id")
+
+    @field_validator("device_ids", "tollgate_ids")
+    @classmethod
+    def _ids(cls, v: dict[str, str]) -> dict[str, str]:
+        for stream, code in v.items():
+            require_device_id(code, f"id of stream {stream!r}")
+        return v
+
+    def resolve_password(self, env: Mapping[str, str] | None = None) -> str:
+        """The Digest password; raises ConfigError when ``password_env`` is not set."""
+        return _secret(self.password, self.password_env, "delivery", env or os.environ)
+
+    def subscriber_client_password(self, env: Mapping[str, str] | None = None) -> str:
+        s = self.subscriptions
+        if s.password is None and s.password_env is None:
+            return self.resolve_password(env)
+        return _secret(s.password, s.password_env, "subscriptions", env or os.environ)
+
+    def client_config(self, password: str, base_url: str | None = None) -> ViidClientConfig:
+        return ViidClientConfig(
+            base_url=base_url or self.base_url,
+            device_id=self.device_id,
+            username=self.username,
+            password=password,
+            keepalive_interval_s=self.keepalive_interval_s,
+            keepalive_max_failures=self.keepalive_max_failures,
+            connect_timeout_s=self.connect_timeout_s,
+            request_timeout_s=self.request_timeout_s,
+            register_backoff_initial_s=self.register_backoff_initial_s,
+            register_backoff_max_s=self.register_backoff_max_s,
+            time_sync_interval_s=self.time_sync_interval_s,
+            batch_max_objects=self.batch_max_objects,
+            batch_max_bytes=self.batch_max_bytes,
+            platform=self.platform,
+        )
+
+    def mapping_config(self) -> ViidMappingConfig:
+        return ViidMappingConfig(
+            device_ids=self.device_ids,
+            default_device_id=self.default_device_id or self.device_id,
+            tollgate_ids=self.tollgate_ids,
+            images=self.images,
+            image_base_url=self.image_base_url,
+            violation_code_field=self.violation_code_field,
+            scene_images=self.scene_images,
+            utc_offset_hours=self.utc_offset_hours,
+        )
+
+    def sender_options(self) -> SenderOptions:
+        return SenderOptions(
+            destination=DESTINATION,
+            claim_limit=self.claim_limit,
+            lease_ms=int(self.lease_s * 1000),
+            backoff_initial_s=self.retry_backoff_initial_s,
+            backoff_max_s=self.retry_backoff_max_s,
+            idle_sleep_s=self.idle_sleep_s,
+        )
+
+    def resolver(self) -> ResourceResolver:
+        """The ids a subscription's ResourceURI may name, and the ids of each event."""
+        return ResourceResolver(
+            platform_id=self.device_id,
+            mapping=self.mapping_config(),
+            extra_ids=frozenset(self.subscriptions.extra_resource_ids),
+        )
+
+    def notifier_options(self) -> NotifierOptions:
+        s = self.subscriptions
+        return NotifierOptions(
+            org_code=s.org_code or self.device_id[:12],
+            max_objects=min(s.max_objects, self.batch_max_objects),
+            claim_limit=self.claim_limit,
+            lease_ms=int(self.lease_s * 1000),
+            backoff_initial_s=self.retry_backoff_initial_s,
+            backoff_max_s=self.retry_backoff_max_s,
+            idle_sleep_s=self.idle_sleep_s,
+            register_with_subscriber=s.register_with_subscriber,
+        )
+
+
+def load_delivery_config(path: Path) -> DeliveryConfig:
+    """Load and validate a delivery YAML file.
+
+    Raises:
+        ConfigError: unreadable file, bad YAML, or a bad field (the one-line message names it).
+    """
+    data = read_yaml(path)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of delivery fields")
+    try:
+        return DeliveryConfig.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(e, str(path))) from e
+
+
+# -- pictures ------------------------------------------------------------------------------
+
+
+class EvidenceImages:
+    """Finds an event's pictures: the crop in the store, evidence files next to it."""
+
+    def __init__(self, store: EventStore, files_root: Path, base_url: str | None) -> None:
+        self.store = store
+        self.files_root = Path(files_root)
+        self.base_url = base_url.rstrip("/") if base_url else None
+
+    def _ref(self, path: Path | None) -> ImageRef | None:
+        if path is None or not path.is_file():
+            return None
+        url = None
+        if self.base_url is not None:
+            try:
+                rel = path.resolve().relative_to(self.files_root.resolve()).as_posix()
+            except ValueError:
+                rel = path.name
+            url = f"{self.base_url}/{quote(rel)}"
+        return ImageRef(path=path, url=url)
+
+    def __call__(self, stored: StoredEvent) -> EventImages:
+        closeup = self._ref(self.store.crop_file(stored))
+        if closeup is None and stored.event.crop_jpeg:
+            closeup = ImageRef(data=stored.event.crop_jpeg)
+        if not stored.evidence_dir:
+            return EventImages(closeup=closeup)
+        folder = Path(stored.evidence_dir)
+        if not folder.is_absolute():
+            folder = self.files_root / folder
+        return EventImages(
+            scene=self._ref(folder / EVIDENCE_SCENE),
+            closeup=closeup,
+            plate=self._ref(folder / EVIDENCE_PLATE),
+            composite=self._ref(folder / EVIDENCE_COMPOSITE),
+        )
+
+
+# -- the running delivery ------------------------------------------------------------------
+
+
+class Delivery:
+    """The sender (and optionally the notifier) running on background threads."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        sender: OutboxSender,
+        notifier: SubscriptionNotifier | None = None,
+        registry: SubscriptionRegistry | None = None,
+    ) -> None:
+        self.store = store
+        self.sender = sender
+        self.notifier = notifier
+        self.subscriptions = registry
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> Delivery:
+        if self._threads:
+            return self
+        self._stop.clear()
+        self._threads.append(
+            threading.Thread(target=self._run_sender, name="viid-sender", daemon=True)
+        )
+        if self.notifier is not None:
+            self._threads.append(
+                threading.Thread(target=self.notifier.run, args=(self._stop,), name="viid-notify")
+            )
+            self._threads[-1].daemon = True
+        for t in self._threads:
+            t.start()
+        return self
+
+    def _run_sender(self) -> None:
+        try:
+            self.sender.run(self._stop)
+        except Exception:  # pragma: no cover - the sender loop already catches per round
+            log.exception("GA/T 1400 sender stopped")
+
+    @property
+    def running(self) -> bool:
+        return any(t.is_alive() for t in self._threads)
+
+    def backlog(self) -> OutboxStats:
+        """Backlog of the upper-platform destination: size, age, retrying, delivered, failed."""
+        return self.sender.backlog()
+
+    def subscription_backlog(self) -> int:
+        """Pending notification rows over every subscription."""
+        return 0 if self.notifier is None else self.notifier.backlog()
+
+    def drain(self, timeout_s: float) -> bool:
+        """Wait until no row is pending (rows given up on do not count); False on timeout."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if self.backlog().backlog == 0 and self.subscription_backlog() == 0:
+                return True
+            if time.monotonic() >= deadline or not self.running:
+                return False
+            time.sleep(0.05)
+
+    def stop(self, drain_timeout_s: float = 0.0) -> bool:
+        """Optionally drain, then stop the threads, unregister and close; True when drained."""
+        drained = self.drain(drain_timeout_s) if drain_timeout_s > 0 else False
+        self._stop.set()
+        join_s = self.sender.client.config.request_timeout_s * 2 + 5
+        for t in self._threads:
+            t.join(timeout=join_s)
+            if t.is_alive():
+                log.warning("thread %s did not stop within %.0f s", t.name, join_s)
+        self._threads = []
+        if self.sender.client.state is SessionState.ONLINE:
+            self.sender.client.unregister()
+        self.sender.client.close()
+        if self.notifier is not None:
+            self.notifier.close()
+        return drained
+
+    def __enter__(self) -> Delivery:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_delivery(
+    store: EventStore,
+    config: DeliveryConfig,
+    *,
+    files_root: Path,
+    registry: SubscriptionRegistry | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Delivery:
+    """Build client, mapper and sender from ``config`` and start delivering in the background.
+
+    ``registry`` shares the subscriptions with the service's ``/VIID/Subscribes`` router; when
+    subscriptions are enabled and none is given, one is built on the store's database.
+
+    Raises:
+        ConfigError: a secret named by ``password_env`` is not in the environment.
+    """
+    password = config.resolve_password(env)
+    client = ViidClient(config.client_config(password))
+    mapper = EventMapper(config.mapping_config(), config.platform)
+    images = EvidenceImages(store, files_root, config.image_base_url)
+    sender = OutboxSender(store, client, mapper, options=config.sender_options(), images_for=images)
+    notifier = None
+    if config.subscriptions.enabled:
+        registry = registry or SubscriptionRegistry(store.db, config.resolver())
+        sub_password = config.subscriber_client_password(env)
+        notifier = SubscriptionNotifier(
+            store,
+            registry,
+            mapper,
+            images_for=images,
+            client_for=lambda origin: ViidClient(config.client_config(sub_password, origin)),
+            options=config.notifier_options(),
+        )
+    log.info(
+        "GA/T 1400 delivery to %s as %s (images %s)",
+        config.base_url,
+        config.device_id,
+        config.images,
+    )
+    return Delivery(store, sender, notifier, registry).start()

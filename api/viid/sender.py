@@ -1,0 +1,209 @@
+"""Drains the durable outbox to the upper platform (GAT1400.md §9, issue item 5).
+
+Rows are claimed in id order (``api.store.outbox``), mapped from the stored events *at send time*
+(ids are deterministic, so a retry carries the same ids), grouped per collection into batches
+bounded by object count and JSON bytes, and posted through :class:`ViidClient`. Objects answered
+OK or "already exists" are marked delivered; only failed ones are retried, with jittered
+exponential back-off. A sender killed at any point loses nothing: claimed rows come back when
+their lease runs out, and the receiver treats known ids as delivered.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from api.store import EventStore, Outbox, OutboxItem, OutboxStats, StoredEvent
+from api.viid.client import ViidClient
+from api.viid.mapping import EventImages, EventMapper, ImageRef, MappedObject
+from api.viid.resources import COLLECTIONS, Collection
+from pipeline.errors import DeliveryError
+
+log = logging.getLogger(__name__)
+
+ImagesFor = Callable[[StoredEvent], EventImages]
+
+
+@dataclass(frozen=True, slots=True)
+class SenderOptions:
+    destination: str = "viid"
+    claim_limit: int = 100
+    lease_ms: int = 60_000
+    backoff_initial_s: float = 2.0
+    backoff_max_s: float = 300.0
+    idle_sleep_s: float = 0.5
+
+
+@dataclass
+class SendReport:
+    claimed: int = 0
+    delivered: int = 0
+    duplicates: int = 0
+    failed: int = 0
+    skipped: int = 0
+    requests: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class OutboxSender:
+    """One sender loop for one destination."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        client: ViidClient,
+        mapper: EventMapper,
+        *,
+        options: SenderOptions | None = None,
+        images_for: ImagesFor | None = None,
+    ) -> None:
+        self.store = store
+        self.outbox = Outbox(store.db)
+        self.client = client
+        self.mapper = mapper
+        self.options = options or SenderOptions()
+        self.images_for = images_for or self._default_images
+        self.totals = SendReport()
+
+    def _default_images(self, stored: StoredEvent) -> EventImages:
+        crop = self.store.crop_file(stored)
+        if crop is not None and crop.is_file():
+            return EventImages(closeup=ImageRef(path=crop))
+        return EventImages.from_event(stored.event)
+
+    def _backoff_ms(self, attempts: int) -> int:
+        o = self.options
+        delay = min(o.backoff_max_s, o.backoff_initial_s * 2 ** min(attempts, 20))
+        return int(delay * random.uniform(0.5, 1.0) * 1000)
+
+    def backlog(self) -> OutboxStats:
+        """Backlog size and age, delivered and failed counts (the sender's metrics)."""
+        return self.outbox.stats(self.options.destination)
+
+    # -- one round ------------------------------------------------------------------------
+
+    def run_once(self) -> SendReport:
+        """Claim one batch of due rows and try to deliver it."""
+        report = SendReport()
+        now = _now_ms()
+        o = self.options
+        items = self.outbox.claim_batch(o.destination, o.claim_limit, now, lease_ms=o.lease_ms)
+        report.claimed = len(items)
+        if not items:
+            return report
+        mapped = self._map(items, report)
+        for spec_key, batch in self._batches(mapped):
+            self._deliver(spec_key, batch, report)
+        self._accumulate(report)
+        return report
+
+    def _map(
+        self, items: Sequence[OutboxItem], report: SendReport
+    ) -> list[tuple[OutboxItem, MappedObject]]:
+        out: list[tuple[OutboxItem, MappedObject]] = []
+        now = _now_ms()
+        for item in items:
+            try:
+                stored = self.store.get_event(item.object_id)
+                if stored is None:
+                    self.outbox.mark_dead([item.id], "event not in store", now)
+                    report.failed += 1
+                    continue
+                obj = self.mapper.map(stored.event, self.images_for(stored), stored.device_id)
+            except DeliveryError as e:
+                self.outbox.mark_failed(
+                    [item.id], str(e), now, now + self._backoff_ms(item.attempts)
+                )
+                report.failed += 1
+                report.errors.append(str(e))
+                continue
+            if obj is None:  # not a GA/T 1400 record (e.g. stream health)
+                self.outbox.mark_delivered([item.id], now)
+                report.skipped += 1
+                continue
+            out.append((item, obj))
+        return out
+
+    def _batches(
+        self, mapped: list[tuple[OutboxItem, MappedObject]]
+    ) -> list[tuple[Collection, list[tuple[OutboxItem, MappedObject]]]]:
+        cfg = self.client.config
+        groups: dict[Collection, list[tuple[OutboxItem, MappedObject]]] = {}
+        for pair in mapped:
+            groups.setdefault(pair[1].collection, []).append(pair)
+        batches: list[tuple[Collection, list[tuple[OutboxItem, MappedObject]]]] = []
+        for coll, pairs in groups.items():
+            current: list[tuple[OutboxItem, MappedObject]] = []
+            size = 0
+            for pair in pairs:
+                full = len(current) >= cfg.batch_max_objects
+                if current and (full or size + pair[1].size_bytes > cfg.batch_max_bytes):
+                    batches.append((coll, current))
+                    current, size = [], 0
+                current.append(pair)
+                size += pair[1].size_bytes
+            if current:
+                batches.append((coll, current))
+        return batches
+
+    def _deliver(
+        self, coll: Collection, batch: list[tuple[OutboxItem, MappedObject]], report: SendReport
+    ) -> None:
+        spec = COLLECTIONS[coll]
+        report.requests += 1
+        try:
+            result = self.client.post_objects(spec, [m.payload for _, m in batch])
+        except DeliveryError as e:
+            now = _now_ms()
+            for item, _ in batch:
+                self.outbox.mark_failed(
+                    [item.id], str(e), now, now + self._backoff_ms(item.attempts)
+                )
+            report.failed += len(batch)
+            report.errors.append(str(e))
+            log.warning("batch of %d %s failed: %s", len(batch), coll.value, e)
+            return
+        now = _now_ms()
+        row_of = {m.object_id: item for item, m in batch}
+        ok = [row_of[i].id for i in result.ok_ids if i in row_of]
+        self.outbox.mark_delivered(ok, now)
+        report.delivered += len(result.delivered)
+        report.duplicates += len(result.duplicates)
+        for oid, reason in result.failed.items():
+            row = row_of.get(oid)
+            if row is not None:
+                self.outbox.mark_failed([row.id], reason, now, now + self._backoff_ms(row.attempts))
+                report.failed += 1
+                report.errors.append(reason)
+
+    def _accumulate(self, r: SendReport) -> None:
+        t = self.totals
+        t.claimed += r.claimed
+        t.delivered += r.delivered
+        t.duplicates += r.duplicates
+        t.failed += r.failed
+        t.skipped += r.skipped
+        t.requests += r.requests
+
+    # -- loop -----------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        """Deliver until ``stop`` is set; sleeps when there is nothing due."""
+        while not stop.is_set():
+            self.client.tick()
+            try:
+                report = self.run_once()
+            except Exception:  # the loop must survive a bad round; the rows stay pending
+                log.exception("sender round failed")
+                stop.wait(self.options.idle_sleep_s)
+                continue
+            if report.claimed in (0, report.failed):
+                stop.wait(self.options.idle_sleep_s)

@@ -1,0 +1,36 @@
+// Labels of the review console in Chinese (default) and English.
+"use strict";
+window.I18N = {
+  zh: {
+    queue: "待审核", events: "事件", health: "设备状态", logout: "退出",
+    login_title: "登录审核台", token: "访问令牌", login: "登录", camera: "摄像机",
+    type: "类型", all: "全部", plate: "号牌", state: "状态", search: "查询", time: "时间",
+    more: "更多", pending: "待审核", confirmed: "已确认", rejected: "已驳回",
+    red_light_violation: "机动车闯红灯", pedestrian_red_light: "行人闯红灯",
+    vehicle_pass: "过车", non_motor_pass: "非机动车", person_seen: "行人", stream_health: "流状态",
+    recognised: "识别号牌", corrected_plate: "更正号牌", reason: "理由", confirm: "确认",
+    reject: "驳回", next: "下一条", audit: "审核记录", fps_in: "输入帧率", fps_an: "分析帧率",
+    drops: "丢帧", reconnects: "重连", frame_age: "帧龄(s)", skew: "时钟偏差(ms)",
+    decoder: "解码", signal: "信号灯", since_red: "红灯已亮(s)", lane: "车道", code: "违法代码",
+    direction: "方向", confidence: "置信度", reviewed_by: "审核人",
+    need_reason: "驳回必须填写理由", done_confirm: "已确认", done_reject: "已驳回",
+    login_failed: "令牌无效或已被限制", empty: "没有记录", event_id: "事件编号",
+  },
+  en: {
+    queue: "Queue", events: "Events", health: "Camera health", logout: "Log out",
+    login_title: "Review console login", token: "API token", login: "Log in", camera: "Camera",
+    type: "Type", all: "All", plate: "Plate", state: "State", search: "Search", time: "Time",
+    more: "More", pending: "Pending", confirmed: "Confirmed", rejected: "Rejected",
+    red_light_violation: "Red-light (vehicle)", pedestrian_red_light: "Red-light (pedestrian)",
+    vehicle_pass: "Vehicle", non_motor_pass: "Non-motor", person_seen: "Person",
+    stream_health: "Stream", recognised: "Recognised plate", corrected_plate: "Corrected plate",
+    reason: "Reason", confirm: "Confirm", reject: "Reject", next: "Next", audit: "Audit trail",
+    fps_in: "Input fps", fps_an: "Analysed fps", drops: "Drops", reconnects: "Reconnects",
+    frame_age: "Frame age (s)", skew: "Skew (ms)", decoder: "Decoder", signal: "Signal",
+    since_red: "Red for (s)", lane: "Lane", code: "Code", direction: "Direction",
+    confidence: "Confidence", reviewed_by: "Reviewed by",
+    need_reason: "A reason is required to reject", done_confirm: "Confirmed",
+    done_reject: "Rejected", login_failed: "Invalid token, or too many attempts",
+    empty: "Nothing here", event_id: "Event id",
+  },
+};

@@ -1,0 +1,253 @@
+"""Builds the evidence record of one violation.
+
+Layout: ``<out_root>/evidence/<stream>/<yyyymmdd Beijing>/<event_id>/`` holding ``1.jpg 2.jpg
+3.jpg`` (full resolution, overlay, vehicle box), ``plate.jpg`` (close-up from the sharpest
+frame), ``composite.jpg`` (违章合成图), ``clip.mp4`` (remuxed, no re-encode) and
+``record.json`` (metadata, size and HMAC-SHA256 of every file, key id, and an HMAC over the
+metadata itself). Every file is written atomically; ``record.json`` is written last, so a
+record directory with a ``record.json`` is complete.
+
+The builder holds no global state and does no work at import; the runner calls
+:meth:`EvidenceBuilder.build` on a worker thread, off the hot path.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from pipeline.config import CameraConfig
+from pipeline.errors import EvidenceError
+from pipeline.evidence.clip import ClipSource, write_clip
+from pipeline.evidence.composite import compose
+from pipeline.evidence.facts import DEFAULT_CODE, CameraFacts, overlay_lines, vehicle_boxes
+from pipeline.evidence.images import beijing_date, encode_jpeg, render_overlay
+from pipeline.evidence.plate_closeup import plate_closeup
+from pipeline.evidence.record import (
+    EvidenceFileEntry,
+    EvidenceImage,
+    EvidenceRecord,
+    record_document,
+)
+from pipeline.evidence.tamper import atomic_write_bytes, canonical_json, hmac_file, key_id
+from pipeline.types import Box, Event, Frame, ImageBGR, Plate
+from streams.packet_ring import PacketRing
+from streams.remux import ClipInfo
+
+if TYPE_CHECKING:
+    from models.plate import PlateReader, PlateReading
+
+log = logging.getLogger(__name__)
+
+SAFE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+JPEG_QUALITY = 92
+
+
+@dataclass(slots=True)
+class _Work:
+    """What one build accumulates before record.json is written."""
+
+    record_dir: Path
+    files: list[EvidenceFileEntry] = field(default_factory=list)
+    clip: ClipInfo | None = None
+    clip_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _PlateResult:
+    plate: Plate
+    frame_index: int | None
+    closeup: ImageBGR
+
+
+class EvidenceBuilder:
+    """Writes evidence records for violation events (see the module docstring)."""
+
+    def __init__(
+        self,
+        out_root: Path,
+        *,
+        camera: CameraConfig,
+        plate_reader: PlateReader | None,
+        hmac_key: bytes,
+        clip_pre_roll_s: float = 2.0,
+        clip_post_roll_s: float = 2.0,
+        ring: PacketRing | None = None,
+        video_path: Path | None = None,
+        violation_code: str | None = None,
+        clip_wait_s: float | None = None,
+        composite_scale: float = 1.0,
+        overlay_position: Literal["top", "bottom"] = "top",
+    ) -> None:
+        if not hmac_key:
+            raise EvidenceError("an evidence HMAC key is required")
+        if clip_pre_roll_s < 0 or clip_post_roll_s < 0:
+            raise EvidenceError("clip pre/post roll must be ≥ 0 seconds")
+        self.out_root = Path(out_root)
+        self.camera = camera
+        self.plate_reader = plate_reader
+        self._key = bytes(hmac_key)
+        self.key_id = key_id(self._key)
+        self.pre_roll_s = clip_pre_roll_s
+        self.post_roll_s = clip_post_roll_s
+        self.clip_sources: list[ClipSource] = [s for s in (ring, video_path) if s is not None]
+        self.clip_wait_s = clip_post_roll_s + 3.0 if clip_wait_s is None else clip_wait_s
+        self.facts = CameraFacts(
+            device_id=camera.device_id,
+            location=camera.location or camera.name,
+            violation_code=violation_code or DEFAULT_CODE,
+        )
+        self.composite_scale = composite_scale
+        self.overlay_position: Literal["top", "bottom"] = overlay_position
+
+    # -- public ------------------------------------------------------------------------------
+
+    def build(
+        self, event: Event, frames: Sequence[Frame], clip_source: ClipSource | None = None
+    ) -> Event:
+        """Build the record and return the event with ``evidence_path`` and the plate set.
+
+        This is the runner's evidence hook; :meth:`build_record` returns the typed record.
+        """
+        record = self.build_record(event, frames, clip_source)
+        plate = record.plate if record.plate.text is not None else (event.plate or record.plate)
+        return event.with_(evidence_path=str(record.record_dir), plate=plate)
+
+    def build_record(
+        self,
+        event: Event,
+        frames: Sequence[Frame],
+        clip_source: ClipSource | None = None,
+    ) -> EvidenceRecord:
+        """Write every evidence file for ``event`` from its (up to three) evidence frames.
+
+        ``clip_source`` overrides the ring / video file given to the constructor. A clip that
+        cannot be made is recorded as ``clip_error`` (the images still count as evidence).
+        Raises :class:`EvidenceError` when there is no frame or a file cannot be written.
+        """
+        if not frames:
+            raise EvidenceError(f"event {event.event_id}: no evidence frames")
+        frames = list(frames)[:3]
+        work = _Work(self.record_dir(event, frames[0]))
+        work.record_dir.mkdir(parents=True, exist_ok=True)
+        boxes = vehicle_boxes(event, frames)
+        plate = self._read_plate(event, frames, boxes)
+        rendered = self._write_images(event, frames, boxes, plate.plate, work)
+        self._write_jpeg(work, "plate.jpg", plate.closeup)
+        self._write_jpeg(
+            work, "composite.jpg", compose(rendered, plate.closeup, cell_scale=self.composite_scale)
+        )
+        self._write_clip(frames, clip_source, work)
+        return self._write_record(event, frames, boxes, plate, work)
+
+    def record_dir(self, event: Event, first: Frame) -> Path:
+        for name in (event.stream_id, event.event_id):
+            if not SAFE_NAME.match(name) or name in {".", ".."}:
+                raise EvidenceError(f"unsafe name for an evidence path: {name!r}")
+        day = beijing_date(first.wall_time_ms)
+        return self.out_root / "evidence" / event.stream_id / day / event.event_id
+
+    # -- steps -------------------------------------------------------------------------------
+
+    def _read_plate(
+        self, event: Event, frames: Sequence[Frame], boxes: Sequence[Box | None]
+    ) -> _PlateResult:
+        pairs = [(f.image, b) for f, b in zip(frames, boxes, strict=True)]
+        found: tuple[int, PlateReading] | None = None
+        if self.plate_reader is not None:
+            found = self.plate_reader.read_best_reading(pairs)
+        if found is None:
+            idx = _sharpest(pairs)
+            closeup = plate_closeup(frames[idx].image, None, boxes[idx])
+            plate = event.plate or Plate(text=None, color=None, confidence=0.0)
+            return _PlateResult(plate, None, closeup)
+        idx, reading = found
+        closeup = plate_closeup(frames[idx].image, reading.box, boxes[idx])
+        return _PlateResult(reading.to_plate(), idx, closeup)
+
+    def _write_images(
+        self,
+        event: Event,
+        frames: Sequence[Frame],
+        boxes: Sequence[Box | None],
+        plate: Plate,
+        work: _Work,
+    ) -> list[ImageBGR]:
+        rendered = []
+        for i, (frame, box) in enumerate(zip(frames, boxes, strict=True), start=1):
+            lines = overlay_lines(event, frame, self.facts, plate, index=i, total=len(frames))
+            boxes_i = [box] if box is not None else None
+            img = render_overlay(frame.image, lines, boxes_i, position=self.overlay_position)
+            self._write_jpeg(work, f"{i}.jpg", img)
+            rendered.append(img)
+        return rendered
+
+    def _write_jpeg(self, work: _Work, name: str, image: ImageBGR) -> None:
+        try:
+            data = encode_jpeg(image, JPEG_QUALITY)
+        except ValueError as e:
+            raise EvidenceError(f"cannot encode {name}: {e}") from e
+        self._add_file(work, name, data)
+
+    def _add_file(self, work: _Work, name: str, data: bytes | None) -> None:
+        path = work.record_dir / name
+        if data is not None:
+            atomic_write_bytes(path, data)
+        work.files.append(EvidenceFileEntry(name, path.stat().st_size, hmac_file(path, self._key)))
+
+    def _write_clip(
+        self, frames: Sequence[Frame], override: ClipSource | None, work: _Work
+    ) -> None:
+        sources = [override] if override is not None else self.clip_sources
+        if not sources:
+            work.clip_error = "no clip source (no packet ring or video file configured)"
+            return
+        start = min(f.pts for f in frames) - self.pre_roll_s
+        end = max(f.pts for f in frames) + self.post_roll_s
+        try:
+            work.clip = write_clip(
+                sources, max(0.0, start), end, work.record_dir / "clip.mp4", wait_s=self.clip_wait_s
+            )
+        except EvidenceError as e:
+            log.warning("evidence clip failed for %s: %s", work.record_dir.name, e)
+            work.clip_error = str(e)
+            return
+        self._add_file(work, "clip.mp4", None)
+
+    def _write_record(
+        self,
+        event: Event,
+        frames: Sequence[Frame],
+        boxes: Sequence[Box | None],
+        plate: _PlateResult,
+        work: _Work,
+    ) -> EvidenceRecord:
+        images = tuple(
+            EvidenceImage.of(i, f, b) for i, (f, b) in enumerate(zip(frames, boxes, strict=True), 1)
+        )
+        record = EvidenceRecord(
+            event_id=event.event_id,
+            stream_id=event.stream_id,
+            record_dir=work.record_dir,
+            files=tuple(work.files),
+            images=images,
+            plate=plate.plate,
+            plate_frame=None if plate.frame_index is None else plate.frame_index + 1,
+            clip=work.clip,
+            clip_error=work.clip_error,
+            key_id=self.key_id,
+            violation_code=self.facts.violation_code,
+        )
+        doc = record_document(record, event, self.camera, self._key)
+        atomic_write_bytes(work.record_dir / "record.json", canonical_json(doc, indent=True))
+        return record
+
+
+def _sharpest(pairs: Sequence[tuple[ImageBGR, Box | None]]) -> int:
+    from models.plate import rank_by_sharpness
+
+    return rank_by_sharpness(pairs)[0]

@@ -1,0 +1,192 @@
+"""The typed evidence record and its ``record.json`` document.
+
+``record.json`` lists every evidence file with its size and HMAC-SHA256, names the key by id,
+and carries ``record_hmac``: the HMAC of the document's canonical JSON without that field, so
+a changed plate number or time in the metadata is detected as surely as a changed image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline.config import CameraConfig
+from pipeline.evidence.facts import CODE_TEXT
+from pipeline.evidence.images import beijing_time_text
+from pipeline.evidence.tamper import ALGORITHM, canonical_json, hmac_bytes
+from pipeline.types import Box, Event, Frame, Plate
+from streams.remux import ClipInfo
+
+SCHEMA = "sharpeyes.evidence/1"
+RECORD_NAME = "record.json"
+IMAGE_NAMES = ("1.jpg", "2.jpg", "3.jpg")
+
+
+@dataclass(frozen=True, slots=True)
+class EvidenceFileEntry:
+    """One evidence file: name inside the record directory, size, keyed hash (hex)."""
+
+    name: str
+    size: int
+    hmac_sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class EvidenceImage:
+    """One evidence image: which frame (stream time, capture time) and the vehicle box."""
+
+    index: int
+    pts: float
+    wall_time_ms: int
+    beijing_time: str
+    width: int
+    height: int
+    vehicle_box: Box | None
+
+    @classmethod
+    def of(cls, index: int, frame: Frame, box: Box | None) -> EvidenceImage:
+        return cls(
+            index=index,
+            pts=frame.pts,
+            wall_time_ms=frame.wall_time_ms,
+            beijing_time=beijing_time_text(frame.wall_time_ms),
+            width=frame.width,
+            height=frame.height,
+            vehicle_box=box,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class EvidenceRecord:
+    """What :meth:`EvidenceBuilder.build_record` wrote."""
+
+    event_id: str
+    stream_id: str
+    record_dir: Path
+    files: tuple[EvidenceFileEntry, ...]
+    images: tuple[EvidenceImage, ...]
+    plate: Plate
+    plate_frame: int | None  # 1-based evidence image the plate was read from
+    clip: ClipInfo | None
+    clip_error: str | None
+    key_id: str
+    violation_code: str
+
+    @property
+    def record_json(self) -> Path:
+        return self.record_dir / RECORD_NAME
+
+    @property
+    def complete(self) -> bool:
+        """Three images, a readable plate and a clip: what a reviewer needs to confirm."""
+        return len(self.images) == 3 and self.plate.text is not None and self.clip is not None
+
+    def file(self, name: str) -> Path:
+        return self.record_dir / name
+
+
+def _box(b: Box | None) -> list[float] | None:
+    return None if b is None else [round(b.x1, 1), round(b.y1, 1), round(b.x2, 1), round(b.y2, 1)]
+
+
+def _violation(event: Event, code: str) -> dict[str, Any] | None:
+    v = event.violation
+    if v is None:
+        return None
+    code = v.code or code
+    return {
+        "code": code,
+        "description": CODE_TEXT.get(code),
+        "signal_group": v.signal_group,
+        "signal_color": v.signal_color.value,
+        "seconds_since_red": v.seconds_since_red,
+        "lane_no": v.lane_no,
+        "movement": v.movement,
+        "approach": v.approach,
+        "crossed_stop_line_pts": v.crossed_stop_line_pts,
+        "evidence_pts": list(v.evidence_pts),
+    }
+
+
+def _clip(c: ClipInfo | None) -> dict[str, Any] | None:
+    if c is None:
+        return None
+    return {
+        "file": c.path.name,
+        "codec": c.codec,
+        "width": c.width,
+        "height": c.height,
+        "start_pts_s": round(c.start_pts_s, 6),
+        "end_pts_s": round(c.end_pts_s, 6),
+        "duration_s": round(c.duration_s, 6),
+        "packets": c.packets,
+        "keyframes": c.keyframes,
+    }
+
+
+def _event(event: Event) -> dict[str, Any]:
+    return {
+        "event_id": event.event_id,
+        "type": event.type.value,
+        "stream_id": event.stream_id,
+        "track_id": event.track_id,
+        "kind": event.kind.label,
+        "class_name": event.class_name,
+        "confidence": event.confidence,
+        "first_seen_ms": event.first_seen_ms,
+        "last_seen_ms": event.last_seen_ms,
+        "first_seen_beijing": beijing_time_text(event.first_seen_ms),
+        "first_pts": event.first_pts,
+        "last_pts": event.last_pts,
+        "direction": event.direction,
+        "detail": event.detail,
+    }
+
+
+def record_document(
+    record: EvidenceRecord, event: Event, camera: CameraConfig, key: bytes
+) -> dict[str, Any]:
+    """The ``record.json`` content, including its ``record_hmac``."""
+    p = record.plate
+    doc: dict[str, Any] = {
+        "schema": SCHEMA,
+        "event": _event(event),
+        "camera": {
+            "id": camera.id,
+            "name": camera.name,
+            "device_id": camera.device_id,
+            "tollgate_id": camera.tollgate_id,
+            "location": camera.location,
+        },
+        "violation": _violation(event, record.violation_code),
+        "plate": {
+            "text": p.text,
+            "readable": p.text is not None,
+            "color": p.color,
+            "confidence": round(p.confidence, 4),
+            "layers": p.layers,
+            "image": record.plate_frame,
+        },
+        "images": [
+            {
+                "file": f"{im.index}.jpg",
+                "pts": im.pts,
+                "wall_time_ms": im.wall_time_ms,
+                "beijing_time": im.beijing_time,
+                "width": im.width,
+                "height": im.height,
+                "vehicle_box": _box(im.vehicle_box),
+            }
+            for im in record.images
+        ],
+        "clip": _clip(record.clip),
+        "clip_error": record.clip_error,
+        "complete": record.complete,
+        "files": [
+            {"name": f.name, "size": f.size, "hmac_sha256": f.hmac_sha256} for f in record.files
+        ],
+        "integrity": {"algorithm": ALGORITHM, "key_id": record.key_id},
+    }
+    doc["record_hmac"] = hmac_bytes(canonical_json(doc), key)
+    return doc

@@ -1,0 +1,149 @@
+"""PyAV decoding helpers shared by the file and RTSP sources: open an input with a clean error,
+describe the video stream (:class:`StreamParams`), wrap packets for the packet ring, decode a
+packet without letting one bad packet end the stream, convert to BGR."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping
+from fractions import Fraction
+from typing import Any
+
+import av
+import av.error
+
+from pipeline.errors import StreamOpenError
+from pipeline.types import ImageBGR
+from streams.packet_ring import EncodedPacket, StreamParams
+
+__all__ = [
+    "EncodedPacket",
+    "StreamParams",
+    "configure_threads",
+    "decode_packet",
+    "decoder_description",
+    "demux_video",
+    "encoded_packet",
+    "open_input",
+    "stream_fps",
+    "stream_params",
+    "to_bgr",
+]
+
+logger = logging.getLogger(__name__)
+
+# Decode failures of one packet: corrupt data, or a decoder that refuses the input.
+PACKET_ERRORS: tuple[type[BaseException], ...] = (av.error.FFmpegError, ValueError)
+
+
+def open_input(
+    target: str,
+    *,
+    display: str,
+    options: Mapping[str, str] | None = None,
+    timeout: tuple[float, float] | None = None,
+) -> tuple[Any, Any]:
+    """Open ``target`` and return ``(container, video_stream)``.
+
+    ``display`` names the input in errors and logs (a path, or a URL with credentials masked).
+
+    Raises:
+        StreamOpenError: the input cannot be opened or holds no video stream.
+    """
+    try:
+        container = av.open(target, mode="r", options=dict(options or {}), timeout=timeout)
+    except (av.error.FFmpegError, OSError, ValueError) as e:
+        reason = getattr(e, "strerror", None) or type(e).__name__
+        raise StreamOpenError(f"cannot open {display}: {reason}") from e
+    if not container.streams.video:
+        container.close()
+        raise StreamOpenError(f"{display} has no video stream")
+    return container, container.streams.video[0]
+
+
+def configure_threads(stream: Any, threads: int) -> None:
+    """``threads`` 0: FFmpeg picks (frame + slice threading); 1: single thread; n: n threads."""
+    ctx = stream.codec_context
+    if threads == 1:
+        ctx.thread_count = 1
+        return
+    stream.thread_type = "AUTO"
+    ctx.thread_count = max(threads, 0)
+
+
+def decoder_description(stream: Any) -> str:
+    ctx = stream.codec_context
+    threading = f"thread_type={stream.thread_type.name}, threads={ctx.thread_count}"
+    return f"{ctx.name} (pyav cpu, {threading})"
+
+
+def stream_fps(stream: Any) -> float:
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    return float(rate) if rate else 0.0
+
+
+def stream_params(stream: Any) -> StreamParams:
+    """The codec parameters a muxer needs to write this stream's packets."""
+    ctx = stream.codec_context
+    extradata = ctx.extradata
+    rate = stream.average_rate or stream.guessed_rate
+    return StreamParams(
+        codec_name=str(ctx.name),
+        extradata=bytes(extradata) if extradata else None,
+        width=int(ctx.width),
+        height=int(ctx.height),
+        time_base=Fraction(stream.time_base),
+        frame_rate=Fraction(rate) if rate else None,
+    )
+
+
+def encoded_packet(packet: Any, pts_s: float) -> EncodedPacket:
+    """Copy a demuxed packet (bytes and timing) for the packet ring."""
+    return EncodedPacket(
+        data=bytes(packet),
+        pts=packet.pts,
+        dts=packet.dts,
+        duration=packet.duration,
+        time_base=Fraction(packet.time_base),
+        is_keyframe=bool(packet.is_keyframe),
+        pts_s=pts_s,
+    )
+
+
+def demux_video(container: Any, stream: Any, max_skips: int = 1000) -> Iterator[Any]:
+    """Demuxed packets of ``stream`` (FFmpeg ends with an empty flush packet).
+
+    A corrupt stream can make FFmpeg announce a stream PyAV does not know (PyAV raises
+    IndexError); such packets are skipped and demuxing resumes, up to ``max_skips`` times.
+    Read errors (``PACKET_ERRORS``) propagate to the caller.
+    """
+    skips = 0
+    demux = container.demux(stream)
+    while True:
+        try:
+            packet = next(demux)
+        except StopIteration:
+            return
+        except IndexError:
+            skips += 1
+            if skips > max_skips:
+                raise
+            logger.debug("skipped a packet of an unknown stream (%d so far)", skips)
+            demux = container.demux(stream)
+            continue
+        yield packet
+
+
+def decode_packet(stream: Any, packet: Any) -> list[Any] | None:
+    """Decode one packet; return its frames, or None when the packet failed to decode."""
+    try:
+        return list(stream.codec_context.decode(packet))
+    except PACKET_ERRORS as e:
+        logger.debug("packet at pts %s failed to decode: %s", packet.pts, e)
+        return None
+
+
+def to_bgr(frame: Any) -> ImageBGR:
+    """The expensive part: colour conversion to a BGR uint8 array (call for sampled frames)."""
+    image: ImageBGR = frame.to_ndarray(format="bgr24")
+    return image

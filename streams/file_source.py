@@ -1,0 +1,224 @@
+"""A video file as a :class:`pipeline.protocols.FrameSource` (also a stand-in for a live camera
+with ``realtime=True``)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import DecodeError
+from pipeline.protocols import SourceInfo
+from pipeline.types import Frame
+from streams.decode import (
+    PACKET_ERRORS,
+    EncodedPacket,
+    StreamParams,
+    configure_threads,
+    decode_packet,
+    demux_video,
+    encoded_packet,
+    open_input,
+    stream_fps,
+    stream_params,
+    to_bgr,
+)
+from streams.sampling import Sampler
+
+logger = logging.getLogger(__name__)
+
+PacketSink = Callable[[EncodedPacket], None]
+
+
+def creation_time_ms(metadata: dict[str, str]) -> int | None:
+    """The container's ``creation_time`` tag as UTC epoch ms, or None when absent or invalid."""
+    text = metadata.get("creation_time")
+    if not text:
+        return None
+    try:
+        return round(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
+    except ValueError:
+        return None
+
+
+class FileSource:
+    """Decodes a video file's first video stream into :class:`Frame` objects.
+
+    ``seq`` is the index of the decoded frame in the file (frames skipped by ``analysis_fps``
+    leave gaps); ``pts`` is seconds from the first frame; wall time is ``start_wall_ms`` (default:
+    the file's ``creation_time`` tag, else the time of opening) plus the pts offset. Every frame
+    is decoded but only sampled ones are converted to BGR. ``packet_sink`` receives every video
+    packet before decoding.
+
+    Raises (from the constructor): StreamOpenError when the file cannot be opened or holds no
+    video; from ``frames()``: DecodeError when the file broke before any frame decoded.
+    """
+
+    def __init__(
+        self,
+        path: Path | str,
+        stream_id: str = "cam1",
+        *,
+        realtime: bool = False,
+        analysis_fps: float | None = None,
+        start_wall_ms: int | None = None,
+        packet_sink: PacketSink | None = None,
+        decode_threads: int = 0,
+    ) -> None:
+        self._path = Path(path)
+        self._stream_id = stream_id
+        self._realtime = realtime
+        self._analysis_fps = analysis_fps
+        self._packet_sink = packet_sink
+        self._closed = threading.Event()
+        self._container, self._stream = open_input(str(self._path), display=str(self._path))
+        configure_threads(self._stream, decode_threads)
+        meta_ms = creation_time_ms(dict(self._container.metadata))
+        default_ms = meta_ms if meta_ms is not None else round(time.time() * 1000)
+        self._start_wall_ms = start_wall_ms if start_wall_ms is not None else default_ms
+        self._time_base = float(self._stream.time_base)
+        self._origin: int | None = self._stream.start_time
+        self._params = stream_params(self._stream)
+        self._info = self._make_info()
+        self._broken: str | None = None
+        self._iterating = False
+        self._lock = threading.Lock()
+        self.decode_errors = 0
+        self.frames_decoded = 0
+        self.frames_yielded = 0
+
+    def _make_info(self) -> SourceInfo:
+        stream = self._stream
+        duration = None
+        if stream.duration is not None:
+            duration = float(stream.duration * stream.time_base)
+        elif self._container.duration is not None:
+            duration = self._container.duration / 1_000_000
+        return SourceInfo(
+            stream_id=self._stream_id,
+            url=str(self._path),
+            width=int(stream.codec_context.width),
+            height=int(stream.codec_context.height),
+            fps=stream_fps(stream),
+            codec=str(stream.codec_context.name),
+            frame_count=int(stream.frames) or None,
+            duration_s=duration,
+        )
+
+    @property
+    def info(self) -> SourceInfo:
+        return self._info
+
+    @property
+    def start_wall_ms(self) -> int:
+        return self._start_wall_ms
+
+    def video_stream_params(self) -> StreamParams:
+        return self._params
+
+    def frames(self) -> Iterator[Frame]:
+        with self._lock:
+            if self._iterating:
+                raise RuntimeError("FileSource.frames() is already being iterated")
+            self._iterating = True
+        try:
+            yield from self._frames()
+        finally:
+            with self._lock:
+                self._iterating = False
+                if self._closed.is_set():
+                    self._container.close()
+
+    def _frames(self) -> Iterator[Frame]:
+        sampler = Sampler(self._analysis_fps)
+        pacer = _Pacer(self._closed) if self._realtime else None
+        for packet in self._packets():
+            if packet.size and self._packet_sink is not None:
+                self._packet_sink(encoded_packet(packet, self._relative(packet.pts)))
+            decoded = decode_packet(self._stream, packet)
+            if decoded is None:
+                self.decode_errors += 1
+                continue
+            for av_frame in decoded:
+                seq = self.frames_decoded
+                self.frames_decoded += 1
+                pts = self._relative(av_frame.pts)
+                if not sampler.accept(pts):
+                    continue
+                if pacer is not None and not pacer.wait_until(pts):
+                    return
+                yield self._frame(av_frame, seq, pts)
+        self._finish()
+
+    def _frame(self, av_frame: Any, seq: int, pts: float) -> Frame:
+        self.frames_yielded += 1
+        return Frame(
+            stream_id=self._stream_id,
+            seq=seq,
+            pts=pts,
+            wall_time_ms=self._start_wall_ms + round(pts * 1000),
+            image=to_bgr(av_frame),
+            keyframe=bool(av_frame.key_frame),
+        )
+
+    def _relative(self, raw: int | None) -> float:
+        if raw is None:
+            return 0.0
+        if self._origin is None:
+            self._origin = raw
+        return (raw - self._origin) * self._time_base
+
+    def _packets(self) -> Iterator[Any]:
+        """Demuxed video packets (ending with the flush packet) until EOF, error or close."""
+        demux = demux_video(self._container, self._stream)
+        while not self._closed.is_set():
+            try:
+                packet = next(demux)
+            except StopIteration:
+                return
+            except PACKET_ERRORS as e:
+                self._broken = f"{self._path}: read failed after {self.frames_decoded} frames: {e}"
+                return
+            yield packet
+
+    def _finish(self) -> None:
+        if self.frames_decoded == 0 and not self._closed.is_set():
+            raise DecodeError(self._broken or f"{self._path}: no video frame could be decoded")
+        if self._broken is not None:
+            logger.warning("%s; ending the stream early", self._broken)
+
+    def close(self) -> None:
+        """Stop iteration (from any thread) and release the file."""
+        with self._lock:
+            self._closed.set()
+            if not self._iterating:
+                self._container.close()
+
+    def __enter__(self) -> FileSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _Pacer:
+    """Sleeps so frames come out at stream speed (pts 0 at the first frame)."""
+
+    def __init__(self, closed: threading.Event) -> None:
+        self._closed = closed
+        self._t0: float | None = None
+        self._pts0 = 0.0
+
+    def wait_until(self, pts: float) -> bool:
+        """Wait until ``pts`` is due; return False when the source was closed meanwhile."""
+        now = time.monotonic()
+        if self._t0 is None:
+            self._t0, self._pts0 = now, pts
+        delay = self._t0 + (pts - self._pts0) - now
+        if delay > 0:
+            return not self._closed.wait(delay)
+        return not self._closed.is_set()

@@ -1,0 +1,43 @@
+"""Analysis-rate sampling: pick the frames whose pts crosses the next sampling instant."""
+
+from __future__ import annotations
+
+_EPS = 1e-6
+
+
+class Sampler:
+    """Chooses frames for analysis at ``analysis_fps`` (None or <= 0: every frame).
+
+    A frame is taken when its pts reaches the next sampling instant; instants advance by
+    ``1 / analysis_fps``, so a 30 fps stream sampled at 5 fps yields every 6th frame and a
+    29.97 fps one mostly every 6th, sometimes the 5th (5 per second on average). After a gap
+    (or a backwards pts step) the schedule restarts at the current frame instead of bursting.
+    """
+
+    def __init__(self, analysis_fps: float | None = None) -> None:
+        self._period = 1.0 / analysis_fps if analysis_fps and analysis_fps > 0 else 0.0
+        self._next: float | None = None
+        self._last: float | None = None
+
+    @property
+    def period(self) -> float:
+        return self._period
+
+    def accept(self, pts: float) -> bool:
+        """Return True when the frame at ``pts`` (seconds) should be analysed."""
+        if self._period == 0.0:
+            return True
+        last, self._last = self._last, pts
+        if self._next is None or (last is not None and pts < last):
+            self._next = pts + self._period
+            return True
+        if pts + _EPS < self._next:
+            return False
+        self._next += self._period
+        if self._next <= pts:  # a gap longer than one period: restart the schedule here
+            self._next = pts + self._period
+        return True
+
+    def reset(self) -> None:
+        self._next = None
+        self._last = None

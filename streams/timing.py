@@ -1,0 +1,115 @@
+"""Mapping stream presentation time (pts) to a continuous relative timeline and to wall time.
+
+One :class:`PtsClock` lives as long as a live source. Per connection it anchors wall time once
+(first frame: wall = local clock at arrival) and then derives wall time from the pts offset;
+a frame that arrives earlier than the anchor implies (the first frames were buffered by stream
+probing) moves the anchor earlier, so derived wall times never lie in the future.
+It re-anchors — and counts a reset — when pts jumps forward by more than ``max_jump_s``, steps
+backwards, or when the derived wall time drifts more than ``max_skew_s`` from the local clock.
+The relative pts it hands out stays monotonic across reconnects and resets (a reconnect
+continues from the last pts plus the time elapsed), so trackers and rules never see time run
+backwards. Frames without a pts (seen over RTSP before the first RTCP sync) get one from the
+arrival clock. All times are seconds unless named ``_ms``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+_MIN_STEP_S = 1e-3
+
+
+@dataclass(frozen=True, slots=True)
+class Stamp:
+    """Relative presentation time (seconds) and capture wall time (UTC epoch ms) of a frame."""
+
+    pts: float
+    wall_time_ms: int
+
+
+class PtsClock:
+    """pts → (relative pts, wall time) for one live source; see the module docstring."""
+
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.time,
+        *,
+        max_jump_s: float = 10.0,
+        max_skew_s: float = 5.0,
+    ) -> None:
+        self._clock = clock
+        self._max_jump_s = max_jump_s
+        self._max_skew_s = max_skew_s
+        self._lock = threading.Lock()
+        self._base: float | None = None  # raw pts (s) that maps to relative pts 0
+        self._anchor_rel: float | None = None  # relative pts of the wall anchor
+        self._anchor_wall = 0.0  # local clock (s) at the anchor
+        self._last_rel: float | None = None
+        self._last_arrival = 0.0
+        self.resets = 0
+        self.skew_ms: float | None = None
+
+    def new_connection(self) -> None:
+        """Forget the pts base and wall anchor: the next frame anchors afresh."""
+        with self._lock:
+            self._base = None
+            self._anchor_rel = None
+
+    def relative(self, raw_pts_s: float | None) -> float | None:
+        """Relative pts of a packet (sets the base on the first pts of a connection)."""
+        if raw_pts_s is None:
+            return None
+        with self._lock:
+            now = self._clock()
+            if self._base is None:
+                self._base = raw_pts_s - self._continuation(now)
+            return raw_pts_s - self._base
+
+    def map(self, raw_pts_s: float | None) -> Stamp:
+        """Stamp a decoded frame with raw pts ``raw_pts_s`` (seconds; None when unknown)."""
+        with self._lock:
+            now = self._clock()
+            if raw_pts_s is None:
+                rel = self._arrival_pts(now)
+            else:
+                if self._base is None:
+                    self._base = raw_pts_s - self._arrival_pts(now)
+                rel = raw_pts_s - self._base
+                if self._last_rel is not None and self._is_jump(rel):
+                    self.resets += 1
+                    rel = self._continuation(now)
+                    self._base = raw_pts_s - rel
+                    self._anchor_rel = None
+            if self._anchor_rel is None:
+                self._anchor_rel, self._anchor_wall = rel, now
+            wall = self._anchor_wall + (rel - self._anchor_rel)
+            if wall > now:  # arrived earlier than the anchor implies: the anchor was late
+                self._anchor_rel, self._anchor_wall, wall = rel, now, now
+            elif now - wall > self._max_skew_s:  # drifted: re-anchor and count it
+                self.resets += 1
+                self._anchor_rel, self._anchor_wall, wall = rel, now, now
+            self.skew_ms = (now - wall) * 1000.0
+            self._last_rel, self._last_arrival = rel, now
+            return Stamp(pts=rel, wall_time_ms=round(wall * 1000.0))
+
+    def _is_jump(self, rel: float) -> bool:
+        assert self._last_rel is not None
+        return rel < self._last_rel - _MIN_STEP_S or rel - self._last_rel > self._max_jump_s
+
+    def _continuation(self, now: float) -> float:
+        """Relative pts for a frame that starts a new timeline segment at ``now``."""
+        if self._last_rel is None:
+            return 0.0
+        return self._last_rel + max(now - self._last_arrival, _MIN_STEP_S)
+
+    def _arrival_pts(self, now: float) -> float:
+        """Relative pts from the arrival clock (no usable pts, or first frame of a segment)."""
+        if self._anchor_rel is None:
+            return self._continuation(now)
+        rel = self._anchor_rel + (now - self._anchor_wall)
+        if self._last_rel is not None:
+            rel = max(rel, self._last_rel + _MIN_STEP_S)
+        return rel

@@ -1,0 +1,141 @@
+"""Targeted unit tests of the red-light and pedestrian rules with tiny builders."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pipeline.protocols import Rule
+from pipeline.rules import PedestrianRedLightRule, RedLightRule, build_rules
+from pipeline.types import Frame, LampColor, ObjectKind, SignalState, Tracks
+from tests.scenarios import scene_calibration
+
+W, H = 640, 360
+BLANK = np.zeros((1, 1, 3), np.uint8)
+
+
+def frame(i: int, fps: float = 10.0) -> Frame:
+    return Frame("cam", i, i / fps, 1_700_000_000_000 + int(i * 1000 / fps), BLANK)
+
+
+def tracks(*rows: tuple[int, float, float, ObjectKind]) -> Tracks:
+    """Rows of (track id, anchor x rel, anchor y rel, kind); 40x40 px boxes."""
+    xyxy = [[x * W - 20, y * H - 40, x * W + 20, y * H] for _, x, y, _ in rows]
+    n = len(rows)
+    return Tracks(
+        xyxy=np.array(xyxy, np.float32).reshape(-1, 4),
+        confidence=np.full(n, 0.9, np.float32),
+        class_id=np.array([2 if k is ObjectKind.MOTOR_VEHICLE else 0 for *_, k in rows], np.int64),
+        kind=np.array([int(k) for *_, k in rows], np.int8),
+        track_id=np.array([r[0] for r in rows], np.int64),
+        detected=np.ones(n, np.bool_),
+    )
+
+
+def signals(color: LampColor, since: float, pts: float, ped: LampColor = LampColor.GREEN) -> dict[str, SignalState]:
+    return {
+        "main": SignalState("main", color, 1.0, since, pts),
+        "ped": SignalState("ped", ped, 1.0, 0.0, pts),
+    }
+
+
+def run(rule: Rule, ys: list[float | None], color: LampColor = LampColor.RED, x: float = 0.5,
+        kind: ObjectKind = ObjectKind.MOTOR_VEHICLE, extra_frames: int = 0) -> list:
+    events = []
+    for i, y in enumerate(ys + [None] * extra_frames):
+        f = frame(i)
+        t = tracks((7, x, y, kind)) if y is not None else Tracks.empty()
+        events += rule.update(f, t, signals(color, 0.0, f.pts))
+    return events
+
+
+THROUGH = [0.9, 0.85, 0.8, 0.75, 0.71, 0.68, 0.64, 0.6, 0.55, 0.5, 0.45, 0.4]
+
+
+def test_rules_satisfy_protocol_and_factory() -> None:
+    rules = build_rules("cam", scene_calibration(), (W, H))
+    assert [type(r) for r in rules] == [RedLightRule, PedestrianRedLightRule]
+    assert all(isinstance(r, Rule) for r in rules)
+    assert build_rules("cam", scene_calibration(crosswalks=[]), (W, H))[0].__class__ is RedLightRule
+
+
+def test_straight_through_on_red_is_one_violation() -> None:
+    rule = RedLightRule("cam", scene_calibration(), (W, H))
+    events = run(rule, THROUGH)
+    assert len(events) == 1
+    v = events[0].violation
+    assert v is not None and v.lane_no == 2 and v.signal_color is LampColor.RED
+    # stop line y = 0.70 between 0.71 (t=0.4) and 0.68 (t=0.5): t = 0.4 + 0.1/3
+    assert abs(v.crossed_stop_line_pts - (0.4 + 0.1 / 3)) < 1e-3
+    assert v.evidence_pts[:2] == (0.4, 0.5)
+
+
+def test_green_amber_unknown_are_not_violations() -> None:
+    for color in (LampColor.GREEN, LampColor.AMBER, LampColor.UNKNOWN, LampColor.OFF):
+        assert run(RedLightRule("cam", scene_calibration(), (W, H)), THROUGH, color) == []
+
+
+def test_other_kinds_are_ignored_unless_configured() -> None:
+    cal = scene_calibration()
+    assert run(RedLightRule("cam", cal, (W, H)), THROUGH, kind=ObjectKind.NON_MOTOR) == []
+    cal2 = scene_calibration(vehicle_kinds=["motor_vehicle", "non_motor"])
+    assert len(run(RedLightRule("cam", cal2, (W, H)), THROUGH, kind=ObjectKind.NON_MOTOR)) == 1
+
+
+def test_jitter_back_over_the_line_does_not_count_and_stop_is_not_violation() -> None:
+    ys = [0.75, 0.72, 0.695, 0.705, 0.69, 0.71, 0.695, 0.69, 0.69, 0.69, 0.69]
+    rule = RedLightRule("cam", scene_calibration(), (W, H))
+    assert run(rule, ys) == [] and rule.end_of_stream() == []
+
+
+def test_track_vanishing_after_entry_is_decided_on_eviction() -> None:
+    cal = scene_calibration(stale_track_s=1.0, min_displacement=0.3)  # never displaced enough
+    rule = RedLightRule("cam", cal, (W, H))
+    ys: list[float | None] = [0.9, 0.8, 0.72, 0.66, 0.58, 0.53]
+    assert run(rule, ys) == []
+    events = run(rule, [], extra_frames=0)
+    for i in range(6, 20):
+        events += rule.update(frame(i), Tracks.empty(), signals(LampColor.RED, 0.0, i / 10))
+    assert len(events) == 1 and rule.live_tracks == 0
+
+
+def test_end_of_stream_finalizes_and_clears() -> None:
+    rule = RedLightRule("cam", scene_calibration(min_displacement=0.3), (W, H))
+    assert run(rule, [0.9, 0.8, 0.72, 0.66, 0.58, 0.53]) == []
+    assert len(rule.end_of_stream()) == 1
+    assert rule.live_tracks == 0 and rule.end_of_stream() == []
+
+
+def test_exemption_time_window_uses_frame_wall_time() -> None:
+    # 1_700_000_000_000 ms = 06:13 Beijing time.
+    cal = scene_calibration(
+        exemptions=[{"movement": "straight", "lanes": ["l2"], "windows": [{"start": "06:00", "end": "07:00"}]}]
+    )
+    assert run(RedLightRule("cam", cal, (W, H)), THROUGH) == []
+    cal = scene_calibration(
+        exemptions=[{"movement": "straight", "lanes": ["l2"], "windows": [{"start": "22:00", "end": "06:00"}]}]
+    )
+    assert len(run(RedLightRule("cam", cal, (W, H)), THROUGH)) == 1
+
+
+def test_first_seen_past_the_line_is_not_charged() -> None:
+    assert run(RedLightRule("cam", scene_calibration(), (W, H)), THROUGH[5:]) == []
+
+
+def test_pedestrian_first_seen_inside_or_on_green_not_charged() -> None:
+    cal = scene_calibration()
+    walk = [0.2, 0.28, 0.36, 0.44, 0.52, 0.6, 0.68]
+    rule = PedestrianRedLightRule("cam", cal, (W, H))
+
+    def go(xs: list[float], ped: LampColor) -> list:
+        out = []
+        for i, x in enumerate(xs):
+            f = frame(i)
+            out += rule.update(f, tracks((9, x, 0.64, ObjectKind.PERSON)), signals(LampColor.GREEN, 0.0, f.pts, ped))
+        rule.end_of_stream()
+        return out
+
+    assert go(walk[2:], LampColor.RED) == []
+    assert go(walk, LampColor.GREEN) == []
+    (ev,) = go(walk, LampColor.RED)
+    assert ev.violation is not None and ev.violation.code == "8901"
+    assert ev.violation.evidence_pts == (0.0, 0.1, 0.3)

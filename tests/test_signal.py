@@ -1,0 +1,146 @@
+"""Lamp reading, smoothing/hysteresis and the signal board (video + external input)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from pipeline.calibration import IntersectionCalibration, SignalHead
+from pipeline.signal import LampReading, SignalSmoother, build_signal_board, read_lamp
+from pipeline.signal_input import ExternalPhaseInput
+from pipeline.types import Frame, LampColor
+
+HEAD = SignalHead(id="h", group="g", region=((0.0, 0.0), (1.0, 1.0)))
+BGR = {"red": (40, 40, 235), "amber": (10, 165, 250), "green": (150, 225, 40)}
+ORDER = ["red", "amber", "green"]
+
+
+def head_image(lit: str | None, w: int = 18, h: int = 48, bloom: bool = False) -> np.ndarray:
+    img = np.full((h, w, 3), 25, np.uint8)
+    cell = h // 3
+    for k, c in enumerate(ORDER):
+        centre = (w // 2, cell * k + cell // 2)
+        if c == lit:
+            color = (250, 250, 250) if bloom else BGR[c]
+            cv2.circle(img, centre, 7, color, -1)
+        else:
+            cv2.circle(img, centre, 7, (45, 45, 45), -1)
+    return img
+
+
+@pytest.mark.parametrize("lit", ORDER)
+def test_read_each_lamp(lit: str) -> None:
+    r = read_lamp(head_image(lit), HEAD)
+    assert r.color == LampColor(lit)
+    assert r.confidence > 0.5
+
+
+def test_dark_head_reads_off_and_empty_crop_unknown() -> None:
+    assert read_lamp(head_image(None), HEAD).color is LampColor.OFF
+    assert read_lamp(np.zeros((0, 0, 3), np.uint8), HEAD).color is LampColor.UNKNOWN
+
+
+def test_night_bloom_white_lamp_read_by_position() -> None:
+    r = read_lamp(head_image("green", bloom=True), HEAD)
+    assert r.color is LampColor.GREEN and r.confidence <= 0.5
+
+
+def test_glare_everywhere_is_unknown() -> None:
+    img = np.full((48, 18, 3), 245, np.uint8)
+    assert read_lamp(img, HEAD).color is LampColor.UNKNOWN
+
+
+def test_red_light_in_the_green_cell_is_not_green() -> None:
+    """Red countdown digits overlapping the bottom cell do not make it read green."""
+    img = head_image("green")
+    cv2.putText(img, "8", (2, 46), cv2.FONT_HERSHEY_SIMPLEX, 0.5, BGR["red"], 1)
+    assert read_lamp(img, HEAD).color is LampColor.GREEN
+    img = head_image(None)
+    cv2.putText(img, "8", (2, 46), cv2.FONT_HERSHEY_SIMPLEX, 0.5, BGR["red"], 1)
+    assert read_lamp(img, HEAD).color is not LampColor.GREEN
+
+
+def _feed(sm: SignalSmoother, colors: list[LampColor], fps: float = 10.0) -> list[tuple[LampColor, float]]:
+    out = []
+    for i, c in enumerate(colors):
+        st = sm.update(LampReading(c, 1.0 if c not in (LampColor.OFF, LampColor.UNKNOWN) else 0.8), i / fps)
+        out.append((st.color, st.since_pts))
+    return out
+
+
+def test_one_noisy_frame_never_flips() -> None:
+    R, G = LampColor.RED, LampColor.GREEN
+    out = _feed(SignalSmoother("g"), [R] * 5 + [G] + [R] * 5)
+    assert all(c is R for c, _ in out)
+    assert all(s == 0.0 for _, s in out)
+
+
+def test_change_is_confirmed_and_back_dated() -> None:
+    R, G = LampColor.RED, LampColor.GREEN
+    out = _feed(SignalSmoother("g", confirm_frames=2), [R] * 5 + [G] * 5)
+    assert out[5][0] is R  # first green frame: not yet confirmed
+    assert out[6] == (G, 0.5)  # confirmed, since the first green frame
+
+
+def test_flicker_does_not_read_off_and_dark_needs_hold() -> None:
+    R, O = LampColor.RED, LampColor.OFF
+    flicker = [R, R, O] * 6
+    assert all(c is R for c, _ in _feed(SignalSmoother("g"), flicker))
+    out = _feed(SignalSmoother("g", dark_hold_s=0.6), [R] * 3 + [O] * 10)
+    assert out[8][0] is R  # 0.5 s dark: still red
+    assert out[9] == (O, 0.3)  # 0.6 s dark: OFF, since the first dark frame
+
+
+def test_duration_grows_with_frame_time() -> None:
+    sm = SignalSmoother("g")
+    st = None
+    for i in range(30):
+        st = sm.update(LampReading(LampColor.RED, 1.0), i * 0.1)
+    assert st is not None and st.duration == pytest.approx(2.9)
+
+
+def _cal(source: str) -> IntersectionCalibration:
+    return IntersectionCalibration.model_validate(
+        {
+            "signal_groups": [{"id": "g", "source": source, "external_timeout_s": 2.0}],
+            "signal_heads": [{"id": "h", "group": "g", "region": [[0.1, 0.1], [0.2, 0.5]]}],
+        }
+    )
+
+
+def _frames(lit: str, n: int, start: int = 0) -> list[Frame]:
+    img = np.zeros((100, 100, 3), np.uint8)
+    img[10:50, 10:20] = cv2.resize(head_image(lit), (10, 40))
+    return [Frame("s", i, i * 0.1, 1_000_000 + i * 100, img) for i in range(start, start + n)]
+
+
+def test_board_reads_video_heads() -> None:
+    board = build_signal_board(_cal("video"), (100, 100))
+    states = [board.update(f)["g"] for f in _frames("red", 5)]
+    assert states[-1].color is LampColor.RED and states[-1].source == "video"
+
+
+def test_external_overrides_video_and_stale_falls_back() -> None:
+    ext = ExternalPhaseInput(["g"])
+    board = build_signal_board(_cal("external_then_video"), (100, 100), ext)
+    ext.set_phase("g", "green", at_pts=0.0)
+    frames = _frames("red", 40)
+    first = board.update(frames[0])["g"]
+    assert (first.color, first.source) == (LampColor.GREEN, "external")
+    states = [board.update(f)["g"] for f in frames[1:]]
+    assert states[15].source == "external"  # 1.6 s after the message: still fresh
+    assert states[-1].source == "video" and states[-1].color is LampColor.RED  # 3.9 s: stale
+
+
+def test_external_only_group_unknown_until_told() -> None:
+    cal = IntersectionCalibration.model_validate(
+        {"signal_groups": [{"id": "p", "kind": "pedestrian", "source": "external"}]}
+    )
+    ext = ExternalPhaseInput()
+    board = build_signal_board(cal, (100, 100), ext)
+    f0, f1 = _frames("red", 2)
+    assert board.update(f0)["p"].color is LampColor.UNKNOWN
+    ext.set_phase("p", LampColor.RED, wall_ms=f1.wall_time_ms - 500)
+    st = board.update(f1)["p"]
+    assert st.color is LampColor.RED and st.since_pts == pytest.approx(f1.pts - 0.5)
