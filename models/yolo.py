@@ -184,8 +184,9 @@ class YoloV5Detector:
         """Letterbox geometry of each image inside the batch's shared input shape."""
         for im in images:
             if im.ndim != 3 or im.shape[2] != 3 or im.dtype != np.uint8:
-                raise ValueError(f"{self.name}: expected BGR uint8 HxWx3 images, got "
-                                 f"{im.dtype} {im.shape}")
+                raise ValueError(
+                    f"{self.name}: expected BGR uint8 HxWx3 images, got {im.dtype} {im.shape}"
+                )
         shapes = [self.input_shape_for(im.shape[:2]) for im in images]
         in_hw = (max(s[0] for s in shapes), max(s[1] for s in shapes))
         return tuple(

@@ -84,15 +84,12 @@ def test_reproduces_upstream_boxes(detectors: dict[str, Any], image_id: str, mod
     note = "" if same_pixels else " (NOTE: decoded pixels differ from the golden's input)"
     ref_xyxy, ref_conf, ref_cls = _ref(entry, mode)
     pairs, missing, extra = match_boxes(ours.xyxy, ours.class_id, ref_xyxy, ref_cls)
-    assert not missing, (
-        f"golden boxes not reproduced: {[entry['modes'][mode]['boxes'][m] for m in missing]}"
-    )
-    assert not extra, (
-        f"extra boxes: {ours.xyxy[extra]} {ours.confidence[extra]} {ours.class_id[extra]}"
-    )
+    missed = [entry["modes"][mode]["boxes"][m] for m in missing]
+    assert not missing, f"golden boxes not reproduced: {missed}{note}"
+    assert not extra, f"extra boxes: {ours.xyxy[extra]} {ours.class_id[extra]}{note}"
     for r, o, iou in pairs:
-        assert iou >= 0.95, (r, o, iou)
-        assert abs(float(ours.confidence[o]) - float(ref_conf[r])) <= 0.02
+        assert iou >= 0.95, (r, o, iou, note)
+        assert abs(float(ours.confidence[o]) - float(ref_conf[r])) <= 0.02, note
     assert len(ours) == len(ref_cls)
 
 

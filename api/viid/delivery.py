@@ -41,13 +41,9 @@ from api.viid.client import SessionState, ViidClient
 from api.viid.config import ViidClientConfig, ViidMappingConfig, ViidPlatform
 from api.viid.ids import require_device_id, require_org_code
 from api.viid.mapping import EventImages, EventMapper, ImageRef
+from api.viid.notifier import NotifierOptions, SubscriptionNotifier
 from api.viid.sender import OutboxSender, SenderOptions
-from api.viid.subscriptions import (
-    NotifierOptions,
-    ResourceResolver,
-    SubscriptionNotifier,
-    SubscriptionRegistry,
-)
+from api.viid.subscriptions import ResourceResolver, SubscriptionRegistry
 from pipeline.config import format_validation_error, read_yaml
 from pipeline.errors import ConfigError
 

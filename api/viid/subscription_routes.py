@@ -9,7 +9,8 @@ their own (:class:`SubscriberAuth`: a ``User-Identify`` allow-list and/or HTTP D
   every ResourceURI id one of ours, an http(s) ReceiveAddr, EndTime in the future) and gets its
   own ResponseStatusObject (``Id`` = SubscribeID). ``OperateType`` 1 cancels.
 - ``PUT /VIID/Subscribes/<ID>`` with ``OperateType`` 1 (and SubscribeCancelOrg/Person,
-  CancelReason) cancels, with 0 replaces; ``PUT /VIID/Subscribes`` does the same in batch.
+  CancelReason) cancels — so does a body without OperateType —, with 0 replaces;
+  ``PUT /VIID/Subscribes`` does the same in batch.
 - ``DELETE /VIID/Subscribes?IDList=a,b`` and ``DELETE /VIID/Subscribes/<ID>`` cancel too (the
   rows stay for the audit log). ``GET /VIID/Subscribes[/<ID>]`` lists them with their status.
 """
@@ -49,7 +50,7 @@ PATH = "/VIID/Subscribes"
 _INDEX = re.compile(r"^\$\.SubscribeListObject\.SubscribeObject\[(\d+)\]")
 
 
-class SubscriptionRefused(SharpeyesError, ValueError):
+class SubscriptionRefusedError(SharpeyesError, ValueError):
     """A SubscribeObject we do not accept; the message says why (sent as StatusString)."""
 
 
@@ -75,16 +76,18 @@ def _time(value: str | None, what: str, resolver: ResourceResolver) -> int | Non
     try:
         return ids.parse_local_time(value, resolver.tz)
     except ValueError as e:
-        raise SubscriptionRefused(f"{what}: {e}") from e
+        raise SubscriptionRefusedError(f"{what}: {e}") from e
 
 
 def _details(text: str | None) -> frozenset[int]:
     try:
         details = frozenset(int(p) for p in _split(text))
     except ValueError as e:
-        raise SubscriptionRefused(f"SubscribeDetail must be comma-separated codes: {text!r}") from e
+        raise SubscriptionRefusedError(
+            f"SubscribeDetail must be comma-separated codes: {text!r}"
+        ) from e
     if not details & SUPPORTED_DETAILS:
-        raise SubscriptionRefused(
+        raise SubscriptionRefusedError(
             f"SubscribeDetail {text!r} names none of 11, 12, 13, 14 (the records we collect)"
         )
     return details
@@ -96,24 +99,28 @@ def parse_subscription(
     """Check one SubscribeObject and build the :class:`Subscription` to store.
 
     Raises:
-        SubscriptionRefused: a field is missing or names something we do not have.
+        SubscriptionRefusedError: a field is missing or names something we do not have.
     """
     if not ids.is_subscribe_id(obj.SubscribeID):
-        raise SubscriptionRefused(f"SubscribeID must be 33 digits, got {obj.SubscribeID!r}")
+        raise SubscriptionRefusedError(f"SubscribeID must be 33 digits, got {obj.SubscribeID!r}")
     details = _details(obj.SubscribeDetail)
     resources = frozenset(_split(obj.ResourceURI))
     if not resources:
-        raise SubscriptionRefused("ResourceURI is empty")
+        raise SubscriptionRefusedError("ResourceURI is empty")
     unknown = sorted(resources - resolver.known_ids())
     if unknown:
-        raise SubscriptionRefused(f"ResourceURI names ids that are not ours: {','.join(unknown)}")
+        raise SubscriptionRefusedError(
+            f"ResourceURI names ids that are not ours: {','.join(unknown)}"
+        )
     addr = (obj.ReceiveAddr or "").strip()
     if not addr.startswith(("http://", "https://")) or "/" not in addr.split("://", 1)[1]:
-        raise SubscriptionRefused(f"ReceiveAddr must be an http(s) URL with a path, got {addr!r}")
+        raise SubscriptionRefusedError(
+            f"ReceiveAddr must be an http(s) URL with a path, got {addr!r}"
+        )
     begin = _time(obj.BeginTime, "BeginTime", resolver)
     end = _time(obj.EndTime, "EndTime", resolver)
     if end is not None and end < now_ms:
-        raise SubscriptionRefused(f"EndTime {obj.EndTime} is in the past")
+        raise SubscriptionRefusedError(f"EndTime {obj.EndTime} is in the past")
     return Subscription(
         subscribe_id=obj.SubscribeID,
         details=details,
@@ -172,13 +179,12 @@ class _Handlers:
         who = request.headers.get("user-identify")
         if self.auth.allowed_ids and who not in self.auth.allowed_ids:
             return self.single(url, int(StatusCode.INVALID_OPERATION), "not allowed", who, 403)
-        if self.digest is not None:
-            if self.digest.verify(request.method, request.headers.get("authorization")) is None:
-                resp = self.single(
-                    url, int(StatusCode.INVALID_OPERATION), "unauthorized", None, 401
-                )
-                resp.headers["WWW-Authenticate"] = self.digest.challenge()
-                return resp
+        header = request.headers.get("authorization")
+        if self.digest is not None and self.digest.verify(request.method, header) is None:
+            code = int(StatusCode.INVALID_OPERATION)
+            resp = self.single(url, code, "unauthorized", None, 401)
+            resp.headers["WWW-Authenticate"] = self.digest.challenge()
+            return resp
         return None
 
     async def body(self, request: Request) -> tuple[object | None, Response | None]:
@@ -220,7 +226,7 @@ class _Handlers:
             sub = parse_subscription(
                 obj, resolver=self.registry.resolver, subscriber=who, now_ms=now
             )
-        except SubscriptionRefused as e:
+        except SubscriptionRefusedError as e:
             return self.status(url, int(StatusCode.INVALID_OPERATION), str(e), obj.SubscribeID)
         self.registry.put(sub, actor=who)
         return self.status(url, int(StatusCode.OK), "OK", obj.SubscribeID)
@@ -271,7 +277,8 @@ def _subscribe_items(body: object) -> list[object] | None:
 def _single_item(body: object) -> object | None:
     """``{"SubscribeObject": {...}}``, a bare object, or a one-element list envelope."""
     if isinstance(body, dict) and isinstance(body.get("SubscribeObject"), dict):
-        return body["SubscribeObject"]
+        inner: object = body["SubscribeObject"]
+        return inner
     items = _subscribe_items(body)
     if items is not None:
         return items[0] if len(items) == 1 else None
@@ -295,7 +302,12 @@ def create_subscription_router(
     if not (h.auth.allowed_ids or h.auth.accounts):
         log.warning("/VIID/Subscribes accepts subscriptions from anyone (no SubscriberAuth)")
     router = APIRouter(tags=["GA/T 1400 subscriptions"])
+    _register_writes(router, h)
+    _register_reads(router, h)
+    return router
 
+
+def _register_writes(router: APIRouter, h: _Handlers) -> None:
     @router.post(PATH)
     async def create(request: Request) -> Response:
         return await h.batch(request)
@@ -343,6 +355,10 @@ def create_subscription_router(
         status = await run_in_threadpool(h.cancel, url, subscribe_id, who, "deleted", "delete")
         return _json({"ResponseStatusObject": status})
 
+
+def _register_reads(router: APIRouter, h: _Handlers) -> None:
+    registry = h.registry
+
     @router.get(PATH)
     async def list_all(request: Request) -> Response:
         if (refused := h.refuse(request)) is not None:
@@ -359,5 +375,3 @@ def create_subscription_router(
             code = int(StatusCode.INVALID_OPERATION)
             return h.single(request.url.path, code, "unknown SubscribeID", subscribe_id, 404)
         return _json({"SubscribeObject": sub.public()})
-
-    return router

@@ -8,11 +8,8 @@ from which resources (ResourceURI: our device / tollgate / platform ids) and whe
 Delivery is durable and uses the same outbox as the upper-platform push: each stored event that
 matches an active subscription gets a row with destination ``sub:<SubscribeID>``, enqueued in
 the event's own transaction (:meth:`SubscriptionRegistry.destinations_for` gives the
-destinations). :class:`SubscriptionNotifier` drains those rows into SubscribeNotification
-batches (one object list per notification, ≤ 20 objects so ``InfoIDs`` stays ≤ 1024 chars),
-posts them to ReceiveAddr and marks them delivered only on a StatusCode 0 answer. Rows of a
-cancelled or expired subscription are given up (state ``failed``, reason recorded); matching is
-checked again at send time, so a row enqueued for all subscriptions is filtered correctly.
+destinations); :class:`api.viid.notifier.SubscriptionNotifier` drains them into
+SubscribeNotifications, re-checking each row against its subscription at send time.
 """
 
 from __future__ import annotations
@@ -20,24 +17,15 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import random
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
-from api.store import EventStore, Outbox, OutboxItem, StoredEvent
 from api.store.db import Connection, Database, Row
-from api.viid import ids
-from api.viid.client import SessionState, ViidClient
 from api.viid.codes import SubscribeStatus
 from api.viid.config import ViidMappingConfig
-from api.viid.mapping import EventImages, EventMapper
-from api.viid.resources import BY_DETAIL, COLLECTIONS, Collection
-from pipeline.errors import DeliveryError
+from api.viid.resources import BY_DETAIL, Collection
 from pipeline.types import Event, EventType
 
 log = logging.getLogger(__name__)
@@ -51,9 +39,6 @@ COLLECTION_OF: dict[EventType, Collection] = {
     EventType.PERSON_SEEN: Collection.PERSON,
     EventType.PEDESTRIAN_RED_LIGHT: Collection.PERSON,
 }
-
-ImagesFor = Callable[[StoredEvent], EventImages]
-ClientFactory = Callable[[str], ViidClient]
 
 
 def _now_ms() -> int:
@@ -206,7 +191,7 @@ class SubscriptionRegistry:
 
     @staticmethod
     def _log(
-        conn: Connection, sid: str, action: str, actor: str | None, detail: str, now: int
+        conn: Connection, sid: str, action: str, *, actor: str | None, detail: str, now: int
     ) -> None:
         conn.execute(
             "INSERT INTO viid_subscription_log (subscribe_id, action, actor, detail, at_ms) "
@@ -249,7 +234,14 @@ class SubscriptionRegistry:
                 ),
             )
             action = "update" if existed else "create"
-            self._log(conn, sub.subscribe_id, action, actor, sub.receive_addr, sub.updated_ms)
+            self._log(
+                conn,
+                sub.subscribe_id,
+                action,
+                actor=actor,
+                detail=sub.receive_addr,
+                now=sub.updated_ms,
+            )
         self._invalidate()
         log.info("subscription %s %sd by %s", sub.subscribe_id, action, actor or "?")
         return existed is None
@@ -287,7 +279,7 @@ class SubscriptionRegistry:
                 "updated_ms = ? WHERE subscribe_id = ? AND status = ?",
                 (int(SubscribeStatus.CANCELLED), now, reason[:256], now, subscribe_id, 0),
             )
-            self._log(conn, subscribe_id, action, actor, reason, now)
+            self._log(conn, subscribe_id, action, actor=actor, detail=reason, now=now)
         self._invalidate()
         log.info("subscription %s %s by %s: %s", subscribe_id, action, actor or "?", reason)
         return True
@@ -308,7 +300,7 @@ class SubscriptionRegistry:
                     "WHERE subscribe_id = ?",
                     (int(SubscribeStatus.EXPIRED), now, sid),
                 )
-                self._log(conn, sid, "expire", None, "EndTime passed", now)
+                self._log(conn, sid, "expire", actor=None, detail="EndTime passed", now=now)
         if gone:
             self._invalidate()
             log.info("subscriptions expired: %s", ", ".join(gone))
@@ -343,218 +335,3 @@ class SubscriptionRegistry:
             for s in self.active(now_ms)
             if s.wants(coll, resources, event.first_seen_ms)
         ]
-
-
-def filter_images(payload: dict[str, Any], types: frozenset[str] | None) -> dict[str, Any]:
-    """Keep only the SubImageInfoObjects whose Type is in ``types`` (None: keep all)."""
-    if types is None:
-        return payload
-    subs = payload.get("SubImageList", {}).get("SubImageInfoObject", [])
-    out = dict(payload)
-    out["SubImageList"] = {"SubImageInfoObject": [s for s in subs if s.get("Type") in types]}
-    return out
-
-
-@dataclass(frozen=True, slots=True)
-class NotifierOptions:
-    org_code: str
-    max_objects: int = 20
-    claim_limit: int = 100
-    lease_ms: int = 60_000
-    backoff_initial_s: float = 2.0
-    backoff_max_s: float = 300.0
-    idle_sleep_s: float = 0.5
-    register_with_subscriber: bool = True
-    max_clients: int = 16
-
-
-@dataclass
-class NotifyReport:
-    claimed: int = 0
-    notifications: int = 0
-    delivered: int = 0
-    skipped: int = 0
-    dropped: int = 0
-    failed: int = 0
-
-
-_Pair = tuple[OutboxItem, dict[str, Any]]
-
-
-class SubscriptionNotifier:
-    """Drains every ``sub:<id>`` outbox destination to its subscriber's ReceiveAddr."""
-
-    def __init__(
-        self,
-        store: EventStore,
-        registry: SubscriptionRegistry,
-        mapper: EventMapper,
-        *,
-        images_for: ImagesFor,
-        client_for: ClientFactory,
-        options: NotifierOptions,
-    ) -> None:
-        self.store = store
-        self.registry = registry
-        self.mapper = mapper
-        self.outbox = Outbox(store.db)
-        self.images_for = images_for
-        self.client_for = client_for
-        self.options = options
-        self.totals = NotifyReport()
-        self._clients: OrderedDict[str, ViidClient] = OrderedDict()
-        self._last_sent: dict[str, float] = {}
-        ids.require_org_code(options.org_code)
-
-    def destinations(self) -> list[str]:
-        return [d for d in self.outbox.destinations() if d.startswith(PREFIX)]
-
-    def backlog(self) -> int:
-        return sum(self.outbox.stats(d).backlog for d in self.destinations())
-
-    def _client(self, receive_addr: str) -> ViidClient:
-        parts = urlsplit(receive_addr)
-        origin = f"{parts.scheme}://{parts.netloc}"
-        client = self._clients.get(origin)
-        if client is None:
-            client = self.client_for(origin)
-            self._clients[origin] = client
-            while len(self._clients) > self.options.max_clients:
-                self._clients.popitem(last=False)[1].close()
-        self._clients.move_to_end(origin)
-        if not self.options.register_with_subscriber:
-            client.state = SessionState.ONLINE  # the subscriber does not want a session
-        return client
-
-    def _backoff_ms(self, attempts: int) -> int:
-        o = self.options
-        delay = min(o.backoff_max_s, o.backoff_initial_s * 2 ** min(attempts, 20))
-        return int(delay * random.uniform(0.5, 1.0) * 1000)
-
-    def _fail(self, items: Sequence[OutboxItem], reason: str, report: NotifyReport) -> None:
-        now = _now_ms()
-        for item in items:
-            self.outbox.mark_failed([item.id], reason, now, now + self._backoff_ms(item.attempts))
-        report.failed += len(items)
-
-    def run_once(self, now_ms: int | None = None) -> NotifyReport:
-        """One round over every subscription destination."""
-        report = NotifyReport()
-        now = _now_ms() if now_ms is None else now_ms
-        self.registry.expire(now)
-        for dest in self.destinations():
-            self._serve(dest, now, report)
-        if self.options.register_with_subscriber:
-            for client in list(self._clients.values()):
-                client.tick()
-        for name in ("claimed", "notifications", "delivered", "skipped", "dropped", "failed"):
-            setattr(self.totals, name, getattr(self.totals, name) + getattr(report, name))
-        return report
-
-    def _serve(self, dest: str, now: int, report: NotifyReport) -> None:
-        sub = self.registry.get(dest[len(PREFIX) :])
-        live = sub is not None and sub.is_active(now)
-        if live and sub is not None and sub.report_interval_s > 0:
-            last = self._last_sent.get(dest)
-            if last is not None and time.monotonic() - last < sub.report_interval_s:
-                return
-        o = self.options
-        items = self.outbox.claim_batch(dest, o.claim_limit, now, lease_ms=o.lease_ms)
-        report.claimed += len(items)
-        if not items:
-            return
-        if sub is None or not live:
-            why = "unknown" if sub is None else sub.status.name.lower()
-            self.outbox.mark_dead([i.id for i in items], f"subscription {why}", now)
-            report.dropped += len(items)
-            return
-        groups = self._map(sub, items, report)
-        for coll, pairs in groups.items():
-            for start in range(0, len(pairs), o.max_objects):
-                self._notify(sub, coll, pairs[start : start + o.max_objects], report)
-        self._last_sent[dest] = time.monotonic()
-
-    def _map(
-        self, sub: Subscription, items: Sequence[OutboxItem], report: NotifyReport
-    ) -> dict[Collection, list[_Pair]]:
-        groups: dict[Collection, list[_Pair]] = {}
-        now = _now_ms()
-        types = sub.image_types()
-        for item in items:
-            stored = self.store.get_event(item.object_id)
-            if stored is None:
-                self.outbox.mark_dead([item.id], "event not in store", now)
-                report.dropped += 1
-                continue
-            event = stored.event
-            coll = COLLECTION_OF.get(event.type)
-            resources = self.registry.resolver.ids_of(event.stream_id, stored.device_id)
-            if not sub.wants(coll, resources, event.first_seen_ms):
-                self.outbox.mark_delivered([item.id], now)  # not for this subscriber
-                report.skipped += 1
-                continue
-            try:
-                obj = self.mapper.map(event, self.images_for(stored), stored.device_id)
-            except DeliveryError as e:
-                self._fail([item], str(e), report)
-                continue
-            if obj is None:
-                self.outbox.mark_delivered([item.id], now)
-                report.skipped += 1
-                continue
-            groups.setdefault(obj.collection, []).append((item, filter_images(obj.payload, types)))
-        return groups
-
-    def notification(
-        self, sub: Subscription, coll: Collection, pairs: Sequence[_Pair]
-    ) -> tuple[str, dict[str, Any]]:
-        """(NotificationID, body) of one notification; the same rows give the same id."""
-        spec = COLLECTIONS[coll]
-        first = pairs[0][0]
-        tz = self.registry.resolver.tz
-        nid = ids.notification_id(self.options.org_code, first.created_ms, first.id, tz)
-        note: dict[str, Any] = {
-            "NotificationID": nid,
-            "SubscribeID": sub.subscribe_id,
-            "Title": (sub.title or "sharpeyes")[:256],
-            "TriggerTime": ids.local_time_str(first.created_ms, tz),
-            "InfoIDs": ",".join(str(p[spec.id_field]) for _, p in pairs),
-            "ExecuteOperation": 1,
-            spec.notification_key: {spec.item_key: [p for _, p in pairs]},
-        }
-        return nid, {"SubscribeNotificationListObject": {"SubscribeNotificationObject": [note]}}
-
-    def _notify(
-        self, sub: Subscription, coll: Collection, pairs: list[_Pair], report: NotifyReport
-    ) -> None:
-        items = [i for i, _ in pairs]
-        nid, body = self.notification(sub, coll, pairs)
-        data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        try:
-            result = self._client(sub.receive_addr).post_json(sub.receive_addr, data, [nid])
-        except DeliveryError as e:
-            log.warning("notification %s to %s failed: %s", nid, sub.receive_addr, e)
-            self._fail(items, str(e), report)
-            return
-        if nid in result.ok_ids:
-            self.outbox.mark_delivered([i.id for i in items], _now_ms())
-            report.notifications += 1
-            report.delivered += len(items)
-        else:
-            self._fail(items, result.failed.get(nid, "refused"), report)
-
-    def run(self, stop: threading.Event) -> None:
-        """Notify until ``stop`` is set; sleeps when nothing was sent."""
-        while not stop.is_set():
-            try:
-                report = self.run_once()
-            except Exception:  # a bad round must not end the loop; rows stay pending
-                log.exception("notification round failed")
-                stop.wait(self.options.idle_sleep_s)
-                continue
-            if report.claimed in (0, report.failed):
-                stop.wait(self.options.idle_sleep_s)
-
-    def close(self) -> None:
-        while self._clients:
-            self._clients.popitem()[1].close()
