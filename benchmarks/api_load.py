@@ -53,14 +53,16 @@ def _pct(values: list[float]) -> dict[str, float]:
 
 def _serve(port: int, root: str, ready: mp.synchronize.Event, interval: float) -> None:
     sys.path[:0] = [str(REPO), str(REPO / "tests")]
+    import importlib
     import threading
 
     import uvicorn
-    from _api_fixtures import make_app, make_event, seed_service
 
-    seeded = seed_service(f"sqlite:///{root}/store.db", Path(root), violations=200, passes=800)
+    fx = importlib.import_module("_api_fixtures")  # the test fixtures seed the store
+    make_event = fx.make_event
+    seeded = fx.seed_service(f"sqlite:///{root}/store.db", Path(root), violations=200, passes=800)
     (Path(root) / "token").write_text(seeded.tokens["viewer"])
-    app = make_app(seeded, feed_heartbeat_s=5.0)
+    app = fx.make_app(seeded, feed_heartbeat_s=5.0)
 
     def publish() -> None:
         i = 10_000

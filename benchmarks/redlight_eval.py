@@ -1,7 +1,7 @@
 """Red-light precision/recall: on the synthetic scenario suite, and on hanoi_b labels.
 
     python -m benchmarks.redlight_eval scenarios [--json out.json]
-    python -m benchmarks.redlight_eval hanoi EVENTS.jsonl [--labels sample_videos/hanoi_b_labels.json]
+    python -m benchmarks.redlight_eval hanoi EVENTS.jsonl [--labels LABELS.json]
 
 ``EVENTS.jsonl``: one event per line as written by the pipeline (``dataclasses.asdict`` of
 :class:`pipeline.types.Event`, or any record with ``type``, ``violation.crossed_stop_line_pts``
@@ -87,18 +87,31 @@ def run_scenarios() -> dict[str, Any]:
         sc = score(s, run_pure(s))
         ms = (time.perf_counter() - t0) * 1000
         total += sc
-        rows.append({"scenario": name, "tp": sc.tp, "fp": sc.fp, "fn": sc.fn,
-                     "frames": s.n_frames, "ms": round(ms, 1)})
-    return {"rows": rows, "tp": total.tp, "fp": total.fp, "fn": total.fn,
-            "precision": round(total.precision, 4), "recall": round(total.recall, 4)}
+        rows.append(
+            {
+                "scenario": name,
+                "tp": sc.tp,
+                "fp": sc.fp,
+                "fn": sc.fn,
+                "frames": s.n_frames,
+                "ms": round(ms, 1),
+            }
+        )
+    return {
+        "rows": rows,
+        "tp": total.tp,
+        "fp": total.fp,
+        "fn": total.fn,
+        "precision": round(total.precision, 4),
+        "recall": round(total.recall, 4),
+    }
 
 
 def _print_scenarios(res: dict[str, Any]) -> None:
     sys.stdout.write(f"{'scenario':26} {'tp':>3} {'fp':>3} {'fn':>3} {'frames':>6} {'ms':>7}\n")
     for r in res["rows"]:
-        sys.stdout.write(
-            f"{r['scenario']:26} {r['tp']:>3} {r['fp']:>3} {r['fn']:>3} {r['frames']:>6} {r['ms']:>7}\n"
-        )
+        counts = f"{r['tp']:>3} {r['fp']:>3} {r['fn']:>3} {r['frames']:>6} {r['ms']:>7}"
+        sys.stdout.write(f"{r['scenario']:26} {counts}\n")
     sys.stdout.write(f"precision {res['precision']:.4f}  recall {res['recall']:.4f}\n")
 
 
@@ -126,9 +139,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     labels = json.loads(args.labels.read_text(encoding="utf-8"))
     m = match_labels(_load_records(args.events), labels)
-    out = {"labelled": len(labels["violations"]), "tp": len(m.tp), "precision": round(m.precision, 4),
-           "recall": round(m.recall, 4), "misses": [x["id"] for x in m.misses],
-           "false_alarms": m.false_alarms}
+    out = {
+        "labelled": len(labels["violations"]),
+        "tp": len(m.tp),
+        "precision": round(m.precision, 4),
+        "recall": round(m.recall, 4),
+        "misses": [x["id"] for x in m.misses],
+        "false_alarms": m.false_alarms,
+    }
     sys.stdout.write(json.dumps(out, indent=1) + "\n")
     return 0
 

@@ -1,10 +1,14 @@
-"""The cross-stream batcher in front of the detector.
+"""The cross-stream batcher in front of the one detector of a node.
 
 Stream threads submit one image at a time and wait for its detections; one batcher thread forms
-batches of up to ``max_batch`` images, waiting at most ``max_wait_ms`` after the first request,
-and runs the detector once per batch (ONNX Runtime releases the GIL). Fairness: requests are
-queued per stream and taken round-robin, at most one per stream per batch, so one busy camera
-cannot starve the others. Only images of the same shape share a batch.
+batches of up to ``max_batch`` images and runs the detector once per batch (ONNX Runtime releases
+the GIL, so stream threads keep tracking meanwhile). A batch is sent when it is full, when every
+registered stream already has a request waiting, or ``max_wait_ms`` after its first request —
+whichever comes first.
+
+Fairness: requests are queued per stream and taken round-robin, at most one per stream per
+batch, and a stream that was served moves to the back of the line, so one busy camera cannot
+starve the others. Only images of the same shape share a batch (the letterbox canvas is shared).
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ from dataclasses import dataclass, field
 
 from pipeline.errors import SharpeyesError
 from pipeline.protocols import Detector, DetectorInfo
-from pipeline.stages import StageTimes
+from pipeline.runner import detect_timed
+from pipeline.stages import StageTimes, Stopwatch
 from pipeline.types import Detections, ImageBGR
 
 logger = logging.getLogger(__name__)
@@ -33,15 +38,20 @@ class BatcherClosedError(SharpeyesError, RuntimeError):
 class _Request:
     stream_id: str
     image: ImageBGR
+    queued: float = field(default_factory=time.perf_counter)
     future: Future[Detections] = field(default_factory=Future)
 
 
 @dataclass
 class BatcherStats:
+    """Counters of the batcher thread (read from other threads without a lock: ints only)."""
+
     batches: int = 0
     images: int = 0
+    failed_batches: int = 0
     max_batch_seen: int = 0
     by_stream: dict[str, int] = field(default_factory=dict)
+    batch_sizes: dict[int, int] = field(default_factory=dict)
 
     @property
     def mean_batch(self) -> float:
@@ -49,7 +59,11 @@ class BatcherStats:
 
 
 class Batcher:
-    """Runs ``detector`` on batches formed from many streams' requests."""
+    """Runs ``detector`` on batches formed from many streams' requests (see module docstring).
+
+    ``times`` (optional) receives ``queue_wait`` (submit → batch start, per image) and the
+    detector's ``preprocess`` / ``inference`` / ``postprocess`` durations per batch.
+    """
 
     def __init__(
         self,
@@ -65,12 +79,20 @@ class Batcher:
         self.times = times
         self.stats = BatcherStats()
         self._queues: OrderedDict[str, deque[_Request]] = OrderedDict()
+        self._active: dict[str, int] = {}  # stream id → number of live StreamDetector views
         self._cond = threading.Condition()
         self._closed = False
         self._thread = threading.Thread(target=self._loop, name="batcher", daemon=True)
         self._thread.start()
 
+    # -- stream side -----------------------------------------------------------------------
+
     def submit(self, stream_id: str, image: ImageBGR) -> Future[Detections]:
+        """Queue one image; the future resolves to its detections (or the detector's error).
+
+        Raises:
+            BatcherClosedError: the batcher is closed.
+        """
         req = _Request(stream_id, image)
         with self._cond:
             if self._closed:
@@ -80,9 +102,30 @@ class Batcher:
         return req.future
 
     def for_stream(self, stream_id: str) -> StreamDetector:
+        """A :class:`Detector` view for one stream; it counts as active until released."""
+        with self._cond:
+            self._active[stream_id] = self._active.get(stream_id, 0) + 1
         return StreamDetector(self, stream_id)
 
+    def release(self, stream_id: str) -> None:
+        """One view of ``stream_id`` is gone; the last one also drops its empty queue."""
+        with self._cond:
+            left = self._active.get(stream_id, 0) - 1
+            if left > 0:
+                self._active[stream_id] = left
+                return
+            self._active.pop(stream_id, None)
+            q = self._queues.get(stream_id)
+            if q is not None and not q:
+                del self._queues[stream_id]
+            self._cond.notify()
+
+    def active_streams(self) -> list[str]:
+        with self._cond:
+            return sorted(self._active)
+
     def close(self) -> None:
+        """Stop the thread; pending requests fail with :class:`BatcherClosedError`."""
         with self._cond:
             self._closed = True
             pending = [r for q in self._queues.values() for r in q]
@@ -92,8 +135,15 @@ class Batcher:
             r.future.set_exception(BatcherClosedError("the detector batcher was closed"))
         self._thread.join(timeout=5)
 
-    def _pending(self) -> int:
-        return sum(len(q) for q in self._queues.values())
+    # -- batcher thread --------------------------------------------------------------------
+
+    def _streams_waiting(self) -> int:
+        return sum(1 for q in self._queues.values() if q)
+
+    def _enough(self) -> bool:
+        """Send now: the batch is full, or every registered stream has a request in."""
+        waiting = self._streams_waiting()
+        return waiting >= self.max_batch or (bool(self._active) and waiting >= len(self._active))
 
     def _take_batch(self) -> list[_Request]:
         """Round-robin over streams, one request each, same image shape as the first."""
@@ -102,69 +152,95 @@ class Batcher:
         for sid in list(self._queues):
             q = self._queues[sid]
             if not q:
+                if sid not in self._active:
+                    del self._queues[sid]
                 continue
             if shape is None:
                 shape = q[0].image.shape
             if q[0].image.shape != shape:
                 continue
             batch.append(q.popleft())
-            self._queues.move_to_end(sid)  # this stream goes to the back of the line
+            self._queues.move_to_end(sid)  # served: this stream goes to the back of the line
             if len(batch) >= self.max_batch:
                 break
         return batch
 
+    def _next_batch(self) -> list[_Request] | None:
+        """Wait for work and form a batch; None once closed."""
+        with self._cond:
+            while not self._closed and self._streams_waiting() == 0:
+                self._cond.wait()
+            if self._closed:
+                return None
+            deadline = time.monotonic() + self.max_wait_s
+            while not self._closed and not self._enough():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._cond.wait(left)
+            return self._take_batch()
+
     def _loop(self) -> None:
         while True:
-            with self._cond:
-                while not self._closed and self._pending() == 0:
-                    self._cond.wait()
-                if self._closed:
-                    return
-                deadline = time.monotonic() + self.max_wait_s
-                while (
-                    not self._closed
-                    and self._streams_waiting() < self.max_batch
-                    and (left := deadline - time.monotonic()) > 0
-                ):
-                    self._cond.wait(left)
-                batch = self._take_batch()
+            batch = self._next_batch()
+            if batch is None:
+                return
             if batch:
                 self._run(batch)
 
-    def _streams_waiting(self) -> int:
-        return sum(1 for q in self._queues.values() if q)
-
     def _run(self, batch: Sequence[_Request]) -> None:
-        t0 = time.perf_counter()
+        start = time.perf_counter()
+        if self.times is not None:
+            for r in batch:
+                self.times.add("queue_wait", start - r.queued)
         try:
-            results = self.detector.detect([r.image for r in batch])
-        except Exception as e:
+            results = detect_timed(self.detector, [r.image for r in batch], Stopwatch(self.times))
+        except Exception as e:  # handed to every waiting stream; the batcher carries on
             logger.exception("detector failed on a batch of %d", len(batch))
+            self.stats.failed_batches += 1
             for r in batch:
                 r.future.set_exception(e)
             return
-        if self.times is not None:
-            self.times.add("batch_detect", time.perf_counter() - t0)
-        s = self.stats
-        s.batches += 1
-        s.images += len(batch)
-        s.max_batch_seen = max(s.max_batch_seen, len(batch))
+        self._count(batch)
         for r, det in zip(batch, results, strict=True):
-            s.by_stream[r.stream_id] = s.by_stream.get(r.stream_id, 0) + 1
             r.future.set_result(det)
+
+    def _count(self, batch: Sequence[_Request]) -> None:
+        s = self.stats
+        n = len(batch)
+        s.batches += 1
+        s.images += n
+        s.max_batch_seen = max(s.max_batch_seen, n)
+        s.batch_sizes[n] = s.batch_sizes.get(n, 0) + 1
+        for r in batch:
+            s.by_stream[r.stream_id] = s.by_stream.get(r.stream_id, 0) + 1
 
 
 class StreamDetector:
-    """A per-stream :class:`Detector` view of a shared :class:`Batcher`."""
+    """A per-stream :class:`Detector` view of a shared :class:`Batcher`.
+
+    ``detect`` blocks the stream's thread until its images were detected. Call :meth:`close`
+    when the stream goes away, so the batcher stops counting it as active.
+    """
 
     def __init__(self, batcher: Batcher, stream_id: str) -> None:
         self._batcher = batcher
         self._stream_id = stream_id
+        self._closed = False
 
     @property
     def info(self) -> DetectorInfo:
         return self._batcher.detector.info
 
+    @property
+    def stream_id(self) -> str:
+        return self._stream_id
+
     def detect(self, images: Sequence[ImageBGR]) -> list[Detections]:
         futures = [self._batcher.submit(self._stream_id, im) for im in images]
         return [f.result() for f in futures]
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._batcher.release(self._stream_id)

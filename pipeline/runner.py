@@ -85,6 +85,7 @@ class RunSummary:
     wall_s: float = 0.0
     events_by_type: dict[str, int] = field(default_factory=dict)
     times: StageTimes = field(default_factory=StageTimes)
+    frames_skipped: int = 0  # decoded frames not analysed (sampling, live drops), from seq gaps
 
     @property
     def analysed_fps(self) -> float:
@@ -144,7 +145,11 @@ class StreamRunner:
         observer: FrameObserver | None = None,
         frame_history_s: float = 12.0,
         prefetch_depth: int = 4,
+        stage_samples: int = 100_000,
     ) -> None:
+        """``prefetch_depth=0`` iterates the source directly: a live source (RTSP) decodes on its
+        own thread into a latest-frame queue, so a second, blocking queue in front of it would
+        only add latency. ``stage_samples`` bounds the stage timings kept per stage."""
         self.source = source
         self.detector = detector
         self.tracker = tracker
@@ -156,6 +161,8 @@ class StreamRunner:
         self.observer = observer
         self.history = FrameHistory(frame_history_s) if rules and evidence else None
         self.prefetch_depth = prefetch_depth
+        self.stage_samples = stage_samples
+        self.summary = RunSummary(stream_id=source.info.stream_id)  # live; replaced by run()
         self._stopping = False
         self._pending: list[tuple[Event, Future[Event]]] = []
         self._pool: ThreadPoolExecutor | None = None
@@ -164,15 +171,22 @@ class StreamRunner:
         self._stopping = True
 
     def run(self, progress: Callable[[Frame], None] | None = None) -> RunSummary:
-        summary = RunSummary(stream_id=self.source.info.stream_id)
+        summary = RunSummary(
+            stream_id=self.source.info.stream_id, times=StageTimes(self.stage_samples)
+        )
+        self.summary = summary
         sw = Stopwatch(summary.times)
         t0 = time.perf_counter()
-        prefetch = Prefetcher(self.source.frames, self.prefetch_depth, summary.times, "decode")
+        prefetch: Prefetcher[Frame] | None = None
+        if self.prefetch_depth > 0:
+            prefetch = Prefetcher(self.source.frames, self.prefetch_depth, summary.times, "decode")
+        frames = prefetch if prefetch is not None else self.source.frames()
         last_seq: int | None = None
         first_seq: int | None = None
         try:
-            for frame in prefetch:
+            for frame in frames:
                 skipped = 0 if last_seq is None else max(0, frame.seq - last_seq - 1)
+                summary.frames_skipped += skipped
                 first_seq = frame.seq if first_seq is None else first_seq
                 last_seq = frame.seq
                 events = self._analyse(frame, skipped, sw)
@@ -183,7 +197,8 @@ class StreamRunner:
                 if self._stopping:
                     break
         finally:
-            prefetch.close()
+            if prefetch is not None:
+                prefetch.close()
             self._emit(self._end_of_stream(), summary)
             self._drain_evidence(summary, wait=True)
             self.source.close()

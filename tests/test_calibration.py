@@ -35,7 +35,12 @@ def test_hanoi_config_loads_with_calibration() -> None:
     assert cal is not None
     assert [h.group for h in cal.signal_heads] == ["main"]
     (x1, y1), (x2, y2) = cal.signal_heads[0].region
-    assert (round(x1 * 640), round(y1 * 480), round(x2 * 640), round(y2 * 480)) == (551, 182, 569, 231)
+    assert (round(x1 * 640), round(y1 * 480), round(x2 * 640), round(y2 * 480)) == (
+        551,
+        182,
+        569,
+        231,
+    )
     lanes = cal.approaches[0].lanes
     assert [ln.number for ln in lanes] == [1, 2, 3]
     assert all(Movement.STRAIGHT in ln.movements for ln in lanes)
@@ -72,7 +77,12 @@ def test_movement_with_unknown_group_names_path() -> None:
 
 def test_overlapping_lanes_are_rejected() -> None:
     d = _base()
-    d["approaches"][0]["lanes"][1]["polygon"] = [[0.40, 1.0], [0.5667, 1.0], [0.5667, 0.7], [0.40, 0.7]]
+    d["approaches"][0]["lanes"][1]["polygon"] = [
+        [0.40, 1.0],
+        [0.5667, 1.0],
+        [0.5667, 0.7],
+        [0.40, 0.7],
+    ]
     msg = _error(d)
     assert "approaches.0.lanes.1.polygon" in msg and "overlaps lane 'l1'" in msg
 

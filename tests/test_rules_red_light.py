@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from pipeline.protocols import Rule
 from pipeline.rules import PedestrianRedLightRule, RedLightRule, build_rules
-from pipeline.types import Frame, LampColor, ObjectKind, SignalState, Tracks
+from pipeline.types import Event, Frame, LampColor, ObjectKind, SignalState, Tracks
 from tests.scenarios import scene_calibration
 
 W, H = 640, 360
@@ -31,17 +33,25 @@ def tracks(*rows: tuple[int, float, float, ObjectKind]) -> Tracks:
     )
 
 
-def signals(color: LampColor, since: float, pts: float, ped: LampColor = LampColor.GREEN) -> dict[str, SignalState]:
+def signals(
+    color: LampColor, since: float, pts: float, ped: LampColor = LampColor.GREEN
+) -> dict[str, SignalState]:
     return {
         "main": SignalState("main", color, 1.0, since, pts),
         "ped": SignalState("ped", ped, 1.0, 0.0, pts),
     }
 
 
-def run(rule: Rule, ys: list[float | None], color: LampColor = LampColor.RED, x: float = 0.5,
-        kind: ObjectKind = ObjectKind.MOTOR_VEHICLE, extra_frames: int = 0) -> list:
-    events = []
-    for i, y in enumerate(ys + [None] * extra_frames):
+def run(
+    rule: Rule,
+    ys: Sequence[float | None],
+    color: LampColor = LampColor.RED,
+    x: float = 0.5,
+    kind: ObjectKind = ObjectKind.MOTOR_VEHICLE,
+    extra_frames: int = 0,
+) -> list[Event]:
+    events: list[Event] = []
+    for i, y in enumerate([*ys, *([None] * extra_frames)]):
         f = frame(i)
         t = tracks((7, x, y, kind)) if y is not None else Tracks.empty()
         events += rule.update(f, t, signals(color, 0.0, f.pts))
@@ -92,7 +102,7 @@ def test_track_vanishing_after_entry_is_decided_on_eviction() -> None:
     rule = RedLightRule("cam", cal, (W, H))
     ys: list[float | None] = [0.9, 0.8, 0.72, 0.66, 0.58, 0.53]
     assert run(rule, ys) == []
-    events = run(rule, [], extra_frames=0)
+    events: list[Event] = []
     for i in range(6, 20):
         events += rule.update(frame(i), Tracks.empty(), signals(LampColor.RED, 0.0, i / 10))
     assert len(events) == 1 and rule.live_tracks == 0
@@ -108,11 +118,23 @@ def test_end_of_stream_finalizes_and_clears() -> None:
 def test_exemption_time_window_uses_frame_wall_time() -> None:
     # 1_700_000_000_000 ms = 06:13 Beijing time.
     cal = scene_calibration(
-        exemptions=[{"movement": "straight", "lanes": ["l2"], "windows": [{"start": "06:00", "end": "07:00"}]}]
+        exemptions=[
+            {
+                "movement": "straight",
+                "lanes": ["l2"],
+                "windows": [{"start": "06:00", "end": "07:00"}],
+            }
+        ]
     )
     assert run(RedLightRule("cam", cal, (W, H)), THROUGH) == []
     cal = scene_calibration(
-        exemptions=[{"movement": "straight", "lanes": ["l2"], "windows": [{"start": "22:00", "end": "06:00"}]}]
+        exemptions=[
+            {
+                "movement": "straight",
+                "lanes": ["l2"],
+                "windows": [{"start": "22:00", "end": "06:00"}],
+            }
+        ]
     )
     assert len(run(RedLightRule("cam", cal, (W, H)), THROUGH)) == 1
 
@@ -126,11 +148,15 @@ def test_pedestrian_first_seen_inside_or_on_green_not_charged() -> None:
     walk = [0.2, 0.28, 0.36, 0.44, 0.52, 0.6, 0.68]
     rule = PedestrianRedLightRule("cam", cal, (W, H))
 
-    def go(xs: list[float], ped: LampColor) -> list:
-        out = []
+    def go(xs: list[float], ped: LampColor) -> list[Event]:
+        out: list[Event] = []
         for i, x in enumerate(xs):
             f = frame(i)
-            out += rule.update(f, tracks((9, x, 0.64, ObjectKind.PERSON)), signals(LampColor.GREEN, 0.0, f.pts, ped))
+            out += rule.update(
+                f,
+                tracks((9, x, 0.64, ObjectKind.PERSON)),
+                signals(LampColor.GREEN, 0.0, f.pts, ped),
+            )
         rule.end_of_stream()
         return out
 

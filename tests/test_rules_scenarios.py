@@ -11,19 +11,37 @@ import pytest
 from pipeline.rules import build_rules
 from pipeline.signal import build_signal_board
 from pipeline.types import Event, EventType, LampColor
-from tests.scenarios import FRAME_SIZE, SCENARIOS, Phase, Score, render_scenario, run_pure
-from tests.scenarios import scene_calibration, score, tracks_at
+from tests.scenarios import (
+    FRAME_SIZE,
+    SCENARIOS,
+    Phase,
+    Score,
+    render_scenario,
+    run_pure,
+    scene_calibration,
+    score,
+    tracks_at,
+)
 from tests.scenarios.feed import frame_at
 
 REQUIRED = {
-    "clean_violation", "amber_crossing", "over_line_at_red_onset", "right_turn_exempt",
-    "stop_on_line", "side_by_side", "occlusion_gap", "fps_6", "fps_25", "jittery_boxes",
-    "flickering_lamp", "night_low_contrast",
+    "clean_violation",
+    "amber_crossing",
+    "over_line_at_red_onset",
+    "right_turn_exempt",
+    "stop_on_line",
+    "side_by_side",
+    "occlusion_gap",
+    "fps_6",
+    "fps_25",
+    "jittery_boxes",
+    "flickering_lamp",
+    "night_low_contrast",
 }
 
 
 def test_suite_covers_the_required_cases() -> None:
-    assert REQUIRED <= set(SCENARIOS)
+    assert set(SCENARIOS) >= REQUIRED
     assert sum(len(s.expected) for s in SCENARIOS.values()) >= 10
 
 
@@ -58,7 +76,7 @@ def test_negatives_turn_positive_when_the_light_is_red_throughout() -> None:
 def test_right_turn_is_charged_without_the_exemption() -> None:
     s = SCENARIOS["right_turn_exempt"]
     events = run_pure(s, scene_calibration(exemptions=[]))
-    assert sorted(e.track_id for e in events) == [1, 2]
+    assert sorted(e.track_id or 0 for e in events) == [1, 2]
     assert {e.violation.movement for e in events if e.violation} == {"right", "straight"}
 
 
@@ -68,7 +86,11 @@ def test_violation_fields_and_evidence_frames() -> None:
     v = ev.violation
     assert v is not None and ev.type is EventType.RED_LIGHT_VIOLATION
     assert (v.code, v.signal_group, v.lane_no, v.movement, v.approach) == (
-        "1625", "main", 2, "straight", "south",
+        "1625",
+        "main",
+        2,
+        "straight",
+        "south",
     )
     analysed = {round(s.pts(i), 6) for i in range(s.n_frames)}
     assert all(round(p, 6) in analysed for p in v.evidence_pts)

@@ -61,10 +61,14 @@ def test_red_light_in_the_green_cell_is_not_green() -> None:
     assert read_lamp(img, HEAD).color is not LampColor.GREEN
 
 
-def _feed(sm: SignalSmoother, colors: list[LampColor], fps: float = 10.0) -> list[tuple[LampColor, float]]:
+def _feed(
+    sm: SignalSmoother, colors: list[LampColor], fps: float = 10.0
+) -> list[tuple[LampColor, float]]:
     out = []
     for i, c in enumerate(colors):
-        st = sm.update(LampReading(c, 1.0 if c not in (LampColor.OFF, LampColor.UNKNOWN) else 0.8), i / fps)
+        st = sm.update(
+            LampReading(c, 1.0 if c not in (LampColor.OFF, LampColor.UNKNOWN) else 0.8), i / fps
+        )
         out.append((st.color, st.since_pts))
     return out
 
@@ -84,12 +88,12 @@ def test_change_is_confirmed_and_back_dated() -> None:
 
 
 def test_flicker_does_not_read_off_and_dark_needs_hold() -> None:
-    R, O = LampColor.RED, LampColor.OFF
-    flicker = [R, R, O] * 6
+    R, OFF = LampColor.RED, LampColor.OFF
+    flicker = [R, R, OFF] * 6
     assert all(c is R for c, _ in _feed(SignalSmoother("g"), flicker))
-    out = _feed(SignalSmoother("g", dark_hold_s=0.6), [R] * 3 + [O] * 10)
+    out = _feed(SignalSmoother("g", dark_hold_s=0.6), [R] * 3 + [OFF] * 10)
     assert out[8][0] is R  # 0.5 s dark: still red
-    assert out[9] == (O, 0.3)  # 0.6 s dark: OFF, since the first dark frame
+    assert out[9] == (OFF, 0.3)  # 0.6 s dark: OFF, since the first dark frame
 
 
 def test_duration_grows_with_frame_time() -> None:

@@ -64,7 +64,9 @@ def test_message_schema() -> None:
     m = PhaseMessage.model_validate_json('{"group": "main", "color": "amber", "pts": 1.5}')
     assert m.color is LampColor.AMBER
     with pytest.raises(ValueError):
-        PhaseMessage.model_validate_json('{"group": "main", "color": "red", "pts": 1, "wall_ms": 2}')
+        PhaseMessage.model_validate_json(
+            '{"group": "main", "color": "red", "pts": 1, "wall_ms": 2}'
+        )
 
 
 def test_udp_listener_applies_and_counts_bad_datagrams() -> None:
@@ -72,7 +74,9 @@ def test_udp_listener_applies_and_counts_bad_datagrams() -> None:
     listener = UdpPhaseListener(ext, "127.0.0.1", 0).start()
     try:
         tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        tx.sendto(json.dumps({"group": "main", "color": "red", "pts": 4.0}).encode(), listener.address)
+        tx.sendto(
+            json.dumps({"group": "main", "color": "red", "pts": 4.0}).encode(), listener.address
+        )
         tx.sendto(b"not json", listener.address)
         tx.sendto(b'{"group": "other", "color": "red"}', listener.address)
         tx.close()

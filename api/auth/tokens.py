@@ -18,6 +18,7 @@ from pipeline.errors import SharpeyesError
 
 TOKEN_PREFIX = "se_"
 _ID_HEX = 12
+TOUCH_INTERVAL_MS = 60_000
 
 
 class Role(enum.IntEnum):
@@ -176,7 +177,9 @@ class TokenService:
             raise TokenError("unknown token")
         if record.revoked_ms is not None:
             raise TokenError("revoked token")
-        self._repo.touch(token_id, int(time.time() * 1000))
+        now = int(time.time() * 1000)
+        if record.last_used_ms is None or now - record.last_used_ms >= TOUCH_INTERVAL_MS:
+            self._repo.touch(token_id, now)  # throttled: not one write per request
         return Principal(token_id=record.token_id, name=record.name, role=record.role)
 
     def list(self) -> list[TokenRecord]:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from pipeline.types import EventType, LampColor, ObjectKind
 from tests.scenarios.model import Actor, Phase, Scenario
 from tests.scenarios.scene import LANE_CENTRES, drive, turn_right, wait_then_go
-from pipeline.types import EventType, LampColor, ObjectKind
 
 RLV = EventType.RED_LIGHT_VIOLATION
 PED = EventType.PEDESTRIAN_RED_LIGHT
@@ -27,41 +27,71 @@ def car(tid: int, waypoints: tuple[tuple[float, float, float], ...], **kw: objec
 def _vehicle_cases() -> list[Scenario]:
     return [
         Scenario(
-            "clean_violation", 10.0, 12.0, CYCLE,
+            "clean_violation",
+            10.0,
+            12.0,
+            CYCLE,
             (car(1, drive(L2, 6.0, 0.2)), car(2, wait_then_go(L1, 4.0, 0.2, 0.74, 21.0))),
-            ((1, RLV),), description="one car runs the red, one waits behind the line",
+            ((1, RLV),),
+            description="one car runs the red, one waits behind the line",
         ),
         Scenario(
-            "amber_crossing", 10.0, 10.0, CYCLE,
+            "amber_crossing",
+            10.0,
+            10.0,
+            CYCLE,
             (car(1, drive(L2, 1.6, 0.2)), car(2, drive(L3, 3.4, 0.25))),
-            (), description="both cross on amber (the second 0.3 s before red)",
+            (),
+            description="both cross on amber (the second 0.3 s before red)",
         ),
         Scenario(
-            "over_line_at_red_onset", 10.0, 12.0, CYCLE,
+            "over_line_at_red_onset",
+            10.0,
+            12.0,
+            CYCLE,
             (car(1, wait_then_go(L1, 2.5, 0.25, 0.66, 7.0)), car(2, drive(L2, 3.3, 0.2))),
-            (), description="one stands on the crosswalk at red onset then clears; one crosses "
+            (),
+            description="one stands on the crosswalk at red onset then clears; one crosses "
             "0.1 s before red",
         ),
         Scenario(
-            "right_turn_exempt", 10.0, 14.0, CYCLE,
+            "right_turn_exempt",
+            10.0,
+            14.0,
+            CYCLE,
             (car(1, turn_right(L3, 6.0, 0.2)), car(2, drive(L3, 9.0, 0.2))),
-            ((2, RLV),), description="right turn on red is exempt; straight on from lane 3 is not",
+            ((2, RLV),),
+            description="right turn on red is exempt; straight on from lane 3 is not",
         ),
         Scenario(
-            "stop_on_line", 10.0, 16.0, CYCLE,
-            (car(1, wait_then_go(L2, 3.5, 0.2, 0.685, 21.0)),
-             car(2, wait_then_go(L1, 3.5, 0.2, 0.70, 21.0))),
-            (), description="one stops a little past the line, one exactly on it",
+            "stop_on_line",
+            10.0,
+            16.0,
+            CYCLE,
+            (
+                car(1, wait_then_go(L2, 3.5, 0.2, 0.685, 21.0)),
+                car(2, wait_then_go(L1, 3.5, 0.2, 0.70, 21.0)),
+            ),
+            (),
+            description="one stops a little past the line, one exactly on it",
         ),
         Scenario(
-            "side_by_side", 10.0, 12.0, CYCLE,
+            "side_by_side",
+            10.0,
+            12.0,
+            CYCLE,
             (car(1, drive(L1, 7.0, 0.2)), car(2, drive(L2, 7.0, 0.2))),
-            ((1, RLV), (2, RLV)), description="two cars side by side run the red",
+            ((1, RLV), (2, RLV)),
+            description="two cars side by side run the red",
         ),
         Scenario(
-            "occlusion_gap", 10.0, 12.0, CYCLE,
+            "occlusion_gap",
+            10.0,
+            12.0,
+            CYCLE,
             (car(1, drive(L2, 6.0, 0.2), gaps=((7.2, 7.9),)),),
-            ((1, RLV),), description="the violator is not detected around the stop line",
+            ((1, RLV),),
+            description="the violator is not detected around the stop line",
         ),
     ]
 
@@ -69,24 +99,55 @@ def _vehicle_cases() -> list[Scenario]:
 def _rate_cases() -> list[Scenario]:
     actors = (car(1, drive(L2, 6.0, 0.45)), car(2, drive(L1, 3.0, 0.45)))
     return [
-        Scenario("fps_6", 6.0, 10.0, CYCLE, actors, ((1, RLV),),
-                 description="6 fps: a fast car jumps over the line between frames"),
-        Scenario("fps_25", 25.0, 10.0, CYCLE, actors, ((1, RLV),),
-                 description="25 fps: the same cars"),
+        Scenario(
+            "fps_6",
+            6.0,
+            10.0,
+            CYCLE,
+            actors,
+            ((1, RLV),),
+            description="6 fps: a fast car jumps over the line between frames",
+        ),
+        Scenario(
+            "fps_25", 25.0, 10.0, CYCLE, actors, ((1, RLV),), description="25 fps: the same cars"
+        ),
     ]
 
 
 def _condition_cases() -> list[Scenario]:
     pair = (car(1, drive(L2, 6.5, 0.2)), car(2, wait_then_go(L1, 4.0, 0.2, 0.695, 21.0)))
     return [
-        Scenario("jittery_boxes", 10.0, 12.0, CYCLE, pair, ((1, RLV),), jitter_px=3.0,
-                 description="boxes jitter by 3 px; the waiting car sits on the line"),
-        Scenario("flickering_lamp", 10.0, 12.0, CYCLE,
-                 (car(1, drive(L2, 6.5, 0.2)), car(2, drive(L3, 1.2, 0.2))),
-                 ((1, RLV),), flicker_every=3,
-                 description="the lamp reads dark every third frame"),
-        Scenario("night_low_contrast", 10.0, 12.0, CYCLE, pair, ((1, RLV),), night=True,
-                 jitter_px=1.5, description="dark scene, lamp bloom, noisy boxes"),
+        Scenario(
+            "jittery_boxes",
+            10.0,
+            12.0,
+            CYCLE,
+            pair,
+            ((1, RLV),),
+            jitter_px=3.0,
+            description="boxes jitter by 3 px; the waiting car sits on the line",
+        ),
+        Scenario(
+            "flickering_lamp",
+            10.0,
+            12.0,
+            CYCLE,
+            (car(1, drive(L2, 6.5, 0.2)), car(2, drive(L3, 1.2, 0.2))),
+            ((1, RLV),),
+            flicker_every=3,
+            description="the lamp reads dark every third frame",
+        ),
+        Scenario(
+            "night_low_contrast",
+            10.0,
+            12.0,
+            CYCLE,
+            pair,
+            ((1, RLV),),
+            night=True,
+            jitter_px=1.5,
+            description="dark scene, lamp bloom, noisy boxes",
+        ),
     ]
 
 
@@ -97,18 +158,23 @@ def _pedestrian_cases() -> list[Scenario]:
     rider = ((3.0, 0.16, 0.66), (6.0, 0.84, 0.66))
     return [
         Scenario(
-            "pedestrian_red", 10.0, 18.0, CYCLE,
-            (Actor(31, ObjectKind.PERSON, PERSON, walk, size=(0.025, 0.09)),
-             Actor(32, ObjectKind.PERSON, PERSON, late, size=(0.025, 0.09)),
-             Actor(33, ObjectKind.PERSON, PERSON, rider, size=(0.03, 0.10)),
-             Actor(34, ObjectKind.NON_MOTOR, MOTO, rider, size=(0.05, 0.07))),
-            ((31, PED),), ped_phases=ped_phases,
+            "pedestrian_red",
+            10.0,
+            18.0,
+            CYCLE,
+            (
+                Actor(31, ObjectKind.PERSON, PERSON, walk, size=(0.025, 0.09)),
+                Actor(32, ObjectKind.PERSON, PERSON, late, size=(0.025, 0.09)),
+                Actor(33, ObjectKind.PERSON, PERSON, rider, size=(0.03, 0.10)),
+                Actor(34, ObjectKind.NON_MOTOR, MOTO, rider, size=(0.05, 0.07)),
+            ),
+            ((31, PED),),
+            ped_phases=ped_phases,
             description="one walks on red, one on green, a rider crosses on a motorbike",
         ),
     ]
 
 
 SCENARIOS: dict[str, Scenario] = {
-    s.name: s
-    for s in _vehicle_cases() + _rate_cases() + _condition_cases() + _pedestrian_cases()
+    s.name: s for s in _vehicle_cases() + _rate_cases() + _condition_cases() + _pedestrian_cases()
 }

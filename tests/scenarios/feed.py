@@ -19,17 +19,16 @@ _BLANK = np.zeros((FRAME_SIZE[1], FRAME_SIZE[0], 3), np.uint8)
 
 def frame_at(s: Scenario, i: int, image: np.ndarray | None = None) -> Frame:
     pts = s.pts(i)
-    return Frame(s.name, i, pts, WALL_T0_MS + int(round(pts * 1000)), _BLANK if image is None else image)
+    return Frame(s.name, i, pts, WALL_T0_MS + round(pts * 1000), _BLANK if image is None else image)
 
 
 def tracks_at(s: Scenario, i: int, rng: np.random.Generator) -> Tracks:
     """Ground-truth tracks of frame ``i`` in pixels, with the scenario's jitter."""
     w, h = FRAME_SIZE
-    rows = [(a, a.box_at(s.pts(i))) for a in s.actors]
-    rows = [(a, b) for a, b in rows if b is not None]
+    rows = [(a, b) for a in s.actors if (b := a.box_at(s.pts(i))) is not None]
     xyxy = np.array([[b[0] * w, b[1] * h, b[2] * w, b[3] * h] for _, b in rows], np.float32)
     xyxy = xyxy.reshape(-1, 4)
-    if s.jitter_px > 0 and len(rows):
+    if s.jitter_px > 0 and rows:
         xyxy += rng.normal(0.0, s.jitter_px, xyxy.shape).astype(np.float32)
     n = len(rows)
     return Tracks(
@@ -42,7 +41,9 @@ def tracks_at(s: Scenario, i: int, rng: np.random.Generator) -> Tracks:
     )
 
 
-def raw_reading(s: Scenario, phases: tuple[Phase, ...], i: int, rng: np.random.Generator) -> LampReading:
+def raw_reading(
+    s: Scenario, phases: tuple[Phase, ...], i: int, rng: np.random.Generator
+) -> LampReading:
     """What a lamp reader would say on frame ``i``: flicker → OFF, night → lower confidence."""
     color, _ = color_at(phases, s.pts(i))
     if s.flicker_every and i % s.flicker_every == 0:
@@ -55,9 +56,14 @@ def raw_reading(s: Scenario, phases: tuple[Phase, ...], i: int, rng: np.random.G
 def signal_stream(s: Scenario) -> Iterator[dict[str, SignalState]]:
     """Per-frame smoothed signal states of the scenario's groups."""
     rng = np.random.default_rng(s.seed + 1)
-    smoothers = {"main": (SignalSmoother("main"), s.phases), "ped": (SignalSmoother("ped"), s.ped_phases)}
+    smoothers = {
+        "main": (SignalSmoother("main"), s.phases),
+        "ped": (SignalSmoother("ped"), s.ped_phases),
+    }
     for i in range(s.n_frames):
-        yield {g: sm.update(raw_reading(s, ph, i, rng), s.pts(i)) for g, (sm, ph) in smoothers.items()}
+        yield {
+            g: sm.update(raw_reading(s, ph, i, rng), s.pts(i)) for g, (sm, ph) in smoothers.items()
+        }
 
 
 def run_pure(s: Scenario, calib: IntersectionCalibration | None = None) -> list[Event]:

@@ -6,6 +6,7 @@ its anchor (bottom centre of its box), linearly interpolated between waypoints.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -50,7 +51,7 @@ class Actor:
         w = self.waypoints
         if t < w[0][0] or t > w[-1][0] or any(a <= t < b for a, b in self.gaps):
             return None
-        for (t0, x0, y0), (t1, x1, y1) in zip(w, w[1:], strict=False):
+        for (t0, x0, y0), (t1, x1, y1) in itertools.pairwise(w):
             if t0 <= t <= t1:
                 f = 0.0 if t1 == t0 else (t - t0) / (t1 - t0)
                 return x0 + f * (x1 - x0), y0 + f * (y1 - y0)
@@ -86,7 +87,7 @@ class Scenario:
 
     @property
     def n_frames(self) -> int:
-        return int(round(self.duration_s * self.fps))
+        return round(self.duration_s * self.fps)
 
     def pts(self, i: int) -> float:
         return i / self.fps

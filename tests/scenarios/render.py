@@ -59,12 +59,19 @@ def _background() -> ImageBGR:
             cv2.line(img, _px((x, y)), _px((x, y + 0.04)), (230, 230, 230), 2)
     cv2.line(img, _px((LANE_X[0], STOP_Y)), _px((LANE_X[3], STOP_Y)), (240, 240, 240), 4)
     for x in np.arange(ROAD[0] + 0.01, ROAD[1], 0.04):
-        cv2.rectangle(img, _px((x, CROSSWALK[0])), _px((x + 0.02, CROSSWALK[1])), (225, 225, 225), -1)
+        cv2.rectangle(
+            img, _px((x, CROSSWALK[0])), _px((x + 0.02, CROSSWALK[1])), (225, 225, 225), -1
+        )
     return img
 
 
-def _head(img: ImageBGR, region: tuple[tuple[float, float], tuple[float, float]],
-          lamps: list[LampColor], lit: LampColor | None, lamp_layer: ImageBGR) -> None:
+def _head(
+    img: ImageBGR,
+    region: tuple[tuple[float, float], tuple[float, float]],
+    lamps: list[LampColor],
+    lit: LampColor | None,
+    lamp_layer: ImageBGR,
+) -> None:
     (x1, y1), (x2, y2) = _px(region[0]), _px(region[1])
     cv2.rectangle(img, (x1 - 2, y1 - 2), (x2 + 2, y2 + 2), (20, 20, 20), -1)
     cell = (y2 - y1) / len(lamps)
@@ -77,16 +84,24 @@ def _head(img: ImageBGR, region: tuple[tuple[float, float], tuple[float, float]]
             cv2.circle(lamp_layer, centre, r + 2, LAMP_BGR[c], -1)
 
 
-def _actor(img: ImageBGR, box: tuple[float, float, float, float], kind: ObjectKind,
-           color: tuple[int, int, int]) -> None:
+def _actor(
+    img: ImageBGR,
+    box: tuple[float, float, float, float],
+    kind: ObjectKind,
+    color: tuple[int, int, int],
+) -> None:
     w, h = FRAME_SIZE
     x1, y1, x2, y2 = int(box[0] * w), int(box[1] * h), int(box[2] * w), int(box[3] * h)
     if kind is ObjectKind.PERSON:
         cv2.rectangle(img, (x1, y1 + (y2 - y1) // 4), (x2, y2), (60, 90, 160), -1)
-        cv2.circle(img, ((x1 + x2) // 2, y1 + (y2 - y1) // 8), max(2, (x2 - x1) // 2), (150, 180, 210), -1)
+        cv2.circle(
+            img, ((x1 + x2) // 2, y1 + (y2 - y1) // 8), max(2, (x2 - x1) // 2), (150, 180, 210), -1
+        )
         return
     cv2.rectangle(img, (x1, y1), (x2, y2), color, -1)
-    cv2.rectangle(img, (x1 + 3, y1 + (y2 - y1) // 5), (x2 - 3, y1 + (y2 - y1) // 2), (60, 50, 45), -1)
+    cv2.rectangle(
+        img, (x1 + 3, y1 + (y2 - y1) // 5), (x2 - 3, y1 + (y2 - y1) // 2), (60, 50, 45), -1
+    )
     cv2.rectangle(img, (x1, y1), (x2, y2), (30, 30, 30), 1)
 
 
@@ -104,21 +119,35 @@ def render_frame(s: Scenario, i: int, bg: ImageBGR, noise_bank: list[np.ndarray]
     dark = bool(s.flicker_every and i % s.flicker_every == 0)
     main, since = color_at(s.phases, t)
     ped, _ = color_at(s.ped_phases, t)
-    _head(img, MAIN_HEAD, [LampColor.RED, LampColor.AMBER, LampColor.GREEN], None if dark else main, lamp_layer)
+    _head(
+        img,
+        MAIN_HEAD,
+        [LampColor.RED, LampColor.AMBER, LampColor.GREEN],
+        None if dark else main,
+        lamp_layer,
+    )
     _head(img, PED_HEAD, [LampColor.RED, LampColor.GREEN], ped, lamp_layer)
     digits_at = _px((MAIN_HEAD[0][0] - 0.06, MAIN_HEAD[0][1] + 0.06))
-    cv2.putText(img, f"{max(0, 20 - int(t - since)):02d}", digits_at, cv2.FONT_HERSHEY_SIMPLEX, 0.6,
-                LAMP_BGR.get(main, (200, 200, 200)), 2)
+    cv2.putText(
+        img,
+        f"{max(0, 20 - int(t - since)):02d}",
+        digits_at,
+        cv2.FONT_HERSHEY_SIMPLEX,
+        0.6,
+        LAMP_BGR.get(main, (200, 200, 200)),
+        2,
+    )
     for a in sorted(s.actors, key=lambda a: (a.anchor_at(t) or (0, 0))[1]):
         box = a.box_at(t)
         if box is not None and not any(g0 <= t < g1 for g0, g1 in a.gaps):
             _actor(img, box, a.kind, a.color_bgr)
     if s.night:
-        img = (img.astype(np.float32) * 0.3).astype(np.uint8)
+        dim = (img.astype(np.float32) * 0.3).astype(np.uint8)
         bloom = cv2.GaussianBlur(lamp_layer, (0, 0), 3.0)
-        img = cv2.add(img, cv2.add(lamp_layer, bloom))
+        img = np.asarray(cv2.add(dim, cv2.add(lamp_layer, bloom)), np.uint8)
     noise = noise_bank[i % len(noise_bank)]
-    return np.clip(img.astype(np.int16) + noise, 0, 255).astype(np.uint8)
+    out: ImageBGR = np.clip(img.astype(np.int16) + noise, 0, 255).astype(np.uint8)
+    return out
 
 
 def render_scenario(name: str, path: Path) -> GroundTruth:
@@ -140,7 +169,11 @@ def render_scenario(name: str, path: Path) -> GroundTruth:
         for pkt in stream.encode(None):
             out.mux(pkt)
     return GroundTruth(
-        s.name, path, s.fps, s.n_frames, FRAME_SIZE,
+        s.name,
+        path,
+        s.fps,
+        s.n_frames,
+        FRAME_SIZE,
         tuple(color_at(s.phases, s.pts(i))[0] for i in range(s.n_frames)),
         tuple(color_at(s.ped_phases, s.pts(i))[0] for i in range(s.n_frames)),
         s.expected,
@@ -173,10 +206,11 @@ class ScriptedDetector:
 
     def _boxes(self, t: float) -> Detections:
         w, h = FRAME_SIZE
-        rows = [(a, a.box_at(t)) for a in self._s.actors]
-        rows = [(a, b) for a, b in rows if b is not None]
+        rows = [(a, b) for a in self._s.actors if (b := a.box_at(t)) is not None]
         xyxy = np.array([[b[0] * w, b[1] * h, b[2] * w, b[3] * h] for _, b in rows], np.float32)
-        xyxy = xyxy.reshape(-1, 4) + self._rng.normal(0.0, self._jitter, (len(rows), 4)).astype(np.float32)
+        xyxy = xyxy.reshape(-1, 4) + self._rng.normal(0.0, self._jitter, (len(rows), 4)).astype(
+            np.float32
+        )
         return Detections.create(
             xyxy, [0.85] * len(rows), [a.class_id for a, _ in rows], [int(a.kind) for a, _ in rows]
         )
