@@ -17,12 +17,12 @@ $(VENV)/.installed: pyproject.toml
 # yolov5n.onnx from the official yolov5n.pt into the model cache. Never needed at run time.
 $(VENV)/.export: $(VENV)/.installed
 	$(PIP) install -q torch==2.13.0 || $(PIP) install -q torch
-	$(PIP) install -q onnx pandas requests psutil tqdm 'setuptools<75' matplotlib seaborn
-	$(PIP) install -q --no-deps yolov5==7.0.14 ultralytics-thop
+	$(PIP) install -q onnx pyyaml tqdm pandas requests psutil scipy 'setuptools<75' pillow matplotlib seaborn
+	$(PIP) install -q --no-deps yolov5==7.0.14
 	touch $@
 
 setup: $(VENV)/.installed $(VENV)/.export
-	$(PY) -m models.export.ensure
+	$(PY) -c "from models.resolve import resolve_model; print(resolve_model('yolov5n'))"
 
 demo: setup
 	$(VENV)/bin/sharpeyes demo

@@ -55,9 +55,11 @@ def build_detector(cam: CameraConfig) -> Detector:
 
 def describe_detector(det: Detector) -> str:
     i = det.info
+    shape = "dynamic ≤" if i.batch is None else ""
+    threads = i.intra_op_threads or "default"
     return (
-        f"{i.model} {i.input_size[0]}x{i.input_size[1]} on {','.join(i.providers)} "
-        f"({i.intra_op_threads} threads)"
+        f"{i.model} {shape}{i.input_size[0]}x{i.input_size[1]} on {','.join(i.providers)} "
+        f"({threads} threads)"
     )
 
 

@@ -1,0 +1,180 @@
+"""The worker backend protocol and the worker runtime shared by every backend.
+
+A *backend* creates workers (one per GPU) and tells the coordinator when one dies:
+:class:`WorkerBackend` ``spawn/adopt/slots`` and, per worker, :class:`WorkerHandle`
+``assign/unassign/poll/kill``. ``api.cluster.local`` runs workers in this process (the embedded
+default, nothing to install); ``api.cluster.ray_backend`` runs them as Ray actors.
+
+Inside every worker, whatever the backend, a :class:`WorkerCore` runs one
+:class:`CameraProgram` per assigned camera. A program holds a :class:`~api.cluster.leases.Lease`
+and commits through :meth:`~api.cluster.leases.LeaseStore.commit`, so a stale owner is rejected
+by the database and stops that camera. Program kinds are a registry
+(:func:`register_program`); ``synthetic`` (a deterministic fake camera) is built in.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from api.cluster.health import CameraStatus, WorkerReport
+from api.cluster.leases import CameraSpec, Lease, LeaseStore, now_ms
+from api.cluster.storage import EvidenceStorage
+from pipeline.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+class Liveness(enum.StrEnum):
+    PENDING = "pending"  # created, not answering yet (scheduling, starting up)
+    READY = "ready"
+    DEAD = "dead"  # died, unreachable, or its node was declared dead
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """Room for ``count`` workers on ``node``, each declaring ``capacity`` cost units;
+    ``resources`` are the node's custom resources cameras may require (``zone_a``)."""
+
+    node: str
+    count: int
+    capacity: float
+    resources: frozenset[str] = frozenset()
+
+
+class WorkerHandle(Protocol):
+    """The coordinator's handle on one worker."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def node(self) -> str: ...
+
+    @property
+    def capacity(self) -> float: ...
+
+    def assign(self, spec: CameraSpec, epoch: int) -> None:
+        """Ask the worker to run ``spec`` under ``epoch`` (already granted in the database)."""
+        ...
+
+    def unassign(self, camera_id: str) -> None: ...
+
+    def poll(self) -> tuple[Liveness, WorkerReport | None]:
+        """Liveness and the latest health report, without blocking."""
+        ...
+
+    def kill(self) -> None: ...
+
+
+class WorkerBackend(Protocol):
+    """Creates workers where there is room and finds existing ones after a restart."""
+
+    def slots(self) -> list[Slot]: ...
+
+    def spawn(self, name: str, slot: Slot) -> WorkerHandle: ...
+
+    def adopt(self) -> list[WorkerHandle]:
+        """Workers that already exist (a coordinator restart), pending ones included."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class CameraProgram(Protocol):
+    """One camera running inside a worker under one lease."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def status(self) -> CameraStatus: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ProgramContext:
+    worker: str
+    leases: LeaseStore
+    storage: EvidenceStorage | None = None
+    outbox_destinations: tuple[str, ...] = ()
+
+
+ProgramFactory = Callable[[CameraSpec, Lease, ProgramContext], CameraProgram]
+
+_PROGRAMS: dict[str, ProgramFactory] = {}
+
+
+def register_program(kind: str, factory: ProgramFactory) -> None:
+    """Make camera ``kind`` runnable in workers (register it at import of your module)."""
+    _PROGRAMS[kind] = factory
+
+
+def program_factory(kind: str) -> ProgramFactory:
+    """The factory for ``kind``.
+
+    Raises:
+        ConfigError: no program of that kind is registered.
+    """
+    if kind == "synthetic" and kind not in _PROGRAMS:
+        from api.cluster.synthetic import SyntheticCamera
+
+        register_program("synthetic", SyntheticCamera)
+    try:
+        return _PROGRAMS[kind]
+    except KeyError as e:
+        raise ConfigError(f"camera kind {kind!r} is not one of {sorted(_PROGRAMS)}") from e
+
+
+@dataclass
+class WorkerCore:
+    """The cameras of one worker (one GPU): programs started and stopped on lease grants."""
+
+    name: str
+    node: str
+    capacity: float
+    context: ProgramContext
+    _programs: dict[str, CameraProgram] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def assign(self, spec: CameraSpec, epoch: int) -> bool:
+        """Start ``spec`` if the database says this worker holds ``epoch``; False otherwise."""
+        lease = self.context.leases.current(spec.camera_id)
+        if lease is None or lease.epoch != epoch or lease.owner != self.name:
+            log.warning("%s: stale assign of %s@%d ignored", self.name, spec.camera_id, epoch)
+            return False
+        program = program_factory(spec.kind)(spec, lease, self.context)
+        with self._lock:
+            old = self._programs.pop(spec.camera_id, None)
+            self._programs[spec.camera_id] = program
+        if old is not None:
+            old.stop()
+        program.start()
+        log.info("%s: running %s at epoch %d from position %d", self.name, spec.camera_id, epoch, lease.pos)
+        return True
+
+    def unassign(self, camera_id: str) -> None:
+        with self._lock:
+            program = self._programs.pop(camera_id, None)
+        if program is not None:
+            program.stop()
+
+    def health(self) -> WorkerReport:
+        with self._lock:
+            programs = list(self._programs.values())
+        return WorkerReport(
+            name=self.name,
+            node=self.node,
+            capacity=self.capacity,
+            cameras=tuple(p.status() for p in programs),
+            at_ms=now_ms(),
+        )
+
+    def stop(self) -> None:
+        with self._lock:
+            programs, self._programs = list(self._programs.values()), {}
+        for p in programs:
+            p.stop()
