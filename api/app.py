@@ -24,6 +24,7 @@ from api.auth.audit import AuthAction, AuthAuditRecord
 from api.context import ApiSettings, AppContext, client_address
 from api.metrics import ApiMetrics
 from api.routes import auth, cameras, events, feed, health, streams, tokens, violations
+from api.routes.export import make_export_router
 from api.service import ServiceFacade
 from api.service_errors import (
     ConflictError,
@@ -154,6 +155,7 @@ def create_app(settings: ApiSettings, service: ServiceFacade) -> FastAPI:
     app.state.ctx = ctx
     for router in (health, auth, tokens, events, violations, feed, cameras, streams):
         app.include_router(router.router)
+    app.include_router(make_export_router())
     for exc_type, status in _STATUS:
         app.add_exception_handler(exc_type, _error_handler(status))
     app.add_exception_handler(SharpeyesError, _sharpeyes_error)

@@ -10,11 +10,15 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline.config import CameraConfig
 from pipeline.protocols import Detector, FrameSource, Sink
 from pipeline.runner import EvidenceHook, SignalBoardLike, StreamRunner
 from pipeline.types import ObjectKind
+
+if TYPE_CHECKING:
+    from streams.packet_ring import PacketRing
 
 logger = logging.getLogger(__name__)
 
@@ -97,14 +101,14 @@ def build_stream_pipeline(
     if cam.url is None:
         raise ValueError("camera has no url")
     det = detector or build_detector(cam)
-    ring = None
+    ring: PacketRing | None = None
     rules: list[object] = []
     board: SignalBoardLike | None = None
     evidence: EvidenceHook | None = None
     if cam.intersection is not None:
-        from streams.packet_ring import PacketRing
+        from streams.packet_ring import PacketRing as _Ring
 
-        ring = PacketRing(max_seconds=60.0, max_bytes=64 * 1024 * 1024)
+        ring = _Ring(max_seconds=60.0, max_bytes=64 * 1024 * 1024)
     source = FileSource(
         cam.url,
         cam.id,
@@ -148,7 +152,7 @@ def build_stream_pipeline(
 
 
 def _red_light_parts(
-    cam: CameraConfig, source: FrameSource, out: Path, ring: object
+    cam: CameraConfig, source: FrameSource, out: Path, ring: PacketRing | None
 ) -> tuple[list[object], SignalBoardLike, EvidenceHook]:
     from models.plate import PlateReader
     from pipeline.evidence.builder import EvidenceBuilder

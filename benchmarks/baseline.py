@@ -18,16 +18,17 @@ Runs in a subprocess (``python -m benchmarks.baseline …``) so the yolov5 packa
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import subprocess
 import sys
 import time
-import types
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from pipeline.types import Detections
 
@@ -46,17 +47,10 @@ class BaselineResult:
 
 def run_baseline(clip: Path, model: str, threads: int, frames: int) -> BaselineResult:
     """Run the baseline in a subprocess and return its measurement."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "benchmarks.baseline",
-        "--clip",
-        str(clip),
-        "--model",
-        model,
-        "--frames",
-        str(frames),
-    ]
+    from models.resolve import resolve_model
+
+    cmd = [sys.executable, "-m", "benchmarks.baseline", "--clip", str(clip)]
+    cmd += ["--onnx", str(resolve_model(model)), "--frames", str(frames)]
     out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=False, timeout=1800)
     if out.returncode != 0:
         raise RuntimeError(f"baseline failed: {out.stderr.strip().splitlines()[-5:]}")
@@ -64,56 +58,50 @@ def run_baseline(clip: Path, model: str, threads: int, frames: int) -> BaselineR
     return BaselineResult(**data)
 
 
-def _install_torchvision_standin() -> None:
-    import torch
-
-    def nms(boxes: Any, scores: Any, iou_threshold: float) -> Any:
-        order = scores.argsort(descending=True)
-        keep: list[int] = []
-        x1, y1, x2, y2 = boxes.unbind(1)
-        areas = (x2 - x1) * (y2 - y1)
-        while order.numel() > 0:
-            i = int(order[0])
-            keep.append(i)
-            rest = order[1:]
-            xx1 = torch.maximum(x1[i], x1[rest])
-            yy1 = torch.maximum(y1[i], y1[rest])
-            xx2 = torch.minimum(x2[i], x2[rest])
-            yy2 = torch.minimum(y2[i], y2[rest])
-            inter = (xx2 - xx1).clamp(min=0) * (yy2 - yy1).clamp(min=0)
-            iou = inter / (areas[i] + areas[rest] - inter)
-            order = rest[iou <= iou_threshold]
-        return torch.tensor(keep, dtype=torch.long)
-
-    tv = types.ModuleType("torchvision")
-    ops = types.ModuleType("torchvision.ops")
-    ops.nms = nms  # type: ignore[attr-defined]
-    tv.ops = ops  # type: ignore[attr-defined]
-    tv.__version__ = "0.0-standin"  # type: ignore[attr-defined]
-    sys.modules.setdefault("torchvision", tv)
-    sys.modules.setdefault("torchvision.ops", ops)
+def _prepare_upstream() -> dict[str, str]:
+    """Load ``models/export/upstream_env.py`` by path (it never imports our ``models``)."""
+    path = REPO / "models" / "export" / "upstream_env.py"
+    spec = importlib.util.spec_from_file_location("sharpeyes_upstream_env", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    done: dict[str, str] = module.prepare()
+    return done
 
 
-def _tracker_and_kinds() -> tuple[Any, Any]:
-    from models.classes import coco_kinds
+def _tracker_and_kinds() -> tuple[Any, NDArray[np.int8]]:
+    """Our ByteTrack and a COCO → kind table (no import of our ``models`` package here)."""
     from pipeline.config import TrackerConfig
     from pipeline.tracking.bytetrack import ByteTracker
+    from pipeline.types import ObjectKind
 
-    kinds = np.array(coco_kinds(motorcycle_is_non_motor=True), dtype=np.int8)
+    kinds = np.zeros(80, dtype=np.int8)
+    kinds[0] = ObjectKind.PERSON
+    kinds[[1, 3]] = ObjectKind.NON_MOTOR
+    kinds[[2, 5, 7]] = ObjectKind.MOTOR_VEHICLE
+    kinds[9] = ObjectKind.TRAFFIC_LIGHT
     return ByteTracker(TrackerConfig()), kinds
 
 
 def _upstream(clip: Path, onnx_path: Path, limit: int) -> BaselineResult:
     import cv2
 
-    _install_torchvision_standin()
+    tracker, kinds = _tracker_and_kinds()
+    standins = _prepare_upstream()
     import torch
+    import yolov5.models.common as upstream_common
+    import yolov5.utils.downloads as upstream_downloads
     from yolov5.models.common import DetectMultiBackend
     from yolov5.utils.augmentations import letterbox
     from yolov5.utils.general import non_max_suppression, scale_boxes
 
+    # DetectMultiBackend first asks the Hugging Face hub whether `weights` names a hub repo; that
+    # import/lookup cannot work offline, so the hub lookup answers "not a hub model" here.
+    upstream_common.attempt_download_from_hub = lambda *_a, **_k: None
+    upstream_downloads.attempt_download_from_hub = lambda *_a, **_k: None
+    standins["hub"] = "attempt_download_from_hub disabled (offline)"
     model = DetectMultiBackend(str(onnx_path), device=torch.device("cpu"))
-    tracker, kinds = _tracker_and_kinds()
     cap = cv2.VideoCapture(str(clip))
     n = boxes = 0
     fps_clip = cap.get(cv2.CAP_PROP_FPS) or 30.0
@@ -135,7 +123,9 @@ def _upstream(clip: Path, onnx_path: Path, limit: int) -> BaselineResult:
         n += 1
     dt = time.perf_counter() - t0
     cap.release()
-    note = "upstream yolov5 7.0.14 path; torchvision.ops.nms replaced by a pure-torch stand-in"
+    note = "upstream yolov5 7.0.14 path; stand-ins: " + "; ".join(
+        f"{k}: {v}" for k, v in standins.items() if k != "yolov5_dir"
+    )
     return BaselineResult("upstream-yolov5", n / dt, n, [640, 640], boxes, note)
 
 
@@ -177,11 +167,12 @@ def _naive(clip: Path, onnx_path: Path, limit: int) -> BaselineResult:
             1,
         )
         idx = cv2.dnn.NMSBoxesBatched(xyxy.tolist(), c.tolist(), cl.tolist(), 0.25, 0.45)
-        idx = np.asarray(idx, dtype=np.int64).reshape(-1)
-        xyxy = (xyxy[idx] - [left, top, left, top]) / r
-        dets = Detections.create(xyxy, c[idx], cl[idx], kinds[cl[idx]])
+        keep_idx = np.asarray(idx, dtype=np.int64).reshape(-1)
+        xyxy = (xyxy[keep_idx] - [left, top, left, top]) / r
+        cls_k = cl[keep_idx]
+        dets = Detections.create(xyxy, c[keep_idx], cls_k, kinds[cls_k])
         tracker.update(dets[dets.kind > 0], n / fps_clip)
-        boxes += len(idx)
+        boxes += len(keep_idx)
         n += 1
     dt = time.perf_counter() - t0
     return BaselineResult("naive-loop", n / dt, n, [640, 640], boxes, "OpenCV + ORT + ByteTrack")
@@ -190,13 +181,11 @@ def _naive(clip: Path, onnx_path: Path, limit: int) -> BaselineResult:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--clip", type=Path, required=True)
-    ap.add_argument("--model", default="yolov5n")
+    ap.add_argument("--onnx", type=Path, required=True, help="the ONNX file both sides run")
     ap.add_argument("--frames", type=int, default=150)
     ap.add_argument("--kind", choices=["auto", "upstream", "naive"], default="auto")
     args = ap.parse_args(argv)
-    from models.resolve import resolve_model
-
-    onnx_path = resolve_model(args.model)
+    onnx_path = args.onnx
     kind = args.kind
     if kind == "auto":
         try:

@@ -43,7 +43,7 @@ class Match:
 def _event_facts(rec: dict[str, Any], frame_s: float) -> tuple[float, float] | None:
     if rec.get("type") != "red_light_violation" or not rec.get("violation"):
         return None
-    box = rec.get("best_box") or {}
+    box = rec.get("box") or rec.get("best_box") or {}
     x = (float(box.get("x1", 0.0)) + float(box.get("x2", 0.0))) / 2
     return float(rec["violation"]["crossed_stop_line_pts"]) / frame_s, x
 

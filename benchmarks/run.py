@@ -46,7 +46,7 @@ def decode_frames(clip: Path, limit: int) -> list[ImageBGR]:
     frames: list[ImageBGR] = []
     with av.open(str(clip)) as c:
         for f in c.decode(video=0):
-            frames.append(f.to_ndarray(format="bgr24"))
+            frames.append(np.asarray(f.to_ndarray(format="bgr24"), dtype=np.uint8))
             if len(frames) >= limit:
                 break
     return frames

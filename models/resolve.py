@@ -178,6 +178,9 @@ def download_model(spec: ModelSpec, dest: Path, *, timeout_s: float = 60.0) -> P
     return dest
 
 
+OFFLINE_ENV = "SHARPEYES_OFFLINE"  # "1": never download (air-gapped sites, tests)
+
+
 def _resolve_pinned(spec: ModelSpec, search: _Search, download: bool) -> Path:
     for label, folder in (("shared", shared_models_dir()), ("cache", cache_dir())):
         candidate = folder / spec.filename
@@ -187,10 +190,15 @@ def _resolve_pinned(spec: ModelSpec, search: _Search, download: bool) -> Path:
             return candidate
     if not spec.url:
         search.note("no download URL registered")
-    elif not download:
+    elif not download or os.environ.get(OFFLINE_ENV) == "1":
         search.note(f"download disabled ({spec.url})")
     else:
-        return download_model(spec, cache_dir() / spec.filename)
+        try:
+            return download_model(spec, cache_dir() / spec.filename)
+        except ModelIntegrityError:
+            raise
+        except ModelError as e:
+            search.note(str(e))
     if search.mismatch:
         raise ModelIntegrityError(search.mismatch + "; " + search.summary())
     raise ModelNotFoundError(search.summary())

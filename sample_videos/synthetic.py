@@ -43,7 +43,7 @@ def _road(width: int, rng: np.random.Generator) -> Image:
     strip[:] = (96, 96, 96)
     strip[: H // 5] = (205, 175, 130)
     noise = rng.integers(0, 14, strip.shape, dtype=np.uint8)
-    strip = cv2.add(strip, noise)
+    strip = np.asarray(cv2.add(strip, noise), dtype=np.uint8)
     for x in range(0, width, 160):
         cv2.rectangle(strip, (x, H - 60), (x + 80, H - 50), (230, 230, 230), -1)
     return strip
@@ -68,7 +68,8 @@ def build_strip(rng: np.random.Generator) -> Image:
         if img is None:
             continue
         scale = H / img.shape[0]
-        pieces.append(cv2.resize(img, (round(img.shape[1] * scale), H)))
+        resized = cv2.resize(img, (round(img.shape[1] * scale), H))
+        pieces.append(np.asarray(resized, dtype=np.uint8))
     if not pieces:
         pieces = [_drawn_car(360, c) for c in ((40, 40, 200), (200, 200, 200), (150, 40, 30))]
     gap = 420
@@ -92,7 +93,8 @@ def render(out: Path, seconds: float = 12.0, fps: float = 25.0, seed: int = 7) -
         for i in range(n):
             x = round(travel * i / max(1, n - 1))
             frame = strip[:, x : x + W].copy()
-            frame = cv2.add(frame, rng.integers(0, 6, frame.shape, dtype=np.uint8))
+            noise = rng.integers(0, 6, frame.shape, dtype=np.uint8)
+            frame = np.asarray(cv2.add(frame, noise), dtype=np.uint8)
             writer.write(frame)
     logger.info("rendered %s (%d frames)", out, n)
     return out

@@ -140,6 +140,18 @@ def test_bad_field_is_named_in_one_line(tmp_path: Path, patch: str, field: str) 
     assert field in message and "\n" not in message and str(path) in message
 
 
+def test_subscriber_auth_from_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    subs = {"allowed_subscribers": ["34010000005030000001"], "subscriber_username": "up"}
+    cfg = delivery_config("http://127.0.0.1:1", subscriptions=subs)
+    with pytest.raises(ConfigError, match="subscriber account"):
+        cfg.subscriber_auth(env={})
+    subs["subscriber_password_env"] = "UP_PW"
+    cfg = delivery_config("http://127.0.0.1:1", subscriptions=subs)
+    auth = cfg.subscriber_auth(env={"UP_PW": "x"})
+    assert auth.accounts == {"up": "x"}
+    assert auth.allowed_ids == {"34010000005030000001"}
+
+
 def test_password_and_env_are_exclusive(tmp_path: Path) -> None:
     path = tmp_path / "d.yaml"
     path.write_text(EXAMPLE.read_text(encoding="utf-8") + "password: x\n", encoding="utf-8")

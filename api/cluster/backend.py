@@ -153,7 +153,13 @@ class WorkerCore:
         if old is not None:
             old.stop()
         program.start()
-        log.info("%s: running %s at epoch %d from position %d", self.name, spec.camera_id, epoch, lease.pos)
+        log.info(
+            "%s: running %s at epoch %d from position %d",
+            self.name,
+            spec.camera_id,
+            epoch,
+            lease.pos,
+        )
         return True
 
     def unassign(self, camera_id: str) -> None:

@@ -9,7 +9,7 @@ read that snapshot, so one node and a cluster answer the same way.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from api.cluster.leases import CameraRow
@@ -157,8 +157,10 @@ def render_metrics(health: ClusterHealth) -> str:
     for c in health.cameras:
         for s in CameraState:
             value = 1 if c.state == s else 0
-            lines.append(f'sharpeyes_cluster_camera_state{{camera="{c.camera_id}",state="{s}"}} {value}')
-    gauges = (
+            lines.append(
+                f'sharpeyes_cluster_camera_state{{camera="{c.camera_id}",state="{s}"}} {value}'
+            )
+    gauges: tuple[tuple[str, str, Callable[[CameraHealth], float]], ...] = (
         ("camera_epoch", "Current lease epoch (fencing token).", lambda c: float(c.epoch)),
         ("camera_fps", "Frames (positions) per second committed.", lambda c: c.fps),
         ("camera_lag_seconds", "How far the camera is behind live.", lambda c: c.lag_s),
@@ -169,7 +171,10 @@ def render_metrics(health: ClusterHealth) -> str:
         ),
     )
     for name, help_text, get in gauges:
-        lines += [f"# HELP sharpeyes_cluster_{name} {help_text}", f"# TYPE sharpeyes_cluster_{name} gauge"]
+        lines += [
+            f"# HELP sharpeyes_cluster_{name} {help_text}",
+            f"# TYPE sharpeyes_cluster_{name} gauge",
+        ]
         for c in health.cameras:
             lines.append(f'sharpeyes_cluster_{name}{{camera="{c.camera_id}"}} {get(c):.3f}')
     lines += ["# TYPE sharpeyes_cluster_worker_load gauge"]

@@ -151,7 +151,9 @@ class LeaseStore:
             )
             if n == 0:
                 raise UnknownCameraError(f"no camera {camera_id!r} in the cluster")
-            row = conn.fetchone("SELECT epoch FROM cluster_cameras WHERE camera_id = ?", (camera_id,))
+            row = conn.fetchone(
+                "SELECT epoch FROM cluster_cameras WHERE camera_id = ?", (camera_id,)
+            )
         assert row is not None
         return int(row[0])
 
@@ -190,7 +192,8 @@ class LeaseStore:
                 raise StaleLeaseError(f"camera {camera_id}: epoch moved past {expect_epoch}")
             epoch, pos = int(row[0]) + 1, int(row[1])
             conn.execute(
-                "UPDATE cluster_cameras SET epoch = ?, owner = ?, updated_ms = ? WHERE camera_id = ?",
+                "UPDATE cluster_cameras SET epoch = ?, owner = ?, updated_ms = ? "
+                "WHERE camera_id = ?",
                 (epoch, owner, now, camera_id),
             )
             conn.execute(
@@ -237,7 +240,9 @@ class LeaseStore:
                 for event, crop in zip(events, crops, strict=True):
                     conn.execute(INSERT_EVENT, event_row(event, crop, device_id, now))
                     for dest in outbox_destinations:
-                        outbox.enqueue(conn, dest, [event.event_id], kind=str(event.type), now_ms=now)
+                        outbox.enqueue(
+                            conn, dest, [event.event_id], kind=str(event.type), now_ms=now
+                        )
                 self._advance(conn, lease, new_pos, now)
         except StaleLeaseError:
             self._log_rejection(lease)
@@ -315,7 +320,9 @@ class LeaseStore:
 
     # --- workers -------------------------------------------------------------------------
 
-    def register_worker(self, name: str, node: str, capacity: float, state: str = "pending") -> None:
+    def register_worker(
+        self, name: str, node: str, capacity: float, state: str = "pending"
+    ) -> None:
         """Record a new worker name. Raises StoreIntegrityError if the name was ever used."""
         now = now_ms()
         with self.db.transaction() as conn:
@@ -342,7 +349,9 @@ class LeaseStore:
 
     def worker_name_used(self, name: str) -> bool:
         with self.db.transaction(readonly=True) as conn:
-            return conn.fetchone("SELECT 1 FROM cluster_workers WHERE name = ?", (name,)) is not None
+            return (
+                conn.fetchone("SELECT 1 FROM cluster_workers WHERE name = ?", (name,)) is not None
+            )
 
 
 class UploaderLease:
@@ -359,7 +368,8 @@ class UploaderLease:
         now = now_ms()
         with self.db.transaction() as conn:
             conn.execute(
-                "INSERT INTO uploader_leases (shard, epoch, holder, granted_ms) VALUES (?, 1, ?, ?) "
+                "INSERT INTO uploader_leases (shard, epoch, holder, granted_ms) "
+                "VALUES (?, 1, ?, ?) "
                 "ON CONFLICT (shard) DO UPDATE SET epoch = uploader_leases.epoch + 1, "
                 "holder = excluded.holder, granted_ms = excluded.granted_ms",
                 (self.shard, self.holder, now),

@@ -141,8 +141,10 @@ class S3Storage:
 
 
 def open_storage(url: str) -> EvidenceStorage:
-    """``s3://bucket/prefix`` (endpoint from ``SHARPEYES_S3_ENDPOINT``), ``file:///dir`` or a path."""
+    """``s3://bucket/prefix`` (endpoint: ``SHARPEYES_S3_ENDPOINT``), ``file:///dir`` or a path."""
     if url.startswith("s3://"):
         bucket, _, prefix = url.removeprefix("s3://").partition("/")
-        return S3Storage(bucket, prefix=prefix, endpoint_url=os.environ.get("SHARPEYES_S3_ENDPOINT"))
+        return S3Storage(
+            bucket, prefix=prefix, endpoint_url=os.environ.get("SHARPEYES_S3_ENDPOINT")
+        )
     return LocalStorage(Path(url.removeprefix("file://")))

@@ -76,7 +76,9 @@ class SyntheticCamera:
         self.lease = lease
         self.ctx = ctx
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name=f"cam-{spec.camera_id}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop, name=f"cam-{spec.camera_id}", daemon=True
+        )
         self._state = CameraState.STARTING
         self._error: str | None = None
         self._commits = 0
@@ -109,7 +111,9 @@ class SyntheticCamera:
         try:
             if self.cfg.evidence and self.ctx.storage is not None:
                 for e in events:
-                    self.ctx.storage.put(evidence_key(e.event_id, "event.json"), e.event_id.encode())
+                    self.ctx.storage.put(
+                        evidence_key(e.event_id, "event.json"), e.event_id.encode()
+                    )
             self.lease = self.ctx.leases.commit(
                 self.lease, pos + n, events, outbox_destinations=self.ctx.outbox_destinations
             )

@@ -15,9 +15,11 @@ import time
 from typing import Protocol
 
 from api.cluster.leases import StaleLeaseError, UploaderLease
-from api.store import Outbox
+from api.store import Outbox, OutboxItem
 from api.store.db import Database
-from api.viid.sender import OutboxSender
+from api.viid.mapping import MappedObject
+from api.viid.resources import Collection
+from api.viid.sender import OutboxSender, SendReport
 from pipeline.errors import DeliveryError, StoreError
 
 log = logging.getLogger(__name__)
@@ -100,6 +102,8 @@ class LeasedOutboxSender(OutboxSender):
         self.lease = lease
         return self
 
-    def _deliver(self, coll, batch, report):  # type: ignore[no-untyped-def]
+    def _deliver(
+        self, coll: Collection, batch: list[tuple[OutboxItem, MappedObject]], report: SendReport
+    ) -> None:
         self.lease.check()
         super()._deliver(coll, batch, report)

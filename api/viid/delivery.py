@@ -43,6 +43,7 @@ from api.viid.ids import require_device_id, require_org_code
 from api.viid.mapping import EventImages, EventMapper, ImageRef
 from api.viid.notifier import NotifierOptions, SubscriptionNotifier
 from api.viid.sender import OutboxSender, SenderOptions
+from api.viid.subscription_routes import SubscriberAuth
 from api.viid.subscriptions import ResourceResolver, SubscriptionRegistry
 from pipeline.config import format_validation_error, read_yaml
 from pipeline.errors import ConfigError
@@ -257,6 +258,17 @@ class DeliveryConfig(_Strict):
             mapping=self.mapping_config(),
             extra_ids=frozenset(self.subscriptions.extra_resource_ids),
         )
+
+    def subscriber_auth(self, env: Mapping[str, str] | None = None) -> SubscriberAuth:
+        """Who may call ``/VIID/Subscribes``: the allow-list and the optional Digest account."""
+        s = self.subscriptions
+        accounts: dict[str, str] = {}
+        if s.subscriber_username is not None:
+            secret = _secret(
+                None, s.subscriber_password_env, "subscriber account", env or os.environ
+            )
+            accounts[s.subscriber_username] = secret
+        return SubscriberAuth(allowed_ids=frozenset(s.allowed_subscribers), accounts=accounts)
 
     def notifier_options(self) -> NotifierOptions:
         s = self.subscriptions

@@ -76,6 +76,7 @@ class YoloGpuBase:
         fixed_hw: tuple[int, int] | None = None,
         providers: tuple[str, ...] = (),
         threads: int = 0,
+        fixed_batch: int | None = None,
     ) -> None:
         self.name = name
         self.options = options
@@ -95,6 +96,7 @@ class YoloGpuBase:
         self.input_hw = (round_up(size[0]), round_up(size[1])) if self.dynamic else size
         self._providers = providers
         self._threads = threads
+        self._fixed_batch = fixed_batch
 
     @property
     def info(self) -> DetectorInfo:
@@ -103,7 +105,7 @@ class YoloGpuBase:
             input_size=self.input_hw,
             providers=self._providers,
             intra_op_threads=self._threads,
-            batch=None,
+            batch=self._fixed_batch,
         )
 
     def plan(self, images: Sequence[Any]) -> tuple[LetterboxGeometry, ...]:

@@ -57,7 +57,7 @@ class CudaGraphRunner:
 
     def _capture(self, x: torch.Tensor) -> _Graph:
         static_in = x.clone()
-        side = torch.cuda.Stream()
+        side = torch.cuda.Stream()  # type: ignore[no-untyped-call]
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):
             for _ in range(self.warmup_iters):

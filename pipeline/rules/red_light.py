@@ -7,6 +7,15 @@ time* is RED (the signal timeline is back-dated, so amber crossings and vehicles
 the line at red onset are not violations) → the vehicle reaches the entry line / intersection
 zone and is displaced → violation, unless its movement is exempt. Stopping on the line never
 reaches the entry line and is not a violation. No I/O, no wall clock.
+
+Rider fusion (``riders``, on by default): ``person`` tracks run the same state machine as
+two-wheelers (see :mod:`pipeline.rules.rider_fusion`). A person is charged as a two-wheeler only
+when its movement is a vehicle's (:func:`pipeline.riders.rides_along` from the stop line to the
+entry line, so pedestrians crossing the lanes never are), it was not mostly seen sitting on a
+two-wheeler the rule does not charge (a bicycle), and the same crossing was not charged through
+its two-wheeler: a rider and the two-wheeler it sat on are linked, the rider waits while a linked
+two-wheeler is deciding, and whichever is charged first suppresses the other. A track whose box
+changes size and place at once has swapped objects (:func:`identity_switch`): its state restarts.
 """
 
 from __future__ import annotations
@@ -19,11 +28,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pipeline.calibration import Approach, IntersectionCalibration, Lane, Movement
+from pipeline.riders import RiderParams, rides_along
 from pipeline.rules.common import (
     Observation,
     SignalTimeline,
     TrackHistory,
     ViolationFacts,
+    dominant_class,
     violation_event,
 )
 from pipeline.rules.geometry import (
@@ -36,6 +47,7 @@ from pipeline.rules.geometry import (
     to_pixels,
     unit,
 )
+from pipeline.rules.rider_fusion import ChargeLedger, RiderFeed, RiderRow, identity_switch
 from pipeline.types import (
     Event,
     EventType,
@@ -78,7 +90,7 @@ class _Crossing:
     entered: Observation | None = None
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class _Vehicle:
     hist: TrackHistory
     lane: _LaneGeo | None = None
@@ -86,6 +98,16 @@ class _Vehicle:
     first_after: Observation | None = None
     crossing: _Crossing | None = None
     done: bool = False
+    rider: bool = False  # a person track standing in for an undetected two-wheeler
+    links: list[_Vehicle] = field(default_factory=list)  # riders ↔ the two-wheelers they sat on
+    out_of_scope: int = 0  # frames this rider sat on a two-wheeler the rule does not charge
+    charged: bool = False
+    closed: bool = False  # evicted, finalized or replaced after an identity switch
+
+    def link(self, other: _Vehicle) -> None:
+        if not any(x is other for x in self.links):
+            self.links.append(other)
+            other.links.append(self)
 
 
 def _line(
@@ -114,12 +136,18 @@ class RedLightRule:
     """Red-light running of vehicles on the calibrated approaches of one stream."""
 
     def __init__(
-        self, stream_id: str, calib: IntersectionCalibration, frame_size: tuple[int, int]
+        self,
+        stream_id: str,
+        calib: IntersectionCalibration,
+        frame_size: tuple[int, int],
+        riders: RiderParams | None = RiderParams(),  # noqa: B008 - frozen, shared safely
     ) -> None:
+        """``riders=None`` turns rider fusion off (only vehicle tracks are watched)."""
         self.stream_id = stream_id
         self.calib = calib
         self.frame_size = frame_size
         diag = math.hypot(*frame_size)
+        self._diag = diag
         self._margin = calib.line_margin * diag
         self._min_disp = calib.min_displacement * diag
         self._kinds = [int(k) for k in calib.object_kinds()]
@@ -140,6 +168,11 @@ class RedLightRule:
         self._zone = PixelPolygon(to_pixels(zone, frame_size)) if zone else None
         self._timeline = SignalTimeline()
         self._tracks: dict[int, _Vehicle] = {}
+        self._riders = riders
+        self._feed = RiderFeed(riders, self._kinds, calib.anchor, frame_size[1]) if riders else None
+        motor = int(ObjectKind.MOTOR_VEHICLE)
+        self._rider_kind = ObjectKind(motor if motor in self._kinds else self._kinds[0])
+        self._ledger = ChargeLedger()
 
     # -- Rule protocol ---------------------------------------------------------------------
     def update(
@@ -153,9 +186,6 @@ class RedLightRule:
         for i in range(len(sel)):
             tid = int(sel.track_id[i])
             seen.add(tid)
-            st = self._tracks.get(tid)
-            if st is None:
-                st = self._tracks[tid] = _Vehicle(TrackHistory(tid, ObjectKind(int(sel.kind[i]))))
             x1, y1, x2, y2 = (float(v) for v in sel.xyxy[i])
             o = Observation(
                 frame.pts,
@@ -166,17 +196,42 @@ class RedLightRule:
                 int(sel.class_id[i]),
                 bool(sel.detected[i]),
             )
-            st.hist.add(o)
-            ev = self._step(st, o)
-            if ev is not None:
-                events.append(ev)
+            events.extend(self._observe(tid, ObjectKind(int(sel.kind[i])), o, rider=False))
+        if self._feed is not None:
+            for row in self._feed.rows(frame, tracks):
+                seen.add(row.track_id)
+                events.extend(self._observe_rider(row))
         events.extend(self._evict(frame.pts, seen))
+        return events
+
+    def _observe(self, tid: int, kind: ObjectKind, o: Observation, *, rider: bool) -> list[Event]:
+        events: list[Event] = []
+        st = self._tracks.get(tid)
+        if st is not None and st.hist.obs and identity_switch(st.hist.last, o):
+            log.debug("track %s swapped objects at %.2fs: state restarts", tid, o.pts)
+            ev = self._finalize(st)
+            events.extend([ev] if ev is not None else [])
+            st = None
+        if st is None:
+            st = self._tracks[tid] = _Vehicle(TrackHistory(tid, kind), rider=rider)
+        st.hist.add(o)
+        ev = self._step(st, o)
+        return [*events, ev] if ev is not None else events
+
+    def _observe_rider(self, row: RiderRow) -> list[Event]:
+        events = self._observe(row.track_id, self._rider_kind, row.obs, rider=True)
+        st = self._tracks[row.track_id]
+        if row.carrier >= 0 and not row.carrier_in_scope:
+            st.out_of_scope += 1
+        elif row.carrier >= 0 and (carrier := self._tracks.get(row.carrier)) is not None:
+            st.link(carrier)
         return events
 
     def end_of_stream(self) -> list[Event]:
         events = [ev for st in self._tracks.values() if (ev := self._finalize(st)) is not None]
         self._tracks.clear()
         self._timeline = SignalTimeline()
+        self._ledger.clear()
         return events
 
     @property
@@ -249,7 +304,7 @@ class RedLightRule:
         movement, certain = self._movement(st.lane, c, o)
         if not certain and distance(c.point, o.anchor) < 2 * self._min_disp:
             return None
-        return self._decide(st, c, o, movement)
+        return self._decide(st, c, o, movement, final=False)
 
     def _entered(self, ap: _ApproachGeo, p: Vec) -> bool:
         if ap.entry is not None and ap.entry.signed_distance(p) >= self._margin:
@@ -289,10 +344,14 @@ class RedLightRule:
                 return True
         return False
 
-    def _decide(self, st: _Vehicle, c: _Crossing, o: Observation, mv: Movement) -> Event | None:
-        st.done = True
+    def _decide(
+        self, st: _Vehicle, c: _Crossing, o: Observation, mv: Movement, *, final: bool
+    ) -> Event | None:
         assert st.lane is not None
-        if not self._is_violation(st.lane, c, mv, o.wall_ms):
+        if st.rider and not final and self._linked_deciding(st):
+            return None  # its two-wheeler is deciding the same crossing: wait for it
+        st.done = True
+        if not self._is_violation(st.lane, c, mv, o.wall_ms) or not self._chargeable(st, c, o):
             return None
         group = st.lane.cfg.movements[mv]
         _, red_since = c.colors[mv]
@@ -319,10 +378,12 @@ class RedLightRule:
             crossed_stop_line_pts=round(c.pts, 4),
             evidence_pts=(c.pre.pts, c.post.pts, ev3.pts),
         )
+        who = " (rider; two-wheeler not detected)" if st.rider else ""
         detail = (
-            f"lane {st.lane.cfg.number} {mv.value}: crossed the stop line at {c.pts:.2f}s, "
+            f"lane {st.lane.cfg.number} {mv.value}{who}: crossed the stop line at {c.pts:.2f}s, "
             f"{c.pts - red_since:.2f}s after red"
         )
+        extra = (("lane_id", st.lane.cfg.id),) + ((("detected_as", "person"),) if st.rider else ())
         facts = ViolationFacts(
             EventType.RED_LIGHT_VIOLATION,
             self.stream_id,
@@ -333,17 +394,60 @@ class RedLightRule:
             o,
             ap.direction or None,
             detail,
-            (("lane_id", st.lane.cfg.id),),
+            extra,
         )
+        self._charge(st, c)
         return violation_event(facts)
 
+    # -- rider fusion ----------------------------------------------------------------------
+    def _linked_deciding(self, st: _Vehicle) -> bool:
+        return any(
+            not x.closed and not x.done and x.crossing is not None and x.crossing.confirmed
+            for x in st.links
+        )
+
+    def _two_wheeler(self, st: _Vehicle) -> bool:
+        if self._riders is None:
+            return False
+        if st.rider or st.hist.kind is ObjectKind.NON_MOTOR:
+            return True
+        return dominant_class(list(st.hist.obs)) in self._riders.two_wheeler_classes
+
+    def _chargeable(self, st: _Vehicle, c: _Crossing, o: Observation) -> bool:
+        """Not already charged through a linked track or the ledger; a rider must ride."""
+        if any(x.charged for x in st.links):
+            return False
+        if st.rider:
+            assert self._riders is not None and st.lane is not None
+            p = self._riders
+            if st.out_of_scope >= max(p.min_rider_frames, p.rider_share * len(st.hist.obs)):
+                return False  # sits on a two-wheeler this rule does not charge (a bicycle)
+            end = c.entered or o
+            travel, diag = st.lane.travel, self._diag
+            if not rides_along(
+                c.pre.anchor, c.pre.pts, end.anchor, end.pts, travel=travel, diag=diag, params=p
+            ):
+                log.debug("person %s crossed but does not ride", st.hist.track_id)
+                return False
+        if self._two_wheeler(st):
+            width = c.post.box[2] - c.post.box[0]
+            return not self._ledger.duplicate(c.pts, c.point, width, rider=st.rider)
+        return True
+
+    def _charge(self, st: _Vehicle, c: _Crossing) -> None:
+        st.charged = True
+        if self._two_wheeler(st):
+            width = c.post.box[2] - c.post.box[0]
+            self._ledger.add(c.pts, c.point, width, rider=st.rider)
+
     def _finalize(self, st: _Vehicle) -> Event | None:
+        st.closed = True
         c = st.crossing
         if st.done or c is None or not c.confirmed or c.entered is None or st.lane is None:
             return None
         o = st.hist.last
         movement, _ = self._movement(st.lane, c, o)
-        return self._decide(st, c, o, movement)
+        return self._decide(st, c, o, movement, final=True)
 
     def _evict(self, pts: float, seen: set[int]) -> list[Event]:
         stale = [

@@ -1,0 +1,488 @@
+"""The GPU node check: versions, decode sessions, detector batches, streams per GPU — one run.
+
+    python -m benchmarks.gpu_check [--out DIR] [--clip CLIP] [--budget-s 420]
+    python -m benchmarks.gpu_check --dry      # CPU, tiny sizes: every code path that can run
+
+Parts (each skipped with its reason when a library or the GPU is missing):
+  a  environment: GPU, driver, CUDA, library versions, usable decoders and detector backends;
+  b  raw decode throughput of the 1080p H.264 clip with 1, 4, 7, 14 parallel sessions;
+  c  detector throughput at batch 1, 8, 32, 64 (from frames already on the device);
+  d  K file-as-live streams at 5 analysed fps each (decode → batcher → detector → tracker) for
+     increasing K: the largest K with zero backlog drops, p50/p95 frame→tracks latency,
+     GPU and decoder utilisation from ``nvidia-smi dmon``;
+  e  ``gpu_check.json`` and ``gpu_check.md`` (a table) in ``--out`` (default ``$OUT``).
+A time budget (default 420 s) is shared by the parts; a part that runs out stops early.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+LIBS = ("torch", "cupy", "onnxruntime", "av", "PyNvVideoCodec", "cv2", "numpy", "pydantic")
+
+
+@dataclass(frozen=True)
+class Plan:
+    sessions: tuple[int, ...]
+    batches: tuple[int, ...]
+    streams: tuple[int, ...]
+    part_s: float
+    trial_s: float
+    device: str
+    analysis_fps: float = 5.0
+
+
+FULL = Plan((1, 4, 7, 14), (1, 8, 32, 64), (25, 50, 100, 150, 200, 250, 300), 6.0, 10.0, "cuda:0")
+DRY = Plan((1, 2), (1, 2), (1, 2), 1.5, 2.5, "cpu")
+
+
+def _run(cmd: list[str]) -> str | None:
+    if shutil.which(cmd[0]) is None:
+        return None
+    try:
+        return subprocess.run(
+            cmd, capture_output=True, text=True, timeout=20, check=False
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _version(name: str) -> str | None:
+    try:
+        module = importlib.import_module(name)
+    except Exception:
+        return None
+    return str(getattr(module, "__version__", "?"))
+
+
+def environment() -> dict[str, Any]:
+    """Part a: machine, GPU, libraries, usable decoders and detector backends."""
+    from models.gpu.registry import probe_backends
+    from streams.gpu_decode import probe_decoders
+
+    env: dict[str, Any] = {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "libraries": {lib: _version(lib) for lib in LIBS},
+        "nvidia_smi": _run(
+            ["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"]
+        ),
+    }
+    with contextlib.suppress(Exception):
+        import torch
+
+        env["torch_cuda"] = torch.version.cuda
+        env["cuda_available"] = torch.cuda.is_available()
+        if torch.cuda.is_available():
+            env["gpu"] = torch.cuda.get_device_name(0)
+            env["cudnn"] = torch.backends.cudnn.version()  # type: ignore[no-untyped-call]
+    with contextlib.suppress(Exception):
+        import av
+
+        env["av_cuvid_decoders"] = sorted(c for c in av.codecs_available if c.endswith("_cuvid"))
+    env["decoders"] = {k: v or "usable" for k, v in probe_decoders().items()}
+    env["backends"] = {
+        p.name: ("usable: " if p.usable else "no: ") + p.detail for p in probe_backends()
+    }
+    return env
+
+
+class Dmon:
+    """``nvidia-smi dmon -s u`` in the background; mean sm/mem/enc/dec utilisation (%)."""
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen[str] | None = None
+        if shutil.which("nvidia-smi"):
+            self.proc = subprocess.Popen(
+                ["nvidia-smi", "dmon", "-s", "u", "-d", "1"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            )
+
+    def stop(self) -> dict[str, float] | str:
+        if self.proc is None:
+            return "nvidia-smi not available"
+        self.proc.terminate()
+        out, _ = self.proc.communicate(timeout=5)
+        lines = [ln.split() for ln in out.splitlines() if ln.strip()]
+        header = next((ln[1:] for ln in lines if ln[0] == "#" and "sm" in ln), None)
+        rows = [ln for ln in lines if ln[0] != "#"]
+        if header is None or not rows:
+            return "dmon gave no samples"
+        result = {}
+        for i, col in enumerate(header[1:], start=1):
+            vals = [float(r[i]) for r in rows if i < len(r) and r[i].replace(".", "").isdigit()]
+            if vals:
+                result[col] = round(statistics.fmean(vals), 1)
+        return result
+
+
+def pick_decoder(dry: bool) -> Any:
+    """The best usable decoder: nvdec, then pyav-cuda, else cpu (dry runs use cpu)."""
+    from streams.gpu_decode import DecoderConfig, probe_decoders
+
+    usable = [k for k, v in probe_decoders().items() if v is None]
+    for name in ("nvdec", "pyav-cuda"):
+        if name in usable and not dry:
+            return DecoderConfig(backend=name, fallback="fail")
+    return DecoderConfig(backend="cpu")
+
+
+def decode_throughput(clip: Path, plan: Plan, deadline: float, dry: bool) -> dict[str, Any]:
+    """Part b: frames/s decoded by n parallel sessions (no colour conversion, frames dropped)."""
+    from streams.gpu_decode import open_session, probe_source
+
+    cfg = pick_decoder(dry)
+    fps = probe_source(str(clip), "probe").fps
+    points = []
+    for n in plan.sessions:
+        if time.monotonic() + plan.part_s > deadline:
+            points.append({"sessions": n, "skipped": "time budget"})
+            continue
+        counts = [0] * n
+        stop = time.monotonic() + plan.part_s
+
+        def work(i: int, stop: float = stop, counts: list[int] = counts) -> None:
+            while time.monotonic() < stop:
+                session = open_session(str(clip), cfg, fps)
+                for _ in session.pictures(lambda _pts: False):
+                    counts[i] += 1
+                    if time.monotonic() >= stop:
+                        break
+                session.close()
+
+        dmon = Dmon()
+        t0 = time.monotonic()
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        wall = time.monotonic() - t0
+        total = sum(counts) / wall
+        points.append(
+            {
+                "sessions": n,
+                "fps_total": round(total, 1),
+                "fps_per_session": round(total / n, 1),
+                "streams_at_25fps": round(total / 25, 1),
+                "utilisation": dmon.stop(),
+            }
+        )
+    return {"decoder": cfg.backend, "clip": str(clip), "points": points}
+
+
+def pick_detector(dry: bool, weights: Path | None) -> Any:
+    from models.gpu.registry import DetectorBackendConfig, create_backend_detector, probe_backends
+
+    usable = {p.name for p in probe_backends() if p.usable}
+    extra: dict[str, Any] = {"model_path": weights} if weights else {}
+    if dry:
+        cfg = DetectorBackendConfig(
+            backend="torch", device="cpu", warmup=1, input_size=(320, 320), **extra
+        )
+    elif "torch" in usable:
+        cfg = DetectorBackendConfig(backend="torch", warmup=2, **extra)
+    elif "onnxruntime-gpu" in usable:
+        cfg = DetectorBackendConfig(backend="onnxruntime-gpu", warmup=2)
+    else:
+        raise RuntimeError("no GPU detector backend is usable here: " + ", ".join(usable))
+    return create_backend_detector(cfg)
+
+
+def sample_frames(clip: Path, n: int) -> list[Any]:
+    import av
+
+    out = []
+    with av.open(str(clip)) as c:
+        for i, f in enumerate(c.decode(video=0)):
+            if i % 5 == 0:
+                out.append(f.to_ndarray(format="bgr24"))
+            if len(out) >= n:
+                break
+    return out
+
+
+def _sync(detector: Any) -> None:
+    device = getattr(detector, "device", None)
+    if device is not None and getattr(device, "type", "") == "cuda":
+        import torch
+
+        torch.cuda.synchronize(device)
+
+
+def detector_throughput(detector: Any, clip: Path, plan: Plan, deadline: float) -> dict[str, Any]:
+    """Part c: images/s of preprocess + forward + NMS at each batch size."""
+    host = sample_frames(clip, 16)
+    frames = host
+    with contextlib.suppress(Exception):
+        frames = [detector.preprocessor.as_tensor(im) for im in host]  # device-resident frames
+    points = []
+    for b in plan.batches:
+        if time.monotonic() + plan.part_s > deadline:
+            points.append({"batch": b, "skipped": "time budget"})
+            continue
+        batch = [frames[i % len(frames)] for i in range(b)]
+        detector.detect(batch)  # warm-up (captures a CUDA graph for this shape)
+        times: list[float] = []
+        stop = time.monotonic() + plan.part_s
+        while time.monotonic() < stop or len(times) < 2:
+            t0 = time.perf_counter()
+            detector.detect(batch)
+            _sync(detector)
+            times.append(time.perf_counter() - t0)
+        med = statistics.median(times)
+        points.append(
+            {"batch": b, "ms_per_batch": round(med * 1000, 2), "images_per_s": round(b / med, 1)}
+        )
+    return {
+        "detector": detector.info.model,
+        "providers": list(detector.info.providers),
+        "input_hw": list(detector.info.input_size),
+        "points": points,
+    }
+
+
+@dataclass
+class _StreamStats:
+    analysed: int = 0
+    lag_s: float = 0.0
+
+
+@dataclass
+class _Trial:
+    batcher: Any
+    drops: Any
+    latencies: list[float]
+    stop: float
+
+
+def _stream_worker(src: Any, stats: _StreamStats, trial: _Trial) -> None:
+    from pipeline.config import TrackerConfig
+    from pipeline.tracking.bytetrack import ByteTracker
+    from streams.latest import LatestQueue
+
+    queue: LatestQueue[tuple[Any, float]] = LatestQueue(maxsize=2, drops=trial.drops)
+    tracker = ByteTracker(TrackerConfig())
+    t_start = time.monotonic()
+
+    def decode() -> None:
+        for frame in src.frames():
+            queue.put((frame, time.monotonic()))
+            stats.lag_s = max(stats.lag_s, time.monotonic() - t_start - frame.pts)
+            if time.monotonic() >= trial.stop:
+                break
+        queue.close()
+
+    thread = threading.Thread(target=decode, daemon=True)
+    thread.start()
+    while (item := queue.get(timeout=5.0)) is not None:
+        frame, due = item
+        image = frame.device_image if frame.device_image is not None else frame.image
+        dets = trial.batcher.submit(frame.stream_id, image).result()
+        tracker.update(dets, frame.pts)
+        trial.latencies.append(time.monotonic() - due)
+        stats.analysed += 1
+    src.close()
+    thread.join(timeout=5)
+
+
+def pipeline_trial(detector: Any, clip: Path, k: int, plan: Plan, dry: bool) -> dict[str, Any]:
+    """K live-paced streams for ``trial_s``: drops, analysed fps, latency, utilisation."""
+    from pipeline.batcher import Batcher
+    from streams.gpu_decode import GpuDecodeSource
+    from streams.health import DropCounter
+
+    cfg = pick_decoder(dry)
+    batcher = Batcher(detector, max_batch=64, max_wait_ms=20)
+    trial = _Trial(batcher, DropCounter(), [], time.monotonic() + plan.trial_s)
+    stats = [_StreamStats() for _ in range(k)]
+    sources = [
+        GpuDecodeSource(clip, f"cam{i}", decoder=cfg, realtime=True, analysis_fps=plan.analysis_fps)
+        for i in range(k)
+    ]
+    dmon = Dmon()
+    threads = [
+        threading.Thread(target=_stream_worker, args=(s, st, trial))
+        for s, st in zip(sources, stats, strict=True)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=plan.trial_s + 30)
+    batcher.close()
+    dropped = sum(trial.drops.snapshot().values())
+    fps = [s.analysed / plan.trial_s for s in stats]
+    lat = sorted(trial.latencies) or [float("nan")]
+    lag = max(s.lag_s for s in stats)
+    return {
+        "streams": k,
+        "decoder": sources[0].decoder_in_use,
+        "backlog_drops": dropped,
+        "analysed_fps_min": round(min(fps), 2),
+        "decode_lag_s": round(lag, 2),
+        "latency_p50_ms": round(1000 * lat[len(lat) // 2], 1),
+        "latency_p95_ms": round(1000 * lat[int(len(lat) * 0.95)], 1),
+        "mean_batch": round(batcher.stats.mean_batch, 1),
+        "utilisation": dmon.stop(),
+        "ok": dropped == 0 and lag < 1.0 and min(fps) >= 0.8 * plan.analysis_fps,
+    }
+
+
+def streams_per_gpu(
+    detector: Any, clip: Path, plan: Plan, deadline: float, dry: bool
+) -> dict[str, Any]:
+    """Part d: increasing K until a trial fails or the budget ends."""
+    trials, best = [], 0
+    for k in plan.streams:
+        if time.monotonic() + plan.trial_s + 5 > deadline:
+            trials.append({"streams": k, "skipped": "time budget"})
+            break
+        trial = pipeline_trial(detector, clip, k, plan, dry)
+        trials.append(trial)
+        if not trial["ok"]:
+            break
+        best = k
+    return {"analysis_fps": plan.analysis_fps, "largest_k_zero_drops": best, "trials": trials}
+
+
+def _part(results: dict[str, Any], key: str, fn: Any, *args: Any) -> Any:
+    """Run one part; a failure becomes ``{"skipped": reason}`` and the check goes on."""
+    t0 = time.monotonic()
+    try:
+        value = fn(*args)
+    except Exception as e:
+        value = {"skipped": f"{type(e).__name__}: {e}"}
+    if isinstance(value, dict):
+        value["seconds"] = round(time.monotonic() - t0, 1)
+    results[key] = value
+    print(f"[gpu_check] {key}: {json.dumps(value, default=str)[:400]}", flush=True)
+    return value
+
+
+def _rows(results: dict[str, Any]) -> Iterator[str]:
+    yield "| part | setting | result |"
+    yield "|---|---|---|"
+    env = results.get("environment", {})
+    yield f"| a | GPU | {env.get('gpu') or env.get('nvidia_smi') or 'none'} |"
+    for name, state in {**env.get("decoders", {}), **env.get("backends", {})}.items():
+        yield f"| a | {name} | {state} |"
+    dec = results.get("decode", {})
+    for p in dec.get("points", []):
+        yield (
+            f"| b | {dec.get('decoder')} × {p['sessions']} sessions | "
+            + (
+                p.get("skipped")
+                or f"{p['fps_total']} fps ({p['streams_at_25fps']} streams at 25 fps)"
+            )
+            + " |"
+        )
+    det = results.get("detector", {})
+    for p in det.get("points", []):
+        yield (
+            f"| c | batch {p['batch']} | "
+            + (p.get("skipped") or f"{p['images_per_s']} img/s, {p['ms_per_batch']} ms/batch")
+            + " |"
+        )
+    pipe = results.get("pipeline", {})
+    for t in pipe.get("trials", []):
+        yield (
+            f"| d | K={t['streams']} | "
+            + (
+                t.get("skipped")
+                or f"ok={t['ok']} drops={t['backlog_drops']} p50={t['latency_p50_ms']} ms "
+                f"p95={t['latency_p95_ms']} ms min fps={t['analysed_fps_min']}"
+            )
+            + " |"
+        )
+    if "largest_k_zero_drops" in pipe:
+        yield f"| d | largest K | {pipe['largest_k_zero_drops']} |"
+    for key in ("decode", "detector", "pipeline"):
+        if "skipped" in results.get(key, {}):
+            yield f"| – | {key} skipped | {results[key]['skipped']} |"
+
+
+def default_out() -> Path:
+    return Path(os.environ.get("OUT") or REPO / "benchmarks" / "out" / "gpu_check")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", type=Path, default=None)
+    p.add_argument("--clip", type=Path, default=None, help="1080p H.264 clip (made if missing)")
+    p.add_argument("--weights", type=Path, default=None, help="yolov5 .pt for the torch backend")
+    p.add_argument("--budget-s", type=float, default=420.0)
+    p.add_argument("--dry", action="store_true", help="CPU only, tiny sizes")
+    a = p.parse_args(argv)
+    out = a.out or default_out()
+    out.mkdir(parents=True, exist_ok=True)
+    plan = DRY if a.dry else FULL
+    t0 = time.monotonic()
+    deadline = t0 + a.budget_s
+    results: dict[str, Any] = {
+        "dry": a.dry,
+        "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    _part(results, "environment", environment)
+    clip = a.clip or _ensure_clip(out, a.dry)
+    results["clip"] = str(clip)
+    _part(results, "decode", decode_throughput, clip, plan, deadline, a.dry)
+    choice = _part(results, "detector_backend", _detector_choice, a.dry, a.weights)
+    detector = choice.pop("_detector", None) if isinstance(choice, dict) else None
+    if detector is None:
+        results["detector"] = results["pipeline"] = {"skipped": "no detector backend"}
+    else:
+        _part(results, "detector", detector_throughput, detector, clip, plan, deadline)
+        _part(results, "pipeline", streams_per_gpu, detector, clip, plan, deadline, a.dry)
+    results["total_s"] = round(time.monotonic() - t0, 1)
+    (out / "gpu_check.json").write_text(json.dumps(results, indent=2, default=str))
+    table = "\n".join(_rows(results)) + "\n"
+    (out / "gpu_check.md").write_text(table)
+    print(table)
+    print(f"[gpu_check] wrote {out / 'gpu_check.json'} in {results['total_s']} s")
+    return 0
+
+
+def _detector_choice(dry: bool, weights: Path | None) -> dict[str, Any]:
+    choice = pick_detector(dry, weights)
+    return {
+        "_detector": choice.detector,
+        "backend": choice.backend,
+        "fallback_reason": choice.fallback_reason,
+        "providers": list(choice.detector.info.providers),
+    }
+
+
+def _ensure_clip(out: Path, dry: bool) -> Path:
+    from benchmarks.make_gpu_clip import DEFAULT_OUT, make_clip, shared_dir
+
+    if dry:
+        clip = out / "dry_clip.mp4"
+        source = shared_dir() / "sample_videos" / "highway_640x360.mp4"
+        make_clip(clip, width=320, height=192, fps=25, seconds=4, source=source)
+        return clip
+    if not DEFAULT_OUT.is_file():
+        make_clip(DEFAULT_OUT, source=shared_dir() / "sample_videos" / "highway_1280x720.mp4")
+    return DEFAULT_OUT
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,134 @@
+"""The CLI's error contract: bad input → one clear line on stderr, non-zero exit, no traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "api.cli", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=300,
+        check=False,
+    )
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess[str], *needles: str) -> str:
+    assert proc.returncode != 0, proc.stdout
+    err = proc.stderr.strip()
+    assert "Traceback" not in err, err
+    lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1, err
+    for n in needles:
+        assert n in lines[0], lines[0]
+    return lines[0]
+
+
+def make_clip(path: Path, frames: int = 30, size: tuple[int, int] = (160, 120)) -> Path:
+    with av.open(str(path), "w", format="mp4") as c:
+        s = c.add_stream("libx264", rate=15)
+        s.width, s.height = size
+        s.pix_fmt = "yuv420p"
+        rng = np.random.default_rng(0)
+        for i in range(frames):
+            img = rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)
+            f = av.VideoFrame.from_ndarray(img, format="rgb24")
+            f.pts = i
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+    return path
+
+
+def test_missing_video(tmp_path: Path) -> None:
+    proc = run_cli("analyze", str(tmp_path / "nope.mp4"), "--out", str(tmp_path / "o"))
+    assert_one_line_error(proc, "not found", "nope.mp4")
+
+
+def test_garbage_video(tmp_path: Path) -> None:
+    bad = tmp_path / "garbage.mp4"
+    bad.write_bytes(os.urandom(50_000))
+    proc = run_cli("analyze", str(bad), "--out", str(tmp_path / "o"), "--no-progress")
+    assert_one_line_error(proc, "garbage.mp4")
+
+
+def test_truncated_video(tmp_path: Path) -> None:
+    clip = make_clip(tmp_path / "full.mp4")
+    data = clip.read_bytes()
+    cut = tmp_path / "truncated.mp4"
+    cut.write_bytes(data[: len(data) * 6 // 10])
+    proc = run_cli("analyze", str(cut), "--out", str(tmp_path / "o"), "--no-progress")
+    assert_one_line_error(proc, "truncated.mp4")
+
+
+def test_malformed_config_names_the_field(tmp_path: Path) -> None:
+    clip = make_clip(tmp_path / "c.mp4")
+    cfg = tmp_path / "cam.yaml"
+    cfg.write_text("detector:\n  iou_threshold: 7\n")
+    proc = run_cli("analyze", str(clip), "--config", str(cfg), "--out", str(tmp_path / "o"))
+    assert proc.returncode == 2
+    assert_one_line_error(proc, "detector.iou_threshold")
+    cfg.write_text("detectr: {}\n")
+    assert_one_line_error(run_cli("analyze", str(clip), "--config", str(cfg)), "detectr")
+    cfg.write_text("device_id: '123'\n")
+    assert_one_line_error(run_cli("analyze", str(clip), "--config", str(cfg)), "device_id")
+    cfg.write_text("detector: [unclosed\n")
+    assert_one_line_error(run_cli("analyze", str(clip), "--config", str(cfg)), "YAML")
+
+
+def test_missing_model_names_every_place(tmp_path: Path) -> None:
+    clip = make_clip(tmp_path / "c.mp4")
+    empty_shared = tmp_path / "shared"
+    (empty_shared / "models").mkdir(parents=True)
+    env = {
+        "SHARPEYES_SHARED": str(empty_shared),
+        "SHARPEYES_CACHE": str(tmp_path / "cache"),
+        "SHARPEYES_OFFLINE": "1",
+    }
+    proc = run_cli("analyze", str(clip), "--model", "yolox_nano", "--no-progress", env=env)
+    line = assert_one_line_error(proc, "yolox_nano")
+    assert str(empty_shared / "models") in line
+    assert str(tmp_path / "cache") in line
+
+
+def test_wrong_sha256(tmp_path: Path) -> None:
+    clip = make_clip(tmp_path / "c.mp4")
+    shared = tmp_path / "shared"
+    (shared / "models").mkdir(parents=True)
+    (shared / "models" / "yolox_nano.onnx").write_bytes(b"not really a model" * 100)
+    env = {
+        "SHARPEYES_SHARED": str(shared),
+        "SHARPEYES_CACHE": str(tmp_path / "cache"),
+        "SHARPEYES_OFFLINE": "1",
+    }
+    proc = run_cli("analyze", str(clip), "--model", "yolox_nano", "--no-progress", env=env)
+    assert_one_line_error(proc, "sha256", "yolox_nano.onnx")
+
+
+@pytest.mark.integration
+def test_analyze_writes_outputs(tmp_path: Path) -> None:
+    """A tiny synthetic clip runs end to end (no detections expected) and writes every output."""
+    clip = make_clip(tmp_path / "c.mp4", frames=20)
+    out = tmp_path / "out"
+    proc = run_cli("analyze", str(clip), "--out", str(out), "--annotate", "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    assert "analysed 20 frames" in proc.stdout
+    assert (out / "events.jsonl").exists()
+    assert (out / "events.db").exists()
+    with av.open(str(out / "annotated.mp4")) as c:
+        assert c.streams.video[0].frames == 20
