@@ -32,6 +32,7 @@ class AnalyzeOptions:
     analysis_fps: float | None = None
     progress: bool = True
     deliver: str | None = None
+    deliver_timeout_s: float = 60.0
 
 
 @dataclass
@@ -41,6 +42,7 @@ class AnalyzeResult:
     summary: RunSummary
     files: dict[str, Path] = field(default_factory=dict)
     detector_desc: str = ""
+    delivery_note: str = ""
 
     def summary_lines(self) -> list[str]:
         s = self.summary
@@ -51,6 +53,8 @@ class AnalyzeResult:
             f"events: {s.events_total} ({by_type})",
         ]
         lines += [f"{name}: {path}" for name, path in self.files.items()]
+        if self.delivery_note:
+            lines.append(self.delivery_note)
         return lines
 
 
@@ -111,6 +115,11 @@ def analyze_video(opts: AnalyzeOptions) -> AnalyzeResult:
     if not opts.video.is_file():
         raise StreamOpenError(f"video file not found: {opts.video}")
     cam = apply_overrides(load_camera_config(opts.config), opts)
+    delivery_cfg = None
+    if opts.deliver:
+        from api.viid.delivery import load_delivery_config
+
+        delivery_cfg = load_delivery_config(Path(opts.deliver))
     out = opts.out or Path("out") / opts.video.stem
     out.mkdir(parents=True, exist_ok=True)
     parts: PipelineParts = build_stream_pipeline(cam, out, deliver=opts.deliver)
@@ -120,15 +129,30 @@ def analyze_video(opts: AnalyzeOptions) -> AnalyzeResult:
         fps = cam.analysis_fps or info.fps or 25.0
         annotator = _Annotator(out / "annotated.mp4", min(fps, info.fps or fps))
         parts.runner.observer = annotator
+    delivery = None
+    if delivery_cfg is not None and parts.store is not None:
+        from api.viid.delivery import start_delivery
+
+        delivery = start_delivery(parts.store, delivery_cfg, files_root=out)
     progress = _Progress(info.frame_count, opts.progress)
+    delivery_note = ""
     try:
         summary = parts.runner.run(progress=progress)
     finally:
         progress.close()
         if annotator is not None:
             annotator.writer.close()
+        if delivery is not None:
+            drained = delivery.drain(opts.deliver_timeout_s)
+            stats = delivery.backlog()
+            delivery.stop()
+            delivery_note = (
+                f"GA/T 1400 delivery: {stats.delivered} delivered, {stats.backlog} pending"
+                + ("" if drained else " (not drained: they stay in the outbox and are sent later)")
+            )
         parts.close()
     result = AnalyzeResult(out, cam, summary, dict(parts.files), parts.detector_desc)
+    result.delivery_note = delivery_note
     if annotator is not None and annotator.writer.frames:
         result.files["annotated video"] = out / "annotated.mp4"
     return result

@@ -18,6 +18,7 @@ from pipeline.runner import EvidenceHook, SignalBoardLike, StreamRunner
 from pipeline.types import ObjectKind
 
 if TYPE_CHECKING:
+    from api.store.events import EventStore
     from streams.packet_ring import PacketRing
 
 logger = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ class PipelineParts:
     source: FrameSource
     detector: Detector
     sinks: list[Sink]
+    store: EventStore | None = None
     files: dict[str, Path] = field(default_factory=dict)
     detector_desc: str = ""
     closers: list[Callable[[], None]] = field(default_factory=list)
@@ -36,6 +38,8 @@ class PipelineParts:
     def close(self) -> None:
         for sink in self.sinks:
             sink.close()
+        if self.store is not None:
+            self.store.close()
         for c in self.closers:
             c()
 
@@ -148,7 +152,7 @@ def build_stream_pipeline(
     files = {"events": out / "events.jsonl", "store": out / "events.db", "crops": out / "crops"}
     if cam.intersection is not None:
         files["evidence"] = out / "evidence"
-    return PipelineParts(runner, source, det, sinks, files, describe_detector(det))
+    return PipelineParts(runner, source, det, sinks, store, files, describe_detector(det))
 
 
 def _red_light_parts(

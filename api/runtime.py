@@ -14,8 +14,9 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from api.settings import RtspConfig, ServiceConfig, is_live_url
@@ -24,14 +25,16 @@ from api.store.events import EventStore
 from api.store.sink import JsonlSink, StoreSink
 from pipeline.batcher import Batcher, BatcherStats, StreamDetector
 from pipeline.config import CameraConfig
-from pipeline.protocols import Detector, FrameSource, Sink, SourceInfo
-from pipeline.runner import StreamRunner
+from pipeline.protocols import Detector, FrameSource, Rule, Sink, SourceInfo
+from pipeline.runner import EvidenceHook, SignalBoardLike, StreamRunner
 from pipeline.stages import StageTimes
 from pipeline.supervisor import RestartPolicy, Supervisor, WorkerState, WorkerStatus
 from pipeline.types import Detections, Event, Frame, SignalState, Tracks
+from streams.decode import EncodedPacket
 from streams.file_source import FileSource
 from streams.health import DropCounter, DropReason, RateMeter, StreamHealth, StreamState, mask_url
 from streams.latest import LatestQueue
+from streams.packet_ring import PacketRing
 from streams.rtsp_source import RtspSource
 
 if TYPE_CHECKING:
@@ -205,10 +208,17 @@ class _Camera:
 
 
 def make_source(
-    cam: CameraConfig, rtsp: RtspConfig, drops: DropCounter | None = None
+    cam: CameraConfig,
+    rtsp: RtspConfig,
+    drops: DropCounter | None = None,
+    ring: PacketRing | None = None,
 ) -> RtspSource | LiveFileSource | FileSource:
-    """The camera's source: RTSP (and other stream URLs), a file as live, or a plain file."""
+    """The camera's source: RTSP (and other stream URLs), a file as live, or a plain file.
+
+    ``ring`` (red-light cameras) receives the encoded packets for evidence clips.
+    """
     assert cam.url is not None
+    packet_sink = None if ring is None else ring.push
     if is_live_url(cam.url):
         return RtspSource(
             cam.url,
@@ -224,7 +234,23 @@ def make_source(
             restart_budget=rtsp.restart_budget,
             restart_window_s=rtsp.restart_window_s,
             failed_retry_s=rtsp.failed_retry_s,
+            packet_sink=packet_sink,
+            params_sink=None if ring is None else ring.set_stream_params,
         )
+    source = _file_source(cam, rtsp, drops, packet_sink)
+    if ring is not None:
+        inner = source.inner if isinstance(source, LiveFileSource) else source
+        ring.set_stream_params(inner.video_stream_params())
+    return source
+
+
+def _file_source(
+    cam: CameraConfig,
+    rtsp: RtspConfig,
+    drops: DropCounter | None,
+    packet_sink: Callable[[EncodedPacket], None] | None,
+) -> LiveFileSource | FileSource:
+    assert cam.url is not None
     if cam.live:  # capture time = now: the clip stands in for a camera filming right now
         inner = FileSource(
             cam.url,
@@ -232,9 +258,38 @@ def make_source(
             realtime=True,
             analysis_fps=cam.analysis_fps,
             start_wall_ms=round(time.time() * 1000),
+            packet_sink=packet_sink,
         )
         return LiveFileSource(inner, rtsp.queue_size, drops)
-    return FileSource(cam.url, cam.id, analysis_fps=cam.analysis_fps)
+    return FileSource(cam.url, cam.id, analysis_fps=cam.analysis_fps, packet_sink=packet_sink)
+
+
+@dataclass
+class RedLightParts:
+    rules: list[Rule] = field(default_factory=list)
+    board: SignalBoardLike | None = None
+    evidence: EvidenceHook | None = None
+
+
+def red_light_parts(
+    cam: CameraConfig, source: FrameSource, out: Path, ring: PacketRing | None
+) -> RedLightParts:
+    """Signal board, red-light rules and evidence builder of an intersection camera.
+
+    The calibration is relative, so the frame size must be known: a file source knows it at
+    once; an RTSP camera only after connecting — the node does not run rules on those yet.
+    """
+    if cam.intersection is None:
+        return RedLightParts()
+    if source.info.width <= 0:
+        logger.warning(
+            "camera %s: red-light rules need the frame size; not run on RTSP yet", cam.id
+        )
+        return RedLightParts()
+    from api.pipeline_factory import _red_light_parts
+
+    rules, board, evidence = _red_light_parts(cam, source, out, ring)
+    return RedLightParts([r for r in rules if isinstance(r, Rule)], board, evidence)
 
 
 def build_node_detector(config: ServiceConfig) -> Detector:
@@ -407,9 +462,11 @@ class NodeRuntime:
             entry = self._cameras.get(cam.id)
         if entry is None or self._batcher is None:
             raise RuntimeError(f"camera {cam.id!r} was removed")
+        ring = None
         if cam.intersection is not None:
-            logger.warning("camera %s: red-light rules are not run by the node yet", cam.id)
-        source: FrameSource = make_source(cam, self.config.rtsp, entry.stats.drops)
+            ring = PacketRing(max_seconds=60.0, max_bytes=64 * 1024 * 1024)
+        source: FrameSource = make_source(cam, self.config.rtsp, entry.stats.drops, ring)
+        red = red_light_parts(cam, source, self.config.store.files_root, ring)
         destinations = ("viid",) if self.config.delivery is not None else ()
         store_sink = StoreSink(self.store, destinations, device_id=cam.device_id)
         sinks: list[Sink] = [MeteredStoreSink(store_sink, entry.stats)]
@@ -427,6 +484,9 @@ class NodeRuntime:
             tracker=ByteTracker(cam.tracker),
             events=events,
             sinks=sinks + self._extra_sinks,
+            rules=red.rules,
+            signal_board=red.board,
+            evidence=red.evidence,
             observer=entry.stats.on_frame,
             prefetch_depth=0 if isinstance(source, RtspSource | LiveFileSource) else 4,
             stage_samples=2_000,
@@ -439,6 +499,11 @@ class NodeRuntime:
             runner.detector.close()
 
     # -- health ----------------------------------------------------------------------------
+
+    def runners(self) -> dict[str, StreamRunner]:
+        """The current runner of every camera (stage timings live on ``runner.summary``)."""
+        with self._lock:
+            return {k: c.runner for k, c in self._cameras.items() if c.runner is not None}
 
     def batcher_stats(self) -> BatcherStats:
         return self._batcher.stats if self._batcher is not None else BatcherStats()

@@ -262,11 +262,15 @@ class Supervisor:
         with self._lock:
             workers = list(self._workers.values())
             self._workers.clear()
-        for w in workers:
-            w.request_stop()
-        deadline = time.monotonic() + timeout
-        for w in workers:
-            w.join(max(0.1, deadline - time.monotonic()))
+        # closing a source can block for its read timeout: stop all cameras in parallel
+        stoppers = [
+            threading.Thread(target=w.stop, args=(timeout,), name=f"stop-{w.cam.id}")
+            for w in workers
+        ]
+        for t in stoppers:
+            t.start()
+        for t in stoppers:
+            t.join(timeout + 1.0)
 
     def all_done(self) -> bool:
         """True when every worker ended by itself (finite files without looping)."""

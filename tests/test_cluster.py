@@ -357,7 +357,7 @@ def test_local_cluster_failover(tmp_path: Path) -> None:
         t0 = time.monotonic()
         _wait(lambda: all(_moved(store, c, victim.name) for c in moved), 5.0)
         assert time.monotonic() - t0 < 5.0
-        for cam, lease in stale.items():
+        for _cam, lease in stale.items():
             assert lease is not None
             with pytest.raises(StaleLeaseError):
                 store.commit(lease, lease.pos + 1)
@@ -377,8 +377,10 @@ def test_local_cluster_failover(tmp_path: Path) -> None:
 
 def _moved(store: LeaseStore, cam: str, old_owner: str) -> bool:
     row = store.camera(cam)
-    return row is not None and row.owner not in (None, old_owner) and bool(
-        [c for c in store.commits(cam) if c.epoch == row.epoch]
+    return (
+        row is not None
+        and row.owner not in (None, old_owner)
+        and bool([c for c in store.commits(cam) if c.epoch == row.epoch])
     )
 
 

@@ -8,6 +8,7 @@ synthetic producers (10 positions/s, a commit every 0.5 s).
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -41,7 +42,9 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimCluster]:
         sim.shutdown()
 
 
-def _wait_moved(sim: SimCluster, before: dict[str, tuple[str | None, int]], dead: set[str]) -> float:
+def _wait_moved(
+    sim: SimCluster, before: dict[str, tuple[str | None, int]], dead: set[str]
+) -> float:
     moved = [c for c, (owner, _) in before.items() if owner in dead]
     assert moved, "the failed node held no camera"
 
@@ -125,7 +128,7 @@ def _max_gaps(sim: SimCluster, since_ms: int, until_ms: int) -> dict[str, int]:
         if since_ms <= c.committed_ms <= until_ms:
             times.setdefault(c.camera_id, []).append(c.committed_ms)
     return {
-        cam: max((b - a for a, b in zip(ts, ts[1:], strict=False)), default=0)
+        cam: max((b - a for a, b in itertools.pairwise(ts)), default=0)
         for cam, ts in times.items()
         if cam in sim.owners()
     }

@@ -83,7 +83,9 @@ def test_torch_cpu_matches_numpy_reference_bgr_and_nv12() -> None:
     ref = ArrayPreprocessor()(images, geo)
     out = TorchPreprocessor("cpu")(images, geo).numpy()
     assert out.shape == ref.shape
-    assert np.abs(out - ref).max() < 1e-4
+    diff = np.abs(out - ref)
+    assert diff.max() <= 1.0 / 255 + 1e-6  # a .5 rounding tie may go either way
+    assert float((diff > 1e-4).mean()) < 1e-3
     half = TorchPreprocessor("cpu", fp16=True)(images, geo)
     assert str(half.dtype) == "torch.float16"
     assert ArrayPreprocessor(np, "float16")(images, geo).dtype == np.float16

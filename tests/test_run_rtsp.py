@@ -125,8 +125,13 @@ def test_four_cameras_survive_three_server_restarts(
 
         assert wait_for(recovered, 5.0), rt.health()
         recoveries.append(time.monotonic() - back)
+
         seen = analysed(rt)
-        assert wait_for(lambda s=seen: all(n > s[k] for k, n in analysed(rt).items()), 10)
+
+        def analysing(seen: dict[str, int] = seen) -> bool:
+            return all(n > seen[k] for k, n in analysed(rt).items())
+
+        assert wait_for(analysing, 10)
     health = rt.health()
     text = render(build_registry(rt)).decode()
     rt.stop()
@@ -313,9 +318,86 @@ def test_memory_soak_four_streams(
         time.sleep(10)
         samples.append(rss_mb())
     growth = (samples[-1] - base) / base
-    report = {"warmup_rss_mb": base, "final_rss_mb": samples[-1], "max_rss_mb": max(samples)}
-    report |= {"growth": growth, "frames": analysed(rt), "seconds": total_s}
+    report: dict[str, object] = {"warmup_rss_mb": base, "final_rss_mb": samples[-1]}
+    report |= {"max_rss_mb": max(samples), "growth": growth, "frames": analysed(rt)}
     (tmp_path / "soak.json").write_text(json.dumps(report))
     print("soak:", json.dumps(report))
     assert all(h.state == "live" for h in rt.health().values())
     assert growth < 0.05, report
+
+
+def scrape(port: int) -> dict[str, float]:
+    """``sharpeyes_stream_reconnects_total`` and state gauges from a /metrics endpoint."""
+    import httpx
+
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith(("sharpeyes_stream_reconnects_total", "sharpeyes_stream_state")):
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
+    return out
+
+
+def test_sharpeyes_run_survives_three_restarts_metrics_show_reconnects(
+    rtsp_server_factory: MakeServer, sample_videos: Path, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    import yaml
+
+    clip = str(sample_videos / "highway_640x360.mp4")
+    names = [f"cam{i}" for i in range(4)]
+    server = rtsp_server_factory(dict.fromkeys(names, clip))
+    metrics_port = free_port()
+    config = {
+        "cameras": [{"id": n, "url": server.url(n, "op:pw123"), "analysis_fps": 5} for n in names],
+        "detector": {"model": "yolov5n", "input_size": [384, 640], "providers": "cpu"},
+        "store": {"url": "events.db", "files_root": "."},
+        "rtsp": FAST_RTSP,
+        "metrics": {"port": metrics_port, "log_every_s": 5},
+    }
+    (tmp_path / "svc.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    repo = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "api.cli", "-v", "run", "--config", str(tmp_path / "svc.yaml")],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(repo)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+    def live() -> bool:
+        try:
+            m = scrape(metrics_port)
+        except Exception:
+            return False
+        return all(m.get(f'sharpeyes_stream_state{{camera="{n}",state="live"}}') for n in names)
+
+    def reconnects() -> dict[str, float]:
+        m = scrape(metrics_port)
+        return {n: m[f'sharpeyes_stream_reconnects_total{{camera="{n}"}}'] for n in names}
+
+    try:
+        assert wait_for(live, 60), "cameras never live"
+        for _ in range(3):
+            before = reconnects()
+            server.kill()
+            time.sleep(1.5)
+            server.start()
+
+            def back(before: dict[str, float] = before) -> bool:
+                return live() and all(v > before[n] for n, v in reconnects().items())
+
+            assert wait_for(back, 8), scrape(metrics_port)
+            assert proc.poll() is None  # the node never exits
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out[-3000:]
+    assert "pw123" not in out
+    with sqlite3.connect(tmp_path / "events.db") as conn:
+        streams = {str(r[0]) for r in conn.execute("SELECT DISTINCT stream_id FROM events")}
+    assert streams == set(names)

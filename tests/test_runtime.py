@@ -231,3 +231,24 @@ def test_sharpeyes_run_stops_cleanly_on_sigterm(tmp_path: Path, sample_videos: P
     assert "c1 live" in out  # the periodic health line
     events = _stored(tmp_path / "events.db")
     assert events and {s for s, _ in events} == {"c1"}
+
+
+def test_intersection_camera_runs_red_light_rules(
+    tmp_path: Path, sample_videos: Path, detector: Detector
+) -> None:
+    from pipeline.config import load_camera_config
+
+    cam = load_camera_config(REPO / "sample_videos" / "intersection_hanoi_b.yaml")
+    cam = cam.model_copy(
+        update={"url": str(sample_videos / "intersection_hanoi_b_640x480.mp4"), "live": True}
+    )
+    cfg = make_config(tmp_path, [])
+    rt = NodeRuntime(cfg, detector=detector).start()
+    try:
+        rt.add_camera(cam)
+        assert wait_for(lambda: rt.health()[cam.id].frames_analysed >= 3, 20), rt.health()
+        runner = rt.runners()[cam.id]
+        assert runner.rules and runner.signal_board is not None and runner.evidence is not None
+        assert rt.health()[cam.id].state == "live"
+    finally:
+        rt.stop()

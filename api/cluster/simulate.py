@@ -9,6 +9,7 @@ all its children (psutil), SIGCONT later. Imports Ray: use only where Ray is ins
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sqlite3
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psutil
+import psutil  # type: ignore[import-untyped]
 import ray
 from ray.cluster_utils import Cluster
 
@@ -192,10 +193,8 @@ class SimCluster:
     @staticmethod
     def resume(procs: list[psutil.Process]) -> None:
         for p in procs:
-            try:
+            with contextlib.suppress(psutil.NoSuchProcess):
                 p.resume()
-            except psutil.NoSuchProcess:
-                pass
 
     def check_contiguous(self) -> dict[str, int]:
         """Per camera, the last position; raises AssertionError on a gap or an overlap."""

@@ -158,7 +158,12 @@ class EventStore:
         with self.db.transaction() as conn:
             new: list[Event] = []
             for event, crop in zip(events, crops, strict=True):
-                if conn.execute(INSERT_EVENT, event_row(event, crop, device_id, now)) > 0:
+                if (
+                    conn.execute(
+                        INSERT_EVENT, event_row(event, crop, device_id, now, self.files_root)
+                    )
+                    > 0
+                ):
                     new.append(event)
             for destination in outbox_destinations:
                 for event in new:

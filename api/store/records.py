@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
 
 from api.store.db import Param, Row
@@ -130,10 +132,27 @@ def _extra_value(event: Event, key: str) -> str | None:
     return next((v for k, v in event.extra if k == key), None)
 
 
+def _evidence_location(event: Event, files_root: Path | None) -> tuple[str | None, str | None]:
+    """(evidence_dir, metadata_path) from ``Event.evidence_path`` (relative to ``files_root``
+    when it lies below it) or from the legacy ``extra`` keys."""
+    if event.evidence_path is None:
+        return _extra_value(event, "evidence_dir"), _extra_value(event, "metadata_path")
+    path = Path(event.evidence_path)
+    if files_root is not None:
+        with contextlib.suppress(ValueError):
+            path = path.resolve().relative_to(files_root.resolve())
+    return path.as_posix(), (path / "record.json").as_posix()
+
+
 def event_row(
-    event: Event, crop_path: str | None, device_id: str | None, now_ms: int
+    event: Event,
+    crop_path: str | None,
+    device_id: str | None,
+    now_ms: int,
+    files_root: Path | None = None,
 ) -> tuple[Param, ...]:
     """Parameters for :data:`INSERT_EVENT`, in :data:`EVENT_COLUMNS` order."""
+    evidence_dir, metadata_path = _evidence_location(event, files_root)
     b, p, v = event.best_box, event.plate, event.violation
     values: dict[str, Param] = {
         "event_id": event.event_id,
@@ -174,8 +193,8 @@ def event_row(
         "approach": None if v is None else v.approach,
         "crossed_stop_line_pts": None if v is None else float(v.crossed_stop_line_pts),
         "evidence_pts": None if v is None else dumps([float(x) for x in v.evidence_pts]),
-        "evidence_dir": _extra_value(event, "evidence_dir"),
-        "metadata_path": _extra_value(event, "metadata_path"),
+        "evidence_dir": evidence_dir,
+        "metadata_path": metadata_path,
         "detail": event.detail,
         "extra": dumps({k: val for k, val in event.extra}),
         "review_state": None if v is None else "pending",

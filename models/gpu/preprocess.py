@@ -10,7 +10,8 @@ One math, three array libraries:
 Bilinear resize uses half-pixel centres, source coordinates clamped at 0 and the last index
 repeated at the far edge — the definition of OpenCV's ``INTER_LINEAR`` and of torch's
 ``bilinear`` with ``align_corners=False`` (no antialiasing), so all paths agree with the CPU
-detector's ``cv2.resize`` up to OpenCV's fixed-point rounding (< 1 grey level).
+detector's ``cv2.resize`` up to OpenCV's fixed-point rounding (< 1 grey level). Resized pixels
+are rounded to whole grey levels, as the host path's ``uint8`` canvas is.
 
 Inputs are arrays on the library's device: ``H×W×3 uint8`` is BGR (host frames, or frames a
 decoder converted); a 2-D ``(H·3/2)×W uint8`` array is NV12 (what NVDEC produces), converted with
@@ -123,7 +124,7 @@ class ArrayPreprocessor:
         for i, (img, geo) in enumerate(zip(images, geometry, strict=True)):
             bgr = nv12_to_bgr(img, xp) if img.ndim == 2 else img
             rh, rw = geo.resized_hw
-            rgb = resize_bilinear(bgr, (rh, rw), xp)[:, :, ::-1] / 255.0
+            rgb = xp.rint(resize_bilinear(bgr, (rh, rw), xp))[:, :, ::-1] / 255.0
             out[i, :, geo.top : geo.top + rh, geo.left : geo.left + rw] = rgb.transpose(2, 0, 1)
         return out.astype(self.dtype)
 
@@ -184,6 +185,7 @@ class TorchPreprocessor:
             stack = torch.stack([self.planar_rgb(images[i]) for i in idx])
             if src_hw != (rh, rw):
                 stack = f.interpolate(stack, size=(rh, rw), mode="bilinear", align_corners=False)
+            stack = stack.round()  # uint8 pixels, as the host path's cv2.resize produces
             for j, i in enumerate(idx):
                 geo = geometry[i]
                 out[i, :, geo.top : geo.top + rh, geo.left : geo.left + rw] = stack[j] / 255.0

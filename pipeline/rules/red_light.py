@@ -101,6 +101,7 @@ class _Vehicle:
     rider: bool = False  # a person track standing in for an undetected two-wheeler
     links: list[_Vehicle] = field(default_factory=list)  # riders ↔ the two-wheelers they sat on
     out_of_scope: int = 0  # frames this rider sat on a two-wheeler the rule does not charge
+    carried: int = 0  # frames this rider sat on a two-wheeler the rule charges
     charged: bool = False
     closed: bool = False  # evicted, finalized or replaced after an identity switch
 
@@ -148,6 +149,7 @@ class RedLightRule:
         self.frame_size = frame_size
         diag = math.hypot(*frame_size)
         self._diag = diag
+        self._bottom = float(frame_size[1]) - 2.0
         self._margin = calib.line_margin * diag
         self._min_disp = calib.min_displacement * diag
         self._kinds = [int(k) for k in calib.object_kinds()]
@@ -207,7 +209,7 @@ class RedLightRule:
     def _observe(self, tid: int, kind: ObjectKind, o: Observation, *, rider: bool) -> list[Event]:
         events: list[Event] = []
         st = self._tracks.get(tid)
-        if st is not None and st.hist.obs and identity_switch(st.hist.last, o):
+        if st is not None and st.hist.obs and identity_switch(st.hist.last, o, self._bottom):
             log.debug("track %s swapped objects at %.2fs: state restarts", tid, o.pts)
             ev = self._finalize(st)
             events.extend([ev] if ev is not None else [])
@@ -224,6 +226,7 @@ class RedLightRule:
         if row.carrier >= 0 and not row.carrier_in_scope:
             st.out_of_scope += 1
         elif row.carrier >= 0 and (carrier := self._tracks.get(row.carrier)) is not None:
+            st.carried += 1
             st.link(carrier)
         return events
 
@@ -416,6 +419,7 @@ class RedLightRule:
     def _chargeable(self, st: _Vehicle, c: _Crossing, o: Observation) -> bool:
         """Not already charged through a linked track or the ledger; a rider must ride."""
         if any(x.charged for x in st.links):
+            log.debug("track %s: charged through a linked rider/two-wheeler", st.hist.track_id)
             return False
         if st.rider:
             assert self._riders is not None and st.lane is not None
@@ -424,14 +428,17 @@ class RedLightRule:
                 return False  # sits on a two-wheeler this rule does not charge (a bicycle)
             end = c.entered or o
             travel, diag = st.lane.travel, self._diag
-            if not rides_along(
+            sat_on = st.carried >= p.min_rider_frames  # seen on a two-wheeler: a rider anyway
+            if not sat_on and not rides_along(
                 c.pre.anchor, c.pre.pts, end.anchor, end.pts, travel=travel, diag=diag, params=p
             ):
                 log.debug("person %s crossed but does not ride", st.hist.track_id)
                 return False
         if self._two_wheeler(st):
             width = c.post.box[2] - c.post.box[0]
-            return not self._ledger.duplicate(c.pts, c.point, width, rider=st.rider)
+            if self._ledger.duplicate(c.pts, c.point, width, rider=st.rider):
+                log.debug("track %s: same crossing already charged", st.hist.track_id)
+                return False
         return True
 
     def _charge(self, st: _Vehicle, c: _Crossing) -> None:

@@ -117,14 +117,17 @@ class ChargeLedger:
         self._recent.clear()
 
 
-def identity_switch(prev: Observation, cur: Observation, max_ratio: float = 1.5) -> bool:
+def identity_switch(
+    prev: Observation, cur: Observation, bottom: float, max_ratio: float = 1.5
+) -> bool:
     """True when a track's box changed size and place at once: the tracker swapped objects.
 
-    Both boxes must be detections; the height must change by ``max_ratio`` or more and the
+    Both boxes must be detections not cut by the frame's bottom edge (``bottom``, pixels: a box
+    entering the frame grows fast); the height must change by ``max_ratio`` or more and the
     anchor jump by more than a third of the smaller height. Vehicles grow and shrink slowly
     as they move; a sudden both-at-once change is another object under the same id.
     """
-    if not (prev.detected and cur.detected):
+    if not (prev.detected and cur.detected) or max(prev.box[3], cur.box[3]) >= bottom:
         return False
     h0 = prev.box[3] - prev.box[1]
     h1 = cur.box[3] - cur.box[1]

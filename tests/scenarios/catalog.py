@@ -175,6 +175,37 @@ def _pedestrian_cases() -> list[Scenario]:
     ]
 
 
+def _rider_cases() -> list[Scenario]:
+    def person(tid: int, waypoints: tuple[tuple[float, float, float], ...]) -> Actor:
+        return Actor(tid, ObjectKind.PERSON, PERSON, waypoints, size=(0.03, 0.10))
+
+    bike = drive(L1, 7.0, 0.2)
+    on_bike = tuple((t, x, y - 0.02) for t, x, y in bike)  # rider's feet above the wheels
+    return [
+        Scenario(
+            "rider_fusion",
+            6.0,
+            18.0,
+            CYCLE,
+            (
+                person(41, drive(L2, 6.0, 0.2)),
+                Actor(42, ObjectKind.MOTOR_VEHICLE, MOTO, bike, size=(0.05, 0.07)),
+                person(43, on_bike),
+                person(44, drive(L3, 5.5, 0.02, y0=0.76)),
+            ),
+            ((41, RLV), (42, RLV)),
+            description="a rider whose motorbike is not detected runs the red (charged as the "
+            "two-wheeler); a motorbike and its rider run it together (charged once, on the "
+            "bike); a pedestrian walks up lane 3 over the line (not a rider: too slow)",
+        ),
+    ]
+
+
 SCENARIOS: dict[str, Scenario] = {
-    s.name: s for s in _vehicle_cases() + _rate_cases() + _condition_cases() + _pedestrian_cases()
+    s.name: s
+    for s in _vehicle_cases()
+    + _rate_cases()
+    + _condition_cases()
+    + _pedestrian_cases()
+    + _rider_cases()
 }

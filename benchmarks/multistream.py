@@ -1,0 +1,232 @@
+"""Multi-stream benchmark: how many live 720p cameras one node sustains at N analysed fps each.
+
+    python -m benchmarks.multistream [--ks 2,4,6,8] [--fps 5] [--model yolov5n]
+        [--input 384x640] [--clip highway_1280x720.mp4] [--warmup 10] [--seconds 30]
+
+For each K the node runtime (``api.runtime.NodeRuntime``: one detector behind the cross-camera
+batcher, per-camera ByteTrack + events, SQLite store) runs K copies of the clip played as live
+cameras (paced at stream speed behind a latest-frame queue, looped). After the warm-up it
+measures, for ``--seconds``:
+
+- analysed fps per camera and frames dropped because analysis fell behind (``backlog``) —
+  K is *sustained* when there are no backlog drops and every camera reaches 95 % of ``--fps``;
+- CPU: process CPU (cores), split by thread — decode (file/RTSP threads plus FFmpeg's),
+  batcher (preprocess, ORT calling thread, NMS), camera threads (tracking, events, store),
+  ONNX Runtime's own pool threads and the rest — and median stage times;
+- latency: frame capture (``Frame.wall_time_ms``) → event committed in the store, p50/p95.
+
+Prints a table and writes JSON (``--out``). The machine may be shared: run it on a quiet box.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from api.runtime import NodeRuntime
+from api.settings import ServiceConfig
+
+REPO = Path(__file__).resolve().parents[1]
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def shared_dir() -> Path:
+    env = os.environ.get("SHARPEYES_SHARED")
+    return Path(env) if env else REPO.parent / "shared"
+
+
+def thread_cpu_s() -> dict[int, float]:
+    """CPU seconds (user + system) of every OS thread of this process, by native id."""
+    out: dict[int, float] = {}
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[int(task.name)] = (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return out
+
+
+def thread_groups() -> dict[int, str]:
+    """Native id → group for the Python threads the node starts (others are native)."""
+    groups: dict[int, str] = {}
+    for t in threading.enumerate():
+        if t.native_id is None:
+            continue
+        name = t.name
+        if name == "batcher":
+            groups[t.native_id] = "batcher"
+        elif name.startswith("camera-"):
+            groups[t.native_id] = "camera"
+        elif name in ("file-live",) or name.startswith("rtsp-"):
+            groups[t.native_id] = "decode"
+        else:
+            groups[t.native_id] = "other"
+    return groups
+
+
+def cpu_split(before: dict[int, float], after: dict[int, float]) -> dict[str, float]:
+    groups = thread_groups()
+    split: dict[str, float] = {}
+    for tid, cpu in after.items():
+        delta = cpu - before.get(tid, 0.0)
+        group = groups.get(tid, "native (ORT pool, FFmpeg)")
+        split[group] = split.get(group, 0.0) + delta
+    return split
+
+
+def make_config(k: int, clip: Path, args: argparse.Namespace, out: Path) -> ServiceConfig:
+    h, w = (int(v) for v in args.input.lower().split("x"))
+    cams = [
+        {"id": f"cam{i}", "url": str(clip), "live": True, "analysis_fps": args.fps}
+        for i in range(k)
+    ]
+    return ServiceConfig.model_validate(
+        {
+            "cameras": cams,
+            "detector": {
+                "model": args.model,
+                "input_size": [h, w],
+                "providers": "cpu",
+                "intra_op_threads": args.threads,
+            },
+            "batch": {"max_batch": max(1, k), "max_wait_ms": args.max_wait_ms},
+            "store": {"url": str(out / "events.db"), "files_root": str(out), "jsonl": False},
+        }
+    )
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    s = sorted(values)
+    return s[min(len(s) - 1, round(q * (len(s) - 1)))]
+
+
+def stage_medians(rt: NodeRuntime) -> dict[str, float]:
+    medians = dict(rt.times.median_ms())
+    per_cam: dict[str, list[float]] = {}
+    for runner in rt.runners().values():
+        for stage, ms in runner.summary.times.median_ms().items():
+            if stage in ("track", "events"):
+                per_cam.setdefault(stage, []).append(ms)
+    medians |= {k: statistics.median(v) for k, v in per_cam.items()}
+    return {k: round(v, 2) for k, v in medians.items()}
+
+
+def backlog(rt: NodeRuntime) -> dict[str, int]:
+    return {k: int(h.drops.get("backlog", 0)) for k, h in rt.health().items()}
+
+
+def frames(rt: NodeRuntime) -> dict[str, int]:
+    return {k: h.frames_analysed for k, h in rt.health().items()}
+
+
+def run_k(k: int, clip: Path, args: argparse.Namespace) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="multistream-") as tmp:
+        rt = NodeRuntime(make_config(k, clip, args, Path(tmp))).start()
+        try:
+            time.sleep(args.warmup)
+            f0, b0, c0 = frames(rt), backlog(rt), thread_cpu_s()
+            p0 = time.process_time()
+            t0 = time.monotonic()
+            time.sleep(args.seconds)
+            wall = time.monotonic() - t0
+            f1, b1, c1 = frames(rt), backlog(rt), thread_cpu_s()
+            cpu = time.process_time() - p0
+            split = cpu_split(c0, c1)
+            lat = [v for vs in rt.latencies_ms().values() for v in vs]
+            stages = stage_medians(rt)
+            batch = rt.batcher_stats()
+        finally:
+            rt.stop()
+    fps = {cid: (f1[cid] - f0.get(cid, 0)) / wall for cid in f1}
+    drops = {cid: b1[cid] - b0.get(cid, 0) for cid in b1}
+    sustained = sum(drops.values()) == 0 and min(fps.values()) >= 0.95 * args.fps
+    return {
+        "k": k,
+        "sustained": sustained,
+        "analysed_fps_min": round(min(fps.values()), 2),
+        "analysed_fps_total": round(sum(fps.values()), 2),
+        "backlog_drops": sum(drops.values()),
+        "cpu_cores": round(cpu / wall, 2),
+        "cpu_split_cores": {g: round(v / wall, 2) for g, v in sorted(split.items())},
+        "stage_median_ms": stages,
+        "mean_batch": round(batch.mean_batch, 2),
+        "latency_p50_ms": percentile(lat, 0.5),
+        "latency_p95_ms": percentile(lat, 0.95),
+        "events": len(lat),
+    }
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    head = (
+        f"{'K':>3} {'ok':>3} {'fps/cam':>8} {'backlog':>8} {'cores':>6} {'batch':>6} "
+        f"{'p50 ms':>8} {'p95 ms':>8}  cpu split (cores)"
+    )
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        p50 = "-" if r["latency_p50_ms"] is None else f"{r['latency_p50_ms']:.0f}"
+        p95 = "-" if r["latency_p95_ms"] is None else f"{r['latency_p95_ms']:.0f}"
+        split = " ".join(f"{g}={v}" for g, v in r["cpu_split_cores"].items())
+        lines.append(
+            f"{r['k']:>3} {'yes' if r['sustained'] else 'no':>3} {r['analysed_fps_min']:>8.2f} "
+            f"{r['backlog_drops']:>8} {r['cpu_cores']:>6.2f} {r['mean_batch']:>6.2f} "
+            f"{p50:>8} {p95:>8}  {split}"
+        )
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--ks", default="2,4,6,8", help="stream counts to try")
+    ap.add_argument("--fps", type=float, default=5.0, help="analysed fps per camera")
+    ap.add_argument("--model", default="yolov5n")
+    ap.add_argument("--input", default="384x640", help="detector input HxW")
+    ap.add_argument("--threads", type=int, default=0, help="ORT intra-op threads (0 = default)")
+    ap.add_argument("--max-wait-ms", type=float, default=20.0)
+    ap.add_argument("--clip", default="highway_1280x720.mp4", help="shared clip name or path")
+    ap.add_argument("--warmup", type=float, default=10.0)
+    ap.add_argument("--seconds", type=float, default=30.0)
+    ap.add_argument("--keep-going", action="store_true", help="try larger K after a failure")
+    ap.add_argument("--out", type=Path, default=REPO / "benchmarks/out/multistream.json")
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    clip = Path(args.clip)
+    if not clip.is_file():
+        clip = shared_dir() / "sample_videos" / args.clip
+    rows: list[dict[str, Any]] = []
+    for k in (int(v) for v in args.ks.split(",")):
+        rows.append(run_k(k, clip, args))
+        print(table(rows).splitlines()[-1], flush=True)
+        if not rows[-1]["sustained"] and not args.keep_going:
+            break
+    best = max((r["k"] for r in rows if r["sustained"]), default=0)
+    print(table(rows))
+    print(f"largest K sustained: {best} ({args.model} {args.input}, {args.fps:g} fps per camera)")
+    result = {
+        "clip": str(clip),
+        "args": {k: str(v) for k, v in vars(args).items()},
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "load_avg_before": os.getloadavg(),
+        "rows": rows,
+        "largest_k_sustained": best,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,95 @@
+"""Decoder backend selection and fallback (CPU machine: only ``cpu`` is usable here)."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.errors import StreamOpenError
+from pipeline.types import Frame
+from streams.gpu_decode import (
+    DecoderConfig,
+    DecoderUnavailableError,
+    GpuDecodeSource,
+    host_image,
+    placeholder,
+    probe_decoders,
+)
+from tests._models_fixtures import require_shared
+
+CLIP = "sample_videos/highway_640x360.mp4"
+
+
+def unusable() -> list[str]:
+    return [k for k, v in probe_decoders().items() if v is not None]
+
+
+def test_probe_reports_every_backend_and_cpu_is_usable() -> None:
+    probes = probe_decoders()
+    assert set(probes) == {"cpu", "pyav-cuda", "nvdec"}
+    assert probes["cpu"] is None
+
+
+def test_cpu_decoder_yields_sampled_bgr_frames() -> None:
+    src = GpuDecodeSource(require_shared(CLIP), "c1", analysis_fps=5.0)
+    assert src.decoder_in_use == "h264 (pyav cpu)" and src.fallback_reason is None
+    frames = list(src.frames())
+    assert src.frames_decoded == 341
+    assert 55 <= len(frames) <= 58  # 341 frames at 29.97 fps → 5 per second
+    assert frames[0].image.shape == (360, 640, 3) and frames[0].device_image is None
+    assert all(b.pts > a.pts for a, b in itertools.pairwise(frames))
+    assert frames[0].keyframe
+
+
+@pytest.mark.parametrize("backend", ["pyav-cuda", "nvdec"])
+def test_unusable_gpu_decoder_falls_back_or_fails(backend: str) -> None:
+    if backend not in unusable():
+        pytest.skip(f"{backend} is usable on this machine")
+    path = require_shared(CLIP)
+    src = GpuDecodeSource(path, decoder=DecoderConfig(backend=backend, fallback="cpu"))  # type: ignore[arg-type]
+    assert src.decoder_in_use == "h264 (pyav cpu)"
+    assert src.fallback_reason and backend in src.fallback_reason
+    assert next(iter(src.frames())).image.shape == (360, 640, 3)
+    with pytest.raises(DecoderUnavailableError, match=backend):
+        GpuDecodeSource(path, decoder=DecoderConfig(backend=backend, fallback="fail"))  # type: ignore[arg-type]
+
+
+def test_bad_input_is_a_stream_error_whatever_the_backend(tmp_path: Path) -> None:
+    bad = tmp_path / "x.mp4"
+    bad.write_bytes(b"\x00" * 100)
+    for backend in ("cpu", "pyav-cuda", "nvdec"):
+        with pytest.raises(StreamOpenError) as info:
+            GpuDecodeSource(bad, decoder=DecoderConfig(backend=backend, fallback="fail"))  # type: ignore[arg-type]
+        assert not isinstance(info.value, DecoderUnavailableError)
+
+
+def test_config_rejects_unknown_values() -> None:
+    with pytest.raises(ValueError):
+        DecoderConfig.model_validate({"backend": "vaapi"})
+    with pytest.raises(ValueError):
+        DecoderConfig.model_validate({"backend": "cpu", "gpu": True})
+
+
+def test_close_stops_iteration_and_frames_is_one_shot() -> None:
+    src = GpuDecodeSource(require_shared(CLIP))
+    it = src.frames()
+    next(it)
+    src.close()
+    assert sum(1 for _ in it) <= 1
+    with pytest.raises(RuntimeError):
+        next(src.frames())
+
+
+def test_placeholder_and_host_image_of_a_device_frame() -> None:
+    ph = placeholder(1080, 1920)
+    assert ph.shape == (1080, 1920, 3) and ph.strides[:2] == (0, 0)
+    assert not ph.flags.writeable
+    nv12 = np.full((96, 64), 128, np.uint8)
+    nv12[:64] = 200
+    frame = Frame("c", 0, 0.0, 0, image=placeholder(64, 64), device_image=nv12)
+    assert frame.width == 64 and frame.height == 64
+    bgr = host_image(frame)
+    assert bgr.shape == (64, 64, 3) and abs(int(bgr[0, 0, 0]) - 214) <= 2
