@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import statistics
 import subprocess
 import sys
@@ -126,12 +127,17 @@ time.sleep(2.0)
 def tree():
     me = psutil.Process()
     return [me, *me.children(recursive=True)]
+def _safe(f, p):
+    try:
+        return f(p)
+    except psutil.Error:
+        return 0.0
 def cpu():
-    return sum(p.cpu_times().user + p.cpu_times().system for p in tree())
+    return sum(_safe(lambda p: p.cpu_times().user + p.cpu_times().system, p) for p in tree())
 c0, w0 = cpu(), time.monotonic()
 time.sleep(5.0)
 procs = tree()
-uss = sum(p.memory_full_info().uss for p in procs) / 2**20
+uss = sum(_safe(lambda p: p.memory_full_info().uss, p) for p in procs) / 2**20
 print(json.dumps({"start_s": start_s, "idle_cores": (cpu() - c0) / (time.monotonic() - w0),
                   "processes": len(procs), "uss_mb": uss}))
 """
@@ -143,7 +149,9 @@ def idle_overhead() -> dict[str, Any]:
     env.pop("RAY_ADDRESS", None)
     for mode in ("local", "ray"):
         with tempfile.TemporaryDirectory() as tmp:
-            env["RAY_AUTH_TOKEN_PATH"] = str(Path(tmp) / "token")
+            token = Path(tmp) / "token"  # hermetic: never touch ~/.ray/auth_token
+            token.write_text(secrets.token_hex(32))
+            env["RAY_AUTH_TOKEN_PATH"] = str(token)
             proc = subprocess.run(
                 [sys.executable, "-c", _IDLE, mode],
                 env=env,
@@ -171,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     t0 = time.monotonic()
     result = failover(args.runs)
+    print(json.dumps(result), flush=True)
     result["idle"] = idle_overhead()
     result["wall_s"] = time.monotonic() - t0
     print(_row("crash -> resumed", result["crash_resume_s"]))

@@ -42,5 +42,5 @@ def test_dry_run_exercises_every_part(tmp_path: Path) -> None:
 
 
 def test_dmon_without_nvidia_smi_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(gpu_check.shutil, "which", lambda _name: None)
+    monkeypatch.setattr("shutil.which", lambda _name: None)
     assert gpu_check.Dmon().stop() == "nvidia-smi not available"

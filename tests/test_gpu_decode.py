@@ -49,12 +49,12 @@ def test_unusable_gpu_decoder_falls_back_or_fails(backend: str) -> None:
     if backend not in unusable():
         pytest.skip(f"{backend} is usable on this machine")
     path = require_shared(CLIP)
-    src = GpuDecodeSource(path, decoder=DecoderConfig(backend=backend, fallback="cpu"))  # type: ignore[arg-type]
+    src = GpuDecodeSource(path, decoder=DecoderConfig(backend=backend, fallback="cpu"))
     assert src.decoder_in_use == "h264 (pyav cpu)"
     assert src.fallback_reason and backend in src.fallback_reason
     assert next(iter(src.frames())).image.shape == (360, 640, 3)
     with pytest.raises(DecoderUnavailableError, match=backend):
-        GpuDecodeSource(path, decoder=DecoderConfig(backend=backend, fallback="fail"))  # type: ignore[arg-type]
+        GpuDecodeSource(path, decoder=DecoderConfig(backend=backend, fallback="fail"))
 
 
 def test_bad_input_is_a_stream_error_whatever_the_backend(tmp_path: Path) -> None:
@@ -62,7 +62,7 @@ def test_bad_input_is_a_stream_error_whatever_the_backend(tmp_path: Path) -> Non
     bad.write_bytes(b"\x00" * 100)
     for backend in ("cpu", "pyav-cuda", "nvdec"):
         with pytest.raises(StreamOpenError) as info:
-            GpuDecodeSource(bad, decoder=DecoderConfig(backend=backend, fallback="fail"))  # type: ignore[arg-type]
+            GpuDecodeSource(bad, decoder=DecoderConfig(backend=backend, fallback="fail"))
         assert not isinstance(info.value, DecoderUnavailableError)
 
 

@@ -6,6 +6,7 @@ from collections import Counter, deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from pipeline.calibration import Exemption, Movement
 from pipeline.rules.geometry import Vec
 from pipeline.types import (
     Box,
@@ -143,3 +144,24 @@ def violation_event(f: ViolationFacts) -> Event:
         detail=f.detail,
         extra=f.extra,
     )
+
+
+def _beijing_minutes(wall_ms: int) -> int:
+    return int(((wall_ms // 1000 + 8 * 3600) % 86400) // 60)
+
+
+def _in_window(minute: int, start: str, end: str) -> bool:
+    s = int(start[:2]) * 60 + int(start[3:])
+    e = int(end[:2]) * 60 + int(end[3:])
+    return s <= minute < e if s <= e else minute >= s or minute < e
+
+
+def exempt(exemptions: Sequence[Exemption], lane_id: str, mv: Movement, wall_ms: int) -> bool:
+    """Whether ``mv`` from lane ``lane_id`` is allowed on red at ``wall_ms`` (Beijing time)."""
+    minute = _beijing_minutes(wall_ms)
+    for ex in exemptions:
+        if ex.movement is not mv or (ex.lanes and lane_id not in ex.lanes):
+            continue
+        if not ex.windows or any(_in_window(minute, w.start, w.end) for w in ex.windows):
+            return True
+    return False

@@ -28,13 +28,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pipeline.calibration import Approach, IntersectionCalibration, Lane, Movement
-from pipeline.riders import RiderParams, rides_along
+from pipeline.riders import RiderParams
 from pipeline.rules.common import (
     Observation,
     SignalTimeline,
     TrackHistory,
     ViolationFacts,
     dominant_class,
+    exempt,
     violation_event,
 )
 from pipeline.rules.geometry import (
@@ -47,7 +48,14 @@ from pipeline.rules.geometry import (
     to_pixels,
     unit,
 )
-from pipeline.rules.rider_fusion import ChargeLedger, RiderFeed, RiderRow, identity_switch
+from pipeline.rules.rider_fusion import (
+    CrossingFacts,
+    FusionState,
+    RiderArbiter,
+    RiderFeed,
+    RiderRow,
+    identity_switch,
+)
 from pipeline.types import (
     Event,
     EventType,
@@ -98,17 +106,11 @@ class _Vehicle:
     first_after: Observation | None = None
     crossing: _Crossing | None = None
     done: bool = False
-    rider: bool = False  # a person track standing in for an undetected two-wheeler
-    links: list[_Vehicle] = field(default_factory=list)  # riders ↔ the two-wheelers they sat on
-    out_of_scope: int = 0  # frames this rider sat on a two-wheeler the rule does not charge
-    carried: int = 0  # frames this rider sat on a two-wheeler the rule charges
-    charged: bool = False
-    closed: bool = False  # evicted, finalized or replaced after an identity switch
+    fusion: FusionState = field(default_factory=FusionState)
 
-    def link(self, other: _Vehicle) -> None:
-        if not any(x is other for x in self.links):
-            self.links.append(other)
-            other.links.append(self)
+    def deciding(self) -> bool:
+        """Crossed on red and not decided yet (a linked rider waits for this)."""
+        return not self.done and self.crossing is not None and self.crossing.confirmed
 
 
 def _line(
@@ -121,16 +123,6 @@ def _line(
 def _travel(lane: Lane, size: tuple[int, int]) -> Vec:
     a, b = to_pixels(lane.travel, size)
     return unit((b[0] - a[0], b[1] - a[1]))
-
-
-def _beijing_minutes(wall_ms: int) -> int:
-    return int(((wall_ms // 1000 + 8 * 3600) % 86400) // 60)
-
-
-def _in_window(minute: int, start: str, end: str) -> bool:
-    s = int(start[:2]) * 60 + int(start[3:])
-    e = int(end[:2]) * 60 + int(end[3:])
-    return s <= minute < e if s <= e else minute >= s or minute < e
 
 
 class RedLightRule:
@@ -174,7 +166,7 @@ class RedLightRule:
         self._feed = RiderFeed(riders, self._kinds, calib.anchor, frame_size[1]) if riders else None
         motor = int(ObjectKind.MOTOR_VEHICLE)
         self._rider_kind = ObjectKind(motor if motor in self._kinds else self._kinds[0])
-        self._ledger = ChargeLedger()
+        self._arbiter = RiderArbiter(riders or RiderParams(), diag)
 
     # -- Rule protocol ---------------------------------------------------------------------
     def update(
@@ -215,26 +207,27 @@ class RedLightRule:
             events.extend([ev] if ev is not None else [])
             st = None
         if st is None:
-            st = self._tracks[tid] = _Vehicle(TrackHistory(tid, kind), rider=rider)
+            st = self._tracks[tid] = _Vehicle(TrackHistory(tid, kind))
+            st.fusion.rider, st.fusion.deciding = rider, st.deciding
         st.hist.add(o)
         ev = self._step(st, o)
         return [*events, ev] if ev is not None else events
 
     def _observe_rider(self, row: RiderRow) -> list[Event]:
         events = self._observe(row.track_id, self._rider_kind, row.obs, rider=True)
-        st = self._tracks[row.track_id]
+        fs = self._tracks[row.track_id].fusion
         if row.carrier >= 0 and not row.carrier_in_scope:
-            st.out_of_scope += 1
+            fs.out_of_scope += 1
         elif row.carrier >= 0 and (carrier := self._tracks.get(row.carrier)) is not None:
-            st.carried += 1
-            st.link(carrier)
+            fs.carried += 1
+            fs.link(carrier.fusion)
         return events
 
     def end_of_stream(self) -> list[Event]:
         events = [ev for st in self._tracks.values() if (ev := self._finalize(st)) is not None]
         self._tracks.clear()
         self._timeline = SignalTimeline()
-        self._ledger.clear()
+        self._arbiter.clear()
         return events
 
     @property
@@ -339,22 +332,22 @@ class RedLightRule:
         return not self._exempt(lane.cfg, mv, wall_ms)
 
     def _exempt(self, lane: Lane, mv: Movement, wall_ms: int) -> bool:
-        minute = _beijing_minutes(wall_ms)
-        for ex in self.calib.exemptions:
-            if ex.movement is not mv or (ex.lanes and lane.id not in ex.lanes):
-                continue
-            if not ex.windows or any(_in_window(minute, w.start, w.end) for w in ex.windows):
-                return True
-        return False
+        return exempt(self.calib.exemptions, lane.id, mv, wall_ms)
 
     def _decide(
         self, st: _Vehicle, c: _Crossing, o: Observation, mv: Movement, *, final: bool
     ) -> Event | None:
         assert st.lane is not None
-        if st.rider and not final and self._linked_deciding(st):
+        if st.fusion.rider and not final and self._arbiter.wait(st.fusion):
             return None  # its two-wheeler is deciding the same crossing: wait for it
         st.done = True
-        if not self._is_violation(st.lane, c, mv, o.wall_ms) or not self._chargeable(st, c, o):
+        facts = CrossingFacts(
+            c.pts, c.point, c.post.box[2] - c.post.box[0], c.pre, c.entered or o, st.lane.travel
+        )
+        if not self._is_violation(st.lane, c, mv, o.wall_ms):
+            return None
+        tid, n, two_wheeler = st.hist.track_id, len(st.hist.obs), self._two_wheeler(st)
+        if not self._arbiter.chargeable(st.fusion, facts, two_wheeler, tid, n):
             return None
         group = st.lane.cfg.movements[mv]
         _, red_since = c.colors[mv]
@@ -381,13 +374,13 @@ class RedLightRule:
             crossed_stop_line_pts=round(c.pts, 4),
             evidence_pts=(c.pre.pts, c.post.pts, ev3.pts),
         )
-        who = " (rider; two-wheeler not detected)" if st.rider else ""
+        who = " (rider; two-wheeler not detected)" if st.fusion.rider else ""
         detail = (
             f"lane {st.lane.cfg.number} {mv.value}{who}: crossed the stop line at {c.pts:.2f}s, "
             f"{c.pts - red_since:.2f}s after red"
         )
-        extra = (("lane_id", st.lane.cfg.id),) + ((("detected_as", "person"),) if st.rider else ())
-        facts = ViolationFacts(
+        rider = (("detected_as", "person"),) if st.fusion.rider else ()
+        vf = ViolationFacts(
             EventType.RED_LIGHT_VIOLATION,
             self.stream_id,
             st.hist,
@@ -397,58 +390,20 @@ class RedLightRule:
             o,
             ap.direction or None,
             detail,
-            extra,
+            (("lane_id", st.lane.cfg.id), *rider),
         )
-        self._charge(st, c)
-        return violation_event(facts)
-
-    # -- rider fusion ----------------------------------------------------------------------
-    def _linked_deciding(self, st: _Vehicle) -> bool:
-        return any(
-            not x.closed and not x.done and x.crossing is not None and x.crossing.confirmed
-            for x in st.links
-        )
+        self._arbiter.charge(st.fusion, facts, two_wheeler)
+        return violation_event(vf)
 
     def _two_wheeler(self, st: _Vehicle) -> bool:
         if self._riders is None:
             return False
-        if st.rider or st.hist.kind is ObjectKind.NON_MOTOR:
+        if st.fusion.rider or st.hist.kind is ObjectKind.NON_MOTOR:
             return True
         return dominant_class(list(st.hist.obs)) in self._riders.two_wheeler_classes
 
-    def _chargeable(self, st: _Vehicle, c: _Crossing, o: Observation) -> bool:
-        """Not already charged through a linked track or the ledger; a rider must ride."""
-        if any(x.charged for x in st.links):
-            log.debug("track %s: charged through a linked rider/two-wheeler", st.hist.track_id)
-            return False
-        if st.rider:
-            assert self._riders is not None and st.lane is not None
-            p = self._riders
-            if st.out_of_scope >= max(p.min_rider_frames, p.rider_share * len(st.hist.obs)):
-                return False  # sits on a two-wheeler this rule does not charge (a bicycle)
-            end = c.entered or o
-            travel, diag = st.lane.travel, self._diag
-            sat_on = st.carried >= p.min_rider_frames  # seen on a two-wheeler: a rider anyway
-            if not sat_on and not rides_along(
-                c.pre.anchor, c.pre.pts, end.anchor, end.pts, travel=travel, diag=diag, params=p
-            ):
-                log.debug("person %s crossed but does not ride", st.hist.track_id)
-                return False
-        if self._two_wheeler(st):
-            width = c.post.box[2] - c.post.box[0]
-            if self._ledger.duplicate(c.pts, c.point, width, rider=st.rider):
-                log.debug("track %s: same crossing already charged", st.hist.track_id)
-                return False
-        return True
-
-    def _charge(self, st: _Vehicle, c: _Crossing) -> None:
-        st.charged = True
-        if self._two_wheeler(st):
-            width = c.post.box[2] - c.post.box[0]
-            self._ledger.add(c.pts, c.point, width, rider=st.rider)
-
     def _finalize(self, st: _Vehicle) -> Event | None:
-        st.closed = True
+        st.fusion.closed = True
         c = st.crossing
         if st.done or c is None or not c.confirmed or c.entered is None or st.lane is None:
             return None

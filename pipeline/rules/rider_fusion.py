@@ -18,15 +18,19 @@ Pure: no I/O, frame time only.
 
 from __future__ import annotations
 
+import logging
 from collections import deque
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from pipeline.riders import RiderParams, carrier_ids
+from pipeline.riders import RiderParams, carrier_ids, rides_along
 from pipeline.rules.common import Observation
 from pipeline.rules.geometry import Vec, distance
 from pipeline.types import Anchor, Frame, ObjectKind, Tracks, box_anchors
+
+log = logging.getLogger(__name__)
 
 # A charge within this time and this many box widths of another is the same crossing.
 _SAME_CROSSING_S = 1.0
@@ -117,6 +121,87 @@ class ChargeLedger:
         self._recent.clear()
 
 
+def _never() -> bool:
+    return False
+
+
+@dataclass(slots=True, eq=False)
+class FusionState:
+    """What rider fusion remembers about one tracked object of the red-light rule."""
+
+    rider: bool = False  # a person track standing in for an undetected two-wheeler
+    links: list[FusionState] = field(default_factory=list)  # riders ↔ the bikes they sat on
+    out_of_scope: int = 0  # frames this rider sat on a two-wheeler the rule does not charge
+    carried: int = 0  # frames this rider sat on a two-wheeler the rule charges
+    charged: bool = False
+    closed: bool = False  # evicted, finalized or replaced after an identity switch
+    deciding: Callable[[], bool] = _never  # crossed on red, verdict pending
+
+    def link(self, other: FusionState) -> None:
+        if not any(x is other for x in self.links):
+            self.links.append(other)
+            other.links.append(self)
+
+
+@dataclass(frozen=True, slots=True)
+class CrossingFacts:
+    """A stop-line crossing as the arbiter needs it."""
+
+    pts: float
+    point: Vec
+    width: float  # box width just past the line, pixels
+    start: Observation  # last observation behind the line
+    end: Observation  # first observation inside the intersection (or the last one)
+    travel: Vec  # the lane's unit direction of travel
+
+
+class RiderArbiter:
+    """Decides whether a crossing may be charged: one charge per rider + two-wheeler."""
+
+    def __init__(self, params: RiderParams, diag: float) -> None:
+        self.params = params
+        self._diag = diag
+        self._ledger = ChargeLedger()
+
+    def wait(self, fs: FusionState) -> bool:
+        """A rider waits while a two-wheeler it sat on is deciding the same crossing."""
+        return any(not x.closed and x.deciding() for x in fs.links)
+
+    def chargeable(
+        self, fs: FusionState, f: CrossingFacts, two_wheeler: bool, track_id: int, n_obs: int
+    ) -> bool:
+        """Not already charged through a link or the ledger; a rider must ride."""
+        if any(x.charged for x in fs.links):
+            log.debug("track %s: charged through a linked rider/two-wheeler", track_id)
+            return False
+        if fs.rider and not self._rides(fs, f, n_obs):
+            log.debug("person %s crossed but is not a rider of a charged vehicle", track_id)
+            return False
+        if two_wheeler and self._ledger.duplicate(f.pts, f.point, f.width, rider=fs.rider):
+            log.debug("track %s: same crossing already charged", track_id)
+            return False
+        return True
+
+    def _rides(self, fs: FusionState, f: CrossingFacts, n_obs: int) -> bool:
+        p = self.params
+        if fs.out_of_scope >= max(p.min_rider_frames, p.rider_share * n_obs):
+            return False  # sits on a two-wheeler this rule does not charge (a bicycle)
+        if fs.carried >= p.min_rider_frames:
+            return True  # seen sitting on a charged two-wheeler: a rider at any speed
+        a, b = f.start, f.end
+        return rides_along(
+            a.anchor, a.pts, b.anchor, b.pts, travel=f.travel, diag=self._diag, params=p
+        )
+
+    def charge(self, fs: FusionState, f: CrossingFacts, two_wheeler: bool) -> None:
+        fs.charged = True
+        if two_wheeler:
+            self._ledger.add(f.pts, f.point, f.width, rider=fs.rider)
+
+    def clear(self) -> None:
+        self._ledger.clear()
+
+
 def identity_switch(
     prev: Observation, cur: Observation, bottom: float, max_ratio: float = 1.5
 ) -> bool:
@@ -137,4 +222,12 @@ def identity_switch(
     return distance(prev.anchor, cur.anchor) > small / 3
 
 
-__all__ = ["ChargeLedger", "RiderFeed", "RiderRow", "identity_switch"]
+__all__ = [
+    "ChargeLedger",
+    "CrossingFacts",
+    "FusionState",
+    "RiderArbiter",
+    "RiderFeed",
+    "RiderRow",
+    "identity_switch",
+]
