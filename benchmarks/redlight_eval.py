@@ -1,11 +1,17 @@
 """Red-light precision/recall: on the synthetic scenario suite, and on hanoi_b labels.
 
     python -m benchmarks.redlight_eval scenarios [--json out.json]
-    python -m benchmarks.redlight_eval hanoi EVENTS.jsonl [--labels LABELS.json]
+    python -m benchmarks.redlight_eval hanoi OUT/events.jsonl [--labels LABELS.json] [--json F]
 
-``EVENTS.jsonl``: one event per line as written by the pipeline (``dataclasses.asdict`` of
-:class:`pipeline.types.Event`, or any record with ``type``, ``violation.crossed_stop_line_pts``
-and ``best_box.x1/x2``). Every miss and false alarm is listed so it can be explained.
+``events.jsonl``: the file ``sharpeyes analyze`` writes (``api.store.serialize.event_to_json``:
+``type``, ``box``, ``violation.crossed_stop_line_pts``, ``trajectory``); records with ``best_box``
+instead of ``box`` are read too. Matching: a violation matches a label when its stop-line
+crossing frame lies within the label's ``cross_frames`` widened by ``FRAME_TOL`` and its box
+centre within ``X_TOL_PX`` of ``x_px``; one event per label, greedy on the closest pairs.
+
+Every match, miss and false alarm is printed with the reason: for a miss, the nearest violation
+(and how far off it was) or the tracks that were at the stop line then and what they raised
+instead; for a false alarm, the nearest label and the event's own detail.
 """
 
 from __future__ import annotations
@@ -38,6 +44,9 @@ class Match:
     def recall(self) -> float:
         n = len(self.tp) + len(self.misses)
         return len(self.tp) / n if n else 1.0
+
+
+Record = dict[str, Any]
 
 
 def _event_facts(rec: dict[str, Any], frame_s: float) -> tuple[float, float] | None:
@@ -122,14 +131,88 @@ def _load_records(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
+def _violations(records: list[Record], frame_s: float) -> list[tuple[int, float, float]]:
+    return [(i, f[0], f[1]) for i, r in enumerate(records) if (f := _event_facts(r, frame_s))]
+
+
+def _at_line(records: list[Record], t: float, x: float) -> list[str]:
+    """Tracks whose trajectory passes within 1 s and ``X_TOL_PX`` of (t, x), and their events."""
+    out = []
+    for r in records:
+        pts = [p for p in r.get("trajectory") or [] if abs(p[0] - t) <= 1.0]
+        if pts and min(abs(p[1] - x) for p in pts) <= X_TOL_PX:
+            out.append(f"{r['type']} track {r.get('track_id')} ({r.get('kind')})")
+    return out
+
+
+def explain_miss(lab: Record, records: list[Record], frame_s: float) -> str:
+    """Why a labelled runner has no matching violation."""
+    mid = sum(lab["cross_frames"]) / 2
+    near = [
+        (abs(fr - mid), i, fr, x)
+        for i, fr, x in _violations(records, frame_s)
+        if abs(fr - mid) <= 30 and abs(x - lab["x_px"]) <= 2 * X_TOL_PX
+    ]
+    if near:
+        _, i, fr, x = min(near)
+        r = records[i]
+        return (
+            f"nearest violation: track {r.get('track_id')} crossing f{fr:.1f} x={x:.0f} "
+            f"(label f{lab['cross_frames']} x={lab['x_px']}); {r.get('detail')}"
+        )
+    seen = _at_line(records, mid * frame_s, float(lab["x_px"]))
+    return "no violation near; at the line then: " + ("; ".join(seen) or "no track at all")
+
+
+def explain_false_alarm(rec: Record, fr: float, x: float, labels: Record) -> str:
+    """What a violation that matches no label is closest to."""
+    best = min(
+        labels["violations"],
+        key=lambda lab: abs(sum(lab["cross_frames"]) / 2 - fr) + abs(lab["x_px"] - x) / 50,
+    )
+    return (
+        f"track {rec.get('track_id')} ({rec.get('kind')}) crossing f{fr:.1f} x={x:.0f}: "
+        f"{rec.get('detail')}; nearest label {best['id']} f{best['cross_frames']} "
+        f"x={best['x_px']}"
+    )
+
+
+def hanoi_report(records: list[Record], labels: Record) -> dict[str, Any]:
+    """Precision, recall, and every match, miss and false alarm with its reason."""
+    frame_s = float(labels["frame_duration_s"])
+    m = match_labels(records, labels)
+    facts = {i: (fr, x) for i, fr, x in _violations(records, frame_s)}
+    matched = []
+    for lid, i in sorted(m.tp):
+        r = records[i]
+        extra = r.get("extra") or {}
+        how = "rider (person track)" if extra.get("detected_as") == "person" else str(r["kind"])
+        fr, x = facts[i]
+        matched.append(f"{lid}: track {r.get('track_id')} {how} f{fr:.1f} x={x:.0f}")
+    return {
+        "labelled": len(labels["violations"]),
+        "violations": len(facts),
+        "tp": len(m.tp),
+        "precision": round(m.precision, 4),
+        "recall": round(m.recall, 4),
+        "matched": matched,
+        "misses": {lab["id"]: explain_miss(lab, records, frame_s) for lab in m.misses},
+        "false_alarms": [
+            explain_false_alarm(records[fa["record"]], *facts[fa["record"]], labels)
+            for fa in m.false_alarms
+        ],
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
     sc = sub.add_parser("scenarios", help="precision/recall on the synthetic suite")
     sc.add_argument("--json", type=Path)
     hn = sub.add_parser("hanoi", help="precision/recall of pipeline events on hanoi_b labels")
-    hn.add_argument("events", type=Path)
+    hn.add_argument("events", type=Path, help="events.jsonl written by sharpeyes analyze")
     hn.add_argument("--labels", type=Path, default=REPO / "sample_videos" / "hanoi_b_labels.json")
+    hn.add_argument("--json", type=Path, help="also write the report here")
     args = ap.parse_args(argv)
     if args.cmd == "scenarios":
         res = run_scenarios()
@@ -138,17 +221,25 @@ def main(argv: list[str] | None = None) -> int:
             args.json.write_text(json.dumps(res, indent=1))
         return 0
     labels = json.loads(args.labels.read_text(encoding="utf-8"))
-    m = match_labels(_load_records(args.events), labels)
-    out = {
-        "labelled": len(labels["violations"]),
-        "tp": len(m.tp),
-        "precision": round(m.precision, 4),
-        "recall": round(m.recall, 4),
-        "misses": [x["id"] for x in m.misses],
-        "false_alarms": m.false_alarms,
-    }
-    sys.stdout.write(json.dumps(out, indent=1) + "\n")
+    out = hanoi_report(_load_records(args.events), labels)
+    _print_hanoi(out)
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=1, ensure_ascii=False), encoding="utf-8")
     return 0
+
+
+def _print_hanoi(out: dict[str, Any]) -> None:
+    w = sys.stdout.write
+    w(
+        f"labelled {out['labelled']}  violations {out['violations']}  tp {out['tp']}  "
+        f"precision {out['precision']:.4f}  recall {out['recall']:.4f}\n"
+    )
+    for line in out["matched"]:
+        w(f"  match  {line}\n")
+    for lid, why in out["misses"].items():
+        w(f"  MISS   {lid}: {why}\n")
+    for why in out["false_alarms"]:
+        w(f"  FALSE  {why}\n")
 
 
 if __name__ == "__main__":
