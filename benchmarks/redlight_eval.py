@@ -135,14 +135,18 @@ def _violations(records: list[Record], frame_s: float) -> list[tuple[int, float,
     return [(i, f[0], f[1]) for i, r in enumerate(records) if (f := _event_facts(r, frame_s))]
 
 
-def _at_line(records: list[Record], t: float, x: float) -> list[str]:
-    """Tracks whose trajectory passes within 1 s and ``X_TOL_PX`` of (t, x), and their events."""
-    out = []
+def _at_line(records: list[Record], t: float, x: float, keep: int = 4) -> list[str]:
+    """The ``keep`` tracks nearest to x within 1 s of ``t``: what they raised, where they were."""
+    near = []
     for r in records:
         pts = [p for p in r.get("trajectory") or [] if abs(p[0] - t) <= 1.0]
-        if pts and min(abs(p[1] - x) for p in pts) <= X_TOL_PX:
-            out.append(f"{r['type']} track {r.get('track_id')} ({r.get('kind')})")
-    return out
+        if not pts:
+            continue
+        p = min(pts, key=lambda q: abs(q[0] - t))
+        if abs(p[1] - x) <= X_TOL_PX:
+            where = f"at ({p[1]:.0f},{p[2]:.0f})"
+            near.append((abs(p[1] - x), f"{r['type']} track {r.get('track_id')} {where}"))
+    return [d for _, d in sorted(near)[:keep]]
 
 
 def explain_miss(lab: Record, records: list[Record], frame_s: float) -> str:

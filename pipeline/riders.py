@@ -41,10 +41,12 @@ class RiderParams:
     """Model class ids of motor-vehicle kind that are two-wheelers (motorcycle)."""
     min_speed: float = 0.025
     """Speed along the lane's direction of travel (frame diagonals per second) of a rider.
-    A motorbike pulling away from the stop line on hanoi_b covers 0.05–0.15 diagonals/s; a
-    pedestrian walking away from the camera at that distance under 0.02."""
-    max_lateral: float = 0.8
-    """Largest sideways / along-travel displacement ratio of a rider (crosswalk walkers ≫ 1)."""
+    On hanoi_b the six riders charged cover 0.025–0.086 diagonals/s from the stop line to the
+    far side of the crosswalk; a pedestrian walking 1.4 m/s up the lane there covers about
+    0.018 (the crosswalk, some 4–5 m deep, is 48 px tall; the diagonal is 800 px)."""
+    max_lateral: float = 1.0
+    """Largest sideways / along-travel displacement ratio of a rider (45° off the lane's
+    direction; the charged riders veer up to 0.79 on hanoi_b, crosswalk walkers are ≫ 1)."""
     rider_share: float = 0.3
     """Share of a track's frames sitting on a two-wheeler that makes it a rider for good."""
     min_rider_frames: int = 2

@@ -103,6 +103,8 @@ def test_hung_node_moves_and_stale_commits_rejected(sim: SimCluster) -> None:
 
 
 def test_coordinator_crash_does_not_pause_commits(sim: SimCluster) -> None:
+    want = 2 * len(sim.nodes)  # the node added by the previous test has its workers
+    wait_for(lambda: sum(w.state == "ready" for w in sim.leases.workers()) == want, 30.0, "workers")
     workers_before = {w.name for w in sim.leases.workers()}
     t_kill_ms = int(time.time() * 1000)
     ray.kill(sim.coordinator, no_restart=False)

@@ -295,7 +295,11 @@ def rss_mb() -> float:
     raise RuntimeError("no VmRSS")
 
 
+SOAK_S = float(os.environ.get("SHARPEYES_SOAK_S", "600"))
+
+
 @pytest.mark.slow
+@pytest.mark.timeout(SOAK_S + 300)
 def test_memory_soak_four_streams(
     rtsp_server_factory: MakeServer,
     runtimes: list[NodeRuntime],
@@ -304,7 +308,7 @@ def test_memory_soak_four_streams(
     tmp_path: Path,
 ) -> None:
     """RSS over a 10-minute (SHARPEYES_SOAK_S), 4-stream run grows < 5 % after warm-up."""
-    total_s = float(os.environ.get("SHARPEYES_SOAK_S", "600"))
+    total_s = SOAK_S
     warmup_s = min(120.0, total_s / 4)
     clip = str(sample_videos / "highway_640x360.mp4")
     names = [f"soak{i}" for i in range(4)]

@@ -1,0 +1,138 @@
+"""End-to-end red-light acceptance on the real hanoi_b clip, through the real CLI.
+
+``sharpeyes analyze`` runs once (module fixture, ~25 s on 2 cores) into a temporary folder; the
+tests then check the violation records (three full-resolution colour images, plate close-up,
+composite, a clip that starts on a keyframe and covers the three image times, a signed
+``record.json``), that ``sharpeyes evidence verify`` passes on a record and fails after one
+flipped byte, precision/recall against the hand labels, and the signal state per frame.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from api import cli
+from benchmarks.redlight_eval import hanoi_report
+from pipeline.config import load_camera_config
+from pipeline.signal import build_signal_board
+from pipeline.types import LampColor
+from streams.file_source import FileSource
+from tests.conftest import REPO, need, shared_dir
+
+pytestmark = pytest.mark.integration
+
+VIDEO = shared_dir() / "sample_videos" / "intersection_hanoi_b_640x480.mp4"
+CONFIG = REPO / "sample_videos" / "intersection_hanoi_b.yaml"
+LABELS = json.loads((REPO / "sample_videos" / "hanoi_b_labels.json").read_text(encoding="utf-8"))
+KEY = "hanoi-e2e-test-key-0123456789"
+IMAGES = ("1.jpg", "2.jpg", "3.jpg")
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    need(VIDEO.is_file(), f"sample video {VIDEO} not found")
+    out = tmp_path_factory.mktemp("hanoi")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SHARPEYES_EVIDENCE_KEY", KEY)
+        args = ["analyze", str(VIDEO), "--config", str(CONFIG), "--out", str(out)]
+        rc = cli.main([*args, "--no-progress"])
+    assert rc == 0
+    return out
+
+
+def _records(out: Path) -> list[dict[str, Any]]:
+    lines = (out / "events.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def _violations(out: Path) -> list[tuple[dict[str, Any], Path]]:
+    found = []
+    for rec in _records(out):
+        if rec["type"] == "red_light_violation":
+            (rdir,) = (out / "evidence").glob(f"*/*/{rec['event_id']}")
+            found.append((rec, rdir))
+    return found
+
+
+def test_every_violation_has_a_full_evidence_record(run: Path) -> None:
+    violations = _violations(run)
+    assert len(violations) >= 10
+    for rec, rdir in violations:
+        doc = json.loads((rdir / "record.json").read_text(encoding="utf-8"))
+        assert doc["event"]["event_id"] == rec["event_id"]
+        for name in IMAGES:
+            img = cv2.imread(str(rdir / name), cv2.IMREAD_UNCHANGED)
+            assert img is not None and img.shape == (480, 640, 3) and img.dtype == np.uint8, name
+        for name in ("plate.jpg", "composite.jpg"):
+            img = cv2.imread(str(rdir / name), cv2.IMREAD_UNCHANGED)
+            assert img is not None and img.ndim == 3 and img.shape[2] == 3, name
+        names = {f["name"] for f in doc["files"]}
+        assert names >= {*IMAGES, "plate.jpg", "composite.jpg", "clip.mp4"}
+        _check_clip(rdir / "clip.mp4", doc)
+
+
+def _check_clip(path: Path, doc: dict[str, Any]) -> None:
+    e1, _, e3 = doc["violation"]["evidence_pts"]
+    clip = doc["clip"]
+    assert clip["start_pts_s"] <= e1 and clip["end_pts_s"] >= e3
+    with av.open(str(path)) as c:
+        stream = c.streams.video[0]
+        first = next(c.demux(stream))
+        assert first.is_keyframe
+        c.seek(0)
+        frames = list(c.decode(video=0))
+    assert frames[0].key_frame and (frames[0].width, frames[0].height) == (640, 480)
+    assert frames[-1].time is not None and frames[0].time is not None
+    assert frames[-1].time - frames[0].time >= e3 - e1
+
+
+def test_evidence_verify_passes_then_fails_after_one_flipped_byte(
+    run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SHARPEYES_EVIDENCE_KEY", KEY)
+    _, rdir = _violations(run)[0]
+    copy = tmp_path / rdir.name
+    shutil.copytree(rdir, copy)
+    assert cli.main(["evidence", "verify", str(copy)]) == 0
+    data = bytearray((copy / "2.jpg").read_bytes())
+    data[len(data) // 2] ^= 0x01
+    (copy / "2.jpg").write_bytes(bytes(data))
+    assert cli.main(["evidence", "verify", str(copy)]) != 0
+
+
+def test_precision_and_recall_against_the_labels(run: Path) -> None:
+    report = hanoi_report(_records(run), LABELS)
+    assert report["precision"] >= 0.9 and report["recall"] >= 0.8, report
+
+
+def test_signal_state_matches_the_known_phases() -> None:
+    need(VIDEO.is_file(), f"sample video {VIDEO} not found")
+    cam = load_camera_config(CONFIG)
+    assert cam.intersection is not None
+    source = FileSource(str(VIDEO), cam.id)
+    board = build_signal_board(cam.intersection, (source.info.width, source.info.height), None)
+    red_lo, red_hi = LABELS["signal_phases"]["red"]
+    green_lo, green_hi = LABELS["signal_phases"]["green"]
+    agree = n = 0
+    try:
+        for frame in source.frames():
+            color = board.update(frame)["main"].color
+            if red_lo <= frame.seq <= red_hi:
+                agree += color is LampColor.RED
+            elif green_lo <= frame.seq <= green_hi:
+                agree += color is LampColor.GREEN
+            else:
+                continue
+            n += 1
+    finally:
+        source.close()
+    assert n == red_hi - red_lo + 1 + green_hi - green_lo + 1
+    assert agree / n >= 0.99
