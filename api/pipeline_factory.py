@@ -99,6 +99,7 @@ def build_stream_pipeline(
     from api.store.sink import JsonlSink, StoreSink
     from models.classes import COCO80_NAMES, VEHICLE_CLASS_CODES
     from pipeline.events import TrackEventBuilder
+    from pipeline.riders import RiderMemory
     from pipeline.tracking.bytetrack import ByteTracker
     from streams.file_source import FileSource
 
@@ -148,6 +149,7 @@ def build_stream_pipeline(
         rules=rules,  # type: ignore[arg-type]
         signal_board=board,
         evidence=evidence,
+        riders=RiderMemory() if cam.events.suppress_riders else None,
     )
     files = {"events": out / "events.jsonl", "store": out / "events.db", "crops": out / "crops"}
     if cam.intersection is not None:

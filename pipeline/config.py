@@ -110,6 +110,11 @@ class EventsConfig(StrictModel):
     trajectory_points: int = Field(
         16, ge=2, le=256, description="Points kept in the event's trajectory summary."
     )
+    suppress_riders: bool = Field(
+        True,
+        description="Persons riding a bicycle or motorbike produce no person event of their own "
+        "(the two-wheeler's event stands for them).",
+    )
     kinds: list[EventKind] = Field(
         default_factory=lambda: list(ALL_EVENT_KINDS),
         description="Which object kinds produce events.",

@@ -18,6 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from pipeline.protocols import Detector, FrameSource, Rule, Sink, Tracker
+from pipeline.riders import RiderMemory
 from pipeline.stages import Prefetcher, StageTimes, Stopwatch
 from pipeline.types import (
     Detections,
@@ -146,6 +147,7 @@ class StreamRunner:
         frame_history_s: float = 12.0,
         prefetch_depth: int = 4,
         stage_samples: int = 100_000,
+        riders: RiderMemory | None = None,
     ) -> None:
         """``prefetch_depth=0`` iterates the source directly: a live source (RTSP) decodes on its
         own thread into a latest-frame queue, so a second, blocking queue in front of it would
@@ -161,6 +163,7 @@ class StreamRunner:
         self.observer = observer
         self.history = FrameHistory(frame_history_s) if rules and evidence else None
         self.prefetch_depth = prefetch_depth
+        self.riders = riders  # persons riding a two-wheeler: no person_seen event of their own
         self.stage_samples = stage_samples
         self.summary = RunSummary(stream_id=source.info.stream_id)  # live; replaced by run()
         self._stopping = False
@@ -212,6 +215,8 @@ class StreamRunner:
         with sw("track"):
             tracks = self.tracker.update(dets.of_kind(*TRACKED_KINDS), frame.pts, skipped)
             finished = self.tracker.pop_finished()
+            if self.riders is not None:
+                self.riders.update(tracks, frame.pts)
         signals: Mapping[str, SignalState] = {}
         if self.signal_board is not None:
             with sw("signal"):
@@ -221,6 +226,7 @@ class StreamRunner:
             events.extend(self.events.update(frame, tracks))
             if finished:
                 events.extend(self.events.finish(finished))
+            events = self._without_riders(events)
         if self.rules:
             if self.history is not None:
                 self.history.add(frame)
@@ -231,8 +237,22 @@ class StreamRunner:
             self.observer(frame, dets, tracks, signals, events)
         return events
 
+    def _without_riders(self, events: list[Event]) -> list[Event]:
+        riders = self.riders
+        if riders is None:
+            return events
+        return [
+            e
+            for e in events
+            if not (
+                e.type is EventType.PERSON_SEEN
+                and e.track_id is not None
+                and riders.is_rider(e.track_id)
+            )
+        ]
+
     def _end_of_stream(self) -> list[Event]:
-        events = self.events.flush()
+        events = self._without_riders(self.events.flush())
         for rule in self.rules:
             events.extend(rule.end_of_stream())
         return events
