@@ -24,7 +24,7 @@ from api.auth.audit import AuthAction, AuthAuditRecord
 from api.context import ApiSettings, AppContext, client_address
 from api.metrics import ApiMetrics
 from api.routes import auth, cameras, events, feed, health, streams, tokens, violations
-from api.routes.export import make_export_router
+from api.routes.export import DeidProvider, make_export_router
 from api.service import ServiceFacade
 from api.service_errors import (
     ConflictError,
@@ -130,8 +130,16 @@ class ObserveMiddleware:
             logger.exception("auth audit write failed for %s", scope["path"])
 
 
-def create_app(settings: ApiSettings, service: ServiceFacade) -> FastAPI:
-    """Build the application around a ready service facade."""
+def create_app(
+    settings: ApiSettings,
+    service: ServiceFacade,
+    *,
+    export_provider: DeidProvider | None = None,
+) -> FastAPI:
+    """Build the application around a ready service facade.
+
+    ``export_provider`` loads the de-identification models for violation exports (default:
+    YuNet + the plate detector, loaded on first use)."""
     metrics = ApiMetrics()
     metrics.attach_live(
         service.stream_health, lambda: (service.feed.subscribers, service.feed.last_seq)
@@ -155,7 +163,7 @@ def create_app(settings: ApiSettings, service: ServiceFacade) -> FastAPI:
     app.state.ctx = ctx
     for router in (health, auth, tokens, events, violations, feed, cameras, streams):
         app.include_router(router.router)
-    app.include_router(make_export_router())
+    app.include_router(make_export_router(export_provider))
     for exc_type, status in _STATUS:
         app.add_exception_handler(exc_type, _error_handler(status))
     app.add_exception_handler(SharpeyesError, _sharpeyes_error)

@@ -259,6 +259,7 @@ def _file_source(
             analysis_fps=cam.analysis_fps,
             start_wall_ms=round(time.time() * 1000),
             packet_sink=packet_sink,
+            decode_threads=1,  # one decode thread per camera, like RTSP: no frame-thread lag
         )
         return LiveFileSource(inner, rtsp.queue_size, drops)
     return FileSource(cam.url, cam.id, analysis_fps=cam.analysis_fps, packet_sink=packet_sink)
@@ -355,7 +356,22 @@ class NodeRuntime:
         return self._detector
 
     def start(self) -> NodeRuntime:
-        """Open the store, load the detector, start delivery and every configured camera."""
+        """Open the store, load the detector, start delivery and every configured camera.
+
+        Raises:
+            StoreError, ModelError, ConfigError: what failed; anything opened is closed again.
+        """
+        try:
+            self._open()
+        except BaseException:
+            self.stop()
+            raise
+        logger.info(
+            "node runtime: %d cameras, detector %s", len(self.config.cameras), self.describe()
+        )
+        return self
+
+    def _open(self) -> None:
         cfg = self.config
         cfg.store.files_root.mkdir(parents=True, exist_ok=True)
         self._store = EventStore(open_database(cfg.store.url), cfg.store.files_root)
@@ -379,8 +395,6 @@ class NodeRuntime:
         self._started = True
         for cam in cfg.cameras:
             self.add_camera(cam)
-        logger.info("node runtime: %d cameras, detector %s", len(cfg.cameras), self.describe())
-        return self
 
     def _start_delivery(self) -> None:
         if self.config.delivery is None:

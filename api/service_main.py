@@ -17,7 +17,9 @@ from types import FrameType
 
 from api.prom import MetricsServer, build_registry, serve_metrics
 from api.runtime import CameraHealth, NodeRuntime
+from api.schemas import StreamHealthPublic
 from api.settings import ServiceConfig, load_service_config
+from pipeline.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -25,13 +27,41 @@ REPO = Path(__file__).resolve().parents[1]
 DEMO_CONFIG = REPO / "sample_videos" / "service_demo.yaml"
 
 
+PUBLIC_STATES: dict[str, str] = {
+    "connecting": "connecting",
+    "live": "running",
+    "stalled": "stalled",
+    "backoff": "reconnecting",
+    "failed": "error",
+    "stopped": "stopped",
+    "finished": "ended",
+}
+
+
+def health_public(h: CameraHealth) -> StreamHealthPublic:
+    """A camera's health in the REST schema (``GET /streams``); the URL is already masked."""
+    return StreamHealthPublic(
+        camera_id=h.camera_id,
+        state=PUBLIC_STATES.get(h.state, "error"),
+        input_fps=h.input_fps,
+        analysed_fps=h.analysed_fps,
+        drops_by_reason=dict(h.drops),
+        reconnects=h.reconnects,
+        last_frame_age_s=h.last_frame_age_s,
+        skew_ms=None if h.skew_ms is None else -h.skew_ms,  # schema: stream clock − server
+        decoder=h.decoder,
+        url=h.url,
+        detail=h.last_error,
+    )
+
+
 def start_api(config: ServiceConfig, runtime: NodeRuntime) -> Callable[[], None]:
     """INTEGRATION HOOK: start the REST app over ``runtime``; return a function that stops it.
 
     The REST app (``api.app.create_app`` with the service facade) is wired by the integrator:
-    it should pass ``runtime.health`` (converted to ``StreamHealthPublic``) as the facade's
-    health provider, serve ``api.prom.render(runtime registry)`` at ``/metrics`` and start
-    uvicorn on ``config.api.host``/``config.api.port`` in a thread.
+    it should pass ``lambda: {k: health_public(h) for k, h in runtime.health().items()}`` as
+    the facade's health provider, serve ``api.prom.render(build_registry(runtime))`` at
+    ``/metrics`` and start uvicorn on ``config.api.host``/``config.api.port`` in a thread.
     """
     raise NotImplementedError("the REST API is not wired into `sharpeyes serve` yet")
 
@@ -64,6 +94,15 @@ def stop_on_signals(stop: threading.Event) -> Iterator[None]:
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
+
+
+def _serve(runtime: NodeRuntime, config: ServiceConfig) -> MetricsServer:
+    m = config.metrics
+    assert m.port is not None
+    try:
+        return serve_metrics(build_registry(runtime), m.host, m.port)
+    except OSError as e:
+        raise ConfigError(f"metrics: cannot listen on {m.host}:{m.port}: {e.strerror or e}") from e
 
 
 def _wait(runtime: NodeRuntime, stop: threading.Event, log_every_s: float) -> None:
@@ -108,8 +147,7 @@ def run_service(
         runtime.start()
         try:
             if config.metrics.port is not None:
-                registry = build_registry(runtime)
-                metrics = serve_metrics(registry, config.metrics.host, config.metrics.port)
+                metrics = _serve(runtime, config)
             if serve_api:
                 stop_api = start_api(config, runtime)
             _wait(runtime, stop, config.metrics.log_every_s)

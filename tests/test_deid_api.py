@@ -18,10 +18,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from _api_fixtures import Seeded, make_app, seed_service
+from _api_fixtures import Seeded, api_settings, seed_service
 
+from api.app import create_app
 from api.deid import DeidDetectors, Subject, default_detectors, iou
-from api.routes.export import DeidProvider, make_export_router, record_subjects
+from api.routes.export import DeidProvider, record_subjects
 from models.plate import PlateReader
 from pipeline.errors import ModelNotFoundError
 from pipeline.evidence.plate_closeup import plate_closeup
@@ -98,8 +99,7 @@ def real_evidence(seeded: Seeded, shared: Path, reader: PlateReader) -> Path:
 
 
 def client_for(seeded: Seeded, provider: DeidProvider) -> TestClient:
-    app = make_app(seeded)
-    app.include_router(make_export_router(provider))
+    app = create_app(api_settings(), seeded.service, export_provider=provider)
     return TestClient(app)
 
 

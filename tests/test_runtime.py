@@ -252,3 +252,54 @@ def test_intersection_camera_runs_red_light_rules(
         assert rt.health()[cam.id].state == "live"
     finally:
         rt.stop()
+
+
+def test_run_service_returns_when_files_end_and_rejects_busy_metrics_port(
+    tmp_path: Path, sample_videos: Path
+) -> None:
+    import socket
+
+    from api.service_main import run_service
+
+    clip = sample_videos / "highway_640x360.mp4"
+    base = {
+        "cameras": [{"id": "f", "url": str(clip), "analysis_fps": 5}],
+        "detector": {"model": "yolov5n", "input_size": [384, 640], "providers": "cpu"},
+        "store": {"url": "events.db", "files_root": "."},
+        "loop_files": False,
+    }
+    assert run_service(write(tmp_path, base), serve_api=False) == 0
+    assert {s for s, _ in _stored(tmp_path / "events.db")} == {"f"}
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        cfg = write(tmp_path, {**base, "metrics": {"port": port}}, "busy.yaml")
+        with pytest.raises(ConfigError, match=f"metrics: cannot listen on 127.0.0.1:{port}"):
+            run_service(cfg, serve_api=False)
+    with pytest.raises(NotImplementedError):
+        run_service(write(tmp_path, base, "api.yaml"), serve_api=True)
+
+
+@pytest.mark.parametrize("state", ["connecting", "live", "stalled", "backoff", "failed", "stopped"])
+def test_health_maps_to_the_rest_schema(state: str) -> None:
+    from api.runtime import CameraHealth
+    from api.service_main import health_public
+
+    h = CameraHealth(
+        camera_id="c",
+        url="rtsp://u:***@h/x",
+        state=state,
+        input_fps=25.0,
+        analysed_fps=5.0,
+        drops={"backlog": 2},
+        reconnects=3,
+        last_frame_age_s=0.1,
+        decode_errors=0,
+        skew_ms=120.0,
+        last_error="boom",
+    )
+    pub = health_public(h)
+    assert pub.state in ("connecting", "running", "stalled", "reconnecting", "error", "stopped")
+    assert pub.reconnects == 3 and pub.drops_by_reason == {"backlog": 2} and pub.skew_ms == -120.0
+    assert pub.detail == "boom" and h.to_dict()["drops"] == {"backlog": 2}
