@@ -328,7 +328,7 @@ class NodeRuntime:
         policy: RestartPolicy | None = None,
     ) -> None:
         self.config = config
-        self.times = StageTimes(20_000)
+        self.times = StageTimes(2_000)
         self._detector = detector
         self._extra_sinks = list(extra_sinks)
         self._policy = policy

@@ -10,9 +10,9 @@ measures, for ``--seconds``:
 
 - analysed fps per camera and frames dropped because analysis fell behind (``backlog``) —
   K is *sustained* when there are no backlog drops and every camera reaches 95 % of ``--fps``;
-- CPU: process CPU (cores), split by thread — decode (file/RTSP threads plus FFmpeg's),
-  batcher (preprocess, ORT calling thread, NMS), camera threads (tracking, events, store),
-  ONNX Runtime's own pool threads and the rest — and median stage times;
+- CPU: process CPU (cores), split by thread — decode (one decode thread per camera),
+  batcher (preprocess, the ORT calling thread, NMS), camera threads (tracking, events, store),
+  ONNX Runtime's own intra-op pool threads, and the rest — and median stage times;
 - latency: frame capture (``Frame.wall_time_ms``) → event committed in the store, p50/p95.
 
 Prints a table and writes JSON (``--out``). The machine may be shared: run it on a quiet box.
@@ -73,14 +73,50 @@ def thread_groups() -> dict[int, str]:
     return groups
 
 
-def cpu_split(before: dict[int, float], after: dict[int, float]) -> dict[str, float]:
-    groups = thread_groups()
-    split: dict[str, float] = {}
-    for tid, cpu in after.items():
-        delta = cpu - before.get(tid, 0.0)
-        group = groups.get(tid, "native (ORT pool, FFmpeg)")
-        split[group] = split.get(group, 0.0) + delta
-    return split
+class CpuSampler:
+    """Samples every thread's CPU time and group twice a second over a measurement window, so
+    threads that start and end inside it (a looped file's decode thread) are counted too."""
+
+    def __init__(self, period_s: float = 0.5) -> None:
+        self._period_s = period_s
+        self._first: dict[int, float] = {}
+        self._last: dict[int, float] = {}
+        self._group: dict[int, str] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="cpu-sampler", daemon=True)
+
+    def _sample(self) -> None:
+        groups = thread_groups()
+        initial = not self._last
+        for tid, cpu in thread_cpu_s().items():
+            self._first.setdefault(tid, cpu if initial else 0.0)
+            self._last[tid] = cpu
+            if tid in groups:
+                self._group[tid] = groups[tid]
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._period_s):
+            self._sample()
+
+    def __enter__(self) -> CpuSampler:
+        self._sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+    def split(self) -> dict[str, float]:
+        """CPU seconds per group over the window."""
+        out: dict[str, float] = {}
+        for tid, cpu in self._last.items():
+            group = self._group.get(tid, "native (ORT pool)")
+            if group == "other" and tid == self._thread.native_id:
+                continue
+            out[group] = out.get(group, 0.0) + cpu - self._first.get(tid, 0.0)
+        return out
 
 
 def make_config(k: int, clip: Path, args: argparse.Namespace, out: Path) -> ServiceConfig:
@@ -135,14 +171,15 @@ def run_k(k: int, clip: Path, args: argparse.Namespace) -> dict[str, Any]:
         rt = NodeRuntime(make_config(k, clip, args, Path(tmp))).start()
         try:
             time.sleep(args.warmup)
-            f0, b0, c0 = frames(rt), backlog(rt), thread_cpu_s()
+            f0, b0 = frames(rt), backlog(rt)
             p0 = time.process_time()
             t0 = time.monotonic()
-            time.sleep(args.seconds)
+            with CpuSampler() as sampler:
+                time.sleep(args.seconds)
             wall = time.monotonic() - t0
-            f1, b1, c1 = frames(rt), backlog(rt), thread_cpu_s()
+            f1, b1 = frames(rt), backlog(rt)
             cpu = time.process_time() - p0
-            split = cpu_split(c0, c1)
+            split = sampler.split()
             lat = [v for vs in rt.latencies_ms().values() for v in vs]
             stages = stage_medians(rt)
             batch = rt.batcher_stats()

@@ -1,4 +1,4 @@
-"""End to end: `sharpeyes analyze` with GA/T 1400 delivery → the receiver holds one record per event."""
+"""End to end: `sharpeyes analyze --deliver` → the receiver holds one record per event."""
 
 from __future__ import annotations
 
@@ -30,10 +30,8 @@ def test_analyze_delivers_every_event_once(
             "password_env: SHARPEYES_VIID_PASSWORD\n"
         )
         out = tmp_path / "out"
-        rc = main(
-            ["analyze", str(clip), "--out", str(out), "--fps", "10", "--no-progress"]
-            + ["--deliver", str(delivery)]
-        )
+        args = ["analyze", str(clip), "--out", str(out), "--fps", "10", "--no-progress"]
+        rc = main([*args, "--deliver", str(delivery)])
         assert rc == 0
         events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
         assert len(events) >= 5
