@@ -7,8 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from _api_fixtures import Seeded, make_app, make_event, seed_service
-from _pg_fixtures import db_url, pg_server  # noqa: F401
+
+from tests._api_fixtures import Seeded, make_app, make_event, seed_service
+from tests._pg_fixtures import db_url, pg_server  # noqa: F401
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")

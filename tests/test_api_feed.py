@@ -11,10 +11,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from _api_fixtures import Seeded, live_server, make_app, make_event, seed_service
-from _pg_fixtures import db_url, pg_server  # noqa: F401
 
 from api.service import build_store_service
+from tests._api_fixtures import Seeded, live_server, make_app, make_event, seed_service
+from tests._pg_fixtures import db_url, pg_server  # noqa: F401
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _api_fixtures import Seeded, make_app, seed_service
+
+from tests._api_fixtures import Seeded, make_app, seed_service
 
 schemathesis = pytest.importorskip("schemathesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from _pg_fixtures import db_url, pg_server  # noqa: F401
 
 from api.cluster.backend import Liveness, Slot, WorkerHandle
 from api.cluster.coordinator import Coordinator, CoordinatorOptions
@@ -26,6 +25,7 @@ from api.cluster.uploader import LeasedUploader
 from api.store import Outbox
 from api.store.db import open_database
 from pipeline.errors import EvidenceError
+from tests._pg_fixtures import db_url, pg_server  # noqa: F401
 
 # --- a fake backend --------------------------------------------------------------------------
 

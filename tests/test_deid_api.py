@@ -18,7 +18,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from _api_fixtures import Seeded, api_settings, seed_service
 
 from api.app import create_app
 from api.deid import DeidDetectors, Subject, default_detectors, iou
@@ -27,6 +26,7 @@ from models.plate import PlateReader
 from pipeline.errors import ModelNotFoundError
 from pipeline.evidence.plate_closeup import plate_closeup
 from pipeline.types import Box, ImageBGR
+from tests._api_fixtures import Seeded, api_settings, seed_service
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")

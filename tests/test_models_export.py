@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _models_fixtures import REPO, load_image, require_shared, skip_or_fail
 
 from models.export.yolov5_onnx import exporter_available
 from models.onnx_session import OnnxModel, SessionConfig
 from models.yolo import DetectorOptions, YoloV5Detector
+from tests._models_fixtures import REPO, load_image, require_shared, skip_or_fail
 
 pytestmark = pytest.mark.integration
 

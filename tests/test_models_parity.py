@@ -12,11 +12,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from _models_fixtures import detector_or_skip, golden, load_image, match_boxes
 
 from models.classes import ClassMap
 from models.nms import iou_one_to_many
 from pipeline.types import Detections
+from tests._models_fixtures import detector_or_skip, golden, load_image, match_boxes
 
 MODES = {"rect": "yolov5n", "square": "yolov5n_static"}
 CASES = [(img["id"], mode) for img in golden()["images"] for mode in MODES]

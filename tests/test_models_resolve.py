@@ -68,7 +68,7 @@ def test_unknown_model_lists_known_names() -> None:
 
 @pytest.mark.parametrize("name", [n for n, s in MODEL_SPECS.items() if s.sha256])
 def test_shared_files_match_registered_hashes(name: str) -> None:
-    from _models_fixtures import shared_dir
+    from tests._models_fixtures import shared_dir
 
     spec = MODEL_SPECS[name]
     path = shared_dir() / "models" / spec.filename

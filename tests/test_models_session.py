@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
-from _models_fixtures import require_shared, skip_or_fail
 
 from models.onnx_session import CPU, CUDA, TRT, OnnxModel, SessionConfig, select_providers
 from pipeline.errors import ModelError
+from tests._models_fixtures import require_shared, skip_or_fail
 
 ALL = [TRT, CUDA, CPU, "AzureExecutionProvider"]
 

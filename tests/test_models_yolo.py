@@ -7,7 +7,6 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
-from _models_fixtures import detector_or_skip, load_image, match_boxes, shared_dir
 from numpy.typing import NDArray
 
 from models.classes import (
@@ -25,6 +24,7 @@ from models.yolo import LetterboxGeometry, plan_letterbox, rect_shape
 from pipeline.errors import ModelError, ModelNotFoundError
 from pipeline.protocols import Detector
 from pipeline.types import ObjectKind
+from tests._models_fixtures import detector_or_skip, load_image, match_boxes, shared_dir
 
 HIGHWAY = "sample_videos/highway_1280x720.mp4"
 
@@ -172,7 +172,7 @@ def test_select_boxes_upstream_semantics_and_vehicle_merge() -> None:
 
 
 def test_class_map_kinds_groups_and_codes() -> None:
-    from _models_fixtures import shared_dir
+    from tests._models_fixtures import shared_dir
 
     names = shared_dir() / "models" / "coco80.names"
     if names.exists():

@@ -14,14 +14,14 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import _rtsp_fixtures
 import pytest
-from _rtsp_fixtures import RtspServer, free_port
 
+import tests._rtsp_fixtures as _rtsp_fixtures
 from api.prom import build_registry, render
 from api.runtime import CameraHealth, NodeRuntime
 from api.settings import ServiceConfig
 from pipeline.protocols import Detector
+from tests._rtsp_fixtures import RtspServer, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.rtsp]
 

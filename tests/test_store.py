@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from _pg_fixtures import db_url, pg_server  # noqa: F401
 
 from api.store import (
     EventFilter,
@@ -34,6 +33,7 @@ from pipeline.types import (
     Violation,
     make_event_id,
 )
+from tests._pg_fixtures import db_url, pg_server  # noqa: F401
 
 T0 = 1_763_000_000_000  # 2025-11-13 UTC
 VIOLATION = Violation(

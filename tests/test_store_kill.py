@@ -15,10 +15,10 @@ import time
 from pathlib import Path
 
 import pytest
-from _pg_fixtures import db_url, pg_server  # noqa: F401
 
 from api.store import EventFilter, Outbox, StoredEvent, open_store
 from api.store.files import sweep_temp_files
+from tests._pg_fixtures import db_url, pg_server  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[1]
 BATCH = 5

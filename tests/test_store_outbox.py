@@ -8,11 +8,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from _pg_fixtures import db_url, pg_server  # noqa: F401
 
 from api.store import Database, Outbox, StoreUnavailableError, open_database
 from api.store.migrate import migrate
 from api.store.outbox import enqueue
+from tests._pg_fixtures import db_url, pg_server  # noqa: F401
 
 NOW = 1_800_000_000_000
 
@@ -95,7 +95,7 @@ def test_two_concurrent_senders_never_claim_the_same_row(db: Database) -> None:
 
 @pytest.mark.postgres
 def test_skip_locked_on_postgres(pg_server: str, tmp_path: Path) -> None:  # noqa: F811
-    from _pg_fixtures import fresh_pg_database
+    from tests._pg_fixtures import fresh_pg_database
 
     with fresh_pg_database(pg_server) as url:
         db = open_database(url)

@@ -6,14 +6,14 @@ import json
 from pathlib import Path
 
 import pytest
-from _pg_fixtures import db_url, pg_server  # noqa: F401
-from test_store import make_event
 
 from api.store import JsonlSink, Outbox, StoreSink, event_to_json, open_database, open_store
 from api.store.db import qmark_to_pyformat, split_sqlite_script
 from api.store.serialize import event_to_json_line
 from pipeline.errors import StoreError
 from pipeline.protocols import Sink
+from tests._pg_fixtures import db_url, pg_server  # noqa: F401
+from tests.test_store import make_event
 
 
 def test_event_to_json_shape() -> None:
@@ -96,7 +96,8 @@ def test_sqlite_script_split_keeps_trigger_bodies() -> None:
 @pytest.mark.postgres
 def test_postgres_reconnects_after_a_dropped_connection(pg_server: str) -> None:  # noqa: F811
     import psycopg
-    from _pg_fixtures import fresh_pg_database
+
+    from tests._pg_fixtures import fresh_pg_database
 
     with fresh_pg_database(pg_server) as url:
         db = open_database(url)

@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import _rtsp_fixtures
 import pytest
-from _rtsp_fixtures import RtspServer, free_port
 
+import tests._rtsp_fixtures as _rtsp_fixtures
 from streams.health import StreamState
 from streams.rtsp_source import RtspSource
+from tests._rtsp_fixtures import RtspServer, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.rtsp]
 

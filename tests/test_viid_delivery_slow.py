@@ -10,9 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_viid_delivery import run_outage
 
 from api.store import EventStore, open_store
+from tests.test_viid_delivery import run_outage
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 

@@ -14,7 +14,6 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from test_viid_subscriptions import UPPER_ID, serve, sub_object
 
 from api.store import EventStore, open_store
 from api.viid.conformance import load_default_template
@@ -27,6 +26,7 @@ from api.viid.subscription_routes import SubscriberAuth, create_subscription_rou
 from api.viid.subscriptions import SubscriptionRegistry
 from pipeline.types import Event, EventType, Plate
 from tests._viid_fixtures import DEVICE, TOLLGATE, jpeg, make_event
+from tests.test_viid_subscriptions import UPPER_ID, serve, sub_object
 
 pytestmark = pytest.mark.integration
 PASSWORD = "e2e-pw"

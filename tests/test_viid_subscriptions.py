@@ -13,7 +13,6 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from _pg_fixtures import db_url, pg_server  # noqa: F401
 from fastapi import FastAPI
 
 from api.store import EventStore, OutboxItem, open_store
@@ -36,6 +35,7 @@ from api.viid.subscription_routes import (
 )
 from api.viid.subscriptions import ResourceResolver, Subscription, SubscriptionRegistry
 from pipeline.types import Event, EventType, Plate
+from tests._pg_fixtures import db_url, pg_server  # noqa: F401
 from tests._viid_fixtures import DEVICE, TOLLGATE, jpeg, make_event, mapping_config
 
 OTHER_DEVICE = "34020000001190000099"

@@ -12,8 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from _api_fixtures import Seeded, live_server, make_app, seed_service
-from conftest import need
+
+from tests._api_fixtures import Seeded, live_server, make_app, seed_service
+from tests.conftest import need
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
