@@ -51,11 +51,15 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from api.demo import run_demo
+    from api.demo import demo_clips, run_demo, serve_demo
 
-    for line in run_demo(out=Path(args.out), progress=not args.no_progress):
+    out = Path(args.out)
+    for line in run_demo(out=out, progress=not args.no_progress):
         _out(line)
-    return EXIT_OK
+    if args.no_serve:
+        return EXIT_OK
+    _out("\nstarting the live service on the same clips (file-as-live cameras)…")
+    return serve_demo(out / "service", demo_clips(out), args.port)
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -133,6 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="run the demo on the sample videos")
     d.add_argument("--out", default="out/demo", help="output directory")
     d.add_argument("--no-progress", action="store_true", help="no progress bar")
+    d.add_argument("--no-serve", action="store_true", help="analyse only; do not start the service")
+    d.add_argument("--port", type=int, default=8080, help="port of the demo service")
     d.set_defaults(func=_cmd_demo)
 
     m = sub.add_parser("models", help="list registered models")

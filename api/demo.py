@@ -13,6 +13,8 @@ import os
 from pathlib import Path
 
 from api.analyze import AnalyzeOptions, analyze_video
+from api.settings import ServiceConfig
+from pipeline.config import load_camera_config
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +44,38 @@ def find_sample(name: str) -> Path | None:
     return path
 
 
+def demo_service_config(out: Path, clips: list[tuple[Path, Path | None]]) -> ServiceConfig:
+    """File-as-live cameras on the demo clips (looped, 5 analysed fps), store under ``out``."""
+    cameras = []
+    for i, (clip, calib) in enumerate(clips):
+        cam = load_camera_config(calib)
+        cam = cam.model_copy(
+            update={
+                "id": clip.stem[:40],
+                "device_id": f"340200000011900{i + 1:05d}",
+                "name": clip.stem,
+                "url": str(clip.resolve()),
+                "live": True,
+                "analysis_fps": cam.analysis_fps or 5.0,
+            }
+        )
+        cameras.append(cam)
+    return ServiceConfig.model_validate(
+        {
+            "cameras": [c.model_dump() for c in cameras],
+            "store": {"url": str(out / "events.db"), "files_root": str(out)},
+            "loop_files": True,
+        }
+    )
+
+
+def serve_demo(out: Path, clips: list[tuple[Path, Path | None]], port: int) -> int:
+    """Start the cameras, REST API and review console on the demo clips until Ctrl-C."""
+    from api.service_main import run_node
+
+    return run_node(demo_service_config(out, clips), serve_api=True, port=port)
+
+
 def run_demo(out: Path, progress: bool = True) -> list[str]:
     lines: list[str] = []
     clip = find_sample("highway_1280x720.mp4")
@@ -65,3 +99,23 @@ def run_demo(out: Path, progress: bool = True) -> list[str]:
         lines += ["", "red-light demo:", *res.summary_lines()]
     lines += ["", f"all results are under {out.resolve()}"]
     return lines
+
+
+def demo_clips(out: Path) -> list[tuple[Path, Path | None]]:
+    """The clips the live demo plays: shared footage when present, else the rendered clip."""
+    clips: list[tuple[Path, Path | None]] = []
+    highway = find_sample("highway_1280x720.mp4")
+    if highway is not None:
+        clips.append((highway, None))
+    hanoi = find_sample("intersection_hanoi_b_640x480.mp4")
+    calib = REPO / "sample_videos" / "intersection_hanoi_b.yaml"
+    if hanoi is not None and calib.is_file():
+        clips.append((hanoi, calib))
+    if not clips:
+        synthetic = out / "synthetic_traffic.mp4"
+        if not synthetic.is_file():
+            from sample_videos.synthetic import render
+
+            render(synthetic)
+        clips.append((synthetic, None))
+    return clips

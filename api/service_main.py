@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
@@ -18,6 +19,7 @@ from types import FrameType
 from api.prom import MetricsServer, build_registry, serve_metrics
 from api.runtime import CameraHealth, NodeRuntime
 from api.schemas import StreamHealthPublic
+from api.serve import ApiServer, FeedSink, attach_runtime, build_service, demo_token, start_server
 from api.settings import ServiceConfig, load_service_config
 from pipeline.errors import ConfigError
 
@@ -55,15 +57,14 @@ def health_public(h: CameraHealth) -> StreamHealthPublic:
     )
 
 
-def start_api(config: ServiceConfig, runtime: NodeRuntime) -> Callable[[], None]:
-    """INTEGRATION HOOK: start the REST app over ``runtime``; return a function that stops it.
-
-    The REST app (``api.app.create_app`` with the service facade) is wired by the integrator:
-    it should pass ``lambda: {k: health_public(h) for k, h in runtime.health().items()}`` as
-    the facade's health provider, serve ``api.prom.render(build_registry(runtime))`` at
-    ``/metrics`` and start uvicorn on ``config.api.host``/``config.api.port`` in a thread.
-    """
-    raise NotImplementedError("the REST API is not wired into `sharpeyes serve` yet")
+def announce(server: ApiServer, token: str) -> None:
+    """Tell the person at the terminal where the console is and how to log in."""
+    sys.stdout.write(
+        f"sharpeyes is serving: review console {server.url}/console/  API {server.url}/docs\n"
+        f"demo admin token (paste it into the console login): {token}\n"
+        "stop with Ctrl-C\n"
+    )
+    sys.stdout.flush()
 
 
 def summary_line(health: dict[str, CameraHealth]) -> str:
@@ -105,12 +106,14 @@ def _serve(runtime: NodeRuntime, config: ServiceConfig) -> MetricsServer:
         raise ConfigError(f"metrics: cannot listen on {m.host}:{m.port}: {e.strerror or e}") from e
 
 
-def _wait(runtime: NodeRuntime, stop: threading.Event, log_every_s: float) -> None:
-    """Until ``stop`` is set or every camera ended by itself (files without looping)."""
+def _wait(
+    runtime: NodeRuntime, stop: threading.Event, log_every_s: float, *, until_stopped: bool
+) -> None:
+    """Until ``stop`` is set or (unless ``until_stopped``) every camera ended by itself."""
     waited = 0.0
     while not stop.wait(0.5):
         waited += 0.5
-        if runtime.all_finished():
+        if not until_stopped and runtime.all_finished():
             logger.info("every camera finished")
             return
         if log_every_s > 0 and waited >= log_every_s:
@@ -135,26 +138,41 @@ def run_service(
         ConfigError: the config file is invalid.  SharpeyesError: the store or model failed.
     """
     config = load_service_config(config_path or DEMO_CONFIG)
+    return run_node(config, serve_api=serve_api, host=host, port=port, stop=stop)
+
+
+def run_node(
+    config: ServiceConfig,
+    *,
+    serve_api: bool,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    stop: threading.Event | None = None,
+) -> int:
+    """Run a node from a loaded config (see :func:`run_service`)."""
     if serve_api:
         config = config.model_copy(
             update={"api": config.api.model_copy(update={"host": host, "port": port})}
         )
     stop = stop or threading.Event()
-    runtime = NodeRuntime(config)
+    service = build_service(config) if serve_api else None
+    runtime = NodeRuntime(config, extra_sinks=[FeedSink(service)] if service else ())
     metrics: MetricsServer | None = None
-    stop_api: Callable[[], None] | None = None
+    server: ApiServer | None = None
     with stop_on_signals(stop):
         runtime.start()
         try:
             if config.metrics.port is not None:
                 metrics = _serve(runtime, config)
-            if serve_api:
-                stop_api = start_api(config, runtime)
-            _wait(runtime, stop, config.metrics.log_every_s)
+            if service is not None:
+                attach_runtime(service, runtime)
+                server = start_server(service, config.api.host, config.api.port)
+                announce(server, demo_token(service))
+            _wait(runtime, stop, config.metrics.log_every_s, until_stopped=server is not None)
         finally:
             logger.info("stopping: flushing events of %d cameras", len(runtime.camera_configs()))
-            if stop_api is not None:
-                stop_api()
+            if server is not None:
+                server.stop()
             runtime.stop()
             if metrics is not None:
                 metrics.close()

@@ -9,7 +9,8 @@ Inside every worker, whatever the backend, a :class:`WorkerCore` runs one
 :class:`CameraProgram` per assigned camera. A program holds a :class:`~api.cluster.leases.Lease`
 and commits through :meth:`~api.cluster.leases.LeaseStore.commit`, so a stale owner is rejected
 by the database and stops that camera. Program kinds are a registry
-(:func:`register_program`); ``synthetic`` (a deterministic fake camera) is built in.
+(:func:`register_program`); ``synthetic`` (a deterministic fake camera) and ``pipeline`` (a real
+sharpeyes camera, :mod:`api.cluster.pipeline_program`) are built in.
 """
 
 from __future__ import annotations
@@ -96,11 +97,28 @@ class CameraProgram(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class ProgramOptions:
+    """Tuning shared by the camera programs of a worker (picklable, for Ray workers too).
+
+    ``commit_every_s``: the longest a program batches frames before a fenced commit (0: every
+    analysed frame). ``replay_s``: how much video before the committed position a new owner
+    re-analyses with emission suppressed to rebuild track state (None: from the start of a
+    file, which reproduces the previous owner's event ids exactly). ``files_root``: where crops
+    and red-light evidence folders are written (a mount every node shares, in a cluster).
+    """
+
+    commit_every_s: float = 0.5
+    replay_s: float | None = None
+    files_root: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ProgramContext:
     worker: str
     leases: LeaseStore
     storage: EvidenceStorage | None = None
     outbox_destinations: tuple[str, ...] = ()
+    options: ProgramOptions = field(default_factory=ProgramOptions)
 
 
 ProgramFactory = Callable[[CameraSpec, Lease, ProgramContext], CameraProgram]
@@ -123,6 +141,10 @@ def program_factory(kind: str) -> ProgramFactory:
         from api.cluster.synthetic import SyntheticCamera
 
         register_program("synthetic", SyntheticCamera)
+    if kind == "pipeline" and kind not in _PROGRAMS:
+        from api.cluster.pipeline_program import PipelineCamera
+
+        register_program("pipeline", PipelineCamera)
     try:
         return _PROGRAMS[kind]
     except KeyError as e:

@@ -22,6 +22,7 @@ class CameraState(enum.StrEnum):
     FENCED = "fenced"
     FAILED = "failed"
     UNASSIGNED = "unassigned"
+    FINISHED = "finished"  # a file camera reached its end and committed it
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +142,7 @@ def _state(
         return CameraState.UNASSIGNED
     if status is None or status.epoch < epoch:
         return CameraState.STARTING  # granted, the worker has not reported it yet
-    if status.state in (CameraState.FENCED, CameraState.FAILED):
+    if status.state in (CameraState.FENCED, CameraState.FAILED, CameraState.FINISHED):
         return status.state
     if age_s is not None and age_s > stall_after_s:
         return CameraState.STALLED

@@ -203,6 +203,16 @@ class LeaseStore:
             )
         return Lease(camera_id, epoch, owner or "", pos)
 
+    def first_grant_ms(self, camera_id: str) -> int | None:
+        """When the camera was first granted (epoch 1): a clock origin every owner agrees on."""
+        with self.db.transaction(readonly=True) as conn:
+            row = conn.fetchone(
+                "SELECT granted_ms FROM cluster_leases WHERE camera_id = ? "
+                "ORDER BY epoch LIMIT 1",
+                (camera_id,),
+            )
+        return None if row is None else int(row[0])
+
     def current(self, camera_id: str) -> Lease | None:
         """The camera's current lease (owner '' when unassigned), or None for no camera."""
         row = self.camera(camera_id)

@@ -10,7 +10,14 @@ from __future__ import annotations
 import logging
 import threading
 
-from api.cluster.backend import Liveness, ProgramContext, Slot, WorkerCore, WorkerHandle
+from api.cluster.backend import (
+    Liveness,
+    ProgramContext,
+    ProgramOptions,
+    Slot,
+    WorkerCore,
+    WorkerHandle,
+)
 from api.cluster.coordinator import Coordinator, CoordinatorOptions
 from api.cluster.health import WorkerReport
 from api.cluster.leases import CameraSpec, LeaseStore
@@ -71,8 +78,10 @@ class LocalBackend:
         storage: EvidenceStorage | None = None,
         outbox_destinations: tuple[str, ...] = (),
         resources: frozenset[str] = frozenset(),
+        program_options: ProgramOptions | None = None,
     ) -> None:
         self.leases = leases
+        self.program_options = program_options or ProgramOptions()
         self.workers = workers
         self.capacity = capacity
         self.storage = storage
@@ -84,7 +93,9 @@ class LocalBackend:
         return [Slot(LOCAL_NODE, self.workers, self.capacity, self.resources)]
 
     def spawn(self, name: str, slot: Slot) -> LocalWorkerHandle:
-        ctx = ProgramContext(name, self.leases, self.storage, self.outbox_destinations)
+        ctx = ProgramContext(
+            name, self.leases, self.storage, self.outbox_destinations, self.program_options
+        )
         handle = LocalWorkerHandle(WorkerCore(name, slot.node, slot.capacity, ctx))
         self.handles.append(handle)
         return handle

@@ -26,7 +26,14 @@ import ray
 from ray.exceptions import GetTimeoutError, RayError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from api.cluster.backend import Liveness, ProgramContext, Slot, WorkerCore, WorkerHandle
+from api.cluster.backend import (
+    Liveness,
+    ProgramContext,
+    ProgramOptions,
+    Slot,
+    WorkerCore,
+    WorkerHandle,
+)
 from api.cluster.coordinator import Coordinator, CoordinatorOptions
 from api.cluster.health import ClusterHealth, WorkerReport
 from api.cluster.leases import CameraSpec, LeaseStore
@@ -53,6 +60,7 @@ class RayOptions:
     outbox_destinations: tuple[str, ...] = ()
     coordinator_resource: str | None = "head"  # custom resource pinning it to the head
     coordinator: CoordinatorOptions = field(default_factory=CoordinatorOptions)
+    program: ProgramOptions = field(default_factory=ProgramOptions)
 
 
 def _node_resources(node: dict[str, Any]) -> frozenset[str]:
@@ -71,7 +79,7 @@ class GpuWorker:
     def __init__(self, name: str, node: str, capacity: float, options: RayOptions) -> None:
         leases = LeaseStore(open_database(options.db_url), ensure_schema=False)
         storage = open_storage(options.storage_url) if options.storage_url else None
-        ctx = ProgramContext(name, leases, storage, options.outbox_destinations)
+        ctx = ProgramContext(name, leases, storage, options.outbox_destinations, options.program)
         self.core = WorkerCore(name, node, capacity, ctx)
 
     def assign(self, spec: CameraSpec, epoch: int) -> bool:
