@@ -98,7 +98,7 @@ def run_cluster(tmp: Path, *, workers: int, kill_at_pos: int | None) -> tuple[Le
     with LocalCluster(store, backend, FAST) as cluster:
         cluster.coordinator.add_camera(pipeline_spec(camera()))
         if kill_at_pos is not None:
-            wait_for(lambda: (store.camera(CAM) or _none()).pos >= kill_at_pos, 60, "progress")
+            wait_for(lambda: pos_of(store) >= kill_at_pos, 60, "progress")
             row = store.camera(CAM)
             assert row is not None and row.owner
             killed = row.owner
@@ -109,8 +109,10 @@ def run_cluster(tmp: Path, *, workers: int, kill_at_pos: int | None) -> tuple[Le
     return store, killed
 
 
-def _none() -> object:
-    raise AssertionError("camera vanished")
+def pos_of(store: LeaseStore) -> int:
+    row = store.camera(CAM)
+    assert row is not None, "camera vanished"
+    return row.pos
 
 
 @pytest.fixture(scope="module")

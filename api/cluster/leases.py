@@ -207,8 +207,7 @@ class LeaseStore:
         """When the camera was first granted (epoch 1): a clock origin every owner agrees on."""
         with self.db.transaction(readonly=True) as conn:
             row = conn.fetchone(
-                "SELECT granted_ms FROM cluster_leases WHERE camera_id = ? "
-                "ORDER BY epoch LIMIT 1",
+                "SELECT granted_ms FROM cluster_leases WHERE camera_id = ? ORDER BY epoch LIMIT 1",
                 (camera_id,),
             )
         return None if row is None else int(row[0])

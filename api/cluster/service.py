@@ -1,0 +1,292 @@
+"""Backend selection for the service: ``ClusterSettings`` → a running cluster behind one handle.
+
+``start_cluster(settings, cameras)`` starts the coordinator and workers of the chosen backend
+and returns a :class:`ClusterHandle` (``health``, ``add_camera``, ``remove_camera``, ``drain``,
+``stop``) that the API and ``sharpeyes serve`` use the same way for both:
+
+* ``local`` (the embedded default): workers are threads of this process, the coordinator a
+  thread; nothing to install. SQLite is fine here (one machine only).
+* ``ray``: joins a Ray cluster (``ray_address``) and finds or creates the detached coordinator
+  actor, which spawns one ``GpuWorker`` per slot resource. Ray is imported only here and only
+  for this backend (``pip install sharpeyes[cluster]``); the database must be one every node
+  reaches (PostgreSQL). ``ray_address="local"`` starts a one-machine Ray head with the tuned
+  health-check settings (``docs/SCALE_OUT.md`` §2.7); a real cluster's head gets them from
+  its start-up (``deploy/``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from pydantic import Field
+
+from api.cluster.backend import ProgramOptions
+from api.cluster.coordinator import CoordinatorOptions
+from api.cluster.health import ClusterHealth
+from api.cluster.leases import CameraSpec, LeaseStore
+from api.cluster.local import LocalBackend, LocalCluster
+from api.cluster.pipeline_program import pipeline_spec
+from api.cluster.storage import open_storage
+from pipeline.config import CameraConfig, StrictModel
+from pipeline.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+class HealthCheckSettings(StrictModel):
+    """Ray's node health check (the defaults need ~60 s to notice a hung node)."""
+
+    period_ms: int = Field(1000, ge=100, le=60_000, description="Health-check period.")
+    timeout_ms: int = Field(1000, ge=100, le=60_000, description="Health-check timeout.")
+    failure_threshold: int = Field(
+        3, ge=1, le=100, description="Missed checks before a node is declared dead."
+    )
+
+    def system_config(self) -> dict[str, int]:
+        """Ray ``_system_config`` keys (also settable as ``RAY_health_check_*`` env vars)."""
+        return {
+            "health_check_period_ms": self.period_ms,
+            "health_check_timeout_ms": self.timeout_ms,
+            "health_check_failure_threshold": self.failure_threshold,
+        }
+
+
+class ClusterSettings(StrictModel):
+    """How cameras are sharded over workers (``cluster:`` in the service config)."""
+
+    backend: Literal["local", "ray"] = Field(
+        "local", description="local = workers in this process (no Ray); ray = Ray actors."
+    )
+    db_url: str = Field(
+        "out/cluster/cluster.db",
+        description="Lease/event database: a SQLite path (local only) or postgresql://…",
+    )
+    ray_address: str = Field(
+        "auto", description="Ray cluster to join (ray backend); 'local' starts a one-node head."
+    )
+    workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Workers of the local backend (and slots of a 'local' Ray "
+        "head when slot_resource is not GPU).",
+    )
+    capacity: float = Field(
+        4.0, gt=0.0, description="Cost units one worker takes (GPU benchmark; 1080p25 = 1.0)."
+    )
+    camera_cost: float = Field(1.0, gt=0.0, description="Cost of a camera added from config.")
+    slot_resource: str = Field("GPU", description="Ray resource: one worker per unit.")
+    coordinator_resource: str | None = Field(
+        "head", description="Ray custom resource pinning the coordinator (the head node)."
+    )
+    storage_url: str | None = Field(
+        None, description="Evidence storage every node reaches: s3://bucket/prefix or a path."
+    )
+    files_root: str | None = Field(
+        None, description="Folder (shared mount in a cluster) for crops and evidence folders."
+    )
+    outbox_destinations: list[str] = Field(
+        default_factory=list, description="Outbox rows per event, e.g. ['viid']."
+    )
+    commit_every_s: float = Field(
+        0.5, ge=0.0, le=60.0, description="Longest a camera batches frames before committing."
+    )
+    replay_s: float | None = Field(
+        None,
+        ge=0.0,
+        description="Video a new owner re-analyses before the committed "
+        "position (None = from the start of a file: exact event ids).",
+    )
+    tick_s: float = Field(0.25, gt=0.0, le=10.0, description="Coordinator reconcile period.")
+    pending_timeout_s: float = Field(
+        30.0, gt=0.0, description="A worker not answering this long after spawn is given up."
+    )
+    health_timeout_s: float = Field(
+        5.0, gt=0.0, description="Longest wait for the coordinator's health (ray backend)."
+    )
+    health_check: HealthCheckSettings = Field(
+        default_factory=HealthCheckSettings, description="Ray node health check (ray backend)."
+    )
+
+    def program_options(self) -> ProgramOptions:
+        return ProgramOptions(self.commit_every_s, self.replay_s, self.files_root)
+
+    def coordinator_options(self) -> CoordinatorOptions:
+        return CoordinatorOptions(tick_s=self.tick_s, pending_timeout_s=self.pending_timeout_s)
+
+
+class ClusterHandle(Protocol):
+    """What the API and the service use, whatever the backend."""
+
+    @property
+    def backend(self) -> str: ...
+
+    def health(self) -> ClusterHealth: ...
+
+    def add_camera(self, camera: CameraConfig | CameraSpec) -> None: ...
+
+    def remove_camera(self, camera_id: str) -> int:
+        """Fence and stop the camera; returns its new epoch (UnknownCameraError if absent)."""
+        ...
+
+    def drain(self, node: str) -> int: ...
+
+    def stop(self) -> None: ...
+
+
+def as_spec(camera: CameraConfig | CameraSpec, cost: float) -> CameraSpec:
+    return camera if isinstance(camera, CameraSpec) else pipeline_spec(camera, cost=cost)
+
+
+class LocalClusterHandle:
+    """The embedded cluster: coordinator and workers are threads of this process."""
+
+    backend = "local"
+
+    def __init__(self, settings: ClusterSettings, cluster: LocalCluster) -> None:
+        self.settings = settings
+        self.cluster = cluster
+
+    def health(self) -> ClusterHealth:
+        return self.cluster.coordinator.health()
+
+    def add_camera(self, camera: CameraConfig | CameraSpec) -> None:
+        self.cluster.coordinator.add_camera(as_spec(camera, self.settings.camera_cost))
+
+    def remove_camera(self, camera_id: str) -> int:
+        return self.cluster.coordinator.remove_camera(camera_id)
+
+    def drain(self, node: str) -> int:
+        return self.cluster.coordinator.drain(node)
+
+    def stop(self) -> None:
+        self.cluster.stop()
+        self.cluster.coordinator.leases.db.close()
+
+
+class RayClusterHandle:
+    """A driver's view of the detached Ray coordinator; stopping leaves the cluster running."""
+
+    backend = "ray"
+
+    def __init__(self, settings: ClusterSettings, actor: Any) -> None:
+        self.settings = settings
+        self.actor = actor
+
+    def _get(self, ref: Any) -> Any:
+        import ray
+
+        return ray.get(ref, timeout=self.settings.health_timeout_s)
+
+    def health(self) -> ClusterHealth:
+        health: ClusterHealth = self._get(self.actor.health.remote())
+        return health
+
+    def add_camera(self, camera: CameraConfig | CameraSpec) -> None:
+        self._get(self.actor.add_camera.remote(as_spec(camera, self.settings.camera_cost)))
+
+    def remove_camera(self, camera_id: str) -> int:
+        return int(self._get(self.actor.remove_camera.remote(camera_id)))
+
+    def drain(self, node: str) -> int:
+        return int(self._get(self.actor.drain.remote(node)))
+
+    def stop(self) -> None:
+        import ray
+
+        ray.shutdown()  # the detached coordinator and workers keep running the cameras
+
+
+def _local_db_url(url: str) -> str:
+    if "://" not in url:
+        Path(url).parent.mkdir(parents=True, exist_ok=True)
+    return url
+
+
+def _start_local(settings: ClusterSettings) -> LocalClusterHandle:
+    from api.store.db import open_database
+
+    leases = LeaseStore(open_database(_local_db_url(settings.db_url)))
+    backend = LocalBackend(
+        leases,
+        workers=settings.workers,
+        capacity=settings.capacity,
+        storage=open_storage(settings.storage_url) if settings.storage_url else None,
+        outbox_destinations=tuple(settings.outbox_destinations),
+        program_options=settings.program_options(),
+    )
+    cluster = LocalCluster(leases, backend, settings.coordinator_options()).start()
+    return LocalClusterHandle(settings, cluster)
+
+
+def _local_head_resources(settings: ClusterSettings) -> dict[str, float]:
+    """A one-machine head: the coordinator's resource, and ``workers`` slots unless they are
+    real GPUs (which Ray detects itself)."""
+    res: dict[str, float] = {}
+    if settings.coordinator_resource:
+        res[settings.coordinator_resource] = 1.0
+    if settings.slot_resource != "GPU":
+        res[settings.slot_resource] = float(settings.workers)
+    return res
+
+
+def _start_ray(settings: ClusterSettings) -> RayClusterHandle:
+    if "://" not in settings.db_url or settings.db_url.startswith("sqlite"):
+        log.warning("ray backend with SQLite %s: only safe on one machine", settings.db_url)
+    try:
+        import ray
+
+        from api.cluster import ray_backend
+    except ImportError as e:
+        raise ConfigError("cluster.backend 'ray' needs Ray: pip install sharpeyes[cluster]") from e
+    from api.store.db import open_database
+
+    LeaseStore(open_database(settings.db_url)).db.close()  # migrate once, before any actor
+    if not ray.is_initialized():
+        if settings.ray_address == "local":
+            ray.init(
+                namespace=ray_backend.NAMESPACE,
+                log_to_driver=False,
+                resources=_local_head_resources(settings),
+                _system_config=settings.health_check.system_config(),
+            )
+        else:
+            ray.init(address=settings.ray_address, namespace=ray_backend.NAMESPACE)
+    options = ray_backend.RayOptions(
+        db_url=settings.db_url,
+        slot_resource=settings.slot_resource,
+        capacity=settings.capacity,
+        storage_url=settings.storage_url,
+        outbox_destinations=tuple(settings.outbox_destinations),
+        coordinator_resource=settings.coordinator_resource,
+        coordinator=settings.coordinator_options(),
+        program=settings.program_options(),
+    )
+    actor = ray_backend.start_coordinator(options)
+    ray.get(actor.ping.remote(), timeout=60.0)
+    return RayClusterHandle(settings, actor)
+
+
+def start_cluster(
+    settings: ClusterSettings, cameras: Sequence[CameraConfig | CameraSpec] = ()
+) -> ClusterHandle:
+    """Start (or join) the cluster of ``settings.backend`` and put ``cameras`` in its desired
+    set (kept across restarts in the database; cameras already there stay).
+
+    Raises:
+        ConfigError: the Ray backend without Ray installed.
+        StoreError: the database cannot be opened or migrated.
+    """
+    handle: ClusterHandle
+    handle = _start_ray(settings) if settings.backend == "ray" else _start_local(settings)
+    try:
+        for cam in cameras:
+            handle.add_camera(cam)
+    except Exception:
+        handle.stop()
+        raise
+    log.info("cluster (%s) started with %d configured cameras", settings.backend, len(cameras))
+    return handle
