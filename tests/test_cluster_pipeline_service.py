@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -160,7 +161,9 @@ def test_ray_backend_local_head(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     import ray
 
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(tmp_path / "ray_auth_token"))
+    token = tmp_path / "ray_auth_token"  # a fresh token of our own (Ray's token auth)
+    token.write_text(secrets.token_hex(32))
+    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(token))
     monkeypatch.setenv("PYTHONPATH", str(REPO))
 
     s = settings(tmp_path, backend="ray", ray_address="local", slot_resource="gpu_slot")
