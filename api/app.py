@@ -21,6 +21,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.auth import FailureLimiter, Principal
 from api.auth.audit import AuthAction, AuthAuditRecord
+from api.cluster.routes import make_cluster_router
+from api.cluster.service import ClusterHandle
 from api.context import ApiSettings, AppContext, client_address
 from api.metrics import ApiMetrics
 from api.routes import auth, cameras, events, feed, health, streams, tokens, violations
@@ -135,6 +137,7 @@ def create_app(
     service: ServiceFacade,
     *,
     export_provider: DeidProvider | None = None,
+    cluster: Callable[[], ClusterHandle | None] | None = None,
 ) -> FastAPI:
     """Build the application around a ready service facade.
 
@@ -164,6 +167,7 @@ def create_app(
     for router in (health, auth, tokens, events, violations, feed, cameras, streams):
         app.include_router(router.router)
     app.include_router(make_export_router(export_provider))
+    app.include_router(make_cluster_router(cluster or (lambda: None)))
     for exc_type, status in _STATUS:
         app.add_exception_handler(exc_type, _error_handler(status))
     app.add_exception_handler(SharpeyesError, _sharpeyes_error)

@@ -126,7 +126,7 @@ def build_stream_pipeline(
         if params is not None:
             ring.set_stream_params(params)
     if cam.intersection is not None:
-        rules, board, evidence = _red_light_parts(cam, source, out, ring)
+        rules, board, evidence = red_light_parts(cam, source, out, ring)
     store = EventStore(open_database(str(out / "events.db")), out)
     destinations: tuple[str, ...] = ("viid",) if deliver else ()
     sinks: list[Sink] = [
@@ -157,7 +157,7 @@ def build_stream_pipeline(
     return PipelineParts(runner, source, det, sinks, store, files, describe_detector(det))
 
 
-def _red_light_parts(
+def red_light_parts(
     cam: CameraConfig, source: FrameSource, out: Path, ring: PacketRing | None
 ) -> tuple[list[object], SignalBoardLike, EvidenceHook]:
     from models.plate import PlateReader
@@ -180,3 +180,6 @@ def _red_light_parts(
         video_path=Path(cam.url) if cam.url else None,
     )
     return rules, board, builder
+
+
+_red_light_parts = red_light_parts  # old private name, kept for callers not yet updated

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
 from api.viid.delivery import DeliveryConfig
+from models.gpu.registry import DetectorBackendConfig
 from pipeline.config import (
     CameraConfig,
     DetectorConfig,
@@ -23,6 +24,7 @@ from pipeline.config import (
     read_yaml,
 )
 from pipeline.errors import ConfigError
+from streams.gpu_decode import DecoderConfig
 
 LIVE_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "srt://")
 
@@ -99,6 +101,46 @@ class RtspConfig(StrictModel):
     )
 
 
+class NodeConfig(StrictModel):
+    """How ``sharpeyes run --workers`` spreads cameras over worker processes (api/node.py)."""
+
+    workers: Annotated[int, Field(ge=1, le=256)] | Literal["per-gpu"] = Field(
+        1,
+        description="Worker processes, each running its share of the cameras end to end with "
+        "its own detector; 'per-gpu' = one per visible GPU (one on a machine without GPU). "
+        "The command line's --workers overrides it.",
+    )
+    partition: Literal["round-robin", "cost"] = Field(
+        "round-robin",
+        description="Cameras to workers in config order round-robin, or by cost: the costliest "
+        "camera first to the least loaded worker.",
+    )
+    costs: dict[str, float] = Field(
+        default_factory=dict,
+        description="Declared relative cost per camera id for partition 'cost' (e.g. a 4K "
+        "camera 4.0); a camera not listed costs its analysis_fps (5 when unset).",
+    )
+    report_every_s: float = Field(
+        0.5, gt=0.0, le=60.0, description="How often a worker sends its health to the parent."
+    )
+    restart_backoff_s: float = Field(
+        1.0, ge=0.0, le=600.0, description="Wait before restarting a dead worker (doubles)."
+    )
+    restart_budget: int = Field(
+        5,
+        ge=0,
+        le=1000,
+        description="Worker restarts allowed per 5 minutes; beyond it the worker's cameras are "
+        "reported failed and it is retried every 60 s.",
+    )
+    stop_timeout_s: float = Field(
+        30.0,
+        gt=0.0,
+        le=600.0,
+        description="Time a worker gets to flush its cameras on stop before it is killed.",
+    )
+
+
 class ServiceConfig(StrictModel):
     """Everything one node runs: its cameras, the shared detector, store, API and metrics."""
 
@@ -108,7 +150,23 @@ class ServiceConfig(StrictModel):
     detector: DetectorConfig = Field(
         default_factory=DetectorConfig,
         description="The one detector every camera shares (per-camera detector settings are "
-        "ignored by the node).",
+        "ignored by the node); ONNX Runtime on the host. Ignored when detector_backend is set.",
+    )
+    detector_backend: DetectorBackendConfig | None = Field(
+        None,
+        description="Detector runtime chosen by name (onnxruntime, onnxruntime-gpu, torch) with "
+        "its device and its fallback ('cpu' or 'fail'); None = the ONNX Runtime host path of "
+        "`detector`. The backend actually in use is shown in camera health.",
+    )
+    decoder: DecoderConfig = Field(
+        default_factory=DecoderConfig,
+        description="Video decoder of every camera: cpu, pyav-cuda or nvdec, with fallback "
+        "'cpu' (decode on the CPU when the GPU decoder cannot run here) or 'fail'. The decoder "
+        "in use is shown in camera health; red-light cameras always decode on the CPU.",
+    )
+    node: NodeConfig = Field(
+        default_factory=NodeConfig,
+        description="Worker processes of the node (sharpeyes run --workers).",
     )
     batch: BatchConfig = Field(
         default_factory=BatchConfig, description="Cross-camera batching in front of the detector."
@@ -139,6 +197,14 @@ class ServiceConfig(StrictModel):
             seen.add(cam.id)
         return self
 
+    @model_validator(mode="after")
+    def _costs_name_cameras(self) -> ServiceConfig:
+        ids = {cam.id for cam in self.cameras}
+        unknown = sorted(set(self.node.costs) - ids)
+        if unknown:
+            raise ValueError(f"node.costs names unknown cameras: {', '.join(unknown)}")
+        return self
+
 
 def _resolve(text: str, base: Path) -> str:
     expanded = os.path.expandvars(os.path.expanduser(text))
@@ -148,7 +214,8 @@ def _resolve(text: str, base: Path) -> str:
 
 
 def resolve_paths(config: ServiceConfig, base: Path) -> ServiceConfig:
-    """Make file URLs, the store path and files_root absolute against ``base``."""
+    """Make file URLs, the store path, files_root and the detector backend's model and engine
+    cache paths absolute against ``base``."""
     cams = [
         c if c.url is None else c.model_copy(update={"url": _resolve(c.url, base)})
         for c in config.cameras
@@ -159,7 +226,13 @@ def resolve_paths(config: ServiceConfig, base: Path) -> ServiceConfig:
             "files_root": Path(_resolve(str(config.store.files_root), base)),
         }
     )
-    return config.model_copy(update={"cameras": cams, "store": store})
+    update: dict[str, object] = {"cameras": cams, "store": store}
+    backend = config.detector_backend
+    if backend is not None:
+        paths = {"model_path": backend.model_path, "engine_cache_dir": backend.engine_cache_dir}
+        resolved = {k: Path(_resolve(str(v), base)) for k, v in paths.items() if v is not None}
+        update["detector_backend"] = backend.model_copy(update=resolved)
+    return config.model_copy(update=update)
 
 
 def load_service_config(path: Path) -> ServiceConfig:

@@ -277,8 +277,6 @@ def test_run_service_returns_when_files_end_and_rejects_busy_metrics_port(
         cfg = write(tmp_path, {**base, "metrics": {"port": port}}, "busy.yaml")
         with pytest.raises(ConfigError, match=f"metrics: cannot listen on 127.0.0.1:{port}"):
             run_service(cfg, serve_api=False)
-    with pytest.raises(NotImplementedError):
-        run_service(write(tmp_path, base, "api.yaml"), serve_api=True)
 
 
 @pytest.mark.parametrize("state", ["connecting", "live", "stalled", "backoff", "failed", "stopped"])

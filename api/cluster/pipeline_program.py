@@ -215,7 +215,7 @@ def build_runner(
 ) -> StreamRunner:
     """One camera's runner (like ``api.pipeline_factory.build_stream_pipeline``) feeding
     ``committer``; a file source skips the frames a replay does not need."""
-    from api.pipeline_factory import _red_light_parts, build_detector
+    from api.pipeline_factory import build_detector, red_light_parts
     from models.classes import COCO80_NAMES, VEHICLE_CLASS_CODES
     from pipeline.events import TrackEventBuilder
     from pipeline.riders import RiderMemory
@@ -251,7 +251,7 @@ def build_runner(
     rules: list[object] = []
     board, evidence = None, None
     if cam.intersection is not None:
-        rules, board, evidence = _red_light_parts(cam, source, out, ring)
+        rules, board, evidence = red_light_parts(cam, source, out, ring)
     if not live and replay_s is not None:
         source = SkipSource(source, committer.lease.pos - round(replay_s * source.info.fps))
     events = TrackEventBuilder(
