@@ -5,7 +5,9 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -24,12 +26,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for(fn: object, timeout_s: float, what: str) -> object:
+def wait_for(fn: Callable[[], Any], timeout_s: float, what: str) -> Any:
     deadline = time.monotonic() + timeout_s
-    last: object = None
+    last: Any = None
     while time.monotonic() < deadline:
         try:
-            last = fn()  # type: ignore[operator]
+            last = fn()
             if last:
                 return last
         except httpx.HTTPError:
@@ -74,11 +76,11 @@ def test_serve_exposes_the_running_node(
             streams = wait_for(
                 lambda: c.get("/api/v1/streams", headers=auth).json()["items"], 30, "streams"
             )
-            assert [s["camera_id"] for s in streams] == ["hw"]  # type: ignore[index]
+            assert [s["camera_id"] for s in streams] == ["hw"]
             events = wait_for(
                 lambda: c.get("/api/v1/events", headers=auth).json()["items"], 60, "an event"
             )
-            assert events[0]["camera_id"] == "hw"  # type: ignore[index]
+            assert events[0]["camera_id"] == "hw"
             cams = c.get("/api/v1/cameras", headers=auth).json()
             assert any(cam["id"] == "hw" for cam in cams["items"]), cams
             assert c.get("/metrics").status_code == 200
