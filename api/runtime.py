@@ -81,9 +81,9 @@ def red_light_parts(
             "camera %s: red-light rules need the frame size; not run on RTSP yet", cam.id
         )
         return RedLightParts()
-    from api.pipeline_factory import _red_light_parts
+    from api import pipeline_factory
 
-    rules, board, evidence = _red_light_parts(cam, source, out, ring)
+    rules, board, evidence = pipeline_factory.red_light_parts(cam, source, out, ring)
     return RedLightParts([r for r in rules if isinstance(r, Rule)], board, evidence)
 
 
