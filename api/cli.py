@@ -101,7 +101,19 @@ def _cmd_viid_server(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from api.service_main import run_service
 
-    return run_service(Path(args.config), serve_api=False)
+    return run_service(Path(args.config), serve_api=False, workers=args.workers)
+
+
+def _workers(text: str) -> int | str:
+    if text == "per-gpu":
+        return text
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError("workers must be a number ≥ 1 or 'per-gpu'")
+    return n
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
@@ -154,6 +166,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="run all configured cameras until stopped")
     r.add_argument("--config", required=True, help="service YAML")
+    r.add_argument(
+        "--workers",
+        type=_workers,
+        default=None,
+        help="worker processes: N or 'per-gpu' (default: node.workers; 1 = in-process)",
+    )
     r.set_defaults(func=_cmd_run)
 
     s = sub.add_parser("serve", help="run the cameras and the REST service")

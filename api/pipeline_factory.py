@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline.config import CameraConfig
+from pipeline.config import CameraConfig, DetectorConfig
 from pipeline.protocols import Detector, FrameSource, Sink
 from pipeline.runner import EvidenceHook, SignalBoardLike, StreamRunner
 from pipeline.types import ObjectKind
@@ -45,9 +45,14 @@ class PipelineParts:
 
 
 def build_detector(cam: CameraConfig) -> Detector:
+    """The detector a camera config asks for."""
+    return detector_from_config(cam.detector)
+
+
+def detector_from_config(d: DetectorConfig) -> Detector:
+    """Build a detector from a :class:`DetectorConfig` (model, providers, threads, thresholds)."""
     from models.factory import create_detector
 
-    d = cam.detector
     return create_detector(
         d.model,
         model_path=d.model_path,

@@ -89,20 +89,9 @@ def red_light_parts(
 
 def build_node_detector(config: ServiceConfig) -> Detector:
     """The node's one detector, from ``config.detector``."""
-    from models.factory import create_detector
+    from api.pipeline_factory import detector_from_config
 
-    d = config.detector
-    return create_detector(
-        d.model,
-        model_path=d.model_path,
-        providers=d.providers,
-        intra_op_threads=d.intra_op_threads,
-        inter_op_threads=d.inter_op_threads,
-        input_size=d.input_size,
-        confidence_threshold=d.confidence_threshold,
-        iou_threshold=d.iou_threshold,
-        motorcycle_is_non_motor=d.motorcycle_is_non_motor,
-    )
+    return detector_from_config(config.detector)
 
 
 def detector_backend_text(detector: Detector, backend: str, note: str | None = None) -> str:

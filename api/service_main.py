@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
+from api.node_plan import WorkersArg
 from api.prom import MetricsServer, build_registry, serve_metrics
 from api.runtime import CameraHealth, NodeRuntime
 from api.schemas import StreamHealthPublic
@@ -128,6 +129,7 @@ def run_service(
     host: str = "127.0.0.1",
     port: int = 8080,
     stop: threading.Event | None = None,
+    workers: WorkersArg | None = None,
 ) -> int:
     """Run the node from ``config_path`` (the demo config when None) until stopped; exit code.
 
@@ -138,7 +140,33 @@ def run_service(
         ConfigError: the config file is invalid.  SharpeyesError: the store or model failed.
     """
     config = load_service_config(config_path or DEMO_CONFIG)
+    if config.cluster is not None:
+        return run_cluster(config, stop or threading.Event())
+    n = workers if workers is not None else config.node.workers
+    if n != 1:
+        if serve_api:
+            raise ConfigError("--workers needs `sharpeyes run`; serve runs one in-process runtime")
+        from api.node import run_node as run_worker_processes
+
+        return run_worker_processes(config, workers=n, stop=stop)
     return run_node(config, serve_api=serve_api, host=host, port=port, stop=stop)
+
+
+def run_cluster(config: ServiceConfig, stop: threading.Event) -> int:
+    """Shard the configured cameras over the cluster backend (local threads or Ray)."""
+    from api.cluster.service import start_cluster
+
+    assert config.cluster is not None
+    handle = start_cluster(config.cluster, config.cameras)
+    every = config.metrics.log_every_s or 30.0
+    with stop_on_signals(stop):
+        try:
+            while not stop.wait(every):
+                states = [(c.camera_id, str(c.state)) for c in handle.health().cameras]
+                logger.info("cluster: %s", states)
+        finally:
+            handle.stop()
+    return 0
 
 
 def run_node(

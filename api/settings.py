@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
+from api.cluster.service import ClusterSettings
 from api.viid.delivery import DeliveryConfig
 from models.gpu.registry import DetectorBackendConfig
 from pipeline.config import (
@@ -187,6 +188,11 @@ class ServiceConfig(StrictModel):
         description="GA/T 1400 delivery to an upper view library; None = events are only "
         "stored (no outbox rows).",
     )
+    cluster: ClusterSettings | None = Field(
+        None,
+        description="Shard the cameras over workers/nodes (local threads or Ray) with leases "
+        "and epoch fencing; None = this node runs them itself.",
+    )
 
     @model_validator(mode="after")
     def _unique_ids(self) -> ServiceConfig:
@@ -227,6 +233,12 @@ def resolve_paths(config: ServiceConfig, base: Path) -> ServiceConfig:
         }
     )
     update: dict[str, object] = {"cameras": cams, "store": store}
+    if config.cluster is not None:
+        cl = config.cluster
+        cl_update: dict[str, object] = {"db_url": _resolve(cl.db_url, base)}
+        if cl.files_root is not None:
+            cl_update["files_root"] = _resolve(cl.files_root, base)
+        update["cluster"] = cl.model_copy(update=cl_update)
     backend = config.detector_backend
     if backend is not None:
         paths = {"model_path": backend.model_path, "engine_cache_dir": backend.engine_cache_dir}

@@ -188,13 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     onnx_path = args.onnx
     kind = args.kind
     if kind == "auto":
-        try:
-            import torch  # noqa: F401
-            import yolov5  # noqa: F401
-
-            kind = "upstream"
-        except ImportError:
-            kind = "naive"
+        found = all(importlib.util.find_spec(m) is not None for m in ("torch", "yolov5"))
+        kind = "upstream" if found else "naive"
     fn = _upstream if kind == "upstream" else _naive
     res = fn(args.clip, onnx_path, args.frames)
     print(json.dumps(res.__dict__))

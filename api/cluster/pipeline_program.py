@@ -33,7 +33,6 @@ from api.cluster.backend import ProgramContext
 from api.cluster.health import CameraState, CameraStatus
 from api.cluster.leases import CameraSpec, Lease, LeaseStore, StaleLeaseError, now_ms
 from api.cluster.storage import EvidenceStorage, evidence_key
-from api.settings import is_live_url
 from pipeline.config import CameraConfig
 from pipeline.errors import ConfigError, SharpeyesError
 from pipeline.protocols import FrameSource, SourceInfo
@@ -402,3 +401,10 @@ class PipelineCamera:
             rejected=self._rejected,
             error=self._error,
         )
+
+
+def is_live_url(url: str) -> bool:
+    """A network stream URL (RTSP and friends) rather than a file (see ``api.settings``)."""
+    from api.settings import is_live_url as _is_live
+
+    return _is_live(url)
