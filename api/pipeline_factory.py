@@ -63,6 +63,7 @@ def detector_from_config(d: DetectorConfig) -> Detector:
         confidence_threshold=d.confidence_threshold,
         iou_threshold=d.iou_threshold,
         motorcycle_is_non_motor=d.motorcycle_is_non_motor,
+        allow_spinning=d.allow_spinning,
     )
 
 
@@ -125,6 +126,7 @@ def build_stream_pipeline(
         realtime=cam.live,
         analysis_fps=cam.analysis_fps,
         packet_sink=ring.push if ring is not None else None,
+        decode_threads=1,  # decoding runs ahead on its own thread; FFmpeg threads would contend
     )
     if ring is not None:
         params = source.video_stream_params()

@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 
 from benchmarks.baseline import BaselineResult, run_baseline
+from pipeline.runner import StagedDetector
 from pipeline.types import ImageBGR
 
 REPO = Path(__file__).resolve().parents[1]
@@ -89,7 +90,10 @@ def run_detector_only(frames: list[ImageBGR], model: str, threads: int) -> dict[
     for img in frames:
         n_boxes += len(det.detect([img])[0])
     dt = time.perf_counter() - t0
-    return {"fps": len(frames) / dt, "frames": len(frames), "boxes": n_boxes}
+    shape = list(det.info.input_size)
+    if isinstance(det, StagedDetector):  # the shape really used (rectangular for 16:9)
+        shape = [int(v) for v in det.preprocess(frames[:1]).tensor.shape[2:]]
+    return {"fps": len(frames) / dt, "frames": len(frames), "boxes": n_boxes, "input": shape}
 
 
 def peak_rss_mb() -> float:
@@ -121,7 +125,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--detector-frames", type=int, default=150)
     ap.add_argument("--baseline-frames", type=int, default=150)
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks/out/run.json")
+    ap.add_argument("--quick", action="store_true", help="1 repeat, 30 frames (smoke test)")
     args = ap.parse_args(argv)
+    if args.quick:
+        args.repeats, args.detector_frames, args.baseline_frames = 1, 30, 30
 
     frames = decode_frames(args.clip, args.detector_frames)
     e2e: list[dict[str, Any]] = []
@@ -148,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "clip": str(args.clip.name),
         "model": args.model,
-        "input_size": e2e[0]["input_size"],
+        "input_size": det[0]["input"],
         "providers": e2e[0]["providers"],
         "threads": args.threads,
         "repeats": args.repeats,

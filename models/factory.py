@@ -84,6 +84,7 @@ def create_detector(
     max_detections: int = 300,
     download: bool = True,
     session: SessionConfig | None = None,
+    allow_spinning: bool = False,
 ) -> StagedDetector:
     """Resolve ``model``, open it with the requested providers and wrap it in its family.
 
@@ -106,6 +107,7 @@ def create_detector(
         providers=providers,
         intra_op_threads=intra_op_threads,
         inter_op_threads=inter_op_threads,
+        allow_spinning=allow_spinning,
     )
     options = DetectorOptions(
         confidence_threshold=confidence_threshold,

@@ -60,6 +60,9 @@ class SessionConfig:
     trt_max_workspace_bytes: int = 2 << 30
     cuda_device_id: int = 0
     cuda_options: Mapping[str, str] = field(default_factory=dict)
+    # Worker threads of the CPU provider busy-wait between operators by default; on a small
+    # box where decoding and tracking share the cores that burns the CPU they need.
+    allow_spinning: bool = False
 
 
 def _expand(requested: str | Sequence[str]) -> tuple[list[str], set[str]]:
@@ -122,6 +125,12 @@ def _session_options(cfg: SessionConfig) -> ort.SessionOptions:
     so.inter_op_num_threads = max(0, cfg.inter_op_threads)
     so.graph_optimization_level = _GRAPH_OPT[cfg.graph_optimization]
     so.log_severity_level = 3
+    so.add_session_config_entry(
+        "session.intra_op.allow_spinning", "1" if cfg.allow_spinning else "0"
+    )
+    so.add_session_config_entry(
+        "session.inter_op.allow_spinning", "1" if cfg.allow_spinning else "0"
+    )
     return so
 
 

@@ -63,6 +63,11 @@ class DetectorConfig(StrictModel):
         "non-motor in many Chinese deployments); false makes it a motor vehicle.",
     )
     max_batch: int = Field(8, ge=1, le=256, description="Largest batch the detector is given.")
+    allow_spinning: bool = Field(
+        False,
+        description="Let ONNX Runtime's CPU worker threads busy-wait between operators (a little "
+        "lower latency on an idle machine; wasted CPU when decoding shares the cores).",
+    )
 
     @field_validator("input_size")
     @classmethod
