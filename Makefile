@@ -33,7 +33,7 @@ test: setup
 test-all: setup
 	$(PY) -m pytest -q -m ''
 
-lint: $(VENV)/.installed
+lint: $(VENV)/.installed $(VENV)/.export
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
