@@ -23,6 +23,7 @@ COPY pipeline ./pipeline
 COPY models ./models
 COPY streams ./streams
 COPY api ./api
+COPY sample_videos ./sample_videos
 RUN python3 -m venv /opt/venv \
  && /opt/venv/bin/pip install --upgrade pip \
  && if [ "$EXTRAS" = "gpu" ]; then \
