@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from pydantic import ValidationError
 from api.cluster.health import CameraState
 from api.cluster.routes import make_cluster_router
 from api.cluster.service import ClusterHandle, ClusterSettings, start_cluster
+from api.cluster.simulate import ensure_auth_token
 from api.cluster.synthetic import synthetic_spec
 from api.deps import Admin, Viewer
 from pipeline.config import CameraConfig
@@ -161,9 +161,7 @@ def test_ray_backend_local_head(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     import ray
 
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    token = tmp_path / "ray_auth_token"  # a fresh token of our own (Ray's token auth)
-    token.write_text(secrets.token_hex(32))
-    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(token))
+    ensure_auth_token(tmp_path)  # one token per process: Ray caches it once read
     monkeypatch.setenv("PYTHONPATH", str(REPO))
 
     s = settings(tmp_path, backend="ray", ray_address="local", slot_resource="gpu_slot")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import secrets
 import sqlite3
 import time
 from collections.abc import Callable
@@ -52,6 +53,23 @@ def wait_for(cond: Callable[[], bool], timeout_s: float, what: str, poll_s: floa
     raise TimeoutError(f"{what}: not within {timeout_s} s")
 
 
+def ensure_auth_token(workdir: Path) -> Path:
+    """Point Ray's token auth at a token file, creating one in ``workdir`` if needed.
+
+    Ray caches the token inside a process once it has read it, so every Ray cluster a process
+    starts must use the same token: an existing ``RAY_AUTH_TOKEN_PATH`` is kept.
+    """
+    existing = os.environ.get("RAY_AUTH_TOKEN_PATH")
+    if existing and Path(existing).is_file():
+        return Path(existing)
+    token = workdir / "ray_auth_token"
+    if not token.is_file():
+        token.write_text(secrets.token_hex(32))
+        token.chmod(0o600)
+    os.environ["RAY_AUTH_TOKEN_PATH"] = str(token)
+    return token
+
+
 @dataclass
 class SimCluster:
     """Head + worker nodes + coordinator + uploader + receiver + synthetic cameras."""
@@ -78,7 +96,7 @@ class SimCluster:
 
     def start(self, worker_nodes: int = 2) -> SimCluster:
         os.environ.pop("RAY_ADDRESS", None)
-        os.environ["RAY_AUTH_TOKEN_PATH"] = str(self.workdir / "ray_auth_token")
+        ensure_auth_token(self.workdir)
         path = os.environ.get("PYTHONPATH", "")
         os.environ["PYTHONPATH"] = f"{REPO}{os.pathsep}{path}" if path else str(REPO)
         self.db = open_database(self.db_url)
