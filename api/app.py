@@ -167,7 +167,8 @@ def create_app(
     for router in (health, auth, tokens, events, violations, feed, cameras, streams):
         app.include_router(router.router)
     app.include_router(make_export_router(export_provider))
-    app.include_router(make_cluster_router(cluster or (lambda: None)))
+    if cluster is not None:  # the cluster routes exist only on a node that runs a cluster
+        app.include_router(make_cluster_router(cluster))
     for exc_type, status in _STATUS:
         app.add_exception_handler(exc_type, _error_handler(status))
     app.add_exception_handler(SharpeyesError, _sharpeyes_error)
