@@ -78,9 +78,11 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def _cmd_evidence_verify(args: argparse.Namespace) -> int:
+    from api.pipeline_factory import evidence_key
     from pipeline.evidence.verify import main_verify
 
-    key = args.key.encode() if args.key else None
+    # the same key the pipeline signs with: --key, env SHARPEYES_EVIDENCE_KEY, or the demo key
+    key = args.key.encode() if args.key else evidence_key()
     return main_verify(Path(args.record), key)
 
 
