@@ -12,9 +12,12 @@ from pipeline.types import (
     Box,
     Event,
     EventType,
+    FloatArray,
+    Frame,
     LampColor,
     ObjectKind,
     SignalState,
+    Tracks,
     TrajectoryPoint,
     Violation,
     make_event_id,
@@ -35,6 +38,20 @@ class Observation:
     confidence: float
     class_id: int
     detected: bool
+
+    @classmethod
+    def of_row(cls, frame: Frame, tracks: Tracks, anchors: FloatArray, i: int) -> Observation:
+        """Row ``i`` of ``tracks`` (with its precomputed anchor) at ``frame``."""
+        x1, y1, x2, y2 = (float(v) for v in tracks.xyxy[i])
+        return cls(
+            frame.pts,
+            frame.wall_time_ms,
+            (float(anchors[i, 0]), float(anchors[i, 1])),
+            (x1, y1, x2, y2),
+            float(tracks.confidence[i]),
+            int(tracks.class_id[i]),
+            bool(tracks.detected[i]),
+        )
 
 
 @dataclass(slots=True)

@@ -105,16 +105,7 @@ class PedestrianRedLightRule:
         for i in range(len(persons)):
             tid = int(persons.track_id[i])
             st = self._tracks.setdefault(tid, _Walker(TrackHistory(tid, ObjectKind.PERSON)))
-            x1, y1, x2, y2 = (float(v) for v in persons.xyxy[i])
-            o = Observation(
-                frame.pts,
-                frame.wall_time_ms,
-                (float(anchors[i, 0]), float(anchors[i, 1])),
-                (x1, y1, x2, y2),
-                float(persons.confidence[i]),
-                int(persons.class_id[i]),
-                bool(persons.detected[i]),
-            )
+            o = Observation.of_row(frame, persons, anchors, i)
             st.hist.add(o)
             st.rider_frames += int(riders[i])
             ev = self._step(st, o)

@@ -180,16 +180,7 @@ class RedLightRule:
         for i in range(len(sel)):
             tid = int(sel.track_id[i])
             seen.add(tid)
-            x1, y1, x2, y2 = (float(v) for v in sel.xyxy[i])
-            o = Observation(
-                frame.pts,
-                frame.wall_time_ms,
-                (float(anchors[i, 0]), float(anchors[i, 1])),
-                (x1, y1, x2, y2),
-                float(sel.confidence[i]),
-                int(sel.class_id[i]),
-                bool(sel.detected[i]),
-            )
+            o = Observation.of_row(frame, sel, anchors, i)
             events.extend(self._observe(tid, ObjectKind(int(sel.kind[i])), o, rider=False))
         if self._feed is not None:
             for row in self._feed.rows(frame, tracks):

@@ -18,6 +18,7 @@ Pure: no I/O, frame time only.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -72,18 +73,10 @@ class RiderFeed:
         h = boxes[:, 3] - boxes[:, 1]
         boxes[:, 3] = np.minimum(boxes[:, 3] + self.params.ground_offset * h, self._frame_h)
         anchors = box_anchors(boxes, self._anchor)
+        riders = dataclasses.replace(tracks[idx], xyxy=boxes)  # feet moved down to the road
         out = []
         for j, i in enumerate(idx):
-            x1, y1, x2, y2 = (float(v) for v in boxes[j])
-            obs = Observation(
-                frame.pts,
-                frame.wall_time_ms,
-                (float(anchors[j, 0]), float(anchors[j, 1])),
-                (x1, y1, x2, y2),
-                float(tracks.confidence[i]),
-                int(tracks.class_id[i]),
-                bool(tracks.detected[i]),
-            )
+            obs = Observation.of_row(frame, riders, anchors, j)
             c = int(carriers[i])
             out.append(RiderRow(int(tracks.track_id[i]), obs, c, c in in_scope))
         return out
