@@ -22,7 +22,7 @@ $(VENV)/.export: $(VENV)/.installed
 	touch $@
 
 setup: $(VENV)/.installed $(VENV)/.export
-	$(PY) -c "from models.resolve import resolve_model; print(resolve_model('yolov5n'))"
+	$(PY) -c "from sharpeyes.models.resolve import resolve_model; print(resolve_model('yolov5n'))"
 
 demo: setup
 	$(VENV)/bin/sharpeyes demo

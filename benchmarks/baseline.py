@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from pipeline.types import Detections
+from sharpeyes.pipeline.types import Detections
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -47,7 +47,7 @@ class BaselineResult:
 
 def run_baseline(clip: Path, model: str, threads: int, frames: int) -> BaselineResult:
     """Run the baseline in a subprocess and return its measurement."""
-    from models.resolve import resolve_model
+    from sharpeyes.models.resolve import resolve_model
 
     cmd = [sys.executable, "-m", "benchmarks.baseline", "--clip", str(clip)]
     cmd += ["--onnx", str(resolve_model(model)), "--frames", str(frames)]
@@ -72,9 +72,9 @@ def _prepare_upstream() -> dict[str, str]:
 
 def _tracker_and_kinds() -> tuple[Any, NDArray[np.int8]]:
     """Our ByteTrack and a COCO → kind table (no import of our ``models`` package here)."""
-    from pipeline.config import TrackerConfig
-    from pipeline.tracking.bytetrack import ByteTracker
-    from pipeline.types import ObjectKind
+    from sharpeyes.pipeline.config import TrackerConfig
+    from sharpeyes.pipeline.tracking.bytetrack import ByteTracker
+    from sharpeyes.pipeline.types import ObjectKind
 
     kinds = np.zeros(80, dtype=np.int8)
     kinds[0] = ObjectKind.PERSON

@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _moved_in(sim: Any, dead: set[str], before: dict[str, tuple[str | None, int]]) -> float:
-    from api.cluster.simulate import wait_for
+    from sharpeyes.api.cluster.simulate import wait_for
 
     moved = [c for c, (o, _) in before.items() if o in dead]
 
@@ -40,7 +40,7 @@ def _moved_in(sim: Any, dead: set[str], before: dict[str, tuple[str | None, int]
 
 
 def _settle(sim: Any) -> None:
-    from api.cluster.simulate import wait_for
+    from sharpeyes.api.cluster.simulate import wait_for
 
     want = 2 * len(sim.nodes)
     wait_for(lambda: sum(w.state == "ready" for w in sim.leases.workers()) >= want, 60, "workers")
@@ -77,7 +77,7 @@ def _round(sim: Any, hang: bool) -> float:
 
 
 def failover(runs: int) -> dict[str, Any]:
-    from api.cluster.simulate import SimCluster, wait_for
+    from sharpeyes.api.cluster.simulate import SimCluster, wait_for
 
     with tempfile.TemporaryDirectory(prefix="sharpeyes-failover-") as tmp:
         sim = SimCluster(Path(tmp)).start(worker_nodes=2)
@@ -117,9 +117,9 @@ if mode == "ray":
 else:
     from pathlib import Path
     import tempfile
-    from api.store.db import open_database
-    from api.cluster.leases import LeaseStore
-    from api.cluster.local import LocalBackend, LocalCluster
+    from sharpeyes.api.store.db import open_database
+    from sharpeyes.api.cluster.leases import LeaseStore
+    from sharpeyes.api.cluster.local import LocalBackend, LocalCluster
     leases = LeaseStore(open_database(Path(tempfile.mkdtemp()) / "idle.db"))
     cluster = LocalCluster(leases, LocalBackend(leases, workers=1)).start()
 start_s = time.monotonic() - t0

@@ -73,8 +73,8 @@ def _version(name: str) -> str | None:
 
 def environment() -> dict[str, Any]:
     """Part a: machine, GPU, libraries, usable decoders and detector backends."""
-    from models.gpu.registry import probe_backends
-    from streams.gpu_decode import probe_decoders
+    from sharpeyes.models.gpu.registry import probe_backends
+    from sharpeyes.streams.gpu_decode import probe_decoders
 
     env: dict[str, Any] = {
         "python": sys.version.split()[0],
@@ -137,7 +137,7 @@ class Dmon:
 
 def pick_decoder(dry: bool) -> Any:
     """The best usable decoder: nvdec, then pyav-cuda, else cpu (dry runs use cpu)."""
-    from streams.gpu_decode import DecoderConfig, probe_decoders
+    from sharpeyes.streams.gpu_decode import DecoderConfig, probe_decoders
 
     usable = [k for k, v in probe_decoders().items() if v is None]
     for name in ("nvdec", "pyav-cuda"):
@@ -148,7 +148,7 @@ def pick_decoder(dry: bool) -> Any:
 
 def decode_throughput(clip: Path, plan: Plan, deadline: float, dry: bool) -> dict[str, Any]:
     """Part b: frames/s decoded by n parallel sessions (no colour conversion, frames dropped)."""
-    from streams.gpu_decode import open_session, probe_source
+    from sharpeyes.streams.gpu_decode import open_session, probe_source
 
     cfg = pick_decoder(dry)
     fps = probe_source(str(clip), "probe").fps
@@ -191,7 +191,11 @@ def decode_throughput(clip: Path, plan: Plan, deadline: float, dry: bool) -> dic
 
 
 def pick_detector(dry: bool, weights: Path | None) -> Any:
-    from models.gpu.registry import DetectorBackendConfig, create_backend_detector, probe_backends
+    from sharpeyes.models.gpu.registry import (
+        DetectorBackendConfig,
+        create_backend_detector,
+        probe_backends,
+    )
 
     usable = {p.name for p in probe_backends() if p.usable}
     extra: dict[str, Any] = {"model_path": weights} if weights else {}
@@ -276,9 +280,9 @@ class _Trial:
 
 
 def _stream_worker(src: Any, stats: _StreamStats, trial: _Trial) -> None:
-    from pipeline.config import TrackerConfig
-    from pipeline.tracking.bytetrack import ByteTracker
-    from streams.latest import LatestQueue
+    from sharpeyes.pipeline.config import TrackerConfig
+    from sharpeyes.pipeline.tracking.bytetrack import ByteTracker
+    from sharpeyes.streams.latest import LatestQueue
 
     queue: LatestQueue[tuple[Any, float]] = LatestQueue(maxsize=2, drops=trial.drops)
     tracker = ByteTracker(TrackerConfig())
@@ -307,9 +311,9 @@ def _stream_worker(src: Any, stats: _StreamStats, trial: _Trial) -> None:
 
 def pipeline_trial(detector: Any, clip: Path, k: int, plan: Plan, dry: bool) -> dict[str, Any]:
     """K live-paced streams for ``trial_s``: drops, analysed fps, latency, utilisation."""
-    from pipeline.batcher import Batcher
-    from streams.gpu_decode import GpuDecodeSource
-    from streams.health import DropCounter
+    from sharpeyes.pipeline.batcher import Batcher
+    from sharpeyes.streams.gpu_decode import GpuDecodeSource
+    from sharpeyes.streams.health import DropCounter
 
     cfg = pick_decoder(dry)
     batcher = Batcher(detector, max_batch=64, max_wait_ms=20)

@@ -22,7 +22,7 @@ import av
 import cv2
 import numpy as np
 
-from pipeline.types import ImageBGR
+from sharpeyes.pipeline.types import ImageBGR
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "benchmarks" / "out" / "gpu_1080p25.mp4"

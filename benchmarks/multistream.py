@@ -3,7 +3,7 @@
     python -m benchmarks.multistream [--ks 2,4,6,8] [--fps 5] [--model yolov5n]
         [--input 384x640] [--clip highway_1280x720.mp4] [--warmup 10] [--seconds 30]
 
-For each K the node runtime (``api.runtime.NodeRuntime``: one detector behind the cross-camera
+For each K the node runtime (``api.node.runtime.NodeRuntime``: one detector behind the cross-camera
 batcher, per-camera ByteTrack + events, SQLite store) runs K copies of the clip played as live
 cameras (paced at stream speed behind a latest-frame queue, looped). After the warm-up it
 measures, for ``--seconds``:
@@ -31,8 +31,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from api.runtime import NodeRuntime
-from api.settings import ServiceConfig
+from sharpeyes.api.node.runtime import NodeRuntime
+from sharpeyes.api.node.settings import ServiceConfig
 
 REPO = Path(__file__).resolve().parents[1]
 CLK_TCK = os.sysconf("SC_CLK_TCK")

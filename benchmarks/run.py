@@ -30,8 +30,8 @@ import cv2
 import numpy as np
 
 from benchmarks.baseline import BaselineResult, run_baseline
-from pipeline.runner import StagedDetector
-from pipeline.types import ImageBGR
+from sharpeyes.pipeline.runner import StagedDetector
+from sharpeyes.pipeline.types import ImageBGR
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -54,8 +54,8 @@ def decode_frames(clip: Path, limit: int) -> list[ImageBGR]:
 
 
 def run_e2e(clip: Path, model: str, threads: int) -> dict[str, Any]:
-    from api.pipeline_factory import build_stream_pipeline
-    from pipeline.config import CameraConfig
+    from sharpeyes.api.node.camera import build_stream_pipeline
+    from sharpeyes.pipeline.config import CameraConfig
 
     cam = CameraConfig(url=str(clip))
     cam.detector.model = model
@@ -78,8 +78,8 @@ def run_e2e(clip: Path, model: str, threads: int) -> dict[str, Any]:
 
 
 def run_detector_only(frames: list[ImageBGR], model: str, threads: int) -> dict[str, Any]:
-    from api.pipeline_factory import build_detector
-    from pipeline.config import CameraConfig
+    from sharpeyes.api.node.camera import build_detector
+    from sharpeyes.pipeline.config import CameraConfig
 
     cam = CameraConfig()
     cam.detector.model = model

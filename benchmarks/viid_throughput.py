@@ -15,14 +15,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from api.store import open_store
-from api.viid.client import ViidClient
-from api.viid.config import ViidClientConfig, ViidMappingConfig
-from api.viid.mapping import EventMapper
-from api.viid.receiver import ReceiverServer
-from api.viid.receiver_state import ReceiverConfig
-from api.viid.sender import OutboxSender, SenderOptions
-from pipeline.types import Box, Event, EventType, ObjectKind, Plate
+from sharpeyes.api.store import open_store
+from sharpeyes.api.viid.client import ViidClient
+from sharpeyes.api.viid.config import ViidClientConfig, ViidMappingConfig
+from sharpeyes.api.viid.mapping import EventMapper
+from sharpeyes.api.viid.receiver.server import ReceiverServer
+from sharpeyes.api.viid.receiver.state import ReceiverConfig
+from sharpeyes.api.viid.sender import OutboxSender, SenderOptions
+from sharpeyes.pipeline.types import Box, Event, EventType, ObjectKind, Plate
 
 DEVICE = "34020000001190000001"
 

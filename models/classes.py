@@ -13,7 +13,7 @@ from types import MappingProxyType
 import numpy as np
 from numpy.typing import NDArray
 
-from pipeline.types import ObjectKind
+from sharpeyes.pipeline.types import ObjectKind
 
 # Copied from shared/models/coco80.names (index = class id).
 COCO80_NAMES: tuple[str, ...] = (

@@ -1,7 +1,7 @@
 """Build a detector from a registered model name: resolve → ONNX session → family detector.
 
 Families are looked up in :data:`DETECTOR_FAMILIES` (a registry, not an if/elif chain); adding
-one is one entry. The returned object implements ``pipeline.protocols.Detector`` and also
+one is one entry. The returned object implements ``sharpeyes.pipeline.protocols.Detector`` and also
 exposes ``preprocess`` / ``infer`` / ``postprocess`` so a benchmark can time each stage.
 """
 
@@ -12,14 +12,14 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Protocol, runtime_checkable
 
-from models.onnx_session import OnnxModel, SessionConfig
-from models.registry import DEFAULT_DETECTOR, ModelSpec, get_model_spec
-from models.resolve import resolve_model
-from models.yolo import Batch, DetectorOptions, FloatArray, YoloV5Detector
-from models.yolox import YoloXDetector
-from pipeline.errors import ModelError
-from pipeline.protocols import DetectorInfo
-from pipeline.types import Detections, ImageBGR
+from sharpeyes.models.onnx_session import OnnxModel, SessionConfig
+from sharpeyes.models.registry import DEFAULT_DETECTOR, ModelSpec, get_model_spec
+from sharpeyes.models.resolve import resolve_model
+from sharpeyes.models.yolo import Batch, DetectorOptions, FloatArray, YoloV5Detector
+from sharpeyes.models.yolox import YoloXDetector
+from sharpeyes.pipeline.errors import ModelError
+from sharpeyes.pipeline.protocols import DetectorInfo
+from sharpeyes.pipeline.types import Detections, ImageBGR
 
 
 @runtime_checkable
@@ -58,7 +58,7 @@ DETECTOR_FAMILIES: Mapping[str, DetectorBuilder] = MappingProxyType(
 
 def detector_models() -> tuple[str, ...]:
     """Registered model names that :func:`create_detector` can build."""
-    from models.registry import MODEL_SPECS
+    from sharpeyes.models.registry import MODEL_SPECS
 
     return tuple(
         n
@@ -92,7 +92,7 @@ def create_detector(
     :class:`SessionConfig` (TensorRT/CUDA options, graph optimisation).
 
     Raises:
-        ModelNotFoundError, ModelIntegrityError: see :func:`models.resolve.resolve_model`.
+        ModelNotFoundError, ModelIntegrityError: see :func:`sharpeyes.models.resolve.resolve_model`.
         ModelError: the model is not a detector, or a requested provider is unavailable.
     """
     spec = get_model_spec(model)

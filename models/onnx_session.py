@@ -20,7 +20,7 @@ import numpy as np
 import onnxruntime as ort
 from numpy.typing import NDArray
 
-from pipeline.errors import ModelError
+from sharpeyes.pipeline.errors import ModelError
 
 log = logging.getLogger(__name__)
 

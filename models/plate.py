@@ -29,8 +29,8 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from pipeline.errors import ModelError, ModelNotFoundError
-from pipeline.types import Box, ImageBGR, Plate
+from sharpeyes.pipeline.errors import ModelError, ModelNotFoundError
+from sharpeyes.pipeline.types import Box, ImageBGR, Plate
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ def shared_plate_dir() -> Path:
 def _registry_resolver() -> Callable[[str], Any] | None:
     """``models.resolve.resolve_model`` if that module exists (written by the registry work)."""
     try:
-        mod = importlib.import_module("models.resolve")
+        mod = importlib.import_module("sharpeyes.models.resolve")
     except ImportError:
         return None
     fn = getattr(mod, "resolve_model", None)
@@ -146,7 +146,7 @@ def _session(path: Path, providers: str | Sequence[str], threads: int) -> Any:
     "cuda", "tensorrt" or provider names)."""
     import onnxruntime as ort
 
-    from models.onnx_session import select_providers
+    from sharpeyes.models.onnx_session import select_providers
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = max(0, threads)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Literal
 
-from pipeline.errors import ModelNotFoundError
+from sharpeyes.pipeline.errors import ModelNotFoundError
 
 Family = Literal["yolov5", "yolox", "yolov8", "plate_det", "plate_rec", "face"]
 Layout = Literal["NCHW", "none"]

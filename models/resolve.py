@@ -27,8 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from models.registry import ModelSpec, get_model_spec
-from pipeline.errors import ModelError, ModelIntegrityError, ModelNotFoundError
+from sharpeyes.models.registry import ModelSpec, get_model_spec
+from sharpeyes.pipeline.errors import ModelError, ModelIntegrityError, ModelNotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -280,7 +280,7 @@ Exporter = Callable[[Path, Path, ModelSpec], str]
 
 
 def _yolov5_exporter(source: Path, out: Path, spec: ModelSpec) -> str:
-    from models.export.yolov5_onnx import export_yolov5_onnx
+    from sharpeyes.models.export.yolov5_onnx import export_yolov5_onnx
 
     result = export_yolov5_onnx(source, out, dynamic=spec.input.dynamic)
     return result.describe()
@@ -288,7 +288,7 @@ def _yolov5_exporter(source: Path, out: Path, spec: ModelSpec) -> str:
 
 def _exporter_for(spec: ModelSpec) -> tuple[Exporter, str] | None:
     """The exporter for a derived spec and its version, or None when not importable."""
-    from models.export import yolov5_onnx
+    from sharpeyes.models.export import yolov5_onnx
 
     exporters: dict[str, tuple[Exporter, Callable[[], bool], str]] = {
         "yolov5": (_yolov5_exporter, yolov5_onnx.exporter_available, yolov5_onnx.EXPORTER_VERSION),
@@ -300,7 +300,7 @@ def _exporter_for(spec: ModelSpec) -> tuple[Exporter, str] | None:
 
 
 def _record_ok(spec: ModelSpec, candidate: Path, search: _Search, label: str) -> bool:
-    from models.export.yolov5_onnx import EXPORTER_VERSION
+    from sharpeyes.models.export.yolov5_onnx import EXPORTER_VERSION
 
     if not candidate.is_file():
         search.note(f"{label} {candidate} (missing)")

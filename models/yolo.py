@@ -22,12 +22,12 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from models.classes import ClassMap
-from models.nms import NmsParams, Selected, select_boxes
-from models.onnx_session import OnnxModel
-from pipeline.errors import ModelError
-from pipeline.protocols import DetectorInfo
-from pipeline.types import Detections, ImageBGR
+from sharpeyes.models.classes import ClassMap
+from sharpeyes.models.nms import NmsParams, Selected, select_boxes
+from sharpeyes.models.onnx_session import OnnxModel
+from sharpeyes.pipeline.errors import ModelError
+from sharpeyes.pipeline.protocols import DetectorInfo
+from sharpeyes.pipeline.types import Detections, ImageBGR
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from models.yolo import Batch, FloatArray, LetterboxGeometry, YoloV5Detector
-from pipeline.types import ImageBGR
+from sharpeyes.models.yolo import Batch, FloatArray, LetterboxGeometry, YoloV5Detector
+from sharpeyes.pipeline.types import ImageBGR
 
 STRIDES = (8, 16, 32)
 

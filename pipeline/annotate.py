@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 import cv2
 import numpy as np
 
-from pipeline.types import (
+from sharpeyes.pipeline.types import (
     Detections,
     Event,
     Frame,

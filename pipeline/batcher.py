@@ -21,11 +21,11 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
-from pipeline.errors import SharpeyesError
-from pipeline.protocols import Detector, DetectorInfo
-from pipeline.runner import detect_timed
-from pipeline.stages import StageTimes, Stopwatch
-from pipeline.types import Detections, ImageBGR
+from sharpeyes.pipeline.errors import SharpeyesError
+from sharpeyes.pipeline.protocols import Detector, DetectorInfo
+from sharpeyes.pipeline.runner import detect_timed
+from sharpeyes.pipeline.stages import StageTimes, Stopwatch
+from sharpeyes.pipeline.types import Detections, ImageBGR
 
 logger = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from typing import Annotated, Literal, Self
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from pipeline.types import Anchor, ObjectKind
+from sharpeyes.pipeline.types import Anchor, ObjectKind
 
 
 def _unit(v: float) -> float:
@@ -362,7 +362,7 @@ def _unique(field: str, ids: list[str]) -> None:
 
 def _polygons_overlap(a: list[Point], b: list[Point]) -> bool:
     """True when two polygons share area (touching edges is allowed)."""
-    from pipeline.rules.geometry import polygon_overlap_area
+    from sharpeyes.pipeline.rules.geometry import polygon_overlap_area
 
     return polygon_overlap_area(a, b) > 1e-5
 

@@ -13,8 +13,8 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from pipeline.calibration import IntersectionCalibration
-from pipeline.errors import ConfigError
+from sharpeyes.pipeline.calibration import IntersectionCalibration
+from sharpeyes.pipeline.errors import ConfigError
 
 DEVICE_ID_RE = re.compile(r"^\d{20}$")
 STREAM_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")

@@ -1,4 +1,4 @@
-"""Track events: one structured :class:`~pipeline.types.Event` per confirmed track.
+"""Track events: one structured :class:`~sharpeyes.pipeline.types.Event` per confirmed track.
 
 :class:`TrackEventBuilder` follows the tracker's output frame by frame and keeps a small summary
 per live track (bounded: best crop only, a decimated trajectory, class votes). A track produces
@@ -38,9 +38,14 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from pipeline.config import EventsConfig
-from pipeline.geometry import compass_bearing, gat_direction_code, heading_deg, image_direction
-from pipeline.types import (
+from sharpeyes.pipeline.config import EventsConfig
+from sharpeyes.pipeline.geometry import (
+    compass_bearing,
+    gat_direction_code,
+    heading_deg,
+    image_direction,
+)
+from sharpeyes.pipeline.types import (
     EVENT_TYPE_FOR_KIND,
     Anchor,
     Box,

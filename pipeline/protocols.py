@@ -7,7 +7,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from pipeline.types import Detections, Event, Frame, ImageBGR, SignalState, Tracks
+from sharpeyes.pipeline.types import Detections, Event, Frame, ImageBGR, SignalState, Tracks
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +29,7 @@ class FrameSource(Protocol):
     """A video source: a file now, RTSP later — both implement this.
 
     ``frames()`` yields decoded frames in presentation order; it ends at end of stream and
-    raises :class:`pipeline.errors.StreamError` subclasses on unrecoverable input.
+    raises :class:`sharpeyes.pipeline.errors.StreamError` subclasses on unrecoverable input.
     """
 
     @property

@@ -13,7 +13,7 @@ rider as (part of) a two-wheeler:
 * :func:`rides_along` — whether a displacement is a vehicle's: fast enough along a lane's
   direction of travel and not mostly sideways (a pedestrian on a crosswalk moves across lanes).
 
-Everything here is pure numpy on :class:`~pipeline.types.Tracks`; no I/O, no clock.
+Everything here is pure numpy on :class:`~sharpeyes.pipeline.types.Tracks`; no I/O, no clock.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from pipeline.types import FloatArray, IntArray, ObjectKind, Tracks
+from sharpeyes.pipeline.types import FloatArray, IntArray, ObjectKind, Tracks
 
 # COCO class ids of two-wheelers ("bicycle", "motorcycle"); NON_MOTOR kinds always count.
 COCO_TWO_WHEELERS = frozenset({1, 3})

@@ -17,10 +17,11 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from pipeline.protocols import Detector, FrameSource, Rule, Sink, Tracker
-from pipeline.riders import RiderMemory
-from pipeline.stages import Prefetcher, StageTimes, Stopwatch
-from pipeline.types import (
+from sharpeyes.pipeline.protocols import Detector, FrameSource, Rule, Sink, Tracker
+from sharpeyes.pipeline.riders import RiderMemory
+from sharpeyes.pipeline.stages import Prefetcher, StageTimes, Stopwatch
+from sharpeyes.pipeline.types import (
+    AnalysedFrame,
     Detections,
     Event,
     EventType,
@@ -68,9 +69,13 @@ class SignalBoardLike(Protocol):
 
 
 class EvidenceHook(Protocol):
-    """Builds evidence for a violation from the analysed frames nearest its evidence times."""
+    """Builds evidence for a violation from the analysed frames nearest its evidence times.
 
-    def build(self, event: Event, frames: Sequence[Frame]) -> Event: ...
+    Each :class:`AnalysedFrame` carries the frame with the tracks and signal states of that
+    instant, so every evidence image can state its own facts.
+    """
+
+    def build(self, event: Event, frames: Sequence[AnalysedFrame]) -> Event: ...
 
 
 FrameObserver = Callable[
@@ -114,18 +119,27 @@ class FrameHistory:
     """The last ``seconds`` of analysed frames (bounded by count too), for evidence images."""
 
     def __init__(self, seconds: float, max_frames: int = 600) -> None:
-        self._frames: deque[Frame] = deque(maxlen=max_frames)
+        self._frames: deque[AnalysedFrame] = deque(maxlen=max_frames)
         self._seconds = seconds
 
-    def add(self, frame: Frame) -> None:
-        self._frames.append(frame)
-        while self._frames and frame.pts - self._frames[0].pts > self._seconds:
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    def add(self, item: AnalysedFrame) -> None:
+        self._frames.append(item)
+        pts = item.frame.pts
+        while self._frames and pts - self._frames[0].frame.pts > self._seconds:
             self._frames.popleft()
 
-    def nearest(self, pts_list: Sequence[float]) -> list[Frame]:
+    def drop_before(self, pts: float) -> None:
+        """Forget frames older than ``pts`` (no rule can still need them for evidence)."""
+        while self._frames and self._frames[0].frame.pts < pts:
+            self._frames.popleft()
+
+    def nearest(self, pts_list: Sequence[float]) -> list[AnalysedFrame]:
         if not self._frames:
             return []
-        times = np.array([f.pts for f in self._frames])
+        times = np.array([f.frame.pts for f in self._frames])
         return [self._frames[int(np.argmin(np.abs(times - p)))] for p in pts_list]
 
 
@@ -229,7 +243,7 @@ class StreamRunner:
             events = self._without_riders(events)
         if self.rules:
             if self.history is not None:
-                self.history.add(frame)
+                self.history.add(AnalysedFrame(frame, tracks, signals))
             with sw("rules"):
                 for rule in self.rules:
                     events.extend(rule.update(frame, tracks, signals))

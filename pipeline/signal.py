@@ -24,9 +24,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from pipeline.calibration import IntersectionCalibration, SignalGroup, SignalHead
-from pipeline.signal_input import ExternalPhaseInput
-from pipeline.types import Frame, ImageBGR, LampColor, SignalState
+from sharpeyes.pipeline.calibration import IntersectionCalibration, SignalGroup, SignalHead
+from sharpeyes.pipeline.signal_input import ExternalPhaseInput
+from sharpeyes.pipeline.types import Frame, ImageBGR, LampColor, SignalState
 
 # OpenCV hue (0–179) ranges of lit lamps; LED greens are cyan-ish (≈ 85–95).
 _HUES: dict[LampColor, tuple[tuple[int, int], ...]] = {

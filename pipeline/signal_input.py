@@ -16,7 +16,7 @@ signal controller instead of from the video. Two ways in, one store:
   :attr:`UdpPhaseListener.rejected` and logged, never raised.
 
 :class:`pipeline.signal.SignalBoard` asks :meth:`ExternalPhaseInput.state_at` once per frame and
-turns the answer into a :class:`pipeline.types.SignalState` with ``source="external"``.
+turns the answer into a :class:`sharpeyes.pipeline.types.SignalState` with ``source="external"``.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from pipeline.errors import ConfigError
-from pipeline.types import LampColor
+from sharpeyes.pipeline.errors import ConfigError
+from sharpeyes.pipeline.types import LampColor
 
 log = logging.getLogger(__name__)
 

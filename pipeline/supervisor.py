@@ -19,8 +19,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from pipeline.config import CameraConfig
-from pipeline.runner import RunSummary, StreamRunner
+from sharpeyes.pipeline.config import CameraConfig
+from sharpeyes.pipeline.runner import RunSummary, StreamRunner
 
 logger = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Self
 
@@ -240,6 +240,19 @@ class SignalState:
     def duration(self) -> float:
         """Seconds the current colour has lasted."""
         return max(0.0, self.pts - self.since_pts)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class AnalysedFrame:
+    """One analysed frame with what the pipeline knew at that instant.
+
+    Kept (briefly) by the runner for evidence: every evidence image is drawn from one of these,
+    so its overlay can state the signal state and the subject's box *of that frame*.
+    """
+
+    frame: Frame
+    tracks: Tracks
+    signals: Mapping[str, SignalState]
 
 
 class EventType(enum.StrEnum):

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from streams.video_writer import Mp4Writer
+from sharpeyes.streams.video_writer import Mp4Writer
 
 logger = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ from typing import Any
 import av
 import av.error
 
-from pipeline.errors import StreamOpenError
-from pipeline.types import ImageBGR
-from streams.packet_ring import EncodedPacket, StreamParams
+from sharpeyes.pipeline.errors import StreamOpenError
+from sharpeyes.pipeline.types import ImageBGR
+from sharpeyes.streams.packet_ring import EncodedPacket, StreamParams
 
 __all__ = [
     "EncodedPacket",

@@ -11,10 +11,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import DecodeError
-from pipeline.protocols import SourceInfo
-from pipeline.types import Frame
-from streams.decode import (
+from sharpeyes.pipeline.errors import DecodeError
+from sharpeyes.pipeline.protocols import SourceInfo
+from sharpeyes.pipeline.types import Frame
+from sharpeyes.streams.decode import (
     PACKET_ERRORS,
     EncodedPacket,
     StreamParams,
@@ -27,7 +27,7 @@ from streams.decode import (
     stream_params,
     to_bgr,
 )
-from streams.sampling import Sampler
+from sharpeyes.streams.sampling import Sampler
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Decoder backends behind one :class:`pipeline.protocols.FrameSource`, chosen by config.
+"""Decoder backends behind one :class:`sharpeyes.pipeline.protocols.FrameSource`, chosen by config.
 
 =============  ====================================================================
 ``cpu``        PyAV software decoding (FFmpeg), frames converted to BGR on the host
@@ -14,7 +14,7 @@ with :attr:`GpuDecodeSource.decoder_in_use` in health; ``fallback="fail"`` raise
 bad file or URL is a :class:`StreamOpenError` whatever the backend.
 
 A frame kept on the GPU has ``device_image`` set to a torch ``uint8`` NV12 tensor
-``(H·3/2)×W`` (what :mod:`models.gpu.preprocess` takes) and ``image`` set to a zero-stride
+``(H·3/2)×W`` (what :mod:`sharpeyes.models.gpu.preprocess` takes) and ``image`` set to a zero-stride
 read-only placeholder of the right shape (no host memory); :func:`host_image` downloads it.
 Each source is one decode session; NVDEC engines are shared by all sessions of a GPU.
 """
@@ -36,10 +36,10 @@ import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from pipeline.errors import DecodeError, StreamOpenError
-from pipeline.protocols import SourceInfo
-from pipeline.types import Frame, ImageBGR
-from streams.decode import (
+from sharpeyes.pipeline.errors import DecodeError, StreamOpenError
+from sharpeyes.pipeline.protocols import SourceInfo
+from sharpeyes.pipeline.types import Frame, ImageBGR
+from sharpeyes.streams.decode import (
     configure_threads,
     decode_packet,
     demux_video,
@@ -47,7 +47,7 @@ from streams.decode import (
     stream_fps,
     to_bgr,
 )
-from streams.sampling import Sampler
+from sharpeyes.streams.sampling import Sampler
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ import time
 from collections import deque
 from typing import Generic, TypeVar
 
-from streams.health import DropCounter, DropReason
+from sharpeyes.streams.health import DropCounter, DropReason
 
 T = TypeVar("T")
 

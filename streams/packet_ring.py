@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
-from pipeline.errors import StreamError
+from sharpeyes.pipeline.errors import StreamError
 
 log = logging.getLogger(__name__)
 

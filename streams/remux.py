@@ -23,8 +23,8 @@ from typing import Any
 
 import av
 
-from pipeline.errors import StreamError, StreamOpenError
-from streams.packet_ring import EncodedPacket, StreamParams, select_span
+from sharpeyes.pipeline.errors import StreamError, StreamOpenError
+from sharpeyes.streams.packet_ring import EncodedPacket, StreamParams, select_span
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""A live RTSP camera as a :class:`pipeline.protocols.FrameSource`.
+"""A live RTSP camera as a :class:`sharpeyes.pipeline.protocols.FrameSource`.
 
 One decode thread per stream connects, decodes and fills a bounded latest-frame queue; the
 consumer takes frames with :meth:`RtspSource.read` or :meth:`RtspSource.frames`. The thread
@@ -19,10 +19,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pipeline.errors import StreamError
-from pipeline.protocols import SourceInfo
-from pipeline.types import Frame
-from streams.decode import (
+from sharpeyes.pipeline.errors import StreamError
+from sharpeyes.pipeline.protocols import SourceInfo
+from sharpeyes.pipeline.types import Frame
+from sharpeyes.streams.decode import (
     PACKET_ERRORS,
     EncodedPacket,
     StreamParams,
@@ -36,7 +36,7 @@ from streams.decode import (
     stream_params,
     to_bgr,
 )
-from streams.health import (
+from sharpeyes.streams.health import (
     DropCounter,
     DropReason,
     RateMeter,
@@ -45,9 +45,9 @@ from streams.health import (
     mask_url,
     redact,
 )
-from streams.latest import LatestQueue
-from streams.sampling import Sampler
-from streams.timing import PtsClock
+from sharpeyes.streams.latest import LatestQueue
+from sharpeyes.streams.sampling import Sampler
+from sharpeyes.streams.timing import PtsClock
 
 logger = logging.getLogger(__name__)
 

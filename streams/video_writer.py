@@ -12,7 +12,7 @@ import av
 import numpy as np
 from numpy.typing import NDArray
 
-from pipeline.errors import StreamError
+from sharpeyes.pipeline.errors import StreamError
 
 logger = logging.getLogger(__name__)
 

@@ -23,12 +23,12 @@ import numpy as np
 import uvicorn
 from fastapi import FastAPI
 
-from api.app import create_app
-from api.auth import Role
-from api.context import ApiSettings
-from api.schemas import StreamHealthPublic
-from api.service import ModelStatus, StoreService, build_store_service
-from pipeline.types import (
+from sharpeyes.api.rest.app import create_app
+from sharpeyes.api.rest.auth import Role
+from sharpeyes.api.rest.context import ApiSettings
+from sharpeyes.api.rest.schemas import StreamHealthPublic
+from sharpeyes.api.rest.service import ModelStatus, StoreService, build_store_service
+from sharpeyes.pipeline.types import (
     Box,
     Event,
     EventType,

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from models.nms import iou_one_to_many
-from pipeline.errors import ModelNotFoundError
+from sharpeyes.models.nms import iou_one_to_many
+from sharpeyes.pipeline.errors import ModelNotFoundError
 
 REPO = Path(__file__).resolve().parents[1]
 GOLDEN = REPO / "tests" / "golden" / "yolov5n_golden.json"
@@ -63,7 +63,7 @@ def golden() -> dict[str, Any]:
 
 def detector_or_skip(model: str, **kwargs: Any) -> Any:
     """``create_detector`` that skips the test when the model cannot be resolved here."""
-    from models.factory import create_detector
+    from sharpeyes.models.factory import create_detector
 
     try:
         return create_detector(model, **kwargs)

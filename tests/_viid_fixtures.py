@@ -12,8 +12,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from api.viid.config import ViidClientConfig, ViidMappingConfig
-from pipeline.types import Box, Event, EventType, LampColor, ObjectKind, Plate, Violation
+from sharpeyes.api.viid.config import ViidClientConfig, ViidMappingConfig
+from sharpeyes.pipeline.types import Box, Event, EventType, LampColor, ObjectKind, Plate, Violation
 
 DEVICE = "34020000001190000001"
 TOLLGATE = "34020000001210000001"
@@ -144,10 +144,10 @@ def dropping_server() -> Iterator[str]:
 
 def sender_main() -> None:
     """Entry point of the SIGKILL test's child: drain ``$DB`` to ``$URL`` forever."""
-    from api.store import open_store
-    from api.viid.client import ViidClient
-    from api.viid.mapping import EventMapper
-    from api.viid.sender import OutboxSender, SenderOptions
+    from sharpeyes.api.store import open_store
+    from sharpeyes.api.viid.client import ViidClient
+    from sharpeyes.api.viid.mapping import EventMapper
+    from sharpeyes.api.viid.sender import OutboxSender, SenderOptions
 
     store = open_store(os.environ["DB"], Path(os.environ["FILES"]))
     client = ViidClient(client_config(os.environ["URL"], batch_max_objects=5))

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from api.cli import main
-from api.viid.receiver import ReceiverServer
-from api.viid.receiver_state import ReceiverConfig
+from sharpeyes.api.commands.cli import main
+from sharpeyes.api.viid.receiver.server import ReceiverServer
+from sharpeyes.api.viid.receiver.state import ReceiverConfig
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api.service import build_store_service
+from sharpeyes.api.rest.service import build_store_service
 from tests._api_fixtures import Seeded, live_server, make_app, make_event, seed_service
 from tests._pg_fixtures import db_url, pg_server  # noqa: F401
 

@@ -6,11 +6,11 @@ import asyncio
 
 import pytest
 
-from api.auth import FailureLimiter, MemoryTokenRepository, Role, TokenService
-from api.auth.tokens import TokenError, split_token
-from api.cameras import mask_url, restore_masked_url
-from api.evidence import UrlSigner
-from api.feed import FeedFilter, FeedHub, FeedItem
+from sharpeyes.api.rest.auth import FailureLimiter, MemoryTokenRepository, Role, TokenService
+from sharpeyes.api.rest.auth.tokens import TokenError, split_token
+from sharpeyes.api.rest.cameras import mask_url, restore_masked_url
+from sharpeyes.api.rest.evidence import UrlSigner
+from sharpeyes.api.rest.feed import FeedFilter, FeedHub, FeedItem
 
 
 def test_limiter_blocks_after_n_failures_and_recovers() -> None:

@@ -9,10 +9,10 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import pytest
 
-from pipeline.batcher import Batcher, BatcherClosedError
-from pipeline.protocols import DetectorInfo
-from pipeline.stages import StageTimes
-from pipeline.types import Detections, ImageBGR
+from sharpeyes.pipeline.batcher import Batcher, BatcherClosedError
+from sharpeyes.pipeline.protocols import DetectorInfo
+from sharpeyes.pipeline.stages import StageTimes
+from sharpeyes.pipeline.types import Detections, ImageBGR
 
 
 class RecordingDetector:

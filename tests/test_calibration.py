@@ -10,9 +10,9 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from pipeline.calibration import IntersectionCalibration, Movement
-from pipeline.config import load_camera_config
-from pipeline.errors import ConfigError
+from sharpeyes.pipeline.calibration import IntersectionCalibration, Movement
+from sharpeyes.pipeline.config import load_camera_config
+from sharpeyes.pipeline.errors import ConfigError
 from tests.scenarios import scene_calibration
 
 REPO = Path(__file__).resolve().parents[1]

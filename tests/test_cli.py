@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", "api.cli", *args],
+        [sys.executable, "-m", "sharpeyes.api.commands.cli", *args],
         cwd=REPO,
         capture_output=True,
         text=True,

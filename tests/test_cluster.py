@@ -14,17 +14,22 @@ from pathlib import Path
 
 import pytest
 
-from api.cluster.backend import Liveness, Slot, WorkerHandle
-from api.cluster.coordinator import Coordinator, CoordinatorOptions
-from api.cluster.health import CameraState, CameraStatus, WorkerReport, render_metrics
-from api.cluster.leases import CameraSpec, LeaseStore, StaleLeaseError, UploaderLease
-from api.cluster.local import LocalBackend, LocalCluster
-from api.cluster.storage import LocalStorage, S3Storage, evidence_key
-from api.cluster.synthetic import CountingReceiver, SyntheticConfig, synthetic_event, synthetic_spec
-from api.cluster.uploader import LeasedUploader
-from api.store import Outbox
-from api.store.db import open_database
-from pipeline.errors import EvidenceError
+from sharpeyes.api.cluster.backend import Liveness, Slot, WorkerHandle
+from sharpeyes.api.cluster.coordinator import Coordinator, CoordinatorOptions
+from sharpeyes.api.cluster.health import CameraState, CameraStatus, WorkerReport, render_metrics
+from sharpeyes.api.cluster.leases import CameraSpec, LeaseStore, StaleLeaseError, UploaderLease
+from sharpeyes.api.cluster.local import LocalBackend, LocalCluster
+from sharpeyes.api.cluster.storage import LocalStorage, S3Storage, evidence_key
+from sharpeyes.api.cluster.synthetic import (
+    CountingReceiver,
+    SyntheticConfig,
+    synthetic_event,
+    synthetic_spec,
+)
+from sharpeyes.api.cluster.uploader import LeasedUploader
+from sharpeyes.api.store import Outbox
+from sharpeyes.api.store.db import open_database
+from sharpeyes.pipeline.errors import EvidenceError
 from tests._pg_fixtures import db_url, pg_server  # noqa: F401
 
 # --- a fake backend --------------------------------------------------------------------------

@@ -15,16 +15,16 @@ from pathlib import Path
 
 import pytest
 
-from api.cluster.backend import ProgramContext, ProgramOptions, program_factory
-from api.cluster.coordinator import CoordinatorOptions
-from api.cluster.health import CameraState
-from api.cluster.leases import LeaseStore
-from api.cluster.local import LocalBackend, LocalCluster
-from api.cluster.pipeline_program import LeaseCommitter, parse_camera, pipeline_spec
-from api.cluster.storage import LocalStorage, evidence_key
-from api.store.db import open_database
-from pipeline.config import CameraConfig
-from pipeline.errors import ConfigError
+from sharpeyes.api.cluster.backend import ProgramContext, ProgramOptions, program_factory
+from sharpeyes.api.cluster.coordinator import CoordinatorOptions
+from sharpeyes.api.cluster.health import CameraState
+from sharpeyes.api.cluster.leases import LeaseStore
+from sharpeyes.api.cluster.local import LocalBackend, LocalCluster
+from sharpeyes.api.cluster.pipeline_program import LeaseCommitter, parse_camera, pipeline_spec
+from sharpeyes.api.cluster.storage import LocalStorage, evidence_key
+from sharpeyes.api.store.db import open_database
+from sharpeyes.pipeline.config import CameraConfig
+from sharpeyes.pipeline.errors import ConfigError
 
 SHARED = Path(
     os.environ.get("SHARPEYES_SHARED", Path(__file__).resolve().parents[1].parent / "shared")
@@ -173,7 +173,7 @@ def test_fenced_owner_stops_and_writes_nothing(tmp_path: Path) -> None:
 def test_committer_drops_replayed_frames_and_batches(tmp_path: Path) -> None:
     import numpy as np
 
-    from pipeline.types import Event, EventType, Frame
+    from sharpeyes.pipeline.types import Event, EventType, Frame
 
     store = LeaseStore(open_database(str(tmp_path / "c.db")))
     store.put_camera(pipeline_spec(camera()))

@@ -21,13 +21,13 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
-from api.cluster.health import CameraState
-from api.cluster.routes import make_cluster_router
-from api.cluster.service import ClusterHandle, ClusterSettings, start_cluster
-from api.cluster.simulate import ensure_auth_token
-from api.cluster.synthetic import synthetic_spec
-from api.deps import Admin, Viewer
-from pipeline.config import CameraConfig
+from sharpeyes.api.cluster.health import CameraState
+from sharpeyes.api.cluster.routes import make_cluster_router
+from sharpeyes.api.cluster.service import ClusterHandle, ClusterSettings, start_cluster
+from sharpeyes.api.cluster.simulate import ensure_auth_token
+from sharpeyes.api.cluster.synthetic import synthetic_spec
+from sharpeyes.api.rest.deps import Admin, Viewer
+from sharpeyes.pipeline.config import CameraConfig
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SHARPEYES_SHARED", REPO.parent / "shared"))

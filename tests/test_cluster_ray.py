@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.cluster, pytest.mark.integration]
 ray = pytest.importorskip("ray")
 psutil = pytest.importorskip("psutil")
 
-from api.cluster.simulate import SimCluster, wait_for  # noqa: E402
+from sharpeyes.api.cluster.simulate import SimCluster, wait_for  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 CAMERAS = 4
@@ -138,8 +138,8 @@ def _max_gaps(sim: SimCluster, since_ms: int, until_ms: int) -> dict[str, int]:
 
 _DRIVER = """
 import sys, time
-from api.cluster.ray_backend import connect
-from api.cluster.synthetic import synthetic_spec
+from sharpeyes.api.cluster.ray_backend import connect
+from sharpeyes.api.cluster.synthetic import synthetic_spec
 import ray
 coord = connect(sys.argv[1])
 ray.get(coord.add_camera.remote(synthetic_spec("extra0", rate=10, cadence_s=0.5)))

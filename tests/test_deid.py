@@ -1,4 +1,4 @@
-"""De-identification (api/deid.py): faces and non-subject plates blurred on real images,
+"""De-identification: faces and non-subject plates blurred on real images,
 the subject's plate still readable; subject choice and blurring on tiny builders."""
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import cv2
 import numpy as np
 import pytest
 
-from api.deid import (
+from sharpeyes.models.plate import PlateReader
+from sharpeyes.pipeline.evidence.deid import (
     BlurMethod,
     DeidDetectors,
     Found,
@@ -23,8 +24,7 @@ from api.deid import (
     iou,
     scale_box,
 )
-from models.plate import PlateReader
-from pipeline.types import Box, ImageBGR
+from sharpeyes.pipeline.types import Box, ImageBGR
 
 SUBJECT = "粤B556SA"
 OTHERS = {"粤B989HW", "粤S62XF5", "京QFN577", "赣E68T91"}

@@ -19,13 +19,13 @@ import cv2
 import numpy as np
 import pytest
 
-from api.app import create_app
-from api.deid import DeidDetectors, Subject, default_detectors, iou
-from api.routes.export import DeidProvider, record_subjects
-from models.plate import PlateReader
-from pipeline.errors import ModelNotFoundError
-from pipeline.evidence.plate_closeup import plate_closeup
-from pipeline.types import Box, ImageBGR
+from sharpeyes.api.rest.app import create_app
+from sharpeyes.api.rest.routes.export import DeidProvider, record_subjects
+from sharpeyes.models.plate import PlateReader
+from sharpeyes.pipeline.errors import ModelNotFoundError
+from sharpeyes.pipeline.evidence.deid import DeidDetectors, Subject, default_detectors, iou
+from sharpeyes.pipeline.evidence.plate_closeup import plate_closeup
+from sharpeyes.pipeline.types import Box, ImageBGR
 from tests._api_fixtures import Seeded, api_settings, seed_service
 
 with warnings.catch_warnings():

@@ -8,15 +8,15 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline.config import EventsConfig
-from pipeline.events import TrackEventBuilder
-from pipeline.geometry import (
+from sharpeyes.pipeline.config import EventsConfig
+from sharpeyes.pipeline.events import TrackEventBuilder
+from sharpeyes.pipeline.geometry import (
     compass_bearing,
     gat_direction_code,
     heading_deg,
     image_direction,
 )
-from pipeline.types import Event, EventType, Frame, ObjectKind, Tracks, make_event_id
+from sharpeyes.pipeline.types import Event, EventType, Frame, ObjectKind, Tracks, make_event_id
 
 W, H = 1280, 720
 T0_MS = 1_700_000_000_000

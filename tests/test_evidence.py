@@ -14,21 +14,26 @@ import cv2
 import numpy as np
 import pytest
 
-from models.plate import PlateReader
-from pipeline.config import CameraConfig
-from pipeline.errors import ConfigError, EvidenceError
-from pipeline.evidence.builder import EvidenceBuilder
-from pipeline.evidence.composite import _fit, cell_region, compose
-from pipeline.evidence.facts import CameraFacts, overlay_lines, seconds_since_red, vehicle_boxes
-from pipeline.evidence.images import (
+from sharpeyes.models.plate import PlateReader
+from sharpeyes.pipeline.config import CameraConfig
+from sharpeyes.pipeline.errors import ConfigError, EvidenceError
+from sharpeyes.pipeline.evidence.builder import EvidenceBuilder
+from sharpeyes.pipeline.evidence.composite import _fit, cell_region, compose
+from sharpeyes.pipeline.evidence.facts import (
+    CameraFacts,
+    overlay_lines,
+    seconds_since_red,
+    vehicle_boxes,
+)
+from sharpeyes.pipeline.evidence.images import (
     beijing_date,
     beijing_time_text,
     can_render_chinese,
     render_overlay,
 )
-from pipeline.evidence.tamper import hmac_file, key_id, load_key
-from pipeline.evidence.verify import main_verify, verify_record
-from pipeline.types import (
+from sharpeyes.pipeline.evidence.tamper import hmac_file, key_id, load_key
+from sharpeyes.pipeline.evidence.verify import main_verify, verify_record
+from sharpeyes.pipeline.types import (
     Box,
     Event,
     EventType,
@@ -39,8 +44,8 @@ from pipeline.types import (
     TrajectoryPoint,
     Violation,
 )
-from streams.packet_ring import EncodedPacket, PacketRing
-from streams.remux import stream_params
+from sharpeyes.streams.packet_ring import EncodedPacket, PacketRing
+from sharpeyes.streams.remux import stream_params
 
 KEY = b"0123456789abcdef-test-key"
 WALL_MS = 1_700_000_000_123  # 2023-11-14 22:13:20.123 UTC = 2023-11-15 06:13:20.123 Beijing
@@ -358,7 +363,7 @@ def test_no_clip_source_is_recorded_not_fatal(make_builder: Builder) -> None:
 
 
 def test_ascii_fallback_and_bottom_band(monkeypatch: pytest.MonkeyPatch) -> None:
-    from pipeline.evidence import images
+    from sharpeyes.pipeline.evidence import images
 
     img = np.full((480, 640, 3), 200, np.uint8)
     ev = violation_event()

@@ -11,16 +11,16 @@ from typing import Any
 import numpy as np
 import pytest
 
-from models.gpu.registry import (
+from sharpeyes.models.gpu.registry import (
     DETECTOR_BACKENDS,
     DetectorBackendConfig,
     create_backend_detector,
     probe_backends,
 )
-from models.gpu.torch_backend import batch_bucket
-from models.nms import iou_one_to_many
-from pipeline.errors import ModelError
-from pipeline.types import Detections
+from sharpeyes.models.gpu.torch_backend import batch_bucket
+from sharpeyes.models.nms import iou_one_to_many
+from sharpeyes.pipeline.errors import ModelError
+from sharpeyes.pipeline.types import Detections
 from tests._models_fixtures import load_image, require_shared
 
 CLIP = "sample_videos/highway_1280x720.mp4"
@@ -33,8 +33,8 @@ def frames() -> list[np.ndarray]:
 
 @pytest.fixture(scope="module")
 def cpu_reference() -> Any:
-    from models.onnx_session import OnnxModel, SessionConfig
-    from models.yolo import YoloV5Detector
+    from sharpeyes.models.onnx_session import OnnxModel, SessionConfig
+    from sharpeyes.models.yolo import YoloV5Detector
 
     path = require_shared("models/yolov5n.onnx")
     model = OnnxModel(path, SessionConfig(providers="cpu", intra_op_threads=1))
@@ -66,7 +66,7 @@ def assert_parity(ours: list[Detections], ref: list[Detections]) -> None:
 
 
 def torch_detector(device: str, **kw: Any) -> Any:
-    from models.gpu.torch_backend import create_torch_detector
+    from sharpeyes.models.gpu.torch_backend import create_torch_detector
 
     weights = require_shared("models/yolov5n.pt")
     return create_torch_detector(weights, device=device, **kw)
@@ -76,7 +76,7 @@ def test_checkpoint_loads_without_yolov5_and_matches_onnx_raw_output() -> None:
     import onnxruntime as ort
     import torch
 
-    from models.gpu.yolov5_torch import load_yolov5
+    from sharpeyes.models.gpu.yolov5_torch import load_yolov5
 
     net, names = load_yolov5(require_shared("models/yolov5n.pt"))
     assert len(names) == 80 and names[2] == "car"
@@ -92,7 +92,7 @@ def test_checkpoint_loads_without_yolov5_and_matches_onnx_raw_output() -> None:
 
 
 def test_load_rejects_non_checkpoint(tmp_path: Path) -> None:
-    from models.gpu.yolov5_torch import load_yolov5
+    from sharpeyes.models.gpu.yolov5_torch import load_yolov5
 
     bad = tmp_path / "x.pt"
     bad.write_bytes(b"not a checkpoint")
@@ -132,7 +132,7 @@ def test_torch_cuda_fp16_graphs_match_onnx_cpu(
 def test_ort_io_binding_on_cpu_matches_reference(
     frames: list[np.ndarray], cpu_reference: Any
 ) -> None:
-    from models.gpu.ort_gpu import OrtGpuOptions, create_ort_gpu_detector, describe_buffer
+    from sharpeyes.models.gpu.ort_gpu import OrtGpuOptions, create_ort_gpu_detector, describe_buffer
 
     det = create_ort_gpu_detector(
         require_shared("models/yolov5n.onnx"),
@@ -148,7 +148,7 @@ def test_ort_io_binding_on_cpu_matches_reference(
 
 
 def test_ort_gpu_options_map_to_session_config(tmp_path: Path) -> None:
-    from models.gpu.ort_gpu import OrtGpuOptions
+    from sharpeyes.models.gpu.ort_gpu import OrtGpuOptions
 
     cfg = OrtGpuOptions(providers="tensorrt", fp16=True, engine_cache_dir=tmp_path).session_config()
     assert cfg.trt_fp16 and cfg.trt_engine_cache_dir == tmp_path

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.errors import StreamOpenError
-from pipeline.types import Frame
-from streams.gpu_decode import (
+from sharpeyes.pipeline.errors import StreamOpenError
+from sharpeyes.pipeline.types import Frame
+from sharpeyes.streams.gpu_decode import (
     DecoderConfig,
     DecoderUnavailableError,
     GpuDecodeSource,

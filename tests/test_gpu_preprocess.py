@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from models.gpu.preprocess import (
+from sharpeyes.models.gpu.preprocess import (
     ArrayPreprocessor,
     TorchPreprocessor,
     image_hw,
@@ -14,7 +14,7 @@ from models.gpu.preprocess import (
     plan_batch,
     resize_bilinear,
 )
-from models.yolo import YoloV5Detector
+from sharpeyes.models.yolo import YoloV5Detector
 
 RNG = np.random.default_rng(3)
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.export.yolov5_onnx import exporter_available
-from models.onnx_session import OnnxModel, SessionConfig
-from models.yolo import DetectorOptions, YoloV5Detector
+from sharpeyes.models.export.yolov5_onnx import exporter_available
+from sharpeyes.models.onnx_session import OnnxModel, SessionConfig
+from sharpeyes.models.yolo import DetectorOptions, YoloV5Detector
 from tests._models_fixtures import REPO, load_image, require_shared, skip_or_fail
 
 pytestmark = pytest.mark.integration
@@ -23,7 +23,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
         skip_or_fail("the yolov5 exporter needs pip install 'sharpeyes[export]'")
     weights = require_shared("models/yolov5n.pt")
     out = tmp_path_factory.mktemp("export") / "yolov5n_dynamic.onnx"
-    cmd = [sys.executable, "-m", "models.export.yolov5_onnx", "--weights", str(weights)]
+    cmd = [sys.executable, "-m", "sharpeyes.models.export.yolov5_onnx", "--weights", str(weights)]
     proc = subprocess.run(
         [*cmd, "--out", str(out), "--dynamic"],
         cwd=REPO,

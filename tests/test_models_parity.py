@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from models.classes import ClassMap
-from models.nms import iou_one_to_many
-from pipeline.types import Detections
+from sharpeyes.models.classes import ClassMap
+from sharpeyes.models.nms import iou_one_to_many
+from sharpeyes.pipeline.types import Detections
 from tests._models_fixtures import detector_or_skip, golden, load_image, match_boxes
 
 MODES = {"rect": "yolov5n", "square": "yolov5n_static"}

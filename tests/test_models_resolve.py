@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from models import resolve
-from models.registry import MODEL_SPECS, ModelSpec, get_model_spec, known_models
-from models.resolve import ExportRecord, export_record_path, resolve_model
-from pipeline.errors import ModelError, ModelIntegrityError, ModelNotFoundError
+from sharpeyes.models import resolve
+from sharpeyes.models.registry import MODEL_SPECS, ModelSpec, get_model_spec, known_models
+from sharpeyes.models.resolve import ExportRecord, export_record_path, resolve_model
+from sharpeyes.pipeline.errors import ModelError, ModelIntegrityError, ModelNotFoundError
 
 PAYLOAD = b"not really an onnx model\n" * 100
 PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
@@ -228,7 +228,7 @@ def _derived(dirs: tuple[Path, Path]) -> tuple[ModelSpec, Path]:
 
 
 def _write_record(out: Path, **changes: str) -> None:
-    from models.export.yolov5_onnx import EXPORTER_VERSION
+    from sharpeyes.models.export.yolov5_onnx import EXPORTER_VERSION
 
     record = ExportRecord(
         source_name="yolov5n.pt",
@@ -248,7 +248,7 @@ def test_derived_cache_copy_accepted_only_with_matching_record(
     _write_record(out)
     assert resolve_model("yolov5n") == out
 
-    monkeypatch.setattr("models.export.yolov5_onnx.exporter_available", lambda: False)
+    monkeypatch.setattr("sharpeyes.models.export.yolov5_onnx.exporter_available", lambda: False)
     for bad in (
         {"exporter_version": "0"},
         {"source_sha256": "f" * 64},
@@ -264,7 +264,7 @@ def test_derived_cache_copy_accepted_only_with_matching_record(
 def test_derived_without_exporter_names_the_fix(
     dirs: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("models.export.yolov5_onnx.exporter_available", lambda: False)
+    monkeypatch.setattr("sharpeyes.models.export.yolov5_onnx.exporter_available", lambda: False)
     with pytest.raises(ModelNotFoundError) as err:
         resolve_model("yolov5n")
     msg = str(err.value)
@@ -283,7 +283,8 @@ def test_derived_export_runs_exporter_and_writes_record(
     fake_pt = dataclasses.replace(pt, sha256=hashlib.sha256(b"pt").hexdigest())
     real_get = get_model_spec
     monkeypatch.setattr(
-        "models.resolve.get_model_spec", lambda n: fake_pt if n == pt.name else real_get(n)
+        "sharpeyes.models.resolve.get_model_spec",
+        lambda n: fake_pt if n == pt.name else real_get(n),
     )
     seen: list[tuple[Path, Path]] = []
 

@@ -8,8 +8,8 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from models.onnx_session import CPU, CUDA, TRT, OnnxModel, SessionConfig, select_providers
-from pipeline.errors import ModelError
+from sharpeyes.models.onnx_session import CPU, CUDA, TRT, OnnxModel, SessionConfig, select_providers
+from sharpeyes.pipeline.errors import ModelError
 from tests._models_fixtures import require_shared, skip_or_fail
 
 ALL = [TRT, CUDA, CPU, "AzureExecutionProvider"]
@@ -75,8 +75,8 @@ def test_unloadable_file_is_model_error(tmp_path: Path) -> None:
 
 
 def test_dynamic_model_warms_up_at_given_shape() -> None:
-    from models.resolve import resolve_model
-    from pipeline.errors import ModelNotFoundError
+    from sharpeyes.models.resolve import resolve_model
+    from sharpeyes.pipeline.errors import ModelNotFoundError
 
     try:
         path = resolve_model("yolov5n", download=False)

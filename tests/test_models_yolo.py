@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from models.classes import (
+from sharpeyes.models.classes import (
     BUS,
     CAR,
     COCO80_NAMES,
@@ -19,11 +19,11 @@ from models.classes import (
     coco_kinds,
     vehicle_class_code,
 )
-from models.nms import NmsParams, batched_nms, nms, select_boxes
-from models.yolo import LetterboxGeometry, plan_letterbox, rect_shape
-from pipeline.errors import ModelError, ModelNotFoundError
-from pipeline.protocols import Detector
-from pipeline.types import ObjectKind
+from sharpeyes.models.nms import NmsParams, batched_nms, nms, select_boxes
+from sharpeyes.models.yolo import LetterboxGeometry, plan_letterbox, rect_shape
+from sharpeyes.pipeline.errors import ModelError, ModelNotFoundError
+from sharpeyes.pipeline.protocols import Detector
+from sharpeyes.pipeline.types import ObjectKind
 from tests._models_fixtures import detector_or_skip, load_image, match_boxes, shared_dir
 
 HIGHWAY = "sample_videos/highway_1280x720.mp4"
@@ -80,7 +80,7 @@ class _NoModel:
 @pytest.mark.parametrize("static", [False, True])
 @pytest.mark.parametrize("src", [(720, 1280), (1080, 810), (333, 517), (481, 641)])
 def test_preprocess_equals_reference_letterbox(static: bool, src: tuple[int, int]) -> None:
-    from models.yolo import YoloV5Detector
+    from sharpeyes.models.yolo import YoloV5Detector
 
     rng = np.random.default_rng(1)
     img = rng.integers(0, 256, (*src, 3), dtype=np.uint8)
@@ -277,7 +277,7 @@ def test_yolox_on_bus_finds_bus_and_persons() -> None:
 
 
 def test_factory_rejects_non_detectors_and_bad_sizes() -> None:
-    from models.factory import create_detector, detector_models
+    from sharpeyes.models.factory import create_detector, detector_models
 
     assert {"yolov5n", "yolov5n_static", "yolox_nano"} <= set(detector_models())
     with pytest.raises(ModelError, match="not a detector"):

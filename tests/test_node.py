@@ -9,19 +9,19 @@ from pathlib import Path
 import pytest
 import yaml
 
-from api.live_sources import LiveFileSource, make_source
-from api.node import NodeFacade, WorkerHandle
-from api.node_metrics import node_registry, sum_batcher_stats
-from api.node_plan import count_gpus, partition, plan_workers, resolve_workers
-from api.node_worker import WorkerReport
-from api.prom import render
-from api.runtime_health import CameraHealth
-from api.settings import RtspConfig, ServiceConfig, load_service_config
-from pipeline.batcher import BatcherStats
-from pipeline.config import CameraConfig
-from pipeline.errors import ConfigError
-from streams.file_source import FileSource
-from streams.gpu_decode import DecoderConfig, DecoderUnavailableError, GpuDecodeSource
+from sharpeyes.api.node.health import CameraHealth
+from sharpeyes.api.node.plan import count_gpus, partition, plan_workers, resolve_workers
+from sharpeyes.api.node.process_metrics import node_registry, sum_batcher_stats
+from sharpeyes.api.node.processes import NodeFacade, WorkerHandle
+from sharpeyes.api.node.prom import render
+from sharpeyes.api.node.settings import RtspConfig, ServiceConfig, load_service_config
+from sharpeyes.api.node.worker import WorkerReport
+from sharpeyes.pipeline.batcher import BatcherStats
+from sharpeyes.pipeline.config import CameraConfig
+from sharpeyes.pipeline.errors import ConfigError
+from sharpeyes.streams.factory import LiveFileSource, make_source
+from sharpeyes.streams.file_source import FileSource
+from sharpeyes.streams.gpu_decode import DecoderConfig, DecoderUnavailableError, GpuDecodeSource
 
 
 def cam(cid: str, fps: float | None = None, url: str = "/clips/x.mp4") -> CameraConfig:
@@ -156,7 +156,7 @@ def test_make_source_gpu_decoder_falls_back_or_fails(sample_videos: Path) -> Non
 
 
 def test_red_light_camera_keeps_the_cpu_decoder(sample_videos: Path) -> None:
-    from streams.packet_ring import PacketRing
+    from sharpeyes.streams.packet_ring import PacketRing
 
     clip = str(sample_videos / "highway_640x360.mp4")
     live = CameraConfig.model_validate({"id": "r", "url": clip, "live": True})
@@ -259,7 +259,7 @@ def test_sum_of_batcher_stats() -> None:
 def test_runtime_reports_decoder_and_detector_fallbacks(
     tmp_path: Path, sample_videos: Path
 ) -> None:
-    from api.runtime import NodeRuntime
+    from sharpeyes.api.node.runtime import NodeRuntime
 
     clip = str(sample_videos / "highway_640x360.mp4")
     cfg = ServiceConfig.model_validate(

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from api.node import NodeFacade, run_node
-from api.node_metrics import node_registry
-from api.node_plan import plan_workers
-from api.prom import render
-from api.settings import ServiceConfig
+from sharpeyes.api.node.plan import plan_workers
+from sharpeyes.api.node.process_metrics import node_registry
+from sharpeyes.api.node.processes import NodeFacade, run_node
+from sharpeyes.api.node.prom import render
+from sharpeyes.api.node.settings import ServiceConfig
 
 pytestmark = pytest.mark.integration
 
@@ -128,8 +128,8 @@ def test_worker_that_cannot_start_is_reported_failed(tmp_path: Path, sample_vide
 SCRIPT = """
 import logging, sys
 from pathlib import Path
-from api.node import run_node
-from api.settings import load_service_config
+from sharpeyes.api.node.processes import run_node
+from sharpeyes.api.node.settings import load_service_config
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, stream=sys.stdout)

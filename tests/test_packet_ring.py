@@ -7,8 +7,8 @@ from fractions import Fraction
 
 import pytest
 
-from pipeline.errors import StreamError
-from streams.packet_ring import EncodedPacket, PacketRing, StreamParams, require_params
+from sharpeyes.pipeline.errors import StreamError
+from sharpeyes.streams.packet_ring import EncodedPacket, PacketRing, StreamParams, require_params
 
 TB = Fraction(1, 90_000)
 FPS = 25

@@ -11,14 +11,14 @@ import cv2
 import numpy as np
 import pytest
 
-from models.plate import (
+from sharpeyes.models.plate import (
     PlateReader,
     ctc_greedy,
     laplacian_sharpness,
     plausible_plate,
     rank_by_sharpness,
 )
-from pipeline.types import Box, ImageBGR
+from sharpeyes.pipeline.types import Box, ImageBGR
 
 
 def shared_dir() -> Path:

@@ -19,12 +19,12 @@ import cv2
 import numpy as np
 import pytest
 
-from api import cli
 from benchmarks.redlight_eval import hanoi_report
-from pipeline.config import load_camera_config
-from pipeline.signal import build_signal_board
-from pipeline.types import LampColor
-from streams.file_source import FileSource
+from sharpeyes.api.commands import cli
+from sharpeyes.pipeline.config import load_camera_config
+from sharpeyes.pipeline.signal import build_signal_board
+from sharpeyes.pipeline.types import LampColor
+from sharpeyes.streams.file_source import FileSource
 from tests.conftest import REPO, need, shared_dir
 
 pytestmark = pytest.mark.integration

@@ -11,9 +11,9 @@ import av
 import numpy as np
 import pytest
 
-from pipeline.errors import StreamError
-from streams.packet_ring import EncodedPacket, PacketRing, StreamParams
-from streams.remux import (
+from sharpeyes.pipeline.errors import StreamError
+from sharpeyes.streams.packet_ring import EncodedPacket, PacketRing, StreamParams
+from sharpeyes.streams.remux import (
     clip_from_file,
     length_prefixed_to_annexb,
     parse_avcc,
@@ -190,7 +190,7 @@ def test_avcc_conversion() -> None:
 
 
 def test_missing_file_is_stream_open_error(tmp_path: Path) -> None:
-    from pipeline.errors import StreamOpenError
+    from sharpeyes.pipeline.errors import StreamOpenError
 
     with pytest.raises(StreamOpenError):
         clip_from_file(tmp_path / "nope.mp4", 0, 1, tmp_path / "o.mp4")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.riders import (
+from sharpeyes.pipeline.riders import (
     RiderMemory,
     RiderParams,
     along_and_lateral,
@@ -14,7 +14,7 @@ from pipeline.riders import (
     suppress_riders,
     two_wheeler_mask,
 )
-from pipeline.types import ObjectKind, Tracks
+from sharpeyes.pipeline.types import ObjectKind, Tracks
 
 P, M, N = ObjectKind.PERSON, ObjectKind.MOTOR_VEHICLE, ObjectKind.NON_MOTOR
 CLASS = {P: 0, N: 1, M: 3}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.rules.geometry import (
+from sharpeyes.pipeline.rules.geometry import (
     OrientedLine,
     PixelPolygon,
     heading_change_deg,

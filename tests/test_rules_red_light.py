@@ -6,9 +6,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from pipeline.protocols import Rule
-from pipeline.rules import PedestrianRedLightRule, RedLightRule, build_rules
-from pipeline.types import Event, Frame, LampColor, ObjectKind, SignalState, Tracks
+from sharpeyes.pipeline.protocols import Rule
+from sharpeyes.pipeline.rules import PedestrianRedLightRule, RedLightRule, build_rules
+from sharpeyes.pipeline.types import Event, Frame, LampColor, ObjectKind, SignalState, Tracks
 from tests.scenarios import scene_calibration
 
 W, H = 640, 360

@@ -8,11 +8,11 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from pipeline.riders import RiderParams
-from pipeline.rules import RedLightRule, red_light
-from pipeline.rules.common import Observation
-from pipeline.rules.rider_fusion import ChargeLedger, identity_switch
-from pipeline.types import Event, Frame, LampColor, ObjectKind, SignalState, Tracks
+from sharpeyes.pipeline.riders import RiderParams
+from sharpeyes.pipeline.rules import RedLightRule, red_light
+from sharpeyes.pipeline.rules.common import Observation
+from sharpeyes.pipeline.rules.rider_fusion import ChargeLedger, identity_switch
+from sharpeyes.pipeline.types import Event, Frame, LampColor, ObjectKind, SignalState, Tracks
 from tests.scenarios import scene_calibration
 
 W, H = 640, 360

@@ -8,9 +8,9 @@ from pathlib import Path
 import av
 import pytest
 
-from pipeline.rules import build_rules
-from pipeline.signal import build_signal_board
-from pipeline.types import Event, EventType, LampColor
+from sharpeyes.pipeline.rules import build_rules
+from sharpeyes.pipeline.signal import build_signal_board
+from sharpeyes.pipeline.types import Event, EventType, LampColor
 from tests.scenarios import (
     FRAME_SIZE,
     SCENARIOS,

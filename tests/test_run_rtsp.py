@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 import tests._rtsp_fixtures as _rtsp_fixtures
-from api.prom import build_registry, render
-from api.runtime import CameraHealth, NodeRuntime
-from api.settings import ServiceConfig
-from pipeline.protocols import Detector
+from sharpeyes.api.node.prom import build_registry, render
+from sharpeyes.api.node.runtime import CameraHealth, NodeRuntime
+from sharpeyes.api.node.settings import ServiceConfig
+from sharpeyes.pipeline.protocols import Detector
 from tests._rtsp_fixtures import RtspServer, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.rtsp]
@@ -41,7 +41,7 @@ FAST_RTSP = {
 
 @pytest.fixture(scope="module")
 def detector() -> Detector:
-    from models.factory import create_detector
+    from sharpeyes.models.factory import create_detector
 
     try:
         return create_detector("yolov5n", providers="cpu", input_size=(384, 640), download=False)
@@ -365,7 +365,15 @@ def test_sharpeyes_run_survives_three_restarts_metrics_show_reconnects(
     (tmp_path / "svc.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
     repo = Path(__file__).resolve().parents[1]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "-v", "run", "--config", str(tmp_path / "svc.yaml")],
+        [
+            sys.executable,
+            "-m",
+            "sharpeyes.api.commands.cli",
+            "-v",
+            "run",
+            "--config",
+            str(tmp_path / "svc.yaml"),
+        ],
         cwd=tmp_path,
         env={**os.environ, "PYTHONPATH": str(repo)},
         stdout=subprocess.PIPE,

@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from api.prom import build_registry, render
-from api.runtime import NodeRuntime
-from api.settings import ServiceConfig, load_service_config
-from pipeline.config import CameraConfig
-from pipeline.errors import ConfigError
-from pipeline.protocols import Detector
+from sharpeyes.api.node.prom import build_registry, render
+from sharpeyes.api.node.runtime import NodeRuntime
+from sharpeyes.api.node.settings import ServiceConfig, load_service_config
+from sharpeyes.pipeline.config import CameraConfig
+from sharpeyes.pipeline.errors import ConfigError
+from sharpeyes.pipeline.protocols import Detector
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "sample_videos" / "service_demo.yaml"
@@ -28,7 +28,7 @@ DEMO = REPO / "sample_videos" / "service_demo.yaml"
 
 @pytest.fixture(scope="module")
 def detector() -> Detector:
-    from models.factory import create_detector
+    from sharpeyes.models.factory import create_detector
 
     try:
         return create_detector("yolov5n", providers="cpu", input_size=(384, 640), download=False)
@@ -212,7 +212,7 @@ def test_sharpeyes_run_stops_cleanly_on_sigterm(tmp_path: Path, sample_videos: P
     )
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "-v", "run", "--config", str(cfg)],
+        [sys.executable, "-m", "sharpeyes.api.commands.cli", "-v", "run", "--config", str(cfg)],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,
@@ -236,7 +236,7 @@ def test_sharpeyes_run_stops_cleanly_on_sigterm(tmp_path: Path, sample_videos: P
 def test_intersection_camera_runs_red_light_rules(
     tmp_path: Path, sample_videos: Path, detector: Detector
 ) -> None:
-    from pipeline.config import load_camera_config
+    from sharpeyes.pipeline.config import load_camera_config
 
     cam = load_camera_config(REPO / "sample_videos" / "intersection_hanoi_b.yaml")
     cam = cam.model_copy(
@@ -259,7 +259,7 @@ def test_run_service_returns_when_files_end_and_rejects_busy_metrics_port(
 ) -> None:
     import socket
 
-    from api.service_main import run_service
+    from sharpeyes.api.commands.run import run_service
 
     clip = sample_videos / "highway_640x360.mp4"
     base = {
@@ -281,8 +281,8 @@ def test_run_service_returns_when_files_end_and_rejects_busy_metrics_port(
 
 @pytest.mark.parametrize("state", ["connecting", "live", "stalled", "backoff", "failed", "stopped"])
 def test_health_maps_to_the_rest_schema(state: str) -> None:
-    from api.runtime import CameraHealth
-    from api.service_main import health_public
+    from sharpeyes.api.commands.run import health_public
+    from sharpeyes.api.node.runtime import CameraHealth
 
     h = CameraHealth(
         camera_id="c",

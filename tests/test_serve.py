@@ -13,7 +13,7 @@ import httpx
 import pytest
 import yaml
 
-from api.service_main import run_service
+from sharpeyes.api.commands.run import run_service
 
 pytestmark = pytest.mark.integration
 

@@ -6,10 +6,10 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline.calibration import IntersectionCalibration, SignalHead
-from pipeline.signal import LampReading, SignalSmoother, build_signal_board, read_lamp
-from pipeline.signal_input import ExternalPhaseInput
-from pipeline.types import Frame, LampColor
+from sharpeyes.pipeline.calibration import IntersectionCalibration, SignalHead
+from sharpeyes.pipeline.signal import LampReading, SignalSmoother, build_signal_board, read_lamp
+from sharpeyes.pipeline.signal_input import ExternalPhaseInput
+from sharpeyes.pipeline.types import Frame, LampColor
 
 HEAD = SignalHead(id="h", group="g", region=((0.0, 0.0), (1.0, 1.0)))
 BGR = {"red": (40, 40, 235), "amber": (10, 165, 250), "green": (150, 225, 40)}

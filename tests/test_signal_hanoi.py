@@ -8,9 +8,9 @@ import av
 import numpy as np
 import pytest
 
-from pipeline.config import load_camera_config
-from pipeline.signal import build_signal_board
-from pipeline.types import Frame, LampColor
+from sharpeyes.pipeline.config import load_camera_config
+from sharpeyes.pipeline.signal import build_signal_board
+from sharpeyes.pipeline.types import Frame, LampColor
 
 REPO = Path(__file__).resolve().parents[1]
 CLIP = "intersection_hanoi_b_640x480.mp4"

@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from pipeline.errors import ConfigError
-from pipeline.signal_input import ExternalPhaseInput, PhaseMessage, UdpPhaseListener
-from pipeline.types import LampColor
+from sharpeyes.pipeline.errors import ConfigError
+from sharpeyes.pipeline.signal_input import ExternalPhaseInput, PhaseMessage, UdpPhaseListener
+from sharpeyes.pipeline.types import LampColor
 
 
 def test_state_at_uses_pts_and_wall_time() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from api.store import (
+from sharpeyes.api.store import (
     EventFilter,
     EventNotFoundError,
     EventStore,
@@ -20,9 +20,9 @@ from api.store import (
     open_database,
     open_store,
 )
-from api.store.migrate import latest_version, load_migrations, migrate
-from pipeline.errors import StoreError
-from pipeline.types import (
+from sharpeyes.api.store.migrate import latest_version, load_migrations, migrate
+from sharpeyes.pipeline.errors import StoreError
+from sharpeyes.pipeline.types import (
     Box,
     Event,
     EventType,

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from api.store import EventFilter, Outbox, StoredEvent, open_store
-from api.store.files import sweep_temp_files
+from sharpeyes.api.store import EventFilter, Outbox, StoredEvent, open_store
+from sharpeyes.api.store.files import sweep_temp_files
 from tests._pg_fixtures import db_url, pg_server  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,8 +28,8 @@ WRITER = textwrap.dedent(
     """
     import hashlib, sys
     from pathlib import Path
-    from api.store import StreamPosition, open_store
-    from pipeline.types import Event, EventType, ObjectKind
+    from sharpeyes.api.store import StreamPosition, open_store
+    from sharpeyes.pipeline.types import Event, EventType, ObjectKind
 
     url, root, batch_size = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
     store = open_store(url, root)

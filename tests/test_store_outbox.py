@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from api.store import Database, Outbox, StoreUnavailableError, open_database
-from api.store.migrate import migrate
-from api.store.outbox import enqueue
+from sharpeyes.api.store import Database, Outbox, StoreUnavailableError, open_database
+from sharpeyes.api.store.migrate import migrate
+from sharpeyes.api.store.outbox import enqueue
 from tests._pg_fixtures import db_url, pg_server  # noqa: F401
 
 NOW = 1_800_000_000_000

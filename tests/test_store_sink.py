@@ -7,11 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from api.store import JsonlSink, Outbox, StoreSink, event_to_json, open_database, open_store
-from api.store.db import qmark_to_pyformat, split_sqlite_script
-from api.store.serialize import event_to_json_line
-from pipeline.errors import StoreError
-from pipeline.protocols import Sink
+from sharpeyes.api.store import (
+    JsonlSink,
+    Outbox,
+    StoreSink,
+    event_to_json,
+    open_database,
+    open_store,
+)
+from sharpeyes.api.store.db import qmark_to_pyformat, split_sqlite_script
+from sharpeyes.api.store.serialize import event_to_json_line
+from sharpeyes.pipeline.errors import StoreError
+from sharpeyes.pipeline.protocols import Sink
 from tests._pg_fixtures import db_url, pg_server  # noqa: F401
 from tests.test_store import make_event
 

@@ -11,10 +11,10 @@ import av
 import numpy as np
 import pytest
 
-from pipeline.errors import DecodeError, StreamError, StreamOpenError
-from pipeline.protocols import FrameSource
-from streams.decode import EncodedPacket
-from streams.file_source import FileSource
+from sharpeyes.pipeline.errors import DecodeError, StreamError, StreamOpenError
+from sharpeyes.pipeline.protocols import FrameSource
+from sharpeyes.streams.decode import EncodedPacket
+from sharpeyes.streams.file_source import FileSource
 
 pytestmark = pytest.mark.integration
 

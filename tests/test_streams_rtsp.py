@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 import tests._rtsp_fixtures as _rtsp_fixtures
-from streams.health import StreamState
-from streams.rtsp_source import RtspSource
+from sharpeyes.streams.health import StreamState
+from sharpeyes.streams.rtsp_source import RtspSource
 from tests._rtsp_fixtures import RtspServer, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.rtsp]

@@ -8,11 +8,11 @@ import threading
 
 import pytest
 
-from streams.health import DropReason, RateMeter, mask_url, redact
-from streams.latest import LatestQueue
-from streams.rtsp_source import RetryPolicy, _Backoff
-from streams.sampling import Sampler
-from streams.timing import PtsClock
+from sharpeyes.streams.health import DropReason, RateMeter, mask_url, redact
+from sharpeyes.streams.latest import LatestQueue
+from sharpeyes.streams.rtsp_source import RetryPolicy, _Backoff
+from sharpeyes.streams.sampling import Sampler
+from sharpeyes.streams.timing import PtsClock
 
 
 class FakeClock:

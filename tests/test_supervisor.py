@@ -9,13 +9,13 @@ from collections.abc import Callable, Iterator, Sequence
 import numpy as np
 import pytest
 
-from pipeline.config import CameraConfig, EventsConfig, TrackerConfig
-from pipeline.events import TrackEventBuilder
-from pipeline.protocols import DetectorInfo, SourceInfo
-from pipeline.runner import StreamRunner
-from pipeline.supervisor import CameraWorker, RestartPolicy, Supervisor, WorkerState
-from pipeline.tracking.bytetrack import ByteTracker
-from pipeline.types import Detections, Event, Frame, ImageBGR
+from sharpeyes.pipeline.config import CameraConfig, EventsConfig, TrackerConfig
+from sharpeyes.pipeline.events import TrackEventBuilder
+from sharpeyes.pipeline.protocols import DetectorInfo, SourceInfo
+from sharpeyes.pipeline.runner import StreamRunner
+from sharpeyes.pipeline.supervisor import CameraWorker, RestartPolicy, Supervisor, WorkerState
+from sharpeyes.pipeline.tracking.bytetrack import ByteTracker
+from sharpeyes.pipeline.types import Detections, Event, Frame, ImageBGR
 
 FAST = RestartPolicy(
     restart_budget=2,

@@ -7,12 +7,12 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from pipeline.config import TrackerConfig
-from pipeline.geometry import iou_matrix
-from pipeline.protocols import Tracker
-from pipeline.tracking import ByteTracker, kalman
-from pipeline.tracking.matching import BLOCKED_COST, assign, iou_cost
-from pipeline.types import Detections, ObjectKind, Tracks
+from sharpeyes.pipeline.config import TrackerConfig
+from sharpeyes.pipeline.geometry import iou_matrix
+from sharpeyes.pipeline.protocols import Tracker
+from sharpeyes.pipeline.tracking import ByteTracker, kalman
+from sharpeyes.pipeline.tracking.matching import BLOCKED_COST, assign, iou_cost
+from sharpeyes.pipeline.types import Detections, ObjectKind, Tracks
 
 CAR, BUS, TRUCK, PERSON_CLS = 2, 5, 7, 0
 MV, PERSON = int(ObjectKind.MOTOR_VEHICLE), int(ObjectKind.PERSON)

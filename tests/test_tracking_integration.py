@@ -15,10 +15,10 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline.config import EventsConfig, TrackerConfig
-from pipeline.events import TrackEventBuilder
-from pipeline.tracking import ByteTracker
-from pipeline.types import Detections, EventType, Frame, ObjectKind
+from sharpeyes.pipeline.config import EventsConfig, TrackerConfig
+from sharpeyes.pipeline.events import TrackEventBuilder
+from sharpeyes.pipeline.tracking import ByteTracker
+from sharpeyes.pipeline.types import Detections, EventType, Frame, ObjectKind
 
 pytestmark = pytest.mark.integration
 

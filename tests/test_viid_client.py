@@ -9,13 +9,13 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from api.viid.client import SessionState, ViidClient
-from api.viid.mapping import EventMapper
-from api.viid.receiver import ReceiverServer
-from api.viid.receiver_state import FaultMode, FaultPlan, ReceiverConfig
-from api.viid.resources import COLLECTIONS, Collection
-from pipeline.errors import DeliveryError
-from pipeline.types import EventType
+from sharpeyes.api.viid.client import SessionState, ViidClient
+from sharpeyes.api.viid.mapping import EventMapper
+from sharpeyes.api.viid.receiver.server import ReceiverServer
+from sharpeyes.api.viid.receiver.state import FaultMode, FaultPlan, ReceiverConfig
+from sharpeyes.api.viid.resources import COLLECTIONS, Collection
+from sharpeyes.pipeline.errors import DeliveryError
+from sharpeyes.pipeline.types import EventType
 from tests._viid_fixtures import (
     DEVICE,
     client_config,

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from api.viid.config import ViidPlatform
-from api.viid.conformance import RuleTemplate, load_default_template
-from api.viid.mapping import EventImages, EventMapper, ImageRef
-from api.viid.resources import COLLECTIONS
-from pipeline.types import EventType, Plate
+from sharpeyes.api.viid.config import ViidPlatform
+from sharpeyes.api.viid.conformance import RuleTemplate, load_default_template
+from sharpeyes.api.viid.mapping import EventImages, EventMapper, ImageRef
+from sharpeyes.api.viid.resources import COLLECTIONS
+from sharpeyes.pipeline.types import EventType, Plate
 from tests._viid_fixtures import DEVICE, jpeg, make_event, mapping_config, shared_dir
 
 

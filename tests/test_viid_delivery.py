@@ -13,20 +13,20 @@ from typing import Any
 
 import pytest
 
-from api.store import EventStore, open_store
-from api.viid.conformance import load_default_template
-from api.viid.delivery import (
+from sharpeyes.api.store import EventStore, open_store
+from sharpeyes.api.viid.conformance import load_default_template
+from sharpeyes.api.viid.delivery import (
     DeliveryConfig,
     EvidenceImages,
     load_delivery_config,
     start_delivery,
 )
-from api.viid.mapping import EventMapper
-from api.viid.receiver import ReceiverServer
-from api.viid.receiver_state import FaultMode, FaultPlan, ReceiverConfig, ReceiverState
-from api.viid.resources import COLLECTIONS
-from pipeline.errors import ConfigError
-from pipeline.types import Event, EventType, Plate
+from sharpeyes.api.viid.mapping import EventMapper
+from sharpeyes.api.viid.receiver.server import ReceiverServer
+from sharpeyes.api.viid.receiver.state import FaultMode, FaultPlan, ReceiverConfig, ReceiverState
+from sharpeyes.api.viid.resources import COLLECTIONS
+from sharpeyes.pipeline.errors import ConfigError
+from sharpeyes.pipeline.types import Event, EventType, Plate
 from tests._viid_fixtures import DEVICE, TOLLGATE, free_port, jpeg, make_event
 
 REPO = Path(__file__).resolve().parents[1]
@@ -313,7 +313,7 @@ def test_hanging_receiver_times_out_without_thread_or_memory_growth(
         cfg = delivery_config(srv.url, request_timeout_s=0.25, retry_backoff_max_s=0.1)
         store.add_events(events(0, 20), outbox_destinations=["viid"])
         srv.state.set_faults(FaultPlan(FaultMode.HANG, count=-1, delay_s=1.0))
-        caplog.set_level(logging.ERROR, logger="api.viid")  # one warning per timeout
+        caplog.set_level(logging.ERROR, logger="sharpeyes.api.viid")  # one warning per timeout
         delivery = start_delivery(store, cfg, files_root=tmp_path / "files")
         client = delivery.sender.client
         tracemalloc.start()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from api.store import EventStore, open_store
+from sharpeyes.api.store import EventStore, open_store
 from tests.test_viid_delivery import run_outage
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from api.viid.digest import (
+from sharpeyes.api.viid.digest import (
     DigestError,
     DigestVerifier,
     authorization_header,

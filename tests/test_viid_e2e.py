@@ -15,16 +15,16 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from api.store import EventStore, open_store
-from api.viid.conformance import load_default_template
-from api.viid.delivery import DeliveryConfig, start_delivery
-from api.viid.mapping import EventMapper
-from api.viid.receiver import ReceiverServer
-from api.viid.receiver_state import ReceiverConfig
-from api.viid.resources import Collection
-from api.viid.subscription_routes import SubscriberAuth, create_subscription_router
-from api.viid.subscriptions import SubscriptionRegistry
-from pipeline.types import Event, EventType, Plate
+from sharpeyes.api.store import EventStore, open_store
+from sharpeyes.api.viid.conformance import load_default_template
+from sharpeyes.api.viid.delivery import DeliveryConfig, start_delivery
+from sharpeyes.api.viid.mapping import EventMapper
+from sharpeyes.api.viid.receiver.server import ReceiverServer
+from sharpeyes.api.viid.receiver.state import ReceiverConfig
+from sharpeyes.api.viid.resources import Collection
+from sharpeyes.api.viid.subscription_routes import SubscriberAuth, create_subscription_router
+from sharpeyes.api.viid.subscriptions import SubscriptionRegistry
+from sharpeyes.pipeline.types import Event, EventType, Plate
 from tests._viid_fixtures import DEVICE, TOLLGATE, jpeg, make_event
 from tests.test_viid_subscriptions import UPPER_ID, serve, sub_object
 

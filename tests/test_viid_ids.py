@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from api.viid import ids
-from api.viid.codes import ImageType, ObjectTypeCode
-from pipeline.types import EventType
+from sharpeyes.api.viid import ids
+from sharpeyes.api.viid.codes import ImageType, ObjectTypeCode
+from sharpeyes.pipeline.types import EventType
 from tests._viid_fixtures import DEVICE, T0_MS
 
 

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from api.store import EventStore, open_store
-from api.viid.client import ViidClient
-from api.viid.mapping import EventMapper
-from api.viid.receiver import ReceiverServer
-from api.viid.receiver_state import FaultMode, FaultPlan, ReceiverConfig, ReceiverState
-from api.viid.sender import OutboxSender, SenderOptions
-from pipeline.types import Event, EventType, Plate
+from sharpeyes.api.store import EventStore, open_store
+from sharpeyes.api.viid.client import ViidClient
+from sharpeyes.api.viid.mapping import EventMapper
+from sharpeyes.api.viid.receiver.server import ReceiverServer
+from sharpeyes.api.viid.receiver.state import FaultMode, FaultPlan, ReceiverConfig, ReceiverState
+from sharpeyes.api.viid.sender import OutboxSender, SenderOptions
+from sharpeyes.pipeline.types import Event, EventType, Plate
 from tests._viid_fixtures import client_config, free_port, jpeg, make_event, mapping_config
 
 pytestmark = pytest.mark.integration

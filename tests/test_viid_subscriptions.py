@@ -15,26 +15,26 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from api.store import EventStore, OutboxItem, open_store
-from api.viid import ids
-from api.viid.client import ViidClient
-from api.viid.codes import SubscribeStatus
-from api.viid.conformance import RuleTemplate, load_default_template
-from api.viid.delivery import DeliveryConfig, start_delivery
-from api.viid.mapping import EventImages, EventMapper
-from api.viid.notifier import NotifierOptions, SubscriptionNotifier, filter_images
-from api.viid.receiver import ReceiverServer
-from api.viid.receiver_state import ReceiverConfig
-from api.viid.resources import Collection
-from api.viid.schemas import Subscribe
-from api.viid.subscription_routes import (
+from sharpeyes.api.store import EventStore, OutboxItem, open_store
+from sharpeyes.api.viid import ids
+from sharpeyes.api.viid.client import ViidClient
+from sharpeyes.api.viid.codes import SubscribeStatus
+from sharpeyes.api.viid.conformance import RuleTemplate, load_default_template
+from sharpeyes.api.viid.delivery import DeliveryConfig, start_delivery
+from sharpeyes.api.viid.mapping import EventImages, EventMapper
+from sharpeyes.api.viid.notifier import NotifierOptions, SubscriptionNotifier, filter_images
+from sharpeyes.api.viid.receiver.server import ReceiverServer
+from sharpeyes.api.viid.receiver.state import ReceiverConfig
+from sharpeyes.api.viid.resources import Collection
+from sharpeyes.api.viid.schemas import Subscribe
+from sharpeyes.api.viid.subscription_routes import (
     SubscriberAuth,
     SubscriptionRefusedError,
     create_subscription_router,
     parse_subscription,
 )
-from api.viid.subscriptions import ResourceResolver, Subscription, SubscriptionRegistry
-from pipeline.types import Event, EventType, Plate
+from sharpeyes.api.viid.subscriptions import ResourceResolver, Subscription, SubscriptionRegistry
+from sharpeyes.pipeline.types import Event, EventType, Plate
 from tests._pg_fixtures import db_url, pg_server  # noqa: F401
 from tests._viid_fixtures import DEVICE, TOLLGATE, jpeg, make_event, mapping_config
 

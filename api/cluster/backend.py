@@ -3,14 +3,14 @@
 A *backend* creates workers (one per GPU) and tells the coordinator when one dies:
 :class:`WorkerBackend` ``spawn/adopt/slots`` and, per worker, :class:`WorkerHandle`
 ``assign/unassign/poll/kill``. ``api.cluster.local`` runs workers in this process (the embedded
-default, nothing to install); ``api.cluster.ray_backend`` runs them as Ray actors.
+default, nothing to install); ``sharpeyes.api.cluster.ray_backend`` runs them as Ray actors.
 
 Inside every worker, whatever the backend, a :class:`WorkerCore` runs one
 :class:`CameraProgram` per assigned camera. A program holds a :class:`~api.cluster.leases.Lease`
 and commits through :meth:`~api.cluster.leases.LeaseStore.commit`, so a stale owner is rejected
 by the database and stops that camera. Program kinds are a registry
 (:func:`register_program`); ``synthetic`` (a deterministic fake camera) and ``pipeline`` (a real
-sharpeyes camera, :mod:`api.cluster.pipeline_program`) are built in.
+sharpeyes camera, :mod:`sharpeyes.api.cluster.pipeline_program`) are built in.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from api.cluster.health import CameraStatus, WorkerReport
-from api.cluster.leases import CameraSpec, Lease, LeaseStore, now_ms
-from api.cluster.storage import EvidenceStorage
-from pipeline.errors import ConfigError
+from sharpeyes.api.cluster.health import CameraStatus, WorkerReport
+from sharpeyes.api.cluster.leases import CameraSpec, Lease, LeaseStore, now_ms
+from sharpeyes.api.cluster.storage import EvidenceStorage
+from sharpeyes.pipeline.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -138,11 +138,11 @@ def program_factory(kind: str) -> ProgramFactory:
         ConfigError: no program of that kind is registered.
     """
     if kind == "synthetic" and kind not in _PROGRAMS:
-        from api.cluster.synthetic import SyntheticCamera
+        from sharpeyes.api.cluster.synthetic import SyntheticCamera
 
         register_program("synthetic", SyntheticCamera)
     if kind == "pipeline" and kind not in _PROGRAMS:
-        from api.cluster.pipeline_program import PipelineCamera
+        from sharpeyes.api.cluster.pipeline_program import PipelineCamera
 
         register_program("pipeline", PipelineCamera)
     try:

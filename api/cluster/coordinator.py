@@ -25,10 +25,10 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-from api.cluster.backend import Liveness, Slot, WorkerBackend, WorkerHandle
-from api.cluster.health import ClusterHealth, WorkerReport, WorkerSummary, merge
-from api.cluster.leases import CameraRow, CameraSpec, LeaseStore, StaleLeaseError, now_ms
-from pipeline.errors import StoreError
+from sharpeyes.api.cluster.backend import Liveness, Slot, WorkerBackend, WorkerHandle
+from sharpeyes.api.cluster.health import ClusterHealth, WorkerReport, WorkerSummary, merge
+from sharpeyes.api.cluster.leases import CameraRow, CameraSpec, LeaseStore, StaleLeaseError, now_ms
+from sharpeyes.pipeline.errors import StoreError
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import enum
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from api.cluster.leases import CameraRow
+from sharpeyes.api.cluster.leases import CameraRow
 
 
 class CameraState(enum.StrEnum):

@@ -25,14 +25,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from api.store import outbox
-from api.store.db import Connection, Database, Row
-from api.store.events import FencedError
-from api.store.files import write_crops
-from api.store.migrate import migrate
-from api.store.records import INSERT_EVENT, event_row
-from pipeline.errors import StoreError
-from pipeline.types import Event
+from sharpeyes.api.store import outbox
+from sharpeyes.api.store.db import Connection, Database, Row
+from sharpeyes.api.store.events import FencedError
+from sharpeyes.api.store.files import write_crops
+from sharpeyes.api.store.migrate import migrate
+from sharpeyes.api.store.records import INSERT_EVENT, event_row
+from sharpeyes.pipeline.errors import StoreError
+from sharpeyes.pipeline.types import Event
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ def _camera(row: Row) -> CameraRow:
 
 
 class LeaseStore:
-    """The cluster tables of one :class:`~api.store.db.Database` (migrated on open)."""
+    """The cluster tables of one :class:`~sharpeyes.api.store.db.Database` (migrated on open)."""
 
     def __init__(self, db: Database, *, ensure_schema: bool = True) -> None:
         self.db = db

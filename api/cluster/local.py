@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from api.cluster.backend import (
+from sharpeyes.api.cluster.backend import (
     Liveness,
     ProgramContext,
     ProgramOptions,
@@ -18,10 +18,10 @@ from api.cluster.backend import (
     WorkerCore,
     WorkerHandle,
 )
-from api.cluster.coordinator import Coordinator, CoordinatorOptions
-from api.cluster.health import WorkerReport
-from api.cluster.leases import CameraSpec, LeaseStore
-from api.cluster.storage import EvidenceStorage
+from sharpeyes.api.cluster.coordinator import Coordinator, CoordinatorOptions
+from sharpeyes.api.cluster.health import WorkerReport
+from sharpeyes.api.cluster.leases import CameraSpec, LeaseStore
+from sharpeyes.api.cluster.storage import EvidenceStorage
 
 log = logging.getLogger(__name__)
 

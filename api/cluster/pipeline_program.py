@@ -1,11 +1,11 @@
 """The ``pipeline`` camera kind: a real sharpeyes camera running under a cluster lease.
 
 ``CameraSpec.config`` is a :class:`~pipeline.config.CameraConfig` as JSON. The program builds
-the same per-camera pipeline as ``api.pipeline_factory`` (source → detector → ByteTrack → track
+the same per-camera pipeline as ``sharpeyes.api.node.camera`` (source → detector → ByteTrack → track
 events, + signal board, red-light rules and evidence when the camera has an intersection) and
 replaces the store sinks with a :class:`LeaseCommitter`: events are batched and committed with
 the camera position through :meth:`~api.cluster.leases.LeaseStore.commit`, so a fenced owner
-(:class:`~api.cluster.leases.StaleLeaseError`) writes nothing and stops the camera.
+(:class:`~sharpeyes.api.cluster.leases.StaleLeaseError`) writes nothing and stops the camera.
 
 Positions: for a file, position ``p`` means "frames with ``seq < p`` are done" (``seq`` is the
 decoded-frame index), and the end of the file is one extra position (``last seq + 2``). A new
@@ -29,15 +29,15 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from api.cluster.backend import ProgramContext
-from api.cluster.health import CameraState, CameraStatus
-from api.cluster.leases import CameraSpec, Lease, LeaseStore, StaleLeaseError, now_ms
-from api.cluster.storage import EvidenceStorage, evidence_key
-from pipeline.config import CameraConfig
-from pipeline.errors import ConfigError, SharpeyesError
-from pipeline.protocols import FrameSource, SourceInfo
-from pipeline.runner import StreamRunner
-from pipeline.types import Event, Frame
+from sharpeyes.api.cluster.backend import ProgramContext
+from sharpeyes.api.cluster.health import CameraState, CameraStatus
+from sharpeyes.api.cluster.leases import CameraSpec, Lease, LeaseStore, StaleLeaseError, now_ms
+from sharpeyes.api.cluster.storage import EvidenceStorage, evidence_key
+from sharpeyes.pipeline.config import CameraConfig
+from sharpeyes.pipeline.errors import ConfigError, SharpeyesError
+from sharpeyes.pipeline.protocols import FrameSource, SourceInfo
+from sharpeyes.pipeline.runner import StreamRunner
+from sharpeyes.pipeline.types import Event, Frame
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ class SkipSource:
 
 @dataclass
 class LeaseCommitter:
-    """A :class:`~pipeline.protocols.Sink` committing events + position under one lease.
+    """A :class:`~sharpeyes.pipeline.protocols.Sink` committing events + position under one lease.
 
     The runner calls :meth:`on_frame` after each analysed frame's events were emitted; events
     of frames before the lease's position are dropped (a replay), the rest are committed at
@@ -194,7 +194,7 @@ def file_origin_ms(url: str, fallback_ms: int) -> int:
     origin every owner agrees on, so event times and ids do not depend on who runs it."""
     import av
 
-    from streams.file_source import creation_time_ms
+    from sharpeyes.streams.file_source import creation_time_ms
 
     try:
         with av.open(url) as container:
@@ -212,22 +212,22 @@ def build_runner(
     replay_s: float | None,
     origin_ms: int,
 ) -> StreamRunner:
-    """One camera's runner (like ``api.pipeline_factory.build_stream_pipeline``) feeding
+    """One camera's runner (like ``sharpeyes.api.node.camera.build_stream_pipeline``) feeding
     ``committer``; a file source skips the frames a replay does not need."""
-    from api.pipeline_factory import build_detector, red_light_parts
-    from models.classes import COCO80_NAMES, VEHICLE_CLASS_CODES
-    from pipeline.events import TrackEventBuilder
-    from pipeline.riders import RiderMemory
-    from pipeline.tracking.bytetrack import ByteTracker
-    from streams.file_source import FileSource
-    from streams.packet_ring import PacketRing
+    from sharpeyes.api.node.camera import build_detector, red_light_parts
+    from sharpeyes.models.classes import COCO80_NAMES, VEHICLE_CLASS_CODES
+    from sharpeyes.pipeline.events import TrackEventBuilder
+    from sharpeyes.pipeline.riders import RiderMemory
+    from sharpeyes.pipeline.tracking.bytetrack import ByteTracker
+    from sharpeyes.streams.file_source import FileSource
+    from sharpeyes.streams.packet_ring import PacketRing
 
     assert cam.url is not None
     live = is_live_url(cam.url)
     ring = PacketRing(max_seconds=60.0, max_bytes=64 << 20) if cam.intersection else None
     source: FrameSource
     if live:
-        from streams.rtsp_source import RtspSource
+        from sharpeyes.streams.rtsp_source import RtspSource
 
         source = RtspSource(
             cam.url,
@@ -275,7 +275,7 @@ def build_runner(
 
 
 class PipelineCamera:
-    """One real camera under one lease; a :class:`~api.cluster.backend.CameraProgram`."""
+    """One real camera under one lease; a :class:`~sharpeyes.api.cluster.backend.CameraProgram`."""
 
     def __init__(self, spec: CameraSpec, lease: Lease, ctx: ProgramContext) -> None:
         self.spec = spec
@@ -404,7 +404,7 @@ class PipelineCamera:
 
 
 def is_live_url(url: str) -> bool:
-    """A network stream URL (RTSP and friends) rather than a file (see ``api.settings``)."""
-    from api.settings import is_live_url as _is_live
+    """A network stream URL (RTSP and friends) rather than a file (see ``api.node.settings``)."""
+    from sharpeyes.api.node.settings import is_live_url as _is_live
 
     return _is_live(url)

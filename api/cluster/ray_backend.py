@@ -26,7 +26,7 @@ import ray
 from ray.exceptions import GetTimeoutError, RayError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from api.cluster.backend import (
+from sharpeyes.api.cluster.backend import (
     Liveness,
     ProgramContext,
     ProgramOptions,
@@ -34,12 +34,12 @@ from api.cluster.backend import (
     WorkerCore,
     WorkerHandle,
 )
-from api.cluster.coordinator import Coordinator, CoordinatorOptions
-from api.cluster.health import ClusterHealth, WorkerReport
-from api.cluster.leases import CameraSpec, LeaseStore
-from api.cluster.storage import open_storage
-from api.cluster.uploader import LeasedUploader
-from api.store.db import open_database
+from sharpeyes.api.cluster.coordinator import Coordinator, CoordinatorOptions
+from sharpeyes.api.cluster.health import ClusterHealth, WorkerReport
+from sharpeyes.api.cluster.leases import CameraSpec, LeaseStore
+from sharpeyes.api.cluster.storage import open_storage
+from sharpeyes.api.cluster.uploader import LeasedUploader
+from sharpeyes.api.store.db import open_database
 
 log = logging.getLogger(__name__)
 

@@ -12,11 +12,11 @@ from collections.abc import Callable
 from fastapi import APIRouter, HTTPException, Response
 from pydantic import BaseModel, Field
 
-from api.cluster.health import ClusterHealth, render_metrics
-from api.cluster.leases import UnknownCameraError
-from api.cluster.service import ClusterHandle
-from api.deps import AUTH_RESPONSES, Admin, Viewer
-from pipeline.config import CameraConfig
+from sharpeyes.api.cluster.health import ClusterHealth, render_metrics
+from sharpeyes.api.cluster.leases import UnknownCameraError
+from sharpeyes.api.cluster.service import ClusterHandle
+from sharpeyes.api.rest.deps import AUTH_RESPONSES, Admin, Viewer
+from sharpeyes.pipeline.config import CameraConfig
 
 
 class CameraHealthPublic(BaseModel):
@@ -113,7 +113,7 @@ def make_cluster_router(provider: Callable[[], ClusterHandle | None]) -> APIRout
         summary="Add or update a camera (placed on the next reconcile)",
     )
     def add_camera(body: ClusterCameraIn, _: Admin) -> ChangeOut:
-        from api.cluster.pipeline_program import pipeline_spec
+        from sharpeyes.api.cluster.pipeline_program import pipeline_spec
 
         handle().add_camera(pipeline_spec(body.camera, cost=body.cost, resource=body.resource))
         return ChangeOut(camera_id=body.camera.id)

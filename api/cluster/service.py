@@ -23,15 +23,15 @@ from typing import Any, Literal, Protocol
 
 from pydantic import Field
 
-from api.cluster.backend import ProgramOptions
-from api.cluster.coordinator import CoordinatorOptions
-from api.cluster.health import ClusterHealth
-from api.cluster.leases import CameraSpec, LeaseStore
-from api.cluster.local import LocalBackend, LocalCluster
-from api.cluster.pipeline_program import pipeline_spec
-from api.cluster.storage import open_storage
-from pipeline.config import CameraConfig, StrictModel
-from pipeline.errors import ConfigError
+from sharpeyes.api.cluster.backend import ProgramOptions
+from sharpeyes.api.cluster.coordinator import CoordinatorOptions
+from sharpeyes.api.cluster.health import ClusterHealth
+from sharpeyes.api.cluster.leases import CameraSpec, LeaseStore
+from sharpeyes.api.cluster.local import LocalBackend, LocalCluster
+from sharpeyes.api.cluster.pipeline_program import pipeline_spec
+from sharpeyes.api.cluster.storage import open_storage
+from sharpeyes.pipeline.config import CameraConfig, StrictModel
+from sharpeyes.pipeline.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +207,7 @@ def _local_db_url(url: str) -> str:
 
 
 def _start_local(settings: ClusterSettings) -> LocalClusterHandle:
-    from api.store.db import open_database
+    from sharpeyes.api.store.db import open_database
 
     leases = LeaseStore(open_database(_local_db_url(settings.db_url)))
     backend = LocalBackend(
@@ -239,10 +239,10 @@ def _start_ray(settings: ClusterSettings) -> RayClusterHandle:
     try:
         import ray
 
-        from api.cluster import ray_backend
+        from sharpeyes.api.cluster import ray_backend
     except ImportError as e:
         raise ConfigError("cluster.backend 'ray' needs Ray: pip install sharpeyes[cluster]") from e
-    from api.store.db import open_database
+    from sharpeyes.api.store.db import open_database
 
     LeaseStore(open_database(settings.db_url)).db.close()  # migrate once, before any actor
     if not ray.is_initialized():

@@ -24,11 +24,16 @@ import psutil  # type: ignore[import-untyped]
 import ray
 from ray.cluster_utils import Cluster
 
-from api.cluster.coordinator import CoordinatorOptions
-from api.cluster.leases import LeaseStore
-from api.cluster.ray_backend import NAMESPACE, RayOptions, UploaderActor, start_coordinator
-from api.cluster.synthetic import CountingReceiver, synthetic_spec
-from api.store.db import Database, open_database
+from sharpeyes.api.cluster.coordinator import CoordinatorOptions
+from sharpeyes.api.cluster.leases import LeaseStore
+from sharpeyes.api.cluster.ray_backend import (
+    NAMESPACE,
+    RayOptions,
+    UploaderActor,
+    start_coordinator,
+)
+from sharpeyes.api.cluster.synthetic import CountingReceiver, synthetic_spec
+from sharpeyes.api.store.db import Database, open_database
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 from typing import Any, Protocol
 
-from pipeline.errors import EvidenceError
+from sharpeyes.pipeline.errors import EvidenceError
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 

@@ -16,12 +16,12 @@ import threading
 import time
 from dataclasses import dataclass
 
-from api.cluster.backend import ProgramContext
-from api.cluster.health import CameraState, CameraStatus
-from api.cluster.leases import CameraSpec, Lease, StaleLeaseError, now_ms
-from api.cluster.storage import evidence_key
-from pipeline.errors import SharpeyesError
-from pipeline.types import Event, EventType
+from sharpeyes.api.cluster.backend import ProgramContext
+from sharpeyes.api.cluster.health import CameraState, CameraStatus
+from sharpeyes.api.cluster.leases import CameraSpec, Lease, StaleLeaseError, now_ms
+from sharpeyes.api.cluster.storage import evidence_key
+from sharpeyes.pipeline.errors import SharpeyesError
+from sharpeyes.pipeline.types import Event, EventType
 
 log = logging.getLogger(__name__)
 

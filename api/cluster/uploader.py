@@ -14,13 +14,13 @@ import threading
 import time
 from typing import Protocol
 
-from api.cluster.leases import StaleLeaseError, UploaderLease
-from api.store import Outbox, OutboxItem
-from api.store.db import Database
-from api.viid.mapping import MappedObject
-from api.viid.resources import Collection
-from api.viid.sender import OutboxSender, SendReport
-from pipeline.errors import DeliveryError, StoreError
+from sharpeyes.api.cluster.leases import StaleLeaseError, UploaderLease
+from sharpeyes.api.store import Outbox, OutboxItem
+from sharpeyes.api.store.db import Database
+from sharpeyes.api.viid.mapping import MappedObject
+from sharpeyes.api.viid.resources import Collection
+from sharpeyes.api.viid.sender import OutboxSender, SendReport
+from sharpeyes.pipeline.errors import DeliveryError, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ class LeasedOutboxSender(OutboxSender):
     """The GA/T 1400 :class:`OutboxSender` with the uploader lease checked before every POST.
 
     Call ``lease.acquire()`` once before the first ``run_once``; a lost lease raises
-    :class:`~api.cluster.leases.StaleLeaseError` out of ``run_once``.
+    :class:`~sharpeyes.api.cluster.leases.StaleLeaseError` out of ``run_once``.
     """
 
     lease: UploaderLease

@@ -9,23 +9,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from api.store.db import (
+from sharpeyes.api.store.db import (
     Connection,
     Database,
     StoreIntegrityError,
     StoreUnavailableError,
     open_database,
 )
-from api.store.events import (
+from sharpeyes.api.store.events import (
     EventNotFoundError,
     EventStore,
     FencedError,
     InvalidCursorError,
     ReviewError,
 )
-from api.store.migrate import migrate
-from api.store.outbox import Outbox, OutboxItem, OutboxStats
-from api.store.records import (
+from sharpeyes.api.store.migrate import migrate
+from sharpeyes.api.store.outbox import Outbox, OutboxItem, OutboxStats
+from sharpeyes.api.store.records import (
     EventFilter,
     Page,
     ReviewAction,
@@ -33,8 +33,8 @@ from api.store.records import (
     StoredEvent,
     StreamPosition,
 )
-from api.store.serialize import event_to_json
-from api.store.sink import JsonlSink, StoreSink
+from sharpeyes.api.store.serialize import event_to_json
+from sharpeyes.api.store.sink import JsonlSink, StoreSink
 
 
 def open_store(url: str | Path, files_root: Path) -> EventStore:

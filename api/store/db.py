@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 from urllib.parse import parse_qs, urlsplit
 
-from pipeline.errors import StoreError
+from sharpeyes.pipeline.errors import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -288,7 +288,7 @@ def open_database(url: str | Path) -> Database:
     """
     text = str(url)
     if text.startswith(("postgresql://", "postgres://")):
-        from api.store.pg import PostgresDatabase
+        from sharpeyes.api.store.pg import PostgresDatabase
 
         return PostgresDatabase(text)
     if text.startswith("sqlite:"):

@@ -17,11 +17,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from api.store import outbox
-from api.store.db import Connection, Database, Param
-from api.store.files import write_crops
-from api.store.migrate import migrate
-from api.store.records import (
+from sharpeyes.api.store import outbox
+from sharpeyes.api.store.db import Connection, Database, Param
+from sharpeyes.api.store.files import write_crops
+from sharpeyes.api.store.migrate import migrate
+from sharpeyes.api.store.records import (
     INSERT_EVENT,
     SELECT_EVENT,
     EventFilter,
@@ -34,9 +34,9 @@ from api.store.records import (
     event_row,
     row_to_stored,
 )
-from api.store.serialize import dumps
-from pipeline.errors import StoreError
-from pipeline.types import Event
+from sharpeyes.api.store.serialize import dumps
+from sharpeyes.pipeline.errors import StoreError
+from sharpeyes.pipeline.types import Event
 
 MAX_PAGE = 1000
 

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pipeline.errors import StoreError
-from pipeline.types import Event
+from sharpeyes.pipeline.errors import StoreError
+from sharpeyes.pipeline.types import Event
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 

@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from api.store.db import Backend, Connection, Database
-from pipeline.errors import StoreError
+from sharpeyes.api.store.db import Backend, Connection, Database
+from sharpeyes.pipeline.errors import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ def load_migrations(directory: Path | None = None) -> list[Migration]:
     if directory is None:
         entries = [
             (e.name, e.read_text(encoding="utf-8"))
-            for e in resources.files("api.store").joinpath("migrations").iterdir()
+            for e in resources.files("sharpeyes.api.store").joinpath("migrations").iterdir()
             if e.name.endswith(".sql")
         ]
     else:

@@ -20,7 +20,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from api.store.db import Connection, Database, Param, Row
+from sharpeyes.api.store.db import Connection, Database, Param, Row
 
 DEFAULT_LEASE_MS = 60_000
 _CHUNK = 500
@@ -92,7 +92,7 @@ def _in_list(ids: Sequence[int]) -> str:
 
 
 class Outbox:
-    """Claim, mark and count outbox rows of a :class:`~api.store.db.Database`."""
+    """Claim, mark and count outbox rows of a :class:`~sharpeyes.api.store.db.Database`."""
 
     def __init__(self, db: Database) -> None:
         self.db = db

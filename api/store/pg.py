@@ -14,7 +14,7 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg.types.string import TextLoader
 
-from api.store.db import (
+from sharpeyes.api.store.db import (
     PG_CONNECT_TIMEOUT_S,
     PG_IDLE_IN_TX_TIMEOUT_MS,
     PG_LOCK_TIMEOUT_MS,
@@ -27,7 +27,7 @@ from api.store.db import (
     StoreUnavailableError,
     qmark_to_pyformat,
 )
-from pipeline.errors import StoreError
+from sharpeyes.pipeline.errors import StoreError
 
 log = logging.getLogger(__name__)
 

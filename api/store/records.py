@@ -8,15 +8,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
 
-from api.store.db import Param, Row
-from api.store.serialize import (
+from sharpeyes.api.store.db import Param, Row
+from sharpeyes.api.store.serialize import (
     JsonObject,
     dumps,
     event_to_json,
     trajectory_from_json,
     trajectory_to_json,
 )
-from pipeline.types import (
+from sharpeyes.pipeline.types import (
     Box,
     Event,
     EventType,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import TypeAlias
 
-from pipeline.types import Box, Event, Plate, TrajectoryPoint, Violation
+from sharpeyes.pipeline.types import Box, Event, Plate, TrajectoryPoint, Violation
 
 JsonValue: TypeAlias = str | int | float | bool | list["JsonValue"] | dict[str, "JsonValue"] | None
 JsonObject: TypeAlias = dict[str, JsonValue]

@@ -1,5 +1,5 @@
 """Sinks that persist events: :class:`StoreSink` (database + crops + outbox) and
-:class:`JsonlSink` (``events.jsonl``). Both implement :class:`pipeline.protocols.Sink`."""
+:class:`JsonlSink` (``events.jsonl``). Both implement :class:`sharpeyes.pipeline.protocols.Sink`."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from api.store.events import EventStore
-from api.store.files import write_crop
-from api.store.serialize import event_to_json_line
-from pipeline.errors import StoreError
-from pipeline.types import Event
+from sharpeyes.api.store.events import EventStore
+from sharpeyes.api.store.files import write_crop
+from sharpeyes.api.store.serialize import event_to_json_line
+from sharpeyes.pipeline.errors import StoreError
+from sharpeyes.pipeline.types import Event
 
 log = logging.getLogger(__name__)
 

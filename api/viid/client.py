@@ -26,12 +26,16 @@ from typing import Any
 import httpx
 from pydantic import ValidationError
 
-from api.viid.config import ViidClientConfig
-from api.viid.digest import DigestError, authorization_header, parse_challenge
-from api.viid.ids import parse_local_time
-from api.viid.resources import CollectionSpec
-from api.viid.schemas import ResponseStatus, ResponseStatusEnvelope, ResponseStatusListEnvelope
-from pipeline.errors import DeliveryError
+from sharpeyes.api.viid.config import ViidClientConfig
+from sharpeyes.api.viid.digest import DigestError, authorization_header, parse_challenge
+from sharpeyes.api.viid.ids import parse_local_time
+from sharpeyes.api.viid.resources import CollectionSpec
+from sharpeyes.api.viid.schemas import (
+    ResponseStatus,
+    ResponseStatusEnvelope,
+    ResponseStatusListEnvelope,
+)
+from sharpeyes.pipeline.errors import DeliveryError
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from api.viid.ids import require_device_id
+from sharpeyes.api.viid.ids import require_device_id
 
 
 class _Strict(BaseModel):

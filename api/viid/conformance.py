@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from pipeline.errors import ConfigError
+from sharpeyes.pipeline.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

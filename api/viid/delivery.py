@@ -12,7 +12,7 @@ Secrets come from the environment (``password_env``); a literal ``password`` is 
 tests and demos. Neither is ever logged or shown in a ``repr``. Pictures: the event's crop from
 the store, and for violations ``1.jpg`` (scene), ``plate.jpg`` and ``composite.jpg`` from the
 event's evidence directory when present. With subscriptions enabled, a second thread pushes
-SubscribeNotifications (:mod:`api.viid.subscriptions`) through the same durable outbox.
+SubscribeNotifications (:mod:`sharpeyes.api.viid.subscriptions`) through the same durable outbox.
 """
 
 from __future__ import annotations
@@ -36,17 +36,17 @@ from pydantic import (
     model_validator,
 )
 
-from api.store import EventStore, OutboxStats, StoredEvent
-from api.viid.client import SessionState, ViidClient
-from api.viid.config import ViidClientConfig, ViidMappingConfig, ViidPlatform
-from api.viid.ids import require_device_id, require_org_code
-from api.viid.mapping import EventImages, EventMapper, ImageRef
-from api.viid.notifier import NotifierOptions, SubscriptionNotifier
-from api.viid.sender import OutboxSender, SenderOptions
-from api.viid.subscription_routes import SubscriberAuth
-from api.viid.subscriptions import ResourceResolver, SubscriptionRegistry
-from pipeline.config import format_validation_error, read_yaml
-from pipeline.errors import ConfigError
+from sharpeyes.api.store import EventStore, OutboxStats, StoredEvent
+from sharpeyes.api.viid.client import SessionState, ViidClient
+from sharpeyes.api.viid.config import ViidClientConfig, ViidMappingConfig, ViidPlatform
+from sharpeyes.api.viid.ids import require_device_id, require_org_code
+from sharpeyes.api.viid.mapping import EventImages, EventMapper, ImageRef
+from sharpeyes.api.viid.notifier import NotifierOptions, SubscriptionNotifier
+from sharpeyes.api.viid.sender import OutboxSender, SenderOptions
+from sharpeyes.api.viid.subscription_routes import SubscriberAuth
+from sharpeyes.api.viid.subscriptions import ResourceResolver, SubscriptionRegistry
+from sharpeyes.pipeline.config import format_validation_error, read_yaml
+from sharpeyes.pipeline.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -25,9 +25,9 @@ import datetime as dt
 import hashlib
 import re
 
-from api.viid.codes import BasicTypeCode, ImageType, ObjectTypeCode
-from pipeline.errors import ConfigError
-from pipeline.types import EventType
+from sharpeyes.api.viid.codes import BasicTypeCode, ImageType, ObjectTypeCode
+from sharpeyes.pipeline.errors import ConfigError
+from sharpeyes.pipeline.types import EventType
 
 DEVICE_ID_LEN = 20
 IMAGE_ID_LEN = 41

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from api.viid import ids
-from api.viid.codes import (
+from sharpeyes.api.viid import ids
+from sharpeyes.api.viid.codes import (
     EventSort,
     ImageType,
     InfoKind,
@@ -30,9 +30,9 @@ from api.viid.codes import (
     color_code,
     direction_code,
 )
-from api.viid.config import ViidMappingConfig, ViidPlatform
-from api.viid.resources import Collection
-from api.viid.schemas import (
+from sharpeyes.api.viid.config import ViidMappingConfig, ViidPlatform
+from sharpeyes.api.viid.resources import Collection
+from sharpeyes.api.viid.schemas import (
     MotorVehicle,
     NonMotorVehicle,
     Person,
@@ -41,8 +41,8 @@ from api.viid.schemas import (
     ViidModel,
     dump,
 )
-from pipeline.errors import DeliveryError
-from pipeline.types import Event, EventType
+from sharpeyes.pipeline.errors import DeliveryError
+from sharpeyes.pipeline.types import Event, EventType
 
 log = logging.getLogger(__name__)
 

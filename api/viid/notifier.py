@@ -1,7 +1,7 @@
 """SubscribeNotifications to upper platforms, drained from the durable outbox (GAT1400.md §7).
 
 Every outbox destination ``sub:<SubscribeID>`` belongs to one subscription
-(:mod:`api.viid.subscriptions`). Rows are claimed in id order, re-checked against the
+(:mod:`sharpeyes.api.viid.subscriptions`). Rows are claimed in id order, re-checked against the
 subscription (active, SubscribeDetail, ResourceURI, BeginTime), mapped with the same
 :class:`EventMapper` as the upper-platform push (same object ids), grouped per collection into
 notifications of at most 20 objects (``InfoIDs`` ≤ 1024 characters) and posted to ReceiveAddr.
@@ -24,18 +24,18 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from api.store import EventStore, Outbox, OutboxItem, StoredEvent
-from api.viid import ids
-from api.viid.client import SessionState, ViidClient
-from api.viid.mapping import EventImages, EventMapper
-from api.viid.resources import COLLECTIONS, Collection
-from api.viid.subscriptions import (
+from sharpeyes.api.store import EventStore, Outbox, OutboxItem, StoredEvent
+from sharpeyes.api.viid import ids
+from sharpeyes.api.viid.client import SessionState, ViidClient
+from sharpeyes.api.viid.mapping import EventImages, EventMapper
+from sharpeyes.api.viid.resources import COLLECTIONS, Collection
+from sharpeyes.api.viid.subscriptions import (
     COLLECTION_OF,
     PREFIX,
     Subscription,
     SubscriptionRegistry,
 )
-from pipeline.errors import DeliveryError
+from sharpeyes.pipeline.errors import DeliveryError
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from api.viid.codes import SubscribeDetail
+from sharpeyes.api.viid.codes import SubscribeDetail
 
 
 class Collection(enum.StrEnum):

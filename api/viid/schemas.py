@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from api.viid.codes import StatusCode
+from sharpeyes.api.viid.codes import StatusCode
 
 
 class ViidModel(BaseModel):

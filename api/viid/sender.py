@@ -17,11 +17,11 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from api.store import EventStore, Outbox, OutboxItem, OutboxStats, StoredEvent
-from api.viid.client import ViidClient
-from api.viid.mapping import EventImages, EventMapper, ImageRef, MappedObject
-from api.viid.resources import COLLECTIONS, Collection
-from pipeline.errors import DeliveryError
+from sharpeyes.api.store import EventStore, Outbox, OutboxItem, OutboxStats, StoredEvent
+from sharpeyes.api.viid.client import ViidClient
+from sharpeyes.api.viid.mapping import EventImages, EventMapper, ImageRef, MappedObject
+from sharpeyes.api.viid.resources import COLLECTIONS, Collection
+from sharpeyes.pipeline.errors import DeliveryError
 
 log = logging.getLogger(__name__)
 

@@ -30,18 +30,18 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from api.viid import ids
-from api.viid.codes import OperateType, StatusCode, SubscribeStatus
-from api.viid.conformance import RuleTemplate
-from api.viid.digest import DigestVerifier
-from api.viid.schemas import Subscribe, dump
-from api.viid.subscriptions import (
+from sharpeyes.api.viid import ids
+from sharpeyes.api.viid.codes import OperateType, StatusCode, SubscribeStatus
+from sharpeyes.api.viid.conformance import RuleTemplate
+from sharpeyes.api.viid.digest import DigestVerifier
+from sharpeyes.api.viid.schemas import Subscribe, dump
+from sharpeyes.api.viid.subscriptions import (
     SUPPORTED_DETAILS,
     ResourceResolver,
     Subscription,
     SubscriptionRegistry,
 )
-from pipeline.errors import SharpeyesError
+from sharpeyes.pipeline.errors import SharpeyesError
 
 log = logging.getLogger(__name__)
 

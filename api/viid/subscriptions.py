@@ -8,7 +8,7 @@ from which resources (ResourceURI: our device / tollgate / platform ids) and whe
 Delivery is durable and uses the same outbox as the upper-platform push: each stored event that
 matches an active subscription gets a row with destination ``sub:<SubscribeID>``, enqueued in
 the event's own transaction (:meth:`SubscriptionRegistry.destinations_for` gives the
-destinations); :class:`api.viid.notifier.SubscriptionNotifier` drains them into
+destinations); :class:`sharpeyes.api.viid.notifier.SubscriptionNotifier` drains them into
 SubscribeNotifications, re-checking each row against its subscription at send time.
 """
 
@@ -22,11 +22,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from api.store.db import Connection, Database, Row
-from api.viid.codes import SubscribeStatus
-from api.viid.config import ViidMappingConfig
-from api.viid.resources import BY_DETAIL, Collection
-from pipeline.types import Event, EventType
+from sharpeyes.api.store.db import Connection, Database, Row
+from sharpeyes.api.viid.codes import SubscribeStatus
+from sharpeyes.api.viid.config import ViidMappingConfig
+from sharpeyes.api.viid.resources import BY_DETAIL, Collection
+from sharpeyes.pipeline.types import Event, EventType
 
 log = logging.getLogger(__name__)
 

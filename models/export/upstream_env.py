@@ -1,12 +1,12 @@
 """Prepare a clean interpreter for running the *upstream* yolov5 code (export, golden files).
 
 This module is standalone on purpose (stdlib only at import time, never imports sharpeyes):
-yolov5 checkpoints pickle their classes as ``models.yolo.*`` and sharpeyes' own top-level
+yolov5 checkpoints pickle their classes as ``sharpeyes.models.yolo.*`` and sharpeyes' own top-level
 package is also called ``models``. Scripts that need upstream code run in a subprocess, load this
 file by path and call :func:`prepare` first; it
 
 * removes sharpeyes' repository root from ``sys.path`` and puts the installed ``yolov5`` package
-  directory first, so ``models.yolo`` resolves to the upstream module;
+  directory first, so ``sharpeyes.models.yolo`` resolves to the upstream module;
 * installs import-time stand-ins for ``torchvision`` (not installable against the CPU torch
   build here; ``torchvision.ops.nms`` is replaced by a plain-torch greedy NMS) and for
   ``ultralytics.utils.checks`` (yolov5 7.0.14 imports only ``check_requirements`` from it),

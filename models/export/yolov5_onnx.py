@@ -24,7 +24,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.errors import ModelError
+from sharpeyes.pipeline.errors import ModelError
 
 EXPORTER_VERSION = "1"
 WORKER = Path(__file__).with_name("_yolov5_worker.py")
@@ -48,7 +48,7 @@ class ExportResult:
     def describe(self) -> str:
         kind = "dynamic" if self.dynamic else "static"
         return (
-            f"models.export.yolov5_onnx v{EXPORTER_VERSION} ({kind}, opset {self.opset}, "
+            f"sharpeyes.models.export.yolov5_onnx v{EXPORTER_VERSION} ({kind}, opset {self.opset}, "
             f"torch {self.torch_version})"
         )
 

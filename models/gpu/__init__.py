@@ -3,5 +3,5 @@ PyTorch yolov5 backend, and the registry the composition root picks a backend fr
 
 Nothing here imports CuPy, torch or a GPU build of onnxruntime at import time: each backend
 imports its library when it is built, so a CPU-only install can import the package and probe
-which backends are usable (:func:`models.gpu.registry.probe_backends`).
+which backends are usable (:func:`sharpeyes.models.gpu.registry.probe_backends`).
 """

@@ -16,12 +16,12 @@ from typing import Any
 
 import numpy as np
 
-from models.classes import ClassMap
-from models.gpu.preprocess import Preprocessor, image_hw, plan_batch
-from models.nms import NmsParams, select_boxes
-from models.yolo import DetectorOptions, FloatArray, LetterboxGeometry, round_up
-from pipeline.protocols import DetectorInfo
-from pipeline.types import Detections
+from sharpeyes.models.classes import ClassMap
+from sharpeyes.models.gpu.preprocess import Preprocessor, image_hw, plan_batch
+from sharpeyes.models.nms import NmsParams, select_boxes
+from sharpeyes.models.yolo import DetectorOptions, FloatArray, LetterboxGeometry, round_up
+from sharpeyes.pipeline.protocols import DetectorInfo
+from sharpeyes.pipeline.types import Detections
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,10 +18,15 @@ from typing import Any
 
 import numpy as np
 
-from models.gpu.common import YoloGpuBase
-from models.gpu.preprocess import ArrayPreprocessor, Preprocessor, TorchPreprocessor, cupy_module
-from models.onnx_session import OnnxModel, SessionConfig
-from models.yolo import DetectorOptions
+from sharpeyes.models.gpu.common import YoloGpuBase
+from sharpeyes.models.gpu.preprocess import (
+    ArrayPreprocessor,
+    Preprocessor,
+    TorchPreprocessor,
+    cupy_module,
+)
+from sharpeyes.models.onnx_session import OnnxModel, SessionConfig
+from sharpeyes.models.yolo import DetectorOptions
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ Inputs are arrays on the library's device: ``H×W×3 uint8`` is BGR (host frames
 decoder converted); a 2-D ``(H·3/2)×W uint8`` array is NV12 (what NVDEC produces), converted with
 BT.601 limited-range coefficients (FFmpeg's default for ``bgr24``). The output is one NCHW RGB
 tensor in 0..1 with the yolov5 pad value 114 around each letterboxed image, the layout of
-:meth:`models.yolo.YoloV5Detector.to_tensor`.
+:meth:`sharpeyes.models.yolo.YoloV5Detector.to_tensor`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from models.yolo import PAD_VALUE, LetterboxGeometry, plan_letterbox, rect_shape
+from sharpeyes.models.yolo import PAD_VALUE, LetterboxGeometry, plan_letterbox, rect_shape
 
 # BT.601 limited range → RGB (ITU-R BT.601; the matrix FFmpeg's swscale uses by default).
 Y_GAIN = 255.0 / 219.0

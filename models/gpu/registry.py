@@ -2,7 +2,7 @@
 :func:`create_backend_detector` and never branches on CUDA itself.
 
 =================  ===================================================================
-``onnxruntime``    the host path: :func:`models.factory.create_detector` (any provider)
+``onnxruntime``    the host path: :func:`sharpeyes.models.factory.create_detector` (any provider)
 ``onnxruntime-gpu``  ORT with TensorRT/CUDA, on-device preprocessing, I/O binding
 ``torch``          the yolov5 checkpoint on PyTorch (fp16, CUDA graphs)
 =================  ===================================================================
@@ -25,10 +25,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from models.registry import DEFAULT_DETECTOR, get_model_spec
-from models.resolve import resolve_model
-from models.yolo import DetectorOptions
-from pipeline.errors import ModelError
+from sharpeyes.models.registry import DEFAULT_DETECTOR, get_model_spec
+from sharpeyes.models.resolve import resolve_model
+from sharpeyes.models.yolo import DetectorOptions
+from sharpeyes.pipeline.errors import ModelError
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ def _checkpoint_path(cfg: DetectorBackendConfig) -> Path:
 
 
 def _build_onnxruntime(cfg: DetectorBackendConfig) -> Any:
-    from models.factory import create_detector
+    from sharpeyes.models.factory import create_detector
 
     return create_detector(
         cfg.model,
@@ -113,7 +113,7 @@ def _build_onnxruntime(cfg: DetectorBackendConfig) -> Any:
 
 
 def _build_ort_gpu(cfg: DetectorBackendConfig) -> Any:
-    from models.gpu.ort_gpu import OrtGpuOptions, create_ort_gpu_detector
+    from sharpeyes.models.gpu.ort_gpu import OrtGpuOptions, create_ort_gpu_detector
 
     device_id = int(cfg.device.partition(":")[2] or 0)
     gpu = OrtGpuOptions(
@@ -136,7 +136,7 @@ def _build_ort_gpu(cfg: DetectorBackendConfig) -> Any:
 def _build_torch(cfg: DetectorBackendConfig) -> Any:
     if importlib.util.find_spec("torch") is None:
         raise ModelError("torch backend: PyTorch is not installed")
-    from models.gpu.torch_backend import create_torch_detector
+    from sharpeyes.models.gpu.torch_backend import create_torch_detector
 
     return create_torch_detector(
         _checkpoint_path(cfg),

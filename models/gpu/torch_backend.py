@@ -19,11 +19,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from models.gpu.common import YoloGpuBase
-from models.gpu.preprocess import TorchPreprocessor
-from models.gpu.yolov5_torch import load_yolov5
-from models.yolo import DetectorOptions
-from pipeline.errors import ModelError
+from sharpeyes.models.gpu.common import YoloGpuBase
+from sharpeyes.models.gpu.preprocess import TorchPreprocessor
+from sharpeyes.models.gpu.yolov5_torch import load_yolov5
+from sharpeyes.models.yolo import DetectorOptions
+from sharpeyes.pipeline.errors import ModelError
 
 log = logging.getLogger(__name__)
 

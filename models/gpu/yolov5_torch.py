@@ -6,7 +6,7 @@ GPU nodes. Instead of importing upstream code, :func:`load_yolov5` unpickles wit
 ``find_class`` that maps each yolov5 layer class to a small ``nn.Module`` of ours with the same
 attribute names; ``nn.Module.__setstate__`` then restores submodules, parameters and the graph
 wiring (``f``, ``i``, ``save``) exactly as stored. Any other class from the checkpoint's
-``models.*`` or ``utils.*`` modules is refused with a :class:`ModelError`.
+``sharpeyes.models.*`` or ``utils.*`` modules is refused with a :class:`ModelError`.
 
 The forward pass is the *exported* graph of ``models.export.yolov5_onnx``: Detect in export mode,
 decoded boxes ``[B, N, 5 + nc]`` with ``xy = (2σ - 0.5 + grid) · stride`` and
@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from pipeline.errors import ModelError
+from sharpeyes.pipeline.errors import ModelError
 
 log = logging.getLogger(__name__)
 

@@ -20,26 +20,31 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pipeline.config import CameraConfig
-from pipeline.errors import EvidenceError
-from pipeline.evidence.clip import ClipSource, write_clip
-from pipeline.evidence.composite import compose
-from pipeline.evidence.facts import DEFAULT_CODE, CameraFacts, overlay_lines, vehicle_boxes
-from pipeline.evidence.images import beijing_date, encode_jpeg, render_overlay
-from pipeline.evidence.plate_closeup import plate_closeup
-from pipeline.evidence.record import (
+from sharpeyes.pipeline.config import CameraConfig
+from sharpeyes.pipeline.errors import EvidenceError
+from sharpeyes.pipeline.evidence.clip import ClipSource, write_clip
+from sharpeyes.pipeline.evidence.composite import compose
+from sharpeyes.pipeline.evidence.facts import (
+    DEFAULT_CODE,
+    CameraFacts,
+    overlay_lines,
+    vehicle_boxes,
+)
+from sharpeyes.pipeline.evidence.images import beijing_date, encode_jpeg, render_overlay
+from sharpeyes.pipeline.evidence.plate_closeup import plate_closeup
+from sharpeyes.pipeline.evidence.record import (
     EvidenceFileEntry,
     EvidenceImage,
     EvidenceRecord,
     record_document,
 )
-from pipeline.evidence.tamper import atomic_write_bytes, canonical_json, hmac_file, key_id
-from pipeline.types import Box, Event, Frame, ImageBGR, Plate
-from streams.packet_ring import PacketRing
-from streams.remux import ClipInfo
+from sharpeyes.pipeline.evidence.tamper import atomic_write_bytes, canonical_json, hmac_file, key_id
+from sharpeyes.pipeline.types import AnalysedFrame, Box, Event, Frame, ImageBGR, Plate
+from sharpeyes.streams.packet_ring import PacketRing
+from sharpeyes.streams.remux import ClipInfo
 
 if TYPE_CHECKING:
-    from models.plate import PlateReader, PlateReading
+    from sharpeyes.models.plate import PlateReader, PlateReading
 
 log = logging.getLogger(__name__)
 
@@ -107,13 +112,17 @@ class EvidenceBuilder:
     # -- public ------------------------------------------------------------------------------
 
     def build(
-        self, event: Event, frames: Sequence[Frame], clip_source: ClipSource | None = None
+        self,
+        event: Event,
+        frames: Sequence[AnalysedFrame | Frame],
+        clip_source: ClipSource | None = None,
     ) -> Event:
         """Build the record and return the event with ``evidence_path`` and the plate set.
 
         This is the runner's evidence hook; :meth:`build_record` returns the typed record.
         """
-        record = self.build_record(event, frames, clip_source)
+        plain = [f.frame if isinstance(f, AnalysedFrame) else f for f in frames]
+        record = self.build_record(event, plain, clip_source)
         plate = record.plate if record.plate.text is not None else (event.plate or record.plate)
         return event.with_(evidence_path=str(record.record_dir), plate=plate)
 
@@ -248,6 +257,6 @@ class EvidenceBuilder:
 
 
 def _sharpest(pairs: Sequence[tuple[ImageBGR, Box | None]]) -> int:
-    from models.plate import rank_by_sharpness
+    from sharpeyes.models.plate import rank_by_sharpness
 
     return rank_by_sharpness(pairs)[0]

@@ -13,9 +13,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from pipeline.errors import EvidenceError, StreamError
-from streams.packet_ring import PacketRing
-from streams.remux import ClipInfo, clip_from_file, remux_clip
+from sharpeyes.pipeline.errors import EvidenceError, StreamError
+from sharpeyes.streams.packet_ring import PacketRing
+from sharpeyes.streams.remux import ClipInfo, clip_from_file, remux_clip
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from pipeline.types import ImageBGR
+from sharpeyes.pipeline.types import ImageBGR
 
 BACKGROUND = (32, 32, 32)
 

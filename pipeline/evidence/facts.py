@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.evidence.images import OverlayLine, beijing_time_text
-from pipeline.types import Box, Event, Frame, LampColor, Plate
+from sharpeyes.pipeline.evidence.images import OverlayLine, beijing_time_text
+from sharpeyes.pipeline.types import Box, Event, Frame, LampColor, Plate
 
 DEFAULT_CODE = "1625"
 CODE_TEXT = {"1625": "驾驶机动车违反道路交通信号灯通行"}

@@ -21,7 +21,7 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 
-from pipeline.types import Box, ImageBGR
+from sharpeyes.pipeline.types import Box, ImageBGR
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from pipeline.types import Box, ImageBGR
+from sharpeyes.pipeline.types import Box, ImageBGR
 
 MIN_WIDTH = 440  # px: a single-layer Chinese plate is 440 mm wide, so about 1 px per mm
 

@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import CameraConfig
-from pipeline.evidence.facts import CODE_TEXT
-from pipeline.evidence.images import beijing_time_text
-from pipeline.evidence.tamper import ALGORITHM, canonical_json, hmac_bytes
-from pipeline.types import Box, Event, Frame, Plate
-from streams.remux import ClipInfo
+from sharpeyes.pipeline.config import CameraConfig
+from sharpeyes.pipeline.evidence.facts import CODE_TEXT
+from sharpeyes.pipeline.evidence.images import beijing_time_text
+from sharpeyes.pipeline.evidence.tamper import ALGORITHM, canonical_json, hmac_bytes
+from sharpeyes.pipeline.types import Box, Event, Frame, Plate
+from sharpeyes.streams.remux import ClipInfo
 
 SCHEMA = "sharpeyes.evidence/1"
 RECORD_NAME = "record.json"

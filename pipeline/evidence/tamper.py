@@ -13,7 +13,7 @@ import json
 import os
 from pathlib import Path
 
-from pipeline.errors import ConfigError, EvidenceError
+from sharpeyes.pipeline.errors import ConfigError, EvidenceError
 
 KEY_ENV = "SHARPEYES_EVIDENCE_KEY"
 ALGORITHM = "HMAC-SHA256"

@@ -13,10 +13,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import ConfigError, EvidenceError
-from pipeline.evidence.record import RECORD_NAME
-from pipeline.evidence.tamper import canonical_json, digests_equal, hmac_bytes, hmac_file, key_id
-from pipeline.evidence.tamper import load_key as _load_key
+from sharpeyes.pipeline.errors import ConfigError, EvidenceError
+from sharpeyes.pipeline.evidence.record import RECORD_NAME
+from sharpeyes.pipeline.evidence.tamper import (
+    canonical_json,
+    digests_equal,
+    hmac_bytes,
+    hmac_file,
+    key_id,
+)
+from sharpeyes.pipeline.evidence.tamper import load_key as _load_key
 
 EXIT_OK = 0
 EXIT_CHANGED = 1

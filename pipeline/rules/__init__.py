@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pipeline.calibration import IntersectionCalibration
-from pipeline.protocols import Rule
-from pipeline.rules.pedestrian import PedestrianRedLightRule
-from pipeline.rules.red_light import RedLightRule
+from sharpeyes.pipeline.calibration import IntersectionCalibration
+from sharpeyes.pipeline.protocols import Rule
+from sharpeyes.pipeline.rules.pedestrian import PedestrianRedLightRule
+from sharpeyes.pipeline.rules.red_light import RedLightRule
 
 RuleBuilder = Callable[[str, IntersectionCalibration, tuple[int, int]], Rule]
 

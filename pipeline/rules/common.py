@@ -6,9 +6,9 @@ from collections import Counter, deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from pipeline.calibration import Exemption, Movement
-from pipeline.rules.geometry import Vec
-from pipeline.types import (
+from sharpeyes.pipeline.calibration import Exemption, Movement
+from sharpeyes.pipeline.rules.geometry import Vec
+from sharpeyes.pipeline.types import (
     Box,
     Event,
     EventType,

@@ -15,16 +15,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.calibration import Crosswalk, IntersectionCalibration
-from pipeline.rules.common import (
+from sharpeyes.pipeline.calibration import Crosswalk, IntersectionCalibration
+from sharpeyes.pipeline.rules.common import (
     Observation,
     SignalTimeline,
     TrackHistory,
     ViolationFacts,
     violation_event,
 )
-from pipeline.rules.geometry import PixelPolygon, Vec, to_pixels
-from pipeline.types import (
+from sharpeyes.pipeline.rules.geometry import PixelPolygon, Vec, to_pixels
+from sharpeyes.pipeline.types import (
     Event,
     EventType,
     Frame,

@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pipeline.calibration import Approach, IntersectionCalibration, Lane, Movement
-from pipeline.riders import RiderParams
-from pipeline.rules.common import (
+from sharpeyes.pipeline.calibration import Approach, IntersectionCalibration, Lane, Movement
+from sharpeyes.pipeline.riders import RiderParams
+from sharpeyes.pipeline.rules.common import (
     Observation,
     SignalTimeline,
     TrackHistory,
@@ -38,7 +38,7 @@ from pipeline.rules.common import (
     exempt,
     violation_event,
 )
-from pipeline.rules.geometry import (
+from sharpeyes.pipeline.rules.geometry import (
     OrientedLine,
     PixelPolygon,
     Vec,
@@ -48,7 +48,7 @@ from pipeline.rules.geometry import (
     to_pixels,
     unit,
 )
-from pipeline.rules.rider_fusion import (
+from sharpeyes.pipeline.rules.rider_fusion import (
     CrossingFacts,
     FusionState,
     RiderArbiter,
@@ -56,7 +56,7 @@ from pipeline.rules.rider_fusion import (
     RiderRow,
     identity_switch,
 )
-from pipeline.types import (
+from sharpeyes.pipeline.types import (
     Event,
     EventType,
     Frame,

@@ -2,7 +2,7 @@
 
 Seen from behind, a motorbike is mostly hidden by its rider and the detector often reports only
 the ``person``. :class:`RiderFeed` turns the person tracks of a frame into rider observations
-for :class:`~pipeline.rules.red_light.RedLightRule`:
+for :class:`~sharpeyes.pipeline.rules.red_light.RedLightRule`:
 
 * the anchor is moved from the rider's feet (on the footrests) down to the road, ``ground_offset``
   of the person box height (the median gap between rider feet and the carrying two-wheeler's
@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pipeline.riders import RiderParams, carrier_ids, rides_along
-from pipeline.rules.common import Observation
-from pipeline.rules.geometry import Vec, distance
-from pipeline.types import Anchor, Frame, ObjectKind, Tracks, box_anchors
+from sharpeyes.pipeline.riders import RiderParams, carrier_ids, rides_along
+from sharpeyes.pipeline.rules.common import Observation
+from sharpeyes.pipeline.rules.geometry import Vec, distance
+from sharpeyes.pipeline.types import Anchor, Frame, ObjectKind, Tracks, box_anchors
 
 log = logging.getLogger(__name__)
 

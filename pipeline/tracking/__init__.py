@@ -1,5 +1,5 @@
 """Multi-object tracking: ByteTrack with a dt-aware Kalman filter (one instance per stream)."""
 
-from pipeline.tracking.bytetrack import ByteTracker, TrackerStats
+from sharpeyes.pipeline.tracking.bytetrack import ByteTracker, TrackerStats
 
 __all__ = ["ByteTracker", "TrackerStats"]

@@ -3,7 +3,7 @@
 Written for sharpeyes from the paper's algorithm. Per frame:
 
 1. every live track is predicted to the frame's time with a constant-velocity Kalman filter
-   using the real time step ``dt`` from the pts (see :mod:`pipeline.tracking.kalman`);
+   using the real time step ``dt`` from the pts (see :mod:`sharpeyes.pipeline.tracking.kalman`);
 2. **first stage**: confirmed tracks (tracked and lost) against high-score detections
    (``score >= high_threshold``), cost ``1 − IoU·score``, gated at ``IoU >= match_iou``;
 3. **second stage**: confirmed tracks still unmatched and tracked in the previous frame against
@@ -42,11 +42,11 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from pipeline.config import TrackerConfig
-from pipeline.tracking import kalman
-from pipeline.tracking.matching import assign, iou_cost
-from pipeline.tracking.table import LOST, TENTATIVE, TRACKED, TrackTable
-from pipeline.types import Detections, Tracks
+from sharpeyes.pipeline.config import TrackerConfig
+from sharpeyes.pipeline.tracking import kalman
+from sharpeyes.pipeline.tracking.matching import assign, iou_cost
+from sharpeyes.pipeline.tracking.table import LOST, TENTATIVE, TRACKED, TrackTable
+from sharpeyes.pipeline.types import Detections, Tracks
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ class TrackerStats:
 
 
 class ByteTracker:
-    """Per-stream ByteTrack tracker implementing :class:`pipeline.protocols.Tracker`."""
+    """Per-stream ByteTrack tracker implementing :class:`sharpeyes.pipeline.protocols.Tracker`."""
 
     def __init__(self, config: TrackerConfig, *, output_predicted: bool = False) -> None:
         self._cfg = config

@@ -8,7 +8,7 @@ import lap
 import numpy as np
 from numpy.typing import NDArray
 
-from pipeline.geometry import iou_matrix
+from sharpeyes.pipeline.geometry import iou_matrix
 
 BLOCKED_COST = 1e6
 """Cost of a forbidden pair (different object kinds); far above any usable threshold."""

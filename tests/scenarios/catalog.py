@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.types import EventType, LampColor, ObjectKind
+from sharpeyes.pipeline.types import EventType, LampColor, ObjectKind
 from tests.scenarios.model import Actor, Phase, Scenario
 from tests.scenarios.scene import LANE_CENTRES, drive, turn_right, wait_then_go
 

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.calibration import IntersectionCalibration
-from pipeline.rules import build_rules
-from pipeline.signal import LampReading, SignalSmoother
-from pipeline.types import Event, Frame, LampColor, SignalState, Tracks
+from sharpeyes.pipeline.calibration import IntersectionCalibration
+from sharpeyes.pipeline.rules import build_rules
+from sharpeyes.pipeline.signal import LampReading, SignalSmoother
+from sharpeyes.pipeline.types import Event, Frame, LampColor, SignalState, Tracks
 from tests.scenarios.model import FRAME_SIZE, WALL_T0_MS, Phase, Scenario, color_at
 from tests.scenarios.scene import scene_calibration
 

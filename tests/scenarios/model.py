@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pipeline.types import EventType, LampColor, ObjectKind
+from sharpeyes.pipeline.types import EventType, LampColor, ObjectKind
 
 FRAME_SIZE = (640, 360)
 WALL_T0_MS = 1_700_000_000_000  # 2023-11-14 22:13:20 UTC; wall time = this + pts

@@ -17,8 +17,8 @@ import av
 import cv2
 import numpy as np
 
-from pipeline.protocols import DetectorInfo
-from pipeline.types import Detections, EventType, ImageBGR, LampColor, ObjectKind
+from sharpeyes.pipeline.protocols import DetectorInfo
+from sharpeyes.pipeline.types import Detections, EventType, ImageBGR, LampColor, ObjectKind
 from tests.scenarios.catalog import SCENARIOS
 from tests.scenarios.model import FRAME_SIZE, Scenario, color_at
 from tests.scenarios.scene import CROSSWALK, LANE_X, MAIN_HEAD, PED_HEAD, ROAD, STOP_Y

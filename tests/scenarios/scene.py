@@ -7,7 +7,7 @@ Vehicles drive up the image on a three-lane approach: lane 1 (left, straight/lef
 
 from __future__ import annotations
 
-from pipeline.calibration import IntersectionCalibration
+from sharpeyes.pipeline.calibration import IntersectionCalibration
 
 STOP_Y = 0.70
 ENTRY_Y = 0.56

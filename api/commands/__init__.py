@@ -1,0 +1,1 @@
+"""Entry points: the ``sharpeyes`` command line and what each command runs."""

@@ -1,0 +1,223 @@
+"""The ``sharpeyes`` command line.
+
+Every subcommand imports what it needs lazily, so ``sharpeyes --help`` is instant and a missing
+optional dependency only affects the command that needs it. Deliberate errors
+(:class:`pipeline.errors.SharpeyesError`) are printed as one line ``error: …`` with a non-zero exit
+status, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from sharpeyes.pipeline.errors import ConfigError, SharpeyesError
+
+logger = logging.getLogger("sharpeyes")
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def _out(text: str) -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    from sharpeyes.api.commands.analyze import AnalyzeOptions, analyze_video
+
+    result = analyze_video(
+        AnalyzeOptions(
+            video=Path(args.video),
+            config=Path(args.config) if args.config else None,
+            out=Path(args.out) if args.out else None,
+            annotate=args.annotate,
+            model=args.model,
+            analysis_fps=args.fps,
+            progress=not args.no_progress,
+            deliver=args.deliver,
+        )
+    )
+    for line in result.summary_lines():
+        _out(line)
+    return EXIT_OK
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from sharpeyes.api.commands.demo import demo_clips, run_demo, serve_demo
+
+    out = Path(args.out)
+    for line in run_demo(out=out, progress=not args.no_progress):
+        _out(line)
+    if args.no_serve:
+        return EXIT_OK
+    _out("\nstarting the live service on the same clips (file-as-live cameras)…")
+    return serve_demo(out / "service", demo_clips(out), args.port)
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from sharpeyes.models.registry import REGISTRY
+    from sharpeyes.models.resolve import resolve_model
+
+    for name, spec in sorted(REGISTRY.items()):
+        where = "—"
+        if args.resolve:
+            try:
+                where = str(resolve_model(name, download=False))
+            except SharpeyesError as e:
+                where = f"missing ({e})"
+        _out(f"{name:20s} {spec.family:10s} {spec.licence:18s} {where}")
+    return EXIT_OK
+
+
+def _cmd_evidence_verify(args: argparse.Namespace) -> int:
+    from sharpeyes.api.node.camera import evidence_key
+    from sharpeyes.pipeline.evidence.verify import main_verify
+
+    # the same key the pipeline signs with: --key, env SHARPEYES_EVIDENCE_KEY, or the demo key
+    key = args.key.encode() if args.key else evidence_key()
+    return main_verify(Path(args.record), key)
+
+
+def _cmd_viid_server(args: argparse.Namespace) -> int:
+    from sharpeyes.api.viid.receiver.server import run_receiver
+    from sharpeyes.api.viid.receiver.state import ReceiverConfig
+
+    config = ReceiverConfig(
+        accounts={args.user: args.password},
+        validate_payloads=not args.no_validate,
+        template_path=args.template,
+    )
+    _out(f"GA/T 1400 receiver on http://{args.host}:{args.port}/VIID (user {args.user})")
+    run_receiver(args.host, args.port, config)
+    return EXIT_OK
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from sharpeyes.api.commands.run import run_service
+
+    return run_service(Path(args.config), serve_api=False, workers=args.workers)
+
+
+def _workers(text: str) -> int | str:
+    if text == "per-gpu":
+        return text
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError("workers must be a number ≥ 1 or 'per-gpu'")
+    return n
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from sharpeyes.api.commands.run import run_service
+
+    return run_service(
+        Path(args.config) if args.config else None,
+        serve_api=True,
+        host=args.host,
+        port=args.port,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="sharpeyes",
+        description="Video analytics for Sharp Eyes and e-police cameras.",
+    )
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv debug)")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    a = sub.add_parser("analyze", help="analyse a video file end to end")
+    a.add_argument("video", help="video file (MP4, H.264/H.265, …)")
+    a.add_argument("--config", help="camera YAML (defaults embedded)")
+    a.add_argument("--out", help="output directory (default ./out/<video name>)")
+    a.add_argument("--annotate", action="store_true", help="also write annotated.mp4")
+    a.add_argument("--model", help="detector model name or .onnx path (overrides the config)")
+    a.add_argument("--fps", type=float, help="analysis rate (overrides the config)")
+    a.add_argument("--deliver", help="GA/T 1400 delivery config YAML (enqueue + send)")
+    a.add_argument("--no-progress", action="store_true", help="no progress bar")
+    a.set_defaults(func=_cmd_analyze)
+
+    d = sub.add_parser("demo", help="run the demo on the sample videos")
+    d.add_argument("--out", default="out/demo", help="output directory")
+    d.add_argument("--no-progress", action="store_true", help="no progress bar")
+    d.add_argument("--no-serve", action="store_true", help="analyse only; do not start the service")
+    d.add_argument("--port", type=int, default=8080, help="port of the demo service")
+    d.set_defaults(func=_cmd_demo)
+
+    m = sub.add_parser("models", help="list registered models")
+    m.add_argument("--resolve", action="store_true", help="also show where each is found")
+    m.set_defaults(func=_cmd_models)
+
+    ev = sub.add_parser("evidence", help="evidence tools")
+    ev_sub = ev.add_subparsers(dest="evidence_command", required=True, metavar="ACTION")
+    v = ev_sub.add_parser("verify", help="verify an evidence record's keyed hashes")
+    v.add_argument("record", help="evidence record directory or its record.json")
+    v.add_argument("--key", help="HMAC key (default: env SHARPEYES_EVIDENCE_KEY)")
+    v.set_defaults(func=_cmd_evidence_verify)
+
+    r = sub.add_parser("run", help="run all configured cameras until stopped")
+    r.add_argument("--config", required=True, help="service YAML")
+    r.add_argument(
+        "--workers",
+        type=_workers,
+        default=None,
+        help="worker processes: N or 'per-gpu' (default: node.workers; 1 = in-process)",
+    )
+    r.set_defaults(func=_cmd_run)
+
+    s = sub.add_parser("serve", help="run the cameras and the REST service")
+    s.add_argument("--config", help="service YAML (default: demo config on the sample videos)")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8080)
+    s.set_defaults(func=_cmd_serve)
+
+    vs = sub.add_parser("viid-server", help="run a conformant GA/T 1400 view-library receiver")
+    vs.add_argument("--host", default="127.0.0.1")
+    vs.add_argument("--port", type=int, default=8090)
+    vs.add_argument("--user", default="admin", help="Digest account user name")
+    vs.add_argument("--password", default="admin", help="Digest account password")
+    vs.add_argument("--template", help="MEGVII rule template JSON (default: the shared copy)")
+    vs.add_argument("--no-validate", action="store_true", help="accept payloads unchecked")
+    vs.set_defaults(func=_cmd_viid_server)
+    return p
+
+
+def _setup_logging(verbosity: int) -> None:
+    level = logging.WARNING - 10 * min(verbosity, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args.verbose)
+    func: Command = args.func
+    try:
+        return func(args)
+    except ConfigError as e:
+        sys.stderr.write(f"error: {e}\n")
+        return EXIT_USAGE
+    except SharpeyesError as e:
+        sys.stderr.write(f"error: {e}\n")
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130
+    except ImportError as e:
+        sys.stderr.write(f"error: a component is not installed: {e}\n")
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

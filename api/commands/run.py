@@ -1,0 +1,215 @@
+"""``sharpeyes run`` / ``sharpeyes serve``: run the node until SIGTERM/SIGINT, then stop cleanly.
+
+Start-up reads like a table of contents: load the config → start the runtime (store, detector,
+batcher, cameras, delivery) → metrics endpoint → (REST API) → wait → stop: every camera flushes
+its open tracks as events, the store and the outbox are closed.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+
+from sharpeyes.api.commands.serve import (
+    ApiServer,
+    FeedSink,
+    attach_runtime,
+    build_service,
+    demo_token,
+    start_server,
+)
+from sharpeyes.api.node.plan import WorkersArg
+from sharpeyes.api.node.prom import MetricsServer, build_registry, serve_metrics
+from sharpeyes.api.node.runtime import CameraHealth, NodeRuntime
+from sharpeyes.api.node.settings import ServiceConfig, load_service_config
+from sharpeyes.api.rest.schemas import StreamHealthPublic
+from sharpeyes.pipeline.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO_CONFIG = REPO / "sample_videos" / "service_demo.yaml"
+
+
+PUBLIC_STATES: dict[str, str] = {
+    "connecting": "connecting",
+    "live": "running",
+    "stalled": "stalled",
+    "backoff": "reconnecting",
+    "failed": "error",
+    "stopped": "stopped",
+    "finished": "ended",
+}
+
+
+def health_public(h: CameraHealth) -> StreamHealthPublic:
+    """A camera's health in the REST schema (``GET /streams``); the URL is already masked."""
+    return StreamHealthPublic(
+        camera_id=h.camera_id,
+        state=PUBLIC_STATES.get(h.state, "error"),
+        input_fps=h.input_fps,
+        analysed_fps=h.analysed_fps,
+        drops_by_reason=dict(h.drops),
+        reconnects=h.reconnects,
+        last_frame_age_s=h.last_frame_age_s,
+        skew_ms=None if h.skew_ms is None else -h.skew_ms,  # schema: stream clock − server
+        decoder=h.decoder,
+        url=h.url,
+        detail=h.last_error,
+    )
+
+
+def announce(server: ApiServer, token: str) -> None:
+    """Tell the person at the terminal where the console is and how to log in."""
+    sys.stdout.write(
+        f"sharpeyes is serving: review console {server.url}/console/  API {server.url}/docs\n"
+        f"demo admin token (paste it into the console login): {token}\n"
+        "stop with Ctrl-C\n"
+    )
+    sys.stdout.flush()
+
+
+def summary_line(health: dict[str, CameraHealth]) -> str:
+    """One log line: ``cam1 live 5.0fps r0 | cam2 backoff 0.0fps r3 (error…)``."""
+    parts = []
+    for cid, h in sorted(health.items()):
+        text = f"{cid} {h.state} {h.analysed_fps:.1f}fps r{h.reconnects} ev{h.events}"
+        if h.state in ("backoff", "failed") and h.last_error:
+            text += f" ({h.last_error[:80]})"
+        parts.append(text)
+    return " | ".join(parts) or "no cameras"
+
+
+@contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """Set ``stop`` on SIGTERM/SIGINT while inside (main thread only; elsewhere a no-op)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        logger.info("signal %s: stopping", signal.Signals(signum).name)
+        stop.set()
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def _serve(runtime: NodeRuntime, config: ServiceConfig) -> MetricsServer:
+    m = config.metrics
+    assert m.port is not None
+    try:
+        return serve_metrics(build_registry(runtime), m.host, m.port)
+    except OSError as e:
+        raise ConfigError(f"metrics: cannot listen on {m.host}:{m.port}: {e.strerror or e}") from e
+
+
+def _wait(
+    runtime: NodeRuntime, stop: threading.Event, log_every_s: float, *, until_stopped: bool
+) -> None:
+    """Until ``stop`` is set or (unless ``until_stopped``) every camera ended by itself."""
+    waited = 0.0
+    while not stop.wait(0.5):
+        waited += 0.5
+        if not until_stopped and runtime.all_finished():
+            logger.info("every camera finished")
+            return
+        if log_every_s > 0 and waited >= log_every_s:
+            waited = 0.0
+            logger.info("health: %s", summary_line(runtime.health()))
+
+
+def run_service(
+    config_path: Path | None,
+    *,
+    serve_api: bool,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    stop: threading.Event | None = None,
+    workers: WorkersArg | None = None,
+) -> int:
+    """Run the node from ``config_path`` (the demo config when None) until stopped; exit code.
+
+    ``host``/``port`` override the config's API address when ``serve_api``. ``stop`` lets an
+    embedding program (or a test) stop the node instead of a signal.
+
+    Raises:
+        ConfigError: the config file is invalid.  SharpeyesError: the store or model failed.
+    """
+    config = load_service_config(config_path or DEMO_CONFIG)
+    if config.cluster is not None:
+        return run_cluster(config, stop or threading.Event())
+    n = workers if workers is not None else config.node.workers
+    if n != 1:
+        if serve_api:
+            raise ConfigError("--workers needs `sharpeyes run`; serve runs one in-process runtime")
+        from sharpeyes.api.node.processes import run_node as run_worker_processes
+
+        return run_worker_processes(config, workers=n, stop=stop)
+    return run_node(config, serve_api=serve_api, host=host, port=port, stop=stop)
+
+
+def run_cluster(config: ServiceConfig, stop: threading.Event) -> int:
+    """Shard the configured cameras over the cluster backend (local threads or Ray)."""
+    from sharpeyes.api.cluster.service import start_cluster
+
+    assert config.cluster is not None
+    handle = start_cluster(config.cluster, config.cameras)
+    every = config.metrics.log_every_s or 30.0
+    with stop_on_signals(stop):
+        try:
+            while not stop.wait(every):
+                states = [(c.camera_id, str(c.state)) for c in handle.health().cameras]
+                logger.info("cluster: %s", states)
+        finally:
+            handle.stop()
+    return 0
+
+
+def run_node(
+    config: ServiceConfig,
+    *,
+    serve_api: bool,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    stop: threading.Event | None = None,
+) -> int:
+    """Run a node from a loaded config (see :func:`run_service`)."""
+    if serve_api:
+        config = config.model_copy(
+            update={"api": config.api.model_copy(update={"host": host, "port": port})}
+        )
+    stop = stop or threading.Event()
+    service = build_service(config) if serve_api else None
+    runtime = NodeRuntime(config, extra_sinks=[FeedSink(service)] if service else ())
+    metrics: MetricsServer | None = None
+    server: ApiServer | None = None
+    with stop_on_signals(stop):
+        runtime.start()
+        try:
+            if config.metrics.port is not None:
+                metrics = _serve(runtime, config)
+            if service is not None:
+                attach_runtime(service, runtime)
+                server = start_server(service, config.api.host, config.api.port)
+                announce(server, demo_token(service))
+            _wait(runtime, stop, config.metrics.log_every_s, until_stopped=server is not None)
+        finally:
+            logger.info("stopping: flushing events of %d cameras", len(runtime.camera_configs()))
+            if server is not None:
+                server.stop()
+            runtime.stop()
+            if metrics is not None:
+                metrics.close()
+    logger.info("stopped")
+    return 0

@@ -1,0 +1,188 @@
+"""``sharpeyes serve``: the REST service and review console over a running node.
+
+Wires the service facade (:class:`api.rest.service.StoreService`) to the node runtime: the runtime's
+events reach the live feed through a sink, camera changes made through the API reach the
+running pipeline through a :class:`api.rest.cameras.CameraController`, and stream health and model
+status come from the runtime. uvicorn runs on a thread; :meth:`ApiServer.stop` ends it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from sharpeyes.api.node.runtime import NodeRuntime
+from sharpeyes.api.node.settings import ServiceConfig
+from sharpeyes.api.rest.app import create_app
+from sharpeyes.api.rest.auth.tokens import Role
+from sharpeyes.api.rest.cameras import CameraRegistry
+from sharpeyes.api.rest.context import ApiSettings
+from sharpeyes.api.rest.service import ModelStatus, StoreService
+from sharpeyes.api.store.db import open_database
+from sharpeyes.api.store.events import EventStore
+from sharpeyes.api.store.migrate import migrate
+from sharpeyes.pipeline.config import CameraConfig
+from sharpeyes.pipeline.errors import ConfigError
+from sharpeyes.pipeline.types import Event
+
+logger = logging.getLogger(__name__)
+
+KEY_ENV = "SHARPEYES_API_KEY"
+DEMO_TOKEN_ENV = "SHARPEYES_DEMO_TOKEN"
+
+
+def api_key(files_root: Path) -> bytes:
+    """The key that hashes API tokens and signs evidence URLs.
+
+    From env ``SHARPEYES_API_KEY``; otherwise a random key kept in ``files_root/.api_key``
+    (mode 0600), so tokens stay valid across restarts of the same installation.
+    """
+    env = os.environ.get(KEY_ENV)
+    if env:
+        return env.encode()
+    path = files_root / ".api_key"
+    if path.is_file():
+        return path.read_bytes()
+    files_root.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32).encode()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key)
+    return key
+
+
+class FeedSink:
+    """A runtime sink that announces each stored event on the live feed (SSE)."""
+
+    def __init__(self, service: StoreService) -> None:
+        self.service = service
+
+    def emit(self, event: Event) -> None:
+        try:
+            self.service.publish_stored([event.event_id])
+        except Exception:  # the feed must never stop the pipeline
+            logger.exception("live feed: could not publish %s", event.event_id)
+
+    def close(self) -> None:
+        return None
+
+
+class RuntimeCameras:
+    """:class:`sharpeyes.api.rest.cameras.CameraController` over a :class:`NodeRuntime`."""
+
+    def __init__(self, runtime: NodeRuntime) -> None:
+        self.runtime = runtime
+        self._stopped: dict[str, CameraConfig] = {}
+
+    def add(self, config: CameraConfig) -> None:
+        self.runtime.add_camera(config)
+
+    def update(self, config: CameraConfig) -> None:
+        if config.id in self._stopped:
+            self._stopped[config.id] = config
+            return
+        self.runtime.update_camera(config)
+
+    def remove(self, camera_id: str) -> None:
+        self._stopped.pop(camera_id, None)
+        self.runtime.remove_camera(camera_id)
+
+    def start(self, camera_id: str) -> None:
+        config = self._stopped.pop(camera_id, None)
+        if config is not None:
+            self.runtime.add_camera(config)
+
+    def stop(self, camera_id: str) -> None:
+        for cam in self.runtime.camera_configs():
+            if cam.id == camera_id:
+                self._stopped[camera_id] = cam
+                self.runtime.remove_camera(camera_id)
+                return
+
+
+def build_service(config: ServiceConfig) -> StoreService:
+    """The service facade over the configured store (created and migrated if new); the
+    configured cameras seed the camera registry (API changes persist over them)."""
+    root = config.store.files_root
+    key = api_key(root)
+    db = open_database(config.store.url)
+    migrate(db)
+    cameras = CameraRegistry(db=db, seed=config.cameras)
+    return StoreService(
+        db,
+        EventStore(db, root),
+        files_root=root,
+        token_key=key,
+        url_key=key,
+        cameras=cameras,
+    )
+
+
+def attach_runtime(service: StoreService, runtime: NodeRuntime) -> None:
+    """Plug the runtime's health, model status and camera control into the facade."""
+    from sharpeyes.api.commands.run import health_public
+
+    service.set_health_provider(lambda: {k: health_public(h) for k, h in runtime.health().items()})
+
+    def model_status() -> ModelStatus:
+        try:
+            info = runtime.detector.info
+        except RuntimeError as e:
+            return ModelStatus(loaded=False, detail=str(e))
+        return ModelStatus(loaded=True, provider=",".join(info.providers), detail=info.model)
+
+    service.set_model_status(model_status)
+    running = {c.id for c in runtime.camera_configs()}
+    for entry in service.cameras.all():  # cameras added through the API in an earlier run
+        if entry.enabled and entry.config.id not in running:
+            runtime.add_camera(entry.config)
+    service.cameras.set_controller(RuntimeCameras(runtime))
+
+
+def demo_token(service: StoreService) -> str:
+    """An admin token for the demo: env ``SHARPEYES_DEMO_TOKEN`` or a freshly issued one."""
+    token = os.environ.get(DEMO_TOKEN_ENV)
+    if token:
+        service.tokens.ensure(token, "demo", Role.ADMIN)
+        return token
+    return service.tokens.issue(f"demo-{int(time.time())}", Role.ADMIN)[1]
+
+
+@dataclass
+class ApiServer:
+    """uvicorn serving the app on a thread."""
+
+    host: str
+    port: int
+    _server: object
+    _thread: threading.Thread
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def stop(self) -> None:
+        self._server.should_exit = True  # type: ignore[attr-defined]
+        self._thread.join(timeout=10)
+
+
+def start_server(service: StoreService, host: str, port: int) -> ApiServer:
+    import uvicorn
+
+    app = create_app(ApiSettings(), service)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=2)
+    )
+    thread = threading.Thread(target=server.run, name="api", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise ConfigError(f"api: cannot listen on {host}:{port}")
+        time.sleep(0.05)
+    return ApiServer(host, port, server, thread)

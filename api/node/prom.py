@@ -1,0 +1,180 @@
+"""Prometheus export of the node's camera health, batcher and latency.
+
+A custom collector reads :meth:`api.node.runtime.NodeRuntime.health` at scrape time, so nothing is
+updated on the hot path. Each runtime gets its own :class:`CollectorRegistry` (no global state;
+two runtimes in one process — tests — do not collide). Serve it with :func:`render` from the
+REST app, or with :func:`serve_metrics` on its own port for ``sharpeyes run``.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+from collections.abc import Iterator, Mapping
+from typing import Protocol
+
+from prometheus_client import CollectorRegistry, generate_latest, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from sharpeyes.pipeline.batcher import BatcherStats
+
+logger = logging.getLogger(__name__)
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+STATES = ("connecting", "live", "stalled", "backoff", "failed", "stopped", "finished")
+
+
+class HealthLike(Protocol):
+    """The fields of :class:`sharpeyes.api.node.runtime.CameraHealth` the exporter reads."""
+
+    @property
+    def state(self) -> str: ...
+    @property
+    def input_fps(self) -> float: ...
+    @property
+    def analysed_fps(self) -> float: ...
+    @property
+    def drops(self) -> Mapping[str, int]: ...
+    @property
+    def reconnects(self) -> int: ...
+    @property
+    def last_frame_age_s(self) -> float | None: ...
+    @property
+    def decode_errors(self) -> int: ...
+    @property
+    def skew_ms(self) -> float | None: ...
+    @property
+    def pts_resets(self) -> int: ...
+    @property
+    def frames_analysed(self) -> int: ...
+    @property
+    def events(self) -> int: ...
+    @property
+    def restarts(self) -> int: ...
+
+
+class RuntimeLike(Protocol):
+    def health(self) -> Mapping[str, HealthLike]: ...
+
+    def batcher_stats(self) -> BatcherStats: ...
+
+    def latencies_ms(self) -> dict[str, list[float]]: ...
+
+
+def _gauge(name: str, doc: str, labels: list[str]) -> GaugeMetricFamily:
+    return GaugeMetricFamily(f"sharpeyes_{name}", doc, labels=labels)
+
+
+def _counter(name: str, doc: str, labels: list[str]) -> CounterMetricFamily:
+    return CounterMetricFamily(f"sharpeyes_{name}", doc, labels=labels)
+
+
+class RuntimeCollector(Collector):
+    """Reads a runtime's health at scrape time."""
+
+    def __init__(self, runtime: RuntimeLike) -> None:
+        self.runtime = runtime
+
+    def collect(self) -> Iterator[Metric]:
+        health = self.runtime.health()
+        yield from _stream_metrics(health)
+        yield from _batcher_metrics(self.runtime.batcher_stats())
+        yield from _latency_metrics(self.runtime.latencies_ms())
+
+
+def _stream_metrics(health: Mapping[str, HealthLike]) -> Iterator[Metric]:
+    cam = ["camera"]
+    state = _gauge("stream_state", "1 for the camera's current state.", ["camera", "state"])
+    gauges = {
+        "input_fps": _gauge("stream_input_fps", "Frames per second received.", cam),
+        "analysed_fps": _gauge("stream_analysed_fps", "Frames per second analysed.", cam),
+        "age": _gauge("stream_last_frame_age_seconds", "Seconds since the last frame.", cam),
+        "skew": _gauge("stream_skew_seconds", "Local clock minus stream wall time.", cam),
+    }
+    counters = {
+        "reconnects": _counter("stream_reconnects", "Reconnects of the source.", cam),
+        "decode_errors": _counter("stream_decode_errors", "Packets that failed to decode.", cam),
+        "pts_resets": _counter("stream_pts_resets", "Re-anchorings of pts to wall time.", cam),
+        "frames": _counter("stream_frames_analysed", "Frames analysed.", cam),
+        "events": _counter("stream_events", "Events stored.", cam),
+        "restarts": _counter("stream_pipeline_restarts", "Pipeline crashes restarted.", cam),
+    }
+    drops = _counter("stream_dropped_frames", "Frames not analysed, by reason.", [*cam, "reason"])
+    for cid, h in sorted(health.items()):
+        for s in STATES:
+            state.add_metric([cid, s], 1.0 if h.state == s else 0.0)
+        gauges["input_fps"].add_metric([cid], h.input_fps)
+        gauges["analysed_fps"].add_metric([cid], h.analysed_fps)
+        if h.last_frame_age_s is not None:
+            gauges["age"].add_metric([cid], h.last_frame_age_s)
+        if h.skew_ms is not None:
+            gauges["skew"].add_metric([cid], h.skew_ms / 1000.0)
+        counters["reconnects"].add_metric([cid], h.reconnects)
+        counters["decode_errors"].add_metric([cid], h.decode_errors)
+        counters["pts_resets"].add_metric([cid], h.pts_resets)
+        counters["frames"].add_metric([cid], h.frames_analysed)
+        counters["events"].add_metric([cid], h.events)
+        counters["restarts"].add_metric([cid], h.restarts)
+        for reason, n in sorted(h.drops.items()):
+            drops.add_metric([cid, reason], n)
+    yield state
+    yield from gauges.values()
+    yield from counters.values()
+    yield drops
+
+
+def _batcher_metrics(stats: BatcherStats) -> Iterator[Metric]:
+    batches = _counter("batcher_batches", "Detector calls made by the batcher.", [])
+    batches.add_metric([], stats.batches)
+    images = _counter("batcher_images", "Images detected through the batcher.", [])
+    images.add_metric([], stats.images)
+    failed = _counter("batcher_failed_batches", "Detector calls that raised.", [])
+    failed.add_metric([], stats.failed_batches)
+    mean = _gauge("batcher_mean_batch_size", "Mean images per detector call.", [])
+    mean.add_metric([], stats.mean_batch)
+    yield from (batches, images, failed, mean)
+
+
+def _latency_metrics(latencies: Mapping[str, list[float]]) -> Iterator[Metric]:
+    g = _gauge(
+        "event_latency_seconds",
+        "Frame capture → event stored latency over recent events.",
+        ["camera", "quantile"],
+    )
+    for cid, samples in sorted(latencies.items()):
+        if len(samples) >= 2:
+            q = statistics.quantiles(samples, n=20, method="inclusive")
+            g.add_metric([cid, "0.5"], statistics.median(samples) / 1000.0)
+            g.add_metric([cid, "0.95"], q[18] / 1000.0)
+    yield g
+
+
+def build_registry(runtime: RuntimeLike) -> CollectorRegistry:
+    """A fresh registry exporting ``runtime``."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(RuntimeCollector(runtime))
+    return registry
+
+
+def render(registry: CollectorRegistry) -> bytes:
+    """The Prometheus text exposition (serve with :data:`CONTENT_TYPE`)."""
+    return generate_latest(registry)
+
+
+class MetricsServer:
+    """``/metrics`` on its own port (a daemon thread); :meth:`close` shuts it down."""
+
+    def __init__(self, registry: CollectorRegistry, host: str, port: int) -> None:
+        self._server, self._thread = start_http_server(port, addr=host, registry=registry)
+        self.port = int(self._server.server_address[1])
+        logger.info("Prometheus metrics on http://%s:%d/metrics", host, self.port)
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+def serve_metrics(registry: CollectorRegistry, host: str, port: int) -> MetricsServer:
+    return MetricsServer(registry, host, port)

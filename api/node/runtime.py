@@ -1,0 +1,365 @@
+"""The node runtime: one detector behind one cross-camera batcher, a supervisor of per-camera
+runners, one event store and its sinks — the composition root of ``sharpeyes run``.
+
+Per camera: a live source (:mod:`streams.factory`: RTSP, a paced file behind a latest-frame
+queue, or a GPU-decoded stream when ``config.decoder`` asks for one), a
+:class:`pipeline.batcher.StreamDetector` view of the shared batcher, its own ByteTrack tracker
+and event builder, and the shared sinks. The detector is the ONNX Runtime host path of
+``config.detector``, or the backend of ``config.detector_backend``
+(:func:`models.gpu.registry.create_backend_detector`) when set. Cameras can be added, updated
+and removed at run time; :meth:`NodeRuntime.health` combines the source's health with the
+runner's counters (:mod:`sharpeyes.api.node.health`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sharpeyes.api.node.health import (
+    CameraEntry,
+    CameraHealth,
+    CameraStats,
+    MeteredStoreSink,
+    camera_health,
+    rtsp_state,
+)
+from sharpeyes.api.node.settings import ServiceConfig
+from sharpeyes.api.store.db import open_database
+from sharpeyes.api.store.events import EventStore
+from sharpeyes.api.store.sink import JsonlSink, StoreSink
+from sharpeyes.pipeline.batcher import Batcher, BatcherStats, StreamDetector
+from sharpeyes.pipeline.config import CameraConfig
+from sharpeyes.pipeline.protocols import Detector, FrameSource, Rule, Sink
+from sharpeyes.pipeline.runner import EvidenceHook, SignalBoardLike, StreamRunner
+from sharpeyes.pipeline.stages import StageTimes
+from sharpeyes.pipeline.supervisor import RestartPolicy, Supervisor
+from sharpeyes.streams.factory import LiveFileSource, is_live_source, make_source
+from sharpeyes.streams.packet_ring import PacketRing
+
+if TYPE_CHECKING:
+    from sharpeyes.api.viid.delivery import Delivery
+
+__all__ = [
+    "CameraHealth",
+    "CameraStats",
+    "LiveFileSource",
+    "NodeRuntime",
+    "build_node_detector",
+    "camera_health",
+    "make_source",
+    "red_light_parts",
+    "rtsp_state",
+]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class RedLightParts:
+    rules: list[Rule] = field(default_factory=list)
+    board: SignalBoardLike | None = None
+    evidence: EvidenceHook | None = None
+
+
+def red_light_parts(
+    cam: CameraConfig, source: FrameSource, out: Path, ring: PacketRing | None
+) -> RedLightParts:
+    """Signal board, red-light rules and evidence builder of an intersection camera.
+
+    The calibration is relative, so the frame size must be known: a file source knows it at
+    once; an RTSP camera only after connecting — the node does not run rules on those yet.
+    """
+    if cam.intersection is None:
+        return RedLightParts()
+    if source.info.width <= 0:
+        logger.warning(
+            "camera %s: red-light rules need the frame size; not run on RTSP yet", cam.id
+        )
+        return RedLightParts()
+    from sharpeyes.api.node import camera as pipeline_factory
+
+    rules, board, evidence = pipeline_factory.red_light_parts(cam, source, out, ring)
+    return RedLightParts([r for r in rules if isinstance(r, Rule)], board, evidence)
+
+
+def build_node_detector(config: ServiceConfig) -> Detector:
+    """The node's one detector, from ``config.detector``."""
+    from sharpeyes.api.node.camera import detector_from_config
+
+    return detector_from_config(config.detector)
+
+
+def detector_backend_text(detector: Detector, backend: str, note: str | None = None) -> str:
+    """``"onnxruntime (CPUExecutionProvider)"``, with the reason of a fallback appended."""
+    text = f"{backend} ({','.join(detector.info.providers)})"
+    return text if note is None else f"{text}; {note}"
+
+
+def build_backend_detector(config: ServiceConfig) -> tuple[Detector, str]:
+    """The node's detector and the backend actually in use (for health).
+
+    ``config.detector_backend`` set: :func:`sharpeyes.models.gpu.registry.create_backend_detector`
+    (with its CPU fallback when allowed); else the ONNX Runtime host path of
+    ``config.detector``.
+
+    Raises:
+        ModelError: the model cannot be built (or the backend cannot run and may not fall back).
+    """
+    if config.detector_backend is None:
+        detector = build_node_detector(config)
+        return detector, detector_backend_text(detector, "onnxruntime")
+    from sharpeyes.models.gpu.registry import create_backend_detector
+
+    choice = create_backend_detector(config.detector_backend)
+    detector = choice.detector
+    if not isinstance(detector, Detector):
+        raise TypeError(f"backend {choice.backend} built no Detector: {type(detector)!r}")
+    note = None
+    if choice.fallback_reason is not None:
+        note = f"fallback from {choice.requested}: {choice.fallback_reason}"
+    return detector, detector_backend_text(detector, choice.backend, note)
+
+
+class NodeRuntime:
+    """Runs every camera of a :class:`ServiceConfig` until :meth:`stop` (see module docstring).
+
+    ``detector`` overrides the configured one (tests, benchmarks); ``extra_sinks`` receive every
+    camera's events after the store (e.g. the live feed). ``policy`` is the restart budget of a
+    camera whose pipeline crashes (an RTSP source reconnects by itself and does not crash).
+    ``deliver=False`` writes outbox rows for ``config.delivery`` but leaves sending them to
+    another process (the node's parent when cameras run in several worker processes).
+    """
+
+    def __init__(
+        self,
+        config: ServiceConfig,
+        *,
+        detector: Detector | None = None,
+        extra_sinks: Sequence[Sink] = (),
+        policy: RestartPolicy | None = None,
+        deliver: bool = True,
+    ) -> None:
+        self.config = config
+        self.detector_backend: str | None = None
+        self._deliver = deliver
+        self.times = StageTimes(2_000)
+        self._detector = detector
+        self._extra_sinks = list(extra_sinks)
+        self._policy = policy
+        self._cameras: dict[str, CameraEntry] = {}
+        self._lock = threading.Lock()
+        self._batcher: Batcher | None = None
+        self._supervisor: Supervisor | None = None
+        self._store: EventStore | None = None
+        self._jsonl: JsonlSink | None = None
+        self._delivery: Delivery | None = None
+        self._started = False
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def store(self) -> EventStore:
+        if self._store is None:
+            raise RuntimeError("the runtime is not started")
+        return self._store
+
+    @property
+    def detector(self) -> Detector:
+        if self._detector is None:
+            raise RuntimeError("the runtime is not started")
+        return self._detector
+
+    def start(self) -> NodeRuntime:
+        """Open the store, load the detector, start delivery and every configured camera.
+
+        Raises:
+            StoreError, ModelError, ConfigError: what failed; anything opened is closed again.
+        """
+        try:
+            self._open()
+        except BaseException:
+            self.stop()
+            raise
+        logger.info(
+            "node runtime: %d cameras, detector %s", len(self.config.cameras), self.describe()
+        )
+        return self
+
+    def _open(self) -> None:
+        cfg = self.config
+        cfg.store.files_root.mkdir(parents=True, exist_ok=True)
+        self._store = EventStore(open_database(cfg.store.url), cfg.store.files_root)
+        if cfg.store.jsonl:
+            self._jsonl = JsonlSink(cfg.store.files_root / "events.jsonl", cfg.store.files_root)
+        if self._detector is None:
+            self._detector, self.detector_backend = build_backend_detector(cfg)
+        else:
+            self.detector_backend = detector_backend_text(self._detector, "given")
+        self._batcher = Batcher(
+            self._detector,
+            max_batch=cfg.batch.max_batch,
+            max_wait_ms=cfg.batch.max_wait_ms,
+            times=self.times,
+        )
+        self._supervisor = Supervisor(
+            self._build_runner,
+            loop_files=cfg.loop_files,
+            policy=self._policy,
+            on_exit=self._on_runner_exit,
+        )
+        self._start_delivery()
+        self._started = True
+        for cam in cfg.cameras:
+            self.add_camera(cam)
+
+    def _start_delivery(self) -> None:
+        if self.config.delivery is None or not self._deliver:
+            return
+        from sharpeyes.api.viid.delivery import start_delivery
+
+        self._delivery = start_delivery(
+            self.store, self.config.delivery, files_root=self.config.store.files_root
+        )
+
+    def stop(self, timeout_s: float = 20.0) -> None:
+        """Stop every camera (each flushes its open tracks as events), then close everything."""
+        if self._supervisor is not None:
+            self._supervisor.stop_all(timeout_s)
+        if self._batcher is not None:
+            self._batcher.close()
+        if self._jsonl is not None:
+            self._jsonl.close()
+        if self._delivery is not None:
+            self._delivery.stop(drain_timeout_s=5.0)
+        if self._store is not None:
+            self._store.close()
+        self._started = False
+
+    def __enter__(self) -> NodeRuntime:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def describe(self) -> str:
+        i = self.detector.info
+        return f"{i.model} {i.input_size[0]}x{i.input_size[1]} on {','.join(i.providers)}"
+
+    # -- cameras ---------------------------------------------------------------------------
+
+    def add_camera(self, cam: CameraConfig) -> None:
+        """Start a camera.
+
+        Raises:
+            KeyError: the id already runs.  ValueError: the camera has no url.
+        """
+        if cam.url is None:
+            raise ValueError(f"camera {cam.id!r} has no url")
+        assert self._supervisor is not None, "start() first"
+        with self._lock:
+            if cam.id in self._cameras:
+                raise KeyError(f"camera {cam.id!r} already runs")
+            self._cameras[cam.id] = CameraEntry(cam)
+        self._supervisor.add(cam)
+
+    def update_camera(self, cam: CameraConfig) -> None:
+        """Restart a camera with a new config (its counters start again)."""
+        self.remove_camera(cam.id)
+        self.add_camera(cam)
+
+    def remove_camera(self, camera_id: str) -> bool:
+        """Stop a camera (its open tracks are flushed as events); False when unknown."""
+        assert self._supervisor is not None, "start() first"
+        removed = self._supervisor.remove(camera_id)
+        with self._lock:
+            self._cameras.pop(camera_id, None)
+        return removed
+
+    def camera_configs(self) -> list[CameraConfig]:
+        with self._lock:
+            return [c.config for c in self._cameras.values()]
+
+    def all_finished(self) -> bool:
+        """True when every camera ended by itself (files without looping)."""
+        return self._supervisor is not None and self._supervisor.all_done()
+
+    def _build_runner(self, cam: CameraConfig) -> StreamRunner:
+        from sharpeyes.models.classes import COCO80_NAMES, VEHICLE_CLASS_CODES
+        from sharpeyes.pipeline.events import TrackEventBuilder
+        from sharpeyes.pipeline.tracking.bytetrack import ByteTracker
+
+        with self._lock:
+            entry = self._cameras.get(cam.id)
+        if entry is None or self._batcher is None:
+            raise RuntimeError(f"camera {cam.id!r} was removed")
+        ring = None
+        if cam.intersection is not None:
+            ring = PacketRing(max_seconds=60.0, max_bytes=64 * 1024 * 1024)
+        source: FrameSource = make_source(
+            cam, self.config.rtsp, entry.stats.drops, ring, decoder=self.config.decoder
+        )
+        red = red_light_parts(cam, source, self.config.store.files_root, ring)
+        destinations = ("viid",) if self.config.delivery is not None else ()
+        store_sink = StoreSink(self.store, destinations, device_id=cam.device_id)
+        sinks: list[Sink] = [MeteredStoreSink(store_sink, entry.stats)]
+        sinks += [self._jsonl] if self._jsonl is not None else []
+        events = TrackEventBuilder(
+            cam.id,
+            cam.events,
+            class_names=COCO80_NAMES,
+            class_codes=VEHICLE_CLASS_CODES,
+            image_up_bearing_deg=cam.image_up_bearing_deg,
+        )
+        runner = StreamRunner(
+            source=source,
+            detector=self._batcher.for_stream(cam.id),
+            tracker=ByteTracker(cam.tracker),
+            events=events,
+            sinks=sinks + self._extra_sinks,
+            rules=red.rules,
+            signal_board=red.board,
+            evidence=red.evidence,
+            observer=entry.stats.on_frame,
+            prefetch_depth=0 if is_live_source(source) else 4,
+            stage_samples=2_000,
+        )
+        entry.runner = runner
+        return runner
+
+    def _on_runner_exit(self, cam: CameraConfig, runner: StreamRunner) -> None:
+        if isinstance(runner.detector, StreamDetector):
+            runner.detector.close()
+
+    # -- health ----------------------------------------------------------------------------
+
+    def runners(self) -> dict[str, StreamRunner]:
+        """The current runner of every camera (stage timings live on ``runner.summary``)."""
+        with self._lock:
+            return {k: c.runner for k, c in self._cameras.items() if c.runner is not None}
+
+    def batcher_stats(self) -> BatcherStats:
+        return self._batcher.stats if self._batcher is not None else BatcherStats()
+
+    def latencies_ms(self) -> dict[str, list[float]]:
+        """Frame-capture → event-stored latency samples per camera (newest few thousand)."""
+        with self._lock:
+            return {k: list(c.stats.latency_ms) for k, c in self._cameras.items()}
+
+    def health(self) -> dict[str, CameraHealth]:
+        """Health of every camera (URLs masked)."""
+        statuses = self._supervisor.statuses() if self._supervisor is not None else {}
+        with self._lock:
+            cams = list(self._cameras.values())
+        out: dict[str, CameraHealth] = {}
+        for cam in cams:
+            status = statuses.get(cam.config.id)
+            if status is not None:
+                out[cam.config.id] = camera_health(
+                    cam, status, self.config.rtsp.failed_after, self.detector_backend
+                )
+        return out

@@ -1,0 +1,270 @@
+"""The node's service configuration: one YAML file for ``sharpeyes run`` / ``sharpeyes serve``.
+
+Pydantic, ``extra="forbid"``, a description on every field. Relative paths (file camera URLs,
+the store and files root) are relative to the config file's folder, and ``$VARS`` in them are
+expanded (e.g. ``$SHARPEYES_SHARED/sample_videos/highway_1280x720.mp4``).
+``load_service_config`` turns every problem into a one-line :class:`ConfigError`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, ValidationError, model_validator
+
+from sharpeyes.api.cluster.service import ClusterSettings
+from sharpeyes.api.viid.delivery import DeliveryConfig
+from sharpeyes.models.gpu.registry import DetectorBackendConfig
+from sharpeyes.pipeline.config import (
+    CameraConfig,
+    DetectorConfig,
+    StrictModel,
+    format_validation_error,
+    read_yaml,
+)
+from sharpeyes.pipeline.errors import ConfigError
+from sharpeyes.streams.gpu_decode import DecoderConfig
+
+LIVE_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "srt://")
+
+
+def is_live_url(url: str) -> bool:
+    """True for a network stream URL (RTSP and friends), False for a file path."""
+    return url.lower().startswith(LIVE_SCHEMES)
+
+
+class BatchConfig(StrictModel):
+    max_batch: int = Field(8, ge=1, le=256, description="Most images in one detector call.")
+    max_wait_ms: float = Field(
+        10.0,
+        ge=0.0,
+        le=1000.0,
+        description="Longest wait after the first queued image before a batch is sent; a batch "
+        "also goes as soon as every camera has an image in.",
+    )
+
+
+class StoreConfig(StrictModel):
+    url: str = Field(
+        "out/service/events.db",
+        description="Event store: a SQLite file path, sqlite:///path or postgresql://…",
+    )
+    files_root: Path = Field(
+        Path("out/service"), description="Folder for crops, evidence and events.jsonl."
+    )
+    jsonl: bool = Field(True, description="Also append every event to files_root/events.jsonl.")
+
+
+class ApiConfig(StrictModel):
+    host: str = Field("127.0.0.1", description="Address the REST API listens on.")
+    port: int = Field(8080, ge=1, le=65535, description="Port of the REST API.")
+
+
+class MetricsConfig(StrictModel):
+    port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        description="Serve Prometheus metrics on this port at /metrics (0 = any free port); "
+        "None = not served (the REST API exports them instead).",
+    )
+    host: str = Field("127.0.0.1", description="Address of the metrics endpoint.")
+    log_every_s: float = Field(
+        30.0, ge=0.0, description="Log a one-line health summary this often; 0 = never."
+    )
+
+
+class RtspConfig(StrictModel):
+    transport: Literal["tcp", "udp"] = Field("tcp", description="RTSP transport for every camera.")
+    open_timeout_s: float = Field(5.0, gt=0.0, le=120.0, description="Connect/open timeout.")
+    read_timeout_s: float = Field(5.0, gt=0.0, le=120.0, description="Socket read timeout.")
+    stall_timeout_s: float = Field(
+        5.0, gt=0.0, le=300.0, description="Reconnect when no frame arrived for this long."
+    )
+    queue_size: int = Field(
+        2, ge=1, le=64, description="Latest-frame queue length; older frames are dropped."
+    )
+    backoff_initial_s: float = Field(0.5, gt=0.0, le=60.0, description="First reconnect delay.")
+    backoff_max_s: float = Field(10.0, gt=0.0, le=600.0, description="Longest reconnect delay.")
+    restart_budget: int = Field(
+        20, ge=1, le=1000, description="Failed connects per window before 'failed' (slow retry)."
+    )
+    restart_window_s: float = Field(60.0, gt=0.0, description="Window of the restart budget.")
+    failed_retry_s: float = Field(60.0, gt=0.0, description="Retry period of a failed camera.")
+    failed_after: int = Field(
+        3,
+        ge=1,
+        le=1000,
+        description="A camera that never delivered a frame is reported failed after this many "
+        "failed attempts (it keeps retrying).",
+    )
+
+
+class NodeConfig(StrictModel):
+    """How ``sharpeyes run --workers`` spreads cameras over worker processes."""
+
+    workers: Annotated[int, Field(ge=1, le=256)] | Literal["per-gpu"] = Field(
+        1,
+        description="Worker processes, each running its share of the cameras end to end with "
+        "its own detector; 'per-gpu' = one per visible GPU (one on a machine without GPU). "
+        "The command line's --workers overrides it.",
+    )
+    partition: Literal["round-robin", "cost"] = Field(
+        "round-robin",
+        description="Cameras to workers in config order round-robin, or by cost: the costliest "
+        "camera first to the least loaded worker.",
+    )
+    costs: dict[str, float] = Field(
+        default_factory=dict,
+        description="Declared relative cost per camera id for partition 'cost' (e.g. a 4K "
+        "camera 4.0); a camera not listed costs its analysis_fps (5 when unset).",
+    )
+    report_every_s: float = Field(
+        0.5, gt=0.0, le=60.0, description="How often a worker sends its health to the parent."
+    )
+    restart_backoff_s: float = Field(
+        1.0, ge=0.0, le=600.0, description="Wait before restarting a dead worker (doubles)."
+    )
+    restart_budget: int = Field(
+        5,
+        ge=0,
+        le=1000,
+        description="Worker restarts allowed per 5 minutes; beyond it the worker's cameras are "
+        "reported failed and it is retried every 60 s.",
+    )
+    stop_timeout_s: float = Field(
+        30.0,
+        gt=0.0,
+        le=600.0,
+        description="Time a worker gets to flush its cameras on stop before it is killed.",
+    )
+
+
+class ServiceConfig(StrictModel):
+    """Everything one node runs: its cameras, the shared detector, store, API and metrics."""
+
+    cameras: list[CameraConfig] = Field(
+        default_factory=list, description="Cameras to run (RTSP URLs or files played as live)."
+    )
+    detector: DetectorConfig = Field(
+        default_factory=DetectorConfig,
+        description="The one detector every camera shares (per-camera detector settings are "
+        "ignored by the node); ONNX Runtime on the host. Ignored when detector_backend is set.",
+    )
+    detector_backend: DetectorBackendConfig | None = Field(
+        None,
+        description="Detector runtime chosen by name (onnxruntime, onnxruntime-gpu, torch) with "
+        "its device and its fallback ('cpu' or 'fail'); None = the ONNX Runtime host path of "
+        "`detector`. The backend actually in use is shown in camera health.",
+    )
+    decoder: DecoderConfig = Field(
+        default_factory=DecoderConfig,
+        description="Video decoder of every camera: cpu, pyav-cuda or nvdec, with fallback "
+        "'cpu' (decode on the CPU when the GPU decoder cannot run here) or 'fail'. The decoder "
+        "in use is shown in camera health; red-light cameras always decode on the CPU.",
+    )
+    node: NodeConfig = Field(
+        default_factory=NodeConfig,
+        description="Worker processes of the node (sharpeyes run --workers).",
+    )
+    batch: BatchConfig = Field(
+        default_factory=BatchConfig, description="Cross-camera batching in front of the detector."
+    )
+    store: StoreConfig = Field(default_factory=StoreConfig, description="Where events go.")
+    api: ApiConfig = Field(default_factory=ApiConfig, description="REST API (sharpeyes serve).")
+    metrics: MetricsConfig = Field(
+        default_factory=MetricsConfig, description="Prometheus endpoint and health logging."
+    )
+    rtsp: RtspConfig = Field(
+        default_factory=RtspConfig, description="Connection settings of RTSP cameras."
+    )
+    loop_files: bool = Field(
+        True, description="Restart a file camera at its end, so a clip stands in for a camera."
+    )
+    delivery: DeliveryConfig | None = Field(
+        None,
+        description="GA/T 1400 delivery to an upper view library; None = events are only "
+        "stored (no outbox rows).",
+    )
+    cluster: ClusterSettings | None = Field(
+        None,
+        description="Shard the cameras over workers/nodes (local threads or Ray) with leases "
+        "and epoch fencing; None = this node runs them itself.",
+    )
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> ServiceConfig:
+        seen: set[str] = set()
+        for cam in self.cameras:
+            if cam.id in seen:
+                raise ValueError(f"camera id {cam.id!r} is used twice")
+            seen.add(cam.id)
+        return self
+
+    @model_validator(mode="after")
+    def _costs_name_cameras(self) -> ServiceConfig:
+        ids = {cam.id for cam in self.cameras}
+        unknown = sorted(set(self.node.costs) - ids)
+        if unknown:
+            raise ValueError(f"node.costs names unknown cameras: {', '.join(unknown)}")
+        return self
+
+
+def _resolve(text: str, base: Path) -> str:
+    expanded = os.path.expandvars(os.path.expanduser(text))
+    if is_live_url(expanded) or "://" in expanded or Path(expanded).is_absolute():
+        return expanded
+    return str((base / expanded).resolve())
+
+
+def resolve_paths(config: ServiceConfig, base: Path) -> ServiceConfig:
+    """Make file URLs, the store path, files_root and the detector backend's model and engine
+    cache paths absolute against ``base``."""
+    cams = [
+        c if c.url is None else c.model_copy(update={"url": _resolve(c.url, base)})
+        for c in config.cameras
+    ]
+    store = config.store.model_copy(
+        update={
+            "url": _resolve(config.store.url, base),
+            "files_root": Path(_resolve(str(config.store.files_root), base)),
+        }
+    )
+    update: dict[str, object] = {"cameras": cams, "store": store}
+    if config.cluster is not None:
+        cl = config.cluster
+        cl_update: dict[str, object] = {"db_url": _resolve(cl.db_url, base)}
+        if cl.files_root is not None:
+            cl_update["files_root"] = _resolve(cl.files_root, base)
+        update["cluster"] = cl.model_copy(update=cl_update)
+    backend = config.detector_backend
+    if backend is not None:
+        paths = {"model_path": backend.model_path, "engine_cache_dir": backend.engine_cache_dir}
+        resolved = {k: Path(_resolve(str(v), base)) for k, v in paths.items() if v is not None}
+        update["detector_backend"] = backend.model_copy(update=resolved)
+    return config.model_copy(update=update)
+
+
+def load_service_config(path: Path) -> ServiceConfig:
+    """Load and validate a service YAML file.
+
+    Raises:
+        ConfigError: unreadable file, invalid YAML, or an invalid field (one line naming it).
+    """
+    data = read_yaml(path)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping (cameras, detector, …)")
+    try:
+        config = ServiceConfig.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(e, str(path))) from e
+    except ValueError as e:
+        raise ConfigError(f"{path}: {e}") from e
+    for cam in config.cameras:
+        if cam.url is None:
+            raise ConfigError(f"{path}: cameras.{cam.id}.url: a camera needs a url")
+    return resolve_paths(config, path.resolve().parent)

@@ -1,0 +1,1 @@
+"""The HTTP service: FastAPI app, routes, auth, schemas, the service facade and the web console."""

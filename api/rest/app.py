@@ -1,0 +1,192 @@
+"""The FastAPI application factory: ``create_app(settings, service)``; no import-time config.
+
+Routers are thin; the :class:`api.rest.service.ServiceFacade` does the work. Service errors map to
+HTTP statuses here (404, 409, 422, 503), the review console is served under ``/console/``, and
+an ASGI middleware records request metrics and audits state-changing calls made with a token.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from pathlib import Path
+from typing import Any
+
+import anyio
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from sharpeyes.api.cluster.routes import make_cluster_router
+from sharpeyes.api.cluster.service import ClusterHandle
+from sharpeyes.api.rest.auth import FailureLimiter, Principal
+from sharpeyes.api.rest.auth.audit import AuthAction, AuthAuditRecord
+from sharpeyes.api.rest.context import ApiSettings, AppContext, client_address
+from sharpeyes.api.rest.errors import (
+    ConflictError,
+    InvalidRequestError,
+    NotFoundError,
+    UnavailableError,
+)
+from sharpeyes.api.rest.metrics import ApiMetrics
+from sharpeyes.api.rest.routes import (
+    auth,
+    cameras,
+    events,
+    feed,
+    health,
+    streams,
+    tokens,
+    violations,
+)
+from sharpeyes.api.rest.routes.export import DeidProvider, make_export_router
+from sharpeyes.api.rest.service import ServiceFacade
+from sharpeyes.pipeline.errors import SharpeyesError, StoreError
+
+logger = logging.getLogger(__name__)
+
+WEB_DIR = Path(__file__).resolve().parent / "web"
+_MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_STATUS: list[tuple[type[Exception], int]] = [
+    (NotFoundError, 404),
+    (ConflictError, 409),
+    (InvalidRequestError, 400),
+    (UnavailableError, 503),
+    (StoreError, 503),
+]
+
+DESCRIPTION = """
+sharpeyes service API: events and violations of Sharp Eyes (雪亮) / e-police cameras, the
+violation review workflow (with an append-only audit trail, 行为留痕), evidence downloads,
+a live Server-Sent Events feed, cameras and stream health.
+
+Every endpoint except `/healthz`, `/readyz` and `/metrics` needs `Authorization: Bearer <token>`.
+Roles: **viewer** (read) < **reviewer** (review actions) < **admin** (cameras, tokens).
+"""
+
+
+def _error_handler(status: int) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+    async def handle(request: Request, exc: Exception) -> JSONResponse:
+        if status >= 500:
+            logger.warning("%s %s: %s", request.method, request.url.path, type(exc).__name__)
+            return JSONResponse({"detail": "service temporarily unavailable"}, status_code=status)
+        return JSONResponse({"detail": str(exc)}, status_code=status)
+
+    return handle
+
+
+async def _sharpeyes_error(request: Request, exc: Exception) -> JSONResponse:
+    # Messages of other errors may carry URLs with credentials: log the type, answer generic.
+    logger.error("%s %s failed: %s", request.method, request.url.path, type(exc).__name__)
+    return JSONResponse({"detail": "service error"}, status_code=503)
+
+
+class ObserveMiddleware:
+    """Request metrics for every call; auth audit (``token_use``) for state-changing calls."""
+
+    def __init__(self, app: ASGIApp, ctx: AppContext) -> None:
+        self.app = app
+        self.ctx = ctx
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                self._observe(scope, status, time.perf_counter() - start)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            await self._audit(scope, status)
+
+    def _observe(self, scope: Scope, status: int, seconds: float) -> None:
+        route = scope.get("route")
+        path = getattr(route, "path", None) or "unmatched"
+        m = self.ctx.metrics
+        m.requests.labels(scope["method"], path, str(status)).inc()
+        m.latency.labels(path).observe(seconds)
+
+    async def _audit(self, scope: Scope, status: int) -> None:
+        state: MutableMapping[str, Any] = scope.get("state") or {}
+        principal = state.get("principal")
+        if not isinstance(principal, Principal):
+            return
+        if scope["method"] not in _MUTATING and not self.ctx.settings.audit_reads:
+            return
+        request = Request(scope)
+        record = AuthAuditRecord(
+            at_ms=int(time.time() * 1000),
+            action=AuthAction.TOKEN_USE,
+            token_id=principal.token_id,
+            name=principal.name,
+            role=principal.role.label,
+            client=client_address(request, self.ctx.settings),
+            method=scope["method"],
+            path=scope["path"],
+            status=status,
+        )
+        try:
+            await anyio.to_thread.run_sync(self.ctx.service.auth_audit.append, record)
+        except Exception:
+            logger.exception("auth audit write failed for %s", scope["path"])
+
+
+def create_app(
+    settings: ApiSettings,
+    service: ServiceFacade,
+    *,
+    export_provider: DeidProvider | None = None,
+    cluster: Callable[[], ClusterHandle | None] | None = None,
+) -> FastAPI:
+    """Build the application around a ready service facade.
+
+    ``export_provider`` loads the de-identification models for violation exports (default:
+    YuNet + the plate detector, loaded on first use)."""
+    metrics = ApiMetrics()
+    metrics.attach_live(
+        service.stream_health, lambda: (service.feed.subscribers, service.feed.last_seq)
+    )
+    ctx = AppContext(
+        settings=settings,
+        service=service,
+        limiter=FailureLimiter(settings.auth_failure_limit, settings.auth_failure_window_s),
+        metrics=metrics,
+    )
+    app = FastAPI(
+        title=f"{settings.title} API",
+        version="1",
+        description=DESCRIPTION,
+        openapi_tags=[
+            {"name": "violations", "description": "Review queue and review actions."},
+            {"name": "events", "description": "All events and evidence downloads."},
+            {"name": "feed", "description": "Live Server-Sent Events."},
+        ],
+    )
+    app.state.ctx = ctx
+    for router in (health, auth, tokens, events, violations, feed, cameras, streams):
+        app.include_router(router.router)
+    app.include_router(make_export_router(export_provider))
+    if cluster is not None:  # the cluster routes exist only on a node that runs a cluster
+        app.include_router(make_cluster_router(cluster))
+    for exc_type, status in _STATUS:
+        app.add_exception_handler(exc_type, _error_handler(status))
+    app.add_exception_handler(SharpeyesError, _sharpeyes_error)
+    app.add_middleware(ObserveMiddleware, ctx=ctx)
+    if settings.console and (WEB_DIR / "index.html").is_file():
+        app.mount("/console", StaticFiles(directory=WEB_DIR, html=True), name="console")
+
+        @app.get("/", include_in_schema=False)
+        def root() -> RedirectResponse:
+            return RedirectResponse("/console/")
+
+    return app

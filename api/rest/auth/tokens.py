@@ -1,0 +1,192 @@
+"""API tokens: ``se_<id>.<secret>``, stored only as an HMAC-SHA256 (or SHA-256) of the secret.
+
+Roles are ordered: viewer (read) < reviewer (review actions) < admin (cameras, tokens).
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import hmac
+import secrets
+import threading
+import time
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+from sharpeyes.pipeline.errors import SharpeyesError
+
+TOKEN_PREFIX = "se_"
+_ID_HEX = 12
+TOUCH_INTERVAL_MS = 60_000
+
+
+class Role(enum.IntEnum):
+    """Token roles; a higher role may do everything a lower one may."""
+
+    VIEWER = 1
+    REVIEWER = 2
+    ADMIN = 3
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+    @classmethod
+    def parse(cls, value: str) -> Role:
+        try:
+            return cls[value.upper()]
+        except KeyError as e:
+            raise ValueError(f"unknown role {value!r} (viewer, reviewer, admin)") from e
+
+
+class TokenError(SharpeyesError, ValueError):
+    """A token is malformed, unknown, revoked or its secret does not match."""
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRecord:
+    """What the store keeps about a token; never the secret itself."""
+
+    token_id: str
+    name: str
+    role: Role
+    secret_hash: str
+    created_ms: int
+    revoked_ms: int | None = None
+    last_used_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """An authenticated caller."""
+
+    token_id: str
+    name: str
+    role: Role
+
+    def allows(self, needed: Role) -> bool:
+        return self.role >= needed
+
+
+class TokenRepository(Protocol):
+    """Persistence of token records (SQL in production, memory in small tests)."""
+
+    def insert(self, record: TokenRecord) -> None: ...
+
+    def get(self, token_id: str) -> TokenRecord | None: ...
+
+    def list(self) -> list[TokenRecord]: ...
+
+    def revoke(self, token_id: str, at_ms: int) -> bool: ...
+
+    def touch(self, token_id: str, at_ms: int) -> None: ...
+
+
+class MemoryTokenRepository:
+    """Thread-safe in-memory :class:`TokenRepository`."""
+
+    def __init__(self) -> None:
+        self._rows: dict[str, TokenRecord] = {}
+        self._lock = threading.Lock()
+
+    def insert(self, record: TokenRecord) -> None:
+        with self._lock:
+            if record.token_id in self._rows:
+                raise TokenError(f"token id {record.token_id} exists")
+            self._rows[record.token_id] = record
+
+    def get(self, token_id: str) -> TokenRecord | None:
+        with self._lock:
+            return self._rows.get(token_id)
+
+    def list(self) -> list[TokenRecord]:
+        with self._lock:
+            return sorted(self._rows.values(), key=lambda r: (r.created_ms, r.token_id))
+
+    def revoke(self, token_id: str, at_ms: int) -> bool:
+        with self._lock:
+            rec = self._rows.get(token_id)
+            if rec is None or rec.revoked_ms is not None:
+                return False
+            self._rows[token_id] = replace(rec, revoked_ms=at_ms)
+            return True
+
+    def touch(self, token_id: str, at_ms: int) -> None:
+        with self._lock:
+            rec = self._rows.get(token_id)
+            if rec is not None:
+                self._rows[token_id] = replace(rec, last_used_ms=at_ms)
+
+
+def split_token(token: str) -> tuple[str, str]:
+    """Split ``se_<id>.<secret>`` into (id, secret); raises :class:`TokenError` if malformed."""
+    if not token.startswith(TOKEN_PREFIX) or "." not in token:
+        raise TokenError("malformed token")
+    token_id, _, secret = token[len(TOKEN_PREFIX) :].partition(".")
+    if len(token_id) != _ID_HEX or not secret or len(secret) > 256:
+        raise TokenError("malformed token")
+    return token_id, secret
+
+
+class TokenService:
+    """Issues, verifies and revokes tokens. ``hmac_key`` (from config/env) peppers the hash."""
+
+    def __init__(self, repo: TokenRepository, hmac_key: bytes | None = None) -> None:
+        self._repo = repo
+        self._key = hmac_key
+
+    def hash_secret(self, secret: str) -> str:
+        if self._key:
+            return hmac.new(self._key, secret.encode(), hashlib.sha256).hexdigest()
+        return hashlib.sha256(secret.encode()).hexdigest()
+
+    def issue(self, name: str, role: Role, *, token: str | None = None) -> tuple[TokenRecord, str]:
+        """Create a token; returns the record and the plaintext (shown to the caller once).
+
+        ``token`` lets the composition root install a configured token (e.g. from an env var).
+        """
+        if token is None:
+            token = f"{TOKEN_PREFIX}{secrets.token_hex(_ID_HEX // 2)}.{secrets.token_urlsafe(32)}"
+        token_id, secret = split_token(token)
+        record = TokenRecord(
+            token_id=token_id,
+            name=name,
+            role=role,
+            secret_hash=self.hash_secret(secret),
+            created_ms=int(time.time() * 1000),
+        )
+        self._repo.insert(record)
+        return record, token
+
+    def ensure(self, token: str, name: str, role: Role) -> TokenRecord:
+        """Install ``token`` unless a token with its id already exists (idempotent start-up)."""
+        token_id, _ = split_token(token)
+        existing = self._repo.get(token_id)
+        if existing is not None:
+            return existing
+        return self.issue(name, role, token=token)[0]
+
+    def authenticate(self, token: str) -> Principal:
+        """Return the caller for ``token``; raises :class:`TokenError` on any mismatch."""
+        token_id, secret = split_token(token)
+        record = self._repo.get(token_id)
+        expected = record.secret_hash if record is not None else self.hash_secret("x")
+        ok = hmac.compare_digest(expected, self.hash_secret(secret))
+        if record is None or not ok:
+            raise TokenError("unknown token")
+        if record.revoked_ms is not None:
+            raise TokenError("revoked token")
+        now = int(time.time() * 1000)
+        if record.last_used_ms is None or now - record.last_used_ms >= TOUCH_INTERVAL_MS:
+            self._repo.touch(token_id, now)  # throttled: not one write per request
+        return Principal(token_id=record.token_id, name=record.name, role=record.role)
+
+    def list(self) -> list[TokenRecord]:
+        return self._repo.list()
+
+    def get(self, token_id: str) -> TokenRecord | None:
+        return self._repo.get(token_id)
+
+    def revoke(self, token_id: str) -> bool:
+        return self._repo.revoke(token_id, int(time.time() * 1000))

@@ -1,0 +1,124 @@
+"""Store records → public schemas (the one place that knows both shapes)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from urllib.parse import quote
+
+from sharpeyes.api.rest.evidence import EvidenceFile, UrlSigner
+from sharpeyes.api.rest.schemas import (
+    AuditEntryPublic,
+    BoxPublic,
+    EventPublic,
+    EvidenceFilePublic,
+    PlatePublic,
+    ReviewInfo,
+    ReviewResult,
+    ViolationPublic,
+)
+from sharpeyes.api.store.records import ReviewAction as StoreReviewAction
+from sharpeyes.api.store.records import StoredEvent
+
+ReviewOutcome = ReviewResult
+API_PREFIX = "/api/v1"
+
+
+def evidence_url(signer: UrlSigner, event_id: str, name: str) -> str:
+    exp, sig = signer.sign(event_id, name)
+    return f"{API_PREFIX}/events/{quote(event_id)}/evidence/{quote(name)}?exp={exp}&sig={sig}"
+
+
+def _review(stored: StoredEvent, trail: Sequence[StoreReviewAction]) -> ReviewInfo | None:
+    if stored.review_state is None:
+        return None
+    last = trail[-1] if trail else None
+    original = trail[0].before.get("plate_text") if trail else None
+    current = stored.event.plate.text if stored.event.plate is not None else None
+    corrected = current if trail and current != original else None
+    return ReviewInfo(
+        state=stored.review_state,
+        recognised_plate=original if trail else current,
+        corrected_plate=corrected,
+        reviewed_by=last.actor if last else None,
+        reviewed_ms=last.at_ms if last else None,
+    )
+
+
+def event_public(
+    stored: StoredEvent,
+    signer: UrlSigner,
+    files: Sequence[EvidenceFile] | None,
+    trail: Sequence[StoreReviewAction] = (),
+) -> EventPublic:
+    """The public view of a stored event; ``files`` None leaves evidence out (list pages)."""
+    e = stored.event
+    b, p, v = e.best_box, e.plate, e.violation
+    return EventPublic(
+        event_id=e.event_id,
+        type=e.type.value,
+        camera_id=e.stream_id,
+        kind=e.kind.label,
+        class_name=e.class_name,
+        class_code=e.class_code,
+        track_id=e.track_id,
+        first_seen_ms=e.first_seen_ms,
+        last_seen_ms=e.last_seen_ms,
+        first_pts=e.first_pts,
+        last_pts=e.last_pts,
+        confidence=e.confidence,
+        box=None if b is None else BoxPublic(**_box_dict(b)),
+        direction=e.direction,
+        heading_deg=e.heading_deg,
+        plate=None
+        if p is None
+        else PlatePublic(text=p.text, color=p.color, confidence=p.confidence),
+        violation=None
+        if v is None
+        else ViolationPublic(
+            code=v.code,
+            signal_group=v.signal_group,
+            signal_color=str(v.signal_color),
+            seconds_since_red=v.seconds_since_red,
+            lane_no=v.lane_no,
+            movement=v.movement,
+            approach=v.approach,
+            crossed_stop_line_pts=v.crossed_stop_line_pts,
+            evidence_pts=list(v.evidence_pts),
+        ),
+        detail=e.detail,
+        review=_review(stored, trail),
+        evidence=[
+            EvidenceFilePublic(
+                name=f.name,
+                size=f.size,
+                media_type=f.media_type,
+                url=evidence_url(signer, e.event_id, f.name),
+            )
+            for f in files or ()
+        ],
+    )
+
+
+def _box_dict(b: object) -> dict[str, float]:
+    return {k: getattr(b, k) for k in ("x1", "y1", "x2", "y2", "frame_w", "frame_h")}
+
+
+def audit_public(a: StoreReviewAction) -> AuditEntryPublic:
+    return AuditEntryPublic(
+        id=a.id,
+        event_id=a.event_id,
+        actor=a.actor,
+        action=a.action,
+        reason=a.reason,
+        before=dict(a.before),
+        after=dict(a.after),
+        at_ms=a.at_ms,
+    )
+
+
+def feed_payload(stored: StoredEvent) -> str:
+    """The JSON sent on the live feed: the public event without evidence URLs."""
+    return event_public(stored, _NO_SIGNER, None).model_dump_json(exclude={"evidence"})
+
+
+_NO_SIGNER = UrlSigner(b"feed-has-no-urls")

@@ -1,0 +1,110 @@
+"""Cameras: list, get, create, update (incl. calibration), delete, start/stop (admin writes).
+
+Changes go through the camera registry to the runner's controller, so they take effect on the
+running pipeline. RTSP passwords are masked in every response.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Response
+from pydantic import ValidationError
+
+from sharpeyes.api.rest.cameras import CameraEntry, mask_url, restore_masked_url
+from sharpeyes.api.rest.deps import AUTH_RESPONSES, Admin, Service, Viewer
+from sharpeyes.api.rest.errors import InvalidRequestError
+from sharpeyes.api.rest.schemas import (
+    CameraCreate,
+    CameraPage,
+    CameraPublic,
+    CameraUpdate,
+    ErrorBody,
+)
+from sharpeyes.pipeline.config import CameraConfig, format_validation_error
+
+router = APIRouter(prefix="/api/v1/cameras", tags=["cameras"], responses=AUTH_RESPONSES)
+CameraIdPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorBody, "description": "No such camera."}
+}
+
+
+def camera_public(entry: CameraEntry) -> CameraPublic:
+    cfg = entry.config
+    data = cfg.model_dump()
+    data["url"] = mask_url(cfg.url)
+    return CameraPublic(
+        **data, enabled=entry.enabled, created_ms=entry.created_ms, updated_ms=entry.updated_ms
+    )
+
+
+def _validated(data: dict[str, Any]) -> CameraConfig:
+    try:
+        return CameraConfig.model_validate(data)
+    except ValidationError as e:
+        raise InvalidRequestError(format_validation_error(e, "camera")) from e
+
+
+@router.get("", response_model=CameraPage, summary="All cameras")
+def list_cameras(_: Viewer, service: Service) -> CameraPage:
+    return CameraPage(items=[camera_public(e) for e in service.cameras.all()])
+
+
+@router.post(
+    "",
+    response_model=CameraPublic,
+    status_code=201,
+    summary="Add a camera (starts analysing)",
+    responses={409: {"model": ErrorBody, "description": "A camera with this id exists."}},
+)
+def create_camera(body: CameraCreate, _: Admin, service: Service) -> CameraPublic:
+    cfg = _validated(body.model_dump(exclude_none=True))
+    return camera_public(service.cameras.create(cfg))
+
+
+@router.get("/{camera_id}", response_model=CameraPublic, summary="One camera", responses=NOT_FOUND)
+def get_camera(camera_id: CameraIdPath, _: Viewer, service: Service) -> CameraPublic:
+    return camera_public(service.cameras.get(camera_id))
+
+
+@router.patch(
+    "/{camera_id}",
+    response_model=CameraPublic,
+    summary="Change a camera (fields sent replace the stored ones)",
+    responses=NOT_FOUND,
+)
+def update_camera(
+    camera_id: CameraIdPath, body: CameraUpdate, _: Admin, service: Service
+) -> CameraPublic:
+    old = service.cameras.get(camera_id).config
+    changes = body.model_dump(exclude_unset=True)
+    if "url" in changes:
+        changes["url"] = restore_masked_url(changes["url"], old.url)
+    merged = {**old.model_dump(), **changes}
+    return camera_public(service.cameras.update(_validated(merged)))
+
+
+@router.delete(
+    "/{camera_id}", status_code=204, summary="Remove a camera (stops it)", responses=NOT_FOUND
+)
+def delete_camera(camera_id: CameraIdPath, _: Admin, service: Service) -> Response:
+    service.cameras.delete(camera_id)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/{camera_id}/start",
+    response_model=CameraPublic,
+    summary="Start analysing",
+    responses=NOT_FOUND,
+)
+def start_camera(camera_id: CameraIdPath, _: Admin, service: Service) -> CameraPublic:
+    return camera_public(service.cameras.set_enabled(camera_id, True))
+
+
+@router.post(
+    "/{camera_id}/stop", response_model=CameraPublic, summary="Stop analysing", responses=NOT_FOUND
+)
+def stop_camera(camera_id: CameraIdPath, _: Admin, service: Service) -> CameraPublic:
+    return camera_public(service.cameras.set_enabled(camera_id, False))

@@ -1,0 +1,334 @@
+"""Public API schemas, one family per resource (Create / Update / Public / Page).
+
+Every response model is a pydantic model with examples so the OpenAPI document is useful on its
+own; request models reject unknown keys.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from sharpeyes.pipeline.calibration import IntersectionCalibration
+from sharpeyes.pipeline.config import DetectorConfig, EventsConfig, TrackerConfig
+
+ReviewState = Literal["pending", "confirmed", "rejected"]
+ReviewAction = Literal["confirm", "reject"]
+RoleName = Literal["viewer", "reviewer", "admin"]
+EventTypeName = Literal[
+    "vehicle_pass",
+    "non_motor_pass",
+    "person_seen",
+    "red_light_violation",
+    "pedestrian_red_light",
+    "stream_health",
+]
+EvidenceName = Literal[
+    "1.jpg", "2.jpg", "3.jpg", "plate.jpg", "composite.jpg", "clip.mp4", "record.json", "crop.jpg"
+]
+EVIDENCE_NAMES: tuple[str, ...] = EvidenceName.__args__  # type: ignore[attr-defined]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- events and violations ------------------------------------------------------------------------
+
+
+class BoxPublic(BaseModel):
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+    frame_w: int
+    frame_h: int
+
+
+class PlatePublic(BaseModel):
+    text: str | None = Field(description="Recognised plate, None when unreadable.")
+    color: str | None = None
+    confidence: float = 0.0
+
+
+class ViolationPublic(BaseModel):
+    code: str = Field(description="Violation code (e.g. GB 1625 for running a red light).")
+    signal_group: str
+    signal_color: str
+    seconds_since_red: float
+    lane_no: int | None = None
+    movement: str | None = None
+    approach: str | None = None
+    crossed_stop_line_pts: float
+    evidence_pts: list[float] = Field(default_factory=list)
+
+
+class EvidenceFilePublic(BaseModel):
+    name: str = Field(examples=["composite.jpg"])
+    size: int = Field(description="Bytes.")
+    media_type: str = Field(examples=["image/jpeg"])
+    url: str = Field(description="Download URL, signed for a limited time (usable in <img>).")
+
+
+class ReviewInfo(BaseModel):
+    state: ReviewState
+    recognised_plate: str | None = Field(None, description="The plate as first recognised.")
+    corrected_plate: str | None = Field(None, description="The plate as a reviewer corrected it.")
+    reviewed_by: str | None = None
+    reviewed_ms: int | None = None
+
+
+class EventPublic(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "event_id": "3f2a9c0d1e4b5a6978c0d1e2f3a4b5c6",
+                    "type": "red_light_violation",
+                    "camera_id": "cam1",
+                    "kind": "motor_vehicle",
+                    "first_seen_ms": 1764384000123,
+                    "last_seen_ms": 1764384003456,
+                    "confidence": 0.91,
+                    "plate": {"text": "京A12345", "color": "blue", "confidence": 0.88},
+                    "review": {"state": "pending"},
+                }
+            ]
+        }
+    )
+
+    event_id: str
+    type: EventTypeName
+    camera_id: str
+    kind: str
+    class_name: str | None = None
+    class_code: str | None = None
+    track_id: int | None = None
+    first_seen_ms: int = Field(description="UTC epoch milliseconds.")
+    last_seen_ms: int
+    first_pts: float
+    last_pts: float
+    confidence: float
+    box: BoxPublic | None = None
+    direction: str | None = None
+    heading_deg: float | None = None
+    plate: PlatePublic | None = None
+    violation: ViolationPublic | None = None
+    detail: str | None = None
+    review: ReviewInfo | None = Field(None, description="Present for violations only.")
+    evidence: list[EvidenceFilePublic] = Field(default_factory=list)
+
+
+class EventPage(BaseModel):
+    items: list[EventPublic]
+    next_cursor: str | None = Field(
+        None, description="Pass as `cursor` to get the next page; None on the last page."
+    )
+
+
+class ReviewCreate(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"action": "confirm", "reason": "signal red, stop line crossed"},
+                {"action": "reject", "reason": "ambulance on duty", "corrected_plate": None},
+            ]
+        },
+    )
+
+    action: ReviewAction
+    reason: str | None = Field(None, max_length=500, description="Why; required when rejecting.")
+    corrected_plate: str | None = Field(
+        None, min_length=1, max_length=16, description="The plate as the reviewer reads it."
+    )
+
+
+class AuditEntryPublic(BaseModel):
+    id: int
+    event_id: str
+    actor: str
+    action: str
+    reason: str | None = None
+    before: dict[str, str | None]
+    after: dict[str, str | None]
+    at_ms: int
+
+
+class ReviewResult(BaseModel):
+    event: EventPublic
+    audit: AuditEntryPublic
+
+
+# -- cameras and streams --------------------------------------------------------------------------
+
+CameraId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$", examples=["cam1"])]
+
+
+class CameraCreate(Strict):
+    """A camera as in the config file; ``url`` may carry RTSP credentials (never echoed)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "cam2",
+                    "device_id": "34020000001190000002",
+                    "name": "人民路-解放路 东向",
+                    "url": "rtsp://admin:secret@192.0.2.10:554/Streaming/Channels/101",
+                }
+            ]
+        },
+    )
+
+    id: CameraId
+    device_id: str = Field("34020000001190000001", pattern=r"^\d{20}$")
+    tollgate_id: str | None = Field(None, pattern=r"^\d{20}$")
+    name: str = Field("camera", max_length=128)
+    location: str = Field("", max_length=256)
+    url: str | None = Field(None, max_length=2048)
+    live: bool = False
+    analysis_fps: float | None = Field(None, gt=0.0, le=120.0)
+    image_up_bearing_deg: float | None = Field(None, ge=0.0, lt=360.0)
+    detector: DetectorConfig | None = None
+    tracker: TrackerConfig | None = None
+    events: EventsConfig | None = None
+    intersection: IntersectionCalibration | None = None
+
+
+class CameraUpdate(Strict):
+    """Partial update; send the masked URL back unchanged to keep the stored password."""
+
+    device_id: str | None = Field(None, pattern=r"^\d{20}$")
+    tollgate_id: str | None = Field(None, pattern=r"^\d{20}$")
+    name: str | None = Field(None, max_length=128)
+    location: str | None = Field(None, max_length=256)
+    url: str | None = Field(None, max_length=2048)
+    live: bool | None = None
+    analysis_fps: float | None = Field(None, gt=0.0, le=120.0)
+    image_up_bearing_deg: float | None = Field(None, ge=0.0, lt=360.0)
+    detector: DetectorConfig | None = None
+    tracker: TrackerConfig | None = None
+    events: EventsConfig | None = None
+    intersection: IntersectionCalibration | None = None
+
+
+class CameraPublic(BaseModel):
+    id: str
+    device_id: str
+    tollgate_id: str | None = None
+    name: str
+    location: str
+    url: str | None = Field(None, description="Source URL with the password masked as ***.")
+    live: bool
+    analysis_fps: float | None = None
+    image_up_bearing_deg: float | None = None
+    detector: DetectorConfig
+    tracker: TrackerConfig
+    events: EventsConfig
+    intersection: IntersectionCalibration | None = None
+    enabled: bool = Field(description="Whether the camera should be analysing (start/stop).")
+    created_ms: int
+    updated_ms: int
+
+
+class CameraPage(BaseModel):
+    items: list[CameraPublic]
+
+
+StreamState = Literal[
+    "starting", "connecting", "running", "stalled", "reconnecting", "stopped", "ended", "error"
+]
+
+
+class StreamHealthPublic(BaseModel):
+    """Live health of one camera's stream, as the stream layer reports it."""
+
+    camera_id: str
+    state: StreamState
+    input_fps: float = Field(0.0, description="Frames per second received from the source.")
+    analysed_fps: float = Field(0.0, description="Frames per second that reached the detector.")
+    drops_by_reason: dict[str, int] = Field(
+        default_factory=dict, examples=[{"queue_full": 12, "decode_error": 0}]
+    )
+    reconnects: int = 0
+    last_frame_age_s: float | None = Field(None, description="Seconds since the last frame.")
+    skew_ms: float | None = Field(None, description="Stream wall clock minus server clock.")
+    decoder: str | None = Field(None, examples=["pyav-cpu", "nvdec"])
+    url: str | None = Field(None, description="Masked source URL.")
+    detail: str | None = None
+
+
+class StreamPage(BaseModel):
+    items: list[StreamHealthPublic]
+
+
+# -- tokens and auth ------------------------------------------------------------------------------
+
+
+class TokenCreate(Strict):
+    name: str = Field(min_length=1, max_length=64, examples=["reviewer-zhang"])
+    role: RoleName
+
+
+class TokenPublic(BaseModel):
+    token_id: str
+    name: str
+    role: RoleName
+    created_ms: int
+    revoked_ms: int | None = None
+    last_used_ms: int | None = None
+
+
+class TokenIssued(TokenPublic):
+    token: str = Field(description="The secret token; shown once, store it now.")
+
+
+class TokenPage(BaseModel):
+    items: list[TokenPublic]
+
+
+class WhoAmI(BaseModel):
+    token_id: str
+    name: str
+    role: RoleName
+
+
+class AuthAuditPublic(BaseModel):
+    id: int
+    at_ms: int
+    action: str
+    token_id: str
+    name: str
+    role: str
+    client: str
+    method: str
+    path: str
+    status: int
+    detail: str
+
+
+class AuthAuditPage(BaseModel):
+    items: list[AuthAuditPublic]
+    next_cursor: str | None = None
+
+
+# -- health -------------------------------------------------------------------------------------
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class Readiness(BaseModel):
+    ready: bool
+    store: bool = Field(description="The store answered a query.")
+    model_loaded: bool
+    provider: str | None = Field(None, examples=["CPUExecutionProvider"])
+    detail: str | None = None
+
+
+class ErrorBody(BaseModel):
+    detail: str

@@ -1,0 +1,276 @@
+"""The service facade: everything the HTTP layer may ask of the running system.
+
+Routes talk only to :class:`ServiceFacade`; :class:`StoreService` implements it over the event
+store (SQLite or PostgreSQL), the camera registry, the live feed hub and the providers the
+runner plugs in (stream health, model status). Methods are synchronous (FastAPI runs them in
+its thread pool) and return public schemas, never store rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from sharpeyes.api.rest.auth import AuthAuditLog, TokenService
+from sharpeyes.api.rest.auth.sql import SqlAuthAuditLog, SqlTokenRepository
+from sharpeyes.api.rest.cameras import CameraRegistry, mask_url
+from sharpeyes.api.rest.convert import ReviewOutcome, audit_public, event_public, feed_payload
+from sharpeyes.api.rest.errors import ConflictError, InvalidRequestError, NotFoundError
+from sharpeyes.api.rest.evidence import EvidenceFile, EvidenceLocator, UrlSigner
+from sharpeyes.api.rest.feed import FeedHub, FeedItem
+from sharpeyes.api.rest.schemas import (
+    AuditEntryPublic,
+    EventPage,
+    EventPublic,
+    Readiness,
+    ReviewAction,
+    StreamHealthPublic,
+)
+from sharpeyes.api.store.db import Database, open_database
+from sharpeyes.api.store.events import EventNotFoundError, EventStore, ReviewError
+from sharpeyes.api.store.migrate import migrate
+from sharpeyes.api.store.records import EventFilter, StoredEvent
+from sharpeyes.pipeline.errors import StoreError
+from sharpeyes.pipeline.types import Event
+
+logger = logging.getLogger(__name__)
+
+HealthProvider = Callable[[], Mapping[str, StreamHealthPublic]]
+
+
+@dataclass(frozen=True, slots=True)
+class ModelStatus:
+    """What the runner reports about inference for ``/readyz``."""
+
+    loaded: bool
+    provider: str | None = None
+    detail: str | None = None
+
+
+ModelStatusProvider = Callable[[], ModelStatus]
+
+
+class ServiceFacade(Protocol):
+    """The API's only view of the system."""
+
+    tokens: TokenService
+    auth_audit: AuthAuditLog
+    cameras: CameraRegistry
+    feed: FeedHub
+    signer: UrlSigner
+
+    def readiness(self) -> Readiness: ...
+
+    def list_events(self, flt: EventFilter, cursor: str | None, limit: int) -> EventPage: ...
+
+    def get_event(self, event_id: str, *, violation: bool = False) -> EventPublic: ...
+
+    def review(
+        self,
+        event_id: str,
+        actor: str,
+        action: ReviewAction,
+        reason: str | None,
+        corrected_plate: str | None,
+    ) -> ReviewOutcome: ...
+
+    def audit_trail(self, event_id: str) -> list[AuditEntryPublic]: ...
+
+    def evidence_file(self, event_id: str, name: str) -> EvidenceFile: ...
+
+    def stream_health(self) -> Mapping[str, StreamHealthPublic]: ...
+
+    def ingest(self, events: Sequence[Event]) -> list[FeedItem]: ...
+
+
+class StoreService:
+    """:class:`ServiceFacade` over the store. Build it with :func:`build_store_service`."""
+
+    def __init__(
+        self,
+        db: Database,
+        events: EventStore,
+        *,
+        files_root: Path,
+        evidence_roots: Sequence[Path] = (),
+        token_key: bytes | None = None,
+        url_key: bytes | None = None,
+        cameras: CameraRegistry | None = None,
+        health: HealthProvider | None = None,
+        model_status: ModelStatusProvider | None = None,
+        feed_capacity: int = 4096,
+    ) -> None:
+        self.db = db
+        self.events = events
+        self.tokens = TokenService(SqlTokenRepository(db), token_key)
+        self.auth_audit: AuthAuditLog = SqlAuthAuditLog(db)
+        self.cameras = cameras or CameraRegistry(db=db)
+        self.signer = UrlSigner(url_key)
+        self.locator = EvidenceLocator([files_root, *evidence_roots])
+        self._health = health
+        self._model_status = model_status
+        self.feed = FeedHub(feed_capacity, backfill=self._backfill, start_seq=self._max_seq())
+
+    # -- providers the runner plugs in ---------------------------------------------------------
+
+    def set_health_provider(self, provider: HealthProvider | None) -> None:
+        self._health = provider
+
+    def set_model_status(self, provider: ModelStatusProvider | None) -> None:
+        self._model_status = provider
+
+    def stream_health(self) -> Mapping[str, StreamHealthPublic]:
+        if self._health is None:
+            return {}
+        return {k: h.model_copy(update={"url": mask_url(h.url)}) for k, h in self._health().items()}
+
+    def readiness(self) -> Readiness:
+        store_ok, detail = True, None
+        try:
+            with self.db.transaction(readonly=True) as tx:
+                tx.fetchone("SELECT 1")
+        except StoreError as e:
+            store_ok, detail = False, f"store: {e}"
+        ms = self._model_status() if self._model_status else ModelStatus(False, None, "no model")
+        return Readiness(
+            ready=store_ok and ms.loaded,
+            store=store_ok,
+            model_loaded=ms.loaded,
+            provider=ms.provider,
+            detail=detail or ms.detail,
+        )
+
+    # -- events ------------------------------------------------------------------------------------
+
+    def _stored(self, event_id: str) -> StoredEvent:
+        stored = self.events.get_event(event_id)
+        if stored is None:
+            raise NotFoundError(f"event {event_id!r} not found")
+        return stored
+
+    def list_events(self, flt: EventFilter, cursor: str | None, limit: int) -> EventPage:
+        try:
+            page = self.events.list_events(flt, cursor, limit)
+        except ValueError as e:
+            raise InvalidRequestError(str(e)) from e
+        return EventPage(
+            items=[event_public(s, self.signer, None) for s in page.items],
+            next_cursor=page.next_cursor,
+        )
+
+    def get_event(self, event_id: str, *, violation: bool = False) -> EventPublic:
+        stored = self._stored(event_id)
+        if violation and stored.event.violation is None:
+            raise NotFoundError(f"event {event_id!r} is not a violation")
+        trail = self.events.audit_trail(event_id) if stored.review_state else []
+        return event_public(stored, self.signer, self.locator.files(stored), trail)
+
+    def review(
+        self,
+        event_id: str,
+        actor: str,
+        action: ReviewAction,
+        reason: str | None,
+        corrected_plate: str | None,
+    ) -> ReviewOutcome:
+        stored = self._stored(event_id)
+        if stored.event.violation is None:
+            raise NotFoundError(f"event {event_id!r} is not a violation")
+        if action == "reject" and not (reason and reason.strip()):
+            raise InvalidRequestError("a reason is required to reject a violation")
+        try:
+            after = self.events.review(event_id, actor, action, reason, corrected_plate)
+        except EventNotFoundError as e:
+            raise NotFoundError(str(e)) from e
+        except ReviewError as e:
+            raise InvalidRequestError(str(e)) from e
+        trail = self.events.audit_trail(event_id)
+        if not trail:
+            raise ConflictError(f"review of {event_id} left no audit entry")
+        return ReviewOutcome(
+            event=event_public(after, self.signer, self.locator.files(after), trail),
+            audit=audit_public(trail[-1]),
+        )
+
+    def audit_trail(self, event_id: str) -> list[AuditEntryPublic]:
+        self._stored(event_id)
+        return [audit_public(a) for a in self.events.audit_trail(event_id)]
+
+    def evidence_file(self, event_id: str, name: str) -> EvidenceFile:
+        return self.locator.resolve(self._stored(event_id), name)
+
+    # -- live feed -------------------------------------------------------------------------------
+
+    def ingest(self, events: Sequence[Event]) -> list[FeedItem]:
+        """Store events (idempotent by id) and publish them to the live feed."""
+        if events:
+            self.events.add_events(events)
+        return self.publish_stored(e.event_id for e in events)
+
+    def publish_stored(self, event_ids: Iterable[str]) -> list[FeedItem]:
+        """Publish events that are already in the store (the pipeline's store sink wrote them)."""
+        out = []
+        for event_id in event_ids:
+            stored = self.events.get_event(event_id)
+            if stored is None:
+                logger.warning("feed: event %s not in the store; not published", event_id)
+                continue
+            seq = self._log_feed(stored)
+            out.append(
+                self.feed.publish(
+                    str(stored.event.type), stored.event.stream_id, feed_payload(stored), seq
+                )
+            )
+        return out
+
+    def _log_feed(self, stored: StoredEvent) -> int:
+        with self.db.transaction() as tx:
+            row = tx.fetchone(
+                "INSERT INTO feed_log (event_id, type, stream_id, at_ms) VALUES (?, ?, ?, ?) "
+                "RETURNING seq",
+                (
+                    stored.event_id,
+                    str(stored.event.type),
+                    stored.event.stream_id,
+                    int(time.time() * 1000),
+                ),
+            )
+        if row is None:
+            raise StoreError("feed_log insert returned no sequence")
+        return int(row[0])
+
+    def _max_seq(self) -> int:
+        with self.db.transaction(readonly=True) as tx:
+            row = tx.fetchone("SELECT MAX(seq) FROM feed_log")
+        return int(row[0]) if row and row[0] is not None else 0
+
+    def _backfill(self, after_seq: int, limit: int) -> list[FeedItem]:
+        with self.db.transaction(readonly=True) as tx:
+            rows = tx.fetchall(
+                "SELECT seq, event_id FROM feed_log WHERE seq > ? ORDER BY seq LIMIT ?",
+                (after_seq, limit),
+            )
+        items = []
+        for seq, event_id in rows:
+            stored = self.events.get_event(str(event_id))
+            if stored is not None:
+                items.append(
+                    FeedItem(
+                        int(seq),
+                        str(stored.event.type),
+                        stored.event.stream_id,
+                        feed_payload(stored),
+                    )
+                )
+        return items
+
+
+def build_store_service(db_url: str | Path, files_root: Path, **options: Any) -> StoreService:
+    """Open (and migrate) the store at ``db_url`` and build a :class:`StoreService` on it."""
+    db = open_database(db_url)
+    migrate(db)
+    return StoreService(db, EventStore(db, files_root), files_root=files_root, **options)

@@ -1,0 +1,1 @@
+"""A conformant GA/T 1400 view library (``sharpeyes viid-server``), apart from the client side."""
