@@ -49,6 +49,7 @@ class DetectorInfo:
     providers: tuple[str, ...]
     intra_op_threads: int
     batch: int | None  # fixed batch size, or None when dynamic
+    class_names: tuple[str, ...] = ()  # the model's class list by class id; () = COCO-80
 
 
 @runtime_checkable
