@@ -13,7 +13,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
 
 # python3 + venv for CUDA base images (the python image already has them); libGL/glib for OpenCV.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libgl1 libglib2.0-0 ca-certificates \
+ && apt-get install -y --no-install-recommends libgl1 libglib2.0-0 ca-certificates fonts-wqy-zenhei \
       $(command -v python3 >/dev/null || echo python3 python3-venv python3-pip) \
  && rm -rf /var/lib/apt/lists/*
 

@@ -12,6 +12,16 @@ centre within ``X_TOL_PX`` of ``x_px``; one event per label, greedy on the close
 Every match, miss and false alarm is printed with the reason: for a miss, the nearest violation
 (and how far off it was) or the tracks that were at the stop line then and what they raised
 instead; for a false alarm, the nearest label and the event's own detail.
+
+Seconds since red: for every matched violation, ``violation.seconds_since_red`` is compared with
+the label-derived value, the labelled crossing (``cross_frames``) minus the labelled red onset
+(the first frame of ``signal_phases.red``), both as frame times read from the video (``--video``;
+without it, frame n is at n × ``frame_duration_s``). The labelled crossing is a span of frames:
+the delta is 0 inside it and the distance to its nearer end outside. Also printed: the delta
+against the event's own crossing (``crossed_stop_line_pts`` − labelled onset), which isolates
+the red-onset error. The run fails (exit 1) when any onset delta is outside ±``SINCE_RED_TOL_S``;
+with ``--strict`` also when any delta against the labelled crossing is (that delta adds the
+rule's crossing-time error, e.g. riders' feet estimated 1–2 frames late, to the red-age error).
 """
 
 from __future__ import annotations
@@ -27,6 +37,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 FRAME_TOL = 4
 X_TOL_PX = 70.0
+SINCE_RED_TOL_S = 0.2
+DEFAULT_VIDEO = REPO.parent / "shared" / "sample_videos" / "intersection_hanoi_b_640x480.mp4"
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +220,52 @@ def hanoi_report(records: list[Record], labels: Record) -> dict[str, Any]:
     }
 
 
+def frame_times(video: Path | None, labels: Record) -> list[float]:
+    """Presentation time (s, from the first frame) of every frame of the labelled clip."""
+    n = int(labels["frames"])
+    if video is None or not video.is_file():
+        return [i * float(labels["frame_duration_s"]) for i in range(n)]
+    import av
+
+    with av.open(str(video)) as c:
+        s = c.streams.video[0]
+        tb = s.time_base
+        assert tb is not None
+        pts = sorted(float(p.pts * tb) for p in c.demux(s) if p.pts is not None)
+    return [t - pts[0] for t in pts]
+
+
+def since_red_check(records: list[Record], labels: Record, times: list[float]) -> dict[str, Any]:
+    """Per matched violation: ``seconds_since_red`` against the label-derived value."""
+    onset = times[int(labels["signal_phases"]["red"][0])]
+    by_id = {lab["id"]: lab for lab in labels["violations"]}
+    rows = []
+    for lid, i in sorted(match_labels(records, labels).tp):
+        v = records[i]["violation"]
+        got = float(v["seconds_since_red"])
+        lo, hi = (times[int(f)] - onset for f in by_id[lid]["cross_frames"])
+        delta = got - hi if got > hi else got - lo if got < lo else 0.0
+        own = got - (float(v["crossed_stop_line_pts"]) - onset)
+        rows.append(
+            {
+                "label": lid,
+                "seconds_since_red": got,
+                "label_range": [round(lo, 3), round(hi, 3)],
+                "delta_s": round(delta, 3),
+                "onset_delta_s": round(own, 3),
+                "ok": abs(own) <= SINCE_RED_TOL_S,
+                "label_ok": abs(delta) <= SINCE_RED_TOL_S,
+            }
+        )
+    return {
+        "red_onset_s": round(onset, 4),
+        "tolerance_s": SINCE_RED_TOL_S,
+        "rows": rows,
+        "ok": all(r["ok"] for r in rows),
+        "label_ok": all(r["label_ok"] for r in rows),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -217,6 +275,12 @@ def main(argv: list[str] | None = None) -> int:
     hn.add_argument("events", type=Path, help="events.jsonl written by sharpeyes analyze")
     hn.add_argument("--labels", type=Path, default=REPO / "sample_videos" / "hanoi_b_labels.json")
     hn.add_argument("--json", type=Path, help="also write the report here")
+    hn.add_argument("--video", type=Path, default=DEFAULT_VIDEO, help="the labelled clip")
+    hn.add_argument(
+        "--strict",
+        action="store_true",
+        help="also fail when seconds since red is off the labelled crossing by more than 0.2 s",
+    )
     args = ap.parse_args(argv)
     if args.cmd == "scenarios":
         res = run_scenarios()
@@ -225,11 +289,14 @@ def main(argv: list[str] | None = None) -> int:
             args.json.write_text(json.dumps(res, indent=1))
         return 0
     labels = json.loads(args.labels.read_text(encoding="utf-8"))
-    out = hanoi_report(_load_records(args.events), labels)
+    records = _load_records(args.events)
+    out = hanoi_report(records, labels)
+    out["seconds_since_red"] = since_red_check(records, labels, frame_times(args.video, labels))
     _print_hanoi(out)
     if args.json:
         args.json.write_text(json.dumps(out, indent=1, ensure_ascii=False), encoding="utf-8")
-    return 0
+    sr = out["seconds_since_red"]
+    return 0 if sr["ok"] and (sr["label_ok"] or not args.strict) else 1
 
 
 def _print_hanoi(out: dict[str, Any]) -> None:
@@ -244,6 +311,24 @@ def _print_hanoi(out: dict[str, Any]) -> None:
         w(f"  MISS   {lid}: {why}\n")
     for why in out["false_alarms"]:
         w(f"  FALSE  {why}\n")
+    sr = out.get("seconds_since_red")
+    if sr is None:
+        return
+    w(f"seconds since red (red onset {sr['red_onset_s']:.3f}s, tolerance ±{sr['tolerance_s']}s)\n")
+    for r in sr["rows"]:
+        lo, hi = r["label_range"]
+        flag = "ok  " if r["ok"] else "FAIL"
+        off = "" if r["label_ok"] else "  (crossing off the label by more than the tolerance)"
+        w(
+            f"  {flag}   {r['label']}: {r['seconds_since_red']:.3f}s, onset delta "
+            f"{r['onset_delta_s']:+.3f}s; label {lo:.3f}-{hi:.3f}s, "
+            f"delta {r['delta_s']:+.3f}s{off}\n"
+        )
+    n_label = sum(not r["label_ok"] for r in sr["rows"])
+    w(
+        f"seconds since red: onset deltas {'all' if sr['ok'] else 'NOT all'} within "
+        f"±{sr['tolerance_s']}s; {n_label} of {len(sr['rows'])} off the labelled crossing by more\n"
+    )
 
 
 if __name__ == "__main__":

@@ -54,26 +54,25 @@ def decode_frames(clip: Path, limit: int) -> list[ImageBGR]:
 
 
 def run_e2e(clip: Path, model: str, threads: int) -> dict[str, Any]:
-    from sharpeyes.api.node.camera import build_stream_pipeline
+    from sharpeyes.api.commands.analyze import AnalyzeOptions, analyze_video
     from sharpeyes.pipeline.config import CameraConfig
 
-    cam = CameraConfig(url=str(clip))
-    cam.detector.model = model
-    cam.detector.intra_op_threads = threads
+    cam = CameraConfig.model_validate(
+        {"url": str(clip), "detector": {"model": model, "intra_op_threads": threads}}
+    )
     with tempfile.TemporaryDirectory() as tmp:
-        parts = build_stream_pipeline(cam, Path(tmp))
-        try:
-            s = parts.runner.run()
-        finally:
-            parts.close()
+        res = analyze_video(AnalyzeOptions(clip, out=Path(tmp), progress=False, camera=cam))
+    s = res.summary
+    info = res.detector_info
+    assert info is not None
     return {
         "fps": s.analysed_fps,
         "frames": s.frames_analysed,
         "events": s.events_total,
         "stage_median_ms": s.times.median_ms(),
-        "detector": parts.detector_desc,
-        "input_size": list(parts.detector.info.input_size),
-        "providers": list(parts.detector.info.providers),
+        "detector": res.detector_desc,
+        "input_size": list(info.input_size),
+        "providers": list(info.providers),
     }
 
 
@@ -81,9 +80,7 @@ def run_detector_only(frames: list[ImageBGR], model: str, threads: int) -> dict[
     from sharpeyes.api.node.camera import build_detector
     from sharpeyes.pipeline.config import CameraConfig
 
-    cam = CameraConfig()
-    cam.detector.model = model
-    cam.detector.intra_op_threads = threads
+    cam = CameraConfig.model_validate({"detector": {"model": model, "intra_op_threads": threads}})
     det = build_detector(cam)
     t0 = time.perf_counter()
     n_boxes = 0

@@ -51,41 +51,98 @@ def vehicle_class_code(class_id: int) -> str:
     return VEHICLE_CLASS_CODES.get(int(class_id), UNKNOWN_VEHICLE_CODE)
 
 
-def _kind_table(motorcycle_is_non_motor: bool) -> NDArray[np.int8]:
-    table = np.full(len(COCO80_NAMES), int(ObjectKind.OTHER), dtype=np.int8)
-    table[PERSON] = ObjectKind.PERSON
-    table[BICYCLE] = ObjectKind.NON_MOTOR
-    table[[CAR, BUS, TRUCK]] = ObjectKind.MOTOR_VEHICLE
-    table[MOTORCYCLE] = (
-        ObjectKind.NON_MOTOR if motorcycle_is_non_motor else ObjectKind.MOTOR_VEHICLE
+# Class names (lower case) that map to our object kinds, whatever the model's class list.
+# "motorcycle" (and its synonyms) follow ``motorcycle_is_non_motor``.
+NAME_KINDS: Mapping[str, ObjectKind] = MappingProxyType(
+    {
+        "person": ObjectKind.PERSON,
+        "pedestrian": ObjectKind.PERSON,
+        "bicycle": ObjectKind.NON_MOTOR,
+        "car": ObjectKind.MOTOR_VEHICLE,
+        "bus": ObjectKind.MOTOR_VEHICLE,
+        "truck": ObjectKind.MOTOR_VEHICLE,
+        "traffic light": ObjectKind.TRAFFIC_LIGHT,
+    }
+)
+MOTORCYCLE_NAMES = frozenset({"motorcycle", "motorbike"})
+
+
+def kind_for_name(
+    name: str,
+    *,
+    motorcycle_is_non_motor: bool = True,
+    overrides: Mapping[str, ObjectKind] | None = None,
+    default: ObjectKind = ObjectKind.OTHER,
+) -> ObjectKind:
+    """The ``ObjectKind`` of a class name (case-insensitive; ``overrides`` win)."""
+    key = name.strip().lower().replace("_", " ")
+    if overrides:
+        for k, v in overrides.items():
+            if k.strip().lower().replace("_", " ") == key:
+                return v
+    if key in MOTORCYCLE_NAMES:
+        return ObjectKind.NON_MOTOR if motorcycle_is_non_motor else ObjectKind.MOTOR_VEHICLE
+    return NAME_KINDS.get(key, default)
+
+
+def _kind_table(
+    motorcycle_is_non_motor: bool,
+    names: tuple[str, ...] = COCO80_NAMES,
+    overrides: Mapping[str, ObjectKind] | None = None,
+    default: ObjectKind = ObjectKind.OTHER,
+) -> NDArray[np.int8]:
+    return np.array(
+        [
+            int(
+                kind_for_name(
+                    n,
+                    motorcycle_is_non_motor=motorcycle_is_non_motor,
+                    overrides=overrides,
+                    default=default,
+                )
+            )
+            for n in names
+        ],
+        dtype=np.int8,
     )
-    table[TRAFFIC_LIGHT] = ObjectKind.TRAFFIC_LIGHT
-    return table
 
 
 @dataclass(frozen=True, slots=True)
 class ClassMap:
-    """How a COCO-80 detector's classes become kinds and NMS groups.
+    """How a detector's classes become kinds and NMS groups.
 
-    ``kind_of`` maps class id → ``ObjectKind`` (int8). ``nms_group`` maps class id → NMS group:
-    every class is its own group except the motor-vehicle classes, which share one group when
-    ``merge_vehicle_nms`` is set, so a white van cannot be reported both as a bus and a truck.
+    ``names`` is the model's class list by class id (COCO-80 by default; read from the model's
+    metadata otherwise). Each class maps to an ``ObjectKind`` by name (:data:`NAME_KINDS`,
+    ``kind_overrides`` first); a name we do not know gets ``other_kind`` (default OTHER) and
+    stays its own class. ``kind_of`` maps class id → kind (int8). ``nms_group`` maps class id →
+    NMS group: every class is its own group except the motor-vehicle classes, which share one
+    group when ``merge_vehicle_nms`` is set, so a white van cannot be reported both as a bus and
+    a truck. ``allowed`` is the classes reported when other classes are not kept: every class
+    with a traffic kind, plus every class of a custom (non-COCO) list.
     """
 
     motorcycle_is_non_motor: bool = True
     merge_vehicle_nms: bool = True
     names: tuple[str, ...] = COCO80_NAMES
+    kind_overrides: Mapping[str, ObjectKind] = field(default_factory=dict)
+    other_kind: ObjectKind = ObjectKind.OTHER
     kind_of: NDArray[np.int8] = field(init=False, repr=False)
     nms_group: NDArray[np.int64] = field(init=False, repr=False)
+    allowed: NDArray[np.bool_] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        kinds = _kind_table(self.motorcycle_is_non_motor)
+        kinds = _kind_table(
+            self.motorcycle_is_non_motor, self.names, self.kind_overrides, self.other_kind
+        )
         groups = np.arange(len(self.names), dtype=np.int64)
-        if self.merge_vehicle_nms:
-            vehicles = np.flatnonzero(kinds == ObjectKind.MOTOR_VEHICLE)
+        vehicles = np.flatnonzero(kinds == ObjectKind.MOTOR_VEHICLE)
+        if self.merge_vehicle_nms and vehicles.size:
             groups[vehicles] = vehicles.min()
+        coco = set(COCO80_NAMES)
+        custom = np.array([n not in coco for n in self.names], dtype=np.bool_)
         object.__setattr__(self, "kind_of", kinds)
         object.__setattr__(self, "nms_group", groups)
+        object.__setattr__(self, "allowed", (kinds != int(ObjectKind.OTHER)) | custom)
 
     @property
     def num_classes(self) -> int:

@@ -151,7 +151,12 @@ class OnnxModel:
                 str(self.path), sess_options=_session_options(self.config), providers=providers
             )
         except Exception as e:  # onnxruntime raises its own untyped errors
-            raise ModelError(f"cannot load ONNX model {self.path}: {e}") from e
+            lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+            why = lines[0] if lines else type(e).__name__
+            size = self.path.stat().st_size if self.path.is_file() else 0
+            raise ModelError(
+                f"cannot load ONNX model {self.path} ({size} bytes; truncated or not ONNX?): {why}"
+            ) from e
         self._check_in_use(wanted)
         inp = self.session.get_inputs()[0]
         self.input_name: str = inp.name

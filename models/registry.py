@@ -18,7 +18,7 @@ from typing import Literal
 
 from sharpeyes.pipeline.errors import ModelNotFoundError
 
-Family = Literal["yolov5", "yolox", "yolov8", "plate_det", "plate_rec", "face"]
+Family = Literal["yolov5", "yolox", "yolov8", "yolo11", "yolov10", "plate_det", "plate_rec", "face"]
 Layout = Literal["NCHW", "none"]
 ChannelOrder = Literal["RGB", "BGR", "none"]
 Letterbox = Literal["centre", "top_left", "none"]
@@ -210,19 +210,27 @@ REGISTRY = MODEL_SPECS  # the name the CLI uses
 DEFAULT_DETECTOR = "yolov5n"
 
 
+def all_model_specs() -> Mapping[str, ModelSpec]:
+    """Built-in models plus the user's (``sharpeyes models add``; built-in names win)."""
+    from sharpeyes.models.user_registry import load_user_specs
+
+    user = load_user_specs()
+    return MappingProxyType({**user, **MODEL_SPECS})
+
+
 def known_models() -> tuple[str, ...]:
-    """Names of every registered model, in registration order."""
-    return tuple(MODEL_SPECS)
+    """Names of every registered model (built-in first, then the user's)."""
+    return tuple(all_model_specs())
 
 
 def get_model_spec(name: str) -> ModelSpec:
-    """Return the spec of a registered model.
+    """Return the spec of a registered model (built-in or added by the user).
 
     Raises:
         ModelNotFoundError: the name is not registered (the message lists the known names).
     """
-    try:
-        return MODEL_SPECS[name]
-    except KeyError:
+    spec = MODEL_SPECS.get(name) or all_model_specs().get(name)
+    if spec is None:
         known = ", ".join(known_models())
-        raise ModelNotFoundError(f"unknown model {name!r}; known models: {known}") from None
+        raise ModelNotFoundError(f"unknown model {name!r}; known models: {known}")
+    return spec

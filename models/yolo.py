@@ -15,19 +15,19 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from sharpeyes.models.classes import ClassMap
+from sharpeyes.models.classes import COCO80_NAMES, ClassMap
 from sharpeyes.models.nms import NmsParams, Selected, select_boxes
 from sharpeyes.models.onnx_session import OnnxModel
 from sharpeyes.pipeline.errors import ModelError
 from sharpeyes.pipeline.protocols import DetectorInfo
-from sharpeyes.pipeline.types import Detections, ImageBGR
+from sharpeyes.pipeline.types import Detections, ImageBGR, ObjectKind
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +115,8 @@ class DetectorOptions:
     merge_vehicle_nms: bool = True
     keep_other_classes: bool = False
     input_size: tuple[int, int] | None = None  # (h, w); None = the model's default
+    kind_overrides: Mapping[str, ObjectKind] = field(default_factory=dict)  # class name → kind
+    other_kind: ObjectKind = ObjectKind.OTHER  # kind of a class name we do not know
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,15 +142,21 @@ class YoloV5Detector:
         name: str,
         options: DetectorOptions | None = None,
         default_size: tuple[int, int] = (640, 640),
+        class_names: Sequence[str] | None = None,
+        stride: int = STRIDE,
     ) -> None:
         self.model = model
         self.name = name
         self.options = options or DetectorOptions()
+        self.stride = stride
         self.classes = ClassMap(
             motorcycle_is_non_motor=self.options.motorcycle_is_non_motor,
             merge_vehicle_nms=self.options.merge_vehicle_nms,
+            names=tuple(class_names) if class_names else COCO80_NAMES,
+            kind_overrides=self.options.kind_overrides,
+            other_kind=self.options.other_kind,
         )
-        self._allowed = None if self.options.keep_other_classes else self.classes.kind_of != 0
+        self._allowed = None if self.options.keep_other_classes else self.classes.allowed
         self._params = NmsParams(
             conf_threshold=self.options.confidence_threshold,
             iou_threshold=self.options.iou_threshold,
@@ -162,7 +170,9 @@ class YoloV5Detector:
                 f"{name}: input size {self.options.input_size} requested but the model is static "
                 f"{fixed[0]}x{fixed[1]}"
             )
-        self.input_hw = (round_up(size[0]), round_up(size[1])) if self.dynamic else size
+        self.input_hw = (
+            (round_up(size[0], stride), round_up(size[1], stride)) if self.dynamic else size
+        )
 
     @property
     def info(self) -> DetectorInfo:
@@ -172,13 +182,14 @@ class YoloV5Detector:
             providers=self.model.providers,
             intra_op_threads=self.model.config.intra_op_threads,
             batch=self.model.fixed_batch,
+            class_names=self.classes.names,
         )
 
     # --- preprocessing -------------------------------------------------------------------
 
     def input_shape_for(self, src_hw: tuple[int, int]) -> tuple[int, int]:
         """Model input (h, w) used for one image of size ``src_hw`` on its own."""
-        return rect_shape(src_hw, self.input_hw) if self.dynamic else self.input_hw
+        return rect_shape(src_hw, self.input_hw, self.stride) if self.dynamic else self.input_hw
 
     def plan(self, images: Sequence[ImageBGR]) -> tuple[LetterboxGeometry, ...]:
         """Letterbox geometry of each image inside the batch's shared input shape."""

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
-from sharpeyes.pipeline.errors import SharpeyesError
+from sharpeyes.pipeline.errors import ModelError, SharpeyesError
 from sharpeyes.pipeline.protocols import Detector, DetectorInfo
 from sharpeyes.pipeline.runner import detect_timed
 from sharpeyes.pipeline.stages import StageTimes, Stopwatch
@@ -181,12 +181,22 @@ class Batcher:
             return self._take_batch()
 
     def _loop(self) -> None:
+        """The batcher thread. Nothing may end it but :meth:`close`: a failure of one batch is
+        that batch's failure (every request in it gets the error), never a dead thread that
+        leaves every camera waiting."""
         while True:
             batch = self._next_batch()
             if batch is None:
                 return
             if batch:
-                self._run(batch)
+                try:
+                    self._run(batch)
+                except BaseException as e:  # _run hands detector errors over itself
+                    logger.exception("batcher failed on a batch of %d", len(batch))
+                    self.stats.failed_batches += 1
+                    for r in batch:
+                        if not r.future.done():
+                            r.future.set_exception(e)
 
     def _run(self, batch: Sequence[_Request]) -> None:
         start = time.perf_counter()
@@ -201,6 +211,15 @@ class Batcher:
             for r in batch:
                 r.future.set_exception(e)
             return
+        if len(results) != len(batch):
+            error = DetectorContractError(
+                f"detector returned {len(results)} results for a batch of {len(batch)}"
+            )
+            logger.error("%s", error)
+            self.stats.failed_batches += 1
+            for r in batch:
+                r.future.set_exception(error)
+            return
         self._count(batch)
         for r, det in zip(batch, results, strict=True):
             r.future.set_result(det)
@@ -214,6 +233,10 @@ class Batcher:
         s.batch_sizes[n] = s.batch_sizes.get(n, 0) + 1
         for r in batch:
             s.by_stream[r.stream_id] = s.by_stream.get(r.stream_id, 0) + 1
+
+
+class DetectorContractError(ModelError):
+    """A detector broke its contract (e.g. not one result per image)."""
 
 
 class StreamDetector:

@@ -11,7 +11,15 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+)
 
 from sharpeyes.pipeline.calibration import IntersectionCalibration
 from sharpeyes.pipeline.errors import ConfigError
@@ -29,24 +37,23 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
 
 
-class DetectorConfig(StrictModel):
+ProviderChoice = Literal["auto", "cpu", "cuda", "tensorrt"] | list[str]
+KindName = Literal["person", "non_motor", "motor_vehicle", "traffic_light", "other"]
+
+
+class DetectorBase(StrictModel):
+    """What every detector backend shares: the model, its thresholds and class mapping."""
+
     model: str = Field(
         "yolov5n",
-        description="Registered model name (see `sharpeyes models`), e.g. yolov5n or yolox_nano.",
+        description="Registered model name (see `sharpeyes models list`), e.g. yolov5n, "
+        "yolov8n_int8, yolox_nano, or a model added with `sharpeyes models add`.",
     )
     model_path: Path | None = Field(
-        None, description="Explicit model file; overrides the registry search when set."
-    )
-    providers: Literal["auto", "cpu", "cuda", "tensorrt"] | list[str] = Field(
-        "auto",
-        description="ONNX Runtime providers: auto = TensorRT → CUDA → CPU (those available), "
-        "or one name, or an explicit list of ONNX Runtime provider names.",
-    )
-    intra_op_threads: int = Field(
-        0, ge=0, le=256, description="Threads inside one operator; 0 = ONNX Runtime default."
-    )
-    inter_op_threads: int = Field(
-        1, ge=0, le=64, description="Threads across operators; 0 = ONNX Runtime default."
+        None,
+        description="Explicit model file; overrides the registry search. Without an explicit "
+        "`model`, the family (YOLOv5 / YOLOv8-11 / YOLOv10-26 layout) is read from the file's "
+        "metadata and output shape.",
     )
     input_size: tuple[int, int] | None = Field(
         None,
@@ -62,11 +69,25 @@ class DetectorConfig(StrictModel):
         description="Treat COCO 'motorcycle' as a non-motor vehicle (e-bikes and motorbikes are "
         "non-motor in many Chinese deployments); false makes it a motor vehicle.",
     )
-    max_batch: int = Field(8, ge=1, le=256, description="Largest batch the detector is given.")
-    allow_spinning: bool = Field(
+    class_kinds: dict[str, KindName] = Field(
+        default_factory=dict,
+        description="Class name → object kind for a custom model's classes (overrides the "
+        "built-in person/bicycle/car/motorcycle/bus/truck/traffic light mapping).",
+    )
+    other_class_kind: KindName = Field(
+        "other", description="Kind of a class whose name is not known and not in class_kinds."
+    )
+    keep_other_classes: bool = Field(
         False,
-        description="Let ONNX Runtime's CPU worker threads busy-wait between operators (a little "
-        "lower latency on an idle machine; wasted CPU when decoding shares the cores).",
+        description="Also report COCO classes that are not traffic objects (dog, bench, …). "
+        "A custom model's own classes are always reported.",
+    )
+    max_batch: int = Field(8, ge=1, le=512, description="Largest batch the detector is given.")
+    warmup: int = Field(1, ge=0, le=100, description="Warm-up detections at build time.")
+    download: bool = Field(True, description="Allow downloading a missing registered model.")
+    fallback: Literal["cpu", "fail"] = Field(
+        "fail",
+        description="Backend unusable here: fall back to ONNX Runtime on the CPU, or fail.",
     )
 
     @field_validator("input_size")
@@ -75,6 +96,78 @@ class DetectorConfig(StrictModel):
         if v is not None and (v[0] % 32 or v[1] % 32 or min(v) < 32):
             raise ValueError(f"input_size {v} must be two multiples of 32 (height, width)")
         return v
+
+
+class OnnxRuntimeDetectorConfig(DetectorBase):
+    """ONNX Runtime with host pre/post-processing (CPU, or CUDA/TensorRT providers)."""
+
+    backend: Literal["onnxruntime"] = Field("onnxruntime", description="Detector runtime.")
+    providers: ProviderChoice = Field(
+        "auto",
+        description="ONNX Runtime providers: auto = TensorRT → CUDA → CPU (those available), "
+        "or one name, or an explicit list of ONNX Runtime provider names.",
+    )
+    intra_op_threads: int = Field(
+        0, ge=0, le=256, description="Threads inside one operator; 0 = ONNX Runtime default."
+    )
+    inter_op_threads: int = Field(
+        1, ge=0, le=64, description="Threads across operators; 0 = ONNX Runtime default."
+    )
+    allow_spinning: bool = Field(
+        False,
+        description="Let ONNX Runtime's CPU worker threads busy-wait between operators (a little "
+        "lower latency on an idle machine; wasted CPU when decoding shares the cores).",
+    )
+
+
+class _GpuFields(DetectorBase):
+    device: str = Field("cuda:0", description="Device of the GPU backend, e.g. cuda:0.")
+    fp16: bool = Field(True, description="Half precision on the GPU (TensorRT / torch).")
+    max_batch: int = Field(64, ge=1, le=512, description="Largest batch the detector is given.")
+
+
+class OrtGpuDetectorConfig(_GpuFields):
+    """ONNX Runtime with TensorRT/CUDA, on-device preprocessing and I/O binding (YOLOv5 layout)."""
+
+    backend: Literal["onnxruntime-gpu"] = Field("onnxruntime-gpu", description="Detector runtime.")
+    providers: Literal["auto", "cuda", "tensorrt"] = Field(
+        "auto", description="GPU providers: auto = TensorRT → CUDA."
+    )
+    preprocess: Literal["auto", "torch", "cupy", "numpy"] = Field(
+        "auto", description="Where letterbox/normalisation runs."
+    )
+    engine_cache_dir: Path | None = Field(None, description="TensorRT engine cache folder.")
+    intra_op_threads: int = Field(
+        0, ge=0, le=256, description="Host threads (0: one thread for the GPU backend)."
+    )
+
+
+class TorchDetectorConfig(_GpuFields):
+    """The yolov5 checkpoint on PyTorch (fp16, CUDA graphs)."""
+
+    backend: Literal["torch"] = Field("torch", description="Detector runtime.")
+    cuda_graphs: bool = Field(True, description="Replay CUDA graphs for fixed shapes.")
+
+
+def _backend_tag(value: object) -> str:
+    if isinstance(value, dict):
+        return str(value.get("backend", "onnxruntime"))
+    return str(getattr(value, "backend", "onnxruntime"))
+
+
+DetectorSettings = Annotated[
+    Annotated[OnnxRuntimeDetectorConfig, Tag("onnxruntime")]
+    | Annotated[OrtGpuDetectorConfig, Tag("onnxruntime-gpu")]
+    | Annotated[TorchDetectorConfig, Tag("torch")],
+    Discriminator(_backend_tag),
+]
+"""The one detector config: ``backend`` (default ``onnxruntime``) picks the variant."""
+
+AnyDetectorConfig = OnnxRuntimeDetectorConfig | OrtGpuDetectorConfig | TorchDetectorConfig
+DETECTOR_BACKEND_NAMES: tuple[str, ...] = ("onnxruntime", "onnxruntime-gpu", "torch")
+
+# The name existing code and configs use for the host (ONNX Runtime) detector config.
+DetectorConfig = OnnxRuntimeDetectorConfig
 
 
 class TrackerConfig(StrictModel):
@@ -155,8 +248,9 @@ class CameraConfig(StrictModel):
         description="Compass bearing (0 = north, 90 = east) of the image's 'up' direction; "
         "enables GA/T direction codes. None = image-relative directions only.",
     )
-    detector: DetectorConfig = Field(
-        default_factory=DetectorConfig, description="Detector model and thresholds."
+    detector: DetectorSettings = Field(
+        default_factory=OnnxRuntimeDetectorConfig,
+        description="Detector backend, model and thresholds.",
     )
     tracker: TrackerConfig = Field(default_factory=TrackerConfig, description="ByteTrack settings.")
     events: EventsConfig = Field(default_factory=EventsConfig, description="Event emission.")
@@ -182,9 +276,16 @@ class CameraConfig(StrictModel):
 def format_validation_error(err: ValidationError, source: str) -> str:
     """One line naming the first bad field: ``camera.yaml: detector.iou_threshold: …``."""
     first = err.errors()[0]
-    loc = ".".join(str(p) for p in first["loc"]) or "(root)"
+    # a detector config variant's tag ("torch") is not a key the user wrote: leave it out
+    parts = [str(p) for p in first["loc"] if str(p) not in DETECTOR_BACKEND_NAMES]
+    msg = first["msg"]
+    if first["type"] == "union_tag_invalid":  # the detector's `backend` names no variant
+        ctx = first.get("ctx") or {}
+        parts.append("backend")
+        msg = f"unknown backend {ctx.get('tag')!r}; expected {ctx.get('expected_tags')}"
+    loc = ".".join(parts) or "(root)"
     more = f" (+{len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
-    return f"{source}: {loc}: {first['msg']}{more}"
+    return f"{source}: {loc}: {msg}{more}"
 
 
 def read_yaml(path: Path) -> object:

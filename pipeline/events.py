@@ -246,7 +246,7 @@ class TrackEventBuilder:
         log.conf_sum += conf
         log.detections += 1
         log.trajectory.add(TrajectoryPoint(frame.pts, float(anchor[0]), float(anchor[1])))
-        if quality > log.best_quality:
+        if quality > log.best_quality and not frame.corrupt:  # never a damaged picture
             x1, y1, x2, y2 = (float(v) for v in tracks.xyxy[i])
             box = Box(x1, y1, x2, y2, frame.width, frame.height)
             crop = crop_with_margin(frame.image, box, self._cfg.crop_margin)

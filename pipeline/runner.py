@@ -78,6 +78,21 @@ class EvidenceHook(Protocol):
     def build(self, event: Event, frames: Sequence[AnalysedFrame]) -> Event: ...
 
 
+@dataclass
+class IntersectionParts:
+    """What an intersection camera adds to its runner, for one frame size."""
+
+    rules: Sequence[Rule] = ()
+    board: SignalBoardLike | None = None
+    evidence: EvidenceHook | None = None
+
+
+class IntersectionFactory(Protocol):
+    """Builds :class:`IntersectionParts` for a frame size ``(width, height)``."""
+
+    def build(self, size: tuple[int, int]) -> IntersectionParts: ...
+
+
 FrameObserver = Callable[
     [Frame, Detections, Tracks, Mapping[str, SignalState], Sequence[Event]], None
 ]
@@ -162,6 +177,8 @@ class StreamRunner:
         prefetch_depth: int = 4,
         stage_samples: int = 100_000,
         riders: RiderMemory | None = None,
+        post: Callable[[Detections], Detections] | None = None,
+        intersection: IntersectionFactory | None = None,
     ) -> None:
         """``prefetch_depth=0`` iterates the source directly: a live source (RTSP) decodes on its
         own thread into a latest-frame queue, so a second, blocking queue in front of it would
@@ -175,7 +192,11 @@ class StreamRunner:
         self.signal_board = signal_board
         self.evidence = evidence
         self.observer = observer
+        self.frame_history_s = frame_history_s
         self.history = FrameHistory(frame_history_s) if rules and evidence else None
+        self.post = post  # the camera's detection policy over a (shared) detector's output
+        self.intersection = intersection  # built on the first frame, when the size is known
+        self.intersection_size: tuple[int, int] | None = None
         self.prefetch_depth = prefetch_depth
         self.riders = riders  # persons riding a two-wheeler: no person_seen event of their own
         self.stage_samples = stage_samples
@@ -208,6 +229,8 @@ class StreamRunner:
                 last_seq = frame.seq
                 events = self._analyse(frame, skipped, sw)
                 self._emit(events, summary)
+                if self.history is not None:
+                    self._trim_history()
                 summary.frames_analysed += 1
                 if progress is not None:
                     progress(frame)
@@ -224,8 +247,39 @@ class StreamRunner:
             summary.frames_decoded_span = last_seq - first_seq + 1
         return summary
 
+    def _build_intersection(self, frame: Frame) -> None:
+        """Signal board, rules and evidence of an intersection camera, for this frame size.
+
+        Raises:
+            ConfigError: the calibration does not fit the frame (the camera fails with it).
+        """
+        assert self.intersection is not None
+        h, w = frame.image.shape[:2]
+        if self.intersection_size == (w, h):
+            return
+        if self.intersection_size is not None:
+            logger.warning(
+                "stream %s: frame size changed %s → %s; intersection rebuilt",
+                frame.stream_id,
+                self.intersection_size,
+                (w, h),
+            )
+            for rule in self.rules:
+                rule.end_of_stream()
+        parts = self.intersection.build((w, h))
+        self.rules = list(parts.rules)
+        self.signal_board = parts.board
+        self.evidence = parts.evidence
+        self.history = FrameHistory(self.frame_history_s) if self.rules and self.evidence else None
+        self.intersection_size = (w, h)
+
     def _analyse(self, frame: Frame, skipped: int, sw: Stopwatch) -> list[Event]:
+        if self.intersection is not None:
+            self._build_intersection(frame)
         dets = detect_timed(self.detector, [frame.image], sw)[0]
+        if self.post is not None:
+            with sw("postprocess"):
+                dets = self.post(dets)
         with sw("track"):
             tracks = self.tracker.update(dets.of_kind(*TRACKED_KINDS), frame.pts, skipped)
             finished = self.tracker.pop_finished()
@@ -250,6 +304,22 @@ class StreamRunner:
         if self.observer is not None:
             self.observer(frame, dets, tracks, signals, events)
         return events
+
+    def _trim_history(self) -> None:
+        """Keep only the frames a rule may still need for evidence (when rules say so)."""
+        assert self.history is not None
+        oldest: float | None = None
+        for rule in self.rules:
+            needed = getattr(rule, "oldest_needed_pts", None)
+            if needed is None:
+                return  # a rule that does not say keeps the whole window
+            pts = needed()
+            if pts is not None:
+                oldest = pts if oldest is None else min(oldest, pts)
+        if oldest is None:
+            self.history.drop_before(float("inf"))
+        else:
+            self.history.drop_before(oldest - 1e-6)
 
     def _without_riders(self, events: list[Event]) -> list[Event]:
         riders = self.riders

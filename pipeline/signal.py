@@ -1,217 +1,118 @@
-"""Signal state: lamp colour per signal head from pixels, smoothed, per signal group.
+"""Signal state per signal group from video heads (self-calibrating) and/or external input.
 
-Per frame and head, :func:`read_lamp` looks only inside the configured lamp region, splits it
-into one cell per lamp (vertical / horizontal layout) and counts pixels that are bright,
-saturated and of the lamp's hue in that lamp's cell — so the countdown digits beside a head
-(outside the region, or red digits in the green cell) do not decide anything. When no cell is
-lit in its own hue but one cell is clearly the brightest (night bloom turns lamps white), the
-position decides with lower confidence. All cells dark → OFF; ambiguous or glare → UNKNOWN.
-
-:class:`SignalSmoother` adds hysteresis: a new colour needs ``confirm_frames`` consecutive
-readings (OFF/UNKNOWN also need ``dark_hold_s`` seconds), so one noisy frame never flips the
-state and a flickering LED never reads as OFF. ``since_pts`` is back-dated to the first reading
-of the new colour, so rules see when the colour really began.
-
-:class:`SignalBoard` is the one object the runner calls: ``board.update(frame)`` returns
-``{group: SignalState}`` from video heads and/or :class:`ExternalPhaseInput`.
+* :mod:`pipeline.signal_reader` — :class:`HeadCalibrator` reads one head per frame with
+  per-cell lit/unlit levels and lit hues learned from the video itself (no absolute
+  thresholds); :func:`read_lamp` is its stateless form.
+* :mod:`pipeline.signal_phase` — :class:`SignalSmoother`, the phase model: confirmation,
+  continuous ``since_pts`` across misreads and flicker, signal faults after a sustained dark
+  period (``dark_hold_s``, default 2 s).
+* here — :class:`VideoHead` (region → reader → phase model) and :class:`SignalBoard`, the one
+  object the runner calls: ``board.update(frame)`` returns ``{group: SignalState}``;
+  ``board.problems()`` lists signal faults and calibration problems (a head region that never
+  lit, a head that never changes colour).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-
-import cv2
-import numpy as np
 
 from sharpeyes.pipeline.calibration import IntersectionCalibration, SignalGroup, SignalHead
 from sharpeyes.pipeline.signal_input import ExternalPhaseInput
+from sharpeyes.pipeline.signal_phase import SignalParams, SignalSmoother
+from sharpeyes.pipeline.signal_reader import HeadCalibrator, LampReading, read_lamp
 from sharpeyes.pipeline.types import Frame, ImageBGR, LampColor, SignalState
 
-# OpenCV hue (0–179) ranges of lit lamps; LED greens are cyan-ish (≈ 85–95).
-_HUES: dict[LampColor, tuple[tuple[int, int], ...]] = {
-    LampColor.RED: ((0, 10), (160, 179)),
-    LampColor.AMBER: ((11, 35),),
-    LampColor.GREEN: ((40, 100),),
-}
-_BLOOM_MARGIN = 40  # brightest cell's V exceeds the others by this much → position decides
-
-
-@dataclass(frozen=True, slots=True)
-class LampReading:
-    """One frame's raw reading of one head."""
-
-    color: LampColor
-    confidence: float
-
-
-def _hue_mask(hsv: np.ndarray, color: LampColor) -> np.ndarray:
-    h = hsv[..., 0]
-    mask = np.zeros(h.shape, bool)
-    for lo, hi in _HUES[color]:
-        mask |= (h >= lo) & (h <= hi)
-    return mask
-
-
-def _cells(region: np.ndarray, n: int, layout: str) -> list[np.ndarray]:
-    if layout == "single" or n == 1:
-        return [region]
-    axis = 0 if layout == "vertical" else 1
-    return list(np.array_split(region, n, axis=axis))
-
-
-def _lit_fraction(hsv: np.ndarray, color: LampColor, head: SignalHead) -> float:
-    lit = (hsv[..., 2] >= head.min_value) & (hsv[..., 1] >= head.min_saturation)
-    return float((lit & _hue_mask(hsv, color)).mean()) if hsv.size else 0.0
-
-
-def _top_value(hsv: np.ndarray) -> float:
-    v = hsv[..., 2].reshape(-1)
-    return float(np.percentile(v, 90)) if v.size else 0.0
-
-
-def read_lamp(crop: ImageBGR, head: SignalHead) -> LampReading:
-    """Classify one head's lamp region (a BGR crop of exactly the region)."""
-    if crop.size == 0:
-        return LampReading(LampColor.UNKNOWN, 0.0)
-    hsv = cv2.cvtColor(crop, cv2.COLOR_BGR2HSV)
-    colors = [LampColor(c) for c in head.lamps]
-    cells = _cells(hsv, len(colors), head.layout)
-    if len(cells) == 1:
-        scores = [_lit_fraction(cells[0], c, head) for c in colors]
-    else:
-        scores = [_lit_fraction(cell, c, head) for cell, c in zip(cells, colors, strict=True)]
-    order = np.argsort(scores)[::-1]
-    best = scores[int(order[0])]
-    second = scores[int(order[1])] if len(scores) > 1 else 0.0
-    if best >= head.min_lit_fraction:
-        if second >= 0.5 * best:
-            return LampReading(LampColor.UNKNOWN, 0.0)
-        strength = min(1.0, best / (3 * head.min_lit_fraction))
-        return LampReading(colors[int(order[0])], strength * (1.0 - second / best))
-    return _by_brightness(cells, colors, head)
-
-
-def _by_brightness(
-    cells: list[np.ndarray], colors: list[LampColor], head: SignalHead
-) -> LampReading:
-    tops = [_top_value(c) for c in cells]
-    if max(tops) < head.min_value:
-        return LampReading(LampColor.OFF, 0.8)
-    if len(cells) == 1:
-        return LampReading(LampColor.UNKNOWN, 0.0)
-    order = np.argsort(tops)[::-1]
-    k = int(order[0])
-    if tops[k] - tops[int(order[1])] < _BLOOM_MARGIN or _foreign_hue(cells[k], colors, k, head):
-        return LampReading(LampColor.UNKNOWN, 0.0)
-    return LampReading(colors[k], 0.5)
-
-
-def _foreign_hue(cell: np.ndarray, colors: list[LampColor], k: int, head: SignalHead) -> bool:
-    """True when the bright pixels of cell ``k`` are coloured like another lamp (e.g. red
-    countdown digits in the green cell) rather than white bloom or the lamp's own hue."""
-    bright = (cell[..., 2] >= head.min_value) & (cell[..., 1] >= head.min_saturation)
-    n = int(bright.sum())
-    if n == 0:
-        return False
-    own = int((bright & _hue_mask(cell, colors[k])).sum())
-    other = max(
-        (int((bright & _hue_mask(cell, c)).sum()) for i, c in enumerate(colors) if i != k),
-        default=0,
-    )
-    return other > own
-
-
-class SignalSmoother:
-    """Hysteresis over raw readings: one noisy frame never flips the state.
-
-    A colour candidate survives interleaved dark readings (LED flicker); a dark state
-    (OFF/UNKNOWN) needs an unbroken dark run of ``confirm_frames`` and ``dark_hold_s``.
-    """
-
-    def __init__(self, group: str, confirm_frames: int = 2, dark_hold_s: float = 0.6) -> None:
-        self.group = group
-        self._confirm = confirm_frames
-        self._dark_hold = dark_hold_s
-        self._color = LampColor.UNKNOWN
-        self._since: float | None = None
-        self._conf = 0.0
-        self._seen_color = False
-        self._cand: LampColor | None = None
-        self._cand_since = 0.0
-        self._cand_count = 0
-        self._dark: LampColor | None = None
-        self._dark_since = 0.0
-        self._dark_count = 0
-
-    def update(self, reading: LampReading, pts: float) -> SignalState:
-        if self._since is None:
-            self._since = pts
-        if reading.color is self._color:
-            self._cand, self._dark = None, None
-            self._conf = 0.8 * self._conf + 0.2 * reading.confidence
-        elif reading.color in (LampColor.OFF, LampColor.UNKNOWN):
-            self._consider_dark(reading, pts)
-        else:
-            self._consider_color(reading, pts)
-        return SignalState(self.group, self._color, round(self._conf, 3), self._since, pts)
-
-    def _adopt(self, color: LampColor, since: float, confidence: float) -> None:
-        self._color, self._since, self._conf = color, since, confidence
-        self._cand, self._dark = None, None
-
-    def _consider_dark(self, reading: LampReading, pts: float) -> None:
-        if reading.color is not self._dark:
-            self._dark, self._dark_since, self._dark_count = reading.color, pts, 0
-        self._dark_count += 1
-        if self._dark_count >= self._confirm and pts - self._dark_since >= self._dark_hold:
-            self._adopt(reading.color, self._dark_since, reading.confidence)
-
-    def _consider_color(self, reading: LampReading, pts: float) -> None:
-        self._dark = None
-        if reading.color is self._cand:
-            self._cand_count += 1
-        else:
-            self._cand, self._cand_since, self._cand_count = reading.color, pts, 1
-        startup = not self._seen_color and reading.confidence >= 0.8
-        if startup or self._cand_count >= self._confirm:
-            self._seen_color = True
-            self._adopt(reading.color, self._cand_since, reading.confidence)
+__all__ = [
+    "HeadCalibrator",
+    "LampReading",
+    "SignalBoard",
+    "SignalParams",
+    "SignalSmoother",
+    "VideoHead",
+    "build_signal_board",
+    "read_lamp",
+    "states_by_group",
+]
 
 
 class VideoHead:
-    """One signal head read from the video: pixel region + reader + smoother."""
+    """One signal head read from the video: pixel region + self-calibrating reader + phase
+    model, with what the calibration checks need (first/last time, lit readings, colours)."""
 
-    def __init__(self, head: SignalHead, frame_size: tuple[int, int]) -> None:
+    def __init__(
+        self, head: SignalHead, frame_size: tuple[int, int], params: SignalParams | None = None
+    ) -> None:
         w, h = frame_size
         (x1, y1), (x2, y2) = head.region
         self.head = head
+        self.params = params or SignalParams()
         self._box = (
             max(0, round(x1 * w)),
             max(0, round(y1 * h)),
             min(w, max(round(x2 * w), round(x1 * w) + 1)),
             min(h, max(round(y2 * h), round(y1 * h) + 1)),
         )
-        self.smoother = SignalSmoother(head.group)
+        self.reader = HeadCalibrator(head, self.params.window)
+        self.smoother = SignalSmoother(
+            head.group, self.params.confirm_frames, self.params.dark_hold_s
+        )
         self.last_reading = LampReading(LampColor.UNKNOWN, 0.0)
+        self.last_state: SignalState | None = None
+        self.first_pts: float | None = None
+        self.last_pts: float | None = None
+        self.lit_readings = 0
+        self.colors_seen: set[LampColor] = set()
 
     @property
     def box(self) -> tuple[int, int, int, int]:
         """Pixel box ``(x1, y1, x2, y2)`` of the lamp region."""
         return self._box
 
-    def update(self, image: ImageBGR, pts: float) -> SignalState:
+    def crop(self, image: ImageBGR) -> ImageBGR:
+        """The lamp region of ``image``."""
         x1, y1, x2, y2 = self._box
-        self.last_reading = read_lamp(image[y1:y2, x1:x2], self.head)
-        return self.smoother.update(self.last_reading, pts)
+        out: ImageBGR = image[y1:y2, x1:x2]
+        return out
+
+    def update(self, image: ImageBGR, pts: float) -> SignalState:
+        if self.first_pts is None:
+            self.first_pts = pts
+        self.last_pts = pts
+        self.last_reading = self.reader.read(self.crop(image))
+        if self.last_reading.color not in (LampColor.OFF, LampColor.UNKNOWN):
+            self.lit_readings += 1
+        st = self.smoother.update(self.last_reading, pts)
+        if st.color not in (LampColor.OFF, LampColor.UNKNOWN):
+            self.colors_seen.add(st.color)
+        self.last_state = st
+        return st
+
+    def problem(self) -> str | None:
+        """A calibration problem of this head, if any (None while too early to tell)."""
+        if self.first_pts is None or self.last_pts is None:
+            return None
+        span = self.last_pts - self.first_pts
+        if self.lit_readings == 0 and span >= self.params.never_lit_s:
+            return (
+                f"head {self.head.id!r}: no lamp lit in {span:.0f} s — the region may not be on "
+                "the lamps (check region / layout / lamps)"
+            )
+        if len(self.colors_seen) == 1 and span >= self.params.stuck_s:
+            colour = next(iter(self.colors_seen)).value
+            return (
+                f"head {self.head.id!r}: shows only {colour} for {span:.0f} s without a change "
+                "— the region may be on the wrong head or not on a signal"
+            )
+        return None
 
 
 def _fuse(group: str, states: list[SignalState], pts: float) -> SignalState:
-    """Several heads of one group: the most confident known state wins; none → UNKNOWN."""
-    known = [s for s in states if s.color not in (LampColor.UNKNOWN,)]
+    """Several heads of one group: the most confident known, unfaulted state wins; a fault only
+    when every head with a known state is faulted; none known → UNKNOWN."""
+    known = [s for s in states if s.color is not LampColor.UNKNOWN]
     if not known:
         return SignalState(group, LampColor.UNKNOWN, 0.0, min(s.since_pts for s in states), pts)
-    return max(known, key=lambda s: s.confidence)
+    return max(known, key=lambda s: (s.fault is None, s.confidence))
 
 
 class SignalBoard:
@@ -227,6 +128,7 @@ class SignalBoard:
         self._heads = heads
         self._external = external
         self._first_pts: float | None = None
+        self._last: dict[str, SignalState] = {}
 
     @property
     def heads(self) -> list[VideoHead]:
@@ -242,6 +144,17 @@ class SignalBoard:
         out: dict[str, SignalState] = {}
         for g in self._groups:
             out[g.id] = self._group_state(g, video.get(g.id, []), frame)
+        self._last = out
+        return out
+
+    def problems(self) -> dict[str, str]:
+        """Current problems: ``{group: fault}`` for groups in a signal fault, and
+        ``{head id: problem}`` for calibration problems (never lit, never changes colour)."""
+        out = {g: st.fault for g, st in self._last.items() if st.fault is not None}
+        for h in self._heads:
+            p = h.problem()
+            if p is not None:
+                out[h.head.id] = p
         return out
 
     def _group_state(self, g: SignalGroup, video: list[SignalState], frame: Frame) -> SignalState:
@@ -265,9 +178,10 @@ def build_signal_board(
     calib: IntersectionCalibration,
     frame_size: tuple[int, int],
     external: ExternalPhaseInput | None = None,
+    params: SignalParams | None = None,
 ) -> SignalBoard:
     """The signal board for one camera: video heads from the calibration plus external input."""
-    heads = [VideoHead(h, frame_size) for h in calib.signal_heads]
+    heads = [VideoHead(h, frame_size, params) for h in calib.signal_heads]
     return SignalBoard(list(calib.signal_groups), heads, external)
 
 

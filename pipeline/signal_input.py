@@ -43,6 +43,13 @@ class PhaseMessage(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    camera: str | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        description="Camera id; required when the receiving process runs more than one camera "
+        "with external signal groups.",
+    )
     group: str = Field(min_length=1, max_length=64, description="Signal-group id.")
     color: LampColor = Field(description="red | amber | green | off | unknown.")
     wall_ms: int | None = Field(None, ge=0, description="UTC epoch ms when the lamp changed.")
@@ -117,6 +124,19 @@ class ExternalPhaseInput:
         """Record a parsed :class:`PhaseMessage`."""
         self.set_phase(message.group, message.color, message.pts, message.wall_ms)
 
+    def known_groups(self) -> set[str] | None:
+        """The groups this input accepts (None: any)."""
+        return None if self._groups is None else set(self._groups)
+
+    def adopt(self, other: ExternalPhaseInput) -> None:
+        """Take over another input's messages (for the groups this one accepts)."""
+        with other._lock:
+            items = {g: list(q) for g, q in other._messages.items()}
+        with self._lock:
+            for g, msgs in items.items():
+                if self._groups is None or g in self._groups:
+                    self._messages[g] = deque(msgs, maxlen=_MAX_MESSAGES)
+
     def groups(self) -> set[str]:
         with self._lock:
             return set(self._messages)
@@ -141,10 +161,70 @@ class ExternalPhaseInput:
         return ExternalPhase(color=color, since_pts=since, heard_pts=heard)
 
 
-class UdpPhaseListener:
-    """Receives :class:`PhaseMessage` datagrams on UDP and applies them to an input."""
+class PhaseHub:
+    """The external phase inputs of every camera of one process, by camera id.
 
-    def __init__(self, target: ExternalPhaseInput, host: str = "127.0.0.1", port: int = 0) -> None:
+    The composition root asks :meth:`input_for` when it builds a camera whose calibration has
+    external signal groups; the REST API and :class:`UdpPhaseListener` deliver messages with
+    :meth:`apply`. An input outlives a camera restart, so phases told before are not lost.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._inputs: dict[str, ExternalPhaseInput] = {}
+
+    def input_for(self, camera_id: str, groups: list[str]) -> ExternalPhaseInput:
+        """The camera's input (created on first use; its groups updated on a config change)."""
+        with self._lock:
+            current = self._inputs.get(camera_id)
+            if current is None or current.known_groups() != set(groups):
+                fresh = ExternalPhaseInput(groups)
+                if current is not None:
+                    fresh.adopt(current)
+                self._inputs[camera_id] = fresh
+            return self._inputs[camera_id]
+
+    def remove(self, camera_id: str) -> None:
+        with self._lock:
+            self._inputs.pop(camera_id, None)
+
+    def cameras(self) -> list[str]:
+        with self._lock:
+            return sorted(self._inputs)
+
+    def get(self, camera_id: str) -> ExternalPhaseInput | None:
+        with self._lock:
+            return self._inputs.get(camera_id)
+
+    def apply(self, message: PhaseMessage, camera_id: str | None = None) -> None:
+        """Route a message to its camera (``camera_id`` or the message's ``camera``).
+
+        Raises:
+            ConfigError: no such camera, or no camera named while several take phases.
+        """
+        cam = camera_id or message.camera
+        with self._lock:
+            if cam is None:
+                if len(self._inputs) != 1:
+                    raise ConfigError(
+                        "camera: name the camera (this process takes phases for "
+                        f"{len(self._inputs)} cameras)"
+                    )
+                target = next(iter(self._inputs.values()))
+            else:
+                found = self._inputs.get(cam)
+                if found is None:
+                    raise ConfigError(f"camera: no camera {cam!r} takes external phases here")
+                target = found
+        target.apply(message)
+
+
+class UdpPhaseListener:
+    """Receives :class:`PhaseMessage` datagrams on UDP and applies them to an input or hub."""
+
+    def __init__(
+        self, target: ExternalPhaseInput | PhaseHub, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
         self._target = target
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:

@@ -60,6 +60,7 @@ class Frame:
     image: ImageBGR
     device_image: Any = None
     keyframe: bool = False
+    corrupt: bool = False  # damaged in transit (flagged by FFmpeg or broken references)
 
     @property
     def width(self) -> int:
@@ -227,6 +228,8 @@ class SignalState:
 
     ``since_pts`` is the presentation time at which the current colour began (as far as the
     reader knows); ``source`` says whether it was read from video or set by an external input.
+    ``fault`` is set (human-readable) while the group is in a signal fault (e.g. a head that was
+    lit stayed dark): rules must treat such a state like UNKNOWN (see :meth:`unfaulted`).
     """
 
     group: str
@@ -235,6 +238,15 @@ class SignalState:
     since_pts: float
     pts: float
     source: str = "video"
+    fault: str | None = None
+
+    def unfaulted(self) -> SignalState:
+        """This state, or UNKNOWN (same times) while the group is in a fault."""
+        if self.fault is None:
+            return self
+        return SignalState(
+            self.group, LampColor.UNKNOWN, 0.0, self.since_pts, self.pts, self.source
+        )
 
     @property
     def duration(self) -> float:

@@ -19,12 +19,16 @@ from sharpeyes.streams.packet_ring import EncodedPacket, StreamParams
 __all__ = [
     "EncodedPacket",
     "StreamParams",
+    "UnsupportedCodecError",
+    "configure_error_reporting",
     "configure_threads",
     "decode_packet",
     "decoder_description",
     "demux_video",
     "encoded_packet",
+    "is_read_timeout",
     "open_input",
+    "read_error_text",
     "stream_fps",
     "stream_params",
     "to_bgr",
@@ -34,6 +38,16 @@ logger = logging.getLogger(__name__)
 
 # Decode failures of one packet: corrupt data, or a decoder that refuses the input.
 PACKET_ERRORS: tuple[type[BaseException], ...] = (av.error.FFmpegError, ValueError)
+
+# AVERROR_EXIT: FFmpeg's interrupt callback fired (PyAV's read/open timeout).
+_AVERROR_EXIT = 1414092869
+
+# Make FFmpeg check and report damage instead of hiding it; error concealment stays on.
+ERROR_REPORTING_OPTIONS = {"err_detect": "crccheck+bitstream+buffer", "ec": "guess_mvs+deblock"}
+
+
+class UnsupportedCodecError(StreamOpenError):
+    """The input opened, but FFmpeg has no decoder for its video codec."""
 
 
 def open_input(
@@ -53,12 +67,36 @@ def open_input(
     try:
         container = av.open(target, mode="r", options=dict(options or {}), timeout=timeout)
     except (av.error.FFmpegError, OSError, ValueError) as e:
-        reason = getattr(e, "strerror", None) or type(e).__name__
+        reason = read_error_text(e, timeout[0]) if timeout else None
+        reason = reason or getattr(e, "strerror", None) or type(e).__name__
         raise StreamOpenError(f"cannot open {display}: {reason}") from e
     if not container.streams.video:
         container.close()
         raise StreamOpenError(f"{display} has no video stream")
-    return container, container.streams.video[0]
+    stream = container.streams.video[0]
+    if stream.codec_context is None:
+        container.close()
+        raise UnsupportedCodecError(f"{display}: unsupported codec (FFmpeg has no decoder)")
+    return container, stream
+
+
+def is_read_timeout(error: BaseException) -> bool:
+    """PyAV's open/read timeout (FFmpeg's AVERROR_EXIT), or a socket timeout (custom IO)."""
+    return getattr(error, "errno", None) == _AVERROR_EXIT or isinstance(error, TimeoutError)
+
+
+def read_error_text(error: BaseException, timeout_s: float) -> str:
+    """Words for a demux error (PyAV's timeout surfaces as "Immediate exit requested")."""
+    if is_read_timeout(error):
+        return f"no data from the camera for {timeout_s:g}s"
+    return getattr(error, "strerror", None) or str(error) or type(error).__name__
+
+
+def configure_error_reporting(stream: Any) -> None:
+    """Ask the decoder to check bitstreams and report damage (before the first decode)."""
+    ctx = stream.codec_context
+    if ctx is not None and not ctx.is_open:
+        ctx.options = {**dict(ctx.options), **ERROR_REPORTING_OPTIONS}
 
 
 def configure_threads(stream: Any, threads: int) -> None:

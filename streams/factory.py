@@ -164,6 +164,7 @@ def make_source(
     ring: PacketRing | None = None,
     *,
     decoder: DecoderConfig | None = None,
+    start_wall_ms: int | None = None,
 ) -> RtspSource | LiveFileSource | FileSource | GpuDecodeSource:
     """The camera's source: RTSP (and other stream URLs), a file as live, or a plain file.
 
@@ -182,7 +183,7 @@ def make_source(
     packet_sink = None if ring is None else ring.push
     if is_live_url(cam.url):
         return _rtsp_source(cam, rtsp, ring)
-    source = _file_source(cam, rtsp, drops, packet_sink)
+    source = _file_source(cam, rtsp, drops, packet_sink, start_wall_ms)
     if ring is not None:
         inner = source.inner if isinstance(source, LiveFileSource) else source
         assert isinstance(inner, FileSource)
@@ -237,7 +238,11 @@ def _file_source(
     rtsp: RtspConfig,
     drops: DropCounter | None,
     packet_sink: Callable[[EncodedPacket], None] | None,
+    start_wall_ms: int | None = None,
 ) -> LiveFileSource | FileSource:
+    """A file: paced like a camera behind a latest-frame queue when ``cam.live``, else read as
+    fast as analysis goes. ``start_wall_ms`` is the clock origin (None: now for a live file, the
+    file's creation time otherwise)."""
     assert cam.url is not None
     if cam.live:  # capture time = now: the clip stands in for a camera filming right now
         inner = FileSource(
@@ -245,12 +250,19 @@ def _file_source(
             cam.id,
             realtime=True,
             analysis_fps=cam.analysis_fps,
-            start_wall_ms=round(time.time() * 1000),
+            start_wall_ms=start_wall_ms if start_wall_ms is not None else round(time.time() * 1000),
             packet_sink=packet_sink,
             decode_threads=1,  # one decode thread per camera, like RTSP: no frame-thread lag
         )
         return LiveFileSource(inner, rtsp.queue_size, drops)
-    return FileSource(cam.url, cam.id, analysis_fps=cam.analysis_fps, packet_sink=packet_sink)
+    return FileSource(
+        cam.url,
+        cam.id,
+        analysis_fps=cam.analysis_fps,
+        packet_sink=packet_sink,
+        start_wall_ms=start_wall_ms,
+        decode_threads=1,  # decoding runs ahead on its own thread; FFmpeg threads would contend
+    )
 
 
 def is_live_source(source: FrameSource) -> bool:

@@ -15,14 +15,17 @@ from urllib.parse import urlsplit, urlunsplit
 class StreamState(enum.StrEnum):
     """Where a live source stands.
 
-    ``connecting``: opening the stream; ``live``: frames arrive; ``stalled``: connected but no
-    frame for the stall timeout (a reconnect follows); ``backoff``: waiting before the next
+    ``connecting``: opening the stream; ``live``: frames arrive; ``degraded``: frames arrive but
+    more than the configured share of them is corrupt or missing (packet loss); ``stalled``:
+    connected but no frame for the stall timeout (a reconnect follows); ``backoff``: waiting
+    before the next
     attempt; ``failed``: the restart budget is spent, retried at a slow rate; ``closed``: closed
     by its owner.
     """
 
     CONNECTING = "connecting"
     LIVE = "live"
+    DEGRADED = "degraded"
     STALLED = "stalled"
     BACKOFF = "backoff"
     FAILED = "failed"
@@ -88,6 +91,38 @@ class RateMeter:
             self._times.popleft()
 
 
+class CorruptionMeter:
+    """Share of damaged frame slots over the last ``window`` slots (thread-safe).
+
+    A slot is a decoded frame (damaged when FFmpeg flagged it corrupt) or a frame missing from
+    a short gap in the timeline (damaged: lost to packet loss).
+    """
+
+    def __init__(self, window: int = 300) -> None:
+        self._slots: deque[bool] = deque(maxlen=window)
+        self._lock = threading.Lock()
+        self.total_damaged = 0
+
+    def add(self, damaged: bool, n: int = 1) -> None:
+        with self._lock:
+            for _ in range(min(n, self._slots.maxlen or n)):
+                self._slots.append(damaged)
+            if damaged:
+                self.total_damaged += n
+
+    def rate(self) -> float:
+        with self._lock:
+            return sum(self._slots) / len(self._slots) if self._slots else 0.0
+
+    def samples(self) -> int:
+        with self._lock:
+            return len(self._slots)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._slots.clear()
+
+
 @dataclass(frozen=True, slots=True)
 class StreamHealth:
     """A snapshot of one stream's health (safe to log or serve: the URL is masked).
@@ -96,6 +131,14 @@ class StreamHealth:
     clock is ahead of the wall time derived from the stream's pts for the latest frame (decode
     and network latency plus clock drift); ``pts_resets`` counts re-anchorings of the
     pts→wall mapping (pts jumps, backwards steps, drift).
+
+    Corruption: ``corrupt_frames`` counts frames FFmpeg flagged corrupt plus frames missing from
+    short timeline gaps (lost to packet loss); ``corruption_rate`` is their share over the
+    recent window (:class:`CorruptionMeter`); ``resync_frames`` counts frames missing in longer
+    gaps (the decoder waiting for a keyframe after damage). ``timing_faults`` counts frames
+    whose pts did not advance (stamped from the arrival clock instead); ``forced_samples``
+    frames the sampler took because pts-based sampling would have starved the stream.
+    ``last_error`` is cleared when the stream delivers frames again.
     """
 
     stream_id: str
@@ -116,21 +159,19 @@ class StreamHealth:
     height: int = 0
     frames_decoded: int = 0
     frames_delivered: int = 0
+    corrupt_frames: int = 0
+    corruption_rate: float = 0.0
+    resync_frames: int = 0
+    timing_faults: int = 0
+    forced_samples: int = 0
     extra: Mapping[str, str] = field(default_factory=dict)
 
 
 def mask_url(url: str) -> str:
     """Return ``url`` with any password replaced by ``***`` (``rtsp://user:***@host/path``)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable url>"
-    if parts.password is None and "@" not in parts.netloc:
-        return url
-    userinfo, _, hostport = parts.netloc.rpartition("@")
-    user = userinfo.split(":", 1)[0]
-    masked = f"{user}:***@{hostport}" if user else f"***@{hostport}"
-    return urlunsplit((parts.scheme, masked, parts.path, parts.query, parts.fragment))
+    from sharpeyes.streams.urls import mask_url as _mask_url
+
+    return _mask_url(url) or url
 
 
 def redact(text: str, url: str) -> str:

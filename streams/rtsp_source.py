@@ -26,17 +26,22 @@ from sharpeyes.streams.decode import (
     PACKET_ERRORS,
     EncodedPacket,
     StreamParams,
+    UnsupportedCodecError,
+    configure_error_reporting,
     configure_threads,
     decode_packet,
     decoder_description,
     demux_video,
     encoded_packet,
+    is_read_timeout,
     open_input,
+    read_error_text,
     stream_fps,
     stream_params,
     to_bgr,
 )
 from sharpeyes.streams.health import (
+    CorruptionMeter,
     DropCounter,
     DropReason,
     RateMeter,
@@ -46,6 +51,7 @@ from sharpeyes.streams.health import (
     redact,
 )
 from sharpeyes.streams.latest import LatestQueue
+from sharpeyes.streams.rtsp_ps import describe_video, open_ps
 from sharpeyes.streams.sampling import Sampler
 from sharpeyes.streams.timing import PtsClock
 
@@ -54,6 +60,18 @@ logger = logging.getLogger(__name__)
 
 class StreamStalledError(StreamError):
     """Connected, but no frame arrived within the stall timeout."""
+
+
+class UnsupportedStreamError(StreamError):
+    """The camera sends a codec that cannot be decoded (retried at the slow ``failed`` rate)."""
+
+
+# A timeline gap of up to this many seconds is frames lost to packet loss (corruption); a
+# longer one is the decoder resynchronising (waiting for a keyframe) or an outage.
+SHORT_GAP_S = 0.25
+
+# Errors of one demux read (the PS path's socket raises OSError through PyAV's custom IO).
+READ_ERRORS: tuple[type[BaseException], ...] = (*PACKET_ERRORS, OSError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +130,8 @@ class RtspSource:
         open_timeout_s: float = 5.0,
         read_timeout_s: float = 5.0,
         stall_timeout_s: float = 5.0,
+        first_frame_timeout_s: float = 60.0,
+        degraded_above: float = 0.05,
         analysis_fps: float | None = None,
         queue_size: int = 2,
         backoff_initial_s: float = 0.5,
@@ -128,8 +148,13 @@ class RtspSource:
         self._masked = mask_url(url)
         self._stream_id = stream_id
         self._options = {"rtsp_transport": transport, "analyzeduration": "1000000"}
-        self._timeouts = (open_timeout_s, read_timeout_s)
+        # A silent camera must be noticed within the stall time. FFmpeg answers the first read
+        # timeout with the parser's last buffered packet and only the second with an error,
+        # so a read may block at most half the stall time.
+        self._timeouts = (open_timeout_s, min(read_timeout_s, stall_timeout_s / 2))
         self._stall_timeout_s = stall_timeout_s
+        self._first_frame_timeout_s = max(first_frame_timeout_s, stall_timeout_s)
+        self._degraded_above = degraded_above
         self._decode_threads = decode_threads
         self._packet_sink = packet_sink
         self._params_sink = params_sink
@@ -161,6 +186,16 @@ class RtspSource:
         self._decode_errors = 0
         self._seq = 0
         self._delivered = 0
+        self._corruption = CorruptionMeter()
+        self._resync_frames = 0
+        self._last_raw_pts: float | None = None
+        self._last_arrival = 0.0
+        self._frame_period: float | None = None
+        self._refs_broken = False
+        self._session_frames = 0
+        self._last_packet_mono: float | None = None
+        self._keyframe_gap_s: float | None = None  # observed GOP (keyframe packet interval)
+        self._last_key_packet: float | None = None
 
     # -- consumer side -------------------------------------------------------------------
 
@@ -229,6 +264,13 @@ class RtspSource:
             state = self._state
             if state is StreamState.LIVE and age is not None and age > self._stall_timeout_s:
                 state = StreamState.STALLED
+            rate = self._corruption.rate()
+            if (
+                state is StreamState.LIVE
+                and self._corruption.samples() >= 30
+                and rate > self._degraded_above
+            ):
+                state = StreamState.DEGRADED
             return StreamHealth(
                 stream_id=self._stream_id,
                 url=self._masked,
@@ -248,6 +290,11 @@ class RtspSource:
                 height=self._info.height,
                 frames_decoded=self._seq,
                 frames_delivered=self._delivered,
+                corrupt_frames=self._corruption.total_damaged,
+                corruption_rate=rate,
+                resync_frames=self._resync_frames,
+                timing_faults=self._pts.frozen,
+                forced_samples=self._sampler.forced,
             )
 
     # -- decode thread -------------------------------------------------------------------
@@ -255,9 +302,14 @@ class RtspSource:
     def _run(self) -> None:
         delay = 0.0
         while not self._stop.wait(delay):
+            slow = stalled = False
             try:
                 self._session()
                 error = "end of stream"
+            except StreamStalledError as e:
+                error, stalled = redact(str(e), self._url), True
+            except UnsupportedStreamError as e:
+                error, slow = redact(str(e), self._url), True
             except StreamError as e:
                 error = redact(str(e), self._url)
             except Exception as e:  # never let one stream's thread die silently
@@ -265,12 +317,16 @@ class RtspSource:
                 error = redact(f"{type(e).__name__}: {e}", self._url)
             if self._stop.is_set():
                 break
-            delay = self._on_failure(error)
+            delay = self._on_failure(error, slow, stalled)
 
-    def _on_failure(self, error: str) -> float:
+    def _on_failure(self, error: str, slow: bool = False, stalled: bool = False) -> float:
         with self._lock:
             delay, spent = self._backoff.failure(time.monotonic())
+            if slow:  # will not fix itself: retry at the slow rate
+                delay, spent = self._policy.failed_retry_s, True
             state = StreamState.FAILED if spent else StreamState.BACKOFF
+            if stalled and not spent:
+                state = StreamState.STALLED  # stays until frames flow again
             self._last_error = error
             self._state = state
         logger.warning(
@@ -286,22 +342,43 @@ class RtspSource:
     def _session(self) -> None:
         """One connection: open, decode until error, end of stream, stall or close."""
         with self._lock:
-            if self._state is not StreamState.FAILED:
-                self._state = StreamState.CONNECTING
+            if self._state not in (StreamState.FAILED, StreamState.STALLED):
+                self._state = StreamState.CONNECTING  # a stall shows until frames flow again
             if self._connections > 0:
                 self._reconnects += 1
             self._connections += 1
-        container, stream = open_input(
-            self._url, display=self._masked, options=self._options, timeout=self._timeouts
-        )
+        try:
+            container, stream = open_input(
+                self._url, display=self._masked, options=self._options, timeout=self._timeouts
+            )
+        except UnsupportedCodecError:
+            self._session_ps()
+            return
         try:
             self._on_open(stream)
             self._decode_loop(container, stream)
         finally:
             container.close()
 
-    def _on_open(self, stream: Any) -> None:
+    def _session_ps(self) -> None:
+        """FFmpeg could not decode the SDP's codec: MPEG-PS is received here, others refused."""
+        try:
+            video = describe_video(self._url, self._timeouts[0])
+        except (OSError, StreamError) as e:
+            raise StreamError(f"cannot describe {self._masked}: {e}") from e
+        if video is None or not video.is_ps:
+            codec = video.encoding if video is not None and video.encoding else "unknown"
+            raise UnsupportedStreamError(f"unsupported codec {codec} from {self._masked}")
+        session = open_ps(self._url, self._masked, self._timeouts)
+        try:
+            self._on_open(session.stream, transport="PS over RTP")
+            self._decode_loop(session.container, session.stream)
+        finally:
+            session.close()
+
+    def _on_open(self, stream: Any, transport: str | None = None) -> None:
         configure_threads(stream, self._decode_threads)
+        configure_error_reporting(stream)
         params = stream_params(stream)
         info = SourceInfo(
             self._stream_id,
@@ -314,6 +391,14 @@ class RtspSource:
         with self._lock:
             self._params, self._info = params, info
             self._decoder = decoder_description(stream)
+            if transport:
+                self._decoder += f", {transport}"
+            self._session_frames = 0
+            self._last_packet_mono = None
+            self._last_raw_pts = None
+            self._refs_broken = False
+            rate = stream_fps(stream)
+            self._frame_period = 1.0 / rate if rate > 0 else None
         self._pts.new_connection()
         self._sampler.reset()
         if self._params_sink is not None:
@@ -329,8 +414,14 @@ class RtspSource:
                 packet = next(demux)
             except StopIteration:
                 return
-            except PACKET_ERRORS as e:
-                raise StreamError(f"read from {self._masked} failed: {e}") from e
+            except READ_ERRORS as e:
+                reason = read_error_text(e, 2 * self._timeouts[1])  # see __init__
+                if is_read_timeout(e):  # a silent camera: a stall, said in words
+                    with self._lock:
+                        self._state = StreamState.STALLED
+                    raise StreamStalledError(f"{reason} ({self._masked})") from e
+                raise StreamError(f"read from {self._masked} failed: {reason}") from e
+            self._on_packet(packet)
             raw = None if packet.pts is None else packet.pts * time_base
             if packet.size and self._packet_sink is not None:
                 rel = self._pts.relative(raw)
@@ -343,35 +434,107 @@ class RtspSource:
                     self._on_frame(av_frame, time_base)
             self._check_stall(started)
 
+    def _on_packet(self, packet: Any) -> None:
+        now = time.monotonic()
+        if not packet.size:
+            return
+        with self._lock:
+            self._last_packet_mono = now
+            if packet.is_keyframe:
+                if self._last_key_packet is not None:
+                    self._keyframe_gap_s = now - self._last_key_packet
+                self._last_key_packet = now
+
     def _check_stall(self, started: float) -> None:
+        """Tight once frames flow; before the first frame of a connection, packets that keep
+        arriving buy time up to the first-frame timeout (or 1.5 observed GOPs): a long GOP is
+        not a stall."""
+        now = time.monotonic()
         with self._lock:
             last = self._last_frame_mono
-        since = max(started, last) if last is not None else started
-        if time.monotonic() - since > self._stall_timeout_s:
-            with self._lock:
-                self._state = StreamState.STALLED
-            raise StreamStalledError(f"no frame from {self._masked} for {self._stall_timeout_s}s")
+            packets = self._last_packet_mono
+            first = self._session_frames == 0
+            gop = self._keyframe_gap_s
+        if first:
+            limit = self._first_frame_timeout_s
+            if gop is not None:
+                limit = max(limit, 1.5 * gop)
+            if packets is None or now - packets > self._stall_timeout_s:
+                since = started if packets is None else packets
+                if now - since <= self._stall_timeout_s:
+                    return
+                what = f"no packets from {self._masked} for {self._stall_timeout_s:g}s"
+            elif now - started > limit:
+                what = (
+                    f"packets arrive from {self._masked} but no decodable frame in "
+                    f"{limit:g}s (no keyframe)"
+                )
+            else:
+                return
+        else:
+            since = max(started, last) if last is not None else started
+            if now - since <= self._stall_timeout_s:
+                return
+            what = f"no frame from {self._masked} for {self._stall_timeout_s:g}s"
+        with self._lock:
+            self._state = StreamState.STALLED
+        raise StreamStalledError(what)
 
     def _count_decode_error(self) -> None:
         self._drops.add(DropReason.DECODE_ERROR)
         with self._lock:
             self._decode_errors += 1
 
+    def _damage(self, av_frame: Any, raw: float | None) -> bool:
+        """Account the frame (and frames missing before it) for corruption; return whether
+        this frame is corrupt: flagged by FFmpeg, or decoded from broken references (a frame
+        was lost since the last keyframe)."""
+        key = bool(av_frame.key_frame)
+        if key:
+            self._refs_broken = False
+        period = self._frame_period
+        last, self._last_raw_pts = self._last_raw_pts, raw
+        now = time.monotonic()
+        waited, self._last_arrival = now - self._last_arrival, now
+        if (
+            raw is not None
+            and last is not None
+            and period
+            and 1.5 * period < raw - last < waited + 1.0  # a pts jump is no missing frames
+        ):
+            missing = round((raw - last) / period) - 1
+            if missing > 0:
+                if raw - last <= SHORT_GAP_S:
+                    self._corruption.add(True, missing)
+                else:  # one damaged frame, then the decoder waited for a clean reference
+                    self._corruption.add(True)
+                    self._resync_frames += missing - 1
+                if not key:
+                    self._refs_broken = True
+        flagged = bool(av_frame.is_corrupt)
+        self._corruption.add(flagged)
+        return flagged or self._refs_broken
+
     def _on_frame(self, av_frame: Any, time_base: float) -> None:
         now = time.monotonic()
         self._in_rate.tick(now)
         raw = None if av_frame.pts is None else av_frame.pts * time_base
+        corrupt = self._damage(av_frame, raw)
         stamp = self._pts.map(raw)
         with self._lock:
             seq = self._seq
             self._seq += 1
+            self._session_frames += 1
             self._last_frame_mono = now
             if self._state is not StreamState.LIVE:
+                if self._last_error is not None:
+                    logger.info("stream %s: recovered (%s)", self._stream_id, self._last_error)
                 self._state = StreamState.LIVE
+                self._last_error = None  # recovered: the old error no longer describes it
                 self._backoff.success()
             if self._size_changed(av_frame):
                 self._info = _resized(self._info, av_frame.width, av_frame.height)
-        if not self._sampler.accept(stamp.pts):
+        if not self._sampler.accept(stamp.pts, now):
             self._drops.add(DropReason.SAMPLING)
             return
         frame = Frame(
@@ -381,6 +544,7 @@ class RtspSource:
             wall_time_ms=stamp.wall_time_ms,
             image=to_bgr(av_frame),
             keyframe=bool(av_frame.key_frame),
+            corrupt=corrupt,
         )
         self._queue.put(frame)
 

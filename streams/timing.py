@@ -9,7 +9,10 @@ backwards, or when the derived wall time drifts more than ``max_skew_s`` from th
 The relative pts it hands out stays monotonic across reconnects and resets (a reconnect
 continues from the last pts plus the time elapsed), so trackers and rules never see time run
 backwards. Frames without a pts (seen over RTSP before the first RTCP sync) get one from the
-arrival clock. All times are seconds unless named ``_ms``.
+arrival clock. A pts that does not advance (a camera with a frozen timestamp) is a timing fault:
+it is counted in :attr:`PtsClock.frozen` and the frame is stamped from the arrival clock, so the
+timeline keeps running with wall time; when pts advances again the mapping re-anchors.
+All times are seconds unless named ``_ms``.
 """
 
 from __future__ import annotations
@@ -50,6 +53,8 @@ class PtsClock:
         self._last_rel: float | None = None
         self._last_arrival = 0.0
         self.resets = 0
+        self.frozen = 0
+        self._frozen_raw: float | None = None
         self.skew_ms: float | None = None
 
     def new_connection(self) -> None:
@@ -57,6 +62,7 @@ class PtsClock:
         with self._lock:
             self._base = None
             self._anchor_rel = None
+            self._frozen_raw = None
 
     def relative(self, raw_pts_s: float | None) -> float | None:
         """Relative pts of a packet (sets the base on the first pts of a connection)."""
@@ -72,13 +78,25 @@ class PtsClock:
         """Stamp a decoded frame with raw pts ``raw_pts_s`` (seconds; None when unknown)."""
         with self._lock:
             now = self._clock()
+            if raw_pts_s is not None and self._frozen_raw is not None:
+                if raw_pts_s <= self._frozen_raw + _MIN_STEP_S:
+                    raw_pts_s = None  # still frozen (or behind the frozen value)
+                    self.frozen += 1
+                else:  # pts moves again: start a new segment from here
+                    self._frozen_raw = None
+                    self._base = raw_pts_s - self._continuation(now)
+                    self._anchor_rel = None
             if raw_pts_s is None:
                 rel = self._arrival_pts(now)
             else:
                 if self._base is None:
                     self._base = raw_pts_s - self._arrival_pts(now)
                 rel = raw_pts_s - self._base
-                if self._last_rel is not None and self._is_jump(rel):
+                if self._last_rel is not None and abs(rel - self._last_rel) < _MIN_STEP_S:
+                    self.frozen += 1  # pts did not advance: arrival time from here on
+                    self._frozen_raw = raw_pts_s
+                    rel = self._arrival_pts(now)
+                elif self._last_rel is not None and self._is_jump(rel):
                     self.resets += 1
                     rel = self._continuation(now)
                     self._base = raw_pts_s - rel

@@ -172,3 +172,37 @@ def test_stage_times_recorded(closing: list[Batcher]) -> None:
     closing.append(b)
     b.submit("a", img(1)).result(timeout=5)
     assert times.count("queue_wait") == 1 and times.count("inference") == 1
+
+
+def test_wrong_result_count_fails_the_batch_and_the_batcher_carries_on() -> None:
+    """A detector returning the wrong number of results fails that batch (every waiting stream
+    gets the error) — the batcher thread stays alive and serves the next batch."""
+    import numpy as np
+    import pytest
+
+    from sharpeyes.pipeline.batcher import Batcher, DetectorContractError
+    from sharpeyes.pipeline.protocols import DetectorInfo
+    from sharpeyes.pipeline.types import Detections
+
+    class Flaky:
+        calls = 0
+
+        @property
+        def info(self) -> DetectorInfo:
+            return DetectorInfo("flaky", (32, 32), ("cpu",), 0, None)
+
+        def detect(self, images: object) -> list[Detections]:
+            Flaky.calls += 1
+            n = len(images)  # type: ignore[arg-type]
+            return [Detections.empty()] * (n + 1 if Flaky.calls == 1 else n)
+
+    batcher = Batcher(Flaky(), max_batch=1, max_wait_ms=1)
+    try:
+        view = batcher.for_stream("a")
+        img = np.zeros((32, 32, 3), np.uint8)
+        with pytest.raises(DetectorContractError):
+            view.detect([img])
+        assert len(view.detect([img])[0]) == 0  # the thread is alive
+        assert batcher.stats.failed_batches == 1
+    finally:
+        batcher.close()

@@ -34,6 +34,7 @@ from sharpeyes.pipeline.evidence.images import (
 from sharpeyes.pipeline.evidence.tamper import hmac_file, key_id, load_key
 from sharpeyes.pipeline.evidence.verify import main_verify, verify_record
 from sharpeyes.pipeline.types import (
+    AnalysedFrame,
     Box,
     Event,
     EventType,
@@ -41,6 +42,8 @@ from sharpeyes.pipeline.types import (
     ImageBGR,
     LampColor,
     ObjectKind,
+    SignalState,
+    Tracks,
     TrajectoryPoint,
     Violation,
 )
@@ -78,6 +81,26 @@ def frames_of(images: list[ImageBGR]) -> list[Frame]:
     return [
         Frame("cam1", i, pts, WALL_MS + round((pts - PTS[0]) * 1000), img)
         for i, (pts, img) in enumerate(zip(PTS, images, strict=True))
+    ]
+
+
+def analysed_of(frames: list[Frame]) -> list[AnalysedFrame]:
+    """The frames as the runner hands them: track 7 at VEHICLE, group north_straight red."""
+    tracks = Tracks(
+        xyxy=np.array([[VEHICLE.x1, VEHICLE.y1, VEHICLE.x2, VEHICLE.y2]], np.float32),
+        confidence=np.array([0.9], np.float32),
+        class_id=np.array([2]),
+        kind=np.array([int(ObjectKind.MOTOR_VEHICLE)], np.int8),
+        track_id=np.array([7]),
+        detected=np.array([True]),
+    )
+    return [
+        AnalysedFrame(
+            f,
+            tracks,
+            {"north_straight": SignalState("north_straight", LampColor.RED, 1.0, -1.1, f.pts)},
+        )
+        for f in frames
     ]
 
 
@@ -220,7 +243,7 @@ def test_build_record_writes_everything(make_builder: Builder, tmp_path: Path) -
     shifted = np.roll(street(), 4, axis=0)
     blurred = np.asarray(cv2.GaussianBlur(street(), (9, 9), 3), np.uint8)
     frames = frames_of([blurred, street(), shifted])
-    rec = make_builder().build_record(violation_event(), frames)
+    rec = make_builder().build_record(violation_event(), analysed_of(frames))
     d = rec.record_dir
     assert d == tmp_path / "evidence" / "cam1" / "20231115" / violation_event().event_id
     names = {f.name for f in rec.files}

@@ -54,7 +54,8 @@ def test_export_equals_static_model_on_bus_at_640(exported: Path) -> None:
     batch = static.preprocess([img])  # square 640x640 letterbox for both
     raw_s, raw_d = static.infer(batch), dynamic.infer(batch)
     assert raw_s.shape == raw_d.shape == (1, 25200, 85)
-    assert float(np.abs(raw_s - raw_d).max()) < 1e-3
+    # coordinates reach ~600 px: compare relative to magnitude (torch version rounding differs)
+    np.testing.assert_allclose(raw_s, raw_d, rtol=1e-5, atol=1e-3)
     a, b = static.postprocess(raw_s, batch)[0], dynamic.postprocess(raw_d, batch)[0]
     assert len(a) == len(b) >= 4
     np.testing.assert_allclose(a.xyxy, b.xyxy, atol=0.05)

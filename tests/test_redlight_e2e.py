@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import pytest
 
-from benchmarks.redlight_eval import hanoi_report
+from benchmarks.redlight_eval import frame_times, hanoi_report, since_red_check
 from sharpeyes.api.commands import cli
 from sharpeyes.pipeline.config import load_camera_config
 from sharpeyes.pipeline.signal import build_signal_board
@@ -111,6 +111,40 @@ def test_evidence_verify_passes_then_fails_after_one_flipped_byte(
 def test_precision_and_recall_against_the_labels(run: Path) -> None:
     report = hanoi_report(_records(run), LABELS)
     assert report["precision"] >= 0.9 and report["recall"] >= 0.8, report
+
+
+def test_every_image_states_its_own_stage_and_signal(run: Path) -> None:
+    """Image 1 before the line on red, 2 at or over it, 3 past the entry line; every image
+    stamped with the signal state of its own frame (the light may have turned green by 3)."""
+    red_lo, red_hi = LABELS["signal_phases"]["red"]
+    times = frame_times(VIDEO, LABELS)
+    red_from, red_to = times[red_lo], times[red_hi]
+    violations = _violations(run)
+    assert len(violations) >= 15
+    for rec, rdir in violations:
+        doc = json.loads((rdir / "record.json").read_text(encoding="utf-8"))
+        im = doc["images"]
+        assert im[0]["stop_line_side"] == "before", rdir.name
+        assert im[1]["stop_line_side"] in ("on", "after"), rdir.name
+        assert im[2]["stop_line_side"] == "after" and im[2]["past_entry_line"], rdir.name
+        assert im[0]["signal"]["color"] == "red" and im[1]["signal"]["color"] == "red"
+        for i in im:
+            assert i["subject_box_source"] == "track"
+            want = "red" if red_from - 0.01 <= i["pts"] <= red_to + 0.01 else "green"
+            assert i["signal"]["color"] == want, (rdir.name, i["file"], i["pts"])
+        assert im[0]["pts"] < doc["violation"]["crossed_stop_line_pts"] <= im[1]["pts"]
+        assert doc["overlay_language"] in ("zh", "en")
+        assert {p["part"] for p in doc["incomplete"]} <= {"plate"}
+        crossed_ms = rec["first_seen_ms"] + round(
+            (rec["violation"]["crossed_stop_line_pts"] - rec["first_pts"]) * 1000
+        )
+        assert abs(doc["violation"]["time_ms"] - crossed_ms) <= 1
+
+
+def test_seconds_since_red_is_the_red_age_at_the_crossing(run: Path) -> None:
+    sr = since_red_check(_records(run), LABELS, frame_times(VIDEO, LABELS))
+    assert len(sr["rows"]) == 15
+    assert sr["ok"], sr["rows"]
 
 
 def test_signal_state_matches_the_known_phases() -> None:

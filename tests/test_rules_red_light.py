@@ -76,7 +76,9 @@ def test_straight_through_on_red_is_one_violation() -> None:
     assert v is not None and v.lane_no == 2 and v.signal_color is LampColor.RED
     # stop line y = 0.70 between 0.71 (t=0.4) and 0.68 (t=0.5): t = 0.4 + 0.1/3
     assert abs(v.crossed_stop_line_pts - (0.4 + 0.1 / 3)) < 1e-3
-    assert v.evidence_pts[:2] == (0.4, 0.5)
+    # image 1 before the line with visible movement to image 2 (not one frame apart), image 2
+    # the first observation over the line
+    assert v.evidence_pts[:2] == (0.2, 0.5)
 
 
 def test_green_amber_unknown_are_not_violations() -> None:

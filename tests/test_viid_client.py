@@ -69,8 +69,8 @@ def test_receiver_rejects_broken_object_keeps_siblings(receiver: ReceiverServer)
     objs[1]["HasPlate"] = True
     with ViidClient(client_config(receiver.url)) as c:
         r = c.post_objects(MV, objs)
-    assert len(r.delivered) == 1 and len(r.failed) == 1
-    assert "HasPlate" in next(iter(r.failed.values()))
+    assert len(r.delivered) == 1 and len(r.rejected) == 1 and not r.failed  # 8: permanent
+    assert "HasPlate" in next(iter(r.rejected.values()))
 
 
 def test_independent_client_registers_and_wrong_password_refused(receiver: ReceiverServer) -> None:

@@ -80,11 +80,13 @@ def events(start: int, n: int) -> list[Event]:
 def expected_ids(store: EventStore, cfg: DeliveryConfig, evs: list[Event]) -> set[str]:
     """The object id each stored event must arrive under (mapped exactly as the sender does)."""
     mapper = EventMapper(cfg.mapping_config(), cfg.platform)
+    images = EvidenceImages(store, store.files_root, cfg.image_base_url)
     out: set[str] = set()
     for ev in evs:
         stored = store.get_event(ev.event_id)
         assert stored is not None
-        obj = mapper.map(stored.event, None, stored.device_id)
+        # the SourceID (and so the object id) names a picture actually sent
+        obj = mapper.map(stored.event, images(stored), stored.device_id)
         if obj is not None:
             out.add(obj.object_id)
     return out

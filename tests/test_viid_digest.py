@@ -35,7 +35,7 @@ def test_parse_challenge_variants() -> None:
     with pytest.raises(DigestError):
         parse_challenge('Basic realm="x"')
     with pytest.raises(DigestError):
-        parse_challenge('Digest realm="x", nonce="n", algorithm=SHA-256')
+        parse_challenge('Digest realm="x", nonce="n", algorithm=SHA-512-256')
 
 
 def test_verifier_round_trip_and_replay() -> None:

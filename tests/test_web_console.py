@@ -54,7 +54,9 @@ def test_review_console_confirms_a_violation(seeded: Seeded, tmp_path: Path) -> 
     with live_server(app) as base, sync_playwright() as pw:  # type: ignore[operator]
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
         try:
-            context = browser.new_context(viewport={"width": 1366, "height": 768}, locale="zh-CN")
+            context = browser.new_context(  # bypass_csp: wait_for_function(str) needs eval
+                viewport={"width": 1366, "height": 768}, locale="zh-CN", bypass_csp=True
+            )
             page = context.new_page()
             errors: list[str] = []
             page.on("pageerror", lambda e: errors.append(str(e)))

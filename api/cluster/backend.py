@@ -26,6 +26,7 @@ from sharpeyes.api.cluster.health import CameraStatus, WorkerReport
 from sharpeyes.api.cluster.leases import CameraSpec, Lease, LeaseStore, now_ms
 from sharpeyes.api.cluster.storage import EvidenceStorage
 from sharpeyes.pipeline.errors import ConfigError
+from sharpeyes.pipeline.signal_input import PhaseHub
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +120,7 @@ class ProgramContext:
     storage: EvidenceStorage | None = None
     outbox_destinations: tuple[str, ...] = ()
     options: ProgramOptions = field(default_factory=ProgramOptions)
+    phases: PhaseHub = field(default_factory=PhaseHub)  # external signal phases, per camera
 
 
 ProgramFactory = Callable[[CameraSpec, Lease, ProgramContext], CameraProgram]

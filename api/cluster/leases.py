@@ -5,9 +5,10 @@ Correctness comes from the database, not from the engine (``docs/SCALE_OUT.md`` 
 * :meth:`LeaseStore.grant` is the reassignment — ``epoch = epoch + 1, owner = :w`` plus a lease
   row, in one transaction, *before* the worker is told. Any older owner is fenced from then on.
 * :meth:`LeaseStore.commit` writes a batch of events, their outbox rows, the commit-log row and
-  the new camera position in one transaction, and only while the caller's epoch is the current
-  one and its previous position is the stored one; otherwise it raises :class:`StaleLeaseError`
-  and nothing is written (the rejection itself is logged in a transaction of its own).
+  the new camera position in one transaction (the store's one write path), and only while the
+  caller's epoch is the current one and its previous position is the stored one; otherwise it
+  raises :class:`StaleLeaseError` and nothing is written (the rejection itself is logged in a
+  transaction of its own).
 * :class:`UploaderLease` fences the GA/T 1400 uploader: ``acquire`` bumps the shard's epoch and
   :meth:`UploaderLease.check` runs before every POST, so a zombie uploader sends at most the one
   batch that was in flight when it froze.
@@ -25,12 +26,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sharpeyes.api.store import outbox
 from sharpeyes.api.store.db import Connection, Database, Row
-from sharpeyes.api.store.events import FencedError
-from sharpeyes.api.store.files import write_crops
+from sharpeyes.api.store.events import FencedError, WriteGroup, write_groups
 from sharpeyes.api.store.migrate import migrate
-from sharpeyes.api.store.records import INSERT_EVENT, event_row
 from sharpeyes.pipeline.errors import StoreError
 from sharpeyes.pipeline.types import Event
 
@@ -226,11 +224,16 @@ class LeaseStore:
         files_root: Path | None = None,
         outbox_destinations: Sequence[str] = (),
         device_id: str | None = None,
+        feed: bool = False,
     ) -> Lease:
         """Commit ``events`` for positions ``lease.pos+1 .. new_pos`` while ``lease`` is current.
 
-        Crops (if any, and ``files_root`` is a :class:`~pathlib.Path`) are written durably
-        first. Returns the lease moved to ``new_pos``.
+        Goes through the store's one write path
+        (:func:`~sharpeyes.api.store.events.write_groups`): crops (if ``files_root`` is a
+        :class:`~pathlib.Path`) are written durably first; then one transaction checks the lease,
+        advances the position, inserts the events (duplicates ignored, and given no outbox or
+        feed rows) with evidence paths relative to ``files_root``. Returns the lease moved to
+        ``new_pos``.
 
         Raises:
             StaleLeaseError: the epoch is no longer current or the position moved; nothing is
@@ -239,20 +242,15 @@ class LeaseStore:
         """
         if new_pos <= lease.pos:
             raise StoreError(f"camera {lease.camera_id}: new position {new_pos} <= {lease.pos}")
-        crops: list[str | None] = [None] * len(events)
-        if files_root is not None:
-            crops = write_crops(files_root, events)
         now = now_ms()
+
+        def check_and_advance(conn: Connection) -> None:
+            self._check_current(conn, lease)
+            self._advance(conn, lease, new_pos, now)
+
+        group = WriteGroup(tuple(events), tuple(outbox_destinations), device_id, feed)
         try:
-            with self.db.transaction() as conn:
-                self._check_current(conn, lease)
-                for event, crop in zip(events, crops, strict=True):
-                    conn.execute(INSERT_EVENT, event_row(event, crop, device_id, now))
-                    for dest in outbox_destinations:
-                        outbox.enqueue(
-                            conn, dest, [event.event_id], kind=str(event.type), now_ms=now
-                        )
-                self._advance(conn, lease, new_pos, now)
+            write_groups(self.db, files_root, [group], extra=check_and_advance, now_ms=now)
         except StaleLeaseError:
             self._log_rejection(lease)
             raise

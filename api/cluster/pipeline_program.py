@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
@@ -37,6 +38,10 @@ from sharpeyes.pipeline.config import CameraConfig
 from sharpeyes.pipeline.errors import ConfigError, SharpeyesError
 from sharpeyes.pipeline.protocols import FrameSource, SourceInfo
 from sharpeyes.pipeline.runner import StreamRunner
+from sharpeyes.pipeline.signal_input import PhaseHub
+
+if TYPE_CHECKING:
+    from sharpeyes.api.node.camera import Camera
 from sharpeyes.pipeline.types import Event, Frame
 
 log = logging.getLogger(__name__)
@@ -211,67 +216,28 @@ def build_runner(
     *,
     replay_s: float | None,
     origin_ms: int,
-) -> StreamRunner:
-    """One camera's runner (like ``sharpeyes.api.node.camera.build_stream_pipeline``) feeding
-    ``committer``; a file source skips the frames a replay does not need."""
-    from sharpeyes.api.node.camera import build_detector, red_light_parts
-    from sharpeyes.models.classes import COCO80_NAMES, VEHICLE_CLASS_CODES
-    from sharpeyes.pipeline.events import TrackEventBuilder
-    from sharpeyes.pipeline.riders import RiderMemory
-    from sharpeyes.pipeline.tracking.bytetrack import ByteTracker
-    from sharpeyes.streams.file_source import FileSource
-    from sharpeyes.streams.packet_ring import PacketRing
+    phases: PhaseHub | None = None,
+) -> Camera:
+    """One camera from the node's composition root
+    (:func:`sharpeyes.api.node.camera.build_camera`) feeding ``committer``; a file source
+    skips the frames a replay does not need."""
+    from sharpeyes.api.node.camera import CameraEnv, build_camera, build_detector
 
     assert cam.url is not None
     live = is_live_url(cam.url)
-    ring = PacketRing(max_seconds=60.0, max_bytes=64 << 20) if cam.intersection else None
-    source: FrameSource
-    if live:
-        from sharpeyes.streams.rtsp_source import RtspSource
 
-        source = RtspSource(
-            cam.url,
-            cam.id,
-            analysis_fps=cam.analysis_fps,
-            packet_sink=ring.push if ring is not None else None,
-        )
-    else:
-        fsrc = FileSource(
-            cam.url,
-            cam.id,
-            realtime=cam.live,
-            analysis_fps=cam.analysis_fps,
-            start_wall_ms=origin_ms,
-            packet_sink=ring.push if ring is not None else None,
-        )
-        if ring is not None:
-            ring.set_stream_params(fsrc.video_stream_params())
-        source = fsrc
-    rules: list[object] = []
-    board, evidence = None, None
-    if cam.intersection is not None:
-        rules, board, evidence = red_light_parts(cam, source, out, ring)
-    if not live and replay_s is not None:
-        source = SkipSource(source, committer.lease.pos - round(replay_s * source.info.fps))
-    events = TrackEventBuilder(
-        cam.id,
-        cam.events,
-        class_names=COCO80_NAMES,
-        class_codes=VEHICLE_CLASS_CODES,
-        image_up_bearing_deg=cam.image_up_bearing_deg,
+    def skip(source: FrameSource) -> FrameSource:
+        if live or replay_s is None:
+            return source
+        return SkipSource(source, committer.lease.pos - round(replay_s * source.info.fps))
+
+    env = CameraEnv(
+        files_root=out,
+        phases=phases,
+        start_wall_ms=None if live else origin_ms,
+        wrap_source=skip,
     )
-    return StreamRunner(
-        source=source,
-        detector=build_detector(cam),
-        tracker=ByteTracker(cam.tracker),
-        events=events,
-        sinks=[committer],
-        rules=rules,  # type: ignore[arg-type]
-        signal_board=board,
-        evidence=evidence,
-        riders=RiderMemory() if cam.events.suppress_riders else None,
-        prefetch_depth=0 if live else 4,
-    )
+    return build_camera(cam, env, detector=build_detector(cam), sinks=[committer])
 
 
 class PipelineCamera:
@@ -282,6 +248,7 @@ class PipelineCamera:
         self.ctx = ctx
         self._halt = threading.Event()
         self._runner: StreamRunner | None = None
+        self.camera: Camera | None = None  # what the composition root built
         self._state = CameraState.STARTING
         self._error: str | None = None
         self._rejected = 0
@@ -323,9 +290,15 @@ class PipelineCamera:
             if self.committer.replayable:
                 origin = file_origin_ms(cam.url, origin)
             out = Path(self.ctx.options.files_root or ".") / "cluster" / cam.id
-            self._runner = build_runner(
-                cam, self.committer, out, replay_s=self.ctx.options.replay_s, origin_ms=origin
+            self.camera = build_runner(
+                cam,
+                self.committer,
+                out,
+                replay_s=self.ctx.options.replay_s,
+                origin_ms=origin,
+                phases=self.ctx.phases,
             )
+            self._runner = self.camera.runner
             if self._halt.is_set():
                 self._runner.source.close()
                 return

@@ -12,12 +12,25 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sharpeyes.api.node.camera import PipelineParts, build_stream_pipeline
+from sharpeyes.api.node.camera import (
+    CameraEnv,
+    CameraWiring,
+    build_camera,
+    build_detector,
+    describe_detector,
+)
+from sharpeyes.api.store.events import EventStore
 from sharpeyes.pipeline.config import CameraConfig, load_camera_config
-from sharpeyes.pipeline.errors import StreamOpenError
+from sharpeyes.pipeline.errors import ConfigError, StreamOpenError
+from sharpeyes.pipeline.protocols import DetectorInfo, Sink
 from sharpeyes.pipeline.runner import RunSummary
+from sharpeyes.pipeline.signal_input import PhaseHub, UdpPhaseListener
 from sharpeyes.pipeline.types import Detections, Event, Frame, SignalState, Tracks
+
+if TYPE_CHECKING:
+    from sharpeyes.api.viid.delivery import Delivery
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +46,8 @@ class AnalyzeOptions:
     progress: bool = True
     deliver: str | None = None
     deliver_timeout_s: float = 60.0
+    phase_udp: str | None = None  # "[HOST:]PORT" for external signal phases over UDP
+    camera: CameraConfig | None = None  # a camera config object instead of ``config`` (benchmarks)
 
 
 @dataclass
@@ -43,6 +58,8 @@ class AnalyzeResult:
     files: dict[str, Path] = field(default_factory=dict)
     detector_desc: str = ""
     delivery_note: str = ""
+    detector_info: DetectorInfo | None = None
+    wiring: CameraWiring | None = None
 
     def summary_lines(self) -> list[str]:
         s = self.summary
@@ -111,10 +128,54 @@ class _Annotator:
         self.writer.write(annotate(frame, dets, tracks, signals, events))
 
 
+@dataclass
+class _Outputs:
+    """The store and sinks ``analyze`` writes into (``out``: events.jsonl, events.db, crops)."""
+
+    store: EventStore
+    sinks: list[Sink]
+
+    @classmethod
+    def open(cls, out: Path, cam: CameraConfig, deliver: bool) -> _Outputs:
+        from sharpeyes.api.store.db import open_database
+        from sharpeyes.api.store.sink import JsonlSink, StoreSink
+
+        store = EventStore(open_database(str(out / "events.db")), out)
+        destinations: tuple[str, ...] = ("viid",) if deliver else ()
+        sinks: list[Sink] = [
+            JsonlSink(out / "events.jsonl", files_root=out),
+            StoreSink(store, destinations, device_id=cam.device_id),
+        ]
+        return cls(store, sinks)
+
+    def files(self, out: Path, cam: CameraConfig) -> dict[str, Path]:
+        files = {"events": out / "events.jsonl", "store": out / "events.db", "crops": out / "crops"}
+        if cam.intersection is not None:
+            files["evidence"] = out / "evidence"
+        return files
+
+    def close(self) -> None:
+        for sink in self.sinks:
+            sink.close()
+        self.store.close()
+
+
+def _phase_listener(spec: str | None, hub: PhaseHub | None) -> UdpPhaseListener | None:
+    if spec is None or hub is None:
+        return None
+    host, _, port = spec.rpartition(":")
+    try:
+        return UdpPhaseListener(hub, host or "127.0.0.1", int(port)).start()
+    except ValueError as e:
+        raise ConfigError(f"--phase-udp: {spec!r} is not [HOST:]PORT") from e
+
+
 def analyze_video(opts: AnalyzeOptions) -> AnalyzeResult:
+    """``sharpeyes analyze``: the camera from the one composition root, over one file."""
     if not opts.video.is_file():
         raise StreamOpenError(f"video file not found: {opts.video}")
-    cam = apply_overrides(load_camera_config(opts.config), opts)
+    base = opts.camera if opts.camera is not None else load_camera_config(opts.config)
+    cam = apply_overrides(base, opts)
     delivery_cfg = None
     if opts.deliver:
         from sharpeyes.api.viid.delivery import load_delivery_config
@@ -122,37 +183,55 @@ def analyze_video(opts: AnalyzeOptions) -> AnalyzeResult:
         delivery_cfg = load_delivery_config(Path(opts.deliver))
     out = opts.out or Path("out") / opts.video.stem
     out.mkdir(parents=True, exist_ok=True)
-    parts: PipelineParts = build_stream_pipeline(cam, out, deliver=opts.deliver)
-    info = parts.source.info
+    outputs = _Outputs.open(out, cam, bool(opts.deliver))
+    phases = PhaseHub() if opts.phase_udp is not None else None
+    try:
+        detector = build_detector(cam)
+        camera = build_camera(
+            cam, CameraEnv(files_root=out, phases=phases), detector=detector, sinks=outputs.sinks
+        )
+        listener = _phase_listener(opts.phase_udp, phases)
+    except BaseException:
+        outputs.close()
+        raise
+    info = camera.source.info
     annotator: _Annotator | None = None
     if opts.annotate:
         fps = cam.analysis_fps or info.fps or 25.0
         annotator = _Annotator(out / "annotated.mp4", min(fps, info.fps or fps))
-        parts.runner.observer = annotator
+        camera.runner.observer = annotator
     delivery = None
-    if delivery_cfg is not None and parts.store is not None:
+    if delivery_cfg is not None:
         from sharpeyes.api.viid.delivery import start_delivery
 
-        delivery = start_delivery(parts.store, delivery_cfg, files_root=out)
+        delivery = start_delivery(outputs.store, delivery_cfg, files_root=out)
     progress = _Progress(info.frame_count, opts.progress)
     delivery_note = ""
     try:
-        summary = parts.runner.run(progress=progress)
+        summary = camera.runner.run(progress=progress)
     finally:
         progress.close()
+        if listener is not None:
+            listener.close()
         if annotator is not None:
             annotator.writer.close()
         if delivery is not None:
-            drained = delivery.drain(opts.deliver_timeout_s)
-            stats = delivery.backlog()
-            delivery.stop()
-            delivery_note = (
-                f"GA/T 1400 delivery: {stats.delivered} delivered, {stats.backlog} pending"
-                + ("" if drained else " (not drained: they stay in the outbox and are sent later)")
-            )
-        parts.close()
-    result = AnalyzeResult(out, cam, summary, dict(parts.files), parts.detector_desc)
+            delivery_note = _finish_delivery(delivery, opts.deliver_timeout_s)
+        camera.close()
+        outputs.close()
+    result = AnalyzeResult(out, cam, summary, outputs.files(out, cam), describe_detector(detector))
     result.delivery_note = delivery_note
+    result.detector_info = detector.info
+    result.wiring = camera.wiring
     if annotator is not None and annotator.writer.frames:
         result.files["annotated video"] = out / "annotated.mp4"
     return result
+
+
+def _finish_delivery(delivery: Delivery, timeout_s: float) -> str:
+    drained = delivery.drain(timeout_s)
+    stats = delivery.backlog()
+    delivery.stop()
+    return f"GA/T 1400 delivery: {stats.delivered} delivered, {stats.backlog} pending" + (
+        "" if drained else " (not drained: they stay in the outbox and are sent later)"
+    )

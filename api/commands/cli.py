@@ -43,6 +43,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
             analysis_fps=args.fps,
             progress=not args.no_progress,
             deliver=args.deliver,
+            phase_udp=args.phase_udp,
         )
     )
     for line in result.summary_lines():
@@ -146,6 +147,11 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--fps", type=float, help="analysis rate (overrides the config)")
     a.add_argument("--deliver", help="GA/T 1400 delivery config YAML (enqueue + send)")
     a.add_argument("--no-progress", action="store_true", help="no progress bar")
+    a.add_argument(
+        "--phase-udp",
+        metavar="[HOST:]PORT",
+        help="listen for external signal phases (JSON datagrams) for groups with source: external",
+    )
     a.set_defaults(func=_cmd_analyze)
 
     d = sub.add_parser("demo", help="run the demo on the sample videos")

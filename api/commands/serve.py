@@ -57,16 +57,17 @@ def api_key(files_root: Path) -> bytes:
 
 
 class FeedSink:
-    """A runtime sink that announces each stored event on the live feed (SSE)."""
+    """Deprecated, writes nothing: the feed row is now written in the event's own transaction by
+    :class:`sharpeyes.api.store.writer.StoreWriter` (``writer.sink(..., feed=True)``) and live
+    items reach the hub through its ``on_committed`` callback
+    (:func:`sharpeyes.api.rest.feed.committed_publisher`). Kept only so callers still import;
+    remove it together with its use in ``api/commands/run.py``."""
 
     def __init__(self, service: StoreService) -> None:
         self.service = service
 
     def emit(self, event: Event) -> None:
-        try:
-            self.service.publish_stored([event.event_id])
-        except Exception:  # the feed must never stop the pipeline
-            logger.exception("live feed: could not publish %s", event.event_id)
+        return None
 
     def close(self) -> None:
         return None
@@ -144,13 +145,30 @@ def attach_runtime(service: StoreService, runtime: NodeRuntime) -> None:
     service.cameras.set_controller(RuntimeCameras(runtime))
 
 
-def demo_token(service: StoreService) -> str:
-    """An admin token for the demo: env ``SHARPEYES_DEMO_TOKEN`` or a freshly issued one."""
+BOOTSTRAP_TOKEN_TTL_S = 7 * 24 * 3600.0
+NO_NEW_TOKEN = "(none printed: an admin token already exists; issue more under /api/v1/tokens)"
+
+
+def bootstrap_token(service: StoreService) -> str | None:
+    """The admin token to show at start-up, or None when nothing new was minted.
+
+    Env ``SHARPEYES_DEMO_TOKEN`` installs that token (idempotent). Otherwise an installation's
+    first admin token is issued once (valid for 7 days) and shown; later starts mint nothing
+    while an active admin token exists — so restarts no longer pile up admin tokens. When every
+    admin token is revoked or expired, the next start issues a new one (recovery).
+    """
     token = os.environ.get(DEMO_TOKEN_ENV)
     if token:
         service.tokens.ensure(token, "demo", Role.ADMIN)
         return token
-    return service.tokens.issue(f"demo-{int(time.time())}", Role.ADMIN)[1]
+    return service.tokens.bootstrap_admin(
+        f"bootstrap-admin-{int(time.time())}", BOOTSTRAP_TOKEN_TTL_S
+    )
+
+
+def demo_token(service: StoreService) -> str:
+    """What :func:`api.commands.run.announce` prints: :func:`bootstrap_token` or a note."""
+    return bootstrap_token(service) or NO_NEW_TOKEN
 
 
 @dataclass
@@ -171,12 +189,23 @@ class ApiServer:
         self._thread.join(timeout=10)
 
 
-def start_server(service: StoreService, host: str, port: int) -> ApiServer:
+def start_server(
+    service: StoreService, host: str, port: int, *, forwarded_allow_ips: str | None = None
+) -> ApiServer:
     import uvicorn
 
     app = create_app(ApiSettings(), service)
     server = uvicorn.Server(
-        uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=2)
+        uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            timeout_graceful_shutdown=2,
+            # X-Forwarded-For only from configured proxies (uvicorn trusts 127.0.0.1 by default)
+            proxy_headers=bool(forwarded_allow_ips),
+            forwarded_allow_ips=forwarded_allow_ips or "",
+        )
     )
     thread = threading.Thread(target=server.run, name="api", daemon=True)
     thread.start()

@@ -1,58 +1,170 @@
-"""Builds one stream's pipeline from a camera config — the table of contents of sharpeyes.
+"""The one composition root of a camera: :func:`build_camera` turns a ``CameraConfig`` into a
+runnable camera — the table of contents of sharpeyes.
 
-source → detector → ByteTrack → track events (+ signal board, red-light rules, evidence) → sinks.
+source → shared detector → the camera's detection policy → ByteTrack → riders → track events
+(+ on the first frame, when the size is known: signal board with the external phase input,
+rules, evidence) → sinks.
+
+Every entry point calls it: ``sharpeyes analyze`` (one file, its own detector), ``sharpeyes
+run``/``serve`` and their worker processes (:class:`~sharpeyes.api.node.runtime.NodeRuntime`, one
+detector behind the cross-camera batcher), the cluster's pipeline program and the benchmarks.
+What differs between them is only what they hand in — a :class:`CameraEnv` (where files go,
+RTSP and decoder settings, the external phase hub, a clock origin) plus the detector and the
+sinks — never how a camera is wired. :class:`CameraWiring` says what got wired, so a test can
+build the same camera through every entry point and compare.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
-from sharpeyes.pipeline.config import CameraConfig, DetectorConfig
+from sharpeyes.api.node.settings import RtspConfig, is_live_url
+from sharpeyes.pipeline.config import AnyDetectorConfig, CameraConfig, DetectorBase
+from sharpeyes.pipeline.detection_filter import CameraDetectionFilter, DetectionPolicy
 from sharpeyes.pipeline.protocols import Detector, FrameSource, Sink
-from sharpeyes.pipeline.runner import EvidenceHook, SignalBoardLike, StreamRunner
+from sharpeyes.pipeline.runner import FrameObserver, IntersectionParts, StreamRunner
+from sharpeyes.pipeline.signal_input import ExternalPhaseInput, PhaseHub
 from sharpeyes.pipeline.types import ObjectKind
 
 if TYPE_CHECKING:
-    from sharpeyes.api.store.events import EventStore
+    from sharpeyes.streams.gpu_decode import DecoderConfig
+    from sharpeyes.streams.health import DropCounter
     from sharpeyes.streams.packet_ring import PacketRing
 
 logger = logging.getLogger(__name__)
 
+D = TypeVar("D", bound=DetectorBase)
+RING_SECONDS = 60.0
+RING_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class CameraEnv:
+    """What an entry point provides to the cameras it builds (nothing camera-specific).
+
+    ``files_root``: evidence and crops go below it. ``start_wall_ms``: the clock origin of a
+    file source (the cluster gives every owner the same one); None = the file's creation time,
+    or now for a file played live. ``wrap_source`` lets the cluster skip frames a replay does
+    not need. ``prefetch``: decode ahead on a thread (None = unless the source is live).
+    """
+
+    files_root: Path
+    rtsp: RtspConfig = field(default_factory=RtspConfig)
+    decoder: DecoderConfig | None = None
+    phases: PhaseHub | None = None
+    start_wall_ms: int | None = None
+    drops: DropCounter | None = None
+    wrap_source: Callable[[FrameSource], FrameSource] | None = None
+    prefetch: bool | None = None
+    stage_samples: int = 100_000
+
+
+@dataclass(frozen=True)
+class CameraWiring:
+    """What :func:`build_camera` wired for one camera — compared across entry points in tests."""
+
+    camera_id: str
+    source: str
+    detector: str
+    policy: DetectionPolicy
+    tracker: str
+    riders: bool
+    event_kinds: tuple[str, ...]
+    intersection: bool
+    external_groups: tuple[str, ...]
+    packet_ring: bool
+    sinks: tuple[str, ...]
+
+    def semantic(self) -> dict[str, object]:
+        """The parts that decide what the camera reports (not where it writes)."""
+        return {
+            "camera": self.camera_id,
+            "detector": self.detector,
+            "policy": self.policy,
+            "tracker": self.tracker,
+            "riders": self.riders,
+            "event_kinds": self.event_kinds,
+            "intersection": self.intersection,
+            "external_groups": self.external_groups,
+            "packet_ring": self.packet_ring,
+        }
+
 
 @dataclass
-class PipelineParts:
-    runner: StreamRunner
+class Camera:
+    """A built camera: run ``runner.run()``; ``close()`` after it."""
+
+    config: CameraConfig
     source: FrameSource
-    detector: Detector
-    sinks: list[Sink]
-    store: EventStore | None = None
-    files: dict[str, Path] = field(default_factory=dict)
-    detector_desc: str = ""
+    runner: StreamRunner
+    wiring: CameraWiring
+    ring: PacketRing | None = None
     closers: list[Callable[[], None]] = field(default_factory=list)
 
     def close(self) -> None:
-        for sink in self.sinks:
-            sink.close()
-        if self.store is not None:
-            self.store.close()
         for c in self.closers:
             c()
 
 
+def detection_policy(cam: CameraConfig) -> DetectionPolicy:
+    """The per-camera part of detection, from the camera's ``detector`` section."""
+    d = cam.detector
+    return DetectionPolicy(
+        confidence_threshold=d.confidence_threshold,
+        motorcycle_is_non_motor=d.motorcycle_is_non_motor,
+        keep_other_classes=d.keep_other_classes,
+        class_kinds=tuple(sorted(d.class_kinds.items())),
+        other_class_kind=d.other_class_kind,
+    )
+
+
+def shared_detector_config(base: D, cameras: Sequence[CameraConfig]) -> D:
+    """The detector config of a detector shared by ``cameras`` (or used by one camera alone).
+
+    It keeps every class a camera may want and boxes down to the lowest camera threshold; the
+    motorcycle setting only decides kinds, which each camera applies itself, so NMS groups are
+    the same for every camera (cars/buses/trucks merged, motorcycles apart).
+    """
+    floor = min([base.confidence_threshold, *(c.detector.confidence_threshold for c in cameras)])
+    return base.model_copy(update={"confidence_threshold": floor, "motorcycle_is_non_motor": True})
+
+
 def build_detector(cam: CameraConfig) -> Detector:
-    """The detector a camera config asks for."""
-    return detector_from_config(cam.detector)
+    """The detector of a camera that runs alone (``analyze``, the cluster's pipeline program)."""
+    return detector_from_config(shared_detector_config(cam.detector, [cam]))
 
 
-def detector_from_config(d: DetectorConfig) -> Detector:
+DetectorBuilder = Callable[[AnyDetectorConfig], Detector]
+_DETECTOR_PLUGINS: dict[str, DetectorBuilder] = {}
+
+
+def register_detector(prefix: str, builder: DetectorBuilder) -> None:
+    """Build detectors whose ``model`` starts with ``prefix + ":"`` with ``builder``.
+
+    The plug-in point for detectors that are not ONNX files (a test double that replays a
+    scenario's ground truth, a remote inference server): every entry point builds detectors
+    through :func:`detector_from_config`, so a plug-in reaches all of them.
+    """
+    _DETECTOR_PLUGINS[prefix] = builder
+
+
+def detector_from_config(d: AnyDetectorConfig) -> Detector:
     """Build a detector from a :class:`DetectorConfig` (model, providers, threads, thresholds)."""
+    prefix = d.model.split(":", 1)[0] if ":" in d.model else None
+    plugin = _DETECTOR_PLUGINS.get(prefix) if prefix is not None else None
+    if plugin is not None:
+        return plugin(d)
     from sharpeyes.models.factory import create_detector
+    from sharpeyes.pipeline.config import OnnxRuntimeDetectorConfig
 
+    if not isinstance(d, OnnxRuntimeDetectorConfig):
+        from sharpeyes.pipeline.errors import ConfigError
+
+        raise ConfigError(f"detector.backend: {d.backend} is built by the node's backend factory")
     return create_detector(
         d.model,
         model_path=d.model_path,
@@ -77,116 +189,163 @@ def describe_detector(det: Detector) -> str:
     )
 
 
-def _event_kinds(cam: CameraConfig) -> set[ObjectKind]:
-    names = {"motor_vehicle": ObjectKind.MOTOR_VEHICLE, "non_motor": ObjectKind.NON_MOTOR}
-    names["person"] = ObjectKind.PERSON
-    return {names[k] for k in cam.events.kinds}
+def _event_kinds(cam: CameraConfig) -> tuple[str, ...]:
+    return tuple(sorted(cam.events.kinds))
 
 
 def evidence_key() -> bytes:
-    """The HMAC key for evidence: env ``SHARPEYES_EVIDENCE_KEY`` (a demo key otherwise, logged)."""
-    key = os.environ.get("SHARPEYES_EVIDENCE_KEY")
-    if key:
-        return key.encode()
-    logger.warning("SHARPEYES_EVIDENCE_KEY is not set: evidence is signed with the demo key")
-    return b"sharpeyes-demo-key"
+    """The HMAC key for evidence: env ``SHARPEYES_EVIDENCE_KEY``, else the installation key."""
+    from sharpeyes.pipeline.evidence.keys import evidence_hmac_key
+
+    return evidence_hmac_key()
 
 
-def build_stream_pipeline(
+class IntersectionBuilder:
+    """Signal board, rules and evidence of an intersection camera, built for a frame size.
+
+    The calibration is relative, so the parts need the frame size: the runner calls
+    :meth:`build` on its first frame — for files, RTSP and GPU sources alike.
+    """
+
+    def __init__(
+        self,
+        cam: CameraConfig,
+        files_root: Path,
+        ring: PacketRing | None,
+        external: ExternalPhaseInput | None,
+    ) -> None:
+        if cam.intersection is None:
+            raise ValueError(f"camera {cam.id!r} has no intersection calibration")
+        self.cam = cam
+        self.files_root = files_root
+        self.ring = ring
+        self.external = external
+        self.built: list[tuple[int, int]] = []
+
+    def build(self, size: tuple[int, int]) -> IntersectionParts:
+        from sharpeyes.models.plate import PlateReader
+        from sharpeyes.pipeline.evidence.builder import EvidenceBuilder
+        from sharpeyes.pipeline.rules import build_rules
+        from sharpeyes.pipeline.signal import build_signal_board
+
+        cam = self.cam
+        assert cam.intersection is not None
+        rules = build_rules(cam.id, cam.intersection, size)
+        board = build_signal_board(cam.intersection, size, self.external)
+        url = cam.url or ""
+        evidence = EvidenceBuilder(
+            self.files_root,
+            camera=cam,
+            plate_reader=PlateReader("plate_det_640"),
+            hmac_key=evidence_key(),
+            clip_pre_roll_s=2.0,
+            clip_post_roll_s=2.0,
+            ring=self.ring,
+            video_path=None if is_live_url(url) or not url else Path(url),
+        )
+        self.built.append(size)
+        logger.info("camera %s: intersection built for %dx%d", cam.id, *size)
+        return IntersectionParts(rules=rules, board=board, evidence=evidence)
+
+
+def external_groups(cam: CameraConfig) -> list[str]:
+    """Signal groups whose phase comes (also) from the external input."""
+    if cam.intersection is None:
+        return []
+    return [g.id for g in cam.intersection.signal_groups if g.source != "video"]
+
+
+def build_camera(
     cam: CameraConfig,
-    out: Path,
+    env: CameraEnv,
     *,
-    deliver: str | None = None,
-    detector: Detector | None = None,
-) -> PipelineParts:
-    """Wire one camera's pipeline writing into ``out`` (events.jsonl, events.db, crops)."""
-    from sharpeyes.api.store.db import open_database
-    from sharpeyes.api.store.events import EventStore
-    from sharpeyes.api.store.sink import JsonlSink, StoreSink
+    detector: Detector,
+    sinks: Sequence[Sink],
+    observer: FrameObserver | None = None,
+    source: FrameSource | None = None,
+) -> Camera:
+    """Wire one camera (see module docstring). ``detector`` may be shared with other cameras
+    (a batcher view) — the camera's own detection policy is applied after it. ``source``
+    overrides the source the config asks for (tests, benchmarks on pre-decoded frames).
+
+    Raises:
+        ValueError: the camera has no url.  StreamOpenError: a file cannot be opened.
+    """
     from sharpeyes.models.classes import COCO80_NAMES, VEHICLE_CLASS_CODES
     from sharpeyes.pipeline.events import TrackEventBuilder
     from sharpeyes.pipeline.riders import RiderMemory
     from sharpeyes.pipeline.tracking.bytetrack import ByteTracker
-    from sharpeyes.streams.file_source import FileSource
+    from sharpeyes.streams.factory import is_live_source, make_source
 
-    if cam.url is None:
-        raise ValueError("camera has no url")
-    det = detector or build_detector(cam)
+    if cam.url is None and source is None:
+        raise ValueError(f"camera {cam.id!r} has no url")
     ring: PacketRing | None = None
-    rules: list[object] = []
-    board: SignalBoardLike | None = None
-    evidence: EvidenceHook | None = None
     if cam.intersection is not None:
         from sharpeyes.streams.packet_ring import PacketRing as _Ring
 
-        ring = _Ring(max_seconds=60.0, max_bytes=64 * 1024 * 1024)
-    source = FileSource(
-        cam.url,
-        cam.id,
-        realtime=cam.live,
-        analysis_fps=cam.analysis_fps,
-        packet_sink=ring.push if ring is not None else None,
-        decode_threads=1,  # decoding runs ahead on its own thread; FFmpeg threads would contend
+        ring = _Ring(max_seconds=RING_SECONDS, max_bytes=RING_BYTES)
+    if source is None:
+        source = make_source(
+            cam,
+            env.rtsp,
+            env.drops,
+            ring,
+            decoder=env.decoder,
+            start_wall_ms=env.start_wall_ms,
+        )
+    if env.wrap_source is not None:
+        source = env.wrap_source(source)
+    groups = external_groups(cam)
+    external: ExternalPhaseInput | None = None
+    if groups:
+        hub = env.phases if env.phases is not None else PhaseHub()
+        external = hub.input_for(cam.id, groups)
+    intersection = (
+        IntersectionBuilder(cam, env.files_root, ring, external)
+        if cam.intersection is not None
+        else None
     )
-    if ring is not None:
-        params = source.video_stream_params()
-        if params is not None:
-            ring.set_stream_params(params)
-    if cam.intersection is not None:
-        rules, board, evidence = red_light_parts(cam, source, out, ring)
-    store = EventStore(open_database(str(out / "events.db")), out)
-    destinations: tuple[str, ...] = ("viid",) if deliver else ()
-    sinks: list[Sink] = [
-        JsonlSink(out / "events.jsonl", files_root=out),
-        StoreSink(store, destinations, device_id=cam.device_id),
-    ]
-    events = TrackEventBuilder(
-        cam.id,
-        cam.events,
-        class_names=COCO80_NAMES,
-        class_codes=VEHICLE_CLASS_CODES,
-        image_up_bearing_deg=cam.image_up_bearing_deg,
-    )
+    names = detector.info.class_names or COCO80_NAMES
+    post = CameraDetectionFilter.for_names(detection_policy(cam), names)
+    live = is_live_source(source)
+    prefetch = env.prefetch if env.prefetch is not None else not live
+    riders = RiderMemory() if cam.events.suppress_riders else None
     runner = StreamRunner(
         source=source,
-        detector=det,
+        detector=detector,
         tracker=ByteTracker(cam.tracker),
-        events=events,
+        events=TrackEventBuilder(
+            cam.id,
+            cam.events,
+            class_names=tuple(names),
+            class_codes=VEHICLE_CLASS_CODES,
+            image_up_bearing_deg=cam.image_up_bearing_deg,
+        ),
         sinks=sinks,
-        rules=rules,  # type: ignore[arg-type]
-        signal_board=board,
-        evidence=evidence,
-        riders=RiderMemory() if cam.events.suppress_riders else None,
+        observer=observer,
+        prefetch_depth=4 if prefetch else 0,
+        stage_samples=env.stage_samples,
+        riders=riders,
+        post=post,
+        intersection=intersection,
     )
-    files = {"events": out / "events.jsonl", "store": out / "events.db", "crops": out / "crops"}
-    if cam.intersection is not None:
-        files["evidence"] = out / "evidence"
-    return PipelineParts(runner, source, det, sinks, store, files, describe_detector(det))
-
-
-def red_light_parts(
-    cam: CameraConfig, source: FrameSource, out: Path, ring: PacketRing | None
-) -> tuple[list[object], SignalBoardLike, EvidenceHook]:
-    from sharpeyes.models.plate import PlateReader
-    from sharpeyes.pipeline.evidence.builder import EvidenceBuilder
-    from sharpeyes.pipeline.rules import build_rules
-    from sharpeyes.pipeline.signal import build_signal_board
-
-    assert cam.intersection is not None
-    size = (source.info.width, source.info.height)
-    rules: list[object] = list(build_rules(cam.id, cam.intersection, size))
-    board = build_signal_board(cam.intersection, size, None)
-    builder = EvidenceBuilder(
-        out,
-        camera=cam,
-        plate_reader=PlateReader("plate_det_640"),
-        hmac_key=evidence_key(),
-        clip_pre_roll_s=2.0,
-        clip_post_roll_s=2.0,
-        ring=ring,
-        video_path=Path(cam.url) if cam.url else None,
+    wiring = CameraWiring(
+        camera_id=cam.id,
+        source=type(source).__name__,
+        detector=describe_detector(detector),
+        policy=post.policy,
+        tracker=cam.tracker.model_dump_json(),
+        riders=riders is not None,
+        event_kinds=_event_kinds(cam),
+        intersection=intersection is not None,
+        external_groups=tuple(groups),
+        packet_ring=ring is not None,
+        sinks=tuple(type(s).__name__ for s in sinks),
     )
-    return rules, board, builder
+    return Camera(cam, source, runner, wiring, ring)
 
 
-_red_light_parts = red_light_parts  # old private name, kept for callers not yet updated
+def tracked_kinds(cam: CameraConfig) -> set[ObjectKind]:
+    names = {"motor_vehicle": ObjectKind.MOTOR_VEHICLE, "non_motor": ObjectKind.NON_MOTOR}
+    names["person"] = ObjectKind.PERSON
+    return {names[k] for k in cam.events.kinds}

@@ -11,6 +11,7 @@ import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from sharpeyes.api.store.sink import StoreSink
 from sharpeyes.pipeline.config import CameraConfig
@@ -30,6 +31,9 @@ from sharpeyes.streams.rtsp_source import RtspSource
 
 PERMANENT_ERRORS = ("401", "403", "404", "unauthorized", "forbidden", "not found", "no video")
 FILE_STALL_S = 5.0
+
+if TYPE_CHECKING:
+    from sharpeyes.api.node.camera import CameraWiring
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +110,7 @@ class CameraEntry:
     config: CameraConfig
     stats: CameraStats = field(default_factory=CameraStats)
     runner: StreamRunner | None = None
+    wiring: CameraWiring | None = None  # what the composition root wired (for tests, health)
 
 
 def _worker_state(status: WorkerStatus) -> str | None:

@@ -16,10 +16,15 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sharpeyes.api.node.camera import (
+    CameraEnv,
+    CameraWiring,
+    build_camera,
+    detector_from_config,
+    shared_detector_config,
+)
 from sharpeyes.api.node.health import (
     CameraEntry,
     CameraHealth,
@@ -34,12 +39,11 @@ from sharpeyes.api.store.events import EventStore
 from sharpeyes.api.store.sink import JsonlSink, StoreSink
 from sharpeyes.pipeline.batcher import Batcher, BatcherStats, StreamDetector
 from sharpeyes.pipeline.config import CameraConfig
-from sharpeyes.pipeline.protocols import Detector, FrameSource, Rule, Sink
-from sharpeyes.pipeline.runner import EvidenceHook, SignalBoardLike, StreamRunner
+from sharpeyes.pipeline.protocols import Detector, Sink
+from sharpeyes.pipeline.runner import StreamRunner
+from sharpeyes.pipeline.signal_input import PhaseHub, UdpPhaseListener
 from sharpeyes.pipeline.stages import StageTimes
 from sharpeyes.pipeline.supervisor import RestartPolicy, Supervisor
-from sharpeyes.streams.factory import LiveFileSource, is_live_source, make_source
-from sharpeyes.streams.packet_ring import PacketRing
 
 if TYPE_CHECKING:
     from sharpeyes.api.viid.delivery import Delivery
@@ -47,51 +51,18 @@ if TYPE_CHECKING:
 __all__ = [
     "CameraHealth",
     "CameraStats",
-    "LiveFileSource",
     "NodeRuntime",
     "build_node_detector",
     "camera_health",
-    "make_source",
-    "red_light_parts",
     "rtsp_state",
 ]
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass
-class RedLightParts:
-    rules: list[Rule] = field(default_factory=list)
-    board: SignalBoardLike | None = None
-    evidence: EvidenceHook | None = None
-
-
-def red_light_parts(
-    cam: CameraConfig, source: FrameSource, out: Path, ring: PacketRing | None
-) -> RedLightParts:
-    """Signal board, red-light rules and evidence builder of an intersection camera.
-
-    The calibration is relative, so the frame size must be known: a file source knows it at
-    once; an RTSP camera only after connecting — the node does not run rules on those yet.
-    """
-    if cam.intersection is None:
-        return RedLightParts()
-    if source.info.width <= 0:
-        logger.warning(
-            "camera %s: red-light rules need the frame size; not run on RTSP yet", cam.id
-        )
-        return RedLightParts()
-    from sharpeyes.api.node import camera as pipeline_factory
-
-    rules, board, evidence = pipeline_factory.red_light_parts(cam, source, out, ring)
-    return RedLightParts([r for r in rules if isinstance(r, Rule)], board, evidence)
-
-
 def build_node_detector(config: ServiceConfig) -> Detector:
     """The node's one detector, from ``config.detector``."""
-    from sharpeyes.api.node.camera import detector_from_config
-
-    return detector_from_config(config.detector)
+    return detector_from_config(shared_detector_config(config.detector, config.cameras))
 
 
 def detector_backend_text(detector: Detector, backend: str, note: str | None = None) -> str:
@@ -159,6 +130,8 @@ class NodeRuntime:
         self._jsonl: JsonlSink | None = None
         self._delivery: Delivery | None = None
         self._started = False
+        self.phases = PhaseHub()  # external signal phases (REST and UDP) of every camera
+        self._phase_listener: UdpPhaseListener | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -213,6 +186,10 @@ class NodeRuntime:
             on_exit=self._on_runner_exit,
         )
         self._start_delivery()
+        udp = cfg.phase_input
+        if udp.udp_port is not None:
+            self._phase_listener = UdpPhaseListener(self.phases, udp.udp_host, udp.udp_port)
+            self._phase_listener.start()
         self._started = True
         for cam in cfg.cameras:
             self.add_camera(cam)
@@ -230,6 +207,9 @@ class NodeRuntime:
         """Stop every camera (each flushes its open tracks as events), then close everything."""
         if self._supervisor is not None:
             self._supervisor.stop_all(timeout_s)
+        if self._phase_listener is not None:
+            self._phase_listener.close()
+            self._phase_listener = None
         if self._batcher is not None:
             self._batcher.close()
         if self._jsonl is not None:
@@ -289,47 +269,33 @@ class NodeRuntime:
         return self._supervisor is not None and self._supervisor.all_done()
 
     def _build_runner(self, cam: CameraConfig) -> StreamRunner:
-        from sharpeyes.models.classes import COCO80_NAMES, VEHICLE_CLASS_CODES
-        from sharpeyes.pipeline.events import TrackEventBuilder
-        from sharpeyes.pipeline.tracking.bytetrack import ByteTracker
-
+        """The supervisor's factory: the camera from the one composition root."""
         with self._lock:
             entry = self._cameras.get(cam.id)
         if entry is None or self._batcher is None:
             raise RuntimeError(f"camera {cam.id!r} was removed")
-        ring = None
-        if cam.intersection is not None:
-            ring = PacketRing(max_seconds=60.0, max_bytes=64 * 1024 * 1024)
-        source: FrameSource = make_source(
-            cam, self.config.rtsp, entry.stats.drops, ring, decoder=self.config.decoder
-        )
-        red = red_light_parts(cam, source, self.config.store.files_root, ring)
         destinations = ("viid",) if self.config.delivery is not None else ()
         store_sink = StoreSink(self.store, destinations, device_id=cam.device_id)
         sinks: list[Sink] = [MeteredStoreSink(store_sink, entry.stats)]
         sinks += [self._jsonl] if self._jsonl is not None else []
-        events = TrackEventBuilder(
-            cam.id,
-            cam.events,
-            class_names=COCO80_NAMES,
-            class_codes=VEHICLE_CLASS_CODES,
-            image_up_bearing_deg=cam.image_up_bearing_deg,
-        )
-        runner = StreamRunner(
-            source=source,
-            detector=self._batcher.for_stream(cam.id),
-            tracker=ByteTracker(cam.tracker),
-            events=events,
-            sinks=sinks + self._extra_sinks,
-            rules=red.rules,
-            signal_board=red.board,
-            evidence=red.evidence,
-            observer=entry.stats.on_frame,
-            prefetch_depth=0 if is_live_source(source) else 4,
+        env = CameraEnv(
+            files_root=self.config.store.files_root,
+            rtsp=self.config.rtsp,
+            decoder=self.config.decoder,
+            phases=self.phases,
+            drops=entry.stats.drops,
             stage_samples=2_000,
         )
-        entry.runner = runner
-        return runner
+        camera = build_camera(
+            cam,
+            env,
+            detector=self._batcher.for_stream(cam.id),
+            sinks=sinks + self._extra_sinks,
+            observer=entry.stats.on_frame,
+        )
+        entry.runner = camera.runner
+        entry.wiring = camera.wiring
+        return camera.runner
 
     def _on_runner_exit(self, cam: CameraConfig, runner: StreamRunner) -> None:
         if isinstance(runner.detector, StreamDetector):
@@ -341,6 +307,11 @@ class NodeRuntime:
         """The current runner of every camera (stage timings live on ``runner.summary``)."""
         with self._lock:
             return {k: c.runner for k, c in self._cameras.items() if c.runner is not None}
+
+    def wirings(self) -> dict[str, CameraWiring]:
+        """What the composition root wired for every camera that has been built."""
+        with self._lock:
+            return {k: c.wiring for k, c in self._cameras.items() if c.wiring is not None}
 
     def batcher_stats(self) -> BatcherStats:
         return self._batcher.stats if self._batcher is not None else BatcherStats()

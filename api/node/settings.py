@@ -16,10 +16,10 @@ from pydantic import Field, ValidationError, model_validator
 
 from sharpeyes.api.cluster.service import ClusterSettings
 from sharpeyes.api.viid.delivery import DeliveryConfig
-from sharpeyes.models.gpu.registry import DetectorBackendConfig
 from sharpeyes.pipeline.config import (
     CameraConfig,
-    DetectorConfig,
+    DetectorSettings,
+    OnnxRuntimeDetectorConfig,
     StrictModel,
     format_validation_error,
     read_yaml,
@@ -102,6 +102,16 @@ class RtspConfig(StrictModel):
     )
 
 
+class PhaseInputConfig(StrictModel):
+    """External signal phases over UDP (one JSON datagram per change; see
+    ``sharpeyes.pipeline.signal_input``). The REST route takes them whenever the API runs."""
+
+    udp_port: int | None = Field(
+        None, ge=0, le=65535, description="UDP port for phase messages; None = no UDP listener."
+    )
+    udp_host: str = Field("127.0.0.1", description="Address the UDP listener binds.")
+
+
 class NodeConfig(StrictModel):
     """How ``sharpeyes run --workers`` spreads cameras over worker processes."""
 
@@ -148,16 +158,17 @@ class ServiceConfig(StrictModel):
     cameras: list[CameraConfig] = Field(
         default_factory=list, description="Cameras to run (RTSP URLs or files played as live)."
     )
-    detector: DetectorConfig = Field(
-        default_factory=DetectorConfig,
+    detector: DetectorSettings = Field(
+        default_factory=OnnxRuntimeDetectorConfig,
         description="The one detector every camera shares (per-camera detector settings are "
-        "ignored by the node); ONNX Runtime on the host. Ignored when detector_backend is set.",
+        "ignored by the node): `backend` onnxruntime (default), onnxruntime-gpu or torch, with "
+        "that backend's fields and `fallback` ('cpu' or 'fail'). The backend actually in use is "
+        "shown in camera health.",
     )
-    detector_backend: DetectorBackendConfig | None = Field(
+    detector_backend: DetectorSettings | None = Field(
         None,
-        description="Detector runtime chosen by name (onnxruntime, onnxruntime-gpu, torch) with "
-        "its device and its fallback ('cpu' or 'fail'); None = the ONNX Runtime host path of "
-        "`detector`. The backend actually in use is shown in camera health.",
+        description="Deprecated: the same detector config under its former key; when set it "
+        "replaces `detector`.",
     )
     decoder: DecoderConfig = Field(
         default_factory=DecoderConfig,
@@ -179,6 +190,11 @@ class ServiceConfig(StrictModel):
     )
     rtsp: RtspConfig = Field(
         default_factory=RtspConfig, description="Connection settings of RTSP cameras."
+    )
+    phase_input: PhaseInputConfig = Field(
+        default_factory=PhaseInputConfig,
+        description="External signal-phase input (signal controller) for groups with "
+        "source: external.",
     )
     loop_files: bool = Field(
         True, description="Restart a file camera at its end, so a clip stands in for a camera."
@@ -239,11 +255,17 @@ def resolve_paths(config: ServiceConfig, base: Path) -> ServiceConfig:
         if cl.files_root is not None:
             cl_update["files_root"] = _resolve(cl.files_root, base)
         update["cluster"] = cl.model_copy(update=cl_update)
-    backend = config.detector_backend
-    if backend is not None:
-        paths = {"model_path": backend.model_path, "engine_cache_dir": backend.engine_cache_dir}
+    for key in ("detector", "detector_backend"):
+        det = getattr(config, key)
+        if det is None:
+            continue
+        paths = {
+            "model_path": det.model_path,
+            "engine_cache_dir": getattr(det, "engine_cache_dir", None),
+        }
         resolved = {k: Path(_resolve(str(v), base)) for k, v in paths.items() if v is not None}
-        update["detector_backend"] = backend.model_copy(update=resolved)
+        if resolved:
+            update[key] = det.model_copy(update=resolved)
     return config.model_copy(update=update)
 
 

@@ -3,10 +3,13 @@
 Routers are thin; the :class:`api.rest.service.ServiceFacade` does the work. Service errors map to
 HTTP statuses here (404, 409, 422, 503), the review console is served under ``/console/``, and
 an ASGI middleware records request metrics and audits state-changing calls made with a token.
+Outermost, :mod:`api.rest.guard` limits request bodies, authenticates before any body is read,
+and adds security headers (CSP, nosniff, no framing, no referrer).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -15,6 +18,8 @@ from typing import Any
 
 import anyio
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -29,6 +34,11 @@ from sharpeyes.api.rest.errors import (
     InvalidRequestError,
     NotFoundError,
     UnavailableError,
+)
+from sharpeyes.api.rest.guard import (
+    RequestGuardMiddleware,
+    SecurityHeadersMiddleware,
+    bearer_token,
 )
 from sharpeyes.api.rest.metrics import ApiMetrics
 from sharpeyes.api.rest.routes import (
@@ -67,12 +77,33 @@ Roles: **viewer** (read) < **reviewer** (review actions) < **admin** (cameras, t
 """
 
 
+class SafeJSONResponse(JSONResponse):
+    """JSON that never fails to encode: lone surrogates become ``\\udXXX`` escapes."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return super().render(content)
+        except UnicodeEncodeError:
+            return json.dumps(content, ensure_ascii=True, allow_nan=False).encode()
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    return SafeJSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
+
+
+async def _bad_text(request: Request, exc: Exception) -> JSONResponse:
+    # e.g. a lone surrogate in JSON that the store cannot encode
+    logger.info("%s %s: %s", request.method, request.url.path, type(exc).__name__)
+    return JSONResponse({"detail": "the request contains invalid text"}, status_code=400)
+
+
 def _error_handler(status: int) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
     async def handle(request: Request, exc: Exception) -> JSONResponse:
         if status >= 500:
             logger.warning("%s %s: %s", request.method, request.url.path, type(exc).__name__)
             return JSONResponse({"detail": "service temporarily unavailable"}, status_code=status)
-        return JSONResponse({"detail": str(exc)}, status_code=status)
+        return SafeJSONResponse({"detail": str(exc)}, status_code=status)
 
     return handle
 
@@ -141,6 +172,22 @@ class ObserveMiddleware:
             logger.exception("auth audit write failed for %s", scope["path"])
 
 
+def _token_checker(service: ServiceFacade) -> Callable[[Scope], Awaitable[bool]]:
+    """Pre-body auth for :class:`RequestGuardMiddleware`: is the bearer token valid?"""
+
+    async def check(scope: Scope) -> bool:
+        token = bearer_token(scope)
+        if token is None:
+            return False
+        try:
+            await anyio.to_thread.run_sync(service.tokens.authenticate, token)
+        except SharpeyesError:
+            return False
+        return True
+
+    return check
+
+
 def create_app(
     settings: ApiSettings,
     service: ServiceFacade,
@@ -166,6 +213,7 @@ def create_app(
         title=f"{settings.title} API",
         version="1",
         description=DESCRIPTION,
+        default_response_class=SafeJSONResponse,
         openapi_tags=[
             {"name": "violations", "description": "Review queue and review actions."},
             {"name": "events", "description": "All events and evidence downloads."},
@@ -181,7 +229,17 @@ def create_app(
     for exc_type, status in _STATUS:
         app.add_exception_handler(exc_type, _error_handler(status))
     app.add_exception_handler(SharpeyesError, _sharpeyes_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(UnicodeError, _bad_text)
     app.add_middleware(ObserveMiddleware, ctx=ctx)
+    app.add_middleware(
+        RequestGuardMiddleware,
+        default_limit=settings.max_body_bytes,
+        limits=settings.body_limits,
+        authenticate=_token_checker(service),
+    )
+    if settings.security_headers:
+        app.add_middleware(SecurityHeadersMiddleware)
     if settings.console and (WEB_DIR / "index.html").is_file():
         app.mount("/console", StaticFiles(directory=WEB_DIR, html=True), name="console")
 

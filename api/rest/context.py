@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, cast
 from starlette.requests import HTTPConnection
 
 from sharpeyes.api.rest.auth import FailureLimiter
+from sharpeyes.api.rest.guard import BodyLimit
 from sharpeyes.api.rest.metrics import ApiMetrics
 
 if TYPE_CHECKING:
@@ -19,6 +20,10 @@ class ApiSettings:
     """HTTP-layer settings; the integrator's config builds this (no import-time config).
 
     Secrets (token HMAC key, URL-signing key) are not here: they belong to the service.
+    ``trust_forwarded_for`` only when a reverse proxy that sets ``X-Forwarded-For`` is the sole
+    way in (otherwise any client can forge its address and dodge the failure lockout).
+    ``max_body_bytes`` is the default request-body limit; ``body_limits`` override it per route
+    (checked before the body is read; bodies are read only after authentication).
     """
 
     title: str = "sharpeyes"
@@ -28,6 +33,9 @@ class ApiSettings:
     feed_heartbeat_s: float = 15.0
     console: bool = True
     audit_reads: bool = False
+    max_body_bytes: int = 1024 * 1024
+    body_limits: tuple[BodyLimit, ...] = ()
+    security_headers: bool = True
 
 
 @dataclass(slots=True)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Sequence
+from typing import Any
 from urllib.parse import quote
 
 from sharpeyes.api.rest.evidence import EvidenceFile, UrlSigner
@@ -11,6 +14,7 @@ from sharpeyes.api.rest.schemas import (
     BoxPublic,
     EventPublic,
     EvidenceFilePublic,
+    IncompletePartPublic,
     PlatePublic,
     ReviewInfo,
     ReviewResult,
@@ -18,6 +22,9 @@ from sharpeyes.api.rest.schemas import (
 )
 from sharpeyes.api.store.records import ReviewAction as StoreReviewAction
 from sharpeyes.api.store.records import StoredEvent
+from sharpeyes.pipeline.evidence.facts import violation_time_ms
+
+log = logging.getLogger(__name__)
 
 ReviewOutcome = ReviewResult
 API_PREFIX = "/api/v1"
@@ -44,6 +51,28 @@ def _review(stored: StoredEvent, trail: Sequence[StoreReviewAction]) -> ReviewIn
     )
 
 
+def _record_facts(
+    files: Sequence[EvidenceFile] | None,
+) -> tuple[bool | None, list[IncompletePartPublic]]:
+    """(complete, incomplete parts) from the event's ``record.json`` among ``files``."""
+    rec = next((f for f in files or () if f.name == "record.json"), None)
+    if rec is None:
+        return None, []
+    try:
+        doc: Any = json.loads(rec.path.read_text(encoding="utf-8"))
+        parts = [
+            IncompletePartPublic(part=str(p["part"]), reason=str(p["reason"]))
+            for p in doc.get("incomplete") or ()
+        ]
+        said = doc.get("complete")
+        complete = None if said is None else bool(said) and not parts
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        log.warning("cannot read %s: %s", rec.path, e)
+        reason = "the evidence record cannot be read"
+        return False, [IncompletePartPublic(part="record", reason=reason)]
+    return complete, parts
+
+
 def event_public(
     stored: StoredEvent,
     signer: UrlSigner,
@@ -53,6 +82,8 @@ def event_public(
     """The public view of a stored event; ``files`` None leaves evidence out (list pages)."""
     e = stored.event
     b, p, v = e.best_box, e.plate, e.violation
+    when = violation_time_ms(e)
+    complete, incomplete = _record_facts(files)
     return EventPublic(
         event_id=e.event_id,
         type=e.type.value,
@@ -84,6 +115,7 @@ def event_public(
             approach=v.approach,
             crossed_stop_line_pts=v.crossed_stop_line_pts,
             evidence_pts=list(v.evidence_pts),
+            time_ms=when,
         ),
         detail=e.detail,
         review=_review(stored, trail),
@@ -96,6 +128,9 @@ def event_public(
             )
             for f in files or ()
         ],
+        time_ms=e.first_seen_ms if when is None else when,
+        evidence_complete=complete,
+        incomplete=incomplete,
     )
 
 

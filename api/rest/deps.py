@@ -2,8 +2,9 @@
 
 Every endpoint except health and metrics depends on one of :data:`Viewer`, :data:`Reviewer`
 or :data:`Admin`: 401 without a valid token, 403 for a role that is too low, 429 while the
-client is blocked after repeated failures. Failures, logins and every state-changing call are
-written to the auth audit.
+client is blocked after repeated failures — a blocked address still serves callers with a valid
+token (a NAT or proxy shared with an attacker must not lock out real users). Failures, logins
+and every state-changing call are written to the auth audit.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from sharpeyes.api.rest.auth import AuthAuditRecord, Principal, Role
 from sharpeyes.api.rest.auth.audit import AuthAction
 from sharpeyes.api.rest.auth.tokens import TokenError
 from sharpeyes.api.rest.context import AppContext, client_address, get_context
+from sharpeyes.api.rest.evidence import CURRENT_TOKEN
 from sharpeyes.api.rest.schemas import ErrorBody
 from sharpeyes.api.rest.service import ServiceFacade
 
@@ -82,18 +85,24 @@ def authenticate(
     ctx = get_context(request)
     client = client_address(request, ctx.settings)
     wait = ctx.limiter.retry_after(client)
-    if wait > 0:
+
+    def blocked() -> HTTPException:
         ctx.metrics.auth_failures.labels("rate_limited").inc()
         audit(ctx, request, AuthAction.RATE_LIMITED, 429)
-        raise HTTPException(
+        return HTTPException(
             429, "too many failed authentications; retry later", {"Retry-After": f"{wait:.0f}"}
         )
+
     if creds is None or creds.scheme.lower() != "bearer":
+        if wait > 0:
+            raise blocked()
         ctx.metrics.auth_failures.labels("missing").inc()
         raise HTTPException(401, "an API token is required", _UNAUTHORIZED)
     try:
         principal = ctx.service.tokens.authenticate(creds.credentials)
     except TokenError as e:
+        if wait > 0:  # blocked: no further failures counted, no hint about this token
+            raise blocked() from e
         ctx.limiter.record_failure(client)
         ctx.metrics.auth_failures.labels("invalid").inc()
         audit(ctx, request, failure, 401, detail=str(e))
@@ -106,16 +115,23 @@ def authenticate(
     return principal
 
 
-def _viewer(request: Request, creds: Credentials) -> Principal:
-    return authenticate(request, creds, Role.VIEWER)
+async def _authenticated(request: Request, creds: Credentials, needed: Role) -> Principal:
+    # async, so that the token id set here reaches the endpoint (signed URLs are bound to it)
+    principal = await run_in_threadpool(authenticate, request, creds, needed)
+    CURRENT_TOKEN.set(principal.token_id)
+    return principal
 
 
-def _reviewer(request: Request, creds: Credentials) -> Principal:
-    return authenticate(request, creds, Role.REVIEWER)
+async def _viewer(request: Request, creds: Credentials) -> Principal:
+    return await _authenticated(request, creds, Role.VIEWER)
 
 
-def _admin(request: Request, creds: Credentials) -> Principal:
-    return authenticate(request, creds, Role.ADMIN)
+async def _reviewer(request: Request, creds: Credentials) -> Principal:
+    return await _authenticated(request, creds, Role.REVIEWER)
+
+
+async def _admin(request: Request, creds: Credentials) -> Principal:
+    return await _authenticated(request, creds, Role.ADMIN)
 
 
 Viewer = Annotated[Principal, Depends(_viewer)]

@@ -3,8 +3,9 @@
 Only the fixed evidence names (``1.jpg 2.jpg 3.jpg plate.jpg composite.jpg clip.mp4
 record.json``) and the event's crop are ever served, and only from the record's own directory
 under one of the configured evidence roots; symlinks that leave the directory are refused.
-Signed URLs (HMAC over event id, file name and expiry) let ``<img>`` and ``<video>`` elements,
-which cannot send an ``Authorization`` header, fetch evidence for a limited time.
+Signed URLs (HMAC over event id, file name, expiry and the id of the token that asked for
+them) let ``<img>`` and ``<video>`` elements, which cannot send an ``Authorization`` header,
+fetch evidence for a limited time — and only while that token is neither revoked nor expired.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import hmac
 import logging
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +27,8 @@ from sharpeyes.api.store.records import StoredEvent
 logger = logging.getLogger(__name__)
 
 CROP_NAME = "crop.jpg"
+CURRENT_TOKEN: ContextVar[str] = ContextVar("sharpeyes_current_token", default="")
+"""The token id of the request being served (set by the auth dependencies)."""
 MEDIA_TYPES: dict[str, str] = {
     ".jpg": "image/jpeg",
     ".mp4": "video/mp4",
@@ -112,23 +116,49 @@ class EvidenceLocator:
 
 
 class UrlSigner:
-    """HMAC-signed, expiring evidence URLs. The key comes from config/env (or is per process)."""
+    """HMAC-signed, expiring evidence URLs bound to the token that asked for them.
 
-    def __init__(self, key: bytes | None = None, ttl_s: int = 3600) -> None:
+    ``sig`` is ``<mac>.<token id>``; :meth:`verify` refuses it once ``token_active`` says the
+    token is revoked or expired. The key comes from config/env (or is per process) and must not
+    be the token-hashing key.
+    """
+
+    def __init__(
+        self,
+        key: bytes | None = None,
+        ttl_s: int = 3600,
+        *,
+        token_active: Callable[[str], bool] | None = None,
+    ) -> None:
         self._key = key or secrets.token_bytes(32)
         self.ttl_s = ttl_s
+        self._token_active = token_active
 
-    def _mac(self, event_id: str, name: str, exp: int) -> str:
-        msg = f"{event_id}\n{name}\n{exp}".encode()
+    def _mac(self, event_id: str, name: str, exp: int, token_id: str) -> str:
+        msg = f"{event_id}\n{name}\n{exp}\n{token_id}".encode()
         return hmac.new(self._key, msg, hashlib.sha256).hexdigest()[:32]
 
-    def sign(self, event_id: str, name: str, now: float | None = None) -> tuple[int, str]:
+    def sign(
+        self,
+        event_id: str,
+        name: str,
+        now: float | None = None,
+        *,
+        token_id: str | None = None,
+    ) -> tuple[int, str]:
+        tid = CURRENT_TOKEN.get() if token_id is None else token_id
         exp = int((time.time() if now is None else now) + self.ttl_s)
-        return exp, self._mac(event_id, name, exp)
+        mac = self._mac(event_id, name, exp, tid)
+        return exp, f"{mac}.{tid}" if tid else mac
 
     def verify(
         self, event_id: str, name: str, exp: int, sig: str, now: float | None = None
     ) -> bool:
-        if exp < (time.time() if now is None else now):
+        if exp < (time.time() if now is None else now) or not sig.isascii():
             return False
-        return hmac.compare_digest(self._mac(event_id, name, exp), sig)
+        mac, _, tid = sig.partition(".")
+        if not hmac.compare_digest(self._mac(event_id, name, exp, tid), mac):
+            return False
+        if self._token_active is None:
+            return True
+        return bool(tid) and self._token_active(tid)

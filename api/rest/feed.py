@@ -1,10 +1,13 @@
 """Live feed hub: Server-Sent Events of new events, with resume from ``Last-Event-ID``.
 
-Publishers (the pipeline's sink threads) call :meth:`FeedHub.publish` from any thread; each SSE
-subscriber is an async generator on the server's event loop. Items live in a bounded ring; a
-subscriber that resumes from an id older than the ring is backfilled from the store through the
-``backfill`` callable (items with ``seq`` greater than the given one, oldest first), so a client
-that reconnects with its last event id loses nothing.
+The durable feed is the ``feed_log`` table: its row is written in the same transaction as the
+event (:func:`sharpeyes.api.store.events.write_groups`), so a committed event always has its feed
+row and its SSE id is that row's ``seq``. Live items reach the hub after the commit, from the
+store writer's ``on_committed`` callback (:func:`committed_publisher`), on the writer thread;
+each SSE subscriber is an async generator on the server's event loop. Items live in a bounded
+ring; a subscriber that resumes with ``Last-Event-ID`` reads from the feed table through the
+``backfill`` callable (items with ``seq`` greater than the given one, oldest first) until it has
+caught up with the ring, so a client that reconnects with its last event id loses nothing.
 """
 
 from __future__ import annotations
@@ -16,10 +19,16 @@ import threading
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sharpeyes.api.store.events import Written
+    from sharpeyes.api.store.records import StoredEvent
 
 logger = logging.getLogger(__name__)
 
 HEARTBEAT_S = 15.0
+RESUME_PAGE = 1000
 Backfill = Callable[[int, int], Sequence["FeedItem"]]
 
 
@@ -136,10 +145,15 @@ class FeedHub:
         with self._lock:
             self._waiters.add(waiter)
             cursor = self._last_seq if after_seq is None else after_seq
+        # a resume reads the durable feed table until it comes back short (caught up)
+        resuming = after_seq is not None and self._backfill is not None
         try:
             while True:
                 waiter.event.clear()
-                if self._backfill is not None and cursor + 1 < self._oldest_seq():
+                if resuming and self._backfill is not None:
+                    items = list(await asyncio.to_thread(self._backfill, cursor, RESUME_PAGE))
+                    resuming = len(items) >= RESUME_PAGE
+                elif self._backfill is not None and cursor + 1 < self._oldest_seq():
                     items = await asyncio.to_thread(self.after, cursor)
                 else:
                     items = self.after(cursor)
@@ -160,3 +174,27 @@ class FeedHub:
     def _oldest_seq(self) -> int:
         with self._lock:
             return self._ring[0].seq if self._ring else self._last_seq + 1
+
+
+def committed_publisher(
+    hub: FeedHub, payload: Callable[[StoredEvent], str] | None = None
+) -> Callable[[Sequence[Written]], None]:
+    """An ``on_committed`` callback for :class:`~sharpeyes.api.store.writer.StoreWriter`:
+    publishes each committed event that has a feed row, with its ``feed_log.seq`` as SSE id.
+
+    ``payload`` renders the JSON (default: :func:`sharpeyes.api.rest.convert.feed_payload`, the
+    same as the store backfill uses).
+    """
+    if payload is None:
+        from sharpeyes.api.rest.convert import feed_payload
+
+        payload = feed_payload
+    render = payload
+
+    def publish(written: Sequence[Written]) -> None:
+        fed = sorted((w for w in written if w.feed_seq is not None), key=lambda w: w.feed_seq or 0)
+        for w in fed:
+            ev = w.stored.event
+            hub.publish(str(ev.type), ev.stream_id, render(w.stored), w.feed_seq)
+
+    return publish

@@ -62,6 +62,18 @@ class ViolationPublic(BaseModel):
     approach: str | None = None
     crossed_stop_line_pts: float
     evidence_pts: list[float] = Field(default_factory=list)
+    time_ms: int | None = Field(
+        None,
+        description="The violation's time (the stop-line crossing) in UTC epoch milliseconds: "
+        "crossed_stop_line_pts mapped to wall time. The record's time, not first_seen_ms.",
+    )
+
+
+class IncompletePartPublic(BaseModel):
+    part: str = Field(
+        description="What is missing or doubtful, e.g. plate, image_1.", examples=["plate"]
+    )
+    reason: str = Field(examples=["plate unreadable in every evidence image"])
 
 
 class EvidenceFilePublic(BaseModel):
@@ -118,6 +130,21 @@ class EventPublic(BaseModel):
     detail: str | None = None
     review: ReviewInfo | None = Field(None, description="Present for violations only.")
     evidence: list[EvidenceFilePublic] = Field(default_factory=list)
+    time_ms: int = Field(
+        0,
+        description="The record's time in UTC epoch milliseconds: the violation time (stop-line "
+        "crossing) for violations, first_seen_ms otherwise.",
+    )
+    evidence_complete: bool | None = Field(
+        None,
+        description="From the evidence record (detail views only): whether it proves the "
+        "violation by itself; None when no record was read.",
+    )
+    incomplete: list[IncompletePartPublic] = Field(
+        default_factory=list,
+        description="What the evidence record cannot show (detail views only); a reviewer must "
+        "acknowledge these before confirming.",
+    )
 
 
 class EventPage(BaseModel):

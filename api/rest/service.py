@@ -8,7 +8,11 @@ its thread pool) and return public schemas, never store rows.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
+import os
+import shutil
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,6 +30,7 @@ from sharpeyes.api.rest.schemas import (
     AuditEntryPublic,
     EventPage,
     EventPublic,
+    IncompletePartPublic,
     Readiness,
     ReviewAction,
     StreamHealthPublic,
@@ -40,6 +45,33 @@ from sharpeyes.pipeline.types import Event
 logger = logging.getLogger(__name__)
 
 HealthProvider = Callable[[], Mapping[str, StreamHealthPublic]]
+DEFAULT_MIN_FREE_BYTES = 512 * 1024 * 1024
+NO_EVIDENCE = IncompletePartPublic(
+    part="evidence", reason="no evidence record was stored for this violation"
+)
+
+
+def derive_key(key: bytes, purpose: str) -> bytes:
+    """A 32-byte key for one purpose, so one installation secret never serves two."""
+    return hmac.new(key, f"sharpeyes/{purpose}".encode(), hashlib.sha256).digest()
+
+
+def harden_permissions(files_root: Path, db: Database) -> None:
+    """Make the data directory 0700 and a SQLite store (with its WAL files) 0600."""
+    try:
+        files_root.mkdir(parents=True, exist_ok=True)
+        os.chmod(files_root, 0o700)
+    except OSError as e:
+        logger.warning("cannot restrict %s: %s", files_root, e.strerror or e)
+    options = getattr(db, "options", None)
+    path = getattr(options, "path", None)
+    if isinstance(path, Path):
+        for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            try:
+                if p.exists():
+                    os.chmod(p, 0o600)
+            except OSError as e:
+                logger.warning("cannot restrict %s: %s", p, e.strerror or e)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,13 +135,24 @@ class StoreService:
         health: HealthProvider | None = None,
         model_status: ModelStatusProvider | None = None,
         feed_capacity: int = 4096,
+        min_free_bytes: int = DEFAULT_MIN_FREE_BYTES,
+        token_ttl_s: float | None = None,
     ) -> None:
         self.db = db
         self.events = events
-        self.tokens = TokenService(SqlTokenRepository(db), token_key)
+        self.files_root = files_root
+        self.min_free_bytes = min_free_bytes
+        harden_permissions(files_root, db)
+        self.tokens = TokenService(SqlTokenRepository(db), token_key, default_ttl_s=token_ttl_s)
         self.auth_audit: AuthAuditLog = SqlAuthAuditLog(db)
         self.cameras = cameras or CameraRegistry(db=db)
-        self.signer = UrlSigner(url_key)
+        if token_key:  # camera credentials at rest: encrypted with a key derived from it
+            self.cameras.set_secret_key(derive_key(token_key, "camera-credentials"))
+        # URL signing never uses the token-hashing key itself; signed URLs name their token
+        self.signer = UrlSigner(
+            derive_key(url_key, "evidence-url") if url_key else None,
+            token_active=self.tokens.is_active,
+        )
         self.locator = EvidenceLocator([files_root, *evidence_roots])
         self._health = health
         self._model_status = model_status
@@ -135,14 +178,28 @@ class StoreService:
                 tx.fetchone("SELECT 1")
         except StoreError as e:
             store_ok, detail = False, f"store: {e}"
+        disk_ok, free = self.disk_ok()
+        if not disk_ok:
+            detail = detail or (
+                f"disk: {free // (1024 * 1024)} MiB free in the data directory "
+                f"(need {self.min_free_bytes // (1024 * 1024)} MiB)"
+            )
         ms = self._model_status() if self._model_status else ModelStatus(False, None, "no model")
         return Readiness(
-            ready=store_ok and ms.loaded,
+            ready=store_ok and disk_ok and ms.loaded,
             store=store_ok,
             model_loaded=ms.loaded,
             provider=ms.provider,
             detail=detail or ms.detail,
         )
+
+    def disk_ok(self) -> tuple[bool, int]:
+        """(enough free space for evidence and the store, free bytes) in the data directory."""
+        try:
+            free = shutil.disk_usage(self.files_root).free
+        except OSError:
+            return False, 0
+        return free >= self.min_free_bytes, free
 
     # -- events ------------------------------------------------------------------------------------
 
@@ -157,6 +214,8 @@ class StoreService:
             page = self.events.list_events(flt, cursor, limit)
         except ValueError as e:
             raise InvalidRequestError(str(e)) from e
+        except OverflowError as e:  # a forged cursor with integers out of the store's range
+            raise InvalidRequestError("invalid cursor") from e
         return EventPage(
             items=[event_public(s, self.signer, None) for s in page.items],
             next_cursor=page.next_cursor,
@@ -167,7 +226,7 @@ class StoreService:
         if violation and stored.event.violation is None:
             raise NotFoundError(f"event {event_id!r} is not a violation")
         trail = self.events.audit_trail(event_id) if stored.review_state else []
-        return event_public(stored, self.signer, self.locator.files(stored), trail)
+        return _flag_missing(event_public(stored, self.signer, self.locator.files(stored), trail))
 
     def review(
         self,
@@ -192,7 +251,7 @@ class StoreService:
         if not trail:
             raise ConflictError(f"review of {event_id} left no audit entry")
         return ReviewOutcome(
-            event=event_public(after, self.signer, self.locator.files(after), trail),
+            event=_flag_missing(event_public(after, self.signer, self.locator.files(after), trail)),
             audit=audit_public(trail[-1]),
         )
 
@@ -267,6 +326,15 @@ class StoreService:
                     )
                 )
         return items
+
+
+def _flag_missing(event: EventPublic) -> EventPublic:
+    """A violation whose evidence record is missing is flagged incomplete (not "unknown")."""
+    if event.violation is None or any(f.name == "record.json" for f in event.evidence):
+        return event
+    return event.model_copy(
+        update={"evidence_complete": False, "incomplete": [*event.incomplete, NO_EVIDENCE]}
+    )
 
 
 def build_store_service(db_url: str | Path, files_root: Path, **options: Any) -> StoreService:

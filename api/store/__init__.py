@@ -2,7 +2,8 @@
 
 ``open_store(url, files_root)`` opens the database, applies migrations and returns an
 :class:`EventStore`; :class:`Outbox` serves the GA/T 1400 sender; :class:`StoreSink` and
-:class:`JsonlSink` plug into the pipeline.
+:class:`JsonlSink` plug into the pipeline; :class:`StoreWriter` is a node's one writer thread
+(camera threads enqueue; events, outbox rows and feed rows commit together in batches).
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ from sharpeyes.api.store.events import (
     FencedError,
     InvalidCursorError,
     ReviewError,
+    WriteGroup,
+    Written,
+    write_groups,
 )
 from sharpeyes.api.store.migrate import migrate
 from sharpeyes.api.store.outbox import Outbox, OutboxItem, OutboxStats
@@ -35,6 +39,13 @@ from sharpeyes.api.store.records import (
 )
 from sharpeyes.api.store.serialize import event_to_json
 from sharpeyes.api.store.sink import JsonlSink, StoreSink
+from sharpeyes.api.store.writer import (
+    StoreWriter,
+    WriterClosedError,
+    WriterFullError,
+    WriterSink,
+    WriterStats,
+)
 
 
 def open_store(url: str | Path, files_root: Path) -> EventStore:
@@ -70,10 +81,18 @@ __all__ = [
     "StoreIntegrityError",
     "StoreSink",
     "StoreUnavailableError",
+    "StoreWriter",
     "StoredEvent",
     "StreamPosition",
+    "WriteGroup",
+    "WriterClosedError",
+    "WriterFullError",
+    "WriterSink",
+    "WriterStats",
+    "Written",
     "event_to_json",
     "migrate",
     "open_database",
     "open_store",
+    "write_groups",
 ]

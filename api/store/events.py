@@ -1,11 +1,17 @@
-"""The event store: events, their crops, outbox rows and stream positions committed together.
+"""The event store: events, their crops, outbox rows, feed rows and stream positions committed
+together.
 
-Commit protocol (``docs/SCALE_OUT.md`` §2.3): crops are written atomically *before* the
-transaction, so a committed row never points at a missing file (a kill in between leaves an
-orphan file that the next attempt reuses); then one transaction inserts the events (ids are
-deterministic, duplicates are ignored), enqueues one outbox row per destination per new event,
-and moves the stream position — refused when the position's epoch is older than the stored one
-(a fenced, stale owner).
+Commit protocol (``docs/SCALE_OUT.md`` §2.3), in :func:`write_groups` — the ONE write path of
+events, used by :meth:`EventStore.write_batch` (:class:`~sharpeyes.api.store.sink.StoreSink`,
+``add_events``), the node's :class:`~sharpeyes.api.store.writer.StoreWriter` and the cluster's
+:meth:`~sharpeyes.api.cluster.leases.LeaseStore.commit`: crops are written atomically *before*
+the transaction, so a committed row never points at a missing file (a kill in between leaves an
+orphan file that the next attempt reuses); then one transaction runs the caller's hook (stream
+position, lease check — refused when the epoch is older than the stored one: a fenced, stale
+owner), inserts the events (ids are deterministic, duplicates are ignored) and, for the rows
+actually inserted only, one outbox row per destination and the ``feed_log`` row whose ``seq`` is
+the live feed's SSE id. An event is therefore never committed without its outbox and feed rows,
+nor the reverse.
 """
 
 from __future__ import annotations
@@ -14,7 +20,8 @@ import base64
 import binascii
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from sharpeyes.api.store import outbox
@@ -22,7 +29,7 @@ from sharpeyes.api.store.db import Connection, Database, Param
 from sharpeyes.api.store.files import write_crops
 from sharpeyes.api.store.migrate import migrate
 from sharpeyes.api.store.records import (
-    INSERT_EVENT,
+    EVENT_COLUMNS,
     SELECT_EVENT,
     EventFilter,
     Page,
@@ -113,6 +120,130 @@ def where_clause(f: EventFilter) -> tuple[str, list[Param]]:
     return " AND ".join(conds), params
 
 
+TxHook = Callable[[Connection], None]
+
+
+@dataclass(frozen=True, slots=True)
+class WriteGroup:
+    """Events written with the same device id, outbox destinations and feed flag."""
+
+    events: tuple[Event, ...]
+    destinations: tuple[str, ...] = ()
+    device_id: str | None = None
+    feed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """An event that was new (inserted) in a committed transaction.
+
+    ``stored`` is the row as a reader would get it back; ``feed_seq`` is its ``feed_log.seq``
+    (the SSE id), None when it was written without a feed row.
+    """
+
+    stored: StoredEvent
+    feed_seq: int | None
+
+    @property
+    def event_id(self) -> str:
+        return self.stored.event_id
+
+
+_EVENT_CHUNK = 200  # rows per multi-row INSERT (x 44 columns: under SQLite's variable limit)
+_FEED_CHUNK = 1000
+
+
+def _insert_events_sql(n: int) -> str:
+    one = f"({', '.join('?' for _ in EVENT_COLUMNS)})"
+    return (
+        f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES {', '.join([one] * n)} "
+        "ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
+    )
+
+
+def _insert_feed(conn: Connection, rows: Sequence[tuple[Param, ...]], now: int) -> dict[str, int]:
+    """Feed rows for new events (``rows`` from :func:`event_row`), in order; their seqs by id."""
+    seqs: dict[str, int] = {}
+    for start in range(0, len(rows), _FEED_CHUNK):
+        part = rows[start : start + _FEED_CHUNK]
+        params: list[Param] = []
+        for row in part:  # event_id, type, stream_id: the first columns of EVENT_COLUMNS
+            params += [row[0], row[1], row[2], now]
+        values = ", ".join("(?, ?, ?, ?)" for _ in part)
+        got = conn.fetchall(
+            f"INSERT INTO feed_log (event_id, type, stream_id, at_ms) VALUES {values} "
+            "RETURNING seq, event_id",
+            params,
+        )
+        if len(got) != len(part):
+            raise StoreError(f"feed_log insert returned {len(got)} of {len(part)} sequences")
+        seqs.update((str(r[1]), int(r[0])) for r in got)
+    return seqs
+
+
+def write_groups(
+    db: Database,
+    files_root: Path | None,
+    groups: Sequence[WriteGroup],
+    *,
+    extra: TxHook | None = None,
+    now_ms: int | None = None,
+) -> list[Written]:
+    """The one write path of events, their outbox rows and their feed rows.
+
+    1. Crops of all events are written atomically and fsynced under ``files_root`` *before* the
+       transaction (a committed row never points at a missing file). With ``files_root`` None no
+       file is written and ``crop_path`` stays NULL.
+    2. One transaction: ``extra(conn)`` first (a stream position, a lease check and advance —
+       raising there rolls everything back), then each event is inserted with
+       ``ON CONFLICT (event_id) DO NOTHING``; only rows actually inserted get one outbox row per
+       destination and (when the group's ``feed``) one ``feed_log`` row. Duplicates — stored
+       earlier, or twice in this call — get nothing.
+    3. Evidence paths are stored relative to ``files_root`` when they lie below it.
+
+    Returns the new events in insertion order (empty when all were duplicates).
+
+    Raises:
+        StoreError: the database or the evidence directory failed; nothing is committed (crop
+            files already written stay, and are reused by the next attempt).
+    """
+    crops: list[list[str | None]] = [
+        write_crops(files_root, g.events) if files_root is not None else [None] * len(g.events)
+        for g in groups
+    ]
+    now = _now_ms() if now_ms is None else now_ms
+    rows: list[tuple[WriteGroup, tuple[Param, ...]]] = [
+        (group, event_row(event, crop, group.device_id, now, files_root))
+        for group, group_crops in zip(groups, crops, strict=True)
+        for event, crop in zip(group.events, group_crops, strict=True)
+    ]
+    written: list[Written] = []
+    with db.transaction() as conn:
+        if extra is not None:
+            extra(conn)
+        inserted: set[str] = set()
+        for start in range(0, len(rows), _EVENT_CHUNK):
+            part = [row for _, row in rows[start : start + _EVENT_CHUNK]]
+            got = conn.fetchall(
+                _insert_events_sql(len(part)), [value for row in part for value in row]
+            )
+            inserted.update(str(r[0]) for r in got)
+        new: list[tuple[WriteGroup, tuple[Param, ...]]] = []
+        for group, row in rows:  # first occurrence only (an id may repeat within a call)
+            event_id = str(row[0])
+            if event_id in inserted:
+                inserted.discard(event_id)
+                new.append((group, row))
+        outbox.enqueue_many(
+            conn,
+            [(dest, str(row[0]), str(row[1])) for group, row in new for dest in group.destinations],
+            now_ms=now,
+        )
+        seqs = _insert_feed(conn, [row for group, row in new if group.feed], now)
+        written = [(Written(row_to_stored(row), seqs.get(str(row[0])))) for _, row in new]
+    return written
+
+
 class EventStore:
     """Events, crops, outbox and stream positions on one :class:`Database`.
 
@@ -143,36 +274,49 @@ class EventStore:
         position: StreamPosition | None = None,
         device_id: str | None = None,
         now_ms: int | None = None,
+        feed: bool = False,
     ) -> int:
         """Store ``events`` with their crops, outbox rows and the stream position, atomically.
 
         Returns how many events were new (ids already stored are ignored, and get no new
         outbox rows). ``now_ms`` (default: wall clock) stamps ``created_ms`` and the outbox rows.
+        A thin wrapper over :meth:`write_batch`.
 
         Raises:
             FencedError: ``position.epoch`` is older than the stored epoch; nothing is written.
             StoreError: the database or the evidence directory failed; nothing is committed.
         """
-        crops = write_crops(self.files_root, events)  # durable before the commit
-        now = _now_ms() if now_ms is None else now_ms
-        with self.db.transaction() as conn:
-            new: list[Event] = []
-            for event, crop in zip(events, crops, strict=True):
-                if (
-                    conn.execute(
-                        INSERT_EVENT, event_row(event, crop, device_id, now, self.files_root)
-                    )
-                    > 0
-                ):
-                    new.append(event)
-            for destination in outbox_destinations:
-                for event in new:
-                    outbox.enqueue(
-                        conn, destination, [event.event_id], kind=str(event.type), now_ms=now
-                    )
+
+        def save_position(conn: Connection) -> None:
             if position is not None:
-                self._save_position(conn, position, now)
-        return len(new)
+                self._save_position(conn, position, _now_ms() if now_ms is None else now_ms)
+
+        written = self.write_batch(
+            events,
+            destinations=outbox_destinations,
+            device_id=device_id,
+            feed=feed,
+            extra=save_position if position is not None else None,
+            now_ms=now_ms,
+        )
+        return len(written)
+
+    def write_batch(
+        self,
+        events: Sequence[Event],
+        *,
+        destinations: Sequence[str],
+        device_id: str | None,
+        feed: bool,
+        extra: TxHook | None = None,
+        now_ms: int | None = None,
+    ) -> list[Written]:
+        """THE write path of events: crops, events, outbox rows and feed rows, atomically.
+
+        See :func:`write_groups` (this is one group on this store's database and files root).
+        """
+        group = WriteGroup(tuple(events), tuple(destinations), device_id, feed)
+        return write_groups(self.db, self.files_root, [group], extra=extra, now_ms=now_ms)
 
     @staticmethod
     def _save_position(conn: Connection, pos: StreamPosition, now_ms: int) -> None:

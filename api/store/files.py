@@ -6,8 +6,10 @@ import contextlib
 import os
 import re
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -42,20 +44,42 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def _write_temp(path: Path, data: bytes) -> str:
-    """Write ``data`` to a fsynced temp file next to ``path``; return the temp file's name."""
+def _write_temp(path: Path, data: bytes, *, sync: bool = True) -> str:
+    """Write ``data`` to a temp file next to ``path`` (fsynced unless ``sync`` is False, when the
+    caller fsyncs it before the rename); return the temp file's name."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if sync:
+                os.fsync(f.fileno())
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
     return tmp
+
+
+def _fsync_file(name: str) -> None:
+    fd = os.open(name, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+FSYNC_THREADS = 8
+_POOL_LOCK = threading.Lock()
+_POOL: list[ThreadPoolExecutor] = []  # created on first use, shared by all writers
+
+
+def _fsync_pool() -> ThreadPoolExecutor:
+    with _POOL_LOCK:
+        if not _POOL:
+            _POOL.append(ThreadPoolExecutor(FSYNC_THREADS, thread_name_prefix="fsync"))
+        return _POOL[0]
 
 
 def write_files_atomic(items: Sequence[tuple[Path, bytes]], *, overwrite: bool = False) -> int:
@@ -64,34 +88,41 @@ def write_files_atomic(items: Sequence[tuple[Path, bytes]], *, overwrite: bool =
     A reader (or a process restarted after a kill) sees either no file or the whole file, and
     once this returns the files survive a power cut. Existing files are kept unless
     ``overwrite`` — a file a committed row points at is never replaced. Returns how many files
-    were written.
+    were written. Several files are fsynced in parallel (the file system groups the flushes:
+    several times faster than one after the other), each before its rename.
 
     Raises:
         StoreError: a file could not be written (disk full, permissions).
     """
+    todo = [(path, data) for path, data in items if overwrite or not path.exists()]
     dirs: set[Path] = set()
-    written = 0
+    temps: list[tuple[str, Path]] = []
+    renamed = 0
     current = Path()
     try:
-        for path, data in items:
-            current = path
-            if not overwrite and path.exists():
-                continue
-            tmp = _write_temp(path, data)
-            try:
+        try:
+            for path, data in todo:
+                current = path
+                temps.append((_write_temp(path, data, sync=len(todo) == 1), path))
+            if len(temps) > 1:
+                current = temps[0][1].parent
+                list(_fsync_pool().map(_fsync_file, [tmp for tmp, _ in temps]))
+            renamed = 0
+            for tmp, path in temps:
+                current = path
                 os.replace(tmp, path)
-            except OSError:
+                renamed += 1
+                dirs.add(path.parent)
+        finally:
+            for tmp, _ in temps[renamed:]:  # not renamed: an error above
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)
-                raise
-            dirs.add(path.parent)
-            written += 1
         for directory in sorted(dirs):
             current = directory
             _fsync_dir(directory)
     except OSError as e:
         raise StoreError(f"cannot write evidence file {current}: {e.strerror or e}") from e
-    return written
+    return renamed
 
 
 def write_atomic(path: Path, data: bytes, *, overwrite: bool = False) -> bool:

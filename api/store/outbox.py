@@ -36,6 +36,7 @@ class OutboxItem:
     attempts: int
     next_attempt_ms: int
     last_error: str | None
+    rejections: int = 0  # per-object transient answers (migration 0402), not transport failures
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +49,19 @@ class OutboxStats:
     failed: int  # given up on (mark_dead)
 
 
-_ITEM_COLS = "id, destination, object_id, kind, created_ms, attempts, next_attempt_ms, last_error"
+_ITEM_COLS = ", ".join(
+    (
+        "id",
+        "destination",
+        "object_id",
+        "kind",
+        "created_ms",
+        "attempts",
+        "next_attempt_ms",
+        "last_error",
+        "rejections",
+    )
+)
 
 
 def _item(row: Row) -> OutboxItem:
@@ -61,6 +74,7 @@ def _item(row: Row) -> OutboxItem:
         attempts=int(row[5]),
         next_attempt_ms=int(row[6]),
         last_error=None if row[7] is None else str(row[7]),
+        rejections=int(row[8]),
     )
 
 
@@ -82,6 +96,29 @@ def enqueue(
                 "INSERT INTO outbox (destination, object_id, kind, created_ms, next_attempt_ms) "
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT (destination, object_id) DO NOTHING",
                 (destination, object_id, kind, now_ms, now_ms),
+            ),
+        )
+    return added
+
+
+def enqueue_many(
+    conn: Connection, rows: Sequence[tuple[str, str, str]], *, now_ms: int, chunk: int = _CHUNK
+) -> int:
+    """Add ``(destination, object_id, kind)`` rows with multi-row INSERTs (one round trip per
+    ``chunk`` rows) inside the caller's transaction; rows already queued are ignored."""
+    added = 0
+    for start in range(0, len(rows), chunk):
+        part = rows[start : start + chunk]
+        params: list[Param] = []
+        for destination, object_id, kind in part:
+            params += [destination, object_id, kind, now_ms, now_ms]
+        values = ", ".join("(?, ?, ?, ?, ?)" for _ in part)
+        added += max(
+            0,
+            conn.execute(
+                "INSERT INTO outbox (destination, object_id, kind, created_ms, next_attempt_ms) "
+                f"VALUES {values} ON CONFLICT (destination, object_id) DO NOTHING",
+                params,
             ),
         )
     return added
@@ -142,11 +179,22 @@ class Outbox:
         """Mark rows delivered; returns how many pending rows changed."""
         return self._update("state = 'delivered', delivered_ms = ?", (now_ms,), ids)
 
-    def mark_failed(self, ids: Sequence[int], error: str, now_ms: int, next_attempt_ms: int) -> int:
-        """Record a failed attempt; the rows stay pending and become due at ``next_attempt_ms``."""
+    def mark_failed(
+        self,
+        ids: Sequence[int],
+        error: str,
+        now_ms: int,
+        next_attempt_ms: int,
+        *,
+        rejected: bool = False,
+    ) -> int:
+        """Record a failed attempt; the rows stay pending and become due at ``next_attempt_ms``.
+        ``rejected``: the destination answered this object with a transient refusal (counted in
+        ``rejections``, unlike transport failures)."""
         del now_ms  # kept for symmetry with the other marks and for future audit columns
+        extra = ", rejections = rejections + 1" if rejected else ""
         return self._update(
-            "attempts = attempts + 1, last_error = ?, next_attempt_ms = ?",
+            f"attempts = attempts + 1{extra}, last_error = ?, next_attempt_ms = ?",
             (error[:1000], next_attempt_ms),
             ids,
         )
@@ -161,12 +209,53 @@ class Outbox:
 
     def requeue(self, destination: str, now_ms: int) -> int:
         """Put every ``failed`` row of ``destination`` back to pending, due now."""
-        with self.db.transaction() as conn:
-            return conn.execute(
-                "UPDATE outbox SET state = 'pending', next_attempt_ms = ? "
-                "WHERE destination = ? AND state = 'failed'",
-                (now_ms, destination),
+        return self.retry_dead(destination, None, now_ms)
+
+    # -- dead letters: rows given up on (state ``failed``), ``last_error`` is the reason -------
+
+    def list_dead(
+        self, destination: str, *, limit: int = 100, after_id: int = 0
+    ) -> list[OutboxItem]:
+        """Dead letters of ``destination`` in id order (page with ``after_id``); each row's
+        ``last_error`` is the reason and ``next_attempt_ms`` the time it was given up on."""
+        with self.db.transaction(readonly=True) as conn:
+            rows = conn.fetchall(
+                f"SELECT {_ITEM_COLS} FROM outbox WHERE destination = ? AND state = 'failed' "
+                "AND id > ? ORDER BY id LIMIT ?",
+                (destination, after_id, max(0, limit)),
             )
+        return [_item(r) for r in rows]
+
+    def dead_reasons(self, destination: str) -> dict[str, int]:
+        """Dead letters per reason (for metrics / the status page)."""
+        with self.db.transaction(readonly=True) as conn:
+            rows = conn.fetchall(
+                "SELECT last_error, COUNT(*) FROM outbox WHERE destination = ? "
+                "AND state = 'failed' GROUP BY last_error",
+                (destination,),
+            )
+        return {str(r[0] or ""): int(r[1]) for r in rows}
+
+    def retry_dead(self, destination: str, ids: Sequence[int] | None, now_ms: int) -> int:
+        """Put dead letters back to pending, due now, with a fresh attempt count: the rows
+        ``ids`` (rows not dead are left alone) or, with ``ids=None``, all of ``destination``."""
+        with self.db.transaction() as conn:
+            if ids is None:
+                return conn.execute(
+                    "UPDATE outbox SET state = 'pending', attempts = 0, rejections = 0, "
+                    "next_attempt_ms = ? WHERE destination = ? AND state = 'failed'",
+                    (now_ms, destination),
+                )
+            changed = 0
+            for start in range(0, len(ids), _CHUNK):
+                chunk = list(ids[start : start + _CHUNK])
+                changed += conn.execute(
+                    "UPDATE outbox SET state = 'pending', attempts = 0, rejections = 0, "
+                    "next_attempt_ms = ? "
+                    f"WHERE destination = ? AND state = 'failed' AND id IN ({_in_list(chunk)})",
+                    (now_ms, destination, *chunk),
+                )
+            return changed
 
     def stats(self, destination: str, now_ms: int | None = None) -> OutboxStats:
         """Counts for one destination; ages relative to ``now_ms`` (default: the wall clock)."""

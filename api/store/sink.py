@@ -19,9 +19,14 @@ log = logging.getLogger(__name__)
 
 
 class StoreSink:
-    """Writes each event to an :class:`EventStore` as it arrives — nothing is buffered, so a
-    kill loses at most the event being written (which the pipeline re-emits on replay with the
-    same deterministic id)."""
+    """Writes each event to an :class:`EventStore` as it arrives, on the caller's thread —
+    nothing is buffered, so a kill loses at most the event being written (which the pipeline
+    re-emits on replay with the same deterministic id).
+
+    Synchronous (one transaction and its fsyncs per event): right for ``analyze`` and tests; a
+    node with cameras uses :class:`~sharpeyes.api.store.writer.StoreWriter` instead. Both go
+    through :meth:`EventStore.write_batch`.
+    """
 
     def __init__(
         self,
@@ -29,16 +34,23 @@ class StoreSink:
         outbox_destinations: Sequence[str] = (),
         *,
         device_id: str | None = None,
+        feed: bool = False,
     ) -> None:
         self.store = store
+        self.feed = feed
         self.outbox_destinations = tuple(outbox_destinations)
         self.device_id = device_id
         self.added = 0
         self.duplicates = 0
 
     def emit(self, event: Event) -> None:
-        n = self.store.add_events(
-            [event], outbox_destinations=self.outbox_destinations, device_id=self.device_id
+        n = len(
+            self.store.write_batch(
+                [event],
+                destinations=self.outbox_destinations,
+                device_id=self.device_id,
+                feed=self.feed,
+            )
         )
         self.added += n
         self.duplicates += 1 - n

@@ -6,9 +6,18 @@ State machine::
     OFFLINE --register fails--> OFFLINE (next attempt after jittered exponential back-off)
 
 Every call carries ``User-Identify``; a 401 (or a 200 whose StatusString says "register first")
-on any call drops the session, re-registers and replays the call once. Per-object StatusCodes are
-returned to the caller: only failed objects need a retry, and an "already exists" answer counts as
-delivered (object ids are deterministic, so a replay is a duplicate by id). Any 2xx is accepted.
+on any call drops the session, re-registers and replays the call once. A 401 whose challenge says
+``stale=true`` is answered with the new nonce only (no re-register); the nonce count restarts at 1
+for every new nonce. Digest MD5 and SHA-256 (RFC 7616) are supported; SHA-256 is preferred when a
+server offers both.
+
+Per-object StatusCodes are classified by the table in :mod:`sharpeyes.api.viid.outcomes`:
+delivered, explicit duplicate id (= delivered), transient (retry with back-off) or permanent
+(dead letter). A request refused as a whole with a 4xx raises :class:`PermanentRequestError`;
+transport errors, timeouts and 5xx raise :class:`DeliveryError` (transient).
+
+Every failed handshake logs its cause at warning level once per change of cause, and
+:meth:`ViidClient.health` exposes it.
 """
 
 from __future__ import annotations
@@ -27,8 +36,14 @@ import httpx
 from pydantic import ValidationError
 
 from sharpeyes.api.viid.config import ViidClientConfig
-from sharpeyes.api.viid.digest import DigestError, authorization_header, parse_challenge
+from sharpeyes.api.viid.digest import (
+    DigestChallenge,
+    DigestError,
+    authorization_header,
+    best_challenge,
+)
 from sharpeyes.api.viid.ids import parse_local_time
+from sharpeyes.api.viid.outcomes import Outcome, classify_status, http_outcome
 from sharpeyes.api.viid.resources import CollectionSpec
 from sharpeyes.api.viid.schemas import (
     ResponseStatus,
@@ -49,13 +64,22 @@ class SessionLostError(DeliveryError):
     """The platform no longer knows our session (401 / 'please register')."""
 
 
+class PermanentRequestError(DeliveryError):
+    """The platform refused the request as a whole (4xx) without per-object answers."""
+
+    def __init__(self, message: str, status_code: int) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
 @dataclass
 class BatchResult:
-    """Per-object outcome of one POST."""
+    """Per-object outcome of one POST: ``failed`` is transient, ``rejected`` permanent."""
 
     delivered: list[str] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    rejected: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok_ids(self) -> list[str]:
@@ -70,6 +94,27 @@ class ClientStats:
     keepalive_failures: int = 0
     session_losses: int = 0
     requests: int = 0
+    stale_nonces: int = 0
+
+
+@dataclass
+class ClientHealth:
+    """What an operator needs to see when delivery does not work (``Delivery.health()``)."""
+
+    state: str
+    base_url: str
+    last_error: str | None
+    last_error_at_ms: int | None
+    consecutive_register_failures: int
+    last_register_ok_at_ms: int | None
+    digest_algorithm: str | None
+    registers: int
+    register_failures: int
+    session_losses: int
+    stale_nonces: int
+
+    def as_dict(self) -> dict[str, object]:
+        return dict(self.__dict__)
 
 
 class ViidClient:
@@ -95,6 +140,11 @@ class ViidClient:
         self._last_keepalive = 0.0
         self._last_time_sync: float | None = None
         self._nc = 0
+        self._nonce: str | None = None
+        self._challenge: DigestChallenge | None = None
+        self._last_error: str | None = None
+        self._last_error_at_ms: int | None = None
+        self._last_register_ok_ms: int | None = None
         timeout = httpx.Timeout(config.request_timeout_s, connect=config.connect_timeout_s)
         self._http = httpx.Client(
             base_url=config.base_url,
@@ -142,36 +192,68 @@ class ViidClient:
 
     # -- session ------------------------------------------------------------------------------
 
+    def _authorization(self, challenge: DigestChallenge, method: str, uri: str) -> str:
+        """Answer ``challenge``; the nonce count restarts at 1 for every new nonce."""
+        if challenge.nonce != self._nonce:
+            self._nonce = challenge.nonce
+            self._nc = 0
+        self._nc += 1
+        self._challenge = challenge
+        return authorization_header(
+            challenge,
+            username=self.config.username,
+            password=self.config.password,
+            method=method,
+            uri=uri,
+            nc=self._nc,
+        )
+
+    @staticmethod
+    def _challenge_of(resp: httpx.Response) -> DigestChallenge:
+        values = resp.headers.get_list("www-authenticate")
+        if not values:
+            raise DigestError(f"HTTP 401 without WWW-Authenticate from {resp.request.url.path}")
+        return best_challenge(values)
+
     def register(self) -> None:
-        """Two-step Digest register; raises :class:`DeliveryError` when refused."""
+        """Two-step Digest register; raises :class:`DeliveryError` when refused.
+
+        A second 401 whose challenge says ``stale=true`` is answered once more with the new
+        nonce (the password was right, the nonce had expired)."""
         with self._lock:
             path = "/VIID/System/Register"
             body = self._encode({"RegisterObject": {"DeviceID": self.config.device_id}})
             headers = self._headers(register=True)
             resp = self._send("POST", path, body, headers)
-            if resp.status_code == 401:
-                challenge_header = resp.headers.get("www-authenticate", "")
+            for answered in (0, 1, 2):
+                if resp.status_code != 401:
+                    break
                 try:
-                    challenge = parse_challenge(challenge_header)
+                    challenge = self._challenge_of(resp)
                 except DigestError as e:
+                    self.stats.register_failures += 1
                     raise DeliveryError(f"register: bad challenge: {e}") from e
-                self._nc += 1
-                auth = authorization_header(
-                    challenge,
-                    username=self.config.username,
-                    password=self.config.password,
-                    method="POST",
-                    uri=path,
-                    nc=self._nc,
-                )
+                if answered and not challenge.stale:
+                    break  # our answer was refused: wrong account or password
+                if answered:
+                    self.stats.stale_nonces += 1
+                auth = self._authorization(challenge, "POST", path)
                 resp = self._send("POST", path, body, {**headers, "Authorization": auth})
             if not resp.is_success:
                 self.stats.register_failures += 1
-                raise DeliveryError(f"register refused: HTTP {resp.status_code}")
+                why = " (wrong username or password?)" if resp.status_code == 401 else ""
+                raise DeliveryError(f"register refused: HTTP {resp.status_code}{why}")
             status = _single_status(resp)
             if status is not None and status.code != 0:
-                raise DeliveryError(f"register refused: StatusCode {status.StatusCode}")
+                self.stats.register_failures += 1
+                raise DeliveryError(
+                    f"register refused: StatusCode {status.StatusCode} {status.StatusString or ''}"
+                )
             self.state = SessionState.ONLINE
+            self._last_register_ok_ms = int(time.time() * 1000)
+            if self._last_error is not None:
+                log.warning("GA/T 1400 handshake with %s recovered", self.config.base_url)
+            self._last_error = None
             self._failures = 0
             self._register_failures = 0
             self._last_keepalive = self._clock()
@@ -188,7 +270,8 @@ class ViidClient:
                 raise DeliveryError("register back-off in progress")
             try:
                 self.register()
-            except DeliveryError:
+            except DeliveryError as e:
+                self._note_failure(str(e))
                 self._register_failures += 1
                 delay = min(
                     self.config.register_backoff_max_s,
@@ -197,6 +280,37 @@ class ViidClient:
                 self._next_register_at = now + delay * random.uniform(0.5, 1.0)
                 raise
             self._maybe_sync_time()
+
+    def _note_failure(self, cause: str) -> None:
+        """Log a handshake failure at warning level once per change of cause; keep it for
+        :meth:`health`."""
+        if cause != self._last_error:
+            log.warning(
+                "GA/T 1400 register with %s as %s failed: %s",
+                self.config.base_url,
+                self.config.device_id,
+                cause,
+            )
+        self._last_error = cause
+        self._last_error_at_ms = int(time.time() * 1000)
+
+    def health(self) -> ClientHealth:
+        """Session state and the last handshake failure (None once registered again)."""
+        with self._lock:
+            ch = self._challenge
+            return ClientHealth(
+                state=self.state.value,
+                base_url=self.config.base_url,
+                last_error=self._last_error,
+                last_error_at_ms=self._last_error_at_ms,
+                consecutive_register_failures=self._register_failures,
+                last_register_ok_at_ms=self._last_register_ok_ms,
+                digest_algorithm=(ch.algorithm or "MD5") if ch is not None else None,
+                registers=self.stats.registers,
+                register_failures=self.stats.register_failures,
+                session_losses=self.stats.session_losses,
+                stale_nonces=self.stats.stale_nonces,
+            )
 
     def drop_session(self) -> None:
         with self._lock:
@@ -213,7 +327,9 @@ class ViidClient:
             self._last_keepalive = self._clock()
             body = self._encode({"KeepaliveObject": {"DeviceID": self.config.device_id}})
             try:
-                resp = self._send("POST", "/VIID/System/Keepalive", body, self._headers())
+                resp = self._send_stale_aware(
+                    "POST", "/VIID/System/Keepalive", body, self._headers()
+                )
                 ok = resp.is_success and self._status_ok(resp)
                 if resp.status_code == 401:
                     self.drop_session()
@@ -312,7 +428,7 @@ class ViidClient:
         """POST a prepared body whose objects have ``ids``; ``url`` may be absolute."""
         for attempt in (1, 2):
             self.ensure_session()
-            resp = self._send("POST", url, body, self._headers())
+            resp = self._send_stale_aware("POST", url, body, self._headers())
             try:
                 return self._results(resp, ids)
             except SessionLostError:
@@ -322,35 +438,72 @@ class ViidClient:
                 log.info("session lost on %s; re-registering and replaying", url)
         raise DeliveryError("unreachable")  # pragma: no cover
 
+    def _send_stale_aware(
+        self, method: str, url: str, body: bytes | None, headers: dict[str, str]
+    ) -> httpx.Response:
+        """Send; a 401 with ``stale=true`` is answered with the new nonce once (no re-register)."""
+        resp = self._send(method, url, body, headers)
+        if resp.status_code != 401:
+            return resp
+        try:
+            challenge = self._challenge_of(resp)
+        except DigestError:
+            return resp
+        if not challenge.stale:
+            return resp
+        with self._lock:
+            self.stats.stale_nonces += 1
+            auth = self._authorization(challenge, method, resp.request.url.raw_path.decode())
+        log.info("stale nonce on %s; answering the new nonce", url)
+        return self._send(method, url, body, {**headers, "Authorization": auth})
+
     def _results(self, resp: httpx.Response, ids: Sequence[str]) -> BatchResult:
+        path = resp.request.url.path
         if resp.status_code == 401:
-            raise SessionLostError(f"HTTP 401 from {resp.request.url.path}")
-        if not resp.is_success:
-            raise DeliveryError(f"HTTP {resp.status_code} from {resp.request.url.path}")
+            raise SessionLostError(f"HTTP 401 from {path}")
         statuses = _list_statuses(resp)
+        if not resp.is_success:
+            if statuses is not None and resp.status_code < 500:
+                return self._classify(statuses, ids)  # a 4xx that still answers per object
+            single = _single_status(resp)
+            why = f": {single.StatusString}" if single and single.StatusString else ""
+            msg = f"HTTP {resp.status_code} from {path}{why}"
+            if http_outcome(resp.status_code) is Outcome.PERMANENT:
+                raise PermanentRequestError(msg[:500], resp.status_code)
+            raise DeliveryError(msg[:500])
         if statuses is None:
             single = _single_status(resp)
             if single is None:
                 raise DeliveryError("unparsable reply body")
             if self._relogin(single):
                 raise SessionLostError(single.StatusString or "register first")
+            outcome = classify_status(single, self.config.platform)
+            if outcome is Outcome.PERMANENT and len(ids) > 1:
+                # one answer for the whole batch: which object is bad is unknown
+                msg = f"StatusCode {single.StatusCode}: {single.StatusString} (whole request)"
+                raise PermanentRequestError(msg[:500], resp.status_code)
             statuses = [single.model_copy(update={"Id": i}) for i in ids]
         return self._classify(statuses, ids)
 
     def _classify(self, statuses: list[ResponseStatus], ids: Sequence[str]) -> BatchResult:
         by_id = {s.Id: s for s in statuses if s.Id}
         result = BatchResult()
-        markers = [m.lower() for m in self.config.platform.duplicate_markers]
+        platform = self.config.platform
         for index, oid in enumerate(ids):
             status = by_id.get(oid) or (statuses[index] if index < len(statuses) else None)
             if status is None:
                 result.failed[oid] = "no status for object"
-            elif status.code == 0:
+                continue
+            outcome = classify_status(status, platform)
+            reason = f"StatusCode {status.StatusCode}: {status.StatusString}"[:500]
+            if outcome is Outcome.DELIVERED:
                 result.delivered.append(oid)
-            elif any(m in (status.StatusString or "").lower() for m in markers):
+            elif outcome is Outcome.DUPLICATE:
                 result.duplicates.append(oid)
-            else:
-                result.failed[oid] = f"StatusCode {status.StatusCode}: {status.StatusString}"
+            elif outcome is Outcome.PERMANENT:
+                result.rejected[oid] = reason
+            else:  # transient, or a per-object 'register first' (the whole call is replayed)
+                result.failed[oid] = reason
         return result
 
     def unregister(self) -> None:

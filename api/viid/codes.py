@@ -79,7 +79,9 @@ class VehicleClass(enum.StrEnum):
     MINI_TRUCK = "H41"
     TRACTOR = "Q11"
     SPECIAL = "Z11"
-    MOTORCYCLE = "M11"
+    MOTORCYCLE = "M21"  # 普通二轮摩托车 ordinary two-wheel motorcycle (GA 24.4)
+    LIGHT_MOTORCYCLE = "M22"  # 轻便二轮摩托车
+    THREE_WHEELER = "M11"  # 普通正三轮摩托车 (not an ordinary motorcycle)
     OTHER = "X99"
 
 

@@ -41,8 +41,26 @@ class ViidPlatform(_Strict):
         True, description="Send User-Identify on Register too (HAO and NAN do)."
     )
     duplicate_markers: tuple[str, ...] = Field(
-        ("duplicate", "already exist", "exists", "重复", "已存在"),
-        description="StatusString fragments meaning 'object id already stored' (= delivered).",
+        ("duplicate", "already exist", "重复", "已存在"),
+        description="StatusString fragments meaning 'object id already stored' (= delivered); "
+        "see api/viid/outcomes.py for the whole classification table.",
+    )
+    not_duplicate_markers: tuple[str, ...] = Field(
+        ("not exist", "no such", "unknown", "不存在", "未找到"),
+        description="Fragments that veto a duplicate reading ('TollgateID not exists').",
+    )
+    duplicate_status_codes: tuple[int, ...] = Field(
+        (1, 4, -1), description="StatusCodes whose duplicate-marked answers mean 'already stored'."
+    )
+    transient_status_codes: tuple[int, ...] = Field(
+        (1, 2, 3, 9), description="StatusCodes retried with back-off (other/busy/error/reboot)."
+    )
+    permanent_status_codes: tuple[int, ...] = Field(
+        (4, 5, 6, 7, 8),
+        description="StatusCodes that will never succeed for this object: dead letter.",
+    )
+    unknown_status_outcome: Literal["transient", "permanent"] = Field(
+        "transient", description="What a non-standard StatusCode (-1, 500, 1403…) means."
     )
     relogin_markers: tuple[str, ...] = Field(
         ("请先注册", "not registered", "unregistered", "register first", "未注册"),
@@ -111,6 +129,11 @@ class ViidMappingConfig(_Strict):
     )
     scene_images: bool = Field(True, description="Attach the full frame (01/14) when available.")
     utc_offset_hours: float = Field(8.0, description="Platform local time zone (Beijing = 8).")
+    class_id_codes: dict[int, str] = Field(
+        default_factory=lambda: {2: "K33", 3: "M21", 5: "K11", 7: "H11"},
+        description="Detector class id → VehicleClass when an event has no class name/code "
+        "(default: COCO car, motorcycle, bus, truck).",
+    )
 
     @field_validator("device_ids", "tollgate_ids")
     @classmethod

@@ -17,6 +17,7 @@ SubscribeNotifications (:mod:`sharpeyes.api.viid.subscriptions`) through the sam
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -39,6 +40,12 @@ from pydantic import (
 from sharpeyes.api.store import EventStore, OutboxStats, StoredEvent
 from sharpeyes.api.viid.client import SessionState, ViidClient
 from sharpeyes.api.viid.config import ViidClientConfig, ViidMappingConfig, ViidPlatform
+from sharpeyes.api.viid.dead_letters import (
+    DeadLetter,
+    list_dead_letters,
+    retry_all_dead_letters,
+    retry_dead_letter,
+)
 from sharpeyes.api.viid.ids import require_device_id, require_org_code
 from sharpeyes.api.viid.mapping import EventImages, EventMapper, ImageRef
 from sharpeyes.api.viid.notifier import NotifierOptions, SubscriptionNotifier
@@ -54,6 +61,7 @@ DESTINATION = "viid"
 EVIDENCE_SCENE = "1.jpg"
 EVIDENCE_PLATE = "plate.jpg"
 EVIDENCE_COMPOSITE = "composite.jpg"
+EVIDENCE_RECORD = "record.json"
 
 
 class _Strict(BaseModel):
@@ -167,6 +175,12 @@ class DeliveryConfig(_Strict):
     register_backoff_max_s: float = Field(300.0, gt=0, description="Register back-off cap.")
     retry_backoff_initial_s: float = Field(2.0, gt=0, description="First retry of a record.")
     retry_backoff_max_s: float = Field(300.0, gt=0, description="Record retry back-off cap.")
+    retry_max_transient_answers: int = Field(
+        20,
+        ge=0,
+        description="Transient refusals of one record (StatusCode 1/2/3/9…) before it becomes a "
+        "dead letter; 0 = retry forever. Transport failures and outages do not count.",
+    )
     lease_s: float = Field(60.0, gt=0, description="Claimed rows come back after this (crash).")
     idle_sleep_s: float = Field(0.5, gt=0, le=60, description="Sender sleep when idle.")
     time_sync_interval_s: float = Field(3600.0, gt=0, description="GET /VIID/System/Time period.")
@@ -249,6 +263,7 @@ class DeliveryConfig(_Strict):
             backoff_initial_s=self.retry_backoff_initial_s,
             backoff_max_s=self.retry_backoff_max_s,
             idle_sleep_s=self.idle_sleep_s,
+            max_attempts=self.retry_max_transient_answers,
         )
 
     def resolver(self) -> ResourceResolver:
@@ -310,7 +325,9 @@ class EvidenceImages:
         self.files_root = Path(files_root)
         self.base_url = base_url.rstrip("/") if base_url else None
 
-    def _ref(self, path: Path | None) -> ImageRef | None:
+    def _ref(
+        self, path: Path | None, times: tuple[int | None, float | None] = (None, None)
+    ) -> ImageRef | None:
         if path is None or not path.is_file():
             return None
         url = None
@@ -320,7 +337,7 @@ class EvidenceImages:
             except ValueError:
                 rel = path.name
             url = f"{self.base_url}/{quote(rel)}"
-        return ImageRef(path=path, url=url)
+        return ImageRef(path=path, url=url, time_ms=times[0], pts=times[1])
 
     def __call__(self, stored: StoredEvent) -> EventImages:
         closeup = self._ref(self.store.crop_file(stored))
@@ -331,12 +348,51 @@ class EvidenceImages:
         folder = Path(stored.evidence_dir)
         if not folder.is_absolute():
             folder = self.files_root / folder
+        times, plate_file = record_times(folder / EVIDENCE_RECORD)
+        no_time: tuple[int | None, float | None] = (None, None)
         return EventImages(
-            scene=self._ref(folder / EVIDENCE_SCENE),
+            scene=self._ref(folder / EVIDENCE_SCENE, times.get(EVIDENCE_SCENE, no_time)),
             closeup=closeup,
-            plate=self._ref(folder / EVIDENCE_PLATE),
-            composite=self._ref(folder / EVIDENCE_COMPOSITE),
+            plate=self._ref(
+                folder / EVIDENCE_PLATE, times.get(plate_file, no_time) if plate_file else no_time
+            ),
+            composite=self._ref(
+                folder / EVIDENCE_COMPOSITE, times.get(EVIDENCE_COMPOSITE, no_time)
+            ),
         )
+
+
+def _int(v: object) -> int | None:
+    return int(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+
+def _float(v: object) -> float | None:
+    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+
+def record_times(
+    path: Path,
+) -> tuple[dict[str, tuple[int | None, float | None]], str | None]:
+    """Per evidence file, (UTC ms, pts) of the frame it shows, from ``record.json``'s
+    ``images[]`` (``file``, ``time_ms`` — or the older ``wall_time_ms`` — and ``pts``); and the
+    file the plate was read from (``plate.image``, 1-based). Empty when there is no record."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}, None
+    if not isinstance(doc, dict):
+        return {}, None
+    out: dict[str, tuple[int | None, float | None]] = {}
+    images = doc.get("images")
+    for im in images if isinstance(images, list) else []:
+        if isinstance(im, dict) and isinstance(im.get("file"), str):
+            ms = _int(im.get("time_ms"))
+            ms = ms if ms is not None else _int(im.get("wall_time_ms"))
+            out[im["file"]] = (ms, _float(im.get("pts")))
+    plate = doc.get("plate")
+    index = _int(plate.get("image")) if isinstance(plate, dict) else None
+    plate_file = f"{index}.jpg" if index else None
+    return out, plate_file
 
 
 # -- the running delivery ------------------------------------------------------------------
@@ -388,6 +444,34 @@ class Delivery:
     def backlog(self) -> OutboxStats:
         """Backlog of the upper-platform destination: size, age, retrying, delivered, failed."""
         return self.sender.backlog()
+
+    def health(self) -> dict[str, object]:
+        """Session state, the last handshake failure (cause and time), backlog and dead letters:
+        what a status page / ``/readyz`` shows when records do not arrive."""
+        b = self.backlog()
+        out = self.sender.client.health().as_dict()
+        out.update(
+            running=self.running,
+            backlog=b.backlog,
+            retrying=b.retrying,
+            oldest_pending_age_ms=b.oldest_pending_age_ms,
+            delivered=b.delivered,
+            dead_letters=b.failed,
+        )
+        return out
+
+    def dead_letters(self, limit: int = 100, after_id: int = 0) -> list[DeadLetter]:
+        return list_dead_letters(
+            self.store.db, self.sender.options.destination, limit=limit, after_id=after_id
+        )
+
+    def retry_dead_letters(self, row_id: int | None = None) -> int:
+        """Queue one dead letter (``row_id``) or all of them again; returns how many."""
+        now = int(time.time() * 1000)
+        dest = self.sender.options.destination
+        if row_id is None:
+            return retry_all_dead_letters(self.store.db, now, dest)
+        return int(retry_dead_letter(self.store.db, row_id, now, dest))
 
     def subscription_backlog(self) -> int:
         """Pending notification rows over every subscription."""

@@ -1,12 +1,15 @@
-"""HTTP Digest authentication (RFC 2617, MD5, qop=auth), both sides, as GA/T 1400 uses it (§2.1).
+"""HTTP Digest authentication (RFC 2617 / RFC 7616: MD5 and SHA-256, qop=auth), both sides (§2.1).
 
 Client side: :func:`parse_challenge` reads a ``WWW-Authenticate: Digest …`` header (realm and
 nonce always come from the challenge, never hard-coded) and :func:`authorization_header` builds
 the answer. Server side: :class:`DigestVerifier` issues stateless, HMAC-signed, expiring nonces and
 checks answers against configured accounts (nonce-count replay is refused per nonce).
 
-    HA1 = MD5(user:realm:password), HA2 = MD5(method:uri)
-    response = MD5(HA1:nonce:nc:cnonce:qop:HA2)   (qop=auth)  or  MD5(HA1:nonce:HA2)  (no qop)
+    HA1 = H(user:realm:password), HA2 = H(method:uri), H = MD5 or SHA-256 (``algorithm=``)
+    response = H(HA1:nonce:nc:cnonce:qop:HA2)   (qop=auth)  or  H(HA1:nonce:HA2)  (no qop)
+
+The verifier checks that the answer's ``uri`` is the request's, and (by default) requires
+``qop=auth`` so every answer carries a nonce count that must grow per nonce (no replay).
 """
 
 from __future__ import annotations
@@ -31,8 +34,27 @@ class DigestError(DeliveryError):
     """A challenge or an Authorization header cannot be parsed."""
 
 
+SUPPORTED_ALGORITHMS = ("SHA-256", "MD5")  # preference order when a server offers both
+
+
 def md5_hex(text: str) -> str:
     return hashlib.md5(text.encode("utf-8"), usedforsecurity=False).hexdigest()
+
+
+def sha256_hex(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def normalize_algorithm(algorithm: str | None) -> str:
+    """``None``/``md5`` → ``MD5``, ``sha-256`` → ``SHA-256``; DigestError for anything else."""
+    name = (algorithm or "MD5").strip().upper()
+    if name not in SUPPORTED_ALGORITHMS:
+        raise DigestError(f"unsupported Digest algorithm {algorithm!r} (MD5, SHA-256)")
+    return name
+
+
+def _hash(algorithm: str | None, text: str) -> str:
+    return sha256_hex(text) if normalize_algorithm(algorithm) == "SHA-256" else md5_hex(text)
 
 
 def parse_params(text: str) -> dict[str, str]:
@@ -75,8 +97,8 @@ def parse_challenge(header: str) -> DigestChallenge:
     if "nonce" not in p or "realm" not in p:
         raise DigestError(f"Digest challenge without realm/nonce: {header[:80]!r}")
     algorithm = p.get("algorithm")
-    if algorithm and algorithm.upper() != "MD5":
-        raise DigestError(f"unsupported Digest algorithm {algorithm!r} (only MD5)")
+    if algorithm:
+        algorithm = normalize_algorithm(algorithm)
     qops = [q.strip() for q in p.get("qop", "").split(",") if q.strip()]
     if qops and "auth" not in qops:
         raise DigestError(f"unsupported qop {p['qop']!r} (only auth)")
@@ -90,6 +112,35 @@ def parse_challenge(header: str) -> DigestChallenge:
     )
 
 
+def _split_challenges(header: str) -> list[str]:
+    """One header value may carry several challenges (``Digest …, Digest …``)."""
+    parts = re.split(r",\s*(?=[A-Za-z][\w-]*\s+[A-Za-z][\w-]*\s*=)", header)
+    out: list[str] = []
+    for part in parts:
+        if out and not re.match(r"\s*[A-Za-z][\w-]*\s+[A-Za-z][\w-]*\s*=", part):
+            out[-1] += ", " + part
+        else:
+            out.append(part)
+    return out
+
+
+def best_challenge(headers: list[str]) -> DigestChallenge:
+    """The strongest supported Digest challenge among ``WWW-Authenticate`` values (RFC 7616 §3.7:
+    a server may offer SHA-256 and MD5; we take SHA-256)."""
+    found: list[DigestChallenge] = []
+    errors: list[str] = []
+    for value in headers:
+        for one in _split_challenges(value):
+            try:
+                found.append(parse_challenge(one))
+            except DigestError as e:
+                errors.append(str(e))
+    if not found:
+        raise DigestError(errors[0] if errors else "no WWW-Authenticate challenge")
+    rank = {a: i for i, a in enumerate(SUPPORTED_ALGORITHMS)}
+    return min(found, key=lambda c: rank[normalize_algorithm(c.algorithm)])
+
+
 def compute_response(
     *,
     username: str,
@@ -101,12 +152,13 @@ def compute_response(
     nc: str | None,
     cnonce: str | None,
     qop: str | None,
+    algorithm: str | None = None,
 ) -> str:
-    ha1 = md5_hex(f"{username}:{realm}:{password}")
-    ha2 = md5_hex(f"{method.upper()}:{uri}")
+    ha1 = _hash(algorithm, f"{username}:{realm}:{password}")
+    ha2 = _hash(algorithm, f"{method.upper()}:{uri}")
     if qop:
-        return md5_hex(f"{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}")
-    return md5_hex(f"{ha1}:{nonce}:{ha2}")
+        return _hash(algorithm, f"{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}")
+    return _hash(algorithm, f"{ha1}:{nonce}:{ha2}")
 
 
 def _quote(value: str) -> str:
@@ -136,6 +188,7 @@ def authorization_header(
         nc=nc_s if challenge.qop else None,
         cnonce=cn if challenge.qop else None,
         qop=challenge.qop,
+        algorithm=challenge.algorithm,
     )
     parts = [
         f"username={_quote(username)}",
@@ -168,8 +221,14 @@ class DigestVerifier:
         nonce_ttl_s: float = 300.0,
         clock: Callable[[], float] = time.time,
         max_tracked_nonces: int = 10_000,
+        algorithm: str = "MD5",
+        accept_algorithms: tuple[str, ...] = SUPPORTED_ALGORITHMS,
+        require_qop: bool = True,
     ) -> None:
         self.realm = realm
+        self.algorithm = normalize_algorithm(algorithm)
+        self.accept_algorithms = tuple(normalize_algorithm(a) for a in accept_algorithms)
+        self.require_qop = require_qop
         self.accounts = dict(accounts)
         self.nonce_ttl_s = nonce_ttl_s
         self._clock = clock
@@ -191,7 +250,7 @@ class DigestVerifier:
         """The ``WWW-Authenticate`` header value for a 401."""
         value = (
             f'Digest realm="{self.realm}", qop="auth", nonce="{self.new_nonce()}", '
-            f'opaque="{self._opaque}", algorithm=MD5'
+            f'opaque="{self._opaque}", algorithm={self.algorithm}'
         )
         return value + (", stale=true" if stale else "")
 
@@ -220,8 +279,21 @@ class DigestVerifier:
                 self._seen.popitem(last=False)
         return True
 
-    def verify(self, method: str, header: str | None) -> str | None:
-        """Return the authenticated username, or None (wrong password, stale nonce, replay)."""
+    def is_stale(self, header: str | None) -> bool:
+        """True when ``header`` answers a nonce we signed that has since expired (→ stale=true)."""
+        if not header:
+            return False
+        try:
+            p = parse_params(_split_scheme(header)[1])
+            expiry_s, rand, sig = _nonce_parts(p["nonce"])
+            expiry = int(expiry_s)
+        except (ValueError, UnicodeDecodeError, DigestError, KeyError):
+            return False
+        body = f"{expiry_s}:{rand}"
+        return hmac.compare_digest(sig, self._sign(body)) and expiry < self._clock() * 1000
+
+    def _answer(self, header: str | None, request_uri: str | None) -> dict[str, str] | None:
+        """The parsed answer when its shape, realm, uri, algorithm and qop are acceptable."""
         if not header:
             return None
         scheme, rest = _split_scheme(header)
@@ -229,30 +301,63 @@ class DigestVerifier:
             return None
         try:
             p = parse_params(rest)
+            p["algorithm"] = normalize_algorithm(p.get("algorithm"))
         except DigestError:
             return None
-        user, nonce, uri, resp = p.get("username"), p.get("nonce"), p.get("uri"), p.get("response")
-        if not (user and nonce and uri and resp) or p.get("realm") != self.realm:
+        if not all(p.get(k) for k in ("username", "nonce", "uri", "response")):
             return None
+        if p.get("realm") != self.realm or p["algorithm"] not in self.accept_algorithms:
+            return None
+        if request_uri is not None and not _same_uri(p["uri"], request_uri):
+            return None
+        qop = p.get("qop")
+        if qop is None:
+            return None if self.require_qop else p
+        if qop != "auth" or "nc" not in p or "cnonce" not in p:
+            return None
+        return p
+
+    def verify(self, method: str, header: str | None, uri: str | None = None) -> str | None:
+        """Return the authenticated username, or None (wrong password, stale nonce, replay, an
+        answer computed for another ``uri`` than the request's, no qop when qop is required)."""
+        p = self._answer(header, uri)
+        if p is None:
+            return None
+        user, nonce = p["username"], p["nonce"]
         password = self.accounts.get(user)
         if password is None or not self._nonce_ok(nonce):
             return None
         qop = p.get("qop")
-        if qop is not None and (qop != "auth" or "nc" not in p or "cnonce" not in p):
-            return None
         expected = compute_response(
             username=user,
             password=password,
             realm=self.realm,
             method=method,
-            uri=uri,
+            uri=p["uri"],
             nonce=nonce,
             nc=p.get("nc"),
             cnonce=p.get("cnonce"),
             qop=qop,
+            algorithm=p["algorithm"],
         )
-        if not hmac.compare_digest(expected, resp.lower()):
+        if not hmac.compare_digest(expected, p["response"].lower()):
             return None
         if qop is not None and not self._fresh_nc(nonce, p["nc"]):
             return None
         return user
+
+
+def _nonce_parts(nonce: str) -> tuple[str, str, str]:
+    expiry_s, rand, sig = base64.b64decode(nonce, validate=True).decode().split(":")
+    return expiry_s, rand, sig
+
+
+def _same_uri(answered: str, request_uri: str) -> bool:
+    """The Digest ``uri`` must name the request's target (an absolute URI: by its path)."""
+    if answered == request_uri:
+        return True
+    if "://" in answered:
+        rest = answered.split("://", 1)[1]
+        slash = rest.find("/")
+        return slash >= 0 and rest[slash:] == request_uri
+    return False

@@ -12,9 +12,10 @@ carries the ids of the first attempt and the receiver can de-duplicate by id. Un
 - a frame's image (the ``SourceID``) uses serial ``ms + 1`` (1…1000): one frame per device per ms;
 - an object inside that frame uses ``(track % 9999) * 10 + slot + 1`` where ``slot`` is the event
   type, so two events of one track (a pass and a violation) never collide;
-- derived images (close-up, plate, composite) use ``1001 + (track % 9800) * 10 + slot``, a range
-  disjoint from frame serials, with ``slot`` = (event family, image type).
-Two different objects collide only if their track ids are congruent modulo 9 800 and they share
+- derived images (close-up, plate, composite, and a violation's annotated scene picture, which
+  differs per event even when two events share a frame) use ``1001 + (track % 8200) * 12 +
+  slot``, a range disjoint from frame serials, with ``slot`` = (event family, image type).
+Two different pictures collide only if their track ids are congruent modulo 8 200 and they share
 one device-second — impossible for a per-stream tracker whose ids are allocated sequentially unless
 ~10 000 tracks were opened within the life of one of them.
 """
@@ -40,7 +41,8 @@ BEIJING = dt.timezone(dt.timedelta(hours=8))
 _DIGITS = re.compile(r"[0-9]+")
 _DERIVED_BASE = 1001
 _TRACK_MOD_OBJECT = 9_999
-_TRACK_MOD_IMAGE = 9_800
+_TRACK_MOD_IMAGE = 8_200
+_IMAGE_SLOTS = 12
 
 
 class IdError(ConfigError):
@@ -159,6 +161,8 @@ _IMAGE_SLOT: dict[tuple[bool, ImageType], int] = {
     (True, ImageType.PERSON): 7,
     (False, ImageType.VIOLATION_COMPOSITE): 8,
     (False, ImageType.FACE): 9,
+    (True, ImageType.VEHICLE): 10,  # a violation's annotated scene picture (evidence 1.jpg)
+    (True, ImageType.SCENE): 11,
 }
 
 
@@ -179,7 +183,7 @@ def derived_image_serial(violation: bool, image_type: ImageType, track: int) -> 
     slot = _IMAGE_SLOT.get((violation, image_type))
     if slot is None:
         raise IdError(f"no derived-image slot for image type {image_type.value}")
-    return _DERIVED_BASE + (track % _TRACK_MOD_IMAGE) * 10 + slot
+    return _DERIVED_BASE + (track % _TRACK_MOD_IMAGE) * _IMAGE_SLOTS + slot
 
 
 def subscription_style_id(

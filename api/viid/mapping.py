@@ -7,6 +7,12 @@
   with 10 (and 07 for the violation).
 Ids come from :mod:`api.viid.ids` and are deterministic, so mapping the same event twice gives
 byte-identical objects (retries are idempotent).
+
+Semantics (issue 14 item 4): every picture carries its own ImageID and ShotTime — the time of the
+frame it shows (``ImageRef.time_ms``/``pts`` from the evidence record when known, else the
+event's matching time); ``SourceID`` is the ImageID of a picture actually sent (the scene frame
+when attached); ``HasPlate`` is "true" whenever a plate was read, seen or its picture attached;
+``PlateClass`` uses the vehicle class as well as the plate colour.
 """
 
 from __future__ import annotations
@@ -53,10 +59,17 @@ _VEHICLE_CLASS_BY_NAME: dict[str, VehicleClass] = {
     "truck": VehicleClass.HEAVY_TRUCK,
     "van": VehicleClass.MINI_BUS,
     "motorcycle": VehicleClass.MOTORCYCLE,
+    "motorbike": VehicleClass.MOTORCYCLE,
 }
-_PLATE_CLASS_BY_COLOR: dict[str, PlateClass] = {
-    "5": PlateClass.SMALL_VEHICLE,  # blue plate: small vehicle
-    "6": PlateClass.LARGE_VEHICLE,  # yellow plate: large vehicle
+_BLUE, _YELLOW = "5", "6"
+# 号牌种类 (GA 24.7) from (two-wheel motorcycle?, plate colour): a yellow plate on a motorcycle is
+# 07 普通摩托车号牌, a blue one 08 轻便摩托车号牌; on other vehicles yellow = 01 大型汽车,
+# blue = 02 小型汽车. Other colours: unknown (left out rather than guessed).
+_PLATE_CLASS: dict[tuple[bool, str], PlateClass] = {
+    (False, _BLUE): PlateClass.SMALL_VEHICLE,
+    (False, _YELLOW): PlateClass.LARGE_VEHICLE,
+    (True, _YELLOW): PlateClass.MOTORCYCLE_2W,
+    (True, _BLUE): PlateClass.MOTORCYCLE_LIGHT,
 }
 
 
@@ -67,6 +80,8 @@ class ImageRef:
     data: bytes | None = None
     path: Path | None = None
     url: str | None = None
+    time_ms: int | None = None  # UTC ms of the frame the picture shows (evidence record)
+    pts: float | None = None  # stream time of that frame, when time_ms is unknown
 
     def load(self) -> bytes | None:
         if self.data is not None:
@@ -168,16 +183,41 @@ class EventMapper:
             return event.first_seen_ms
         return event.first_seen_ms + round((event.best_pts - event.first_pts) * 1000)
 
+    def pts_ms(self, event: Event, pts: float) -> int:
+        return event.first_seen_ms + round((pts - event.first_pts) * 1000)
+
+    def picture_ms(self, event: Event, ref: ImageRef, default_ms: int) -> int:
+        if ref.time_ms is not None:
+            return ref.time_ms
+        if ref.pts is not None:
+            return self.pts_ms(event, ref.pts)
+        return default_ms
+
+    def scene_default_ms(self, event: Event) -> int:
+        """Scene picture time when the record does not say: evidence image 1 of a violation
+        (``evidence_pts[0]``), else the best frame."""
+        v = event.violation
+        if v is not None and v.evidence_pts:
+            return self.pts_ms(event, v.evidence_pts[0])
+        return self.best_ms(event)
+
     def t14(self, epoch_ms: int) -> str:
         return ids.local_time_str(epoch_ms, self.tz)
 
-    def source_id(self, event: Event, device: str) -> str:
+    def source_id(
+        self, event: Event, device: str, sent: list[SubImageInfo | None] | None = None
+    ) -> str:
+        """The ImageID of the first picture actually sent (callers list the scene first), or,
+        with no picture at all, the id of the best frame."""
+        for info in sent or []:
+            if info is not None and info.ImageID:
+                return info.ImageID
         return ids.frame_image_id(device, self.best_ms(event), self.tz)
 
-    def object_id(self, event: Event, device: str, type_code: ObjectTypeCode) -> str:
+    def object_id(self, source_id: str, event: Event, type_code: ObjectTypeCode) -> str:
         track = ids.track_key(event.track_id, event.event_id)
         serial = ids.event_object_serial(event.type, track)
-        return ids.object_id(self.source_id(event, device), type_code, serial)
+        return ids.object_id(source_id, type_code, serial)
 
     def box(self, event: Event) -> dict[str, int]:
         b = event.best_box
@@ -203,13 +243,20 @@ class EventMapper:
         *,
         sort: EventSort,
         frame: bool = False,
+        default_ms: int | None = None,
     ) -> SubImageInfo | None:
-        """One SubImageInfoObject, or None when the picture has neither bytes nor a URL."""
+        """One SubImageInfoObject, or None when the picture has neither bytes nor a URL.
+
+        Its ShotTime (and the time part of its ImageID) is the time of the frame the picture
+        shows: ``ref.time_ms``, else ``ref.pts`` on the event's clock, else ``default_ms``
+        (default: the best frame). A full frame gets the frame id of that millisecond; a derived
+        picture (crop, plate, composite) a serial of its own type and track.
+        """
         if ref is None:
             return None
-        ms = self.best_ms(event)
+        ms = self.picture_ms(event, ref, self.best_ms(event) if default_ms is None else default_ms)
         violation = event.violation is not None
-        if frame:
+        if frame and not violation:  # the camera's raw frame: one id per device-millisecond
             image_id = ids.frame_image_id(device, ms, self.tz)
         else:
             track = ids.track_key(event.track_id, event.event_id)
@@ -269,13 +316,20 @@ def _extra(event: Event, key: str) -> str | None:
     return None
 
 
-def _vehicle_class(event: Event) -> str | None:
+def _vehicle_class(event: Event, config: ViidMappingConfig) -> str | None:
+    """GA 24.4 vehicle type: the event's code, its class name, its detector class id, or a
+    rider seen without a detected two-wheeler (a motorcycle)."""
     code = event.class_code or _extra(event, "vehicle_class")
     if code and len(code) <= 3:
         return code
     if event.class_name:
         vc = _VEHICLE_CLASS_BY_NAME.get(event.class_name.lower())
-        return vc.value if vc else None
+        if vc is not None:
+            return vc.value
+    if event.class_id is not None and event.class_id in config.class_id_codes:
+        return config.class_id_codes[event.class_id]
+    if _extra(event, "detected_as") == "person":
+        return VehicleClass.MOTORCYCLE.value
     return None
 
 
@@ -283,20 +337,36 @@ def _images(parts: list[SubImageInfo | None]) -> SubImages:
     return SubImages(SubImageInfoObject=[p for p in parts if p is not None])
 
 
-def _plate_fields(event: Event) -> dict[str, Any]:
+def plate_class(color: str | None, vehicle_class: str | None) -> str | None:
+    """号牌种类 from the plate colour code *and* the vehicle type (yellow motorcycle → 07)."""
+    if color is None:
+        return None
+    two_wheeler = bool(vehicle_class) and str(vehicle_class).upper().startswith("M2")
+    pc = _PLATE_CLASS.get((two_wheeler, color))
+    return pc.value if pc else None
+
+
+def _plate_fields(
+    event: Event, vehicle_class: str | None, plate_image: SubImageInfo | None
+) -> dict[str, Any]:
+    """HasPlate is "true" when a plate was read, seen (a colour) or its picture is attached;
+    "false" only when no plate is visible at all."""
     plate = event.plate
-    if plate is None or not plate.text:
-        color = color_code(plate.color) if plate else None
-        return {"HasPlate": "false", "PlateColor": color.value if color else None}
-    color = color_code(plate.color)
-    pclass = _PLATE_CLASS_BY_COLOR.get(color.value) if color else None
-    return {
+    color = color_code(plate.color) if plate else None
+    text = plate.text if plate else None
+    visible = bool(text) or color is not None or plate_image is not None
+    if not visible:
+        return {"HasPlate": "false"}
+    out: dict[str, Any] = {
         "HasPlate": "true",
-        "PlateNo": plate.text[:32],
         "PlateColor": color.value if color else None,
-        "PlateClass": pclass.value if pclass else None,
-        "PlateReliability": str(max(0, min(100, round(plate.confidence * 100)))),
+        "PlateClass": plate_class(color.value if color else None, vehicle_class),
     }
+    if text:
+        assert plate is not None
+        out["PlateNo"] = text[:32]
+        out["PlateReliability"] = str(max(0, min(100, round(plate.confidence * 100))))
+    return out
 
 
 def _lane(event: Event) -> int | None:
@@ -313,9 +383,7 @@ def _build_motor(
     ms = m.best_ms(event)
     pass_ms = ms
     if violation is not None:
-        pass_ms = event.first_seen_ms + round(
-            (violation.crossed_stop_line_pts - event.first_pts) * 1000
-        )
+        pass_ms = m.pts_ms(event, violation.crossed_stop_line_pts)
     scene = (
         m.sub_image(
             event,
@@ -324,6 +392,7 @@ def _build_motor(
             ImageType.VEHICLE,
             sort=EventSort.CHECKPOINT_VEHICLE,
             frame=True,
+            default_ms=m.scene_default_ms(event),
         )
         if m.config.scene_images
         else None
@@ -338,6 +407,7 @@ def _build_motor(
             imgs.composite,
             ImageType.VIOLATION_COMPOSITE,
             sort=EventSort.CHECKPOINT_VEHICLE,
+            default_ms=pass_ms,
         )
     else:
         third = m.sub_image(
@@ -348,10 +418,12 @@ def _build_motor(
             sort=EventSort.CHECKPOINT_VEHICLE,
         )
     color = color_code(_extra(event, "vehicle_color"))
+    vclass = _vehicle_class(event, m.config)
+    source = m.source_id(event, device, [scene, third, plate])
     obj = MotorVehicle(
-        MotorVehicleID=m.object_id(event, device, ObjectTypeCode.MOTOR_VEHICLE),
+        MotorVehicleID=m.object_id(source, event, ObjectTypeCode.MOTOR_VEHICLE),
         InfoKind=int(InfoKind.AUTOMATIC),
-        SourceID=m.source_id(event, device),
+        SourceID=source,
         DeviceID=device,
         TollgateID=m.config.tollgate_ids.get(event.stream_id),
         **m.box(event),
@@ -361,14 +433,14 @@ def _build_motor(
         PassTime=m.t14(pass_ms),
         LaneNo=_lane(event),
         Direction=_direction(event),
-        VehicleClass=_vehicle_class(event),
+        VehicleClass=vclass,
         VehicleColor=color.value if color else None,
         StorageUrl1=third.StoragePath if third and violation is None else None,
         StorageUrl2=plate.StoragePath if plate else None,
         StorageUrl3=scene.StoragePath if scene else None,
         StorageUrl4=third.StoragePath if third and violation is not None else None,
         SubImageList=_images([scene, plate, third]),
-        **_plate_fields(event),
+        **_plate_fields(event, vclass, plate),
     )
     return Collection.MOTOR_VEHICLE, obj
 
@@ -384,7 +456,13 @@ def _build_non_motor(
     ms = m.best_ms(event)
     scene = (
         m.sub_image(
-            event, device, imgs.scene, ImageType.SCENE, sort=EventSort.VEHICLE_DETECTION, frame=True
+            event,
+            device,
+            imgs.scene,
+            ImageType.SCENE,
+            sort=EventSort.VEHICLE_DETECTION,
+            frame=True,
+            default_ms=m.scene_default_ms(event),
         )
         if m.config.scene_images
         else None
@@ -392,12 +470,13 @@ def _build_non_motor(
     crop = m.sub_image(
         event, device, imgs.closeup, ImageType.NON_MOTOR, sort=EventSort.VEHICLE_DETECTION
     )
-    plate = _plate_fields(event)
+    plate = _plate_fields(event, _vehicle_class(event, m.config), None)
     color = color_code(_extra(event, "vehicle_color"))
+    source = m.source_id(event, device, [scene, crop])
     obj = NonMotorVehicle(
-        NonMotorVehicleID=m.object_id(event, device, ObjectTypeCode.NON_MOTOR_VEHICLE),
+        NonMotorVehicleID=m.object_id(source, event, ObjectTypeCode.NON_MOTOR_VEHICLE),
         InfoKind=int(InfoKind.AUTOMATIC),
-        SourceID=m.source_id(event, device),
+        SourceID=source,
         DeviceID=device,
         **m.box(event),
         MarkTime=m.t14(ms),
@@ -427,6 +506,7 @@ def _build_person(
             ImageType.SCENE,
             sort=EventSort.PEDESTRIAN_DETECTION,
             frame=True,
+            default_ms=m.scene_default_ms(event),
         )
         if m.config.scene_images
         else None
@@ -442,11 +522,13 @@ def _build_person(
             imgs.composite,
             ImageType.VIOLATION_COMPOSITE,
             sort=EventSort.PEDESTRIAN_DETECTION,
+            default_ms=m.pts_ms(event, event.violation.crossed_stop_line_pts),
         )
+    source = m.source_id(event, device, [scene, crop, comp])
     obj = Person(
-        PersonID=m.object_id(event, device, ObjectTypeCode.PERSON),
+        PersonID=m.object_id(source, event, ObjectTypeCode.PERSON),
         InfoKind=int(InfoKind.AUTOMATIC),
-        SourceID=m.source_id(event, device),
+        SourceID=source,
         DeviceID=device,
         **m.box(event),
         LocationMarkTime=m.t14(ms),

@@ -243,7 +243,8 @@ class SubscriptionNotifier:
             report.notifications += 1
             report.delivered += len(items)
         else:
-            self._fail(items, result.failed.get(nid, "refused"), report)
+            reason = result.failed.get(nid) or result.rejected.get(nid) or "refused"
+            self._fail(items, reason, report)
 
     def run(self, stop: threading.Event) -> None:
         """Notify until ``stop`` is set; sleeps when nothing was sent."""

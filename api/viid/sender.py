@@ -2,10 +2,14 @@
 
 Rows are claimed in id order (``api.store.outbox``), mapped from the stored events *at send time*
 (ids are deterministic, so a retry carries the same ids), grouped per collection into batches
-bounded by object count and JSON bytes, and posted through :class:`ViidClient`. Objects answered
-OK or "already exists" are marked delivered; only failed ones are retried, with jittered
-exponential back-off. A sender killed at any point loses nothing: claimed rows come back when
-their lease runs out, and the receiver treats known ids as delivered.
+bounded by object count and JSON bytes, and posted through :class:`ViidClient`. Answers are
+classified by :mod:`sharpeyes.api.viid.outcomes`: OK or an explicit duplicate id → delivered;
+transient → retried with jittered exponential back-off (after ``max_attempts`` such answers the
+row becomes a dead letter); permanent → dead letter at once, with the platform's reason
+(``Outbox.list_dead`` / ``retry_dead``). A whole request refused with a 4xx is re-sent one object
+per request so one bad object never takes its siblings down. A sender killed at any point
+loses nothing: claimed rows come back when their lease runs out, and the receiver treats known
+ids as delivered.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from sharpeyes.api.store import EventStore, Outbox, OutboxItem, OutboxStats, StoredEvent
-from sharpeyes.api.viid.client import ViidClient
+from sharpeyes.api.viid.client import PermanentRequestError, ViidClient
 from sharpeyes.api.viid.mapping import EventImages, EventMapper, ImageRef, MappedObject
 from sharpeyes.api.viid.resources import COLLECTIONS, Collection
 from sharpeyes.pipeline.errors import DeliveryError
@@ -36,6 +40,7 @@ class SenderOptions:
     backoff_initial_s: float = 2.0
     backoff_max_s: float = 300.0
     idle_sleep_s: float = 0.5
+    max_attempts: int = 20  # transient answers for one object before a dead letter (0: none)
 
 
 @dataclass
@@ -44,6 +49,7 @@ class SendReport:
     delivered: int = 0
     duplicates: int = 0
     failed: int = 0
+    dead: int = 0
     skipped: int = 0
     requests: int = 0
     errors: list[str] = field(default_factory=list)
@@ -115,7 +121,7 @@ class OutboxSender:
                 stored = self.store.get_event(item.object_id)
                 if stored is None:
                     self.outbox.mark_dead([item.id], "event not in store", now)
-                    report.failed += 1
+                    report.dead += 1
                     continue
                 obj = self.mapper.map(stored.event, self.images_for(stored), stored.device_id)
             except DeliveryError as e:
@@ -161,6 +167,20 @@ class OutboxSender:
         report.requests += 1
         try:
             result = self.client.post_objects(spec, [m.payload for _, m in batch])
+        except PermanentRequestError as e:
+            if len(batch) > 1:
+                log.warning(
+                    "%s refused a batch of %d as a whole (%s); sending one by one",
+                    coll.value,
+                    len(batch),
+                    e,
+                )
+                for pair in batch:
+                    self._deliver(coll, [pair], report)
+                return
+            item, mapped = batch[0]
+            self._dead(item, mapped.object_id, f"permanent: {e}", report)
+            return
         except DeliveryError as e:
             now = _now_ms()
             for item, _ in batch:
@@ -177,12 +197,36 @@ class OutboxSender:
         self.outbox.mark_delivered(ok, now)
         report.delivered += len(result.delivered)
         report.duplicates += len(result.duplicates)
-        for oid, reason in result.failed.items():
+        for oid, reason in result.rejected.items():
             row = row_of.get(oid)
             if row is not None:
-                self.outbox.mark_failed([row.id], reason, now, now + self._backoff_ms(row.attempts))
-                report.failed += 1
-                report.errors.append(reason)
+                self._dead(row, oid, f"permanent: {reason}", report)
+        limit = self.options.max_attempts
+        for oid, reason in result.failed.items():
+            row = row_of.get(oid)
+            if row is None:
+                continue
+            if limit and row.rejections + 1 >= limit:
+                why = f"gave up after {row.rejections + 1} transient answers: {reason}"
+                self._dead(row, oid, why, report)
+                continue
+            self.outbox.mark_failed(
+                [row.id], reason, now, now + self._backoff_ms(row.attempts), rejected=True
+            )
+            report.failed += 1
+            report.errors.append(reason)
+
+    def _dead(self, item: OutboxItem, object_id: str, reason: str, report: SendReport) -> None:
+        self.outbox.mark_dead([item.id], reason, _now_ms())
+        report.dead += 1
+        report.errors.append(reason)
+        log.warning(
+            "dead letter: %s %s (event %s): %s",
+            self.options.destination,
+            object_id,
+            item.object_id,
+            reason,
+        )
 
     def _accumulate(self, r: SendReport) -> None:
         t = self.totals
@@ -190,6 +234,7 @@ class OutboxSender:
         t.delivered += r.delivered
         t.duplicates += r.duplicates
         t.failed += r.failed
+        t.dead += r.dead
         t.skipped += r.skipped
         t.requests += r.requests
 
@@ -205,5 +250,5 @@ class OutboxSender:
                 log.exception("sender round failed")
                 stop.wait(self.options.idle_sleep_s)
                 continue
-            if report.claimed in (0, report.failed):
+            if report.claimed in (0, report.failed + report.dead):
                 stop.wait(self.options.idle_sleep_s)

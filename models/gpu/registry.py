@@ -1,15 +1,11 @@
-"""Detector backends by name, chosen by config — the composition root calls
-:func:`create_backend_detector` and never branches on CUDA itself.
+"""Detector backends by name — kept for older callers; the one factory is
+:func:`sharpeyes.models.factory.create_detector` and the one config is
+:data:`sharpeyes.pipeline.config.DetectorSettings` (``backend: onnxruntime | onnxruntime-gpu |
+torch``).
 
-=================  ===================================================================
-``onnxruntime``    the host path: :func:`sharpeyes.models.factory.create_detector` (any provider)
-``onnxruntime-gpu``  ORT with TensorRT/CUDA, on-device preprocessing, I/O binding
-``torch``          the yolov5 checkpoint on PyTorch (fp16, CUDA graphs)
-=================  ===================================================================
-
-``fallback="cpu"`` turns "this backend cannot run here" into the host ``onnxruntime`` backend
-on the CPU provider (the reason is kept in :attr:`BackendChoice.fallback_reason` and logged);
-``fallback="fail"`` raises :class:`pipeline.errors.ModelError`. :func:`probe_backends` reports
+:class:`DetectorBackendConfig` is the former flat config of every backend's fields; it converts
+to the matching config variant (:meth:`DetectorBackendConfig.to_settings`) and
+:func:`create_backend_detector` hands that to the factory. :func:`probe_backends` reports
 which backends are usable without building a model.
 """
 
@@ -17,26 +13,55 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import MappingProxyType
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from sharpeyes.models.registry import DEFAULT_DETECTOR, get_model_spec
-from sharpeyes.models.resolve import resolve_model
+from sharpeyes.models.factory import DETECTOR_BACKENDS, DetectorChoice, create_detector
+from sharpeyes.models.registry import DEFAULT_DETECTOR
 from sharpeyes.models.yolo import DetectorOptions
-from sharpeyes.pipeline.errors import ModelError
+from sharpeyes.pipeline.config import AnyDetectorConfig, DetectorSettings
 
 log = logging.getLogger(__name__)
 
 BackendName = Literal["onnxruntime", "onnxruntime-gpu", "torch"]
+BackendChoice = DetectorChoice  # the former name of the factory's result
+__all__ = [
+    "DETECTOR_BACKENDS",
+    "BackendChoice",
+    "BackendProbe",
+    "DetectorBackendConfig",
+    "create_backend_detector",
+    "probe_backends",
+]
+
+_SETTINGS: TypeAdapter[AnyDetectorConfig] = TypeAdapter(DetectorSettings)
+_PER_BACKEND: dict[str, frozenset[str]] = {
+    "onnxruntime": frozenset({"providers", "intra_op_threads"}),
+    "onnxruntime-gpu": frozenset(
+        {"providers", "device", "fp16", "preprocess", "engine_cache_dir", "intra_op_threads"}
+    ),
+    "torch": frozenset({"device", "fp16", "cuda_graphs"}),
+}
+_SHARED = frozenset(
+    {
+        "model",
+        "model_path",
+        "max_batch",
+        "input_size",
+        "confidence_threshold",
+        "iou_threshold",
+        "warmup",
+        "download",
+        "fallback",
+    }
+)
 
 
 class DetectorBackendConfig(BaseModel):
-    """Which runtime runs the detector, on which device, and what to do if it cannot."""
+    """Deprecated flat config (every backend's fields); use ``DetectorSettings`` instead."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -69,116 +94,27 @@ class DetectorBackendConfig(BaseModel):
             input_size=self.input_size,
         )
 
-
-@dataclass(frozen=True, slots=True)
-class BackendChoice:
-    """The detector built, the backend that built it, and why it is not the requested one."""
-
-    detector: Any
-    backend: str
-    requested: str
-    fallback_reason: str | None = None
-
-
-def _onnx_path(cfg: DetectorBackendConfig) -> Path:
-    return resolve_model(cfg.model, cfg.model_path, download=cfg.download)
-
-
-def _checkpoint_path(cfg: DetectorBackendConfig) -> Path:
-    if cfg.model_path is not None and cfg.model_path.suffix == ".pt":
-        return cfg.model_path
-    spec = get_model_spec(cfg.model)
-    weights = spec if spec.filename.endswith(".pt") else None
-    if weights is None and spec.derived_from:
-        weights = get_model_spec(spec.derived_from)
-    if weights is None or spec.family != "yolov5":
-        raise ModelError(f"torch backend runs yolov5 checkpoints; {cfg.model!r} has none")
-    return resolve_model(weights, None, download=cfg.download)
+    def to_settings(self) -> AnyDetectorConfig:
+        """The equivalent variant of the one detector config."""
+        keys = _SHARED | _PER_BACKEND[self.backend]
+        data = self.model_dump(include=set(keys))
+        if "model" not in self.model_fields_set:
+            data.pop("model")  # let a model_path alone pick its family from the file
+        if self.backend == "onnxruntime" and self.providers not in (
+            "auto",
+            "cpu",
+            "cuda",
+            "tensorrt",
+        ):
+            data["providers"] = [self.providers]
+        return _SETTINGS.validate_python({**data, "backend": self.backend})
 
 
-def _build_onnxruntime(cfg: DetectorBackendConfig) -> Any:
-    from sharpeyes.models.factory import create_detector
-
-    return create_detector(
-        cfg.model,
-        model_path=cfg.model_path,
-        providers=cfg.providers,
-        intra_op_threads=cfg.intra_op_threads,
-        input_size=cfg.input_size,
-        confidence_threshold=cfg.confidence_threshold,
-        iou_threshold=cfg.iou_threshold,
-        warmup=cfg.warmup,
-        download=cfg.download,
-    )
-
-
-def _build_ort_gpu(cfg: DetectorBackendConfig) -> Any:
-    from sharpeyes.models.gpu.ort_gpu import OrtGpuOptions, create_ort_gpu_detector
-
-    device_id = int(cfg.device.partition(":")[2] or 0)
-    gpu = OrtGpuOptions(
-        providers=cfg.providers,
-        device_id=device_id,
-        fp16=cfg.fp16,
-        engine_cache_dir=cfg.engine_cache_dir,
-        intra_op_threads=cfg.intra_op_threads or 1,
-    )
-    return create_ort_gpu_detector(
-        _onnx_path(cfg),
-        name=cfg.model,
-        options=cfg.options(),
-        gpu=gpu,
-        preprocess=cfg.preprocess,
-        warmup=cfg.warmup,
-    )
-
-
-def _build_torch(cfg: DetectorBackendConfig) -> Any:
-    if importlib.util.find_spec("torch") is None:
-        raise ModelError("torch backend: PyTorch is not installed")
-    from sharpeyes.models.gpu.torch_backend import create_torch_detector
-
-    return create_torch_detector(
-        _checkpoint_path(cfg),
-        name=cfg.model,
-        options=cfg.options(),
-        device=cfg.device,
-        fp16=cfg.fp16,
-        cuda_graphs=cfg.cuda_graphs,
-        max_batch=cfg.max_batch,
-        warmup=cfg.warmup,
-    )
-
-
-BackendBuilder = Callable[[DetectorBackendConfig], Any]
-DETECTOR_BACKENDS: Mapping[str, BackendBuilder] = MappingProxyType(
-    {
-        "onnxruntime": _build_onnxruntime,
-        "onnxruntime-gpu": _build_ort_gpu,
-        "torch": _build_torch,
-    }
-)
-
-
-def create_backend_detector(cfg: DetectorBackendConfig) -> BackendChoice:
-    """Build the configured backend, or the CPU fallback when allowed.
-
-    Raises:
-        ModelError: the backend cannot run here and ``fallback`` is ``"fail"`` (or the CPU
-            fallback itself failed, e.g. the model file is missing).
-    """
-    try:
-        detector = DETECTOR_BACKENDS[cfg.backend](cfg)
-        return BackendChoice(detector, cfg.backend, cfg.backend)
-    except ModelError as e:
-        if cfg.fallback == "fail" or (cfg.backend == "onnxruntime" and cfg.providers == "cpu"):
-            raise
-        reason = str(e)
-    log.warning("detector backend %s unusable (%s); falling back to CPU", cfg.backend, reason)
-    cpu = cfg.model_copy(update={"backend": "onnxruntime", "providers": "cpu"})
-    if cfg.model_path is not None and cfg.model_path.suffix == ".pt":
-        cpu = cpu.model_copy(update={"model_path": None})
-    return BackendChoice(_build_onnxruntime(cpu), "onnxruntime", cfg.backend, reason)
+def create_backend_detector(cfg: DetectorBackendConfig | AnyDetectorConfig) -> DetectorChoice:
+    """Build the configured backend (or its CPU fallback): see
+    :func:`sharpeyes.models.factory.create_detector`."""
+    settings = cfg.to_settings() if isinstance(cfg, DetectorBackendConfig) else cfg
+    return create_detector(settings)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,11 +1,16 @@
 """Builds the evidence record of one violation.
 
 Layout: ``<out_root>/evidence/<stream>/<yyyymmdd Beijing>/<event_id>/`` holding ``1.jpg 2.jpg
-3.jpg`` (full resolution, overlay, vehicle box), ``plate.jpg`` (close-up from the sharpest
-frame), ``composite.jpg`` (违章合成图), ``clip.mp4`` (remuxed, no re-encode) and
+3.jpg`` (full resolution, overlay, stop line and subject box), ``plate.jpg`` (close-up from
+the sharpest frame), ``composite.jpg`` (违章合成图), ``clip.mp4`` (remuxed, no re-encode) and
 ``record.json`` (metadata, size and HMAC-SHA256 of every file, key id, and an HMAC over the
 metadata itself). Every file is written atomically; ``record.json`` is written last, so a
 record directory with a ``record.json`` is complete.
+
+Every image states its own facts: the runner hands analysed frames (frame + tracks + signal
+states of that instant), so each image's time, signal state, subject box (by track id) and side
+of the stop line come from its own frame (:mod:`pipeline.evidence.facts`); what the images fail
+to show is listed in the record's ``incomplete``.
 
 The builder holds no global state and does no work at import; the runner calls
 :meth:`EvidenceBuilder.build` on a worker thread, off the hot path.
@@ -27,10 +32,18 @@ from sharpeyes.pipeline.evidence.composite import compose
 from sharpeyes.pipeline.evidence.facts import (
     DEFAULT_CODE,
     CameraFacts,
+    ImageFacts,
+    StopLine,
+    image_facts,
+    incomplete_parts,
     overlay_lines,
-    vehicle_boxes,
 )
-from sharpeyes.pipeline.evidence.images import beijing_date, encode_jpeg, render_overlay
+from sharpeyes.pipeline.evidence.images import (
+    beijing_date,
+    encode_jpeg,
+    font_status,
+    render_overlay,
+)
 from sharpeyes.pipeline.evidence.plate_closeup import plate_closeup
 from sharpeyes.pipeline.evidence.record import (
     EvidenceFileEntry,
@@ -39,7 +52,17 @@ from sharpeyes.pipeline.evidence.record import (
     record_document,
 )
 from sharpeyes.pipeline.evidence.tamper import atomic_write_bytes, canonical_json, hmac_file, key_id
-from sharpeyes.pipeline.types import AnalysedFrame, Box, Event, Frame, ImageBGR, Plate
+from sharpeyes.pipeline.types import (
+    AnalysedFrame,
+    Box,
+    Event,
+    Frame,
+    ImageBGR,
+    LampColor,
+    Plate,
+    SignalState,
+    Tracks,
+)
 from sharpeyes.streams.packet_ring import PacketRing
 from sharpeyes.streams.remux import ClipInfo
 
@@ -87,7 +110,9 @@ class EvidenceBuilder:
         clip_wait_s: float | None = None,
         composite_scale: float = 1.0,
         overlay_position: Literal["top", "bottom"] = "top",
+        font_path: str | None = None,
     ) -> None:
+        """``font_path``: a CJK font file to use before the system paths and pip packages."""
         if not hmac_key:
             raise EvidenceError("an evidence HMAC key is required")
         if clip_pre_roll_s < 0 or clip_post_roll_s < 0:
@@ -108,6 +133,7 @@ class EvidenceBuilder:
         )
         self.composite_scale = composite_scale
         self.overlay_position: Literal["top", "bottom"] = overlay_position
+        self.font_path = font_path
 
     # -- public ------------------------------------------------------------------------------
 
@@ -121,37 +147,46 @@ class EvidenceBuilder:
 
         This is the runner's evidence hook; :meth:`build_record` returns the typed record.
         """
-        plain = [f.frame if isinstance(f, AnalysedFrame) else f for f in frames]
-        record = self.build_record(event, plain, clip_source)
+        record = self.build_record(event, frames, clip_source)
         plate = record.plate if record.plate.text is not None else (event.plate or record.plate)
         return event.with_(evidence_path=str(record.record_dir), plate=plate)
 
     def build_record(
         self,
         event: Event,
-        frames: Sequence[Frame],
+        frames: Sequence[AnalysedFrame | Frame],
         clip_source: ClipSource | None = None,
     ) -> EvidenceRecord:
         """Write every evidence file for ``event`` from its (up to three) evidence frames.
 
-        ``clip_source`` overrides the ring / video file given to the constructor. A clip that
-        cannot be made is recorded as ``clip_error`` (the images still count as evidence).
-        Raises :class:`EvidenceError` when there is no frame or a file cannot be written.
+        Plain frames carry no tracks or signal states: their images say the signal state is
+        unknown and the record lists that as incomplete. ``clip_source`` overrides the ring /
+        video file given to the constructor. A clip that cannot be made is recorded as
+        ``clip_error`` (the images still count as evidence). Raises :class:`EvidenceError` when
+        there is no frame or a file cannot be written.
         """
         if not frames:
             raise EvidenceError(f"event {event.event_id}: no evidence frames")
-        frames = list(frames)[:3]
-        work = _Work(self.record_dir(event, frames[0]))
+        analysed = [_analysed(f) for f in list(frames)[:3]]
+        plain = [af.frame for af in analysed]
+        work = _Work(self.record_dir(event, plain[0]))
         work.record_dir.mkdir(parents=True, exist_ok=True)
-        boxes = vehicle_boxes(event, frames)
-        plate = self._read_plate(event, frames, boxes)
-        rendered = self._write_images(event, frames, boxes, plate.plate, work)
+        line = self._stop_line(event, plain[0])
+        facts = image_facts(event, analysed, line)
+        boxes = [im.box for im in facts]
+        plate = self._read_plate(event, plain, boxes)
+        rendered = self._write_images(event, facts, line, plate.plate, work)
         self._write_jpeg(work, "plate.jpg", plate.closeup)
         self._write_jpeg(
             work, "composite.jpg", compose(rendered, plate.closeup, cell_scale=self.composite_scale)
         )
-        self._write_clip(frames, clip_source, work)
-        return self._write_record(event, frames, boxes, plate, work)
+        self._write_clip(plain, clip_source, work)
+        return self._write_record(event, facts, plate, work)
+
+    def _stop_line(self, event: Event, frame: Frame) -> StopLine | None:
+        v = event.violation
+        approach = v.approach if v is not None else None
+        return StopLine.of(self.camera.intersection, approach, (frame.width, frame.height))
 
     def record_dir(self, event: Event, first: Frame) -> Path:
         for name in (event.stream_id, event.event_id):
@@ -181,17 +216,32 @@ class EvidenceBuilder:
     def _write_images(
         self,
         event: Event,
-        frames: Sequence[Frame],
-        boxes: Sequence[Box | None],
+        facts: Sequence[ImageFacts],
+        line: StopLine | None,
         plate: Plate,
         work: _Work,
     ) -> list[ImageBGR]:
         rendered = []
-        for i, (frame, box) in enumerate(zip(frames, boxes, strict=True), start=1):
-            lines = overlay_lines(event, frame, self.facts, plate, index=i, total=len(frames))
-            boxes_i = [box] if box is not None else None
-            img = render_overlay(frame.image, lines, boxes_i, position=self.overlay_position)
-            self._write_jpeg(work, f"{i}.jpg", img)
+        stop = [line.stop] if line is not None else None
+        for im in facts:
+            lines = overlay_lines(
+                event,
+                im.frame,
+                self.facts,
+                plate,
+                index=im.index,
+                total=len(facts),
+                signal=_signal_or_unknown(im),
+            )
+            img = render_overlay(
+                im.frame.image,
+                lines,
+                [im.box] if im.box is not None else None,
+                position=self.overlay_position,
+                lines_px=stop,
+                font_path=self.font_path,
+            )
+            self._write_jpeg(work, f"{im.index}.jpg", img)
             rendered.append(img)
         return rendered
 
@@ -227,33 +277,54 @@ class EvidenceBuilder:
             return
         self._add_file(work, "clip.mp4", None)
 
+    def _incomplete(
+        self, event: Event, facts: Sequence[ImageFacts], plate: _PlateResult, work: _Work
+    ) -> list[dict[str, str]]:
+        parts = incomplete_parts(event, facts, plate.plate)
+        if work.clip is None:
+            parts.append({"part": "clip", "reason": work.clip_error or "no clip"})
+        return parts
+
     def _write_record(
         self,
         event: Event,
-        frames: Sequence[Frame],
-        boxes: Sequence[Box | None],
+        facts: Sequence[ImageFacts],
         plate: _PlateResult,
         work: _Work,
     ) -> EvidenceRecord:
-        images = tuple(
-            EvidenceImage.of(i, f, b) for i, (f, b) in enumerate(zip(frames, boxes, strict=True), 1)
-        )
+        font, why = font_status(self.font_path)
         record = EvidenceRecord(
             event_id=event.event_id,
             stream_id=event.stream_id,
             record_dir=work.record_dir,
             files=tuple(work.files),
-            images=images,
+            images=tuple(EvidenceImage.of_facts(im) for im in facts),
             plate=plate.plate,
             plate_frame=None if plate.frame_index is None else plate.frame_index + 1,
             clip=work.clip,
             clip_error=work.clip_error,
             key_id=self.key_id,
             violation_code=self.facts.violation_code,
+            incomplete=tuple(self._incomplete(event, facts, plate, work)),
+            overlay_language="zh" if font is not None else "en",
+            overlay_reason=why,
         )
         doc = record_document(record, event, self.camera, self._key)
         atomic_write_bytes(work.record_dir / "record.json", canonical_json(doc, indent=True))
         return record
+
+
+def _analysed(f: AnalysedFrame | Frame) -> AnalysedFrame:
+    return f if isinstance(f, AnalysedFrame) else AnalysedFrame(f, Tracks.empty(), {})
+
+
+def _signal_or_unknown(im: ImageFacts) -> SignalState:
+    """The group's state in this frame; UNKNOWN (never the violation's colour) when absent."""
+    st = im.signal
+    if st is not None:
+        return st
+    pts = im.frame.pts
+    return SignalState(im.group or "-", LampColor.UNKNOWN, 0.0, pts, pts, "none")
 
 
 def _sharpest(pairs: Sequence[tuple[ImageBGR, Box | None]]) -> int:

@@ -1,6 +1,11 @@
 """What each evidence image says: overlay lines and the vehicle box, from the event and frame.
 
-Vehicle boxes come from ``event.extra`` entries ``evidence_box_1`` … ``evidence_box_3``
+With an :class:`AnalysedFrame` (what the runner hands the builder) every image states its own
+facts: :func:`image_facts` takes the subject's box from that frame's tracks (by track id), the
+signal state of the violation's group from that frame's signal states, and which side of the
+calibrated stop line the subject is on; :func:`incomplete_parts` says what the three images
+fail to show. Without one (plain frames), vehicle boxes come from ``event.extra`` entries
+``evidence_box_1`` … ``evidence_box_3``
 (``"x1,y1,x2,y2"`` in frame pixels, one per evidence time) when the rule provides them;
 otherwise the event's best box is used in its own frame and, in the others, moved along the
 trajectory (bottom-centre anchor interpolated at the frame's time), keeping its size.
@@ -10,11 +15,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
+from sharpeyes.pipeline.calibration import IntersectionCalibration
 from sharpeyes.pipeline.evidence.images import OverlayLine, beijing_time_text
-from sharpeyes.pipeline.types import Box, Event, Frame, LampColor, Plate
+from sharpeyes.pipeline.types import (
+    AnalysedFrame,
+    Box,
+    Event,
+    Frame,
+    LampColor,
+    Plate,
+    SignalState,
+    Tracks,
+)
 
 DEFAULT_CODE = "1625"
 CODE_TEXT = {"1625": "驾驶机动车违反道路交通信号灯通行"}
@@ -55,6 +71,15 @@ def seconds_since_red(event: Event, pts: float) -> float | None:
     if v is None:
         return None
     return round(pts - (v.crossed_stop_line_pts - v.seconds_since_red), 3)
+
+
+def violation_time_ms(event: Event) -> int | None:
+    """The violation's time (the stop-line crossing, or the crosswalk entry) in UTC epoch ms:
+    ``crossed_stop_line_pts`` mapped to wall time with the stream's own pts → wall offset."""
+    v = event.violation
+    if v is None:
+        return None
+    return event.first_seen_ms + round((v.crossed_stop_line_pts - event.first_pts) * 1000)
 
 
 def _parse_box(text: str, w: int, h: int) -> Box | None:
@@ -110,28 +135,64 @@ def _plate_text(plate: Plate | None) -> tuple[str, str]:
     return f"号牌: {plate.text} {PLATE_COLOR_ZH.get(color, color)}", f"Plate: {plate.text} {color}"
 
 
+def _signal_segments(
+    event: Event, frame: Frame, signal: SignalState | None
+) -> tuple[tuple[str, str], tuple[str, str]]:
+    """(信号灯状态, 红灯已亮) segments: of ``signal`` (this frame's state) when given; otherwise
+    the violation's colour with the red age derived from the crossing (legacy, plain frames)."""
+    if signal is not None:
+        color, since = signal.color, round(signal.duration, 3)
+        fault = signal_fault(signal)
+    else:
+        v = event.violation
+        color = v.signal_color if v is not None else LampColor.UNKNOWN
+        red_age = seconds_since_red(event, frame.pts)
+        since, fault = (red_age if red_age is not None else 0.0), None
+    fault_zh, fault_en = (f" 故障:{fault}", f" fault: {fault}") if fault else ("", "")
+    state = (
+        f"信号灯状态: {COLOR_ZH[color]}{fault_zh}",
+        f"Signal: {color.value}{fault_en}",
+    )
+    if color is LampColor.RED and (signal is not None or event.violation is not None):
+        return state, (f"红灯已亮: {since:.2f}秒", f"red for {since:.2f}s")
+    return state, ("红灯已亮: -", "red for: -")
+
+
 def overlay_lines(
-    event: Event, frame: Frame, cam: CameraFacts, plate: Plate | None, *, index: int, total: int
+    event: Event,
+    frame: Frame,
+    cam: CameraFacts,
+    plate: Plate | None,
+    *,
+    index: int,
+    total: int,
+    signal: SignalState | None = None,
 ) -> list[OverlayLine]:
-    """The four overlay lines of evidence image ``index`` (1-based) of ``total``."""
+    """The four overlay lines of evidence image ``index`` (1-based) of ``total``.
+
+    ``signal`` is the violation group's state *in this frame*; without it the violation's
+    colour is shown (plain frames only: the builder always passes the frame's own state).
+    """
     when = beijing_time_text(frame.wall_time_ms)
     v = event.violation
     lane = str(v.lane_no) if v is not None and v.lane_no is not None else "-"
-    color = v.signal_color if v is not None else LampColor.UNKNOWN
-    since = seconds_since_red(event, frame.pts)
-    since_zh = f" 已亮{since:.2f}秒" if since is not None and color is LampColor.RED else ""
-    since_en = f" for {since:.2f}s" if since is not None and color is LampColor.RED else ""
+    state, red_age = _signal_segments(event, frame, signal)
     code = v.code if v is not None and v.code else cam.violation_code
     dir_zh, dir_en = _direction(event)
     loc = cam.location or "-"
     return [
-        OverlayLine(((f"[{index}/{total}] 北京时间: {when}", f"[{index}/{total}] UTC+8: {when}"),)),
+        OverlayLine(
+            (
+                (f"[{index}/{total}] 时间(北京时间): {when}", f"[{index}/{total}] UTC+8: {when}"),
+                state,
+                red_age,
+            )
+        ),
         OverlayLine(((f"地点: {loc}", f"Location: {loc}"), (f"方向: {dir_zh}", f"Dir: {dir_en}"))),
         OverlayLine(
             (
                 (f"车道: {lane}", f"Lane: {lane}"),
                 (f"设备编号: {cam.device_id}", f"Device: {cam.device_id}"),
-                (f"信号: {COLOR_ZH[color]}{since_zh}", f"Signal: {color.value}{since_en}"),
             )
         ),
         OverlayLine(
@@ -141,3 +202,165 @@ def overlay_lines(
             )
         ),
     ]
+
+
+Side = Literal["before", "on", "after"]
+PIXEL_LINE = tuple[tuple[float, float], tuple[float, float]]
+
+
+def signal_fault(state: SignalState) -> str | None:
+    """Why ``state`` cannot be relied on (a reader fault, an unreadable or dark lamp), or None."""
+    if state.fault:
+        return state.fault
+    if state.color in (LampColor.OFF, LampColor.UNKNOWN):
+        return f"lamp {state.color.value}"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class StopLine:
+    """The violation approach's stop and entry lines in frame pixels, oriented so that positive
+    signed distance is past the line in the direction of travel."""
+
+    stop: PIXEL_LINE
+    entry: PIXEL_LINE | None
+    forward: tuple[float, float]
+    margin: float
+
+    @classmethod
+    def of(
+        cls, calib: IntersectionCalibration | None, approach: str | None, size: tuple[int, int]
+    ) -> StopLine | None:
+        if calib is None or approach is None:
+            return None
+        ap = next((a for a in calib.approaches if a.id == approach), None)
+        if ap is None:
+            return None
+        w, h = size
+
+        def px(rel: tuple[tuple[float, float], tuple[float, float]]) -> PIXEL_LINE:
+            return (rel[0][0] * w, rel[0][1] * h), (rel[1][0] * w, rel[1][1] * h)
+
+        fx = fy = 0.0
+        for ln in ap.lanes:
+            (ax, ay), (bx, by) = px(ln.travel)
+            n = max(1e-9, float(np.hypot(bx - ax, by - ay)))
+            fx, fy = fx + (bx - ax) / n, fy + (by - ay) / n
+        entry = px(ap.entry_line) if ap.entry_line else None
+        return cls(px(ap.stop_line), entry, (fx, fy), calib.line_margin * float(np.hypot(w, h)))
+
+    def distance(self, line: PIXEL_LINE, p: tuple[float, float]) -> float:
+        (ax, ay), (bx, by) = line
+        nx, ny = -(by - ay), bx - ax
+        n = max(1e-9, float(np.hypot(nx, ny)))
+        nx, ny = nx / n, ny / n
+        if nx * self.forward[0] + ny * self.forward[1] < 0:
+            nx, ny = -nx, -ny
+        return (p[0] - ax) * nx + (p[1] - ay) * ny
+
+    def side(self, box: Box) -> Side:
+        """Side of the box's bottom centre: ``on`` within the calibration's line margin."""
+        d = self.distance(self.stop, ((box.x1 + box.x2) / 2, box.y2))
+        return "before" if d < -self.margin else "after" if d > self.margin else "on"
+
+    def past_entry(self, box: Box) -> bool | None:
+        if self.entry is None:
+            return None
+        return self.distance(self.entry, ((box.x1 + box.x2) / 2, box.y2)) > 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ImageFacts:
+    """What one evidence image shows, all of it from its own analysed frame."""
+
+    index: int
+    frame: Frame
+    box: Box | None
+    box_source: Literal["track", "event", "none"]
+    signals: dict[str, SignalState]
+    group: str | None
+    side: Side | None
+    past_entry: bool | None
+
+    @property
+    def signal(self) -> SignalState | None:
+        """The violation group's state in this frame (None: the frame has no state for it)."""
+        return None if self.group is None else self.signals.get(self.group)
+
+
+def track_box(tracks: Tracks, track_id: int | None, w: int, h: int) -> Box | None:
+    """The box of ``track_id`` in ``tracks`` (None when that track is not in the frame)."""
+    if track_id is None or len(tracks) == 0:
+        return None
+    idx = np.flatnonzero(tracks.track_id == track_id)
+    if len(idx) == 0:
+        return None
+    x1, y1, x2, y2 = (float(v) for v in tracks.xyxy[int(idx[0])])
+    return Box(x1, y1, x2, y2, w, h)
+
+
+def image_facts(
+    event: Event,
+    frames: Sequence[AnalysedFrame],
+    line: StopLine | None,
+) -> list[ImageFacts]:
+    """The facts of every evidence image (box by track id; the event's boxes as a fallback)."""
+    fallback = vehicle_boxes(event, [af.frame for af in frames])
+    group = event.violation.signal_group if event.violation is not None else None
+    out = []
+    for i, (af, fb) in enumerate(zip(frames, fallback, strict=True), start=1):
+        f = af.frame
+        box = track_box(af.tracks, event.track_id, f.width, f.height)
+        source: Literal["track", "event", "none"] = "track"
+        if box is None:
+            box, source = fb, ("event" if fb is not None else "none")
+        side = line.side(box) if line is not None and box is not None else None
+        past = line.past_entry(box) if line is not None and box is not None else None
+        out.append(ImageFacts(i, f, box, source, dict(af.signals), group, side, past))
+    return out
+
+
+def incomplete_parts(
+    event: Event, images: Sequence[ImageFacts], plate: Plate
+) -> list[dict[str, str]]:
+    """What keeps the record from proving the violation by itself: ``[{part, reason}]``."""
+    parts: list[dict[str, str]] = []
+    if plate.text is None:
+        parts.append({"part": "plate", "reason": "plate unreadable in every evidence image"})
+    notes = dict(event.extra)
+    red_light = event.violation is not None and event.violation.approach is not None
+    for im in images:
+        parts.extend(
+            {"part": f"image_{im.index}", "reason": r}
+            for r in _image_problems(im, notes, red_light)
+        )
+    if len(images) < 3:
+        parts.append({"part": f"image_{len(images) + 1}", "reason": "no analysed frame kept"})
+    return parts
+
+
+def _image_problems(im: ImageFacts, notes: dict[str, str], red_light: bool) -> list[str]:
+    """Why image ``im`` does not show what its stage should (empty: it does)."""
+    out: list[str] = []
+    st = im.signal
+    if st is None:
+        out.append("no signal state for the group in this frame")
+    elif (fault := signal_fault(st)) is not None:
+        out.append(f"signal fault in the window: {fault}")
+    if im.box is None:
+        out.append("the subject is not in this frame")
+    elif im.box_source != "track":
+        out.append("subject box estimated (track not in frame)")
+    if not red_light or im.side is None:
+        return out
+    if note := notes.get(f"evidence_note_{im.index}"):
+        out.append(note)
+    elif im.index == 1 and im.side != "before":
+        out.append(f"subject {im.side} the stop line, not before")
+    elif im.index == 1 and st is not None and st.color is not LampColor.RED:
+        out.append(f"signal {st.color.value}, not red")
+    elif im.index == 2 and im.side == "before":
+        out.append("subject still before the stop line")
+    elif im.index == 3 and im.past_entry is False:
+        out.append("subject not past the entry line")
+    return out

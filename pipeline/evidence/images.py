@@ -3,8 +3,11 @@
 Every evidence image keeps the camera's full resolution and 24-bit colour. The time shown is
 Beijing time (UTC+8) to the millisecond, computed from the frame's ``wall_time_ms`` — never
 from the clock when the code runs. Chinese text is drawn with a CJK TrueType font through
-Pillow when one is installed (``fonts-wqy-zenhei`` or ``fonts-noto-cjk``, or the file named
-by ``SHARPEYES_FONT``); otherwise the labels fall back to ASCII drawn with OpenCV.
+Pillow. The font is looked up in this order: a configured path (the builder's ``font_path``,
+then the file named by ``SHARPEYES_FONT``), the known system paths (Debian's
+``fonts-wqy-zenhei`` / ``fonts-noto-cjk``, installed by the Dockerfile and CI), then a
+pip-installed font package (``FONT_PACKAGES``); with none, the labels fall back to ASCII drawn
+with OpenCV and :func:`font_status` says why (the record then says ``overlay_language: en``).
 """
 
 from __future__ import annotations
@@ -34,7 +37,13 @@ FONT_CANDIDATES: tuple[str, ...] = (
     "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
     "/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf",
 )
+# Importable pip packages that ship CJK font files, searched last. None is vetted yet (the
+# Debian fonts are what the Dockerfile and CI install); name one here once its licence and
+# contents are checked.
+FONT_PACKAGES: tuple[str, ...] = ()
+FONT_SUFFIXES = (".ttc", ".otf", ".ttf")
 BOX_COLOR = (0, 0, 255)  # BGR red
+STOP_LINE_COLOR = (0, 255, 255)  # BGR yellow
 TEXT_COLOR = (255, 255, 255)
 
 
@@ -59,14 +68,42 @@ class OverlayLine:
         return "    ".join(zh if chinese else en for zh, en in self.segments)
 
 
+def _package_font() -> Path | None:
+    """A CJK font file shipped by an installed pip package of ``FONT_PACKAGES``, or None."""
+    import importlib.util
+
+    for name in FONT_PACKAGES:
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            continue
+        for root in (spec.submodule_search_locations or []) if spec is not None else []:
+            found = sorted(p for p in Path(root).rglob("*") if p.suffix.lower() in FONT_SUFFIXES)
+            if found:
+                return found[0]
+    return None
+
+
 @cache
-def find_cjk_font() -> Path | None:
-    """The first CJK-capable font file found (``$SHARPEYES_FONT`` first), or None."""
+def find_cjk_font(configured: str | None = None) -> Path | None:
+    """The first CJK-capable font file found, or None: ``configured``, ``$SHARPEYES_FONT``, the
+    known system paths, then a pip font package."""
     env = os.environ.get(FONT_ENV)
-    for cand in (env, *FONT_CANDIDATES):
+    for cand in (configured, env, *FONT_CANDIDATES):
         if cand and Path(cand).is_file():
             return Path(cand)
-    return None
+    return _package_font()
+
+
+def font_status(configured: str | None = None) -> tuple[Path | None, str]:
+    """(font used for Chinese overlays or None, a sentence saying which and why)."""
+    if not _pillow_available():
+        return None, "Pillow is not installed: overlay in English"
+    font = find_cjk_font(configured) if configured else find_cjk_font()
+    if font is None:
+        looked = ", ".join([*(c for c in (configured,) if c), f"${FONT_ENV}", *FONT_CANDIDATES])
+        return None, f"no CJK font found (looked in {looked} and pip packages {FONT_PACKAGES})"
+    return font, f"CJK font {font}"
 
 
 @cache
@@ -84,16 +121,32 @@ def _pillow_available() -> bool:
     return True
 
 
-def can_render_chinese() -> bool:
-    return find_cjk_font() is not None and _pillow_available()
+def can_render_chinese(configured: str | None = None) -> bool:
+    return font_status(configured)[0] is not None
 
 
 def draw_box(image: ImageBGR, box: Box, color: tuple[int, int, int] = BOX_COLOR) -> None:
-    """Outline ``box`` in place, thickness relative to the image height."""
+    """Outline ``box`` in place, thickness relative to the image height, with a marker above
+    it (a filled triangle pointing down at the subject)."""
     t = max(2, image.shape[0] // 300)
     p1 = (int(box.x1), int(box.y1))
     p2 = (int(box.x2), int(box.y2))
     cv2.rectangle(image, p1, p2, color, t, cv2.LINE_AA)
+    s = max(6, image.shape[0] // 60)
+    cx, top = (p1[0] + p2[0]) // 2, p1[1] - t
+    tri = np.array([[cx - s, top - 2 * s], [cx + s, top - 2 * s], [cx, top]], np.int32)
+    cv2.fillPoly(image, [tri], color, cv2.LINE_AA)
+
+
+def draw_line(
+    image: ImageBGR,
+    line: tuple[tuple[float, float], tuple[float, float]],
+    color: tuple[int, int, int] = STOP_LINE_COLOR,
+) -> None:
+    """Draw a calibrated line (stop line) in place, in frame pixels."""
+    t = max(2, image.shape[0] // 400)
+    (ax, ay), (bx, by) = line
+    cv2.line(image, (round(ax), round(ay)), (round(bx), round(by)), color, t, cv2.LINE_AA)
 
 
 def _ascii(text: str) -> str:
@@ -193,15 +246,20 @@ def render_overlay(
     boxes: list[Box] | None = None,
     *,
     position: Literal["top", "bottom"] = "top",
+    lines_px: list[tuple[tuple[float, float], tuple[float, float]]] | None = None,
+    font_path: str | None = None,
 ) -> ImageBGR:
-    """A copy of ``image`` (same size, 3 channels) with ``boxes`` outlined and a text band at
-    the top or bottom (choose the side that does not hide the signal head)."""
+    """A copy of ``image`` (same size, 3 channels) with ``lines_px`` (the stop line) drawn,
+    ``boxes`` outlined and marked, and a text band at the top or bottom (choose the side that
+    does not hide the signal head)."""
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"evidence image must be H×W×3 uint8 BGR, got {image.shape} {image.dtype}")
     out = image.copy()
+    for ln in lines_px or ():
+        draw_line(out, ln)
     for box in boxes or ():
         draw_box(out, box)
-    font = find_cjk_font()
+    font = find_cjk_font(font_path) if font_path else find_cjk_font()
     chinese = font is not None and _pillow_available()
     measure = _pil_measure(font) if font is not None and chinese else _cv2_measure
     rows, size = layout(out, lines, chinese, measure)

@@ -7,15 +7,21 @@ a changed plate number or time in the metadata is detected as surely as a change
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sharpeyes.pipeline.config import CameraConfig
-from sharpeyes.pipeline.evidence.facts import CODE_TEXT
+from sharpeyes.pipeline.evidence.facts import (
+    CODE_TEXT,
+    ImageFacts,
+    Side,
+    signal_fault,
+    violation_time_ms,
+)
 from sharpeyes.pipeline.evidence.images import beijing_time_text
 from sharpeyes.pipeline.evidence.tamper import ALGORITHM, canonical_json, hmac_bytes
-from sharpeyes.pipeline.types import Box, Event, Frame, Plate
+from sharpeyes.pipeline.types import Box, Event, Frame, Plate, SignalState
 from sharpeyes.streams.remux import ClipInfo
 
 SCHEMA = "sharpeyes.evidence/1"
@@ -43,6 +49,11 @@ class EvidenceImage:
     width: int
     height: int
     vehicle_box: Box | None
+    signals: dict[str, SignalState] = field(default_factory=dict)
+    signal_group: str | None = None
+    box_source: str = "none"
+    side: Side | None = None
+    past_entry: bool | None = None
 
     @classmethod
     def of(cls, index: int, frame: Frame, box: Box | None) -> EvidenceImage:
@@ -55,6 +66,29 @@ class EvidenceImage:
             height=frame.height,
             vehicle_box=box,
         )
+
+    @classmethod
+    def of_facts(cls, im: ImageFacts) -> EvidenceImage:
+        """The image with its own signal states, subject box and stop-line side."""
+        f = im.frame
+        return cls(
+            index=im.index,
+            pts=f.pts,
+            wall_time_ms=f.wall_time_ms,
+            beijing_time=beijing_time_text(f.wall_time_ms),
+            width=f.width,
+            height=f.height,
+            vehicle_box=im.box,
+            signals=dict(im.signals),
+            signal_group=im.group,
+            box_source=im.box_source,
+            side=im.side,
+            past_entry=im.past_entry,
+        )
+
+    @property
+    def signal(self) -> SignalState | None:
+        return None if self.signal_group is None else self.signals.get(self.signal_group)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +106,9 @@ class EvidenceRecord:
     clip_error: str | None
     key_id: str
     violation_code: str
+    incomplete: tuple[dict[str, str], ...] = ()
+    overlay_language: str = "zh"
+    overlay_reason: str = ""
 
     @property
     def record_json(self) -> Path:
@@ -80,7 +117,12 @@ class EvidenceRecord:
     @property
     def complete(self) -> bool:
         """Three images, a readable plate and a clip: what a reviewer needs to confirm."""
-        return len(self.images) == 3 and self.plate.text is not None and self.clip is not None
+        return (
+            len(self.images) == 3
+            and self.plate.text is not None
+            and self.clip is not None
+            and not self.incomplete
+        )
 
     def file(self, name: str) -> Path:
         return self.record_dir / name
@@ -106,6 +148,39 @@ def _violation(event: Event, code: str) -> dict[str, Any] | None:
         "approach": v.approach,
         "crossed_stop_line_pts": v.crossed_stop_line_pts,
         "evidence_pts": list(v.evidence_pts),
+        "time_ms": violation_time_ms(event),
+        "beijing_time": beijing_time_text(violation_time_ms(event) or 0),
+    }
+
+
+def _signal(st: SignalState) -> dict[str, Any]:
+    return {
+        "color": st.color.value,
+        "seconds_since_onset": round(st.duration, 3),
+        "since_pts": round(st.since_pts, 4),
+        "source": st.source,
+        "fault": signal_fault(st),
+    }
+
+
+def _image(im: EvidenceImage) -> dict[str, Any]:
+    st = im.signal
+    return {
+        "file": f"{im.index}.jpg",
+        "pts": im.pts,
+        "time_ms": im.wall_time_ms,
+        "wall_time_ms": im.wall_time_ms,
+        "beijing_time": im.beijing_time,
+        "width": im.width,
+        "height": im.height,
+        "vehicle_box": _box(im.vehicle_box),
+        "subject_box": _box(im.vehicle_box),
+        "subject_box_source": im.box_source,
+        "stop_line_side": im.side,
+        "past_entry_line": im.past_entry,
+        "signal_group": im.signal_group,
+        "signal": None if st is None else _signal(st),
+        "signals": {g: _signal(s) for g, s in sorted(im.signals.items())},
     }
 
 
@@ -168,21 +243,13 @@ def record_document(
             "layers": p.layers,
             "image": record.plate_frame,
         },
-        "images": [
-            {
-                "file": f"{im.index}.jpg",
-                "pts": im.pts,
-                "wall_time_ms": im.wall_time_ms,
-                "beijing_time": im.beijing_time,
-                "width": im.width,
-                "height": im.height,
-                "vehicle_box": _box(im.vehicle_box),
-            }
-            for im in record.images
-        ],
+        "images": [_image(im) for im in record.images],
         "clip": _clip(record.clip),
         "clip_error": record.clip_error,
         "complete": record.complete,
+        "incomplete": [dict(p) for p in record.incomplete],
+        "overlay_language": record.overlay_language,
+        "overlay_language_reason": record.overlay_reason,
         "files": [
             {"name": f.name, "size": f.size, "hmac_sha256": f.hmac_sha256} for f in record.files
         ],

@@ -1,7 +1,9 @@
 """Tamper evidence: a keyed hash (HMAC-SHA256) of every evidence file, and atomic writes.
 
-The key comes from configuration or the ``SHARPEYES_EVIDENCE_KEY`` environment variable; only
-a short key id (not the key) is stored with a record so a verifier can tell which key to use.
+The key is derived from the installation's evidence key (:mod:`pipeline.evidence.keys`), or
+comes from configuration / ``SHARPEYES_EVIDENCE_KEY``; only a key id (not the key) is stored
+with a record so a verifier can tell which key to use. The public demo key is refused outside
+``sharpeyes demo``. Records are also signed asymmetrically (``record.sig``, see ``keys``).
 """
 
 from __future__ import annotations
@@ -14,16 +16,18 @@ import os
 from pathlib import Path
 
 from sharpeyes.pipeline.errors import ConfigError, EvidenceError
+from sharpeyes.pipeline.evidence.keys import check_not_demo, hmac_key_id
 
 KEY_ENV = "SHARPEYES_EVIDENCE_KEY"
 ALGORITHM = "HMAC-SHA256"
 _CHUNK = 1 << 20
 
 
-def load_key(configured: str | bytes | None = None) -> bytes:
+def load_key(configured: str | bytes | None = None, *, demo: bool = False) -> bytes:
     """The evidence key: ``configured`` if given, else ``$SHARPEYES_EVIDENCE_KEY``.
 
-    Raises :class:`ConfigError` when neither is set or the key is shorter than 16 bytes.
+    Raises :class:`ConfigError` when neither is set, the key is shorter than 16 bytes, or it is
+    the public demo key and ``demo`` is False.
     """
     raw: str | bytes | None = configured if configured else os.environ.get(KEY_ENV)
     if not raw:
@@ -31,11 +35,15 @@ def load_key(configured: str | bytes | None = None) -> bytes:
     key = raw.encode() if isinstance(raw, str) else bytes(raw)
     if len(key) < 16:
         raise ConfigError(f"evidence key is {len(key)} bytes; at least 16 are required")
-    return key
+    return check_not_demo(key, demo=demo)
 
 
 def key_id(key: bytes) -> str:
-    """A public identifier of ``key`` (16 hex digits; reveals nothing usable about the key)."""
+    """A public identifier of ``key``: the installation key id for a derived key, else 16 hex
+    digits (which reveal nothing usable about the key)."""
+    kid = hmac_key_id(key)
+    if kid is not None:
+        return kid
     return hmac.new(key, b"sharpeyes evidence key id", hashlib.sha256).hexdigest()[:16]
 
 

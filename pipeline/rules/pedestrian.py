@@ -97,7 +97,7 @@ class PedestrianRedLightRule:
     def update(
         self, frame: Frame, tracks: Tracks, signals: Mapping[str, SignalState]
     ) -> list[Event]:
-        self._timeline.update(signals)
+        self._timeline.update({g: s.unfaulted() for g, s in signals.items()})  # fault → UNKNOWN
         persons = tracks.of_kind(ObjectKind.PERSON)
         riders = _rider_mask(tracks, persons)
         anchors = persons.anchors(self.calib.anchor)
@@ -118,6 +118,20 @@ class PedestrianRedLightRule:
         self._tracks.clear()
         self._timeline = SignalTimeline()
         return []
+
+    def oldest_needed_pts(self) -> float | None:
+        """The earliest pts of a frame a pending walker may still need for evidence (None: none).
+
+        Image 1 is the walker's last observation outside the crosswalk before it entered; a
+        walker outside needs nothing older than its latest observation.
+        """
+        needed: float | None = None
+        for st in self._tracks.values():
+            if st.done or not st.hist.obs:
+                continue
+            t = st.outside.pts if st.outside is not None else st.hist.last.pts
+            needed = t if needed is None else min(needed, t)
+        return needed
 
     def _is_rider(self, st: _Walker) -> bool:
         return st.rider_frames > _RIDER_SHARE * len(st.hist.obs)

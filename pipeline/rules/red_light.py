@@ -69,6 +69,9 @@ from sharpeyes.pipeline.types import (
 
 log = logging.getLogger(__name__)
 
+EVIDENCE_LOOKBACK_S = 3.0
+"""How long before the stop-line crossing evidence image 1 may be (frames kept for it)."""
+
 
 @dataclass(frozen=True, slots=True)
 class _ApproachGeo:
@@ -172,7 +175,7 @@ class RedLightRule:
     def update(
         self, frame: Frame, tracks: Tracks, signals: Mapping[str, SignalState]
     ) -> list[Event]:
-        self._timeline.update(signals)
+        self._timeline.update({g: s.unfaulted() for g, s in signals.items()})  # fault → UNKNOWN
         sel = tracks[np.isin(tracks.kind, self._kinds)]
         anchors = sel.anchors(self.calib.anchor)
         events: list[Event] = []
@@ -342,17 +345,7 @@ class RedLightRule:
             return None
         group = st.lane.cfg.movements[mv]
         _, red_since = c.colors[mv]
-        # Evidence 1 is the last analysed frame before the line: red was on at the crossing and
-        # began before it, so it is red there too unless red began between those two frames.
-        ev3 = next(
-            (
-                x
-                for x in st.hist.obs
-                if x.pts >= (c.entered or o).pts
-                and distance(c.post.anchor, x.anchor) >= self._min_disp
-            ),
-            o,
-        )
+        stages, notes = self._evidence_stages(st, c, o, group)
         ap = st.lane.approach.cfg
         v = Violation(
             code=self.calib.violation_code,
@@ -363,7 +356,7 @@ class RedLightRule:
             movement=mv.value,
             approach=ap.id,
             crossed_stop_line_pts=round(c.pts, 4),
-            evidence_pts=(c.pre.pts, c.post.pts, ev3.pts),
+            evidence_pts=stages,
         )
         who = " (rider; two-wheeler not detected)" if st.fusion.rider else ""
         detail = (
@@ -381,10 +374,90 @@ class RedLightRule:
             o,
             ap.direction or None,
             detail,
-            (("lane_id", st.lane.cfg.id), *rider),
+            (("lane_id", st.lane.cfg.id), *rider, *notes),
         )
         self._arbiter.charge(st.fusion, facts, two_wheeler)
         return violation_event(vf)
+
+    # -- evidence stages -----------------------------------------------------------------------
+    def _box_distance(self, st: _Vehicle, stop: OrientedLine, o: Observation) -> float:
+        """Signed distance to the stop line of the bottom centre of the box as the tracker drew it.
+
+        A rider's observation has its feet moved down to the road; the box drawn on evidence is
+        the person's own, so its bottom is recovered (``y2 = y1 + h / (1 + ground_offset)``).
+        """
+        x1, y1, x2, y2 = o.box
+        if st.fusion.rider and self._riders is not None:
+            y2 = y1 + (y2 - y1) / (1.0 + self._riders.ground_offset)
+        return stop.signed_distance(((x1 + x2) / 2.0, y2))
+
+    def _evidence_stages(
+        self, st: _Vehicle, c: _Crossing, o: Observation, group: str
+    ) -> tuple[tuple[float, float, float], tuple[tuple[str, str], ...]]:
+        """(image 1, image 2, image 3) pts chosen from the track's own observations, and notes
+        (``evidence_note_<i>``) for an image that cannot show what it should.
+
+        1: before the stop line (anchor and drawn box) while the group is red, within
+        ``EVIDENCE_LOOKBACK_S`` of the crossing, preferring one displaced ``min_displacement``
+        from image 2; 2: the first observation over the line; 3: the first observation past
+        the entry line (or in the zone), displaced from image 2.
+        """
+        assert st.lane is not None
+        stop = st.lane.approach.stop
+        obs = list(st.hist.obs)
+        notes: list[tuple[str, str]] = []
+        lo = c.pts - EVIDENCE_LOOKBACK_S
+        before = [
+            x
+            for x in obs
+            if lo <= x.pts < c.pts
+            and stop.signed_distance(x.anchor) < -self._margin
+            and self._box_distance(st, stop, x) < -self._margin
+        ]
+        red = [x for x in before if self._timeline.color_at(group, x.pts)[0] is LampColor.RED]
+        far = [x for x in red if distance(x.anchor, c.post.anchor) >= self._min_disp]
+        if far:
+            ev1 = far[-1]
+        elif red:
+            ev1 = red[0]
+        elif before:
+            ev1 = before[-1]
+            notes.append(("evidence_note_1", "no observation before the stop line while red"))
+        else:
+            ev1 = c.pre
+            notes.append(
+                ("evidence_note_1", "the track was not observed clearly before the stop line")
+            )
+        end = c.entered or o
+        ev3 = next(
+            (
+                x
+                for x in obs
+                if x.pts >= end.pts and distance(c.post.anchor, x.anchor) >= self._min_disp
+            ),
+            o,
+        )
+        if c.entered is None:
+            notes.append(("evidence_note_3", "the track was not observed past the entry line"))
+        return (ev1.pts, c.post.pts, ev3.pts), tuple(notes)
+
+    def oldest_needed_pts(self) -> float | None:
+        """The earliest pts of a frame a pending track may still need for evidence (None: none).
+
+        Image 1 is at most ``EVIDENCE_LOOKBACK_S`` before the crossing, which is never before
+        a track's latest observation behind the line; decided tracks need nothing more.
+        """
+        needed: float | None = None
+        for st in self._tracks.values():
+            if st.done or not st.hist.obs:
+                continue
+            if st.crossing is not None:
+                t = st.crossing.pts - EVIDENCE_LOOKBACK_S
+            else:  # a crossing still to come is after the latest observation behind the line
+                t = (st.last_behind or st.hist.last).pts - EVIDENCE_LOOKBACK_S
+            t = max(t, st.hist.obs[0].pts)
+            needed = t if needed is None else min(needed, t)
+        return needed
 
     def _two_wheeler(self, st: _Vehicle) -> bool:
         if self._riders is None:

@@ -22,6 +22,7 @@ from sharpeyes.pipeline.types import Detections, EventType, ImageBGR, LampColor,
 from tests.scenarios.catalog import SCENARIOS
 from tests.scenarios.model import FRAME_SIZE, Scenario, color_at
 from tests.scenarios.scene import CROSSWALK, LANE_X, MAIN_HEAD, PED_HEAD, ROAD, STOP_Y
+from tests.scenarios.signal_catalog import SignalScenario
 
 LAMP_BGR = {
     LampColor.RED: (40, 40, 235),
@@ -214,3 +215,95 @@ class ScriptedDetector:
         return Detections.create(
             xyxy, [0.85] * len(rows), [a.class_id for a, _ in rows], [int(a.kind) for a, _ in rows]
         )
+
+
+# -- signal-only scenarios ---------------------------------------------------------------------
+
+
+def _lit_bgr(c: LampColor, dim: float) -> tuple[int, int, int]:
+    lit, dark = LAMP_BGR[c], _DARK_LAMP
+    b, g, r = (round(d + dim * (v - d)) for v, d in zip(lit, dark, strict=True))
+    return b, g, r
+
+
+def _signal_head(
+    img: ImageBGR,
+    region: tuple[tuple[float, float], tuple[float, float]],
+    lamps: list[LampColor],
+    lit: LampColor | None,
+    dim: float,
+) -> None:
+    (x1, y1), (x2, y2) = _px(region[0]), _px(region[1])
+    cv2.rectangle(img, (x1 - 2, y1 - 2), (x2 + 2, y2 + 2), (20, 20, 20), -1)
+    cell = (y2 - y1) / len(lamps)
+    r = max(2, int(min(x2 - x1, cell) * 0.42))
+    for k, c in enumerate(lamps):
+        centre = ((x1 + x2) // 2, int(y1 + cell * (k + 0.5)))
+        cv2.circle(img, centre, r, _lit_bgr(c, dim) if c is lit else _DARK_LAMP, -1)
+
+
+def signal_truth(s: SignalScenario, i: int) -> tuple[LampColor, LampColor]:
+    """Ground truth (main, ped) colours of frame ``i`` of a signal scenario."""
+    t = s.pts(i)
+    main = color_at(s.phases, t)[0]
+    if s.look.dark_from_s is not None and t >= s.look.dark_from_s:
+        main = LampColor.OFF
+    return main, color_at(s.ped_phases, t)[0]
+
+
+def render_signal_frame(
+    s: SignalScenario, i: int, bg: ImageBGR | None = None, bank: list[np.ndarray] | None = None
+) -> ImageBGR:
+    """Frame ``i`` of a signal-only scenario: background, both heads, camera perturbations."""
+    look = s.look
+    if bg is None:
+        bg = _background()
+    if bank is None:
+        bank = signal_noise_bank(s)
+    img = bg.copy()
+    t = s.pts(i)
+    main, ped = signal_truth(s, i)
+    drawn: LampColor | None = None if main is LampColor.OFF else main
+    if look.flicker_every and i % look.flicker_every == 0:
+        drawn = None
+    if i in look.dark_frames:
+        drawn = None
+    for frame_i, c in look.wrong_frames:
+        if frame_i == i:
+            drawn = c
+    _signal_head(img, MAIN_HEAD, [LampColor.RED, LampColor.AMBER, LampColor.GREEN], drawn, look.dim)
+    _signal_head(img, PED_HEAD, [LampColor.RED, LampColor.GREEN], ped, 1.0)
+    digits_at = _px((MAIN_HEAD[0][0] - 0.06, MAIN_HEAD[0][1] + 0.06))
+    since = color_at(s.phases, t)[1]
+    cv2.putText(
+        img,
+        f"{max(0, 20 - int(t - since)):02d}",
+        digits_at,
+        cv2.FONT_HERSHEY_SIMPLEX,
+        0.6,
+        LAMP_BGR.get(main, (200, 200, 200)),
+        2,
+    )
+    gains = np.array(look.wb_bgr, np.float32) * look.exposure
+    f = img.astype(np.float32) * gains
+    if look.blur_sigma > 0:
+        f = cv2.GaussianBlur(f, (0, 0), look.blur_sigma)
+    f += bank[i % len(bank)]
+    out: ImageBGR = np.clip(f, 0, 255).astype(np.uint8)
+    if look.jpeg_quality:
+        ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, look.jpeg_quality])
+        assert ok
+        out = np.asarray(cv2.imdecode(buf, cv2.IMREAD_COLOR), np.uint8)
+    return out
+
+
+def signal_noise_bank(s: SignalScenario, n: int = 7) -> list[np.ndarray]:
+    """Sensor noise for a signal scenario (float32, sigma 3 grey levels)."""
+    rng = np.random.default_rng(s.seed)
+    shape = (FRAME_SIZE[1], FRAME_SIZE[0], 3)
+    return [rng.normal(0.0, 3.0, shape).astype(np.float32) for _ in range(n)]
+
+
+def signal_background() -> ImageBGR:
+    """The drawn scene without actors or heads (shared by every signal scenario)."""
+    return _background()

@@ -1,4 +1,8 @@
-"""SQL persistence of tokens and the auth audit (tables from migration ``0101_api_tokens``)."""
+"""SQL persistence of tokens and the auth audit (tables from migration ``0101_api_tokens``).
+
+Token expiry lives in column ``api_tokens.expires_ms``; :class:`SqlTokenRepository` adds it to
+an older table on first use (TODO: move into a store migration).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,9 @@ from dataclasses import replace
 from sharpeyes.api.rest.auth.audit import AuthAction, AuthAuditRecord
 from sharpeyes.api.rest.auth.tokens import Role, TokenError, TokenRecord
 from sharpeyes.api.store.db import Database, Row, StoreIntegrityError
+from sharpeyes.pipeline.errors import StoreError
 
-_TOKEN_COLS = "token_id, name, role, secret_hash, created_ms, revoked_ms, last_used_ms"
+_TOKEN_COLS = "token_id, name, role, secret_hash, created_ms, revoked_ms, last_used_ms, expires_ms"
 _AUDIT_COLS = "at_ms, action, token_id, name, role, client, method, path, status, detail"
 
 
@@ -21,6 +26,7 @@ def _token(row: Row) -> TokenRecord:
         created_ms=int(row[4]),
         revoked_ms=None if row[5] is None else int(row[5]),
         last_used_ms=None if row[6] is None else int(row[6]),
+        expires_ms=None if row[7] is None else int(row[7]),
     )
 
 
@@ -29,12 +35,23 @@ class SqlTokenRepository:
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._ensure_expiry_column()
+
+    def _ensure_expiry_column(self) -> None:
+        try:
+            with self._db.transaction(readonly=True) as tx:
+                tx.fetchall("SELECT expires_ms FROM api_tokens WHERE 1 = 0")
+            return
+        except StoreError:
+            pass
+        with self._db.transaction() as tx:
+            tx.execute("ALTER TABLE api_tokens ADD COLUMN expires_ms BIGINT")
 
     def insert(self, record: TokenRecord) -> None:
         try:
             with self._db.transaction() as tx:
                 tx.execute(
-                    f"INSERT INTO api_tokens ({_TOKEN_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    f"INSERT INTO api_tokens ({_TOKEN_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         record.token_id,
                         record.name,
@@ -43,6 +60,7 @@ class SqlTokenRepository:
                         record.created_ms,
                         record.revoked_ms,
                         record.last_used_ms,
+                        record.expires_ms,
                     ),
                 )
         except StoreIntegrityError as e:

@@ -1,6 +1,8 @@
 """API tokens: ``se_<id>.<secret>``, stored only as an HMAC-SHA256 (or SHA-256) of the secret.
 
 Roles are ordered: viewer (read) < reviewer (review actions) < admin (cameras, tokens).
+Tokens may expire (``expires_ms``); :meth:`TokenService.bootstrap_admin` creates the first
+admin token of an installation once, instead of a new one at every start.
 """
 
 from __future__ import annotations
@@ -55,6 +57,11 @@ class TokenRecord:
     created_ms: int
     revoked_ms: int | None = None
     last_used_ms: int | None = None
+    expires_ms: int | None = None
+
+    def active(self, now_ms: int | None = None) -> bool:
+        now = int(time.time() * 1000) if now_ms is None else now_ms
+        return self.revoked_ms is None and (self.expires_ms is None or now < self.expires_ms)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,31 +137,52 @@ def split_token(token: str) -> tuple[str, str]:
 
 
 class TokenService:
-    """Issues, verifies and revokes tokens. ``hmac_key`` (from config/env) peppers the hash."""
+    """Issues, verifies and revokes tokens. ``hmac_key`` (from config/env) peppers the hash.
 
-    def __init__(self, repo: TokenRepository, hmac_key: bytes | None = None) -> None:
+    ``default_ttl_s`` is the lifetime of issued tokens (None: they do not expire).
+    """
+
+    def __init__(
+        self,
+        repo: TokenRepository,
+        hmac_key: bytes | None = None,
+        *,
+        default_ttl_s: float | None = None,
+    ) -> None:
         self._repo = repo
         self._key = hmac_key
+        self.default_ttl_s = default_ttl_s
 
     def hash_secret(self, secret: str) -> str:
         if self._key:
             return hmac.new(self._key, secret.encode(), hashlib.sha256).hexdigest()
         return hashlib.sha256(secret.encode()).hexdigest()
 
-    def issue(self, name: str, role: Role, *, token: str | None = None) -> tuple[TokenRecord, str]:
+    def issue(
+        self,
+        name: str,
+        role: Role,
+        *,
+        token: str | None = None,
+        ttl_s: float | None = None,
+    ) -> tuple[TokenRecord, str]:
         """Create a token; returns the record and the plaintext (shown to the caller once).
 
         ``token`` lets the composition root install a configured token (e.g. from an env var).
+        ``ttl_s`` (default: the service's ``default_ttl_s``) sets its expiry.
         """
         if token is None:
             token = f"{TOKEN_PREFIX}{secrets.token_hex(_ID_HEX // 2)}.{secrets.token_urlsafe(32)}"
         token_id, secret = split_token(token)
+        now = int(time.time() * 1000)
+        ttl = self.default_ttl_s if ttl_s is None else ttl_s
         record = TokenRecord(
             token_id=token_id,
             name=name,
             role=role,
             secret_hash=self.hash_secret(secret),
-            created_ms=int(time.time() * 1000),
+            created_ms=now,
+            expires_ms=None if ttl is None else now + int(ttl * 1000),
         )
         self._repo.insert(record)
         return record, token
@@ -178,6 +206,8 @@ class TokenService:
         if record.revoked_ms is not None:
             raise TokenError("revoked token")
         now = int(time.time() * 1000)
+        if record.expires_ms is not None and now >= record.expires_ms:
+            raise TokenError("expired token")
         if record.last_used_ms is None or now - record.last_used_ms >= TOUCH_INTERVAL_MS:
             self._repo.touch(token_id, now)  # throttled: not one write per request
         return Principal(token_id=record.token_id, name=record.name, role=record.role)
@@ -190,3 +220,19 @@ class TokenService:
 
     def revoke(self, token_id: str) -> bool:
         return self._repo.revoke(token_id, int(time.time() * 1000))
+
+    def is_active(self, token_id: str) -> bool:
+        """The token exists, is not revoked and has not expired."""
+        record = self._repo.get(token_id)
+        return record is not None and record.active()
+
+    def bootstrap_admin(self, name: str, ttl_s: float | None) -> str | None:
+        """Issue the installation's first admin token, or None while an active admin exists.
+
+        Restarts therefore do not mint more admin tokens; a new one is made only when no admin
+        token is usable any more (all revoked or expired) — the recovery path.
+        """
+        now = int(time.time() * 1000)
+        if any(r.role == Role.ADMIN and r.active(now) for r in self._repo.list()):
+            return None
+        return self.issue(name, Role.ADMIN, ttl_s=ttl_s)[1]

@@ -1,14 +1,16 @@
 """Cameras: list, get, create, update (incl. calibration), delete, start/stop (admin writes).
 
 Changes go through the camera registry to the runner's controller, so they take effect on the
-running pipeline. RTSP passwords are masked in every response.
+running pipeline. RTSP passwords are masked in every response. URLs are allow-listed (rtsp,
+rtsps, or files under the media roots: 400 otherwise); cameras of the config file are
+read-only here (409).
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, HTTPException, Path, Response
 from pydantic import ValidationError
 
 from sharpeyes.api.rest.cameras import CameraEntry, mask_url, restore_masked_url
@@ -80,6 +82,8 @@ def update_camera(
     old = service.cameras.get(camera_id).config
     changes = body.model_dump(exclude_unset=True)
     if "url" in changes:
+        if changes["url"] is None:
+            raise HTTPException(422, "url cannot be null: a camera needs a source")
         changes["url"] = restore_masked_url(changes["url"], old.url)
     merged = {**old.model_dump(), **changes}
     return camera_public(service.cameras.update(_validated(merged)))

@@ -40,8 +40,9 @@ async def feed(
     ] = None,
 ) -> StreamingResponse:
     after = last_event_id
-    if last_event_id_header and last_event_id_header.strip().isdigit():
-        after = int(last_event_id_header.strip())
+    header = (last_event_id_header or "").strip()
+    if header.isascii() and header.isdigit() and len(header) <= 18:  # "²".isdigit() is True
+        after = int(header)
     flt = FeedFilter(frozenset(camera or ()), frozenset(type or ()))
     hub = ctx.service.feed
     if after is None:

@@ -94,11 +94,14 @@ function queueQuery(cursor) {
   return q.toString();
 }
 
+// The record's time: the violation time (stop-line crossing) when there is one, not first_seen.
+function evTime(ev) { return ev.time_ms || (ev.violation && ev.violation.time_ms) || ev.first_seen_ms; }
+
 function queueRow(ev) {
   const tr = document.createElement("tr");
   tr.dataset.id = ev.event_id;
   tr.tabIndex = 0;
-  cell(tr, bjTime(ev.first_seen_ms));
+  cell(tr, bjTime(evTime(ev)));
   cell(tr, ev.camera_id);
   cell(tr, t(ev.type));
   cell(tr, ev.plate && ev.plate.text, "plate");
@@ -124,7 +127,8 @@ async function loadQueue(more = false) {
 function metaRows(ev) {
   const v = ev.violation || {};
   return [
-    [t("event_id"), ev.event_id], [t("time"), bjTime(ev.first_seen_ms)], [t("camera"), ev.camera_id],
+    [t("event_id"), ev.event_id], [t("time"), bjTime(evTime(ev))], [t("camera"), ev.camera_id],
+    [t("first_seen"), bjTime(ev.first_seen_ms)],
     [t("type"), t(ev.type)], [t("code"), v.code], [t("signal"), `${v.signal_group || ""} ${v.signal_color || ""}`],
     [t("since_red"), v.seconds_since_red], [t("lane"), v.lane_no], [t("direction"), ev.direction],
     [t("confidence"), ev.confidence], [t("state"), ev.review && t(ev.review.state)],
@@ -143,6 +147,7 @@ function renderViolation(ev) {
   if (files["clip.mp4"] && clip.dataset.src !== files["clip.mp4"]) { clip.src = files["clip.mp4"]; clip.dataset.src = files["clip.mp4"]; }
   const review = ev.review || {};
   $("#plate-text").textContent = review.corrected_plate || (ev.plate && ev.plate.text) || "—";
+  renderIncomplete(ev);
   const meta = $("#meta");
   meta.textContent = "";
   for (const [k, val] of metaRows(ev)) {
@@ -151,6 +156,28 @@ function renderViolation(ev) {
     cell(tr, val);
     meta.appendChild(tr);
   }
+}
+
+// What the evidence cannot show: listed in a warning box; confirming needs an acknowledgement.
+function incompleteParts(ev) {
+  const parts = ev.incomplete || [];
+  if (!parts.length && ev.evidence_complete === false) return [{ part: "record", reason: t("not_complete") }];
+  return parts;
+}
+
+function renderIncomplete(ev) {
+  const parts = incompleteParts(ev);
+  const box = $("#incomplete");
+  const list = $("#incomplete-list");
+  list.textContent = "";
+  for (const p of parts) {
+    const li = document.createElement("li");
+    li.textContent = `${p.part}: ${p.reason}`;
+    list.appendChild(li);
+  }
+  box.hidden = !parts.length;
+  $("#ack-label").hidden = !parts.length;
+  $("#ack-incomplete").checked = false;
 }
 
 async function loadAudit(id) {
@@ -180,6 +207,12 @@ async function review(action) {
   if (!ev) return;
   const reason = $("#reason").value.trim();
   const corrected = $("#corrected").value.trim();
+  if (action === "confirm" && incompleteParts(ev).length && !$("#ack-incomplete").checked) {
+    $("#review-msg").textContent = t("need_ack");
+    $("#review-msg").className = "error";
+    $("#ack-incomplete").focus();
+    return;
+  }
   if (action === "reject" && !reason) {
     $("#review-msg").textContent = t("need_reason");
     $("#review-msg").className = "error";
@@ -210,7 +243,7 @@ function nextViolation() {
 // --- live feed (fetch-based SSE so the token goes in a header) ----------------------------------
 
 function onFeedEvent(ev) {
-  const label = `${bjTime(ev.first_seen_ms).slice(11, 19)} ${ev.camera_id} ${t(ev.type)} ${(ev.plate && ev.plate.text) || ""}`;
+  const label = `${bjTime(evTime(ev)).slice(11, 19)} ${ev.camera_id} ${t(ev.type)} ${(ev.plate && ev.plate.text) || ""}`;
   const ticker = $("#ticker");
   const span = document.createElement("span");
   span.textContent = label;
@@ -219,7 +252,7 @@ function onFeedEvent(ev) {
   while (ticker.childElementCount > 8) ticker.lastElementChild.remove();
   const tbody = $("#events-table tbody");
   const tr = document.createElement("tr");
-  cell(tr, bjTime(ev.first_seen_ms)); cell(tr, ev.camera_id); cell(tr, t(ev.type));
+  cell(tr, bjTime(evTime(ev))); cell(tr, ev.camera_id); cell(tr, t(ev.type));
   cell(tr, ev.plate && ev.plate.text, "plate");
   tbody.prepend(tr);
   while (tbody.childElementCount > 200) tbody.lastElementChild.remove();

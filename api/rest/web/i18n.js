@@ -15,6 +15,9 @@ window.I18N = {
     direction: "方向", confidence: "置信度", reviewed_by: "审核人",
     need_reason: "驳回必须填写理由", done_confirm: "已确认", done_reject: "已驳回",
     login_failed: "令牌无效或已被限制", empty: "没有记录", event_id: "事件编号",
+    first_seen: "首次出现", incomplete_title: "证据不完整",
+    ack_incomplete: "我已核实上述不完整项，仍确认违法",
+    need_ack: "证据不完整：确认前请勾选已核实", not_complete: "证据记录不完整",
   },
   en: {
     queue: "Queue", events: "Events", health: "Camera health", logout: "Log out",
@@ -32,5 +35,9 @@ window.I18N = {
     need_reason: "A reason is required to reject", done_confirm: "Confirmed",
     done_reject: "Rejected", login_failed: "Invalid token, or too many attempts",
     empty: "Nothing here", event_id: "Event id",
+    first_seen: "First seen", incomplete_title: "Evidence incomplete",
+    ack_incomplete: "I have checked the incomplete parts above and still confirm",
+    need_ack: "Evidence incomplete: tick the acknowledgement before confirming",
+    not_complete: "evidence record not complete",
   },
 };

@@ -3,10 +3,17 @@
 Digest register with configurable accounts, keepalive and session expiry, ``/VIID/System/Time``,
 the data endpoints (MotorVehicles, NonMotorVehicles, Persons, Faces) and SubscribeNotifications.
 Every incoming body is checked against the MEGVII rule template with our own interpreter
-(:mod:`api.viid.conformance`); a broken object gets StatusCode 8 while its siblings are stored.
-A known object id is answered as delivered (``duplicate_answer``), so at-least-once senders are
-safe. Fault modes (401 mid-session, 500, hang, garbage, slow) are set through
-``POST /_receiver/faults`` or :meth:`ReceiverState.set_faults` for tests.
+(:mod:`api.viid.conformance`); a broken object gets StatusCode 8 while its siblings are stored
+(also when the broken rule is an array-level InfoKind dependency). A known object id is answered
+as delivered (``duplicate_answer``), so at-least-once senders are safe.
+
+Authentication: Register needs a Digest answer (MD5 or SHA-256, ``qop=auth`` required, the
+answer's ``uri`` must be the request's, nonce counts must grow); an expired nonce is answered
+``401`` with ``stale=true``. Keepalive, UnRegister and data calls need a live session of the
+``User-Identify`` caller (Keepalive/UnRegister: for the DeviceID of the body) or a valid Digest
+answer. Fault modes (401 mid-session, stale nonce, 500, hang, garbage, slow) are set with
+:meth:`ReceiverState.set_faults`; the HTTP endpoints ``/_receiver/*`` exist only with
+``ReceiverConfig(test_faults=True)`` (``sharpeyes viid-server --test-faults``).
 """
 
 from __future__ import annotations
@@ -46,7 +53,13 @@ class _Ctx:
     def __init__(self, config: ReceiverConfig, state: ReceiverState) -> None:
         self.config = config
         self.state = state
-        self.digest = DigestVerifier(config.realm, config.accounts, nonce_ttl_s=config.nonce_ttl_s)
+        self.digest = DigestVerifier(
+            config.realm,
+            config.accounts,
+            nonce_ttl_s=config.nonce_ttl_s,
+            algorithm=config.digest_algorithm,
+            require_qop=config.require_qop,
+        )
         self.template: RuleTemplate | None = None
         if config.validate_payloads:
             self.template = (
@@ -68,10 +81,43 @@ class _Ctx:
         body = {"ResponseStatusObject": self.status(url, code, text, id_)}
         return _json(body, http)
 
-    def challenge(self, url: str, text: str = "please register") -> Response:
+    def challenge(
+        self, url: str, text: str = "please register", *, stale: bool = False
+    ) -> Response:
         resp = self.single(url, int(StatusCode.INVALID_OPERATION), text, None, 401)
-        resp.headers["WWW-Authenticate"] = self.digest.challenge()
+        resp.headers["WWW-Authenticate"] = self.digest.challenge(stale=stale)
         return resp
+
+    def digest_user(self, request: Request) -> str | None:
+        """The account of a valid Digest answer for this very request (method and uri)."""
+        return self.digest.verify(
+            request.method, request.headers.get("authorization"), _target(request)
+        )
+
+    def refuse(self, request: Request, text: str) -> Response:
+        """401 + challenge; ``stale=true`` when the answer was right but its nonce expired."""
+        stale = self.digest.is_stale(request.headers.get("authorization"))
+        return self.challenge(request.url.path, "nonce expired" if stale else text, stale=stale)
+
+    def caller_ok(self, request: Request, device: str | None) -> bool:
+        """A live session of the User-Identify caller (for ``device`` when given), or Digest."""
+        ident = request.headers.get("user-identify")
+        if self.digest_user(request) is not None:
+            who = ident or device
+            if who:
+                self.state.open_session(who, register=False)
+            return True
+        if device is not None and ident is not None and ident != device:
+            return False
+        return self.state.touch(ident or None, self.config.session_ttl_s)
+
+
+def _target(request: Request) -> str:
+    """The request-target a Digest ``uri`` must equal: path plus query string if any."""
+    raw = request.scope.get("raw_path")
+    path = raw.decode("latin-1") if isinstance(raw, bytes) else request.url.path
+    query = request.url.query
+    return f"{path}?{query}" if query else path
 
 
 def _path(p: str) -> Any:
@@ -119,6 +165,8 @@ class _FaultMiddleware:
             response = Response(b"Internal Server Error", status_code=500)
         elif plan.mode is FaultMode.GARBAGE:
             response = Response(b"\x00\xffnot json<html>", status_code=200, media_type=VIID_JSON)
+        elif plan.mode is FaultMode.STALE:
+            response = self.ctx.challenge(path, "nonce expired", stale=True)
         else:  # UNAUTHORIZED
             self.ctx.state.expire_sessions()
             response = self.ctx.challenge(path, "session expired")
@@ -170,7 +218,9 @@ def _register_routes(app: FastAPI, ctx: _Ctx) -> None:
         if device is None or not is_device_id(device):
             return ctx.single(url, int(StatusCode.INVALID_JSON_CONTENT), "bad DeviceID", None, 400)
         auth = request.headers.get("authorization")
-        if ctx.digest.verify("POST", auth) is None:
+        if ctx.digest_user(request) is None:
+            if auth and ctx.digest.is_stale(auth):
+                return ctx.refuse(request, "unauthorized")
             if auth and cfg.wrong_digest_status == 400:
                 return Response(b"", status_code=400)
             return ctx.challenge(url, "unauthorized")
@@ -184,8 +234,8 @@ def _register_routes(app: FastAPI, ctx: _Ctx) -> None:
         if err is not None:
             return err
         device = _device_of(body, "KeepaliveObject") or request.headers.get("user-identify")
-        if not ctx.state.touch(device, cfg.session_ttl_s):
-            return ctx.challenge(request.url.path)
+        if device is None or not ctx.caller_ok(request, device):
+            return ctx.refuse(request, "please register")
         with ctx.state.lock:
             ctx.state.keepalives += 1
         return ctx.single(request.url.path, int(StatusCode.OK), "OK", device)
@@ -199,8 +249,12 @@ def _register_more_routes(app: FastAPI, ctx: _Ctx) -> None:
         if err is not None:
             return err
         device = _device_of(body, "UnRegisterObject") or _device_of(body, "UnregisterObject")
-        if device:
-            ctx.state.close_session(device)
+        if device is None:
+            code = int(StatusCode.INVALID_JSON_CONTENT)
+            return ctx.single(request.url.path, code, "no DeviceID", None, 400)
+        if not ctx.caller_ok(request, device):
+            return ctx.refuse(request, "unauthorized")
+        ctx.state.close_session(device)
         return ctx.single(request.url.path, int(StatusCode.OK), "OK", device)
 
     app.add_api_route("/VIID/System/UnRegister", unregister, methods=["POST"])
@@ -229,8 +283,8 @@ def _register_more_routes(app: FastAPI, ctx: _Ctx) -> None:
 def _collection_handler(ctx: _Ctx, spec: CollectionSpec) -> Any:
     async def handler(request: Request) -> Response:
         url = request.url.path
-        if not ctx.state.touch(request.headers.get("user-identify"), ctx.config.session_ttl_s):
-            return ctx.challenge(url)
+        if not ctx.caller_ok(request, None):
+            return ctx.refuse(request, "please register")
         body, err = await _body_json(request, ctx)
         if err is not None:
             return err
@@ -240,7 +294,7 @@ def _collection_handler(ctx: _Ctx, spec: CollectionSpec) -> Any:
             return ctx.single(url, code, f"expected {spec.list_key}.{spec.item_key}", None, 400)
         bad: dict[int, str] = {}
         if ctx.template is not None:
-            bad, envelope = _bad_indices(ctx.template.validate(spec.interface, body))
+            bad, envelope = _validate_per_object(ctx.template, spec, body, items)
             if envelope:
                 code = int(StatusCode.INVALID_JSON_CONTENT)
                 return ctx.single(url, code, envelope[0][:500], None, 400)
@@ -251,6 +305,38 @@ def _collection_handler(ctx: _Ctx, spec: CollectionSpec) -> Any:
         return _json(out, ctx.config.create_http_status)
 
     return handler
+
+
+def _validate_per_object(
+    template: RuleTemplate, spec: CollectionSpec, body: object, items: list[object]
+) -> tuple[dict[int, str], list[str]]:
+    """Violations per object index, and those of the envelope itself.
+
+    A rule on the whole array (e.g. MEGVII's InfoKind dependency, funcType 23) is reported at the
+    array's path; such a violation is pinned to the objects that break it by checking each object
+    alone, so one bad object never gets its siblings refused.
+    """
+    interface, list_key, item_key = spec.interface, spec.list_key, spec.item_key
+    bad, envelope = _bad_indices(template.validate(interface, body))
+    if not envelope:
+        return bad, envelope
+    for i, item in enumerate(items):
+        if i in bad:
+            continue
+        alone = {list_key: {item_key: [item]}}
+        own, own_env = _bad_indices(template.validate(interface, alone))
+        msgs = list(own.values()) + own_env
+        if msgs:
+            bad[i] = msgs[0]
+    if bad:
+        # what remains at envelope level when every bad object is left out is a real envelope
+        # problem (e.g. a missing list wrapper); with per-object faults nothing remains
+        good = [it for i, it in enumerate(items) if i not in bad]
+        if good:
+            _, envelope = _bad_indices(template.validate(interface, {list_key: {item_key: good}}))
+        else:
+            envelope = []
+    return bad, envelope
 
 
 def _items(body: object, list_key: str, item_key: str) -> list[object] | None:
@@ -272,6 +358,10 @@ def _store(
             ctx.state.rejected += 1
         text = problem or f"object {index} has no {spec.id_field}"
         return ctx.status(url, int(StatusCode.INVALID_JSON_CONTENT), text[:500], oid_s)
+    hook = ctx.state.answer_hook
+    scripted = hook(spec.collection.value, oid_s) if hook is not None else None
+    if scripted is not None:
+        return ctx.status(url, scripted[0], scripted[1], oid_s)
     size = len(json.dumps(item, ensure_ascii=False))
     device = item.get("DeviceID")
     rec = ReceivedObject(
@@ -290,8 +380,8 @@ def _store(
 
 async def _handle_notifications(ctx: _Ctx, request: Request) -> Response:
     url = request.url.path
-    if not ctx.state.touch(request.headers.get("user-identify"), ctx.config.session_ttl_s):
-        return ctx.challenge(url)
+    if not ctx.caller_ok(request, None):
+        return ctx.refuse(request, "please register")
     body, err = await _body_json(request, ctx)
     if err is not None:
         return err
@@ -322,6 +412,10 @@ async def _handle_notifications(ctx: _Ctx, request: Request) -> Response:
 
 
 def _register_admin(app: FastAPI, ctx: _Ctx) -> None:
+    """Inspection and fault injection over HTTP: only with ``test_faults`` (never in service)."""
+    if not ctx.config.test_faults:
+        return
+
     @app.get("/_receiver/stats")
     async def stats() -> JSONResponse:
         return JSONResponse(ctx.state.stats())
@@ -332,12 +426,17 @@ def _register_admin(app: FastAPI, ctx: _Ctx) -> None:
 
     @app.post("/_receiver/faults")
     async def faults(request: Request) -> JSONResponse:
-        raw = await request.json()
-        plan = FaultPlan(
-            mode=FaultMode(raw.get("mode", "none")),
-            count=int(raw.get("count", -1)),
-            delay_s=float(raw.get("delay_s", 3600.0)),
-        )
+        try:
+            raw = json.loads(await request.body())
+            if not isinstance(raw, dict):
+                raise TypeError("not an object")
+            plan = FaultPlan(
+                mode=FaultMode(raw.get("mode", "none")),
+                count=int(raw.get("count", -1)),
+                delay_s=min(3600.0, max(0.0, float(raw.get("delay_s", 3600.0)))),
+            )
+        except (ValueError, TypeError, UnicodeDecodeError) as e:
+            return JSONResponse({"error": str(e)[:200]}, status_code=400)
         ctx.state.set_faults(plan)
         return JSONResponse({"mode": plan.mode.value, "count": plan.count})
 

@@ -39,6 +39,17 @@ class ReceiverConfig(BaseModel):
         "local14", description="LocalTime format of GET /VIID/System/Time."
     )
     max_body_bytes: int = Field(64_000_000, description="Largest accepted request body.")
+    digest_algorithm: Literal["MD5", "SHA-256"] = Field(
+        "MD5", description="Algorithm announced in challenges (answers in MD5 or SHA-256 pass)."
+    )
+    require_qop: bool = Field(
+        True, description="Refuse Digest answers without qop=auth (no nonce count: replayable)."
+    )
+    test_faults: bool = Field(
+        False,
+        description="Serve the /_receiver/* fault-injection and inspection endpoints (tests only; "
+        "`sharpeyes viid-server --test-faults`).",
+    )
 
     @field_validator("server_id")
     @classmethod
@@ -53,6 +64,7 @@ class FaultMode(enum.StrEnum):
     HANG = "hang"  # hold the request for delay_s (default: an hour)
     GARBAGE = "garbage"  # 200 with a body that is not JSON
     SLOW = "slow"  # wait delay_s, then answer normally
+    STALE = "stale"  # 401 + a fresh challenge with stale=true; the session is kept
 
 
 @dataclass
@@ -98,11 +110,16 @@ class ReceiverState:
     rejected: int = 0
     faults: FaultPlan = field(default_factory=FaultPlan)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # scripted per-object answers for fault benchmarks: (collection, object id) → (code, text)
+    # to answer instead of storing, or None to store normally
+    answer_hook: Callable[[str, str], tuple[int, str] | None] | None = None
 
-    def open_session(self, device_id: str) -> None:
+    def open_session(self, device_id: str, *, register: bool = True) -> None:
+        """Start (or, with ``register=False``: refresh on a Digest-authenticated call) a session."""
         with self.lock:
             self.sessions[device_id] = self.clock()
-            self.registers += 1
+            if register:
+                self.registers += 1
 
     def touch(self, device_id: str | None, ttl_s: float) -> bool:
         """Refresh a live session; False when unknown or expired (it is then removed)."""

@@ -1,0 +1,301 @@
+"""``sharpeyes models``: list, add, bench and export detector models.
+
+=========================  ===================================================================
+``models [--resolve]``     the registered models (same as ``models list``)
+``models list``            built-in and user models: family, licence, detector?, where found
+``models add PATH``        register a user ONNX detector (sha256, licence, family from the file)
+``models bench CLIP``      every detector available locally on CLIP: fps and agreement with
+                           the default detector (IoU-matched boxes of the same object kind)
+``models export SRC``      Ultralytics ``.pt`` (or model YAML) → ONNX, dynamic batch and shape
+=========================  ===================================================================
+
+Wire it with ``add_parser(subparsers)``; ``run(args)`` returns the exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from sharpeyes.pipeline.errors import SharpeyesError
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+
+
+def _out(text: str) -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``models`` command (and its actions) to a ``add_subparsers()`` object."""
+    m: argparse.ArgumentParser = subparsers.add_parser(
+        "models", help="list, add, benchmark and export detector models"
+    )
+    m.add_argument("--resolve", action="store_true", help="also show where each is found")
+    m.set_defaults(func=run, models_action="list")
+    sub = m.add_subparsers(dest="models_action", metavar="ACTION")
+
+    ls = sub.add_parser("list", help="registered models (built-in and user)")
+    ls.add_argument("--resolve", action="store_true", help="also show where each is found")
+
+    add = sub.add_parser("add", help="register a user ONNX detector")
+    add.add_argument("path", help="ONNX file")
+    add.add_argument("--name", help="registry name (default: the file name without suffix)")
+    add.add_argument("--licence", default="unknown", help="licence of the weights")
+    add.add_argument("--notes", default="", help="free text")
+
+    bench = sub.add_parser("bench", help="fps and agreement of every local detector on a clip")
+    bench.add_argument("clip", help="video file")
+    bench.add_argument("--frames", type=int, default=60, help="frames to run (default 60)")
+    bench.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads")
+    bench.add_argument("--models", nargs="*", help="only these models (default: all local)")
+    bench.add_argument("--reference", help="reference model (default: the default detector)")
+    bench.add_argument("--iou", type=float, default=0.5, help="IoU of a matched box")
+
+    ex = sub.add_parser("export", help="Ultralytics .pt (or model YAML) → dynamic ONNX")
+    ex.add_argument("source", help="checkpoint .pt, or a model YAML (random weights)")
+    ex.add_argument("--out", required=True, help="output .onnx")
+    ex.add_argument("--imgsz", type=int, default=640)
+    ex.add_argument("--static", action="store_true", help="fixed 1x3ximgszximgsz input")
+    ex.add_argument("--coco-names", action="store_true", help="set COCO-80 class names")
+    ex.add_argument("--add", action="store_true", help="register the result as a user model")
+    ex.add_argument("--licence", default="AGPL-3.0 (Ultralytics)", help="licence for --add")
+    for p in (ls, add, bench, ex):
+        p.set_defaults(func=run)
+    return m
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the ``models`` action in ``args``; returns the exit status."""
+    action = getattr(args, "models_action", None) or "list"
+    return _ACTIONS[action](args)
+
+
+# --- list ------------------------------------------------------------------------------------
+
+
+def _list(args: argparse.Namespace) -> int:
+    from sharpeyes.models.factory import detector_models
+    from sharpeyes.models.registry import MODEL_SPECS, all_model_specs
+    from sharpeyes.models.resolve import resolve_model
+
+    detectors = set(detector_models())
+    for name, spec in sorted(all_model_specs().items()):
+        where = "—"
+        if getattr(args, "resolve", False):
+            try:
+                where = str(resolve_model(spec, download=False))
+            except SharpeyesError as e:
+                where = f"missing ({e})"
+        origin = "built-in" if name in MODEL_SPECS else "user"
+        det = "detector" if name in detectors else "-"
+        _out(f"{name:20s} {spec.family:10s} {det:8s} {origin:8s} {spec.licence:18s} {where}")
+    return EXIT_OK
+
+
+# --- add -------------------------------------------------------------------------------------
+
+
+def _add(args: argparse.Namespace) -> int:
+    from sharpeyes.models.user_registry import add_user_model, user_registry_path
+
+    name, entry = add_user_model(
+        Path(args.path), name=args.name, licence=args.licence, notes=args.notes
+    )
+    names = entry["class_names"] or []
+    shown = ", ".join(names[:8]) + (" …" if len(names) > 8 else "")
+    n_cls = len(names) or 80
+    _out(
+        f"added {name}: family {entry['family']}, {n_cls} classes ({shown or 'COCO-80'}),"
+        f" input {entry['input_size'][0]}x{entry['input_size'][1]}"
+        f"{' dynamic' if entry['dynamic'] else ''}, sha256 {entry['sha256'][:16]}…,"
+        f" licence {entry['licence']} → {user_registry_path()}"
+    )
+    return EXIT_OK
+
+
+# --- bench -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BenchRow:
+    """One detector on the clip."""
+
+    model: str
+    family: str
+    fps: float
+    boxes_per_frame: float
+    agreement: float | None  # F1 of IoU-matched boxes vs the reference; None for itself
+    note: str = ""
+
+
+def iou_matrix(a: NDArray[np.float32], b: NDArray[np.float32]) -> NDArray[np.float32]:
+    """Pairwise IoU of xyxy boxes (N, 4) × (M, 4)."""
+    if not len(a) or not len(b):
+        return np.zeros((len(a), len(b)), np.float32)
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    wh = np.clip(rb - lt, 0, None)
+    inter = wh[..., 0] * wh[..., 1]
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0).astype(np.float32)
+
+
+def match_count(
+    a_xyxy: NDArray[np.float32],
+    a_kind: NDArray[Any],
+    b_xyxy: NDArray[np.float32],
+    b_kind: NDArray[Any],
+    iou: float,
+) -> int:
+    """Greedy one-to-one matches of same-kind boxes with IoU ≥ ``iou``."""
+    m = iou_matrix(a_xyxy, b_xyxy)
+    if not m.size:
+        return 0
+    m = np.where(np.asarray(a_kind)[:, None] == np.asarray(b_kind)[None, :], m, 0.0)
+    n = 0
+    while True:
+        i, j = np.unravel_index(int(np.argmax(m)), m.shape)
+        if m[i, j] < iou:
+            return n
+        n += 1
+        m[i, :] = 0
+        m[:, j] = 0
+
+
+def agreement_f1(ours: Sequence[Any], ref: Sequence[Any], iou: float) -> float:
+    """F1 over frames of IoU-matched, same-kind boxes (Detections-like: xyxy, kind)."""
+    matched = total_a = total_b = 0
+    for a, b in zip(ours, ref, strict=True):
+        matched += match_count(a.xyxy, a.kind, b.xyxy, b.kind, iou)
+        total_a += len(a.xyxy)
+        total_b += len(b.xyxy)
+    if total_a + total_b == 0:
+        return 1.0
+    return 2 * matched / (total_a + total_b)
+
+
+def _frames(clip: Path, n: int) -> list[NDArray[np.uint8]]:
+    import av
+
+    out: list[NDArray[np.uint8]] = []
+    with av.open(str(clip)) as container:
+        for f in container.decode(video=0):
+            out.append(np.ascontiguousarray(f.to_ndarray(format="bgr24")))
+            if len(out) >= n:
+                break
+    if not out:
+        raise SharpeyesError(f"{clip}: no frames decoded")
+    return out
+
+
+def bench_models(
+    clip: Path,
+    *,
+    frames: int = 60,
+    threads: int = 2,
+    models: Sequence[str] | None = None,
+    reference: str | None = None,
+    iou: float = 0.5,
+) -> list[BenchRow]:
+    """Run every locally available detector (or ``models``) on ``frames`` frames of ``clip``."""
+    from sharpeyes.models.factory import create_detector, detector_models
+    from sharpeyes.models.registry import DEFAULT_DETECTOR, get_model_spec
+    from sharpeyes.pipeline.config import OnnxRuntimeDetectorConfig
+
+    images = _frames(clip, frames)
+    ref_name = reference or DEFAULT_DETECTOR
+    names = list(models) if models else list(detector_models())
+    if ref_name in names:
+        names.remove(ref_name)
+    names.insert(0, ref_name)
+    results: dict[str, list[Any]] = {}
+    rows: list[BenchRow] = []
+    for name in names:
+        family = get_model_spec(name).family
+        cfg = OnnxRuntimeDetectorConfig(
+            model=name, providers="cpu", intra_op_threads=threads, download=False, warmup=2
+        )
+        try:
+            det = create_detector(cfg).detector
+        except SharpeyesError as e:
+            rows.append(BenchRow(name, family, 0.0, 0.0, None, f"skipped: {e}"))
+            continue
+        t0 = time.perf_counter()
+        dets = [det.detect([im])[0] for im in images]
+        dt = time.perf_counter() - t0
+        results[name] = dets
+        agree = None
+        if name != ref_name and ref_name in results:
+            agree = agreement_f1(dets, results[ref_name], iou)
+        boxes = sum(len(d.xyxy) for d in dets) / len(dets)
+        rows.append(BenchRow(name, family, len(images) / dt, boxes, agree))
+    return rows
+
+
+def format_bench(rows: Sequence[BenchRow], reference: str) -> list[str]:
+    """The table ``models bench`` prints."""
+    head = f"{'model':22s} {'family':8s} {'fps':>7s} {'boxes/frame':>11s}  agreement vs {reference}"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        if r.note:
+            lines.append(f"{r.model:22s} {r.family:8s} {'-':>7s} {'-':>11s}  {r.note}")
+            continue
+        agree = "(reference)" if r.agreement is None else f"F1 {r.agreement:.3f}"
+        lines.append(f"{r.model:22s} {r.family:8s} {r.fps:7.1f} {r.boxes_per_frame:11.1f}  {agree}")
+    return lines
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from sharpeyes.models.registry import DEFAULT_DETECTOR
+
+    ref = args.reference or DEFAULT_DETECTOR
+    rows = bench_models(
+        Path(args.clip),
+        frames=args.frames,
+        threads=args.threads,
+        models=args.models,
+        reference=ref,
+        iou=args.iou,
+    )
+    for line in format_bench(rows, ref):
+        _out(line)
+    return EXIT_OK
+
+
+# --- export ----------------------------------------------------------------------------------
+
+
+def _export(args: argparse.Namespace) -> int:
+    from sharpeyes.models.classes import COCO80_NAMES
+    from sharpeyes.models.export.ultralytics_onnx import export_ultralytics_onnx
+
+    result = export_ultralytics_onnx(
+        args.source,
+        Path(args.out),
+        imgsz=args.imgsz,
+        dynamic=not args.static,
+        names=list(COCO80_NAMES) if args.coco_names else None,
+    )
+    _out(f"exported {args.source} → {result.out}: {result.describe()}")
+    if args.add:
+        from sharpeyes.models.user_registry import add_user_model
+
+        name, entry = add_user_model(result.out, licence=args.licence, notes=result.describe())
+        _out(f"added {name}: family {entry['family']}")
+    return EXIT_OK
+
+
+_ACTIONS = {"list": _list, "add": _add, "bench": _bench, "export": _export}

@@ -1,0 +1,114 @@
+"""Phase model over raw lamp readings: hysteresis, continuous timers and signal faults.
+
+* A new colour needs ``confirm_frames`` readings of it (dark readings in between do not reset
+  the count, so a flickering LED still confirms); ``since_pts`` is back-dated to its first
+  reading, so rules see when the colour really began.
+* A lit lamp does not go dark mid-phase: OFF / UNKNOWN readings keep the current colour and its
+  ``since_pts`` (the red timer is continuous across misreads and flicker) until the dark run has
+  lasted ``dark_hold_s`` seconds (and ``confirm_frames`` readings) without a reading of the
+  colour in between.
+* A sustained dark period of a head that was lit is a **signal fault**: the state becomes OFF
+  with ``fault`` set (back-dated to the start of the dark run); rules treat it like UNKNOWN.
+  The fault clears when a colour is confirmed again. A sustained run of unreadable frames
+  becomes UNKNOWN (a reading problem, not a fault).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sharpeyes.pipeline.signal_reader import LampReading
+from sharpeyes.pipeline.types import LampColor, SignalState
+
+_DARK = (LampColor.OFF, LampColor.UNKNOWN)
+
+
+@dataclass(frozen=True, slots=True)
+class SignalParams:
+    """Tunables of the phase model and of the calibration checks (seconds are frame time)."""
+
+    confirm_frames: int = 2
+    dark_hold_s: float = 2.0
+    window: int = 600
+    """Samples each running per-cell statistic keeps."""
+    never_lit_s: float = 10.0
+    """A head seen this long without one lit reading is a calibration problem."""
+    stuck_s: float = 300.0
+    """A head showing one colour this long without any change is a calibration problem."""
+
+
+class SignalSmoother:
+    """Hysteresis and phase model over one head's raw readings (see module docstring)."""
+
+    def __init__(self, group: str, confirm_frames: int = 2, dark_hold_s: float = 2.0) -> None:
+        self.group = group
+        self._confirm = confirm_frames
+        self._dark_hold = dark_hold_s
+        self._color = LampColor.UNKNOWN
+        self._since: float | None = None
+        self._conf = 0.0
+        self._fault: str | None = None
+        self._seen_color = False
+        self._cand: LampColor | None = None
+        self._cand_since = 0.0
+        self._cand_count = 0
+        self._dark_since: float | None = None
+        self._dark_count = 0
+        self._dark_off = 0
+        self.changes: list[tuple[float, LampColor, LampColor]] = []
+        """Confirmed changes ``(since_pts, from, to)`` in order."""
+
+    @property
+    def fault(self) -> str | None:
+        return self._fault
+
+    def update(self, reading: LampReading, pts: float) -> SignalState:
+        if self._since is None:
+            self._since = pts
+        if reading.color is self._color:
+            self._cand, self._dark_since = None, None
+            self._conf = 0.8 * self._conf + 0.2 * reading.confidence
+        elif reading.color in _DARK:
+            self._consider_dark(reading, pts)
+        else:
+            self._consider_color(reading, pts)
+        return SignalState(
+            self.group, self._color, round(self._conf, 3), self._since, pts, fault=self._fault
+        )
+
+    def _adopt(self, color: LampColor, since: float, confidence: float) -> None:
+        if color is not self._color:
+            self.changes.append((since, self._color, color))
+        self._color, self._since, self._conf = color, since, confidence
+        self._cand, self._dark_since = None, None
+
+    def _consider_dark(self, reading: LampReading, pts: float) -> None:
+        if self._dark_since is None:
+            self._dark_since, self._dark_count, self._dark_off = pts, 0, 0
+        self._dark_count += 1
+        self._dark_off += reading.color is LampColor.OFF
+        if self._dark_count < self._confirm or pts - self._dark_since < self._dark_hold:
+            return
+        color = LampColor.OFF if 2 * self._dark_off >= self._dark_count else LampColor.UNKNOWN
+        if color is self._color:
+            return
+        was = self._color
+        start = self._dark_since
+        if color is LampColor.OFF and was not in _DARK:
+            self._fault = (
+                f"signal fault: head dark for {pts - start:.1f} s since {start:.1f} s "
+                f"(was {was.value})"
+            )
+        self._adopt(color, start, reading.confidence)
+
+    def _consider_color(self, reading: LampReading, pts: float) -> None:
+        self._dark_since = None
+        if reading.color is self._cand:
+            self._cand_count += 1
+        else:
+            self._cand, self._cand_since, self._cand_count = reading.color, pts, 1
+        startup = not self._seen_color and reading.confidence >= 0.8
+        if startup or self._cand_count >= self._confirm:
+            self._seen_color = True
+            self._fault = None
+            self._adopt(reading.color, self._cand_since, reading.confidence)

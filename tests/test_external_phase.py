@@ -1,0 +1,121 @@
+"""External signal phases reach the rules in every mode: over UDP (``phase_input.udp_port`` of
+the node, ``--phase-udp`` of ``analyze``) and over REST (``POST /cameras/{id}/signal-phases``).
+
+The rendered ``clean_violation`` scene with its main signal head removed from the calibration
+and the main group set to ``source: external``: the video cannot tell the phase, so a violation
+is charged only when the phases told from outside arrive.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from sharpeyes.api.node.runtime import NodeRuntime
+from sharpeyes.api.node.settings import ServiceConfig
+from sharpeyes.pipeline.config import CameraConfig
+from tests.equivalence import outcome, stamp_clip, via_analyze, wait_for
+from tests.scenarios import SCENARIOS, render_scenario, scene_calibration
+
+pytestmark = pytest.mark.integration
+NAME = "clean_violation"
+
+
+def external_camera(clip: Path) -> CameraConfig:
+    cal = scene_calibration().model_dump(mode="json")
+    cal["signal_groups"][0]["source"] = "external"
+    cal["signal_heads"] = [h for h in cal["signal_heads"] if h["group"] != "main"]
+    return CameraConfig.model_validate(
+        {
+            "id": "ext",
+            "url": str(clip),
+            "detector": {"model": f"scenario:{NAME}"},
+            "tracker": {"min_hits": 2},
+            "intersection": cal,
+        }
+    )
+
+
+@pytest.fixture
+def clip(tmp_path: Path) -> Path:
+    s = SCENARIOS[NAME]
+    gt = render_scenario(NAME, tmp_path / "raw.mp4")
+    out = tmp_path / "ext.mp4"
+    stamp_clip(gt.path, out, s.fps)
+    return out
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def phase_messages(camera: str) -> list[dict[str, object]]:
+    s = SCENARIOS[NAME]
+    return [
+        {"camera": camera, "group": "main", "color": str(p.color), "pts": p.start_s}
+        for p in s.phases
+    ]
+
+
+def test_without_phases_nothing_is_charged(clip: Path, tmp_path: Path) -> None:
+    out = via_analyze(external_camera(clip), tmp_path / "none")
+    assert out.violations == ()
+
+
+def test_udp_phases_charge_on_the_live_node(clip: Path, tmp_path: Path) -> None:
+    cam = external_camera(clip)
+    port = free_udp_port()
+    config = ServiceConfig.model_validate(
+        {
+            "cameras": [cam.model_copy(update={"live": True}).model_dump(mode="json")],
+            "detector": cam.detector.model_dump(mode="json"),
+            "store": {"url": str(tmp_path / "events.db"), "files_root": str(tmp_path)},
+            "loop_files": False,
+            "phase_input": {"udp_port": port},
+        }
+    )
+    runtime = NodeRuntime(config).start()
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            for msg in phase_messages(cam.id):
+                sock.sendto(json.dumps(msg).encode(), ("127.0.0.1", port))
+        wait_for(runtime.all_finished, 90, "the camera to finish")
+    finally:
+        runtime.stop()
+    got = outcome(tmp_path / "events.db", cam.id)
+    assert len(got.violations) == 1, got
+
+
+def test_udp_phases_charge_in_analyze(clip: Path, tmp_path: Path) -> None:
+    """``analyze --phase-udp``: phases sent before the frames they apply to are analysed."""
+    import threading
+
+    from sharpeyes.api.commands.analyze import AnalyzeOptions, analyze_video
+
+    cam = external_camera(clip).model_copy(update={"live": False})
+    port = free_udp_port()
+
+    def send() -> None:
+        time.sleep(0.3)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            for msg in phase_messages(cam.id):
+                sock.sendto(json.dumps(msg).encode(), ("127.0.0.1", port))
+
+    # a live-paced file, so the messages arrive while the clip plays
+    cam = cam.model_copy(update={"live": True})
+    t = threading.Thread(target=send)
+    t.start()
+    analyze_video(
+        AnalyzeOptions(
+            clip, out=tmp_path / "a", progress=False, camera=cam, phase_udp=f"127.0.0.1:{port}"
+        )
+    )
+    t.join()
+    got = outcome(tmp_path / "a" / "events.db", cam.id)
+    assert len(got.violations) == 1, got

@@ -1,0 +1,282 @@
+"""Self-calibrating signal reader, phase model, faults and calibration problems.
+
+Accuracy per signal scenario (``tests/scenarios/signal_catalog.py``): the smoothed state of both
+groups against the scenario's phase plan, over every frame except the first confirmation
+interval after each ground-truth change and at the start (``EXCLUDE_S`` = 0.3 s: the
+``confirm_frames`` = 2 readings of the new colour, plus the dark frame between them when the LED
+flickers). Excluded frames are counted and bounded, not silently dropped.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from sharpeyes.pipeline.calibration import IntersectionCalibration
+from sharpeyes.pipeline.config import load_camera_config
+from sharpeyes.pipeline.rules import build_rules
+from sharpeyes.pipeline.signal import (
+    LampReading,
+    SignalBoard,
+    SignalParams,
+    SignalSmoother,
+    build_signal_board,
+)
+from sharpeyes.pipeline.types import EventType, Frame, LampColor, SignalState
+from tests.scenarios import SCENARIOS, scene_calibration
+from tests.scenarios.feed import frame_at, tracks_at
+from tests.scenarios.model import FRAME_SIZE, color_at
+from tests.scenarios.render import (
+    render_signal_frame,
+    signal_background,
+    signal_noise_bank,
+    signal_truth,
+)
+from tests.scenarios.signal_catalog import FAULT_SCENARIO, SIGNAL_SCENARIOS, SignalScenario
+
+REPO = Path(__file__).resolve().parents[1]
+EXCLUDE_S = 0.3
+R, G, OFF = LampColor.RED, LampColor.GREEN, LampColor.OFF
+
+
+def _run(s: SignalScenario, board: SignalBoard | None = None) -> list[dict[str, SignalState]]:
+    board = board or build_signal_board(scene_calibration(), FRAME_SIZE)
+    bg, bank = signal_background(), signal_noise_bank(s)
+    out = []
+    for i in range(s.n_frames):
+        img = render_signal_frame(s, i, bg, bank)
+        out.append(board.update(Frame(s.name, i, s.pts(i), 1_000_000 + i * 100, img)))
+    return out
+
+
+def _excluded(s: SignalScenario, i: int, group: str) -> bool:
+    t = s.pts(i)
+    phases = s.phases if group == "main" else s.ped_phases
+    starts = [0.0] + [p.start_s for p in phases]
+    return any(0.0 <= t - t0 < EXCLUDE_S - 1e-9 for t0 in starts)
+
+
+def frame_accuracy(s: SignalScenario) -> tuple[int, int, int]:
+    """(right, scored, excluded) frames over both groups."""
+    right = scored = excluded = 0
+    for i, states in enumerate(_run(s)):
+        truth = dict(zip(("main", "ped"), signal_truth(s, i), strict=True))
+        for g, want in truth.items():
+            if _excluded(s, i, g):
+                excluded += 1
+                continue
+            scored += 1
+            right += states[g].color is want
+    return right, scored, excluded
+
+
+@pytest.mark.parametrize("name", list(SIGNAL_SCENARIOS))
+def test_signal_scenario_frame_accuracy(name: str) -> None:
+    s = SIGNAL_SCENARIOS[name]
+    right, scored, excluded = frame_accuracy(s)
+    changes = len(s.phases) + len(s.ped_phases)  # incl. the start of each group
+    assert excluded <= changes * round(EXCLUDE_S * s.fps)
+    assert scored + excluded == 2 * s.n_frames
+    assert right / scored >= 0.99, f"{name}: {right}/{scored} frames right ({excluded} excluded)"
+
+
+def test_brief_dark_frames_never_read_off_and_red_timer_is_continuous() -> None:
+    s = SIGNAL_SCENARIOS["red_misreads"]
+    states = _run(s)
+    red = [st["main"] for i, st in enumerate(states) if 7.3 <= s.pts(i) < 19.0]
+    assert all(st.color is R for st in red)
+    assert {st.since_pts for st in red} == {7.0}  # one red phase, timer never restarted
+    assert red[-1].duration == pytest.approx(11.9)
+
+
+def test_phase_model_keeps_colour_and_timer_across_misreads() -> None:
+    sm = SignalSmoother("g", confirm_frames=2, dark_hold_s=2.0)
+    seq = [R] * 10 + [OFF] * 15 + [R] * 5 + [LampColor.UNKNOWN] * 3 + [G] + [R] * 5
+    out = [
+        sm.update(LampReading(c, 0.8 if c in (OFF, LampColor.UNKNOWN) else 1.0), i / 10)
+        for i, c in enumerate(seq)
+    ]
+    assert all(st.color is R and st.since_pts == 0.0 and st.fault is None for st in out)
+
+
+def test_sustained_dark_is_a_fault_and_colour_clears_it() -> None:
+    sm = SignalSmoother("g", confirm_frames=2, dark_hold_s=2.0)
+    out = [sm.update(LampReading(R, 1.0), i / 10) for i in range(30)]
+    out += [sm.update(LampReading(OFF, 0.8), i / 10) for i in range(30, 60)]
+    assert out[49].color is R and out[49].fault is None  # 1.9 s dark: still red
+    assert out[50].color is OFF and out[50].since_pts == pytest.approx(3.0)
+    assert out[50].fault is not None and "dark" in out[50].fault
+    assert out[-1].unfaulted().color is LampColor.UNKNOWN
+    back = [sm.update(LampReading(G, 1.0), i / 10) for i in range(60, 63)]
+    assert back[-1].color is G and back[-1].fault is None
+
+
+def test_rendered_fault_is_reported_by_the_board() -> None:
+    s = FAULT_SCENARIO
+    board = build_signal_board(scene_calibration(), FRAME_SIZE)
+    states = _run(s, board)
+    by_t = {round(s.pts(i), 1): st["main"] for i, st in enumerate(states)}
+    assert by_t[13.8].color is R and by_t[13.8].since_pts == 7.0
+    assert by_t[14.2].color is OFF and by_t[14.2].fault is not None
+    assert by_t[14.2].since_pts == pytest.approx(12.0)
+    assert "main" in board.problems()
+    assert "ped" not in board.problems()
+
+
+def test_no_violation_is_charged_on_a_faulted_group() -> None:
+    """The same red-light runner: charged on RED, not when the RED state carries a fault."""
+    s = SCENARIOS["clean_violation"]
+
+    def events(fault: str | None) -> list[EventType]:
+        rules = build_rules(s.name, scene_calibration(), FRAME_SIZE)
+        rng = s.rng()
+        out: list[EventType] = []
+        for i in range(s.n_frames):
+            t = s.pts(i)
+            color, since = color_at(s.phases, t)
+            signals = {
+                "main": SignalState("main", color, 1.0, since, t, fault=fault),
+                "ped": SignalState("ped", R, 1.0, 0.0, t, fault=fault),
+            }
+            for r in rules:
+                out.extend(e.type for e in r.update(frame_at(s, i), tracks_at(s, i, rng), signals))
+        for r in rules:
+            out.extend(e.type for e in r.end_of_stream())
+        return out
+
+    assert EventType.RED_LIGHT_VIOLATION in events(None)
+    faulted = events("signal fault: head dark")
+    assert EventType.RED_LIGHT_VIOLATION not in faulted
+    assert EventType.PEDESTRIAN_RED_LIGHT not in faulted
+
+
+def _board_on(
+    region: list[list[float]],
+    params: SignalParams,
+    lamps: tuple[str, ...] = ("red", "amber", "green"),
+) -> SignalBoard:
+    cal = IntersectionCalibration.model_validate(
+        {
+            "signal_groups": [{"id": "main"}, {"id": "ped"}, {"id": "x"}],
+            "signal_heads": [
+                {"id": "main_head", "group": "main", "region": [[0.86, 0.06], [0.89, 0.26]]},
+                {
+                    "id": "ped_head",
+                    "group": "ped",
+                    "region": [[0.06, 0.08], [0.09, 0.20]],
+                    "lamps": ["red", "green"],
+                },
+                {"id": "x_head", "group": "x", "region": region, "lamps": list(lamps)},
+            ],
+        }
+    )
+    return build_signal_board(cal, FRAME_SIZE, None, params)
+
+
+def test_region_that_never_lights_is_a_calibration_problem() -> None:
+    s = SignalScenario("short", duration_s=12.0)
+    board = _board_on([[0.45, 0.8], [0.48, 0.95]], SignalParams(never_lit_s=10.0))  # road
+    _run(s, board)
+    problems = board.problems()
+    assert set(problems) == {"x_head"}
+    assert "no lamp lit" in problems["x_head"]
+
+
+def test_head_that_never_changes_is_a_calibration_problem() -> None:
+    s = SignalScenario("short", duration_s=6.5)
+    board = _board_on([[0.06, 0.08], [0.09, 0.20]], SignalParams(stuck_s=6.0), ("red", "green"))
+    _run(s, board)  # ped head (and its copy x_head) is red throughout 0–6.5 s
+    problems = board.problems()
+    assert "x_head" in problems and "ped_head" in problems
+    assert "only red" in problems["x_head"]
+    assert "main_head" not in problems  # green → amber at 4 s
+
+
+def test_levels_are_learned_per_cell() -> None:
+    s = SIGNAL_SCENARIOS["exposure_x0.4"]
+    board = build_signal_board(scene_calibration(), FRAME_SIZE)
+    _run(SignalScenario("x", s.look, duration_s=10.0), board)
+    reader = board.heads[0].reader
+    unlit, lit = reader.levels(2)  # the green cell: lit 0–4 s, unlit after
+    assert unlit is not None and lit is not None and lit > 3 * unlit
+    assert abs(reader.lit_hue(2) - 82) < 20 and np.isfinite(reader.lit_hue(0))
+
+
+LOOKS: dict[str, tuple[float, tuple[float, float, float], float, int]] = {
+    "x0.4": (0.4, (1.0, 1.0, 1.0), 0.0, 0),
+    "x1.6": (1.6, (1.0, 1.0, 1.0), 0.0, 0),
+    "warm": (1.0, (0.75, 1.0, 1.3), 0.0, 0),
+    "cool": (1.0, (1.3, 1.0, 0.75), 0.0, 0),
+    "blur_jpeg": (1.0, (1.0, 1.0, 1.0), 2.0, 8),
+}
+
+
+WINDOW = np.s_[150:264, 520:600]  # hanoi_b head (551,182)-(569,231) px with a margin
+
+
+@pytest.mark.integration
+def test_hanoi_b_under_camera_perturbations(sample_videos: Path) -> None:
+    """The real clip re-exposed / re-balanced / degraded: still >= 99 % of frames right (the
+    thresholds of the old reader gave 0 % at x0.4 and 69 % with the warm cast)."""
+    cfg = load_camera_config(REPO / "sample_videos" / "intersection_hanoi_b.yaml")
+    assert cfg.intersection is not None
+    with av.open(str(sample_videos / "intersection_hanoi_b_640x480.mp4")) as c:
+        frames = [
+            (float(vf.time or 0.0), vf.to_ndarray(format="bgr24")) for vf in c.decode(video=0)
+        ]
+    for name, (exposure, wb, blur, quality) in LOOKS.items():
+        board = build_signal_board(cfg.intersection, (640, 480))
+        ok = total = 0
+        for i, (pts, img) in enumerate(frames):
+            win = img[WINDOW]  # only the head and its surroundings matter to the reader
+            f: np.ndarray = win.astype(np.float32) * np.array(wb, np.float32) * exposure
+            if blur:
+                f = cv2.GaussianBlur(f, (0, 0), blur)
+            patch = np.clip(f, 0, 255).astype(np.uint8)
+            if quality:
+                _, buf = cv2.imencode(".jpg", patch, [cv2.IMWRITE_JPEG_QUALITY, quality])
+                patch = np.asarray(cv2.imdecode(buf, cv2.IMREAD_COLOR), np.uint8)
+            out = np.asarray(img, np.uint8).copy()
+            out[WINDOW] = patch
+            st = board.update(Frame("hanoi_b", i, pts, int(pts * 1000), out))["main"]
+            want = R if 3 <= i <= 254 else G if i >= 255 else None
+            if want is not None:
+                total += 1
+                ok += st.color is want
+        assert total == 381
+        assert ok / total >= 0.99, f"{name}: {ok}/{total}"
+
+
+LABELLED = sorted((REPO / "sample_videos").glob("*_phases.json"))
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("labels", LABELLED, ids=[p.stem for p in LABELLED])
+def test_labelled_real_clip_phases(labels: Path, sample_videos: Path) -> None:
+    """Every real clip with a phase labels file: >= 98 % of labelled frames right per group."""
+    spec = json.loads(labels.read_text())
+    cfg = load_camera_config(REPO / "sample_videos" / spec["config"])
+    assert cfg.intersection is not None
+    truth: dict[str, dict[int, LampColor]] = {
+        g: {i: LampColor(r["color"]) for r in rows for i in range(r["from"], r["to"] + 1)}
+        for g, rows in spec["groups"].items()
+    }
+    ok = dict.fromkeys(truth, 0)
+    board: SignalBoard | None = None
+    with av.open(str(sample_videos / spec["clip"])) as c:
+        for i, vf in enumerate(c.decode(video=0)):
+            img = np.asarray(vf.to_ndarray(format="bgr24"), np.uint8)
+            if board is None:
+                board = build_signal_board(cfg.intersection, (img.shape[1], img.shape[0]))
+            pts = float(vf.time or 0.0)
+            states = board.update(Frame(labels.stem, i, pts, int(pts * 1000), img))
+            for g, want in truth.items():
+                ok[g] += i in want and states[g].color is want[i]
+    assert i + 1 == spec["frames"]
+    for g, want in truth.items():
+        assert ok[g] / len(want) >= 0.98, f"{g}: {ok[g]}/{len(want)}"

@@ -1,0 +1,118 @@
+"""``signal-check`` (api/commands/signal_check.py), called through its own parser and ``run``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import cv2
+import pytest
+import yaml
+
+from sharpeyes.api.commands.signal_check import add_parser, run
+from tests.scenarios import scene_calibration
+from tests.scenarios.model import FRAME_SIZE
+from tests.scenarios.render import render_signal_frame, signal_background, signal_noise_bank
+from tests.scenarios.signal_catalog import SignalScenario
+
+SCENARIO = SignalScenario("check", duration_s=11.0)
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("signal_check") / "heads.mp4"
+    s, bg, bank = SCENARIO, signal_background(), signal_noise_bank(SCENARIO)
+    with av.open(str(path), "w") as out:
+        stream: Any = out.add_stream("libx264", rate=Fraction(10))
+        stream.width, stream.height = FRAME_SIZE
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": "20", "preset": "ultrafast"}
+        for i in range(s.n_frames):
+            vf = av.VideoFrame.from_ndarray(render_signal_frame(s, i, bg, bank), format="bgr24")
+            for pkt in stream.encode(vf):
+                out.mux(pkt)
+        for pkt in stream.encode(None):
+            out.mux(pkt)
+    return path
+
+
+def _config(tmp_path: Path, bogus_head: bool = False) -> Path:
+    intersection = scene_calibration().model_dump(mode="json", exclude_defaults=True)
+    intersection = {k: intersection[k] for k in ("signal_groups", "signal_heads")}
+    if bogus_head:  # a head drawn on the road: never lights → calibration problem
+        intersection["signal_groups"].append({"id": "bogus"})
+        intersection["signal_heads"].append(
+            {"id": "road", "group": "bogus", "region": [[0.45, 0.8], [0.48, 0.95]]}
+        )
+    path = tmp_path / "cam.yaml"
+    path.write_text(yaml.safe_dump({"id": "synthetic", "intersection": intersection}))
+    return path
+
+
+def _args(*argv: str) -> argparse.Namespace:
+    p = argparse.ArgumentParser()
+    add_parser(p.add_subparsers(dest="command"))
+    return p.parse_args(["signal-check", *argv])
+
+
+def test_json_lines_and_strip_png(
+    video: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    png = tmp_path / "strip.png"
+    args = _args(str(video), "--config", str(_config(tmp_path)), "--json", "--png", str(png))
+    assert args.func is run
+    assert run(args) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    frames, summary = lines[:-1], lines[-1]["summary"]
+    assert len(frames) == SCENARIO.n_frames
+    assert [f["frame"] for f in frames] == list(range(SCENARIO.n_frames))
+    assert set(frames[0]) >= {"frame", "pts", "groups", "heads"}
+    assert set(frames[0]["groups"]) == {"main", "ped"}
+    assert frames[50]["groups"] == {"main": "amber", "ped": "red"}
+    assert frames[100]["groups"] == {"main": "red", "ped": "green"}
+    assert summary["frames"] == SCENARIO.n_frames and summary["problems"] == {}
+    assert summary["shares"]["main"]["red"] == pytest.approx(0.36, abs=0.02)
+    got = [(c["group"], c["from"], c["to"], c["pts"]) for c in summary["changes"]]
+    assert got == [
+        ("main", "green", "amber", 4.0),
+        ("main", "amber", "red", 7.0),
+        ("ped", "red", "green", 8.0),
+    ]
+    img = cv2.imread(str(png))
+    assert img is not None and img.shape[0] > 48 and img.shape[1] > 100
+
+
+def test_text_report_and_problems(
+    video: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = str(_config(tmp_path, bogus_head=True))
+    assert run(_args(str(video), "--config", cfg)) == 0
+    out, err = capsys.readouterr()
+    assert "group main:" in out and "main: amber -> red" in out
+    assert "warning: road:" in err and "no lamp lit" in err
+    assert run(_args(str(video), "--config", cfg, "--strict", "--max-frames", "105")) == 3
+
+
+def test_bad_input_is_one_error_line(
+    video: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = str(_config(tmp_path))
+    assert run(_args(str(tmp_path / "missing.mp4"), "--config", cfg)) != 0
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+    bare = tmp_path / "bare.yaml"
+    bare.write_text("id: cam\n")
+    assert run(_args(str(video), "--config", str(bare))) == 2
+    assert capsys.readouterr().err.startswith("error: ")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("intersection: {signal_groups: []}\n")
+    assert run(_args(str(video), "--config", str(broken))) == 2
+    assert capsys.readouterr().err.startswith("error: ")
+    not_video = tmp_path / "not_video.mp4"
+    not_video.write_text("hello")
+    assert run(_args(str(not_video), "--config", cfg)) == 1
+    assert capsys.readouterr().err.startswith("error: ")

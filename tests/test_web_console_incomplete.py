@@ -1,0 +1,72 @@
+"""Browser test: an incomplete evidence record is listed, and confirming needs an explicit
+acknowledgement; the queue and the page show the violation time (the stop-line crossing)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sharpeyes.pipeline.evidence.facts import violation_time_ms
+from sharpeyes.pipeline.evidence.images import beijing_time_text
+from tests._api_fixtures import Seeded, live_server, make_app, seed_service
+from tests.test_web_console import ARGS, CHROMIUM, _playwright
+
+pytestmark = [pytest.mark.integration, pytest.mark.browser]
+
+PARTS = [
+    {"part": "plate", "reason": "plate unreadable in every evidence image"},
+    {"part": "image_1", "reason": "no observation before the stop line while red"},
+]
+
+
+@pytest.fixture
+def seeded(tmp_path: Path) -> Iterator[Seeded]:
+    s = seed_service(f"sqlite:///{tmp_path / 'store.db'}", tmp_path)
+    yield s
+    s.service.db.close()
+
+
+def test_incomplete_record_needs_acknowledgement(seeded: Seeded) -> None:
+    sync_playwright = _playwright()
+    from playwright.sync_api import expect
+
+    target = seeded.violations[0]
+    rec = seeded.files_root / "evidence" / target.stream_id / target.event_id / "record.json"
+    doc = json.loads(rec.read_text(encoding="utf-8"))
+    doc.update(complete=False, incomplete=PARTS)
+    rec.write_text(json.dumps(doc), encoding="utf-8")
+    when = violation_time_ms(target)
+    assert when is not None
+    app = make_app(seeded)
+    with live_server(app) as base, sync_playwright() as pw:  # type: ignore[operator]
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+        try:
+            page = browser.new_page(locale="zh-CN")
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(f"{base}/")
+            page.fill("#token", seeded.tokens["reviewer"])
+            page.click("#login-form button[type=submit]")
+            page.wait_for_selector("#queue-table tbody tr[data-id]")
+            assert beijing_time_text(when) in page.inner_text("#queue-table")
+            page.click(f"#queue-table tr[data-id='{target.event_id}']")
+            expect(page.locator("#incomplete")).to_be_visible()
+            box = page.inner_text("#incomplete")
+            assert "证据不完整" in box
+            for p in PARTS:
+                assert p["reason"] in box
+            page.click("#confirm")
+            expect(page.locator("#review-msg")).to_contain_text("勾选")
+            state = seeded.service.get_event(target.event_id, violation=True).review
+            assert state is not None and state.state == "pending"
+            page.check("#ack-incomplete")
+            page.click("#confirm")
+            expect(page.locator("#review-msg")).to_have_text("已确认")
+            assert not errors, errors
+        finally:
+            browser.close()
+    stored = seeded.service.get_event(target.event_id, violation=True)
+    assert stored.review is not None and stored.review.state == "confirmed"
