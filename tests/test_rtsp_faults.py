@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import logging
+import sqlite3
 import subprocess
 import threading
 import time
@@ -22,13 +23,16 @@ import pytest
 
 import tests._rtsp_fixtures as _rtsp_fixtures
 import tests.rtsp_faults as _faults
+from sharpeyes.api.node.runtime import NodeRuntime
 from sharpeyes.pipeline.config import EventsConfig
 from sharpeyes.pipeline.events import TrackEventBuilder
+from sharpeyes.pipeline.protocols import Detector
 from sharpeyes.pipeline.types import Event, Frame, ObjectKind, Tracks
 from sharpeyes.streams.health import StreamState
 from sharpeyes.streams.rtsp_source import RtspSource
 from tests._rtsp_fixtures import RtspServer
 from tests.rtsp_faults import FaultProxy, FaultRtspServer, Faults, PsRtspServer, make_ps_file
+from tests.test_run_rtsp import start_runtime
 
 pytestmark = [pytest.mark.integration, pytest.mark.rtsp]
 
@@ -182,7 +186,7 @@ def test_frozen_pts_keeps_analysing_on_the_arrival_clock(
 
 # -- 3. long GOPs and silence ------------------------------------------------------------------
 
-JOINS = 10  # per GOP length (the field test did 12-16; 20 each takes ~3 min on 2 cores)
+JOINS = 20  # concurrent joins per GOP length, spread over one GOP
 
 
 @pytest.mark.parametrize("gop_s", [10, 20])
@@ -306,3 +310,31 @@ def test_recovered_camera_clears_its_error(
     assert wait_for(lambda: len(c.got) > 0, 10.0)
     h = src.health()
     assert h.state is StreamState.LIVE and h.last_error is None, h
+
+
+def test_ps_over_rtp_gives_the_same_events_as_plain_h264(
+    ps_file: Path,
+    rtsp_server_factory: Callable[[dict[str, str]], RtspServer],
+    runtimes: list[NodeRuntime],
+    detector: Detector,
+    sample_videos: Path,
+    tmp_path: Path,
+) -> None:
+    ps = PsRtspServer(ps_file, duration_s=341 / 29.97)
+    server = rtsp_server_factory({"hw": str(sample_videos / CLIP)})
+    try:
+        urls = {"ps": ps.url(), "h264": server.url("hw")}
+        once = {"backoff_initial_s": 60.0, "backoff_max_s": 60.0}  # play the clip once
+        rt = start_runtime(runtimes, tmp_path, detector, urls, **once)
+        assert wait_for(lambda: all(h.frames_analysed > 0 for h in rt.health().values()), 20)
+        assert wait_for(lambda: all(h.state != "live" for h in rt.health().values()), 30)
+        time.sleep(1.0)
+        rt.stop()
+    finally:
+        ps.close()
+    with sqlite3.connect(tmp_path / "events.db") as conn:
+        rows = list(conn.execute("SELECT stream_id, type, class_name, track_id FROM events"))
+    by_stream = {s: sorted((t, c, k) for sid, t, c, k in rows if sid == s) for s in urls}
+    print(f"events: ps {len(by_stream['ps'])}, h264 {len(by_stream['h264'])}")
+    assert by_stream["h264"], "the clip must produce events"
+    assert by_stream["ps"] == by_stream["h264"]

@@ -18,7 +18,6 @@ from types import FrameType
 
 from sharpeyes.api.commands.serve import (
     ApiServer,
-    FeedSink,
     attach_runtime,
     build_service,
     demo_token,
@@ -28,6 +27,7 @@ from sharpeyes.api.node.plan import WorkersArg
 from sharpeyes.api.node.prom import MetricsServer, build_registry, serve_metrics
 from sharpeyes.api.node.runtime import CameraHealth, NodeRuntime
 from sharpeyes.api.node.settings import ServiceConfig, load_service_config
+from sharpeyes.api.rest.feed import committed_publisher
 from sharpeyes.api.rest.schemas import StreamHealthPublic
 from sharpeyes.pipeline.errors import ConfigError
 
@@ -62,6 +62,7 @@ def health_public(h: CameraHealth) -> StreamHealthPublic:
         decoder=h.decoder,
         url=h.url,
         detail=h.last_error,
+        signal_problems=dict(h.signal_problems),
     )
 
 
@@ -191,7 +192,12 @@ def run_node(
         )
     stop = stop or threading.Event()
     service = build_service(config) if serve_api else None
-    runtime = NodeRuntime(config, extra_sinks=[FeedSink(service)] if service else ())
+    runtime = NodeRuntime(
+        config,
+        store=service.events if service is not None else None,
+        on_committed=committed_publisher(service.feed) if service is not None else None,
+        feed=service is not None,
+    )
     metrics: MetricsServer | None = None
     server: ApiServer | None = None
     with stop_on_signals(stop):

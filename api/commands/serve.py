@@ -28,7 +28,6 @@ from sharpeyes.api.store.events import EventStore
 from sharpeyes.api.store.migrate import migrate
 from sharpeyes.pipeline.config import CameraConfig
 from sharpeyes.pipeline.errors import ConfigError
-from sharpeyes.pipeline.types import Event
 
 logger = logging.getLogger(__name__)
 
@@ -56,29 +55,8 @@ def api_key(files_root: Path) -> bytes:
     return key
 
 
-class FeedSink:
-    """Deprecated, writes nothing: the feed row is now written in the event's own transaction by
-    :class:`sharpeyes.api.store.writer.StoreWriter` (``writer.sink(..., feed=True)``) and live
-    items reach the hub through its ``on_committed`` callback
-    (:func:`sharpeyes.api.rest.feed.committed_publisher`). Kept only so callers still import;
-    remove it together with its use in ``api/commands/run.py``."""
-
-    def __init__(self, service: StoreService) -> None:
-        self.service = service
-
-    def emit(self, event: Event) -> None:
-        return None
-
-    def close(self) -> None:
-        return None
-
-
 class RuntimeCameras:
     """:class:`sharpeyes.api.rest.cameras.CameraController` over a :class:`NodeRuntime`."""
-
-    def __init__(self, runtime: NodeRuntime) -> None:
-        self.runtime = runtime
-        self._stopped: dict[str, CameraConfig] = {}
 
     def add(self, config: CameraConfig) -> None:
         self.runtime.add_camera(config)
@@ -93,8 +71,17 @@ class RuntimeCameras:
         self._stopped.pop(camera_id, None)
         self.runtime.remove_camera(camera_id)
 
+    def __init__(self, runtime: NodeRuntime, registry: CameraRegistry | None = None) -> None:
+        self.runtime = runtime
+        self.registry = registry
+        self._stopped: dict[str, CameraConfig] = {}
+
     def start(self, camera_id: str) -> None:
+        """Start a stopped camera, or one that is not running (e.g. after a failed update)."""
         config = self._stopped.pop(camera_id, None)
+        running = {c.id for c in self.runtime.camera_configs()}
+        if config is None and camera_id not in running and self.registry is not None:
+            config = self.registry.get(camera_id).config
         if config is not None:
             self.runtime.add_camera(config)
 
@@ -142,7 +129,9 @@ def attach_runtime(service: StoreService, runtime: NodeRuntime) -> None:
     for entry in service.cameras.all():  # cameras added through the API in an earlier run
         if entry.enabled and entry.config.id not in running:
             runtime.add_camera(entry.config)
-    service.cameras.set_controller(RuntimeCameras(runtime))
+    service.cameras.set_controller(RuntimeCameras(runtime, service.cameras))
+    service.set_writer_health(lambda: (runtime.writer.healthy(), runtime.writer.last_error))
+    service.set_phase_hub(runtime.phases)
 
 
 BOOTSTRAP_TOKEN_TTL_S = 7 * 24 * 3600.0

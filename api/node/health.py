@@ -7,14 +7,15 @@ own health (RTSP, or a file/GPU-decoded stream played as live) into one :class:`
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from sharpeyes.api.store.sink import StoreSink
 from sharpeyes.pipeline.config import CameraConfig
+from sharpeyes.pipeline.protocols import Sink
 from sharpeyes.pipeline.runner import StreamRunner
 from sharpeyes.pipeline.supervisor import WorkerState, WorkerStatus
 from sharpeyes.pipeline.types import Detections, Event, Frame, SignalState, Tracks
@@ -66,10 +67,12 @@ class CameraHealth:
     decoder: str | None = None
     last_error: str | None = None
     detector_backend: str | None = None
+    signal_problems: Mapping[str, str] = field(default_factory=dict)  # calibration / faults
 
     def to_dict(self) -> dict[str, object]:
         out = asdict(self)
         out["drops"] = dict(self.drops)
+        out["signal_problems"] = dict(self.signal_problems)
         return out
 
 
@@ -83,6 +86,8 @@ class CameraStats:
         self.events = 0
         self.frame_wall_ms: int | None = None  # capture time of the frame being analysed
         self.latency_ms: deque[float] = deque(maxlen=latency_samples)
+        self._lock = threading.Lock()
+        self._emitted: dict[str, int | None] = {}
 
     def on_frame(
         self,
@@ -101,6 +106,21 @@ class CameraStats:
         self.events += 1
         if self.frame_wall_ms is not None:
             self.latency_ms.append(time.time() * 1000.0 - self.frame_wall_ms)
+
+    def emitted(self, event_id: str) -> None:
+        """The runner handed an event to the writer while analysing the current frame."""
+        with self._lock:
+            if len(self._emitted) < 100_000:  # bounded: a stuck writer must not grow this
+                self._emitted[event_id] = self.frame_wall_ms
+
+    def committed(self, event_ids: Sequence[str]) -> None:
+        """The writer committed these events (its thread): count them, and their latency from
+        the capture of the frame they were emitted on to the commit."""
+        now = time.time() * 1000.0
+        with self._lock:
+            stamps = [self._emitted.pop(e, None) for e in event_ids]
+            self.events += len(event_ids)
+            self.latency_ms.extend(now - w for w in stamps if w is not None)
 
 
 @dataclass
@@ -142,6 +162,18 @@ def rtsp_state(h: StreamHealth, failed_after: int) -> str:
     return str(h.state)
 
 
+def _signal_problems(runner: StreamRunner | None) -> dict[str, str]:
+    """Calibration problems and faults the camera's signal board reports (none without one)."""
+    board = runner.signal_board if runner is not None else None
+    problems = getattr(board, "problems", None)
+    if problems is None:
+        return {}
+    try:
+        return {str(k): str(v) for k, v in problems().items()}
+    except RuntimeError:  # read from another thread while the board updates: next time
+        return {}
+
+
 def camera_health(
     cam: CameraEntry,
     status: WorkerStatus,
@@ -168,6 +200,7 @@ def camera_health(
         decoder=None if source is None else source_decoder(source),
         last_error=status.last_error,
         detector_backend=detector_backend,
+        signal_problems=_signal_problems(runner),
     )
     forced = _worker_state(status)
     if isinstance(source, RtspSource):
@@ -215,16 +248,17 @@ def _with_file(base: CameraHealth, src: LiveFileSource, forced: str | None) -> C
     )
 
 
-class MeteredStoreSink:
-    """A :class:`StoreSink` that records capture → committed latency per event."""
+class MeteredSink:
+    """A sink in front of the node's writer that notes when each event was handed over, so
+    the writer's commit callback can record capture → committed latency."""
 
-    def __init__(self, inner: StoreSink, stats: CameraStats) -> None:
+    def __init__(self, inner: Sink, stats: CameraStats) -> None:
         self.inner = inner
         self.stats = stats
 
     def emit(self, event: Event) -> None:
+        self.stats.emitted(event.event_id)
         self.inner.emit(event)
-        self.stats.stored()
 
     def close(self) -> None:
         self.inner.close()

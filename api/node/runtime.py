@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from sharpeyes.api.node.camera import (
@@ -29,14 +29,15 @@ from sharpeyes.api.node.health import (
     CameraEntry,
     CameraHealth,
     CameraStats,
-    MeteredStoreSink,
+    MeteredSink,
     camera_health,
     rtsp_state,
 )
 from sharpeyes.api.node.settings import ServiceConfig
 from sharpeyes.api.store.db import open_database
-from sharpeyes.api.store.events import EventStore
-from sharpeyes.api.store.sink import JsonlSink, StoreSink
+from sharpeyes.api.store.events import EventStore, Written
+from sharpeyes.api.store.sink import JsonlSink
+from sharpeyes.api.store.writer import StoreWriter
 from sharpeyes.pipeline.batcher import Batcher, BatcherStats, StreamDetector
 from sharpeyes.pipeline.config import CameraConfig
 from sharpeyes.pipeline.protocols import Detector, Sink
@@ -114,6 +115,9 @@ class NodeRuntime:
         extra_sinks: Sequence[Sink] = (),
         policy: RestartPolicy | None = None,
         deliver: bool = True,
+        store: EventStore | None = None,
+        on_committed: Callable[[Sequence[Written]], None] | None = None,
+        feed: bool = False,
     ) -> None:
         self.config = config
         self.detector_backend: str | None = None
@@ -126,7 +130,11 @@ class NodeRuntime:
         self._lock = threading.Lock()
         self._batcher: Batcher | None = None
         self._supervisor: Supervisor | None = None
-        self._store: EventStore | None = None
+        self._store: EventStore | None = store
+        self._owns_store = store is None
+        self._writer: StoreWriter | None = None
+        self._on_committed = on_committed
+        self._feed = feed
         self._jsonl: JsonlSink | None = None
         self._delivery: Delivery | None = None
         self._started = False
@@ -166,7 +174,10 @@ class NodeRuntime:
     def _open(self) -> None:
         cfg = self.config
         cfg.store.files_root.mkdir(parents=True, exist_ok=True)
-        self._store = EventStore(open_database(cfg.store.url), cfg.store.files_root)
+        if self._store is None:
+            self._store = EventStore(open_database(cfg.store.url), cfg.store.files_root)
+            self._owns_store = True
+        self._writer = StoreWriter(self._store, on_committed=self._on_committed)
         if cfg.store.jsonl:
             self._jsonl = JsonlSink(cfg.store.files_root / "events.jsonl", cfg.store.files_root)
         if self._detector is None:
@@ -216,8 +227,15 @@ class NodeRuntime:
             self._jsonl.close()
         if self._delivery is not None:
             self._delivery.stop(drain_timeout_s=5.0)
-        if self._store is not None:
+        if self._writer is not None:
+            if not self._writer.close(timeout_s):
+                logger.error(
+                    "store writer: events left unwritten at stop (%s)", self._writer.stats()
+                )
+            self._writer = None
+        if self._store is not None and self._owns_store:
             self._store.close()
+            self._store = None
         self._started = False
 
     def __enter__(self) -> NodeRuntime:
@@ -275,8 +293,15 @@ class NodeRuntime:
         if entry is None or self._batcher is None:
             raise RuntimeError(f"camera {cam.id!r} was removed")
         destinations = ("viid",) if self.config.delivery is not None else ()
-        store_sink = StoreSink(self.store, destinations, device_id=cam.device_id)
-        sinks: list[Sink] = [MeteredStoreSink(store_sink, entry.stats)]
+        assert self._writer is not None
+        stats = entry.stats
+        writer_sink = self._writer.sink(
+            device_id=cam.device_id,
+            destinations=destinations,
+            feed=self._feed,
+            on_committed=lambda ws: stats.committed([w.stored.event.event_id for w in ws]),
+        )
+        sinks: list[Sink] = [MeteredSink(writer_sink, stats)]
         sinks += [self._jsonl] if self._jsonl is not None else []
         env = CameraEnv(
             files_root=self.config.store.files_root,
@@ -307,6 +332,12 @@ class NodeRuntime:
         """The current runner of every camera (stage timings live on ``runner.summary``)."""
         with self._lock:
             return {k: c.runner for k, c in self._cameras.items() if c.runner is not None}
+
+    @property
+    def writer(self) -> StoreWriter:
+        if self._writer is None:
+            raise RuntimeError("the runtime is not started")
+        return self._writer
 
     def wirings(self) -> dict[str, CameraWiring]:
         """What the composition root wired for every camera that has been built."""

@@ -47,6 +47,7 @@ from sharpeyes.api.rest.routes import (
     events,
     feed,
     health,
+    signals,
     streams,
     tokens,
     violations,
@@ -221,7 +222,7 @@ def create_app(
         ],
     )
     app.state.ctx = ctx
-    for router in (health, auth, tokens, events, violations, feed, cameras, streams):
+    for router in (health, auth, tokens, events, violations, feed, cameras, streams, signals):
         app.include_router(router.router)
     app.include_router(make_export_router(export_provider))
     if cluster is not None:  # the cluster routes exist only on a node that runs a cluster

@@ -286,6 +286,11 @@ class StreamHealthPublic(BaseModel):
     decoder: str | None = Field(None, examples=["pyav-cpu", "nvdec"])
     url: str | None = Field(None, description="Masked source URL.")
     detail: str | None = None
+    signal_problems: dict[str, str] = Field(
+        default_factory=dict,
+        description="Signal heads or groups with a calibration problem (region all dark, "
+        "colour never changes) or a signal fault; no violation is charged on a faulted group.",
+    )
 
 
 class StreamPage(BaseModel):

@@ -40,6 +40,7 @@ from sharpeyes.api.store.events import EventNotFoundError, EventStore, ReviewErr
 from sharpeyes.api.store.migrate import migrate
 from sharpeyes.api.store.records import EventFilter, StoredEvent
 from sharpeyes.pipeline.errors import StoreError
+from sharpeyes.pipeline.signal_input import PhaseHub
 from sharpeyes.pipeline.types import Event
 
 logger = logging.getLogger(__name__)
@@ -118,6 +119,8 @@ class ServiceFacade(Protocol):
 
     def ingest(self, events: Sequence[Event]) -> list[FeedItem]: ...
 
+    def phase_hub(self) -> PhaseHub | None: ...
+
 
 class StoreService:
     """:class:`ServiceFacade` over the store. Build it with :func:`build_store_service`."""
@@ -140,6 +143,8 @@ class StoreService:
     ) -> None:
         self.db = db
         self.events = events
+        self._writer_health: Callable[[], tuple[bool, str | None]] | None = None
+        self._phase_hub: PhaseHub | None = None
         self.files_root = files_root
         self.min_free_bytes = min_free_bytes
         harden_permissions(files_root, db)
@@ -166,6 +171,17 @@ class StoreService:
     def set_model_status(self, provider: ModelStatusProvider | None) -> None:
         self._model_status = provider
 
+    def set_writer_health(self, provider: Callable[[], tuple[bool, str | None]] | None) -> None:
+        """The node's store writer: (healthy, last error) — a failing writer is not ready."""
+        self._writer_health = provider
+
+    def set_phase_hub(self, hub: PhaseHub | None) -> None:
+        """Where ``POST /cameras/{id}/signal-phases`` delivers external signal phases."""
+        self._phase_hub = hub
+
+    def phase_hub(self) -> PhaseHub | None:
+        return self._phase_hub
+
     def stream_health(self) -> Mapping[str, StreamHealthPublic]:
         if self._health is None:
             return {}
@@ -184,6 +200,10 @@ class StoreService:
                 f"disk: {free // (1024 * 1024)} MiB free in the data directory "
                 f"(need {self.min_free_bytes // (1024 * 1024)} MiB)"
             )
+        writer_ok, writer_error = self._writer_health() if self._writer_health else (True, None)
+        if not writer_ok:
+            store_ok = False
+            detail = detail or f"store writer: {writer_error or 'failing'}"
         ms = self._model_status() if self._model_status else ModelStatus(False, None, "no model")
         return Readiness(
             ready=store_ok and disk_ok and ms.loaded,
@@ -265,10 +285,21 @@ class StoreService:
     # -- live feed -------------------------------------------------------------------------------
 
     def ingest(self, events: Sequence[Event]) -> list[FeedItem]:
-        """Store events (idempotent by id) and publish them to the live feed."""
-        if events:
-            self.events.add_events(events)
-        return self.publish_stored(e.event_id for e in events)
+        """Store events (idempotent by id) with their feed rows in one transaction, and publish
+        the new ones to the live feed."""
+        if not events:
+            return []
+        written = self.events.write_batch(events, destinations=(), device_id=None, feed=True)
+        fed = sorted((w for w in written if w.feed_seq is not None), key=lambda w: w.feed_seq or 0)
+        return [
+            self.feed.publish(
+                str(w.stored.event.type),
+                w.stored.event.stream_id,
+                feed_payload(w.stored),
+                w.feed_seq,
+            )
+            for w in fed
+        ]
 
     def publish_stored(self, event_ids: Iterable[str]) -> list[FeedItem]:
         """Publish events that are already in the store (the pipeline's store sink wrote them)."""

@@ -180,10 +180,14 @@ class _Handlers:
         if self.auth.allowed_ids and who not in self.auth.allowed_ids:
             return self.single(url, int(StatusCode.INVALID_OPERATION), "not allowed", who, 403)
         header = request.headers.get("authorization")
-        if self.digest is not None and self.digest.verify(request.method, header) is None:
+        query = request.url.query
+        target = f"{url}?{query}" if query else url  # the answer must be for this request
+        if self.digest is not None and self.digest.verify(request.method, header, target) is None:
             code = int(StatusCode.INVALID_OPERATION)
             resp = self.single(url, code, "unauthorized", None, 401)
-            resp.headers["WWW-Authenticate"] = self.digest.challenge()
+            resp.headers["WWW-Authenticate"] = self.digest.challenge(
+                stale=self.digest.is_stale(header)
+            )
             return resp
         return None
 
