@@ -11,8 +11,11 @@ Runtime, ``intra_op_threads`` = the cores given) → our ByteTrack, with Ultraly
 Each run is its own subprocess pinned to the same cores (``taskset``), so CPU seconds
 (user + sys of the loop) and peak RSS (``ru_maxrss`` of the process, imports and model
 included) are its own; the two alternate for ``--rounds`` rounds and the median is reported.
-Detection agreement: per frame, same-class boxes matched one-to-one at IoU ≥ 0.5; F1 over the
-clip (and the fraction of matched pairs with IoU ≥ 0.99).
+Detection agreement: per frame, the detector's boxes *before* tracking (Ultralytics: captured by
+an ``on_predict_postprocess_end`` callback registered ahead of its tracker's) matched one-to-one
+by class at IoU ≥ 0.5; F1 over the clip, and the share of matched pairs with IoU ≥ 0.99.
+(Ultralytics' ``r.boxes`` after ``track`` are the tracker's Kalman boxes of its confirmed
+tracks, so they are not compared.) The number of tracked boxes each side outputs is reported too.
 
 The Ultralytics side runs under another interpreter (``--ultralytics-python``, default
 ``$SHARPEYES_ULTRALYTICS_PYTHON``) because its torch/torchvision stack does not install beside
@@ -70,6 +73,13 @@ def worker_ultralytics(clip: Path, onnx: Path, limit: int) -> dict[str, Any]:
 
     model = YOLO(str(onnx), task="detect")
     frames: list[dict[str, Any]] = []
+    tracked: list[int] = []
+
+    def raw_detections(predictor: Any) -> None:  # runs before the tracker replaces the boxes
+        b = predictor.results[0].boxes
+        frames.append({"xyxy": b.xyxy.tolist(), "cls": [int(c) for c in b.cls.tolist()]})
+
+    model.add_callback("on_predict_postprocess_end", raw_detections)
     cpu0, _ = _usage()
     t0 = time.perf_counter()
     stream = model.track(
@@ -82,11 +92,11 @@ def worker_ultralytics(clip: Path, onnx: Path, limit: int) -> dict[str, Any]:
         verbose=False,
     )
     for r in stream:
-        b = r.boxes
-        frames.append({"xyxy": b.xyxy.tolist(), "cls": [int(c) for c in b.cls.tolist()]})
-        if len(frames) >= limit:
+        tracked.append(len(r.boxes))
+        if len(tracked) >= limit:
             break
-    extra = {"version": f"ultralytics {ultralytics.__version__}"}
+    del frames[len(tracked) :]
+    extra = {"version": f"ultralytics {ultralytics.__version__}", "tracked_boxes": sum(tracked)}
     return _finish("ultralytics", t0, cpu0, frames, extra)
 
 
@@ -111,6 +121,7 @@ def worker_sharpeyes(clip: Path, onnx: Path, limit: int, threads: int) -> dict[s
     det = choice.detector
     tracker = ByteTracker(TrackerConfig())
     frames: list[dict[str, Any]] = []
+    tracked = 0
     cpu0, _ = _usage()
     t0 = time.perf_counter()
     with av.open(str(clip)) as container:
@@ -120,11 +131,17 @@ def worker_sharpeyes(clip: Path, onnx: Path, limit: int, threads: int) -> dict[s
         for n, f in enumerate(container.decode(stream)):
             img = np.ascontiguousarray(f.to_ndarray(format="bgr24"))
             d = det.detect([img])[0]
-            tracker.update(d[d.kind > 0], n / fps)
+            tracks = tracker.update(d[d.kind > 0], n / fps)
+            tracked += len(tracks)
             frames.append({"xyxy": d.xyxy.tolist(), "cls": d.class_id.tolist()})
             if len(frames) >= limit:
                 break
-    extra = {"version": "sharpeyes", "backend": choice.backend_text, "model": det.info.model}
+    extra = {
+        "version": "sharpeyes",
+        "backend": choice.backend_text,
+        "model": det.info.model,
+        "tracked_boxes": tracked,
+    }
     return _finish("sharpeyes", t0, cpu0, frames, extra)
 
 
@@ -204,7 +221,7 @@ def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
         **med,
         "frames": runs[0]["frames"],
         "cpu_s_per_frame": round(med["cpu_s"] / runs[0]["frames"], 4),
-        "runs": [{k: r[k] for k in (*keys, "boxes")} for r in runs],
+        "runs": [{k: r[k] for k in (*keys, "boxes", "tracked_boxes")} for r in runs],
         "version": runs[0].get("version"),
         "backend": runs[0].get("backend"),
     }

@@ -196,6 +196,12 @@ def _explicit_model(cfg: DetectorBase) -> str | None:
     return cfg.model
 
 
+def _device_index(device: str) -> int:
+    """``cuda:1`` → 1; ``cuda`` / ``cpu`` → 0."""
+    index = device.partition(":")[2]
+    return int(index) if index.isdigit() else 0
+
+
 def _build_onnxruntime(cfg: AnyDetectorConfig) -> Any:
     assert isinstance(cfg, OnnxRuntimeDetectorConfig)
     session = SessionConfig(
@@ -203,6 +209,7 @@ def _build_onnxruntime(cfg: AnyDetectorConfig) -> Any:
         intra_op_threads=cfg.intra_op_threads,
         inter_op_threads=cfg.inter_op_threads,
         allow_spinning=cfg.allow_spinning,
+        cuda_device_id=_device_index(cfg.device),
     )
     return build_onnx_detector(
         model=_explicit_model(cfg),
@@ -242,10 +249,9 @@ def _build_ort_gpu(cfg: AnyDetectorConfig) -> Any:
     assert isinstance(cfg, OrtGpuDetectorConfig)
     from sharpeyes.models.gpu.ort_gpu import OrtGpuOptions, create_ort_gpu_detector
 
-    device_id = int(cfg.device.partition(":")[2] or 0)
     gpu = OrtGpuOptions(
         providers=cfg.providers,
-        device_id=device_id,
+        device_id=_device_index(cfg.device),
         fp16=cfg.fp16,
         engine_cache_dir=cfg.engine_cache_dir,
         intra_op_threads=cfg.intra_op_threads or 1,

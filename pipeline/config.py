@@ -83,6 +83,11 @@ class DetectorBase(StrictModel):
         "A custom model's own classes are always reported.",
     )
     max_batch: int = Field(8, ge=1, le=512, description="Largest batch the detector is given.")
+    device: str = Field(
+        "cuda:0",
+        description="GPU the backend runs on (cuda:N): the torch device, or the CUDA/TensorRT "
+        "provider's device for ONNX Runtime; ignored on the CPU.",
+    )
     warmup: int = Field(1, ge=0, le=100, description="Warm-up detections at build time.")
     download: bool = Field(True, description="Allow downloading a missing registered model.")
     fallback: Literal["cpu", "fail"] = Field(
@@ -121,7 +126,6 @@ class OnnxRuntimeDetectorConfig(DetectorBase):
 
 
 class _GpuFields(DetectorBase):
-    device: str = Field("cuda:0", description="Device of the GPU backend, e.g. cuda:0.")
     fp16: bool = Field(True, description="Half precision on the GPU (TensorRT / torch).")
     max_batch: int = Field(64, ge=1, le=512, description="Largest batch the detector is given.")
 

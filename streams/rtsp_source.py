@@ -519,6 +519,9 @@ class RtspSource:
         now = time.monotonic()
         self._in_rate.tick(now)
         raw = None if av_frame.pts is None else av_frame.pts * time_base
+        if raw is None and self._last_raw_pts is not None and self._frame_period:
+            # e.g. MPEG-PS: a frame that does not start a PES packet carries no pts
+            raw = self._last_raw_pts + self._frame_period
         corrupt = self._damage(av_frame, raw)
         stamp = self._pts.map(raw)
         with self._lock:

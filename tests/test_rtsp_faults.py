@@ -23,6 +23,7 @@ import pytest
 
 import tests._rtsp_fixtures as _rtsp_fixtures
 import tests.rtsp_faults as _faults
+import tests.test_run_rtsp as _run_rtsp
 from sharpeyes.api.node.runtime import NodeRuntime
 from sharpeyes.pipeline.config import EventsConfig
 from sharpeyes.pipeline.events import TrackEventBuilder
@@ -32,13 +33,15 @@ from sharpeyes.streams.health import StreamState
 from sharpeyes.streams.rtsp_source import RtspSource
 from tests._rtsp_fixtures import RtspServer
 from tests.rtsp_faults import FaultProxy, FaultRtspServer, Faults, PsRtspServer, make_ps_file
-from tests.test_run_rtsp import start_runtime
 
 pytestmark = [pytest.mark.integration, pytest.mark.rtsp]
 
 rtsp_server_factory = _rtsp_fixtures.rtsp_server_factory
 fault_server_factory = _faults.fault_server_factory
 fault_proxies = _faults.fault_proxies
+detector = _run_rtsp.detector
+runtimes = _run_rtsp.runtimes
+start_runtime = _run_rtsp.start_runtime
 
 CLIP = "highway_640x360.mp4"  # 341 frames at 29.97 fps, 11.4 s
 

@@ -79,12 +79,17 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def _cmd_evidence_verify(args: argparse.Namespace) -> int:
-    from sharpeyes.api.node.camera import evidence_key
     from sharpeyes.pipeline.evidence.verify import main_verify
 
-    # the same key the pipeline signs with: --key, env SHARPEYES_EVIDENCE_KEY, or the demo key
-    key = args.key.encode() if args.key else evidence_key()
-    return main_verify(Path(args.record), key)
+    # --key, else env SHARPEYES_EVIDENCE_KEY, else the installation key ring (--key-dir);
+    # --public-key checks record.sig with an exported public key alone
+    return main_verify(
+        Path(args.record),
+        args.key.encode() if args.key else None,
+        key_dir=Path(args.key_dir) if args.key_dir else None,
+        public_keys=tuple(Path(p) for p in args.public_key or ()),
+        demo=args.demo_key,
+    )
 
 
 def _cmd_viid_server(args: argparse.Namespace) -> int:
@@ -95,6 +100,7 @@ def _cmd_viid_server(args: argparse.Namespace) -> int:
         accounts={args.user: args.password},
         validate_payloads=not args.no_validate,
         template_path=args.template,
+        test_faults=args.test_faults,
     )
     _out(f"GA/T 1400 receiver on http://{args.host}:{args.port}/VIID (user {args.user})")
     run_receiver(args.host, args.port, config)
@@ -173,6 +179,15 @@ def build_parser() -> argparse.ArgumentParser:
     v = ev_sub.add_parser("verify", help="verify an evidence record's keyed hashes")
     v.add_argument("record", help="evidence record directory or its record.json")
     v.add_argument("--key", help="HMAC key (default: env SHARPEYES_EVIDENCE_KEY)")
+    v.add_argument("--key-dir", help="installation key ring (default: this user's)")
+    v.add_argument(
+        "--public-key",
+        action="append",
+        help="exported <key id>.pub to check record.sig with (repeatable)",
+    )
+    v.add_argument(
+        "--demo-key", action="store_true", help="accept the public demo key (demo output only)"
+    )
     v.set_defaults(func=_cmd_evidence_verify)
 
     r = sub.add_parser("run", help="run all configured cameras until stopped")
@@ -198,6 +213,11 @@ def build_parser() -> argparse.ArgumentParser:
     vs.add_argument("--password", default="admin", help="Digest account password")
     vs.add_argument("--template", help="MEGVII rule template JSON (default: the shared copy)")
     vs.add_argument("--no-validate", action="store_true", help="accept payloads unchecked")
+    vs.add_argument(
+        "--test-faults",
+        action="store_true",
+        help="expose the /_receiver/* fault-injection endpoints (integration tests only)",
+    )
     vs.set_defaults(func=_cmd_viid_server)
     return p
 

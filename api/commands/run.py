@@ -149,7 +149,8 @@ def run_service(
     """
     config = load_service_config(config_path or DEMO_CONFIG)
     if config.cluster is not None:
-        return run_cluster(config, stop or threading.Event())
+        api = (host, port) if serve_api else None
+        return run_cluster(config, stop or threading.Event(), api=api)
     n = workers if workers is not None else config.node.workers
     if n != 1:
         if serve_api:
@@ -160,19 +161,31 @@ def run_service(
     return run_node(config, serve_api=serve_api, host=host, port=port, stop=stop)
 
 
-def run_cluster(config: ServiceConfig, stop: threading.Event) -> int:
-    """Shard the configured cameras over the cluster backend (local threads or Ray)."""
+def run_cluster(
+    config: ServiceConfig, stop: threading.Event, *, api: tuple[str, int] | None = None
+) -> int:
+    """Shard the configured cameras over the cluster backend (local threads or Ray); with
+    ``api`` (``sharpeyes serve``) also serve the REST API and console over the cluster's store,
+    with the cluster routes mounted."""
     from sharpeyes.api.cluster.service import start_cluster
 
     assert config.cluster is not None
     handle = start_cluster(config.cluster, config.cameras)
+    server: ApiServer | None = None
     every = config.metrics.log_every_s or 30.0
     with stop_on_signals(stop):
         try:
+            if api is not None:
+                store = config.store.model_copy(update={"url": config.cluster.db_url})
+                service = build_service(config.model_copy(update={"store": store}))
+                server = start_server(service, api[0], api[1], cluster=lambda: handle)
+                announce(server, demo_token(service))
             while not stop.wait(every):
                 states = [(c.camera_id, str(c.state)) for c in handle.health().cameras]
                 logger.info("cluster: %s", states)
         finally:
+            if server is not None:
+                server.stop()
             handle.stop()
     return 0
 

@@ -13,8 +13,10 @@ import os
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sharpeyes.api.node.runtime import NodeRuntime
 from sharpeyes.api.node.settings import ServiceConfig
@@ -28,6 +30,9 @@ from sharpeyes.api.store.events import EventStore
 from sharpeyes.api.store.migrate import migrate
 from sharpeyes.pipeline.config import CameraConfig
 from sharpeyes.pipeline.errors import ConfigError
+
+if TYPE_CHECKING:
+    from sharpeyes.api.cluster.service import ClusterHandle
 
 logger = logging.getLogger(__name__)
 
@@ -179,11 +184,17 @@ class ApiServer:
 
 
 def start_server(
-    service: StoreService, host: str, port: int, *, forwarded_allow_ips: str | None = None
+    service: StoreService,
+    host: str,
+    port: int,
+    *,
+    forwarded_allow_ips: str | None = None,
+    cluster: Callable[[], ClusterHandle | None] | None = None,
 ) -> ApiServer:
+    """uvicorn on a thread; ``cluster`` mounts the cluster routes (a node running a cluster)."""
     import uvicorn
 
-    app = create_app(ApiSettings(), service)
+    app = create_app(ApiSettings(), service, cluster=cluster)
     server = uvicorn.Server(
         uvicorn.Config(
             app,

@@ -61,6 +61,8 @@ class CameraEnv:
     wrap_source: Callable[[FrameSource], FrameSource] | None = None
     prefetch: bool | None = None
     stage_samples: int = 100_000
+    key_dir: Path | None = None  # evidence key ring (None: this user's installation ring)
+    demo_key: bool = False  # sign with the public demo key (only `sharpeyes demo`)
 
 
 @dataclass(frozen=True)
@@ -193,11 +195,12 @@ def _event_kinds(cam: CameraConfig) -> tuple[str, ...]:
     return tuple(sorted(cam.events.kinds))
 
 
-def evidence_key() -> bytes:
-    """The HMAC key for evidence: env ``SHARPEYES_EVIDENCE_KEY``, else the installation key."""
+def evidence_key(key_dir: Path | None = None, *, demo: bool = False) -> bytes:
+    """The HMAC key for evidence: env ``SHARPEYES_EVIDENCE_KEY``, else the installation key of
+    ``key_dir`` (default: this user's key ring); the public demo key only when ``demo``."""
     from sharpeyes.pipeline.evidence.keys import evidence_hmac_key
 
-    return evidence_hmac_key()
+    return evidence_hmac_key(key_dir, demo=demo)
 
 
 class IntersectionBuilder:
@@ -213,6 +216,9 @@ class IntersectionBuilder:
         files_root: Path,
         ring: PacketRing | None,
         external: ExternalPhaseInput | None,
+        *,
+        key_dir: Path | None = None,
+        demo_key: bool = False,
     ) -> None:
         if cam.intersection is None:
             raise ValueError(f"camera {cam.id!r} has no intersection calibration")
@@ -220,6 +226,8 @@ class IntersectionBuilder:
         self.files_root = files_root
         self.ring = ring
         self.external = external
+        self.key_dir = key_dir
+        self.demo_key = demo_key
         self.built: list[tuple[int, int]] = []
 
     def build(self, size: tuple[int, int]) -> IntersectionParts:
@@ -237,7 +245,8 @@ class IntersectionBuilder:
             self.files_root,
             camera=cam,
             plate_reader=PlateReader("plate_det_640"),
-            hmac_key=evidence_key(),
+            hmac_key=evidence_key(self.key_dir, demo=self.demo_key),
+            key_dir=self.key_dir,
             clip_pre_roll_s=2.0,
             clip_post_roll_s=2.0,
             ring=self.ring,
@@ -301,7 +310,9 @@ def build_camera(
         hub = env.phases if env.phases is not None else PhaseHub()
         external = hub.input_for(cam.id, groups)
     intersection = (
-        IntersectionBuilder(cam, env.files_root, ring, external)
+        IntersectionBuilder(
+            cam, env.files_root, ring, external, key_dir=env.key_dir, demo_key=env.demo_key
+        )
         if cam.intersection is not None
         else None
     )

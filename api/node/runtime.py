@@ -310,6 +310,7 @@ class NodeRuntime:
             phases=self.phases,
             drops=entry.stats.drops,
             stage_samples=2_000,
+            key_dir=self.config.store.files_root / "keys",
         )
         camera = build_camera(
             cam,

@@ -44,6 +44,7 @@ from sharpeyes.api.rest.metrics import ApiMetrics
 from sharpeyes.api.rest.routes import (
     auth,
     cameras,
+    delivery,
     events,
     feed,
     health,
@@ -222,7 +223,8 @@ def create_app(
         ],
     )
     app.state.ctx = ctx
-    for router in (health, auth, tokens, events, violations, feed, cameras, streams, signals):
+    routers = (health, auth, tokens, events, violations, feed, cameras, streams, signals, delivery)
+    for router in routers:
         app.include_router(router.router)
     app.include_router(make_export_router(export_provider))
     if cluster is not None:  # the cluster routes exist only on a node that runs a cluster

@@ -44,6 +44,7 @@ from sharpeyes.pipeline.evidence.images import (
     font_status,
     render_overlay,
 )
+from sharpeyes.pipeline.evidence.keys import sign_record_for_hmac_key
 from sharpeyes.pipeline.evidence.plate_closeup import plate_closeup
 from sharpeyes.pipeline.evidence.record import (
     EvidenceFileEntry,
@@ -111,8 +112,11 @@ class EvidenceBuilder:
         composite_scale: float = 1.0,
         overlay_position: Literal["top", "bottom"] = "top",
         font_path: str | None = None,
+        key_dir: Path | None = None,
     ) -> None:
-        """``font_path``: a CJK font file to use before the system paths and pip packages."""
+        """``font_path``: a CJK font file to use before the system paths and pip packages.
+        ``key_dir``: the installation key ring whose key ``hmac_key`` is (then each record is
+        also signed with that key's private half, ``record.sig``)."""
         if not hmac_key:
             raise EvidenceError("an evidence HMAC key is required")
         if clip_pre_roll_s < 0 or clip_post_roll_s < 0:
@@ -122,6 +126,7 @@ class EvidenceBuilder:
         self.plate_reader = plate_reader
         self._key = bytes(hmac_key)
         self.key_id = key_id(self._key)
+        self.key_dir = key_dir
         self.pre_roll_s = clip_pre_roll_s
         self.post_roll_s = clip_post_roll_s
         self.clip_sources: list[ClipSource] = [s for s in (ring, video_path) if s is not None]
@@ -311,6 +316,7 @@ class EvidenceBuilder:
         )
         doc = record_document(record, event, self.camera, self._key)
         atomic_write_bytes(work.record_dir / "record.json", canonical_json(doc, indent=True))
+        sign_record_for_hmac_key(work.record_dir, self._key, self.key_dir)
         return record
 
 

@@ -39,7 +39,9 @@ logger = logging.getLogger(__name__)
 
 KEY_DIR_ENV = "SHARPEYES_KEY_DIR"
 EVIDENCE_KEY_ENV = "SHARPEYES_EVIDENCE_KEY"
-DEFAULT_KEY_DIR = Path("out/service/keys")  # <default files_root>/keys
+DEFAULT_KEY_DIR = (
+    Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "sharpeyes" / "keys"
+)  # this user's installation keys; a node uses <store.files_root>/keys
 DEMO_KEY = b"sharpeyes-demo-key"
 ED25519 = "ed25519"
 SM2 = "sm2"
