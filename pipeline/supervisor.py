@@ -15,11 +15,11 @@ import enum
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sharpeyes.pipeline.config import CameraConfig
+from sharpeyes.pipeline.restart import RestartBudget, RetryPolicy
 from sharpeyes.pipeline.runner import RunSummary, StreamRunner
 
 logger = logging.getLogger(__name__)
@@ -100,7 +100,17 @@ class CameraWorker:
         self.on_exit = on_exit
         self._stop = threading.Event()
         self._runner: StreamRunner | None = None
-        self._failures: deque[float] = deque()
+        p = self.policy
+        self._budget = RestartBudget(
+            RetryPolicy(
+                backoff_initial_s=p.backoff_initial_s,
+                backoff_max_s=p.backoff_max_s,
+                jitter=0.0,
+                restart_budget=p.restart_budget,
+                restart_window_s=p.budget_window_s,
+                failed_retry_s=p.failed_retry_s,
+            )
+        )
         self._thread = threading.Thread(target=self._loop, name=f"camera-{cam.id}", daemon=True)
 
     @property
@@ -153,37 +163,29 @@ class CameraWorker:
         return summary
 
     def _loop(self) -> None:
-        backoff = self.policy.backoff_initial_s
         while not self._stop.is_set():
             began = time.monotonic()
             try:
                 self._run_once()
             except Exception as e:  # a camera's failure must not reach other cameras
-                wait, backoff = self._on_crash(e, backoff)
-                if not self._sleep(wait):
+                if not self._sleep(self._on_crash(e)):
                     return
                 continue
-            backoff = self.policy.backoff_initial_s
+            self._budget.success()
             if self._stop.is_set() or not self.loop_files:
                 self.status.state = WorkerState.FINISHED
                 return
             if not self._sleep(self.policy.min_run_s - (time.monotonic() - began)):
                 return
 
-    def _on_crash(self, e: Exception, backoff: float) -> tuple[float, float]:
-        """Record a crash; return (seconds to wait, next backoff)."""
+    def _on_crash(self, e: Exception) -> float:
+        """Record a crash; return the seconds to wait before the next run."""
         self.status.last_error = f"{type(e).__name__}: {e}"
         logger.warning("camera %s failed: %s", self.cam.id, self.status.last_error)
-        now = time.monotonic()
-        self._failures.append(now)
-        while self._failures and now - self._failures[0] > self.policy.budget_window_s:
-            self._failures.popleft()
         self.status.restarts += 1
-        if len(self._failures) > self.policy.restart_budget:
-            self.status.state = WorkerState.FAILED
-            return self.policy.failed_retry_s, backoff
-        self.status.state = WorkerState.BACKOFF
-        return backoff, min(self.policy.backoff_max_s, backoff * 2)
+        wait, spent = self._budget.failure(time.monotonic())
+        self.status.state = WorkerState.FAILED if spent else WorkerState.BACKOFF
+        return wait
 
     def _sleep(self, seconds: float) -> bool:
         """Sleep unless stopped; True when the worker should go on."""

@@ -26,10 +26,10 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Protocol
 
-from sharpeyes.api.node.settings import RtspConfig, is_live_url
 from sharpeyes.pipeline.config import CameraConfig
 from sharpeyes.pipeline.protocols import FrameSource, SourceInfo
 from sharpeyes.pipeline.types import Frame
+from sharpeyes.streams.config import RtspConfig, is_live_url
 from sharpeyes.streams.decode import EncodedPacket
 from sharpeyes.streams.file_source import FileSource
 from sharpeyes.streams.gpu_decode import DecoderConfig, GpuDecodeSource

@@ -214,16 +214,69 @@ def _relabel(message: bytes, old: str, new: str) -> bytes:
 
 
 def make_ps_file(clip: Path, out: Path) -> Path:
-    """The clip's H.264 track in an MPEG program stream (ffmpeg CLI, stream copy)."""
-    subprocess.run(
-        [
-            *("ffmpeg", "-loglevel", "error", "-y", "-i", str(clip), "-an", "-c:v", "copy"),
-            *("-bsf:v", "h264_mp4toannexb", "-f", "mpeg", str(out)),
-        ],
-        check=True,
-        timeout=60,
-    )
+    """The clip's H.264 track as a GB/T 28181-style MPEG program stream: per frame a pack
+    header, a program stream map (stream type 0x1B) before keyframes, and the frame in PES
+    packets (the first with its PTS)."""
+    import av  # the project's PyAV: demux the MP4 and convert to Annex B
+
+    chunks: list[bytes] = []
+    with av.open(str(clip)) as container:
+        stream = container.streams.video[0]
+        bsf = av.BitStreamFilterContext("h264_mp4toannexb", stream)
+        tb = stream.time_base
+        assert tb is not None
+        for packet in container.demux(stream):
+            for filtered in bsf.filter(packet):
+                if filtered.pts is None:
+                    continue
+                pts = int(filtered.pts * tb * 90000) + 45000
+                chunks.append(_ps_frame(bytes(filtered), pts, bool(filtered.is_keyframe)))
+    out.write_bytes(b"".join(chunks) + b"\x00\x00\x01\xb9")
     return out
+
+
+def _ps_frame(data: bytes, pts: int, key: bool) -> bytes:
+    scr = max(pts - 9000, 0)
+    rate = 50000  # in 50 bytes/s units
+    pack = b"\x00\x00\x01\xba" + bytes(
+        [
+            0x44 | ((scr >> 27) & 0x38) | ((scr >> 28) & 0x03),
+            (scr >> 20) & 0xFF,
+            0x04 | ((scr >> 12) & 0xF8) | ((scr >> 13) & 0x03),
+            (scr >> 5) & 0xFF,
+            0x04 | ((scr & 0x1F) << 3),
+            0x01,
+            (rate >> 14) & 0xFF,
+            (rate >> 6) & 0xFF,
+            ((rate & 0x3F) << 2) | 0x03,
+            0xF8,
+        ]
+    )
+    out = [pack]
+    if key:
+        body = bytes([0xE0, 0xFF, 0, 0, 0, 4, 0x1B, 0xE0, 0, 0]) + b"\0\0\0\0"
+        out.append(b"\x00\x00\x01\xbc" + struct.pack("!H", len(body)) + body)
+    first = True
+    for off in range(0, len(data), 60000):
+        part = data[off : off + 60000]
+        if first:
+            head = bytes(
+                [
+                    0x80,
+                    0x80,
+                    5,
+                    0x21 | ((pts >> 29) & 0x0E),
+                    (pts >> 22) & 0xFF,
+                    ((pts >> 14) & 0xFE) | 1,
+                    (pts >> 7) & 0xFF,
+                    ((pts << 1) & 0xFE) | 1,
+                ]
+            )
+        else:
+            head = bytes([0x80, 0x00, 0])
+        out.append(b"\x00\x00\x01\xe0" + struct.pack("!H", len(head) + len(part)) + head + part)
+        first = False
+    return b"".join(out)
 
 
 class PsRtspServer:

@@ -14,11 +14,12 @@ from sharpeyes.api.node.plan import count_gpus, partition, plan_workers, resolve
 from sharpeyes.api.node.process_metrics import node_registry, sum_batcher_stats
 from sharpeyes.api.node.processes import NodeFacade, WorkerHandle
 from sharpeyes.api.node.prom import render
-from sharpeyes.api.node.settings import RtspConfig, ServiceConfig, load_service_config
+from sharpeyes.api.node.settings import ServiceConfig, load_service_config
 from sharpeyes.api.node.worker import WorkerReport
 from sharpeyes.pipeline.batcher import BatcherStats
 from sharpeyes.pipeline.config import CameraConfig
 from sharpeyes.pipeline.errors import ConfigError
+from sharpeyes.streams.config import RtspConfig
 from sharpeyes.streams.factory import LiveFileSource, make_source
 from sharpeyes.streams.file_source import FileSource
 from sharpeyes.streams.gpu_decode import DecoderConfig, DecoderUnavailableError, GpuDecodeSource

@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from sharpeyes.api.cluster.health import CameraStatus, WorkerReport
-from sharpeyes.api.cluster.leases import CameraSpec, Lease, LeaseStore, now_ms
+from sharpeyes.api.cluster.leases import CameraSpec, Lease, LeaseStore
 from sharpeyes.api.cluster.storage import EvidenceStorage
+from sharpeyes.pipeline.clock import now_ms
 from sharpeyes.pipeline.errors import ConfigError
 from sharpeyes.pipeline.signal_input import PhaseHub
 

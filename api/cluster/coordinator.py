@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 
 from sharpeyes.api.cluster.backend import Liveness, Slot, WorkerBackend, WorkerHandle
 from sharpeyes.api.cluster.health import ClusterHealth, WorkerReport, WorkerSummary, merge
-from sharpeyes.api.cluster.leases import CameraRow, CameraSpec, LeaseStore, StaleLeaseError, now_ms
+from sharpeyes.api.cluster.leases import CameraRow, CameraSpec, LeaseStore, StaleLeaseError
+from sharpeyes.pipeline.clock import now_ms
 from sharpeyes.pipeline.errors import StoreError
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,6 @@ cannot block its successor for long.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ from pathlib import Path
 from sharpeyes.api.store.db import Connection, Database, Row
 from sharpeyes.api.store.events import FencedError, WriteGroup, write_groups
 from sharpeyes.api.store.migrate import migrate
+from sharpeyes.pipeline.clock import now_ms
 from sharpeyes.pipeline.errors import StoreError
 from sharpeyes.pipeline.types import Event
 
@@ -41,10 +41,6 @@ class StaleLeaseError(FencedError):
 
 class UnknownCameraError(StoreError, LookupError):
     """No camera with that id is in the desired set."""
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 @dataclass(frozen=True, slots=True)

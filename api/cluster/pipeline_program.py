@@ -32,8 +32,9 @@ from pydantic import ValidationError
 
 from sharpeyes.api.cluster.backend import ProgramContext
 from sharpeyes.api.cluster.health import CameraState, CameraStatus
-from sharpeyes.api.cluster.leases import CameraSpec, Lease, LeaseStore, StaleLeaseError, now_ms
+from sharpeyes.api.cluster.leases import CameraSpec, Lease, LeaseStore, StaleLeaseError
 from sharpeyes.api.cluster.storage import EvidenceStorage, evidence_key
+from sharpeyes.pipeline.clock import now_ms
 from sharpeyes.pipeline.config import CameraConfig
 from sharpeyes.pipeline.errors import ConfigError, SharpeyesError
 from sharpeyes.pipeline.protocols import FrameSource, SourceInfo
@@ -378,6 +379,6 @@ class PipelineCamera:
 
 def is_live_url(url: str) -> bool:
     """A network stream URL (RTSP and friends) rather than a file (see ``api.node.settings``)."""
-    from sharpeyes.api.node.settings import is_live_url as _is_live
+    from sharpeyes.streams.config import is_live_url as _is_live
 
     return _is_live(url)

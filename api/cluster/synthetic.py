@@ -18,8 +18,9 @@ from dataclasses import dataclass
 
 from sharpeyes.api.cluster.backend import ProgramContext
 from sharpeyes.api.cluster.health import CameraState, CameraStatus
-from sharpeyes.api.cluster.leases import CameraSpec, Lease, StaleLeaseError, now_ms
+from sharpeyes.api.cluster.leases import CameraSpec, Lease, StaleLeaseError
 from sharpeyes.api.cluster.storage import evidence_key
+from sharpeyes.pipeline.clock import now_ms
 from sharpeyes.pipeline.errors import SharpeyesError
 from sharpeyes.pipeline.types import Event, EventType
 

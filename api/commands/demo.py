@@ -9,27 +9,21 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from pathlib import Path
 
 from sharpeyes.api.commands.analyze import AnalyzeOptions, analyze_video
 from sharpeyes.api.node.settings import ServiceConfig
 from sharpeyes.pipeline.config import load_camera_config
+from sharpeyes.pipeline.data import samples_dir, shared_dir
 
 logger = logging.getLogger(__name__)
 
-REPO = Path(__file__).resolve().parents[2]
 SAMPLES = {
     "highway_1280x720.mp4": "fd1b40aeff5524b25440ce9dde9d71b3219a71a8fcd42d7d47d57252743f52e0",
     "intersection_hanoi_b_640x480.mp4": (
         "e5200b0ca94cd9a4dfcf2079ea135c81b85c38ff202d97043c4567dd8fb1392b"
     ),
 }
-
-
-def shared_dir() -> Path:
-    env = os.environ.get("SHARPEYES_SHARED")
-    return Path(env) if env else REPO.parent / "shared"
 
 
 def find_sample(name: str) -> Path | None:
@@ -89,7 +83,7 @@ def run_demo(out: Path, progress: bool = True) -> list[str]:
     )
     lines += res.summary_lines()
     hanoi = find_sample("intersection_hanoi_b_640x480.mp4")
-    calib = REPO / "sample_videos" / "intersection_hanoi_b.yaml"
+    calib = samples_dir() / "intersection_hanoi_b.yaml"
     if hanoi is not None and calib.is_file():
         res = analyze_video(
             AnalyzeOptions(
@@ -108,7 +102,7 @@ def demo_clips(out: Path) -> list[tuple[Path, Path | None]]:
     if highway is not None:
         clips.append((highway, None))
     hanoi = find_sample("intersection_hanoi_b_640x480.mp4")
-    calib = REPO / "sample_videos" / "intersection_hanoi_b.yaml"
+    calib = samples_dir() / "intersection_hanoi_b.yaml"
     if hanoi is not None and calib.is_file():
         clips.append((hanoi, calib))
     if not clips:

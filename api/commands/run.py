@@ -29,12 +29,12 @@ from sharpeyes.api.node.runtime import CameraHealth, NodeRuntime
 from sharpeyes.api.node.settings import ServiceConfig, load_service_config
 from sharpeyes.api.rest.feed import committed_publisher
 from sharpeyes.api.rest.schemas import StreamHealthPublic
+from sharpeyes.pipeline.data import samples_dir
 from sharpeyes.pipeline.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
-REPO = Path(__file__).resolve().parents[2]
-DEMO_CONFIG = REPO / "sample_videos" / "service_demo.yaml"
+DEMO_CONFIG = samples_dir() / "service_demo.yaml"
 
 
 PUBLIC_STATES: dict[str, str] = {

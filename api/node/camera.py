@@ -22,13 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from sharpeyes.api.node.settings import RtspConfig, is_live_url
 from sharpeyes.pipeline.config import AnyDetectorConfig, CameraConfig, DetectorBase
 from sharpeyes.pipeline.detection_filter import CameraDetectionFilter, DetectionPolicy
 from sharpeyes.pipeline.protocols import Detector, FrameSource, Sink
 from sharpeyes.pipeline.runner import FrameObserver, IntersectionParts, StreamRunner
 from sharpeyes.pipeline.signal_input import ExternalPhaseInput, PhaseHub
 from sharpeyes.pipeline.types import ObjectKind
+from sharpeyes.streams.config import RtspConfig, is_live_url
 
 if TYPE_CHECKING:
     from sharpeyes.streams.gpu_decode import DecoderConfig

@@ -24,7 +24,6 @@ import multiprocessing as mp
 import os
 import threading
 import time
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection, wait
@@ -37,6 +36,7 @@ from sharpeyes.api.node.process_metrics import node_registry, sum_batcher_stats
 from sharpeyes.api.node.settings import ServiceConfig
 from sharpeyes.api.node.worker import WorkerReport, WorkerSpec, worker_main
 from sharpeyes.pipeline.batcher import BatcherStats
+from sharpeyes.pipeline.restart import RestartBudget, RetryPolicy
 
 if TYPE_CHECKING:
     from sharpeyes.api.node.prom import MetricsServer
@@ -64,7 +64,7 @@ class WorkerHandle:
     report: WorkerReport | None = None  # newest of the current generation
     last_health: dict[str, CameraHealth] = field(default_factory=dict)
     restarts: int = 0
-    crashes: deque[float] = field(default_factory=deque)
+    budget: RestartBudget | None = None  # created by the facade from the node's policy
     next_start: float | None = None
     last_error: str | None = None
 
@@ -78,7 +78,16 @@ class NodeFacade:
 
     def __init__(self, config: ServiceConfig, plans: Sequence[WorkerPlan]) -> None:
         self.config = config
-        self.handles = [WorkerHandle(p) for p in plans]
+        node = config.node
+        policy = RetryPolicy(
+            backoff_initial_s=node.restart_backoff_s,
+            backoff_max_s=BACKOFF_MAX_S,
+            jitter=0.0,
+            restart_budget=node.restart_budget,
+            restart_window_s=BUDGET_WINDOW_S,
+            failed_retry_s=FAILED_RETRY_S,
+        )
+        self.handles = [WorkerHandle(p, budget=RestartBudget(policy)) for p in plans]
         self._ctx = mp.get_context("spawn")
         self._lock = threading.Lock()
         self._stopping = False
@@ -222,18 +231,12 @@ class NodeFacade:
     def _crashed(
         self, h: WorkerHandle, code: int | None, now: float, error: str | None = None
     ) -> None:
-        policy = self.config.node
         exited = f"worker {h.plan.index} (gen {h.generation}) exited with code {code}"
         h.last_error = exited if error is None else f"{exited}: {error}"
-        h.crashes.append(now)
-        while h.crashes and now - h.crashes[0] > BUDGET_WINDOW_S:
-            h.crashes.popleft()
         h.restarts += 1
-        if len(h.crashes) > policy.restart_budget:
-            h.state, h.next_start = "failed", now + FAILED_RETRY_S
-        else:
-            backoff = policy.restart_backoff_s * 2 ** (len(h.crashes) - 1)
-            h.state, h.next_start = "backoff", now + min(backoff, BACKOFF_MAX_S)
+        assert h.budget is not None
+        wait, spent = h.budget.failure(now)
+        h.state, h.next_start = ("failed" if spent else "backoff"), now + wait
         logger.warning("%s; %s, next start in %.1f s", h.last_error, h.state, h.next_start - now)
 
     # -- aggregated view -------------------------------------------------------------------

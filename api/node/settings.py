@@ -25,14 +25,15 @@ from sharpeyes.pipeline.config import (
     read_yaml,
 )
 from sharpeyes.pipeline.errors import ConfigError
+from sharpeyes.streams.config import RtspConfig, is_live_url
 from sharpeyes.streams.gpu_decode import DecoderConfig
 
-LIVE_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "srt://")
-
-
-def is_live_url(url: str) -> bool:
-    """True for a network stream URL (RTSP and friends), False for a file path."""
-    return url.lower().startswith(LIVE_SCHEMES)
+__all__ = [
+    "RtspConfig",
+    "ServiceConfig",
+    "is_live_url",
+    "load_service_config",
+]
 
 
 class BatchConfig(StrictModel):
@@ -73,32 +74,6 @@ class MetricsConfig(StrictModel):
     host: str = Field("127.0.0.1", description="Address of the metrics endpoint.")
     log_every_s: float = Field(
         30.0, ge=0.0, description="Log a one-line health summary this often; 0 = never."
-    )
-
-
-class RtspConfig(StrictModel):
-    transport: Literal["tcp", "udp"] = Field("tcp", description="RTSP transport for every camera.")
-    open_timeout_s: float = Field(5.0, gt=0.0, le=120.0, description="Connect/open timeout.")
-    read_timeout_s: float = Field(5.0, gt=0.0, le=120.0, description="Socket read timeout.")
-    stall_timeout_s: float = Field(
-        5.0, gt=0.0, le=300.0, description="Reconnect when no frame arrived for this long."
-    )
-    queue_size: int = Field(
-        2, ge=1, le=64, description="Latest-frame queue length; older frames are dropped."
-    )
-    backoff_initial_s: float = Field(0.5, gt=0.0, le=60.0, description="First reconnect delay.")
-    backoff_max_s: float = Field(10.0, gt=0.0, le=600.0, description="Longest reconnect delay.")
-    restart_budget: int = Field(
-        20, ge=1, le=1000, description="Failed connects per window before 'failed' (slow retry)."
-    )
-    restart_window_s: float = Field(60.0, gt=0.0, description="Window of the restart budget.")
-    failed_retry_s: float = Field(60.0, gt=0.0, description="Retry period of a failed camera.")
-    failed_after: int = Field(
-        3,
-        ge=1,
-        le=1000,
-        description="A camera that never delivered a frame is reported failed after this many "
-        "failed attempts (it keeps retrying).",
     )
 
 

@@ -19,7 +19,6 @@ import json
 import logging
 import os
 import threading
-import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -28,6 +27,7 @@ from typing import Any, Protocol
 
 from sharpeyes.api.rest.errors import ConflictError, InvalidRequestError, NotFoundError
 from sharpeyes.api.store.db import Database
+from sharpeyes.pipeline import clock
 from sharpeyes.pipeline.config import CameraConfig
 from sharpeyes.pipeline.errors import ConfigError
 from sharpeyes.streams.urls import MASK, SourceUrlError, check_source_url
@@ -145,7 +145,7 @@ class CameraRegistry:
         self._config_ids: frozenset[str] = frozenset()
         self.file_roots = tuple(file_roots)
         self._box = CredentialBox(secret_key) if secret_key else None
-        now = _now_ms()
+        now = clock.now_ms()
         seeded = []
         for cfg in seed:
             if cfg.url is not None:
@@ -219,7 +219,7 @@ class CameraRegistry:
             with self._lock:
                 if config.id in self._cams:
                     raise ConflictError(f"camera {config.id!r} already exists")
-            now = _now_ms()
+            now = clock.now_ms()
             entry = CameraEntry(config, True, now, now)
             self._save(entry)
             try:
@@ -237,7 +237,7 @@ class CameraRegistry:
             if config.url is None and old.config.url is not None:
                 raise InvalidRequestError("a camera's url cannot be removed")
             self.validate_url(config.url)
-            entry = replace(old, config=config, updated_ms=_now_ms())
+            entry = replace(old, config=config, updated_ms=clock.now_ms())
             self._save(entry)
             try:
                 self._controller.update(config)
@@ -266,7 +266,7 @@ class CameraRegistry:
 
     def set_enabled(self, camera_id: str, enabled: bool) -> CameraEntry:
         with self._op(camera_id):
-            entry = replace(self._writable(camera_id), enabled=enabled, updated_ms=_now_ms())
+            entry = replace(self._writable(camera_id), enabled=enabled, updated_ms=clock.now_ms())
             if enabled:
                 self._controller.start(camera_id)
             else:
@@ -349,7 +349,3 @@ class CameraRegistry:
             return
         with self._db.transaction() as tx:
             tx.execute("DELETE FROM api_cameras WHERE camera_id = ?", (camera_id,))
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)

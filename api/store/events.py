@@ -19,7 +19,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +41,7 @@ from sharpeyes.api.store.records import (
     row_to_stored,
 )
 from sharpeyes.api.store.serialize import dumps
+from sharpeyes.pipeline import clock
 from sharpeyes.pipeline.errors import StoreError
 from sharpeyes.pipeline.types import Event
 
@@ -62,10 +62,6 @@ class ReviewError(StoreError, ValueError):
 
 class FencedError(StoreError):
     """A stream position was written with an epoch older than the stored one."""
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def encode_cursor(first_seen_ms: int, event_id: str) -> str:
@@ -211,7 +207,7 @@ def write_groups(
         write_crops(files_root, g.events) if files_root is not None else [None] * len(g.events)
         for g in groups
     ]
-    now = _now_ms() if now_ms is None else now_ms
+    now = clock.now_ms() if now_ms is None else now_ms
     rows: list[tuple[WriteGroup, tuple[Param, ...]]] = [
         (group, event_row(event, crop, group.device_id, now, files_root))
         for group, group_crops in zip(groups, crops, strict=True)
@@ -289,7 +285,7 @@ class EventStore:
 
         def save_position(conn: Connection) -> None:
             if position is not None:
-                self._save_position(conn, position, _now_ms() if now_ms is None else now_ms)
+                self._save_position(conn, position, clock.now_ms() if now_ms is None else now_ms)
 
         written = self.write_batch(
             events,
@@ -436,7 +432,7 @@ class EventStore:
             conn.execute(
                 "INSERT INTO review_actions (event_id, actor, action, reason, before, after, "
                 "at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (event_id, actor, action, reason, dumps(before), dumps(after), _now_ms()),
+                (event_id, actor, action, reason, dumps(before), dumps(after), clock.now_ms()),
             )
             stored = conn.fetchone(f"{SELECT_EVENT} WHERE event_id = ?", (event_id,))
         assert stored is not None

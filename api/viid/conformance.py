@@ -28,13 +28,13 @@ import binascii
 import datetime as dt
 import json
 import logging
-import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+from sharpeyes.pipeline.data import shared_dir
 from sharpeyes.pipeline.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -107,10 +107,8 @@ _Scope = tuple[str, frozenset[str]]
 
 
 def default_template_path() -> Path:
-    """``$SHARPEYES_SHARED`` or ``../shared`` next to the repository root."""
-    env = os.environ.get("SHARPEYES_SHARED")
-    base = Path(env) if env else Path(__file__).resolve().parents[2].parent / "shared"
-    return base / TEMPLATE_FILE
+    """The MEGVII template in the shared data folder (:func:`pipeline.data.shared_dir`)."""
+    return shared_dir() / TEMPLATE_FILE
 
 
 class RuleTemplate:

@@ -35,16 +35,13 @@ from sharpeyes.api.viid.subscriptions import (
     Subscription,
     SubscriptionRegistry,
 )
+from sharpeyes.pipeline import clock
 from sharpeyes.pipeline.errors import DeliveryError
 
 log = logging.getLogger(__name__)
 
 ImagesFor = Callable[[StoredEvent], EventImages]
 ClientFactory = Callable[[str], ViidClient]
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def filter_images(payload: dict[str, Any], types: frozenset[str] | None) -> dict[str, Any]:
@@ -134,7 +131,7 @@ class SubscriptionNotifier:
         return int(delay * random.uniform(0.5, 1.0) * 1000)
 
     def _fail(self, items: Sequence[OutboxItem], reason: str, report: NotifyReport) -> None:
-        now = _now_ms()
+        now = clock.now_ms()
         for item in items:
             self.outbox.mark_failed([item.id], reason, now, now + self._backoff_ms(item.attempts))
         report.failed += len(items)
@@ -142,7 +139,7 @@ class SubscriptionNotifier:
     def run_once(self, now_ms: int | None = None) -> NotifyReport:
         """One round over every subscription destination."""
         report = NotifyReport()
-        now = _now_ms() if now_ms is None else now_ms
+        now = clock.now_ms() if now_ms is None else now_ms
         self.registry.expire(now)
         for dest in self.destinations():
             self._serve(dest, now, report)
@@ -180,7 +177,7 @@ class SubscriptionNotifier:
         self, sub: Subscription, items: Sequence[OutboxItem], report: NotifyReport
     ) -> dict[Collection, list[_Pair]]:
         groups: dict[Collection, list[_Pair]] = {}
-        now = _now_ms()
+        now = clock.now_ms()
         types = sub.image_types()
         for item in items:
             stored = self.store.get_event(item.object_id)
@@ -239,7 +236,7 @@ class SubscriptionNotifier:
             self._fail(items, str(e), report)
             return
         if nid in result.ok_ids:
-            self.outbox.mark_delivered([i.id for i in items], _now_ms())
+            self.outbox.mark_delivered([i.id for i in items], clock.now_ms())
             report.notifications += 1
             report.delivered += len(items)
         else:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import random
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -25,6 +24,7 @@ from sharpeyes.api.store import EventStore, Outbox, OutboxItem, OutboxStats, Sto
 from sharpeyes.api.viid.client import PermanentRequestError, ViidClient
 from sharpeyes.api.viid.mapping import EventImages, EventMapper, ImageRef, MappedObject
 from sharpeyes.api.viid.resources import COLLECTIONS, Collection
+from sharpeyes.pipeline import clock
 from sharpeyes.pipeline.errors import DeliveryError
 
 log = logging.getLogger(__name__)
@@ -53,10 +53,6 @@ class SendReport:
     skipped: int = 0
     requests: int = 0
     errors: list[str] = field(default_factory=list)
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class OutboxSender:
@@ -99,7 +95,7 @@ class OutboxSender:
     def run_once(self) -> SendReport:
         """Claim one batch of due rows and try to deliver it."""
         report = SendReport()
-        now = _now_ms()
+        now = clock.now_ms()
         o = self.options
         items = self.outbox.claim_batch(o.destination, o.claim_limit, now, lease_ms=o.lease_ms)
         report.claimed = len(items)
@@ -115,7 +111,7 @@ class OutboxSender:
         self, items: Sequence[OutboxItem], report: SendReport
     ) -> list[tuple[OutboxItem, MappedObject]]:
         out: list[tuple[OutboxItem, MappedObject]] = []
-        now = _now_ms()
+        now = clock.now_ms()
         for item in items:
             try:
                 stored = self.store.get_event(item.object_id)
@@ -182,7 +178,7 @@ class OutboxSender:
             self._dead(item, mapped.object_id, f"permanent: {e}", report)
             return
         except DeliveryError as e:
-            now = _now_ms()
+            now = clock.now_ms()
             for item, _ in batch:
                 self.outbox.mark_failed(
                     [item.id], str(e), now, now + self._backoff_ms(item.attempts)
@@ -191,7 +187,7 @@ class OutboxSender:
             report.errors.append(str(e))
             log.warning("batch of %d %s failed: %s", len(batch), coll.value, e)
             return
-        now = _now_ms()
+        now = clock.now_ms()
         row_of = {m.object_id: item for item, m in batch}
         ok = [row_of[i].id for i in result.ok_ids if i in row_of]
         self.outbox.mark_delivered(ok, now)
@@ -217,7 +213,7 @@ class OutboxSender:
             report.errors.append(reason)
 
     def _dead(self, item: OutboxItem, object_id: str, reason: str, report: SendReport) -> None:
-        self.outbox.mark_dead([item.id], reason, _now_ms())
+        self.outbox.mark_dead([item.id], reason, clock.now_ms())
         report.dead += 1
         report.errors.append(reason)
         log.warning(

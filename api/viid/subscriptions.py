@@ -26,6 +26,7 @@ from sharpeyes.api.store.db import Connection, Database, Row
 from sharpeyes.api.viid.codes import SubscribeStatus
 from sharpeyes.api.viid.config import ViidMappingConfig
 from sharpeyes.api.viid.resources import BY_DETAIL, Collection
+from sharpeyes.pipeline import clock
 from sharpeyes.pipeline.types import Event, EventType
 
 log = logging.getLogger(__name__)
@@ -39,10 +40,6 @@ COLLECTION_OF: dict[EventType, Collection] = {
     EventType.PERSON_SEEN: Collection.PERSON,
     EventType.PEDESTRIAN_RED_LIGHT: Collection.PERSON,
 }
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,7 +265,7 @@ class SubscriptionRegistry:
         now_ms: int | None = None,
     ) -> bool:
         """Cancel (idempotent); False when no such subscription exists."""
-        now = _now_ms() if now_ms is None else now_ms
+        now = clock.now_ms() if now_ms is None else now_ms
         with self.db.transaction() as conn:
             if not conn.fetchone(
                 "SELECT 1 FROM viid_subscriptions WHERE subscribe_id = ?", (subscribe_id,)
@@ -286,7 +283,7 @@ class SubscriptionRegistry:
 
     def expire(self, now_ms: int | None = None) -> list[str]:
         """Mark active subscriptions whose EndTime has passed as expired; their ids."""
-        now = _now_ms() if now_ms is None else now_ms
+        now = clock.now_ms() if now_ms is None else now_ms
         with self.db.transaction() as conn:
             rows = conn.fetchall(
                 "SELECT subscribe_id FROM viid_subscriptions WHERE status = ? "
@@ -307,7 +304,7 @@ class SubscriptionRegistry:
         return gone
 
     def active(self, now_ms: int | None = None) -> list[Subscription]:
-        now = _now_ms() if now_ms is None else now_ms
+        now = clock.now_ms() if now_ms is None else now_ms
         mono = time.monotonic()
         with self._lock:
             cached = self._cache
