@@ -276,11 +276,11 @@ def test_ps_over_rtp_decodes_like_plain_h264(
         assert (ha.width, ha.height) == (640, 360) and ha.corruption_rate == 0.0
         same = [g[4] for g in a.got[:330]] == [g[4] for g in b.got[:330]]
         assert same, "PS and plain RTSP must decode to the same pictures"
-        pts_a = [g[0] - a.got[0][0] for g in a.got[:330]]
-        pts_b = [g[0] - b.got[0][0] for g in b.got[:330]]
-        diffs = sorted(abs(x - y) for x, y in zip(pts_a, pts_b, strict=True))
-        # RTSP/H.264 stamps its first frames (before RTCP) from the arrival clock
-        assert diffs[len(diffs) // 2] < 0.002 and diffs[-1] < 0.05, diffs[-5:]
+        # same timeline (from frame 10: RTSP/H.264 stamps its first frames, before RTCP,
+        # from the arrival clock)
+        pts_a = [g[0] - a.got[10][0] for g in a.got[10:330]]
+        pts_b = [g[0] - b.got[10][0] for g in b.got[10:330]]
+        assert max(abs(x - y) for x, y in zip(pts_a, pts_b, strict=True)) < 0.002
     finally:
         ps.close()
 

@@ -63,21 +63,6 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return serve_demo(out / "service", demo_clips(out), args.port)
 
 
-def _cmd_models(args: argparse.Namespace) -> int:
-    from sharpeyes.models.registry import REGISTRY
-    from sharpeyes.models.resolve import resolve_model
-
-    for name, spec in sorted(REGISTRY.items()):
-        where = "—"
-        if args.resolve:
-            try:
-                where = str(resolve_model(name, download=False))
-            except SharpeyesError as e:
-                where = f"missing ({e})"
-        _out(f"{name:20s} {spec.family:10s} {spec.licence:18s} {where}")
-    return EXIT_OK
-
-
 def _cmd_evidence_verify(args: argparse.Namespace) -> int:
     from sharpeyes.pipeline.evidence.verify import main_verify
 
@@ -170,9 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--port", type=int, default=8080, help="port of the demo service")
     d.set_defaults(func=_cmd_demo)
 
-    m = sub.add_parser("models", help="list registered models")
-    m.add_argument("--resolve", action="store_true", help="also show where each is found")
-    m.set_defaults(func=_cmd_models)
+    from sharpeyes.api.commands import models_cmd
+
+    models_cmd.add_parser(sub)
 
     ev = sub.add_parser("evidence", help="evidence tools")
     ev_sub = ev.add_subparsers(dest="evidence_command", required=True, metavar="ACTION")

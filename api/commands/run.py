@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from sharpeyes.api.commands.serve import (
     ApiServer,
@@ -31,6 +32,12 @@ from sharpeyes.api.rest.feed import committed_publisher
 from sharpeyes.api.rest.schemas import StreamHealthPublic
 from sharpeyes.pipeline.data import samples_dir
 from sharpeyes.pipeline.errors import ConfigError
+
+if TYPE_CHECKING:
+    from fastapi import APIRouter
+
+    from sharpeyes.api.rest.service import StoreService
+    from sharpeyes.api.viid.subscriptions import SubscriptionRegistry
 
 logger = logging.getLogger(__name__)
 
@@ -190,6 +197,21 @@ def run_cluster(
     return 0
 
 
+def subscription_routes(
+    config: ServiceConfig, service: StoreService | None
+) -> tuple[SubscriptionRegistry | None, list[APIRouter]]:
+    """``/VIID/Subscribes`` for upper platforms when the service runs with GA/T 1400 delivery
+    and subscriptions enabled: one registry shared by the routes and the notifier."""
+    d = config.delivery
+    if service is None or d is None or not d.subscriptions.enabled:
+        return None, []
+    from sharpeyes.api.viid.subscription_routes import create_subscription_router
+    from sharpeyes.api.viid.subscriptions import SubscriptionRegistry
+
+    registry = SubscriptionRegistry(service.db, d.resolver())
+    return registry, [create_subscription_router(registry, auth=d.subscriber_auth())]
+
+
 def run_node(
     config: ServiceConfig,
     *,
@@ -205,11 +227,13 @@ def run_node(
         )
     stop = stop or threading.Event()
     service = build_service(config) if serve_api else None
+    registry, routers = subscription_routes(config, service)
     runtime = NodeRuntime(
         config,
         store=service.events if service is not None else None,
         on_committed=committed_publisher(service.feed) if service is not None else None,
         feed=service is not None,
+        subscriptions=registry,
     )
     metrics: MetricsServer | None = None
     server: ApiServer | None = None
@@ -220,7 +244,9 @@ def run_node(
                 metrics = _serve(runtime, config)
             if service is not None:
                 attach_runtime(service, runtime)
-                server = start_server(service, config.api.host, config.api.port)
+                server = start_server(
+                    service, config.api.host, config.api.port, extra_routers=routers
+                )
                 announce(server, demo_token(service))
             _wait(runtime, stop, config.metrics.log_every_s, until_stopped=server is not None)
         finally:

@@ -13,7 +13,7 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,6 +32,8 @@ from sharpeyes.pipeline.config import CameraConfig
 from sharpeyes.pipeline.errors import ConfigError
 
 if TYPE_CHECKING:
+    from fastapi import APIRouter
+
     from sharpeyes.api.cluster.service import ClusterHandle
 
 logger = logging.getLogger(__name__)
@@ -190,11 +192,13 @@ def start_server(
     *,
     forwarded_allow_ips: str | None = None,
     cluster: Callable[[], ClusterHandle | None] | None = None,
+    extra_routers: Sequence[APIRouter] = (),
 ) -> ApiServer:
-    """uvicorn on a thread; ``cluster`` mounts the cluster routes (a node running a cluster)."""
+    """uvicorn on a thread; ``cluster`` mounts the cluster routes (a node running a cluster),
+    ``extra_routers`` more routes (``/VIID/Subscribes``)."""
     import uvicorn
 
-    app = create_app(ApiSettings(), service, cluster=cluster)
+    app = create_app(ApiSettings(), service, cluster=cluster, extra_routers=extra_routers)
     server = uvicorn.Server(
         uvicorn.Config(
             app,

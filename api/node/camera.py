@@ -161,24 +161,9 @@ def detector_from_config(d: AnyDetectorConfig) -> Detector:
     if plugin is not None:
         return plugin(d)
     from sharpeyes.models.factory import create_detector
-    from sharpeyes.pipeline.config import OnnxRuntimeDetectorConfig
 
-    if not isinstance(d, OnnxRuntimeDetectorConfig):
-        from sharpeyes.pipeline.errors import ConfigError
-
-        raise ConfigError(f"detector.backend: {d.backend} is built by the node's backend factory")
-    return create_detector(
-        d.model,
-        model_path=d.model_path,
-        providers=d.providers,
-        intra_op_threads=d.intra_op_threads,
-        inter_op_threads=d.inter_op_threads,
-        input_size=d.input_size,
-        confidence_threshold=d.confidence_threshold,
-        iou_threshold=d.iou_threshold,
-        motorcycle_is_non_motor=d.motorcycle_is_non_motor,
-        allow_spinning=d.allow_spinning,
-    )
+    detector: Detector = create_detector(d).detector
+    return detector
 
 
 def describe_detector(det: Detector) -> str:

@@ -38,6 +38,7 @@ from sharpeyes.api.store.db import open_database
 from sharpeyes.api.store.events import EventStore, Written
 from sharpeyes.api.store.sink import JsonlSink
 from sharpeyes.api.store.writer import StoreWriter
+from sharpeyes.models.factory import backend_text
 from sharpeyes.pipeline.batcher import Batcher, BatcherStats, StreamDetector
 from sharpeyes.pipeline.config import CameraConfig
 from sharpeyes.pipeline.protocols import Detector, Sink
@@ -48,6 +49,7 @@ from sharpeyes.pipeline.supervisor import RestartPolicy, Supervisor
 
 if TYPE_CHECKING:
     from sharpeyes.api.viid.delivery import Delivery
+    from sharpeyes.api.viid.subscriptions import SubscriptionRegistry
 
 __all__ = [
     "CameraHealth",
@@ -62,39 +64,26 @@ logger = logging.getLogger(__name__)
 
 
 def build_node_detector(config: ServiceConfig) -> Detector:
-    """The node's one detector, from ``config.detector``."""
-    return detector_from_config(shared_detector_config(config.detector, config.cameras))
-
-
-def detector_backend_text(detector: Detector, backend: str, note: str | None = None) -> str:
-    """``"onnxruntime (CPUExecutionProvider)"``, with the reason of a fallback appended."""
-    text = f"{backend} ({','.join(detector.info.providers)})"
-    return text if note is None else f"{text}; {note}"
+    """The node's one detector (see :func:`build_backend_detector`)."""
+    return build_backend_detector(config)[0]
 
 
 def build_backend_detector(config: ServiceConfig) -> tuple[Detector, str]:
-    """The node's detector and the backend actually in use (for health).
-
-    ``config.detector_backend`` set: :func:`sharpeyes.models.gpu.registry.create_backend_detector`
-    (with its CPU fallback when allowed); else the ONNX Runtime host path of
-    ``config.detector``.
+    """The node's one detector, shared by every camera behind the batcher, and the backend
+    actually in use (for health): ``config.detector_backend`` or ``config.detector`` through
+    the one factory, with the lowest camera threshold (each camera applies its own after).
 
     Raises:
         ModelError: the model cannot be built (or the backend cannot run and may not fall back).
     """
-    if config.detector_backend is None:
-        detector = build_node_detector(config)
-        return detector, detector_backend_text(detector, "onnxruntime")
-    from sharpeyes.models.gpu.registry import create_backend_detector
+    from sharpeyes.models.factory import create_detector
 
-    choice = create_backend_detector(config.detector_backend)
-    detector = choice.detector
-    if not isinstance(detector, Detector):
-        raise TypeError(f"backend {choice.backend} built no Detector: {type(detector)!r}")
-    note = None
-    if choice.fallback_reason is not None:
-        note = f"fallback from {choice.requested}: {choice.fallback_reason}"
-    return detector, detector_backend_text(detector, choice.backend, note)
+    d = shared_detector_config(config.detector_backend or config.detector, config.cameras)
+    if ":" in d.model:  # a plug-in detector (register_detector)
+        det = detector_from_config(d)
+        return det, f"plugin ({','.join(det.info.providers)})"
+    choice = create_detector(d)
+    return choice.detector, choice.backend_text
 
 
 class NodeRuntime:
@@ -118,6 +107,7 @@ class NodeRuntime:
         store: EventStore | None = None,
         on_committed: Callable[[Sequence[Written]], None] | None = None,
         feed: bool = False,
+        subscriptions: SubscriptionRegistry | None = None,
     ) -> None:
         self.config = config
         self.detector_backend: str | None = None
@@ -135,6 +125,7 @@ class NodeRuntime:
         self._writer: StoreWriter | None = None
         self._on_committed = on_committed
         self._feed = feed
+        self._subscriptions = subscriptions  # shared with the service's /VIID/Subscribes
         self._jsonl: JsonlSink | None = None
         self._delivery: Delivery | None = None
         self._started = False
@@ -183,7 +174,7 @@ class NodeRuntime:
         if self._detector is None:
             self._detector, self.detector_backend = build_backend_detector(cfg)
         else:
-            self.detector_backend = detector_backend_text(self._detector, "given")
+            self.detector_backend = backend_text(self._detector, "given")
         self._batcher = Batcher(
             self._detector,
             max_batch=cfg.batch.max_batch,
@@ -211,7 +202,10 @@ class NodeRuntime:
         from sharpeyes.api.viid.delivery import start_delivery
 
         self._delivery = start_delivery(
-            self.store, self.config.delivery, files_root=self.config.store.files_root
+            self.store,
+            self.config.delivery,
+            files_root=self.config.store.files_root,
+            registry=self._subscriptions,
         )
 
     def stop(self, timeout_s: float = 20.0) -> None:

@@ -12,12 +12,12 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import anyio
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
@@ -196,6 +196,7 @@ def create_app(
     *,
     export_provider: DeidProvider | None = None,
     cluster: Callable[[], ClusterHandle | None] | None = None,
+    extra_routers: Sequence[APIRouter] = (),
 ) -> FastAPI:
     """Build the application around a ready service facade.
 
@@ -227,6 +228,8 @@ def create_app(
     for router in routers:
         app.include_router(router.router)
     app.include_router(make_export_router(export_provider))
+    for extra in extra_routers:  # e.g. /VIID/Subscribes when GA/T subscriptions are enabled
+        app.include_router(extra)
     if cluster is not None:  # the cluster routes exist only on a node that runs a cluster
         app.include_router(make_cluster_router(cluster))
     for exc_type, status in _STATUS:
