@@ -6,12 +6,12 @@ own; request models reject unknown keys.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from sharpeyes.pipeline.calibration import IntersectionCalibration
-from sharpeyes.pipeline.config import DetectorConfig, EventsConfig, TrackerConfig
+from sharpeyes.pipeline.config import CameraConfig, DetectorConfig, EventsConfig, TrackerConfig
 
 ReviewState = Literal["pending", "confirmed", "rejected"]
 ReviewAction = Literal["confirm", "reject"]
@@ -193,8 +193,9 @@ class ReviewResult(BaseModel):
 CameraId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$", examples=["cam1"])]
 
 
-class CameraCreate(Strict):
-    """A camera as in the config file; ``url`` may carry RTSP credentials (never echoed)."""
+class CameraCreate(CameraConfig):
+    """A camera as in the config file (the same model: one place declares every field and its
+    constraints); ``url`` may carry RTSP credentials (never echoed)."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -210,36 +211,23 @@ class CameraCreate(Strict):
         },
     )
 
-    id: CameraId
-    device_id: str = Field("34020000001190000001", pattern=r"^\d{20}$")
-    tollgate_id: str | None = Field(None, pattern=r"^\d{20}$")
-    name: str = Field("camera", max_length=128)
-    location: str = Field("", max_length=256)
-    url: str | None = Field(None, max_length=2048)
-    live: bool = False
-    analysis_fps: float | None = Field(None, gt=0.0, le=120.0)
-    image_up_bearing_deg: float | None = Field(None, ge=0.0, lt=360.0)
-    detector: DetectorConfig | None = None
-    tracker: TrackerConfig | None = None
-    events: EventsConfig | None = None
-    intersection: IntersectionCalibration | None = None
+    id: CameraId = Field(description="Short stream id (letters, digits, '_', '-', '.').")
 
 
-class CameraUpdate(Strict):
-    """Partial update; send the masked URL back unchanged to keep the stored password."""
+def _partial(model: type[BaseModel], name: str, skip: frozenset[str]) -> type[BaseModel]:
+    """``model`` with every field optional (default None) and its constraints kept."""
+    fields: dict[str, Any] = {}
+    for field_name, info in model.model_fields.items():
+        if field_name in skip:
+            continue
+        constrained: Any = info.rebuild_annotation()  # the type with its constraints
+        fields[field_name] = (constrained | None, Field(None, description=info.description))
+    return create_model(name, __base__=Strict, **fields)
 
-    device_id: str | None = Field(None, pattern=r"^\d{20}$")
-    tollgate_id: str | None = Field(None, pattern=r"^\d{20}$")
-    name: str | None = Field(None, max_length=128)
-    location: str | None = Field(None, max_length=256)
-    url: str | None = Field(None, max_length=2048)
-    live: bool | None = None
-    analysis_fps: float | None = Field(None, gt=0.0, le=120.0)
-    image_up_bearing_deg: float | None = Field(None, ge=0.0, lt=360.0)
-    detector: DetectorConfig | None = None
-    tracker: TrackerConfig | None = None
-    events: EventsConfig | None = None
-    intersection: IntersectionCalibration | None = None
+
+class CameraUpdate(_partial(CameraConfig, "CameraFields", frozenset({"id"}))):  # type: ignore[misc]
+    """Partial update of :class:`CameraConfig` (derived from it, so the same constraints); send
+    the masked URL back unchanged to keep the stored password."""
 
 
 class CameraPublic(BaseModel):

@@ -24,7 +24,6 @@ import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
 from urllib.parse import quote
 
 from pydantic import (
@@ -129,8 +128,11 @@ class SubscriptionSettings(_Strict):
         return self
 
 
-class DeliveryConfig(_Strict):
-    """Delivery to one upper view library; every platform variant is a switch (§11)."""
+class DeliveryConfig(ViidMappingConfig):
+    """Delivery to one upper view library; every platform variant is a switch (§11).
+
+    The mapping fields (device and tollgate ids, images, violation code field, time zone,
+    vehicle class codes) are :class:`ViidMappingConfig`'s, inherited — declared once."""
 
     base_url: str = Field(description="Upper platform root, e.g. http://10.0.0.5:8080 (no /VIID).")
     device_id: str = Field(description="Our 20-digit system id (User-Identify, Register).")
@@ -144,26 +146,6 @@ class DeliveryConfig(_Strict):
     platform: ViidPlatform = Field(
         default_factory=ViidPlatform, description="Platform variants (GAT1400.md §11)."
     )
-    device_ids: dict[str, str] = Field(
-        default_factory=dict, description="Stream id → 20-digit capture device id."
-    )
-    default_device_id: str | None = Field(
-        None, description="Capture device id of streams not in device_ids (default: device_id)."
-    )
-    tollgate_ids: dict[str, str] = Field(
-        default_factory=dict, description="Stream id → 20-digit tollgate (卡口) id."
-    )
-    images: Literal["inline", "url", "both"] = Field(
-        "inline", description="Pictures as base64 Data, StoragePath URLs, or both."
-    )
-    image_base_url: str | None = Field(
-        None, description="URL prefix of files_root, for images 'url'/'both' (platform fetches)."
-    )
-    violation_code_field: str | None = Field(
-        None, description="Extension field carrying the violation code (off by default)."
-    )
-    scene_images: bool = Field(True, description="Attach the full frame when available.")
-    utc_offset_hours: float = Field(8.0, description="Platform local time zone (Beijing = 8).")
     batch_max_objects: int = Field(10, ge=1, le=1000, description="Objects per POST at most.")
     batch_max_bytes: int = Field(4_000_000, ge=10_000, description="JSON bytes per POST at most.")
     claim_limit: int = Field(100, ge=1, le=10_000, description="Outbox rows claimed per round.")
@@ -244,16 +226,10 @@ class DeliveryConfig(_Strict):
         )
 
     def mapping_config(self) -> ViidMappingConfig:
-        return ViidMappingConfig(
-            device_ids=self.device_ids,
-            default_device_id=self.default_device_id or self.device_id,
-            tollgate_ids=self.tollgate_ids,
-            images=self.images,
-            image_base_url=self.image_base_url,
-            violation_code_field=self.violation_code_field,
-            scene_images=self.scene_images,
-            utc_offset_hours=self.utc_offset_hours,
-        )
+        """The mapping part; a stream without its own device id uses our ``device_id``."""
+        fields = {k: getattr(self, k) for k in ViidMappingConfig.model_fields}
+        fields["default_device_id"] = self.default_device_id or self.device_id
+        return ViidMappingConfig(**fields)
 
     def sender_options(self) -> SenderOptions:
         return SenderOptions(
