@@ -13,7 +13,7 @@ SHARED_ENV = "SHARPEYES_SHARED"
 
 
 def package_root() -> Path:
-    """The folder holding ``pipeline/``, ``models/``, … (checkout or ``site-packages/sharpeyes``)."""
+    """The folder holding ``pipeline/``, ``models/``, … (checkout or site-packages/sharpeyes)."""
     return Path(__file__).resolve().parents[1]
 
 

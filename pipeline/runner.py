@@ -107,6 +107,7 @@ class RunSummary:
     events_by_type: dict[str, int] = field(default_factory=dict)
     times: StageTimes = field(default_factory=StageTimes)
     frames_skipped: int = 0  # decoded frames not analysed (sampling, live drops), from seq gaps
+    violations_withheld_corrupt: int = 0  # not charged: a stage image would be corrupt
 
     @property
     def analysed_fps(self) -> float:
@@ -151,11 +152,23 @@ class FrameHistory:
         while self._frames and self._frames[0].frame.pts < pts:
             self._frames.popleft()
 
-    def nearest(self, pts_list: Sequence[float]) -> list[AnalysedFrame]:
+    def nearest(self, pts_list: Sequence[float], max_shift_s: float = 0.5) -> list[AnalysedFrame]:
+        """The frame nearest each pts, preferring a clean frame (not flagged corrupt) within
+        ``max_shift_s``; a corrupt frame only when no clean one is that close."""
         if not self._frames:
             return []
         times = np.array([f.frame.pts for f in self._frames])
-        return [self._frames[int(np.argmin(np.abs(times - p)))] for p in pts_list]
+        clean = np.array([not f.frame.corrupt for f in self._frames])
+        out = []
+        for p in pts_list:
+            dist = np.abs(times - p)
+            best = int(np.argmin(dist))
+            if not clean[best] and clean.any():
+                alt = int(np.argmin(np.where(clean, dist, np.inf)))
+                if dist[alt] <= max_shift_s:
+                    best = alt
+            out.append(self._frames[best])
+        return out
 
 
 class StreamRunner:
@@ -345,6 +358,13 @@ class StreamRunner:
         for ev in events:
             if ev.violation is not None and self.evidence is not None and self.history is not None:
                 frames = self.history.nearest(ev.violation.evidence_pts)
+                if any(f.frame.corrupt for f in frames):
+                    # a stage image would show a damaged picture: not charged (counted)
+                    summary.violations_withheld_corrupt += 1
+                    logger.warning(
+                        "violation %s not charged: its evidence frames are corrupt", ev.event_id
+                    )
+                    continue
                 if self._pool is None:
                     self._pool = ThreadPoolExecutor(1, thread_name_prefix="evidence")
                 self._pending.append((ev, self._pool.submit(self.evidence.build, ev, frames)))

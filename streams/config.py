@@ -39,6 +39,19 @@ class RtspConfig(StrictModel):
     )
     restart_window_s: float = Field(60.0, gt=0.0, description="Window of the restart budget.")
     failed_retry_s: float = Field(60.0, gt=0.0, description="Retry period of a failed camera.")
+    first_frame_timeout_s: float = Field(
+        60.0,
+        gt=0.0,
+        le=600.0,
+        description="Longest wait for the first decodable frame of a session while packets "
+        "arrive (a long GOP); mid-stream stalls still use stall_timeout_s.",
+    )
+    degraded_above: float = Field(
+        0.05,
+        ge=0.0,
+        le=1.0,
+        description="Corruption rate (corrupt or lost frames) above which a camera is degraded.",
+    )
     failed_after: int = Field(
         3,
         ge=1,

@@ -207,6 +207,8 @@ def _rtsp_source(cam: CameraConfig, rtsp: RtspConfig, ring: PacketRing | None) -
         restart_budget=rtsp.restart_budget,
         restart_window_s=rtsp.restart_window_s,
         failed_retry_s=rtsp.failed_retry_s,
+        first_frame_timeout_s=rtsp.first_frame_timeout_s,
+        degraded_above=rtsp.degraded_above,
         packet_sink=None if ring is None else ring.push,
         params_sink=None if ring is None else ring.set_stream_params,
     )

@@ -11,16 +11,14 @@ where it is retried at a slow rate. Nothing raises into the consumer: problems s
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any, Literal
 
 from sharpeyes.pipeline.errors import StreamError
 from sharpeyes.pipeline.protocols import SourceInfo
+from sharpeyes.pipeline.restart import RestartBudget, RetryPolicy
 from sharpeyes.pipeline.types import Frame
 from sharpeyes.streams.decode import (
     PACKET_ERRORS,
@@ -72,45 +70,6 @@ SHORT_GAP_S = 0.25
 
 # Errors of one demux read (the PS path's socket raises OSError through PyAV's custom IO).
 READ_ERRORS: tuple[type[BaseException], ...] = (*PACKET_ERRORS, OSError)
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """Reconnect timing: exponential backoff with jitter, and a restart budget per window."""
-
-    backoff_initial_s: float = 0.5
-    backoff_max_s: float = 30.0
-    jitter: float = 0.2  # ± fraction of the delay
-    restart_budget: int = 10  # failures allowed per window before the stream is ``failed``
-    restart_window_s: float = 60.0
-    failed_retry_s: float = 60.0  # slow retry period once failed
-
-
-class _Backoff:
-    """Failure bookkeeping for one stream (only touched by its decode thread)."""
-
-    def __init__(self, policy: RetryPolicy) -> None:
-        self.policy = policy
-        self._delay = policy.backoff_initial_s
-        self._failures: deque[float] = deque()
-
-    def failure(self, now: float) -> tuple[float, bool]:
-        """Record a failure; return (seconds to wait, whether the budget is spent)."""
-        p = self.policy
-        self._failures.append(now)
-        while self._failures and self._failures[0] < now - p.restart_window_s:
-            self._failures.popleft()
-        if len(self._failures) > p.restart_budget:
-            return p.failed_retry_s, True
-        delay = self._delay * (1.0 + random.uniform(-p.jitter, p.jitter))
-        self._delay = min(self._delay * 2.0, p.backoff_max_s)
-        return delay, False
-
-    def success(self) -> None:
-        self._delay = self.policy.backoff_initial_s
-
-    def in_window(self, now: float) -> int:
-        return sum(1 for t in self._failures if t >= now - self.policy.restart_window_s)
 
 
 class RtspSource:
@@ -165,7 +124,7 @@ class RtspSource:
             restart_window_s=restart_window_s,
             failed_retry_s=failed_retry_s,
         )
-        self._backoff = _Backoff(self._policy)
+        self._backoff = RestartBudget(self._policy)
         self._sampler = Sampler(analysis_fps)
         self._pts = PtsClock(clock)
         self._drops = DropCounter()

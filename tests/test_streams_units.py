@@ -8,9 +8,9 @@ import threading
 
 import pytest
 
+from sharpeyes.pipeline.restart import RestartBudget, RetryPolicy
 from sharpeyes.streams.health import DropReason, RateMeter, mask_url, redact
 from sharpeyes.streams.latest import LatestQueue
-from sharpeyes.streams.rtsp_source import RetryPolicy, _Backoff
 from sharpeyes.streams.sampling import Sampler
 from sharpeyes.streams.timing import PtsClock
 
@@ -127,7 +127,7 @@ def test_mask_url_and_redact() -> None:
 
 
 def test_backoff_grows_caps_and_budget_fails() -> None:
-    b = _Backoff(RetryPolicy(0.5, 2.0, jitter=0.0, restart_budget=3, restart_window_s=60))
+    b = RestartBudget(RetryPolicy(0.5, 2.0, jitter=0.0, restart_budget=3, restart_window_s=60))
     delays = [b.failure(float(t)) for t in range(3)]
     assert delays == [(0.5, False), (1.0, False), (2.0, False)]
     assert b.failure(3.0) == (60.0, True)

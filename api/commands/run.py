@@ -47,6 +47,7 @@ DEMO_CONFIG = samples_dir() / "service_demo.yaml"
 PUBLIC_STATES: dict[str, str] = {
     "connecting": "connecting",
     "live": "running",
+    "degraded": "degraded",
     "stalled": "stalled",
     "backoff": "reconnecting",
     "failed": "error",
@@ -70,6 +71,8 @@ def health_public(h: CameraHealth) -> StreamHealthPublic:
         url=h.url,
         detail=h.last_error,
         signal_problems=dict(h.signal_problems),
+        corruption_rate=h.corruption_rate,
+        timing_faults=h.timing_faults,
     )
 
 

@@ -68,6 +68,10 @@ class CameraHealth:
     last_error: str | None = None
     detector_backend: str | None = None
     signal_problems: Mapping[str, str] = field(default_factory=dict)  # calibration / faults
+    corrupt_frames: int = 0  # flagged corrupt by FFmpeg or missing in short gaps
+    corruption_rate: float = 0.0  # over the recent window; above the threshold: ``degraded``
+    resync_frames: int = 0  # missing while the decoder waited for a keyframe
+    timing_faults: int = 0  # frames whose pts did not advance (timed by arrival instead)
 
     def to_dict(self) -> dict[str, object]:
         out = asdict(self)
@@ -226,7 +230,12 @@ def _with_rtsp(
         width=h.width,
         height=h.height,
         decoder=h.decoder,
-        last_error=h.last_error or base.last_error,
+        # a source that recovered clears its error; a stale crash text must not come back
+        last_error=h.last_error if h.frames_decoded else (h.last_error or base.last_error),
+        corrupt_frames=h.corrupt_frames,
+        corruption_rate=h.corruption_rate,
+        resync_frames=h.resync_frames,
+        timing_faults=h.timing_faults,
     )
 
 

@@ -22,7 +22,16 @@ from sharpeyes.pipeline.batcher import BatcherStats
 logger = logging.getLogger(__name__)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-STATES = ("connecting", "live", "stalled", "backoff", "failed", "stopped", "finished")
+STATES = (
+    "connecting",
+    "live",
+    "degraded",
+    "stalled",
+    "backoff",
+    "failed",
+    "stopped",
+    "finished",
+)
 
 
 class HealthLike(Protocol):
@@ -48,6 +57,12 @@ class HealthLike(Protocol):
     def pts_resets(self) -> int: ...
     @property
     def frames_analysed(self) -> int: ...
+    @property
+    def corrupt_frames(self) -> int: ...
+    @property
+    def corruption_rate(self) -> float: ...
+    @property
+    def timing_faults(self) -> int: ...
     @property
     def events(self) -> int: ...
     @property
@@ -91,6 +106,9 @@ def _stream_metrics(health: Mapping[str, HealthLike]) -> Iterator[Metric]:
         "analysed_fps": _gauge("stream_analysed_fps", "Frames per second analysed.", cam),
         "age": _gauge("stream_last_frame_age_seconds", "Seconds since the last frame.", cam),
         "skew": _gauge("stream_skew_seconds", "Local clock minus stream wall time.", cam),
+        "corruption": _gauge(
+            "stream_corruption_ratio", "Share of recent frames corrupt or missing.", cam
+        ),
     }
     counters = {
         "reconnects": _counter("stream_reconnects", "Reconnects of the source.", cam),
@@ -99,6 +117,8 @@ def _stream_metrics(health: Mapping[str, HealthLike]) -> Iterator[Metric]:
         "frames": _counter("stream_frames_analysed", "Frames analysed.", cam),
         "events": _counter("stream_events", "Events stored.", cam),
         "restarts": _counter("stream_pipeline_restarts", "Pipeline crashes restarted.", cam),
+        "corrupt": _counter("stream_corrupt_frames", "Frames corrupt or lost in short gaps.", cam),
+        "timing": _counter("stream_timing_faults", "Frames whose pts did not advance.", cam),
     }
     drops = _counter("stream_dropped_frames", "Frames not analysed, by reason.", [*cam, "reason"])
     for cid, h in sorted(health.items()):
@@ -116,6 +136,9 @@ def _stream_metrics(health: Mapping[str, HealthLike]) -> Iterator[Metric]:
         counters["frames"].add_metric([cid], h.frames_analysed)
         counters["events"].add_metric([cid], h.events)
         counters["restarts"].add_metric([cid], h.restarts)
+        counters["corrupt"].add_metric([cid], h.corrupt_frames)
+        counters["timing"].add_metric([cid], h.timing_faults)
+        gauges["corruption"].add_metric([cid], h.corruption_rate)
         for reason, n in sorted(h.drops.items()):
             drops.add_metric([cid, reason], n)
     yield state

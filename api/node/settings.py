@@ -137,9 +137,9 @@ class ServiceConfig(StrictModel):
         default_factory=OnnxRuntimeDetectorConfig,
         description="The one detector every camera shares (model, runtime, input size; each "
         "camera still applies its own confidence threshold, motorcycle kind and class kinds "
-        "from its `detector` section): `backend` onnxruntime (default), onnxruntime-gpu or torch, with "
-        "that backend's fields and `fallback` ('cpu' or 'fail'). The backend actually in use is "
-        "shown in camera health.",
+        "from its `detector` section): `backend` onnxruntime (default), onnxruntime-gpu or "
+        "torch, with that backend's fields and `fallback` ('cpu' or 'fail'). The backend "
+        "actually in use is shown in camera health.",
     )
     detector_backend: DetectorSettings | None = Field(
         None,

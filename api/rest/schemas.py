@@ -254,7 +254,15 @@ class CameraPage(BaseModel):
 
 
 StreamState = Literal[
-    "starting", "connecting", "running", "stalled", "reconnecting", "stopped", "ended", "error"
+    "starting",
+    "connecting",
+    "running",
+    "degraded",
+    "stalled",
+    "reconnecting",
+    "stopped",
+    "ended",
+    "error",
 ]
 
 
@@ -274,6 +282,10 @@ class StreamHealthPublic(BaseModel):
     decoder: str | None = Field(None, examples=["pyav-cpu", "nvdec"])
     url: str | None = Field(None, description="Masked source URL.")
     detail: str | None = None
+    corruption_rate: float = Field(
+        0.0, description="Share of recent frames corrupt or lost (above the threshold: degraded)."
+    )
+    timing_faults: int = Field(0, description="Frames whose timestamp did not advance.")
     signal_problems: dict[str, str] = Field(
         default_factory=dict,
         description="Signal heads or groups with a calibration problem (region all dark, "
