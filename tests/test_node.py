@@ -292,3 +292,15 @@ def test_runtime_reports_decoder_and_detector_fallbacks(
     assert h.detector_backend.startswith("onnxruntime (CPUExecutionProvider)")
     assert "fallback from torch" in h.detector_backend
     assert h.drops["sampling"] > h.frames_analysed  # 29.97 fps clip, 5 analysed
+
+
+def test_each_gpu_worker_puts_its_detector_on_its_own_gpu() -> None:
+    """Per-GPU workers: the decoder and the detector (under either key) use that worker's GPU,
+    not all GPU 0."""
+    from sharpeyes.api.node.plan import worker_config
+
+    cfg = ServiceConfig.model_validate({"detector": {"providers": "cuda", "device": "cuda:0"}})
+    for gpu in (0, 1, 3):
+        w = worker_config(cfg, [], gpu)
+        assert w.detector.device == f"cuda:{gpu}"
+        assert w.decoder.device_id == gpu

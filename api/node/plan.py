@@ -114,9 +114,10 @@ def worker_config(
     }
     if gpu is not None:
         update["decoder"] = config.decoder.model_copy(update={"device_id": gpu})
-        backend = config.detector_backend
-        if backend is not None and backend.device.startswith("cuda"):
-            update["detector_backend"] = backend.model_copy(update={"device": f"cuda:{gpu}"})
+        for key in ("detector", "detector_backend"):  # the detector's CUDA device = this GPU
+            det = getattr(config, key)
+            if det is not None and det.device.startswith("cuda"):
+                update[key] = det.model_copy(update={"device": f"cuda:{gpu}"})
     return config.model_copy(update=update)
 
 
