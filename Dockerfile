@@ -9,7 +9,7 @@ FROM ${BASE_IMAGE}
 
 ARG EXTRAS=""
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
-    SHARPEYES_CACHE=/models
+    SHARPEYES_CACHE=/models SHARPEYES_KEY_DIR=/data/keys
 
 # python3 + venv for CUDA base images (the python image already has them); libGL/glib for OpenCV.
 RUN apt-get update \
@@ -24,6 +24,8 @@ COPY models ./models
 COPY streams ./streams
 COPY api ./api
 COPY sample_videos ./sample_videos
+# the sharpeyes namespace: links to the folders above (the wheel installs them as sharpeyes.*)
+COPY sharpeyes ./sharpeyes
 RUN python3 -m venv /opt/venv \
  && /opt/venv/bin/pip install --upgrade pip \
  && if [ "$EXTRAS" = "gpu" ]; then \
