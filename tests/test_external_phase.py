@@ -119,3 +119,49 @@ def test_udp_phases_charge_in_analyze(clip: Path, tmp_path: Path) -> None:
     t.join()
     got = outcome(tmp_path / "a" / "events.db", cam.id)
     assert len(got.violations) == 1, got
+
+
+def test_rest_phases_charge_on_the_served_node(clip: Path, tmp_path: Path) -> None:
+    """``sharpeyes serve``: phases POSTed to ``/api/v1/cameras/{id}/signal-phases`` (admin) reach
+    the camera's signal board through the runtime's phase hub."""
+    from fastapi.testclient import TestClient
+
+    from sharpeyes.api.commands.serve import attach_runtime, build_service
+    from sharpeyes.api.rest.app import create_app
+    from sharpeyes.api.rest.auth import Role
+    from sharpeyes.api.rest.context import ApiSettings
+
+    cam = external_camera(clip)
+    config = ServiceConfig.model_validate(
+        {
+            "cameras": [cam.model_copy(update={"live": True}).model_dump(mode="json")],
+            "detector": cam.detector.model_dump(mode="json"),
+            "store": {"url": str(tmp_path / "events.db"), "files_root": str(tmp_path)},
+            "loop_files": False,
+        }
+    )
+    service = build_service(config)
+    _, token = service.tokens.issue("controller", Role.ADMIN)
+    _, viewer = service.tokens.issue("viewer", Role.VIEWER)
+    runtime = NodeRuntime(config, store=service.events, feed=True).start()
+    try:
+        attach_runtime(service, runtime)
+        with TestClient(create_app(ApiSettings(), service)) as client:
+            url = f"/api/v1/cameras/{cam.id}/signal-phases"
+            first = phase_messages(cam.id)[0]
+            denied = client.post(url, json=first, headers={"Authorization": f"Bearer {viewer}"})
+            assert denied.status_code == 403
+            unknown = client.post(
+                "/api/v1/cameras/nope/signal-phases",
+                json=first,
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            assert unknown.status_code == 404
+            for msg in phase_messages(cam.id):
+                r = client.post(url, json=msg, headers={"Authorization": f"Bearer {token}"})
+                assert r.status_code == 204, r.text
+        wait_for(runtime.all_finished, 90, "the camera to finish")
+    finally:
+        runtime.stop()
+    got = outcome(tmp_path / "events.db", cam.id)
+    assert len(got.violations) == 1, got
