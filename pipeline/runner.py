@@ -8,6 +8,8 @@ built on a worker thread off the hot path and the event is emitted when its evid
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -129,6 +131,21 @@ def detect_timed(detector: Detector, images: Sequence[ImageBGR], sw: Stopwatch) 
             return detector.postprocess(raw, batch)
     with sw("inference"):
         return detector.detect(images)
+
+
+EVIDENCE_NICE = 10
+
+
+def _background_priority() -> None:
+    """Run the calling thread below the analysis threads (Linux: per-thread nice value).
+
+    Evidence (plate reading, JPEG encoding, the clip) is background work: on a small CPU it
+    must not take the cores from a live camera's analysis, which would drop frames."""
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, EVIDENCE_NICE)
+    except (AttributeError, OSError):  # not Linux, or not allowed: run at normal priority
+        logger.debug("evidence thread keeps normal priority")
 
 
 class FrameHistory:
@@ -366,7 +383,9 @@ class StreamRunner:
                     )
                     continue
                 if self._pool is None:
-                    self._pool = ThreadPoolExecutor(1, thread_name_prefix="evidence")
+                    self._pool = ThreadPoolExecutor(
+                        1, thread_name_prefix="evidence", initializer=_background_priority
+                    )
                 self._pending.append((ev, self._pool.submit(self.evidence.build, ev, frames)))
                 continue
             self._deliver(ev, summary)

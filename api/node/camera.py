@@ -229,7 +229,8 @@ class IntersectionBuilder:
         evidence = EvidenceBuilder(
             self.files_root,
             camera=cam,
-            plate_reader=PlateReader("plate_det_640"),
+            # one thread: plate reading runs in the (low-priority) evidence thread itself
+            plate_reader=PlateReader("plate_det_640", threads=1),
             hmac_key=evidence_key(self.key_dir, demo=self.demo_key),
             key_dir=self.key_dir,
             clip_pre_roll_s=2.0,
