@@ -213,10 +213,15 @@ class IntersectionBuilder:
         self.external = external
         self.key_dir = key_dir
         self.demo_key = demo_key
+        # size-independent and slow to load (two ONNX sessions): loaded now, before the source
+        # runs, so that the first frames of a live camera are not dropped while it loads
+        from sharpeyes.models.plate import PlateReader
+
+        # one thread: plate reading runs in the (low-priority) evidence thread itself
+        self.plate_reader = PlateReader("plate_det_640", threads=1)
         self.built: list[tuple[int, int]] = []
 
     def build(self, size: tuple[int, int]) -> IntersectionParts:
-        from sharpeyes.models.plate import PlateReader
         from sharpeyes.pipeline.evidence.builder import EvidenceBuilder
         from sharpeyes.pipeline.rules import build_rules
         from sharpeyes.pipeline.signal import build_signal_board
@@ -229,8 +234,7 @@ class IntersectionBuilder:
         evidence = EvidenceBuilder(
             self.files_root,
             camera=cam,
-            # one thread: plate reading runs in the (low-priority) evidence thread itself
-            plate_reader=PlateReader("plate_det_640", threads=1),
+            plate_reader=self.plate_reader,
             hmac_key=evidence_key(self.key_dir, demo=self.demo_key),
             key_dir=self.key_dir,
             clip_pre_roll_s=2.0,
