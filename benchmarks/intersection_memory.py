@@ -23,7 +23,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _runtime_classes() -> tuple[Any, Any, Any]:
+def _runtime_classes(old: bool = False) -> tuple[Any, Any, Any]:
     """NodeRuntime, ServiceConfig, load_camera_config — from this tree or the one before the
     namespace (module names as strings: the old tree's bare names are banned as imports)."""
     import importlib
@@ -32,7 +32,7 @@ def _runtime_classes() -> tuple[Any, Any, Any]:
         ("sharpeyes.api.node.runtime", "sharpeyes.api.node.settings", "sharpeyes.pipeline.config"),
         ("api.runtime", "api.settings", "pipeline.config"),
     )
-    for runtime, settings, config in layouts:
+    for runtime, settings, config in layouts[1:] if old else layouts:
         try:
             return (
                 importlib.import_module(runtime).NodeRuntime,
@@ -52,8 +52,8 @@ def rss_mb() -> float:
     return 0.0
 
 
-def run_k(k: int, clip: Path, seconds: float, calib: Path) -> dict[str, Any]:
-    node_runtime, service_config, load_camera_config = _runtime_classes()
+def run_k(k: int, clip: Path, seconds: float, calib: Path, old: bool) -> dict[str, Any]:
+    node_runtime, service_config, load_camera_config = _runtime_classes(old)
     base = load_camera_config(calib)
     cams = []
     for i in range(k):
@@ -97,11 +97,12 @@ def main() -> None:
     ap.add_argument("--ks", default="1,3")
     ap.add_argument("--seconds", type=float, default=40.0)
     ap.add_argument("--clip", default="intersection_hanoi_b_640x480.mp4")
+    ap.add_argument("--old", action="store_true", help="the tree before the namespace")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks/out/intersection_memory.json")
     args = ap.parse_args()
     clip = REPO.parent / "shared" / "sample_videos" / args.clip
     calib = REPO / "sample_videos" / "intersection_hanoi_b.yaml"
-    rows = [run_k(int(k), clip, args.seconds, calib) for k in args.ks.split(",")]
+    rows = [run_k(int(k), clip, args.seconds, calib, args.old) for k in args.ks.split(",")]
     if len(rows) >= 2:
         a, b = rows[0], rows[-1]
         per = (b["peak_rss_mb"] - a["peak_rss_mb"]) / max(1, b["k"] - a["k"])
