@@ -52,6 +52,7 @@ from sharpeyes.streams.latest import LatestQueue
 from sharpeyes.streams.rtsp_ps import describe_video, open_ps
 from sharpeyes.streams.sampling import Sampler
 from sharpeyes.streams.timing import PtsClock
+from sharpeyes.streams.urls import RTSP_PROTOCOL_WHITELIST
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +107,12 @@ class RtspSource:
         self._url = url
         self._masked = mask_url(url)
         self._stream_id = stream_id
-        self._options = {"rtsp_transport": transport, "analyzeduration": "1000000"}
+        self._options = {
+            "rtsp_transport": transport,
+            "analyzeduration": "1000000",
+            # nested protocols stay those of a camera stream (no file:, http:, concat:, …)
+            "protocol_whitelist": RTSP_PROTOCOL_WHITELIST,
+        }
         # A silent camera must be noticed within the stall time. FFmpeg answers the first read
         # timeout with the parser's last buffered packet and only the second with an error,
         # so a read may block at most half the stall time.

@@ -93,3 +93,16 @@ def test_body_limits_and_auth_before_the_body(seeded: Seeded) -> None:
     # a valid, small request still works
     ok = {**small, **seeded.auth("admin")}
     assert call(app, "POST", "/api/v1/cameras", ok, [body])[0] == 201
+
+
+def test_receiver_refuses_an_oversized_body_before_reading_it() -> None:
+    """The GA/T 1400 receiver answers 413 from the declared length alone."""
+    from fastapi.testclient import TestClient
+
+    from sharpeyes.api.viid.receiver.server import create_receiver_app
+    from sharpeyes.api.viid.receiver.state import ReceiverConfig
+
+    app = create_receiver_app(ReceiverConfig(max_body_bytes=4096))
+    with TestClient(app) as client:
+        r = client.post("/VIID/MotorVehicles", content=b"x" * 10_000)
+        assert r.status_code == 413

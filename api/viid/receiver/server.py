@@ -30,6 +30,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from sharpeyes.api.rest.guard import RequestGuardMiddleware
 from sharpeyes.api.viid.codes import StatusCode
 from sharpeyes.api.viid.conformance import ConformanceReport, RuleTemplate, load_default_template
 from sharpeyes.api.viid.digest import DigestVerifier
@@ -457,6 +458,9 @@ def create_receiver_app(
     _register_more_routes(app, ctx)
     _register_admin(app, ctx)
     app.add_middleware(_FaultMiddleware, ctx=ctx)
+    # bodies over the limit are refused (413) before they are read, so an unauthenticated
+    # client cannot make the receiver buffer hundreds of MB
+    app.add_middleware(RequestGuardMiddleware, default_limit=ctx.config.max_body_bytes)
     return app
 
 

@@ -38,7 +38,9 @@ class ReceiverConfig(BaseModel):
     time_format: Literal["local14", "epoch_ms"] = Field(
         "local14", description="LocalTime format of GET /VIID/System/Time."
     )
-    max_body_bytes: int = Field(64_000_000, description="Largest accepted request body.")
+    max_body_bytes: int = Field(
+        64_000_000, ge=1024, description="Largest accepted request body (413 before reading)."
+    )
     digest_algorithm: Literal["MD5", "SHA-256"] = Field(
         "MD5", description="Algorithm announced in challenges (answers in MD5 or SHA-256 pass)."
     )
