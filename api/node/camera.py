@@ -17,6 +17,7 @@ build the same camera through every entry point and compare.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ from sharpeyes.pipeline.types import ObjectKind
 from sharpeyes.streams.config import RtspConfig, is_live_url
 
 if TYPE_CHECKING:
+    from sharpeyes.models.plate import PlateReader
     from sharpeyes.streams.gpu_decode import DecoderConfig
     from sharpeyes.streams.health import DropCounter
     from sharpeyes.streams.packet_ring import PacketRing
@@ -188,6 +190,25 @@ def evidence_key(key_dir: Path | None = None, *, demo: bool = False) -> bytes:
     return evidence_hmac_key(key_dir, demo=demo)
 
 
+_PLATE_LOCK = threading.Lock()
+_PLATE_READERS: dict[str, PlateReader] = {}
+PLATE_DETECTOR = "plate_det_640"
+
+
+def shared_plate_reader(det_model: str = PLATE_DETECTOR) -> PlateReader:
+    """The process's plate reader (ONNX Runtime sessions may run from several threads at once).
+
+    One thread per call: plate reading runs in each camera's low-priority evidence thread."""
+    from sharpeyes.models.plate import PlateReader
+
+    with _PLATE_LOCK:
+        reader = _PLATE_READERS.get(det_model)
+        if reader is None:
+            reader = PlateReader(det_model, threads=1)
+            _PLATE_READERS[det_model] = reader
+        return reader
+
+
 class IntersectionBuilder:
     """Signal board, rules and evidence of an intersection camera, built for a frame size.
 
@@ -214,11 +235,9 @@ class IntersectionBuilder:
         self.key_dir = key_dir
         self.demo_key = demo_key
         # size-independent and slow to load (two ONNX sessions): loaded now, before the source
-        # runs, so that the first frames of a live camera are not dropped while it loads
-        from sharpeyes.models.plate import PlateReader
-
-        # one thread: plate reading runs in the (low-priority) evidence thread itself
-        self.plate_reader = PlateReader("plate_det_640", threads=1)
+        # runs, so that the first frames of a live camera are not dropped while it loads; one
+        # reader per process, shared by every intersection camera
+        self.plate_reader = shared_plate_reader()
         self.built: list[tuple[int, int]] = []
 
     def build(self, size: tuple[int, int]) -> IntersectionParts:
