@@ -6,10 +6,9 @@ service (``StoreService.db``); a service without one answers 503.
 
 from __future__ import annotations
 
-import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi import APIRouter, HTTPException, Path, Query, Response
 
 from sharpeyes.api.rest.deps import AUTH_RESPONSES, Admin, Ctx
 from sharpeyes.api.store.db import Database
@@ -20,6 +19,7 @@ from sharpeyes.api.viid.dead_letters import (
     retry_all_dead_letters,
     retry_dead_letter,
 )
+from sharpeyes.pipeline import clock
 
 router = APIRouter(prefix="/api/v1/delivery", tags=["delivery"], responses=AUTH_RESPONSES)
 
@@ -37,7 +37,7 @@ def dead_letters(
     ctx: Ctx,
     destination: str = DESTINATION,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    after_id: Annotated[int, Query(ge=0)] = 0,
+    after_id: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
 ) -> dict[str, Any]:
     items = list_dead_letters(_db(ctx), destination, limit=limit, after_id=after_id)
     return {
@@ -47,18 +47,28 @@ def dead_letters(
 
 
 @router.post("/dead-letters/{row_id}/retry", summary="Queue one dead letter again (admin)")
-def retry_one(_: Admin, ctx: Ctx, row_id: int, destination: str = DESTINATION) -> dict[str, Any]:
-    if not retry_dead_letter(_db(ctx), row_id, int(time.time() * 1000), destination):
+def retry_one(
+    _: Admin,
+    ctx: Ctx,
+    row_id: Annotated[int, Path(ge=0, le=2**63 - 1)],
+    destination: str = DESTINATION,
+) -> dict[str, Any]:
+    if not retry_dead_letter(_db(ctx), row_id, clock.now_ms(), destination):
         raise HTTPException(404, f"row {row_id} is not a dead letter of {destination}")
     return {"requeued": 1}
 
 
 @router.post("/dead-letters/retry", summary="Queue every dead letter again (admin)")
 def retry_all(_: Admin, ctx: Ctx, destination: str = DESTINATION) -> dict[str, Any]:
-    return {"requeued": retry_all_dead_letters(_db(ctx), int(time.time() * 1000), destination)}
+    return {"requeued": retry_all_dead_letters(_db(ctx), clock.now_ms(), destination)}
 
 
-@router.get("/metrics", summary="Outbox and dead-letter counts, Prometheus text (admin)")
+@router.get(
+    "/metrics",
+    summary="Outbox and dead-letter counts, Prometheus text (admin)",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}}},
+)
 def metrics(_: Admin, ctx: Ctx, destination: str = DESTINATION) -> Response:
     return Response(
         delivery_metrics(_db(ctx), destination),
