@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from sharpeyes.pipeline.data import shared_dir
 from sharpeyes.pipeline.errors import ModelError, ModelNotFoundError
 from sharpeyes.pipeline.types import Box, ImageBGR, Plate
 
@@ -94,9 +94,7 @@ class PlateReading:
 
 def shared_plate_dir() -> Path:
     """Folder holding the plate models when no registry resolves them."""
-    env = os.environ.get("SHARPEYES_SHARED")
-    root = Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared"
-    return root / "models" / "plate"
+    return shared_dir() / "models" / "plate"
 
 
 def _registry_resolver() -> Callable[[str], Any] | None:

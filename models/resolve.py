@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sharpeyes.models.registry import ModelSpec, get_model_spec
+from sharpeyes.pipeline.data import shared_dir
 from sharpeyes.pipeline.errors import ModelError, ModelIntegrityError, ModelNotFoundError
 
 log = logging.getLogger(__name__)
@@ -46,10 +47,8 @@ def repo_root() -> Path:
 
 
 def shared_models_dir() -> Path:
-    """``$SHARPEYES_SHARED/models``, else ``shared/models`` beside the repository root."""
-    env = os.environ.get(SHARED_ENV)
-    base = Path(env) if env else repo_root().parent / "shared"
-    return base / "models"
+    """``models/`` of the shared data folder (:func:`sharpeyes.pipeline.data.shared_dir`)."""
+    return shared_dir() / "models"
 
 
 def cache_dir() -> Path:

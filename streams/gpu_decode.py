@@ -36,6 +36,7 @@ import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from sharpeyes.pipeline import clock
 from sharpeyes.pipeline.errors import DecodeError, StreamOpenError
 from sharpeyes.pipeline.protocols import SourceInfo
 from sharpeyes.pipeline.types import Frame, ImageBGR
@@ -311,7 +312,7 @@ class GpuDecodeSource:
         self._info = probe_source(self._url, stream_id)
         self._realtime = realtime
         self._analysis_fps = analysis_fps
-        self._start_wall_ms = start_wall_ms if start_wall_ms is not None else _now_ms()
+        self._start_wall_ms = start_wall_ms if start_wall_ms is not None else clock.now_ms()
         self._closed = threading.Event()
         self.fallback_reason: str | None = None
         try:
@@ -378,7 +379,3 @@ class GpuDecodeSource:
             self._closed.set()
             if not self._iterating:
                 self._session.close()
-
-
-def _now_ms() -> int:
-    return round(time.time() * 1000)

@@ -12,6 +12,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sharpeyes.api.viid.ids import require_device_id
 
 
+def require_http_url(v: str) -> str:
+    """A platform root URL: http(s), without a trailing slash."""
+    if not v.startswith(("http://", "https://")):
+        raise ValueError(f"base_url must start with http:// or https://, got {v!r}")
+    return v.rstrip("/")
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -100,9 +107,7 @@ class ViidClientConfig(_Strict):
     @field_validator("base_url")
     @classmethod
     def _url(cls, v: str) -> str:
-        if not v.startswith(("http://", "https://")):
-            raise ValueError(f"base_url must start with http:// or https://, got {v!r}")
-        return v.rstrip("/")
+        return require_http_url(v)
 
 
 class ViidMappingConfig(_Strict):

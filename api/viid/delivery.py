@@ -38,7 +38,12 @@ from pydantic import (
 
 from sharpeyes.api.store import EventStore, OutboxStats, StoredEvent
 from sharpeyes.api.viid.client import SessionState, ViidClient
-from sharpeyes.api.viid.config import ViidClientConfig, ViidMappingConfig, ViidPlatform
+from sharpeyes.api.viid.config import (
+    ViidClientConfig,
+    ViidMappingConfig,
+    ViidPlatform,
+    require_http_url,
+)
 from sharpeyes.api.viid.dead_letters import (
     DeadLetter,
     list_dead_letters,
@@ -181,9 +186,7 @@ class DeliveryConfig(ViidMappingConfig):
     @field_validator("base_url")
     @classmethod
     def _url(cls, v: str) -> str:
-        if not v.startswith(("http://", "https://")):
-            raise ValueError(f"must start with http:// or https://, got {v!r}")
-        return v.rstrip("/")
+        return require_http_url(v)
 
     @field_validator("device_id", "default_device_id")
     @classmethod
