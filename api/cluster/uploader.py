@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from typing import Protocol
 
 from sharpeyes.api.cluster.leases import StaleLeaseError, UploaderLease
@@ -20,6 +19,7 @@ from sharpeyes.api.store.db import Database
 from sharpeyes.api.viid.mapping import MappedObject
 from sharpeyes.api.viid.resources import Collection
 from sharpeyes.api.viid.sender import OutboxSender, SendReport
+from sharpeyes.pipeline import clock
 from sharpeyes.pipeline.errors import DeliveryError, StoreError
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ class LeasedUploader:
         Raises:
             StaleLeaseError: another uploader took the shard over.
         """
-        now = int(time.time() * 1000)
+        now = clock.now_ms()
         items = self.outbox.claim_batch(
             self.destination, self.batch, now, lease_ms=self.claim_lease_ms
         )
@@ -69,7 +69,7 @@ class LeasedUploader:
         self.lease.check()  # the fence: never POST under a lost lease
         ids = [i.object_id for i in items]
         self.poster.post(ids)
-        self.outbox.mark_delivered([i.id for i in items], int(time.time() * 1000))
+        self.outbox.mark_delivered([i.id for i in items], clock.now_ms())
         self.posted += len(ids)
         return len(ids)
 

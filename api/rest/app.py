@@ -55,6 +55,7 @@ from sharpeyes.api.rest.routes import (
 )
 from sharpeyes.api.rest.routes.export import DeidProvider, make_export_router
 from sharpeyes.api.rest.service import ServiceFacade
+from sharpeyes.pipeline import clock
 from sharpeyes.pipeline.errors import SharpeyesError, StoreError
 
 logger = logging.getLogger(__name__)
@@ -158,7 +159,7 @@ class ObserveMiddleware:
             return
         request = Request(scope)
         record = AuthAuditRecord(
-            at_ms=int(time.time() * 1000),
+            at_ms=clock.now_ms(),
             action=AuthAction.TOKEN_USE,
             token_id=principal.token_id,
             name=principal.name,

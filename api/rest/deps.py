@@ -10,7 +10,6 @@ and every state-changing call are written to the auth audit.
 from __future__ import annotations
 
 import logging
-import time
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
@@ -24,6 +23,7 @@ from sharpeyes.api.rest.context import AppContext, client_address, get_context
 from sharpeyes.api.rest.evidence import CURRENT_TOKEN
 from sharpeyes.api.rest.schemas import ErrorBody
 from sharpeyes.api.rest.service import ServiceFacade
+from sharpeyes.pipeline import clock
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def audit(
 ) -> None:
     """Append one auth-audit record; a failing audit store is logged, never hides the answer."""
     record = AuthAuditRecord(
-        at_ms=int(time.time() * 1000),
+        at_ms=clock.now_ms(),
         action=action,
         token_id=principal.token_id if principal else "",
         name=principal.name if principal else "",

@@ -13,7 +13,6 @@ import hmac
 import logging
 import os
 import shutil
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +38,7 @@ from sharpeyes.api.store.db import Database, open_database
 from sharpeyes.api.store.events import EventNotFoundError, EventStore, ReviewError
 from sharpeyes.api.store.migrate import migrate
 from sharpeyes.api.store.records import EventFilter, StoredEvent
+from sharpeyes.pipeline import clock
 from sharpeyes.pipeline.errors import StoreError
 from sharpeyes.pipeline.signal_input import PhaseHub
 from sharpeyes.pipeline.types import Event
@@ -326,7 +326,7 @@ class StoreService:
                     stored.event_id,
                     str(stored.event.type),
                     stored.event.stream_id,
-                    int(time.time() * 1000),
+                    clock.now_ms(),
                 ),
             )
         if row is None:

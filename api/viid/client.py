@@ -50,6 +50,7 @@ from sharpeyes.api.viid.schemas import (
     ResponseStatusEnvelope,
     ResponseStatusListEnvelope,
 )
+from sharpeyes.pipeline import clock
 from sharpeyes.pipeline.errors import DeliveryError
 
 log = logging.getLogger(__name__)
@@ -250,7 +251,7 @@ class ViidClient:
                     f"register refused: StatusCode {status.StatusCode} {status.StatusString or ''}"
                 )
             self.state = SessionState.ONLINE
-            self._last_register_ok_ms = int(time.time() * 1000)
+            self._last_register_ok_ms = clock.now_ms()
             if self._last_error is not None:
                 log.warning("GA/T 1400 handshake with %s recovered", self.config.base_url)
             self._last_error = None
@@ -292,7 +293,7 @@ class ViidClient:
                 cause,
             )
         self._last_error = cause
-        self._last_error_at_ms = int(time.time() * 1000)
+        self._last_error_at_ms = clock.now_ms()
 
     def health(self) -> ClientHealth:
         """Session state and the last handshake failure (None once registered again)."""
@@ -399,7 +400,7 @@ class ViidClient:
             platform_ms = parse_local_time(local)
         except (ValueError, KeyError, TypeError) as e:
             raise DeliveryError(f"time sync: unparsable answer: {e}") from e
-        self.clock_offset_ms = platform_ms - int(time.time() * 1000)
+        self.clock_offset_ms = platform_ms - clock.now_ms()
         self._last_time_sync = self._clock()
         if abs(self.clock_offset_ms) > 2000:
             log.warning("platform clock differs from ours by %d ms", self.clock_offset_ms)

@@ -12,10 +12,10 @@ import hashlib
 import hmac
 import secrets
 import threading
-import time
 from dataclasses import dataclass, replace
 from typing import Protocol
 
+from sharpeyes.pipeline import clock
 from sharpeyes.pipeline.errors import SharpeyesError
 
 TOKEN_PREFIX = "se_"
@@ -60,7 +60,7 @@ class TokenRecord:
     expires_ms: int | None = None
 
     def active(self, now_ms: int | None = None) -> bool:
-        now = int(time.time() * 1000) if now_ms is None else now_ms
+        now = clock.now_ms() if now_ms is None else now_ms
         return self.revoked_ms is None and (self.expires_ms is None or now < self.expires_ms)
 
 
@@ -174,7 +174,7 @@ class TokenService:
         if token is None:
             token = f"{TOKEN_PREFIX}{secrets.token_hex(_ID_HEX // 2)}.{secrets.token_urlsafe(32)}"
         token_id, secret = split_token(token)
-        now = int(time.time() * 1000)
+        now = clock.now_ms()
         ttl = self.default_ttl_s if ttl_s is None else ttl_s
         record = TokenRecord(
             token_id=token_id,
@@ -205,7 +205,7 @@ class TokenService:
             raise TokenError("unknown token")
         if record.revoked_ms is not None:
             raise TokenError("revoked token")
-        now = int(time.time() * 1000)
+        now = clock.now_ms()
         if record.expires_ms is not None and now >= record.expires_ms:
             raise TokenError("expired token")
         if record.last_used_ms is None or now - record.last_used_ms >= TOUCH_INTERVAL_MS:
@@ -219,7 +219,7 @@ class TokenService:
         return self._repo.get(token_id)
 
     def revoke(self, token_id: str) -> bool:
-        return self._repo.revoke(token_id, int(time.time() * 1000))
+        return self._repo.revoke(token_id, clock.now_ms())
 
     def is_active(self, token_id: str) -> bool:
         """The token exists, is not revoked and has not expired."""
@@ -232,7 +232,7 @@ class TokenService:
         Restarts therefore do not mint more admin tokens; a new one is made only when no admin
         token is usable any more (all revoked or expired) — the recovery path.
         """
-        now = int(time.time() * 1000)
+        now = clock.now_ms()
         if any(r.role == Role.ADMIN and r.active(now) for r in self._repo.list()):
             return None
         return self.issue(name, Role.ADMIN, ttl_s=ttl_s)[1]

@@ -28,7 +28,6 @@ import io
 import json
 import logging
 import threading
-import time
 import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -45,6 +44,7 @@ from sharpeyes.api.rest.deps import AUTH_RESPONSES, Ctx, Reviewer, audit
 from sharpeyes.api.rest.errors import NotFoundError, UnavailableError
 from sharpeyes.api.rest.routes.events import EventId
 from sharpeyes.api.rest.schemas import ErrorBody
+from sharpeyes.pipeline import clock
 from sharpeyes.pipeline.errors import ModelError
 from sharpeyes.pipeline.evidence.composite import compose
 from sharpeyes.pipeline.evidence.deid import (
@@ -258,7 +258,7 @@ def build_export(
         "schema": SCHEMA,
         "event_id": event_id,
         "method": method,
-        "created_ms": int(time.time() * 1000),
+        "created_ms": clock.now_ms(),
         "files": b.entries,
         "omitted": b.bundle.omitted,
         "note": "record.json is the original; the file hashes it lists are of the originals",

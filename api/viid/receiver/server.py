@@ -43,6 +43,7 @@ from sharpeyes.api.viid.receiver.state import (
     ReceiverState,
 )
 from sharpeyes.api.viid.resources import COLLECTIONS, CollectionSpec
+from sharpeyes.pipeline import clock
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ class _Ctx:
             "StatusCode": str(code) if self.config.status_code_type == "string" else code,
             "StatusString": text,
             "Id": id_ or "",
-            "LocalTime": local_time_str(int(time.time() * 1000)),
+            "LocalTime": local_time_str(clock.now_ms()),
         }
 
     def single(self, url: str, code: int, text: str, id_: str | None, http: int = 200) -> Response:
@@ -263,7 +264,7 @@ def _register_more_routes(app: FastAPI, ctx: _Ctx) -> None:
 
     @app.get("/VIID/System/Time")
     async def system_time() -> Response:
-        now_ms = int(time.time() * 1000)
+        now_ms = clock.now_ms()
         local = str(now_ms) if cfg.time_format == "epoch_ms" else local_time_str(now_ms)
         obj = {
             "VIIDServerID": cfg.server_id,
@@ -369,7 +370,7 @@ def _store(
         spec.collection.value,
         oid_s,
         device if isinstance(device, str) else None,
-        int(time.time() * 1000),
+        clock.now_ms(),
         size,
     )
     if ctx.state.add_object(rec):
