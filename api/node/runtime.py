@@ -175,9 +175,11 @@ class NodeRuntime:
             self._detector, self.detector_backend = build_backend_detector(cfg)
         else:
             self.detector_backend = backend_text(self._detector, "given")
+        # the batch the detector can take bounds the batcher (a GPU backend sizes its graphs by it)
+        detector_cfg = cfg.detector_backend or cfg.detector
         self._batcher = Batcher(
             self._detector,
-            max_batch=cfg.batch.max_batch,
+            max_batch=min(cfg.batch.max_batch, detector_cfg.max_batch),
             max_wait_ms=cfg.batch.max_wait_ms,
             times=self.times,
         )
