@@ -330,6 +330,10 @@ class NodeRuntime:
         with self._lock:
             return {k: c.runner for k, c in self._cameras.items() if c.runner is not None}
 
+    def delivery_status(self) -> dict[str, object] | None:
+        """GA/T 1400 delivery health (None when this node does not deliver)."""
+        return self._delivery.health() if self._delivery is not None else None
+
     @property
     def writer(self) -> StoreWriter:
         if self._writer is None:

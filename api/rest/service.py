@@ -121,6 +121,8 @@ class ServiceFacade(Protocol):
 
     def phase_hub(self) -> PhaseHub | None: ...
 
+    def delivery_status(self) -> dict[str, object] | None: ...
+
 
 class StoreService:
     """:class:`ServiceFacade` over the store. Build it with :func:`build_store_service`."""
@@ -145,6 +147,7 @@ class StoreService:
         self.events = events
         self._writer_health: Callable[[], tuple[bool, str | None]] | None = None
         self._phase_hub: PhaseHub | None = None
+        self._delivery_status: Callable[[], dict[str, object] | None] | None = None
         self.files_root = files_root
         self.min_free_bytes = min_free_bytes
         harden_permissions(files_root, db)
@@ -181,6 +184,13 @@ class StoreService:
 
     def phase_hub(self) -> PhaseHub | None:
         return self._phase_hub
+
+    def set_delivery_status(self, provider: Callable[[], dict[str, object] | None] | None) -> None:
+        """GA/T 1400 delivery: session state, last handshake failure, backlog, dead letters."""
+        self._delivery_status = provider
+
+    def delivery_status(self) -> dict[str, object] | None:
+        return self._delivery_status() if self._delivery_status is not None else None
 
     def stream_health(self) -> Mapping[str, StreamHealthPublic]:
         if self._health is None:

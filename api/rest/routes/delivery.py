@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, Response
 
-from sharpeyes.api.rest.deps import AUTH_RESPONSES, Admin, Ctx
+from sharpeyes.api.rest.deps import AUTH_RESPONSES, Admin, Ctx, Service
 from sharpeyes.api.store.db import Database
 from sharpeyes.api.viid.dead_letters import (
     DESTINATION,
@@ -61,6 +61,17 @@ def retry_one(
 @router.post("/dead-letters/retry", summary="Queue every dead letter again (admin)")
 def retry_all(_: Admin, ctx: Ctx, destination: str = DESTINATION) -> dict[str, Any]:
     return {"requeued": retry_all_dead_letters(_db(ctx), clock.now_ms(), destination)}
+
+
+@router.get("/status", summary="GA/T 1400 delivery health: session, last failure, backlog")
+def status(_: Admin, service: Service) -> dict[str, Any]:
+    """Whether the node is registered with the upper platform, the cause of the last failed
+    handshake (and when), the backlog and the dead letters — what to look at when records do
+    not arrive. 404 when this node does not deliver."""
+    got = service.delivery_status()
+    if got is None:
+        raise HTTPException(404, "this node has no GA/T 1400 delivery configured")
+    return dict(got)
 
 
 @router.get(
