@@ -28,7 +28,6 @@ from sharpeyes.pipeline.detection_filter import CameraDetectionFilter, Detection
 from sharpeyes.pipeline.protocols import Detector, FrameSource, Sink
 from sharpeyes.pipeline.runner import FrameObserver, IntersectionParts, StreamRunner
 from sharpeyes.pipeline.signal_input import ExternalPhaseInput, PhaseHub
-from sharpeyes.pipeline.types import ObjectKind
 from sharpeyes.streams.config import RtspConfig, is_live_url
 
 if TYPE_CHECKING:
@@ -363,9 +362,3 @@ def build_camera(
         sinks=tuple(type(s).__name__ for s in sinks),
     )
     return Camera(cam, source, runner, wiring, ring)
-
-
-def tracked_kinds(cam: CameraConfig) -> set[ObjectKind]:
-    names = {"motor_vehicle": ObjectKind.MOTOR_VEHICLE, "non_motor": ObjectKind.NON_MOTOR}
-    names["person"] = ObjectKind.PERSON
-    return {names[k] for k in cam.events.kinds}
