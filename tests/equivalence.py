@@ -103,6 +103,9 @@ def via_run(cam: CameraConfig, out: Path, timeout_s: float) -> Outcome:
             "detector": cam.detector.model_dump(mode="json"),
             "store": {"url": str(out / "events.db"), "files_root": str(out)},
             "loop_files": False,
+            # a deeper latest-frame queue absorbs short bursts (evidence, GC) on a 2-core box;
+            # the clip is still played in real time and a sustained lag still drops frames
+            "rtsp": {"queue_size": 32},
         }
     )
     runtime = NodeRuntime(config).start()

@@ -44,6 +44,7 @@ def test_rtsp_intersection_charges_the_same_violations_as_the_file(
             "cameras": [live.model_dump(mode="json")],
             "detector": cam.detector.model_dump(mode="json"),
             "store": {"url": str(out / "events.db"), "files_root": str(out)},
+            "rtsp": {"queue_size": 32},  # absorbs the server's first-frame burst
         }
     )
     runtime = NodeRuntime(config).start()
