@@ -23,6 +23,7 @@ from sharpeyes.api.node.camera import (
     CameraWiring,
     build_camera,
     detector_from_config,
+    external_groups,
     shared_detector_config,
 )
 from sharpeyes.api.node.health import (
@@ -259,6 +260,9 @@ class NodeRuntime:
             if cam.id in self._cameras:
                 raise KeyError(f"camera {cam.id!r} already runs")
             self._cameras[cam.id] = CameraEntry(cam)
+        groups = external_groups(cam)
+        if groups:  # phases told from now on reach the camera, even before it is built
+            self.phases.input_for(cam.id, groups)
         self._supervisor.add(cam)
 
     def update_camera(self, cam: CameraConfig) -> None:
@@ -272,6 +276,7 @@ class NodeRuntime:
         removed = self._supervisor.remove(camera_id)
         with self._lock:
             self._cameras.pop(camera_id, None)
+        self.phases.remove(camera_id)
         return removed
 
     def camera_configs(self) -> list[CameraConfig]:
