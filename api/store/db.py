@@ -24,6 +24,7 @@ import contextlib
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -206,7 +207,24 @@ class SqliteDatabase(Database):
         except OSError as e:
             raise StoreError(f"cannot open store {options.path}: {e.strerror or e}") from e
         self._writer = self._connect()
-        self._writer.execute("PRAGMA journal_mode=WAL")
+        self._enable_wal()
+
+    def _enable_wal(self) -> None:
+        """Switch to WAL. Several processes opening a new file at once race for it, and SQLite
+        answers the loser's journal-mode change with "database is locked" without waiting on
+        its busy handler: retry within the busy timeout."""
+        deadline = time.monotonic() + self.options.busy_timeout_s
+        delay = 0.01
+        while True:
+            try:
+                self._writer.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as e:
+                locked = "locked" in str(e) or "busy" in str(e)
+                if not locked or time.monotonic() > deadline:
+                    raise StoreError(f"cannot open store {self.options.path}: {e}") from e
+                time.sleep(delay)
+                delay = min(delay * 2, 0.2)
 
     def _connect(self) -> sqlite3.Connection:
         try:
