@@ -57,6 +57,12 @@ def _wait_moved(
 
 def test_node_crash_moves_cameras(sim: SimCluster) -> None:
     up_node = sim.uploader_node()
+
+    def spread() -> bool:  # every camera owned, one of them off the uploader's node
+        owners = [o for o, _ in sim.owners().values()]
+        return all(owners) and any(sim.node_of_worker(str(o)) is not up_node for o in owners)
+
+    wait_for(spread, 60, "cameras owned on a node other than the uploader's")
     before = sim.owners()
     victim = next(
         sim.node_of_worker(str(o))
