@@ -58,13 +58,15 @@ NAME_KINDS: Mapping[str, ObjectKind] = MappingProxyType(
         "person": ObjectKind.PERSON,
         "pedestrian": ObjectKind.PERSON,
         "bicycle": ObjectKind.NON_MOTOR,
+        "tricycle": ObjectKind.NON_MOTOR,
         "car": ObjectKind.MOTOR_VEHICLE,
+        "van": ObjectKind.MOTOR_VEHICLE,
         "bus": ObjectKind.MOTOR_VEHICLE,
         "truck": ObjectKind.MOTOR_VEHICLE,
         "traffic light": ObjectKind.TRAFFIC_LIGHT,
     }
 )
-MOTORCYCLE_NAMES = frozenset({"motorcycle", "motorbike"})
+MOTORCYCLE_NAMES = frozenset({"motorcycle", "motorbike", "motor"})
 
 
 def kind_for_name(
@@ -85,7 +87,7 @@ def kind_for_name(
     return NAME_KINDS.get(key, default)
 
 
-def _kind_table(
+def kind_table(
     motorcycle_is_non_motor: bool,
     names: tuple[str, ...] = COCO80_NAMES,
     overrides: Mapping[str, ObjectKind] | None = None,
@@ -131,7 +133,7 @@ class ClassMap:
     allowed: NDArray[np.bool_] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        kinds = _kind_table(
+        kinds = kind_table(
             self.motorcycle_is_non_motor, self.names, self.kind_overrides, self.other_kind
         )
         groups = np.arange(len(self.names), dtype=np.int64)
@@ -157,4 +159,4 @@ class ClassMap:
 
 def coco_kinds(motorcycle_is_non_motor: bool = True) -> tuple[ObjectKind, ...]:
     """``ObjectKind`` of every COCO-80 class id, in class-id order."""
-    return tuple(ObjectKind(int(k)) for k in _kind_table(motorcycle_is_non_motor))
+    return tuple(ObjectKind(int(k)) for k in kind_table(motorcycle_is_non_motor))

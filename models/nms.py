@@ -98,7 +98,7 @@ def select_boxes(
     """
     cand = pred[pred[:, 4] > params.conf_threshold]
     if not len(cand):
-        return _empty()
+        return empty_selection()
     cls_scores = cand[:, 5:] * cand[:, 4:5]
     cls = cls_scores.argmax(axis=1)
     score = cls_scores[np.arange(len(cls)), cls]
@@ -106,16 +106,28 @@ def select_boxes(
     if class_allowed is not None:
         mask &= class_allowed[cls]
     if not mask.any():
-        return _empty()
-    cand, cls, score = cand[mask], cls[mask], score[mask]
+        return empty_selection()
+    return nms_best_class(cand[mask, :4], cls[mask], score[mask], class_group, params)
+
+
+def nms_best_class(
+    xywh: FloatArray,
+    cls: NDArray[np.integer],
+    score: FloatArray,
+    class_group: NDArray[np.int64],
+    params: NmsParams,
+) -> Selected:
+    """Candidates (their best class and its score) → final boxes: the ``max_nms`` best, greedy
+    NMS within each class group, at most ``max_det`` — shared by every detector head."""
     order = np.argsort(-score, kind="stable")[: params.max_nms]
-    xyxy = xywh_to_xyxy(cand[order, :4])
-    cls, score = cls[order].astype(np.int64), score[order]
-    keep = batched_nms(xyxy, score, class_group[cls], params.iou_threshold)[: params.max_det]
-    return Selected(xyxy=xyxy[keep], score=score[keep], class_id=cls[keep])
+    xyxy = xywh_to_xyxy(xywh[order].astype(np.float32, copy=False))
+    cls_i, sc = cls[order].astype(np.int64), score[order].astype(np.float32, copy=False)
+    keep = batched_nms(xyxy, sc, class_group[cls_i], params.iou_threshold)[: params.max_det]
+    return Selected(xyxy=xyxy[keep], score=sc[keep], class_id=cls_i[keep])
 
 
-def _empty() -> Selected:
+def empty_selection() -> Selected:
+    """No box."""
     return Selected(
         xyxy=np.zeros((0, 4), np.float32),
         score=np.zeros(0, np.float32),

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sharpeyes.models.registry import ModelSpec, get_model_spec
+from sharpeyes.pipeline.data import sha256_file as sha256_file  # noqa: PLC0414 (re-export)
 from sharpeyes.pipeline.data import shared_dir
 from sharpeyes.pipeline.errors import ModelError, ModelIntegrityError, ModelNotFoundError
 
@@ -59,15 +60,6 @@ def cache_dir() -> Path:
     xdg = os.environ.get("XDG_CACHE_HOME")
     base = Path(xdg) if xdg else Path.home() / ".cache"
     return base / "sharpeyes" / "models"
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _memo_path(path: Path) -> Path:

@@ -28,7 +28,7 @@ from typing import Literal
 
 import numpy as np
 
-from sharpeyes.models.nms import NmsParams, Selected, batched_nms, xywh_to_xyxy
+from sharpeyes.models.nms import NmsParams, Selected, empty_selection, nms_best_class
 from sharpeyes.models.onnx_session import OnnxModel
 from sharpeyes.models.yolo import Batch, FloatArray, YoloV5Detector
 from sharpeyes.pipeline.errors import ModelError
@@ -223,7 +223,7 @@ def select_class_scores(
     best = scores.max(axis=1)
     keep = best > params.conf_threshold
     if not keep.any():
-        return _empty()
+        return empty_selection()
     sc = scores[keep]
     cls = sc.argmax(axis=1)
     score = sc[np.arange(len(cls)), cls]
@@ -231,21 +231,9 @@ def select_class_scores(
     if class_allowed is not None:
         ok = class_allowed[cls]
         if not ok.any():
-            return _empty()
+            return empty_selection()
         cls, score, xywh = cls[ok], score[ok], xywh[ok]
-    order = np.argsort(-score, kind="stable")[: params.max_nms]
-    xyxy = xywh_to_xyxy(xywh[order].astype(np.float32))
-    cls_i, score = cls[order].astype(np.int64), score[order].astype(np.float32)
-    kept = batched_nms(xyxy, score, class_group[cls_i], params.iou_threshold)[: params.max_det]
-    return Selected(xyxy=xyxy[kept], score=score[kept], class_id=cls_i[kept])
-
-
-def _empty() -> Selected:
-    return Selected(
-        xyxy=np.zeros((0, 4), np.float32),
-        score=np.zeros(0, np.float32),
-        class_id=np.zeros(0, np.int64),
-    )
+    return nms_best_class(xywh, cls, score, class_group, params)
 
 
 class UltralyticsDetector(YoloV5Detector):

@@ -93,8 +93,8 @@ def add_user_model(
         ModelError: not a usable detector (one line from the inspection), a bad or built-in name.
     """
     from sharpeyes.models.onnx_session import OnnxModel, SessionConfig
-    from sharpeyes.models.resolve import sha256_file
     from sharpeyes.models.ultralytics import inspect_detector
+    from sharpeyes.pipeline.data import sha256_file
 
     path = Path(path).expanduser().resolve()
     if not path.is_file():

@@ -6,10 +6,12 @@ module looks in the same folders in the same order.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
 SHARED_ENV = "SHARPEYES_SHARED"
+_CHUNK = 1 << 20
 
 
 def package_root() -> Path:
@@ -31,3 +33,12 @@ def shared_path(*parts: str) -> Path:
 def samples_dir() -> Path:
     """The shipped sample configs and labels (``sample_videos/``)."""
     return package_root() / "sample_videos"
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file's bytes (models, evidence files), read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -6,55 +6,22 @@ cameras) and each camera applies :class:`CameraDetectionFilter` after it — the
 ``analyze``, ``run``/``serve``, worker processes and the cluster, so a camera sees the same
 detections whichever entry point runs it.
 
-Class ids are mapped to :class:`ObjectKind` by class *name* (the detector reports its class list
-in :attr:`DetectorInfo.class_names`; empty means COCO-80), so a custom model with its own class
-list works too. A motorcycle is a non-motor vehicle or a motor vehicle per camera
-(``motorcycle_is_non_motor``; under Chinese law a 摩托车 is a motor vehicle).
+Class ids are mapped to :class:`ObjectKind` by class *name* with the model layer's one table
+(:func:`sharpeyes.models.classes.kind_for_name`; the detector reports its class list in
+:attr:`DetectorInfo.class_names`, empty means COCO-80), so a custom model works too. A
+motorcycle is a non-motor vehicle or a motor vehicle per camera (``motorcycle_is_non_motor``;
+under Chinese law a 摩托车 is a motor vehicle).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
 
 from sharpeyes.pipeline.types import Detections, ObjectKind
-
-COCO80_CLASS_COUNT = 80
-
-# Class names (lower case) → kind. Anything else is OTHER (dropped unless a camera keeps it).
-KIND_BY_NAME: Mapping[str, ObjectKind] = {
-    "person": ObjectKind.PERSON,
-    "pedestrian": ObjectKind.PERSON,
-    "bicycle": ObjectKind.NON_MOTOR,
-    "tricycle": ObjectKind.NON_MOTOR,
-    "car": ObjectKind.MOTOR_VEHICLE,
-    "bus": ObjectKind.MOTOR_VEHICLE,
-    "truck": ObjectKind.MOTOR_VEHICLE,
-    "van": ObjectKind.MOTOR_VEHICLE,
-    "traffic light": ObjectKind.TRAFFIC_LIGHT,
-}
-MOTORCYCLE_NAMES = frozenset({"motorcycle", "motorbike", "motor"})
-
-
-def kind_of_name(
-    name: str,
-    *,
-    motorcycle_is_non_motor: bool,
-    overrides: Mapping[str, str] | None = None,
-    other: str = "other",
-) -> ObjectKind:
-    """The kind of one class name under a camera's settings (``overrides``: name → kind name)."""
-    n = name.strip().lower()
-    if overrides:
-        for key, kind in overrides.items():
-            if key.strip().lower() == n:
-                return ObjectKind[kind.upper()]
-    if n in MOTORCYCLE_NAMES:
-        return ObjectKind.NON_MOTOR if motorcycle_is_non_motor else ObjectKind.MOTOR_VEHICLE
-    return KIND_BY_NAME.get(n, ObjectKind[other.upper()])
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,19 +44,14 @@ class CameraDetectionFilter:
     kind_table: NDArray[np.int8] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        table = np.array(
-            [
-                int(
-                    kind_of_name(
-                        n,
-                        motorcycle_is_non_motor=self.policy.motorcycle_is_non_motor,
-                        overrides=dict(self.policy.class_kinds),
-                        other=self.policy.other_class_kind,
-                    )
-                )
-                for n in self.class_names
-            ],
-            dtype=np.int8,
+        from sharpeyes.models.classes import kind_table
+
+        p = self.policy
+        table = kind_table(
+            p.motorcycle_is_non_motor,
+            self.class_names,
+            {name: ObjectKind[kind.upper()] for name, kind in p.class_kinds},
+            ObjectKind[p.other_class_kind.upper()],
         )
         object.__setattr__(self, "kind_table", table)
 

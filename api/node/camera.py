@@ -136,11 +136,6 @@ def shared_detector_config(base: D, cameras: Sequence[CameraConfig]) -> D:
     return base.model_copy(update={"confidence_threshold": floor, "motorcycle_is_non_motor": True})
 
 
-def build_detector(cam: CameraConfig) -> Detector:
-    """The detector of a camera that runs alone (``analyze``, the cluster's pipeline program)."""
-    return detector_from_config(shared_detector_config(cam.detector, [cam]))
-
-
 DetectorBuilder = Callable[[AnyDetectorConfig], Detector]
 _DETECTOR_PLUGINS: dict[str, DetectorBuilder] = {}
 
@@ -150,21 +145,35 @@ def register_detector(prefix: str, builder: DetectorBuilder) -> None:
 
     The plug-in point for detectors that are not ONNX files (a test double that replays a
     scenario's ground truth, a remote inference server): every entry point builds detectors
-    through :func:`detector_from_config`, so a plug-in reaches all of them.
+    through :func:`build_shared_detector`, so a plug-in reaches all of them.
     """
     _DETECTOR_PLUGINS[prefix] = builder
 
 
-def detector_from_config(d: AnyDetectorConfig) -> Detector:
-    """Build a detector from a :class:`DetectorConfig` (model, providers, threads, thresholds)."""
-    prefix = d.model.split(":", 1)[0] if ":" in d.model else None
-    plugin = _DETECTOR_PLUGINS.get(prefix) if prefix is not None else None
+def build_shared_detector(
+    base: AnyDetectorConfig, cameras: Sequence[CameraConfig]
+) -> tuple[Detector, str]:
+    """The detector ``cameras`` share (one camera alone in ``analyze`` and the cluster) and the
+    backend actually in use (for health): a plug-in, or the one model factory.
+
+    Raises:
+        ModelError: the model cannot be built (or the backend cannot run and may not fall back).
+    """
+    d = shared_detector_config(base, cameras)
+    plugin = _DETECTOR_PLUGINS.get(d.model.split(":", 1)[0]) if ":" in d.model else None
     if plugin is not None:
-        return plugin(d)
+        det = plugin(d)
+        return det, f"plugin ({','.join(det.info.providers)})"
     from sharpeyes.models.factory import create_detector
 
-    detector: Detector = create_detector(d).detector
-    return detector
+    choice = create_detector(d)
+    detector: Detector = choice.detector
+    return detector, choice.backend_text
+
+
+def build_detector(cam: CameraConfig) -> Detector:
+    """The detector of a camera that runs alone (``analyze``, the cluster's pipeline program)."""
+    return build_shared_detector(cam.detector, [cam])[0]
 
 
 def describe_detector(det: Detector) -> str:

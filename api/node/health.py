@@ -105,12 +105,6 @@ class CameraStats:
         self.frames_analysed += 1
         self.frame_wall_ms = frame.wall_time_ms
 
-    def stored(self) -> None:
-        """An event was committed: count it and its frame-capture → stored latency."""
-        self.events += 1
-        if self.frame_wall_ms is not None:
-            self.latency_ms.append(time.time() * 1000.0 - self.frame_wall_ms)
-
     def emitted(self, event_id: str) -> None:
         """The runner handed an event to the writer while analysing the current frame."""
         with self._lock:

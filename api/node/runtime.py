@@ -22,9 +22,8 @@ from sharpeyes.api.node.camera import (
     CameraEnv,
     CameraWiring,
     build_camera,
-    detector_from_config,
+    build_shared_detector,
     external_groups,
-    shared_detector_config,
 )
 from sharpeyes.api.node.health import (
     CameraEntry,
@@ -56,7 +55,6 @@ __all__ = [
     "CameraHealth",
     "CameraStats",
     "NodeRuntime",
-    "build_node_detector",
     "camera_health",
     "rtsp_state",
 ]
@@ -64,27 +62,11 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-def build_node_detector(config: ServiceConfig) -> Detector:
-    """The node's one detector (see :func:`build_backend_detector`)."""
-    return build_backend_detector(config)[0]
-
-
 def build_backend_detector(config: ServiceConfig) -> tuple[Detector, str]:
-    """The node's one detector, shared by every camera behind the batcher, and the backend
-    actually in use (for health): ``config.detector_backend`` or ``config.detector`` through
-    the one factory, with the lowest camera threshold (each camera applies its own after).
-
-    Raises:
-        ModelError: the model cannot be built (or the backend cannot run and may not fall back).
-    """
-    from sharpeyes.models.factory import create_detector
-
-    d = shared_detector_config(config.detector_backend or config.detector, config.cameras)
-    if ":" in d.model:  # a plug-in detector (register_detector)
-        det = detector_from_config(d)
-        return det, f"plugin ({','.join(det.info.providers)})"
-    choice = create_detector(d)
-    return choice.detector, choice.backend_text
+    """The node's one detector, shared by every camera behind the batcher, and the backend in
+    use: ``config.detector_backend`` or ``config.detector``, with the lowest camera threshold
+    (each camera applies its own after)."""
+    return build_shared_detector(config.detector_backend or config.detector, config.cameras)
 
 
 class NodeRuntime:

@@ -192,9 +192,19 @@ def committed_publisher(
     render = payload
 
     def publish(written: Sequence[Written]) -> None:
-        fed = sorted((w for w in written if w.feed_seq is not None), key=lambda w: w.feed_seq or 0)
-        for w in fed:
-            ev = w.stored.event
-            hub.publish(str(ev.type), ev.stream_id, render(w.stored), w.feed_seq)
+        publish_written(hub, written, render)
 
     return publish
+
+
+def publish_written(
+    hub: FeedHub, written: Sequence[Written], render: Callable[[StoredEvent], str]
+) -> list[FeedItem]:
+    """Publish committed events that have a feed row, in ``feed_log.seq`` order (the SSE id)."""
+    fed = sorted((w for w in written if w.feed_seq is not None), key=lambda w: w.feed_seq or 0)
+    return [
+        hub.publish(
+            str(w.stored.event.type), w.stored.event.stream_id, render(w.stored), w.feed_seq
+        )
+        for w in fed
+    ]

@@ -13,7 +13,7 @@ import hmac
 import logging
 import os
 import shutil
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -24,7 +24,7 @@ from sharpeyes.api.rest.cameras import CameraRegistry, mask_url
 from sharpeyes.api.rest.convert import ReviewOutcome, audit_public, event_public, feed_payload
 from sharpeyes.api.rest.errors import ConflictError, InvalidRequestError, NotFoundError
 from sharpeyes.api.rest.evidence import EvidenceFile, EvidenceLocator, UrlSigner
-from sharpeyes.api.rest.feed import FeedHub, FeedItem
+from sharpeyes.api.rest.feed import FeedHub, FeedItem, publish_written
 from sharpeyes.api.rest.schemas import (
     AuditEntryPublic,
     EventPage,
@@ -38,7 +38,6 @@ from sharpeyes.api.store.db import Database, open_database
 from sharpeyes.api.store.events import EventNotFoundError, EventStore, ReviewError
 from sharpeyes.api.store.migrate import migrate
 from sharpeyes.api.store.records import EventFilter, StoredEvent
-from sharpeyes.pipeline import clock
 from sharpeyes.pipeline.errors import StoreError
 from sharpeyes.pipeline.signal_input import PhaseHub
 from sharpeyes.pipeline.types import Event
@@ -300,48 +299,7 @@ class StoreService:
         if not events:
             return []
         written = self.events.write_batch(events, destinations=(), device_id=None, feed=True)
-        fed = sorted((w for w in written if w.feed_seq is not None), key=lambda w: w.feed_seq or 0)
-        return [
-            self.feed.publish(
-                str(w.stored.event.type),
-                w.stored.event.stream_id,
-                feed_payload(w.stored),
-                w.feed_seq,
-            )
-            for w in fed
-        ]
-
-    def publish_stored(self, event_ids: Iterable[str]) -> list[FeedItem]:
-        """Publish events that are already in the store (the pipeline's store sink wrote them)."""
-        out = []
-        for event_id in event_ids:
-            stored = self.events.get_event(event_id)
-            if stored is None:
-                logger.warning("feed: event %s not in the store; not published", event_id)
-                continue
-            seq = self._log_feed(stored)
-            out.append(
-                self.feed.publish(
-                    str(stored.event.type), stored.event.stream_id, feed_payload(stored), seq
-                )
-            )
-        return out
-
-    def _log_feed(self, stored: StoredEvent) -> int:
-        with self.db.transaction() as tx:
-            row = tx.fetchone(
-                "INSERT INTO feed_log (event_id, type, stream_id, at_ms) VALUES (?, ?, ?, ?) "
-                "RETURNING seq",
-                (
-                    stored.event_id,
-                    str(stored.event.type),
-                    stored.event.stream_id,
-                    clock.now_ms(),
-                ),
-            )
-        if row is None:
-            raise StoreError("feed_log insert returned no sequence")
-        return int(row[0])
+        return publish_written(self.feed, written, feed_payload)
 
     def _max_seq(self) -> int:
         with self.db.transaction(readonly=True) as tx:

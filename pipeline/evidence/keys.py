@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sharpeyes.pipeline.data import sha256_file
 from sharpeyes.pipeline.errors import ConfigError, EvidenceError
 
 logger = logging.getLogger(__name__)
@@ -316,14 +317,6 @@ def evidence_hmac_key(key_dir: Path | None = None, *, demo: bool = False) -> byt
 # -- record signatures --------------------------------------------------------------------------
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _canonical(obj: object) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
@@ -332,7 +325,7 @@ def _record_files(record_dir: Path) -> dict[str, str]:
     out = {}
     for p in sorted(record_dir.iterdir()):
         if p.is_file() and p.name != SIGNATURE_NAME and not p.name.startswith("."):
-            out[p.name] = _sha256_file(p)
+            out[p.name] = sha256_file(p)
     return out
 
 
