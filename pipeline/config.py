@@ -170,9 +170,6 @@ DetectorSettings = Annotated[
 AnyDetectorConfig = OnnxRuntimeDetectorConfig | OrtGpuDetectorConfig | TorchDetectorConfig
 DETECTOR_BACKEND_NAMES: tuple[str, ...] = ("onnxruntime", "onnxruntime-gpu", "torch")
 
-# The name existing code and configs use for the host (ONNX Runtime) detector config.
-DetectorConfig = OnnxRuntimeDetectorConfig
-
 
 class TrackerConfig(StrictModel):
     high_threshold: float = Field(

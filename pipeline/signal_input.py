@@ -27,6 +27,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
+from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -219,12 +220,47 @@ class PhaseHub:
         target.apply(message)
 
 
-class UdpPhaseListener:
-    """Receives :class:`PhaseMessage` datagrams on UDP and applies them to an input or hub."""
+class PhaseTarget(Protocol):
+    """Where a parsed phase message goes (an input, a hub, or a relay to other processes)."""
 
-    def __init__(
-        self, target: ExternalPhaseInput | PhaseHub, host: str = "127.0.0.1", port: int = 0
-    ) -> None:
+    def apply(self, message: PhaseMessage) -> None: ...
+
+
+class PhaseRelay:
+    """Forwards phase messages to the process that runs their camera (a node with worker
+    processes: the parent listens on the configured port, each worker on a loopback port).
+
+    ``routes``: camera id → the loopback UDP port of its worker. A message without ``camera``
+    is accepted only when one camera takes external phases; the camera is then filled in.
+    """
+
+    def __init__(self, routes: dict[str, int]) -> None:
+        self.routes = dict(routes)
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+
+    def apply(self, message: PhaseMessage) -> None:
+        """Raises: ConfigError: no camera named while several take phases, or an unknown one."""
+        cam = message.camera
+        if cam is None:
+            if len(self.routes) != 1:
+                raise ConfigError(
+                    f"camera: name the camera (this node takes phases for {len(self.routes)})"
+                )
+            cam = next(iter(self.routes))
+        port = self.routes.get(cam)
+        if port is None:
+            raise ConfigError(f"camera: no camera {cam!r} takes external phases here")
+        data = message.model_copy(update={"camera": cam}).model_dump_json().encode()
+        self._sock.sendto(data, ("127.0.0.1", port))
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+class UdpPhaseListener:
+    """Receives :class:`PhaseMessage` datagrams on UDP and applies them to a target."""
+
+    def __init__(self, target: PhaseTarget, host: str = "127.0.0.1", port: int = 0) -> None:
         self._target = target
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:

@@ -364,6 +364,22 @@ def test_cameras_crud_reaches_the_controller_and_masks_passwords(
         assert tx.fetchall("SELECT camera_id FROM api_cameras") == []
 
 
+def test_cameras_keep_their_detector_backend_and_refuse_a_null_url(
+    seeded: Seeded, client: TestClient
+) -> None:
+    seeded.service.cameras.set_controller(RecordingController())
+    admin = seeded.auth("admin")
+    body = {"id": "gpu1", "url": "rtsp://192.0.2.11/live", "detector": {"backend": "torch"}}
+    r = client.post("/api/v1/cameras", json=body, headers=admin)
+    assert r.status_code == 201, r.text
+    assert r.json()["detector"]["backend"] == "torch"  # the variant the camera was given
+    got = client.get("/api/v1/cameras/gpu1", headers=admin).json()
+    assert got["detector"]["backend"] == "torch" and "fp16" in got["detector"]
+    r = client.patch("/api/v1/cameras/gpu1", json={"url": None}, headers=admin)
+    assert r.status_code == 400 and "url cannot be null" in r.json()["detail"]
+    assert seeded.service.cameras.get("gpu1").config.url == "rtsp://192.0.2.11/live"
+
+
 def test_streams_health_masks_urls(seeded: Seeded, client: TestClient) -> None:
     r = client.get("/api/v1/streams", headers=seeded.auth("viewer"))
     assert r.status_code == 200 and "hunter2" not in r.text

@@ -165,3 +165,58 @@ def test_rest_phases_charge_on_the_served_node(clip: Path, tmp_path: Path) -> No
         runtime.stop()
     got = outcome(tmp_path / "events.db", cam.id)
     assert len(got.violations) == 1, got
+
+
+def test_worker_processes_get_their_cameras_phases_through_the_parent(tmp_path: Path) -> None:
+    """``run --workers N``: the parent listens on the configured port and relays each message to
+    the worker that runs its camera (each worker's runtime listens on its own loopback port)."""
+    from sharpeyes.api.node.plan import phase_routes, plan_workers
+    from sharpeyes.pipeline.signal_input import PhaseHub, PhaseRelay, UdpPhaseListener
+
+    base = external_camera(tmp_path / "x.mp4")
+    cams = [base.model_copy(update={"id": f"ext{i}"}).model_dump(mode="json") for i in range(3)]
+    port = free_udp_port()
+    config = ServiceConfig.model_validate({"cameras": cams, "phase_input": {"udp_port": port}})
+    plans = plan_workers(config, 2, 0)
+    routes = phase_routes(plans)
+    assert set(routes) == {"ext0", "ext1", "ext2"}
+    worker_ports = {p.config.phase_input.udp_port for p in plans}
+    assert len(worker_ports) == 2 and port not in worker_ports  # one loopback port per worker
+
+    hubs, listeners = [], []
+    for plan in plans:  # what each worker's runtime does with its config
+        hub = PhaseHub()
+        for cam in plan.config.cameras:
+            hub.input_for(cam.id, ["main"])
+        p = plan.config.phase_input
+        assert p.udp_port is not None
+        listeners.append(UdpPhaseListener(hub, p.udp_host, p.udp_port).start())
+        hubs.append(hub)
+    relay = PhaseRelay(routes)
+    parent = UdpPhaseListener(relay, "127.0.0.1", port).start()
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            for i in range(3):
+                msg = {"camera": f"ext{i}", "group": "main", "color": "red", "pts": 1.0 + i}
+                sock.sendto(json.dumps(msg).encode(), ("127.0.0.1", port))
+            sock.sendto(b'{"group": "main", "color": "red"}', ("127.0.0.1", port))  # no camera
+
+        def delivered() -> bool:
+            got = [h.get(f"ext{i}") for h in hubs for i in range(3)]
+            return sum(1 for g in got if g is not None and g.state_at("main", 9.0, 0)) == 3
+
+        wait_for(delivered, 10, "each camera's phase in its own worker")
+        wait_for(lambda: parent.rejected == 1, 10, "the camera-less message refused")
+        for hub in hubs:  # nobody got another worker's camera
+            assert set(hub.cameras()) <= {"ext0", "ext1", "ext2"}
+        owner = {cam.id: i for i, plan in enumerate(plans) for cam in plan.config.cameras}
+        for i in range(3):
+            phase = hubs[owner[f"ext{i}"]].get(f"ext{i}")
+            assert phase is not None
+            state = phase.state_at("main", 9.0, 0)
+            assert state is not None and state.since_pts == 1.0 + i
+    finally:
+        parent.close()
+        relay.close()
+        for listener in listeners:
+            listener.close()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import socket
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -105,13 +106,21 @@ def resolve_workers(workers: WorkersArg, gpus: int) -> int:
 
 
 def worker_config(
-    config: ServiceConfig, cameras: Sequence[CameraConfig], gpu: int | None
+    config: ServiceConfig,
+    cameras: Sequence[CameraConfig],
+    gpu: int | None,
+    phase_port: int | None = None,
 ) -> ServiceConfig:
-    """The node config narrowed to one worker: its cameras, its GPU, no metrics port."""
+    """The node config narrowed to one worker: its cameras, its GPU, no metrics port, and (when
+    the node takes external phases) a loopback port the parent relays its cameras' phases to."""
     update: dict[str, object] = {
         "cameras": list(cameras),
         "metrics": config.metrics.model_copy(update={"port": None}),
     }
+    if config.phase_input.udp_port is not None:
+        update["phase_input"] = config.phase_input.model_copy(
+            update={"udp_host": "127.0.0.1", "udp_port": phase_port or 0}
+        )
     if gpu is not None:
         update["decoder"] = config.decoder.model_copy(update={"device_id": gpu})
         for key in ("detector", "detector_backend"):  # the detector's CUDA device = this GPU
@@ -131,5 +140,28 @@ def plan_workers(config: ServiceConfig, workers: WorkersArg, gpus: int) -> list[
     plans = []
     for i, cams in enumerate(g for g in groups if g):  # no process for a worker without cameras
         gpu = i % gpus if gpus > 0 else None
-        plans.append(WorkerPlan(i, gpu, worker_config(config, cams, gpu)))
+        port = free_udp_port() if config.phase_input.udp_port is not None else None
+        plans.append(WorkerPlan(i, gpu, worker_config(config, cams, gpu, port)))
     return plans
+
+
+def free_udp_port() -> int:
+    """A loopback UDP port free right now (a worker's phase port; the parent relays to it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def phase_routes(plans: Sequence[WorkerPlan]) -> dict[str, int]:
+    """Camera id → its worker's phase port, for the cameras with external signal groups."""
+    routes: dict[str, int] = {}
+    for plan in plans:
+        port = plan.config.phase_input.udp_port
+        for cam in plan.config.cameras:
+            if (
+                port
+                and cam.intersection is not None
+                and any(g.source != "video" for g in cam.intersection.signal_groups)
+            ):
+                routes[cam.id] = port
+    return routes

@@ -31,12 +31,19 @@ from multiprocessing.process import BaseProcess
 from typing import TYPE_CHECKING
 
 from sharpeyes.api.node.health import CameraHealth
-from sharpeyes.api.node.plan import WorkerPlan, WorkersArg, count_gpus, plan_workers
+from sharpeyes.api.node.plan import (
+    WorkerPlan,
+    WorkersArg,
+    count_gpus,
+    phase_routes,
+    plan_workers,
+)
 from sharpeyes.api.node.process_metrics import node_registry, sum_batcher_stats
 from sharpeyes.api.node.settings import ServiceConfig
 from sharpeyes.api.node.worker import WorkerReport, WorkerSpec, worker_main
 from sharpeyes.pipeline.batcher import BatcherStats
 from sharpeyes.pipeline.restart import RestartBudget, RetryPolicy
+from sharpeyes.pipeline.signal_input import PhaseRelay, UdpPhaseListener
 
 if TYPE_CHECKING:
     from sharpeyes.api.node.prom import MetricsServer
@@ -93,11 +100,18 @@ class NodeFacade:
         self._stopping = False
         self._monitor: threading.Thread | None = None
         self._log_level = logging.getLogger().getEffectiveLevel()
+        self._relay: PhaseRelay | None = None
+        self._relay_listener: UdpPhaseListener | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> NodeFacade:
-        """Spawn every worker and the monitor thread."""
+        """Spawn every worker and the monitor thread (and the phase relay when configured)."""
+        phase = self.config.phase_input
+        if phase.udp_port is not None:
+            self._relay = PhaseRelay(phase_routes([h.plan for h in self.handles]))
+            self._relay_listener = UdpPhaseListener(self._relay, phase.udp_host, phase.udp_port)
+            self._relay_listener.start()
         with self._lock:
             for h in self.handles:
                 self._spawn(h)
@@ -130,6 +144,10 @@ class NodeFacade:
     def stop(self, timeout_s: float | None = None) -> None:
         """SIGTERM every worker, wait for them to flush, kill the ones that do not stop."""
         timeout = self.config.node.stop_timeout_s if timeout_s is None else timeout_s
+        if self._relay_listener is not None:
+            self._relay_listener.close()
+        if self._relay is not None:
+            self._relay.close()
         with self._lock:
             self._stopping = True
             running = [h for h in self.handles if h.process is not None]

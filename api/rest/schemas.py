@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from sharpeyes.pipeline.calibration import IntersectionCalibration
-from sharpeyes.pipeline.config import CameraConfig, DetectorConfig, EventsConfig, TrackerConfig
+from sharpeyes.pipeline.config import CameraConfig, DetectorSettings, EventsConfig, TrackerConfig
 
 ReviewState = Literal["pending", "confirmed", "rejected"]
 ReviewAction = Literal["confirm", "reject"]
@@ -240,7 +240,7 @@ class CameraPublic(BaseModel):
     live: bool
     analysis_fps: float | None = None
     image_up_bearing_deg: float | None = None
-    detector: DetectorConfig
+    detector: DetectorSettings
     tracker: TrackerConfig
     events: EventsConfig
     intersection: IntersectionCalibration | None = None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Response
+from fastapi import APIRouter, Path, Response
 from pydantic import ValidationError
 
 from sharpeyes.api.rest.cameras import CameraEntry, mask_url, restore_masked_url
@@ -29,6 +29,9 @@ router = APIRouter(prefix="/api/v1/cameras", tags=["cameras"], responses=AUTH_RE
 CameraIdPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "No such camera."}
+}
+BAD_CONFIG: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "The camera config is invalid (the reason says why)."}
 }
 
 
@@ -58,7 +61,10 @@ def list_cameras(_: Viewer, service: Service) -> CameraPage:
     response_model=CameraPublic,
     status_code=201,
     summary="Add a camera (starts analysing)",
-    responses={409: {"model": ErrorBody, "description": "A camera with this id exists."}},
+    responses={
+        409: {"model": ErrorBody, "description": "A camera with this id exists."},
+        **BAD_CONFIG,
+    },
 )
 def create_camera(body: CameraCreate, _: Admin, service: Service) -> CameraPublic:
     cfg = _validated(body.model_dump(exclude_none=True))
@@ -74,7 +80,7 @@ def get_camera(camera_id: CameraIdPath, _: Viewer, service: Service) -> CameraPu
     "/{camera_id}",
     response_model=CameraPublic,
     summary="Change a camera (fields sent replace the stored ones)",
-    responses=NOT_FOUND,
+    responses={**NOT_FOUND, **BAD_CONFIG},
 )
 def update_camera(
     camera_id: CameraIdPath, body: CameraUpdate, _: Admin, service: Service
@@ -83,7 +89,7 @@ def update_camera(
     changes = body.model_dump(exclude_unset=True)
     if "url" in changes:
         if changes["url"] is None:
-            raise HTTPException(422, "url cannot be null: a camera needs a source")
+            raise InvalidRequestError("url cannot be null: a camera needs a source")
         changes["url"] = restore_masked_url(changes["url"], old.url)
     merged = {**old.model_dump(), **changes}
     return camera_public(service.cameras.update(_validated(merged)))
