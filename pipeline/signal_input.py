@@ -197,6 +197,10 @@ class PhaseHub:
         with self._lock:
             return self._inputs.get(camera_id)
 
+    def takes(self, camera_id: str) -> bool:
+        """Whether ``camera_id`` takes external phases here."""
+        return self.get(camera_id) is not None
+
     def apply(self, message: PhaseMessage, camera_id: str | None = None) -> None:
         """Route a message to its camera (``camera_id`` or the message's ``camera``).
 
@@ -218,6 +222,18 @@ class PhaseHub:
                     raise ConfigError(f"camera: no camera {cam!r} takes external phases here")
                 target = found
         target.apply(message)
+
+
+class PhaseRouter(Protocol):
+    """Takes phase messages for cameras by id: a process's :class:`PhaseHub`, or a cluster
+    (which forwards each to the worker that holds the camera's lease)."""
+
+    def takes(self, camera_id: str) -> bool: ...
+
+    def apply(self, message: PhaseMessage, camera_id: str | None = None) -> None:
+        """Raises: ConfigError: an unknown camera or group, or no camera named while several
+        take phases."""
+        ...
 
 
 class PhaseTarget(Protocol):

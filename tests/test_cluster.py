@@ -4,6 +4,7 @@ installed)."""
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -29,7 +30,8 @@ from sharpeyes.api.cluster.synthetic import (
 from sharpeyes.api.cluster.uploader import LeasedUploader
 from sharpeyes.api.store import Outbox
 from sharpeyes.api.store.db import open_database
-from sharpeyes.pipeline.errors import EvidenceError
+from sharpeyes.pipeline.errors import ConfigError, EvidenceError
+from sharpeyes.pipeline.signal_input import PhaseMessage
 from tests._pg_fixtures import db_url, pg_server  # noqa: F401
 
 # --- a fake backend --------------------------------------------------------------------------
@@ -43,12 +45,16 @@ class FakeHandle:
     state: Liveness = Liveness.READY
     cameras: dict[str, int] = field(default_factory=dict)
     killed: bool = False
+    phases: list[tuple[str, PhaseMessage]] = field(default_factory=list)
 
     def assign(self, spec: CameraSpec, epoch: int) -> None:
         self.cameras[spec.camera_id] = epoch
 
     def unassign(self, camera_id: str) -> None:
         self.cameras.pop(camera_id, None)
+
+    def tell_phase(self, camera_id: str, message: PhaseMessage) -> None:
+        self.phases.append((camera_id, message))
 
     def poll(self) -> tuple[Liveness, WorkerReport | None]:
         if self.state != Liveness.READY:
@@ -147,6 +153,53 @@ def test_dead_worker_cameras_move_with_new_epoch(leases: LeaseStore) -> None:
         assert after[cam] == before[cam]  # untouched
     assert len(backend.spawned) == 3  # no replacement on the gone node
     assert {w.name: w.state for w in leases.workers(include_dead=True)}[victim.name] == "dead"
+
+
+def _external_spec(camera_id: str) -> CameraSpec:
+    cam = {
+        "id": camera_id,
+        "url": "rtsp://192.0.2.1/live",
+        "intersection": {"signal_groups": [{"id": "main", "source": "external"}]},
+    }
+    return CameraSpec(camera_id, kind="pipeline", config=json.dumps(cam))
+
+
+def test_phases_reach_the_owner_and_follow_the_camera_on_failover(leases: LeaseStore) -> None:
+    backend = FakeBackend({"n1": 1, "n2": 1}, capacity=1.0)
+    coord = _coordinator(leases, backend)
+    coord.add_camera(_external_spec("ext"))
+    coord.add_camera(CameraSpec("plain"))
+    red = PhaseMessage(group="main", color="red", pts=3.0)
+    coord.tell_phase(red, "ext")  # before placement: kept for the first owner
+    coord.tick()
+    coord.tick()
+    row = leases.camera("ext")
+    assert row is not None and row.owner is not None
+    owner = next(h for h in backend.spawned if h.name == row.owner)
+    assert [(c, m.color, m.pts) for c, m in owner.phases] == [("ext", "red", 3.0)]
+    green = PhaseMessage(camera="ext", group="main", color="green")  # no time: stamped on arrival
+    coord.tell_phase(green)
+    assert owner.phases[-1][1].color == "green" and owner.phases[-1][1].wall_ms is not None
+    with pytest.raises(ConfigError, match="not an external signal group"):
+        coord.tell_phase(PhaseMessage(group="side", color="red"), "ext")
+    with pytest.raises(ConfigError, match="no camera 'plain'"):
+        coord.tell_phase(red, "plain")
+    with pytest.raises(ConfigError, match="no camera 'nope'"):
+        coord.tell_phase(red, "nope")
+    coord.tell_phase(PhaseMessage(group="main", color="red", pts=9.0))  # the one taker
+
+    owner.state = Liveness.DEAD  # failover: the next owner gets the latest phase per group
+    backend.nodes.pop(owner.node)
+    backend.nodes["n3"] = 1
+    for _ in range(3):
+        coord.tick()
+    row = leases.camera("ext")
+    assert row is not None and row.owner not in (None, owner.name)
+    heir = next(h for h in backend.spawned if h.name == row.owner)
+    assert [(c, m.group, m.color, m.pts) for c, m in heir.phases] == [("ext", "main", "red", 9.0)]
+    coord.remove_camera("ext")
+    with pytest.raises(ConfigError):
+        coord.tell_phase(red, "ext")
 
 
 def test_no_room_shows_unassigned_then_recovers(leases: LeaseStore) -> None:

@@ -23,6 +23,7 @@ from tests.scenarios import SCENARIOS, render_scenario, scene_calibration
 
 pytestmark = pytest.mark.integration
 NAME = "clean_violation"
+TOKEN = "se_0123456789ab.phase-test-admin-secret"
 
 
 def external_camera(clip: Path) -> CameraConfig:
@@ -220,3 +221,81 @@ def test_worker_processes_get_their_cameras_phases_through_the_parent(tmp_path: 
         relay.close()
         for listener in listeners:
             listener.close()
+
+
+def _bound(port: int) -> bool:
+    """Whether something listens on UDP ``port`` (we cannot bind it ourselves)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+def test_udp_and_rest_phases_reach_the_cluster(
+    clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``serve`` with ``cluster:``: the node's UDP listener and REST route hand each phase to the
+    coordinator, which forwards it to the worker holding the camera's lease — and the camera,
+    whose video cannot tell the phase, charges the runner."""
+    import threading
+
+    import httpx
+
+    from sharpeyes.api.commands.run import run_cluster
+    from sharpeyes.api.commands.serve import DEMO_TOKEN_ENV
+    from tests._api_fixtures import free_port
+
+    monkeypatch.setenv(DEMO_TOKEN_ENV, TOKEN)
+    cam = external_camera(clip).model_copy(update={"live": True})
+    udp, http = free_udp_port(), free_port()
+    db = tmp_path / "cluster.db"
+    config = ServiceConfig.model_validate(
+        {
+            "cameras": [cam.model_dump(mode="json")],
+            "detector": cam.detector.model_dump(mode="json"),
+            "store": {"url": str(tmp_path / "node.db"), "files_root": str(tmp_path)},
+            "loop_files": False,
+            "phase_input": {"udp_port": udp},
+            "cluster": {"db_url": str(db), "files_root": str(tmp_path), "tick_s": 0.05},
+        }
+    )
+    stop = threading.Event()
+    node = threading.Thread(
+        target=run_cluster, args=(config, stop), kwargs={"api": ("127.0.0.1", http)}, daemon=True
+    )
+    node.start()
+    try:
+        wait_for(lambda: _bound(udp), 30, "the cluster's UDP phase listener")
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            for msg in phase_messages(cam.id):
+                sock.sendto(json.dumps(msg).encode(), ("127.0.0.1", udp))
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        base = f"http://127.0.0.1:{http}/api/v1/cameras"
+
+        def served() -> bool:
+            try:
+                return httpx.get(f"http://127.0.0.1:{http}/healthz", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(served, 60, "the API of the cluster node")
+        first = phase_messages(cam.id)[0]
+        r = httpx.post(f"{base}/{cam.id}/signal-phases", json=first, headers=auth, timeout=10)
+        assert r.status_code == 204, r.text  # the same phase again: accepted by the coordinator
+        bad = dict(first, group="side")
+        r = httpx.post(f"{base}/{cam.id}/signal-phases", json=bad, headers=auth, timeout=10)
+        assert r.status_code == 400 and "external signal group" in r.text
+        r = httpx.post(f"{base}/nope/signal-phases", json=first, headers=auth, timeout=10)
+        assert r.status_code == 404
+
+        def charged() -> bool:
+            return db.exists() and bool(outcome(db, cam.id).violations)
+
+        wait_for(charged, 90, "the violation charged in the cluster")
+    finally:
+        stop.set()
+        node.join(timeout=30)
+    got = outcome(db, cam.id)
+    assert len(got.violations) == 1, got

@@ -27,9 +27,11 @@ from sharpeyes.api.cluster.leases import CameraSpec, Lease, LeaseStore
 from sharpeyes.api.cluster.storage import EvidenceStorage
 from sharpeyes.pipeline.clock import now_ms
 from sharpeyes.pipeline.errors import ConfigError
-from sharpeyes.pipeline.signal_input import PhaseHub
+from sharpeyes.pipeline.signal_input import PhaseHub, PhaseMessage
 
 log = logging.getLogger(__name__)
+
+_EARLY_PHASES_KEPT = 32  # per camera, phases that came before its assignment
 
 
 class Liveness(enum.StrEnum):
@@ -66,6 +68,10 @@ class WorkerHandle(Protocol):
         ...
 
     def unassign(self, camera_id: str) -> None: ...
+
+    def tell_phase(self, camera_id: str, message: PhaseMessage) -> None:
+        """Hand an external signal phase to the camera's program (without blocking)."""
+        ...
 
     def poll(self) -> tuple[Liveness, WorkerReport | None]:
         """Liveness and the latest health report, without blocking."""
@@ -164,6 +170,8 @@ class WorkerCore:
     context: ProgramContext
     _programs: dict[str, CameraProgram] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    # phases that arrived before their camera's program (Ray calls may overtake an assign)
+    _early: dict[str, list[PhaseMessage]] = field(default_factory=dict)
 
     def assign(self, spec: CameraSpec, epoch: int) -> bool:
         """Start ``spec`` if the database says this worker holds ``epoch``; False otherwise."""
@@ -177,6 +185,10 @@ class WorkerCore:
             self._programs[spec.camera_id] = program
         if old is not None:
             old.stop()
+        with self._lock:
+            early = self._early.pop(spec.camera_id, [])
+        for message in early:
+            self.tell_phase(spec.camera_id, message)
         program.start()
         log.info(
             "%s: running %s at epoch %d from position %d",
@@ -192,6 +204,25 @@ class WorkerCore:
             program = self._programs.pop(camera_id, None)
         if program is not None:
             program.stop()
+        with self._lock:
+            self._early.pop(camera_id, None)
+        self.context.phases.remove(camera_id)
+
+    def tell_phase(self, camera_id: str, message: PhaseMessage) -> bool:
+        """Give a phase to the camera's external input (created by its program when it was
+        assigned). One that comes before the assignment is kept for it (False)."""
+        if not self.context.phases.takes(camera_id):
+            with self._lock:
+                kept = self._early.setdefault(camera_id, [])
+                kept.append(message)
+                del kept[:-_EARLY_PHASES_KEPT]
+            return False
+        try:
+            self.context.phases.apply(message, camera_id)
+        except ConfigError as e:  # the coordinator checked the group; a config race
+            log.warning("%s: phase for %s refused: %s", self.name, camera_id, e)
+            return False
+        return True
 
     def health(self) -> WorkerReport:
         with self._lock:

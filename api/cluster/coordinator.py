@@ -29,7 +29,8 @@ from sharpeyes.api.cluster.backend import Liveness, Slot, WorkerBackend, WorkerH
 from sharpeyes.api.cluster.health import ClusterHealth, WorkerReport, WorkerSummary, merge
 from sharpeyes.api.cluster.leases import CameraRow, CameraSpec, LeaseStore, StaleLeaseError
 from sharpeyes.pipeline.clock import now_ms
-from sharpeyes.pipeline.errors import StoreError
+from sharpeyes.pipeline.errors import ConfigError, StoreError
+from sharpeyes.pipeline.signal_input import PhaseMessage
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,8 @@ class Coordinator:
         self._drained_nodes: set[str] = set()
         self._lock = threading.RLock()
         self._health = ClusterHealth((), (), now_ms())
+        # the latest external phase per (camera, group), replayed to a camera's next owner
+        self._phases: dict[tuple[str, str], PhaseMessage] = {}
 
     # --- public API ----------------------------------------------------------------------
 
@@ -90,10 +93,61 @@ class Coordinator:
         with self._lock:
             row = self.leases.camera(camera_id)
             epoch = self.leases.remove_camera(camera_id)
+            for key in [k for k in self._phases if k[0] == camera_id]:
+                del self._phases[key]
             owner = None if row is None or row.owner is None else self._workers.get(row.owner)
             if owner is not None:
                 owner.handle.unassign(camera_id)
         return epoch
+
+    def phase_groups(self, camera_id: str) -> list[str]:
+        """The camera's signal groups that take external phases ([] for none or no camera)."""
+        from sharpeyes.api.cluster.pipeline_program import external_phase_groups
+
+        row = self.leases.camera(camera_id)
+        if row is None or not row.desired:
+            return []
+        return external_phase_groups(row.spec)
+
+    def tell_phase(self, message: PhaseMessage, camera_id: str | None = None) -> None:
+        """Deliver an external signal phase to whichever worker runs the camera now, and keep
+        it for the camera's next owner (failover, rebalance), so a moved camera does not lose
+        the current phase. A message without a time is stamped with its arrival (``wall_ms``).
+
+        Raises:
+            ConfigError: an unknown camera or signal group, or no camera named while several
+                take external phases.
+        """
+        cam = camera_id or message.camera
+        if cam is None:
+            takers = [r.spec.camera_id for r in self.leases.cameras() if r.desired]
+            takers = [c for c in takers if self.phase_groups(c)]
+            if len(takers) != 1:
+                raise ConfigError(
+                    f"camera: name the camera (this cluster takes phases for {len(takers)})"
+                )
+            cam = takers[0]
+        groups = self.phase_groups(cam)
+        if not groups:
+            raise ConfigError(f"camera: no camera {cam!r} takes external phases here")
+        if message.group not in groups:
+            raise ConfigError(
+                f"group: {message.group!r} is not an external signal group of {cam!r} {groups}"
+            )
+        if message.wall_ms is None and message.pts is None:
+            message = message.model_copy(update={"wall_ms": now_ms()})
+        message = message.model_copy(update={"camera": cam})
+        with self._lock:
+            self._phases[(cam, message.group)] = message
+            row = self.leases.camera(cam)
+            owner = None if row is None or row.owner is None else self._workers.get(row.owner)
+            if owner is not None:
+                owner.handle.tell_phase(cam, message)
+
+    def _replay_phases(self, camera_id: str, handle: WorkerHandle) -> None:
+        for (cam, _), message in list(self._phases.items()):
+            if cam == camera_id:
+                handle.tell_phase(cam, message)
 
     def drain(self, node: str) -> int:
         """Move every camera off ``node`` and spawn no worker there; returns workers drained."""
@@ -248,6 +302,7 @@ class Coordinator:
         if old is not None and old is not target:
             old.handle.unassign(cam)
         target.handle.assign(row.spec, lease.epoch)
+        self._replay_phases(cam, target.handle)
         self._granted_at[cam] = time.monotonic()
         log.info("camera %s -> %s at epoch %d (%s)", cam, target.handle.name, lease.epoch, why)
 

@@ -22,6 +22,7 @@ from sharpeyes.api.cluster.coordinator import Coordinator, CoordinatorOptions
 from sharpeyes.api.cluster.health import WorkerReport
 from sharpeyes.api.cluster.leases import CameraSpec, LeaseStore
 from sharpeyes.api.cluster.storage import EvidenceStorage
+from sharpeyes.pipeline.signal_input import PhaseMessage
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,10 @@ class LocalWorkerHandle:
     def unassign(self, camera_id: str) -> None:
         if not self._dead:
             self.core.unassign(camera_id)
+
+    def tell_phase(self, camera_id: str, message: PhaseMessage) -> None:
+        if not self._dead:
+            self.core.tell_phase(camera_id, message)
 
     def poll(self) -> tuple[Liveness, WorkerReport | None]:
         if self._dead:

@@ -210,6 +210,19 @@ def file_origin_ms(url: str, fallback_ms: int) -> int:
     return meta if meta is not None else fallback_ms
 
 
+def external_phase_groups(spec: CameraSpec) -> list[str]:
+    """A pipeline camera's signal groups that take external phases ([] for other kinds or an
+    invalid config)."""
+    from sharpeyes.api.node.camera import external_groups
+
+    if spec.kind != "pipeline":
+        return []
+    try:
+        return external_groups(parse_camera(spec))
+    except ConfigError:
+        return []
+
+
 def build_runner(
     cam: CameraConfig,
     committer: LeaseCommitter,
@@ -268,6 +281,9 @@ class PipelineCamera:
         self._thread = threading.Thread(
             target=self._main, name=f"cam-{spec.camera_id}", daemon=True
         )
+        groups = external_phase_groups(spec)
+        if groups:  # phases told from the assignment on reach the camera, even before it is built
+            ctx.phases.input_for(spec.camera_id, groups)
 
     def start(self) -> None:
         self._thread.start()

@@ -40,6 +40,8 @@ from sharpeyes.api.cluster.leases import CameraSpec, LeaseStore
 from sharpeyes.api.cluster.storage import open_storage
 from sharpeyes.api.cluster.uploader import LeasedUploader
 from sharpeyes.api.store.db import open_database
+from sharpeyes.pipeline.errors import ConfigError
+from sharpeyes.pipeline.signal_input import PhaseMessage
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +90,9 @@ class GpuWorker:
     def unassign(self, camera_id: str) -> None:
         self.core.unassign(camera_id)
 
+    def tell_phase(self, camera_id: str, message: PhaseMessage) -> bool:
+        return self.core.tell_phase(camera_id, message)
+
     def health(self) -> WorkerReport:
         return self.core.health()
 
@@ -123,6 +128,9 @@ class RayWorkerHandle:
 
     def unassign(self, camera_id: str) -> None:
         self.actor.unassign.remote(camera_id)
+
+    def tell_phase(self, camera_id: str, message: PhaseMessage) -> None:
+        self.actor.tell_phase.remote(camera_id, message)  # in order after assign (one caller)
 
     def poll(self) -> tuple[Liveness, WorkerReport | None]:
         if self._dead:
@@ -220,6 +228,17 @@ class CoordinatorActor:
 
     def drain(self, node: str) -> int:
         return self.coordinator.drain(node)
+
+    def tell_phase(self, message: PhaseMessage, camera_id: str | None) -> str | None:
+        """The coordinator's :meth:`~Coordinator.tell_phase`; the refusal's text, or None."""
+        try:
+            self.coordinator.tell_phase(message, camera_id)
+        except ConfigError as e:
+            return str(e)
+        return None
+
+    def takes_phases(self, camera_id: str) -> bool:
+        return bool(self.coordinator.phase_groups(camera_id))
 
     def health(self) -> ClusterHealth:
         return self.coordinator.health()

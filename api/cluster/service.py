@@ -32,6 +32,7 @@ from sharpeyes.api.cluster.pipeline_program import pipeline_spec
 from sharpeyes.api.cluster.storage import open_storage
 from sharpeyes.pipeline.config import CameraConfig, StrictModel
 from sharpeyes.pipeline.errors import ConfigError
+from sharpeyes.pipeline.signal_input import PhaseMessage
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +135,16 @@ class ClusterHandle(Protocol):
 
     def drain(self, node: str) -> int: ...
 
+    def takes(self, camera_id: str) -> bool:
+        """Whether the camera takes external signal phases (a :class:`PhaseRouter`)."""
+        ...
+
+    def apply(self, message: PhaseMessage, camera_id: str | None = None) -> None:
+        """Deliver an external signal phase to the worker running the camera.
+
+        Raises: ConfigError: an unknown camera or group."""
+        ...
+
     def stop(self) -> None: ...
 
 
@@ -161,6 +172,12 @@ class LocalClusterHandle:
 
     def drain(self, node: str) -> int:
         return self.cluster.coordinator.drain(node)
+
+    def takes(self, camera_id: str) -> bool:
+        return bool(self.cluster.coordinator.phase_groups(camera_id))
+
+    def apply(self, message: PhaseMessage, camera_id: str | None = None) -> None:
+        self.cluster.coordinator.tell_phase(message, camera_id)
 
     def stop(self) -> None:
         self.cluster.stop()
@@ -193,6 +210,14 @@ class RayClusterHandle:
 
     def drain(self, node: str) -> int:
         return int(self._get(self.actor.drain.remote(node)))
+
+    def takes(self, camera_id: str) -> bool:
+        return bool(self._get(self.actor.takes_phases.remote(camera_id)))
+
+    def apply(self, message: PhaseMessage, camera_id: str | None = None) -> None:
+        refused = self._get(self.actor.tell_phase.remote(message, camera_id))
+        if refused is not None:
+            raise ConfigError(str(refused))
 
     def stop(self) -> None:
         import ray

@@ -32,6 +32,7 @@ from sharpeyes.api.rest.feed import committed_publisher
 from sharpeyes.api.rest.schemas import StreamHealthPublic
 from sharpeyes.pipeline.data import samples_dir
 from sharpeyes.pipeline.errors import ConfigError
+from sharpeyes.pipeline.signal_input import UdpPhaseListener
 
 if TYPE_CHECKING:
     from fastapi import APIRouter
@@ -182,18 +183,25 @@ def run_cluster(
     assert config.cluster is not None
     handle = start_cluster(config.cluster, config.cameras)
     server: ApiServer | None = None
+    listener: UdpPhaseListener | None = None
     every = config.metrics.log_every_s or 30.0
     with stop_on_signals(stop):
         try:
+            udp = config.phase_input
+            if udp.udp_port is not None:  # each message goes to the worker holding the camera
+                listener = UdpPhaseListener(handle, udp.udp_host, udp.udp_port).start()
             if api is not None:
                 store = config.store.model_copy(update={"url": config.cluster.db_url})
                 service = build_service(config.model_copy(update={"store": store}))
+                service.set_phase_hub(handle)
                 server = start_server(service, api[0], api[1], cluster=lambda: handle)
                 announce(server, demo_token(service))
             while not stop.wait(every):
                 states = [(c.camera_id, str(c.state)) for c in handle.health().cameras]
                 logger.info("cluster: %s", states)
         finally:
+            if listener is not None:
+                listener.close()
             if server is not None:
                 server.stop()
             handle.stop()

@@ -39,7 +39,7 @@ from sharpeyes.api.store.events import EventNotFoundError, EventStore, ReviewErr
 from sharpeyes.api.store.migrate import migrate
 from sharpeyes.api.store.records import EventFilter, StoredEvent
 from sharpeyes.pipeline.errors import StoreError
-from sharpeyes.pipeline.signal_input import PhaseHub
+from sharpeyes.pipeline.signal_input import PhaseRouter
 from sharpeyes.pipeline.types import Event
 
 logger = logging.getLogger(__name__)
@@ -118,7 +118,7 @@ class ServiceFacade(Protocol):
 
     def ingest(self, events: Sequence[Event]) -> list[FeedItem]: ...
 
-    def phase_hub(self) -> PhaseHub | None: ...
+    def phase_hub(self) -> PhaseRouter | None: ...
 
     def delivery_status(self) -> dict[str, object] | None: ...
 
@@ -145,7 +145,7 @@ class StoreService:
         self.db = db
         self.events = events
         self._writer_health: Callable[[], tuple[bool, str | None]] | None = None
-        self._phase_hub: PhaseHub | None = None
+        self._phase_hub: PhaseRouter | None = None
         self._delivery_status: Callable[[], dict[str, object] | None] | None = None
         self.files_root = files_root
         self.min_free_bytes = min_free_bytes
@@ -177,11 +177,11 @@ class StoreService:
         """The node's store writer: (healthy, last error) — a failing writer is not ready."""
         self._writer_health = provider
 
-    def set_phase_hub(self, hub: PhaseHub | None) -> None:
+    def set_phase_hub(self, hub: PhaseRouter | None) -> None:
         """Where ``POST /cameras/{id}/signal-phases`` delivers external signal phases."""
         self._phase_hub = hub
 
-    def phase_hub(self) -> PhaseHub | None:
+    def phase_hub(self) -> PhaseRouter | None:
         return self._phase_hub
 
     def set_delivery_status(self, provider: Callable[[], dict[str, object] | None] | None) -> None:

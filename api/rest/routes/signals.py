@@ -27,7 +27,7 @@ router = APIRouter(prefix="/api/v1/cameras", tags=["signals"], responses=AUTH_RE
 )
 def post_phase(camera_id: CameraIdPath, body: PhaseMessage, _: Admin, service: Service) -> None:
     hub = service.phase_hub()
-    if hub is None or hub.get(camera_id) is None:
+    if hub is None or not hub.takes(camera_id):
         raise NotFoundError(f"camera {camera_id!r} takes no external signal phases here")
     if body.camera is not None and body.camera != camera_id:
         raise InvalidRequestError("camera: differs from the camera in the path")
