@@ -27,11 +27,12 @@ cameras and runs line up; the last, partial interval is emitted at the end of th
 
 from __future__ import annotations
 
+import json
 import math
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Protocol
 
 import cv2
 import numpy as np
@@ -39,7 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sharpeyes.pipeline.calibration import NonDegenerateLine, Point, Polygon
 from sharpeyes.pipeline.rules.geometry import OrientedLine, PixelPolygon, Vec, to_pixels
-from sharpeyes.pipeline.types import ObjectKind, Tracks
+from sharpeyes.pipeline.types import Event, EventType, Frame, ObjectKind, Tracks, make_event_id
 
 _LANES_KEPT = 4096
 COUNTED_KINDS = frozenset({ObjectKind.MOTOR_VEHICLE, ObjectKind.NON_MOTOR})
@@ -385,3 +386,88 @@ class FlowMeter:
         on_line = self._ground((a[0] + s * (b[0] - a[0]), a[1] + s * (b[1] - a[1])))
         g = self._ground(wheel)
         return math.hypot(g[0] - on_line[0], g[1] - on_line[1])
+
+
+# --- the camera stage: flow records as events, lanes on pass events ------------------------
+
+FLOW_FIELDS = (
+    "lane_id",
+    "lane_no",
+    "interval_s",
+    "observed_s",
+    "complete",
+    "count",
+    "by_kind",
+    "by_class",
+    "mean_speed_kmh",
+    "speeds_measured",
+    "mean_headway_s",
+    "occupancy",
+    "queue_max_vehicles",
+    "queue_max_length_m",
+)
+PASS_TYPES = frozenset({EventType.VEHICLE_PASS, EventType.NON_MOTOR_PASS})
+
+
+def flow_event(record: FlowRecord) -> Event:
+    """A record as a ``traffic_flow`` event (stored, fed and replicated like every event; the
+    fields go in ``extra`` as JSON values, :func:`flow_from_extra` reads them back)."""
+    end_ms = record.start_ms + round(record.observed_s * 1000)
+    extra = tuple((k, json.dumps(getattr(record, k), sort_keys=True)) for k in FLOW_FIELDS)
+    speed = "" if record.mean_speed_kmh is None else f", {record.mean_speed_kmh:.1f} km/h"
+    return Event(
+        event_id=make_event_id(
+            record.stream_id, record.lane_no, record.start_ms, EventType.TRAFFIC_FLOW.value
+        ),
+        type=EventType.TRAFFIC_FLOW,
+        stream_id=record.stream_id,
+        first_seen_ms=record.start_ms,
+        last_seen_ms=end_ms,
+        first_pts=0.0,
+        last_pts=0.0,
+        detail=f"lane {record.lane_no}: {record.count} vehicles in {record.observed_s:.0f} s"
+        f"{speed}, occupancy {record.occupancy:.0%}",
+        extra=extra,
+    )
+
+
+def flow_from_extra(extra: Iterable[tuple[str, str]]) -> dict[str, object]:
+    """The flow fields of a ``traffic_flow`` event's ``extra`` (JSON values decoded)."""
+    return {k: json.loads(v) for k, v in extra if k in FLOW_FIELDS}
+
+
+class _TrackEvents(Protocol):
+    def update(self, frame: Frame, tracks: Tracks) -> list[Event]: ...
+
+    def finish(self, track_ids: Sequence[int]) -> list[Event]: ...
+
+    def flush(self) -> list[Event]: ...
+
+
+class FlowEvents:
+    """Wraps the camera's track-event builder: measures flow on every analysed frame, emits a
+    ``traffic_flow`` event per lane and closed interval, and puts the lane a pass event's track
+    was counted in on that event (``extra`` ``lane_no``) — one lane assignment for both."""
+
+    def __init__(self, inner: _TrackEvents, meter: FlowMeter) -> None:
+        self.inner = inner
+        self.meter = meter
+
+    def update(self, frame: Frame, tracks: Tracks) -> list[Event]:
+        records = self.meter.update(frame.pts, frame.wall_time_ms, tracks)
+        return self._lanes(self.inner.update(frame, tracks)) + [flow_event(r) for r in records]
+
+    def finish(self, track_ids: Sequence[int]) -> list[Event]:
+        return self._lanes(self.inner.finish(track_ids))
+
+    def flush(self) -> list[Event]:
+        events = self._lanes(self.inner.flush())
+        return events + [flow_event(r) for r in self.meter.end_of_stream()]
+
+    def _lanes(self, events: list[Event]) -> list[Event]:
+        out = []
+        for e in events:
+            lane = None if e.track_id is None else self.meter.lane_of(e.track_id)
+            stamped = e.type in PASS_TYPES and lane is not None
+            out.append(e.with_(extra=(*e.extra, ("lane_no", str(lane)))) if stamped else e)
+        return out

@@ -274,6 +274,7 @@ class EventType(enum.StrEnum):
     RED_LIGHT_VIOLATION = "red_light_violation"
     PEDESTRIAN_RED_LIGHT = "pedestrian_red_light"
     STREAM_HEALTH = "stream_health"
+    TRAFFIC_FLOW = "traffic_flow"  # one lane over one interval (pipeline.flow)
 
 
 EVENT_TYPE_FOR_KIND: dict[ObjectKind, EventType] = {

@@ -3,6 +3,8 @@ headways and queues, seen through a perspective camera (a real homography, not a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import cv2
 import numpy as np
 import pytest
@@ -170,3 +172,47 @@ def test_empty_intervals_are_reported_and_bad_configs_refused() -> None:
                 "world_m": WORLD,
             }
         )
+
+
+def test_flow_events_and_pass_events_share_one_lane() -> None:
+    """The camera stage: records become ``traffic_flow`` events (fields readable back), and the
+    pass event of a counted track carries the lane it was counted in."""
+    from sharpeyes.pipeline.flow import FlowEvents, flow_from_extra
+    from sharpeyes.pipeline.types import Event, EventType, Frame
+
+    class Inner:
+        def __init__(self) -> None:
+            self.ended: list[int] = []
+
+        def update(self, frame: Frame, tracks: Tracks) -> list[Event]:
+            return []
+
+        def finish(self, track_ids: Sequence[int]) -> list[Event]:
+            return [pass_event(t) for t in track_ids]
+
+        def flush(self) -> list[Event]:
+            return [pass_event(7)]
+
+    def pass_event(tid: int) -> Event:
+        return Event(f"e{tid}", EventType.VEHICLE_PASS, "cam", 0, 0, 0.0, 0.0, track_id=tid)
+
+    stage = FlowEvents(Inner(), FlowMeter("cam", config(interval_s=5.0), (W, H)))
+    image = np.zeros((H, W, 3), np.uint8)
+    out: list[Event] = []
+    for i in range(80):  # 8 s at 10 fps; car 1 in lane 1, car 2 in lane 2
+        t = i / 10
+        objs = [(1, 2.0, 70.0 - 5 * t, ObjectKind.MOTOR_VEHICLE)]
+        objs.append((2, 6.0, 70.0 - 6 * t, ObjectKind.MOTOR_VEHICLE))
+        frame = Frame("cam", i, t, 1_000_000_000_000 + round(t * 1000), image)
+        out += stage.update(frame, tracks(objs))
+    out += stage.finish([1, 2]) + stage.flush()
+    flows = [e for e in out if e.type == EventType.TRAFFIC_FLOW]
+    assert [
+        (flow_from_extra(e.extra)["lane_no"], flow_from_extra(e.extra)["count"]) for e in flows
+    ] == [(1, 1), (2, 1), (1, 0), (2, 0)]
+    assert flow_from_extra(flows[2].extra)["complete"] is False
+    assert len({e.event_id for e in flows}) == 4
+    lanes = {
+        e.track_id: dict(e.extra).get("lane_no") for e in out if e.type == EventType.VEHICLE_PASS
+    }
+    assert lanes == {1: "1", 2: "2", 7: None}  # track 7 was never in a zone

@@ -148,6 +148,7 @@ _EVENT_SLOT: dict[EventType, int] = {
     EventType.RED_LIGHT_VIOLATION: 3,
     EventType.PEDESTRIAN_RED_LIGHT: 4,
     EventType.STREAM_HEALTH: 5,
+    EventType.TRAFFIC_FLOW: 6,
 }
 
 _IMAGE_SLOT: dict[tuple[bool, ImageType], int] = {
