@@ -322,12 +322,22 @@ class PlateReader:
         """Execution providers actually in use by the detector session."""
         return tuple(self._det.get_providers())
 
-    def read(self, image_bgr: ImageBGR, roi: Box | None = None) -> list[PlateReading]:
+    def read(
+        self,
+        image_bgr: ImageBGR,
+        roi: Box | None = None,
+        *,
+        max_plates: int | None = None,
+        retry_padded: bool = True,
+    ) -> list[PlateReading]:
         """Find and read every plate in ``image_bgr`` (or in ``roi`` of it), best first.
 
         When nothing readable is found, the detector is retried once on the region padded by
         half its longest side (grey 114): a tight crop — a pre-cropped plate, or a vehicle box
         that cuts the plate — then has the context the detector was trained with.
+        ``max_plates`` reads only that many of the detector's best plates (one for a vehicle
+        box: the recogniser costs about as much as the detector); ``retry_padded=False`` skips
+        the padded retry (a region that already has margin around the vehicle).
         """
         h, w = image_bgr.shape[:2]
         ox, oy = 0, 0
@@ -337,8 +347,8 @@ class PlateReader:
             if x2 - x1 < 4 or y2 - y1 < 4:
                 return []
             crop, ox, oy = image_bgr[y1:y2, x1:x2], x1, y1
-        readings = self._read_region(crop, ox, oy, 0, (w, h))
-        if any(r.text is not None for r in readings):
+        readings = self._read_region(crop, ox, oy, 0, (w, h), max_plates=max_plates)
+        if any(r.text is not None for r in readings) or not retry_padded:
             return readings
         pad = max(crop.shape[:2]) // 2
         grey = (114, 114, 114)
@@ -346,19 +356,26 @@ class PlateReader:
             cv2.copyMakeBorder(crop, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=grey),
             np.uint8,
         )
-        retry = self._read_region(padded, ox, oy, pad, (w, h))
+        retry = self._read_region(padded, ox, oy, pad, (w, h), max_plates=max_plates)
         if any(r.text is not None for r in retry) or (retry and not readings):
             return retry
         return readings
 
     def _read_region(
-        self, region: ImageBGR, ox: int, oy: int, pad: int, size: tuple[int, int]
+        self,
+        region: ImageBGR,
+        ox: int,
+        oy: int,
+        pad: int,
+        size: tuple[int, int],
+        *,
+        max_plates: int | None = None,
     ) -> list[PlateReading]:
         """Detect and read plates in ``region``; map coordinates back to the full image."""
         w, h = size
         shift = np.array([ox - pad, oy - pad], np.float32)
         out = []
-        for raw in self.detect(region):
+        for raw in self.detect(region)[:max_plates]:
             text, color, conf, raw_text = self.recognise(region, raw.corners, raw.layers)
             cs = (raw.corners + shift).clip([0, 0], [w - 1, h - 1])
             bx = (raw.box + np.tile(shift, 2)).clip(0, [w, h, w, h])

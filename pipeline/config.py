@@ -220,6 +220,45 @@ class EventsConfig(StrictModel):
     )
 
 
+class StructuringConfig(StrictModel):
+    """Checkpoint (卡口) structuring of motor-vehicle tracks (``pipeline/structuring``)."""
+
+    enabled: bool = Field(
+        False, description="Read plates and body colour of motor-vehicle tracks (卡口 mode)."
+    )
+    plate_detector: Literal["plate_det_320", "plate_det_640"] = Field(
+        "plate_det_320", description="Plate detector run on a candidate's vehicle box."
+    )
+    read_interval_s: float = Field(
+        0.2, gt=0.0, le=10.0, description="Seconds between two plate reads of one track."
+    )
+    max_reads_per_track: int = Field(
+        12, ge=1, le=200, description="Plate reads per track at most (cost bound)."
+    )
+    candidate_ratio: float = Field(
+        0.8,
+        ge=0.0,
+        le=1.0,
+        description="Read only when the box quality is at least this fraction of the track's "
+        "best so far (best-view candidates).",
+    )
+    min_box_px: int = Field(
+        48, ge=8, le=4096, description="Vehicle boxes with a shorter side below this are not read."
+    )
+    roi_margin: float = Field(
+        0.1, ge=0.0, le=1.0, description="Margin added around the vehicle box for plate reading."
+    )
+    min_plate_reads: int = Field(
+        2, ge=1, le=50, description="Readable reads that must agree in length to state a plate."
+    )
+    min_char_share: float = Field(
+        0.6,
+        gt=0.0,
+        le=1.0,
+        description="Each fused character needs this share of the confidence-weighted votes.",
+    )
+
+
 class CameraConfig(StrictModel):
     """One camera: identity, where its video comes from and how it is analysed."""
 
@@ -257,6 +296,10 @@ class CameraConfig(StrictModel):
     events: EventsConfig = Field(default_factory=EventsConfig, description="Event emission.")
     intersection: IntersectionCalibration | None = Field(
         None, description="Signalised-intersection calibration (red-light rules)."
+    )
+    structuring: StructuringConfig = Field(
+        default_factory=StructuringConfig,
+        description="Checkpoint structuring: fused plate, plate and body colour (default off).",
     )
 
     @field_validator("id")

@@ -367,6 +367,7 @@ class Event:
     violation: Violation | None = None
     detail: str | None = None
     evidence_path: str | None = None
+    plate_jpeg: bytes | None = None  # plate picture of a checkpoint read (pipeline.structuring)
     extra: tuple[tuple[str, str], ...] = field(default=())
 
     def with_(self, **changes: object) -> Self:

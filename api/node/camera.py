@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, TypeVar
 from sharpeyes.pipeline.config import AnyDetectorConfig, CameraConfig, DetectorBase
 from sharpeyes.pipeline.detection_filter import CameraDetectionFilter, DetectionPolicy
 from sharpeyes.pipeline.protocols import Detector, FrameSource, Sink
-from sharpeyes.pipeline.runner import FrameObserver, IntersectionParts, StreamRunner
+from sharpeyes.pipeline.runner import FrameObserver, IntersectionParts, StreamRunner, TrackEvents
 from sharpeyes.pipeline.signal_input import ExternalPhaseInput, PhaseHub
 from sharpeyes.streams.config import RtspConfig, is_live_url
 
@@ -81,6 +81,7 @@ class CameraWiring:
     external_groups: tuple[str, ...]
     packet_ring: bool
     sinks: tuple[str, ...]
+    structuring: bool = False  # checkpoint structuring (plates, colours) on vehicle_pass
 
     def semantic(self) -> dict[str, object]:
         """The parts that decide what the camera reports (not where it writes)."""
@@ -94,6 +95,7 @@ class CameraWiring:
             "intersection": self.intersection,
             "external_groups": self.external_groups,
             "packet_ring": self.packet_ring,
+            "structuring": self.structuring,
         }
 
 
@@ -338,17 +340,25 @@ def build_camera(
     live = is_live_source(source)
     prefetch = env.prefetch if env.prefetch is not None else not live
     riders = RiderMemory() if cam.events.suppress_riders else None
+    events: TrackEvents = TrackEventBuilder(
+        cam.id,
+        cam.events,
+        class_names=tuple(names),
+        class_codes=VEHICLE_CLASS_CODES,
+        image_up_bearing_deg=cam.image_up_bearing_deg,
+    )
+    # -- checkpoint structuring (issue 13): plates + colours on vehicle_pass events ----------
+    if cam.structuring.enabled:
+        from sharpeyes.pipeline.structuring.vehicle import VehicleStructuring
+
+        reader = shared_plate_reader(cam.structuring.plate_detector)
+        events = VehicleStructuring(events, reader, cam.structuring)
+    # -- end checkpoint structuring ------------------------------------------------------------
     runner = StreamRunner(
         source=source,
         detector=detector,
         tracker=ByteTracker(cam.tracker),
-        events=TrackEventBuilder(
-            cam.id,
-            cam.events,
-            class_names=tuple(names),
-            class_codes=VEHICLE_CLASS_CODES,
-            image_up_bearing_deg=cam.image_up_bearing_deg,
-        ),
+        events=events,
         sinks=sinks,
         observer=observer,
         prefetch_depth=4 if prefetch else 0,
@@ -369,5 +379,6 @@ def build_camera(
         external_groups=tuple(groups),
         packet_ring=ring is not None,
         sinks=tuple(type(s).__name__ for s in sinks),
+        structuring=cam.structuring.enabled,
     )
     return Camera(cam, source, runner, wiring, ring)

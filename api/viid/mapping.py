@@ -105,7 +105,10 @@ class EventImages:
 
     @classmethod
     def from_event(cls, event: Event) -> EventImages:
-        return cls(closeup=ImageRef(data=event.crop_jpeg) if event.crop_jpeg else None)
+        return cls(
+            closeup=ImageRef(data=event.crop_jpeg) if event.crop_jpeg else None,
+            plate=ImageRef(data=event.plate_jpeg) if event.plate_jpeg else None,
+        )
 
 
 ImageLoader = Callable[[Event], EventImages]

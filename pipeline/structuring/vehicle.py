@@ -1,0 +1,245 @@
+"""Checkpoint (卡口) structuring of motor-vehicle tracks: fused plate, plate image, body colour.
+
+:class:`VehicleStructuring` wraps the stream's track-event builder (it is one itself, so the
+runner does not change): every frame it looks at the detected motor-vehicle tracks and reads
+the plate only on **best-view candidates** — a track whose box quality (``confidence ×
+sqrt(area)``, as for the event crop) is at least ``candidate_ratio`` of its best so far, not
+read in the last ``read_interval_s`` and with fewer than ``max_reads_per_track`` reads. Each
+read runs the plate detector on the vehicle box (+ margin) only, never on the whole frame.
+
+Per read it keeps a :class:`PlateVote`, a body-colour vote (the bonnet above the plate, or the
+box's middle when no plate was found) and the plate picture of the most confident readable
+read (a colour vote counts its share × its region's pixels, so a bonnet seen whole outweighs
+one clipped by the frame edge). When the wrapped builder emits the track's ``vehicle_pass``
+event, the votes are fused (:func:`fuse_plate_reads`) and put on the event: ``plate`` (text
+None when unreadable, the event ``plate`` None when no plate was ever seen), ``plate_jpeg``,
+and ``extra`` keys
+``plate_status`` (``read`` or the reason), ``plate_reads``, ``plate_support``,
+``vehicle_color`` and ``vehicle_color_share``. Runs on the tracking thread; state is per
+track, dropped with its event, on staleness and at stream end.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import cv2
+
+from sharpeyes.pipeline.config import StructuringConfig
+from sharpeyes.pipeline.events import box_quality
+from sharpeyes.pipeline.runner import TrackEvents
+from sharpeyes.pipeline.structuring.color import ColorModel, body_region, grey_world_gains
+from sharpeyes.pipeline.structuring.plate_fusion import PlateVote, fuse_plate_reads
+from sharpeyes.pipeline.types import (
+    Box,
+    Event,
+    EventType,
+    FloatArray,
+    Frame,
+    ImageBGR,
+    ObjectKind,
+    Plate,
+    Tracks,
+)
+
+logger = logging.getLogger(__name__)
+
+STATUS_NOT_READ = "not_read"
+
+
+class PlateReadingLike(Protocol):
+    """What the structuring stage needs of one plate reading (``models.plate.PlateReading``)."""
+
+    @property
+    def text(self) -> str | None: ...
+
+    @property
+    def color(self) -> str | None: ...
+
+    @property
+    def confidence(self) -> float: ...
+
+    @property
+    def det_confidence(self) -> float: ...
+
+    @property
+    def box(self) -> Box: ...
+
+
+class PlateReaderLike(Protocol):
+    """A plate reader (``models.plate.PlateReader``): plates in ``roi`` of an image, best first."""
+
+    def read(
+        self,
+        image_bgr: ImageBGR,
+        roi: Box | None = None,
+        *,
+        max_plates: int | None = None,
+        retry_padded: bool = True,
+    ) -> Sequence[PlateReadingLike]: ...
+
+
+@dataclass(slots=True)
+class _TrackState:
+    last_pts: float
+    best_quality: float = 0.0
+    last_read_pts: float | None = None
+    reads: int = 0
+    votes: list[PlateVote] = field(default_factory=list)
+    colors: dict[str, float] = field(default_factory=dict)
+    best_plate_conf: float = -1.0
+    plate_jpeg: bytes | None = None
+
+
+def _grow(box: Box, margin: float) -> Box:
+    mx, my = (box.x2 - box.x1) * margin, (box.y2 - box.y1) * margin
+    return Box(
+        max(0.0, box.x1 - mx),
+        max(0.0, box.y1 - my),
+        min(float(box.frame_w), box.x2 + mx),
+        min(float(box.frame_h), box.y2 + my),
+        box.frame_w,
+        box.frame_h,
+    )
+
+
+class VehicleStructuring:
+    """A :class:`~sharpeyes.pipeline.runner.TrackEvents` that adds checkpoint attributes to the
+    ``vehicle_pass`` events of the builder it wraps (see the module docstring)."""
+
+    def __init__(
+        self,
+        inner: TrackEvents,
+        reader: PlateReaderLike,
+        config: StructuringConfig,
+        *,
+        colors: ColorModel | None = None,
+        stale_s: float = 300.0,
+    ) -> None:
+        self._inner = inner
+        self._reader = reader
+        self._cfg = config
+        self._colors = colors or ColorModel()
+        self._stale_s = stale_s
+        self._tracks: dict[int, _TrackState] = {}
+        self.reads_total = 0
+
+    def __len__(self) -> int:
+        return len(self._tracks)
+
+    def update(self, frame: Frame, tracks: Tracks) -> list[Event]:
+        self._observe(frame, tracks)
+        events = self._enrich(self._inner.update(frame, tracks))
+        stale = [t for t, s in self._tracks.items() if frame.pts - s.last_pts > self._stale_s]
+        for tid in stale:
+            del self._tracks[tid]
+        return events
+
+    def finish(self, track_ids: Sequence[int]) -> list[Event]:
+        events = self._enrich(self._inner.finish(track_ids))
+        for tid in track_ids:  # ended without an event now (e.g. already emitted at max age)
+            self._tracks.pop(int(tid), None)
+        return events
+
+    def flush(self) -> list[Event]:
+        events = self._enrich(self._inner.flush())
+        self._tracks.clear()
+        return events
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def _observe(self, frame: Frame, tracks: Tracks) -> None:
+        cars = tracks.of_kind(ObjectKind.MOTOR_VEHICLE)
+        cars = cars[cars.detected]
+        if not len(cars) or frame.corrupt:
+            return
+        quality = box_quality(cars.xyxy, cars.confidence, frame.width, frame.height)
+        for i in range(len(cars)):
+            tid = int(cars.track_id[i])
+            state = self._tracks.get(tid)
+            if state is None:
+                state = self._tracks[tid] = _TrackState(frame.pts)
+            state.last_pts = frame.pts
+            q = float(quality[i])
+            state.best_quality = max(state.best_quality, q)
+            if self._is_candidate(state, q, frame.pts, cars.xyxy[i]):
+                x1, y1, x2, y2 = (float(v) for v in cars.xyxy[i])
+                self._read(frame, state, Box(x1, y1, x2, y2, frame.width, frame.height))
+
+    def _is_candidate(
+        self, state: _TrackState, quality: float, pts: float, box: FloatArray
+    ) -> bool:
+        c = self._cfg
+        if min(float(box[2] - box[0]), float(box[3] - box[1])) < c.min_box_px:
+            return False
+        if state.reads >= c.max_reads_per_track or quality < c.candidate_ratio * state.best_quality:
+            return False
+        return state.last_read_pts is None or pts - state.last_read_pts >= c.read_interval_s
+
+    def _read(self, frame: Frame, state: _TrackState, vehicle: Box) -> None:
+        state.reads += 1
+        state.last_read_pts = frame.pts
+        self.reads_total += 1
+        roi = _grow(vehicle, self._cfg.roi_margin)
+        readings = self._reader.read(frame.image, roi, max_plates=1, retry_padded=False)
+        best = readings[0] if readings else None
+        if best is not None:
+            state.votes.append(PlateVote(best.text, best.color, best.confidence))
+            if best.text is not None and best.confidence > state.best_plate_conf:
+                jpeg = _plate_jpeg(frame.image, best.box)
+                if jpeg is not None:
+                    state.best_plate_conf, state.plate_jpeg = best.confidence, jpeg
+        region = body_region(frame.image, vehicle, best.box if best is not None else None)
+        if region is not None:
+            x1, y1, x2, y2 = region
+            gains = grey_world_gains(frame.image)
+            vote = self._colors.classify(frame.image[y1:y2, x1:x2], gains)
+            if vote is not None:
+                weight = vote.share * vote.pixels  # unclipped, larger regions count more
+                state.colors[vote.color] = state.colors.get(vote.color, 0.0) + weight
+
+    # -- events -----------------------------------------------------------------------------
+
+    def _enrich(self, events: list[Event]) -> list[Event]:
+        return [self._attributes(e) if e.type is EventType.VEHICLE_PASS else e for e in events]
+
+    def _attributes(self, event: Event) -> Event:
+        state = self._tracks.pop(event.track_id, None) if event.track_id is not None else None
+        if state is None or state.reads == 0:
+            return event.with_(extra=(*event.extra, ("plate_status", STATUS_NOT_READ)))
+        fused = fuse_plate_reads(
+            state.votes, min_reads=self._cfg.min_plate_reads, min_share=self._cfg.min_char_share
+        )
+        extra: list[tuple[str, str]] = [
+            ("plate_status", "read" if fused.text else (fused.reason or "unreadable")),
+            ("plate_reads", str(state.reads)),
+            ("plate_support", str(fused.support)),
+        ]
+        if state.colors:
+            color, weight = max(state.colors.items(), key=lambda kv: kv[1])
+            share = weight / sum(state.colors.values())
+            extra += [("vehicle_color", color), ("vehicle_color_share", f"{share:.2f}")]
+        plate = (
+            Plate(text=fused.text, color=fused.color, confidence=fused.confidence)
+            if fused.visible
+            else None
+        )
+        return event.with_(
+            plate=plate,
+            plate_jpeg=state.plate_jpeg if fused.text else None,
+            extra=(*event.extra, *extra),
+        )
+
+
+def _plate_jpeg(image: ImageBGR, box: Box, margin: float = 0.1) -> bytes | None:
+    mx, my = (box.x2 - box.x1) * margin, (box.y2 - box.y1) * margin
+    h, w = image.shape[:2]
+    x1, y1 = max(0, int(box.x1 - mx)), max(0, int(box.y1 - my))
+    x2, y2 = min(w, int(box.x2 + mx) + 1), min(h, int(box.y2 + my) + 1)
+    if x2 - x1 < 4 or y2 - y1 < 2:
+        return None
+    ok, buf = cv2.imencode(".jpg", image[y1:y2, x1:x2], [cv2.IMWRITE_JPEG_QUALITY, 95])
+    return bytes(buf.tobytes()) if ok else None

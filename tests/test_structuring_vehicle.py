@@ -1,0 +1,171 @@
+"""The checkpoint stage: best-view candidates only, fused plate and colour on vehicle_pass
+events, and the GA/T 1400 MotorVehicleObject it maps to (MEGVII template, 0 violations)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from sharpeyes.api.viid.conformance import load_default_template
+from sharpeyes.api.viid.mapping import EventImages, EventMapper
+from sharpeyes.api.viid.resources import COLLECTIONS
+from sharpeyes.pipeline.config import EventsConfig, StructuringConfig
+from sharpeyes.pipeline.events import TrackEventBuilder
+from sharpeyes.pipeline.structuring.vehicle import VehicleStructuring
+from sharpeyes.pipeline.types import Box, Event, EventType, Frame, ImageBGR, ObjectKind, Tracks
+from tests._viid_fixtures import mapping_config
+
+W, H = 640, 360
+
+
+@dataclass(frozen=True)
+class FakeReading:
+    text: str | None
+    color: str | None
+    confidence: float
+    det_confidence: float
+    box: Box
+
+
+class FakeReader:
+    """Returns scripted readings, one list per call; records the regions it was asked for."""
+
+    def __init__(self, script: Sequence[Sequence[FakeReading]]) -> None:
+        self.script = list(script)
+        self.rois: list[Box | None] = []
+
+    def read(
+        self,
+        image_bgr: ImageBGR,
+        roi: Box | None = None,
+        *,
+        max_plates: int | None = None,
+        retry_padded: bool = True,
+    ) -> Sequence[FakeReading]:
+        self.rois.append(roi)
+        return self.script.pop(0) if self.script else []
+
+
+def reading(text: str | None, conf: float = 0.9, color: str = "blue") -> FakeReading:
+    return FakeReading(text, color, conf, 0.8, Box(280, 250, 360, 275, W, H))
+
+
+def white_frame(seq: int) -> Frame:
+    img = np.full((H, W, 3), 235, np.uint8)
+    return Frame("cam1", seq, seq / 25, 1_700_000_000_000 + seq * 40, img)
+
+
+def car(tid: int, y1: float, conf: float = 0.9) -> Tracks:
+    return Tracks(
+        xyxy=np.array([[150, y1, 490, y1 + 200]], np.float32),
+        confidence=np.array([conf], np.float32),
+        class_id=np.array([2], np.int64),
+        kind=np.array([int(ObjectKind.MOTOR_VEHICLE)], np.int8),
+        track_id=np.array([tid], np.int64),
+        detected=np.array([True]),
+    )
+
+
+def stage(reader: FakeReader, **cfg: object) -> VehicleStructuring:
+    inner = TrackEventBuilder(
+        "cam1", EventsConfig(), class_names=("person", "bicycle", "car"), class_codes={2: "K33"}
+    )
+    return VehicleStructuring(
+        inner, reader, StructuringConfig.model_validate({"enabled": True, **cfg})
+    )
+
+
+def run_track(st: VehicleStructuring, frames: int = 25) -> list[Event]:
+    events: list[Event] = []
+    for i in range(frames):
+        events += st.update(white_frame(i), car(1, 20 + i * 4))
+    return events + st.finish([1])
+
+
+def test_reads_only_candidates_and_fuses() -> None:
+    reader = FakeReader([[reading("京A12345")], [reading("京A12845", 0.4)], [reading("京A12345")]])
+    st = stage(reader, read_interval_s=0.2, max_reads_per_track=3)
+    (event,) = run_track(st)
+    assert len(reader.rois) == 3  # capped, and at most one read per 0.2 s (5 frames)
+    assert event.plate is not None and event.plate.text == "京A12345"
+    assert event.plate.color == "blue"
+    extra = dict(event.extra)
+    assert extra["plate_status"] == "read" and extra["plate_reads"] == "3"
+    assert extra["vehicle_color"] == "white"
+    assert event.plate_jpeg is not None and event.plate_jpeg[:2] == b"\xff\xd8"
+    assert len(st) == 0  # state dropped with the event
+
+
+def test_read_interval_spaces_reads() -> None:
+    reader = FakeReader([])
+    run_track(stage(reader, read_interval_s=0.2, max_reads_per_track=100), frames=25)
+    assert len(reader.rois) == 5  # frames 0, 5, 10, 15, 20 at 25 fps
+
+
+def test_no_plate_visible_means_no_plate() -> None:
+    (event,) = run_track(stage(FakeReader([])))
+    assert event.plate is None
+    assert dict(event.extra)["plate_status"] == "no_plate_visible"
+    assert event.plate_jpeg is None
+
+
+def test_unreadable_plate_is_null_with_reason() -> None:
+    reader = FakeReader([[reading(None, 0.2, "yellow")]] * 12)
+    (event,) = run_track(stage(reader))
+    assert event.plate is not None and event.plate.text is None
+    assert event.plate.color == "yellow"
+    assert dict(event.extra)["plate_status"] == "unreadable"
+
+
+def test_small_boxes_are_not_read() -> None:
+    reader = FakeReader([])
+    (event,) = run_track(stage(reader, min_box_px=400))
+    assert reader.rois == [] and dict(event.extra)["plate_status"] == "not_read"
+
+
+def test_other_kinds_pass_through() -> None:
+    st = stage(FakeReader([]))
+    tr = car(1, 20)
+    person = Tracks(
+        tr.xyxy,
+        tr.confidence,
+        np.array([0]),
+        np.array([int(ObjectKind.PERSON)], np.int8),
+        tr.track_id,
+        tr.detected,
+    )
+    events: list[Event] = []
+    for i in range(10):
+        events += st.update(white_frame(i), person)
+    events += st.finish([1])
+    assert [e.type for e in events] == [EventType.PERSON_SEEN]
+    assert "plate_status" not in dict(events[0].extra)
+
+
+@pytest.mark.parametrize("readable", [True, False])
+def test_motor_vehicle_object_passes_megvii_template(readable: bool) -> None:
+    text = "京A12345" if readable else None
+    reader = FakeReader([[reading(text, 0.93, "blue")]] * 12)
+    (event,) = run_track(stage(reader))
+    obj = EventMapper(mapping_config()).map(event, EventImages.from_event(event))
+    assert obj is not None
+    p = obj.payload
+    assert p["HasPlate"] == "true" and p["PlateColor"] == "5" and p["VehicleColor"] == "2"
+    assert p.get("PlateNo") == text
+    types = sorted(s["Type"] for s in p["SubImageList"]["SubImageInfoObject"])
+    assert types == (["02", "09"] if readable else ["09"])
+    spec = COLLECTIONS[obj.collection]
+    report = load_default_template().validate(spec.interface, spec.envelope([p]))
+    assert report.ok, report.summary()
+    assert report.unknown_fields == ()
+
+
+def test_state_is_dropped_when_a_track_ends_without_an_event() -> None:
+    st = stage(FakeReader([]))
+    st.update(white_frame(0), car(5, 20))
+    assert len(st) == 1
+    st.finish([5])
+    assert len(st) == 0
