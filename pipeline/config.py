@@ -23,6 +23,7 @@ from pydantic import (
 
 from sharpeyes.pipeline.calibration import IntersectionCalibration
 from sharpeyes.pipeline.errors import ConfigError
+from sharpeyes.pipeline.flow import FlowConfig
 
 DEVICE_ID_RE = re.compile(r"^\d{20}$")
 STREAM_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -300,6 +301,9 @@ class CameraConfig(StrictModel):
     structuring: StructuringConfig = Field(
         default_factory=StructuringConfig,
         description="Checkpoint structuring: fused plate, plate and body colour (default off).",
+    )
+    flow: FlowConfig | None = Field(
+        None, description="Traffic flow per lane (counts, speed, headway, occupancy, queue)."
     )
 
     @field_validator("id")

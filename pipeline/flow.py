@@ -447,13 +447,26 @@ class _TrackEvents(Protocol):
 class FlowEvents:
     """Wraps the camera's track-event builder: measures flow on every analysed frame, emits a
     ``traffic_flow`` event per lane and closed interval, and puts the lane a pass event's track
-    was counted in on that event (``extra`` ``lane_no``) — one lane assignment for both."""
+    was counted in on that event (``extra`` ``lane_no``) — one lane assignment for both. The
+    meter is built on the first frame, when the frame size is known (any source type)."""
 
-    def __init__(self, inner: _TrackEvents, meter: FlowMeter) -> None:
+    def __init__(
+        self,
+        inner: _TrackEvents,
+        stream_id: str,
+        config: FlowConfig,
+        class_names: Sequence[str] = (),
+    ) -> None:
         self.inner = inner
-        self.meter = meter
+        self.stream_id = stream_id
+        self.config = config
+        self.class_names = tuple(class_names)
+        self.meter: FlowMeter | None = None
 
     def update(self, frame: Frame, tracks: Tracks) -> list[Event]:
+        if self.meter is None:
+            size = (frame.width, frame.height)
+            self.meter = FlowMeter(self.stream_id, self.config, size, self.class_names)
         records = self.meter.update(frame.pts, frame.wall_time_ms, tracks)
         return self._lanes(self.inner.update(frame, tracks)) + [flow_event(r) for r in records]
 
@@ -462,12 +475,17 @@ class FlowEvents:
 
     def flush(self) -> list[Event]:
         events = self._lanes(self.inner.flush())
+        if self.meter is None:
+            return events
         return events + [flow_event(r) for r in self.meter.end_of_stream()]
 
     def _lanes(self, events: list[Event]) -> list[Event]:
+        meter = self.meter
+        if meter is None:
+            return events
         out = []
         for e in events:
-            lane = None if e.track_id is None else self.meter.lane_of(e.track_id)
+            lane = None if e.track_id is None else meter.lane_of(e.track_id)
             stamped = e.type in PASS_TYPES and lane is not None
             out.append(e.with_(extra=(*e.extra, ("lane_no", str(lane)))) if stamped else e)
         return out

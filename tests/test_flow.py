@@ -196,7 +196,7 @@ def test_flow_events_and_pass_events_share_one_lane() -> None:
     def pass_event(tid: int) -> Event:
         return Event(f"e{tid}", EventType.VEHICLE_PASS, "cam", 0, 0, 0.0, 0.0, track_id=tid)
 
-    stage = FlowEvents(Inner(), FlowMeter("cam", config(interval_s=5.0), (W, H)))
+    stage = FlowEvents(Inner(), "cam", config(interval_s=5.0))
     image = np.zeros((H, W, 3), np.uint8)
     out: list[Event] = []
     for i in range(80):  # 8 s at 10 fps; car 1 in lane 1, car 2 in lane 2

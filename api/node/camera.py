@@ -82,6 +82,7 @@ class CameraWiring:
     packet_ring: bool
     sinks: tuple[str, ...]
     structuring: bool = False  # checkpoint structuring (plates, colours) on vehicle_pass
+    flow_lanes: tuple[str, ...] = ()  # lanes whose traffic flow is measured
 
     def semantic(self) -> dict[str, object]:
         """The parts that decide what the camera reports (not where it writes)."""
@@ -96,6 +97,7 @@ class CameraWiring:
             "external_groups": self.external_groups,
             "packet_ring": self.packet_ring,
             "structuring": self.structuring,
+            "flow_lanes": self.flow_lanes,
         }
 
 
@@ -354,6 +356,10 @@ def build_camera(
         reader = shared_plate_reader(cam.structuring.plate_detector)
         events = VehicleStructuring(events, reader, cam.structuring)
     # -- end checkpoint structuring ------------------------------------------------------------
+    if cam.flow is not None:  # traffic flow per lane; the counted lane goes on pass events
+        from sharpeyes.pipeline.flow import FlowEvents
+
+        events = FlowEvents(events, cam.id, cam.flow, class_names=tuple(names))
     runner = StreamRunner(
         source=source,
         detector=detector,
@@ -380,5 +386,6 @@ def build_camera(
         packet_ring=ring is not None,
         sinks=tuple(type(s).__name__ for s in sinks),
         structuring=cam.structuring.enabled,
+        flow_lanes=tuple(lane.id for lane in cam.flow.lanes) if cam.flow is not None else (),
     )
     return Camera(cam, source, runner, wiring, ring)
