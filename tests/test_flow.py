@@ -216,3 +216,14 @@ def test_flow_events_and_pass_events_share_one_lane() -> None:
         e.track_id: dict(e.extra).get("lane_no") for e in out if e.type == EventType.VEHICLE_PASS
     }
     assert lanes == {1: "1", 2: "2", 7: None}  # track 7 was never in a zone
+
+
+def test_every_event_type_is_an_api_event_type() -> None:
+    """The REST schema's event-type names are the pipeline's (a type missing there would make
+    the list routes fail to validate their own responses)."""
+    from typing import get_args
+
+    from sharpeyes.api.rest.schemas import EventTypeName
+    from sharpeyes.pipeline.types import EventType
+
+    assert set(get_args(EventTypeName)) == {t.value for t in EventType}

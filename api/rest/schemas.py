@@ -23,6 +23,7 @@ EventTypeName = Literal[
     "red_light_violation",
     "pedestrian_red_light",
     "stream_health",
+    "traffic_flow",
 ]
 EvidenceName = Literal[
     "1.jpg", "2.jpg", "3.jpg", "plate.jpg", "composite.jpg", "clip.mp4", "record.json", "crop.jpg"
