@@ -238,7 +238,13 @@ def rtp_payload(packet: bytes) -> tuple[int, bytes] | None:
 
 
 class PsOverRtp(io.RawIOBase):
-    """The PS byte stream carried by a session's RTP payloads, as a readable file."""
+    """The PS byte stream carried by a session's RTP payloads, as a readable file.
+
+    A socket error (the camera fell silent, closed the connection) ends the file: it is kept
+    in :attr:`error` and the read answers end of file, now and on every later read. Raising
+    through PyAV's custom IO instead makes FFmpeg retry the read, and PyAV prints each dropped
+    exception with its traceback to stderr — a traceback on every session end.
+    """
 
     def __init__(self, client: RtspTcpClient) -> None:
         super().__init__()
@@ -246,13 +252,21 @@ class PsOverRtp(io.RawIOBase):
         self._pending = b""
         self._seq: int | None = None
         self.lost_packets = 0
+        self.error: OSError | None = None
 
     def readable(self) -> bool:
         return True
 
     def read(self, size: int = -1) -> bytes:
         while not self._pending:
-            parsed = rtp_payload(self._client.rtp())
+            if self.error is not None:
+                return b""
+            try:
+                packet = self._client.rtp()
+            except OSError as e:
+                self.error = e
+                return b""
+            parsed = rtp_payload(packet)
             if parsed is None:
                 continue
             seq, payload = parsed
@@ -293,12 +307,12 @@ class PsSession:
 def open_ps(url: str, display: str, timeout: tuple[float, float]) -> PsSession:
     """Play ``url`` (an SDP announcing PS) and open its program stream with PyAV."""
     client = RtspTcpClient(url, timeout[0])
+    reader = PsOverRtp(client)
     try:
         video = sdp_video(client.describe())
         if video is None or not video.is_ps:
             raise StreamOpenError(f"{display}: no PS video stream in the SDP")
         client.play(video.control)
-        reader = PsOverRtp(client)
         container = av.open(
             reader,
             mode="r",
@@ -307,7 +321,8 @@ def open_ps(url: str, display: str, timeout: tuple[float, float]) -> PsSession:
         )
     except (OSError, av.error.FFmpegError, ValueError) as e:
         client.close()
-        raise StreamOpenError(f"cannot open {display} (PS over RTP): {e}") from e
+        reason = reader.error or e  # FFmpeg's "end of file" when the socket failed
+        raise StreamOpenError(f"cannot open {display} (PS over RTP): {reason}") from e
     except BaseException:
         client.close()
         raise

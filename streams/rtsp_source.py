@@ -118,6 +118,7 @@ class RtspSource:
         # so a read may block at most half the stall time.
         self._timeouts = (open_timeout_s, min(read_timeout_s, stall_timeout_s / 2))
         self._stall_timeout_s = stall_timeout_s
+        self._ps_read_timeout_s = min(read_timeout_s, stall_timeout_s)
         self._first_frame_timeout_s = max(first_frame_timeout_s, stall_timeout_s)
         self._degraded_above = degraded_above
         self._decode_threads = decode_threads
@@ -317,6 +318,8 @@ class RtspSource:
                 self._url, display=self._masked, options=self._options, timeout=self._timeouts
             )
         except UnsupportedCodecError:
+            container = stream = None
+        if container is None:  # outside the handler: its error is no context of the next
             self._session_ps()
             return
         try:
@@ -334,12 +337,23 @@ class RtspSource:
         if video is None or not video.is_ps:
             codec = video.encoding if video is not None and video.encoding else "unknown"
             raise UnsupportedStreamError(f"unsupported codec {codec} from {self._masked}")
-        session = open_ps(self._url, self._masked, self._timeouts)
+        # no FFmpeg read-timeout quirk here (see __init__): a read may wait the whole stall time
+        session = open_ps(self._url, self._masked, (self._timeouts[0], self._ps_read_timeout_s))
         try:
             self._on_open(session.stream, transport="PS over RTP")
             self._decode_loop(session.container, session.stream)
         finally:
             session.close()
+        error = session.reader.error  # the program stream ended because the socket failed
+        if isinstance(error, TimeoutError):
+            with self._lock:
+                self._state = StreamState.STALLED
+            raise StreamStalledError(
+                f"no data from the camera for {self._ps_read_timeout_s:g}s ({self._masked})"
+            )
+        if error is not None:
+            reason = error.strerror or str(error) or type(error).__name__
+            raise StreamError(f"read from {self._masked} failed: {reason}")
 
     def _on_open(self, stream: Any, transport: str | None = None) -> None:
         configure_threads(stream, self._decode_threads)

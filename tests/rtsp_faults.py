@@ -1,6 +1,6 @@
 """Fault injection for live-camera tests: an RTSP/TCP proxy in front of the real GStreamer server
-that drops RTP packets, freezes RTP timestamps or goes silent, and a small RTSP server that
-sends an MPEG program stream over RTP (``PS/90000``, as GB/T 28181 devices do).
+that drops RTP packets, flips bytes in them, freezes RTP timestamps or goes silent, and a small
+RTSP server that sends an MPEG program stream over RTP (``PS/90000``, as GB/T 28181 devices do).
 
 The proxy forwards client requests untouched and parses what the server sends (interleaved
 ``$`` frames and RTSP responses); faults apply to RTP on interleaved channel 0 (video).
@@ -38,6 +38,7 @@ class Faults:
     """What the proxy does to the video RTP stream (times from the first RTP packet)."""
 
     drop_rate: float = 0.0
+    corrupt_rate: float = 0.0  # share of RTP packets with bytes of their payload flipped
     seed: int = 1
     freeze_after_s: float | None = None  # rewrite RTP timestamps to a constant from here ...
     freeze_for_s: float = 0.0  # ... for this long
@@ -51,6 +52,7 @@ class FaultStats:
     damaged: set[int] = field(default_factory=set)  # RTP timestamps that lost a packet
     packets: int = 0
     dropped: int = 0
+    corrupted: int = 0
     frozen_packets: int = 0
     silent_since: float | None = None  # time.monotonic() when the proxy went silent
 
@@ -148,6 +150,13 @@ class FaultProxy:
                 stats.dropped += 1
                 stats.damaged.add(ts)
                 return b""
+            if f.corrupt_rate and len(rtp) > 64 and self._rng.random() < f.corrupt_rate:
+                # slice data only: the RTP header and the NAL/FU headers stay intact
+                for _ in range(8):
+                    at = self._rng.randrange(32, len(rtp))
+                    rtp[at] ^= 1 << self._rng.randrange(8)
+                stats.corrupted += 1
+                stats.damaged.add(ts)
         if f.freeze_after_s is not None and f.freeze_after_s <= now < f.freeze_after_s + (
             f.freeze_for_s
         ):

@@ -1,11 +1,14 @@
 """Live cameras as they really fail (issue 18), against the real GStreamer RTSP server through a
-fault proxy (``tests/rtsp_faults.py``): packet loss → corrupt frames counted and never a best
-crop; frozen RTP timestamps → analysis continues on the arrival clock; long GOPs → no false
-stalls while a silent stream is still caught; MPEG-PS over RTP (GB/T 28181) decoded like H.264;
-an undecodable codec → a clear status and slow retry; status texts in words."""
+fault proxy (``tests/rtsp_faults.py``): packet loss and byte errors → corrupt frames counted and
+never a best crop; frozen RTP timestamps → analysis continues on the arrival clock; long GOPs →
+no false stalls while a silent stream (mid-stream or before its first keyframe) is still caught;
+MPEG-PS over RTP (GB/T 28181) decoded like H.264, without tracebacks; an undecodable codec → a
+clear status and slow retry; status texts in words. The node-level view of the same faults
+(``GET /streams``, Prometheus) is in ``tests/test_live_faults_status.py``."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import logging
@@ -109,14 +112,16 @@ def consume(made: list[Consumer], src: RtspSource, **kw: Any) -> Consumer:
 # -- 1. packet loss ----------------------------------------------------------------------------
 
 
-def _crop_builder() -> tuple[TrackEventBuilder, Callable[[Frame], None]]:
+def _crop_builder(
+    box: tuple[int, int, int, int] = (100, 100, 300, 250),
+) -> tuple[TrackEventBuilder, Callable[[Frame], None]]:
     """One car track over every frame, its box most confident on corrupt frames."""
     b = TrackEventBuilder("cam", EventsConfig(), class_names=["car"], class_codes={})
 
     def feed(f: Frame) -> None:
         conf = 0.95 if f.corrupt else 0.5
         tracks = Tracks(
-            xyxy=np.array([[100, 100, 300, 250]], np.float32),
+            xyxy=np.array([box], np.float32),
             confidence=np.array([conf], np.float32),
             class_id=np.array([0], np.int64),
             kind=np.array([int(ObjectKind.MOTOR_VEHICLE)], np.int8),
@@ -156,6 +161,34 @@ def test_packet_loss_is_counted_and_never_a_best_crop(
     assert events[0].best_pts not in corrupt
 
 
+def test_byte_errors_are_counted_and_never_a_best_crop(
+    rtsp_server_factory: Callable[[dict[str, str]], RtspServer],
+    fault_proxies: list[FaultProxy],
+    consumers: list[Consumer],
+    sample_videos: Path,
+) -> None:
+    """Flipped bytes lose no frame: only FFmpeg's own flags tell (the field: 15 % of frames
+    flagged corrupt, 2 counted)."""
+    server = rtsp_server_factory({"hw": str(sample_videos / CLIP)})
+    proxy = FaultProxy(server.port, Faults(corrupt_rate=0.05, seed=5))
+    fault_proxies.append(proxy)
+    builder, feed = _crop_builder()
+    src = source(proxy.url("hw"), "hw")
+    c = consume(consumers, src, on_frame=feed)
+    assert wait_for(lambda: len(c.got) > 0, 15.0), src.health()
+    time.sleep(6.0)
+    h = src.health()
+    injected = proxy.stats.damaged_rate
+    print(f"byte errors: injected corrupt-frame rate {injected:.3f}, reported {h}")
+    assert proxy.stats.corrupted >= 5 and proxy.stats.dropped == 0
+    assert h.corruption_rate == pytest.approx(injected, rel=0.2), (injected, h)
+    assert h.state is StreamState.DEGRADED, h  # above the default 5 %
+    corrupt = {pts for pts, _, _, bad, _ in c.got if bad}
+    assert corrupt, "some frames must be flagged corrupt"
+    events: list[Event] = builder.finish([1])
+    assert len(events) == 1 and events[0].best_pts not in corrupt
+
+
 # -- 2. frozen timestamps ----------------------------------------------------------------------
 
 FREEZE_S = 10.0  # the field saw 40 s; 10 s shows the same (a constant pts for many seconds)
@@ -170,7 +203,8 @@ def test_frozen_pts_keeps_analysing_on_the_arrival_clock(
     proxy = FaultProxy(server.port, Faults(freeze_after_s=2.0, freeze_for_s=FREEZE_S))
     fault_proxies.append(proxy)
     src = source(proxy.url("cam"), "cam", analysis_fps=5.0)
-    c = consume(consumers, src)
+    builder, feed = _crop_builder((20, 20, 100, 100))  # one event over the whole run
+    c = consume(consumers, src, on_frame=feed)
     assert wait_for(lambda: len(c.got) > 0, 10.0)
     t0 = c.got[0][2]
     time.sleep(2.0 + FREEZE_S + 2.0)
@@ -185,11 +219,38 @@ def test_frozen_pts_keeps_analysing_on_the_arrival_clock(
     wall_s = c.got[-1][2] - c.got[0][2]
     assert abs(stream_s - wall_s) < 1.0, (stream_s, wall_s)
     assert all(b[0] > a[0] for a, b in itertools.pairwise(c.got))
+    # an event across the freeze lasts as long by stream time, by its wall stamps and by
+    # the arrival clock (the field saw 9 s by stream time for 49 s by wall clock)
+    c.stop()
+    (event,) = builder.finish([1])
+    arrival = {pts: at for pts, _, at, _, _ in c.got}
+    by_pts = event.last_pts - event.first_pts
+    by_stamps = (event.last_seen_ms - event.first_seen_ms) / 1000.0
+    by_arrival = arrival[event.last_pts] - arrival[event.first_pts]
+    print(f"event: {by_pts:.2f}s by pts, {by_stamps:.2f}s by stamps, {by_arrival:.2f}s arrived")
+    assert by_arrival > FREEZE_S
+    assert abs(by_pts - by_arrival) < 1.0 and abs(by_stamps - by_arrival) < 1.0, event
 
 
 # -- 3. long GOPs and silence ------------------------------------------------------------------
 
 JOINS = 20  # concurrent joins per GOP length, spread over one GOP
+
+
+@contextlib.contextmanager
+def media_kept(url: str) -> Iterator[None]:
+    """A GStreamer client holds the shared media from now: its keyframes come every GOP from
+    this moment, and later clients join mid-GOP."""
+    keeper = subprocess.Popen(
+        [*("gst-launch-1.0", "-q", "rtspsrc", f"location={url}", "protocols=tcp", "!", "fakesink")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield
+    finally:
+        keeper.kill()
+        keeper.wait(5)
 
 
 @pytest.mark.parametrize("gop_s", [10, 20])
@@ -199,15 +260,7 @@ def test_long_gop_joins_do_not_stall(
     consumers: list[Consumer],
 ) -> None:
     server = fault_server_factory({"g": f"gop:160x120:15:{gop_s}"})
-    keeper = subprocess.Popen(  # holds the shared media so later clients join mid-GOP
-        [
-            *("gst-launch-1.0", "-q", "rtspsrc", f"location={server.url('g')}"),
-            *("protocols=tcp", "!", "fakesink"),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
+    with media_kept(server.url("g")):
         time.sleep(1.0)
         srcs = []
         for i in range(JOINS):
@@ -221,9 +274,31 @@ def test_long_gop_joins_do_not_stall(
         waits = [c.got[0][2] - c.started for c in consumers if c.got]
         print(f"GOP {gop_s}s: first frame after {sorted(round(w, 1) for w in waits)} s")
         assert max(waits) > 2.0  # some joins did wait longer than the stall timeout
-    finally:
-        keeper.kill()
-        keeper.wait(5)
+
+
+def test_silence_while_waiting_for_the_first_keyframe_is_a_stall(
+    fault_server_factory: Callable[[dict[str, str]], FaultRtspServer],
+    fault_proxies: list[FaultProxy],
+    consumers: list[Consumer],
+) -> None:
+    """The patience of a long-GOP join is for packets that arrive: a session that goes silent
+    before its first decodable frame is still caught within the stall time."""
+    server = fault_server_factory({"g": "gop:160x120:15:20"})
+    with media_kept(server.url("g")):
+        time.sleep(1.0)  # the next keyframe is ~19 s away
+        proxy = FaultProxy(server.port, Faults(silent_after_s=2.5))
+        fault_proxies.append(proxy)
+        src = source(proxy.url("g"), "g", stall_timeout_s=2.0, backoff_initial_s=5.0)
+        consume(consumers, src)
+        assert wait_for(lambda: src.health().last_error is not None, 15.0), src.health()
+        detected = time.monotonic()
+        h = src.health()
+        assert proxy.stats.silent_since is not None
+        waited = detected - proxy.stats.silent_since
+        print(f"silence before the first frame detected after {waited:.2f}s")
+        assert h.decoder is not None and h.frames_decoded == 0, h  # opened, waiting for a key
+        assert waited <= 2.0 + 0.5, h
+        assert h.last_error is not None and "no data from the camera" in h.last_error, h
 
 
 def test_silent_stream_is_caught_within_the_stall_time(
@@ -261,11 +336,13 @@ def test_ps_over_rtp_decodes_like_plain_h264(
     rtsp_server_factory: Callable[[dict[str, str]], RtspServer],
     consumers: list[Consumer],
     sample_videos: Path,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     ps = PsRtspServer(ps_file, duration_s=341 / 29.97)
     server = rtsp_server_factory({"hw": str(sample_videos / CLIP)})
     try:
-        a = consume(consumers, source(ps.url(), "ps", queue_size=512), digests=True)
+        ps_src = source(ps.url(), "ps", queue_size=512, stall_timeout_s=1.5)
+        a = consume(consumers, ps_src, digests=True)
         b = consume(consumers, source(server.url("hw"), "h264", queue_size=512), digests=True)
         assert wait_for(lambda: len(a.got) >= 330 and len(b.got) >= 330, 25.0), (
             a.src.health(),
@@ -281,12 +358,21 @@ def test_ps_over_rtp_decodes_like_plain_h264(
         pts_a = [g[0] - a.got[10][0] for g in a.got[10:330]]
         pts_b = [g[0] - b.got[10][0] for g in b.got[10:330]]
         assert max(abs(x - y) for x, y in zip(pts_a, pts_b, strict=True)) < 0.002
+        # the clip ends and the PS server falls silent: a stall said in words, and no
+        # traceback on stderr (PyAV prints every exception raised through its custom IO)
+        assert wait_for(lambda: ps_src.health().last_error is not None, 10.0), ps_src.health()
+        error = ps_src.health().last_error or ""
+        assert "no data from the camera for 1.5s" in error, error
+        assert "Traceback" not in capfd.readouterr().err
     finally:
         ps.close()
 
 
 def test_undecodable_codec_says_so_and_backs_off(
-    ps_file: Path, consumers: list[Consumer], caplog: pytest.LogCaptureFixture
+    ps_file: Path,
+    consumers: list[Consumer],
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     caplog.set_level(logging.INFO)
     odd = PsRtspServer(ps_file, duration_s=10.0, encoding="X-VND-CODEC/90000")
@@ -299,6 +385,7 @@ def test_undecodable_codec_says_so_and_backs_off(
         assert h.last_error is not None and "unsupported codec X-VND-CODEC/90000" in h.last_error
         assert h.state is StreamState.FAILED and h.failures_in_window == 1, h
         assert "Traceback" not in caplog.text and "thread_count" not in caplog.text
+        assert "Traceback" not in capfd.readouterr().err
     finally:
         odd.close()
 

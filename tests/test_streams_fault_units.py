@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import itertools
 import struct
+from typing import cast
 
 import pytest
 
 from sharpeyes.streams.decode import read_error_text
 from sharpeyes.streams.health import CorruptionMeter
-from sharpeyes.streams.rtsp_ps import rtp_payload, sdp_video
+from sharpeyes.streams.rtsp_ps import PsOverRtp, RtspTcpClient, rtp_payload, sdp_video
 from sharpeyes.streams.sampling import Sampler
 from sharpeyes.streams.timing import PtsClock
 
@@ -93,3 +94,25 @@ def test_read_timeout_is_said_in_words() -> None:
 
     assert read_error_text(Exit(), 2.0) == "no data from the camera for 2s"
     assert read_error_text(OSError(111, "Connection refused"), 2.0) == "Connection refused"
+
+
+def test_ps_reader_ends_the_file_on_a_socket_error_and_keeps_it() -> None:
+    """A silent camera ends the program stream (end of file, the error kept for the status):
+    an exception raised through PyAV's custom IO would be retried by FFmpeg and printed, with
+    its traceback, on stderr at every session end."""
+
+    class Client:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def rtp(self) -> bytes:
+            self.calls += 1
+            if self.calls > 2:
+                raise TimeoutError("no data from the camera for 2s")
+            return struct.pack("!BBHII", 0x80, 96, self.calls, 0, 1) + b"PS%d" % self.calls
+
+    client = Client()
+    reader = PsOverRtp(cast(RtspTcpClient, client))
+    assert reader.read(2) == b"PS" and reader.read() == b"1" and reader.read() == b"PS2"
+    assert reader.read() == b"" and reader.read() == b""
+    assert isinstance(reader.error, TimeoutError) and client.calls == 3
