@@ -260,6 +260,36 @@ class StructuringConfig(StrictModel):
     )
 
 
+class FaceCaptureConfig(StrictModel):
+    """Face capture (人脸抓拍) on person tracks (``pipeline/structuring/faces.py``)."""
+
+    enabled: bool = Field(
+        False, description="Capture the best face of each person track (on for face cameras)."
+    )
+    min_face_px: int = Field(
+        24, ge=8, le=1024, description="Faces shorter than this (pixels) are not emitted."
+    )
+    min_quality: float = Field(
+        0.15, ge=0.0, le=1.0, description="Faces below this quality (0–1) are not emitted."
+    )
+    read_interval_s: float = Field(
+        0.2, gt=0.0, le=10.0, description="Seconds between two face reads of one track."
+    )
+    max_reads_per_track: int = Field(
+        15, ge=1, le=200, description="Face reads per track at most (cost bound)."
+    )
+    candidate_ratio: float = Field(
+        0.7,
+        ge=0.0,
+        le=1.0,
+        description="Read only when the person box quality is at least this fraction of the "
+        "track's best so far.",
+    )
+    margin: float = Field(
+        0.3, ge=0.0, le=1.0, description="Margin around the face for the close-up (fraction)."
+    )
+
+
 class CameraConfig(StrictModel):
     """One camera: identity, where its video comes from and how it is analysed."""
 
@@ -301,6 +331,10 @@ class CameraConfig(StrictModel):
     structuring: StructuringConfig = Field(
         default_factory=StructuringConfig,
         description="Checkpoint structuring: fused plate, plate and body colour (default off).",
+    )
+    faces: FaceCaptureConfig = Field(
+        default_factory=FaceCaptureConfig,
+        description="Face capture on person tracks (default off; on for face cameras).",
     )
     flow: FlowConfig | None = Field(
         None, description="Traffic flow per lane (counts, speed, headway, occupancy, queue)."

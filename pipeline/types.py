@@ -275,6 +275,7 @@ class EventType(enum.StrEnum):
     PEDESTRIAN_RED_LIGHT = "pedestrian_red_light"
     STREAM_HEALTH = "stream_health"
     TRAFFIC_FLOW = "traffic_flow"  # one lane over one interval (pipeline.flow)
+    FACE_CAPTURE = "face_capture"  # the best face of a person track (pipeline.structuring)
 
 
 EVENT_TYPE_FOR_KIND: dict[ObjectKind, EventType] = {

@@ -83,6 +83,7 @@ class CameraWiring:
     sinks: tuple[str, ...]
     structuring: bool = False  # checkpoint structuring (plates, colours) on vehicle_pass
     flow_lanes: tuple[str, ...] = ()  # lanes whose traffic flow is measured
+    faces: bool = False  # face capture on person tracks
 
     def semantic(self) -> dict[str, object]:
         """The parts that decide what the camera reports (not where it writes)."""
@@ -98,6 +99,7 @@ class CameraWiring:
             "packet_ring": self.packet_ring,
             "structuring": self.structuring,
             "flow_lanes": self.flow_lanes,
+            "faces": self.faces,
         }
 
 
@@ -356,6 +358,12 @@ def build_camera(
         reader = shared_plate_reader(cam.structuring.plate_detector)
         events = VehicleStructuring(events, reader, cam.structuring)
     # -- end checkpoint structuring ------------------------------------------------------------
+    if cam.faces.enabled:  # face capture: the best face of each person track (one YuNet each)
+        from sharpeyes.models.resolve import resolve_model
+        from sharpeyes.pipeline.structuring.faces import FaceCapture, YuNetLandmarkFaces
+
+        faces = YuNetLandmarkFaces(str(resolve_model("yunet_face")))
+        events = FaceCapture(events, faces, cam.faces)
     if cam.flow is not None:  # traffic flow per lane; the counted lane goes on pass events
         from sharpeyes.pipeline.flow import FlowEvents
 
@@ -387,5 +395,6 @@ def build_camera(
         sinks=tuple(type(s).__name__ for s in sinks),
         structuring=cam.structuring.enabled,
         flow_lanes=tuple(lane.id for lane in cam.flow.lanes) if cam.flow is not None else (),
+        faces=cam.faces.enabled,
     )
     return Camera(cam, source, runner, wiring, ring)

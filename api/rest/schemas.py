@@ -24,6 +24,7 @@ EventTypeName = Literal[
     "pedestrian_red_light",
     "stream_health",
     "traffic_flow",
+    "face_capture",
 ]
 EvidenceName = Literal[
     "1.jpg", "2.jpg", "3.jpg", "plate.jpg", "composite.jpg", "clip.mp4", "record.json", "crop.jpg"

@@ -149,6 +149,7 @@ _EVENT_SLOT: dict[EventType, int] = {
     EventType.PEDESTRIAN_RED_LIGHT: 4,
     EventType.STREAM_HEALTH: 5,
     EventType.TRAFFIC_FLOW: 6,
+    EventType.FACE_CAPTURE: 7,
 }
 
 _IMAGE_SLOT: dict[tuple[bool, ImageType], int] = {

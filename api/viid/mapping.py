@@ -39,6 +39,7 @@ from sharpeyes.api.viid.codes import (
 from sharpeyes.api.viid.config import ViidMappingConfig, ViidPlatform
 from sharpeyes.api.viid.resources import Collection
 from sharpeyes.api.viid.schemas import (
+    Face,
     MotorVehicle,
     NonMotorVehicle,
     Person,
@@ -542,8 +543,45 @@ def _build_person(
     return Collection.PERSON, obj
 
 
+def _build_face(
+    m: EventMapper, event: Event, imgs: EventImages, device: str
+) -> tuple[Collection, ViidModel]:
+    """A face capture: FaceObject (48-digit FaceID, object type 06) with the face close-up
+    (SubImage type 11) and, when scene images are on, the frame it was taken from (14)."""
+    ms = m.best_ms(event)
+    scene = (
+        m.sub_image(
+            event,
+            device,
+            imgs.scene,
+            ImageType.SCENE,
+            sort=EventSort.FACE_DETECTION,
+            frame=True,
+            default_ms=ms,
+        )
+        if m.config.scene_images
+        else None
+    )
+    face = m.sub_image(event, device, imgs.closeup, ImageType.FACE, sort=EventSort.FACE_DETECTION)
+    source = m.source_id(event, device, [scene, face])
+    obj = Face(
+        FaceID=m.object_id(source, event, ObjectTypeCode.FACE),
+        InfoKind=int(InfoKind.AUTOMATIC),
+        SourceID=source,
+        DeviceID=device,
+        **m.box(event),
+        LocationMarkTime=m.t14(ms),
+        FaceAppearTime=m.t14(event.first_seen_ms),
+        FaceDisAppearTime=m.t14(event.last_seen_ms),
+        ShotTime=m.t14(ms),
+        SubImageList=_images([scene, face]),
+    )
+    return Collection.FACE, obj
+
+
 _Builder = Callable[[EventMapper, Event, EventImages, str], tuple[Collection, ViidModel]]
 _BUILDERS: dict[EventType, _Builder] = {
+    EventType.FACE_CAPTURE: _build_face,
     EventType.VEHICLE_PASS: _build_motor,
     EventType.RED_LIGHT_VIOLATION: _build_motor,
     EventType.NON_MOTOR_PASS: _build_non_motor,
