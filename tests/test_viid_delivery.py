@@ -26,8 +26,8 @@ from sharpeyes.api.viid.receiver.server import ReceiverServer
 from sharpeyes.api.viid.receiver.state import FaultMode, FaultPlan, ReceiverConfig, ReceiverState
 from sharpeyes.api.viid.resources import COLLECTIONS
 from sharpeyes.pipeline.errors import ConfigError
-from sharpeyes.pipeline.types import Event, EventType, Plate
-from tests._viid_fixtures import DEVICE, TOLLGATE, free_port, jpeg, make_event
+from sharpeyes.pipeline.types import Event, EventType, ObjectKind, Plate
+from tests._viid_fixtures import DEVICE, TOLLGATE, free_port, jpeg, make_event, mapping_config
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "sample_videos" / "viid_delivery.yaml"
@@ -339,3 +339,32 @@ def test_hanging_receiver_times_out_without_thread_or_memory_growth(
         delivery.stop()
         assert time.monotonic() - started < 5
     assert set(srv.state.ids()) == expected_ids(store, cfg, events(0, 20))
+
+
+def test_checkpoint_plate_picture_and_face_survive_the_store(
+    store: EventStore, tmp_path: Path
+) -> None:
+    """A structured vehicle_pass keeps its plate picture (SubImage 02) through the store, and a
+    face capture maps to a FaceObject with its face close-up (11): both pass the template."""
+    plate = jpeg(60, 20, seed=5)
+    ev = make_event(
+        EventType.VEHICLE_PASS, crop=jpeg(96, 64, seed=1), plate=Plate("京A12345", "blue", 0.9)
+    )
+    ev = ev.with_(plate_jpeg=plate)
+    face = make_event(EventType.FACE_CAPTURE, track_id=9, crop=jpeg(40, 48, seed=2))
+    face = face.with_(kind=ObjectKind.PERSON)
+    store.add_events([ev, face])
+    mapper = EventMapper(mapping_config())
+    for event, types in ((ev, ["02", "09"]), (face, ["11"])):
+        stored = store.get_event(event.event_id)
+        assert stored is not None
+        imgs = EvidenceImages(store, tmp_path / "files", None)(stored)
+        if event is ev:
+            assert imgs.plate is not None and imgs.plate.load() == plate
+        obj = mapper.map(stored.event, imgs, device_id=DEVICE)
+        assert obj is not None
+        got = sorted(s["Type"] for s in obj.payload["SubImageList"]["SubImageInfoObject"])
+        assert got == types
+        spec = COLLECTIONS[obj.collection]
+        report = load_default_template().validate(spec.interface, spec.envelope([obj.payload]))
+        assert report.ok, report.summary()

@@ -130,14 +130,25 @@ def write_atomic(path: Path, data: bytes, *, overwrite: bool = False) -> bool:
     return write_files_atomic([(path, data)], overwrite=overwrite) == 1
 
 
+PLATE_SUFFIX = ".plate.jpg"
+
+
+def plate_path(crop: Path) -> Path:
+    """Where the plate picture of a checkpoint read lies: beside the event's crop."""
+    return crop.with_name(crop.name.removesuffix(".jpg") + PLATE_SUFFIX)
+
+
 def write_crops(files_root: Path, events: Sequence[Event]) -> list[str | None]:
-    """Write the crops of ``events`` (one directory fsync per directory); relative paths."""
+    """Write the crops of ``events`` and their plate pictures (``<crop>.plate.jpg``, see
+    :func:`plate_path`), one directory fsync per directory; returns the crops' relative paths."""
     rels = [crop_relpath(e) for e in events]
-    items = [
-        (files_root / rel, e.crop_jpeg)
-        for rel, e in zip(rels, events, strict=True)
-        if rel is not None and e.crop_jpeg is not None
-    ]
+    items: list[tuple[Path, bytes]] = []
+    for rel, e in zip(rels, events, strict=True):
+        if rel is None or e.crop_jpeg is None:
+            continue
+        items.append((files_root / rel, e.crop_jpeg))
+        if e.plate_jpeg:
+            items.append((plate_path(files_root / rel), e.plate_jpeg))
     write_files_atomic(items)
     return rels
 

@@ -37,6 +37,7 @@ from pydantic import (
 )
 
 from sharpeyes.api.store import EventStore, OutboxStats, StoredEvent
+from sharpeyes.api.store.files import plate_path
 from sharpeyes.api.viid.client import SessionState, ViidClient
 from sharpeyes.api.viid.config import (
     ViidClientConfig,
@@ -319,11 +320,15 @@ class EvidenceImages:
         return ImageRef(path=path, url=url, time_ms=times[0], pts=times[1])
 
     def __call__(self, stored: StoredEvent) -> EventImages:
-        closeup = self._ref(self.store.crop_file(stored))
+        crop = self.store.crop_file(stored)
+        closeup = self._ref(crop)
         if closeup is None and stored.event.crop_jpeg:
             closeup = ImageRef(data=stored.event.crop_jpeg)
-        if not stored.evidence_dir:
-            return EventImages(closeup=closeup)
+        if not stored.evidence_dir:  # a checkpoint read's plate picture lies beside the crop
+            plate = None if crop is None else self._ref(plate_path(crop))
+            if plate is None and stored.event.plate_jpeg:
+                plate = ImageRef(data=stored.event.plate_jpeg)
+            return EventImages(closeup=closeup, plate=plate)
         folder = Path(stored.evidence_dir)
         if not folder.is_absolute():
             folder = self.files_root / folder

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from sharpeyes.api.store import EventStore, Outbox, OutboxItem, OutboxStats, StoredEvent
+from sharpeyes.api.store.files import plate_path
 from sharpeyes.api.viid.client import PermanentRequestError, ViidClient
 from sharpeyes.api.viid.mapping import EventImages, EventMapper, ImageRef, MappedObject
 from sharpeyes.api.viid.resources import COLLECTIONS, Collection
@@ -78,7 +79,11 @@ class OutboxSender:
     def _default_images(self, stored: StoredEvent) -> EventImages:
         crop = self.store.crop_file(stored)
         if crop is not None and crop.is_file():
-            return EventImages(closeup=ImageRef(path=crop))
+            plate = plate_path(crop)
+            return EventImages(
+                closeup=ImageRef(path=crop),
+                plate=ImageRef(path=plate) if plate.is_file() else None,
+            )
         return EventImages.from_event(stored.event)
 
     def _backoff_ms(self, attempts: int) -> int:
