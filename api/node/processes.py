@@ -41,6 +41,7 @@ from sharpeyes.api.node.plan import (
 from sharpeyes.api.node.process_metrics import node_registry, sum_batcher_stats
 from sharpeyes.api.node.settings import ServiceConfig
 from sharpeyes.api.node.worker import WorkerReport, WorkerSpec, worker_main
+from sharpeyes.api.sinks.mqtt import MqttDelivery, start_mqtt_sender
 from sharpeyes.pipeline.batcher import BatcherStats
 from sharpeyes.pipeline.restart import RestartBudget, RetryPolicy
 from sharpeyes.pipeline.signal_input import PhaseRelay, UdpPhaseListener
@@ -368,6 +369,7 @@ def run_node(
     stop = stop or threading.Event()
     facade = NodeFacade(config, plans)
     delivery: Delivery | None = None
+    mqtt: MqttDelivery | None = None
     with stop_on_signals(stop):
         metrics = _serve_metrics(config, facade)
         store: EventStore | None = None
@@ -375,12 +377,15 @@ def run_node(
             store = _prepare_store(config)
             facade.start()
             delivery = _start_delivery(config, store)
+            mqtt = start_mqtt_sender(store, config.mqtt) if config.mqtt is not None else None
             _wait(facade, stop, config.metrics.log_every_s)
         finally:
             logger.info("stopping %d workers", len(plans))
             facade.stop()
             if delivery is not None:
                 delivery.stop(drain_timeout_s=5.0)
+            if mqtt is not None:
+                mqtt.stop(drain_timeout_s=5.0)
             if store is not None:
                 store.close()
             if metrics is not None:

@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 from pydantic import Field, ValidationError, model_validator
 
 from sharpeyes.api.cluster.service import ClusterSettings
+from sharpeyes.api.sinks.mqtt import MqttSinkConfig
 from sharpeyes.api.viid.delivery import DeliveryConfig
 from sharpeyes.pipeline.config import (
     CameraConfig,
@@ -179,6 +180,11 @@ class ServiceConfig(StrictModel):
         None,
         description="GA/T 1400 delivery to an upper view library; None = events are only "
         "stored (no outbox rows).",
+    )
+    mqtt: MqttSinkConfig | None = Field(
+        None,
+        description="Publish every stored event to an MQTT broker (QoS 1, at-least-once through "
+        "the durable outbox, destination 'mqtt'); None = no MQTT.",
     )
     cluster: ClusterSettings | None = Field(
         None,

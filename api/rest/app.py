@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import fastapi_offline
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -61,6 +63,7 @@ from sharpeyes.pipeline.errors import SharpeyesError, StoreError
 logger = logging.getLogger(__name__)
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
+DOCS_ASSETS = Path(fastapi_offline.__file__).resolve().parent / "static"
 _MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _STATUS: list[tuple[type[Exception], int]] = [
     (NotFoundError, 404),
@@ -77,6 +80,11 @@ a live Server-Sent Events feed, cameras and stream health.
 
 Every endpoint except `/healthz`, `/readyz` and `/metrics` needs `Authorization: Bearer <token>`.
 Roles: **viewer** (read) < **reviewer** (review actions) < **admin** (cameras, tokens).
+
+Times in query parameters are ISO 8601; **without an offset they are local time in the service's
+zone (Asia/Shanghai, UTC+8, unless configured)**; encode `+` as `%2B` (an unencoded `+` before an
+offset is accepted too). To poll without loss, page the lists with the ingest cursor
+(`after` / `next_after`), not with `since`: events are stored when their track ends.
 """
 
 
@@ -191,6 +199,36 @@ def _token_checker(service: ServiceFacade) -> Callable[[Scope], Awaitable[bool]]
     return check
 
 
+def _mount_offline_docs(app: FastAPI) -> None:
+    """Swagger UI at ``/docs`` and ReDoc at ``/redoc`` from assets bundled in the pinned
+    ``fastapi-offline`` package (MIT), served under ``/docs/static``: no CDN, so the pages work
+    on networks without internet (public-security networks are offline)."""
+    app.mount("/docs/static", StaticFiles(directory=DOCS_ASSETS), name="docs-static")
+    openapi_url = app.openapi_url or "/openapi.json"
+    title = app.title
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=openapi_url,
+            title=f"{title} - Swagger UI",
+            swagger_js_url="/docs/static/swagger-ui-bundle.js",
+            swagger_css_url="/docs/static/swagger-ui.css",
+            swagger_favicon_url="/docs/static/favicon.png",
+            swagger_ui_parameters={"validatorUrl": None},  # no call to validator.swagger.io
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url=openapi_url,
+            title=f"{title} - ReDoc",
+            redoc_js_url="/docs/static/redoc.standalone.js",
+            redoc_favicon_url="/docs/static/favicon.png",
+            with_google_fonts=False,
+        )
+
+
 def create_app(
     settings: ApiSettings,
     service: ServiceFacade,
@@ -218,6 +256,8 @@ def create_app(
         version="1",
         description=DESCRIPTION,
         default_response_class=SafeJSONResponse,
+        docs_url=None,  # served by _mount_offline_docs: no CDN
+        redoc_url=None,
         openapi_tags=[
             {"name": "violations", "description": "Review queue and review actions."},
             {"name": "events", "description": "All events and evidence downloads."},
@@ -225,6 +265,7 @@ def create_app(
         ],
     )
     app.state.ctx = ctx
+    _mount_offline_docs(app)
     routers = (health, auth, tokens, events, violations, feed, cameras, streams, signals, delivery)
     for router in routers:
         app.include_router(router.router)

@@ -36,6 +36,7 @@ class ApiSettings:
     max_body_bytes: int = 1024 * 1024
     body_limits: tuple[BodyLimit, ...] = ()
     security_headers: bool = True
+    time_zone: str = "Asia/Shanghai"  # naive datetimes in query parameters are local time
 
 
 @dataclass(slots=True)

@@ -154,6 +154,13 @@ class EventPage(BaseModel):
     next_cursor: str | None = Field(
         None, description="Pass as `cursor` to get the next page; None on the last page."
     )
+    next_after: int | None = Field(
+        None,
+        description="Ingest cursor: pass as `after` to get what was stored after this page "
+        "(never None from the list routes). With `after`, the last item's sequence on a full "
+        "page, else the store's high-water mark; newest-first, the high-water mark read before "
+        "the page (poll from there to miss nothing stored later).",
+    )
 
 
 class ReviewCreate(Strict):

@@ -97,7 +97,9 @@ class ServiceFacade(Protocol):
 
     def readiness(self) -> Readiness: ...
 
-    def list_events(self, flt: EventFilter, cursor: str | None, limit: int) -> EventPage: ...
+    def list_events(
+        self, flt: EventFilter, cursor: str | None, limit: int, *, after: int | None = None
+    ) -> EventPage: ...
 
     def get_event(self, event_id: str, *, violation: bool = False) -> EventPublic: ...
 
@@ -238,7 +240,20 @@ class StoreService:
             raise NotFoundError(f"event {event_id!r} not found")
         return stored
 
-    def list_events(self, flt: EventFilter, cursor: str | None, limit: int) -> EventPage:
+    def list_events(
+        self, flt: EventFilter, cursor: str | None, limit: int, *, after: int | None = None
+    ) -> EventPage:
+        """Newest first with ``cursor``; in ingest order after sequence ``after`` (issue 15)."""
+        if after is not None:
+            if cursor is not None:
+                raise InvalidRequestError("pass either cursor or after, not both")
+            ingested = self.events.list_ingested(flt, after, limit)
+            return EventPage(
+                items=[event_public(s, self.signer, None) for s in ingested.items],
+                next_cursor=None,
+                next_after=ingested.next_after,
+            )
+        high_water = self.events.ingest_high_water()  # before the page: see EventPage
         try:
             page = self.events.list_events(flt, cursor, limit)
         except ValueError as e:
@@ -248,6 +263,7 @@ class StoreService:
         return EventPage(
             items=[event_public(s, self.signer, None) for s in page.items],
             next_cursor=page.next_cursor,
+            next_after=high_water,
         )
 
     def get_event(self, event_id: str, *, violation: bool = False) -> EventPublic:

@@ -11,7 +11,9 @@ position, lease check — refused when the epoch is older than the stored one: a
 owner), inserts the events (ids are deterministic, duplicates are ignored) and, for the rows
 actually inserted only, one outbox row per destination and the ``feed_log`` row whose ``seq`` is
 the live feed's SSE id. An event is therefore never committed without its outbox and feed rows,
-nor the reverse.
+nor the reverse. Each insert also takes its ``ingest_seq`` from the one-row ``ingest_counter``,
+whose row lock (PostgreSQL) is held until commit: sequences become visible in increasing order,
+which is what lets a poller page with ``after=<seq>`` and miss nothing (:meth:`list_ingested`).
 """
 
 from __future__ import annotations
@@ -149,12 +151,27 @@ _EVENT_CHUNK = 200  # rows per multi-row INSERT (x 44 columns: under SQLite's va
 _FEED_CHUNK = 1000
 
 
+_INSERT_COLUMNS = (*EVENT_COLUMNS, "ingest_seq")
+
+
 def _insert_events_sql(n: int) -> str:
-    one = f"({', '.join('?' for _ in EVENT_COLUMNS)})"
+    one = f"({', '.join('?' for _ in _INSERT_COLUMNS)})"
     return (
-        f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES {', '.join([one] * n)} "
+        f"INSERT INTO events ({', '.join(_INSERT_COLUMNS)}) VALUES {', '.join([one] * n)} "
         "ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
     )
+
+
+def _take_ingest_seqs(conn: Connection, n: int) -> int:
+    """Reserve ``n`` ingest sequences in the caller's transaction; returns the first one.
+
+    The counter row stays locked until the transaction ends (PostgreSQL), so sequences become
+    visible in increasing order: a reader that sees N sees every committed sequence below N.
+    """
+    row = conn.fetchone("UPDATE ingest_counter SET seq = seq + ? WHERE id = 1 RETURNING seq", (n,))
+    if row is None:
+        raise StoreError("ingest_counter is missing (store schema older than 0415?)")
+    return int(row[0]) - n + 1
 
 
 def _insert_feed(conn: Connection, rows: Sequence[tuple[Param, ...]], now: int) -> dict[str, int]:
@@ -218,11 +235,13 @@ def write_groups(
         if extra is not None:
             extra(conn)
         inserted: set[str] = set()
+        first_seq = _take_ingest_seqs(conn, len(rows)) if rows else 0
         for start in range(0, len(rows), _EVENT_CHUNK):
             part = [row for _, row in rows[start : start + _EVENT_CHUNK]]
-            got = conn.fetchall(
-                _insert_events_sql(len(part)), [value for row in part for value in row]
-            )
+            params = [
+                value for i, row in enumerate(part, start=first_seq + start) for value in (*row, i)
+            ]
+            got = conn.fetchall(_insert_events_sql(len(part)), params)
             inserted.update(str(r[0]) for r in got)
         new: list[tuple[WriteGroup, tuple[Param, ...]]] = []
         for group, row in rows:  # first occurrence only (an id may repeat within a call)
@@ -238,6 +257,22 @@ def write_groups(
         seqs = _insert_feed(conn, [row for group, row in new if group.feed], now)
         written = [(Written(row_to_stored(row), seqs.get(str(row[0])))) for _, row in new]
     return written
+
+
+@dataclass(frozen=True, slots=True)
+class IngestPage:
+    """Events stored after a sequence, in the order they were stored (``ingest_seq`` ascending).
+
+    ``seqs[i]`` is the ingest sequence of ``items[i]``. ``next_after`` is what to pass as
+    ``after`` next time: the last item's sequence on a full page, otherwise the store's
+    high-water mark read *before* the page (every sequence up to it was visible to the read,
+    so rows the filter skipped are not scanned again; an ``after`` beyond it — a store that was
+    replaced — comes back as the high-water mark, so the poller recovers).
+    """
+
+    items: tuple[StoredEvent, ...]
+    seqs: tuple[int, ...]
+    next_after: int
 
 
 class EventStore:
@@ -388,6 +423,45 @@ class EventStore:
             last = items[-1].event
             next_cursor = encode_cursor(last.first_seen_ms, last.event_id)
         return Page(items=items, next_cursor=next_cursor)
+
+    def ingest_high_water(self) -> int:
+        """The highest ingest sequence handed out by a committed transaction (0: none).
+
+        Every event with a sequence up to it is committed: ``after=<this>`` starts a poll
+        "from now"."""
+        with self.db.transaction(readonly=True) as conn:
+            return self._high_water(conn)
+
+    @staticmethod
+    def _high_water(conn: Connection) -> int:
+        row = conn.fetchone("SELECT seq FROM ingest_counter WHERE id = 1")
+        return 0 if row is None else int(row[0])
+
+    def list_ingested(
+        self, filter: EventFilter | None = None, after: int = 0, limit: int = 50
+    ) -> IngestPage:
+        """Events stored after ingest sequence ``after``, oldest stored first.
+
+        A poller that passes each page's ``next_after`` back receives every event exactly once,
+        however late it was stored relative to its ``first_seen`` (see :class:`IngestPage`).
+        """
+        limit = max(1, min(limit, MAX_PAGE))
+        where, params = where_clause(filter or EventFilter())
+        with self.db.transaction(readonly=True) as conn:
+            # Read the high-water mark first: on PostgreSQL each statement has its own snapshot,
+            # and bounding the page by it keeps "everything up to next_after was seen" true.
+            high = self._high_water(conn)
+            conds = [where] if where else []
+            conds.append("ingest_seq > ? AND ingest_seq <= ?")
+            sql = (
+                f"SELECT {', '.join(EVENT_COLUMNS)}, ingest_seq FROM events "
+                f"WHERE {' AND '.join(conds)} ORDER BY ingest_seq LIMIT ?"
+            )
+            rows = conn.fetchall(sql, (*params, after, high, limit))
+        items = tuple(row_to_stored(r[:-1]) for r in rows)
+        seqs = tuple(int(r[-1]) for r in rows)
+        next_after = seqs[-1] if len(rows) == limit else high
+        return IngestPage(items=items, seqs=seqs, next_after=next_after)
 
     def count_events(self, filter: EventFilter | None = None) -> int:
         where, params = where_clause(filter or EventFilter())

@@ -9,7 +9,7 @@ from fastapi.responses import FileResponse
 
 from sharpeyes.api.rest.auth import Role
 from sharpeyes.api.rest.deps import AUTH_RESPONSES, Credentials, Service, Viewer, authenticate
-from sharpeyes.api.rest.routes.query import Cursor, Filter, Limit
+from sharpeyes.api.rest.routes.query import After, Cursor, Filter, Limit
 from sharpeyes.api.rest.schemas import EVIDENCE_NAMES, ErrorBody, EventPage, EventPublic
 
 router = APIRouter(prefix="/api/v1/events", tags=["events"], responses=AUTH_RESPONSES)
@@ -19,11 +19,20 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.get("", response_model=EventPage, summary="Query events (newest first)")
+@router.get(
+    "",
+    response_model=EventPage,
+    summary="Query events (newest first, or in ingest order with after=N)",
+)
 def list_events(
-    _: Viewer, service: Service, flt: Filter, cursor: Cursor = None, limit: Limit = 50
+    _: Viewer,
+    service: Service,
+    flt: Filter,
+    cursor: Cursor = None,
+    after: After = None,
+    limit: Limit = 50,
 ) -> EventPage:
-    return service.list_events(flt, cursor, limit)
+    return service.list_events(flt, cursor, limit, after=after)
 
 
 @router.get("/{event_id}", response_model=EventPublic, summary="One event", responses=NOT_FOUND)

@@ -1,14 +1,26 @@
-"""Query parameters shared by the events and violations lists."""
+"""Query parameters shared by the events and violations lists.
+
+Times: a datetime with an offset (``Z``, ``+08:00``) is taken as given; a naive one is local
+time in the service's configured zone (:attr:`ApiSettings.time_zone`, Asia/Shanghai by
+default). A ``+`` left unencoded in a query string arrives as a space (form encoding); an
+offset written that way (``2026-03-01T08:00:00 08:00``) is read as ``+08:00``.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import re
+from datetime import datetime, timedelta, timezone, tzinfo
+from functools import lru_cache
 from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import Depends, Query
+from pydantic import BeforeValidator
 
+from sharpeyes.api.rest.deps import Ctx
 from sharpeyes.api.rest.schemas import EventTypeName, ReviewState
 from sharpeyes.api.store.records import EventFilter
+from sharpeyes.pipeline.errors import ConfigError
 from sharpeyes.pipeline.types import EventType, ObjectKind
 
 KindName = Annotated[
@@ -21,43 +33,91 @@ KindName = Annotated[
 Limit = Annotated[int, Query(ge=1, le=1000, description="Page size.")]
 Cursor = Annotated[
     str | None,
-    Query(max_length=512, description="`next_cursor` of the previous page."),
+    Query(max_length=512, description="`next_cursor` of the previous page (newest first)."),
+]
+After = Annotated[
+    int | None,
+    Query(
+        ge=0,
+        le=2**62,
+        description="Ingest cursor: only events stored after this sequence, in the order they "
+        "were stored (oldest stored first). Pass each page's `next_after` back to poll without "
+        "loss or repeats; `0` = from the beginning. Not combinable with `cursor`.",
+    ),
 ]
 PlateText = Annotated[str | None, Query(min_length=1, max_length=16)]
 
+# date, time (with seconds and fraction optional), one space, then an offset without its sign
+_SPACE_OFFSET = re.compile(
+    r"^(\d{4}-?\d{2}-?\d{2}[T ]\d{2}:?\d{2}(?::?\d{2}(?:[.,]\d+)?)?) (\d{2}(?::?\d{2})?)$"
+)
+CHINA_STANDARD_TIME = timezone(timedelta(hours=8), "CST")
 
-def _ms(value: datetime | None) -> int | None:
+
+def _plus_offset(value: object) -> object:
+    """``2026-03-01T08:00:00 08:00`` (an unencoded ``+`` read as a space) → ``…+08:00``."""
+    if isinstance(value, str):
+        m = _SPACE_OFFSET.match(value.strip())
+        if m:
+            hh, mm = m.group(2)[:2], m.group(2)[-2:] if len(m.group(2)) > 2 else "00"
+            return f"{m.group(1)}+{hh}:{mm}"
+    return value
+
+
+QueryTime = Annotated[datetime | None, BeforeValidator(_plus_offset)]
+_TIME_HELP = (
+    "ISO 8601, e.g. `2026-03-01T08:00:00+08:00` or `…Z`; without an offset the time is local "
+    "time in the service's zone (Asia/Shanghai unless configured). Encode `+` as `%2B`; an "
+    "unencoded `+` (read as a space) before the offset is accepted too."
+)
+
+
+@lru_cache(maxsize=8)
+def local_zone(name: str) -> tzinfo:
+    """The zone called ``name``; Asia/Shanghai works without a tz database (no DST since 1991).
+
+    Raises:
+        ConfigError: ``name`` is not a known zone.
+    """
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as e:
+        if name == "Asia/Shanghai":
+            return CHINA_STANDARD_TIME
+        raise ConfigError(f"unknown time zone {name!r}") from e
+
+
+def _ms(value: datetime | None, zone: tzinfo) -> int | None:
     if value is None:
         return None
     if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
+        value = value.replace(tzinfo=zone)
     return int(value.timestamp() * 1000)
 
 
 def event_filter(
     *,
+    ctx: Ctx,
     camera: Annotated[
         list[str] | None, Query(max_length=64, description="Camera id(s); repeat for several.")
     ] = None,
     type: Annotated[list[EventTypeName] | None, Query(description="Event type(s).")] = None,
     kind: KindName = None,
-    since: Annotated[
-        datetime | None,
-        Query(description="First seen at or after (ISO 8601; no offset = UTC)."),
-    ] = None,
-    until: Annotated[datetime | None, Query(description="First seen before.")] = None,
+    since: Annotated[QueryTime, Query(description=f"First seen at or after. {_TIME_HELP}")] = None,
+    until: Annotated[QueryTime, Query(description=f"First seen before. {_TIME_HELP}")] = None,
     plate: Annotated[PlateText, Query(description="Exact plate, e.g. 京A12345.")] = None,
     plate_contains: Annotated[
         PlateText, Query(description="Partial plate, case-insensitive, e.g. A123.")
     ] = None,
     review_state: Annotated[ReviewState | None, Query(description="Review state.")] = None,
 ) -> EventFilter:
+    zone = local_zone(ctx.settings.time_zone)
     return EventFilter(
         stream_ids=tuple(camera or ()),
         types=tuple(EventType(t) for t in type or ()),
         kind=None if kind is None else ObjectKind[kind.upper()],
-        since_ms=_ms(since),
-        until_ms=_ms(until),
+        since_ms=_ms(since, zone),
+        until_ms=_ms(until, zone),
         plate=plate,
         plate_contains=plate_contains,
         review_state=review_state,

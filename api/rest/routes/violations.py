@@ -9,7 +9,7 @@ from fastapi import APIRouter
 
 from sharpeyes.api.rest.deps import AUTH_RESPONSES, Reviewer, Service, Viewer
 from sharpeyes.api.rest.routes.events import EventId
-from sharpeyes.api.rest.routes.query import Cursor, Filter, Limit
+from sharpeyes.api.rest.routes.query import After, Cursor, Filter, Limit
 from sharpeyes.api.rest.schemas import (
     AuditEntryPublic,
     ErrorBody,
@@ -25,11 +25,20 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.get("", response_model=EventPage, summary="Query violations (newest first)")
+@router.get(
+    "",
+    response_model=EventPage,
+    summary="Query violations (newest first, or in ingest order with after=N)",
+)
 def list_violations(
-    _: Viewer, service: Service, flt: Filter, cursor: Cursor = None, limit: Limit = 50
+    _: Viewer,
+    service: Service,
+    flt: Filter,
+    cursor: Cursor = None,
+    after: After = None,
+    limit: Limit = 50,
 ) -> EventPage:
-    return service.list_events(replace(flt, violations_only=True), cursor, limit)
+    return service.list_events(replace(flt, violations_only=True), cursor, limit, after=after)
 
 
 @router.get("/{event_id}", response_model=EventPublic, summary="One violation", responses=NOT_FOUND)

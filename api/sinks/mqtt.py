@@ -1,0 +1,365 @@
+"""MQTT event sink: the outbox destination ``mqtt`` drained to a broker with QoS 1 (paho-mqtt).
+
+Rows are enqueued in the same transaction as their events (the node adds ``mqtt`` to every
+camera's outbox destinations when ``mqtt`` is configured), claimed in id order, published with
+QoS 1 (or 2) and marked delivered only once the broker acknowledged them (PUBACK / PUBCOMP).
+While the broker is unreachable nothing is claimed; a publish that is not acknowledged within
+``publish_timeout_s`` is retried with jittered exponential back-off. A sender or broker killed
+at any point loses nothing: claimed rows come back when their lease runs out. Delivery is
+at-least-once — a message may arrive twice (a retry after a lost acknowledgement): consumers
+deduplicate on ``event_id`` (deterministic, unique per event).
+
+Payload: the stored event as JSON (the ``events.jsonl`` shape plus the store's fields), UTF-8.
+Topic: ``topic`` with ``{stream_id}``, ``{type}``, ``{kind}`` and ``{device_id}`` filled in
+(``/``, ``+``, ``#`` in values replaced by ``_``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import secrets
+import socket
+import ssl
+import string
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+from pydantic import Field, SecretStr, field_validator
+
+from sharpeyes.api.store import EventStore, Outbox, OutboxItem, OutboxStats, StoredEvent
+from sharpeyes.api.store.serialize import dumps
+from sharpeyes.pipeline import clock
+from sharpeyes.pipeline.config import StrictModel
+from sharpeyes.pipeline.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+MQTT_DESTINATION = "mqtt"
+TOPIC_FIELDS = frozenset({"stream_id", "type", "kind", "device_id"})
+_UNSAFE = str.maketrans({"/": "_", "+": "_", "#": "_"})
+
+
+class MqttSinkConfig(StrictModel):
+    """Where and how events are published; the password comes from the environment."""
+
+    host: str = Field(..., min_length=1, description="Broker host name or address.")
+    port: int = Field(1883, ge=1, le=65535, description="Broker port (8883 for TLS usually).")
+    topic: str = Field(
+        "sharpeyes/events/{stream_id}/{type}",
+        min_length=1,
+        description="Topic template; fields {stream_id}, {type}, {kind}, {device_id}.",
+    )
+    qos: Literal[1, 2] = Field(
+        1,
+        description="MQTT QoS: 1 = at least once (2 = exactly once "
+        "to the broker; the outbox still retries, so at-least-once).",
+    )
+    client_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        description="MQTT client id; None = sharpeyes-<host>-<random> (two senders with one id "
+        "would keep disconnecting each other).",
+    )
+    username: str | None = Field(None, description="User name, if the broker wants one.")
+    password_env: str | None = Field(
+        None, description="Environment variable holding the password (never logged)."
+    )
+    password: SecretStr | None = Field(
+        None, description="Literal password (tests and demos; prefer password_env)."
+    )
+    tls: bool = Field(False, description="Connect with TLS (system CAs unless ca_file).")
+    ca_file: Path | None = Field(None, description="CA bundle for the broker's certificate.")
+    keepalive_s: int = Field(30, ge=5, le=3600, description="MQTT keep-alive interval.")
+    claim_limit: int = Field(100, ge=1, le=1000, description="Outbox rows per publish round.")
+    publish_timeout_s: float = Field(
+        10.0, gt=0.0, le=300.0, description="Wait for the broker's acknowledgements of a round."
+    )
+    backoff_initial_s: float = Field(1.0, gt=0.0, le=600.0, description="First retry delay.")
+    backoff_max_s: float = Field(60.0, gt=0.0, le=3600.0, description="Longest retry delay.")
+    idle_sleep_s: float = Field(0.2, gt=0.0, le=60.0, description="Poll interval when idle.")
+    lease_s: float = Field(
+        60.0, gt=0.0, le=3600.0, description="A claimed row is invisible to others this long."
+    )
+
+    @field_validator("topic")
+    @classmethod
+    def _known_fields(cls, topic: str) -> str:
+        names = {name for _, name, _, _ in string.Formatter().parse(topic) if name is not None}
+        unknown = names - TOPIC_FIELDS
+        if unknown:
+            raise ValueError(
+                f"topic {topic!r} names unknown field(s) {sorted(unknown)}; "
+                f"known: {sorted(TOPIC_FIELDS)}"
+            )
+        if "+" in topic or "#" in topic:
+            raise ValueError(f"topic {topic!r} must not contain MQTT wildcards + or #")
+        return topic
+
+    def resolved_password(self, env: dict[str, str] | None = None) -> str | None:
+        """The password: literal, else from ``password_env``.
+
+        Raises:
+            ConfigError: ``password_env`` names a variable that is not set.
+        """
+        if self.password is not None:
+            return self.password.get_secret_value()
+        if self.password_env is None:
+            return None
+        value = (os.environ if env is None else env).get(self.password_env)
+        if value is None:
+            raise ConfigError(f"mqtt: environment variable {self.password_env} is not set")
+        return value
+
+
+@dataclass
+class MqttReport:
+    """Counts of one round (or, as ``MqttSender.totals``, of the sender's life)."""
+
+    claimed: int = 0
+    delivered: int = 0
+    failed: int = 0
+    dead: int = 0
+    not_connected: int = 0  # rounds skipped because the broker was unreachable
+    errors: list[str] = field(default_factory=list)
+
+
+def topic_for(template: str, stored: StoredEvent) -> str:
+    ev = stored.event
+    values = {
+        "stream_id": ev.stream_id,
+        "type": str(ev.type),
+        "kind": ev.kind.label,
+        "device_id": stored.device_id or "",
+    }
+    return template.format(**{k: v.translate(_UNSAFE) for k, v in values.items()})
+
+
+class MqttSender:
+    """Drains the ``mqtt`` outbox destination to one broker; one instance per node."""
+
+    def __init__(
+        self, store: EventStore, config: MqttSinkConfig, *, destination: str = MQTT_DESTINATION
+    ) -> None:
+        self.store = store
+        self.outbox = Outbox(store.db)
+        self.config = config
+        self.destination = destination
+        self.totals = MqttReport()
+        self._connected = threading.Event()
+        self._client = self._make_client()
+
+    def _make_client(self) -> paho.Client:
+        c = self.config
+        client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=c.client_id
+            or f"sharpeyes-{socket.gethostname()[:32]}-{secrets.token_hex(4)}",
+            clean_session=True,
+            protocol=paho.MQTTv311,
+        )
+        if c.username is not None:
+            client.username_pw_set(c.username, c.resolved_password())
+        if c.tls:
+            client.tls_set(
+                ca_certs=None if c.ca_file is None else str(c.ca_file),
+                tls_version=ssl.PROTOCOL_TLS_CLIENT,
+            )
+        client.reconnect_delay_set(1, max(1, int(c.backoff_max_s)))
+        client.max_inflight_messages_set(max(20, c.claim_limit))
+        client.max_queued_messages_set(10 * c.claim_limit)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        return client
+
+    def _on_connect(
+        self,
+        client: paho.Client,
+        userdata: object,
+        flags: object,
+        reason: object,
+        properties: object,
+    ) -> None:
+        if not getattr(reason, "is_failure", False):
+            log.info("mqtt: connected to %s:%s", self.config.host, self.config.port)
+            self._connected.set()
+        else:
+            log.warning("mqtt: broker refused the connection: %s", reason)
+
+    def _on_disconnect(
+        self,
+        client: paho.Client,
+        userdata: object,
+        flags: object,
+        reason: object,
+        properties: object,
+    ) -> None:
+        if self._connected.is_set():
+            log.warning(
+                "mqtt: disconnected from %s:%s (%s)", self.config.host, self.config.port, reason
+            )
+        self._connected.clear()
+
+    # -- connection ---------------------------------------------------------------------------
+
+    def connect(self) -> None:
+        """Start connecting in the background (paho reconnects by itself afterwards)."""
+        self._client.connect_async(self.config.host, self.config.port, self.config.keepalive_s)
+        self._client.loop_start()
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+        self._connected.clear()
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set() and self._client.is_connected()
+
+    def backlog(self) -> OutboxStats:
+        return self.outbox.stats(self.destination)
+
+    def _backoff_ms(self, attempts: int) -> int:
+        c = self.config
+        delay = min(c.backoff_max_s, c.backoff_initial_s * 2 ** min(attempts, 20))
+        return int(delay * random.uniform(0.5, 1.0) * 1000)
+
+    # -- one round ----------------------------------------------------------------------------
+
+    def run_once(self) -> MqttReport:
+        """Claim due rows, publish them and wait for the broker's acknowledgements."""
+        report = MqttReport()
+        if not self.connected:
+            report.not_connected = 1
+            self._accumulate(report)
+            return report
+        c = self.config
+        now = clock.now_ms()
+        items = self.outbox.claim_batch(
+            self.destination, c.claim_limit, now, lease_ms=int(c.lease_s * 1000)
+        )
+        report.claimed = len(items)
+        sent: list[tuple[OutboxItem, paho.MQTTMessageInfo]] = []
+        for item in items:
+            stored = self.store.get_event(item.object_id)
+            if stored is None:
+                self.outbox.mark_dead([item.id], "event not in store", now)
+                report.dead += 1
+                continue
+            payload = dumps({**stored.to_json(), "destination": self.destination}).encode()
+            info = self._client.publish(topic_for(c.topic, stored), payload, qos=c.qos)
+            sent.append((item, info))
+        self._settle(sent, report)
+        self._accumulate(report)
+        return report
+
+    def _settle(
+        self, sent: list[tuple[OutboxItem, paho.MQTTMessageInfo]], report: MqttReport
+    ) -> None:
+        deadline = time.monotonic() + self.config.publish_timeout_s
+        ok: list[int] = []
+        failed: list[tuple[OutboxItem, str]] = []
+        for item, info in sent:
+            try:
+                info.wait_for_publish(max(0.0, deadline - time.monotonic()))
+            except (ValueError, RuntimeError) as e:
+                failed.append((item, str(e)))
+                continue
+            if info.is_published():
+                ok.append(item.id)
+            else:
+                failed.append((item, "no acknowledgement from the broker in time"))
+        now = clock.now_ms()
+        if ok:
+            self.outbox.mark_delivered(ok, now)
+        for item, error in failed:
+            self.outbox.mark_failed(
+                [item.id], f"mqtt: {error}", now, now + self._backoff_ms(item.attempts)
+            )
+        report.delivered += len(ok)
+        report.failed += len(failed)
+        if failed:
+            report.errors.append(failed[0][1])
+
+    def _accumulate(self, r: MqttReport) -> None:
+        t = self.totals
+        t.claimed += r.claimed
+        t.delivered += r.delivered
+        t.failed += r.failed
+        t.dead += r.dead
+        t.not_connected += r.not_connected
+        t.errors = (t.errors + r.errors)[-20:]
+
+    def run(self, stop: threading.Event) -> None:
+        """Publish until ``stop`` is set; sleeps when there is nothing due or no broker."""
+        while not stop.is_set():
+            try:
+                report = self.run_once()
+            except Exception:  # a store hiccup must not end the sender thread
+                log.exception("mqtt: publish round failed")
+                stop.wait(self.config.idle_sleep_s)
+                continue
+            if report.claimed == 0:
+                stop.wait(self.config.idle_sleep_s)
+
+    def health(self) -> dict[str, object]:
+        stats = self.backlog()
+        return {
+            "destination": self.destination,
+            "broker": f"{self.config.host}:{self.config.port}",
+            "connected": self.connected,
+            "backlog": stats.backlog,
+            "oldest_pending_age_ms": stats.oldest_pending_age_ms,
+            "retrying": stats.retrying,
+            "delivered": self.totals.delivered,
+            "failed_attempts": self.totals.failed,
+            "dead": stats.failed,
+            "last_errors": list(self.totals.errors[-3:]),
+        }
+
+
+class MqttDelivery:
+    """A started :class:`MqttSender` on its own thread."""
+
+    def __init__(self, sender: MqttSender) -> None:
+        self.sender = sender
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=sender.run, args=(self._stop,), name="mqtt-sender", daemon=True
+        )
+
+    def start(self) -> MqttDelivery:
+        self.sender.connect()
+        self._thread.start()
+        return self
+
+    def drain(self, timeout_s: float) -> bool:
+        """Wait until nothing is pending for the destination; True when drained."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.sender.backlog().backlog == 0:
+                return True
+            time.sleep(0.1)
+        return self.sender.backlog().backlog == 0
+
+    def stop(self, drain_timeout_s: float = 0.0) -> None:
+        if drain_timeout_s > 0:
+            self.drain(drain_timeout_s)
+        self._stop.set()
+        self._thread.join(max(5.0, self.sender.config.publish_timeout_s + 1))
+        self.sender.close()
+
+    def health(self) -> dict[str, object]:
+        return self.sender.health()
+
+
+def start_mqtt_sender(store: EventStore, config: MqttSinkConfig) -> MqttDelivery:
+    """Connect to the broker and drain the ``mqtt`` destination on a thread."""
+    return MqttDelivery(MqttSender(store, config)).start()
