@@ -175,3 +175,32 @@ def test_flow_on_real_highway_footage_matches_the_pass_events_per_lane(
             per_lane[int(lane)] = per_lane.get(int(lane), 0) + 1
     assert counts == per_lane
     assert set(counts) == {1, 2, 3} and all(n >= 3 for n in counts.values()), counts
+
+
+def test_flow_and_event_counts_in_prometheus(clip: Path, tmp_path: Path) -> None:
+    """The node's /metrics: events per type, and each lane's last complete flow interval."""
+    from sharpeyes.api.node.prom import build_registry, render
+    from sharpeyes.api.node.runtime import NodeRuntime
+    from sharpeyes.api.node.settings import ServiceConfig
+    from tests.equivalence import wait_for
+
+    cam = flow_camera(clip)
+    assert cam.flow is not None
+    cam = cam.model_copy(update={"flow": cam.flow.model_copy(update={"interval_s": 5.0})})
+    config = ServiceConfig.model_validate(
+        {
+            "cameras": [cam.model_dump(mode="json")],
+            "detector": cam.detector.model_dump(mode="json"),
+            "store": {"url": str(tmp_path / "events.db"), "files_root": str(tmp_path)},
+            "loop_files": False,
+        }
+    )
+    rt = NodeRuntime(config).start()
+    try:
+        wait_for(rt.all_finished, 120, "the camera to finish")
+        text = render(build_registry(rt)).decode()
+    finally:
+        rt.stop()
+    assert 'sharpeyes_events_total{camera="flow",type="vehicle_pass"} 6.0' in text
+    assert 'sharpeyes_flow_interval_seconds{camera="flow",lane="1"} 5.0' in text
+    assert 'sharpeyes_flow_vehicles{camera="flow",lane="2"}' in text

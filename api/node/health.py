@@ -18,7 +18,7 @@ from sharpeyes.pipeline.config import CameraConfig
 from sharpeyes.pipeline.protocols import Sink
 from sharpeyes.pipeline.runner import StreamRunner
 from sharpeyes.pipeline.supervisor import WorkerState, WorkerStatus
-from sharpeyes.pipeline.types import Detections, Event, Frame, SignalState, Tracks
+from sharpeyes.pipeline.types import Detections, Event, EventType, Frame, SignalState, Tracks
 from sharpeyes.streams.factory import LiveFileSource, source_decoder
 from sharpeyes.streams.health import (
     DropCounter,
@@ -92,6 +92,10 @@ class CameraStats:
         self.latency_ms: deque[float] = deque(maxlen=latency_samples)
         self._lock = threading.Lock()
         self._emitted: dict[str, int | None] = {}
+        # events handed to the writer by (type, violation code or ""), and the latest
+        # traffic-flow record per lane number (for Prometheus)
+        self.by_type: dict[tuple[str, str], int] = {}
+        self.flow: dict[int, dict[str, object]] = {}
 
     def on_frame(
         self,
@@ -104,6 +108,21 @@ class CameraStats:
         self.analysed.tick()
         self.frames_analysed += 1
         self.frame_wall_ms = frame.wall_time_ms
+
+    def typed(self, event: Event) -> None:
+        """Count ``event`` by type (and violation code); keep the latest flow per lane."""
+        code = event.violation.code if event.violation is not None else ""
+        key = (event.type.value, code)
+        with self._lock:
+            self.by_type[key] = self.by_type.get(key, 0) + 1
+        if event.type is EventType.TRAFFIC_FLOW:
+            from sharpeyes.pipeline.flow import flow_from_extra
+
+            fields = flow_from_extra(event.extra)
+            lane = fields.get("lane_no")
+            if isinstance(lane, int) and fields.get("complete") is True:
+                with self._lock:
+                    self.flow[lane] = fields
 
     def emitted(self, event_id: str) -> None:
         """The runner handed an event to the writer while analysing the current frame."""
@@ -261,6 +280,7 @@ class MeteredSink:
 
     def emit(self, event: Event) -> None:
         self.stats.emitted(event.event_id)
+        self.stats.typed(event)
         self.inner.emit(event)
 
     def close(self) -> None:

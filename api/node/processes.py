@@ -279,6 +279,20 @@ class NodeFacade:
             reports = [h.report for h in self.handles if h.report is not None]
         return {k: list(v) for r in reports for k, v in r.latencies_ms.items()}
 
+    def event_counts(self) -> dict[str, dict[tuple[str, str], int]]:
+        """Events stored per camera by (type, code), from the workers' latest reports.
+
+        A restarted worker starts from zero again: the counts of a camera are its current
+        worker process's (Prometheus ``rate()`` handles the reset)."""
+        with self._lock:
+            reports = [h.report for h in self.handles if h.report is not None]
+        return {k: dict(v) for r in reports for k, v in r.event_counts.items()}
+
+    def flow_latest(self) -> dict[str, dict[int, dict[str, object]]]:
+        with self._lock:
+            reports = [h.report for h in self.handles if h.report is not None]
+        return {k: dict(v) for r in reports for k, v in r.flow.items()}
+
     def camera_ids(self) -> list[str]:
         return [cid for h in self.handles for cid in h.plan.camera_ids]
 

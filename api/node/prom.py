@@ -76,6 +76,10 @@ class RuntimeLike(Protocol):
 
     def latencies_ms(self) -> dict[str, list[float]]: ...
 
+    def event_counts(self) -> Mapping[str, Mapping[tuple[str, str], int]]: ...
+
+    def flow_latest(self) -> Mapping[str, Mapping[int, Mapping[str, object]]]: ...
+
 
 def _gauge(name: str, doc: str, labels: list[str]) -> GaugeMetricFamily:
     return GaugeMetricFamily(f"sharpeyes_{name}", doc, labels=labels)
@@ -96,6 +100,8 @@ class RuntimeCollector(Collector):
         yield from _stream_metrics(health)
         yield from _batcher_metrics(self.runtime.batcher_stats())
         yield from _latency_metrics(self.runtime.latencies_ms())
+        yield from _event_metrics(self.runtime.event_counts())
+        yield from _flow_metrics(self.runtime.flow_latest())
 
 
 def _stream_metrics(health: Mapping[str, HealthLike]) -> Iterator[Metric]:
@@ -171,6 +177,43 @@ def _latency_metrics(latencies: Mapping[str, list[float]]) -> Iterator[Metric]:
             g.add_metric([cid, "0.5"], statistics.median(samples) / 1000.0)
             g.add_metric([cid, "0.95"], q[18] / 1000.0)
     yield g
+
+
+def _event_metrics(counts: Mapping[str, Mapping[tuple[str, str], int]]) -> Iterator[Metric]:
+    events = _counter("events", "Events stored, by type.", ["camera", "type"])
+    violations = _counter(
+        "violations", "Violations stored, by type and violation code.", ["camera", "type", "code"]
+    )
+    for cid, by in sorted(counts.items()):
+        per_type: dict[str, int] = {}
+        for (type_, code), n in by.items():
+            per_type[type_] = per_type.get(type_, 0) + n
+            if code:
+                violations.add_metric([cid, type_, code], n)
+        for type_, n in sorted(per_type.items()):
+            events.add_metric([cid, type_], n)
+    yield from (events, violations)
+
+
+def _flow_metrics(latest: Mapping[str, Mapping[int, Mapping[str, object]]]) -> Iterator[Metric]:
+    labels = ["camera", "lane"]
+    gauges = {
+        "count": _gauge("flow_vehicles", "Vehicles in the last complete interval.", labels),
+        "occupancy": _gauge("flow_occupancy_ratio", "Zone time occupancy, last interval.", labels),
+        "mean_speed_kmh": _gauge("flow_speed_kmh", "Time-mean speed, last interval.", labels),
+        "mean_headway_s": _gauge("flow_headway_seconds", "Mean headway, last interval.", labels),
+        "queue_max_vehicles": _gauge(
+            "flow_queue_vehicles", "Longest queue, last interval.", labels
+        ),
+        "interval_s": _gauge("flow_interval_seconds", "Length of the flow interval.", labels),
+    }
+    for cid, lanes in sorted(latest.items()):
+        for lane, fields in sorted(lanes.items()):
+            for key, g in gauges.items():
+                v = fields.get(key)
+                if isinstance(v, int | float) and not isinstance(v, bool):
+                    g.add_metric([cid, str(lane)], float(v))
+    yield from gauges.values()
 
 
 def build_registry(runtime: RuntimeLike) -> CollectorRegistry:

@@ -342,6 +342,16 @@ class NodeRuntime:
     def batcher_stats(self) -> BatcherStats:
         return self._batcher.stats if self._batcher is not None else BatcherStats()
 
+    def event_counts(self) -> dict[str, dict[tuple[str, str], int]]:
+        """Events handed to the store per camera, by (type, violation code or "")."""
+        with self._lock:
+            return {k: dict(c.stats.by_type) for k, c in self._cameras.items()}
+
+    def flow_latest(self) -> dict[str, dict[int, dict[str, object]]]:
+        """The latest complete traffic-flow record per camera and lane number."""
+        with self._lock:
+            return {k: dict(c.stats.flow) for k, c in self._cameras.items() if c.stats.flow}
+
     def latencies_ms(self) -> dict[str, list[float]]:
         """Frame-capture → event-stored latency samples per camera (newest few thousand)."""
         with self._lock:

@@ -52,6 +52,8 @@ class WorkerReport:
     health: dict[str, CameraHealth]
     batcher: BatcherStats = field(default_factory=BatcherStats)
     latencies_ms: dict[str, list[float]] = field(default_factory=dict)
+    event_counts: dict[str, dict[tuple[str, str], int]] = field(default_factory=dict)
+    flow: dict[str, dict[int, dict[str, object]]] = field(default_factory=dict)
     detector_backend: str | None = None
     final: bool = False
     finished: bool = False
@@ -70,6 +72,8 @@ def _report(
         health=runtime.health(),
         batcher=_copy_stats(runtime.batcher_stats()),
         latencies_ms=latencies,
+        event_counts=runtime.event_counts(),
+        flow=runtime.flow_latest(),
         detector_backend=runtime.detector_backend,
         final=final,
         finished=finished,

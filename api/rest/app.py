@@ -49,6 +49,7 @@ from sharpeyes.api.rest.routes import (
     delivery,
     events,
     feed,
+    flow,
     health,
     signals,
     streams,
@@ -266,7 +267,19 @@ def create_app(
     )
     app.state.ctx = ctx
     _mount_offline_docs(app)
-    routers = (health, auth, tokens, events, violations, feed, cameras, streams, signals, delivery)
+    routers = (
+        health,
+        auth,
+        tokens,
+        events,
+        violations,
+        feed,
+        cameras,
+        streams,
+        signals,
+        delivery,
+        flow,
+    )
     for router in routers:
         app.include_router(router.router)
     app.include_router(make_export_router(export_provider))

@@ -149,6 +149,38 @@ class EventPublic(BaseModel):
     )
 
 
+class FlowPublic(BaseModel):
+    """Traffic flow (交通流) of one lane over one interval (``pipeline/flow.py``)."""
+
+    camera_id: str
+    lane_id: str
+    lane_no: int
+    start_ms: int = Field(description="Interval start, UTC epoch ms (aligned to the interval).")
+    interval_s: float
+    observed_s: float = Field(description="Analysed time covered (less for a partial interval).")
+    complete: bool
+    count: int = Field(description="Vehicles that entered the lane's zone.")
+    by_kind: dict[str, int]
+    by_class: dict[str, int]
+    mean_speed_kmh: float | None = Field(
+        None, description="Time-mean speed; only on a camera with a ground-plane calibration."
+    )
+    speeds_measured: int
+    mean_headway_s: float | None = None
+    occupancy: float = Field(description="Share of the interval with a vehicle in the zone.")
+    queue_max_vehicles: int | None = Field(
+        None, description="Longest queue behind the lane's stop line (lanes with one)."
+    )
+    queue_max_length_m: float | None = None
+
+
+class FlowPage(BaseModel):
+    items: list[FlowPublic]
+    next_cursor: str | None = Field(
+        None, description="Pass as `cursor` to get the next page; None on the last page."
+    )
+
+
 class EventPage(BaseModel):
     items: list[EventPublic]
     next_cursor: str | None = Field(

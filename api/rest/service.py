@@ -8,6 +8,7 @@ its thread pool) and return public schemas, never store rows.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import logging
@@ -29,6 +30,8 @@ from sharpeyes.api.rest.schemas import (
     AuditEntryPublic,
     EventPage,
     EventPublic,
+    FlowPage,
+    FlowPublic,
     IncompletePartPublic,
     Readiness,
     ReviewAction,
@@ -40,7 +43,7 @@ from sharpeyes.api.store.migrate import migrate
 from sharpeyes.api.store.records import EventFilter, StoredEvent
 from sharpeyes.pipeline.errors import StoreError
 from sharpeyes.pipeline.signal_input import PhaseRouter
-from sharpeyes.pipeline.types import Event
+from sharpeyes.pipeline.types import Event, EventType
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +105,8 @@ class ServiceFacade(Protocol):
     ) -> EventPage: ...
 
     def get_event(self, event_id: str, *, violation: bool = False) -> EventPublic: ...
+
+    def list_flow(self, flt: EventFilter, cursor: str | None, limit: int) -> FlowPage: ...
 
     def review(
         self,
@@ -239,6 +244,27 @@ class StoreService:
         if stored is None:
             raise NotFoundError(f"event {event_id!r} not found")
         return stored
+
+    def list_flow(self, flt: EventFilter, cursor: str | None, limit: int) -> FlowPage:
+        """Traffic-flow records (``traffic_flow`` events), newest interval first."""
+        from sharpeyes.pipeline.flow import flow_from_extra
+
+        flt = dataclasses.replace(flt, types=(EventType.TRAFFIC_FLOW,))
+        try:
+            page = self.events.list_events(flt, cursor, limit)
+        except (ValueError, OverflowError) as e:
+            raise InvalidRequestError("invalid cursor") from e
+        items = [
+            FlowPublic.model_validate(
+                {
+                    **flow_from_extra(s.event.extra),
+                    "camera_id": s.event.stream_id,
+                    "start_ms": s.event.first_seen_ms,
+                }
+            )
+            for s in page.items
+        ]
+        return FlowPage(items=items, next_cursor=page.next_cursor)
 
     def list_events(
         self, flt: EventFilter, cursor: str | None, limit: int, *, after: int | None = None

@@ -87,7 +87,7 @@ def local_zone(name: str) -> tzinfo:
         raise ConfigError(f"unknown time zone {name!r}") from e
 
 
-def _ms(value: datetime | None, zone: tzinfo) -> int | None:
+def ms_in(value: datetime | None, zone: tzinfo) -> int | None:
     if value is None:
         return None
     if value.tzinfo is None:
@@ -116,8 +116,8 @@ def event_filter(
         stream_ids=tuple(camera or ()),
         types=tuple(EventType(t) for t in type or ()),
         kind=None if kind is None else ObjectKind[kind.upper()],
-        since_ms=_ms(since, zone),
-        until_ms=_ms(until, zone),
+        since_ms=ms_in(since, zone),
+        until_ms=ms_in(until, zone),
         plate=plate,
         plate_contains=plate_contains,
         review_state=review_state,
