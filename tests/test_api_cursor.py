@@ -17,7 +17,7 @@ import pytest
 from sharpeyes.api.store import EventFilter, EventStore, open_database, open_store
 from sharpeyes.api.store.events import IngestPage
 from sharpeyes.api.store.migrate import load_migrations, migrate
-from sharpeyes.api.store.records import INSERT_EVENT, event_row
+from sharpeyes.api.store.records import EVENT_COLUMNS, event_row
 from sharpeyes.pipeline.types import Event
 from tests._api_fixtures import T0, Seeded, make_app, make_event, seed_service
 from tests._pg_fixtures import db_url, pg_server  # noqa: F401
@@ -146,9 +146,14 @@ def test_migration_numbers_existing_events_in_stored_order(db_url: str) -> None:
         migrate(db, [m for m in load_migrations() if m.version < 415])
         rng = random.Random(2)
         events = [_late_event(i, rng) for i in range(5)]
+        # the columns of the schema before 0415 (later migrations add some)
+        keep = [i for i, c in enumerate(EVENT_COLUMNS) if c != "vehicle_color"]
+        cols = ", ".join(EVENT_COLUMNS[i] for i in keep)
+        insert = f"INSERT INTO events ({cols}) VALUES ({', '.join('?' for _ in keep)})"
         with db.transaction() as conn:
             for k, e in enumerate(reversed(events)):  # stored in reverse id order
-                conn.execute(INSERT_EVENT, event_row(e, None, None, 1_000 + k))
+                row = event_row(e, None, None, 1_000 + k)
+                conn.execute(insert, tuple(row[i] for i in keep))
         assert 415 in migrate(db)
         store = EventStore(db, Path("/nonexistent"), ensure_schema=False)
         got, high = _drain(store, 0)

@@ -105,6 +105,9 @@ def where_clause(f: EventFilter) -> tuple[str, list[Param]]:
         ("first_seen_ms < ?", f.until_ms),
         ("plate_text = ?", f.plate),
         ("review_state = ?", f.review_state),
+        ("plate_color = ?", f.plate_color),
+        ("vehicle_color = ?", f.vehicle_color),
+        ("class_name = ?", f.class_name),
     ]
     for cond, value in simple:
         if value is not None:
@@ -113,9 +116,21 @@ def where_clause(f: EventFilter) -> tuple[str, list[Param]]:
     if f.plate_contains:
         conds.append("UPPER(plate_text) LIKE ? ESCAPE '\\'")
         params.append(f"%{_like_escape(f.plate_contains.upper())}%")
+    if f.plate_pattern:
+        conds.append("UPPER(plate_text) LIKE ? ESCAPE '\\'")
+        params.append(plate_like(f.plate_pattern))
     if f.violations_only:
         conds.append("violation_code IS NOT NULL")
     return " AND ".join(conds), params
+
+
+def plate_like(pattern: str) -> str:
+    """A plate pattern as SQL ``LIKE``: ``?`` is one unreadable character, ``*`` any run
+    (``京A1?345``, ``*12345``); everything else is literal (case-insensitive)."""
+    out = []
+    for ch in pattern.upper():
+        out.append("_" if ch == "?" else "%" if ch == "*" else _like_escape(ch))
+    return "".join(out)
 
 
 TxHook = Callable[[Connection], None]

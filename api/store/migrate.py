@@ -187,4 +187,23 @@ def migrate(db: Database, migrations: list[Migration] | None = None) -> list[int
             raise StoreError(
                 f"store migration {migration.version:04d}_{migration.name} failed: {e}"
             ) from e
+    if done and db.backend == "postgres":
+        plate_trigram_index(db)
     return done
+
+
+def plate_trigram_index(db: Database) -> bool:
+    """PostgreSQL: a trigram index for partial and wildcard plate search (``pg_trgm``, a
+    trusted extension since PostgreSQL 13). Optional: where the extension cannot be created
+    the search still works, by a scan; returns whether the index exists."""
+    try:
+        with db.transaction() as conn:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+            conn.execute(
+                "CREATE INDEX IF NOT EXISTS events_plate_trgm ON events "
+                "USING gin (UPPER(plate_text) gin_trgm_ops)"
+            )
+    except StoreError as e:
+        log.warning("store: no trigram index for plate search (%s); searches scan instead", e)
+        return False
+    return True

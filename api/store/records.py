@@ -85,6 +85,10 @@ class EventFilter:
     until_ms: int | None = None
     plate: str | None = None
     plate_contains: str | None = None
+    plate_pattern: str | None = None  # ``?`` one unreadable character, ``*`` any run
+    plate_color: str | None = None
+    vehicle_color: str | None = None
+    class_name: str | None = None
     review_state: ReviewState | None = None
     violations_only: bool = False
 
@@ -119,13 +123,20 @@ EVENT_COLUMNS: tuple[str, ...] = (
     "plate_confidence", "plate_layers", "violation_code", "signal_group", "signal_color",
     "seconds_since_red", "lane_no", "movement", "approach", "crossed_stop_line_pts",
     "evidence_pts", "evidence_dir", "metadata_path", "detail", "extra", "review_state",
-    "created_ms",
+    "created_ms", "vehicle_color",
 )  # fmt: skip
 SELECT_EVENT = f"SELECT {', '.join(EVENT_COLUMNS)} FROM events"
 INSERT_EVENT = (
     f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) "
     f"VALUES ({', '.join('?' for _ in EVENT_COLUMNS)}) ON CONFLICT (event_id) DO NOTHING"
 )
+
+
+def _int_or_none(value: str | None) -> int | None:
+    try:
+        return None if value is None else int(value)
+    except ValueError:
+        return None
 
 
 def _extra_value(event: Event, key: str) -> str | None:
@@ -188,7 +199,7 @@ def event_row(
         "signal_group": None if v is None else v.signal_group,
         "signal_color": None if v is None else str(v.signal_color),
         "seconds_since_red": None if v is None else float(v.seconds_since_red),
-        "lane_no": None if v is None else v.lane_no,
+        "lane_no": v.lane_no if v is not None else _int_or_none(_extra_value(event, "lane_no")),
         "movement": None if v is None else v.movement,
         "approach": None if v is None else v.approach,
         "crossed_stop_line_pts": None if v is None else float(v.crossed_stop_line_pts),
@@ -198,6 +209,7 @@ def event_row(
         "detail": event.detail,
         "extra": dumps({k: val for k, val in event.extra}),
         "review_state": None if v is None else "pending",
+        "vehicle_color": _extra_value(event, "vehicle_color"),
         "created_ms": now_ms,
     }
     return tuple(values[c] for c in EVENT_COLUMNS)

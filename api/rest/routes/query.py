@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta, timezone, tzinfo
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import Depends, Query
@@ -46,6 +46,7 @@ After = Annotated[
     ),
 ]
 PlateText = Annotated[str | None, Query(min_length=1, max_length=16)]
+PlateColorName = Literal["blue", "yellow", "green", "white", "black"]
 
 # date, time (with seconds and fraction optional), one space, then an offset without its sign
 _SPACE_OFFSET = re.compile(
@@ -110,6 +111,29 @@ def event_filter(
         PlateText, Query(description="Partial plate, case-insensitive, e.g. A123.")
     ] = None,
     review_state: Annotated[ReviewState | None, Query(description="Review state.")] = None,
+    plate_pattern: Annotated[
+        PlateText,
+        Query(
+            description="Plate with wildcards for characters that could not be read: `?` one "
+            "character, `*` any run, e.g. 京A1?345 or *12345 (case-insensitive).",
+        ),
+    ] = None,
+    plate_color: Annotated[
+        PlateColorName | None, Query(description="Plate colour (checkpoint reads).")
+    ] = None,
+    vehicle_color: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=16,
+            description="Vehicle body colour (checkpoint reads): black, white, grey, red, blue, "
+            "yellow, orange, brown, green, purple, cyan, pink.",
+        ),
+    ] = None,
+    class_name: Annotated[
+        str | None,
+        Query(min_length=1, max_length=32, description="Model class name, e.g. car, bus."),
+    ] = None,
 ) -> EventFilter:
     zone = local_zone(ctx.settings.time_zone)
     return EventFilter(
@@ -121,6 +145,10 @@ def event_filter(
         plate=plate,
         plate_contains=plate_contains,
         review_state=review_state,
+        plate_pattern=plate_pattern,
+        plate_color=plate_color,
+        vehicle_color=vehicle_color,
+        class_name=class_name,
     )
 
 
