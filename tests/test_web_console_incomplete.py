@@ -64,7 +64,7 @@ def test_incomplete_record_needs_acknowledgement(seeded: Seeded) -> None:
             assert state is not None and state.state == "pending"
             page.check("#ack-incomplete")
             page.click("#confirm")
-            expect(page.locator("#review-msg")).to_have_text("已确认")
+            expect(page.locator("#review-msg")).to_have_text("已确认 · 京A12345")
             assert not errors, errors
         finally:
             browser.close()

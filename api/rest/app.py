@@ -56,8 +56,9 @@ from sharpeyes.api.rest.routes import (
     tokens,
     violations,
 )
+from sharpeyes.api.rest.routes.console import ConsoleConfig, make_console_router
 from sharpeyes.api.rest.routes.export import DeidProvider, make_export_router
-from sharpeyes.api.rest.service import ServiceFacade
+from sharpeyes.api.rest.service import ServiceFacade, StoreService
 from sharpeyes.pipeline import clock
 from sharpeyes.pipeline.errors import SharpeyesError, StoreError
 
@@ -237,6 +238,7 @@ def create_app(
     export_provider: DeidProvider | None = None,
     cluster: Callable[[], ClusterHandle | None] | None = None,
     extra_routers: Sequence[APIRouter] = (),
+    console: ConsoleConfig | None = None,
 ) -> FastAPI:
     """Build the application around a ready service facade.
 
@@ -283,6 +285,8 @@ def create_app(
     for router in routers:
         app.include_router(router.router)
     app.include_router(make_export_router(export_provider))
+    count = service.events.count_events if isinstance(service, StoreService) else None
+    app.include_router(make_console_router(console, count_events=count))
     for extra in extra_routers:  # e.g. /VIID/Subscribes when GA/T subscriptions are enabled
         app.include_router(extra)
     if cluster is not None:  # the cluster routes exist only on a node that runs a cluster

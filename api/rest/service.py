@@ -38,7 +38,12 @@ from sharpeyes.api.rest.schemas import (
     StreamHealthPublic,
 )
 from sharpeyes.api.store.db import Database, open_database
-from sharpeyes.api.store.events import EventNotFoundError, EventStore, ReviewError
+from sharpeyes.api.store.events import (
+    EventNotFoundError,
+    EventStore,
+    ReviewConflictError,
+    ReviewError,
+)
 from sharpeyes.api.store.migrate import migrate
 from sharpeyes.api.store.records import EventFilter, StoredEvent
 from sharpeyes.pipeline.errors import StoreError
@@ -316,6 +321,8 @@ class StoreService:
             after = self.events.review(event_id, actor, action, reason, corrected_plate)
         except EventNotFoundError as e:
             raise NotFoundError(str(e)) from e
+        except ReviewConflictError as e:
+            raise ConflictError(str(e)) from e
         except ReviewError as e:
             raise InvalidRequestError(str(e)) from e
         trail = self.events.audit_trail(event_id)

@@ -62,6 +62,10 @@ class ReviewError(StoreError, ValueError):
     """A review request is not allowed (not a violation, reject without reason, bad action)."""
 
 
+class ReviewConflictError(ReviewError):
+    """The violation is already confirmed: a second confirm is refused (no audit line)."""
+
+
 class FencedError(StoreError):
     """A stream position was written with an epoch older than the stored one."""
 
@@ -500,6 +504,7 @@ class EventStore:
         Raises:
             EventNotFoundError: no such event.
             ReviewError: not a violation, unknown action, reject without a reason, no actor.
+            ReviewConflictError: a confirm of a violation already confirmed.
         """
         new_state = _check_review(action, actor, reason)
         lock = " FOR UPDATE" if self.db.backend == "postgres" else ""
@@ -512,6 +517,8 @@ class EventStore:
                 raise EventNotFoundError(f"no event {event_id}")
             if row[0] is None:
                 raise ReviewError(f"event {event_id} is not a violation; nothing to review")
+            if action == "confirm" and row[0] == "confirmed":  # read under the row lock
+                raise ReviewConflictError(f"violation {event_id} is already confirmed")
             before = {"review_state": row[0], "plate_text": row[1]}
             after = {"review_state": new_state, "plate_text": corrected_plate or row[1]}
             conn.execute(

@@ -50,7 +50,10 @@ def get_violation(event_id: EventId, _: Viewer, service: Service) -> EventPublic
     "/{event_id}/review",
     response_model=ReviewResult,
     summary="Confirm or reject (reason required to reject)",
-    responses=NOT_FOUND,
+    responses={
+        **NOT_FOUND,
+        409: {"model": ErrorBody, "description": "Already confirmed: a second confirm is refused."},
+    },
 )
 def review(
     event_id: EventId, body: ReviewCreate, reviewer: Reviewer, service: Service

@@ -6,6 +6,18 @@ const S = {
   token: sessionStorage.getItem("se_token"),
   lang: localStorage.getItem("se_lang") || "zh",
   queue: [],
+  rows: [],
+  sel: -1,
+  picked: new Set(),
+  thumbUrls: [],
+  cameras: null,
+  reasons: null,
+  plateRe: null,
+  qgen: 0,
+  flash: null,
+  busy: false,
+  fps: null,
+  rate: 1,
   cursor: null,
   current: null,
   lastFeedId: null,
@@ -69,6 +81,7 @@ async function login(token) {
 
 function logout() {
   S.token = null;
+  S.cameras = S.reasons = null;
   sessionStorage.removeItem("se_token");
   if (S.feedAbort) S.feedAbort.abort();
   $("#nav").hidden = $("#logout").hidden = $("#ticker").hidden = true;
@@ -80,46 +93,259 @@ async function enter() {
   const me = await api("/auth/me");
   $("#who").textContent = `${me.name} · ${me.role}`;
   $("#nav").hidden = $("#logout").hidden = $("#ticker").hidden = false;
+  await loadSettings();  // camera names and reject reasons, for every page
   startFeed();
   route();
 }
 
+// --- cameras and console settings --------------------------------------------------------------
+
+// Preset reject reasons when the service does not serve /console/config (same list as the API's).
+const DEFAULT_REASONS = [
+  { code: "plate_unreadable", zh: "号牌不清", en: "Plate unreadable", needs_text: false },
+  { code: "not_violation", zh: "非违法", en: "Not a violation", needs_text: false },
+  { code: "duplicate", zh: "重复", en: "Duplicate", needs_text: false },
+  { code: "device_fault", zh: "设备故障", en: "Device fault", needs_text: false },
+  { code: "other", zh: "其他", en: "Other", needs_text: true },
+];
+
+// The plate grammar (as models/plate.py PLATE_RE) when the service does not serve it.
+const PROVINCES = "京沪津渝冀晋蒙辽吉黑苏浙皖闽赣鲁豫鄂湘粤桂琼川贵云藏陕甘青宁新";
+const DEFAULT_PLATE_RE = new RegExp(
+  `^[${PROVINCES}][A-Z][A-Z0-9]{5,6}$|^[${PROVINCES}][A-Z][A-Z0-9]{4}[学警港澳挂领]$`, "u");
+
+async function loadSettings() {
+  if (!S.cameras) {
+    S.cameras = new Map();
+    try {
+      const body = await api("/cameras");
+      for (const c of body.items) S.cameras.set(c.id, c);
+    } catch (e) { if (e.status === 401) throw e; }
+    const sel = $("#f-camera");
+    for (const c of S.cameras.values()) {
+      const o = document.createElement("option");
+      o.value = c.id;
+      o.textContent = camName(c.id);
+      sel.appendChild(o);
+    }
+  }
+  if (!S.reasons) {
+    try {
+      const cfg = await api("/console/config");
+      S.reasons = cfg.reject_reasons;
+      S.plateRe = new RegExp(cfg.plate_pattern, "u");
+    } catch (e) { if (e.status === 401) throw e; S.reasons = DEFAULT_REASONS; S.plateRe = DEFAULT_PLATE_RE; }
+    fillReasons();
+  }
+}
+
+function fillReasons() {
+  const sel = $("#reason-preset");
+  sel.textContent = "";
+  const none = document.createElement("option");
+  none.value = ""; none.textContent = t("choose_reason");
+  sel.appendChild(none);
+  (S.reasons || []).forEach((r, i) => {
+    const o = document.createElement("option");
+    o.value = r.code;
+    o.textContent = `${i + 1}. ${S.lang === "zh" ? r.zh : r.en}`;
+    sel.appendChild(o);
+  });
+}
+
+// The place a reviewer knows (name · location), never only the internal id.
+function camName(id) {
+  const c = S.cameras && S.cameras.get(id);
+  if (!c) return id;
+  const name = c.name && c.name !== "camera" ? c.name : "";
+  const parts = [name, c.location && c.location !== name ? c.location : ""].filter(Boolean);
+  return parts.length ? parts.join(" · ") : id;
+}
+
 // --- queue -------------------------------------------------------------------------------------
 
-function queueQuery(cursor) {
-  const form = new FormData($("#filters"));
-  const q = new URLSearchParams({ limit: "50" });
-  for (const [k, v] of form.entries()) if (String(v).trim()) q.append(k, String(v).trim());
-  if (cursor) q.set("cursor", cursor);
-  return q.toString();
+function nextDay(d) {
+  const x = new Date(`${d}T00:00:00Z`);
+  x.setUTCDate(x.getUTCDate() + 1);
+  return x.toISOString().slice(0, 10);
+}
+
+// Filters as query parameters; dates are whole local days (naive times: the service's zone).
+function filterParams(withState = true) {
+  const f = new FormData($("#filters"));
+  const q = new URLSearchParams();
+  for (const k of ["camera", "type", "plate_contains", "review_state"]) {
+    const v = String(f.get(k) || "").trim();
+    if (v && (withState || k !== "review_state")) q.set(k, v);
+  }
+  const from = f.get("date_from"), to = f.get("date_to");
+  if (from) q.set("since", `${from}T00:00:00`);
+  if (to) q.set("until", `${nextDay(to)}T00:00:00`);
+  return q;
 }
 
 // The record's time: the violation time (stop-line crossing) when there is one, not first_seen.
 function evTime(ev) { return ev.time_ms || (ev.violation && ev.violation.time_ms) || ev.first_seen_ms; }
+const stateOf = (ev) => (ev.review ? ev.review.state : "");
+
+// Thumbnails: the subject crop, else the composite, fetched with the token (list pages carry
+// no signed URLs), loaded when the row scrolls into view.
+const thumbObserver = "IntersectionObserver" in window ? new IntersectionObserver((entries) => {
+  for (const en of entries) {
+    if (en.isIntersecting) { thumbObserver.unobserve(en.target); loadThumb(en.target.querySelector("img")); }
+  }
+}) : null;
+
+async function loadThumb(img) {
+  for (const name of ["crop.jpg", "composite.jpg"]) {
+    try {
+      const r = await fetch(`${API}/events/${encodeURIComponent(img.dataset.id)}/evidence/${name}`,
+        { headers: { Authorization: `Bearer ${S.token}` } });
+      if (!r.ok) continue;
+      const url = URL.createObjectURL(await r.blob());
+      S.thumbUrls.push(url);
+      img.src = url;
+      img.hidden = false;
+      return;
+    } catch (e) { return; }
+  }
+}
 
 function queueRow(ev) {
   const tr = document.createElement("tr");
   tr.dataset.id = ev.event_id;
-  tr.tabIndex = 0;
-  cell(tr, bjTime(evTime(ev)));
-  cell(tr, ev.camera_id);
+  tr.tabIndex = -1;
+  const chkTd = document.createElement("td");
+  chkTd.className = "chk";
+  const chk = document.createElement("input");
+  chk.type = "checkbox";
+  chk.className = "pick";
+  chk.disabled = stateOf(ev) !== "pending";
+  chk.title = t("batch_confirm");
+  chk.addEventListener("click", (e) => e.stopPropagation());
+  chk.addEventListener("change", () => pick(ev.event_id, chk.checked));
+  chkTd.appendChild(chk);
+  tr.appendChild(chkTd);
+  const thTd = document.createElement("td");
+  thTd.className = "thumb";
+  const img = document.createElement("img");
+  img.alt = ""; img.hidden = true; img.dataset.id = ev.event_id;
+  thTd.appendChild(img);
+  tr.appendChild(thTd);
+  if (thumbObserver) thumbObserver.observe(thTd); else loadThumb(img);
+  cell(tr, bjTime(evTime(ev)), "time");
+  cell(tr, camName(ev.camera_id), "cam").title = ev.camera_id;
   cell(tr, t(ev.type));
   cell(tr, ev.plate && ev.plate.text, "plate");
+  cell(tr, ev.violation && ev.violation.lane_no);
   cell(tr, ev.review ? t(ev.review.state) : "", ev.review ? `st-${ev.review.state}` : "");
-  tr.addEventListener("click", () => { location.hash = `#/violation/${ev.event_id}`; });
-  tr.addEventListener("keydown", (e) => { if (e.key === "Enter") tr.click(); });
+  tr.addEventListener("click", () => { selectRow(S.queue.indexOf(ev.event_id)); openRow(); });
   return tr;
+}
+
+function selectRow(i) {
+  const rows = document.querySelectorAll("#queue-table tbody tr[data-id]");
+  if (!rows.length) { S.sel = -1; return; }
+  S.sel = Math.max(0, Math.min(rows.length - 1, i));
+  rows.forEach((r, j) => { r.classList.toggle("sel", j === S.sel); r.setAttribute("aria-selected", j === S.sel); });
+  rows[S.sel].focus({ preventScroll: true });
+  rows[S.sel].scrollIntoView({ block: "nearest" });
+}
+
+function openRow() {
+  const id = S.queue[S.sel];
+  if (id) location.hash = `#/violation/${id}`;
+}
+
+function pick(id, on) {
+  if (on) S.picked.add(id); else S.picked.delete(id);
+  $("#sel-count").textContent = String(S.picked.size);
+  $("#batch-confirm").disabled = !S.picked.size;
+  const pend = [...document.querySelectorAll("#queue-table .pick:not(:disabled)")];
+  $("#sel-all").checked = pend.length > 0 && pend.every((c) => c.checked);
+}
+
+function togglePick(i) {
+  const row = document.querySelectorAll("#queue-table tbody tr[data-id]")[i];
+  const chk = row && row.querySelector(".pick");
+  if (!chk || chk.disabled) return;
+  chk.checked = !chk.checked;
+  pick(row.dataset.id, chk.checked);
+}
+
+async function loadCount() {
+  const el = $("#pending-count");
+  try {
+    const s = await api(`/console/queue-summary?${filterParams(false)}`);
+    el.textContent = `${s.pending}${s.capped ? "+" : ""}`;
+  } catch (e) {
+    if (e.status === 401) throw e;
+    const n = S.rows.filter((ev) => stateOf(ev) === "pending").length;
+    el.textContent = `${n}${S.cursor ? "+" : ""}`;
+  }
 }
 
 async function loadQueue(more = false) {
   show("queue");
-  const body = await api(`/violations?${queueQuery(more ? S.cursor : null)}`);
+  const table = $("#queue-table");
+  const gen = ++S.qgen;  // a newer load (filters changed meanwhile) wins
+  table.setAttribute("aria-busy", "true");
+  try { await fillQueue(more, gen); }
+  finally { if (gen === S.qgen) table.setAttribute("aria-busy", "false"); }
+}
+
+async function fillQueue(more, gen) {
+  await loadSettings();
+  const q = filterParams();
+  q.set("limit", "50");
+  if (more && S.cursor) q.set("cursor", S.cursor);
+  const body = await api(`/violations?${q}`);
+  if (gen !== S.qgen) return;
   const tbody = $("#queue-table tbody");
-  if (!more) { tbody.textContent = ""; S.queue = []; }
-  for (const ev of body.items) { S.queue.push(ev.event_id); tbody.appendChild(queueRow(ev)); }
-  if (!S.queue.length) { const tr = document.createElement("tr"); cell(tr, t("empty")).colSpan = 5; tbody.appendChild(tr); }
+  if (!more) {
+    tbody.textContent = "";
+    S.queue = []; S.rows = []; S.picked.clear(); pick("", false);
+    S.thumbUrls.forEach((u) => URL.revokeObjectURL(u)); S.thumbUrls = [];
+  }
+  for (const ev of body.items) { S.queue.push(ev.event_id); S.rows.push(ev); tbody.appendChild(queueRow(ev)); }
+  if (!S.queue.length) { const tr = document.createElement("tr"); cell(tr, t("empty")).colSpan = 8; tbody.appendChild(tr); }
   S.cursor = body.next_cursor;
   $("#more").hidden = !S.cursor;
+  if (!more) {
+    const back = S.current ? S.queue.indexOf(S.current.event_id) : -1;
+    selectRow(back >= 0 ? back : Math.min(Math.max(S.sel, 0), S.queue.length - 1));
+  }
+  await loadCount();
+}
+
+// Batch confirm: each item is confirmed by its own review call (one audit line each); items
+// whose evidence is incomplete or that are no longer pending are left for one-by-one review.
+async function runBatch() {
+  $("#batch-bar").hidden = true;
+  const ids = S.queue.filter((id) => S.picked.has(id));
+  let done = 0, skipped = 0, failed = 0;
+  for (const id of ids) {
+    try {
+      const ev = await api(`/violations/${encodeURIComponent(id)}`);
+      if (stateOf(ev) !== "pending" || incompleteParts(ev).length) { skipped += 1; continue; }
+      await api(`/violations/${encodeURIComponent(id)}/review`, {
+        method: "POST", body: JSON.stringify({ action: "confirm", reason: null, corrected_plate: null }),
+      });
+      done += 1;
+    } catch (e) {
+      if (e.status === 401) return;
+      if (e.status === 409) skipped += 1; else failed += 1;  // 409: confirmed meanwhile
+    }
+  }
+  const parts = [t("batch_done").replace("{n}", done)];
+  if (skipped) parts.push(t("batch_skipped").replace("{n}", skipped));
+  if (failed) parts.push(t("batch_failed").replace("{n}", failed));
+  S.sel = 0;
+  S.current = null;
+  await loadQueue();
+  const msg = $("#batch-msg");
+  msg.textContent = parts.join(" · ");
+  msg.className = skipped || failed ? "error" : "okmsg";
 }
 
 // --- violation page ----------------------------------------------------------------------------
@@ -127,8 +353,8 @@ async function loadQueue(more = false) {
 function metaRows(ev) {
   const v = ev.violation || {};
   return [
-    [t("event_id"), ev.event_id], [t("time"), bjTime(evTime(ev))], [t("camera"), ev.camera_id],
-    [t("first_seen"), bjTime(ev.first_seen_ms)],
+    [t("violation_time"), bjTime(evTime(ev))], [t("location"), `${camName(ev.camera_id)} (${ev.camera_id})`],
+    [t("first_seen"), bjTime(ev.first_seen_ms)], [t("event_id"), ev.event_id],
     [t("type"), t(ev.type)], [t("code"), v.code], [t("signal"), `${v.signal_group || ""} ${v.signal_color || ""}`],
     [t("since_red"), v.seconds_since_red], [t("lane"), v.lane_no], [t("direction"), ev.direction],
     [t("confidence"), ev.confidence], [t("state"), ev.review && t(ev.review.state)],
@@ -143,10 +369,12 @@ function renderViolation(ev) {
   setImg("#composite", "composite.jpg");
   setImg("#img1", "1.jpg"); setImg("#img2", "2.jpg"); setImg("#img3", "3.jpg");
   setImg("#plate-img", "plate.jpg");
-  const clip = $("#clip");
-  if (files["clip.mp4"] && clip.dataset.src !== files["clip.mp4"]) { clip.src = files["clip.mp4"]; clip.dataset.src = files["clip.mp4"]; }
+  setClip(files["clip.mp4"]);
   const review = ev.review || {};
   $("#plate-text").textContent = review.corrected_plate || (ev.plate && ev.plate.text) || "—";
+  const confirmed = review.state === "confirmed";
+  $("#confirm").disabled = confirmed;  // a second confirm is not offered
+  $("#confirm").title = confirmed ? t("already_confirmed") : "";
   renderIncomplete(ev);
   const meta = $("#meta");
   meta.textContent = "";
@@ -193,44 +421,87 @@ async function loadAudit(id) {
   }
 }
 
+function say(text, cls) { const m = $("#review-msg"); m.textContent = text; m.className = cls; }
+
 async function loadViolation(id) {
   show("violation");
-  $("#review-msg").textContent = "";
-  $("#reason").value = ""; $("#corrected").value = "";
+  closeLightbox();
+  if (isTyping(document.activeElement)) document.activeElement.blur();  // keys act on this item
+  await loadSettings();
+  say(S.flash || "", "okmsg");
+  S.flash = null;
+  $("#reason").value = ""; $("#corrected").value = ""; $("#reason-preset").value = "";
   const ev = await api(`/violations/${encodeURIComponent(id)}`);
   renderViolation(ev);
   await loadAudit(id);
 }
 
+// The reason sent with a reject: the preset's Chinese label (what the audit keeps), plus text.
+function rejectReason() {
+  const code = $("#reason-preset").value;
+  const text = $("#reason").value.trim();
+  const preset = (S.reasons || []).find((r) => r.code === code);
+  if (!preset) return { reason: text, missing: !text };
+  return { reason: text ? `${preset.zh}：${text}` : preset.zh, missing: preset.needs_text && !text };
+}
+
+// The next item of the loaded queue still pending (after ``id``), or null.
+function nextPending(id) {
+  const i = S.queue.indexOf(id);
+  for (let j = i + 1; j < S.rows.length; j += 1) if (stateOf(S.rows[j]) === "pending") return S.queue[j];
+  return null;
+}
+
 async function review(action) {
   const ev = S.current;
-  if (!ev) return;
-  const reason = $("#reason").value.trim();
-  const corrected = $("#corrected").value.trim();
+  if (!ev || S.busy) return;
+  if (action === "confirm" && stateOf(ev) === "confirmed") { say(t("already_confirmed"), "error"); return; }
+  const corrected = $("#corrected").value.trim().toUpperCase();
+  if (corrected && S.plateRe && !S.plateRe.test(corrected)) {
+    say(t("bad_plate"), "error");
+    $("#corrected").focus();
+    return;
+  }
   if (action === "confirm" && incompleteParts(ev).length && !$("#ack-incomplete").checked) {
-    $("#review-msg").textContent = t("need_ack");
-    $("#review-msg").className = "error";
+    say(t("need_ack"), "error");
     $("#ack-incomplete").focus();
     return;
   }
-  if (action === "reject" && !reason) {
-    $("#review-msg").textContent = t("need_reason");
-    $("#review-msg").className = "error";
-    $("#reason").focus();
-    return;
+  let reason = $("#reason").value.trim();
+  if (action === "reject") {
+    const r = rejectReason();
+    if (r.missing) {
+      say(r.reason ? t("need_text") : t("need_reason"), "error");
+      (r.reason ? $("#reason") : $("#reason-preset")).focus();
+      return;
+    }
+    reason = r.reason;
   }
+  S.busy = true;
   try {
     const res = await api(`/violations/${encodeURIComponent(ev.event_id)}/review`, {
       method: "POST",
       body: JSON.stringify({ action, reason: reason || null, corrected_plate: corrected || null }),
     });
+    const i = S.queue.indexOf(ev.event_id);
+    if (i >= 0) S.rows[i] = res.event;
+    const plate = (res.event.review && res.event.review.corrected_plate) || (res.event.plate && res.event.plate.text) || "";
+    const msg = `${t(action === "confirm" ? "done_confirm" : "done_reject")}${plate ? ` · ${plate}` : ""}`;
+    const next = nextPending(ev.event_id);
+    if (next) { S.flash = msg; location.hash = `#/violation/${next}`; return; }
     renderViolation(res.event);
     await loadAudit(ev.event_id);
-    $("#review-msg").textContent = t(action === "confirm" ? "done_confirm" : "done_reject");
-    $("#review-msg").className = "okmsg";
+    say(S.rows.some((r) => stateOf(r) === "pending") || S.cursor ? msg : `${msg} · ${t("queue_done")}`, "okmsg");
   } catch (e) {
-    $("#review-msg").textContent = e.message;
-    $("#review-msg").className = "error";
+    if (e.status === 409) {  // confirmed meanwhile (another reviewer): refused by the service
+      const fresh = await api(`/violations/${encodeURIComponent(ev.event_id)}`).catch(() => null);
+      if (fresh) { renderViolation(fresh); await loadAudit(ev.event_id).catch(() => {}); }
+      say(t("already_confirmed"), "error");
+    } else {
+      say(e.message, "error");
+    }
+  } finally {
+    S.busy = false;
   }
 }
 
@@ -243,7 +514,7 @@ function nextViolation() {
 // --- live feed (fetch-based SSE so the token goes in a header) ----------------------------------
 
 function onFeedEvent(ev) {
-  const label = `${bjTime(evTime(ev)).slice(11, 19)} ${ev.camera_id} ${t(ev.type)} ${(ev.plate && ev.plate.text) || ""}`;
+  const label = `${bjTime(evTime(ev)).slice(11, 19)} ${camName(ev.camera_id)} ${t(ev.type)} ${(ev.plate && ev.plate.text) || ""}`;
   const ticker = $("#ticker");
   const span = document.createElement("span");
   span.textContent = label;
@@ -252,7 +523,7 @@ function onFeedEvent(ev) {
   while (ticker.childElementCount > 8) ticker.lastElementChild.remove();
   const tbody = $("#events-table tbody");
   const tr = document.createElement("tr");
-  cell(tr, bjTime(evTime(ev))); cell(tr, ev.camera_id); cell(tr, t(ev.type));
+  cell(tr, bjTime(evTime(ev))); cell(tr, camName(ev.camera_id)); cell(tr, t(ev.type));
   cell(tr, ev.plate && ev.plate.text, "plate");
   tbody.prepend(tr);
   while (tbody.childElementCount > 200) tbody.lastElementChild.remove();
@@ -319,7 +590,7 @@ async function loadHealth() {
     tbody.textContent = "";
     for (const h of body.items) {
       const tr = document.createElement("tr");
-      cell(tr, h.camera_id); cell(tr, h.state, `st-${h.state}`);
+      cell(tr, camName(h.camera_id)); cell(tr, h.state, `st-${h.state}`);
       cell(tr, h.input_fps.toFixed(1)); cell(tr, h.analysed_fps.toFixed(1));
       cell(tr, Object.entries(h.drops_by_reason).map(([k, v]) => `${k}:${v}`).join(" ") || "0");
       cell(tr, h.reconnects); cell(tr, h.last_frame_age_s == null ? null : h.last_frame_age_s.toFixed(2));
@@ -344,16 +615,52 @@ function route() {
   else done(loadQueue());
 }
 
-document.addEventListener("keydown", (e) => {
-  if ($("#view-violation").hidden || e.ctrlKey || e.metaKey || e.altKey) return;
-  const typing = ["INPUT", "TEXTAREA", "SELECT"].includes(document.activeElement.tagName);
+function isTyping(el) {
+  if (!el) return false;
+  if (el.tagName === "INPUT") return !["checkbox", "radio", "button", "submit"].includes(el.type);
+  return ["TEXTAREA", "SELECT"].includes(el.tagName);
+}
+
+function queueKey(e) {
+  if (isTyping(document.activeElement)) return;
+  const k = e.key;
+  if (k === "j" || k === "J" || k === "ArrowDown") { e.preventDefault(); selectRow(S.sel + 1); }
+  else if (k === "k" || k === "K" || k === "ArrowUp") { e.preventDefault(); selectRow(S.sel - 1); }
+  else if (k === "Enter" || k === "o") { if (S.sel >= 0) { e.preventDefault(); openRow(); } }
+  else if (k === "x" || k === "X") { e.preventDefault(); togglePick(S.sel); }
+}
+
+function violationKey(e) {
+  if (lightboxOpen()) { lightboxKey(e); return; }
+  const typing = isTyping(document.activeElement);
   if (e.key === "Escape") { if (typing) document.activeElement.blur(); else location.hash = "#/queue"; return; }
-  if (typing) { if (e.key === "Enter") { e.preventDefault(); review(e.target.id === "reason" ? "reject" : "confirm"); } return; }
+  if (typing) {
+    if (e.key === "Enter") {
+      e.preventDefault();
+      review(["reason", "reason-preset"].includes(e.target.id) ? "reject" : "confirm");
+    }
+    return;
+  }
   const k = e.key.toLowerCase();
-  if (k === "c") { e.preventDefault(); review("confirm"); }
-  else if (k === "r") { e.preventDefault(); review("reject"); }
-  else if (k === "n") { e.preventDefault(); nextViolation(); }
-  else if (k === " ") { e.preventDefault(); const v = $("#clip"); if (v.paused) v.play(); else v.pause(); }
+  const act = {
+    c: () => review("confirm"), r: () => review("reject"), n: nextViolation,
+    ",": () => stepFrame(-1), ".": () => stepFrame(1), "[": () => stepSpeed(-1), "]": () => stepSpeed(1),
+    z: () => { const img = $("#composite"); if (img.src) openLightbox(img.src); },
+    " ": () => { const v = $("#clip"); if (v.paused) v.play(); else v.pause(); },
+  }[k];
+  if (act) { e.preventDefault(); act(); return; }
+  const digit = Number(k);
+  if (digit >= 1 && S.reasons && digit <= S.reasons.length) {
+    e.preventDefault();
+    $("#reason-preset").value = S.reasons[digit - 1].code;
+    if (S.reasons[digit - 1].needs_text) $("#reason").focus();
+  }
+}
+
+document.addEventListener("keydown", (e) => {
+  if (e.ctrlKey || e.metaKey || e.altKey) return;
+  if (!$("#view-violation").hidden) violationKey(e);
+  else if (!$("#view-queue").hidden) queueKey(e);
 });
 
 $("#login-form").addEventListener("submit", async (e) => {
@@ -362,19 +669,40 @@ $("#login-form").addEventListener("submit", async (e) => {
   try { await login($("#token").value.trim()); $("#token").value = ""; await enter(); }
   catch (err) { $("#login-error").textContent = t("login_failed"); }
 });
-$("#filters").addEventListener("submit", (e) => { e.preventDefault(); loadQueue().catch(() => {}); });
+$("#filters").addEventListener("submit", (e) => { e.preventDefault(); S.sel = 0; S.current = null; loadQueue().catch(() => {}); });
 $("#more").addEventListener("click", () => loadQueue(true).catch(() => {}));
+$("#sel-all").addEventListener("change", () => {
+  const on = $("#sel-all").checked;
+  document.querySelectorAll("#queue-table tbody tr[data-id]").forEach((row) => {
+    const chk = row.querySelector(".pick");
+    if (chk && !chk.disabled) { chk.checked = on; pick(row.dataset.id, on); }
+  });
+});
+$("#batch-confirm").addEventListener("click", () => {
+  $("#batch-question").textContent = t("batch_question").replace("{n}", S.picked.size);
+  $("#batch-bar").hidden = false;
+  $("#batch-msg").textContent = "";
+  $("#batch-yes").focus();
+});
+$("#batch-no").addEventListener("click", () => { $("#batch-bar").hidden = true; });
+$("#batch-yes").addEventListener("click", () => runBatch().catch(() => {}));
 $("#confirm").addEventListener("click", () => review("confirm"));
 $("#reject").addEventListener("click", () => review("reject"));
 $("#next").addEventListener("click", nextViolation);
+$("#frame-back").addEventListener("click", () => stepFrame(-1));
+$("#frame-fwd").addEventListener("click", () => stepFrame(1));
+$("#speed").addEventListener("change", () => setSpeed($("#speed").value));
+["timeupdate", "seeked", "loadedmetadata"].forEach((n) => $("#clip").addEventListener(n, showPos));
 $("#logout").addEventListener("click", logout);
 $("#lang").addEventListener("click", () => {
   S.lang = S.lang === "zh" ? "en" : "zh";
   localStorage.setItem("se_lang", S.lang);
   applyI18n();
+  fillReasons();
   route();
 });
 window.addEventListener("hashchange", route);
 
+lbWire();
 applyI18n();
 if (S.token) enter().catch(() => logout()); else show("login");
