@@ -17,6 +17,14 @@ every resolution of the same view. The structure::
                movements: {straight: main, left: main}}
       crosswalks: [{id: c1, polygon: [...], axis: [[x, y], [x, y]], signal_group: ped}]
       exemptions: [{movement: right, lanes: [n2]}]
+      # optional, one block per violation rule (off when absent; docs/VIOLATIONS.md):
+      wrong_way: {zones: [{id: exit, polygon: [...], travel: [[x, y], [x, y]]}]}
+      lane_direction: {}                               # judged on the lanes' movements
+      no_turn: {prohibited: [{movement: left, approach: north,
+                              windows: [{start: "07:00", end: "09:00"}]}]}
+      solid_lines: {lines: [{id: s1, points: [[x, y], [x, y], ...]}]}
+      parking: {zones: [{id: curb, polygon: [...]}], dwell_s: 60}
+      yield_to_pedestrians: {unsignalised: [c2]}
 
 Validation errors name the path (``intersection.approaches.0.lanes.1.movements: …``).
 """
@@ -226,6 +234,199 @@ class Exemption(Strict):
     )
 
 
+Code = Annotated[str, Field(pattern=r"^\d{4,5}$")]
+"""A traffic-violation code (4-digit, or the 5-digit form with a trailing digit)."""
+
+
+class ViolationRuleConfig(Strict):
+    """What every non-red-light violation rule shares: its code and the exempt classes."""
+
+    exempt_class_ids: list[int] = Field(
+        default_factory=list,
+        description="Detector class ids never charged by this rule (e.g. a model's ambulance, "
+        "fire-engine or police-car classes when emergency vehicles are exempt).",
+    )
+
+
+class TravelZone(Strict):
+    """A stretch of road (beyond the approach lanes) with one legal direction of travel."""
+
+    id: str = Field(min_length=1, max_length=64, description="Zone id (unique).")
+    polygon: Polygon = Field(description="The carriageway area (relative points).")
+    travel: NonDegenerateLine = Field(
+        description="Legal direction of travel: upstream point → downstream point."
+    )
+
+
+class WrongWayConfig(ViolationRuleConfig):
+    """Wrong-way driving (逆行): sustained motion against a lane's or zone's travel direction."""
+
+    code: Code = Field("1301", description="Violation code (机动车逆向行驶的: 1301).")
+    use_lanes: bool = Field(
+        True, description="Watch the approach lanes (their travel) as well as the zones."
+    )
+    zones: list[TravelZone] = Field(
+        default_factory=list, description="Extra one-way stretches watched for wrong-way driving."
+    )
+    min_distance: float = Field(
+        0.06,
+        gt=0.0,
+        le=1.0,
+        description="Distance (fraction of frame diagonal) a vehicle must travel against the "
+        "direction, net, inside the lane/zone before it is charged.",
+    )
+    max_angle_deg: float = Field(
+        45.0,
+        gt=0.0,
+        lt=90.0,
+        description="The net motion must lie within this angle of the reverse travel direction.",
+    )
+
+
+class LaneDirectionConfig(ViolationRuleConfig):
+    """Not following the lane's direction (不按导向车道行驶): the movement made after the stop
+    line is not among the lane's allowed ``movements``."""
+
+    code: Code = Field("1208", description="Violation code (不按所需行进方向驶入导向车道的: 1208).")
+    lanes: list[str] = Field(
+        default_factory=list, description="Lane ids watched; empty = every lane."
+    )
+    u_turn_with_left: bool = Field(
+        True,
+        description="A U-turn from a lane that allows a left turn is allowed (where no sign "
+        "forbids it, 实施条例 art. 49).",
+    )
+    margin_deg: float = Field(
+        10.0,
+        ge=0.0,
+        lt=40.0,
+        description="The heading must clear the turn threshold by this many degrees (either "
+        "way) before a movement is charged; in between it is uncertain and never charged.",
+    )
+
+
+class ProhibitedMovement(Strict):
+    """A movement a sign prohibits on an approach (or some of its lanes), in time windows."""
+
+    movement: Movement = Field(description="The prohibited movement (e.g. left).")
+    approach: str = Field(description="Approach id the sign governs.")
+    lanes: list[str] = Field(
+        default_factory=list, description="Lane ids it applies to; empty = every lane."
+    )
+    windows: list[TimeWindow] = Field(
+        default_factory=list, description="Daily windows (Beijing time); empty = always."
+    )
+
+
+class NoTurnConfig(ViolationRuleConfig):
+    """Prohibited movements by sign (违反禁令标志), e.g. no left turn 07:00–09:00."""
+
+    code: Code = Field("1344", description="Violation code (违反禁令标志指示的: 1344).")
+    prohibited: list[ProhibitedMovement] = Field(
+        min_length=1, description="The prohibited movements."
+    )
+    left_includes_u_turn: bool = Field(
+        True,
+        description="A no-left-turn sign also forbids U-turns (实施条例 art. 49: no U-turn where "
+        "a no-U-turn or no-left-turn sign or marking is set).",
+    )
+    margin_deg: float = Field(
+        10.0,
+        ge=0.0,
+        lt=40.0,
+        description="The heading must clear the turn threshold by this many degrees.",
+    )
+
+
+class SolidLine(Strict):
+    """A solid lane line (实线) as a polyline in relative points."""
+
+    id: str = Field(min_length=1, max_length=64, description="Line id (unique).")
+    points: list[Point] = Field(min_length=2, description="The polyline, in order.")
+
+
+class SolidLineConfig(ViolationRuleConfig):
+    """Crossing a solid line (压实线 / 违法变道) while changing lanes."""
+
+    code: Code = Field("1345", description="Violation code (违反禁止标线指示的: 1345).")
+    lines: list[SolidLine] = Field(min_length=1, description="The solid lines watched.")
+    margin: float = Field(
+        0.008,
+        gt=0.0,
+        le=0.1,
+        description="A side counts once the wheel-line centre is this far (fraction of frame "
+        "diagonal) from the line, so jitter along a line never flips it.",
+    )
+    confirm_frames: int = Field(
+        3, ge=1, le=30, description="Analysed frames on each side that confirm a crossing."
+    )
+
+
+class NoParkingZone(Strict):
+    """An area where stopping is prohibited (禁停区), optionally only in time windows."""
+
+    id: str = Field(min_length=1, max_length=64, description="Zone id (unique).")
+    polygon: Polygon = Field(description="The no-parking area (relative points).")
+    windows: list[TimeWindow] = Field(
+        default_factory=list, description="Daily windows (Beijing time); empty = always."
+    )
+    dwell_s: float | None = Field(
+        None, gt=0.0, le=3600.0, description="Dwell for this zone; None = the rule's dwell."
+    )
+
+
+class ParkingConfig(ViolationRuleConfig):
+    """Illegal parking (违法停车): stationary in a no-parking zone longer than a dwell."""
+
+    code: Code = Field("1039", description="Violation code (违反规定停放、临时停车: 1039).")
+    zones: list[NoParkingZone] = Field(min_length=1, description="No-parking zones.")
+    dwell_s: float = Field(
+        60.0, gt=0.0, le=3600.0, description="Seconds stationary before a stop is charged."
+    )
+    still_radius: float = Field(
+        0.01,
+        gt=0.0,
+        le=0.2,
+        description="A vehicle whose anchor stays within this distance (fraction of frame "
+        "diagonal) of where it stopped is stationary; moving further starts a new stop.",
+    )
+    jam_min_stopped: int = Field(
+        3,
+        ge=2,
+        le=100,
+        description="When at least this many vehicles stand in the zone and none moves, it is "
+        "a jam: the dwell clock pauses.",
+    )
+
+
+class YieldConfig(ViolationRuleConfig):
+    """Not yielding to pedestrians at a crosswalk (不礼让斑马线行人)."""
+
+    code: Code = Field("1357", description="Violation code (行经人行横道未避让行人: 1357).")
+    crosswalks: list[str] = Field(
+        default_factory=list, description="Crosswalk ids watched; empty = every crosswalk."
+    )
+    unsignalised: list[str] = Field(
+        default_factory=list,
+        description="Crosswalk ids without a pedestrian signal: watched whatever their group "
+        "shows. The others are watched while their pedestrian group is green.",
+    )
+    min_speed: float = Field(
+        0.03,
+        gt=0.0,
+        le=1.0,
+        description="A vehicle moving slower than this (fraction of the frame diagonal per "
+        "second) is yielding, not passing.",
+    )
+    conflict_distance: float = Field(
+        0.08,
+        gt=0.0,
+        le=1.0,
+        description="A pedestrian on the crosswalk within this distance (fraction of frame "
+        "diagonal, along the crossing axis) of the vehicle's path is in conflict.",
+    )
+
+
 class IntersectionCalibration(Strict):
     """Calibration of one signalised intersection as seen by one camera."""
 
@@ -285,6 +486,25 @@ class IntersectionCalibration(Strict):
         3.0, gt=0.0, le=120.0, description="Per-track state is dropped after this long unseen."
     )
 
+    wrong_way: WrongWayConfig | None = Field(
+        None, description="Wrong-way driving (逆行); None = not watched."
+    )
+    lane_direction: LaneDirectionConfig | None = Field(
+        None, description="Not following the lane's direction (不按导向车道); None = off."
+    )
+    no_turn: NoTurnConfig | None = Field(
+        None, description="Movements prohibited by sign (违反禁令标志); None = off."
+    )
+    solid_lines: SolidLineConfig | None = Field(
+        None, description="Solid lane lines (压实线); None = off."
+    )
+    parking: ParkingConfig | None = Field(
+        None, description="No-parking zones (违法停车); None = off."
+    )
+    yield_to_pedestrians: YieldConfig | None = Field(
+        None, description="Yielding to pedestrians on crosswalks (礼让行人); None = off."
+    )
+
     @model_validator(mode="after")
     def _check_references(self) -> Self:
         _unique("signal_groups", [g.id for g in self.signal_groups])
@@ -314,6 +534,35 @@ class IntersectionCalibration(Strict):
             for lane_id in ex.lanes:
                 if lane_id not in lane_ids:
                     raise ValueError(f"exemptions.{e_i}.lanes: unknown lane {lane_id!r}")
+        return self
+
+    @model_validator(mode="after")
+    def _check_violation_rules(self) -> Self:
+        lanes_of = {a.id: {ln.id for ln in a.lanes} for a in self.approaches}
+        if self.lane_direction is not None:
+            _known("lane_direction.lanes", "lane", self.lane_direction.lanes, _flat(lanes_of))
+        if self.no_turn is not None:
+            _check_no_turn(self.no_turn, lanes_of)
+        if self.wrong_way is not None:
+            _unique("wrong_way.zones", [z.id for z in self.wrong_way.zones])
+        if self.solid_lines is not None:
+            _unique("solid_lines.lines", [ln.id for ln in self.solid_lines.lines])
+        if self.parking is not None:
+            _unique("parking.zones", [z.id for z in self.parking.zones])
+        if self.yield_to_pedestrians is not None:
+            cw_ids = {c.id for c in self.crosswalks}
+            _known(
+                "yield_to_pedestrians.crosswalks",
+                "crosswalk",
+                self.yield_to_pedestrians.crosswalks,
+                cw_ids,
+            )
+            _known(
+                "yield_to_pedestrians.unsignalised",
+                "crosswalk",
+                self.yield_to_pedestrians.unsignalised,
+                cw_ids,
+            )
         return self
 
     def _check_lanes(self, groups: dict[str, SignalGroup]) -> None:
@@ -360,6 +609,26 @@ def _unique(field: str, ids: list[str]) -> None:
         seen.add(i)
 
 
+def _flat(lanes_of: dict[str, set[str]]) -> set[str]:
+    return {lane for lanes in lanes_of.values() for lane in lanes}
+
+
+def _known(path: str, what: str, ids: list[str], known: set[str]) -> None:
+    for i in ids:
+        if i not in known:
+            raise ValueError(f"{path}: unknown {what} {i!r}")
+
+
+def _check_no_turn(cfg: NoTurnConfig, lanes_of: dict[str, set[str]]) -> None:
+    for p_i, pm in enumerate(cfg.prohibited):
+        path = f"no_turn.prohibited.{p_i}"
+        if pm.approach not in lanes_of:
+            raise ValueError(f"{path}.approach: unknown approach {pm.approach!r}")
+        _known(
+            f"{path}.lanes", f"lane of approach {pm.approach!r}", pm.lanes, lanes_of[pm.approach]
+        )
+
+
 def _polygons_overlap(a: list[Point], b: list[Point]) -> bool:
     """True when two polygons share area (touching edges is allowed)."""
     from sharpeyes.pipeline.rules.geometry import polygon_overlap_area
@@ -373,11 +642,22 @@ __all__ = [
     "Exemption",
     "IntersectionCalibration",
     "Lane",
+    "LaneDirectionConfig",
     "Line",
     "Movement",
+    "NoParkingZone",
+    "NoTurnConfig",
+    "ParkingConfig",
     "Point",
     "Polygon",
+    "ProhibitedMovement",
     "SignalGroup",
     "SignalHead",
+    "SolidLine",
+    "SolidLineConfig",
     "TimeWindow",
+    "TravelZone",
+    "ViolationRuleConfig",
+    "WrongWayConfig",
+    "YieldConfig",
 ]

@@ -6,7 +6,7 @@ from collections import Counter, deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from sharpeyes.pipeline.calibration import Exemption, Movement
+from sharpeyes.pipeline.calibration import Exemption, Movement, TimeWindow
 from sharpeyes.pipeline.rules.geometry import Vec
 from sharpeyes.pipeline.types import (
     Box,
@@ -182,3 +182,11 @@ def exempt(exemptions: Sequence[Exemption], lane_id: str, mv: Movement, wall_ms:
         if not ex.windows or any(_in_window(minute, w.start, w.end) for w in ex.windows):
             return True
     return False
+
+
+def in_windows(windows: Sequence[TimeWindow], wall_ms: int) -> bool:
+    """Whether ``wall_ms`` falls in any of the daily windows (Beijing time); empty = always."""
+    if not windows:
+        return True
+    minute = _beijing_minutes(wall_ms)
+    return any(_in_window(minute, w.start, w.end) for w in windows)

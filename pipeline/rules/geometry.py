@@ -8,6 +8,7 @@ right turn as seen on screen.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -117,3 +118,62 @@ def lerp(p0: Vec, p1: Vec, t: float) -> Vec:
 
 def distance(p0: Vec, p1: Vec) -> float:
     return math.hypot(p1[0] - p0[0], p1[1] - p0[1])
+
+
+class Polyline:
+    """A polyline in pixels: signed distance of a point to its nearest segment.
+
+    The sign is the side (positive left of the segment direction as drawn a→b in image
+    coordinates, i.e. the cross product ``(b - a) × (p - a)``); None when the point's foot falls
+    outside every segment (beyond the ends, so a vehicle passing round a line's end has no side).
+    """
+
+    __slots__ = ("_segs",)
+
+    def __init__(self, points: Sequence[Vec]) -> None:
+        segs = []
+        for (ax, ay), (bx, by) in itertools.pairwise(points):
+            dx, dy = bx - ax, by - ay
+            length = math.hypot(dx, dy)
+            if length > 0:
+                segs.append((ax, ay, dx / length, dy / length, length))
+        self._segs = tuple(segs)
+
+    def side_distance(self, p: Vec) -> float | None:
+        """Signed distance to the nearest segment whose extent covers ``p``'s foot."""
+        best: float | None = None
+        for ax, ay, ux, uy, length in self._segs:
+            rx, ry = p[0] - ax, p[1] - ay
+            t = rx * ux + ry * uy
+            if not 0.0 <= t <= length:
+                continue
+            d = ux * ry - uy * rx
+            if best is None or abs(d) < abs(best):
+                best = d
+        return best
+
+
+class BoxedPolygon(PixelPolygon):
+    """A :class:`PixelPolygon` that rejects points outside its bounding box before the exact
+    test (most points a rule asks about are nowhere near most of its polygons)."""
+
+    __slots__ = ("_box",)
+
+    def __init__(self, points: Sequence[Vec]) -> None:
+        super().__init__(points)
+        xs, ys = [p[0] for p in points], [p[1] for p in points]
+        self._box = (min(xs), min(ys), max(xs), max(ys))
+
+    def contains(self, p: Vec, margin: float = 0.0) -> bool:
+        x0, y0, x1, y1 = self._box
+        if not (x0 - margin <= p[0] <= x1 + margin and y0 - margin <= p[1] <= y1 + margin):
+            return False
+        return super().contains(p, margin)
+
+    def depth(self, p: Vec, margin: float = 0.0) -> float | None:
+        """Signed distance into the polygon (negative outside); None when ``p`` is further
+        than ``margin`` outside its bounding box (then it is surely outside by more)."""
+        x0, y0, x1, y1 = self._box
+        if not (x0 - margin <= p[0] <= x1 + margin and y0 - margin <= p[1] <= y1 + margin):
+            return None
+        return float(cv2.pointPolygonTest(self._pts, (float(p[0]), float(p[1])), True))

@@ -1,0 +1,293 @@
+"""Not yielding to pedestrians at a crosswalk (机动车不礼让斑马线行人).
+
+A vehicle that passes through a crosswalk — its anchor enters the zebra polygon and leaves it
+again, moving at least ``min_speed`` — while a pedestrian is on the zebra in conflict with it:
+in the same half of the crossing as the vehicle (halves split at the middle of the crosswalk's
+axis), or within ``conflict_distance`` of the vehicle along the axis. Watched on crosswalks
+without a pedestrian signal (``unsignalised``) and on the others only while their pedestrian
+group is green (a pedestrian crossing on red is the pedestrian rule's business). A conflict must
+be seen on ``confirm_frames`` analysed frames. A vehicle that waits before the zebra, or stands
+on it (pushed over by a queue) while the pedestrian passes, is not charged; persons riding a
+two-wheeler (:func:`pipeline.riders.suppress_riders`) are not pedestrians. Charged once per
+track; an exempt class never is.
+
+Evidence stages: 1 the vehicle before the zebra, 2 the vehicle on it with the pedestrian in
+conflict (the frame with the pedestrian nearest along the axis), 3 the vehicle past it.
+
+Default code ``1357`` — 驾驶机动车行经人行横道，不按规定减速、停车、避让行人的 (Road Traffic
+Safety Law art. 47, art. 90), as listed in the Ministry's 交通违法行为代码 table; read from public
+copies of the table, not verified against an official text offline. Set
+``yield_to_pedestrians.code`` from the deploying province's table.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from sharpeyes.pipeline.calibration import IntersectionCalibration
+from sharpeyes.pipeline.riders import RiderParams, suppress_riders
+from sharpeyes.pipeline.rules.charge import (
+    Charge,
+    Raw,
+    TrackTable,
+    anchor_rows,
+    charge_event,
+    exempt_class,
+    frame_rows,
+    observe,
+    region_of,
+)
+from sharpeyes.pipeline.rules.common import Observation, SignalTimeline, TrackHistory
+from sharpeyes.pipeline.rules.geometry import (
+    BoxedPolygon,
+    Vec,
+    distance,
+    to_pixels,
+    unit,
+)
+from sharpeyes.pipeline.types import Event, Frame, LampColor, ObjectKind, SignalState, Tracks
+
+NAME = "yield_pedestrian"
+_PERSON = (int(ObjectKind.PERSON),)
+_SPEED_BASE_S = 0.5
+_APPROACH = 0.10  # vehicles this far (fraction of the diagonal) around a zebra are followed
+
+
+@dataclass(frozen=True, slots=True)
+class _Zebra:
+    id: str
+    group: str
+    unsignalised: bool
+    polygon: BoxedPolygon
+    origin: Vec
+    axis: Vec
+    length: float
+
+    def position(self, p: Vec) -> float:
+        return (p[0] - self.origin[0]) * self.axis[0] + (p[1] - self.origin[1]) * self.axis[1]
+
+
+@dataclass(frozen=True, slots=True)
+class _Walker:
+    track_id: int
+    zebra: _Zebra
+    pos: float
+
+
+@dataclass(slots=True, eq=False)
+class _Car:
+    hist: TrackHistory  # from the last observation before a zebra on
+    last: Raw | None = None
+    before: Raw | None = None  # the latest row off the zebras
+    entry: Observation | None = None  # ``before`` once the vehicle drove onto a zebra
+    zebra: _Zebra | None = None
+    conflicts: int = 0
+    worst: Observation | None = None
+    worst_gap: float = math.inf
+    walker: int = -1
+    done: bool = False
+
+
+_TWO_WHEELER_CLASSES = RiderParams().two_wheeler_classes
+_NON_MOTOR, _MOTOR = int(ObjectKind.NON_MOTOR), int(ObjectKind.MOTOR_VEHICLE)
+
+
+def _any_two_wheeler(tracks: Tracks) -> bool:
+    """Whether a two-wheeler (as :func:`pipeline.riders.two_wheeler_mask` counts them) is in
+    the frame — a plain loop: a handful of rows costs less than the numpy calls."""
+    classes: list[int] = tracks.class_id.tolist()
+    return any(
+        k == _NON_MOTOR or (k == _MOTOR and classes[i] in _TWO_WHEELER_CLASSES)
+        for i, k in enumerate(tracks.kind.tolist())
+    )
+
+
+class _FrameWalkers:
+    """This frame's walkers, found only when a vehicle moves on a zebra; riders (persons
+    sitting on a two-wheeler, :func:`pipeline.riders.suppress_riders` — a car passing in front
+    is no carrier) are sorted out only when a walker is in conflict."""
+
+    __slots__ = ("_all", "_peds", "_pts", "_rule", "_tracks")
+
+    def __init__(self, rule: YieldToPedestriansRule, tracks: Tracks, pts: float) -> None:
+        self._rule, self._tracks, self._pts = rule, tracks, pts
+        self._all: list[_Walker] | None = None
+        self._peds: list[_Walker] | None = None
+
+    def on_zebra(self) -> list[_Walker]:
+        if self._all is None:
+            self._all = self._rule.walkers(self._tracks, self._pts)
+        return self._all
+
+    def pedestrians(self) -> list[_Walker]:
+        if self._peds is None:
+            t = self._tracks
+            riders: set[int] = set()
+            if _any_two_wheeler(t):  # nobody rides without a two-wheeler in the frame
+                riders = set(t.track_id[suppress_riders(t)].tolist())
+            self._peds = [w for w in self.on_zebra() if w.track_id not in riders]
+        return self._peds
+
+
+class YieldToPedestriansRule:
+    """Vehicles passing pedestrians on the calibrated crosswalks of one stream."""
+
+    def __init__(
+        self, stream_id: str, calib: IntersectionCalibration, frame_size: tuple[int, int]
+    ) -> None:
+        if calib.yield_to_pedestrians is None:
+            raise ValueError("YieldToPedestriansRule needs calib.yield_to_pedestrians")
+        self.stream_id = stream_id
+        self.calib = calib
+        self.cfg = calib.yield_to_pedestrians
+        self.frame_size = frame_size
+        diag = math.hypot(*frame_size)
+        self._conflict = self.cfg.conflict_distance * diag
+        self._min_step = self.cfg.min_speed * diag
+        self._kinds = [int(k) for k in calib.object_kinds()]
+        watched = set(self.cfg.crosswalks)
+        self._zebras: list[_Zebra] = []
+        shapes = []
+        for cw in calib.crosswalks:
+            if watched and cw.id not in watched:
+                continue
+            a, b = to_pixels(cw.axis, frame_size)
+            shapes.append(to_pixels(cw.polygon, frame_size))
+            poly = BoxedPolygon(shapes[-1])
+            axis, length = unit((b[0] - a[0], b[1] - a[1])), distance(a, b)
+            unsig = cw.id in self.cfg.unsignalised
+            self._zebras.append(_Zebra(cw.id, cw.signal_group, unsig, poly, a, axis, length))
+        self._near = region_of(shapes, _APPROACH * diag)
+        self._on = region_of(shapes, 1.0)
+        self._timeline = SignalTimeline()
+        self._tracks: TrackTable[_Car] = TrackTable(
+            lambda tid, kind: _Car(TrackHistory(tid, kind)), calib.stale_track_s
+        )
+
+    def update(
+        self, frame: Frame, tracks: Tracks, signals: Mapping[str, SignalState]
+    ) -> list[Event]:
+        self._timeline.update({g: s.unfaulted() for g, s in signals.items()})
+        walkers = _FrameWalkers(self, tracks, frame.pts)  # looked at only when a car is on a zebra
+        events: list[Event] = []
+        rows, _ = frame_rows(frame, tracks, self._kinds, self.calib.anchor, region=self._near)
+        for tid, kind, raw in rows:
+            st = self._tracks.get(tid, kind, raw[0])
+            if st.done:
+                continue
+            st.last = raw
+            ev = self._step(st, raw, walkers)
+            if ev is not None:
+                events.append(ev)
+        self._tracks.evict(frame.pts)
+        return events
+
+    def end_of_stream(self) -> list[Event]:
+        self._tracks.drain()
+        self._timeline = SignalTimeline()
+        return []
+
+    @property
+    def live_tracks(self) -> int:
+        return len(self._tracks)
+
+    def _zebra_of(self, p: Vec) -> _Zebra | None:
+        return next((z for z in self._zebras if z.polygon.contains(p)), None)
+
+    def _watched(self, z: _Zebra, pts: float) -> bool:
+        return z.unsignalised or self._timeline.color_at(z.group, pts)[0] is LampColor.GREEN
+
+    def walkers(self, tracks: Tracks, pts: float) -> list[_Walker]:
+        """Persons on a watched zebra this frame (riders included: see :class:`_FrameWalkers`)."""
+        out = []
+        for tid, p in anchor_rows(tracks, _PERSON, self.calib.anchor, self._on):
+            z = self._zebra_of(p)
+            if z is not None and self._watched(z, pts):
+                out.append(_Walker(tid, z, z.position(p)))
+        return out
+
+    def _gap(self, z: _Zebra, pos: float, walkers: list[_Walker]) -> tuple[float, int] | None:
+        """The nearest conflicting walker on ``z`` (gap along the axis, track id), if any."""
+        half = pos >= z.length / 2.0
+        best: tuple[float, int] | None = None
+        for w in walkers:
+            if w.zebra is not z:
+                continue
+            gap = abs(w.pos - pos)
+            if (gap <= self._conflict or (w.pos >= z.length / 2.0) == half) and (
+                best is None or gap < best[0]
+            ):
+                best = (gap, w.track_id)
+        return best
+
+    def _step(self, st: _Car, raw: Raw, walkers: _FrameWalkers) -> Event | None:
+        z = self._zebra_of(raw[2])
+        if z is None:
+            if st.zebra is None:
+                st.before = raw
+                return None
+            return self._left(st, observe(raw))
+        if st.before is None:
+            return None  # first seen on the zebra: its approach was not observed
+        if st.zebra is None:
+            st.entry = observe(st.before)
+            st.hist.add(st.entry)
+        st.zebra = z
+        o = observe(raw)
+        st.hist.add(o)
+        pos = z.position(o.anchor)
+        moving = self._moving(st, o)
+        hit = self._gap(z, pos, walkers.on_zebra()) if moving else None
+        if hit is not None:  # a conflict: make sure it is with a pedestrian, not a rider
+            hit = self._gap(z, pos, walkers.pedestrians())
+        if hit is not None:
+            st.conflicts += 1
+            if hit[0] < st.worst_gap:
+                st.worst, st.worst_gap, st.walker = o, hit[0], hit[1]
+        return None
+
+    def _moving(self, st: _Car, o: Observation) -> bool:
+        """Whether the vehicle moves at ``min_speed``, over the last ``_SPEED_BASE_S`` at least
+        (frame to frame, box jitter at high frame rates looks like motion)."""
+        for prev in reversed(st.hist.obs):
+            if o.pts - prev.pts >= _SPEED_BASE_S:
+                return distance(prev.anchor, o.anchor) / (o.pts - prev.pts) >= self._min_step
+        first = st.hist.obs[0]  # seen for less than the baseline: its approach is the baseline
+        dt = o.pts - first.pts
+        return dt > 0 and distance(first.anchor, o.anchor) / dt >= self._min_step
+
+    def _left(self, st: _Car, o: Observation) -> Event | None:
+        """The vehicle left the zebra: charge it when it passed a pedestrian in conflict."""
+        z, before, worst = st.zebra, st.entry, st.worst
+        st.zebra = None
+        st.hist.add(o)
+        if z is None or before is None or worst is None:
+            st.before = st.last
+            return None
+        if st.conflicts < self.calib.confirm_frames:
+            st.before, st.conflicts, st.worst, st.worst_gap = st.last, 0, None, math.inf
+            return None
+        st.done = True
+        if exempt_class(st.hist, self.cfg.exempt_class_ids):
+            return None
+        return charge_event(
+            Charge(
+                name=NAME,
+                code=self.cfg.code,
+                stream_id=self.stream_id,
+                frame_size=self.frame_size,
+                track=st.hist,
+                at_pts=worst.pts,
+                best=worst,
+                end=o,
+                stages=(before.pts, worst.pts, o.pts),
+                detail=f"passed pedestrian track {st.walker} on crosswalk {z.id} "
+                f"at {worst.pts:.2f}s "
+                f"({st.worst_gap:.0f} px apart along the crossing, {st.conflicts} frames)",
+                signal_group=z.group,
+                signal_color=self._timeline.color_at(z.group, worst.pts)[0],
+                extra=(("crosswalk_id", z.id), ("pedestrian_track_id", str(st.walker))),
+            )
+        )

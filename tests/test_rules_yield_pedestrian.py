@@ -1,0 +1,42 @@
+"""Yield-to-pedestrians rule (不礼让斑马线行人): event fields, stages, calibration."""
+
+from __future__ import annotations
+
+import pydantic
+import pytest
+
+from sharpeyes.pipeline.rules import violation_type
+from sharpeyes.pipeline.types import EventType, LampColor
+from tests.scenarios import run_pure
+from tests.scenarios.violations import FAMILIES, yield_calib
+
+CASES = {c.scenario.name: c for c in FAMILIES["yield_pedestrian"]}
+
+
+def test_event_fields_and_stages() -> None:
+    case = CASES["yp_passes_in_front"]
+    (ev,) = run_pure(case.scenario, case.calib)
+    v = ev.violation
+    assert v is not None and ev.type is EventType.RED_LIGHT_VIOLATION
+    assert violation_type(ev) == "yield_pedestrian" and v.code == "1357"
+    assert (v.signal_group, v.signal_color, v.approach) == ("ped", LampColor.GREEN, None)
+    extra = dict(ev.extra)
+    assert (extra["crosswalk_id"], extra["pedestrian_track_id"]) == ("cw", "1")
+    e1, e2, e3 = v.evidence_pts
+    assert e1 < e2 < e3 and ev.best_pts == e2 == v.crossed_stop_line_pts
+    # image 2 has the car's anchor on the zebra (y 0.58–0.68 of 360 px)
+    assert ev.best_box is not None and 0.58 * 360 <= ev.best_box.y2 <= 0.68 * 360
+
+
+def test_watched_crosswalks_only() -> None:
+    case = CASES["yp_passes_in_front"]
+    assert len(run_pure(case.scenario, yield_calib(crosswalks=["cw"]))) == 1
+    with pytest.raises(pydantic.ValidationError, match="unknown crosswalk 'x'"):
+        yield_calib(crosswalks=["x"])
+    with pytest.raises(pydantic.ValidationError, match="unknown crosswalk 'y'"):
+        yield_calib(unsignalised=["y"])
+
+
+def test_a_slow_creep_is_yielding_not_passing() -> None:
+    case = CASES["yp_passes_in_front"]
+    assert run_pure(case.scenario, yield_calib(min_speed=1.0)) == []
