@@ -60,3 +60,13 @@ def test_events_and_violations_by_type_and_code() -> None:
     line = 'sharpeyes_violations_total{camera="cam",code="1625",type="red_light_violation"} 2.0'
     assert line in text
     assert 'code="1302",type="red_light_violation"} 1.0' in text
+
+
+def test_violations_of_the_suite_count_by_their_own_type() -> None:
+    stats = CameraStats()
+    sink = MeteredSink(NullSink(), stats)
+    sink.emit(event(1, EventType.RED_LIGHT_VIOLATION, "1301").with_(
+        extra=(("violation_type", "wrong_way"),)
+    ))  # fmt: skip
+    text = render(build_registry(FakeRuntime({"cam": stats}))).decode()  # type: ignore[arg-type]
+    assert 'sharpeyes_violations_total{camera="cam",code="1301",type="wrong_way"} 1.0' in text

@@ -112,7 +112,9 @@ class CameraStats:
     def typed(self, event: Event) -> None:
         """Count ``event`` by type (and violation code); keep the latest flow per lane."""
         code = event.violation.code if event.violation is not None else ""
-        key = (event.type.value, code)
+        # violations of the e-police suite share the event type; their name is in extra
+        name = next((v for k, v in event.extra if k == "violation_type"), event.type.value)
+        key = (name, code)
         with self._lock:
             self.by_type[key] = self.by_type.get(key, 0) + 1
         if event.type is EventType.TRAFFIC_FLOW:
