@@ -59,7 +59,9 @@ def test_cameras_refuse_null_urls_and_config_cameras_and_do_not_block(
     client.post("/api/v1/cameras", json={"id": "api1", "url": "rtsp://10.0.0.2/b"}, headers=admin)
 
     r = client.patch("/api/v1/cameras/api1", json={"url": None}, headers=admin)
-    assert r.status_code == 422 and not any(c.startswith("update") for c in ctl.calls)
+    # 400 with the reason, like any invalid camera config (not a malformed request)
+    assert r.status_code == 400 and not any(c.startswith("update") for c in ctl.calls)
+    assert "url cannot be null" in r.json()["detail"]
     assert reg.get("api1").config.url == "rtsp://10.0.0.2/b"
 
     for method, path, body in (
