@@ -405,6 +405,19 @@ def test_sharpeyes_run_survives_three_restarts_metrics_show_reconnects(
 
             assert wait_for(back, 8), scrape(metrics_port)
             assert proc.poll() is None  # the node never exits
+
+        def stored() -> set[str]:
+            try:
+                with sqlite3.connect(tmp_path / "events.db", timeout=5) as conn:
+                    rows = conn.execute("SELECT DISTINCT stream_id FROM events").fetchall()
+            except sqlite3.Error:
+                return set()
+            return {str(r[0]) for r in rows}
+
+        # every camera stores events after the restarts (on a loaded 2-core box a camera can
+        # take a while to confirm its first tracks: wait for it rather than stop at once)
+        assert wait_for(lambda: stored() == set(names), 90), stored()
+        assert proc.poll() is None
     finally:
         proc.terminate()
         out, _ = proc.communicate(timeout=60)
