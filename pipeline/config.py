@@ -290,6 +290,22 @@ class FaceCaptureConfig(StrictModel):
     )
 
 
+class GeoLocation(StrictModel):
+    """Where a camera stands, for the camera map (GIS 一张图) of the operator screen."""
+
+    latitude: float = Field(
+        ge=-90.0,
+        le=90.0,
+        description="Latitude in decimal degrees, north positive, in the datum of the map's "
+        "tile server (WGS-84, or GCJ-02 for most Chinese map tiles): no conversion is made.",
+    )
+    longitude: float = Field(
+        ge=-180.0,
+        le=180.0,
+        description="Longitude in decimal degrees, east positive, in the same datum.",
+    )
+
+
 class CameraConfig(StrictModel):
     """One camera: identity, where its video comes from and how it is analysed."""
 
@@ -303,6 +319,11 @@ class CameraConfig(StrictModel):
     )
     name: str = Field("camera", max_length=128, description="Human-readable camera name.")
     location: str = Field("", max_length=256, description="Place shown on evidence overlays.")
+    geo: GeoLocation | None = Field(
+        None,
+        description="Map position (latitude, longitude) on the operator's camera map; "
+        "None = the camera is not placed on the map.",
+    )
     url: str | None = Field(
         None, description="rtsp://… URL or a video file path; the CLI VIDEO argument overrides."
     )

@@ -140,6 +140,7 @@ def attach_runtime(service: StoreService, runtime: NodeRuntime) -> None:
     service.set_writer_health(lambda: (runtime.writer.healthy(), runtime.writer.last_error))
     service.set_phase_hub(runtime.phases)
     service.set_delivery_status(runtime.delivery_status)
+    service.set_frame_provider(runtime.latest_frame)
 
 
 BOOTSTRAP_TOKEN_TTL_S = 7 * 24 * 3600.0

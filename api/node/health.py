@@ -89,6 +89,7 @@ class CameraStats:
         self.frames_analysed = 0
         self.events = 0
         self.frame_wall_ms: int | None = None  # capture time of the frame being analysed
+        self.latest: Frame | None = None  # the last analysed frame (host image only)
         self.latency_ms: deque[float] = deque(maxlen=latency_samples)
         self._lock = threading.Lock()
         self._emitted: dict[str, int | None] = {}
@@ -108,6 +109,8 @@ class CameraStats:
         self.analysed.tick()
         self.frames_analysed += 1
         self.frame_wall_ms = frame.wall_time_ms
+        # the operator screen's tile; a GPU buffer is not held (decoder pools reuse them)
+        self.latest = frame if frame.device_image is None else replace(frame, device_image=None)
 
     def typed(self, event: Event) -> None:
         """Count ``event`` by type (and violation code); keep the latest flow per lane."""

@@ -47,6 +47,7 @@ from sharpeyes.pipeline.runner import StreamRunner
 from sharpeyes.pipeline.signal_input import PhaseHub, UdpPhaseListener
 from sharpeyes.pipeline.stages import StageTimes
 from sharpeyes.pipeline.supervisor import RestartPolicy, Supervisor
+from sharpeyes.pipeline.types import Frame
 
 if TYPE_CHECKING:
     from sharpeyes.api.viid.delivery import Delivery
@@ -356,6 +357,12 @@ class NodeRuntime:
         """Frame-capture → event-stored latency samples per camera (newest few thousand)."""
         with self._lock:
             return {k: list(c.stats.latency_ms) for k, c in self._cameras.items()}
+
+    def latest_frame(self, camera_id: str) -> Frame | None:
+        """The camera's last analysed frame (the operator screen's tile), None before any."""
+        with self._lock:
+            entry = self._cameras.get(camera_id)
+        return entry.stats.latest if entry is not None else None
 
     def health(self) -> dict[str, CameraHealth]:
         """Health of every camera (URLs masked)."""

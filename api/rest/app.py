@@ -58,6 +58,7 @@ from sharpeyes.api.rest.routes import (
 )
 from sharpeyes.api.rest.routes.console import ConsoleConfig, make_console_router
 from sharpeyes.api.rest.routes.export import DeidProvider, make_export_router
+from sharpeyes.api.rest.routes.watch import make_watch_router
 from sharpeyes.api.rest.service import ServiceFacade, StoreService
 from sharpeyes.pipeline import clock
 from sharpeyes.pipeline.errors import SharpeyesError, StoreError
@@ -287,6 +288,8 @@ def create_app(
     app.include_router(make_export_router(export_provider))
     count = service.events.count_events if isinstance(service, StoreService) else None
     app.include_router(make_console_router(console, count_events=count))
+    frames = service.latest_frame if isinstance(service, StoreService) else None
+    app.include_router(make_watch_router(frames))  # the operator's watch screen
     for extra in extra_routers:  # e.g. /VIID/Subscribes when GA/T subscriptions are enabled
         app.include_router(extra)
     if cluster is not None:  # the cluster routes exist only on a node that runs a cluster

@@ -48,7 +48,7 @@ from sharpeyes.api.store.migrate import migrate
 from sharpeyes.api.store.records import EventFilter, StoredEvent
 from sharpeyes.pipeline.errors import StoreError
 from sharpeyes.pipeline.signal_input import PhaseRouter
-from sharpeyes.pipeline.types import Event, EventType
+from sharpeyes.pipeline.types import Event, EventType, Frame
 
 logger = logging.getLogger(__name__)
 
@@ -159,6 +159,7 @@ class StoreService:
         self._writer_health: Callable[[], tuple[bool, str | None]] | None = None
         self._phase_hub: PhaseRouter | None = None
         self._delivery_status: Callable[[], dict[str, object] | None] | None = None
+        self._frames: Callable[[str], Frame | None] | None = None
         self.files_root = files_root
         self.min_free_bytes = min_free_bytes
         harden_permissions(files_root, db)
@@ -202,6 +203,13 @@ class StoreService:
 
     def delivery_status(self) -> dict[str, object] | None:
         return self._delivery_status() if self._delivery_status is not None else None
+
+    def set_frame_provider(self, provider: Callable[[str], Frame | None] | None) -> None:
+        """The runtime's last analysed frame per camera (the operator screen's live tiles)."""
+        self._frames = provider
+
+    def latest_frame(self, camera_id: str) -> Frame | None:
+        return self._frames(camera_id) if self._frames is not None else None
 
     def stream_health(self) -> Mapping[str, StreamHealthPublic]:
         if self._health is None:

@@ -2,7 +2,8 @@
 
 * ``GET /api/v1/console/config`` — the preset reject reasons (废片理由) offered on the violation
   page, and the plate grammar (:data:`sharpeyes.models.plate.PLATE_RE`) a corrected plate is
-  checked against. The reasons are configurable per unit: build the router with a
+  checked against, and the operator map's tile server (``map_tile_url``, none by default: the
+  networks are offline). The reasons are configurable per unit: build the router with a
   :class:`ConsoleConfig` (e.g. the ``console:`` section of the service config); without one the
   defaults below are served (号牌不清, 非违法, 重复, 设备故障, 其他 — 其他 needs free text).
 * ``GET /api/v1/console/queue-summary`` — how many violations are pending review under the
@@ -15,11 +16,12 @@ these routes too (built-in reasons, a count of the loaded rows).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import replace
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from sharpeyes.api.rest.deps import AUTH_RESPONSES, Service, Viewer
 from sharpeyes.api.rest.routes.query import Filter
@@ -39,6 +41,7 @@ __all__ = [
 CountEvents = Callable[[EventFilter], int]
 COUNT_CAP = 10_000  # paging fallback: stop counting here (reported as capped)
 _PAGE = 1000
+TILE_URL_RE = re.compile(r"^(/(?!/)|https?://[^/?#\s]+/)[^\s]*$")
 
 
 class RejectReason(BaseModel):
@@ -77,6 +80,28 @@ class ConsoleConfig(BaseModel):
         description="Preset reject reasons, in the order the console lists them.",
     )
 
+    map_tile_url: str | None = Field(
+        None,
+        max_length=512,
+        description="Tile server of the operator's camera map (GIS 一张图), a z/x/y template such "
+        "as /tiles/{z}/{x}/{y}.png (same origin, e.g. behind the reverse proxy) or "
+        "http://10.1.2.3/tiles/{z}/{x}/{y}.png (a host on the private network; its origin must "
+        "be allowed in the CSP img-src). Public-security networks are offline, so there is no "
+        "default: None draws the cameras on a plain coordinate canvas.",
+    )
+
+    @field_validator("map_tile_url")
+    @classmethod
+    def _tile_template(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        missing = [k for k in ("{z}", "{x}", "{y}") if k not in v]
+        if missing:
+            raise ValueError(f"map_tile_url {v!r} lacks {', '.join(missing)}")
+        if not TILE_URL_RE.match(v):
+            raise ValueError(f"map_tile_url {v!r} must start with /, http:// or https://")
+        return v
+
     @model_validator(mode="after")
     def _unique_codes(self) -> ConsoleConfig:
         codes = [r.code for r in self.reject_reasons]
@@ -91,6 +116,9 @@ class ConsolePublic(BaseModel):
     plate_pattern: str = Field(
         description="Regular expression (JavaScript-compatible) of a valid Chinese plate: a "
         "corrected plate must match it."
+    )
+    map_tile_url: str | None = Field(
+        None, description="z/x/y tile template of the camera map; None = no map tiles."
     )
 
 
@@ -120,7 +148,11 @@ def make_console_router(
 
     @router.get("/config", response_model=ConsolePublic, summary="Review-console settings")
     def console_config(_: Viewer) -> ConsolePublic:
-        return ConsolePublic(reject_reasons=cfg.reject_reasons, plate_pattern=PLATE_RE.pattern)
+        return ConsolePublic(
+            reject_reasons=cfg.reject_reasons,
+            plate_pattern=PLATE_RE.pattern,
+            map_tile_url=cfg.map_tile_url,
+        )
 
     @router.get(
         "/queue-summary",
