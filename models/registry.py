@@ -6,7 +6,10 @@ the path relative to a models directory (the shared data folder or the user cach
 
 A model with ``sha256=None`` is *derived* (made by one of our export scripts from the model
 named in ``derived_from``) and is verified through its export record instead of a pinned hash,
-because its bytes depend on the exporter's torch version.
+because its bytes depend on the exporter's torch version. Its *published* artefact
+(``published_sha256``: our export with the pinned torch, byte-identical on every machine) is
+fetched like any pinned model from a mirror (``SHARPEYES_MODEL_MIRROR``) or its release ``url``,
+so only users with their own checkpoints need the export tools.
 """
 
 from __future__ import annotations
@@ -64,6 +67,10 @@ class ModelSpec:
     size_bytes: int | None = None
     also_accept_sha256: tuple[str, ...] = ()
     companions: tuple[str, ...] = ()
+    # A derived model's published artefact: the bytes our exporter makes with the pinned torch
+    # (export is deterministic), served from a release or a site mirror; a copy with this hash
+    # is used as is, so a node that only runs sharpeyes never needs torch.
+    published_sha256: str | None = None
 
     @property
     def accepted_sha256(self) -> tuple[str, ...]:
@@ -90,6 +97,9 @@ _SPECS: tuple[ModelSpec, ...] = (
         input=InputFacts(size=(640, 640), dynamic=True),
         licence="AGPL-3.0 (derived from Ultralytics yolov5n.pt)",
         derived_from="yolov5n.pt",
+        # models.export.yolov5_onnx v1 --dynamic, opset 12, torch 2.13.0+cpu (same bytes on
+        # every run; checked twice on 2026-12-03).
+        published_sha256="8d3566e56ae4323fcc5522203c484293dd2f8e9e6c2b02e4e0440c4b6b9fefcc",
         notes="default detector: yolov5n.pt exported by models.export.yolov5_onnx with dynamic "
         "batch, height and width (opset 12); rectangular letterbox, e.g. 384x640 for 16:9",
     ),

@@ -38,7 +38,8 @@ SHARED_ENV = "SHARPEYES_SHARED"
 CACHE_ENV = "SHARPEYES_CACHE"
 _CHUNK = 1 << 20
 _EXPORT_HINT = (
-    "install the exporter with `pip install 'sharpeyes[export]'` or pass --model yolov5n_static"
+    "point $SHARPEYES_MODEL_MIRROR at a mirror holding the published artefact, install the "
+    "exporter with `pip install 'sharpeyes[export]'`, or pass --model yolov5n_static"
 )
 
 
@@ -135,38 +136,89 @@ def _check_pinned(spec: ModelSpec, path: Path, search: _Search) -> bool:
     return False
 
 
-def download_model(spec: ModelSpec, dest: Path, *, timeout_s: float = 60.0) -> Path:
-    """Download ``spec.url`` to ``dest`` through a temp file; verify sha256; rename atomically.
+def download_model(
+    spec: ModelSpec,
+    dest: Path,
+    *,
+    url: str | None = None,
+    accepted: tuple[str, ...] | None = None,
+    timeout_s: float = 60.0,
+) -> Path:
+    """Download ``url`` (default ``spec.url``) to ``dest`` through a temp file; verify its
+    sha256 against ``accepted`` (default: the spec's pinned hashes); rename atomically.
 
     Raises:
         ModelError: no URL, or the transfer failed.
         ModelIntegrityError: the downloaded bytes do not have a registered hash (discarded).
     """
-    if not spec.url:
+    url = url or spec.url
+    accepted = spec.accepted_sha256 if accepted is None else accepted
+    if not url:
         raise ModelError(f"model {spec.name!r} has no download URL")
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     tmp = Path(tmp_name)
     digest = hashlib.sha256()
-    log.info("downloading model %s from %s", spec.name, spec.url)
+    log.info("downloading model %s from %s", spec.name, url)
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(spec.url, timeout=timeout_s) as r:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout_s) as r:
             while chunk := r.read(_CHUNK):
                 digest.update(chunk)
                 out.write(chunk)
         actual = digest.hexdigest()
-        if actual not in spec.accepted_sha256:
+        if actual not in accepted:
+            expected = " or ".join(accepted)
             raise ModelIntegrityError(
-                integrity_message(spec, dest, actual) + f" (downloaded from {spec.url}; discarded)"
+                f"model {spec.name!r}: sha256 mismatch for {dest}: expected {expected}, got "
+                f"{actual} (downloaded from {url}; discarded)"
             )
         tmp.chmod(0o644)
         os.replace(tmp, dest)
     except OSError as e:
-        raise ModelError(f"model {spec.name!r}: download from {spec.url} failed: {e}") from e
+        raise ModelError(f"model {spec.name!r}: download from {url} failed: {e}") from e
     finally:
         tmp.unlink(missing_ok=True)
     cached_sha256(dest)  # memoise the fresh file
     return dest
+
+
+# Base URL(s) of a model mirror tried before the official URLs, comma-separated: a site's
+# intranet artefact server (public-security networks are offline) or a release of ours. A
+# plain directory path works too. ``sharpeyes models publish DIR`` fills one.
+MIRROR_ENV = "SHARPEYES_MODEL_MIRROR"
+
+
+def mirror_urls(spec: ModelSpec) -> list[str]:
+    """Where the mirrors in ``$SHARPEYES_MODEL_MIRROR`` would hold ``spec``'s file."""
+    urls = []
+    for entry in os.environ.get(MIRROR_ENV, "").split(","):
+        base = entry.strip()
+        if not base:
+            continue
+        if "://" not in base:
+            base = Path(base).expanduser().resolve().as_uri()
+        urls.append(f"{base.rstrip('/')}/{spec.filename}")
+    return urls
+
+
+def _try_downloads(
+    spec: ModelSpec, urls: list[str], accepted: tuple[str, ...], search: _Search
+) -> Path | None:
+    """First verified download among ``urls`` into the cache; misses are noted in ``search``."""
+    if not urls:
+        return None
+    if os.environ.get(OFFLINE_ENV) == "1":
+        search.note(f"download disabled ({', '.join(urls)})")
+        return None
+    for url in urls:
+        try:
+            return download_model(spec, cache_dir() / spec.filename, url=url, accepted=accepted)
+        except ModelIntegrityError as e:
+            search.mismatch = str(e)
+            search.note(f"{url} (sha256 mismatch; discarded)")
+        except ModelError as e:
+            search.note(str(e))
+    return None
 
 
 OFFLINE_ENV = "SHARPEYES_OFFLINE"  # "1": never download (air-gapped sites, tests)
@@ -179,29 +231,31 @@ def _resolve_pinned(spec: ModelSpec, search: _Search, download: bool) -> Path:
             search.note(f"{label} {candidate} (missing)")
         elif _check_pinned(spec, candidate, search):
             return candidate
+    urls = mirror_urls(spec) + ([spec.url] if spec.url else [])
     if not spec.url:
         search.note("no download URL registered")
-    elif not download or os.environ.get(OFFLINE_ENV) == "1":
-        search.note(f"download disabled ({spec.url})")
-    else:
-        try:
-            return download_model(spec, cache_dir() / spec.filename)
-        except ModelIntegrityError:
-            raise
-        except ModelError as e:
-            search.note(str(e))
+    if not download:
+        search.note(f"download disabled ({', '.join(urls) or 'no URL'})")
+    elif got := _try_downloads(spec, urls, spec.accepted_sha256, search):
+        return got
     if search.mismatch:
         raise ModelIntegrityError(search.mismatch + "; " + search.summary())
     raise ModelNotFoundError(search.summary())
 
 
 def resolve_model(
-    model: str | ModelSpec, explicit: Path | None = None, *, download: bool = True
+    model: str | ModelSpec,
+    explicit: Path | None = None,
+    *,
+    download: bool = True,
+    export: bool = True,
 ) -> Path:
     """Return a verified local path of ``model`` (a registry name or a spec).
 
     An explicit path must exist; it is verified when the model has a pinned hash (a derived
-    model's explicit file is taken as given).
+    model's explicit file is taken as given). Search order: shared folder, user cache, the
+    mirrors in ``$SHARPEYES_MODEL_MIRROR``, the official URL (``download``); a derived model
+    missing everywhere is exported from its source when ``export`` and the tools are there.
 
     Raises:
         ModelNotFoundError: no copy anywhere (the message names every place searched).
@@ -218,7 +272,7 @@ def resolve_model(
             raise ModelIntegrityError(integrity_message(spec, path, actual))
         return path
     if spec.is_derived:
-        return _resolve_derived(spec, search, download)
+        return _resolve_derived(spec, search, download, export)
     return _resolve_pinned(spec, search, download)
 
 
@@ -296,6 +350,8 @@ def _record_ok(spec: ModelSpec, candidate: Path, search: _Search, label: str) ->
     if not candidate.is_file():
         search.note(f"{label} {candidate} (missing)")
         return False
+    if spec.published_sha256 and cached_sha256(candidate) == spec.published_sha256:
+        return True  # the published artefact itself: no export record needed
     record = ExportRecord.read(export_record_path(candidate))
     source = get_model_spec(spec.derived_from or "")
     if record is None:
@@ -311,11 +367,21 @@ def _record_ok(spec: ModelSpec, candidate: Path, search: _Search, label: str) ->
     return False
 
 
-def _resolve_derived(spec: ModelSpec, search: _Search, download: bool) -> Path:
+def _resolve_derived(spec: ModelSpec, search: _Search, download: bool, export: bool) -> Path:
     for label, folder in (("shared", shared_models_dir()), ("cache", cache_dir())):
         candidate = folder / spec.filename
         if _record_ok(spec, candidate, search, label):
             return candidate
+    if spec.published_sha256:
+        urls = mirror_urls(spec) + ([spec.url] if spec.url else [])
+        if not urls:
+            search.note(f"no published artefact URL (set {MIRROR_ENV})")
+        elif not download:
+            search.note(f"download disabled ({', '.join(urls)})")
+        elif got := _try_downloads(spec, urls, (spec.published_sha256,), search):
+            return got
+    if not export:
+        raise ModelNotFoundError(f"{search.summary()}; export disabled")
     found = _exporter_for(spec)
     if found is None:
         raise ModelNotFoundError(

@@ -7,6 +7,9 @@
 ``models bench CLIP``      every detector available locally on CLIP: fps and agreement with
                            the default detector (IoU-matched boxes of the same object kind)
 ``models export SRC``      Ultralytics ``.pt`` (or model YAML) → ONNX, dynamic batch and shape
+``models publish DIR``     copy every built-in model found locally into DIR (a mirror for
+                           ``$SHARPEYES_MODEL_MIRROR`` or a release) with ``SHA256SUMS``; a
+                           derived model only when its bytes are the published artefact
 =========================  ===================================================================
 
 Wire it with ``add_parser(subparsers)``; ``run(args)`` returns the exit status.
@@ -70,7 +73,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     ex.add_argument("--coco-names", action="store_true", help="set COCO-80 class names")
     ex.add_argument("--add", action="store_true", help="register the result as a user model")
     ex.add_argument("--licence", default="AGPL-3.0 (Ultralytics)", help="licence for --add")
-    for p in (ls, add, bench, ex):
+    pub = sub.add_parser("publish", help="fill a model mirror directory (with SHA256SUMS)")
+    pub.add_argument("dir", help="output directory (created)")
+    for p in (ls, add, bench, ex, pub):
         p.set_defaults(func=run)
     return m
 
@@ -298,4 +303,57 @@ def _export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-_ACTIONS = {"list": _list, "add": _add, "bench": _bench, "export": _export}
+# --- publish ---------------------------------------------------------------------------------
+
+
+def publish_models(out: Path) -> tuple[list[str], list[str]]:
+    """Copy every built-in model resolvable here (no downloads, no exports) into ``out``.
+
+    A pinned model is copied as verified; a derived one only when its bytes are the published
+    artefact (``published_sha256``), so a mirror never serves an unpinned export. Writes
+    ``SHA256SUMS`` (``sha256sum -c`` format). Returns (published filenames, skipped: reasons).
+    """
+    import shutil
+
+    from sharpeyes.models.registry import MODEL_SPECS
+    from sharpeyes.models.resolve import cached_sha256, resolve_model
+
+    done: list[str] = []
+    skipped: list[str] = []
+    sums: list[str] = []
+    for name, spec in sorted(MODEL_SPECS.items()):
+        try:
+            src = resolve_model(spec, download=False, export=False)
+        except SharpeyesError as e:
+            skipped.append(f"{name}: {e}")
+            continue
+        digest = cached_sha256(src)
+        if spec.is_derived and digest != spec.published_sha256:
+            skipped.append(f"{name}: local export {digest[:16]}… is not the published artefact")
+            continue
+        dest = out / spec.filename
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dest)
+        sums.append(f"{digest}  {spec.filename}")
+        done.append(spec.filename)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "SHA256SUMS").write_text("".join(line + "\n" for line in sums))
+    return done, skipped
+
+
+def _publish(args: argparse.Namespace) -> int:
+    out = Path(args.dir)
+    done, skipped = publish_models(out)
+    for line in skipped:
+        _out(f"skipped {line}")
+    _out(f"published {len(done)} files into {out} (SHA256SUMS written)")
+    return EXIT_OK if done else EXIT_ERROR
+
+
+_ACTIONS = {
+    "list": _list,
+    "add": _add,
+    "bench": _bench,
+    "export": _export,
+    "publish": _publish,
+}
