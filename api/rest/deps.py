@@ -1,10 +1,16 @@
 """FastAPI dependencies as ``Annotated`` aliases: the service, the caller and role checks.
 
 Every endpoint except health and metrics depends on one of :data:`Viewer`, :data:`Reviewer`
-or :data:`Admin`: 401 without a valid token, 403 for a role that is too low, 429 while the
+or :data:`Admin`: 401 without a valid credential, 403 for a role that is too low, 429 while the
 client is blocked after repeated failures — a blocked address still serves callers with a valid
 token (a NAT or proxy shared with an attacker must not lock out real users). Failures, logins
 and every state-changing call are written to the auth audit.
+
+A credential is either an API token (``se_…``, machines and scripts) or a console user's
+session (``ss_…`` from ``POST /api/v1/auth/session``); both arrive as ``Authorization: Bearer``
+and are checked by the service's :class:`~sharpeyes.api.rest.auth.tokens.TokenService`, which
+hands sessions to its session service. Either way the caller is a :class:`Principal` with a
+role; a session's principal id is ``ss_<id>`` and its name the user name.
 """
 
 from __future__ import annotations
@@ -27,7 +33,10 @@ from sharpeyes.pipeline import clock
 
 logger = logging.getLogger(__name__)
 
-bearer = HTTPBearer(auto_error=False, description="API token: `Authorization: Bearer se_…`")
+bearer = HTTPBearer(
+    auto_error=False,
+    description="API token (`Bearer se_…`) or a user's session (`Bearer ss_…`)",
+)
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 _UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
 STATE_PRINCIPAL = "principal"
@@ -81,7 +90,7 @@ def authenticate(
     needed: Role,
     failure: AuthAction = AuthAction.AUTH_FAILED,
 ) -> Principal:
-    """Check the bearer token and role; raise the matching HTTP error."""
+    """Check the bearer credential (token or session) and role; raise the matching HTTP error."""
     ctx = get_context(request)
     client = client_address(request, ctx.settings)
     wait = ctx.limiter.retry_after(client)
@@ -97,7 +106,7 @@ def authenticate(
         if wait > 0:
             raise blocked()
         ctx.metrics.auth_failures.labels("missing").inc()
-        raise HTTPException(401, "an API token is required", _UNAUTHORIZED)
+        raise HTTPException(401, "an API token or a login session is required", _UNAUTHORIZED)
     try:
         principal = ctx.service.tokens.authenticate(creds.credentials)
     except TokenError as e:
@@ -106,7 +115,7 @@ def authenticate(
         ctx.limiter.record_failure(client)
         ctx.metrics.auth_failures.labels("invalid").inc()
         audit(ctx, request, failure, 401, detail=str(e))
-        raise HTTPException(401, "invalid or revoked API token", _UNAUTHORIZED) from e
+        raise HTTPException(401, "invalid, expired or revoked credential", _UNAUTHORIZED) from e
     if not principal.allows(needed):
         ctx.metrics.auth_failures.labels("forbidden").inc()
         audit(ctx, request, AuthAction.FORBIDDEN, 403, principal=principal, detail=needed.label)
@@ -140,7 +149,10 @@ Admin = Annotated[Principal, Depends(_admin)]
 
 AUTH_RESPONSES: dict[int | str, dict[str, object]] = {
     400: {"model": ErrorBody, "description": "The request cannot be served as asked."},
-    401: {"model": ErrorBody, "description": "No token, or an invalid or revoked one."},
+    401: {
+        "model": ErrorBody,
+        "description": "No token or session, or an invalid, expired or revoked one.",
+    },
     403: {"model": ErrorBody, "description": "The token's role is too low."},
     429: {"model": ErrorBody, "description": "Too many failed authentications from this client."},
     503: {"model": ErrorBody, "description": "The store or pipeline is unavailable."},

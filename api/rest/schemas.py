@@ -388,6 +388,52 @@ class AuthAuditPage(BaseModel):
     next_cursor: str | None = None
 
 
+# -- console users and sessions -----------------------------------------------------------------
+
+
+class SessionCreate(Strict):
+    """A console login. Also accepted as ``Authorization: Basic`` (+ header ``X-TOTP-Code``)."""
+
+    username: str = Field(min_length=1, max_length=64, examples=["zhangsan"])
+    password: str = Field(min_length=1, max_length=256)
+    totp: str | None = Field(
+        None, max_length=16, description="One-time code, for users enrolled in TOTP."
+    )
+
+
+class SessionIssued(BaseModel):
+    session: str = Field(
+        description="The session secret, sent as `Authorization: Bearer …`; shown once."
+    )
+    session_id: str = Field(examples=["ss_0123456789abcdef"])
+    username: str
+    display_name: str
+    role: RoleName
+    expires_ms: int = Field(description="The session ends then at the latest (epoch ms).")
+    idle_timeout_s: float = Field(description="It also ends after this long without requests.")
+
+
+class UserCreate(Strict):
+    username: str = Field(min_length=1, max_length=64, examples=["zhangsan"])
+    password: str = Field(min_length=8, max_length=256)
+    role: RoleName
+    display_name: str = Field("", max_length=64, examples=["张三"])
+
+
+class UserPublic(BaseModel):
+    username: str
+    display_name: str
+    role: RoleName
+    created_ms: int
+    password_ms: int = Field(description="When the password was last set.")
+    disabled_ms: int | None = None
+    totp_enabled: bool
+
+
+class UserPage(BaseModel):
+    items: list[UserPublic]
+
+
 # -- health -------------------------------------------------------------------------------------
 
 

@@ -22,6 +22,13 @@ class AuthAction(enum.StrEnum):
     TOKEN_USE = "token_use"
     TOKEN_CREATED = "token_created"
     TOKEN_REVOKED = "token_revoked"
+    LOGOUT = "logout"
+    USER_CREATED = "user_created"
+    USER_DISABLED = "user_disabled"
+    USER_ENABLED = "user_enabled"
+    PASSWORD_CHANGED = "password_changed"
+    TOTP_ENROLLED = "totp_enrolled"
+    TOTP_REMOVED = "totp_removed"
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,11 +7,15 @@ an older table on first use (TODO: move into a store migration).
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from sharpeyes.api.rest.auth.audit import AuthAction, AuthAuditRecord
 from sharpeyes.api.rest.auth.tokens import Role, TokenError, TokenRecord
 from sharpeyes.api.store.db import Database, Row, StoreIntegrityError
 from sharpeyes.pipeline.errors import StoreError
+
+if TYPE_CHECKING:
+    from sharpeyes.api.rest.auth.sessions import SessionService
 
 _TOKEN_COLS = "token_id, name, role, secret_hash, created_ms, revoked_ms, last_used_ms, expires_ms"
 _AUDIT_COLS = "at_ms, action, token_id, name, role, client, method, path, status, detail"
@@ -46,6 +50,17 @@ class SqlTokenRepository:
             pass
         with self._db.transaction() as tx:
             tx.execute("ALTER TABLE api_tokens ADD COLUMN expires_ms BIGINT")
+
+    def session_backend(self, hmac_key: bytes | None) -> SessionService:
+        """Users and sessions in the same database (tables of migration 0430), sessions hashed
+        with the token key and TOTP secrets sealed with a key derived from it."""
+        from sharpeyes.api.rest.auth.sessions import SessionService
+        from sharpeyes.api.rest.auth.sql_accounts import SqlSessionRepository, SqlUserRepository
+        from sharpeyes.api.rest.auth.users import UserService
+
+        sessions = SqlSessionRepository(self._db)
+        users = UserService(SqlUserRepository(self._db), sessions, secret_key=hmac_key)
+        return SessionService(users, sessions, hmac_key)
 
     def insert(self, record: TokenRecord) -> None:
         try:

@@ -3,6 +3,10 @@
 Roles are ordered: viewer (read) < reviewer (review actions) < admin (cameras, tokens).
 Tokens may expire (``expires_ms``); :meth:`TokenService.bootstrap_admin` creates the first
 admin token of an installation once, instead of a new one at every start.
+
+:class:`TokenService` is also where every bearer credential is checked: a console user's session
+(``ss_<id>.<secret>``, :mod:`api.rest.auth.sessions`) goes to its session service, so a session
+is accepted wherever a token is (routes, the pre-body guard, signed evidence URLs).
 """
 
 from __future__ import annotations
@@ -13,12 +17,16 @@ import hmac
 import secrets
 import threading
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from sharpeyes.pipeline import clock
 from sharpeyes.pipeline.errors import SharpeyesError
 
+if TYPE_CHECKING:
+    from sharpeyes.api.rest.auth.sessions import SessionService
+
 TOKEN_PREFIX = "se_"
+SESSION_CREDENTIAL_PREFIX = "ss_"  # as api.rest.auth.accounts.SESSION_PREFIX
 _ID_HEX = 12
 TOUCH_INTERVAL_MS = 60_000
 
@@ -90,6 +98,13 @@ class TokenRepository(Protocol):
     def touch(self, token_id: str, at_ms: int) -> None: ...
 
 
+@runtime_checkable
+class SessionSource(Protocol):
+    """A token repository that can also keep users and sessions (the SQL one)."""
+
+    def session_backend(self, hmac_key: bytes | None) -> SessionService: ...
+
+
 class MemoryTokenRepository:
     """Thread-safe in-memory :class:`TokenRepository`."""
 
@@ -140,6 +155,8 @@ class TokenService:
     """Issues, verifies and revokes tokens. ``hmac_key`` (from config/env) peppers the hash.
 
     ``default_ttl_s`` is the lifetime of issued tokens (None: they do not expire).
+    ``sessions`` checks console users' session credentials; by default the repository's own
+    (:class:`SessionSource`), else sessions are refused like unknown tokens.
     """
 
     def __init__(
@@ -148,10 +165,14 @@ class TokenService:
         hmac_key: bytes | None = None,
         *,
         default_ttl_s: float | None = None,
+        sessions: SessionService | None = None,
     ) -> None:
         self._repo = repo
         self._key = hmac_key
         self.default_ttl_s = default_ttl_s
+        if sessions is None and isinstance(repo, SessionSource):
+            sessions = repo.session_backend(hmac_key)
+        self.sessions = sessions
 
     def hash_secret(self, secret: str) -> str:
         if self._key:
@@ -196,7 +217,12 @@ class TokenService:
         return self.issue(name, role, token=token)[0]
 
     def authenticate(self, token: str) -> Principal:
-        """Return the caller for ``token``; raises :class:`TokenError` on any mismatch."""
+        """Return the caller for ``token`` (or a session credential); raises :class:`TokenError`
+        on any mismatch."""
+        if token.startswith(SESSION_CREDENTIAL_PREFIX):
+            if self.sessions is None:
+                raise TokenError("sessions are not enabled")
+            return self.sessions.authenticate(token)
         token_id, secret = split_token(token)
         record = self._repo.get(token_id)
         expected = record.secret_hash if record is not None else self.hash_secret("x")
@@ -222,7 +248,9 @@ class TokenService:
         return self._repo.revoke(token_id, clock.now_ms())
 
     def is_active(self, token_id: str) -> bool:
-        """The token exists, is not revoked and has not expired."""
+        """The token (or session) exists, is not revoked or ended and has not expired."""
+        if token_id.startswith(SESSION_CREDENTIAL_PREFIX):
+            return self.sessions is not None and self.sessions.is_active(token_id)
         record = self._repo.get(token_id)
         return record is not None and record.active()
 
