@@ -1,0 +1,777 @@
+// sharpeyes live watch: the operator's wall screen. Camera tiles with their latest picture and
+// health, alerts from the live feed that stay until acknowledged, an events search with paging,
+// and the camera map. Plain JS, no build step, no third-party code; talks only to this service.
+"use strict";
+
+const API = "/api/v1";
+const TILE_MS = 2000;      // latest-picture refresh per tile
+const HEALTH_MS = 3000;    // camera list / health refresh
+const NEW_MS = 15000;      // "new events" check on the events page
+const PAGE = 100;          // events per page
+const ACK_KEEP = 2000;     // acknowledged ids remembered
+const ALERT_KEEP = 300;    // unacknowledged alerts kept
+const VIOLATION_TYPES = ["red_light_violation", "pedestrian_red_light"];
+const EVENT_TYPES = ["red_light_violation", "pedestrian_red_light", "vehicle_pass", "non_motor_pass",
+  "person_seen", "face_capture", "traffic_flow"];
+const BODY_COLORS = ["black", "white", "grey", "red", "blue", "yellow", "orange", "brown", "green",
+  "purple", "cyan", "pink"];
+const store = {
+  get: (k, d) => { try { const v = localStorage.getItem(k); return v == null ? d : JSON.parse(v); } catch (e) { return d; } },
+  set: (k, v) => { try { localStorage.setItem(k, JSON.stringify(v)); } catch (e) { /* full or off */ } },
+};
+
+const L = {
+  zh: {
+    tab_live: "实时监看", tab_events: "事件查询", tab_map: "点位地图", tab_console: "审核台",
+    login_title: "登录实时监看", token: "访问令牌", login: "登录", console_login: "或在审核台登录",
+    login_failed: "令牌无效或已被限制", no_cameras: "没有摄像机", alerts: "告警", ack_all: "全部确认",
+    alert_opts: "告警设置", alert_always: "违法行为总会告警；另选：", sound: "声音提示",
+    no_alerts: "暂无未确认告警", ack: "确认收到", camera: "摄像机", type: "类型", plate: "号牌",
+    plate_color: "号牌颜色", vehicle_color: "车身颜色", since: "从", until: "至", search: "查询",
+    all: "全部", thumb: "图片", time: "时间", class: "类别", more: "加载更多", close: "关闭",
+    shown: "已显示 {n} 条（最新在前）", shown_end: "共 {n} 条（最新在前，已到底）",
+    new_events: "有 {n} 条新事件，点击刷新", new_events_more: "有 {n}+ 条新事件，点击刷新",
+    empty: "没有记录", feed_on: "● 实时", feed_off: "○ 连接中断，重连中…",
+    fps: "帧率", frame_age: "帧龄", no_picture: "暂无画面", picture_event: "最近事件图片",
+    reconnects: "重连 {n} 次", disabled: "已停用", signal_problem: "信号灯异常",
+    st_starting: "启动中", st_connecting: "连接中", st_running: "在线", st_degraded: "降级",
+    st_stalled: "画面停滞", st_reconnecting: "重连中", st_stopped: "已停止", st_ended: "已结束",
+    st_error: "故障", st_offline: "离线", legend_warn: "降级/重连", legend_bad: "离线/故障",
+    red_light_violation: "机动车闯红灯", pedestrian_red_light: "行人闯红灯", vehicle_pass: "过车",
+    non_motor_pass: "非机动车", person_seen: "行人", face_capture: "人脸抓拍",
+    traffic_flow: "交通流量", stream_health: "流状态",
+    c_blue: "蓝", c_yellow: "黄", c_green: "绿", c_white: "白", c_black: "黑", c_grey: "灰",
+    c_red: "红", c_orange: "橙", c_brown: "棕", c_purple: "紫", c_cyan: "青", c_pink: "粉",
+    map_none: "没有配置经纬度（geo）的摄像机", map_plain: "未配置地图瓦片服务：按经纬度绘制示意图（离线）",
+    map_tiles: "地图瓦片：{url}", open_tile: "查看画面", open_events: "查看事件", lat: "纬度", lon: "经度",
+    event_id: "事件编号", lane: "车道", code: "违法代码", location: "地点", confidence: "置信度",
+    open_review: "打开审核", seconds: "秒", age_unknown: "—",
+  },
+  en: {
+    tab_live: "Live", tab_events: "Events", tab_map: "Map", tab_console: "Review console",
+    login_title: "Live watch login", token: "API token", login: "Log in", console_login: "or log in at the review console",
+    login_failed: "Invalid token, or too many attempts", no_cameras: "No cameras", alerts: "Alerts",
+    ack_all: "Acknowledge all", alert_opts: "Alert settings", alert_always: "Violations always alert; also:",
+    sound: "Sound", no_alerts: "No unacknowledged alerts", ack: "Acknowledge", camera: "Camera",
+    type: "Type", plate: "Plate", plate_color: "Plate colour", vehicle_color: "Body colour",
+    since: "From", until: "To", search: "Search", all: "All", thumb: "Image", time: "Time",
+    class: "Class", more: "Load more", close: "Close", shown: "{n} shown (newest first)",
+    shown_end: "{n} in all (newest first, end reached)", new_events: "{n} new events: click to refresh",
+    new_events_more: "{n}+ new events: click to refresh", empty: "Nothing here",
+    feed_on: "● Live", feed_off: "○ Feed lost, reconnecting…", fps: "fps", frame_age: "Frame age",
+    no_picture: "No picture yet", picture_event: "latest event picture", reconnects: "{n} reconnects",
+    disabled: "Disabled", signal_problem: "Signal fault",
+    st_starting: "Starting", st_connecting: "Connecting", st_running: "Online", st_degraded: "Degraded",
+    st_stalled: "Stalled", st_reconnecting: "Reconnecting", st_stopped: "Stopped", st_ended: "Ended",
+    st_error: "Fault", st_offline: "Offline", legend_warn: "Degraded/reconnecting", legend_bad: "Offline/fault",
+    red_light_violation: "Red light (vehicle)", pedestrian_red_light: "Red light (pedestrian)",
+    vehicle_pass: "Vehicle", non_motor_pass: "Non-motor", person_seen: "Person",
+    face_capture: "Face capture", traffic_flow: "Traffic flow", stream_health: "Stream",
+    c_blue: "blue", c_yellow: "yellow", c_green: "green", c_white: "white", c_black: "black", c_grey: "grey",
+    c_red: "red", c_orange: "orange", c_brown: "brown", c_purple: "purple", c_cyan: "cyan", c_pink: "pink",
+    map_none: "No camera has a map position (geo)", map_plain: "No tile server configured: cameras drawn by latitude/longitude (offline)",
+    map_tiles: "Map tiles: {url}", open_tile: "Show picture", open_events: "Show events", lat: "Lat", lon: "Lon",
+    event_id: "Event id", lane: "Lane", code: "Code", location: "Location", confidence: "Confidence",
+    open_review: "Open for review", seconds: "s", age_unknown: "—",
+  },
+};
+
+const S = {
+  token: sessionStorage.getItem("se_token"),
+  lang: localStorage.getItem("se_lang") || "zh",
+  cameras: new Map(),
+  config: null,
+  alerts: store.get("se_watch_alerts", []),
+  acked: new Set(store.get("se_watch_acked", [])),
+  kinds: new Set(store.get("se_watch_kinds", [])),
+  sound: store.get("se_watch_sound", false),
+  feedAbort: null,
+  timers: [],
+  evCursor: null,
+  evHigh: null,
+  evRows: 0,
+  evGen: 0,
+  blobs: new Map(),
+  map: null,
+  audio: null,
+};
+const $ = (sel) => document.querySelector(sel);
+const t = (key, n) => String((L[S.lang] || L.zh)[key] || L.zh[key] || key).replace("{n}", n);
+const el = (tag, cls, text) => {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text != null) e.textContent = String(text);
+  return e;
+};
+
+// Beijing time (UTC+8), as on the evidence overlays.
+function bjTime(ms) { return new Date(ms + 8 * 3600 * 1000).toISOString().replace("T", " ").slice(0, 19); }
+function evTime(ev) { return ev.time_ms || (ev.violation && ev.violation.time_ms) || ev.first_seen_ms; }
+function isViolation(ev) { return !!ev.violation || VIOLATION_TYPES.includes(ev.type); }
+
+function camName(id) {
+  const c = S.cameras.get(id);
+  if (!c) return id;
+  return c.name && c.name !== "camera" ? c.name : (c.location || id);
+}
+
+function applyLang() {
+  document.querySelectorAll("[data-t]").forEach((e) => { e.textContent = t(e.dataset.t); });
+  document.documentElement.lang = S.lang === "zh" ? "zh-CN" : "en";
+  $("#w-lang").textContent = S.lang === "zh" ? "EN" : "中文";
+}
+
+class ApiError extends Error { constructor(status, msg) { super(msg); this.status = status; } }
+
+async function api(path) {
+  const r = await fetch(API + path, { headers: { Authorization: `Bearer ${S.token}` } });
+  if (r.status === 401) { logout(); throw new ApiError(401, "unauthorized"); }
+  const body = await r.json().catch(() => null);
+  if (!r.ok) throw new ApiError(r.status, body && body.detail ? JSON.stringify(body.detail) : r.statusText);
+  return body;
+}
+
+// An image behind the bearer token, as a blob: URL kept per slot (the previous one is freed).
+async function authImage(slot, path) {
+  const r = await fetch(API + path, { headers: { Authorization: `Bearer ${S.token}` }, cache: "no-store" });
+  if (!r.ok) return null;
+  const url = URL.createObjectURL(await r.blob());
+  const old = S.blobs.get(slot);
+  if (old) URL.revokeObjectURL(old);
+  S.blobs.set(slot, url);
+  return { url, source: r.headers.get("X-Frame-Source"), timeMs: Number(r.headers.get("X-Frame-Time-Ms")) || null };
+}
+
+// --- views ------------------------------------------------------------------------------------
+
+function show(view) {
+  document.querySelectorAll(".view").forEach((v) => { v.hidden = v.id !== `v-${view}`; });
+  document.querySelectorAll("#w-nav a").forEach((a) => a.classList.toggle("active", a.getAttribute("href") === `#${view}`));
+}
+
+function route() {
+  if (!S.token) { show("login"); return; }
+  const [view, arg] = (location.hash.replace(/^#/, "") || "live").split("/");
+  if (view === "events") { show("events"); if (arg) setFilterCamera(decodeURIComponent(arg)); else if (!S.evRows) loadEvents(); }
+  else if (view === "map") { show("map"); drawMap(); }
+  else { show("live"); if (arg) focusTile(decodeURIComponent(arg)); }
+}
+
+function logout() {
+  S.token = null;
+  sessionStorage.removeItem("se_token");
+  if (S.feedAbort) S.feedAbort.abort();
+  S.timers.forEach(clearInterval); S.timers = [];
+  $("#w-nav").hidden = $("#w-feed").hidden = true;
+  show("login");
+}
+
+async function login(token) {
+  const r = await fetch(`${API}/auth/login`, { method: "POST", headers: { Authorization: `Bearer ${token}` } });
+  if (!r.ok) throw new ApiError(r.status, t("login_failed"));
+  S.token = token;
+  sessionStorage.setItem("se_token", token);
+}
+
+async function enter() {
+  await api("/auth/me");
+  $("#w-nav").hidden = $("#w-feed").hidden = false;
+  try { S.config = await api("/console/config"); } catch (e) { if (e.status === 401) throw e; S.config = {}; }
+  await refreshCameras();
+  fillEventFilters();
+  renderAlerts();
+  startFeed();
+  S.timers.push(setInterval(() => refreshCameras().catch(() => {}), HEALTH_MS));
+  S.timers.push(setInterval(refreshPictures, TILE_MS));
+  S.timers.push(setInterval(checkNewEvents, NEW_MS));
+  refreshPictures();
+  route();
+}
+
+// --- camera tiles -----------------------------------------------------------------------------
+
+const STATE_CLASS = {
+  running: "st-ok", degraded: "st-warn", stalled: "st-warn", reconnecting: "st-warn",
+  connecting: "st-warn", starting: "st-warn", error: "st-bad", offline: "st-bad", stopped: "st-bad", ended: "st-bad",
+};
+function stateClass(c) { return c.enabled ? STATE_CLASS[c.state] || "st-bad" : "st-off"; }
+function stateWords(c) { return c.enabled ? t(`st_${c.state}`) : t("disabled"); }
+function fps(v) { return `${Number(v || 0).toFixed(1)} fps`; }
+function age(s) { return s == null ? t("age_unknown") : `${Number(s).toFixed(1)} ${t("seconds")}`; }
+
+async function refreshCameras() {
+  const body = await api("/watch/cameras");
+  S.cameras = new Map(body.items.map((c) => [c.id, c]));
+  renderTiles();
+  if (!$("#v-map").hidden) updateMarkers();
+}
+
+function tileFor(c) {
+  let tile = document.querySelector(`.tile[data-camera="${CSS.escape(c.id)}"]`);
+  if (tile) return tile;
+  tile = el("article", "tile");
+  tile.dataset.camera = c.id;
+  const pic = el("div", "pic");
+  const img = el("img"); img.alt = ""; img.hidden = true;
+  const none = el("span", "nopic", t("no_picture"));
+  pic.append(img, none, el("span", "src"));
+  const head = el("div", "tile-head");
+  head.append(el("b", "name"), el("span", "state"));
+  const foot = el("div", "tile-foot");
+  foot.append(el("span", "loc"), el("span", "fps mono"), el("span", "age mono"));
+  tile.append(pic, head, foot);
+  tile.addEventListener("click", () => { location.hash = `#events/${encodeURIComponent(c.id)}`; });
+  return tile;
+}
+
+function renderTiles() {
+  const box = $("#tiles");
+  const seen = new Set();
+  for (const c of S.cameras.values()) {
+    const tile = tileFor(c);
+    seen.add(c.id);
+    tile.querySelector(".name").textContent = camName(c.id);
+    tile.querySelector(".name").title = c.id;
+    const st = tile.querySelector(".state");
+    st.textContent = stateWords(c);
+    st.className = `state ${stateClass(c)}`;
+    tile.dataset.state = c.state;
+    tile.querySelector(".loc").textContent = c.location && c.location !== c.name ? c.location : "";
+    tile.querySelector(".fps").textContent = fps(c.analysed_fps);
+    tile.querySelector(".fps").title = `${t("fps")}: ${Number(c.input_fps).toFixed(1)} / ${Number(c.analysed_fps).toFixed(1)}`;
+    tile.querySelector(".age").textContent = `${t("frame_age")} ${age(c.last_frame_age_s)}`;
+    if (!tile.isConnected) box.appendChild(tile);
+  }
+  box.querySelectorAll(".tile").forEach((tile) => { if (!seen.has(tile.dataset.camera)) tile.remove(); });
+  box.dataset.count = String(S.cameras.size);
+  $("#tiles-empty").hidden = S.cameras.size > 0;
+}
+
+const inflight = new Set();
+function refreshPictures() {
+  if ($("#v-live").hidden || document.hidden) return;
+  for (const c of S.cameras.values()) {
+    if (inflight.has(c.id)) continue;
+    const tile = document.querySelector(`.tile[data-camera="${CSS.escape(c.id)}"]`);
+    if (!tile || (tile.dataset.pic && c.state !== "running" && c.state !== "degraded")) continue;
+    inflight.add(c.id);
+    authImage(`tile:${c.id}`, `/watch/cameras/${encodeURIComponent(c.id)}/frame.jpg`)
+      .then((got) => {
+        if (!got) return;
+        const img = tile.querySelector("img");
+        img.src = got.url; img.hidden = false;
+        tile.dataset.pic = got.source || "live";
+        tile.querySelector(".nopic").hidden = true;
+        tile.querySelector(".src").textContent = got.source === "event" && got.timeMs ? `${t("picture_event")} ${bjTime(got.timeMs).slice(11)}` : "";
+      })
+      .catch(() => {})
+      .finally(() => inflight.delete(c.id));
+  }
+}
+
+function focusTile(id) {
+  const tile = document.querySelector(`.tile[data-camera="${CSS.escape(id)}"]`);
+  if (!tile) return;
+  tile.scrollIntoView({ block: "nearest" });
+  tile.classList.add("flash");
+  setTimeout(() => tile.classList.remove("flash"), 2500);
+}
+
+// --- alerts -----------------------------------------------------------------------------------
+
+function alertOf(ev, seq) {
+  return {
+    id: ev.event_id, seq: Number(seq) || 0, type: ev.type, camera: ev.camera_id, time: evTime(ev),
+    plate: (ev.plate && ev.plate.text) || "", violation: isViolation(ev),
+    code: ev.violation ? ev.violation.code : "", lane: ev.violation ? ev.violation.lane_no : null,
+  };
+}
+
+function wantsAlert(ev) { return isViolation(ev) || S.kinds.has(ev.type); }
+
+function raise(ev, seq) {
+  if (!wantsAlert(ev) || S.acked.has(ev.event_id) || S.alerts.some((a) => a.id === ev.event_id)) return;
+  S.alerts.unshift(alertOf(ev, seq));
+  S.alerts = S.alerts.slice(0, ALERT_KEEP);
+  store.set("se_watch_alerts", S.alerts);
+  renderAlerts();
+  if (S.sound) beep(isViolation(ev));
+  const tile = document.querySelector(`.tile[data-camera="${CSS.escape(ev.camera_id)}"]`);
+  if (tile) { tile.classList.add("alarm"); setTimeout(() => tile.classList.remove("alarm"), 4000); }
+}
+
+function acknowledge(ids) {
+  for (const id of ids) S.acked.add(id);
+  S.alerts = S.alerts.filter((a) => !S.acked.has(a.id));
+  store.set("se_watch_alerts", S.alerts);
+  store.set("se_watch_acked", [...S.acked].slice(-ACK_KEEP));
+  renderAlerts();
+}
+
+function alertHref(a) { return a.violation ? `./#/violation/${encodeURIComponent(a.id)}` : null; }
+
+function renderAlerts() {
+  const ol = $("#alerts");
+  ol.textContent = "";
+  for (const a of S.alerts) {
+    const li = el("li", a.violation ? "alert viol" : "alert");
+    li.dataset.id = a.id;
+    const open = el("a", "alert-body");
+    const href = alertHref(a);
+    if (href) open.href = href; else { open.href = "#"; open.addEventListener("click", (e) => { e.preventDefault(); openDetail(a.id); }); }
+    open.append(el("b", "alert-type", t(a.type) + (a.code ? ` · ${a.code}` : "")),
+      el("span", "alert-time mono", bjTime(a.time).slice(5)),
+      el("span", "alert-cam", camName(a.camera)));
+    if (a.plate) open.append(el("span", "alert-plate plate", a.plate));
+    const ack = el("button", "ack", t("ack"));
+    ack.type = "button";
+    ack.addEventListener("click", () => acknowledge([a.id]));
+    li.append(open, ack);
+    ol.appendChild(li);
+  }
+  $("#alert-count").textContent = String(S.alerts.length);
+  $("#alert-count").classList.toggle("hot", S.alerts.length > 0);
+  $("#alerts-empty").hidden = S.alerts.length > 0;
+  $("#ack-all").disabled = !S.alerts.length;
+  document.title = `${S.alerts.length ? `(${S.alerts.length}) ` : ""}sharpeyes 实时监看`;
+}
+
+// A short two-tone beep (WebAudio; off by default, switched on by the operator).
+function beep(urgent) {
+  try {
+    S.audio = S.audio || new AudioContext();
+    const ctx = S.audio;
+    [0, 0.25].forEach((at, i) => {
+      const osc = ctx.createOscillator(), gain = ctx.createGain();
+      osc.frequency.value = urgent ? (i ? 660 : 880) : 520;
+      gain.gain.setValueAtTime(0.15, ctx.currentTime + at);
+      gain.gain.exponentialRampToValueAtTime(0.001, ctx.currentTime + at + 0.2);
+      osc.connect(gain).connect(ctx.destination);
+      osc.start(ctx.currentTime + at); osc.stop(ctx.currentTime + at + 0.22);
+    });
+  } catch (e) { /* no audio device */ }
+}
+
+// --- live feed (fetch-based SSE: the token goes in a header; resumes from the last id) --------
+
+function feedState(on) {
+  const f = $("#w-feed");
+  f.textContent = t(on ? "feed_on" : "feed_off");
+  f.className = on ? "feed on" : "feed off";
+}
+
+function parseSse(chunk, state) {
+  state.buf += chunk;
+  let idx;
+  while ((idx = state.buf.indexOf("\n\n")) >= 0) {
+    const block = state.buf.slice(0, idx);
+    state.buf = state.buf.slice(idx + 2);
+    const msg = { data: [] };
+    for (const line of block.split("\n")) {
+      const start = /^: connected after seq (\d+)/.exec(line);  // where this session starts
+      if (start && !store.get("se_watch_seq", null)) store.set("se_watch_seq", start[1]);
+      if (!line || line.startsWith(":")) continue;
+      const i = line.indexOf(":");
+      const k = i < 0 ? line : line.slice(0, i);
+      const v = i < 0 ? "" : line.slice(i + 1).replace(/^ /, "");
+      if (k === "data") msg.data.push(v); else msg[k] = v;
+    }
+    if (msg.data.length) {
+      try { raise(JSON.parse(msg.data.join("\n")), msg.id); } catch (e) { console.warn(e); }
+    }
+    if (msg.id) store.set("se_watch_seq", msg.id);
+  }
+}
+
+function feedQuery() {
+  const q = new URLSearchParams();
+  for (const ty of [...VIOLATION_TYPES, ...S.kinds]) q.append("type", ty);
+  return q;
+}
+
+async function startFeed() {
+  if (S.feedAbort) S.feedAbort.abort();
+  const ctl = new AbortController();
+  S.feedAbort = ctl;
+  while (!ctl.signal.aborted && S.token) {
+    try {
+      const headers = { Authorization: `Bearer ${S.token}` };
+      const last = store.get("se_watch_seq", null);
+      if (last) headers["Last-Event-ID"] = String(last);
+      const r = await fetch(`${API}/feed?${feedQuery()}`, { headers, signal: ctl.signal });
+      if (r.status === 401) { logout(); return; }
+      if (!r.ok) throw new Error(`feed ${r.status}`);
+      feedState(true);
+      const reader = r.body.getReader();
+      const dec = new TextDecoder();
+      const state = { buf: "" };
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        parseSse(dec.decode(value, { stream: true }), state);
+      }
+    } catch (e) {
+      if (ctl.signal.aborted) return;
+    }
+    feedState(false);
+    await new Promise((res) => setTimeout(res, 2000));
+  }
+}
+
+// --- events page ------------------------------------------------------------------------------
+
+function option(sel, value, text) { const o = el("option", null, text); o.value = value; sel.appendChild(o); }
+
+function fillEventFilters() {
+  const cam = $("#ev-camera");
+  cam.querySelectorAll("option:not([value=''])").forEach((o) => o.remove());
+  for (const c of S.cameras.values()) option(cam, c.id, camName(c.id));
+  const ty = $("#ev-type");
+  if (ty.options.length <= 1) for (const v of EVENT_TYPES) option(ty, v, t(v));
+  const vc = $("#ev-vcolor");
+  if (vc.options.length <= 1) for (const v of BODY_COLORS) option(vc, v, t(`c_${v}`));
+}
+
+function setFilterCamera(id) {
+  $("#ev-camera").value = id;
+  loadEvents();
+}
+
+function eventParams() {
+  const f = new FormData($("#ev-filters"));
+  const q = new URLSearchParams();
+  for (const k of ["camera", "type", "plate_color", "vehicle_color"]) {
+    const v = String(f.get(k) || "").trim();
+    if (v) q.set(k, v);
+  }
+  const plate = String(f.get("plate") || "").trim().toUpperCase();
+  if (plate) q.set(/[?*]/.test(plate) ? "plate_pattern" : "plate_contains", plate);
+  for (const k of ["since", "until"]) {
+    const v = String(f.get(k) || "");
+    if (v) q.set(k, v.length === 16 ? `${v}:00` : v);  // local time of the service's zone
+  }
+  return q;
+}
+
+const thumbs = "IntersectionObserver" in window ? new IntersectionObserver((entries) => {
+  for (const en of entries) if (en.isIntersecting) { thumbs.unobserve(en.target); loadThumb(en.target); }
+}, { rootMargin: "200px" }) : null;
+
+async function loadThumb(img) {
+  for (const name of ["crop.jpg", "composite.jpg"]) {
+    try {
+      const got = await authImage(`thumb:${img.dataset.id}`, `/events/${encodeURIComponent(img.dataset.id)}/evidence/${name}`);
+      if (got) { img.src = got.url; img.hidden = false; return; }
+    } catch (e) { return; }
+  }
+}
+
+function td(tr, text, cls) { const c = el("td", cls, text == null || text === "" ? "—" : text); tr.appendChild(c); return c; }
+
+function eventRow(ev) {
+  const tr = el("tr");
+  tr.dataset.id = ev.event_id;
+  tr.dataset.time = String(evTime(ev));
+  const cell = el("td", "thumb");
+  const img = el("img"); img.alt = ""; img.hidden = true; img.dataset.id = ev.event_id;
+  cell.appendChild(img);
+  tr.appendChild(cell);
+  if (thumbs) thumbs.observe(img); else loadThumb(img);
+  td(tr, bjTime(evTime(ev)), "mono");
+  td(tr, camName(ev.camera_id)).title = ev.camera_id;
+  td(tr, t(ev.type), isViolation(ev) ? "viol" : "");
+  td(tr, ev.plate && ev.plate.text, "plate");
+  td(tr, ev.plate && ev.plate.color ? t(`c_${ev.plate.color}`) : "");
+  td(tr, ev.class_name);
+  tr.addEventListener("click", () => {
+    if (isViolation(ev)) location.href = `./#/violation/${encodeURIComponent(ev.event_id)}`;
+    else openDetail(ev.event_id);
+  });
+  return tr;
+}
+
+async function loadEvents(more = false) {
+  const gen = ++S.evGen;
+  const q = eventParams();
+  q.set("limit", String(PAGE));
+  if (more && S.evCursor) q.set("cursor", S.evCursor);
+  $("#ev-error").textContent = "";
+  $("#ev-table").setAttribute("aria-busy", "true");
+  let body;
+  try { body = await api(`/events?${q}`); }
+  catch (e) { $("#ev-error").textContent = e.message; return; }
+  finally { if (gen === S.evGen) $("#ev-table").setAttribute("aria-busy", "false"); }
+  if (gen !== S.evGen) return;
+  const tbody = $("#ev-table tbody");
+  if (!more) {
+    tbody.textContent = "";
+    S.evRows = 0;
+    S.evHigh = body.next_after;  // newest first: the high-water mark read before the page
+    $("#ev-new").hidden = true;
+    for (const k of [...S.blobs.keys()]) if (k.startsWith("thumb:")) { URL.revokeObjectURL(S.blobs.get(k)); S.blobs.delete(k); }
+  }
+  for (const ev of body.items) tbody.appendChild(eventRow(ev));
+  S.evRows += body.items.length;
+  if (!S.evRows) { const tr = el("tr"); td(tr, t("empty")).colSpan = 7; tbody.appendChild(tr); }
+  S.evCursor = body.next_cursor;
+  $("#ev-more").hidden = !S.evCursor;
+  $("#ev-count").textContent = t(S.evCursor ? "shown" : "shown_end", S.evRows);
+}
+
+// Events stored since the page was loaded (the ingest cursor): offered, not pushed into the list.
+async function checkNewEvents() {
+  if ($("#v-events").hidden || S.evHigh == null) return;
+  const q = eventParams();
+  q.set("after", String(S.evHigh));
+  q.set("limit", String(PAGE));
+  try {
+    const body = await api(`/events?${q}`);
+    const n = body.items.length;
+    const btn = $("#ev-new");
+    btn.hidden = n === 0;
+    btn.textContent = t(n >= PAGE ? "new_events_more" : "new_events", n);
+  } catch (e) { /* next time */ }
+}
+
+// --- event detail (events that have no review page) -------------------------------------------
+
+async function openDetail(id) {
+  const ev = await api(`/events/${encodeURIComponent(id)}`);
+  const files = Object.fromEntries((ev.evidence || []).map((f) => [f.name, f.url]));
+  const img = $("#detail-img");
+  img.src = files["composite.jpg"] || files["crop.jpg"] || "";
+  img.hidden = !img.src;
+  const meta = $("#detail-meta");
+  meta.textContent = "";
+  const rows = [[t("time"), bjTime(evTime(ev))], [t("camera"), `${camName(ev.camera_id)} (${ev.camera_id})`],
+    [t("type"), t(ev.type)], [t("plate"), ev.plate && ev.plate.text], [t("class"), ev.class_name],
+    [t("confidence"), ev.confidence != null ? Number(ev.confidence).toFixed(2) : null], [t("event_id"), ev.event_id]];
+  for (const [k, v] of rows) {
+    const tr = el("tr");
+    tr.append(el("th", null, k), el("td", null, v == null ? "—" : v));
+    meta.appendChild(tr);
+  }
+  $("#detail").hidden = false;
+}
+
+// --- camera map -------------------------------------------------------------------------------
+
+const TILE = 256;
+const SVG = "http://www.w3.org/2000/svg";
+function svg(tag, attrs) { const e = document.createElementNS(SVG, tag); for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v); return e; }
+function placed() { return [...S.cameras.values()].filter((c) => c.geo); }
+
+// Web Mercator: world pixels at zoom z.
+function project(lat, lon, z) {
+  const n = TILE * 2 ** z;
+  const s = Math.sin((Math.max(-85.0511, Math.min(85.0511, lat)) * Math.PI) / 180);
+  return { x: ((lon + 180) / 360) * n, y: (0.5 - Math.log((1 + s) / (1 - s)) / (4 * Math.PI)) * n };
+}
+
+function bbox(cams) {
+  const lats = cams.map((c) => c.geo.latitude), lons = cams.map((c) => c.geo.longitude);
+  return { s: Math.min(...lats), n: Math.max(...lats), w: Math.min(...lons), e: Math.max(...lons) };
+}
+
+function drawMap() {
+  const box = $("#map");
+  const cams = placed();
+  const url = S.config && S.config.map_tile_url;
+  box.textContent = "";
+  S.map = null;
+  $("#map-zoom").hidden = !url || !cams.length;
+  if (!cams.length) { $("#map-note").textContent = t("map_none"); return; }
+  $("#map-note").textContent = url ? t("map_tiles").replace("{url}", url) : t("map_plain");
+  if (url) tileMap(box, cams, url); else plainMap(box, cams);
+}
+
+function markerColor(c) { return { "st-ok": "#1e9e4a", "st-warn": "#e0a000", "st-bad": "#c62828", "st-off": "#8a96a3" }[stateClass(c)]; }
+
+// No tile server: an SVG canvas scaled to the cameras' bounding box (x ~ longitude · cos(lat)).
+function plainMap(box, cams) {
+  const W = box.clientWidth || 1000, H = box.clientHeight || 600, pad = 60;
+  const b = bbox(cams);
+  const k = Math.cos(((b.s + b.n) / 2) * Math.PI / 180);
+  const spanX = Math.max((b.e - b.w) * k, 1e-4), spanY = Math.max(b.n - b.s, 1e-4);
+  const scale = Math.min((W - 2 * pad) / spanX, (H - 2 * pad) / spanY);
+  const cx = (b.w + b.e) / 2, cy = (b.s + b.n) / 2;
+  const at = (c) => ({ x: W / 2 + (c.geo.longitude - cx) * k * scale, y: H / 2 - (c.geo.latitude - cy) * scale });
+  const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, width: W, height: H, class: "plain" });
+  const step = niceStep(Math.max(spanX / k, spanY) / 4);
+  for (let lon = Math.ceil((cx - W / 2 / k / scale) / step) * step; lon < cx + W / 2 / k / scale; lon += step) {
+    const x = W / 2 + (lon - cx) * k * scale;
+    root.append(svg("line", { x1: x, y1: 0, x2: x, y2: H, class: "grid" }));
+    const lab = svg("text", { x: x + 3, y: H - 6, class: "gridlab" }); lab.textContent = `${lon.toFixed(decimals(step))}°E`; root.append(lab);
+  }
+  for (let lat = Math.ceil((cy - H / 2 / scale) / step) * step; lat < cy + H / 2 / scale; lat += step) {
+    const y = H / 2 - (lat - cy) * scale;
+    root.append(svg("line", { x1: 0, y1: y, x2: W, y2: y, class: "grid" }));
+    const lab = svg("text", { x: 4, y: y - 3, class: "gridlab" }); lab.textContent = `${lat.toFixed(decimals(step))}°N`; root.append(lab);
+  }
+  for (const c of cams) {
+    const p = at(c);
+    const g = svg("g", { class: "marker", "data-camera": c.id, transform: `translate(${p.x.toFixed(1)},${p.y.toFixed(1)})`, tabindex: "0" });
+    g.append(svg("circle", { r: 11, fill: markerColor(c), stroke: "#fff", "stroke-width": 3 }));
+    const lab = svg("text", { x: 15, y: 5, class: "mlab" }); lab.textContent = camName(c.id);
+    g.append(lab);
+    g.addEventListener("click", (e) => { e.stopPropagation(); popup(c.id, p.x, p.y); });
+    root.append(g);
+  }
+  root.addEventListener("click", () => closePopup());
+  box.append(root);
+  S.map = { kind: "plain" };
+}
+
+function niceStep(x) { const p = 10 ** Math.floor(Math.log10(x)); return [1, 2, 5, 10].map((m) => m * p).find((s) => s >= x) || 10 * p; }
+function decimals(step) { return Math.max(0, -Math.floor(Math.log10(step))); }
+
+// A tile server: an <img> grid of z/x/y tiles (Web Mercator), drag to pan, +/− to zoom.
+function tileMap(box, cams, url) {
+  const W = box.clientWidth || 1000, H = box.clientHeight || 600;
+  const b = bbox(cams);
+  let z = 18;
+  while (z > 3) {
+    const a = project(b.n, b.w, z), c = project(b.s, b.e, z);
+    if (c.x - a.x < W - 120 && c.y - a.y < H - 120) break;
+    z -= 1;
+  }
+  const mid = project((b.s + b.n) / 2, (b.w + b.e) / 2, z);
+  S.map = { kind: "tiles", url, z, cx: mid.x, cy: mid.y, W, H };
+  const layer = el("div", "tile-layer"), marks = el("div", "mark-layer");
+  box.append(layer, marks);
+  let drag = null;
+  box.onpointerdown = (e) => { if (e.target.closest(".marker, .popup")) return; drag = { x: e.clientX, y: e.clientY }; box.setPointerCapture(e.pointerId); };
+  box.onpointermove = (e) => { if (!drag) return; S.map.cx -= e.clientX - drag.x; S.map.cy -= e.clientY - drag.y; drag = { x: e.clientX, y: e.clientY }; paintTiles(); };
+  box.onpointerup = () => { drag = null; };
+  paintTiles();
+}
+
+function zoomMap(d) {
+  const m = S.map;
+  if (!m || m.kind !== "tiles") return;
+  const z = Math.max(1, Math.min(19, m.z + d));
+  const f = 2 ** (z - m.z);
+  m.cx *= f; m.cy *= f; m.z = z;
+  paintTiles();
+}
+
+function paintTiles() {
+  const m = S.map;
+  const box = $("#map");
+  const layer = box.querySelector(".tile-layer"), marks = box.querySelector(".mark-layer");
+  const x0 = m.cx - m.W / 2, y0 = m.cy - m.H / 2, n = 2 ** m.z;
+  const want = new Set();
+  for (let ty = Math.floor(y0 / TILE); ty * TILE < y0 + m.H; ty += 1) {
+    if (ty < 0 || ty >= n) continue;
+    for (let tx = Math.floor(x0 / TILE); tx * TILE < x0 + m.W; tx += 1) {
+      const wx = ((tx % n) + n) % n;
+      const key = `${m.z}/${wx}/${ty}`;
+      want.add(key);
+      let img = layer.querySelector(`img[data-key="${key}"]`);
+      if (!img) {
+        img = el("img", "maptile"); img.alt = ""; img.draggable = false; img.dataset.key = key;
+        img.src = m.url.replace("{z}", m.z).replace("{x}", wx).replace("{y}", ty);
+        layer.appendChild(img);
+      }
+      img.style.left = `${tx * TILE - x0}px`; img.style.top = `${ty * TILE - y0}px`;
+    }
+  }
+  layer.querySelectorAll("img").forEach((img) => { if (!want.has(img.dataset.key)) img.remove(); });
+  marks.textContent = "";
+  for (const c of placed()) {
+    const p = project(c.geo.latitude, c.geo.longitude, m.z);
+    const x = p.x - x0, y = p.y - y0;
+    const mk = el("button", "marker pin");
+    mk.type = "button";
+    mk.dataset.camera = c.id;
+    mk.style.left = `${x}px`; mk.style.top = `${y}px`; mk.style.background = markerColor(c);
+    mk.title = camName(c.id);
+    mk.appendChild(el("span", "mlab", camName(c.id)));
+    mk.addEventListener("click", (e) => { e.stopPropagation(); popup(c.id, x, y); });
+    marks.appendChild(mk);
+  }
+}
+
+function updateMarkers() {
+  if (!S.map) { drawMap(); return; }
+  if (S.map.kind === "tiles") { paintTiles(); return; }
+  document.querySelectorAll("#map g.marker").forEach((g) => {
+    const c = S.cameras.get(g.dataset.camera);
+    if (c) g.querySelector("circle").setAttribute("fill", markerColor(c));
+  });
+}
+
+function closePopup() { const p = document.querySelector("#map .popup"); if (p) p.remove(); }
+
+function popup(id, x, y) {
+  closePopup();
+  const c = S.cameras.get(id);
+  if (!c) return;
+  const box = el("div", "popup");
+  box.dataset.camera = id;
+  box.append(el("b", null, camName(id)));
+  if (c.location && c.location !== c.name) box.append(el("div", "muted", c.location));
+  const st = el("div", `state ${stateClass(c)}`, stateWords(c));
+  box.append(st, el("div", "mono", `${fps(c.analysed_fps)} · ${t("frame_age")} ${age(c.last_frame_age_s)}`),
+    el("div", "mono muted", `${t("lat")} ${c.geo.latitude.toFixed(5)} · ${t("lon")} ${c.geo.longitude.toFixed(5)}`));
+  const links = el("div", "links");
+  const a1 = el("a", null, t("open_tile")); a1.href = `#live/${encodeURIComponent(id)}`;
+  const a2 = el("a", null, t("open_events")); a2.href = `#events/${encodeURIComponent(id)}`;
+  links.append(a1, a2);
+  box.append(links);
+  box.addEventListener("click", (e) => e.stopPropagation());
+  box.addEventListener("pointerdown", (e) => e.stopPropagation());
+  const W = $("#map").clientWidth;
+  box.style.left = `${Math.max(4, Math.min(W - 244, x + 14))}px`;
+  box.style.top = `${Math.max(4, y - 20)}px`;
+  $("#map").appendChild(box);
+}
+
+// --- wiring -----------------------------------------------------------------------------------
+
+function tick() { $("#w-clock").textContent = `${bjTime(Date.now())} (UTC+8)`; }
+
+$("#w-login").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  $("#w-login-error").textContent = "";
+  try { await login($("#w-token").value.trim()); $("#w-token").value = ""; await enter(); }
+  catch (err) { $("#w-login-error").textContent = t("login_failed"); }
+});
+$("#w-lang").addEventListener("click", () => {
+  S.lang = S.lang === "zh" ? "en" : "zh";
+  localStorage.setItem("se_lang", S.lang);
+  applyLang();
+  if (S.token) { renderTiles(); renderAlerts(); feedState(!$("#w-feed").classList.contains("off")); }
+});
+$("#ack-all").addEventListener("click", () => acknowledge(S.alerts.map((a) => a.id)));
+document.querySelectorAll(".alert-opts .kind").forEach((box) => {
+  box.checked = S.kinds.has(box.value);
+  box.addEventListener("change", () => {
+    if (box.checked) S.kinds.add(box.value); else S.kinds.delete(box.value);
+    store.set("se_watch_kinds", [...S.kinds]);
+    if (S.token) startFeed();  // resumes from the last id with the new types
+  });
+});
+$("#sound").checked = !!S.sound;
+$("#sound").addEventListener("change", () => {
+  S.sound = $("#sound").checked;
+  store.set("se_watch_sound", S.sound);
+  if (S.sound) beep(false);  // a user gesture: lets the page play sound later
+});
+$("#ev-filters").addEventListener("submit", (e) => { e.preventDefault(); loadEvents(); });
+$("#ev-more").addEventListener("click", () => loadEvents(true));
+$("#ev-new").addEventListener("click", () => loadEvents());
+$("#detail-close").addEventListener("click", () => { $("#detail").hidden = true; });
+$("#detail").addEventListener("click", (e) => { if (e.target.id === "detail") $("#detail").hidden = true; });
+document.addEventListener("keydown", (e) => { if (e.key === "Escape") { $("#detail").hidden = true; closePopup(); } });
+$("#zoom-in").addEventListener("click", () => zoomMap(1));
+$("#zoom-out").addEventListener("click", () => zoomMap(-1));
+window.addEventListener("hashchange", route);
+window.addEventListener("resize", () => { if (!$("#v-map").hidden) drawMap(); });
+document.addEventListener("visibilitychange", refreshPictures);
+
+applyLang();
+tick();
+setInterval(tick, 1000);
+if (S.token) enter().catch((e) => { if (e.status !== 401) console.error(e); logout(); });
+else show("login");
