@@ -222,6 +222,84 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _cpu_ms(fn: Any, *a: Any) -> tuple[Any, float]:
+    """Run ``fn(*a)``; return its result and the process CPU ms it took."""
+    t0 = time.process_time()
+    out = fn(*a)
+    return out, (time.process_time() - t0) * 1000.0
+
+
+def profile(clip: Path, args: argparse.Namespace) -> dict[str, float]:
+    """CPU ms per frame of each stage, on one thread, without pacing (``--profile``)."""
+    import av
+
+    from sharpeyes.models.factory import create_detector
+    from sharpeyes.pipeline.runner import StagedDetector
+    from sharpeyes.streams.decode import configure_threads, to_bgr
+
+    out: dict[str, float] = {}
+    with av.open(str(clip)) as container:
+        stream = container.streams.video[0]
+        configure_threads(stream, 1)
+        step = max(1, round(float(stream.average_rate or 25) / args.fps))
+        decoded, decode_ms = _cpu_ms(lambda: _decode_every(container, stream, step))
+    sampled, count = decoded
+    out["decode_ms_per_decoded_frame"] = decode_ms / count
+    images, bgr_ms = _cpu_ms(lambda: [to_bgr(f) for f in sampled])
+    out["bgr_ms"] = bgr_ms / len(sampled)
+    h, w = (int(v) for v in args.input.lower().split("x"))
+    det = create_detector(
+        args.model, providers="cpu", intra_op_threads=1, input_size=(h, w), warmup=1
+    )
+    assert isinstance(det, StagedDetector)
+    batch_n = args.profile_batch
+    pre = inf = post = 0.0
+    n = 0
+    for i in range(0, len(images) - batch_n + 1, batch_n):
+        chunk = images[i : i + batch_n]
+        batch, ms = _cpu_ms(det.preprocess, chunk)
+        pre += ms
+        raw, ms = _cpu_ms(det.infer, batch)
+        inf += ms
+        _, ms = _cpu_ms(det.postprocess, raw, batch)
+        post += ms
+        n += len(chunk)
+    out |= {"preprocess_ms": pre / n, "inference_ms": inf / n, "postprocess_ms": post / n}
+    out["decode_ms_per_analysed_frame"] = out["decode_ms_per_decoded_frame"] * step
+    out |= compare_skip(clip, args.fps, args.profile_repeats)
+    return {k: round(v, 3) for k, v in out.items()}
+
+
+def _source_ms(clip: Path, fps: float, skip: bool) -> float:
+    """CPU ms per yielded frame of a ``FileSource`` (decode + BGR of the sampled frames)."""
+    from sharpeyes.streams.file_source import FileSource
+
+    with FileSource(clip, analysis_fps=fps, decode_threads=1, skip_unsampled=skip) as src:
+        n, ms = _cpu_ms(lambda: sum(1 for _ in src.frames()))
+    return float(ms / n)
+
+
+def compare_skip(clip: Path, fps: float, repeats: int) -> dict[str, float]:
+    """Source CPU per analysed frame without / with skipping, alternating, medians."""
+    runs: dict[bool, list[float]] = {False: [], True: []}
+    for _ in range(repeats):
+        for skipping in (False, True):
+            runs[skipping].append(_source_ms(clip, fps, skipping))
+    full, part = statistics.median(runs[False]), statistics.median(runs[True])
+    return {"source_ms_full_decode": full, "source_ms_skip_nonref": part, "skip_ratio": part / full}
+
+
+def _decode_every(container: Any, stream: Any, step: int) -> tuple[list[Any], int]:
+    """Decode every frame; keep every ``step``-th (still YUV); return them and the count."""
+    kept: list[Any] = []
+    count = 0
+    for frame in container.decode(stream):
+        if count % step == 0:
+            kept.append(frame)
+        count += 1
+    return kept, count
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--ks", default="2,4,6,8", help="stream counts to try")
@@ -233,6 +311,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--clip", default="highway_1280x720.mp4", help="shared clip name or path")
     ap.add_argument("--warmup", type=float, default=10.0)
     ap.add_argument("--seconds", type=float, default=30.0)
+    ap.add_argument("--profile", action="store_true", help="only the per-stage CPU profile")
+    ap.add_argument("--profile-batch", type=int, default=8, help="batch size of the profile")
+    ap.add_argument("--profile-repeats", type=int, default=5, help="alternating profile runs")
     ap.add_argument("--keep-going", action="store_true", help="try larger K after a failure")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks/out/multistream.json")
     return ap.parse_args(argv)
@@ -243,6 +324,9 @@ def main(argv: list[str] | None = None) -> int:
     clip = Path(args.clip)
     if not clip.is_file():
         clip = shared_dir() / "sample_videos" / args.clip
+    if args.profile:
+        print(json.dumps({"load_avg": os.getloadavg(), **profile(clip, args)}, indent=1))
+        return 0
     rows: list[dict[str, Any]] = []
     for k in (int(v) for v in args.ks.split(",")):
         rows.append(run_k(k, clip, args))

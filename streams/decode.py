@@ -29,6 +29,7 @@ __all__ = [
     "is_read_timeout",
     "open_input",
     "read_error_text",
+    "set_skip_nonref",
     "stream_fps",
     "stream_params",
     "to_bgr",
@@ -179,6 +180,13 @@ def decode_packet(stream: Any, packet: Any) -> list[Any] | None:
     except PACKET_ERRORS as e:
         logger.debug("packet at pts %s failed to decode: %s", packet.pts, e)
         return None
+
+
+def set_skip_nonref(stream: Any, skip: bool) -> None:
+    """Let the decoder discard non-reference frames of the next packets (``skip``) or decode
+    everything. Safe between any two packets: no other frame is predicted from a
+    non-reference frame, so the frames still decoded are bit-identical."""
+    stream.codec_context.skip_frame = "NONREF" if skip else "DEFAULT"
 
 
 def to_bgr(frame: Any) -> ImageBGR:

@@ -65,6 +65,13 @@ def _decode_errors(inner: DecodingSource) -> int:
     return errors if isinstance(errors, int) else 0
 
 
+def _sampled_out(inner: DecodingSource) -> int:
+    """Frames sampling dropped: decoded and not yielded, plus those never decoded for it."""
+    skipped = getattr(inner, "frames_skipped", 0)
+    skipped = skipped if isinstance(skipped, int) else 0
+    return inner.frames_decoded + skipped - inner.frames_yielded
+
+
 class LiveFileSource:
     """A source decoded on its own thread into a latest-frame queue, like a camera.
 
@@ -114,7 +121,7 @@ class LiveFileSource:
     def _count_run(self) -> None:
         """Move this run's sampling and decode-error counts into the (shared) counter."""
         inner = self.inner
-        self.drops.add(DropReason.SAMPLING, inner.frames_decoded - inner.frames_yielded)
+        self.drops.add(DropReason.SAMPLING, _sampled_out(inner))
         self.drops.add(DropReason.DECODE_ERROR, _decode_errors(inner))
         self._counted = True
 
@@ -141,7 +148,7 @@ class LiveFileSource:
         counts = self.drops.snapshot()
         if not self._counted:  # add the running source's counts
             inner = self.inner
-            counts[str(DropReason.SAMPLING)] += inner.frames_decoded - inner.frames_yielded
+            counts[str(DropReason.SAMPLING)] += _sampled_out(inner)
             counts[str(DropReason.DECODE_ERROR)] += _decode_errors(inner)
         return counts
 

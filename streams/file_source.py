@@ -3,6 +3,7 @@ with ``realtime=True``)."""
 
 from __future__ import annotations
 
+import heapq
 import logging
 import threading
 import time
@@ -23,6 +24,7 @@ from sharpeyes.streams.decode import (
     demux_video,
     encoded_packet,
     open_input,
+    set_skip_nonref,
     stream_fps,
     stream_params,
     to_bgr,
@@ -50,9 +52,11 @@ class FileSource:
 
     ``seq`` is the index of the decoded frame in the file (frames skipped by ``analysis_fps``
     leave gaps); ``pts`` is seconds from the first frame; wall time is ``start_wall_ms`` (default:
-    the file's ``creation_time`` tag, else the time of opening) plus the pts offset. Every frame
-    is decoded but only sampled ones are converted to BGR. ``packet_sink`` receives every video
-    packet before decoding.
+    the file's ``creation_time`` tag, else the time of opening) plus the pts offset. Only sampled
+    frames are converted to BGR; with ``skip_unsampled`` (default) the decoder also discards
+    the non-reference frames that sampling is certain to drop (``frames_skipped``; the frames
+    still decoded are bit-identical and ``seq`` still counts every frame of the file).
+    ``packet_sink`` receives every video packet before decoding.
 
     Raises (from the constructor): StreamOpenError when the file cannot be opened or holds no
     video; from ``frames()``: DecodeError when the file broke before any frame decoded.
@@ -68,12 +72,14 @@ class FileSource:
         start_wall_ms: int | None = None,
         packet_sink: PacketSink | None = None,
         decode_threads: int = 0,
+        skip_unsampled: bool = True,
     ) -> None:
         self._path = Path(path)
         self._stream_id = stream_id
         self._realtime = realtime
         self._analysis_fps = analysis_fps
         self._packet_sink = packet_sink
+        self._skip_unsampled = skip_unsampled and bool(analysis_fps and analysis_fps > 0)
         self._closed = threading.Event()
         self._container, self._stream = open_input(str(self._path), display=str(self._path))
         configure_threads(self._stream, decode_threads)
@@ -89,6 +95,7 @@ class FileSource:
         self._lock = threading.Lock()
         self.decode_errors = 0
         self.frames_decoded = 0
+        self.frames_skipped = 0  # non-reference frames not decoded (never sampled)
         self.frames_yielded = 0
 
     def _make_info(self) -> SourceInfo:
@@ -136,23 +143,45 @@ class FileSource:
     def _frames(self) -> Iterator[Frame]:
         sampler = Sampler(self._analysis_fps)
         pacer = _Pacer(self._closed) if self._realtime else None
+        skips = _SkipLedger()
         for packet in self._packets():
             if packet.size and self._packet_sink is not None:
                 self._packet_sink(encoded_packet(packet, self._relative(packet.pts)))
+            self._plan_skip(packet, sampler, skips)
             decoded = decode_packet(self._stream, packet)
             if decoded is None:
                 self.decode_errors += 1
                 continue
             for av_frame in decoded:
-                seq = self.frames_decoded
-                self.frames_decoded += 1
                 pts = self._relative(av_frame.pts)
+                if av_frame.pts is not None:
+                    self.frames_skipped += skips.discarded_before(av_frame.pts)
+                seq = self.frames_decoded + self.frames_skipped
+                self.frames_decoded += 1
                 if not sampler.accept(pts):
                     continue
                 if pacer is not None and not pacer.wait_until(pts):
                     return
                 yield self._frame(av_frame, seq, pts)
+        self.frames_skipped += skips.discarded_at_end()
         self._finish()
+
+    def _plan_skip(self, packet: Any, sampler: Sampler, skips: _SkipLedger) -> None:
+        """Let the decoder discard this packet's frame when it is non-reference and sampling
+        will reject it (an unknown pts or clock origin: decode it)."""
+        if not self._skip_unsampled:
+            return
+        skip = (
+            packet.size > 0
+            and packet.pts is not None
+            and self._origin is not None
+            and sampler.will_reject(self._relative(packet.pts))
+        )
+        if skip:
+            skips.requested(packet.pts)
+        if skip != skips.decoder_skipping:
+            set_skip_nonref(self._stream, skip)
+            skips.decoder_skipping = skip
 
     def _frame(self, av_frame: Any, seq: int, pts: float) -> Frame:
         self.frames_yielded += 1
@@ -203,6 +232,33 @@ class FileSource:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _SkipLedger:
+    """The pts of packets the decoder was allowed to discard. Frames come out in pts order, so
+    a requested pts below the next decoded frame's pts (or left at the end) was discarded."""
+
+    def __init__(self) -> None:
+        self._pending: list[int] = []
+        self.decoder_skipping = False
+
+    def requested(self, pts: int) -> None:
+        heapq.heappush(self._pending, pts)
+
+    def discarded_before(self, pts: int) -> int:
+        """Forget the requests up to the decoded frame at ``pts`` and return how many of them
+        were discarded (every one below ``pts``)."""
+        discarded = 0
+        pending = self._pending
+        while pending and pending[0] <= pts:
+            if heapq.heappop(pending) != pts:
+                discarded += 1
+        return discarded
+
+    def discarded_at_end(self) -> int:
+        """After the decoder was flushed every request still open was discarded."""
+        discarded, self._pending = len(self._pending), []
+        return discarded
 
 
 class _Pacer:

@@ -49,6 +49,15 @@ class Sampler:
             self._taken_at = now
         return taken
 
+    def will_reject(self, pts: float) -> bool:
+        """True when a frame at ``pts`` that arrives later (in pts order, after the frames seen so
+        far) is certain to be rejected by :meth:`accept` without ``now``: it lies after the
+        last frame seen and before the next sampling instant, which never moves back while pts
+        increase. A decoder may then skip decoding it (see ``FileSource``)."""
+        if self._period == 0.0 or self._next is None or self._last is None:
+            return False
+        return self._last < pts and pts + _EPS < self._next
+
     def _accept(self, pts: float) -> bool:
         last, self._last = self._last, pts
         if self._next is None or (last is not None and pts < last):
