@@ -159,6 +159,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     models_cmd.add_parser(sub)
 
+    from sharpeyes.api.commands import users_cmd
+
+    users_cmd.add_parser(sub)
+
     ev = sub.add_parser("evidence", help="evidence tools")
     ev_sub = ev.add_subparsers(dest="evidence_command", required=True, metavar="ACTION")
     v = ev_sub.add_parser("verify", help="verify an evidence record's keyed hashes")

@@ -391,16 +391,6 @@ class AuthAuditPage(BaseModel):
 # -- console users and sessions -----------------------------------------------------------------
 
 
-class SessionCreate(Strict):
-    """A console login. Also accepted as ``Authorization: Basic`` (+ header ``X-TOTP-Code``)."""
-
-    username: str = Field(min_length=1, max_length=64, examples=["zhangsan"])
-    password: str = Field(min_length=1, max_length=256)
-    totp: str | None = Field(
-        None, max_length=16, description="One-time code, for users enrolled in TOTP."
-    )
-
-
 class SessionIssued(BaseModel):
     session: str = Field(
         description="The session secret, sent as `Authorization: Bearer …`; shown once."

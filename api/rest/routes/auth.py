@@ -1,10 +1,10 @@
 """Login with a token (recorded in the audit) or as a user (a server-side session), logout,
 who-am-I, the auth audit and console users for admins.
 
-``POST /session`` takes the user name and password as a JSON body or as ``Authorization: Basic``
-with the one-time code in header ``X-TOTP-Code``. The header form needs no request body, so it
-also works where the pre-body guard only passes bodies of authenticated callers. Failed logins
-go to the auth audit and count against the client's address *and* the user name in the failure
+``POST /session`` takes the user name and password as ``Authorization: Basic`` (RFC 7617, UTF-8)
+and the one-time code, when the user has TOTP, in header ``X-TOTP-Code``: a login has no request
+body, since the pre-body guard reads bodies of authenticated callers only. Failed logins go to
+the auth audit and count against the client's address *and* the user name in the failure
 limiter (a blocked client or name gets 429).
 """
 
@@ -35,7 +35,6 @@ from sharpeyes.api.rest.schemas import (
     AuthAuditPage,
     AuthAuditPublic,
     ErrorBody,
-    SessionCreate,
     SessionIssued,
     UserCreate,
     UserPage,
@@ -79,9 +78,7 @@ def _basic(request: Request) -> tuple[str, str] | None:
     return (name, password) if sep else None
 
 
-def _login_input(request: Request, body: SessionCreate | None) -> tuple[str, str, str | None]:
-    if body is not None:
-        return body.username, body.password, body.totp
+def _login_input(request: Request) -> tuple[str, str, str | None]:
     basic = _basic(request)
     if basic is None:
         raise HTTPException(
@@ -118,7 +115,7 @@ def _login_failed(
     "/session",
     response_model=SessionIssued,
     status_code=201,
-    summary="Log a user in: a server-side session secret",
+    summary="Log a user in (`Authorization: Basic`, `X-TOTP-Code`): a session secret",
     responses={
         401: {
             "model": ErrorBody,
@@ -128,9 +125,9 @@ def _login_failed(
         }
     },
 )
-def start_session(request: Request, ctx: Ctx, body: SessionCreate | None = None) -> SessionIssued:
+def start_session(request: Request, ctx: Ctx) -> SessionIssued:
     sessions = _sessions(ctx)
-    username, password, code = _login_input(request, body)
+    username, password, code = _login_input(request)
     client = client_address(request, ctx.settings)
     keys = (client, f"user:{username.strip().lower()[:64]}")
     _refuse_if_blocked(ctx, request, keys)
