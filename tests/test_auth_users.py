@@ -94,7 +94,8 @@ def login(
     headers = {**basic(username, password), "X-Forwarded-For": ip}
     if code is not None:
         headers["X-TOTP-Code"] = code
-    return env.client.post("/api/v1/auth/session", headers=headers)
+    r: Response = env.client.post("/api/v1/auth/session", headers=headers)
+    return r
 
 
 def bearer(secret: str) -> dict[str, str]:
@@ -109,7 +110,8 @@ def session_of(env: Env, username: str = "alice", code: str | None = None) -> st
 
 
 def me(env: Env, secret: str) -> Response:
-    return env.client.get("/api/v1/auth/me", headers=bearer(secret))
+    r: Response = env.client.get("/api/v1/auth/me", headers=bearer(secret))
+    return r
 
 
 def totp_secret(uri: str) -> str:
