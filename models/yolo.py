@@ -104,6 +104,29 @@ def round_up(value: int, multiple: int = STRIDE) -> int:
     return int(math.ceil(value / multiple) * multiple)
 
 
+def letterbox_into(img: ImageBGR, geo: LetterboxGeometry, dst: NDArray[np.uint8]) -> None:
+    """Resize ``img`` straight into its place in ``dst`` (an HxWx3 canvas, padding already
+    filled), with the interpolation of ``cv2.resize``'s default (bilinear)."""
+    rh, rw = geo.resized_hw
+    place = dst[geo.top : geo.top + rh, geo.left : geo.left + rw]
+    if img.shape[:2] == (rh, rw):
+        place[...] = img
+        return
+    out = cv2.resize(img, (rw, rh), dst=place)
+    if out is not place:  # OpenCV chose its own buffer (never seen): copy it in
+        place[...] = out
+
+
+def nchw_float(canvas: NDArray[np.uint8], *, scale: float, swap_rb: bool) -> FloatArray:
+    """NHWC uint8 → NCHW float32 ``value * scale`` (channels reversed when ``swap_rb``) in one
+    pass; bit-identical to ``cv2.dnn.blobFromImages(canvas, scale, swapRB=swap_rb)``."""
+    n, h, w, c = canvas.shape
+    src = canvas[..., ::-1] if swap_rb else canvas
+    out = np.empty((n, c, h, w), dtype=np.float32)
+    np.multiply(src.transpose(0, 3, 1, 2), np.float32(scale), out=out)
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class DetectorOptions:
     """Thresholds and class handling shared by the YOLO detectors."""
@@ -205,22 +228,20 @@ class YoloV5Detector:
         )
 
     def preprocess(self, images: Sequence[ImageBGR]) -> Batch:
-        """Letterbox every image into one uint8 canvas, then one conversion to NCHW float."""
+        """Letterbox every image into one uint8 canvas (resized straight into its place), then
+        one pass to NCHW float."""
         if not images:
             raise ValueError("preprocess needs at least one image")
         geometry = self.plan(images)
         h, w = geometry[0].in_hw
         canvas = np.full((len(images), h, w, 3), PAD_VALUE, dtype=np.uint8)
         for img, geo, dst in zip(images, geometry, canvas, strict=True):
-            rh, rw = geo.resized_hw
-            src = img if img.shape[:2] == (rh, rw) else cv2.resize(img, (rw, rh))
-            dst[geo.top : geo.top + rh, geo.left : geo.left + rw] = src
+            letterbox_into(img, geo, dst)
         return Batch(tensor=self.to_tensor(canvas), geometry=geometry)
 
     def to_tensor(self, canvas: NDArray[np.uint8]) -> FloatArray:
         """NHWC BGR uint8 → NCHW RGB float32 in 0..1."""
-        blob = cv2.dnn.blobFromImages(list(canvas), scalefactor=1 / 255.0, swapRB=True)
-        return np.asarray(blob, dtype=np.float32)
+        return nchw_float(canvas, scale=1 / 255.0, swap_rb=True)
 
     # --- inference -----------------------------------------------------------------------
 
