@@ -3,7 +3,8 @@
 
 const API = "/api/v1";
 const S = {
-  token: sessionStorage.getItem("se_token"),
+  token: sessionStorage.getItem("se_token"),  // an API token or a user's session secret
+  me: null,
   lang: localStorage.getItem("se_lang") || "zh",
   queue: [],
   rows: [],
@@ -46,7 +47,7 @@ async function api(path, opts = {}) {
   const headers = { Authorization: `Bearer ${S.token}`, ...(opts.headers || {}) };
   if (opts.body) headers["Content-Type"] = "application/json";
   const r = await fetch(API + path, { ...opts, headers });
-  if (r.status === 401) { logout(); throw new ApiError(401, "unauthorized"); }
+  if (r.status === 401) { clearSession(); throw new ApiError(401, "unauthorized"); }
   const body = r.status === 204 ? null : await r.json().catch(() => null);
   if (!r.ok) throw new ApiError(r.status, (body && body.detail) ? JSON.stringify(body.detail) : r.statusText);
   return body;
@@ -68,7 +69,10 @@ function show(view) {
   if (S.healthTimer && view !== "health") { clearInterval(S.healthTimer); S.healthTimer = null; }
 }
 
-// --- login -------------------------------------------------------------------------------------
+// --- login ----------------------------------------------------------------------------------------
+// People log in with a user name and password (+ a TOTP code when enrolled): the server answers
+// with a session secret, kept where a token is kept (sessionStorage "se_token") and sent the
+// same way (Bearer). Machines and admins may still log in with an API token.
 
 async function login(token) {
   const r = await fetch(`${API}/auth/login`, { method: "POST", headers: { Authorization: `Bearer ${token}` } });
@@ -76,22 +80,83 @@ async function login(token) {
   const me = await r.json();
   S.token = token;
   sessionStorage.setItem("se_token", token);
+  sessionStorage.removeItem("se_display");
   return me;
 }
 
-function logout() {
-  S.token = null;
+// Basic credentials in UTF-8 (user names and passwords may be Chinese).
+function basicAuth(user, password) {
+  const bytes = new TextEncoder().encode(`${user}:${password}`);
+  let bin = "";
+  bytes.forEach((b) => { bin += String.fromCharCode(b); });
+  return `Basic ${btoa(bin)}`;
+}
+
+function showTotp(on) {
+  $("#totp-label").hidden = !on;
+  if (!on) $("#totp").value = "";
+}
+
+async function loginUser(user, password, code) {
+  const headers = { Authorization: basicAuth(user, password) };
+  if (code) headers["X-TOTP-Code"] = code;
+  const r = await fetch(`${API}/auth/session`, { method: "POST", headers });
+  const body = await r.json().catch(() => null);
+  if (r.status === 401 && r.headers.get("X-TOTP-Required") === "1") {
+    showTotp(true);
+    $("#totp").focus();
+    throw new ApiError(401, t("need_totp"));
+  }
+  if (!r.ok) {
+    const detail = body && body.detail;
+    const key = r.status === 429 ? "too_many" : r.status === 503 ? "login_unavailable"
+      : detail === "invalid one-time code" ? "bad_totp" : "bad_login";
+    throw new ApiError(r.status, t(key));
+  }
+  S.token = body.session;
+  sessionStorage.setItem("se_token", body.session);
+  sessionStorage.setItem("se_display", body.display_name || "");
+  showTotp(false);
+  return body;
+}
+
+// Forget the credential here (the server refused it, or the user logged out).
+function clearSession() {
+  S.token = S.me = null;
   S.cameras = S.reasons = null;
   sessionStorage.removeItem("se_token");
+  sessionStorage.removeItem("se_display");
   if (S.feedAbort) S.feedAbort.abort();
   $("#nav").hidden = $("#logout").hidden = $("#ticker").hidden = true;
   $("#who").textContent = "";
   show("login");
 }
 
+// Log out: the server ends a session (an API token stays valid), then the page forgets it.
+async function logout() {
+  const token = S.token;
+  if (S.feedAbort) S.feedAbort.abort();
+  if (token) {
+    await fetch(`${API}/auth/logout`, { method: "POST", headers: { Authorization: `Bearer ${token}` } })
+      .catch(() => null);
+  }
+  clearSession();
+  $("#password").value = "";
+  $("#username").focus();
+}
+
+function whoText(me) {
+  const role = t(`role_${me.role}`);
+  if (!me.token_id.startsWith("ss_")) return `${me.name} · ${role} · ${t("via_token")}`;
+  const display = sessionStorage.getItem("se_display");
+  return display ? `${display} (${me.name}) · ${role}` : `${me.name} · ${role}`;
+}
+
 async function enter() {
   const me = await api("/auth/me");
-  $("#who").textContent = `${me.name} · ${me.role}`;
+  S.me = me;
+  $("#who").textContent = whoText(me);
+  $("#who").dataset.role = me.role;
   $("#nav").hidden = $("#logout").hidden = $("#ticker").hidden = false;
   await loadSettings();  // camera names and reject reasons, for every page
   startFeed();
@@ -669,6 +734,20 @@ $("#login-form").addEventListener("submit", async (e) => {
   try { await login($("#token").value.trim()); $("#token").value = ""; await enter(); }
   catch (err) { $("#login-error").textContent = t("login_failed"); }
 });
+$("#user-login-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const msg = $("#user-login-error");
+  msg.textContent = "";
+  const code = $("#totp-label").hidden ? "" : $("#totp").value.trim();
+  try {
+    await loginUser($("#username").value.trim(), $("#password").value, code);
+    $("#password").value = "";
+    await enter();
+  } catch (err) {
+    msg.textContent = err instanceof ApiError ? err.message : t("bad_login");
+  }
+});
+$("#username").addEventListener("input", () => showTotp(false));
 $("#filters").addEventListener("submit", (e) => { e.preventDefault(); S.sel = 0; S.current = null; loadQueue().catch(() => {}); });
 $("#more").addEventListener("click", () => loadQueue(true).catch(() => {}));
 $("#sel-all").addEventListener("change", () => {
@@ -693,16 +772,17 @@ $("#frame-back").addEventListener("click", () => stepFrame(-1));
 $("#frame-fwd").addEventListener("click", () => stepFrame(1));
 $("#speed").addEventListener("change", () => setSpeed($("#speed").value));
 ["timeupdate", "seeked", "loadedmetadata"].forEach((n) => $("#clip").addEventListener(n, showPos));
-$("#logout").addEventListener("click", logout);
+$("#logout").addEventListener("click", () => { logout().catch(() => {}); });
 $("#lang").addEventListener("click", () => {
   S.lang = S.lang === "zh" ? "en" : "zh";
   localStorage.setItem("se_lang", S.lang);
   applyI18n();
   fillReasons();
+  if (S.me) $("#who").textContent = whoText(S.me);
   route();
 });
 window.addEventListener("hashchange", route);
 
 lbWire();
 applyI18n();
-if (S.token) enter().catch(() => logout()); else show("login");
+if (S.token) enter().catch(() => clearSession()); else show("login");
