@@ -141,15 +141,22 @@ class Polyline:
 
     def side_distance(self, p: Vec) -> float | None:
         """Signed distance to the nearest segment whose extent covers ``p``'s foot."""
-        best: float | None = None
+        hit = self.side_distance_across(p)
+        return None if hit is None else hit[0]
+
+    def side_distance_across(self, p: Vec) -> tuple[float, float] | None:
+        """(signed distance, |sin| of the segment's angle to the image x axis) for the nearest
+        segment whose extent covers ``p``'s foot: a horizontal span of width ``w`` centred on
+        ``p`` reaches ``w / 2 × |sin|`` towards that segment."""
+        best: tuple[float, float] | None = None
         for ax, ay, ux, uy, length in self._segs:
             rx, ry = p[0] - ax, p[1] - ay
             t = rx * ux + ry * uy
             if not 0.0 <= t <= length:
                 continue
             d = ux * ry - uy * rx
-            if best is None or abs(d) < abs(best):
-                best = d
+            if best is None or abs(d) < abs(best[0]):
+                best = (d, abs(uy))
         return best
 
 

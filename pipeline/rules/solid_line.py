@@ -1,12 +1,14 @@
 """Crossing a solid lane line (压实线 / 违法变道): a vehicle changes lanes over a solid line.
 
-The wheel line is the bottom edge of the tracker's box; its centre's side of each calibrated
-polyline is followed per track. A side counts only ``margin`` (fraction of the frame diagonal)
-away from the line and after ``confirm_frames`` consecutive analysed frames, so a vehicle driving
-along (or on) the line with jittery boxes never flips sides, and a vehicle first seen on the line
-only gets a side once it leaves it. A confirmed change of side is a crossing; a point whose foot
-falls beyond the polyline's ends has no side (turning round the end of a line is not crossing
-it). Charged once per track; an exempt class never is.
+The wheel line is the bottom edge of the tracker's box; its side of each calibrated polyline is
+followed per track. A side counts only when the whole wheel line is on it, ``margin`` (fraction
+of the frame diagonal) clear of the line, and after ``confirm_frames`` consecutive analysed
+frames, so a vehicle driving along (or standing on) the line never flips sides — even when its
+box grows and shrinks by a neighbour's width, as boxes of queued motorbikes on real footage do
+(hanoi_b) — and a vehicle first seen on the line only gets a side once it leaves it. A confirmed
+change of side is a crossing; a point whose foot falls beyond the polyline's ends has no side
+(turning round the end of a line is not crossing it). Charged once per track; an exempt class
+never is.
 
 Evidence stages: 1 the last frame confirmed on the old side, 2 the frame with the wheel line
 closest to the line (on it), 3 the frame that confirmed the new side.
@@ -109,14 +111,17 @@ class SolidLineRule:
 
     def _step(self, tid: int, kind: ObjectKind, st: _Car, raw: Raw) -> Event | None:
         p = raw[2]  # the wheel line's centre: bottom centre of the box
+        half_width = (raw[3][2] - raw[3][0]) / 2.0
         for line_id, line in self._lines:
-            d = line.side_distance(p)
-            if d is None:
+            hit = line.side_distance_across(p)
+            if hit is None:
                 continue
+            d, across = hit
+            clear = self._margin + half_width * across  # the whole wheel line off the line
             side = st.sides.get(line_id)
             if side is None:
                 side = st.sides[line_id] = _Side()
-            if self._follow(side, d, raw):
+            if self._follow(side, d, clear, raw):
                 st.done = True
                 hist = TrackHistory(tid, kind)
                 for r in st.rows:
@@ -126,11 +131,12 @@ class SolidLineRule:
                 return self._charge(hist, line_id, side, hist.last)
         return None
 
-    def _follow(self, s: _Side, d: float, o: Raw) -> bool:
-        """Update one line's side state; True when a change of side is confirmed."""
+    def _follow(self, s: _Side, d: float, clear: float, o: Raw) -> bool:
+        """Update one line's side state (``clear``: the distance from the line that counts as
+        a side); True when a change of side is confirmed."""
         if s.stable and abs(d) < s.closest_d:
             s.closest, s.closest_d = o, abs(d)
-        if abs(d) < self._margin:
+        if abs(d) < clear:
             s.pending, s.count = 0, 0
             return False
         sign = 1 if d > 0 else -1

@@ -1,6 +1,8 @@
 """Wrong-way driving (逆行): sustained motion against a lane's (or zone's) travel direction.
 
-Per track, inside one lane polygon or travel zone, the rule keeps the most downstream
+Per track, inside one lane polygon or travel zone (the middle half of the vehicle's wheel line
+in it, so a vehicle straddling the zone's edge — an oncoming car hugging the centre line, as on
+the real hanoi_b clip — is in neither), the rule keeps the most downstream
 observation of the current run (its position along the travel direction). A vehicle is charged
 once its anchor is ``min_distance`` (fraction of the frame diagonal) upstream of that point with
 the net motion within ``max_angle_deg`` of the reverse direction, seen over at least
@@ -86,6 +88,18 @@ def _zones(
     return out
 
 
+def _inside(z: _Zone, p: Vec, quarter: float) -> bool:
+    """Whether the middle half of the wheel line (``quarter`` = a quarter of the box width
+    either side of the anchor) lies in the zone: a vehicle straddling the zone's edge — an
+    oncoming car hugging the centre line — is in neither zone."""
+    poly = z.polygon
+    return (
+        poly.contains(p)
+        and poly.contains((p[0] - quarter, p[1]))
+        and poly.contains((p[0] + quarter, p[1]))
+    )
+
+
 def _pos(z: _Zone, p: Vec) -> float:
     return p[0] * z.travel[0] + p[1] * z.travel[1]
 
@@ -139,16 +153,17 @@ class WrongWayRule:
     def live_tracks(self) -> int:
         return len(self._tracks)
 
-    def _zone_of(self, p: Vec) -> _Zone | None:
+    def _zone_of(self, p: Vec, quarter: float) -> _Zone | None:
         for z in self._zones:
-            if z.polygon.contains(p):
+            if _inside(z, p, quarter):
                 return z
         return None
 
     def _step(self, st: _Run, raw: Raw) -> Event | None:
         p = raw[2]
-        zone = st.zone if st.zone is not None and st.zone.polygon.contains(p) else None
-        zone = zone or self._zone_of(p)
+        quarter = (raw[3][2] - raw[3][0]) / 4.0
+        zone = st.zone if st.zone is not None and _inside(st.zone, p, quarter) else None
+        zone = zone or self._zone_of(p, quarter)
         if zone is None or zone is not st.zone:
             st.zone, st.top, st.frames, st.start = zone, raw, 0, None
             st.top_pos = _pos(zone, p) if zone is not None else 0.0
