@@ -262,7 +262,7 @@ function refreshPictures() {
         img.src = got.url; img.hidden = false;
         tile.dataset.pic = got.source || "live";
         tile.querySelector(".nopic").hidden = true;
-        tile.querySelector(".src").textContent = got.source === "event" && got.timeMs ? `${t("picture_event")} ${bjTime(got.timeMs).slice(11)}` : "";
+        tile.querySelector(".src").textContent = got.source === "event" && got.timeMs ? `${t("picture_event")} ${bjTime(got.timeMs).slice(5)}` : "";
       })
       .catch(() => {})
       .finally(() => inflight.delete(c.id));
@@ -319,7 +319,9 @@ function renderAlerts() {
     const open = el("a", "alert-body");
     const href = alertHref(a);
     if (href) open.href = href; else { open.href = "#"; open.addEventListener("click", (e) => { e.preventDefault(); openDetail(a.id); }); }
-    open.append(el("b", "alert-type", t(a.type) + (a.code ? ` · ${a.code}` : "")),
+    const type = el("b", "alert-type", t(a.type));
+    if (a.code) type.append(el("small", "muted", ` ${t("code")} ${a.code}`));
+    open.append(type,
       el("span", "alert-time mono", bjTime(a.time).slice(5)),
       el("span", "alert-cam", camName(a.camera)));
     if (a.plate) open.append(el("span", "alert-plate plate", a.plate));
@@ -369,7 +371,7 @@ function parseSse(chunk, state) {
     const msg = { data: [] };
     for (const line of block.split("\n")) {
       const start = /^: connected after seq (\d+)/.exec(line);  // where this session starts
-      if (start && !store.get("se_watch_seq", null)) store.set("se_watch_seq", start[1]);
+      if (start && store.get("se_watch_seq", null) == null) store.set("se_watch_seq", Number(start[1]));
       if (!line || line.startsWith(":")) continue;
       const i = line.indexOf(":");
       const k = i < 0 ? line : line.slice(0, i);
@@ -379,7 +381,7 @@ function parseSse(chunk, state) {
     if (msg.data.length) {
       try { raise(JSON.parse(msg.data.join("\n")), msg.id); } catch (e) { console.warn(e); }
     }
-    if (msg.id) store.set("se_watch_seq", msg.id);
+    if (msg.id) store.set("se_watch_seq", Number(msg.id));
   }
 }
 
@@ -397,7 +399,7 @@ async function startFeed() {
     try {
       const headers = { Authorization: `Bearer ${S.token}` };
       const last = store.get("se_watch_seq", null);
-      if (last) headers["Last-Event-ID"] = String(last);
+      if (last != null) headers["Last-Event-ID"] = String(last);
       const r = await fetch(`${API}/feed?${feedQuery()}`, { headers, signal: ctl.signal });
       if (r.status === 401) { logout(); return; }
       if (!r.ok) throw new Error(`feed ${r.status}`);
@@ -454,7 +456,7 @@ function eventParams() {
 }
 
 const thumbs = "IntersectionObserver" in window ? new IntersectionObserver((entries) => {
-  for (const en of entries) if (en.isIntersecting) { thumbs.unobserve(en.target); loadThumb(en.target); }
+  for (const en of entries) if (en.isIntersecting) { thumbs.unobserve(en.target); loadThumb(en.target.querySelector("img")); }
 }, { rootMargin: "200px" }) : null;
 
 async function loadThumb(img) {
@@ -466,6 +468,11 @@ async function loadThumb(img) {
   }
 }
 
+// Model class names in the operator's words (others as the model names them).
+const CLASS_ZH = { car: "小型汽车", bus: "大型客车", truck: "货车", person: "行人", bicycle: "自行车",
+  motorcycle: "摩托车/电动车", tricycle: "三轮车" };
+function className(name) { return S.lang === "zh" && CLASS_ZH[name] ? CLASS_ZH[name] : name; }
+
 function td(tr, text, cls) { const c = el("td", cls, text == null || text === "" ? "—" : text); tr.appendChild(c); return c; }
 
 function eventRow(ev) {
@@ -476,13 +483,13 @@ function eventRow(ev) {
   const img = el("img"); img.alt = ""; img.hidden = true; img.dataset.id = ev.event_id;
   cell.appendChild(img);
   tr.appendChild(cell);
-  if (thumbs) thumbs.observe(img); else loadThumb(img);
+  if (thumbs) thumbs.observe(cell); else loadThumb(img);  // a hidden img never intersects
   td(tr, bjTime(evTime(ev)), "mono");
   td(tr, camName(ev.camera_id)).title = ev.camera_id;
   td(tr, t(ev.type), isViolation(ev) ? "viol" : "");
   td(tr, ev.plate && ev.plate.text, "plate");
   td(tr, ev.plate && ev.plate.color ? t(`c_${ev.plate.color}`) : "");
-  td(tr, ev.class_name);
+  td(tr, className(ev.class_name));
   tr.addEventListener("click", () => {
     if (isViolation(ev)) location.href = `./#/violation/${encodeURIComponent(ev.event_id)}`;
     else openDetail(ev.event_id);
@@ -544,7 +551,7 @@ async function openDetail(id) {
   const meta = $("#detail-meta");
   meta.textContent = "";
   const rows = [[t("time"), bjTime(evTime(ev))], [t("camera"), `${camName(ev.camera_id)} (${ev.camera_id})`],
-    [t("type"), t(ev.type)], [t("plate"), ev.plate && ev.plate.text], [t("class"), ev.class_name],
+    [t("type"), t(ev.type)], [t("plate"), ev.plate && ev.plate.text], [t("class"), className(ev.class_name)],
     [t("confidence"), ev.confidence != null ? Number(ev.confidence).toFixed(2) : null], [t("event_id"), ev.event_id]];
   for (const [k, v] of rows) {
     const tr = el("tr");
@@ -589,7 +596,8 @@ function markerColor(c) { return { "st-ok": "#1e9e4a", "st-warn": "#e0a000", "st
 
 // No tile server: an SVG canvas scaled to the cameras' bounding box (x ~ longitude · cos(lat)).
 function plainMap(box, cams) {
-  const W = box.clientWidth || 1000, H = box.clientHeight || 600, pad = 60;
+  const W = box.clientWidth || 1000, H = box.clientHeight || 600;
+  const pad = Math.max(60, 0.12 * Math.min(W, H));
   const b = bbox(cams);
   const k = Math.cos(((b.s + b.n) / 2) * Math.PI / 180);
   const spanX = Math.max((b.e - b.w) * k, 1e-4), spanY = Math.max(b.n - b.s, 1e-4);
@@ -722,9 +730,10 @@ function popup(id, x, y) {
   box.addEventListener("click", (e) => e.stopPropagation());
   box.addEventListener("pointerdown", (e) => e.stopPropagation());
   const W = $("#map").clientWidth;
+  const H = $("#map").clientHeight;
   box.style.left = `${Math.max(4, Math.min(W - 244, x + 14))}px`;
-  box.style.top = `${Math.max(4, y - 20)}px`;
   $("#map").appendChild(box);
+  box.style.top = `${Math.max(4, Math.min(H - box.offsetHeight - 4, y - 20))}px`;  // stays inside
 }
 
 // --- wiring -----------------------------------------------------------------------------------
