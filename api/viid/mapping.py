@@ -529,6 +529,10 @@ def _build_person(
             default_ms=m.pts_ms(event, event.violation.crossed_stop_line_pts),
         )
     source = m.source_id(event, device, [scene, crop, comp])
+    coat, trousers = (
+        color_code(_extra(event, "coat_color")),
+        color_code(_extra(event, "trousers_color")),
+    )
     obj = Person(
         PersonID=m.object_id(source, event, ObjectTypeCode.PERSON),
         InfoKind=int(InfoKind.AUTOMATIC),
@@ -538,6 +542,8 @@ def _build_person(
         LocationMarkTime=m.t14(ms),
         PersonAppearTime=m.t14(event.first_seen_ms),
         PersonDisAppearTime=m.t14(event.last_seen_ms),
+        CoatColor=coat.value if coat else None,
+        TrousersColor=trousers.value if trousers else None,
         SubImageList=_images([scene, crop, comp]),
     )
     return Collection.PERSON, obj

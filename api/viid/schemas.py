@@ -198,6 +198,8 @@ class Person(_Located):
     IsDetainees: int | None = None
     IsVictim: int | None = None
     IsSuspiciousPerson: int | None = None
+    CoatColor: str | None = None
+    TrousersColor: str | None = None
 
 
 class Face(_Located):

@@ -7,16 +7,17 @@ sqrt(area)``, as for the event crop) is at least ``candidate_ratio`` of its best
 read in the last ``read_interval_s`` and with fewer than ``max_reads_per_track`` reads. Each
 read runs the plate detector on the vehicle box (+ margin) only, never on the whole frame.
 
-Per read it keeps a :class:`PlateVote`, a body-colour vote (the bonnet above the plate, or the
-box's middle when no plate was found) and the plate picture of the most confident readable
-read (a colour vote counts its share × its region's pixels, so a bonnet seen whole outweighs
-one clipped by the frame edge). When the wrapped builder emits the track's ``vehicle_pass``
-event, the votes are fused (:func:`fuse_plate_reads`) and put on the event: ``plate`` (text
-None when unreadable, the event ``plate`` None when no plate was ever seen), ``plate_jpeg``,
-and ``extra`` keys
+Per read it keeps a :class:`PlateVote`, a body-colour vote (:mod:`.lab_colour`: the body
+region of the box against the backdrop around it) and the plate picture of the most confident
+readable read (a colour vote counts its share × its region's pixels, so a body seen whole
+outweighs one clipped by the frame edge). When the wrapped builder emits the track's
+``vehicle_pass`` event, the votes are fused (:func:`fuse_plate_reads`) and put on the event:
+``plate`` (text None when unreadable, the event ``plate`` None when no plate was ever seen),
+``plate_jpeg``, and ``extra`` keys
 ``plate_status`` (``read`` or the reason), ``plate_reads``, ``plate_support``,
 ``vehicle_color`` and ``vehicle_color_share``. Runs on the tracking thread; state is per
-track, dropped with its event, on staleness and at stream end.
+track, dropped with its event, on staleness and at stream end. The wrapped builder is first
+wrapped in :class:`.person.ClothingColours` (coat / trousers colours of persons and riders).
 """
 
 from __future__ import annotations
@@ -31,7 +32,13 @@ import cv2
 from sharpeyes.pipeline.config import StructuringConfig
 from sharpeyes.pipeline.events import box_quality
 from sharpeyes.pipeline.runner import TrackEvents
-from sharpeyes.pipeline.structuring.color import ColorModel, body_region, grey_world_gains
+from sharpeyes.pipeline.structuring.lab_colour import (
+    ColourRules,
+    backdrop,
+    classify_box,
+    vehicle_region,
+)
+from sharpeyes.pipeline.structuring.person import ClothingColours
 from sharpeyes.pipeline.structuring.plate_fusion import PlateVote, fuse_plate_reads
 from sharpeyes.pipeline.types import (
     Box,
@@ -116,13 +123,15 @@ class VehicleStructuring:
         reader: PlateReaderLike,
         config: StructuringConfig,
         *,
-        colors: ColorModel | None = None,
+        colors: ColourRules | None = None,
         stale_s: float = 300.0,
     ) -> None:
-        self._inner = inner
+        # persons and riders get their clothing colours in the same stage (one wrapper here,
+        # so every entry point that enables structuring gets both)
+        self._inner: TrackEvents = ClothingColours(inner, stale_s=stale_s)
         self._reader = reader
         self._cfg = config
-        self._colors = colors or ColorModel()
+        self._colors = colors or ColourRules()
         self._stale_s = stale_s
         self._tracks: dict[int, _TrackState] = {}
         self.reads_total = 0
@@ -192,14 +201,12 @@ class VehicleStructuring:
                 jpeg = _plate_jpeg(frame.image, best.box)
                 if jpeg is not None:
                     state.best_plate_conf, state.plate_jpeg = best.confidence, jpeg
-        region = body_region(frame.image, vehicle, best.box if best is not None else None)
-        if region is not None:
-            x1, y1, x2, y2 = region
-            gains = grey_world_gains(frame.image)
-            vote = self._colors.classify(frame.image[y1:y2, x1:x2], gains)
-            if vote is not None:
-                weight = vote.share * vote.pixels  # unclipped, larger regions count more
-                state.colors[vote.color] = state.colors.get(vote.color, 0.0) + weight
+        vote = classify_box(
+            frame.image, vehicle_region(vehicle), backdrop(frame.image, vehicle), self._colors
+        )
+        if vote is not None:
+            weight = vote.share * vote.pixels  # unclipped, larger regions count more
+            state.colors[vote.color] = state.colors.get(vote.color, 0.0) + weight
 
     # -- events -----------------------------------------------------------------------------
 
