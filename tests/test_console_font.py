@@ -25,11 +25,14 @@ DEJAVU = Path("/usr/share/fonts/truetype/dejavu")
 ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
 
 
+CONSOLE_PAGES = ("index.html", "app.js", "i18n.js", "media.js", "style.css")
+
+
 def _page_chars() -> set[str]:
+    """Every non-ASCII character of the review console (the script also takes other pages)."""
     chars: set[str] = set()
-    for path in WEB.iterdir():
-        if path.suffix in (".html", ".js", ".css"):
-            chars |= {c for c in path.read_text(encoding="utf-8") if ord(c) > 127}
+    for name in CONSOLE_PAGES:
+        chars |= {c for c in (WEB / name).read_text(encoding="utf-8") if ord(c) > 127}
     return {c for c in chars if c.isprintable() and not c.isspace()}
 
 
