@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import cv2
+import httpx
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
@@ -14,8 +16,16 @@ from pydantic import ValidationError
 
 from sharpeyes.api.node.health import CameraStats
 from sharpeyes.api.rest.app import create_app
+from sharpeyes.api.rest.errors import NotFoundError, UnavailableError
 from sharpeyes.api.rest.routes.console import ConsoleConfig
-from sharpeyes.api.rest.routes.watch import TILE_WIDTH, TileCache, encode_tile
+from sharpeyes.api.rest.routes.watch import (
+    TILE_WIDTH,
+    MapTile,
+    TileCache,
+    TileProxy,
+    encode_tile,
+    tile_proxy,
+)
 from sharpeyes.api.rest.schemas import StreamHealthPublic
 from sharpeyes.pipeline.config import CameraConfig, GeoLocation
 from sharpeyes.pipeline.types import Detections, Frame, Tracks
@@ -208,3 +218,74 @@ def test_camera_stats_keep_the_last_frame_without_its_gpu_buffer() -> None:
     plain = frame(seq=4)
     stats.on_frame(plain, Detections.empty(), Tracks.empty(), {}, [])
     assert stats.latest is plain
+
+
+# -- map tiles of a tile server on another host -------------------------------------------------
+
+
+def _transport(calls: list[str], status: int = 200, media: str = "image/png") -> Any:
+    def handle(request: httpx.Request) -> httpx.Response:
+        calls.append(str(request.url))
+        if "fail" in str(request.url):
+            raise httpx.ConnectError("refused", request=request)
+        return httpx.Response(status, content=b"\x89PNG tile", headers={"content-type": media})
+
+    return httpx.MockTransport(handle)
+
+
+def test_tile_proxy_fetches_once_and_keeps_the_newest() -> None:
+    calls: list[str] = []
+    proxy = TileProxy("http://10.1.2.3/t/{z}/{x}/{y}.png", capacity=2, transport=_transport(calls))
+    tile = proxy.get(12, 3421, 1678)
+    assert tile == MapTile(b"\x89PNG tile", "image/png")
+    assert proxy.get(12, 3421, 1678) is tile
+    assert calls == ["http://10.1.2.3/t/12/3421/1678.png"]
+    proxy.get(12, 3422, 1678)
+    proxy.get(12, 3423, 1678)  # capacity 2: the oldest is dropped
+    proxy.get(12, 3421, 1678)
+    assert len(calls) == 4
+    proxy.close()
+
+
+@pytest.mark.parametrize(
+    ("template", "status", "media", "error"),
+    [
+        ("http://10.1.2.3/{z}/{x}/{y}", 404, "text/html", NotFoundError),
+        ("http://10.1.2.3/{z}/{x}/{y}", 500, "image/png", UnavailableError),
+        ("http://10.1.2.3/{z}/{x}/{y}", 200, "text/html", UnavailableError),
+        ("http://fail.invalid/{z}/{x}/{y}", 200, "image/png", UnavailableError),
+    ],
+)
+def test_tile_proxy_errors(template: str, status: int, media: str, error: type) -> None:
+    proxy = TileProxy(template, transport=_transport([], status, media))
+    with pytest.raises(error):
+        proxy.get(3, 1, 2)
+
+
+def test_tile_proxy_refuses_tiles_outside_the_world() -> None:
+    calls: list[str] = []
+    proxy = TileProxy("http://10.1.2.3/{z}/{x}/{y}", transport=_transport(calls))
+    with pytest.raises(NotFoundError):
+        proxy.get(2, 4, 0)  # 2^2 = 4 columns: 0..3
+    assert calls == []
+
+
+def test_tile_proxy_only_for_another_host() -> None:
+    assert tile_proxy(None) is None
+    assert tile_proxy("/tiles/{z}/{x}/{y}.png") is None  # the page loads these itself
+    proxy = tile_proxy("http://10.1.2.3/{z}/{x}/{y}.png")
+    assert proxy is not None
+    proxy.close()
+
+
+def test_tile_route(seeded: Seeded) -> None:
+    with TestClient(create_app(api_settings(), seeded.service)) as client:
+        r = client.get("/api/v1/watch/tiles/3/1/2", headers=seeded.auth("viewer"))
+        assert r.status_code == 404  # no tile server on another host configured
+    cfg = ConsoleConfig(map_tile_url="http://127.0.0.1:9/{z}/{x}/{y}.png")  # nothing listens
+    with TestClient(create_app(api_settings(), seeded.service, console=cfg)) as client:
+        assert client.get("/api/v1/watch/tiles/3/1/2").status_code == 401
+        r = client.get("/api/v1/watch/tiles/3/1/2", headers=seeded.auth("viewer"))
+        assert r.status_code == 503
+        r = client.get("/api/v1/watch/tiles/23/1/2", headers=seeded.auth("viewer"))
+        assert r.status_code == 422

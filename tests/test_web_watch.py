@@ -15,6 +15,8 @@ Screenshots at 1366×768 and 1920×1080 go to ``tests/artifacts/``.
 
 from __future__ import annotations
 
+import contextlib
+import math
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -93,6 +95,7 @@ class Page:
             viewport={"width": w, "height": h}, locale="zh-CN", bypass_csp=True
         )
         self.outside: list[str] = []
+        self.requests: list[str] = []
         self.context.route("**/*", self._route)
         if token is not None:
             self.context.add_init_script(f"sessionStorage.setItem('se_token', '{token}')")
@@ -101,6 +104,7 @@ class Page:
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
 
     def _route(self, route: Any) -> None:
+        self.requests.append(route.request.url)
         if urlparse(route.request.url).hostname in LOCAL_HOSTS:
             route.continue_()
         else:
@@ -235,46 +239,69 @@ def tile_server(asked: list[tuple[int, int, int]]) -> APIRouter:
     return router
 
 
-def test_map_with_tile_server_draws_tiles_and_pins(seeded: Seeded) -> None:
+def mercator_tile(lat: float, lon: float, z: int) -> tuple[int, int]:
+    n = 2**z
+    s = math.sin(math.radians(lat))
+    y = (0.5 - math.log((1 + s) / (1 - s)) / (4 * math.pi)) * n
+    return int((lon + 180) / 360 * n), int(y)
+
+
+@pytest.mark.parametrize("where", ["same_origin", "other_host"])
+def test_map_with_tile_server_draws_tiles_and_pins(seeded: Seeded, where: str) -> None:
+    """A same-origin template is loaded by the page; a tile server on another host (another
+    origin) is reached only through the service's tile route, never by the browser."""
     sync_playwright = _playwright()
     asked: list[tuple[int, int, int]] = []
-    app = create_app(
-        api_settings(),
-        seeded.service,
-        console=ConsoleConfig(map_tile_url="/testtiles/{z}/{x}/{y}.png"),
-        extra_routers=[tile_server(asked)],
-    )
-    with live_server(app) as base, sync_playwright() as pw:  # type: ignore[operator]
+    with contextlib.ExitStack() as stack:
+        if where == "same_origin":
+            url, extra = "/testtiles/{z}/{x}/{y}.png", [tile_server(asked)]
+        else:
+            tiles_app = FastAPI()
+            tiles_app.include_router(tile_server(asked))
+            other = stack.enter_context(live_server(tiles_app))
+            url, extra = other + "/testtiles/{z}/{x}/{y}.png", []
+        console = ConsoleConfig(map_tile_url=url)
+        app = create_app(api_settings(), seeded.service, console=console, extra_routers=extra)
+        base = stack.enter_context(live_server(app))
+        pw = stack.enter_context(sync_playwright())  # type: ignore[operator]
         browser = _browser(pw)
-        try:
-            w = Page(browser, "1366", token=seeded.tokens["viewer"])
-            page = w.page
-            page.goto(f"{base}/console/watch.html#map")
-            page.wait_for_selector("#map .marker.pin")
-            page.wait_for_function(
-                "[...document.querySelectorAll('#map img.maptile')].some(i => i.naturalWidth)"
-            )
-            centres = _marker_centres(page, "#map .marker.pin")
-            assert set(centres) == {"cam1", "cam2"}
-            assert centres["cam1"] != centres["cam2"]
-            zooms = {z for z, _, _ in asked}
-            assert len(zooms) == 1 and 3 <= min(zooms) <= 18, asked
-            (z,) = zooms
-            # Web Mercator: cam1 at 120.17°E, 30.25°N lies in these tile columns/rows
-            assert any(x == int((120.1702 + 180) / 360 * 2**z) for _, x, _ in asked), asked
-            before = len(asked)
-            page.click("#zoom-in")
-            page.wait_for_function(
-                f"document.querySelector('img.maptile').dataset.key.startsWith('{z + 1}/')"
-            )
-            assert len(asked) > before
-            page.click("#map .marker.pin[data-camera=cam1]")
-            assert "在线" in page.inner_text("#map .popup[data-camera=cam1]")
-            w.shot("watch_map_tiles_1366.png")
-            assert not w.outside, w.outside
-            assert not w.errors, w.errors
-        finally:
-            browser.close()
+        stack.callback(browser.close)
+        w = Page(browser, "1366", token=seeded.tokens["viewer"])
+        page = w.page
+        page.goto(f"{base}/console/watch.html#map")
+        page.wait_for_selector("#map .marker.pin")
+        page.wait_for_function(
+            "[...document.querySelectorAll('#map img.maptile')].some(i => i.naturalWidth)"
+        )
+        centres = _marker_centres(page, "#map .marker.pin")
+        assert set(centres) == {"cam1", "cam2"}
+        assert centres["cam1"] != centres["cam2"]
+        zooms = {z for z, _, _ in asked}
+        assert len(zooms) == 1 and 3 <= min(zooms) <= 18, asked
+        (z,) = zooms
+        for cam in ("cam1", "cam2"):  # the tiles under both cameras were asked for
+            geo = CAMS[cam][2]
+            assert geo is not None
+            assert (z, *mercator_tile(*geo, z)) in asked, (cam, asked)
+        before = len(asked)
+        page.click("#zoom-in")
+        page.wait_for_function(
+            f"document.querySelector('img.maptile').dataset.key.startsWith('{z + 1}/')"
+        )
+        page.wait_for_function(
+            "[...document.querySelectorAll('#map img.maptile')].every(i => i.naturalWidth)"
+        )
+        assert len(asked) > before
+        page.click("#map .marker.pin[data-camera=cam1]")
+        assert "在线" in page.inner_text("#map .popup[data-camera=cam1]")
+        w.shot(f"watch_map_tiles_{where}_1366.png")
+        if where == "other_host":
+            port = urlparse(url.replace("{", "").replace("}", "")).port
+            direct = [r for r in w.requests if urlparse(r).port == port]
+            assert not direct, f"the browser reached the tile server itself: {direct}"
+            assert any("/api/v1/watch/tiles/" in r for r in w.requests)
+        assert not w.outside, w.outside
+        assert not w.errors, w.errors
 
 
 # -- events --------------------------------------------------------------------------------------

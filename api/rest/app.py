@@ -289,7 +289,8 @@ def create_app(
     count = service.events.count_events if isinstance(service, StoreService) else None
     app.include_router(make_console_router(console, count_events=count))
     frames = service.latest_frame if isinstance(service, StoreService) else None
-    app.include_router(make_watch_router(frames))  # the operator's watch screen
+    tile_url = console.map_tile_url if console is not None else None
+    app.include_router(make_watch_router(frames, tile_url))  # the operator's watch screen
     for extra in extra_routers:  # e.g. /VIID/Subscribes when GA/T subscriptions are enabled
         app.include_router(extra)
     if cluster is not None:  # the cluster routes exist only on a node that runs a cluster

@@ -6,26 +6,32 @@
   :data:`TILE_WIDTH` pixels wide): the last frame the pipeline analysed when the node provides
   one (``X-Frame-Source: live``), else the newest stored evidence image of the camera
   (``X-Frame-Source: event``); ``X-Frame-Time-Ms`` is its capture time. 404 when there is none.
+* ``GET /api/v1/watch/tiles/{z}/{x}/{y}`` — a map tile of the configured tile server on another
+  host (``ConsoleConfig.map_tile_url``), fetched by the service and cached: the page loads only
+  from its own origin (CSP ``img-src 'self'``), and browsers need no route to the map server.
 
-Mount with ``app.include_router(make_watch_router(frames))``; ``frames`` looks up the last
-analysed frame of a camera (:meth:`api.rest.service.StoreService.latest_frame`).
+Mount with ``app.include_router(make_watch_router(frames, tile_url))``; ``frames`` looks up the
+last analysed frame of a camera (:meth:`api.rest.service.StoreService.latest_frame`).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
 import cv2
-from fastapi import APIRouter, Response
+import httpx
+from fastapi import APIRouter, Path, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
 from sharpeyes.api.rest.cameras import CameraEntry
 from sharpeyes.api.rest.deps import AUTH_RESPONSES, Service, Viewer
-from sharpeyes.api.rest.errors import NotFoundError
+from sharpeyes.api.rest.errors import NotFoundError, UnavailableError
 from sharpeyes.api.rest.routes.cameras import NOT_FOUND, CameraIdPath
 from sharpeyes.api.rest.schemas import StreamHealthPublic, StreamState
 from sharpeyes.api.rest.service import ServiceFacade
@@ -33,7 +39,18 @@ from sharpeyes.api.store.records import EventFilter
 from sharpeyes.pipeline.config import GeoLocation
 from sharpeyes.pipeline.types import Frame, ImageBGR
 
-__all__ = ["TILE_WIDTH", "FrameLookup", "WatchCamera", "WatchPage", "make_watch_router"]
+__all__ = [
+    "TILE_WIDTH",
+    "FrameLookup",
+    "MapTile",
+    "TileProxy",
+    "WatchCamera",
+    "WatchPage",
+    "make_watch_router",
+    "tile_proxy",
+]
+
+logger = logging.getLogger(__name__)
 
 FrameLookup = Callable[[str], Frame | None]
 TILE_WIDTH = 640  # pixels: a tile on a wall screen, not the full-resolution frame
@@ -138,7 +155,83 @@ class TileCache:
                 del self._tiles[gone]
 
 
+@dataclass(frozen=True, slots=True)
+class MapTile:
+    content: bytes
+    media_type: str
+
+
+class TileProxy:
+    """Map tiles of a z/x/y tile server on another host, fetched here and kept (LRU).
+
+    Raises (from :meth:`get`): NotFoundError for a tile outside the world or one the server does
+    not have; UnavailableError when the server cannot be reached or answers something else than
+    an image.
+    """
+
+    MAX_BYTES = 1 << 20
+
+    def __init__(
+        self,
+        template: str,
+        *,
+        capacity: int = 1024,
+        timeout_s: float = 5.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.template = template
+        self.capacity = capacity
+        self._client = httpx.Client(timeout=timeout_s, transport=transport, follow_redirects=False)
+        self._lock = threading.Lock()
+        self._tiles: OrderedDict[tuple[int, int, int], MapTile] = OrderedDict()
+
+    def get(self, z: int, x: int, y: int) -> MapTile:
+        if not (0 <= x < 2**z and 0 <= y < 2**z):
+            raise NotFoundError(f"tile {z}/{x}/{y} is outside the map")
+        key = (z, x, y)
+        with self._lock:
+            if key in self._tiles:
+                self._tiles.move_to_end(key)
+                return self._tiles[key]
+        tile = self._fetch(z, x, y)
+        with self._lock:
+            self._tiles[key] = tile
+            while len(self._tiles) > self.capacity:
+                self._tiles.popitem(last=False)
+        return tile
+
+    def _fetch(self, z: int, x: int, y: int) -> MapTile:
+        url = self.template.replace("{z}", str(z)).replace("{x}", str(x)).replace("{y}", str(y))
+        try:
+            r = self._client.get(url)
+        except httpx.HTTPError as e:
+            logger.warning("map tile server unreachable: %s", type(e).__name__)
+            raise UnavailableError("the map tile server cannot be reached") from e
+        if r.status_code == 404:
+            raise NotFoundError(f"the map tile server has no tile {z}/{x}/{y}")
+        media_type = r.headers.get("content-type", "").split(";")[0].strip()
+        if r.status_code != 200 or not media_type.startswith("image/"):
+            logger.warning("map tile server answered %s (%s)", r.status_code, media_type)
+            raise UnavailableError(f"the map tile server answered {r.status_code}")
+        if len(r.content) > self.MAX_BYTES:
+            raise UnavailableError("the map tile is too large")
+        return MapTile(r.content, media_type)
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def tile_proxy(template: str | None) -> TileProxy | None:
+    """A proxy for a tile server on another host; None when the page loads the tiles itself
+    (a same-origin path) or there is no tile server."""
+    if template is None or template.startswith("/"):
+        return None
+    return TileProxy(template)
+
+
 _NO_STORE = {"Cache-Control": "no-store"}
+TileZ = Annotated[int, Path(ge=0, le=22)]
+TileXY = Annotated[int, Path(ge=0, le=2**22)]
 
 
 def _event_image(service: ServiceFacade, camera_id: str) -> FileResponse:
@@ -156,10 +249,12 @@ def _event_image(service: ServiceFacade, camera_id: str) -> FileResponse:
     raise NotFoundError(f"no picture of camera {camera_id!r} yet")
 
 
-def make_watch_router(frames: FrameLookup | None = None) -> APIRouter:
-    """The watch screen's routes; ``frames`` None = pictures come from stored evidence only."""
+def make_watch_router(frames: FrameLookup | None = None, tile_url: str | None = None) -> APIRouter:
+    """The watch screen's routes; ``frames`` None = pictures come from stored evidence only;
+    ``tile_url`` the console's map tile template (proxied when it names another host)."""
     router = APIRouter(prefix="/api/v1/watch", tags=["watch"], responses=AUTH_RESPONSES)
     cache = TileCache()
+    proxy = tile_proxy(tile_url)
 
     @router.get("/cameras", response_model=WatchPage, summary="Cameras with place and health")
     def cameras(_: Viewer, service: Service) -> WatchPage:
@@ -180,5 +275,18 @@ def make_watch_router(frames: FrameLookup | None = None) -> APIRouter:
         tile = cache.get(live)
         headers = {**_NO_STORE, "X-Frame-Source": "live", "X-Frame-Time-Ms": str(tile.wall_ms)}
         return Response(tile.jpeg, media_type="image/jpeg", headers=headers)
+
+    @router.get(
+        "/tiles/{z}/{x}/{y}",
+        summary="A map tile of the configured tile server (fetched by the service)",
+        response_class=Response,
+        responses={200: {"content": {"image/png": {}, "image/jpeg": {}}}, 404: {}, 503: {}},
+    )
+    def map_tile(z: TileZ, x: TileXY, y: TileXY, _: Viewer) -> Response:
+        if proxy is None:
+            raise NotFoundError("no tile server on another host is configured")
+        tile = proxy.get(z, x, y)
+        headers = {"Cache-Control": "private, max-age=86400"}
+        return Response(tile.content, media_type=tile.media_type, headers=headers)
 
     return router

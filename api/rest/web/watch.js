@@ -654,6 +654,20 @@ function tileMap(box, cams, url) {
   paintTiles();
 }
 
+// A tile server on another host is reached through the service (the page loads only from its own
+// origin; the map server need not be reachable from the operator's browser).
+function sameOrigin(url) { return url.startsWith("/") && !url.startsWith("//"); }
+function loadProxiedTile(img, key) {
+  authImage(`maptile:${key}`, `/watch/tiles/${key}`)
+    .then((got) => { if (got && img.isConnected) img.src = got.url; })
+    .catch(() => {});
+}
+function dropTile(img) {
+  const slot = `maptile:${img.dataset.key}`;
+  if (S.blobs.has(slot)) { URL.revokeObjectURL(S.blobs.get(slot)); S.blobs.delete(slot); }
+  img.remove();
+}
+
 function zoomMap(d) {
   const m = S.map;
   if (!m || m.kind !== "tiles") return;
@@ -678,13 +692,14 @@ function paintTiles() {
       let img = layer.querySelector(`img[data-key="${key}"]`);
       if (!img) {
         img = el("img", "maptile"); img.alt = ""; img.draggable = false; img.dataset.key = key;
-        img.src = m.url.replace("{z}", m.z).replace("{x}", wx).replace("{y}", ty);
+        if (sameOrigin(m.url)) img.src = m.url.replace("{z}", m.z).replace("{x}", wx).replace("{y}", ty);
+        else loadProxiedTile(img, key);
         layer.appendChild(img);
       }
       img.style.left = `${tx * TILE - x0}px`; img.style.top = `${ty * TILE - y0}px`;
     }
   }
-  layer.querySelectorAll("img").forEach((img) => { if (!want.has(img.dataset.key)) img.remove(); });
+  layer.querySelectorAll("img").forEach((img) => { if (!want.has(img.dataset.key)) dropTile(img); });
   marks.textContent = "";
   for (const c of placed()) {
     const p = project(c.geo.latitude, c.geo.longitude, m.z);
@@ -731,7 +746,7 @@ function popup(id, x, y) {
   box.addEventListener("pointerdown", (e) => e.stopPropagation());
   const W = $("#map").clientWidth;
   const H = $("#map").clientHeight;
-  box.style.left = `${Math.max(4, Math.min(W - 244, x + 14))}px`;
+  box.style.left = `${Math.max(4, Math.min(W - 264, x + 14))}px`;
   $("#map").appendChild(box);
   box.style.top = `${Math.max(4, Math.min(H - box.offsetHeight - 4, y - 20))}px`;  // stays inside
 }
