@@ -21,6 +21,8 @@ import numpy as np
 
 from sharpeyes.pipeline.calibration import IntersectionCalibration
 from sharpeyes.pipeline.evidence.images import OverlayLine, beijing_time_text
+from sharpeyes.pipeline.evidence.type_facts import CHECKS, type_problems
+from sharpeyes.pipeline.rules.charge import violation_type
 from sharpeyes.pipeline.types import (
     AnalysedFrame,
     Box,
@@ -281,6 +283,7 @@ class ImageFacts:
     group: str | None
     side: Side | None
     past_entry: bool | None
+    tracks: Tracks | None = None  # every track of this frame (the yield check's pedestrian)
 
     @property
     def signal(self) -> SignalState | None:
@@ -316,7 +319,8 @@ def image_facts(
             box, source = fb, ("event" if fb is not None else "none")
         side = line.side(box) if line is not None and box is not None else None
         past = line.past_entry(box) if line is not None and box is not None else None
-        out.append(ImageFacts(i, f, box, source, dict(af.signals), group, side, past))
+        facts = ImageFacts(i, f, box, source, dict(af.signals), group, side, past, af.tracks)
+        out.append(facts)
     return out
 
 
@@ -329,21 +333,32 @@ def incomplete_parts(
         parts.append({"part": "plate", "reason": "plate unreadable in every evidence image"})
     notes = dict(event.extra)
     red_light = event.violation is not None and event.violation.approach is not None
+    vtype = violation_type(event)
+    suite = vtype in CHECKS  # signal-independent: no signal state needed in its images
     for im in images:
         parts.extend(
             {"part": f"image_{im.index}", "reason": r}
-            for r in _image_problems(im, notes, red_light)
+            for r in _image_problems(im, notes, red_light, signal_needed=not suite)
         )
+    parts.extend(
+        {"part": f"image_{i}" if i else "images", "reason": r}
+        for i, r in type_problems(vtype, event, images)
+    )
     if len(images) < 3:
         parts.append({"part": f"image_{len(images) + 1}", "reason": "no analysed frame kept"})
     return parts
 
 
-def _image_problems(im: ImageFacts, notes: dict[str, str], red_light: bool) -> list[str]:
-    """Why image ``im`` does not show what its stage should (empty: it does)."""
+def _image_problems(
+    im: ImageFacts, notes: dict[str, str], red_light: bool, *, signal_needed: bool = True
+) -> list[str]:
+    """Why image ``im`` does not show what its stage should (empty: it does). The violation
+    suite's types (``signal_needed`` False) do not depend on a signal state."""
     out: list[str] = []
     st = im.signal
-    if st is None:
+    if not signal_needed:
+        pass
+    elif st is None:
         out.append("no signal state for the group in this frame")
     elif (fault := signal_fault(st)) is not None:
         out.append(f"signal fault in the window: {fault}")

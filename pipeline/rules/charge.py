@@ -211,6 +211,18 @@ def charge_event(c: Charge) -> Event:
     )
 
 
+def points_text(points: Iterable[Vec]) -> str:
+    """Pixel points as ``"x,y;x,y;…"`` (one decimal): geometry an evidence check re-reads from
+    ``Event.extra`` (:mod:`pipeline.evidence.type_facts`), so a record states what it was
+    judged against."""
+    return ";".join(f"{x:.1f},{y:.1f}" for x, y in points)
+
+
+def vector_text(v: Vec) -> str:
+    """A unit vector as ``"x,y"`` (four decimals)."""
+    return f"{v[0]:.4f},{v[1]:.4f}"
+
+
 def violation_type(event: Event) -> str:
     """The violation's type name: ``extra["violation_type"]``, else by event type."""
     for k, v in event.extra:

@@ -22,7 +22,12 @@ from __future__ import annotations
 
 from sharpeyes.pipeline.calibration import IntersectionCalibration, Lane, Movement
 from sharpeyes.pipeline.rules.charge import Charge, charge_event, exempt_class
-from sharpeyes.pipeline.rules.movement import LaneGeo, MovementDecision, MovementRule
+from sharpeyes.pipeline.rules.movement import (
+    LaneGeo,
+    MovementDecision,
+    MovementRule,
+    lane_facts,
+)
 from sharpeyes.pipeline.types import Event
 
 NAME = "lane_direction"
@@ -82,7 +87,11 @@ class LaneDirectionJudge:
                 movement=mv.value,
                 direction=lane.approach.direction or None,
                 signal_group=next(iter(lane.cfg.movements.values())),
-                extra=(("lane_id", lane.cfg.id), ("approach_id", lane.approach.id)),
+                extra=(
+                    ("lane_id", lane.cfg.id),
+                    ("approach_id", lane.approach.id),
+                    *lane_facts(lane, self._turn),
+                ),
             )
         )
 

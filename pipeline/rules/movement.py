@@ -30,7 +30,15 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from sharpeyes.pipeline.calibration import Approach, IntersectionCalibration, Lane, Movement
-from sharpeyes.pipeline.rules.charge import Raw, TrackTable, frame_rows, observe, region_of
+from sharpeyes.pipeline.rules.charge import (
+    Raw,
+    TrackTable,
+    frame_rows,
+    observe,
+    points_text,
+    region_of,
+    vector_text,
+)
 from sharpeyes.pipeline.rules.common import Observation, TrackHistory
 from sharpeyes.pipeline.rules.geometry import (
     BoxedPolygon,
@@ -113,6 +121,16 @@ def lane_geometry(calib: IntersectionCalibration, size: tuple[int, int]) -> list
             pts = tuple(to_pixels(ln.polygon, size))
             out.append(LaneGeo(ln, ap, stop, entry, BoxedPolygon(pts), pts, t))
     return out
+
+
+def lane_facts(lane: LaneGeo, turn_deg: float) -> tuple[tuple[str, str], ...]:
+    """``Event.extra`` entries the evidence checks of a movement charge re-read: the lane's
+    travel, its stop line (pixels) and the turn threshold."""
+    return (
+        ("travel_px", vector_text(lane.travel)),
+        ("stop_line_px", points_text((lane.stop.a, lane.stop.b))),
+        ("turn_angle_deg", f"{turn_deg:g}"),
+    )
 
 
 def classify(angle: float, turn: float, margin: float) -> Movement | None:

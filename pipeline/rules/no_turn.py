@@ -21,7 +21,12 @@ from __future__ import annotations
 from sharpeyes.pipeline.calibration import IntersectionCalibration, Movement, ProhibitedMovement
 from sharpeyes.pipeline.rules.charge import Charge, charge_event, exempt_class
 from sharpeyes.pipeline.rules.common import in_windows
-from sharpeyes.pipeline.rules.movement import LaneGeo, MovementDecision, MovementRule
+from sharpeyes.pipeline.rules.movement import (
+    LaneGeo,
+    MovementDecision,
+    MovementRule,
+    lane_facts,
+)
 from sharpeyes.pipeline.types import Event
 
 NAME = "no_turn"
@@ -99,6 +104,7 @@ class NoTurnJudge:
                     ("approach_id", lane.approach.id),
                     ("prohibited", sign.movement.value),
                     ("windows", windows),
+                    *lane_facts(lane, self._turn),
                 ),
             )
         )

@@ -38,6 +38,7 @@ from sharpeyes.pipeline.rules.charge import (
     exempt_class,
     frame_rows,
     observe,
+    points_text,
     region_of,
 )
 from sharpeyes.pipeline.rules.common import Observation, TrackHistory, in_windows
@@ -90,6 +91,7 @@ class IllegalParkingRule:
             _Zone(z, BoxedPolygon(p), z.dwell_s or self.cfg.dwell_s)
             for z, p in zip(self.cfg.zones, pixels, strict=True)
         ]
+        self._zone_px = {z.id: points_text(p) for z, p in zip(self.cfg.zones, pixels, strict=True)}
         self._region = region_of(pixels, 1.0)
         self._tracks: TrackTable[_Car] = TrackTable(
             lambda tid, kind: _Car(TrackHistory(tid, kind)), calib.stale_track_s
@@ -127,6 +129,20 @@ class IllegalParkingRule:
     @property
     def live_tracks(self) -> int:
         return len(self._tracks)
+
+    def pinned_pts(self) -> list[float]:
+        """Evidence times already in the past of the stops under watch: each uncharged stop's
+        start and, once reached, the half-way point of its dwell. Stages 1 and 2 of a charge lie
+        up to ``dwell_s`` back, beyond a runner's short frame history: a runner keeps the frames
+        nearest these times until the stop is charged or ends."""
+        out: list[float] = []
+        for st in self._tracks.states.values():
+            if st.start is None or st.charged:
+                continue
+            out.append(st.start.pts)
+            if st.half is not None:
+                out.append(st.half.pts)
+        return out
 
     def _zone_of(self, p: Vec) -> _Zone | None:
         for z in self._zones:
@@ -210,7 +226,13 @@ class IllegalParkingRule:
                 stages=(start.pts, half.pts, o.pts),
                 detail=f"stationary in no-parking zone {zone.cfg.id} since {start.pts:.2f}s, "
                 f"dwell {st.dwell:.1f}s >= {zone.dwell_s:.0f}s at {o.pts:.2f}s",
-                extra=(("zone_id", zone.cfg.id), ("stop_start_pts", f"{start.pts:.3f}")),
+                extra=(
+                    ("zone_id", zone.cfg.id),
+                    ("stop_start_pts", f"{start.pts:.3f}"),
+                    ("zone_px", self._zone_px[zone.cfg.id]),
+                    ("dwell_s", f"{zone.dwell_s:g}"),
+                    ("still_radius_px", f"{self._radius:.1f}"),
+                ),
                 key=f"stop{st.stops}",
             )
         )

@@ -1,14 +1,14 @@
 """Crossing a solid lane line (压实线 / 违法变道): a vehicle changes lanes over a solid line.
 
 The wheel line is the bottom edge of the tracker's box; its side of each calibrated polyline is
-followed per track. A side counts only when the whole wheel line is on it, ``margin`` (fraction
-of the frame diagonal) clear of the line, and after ``confirm_frames`` consecutive analysed
-frames, so a vehicle driving along (or standing on) the line never flips sides — even when its
-box grows and shrinks by a neighbour's width, as boxes of queued motorbikes on real footage do
-(hanoi_b) — and a vehicle first seen on the line only gets a side once it leaves it. A confirmed
-change of side is a crossing; a point whose foot falls beyond the polyline's ends has no side
-(turning round the end of a line is not crossing it). Charged once per track; an exempt class
-never is.
+followed per track. A side counts only when the middle half of the wheel line is on it,
+``margin`` (fraction of the frame diagonal) clear of the line, and after ``confirm_frames``
+consecutive analysed frames. So a vehicle driving along (or standing on) the line never flips
+sides — even when its box grows and shrinks by a neighbour's width, as the boxes of queued
+motorbikes on real footage do (hanoi_b) — and a vehicle first seen on the line only gets a side
+once it leaves it. A confirmed change of side is a crossing; a point whose foot falls beyond the
+polyline's ends has no side (turning round the end of a line is not crossing it). Charged once
+per track; an exempt class never is.
 
 Evidence stages: 1 the last frame confirmed on the old side, 2 the frame with the wheel line
 closest to the line (on it), 3 the frame that confirmed the new side.
@@ -35,6 +35,7 @@ from sharpeyes.pipeline.rules.charge import (
     exempt_class,
     frame_rows,
     observe,
+    points_text,
     region_of,
 )
 from sharpeyes.pipeline.rules.common import Observation, TrackHistory
@@ -78,6 +79,7 @@ class SolidLineRule:
         self._kinds = [int(k) for k in calib.object_kinds()]
         pixels = [to_pixels(ln.points, frame_size) for ln in self.cfg.lines]
         self._lines = [(ln.id, Polyline(p)) for ln, p in zip(self.cfg.lines, pixels, strict=True)]
+        self._points = {ln.id: points_text(p) for ln, p in zip(self.cfg.lines, pixels, strict=True)}
         diag = math.hypot(*frame_size)
         self._margin = self.cfg.margin * diag
         self._region = region_of(pixels, max(_BAND * diag, 3.0 * self._margin))
@@ -111,13 +113,13 @@ class SolidLineRule:
 
     def _step(self, tid: int, kind: ObjectKind, st: _Car, raw: Raw) -> Event | None:
         p = raw[2]  # the wheel line's centre: bottom centre of the box
-        half_width = (raw[3][2] - raw[3][0]) / 2.0
+        quarter = (raw[3][2] - raw[3][0]) / 4.0
         for line_id, line in self._lines:
             hit = line.side_distance_across(p)
             if hit is None:
                 continue
             d, across = hit
-            clear = self._margin + half_width * across  # the whole wheel line off the line
+            clear = self._margin + quarter * across  # the wheel line's middle half off the line
             side = st.sides.get(line_id)
             if side is None:
                 side = st.sides[line_id] = _Side()
@@ -166,6 +168,10 @@ class SolidLineRule:
                 stages=(start.pts, on.pts, o.pts),
                 detail=f"crossed solid line {line_id} at {on.pts:.2f}s "
                 f"(left its side at {start.pts:.2f}s, confirmed over at {o.pts:.2f}s)",
-                extra=(("line_id", line_id),),
+                extra=(
+                    ("line_id", line_id),
+                    ("line_px", self._points[line_id]),
+                    ("line_margin_px", f"{self._margin:.1f}"),
+                ),
             )
         )

@@ -37,7 +37,9 @@ from sharpeyes.pipeline.rules.charge import (
     frame_rows,
     nearest_obs,
     observe,
+    points_text,
     region_of,
+    vector_text,
 )
 from sharpeyes.pipeline.rules.common import Observation, TrackHistory
 from sharpeyes.pipeline.rules.geometry import BoxedPolygon, Vec, to_pixels, unit
@@ -207,6 +209,10 @@ class WrongWayRule:
                 f"direction from {start.pts:.2f}s to {o.pts:.2f}s",
                 lane_no=zone.lane_no,
                 direction=zone.direction,
-                extra=(("zone_id", zone.id),),
+                extra=(
+                    ("zone_id", zone.id),
+                    ("travel_px", vector_text(zone.travel)),
+                    ("zone_px", points_text(zone.points)),
+                ),
             )
         )

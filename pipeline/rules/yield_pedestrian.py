@@ -41,6 +41,7 @@ from sharpeyes.pipeline.rules.charge import (
     exempt_class,
     frame_rows,
     observe,
+    points_text,
     region_of,
 )
 from sharpeyes.pipeline.rules.common import Observation, SignalTimeline, TrackHistory
@@ -68,6 +69,7 @@ class _Zebra:
     origin: Vec
     axis: Vec
     length: float
+    points_px: str
 
     def position(self, p: Vec) -> float:
         return (p[0] - self.origin[0]) * self.axis[0] + (p[1] - self.origin[1]) * self.axis[1]
@@ -207,7 +209,8 @@ class YieldToPedestriansRule:
             poly = BoxedPolygon(shapes[-1])
             axis, length = unit((b[0] - a[0], b[1] - a[1])), distance(a, b)
             unsig = cw.id in self.cfg.unsignalised
-            self._zebras.append(_Zebra(cw.id, cw.signal_group, unsig, poly, a, axis, length))
+            text = points_text(shapes[-1])
+            self._zebras.append(_Zebra(cw.id, cw.signal_group, unsig, poly, a, axis, length, text))
         self._near = region_of(shapes, _APPROACH * diag)
         self._on = region_of(shapes, 1.0)
         self._timeline = SignalTimeline()
@@ -345,6 +348,10 @@ class YieldToPedestriansRule:
                 f"({st.worst_gap:.0f} px apart along the crossing, {st.conflicts} frames)",
                 signal_group=z.group,
                 signal_color=self._timeline.color_at(z.group, worst.pts)[0],
-                extra=(("crosswalk_id", z.id), ("pedestrian_track_id", str(st.walker))),
+                extra=(
+                    ("crosswalk_id", z.id),
+                    ("pedestrian_track_id", str(st.walker)),
+                    ("crosswalk_px", z.points_px),
+                ),
             )
         )
