@@ -173,6 +173,51 @@ def test_tiles_show_names_health_in_chinese_and_one_decimal_fps(seeded: Seeded) 
             browser.close()
 
 
+def test_chosen_kinds_alert_and_open_their_detail(seeded: Seeded) -> None:
+    """Violations always alert; other kinds only once the operator picks them (kept in
+    localStorage); a non-violation alert opens the event's detail; sound is off by default."""
+    sync_playwright = _playwright()
+    with live_server(watch_app(seeded)) as base, sync_playwright() as pw:  # type: ignore[operator]
+        browser = _browser(pw)
+        try:
+            w = Page(browser, "1366", token=seeded.tokens["viewer"])
+            page = w.page
+            page.goto(f"{base}/console/watch.html")
+            page.wait_for_selector("#w-feed.on")
+            assert not page.is_checked("#sound")
+            quiet = make_event(7000, camera="cam2", plate="浙A7000B", t_ms=T0 + 2_000_000)
+            seeded.service.ingest([quiet])  # a vehicle pass: no alert by default
+            viol = make_event(7001, camera="cam2", violation=True, plate="浙A70011")
+            seeded.service.ingest([viol])
+            page.wait_for_selector(f"#alerts li.viol[data-id='{viol.event_id}']")
+            assert _alerts(page) == [viol.event_id]
+            page.click(".alert-opts summary")
+            page.check(".alert-opts input[value=vehicle_pass]")
+            assert page.evaluate("localStorage.getItem('se_watch_kinds')") == '["vehicle_pass"]'
+            picked = make_event(7002, camera="cam2", plate="浙A70022", t_ms=T0 + 2_001_000)
+            rel = write_evidence(seeded.files_root, picked)
+            seeded.service.ingest([picked])
+            seeded.service.events.set_evidence(picked.event_id, rel, f"{rel}/record.json")
+            page.wait_for_selector(f"#alerts li[data-id='{picked.event_id}']:not(.viol)")
+            # the feed resumed after the last message seen (the violation): the earlier pass
+            # is not raised after the fact
+            assert set(_alerts(page)) == {viol.event_id, picked.event_id}
+            page.click(f"#alerts li[data-id='{picked.event_id}'] a.alert-body")
+            page.wait_for_selector("#detail:not([hidden])")
+            assert "浙A70022" in page.inner_text("#detail-meta")
+            assert CAMS["cam2"][0] in page.inner_text("#detail-meta")
+            page.wait_for_function("document.querySelector('#detail-img').naturalWidth > 0")
+            w.shot("watch_detail_1366.png")
+            page.click("#detail-close")
+            page.check("#sound")
+            assert page.evaluate("localStorage.getItem('se_watch_sound')") == "true"
+            page.click("#ack-all")
+            assert _alerts(page) == []
+            assert not w.errors, w.errors
+        finally:
+            browser.close()
+
+
 # -- map -----------------------------------------------------------------------------------------
 
 
