@@ -125,6 +125,13 @@ def where_clause(f: EventFilter) -> tuple[str, list[Param]]:
         params.append(plate_like(f.plate_pattern))
     if f.violations_only:
         conds.append("violation_code IS NOT NULL")
+    if f.violation_types:
+        # the suite's charges name their type in extra; red-light ones go by their event type
+        # (``pipeline.rules.violation_type``). ``->>`` reads JSON on SQLite ≥ 3.38 and JSONB.
+        marks = ", ".join("?" for _ in f.violation_types)
+        vtype = "COALESCE(extra ->> 'violation_type', type)"
+        conds.append(f"violation_code IS NOT NULL AND {vtype} IN ({marks})")
+        params.extend(f.violation_types)
     return " AND ".join(conds), params
 
 

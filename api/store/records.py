@@ -91,6 +91,7 @@ class EventFilter:
     class_name: str | None = None
     review_state: ReviewState | None = None
     violations_only: bool = False
+    violation_types: tuple[str, ...] = ()  # any of these ``pipeline.rules.violation_type``s
 
 
 @dataclass(frozen=True, slots=True)

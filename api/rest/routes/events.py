@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request
@@ -10,6 +11,7 @@ from fastapi.responses import FileResponse
 from sharpeyes.api.rest.auth import Role
 from sharpeyes.api.rest.deps import AUTH_RESPONSES, Credentials, Service, Viewer, authenticate
 from sharpeyes.api.rest.routes.query import After, Cursor, Filter, Limit
+from sharpeyes.api.rest.routes.violation_types import ViolationTypes, violation_types
 from sharpeyes.api.rest.schemas import EVIDENCE_NAMES, ErrorBody, EventPage, EventPublic
 
 router = APIRouter(prefix="/api/v1/events", tags=["events"], responses=AUTH_RESPONSES)
@@ -25,13 +27,16 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
     summary="Query events (newest first, or in ingest order with after=N)",
 )
 def list_events(
+    *,
     _: Viewer,
     service: Service,
     flt: Filter,
     cursor: Cursor = None,
     after: After = None,
     limit: Limit = 50,
+    violation_type: ViolationTypes = None,
 ) -> EventPage:
+    flt = replace(flt, violation_types=violation_types(violation_type))
     return service.list_events(flt, cursor, limit, after=after)
 
 

@@ -10,6 +10,7 @@ from fastapi import APIRouter
 from sharpeyes.api.rest.deps import AUTH_RESPONSES, Reviewer, Service, Viewer
 from sharpeyes.api.rest.routes.events import EventId
 from sharpeyes.api.rest.routes.query import After, Cursor, Filter, Limit
+from sharpeyes.api.rest.routes.violation_types import ViolationTypes, violation_types
 from sharpeyes.api.rest.schemas import (
     AuditEntryPublic,
     ErrorBody,
@@ -31,14 +32,17 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
     summary="Query violations (newest first, or in ingest order with after=N)",
 )
 def list_violations(
+    *,
     _: Viewer,
     service: Service,
     flt: Filter,
     cursor: Cursor = None,
     after: After = None,
     limit: Limit = 50,
+    violation_type: ViolationTypes = None,
 ) -> EventPage:
-    return service.list_events(replace(flt, violations_only=True), cursor, limit, after=after)
+    flt = replace(flt, violations_only=True, violation_types=violation_types(violation_type))
+    return service.list_events(flt, cursor, limit, after=after)
 
 
 @router.get("/{event_id}", response_model=EventPublic, summary="One violation", responses=NOT_FOUND)

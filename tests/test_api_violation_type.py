@@ -1,0 +1,99 @@
+"""``violation_type=`` on the events and violations lists (issue 17), SQLite and PostgreSQL:
+one type or several, the suite's types (``extra.violation_type``) and the red-light ones (by
+event type), in OpenAPI with its values."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from sharpeyes.api.store import EventFilter
+from sharpeyes.pipeline.types import Event
+from tests._api_fixtures import Seeded, make_app, make_event, seed_service
+from tests._pg_fixtures import db_url, pg_server  # noqa: F401
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
+
+SUITE = {"wrong_way": "1301", "solid_line": "1345", "yield_pedestrian": "1357"}
+TYPES: dict[str, str] = {}  # event id → its violation type (or event type), as seeded
+
+
+def suite_event(i: int, vtype: str) -> Event:
+    ev = make_event(i, violation=True, camera="cam3")
+    assert ev.violation is not None
+    v = replace(ev.violation, code=SUITE[vtype], approach=None)
+    return replace(ev, violation=v, extra=(("violation_type", vtype), ("zone_id", "z")))
+
+
+@pytest.fixture
+def seeded(db_url: str, tmp_path: Path) -> Iterator[Seeded]:  # noqa: F811
+    s = seed_service(db_url, tmp_path, violations=6, passes=3)  # 5 vehicle + 1 pedestrian
+    suite = [suite_event(50 + i, t) for i, t in enumerate([*SUITE, "wrong_way"])]
+    s.service.ingest(suite)
+    TYPES.clear()
+    TYPES.update({e.event_id: e.type.value for e in [*s.violations, *s.passes]})
+    TYPES.update({e.event_id: dict(e.extra)["violation_type"] for e in suite})
+    yield s
+    s.service.db.close()
+
+
+@pytest.fixture
+def client(seeded: Seeded) -> Iterator[TestClient]:
+    with TestClient(make_app(seeded)) as c:
+        yield c
+
+
+def types_of(client: TestClient, seeded: Seeded, url: str) -> list[str]:
+    """The violation types (by the seeded events' ids) of what ``url`` lists."""
+    r = client.get(url, headers=seeded.auth("viewer"))
+    assert r.status_code == 200, r.text
+    return sorted(TYPES[e["event_id"]] for e in r.json()["items"])
+
+
+def test_one_type(client: TestClient, seeded: Seeded) -> None:
+    url = "/api/v1/violations?violation_type=wrong_way&limit=100"
+    assert types_of(client, seeded, url) == ["wrong_way", "wrong_way"]
+
+
+def test_several_types(client: TestClient, seeded: Seeded) -> None:
+    url = "/api/v1/violations?violation_type=solid_line&violation_type=yield_pedestrian"
+    assert types_of(client, seeded, url) == ["solid_line", "yield_pedestrian"]
+
+
+def test_red_light_by_its_event_type(client: TestClient, seeded: Seeded) -> None:
+    url = "/api/v1/violations?violation_type=red_light_violation&limit=100"
+    assert types_of(client, seeded, url) == ["red_light_violation"] * 5
+    url = "/api/v1/events?violation_type=pedestrian_red_light&violation_type=wrong_way"
+    assert types_of(client, seeded, url) == ["pedestrian_red_light", "wrong_way", "wrong_way"]
+
+
+def test_no_filter_lists_every_violation(client: TestClient, seeded: Seeded) -> None:
+    assert len(types_of(client, seeded, "/api/v1/violations?limit=100")) == 10
+    assert len(types_of(client, seeded, "/api/v1/events?limit=100")) == 13
+
+
+def test_unknown_type_is_a_422(client: TestClient, seeded: Seeded) -> None:
+    r = client.get("/api/v1/violations?violation_type=speeding", headers=seeded.auth("viewer"))
+    assert r.status_code == 422
+    assert "speeding" in r.text
+
+
+def test_store_filter_counts(seeded: Seeded) -> None:
+    store = seeded.service.events
+    assert store.count_events(EventFilter(violation_types=("wrong_way",))) == 2
+    assert store.count_events(EventFilter(violation_types=("no_turn",))) == 0
+
+
+def test_openapi_documents_the_parameter(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    for path in ("/api/v1/violations", "/api/v1/events"):
+        (param,) = [p for p in paths[path]["get"]["parameters"] if p["name"] == "violation_type"]
+        schema = str(param["schema"])
+        assert "illegal_parking" in schema and "red_light_violation" in schema
+        assert "逆行" in param["description"]
