@@ -33,7 +33,7 @@ from sharpeyes.api.rest.cameras import CameraEntry
 from sharpeyes.api.rest.deps import AUTH_RESPONSES, Service, Viewer
 from sharpeyes.api.rest.errors import NotFoundError, UnavailableError
 from sharpeyes.api.rest.routes.cameras import NOT_FOUND, CameraIdPath
-from sharpeyes.api.rest.schemas import StreamHealthPublic, StreamState
+from sharpeyes.api.rest.schemas import ErrorBody, StreamHealthPublic, StreamState
 from sharpeyes.api.rest.service import ServiceFacade
 from sharpeyes.api.store.records import EventFilter
 from sharpeyes.pipeline.config import GeoLocation
@@ -280,7 +280,11 @@ def make_watch_router(frames: FrameLookup | None = None, tile_url: str | None = 
         "/tiles/{z}/{x}/{y}",
         summary="A map tile of the configured tile server (fetched by the service)",
         response_class=Response,
-        responses={200: {"content": {"image/png": {}, "image/jpeg": {}}}, 404: {}, 503: {}},
+        responses={
+            200: {"content": {"image/png": {}, "image/jpeg": {}}},
+            404: {"model": ErrorBody, "description": "No tile server, or no such tile."},
+            503: {"model": ErrorBody, "description": "The tile server cannot be reached."},
+        },
     )
     def map_tile(z: TileZ, x: TileXY, y: TileXY, _: Viewer) -> Response:
         if proxy is None:
