@@ -21,6 +21,7 @@ Prints a table and writes JSON (``--out``). The machine may be shared: run it on
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -31,8 +32,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import sharpeyes.api.node.runtime as runtime_module
 from sharpeyes.api.node.runtime import NodeRuntime
 from sharpeyes.api.node.settings import ServiceConfig
+from sharpeyes.pipeline.batcher import Batcher
 
 REPO = Path(__file__).resolve().parents[1]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -62,7 +65,7 @@ def thread_groups() -> dict[int, str]:
         if t.native_id is None:
             continue
         name = t.name
-        if name == "batcher":
+        if name == "batcher" or name.startswith("batcher-"):
             groups[t.native_id] = "batcher"
         elif name.startswith("camera-"):
             groups[t.native_id] = "camera"
@@ -134,7 +137,7 @@ def make_config(k: int, clip: Path, args: argparse.Namespace, out: Path) -> Serv
                 "providers": "cpu",
                 "intra_op_threads": args.threads,
             },
-            "batch": {"max_batch": max(1, k), "max_wait_ms": args.max_wait_ms},
+            "batch": {"max_batch": args.max_batch or max(1, k), "max_wait_ms": args.max_wait_ms},
             "store": {"url": str(out / "events.db"), "files_root": str(out), "jsonl": False},
         }
     )
@@ -167,6 +170,9 @@ def frames(rt: NodeRuntime) -> dict[str, int]:
 
 
 def run_k(k: int, clip: Path, args: argparse.Namespace) -> dict[str, Any]:
+    # The node's config has no batcher worker count yet: hand it to the runtime's Batcher here.
+    workers = functools.partial(Batcher, workers=args.batch_workers)
+    setattr(runtime_module, "Batcher", workers)  # noqa: B010
     with tempfile.TemporaryDirectory(prefix="multistream-") as tmp:
         rt = NodeRuntime(make_config(k, clip, args, Path(tmp))).start()
         try:
@@ -190,6 +196,7 @@ def run_k(k: int, clip: Path, args: argparse.Namespace) -> dict[str, Any]:
     sustained = sum(drops.values()) == 0 and min(fps.values()) >= 0.95 * args.fps
     return {
         "k": k,
+        "load_avg_after": [round(v, 2) for v in os.getloadavg()],
         "sustained": sustained,
         "analysed_fps_min": round(min(fps.values()), 2),
         "analysed_fps_total": round(sum(fps.values()), 2),
@@ -308,6 +315,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--input", default="384x640", help="detector input HxW")
     ap.add_argument("--threads", type=int, default=0, help="ORT intra-op threads (0 = default)")
     ap.add_argument("--max-wait-ms", type=float, default=20.0)
+    ap.add_argument("--max-batch", type=int, default=0, help="batch cap (0 = K)")
+    ap.add_argument(
+        "--batch-workers",
+        type=int,
+        default=1,
+        help="batcher threads (with --threads 1)",
+    )
     ap.add_argument("--clip", default="highway_1280x720.mp4", help="shared clip name or path")
     ap.add_argument("--warmup", type=float, default=10.0)
     ap.add_argument("--seconds", type=float, default=30.0)
