@@ -46,7 +46,7 @@ const L = {
     map_none: "没有配置经纬度（geo）的摄像机", map_plain: "未配置地图瓦片服务：按经纬度绘制示意图（离线）",
     map_tiles: "地图瓦片：{url}", open_tile: "查看画面", open_events: "查看事件", lat: "纬度", lon: "经度",
     event_id: "事件编号", lane: "车道", code: "违法代码", location: "地点", confidence: "置信度",
-    open_review: "打开审核", seconds: "秒", age_unknown: "—",
+    open_review: "打开审核", seconds: "秒", age_unknown: "—", stale: "⚠ 设备状态已 {n} 秒未更新",
   },
   en: {
     tab_live: "Live", tab_events: "Events", tab_map: "Map", tab_console: "Review console",
@@ -73,7 +73,7 @@ const L = {
     map_none: "No camera has a map position (geo)", map_plain: "No tile server configured: cameras drawn by latitude/longitude (offline)",
     map_tiles: "Map tiles: {url}", open_tile: "Show picture", open_events: "Show events", lat: "Lat", lon: "Lon",
     event_id: "Event id", lane: "Lane", code: "Code", location: "Location", confidence: "Confidence",
-    open_review: "Open for review", seconds: "s", age_unknown: "—",
+    open_review: "Open for review", seconds: "s", age_unknown: "—", stale: "⚠ States not updated for {n} s",
   },
 };
 
@@ -93,6 +93,7 @@ const S = {
   evRows: 0,
   evGen: 0,
   blobs: new Map(),
+  camerasAt: 0,
   map: null,
   audio: null,
 };
@@ -202,10 +203,17 @@ function age(s) { return s == null ? t("age_unknown") : `${Number(s).toFixed(1)}
 
 async function refreshCameras() {
   const body = await api("/watch/cameras");
+  S.camerasAt = Date.now();
   S.cameras = new Map(body.items.map((c) => [c.id, c]));
   renderTiles();
   if (!$("#v-map").hidden) updateMarkers();
 }
+
+// Only tiles on screen fetch pictures (a wall of many cameras scrolls).
+const tileSeen = "IntersectionObserver" in window ? new IntersectionObserver((entries) => {
+  for (const en of entries) en.target.dataset.visible = en.isIntersecting ? "1" : "";
+  if (entries.some((en) => en.isIntersecting && !en.target.dataset.pic)) refreshPictures();
+}) : null;
 
 function tileFor(c) {
   let tile = document.querySelector(`.tile[data-camera="${CSS.escape(c.id)}"]`);
@@ -222,6 +230,7 @@ function tileFor(c) {
   foot.append(el("span", "loc"), el("span", "fps mono"), el("span", "age mono"));
   tile.append(pic, head, foot);
   tile.addEventListener("click", () => { location.hash = `#events/${encodeURIComponent(c.id)}`; });
+  if (tileSeen) tileSeen.observe(tile); else tile.dataset.visible = "1";
   return tile;
 }
 
@@ -254,7 +263,8 @@ function refreshPictures() {
   for (const c of S.cameras.values()) {
     if (inflight.has(c.id)) continue;
     const tile = document.querySelector(`.tile[data-camera="${CSS.escape(c.id)}"]`);
-    if (!tile || (tile.dataset.pic && c.state !== "running" && c.state !== "degraded")) continue;
+    if (!tile || tile.dataset.visible !== "1") continue;
+    if (tile.dataset.pic && c.state !== "running" && c.state !== "degraded") continue;
     inflight.add(c.id);
     authImage(`tile:${c.id}`, `/watch/cameras/${encodeURIComponent(c.id)}/frame.jpg`)
       .then((got) => {
@@ -564,7 +574,15 @@ async function openDetail(id) {
 
 // --- wiring -----------------------------------------------------------------------------------
 
-function tick() { $("#w-clock").textContent = `${bjTime(Date.now())} (UTC+8)`; }
+// The clock, and a warning when the camera states shown are no longer refreshed (service down).
+function tick() {
+  $("#w-clock").textContent = `${bjTime(Date.now())} (UTC+8)`;
+  const late = S.token && S.camerasAt ? (Date.now() - S.camerasAt) / 1000 : 0;
+  const stale = late > (3 * HEALTH_MS) / 1000;
+  $("#w-stale").hidden = !stale;
+  if (stale) $("#w-stale").textContent = t("stale", Math.round(late));
+  $("#tiles").classList.toggle("stale", stale);
+}
 
 $("#w-login").addEventListener("submit", async (e) => {
   e.preventDefault();
@@ -576,7 +594,11 @@ $("#w-lang").addEventListener("click", () => {
   S.lang = S.lang === "zh" ? "en" : "zh";
   localStorage.setItem("se_lang", S.lang);
   applyLang();
-  if (S.token) { renderTiles(); renderAlerts(); feedState(!$("#w-feed").classList.contains("off")); }
+  if (S.token) {
+    renderTiles(); renderAlerts(); feedState(!$("#w-feed").classList.contains("off"));
+    if (S.evRows) loadEvents();
+    if (!$("#v-map").hidden) drawMap();
+  }
 });
 $("#ack-all").addEventListener("click", () => acknowledge(S.alerts.map((a) => a.id)));
 document.querySelectorAll(".alert-opts .kind").forEach((box) => {
