@@ -46,7 +46,7 @@ const L = {
     map_none: "没有配置经纬度（geo）的摄像机", map_plain: "未配置地图瓦片服务：按经纬度绘制示意图（离线）",
     map_tiles: "地图瓦片：{url}", open_tile: "查看画面", open_events: "查看事件", lat: "纬度", lon: "经度",
     event_id: "事件编号", lane: "车道", code: "违法代码", location: "地点", confidence: "置信度",
-    open_review: "打开审核", seconds: "秒", age_unknown: "—", stale: "⚠ 设备状态已 {n} 秒未更新",
+    open_review: "打开审核", seconds: "秒", age_unknown: "—", stale: "设备状态已 {n} 秒未更新",
   },
   en: {
     tab_live: "Live", tab_events: "Events", tab_map: "Map", tab_console: "Review console",
@@ -73,7 +73,7 @@ const L = {
     map_none: "No camera has a map position (geo)", map_plain: "No tile server configured: cameras drawn by latitude/longitude (offline)",
     map_tiles: "Map tiles: {url}", open_tile: "Show picture", open_events: "Show events", lat: "Lat", lon: "Lon",
     event_id: "Event id", lane: "Lane", code: "Code", location: "Location", confidence: "Confidence",
-    open_review: "Open for review", seconds: "s", age_unknown: "—", stale: "⚠ States not updated for {n} s",
+    open_review: "Open for review", seconds: "s", age_unknown: "—", stale: "States not updated for {n} s",
   },
 };
 
