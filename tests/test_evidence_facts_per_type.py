@@ -14,7 +14,12 @@ from dataclasses import replace
 
 import pytest
 
-from sharpeyes.pipeline.evidence.facts import image_facts, incomplete_parts
+from sharpeyes.pipeline.evidence.facts import (
+    CameraFacts,
+    image_facts,
+    incomplete_parts,
+    overlay_lines,
+)
 from sharpeyes.pipeline.evidence.type_facts import CHECKS
 from sharpeyes.pipeline.rules import build_rules, violation_type
 from sharpeyes.pipeline.types import AnalysedFrame, Event, Plate
@@ -91,3 +96,14 @@ def test_a_record_without_its_geometry_says_so() -> None:
     chosen = [nearest(frames, t) for t in ev.violation.evidence_pts]
     reasons = [p["reason"] for p in problems(bare, chosen)]
     assert reasons == ["record lacks the geometry entry 'zone_px' to check the images"]
+
+
+def test_the_overlay_names_the_violation_not_a_red_age() -> None:
+    case = next(c for c in FAMILIES["wrong_way"] if c.charges)
+    events, frames = replay(case)
+    ev = events[0]
+    cam = CameraFacts(device_id="34020000001190000062", location="test", violation_code="1625")
+    lines = overlay_lines(ev, frames[0].frame, cam, PLATE, index=1, total=3)
+    text = " ".join(zh for line in lines for zh, _ in line.segments)
+    assert "违法行为: 逆行" in text and "红灯已亮" not in text
+    assert "违法代码: 1301 机动车逆向行驶" in text

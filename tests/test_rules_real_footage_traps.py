@@ -4,6 +4,8 @@
   the traffic — no pedestrian to yield to (a standing pedestrian still is one);
 * a vehicle standing on a solid line whose box shifts by more than the line margin (queued
   motorbikes merge with their neighbours' boxes) does not change sides;
+* a track that goes round the end of a solid line (there: a tracker identity switching past the
+  line's end onto a vehicle on the other side) has not crossed it;
 * an oncoming vehicle hugging the edge of a travel zone (straddling the centre line) is not
   driving against that zone.
 """
@@ -14,6 +16,7 @@ from sharpeyes.pipeline.calibration import IntersectionCalibration
 from sharpeyes.pipeline.rules import violation_type
 from tests.scenarios import run_pure
 from tests.scenarios.model import Scenario
+from tests.scenarios.scene import STOP_Y
 from tests.scenarios.violations import (
     GREEN,
     L1,
@@ -63,6 +66,13 @@ def test_a_lane_change_over_the_line_is_still_charged() -> None:
     change = path((L1 + 0.13, 1.02), (L1 + 0.13, 0.96), (L1, 0.84), (L1, 0.12), t0=0.5, v=0.2)
     sc = Scenario("sl_change", 10.0, 8.0, GREEN, (car(1, change),), ())
     assert _charged(sc, solid_line_calib(), "solid_line") == [1]
+
+
+def test_round_the_end_of_a_solid_line_is_no_crossing() -> None:
+    left, right, top = SOLID_X - 0.07, SOLID_X + 0.07, STOP_Y - 0.04
+    w = path((left, 0.95), (left, top), (right, top), (right, 0.80), t0=0.5, v=0.15)
+    sc = Scenario("sl_round_the_end", 10.0, 10.0, GREEN, (car(1, w),), ())
+    assert _charged(sc, solid_line_calib(), "solid_line") == []
 
 
 def test_a_vehicle_straddling_a_zone_edge_is_not_in_it() -> None:

@@ -35,7 +35,24 @@ from sharpeyes.pipeline.types import (
 )
 
 DEFAULT_CODE = "1625"
-CODE_TEXT = {"1625": "驾驶机动车违反道路交通信号灯通行"}
+CODE_TEXT = {
+    "1625": "驾驶机动车违反道路交通信号灯通行",
+    # the violation suite's default codes (docs/VIOLATIONS.md, "Codes")
+    "1301": "机动车逆向行驶",
+    "1208": "不按所需行进方向驶入导向车道",
+    "1344": "机动车违反禁令标志指示",
+    "1345": "机动车违反禁止标线指示",
+    "1039": "机动车违反规定停放、临时停车",
+    "1357": "行经人行横道未按规定避让行人",
+}
+TYPE_ZH = {
+    "wrong_way": "逆行",
+    "lane_direction": "不按导向车道行驶",
+    "no_turn": "违反禁令标志",
+    "solid_line": "压实线/违法变道",
+    "illegal_parking": "违法停车",
+    "yield_pedestrian": "不礼让行人",
+}
 COLOR_ZH = {
     LampColor.RED: "红灯",
     LampColor.AMBER: "黄灯",
@@ -179,6 +196,11 @@ def overlay_lines(
     v = event.violation
     lane = str(v.lane_no) if v is not None and v.lane_no is not None else "-"
     state, red_age = _signal_segments(event, frame, signal)
+    vtype = violation_type(event)
+    if vtype in TYPE_ZH:  # the suite: its name where red-light records show the red age
+        red_age = (f"违法行为: {TYPE_ZH[vtype]}", f"Violation: {vtype}")
+        if v is not None and not v.signal_group:  # no signal group governs it
+            state = ("信号灯状态: -", "Signal: -")
     code = v.code if v is not None and v.code else cam.violation_code
     dir_zh, dir_en = _direction(event)
     loc = cam.location or "-"
@@ -356,11 +378,9 @@ def _image_problems(
     suite's types (``signal_needed`` False) do not depend on a signal state."""
     out: list[str] = []
     st = im.signal
-    if not signal_needed:
-        pass
-    elif st is None:
+    if signal_needed and st is None:
         out.append("no signal state for the group in this frame")
-    elif (fault := signal_fault(st)) is not None:
+    elif signal_needed and st is not None and (fault := signal_fault(st)) is not None:
         out.append(f"signal fault in the window: {fault}")
     if im.box is None:
         out.append("the subject is not in this frame")

@@ -7,8 +7,9 @@ consecutive analysed frames. So a vehicle driving along (or standing on) the lin
 sides — even when its box grows and shrinks by a neighbour's width, as the boxes of queued
 motorbikes on real footage do (hanoi_b) — and a vehicle first seen on the line only gets a side
 once it leaves it. A confirmed change of side is a crossing; a point whose foot falls beyond the
-polyline's ends has no side (turning round the end of a line is not crossing it). Charged once
-per track; an exempt class never is.
+polyline's ends has no side and forgets the side it had: turning round the end of a line is not
+crossing it (nor is a tracker's identity switching, past the end, to a vehicle on the other
+side — hanoi_b, track 119). Charged once per track; an exempt class never is.
 
 Evidence stages: 1 the last frame confirmed on the old side, 2 the frame with the wheel line
 closest to the line (on it), 3 the frame that confirmed the new side.
@@ -116,7 +117,8 @@ class SolidLineRule:
         quarter = (raw[3][2] - raw[3][0]) / 4.0
         for line_id, line in self._lines:
             hit = line.side_distance_across(p)
-            if hit is None:
+            if hit is None:  # beyond the line's ends: going round them is no crossing
+                st.sides.pop(line_id, None)
                 continue
             d, across = hit
             clear = self._margin + quarter * across  # the wheel line's middle half off the line
