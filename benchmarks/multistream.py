@@ -21,7 +21,6 @@ Prints a table and writes JSON (``--out``). The machine may be shared: run it on
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import os
 import platform
@@ -32,10 +31,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import sharpeyes.api.node.runtime as runtime_module
 from sharpeyes.api.node.runtime import NodeRuntime
 from sharpeyes.api.node.settings import ServiceConfig
-from sharpeyes.pipeline.batcher import Batcher
 
 REPO = Path(__file__).resolve().parents[1]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -137,7 +134,11 @@ def make_config(k: int, clip: Path, args: argparse.Namespace, out: Path) -> Serv
                 "providers": "cpu",
                 "intra_op_threads": args.threads,
             },
-            "batch": {"max_batch": args.max_batch or max(1, k), "max_wait_ms": args.max_wait_ms},
+            "batch": {
+                "max_batch": args.max_batch or max(1, k),
+                "max_wait_ms": args.max_wait_ms,
+                "workers": args.batch_workers,
+            },
             "store": {"url": str(out / "events.db"), "files_root": str(out), "jsonl": False},
         }
     )
@@ -170,9 +171,6 @@ def frames(rt: NodeRuntime) -> dict[str, int]:
 
 
 def run_k(k: int, clip: Path, args: argparse.Namespace) -> dict[str, Any]:
-    # The node's config has no batcher worker count yet: hand it to the runtime's Batcher here.
-    workers = functools.partial(Batcher, workers=args.batch_workers)
-    setattr(runtime_module, "Batcher", workers)  # noqa: B010
     with tempfile.TemporaryDirectory(prefix="multistream-") as tmp:
         rt = NodeRuntime(make_config(k, clip, args, Path(tmp))).start()
         try:

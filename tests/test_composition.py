@@ -129,3 +129,21 @@ def test_dark_signal_head_is_a_calibration_problem_in_camera_health(
         runtime.stop()
     assert health.signal_problems, health
     assert any("main" in k or "main" in v for k, v in health.signal_problems.items())
+
+
+def test_batcher_workers_from_the_node_config_reach_the_runtime(tmp_path: Path) -> None:
+    """``batch.workers`` in the service YAML is the number of threads feeding the detector."""
+    config = ServiceConfig.model_validate(
+        {
+            "cameras": [],
+            "batch": {"max_batch": 4, "workers": 3},
+            "store": {"url": str(tmp_path / "events.db"), "files_root": str(tmp_path)},
+        }
+    )
+    runtime = NodeRuntime(config).start()
+    try:
+        batcher = runtime._batcher
+        assert batcher is not None and len(batcher._threads) == 3
+        assert all(t.is_alive() for t in batcher._threads)
+    finally:
+        runtime.stop()

@@ -168,6 +168,7 @@ class NodeRuntime:
             max_batch=min(cfg.batch.max_batch, detector_cfg.max_batch),
             max_wait_ms=cfg.batch.max_wait_ms,
             times=self.times,
+            workers=cfg.batch.workers,
         )
         self._supervisor = Supervisor(
             self._build_runner,

@@ -46,6 +46,13 @@ class BatchConfig(StrictModel):
         description="Longest wait after the first queued image before a batch is sent; a batch "
         "also goes as soon as every camera has an image in.",
     )
+    workers: int = Field(
+        1,
+        ge=1,
+        le=16,
+        description="Threads sending batches to the one detector concurrently (smaller batches "
+        "in parallel; pair with detector threads=1 on small CPUs). 1 = one batch at a time.",
+    )
 
 
 class StoreConfig(StrictModel):
