@@ -194,7 +194,9 @@ def run_cluster(
                 store = config.store.model_copy(update={"url": config.cluster.db_url})
                 service = build_service(config.model_copy(update={"store": store}))
                 service.set_phase_hub(handle)
-                server = start_server(service, api[0], api[1], cluster=lambda: handle)
+                server = start_server(
+                    service, api[0], api[1], cluster=lambda: handle, console=config.console
+                )
                 announce(server, demo_token(service))
             while not stop.wait(every):
                 states = [(c.camera_id, str(c.state)) for c in handle.health().cameras]
@@ -256,7 +258,11 @@ def run_node(
             if service is not None:
                 attach_runtime(service, runtime)
                 server = start_server(
-                    service, config.api.host, config.api.port, extra_routers=routers
+                    service,
+                    config.api.host,
+                    config.api.port,
+                    extra_routers=routers,
+                    console=config.console,
                 )
                 announce(server, demo_token(service))
             _wait(runtime, stop, config.metrics.log_every_s, until_stopped=server is not None)

@@ -24,6 +24,7 @@ from sharpeyes.api.rest.app import create_app
 from sharpeyes.api.rest.auth.tokens import Role
 from sharpeyes.api.rest.cameras import CameraRegistry
 from sharpeyes.api.rest.context import ApiSettings
+from sharpeyes.api.rest.routes.console import ConsoleConfig
 from sharpeyes.api.rest.service import ModelStatus, StoreService
 from sharpeyes.api.store.db import open_database
 from sharpeyes.api.store.events import EventStore
@@ -195,12 +196,16 @@ def start_server(
     forwarded_allow_ips: str | None = None,
     cluster: Callable[[], ClusterHandle | None] | None = None,
     extra_routers: Sequence[APIRouter] = (),
+    console: ConsoleConfig | None = None,
 ) -> ApiServer:
     """uvicorn on a thread; ``cluster`` mounts the cluster routes (a node running a cluster),
-    ``extra_routers`` more routes (``/VIID/Subscribes``)."""
+    ``extra_routers`` more routes (``/VIID/Subscribes``), ``console`` the unit's console
+    settings (reject reasons, map tiles)."""
     import uvicorn
 
-    app = create_app(ApiSettings(), service, cluster=cluster, extra_routers=extra_routers)
+    app = create_app(
+        ApiSettings(), service, cluster=cluster, extra_routers=extra_routers, console=console
+    )
     server = uvicorn.Server(
         uvicorn.Config(
             app,

@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 from pydantic import Field, ValidationError, model_validator
 
 from sharpeyes.api.cluster.service import ClusterSettings
+from sharpeyes.api.rest.routes.console import ConsoleConfig
 from sharpeyes.api.sinks.mqtt import MqttSinkConfig
 from sharpeyes.api.viid.delivery import DeliveryConfig
 from sharpeyes.pipeline.config import (
@@ -187,6 +188,11 @@ class ServiceConfig(StrictModel):
         None,
         description="GA/T 1400 delivery to an upper view library; None = events are only "
         "stored (no outbox rows).",
+    )
+    console: ConsoleConfig = Field(
+        default_factory=ConsoleConfig,
+        description="Per-unit settings of the review console and the operator screen: preset "
+        "reject reasons (废片 reasons), the camera map's tile server.",
     )
     mqtt: MqttSinkConfig | None = Field(
         None,

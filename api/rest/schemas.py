@@ -11,7 +11,13 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from sharpeyes.pipeline.calibration import IntersectionCalibration
-from sharpeyes.pipeline.config import CameraConfig, DetectorSettings, EventsConfig, TrackerConfig
+from sharpeyes.pipeline.config import (
+    CameraConfig,
+    DetectorSettings,
+    EventsConfig,
+    GeoLocation,
+    TrackerConfig,
+)
 
 ReviewState = Literal["pending", "confirmed", "rejected"]
 ReviewAction = Literal["confirm", "reject"]
@@ -93,6 +99,18 @@ class ReviewInfo(BaseModel):
     reviewed_ms: int | None = None
 
 
+class TrajectoryPointPublic(BaseModel):
+    """One point of the subject's track: its anchor (``intersection.anchor``, the box's bottom
+    centre by default) at stream time ``pts``."""
+
+    pts: float = Field(
+        description="Stream time (s), the timeline of the evidence record's images and of "
+        "`record.json` clip.start_pts_s (the clip's first frame)."
+    )
+    x: float = Field(description="Anchor x in pixels of the analysed frame (box.frame_w wide).")
+    y: float = Field(description="Anchor y in pixels of the analysed frame (box.frame_h high).")
+
+
 class EventPublic(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
@@ -146,6 +164,17 @@ class EventPublic(BaseModel):
         default_factory=list,
         description="What the evidence record cannot show (detail views only); a reviewer must "
         "acknowledge these before confirming.",
+    )
+    violation_type: str | None = Field(
+        None,
+        description="Violations from /api/v1/violations: the type `violation_type=` filters on "
+        "(wrong_way, lane_direction, no_turn, solid_line, illegal_parking, yield_pedestrian, "
+        "red_light_violation, pedestrian_red_light).",
+    )
+    trajectory: list[TrajectoryPointPublic] = Field(
+        default_factory=list,
+        description="The subject's track (GET /api/v1/violations/{id} only): the review console "
+        "draws its box over the clip from it.",
     )
 
 
@@ -281,6 +310,7 @@ class CameraPublic(BaseModel):
     live: bool
     analysis_fps: float | None = None
     image_up_bearing_deg: float | None = None
+    geo: GeoLocation | None = Field(None, description="Latitude/longitude (WGS-84) for the map.")
     detector: DetectorSettings
     tracker: TrackerConfig
     events: EventsConfig
