@@ -33,7 +33,7 @@ from tests.scenarios.violations import (
 )
 
 
-def _charged(scenario: Scenario, calib: IntersectionCalibration, rule: str) -> list[int]:
+def _charged(scenario: Scenario, calib: IntersectionCalibration, rule: str) -> list[int | None]:
     return [e.track_id for e in run_pure(scenario, calib) if violation_type(e) == rule]
 
 
