@@ -24,6 +24,8 @@ const S = {
   lastFeedId: null,
   feedAbort: null,
   healthTimer: null,
+  sortKey: localStorage.getItem("se_sort") || "time_desc",
+  evType: "",
 };
 const $ = (sel) => document.querySelector(sel);
 const t = (key) => (window.I18N[S.lang] || window.I18N.zh)[key] || key;
@@ -235,11 +237,61 @@ function nextDay(d) {
   return x.toISOString().slice(0, 10);
 }
 
+// --- violation types (issue 17): the API's violation_type= names, default codes (VIOLATIONS.md) ---
+
+const VTYPES = [
+  ["red_light_violation", "1625"], ["pedestrian_red_light", "8901"], ["wrong_way", "1301"],
+  ["lane_direction", "1208"], ["no_turn", "1344"], ["solid_line", "1345"],
+  ["illegal_parking", "1039"], ["yield_pedestrian", "1357"],
+];
+
+// The type a violation is charged as: the API's violation_type, else its event type.
+const typeOf = (ev) => ev.violation_type || ev.type;
+
+// "逆行 (1301)": the type's name and the code this record carries (a province may configure its own).
+function typeLabel(ev) {
+  const code = ev.violation && ev.violation.code;
+  return code ? `${t(typeOf(ev))} (${code})` : t(typeOf(ev));
+}
+
+function fillTypePickers() {
+  const list = $("#vtype-list");
+  const picked = new Set(pickedTypes());
+  list.textContent = "";
+  for (const [name, code] of VTYPES) {
+    const label = document.createElement("label");
+    const box = document.createElement("input");
+    box.type = "checkbox"; box.name = "violation_type"; box.value = name; box.checked = picked.has(name);
+    box.addEventListener("change", typeSummary);
+    label.append(box, ` ${t(name)} `);
+    const c = document.createElement("span"); c.className = "code"; c.textContent = code;
+    label.appendChild(c);
+    list.appendChild(label);
+  }
+  typeSummary();
+  const sel = $("#ev-vtype");
+  while (sel.options.length > 1) sel.remove(1);
+  for (const [name] of VTYPES) {
+    const o = document.createElement("option"); o.value = name; o.textContent = t(name); sel.appendChild(o);
+  }
+  sel.value = S.evType;
+}
+
+function pickedTypes() {
+  return [...document.querySelectorAll("#vtype-list input:checked")].map((b) => b.value);
+}
+
+function typeSummary() {
+  const picked = pickedTypes();
+  $("#vtype-summary").textContent = picked.length ? picked.map(t).join("、") : t("all");
+}
+
 // Filters as query parameters; dates are whole local days (naive times: the service's zone).
 function filterParams(withState = true) {
   const f = new FormData($("#filters"));
   const q = new URLSearchParams();
-  for (const k of ["camera", "type", "plate_contains", "review_state"]) {
+  for (const v of pickedTypes()) q.append("violation_type", v);
+  for (const k of ["camera", "plate_contains", "review_state"]) {
     const v = String(f.get(k) || "").trim();
     if (v && (withState || k !== "review_state")) q.set(k, v);
   }
@@ -300,7 +352,7 @@ function queueRow(ev) {
   if (thumbObserver) thumbObserver.observe(thTd); else loadThumb(img);
   cell(tr, bjTime(evTime(ev)), "time");
   cell(tr, camName(ev.camera_id), "cam").title = ev.camera_id;
-  cell(tr, t(ev.type));
+  cell(tr, typeLabel(ev), "vtype").dataset.type = typeOf(ev);
   cell(tr, ev.plate && ev.plate.text, "plate");
   cell(tr, ev.violation && ev.violation.lane_no);
   cell(tr, ev.review ? t(ev.review.state) : "", ev.review ? `st-${ev.review.state}` : "");
@@ -338,8 +390,19 @@ function togglePick(i) {
   pick(row.dataset.id, chk.checked);
 }
 
+// Pending under a type filter, counted from the list route (the summary route does not take
+// violation_type=): one page of up to 1000, "+" when there are more.
+async function countTyped() {
+  const q = filterParams(false);
+  q.set("review_state", "pending");
+  q.set("limit", "1000");
+  const body = await api(`/violations?${q}`);
+  return `${body.items.length}${body.next_cursor ? "+" : ""}`;
+}
+
 async function loadCount() {
   const el = $("#pending-count");
+  if (pickedTypes().length) { el.textContent = await countTyped(); return; }
   try {
     const s = await api(`/console/queue-summary?${filterParams(false)}`);
     el.textContent = `${s.pending}${s.capped ? "+" : ""}`;
@@ -376,11 +439,37 @@ async function fillQueue(more, gen) {
   if (!S.queue.length) { const tr = document.createElement("tr"); cell(tr, t("empty")).colSpan = 8; tbody.appendChild(tr); }
   S.cursor = body.next_cursor;
   $("#more").hidden = !S.cursor;
+  sortQueue();
   if (!more) {
     const back = S.current ? S.queue.indexOf(S.current.event_id) : -1;
     selectRow(back >= 0 ? back : Math.min(Math.max(S.sel, 0), S.queue.length - 1));
   }
   await loadCount();
+}
+
+// Sort the loaded rows. The API lists newest first by first_seen only (no sort parameter), so
+// every order, the violation time included, is applied here to what is loaded; the note says so
+// while more pages exist.
+const SORTS = {
+  time_desc: (a, b) => evTime(b) - evTime(a),
+  time_asc: (a, b) => evTime(a) - evTime(b),
+  camera: (a, b) => camName(a.camera_id).localeCompare(camName(b.camera_id), "zh-CN") ||
+    a.camera_id.localeCompare(b.camera_id) || evTime(b) - evTime(a),
+};
+
+function sortQueue() {
+  const cmp = SORTS[S.sortKey] || SORTS.time_desc;
+  const selId = S.queue[S.sel];
+  const order = S.rows.map((ev, i) => [ev, i]).sort((x, y) => cmp(x[0], y[0]) || x[1] - y[1]);
+  S.rows = order.map(([ev]) => ev);
+  S.queue = S.rows.map((ev) => ev.event_id);
+  const tbody = $("#queue-table tbody");
+  const trs = new Map([...tbody.querySelectorAll("tr[data-id]")].map((tr) => [tr.dataset.id, tr]));
+  for (const id of S.queue) { const tr = trs.get(id); if (tr) tbody.appendChild(tr); }
+  const note = $("#sort-note");
+  note.hidden = !S.cursor;
+  note.textContent = t("sort_note").replace("{n}", S.rows.length);
+  if (selId) selectRow(S.queue.indexOf(selId));
 }
 
 // Batch confirm: each item is confirmed by its own review call (one audit line each); items
@@ -420,7 +509,7 @@ function metaRows(ev) {
   return [
     [t("violation_time"), bjTime(evTime(ev))], [t("location"), `${camName(ev.camera_id)} (${ev.camera_id})`],
     [t("first_seen"), bjTime(ev.first_seen_ms)], [t("event_id"), ev.event_id],
-    [t("type"), t(ev.type)], [t("code"), v.code], [t("signal"), `${v.signal_group || ""} ${v.signal_color || ""}`],
+    [t("violation_type"), typeLabel(ev)], [t("code"), v.code], [t("signal"), `${v.signal_group || ""} ${v.signal_color || ""}`],
     [t("since_red"), v.seconds_since_red], [t("lane"), v.lane_no], [t("direction"), ev.direction],
     [t("confidence"), ev.confidence], [t("state"), ev.review && t(ev.review.state)],
     [t("reviewed_by"), ev.review && ev.review.reviewed_by],
@@ -435,6 +524,9 @@ function renderViolation(ev) {
   setImg("#img1", "1.jpg"); setImg("#img2", "2.jpg"); setImg("#img3", "3.jpg");
   setImg("#plate-img", "plate.jpg");
   setClip(files["clip.mp4"]);
+  ovLoad(ev, files["record.json"]);
+  $("#vtype").textContent = typeLabel(ev);
+  $("#vtype").dataset.type = typeOf(ev);
   const review = ev.review || {};
   $("#plate-text").textContent = review.corrected_plate || (ev.plate && ev.plate.text) || "—";
   const confirmed = review.state === "confirmed";
@@ -578,17 +670,25 @@ function nextViolation() {
 
 // --- live feed (fetch-based SSE so the token goes in a header) ----------------------------------
 
-function onFeedEvent(ev) {
-  const label = `${bjTime(evTime(ev)).slice(11, 19)} ${camName(ev.camera_id)} ${t(ev.type)} ${(ev.plate && ev.plate.text) || ""}`;
+function onFeedEvent(ev, listed = false) {
+  const label = `${bjTime(evTime(ev)).slice(11, 19)} ${camName(ev.camera_id)} ${t(typeOf(ev))} ${(ev.plate && ev.plate.text) || ""}`;
   const ticker = $("#ticker");
   const span = document.createElement("span");
   span.textContent = label;
   if (ev.violation) span.className = "viol";
   ticker.prepend(span);
   while (ticker.childElementCount > 8) ticker.lastElementChild.remove();
+  if (S.evType && !listed) return;  // a type-filtered list is not fed live (feed items carry no type)
+  eventRow(ev, S.evType);
+}
+
+function eventRow(ev, type) {
   const tbody = $("#events-table tbody");
+  tbody.querySelectorAll("tr:not([data-id])").forEach((r) => r.remove());
   const tr = document.createElement("tr");
-  cell(tr, bjTime(evTime(ev))); cell(tr, camName(ev.camera_id)); cell(tr, t(ev.type));
+  tr.dataset.id = ev.event_id;
+  cell(tr, bjTime(evTime(ev))); cell(tr, camName(ev.camera_id));
+  cell(tr, type ? typeLabel({ ...ev, violation_type: ev.violation_type || type }) : t(typeOf(ev)), "vtype");
   cell(tr, ev.plate && ev.plate.text, "plate");
   tbody.prepend(tr);
   while (tbody.childElementCount > 200) tbody.lastElementChild.remove();
@@ -639,12 +739,20 @@ async function startFeed() {
 
 // --- events and camera health ------------------------------------------------------------------
 
-async function loadEvents() {
+// Events: the newest 50, then the live feed; with a violation type picked, that type's newest 50
+// (the list route filters by it; every item then is of the picked type).
+async function loadEvents(reload = false) {
   show("events");
   const tbody = $("#events-table tbody");
-  if (tbody.childElementCount) return;
-  const body = await api("/events?limit=50");
-  for (const ev of body.items.reverse()) onFeedEvent(ev);
+  if (tbody.childElementCount && !reload) return;
+  const q = new URLSearchParams({ limit: "50" });
+  if (S.evType) q.set("violation_type", S.evType);
+  const type = S.evType;
+  const body = await api(`/events?${q}`);
+  if (type !== S.evType) return;
+  tbody.textContent = "";
+  for (const ev of body.items.reverse()) eventRow(ev, type);
+  if (!body.items.length) { const tr = document.createElement("tr"); cell(tr, t("empty")).colSpan = 4; tbody.appendChild(tr); }
 }
 
 async function loadHealth() {
@@ -711,6 +819,7 @@ function violationKey(e) {
     c: () => review("confirm"), r: () => review("reject"), n: nextViolation,
     ",": () => stepFrame(-1), ".": () => stepFrame(1), "[": () => stepSpeed(-1), "]": () => stepSpeed(1),
     z: () => { const img = $("#composite"); if (img.src) openLightbox(img.src); },
+    b: ovToggle,
     " ": () => { const v = $("#clip"); if (v.paused) v.play(); else v.pause(); },
   }[k];
   if (act) { e.preventDefault(); act(); return; }
@@ -750,6 +859,17 @@ $("#user-login-form").addEventListener("submit", async (e) => {
 $("#username").addEventListener("input", () => showTotp(false));
 $("#filters").addEventListener("submit", (e) => { e.preventDefault(); S.sel = 0; S.current = null; loadQueue().catch(() => {}); });
 $("#more").addEventListener("click", () => loadQueue(true).catch(() => {}));
+$("#f-sort").value = S.sortKey;
+$("#f-sort").addEventListener("change", () => {
+  S.sortKey = $("#f-sort").value;
+  localStorage.setItem("se_sort", S.sortKey);
+  sortQueue();
+});
+$("#ev-vtype").addEventListener("change", () => {
+  S.evType = $("#ev-vtype").value;
+  loadEvents(true).catch(() => {});
+});
+$("#ov-toggle").addEventListener("click", ovToggle);
 $("#sel-all").addEventListener("change", () => {
   const on = $("#sel-all").checked;
   document.querySelectorAll("#queue-table tbody tr[data-id]").forEach((row) => {
@@ -778,11 +898,14 @@ $("#lang").addEventListener("click", () => {
   localStorage.setItem("se_lang", S.lang);
   applyI18n();
   fillReasons();
+  fillTypePickers();
   if (S.me) $("#who").textContent = whoText(S.me);
   route();
 });
 window.addEventListener("hashchange", route);
 
 lbWire();
+ovWire();
 applyI18n();
+fillTypePickers();
 if (S.token) enter().catch(() => clearSession()); else show("login");

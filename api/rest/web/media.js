@@ -153,3 +153,223 @@ function lbWire() {
     img.addEventListener("click", () => { if (img.src) openLightbox(img.src); });
   });
 }
+
+// --- overlay: the subject's box from its track, the stop line, each image's signal -------------
+// Drawn on canvases over the clip and images 1–3; the media stay as stored (never re-encoded).
+// Time base (record.json, pipeline/evidence/clip.py): the clip's first frame is stream time
+// clip.start_pts_s, so a frame at media time m shows stream time start_pts_s + m — the timeline
+// of the trajectory and of the images' pts. The box: the track's anchor (the calibration's
+// anchor, bottom centre by default) interpolated between trajectory points, its size
+// interpolated between the images' subject boxes; without a trajectory, the images' boxes
+// themselves are interpolated. Images 1–3 already carry their burnt-in box: only the stop line
+// is drawn over them.
+
+const OV = {
+  on: localStorage.getItem("se_overlay") !== "off",
+  id: null, rec: null, track: [], sizes: [], frame: null, best: null,
+  anchor: "bottom_center", lines: [], start: null, t: null,
+};
+const BOX_COLOR = "#00e5ff";
+const LINE_COLOR = "#ffd400";
+
+// The stop line(s) to draw, relative 0–1: the violation's approach, else every approach's.
+function stopLines(cal, approach) {
+  const all = (cal && cal.approaches) || [];
+  const own = all.filter((a) => a.id === approach);
+  return (own.length ? own : all).map((a) => a.stop_line);
+}
+
+function ovLoad(ev, recordUrl) {
+  if (OV.id === ev.event_id && OV.rec) { ovDrawAll(); return; }  // same record (after a review)
+  OV.id = ev.event_id;
+  OV.rec = null; OV.start = null; OV.sizes = [];
+  OV.track = (ev.trajectory || []).slice().sort((a, b) => a.pts - b.pts);
+  OV.frame = ev.box ? { w: ev.box.frame_w, h: ev.box.frame_h } : null;
+  OV.best = ev.box ? { w: ev.box.x2 - ev.box.x1, h: ev.box.y2 - ev.box.y1 } : null;
+  const cam = S.cameras && S.cameras.get(ev.camera_id);
+  const cal = cam && cam.intersection;
+  OV.anchor = (cal && cal.anchor) || "bottom_center";
+  OV.lines = stopLines(cal, ev.violation && ev.violation.approach);
+  sigChips([]);
+  ovNote("");
+  ovDrawAll();
+  if (!recordUrl) return;
+  fetch(recordUrl)
+    .then((r) => (r.ok ? r.json() : null))
+    .then((rec) => { if (rec && OV.id === ev.event_id) ovRecord(rec); })
+    .catch(() => {});
+}
+
+function ovRecord(rec) {
+  OV.rec = rec;
+  const images = Array.isArray(rec.images) ? rec.images : [];
+  OV.sizes = images.filter((im) => Array.isArray(im.subject_box)).map((im) => {
+    const [x1, y1, x2, y2] = im.subject_box;
+    return { pts: im.pts, box: im.subject_box, w: x2 - x1, h: y2 - y1 };
+  }).sort((a, b) => a.pts - b.pts);
+  if (!OV.frame && images.length) OV.frame = { w: images[0].width, h: images[0].height };
+  OV.start = rec.clip && typeof rec.clip.start_pts_s === "number" ? rec.clip.start_pts_s : null;
+  sigChips(images);
+  if (OV.start == null) ovNote(t("no_timebase"));
+  else if (!OV.track.length && OV.sizes.length) ovNote(t("no_track"));
+  ovDrawAll();
+}
+
+function ovNote(text) { $("#ov-note").textContent = text; }
+
+// Each image's own signal state, as the record stamps it: a coloured chip with its text.
+function sigChips(images) {
+  for (let i = 1; i <= 3; i += 1) {
+    const chip = $(`#sig${i}`);
+    const im = images.find((x) => Number(String(x.file || "").split(".")[0]) === i) || images[i - 1];
+    const group = im && im.signal_group;
+    chip.hidden = !group;
+    if (!group) continue;
+    const st = im.signal;
+    const color = st ? st.color : "unknown";
+    chip.className = `sig sig-${color}`;
+    chip.dataset.color = color;
+    const since = st && st.seconds_since_onset != null ? ` ${Number(st.seconds_since_onset).toFixed(1)}s` : "";
+    chip.textContent = `${t("image_n").replace("{n}", i)} ${t(`sig_${color}`)}${since}`;
+    chip.title = `${t("signal")} ${group}${st && st.fault ? ` · ${st.fault}` : ""}`;
+  }
+}
+
+const lerp = (a, b, f) => a + (b - a) * f;
+
+// Interpolate over points sorted by pts: [before, after, fraction]; null outside [first, last]
+// widened by ``tol`` seconds.
+function around(points, pts, tol) {
+  if (!points.length || pts < points[0].pts - tol || pts > points[points.length - 1].pts + tol) return null;
+  let j = points.findIndex((p) => p.pts >= pts);
+  if (j < 0) j = points.length - 1;
+  const b = points[j], a = points[Math.max(0, j - 1)];
+  const f = b.pts > a.pts ? Math.max(0, Math.min(1, (pts - a.pts) / (b.pts - a.pts))) : 0;
+  return [a, b, f];
+}
+
+// The subject's box at stream time ``pts`` in analysed-frame pixels, or null where untracked.
+function boxAt(pts) {
+  const tol = 0.5 / (S.fps || 25);
+  const at = around(OV.track, pts, tol);
+  if (at) {
+    const [a, b, f] = at;
+    const x = lerp(a.x, b.x, f), y = lerp(a.y, b.y, f);
+    const sz = around(OV.sizes, pts, Infinity);
+    const size = sz ? { w: lerp(sz[0].w, sz[1].w, sz[2]), h: lerp(sz[0].h, sz[1].h, sz[2]) } : OV.best;
+    if (!size) return null;
+    const y1 = OV.anchor === "center" ? y - size.h / 2 : OV.anchor === "top_center" ? y : y - size.h;
+    return [x - size.w / 2, y1, x + size.w / 2, y1 + size.h];
+  }
+  if (OV.track.length) return null;
+  const sz = around(OV.sizes, pts, tol);
+  if (!sz) return null;
+  const [a, b, f] = sz;
+  return a.box.map((v, k) => lerp(v, b.box[k], f));
+}
+
+// The content rectangle of a media element drawn with object-fit: contain (letterboxed).
+function contentRect(el, natW, natH) {
+  const cw = el.clientWidth, ch = el.clientHeight;
+  const s = Math.min(cw / natW, ch / natH);
+  return { x: (cw - natW * s) / 2, y: (ch - natH * s) / 2, w: natW * s, h: natH * s };
+}
+
+// Size a canvas to its element (device pixels) and clear it; returns its 2D context.
+function ovCanvas(canvas, el) {
+  const dpr = window.devicePixelRatio || 1;
+  const w = Math.round(el.clientWidth * dpr), h = Math.round(el.clientHeight * dpr);
+  if (canvas.width !== w || canvas.height !== h) { canvas.width = w; canvas.height = h; }
+  const g = canvas.getContext("2d");
+  g.setTransform(dpr, 0, 0, dpr, 0, 0);
+  g.clearRect(0, 0, el.clientWidth, el.clientHeight);
+  return g;
+}
+
+function drawStopLines(g, r) {
+  for (const line of OV.lines) {
+    const [[ax, ay], [bx, by]] = line;
+    const p = [r.x + ax * r.w, r.y + ay * r.h, r.x + bx * r.w, r.y + by * r.h];
+    g.lineWidth = 4; g.strokeStyle = "rgba(0,0,0,.55)";
+    g.beginPath(); g.moveTo(p[0], p[1]); g.lineTo(p[2], p[3]); g.stroke();
+    g.lineWidth = 2; g.strokeStyle = LINE_COLOR;
+    g.beginPath(); g.moveTo(p[0], p[1]); g.lineTo(p[2], p[3]); g.stroke();
+    if (r.h >= 140) {
+      g.font = "11px sans-serif"; g.fillStyle = LINE_COLOR;
+      g.fillText(t("stop_line"), Math.min(p[0], p[2]), Math.min(p[1], p[3]) - 4);
+    }
+  }
+}
+
+// The clip's overlay at media time ``m`` (the presented frame's time).
+function ovDrawClip(m) {
+  const v = $("#clip"), canvas = $("#ov-clip");
+  OV.t = m;
+  const g = ovCanvas(canvas, v);
+  canvas.dataset.box = "";
+  canvas.dataset.pts = "";
+  canvas.hidden = !OV.on;
+  if (!OV.on || !v.videoWidth || m == null) return;
+  const r = contentRect(v, v.videoWidth, v.videoHeight);
+  canvas.dataset.rect = [r.x, r.y, r.w, r.h].map((x) => x.toFixed(2)).join(",");
+  drawStopLines(g, r);
+  if (OV.start == null || !OV.frame) return;
+  const pts = OV.start + m;
+  canvas.dataset.pts = pts.toFixed(4);
+  const box = boxAt(pts);
+  if (!box) return;
+  const sx = r.w / OV.frame.w, sy = r.h / OV.frame.h;
+  const [x1, y1, x2, y2] = [r.x + box[0] * sx, r.y + box[1] * sy, r.x + box[2] * sx, r.y + box[3] * sy];
+  g.lineWidth = 2; g.strokeStyle = BOX_COLOR;
+  g.strokeRect(x1, y1, x2 - x1, y2 - y1);
+  canvas.dataset.box = [x1, y1, x2, y2].map((x) => x.toFixed(2)).join(",");
+}
+
+// The presented frame's media time when the clip is paused or seeked: the frame whose start is
+// at or before currentTime (frame stepping sets currentTime just past a frame's start).
+function shownTime() {
+  const v = $("#clip");
+  if (!S.fps) return v.currentTime;
+  return Math.floor(v.currentTime * S.fps + 1e-3) / S.fps;
+}
+
+function ovDrawImages() {
+  for (let i = 1; i <= 3; i += 1) {
+    const img = $(`#img${i}`), canvas = $(`#ov${i}`);
+    const g = ovCanvas(canvas, img);
+    canvas.hidden = !OV.on || img.hidden;
+    if (!OV.on || !img.naturalWidth) continue;
+    drawStopLines(g, contentRect(img, img.naturalWidth, img.naturalHeight));
+  }
+}
+
+function ovDrawAll() {
+  ovDrawImages();
+  const v = $("#clip");
+  ovDrawClip(v.paused ? shownTime() : (OV.t == null ? v.currentTime : OV.t));
+}
+
+function ovToggle() {
+  OV.on = !OV.on;
+  localStorage.setItem("se_overlay", OV.on ? "on" : "off");
+  $("#ov-toggle").setAttribute("aria-pressed", String(OV.on));
+  ovDrawAll();
+}
+
+function ovWire() {
+  const v = $("#clip");
+  $("#ov-toggle").setAttribute("aria-pressed", String(OV.on));
+  if ("requestVideoFrameCallback" in HTMLVideoElement.prototype) {
+    const onFrame = (_now, meta) => { ovDrawClip(meta.mediaTime); v.requestVideoFrameCallback(onFrame); };
+    v.requestVideoFrameCallback(onFrame);
+  } else {
+    v.addEventListener("timeupdate", () => ovDrawClip(v.currentTime));
+  }
+  ["seeked", "pause", "loadeddata"].forEach((n) => v.addEventListener(n, () => ovDrawClip(shownTime())));
+  for (let i = 1; i <= 3; i += 1) $(`#img${i}`).addEventListener("load", ovDrawImages);
+  if ("ResizeObserver" in window) {
+    const ro = new ResizeObserver(() => ovDrawAll());
+    ro.observe(v);
+    document.querySelectorAll(".thumbs img").forEach((img) => ro.observe(img));
+  }
+}
