@@ -79,3 +79,9 @@ def test_suite_violation_through_analyze_and_cluster(family: str, tmp_path: Path
     expected = Counter({family: len(c.charges)})
     assert charged(tmp_path / "a" / "events.db") == expected
     assert charged(tmp_path / "c" / "cluster.db") == expected
+    # The signed record says what was charged and against which geometry, not just a code.
+    records = [json.loads(p.read_text()) for p in (tmp_path / "a").rglob("record.json")]
+    assert len(records) == len(c.charges)
+    for rec in records:
+        assert rec["violation"]["type"] == family
+        assert rec["violation"]["judged"], rec["violation"]

@@ -132,14 +132,36 @@ def _box(b: Box | None) -> list[float] | None:
     return None if b is None else [round(b.x1, 1), round(b.y1, 1), round(b.x2, 1), round(b.y2, 1)]
 
 
+# Keys of ``Event.extra`` holding what a suite rule judged its charge against (pixels); the
+# per-type evidence checks (``type_facts``) read the same keys.
+JUDGED_KEYS = frozenset(
+    {
+        "travel_px",
+        "zone_px",
+        "line_px",
+        "line_margin_px",
+        "stop_line_px",
+        "turn_angle_deg",
+        "still_radius_px",
+        "dwell_s",
+        "crosswalk_px",
+        "pedestrian_track_id",
+    }
+)
+
+
 def _violation(event: Event, code: str) -> dict[str, Any] | None:
     v = event.violation
     if v is None:
         return None
     code = v.code or code
+    extra = dict(event.extra)
     return {
+        "type": extra.get("violation_type", event.type.value),
         "code": code,
         "description": CODE_TEXT.get(code),
+        # the geometry the rule judged the charge against (pixels), as the rule wrote it
+        "judged": {k: extra[k] for k in sorted(JUDGED_KEYS & extra.keys())},
         "signal_group": v.signal_group,
         "signal_color": v.signal_color.value,
         "seconds_since_red": v.seconds_since_red,
