@@ -12,7 +12,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -149,14 +149,22 @@ def _background_priority() -> None:
 
 
 class FrameHistory:
-    """The last ``seconds`` of analysed frames (bounded by count too), for evidence images."""
+    """The last ``seconds`` of analysed frames (bounded by count too), for evidence images, plus
+    frames *pinned* beyond that window while a rule still needs them (``pin``): illegal parking's
+    images 1 and 2 lie up to its dwell time back."""
 
-    def __init__(self, seconds: float, max_frames: int = 600) -> None:
+    def __init__(self, seconds: float, max_frames: int = 600, max_pinned: int = 64) -> None:
         self._frames: deque[AnalysedFrame] = deque(maxlen=max_frames)
         self._seconds = seconds
+        self._pinned: dict[float, AnalysedFrame] = {}
+        self._max_pinned = max_pinned
 
     def __len__(self) -> int:
         return len(self._frames)
+
+    @property
+    def pinned(self) -> int:
+        return len(self._pinned)
 
     def add(self, item: AnalysedFrame) -> None:
         self._frames.append(item)
@@ -169,13 +177,38 @@ class FrameHistory:
         while self._frames and self._frames[0].frame.pts < pts:
             self._frames.popleft()
 
+    def pin(self, wanted: Iterable[float], max_shift_s: float = 0.5) -> None:
+        """Keep the frame nearest each ``wanted`` time (within ``max_shift_s``) until it is no
+        longer wanted; times whose frame is already gone are skipped."""
+        want = set(wanted)
+        for p in [p for p in self._pinned if p not in want]:
+            del self._pinned[p]
+        for p in sorted(want - self._pinned.keys()):
+            if len(self._pinned) >= self._max_pinned:
+                logger.warning("frame history: %d frames pinned, no more", len(self._pinned))
+                break
+            got = self._nearest_of(list(self._frames), [p], max_shift_s)
+            if got and abs(got[0].frame.pts - p) <= max_shift_s:
+                self._pinned[p] = got[0]
+
     def nearest(self, pts_list: Sequence[float], max_shift_s: float = 0.5) -> list[AnalysedFrame]:
         """The frame nearest each pts, preferring a clean frame (not flagged corrupt) within
-        ``max_shift_s``; a corrupt frame only when no clean one is that close."""
-        if not self._frames:
+        ``max_shift_s``; a corrupt frame only when no clean one is that close. Pinned frames
+        count as well as the window's."""
+        frames = list(self._frames)
+        if self._pinned:
+            inside = {id(f) for f in frames}
+            frames += [f for f in self._pinned.values() if id(f) not in inside]
+        return self._nearest_of(frames, pts_list, max_shift_s)
+
+    @staticmethod
+    def _nearest_of(
+        frames: Sequence[AnalysedFrame], pts_list: Sequence[float], max_shift_s: float
+    ) -> list[AnalysedFrame]:
+        if not frames:
             return []
-        times = np.array([f.frame.pts for f in self._frames])
-        clean = np.array([not f.frame.corrupt for f in self._frames])
+        times = np.array([f.frame.pts for f in frames])
+        clean = np.array([not f.frame.corrupt for f in frames])
         out = []
         for p in pts_list:
             dist = np.abs(times - p)
@@ -184,7 +217,7 @@ class FrameHistory:
                 alt = int(np.argmin(np.where(clean, dist, np.inf)))
                 if dist[alt] <= max_shift_s:
                     best = alt
-            out.append(self._frames[best])
+            out.append(frames[best])
         return out
 
 
@@ -328,12 +361,23 @@ class StreamRunner:
         if self.rules:
             if self.history is not None:
                 self.history.add(AnalysedFrame(frame, tracks, signals))
+                # before the rules move on: a charge made now still finds its pinned frames
+                self.history.pin(self._pinned_pts())
             with sw("rules"):
                 for rule in self.rules:
                     events.extend(rule.update(frame, tracks, signals))
         if self.observer is not None:
             self.observer(frame, dets, tracks, signals, events)
         return events
+
+    def _pinned_pts(self) -> list[float]:
+        """Evidence times rules still need beyond the history window (``pinned_pts``)."""
+        out: list[float] = []
+        for rule in self.rules:
+            pinned = getattr(rule, "pinned_pts", None)
+            if pinned is not None:
+                out.extend(pinned())
+        return out
 
     def _trim_history(self) -> None:
         """Keep only the frames a rule may still need for evidence (when rules say so)."""

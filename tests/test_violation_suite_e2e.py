@@ -85,3 +85,24 @@ def test_suite_violation_through_analyze_and_cluster(family: str, tmp_path: Path
     for rec in records:
         assert rec["violation"]["type"] == family
         assert rec["violation"]["judged"], rec["violation"]
+
+
+def test_parking_evidence_spans_the_dwell_through_analyze(tmp_path: Path) -> None:
+    """Illegal parking through ``analyze``: images 1–3 are the frames of the stop's start, its
+    half-way point and the charge (the runner pins them beyond its 12 s history), so the
+    per-type evidence check finds nothing missing but the (rendered, plate-less) plate."""
+    c = next(x for x in FAMILIES["illegal_parking"] if x.scenario.name == "pk_parked")
+    SCENARIOS.setdefault(c.scenario.name, c.scenario)
+    gt = render_scenario(c.scenario.name, tmp_path / "raw.mp4")
+    clip = tmp_path / "clip.mp4"
+    stamp_clip(gt.path, clip, c.scenario.fps)
+    via_analyze(camera(c, clip), tmp_path / "a")
+    assert charged(tmp_path / "a" / "events.db") == Counter({"illegal_parking": 1})
+    (path,) = list((tmp_path / "a").rglob("record.json"))
+    rec = json.loads(path.read_text())
+    wanted = rec["violation"]["evidence_pts"]
+    got = [im["pts"] for im in rec["images"]]
+    assert wanted[-1] - wanted[0] > 12.0
+    assert all(abs(g - w) <= 0.5 for g, w in zip(got, wanted, strict=True)), (got, wanted)
+    # the rendered car has no plate to read; nothing else may be missing
+    assert [x["part"] for x in rec.get("incomplete", [])] == ["plate"], rec.get("incomplete")
