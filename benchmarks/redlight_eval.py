@@ -64,6 +64,8 @@ Record = dict[str, Any]
 def _event_facts(rec: dict[str, Any], frame_s: float) -> tuple[float, float] | None:
     if rec.get("type") != "red_light_violation" or not rec.get("violation"):
         return None
+    if (rec.get("extra") or {}).get("violation_type") not in (None, "red_light_violation"):
+        return None  # a charge of the e-police suite (wrong-way …), not a red-light runner
     box = rec.get("box") or rec.get("best_box") or {}
     x = (float(box.get("x1", 0.0)) + float(box.get("x2", 0.0))) / 2
     return float(rec["violation"]["crossed_stop_line_pts"]) / frame_s, x

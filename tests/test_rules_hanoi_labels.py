@@ -38,3 +38,12 @@ def test_matcher_perfect_and_one_off() -> None:
     m = match_labels([*perfect[1:], _record(300, 320), {"type": "vehicle_pass"}], LABELS)
     assert len(m.misses) == 1 and len(m.false_alarms) == 1
     assert m.recall == (len(perfect) - 1) / len(perfect)
+
+
+def test_suite_charges_are_not_red_light_runners() -> None:
+    """A wrong-way charge (a red_light_violation event of another violation type) is neither a
+    match nor a red-light false alarm."""
+    perfect = [_record(sum(x["cross_frames"]) / 2, x["x_px"]) for x in LABELS["violations"]]
+    wrong_way = {**_record(300, 320), "extra": {"violation_type": "wrong_way"}}
+    m = match_labels([*perfect, wrong_way], LABELS)
+    assert (m.precision, m.recall) == (1.0, 1.0) and not m.false_alarms
