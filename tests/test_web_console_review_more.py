@@ -310,6 +310,11 @@ def test_type_filter_sort_and_nav(seeded: Seeded) -> None:
             expect(rows).to_have_count(3)
             assert {evs[i][1].vtype for i in _ids(page)} == {"wrong_way", "solid_line"}
             expect(page.locator("#pending-count")).to_have_text("3")
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.click("#f-vtype summary")  # the picker open over the filtered queue
+            page.screenshot(path=str(ARTIFACTS / "review_types_1366.png"))
+            assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+            page.click("#f-vtype summary")
             # red light only (by event type; the suite's charges are red_light_violation events)
             _pick_types(page, "red_light_violation")
             _search(page)
@@ -509,11 +514,16 @@ def test_violation_page_overlay_stop_line_signals(seeded: Seeded) -> None:
                 "Number(document.querySelector('#ov-clip').dataset.pts || 0) > 10.5", timeout=5000
             )
             page.evaluate("document.querySelector('#clip').pause()")
-            page.wait_for_timeout(200)
-            m = _num(page, "Number(document.querySelector('#ov-clip').dataset.pts)") - (
-                red.first_pts - PRE_ROLL
+            # read the drawn frame's time and box together: the box is the one for that frame
+            pts_box = page.evaluate(
+                "(() => { const c = document.querySelector('#ov-clip');"
+                " return [Number(c.dataset.pts), c.dataset.box]; })()"
             )
-            _assert_box(page, red, round(m * FPS) / FPS)
+            m = pts_box[0] - (red.first_pts - PRE_ROLL)
+            want = _expected_box(page, red, round(m * FPS) / FPS)
+            assert want is not None and pts_box[1]
+            got = [float(x) for x in pts_box[1].split(",")]
+            assert got == pytest.approx(want, abs=1.5)
             assert not errors, errors
         finally:
             browser.close()
