@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from sharpeyes.api.store import EventFilter
-from sharpeyes.pipeline.types import Event
+from sharpeyes.pipeline.types import Event, TrajectoryPoint
 from tests._api_fixtures import Seeded, make_app, make_event, seed_service
 from tests._pg_fixtures import db_url, pg_server  # noqa: F401
 
@@ -28,7 +28,10 @@ def suite_event(i: int, vtype: str) -> Event:
     ev = make_event(i, violation=True, camera="cam3")
     assert ev.violation is not None
     v = replace(ev.violation, code=SUITE[vtype], approach=None)
-    return replace(ev, violation=v, extra=(("violation_type", vtype), ("zone_id", "z")))
+    path = tuple(TrajectoryPoint(1.0 + k / 5, 400.0, 500.0 - 20 * k) for k in range(4))
+    return replace(
+        ev, violation=v, extra=(("violation_type", vtype), ("zone_id", "z")), trajectory=path
+    )
 
 
 @pytest.fixture
@@ -97,3 +100,20 @@ def test_openapi_documents_the_parameter(client: TestClient) -> None:
         schema = str(param["schema"])
         assert "illegal_parking" in schema and "red_light_violation" in schema
         assert "逆行" in param["description"]
+
+
+def test_every_list_and_detail_says_the_type(client: TestClient, seeded: Seeded) -> None:
+    """Lists of events and violations and a violation's detail all state each violation's own
+    type (passes none); only the detail carries the subject's trajectory."""
+    for url in ("/api/v1/events?limit=100", "/api/v1/violations?limit=100"):
+        items = client.get(url, headers=seeded.auth("viewer")).json()["items"]
+        for e in items:
+            want = TYPES[e["event_id"]] if e["violation"] else None
+            assert e["violation_type"] == want, (url, e["event_id"])
+            assert e["trajectory"] == []
+    ww = next(i for i, t in TYPES.items() if t == "wrong_way")
+    one = client.get(f"/api/v1/violations/{ww}", headers=seeded.auth("viewer")).json()
+    assert one["violation_type"] == "wrong_way"
+    assert [(p["x"], p["y"]) for p in one["trajectory"]] == [
+        (400.0, 500.0 - 20 * k) for k in range(4)
+    ]

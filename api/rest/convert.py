@@ -18,11 +18,13 @@ from sharpeyes.api.rest.schemas import (
     PlatePublic,
     ReviewInfo,
     ReviewResult,
+    TrajectoryPointPublic,
     ViolationPublic,
 )
 from sharpeyes.api.store.records import ReviewAction as StoreReviewAction
 from sharpeyes.api.store.records import StoredEvent
 from sharpeyes.pipeline.evidence.facts import violation_time_ms
+from sharpeyes.pipeline.rules import violation_type
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +133,10 @@ def event_public(
         time_ms=e.first_seen_ms if when is None else when,
         evidence_complete=complete,
         incomplete=incomplete,
+        violation_type=None if v is None else violation_type(e),
+        trajectory=[]
+        if files is None or v is None
+        else [TrajectoryPointPublic(pts=t.pts, x=t.x, y=t.y) for t in e.trajectory],
     )
 
 

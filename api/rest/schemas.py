@@ -167,13 +167,13 @@ class EventPublic(BaseModel):
     )
     violation_type: str | None = Field(
         None,
-        description="Violations from /api/v1/violations: the type `violation_type=` filters on "
+        description="Of a violation (lists, detail, feed): the type `violation_type=` filters on "
         "(wrong_way, lane_direction, no_turn, solid_line, illegal_parking, yield_pedestrian, "
         "red_light_violation, pedestrian_red_light).",
     )
     trajectory: list[TrajectoryPointPublic] = Field(
         default_factory=list,
-        description="The subject's track (GET /api/v1/violations/{id} only): the review console "
+        description="The subject's track (detail views of a violation only): the review console "
         "draws its box over the clip from it.",
     )
 

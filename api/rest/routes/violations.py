@@ -18,11 +18,7 @@ from sharpeyes.api.rest.schemas import (
     EventPublic,
     ReviewCreate,
     ReviewResult,
-    TrajectoryPointPublic,
 )
-from sharpeyes.api.rest.service import ServiceFacade
-from sharpeyes.api.store.events import EventStore
-from sharpeyes.pipeline.rules import violation_type as type_of
 
 router = APIRouter(prefix="/api/v1/violations", tags=["violations"], responses=AUTH_RESPONSES)
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
@@ -46,32 +42,12 @@ def list_violations(
     violation_type: ViolationTypes = None,
 ) -> EventPage:
     flt = replace(flt, violations_only=True, violation_types=violation_types(violation_type))
-    page = service.list_events(flt, cursor, limit, after=after)
-    return page.model_copy(update={"items": [_typed(service, ev) for ev in page.items]})
+    return service.list_events(flt, cursor, limit, after=after)
 
 
 @router.get("/{event_id}", response_model=EventPublic, summary="One violation", responses=NOT_FOUND)
 def get_violation(event_id: EventId, _: Viewer, service: Service) -> EventPublic:
-    return _typed(service, service.get_event(event_id, violation=True), track=True)
-
-
-def _typed(service: ServiceFacade, ev: EventPublic, *, track: bool = False) -> EventPublic:
-    """``ev`` with its violation type (and, with ``track``, its trajectory) from the store.
-
-    Stop-gap for the review console (issues 15/17): :func:`api.rest.convert.event_public` is the
-    place for these two fields; until it fills them they are read here from the store service's
-    event store (a facade without one leaves them empty).
-    """
-    store = getattr(service, "events", None)
-    stored = store.get_event(ev.event_id) if isinstance(store, EventStore) else None
-    if stored is None:
-        return ev
-    update: dict[str, Any] = {"violation_type": type_of(stored.event)}
-    if track:
-        update["trajectory"] = [
-            TrajectoryPointPublic(pts=p.pts, x=p.x, y=p.y) for p in stored.event.trajectory
-        ]
-    return ev.model_copy(update=update)
+    return service.get_event(event_id, violation=True)
 
 
 @router.post(
