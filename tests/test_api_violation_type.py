@@ -117,3 +117,16 @@ def test_every_list_and_detail_says_the_type(client: TestClient, seeded: Seeded)
     assert [(p["x"], p["y"]) for p in one["trajectory"]] == [
         (400.0, 500.0 - 20 * k) for k in range(4)
     ]
+
+
+def test_queue_summary_counts_pending_of_the_picked_types(
+    client: TestClient, seeded: Seeded
+) -> None:
+    def pending(query: str) -> int:
+        r = client.get(f"/api/v1/console/queue-summary?{query}", headers=seeded.auth("viewer"))
+        assert r.status_code == 200, r.text
+        return int(r.json()["pending"])
+
+    assert pending("violation_type=wrong_way") == 2
+    assert pending("violation_type=wrong_way&violation_type=solid_line") == 3
+    assert pending("") == 10

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from sharpeyes.api.rest.deps import AUTH_RESPONSES, Service, Viewer
 from sharpeyes.api.rest.routes.query import Filter
+from sharpeyes.api.rest.routes.violation_types import ViolationTypes, violation_types
 from sharpeyes.api.rest.service import ServiceFacade
 from sharpeyes.api.store.records import EventFilter
 from sharpeyes.models.plate import PLATE_RE
@@ -159,8 +160,15 @@ def make_console_router(
         response_model=QueueSummary,
         summary="Pending violations under the queue's filters (review_state is ignored)",
     )
-    def queue_summary(_: Viewer, service: Service, flt: Filter) -> QueueSummary:
-        pending = replace(flt, violations_only=True, review_state="pending")
+    def queue_summary(
+        _: Viewer, service: Service, flt: Filter, violation_type: ViolationTypes = None
+    ) -> QueueSummary:
+        pending = replace(
+            flt,
+            violations_only=True,
+            review_state="pending",
+            violation_types=violation_types(violation_type),
+        )
         if count_events is not None:
             return QueueSummary(pending=count_events(pending))
         return _count_by_paging(service, pending)

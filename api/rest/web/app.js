@@ -390,19 +390,8 @@ function togglePick(i) {
   pick(row.dataset.id, chk.checked);
 }
 
-// Pending under a type filter, counted from the list route (the summary route does not take
-// violation_type=): one page of up to 1000, "+" when there are more.
-async function countTyped() {
-  const q = filterParams(false);
-  q.set("review_state", "pending");
-  q.set("limit", "1000");
-  const body = await api(`/violations?${q}`);
-  return `${body.items.length}${body.next_cursor ? "+" : ""}`;
-}
-
 async function loadCount() {
   const el = $("#pending-count");
-  if (pickedTypes().length) { el.textContent = await countTyped(); return; }
   try {
     const s = await api(`/console/queue-summary?${filterParams(false)}`);
     el.textContent = `${s.pending}${s.capped ? "+" : ""}`;
