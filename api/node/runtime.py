@@ -34,6 +34,7 @@ from sharpeyes.api.node.health import (
     rtsp_state,
 )
 from sharpeyes.api.node.settings import ServiceConfig
+from sharpeyes.api.sinks.kafka import KAFKA_DESTINATION, KafkaDelivery, start_kafka_sender
 from sharpeyes.api.sinks.mqtt import MQTT_DESTINATION, MqttDelivery, start_mqtt_sender
 from sharpeyes.api.store.db import open_database
 from sharpeyes.api.store.events import EventStore, Written
@@ -114,6 +115,7 @@ class NodeRuntime:
         self._jsonl: JsonlSink | None = None
         self._delivery: Delivery | None = None
         self._mqtt: MqttDelivery | None = None
+        self._kafka: KafkaDelivery | None = None
         self._started = False
         self.phases = PhaseHub()  # external signal phases (REST and UDP) of every camera
         self._phase_listener: UdpPhaseListener | None = None
@@ -188,6 +190,8 @@ class NodeRuntime:
     def _start_delivery(self) -> None:
         if self.config.mqtt is not None and self._deliver:
             self._mqtt = start_mqtt_sender(self.store, self.config.mqtt)
+        if self.config.kafka is not None and self._deliver:
+            self._kafka = start_kafka_sender(self.store, self.config.kafka)
         if self.config.delivery is None or not self._deliver:
             return
         from sharpeyes.api.viid.delivery import start_delivery
@@ -214,6 +218,8 @@ class NodeRuntime:
             self._delivery.stop(drain_timeout_s=5.0)
         if self._mqtt is not None:
             self._mqtt.stop(drain_timeout_s=5.0)
+        if self._kafka is not None:
+            self._kafka.stop(drain_timeout_s=5.0)
         if self._writer is not None:
             if not self._writer.close(timeout_s):
                 logger.error(
@@ -285,6 +291,7 @@ class NodeRuntime:
             raise RuntimeError(f"camera {cam.id!r} was removed")
         destinations: tuple[str, ...] = ("viid",) if self.config.delivery is not None else ()
         destinations += (MQTT_DESTINATION,) if self.config.mqtt is not None else ()
+        destinations += (KAFKA_DESTINATION,) if self.config.kafka is not None else ()
         assert self._writer is not None
         stats = entry.stats
         writer_sink = self._writer.sink(

@@ -16,6 +16,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from sharpeyes.api.cluster.service import ClusterSettings
 from sharpeyes.api.rest.routes.console import ConsoleConfig
+from sharpeyes.api.sinks.kafka import KafkaSinkConfig
 from sharpeyes.api.sinks.mqtt import MqttSinkConfig
 from sharpeyes.api.viid.delivery import DeliveryConfig
 from sharpeyes.pipeline.config import (
@@ -198,6 +199,11 @@ class ServiceConfig(StrictModel):
         None,
         description="Publish every stored event to an MQTT broker (QoS 1, at-least-once through "
         "the durable outbox, destination 'mqtt'); None = no MQTT.",
+    )
+    kafka: KafkaSinkConfig | None = Field(
+        None,
+        description="Produce every stored event to Kafka (idempotent producer, acks=all, "
+        "at-least-once through the durable outbox, destination 'kafka'); None = no Kafka.",
     )
     cluster: ClusterSettings | None = Field(
         None,
