@@ -90,3 +90,32 @@ def test_serve_exposes_the_running_node(
     assert result == [0]
     # the file camera ended, but the service kept serving until stopped
     assert not runner.is_alive()
+
+
+def test_serve_listens_where_the_config_says_unless_told_otherwise(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``sharpeyes serve --config X`` without ``--port`` serves on the config's ``api.port``."""
+    monkeypatch.setenv("SHARPEYES_DEMO_TOKEN", TOKEN)
+    port = free_port()
+    cfg = tmp_path / "svc.yaml"
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "cameras": [],
+                "store": {"url": str(tmp_path / "events.db"), "files_root": str(tmp_path)},
+                "api": {"host": "127.0.0.1", "port": port},
+            }
+        )
+    )
+    stop = threading.Event()
+    runner = threading.Thread(
+        target=lambda: run_service(cfg, serve_api=True, stop=stop), daemon=True
+    )
+    runner.start()
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as c:
+            assert wait_for(lambda: c.get("/healthz").status_code == 200, 60, "healthz")
+    finally:
+        stop.set()
+        runner.join(timeout=30)

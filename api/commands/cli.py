@@ -191,8 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("serve", help="run the cameras and the REST service")
     s.add_argument("--config", help="service YAML (default: demo config on the sample videos)")
-    s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=8080)
+    s.add_argument("--host", help="API address (default: the config's api.host, 127.0.0.1)")
+    s.add_argument("--port", type=int, help="API port (default: the config's api.port, 8080)")
     s.set_defaults(func=_cmd_serve)
 
     vs = sub.add_parser("viid-server", help="run a conformant GA/T 1400 view-library receiver")

@@ -145,22 +145,22 @@ def run_service(
     config_path: Path | None,
     *,
     serve_api: bool,
-    host: str = "127.0.0.1",
-    port: int = 8080,
+    host: str | None = None,
+    port: int | None = None,
     stop: threading.Event | None = None,
     workers: WorkersArg | None = None,
 ) -> int:
     """Run the node from ``config_path`` (the demo config when None) until stopped; exit code.
 
-    ``host``/``port`` override the config's API address when ``serve_api``. ``stop`` lets an
-    embedding program (or a test) stop the node instead of a signal.
+    ``host``/``port`` (when given) override the config's ``api:`` address when ``serve_api``.
+    ``stop`` lets an embedding program (or a test) stop the node instead of a signal.
 
     Raises:
         ConfigError: the config file is invalid.  SharpeyesError: the store or model failed.
     """
     config = load_service_config(config_path or DEMO_CONFIG)
     if config.cluster is not None:
-        api = (host, port) if serve_api else None
+        api = (host or config.api.host, port or config.api.port) if serve_api else None
         return run_cluster(config, stop or threading.Event(), api=api)
     n = workers if workers is not None else config.node.workers
     if n != 1:
@@ -229,15 +229,14 @@ def run_node(
     config: ServiceConfig,
     *,
     serve_api: bool,
-    host: str = "127.0.0.1",
-    port: int = 8080,
+    host: str | None = None,
+    port: int | None = None,
     stop: threading.Event | None = None,
 ) -> int:
     """Run a node from a loaded config (see :func:`run_service`)."""
     if serve_api:
-        config = config.model_copy(
-            update={"api": config.api.model_copy(update={"host": host, "port": port})}
-        )
+        address = {"host": host or config.api.host, "port": port or config.api.port}
+        config = config.model_copy(update={"api": config.api.model_copy(update=address)})
     stop = stop or threading.Event()
     service = build_service(config) if serve_api else None
     registry, routers = subscription_routes(config, service)
