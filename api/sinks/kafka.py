@@ -43,6 +43,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from sharpeyes.api.sinks.mqtt import TOPIC_FIELDS
+from sharpeyes.api.sinks.thread import SenderThread
 from sharpeyes.api.store import EventStore, Outbox, OutboxItem, OutboxStats, StoredEvent
 from sharpeyes.api.store.serialize import dumps
 from sharpeyes.pipeline import clock
@@ -515,44 +516,14 @@ class KafkaSender:
         }
 
 
-class KafkaDelivery:
+class KafkaDelivery(SenderThread):
     """A started :class:`KafkaSender` on its own thread."""
 
     def __init__(self, sender: KafkaSender) -> None:
+        c = sender.config
+        wait_s = max(5.0, c.publish_timeout_s + REPORT_GRACE_S + c.probe_timeout_s + 1)
+        super().__init__(sender, "kafka-sender", wait_s)
         self.sender = sender
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=sender.run, args=(self._stop,), name="kafka-sender", daemon=True
-        )
-
-    def start(self) -> KafkaDelivery:
-        self.sender.connect()
-        self._thread.start()
-        return self
-
-    def drain(self, timeout_s: float) -> bool:
-        """Wait until nothing is pending for the destination; True when drained."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.sender.backlog().backlog == 0:
-                return True
-            time.sleep(0.1)
-        return self.sender.backlog().backlog == 0
-
-    def stop(self, drain_timeout_s: float = 0.0) -> None:
-        if drain_timeout_s > 0:
-            self.drain(drain_timeout_s)
-        self._stop.set()
-        c = self.sender.config
-        self._thread.join(max(5.0, c.publish_timeout_s + REPORT_GRACE_S + c.probe_timeout_s + 1))
-        self.sender.close()
-
-    @property
-    def alive(self) -> bool:
-        return self._thread.is_alive()
-
-    def health(self) -> dict[str, object]:
-        return self.sender.health()
 
 
 def start_kafka_sender(

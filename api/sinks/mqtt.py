@@ -33,6 +33,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import Field, SecretStr, field_validator
 
+from sharpeyes.api.sinks.thread import SenderThread
 from sharpeyes.api.store import EventStore, Outbox, OutboxItem, OutboxStats, StoredEvent
 from sharpeyes.api.store.serialize import dumps
 from sharpeyes.pipeline import clock
@@ -325,39 +326,12 @@ class MqttSender:
         }
 
 
-class MqttDelivery:
+class MqttDelivery(SenderThread):
     """A started :class:`MqttSender` on its own thread."""
 
     def __init__(self, sender: MqttSender) -> None:
+        super().__init__(sender, "mqtt-sender", max(5.0, sender.config.publish_timeout_s + 1))
         self.sender = sender
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=sender.run, args=(self._stop,), name="mqtt-sender", daemon=True
-        )
-
-    def start(self) -> MqttDelivery:
-        self.sender.connect()
-        self._thread.start()
-        return self
-
-    def drain(self, timeout_s: float) -> bool:
-        """Wait until nothing is pending for the destination; True when drained."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.sender.backlog().backlog == 0:
-                return True
-            time.sleep(0.1)
-        return self.sender.backlog().backlog == 0
-
-    def stop(self, drain_timeout_s: float = 0.0) -> None:
-        if drain_timeout_s > 0:
-            self.drain(drain_timeout_s)
-        self._stop.set()
-        self._thread.join(max(5.0, self.sender.config.publish_timeout_s + 1))
-        self.sender.close()
-
-    def health(self) -> dict[str, object]:
-        return self.sender.health()
 
 
 def start_mqtt_sender(store: EventStore, config: MqttSinkConfig) -> MqttDelivery:
