@@ -14,7 +14,8 @@ for each lane's detection zone (a polygon on the road, relative coordinates):
 - **speed** — only with a ground-plane calibration (four image points and their positions in
   metres → a homography); a vehicle's speed is the least-squares slope of its ground position
   over its time in the zone, attributed to the interval in which it left the zone
-  (time-mean speed). Without a ground plane no speed is stated.
+  (time-mean speed); :meth:`FlowMeter.speed_of` gives the same number for the track's own
+  events (the checkpoint record's speed). Without a ground plane no speed is stated.
 - **queue** — with a lane ``stop_line``: the most vehicles standing still (ground speed under
   ``queue_speed_kmh`` with a ground plane, else under 2 % of their box height per second) in the
   zone at once, and with a ground plane, the farthest queued wheel line's distance from the stop
@@ -152,6 +153,7 @@ class _LaneBin:
 
 @dataclass
 class _TrackState:
+    track_id: int
     lane: int | None = None  # index into lanes, fixed at first entry
     frames_in: dict[int, int] = field(default_factory=dict)
     in_zone: list[tuple[float, Vec]] = field(default_factory=list)  # (pts, ground or pixel)
@@ -197,12 +199,23 @@ class FlowMeter:
         self._last_entry: list[float | None] = [None] * len(config.lanes)
         self._tracks: dict[int, _TrackState] = {}
         self._lanes: OrderedDict[int, int] = OrderedDict()  # counted track → lane number
+        self._speeds: OrderedDict[int, float] = OrderedDict()  # measured track → km/h
 
     # --- public ------------------------------------------------------------------------
 
     def lane_of(self, track_id: int) -> int | None:
         """The lane number a track was counted in (None: never in a lane's zone)."""
         return self._lanes.get(track_id)
+
+    def speed_of(self, track_id: int) -> float | None:
+        """A counted track's ground speed in km/h: measured when it left its zone, or from its
+        positions in the zone so far while it is still there; None without a ground plane, or
+        when the track was in its zone for under three frames or 0.3 s."""
+        done = self._speeds.get(track_id)
+        if done is not None:
+            return done
+        st = self._tracks.get(track_id)
+        return None if st is None or st.measured else self._speed(st)
 
     def update(self, pts: float, wall_ms: int, tracks: Tracks) -> list[FlowRecord]:
         """One analysed frame; returns the records of intervals this frame closed."""
@@ -246,7 +259,9 @@ class FlowMeter:
         self, tid: int, pts: float, wheel: Vec, height: float, *, kind: ObjectKind, cls: int
     ) -> tuple[int | None, bool]:
         """One track in one frame: (the zone its wheel line is in, whether it stands queued)."""
-        st = self._tracks.setdefault(tid, _TrackState())
+        st = self._tracks.get(tid)
+        if st is None:
+            st = self._tracks[tid] = _TrackState(tid)
         st.last_pts = pts
         lane = self._zone_of(wheel)
         point = self._ground(wheel)
@@ -354,16 +369,26 @@ class FlowMeter:
     def _measure(self, st: _TrackState) -> None:
         """The track left its zone (or the stream): its speed goes to the current interval."""
         st.measured = True
-        if self._h is None or st.lane is None or len(st.in_zone) < 3:
+        speed = self._speed(st)
+        if speed is None or st.lane is None:
             return
+        self._bins[st.lane].speeds.append(speed)
+        self._speeds[st.track_id] = speed
+        while len(self._speeds) > _LANES_KEPT:
+            self._speeds.popitem(last=False)
+
+    def _speed(self, st: _TrackState) -> float | None:
+        """Least-squares ground speed (km/h) over the track's positions in its zone."""
+        if self._h is None or st.lane is None or len(st.in_zone) < 3:
+            return None
         t = np.array([p for p, _ in st.in_zone])
         if t[-1] - t[0] < 0.3:
-            return
+            return None
         xy = np.array([q for _, q in st.in_zone])
         tc = t - t.mean()
         vx = float(np.dot(tc, xy[:, 0] - xy[:, 0].mean()) / np.dot(tc, tc))
         vy = float(np.dot(tc, xy[:, 1] - xy[:, 1].mean()) / np.dot(tc, tc))
-        self._bins[st.lane].speeds.append(math.hypot(vx, vy) * 3.6)
+        return math.hypot(vx, vy) * 3.6
 
     def _is_queued(self, st: _TrackState) -> bool:
         if len(st.recent) < 2:
@@ -447,8 +472,10 @@ class _TrackEvents(Protocol):
 class FlowEvents:
     """Wraps the camera's track-event builder: measures flow on every analysed frame, emits a
     ``traffic_flow`` event per lane and closed interval, and puts the lane a pass event's track
-    was counted in on that event (``extra`` ``lane_no``) — one lane assignment for both. The
-    meter is built on the first frame, when the frame size is known (any source type)."""
+    was counted in on that event (``extra`` ``lane_no``) — one lane assignment for both — and,
+    with a ground plane, the vehicle's own speed (``extra`` ``speed_kmh``, the same measurement
+    the interval's mean is made of). The meter is built on the first frame, when the frame size
+    is known (any source type)."""
 
     def __init__(
         self,
@@ -486,6 +513,12 @@ class FlowEvents:
         out = []
         for e in events:
             lane = None if e.track_id is None else meter.lane_of(e.track_id)
-            stamped = e.type in PASS_TYPES and lane is not None
-            out.append(e.with_(extra=(*e.extra, ("lane_no", str(lane)))) if stamped else e)
+            if e.type not in PASS_TYPES or lane is None or e.track_id is None:
+                out.append(e)
+                continue
+            stamp = [("lane_no", str(lane))]
+            speed = meter.speed_of(e.track_id)
+            if speed is not None:
+                stamp.append(("speed_kmh", f"{speed:.1f}"))
+            out.append(e.with_(extra=(*e.extra, *stamp)))
         return out

@@ -212,10 +212,32 @@ def test_flow_events_and_pass_events_share_one_lane() -> None:
     ] == [(1, 1), (2, 1), (1, 0), (2, 0)]
     assert flow_from_extra(flows[2].extra)["complete"] is False
     assert len({e.event_id for e in flows}) == 4
-    lanes = {
-        e.track_id: dict(e.extra).get("lane_no") for e in out if e.type == EventType.VEHICLE_PASS
-    }
+    passes = {e.track_id: dict(e.extra) for e in out if e.type == EventType.VEHICLE_PASS}
+    lanes = {tid: extra.get("lane_no") for tid, extra in passes.items()}
     assert lanes == {1: "1", 2: "2", 7: None}  # track 7 was never in a zone
+    # each car's own ground speed (still inside its zone when its event is built): 5 and 6 m/s
+    speeds = {tid: extra.get("speed_kmh") for tid, extra in passes.items()}
+    assert speeds[7] is None
+    assert float(speeds[1] or 0) == pytest.approx(18.0, rel=0.05)
+    assert float(speeds[2] or 0) == pytest.approx(21.6, rel=0.05)
+
+
+def test_a_vehicles_speed_is_the_one_its_interval_averaged() -> None:
+    """``speed_of`` after a track left its zone is the number the interval's mean was made of;
+    without a ground plane there is none."""
+    world = [(1, 2.0, 79.0, 10.0, 0.0, ObjectKind.MOTOR_VEHICLE)]  # 36 km/h
+    world += [(2, 6.0, 79.0, 15.0, 0.0, ObjectKind.MOTOR_VEHICLE)]  # 54 km/h
+    meter = FlowMeter("cam", config(), (W, H))
+    records = run(meter, world, 12.0)
+    s1, s2 = meter.speed_of(1), meter.speed_of(2)
+    assert s1 is not None and s1 == pytest.approx(36.0, rel=0.05)
+    assert s2 is not None and s2 == pytest.approx(54.0, rel=0.05)
+    means = [r.mean_speed_kmh for r in records if r.speeds_measured]
+    assert sorted(m for m in means if m is not None) == sorted([round(s1, 2), round(s2, 2)])
+    assert meter.speed_of(99) is None
+    flat = FlowMeter("cam", config(ground_plane=None), (W, H))
+    run(flat, world, 12.0)
+    assert flat.lane_of(1) == 1 and flat.speed_of(1) is None
 
 
 def test_every_event_type_is_an_api_event_type() -> None:

@@ -84,8 +84,11 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def stored(db_path: Path) -> tuple[list[dict[str, object]], dict[int, str | None]]:
-    """(every traffic_flow record, lane of each vehicle_pass track) from a store."""
+Passes = dict[int, tuple[str | None, str | None]]
+
+
+def stored(db_path: Path) -> tuple[list[dict[str, object]], Passes]:
+    """(every traffic_flow record, (lane, speed) of each vehicle_pass track) from a store."""
     db = open_database(str(db_path))
     try:
         with db.transaction(readonly=True) as conn:
@@ -95,17 +98,17 @@ def stored(db_path: Path) -> tuple[list[dict[str, object]], dict[int, str | None
     finally:
         db.close()
     flows: list[dict[str, object]] = []
-    lanes: dict[int, str | None] = {}
+    lanes: Passes = {}
     for type_, tid, raw in rows:
         extra = raw if isinstance(raw, dict) else json.loads(raw or "{}")
         if type_ == EventType.TRAFFIC_FLOW.value:
             flows.append({k: json.loads(v) for k, v in extra.items()})
         elif type_ == EventType.VEHICLE_PASS.value:
-            lanes[int(tid)] = extra.get("lane_no")
+            lanes[int(tid)] = (extra.get("lane_no"), extra.get("speed_kmh"))
     return flows, lanes
 
 
-def check(flows: list[dict[str, object]], lanes: dict[int, str | None]) -> None:
+def check(flows: list[dict[str, object]], lanes: Passes) -> None:
     """The clip may straddle an interval boundary of the wall clock: sum over records."""
     counts: dict[int, int] = {}
     speeds: dict[int, list[tuple[float, int]]] = {}
@@ -127,8 +130,11 @@ def check(flows: list[dict[str, object]], lanes: dict[int, str | None]) -> None:
         assert abs(mean - SPEED_KMH[n]) / SPEED_KMH[n] < 0.05, (n, parts)
     assert set(speeds) == {1, 2}
     assert [f["complete"] for f in flows].count(False) == 2  # the last interval, per lane
-    # every vehicle_pass event carries the lane its track was counted in
-    assert sorted(lanes.values(), key=str) == ["1", "1", "1", "1", "2", "2"]
+    # every vehicle_pass event carries the lane its track was counted in, and its own speed
+    assert sorted(str(lane) for lane, _ in lanes.values()) == ["1", "1", "1", "1", "2", "2"]
+    for lane, speed in lanes.values():
+        assert lane is not None and speed is not None
+        assert abs(float(speed) - SPEED_KMH[int(lane)]) / SPEED_KMH[int(lane)] < 0.05, (lane, speed)
 
 
 def test_flow_through_analyze(clip: Path, tmp_path: Path) -> None:
@@ -170,7 +176,8 @@ def test_flow_on_real_highway_footage_matches_the_pass_events_per_lane(
         assert isinstance(n, int) and isinstance(c, int)
         counts[n] = counts.get(n, 0) + c
     per_lane: dict[int, int] = {}
-    for lane in lanes.values():
+    for lane, speed in lanes.values():
+        assert speed is None  # no ground plane: no speed is stated
         if lane is not None:
             per_lane[int(lane)] = per_lane.get(int(lane), 0) + 1
     assert counts == per_lane

@@ -185,6 +185,27 @@ def test_motorcycle_code_is_the_two_wheeler() -> None:
     assert _map(ev)["VehicleClass"] == "M21"
 
 
+@pytest.mark.parametrize(
+    ("event_type", "speed_kmh", "speed"),
+    [
+        (EventType.VEHICLE_PASS, "42.46", 42.5),
+        (EventType.NON_MOTOR_PASS, "18.0", 18.0),
+        (EventType.VEHICLE_PASS, None, None),  # no ground plane: no speed is stated
+        (EventType.VEHICLE_PASS, "420", None),  # outside GA/T's 0–300 km/h: not sent
+        (EventType.VEHICLE_PASS, "fast", None),
+    ],
+)
+def test_speed_is_the_measured_one_or_absent(
+    event_type: EventType, speed_kmh: str | None, speed: float | None
+) -> None:
+    extra = (("lane_no", "2"),) + ((("speed_kmh", speed_kmh),) if speed_kmh else ())
+    ev = dataclasses.replace(make_event(event_type, crop=jpeg()), extra=extra)
+    p = _map(ev)
+    assert p.get("Speed") == speed
+    if event_type is EventType.VEHICLE_PASS:
+        assert p["LaneNo"] == 2
+
+
 # -- evidence record times / sample config --------------------------------------------------
 
 

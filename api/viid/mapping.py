@@ -436,6 +436,7 @@ def _build_motor(
         DisappearTime=m.t14(event.last_seen_ms),
         PassTime=m.t14(pass_ms),
         LaneNo=_lane(event),
+        Speed=_speed(event),
         Direction=_direction(event),
         VehicleClass=vclass,
         VehicleColor=color.value if color else None,
@@ -447,6 +448,16 @@ def _build_motor(
         **_plate_fields(event, vclass, plate),
     )
     return Collection.MOTOR_VEHICLE, obj
+
+
+def _speed(event: Event) -> float | None:
+    """km/h measured on a ground-plane calibration (``pipeline.flow``); None: not calibrated."""
+    raw = _extra(event, "speed_kmh")
+    try:
+        v = float(raw) if raw else None
+    except ValueError:
+        return None
+    return round(v, 1) if v is not None and 0.0 <= v <= 300.0 else None
 
 
 def _direction(event: Event) -> str | None:
@@ -491,6 +502,7 @@ def _build_non_motor(
         PlateClass=plate.get("PlateClass") or "",
         PlateColor=plate.get("PlateColor") or "",
         PlateNo=plate.get("PlateNo") or "",
+        Speed=_speed(event),
         VehicleType=event.class_name,
         VehicleColor=color.value if color else "",
         SubImageList=_images([scene, crop]),
