@@ -32,7 +32,12 @@ def checkpoint_event(i: int, plate: str | None, pcolor: str | None, body: str, c
     return e.with_(
         plate=None if plate is None else Plate(plate, pcolor, 0.9),
         class_name=cls,
-        extra=(("vehicle_color", body), ("lane_no", str(1 + i % 2))),
+        extra=(
+            ("vehicle_color", body),
+            ("lane_no", str(1 + i % 2)),
+            ("speed_kmh", f"{30 + i}.5"),
+            ("plate_status", "read" if plate else "no_plate"),
+        ),
     )
 
 
@@ -80,6 +85,34 @@ def test_search_by_plate_colour_and_class(seeded: Seeded) -> None:
     viewer = seeded.auth("viewer")
     bad = client.get("/api/v1/events", params={"plate_color": "pink"}, headers=viewer)
     assert bad.status_code == 422
+
+
+def test_a_found_event_states_what_it_was_found_by(seeded: Seeded) -> None:
+    """The colour searched for, the lane and the speed are on the record that comes back (list
+    and detail), not only usable as filters."""
+    client = TestClient(make_app(seeded))
+    auth = seeded.auth("viewer")
+    r = client.get(
+        "/api/v1/events", params={"camera": "gate1", "vehicle_color": "red"}, headers=auth
+    )
+    (item,) = r.json()["items"]
+    assert item["attributes"] == {
+        "plate_status": "read",
+        "vehicle_color": "red",
+        "coat_color": None,
+        "trousers_color": None,
+        "lane_no": 2,
+        "speed_kmh": 31.5,
+        "face_quality": None,
+    }
+    detail = client.get(f"/api/v1/events/{item['event_id']}", headers=auth).json()
+    assert detail["attributes"]["vehicle_color"] == "red" and detail["plate"]["text"] == "京A17345"
+    r = client.get(
+        "/api/v1/events", params={"camera": "gate1", "vehicle_color": "grey"}, headers=auth
+    )
+    assert r.json()["items"][0]["attributes"]["plate_status"] == "no_plate"
+    faces = client.get("/api/v1/events", params={"camera": "face1"}, headers=auth).json()["items"]
+    assert faces and all(f["attributes"] is None for f in faces)  # nothing structured stated
 
 
 def test_face_captures_per_camera_with_thumbnails(seeded: Seeded) -> None:

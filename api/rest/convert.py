@@ -10,6 +10,7 @@ from urllib.parse import quote
 
 from sharpeyes.api.rest.evidence import EvidenceFile, UrlSigner
 from sharpeyes.api.rest.schemas import (
+    AttributesPublic,
     AuditEntryPublic,
     BoxPublic,
     EventPublic,
@@ -75,6 +76,29 @@ def _record_facts(
     return complete, parts
 
 
+_TEXT_ATTRIBUTES = ("plate_status", "vehicle_color", "coat_color", "trousers_color")
+
+
+def _number(raw: str | None) -> float | None:
+    try:
+        return None if raw is None else float(raw)
+    except ValueError:
+        return None
+
+
+def _attributes(extra: Sequence[tuple[str, str]]) -> AttributesPublic | None:
+    """The structuring keys of an event's ``extra`` as a typed object (None when it has none)."""
+    x = dict(extra)
+    lane = _number(x.get("lane_no"))
+    found = AttributesPublic(
+        **{k: x[k] for k in _TEXT_ATTRIBUTES if x.get(k)},
+        lane_no=None if lane is None else int(lane),
+        speed_kmh=_number(x.get("speed_kmh")),
+        face_quality=_number(x.get("face_quality")),
+    )
+    return found if found.model_dump(exclude_none=True) else None
+
+
 def event_public(
     stored: StoredEvent,
     signer: UrlSigner,
@@ -119,6 +143,7 @@ def event_public(
             evidence_pts=list(v.evidence_pts),
             time_ms=when,
         ),
+        attributes=_attributes(e.extra),
         detail=e.detail,
         review=_review(stored, trail),
         evidence=[

@@ -60,6 +60,23 @@ class PlatePublic(BaseModel):
     confidence: float = 0.0
 
 
+class AttributesPublic(BaseModel):
+    """What video structuring (视频结构化) states about the object; each field only when a stage
+    measured it (colours: ``structuring`` / clothing colours, lane and speed: ``flow``)."""
+
+    plate_status: str | None = Field(
+        None, description="`read`, or why no plate text is stated (e.g. `unreadable`)."
+    )
+    vehicle_color: str | None = Field(None, description="Body colour (GA/T ColorType name).")
+    coat_color: str | None = Field(None, description="Upper-garment colour of a person or rider.")
+    trousers_color: str | None = Field(None, description="Lower-garment colour.")
+    lane_no: int | None = Field(None, description="Lane the flow stage counted the track in.")
+    speed_kmh: float | None = Field(
+        None, description="Ground speed; only on a camera with a ground-plane calibration."
+    )
+    face_quality: float | None = Field(None, description="Of a face capture, 0–1.")
+
+
 class ViolationPublic(BaseModel):
     code: str = Field(description="Violation code (e.g. GB 1625 for running a red light).")
     signal_group: str
@@ -147,6 +164,9 @@ class EventPublic(BaseModel):
     heading_deg: float | None = None
     plate: PlatePublic | None = None
     violation: ViolationPublic | None = None
+    attributes: AttributesPublic | None = Field(
+        None, description="Structured attributes, when any stage stated one."
+    )
     detail: str | None = None
     review: ReviewInfo | None = Field(None, description="Present for violations only.")
     evidence: list[EvidenceFilePublic] = Field(default_factory=list)

@@ -29,7 +29,8 @@ const L = {
     alert_opts: "告警设置", alert_always: "违法行为总会告警；另选：", sound: "声音提示",
     no_alerts: "暂无未确认告警", ack: "确认收到", camera: "摄像机", type: "类型", plate: "号牌",
     plate_color: "号牌颜色", vehicle_color: "车身颜色", since: "从", until: "至", search: "查询",
-    all: "全部", thumb: "图片", time: "时间", class: "类别", more: "加载更多", close: "关闭",
+    all: "全部", thumb: "图片", time: "时间", class: "类别", speed: "车速", coat_color: "上衣颜色",
+    trousers_color: "下装颜色", plate_status: "号牌识别", face_quality: "人脸质量", direction: "方向", more: "加载更多", close: "关闭",
     shown: "已显示 {n} 条（最新在前）", shown_end: "共 {n} 条（最新在前，已到底）",
     new_events: "有 {n} 条新事件，点击刷新", new_events_more: "有 {n}+ 条新事件，点击刷新",
     empty: "没有记录", feed_on: "● 实时", feed_off: "○ 连接中断，重连中…",
@@ -56,7 +57,8 @@ const L = {
     sound: "Sound", no_alerts: "No unacknowledged alerts", ack: "Acknowledge", camera: "Camera",
     type: "Type", plate: "Plate", plate_color: "Plate colour", vehicle_color: "Body colour",
     since: "From", until: "To", search: "Search", all: "All", thumb: "Image", time: "Time",
-    class: "Class", more: "Load more", close: "Close", shown: "{n} shown (newest first)",
+    class: "Class", speed: "Speed", coat_color: "Coat colour", trousers_color: "Trousers colour",
+    plate_status: "Plate read", face_quality: "Face quality", direction: "Direction", more: "Load more", close: "Close", shown: "{n} shown (newest first)",
     shown_end: "{n} in all (newest first, end reached)", new_events: "{n} new events: click to refresh",
     new_events_more: "{n}+ new events: click to refresh", empty: "Nothing here",
     feed_on: "● Live", feed_off: "○ Feed lost, reconnecting…", fps: "fps", frame_age: "Frame age",
@@ -561,9 +563,17 @@ async function openDetail(id) {
   img.hidden = !img.src;
   const meta = $("#detail-meta");
   meta.textContent = "";
+  const a = ev.attributes || {};
+  const colour = (c) => (c ? t(`c_${c}`) : null);
   const rows = [[t("time"), bjTime(evTime(ev))], [t("camera"), `${camName(ev.camera_id)} (${ev.camera_id})`],
-    [t("type"), t(ev.type)], [t("plate"), ev.plate && ev.plate.text], [t("class"), className(ev.class_name)],
-    [t("confidence"), ev.confidence != null ? Number(ev.confidence).toFixed(2) : null], [t("event_id"), ev.event_id]];
+    [t("type"), t(ev.type)], [t("plate"), ev.plate && ev.plate.text],
+    [t("plate_color"), colour(ev.plate && ev.plate.color)], [t("plate_status"), a.plate_status],
+    [t("class"), className(ev.class_name)], [t("vehicle_color"), colour(a.vehicle_color)],
+    [t("coat_color"), colour(a.coat_color)], [t("trousers_color"), colour(a.trousers_color)],
+    [t("lane"), a.lane_no], [t("speed"), a.speed_kmh != null ? `${Number(a.speed_kmh).toFixed(1)} km/h` : null],
+    [t("direction"), ev.direction], [t("face_quality"), a.face_quality != null ? Number(a.face_quality).toFixed(2) : null],
+    [t("confidence"), ev.confidence != null ? Number(ev.confidence).toFixed(2) : null], [t("event_id"), ev.event_id]]
+    .filter(([, v]) => v != null && v !== "");
   for (const [k, v] of rows) {
     const tr = el("tr");
     tr.append(el("th", null, k), el("td", null, v == null ? "—" : v));
