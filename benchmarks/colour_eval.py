@@ -1,15 +1,25 @@
 """Vehicle body and clothing colour accuracy on the labelled tracks (tests/data/colour_labels.json)
 
-    python -m benchmarks.colour_eval [--labels PATH] [--videos DIR] [--json]
+    python -m benchmarks.colour_eval [--labels PATH] [--videos DIR] [--method model|rules]
+                                     [--cv clip] [--json]
 
 For every labelled track the frames of its views are decoded from the sample clip (``--videos``,
 default ``../shared/sample_videos``), each view's region is classified with the same functions
 the structuring stage uses (:mod:`sharpeyes.pipeline.structuring.lab_colour`: backdrop from the
-ring around the box, vehicle / coat / trousers region) and the views are voted into one colour
-per track. Tracks labelled ``unknown`` are not scored (they are counted). Accuracy and the
-confusion matrix (rows label, columns predicted) are printed per task (vehicle, coat, trousers)
-for the clips of the ``tune`` split and of the ``held_out`` split separately; ``--json`` adds one
-JSON line with the numbers. The time per classified crop is reported too.
+ring around the box, vehicle / coat / trousers region; vehicles with the shipped hybrid model
+:func:`~sharpeyes.pipeline.structuring.lab_colour.vehicle_classifier`, persons with
+``CLOTHING_RULES``) and the views are voted into one colour per track. Tracks labelled
+``unknown`` are not scored (they are counted). Accuracy and the confusion matrix (rows label,
+columns predicted) are printed per task (vehicle, coat, trousers) for the clips of the ``tune``
+split and of the ``held_out`` split separately; ``--json`` adds one JSON line with the numbers.
+The time per classified crop is reported too.
+
+``--method rules`` scores the hand-written rules (``ColourRules()``) on vehicles instead.
+``--cv clip``: leave-one-clip-out — for every clip, the vehicle model is fitted
+(:func:`~sharpeyes.pipeline.structuring.lab_colour.fit_colour_model`, same settings as
+``scripts/fit_colour_model.py``) on the labelled vehicle views of all *other* clips and scored on
+that clip; the rows are per clip plus ``all``. Persons use rules (nothing is fitted), so their
+cross-validation rows are their plain per-clip scores.
 """
 
 from __future__ import annotations
@@ -19,7 +29,7 @@ import json
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,12 +37,18 @@ import cv2
 import numpy as np
 
 from sharpeyes.pipeline.structuring.lab_colour import (
+    Backdrop,
+    ColourClassifier,
+    ColourModel,
     ColourRules,
     ColourVote,
+    _clip_box,
     backdrop,
-    classify_box,
     coat_region,
+    colour_features,
+    fit_colour_model,
     trousers_region,
+    vehicle_classifier,
     vehicle_region,
     vote,
 )
@@ -43,12 +59,19 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_LABELS = ROOT / "tests" / "data" / "colour_labels.json"
 DEFAULT_VIDEOS = ROOT.parent / "shared" / "sample_videos"
 UNKNOWN = "unknown"
-TASKS: dict[str, tuple[str, str, Callable[[Box], Box], ColourRules]] = {
-    # task → (labels list, label key, region of the object's box, rules)
-    "vehicle": ("vehicles", "color", vehicle_region, ColourRules()),
-    "coat": ("persons", "coat", coat_region, CLOTHING_RULES),
-    "trousers": ("persons", "trousers", trousers_region, CLOTHING_RULES),
+MIN_PIXELS = 16  # classify_box's default
+TASKS: dict[str, tuple[str, str, Callable[[Box], Box]]] = {
+    # task → (labels list, label key, region of the object's box)
+    "vehicle": ("vehicles", "color", vehicle_region),
+    "coat": ("persons", "coat", coat_region),
+    "trousers": ("persons", "trousers", trousers_region),
 }
+
+
+def classifiers(method: str = "model") -> dict[str, ColourClassifier]:
+    """The classifier per task: what the structuring stage uses (``model``) or plain rules."""
+    vehicle: ColourClassifier = vehicle_classifier() if method == "model" else ColourRules()
+    return {"vehicle": vehicle, "coat": CLOTHING_RULES, "trousers": CLOTHING_RULES}
 
 
 @dataclass
@@ -69,6 +92,25 @@ class Score:
         for a in labels:
             rows.append(f"{a:>10} " + "".join(f"{counts[(a, b)]:>8}" for b in labels))
         return "\n".join(rows)
+
+
+@dataclass
+class View:
+    """One labelled view: its region's pixels (None when under ``MIN_PIXELS``) and backdrop."""
+
+    task: str
+    clip: str
+    split: str
+    track: int  # index of the labelled object in the file
+    label: str
+    region: ImageBGR | None
+    scene: Backdrop
+
+
+@dataclass
+class Timer:
+    crops: int = 0
+    seconds: float = 0.0
 
 
 def _frames(video: Path, wanted: set[int]) -> dict[int, ImageBGR]:
@@ -95,88 +137,148 @@ def _box(xyxy: Sequence[float], image: ImageBGR) -> Box:
     return Box(float(xyxy[0]), float(xyxy[1]), float(xyxy[2]), float(xyxy[3]), w, h)
 
 
-@dataclass
-class Timer:
-    crops: int = 0
-    seconds: float = 0.0
-
-
-def _predict(
-    views: Iterable[dict[str, object]],
-    frames: dict[int, ImageBGR],
-    region: Callable[[Box], Box],
-    rules: ColourRules,
-    timer: Timer,
-) -> str:
-    reads: list[ColourVote | None] = []
-    for v in views:
-        image = frames[int(str(v["frame"]))]
-        box = _box(v["box"], image)  # type: ignore[arg-type]
-        t0 = time.perf_counter()
-        reads.append(classify_box(image, region(box), backdrop(image, box), rules))
-        timer.seconds += time.perf_counter() - t0
-        timer.crops += 1
-    fused = vote(reads)
-    return fused.color if fused is not None else "none"
-
-
-def evaluate(labels_path: Path, videos: Path) -> tuple[dict[str, dict[str, Score]], Timer]:
-    """Scores per split (``tune`` / ``held_out``) and task, and the classification time."""
+def collect(labels_path: Path, videos: Path, timer: Timer | None = None) -> list[View]:
+    """Every labelled view of every task (unknown ones too), with its region and backdrop."""
     doc = json.loads(labels_path.read_text())
-    split_of = {clip: str(c["split"]) for clip, c in doc["clips"].items()}
-    scores: dict[str, dict[str, Score]] = {}
-    timer = Timer()
-    for clip in doc["clips"]:
+    out: list[View] = []
+    for clip, info in doc["clips"].items():
         items = {key: [o for o in doc[key] if o["clip"] == clip] for key in ("vehicles", "persons")}
         wanted = {int(v["frame"]) for objs in items.values() for o in objs for v in o["views"]}
         if not wanted:
             continue
         frames = _frames(videos / clip, wanted)
-        for task, (key, field_name, region, rules) in TASKS.items():
-            score = scores.setdefault(split_of[clip], {}).setdefault(task, Score())
+        for task, (key, field_name, region_of) in TASKS.items():
             for obj in items[key]:
-                label = str(obj[field_name])
-                if label == UNKNOWN:
-                    score.unknown += 1
-                    continue
-                score.pairs.append((label, _predict(obj["views"], frames, region, rules, timer)))
+                index = doc[key].index(obj)
+                for v in obj["views"]:
+                    image = frames[int(v["frame"])]
+                    box = _box(v["box"], image)
+                    t0 = time.perf_counter()
+                    scene = backdrop(image, box)
+                    if timer is not None:
+                        timer.seconds += time.perf_counter() - t0
+                    r = region_of(box)
+                    h, w = image.shape[:2]
+                    x1, y1, x2, y2 = _clip_box((r.x1, r.y1, r.x2, r.y2), w, h)
+                    ok = (x2 - x1) * (y2 - y1) >= MIN_PIXELS and x2 > x1 and y2 > y1
+                    crop = image[y1:y2, x1:x2].copy() if ok else None
+                    label = str(obj[field_name])
+                    out.append(View(task, clip, str(info["split"]), index, label, crop, scene))
+    return out
+
+
+def _tracks(views: Sequence[View]) -> dict[tuple[str, int], list[View]]:
+    out: dict[tuple[str, int], list[View]] = {}
+    for v in views:
+        out.setdefault((v.clip, v.track), []).append(v)
+    return out
+
+
+def score(views: Sequence[View], clf: ColourClassifier, timer: Timer | None = None) -> Score:
+    """One task's views voted per track (:func:`vote`, as the structuring stage does)."""
+    result = Score()
+    for track in _tracks(views).values():
+        if track[0].label == UNKNOWN:
+            result.unknown += 1
+            continue
+        reads: list[ColourVote | None] = []
+        for v in track:
+            t0 = time.perf_counter()
+            reads.append(clf.classify(v.region, v.scene) if v.region is not None else None)
+            if timer is not None:
+                timer.seconds += time.perf_counter() - t0
+                timer.crops += 1
+        fused = vote(reads)
+        result.pairs.append((track[0].label, fused.color if fused is not None else "none"))
+    return result
+
+
+def fit_views(views: Sequence[View]) -> ColourModel:
+    """The vehicle model fitted on these views (labelled, with a region), as the script does."""
+    used = [v for v in views if v.label != UNKNOWN and v.region is not None]
+    feats = np.stack([colour_features(v.region, v.scene) for v in used if v.region is not None])
+    return fit_colour_model(feats, [v.label for v in used])
+
+
+def evaluate(
+    labels_path: Path, videos: Path, method: str = "model"
+) -> tuple[dict[str, dict[str, Score]], Timer]:
+    """Scores per split (``tune`` / ``held_out``) and task, and the classification time."""
+    timer = Timer()
+    views = collect(labels_path, videos, timer)
+    clfs = classifiers(method)
+    scores: dict[str, dict[str, Score]] = {}
+    for split in ("tune", "held_out"):
+        for task in TASKS:
+            sel = [v for v in views if v.split == split and v.task == task]
+            scores.setdefault(split, {})[task] = score(sel, clfs[task], timer)
     return scores, timer
 
 
-def report(scores: dict[str, dict[str, Score]], timer: Timer) -> str:
+def cross_validate(labels_path: Path, videos: Path) -> dict[str, dict[str, Score]]:
+    """Leave-one-clip-out: scores per held-out clip (and ``all``) and task (see module doc)."""
+    views = collect(labels_path, videos)
+    clfs = classifiers("rules")
+    scores: dict[str, dict[str, Score]] = {"all": {t: Score() for t in TASKS}}
+    for clip in dict.fromkeys(v.clip for v in views):
+        for task in TASKS:
+            test = [v for v in views if v.clip == clip and v.task == task]
+            if not test:
+                continue
+            clf = clfs[task]
+            if task == "vehicle":
+                clf = fit_views([v for v in views if v.clip != clip and v.task == task])
+            s = score(test, clf)
+            scores.setdefault(clip, {})[task] = s
+            scores["all"][task].pairs += s.pairs
+            scores["all"][task].unknown += s.unknown
+    return scores
+
+
+def report(scores: dict[str, dict[str, Score]], timer: Timer | None = None) -> str:
     lines: list[str] = []
-    for split in ("tune", "held_out"):
-        for task, score in scores.get(split, {}).items():
-            n = len(score.pairs)
-            hits = sum(a == b for a, b in score.pairs)
+    for split, tasks in scores.items():
+        for task, sc in tasks.items():
+            n = len(sc.pairs)
+            hits = sum(a == b for a, b in sc.pairs)
             lines.append(
-                f"[{split}] {task:<9} accuracy {hits}/{n} = {100 * score.accuracy:.1f} %"
-                f"  (unknown, not scored: {score.unknown})"
+                f"[{split}] {task:<9} accuracy {hits}/{n} = {100 * sc.accuracy:.1f} %"
+                f"  (unknown, not scored: {sc.unknown})"
             )
             if n:
-                lines.append(score.table())
-    ms = 1000 * timer.seconds / max(timer.crops, 1)
-    lines.append(f"classified crops {timer.crops}, {ms:.3f} ms per crop (backdrop + region)")
+                lines.append(sc.table())
+    if timer is not None:
+        ms = 1000 * timer.seconds / max(timer.crops, 1)
+        lines.append(f"classified crops {timer.crops}, {ms:.3f} ms per crop (backdrop + region)")
     return "\n".join(lines)
 
 
-def summary(scores: dict[str, dict[str, Score]], timer: Timer) -> dict[str, object]:
-    return {
+def summary(scores: dict[str, dict[str, Score]], timer: Timer | None = None) -> dict[str, object]:
+    out: dict[str, object] = {
         split: {
             task: {"n": len(s.pairs), "accuracy": round(s.accuracy, 4), "unknown": s.unknown}
             for task, s in tasks.items()
         }
         for split, tasks in scores.items()
-    } | {"ms_per_crop": round(1000 * timer.seconds / max(timer.crops, 1), 4)}
+    }
+    if timer is not None:
+        out["ms_per_crop"] = round(1000 * timer.seconds / max(timer.crops, 1), 4)
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--labels", type=Path, default=DEFAULT_LABELS)
     ap.add_argument("--videos", type=Path, default=DEFAULT_VIDEOS)
+    ap.add_argument("--method", choices=("model", "rules"), default="model")
+    ap.add_argument("--cv", choices=("clip",), help="leave-one-clip-out cross-validation")
     ap.add_argument("--json", action="store_true", help="also print one JSON line")
     args = ap.parse_args(argv)
-    scores, timer = evaluate(args.labels, args.videos)
+    timer: Timer | None = None
+    if args.cv:
+        scores = cross_validate(args.labels, args.videos)
+    else:
+        scores, timer = evaluate(args.labels, args.videos, args.method)
     sys.stdout.write(report(scores, timer) + "\n")
     if args.json:
         sys.stdout.write(json.dumps(summary(scores, timer), sort_keys=True) + "\n")

@@ -22,6 +22,12 @@ tuned to a clip:
    *and* with the backdrop's ``L*``: black below ``black_l``, white above ``white_l`` when also
    ``white_over_road`` above the backdrop, grey (silver) between.
 5. **Track.** :func:`vote` sums the reads of one track (share × pixels per colour).
+6. **Vehicles: learned hybrid.** :func:`vehicle_classifier` (:class:`ColourModel`, weights in
+   ``colour_model.json``, re-fitted by ``scripts/fit_colour_model.py`` on the labelled tune clips)
+   keeps the rules' read when it is a clear hue (red, green, yellow, orange, brown, purple,
+   pink); otherwise (black / grey / white / blue / cyan — where silver vs white and sky
+   reflections go wrong) a multinomial logistic regression on :func:`colour_features` decides.
+   Clothing still uses the rules alone (too few labelled garments to fit anything).
 
 Cost: one ``cvtColor`` on ≤ 48×48 pixels plus the ring sample, well under 1 ms per crop
 (``benchmarks/colour_eval.py`` measures it). Accuracy on labelled clips: ``docs/STRUCTURING.md``.
@@ -29,8 +35,12 @@ Cost: one ``cvtColor`` on ≤ 48×48 pixels plus the ring sample, well under 1 m
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
@@ -41,13 +51,18 @@ from sharpeyes.pipeline.types import Box, ImageBGR
 __all__ = [
     "MAX_SIDE",
     "Backdrop",
+    "ColourClassifier",
+    "ColourModel",
     "ColourRules",
     "ColourVote",
     "Region",
     "backdrop",
     "classify_box",
     "coat_region",
+    "colour_features",
+    "fit_colour_model",
     "trousers_region",
+    "vehicle_classifier",
     "vehicle_region",
     "vote",
 ]
@@ -253,7 +268,7 @@ def classify_box(
     image: ImageBGR,
     region: Box,
     scene: Backdrop,
-    rules: ColourRules | None = None,
+    rules: ColourClassifier | None = None,
     min_pixels: int = 16,
 ) -> ColourVote | None:
     """The colour of ``region`` (pixels of ``image``), None when it has < ``min_pixels``."""
@@ -279,3 +294,180 @@ def vote(votes: Iterable[ColourVote | None]) -> ColourVote | None:
     color, w = max(weight.items(), key=lambda kv: kv[1])
     total = sum(weight.values())
     return ColourVote(color, w / total if total > 0 else 0.0, pixels)
+
+
+# --- learned vehicle colour (hybrid with the rules) ----------------------------------------------
+
+
+class ColourClassifier(Protocol):
+    """Anything that names a region's colour against its backdrop (rules or the learned model)."""
+
+    def classify(self, region: ImageBGR, scene: Backdrop) -> ColourVote | None: ...
+
+
+_SECTORS: tuple[str, ...] = (
+    "red",
+    "orange",
+    "brown",
+    "yellow",
+    "green",
+    "cyan",
+    "blue",
+    "purple",
+    "pink",
+)
+_SECTOR_IDX = np.array([_IDX[n] for n in _SECTORS], np.int64)
+_QS = (10, 25, 50, 75, 90)
+FEATURE_NAMES: tuple[str, ...] = (
+    "road_l",
+    *(f"l_q{q}" for q in _QS),
+    *(f"l_q{q}_over_road" for q in _QS),
+    *(f"c_q{q}" for q in (50, 75, 90)),
+    *("a_median", "b_median", "a_light", "b_light", "a_dark", "b_dark"),
+    *(f"share_{n}_c8" for n in _SECTORS),
+    *(f"share_{n}_c20" for n in _SECTORS),
+    *("share_l_over_90", "share_l_under_20", "share_road_like"),
+)
+"""What :func:`colour_features` measures, in order (lightness /100, chroma and a*/b* /50)."""
+
+
+def _quantiles(x: NDArray[np.float32], qs: tuple[float, ...]) -> list[float]:
+    ordered = np.sort(x)
+    last = len(ordered) - 1
+    return [float(ordered[int(q * last)]) for q in qs]
+
+
+def _mean(x: NDArray[np.float32], sel: NDArray[np.bool_]) -> float:
+    return float(x[sel].mean()) / 50.0 if sel.any() else 0.0
+
+
+def colour_features(
+    region: ImageBGR, scene: Backdrop, road_delta: float = 12.0
+) -> NDArray[np.float64]:
+    """Backdrop-normalised CIELAB statistics of a region (:data:`FEATURE_NAMES`): the backdrop's
+    ``L*``, ``L*`` quantiles absolute and over the road, chroma quantiles, a*/b* of all / the
+    lighter / the darker half, the share of pixels per hue sector (:func:`hue_names`) at chroma
+    ≥ 8 and ≥ 20 (road-like pixels excluded), and highlight / shadow / road-like shares."""
+    lum, a, b = _lab(_sample(region, MAX_SIDE).reshape(-1, 3), scene.gains)
+    chroma = np.hypot(a, b)
+    road = scene.lightness
+    road_like = np.hypot(lum - road, chroma) < road_delta
+    hue = (np.degrees(np.arctan2(b, a)) % 360.0).astype(np.float32)
+    names = hue_names(hue, lum, chroma)
+    lq = _quantiles(lum, (0.1, 0.25, 0.5, 0.75, 0.9))
+    med = float(np.median(lum))
+    light, dark = lum >= med, lum < med
+    feats: list[float] = [road / 100.0]
+    feats += [q / 100.0 for q in lq]
+    feats += [(q - road) / 100.0 for q in lq]
+    feats += [q / 50.0 for q in _quantiles(chroma, (0.5, 0.75, 0.9))]
+    feats += [float(np.median(a)) / 50.0, float(np.median(b)) / 50.0]
+    feats += [_mean(a, light), _mean(b, light), _mean(a, dark), _mean(b, dark)]
+    for cmin in (8.0, 20.0):
+        counts = np.bincount(names[(chroma >= cmin) & ~road_like], minlength=len(_NAMES))
+        feats += [float(c) / len(lum) for c in counts[_SECTOR_IDX]]
+    feats += [float((lum > 90).mean()), float((lum < 20).mean()), float(road_like.mean())]
+    return np.asarray(feats, np.float64)
+
+
+RULE_COLOURS_KEPT: frozenset[str] = frozenset(
+    {"red", "green", "yellow", "orange", "brown", "purple", "pink"}
+)
+"""Colours the rules' read is kept for: a clear hue (few labelled examples to learn from);
+black / white / grey and blue / cyan (sky reflections on light paint) go to the learned model."""
+
+
+@dataclass(frozen=True, slots=True)
+class ColourModel:
+    """Hybrid vehicle colour: :class:`ColourRules` first; when they read a colour outside
+    ``keep``, a multinomial logistic regression on :func:`colour_features` (standardised by
+    ``mean`` / ``scale``; ``weights`` is (features + 1) × classes, the last row the bias)
+    decides, with its probability as the vote's share. Fitted by :func:`fit_colour_model`
+    (``scripts/fit_colour_model.py``), stored in ``colour_model.json`` next to this module."""
+
+    classes: tuple[str, ...]
+    mean: NDArray[np.float64]
+    scale: NDArray[np.float64]
+    weights: NDArray[np.float64]
+    keep: frozenset[str] = RULE_COLOURS_KEPT
+    rules: ColourRules = ColourRules()
+
+    def probabilities(self, features: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Class probabilities (order of ``classes``) of one feature vector."""
+        z = ((features - self.mean) / self.scale) @ self.weights[:-1] + self.weights[-1]
+        e = np.exp(z - z.max())
+        out: NDArray[np.float64] = e / e.sum()
+        return out
+
+    def classify(self, region: ImageBGR, scene: Backdrop) -> ColourVote | None:
+        ruled = self.rules.classify(region, scene)
+        if ruled is None or ruled.color in self.keep:
+            return ruled
+        p = self.probabilities(colour_features(region, scene, self.rules.road_delta))
+        best = int(np.argmax(p))
+        return ColourVote(self.classes[best], float(p[best]), ruled.pixels)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "features": list(FEATURE_NAMES),
+            "classes": list(self.classes),
+            "keep": sorted(self.keep),
+            "mean": [_r(x) for x in self.mean],
+            "scale": [_r(x) for x in self.scale],
+            "weights": [[_r(x) for x in row] for row in self.weights],
+        }
+
+    @staticmethod
+    def from_json(doc: Mapping[str, Any]) -> ColourModel:
+        if list(doc["features"]) != list(FEATURE_NAMES):
+            raise ValueError("colour model was fitted on other features; re-fit it")
+        return ColourModel(
+            classes=tuple(str(c) for c in doc["classes"]),
+            mean=np.asarray(doc["mean"], np.float64),
+            scale=np.asarray(doc["scale"], np.float64),
+            weights=np.asarray(doc["weights"], np.float64),
+            keep=frozenset(str(c) for c in doc["keep"]),
+        )
+
+
+def _r(x: float) -> float:
+    return float(f"{float(x):.6g}")
+
+
+MODEL_PATH = Path(__file__).with_name("colour_model.json")
+
+
+def fit_colour_model(
+    features: NDArray[np.float64],
+    labels: Sequence[str],
+    *,
+    l2: float = 0.1,
+    iterations: int = 3000,
+    step: float = 0.5,
+    keep: frozenset[str] = RULE_COLOURS_KEPT,
+) -> ColourModel:
+    """Multinomial logistic regression (full-batch gradient descent from zero, L2 on the
+    weights, not the bias) on per-view features (n × d) and their track's label — deterministic,
+    numpy only. ``l2`` = 0.1 was chosen by leave-one-clip-out and tune-split cross-validation
+    (``benchmarks/colour_eval.py``, ``docs/STRUCTURING.md``). Parameters are rounded to 6
+    significant digits, as stored."""
+    classes = tuple(sorted(set(labels)))
+    mean = features.mean(axis=0)
+    scale = features.std(axis=0) + 1e-6
+    x = np.hstack([(features - mean) / scale, np.ones((len(features), 1))])
+    y = np.eye(len(classes))[[classes.index(c) for c in labels]]
+    w = np.zeros((x.shape[1], len(classes)))
+    for _ in range(iterations):
+        z = x @ w
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        grad = x.T @ (e / e.sum(axis=1, keepdims=True) - y) / len(x)
+        grad[:-1] += l2 * w[:-1]
+        w -= step * grad
+    rnd = np.vectorize(_r, otypes=[np.float64])
+    return ColourModel(classes, rnd(mean), rnd(scale), rnd(w), keep)
+
+
+@lru_cache(maxsize=1)
+def vehicle_classifier() -> ColourModel:
+    """The shipped vehicle colour model (``colour_model.json``), loaded once."""
+    return ColourModel.from_json(json.loads(MODEL_PATH.read_text()))

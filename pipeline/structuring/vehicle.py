@@ -33,9 +33,10 @@ from sharpeyes.pipeline.config import StructuringConfig
 from sharpeyes.pipeline.events import box_quality
 from sharpeyes.pipeline.runner import TrackEvents
 from sharpeyes.pipeline.structuring.lab_colour import (
-    ColourRules,
+    ColourClassifier,
     backdrop,
     classify_box,
+    vehicle_classifier,
     vehicle_region,
 )
 from sharpeyes.pipeline.structuring.person import ClothingColours
@@ -123,7 +124,7 @@ class VehicleStructuring:
         reader: PlateReaderLike,
         config: StructuringConfig,
         *,
-        colors: ColourRules | None = None,
+        colors: ColourClassifier | None = None,
         stale_s: float = 300.0,
     ) -> None:
         # persons and riders get their clothing colours in the same stage (one wrapper here,
@@ -131,7 +132,7 @@ class VehicleStructuring:
         self._inner: TrackEvents = ClothingColours(inner, stale_s=stale_s)
         self._reader = reader
         self._cfg = config
-        self._colors = colors or ColourRules()
+        self._colors = colors or vehicle_classifier()
         self._stale_s = stale_s
         self._tracks: dict[int, _TrackState] = {}
         self.reads_total = 0
