@@ -167,16 +167,20 @@ class Letterbox:
 
 
 def letterbox(image: ImageBGR, size: int) -> tuple[FloatArr, Letterbox]:
-    """Centred letterbox to ``size``² (pad 114), RGB, /255, NCHW."""
+    """Centred letterbox to ``size``² (pad 114), RGB, /255, NCHW: resized straight into the
+    canvas and converted in one pass (bit-identical to ``astype(float32) / 255``)."""
     h, w = image.shape[:2]
     r = min(size / h, size / w)
     nw, nh = round(w * r), round(h * r)
-    resized = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
     canvas = np.full((size, size, 3), 114, np.uint8)
     dx, dy = (size - nw) // 2, (size - nh) // 2
-    canvas[dy : dy + nh, dx : dx + nw] = resized
-    blob = canvas[:, :, ::-1].transpose(2, 0, 1)[None].astype(np.float32) / 255.0
-    return np.ascontiguousarray(blob), Letterbox(r, float(dx), float(dy))
+    place = canvas[dy : dy + nh, dx : dx + nw]
+    out = cv2.resize(image, (nw, nh), dst=place, interpolation=cv2.INTER_LINEAR)
+    if out is not place:  # OpenCV chose its own buffer: copy it in
+        place[...] = out
+    blob = np.empty((1, 3, size, size), np.float32)
+    np.divide(canvas[:, :, ::-1].transpose(2, 0, 1)[None], np.float32(255.0), out=blob)
+    return blob, Letterbox(r, float(dx), float(dy))
 
 
 def nms(boxes: FloatArr, scores: FloatArr, iou: float) -> list[int]:

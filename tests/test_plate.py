@@ -145,3 +145,20 @@ def test_ctc_greedy_collapses_repeats_and_blanks() -> None:
     text, conf = ctc_greedy(logits, alphabet)
     assert text == "京A11"
     assert conf > 0.99
+
+
+@pytest.mark.parametrize("shape", [(720, 1280, 3), (150, 200, 3), (90, 60, 3), (320, 320, 3)])
+def test_letterbox_is_the_plain_resize_pad_and_scale(shape: tuple[int, int, int]) -> None:
+    """The one-pass letterbox gives the very bits of resize → pad 114 → RGB → /255 → NCHW."""
+    from sharpeyes.models.plate import letterbox
+
+    image = np.random.default_rng(7).integers(0, 256, shape, dtype=np.uint8)
+    blob, lb = letterbox(image, 320)
+    h, w = shape[:2]
+    nw, nh = round(w * lb.r), round(h * lb.r)
+    canvas = np.full((320, 320, 3), 114, np.uint8)
+    dx, dy = int(lb.dx), int(lb.dy)
+    canvas[dy : dy + nh, dx : dx + nw] = cv2.resize(image, (nw, nh))
+    ref = canvas[:, :, ::-1].transpose(2, 0, 1)[None].astype(np.float32) / 255.0
+    assert blob.dtype == np.float32 and blob.flags.c_contiguous
+    assert np.array_equal(blob, ref)
