@@ -201,7 +201,13 @@ def test_chosen_kinds_alert_and_open_their_detail(seeded: Seeded) -> None:
             assert page.evaluate("localStorage.getItem('se_watch_kinds')") == '["vehicle_pass"]'
             picked = make_event(7002, camera="cam2", plate="浙A70022", t_ms=T0 + 2_001_000)
             picked = picked.with_(
-                extra=(("vehicle_color", "white"), ("lane_no", "2"), ("speed_kmh", "43.2"))
+                direction="up",
+                extra=(
+                    ("vehicle_color", "white"),
+                    ("lane_no", "2"),
+                    ("speed_kmh", "43.2"),
+                    ("plate_status", "read"),
+                ),
             )
             rel = write_evidence(seeded.files_root, picked)
             seeded.service.ingest([picked])
@@ -216,6 +222,8 @@ def test_chosen_kinds_alert_and_open_their_detail(seeded: Seeded) -> None:
             assert CAMS["cam2"][0] in page.inner_text("#detail-meta")
             meta = page.inner_text("#detail-meta")  # what structuring stated, in Chinese
             assert "车身颜色\t白" in meta and "车道\t2" in meta and "车速\t43.2 km/h" in meta
+            assert "号牌识别\t已识别" in meta  # in the operator's words
+            assert "方向\t画面向上" in meta
             assert "上衣颜色" not in meta  # nothing stated, no empty row
             page.wait_for_function("document.querySelector('#detail-img').naturalWidth > 0")
             w.shot("watch_detail_1366.png")
