@@ -27,24 +27,30 @@ Kafka's ``[a-zA-Z0-9._-]`` in values become ``_`` (an empty value becomes ``_``)
 from __future__ import annotations
 
 import logging
-import os
-import random
 import re
 import socket
 import string
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol, Self
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from pydantic import Field, SecretStr, field_validator, model_validator
 
+from sharpeyes.api.sinks.common import SinkReport, env_secret
 from sharpeyes.api.sinks.mqtt import TOPIC_FIELDS
 from sharpeyes.api.sinks.thread import SenderThread
-from sharpeyes.api.store import EventStore, Outbox, OutboxItem, OutboxStats, StoredEvent
+from sharpeyes.api.store import (
+    EventStore,
+    Outbox,
+    OutboxItem,
+    OutboxStats,
+    StoredEvent,
+    retry_delay_s,
+)
 from sharpeyes.api.store.serialize import dumps
 from sharpeyes.pipeline import clock
 from sharpeyes.pipeline.config import StrictModel
@@ -177,14 +183,7 @@ class KafkaSinkConfig(StrictModel):
         Raises:
             ConfigError: ``sasl_password_env`` names a variable that is not set.
         """
-        if self.sasl_password is not None:
-            return self.sasl_password.get_secret_value()
-        if self.sasl_password_env is None:
-            return None
-        value = (os.environ if env is None else env).get(self.sasl_password_env)
-        if value is None:
-            raise ConfigError(f"kafka: environment variable {self.sasl_password_env} is not set")
-        return value
+        return env_secret(self.sasl_password, self.sasl_password_env, "kafka", env)
 
 
 def producer_config(
@@ -273,16 +272,10 @@ def kafka_topic_for(template: str, stored: StoredEvent) -> str:
 
 
 @dataclass
-class KafkaReport:
-    """Counts of one round (or, as ``KafkaSender.totals``, of the sender's life)."""
+class KafkaReport(SinkReport):
+    """Counts of one round (``not_connected``: probes that found no cluster, nothing claimed)."""
 
-    claimed: int = 0
-    delivered: int = 0
-    failed: int = 0
-    dead: int = 0
-    not_connected: int = 0  # probes that found no cluster (nothing claimed)
     late_reports: int = 0  # delivery reports after their round had given up on them
-    errors: list[str] = field(default_factory=list)
 
 
 class _Round:
@@ -351,9 +344,7 @@ class KafkaSender:
         return self.outbox.stats(self.destination)
 
     def _backoff_s(self, attempts: int) -> float:
-        c = self.config
-        delay = min(c.backoff_max_s, c.backoff_initial_s * 2.0 ** min(attempts, 20))
-        return delay * random.uniform(0.5, 1.0)
+        return retry_delay_s(attempts, self.config.backoff_initial_s, self.config.backoff_max_s)
 
     def _probe(self, producer: ProducerLike, report: KafkaReport) -> bool:
         """True when the cluster answers a metadata request; else back off the next probe."""
@@ -385,7 +376,7 @@ class KafkaSender:
         producer = self._producer
         assert producer is not None
         if not self._reachable and not self._probe(producer, report):
-            self._accumulate(report)
+            self.totals.add(report)
             return report
         c = self.config
         now = clock.now_ms()
@@ -407,7 +398,7 @@ class KafkaSender:
             producer.flush(c.publish_timeout_s + REPORT_GRACE_S)
         rnd.closed = True
         self._settle(sent, rnd, report)
-        self._accumulate(report)
+        self.totals.add(report)
         return report
 
     def _produce(
@@ -474,15 +465,6 @@ class KafkaSender:
         report.delivered += len(ok)
         report.failed += len(failed)
         report.dead += len(dead)
-
-    def _accumulate(self, r: KafkaReport) -> None:
-        t = self.totals
-        t.claimed += r.claimed
-        t.delivered += r.delivered
-        t.failed += r.failed
-        t.dead += r.dead
-        t.not_connected += r.not_connected
-        t.errors = (t.errors + r.errors)[-20:]
 
     def _wait_s(self) -> float:
         return max(self.config.idle_sleep_s, self._resume_at - time.monotonic())

@@ -17,15 +17,13 @@ Topic: ``topic`` with ``{stream_id}``, ``{type}``, ``{kind}`` and ``{device_id}`
 from __future__ import annotations
 
 import logging
-import os
-import random
 import secrets
 import socket
 import ssl
 import string
 import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -33,12 +31,19 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import Field, SecretStr, field_validator
 
+from sharpeyes.api.sinks.common import SinkReport, env_secret
 from sharpeyes.api.sinks.thread import SenderThread
-from sharpeyes.api.store import EventStore, Outbox, OutboxItem, OutboxStats, StoredEvent
+from sharpeyes.api.store import (
+    EventStore,
+    Outbox,
+    OutboxItem,
+    OutboxStats,
+    StoredEvent,
+    retry_delay_s,
+)
 from sharpeyes.api.store.serialize import dumps
 from sharpeyes.pipeline import clock
 from sharpeyes.pipeline.config import StrictModel
-from sharpeyes.pipeline.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -104,32 +109,17 @@ class MqttSinkConfig(StrictModel):
             raise ValueError(f"topic {topic!r} must not contain MQTT wildcards + or #")
         return topic
 
-    def resolved_password(self, env: dict[str, str] | None = None) -> str | None:
+    def resolved_password(self, env: Mapping[str, str] | None = None) -> str | None:
         """The password: literal, else from ``password_env``.
 
         Raises:
             ConfigError: ``password_env`` names a variable that is not set.
         """
-        if self.password is not None:
-            return self.password.get_secret_value()
-        if self.password_env is None:
-            return None
-        value = (os.environ if env is None else env).get(self.password_env)
-        if value is None:
-            raise ConfigError(f"mqtt: environment variable {self.password_env} is not set")
-        return value
+        return env_secret(self.password, self.password_env, "mqtt", env)
 
 
-@dataclass
-class MqttReport:
-    """Counts of one round (or, as ``MqttSender.totals``, of the sender's life)."""
-
-    claimed: int = 0
-    delivered: int = 0
-    failed: int = 0
-    dead: int = 0
-    not_connected: int = 0  # rounds skipped because the broker was unreachable
-    errors: list[str] = field(default_factory=list)
+MqttReport = SinkReport
+"""Counts of one round (``not_connected``: rounds skipped because the broker was unreachable)."""
 
 
 def topic_for(template: str, stored: StoredEvent) -> str:
@@ -229,8 +219,7 @@ class MqttSender:
 
     def _backoff_ms(self, attempts: int) -> int:
         c = self.config
-        delay = min(c.backoff_max_s, c.backoff_initial_s * 2 ** min(attempts, 20))
-        return int(delay * random.uniform(0.5, 1.0) * 1000)
+        return int(retry_delay_s(attempts, c.backoff_initial_s, c.backoff_max_s) * 1000)
 
     # -- one round ----------------------------------------------------------------------------
 
@@ -239,7 +228,7 @@ class MqttSender:
         report = MqttReport()
         if not self.connected:
             report.not_connected = 1
-            self._accumulate(report)
+            self.totals.add(report)
             return report
         c = self.config
         now = clock.now_ms()
@@ -258,7 +247,7 @@ class MqttSender:
             info = self._client.publish(topic_for(c.topic, stored), payload, qos=c.qos)
             sent.append((item, info))
         self._settle(sent, report)
-        self._accumulate(report)
+        self.totals.add(report)
         return report
 
     def _settle(
@@ -288,15 +277,6 @@ class MqttSender:
         report.failed += len(failed)
         if failed:
             report.errors.append(failed[0][1])
-
-    def _accumulate(self, r: MqttReport) -> None:
-        t = self.totals
-        t.claimed += r.claimed
-        t.delivered += r.delivered
-        t.failed += r.failed
-        t.dead += r.dead
-        t.not_connected += r.not_connected
-        t.errors = (t.errors + r.errors)[-20:]
 
     def run(self, stop: threading.Event) -> None:
         """Publish until ``stop`` is set; sleeps when there is nothing due or no broker."""

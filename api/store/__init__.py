@@ -28,7 +28,7 @@ from sharpeyes.api.store.events import (
     write_groups,
 )
 from sharpeyes.api.store.migrate import migrate
-from sharpeyes.api.store.outbox import Outbox, OutboxItem, OutboxStats
+from sharpeyes.api.store.outbox import Outbox, OutboxItem, OutboxStats, retry_delay_s
 from sharpeyes.api.store.records import (
     EventFilter,
     Page,
@@ -94,5 +94,6 @@ __all__ = [
     "migrate",
     "open_database",
     "open_store",
+    "retry_delay_s",
     "write_groups",
 ]

@@ -16,6 +16,7 @@ at-least-once: the receiver treats a known object id as success (GA/T 1400 §9).
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,6 +38,12 @@ class OutboxItem:
     next_attempt_ms: int
     last_error: str | None
     rejections: int = 0  # per-object transient answers (migration 0402), not transport failures
+
+
+def retry_delay_s(attempts: int, initial_s: float, max_s: float) -> float:
+    """When to try a failed row again: exponential back-off from ``initial_s`` (doubling per
+    attempt so far, capped at ``max_s``), jittered to 50–100 % so senders do not retry in step."""
+    return min(max_s, initial_s * 2.0 ** min(attempts, 20)) * random.uniform(0.5, 1.0)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import threading
 import time
 from collections import OrderedDict
@@ -24,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from sharpeyes.api.store import EventStore, Outbox, OutboxItem, StoredEvent
+from sharpeyes.api.store import EventStore, Outbox, OutboxItem, StoredEvent, retry_delay_s
 from sharpeyes.api.viid import ids
 from sharpeyes.api.viid.client import SessionState, ViidClient
 from sharpeyes.api.viid.mapping import EventImages, EventMapper
@@ -127,8 +126,7 @@ class SubscriptionNotifier:
 
     def _backoff_ms(self, attempts: int) -> int:
         o = self.options
-        delay = min(o.backoff_max_s, o.backoff_initial_s * 2 ** min(attempts, 20))
-        return int(delay * random.uniform(0.5, 1.0) * 1000)
+        return int(retry_delay_s(attempts, o.backoff_initial_s, o.backoff_max_s) * 1000)
 
     def _fail(self, items: Sequence[OutboxItem], reason: str, report: NotifyReport) -> None:
         now = clock.now_ms()

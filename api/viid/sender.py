@@ -15,12 +15,18 @@ ids as delivered.
 from __future__ import annotations
 
 import logging
-import random
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from sharpeyes.api.store import EventStore, Outbox, OutboxItem, OutboxStats, StoredEvent
+from sharpeyes.api.store import (
+    EventStore,
+    Outbox,
+    OutboxItem,
+    OutboxStats,
+    StoredEvent,
+    retry_delay_s,
+)
 from sharpeyes.api.store.files import plate_path
 from sharpeyes.api.viid.client import PermanentRequestError, ViidClient
 from sharpeyes.api.viid.mapping import EventImages, EventMapper, ImageRef, MappedObject
@@ -88,8 +94,7 @@ class OutboxSender:
 
     def _backoff_ms(self, attempts: int) -> int:
         o = self.options
-        delay = min(o.backoff_max_s, o.backoff_initial_s * 2 ** min(attempts, 20))
-        return int(delay * random.uniform(0.5, 1.0) * 1000)
+        return int(retry_delay_s(attempts, o.backoff_initial_s, o.backoff_max_s) * 1000)
 
     def backlog(self) -> OutboxStats:
         """Backlog size and age, delivered and failed counts (the sender's metrics)."""
