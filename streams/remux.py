@@ -4,15 +4,19 @@ The clip starts on a keyframe, its timestamps are rebased so the first picture i
 ``moov`` atom is moved to the front (``+faststart``) so a browser can start playing before the
 whole file arrives, and the file appears atomically (written to a temporary name, then renamed).
 
-H.264 packets come in two framings: length-prefixed with an ``avcC`` record as extradata (MP4,
-MKV files) or Annex-B start codes with SPS/PPS in-band or from the SDP (RTSP). Both are muxed
-as Annex-B: length-prefixed packets are converted and the parameter sets put in front of the
-first keyframe, from which FFmpeg's MP4 muxer builds the ``avcC`` record itself.
+H.264 and H.265 (HEVC — what most Chinese e-police and Xueliang cameras stream) packets come in
+two framings: length-prefixed with an ``avcC`` / ``hvcC`` record as extradata (MP4, MKV files) or
+Annex-B start codes with the parameter sets in-band or from the SDP (RTSP, GB/T 28181 PS). Both
+are muxed as Annex-B: length-prefixed packets are converted and the parameter sets (SPS/PPS;
+VPS/SPS/PPS for H.265) put in front of the first keyframe, from which FFmpeg's MP4 muxer builds
+the ``avcC`` / ``hvcC`` record itself. Other codecs are copied as they are when they carry no
+out-of-band configuration.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 from collections.abc import Iterator, Sequence
@@ -30,6 +34,7 @@ log = logging.getLogger(__name__)
 
 START_CODE = b"\x00\x00\x00\x01"
 H264_SPS = 7
+HEVC_SPS = 33
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +90,34 @@ def parse_avcc(extradata: bytes) -> tuple[int, list[bytes]]:
         raise StreamError(f"malformed H.264 avcC extradata ({len(extradata)} bytes): {e}") from e
 
 
+def parse_hvcc(extradata: bytes) -> tuple[int, list[bytes]]:
+    """Split an ``hvcC`` record into (NAL length size, [VPS…, SPS…, PPS…, SEI…]) in record order
+    (ISO/IEC 14496-15 8.3.3: 22 header bytes, the length size in the low 2 bits of byte 21,
+    then ``numOfArrays`` arrays of ``numNalus`` × (16-bit length, NAL unit))."""
+    try:
+        if extradata[0] != 1:
+            raise ValueError("not version 1")
+        length_size = (extradata[21] & 0x03) + 1
+        arrays = extradata[22]
+        nals: list[bytes] = []
+        pos = 23
+        for _ in range(arrays):
+            if pos + 3 > len(extradata):
+                raise ValueError("truncated array header")
+            count = int.from_bytes(extradata[pos + 1 : pos + 3], "big")
+            pos += 3
+            for _ in range(count):
+                n = int.from_bytes(extradata[pos : pos + 2], "big")
+                nal = extradata[pos + 2 : pos + 2 + n]
+                if len(nal) != n or n == 0:
+                    raise ValueError("truncated parameter set")
+                nals.append(nal)
+                pos += 2 + n
+        return length_size, nals
+    except (IndexError, ValueError) as e:
+        raise StreamError(f"malformed H.265 hvcC extradata ({len(extradata)} bytes): {e}") from e
+
+
 def length_prefixed_to_annexb(data: bytes, length_size: int) -> bytes:
     """Rewrite length-prefixed NAL units as Annex-B (4-byte start codes)."""
     out = bytearray()
@@ -93,19 +126,32 @@ def length_prefixed_to_annexb(data: bytes, length_size: int) -> bytes:
         n = int.from_bytes(data[pos : pos + length_size], "big")
         pos += length_size
         if n == 0 or pos + n > len(data):
-            raise StreamError(f"corrupt length-prefixed H.264 packet (NAL of {n} bytes at {pos})")
+            raise StreamError(
+                f"corrupt length-prefixed H.264/H.265 packet (NAL of {n} bytes at {pos})"
+            )
         out += START_CODE + data[pos : pos + n]
         pos += n
     return bytes(out)
 
 
-def annexb_has_sps(data: bytes) -> bool:
+def _nal_type(codec: str, header: int) -> int:
+    """The NAL unit type from the first header byte (H.265: 6 bits after the forbidden bit)."""
+    return (header >> 1) & 0x3F if codec == "hevc" else header & 0x1F
+
+
+def annexb_has_sps(data: bytes, codec: str = "h264") -> bool:
+    """Whether an Annex-B payload carries its own sequence parameter set."""
+    sps = HEVC_SPS if codec == "hevc" else H264_SPS
     i = data.find(b"\x00\x00\x01")
     while i >= 0 and i + 3 < len(data):
-        if data[i + 3] & 0x1F == H264_SPS:
+        if _nal_type(codec, data[i + 3]) == sps:
             return True
         i = data.find(b"\x00\x00\x01", i + 3)
     return False
+
+
+_RECORDS = {"h264": parse_avcc, "hevc": parse_hvcc}
+"""Out-of-band configuration records that can be turned into Annex-B parameter sets."""
 
 
 class _Framer:
@@ -114,16 +160,18 @@ class _Framer:
     def __init__(self, params: StreamParams) -> None:
         self.length_size = 0
         self.header = b""
+        self.codec = params.codec_name
         extra = params.extradata or b""
-        if params.codec_name == "h264" and extra and not is_annexb(extra):
-            self.length_size, nals = parse_avcc(extra)
+        record = _RECORDS.get(self.codec)
+        if record is not None and extra and not is_annexb(extra):
+            self.length_size, nals = record(extra)
             self.header = b"".join(START_CODE + n for n in nals)
         elif extra and is_annexb(extra):
             self.header = extra
         elif extra:
             raise StreamError(
-                f"cannot remux {params.codec_name!r} with out-of-band config; only H.264 avcC "
-                "or Annex-B extradata is supported"
+                f"cannot remux {params.codec_name!r} with out-of-band config; only H.264 avcC, "
+                "H.265 hvcC or Annex-B extradata is supported"
             )
         self._first = True
 
@@ -134,7 +182,7 @@ class _Framer:
             data = length_prefixed_to_annexb(data, self.length_size)
         if self._first:
             self._first = False
-            if self.header and not annexb_has_sps(data):
+            if self.header and not annexb_has_sps(data, self.codec):
                 data = self.header + data
         return data
 
@@ -142,8 +190,8 @@ class _Framer:
 # -- muxing ------------------------------------------------------------------------------------
 
 
-def _ticks(pkt: EncodedPacket, tb: Fraction, anchor: tuple[int, float]) -> tuple[int, int]:
-    """(pts, dts) of a packet in ``tb`` ticks.
+def _ticks(pkt: EncodedPacket, tb: Fraction, anchor: tuple[int, float]) -> tuple[int, int | None]:
+    """(pts, dts or None when the packet has none) of a packet in ``tb`` ticks.
 
     A packet in another time base is rescaled; one without pts is placed by its ``pts_s``
     relative to ``anchor`` = (ticks, seconds) of the first packet.
@@ -153,8 +201,32 @@ def _ticks(pkt: EncodedPacket, tb: Fraction, anchor: tuple[int, float]) -> tuple
         pts = round(pkt.pts * scale)
     else:
         pts = anchor[0] + round((pkt.pts_s - anchor[1]) / tb)
-    dts = round(pkt.dts * scale) if pkt.dts is not None else pts
+    dts = round(pkt.dts * scale) if pkt.dts is not None else None
     return pts, dts
+
+
+def decode_timestamps(pts: Sequence[int], dts: Sequence[int | None]) -> list[int]:
+    """Decode timestamps for packets in decode order: the given ones when every packet has one
+    and they increase, each at or before its pts; otherwise made up.
+
+    RTP carries presentation times only, so packets of a stream with B-frames (reordered) come
+    from RTSP with their dts missing or guessed. Made-up dts: the i-th smallest pts for the
+    i-th packet, all shifted back by the largest reorder delay so that no dts is after its pts
+    — strictly increasing whenever the pts are distinct, as the MP4 muxer requires.
+    """
+    given = [d for d in dts if d is not None]
+    if (
+        len(given) == len(pts)
+        and all(b > a for a, b in itertools.pairwise(given))
+        and all(d <= p for d, p in zip(given, pts, strict=True))
+    ):
+        return given
+    ordered = sorted(pts)
+    shift = max(0, *(o - p for o, p in zip(ordered, pts, strict=True)))
+    out = [o - shift for o in ordered]
+    for i in range(1, len(out)):  # equal pts (a broken stream): keep the muxer's order strict
+        out[i] = max(out[i], out[i - 1] + 1)
+    return out
 
 
 def _tmp_path(out_path: Path) -> Path:
@@ -215,6 +287,9 @@ def _mux(
 ) -> None:
     framer = _Framer(params)
     tb = params.time_base
+    ticks = [_ticks(p, tb, (first_pts, origin_s)) for p in packets]
+    all_pts = [pts for pts, _ in ticks]
+    all_dts = decode_timestamps(all_pts, [dts for _, dts in ticks])
     with av.open(str(tmp), "w", format="mp4", options={"movflags": "+faststart"}) as out:
         stream: Any = out.add_mux_stream(
             params.codec_name,
@@ -223,8 +298,7 @@ def _mux(
             height=params.height,
         )
         stream.time_base = tb
-        for p in packets:
-            pts, dts = _ticks(p, tb, (first_pts, origin_s))
+        for p, pts, dts in zip(packets, all_pts, all_dts, strict=True):
             pkt = av.Packet(framer.payload(p.data))
             pkt.stream = stream
             pkt.time_base = tb

@@ -8,6 +8,7 @@ Mount specs (``/NAME=SPEC``):
 
 - ``clip.mp4`` — the H.264 track of an MP4 (audio ignored), played once at stream speed from
   the start for every client (a client that reconnects at end of stream sees the file loop).
+- ``h265:clip.mp4`` — the same for the H.265 (HEVC) track of an MP4.
 - ``pattern:WxH:FPS`` — a live generated picture encoded with openh264, endless.
 - ``pattern:WxH:FPS:W2xH2:SECONDS`` — the same, switching to W2xH2 after SECONDS (new SPS).
 - ``audio`` — a live audio-only stream (L16), for "no video stream" errors.
@@ -32,11 +33,16 @@ gi.require_version("GstRtspServer", "1.0")
 from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
 
 PAY = "rtph264pay name=pay0 pt=96 config-interval=1"
+PAY_H265 = "rtph265pay name=pay0 pt=96 config-interval=1"
 
 
 def file_launch(path: str) -> str:
-    """Launch line playing the H.264 track of the MP4 at ``path`` once, at stream speed."""
-    return f'( filesrc location="{path}" ! qtdemux name=d d.video_0 ! queue ! h264parse ! {PAY} )'
+    """Launch line playing the H.264 (or, with an ``h265:`` prefix, the H.265) track of the MP4
+    at ``path`` once, at stream speed."""
+    parse = f"h264parse ! {PAY}"
+    if path.startswith("h265:"):
+        path, parse = path.removeprefix("h265:"), f"h265parse ! {PAY_H265}"
+    return f'( filesrc location="{path}" ! qtdemux name=d d.video_0 ! queue ! {parse} )'
 
 
 def _size(text: str) -> tuple[int, int]:

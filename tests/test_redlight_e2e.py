@@ -25,6 +25,7 @@ from sharpeyes.pipeline.config import load_camera_config
 from sharpeyes.pipeline.signal import build_signal_board
 from sharpeyes.pipeline.types import LampColor
 from sharpeyes.streams.file_source import FileSource
+from tests._hevc import reencode_h265
 from tests.conftest import REPO, need, shared_dir
 
 pytestmark = pytest.mark.integration
@@ -170,3 +171,37 @@ def test_signal_state_matches_the_known_phases() -> None:
         source.close()
     assert n == red_hi - red_lo + 1 + green_hi - green_lo + 1
     assert agree / n >= 0.99
+
+
+# -- H.265 cameras ------------------------------------------------------------------------------
+
+HEVC_FRAMES = (90, 215)  # hb01–hb06 cross in this span
+
+
+@pytest.fixture(scope="module")
+def hevc_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same intersection recorded as H.265 in MP4 (``hvcC``, as most Chinese cameras and
+    NVRs export it): frames 90–215 of hanoi_b re-encoded with libx265."""
+    need(VIDEO.is_file(), f"sample video {VIDEO} not found")
+    out = tmp_path_factory.mktemp("hanoi_hevc")
+    clip = reencode_h265(VIDEO, out / "hanoi_b_hevc.mp4", HEVC_FRAMES, 6.02)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SHARPEYES_EVIDENCE_KEY", KEY)
+        args = ["analyze", str(clip), "--config", str(CONFIG), "--out", str(out / "run")]
+        rc = cli.main([*args, "--no-progress"])
+    assert rc == 0
+    return out / "run"
+
+
+def test_h265_camera_gets_full_evidence_with_an_h265_clip(hevc_run: Path) -> None:
+    """Every violation of an H.265 recording has its clip (stream copy, still H.265) covering
+    its three images, and the record lists no part as missing but a plate."""
+    violations = _violations(hevc_run)
+    assert len(violations) >= 4
+    for _, rdir in violations:
+        doc = json.loads((rdir / "record.json").read_text(encoding="utf-8"))
+        assert doc["clip"] is not None and doc["clip"]["codec"] == "hevc", doc.get("clip_error")
+        assert {p["part"] for p in doc["incomplete"]} <= {"plate"}, doc["incomplete"]
+        _check_clip(rdir / "clip.mp4", doc)
+        with av.open(str(rdir / "clip.mp4")) as c:
+            assert c.streams.video[0].codec_context.name == "hevc"

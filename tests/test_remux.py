@@ -1,7 +1,9 @@
-"""Clip remuxing: generated H.264 (keyframe every N frames, B-frames) → MP4 span, no re-encode."""
+"""Clip remuxing: generated H.264 and H.265 (keyframe every N frames, B-frames) → MP4 span, no
+re-encode."""
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import subprocess
 from fractions import Fraction
@@ -14,9 +16,12 @@ import pytest
 from sharpeyes.pipeline.errors import StreamError
 from sharpeyes.streams.packet_ring import EncodedPacket, PacketRing, StreamParams
 from sharpeyes.streams.remux import (
+    annexb_has_sps,
     clip_from_file,
+    decode_timestamps,
     length_prefixed_to_annexb,
     parse_avcc,
+    parse_hvcc,
     remux_clip,
     stream_params,
 )
@@ -26,18 +31,27 @@ GOP = 12
 FRAMES = 150  # 6 s
 
 
-def encode(path: Path, fmt: str) -> None:
-    """Moving bar, libx264, a keyframe exactly every GOP frames, 2 B-frames."""
+def encode(path: Path, fmt: str, codec: str = "libx264") -> None:
+    """Moving bar, libx264 or libx265, a keyframe exactly every GOP frames, 2 B-frames."""
     with av.open(str(path), "w", format=fmt) as out:
-        s = out.add_stream("libx264", rate=FPS)
+        s = out.add_stream(codec, rate=FPS)
+        assert isinstance(s, av.VideoStream)
         s.width, s.height, s.pix_fmt = 320, 240, "yuv420p"
         s.codec_context.gop_size = GOP
-        s.codec_context.options = {
-            "bf": "2",
-            "keyint_min": str(GOP),
-            "sc_threshold": "0",
-            "preset": "ultrafast",
-        }
+        if codec == "libx265":
+            s.codec_context.options = {
+                "preset": "ultrafast",
+                "x265-params": (
+                    f"keyint={GOP}:min-keyint={GOP}:scenecut=0:bframes=2:log-level=error"
+                ),
+            }
+        else:
+            s.codec_context.options = {
+                "bf": "2",
+                "keyint_min": str(GOP),
+                "sc_threshold": "0",
+                "preset": "ultrafast",
+            }
         for i in range(FRAMES):
             a = np.zeros((240, 320, 3), np.uint8)
             a[:, (i * 2) % 300 : (i * 2) % 300 + 20] = (255, 200, 0)
@@ -60,6 +74,27 @@ def mp4(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def annexb_ts(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("remux") / "src.ts"
     encode(path, "mpegts")
+    return path
+
+
+@pytest.fixture(scope="module")
+def hevc_mp4(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """H.265 in MP4: length-prefixed packets with an ``hvcC`` record (as Hikvision/Dahua
+    exports and most Chinese cameras' recordings)."""
+    if "libx265" not in av.codecs_available:
+        pytest.skip("this PyAV build has no libx265 encoder")
+    path = tmp_path_factory.mktemp("remux") / "src_hevc.mp4"
+    encode(path, "mp4", "libx265")
+    return path
+
+
+@pytest.fixture(scope="module")
+def hevc_ts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """H.265 Annex-B in MPEG-TS: the framing of an RTSP or GB/T 28181 camera."""
+    if "libx265" not in av.codecs_available:
+        pytest.skip("this PyAV build has no libx265 encoder")
+    path = tmp_path_factory.mktemp("remux") / "src_hevc.ts"
+    encode(path, "mpegts", "libx265")
     return path
 
 
@@ -219,3 +254,139 @@ def test_packets_without_pts_are_placed_by_pts_s(mp4: Path, tmp_path: Path) -> N
     assert nframes == 48 and first_s == pytest.approx(0.0, abs=1e-3)
     assert info.covers(0.0, 47 / FPS)
     ffprobe_ok(tmp_path / "nopts.mp4")
+
+
+# -- H.265 (HEVC) ------------------------------------------------------------------------------
+
+
+def _codec(path: Path) -> str:
+    with av.open(str(path)) as c:
+        return str(c.streams.video[0].codec_context.name)
+
+
+def test_hevc_clip_from_mp4_with_hvcc(hevc_mp4: Path, tmp_path: Path) -> None:
+    """An H.265 camera's recording (``hvcC`` extradata) gives a playable H.265 clip of the span,
+    starting on the keyframe before it, every packet decoding."""
+    with av.open(str(hevc_mp4)) as c:
+        params = stream_params(c.streams.video[0])
+    assert params.codec_name == "hevc" and params.extradata and params.extradata[0] == 1
+    out = tmp_path / "clip.mp4"
+    info = clip_from_file(hevc_mp4, 2.1, 3.3, out)
+    assert info.codec == "hevc" and _codec(out) == "hevc"
+    assert info.start_pts_s == pytest.approx(1.92) and info.covers(2.1, 3.3)
+    pkts, first_s, nframes = probe(out)
+    assert pkts[0].is_keyframe and first_s == pytest.approx(0.0, abs=1e-3)
+    # x265 makes open GOPs: the 2 leading B-frames of the first (CRA) keyframe reference the GOP
+    # before the clip and are dropped by the decoder; they are shown before the span anyway
+    assert info.packets - 2 <= nframes <= info.packets and 35 <= nframes <= 39
+    assert_faststart(out)
+    ffprobe_ok(out)
+
+
+def test_hevc_ring_annexb_remux_like_rtsp(hevc_ts: Path, tmp_path: Path) -> None:
+    """H.265 Annex-B packets (RTSP / PS framing) through the ring: the clip decodes from its
+    first packet, the VPS/SPS/PPS it needs being in-band or put in front."""
+    ring = PacketRing(max_seconds=3.0, max_bytes=10**7)
+    with av.open(str(hevc_ts)) as c:
+        s = c.streams.video[0]
+        ring.set_stream_params(stream_params(s))
+        tb = Fraction(s.time_base or Fraction(1, 90_000))
+        origin = int(s.start_time or 0)
+        for p in c.demux(s):
+            if p.size == 0 or p.pts is None:
+                continue
+            data = bytes(p)
+            assert data.startswith((b"\x00\x00\x01", b"\x00\x00\x00\x01"))
+            ring.push(
+                EncodedPacket(
+                    data,
+                    p.pts,
+                    p.dts,
+                    p.duration,
+                    tb,
+                    bool(p.is_keyframe),
+                    float((p.pts - origin) * tb),
+                )
+            )
+    params = ring.params
+    assert params is not None and params.codec_name == "hevc"
+    span = ring.span(4.0, 5.0)
+    info = remux_clip(params, span, tmp_path / "ring.mp4")
+    assert span[0].is_keyframe and info.covers(4.0, 5.0)
+    pkts, first_s, nframes = probe(tmp_path / "ring.mp4")
+    assert pkts[0].is_keyframe and first_s == pytest.approx(0.0, abs=1e-3)
+    assert len(span) - 2 <= nframes <= len(span)  # open GOP: see test_hevc_clip_from_mp4_with_hvcc
+    ffprobe_ok(tmp_path / "ring.mp4")
+
+
+def test_hvcc_parsing_and_hevc_parameter_sets() -> None:
+    vps, sps, pps = b"\x40\x01\x0c", b"\x42\x01\x01\x60", b"\x44\x01\xc1"
+    arrays = b"".join(
+        bytes([0x80 | t]) + (1).to_bytes(2, "big") + len(n).to_bytes(2, "big") + n
+        for t, n in ((32, vps), (33, sps), (34, pps))
+    )
+    hvcc = b"\x01" + bytes(20) + b"\x0f" + b"\x03" + arrays  # byte 21: length size 4
+    size, nals = parse_hvcc(hvcc)
+    assert size == 4 and nals == [vps, sps, pps]
+    annexb = b"".join(b"\x00\x00\x00\x01" + n for n in nals)
+    assert annexb_has_sps(annexb, "hevc")
+    assert not annexb_has_sps(b"\x00\x00\x00\x01" + vps + b"\x00\x00\x00\x01" + pps, "hevc")
+    # an H.265 IDR slice (type 19, header byte 0x26) is not an H.264 SPS either way
+    assert not annexb_has_sps(b"\x00\x00\x00\x01\x26\x01", "hevc")
+    with pytest.raises(StreamError, match="hvcC"):
+        parse_hvcc(hvcc[:30])
+    with pytest.raises(StreamError, match="hvcC"):
+        parse_hvcc(b"\x02" + hvcc[1:])
+
+
+# -- timestamps as RTSP gives them ---------------------------------------------------------------
+
+
+def test_decode_timestamps_kept_when_sound_made_up_when_missing() -> None:
+    # decode order I P B B (pts 0, 3, 1, 2): given dts that increase and precede pts are kept
+    assert decode_timestamps([0, 3, 1, 2], [-1, 0, 1, 2]) == [-1, 0, 1, 2]
+    # RTP has no dts: each made-up dts is at or before its pts, strictly increasing
+    made = decode_timestamps([0, 3, 1, 2], [None, None, None, None])
+    assert all(b > a for a, b in itertools.pairwise(made))
+    assert all(d <= p for d, p in zip(made, [0, 3, 1, 2], strict=True))
+    # a guessed dts equal to pts on a reordered frame (what FFmpeg's RTSP demuxer can give)
+    made = decode_timestamps([0, 3, 1, 2], [None, 3, 1, 2])
+    assert all(b > a for a, b in itertools.pairwise(made)) and made[1] <= 3
+    # broken stream with equal pts: still strictly increasing for the muxer
+    made = decode_timestamps([0, 1, 1, 2], [None] * 4)
+    assert all(b > a for a, b in itertools.pairwise(made))
+
+
+@pytest.mark.parametrize("source", ["annexb_ts", "hevc_ts"])
+def test_b_frames_without_dts_remux_like_rtsp(
+    source: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """B-frame streams over RTSP come without decode timestamps (RTP carries pts only); the
+    clip must still mux (the MP4 muxer refuses dts that do not increase) and decode fully."""
+    path: Path = request.getfixturevalue(source)
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        params = stream_params(s)
+        tb = Fraction(s.time_base or Fraction(1, 90_000))
+        origin = int(s.start_time or 0)
+        pkts = [
+            EncodedPacket(
+                bytes(p),
+                p.pts,
+                None,
+                p.duration,
+                tb,
+                bool(p.is_keyframe),
+                float((p.pts - origin) * tb),
+            )
+            for p in c.demux(s)
+            if p.size and p.pts is not None
+        ]
+    reordered = [b.pts < a.pts for a, b in itertools.pairwise(pkts) if a.pts and b.pts]
+    assert any(reordered)  # B-frames: pts not in decode order
+    start = next(i for i, p in enumerate(pkts) if p.is_keyframe and p.pts_s >= 2.0)
+    span = pkts[start : start + 40]
+    info = remux_clip(params, span, tmp_path / "clip.mp4")
+    _, _, nframes = probe(tmp_path / "clip.mp4")
+    assert len(span) - 2 <= nframes <= len(span) and info.packets == len(span)
+    ffprobe_ok(tmp_path / "clip.mp4")
