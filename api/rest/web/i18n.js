@@ -42,6 +42,8 @@ window.I18N = {
     sig_red: "红", sig_amber: "黄", sig_green: "绿", sig_off: "灭", sig_unknown: "未知",
     stop_line: "停止线", no_track: "无轨迹，按图片1–3的框插值", no_timebase: "证据记录无片段起点，无法叠加",
     image_n: "图{n}",
+    clip_unplayable: "此浏览器无法播放该视频片段（常见原因：H.265 编码）。证据文件未改动，可下载后用本地播放器查看。",
+    clip_download: "下载视频片段",
   },
   en: {
     queue: "Queue", events: "Events", health: "Camera health", logout: "Log out",
@@ -91,5 +93,7 @@ window.I18N = {
     sig_red: "Red", sig_amber: "Amber", sig_green: "Green", sig_off: "Off", sig_unknown: "Unknown",
     stop_line: "Stop line", no_track: "No track: box interpolated between images 1–3",
     no_timebase: "The record has no clip start: no overlay", image_n: "Image {n}",
+    clip_unplayable: "This browser cannot play the clip (usually: H.265 video). The evidence file is unchanged: download it and play it locally.",
+    clip_download: "Download the clip",
   },
 };

@@ -35,11 +35,28 @@ function mp4Fps(buf) {
   return samples && ticks ? (samples * timescale) / ticks : null;
 }
 
+// A clip the browser cannot decode (H.265 from most Chinese cameras, where the browser has no
+// H.265 decoder) is said so, with a download link; the evidence is never re-encoded.
+function clipUnplayable(url) {
+  const note = $("#clip-unplayable");
+  note.hidden = !url;
+  if (!url) return;
+  $("#clip-download").href = url;
+  $("#player").hidden = $("#clip").hidden = true;  // no black player, no frame stepping
+}
+
 function setClip(url) {
   const clip = $("#clip");
   $("#player").hidden = !url;
   clip.hidden = !url;
+  if (!url) clipUnplayable(null);
   if (!url || clip.dataset.src === url) return;
+  clipUnplayable(null);
+  const abs = new URL(url, location.href).href;
+  clip.onerror = () => {  // only this clip's own "cannot decode" (not a late error of the last one)
+    const e = clip.error;
+    if (e && (e.code === 3 || e.code === 4) && clip.currentSrc === abs) clipUnplayable(url);
+  };
   clip.src = url;
   clip.dataset.src = url;
   clip.defaultPlaybackRate = clip.playbackRate = S.rate;
