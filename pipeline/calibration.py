@@ -485,6 +485,17 @@ class IntersectionCalibration(Strict):
     stale_track_s: float = Field(
         3.0, gt=0.0, le=120.0, description="Per-track state is dropped after this long unseen."
     )
+    entry_extrapolation_s: float = Field(
+        0.5,
+        ge=0.0,
+        le=2.0,
+        description=(
+            "A track lost after crossing the stop line on red, still moving forward, counts as "
+            "having reached the entry line when its last second of motion carries it over the "
+            "line within this time (the evidence says so: image 3 is its last sighting). "
+            "0 = only a track seen past the entry line."
+        ),
+    )
 
     wrong_way: WrongWayConfig | None = Field(
         None, description="Wrong-way driving (逆行); None = not watched."

@@ -167,3 +167,37 @@ def test_pedestrian_first_seen_inside_or_on_green_not_charged() -> None:
     (ev,) = go(walk, LampColor.RED)
     assert ev.violation is not None and ev.violation.code == "8901"
     assert ev.violation.evidence_pts == (0.0, 0.1, 0.3)
+
+
+def _lost_after(rule: RedLightRule, ys: Sequence[float]) -> list[Event]:
+    """Run ``ys`` then 3 s of empty frames (the track is lost and evicted)."""
+    events = run(rule, ys)
+    for i in range(len(ys), len(ys) + 30):
+        events += rule.update(frame(i), Tracks.empty(), signals(LampColor.RED, 0.0, i / 10))
+    return events
+
+
+# crosses the stop line (0.70) on red, still moving 0.03 per frame, lost at 0.59 — short of the
+# entry line (0.56), as a motorbike lost behind a crossing vehicle in the crosswalk
+LOST_IN_CROSSWALK = [0.9, 0.85, 0.8, 0.75, 0.71, 0.68, 0.65, 0.62, 0.59]
+
+
+def test_track_lost_in_the_crosswalk_while_moving_on_is_charged_and_says_so() -> None:
+    rule = RedLightRule("cam", scene_calibration(stale_track_s=1.0), (W, H))
+    events = _lost_after(rule, LOST_IN_CROSSWALK)
+    assert len(events) == 1, events
+    notes = dict(events[0].extra)
+    assert "lost before the entry line" in str(notes.get("evidence_note_3")), notes
+    v = events[0].violation
+    assert v is not None and v.evidence_pts[2] == 0.8  # image 3: its last sighting
+
+
+def test_track_slowing_to_a_stop_in_the_crosswalk_then_lost_is_not_charged() -> None:
+    ys = [0.9, 0.85, 0.8, 0.75, 0.71, 0.68, 0.655, 0.64, 0.632, 0.628, 0.627, 0.627]
+    rule = RedLightRule("cam", scene_calibration(stale_track_s=1.0), (W, H))
+    assert _lost_after(rule, ys) == []
+
+
+def test_entry_extrapolation_can_be_turned_off() -> None:
+    cal = scene_calibration(stale_track_s=1.0, entry_extrapolation_s=0.0)
+    assert _lost_after(RedLightRule("cam", cal, (W, H)), LOST_IN_CROSSWALK) == []

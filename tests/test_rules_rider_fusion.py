@@ -159,3 +159,20 @@ def test_track_swapping_onto_a_waiting_vehicle_is_not_charged_late(
     monkeypatch.setattr(red_light, "identity_switch", lambda *a, **k: False)
     (late,) = _swap_run()
     assert late.violation is not None and late.violation.crossed_stop_line_pts > 0.8
+
+
+def test_rider_lost_in_the_crosswalk_is_charged_when_its_bike_goes_on() -> None:
+    """The rider crosses the stop line on red; its motorbike is detected only once past the
+    line (so it is never charged itself), the rider's track is lost in the crosswalk, and the
+    bike is seen past the entry line: one vehicle, charged once through the rider, with the
+    evidence saying how the entry is known. Own-motion extrapolation is off here."""
+    frames: list[list[Row]] = [[(5, P, 0.5, rider_feet(y))] for y in UP[:5]]
+    frames += [[(5, P, 0.5, rider_feet(y)), (6, M, 0.5, y)] for y in UP[5:7]]  # sat on it
+    frames += [[(6, M, 0.5, y)] for y in UP[7:]]  # rider lost, bike goes on
+    (ev,) = play(rule(entry_extrapolation_s=0.0), frames)
+    assert ev.track_id == 5 and ("detected_as", "person") in ev.extra
+    note = dict(ev.extra).get("evidence_note_3", "")
+    assert "two-wheeler it rode (track 6) was seen past it" in note, ev.extra
+    # the same rider lost without a bike that goes on: not charged
+    alone: list[list[Row]] = [[(5, P, 0.5, rider_feet(y))] for y in UP[:7]]
+    assert play(rule(entry_extrapolation_s=0.0), alone) == []

@@ -99,6 +99,7 @@ class _Crossing:
     confirmed: bool = False
     count: int = 0
     entered: Observation | None = None
+    entry_note: str | None = None  # lost before the entry line, yet went on (how we know)
 
 
 @dataclass(slots=True, eq=False)
@@ -437,7 +438,9 @@ class RedLightRule:
             ),
             o,
         )
-        if c.entered is None:
+        if c.entry_note is not None:
+            notes.append(("evidence_note_3", c.entry_note))
+        elif c.entered is None:
             notes.append(("evidence_note_3", "the track was not observed past the entry line"))
         return (ev1.pts, c.post.pts, ev3.pts), tuple(notes)
 
@@ -469,11 +472,79 @@ class RedLightRule:
     def _finalize(self, st: _Vehicle) -> Event | None:
         st.fusion.closed = True
         c = st.crossing
-        if st.done or c is None or not c.confirmed or c.entered is None or st.lane is None:
+        if st.done or c is None or not c.confirmed or st.lane is None:
             return None
         o = st.hist.last
+        if c.entered is None:
+            c.entry_note = self._entered_unseen(st, c)
+            if c.entry_note is None:
+                return None
         movement, _ = self._movement(st.lane, c, o)
         return self._decide(st, c, o, movement, final=True)
+
+    def _entered_unseen(self, st: _Vehicle, c: _Crossing) -> str | None:
+        """For a track lost after crossing on red but before the entry line: why it still
+        counts as having gone into the intersection (the evidence note for image 3), or None.
+
+        Either the two-wheeler a rider sat on (a linked track) was seen past the entry line
+        after the crossing — one physical vehicle, two tracks — or the track was still moving
+        on and its own motion carries it over the line (:meth:`_carried_over_entry`).
+        """
+        assert st.lane is not None
+        for other in self._tracks.values():
+            if other is st or not any(x is other.fusion for x in st.fusion.links):
+                continue
+            seen = next(
+                (
+                    x
+                    for x in other.hist.obs
+                    if x.pts > c.pts and self._entered(st.lane.approach, x.anchor)
+                ),
+                None,
+            )
+            if seen is not None:
+                who = "two-wheeler it rode" if st.fusion.rider else "rider on it"
+                return (
+                    f"the track was lost before the entry line; the {who} (track "
+                    f"{other.hist.track_id}) was seen past it at {seen.pts:.2f} s; image 3 is "
+                    "this track's last sighting — check the clip"
+                )
+        if self._carried_over_entry(st, c):
+            return (
+                "the track was lost before the entry line while moving on towards it; image 3 "
+                "is its last sighting — check the clip"
+            )
+        return None
+
+    def _carried_over_entry(self, st: _Vehicle, c: _Crossing) -> bool:
+        """Whether a track lost between the stop line and the entry line was still moving on:
+        its forward speed over its last half second is at least half its mean speed since the
+        crossing (it was not slowing to a stop on the crosswalk), and that speed carries it
+        over the entry line within ``entry_extrapolation_s`` (occlusion in the crosswalk, a
+        detector that loses a small two-wheeler)."""
+        horizon = self.calib.entry_extrapolation_s
+        assert st.lane is not None
+        if horizon <= 0.0:
+            return False
+        last = st.hist.last
+        recent = [x for x in st.hist.obs if x.pts >= max(c.post.pts, last.pts - 0.5)]
+        if len(recent) < 2 or last.pts - recent[0].pts <= 0.0 or last.pts <= c.pts:
+            return False
+        travel = st.lane.travel
+
+        def forward(a: Vec, b: Vec, dt: float) -> float:
+            return ((b[0] - a[0]) * travel[0] + (b[1] - a[1]) * travel[1]) / dt
+
+        dt = last.pts - recent[0].pts
+        speed = forward(recent[0].anchor, last.anchor, dt)
+        mean = forward(c.point, last.anchor, last.pts - c.pts)
+        if speed <= 0.0 or speed < 0.5 * mean:
+            return False
+        ahead = (
+            last.anchor[0] + travel[0] * speed * horizon,
+            last.anchor[1] + travel[1] * speed * horizon,
+        )
+        return self._entered(st.lane.approach, ahead)
 
     def _evict(self, pts: float, seen: set[int]) -> list[Event]:
         stale = [
