@@ -132,3 +132,41 @@ def test_analyze_writes_outputs(tmp_path: Path) -> None:
     assert (out / "events.db").exists()
     with av.open(str(out / "annotated.mp4")) as c:
         assert c.streams.video[0].frames == 20
+
+
+@pytest.mark.integration
+def test_analyze_never_mixes_runs_in_one_folder(tmp_path: Path) -> None:
+    """Running ``analyze`` again into the same --out is an error that names --overwrite and
+    leaves the earlier results alone; with --overwrite they are replaced (not appended to —
+    events.jsonl once doubled its lines on every ``make demo``), other files are kept."""
+    clip = make_clip(tmp_path / "c.mp4", frames=10)
+    out = tmp_path / "out"
+    first = run_cli("analyze", str(clip), "--out", str(out), "--no-progress")
+    assert first.returncode == 0, first.stderr
+    with (out / "events.jsonl").open("a", encoding="utf-8") as f:
+        f.write('{"earlier": "run"}\n')
+    (out / "notes.txt").write_text("mine", encoding="utf-8")
+    again = run_cli("analyze", str(clip), "--out", str(out), "--no-progress")
+    assert_one_line_error(again, "earlier run", "events.jsonl", "--overwrite")
+    assert "earlier" in (out / "events.jsonl").read_text(encoding="utf-8")  # untouched
+    replaced = run_cli("analyze", str(clip), "--out", str(out), "--no-progress", "--overwrite")
+    assert replaced.returncode == 0, replaced.stderr
+    assert "earlier" not in (out / "events.jsonl").read_text(encoding="utf-8")
+    assert (out / "events.db").exists() and (out / "notes.txt").read_text() == "mine"
+
+
+def test_default_output_folder_is_never_an_earlier_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sharpeyes.api.commands.analyze import AnalyzeOptions, output_dir
+
+    monkeypatch.chdir(tmp_path)
+    opts = AnalyzeOptions(video=Path("/videos/cam7.mp4"))
+    assert output_dir(opts) == Path("out/cam7")
+    (tmp_path / "out" / "cam7").mkdir(parents=True)
+    assert output_dir(opts) == Path("out/cam7")  # an empty folder holds no run
+    (tmp_path / "out" / "cam7" / "events.db").write_bytes(b"")
+    assert output_dir(opts) == Path("out/cam7-2")
+    (tmp_path / "out" / "cam7-2").mkdir()
+    (tmp_path / "out" / "cam7-2" / "evidence").mkdir()
+    assert output_dir(opts) == Path("out/cam7-3")

@@ -8,6 +8,7 @@ optional GA/T 1400 outbox), runs it with a progress bar and reports what was wri
 from __future__ import annotations
 
 import logging
+import shutil
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -48,6 +49,52 @@ class AnalyzeOptions:
     deliver_timeout_s: float = 60.0
     phase_udp: str | None = None  # "[HOST:]PORT" for external signal phases over UDP
     camera: CameraConfig | None = None  # a camera config object instead of ``config`` (benchmarks)
+    overwrite: bool = False  # replace the results of an earlier run in ``out``
+
+
+RESULTS = (
+    "events.jsonl",
+    "events.db",
+    "events.db-wal",
+    "events.db-shm",
+    "crops",
+    "evidence",
+    "annotated.mp4",
+)
+"""What ``analyze`` writes into its output directory."""
+
+
+def earlier_results(out: Path) -> list[str]:
+    """Names of an earlier run's results present in ``out``."""
+    return [name for name in RESULTS if (out / name).exists()]
+
+
+def output_dir(opts: AnalyzeOptions) -> Path:
+    """Where this run writes, never mixed with an earlier run's results.
+
+    Without ``--out``: ``out/<video name>``, or ``out/<video name>-2``, ``-3``… when that one
+    already holds results. With ``--out`` holding results: an error, unless ``overwrite``
+    (then the earlier results are removed first; other files in the folder are left alone).
+    """
+    if opts.out is None:
+        base = Path("out") / opts.video.stem
+        out, n = base, 2
+        while earlier_results(out):
+            out, n = base.with_name(f"{base.name}-{n}"), n + 1
+        return out
+    found = earlier_results(opts.out)
+    if found and not opts.overwrite:
+        raise ConfigError(
+            f"{opts.out} already holds the results of an earlier run ({', '.join(found)}); "
+            "pass --overwrite to replace them, or choose another --out"
+        )
+    for name in found:
+        path = opts.out / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    return opts.out
 
 
 @dataclass
@@ -181,7 +228,7 @@ def analyze_video(opts: AnalyzeOptions) -> AnalyzeResult:
         from sharpeyes.api.viid.delivery import load_delivery_config
 
         delivery_cfg = load_delivery_config(Path(opts.deliver))
-    out = opts.out or Path("out") / opts.video.stem
+    out = output_dir(opts)
     out.mkdir(parents=True, exist_ok=True)
     outputs = _Outputs.open(out, cam, bool(opts.deliver))
     phases = PhaseHub() if opts.phase_udp is not None else None

@@ -44,6 +44,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
             deliver=args.deliver,
             phase_udp=args.phase_udp,
+            overwrite=args.overwrite,
         )
     )
     for line in result.summary_lines():
@@ -135,7 +136,14 @@ def build_parser() -> argparse.ArgumentParser:
     a = sub.add_parser("analyze", help="analyse a video file end to end")
     a.add_argument("video", help="video file (MP4, H.264/H.265, …)")
     a.add_argument("--config", help="camera YAML (defaults embedded)")
-    a.add_argument("--out", help="output directory (default ./out/<video name>)")
+    a.add_argument(
+        "--out", help="output directory (default ./out/<video name>, -2, -3… if that is taken)"
+    )
+    a.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the results of an earlier run in --out (else that is an error)",
+    )
     a.add_argument("--annotate", action="store_true", help="also write annotated.mp4")
     a.add_argument("--model", help="detector model name or .onnx path (overrides the config)")
     a.add_argument("--fps", type=float, help="analysis rate (overrides the config)")

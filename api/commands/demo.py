@@ -79,7 +79,9 @@ def run_demo(out: Path, progress: bool = True) -> list[str]:
         clip = render(out / "synthetic_traffic.mp4")
         lines.append(f"shared sample videos not found: rendered {clip}")
     res = analyze_video(
-        AnalyzeOptions(video=clip, out=out / clip.stem, annotate=True, progress=progress)
+        AnalyzeOptions(
+            video=clip, out=out / clip.stem, annotate=True, progress=progress, overwrite=True
+        )
     )
     lines += res.summary_lines()
     hanoi = find_sample("intersection_hanoi_b_640x480.mp4")
@@ -87,7 +89,12 @@ def run_demo(out: Path, progress: bool = True) -> list[str]:
     if hanoi is not None and calib.is_file():
         res = analyze_video(
             AnalyzeOptions(
-                video=hanoi, config=calib, out=out / hanoi.stem, annotate=True, progress=progress
+                video=hanoi,
+                config=calib,
+                out=out / hanoi.stem,
+                annotate=True,
+                progress=progress,
+                overwrite=True,  # the demo's own folder: each run replaces the last
             )
         )
         lines += ["", "red-light demo:", *res.summary_lines()]
