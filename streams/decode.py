@@ -11,6 +11,7 @@ from typing import Any
 
 import av
 import av.error
+import numpy as np
 
 from sharpeyes.pipeline.errors import StreamOpenError
 from sharpeyes.pipeline.types import ImageBGR
@@ -25,6 +26,7 @@ __all__ = [
     "decode_packet",
     "decoder_description",
     "demux_video",
+    "display_rotation",
     "encoded_packet",
     "is_read_timeout",
     "open_input",
@@ -189,7 +191,23 @@ def set_skip_nonref(stream: Any, skip: bool) -> None:
     stream.codec_context.skip_frame = "NONREF" if skip else "DEFAULT"
 
 
-def to_bgr(frame: Any) -> ImageBGR:
-    """The expensive part: colour conversion to a BGR uint8 array (call for sampled frames)."""
+def to_bgr(frame: Any, rotation: int = 0) -> ImageBGR:
+    """The expensive part: colour conversion to a BGR uint8 array (call for sampled frames),
+    turned upright by ``rotation`` (a file's display rotation, see :func:`display_rotation`)."""
     image: ImageBGR = frame.to_ndarray(format="bgr24")
+    if rotation:
+        image = np.ascontiguousarray(np.rot90(image, rotation // 90))
     return image
+
+
+def display_rotation(path: str) -> int:
+    """The display rotation of a file's video (degrees counter-clockwise: 0, 90, 180 or 270)
+    from its first frame's display matrix — what players (and OpenCV) apply and a phone
+    recording relies on. 0 when there is none or the file cannot be read here."""
+    try:
+        with av.open(path) as c:
+            for frame in c.decode(video=0):
+                return round(float(getattr(frame, "rotation", 0) or 0) / 90.0) % 4 * 90
+    except (av.FFmpegError, OSError, StopIteration, IndexError):
+        return 0
+    return 0

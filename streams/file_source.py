@@ -3,6 +3,7 @@ with ``realtime=True``)."""
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import logging
 import threading
@@ -22,6 +23,7 @@ from sharpeyes.streams.decode import (
     configure_threads,
     decode_packet,
     demux_video,
+    display_rotation,
     encoded_packet,
     open_input,
     set_skip_nonref,
@@ -88,7 +90,14 @@ class FileSource:
         self._start_wall_ms = start_wall_ms if start_wall_ms is not None else default_ms
         self._time_base = float(self._stream.time_base)
         self._origin: int | None = self._stream.start_time
-        self._params = stream_params(self._stream)
+        # a phone recording's display rotation: frames are turned upright (as players and
+        # OpenCV show them), the size is the upright one, clips carry the rotation on
+        self._rotation = display_rotation(str(self._path))
+        self._params = dataclasses.replace(
+            stream_params(self._stream),
+            rotation=self._rotation,
+            source=str(self._path) if self._rotation else None,
+        )
         self._info = self._make_info()
         self._broken: str | None = None
         self._iterating = False
@@ -105,11 +114,14 @@ class FileSource:
             duration = float(stream.duration * stream.time_base)
         elif self._container.duration is not None:
             duration = self._container.duration / 1_000_000
+        w, h = int(stream.codec_context.width), int(stream.codec_context.height)
+        if self._rotation in (90, 270):
+            w, h = h, w
         return SourceInfo(
             stream_id=self._stream_id,
             url=str(self._path),
-            width=int(stream.codec_context.width),
-            height=int(stream.codec_context.height),
+            width=w,
+            height=h,
             fps=stream_fps(stream),
             codec=str(stream.codec_context.name),
             frame_count=int(stream.frames) or None,
@@ -190,7 +202,7 @@ class FileSource:
             seq=seq,
             pts=pts,
             wall_time_ms=self._start_wall_ms + round(pts * 1000),
-            image=to_bgr(av_frame),
+            image=to_bgr(av_frame, self._rotation),
             keyframe=bool(av_frame.key_frame),
         )
 

@@ -32,6 +32,10 @@ class StreamParams:
     ``extradata`` is the codec's out-of-band configuration (H.264: an ``avcC`` record when
     packets are length-prefixed as in MP4, or Annex-B SPS/PPS as from an RTSP SDP; None when
     parameter sets travel in-band). ``time_base`` is the unit of packet pts/dts/duration.
+    ``rotation``: the display rotation of the source (degrees counter-clockwise, 0/90/180/270;
+    phone recordings) that a clip must carry to show as the analysed frames did; ``source``:
+    the file whose video stream a clip then copies its codec parameters (and display matrix)
+    from — packets are then muxed as stored.
     """
 
     codec_name: str
@@ -40,6 +44,8 @@ class StreamParams:
     height: int
     time_base: Fraction
     frame_rate: Fraction | None = None
+    rotation: int = 0
+    source: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

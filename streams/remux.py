@@ -16,6 +16,7 @@ out-of-band configuration.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import logging
 import os
@@ -28,6 +29,7 @@ from typing import Any
 import av
 
 from sharpeyes.pipeline.errors import StreamError, StreamOpenError
+from sharpeyes.streams.decode import display_rotation
 from sharpeyes.streams.packet_ring import EncodedPacket, StreamParams, select_span
 
 log = logging.getLogger(__name__)
@@ -285,21 +287,33 @@ def _mux(
     first_pts: int,
     origin_s: float,
 ) -> None:
-    framer = _Framer(params)
     tb = params.time_base
     ticks = [_ticks(p, tb, (first_pts, origin_s)) for p in packets]
     all_pts = [pts for pts, _ in ticks]
     all_dts = decode_timestamps(all_pts, [dts for _, dts in ticks])
-    with av.open(str(tmp), "w", format="mp4", options={"movflags": "+faststart"}) as out:
-        stream: Any = out.add_mux_stream(
-            params.codec_name,
-            rate=params.frame_rate,
-            width=params.width,
-            height=params.height,
+    with contextlib.ExitStack() as stack:
+        out = stack.enter_context(
+            av.open(str(tmp), "w", format="mp4", options={"movflags": "+faststart"})
         )
+        stream: Any
+        payload: Any
+        if params.rotation and params.source is not None:
+            # a rotated recording: the source's own codec parameters, display matrix included
+            # (PyAV cannot set one on a bare mux stream); packets then go as stored
+            src = stack.enter_context(av.open(params.source))
+            stream = out.add_stream_from_template(src.streams.video[0])
+            payload = bytes
+        else:
+            stream = out.add_mux_stream(
+                params.codec_name,
+                rate=params.frame_rate,
+                width=params.width,
+                height=params.height,
+            )
+            payload = _Framer(params).payload
         stream.time_base = tb
         for p, pts, dts in zip(packets, all_pts, all_dts, strict=True):
-            pkt = av.Packet(framer.payload(p.data))
+            pkt = av.Packet(payload(p.data))
             pkt.stream = stream
             pkt.time_base = tb
             pkt.pts = pts - first_pts
@@ -363,7 +377,12 @@ def clip_from_file(video_path: Path, start_s: float, end_s: float, out: Path) ->
         if not container.streams.video:
             raise StreamOpenError(f"{video_path} has no video stream")
         stream = container.streams.video[0]
-        params = stream_params(stream)
+        rotation = display_rotation(str(video_path))
+        params = dataclasses.replace(
+            stream_params(stream),
+            rotation=rotation,
+            source=str(video_path) if rotation else None,
+        )
         try:
             pkts = list(demux_packets(container, stream, max(0.0, start_s), end_s))
         except av.FFmpegError as e:

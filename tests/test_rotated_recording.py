@@ -1,0 +1,92 @@
+"""A phone recording stored sideways with a display rotation (a display matrix, as players and
+OpenCV apply it): frames are analysed upright, the source reports the upright size, and the
+evidence clip — from the file or from the packet ring — carries the same rotation, so overlays
+drawn on upright frames line up with what a player shows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from sharpeyes.streams.decode import display_rotation
+from sharpeyes.streams.file_source import FileSource
+from sharpeyes.streams.packet_ring import PacketRing
+from sharpeyes.streams.remux import clip_from_file, remux_clip
+
+W, H, FPS, N = 160, 96, 12, 36
+
+
+def upright(i: int) -> np.ndarray:
+    """An asymmetric picture: a red bar moving right, a white square top-left."""
+    img = np.full((H, W, 3), 40, np.uint8)
+    img[:, (i * 4) % (W - 20) : (i * 4) % (W - 20) + 20] = (0, 0, 255)
+    img[4:24, 4:24] = 255
+    return img
+
+
+@pytest.fixture(scope="module")
+def sideways(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Pixels stored turned 90° clockwise with a display rotation of 90° counter-clockwise:
+    a player shows :func:`upright`."""
+    path = tmp_path_factory.mktemp("rot") / "phone.mp4"
+    with av.open(str(path), "w") as out:
+        s = out.add_stream("libx264", rate=FPS)
+        assert isinstance(s, av.VideoStream)
+        s.width, s.height, s.pix_fmt = H, W, "yuv420p"
+        s.codec_context.options = {"preset": "ultrafast", "g": "12"}
+        s.set_display_rotation(90)
+        for i in range(N):
+            f = av.VideoFrame.from_ndarray(np.rot90(upright(i), -1).copy(), format="bgr24")
+            f.pts = i
+            for p in s.encode(f):
+                out.mux(p)
+        for p in s.encode():
+            out.mux(p)
+    return path
+
+
+def test_frames_are_analysed_upright(sideways: Path) -> None:
+    assert display_rotation(str(sideways)) == 90
+    src = FileSource(sideways, "phone")
+    try:
+        assert (src.info.width, src.info.height) == (W, H)
+        frames = list(src.frames())
+    finally:
+        src.close()
+    assert len(frames) == N and frames[0].image.shape == (H, W, 3)
+    cap = cv2.VideoCapture(str(sideways))  # OpenCV applies the display matrix too
+    ok, first = cap.read()
+    cap.release()
+    assert ok and first.shape == frames[0].image.shape
+    assert np.abs(first.astype(int) - frames[0].image.astype(int)).mean() < 3
+    assert frames[0].image[14, 14].min() > 200  # the white square is top-left, as shown
+
+
+def _rotation_and_count(path: Path) -> tuple[float, int]:
+    with av.open(str(path)) as c:
+        frames = list(c.decode(video=0))
+    return float(frames[0].rotation), len(frames)
+
+
+def test_clips_keep_the_rotation(sideways: Path, tmp_path: Path) -> None:
+    info = clip_from_file(sideways, 1.0, 2.0, tmp_path / "file.mp4")
+    rot, n = _rotation_and_count(tmp_path / "file.mp4")
+    assert rot == 90 and n == info.packets
+    ring = PacketRing(max_seconds=10.0, max_bytes=10**7)
+    src = FileSource(sideways, "phone", packet_sink=ring.push)
+    try:
+        ring.set_stream_params(src.video_stream_params())
+        for _ in src.frames():
+            pass
+    finally:
+        src.close()
+    params = ring.params
+    assert params is not None and params.rotation == 90
+    span = ring.span(1.0, 2.0)
+    remux_clip(params, span, tmp_path / "ring.mp4")
+    rot, n = _rotation_and_count(tmp_path / "ring.mp4")
+    assert rot == 90 and n == len(span)
