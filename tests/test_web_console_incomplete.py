@@ -19,6 +19,20 @@ pytestmark = [pytest.mark.integration, pytest.mark.browser]
 PARTS = [
     {"part": "plate", "reason": "plate unreadable in every evidence image"},
     {"part": "image_1", "reason": "no observation before the stop line while red"},
+    {
+        "part": "image_3",
+        "reason": "the track was lost before the entry line; the two-wheeler it rode (track 165) "
+        "was seen past it at 41.83 s; image 3 is this track's last sighting — check the clip",
+    },
+    {"part": "image_2", "reason": "a reason the console has no words for"},
+]
+# what a Chinese-speaking reviewer reads for each part (the last one as written)
+ZH = [
+    "号牌：所有证据图片中号牌均无法识别",
+    "图1：红灯期间未观测到主体位于停止线前",
+    "图3：目标在入口线前丢失；其所骑两轮车（轨迹 165）于 41.83 秒越过入口线；"
+    "图3为该目标最后出现位置，请核对视频",
+    "图2：a reason the console has no words for",
 ]
 
 
@@ -56,8 +70,14 @@ def test_incomplete_record_needs_acknowledgement(seeded: Seeded) -> None:
             expect(page.locator("#incomplete")).to_be_visible()
             box = page.inner_text("#incomplete")
             assert "证据不完整" in box
+            for line in ZH:
+                assert line in box, box
+            page.click("#lang")  # English: the reasons as the record states them
+            expect(page.locator("#incomplete")).to_contain_text(PARTS[2]["reason"])
             for p in PARTS:
-                assert p["reason"] in box
+                assert f"{p['part']}: {p['reason']}" in page.inner_text("#incomplete")
+            page.click("#lang")
+            expect(page.locator("#incomplete")).to_contain_text(ZH[0])
             page.click("#confirm")
             expect(page.locator("#review-msg")).to_contain_text("勾选")
             state = seeded.service.get_event(target.event_id, violation=True).review

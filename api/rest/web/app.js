@@ -539,6 +539,14 @@ function incompleteParts(ev) {
   return parts;
 }
 
+function incompleteText(p) {
+  if (S.lang !== "zh") return `${p.part}: ${p.reason}`;
+  const zh = window.INCOMPLETE_ZH;
+  const rule = zh.reasons.find(([re]) => re.test(p.reason || ""));
+  const reason = rule ? rule[1]((p.reason || "").match(rule[0])) : p.reason;
+  return `${zh.parts[p.part] || p.part}：${reason}`;
+}
+
 function renderIncomplete(ev) {
   const parts = incompleteParts(ev);
   const box = $("#incomplete");
@@ -546,7 +554,7 @@ function renderIncomplete(ev) {
   list.textContent = "";
   for (const p of parts) {
     const li = document.createElement("li");
-    li.textContent = `${p.part}: ${p.reason}`;
+    li.textContent = incompleteText(p);
     list.appendChild(li);
   }
   box.hidden = !parts.length;

@@ -97,3 +97,30 @@ window.I18N = {
     clip_download: "Download the clip",
   },
 };
+
+// Why a record is incomplete (pipeline/evidence/facts.py and the rules' evidence notes) in the
+// reviewer's language: the part, and the reason by pattern. A reason not listed is shown as
+// written (English), never dropped.
+window.INCOMPLETE_ZH = {
+  parts: { plate: "号牌", clip: "视频片段", images: "图片", record: "记录", image_1: "图1", image_2: "图2", image_3: "图3" },
+  reasons: [
+    [/^plate unreadable in every evidence image$/, () => "所有证据图片中号牌均无法识别"],
+    [/^no signal state for the group in this frame$/, () => "该帧无此灯组的信号状态"],
+    [/^signal fault in the window: (.*)$/, (m) => `该时段信号灯故障：${m[1]}`],
+    [/^the subject is not in this frame$/, () => "该帧中无违法主体"],
+    [/^subject box estimated \(track not in frame\)$/, () => "主体框为估计位置（该帧无轨迹）"],
+    [/^subject (on|after) the stop line, not before$/, (m) => `主体${m[1] === "on" ? "压停止线" : "已越过停止线"}，不在停止线前`],
+    [/^signal (\w+), not red$/, (m) => `信号灯为${({ green: "绿灯", amber: "黄灯", off: "熄灭", unknown: "未知" })[m[1]] || m[1]}，非红灯`],
+    [/^subject still before the stop line$/, () => "主体仍在停止线前"],
+    [/^subject not past the entry line$/, () => "主体未越过入口线"],
+    [/^no observation before the stop line while red$/, () => "红灯期间未观测到主体位于停止线前"],
+    [/^the track was not observed clearly before the stop line$/, () => "未清晰观测到主体位于停止线前"],
+    [/^the track was not observed past the entry line$/, () => "未观测到主体越过入口线"],
+    [/^the track was lost before the entry line; the (two-wheeler it rode|rider on it) \(track (\d+)\) was seen past it at ([\d.]+) s; image 3 is this track's last sighting — check the clip$/,
+      (m) => `目标在入口线前丢失；其${m[1] === "rider on it" ? "骑车人" : "所骑两轮车"}（轨迹 ${m[2]}）于 ${m[3]} 秒越过入口线；图3为该目标最后出现位置，请核对视频`],
+    [/^the track was lost before the entry line while moving on towards it; image 3 is its last sighting — check the clip$/,
+      () => "目标驶向入口线途中丢失；图3为其最后出现位置，请核对视频"],
+    [/^no analysed frame kept$/, () => "无保存的分析帧"],
+    [/^no clip$/, () => "无视频片段"],
+  ],
+};
