@@ -62,11 +62,24 @@ class ClipInfo:
         return self.start_pts_s <= start_s + tolerance_s and self.end_pts_s >= end_s - tolerance_s
 
 
-# -- H.264 framing -----------------------------------------------------------------------------
+# -- H.264 / H.265 framing -----------------------------------------------------------------------
 
 
 def is_annexb(data: bytes) -> bool:
     return data.startswith((b"\x00\x00\x01", START_CODE))
+
+
+def _parameter_sets(record: bytes, pos: int, count: int, nals: list[bytes]) -> int:
+    """Append ``count`` (16-bit length, NAL unit) entries of a configuration record starting
+    at ``pos`` to ``nals``; return the position after them."""
+    for _ in range(count):
+        n = int.from_bytes(record[pos : pos + 2], "big")
+        nal = record[pos + 2 : pos + 2 + n]
+        if len(nal) != n or n == 0:
+            raise ValueError("truncated parameter set")
+        nals.append(nal)
+        pos += 2 + n
+    return pos
 
 
 def parse_avcc(extradata: bytes) -> tuple[int, list[bytes]]:
@@ -78,15 +91,7 @@ def parse_avcc(extradata: bytes) -> tuple[int, list[bytes]]:
         nals: list[bytes] = []
         pos = 5
         for count_mask in (0x1F, 0xFF):  # SPS count (5 bits), then PPS count (8 bits)
-            count = extradata[pos] & count_mask
-            pos += 1
-            for _ in range(count):
-                n = int.from_bytes(extradata[pos : pos + 2], "big")
-                nal = extradata[pos + 2 : pos + 2 + n]
-                if len(nal) != n:
-                    raise ValueError("truncated parameter set")
-                nals.append(nal)
-                pos += 2 + n
+            pos = _parameter_sets(extradata, pos + 1, extradata[pos] & count_mask, nals)
         return length_size, nals
     except (IndexError, ValueError) as e:
         raise StreamError(f"malformed H.264 avcC extradata ({len(extradata)} bytes): {e}") from e
@@ -107,14 +112,7 @@ def parse_hvcc(extradata: bytes) -> tuple[int, list[bytes]]:
             if pos + 3 > len(extradata):
                 raise ValueError("truncated array header")
             count = int.from_bytes(extradata[pos + 1 : pos + 3], "big")
-            pos += 3
-            for _ in range(count):
-                n = int.from_bytes(extradata[pos : pos + 2], "big")
-                nal = extradata[pos + 2 : pos + 2 + n]
-                if len(nal) != n or n == 0:
-                    raise ValueError("truncated parameter set")
-                nals.append(nal)
-                pos += 2 + n
+            pos = _parameter_sets(extradata, pos + 3, count, nals)
         return length_size, nals
     except (IndexError, ValueError) as e:
         raise StreamError(f"malformed H.265 hvcC extradata ({len(extradata)} bytes): {e}") from e

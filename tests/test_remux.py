@@ -3,6 +3,7 @@ re-encode."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import shutil
 import subprocess
@@ -158,29 +159,41 @@ def test_clip_from_file_span_at_start_and_end(mp4: Path, tmp_path: Path) -> None
     ffprobe_ok(tmp_path / "b.mp4")
 
 
+def demuxed(path: Path) -> tuple[StreamParams, list[EncodedPacket]]:
+    """The stream parameters and packets (with pts) of a file's video, as a source sees them."""
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        tb = Fraction(s.time_base or Fraction(1, 90_000))
+        origin = int(s.start_time or 0)
+        pkts = [
+            EncodedPacket(
+                bytes(p),
+                p.pts,
+                p.dts,
+                p.duration,
+                tb,
+                bool(p.is_keyframe),
+                float((p.pts - origin) * tb),
+            )
+            for p in c.demux(s)
+            if p.size and p.pts is not None
+        ]
+        return stream_params(s), pkts
+
+
+def ring_of(path: Path) -> PacketRing:
+    """A 3 s packet ring fed with the file's packets (as from RTSP)."""
+    params, pkts = demuxed(path)
+    ring = PacketRing(max_seconds=3.0, max_bytes=10**7)
+    ring.set_stream_params(params)
+    for pkt in pkts:
+        ring.push(pkt)
+    return ring
+
+
 def test_ring_annexb_remux_like_rtsp(annexb_ts: Path, tmp_path: Path) -> None:
     """Annex-B packets (as from RTSP) through the ring, then remuxed."""
-    ring = PacketRing(max_seconds=3.0, max_bytes=10**7)
-    with av.open(str(annexb_ts)) as c:
-        s = c.streams.video[0]
-        ring.set_stream_params(stream_params(s))
-        assert s.time_base is not None
-        tb = Fraction(s.time_base)
-        origin = int(s.start_time or 0)
-        for p in c.demux(s):
-            if p.size == 0 or p.pts is None:
-                continue
-            ring.push(
-                EncodedPacket(
-                    bytes(p),
-                    p.pts,
-                    p.dts,
-                    p.duration,
-                    tb,
-                    bool(p.is_keyframe),
-                    float((p.pts - origin) * tb),
-                )
-            )
+    ring = ring_of(annexb_ts)
     st = ring.stats()
     assert st.seconds >= 3.0
     params = ring.params
@@ -286,28 +299,9 @@ def test_hevc_clip_from_mp4_with_hvcc(hevc_mp4: Path, tmp_path: Path) -> None:
 def test_hevc_ring_annexb_remux_like_rtsp(hevc_ts: Path, tmp_path: Path) -> None:
     """H.265 Annex-B packets (RTSP / PS framing) through the ring: the clip decodes from its
     first packet, the VPS/SPS/PPS it needs being in-band or put in front."""
-    ring = PacketRing(max_seconds=3.0, max_bytes=10**7)
-    with av.open(str(hevc_ts)) as c:
-        s = c.streams.video[0]
-        ring.set_stream_params(stream_params(s))
-        tb = Fraction(s.time_base or Fraction(1, 90_000))
-        origin = int(s.start_time or 0)
-        for p in c.demux(s):
-            if p.size == 0 or p.pts is None:
-                continue
-            data = bytes(p)
-            assert data.startswith((b"\x00\x00\x01", b"\x00\x00\x00\x01"))
-            ring.push(
-                EncodedPacket(
-                    data,
-                    p.pts,
-                    p.dts,
-                    p.duration,
-                    tb,
-                    bool(p.is_keyframe),
-                    float((p.pts - origin) * tb),
-                )
-            )
+    _, given = demuxed(hevc_ts)
+    assert all(p.data.startswith((b"\x00\x00\x01", b"\x00\x00\x00\x01")) for p in given)
+    ring = ring_of(hevc_ts)
     params = ring.params
     assert params is not None and params.codec_name == "hevc"
     span = ring.span(4.0, 5.0)
@@ -364,24 +358,8 @@ def test_b_frames_without_dts_remux_like_rtsp(
     """B-frame streams over RTSP come without decode timestamps (RTP carries pts only); the
     clip must still mux (the MP4 muxer refuses dts that do not increase) and decode fully."""
     path: Path = request.getfixturevalue(source)
-    with av.open(str(path)) as c:
-        s = c.streams.video[0]
-        params = stream_params(s)
-        tb = Fraction(s.time_base or Fraction(1, 90_000))
-        origin = int(s.start_time or 0)
-        pkts = [
-            EncodedPacket(
-                bytes(p),
-                p.pts,
-                None,
-                p.duration,
-                tb,
-                bool(p.is_keyframe),
-                float((p.pts - origin) * tb),
-            )
-            for p in c.demux(s)
-            if p.size and p.pts is not None
-        ]
+    params, given = demuxed(path)
+    pkts = [dataclasses.replace(p, dts=None) for p in given]  # RTP: no decode timestamps
     reordered = [b.pts < a.pts for a, b in itertools.pairwise(pkts) if a.pts and b.pts]
     assert any(reordered)  # B-frames: pts not in decode order
     start = next(i for i, p in enumerate(pkts) if p.is_keyframe and p.pts_s >= 2.0)
