@@ -223,17 +223,23 @@ def hanoi_report(records: list[Record], labels: Record) -> dict[str, Any]:
 
 
 def frame_times(video: Path | None, labels: Record) -> list[float]:
-    """Presentation time (s, from the first frame) of every frame of the labelled clip."""
+    """Presentation time (s, from the first frame) of every frame of the labelled clip, on the
+    timeline the file sources give frames (one that continues where timestamps start again)."""
     n = int(labels["frames"])
     if video is None or not video.is_file():
         return [i * float(labels["frame_duration_s"]) for i in range(n)]
     import av
 
+    from sharpeyes.streams.timing import FileTimeline
+
     with av.open(str(video)) as c:
         s = c.streams.video[0]
         tb = s.time_base
         assert tb is not None
-        pts = sorted(float(p.pts * tb) for p in c.demux(s) if p.pts is not None)
+        rate = float(s.average_rate or 0) or 1 / float(labels["frame_duration_s"])
+        timeline = FileTimeline(float(tb), None, frame_s=1 / rate)
+        rel = (timeline.packet(p.pts, bool(p.is_keyframe)) for p in c.demux(s) if p.size)
+        pts = sorted(t for t in rel if t is not None)
     return [t - pts[0] for t in pts]
 
 

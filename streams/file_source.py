@@ -32,6 +32,7 @@ from sharpeyes.streams.decode import (
     to_bgr,
 )
 from sharpeyes.streams.sampling import Sampler
+from sharpeyes.streams.timing import FileTimeline
 
 logger = logging.getLogger(__name__)
 
@@ -88,8 +89,12 @@ class FileSource:
         meta_ms = creation_time_ms(dict(self._container.metadata))
         default_ms = meta_ms if meta_ms is not None else round(time.time() * 1000)
         self._start_wall_ms = start_wall_ms if start_wall_ms is not None else default_ms
-        self._time_base = float(self._stream.time_base)
-        self._origin: int | None = self._stream.start_time
+        fps = stream_fps(self._stream)
+        self._timeline = FileTimeline(
+            float(self._stream.time_base),
+            self._stream.start_time,
+            frame_s=1.0 / fps if fps > 0 else 0.04,
+        )
         # a phone recording's display rotation: frames are turned upright (as players and
         # OpenCV show them), the size is the upright one, clips carry the rotation on
         self._rotation = display_rotation(str(self._path))
@@ -156,18 +161,29 @@ class FileSource:
         sampler = Sampler(self._analysis_fps)
         pacer = _Pacer(self._closed) if self._realtime else None
         skips = _SkipLedger()
+        timeline = self._timeline
         for packet in self._packets():
+            restarts = timeline.restarts
+            rel = timeline.packet(packet.pts, bool(packet.is_keyframe)) if packet.size else None
+            if timeline.restarts > restarts:
+                logger.warning(
+                    "%s: timestamps start again at a keyframe (pts %s); the timeline continues "
+                    "at %.3f s",
+                    self._path,
+                    packet.pts,
+                    rel,
+                )
             if packet.size and self._packet_sink is not None:
-                self._packet_sink(encoded_packet(packet, self._relative(packet.pts)))
-            self._plan_skip(packet, sampler, skips)
+                self._packet_sink(encoded_packet(packet, rel if rel is not None else 0.0))
+            self._plan_skip(packet, rel, sampler, skips)
             decoded = decode_packet(self._stream, packet)
             if decoded is None:
                 self.decode_errors += 1
                 continue
             for av_frame in decoded:
-                pts = self._relative(av_frame.pts)
+                pts = timeline.frame(av_frame.pts)
                 if av_frame.pts is not None:
-                    self.frames_skipped += skips.discarded_before(av_frame.pts)
+                    self.frames_skipped += skips.discarded_before(pts)
                 seq = self.frames_decoded + self.frames_skipped
                 self.frames_decoded += 1
                 if not sampler.accept(pts):
@@ -178,19 +194,16 @@ class FileSource:
         self.frames_skipped += skips.discarded_at_end()
         self._finish()
 
-    def _plan_skip(self, packet: Any, sampler: Sampler, skips: _SkipLedger) -> None:
+    def _plan_skip(
+        self, packet: Any, rel: float | None, sampler: Sampler, skips: _SkipLedger
+    ) -> None:
         """Let the decoder discard this packet's frame when it is non-reference and sampling
         will reject it (an unknown pts or clock origin: decode it)."""
         if not self._skip_unsampled:
             return
-        skip = (
-            packet.size > 0
-            and packet.pts is not None
-            and self._origin is not None
-            and sampler.will_reject(self._relative(packet.pts))
-        )
-        if skip:
-            skips.requested(packet.pts)
+        skip = rel is not None and sampler.will_reject(rel)
+        if skip and rel is not None:
+            skips.requested(rel)
         if skip != skips.decoder_skipping:
             set_skip_nonref(self._stream, skip)
             skips.decoder_skipping = skip
@@ -205,13 +218,6 @@ class FileSource:
             image=to_bgr(av_frame, self._rotation),
             keyframe=bool(av_frame.key_frame),
         )
-
-    def _relative(self, raw: int | None) -> float:
-        if raw is None:
-            return 0.0
-        if self._origin is None:
-            self._origin = raw
-        return (raw - self._origin) * self._time_base
 
     def _packets(self) -> Iterator[Any]:
         """Demuxed video packets (ending with the flush packet) until EOF, error or close."""
@@ -247,17 +253,18 @@ class FileSource:
 
 
 class _SkipLedger:
-    """The pts of packets the decoder was allowed to discard. Frames come out in pts order, so
-    a requested pts below the next decoded frame's pts (or left at the end) was discarded."""
+    """The (relative) pts of packets the decoder was allowed to discard. Frames come out in pts
+    order, so a requested pts below the next decoded frame's pts (or left at the end) was
+    discarded. Relative, not raw: a file whose timestamps start again repeats raw values."""
 
     def __init__(self) -> None:
-        self._pending: list[int] = []
+        self._pending: list[float] = []
         self.decoder_skipping = False
 
-    def requested(self, pts: int) -> None:
+    def requested(self, pts: float) -> None:
         heapq.heappush(self._pending, pts)
 
-    def discarded_before(self, pts: int) -> int:
+    def discarded_before(self, pts: float) -> int:
         """Forget the requests up to the decoded frame at ``pts`` and return how many of them
         were discarded (every one below ``pts``)."""
         discarded = 0

@@ -44,11 +44,13 @@ from sharpeyes.streams.decode import (
     configure_threads,
     decode_packet,
     demux_video,
+    display_rotation,
     open_input,
     stream_fps,
     to_bgr,
 )
 from sharpeyes.streams.sampling import Sampler
+from sharpeyes.streams.timing import FileTimeline
 
 logger = logging.getLogger(__name__)
 
@@ -115,6 +117,22 @@ def host_image(frame: Frame) -> ImageBGR:
     return nv12_host_to_bgr(frame.device_image)
 
 
+def rotate_nv12(nv12: Any, rotation: int) -> Any:
+    """An NV12 tensor ``(H·3/2)×W`` turned by ``rotation`` degrees counter-clockwise (0, 90,
+    180, 270; as :func:`~sharpeyes.streams.decode.to_bgr` turns host pictures): the luma plane
+    turns as it is, the interleaved chroma plane as ``(H/2)×(W/2)`` pairs."""
+    k = (rotation // 90) % 4
+    if k == 0:
+        return nv12
+    import torch
+
+    h = nv12.shape[0] * 2 // 3
+    w = nv12.shape[1]
+    y = torch.rot90(nv12[:h], k, dims=(0, 1))
+    uv = torch.rot90(nv12[h:].reshape(h // 2, w // 2, 2), k, dims=(0, 1))
+    return torch.cat((y, uv.reshape(uv.shape[0], uv.shape[1] * 2))).contiguous()
+
+
 def _device_nv12(planes: Any) -> Any:
     """Two DLPack planes (Y, interleaved UV) of a CUDA frame → one contiguous NV12 tensor."""
     import torch
@@ -128,7 +146,7 @@ def _device_nv12(planes: Any) -> Any:
 class PyAvSession(DecodeSession):
     """PyAV decoding, in software or through the ``cuda`` hwaccel."""
 
-    def __init__(self, url: str, cfg: DecoderConfig, *, hw: bool) -> None:
+    def __init__(self, url: str, cfg: DecoderConfig, *, hw: bool, rotation: int = 0) -> None:
         options: dict[str, Any] = {}
         self.on_device = hw and cfg.keep_on_device
         if hw:
@@ -147,26 +165,28 @@ class PyAvSession(DecodeSession):
             configure_threads(self.stream, cfg.threads)
         name = self.stream.codec_context.name
         self.description = f"{name} (pyav cuda hwaccel)" if hw else f"{name} (pyav cpu)"
-        self._tb = float(self.stream.time_base)
-        self._origin: int | None = self.stream.start_time
-
-    def _pts(self, raw: int | None) -> float:
-        if raw is None:
-            return 0.0
-        if self._origin is None:
-            self._origin = raw
-        return (raw - self._origin) * self._tb
+        fps = stream_fps(self.stream)
+        self._timeline = FileTimeline(
+            float(self.stream.time_base),
+            self.stream.start_time,
+            frame_s=1.0 / fps if fps > 0 else 0.04,
+        )
+        self.rotation = rotation
 
     def pictures(self, want: Callable[[float], bool]) -> Iterator[Picture]:
+        timeline, rotation = self._timeline, self.rotation
         for packet in demux_video(self.container, self.stream):
+            if packet.size:
+                timeline.packet(packet.pts, bool(packet.is_keyframe))
             for f in decode_packet(self.stream, packet) or ():
-                pts = self._pts(f.pts)
+                pts = timeline.frame(f.pts)
                 if not want(pts):
                     yield Picture(pts, bool(f.key_frame), None)
                 elif self.on_device and f.format.name == "cuda":
-                    yield Picture(pts, bool(f.key_frame), None, _device_nv12(f.planes))
+                    nv12 = rotate_nv12(_device_nv12(f.planes), rotation)
+                    yield Picture(pts, bool(f.key_frame), None, nv12)
                 else:
-                    yield Picture(pts, bool(f.key_frame), to_bgr(f))
+                    yield Picture(pts, bool(f.key_frame), to_bgr(f, rotation))
 
     def close(self) -> None:
         self.container.close()
@@ -175,7 +195,7 @@ class PyAvSession(DecodeSession):
 class NvdecSession(DecodeSession):
     """PyNvVideoCodec demuxer + NVDEC decoder; frames are device NV12 (pts from frame index)."""
 
-    def __init__(self, url: str, cfg: DecoderConfig, fps: float) -> None:
+    def __init__(self, url: str, cfg: DecoderConfig, fps: float, rotation: int = 0) -> None:
         try:
             import PyNvVideoCodec
 
@@ -191,6 +211,7 @@ class NvdecSession(DecodeSession):
             raise DecoderUnavailableError(f"NVDEC cannot open {url}: {e}") from e
         self.keep = cfg.keep_on_device
         self.period = 1.0 / fps if fps > 0 else 0.04
+        self.rotation = rotation
         self.description = f"nvdec (PyNvVideoCodec, gpu {cfg.device_id})"
 
     @staticmethod
@@ -212,7 +233,7 @@ class NvdecSession(DecodeSession):
                     if not want(pts):
                         yield Picture(pts, False, None)
                         continue
-                    nv12 = self._tensor(f).clone()
+                    nv12 = rotate_nv12(self._tensor(f).clone(), self.rotation)
                     host = None if self.keep else nv12_host_to_bgr(nv12)
                     yield Picture(pts, False, host, nv12 if self.keep else None)
         except DecoderUnavailableError:
@@ -260,25 +281,34 @@ def probe_decoders() -> dict[str, str | None]:
     return {name: probe() for name, probe in PROBES.items()}
 
 
-def open_session(url: str, cfg: DecoderConfig, fps: float) -> DecodeSession:
+def open_session(url: str, cfg: DecoderConfig, fps: float, rotation: int = 0) -> DecodeSession:
     reason = PROBES[cfg.backend]()
     if reason is not None:
         raise DecoderUnavailableError(f"decoder {cfg.backend} unavailable: {reason}")
     if cfg.backend == "nvdec":
-        return NvdecSession(url, cfg, fps)
-    return PyAvSession(url, cfg, hw=cfg.backend == "pyav-cuda")
+        return NvdecSession(url, cfg, fps, rotation)
+    return PyAvSession(url, cfg, hw=cfg.backend == "pyav-cuda", rotation=rotation)
 
 
-def probe_source(url: str, stream_id: str) -> SourceInfo:
-    """Open ``url`` with PyAV (CPU) to check it and read its :class:`SourceInfo`."""
+def file_rotation(url: str) -> int:
+    """The display rotation of a local file (a phone recording); 0 for a URL."""
+    return display_rotation(url) if "://" not in url and Path(url).is_file() else 0
+
+
+def probe_source(url: str, stream_id: str, rotation: int = 0) -> SourceInfo:
+    """Open ``url`` with PyAV (CPU) to check it and read its :class:`SourceInfo` (the size
+    upright after ``rotation``, as frames come out)."""
     container, stream = open_input(url, display=url)
     try:
         ctx = stream.codec_context
+        w, h = int(ctx.width), int(ctx.height)
+        if rotation in (90, 270):
+            w, h = h, w
         return SourceInfo(
             stream_id=stream_id,
             url=url,
-            width=int(ctx.width),
-            height=int(ctx.height),
+            width=w,
+            height=h,
             fps=stream_fps(stream),
             codec=str(ctx.name),
             frame_count=int(stream.frames) or None,
@@ -309,20 +339,21 @@ class GpuDecodeSource:
     ) -> None:
         self.config = decoder or DecoderConfig()
         self._url = str(url)
-        self._info = probe_source(self._url, stream_id)
+        self.rotation = file_rotation(self._url)
+        self._info = probe_source(self._url, stream_id, self.rotation)
         self._realtime = realtime
         self._analysis_fps = analysis_fps
         self._start_wall_ms = start_wall_ms if start_wall_ms is not None else clock.now_ms()
         self._closed = threading.Event()
         self.fallback_reason: str | None = None
         try:
-            self._session = open_session(self._url, self.config, self._info.fps)
+            self._session = open_session(self._url, self.config, self._info.fps, self.rotation)
         except DecoderUnavailableError as e:
             if self.config.fallback == "fail":
                 raise
             logger.warning("%s: %s; decoding on the CPU", stream_id, e)
             self.fallback_reason = str(e)
-            self._session = PyAvSession(self._url, self.config, hw=False)
+            self._session = PyAvSession(self._url, self.config, hw=False, rotation=self.rotation)
         self._lock = threading.Lock()
         self._iterating = False
         self.frames_decoded = 0

@@ -190,18 +190,33 @@ class _Framer:
 # -- muxing ------------------------------------------------------------------------------------
 
 
+REBASE_S = 0.5
+"""Seconds between a packet's own timestamps and its place on the source's timeline beyond
+which the source rebased it (its timestamps started again)."""
+
+
+def _scale(pkt: EncodedPacket, tb: Fraction) -> Fraction:
+    return pkt.time_base / tb if pkt.time_base and pkt.time_base != tb else Fraction(1)
+
+
 def _ticks(pkt: EncodedPacket, tb: Fraction, anchor: tuple[int, float]) -> tuple[int, int | None]:
     """(pts, dts or None when the packet has none) of a packet in ``tb`` ticks.
 
     A packet in another time base is rescaled; one without pts is placed by its ``pts_s``
-    relative to ``anchor`` = (ticks, seconds) of the first packet.
+    relative to ``anchor`` = (ticks, seconds) of the first packet. So is one whose own
+    timestamps disagree with its ``pts_s`` by more than ``REBASE_S``: the source's timestamps
+    started again (a camera restart, concatenated recordings) and the source's timeline, which
+    never runs backwards, placed it — its pts and dts move by the same amount.
     """
-    scale = pkt.time_base / tb if pkt.time_base and pkt.time_base != tb else Fraction(1)
-    if pkt.pts is not None:
-        pts = round(pkt.pts * scale)
-    else:
-        pts = anchor[0] + round((pkt.pts_s - anchor[1]) / tb)
+    scale = _scale(pkt, tb)
+    placed = anchor[0] + round((pkt.pts_s - anchor[1]) / tb)
+    if pkt.pts is None:
+        return placed, None
+    pts = round(pkt.pts * scale)
     dts = round(pkt.dts * scale) if pkt.dts is not None else None
+    if abs(placed - pts) * tb > REBASE_S:
+        shift = placed - pts
+        return placed, None if dts is None else dts + shift
     return pts, dts
 
 
@@ -251,7 +266,8 @@ def remux_clip(params: StreamParams, packets: Sequence[EncodedPacket], out_path:
     _check_packets(params, packets)
     tb = params.time_base
     origin_s = packets[0].pts_s
-    first_pts, _ = _ticks(packets[0], tb, (0, origin_s))
+    first = packets[0]
+    first_pts = 0 if first.pts is None else round(first.pts * _scale(first, tb))
     tmp = _tmp_path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     try:

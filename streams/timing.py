@@ -131,3 +131,90 @@ class PtsClock:
         if self._last_rel is not None:
             rel = max(rel, self._last_rel + _MIN_STEP_S)
         return rel
+
+
+class FileTimeline:
+    """A file's raw timestamps → one continuous relative timeline (seconds from its start).
+
+    Within one segment, relative time is the raw pts minus the segment's base, in seconds. A
+    recording put together from pieces (an NVR export of several files, MPEG-TS segments
+    concatenated, an encoder that restarted) starts its timestamps again part-way through; read
+    naively, time runs backwards there and trackers, red timers and evidence times go wrong. Here
+    a *keyframe* whose pts lies more than ``restart_s`` before the largest pts seen so far (in
+    decode order — no decodable picture may be shown before one decoded ahead of it) starts a new
+    segment, which continues one frame period after the previous segment's last picture.
+    Forward jumps are kept: a gap in a recording is time that passed.
+
+    Packets (:meth:`packet`, decode order) find the segments; decoded frames (:meth:`frame`,
+    presentation order, behind the packets by the decoder's delay) move on to the next segment
+    found when their pts goes back. Packets and frames so get the same relative time.
+    """
+
+    def __init__(
+        self,
+        time_base: float,
+        origin: int | None = None,
+        *,
+        frame_s: float = 0.04,
+        restart_s: float = 0.5,
+    ) -> None:
+        self._tb = time_base
+        self._origin = origin
+        self._frame_s = frame_s
+        self._restart = restart_s / time_base if time_base > 0 else 0.0
+        self._segments: list[tuple[int, float]] = []  # (raw pts at its start, relative start)
+        self._max_raw: int | None = None  # largest packet pts of the newest segment
+        self._max_rel = 0.0
+        self._frame_segment = 0
+        self._last_frame_raw: int | None = None
+        self._last_frame_rel: float | None = None
+
+    @property
+    def restarts(self) -> int:
+        """How many times the timestamps started again (segments found after the first)."""
+        return max(0, len(self._segments) - 1)
+
+    @property
+    def started(self) -> bool:
+        """Whether the timeline has its origin (the stream's start time, or a first pts)."""
+        return self._origin is not None or bool(self._segments)
+
+    def _first(self, raw: int) -> None:
+        if not self._segments:
+            base = self._origin if self._origin is not None else raw
+            self._segments.append((base, 0.0))
+
+    def _rel(self, segment: int, raw: int) -> float:
+        base, start = self._segments[segment]
+        return start + (raw - base) * self._tb
+
+    def packet(self, raw_pts: int | None, keyframe: bool) -> float | None:
+        """Relative pts of a demuxed packet (decode order); None when it has no pts."""
+        if raw_pts is None:
+            return None
+        self._first(raw_pts)
+        if keyframe and self._max_raw is not None and raw_pts < self._max_raw - self._restart:
+            start = self._max_rel + self._frame_s
+            self._segments.append((raw_pts, start))
+            self._max_raw = None
+        rel = self._rel(len(self._segments) - 1, raw_pts)
+        if self._max_raw is None or raw_pts > self._max_raw:
+            self._max_raw, self._max_rel = raw_pts, rel
+        return rel
+
+    def frame(self, raw_pts: int | None) -> float:
+        """Relative pts of a decoded frame (presentation order); one without a pts is placed a
+        frame period after the previous one."""
+        if raw_pts is None:
+            prev = self._last_frame_rel
+            rel = 0.0 if prev is None else prev + self._frame_s
+        else:
+            self._first(raw_pts)
+            last = self._last_frame_raw
+            went_back = last is not None and raw_pts < last - self._restart
+            if went_back and self._frame_segment + 1 < len(self._segments):
+                self._frame_segment += 1
+            rel = self._rel(self._frame_segment, raw_pts)
+            self._last_frame_raw = raw_pts
+        self._last_frame_rel = rel
+        return rel

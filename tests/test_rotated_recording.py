@@ -14,6 +14,12 @@ import pytest
 
 from sharpeyes.streams.decode import display_rotation
 from sharpeyes.streams.file_source import FileSource
+from sharpeyes.streams.gpu_decode import (
+    DecoderConfig,
+    GpuDecodeSource,
+    nv12_host_to_bgr,
+    rotate_nv12,
+)
 from sharpeyes.streams.packet_ring import PacketRing
 from sharpeyes.streams.remux import clip_from_file, remux_clip
 
@@ -90,3 +96,39 @@ def test_clips_keep_the_rotation(sideways: Path, tmp_path: Path) -> None:
     remux_clip(params, span, tmp_path / "ring.mp4")
     rot, n = _rotation_and_count(tmp_path / "ring.mp4")
     assert rot == 90 and n == len(span)
+
+
+def test_the_decoder_backends_turn_frames_upright_too(sideways: Path) -> None:
+    """``GpuDecodeSource`` (here its CPU backend, as on a node without NVDEC) gives the same
+    upright frames and size as ``FileSource``: the camera is the same whichever decoder runs."""
+    src = GpuDecodeSource(sideways, "phone", decoder=DecoderConfig(backend="cpu"))
+    try:
+        assert (src.info.width, src.info.height) == (W, H)
+        frames = list(src.frames())
+    finally:
+        src.close()
+    ref = FileSource(sideways, "phone")
+    try:
+        expected = list(ref.frames())
+    finally:
+        ref.close()
+    assert len(frames) == len(expected) == N
+    for got, want in zip(frames, expected, strict=True):
+        assert got.pts == pytest.approx(want.pts)
+        assert np.array_equal(got.image, want.image)
+
+
+@pytest.mark.parametrize("rotation", [0, 90, 180, 270])
+def test_device_nv12_frames_turn_like_host_frames(rotation: int) -> None:
+    """A frame kept on the GPU (NV12) is turned plane by plane; converted to BGR it equals the
+    host picture turned by ``to_bgr`` (checked with CPU tensors: the same torch operations)."""
+    torch = pytest.importorskip("torch")
+    bgr = upright(5)
+    nv12 = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420)  # planar → interleave the chroma
+    y, u, v = nv12[:H], nv12[H : H + H // 4].reshape(H // 2, W // 2), nv12[H + H // 4 :]
+    uv = np.stack((u, v.reshape(H // 2, W // 2)), axis=-1).reshape(H // 2, W)
+    turned = rotate_nv12(torch.from_numpy(np.vstack((y, uv))), rotation).numpy()
+    got = nv12_host_to_bgr(turned)
+    want = np.rot90(nv12_host_to_bgr(np.vstack((y, uv))), rotation // 90)
+    assert got.shape == want.shape
+    assert np.abs(got.astype(int) - want.astype(int)).max() <= 2
