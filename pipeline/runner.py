@@ -69,6 +69,10 @@ class TrackEvents(Protocol):
 class SignalBoardLike(Protocol):
     def update(self, frame: Frame) -> Mapping[str, SignalState]: ...
 
+    def problems(self) -> Mapping[str, str]:
+        """Signal faults and calibration problems, by group / head (see ``SignalBoard``)."""
+        ...
+
 
 class EvidenceHook(Protocol):
     """Builds evidence for a violation from the analysed frames nearest its evidence times.

@@ -9,12 +9,15 @@
 * here — :class:`VideoHead` (region → reader → phase model) and :class:`SignalBoard`, the one
   object the runner calls: ``board.update(frame)`` returns ``{group: SignalState}``;
   ``board.problems()`` lists signal faults and calibration problems (a head region that never
-  lit, a head that never changes colour).
+  lit, a head that never changes colour, a picture without colour — a camera in monochrome /
+  infrared night mode, where no lamp colour can be read).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+
+import numpy as np
 
 from sharpeyes.pipeline.calibration import IntersectionCalibration, SignalGroup, SignalHead
 from sharpeyes.pipeline.signal_input import ExternalPhaseInput
@@ -106,6 +109,22 @@ class VideoHead:
         return None
 
 
+COLOUR_SPREAD = 12
+"""A pixel whose BGR channels differ by more than this is coloured (a monochrome picture's
+channels differ by a few levels of compression noise at most)."""
+
+
+def picture_has_colour(image: ImageBGR, stride: int = 8) -> bool:
+    """Whether ``image`` shows any colour: at least 0.1 % (and 5) of the pixels of a strided
+    sample are coloured — lamps, tail lights and signs are enough, a night scene too."""
+    sample = image[::stride, ::stride]
+    if sample.size == 0:
+        return False
+    spread = sample.max(axis=2).astype(np.int16) - sample.min(axis=2).astype(np.int16)
+    coloured = int(np.count_nonzero(spread > COLOUR_SPREAD))
+    return bool(coloured >= max(5, spread.size // 1000))
+
+
 def _fuse(group: str, states: list[SignalState], pts: float) -> SignalState:
     """Several heads of one group: the most confident known, unfaulted state wins; a fault only
     when every head with a known state is faulted; none known → UNKNOWN."""
@@ -123,12 +142,17 @@ class SignalBoard:
         groups: list[SignalGroup],
         heads: list[VideoHead],
         external: ExternalPhaseInput | None = None,
+        params: SignalParams | None = None,
     ) -> None:
         self._groups = groups
         self._heads = heads
         self._external = external
+        self._params = params or SignalParams()
         self._first_pts: float | None = None
+        self._last_pts: float | None = None
         self._last: dict[str, SignalState] = {}
+        self._colour_seen = False
+        self._next_colour_check: float | None = None
 
     @property
     def heads(self) -> list[VideoHead]:
@@ -138,6 +162,12 @@ class SignalBoard:
         """Read every head on this frame and return the state of every group."""
         if self._first_pts is None:
             self._first_pts = frame.pts
+        self._last_pts = frame.pts
+        if self._heads and not self._colour_seen:
+            due = self._next_colour_check
+            if due is None or frame.pts >= due or frame.pts < due - 1.0:
+                self._colour_seen = picture_has_colour(frame.image)
+                self._next_colour_check = frame.pts + 1.0
         video: dict[str, list[SignalState]] = {}
         for head in self._heads:
             video.setdefault(head.head.group, []).append(head.update(frame.image, frame.pts))
@@ -149,13 +179,42 @@ class SignalBoard:
 
     def problems(self) -> dict[str, str]:
         """Current problems: ``{group: fault}`` for groups in a signal fault, and
-        ``{head id: problem}`` for calibration problems (never lit, never changes colour)."""
+        ``{head id: problem}`` for calibration problems (never lit, never changes colour);
+        ``{"picture": problem}`` when the picture has shown no colour at all. Then heads of a
+        standard layout may still be read by which cell is lit, but evidence images cannot
+        show the lamp's colour; heads that cannot be read at all are put down to it."""
         out = {g: st.fault for g, st in self._last.items() if st.fault is not None}
-        for h in self._heads:
-            p = h.problem()
-            if p is not None:
-                out[h.head.id] = p
+        heads = {h.head.id: p for h in self._heads if (p := h.problem()) is not None}
+        if not self.monochrome:
+            return out | heads
+        mono = (
+            f"the picture has had no colour for {self._span():.0f} s (a camera in monochrome / "
+            "infrared night mode?): "
+        )
+        if heads:
+            out["picture"] = mono + (
+                "no lamp could be read — set the camera to colour, or feed the signal phases "
+                "from the controller (external)"
+            )
+        else:
+            out["picture"] = mono + (
+                "lamps are read only by which cell is lit, and evidence images cannot show the "
+                "lamp's colour — set the camera to colour"
+            )
         return out
+
+    @property
+    def monochrome(self) -> bool:
+        """Signal heads are read from video and the picture has shown no colour for as long as
+        a head may go without a lit lamp (``never_lit_s``)."""
+        return (
+            bool(self._heads) and not self._colour_seen and self._span() >= self._params.never_lit_s
+        )
+
+    def _span(self) -> float:
+        if self._first_pts is None or self._last_pts is None:
+            return 0.0
+        return self._last_pts - self._first_pts
 
     def _group_state(self, g: SignalGroup, video: list[SignalState], frame: Frame) -> SignalState:
         if g.source != "video" and self._external is not None:
@@ -182,7 +241,7 @@ def build_signal_board(
 ) -> SignalBoard:
     """The signal board for one camera: video heads from the calibration plus external input."""
     heads = [VideoHead(h, frame_size, params) for h in calib.signal_heads]
-    return SignalBoard(list(calib.signal_groups), heads, external)
+    return SignalBoard(list(calib.signal_groups), heads, external, params)
 
 
 def states_by_group(states: Mapping[str, SignalState]) -> dict[str, LampColor]:

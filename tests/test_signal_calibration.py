@@ -26,6 +26,7 @@ from sharpeyes.pipeline.signal import (
     SignalParams,
     SignalSmoother,
     build_signal_board,
+    picture_has_colour,
 )
 from sharpeyes.pipeline.types import EventType, Frame, LampColor, SignalState
 from tests.scenarios import SCENARIOS, scene_calibration
@@ -280,3 +281,31 @@ def test_labelled_real_clip_phases(labels: Path, sample_videos: Path) -> None:
     assert i + 1 == spec["frames"]
     for g, want in truth.items():
         assert ok[g] / len(want) >= 0.98, f"{g}: {ok[g]}/{len(want)}"
+
+
+@pytest.mark.integration
+def test_a_monochrome_camera_is_named_as_the_problem(sample_videos: Path) -> None:
+    """hanoi_b as a camera in monochrome (infrared night) mode would film it: its head cannot
+    be read at all, and the board says the picture has no colour — not that the (correct)
+    region is off the lamps. The colour clip, also darkened to a night-time ×0.25, has colour."""
+    cfg = load_camera_config(REPO / "sample_videos" / "intersection_hanoi_b.yaml")
+    assert cfg.intersection is not None
+    grey_board = build_signal_board(cfg.intersection, (640, 480))
+    board = build_signal_board(cfg.intersection, (640, 480))
+    with av.open(str(sample_videos / "intersection_hanoi_b_640x480.mp4")) as c:
+        for i, vf in enumerate(c.decode(video=0)):
+            img = np.asarray(vf.to_ndarray(format="bgr24"), np.uint8)
+            pts = float(vf.time or 0.0)
+            grey = np.asarray(
+                cv2.cvtColor(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR), np.uint8
+            )
+            grey_board.update(Frame("hanoi_b", i, pts, int(pts * 1000), grey))
+            board.update(Frame("hanoi_b", i, pts, int(pts * 1000), img))
+            if i % 20 == 0:
+                dark = np.asarray(img * 0.25, np.uint8)
+                assert picture_has_colour(img) and picture_has_colour(dark)
+                assert not picture_has_colour(grey)
+    problems = grey_board.problems()
+    assert set(problems) == {"picture"}, problems
+    assert "no lamp could be read" in problems["picture"]
+    assert board.problems() == {}

@@ -10,9 +10,11 @@ from typing import Any
 
 import av
 import cv2
+import numpy as np
 import pytest
 import yaml
 
+from sharpeyes.api.commands import cli
 from sharpeyes.api.commands.signal_check import add_parser, run
 from tests.scenarios import scene_calibration
 from tests.scenarios.model import FRAME_SIZE
@@ -22,9 +24,7 @@ from tests.scenarios.signal_catalog import SignalScenario
 SCENARIO = SignalScenario("check", duration_s=11.0)
 
 
-@pytest.fixture(scope="module")
-def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("signal_check") / "heads.mp4"
+def _render(path: Path, grey: bool = False) -> Path:
     s, bg, bank = SCENARIO, signal_background(), signal_noise_bank(SCENARIO)
     with av.open(str(path), "w") as out:
         stream: Any = out.add_stream("libx264", rate=Fraction(10))
@@ -32,12 +32,26 @@ def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
         stream.pix_fmt = "yuv420p"
         stream.options = {"crf": "20", "preset": "ultrafast"}
         for i in range(s.n_frames):
-            vf = av.VideoFrame.from_ndarray(render_signal_frame(s, i, bg, bank), format="bgr24")
+            img = render_signal_frame(s, i, bg, bank)
+            if grey:  # a camera in monochrome (infrared) night mode
+                mono = cv2.cvtColor(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+                img = np.asarray(mono, np.uint8)
+            vf = av.VideoFrame.from_ndarray(img, format="bgr24")
             for pkt in stream.encode(vf):
                 out.mux(pkt)
         for pkt in stream.encode(None):
             out.mux(pkt)
     return path
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _render(tmp_path_factory.mktemp("signal_check") / "heads.mp4")
+
+
+@pytest.fixture(scope="module")
+def grey_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _render(tmp_path_factory.mktemp("signal_check") / "heads_grey.mp4", grey=True)
 
 
 def _config(tmp_path: Path, bogus_head: bool = False) -> Path:
@@ -116,3 +130,35 @@ def test_bad_input_is_one_error_line(
     not_video.write_text("hello")
     assert run(_args(str(not_video), "--config", cfg)) == 1
     assert capsys.readouterr().err.startswith("error: ")
+
+
+def test_a_monochrome_picture_is_named_as_the_problem(
+    grey_video: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same heads filmed in monochrome. These standard heads are still read by which cell
+    is lit (the same phases as in colour), but the installer is told that the picture has no
+    colour: evidence images could not show a red lamp."""
+    cfg = str(_config(tmp_path))
+    assert run(_args(str(grey_video), "--config", cfg, "--json")) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    frames, summary = lines[:-1], lines[-1]["summary"]
+    assert frames[50]["groups"] == {"main": "amber", "ped": "red"}
+    assert frames[100]["groups"] == {"main": "red", "ped": "green"}
+    assert set(summary["problems"]) == {"picture"}
+    assert "no colour" in summary["problems"]["picture"]
+    assert "which cell is lit" in summary["problems"]["picture"]
+    assert run(_args(str(grey_video), "--config", cfg, "--strict")) == 3
+    assert "no colour" in capsys.readouterr().err
+
+
+def test_analyze_states_the_signal_problem(
+    grey_video: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``analyze`` of a camera whose signal cannot be read says so in its summary (it charges
+    nobody, and an operator must know why)."""
+    cfg = str(_config(tmp_path))
+    out = tmp_path / "run"
+    rc = cli.main(["analyze", str(grey_video), "--config", cfg, "--out", str(out), "--no-progress"])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "signal problem (picture): the picture has had no colour" in printed

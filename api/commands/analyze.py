@@ -107,6 +107,7 @@ class AnalyzeResult:
     delivery_note: str = ""
     detector_info: DetectorInfo | None = None
     wiring: CameraWiring | None = None
+    signal_problems: dict[str, str] = field(default_factory=dict)
 
     def summary_lines(self) -> list[str]:
         s = self.summary
@@ -116,6 +117,7 @@ class AnalyzeResult:
             f"({s.analysed_fps:.1f} fps) with {self.detector_desc}",
             f"events: {s.events_total} ({by_type})",
         ]
+        lines += [f"signal problem ({k}): {v}" for k, v in self.signal_problems.items()]
         lines += [f"{name}: {path}" for name, path in self.files.items()]
         if self.delivery_note:
             lines.append(self.delivery_note)
@@ -254,8 +256,11 @@ def analyze_video(opts: AnalyzeOptions) -> AnalyzeResult:
         delivery = start_delivery(outputs.store, delivery_cfg, files_root=out)
     progress = _Progress(info.frame_count, opts.progress)
     delivery_note = ""
+    problems: dict[str, str] = {}
     try:
         summary = camera.runner.run(progress=progress)
+        board = camera.runner.signal_board
+        problems = dict(board.problems()) if board is not None else {}
     finally:
         progress.close()
         if listener is not None:
@@ -270,6 +275,7 @@ def analyze_video(opts: AnalyzeOptions) -> AnalyzeResult:
     result.delivery_note = delivery_note
     result.detector_info = detector.info
     result.wiring = camera.wiring
+    result.signal_problems = problems
     if annotator is not None and annotator.writer.frames:
         result.files["annotated video"] = out / "annotated.mp4"
     return result
