@@ -11,6 +11,12 @@
   with ``fault`` set (back-dated to the start of the dark run); rules treat it like UNKNOWN.
   The fault clears when a colour is confirmed again. A sustained run of unreadable frames
   becomes UNKNOWN (a reading problem, not a fault).
+* The onset of a colour is *seen* only when the colour followed another known state (a colour,
+  or a dark head). The first colour after the start, after an UNKNOWN stretch or after a gap in
+  the frames longer than ``max_gap_s`` and 2.5 usual steps (a reconnect, a stall: anything may have happened
+  meanwhile, so the state becomes UNKNOWN back-dated to the last frame before the gap) has
+  ``onset_seen`` False: its ``since_pts`` is when it was first seen, and the time it has been on
+  is a lower bound — stated as such, never as the red age.
 """
 
 from __future__ import annotations
@@ -35,17 +41,29 @@ class SignalParams:
     """A head seen this long without one lit reading is a calibration problem."""
     stuck_s: float = 300.0
     """A head showing one colour this long without any change is a calibration problem."""
+    max_gap_s: float = 3.0
+    """Frames further apart than this (a reconnect, a stall) leave the state unknown between."""
 
 
 class SignalSmoother:
     """Hysteresis and phase model over one head's raw readings (see module docstring)."""
 
-    def __init__(self, group: str, confirm_frames: int = 2, dark_hold_s: float = 2.0) -> None:
+    def __init__(
+        self,
+        group: str,
+        confirm_frames: int = 2,
+        dark_hold_s: float = 2.0,
+        max_gap_s: float = 3.0,
+    ) -> None:
         self.group = group
         self._confirm = confirm_frames
         self._dark_hold = dark_hold_s
+        self._max_gap = max_gap_s
         self._color = LampColor.UNKNOWN
         self._since: float | None = None
+        self._onset_seen = False
+        self._last_pts: float | None = None
+        self._step: float | None = None  # usual step between frames (smoothed)
         self._conf = 0.0
         self._fault: str | None = None
         self._seen_color = False
@@ -65,6 +83,11 @@ class SignalSmoother:
     def update(self, reading: LampReading, pts: float) -> SignalState:
         if self._since is None:
             self._since = pts
+        last, self._last_pts = self._last_pts, pts
+        if last is not None and self._is_gap(pts - last) and self._color is not LampColor.UNKNOWN:
+            self._adopt(LampColor.UNKNOWN, last, 0.0)  # not seen between: nothing is known
+            self._seen_color, self._fault = False, None
+            self._dark_since = None
         if reading.color is self._color:
             self._cand, self._dark_since = None, None
             self._conf = 0.8 * self._conf + 0.2 * reading.confidence
@@ -73,12 +96,28 @@ class SignalSmoother:
         else:
             self._consider_color(reading, pts)
         return SignalState(
-            self.group, self._color, round(self._conf, 3), self._since, pts, fault=self._fault
+            self.group,
+            self._color,
+            round(self._conf, 3),
+            self._since,
+            pts,
+            fault=self._fault,
+            onset_seen=self._onset_seen,
         )
+
+    def _is_gap(self, step: float) -> bool:
+        """A step between frames longer than ``max_gap_s`` and than 2.5 of the usual step (a
+        camera analysed at a low rate on purpose is not having a gap at every frame)."""
+        usual = self._step
+        gap = usual is not None and step > self._max_gap and step > 2.5 * usual
+        if not gap:
+            self._step = step if usual is None else 0.9 * usual + 0.1 * step
+        return gap
 
     def _adopt(self, color: LampColor, since: float, confidence: float) -> None:
         if color is not self._color:
             self.changes.append((since, self._color, color))
+            self._onset_seen = self._color is not LampColor.UNKNOWN
         self._color, self._since, self._conf = color, since, confidence
         self._cand, self._dark_since = None, None
 

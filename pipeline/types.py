@@ -227,9 +227,12 @@ class SignalState:
     """The state of one signal group at frame time ``pts``.
 
     ``since_pts`` is the presentation time at which the current colour began (as far as the
-    reader knows); ``source`` says whether it was read from video or set by an external input.
-    ``fault`` is set (human-readable) while the group is in a signal fault (e.g. a head that was
-    lit stayed dark): rules must treat such a state like UNKNOWN (see :meth:`unfaulted`).
+    reader knows); ``onset_seen`` is False when that is only when it was first seen — the colour
+    was already on when reading began (a camera started mid-phase, a gap in the video, a state
+    unreadable before), so the true onset is earlier and :attr:`duration` a lower bound.
+    ``source`` says whether it was read from video or set by an external input. ``fault`` is
+    set (human-readable) while the group is in a signal fault (e.g. a head that was lit stayed
+    dark): rules must treat such a state like UNKNOWN (see :meth:`unfaulted`).
     """
 
     group: str
@@ -239,13 +242,20 @@ class SignalState:
     pts: float
     source: str = "video"
     fault: str | None = None
+    onset_seen: bool = True
 
     def unfaulted(self) -> SignalState:
         """This state, or UNKNOWN (same times) while the group is in a fault."""
         if self.fault is None:
             return self
         return SignalState(
-            self.group, LampColor.UNKNOWN, 0.0, self.since_pts, self.pts, self.source
+            self.group,
+            LampColor.UNKNOWN,
+            0.0,
+            self.since_pts,
+            self.pts,
+            self.source,
+            onset_seen=self.onset_seen,
         )
 
     @property

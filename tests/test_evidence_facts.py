@@ -153,6 +153,48 @@ def test_overlay_of_image_3_says_green(tmp_path: Path, monkeypatch: pytest.Monke
             assert label in text
 
 
+def test_a_red_not_seen_to_begin_is_stated_as_a_lower_bound(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The camera first saw the signal already red: every image says "red for at least …"
+    (≥), ``record.json`` says the onset was not seen, and the red age is not presented as
+    the true one anywhere."""
+    from sharpeyes.pipeline.evidence import builder as builder_mod
+    from sharpeyes.pipeline.evidence import facts as facts_mod
+
+    seen: list[str] = []
+    real = facts_mod.overlay_lines
+
+    def spy(*a: object, **kw: object) -> list[images.OverlayLine]:
+        lines = real(*a, **kw)  # type: ignore[arg-type]
+        seen.append(" ".join(ln.text(chinese=True) for ln in lines))
+        return lines
+
+    monkeypatch.setattr(builder_mod, "overlay_lines", spy)
+
+    def unseen(pts: float) -> dict[str, SignalState]:
+        return {"main": SignalState("main", LampColor.RED, 0.95, 0.5, pts, onset_seen=False)}
+
+    frames = [
+        AnalysedFrame(frame(60, 10.0), tracks_at(440.0), unseen(10.0)),
+        AnalysedFrame(frame(63, 10.5), tracks_at(388.0), unseen(10.5)),
+        AnalysedFrame(frame(70, 11.7), tracks_at(280.0), unseen(11.7)),
+    ]
+    ev = event((10.0, 10.5, 11.7), 10.45, (("red_onset", "not_seen"),))
+    doc = json.loads(builder(tmp_path).build_record(ev, frames).record_json.read_text("utf-8"))
+    assert "红灯已亮: ≥9.50秒" in seen[0] and "红灯已亮: ≥11.20秒" in seen[2]
+    assert [i["signal"]["onset_seen"] for i in doc["images"]] == [False, False, False]
+    assert doc["violation"]["red_onset_seen"] is False
+    ev_seen = event((10.0, 10.5, 11.7), 10.45)
+    doc = json.loads(
+        builder(tmp_path / "b")
+        .build_record(ev_seen, green_between_2_and_3())
+        .record_json.read_text("utf-8")
+    )
+    assert doc["violation"]["red_onset_seen"] is True
+    assert doc["images"][0]["signal"]["onset_seen"] is True
+
+
 def test_image_1_past_the_line_or_not_red_is_listed_incomplete(tmp_path: Path) -> None:
     frames = green_between_2_and_3()
     frames[0] = AnalysedFrame(frames[0].frame, tracks_at(386.0), signal(LampColor.AMBER, 9.0, 10.0))
@@ -278,6 +320,11 @@ def test_api_shows_violation_time_and_incomplete_parts(tmp_path: Path) -> None:
     assert {p.part for p in pub.incomplete} == {"plate", "clip"}
     listed = event_public(stored, UrlSigner(b"k" * 32), None)
     assert listed.time_ms == WALL0 + 10_450 and listed.incomplete == []
+    assert listed.violation is not None and listed.violation.red_onset_seen is True
+    unseen = event((10.0, 10.5, 11.7), 10.45, (("red_onset", "not_seen"),))
+    stored = StoredEvent(unseen, None, None, "pending", None, None, 0)
+    pub = event_public(stored, UrlSigner(b"k" * 32), None)
+    assert pub.violation is not None and pub.violation.red_onset_seen is False
 
 
 def test_pedestrian_rule_reports_frames_it_needs() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import pytest
 
 from sharpeyes.pipeline.protocols import Rule
 from sharpeyes.pipeline.rules import PedestrianRedLightRule, RedLightRule, build_rules
@@ -201,3 +202,26 @@ def test_track_slowing_to_a_stop_in_the_crosswalk_then_lost_is_not_charged() -> 
 def test_entry_extrapolation_can_be_turned_off() -> None:
     cal = scene_calibration(stale_track_s=1.0, entry_extrapolation_s=0.0)
     assert _lost_after(RedLightRule("cam", cal, (W, H)), LOST_IN_CROSSWALK) == []
+
+
+def test_a_red_already_on_when_first_seen_is_a_lower_bound_and_says_so() -> None:
+    """The camera's view of the signal began mid-red: the runner is charged, its red age is
+    what was seen (a lower bound) and the record says so instead of stating it as the age."""
+    rule = RedLightRule("cam", scene_calibration(), (W, H))
+    events: list[Event] = []
+    for i, y in enumerate(THROUGH):
+        f = frame(i)
+        st = SignalState("main", LampColor.RED, 1.0, 0.0, f.pts, onset_seen=False)
+        ped = SignalState("ped", LampColor.GREEN, 1.0, 0.0, f.pts)
+        events += rule.update(
+            f, tracks((7, 0.5, y, ObjectKind.MOTOR_VEHICLE)), {"main": st, "ped": ped}
+        )
+    (ev,) = events
+    assert ev.violation is not None and ev.violation.seconds_since_red == pytest.approx(
+        0.433, abs=1e-3
+    )
+    assert ("red_onset", "not_seen") in ev.extra
+    assert "at least 0.43s after red" in (ev.detail or "")
+    seen = run(RedLightRule("cam", scene_calibration(), (W, H)), THROUGH)
+    assert ("red_onset", "not_seen") not in seen[0].extra
+    assert "at least" not in (seen[0].detail or "")

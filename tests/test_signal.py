@@ -148,3 +148,37 @@ def test_external_only_group_unknown_until_told() -> None:
     ext.set_phase("p", LampColor.RED, wall_ms=f1.wall_time_ms - 500)
     st = board.update(f1)["p"]
     assert st.color is LampColor.RED and st.since_pts == pytest.approx(f1.pts - 0.5)
+
+
+def test_a_colour_on_at_the_start_has_no_seen_onset_and_the_next_one_has() -> None:
+    """A camera started mid-red cannot know how long it had been red: the state says so."""
+    R, G = LampColor.RED, LampColor.GREEN
+    sm = SignalSmoother("g")
+    states = [sm.update(LampReading(c, 1.0), i / 10) for i, c in enumerate([R] * 5 + [G] * 5)]
+    assert states[4].color is R and not states[4].onset_seen
+    assert states[9].color is G and states[9].onset_seen
+
+
+def test_a_gap_in_the_frames_forgets_the_colour_and_its_onset() -> None:
+    """Frames 10 s apart (a reconnect): the lamp may have cycled meanwhile. The red after the
+    gap is timed from its first reading and its onset is not claimed; a short gap keeps both."""
+    R, G = LampColor.RED, LampColor.GREEN
+    sm = SignalSmoother("g", max_gap_s=3.0)
+    for i in range(5):
+        sm.update(LampReading(G, 1.0), i / 10)
+    for i in range(5, 10):
+        st = sm.update(LampReading(R, 1.0), i / 10)
+    assert st.onset_seen and st.since_pts == pytest.approx(0.5)
+    st = sm.update(LampReading(R, 1.0), 2.9)  # 2 s gap: continuous
+    assert st.color is R and st.onset_seen and st.since_pts == pytest.approx(0.5)
+    st = sm.update(LampReading(R, 1.0), 12.9)  # 10 s gap: unknown in between
+    assert st.color is R and not st.onset_seen and st.since_pts == pytest.approx(12.9)
+    assert (2.9, R, LampColor.UNKNOWN) in sm.changes
+    assert st.duration == 0.0
+
+
+def test_a_camera_analysed_at_a_low_rate_on_purpose_has_no_gap_at_every_frame() -> None:
+    sm = SignalSmoother("g", max_gap_s=3.0)
+    states = [sm.update(LampReading(LampColor.RED, 1.0), i * 4.0) for i in range(6)]
+    assert all(st.color is LampColor.RED for st in states[2:])
+    assert states[-1].since_pts == 0.0

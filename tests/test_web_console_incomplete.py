@@ -3,6 +3,7 @@ acknowledgement; the queue and the page show the violation time (the stop-line c
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +12,14 @@ import pytest
 
 from sharpeyes.pipeline.evidence.facts import violation_time_ms
 from sharpeyes.pipeline.evidence.images import beijing_time_text
-from tests._api_fixtures import Seeded, live_server, make_app, seed_service
+from tests._api_fixtures import (
+    Seeded,
+    live_server,
+    make_app,
+    make_event,
+    seed_service,
+    write_evidence,
+)
 from tests.test_web_console import ARGS, CHROMIUM, _playwright
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
@@ -90,3 +98,38 @@ def test_incomplete_record_needs_acknowledgement(seeded: Seeded) -> None:
             browser.close()
     stored = seeded.service.get_event(target.event_id, violation=True)
     assert stored.review is not None and stored.review.state == "confirmed"
+
+
+def test_a_red_age_that_is_a_lower_bound_shows_as_one(seeded: Seeded) -> None:
+    """A violation whose red was already on when the camera first saw it: the console shows
+    its red age as "≥ …" (at least), the others as plain values."""
+    sync_playwright = _playwright()
+    from playwright.sync_api import expect
+
+    ev = dataclasses.replace(
+        make_event(50, violation=True, plate="京A55555"), extra=(("red_onset", "not_seen"),)
+    )
+    seeded.service.ingest([ev])
+    rel = write_evidence(seeded.files_root, ev)
+    seeded.service.events.set_evidence(ev.event_id, rel, f"{rel}/record.json")
+    plain = seeded.violations[0]
+    app = make_app(seeded)
+    with live_server(app) as base, sync_playwright() as pw:  # type: ignore[operator]
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+        try:
+            page = browser.new_page(locale="zh-CN")
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(f"{base}/")
+            page.fill("#token", seeded.tokens["reviewer"])
+            page.click("#login-form button[type=submit]")
+            page.wait_for_selector(f"#queue-table tr[data-id='{ev.event_id}']")
+            page.click(f"#queue-table tr[data-id='{ev.event_id}']")
+            expect(page.locator("#meta")).to_contain_text("≥3.2")
+            page.evaluate(f"location.hash = '#/violation/{plain.event_id}'")
+            expect(page.locator("#meta")).to_contain_text(plain.event_id)
+            expect(page.locator("#meta")).to_contain_text("3.2")
+            assert "≥" not in page.inner_text("#meta")
+            assert not errors, errors
+        finally:
+            browser.close()

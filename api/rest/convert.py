@@ -136,6 +136,7 @@ def event_public(
             signal_group=v.signal_group,
             signal_color=str(v.signal_color),
             seconds_since_red=v.seconds_since_red,
+            red_onset_seen=dict(e.extra).get("red_onset") != "not_seen",
             lane_no=v.lane_no,
             movement=v.movement,
             approach=v.approach,

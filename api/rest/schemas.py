@@ -81,7 +81,16 @@ class ViolationPublic(BaseModel):
     code: str = Field(description="Violation code (e.g. GB 1625 for running a red light).")
     signal_group: str
     signal_color: str
-    seconds_since_red: float
+    seconds_since_red: float = Field(
+        description="How long the signal had been red at the crossing (s). A lower bound when "
+        "red_onset_seen is false."
+    )
+    red_onset_seen: bool = Field(
+        True,
+        description="False when the red was already on when the camera first saw the signal "
+        "(started mid-phase, after a gap or an unreadable stretch): the true onset is earlier "
+        "and seconds_since_red is at least the value given.",
+    )
     lane_no: int | None = None
     movement: str | None = None
     approach: str | None = None

@@ -161,19 +161,21 @@ def _signal_segments(
     the violation's colour with the red age derived from the crossing (legacy, plain frames)."""
     if signal is not None:
         color, since = signal.color, round(signal.duration, 3)
-        fault = signal_fault(signal)
+        fault, seen = signal_fault(signal), signal.onset_seen
     else:
         v = event.violation
         color = v.signal_color if v is not None else LampColor.UNKNOWN
         red_age = seconds_since_red(event, frame.pts)
         since, fault = (red_age if red_age is not None else 0.0), None
+        seen = dict(event.extra).get("red_onset") != "not_seen"
     fault_zh, fault_en = (f" 故障:{fault}", f" fault: {fault}") if fault else ("", "")
     state = (
         f"信号灯状态: {COLOR_ZH[color]}{fault_zh}",
         f"Signal: {color.value}{fault_en}",
     )
     if color is LampColor.RED and (signal is not None or event.violation is not None):
-        return state, (f"红灯已亮: {since:.2f}秒", f"red for {since:.2f}s")
+        at_least = "" if seen else "≥"  # the red was already on when first seen: a lower bound
+        return state, (f"红灯已亮: {at_least}{since:.2f}秒", f"red for {at_least}{since:.2f}s")
     return state, ("红灯已亮: -", "red for: -")
 
 

@@ -165,6 +165,8 @@ def _violation(event: Event, code: str) -> dict[str, Any] | None:
         "signal_group": v.signal_group,
         "signal_color": v.signal_color.value,
         "seconds_since_red": v.seconds_since_red,
+        # False: the red was already on when first seen; seconds_since_red is a lower bound
+        "red_onset_seen": extra.get("red_onset") != "not_seen",
         "lane_no": v.lane_no,
         "movement": v.movement,
         "approach": v.approach,
@@ -179,6 +181,7 @@ def _signal(st: SignalState) -> dict[str, Any]:
     return {
         "color": st.color.value,
         "seconds_since_onset": round(st.duration, 3),
+        "onset_seen": st.onset_seen,  # False: seconds_since_onset is a lower bound
         "since_pts": round(st.since_pts, 4),
         "source": st.source,
         "fault": signal_fault(st),

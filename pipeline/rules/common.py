@@ -81,11 +81,12 @@ class SignalTimeline:
     """Colour segments per signal group, rebuilt from the states the board reports.
 
     The board back-dates ``since_pts`` when it confirms a change, so asking for the colour at
-    an earlier (interpolated) time after the fact gives the colour that was really shown.
+    an earlier (interpolated) time after the fact gives the colour that was really shown. Each
+    segment also keeps whether its onset was seen (see :attr:`SignalState.onset_seen`).
     """
 
     def __init__(self) -> None:
-        self._segs: dict[str, list[tuple[float, LampColor]]] = {}
+        self._segs: dict[str, list[tuple[float, LampColor, bool]]] = {}
 
     def update(self, signals: Mapping[str, SignalState]) -> None:
         for group, st in signals.items():
@@ -94,15 +95,42 @@ class SignalTimeline:
                 continue
             while segs and segs[-1][0] >= st.since_pts:
                 segs.pop()
-            segs.append((st.since_pts, st.color))
+            segs.append((st.since_pts, st.color, st.onset_seen))
             del segs[:-_MAX_SEGMENTS]
+
+    def _segment(self, group: str, pts: float) -> tuple[float, LampColor, bool] | None:
+        for seg in reversed(self._segs.get(group, [])):
+            if seg[0] <= pts:
+                return seg
+        return None
 
     def color_at(self, group: str, pts: float) -> tuple[LampColor, float]:
         """(colour, since) at ``pts``; UNKNOWN when nothing is known that early."""
-        for since, color in reversed(self._segs.get(group, [])):
-            if since <= pts:
-                return color, since
-        return LampColor.UNKNOWN, pts
+        seg = self._segment(group, pts)
+        return (LampColor.UNKNOWN, pts) if seg is None else (seg[1], seg[0])
+
+    def onset_seen_at(self, group: str, pts: float) -> bool:
+        """Whether the colour shown at ``pts`` was seen to begin (False: since when it was first
+        seen, a lower bound of how long it had been on)."""
+        seg = self._segment(group, pts)
+        return seg is not None and seg[2]
+
+
+RED_ONSET_NOT_SEEN = ("red_onset", "not_seen")
+"""``Event.extra`` item of a violation whose red began before it was seen: its
+``seconds_since_red`` is a lower bound (the red was already on when reading began)."""
+
+
+def red_onset(timeline: SignalTimeline, group: str, pts: float) -> tuple[tuple[str, str], ...]:
+    """The ``extra`` items stating how the red age at ``pts`` is known (none when seen)."""
+    return () if timeline.onset_seen_at(group, pts) else (RED_ONSET_NOT_SEEN,)
+
+
+def red_age_text(seconds: float, onset: tuple[tuple[str, str], ...]) -> str:
+    """ "12.30s after red", or "at least 12.30s after red (…)" when the onset was not seen."""
+    if onset:
+        return f"at least {seconds:.2f}s after red (red already on when first seen)"
+    return f"{seconds:.2f}s after red"
 
 
 def dominant_class(obs: Sequence[Observation]) -> int:

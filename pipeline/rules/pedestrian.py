@@ -21,6 +21,8 @@ from sharpeyes.pipeline.rules.common import (
     SignalTimeline,
     TrackHistory,
     ViolationFacts,
+    red_age_text,
+    red_onset,
     violation_event,
 )
 from sharpeyes.pipeline.rules.geometry import PixelPolygon, Vec, to_pixels
@@ -172,7 +174,8 @@ class PedestrianRedLightRule:
             crossed_stop_line_pts=st.inside.pts,
             evidence_pts=(st.outside.pts, st.inside.pts, o.pts),
         )
-        detail = f"entered crosswalk {cw.cfg.id} {since_red:.2f}s after red"
+        onset = red_onset(self._timeline, cw.cfg.signal_group, st.inside.pts)
+        detail = f"entered crosswalk {cw.cfg.id} {red_age_text(since_red, onset)}"
         facts = ViolationFacts(
             EventType.PEDESTRIAN_RED_LIGHT,
             self.stream_id,
@@ -183,7 +186,7 @@ class PedestrianRedLightRule:
             o,
             None,
             detail,
-            (("crosswalk_id", cw.cfg.id),),
+            (("crosswalk_id", cw.cfg.id), *onset),
         )
         return violation_event(facts)
 

@@ -36,6 +36,8 @@ from sharpeyes.pipeline.rules.common import (
     ViolationFacts,
     dominant_class,
     exempt,
+    red_age_text,
+    red_onset,
     violation_event,
 )
 from sharpeyes.pipeline.rules.geometry import (
@@ -360,9 +362,10 @@ class RedLightRule:
             evidence_pts=stages,
         )
         who = " (rider; two-wheeler not detected)" if st.fusion.rider else ""
+        onset = red_onset(self._timeline, group, c.pts)
         detail = (
             f"lane {st.lane.cfg.number} {mv.value}{who}: crossed the stop line at {c.pts:.2f}s, "
-            f"{c.pts - red_since:.2f}s after red"
+            f"{red_age_text(c.pts - red_since, onset)}"
         )
         rider = (("detected_as", "person"),) if st.fusion.rider else ()
         vf = ViolationFacts(
@@ -375,7 +378,7 @@ class RedLightRule:
             o,
             ap.direction or None,
             detail,
-            (("lane_id", st.lane.cfg.id), *rider, *notes),
+            (("lane_id", st.lane.cfg.id), *rider, *onset, *notes),
         )
         self._arbiter.charge(st.fusion, facts, two_wheeler)
         return violation_event(vf)

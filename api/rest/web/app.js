@@ -499,7 +499,9 @@ function metaRows(ev) {
     [t("violation_time"), bjTime(evTime(ev))], [t("location"), `${camName(ev.camera_id)} (${ev.camera_id})`],
     [t("first_seen"), bjTime(ev.first_seen_ms)], [t("event_id"), ev.event_id],
     [t("violation_type"), typeLabel(ev)], [t("code"), v.code], [t("signal"), `${v.signal_group || ""} ${v.signal_color ? t(`sig_${v.signal_color}`) : ""}`],
-    [t("since_red"), v.seconds_since_red], [t("lane"), v.lane_no], [t("direction"), ev.direction],
+    // a red already on when the camera first saw it: the red age is a lower bound ("≥")
+    [t("since_red"), v.seconds_since_red == null ? null : `${v.red_onset_seen === false ? "≥" : ""}${v.seconds_since_red}`],
+    [t("lane"), v.lane_no], [t("direction"), ev.direction],
     [t("confidence"), ev.confidence], [t("state"), ev.review && t(ev.review.state)],
     [t("reviewed_by"), ev.review && ev.review.reviewed_by],
   ];
