@@ -7,6 +7,7 @@ built on a worker thread off the hot path and the event is emitted when its evid
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -17,6 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+import cv2
 import numpy as np
 
 from sharpeyes.pipeline.protocols import Detector, FrameSource, Rule, Sink, Tracker
@@ -71,6 +73,10 @@ class SignalBoardLike(Protocol):
 
     def problems(self) -> Mapping[str, str]:
         """Signal faults and calibration problems, by group / head (see ``SignalBoard``)."""
+        ...
+
+    def continue_from(self, earlier: object) -> None:
+        """Take over the phases of the board this one replaces (a new picture size)."""
         ...
 
 
@@ -264,6 +270,7 @@ class StreamRunner:
         self.post = post  # the camera's detection policy over a (shared) detector's output
         self.intersection = intersection  # built on the first frame, when the size is known
         self.intersection_size: tuple[int, int] | None = None
+        self._rescaled_from: tuple[int, int] | None = None  # a new picture size being scaled
         self.prefetch_depth = prefetch_depth
         self.riders = riders  # persons riding a two-wheeler: no person_seen event of their own
         self.stage_samples = stage_samples
@@ -289,11 +296,12 @@ class StreamRunner:
         last_seq: int | None = None
         first_seq: int | None = None
         try:
-            for frame in frames:
-                skipped = 0 if last_seq is None else max(0, frame.seq - last_seq - 1)
+            for decoded in frames:
+                skipped = 0 if last_seq is None else max(0, decoded.seq - last_seq - 1)
                 summary.frames_skipped += skipped
-                first_seq = frame.seq if first_seq is None else first_seq
-                last_seq = frame.seq
+                first_seq = decoded.seq if first_seq is None else first_seq
+                last_seq = decoded.seq
+                frame = self._fit_frame(decoded)
                 events = self._analyse(frame, skipped, sw)
                 self._emit(events, summary)
                 if self.history is not None:
@@ -313,6 +321,33 @@ class StreamRunner:
         if first_seq is not None and last_seq is not None:
             summary.frames_decoded_span = last_seq - first_seq + 1
         return summary
+
+    def _fit_frame(self, frame: Frame) -> Frame:
+        """An intersection picture whose size changed mid-stream but not its shape (an NVR
+        switching between a camera's main and sub stream, a camera set to another resolution)
+        is scaled to the size the intersection was built for: tracks, the phase model and
+        decisions pending at the stop line carry on. Another aspect ratio is another view: the
+        intersection is rebuilt for it (:meth:`_build_intersection`)."""
+        size = self.intersection_size
+        if size is None or frame.device_image is not None:
+            return frame
+        h, w = frame.image.shape[:2]
+        if (w, h) == size or abs(w * size[1] - h * size[0]) > 0.01 * h * size[0]:
+            return frame
+        if self._rescaled_from != (w, h):
+            logger.warning(
+                "stream %s: frame size changed %s → %s (same shape); scaled back to %s",
+                frame.stream_id,
+                size,
+                (w, h),
+                size,
+            )
+            self._rescaled_from = (w, h)
+        shrink = w > size[0]
+        image = cv2.resize(
+            frame.image, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+        )
+        return dataclasses.replace(frame, image=np.asarray(image, np.uint8))
 
     def _build_intersection(self, frame: Frame) -> None:
         """Signal board, rules and evidence of an intersection camera, for this frame size.
@@ -335,6 +370,8 @@ class StreamRunner:
                 rule.end_of_stream()
         parts = self.intersection.build((w, h))
         self.rules = list(parts.rules)
+        if self.signal_board is not None and parts.board is not None:
+            parts.board.continue_from(self.signal_board)  # same lamps, same phase
         self.signal_board = parts.board
         self.evidence = parts.evidence
         self.history = FrameHistory(self.frame_history_s) if self.rules and self.evidence else None

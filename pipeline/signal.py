@@ -158,6 +158,22 @@ class SignalBoard:
     def heads(self) -> list[VideoHead]:
         return list(self._heads)
 
+    def continue_from(self, earlier: object) -> None:
+        """Carry the phase model of each head (colour, since when, onset seen, fault) over from
+        the board this one replaces — the same calibration rebuilt for a new picture size: the
+        lamps did not change phase because the stream's resolution did. The readers learn their
+        levels afresh (they are per pixel)."""
+        if not isinstance(earlier, SignalBoard):
+            return
+        old = {h.head.id: h for h in earlier._heads}
+        for h in self._heads:
+            if (prev := old.get(h.head.id)) is not None and prev.head.group == h.head.group:
+                h.smoother = prev.smoother
+                h.colors_seen, h.lit_readings = set(prev.colors_seen), prev.lit_readings
+                h.first_pts = prev.first_pts
+        self._first_pts = earlier._first_pts
+        self._colour_seen = earlier._colour_seen
+
     def update(self, frame: Frame) -> dict[str, SignalState]:
         """Read every head on this frame and return the state of every group."""
         if self._first_pts is None:

@@ -13,8 +13,9 @@
   becomes UNKNOWN (a reading problem, not a fault).
 * The onset of a colour is *seen* only when the colour followed another known state (a colour,
   or a dark head). The first colour after the start, after an UNKNOWN stretch or after a gap in
-  the frames longer than ``max_gap_s`` and 2.5 usual steps (a reconnect, a stall: anything may have happened
-  meanwhile, so the state becomes UNKNOWN back-dated to the last frame before the gap) has
+  the frames longer than ``max_gap_s`` and 2.5 usual steps (a reconnect, a stall: anything may
+  have happened meanwhile, so the state becomes UNKNOWN back-dated to the last frame before the
+  gap) has
   ``onset_seen`` False: its ``since_pts`` is when it was first seen, and the time it has been on
   is a lower bound — stated as such, never as the red age.
 """

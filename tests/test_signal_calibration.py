@@ -309,3 +309,23 @@ def test_a_monochrome_camera_is_named_as_the_problem(sample_videos: Path) -> Non
     assert set(problems) == {"picture"}, problems
     assert "no lamp could be read" in problems["picture"]
     assert board.problems() == {}
+
+
+def test_a_board_rebuilt_for_another_picture_shape_keeps_the_phases() -> None:
+    """A camera whose picture changes shape mid-stream gets its intersection rebuilt; the
+    lamps did not change phase, so the red that began before keeps its onset and its age."""
+    s = SignalScenario("rebuild", duration_s=11.0)
+    bg, bank = signal_background(), signal_noise_bank(s)
+    first = build_signal_board(scene_calibration(), FRAME_SIZE)
+    for i in range(90):  # main turns red at 7.0 s
+        first.update(Frame(s.name, i, s.pts(i), i * 100, render_signal_frame(s, i, bg, bank)))
+    w, h = FRAME_SIZE
+    wide = (w * 2, h)
+    second = build_signal_board(scene_calibration(), wide)
+    second.continue_from(first)
+    img = np.asarray(cv2.resize(render_signal_frame(s, 95, bg, bank), wide), np.uint8)
+    st = second.update(Frame(s.name, 95, s.pts(95), 9500, img))["main"]
+    assert st.color is R and st.onset_seen and st.since_pts == pytest.approx(7.0)
+    fresh = build_signal_board(scene_calibration(), wide)
+    st = fresh.update(Frame(s.name, 95, s.pts(95), 9500, img))["main"]
+    assert not st.onset_seen  # without the earlier board: a red first seen now

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import av
+import cv2
 import numpy as np
 import pytest
 
@@ -205,6 +207,7 @@ VIDEO = shared_dir() / "sample_videos" / "intersection_hanoi_b_640x480.mp4"
 CONFIG = REPO / "sample_videos" / "intersection_hanoi_b.yaml"
 SPAN = (150, 255)  # hb04–hb15 cross in this span (red until frame 254)
 CUT = 190  # the join: hb07 crosses just after it (labelled frames 193–196)
+KEY = "restart-test-key-0123456789"
 
 
 def key(rec: dict[str, Any]) -> float:
@@ -220,27 +223,37 @@ def _analyze(video: Path, out: Path) -> list[dict[str, Any]]:
     return [r for r in map(json.loads, lines) if r["type"] == "red_light_violation"]
 
 
-@pytest.mark.integration
-def test_a_joined_recording_charges_what_one_continuous_recording_charges(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The same frames of hanoi_b, once as one file and once as two files joined whose
-    timestamps start again at the join: the same runners are charged, each at the same
-    crossing (±1 analysed frame) with the same red age, and every clip decodes in order."""
+@dataclass(frozen=True)
+class Span:
+    """Frames SPAN of hanoi_b and what ``analyze`` charges on them as one continuous file."""
+
+    images: list[np.ndarray]
+    fps: float
+    want: list[dict[str, Any]]
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.images[0].shape[1], self.images[0].shape[0]
+
+
+@pytest.fixture(scope="module")
+def span(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Span]:
     need(VIDEO.is_file(), f"sample video {VIDEO} not found")
-    monkeypatch.setenv("SHARPEYES_EVIDENCE_KEY", "restart-test-key-0123456789")
+    tmp = tmp_path_factory.mktemp("hanoi_span")
     with av.open(str(VIDEO)) as c:
         images = [
             f.to_ndarray(format="bgr24") for i, f in enumerate(c.decode(video=0)) if i <= SPAN[1]
-        ]
-    images = images[SPAN[0] :]
-    size = (images[0].shape[1], images[0].shape[0])
+        ][SPAN[0] :]
     fps = 6.02
-    one = tmp_path / "one.ts"
-    _segment(one, images, fps, size)
-    joined = restarted_ts(tmp_path / "joined.ts", images, CUT - SPAN[0], fps, size)
-    want = _analyze(one, tmp_path / "one")
-    got = _analyze(joined, tmp_path / "joined")
+    one = tmp / "one.ts"
+    _segment(one, images, fps, (images[0].shape[1], images[0].shape[0]))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SHARPEYES_EVIDENCE_KEY", KEY)
+        yield Span(images, fps, _analyze(one, tmp / "one"))
+
+
+def _same_charges(want: list[dict[str, Any]], got: list[dict[str, Any]], fps: float) -> None:
+    """The same runners: each crossing and red age within one analysed frame."""
     frame_s = 1 / round(fps)
     assert len(want) >= 8 and len(got) == len(want)
     for a, b in zip(sorted(want, key=key), sorted(got, key=key), strict=True):
@@ -249,6 +262,20 @@ def test_a_joined_recording_charges_what_one_continuous_recording_charges(
         assert abs(since_a - since_b) <= frame_s + 1e-6
     join_s = (CUT - SPAN[0]) * frame_s
     assert any(0 < key(r) - join_s < 2.0 for r in got), "no runner crosses just after the join"
+
+
+@pytest.mark.integration
+def test_a_joined_recording_charges_what_one_continuous_recording_charges(
+    span: Span, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same frames of hanoi_b, once as one file and once as two files joined whose
+    timestamps start again at the join: the same runners are charged, each at the same
+    crossing (±1 analysed frame) with the same red age, and every clip decodes in order."""
+    monkeypatch.setenv("SHARPEYES_EVIDENCE_KEY", KEY)
+    cut = CUT - SPAN[0]
+    joined = restarted_ts(tmp_path / "joined.ts", span.images, cut, span.fps, span.size)
+    got = _analyze(joined, tmp_path / "joined")
+    _same_charges(span.want, got, span.fps)
     for rec in got:
         (rdir,) = (tmp_path / "joined" / "evidence").glob(f"*/*/{rec['event_id']}")
         doc = json.loads((rdir / "record.json").read_text(encoding="utf-8"))
@@ -257,3 +284,29 @@ def test_a_joined_recording_charges_what_one_continuous_recording_charges(
             dts = [p.dts for p in c.demux(video=0) if p.size and p.dts is not None]
         assert all(b > a for a, b in itertools.pairwise(dts))
         assert len(dts) == doc["clip"]["packets"]
+
+
+@pytest.mark.integration
+def test_a_recording_whose_picture_size_changes_charges_the_same(
+    span: Span, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second file at 1.5× the size (an NVR switching between a camera's streams): the
+    pictures are scaled back to the size the intersection was built for, so the runners that
+    were between the stop line and the entry line at the join are still charged and the red
+    ages run on (before: the intersection was rebuilt, two runners were lost and every later
+    red age restarted at the join)."""
+    monkeypatch.setenv("SHARPEYES_EVIDENCE_KEY", KEY)
+    cut = CUT - SPAN[0]
+    w, h = span.size
+    big = [cv2.resize(img, (w * 3 // 2, h * 3 // 2)) for img in span.images[cut:]]
+    a, b = tmp_path / "a.ts", tmp_path / "b.ts"
+    _segment(a, span.images[:cut], span.fps, span.size)
+    _segment(b, big, span.fps, (w * 3 // 2, h * 3 // 2))
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(a.read_bytes() + b.read_bytes())
+    got = _analyze(joined, tmp_path / "joined")
+    _same_charges(span.want, got, span.fps)
+    for rec in got:
+        (rdir,) = (tmp_path / "joined" / "evidence").glob(f"*/*/{rec['event_id']}")
+        image = cv2.imread(str(rdir / "3.jpg"))
+        assert image is not None and image.shape[:2] == (h, w)  # boxes and picture agree
