@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import enum
 import itertools
+import math
 from typing import Annotated, Literal, Self
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -582,7 +583,9 @@ class IntersectionCalibration(Strict):
                 raise ValueError(
                     f"approaches.{a_i}.entry_line: set an entry line or intersection_zone"
                 )
+            beyond = _beyond(ap, self.intersection_zone)
             for l_i, lane in enumerate(ap.lanes):
+                _check_travel(f"approaches.{a_i}.lanes.{l_i}.travel", ap, lane, beyond)
                 for mv, gid in lane.movements.items():
                     if gid not in groups:
                         raise ValueError(
@@ -610,6 +613,40 @@ class IntersectionCalibration(Strict):
     def object_kinds(self) -> tuple[ObjectKind, ...]:
         """The :class:`ObjectKind` values the vehicle rule applies to."""
         return tuple(ObjectKind[k.upper()] for k in self.vehicle_kinds)
+
+
+def _cross(o: Point, a: Point, b: Point) -> float:
+    """z of (a − o) × (b − o): its sign says on which side of o→a the point b lies. Relative
+    coordinates scale x and y by the (positive) frame size, which keeps this sign."""
+    return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
+
+
+def _beyond(ap: Approach, zone: list[Point] | None) -> Point | None:
+    """A point past the approach's stop line: its entry line's middle, else the zone's."""
+    if ap.entry_line is not None:
+        (x1, y1), (x2, y2) = ap.entry_line
+        return ((x1 + x2) / 2, (y1 + y2) / 2)
+    if zone:
+        return (sum(x for x, _ in zone) / len(zone), sum(y for _, y in zone) / len(zone))
+    return None
+
+
+def _check_travel(path: str, ap: Approach, lane: Lane, beyond: Point | None) -> None:
+    """A lane's travel must run across its stop line towards the entry line (or zone): a
+    reversed travel, or stop and entry lines swapped, would make the rules watch the wrong
+    side of the line and charge nobody — silently."""
+    a, b = ap.stop_line
+    (t0x, t0y), (t1x, t1y) = lane.travel
+    ahead = _cross(a, b, (a[0] + t1x - t0x, a[1] + t1y - t0y))
+    length = math.hypot(b[0] - a[0], b[1] - a[1]) * math.hypot(t1x - t0x, t1y - t0y)
+    if abs(ahead) < 0.1 * length:
+        raise ValueError(f"{path}: runs along the stop line, not across it")
+    if beyond is not None and (_cross(a, b, beyond) > 0) != (ahead > 0):
+        raise ValueError(
+            f"{path}: points away from the entry line — traffic must reach the stop line "
+            "first and the entry line (or intersection zone) past it, and travel must run "
+            "from upstream to downstream (are the lines swapped, or the travel reversed?)"
+        )
 
 
 def _unique(field: str, ids: list[str]) -> None:

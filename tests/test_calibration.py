@@ -122,6 +122,28 @@ def test_approach_needs_entry_line_or_zone() -> None:
     IntersectionCalibration.model_validate(d)
 
 
+def test_reversed_travel_or_swapped_lines_are_rejected_not_silently_idle() -> None:
+    """A lane whose travel runs backwards, or an approach with its stop and entry lines
+    swapped, would make the red-light rule watch the wrong side and charge nobody."""
+    d = _base()
+    d["approaches"][0]["lanes"][0]["travel"] = d["approaches"][0]["lanes"][0]["travel"][::-1]
+    assert "approaches.0.lanes.0.travel: points away from the entry line" in _error(d)
+    d = _base()
+    ap = d["approaches"][0]
+    ap["stop_line"], ap["entry_line"] = ap["entry_line"], ap["stop_line"]
+    assert "points away from the entry line" in _error(d)
+    d = _base()  # no entry line: the intersection zone is what lies past the stop line
+    d["approaches"][0]["entry_line"] = None
+    d["intersection_zone"] = [[0.2, 0.2], [0.8, 0.2], [0.8, 0.56], [0.2, 0.56]]
+    IntersectionCalibration.model_validate(d)
+    d["intersection_zone"] = [[0.2, 0.8], [0.8, 0.8], [0.8, 0.99], [0.2, 0.99]]
+    assert "points away from the entry line" in _error(d)
+    d = _base()
+    (_, y0), _ = d["approaches"][0]["stop_line"]
+    d["approaches"][0]["lanes"][0]["travel"] = [[0.1, y0], [0.3, y0 + 0.001]]
+    assert "runs along the stop line" in _error(d)
+
+
 def test_duplicate_ids_and_unknown_exemption_lane() -> None:
     d = _base()
     d["approaches"][0]["lanes"][2]["id"] = "l1"
