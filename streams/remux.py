@@ -199,25 +199,39 @@ def _scale(pkt: EncodedPacket, tb: Fraction) -> Fraction:
     return pkt.time_base / tb if pkt.time_base and pkt.time_base != tb else Fraction(1)
 
 
-def _ticks(pkt: EncodedPacket, tb: Fraction, anchor: tuple[int, float]) -> tuple[int, int | None]:
+def _ticks(
+    pkt: EncodedPacket, tb: Fraction, anchor: tuple[int, float], offset: int | None
+) -> tuple[int, int | None]:
     """(pts, dts or None when the packet has none) of a packet in ``tb`` ticks.
 
     A packet in another time base is rescaled; one without pts is placed by its ``pts_s``
-    relative to ``anchor`` = (ticks, seconds) of the first packet. So is one whose own
-    timestamps disagree with its ``pts_s`` by more than ``REBASE_S``: the source's timestamps
-    started again (a camera restart, concatenated recordings) and the source's timeline, which
-    never runs backwards, placed it — its pts and dts move by the same amount.
+    relative to ``anchor`` = (ticks, seconds) of the first packet. ``offset`` is raw ticks −
+    ``pts_s`` in ticks that the clip's packets agree on (:func:`_offset`): a packet whose own
+    timestamps are further than ``REBASE_S`` from that is one the source rebased (its
+    timestamps started again: a camera restart, concatenated recordings; the source's timeline
+    never runs backwards) — it is placed by its ``pts_s``, pts and dts moved by one amount.
     """
-    scale = _scale(pkt, tb)
-    placed = anchor[0] + round((pkt.pts_s - anchor[1]) / tb)
     if pkt.pts is None:
-        return placed, None
+        return anchor[0] + round((pkt.pts_s - anchor[1]) / tb), None
+    scale = _scale(pkt, tb)
     pts = round(pkt.pts * scale)
     dts = round(pkt.dts * scale) if pkt.dts is not None else None
-    if abs(placed - pts) * tb > REBASE_S:
-        shift = placed - pts
-        return placed, None if dts is None else dts + shift
+    if offset is not None:
+        placed = round(pkt.pts_s / tb) + offset
+        if abs(placed - pts) * tb > REBASE_S:
+            shift = placed - pts
+            return placed, None if dts is None else dts + shift
     return pts, dts
+
+
+def _offset(packets: Sequence[EncodedPacket], tb: Fraction) -> int | None:
+    """Raw ticks − ``pts_s`` in ticks that most packets of the clip agree on (the median over
+    those with a pts; None when none has one): a stray packet stamped before the source's
+    timeline settled (over RTSP, before the first pts arrives) cannot set it."""
+    offsets = sorted(
+        round(p.pts * _scale(p, tb)) - round(p.pts_s / tb) for p in packets if p.pts is not None
+    )
+    return offsets[len(offsets) // 2] if offsets else None
 
 
 def decode_timestamps(pts: Sequence[int], dts: Sequence[int | None]) -> list[int]:
@@ -266,8 +280,7 @@ def remux_clip(params: StreamParams, packets: Sequence[EncodedPacket], out_path:
     _check_packets(params, packets)
     tb = params.time_base
     origin_s = packets[0].pts_s
-    first = packets[0]
-    first_pts = 0 if first.pts is None else round(first.pts * _scale(first, tb))
+    first_pts, _ = _ticks(packets[0], tb, (0, origin_s), _offset(packets, tb))
     tmp = _tmp_path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -302,7 +315,8 @@ def _mux(
     origin_s: float,
 ) -> None:
     tb = params.time_base
-    ticks = [_ticks(p, tb, (first_pts, origin_s)) for p in packets]
+    offset = _offset(packets, tb)
+    ticks = [_ticks(p, tb, (first_pts, origin_s), offset) for p in packets]
     all_pts = [pts for pts, _ in ticks]
     all_dts = decode_timestamps(all_pts, [dts for _, dts in ticks])
     with contextlib.ExitStack() as stack:
