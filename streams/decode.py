@@ -16,6 +16,7 @@ import numpy as np
 from sharpeyes.pipeline.errors import StreamOpenError
 from sharpeyes.pipeline.types import ImageBGR
 from sharpeyes.streams.packet_ring import EncodedPacket, StreamParams
+from sharpeyes.streams.timing import FileTimeline
 
 __all__ = [
     "EncodedPacket",
@@ -34,6 +35,7 @@ __all__ = [
     "set_skip_nonref",
     "stream_fps",
     "stream_params",
+    "stream_timeline",
     "to_bgr",
 ]
 
@@ -121,6 +123,14 @@ def decoder_description(stream: Any) -> str:
 def stream_fps(stream: Any) -> float:
     rate = stream.average_rate or stream.guessed_rate or stream.base_rate
     return float(rate) if rate else 0.0
+
+
+def stream_timeline(stream: Any) -> FileTimeline:
+    """The continuous timeline of a demuxed file stream (see :class:`FileTimeline`)."""
+    fps = stream_fps(stream)
+    return FileTimeline(
+        float(stream.time_base), stream.start_time, frame_s=1.0 / fps if fps > 0 else 0.04
+    )
 
 
 def stream_params(stream: Any) -> StreamParams:

@@ -29,10 +29,10 @@ from sharpeyes.streams.decode import (
     set_skip_nonref,
     stream_fps,
     stream_params,
+    stream_timeline,
     to_bgr,
 )
 from sharpeyes.streams.sampling import Sampler
-from sharpeyes.streams.timing import FileTimeline
 
 logger = logging.getLogger(__name__)
 
@@ -89,12 +89,7 @@ class FileSource:
         meta_ms = creation_time_ms(dict(self._container.metadata))
         default_ms = meta_ms if meta_ms is not None else round(time.time() * 1000)
         self._start_wall_ms = start_wall_ms if start_wall_ms is not None else default_ms
-        fps = stream_fps(self._stream)
-        self._timeline = FileTimeline(
-            float(self._stream.time_base),
-            self._stream.start_time,
-            frame_s=1.0 / fps if fps > 0 else 0.04,
-        )
+        self._timeline = stream_timeline(self._stream)
         # a phone recording's display rotation: frames are turned upright (as players and
         # OpenCV show them), the size is the upright one, clips carry the rotation on
         self._rotation = display_rotation(str(self._path))
@@ -175,7 +170,7 @@ class FileSource:
                 )
             if packet.size and self._packet_sink is not None:
                 self._packet_sink(encoded_packet(packet, rel if rel is not None else 0.0))
-            self._plan_skip(packet, rel, sampler, skips)
+            self._plan_skip(rel, sampler, skips)
             decoded = decode_packet(self._stream, packet)
             if decoded is None:
                 self.decode_errors += 1
@@ -194,11 +189,9 @@ class FileSource:
         self.frames_skipped += skips.discarded_at_end()
         self._finish()
 
-    def _plan_skip(
-        self, packet: Any, rel: float | None, sampler: Sampler, skips: _SkipLedger
-    ) -> None:
-        """Let the decoder discard this packet's frame when it is non-reference and sampling
-        will reject it (an unknown pts or clock origin: decode it)."""
+    def _plan_skip(self, rel: float | None, sampler: Sampler, skips: _SkipLedger) -> None:
+        """Let the decoder discard the frame of the packet at ``rel`` (its place on the
+        timeline) when it is non-reference and sampling will reject it (no pts: decode it)."""
         if not self._skip_unsampled:
             return
         skip = rel is not None and sampler.will_reject(rel)

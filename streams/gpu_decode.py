@@ -47,10 +47,10 @@ from sharpeyes.streams.decode import (
     display_rotation,
     open_input,
     stream_fps,
+    stream_timeline,
     to_bgr,
 )
 from sharpeyes.streams.sampling import Sampler
-from sharpeyes.streams.timing import FileTimeline
 
 logger = logging.getLogger(__name__)
 
@@ -165,12 +165,7 @@ class PyAvSession(DecodeSession):
             configure_threads(self.stream, cfg.threads)
         name = self.stream.codec_context.name
         self.description = f"{name} (pyav cuda hwaccel)" if hw else f"{name} (pyav cpu)"
-        fps = stream_fps(self.stream)
-        self._timeline = FileTimeline(
-            float(self.stream.time_base),
-            self.stream.start_time,
-            frame_s=1.0 / fps if fps > 0 else 0.04,
-        )
+        self._timeline = stream_timeline(self.stream)
         self.rotation = rotation
 
     def pictures(self, want: Callable[[float], bool]) -> Iterator[Picture]:
