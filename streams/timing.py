@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 _MIN_STEP_S = 1e-3
+_PACKET_LEAD_S = 1.0  # packets (decode order) run up to this far from the frames shown
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +56,9 @@ class PtsClock:
         self.resets = 0
         self.frozen = 0
         self._frozen_raw: float | None = None
+        self._next_base: float | None = None  # base of a new segment the packets already show
+        self._max_packet_rel: float | None = None  # latest packet time of the current segment
+        self._step = 0.0  # the last step between frames (a frame period, usually)
         self.skew_ms: float | None = None
 
     def new_connection(self) -> None:
@@ -63,16 +67,39 @@ class PtsClock:
             self._base = None
             self._anchor_rel = None
             self._frozen_raw = None
+            self._next_base = None
+            self._max_packet_rel = None
 
     def relative(self, raw_pts_s: float | None) -> float | None:
-        """Relative pts of a packet (sets the base on the first pts of a connection)."""
+        """Relative pts of a packet (sets the base on the first pts of a connection).
+
+        Packets are demuxed before their frames are decoded. When the timestamps jump, the
+        packets show it first: the new segment's base is chosen here and :meth:`map` takes it
+        when the first frame of that segment comes out, so a packet (kept for evidence clips)
+        and its frame get the same relative pts.
+        """
         if raw_pts_s is None:
             return None
         with self._lock:
             now = self._clock()
             if self._base is None:
                 self._base = raw_pts_s - self._continuation(now)
-            return raw_pts_s - self._base
+            if self._next_base is not None:
+                return raw_pts_s - self._next_base
+            rel = raw_pts_s - self._base
+            last = self._last_rel
+            if last is not None and (
+                rel < last - _PACKET_LEAD_S or rel - last > self._max_jump_s + _PACKET_LEAD_S
+            ):
+                # after every frame still in the decoder: one step past the latest packet
+                start = self._continuation(now)
+                if self._max_packet_rel is not None:
+                    start = max(start, self._max_packet_rel + max(self._step, _MIN_STEP_S))
+                self._next_base = raw_pts_s - start
+                return start
+            if self._max_packet_rel is None or rel > self._max_packet_rel:
+                self._max_packet_rel = rel
+            return rel
 
     def map(self, raw_pts_s: float | None) -> Stamp:
         """Stamp a decoded frame with raw pts ``raw_pts_s`` (seconds; None when unknown)."""
@@ -98,8 +125,12 @@ class PtsClock:
                     rel = self._arrival_pts(now)
                 elif self._last_rel is not None and self._is_jump(rel):
                     self.resets += 1
-                    rel = self._continuation(now)
+                    nxt, self._next_base = self._next_base, None
+                    rel = raw_pts_s - nxt if nxt is not None else self._continuation(now)
+                    if nxt is None or rel <= self._last_rel:  # not the packets' segment
+                        rel = self._continuation(now)
                     self._base = raw_pts_s - rel
+                    self._max_packet_rel = None
                     self._anchor_rel = None
             if self._anchor_rel is None:
                 self._anchor_rel, self._anchor_wall = rel, now
@@ -110,6 +141,8 @@ class PtsClock:
                 self.resets += 1
                 self._anchor_rel, self._anchor_wall, wall = rel, now, now
             self.skew_ms = (now - wall) * 1000.0
+            if self._last_rel is not None and 0.0 < rel - self._last_rel <= _PACKET_LEAD_S:
+                self._step = rel - self._last_rel
             self._last_rel, self._last_arrival = rel, now
             return Stamp(pts=rel, wall_time_ms=round(wall * 1000.0))
 

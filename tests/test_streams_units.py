@@ -142,3 +142,36 @@ def test_rate_meter() -> None:
     for i in range(20):
         m.tick(1000.0 + i * 0.1)
     assert m.rate(1001.95) == pytest.approx(10.0, abs=1.0)
+
+
+def test_pts_clock_gives_a_packet_and_its_frame_the_same_time_across_a_jump() -> None:
+    """Over RTSP packets go to the clip ring before their frames are decoded. When the camera's
+    timestamps jump (backwards here: its encoder restarted), the packets of the new segment
+    must be stamped as their frames will be, or a clip across the jump is out of order."""
+    clock = FakeClock()
+    pc = PtsClock(clock)
+    period = 0.04
+    # two segments of 12 frames, coded I P B B P B B …: decode order per segment
+    order = [0, 3, 1, 2, 6, 4, 5, 9, 7, 8, 11, 10]
+    raw = [100.0 + i * period for i in order] + [5.0 + i * period for i in order]
+    stamped: dict[float, float] = {}
+    shown: list[tuple[float, float]] = []
+    pending: list[float] = []
+    for k, r in enumerate(raw):
+        clock.t += period
+        rel = pc.relative(r)
+        assert rel is not None
+        stamped[r] = rel
+        pending.append(r)
+        if k >= 2:  # the decoder's delay: a frame comes out two packets later, in pts order
+            seg = [p for p in pending if (p >= 100.0) == (pending[0] >= 100.0)]
+            out = min(seg)
+            pending.remove(out)
+            shown.append((out, pc.map(out).pts))
+    for out in sorted(pending, key=lambda p: (p < 100.0, p)):
+        clock.t += period
+        shown.append((out, pc.map(out).pts))
+    assert len(shown) == 24 and pc.resets == 1
+    assert all(b[1] > a[1] for a, b in itertools.pairwise(shown))  # never back in time
+    for r, pts in shown:
+        assert pts == pytest.approx(stamped[r]), r  # the frame's time is its packet's
