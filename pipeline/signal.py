@@ -57,7 +57,11 @@ class VideoHead:
         )
         self.reader = HeadCalibrator(head, self.params.window)
         self.smoother = SignalSmoother(
-            head.group, self.params.confirm_frames, self.params.dark_hold_s, self.params.max_gap_s
+            head.group,
+            self.params.confirm_frames,
+            self.params.dark_hold_s,
+            self.params.max_gap_s,
+            self.params.bridge_s,
         )
         self.last_reading = LampReading(LampColor.UNKNOWN, 0.0)
         self.last_state: SignalState | None = None

@@ -44,6 +44,10 @@ class SignalParams:
     """A head showing one colour this long without any change is a calibration problem."""
     max_gap_s: float = 3.0
     """Frames further apart than this (a reconnect, a stall) leave the state unknown between."""
+    bridge_s: float = 6.0
+    """An unknown stretch (unreadable head, gap) this short between readings of one colour is
+    one phase: the shortest cycle back to the same colour (a minimum green or red plus a 3 s
+    amber, GB 14886) is longer."""
 
 
 class SignalSmoother:
@@ -55,11 +59,15 @@ class SignalSmoother:
         confirm_frames: int = 2,
         dark_hold_s: float = 2.0,
         max_gap_s: float = 3.0,
+        bridge_s: float = 6.0,
     ) -> None:
         self.group = group
         self._confirm = confirm_frames
         self._dark_hold = dark_hold_s
         self._max_gap = max_gap_s
+        self._bridge = bridge_s
+        # (colour, since, onset seen, UNKNOWN from) of the colour an unreadable stretch followed
+        self._before_unknown: tuple[LampColor, float | None, bool, float] | None = None
         self._color = LampColor.UNKNOWN
         self._since: float | None = None
         self._onset_seen = False
@@ -118,9 +126,27 @@ class SignalSmoother:
     def _adopt(self, color: LampColor, since: float, confidence: float) -> None:
         if color is not self._color:
             self.changes.append((since, self._color, color))
-            self._onset_seen = self._color is not LampColor.UNKNOWN
+            onset_seen = self._color is not LampColor.UNKNOWN
+            if color is LampColor.UNKNOWN and self._color is not LampColor.OFF:
+                self._before_unknown = (self._color, self._since, self._onset_seen, since)
+            elif self._color is LampColor.UNKNOWN and (kept := self._bridged(color, since)):
+                since, onset_seen = kept
+            if color is not LampColor.UNKNOWN:
+                self._before_unknown = None
+            self._onset_seen = onset_seen
         self._color, self._since, self._conf = color, since, confidence
         self._cand, self._dark_since = None, None
+
+    def _bridged(self, color: LampColor, since: float) -> tuple[float, bool] | None:
+        """(since, onset seen) of the colour before a short unreadable stretch when ``color``
+        is that colour again (a truck hid the head, a brief stall): one phase, not a new one —
+        no signal goes red → green → amber → red within ``bridge_s``. None otherwise."""
+        before = self._before_unknown
+        if before is None or before[0] is not color or before[1] is None:
+            return None
+        if since - before[3] > self._bridge:
+            return None
+        return before[1], before[2]
 
     def _consider_dark(self, reading: LampReading, pts: float) -> None:
         if self._dark_since is None:

@@ -182,3 +182,29 @@ def test_a_camera_analysed_at_a_low_rate_on_purpose_has_no_gap_at_every_frame() 
     states = [sm.update(LampReading(LampColor.RED, 1.0), i * 4.0) for i in range(6)]
     assert all(st.color is LampColor.RED for st in states[2:])
     assert states[-1].since_pts == 0.0
+
+
+def test_a_short_unreadable_stretch_between_two_reds_is_one_red() -> None:
+    """A truck hides the head for 3 s mid-red: the red after it is the same phase (no signal
+    cycles back to red that fast), so its onset and age carry on; after 8 s unreadable they
+    do not (a new red, first seen then)."""
+    R, G, U = LampColor.RED, LampColor.GREEN, LampColor.UNKNOWN
+    for hidden, bridged in ((3.0, True), (8.0, False)):
+        sm = SignalSmoother("g", dark_hold_s=2.0, bridge_s=6.0)
+        t = 0.0
+        for c in [G] * 5 + [R] * 10:
+            sm.update(LampReading(c, 1.0), t)
+            t += 0.1
+        n = round(hidden / 0.1)
+        for _ in range(n):
+            st = sm.update(LampReading(U, 0.0), t)
+            t += 0.1
+        assert st.color is U  # unreadable for longer than the dark hold
+        for _ in range(3):
+            st = sm.update(LampReading(R, 1.0), t)
+            t += 0.1
+        assert st.color is R
+        if bridged:
+            assert st.onset_seen and st.since_pts == pytest.approx(0.5)
+        else:
+            assert not st.onset_seen and st.since_pts > 0.5 + hidden
