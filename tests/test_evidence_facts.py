@@ -208,6 +208,28 @@ def test_image_1_past_the_line_or_not_red_is_listed_incomplete(tmp_path: Path) -
     assert doc["images"][0]["signal"]["color"] == "amber"
 
 
+def test_image_2_not_on_red_is_listed_incomplete(tmp_path: Path) -> None:
+    """The crossing was judged on red, but the picture at (just after) the line shows another
+    colour: the record cannot show the red at the crossing, and says so for image 2."""
+    frames = green_between_2_and_3()
+    frames[1] = AnalysedFrame(
+        frames[1].frame, tracks_at(388.0), signal(LampColor.GREEN, 10.5, 10.5)
+    )
+    doc = json.loads(
+        builder(tmp_path)
+        .build_record(event((10.0, 10.5, 11.7), 10.45), frames)
+        .record_json.read_text(encoding="utf-8")
+    )
+    reasons = {(p["part"], p["reason"]) for p in doc["incomplete"]}
+    assert ("image_2", "signal green, not red") in reasons
+    ok = json.loads(
+        builder(tmp_path / "ok")
+        .build_record(event((10.0, 10.5, 11.7), 10.45), green_between_2_and_3())
+        .record_json.read_text(encoding="utf-8")
+    )
+    assert not [p for p in ok["incomplete"] if p["part"] == "image_2"]
+
+
 def test_signal_fault_and_missing_track_are_incomplete(tmp_path: Path) -> None:
     frames = green_between_2_and_3()
     frames[1] = AnalysedFrame(

@@ -392,12 +392,24 @@ def _image_problems(
         return out
     if note := notes.get(f"evidence_note_{im.index}"):
         out.append(note)
-    elif im.index == 1 and im.side != "before":
-        out.append(f"subject {im.side} the stop line, not before")
-    elif im.index == 1 and st is not None and st.color is not LampColor.RED:
-        out.append(f"signal {st.color.value}, not red")
-    elif im.index == 2 and im.side == "before":
-        out.append("subject still before the stop line")
-    elif im.index == 3 and im.past_entry is False:
-        out.append("subject not past the entry line")
+    elif (problem := _stage_problem(im)) is not None:
+        out.append(problem)
     return out
+
+
+def _stage_problem(im: ImageFacts) -> str | None:
+    """Why red-light image ``im`` does not show its stage: 1 before the line on red, 2 over it
+    on red (an unknown or faulted state is listed as such already), 3 past the entry line."""
+    st = im.signal
+    not_red = st is not None and st.color is not LampColor.RED
+    if im.index == 1 and im.side != "before":
+        return f"subject {im.side} the stop line, not before"
+    if im.index == 1 and st is not None and not_red:
+        return f"signal {st.color.value}, not red"
+    if im.index == 2 and im.side == "before":
+        return "subject still before the stop line"
+    if im.index == 2 and st is not None and not_red and signal_fault(st) is None:
+        return f"signal {st.color.value}, not red"  # e.g. the light changed at the crossing
+    if im.index == 3 and im.past_entry is False:
+        return "subject not past the entry line"
+    return None
