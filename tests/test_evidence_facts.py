@@ -131,7 +131,8 @@ def test_each_image_states_its_own_signal_time_box_and_side(tmp_path: Path) -> N
     assert doc["complete"] is False
 
 
-def test_overlay_of_image_3_says_green(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def overlay_texts(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The Chinese overlay text of every evidence image the builder draws from now on."""
     from sharpeyes.pipeline.evidence import builder as builder_mod
     from sharpeyes.pipeline.evidence import facts as facts_mod
 
@@ -144,6 +145,11 @@ def test_overlay_of_image_3_says_green(tmp_path: Path, monkeypatch: pytest.Monke
         return lines
 
     monkeypatch.setattr(builder_mod, "overlay_lines", spy)
+    return seen
+
+
+def test_overlay_of_image_3_says_green(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = overlay_texts(monkeypatch)
     builder(tmp_path).build_record(event((10.0, 10.5, 11.7), 10.45), green_between_2_and_3())
     assert "信号灯状态: 红灯" in seen[0] and "红灯已亮: 9.50秒" in seen[0]
     assert "信号灯状态: 红灯" in seen[1] and "红灯已亮: 10.00秒" in seen[1]
@@ -159,18 +165,7 @@ def test_a_red_not_seen_to_begin_is_stated_as_a_lower_bound(
     """The camera first saw the signal already red: every image says "red for at least …"
     (≥), ``record.json`` says the onset was not seen, and the red age is not presented as
     the true one anywhere."""
-    from sharpeyes.pipeline.evidence import builder as builder_mod
-    from sharpeyes.pipeline.evidence import facts as facts_mod
-
-    seen: list[str] = []
-    real = facts_mod.overlay_lines
-
-    def spy(*a: object, **kw: object) -> list[images.OverlayLine]:
-        lines = real(*a, **kw)  # type: ignore[arg-type]
-        seen.append(" ".join(ln.text(chinese=True) for ln in lines))
-        return lines
-
-    monkeypatch.setattr(builder_mod, "overlay_lines", spy)
+    seen = overlay_texts(monkeypatch)
 
     def unseen(pts: float) -> dict[str, SignalState]:
         return {"main": SignalState("main", LampColor.RED, 0.95, 0.5, pts, onset_seen=False)}
