@@ -306,7 +306,16 @@ def test_a_recording_whose_picture_size_changes_charges_the_same(
     joined.write_bytes(a.read_bytes() + b.read_bytes())
     got = _analyze(joined, tmp_path / "joined")
     _same_charges(span.want, got, span.fps)
+    spanning = 0
     for rec in got:
         (rdir,) = (tmp_path / "joined" / "evidence").glob(f"*/*/{rec['event_id']}")
         image = cv2.imread(str(rdir / "3.jpg"))
         assert image is not None and image.shape[:2] == (h, w)  # boxes and picture agree
+        doc = json.loads((rdir / "record.json").read_text(encoding="utf-8"))
+        assert doc["clip"] is not None, doc.get("clip_error")
+        with av.open(str(rdir / "clip.mp4")) as c:  # a clip across the join decodes whole
+            decoded = [(f.width, f.height) for f in c.decode(video=0)]
+        assert len(decoded) == doc["clip"]["packets"]
+        assert set(decoded) <= {(w, h), (w * 3 // 2, h * 3 // 2)}
+        spanning += len(set(decoded)) == 2
+    assert spanning >= 1  # at least one clip holds pictures of both sizes
