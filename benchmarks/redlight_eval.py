@@ -16,8 +16,10 @@ instead; for a false alarm, the nearest label and the event's own detail.
 Seconds since red: for every matched violation, ``violation.seconds_since_red`` is compared with
 the label-derived value, the labelled crossing (``cross_frames``) minus the labelled red onset
 (the first frame of ``signal_phases.red``), both as frame times read from the video (``--video``;
-without it, frame n is at n × ``frame_duration_s``). The labelled crossing is a span of frames:
-the delta is 0 inside it and the distance to its nearer end outside. Also printed: the delta
+without it, frame n is at n × ``frame_duration_s``). A label with ``cross_frame`` (a fractional
+frame: the mean of two independent readings of the rear ground contact, see the labels'
+``method``) is compared with that instant; one with only ``cross_frames`` (a span) gives a
+delta of 0 inside the span and the distance to its nearer end outside. Also printed: the delta
 against the event's own crossing (``crossed_stop_line_pts`` − labelled onset), which isolates
 the red-onset error. The run fails (exit 1) when any onset delta is outside ±``SINCE_RED_TOL_S``;
 with ``--strict`` also when any delta against the labelled crossing is (that delta adds the
@@ -243,6 +245,12 @@ def frame_times(video: Path | None, labels: Record) -> list[float]:
     return [t - pts[0] for t in pts]
 
 
+def _time_at(times: list[float], frame: float) -> float:
+    """Time of a fractional frame index, linear between the frames around it."""
+    i = min(max(int(frame), 0), len(times) - 2)
+    return times[i] + (frame - i) * (times[i + 1] - times[i])
+
+
 def since_red_check(records: list[Record], labels: Record, times: list[float]) -> dict[str, Any]:
     """Per matched violation: ``seconds_since_red`` against the label-derived value."""
     onset = times[int(labels["signal_phases"]["red"][0])]
@@ -251,7 +259,11 @@ def since_red_check(records: list[Record], labels: Record, times: list[float]) -
     for lid, i in sorted(match_labels(records, labels).tp):
         v = records[i]["violation"]
         got = float(v["seconds_since_red"])
-        lo, hi = (times[int(f)] - onset for f in by_id[lid]["cross_frames"])
+        lab = by_id[lid]
+        if "cross_frame" in lab:  # one reading, to a fraction of a frame
+            lo = hi = _time_at(times, float(lab["cross_frame"])) - onset
+        else:
+            lo, hi = (times[int(f)] - onset for f in lab["cross_frames"])
         delta = got - hi if got > hi else got - lo if got < lo else 0.0
         own = got - (float(v["crossed_stop_line_pts"]) - onset)
         rows.append(

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import pytest
 
-from benchmarks.redlight_eval import frame_times, hanoi_report, since_red_check
+from benchmarks.redlight_eval import frame_times, hanoi_report, match_labels, since_red_check
 from sharpeyes.api.commands import cli
 from sharpeyes.pipeline.config import load_camera_config
 from sharpeyes.pipeline.signal import build_signal_board
@@ -146,6 +146,26 @@ def test_seconds_since_red_is_the_red_age_at_the_crossing(run: Path) -> None:
     sr = since_red_check(_records(run), LABELS, frame_times(VIDEO, LABELS))
     assert len(sr["rows"]) == 15
     assert sr["ok"], sr["rows"]
+
+
+def test_seconds_since_red_against_the_labelled_rear_wheel_crossing(run: Path) -> None:
+    """Against the crossing read by eye (two blind labellers, rear ground contact): motorbikes
+    and cars tracked as themselves within 0.25 s, 12 of 15 within 0.2 s. Riders whose bike is
+    never detected are placed from the person box (feet + a quarter of its height), whose
+    error — feet on the footrests or on the road — reaches 0.6 s on hb08 (documented in
+    docs/RED_LIGHT_RESULTS.md)."""
+    records = _records(run)
+    sr = since_red_check(records, LABELS, frame_times(VIDEO, LABELS))
+    deltas = {r["label"]: abs(r["delta_s"]) for r in sr["rows"]}
+    assert sum(d <= 0.2 for d in deltas.values()) >= 12, deltas
+    assert max(deltas.values()) <= 0.6, deltas
+    riders = {
+        lid
+        for lid, i in match_labels(records, LABELS).tp
+        if (records[i].get("extra") or {}).get("detected_as") == "person"
+    }
+    assert riders, "no rider among the matches"
+    assert all(d <= 0.25 for lid, d in deltas.items() if lid not in riders), deltas
 
 
 def test_signal_state_matches_the_known_phases() -> None:

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
 
 from benchmarks.redlight_eval import match_labels
 
@@ -47,3 +53,55 @@ def test_suite_charges_are_not_red_light_runners() -> None:
     wrong_way = {**_record(300, 320), "extra": {"violation_type": "wrong_way"}}
     m = match_labels([*perfect, wrong_way], LABELS)
     assert (m.precision, m.recall) == (1.0, 1.0) and not m.false_alarms
+
+
+def test_crossing_readings_agree_and_give_the_labels() -> None:
+    """The fractional crossing of every runner is the mean of two independent readings that
+    agree within half a frame, lies in its ``cross_frames`` span, and is what the per-frame
+    readings (``hanoi_b_crossing_readings.json``) interpolate to."""
+    readings = json.loads(
+        (REPO / "sample_videos" / "hanoi_b_crossing_readings.json").read_text(encoding="utf-8")
+    )["readers"]
+    for x in LABELS["violations"]:
+        a, b = x["cross_frame_readers"]
+        assert abs(a - b) <= 0.5, x["id"]
+        assert x["cross_frame"] == round((a + b) / 2, 2)
+        lo, hi = x["cross_frames"]
+        assert lo <= x["cross_frame"] <= hi, x["id"]
+        for name, got in zip(("A", "B"), (a, b), strict=True):
+            (r,) = [r for r in readings[name] if r["id"] == x["id"]]
+            frames = sorted((int(f), v) for f, v in r["frames"].items())
+            past = [
+                (f0, v0, f1, v1)
+                for (f0, v0), (f1, v1) in itertools.pairwise(frames)
+                if v0["contact_y"] > v0["line_y"] and v1["contact_y"] <= v1["line_y"]
+            ]
+            assert past, (name, x["id"])
+            f0, v0, f1, v1 = past[-1]
+            d0, d1 = v0["contact_y"] - v0["line_y"], v1["contact_y"] - v1["line_y"]
+            assert f0 + (f1 - f0) * d0 / (d0 - d1) == pytest.approx(got, abs=0.02), (name, x["id"])
+
+
+def test_crossing_crops_draw_the_calibrated_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The labelling sheet: one tile per frame with the ruler, and the stop line's y as the
+    camera config puts it (hanoi_b's line at x 428 and 508 of 640×480)."""
+    from scripts.crossing_crops import main
+
+    video = tmp_path / "v.mp4"
+    with av.open(str(video), "w") as out:
+        s = out.add_stream("mpeg4", rate=6)
+        assert isinstance(s, av.VideoStream)
+        s.width, s.height, s.pix_fmt = 640, 480, "yuv420p"
+        for i in range(5):
+            f = av.VideoFrame.from_ndarray(np.full((480, 640, 3), 40 * i, np.uint8), "bgr24")
+            for p in s.encode(f):
+                out.mux(p)
+        for p in s.encode():
+            out.mux(p)
+    png = tmp_path / "sheet.png"
+    assert main(["468", "395", "1", "3", str(png), "--video", str(video)]) == 0
+    assert "left 392.3, right 394.4" in capsys.readouterr().out
+    sheet = cv2.imread(str(png))
+    assert sheet is not None and sheet.shape == (60 * 5, 4 * (44 + 80 * 5), 3)  # 3 tiles + 1 pad
