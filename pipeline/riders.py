@@ -54,10 +54,6 @@ class RiderParams:
     ground_offset: float = 0.25
     """Gap between a rider's feet and the road, as a share of the person box height (median
     0.255 over 408 rider/motorbike pairs near the stop line of hanoi_b)."""
-    carrier_tolerance: float = 0.15
-    """Largest distance (person heights) between that estimate and the bottom of the
-    two-wheeler detected under the rider for the latter to be taken as the rider's road point
-    (the estimate's spread is about ±0.1: feet on the footrests or down on the road)."""
 
 
 def two_wheeler_mask(tracks: Tracks, params: RiderParams | None = None) -> NDArray[np.bool_]:

@@ -29,7 +29,7 @@ from typing import Any
 import av
 
 from sharpeyes.pipeline.errors import StreamError, StreamOpenError
-from sharpeyes.streams.decode import display_rotation
+from sharpeyes.streams.decode import display_rotation, stream_timeline
 from sharpeyes.streams.packet_ring import EncodedPacket, StreamParams, select_span
 
 log = logging.getLogger(__name__)
@@ -395,6 +395,48 @@ def demux_packets(
         )
 
 
+# Containers whose index gives one monotonic timeline, so that a seek by time lands where it
+# should. Anything else (MPEG-TS above all, raw elementary streams) may be joined segments whose
+# timestamps start again, and is read from its start on the file's continuous timeline.
+_INDEXED_FORMATS = frozenset({"mov", "mp4", "matroska", "webm", "avi"})
+_REORDER_S = 1.0  # a packet shown this long after end_s: nothing later in decode order is needed
+
+
+def timeline_packets(
+    container: Any, stream: Any, start_s: float, end_s: float
+) -> Iterator[EncodedPacket]:
+    """Packets of ``stream`` from the keyframe at or before ``start_s`` until well past
+    ``end_s``, read from the file's start with ``pts_s`` on its continuous timeline
+    (:class:`~sharpeyes.streams.timing.FileTimeline`, as :class:`FileSource` reads frames): a
+    stream whose timestamps start again cannot be sought by time. Only the packets from the
+    latest such keyframe are held, so memory stays one clip's worth."""
+    timeline = stream_timeline(stream)
+    tb = Fraction(stream.time_base)
+    held: list[EncodedPacket] = []
+    rel = 0.0
+    for pkt in container.demux(stream):
+        if pkt.size == 0 or (pkt.pts is None and pkt.dts is None):
+            continue
+        got = timeline.packet(pkt.pts, bool(pkt.is_keyframe))
+        rel = rel if got is None else got
+        if rel > end_s + _REORDER_S:
+            break
+        ep = EncodedPacket(
+            data=bytes(pkt),
+            pts=pkt.pts,
+            dts=pkt.dts,
+            duration=pkt.duration,
+            time_base=tb,
+            is_keyframe=bool(pkt.is_keyframe),
+            pts_s=rel,
+        )
+        if ep.is_keyframe and (rel <= start_s or not held):
+            held = [ep]
+        elif held:
+            held.append(ep)
+    yield from held
+
+
 def clip_from_file(video_path: Path, start_s: float, end_s: float, out: Path) -> ClipInfo:
     """Remux [start_s, end_s] of a video file (from the keyframe before ``start_s``) to MP4."""
     try:
@@ -411,8 +453,10 @@ def clip_from_file(video_path: Path, start_s: float, end_s: float, out: Path) ->
             rotation=rotation,
             source=str(video_path) if rotation else None,
         )
+        indexed = bool(set(str(container.format.name).split(",")) & _INDEXED_FORMATS)
+        read = demux_packets if indexed else timeline_packets
         try:
-            pkts = list(demux_packets(container, stream, max(0.0, start_s), end_s))
+            pkts = list(read(container, stream, max(0.0, start_s), end_s))
         except av.FFmpegError as e:
             raise StreamError(f"cannot read {video_path}: {e}") from e
     span = select_span(pkts, start_s, end_s)

@@ -11,16 +11,8 @@ import pytest
 from sharpeyes.pipeline.riders import RiderParams
 from sharpeyes.pipeline.rules import RedLightRule, red_light
 from sharpeyes.pipeline.rules.common import Observation
-from sharpeyes.pipeline.rules.rider_fusion import ChargeLedger, RiderFeed, identity_switch
-from sharpeyes.pipeline.types import (
-    Anchor,
-    Event,
-    Frame,
-    LampColor,
-    ObjectKind,
-    SignalState,
-    Tracks,
-)
+from sharpeyes.pipeline.rules.rider_fusion import ChargeLedger, identity_switch
+from sharpeyes.pipeline.types import Event, Frame, LampColor, ObjectKind, SignalState, Tracks
 from tests.scenarios import scene_calibration
 
 W, H = 640, 360
@@ -184,26 +176,3 @@ def test_rider_lost_in_the_crosswalk_is_charged_when_its_bike_goes_on() -> None:
     # the same rider lost without a bike that goes on: not charged
     alone: list[list[Row]] = [[(5, P, 0.5, rider_feet(y))] for y in UP[:7]]
     assert play(rule(entry_extrapolation_s=0.0), alone) == []
-
-
-def test_a_detected_bike_under_the_rider_is_its_road_point() -> None:
-    """The feet-based road point (feet + a quarter of the person height) is an estimate; where
-    the two-wheeler under the rider is detected in the same frame and near that estimate, its
-    box bottom is the anchor. A bike far from it (another behind), or one only predicted by the
-    tracker, is not used; the box stays the estimate's either way."""
-    feed = RiderFeed(RiderParams(), [int(M)], Anchor.BOTTOM_CENTER, H)
-    frame = Frame("cam", 0, 0.0, 1_700_000_000_000, BLANK)
-    person = box(P, 0.5, 0.6)  # feet at 216 px, 60 px tall: estimate 231
-    near_bike = [person[0] - 5, person[1] + 20, person[2] + 5, 231 + 6]
-    far_bike = [person[0] - 5, person[1] + 20, person[2] + 5, 231 + 12]  # beyond 0.15 × 60
-
-    def anchor_y(bike: list[float], *, detected: bool = True) -> tuple[float, float]:
-        t = tracks([(5, P, 0.5, 0.6), (6, M, 0.5, 0.6)], [person, bike])
-        t.detected[1] = detected
-        (row,) = feed.rows(frame, t)
-        assert row.carrier == 6
-        return row.obs.anchor[1], row.obs.box[3]
-
-    assert anchor_y(near_bike) == pytest.approx((237.0, 231.0))
-    assert anchor_y(far_bike) == pytest.approx((231.0, 231.0))
-    assert anchor_y(near_bike, detected=False) == pytest.approx((231.0, 231.0))

@@ -24,7 +24,7 @@ from sharpeyes.api.commands import cli
 from sharpeyes.streams.file_source import FileSource
 from sharpeyes.streams.gpu_decode import DecoderConfig, GpuDecodeSource
 from sharpeyes.streams.packet_ring import PacketRing
-from sharpeyes.streams.remux import remux_clip
+from sharpeyes.streams.remux import clip_from_file, remux_clip
 from sharpeyes.streams.timing import FileTimeline
 from tests.conftest import REPO, need, shared_dir
 
@@ -153,6 +153,25 @@ def test_a_clip_across_the_join_plays_in_order(joined: Path, tmp_path: Path) -> 
         red = f.to_ndarray(format="bgr24")[H // 2, :, 2].astype(float)
         centre = float(np.average(np.arange(W), weights=np.clip(red - 60, 0, None)))
         assert abs(centre - ((first + k) * 3 % (W - 8) + 3.5)) <= 1.0, (k, centre)
+
+
+def test_a_clip_cut_from_the_file_itself_follows_the_timeline(joined: Path, tmp_path: Path) -> None:
+    """The file is the clip's fallback source (a ring that stalled or holds too little): read
+    on the same timeline as the frames, a clip across the join starts where asked and shows the
+    pictures in recorded order (before: a seek by raw timestamp landed in the wrong segment and
+    the clip began after the join)."""
+    info = clip_from_file(joined, 0.5, 3.5, tmp_path / "clip.mp4")
+    assert info.covers(0.5, 3.5, tolerance_s=0.1), info
+    with av.open(str(tmp_path / "clip.mp4")) as c:
+        frames = list(c.decode(video=0))
+    assert len(frames) == info.packets
+    first = round(info.start_pts_s * FPS)
+    for k, f in enumerate(frames):
+        red = f.to_ndarray(format="bgr24")[H // 2, :, 2].astype(float)
+        centre = float(np.average(np.arange(W), weights=np.clip(red - 60, 0, None)))
+        assert abs(centre - ((first + k) * 3 % (W - 8) + 3.5)) <= 1.0, (k, centre)
+    late = clip_from_file(joined, 2.6, 3.5, tmp_path / "late.mp4")  # inside the second segment
+    assert 2.0 - 1e-6 <= late.start_pts_s <= 2.6 and late.end_pts_s >= 3.5
 
 
 # -- the timeline itself -------------------------------------------------------------------------

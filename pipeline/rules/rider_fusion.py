@@ -7,10 +7,7 @@ for :class:`~sharpeyes.pipeline.rules.red_light.RedLightRule`:
 * the anchor is moved from the rider's feet (on the footrests) down to the road, ``ground_offset``
   of the person box height (the median gap between rider feet and the carrying two-wheeler's
   wheels near the stop line of hanoi_b: 0.255 of the person height, 408 rider/bike pairs), and
-  the box is extended to it, so crossing times and evidence crops match a two-wheeler's; where
-  the two-wheeler under the rider is itself detected in that frame, its box bottom (the rear
-  wheel on the road) is the anchor instead — a measurement beats the estimate, whose error
-  (riders' feet on the footrests or on the road) is ±0.1 of the person height;
+  the box is extended to it, so crossing times and evidence crops match a two-wheeler's;
 * each person row carries the id of the two-wheeler track it sits on this frame, if any
   (:func:`pipeline.riders.carrier_ids`) and whether that two-wheeler is one the rule charges.
 
@@ -32,15 +29,7 @@ import numpy as np
 from sharpeyes.pipeline.riders import RiderParams, carrier_ids, rides_along
 from sharpeyes.pipeline.rules.common import Observation
 from sharpeyes.pipeline.rules.geometry import Vec, distance
-from sharpeyes.pipeline.types import (
-    Anchor,
-    FloatArray,
-    Frame,
-    IntArray,
-    ObjectKind,
-    Tracks,
-    box_anchors,
-)
+from sharpeyes.pipeline.types import Anchor, Frame, ObjectKind, Tracks, box_anchors
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +73,6 @@ class RiderFeed:
         h = boxes[:, 3] - boxes[:, 1]
         boxes[:, 3] = np.minimum(boxes[:, 3] + self.params.ground_offset * h, self._frame_h)
         anchors = box_anchors(boxes, self._anchor)
-        if self._anchor is Anchor.BOTTOM_CENTER:
-            self._measured_ground(tracks, idx, carriers, boxes, anchors)
         riders = dataclasses.replace(tracks[idx], xyxy=boxes)  # feet moved down to the road
         out = []
         for j, i in enumerate(idx):
@@ -93,29 +80,6 @@ class RiderFeed:
             c = int(carriers[i])
             out.append(RiderRow(int(tracks.track_id[i]), obs, c, c in in_scope))
         return out
-
-    def _measured_ground(
-        self,
-        tracks: Tracks,
-        idx: IntArray,
-        carriers: IntArray,
-        boxes: FloatArray,
-        anchors: FloatArray,
-    ) -> None:
-        """Where the two-wheeler under a rider is detected this frame, its box bottom (the rear
-        wheel on the road) is the rider's anchor instead of the feet-based estimate — when it
-        lies within ``carrier_tolerance`` person heights of that estimate (a farther one is
-        another bike behind or a box that swallowed two). The drawn box stays the estimate's."""
-        row_of = {int(t): r for r, t in enumerate(tracks.track_id)}
-        tol = self.params.carrier_tolerance
-        for j, i in enumerate(idx):
-            k = row_of.get(int(carriers[i]), -1)
-            if k < 0 or not (tracks.detected[i] and tracks.detected[k]):
-                continue
-            wheel = float(tracks.xyxy[k, 3])
-            h = float(tracks.xyxy[i, 3] - tracks.xyxy[i, 1])
-            if abs(wheel - float(boxes[j, 3])) <= tol * h:
-                anchors[j, 1] = wheel
 
 
 @dataclass(frozen=True, slots=True)
