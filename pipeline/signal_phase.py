@@ -11,13 +11,16 @@
   with ``fault`` set (back-dated to the start of the dark run); rules treat it like UNKNOWN.
   The fault clears when a colour is confirmed again. A sustained run of unreadable frames
   becomes UNKNOWN (a reading problem, not a fault).
-* The onset of a colour is *seen* only when the colour followed another known state (a colour,
-  or a dark head). The first colour after the start, after an UNKNOWN stretch or after a gap in
+* The onset of a colour is *seen* only when the colour followed another colour (or a head that
+  was dark from the start). The first colour after the start, after an UNKNOWN stretch, after a
+  lit head went dark (a fault, or something in front of it) or after a gap in
   the frames longer than ``max_gap_s`` and 2.5 usual steps (a reconnect, a stall: anything may
   have happened meanwhile, so the state becomes UNKNOWN back-dated to the last frame before the
   gap) has
   ``onset_seen`` False: its ``since_pts`` is when it was first seen, and the time it has been on
-  is a lower bound — stated as such, never as the red age.
+  is a lower bound — stated as such, never as the red age. The same colour again within
+  ``bridge_s`` of the start of such an unreadable or dark stretch is the same phase: it keeps
+  its first ``since_pts`` and whether that onset was seen (the red timer runs on).
 """
 
 from __future__ import annotations
@@ -126,21 +129,26 @@ class SignalSmoother:
     def _adopt(self, color: LampColor, since: float, confidence: float) -> None:
         if color is not self._color:
             self.changes.append((since, self._color, color))
-            onset_seen = self._color is not LampColor.UNKNOWN
-            if color is LampColor.UNKNOWN and self._color is not LampColor.OFF:
+            # A colour after an unreadable stretch, or after a lit head went dark (a fault or
+            # something in front of it), did not begin then: its onset was not seen.
+            onset_seen = self._color is not LampColor.UNKNOWN and not (
+                self._color is LampColor.OFF and self._before_unknown is not None
+            )
+            if color in _DARK and self._color not in _DARK:
                 self._before_unknown = (self._color, self._since, self._onset_seen, since)
-            elif self._color is LampColor.UNKNOWN and (kept := self._bridged(color, since)):
+            elif self._color in _DARK and (kept := self._bridged(color, since)):
                 since, onset_seen = kept
-            if color is not LampColor.UNKNOWN:
+            if color not in _DARK:
                 self._before_unknown = None
             self._onset_seen = onset_seen
         self._color, self._since, self._conf = color, since, confidence
         self._cand, self._dark_since = None, None
 
     def _bridged(self, color: LampColor, since: float) -> tuple[float, bool] | None:
-        """(since, onset seen) of the colour before a short unreadable stretch when ``color``
-        is that colour again (a truck hid the head, a brief stall): one phase, not a new one —
-        no signal goes red → green → amber → red within ``bridge_s``. None otherwise."""
+        """(since, onset seen) of the colour before a short unreadable or dark stretch when
+        ``color`` is that colour again (a truck hid the head, a brief stall or lamp fault): one
+        phase, not a new one — no signal goes red → green → amber → red within ``bridge_s``.
+        None otherwise."""
         before = self._before_unknown
         if before is None or before[0] is not color or before[1] is None:
             return None

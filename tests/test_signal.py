@@ -208,3 +208,30 @@ def test_a_short_unreadable_stretch_between_two_reds_is_one_red() -> None:
             assert st.onset_seen and st.since_pts == pytest.approx(0.5)
         else:
             assert not st.onset_seen and st.since_pts > 0.5 + hidden
+
+
+def test_a_red_after_a_dark_head_is_not_a_seen_onset_unless_it_is_the_same_phase() -> None:
+    """Something dark in front of the head (or a lamp fault) for 3 s mid-red reads OFF: a
+    signal fault while it lasts, and then the same red phase — onset and age carry on. After
+    8 s dark the red that comes back did not begin then: its onset was not seen (before: it
+    was stamped as a red seen to begin at the end of the dark stretch, and every later red
+    age restarted there)."""
+    R, G, O = LampColor.RED, LampColor.GREEN, LampColor.OFF
+    for hidden, bridged in ((3.0, True), (8.0, False)):
+        sm = SignalSmoother("g", dark_hold_s=2.0, bridge_s=6.0)
+        t = 0.0
+        for c in [G] * 5 + [R] * 10:
+            sm.update(LampReading(c, 1.0), t)
+            t += 0.1
+        for _ in range(round(hidden / 0.1)):
+            st = sm.update(LampReading(O, 0.9), t)
+            t += 0.1
+        assert st.color is O and st.fault is not None
+        for _ in range(3):
+            st = sm.update(LampReading(R, 1.0), t)
+            t += 0.1
+        assert st.color is R and st.fault is None
+        if bridged:
+            assert st.onset_seen and st.since_pts == pytest.approx(0.5)
+        else:
+            assert not st.onset_seen and st.since_pts > 0.5 + hidden
