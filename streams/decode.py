@@ -120,9 +120,18 @@ def decoder_description(stream: Any) -> str:
     return f"{ctx.name} (pyav cpu, {threading})"
 
 
+_PLAUSIBLE_FPS = (0.5, 300.0)
+
+
 def stream_fps(stream: Any) -> float:
-    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-    return float(rate) if rate else 0.0
+    """The stream's frame rate: the first plausible of its average rate, the codec's own
+    (H.264 / H.265 VUI), the guessed and the base rate (a broken file can claim thousands of
+    frames per second); 0.0 when none is."""
+    codec_rate = getattr(stream.codec_context, "framerate", None)
+    for rate in (stream.average_rate, codec_rate, stream.guessed_rate, stream.base_rate):
+        if rate and _PLAUSIBLE_FPS[0] <= float(rate) <= _PLAUSIBLE_FPS[1]:
+            return float(rate)
+    return 0.0
 
 
 def stream_timeline(stream: Any) -> FileTimeline:

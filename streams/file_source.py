@@ -176,7 +176,17 @@ class FileSource:
                 self.decode_errors += 1
                 continue
             for av_frame in decoded:
+                stalled = timeline.stalled
                 pts = timeline.frame(av_frame.pts)
+                if stalled == 0 and timeline.stalled == 1:
+                    logger.warning(
+                        "%s: frame timestamps do not advance (pts %s again): the file's timing "
+                        "is broken; frames are timed one frame period apart from here on where "
+                        "they do not advance (re-mux the file with correct timestamps for true "
+                        "times)",
+                        self._path,
+                        av_frame.pts,
+                    )
                 if av_frame.pts is not None:
                     self.frames_skipped += skips.discarded_before(pts)
                 seq = self.frames_decoded + self.frames_skipped

@@ -201,6 +201,9 @@ class FileTimeline:
         self._frame_segment = 0
         self._last_frame_raw: int | None = None
         self._last_frame_rel: float | None = None
+        self.stalled = 0
+        """Frames whose pts did not advance, re-timed one frame period apart."""
+        self._stall_shift = 0.0  # added to every frame since the first that did not advance
 
     @property
     def restarts(self) -> int:
@@ -236,8 +239,9 @@ class FileTimeline:
         return rel
 
     def frame(self, raw_pts: int | None) -> float:
-        """Relative pts of a decoded frame (presentation order); one without a pts is placed a
-        frame period after the previous one."""
+        """Relative pts of a decoded frame (presentation order); one without a pts, or whose
+        pts does not advance past the previous frame's (a broken muxer that stamps every frame
+        alike; counted in :attr:`stalled`), is placed a frame period after the previous one."""
         if raw_pts is None:
             prev = self._last_frame_rel
             rel = 0.0 if prev is None else prev + self._frame_s
@@ -245,9 +249,15 @@ class FileTimeline:
             self._first(raw_pts)
             last = self._last_frame_raw
             went_back = last is not None and raw_pts < last - self._restart
+            prev = self._last_frame_rel
             if went_back and self._frame_segment + 1 < len(self._segments):
                 self._frame_segment += 1
-            rel = self._rel(self._frame_segment, raw_pts)
+            elif last is not None and raw_pts <= last and prev is not None:
+                # not after the frame before it: a broken muxer stamping frames alike
+                here = self._rel(self._frame_segment, raw_pts) + self._stall_shift
+                self._stall_shift += prev + self._frame_s - here
+                self.stalled += 1
+            rel = self._rel(self._frame_segment, raw_pts) + self._stall_shift
             self._last_frame_raw = raw_pts
         self._last_frame_rel = rel
         return rel

@@ -222,6 +222,57 @@ def test_timeline_without_pts_continues_a_frame_later() -> None:
     assert tl.frame(None) == pytest.approx(0.1)
 
 
+def test_frames_whose_pts_do_not_advance_are_timed_a_frame_apart() -> None:
+    """A broken muxer stamps every frame alike (seen: an x265 encode fed frames without pts,
+    every frame at pts 0 — before, 384 frames all at 0 s, the tracker and the red timer
+    frozen, no violation and no warning): such frames go one frame period after the one
+    before, later frames keep their own spacing, and they are counted."""
+    tl = FileTimeline(TB, 0, frame_s=0.1)
+    assert [tl.frame(0) for _ in range(4)] == pytest.approx([0.0, 0.1, 0.2, 0.3])
+    assert tl.stalled == 3
+    # stamped correctly again: on from the last re-timed frame, with its own spacing
+    assert [tl.frame(p) for p in (STEP, 2 * STEP)] == pytest.approx(
+        [0.3 + STEP * TB] * 1 + [0.3 + 2 * STEP * TB]
+    )
+    assert tl.stalled == 3
+    good = FileTimeline(TB, 0, frame_s=0.1)
+    assert [good.frame(i * STEP) for i in range(5)] == pytest.approx(
+        [i * STEP * TB for i in range(5)]
+    )
+    assert good.stalled == 0
+
+
+def test_an_implausible_frame_rate_gives_way_to_the_codecs() -> None:
+    """The broken file above claimed 2,310 fps (its duration is garbage); its H.265 stream
+    says 6.017 fps, which is what the frames are timed by."""
+    from fractions import Fraction
+    from types import SimpleNamespace
+
+    from sharpeyes.streams.decode import stream_fps
+
+    broken = SimpleNamespace(
+        average_rate=Fraction(2146360085, 928916),
+        codec_context=SimpleNamespace(framerate=Fraction(34560000, 5743529)),
+        guessed_rate=None,
+        base_rate=None,
+    )
+    assert stream_fps(broken) == pytest.approx(6.017, abs=1e-3)
+    fine = SimpleNamespace(
+        average_rate=Fraction(30000, 1001),
+        codec_context=SimpleNamespace(framerate=None),
+        guessed_rate=None,
+        base_rate=None,
+    )
+    assert stream_fps(fine) == pytest.approx(29.97, abs=1e-2)
+    nothing = SimpleNamespace(
+        average_rate=None,
+        codec_context=SimpleNamespace(framerate=Fraction(90000, 1)),
+        guessed_rate=None,
+        base_rate=None,
+    )
+    assert stream_fps(nothing) == 0.0
+
+
 # -- a real intersection recording, joined from two files ----------------------------------------
 
 VIDEO = shared_dir() / "sample_videos" / "intersection_hanoi_b_640x480.mp4"
