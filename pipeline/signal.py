@@ -69,6 +69,9 @@ class VideoHead:
         self.last_pts: float | None = None
         self.lit_readings = 0
         self.colors_seen: set[LampColor] = set()
+        self._unreadable: tuple[float, float] | None = None  # (start, last) of the current run
+        self.longest_unreadable: tuple[float, float] | None = None
+        """(start pts, seconds) of the longest run of lit-but-unreadable readings."""
 
     @property
     def box(self) -> tuple[int, int, int, int]:
@@ -88,11 +91,25 @@ class VideoHead:
         self.last_reading = self.reader.read(self.crop(image))
         if self.last_reading.color not in (LampColor.OFF, LampColor.UNKNOWN):
             self.lit_readings += 1
+        self._track_unreadable(pts)
         st = self.smoother.update(self.last_reading, pts)
         if st.color not in (LampColor.OFF, LampColor.UNKNOWN):
             self.colors_seen.add(st.color)
         self.last_state = st
         return st
+
+    def _track_unreadable(self, pts: float) -> None:
+        if self.last_reading.color is not LampColor.UNKNOWN:
+            self._unreadable = None
+            return
+        run = self._unreadable
+        if run is None or pts - run[1] > self.params.max_gap_s:
+            run = (pts, pts)  # a gap in the frames is not time seen unreadable
+        run = (run[0], pts)
+        self._unreadable = run
+        longest = self.longest_unreadable
+        if longest is None or run[1] - run[0] > longest[1]:
+            self.longest_unreadable = (run[0], run[1] - run[0])
 
     def problem(self) -> str | None:
         """A calibration problem of this head, if any (None while too early to tell)."""
@@ -109,6 +126,13 @@ class VideoHead:
             return (
                 f"head {self.head.id!r}: shows only {colour} for {span:.0f} s without a change "
                 "— the region may be on the wrong head or not on a signal"
+            )
+        worst = self.longest_unreadable
+        if worst is not None and worst[1] >= self.params.unreadable_s:
+            return (
+                f"head {self.head.id!r}: lit but read as no colour for {worst[1]:.0f} s from "
+                f"{worst[0]:.1f} s — the region may cut a lamp off, or the layout / lamps may be "
+                "wrong (check region / layout / lamps)"
             )
         return None
 

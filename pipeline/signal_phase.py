@@ -45,6 +45,10 @@ class SignalParams:
     """A head seen this long without one lit reading is a calibration problem."""
     stuck_s: float = 300.0
     """A head showing one colour this long without any change is a calibration problem."""
+    unreadable_s: float = 10.0
+    """A head read as lit but of no colour for this long at a stretch (frames no further apart
+    than ``max_gap_s``) is a calibration problem: the region cuts a lamp, or the layout is
+    wrong. Kept once seen, so that ``signal-check`` reports it after the stretch ended."""
     max_gap_s: float = 3.0
     """Frames further apart than this (a reconnect, a stall) leave the state unknown between."""
     bridge_s: float = 6.0

@@ -329,3 +329,41 @@ def test_a_board_rebuilt_for_another_picture_shape_keeps_the_phases() -> None:
     fresh = build_signal_board(scene_calibration(), wide)
     st = fresh.update(Frame(s.name, 95, s.pts(95), 9500, img))["main"]
     assert not st.onset_seen  # without the earlier board: a red first seen now
+
+
+class _Always:
+    """A lamp reader stub: every read gives the same reading."""
+
+    def __init__(self, reading: LampReading) -> None:
+        self.reading = reading
+
+    def read(self, crop: object) -> LampReading:
+        return self.reading
+
+
+def test_head_read_as_no_colour_for_long_is_a_calibration_problem() -> None:
+    """Seen on hanoi_b with the head region 10 px off (half a lamp width): red was read, the
+    whole green phase (21 s) was lit but no colour, and nothing told the installer. A stretch
+    of lit-but-unreadable readings of ``unreadable_s`` is a problem now, kept after it ends; a
+    gap in the frames (a reconnect) is not time seen unreadable, and a short stretch is fine."""
+    board = _board_on([[0.45, 0.8], [0.48, 0.95]], SignalParams(unreadable_s=10.0))
+    head = next(h for h in board.heads if h.head.id == "x_head")
+    image = np.zeros((FRAME_SIZE[1], FRAME_SIZE[0], 3), np.uint8)
+    unknown, red = LampReading(LampColor.UNKNOWN, 0.3), LampReading(LampColor.RED, 0.9)
+
+    def feed(reading: LampReading, start: float, stop: float, step: float = 0.2) -> None:
+        head.reader = _Always(reading)  # type: ignore[assignment]
+        for t in np.arange(start, stop, step):
+            head.update(image, float(t))
+
+    feed(red, 0.0, 5.0)
+    feed(unknown, 5.0, 12.0)  # 7 s
+    feed(red, 12.0, 13.0)
+    assert head.problem() is None
+    feed(unknown, 13.0, 20.0)
+    feed(unknown, 25.0, 30.0, step=0.2)  # after a 5 s gap: 7 s and 5 s, not 17 s
+    assert head.problem() is None
+    feed(unknown, 30.0, 36.0)  # the run from 25 s reaches 11 s
+    feed(red, 36.0, 40.0)
+    problem = head.problem()
+    assert problem is not None and "no colour for 11 s from 25.0 s" in problem
