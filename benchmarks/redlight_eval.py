@@ -63,20 +63,32 @@ class Match:
 Record = dict[str, Any]
 
 
-def _event_facts(rec: dict[str, Any], frame_s: float) -> tuple[float, float] | None:
+def _event_facts(
+    rec: dict[str, Any], frame_s: float, label_w: float | None = None
+) -> tuple[float, float] | None:
+    """(crossing frame, box centre x in the labels' pixels) of a red-light violation record; a
+    record of a resized copy of the clip (``box.frame_w`` ≠ the labels' width) is scaled."""
     if rec.get("type") != "red_light_violation" or not rec.get("violation"):
         return None
     if (rec.get("extra") or {}).get("violation_type") not in (None, "red_light_violation"):
         return None  # a charge of the e-police suite (wrong-way …), not a red-light runner
     box = rec.get("box") or rec.get("best_box") or {}
     x = (float(box.get("x1", 0.0)) + float(box.get("x2", 0.0))) / 2
+    if label_w and box.get("frame_w"):
+        x *= label_w / float(box["frame_w"])
     return float(rec["violation"]["crossed_stop_line_pts"]) / frame_s, x
+
+
+def _label_width(labels: dict[str, Any]) -> float | None:
+    size = labels.get("frame_size")
+    return float(size[0]) if size else None
 
 
 def match_labels(records: list[dict[str, Any]], labels: dict[str, Any]) -> Match:
     """Greedy one-to-one matching of violation records to labelled runners."""
     frame_s = float(labels["frame_duration_s"])
-    events = [(i, f) for i, r in enumerate(records) if (f := _event_facts(r, frame_s))]
+    lw = _label_width(labels)
+    events = [(i, f) for i, r in enumerate(records) if (f := _event_facts(r, frame_s, lw))]
     pairs = []
     for lab in labels["violations"]:
         lo, hi = lab["cross_frames"][0] - FRAME_TOL, lab["cross_frames"][1] + FRAME_TOL
@@ -147,8 +159,12 @@ def _load_records(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-def _violations(records: list[Record], frame_s: float) -> list[tuple[int, float, float]]:
-    return [(i, f[0], f[1]) for i, r in enumerate(records) if (f := _event_facts(r, frame_s))]
+def _violations(
+    records: list[Record], frame_s: float, label_w: float | None = None
+) -> list[tuple[int, float, float]]:
+    return [
+        (i, f[0], f[1]) for i, r in enumerate(records) if (f := _event_facts(r, frame_s, label_w))
+    ]
 
 
 def _at_line(records: list[Record], t: float, x: float, keep: int = 4) -> list[str]:
@@ -165,12 +181,14 @@ def _at_line(records: list[Record], t: float, x: float, keep: int = 4) -> list[s
     return [d for _, d in sorted(near)[:keep]]
 
 
-def explain_miss(lab: Record, records: list[Record], frame_s: float) -> str:
+def explain_miss(
+    lab: Record, records: list[Record], frame_s: float, label_w: float | None = None
+) -> str:
     """Why a labelled runner has no matching violation."""
     mid = sum(lab["cross_frames"]) / 2
     near = [
         (abs(fr - mid), i, fr, x)
-        for i, fr, x in _violations(records, frame_s)
+        for i, fr, x in _violations(records, frame_s, label_w)
         if abs(fr - mid) <= 30 and abs(x - lab["x_px"]) <= 2 * X_TOL_PX
     ]
     if near:
@@ -201,7 +219,7 @@ def hanoi_report(records: list[Record], labels: Record) -> dict[str, Any]:
     """Precision, recall, and every match, miss and false alarm with its reason."""
     frame_s = float(labels["frame_duration_s"])
     m = match_labels(records, labels)
-    facts = {i: (fr, x) for i, fr, x in _violations(records, frame_s)}
+    facts = {i: (fr, x) for i, fr, x in _violations(records, frame_s, _label_width(labels))}
     matched = []
     for lid, i in sorted(m.tp):
         r = records[i]
@@ -216,7 +234,9 @@ def hanoi_report(records: list[Record], labels: Record) -> dict[str, Any]:
         "precision": round(m.precision, 4),
         "recall": round(m.recall, 4),
         "matched": matched,
-        "misses": {lab["id"]: explain_miss(lab, records, frame_s) for lab in m.misses},
+        "misses": {
+            lab["id"]: explain_miss(lab, records, frame_s, _label_width(labels)) for lab in m.misses
+        },
         "false_alarms": [
             explain_false_alarm(records[fa["record"]], *facts[fa["record"]], labels)
             for fa in m.false_alarms

@@ -105,3 +105,20 @@ def test_crossing_crops_draw_the_calibrated_line(
     assert "left 392.3, right 394.4" in capsys.readouterr().out
     sheet = cv2.imread(str(png))
     assert sheet is not None and sheet.shape == (60 * 5, 4 * (44 + 80 * 5), 3)  # 3 tiles + 1 pad
+
+
+def test_matcher_scales_records_of_a_resized_copy() -> None:
+    """A run on the clip at 320×240 reports boxes in its own pixels (``frame_w``): the matcher
+    compares them in the labels' 640-wide pixels."""
+
+    def half(scaled: bool) -> list[dict[str, object]]:
+        out = []
+        for x in LABELS["violations"]:
+            r = _record(sum(x["cross_frames"]) / 2, x["x_px"] / 2)
+            box = {"x1": x["x_px"] / 2 - 5, "x2": x["x_px"] / 2 + 5}
+            r["best_box"] = box | ({"frame_w": 320} if scaled else {})
+            out.append(r)
+        return out
+
+    assert match_labels(half(True), LABELS).recall == 1.0
+    assert match_labels(half(False), LABELS).recall < 1.0
