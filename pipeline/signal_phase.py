@@ -119,6 +119,7 @@ class SignalSmoother:
             pts,
             fault=self._fault,
             onset_seen=self._onset_seen,
+            dark_since=self._dark_since if self._color not in _DARK else None,
         )
 
     def _is_gap(self, step: float) -> bool:

@@ -232,7 +232,10 @@ class SignalState:
     unreadable before), so the true onset is earlier and :attr:`duration` a lower bound.
     ``source`` says whether it was read from video or set by an external input. ``fault`` is
     set (human-readable) while the group is in a signal fault (e.g. a head that was lit stayed
-    dark): rules must treat such a state like UNKNOWN (see :meth:`unfaulted`).
+    dark): rules must treat such a state like UNKNOWN (see :meth:`unfaulted`). ``dark_since``
+    is set while a lit colour is only *held*: the head has read dark since then, not yet long
+    enough to be a fault — what it showed meanwhile is decided later (the same colour again:
+    it was that colour; a fault: unknown), so a rule must not decide on it yet.
     """
 
     group: str
@@ -243,6 +246,7 @@ class SignalState:
     source: str = "video"
     fault: str | None = None
     onset_seen: bool = True
+    dark_since: float | None = None
 
     def unfaulted(self) -> SignalState:
         """This state, or UNKNOWN (same times) while the group is in a fault."""

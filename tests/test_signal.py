@@ -216,7 +216,7 @@ def test_a_red_after_a_dark_head_is_not_a_seen_onset_unless_it_is_the_same_phase
     8 s dark the red that comes back did not begin then: its onset was not seen (before: it
     was stamped as a red seen to begin at the end of the dark stretch, and every later red
     age restarted there)."""
-    R, G, O = LampColor.RED, LampColor.GREEN, LampColor.OFF
+    R, G, DARK = LampColor.RED, LampColor.GREEN, LampColor.OFF
     for hidden, bridged in ((3.0, True), (8.0, False)):
         sm = SignalSmoother("g", dark_hold_s=2.0, bridge_s=6.0)
         t = 0.0
@@ -224,9 +224,9 @@ def test_a_red_after_a_dark_head_is_not_a_seen_onset_unless_it_is_the_same_phase
             sm.update(LampReading(c, 1.0), t)
             t += 0.1
         for _ in range(round(hidden / 0.1)):
-            st = sm.update(LampReading(O, 0.9), t)
+            st = sm.update(LampReading(DARK, 0.9), t)
             t += 0.1
-        assert st.color is O and st.fault is not None
+        assert st.color is DARK and st.fault is not None
         for _ in range(3):
             st = sm.update(LampReading(R, 1.0), t)
             t += 0.1
@@ -235,3 +235,26 @@ def test_a_red_after_a_dark_head_is_not_a_seen_onset_unless_it_is_the_same_phase
             assert st.onset_seen and st.since_pts == pytest.approx(0.5)
         else:
             assert not st.onset_seen and st.since_pts > 0.5 + hidden
+
+
+def test_a_held_colour_says_since_when_the_head_reads_dark() -> None:
+    """While a lit colour is only held through dark readings, the state says since when
+    (``dark_since``): rules wait before deciding on it. Lit again, or faulted: no longer."""
+    R, DARK = LampColor.RED, LampColor.OFF
+    sm = SignalSmoother("g", dark_hold_s=2.0)
+    t = 0.0
+    for _ in range(10):
+        st = sm.update(LampReading(R, 1.0), t)
+        t += 0.1
+    assert st.dark_since is None
+    dark_from = t
+    for _ in range(10):  # 1 s dark: held
+        st = sm.update(LampReading(DARK, 0.9), t)
+        t += 0.1
+    assert st.color is R and st.dark_since == pytest.approx(dark_from)
+    st = sm.update(LampReading(R, 1.0), t)
+    assert st.color is R and st.dark_since is None
+    for _ in range(25):  # 2.5 s dark: a fault
+        st = sm.update(LampReading(DARK, 0.9), t)
+        t += 0.1
+    assert st.color is DARK and st.fault is not None and st.dark_since is None

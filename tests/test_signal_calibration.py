@@ -28,7 +28,7 @@ from sharpeyes.pipeline.signal import (
     build_signal_board,
     picture_has_colour,
 )
-from sharpeyes.pipeline.types import EventType, Frame, LampColor, SignalState
+from sharpeyes.pipeline.types import Event, EventType, Frame, LampColor, SignalState
 from tests.scenarios import SCENARIOS, scene_calibration
 from tests.scenarios.feed import frame_at, tracks_at
 from tests.scenarios.model import FRAME_SIZE, color_at
@@ -367,3 +367,41 @@ def test_head_read_as_no_colour_for_long_is_a_calibration_problem() -> None:
     feed(red, 36.0, 40.0)
     problem = head.problem()
     assert problem is not None and "no colour for 11 s from 25.0 s" in problem
+
+
+def test_a_crossing_while_the_head_reads_dark_waits_for_what_it_showed() -> None:
+    """The head goes dark half a second before a runner crosses (seen at night: the green
+    lamp too dim to read). The phase model holds the red for ``dark_hold_s`` and marks the
+    state ``dark_since``; the rule does not decide on a held colour. If the dark run becomes a
+    fault (back-dated to its start) the crossing is not charged — before, it was charged as a
+    red that was in truth a green; if the red comes back, it was red all along: charged."""
+    s = SCENARIOS["clean_violation"]
+
+    def run(dark_from: float | None, fault_after: float | None) -> list[Event]:
+        rules = build_rules(s.name, scene_calibration(), FRAME_SIZE)
+        rng = s.rng()
+        out: list[Event] = []
+        for i in range(s.n_frames):
+            t = s.pts(i)
+            color, since = color_at(s.phases, t)
+            main = SignalState("main", color, 1.0, since, t)
+            if dark_from is not None and t >= dark_from and color is R:
+                if fault_after is not None and t >= dark_from + fault_after:
+                    main = SignalState("main", OFF, 0.5, dark_from, t, fault="signal fault: dark")
+                elif fault_after is not None or t < dark_from + 1.5:
+                    main = SignalState("main", R, 1.0, since, t, dark_since=dark_from)
+            signals = {"main": main, "ped": SignalState("ped", R, 1.0, 0.0, t)}
+            for r in rules:
+                out.extend(r.update(frame_at(s, i), tracks_at(s, i, rng), signals))
+        for r in rules:
+            out.extend(r.end_of_stream())
+        return [e for e in out if e.type is EventType.RED_LIGHT_VIOLATION]
+
+    (clear,) = run(None, None)
+    assert clear.violation is not None
+    crossed = clear.violation.crossed_stop_line_pts
+    assert run(crossed - 0.5, 2.0) == []  # dark → fault: what it showed is not known
+    (back,) = run(crossed - 0.5, None)  # dark for 1.5 s, then the red again
+    assert back.violation is not None
+    assert back.violation.crossed_stop_line_pts == pytest.approx(crossed)
+    assert back.violation.seconds_since_red == pytest.approx(clear.violation.seconds_since_red)

@@ -87,9 +87,11 @@ class SignalTimeline:
 
     def __init__(self) -> None:
         self._segs: dict[str, list[tuple[float, LampColor, bool]]] = {}
+        self._dark: dict[str, float | None] = {}
 
     def update(self, signals: Mapping[str, SignalState]) -> None:
         for group, st in signals.items():
+            self._dark[group] = st.dark_since
             segs = self._segs.setdefault(group, [])
             if segs and segs[-1][1] is st.color and segs[-1][0] <= st.since_pts:
                 continue
@@ -108,6 +110,13 @@ class SignalTimeline:
         """(colour, since) at ``pts``; UNKNOWN when nothing is known that early."""
         seg = self._segment(group, pts)
         return (LampColor.UNKNOWN, pts) if seg is None else (seg[1], seg[0])
+
+    def pending_at(self, group: str, pts: float) -> bool:
+        """Whether the colour at ``pts`` is not decided yet: the group's head has read dark
+        since then or before (:attr:`SignalState.dark_since`) and it is still held — the same
+        colour coming back, or a fault, will say what was shown."""
+        since = self._dark.get(group)
+        return since is not None and since <= pts
 
     def onset_seen_at(self, group: str, pts: float) -> bool:
         """Whether the colour shown at ``pts`` was seen to begin (False: since when it was first

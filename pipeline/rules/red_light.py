@@ -274,8 +274,10 @@ class RedLightRule:
         c.count += 1
         if c.confirmed or c.count < self.calib.confirm_frames:
             return
-        c.confirmed = True
         assert st.lane is not None
+        if any(self._timeline.pending_at(g, c.pts) for g in st.lane.cfg.movements.values()):
+            return  # the head went dark before the crossing: wait until that is resolved
+        c.confirmed = True
         for mv, group in st.lane.cfg.movements.items():
             c.colors[mv] = self._timeline.color_at(group, c.pts)
         if not any(col is LampColor.RED for col, _ in c.colors.values()):
