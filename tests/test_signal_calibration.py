@@ -405,3 +405,35 @@ def test_a_crossing_while_the_head_reads_dark_waits_for_what_it_showed() -> None
     assert back.violation is not None
     assert back.violation.crossed_stop_line_pts == pytest.approx(crossed)
     assert back.violation.seconds_since_red == pytest.approx(clear.violation.seconds_since_red)
+
+
+def test_a_pedestrian_entering_while_the_head_reads_dark_waits_too() -> None:
+    """The pedestrian rule decides on the colour when the walker entered the crosswalk: not
+    while the pedestrian head is only held through dark readings."""
+    s = SCENARIOS["pedestrian_red"]
+
+    def run(dark_from: float | None) -> list[Event]:
+        rules = build_rules(s.name, scene_calibration(), FRAME_SIZE)
+        rng = s.rng()
+        out: list[Event] = []
+        for i in range(s.n_frames):
+            t = s.pts(i)
+            ped_color, ped_since = color_at(s.ped_phases, t)
+            ped = SignalState("ped", ped_color, 1.0, ped_since, t)
+            if dark_from is not None and t >= dark_from and ped_color is R:
+                if t >= dark_from + 2.0:
+                    ped = SignalState("ped", OFF, 0.5, dark_from, t, fault="signal fault: dark")
+                else:
+                    ped = SignalState("ped", R, 1.0, ped_since, t, dark_since=dark_from)
+            color, since = color_at(s.phases, t)
+            signals = {"main": SignalState("main", color, 1.0, since, t), "ped": ped}
+            for r in rules:
+                out.extend(r.update(frame_at(s, i), tracks_at(s, i, rng), signals))
+        for r in rules:
+            out.extend(r.end_of_stream())
+        return [e for e in out if e.type is EventType.PEDESTRIAN_RED_LIGHT]
+
+    (clear,) = run(None)
+    assert clear.violation is not None
+    entered = clear.violation.crossed_stop_line_pts
+    assert run(entered - 0.5) == []

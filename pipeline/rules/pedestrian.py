@@ -151,6 +151,8 @@ class PedestrianRedLightRule:
             st.where, st.inside, st.inside_count = cw, o, 0
         st.inside_count += 1
         assert st.inside is not None
+        if self._timeline.pending_at(cw.cfg.signal_group, st.inside.pts):
+            return None  # the head went dark before the entry: wait until that is resolved
         color, since = self._timeline.color_at(cw.cfg.signal_group, st.inside.pts)
         if color is not LampColor.RED:
             st.done = st.inside_count >= self._confirm  # entered on a non-red: never charged
