@@ -29,7 +29,7 @@ from typing import Any
 import av
 
 from sharpeyes.pipeline.errors import StreamError, StreamOpenError
-from sharpeyes.streams.decode import display_rotation, stream_timeline
+from sharpeyes.streams.decode import display_rotation, encoded_packet, stream_timeline
 from sharpeyes.streams.packet_ring import EncodedPacket, StreamParams, select_span
 
 log = logging.getLogger(__name__)
@@ -384,15 +384,7 @@ def demux_packets(
         ts = pkt.pts if pkt.pts is not None else pkt.dts
         if pkt.dts is not None and float((pkt.dts - origin) * tb) > end_s:
             break  # pts ≥ dts, so nothing later in decode order is shown before end_s
-        yield EncodedPacket(
-            data=bytes(pkt),
-            pts=pkt.pts,
-            dts=pkt.dts,
-            duration=pkt.duration,
-            time_base=tb,
-            is_keyframe=bool(pkt.is_keyframe),
-            pts_s=float((ts - origin) * tb),
-        )
+        yield encoded_packet(pkt, float((ts - origin) * tb))
 
 
 # Containers whose index gives one monotonic timeline, so that a seek by time lands where it
@@ -411,7 +403,6 @@ def timeline_packets(
     stream whose timestamps start again cannot be sought by time. Only the packets from the
     latest such keyframe are held, so memory stays one clip's worth."""
     timeline = stream_timeline(stream)
-    tb = Fraction(stream.time_base)
     held: list[EncodedPacket] = []
     rel = 0.0
     for pkt in container.demux(stream):
@@ -421,15 +412,7 @@ def timeline_packets(
         rel = rel if got is None else got
         if rel > end_s + _REORDER_S:
             break
-        ep = EncodedPacket(
-            data=bytes(pkt),
-            pts=pkt.pts,
-            dts=pkt.dts,
-            duration=pkt.duration,
-            time_base=tb,
-            is_keyframe=bool(pkt.is_keyframe),
-            pts_s=rel,
-        )
+        ep = encoded_packet(pkt, rel)
         if ep.is_keyframe and (rel <= start_s or not held):
             held = [ep]
         elif held:

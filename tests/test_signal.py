@@ -9,7 +9,7 @@ import pytest
 from sharpeyes.pipeline.calibration import IntersectionCalibration, SignalHead
 from sharpeyes.pipeline.signal import LampReading, SignalSmoother, build_signal_board, read_lamp
 from sharpeyes.pipeline.signal_input import ExternalPhaseInput
-from sharpeyes.pipeline.types import Frame, LampColor
+from sharpeyes.pipeline.types import Frame, LampColor, SignalState
 
 HEAD = SignalHead(id="h", group="g", region=((0.0, 0.0), (1.0, 1.0)))
 BGR = {"red": (40, 40, 235), "amber": (10, 165, 250), "green": (150, 225, 40)}
@@ -184,26 +184,32 @@ def test_a_camera_analysed_at_a_low_rate_on_purpose_has_no_gap_at_every_frame() 
     assert states[-1].since_pts == 0.0
 
 
+def _red_after_hidden(hidden_s: float, reading: LampReading) -> tuple[SignalState, SignalState]:
+    """Green, 1 s of red, ``hidden_s`` of ``reading``, 0.3 s of red: the states at the end of
+    the hidden stretch and at the end."""
+    R, G = LampColor.RED, LampColor.GREEN
+    sm = SignalSmoother("g", dark_hold_s=2.0, bridge_s=6.0)
+    t = 0.0
+    for c in [G] * 5 + [R] * 10:
+        sm.update(LampReading(c, 1.0), t)
+        t += 0.1
+    for _ in range(round(hidden_s / 0.1)):
+        hidden = sm.update(reading, t)
+        t += 0.1
+    for _ in range(3):
+        end = sm.update(LampReading(R, 1.0), t)
+        t += 0.1
+    return hidden, end
+
+
 def test_a_short_unreadable_stretch_between_two_reds_is_one_red() -> None:
     """A truck hides the head for 3 s mid-red: the red after it is the same phase (no signal
     cycles back to red that fast), so its onset and age carry on; after 8 s unreadable they
     do not (a new red, first seen then)."""
-    R, G, U = LampColor.RED, LampColor.GREEN, LampColor.UNKNOWN
     for hidden, bridged in ((3.0, True), (8.0, False)):
-        sm = SignalSmoother("g", dark_hold_s=2.0, bridge_s=6.0)
-        t = 0.0
-        for c in [G] * 5 + [R] * 10:
-            sm.update(LampReading(c, 1.0), t)
-            t += 0.1
-        n = round(hidden / 0.1)
-        for _ in range(n):
-            st = sm.update(LampReading(U, 0.0), t)
-            t += 0.1
-        assert st.color is U  # unreadable for longer than the dark hold
-        for _ in range(3):
-            st = sm.update(LampReading(R, 1.0), t)
-            t += 0.1
-        assert st.color is R
+        mid, st = _red_after_hidden(hidden, LampReading(LampColor.UNKNOWN, 0.0))
+        assert mid.color is LampColor.UNKNOWN  # unreadable for longer than the dark hold
+        assert st.color is LampColor.RED
         if bridged:
             assert st.onset_seen and st.since_pts == pytest.approx(0.5)
         else:
@@ -216,21 +222,10 @@ def test_a_red_after_a_dark_head_is_not_a_seen_onset_unless_it_is_the_same_phase
     8 s dark the red that comes back did not begin then: its onset was not seen (before: it
     was stamped as a red seen to begin at the end of the dark stretch, and every later red
     age restarted there)."""
-    R, G, DARK = LampColor.RED, LampColor.GREEN, LampColor.OFF
     for hidden, bridged in ((3.0, True), (8.0, False)):
-        sm = SignalSmoother("g", dark_hold_s=2.0, bridge_s=6.0)
-        t = 0.0
-        for c in [G] * 5 + [R] * 10:
-            sm.update(LampReading(c, 1.0), t)
-            t += 0.1
-        for _ in range(round(hidden / 0.1)):
-            st = sm.update(LampReading(DARK, 0.9), t)
-            t += 0.1
-        assert st.color is DARK and st.fault is not None
-        for _ in range(3):
-            st = sm.update(LampReading(R, 1.0), t)
-            t += 0.1
-        assert st.color is R and st.fault is None
+        mid, st = _red_after_hidden(hidden, LampReading(LampColor.OFF, 0.9))
+        assert mid.color is LampColor.OFF and mid.fault is not None
+        assert st.color is LampColor.RED and st.fault is None
         if bridged:
             assert st.onset_seen and st.since_pts == pytest.approx(0.5)
         else:

@@ -10,6 +10,7 @@ flickers). Excluded frames are counted and bounded, not silently dropped.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import av
@@ -31,7 +32,7 @@ from sharpeyes.pipeline.signal import (
 from sharpeyes.pipeline.types import Event, EventType, Frame, LampColor, SignalState
 from tests.scenarios import SCENARIOS, scene_calibration
 from tests.scenarios.feed import frame_at, tracks_at
-from tests.scenarios.model import FRAME_SIZE, color_at
+from tests.scenarios.model import FRAME_SIZE, Scenario, color_at
 from tests.scenarios.render import (
     render_signal_frame,
     signal_background,
@@ -129,26 +130,33 @@ def test_rendered_fault_is_reported_by_the_board() -> None:
     assert "ped" not in board.problems()
 
 
+def _rule_events(s: Scenario, signals_at: Callable[[float], dict[str, SignalState]]) -> list[Event]:
+    """Every event the rules raise on scenario ``s``'s tracks, fed ``signals_at(pts)``."""
+    rules = build_rules(s.name, scene_calibration(), FRAME_SIZE)
+    rng = s.rng()
+    out: list[Event] = []
+    for i in range(s.n_frames):
+        signals = signals_at(s.pts(i))
+        for r in rules:
+            out.extend(r.update(frame_at(s, i), tracks_at(s, i, rng), signals))
+    for r in rules:
+        out.extend(r.end_of_stream())
+    return out
+
+
 def test_no_violation_is_charged_on_a_faulted_group() -> None:
     """The same red-light runner: charged on RED, not when the RED state carries a fault."""
     s = SCENARIOS["clean_violation"]
 
     def events(fault: str | None) -> list[EventType]:
-        rules = build_rules(s.name, scene_calibration(), FRAME_SIZE)
-        rng = s.rng()
-        out: list[EventType] = []
-        for i in range(s.n_frames):
-            t = s.pts(i)
+        def signals(t: float) -> dict[str, SignalState]:
             color, since = color_at(s.phases, t)
-            signals = {
+            return {
                 "main": SignalState("main", color, 1.0, since, t, fault=fault),
                 "ped": SignalState("ped", R, 1.0, 0.0, t, fault=fault),
             }
-            for r in rules:
-                out.extend(e.type for e in r.update(frame_at(s, i), tracks_at(s, i, rng), signals))
-        for r in rules:
-            out.extend(e.type for e in r.end_of_stream())
-        return out
+
+        return [e.type for e in _rule_events(s, signals)]
 
     assert EventType.RED_LIGHT_VIOLATION in events(None)
     faulted = events("signal fault: head dark")
@@ -378,11 +386,7 @@ def test_a_crossing_while_the_head_reads_dark_waits_for_what_it_showed() -> None
     s = SCENARIOS["clean_violation"]
 
     def run(dark_from: float | None, fault_after: float | None) -> list[Event]:
-        rules = build_rules(s.name, scene_calibration(), FRAME_SIZE)
-        rng = s.rng()
-        out: list[Event] = []
-        for i in range(s.n_frames):
-            t = s.pts(i)
+        def signals(t: float) -> dict[str, SignalState]:
             color, since = color_at(s.phases, t)
             main = SignalState("main", color, 1.0, since, t)
             if dark_from is not None and t >= dark_from and color is R:
@@ -390,12 +394,10 @@ def test_a_crossing_while_the_head_reads_dark_waits_for_what_it_showed() -> None
                     main = SignalState("main", OFF, 0.5, dark_from, t, fault="signal fault: dark")
                 elif fault_after is not None or t < dark_from + 1.5:
                     main = SignalState("main", R, 1.0, since, t, dark_since=dark_from)
-            signals = {"main": main, "ped": SignalState("ped", R, 1.0, 0.0, t)}
-            for r in rules:
-                out.extend(r.update(frame_at(s, i), tracks_at(s, i, rng), signals))
-        for r in rules:
-            out.extend(r.end_of_stream())
-        return [e for e in out if e.type is EventType.RED_LIGHT_VIOLATION]
+            return {"main": main, "ped": SignalState("ped", R, 1.0, 0.0, t)}
+
+        events = _rule_events(s, signals)
+        return [e for e in events if e.type is EventType.RED_LIGHT_VIOLATION]
 
     (clear,) = run(None, None)
     assert clear.violation is not None
@@ -413,11 +415,7 @@ def test_a_pedestrian_entering_while_the_head_reads_dark_waits_too() -> None:
     s = SCENARIOS["pedestrian_red"]
 
     def run(dark_from: float | None) -> list[Event]:
-        rules = build_rules(s.name, scene_calibration(), FRAME_SIZE)
-        rng = s.rng()
-        out: list[Event] = []
-        for i in range(s.n_frames):
-            t = s.pts(i)
+        def signals(t: float) -> dict[str, SignalState]:
             ped_color, ped_since = color_at(s.ped_phases, t)
             ped = SignalState("ped", ped_color, 1.0, ped_since, t)
             if dark_from is not None and t >= dark_from and ped_color is R:
@@ -426,12 +424,10 @@ def test_a_pedestrian_entering_while_the_head_reads_dark_waits_too() -> None:
                 else:
                     ped = SignalState("ped", R, 1.0, ped_since, t, dark_since=dark_from)
             color, since = color_at(s.phases, t)
-            signals = {"main": SignalState("main", color, 1.0, since, t), "ped": ped}
-            for r in rules:
-                out.extend(r.update(frame_at(s, i), tracks_at(s, i, rng), signals))
-        for r in rules:
-            out.extend(r.end_of_stream())
-        return [e for e in out if e.type is EventType.PEDESTRIAN_RED_LIGHT]
+            return {"main": SignalState("main", color, 1.0, since, t), "ped": ped}
+
+        events = _rule_events(s, signals)
+        return [e for e in events if e.type is EventType.PEDESTRIAN_RED_LIGHT]
 
     (clear,) = run(None)
     assert clear.violation is not None
