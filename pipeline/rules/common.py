@@ -38,8 +38,6 @@ class Observation:
     confidence: float
     class_id: int
     detected: bool
-    own_y2: float | None = None
-    """A rider's person-box bottom, when ``box`` was extended down to the road."""
 
     @classmethod
     def of_row(cls, frame: Frame, tracks: Tracks, anchors: FloatArray, i: int) -> Observation:

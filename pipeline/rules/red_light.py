@@ -389,12 +389,12 @@ class RedLightRule:
     def _box_distance(self, st: _Vehicle, stop: OrientedLine, o: Observation) -> float:
         """Signed distance to the stop line of the bottom centre of the box as the tracker drew it.
 
-        A rider's observation has its box extended down to the road; the box drawn on evidence
-        is the person's own, whose bottom the observation keeps (``own_y2``).
+        A rider's observation has its feet moved down to the road; the box drawn on evidence is
+        the person's own, so its bottom is recovered (``y2 = y1 + h / (1 + ground_offset)``).
         """
-        x1, _, x2, y2 = o.box
-        if o.own_y2 is not None:
-            y2 = o.own_y2
+        x1, y1, x2, y2 = o.box
+        if st.fusion.rider and self._riders is not None:
+            y2 = y1 + (y2 - y1) / (1.0 + self._riders.ground_offset)
         return stop.signed_distance(((x1 + x2) / 2.0, y2))
 
     def _evidence_stages(

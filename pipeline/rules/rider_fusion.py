@@ -29,7 +29,6 @@ import numpy as np
 from sharpeyes.pipeline.riders import RiderParams, carrier_ids, rides_along
 from sharpeyes.pipeline.rules.common import Observation
 from sharpeyes.pipeline.rules.geometry import Vec, distance
-from sharpeyes.pipeline.rules.rider_ground import Horizon, RiderGround
 from sharpeyes.pipeline.types import Anchor, Frame, ObjectKind, Tracks, box_anchors
 
 log = logging.getLogger(__name__)
@@ -38,11 +37,6 @@ log = logging.getLogger(__name__)
 _SAME_CROSSING_S = 1.0
 _SAME_CROSSING_WIDTHS = 1.0
 _LEDGER_KEEP_S = 10.0
-# A rider track unseen this long is forgotten (its learned height over the road with it).
-_FORGET_S = 10.0
-# A detected carrier's wheel bottom within this share of the person height of the estimated
-# road point is taken as the road point itself.
-_WHEEL_AGREES = 0.3
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,29 +50,19 @@ class RiderRow:
 
 
 class RiderFeed:
-    """Builds :class:`RiderRow` s from a frame's tracks.
-
-    A rider's road point is learned per track where possible (:mod:`.rider_ground`: its height
-    over the road while its two-wheeler is seen, carried by the camera's perspective) and is
-    ``ground_offset`` of the person height under its feet otherwise.
-    """
+    """Builds :class:`RiderRow` s from a frame's tracks."""
 
     def __init__(self, params: RiderParams, kinds: list[int], anchor: Anchor, frame_h: int) -> None:
         self.params = params
         self._kinds = kinds
         self._anchor = anchor
         self._frame_h = float(frame_h)
-        self.horizon = Horizon(float(frame_h))
-        self._ground: dict[int, RiderGround] = {}
-        self._last_seen: dict[int, float] = {}
 
     def rows(self, frame: Frame, tracks: Tracks) -> list[RiderRow]:
         person = tracks.kind == int(ObjectKind.PERSON)
-        self._forget(frame.pts)
         if not person.any():
             return []
         carriers = carrier_ids(tracks, self.params)
-        row_of = {int(t): i for i, t in enumerate(tracks.track_id)}
         in_scope = {
             int(t)
             for t, k in zip(tracks.track_id, tracks.kind, strict=True)
@@ -86,50 +70,16 @@ class RiderFeed:
         }
         idx = np.flatnonzero(person)
         boxes = tracks.xyxy[idx].astype(np.float32).copy()
-        own_bottom = boxes[:, 3].copy()
-        for j, i in enumerate(idx):
-            boxes[j, 3] = self._road_y(frame.pts, tracks, int(i), int(carriers[i]), row_of)
+        h = boxes[:, 3] - boxes[:, 1]
+        boxes[:, 3] = np.minimum(boxes[:, 3] + self.params.ground_offset * h, self._frame_h)
         anchors = box_anchors(boxes, self._anchor)
         riders = dataclasses.replace(tracks[idx], xyxy=boxes)  # feet moved down to the road
         out = []
         for j, i in enumerate(idx):
             obs = Observation.of_row(frame, riders, anchors, j)
-            obs = dataclasses.replace(obs, own_y2=float(own_bottom[j]))
             c = int(carriers[i])
             out.append(RiderRow(int(tracks.track_id[i]), obs, c, c in in_scope))
         return out
-
-    def _road_y(
-        self, pts: float, tracks: Tracks, i: int, carrier: int, row_of: dict[int, int]
-    ) -> float:
-        """Road contact row (pixels) under person row ``i``; learns from it on the way."""
-        tid = int(tracks.track_id[i])
-        top, bottom = float(tracks.xyxy[i, 1]), float(tracks.xyxy[i, 3])
-        self._last_seen[tid] = pts
-        detected = bool(tracks.detected[i])
-        if detected:
-            self.horizon.add(tid, bottom, bottom - top, pts)
-        ground = self._ground.setdefault(tid, RiderGround())
-        horizon = self.horizon.value
-        c = row_of.get(carrier)
-        wheel: float | None = None
-        if detected and c is not None and bool(tracks.detected[c]):
-            wheel = float(tracks.xyxy[c, 3])
-            wheel = wheel if wheel < self._frame_h - 1.0 else None
-        y = ground.road_y(top, bottom, horizon)
-        if y is None:
-            y = bottom + self.params.ground_offset * (bottom - top)
-        if wheel is not None:
-            ground.add_pair(top, bottom, wheel, horizon)
-            if abs(wheel - y) <= _WHEEL_AGREES * (bottom - top):
-                y = wheel  # the two-wheeler itself is seen near where the estimate puts it
-        return min(y, self._frame_h)
-
-    def _forget(self, pts: float) -> None:
-        self.horizon.close_stale(pts)
-        for tid in [t for t, seen in self._last_seen.items() if pts - seen > _FORGET_S]:
-            del self._last_seen[tid]
-            self._ground.pop(tid, None)
 
 
 @dataclass(frozen=True, slots=True)
