@@ -25,6 +25,7 @@ cross-validation rows are their plain per-clip scores.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -243,13 +244,25 @@ def evaluate(
     return scores, timer
 
 
+def _relabel(views: Sequence[View], labels_path: Path, reader: str) -> list[View]:
+    """``views`` (reader ``a``'s labels) with ``reader``'s labels, without decoding again."""
+    if reader == "a":
+        return list(views)
+    doc = json.loads(labels_path.read_text())
+    out = []
+    for v in views:
+        key, field_name, _ = TASKS[v.task]
+        out.append(dataclasses.replace(v, label=label_of(doc[key][v.track], field_name, reader)))
+    return out
+
+
 def cross_validate(
     labels_path: Path, videos: Path, reader: str = "a"
 ) -> dict[str, dict[str, Score]]:
     """Leave-one-clip-out: scores per held-out clip (and ``all``) and task (see module doc).
     The vehicle model is always fitted on reader ``a``'s labels (as the shipped one is)."""
     views = collect(labels_path, videos)
-    scored = collect(labels_path, videos, reader=reader) if reader != "a" else views
+    scored = _relabel(views, labels_path, reader)
     clfs = classifiers("rules")
     scores: dict[str, dict[str, Score]] = {"all": {t: Score() for t in TASKS}}
     for clip in dict.fromkeys(v.clip for v in views):
