@@ -46,10 +46,13 @@ class Plan:
     trial_s: float
     device: str
     analysis_fps: float = 5.0
+    settle_s: float = 3.0
 
 
-FULL = Plan((1, 4, 7, 14), (1, 8, 32, 64), (25, 50, 100, 150, 200, 250, 300), 6.0, 10.0, "cuda:0")
-DRY = Plan((1, 2), (1, 2), (1, 2), 1.5, 2.5, "cpu")
+FULL = Plan(
+    (1, 4, 7, 14), (1, 8, 32, 64), (25, 50, 75, 100, 125, 150, 200, 250), 6.0, 10.0, "cuda:0"
+)
+DRY = Plan((1, 2), (1, 2), (1, 2), 1.5, 2.5, "cpu", settle_s=0.5)
 
 
 def _run(cmd: list[str]) -> str | None:
@@ -146,14 +149,25 @@ def pick_decoder(dry: bool) -> Any:
     return DecoderConfig(backend="cpu")
 
 
-def decode_throughput(clip: Path, plan: Plan, deadline: float, dry: bool) -> dict[str, Any]:
-    """Part b: frames/s decoded by n parallel sessions (no colour conversion, frames dropped)."""
-    from sharpeyes.streams.gpu_decode import open_session, probe_source
+def decode_throughput(
+    clip: Path,
+    plan: Plan,
+    deadline: float,
+    dry: bool,
+    *,
+    backend: str | None = None,
+    sessions: tuple[int, ...] | None = None,
+) -> dict[str, Any]:
+    """Part b: frames/s decoded by n parallel sessions (no colour conversion, frames dropped).
 
-    cfg = pick_decoder(dry)
+    ``backend`` measures that decoder instead of the best usable one (the comparison rows).
+    """
+    from sharpeyes.streams.gpu_decode import DecoderConfig, open_session, probe_source
+
+    cfg = DecoderConfig(backend=backend, fallback="fail") if backend else pick_decoder(dry)
     fps = probe_source(str(clip), "probe").fps
     points = []
-    for n in plan.sessions:
+    for n in sessions or plan.sessions:
         if time.monotonic() + plan.part_s > deadline:
             points.append({"sessions": n, "skipped": "time budget"})
             continue
@@ -269,6 +283,7 @@ def detector_throughput(detector: Any, clip: Path, plan: Plan, deadline: float) 
 class _StreamStats:
     analysed: int = 0
     lag_s: float = 0.0
+    startup_lag_s: float = 0.0
 
 
 @dataclass
@@ -277,6 +292,7 @@ class _Trial:
     drops: Any
     latencies: list[float]
     stop: float
+    settled: float
 
 
 def _stream_worker(src: Any, stats: _StreamStats, trial: _Trial) -> None:
@@ -290,9 +306,14 @@ def _stream_worker(src: Any, stats: _StreamStats, trial: _Trial) -> None:
 
     def decode() -> None:
         for frame in src.frames():
-            queue.put((frame, time.monotonic()))
-            stats.lag_s = max(stats.lag_s, time.monotonic() - t_start - frame.pts)
-            if time.monotonic() >= trial.stop:
+            now = time.monotonic()
+            queue.put((frame, now))
+            lag = now - t_start - frame.pts
+            if now < trial.settled:
+                stats.startup_lag_s = max(stats.startup_lag_s, lag)
+            else:
+                stats.lag_s = max(stats.lag_s, lag)
+            if now >= trial.stop:
                 break
         queue.close()
 
@@ -303,21 +324,27 @@ def _stream_worker(src: Any, stats: _StreamStats, trial: _Trial) -> None:
         image = frame.device_image if frame.device_image is not None else frame.image
         dets = trial.batcher.submit(frame.stream_id, image).result()
         tracker.update(dets, frame.pts)
-        trial.latencies.append(time.monotonic() - due)
-        stats.analysed += 1
+        if due >= trial.settled:
+            trial.latencies.append(time.monotonic() - due)
+            stats.analysed += 1
     src.close()
     thread.join(timeout=5)
 
 
 def pipeline_trial(detector: Any, clip: Path, k: int, plan: Plan, dry: bool) -> dict[str, Any]:
-    """K live-paced streams for ``trial_s``: drops, analysed fps, latency, utilisation."""
+    """K live-paced streams for ``trial_s``: drops, analysed fps, latency, utilisation.
+
+    The first ``settle_s`` (K decoders opening at once) are reported as ``startup_lag_s`` and
+    left out of the steady-state figures: fps, lag and latency count frames after it.
+    """
     from sharpeyes.pipeline.batcher import Batcher
     from sharpeyes.streams.gpu_decode import GpuDecodeSource
     from sharpeyes.streams.health import DropCounter
 
     cfg = pick_decoder(dry)
     batcher = Batcher(detector, max_batch=64, max_wait_ms=20)
-    trial = _Trial(batcher, DropCounter(), [], time.monotonic() + plan.trial_s)
+    start = time.monotonic()
+    trial = _Trial(batcher, DropCounter(), [], start + plan.trial_s, start + plan.settle_s)
     stats = [_StreamStats() for _ in range(k)]
     sources = [
         GpuDecodeSource(clip, f"cam{i}", decoder=cfg, realtime=True, analysis_fps=plan.analysis_fps)
@@ -334,7 +361,7 @@ def pipeline_trial(detector: Any, clip: Path, k: int, plan: Plan, dry: bool) -> 
         t.join(timeout=plan.trial_s + 30)
     batcher.close()
     dropped = sum(trial.drops.snapshot().values())
-    fps = [s.analysed / plan.trial_s for s in stats]
+    fps = [s.analysed / (plan.trial_s - plan.settle_s) for s in stats]
     lat = sorted(trial.latencies) or [float("nan")]
     lag = max(s.lag_s for s in stats)
     return {
@@ -343,12 +370,22 @@ def pipeline_trial(detector: Any, clip: Path, k: int, plan: Plan, dry: bool) -> 
         "backlog_drops": dropped,
         "analysed_fps_min": round(min(fps), 2),
         "decode_lag_s": round(lag, 2),
+        "startup_lag_s": round(max(s.startup_lag_s for s in stats), 2),
         "latency_p50_ms": round(1000 * lat[len(lat) // 2], 1),
         "latency_p95_ms": round(1000 * lat[int(len(lat) * 0.95)], 1),
         "mean_batch": round(batcher.stats.mean_batch, 1),
+        **_graph_stats(detector),
         "utilisation": dmon.stop(),
         "ok": dropped == 0 and lag < 1.0 and min(fps) >= 0.8 * plan.analysis_fps,
     }
+
+
+def _graph_stats(detector: Any) -> dict[str, Any]:
+    """CUDA graphs captured so far and shapes that fell back to eager runs (torch backend)."""
+    graphs = getattr(detector, "graphs", None)
+    if graphs is None:
+        return {}
+    return {"graph_captures": graphs.captures, "graph_eager_shapes": sorted(graphs.eager)}
 
 
 def streams_per_gpu(
@@ -368,11 +405,11 @@ def streams_per_gpu(
     return {"analysis_fps": plan.analysis_fps, "largest_k_zero_drops": best, "trials": trials}
 
 
-def _part(results: dict[str, Any], key: str, fn: Any, *args: Any) -> Any:
+def _part(results: dict[str, Any], key: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
     """Run one part; a failure becomes ``{"skipped": reason}`` and the check goes on."""
     t0 = time.monotonic()
     try:
-        value = fn(*args)
+        value = fn(*args, **kwargs)
     except Exception as e:
         value = {"skipped": f"{type(e).__name__}: {e}"}
     if isinstance(value, dict):
@@ -389,16 +426,17 @@ def _rows(results: dict[str, Any]) -> Iterator[str]:
     yield f"| a | GPU | {env.get('gpu') or env.get('nvidia_smi') or 'none'} |"
     for name, state in {**env.get("decoders", {}), **env.get("backends", {})}.items():
         yield f"| a | {name} | {state} |"
-    dec = results.get("decode", {})
-    for p in dec.get("points", []):
-        yield (
-            f"| b | {dec.get('decoder')} × {p['sessions']} sessions | "
-            + (
-                p.get("skipped")
-                or f"{p['fps_total']} fps ({p['streams_at_25fps']} streams at 25 fps)"
+    for key in [k for k in results if k.startswith("decode")]:
+        dec = results[key]
+        for p in dec.get("points", []):
+            yield (
+                f"| b | {dec.get('decoder')} × {p['sessions']} sessions | "
+                + (
+                    p.get("skipped")
+                    or f"{p['fps_total']} fps ({p['streams_at_25fps']} streams at 25 fps)"
+                )
+                + " |"
             )
-            + " |"
-        )
     det = results.get("detector", {})
     for p in det.get("points", []):
         yield (
@@ -448,7 +486,20 @@ def main(argv: list[str] | None = None) -> int:
     _part(results, "environment", environment)
     clip = a.clip or _ensure_clip(out, a.dry)
     results["clip"] = str(clip)
-    _part(results, "decode", decode_throughput, clip, plan, deadline, a.dry)
+    best = _part(results, "decode", decode_throughput, clip, plan, deadline, a.dry)
+    if not a.dry:
+        for name in _other_decoders(best.get("decoder")):
+            _part(
+                results,
+                f"decode_{name}",
+                decode_throughput,
+                clip,
+                plan,
+                deadline,
+                False,
+                backend=name,
+                sessions=(1, 7, 14),
+            )
     choice = _part(results, "detector_backend", _detector_choice, a.dry, a.weights)
     detector = choice.pop("_detector", None) if isinstance(choice, dict) else None
     if detector is None:
@@ -463,6 +514,13 @@ def main(argv: list[str] | None = None) -> int:
     print(table)
     print(f"[gpu_check] wrote {out / 'gpu_check.json'} in {results['total_s']} s")
     return 0
+
+
+def _other_decoders(chosen: str | None) -> list[str]:
+    """Usable decoders other than ``chosen``, measured side by side with it."""
+    from sharpeyes.streams.gpu_decode import probe_decoders
+
+    return [k for k, v in probe_decoders().items() if v is None and k != chosen]
 
 
 def _detector_choice(dry: bool, weights: Path | None) -> dict[str, Any]:

@@ -198,3 +198,40 @@ def test_torch_backend_via_registry_on_cpu() -> None:
     choice = create_backend_detector(cfg)
     assert choice.backend == "torch" and choice.fallback_reason is None
     assert choice.detector.info.providers == ("torch:cpu:fp32",)
+
+
+def test_cuda_graph_capture_failure_runs_eagerly(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A shape whose capture fails (H200: NVDEC threads invalidated it) runs without a graph."""
+    import torch
+
+    from sharpeyes.models.gpu.torch_backend import CudaGraphRunner
+
+    net = torch.nn.Conv2d(3, 2, 1)
+    runner = CudaGraphRunner(net)
+    attempts: list[tuple[int, ...]] = []
+
+    def failing_capture(x: torch.Tensor) -> None:
+        attempts.append(tuple(x.shape))
+        raise RuntimeError("operation not permitted when stream is capturing")
+
+    monkeypatch.setattr(runner, "_capture", failing_capture)
+    x = torch.rand(2, 3, 4, 4)
+    with torch.inference_mode():
+        first, second = runner(x), runner(x)
+        want = net(x)
+    assert torch.allclose(first, want) and torch.allclose(second, want)
+    assert attempts == [(2, 3, 4, 4)], "a failed shape is not captured again"
+    assert runner.eager == {(2, 3, 4, 4)} and runner.captures == 0
+
+
+def test_graph_shapes_cover_every_batch_bucket() -> None:
+    """capture_graphs' shapes: each power-of-two bucket at the letterboxed shape of the frames."""
+    weights = require_shared("models/yolov5n.pt")
+    det = create_backend_detector(
+        DetectorBackendConfig(backend="torch", device="cpu", model_path=weights, warmup=0)
+    ).detector
+    shapes = det.graph_shapes((1080, 1920))
+    assert [s[0] for s in shapes] == [1, 2, 4, 8, 16, 32, 64]
+    assert {s[1:] for s in shapes} == {(3, 384, 640)}, "1080p letterboxes to 384x640"
+    assert {s[0] for s in shapes} >= {batch_bucket(n, 64) for n in range(1, 65)}
+    assert det.capture_graphs() == 0, "no CUDA graphs on the CPU"

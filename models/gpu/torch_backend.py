@@ -6,6 +6,13 @@ On CUDA it runs in fp16 and replays a CUDA graph per input shape: batches are pa
 next power of two (at most ``max_batch``) so a handful of graphs cover every batch a cross-stream
 batcher forms. The graph's output buffer is reused, so :meth:`_forward`'s result is only valid
 until the next call; ``detect`` consumes it at once.
+
+Capture runs while decoder threads keep using the GPU (NVDEC sessions, frame copies). In CUDA's
+default *global* capture mode their calls fail (error 900, "operation not permitted when stream
+is capturing") and invalidate the capture, which is what the first run on an H200 showed; graphs
+are therefore captured in *thread-local* mode, :meth:`TorchYoloDetector.capture_graphs` captures
+every batch bucket of a shape up front, and a shape whose capture still fails runs eagerly from
+then on instead of failing its streams.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -26,6 +34,12 @@ from sharpeyes.models.yolo import DetectorOptions
 from sharpeyes.pipeline.errors import ModelError
 
 log = logging.getLogger(__name__)
+
+
+#: Frame sizes whose batch buckets are captured when the detector is built: 16:9 and 4:3 cameras
+#: and the square model input. A capture while decoders run can fail (see above), so the usual
+#: shapes are captured before any stream starts.
+CAPTURE_AT_START: tuple[tuple[int, int] | None, ...] = ((1080, 1920), (1080, 1440), None)
 
 
 def batch_bucket(n: int, max_batch: int) -> int:
@@ -46,7 +60,10 @@ class _Graph:
 
 
 class CudaGraphRunner:
-    """Captures ``net`` once per input shape (LRU of ``max_graphs``) and replays it."""
+    """Captures ``net`` once per input shape (LRU of ``max_graphs``) and replays it.
+
+    A shape whose capture fails is remembered in :attr:`eager` and runs without a graph.
+    """
 
     def __init__(self, net: nn.Module, max_graphs: int = 8, warmup_iters: int = 3) -> None:
         self.net = net
@@ -54,6 +71,7 @@ class CudaGraphRunner:
         self.warmup_iters = warmup_iters
         self._graphs: OrderedDict[tuple[int, ...], _Graph] = OrderedDict()
         self.captures = 0
+        self.eager: set[tuple[int, ...]] = set()
 
     def _capture(self, x: torch.Tensor) -> _Graph:
         static_in = x.clone()
@@ -64,17 +82,30 @@ class CudaGraphRunner:
                 self.net(static_in)
         torch.cuda.current_stream().wait_stream(side)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
+        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
             static_out = self.net(static_in)
         self.captures += 1
         log.info("captured a CUDA graph for input %s", tuple(x.shape))
         return _Graph(graph, static_in, static_out)
 
+    def _eager(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.net(x)
+        return out
+
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         key = tuple(x.shape)
+        if key in self.eager:
+            return self._eager(x)
         entry = self._graphs.get(key)
         if entry is None:
-            entry = self._capture(x)
+            try:
+                entry = self._capture(x)
+            except Exception as e:  # a CUDA graph is an optimisation: never fail a batch for it
+                log.warning(
+                    "CUDA graph capture for input %s failed (%s); running it eagerly", key, e
+                )
+                self.eager.add(key)
+                return self._eager(x)
             self._graphs[key] = entry
             while len(self._graphs) > self.max_graphs:
                 self._graphs.popitem(last=False)
@@ -110,7 +141,7 @@ class TorchYoloDetector(YoloGpuBase):
         self.net = net.to(dev).eval()
         if self.fp16:
             self.net = self.net.half()
-        self.graphs = CudaGraphRunner(self.net) if self.cuda_graphs else None
+        self.graphs = CudaGraphRunner(self.net, max_graphs=24) if self.cuda_graphs else None
         label = f"torch:{dev}" + (":fp16" if self.fp16 else ":fp32")
         label += ":cudagraph" if self.cuda_graphs else ""
         super().__init__(
@@ -122,6 +153,31 @@ class TorchYoloDetector(YoloGpuBase):
             providers=(label,),
             threads=torch.get_num_threads(),
         )
+
+    def graph_shapes(self, image_hw: tuple[int, int]) -> list[tuple[int, int, int, int]]:
+        """The padded input shapes that batches of ``image_hw`` frames run at, one per bucket."""
+        geometry = self.plan([np.zeros((*image_hw, 3), np.uint8)])[0]
+        in_h, in_w = geometry.in_hw
+        shapes, b = [], 1
+        while True:
+            shapes.append((b, 3, in_h, in_w))
+            if b >= self.max_batch:
+                return shapes
+            b = min(2 * b, self.max_batch)
+
+    def capture_graphs(self, image_hw: tuple[int, int] | None = None) -> int:
+        """Capture every batch bucket for frames of ``image_hw`` now, before streams start.
+
+        Returns the number of graphs captured so far (0 without CUDA graphs).
+        """
+        if self.graphs is None:
+            return 0
+        dtype = torch.float16 if self.fp16 else torch.float32
+        with torch.inference_mode():
+            for shape in self.graph_shapes(image_hw or self.input_hw):
+                self.graphs(torch.zeros(shape, dtype=dtype, device=self.device))
+        torch.cuda.synchronize(self.device)
+        return self.graphs.captures
 
     def _forward(self, tensor: Any) -> Any:
         n = int(tensor.shape[0])
@@ -166,4 +222,7 @@ def create_torch_detector(
         max_batch=max_batch,
     )
     detector.warmup(warmup)
+    if warmup > 0:
+        for hw in CAPTURE_AT_START:
+            detector.capture_graphs(hw)
     return detector
