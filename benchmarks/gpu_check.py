@@ -10,6 +10,8 @@ Parts (each skipped with its reason when a library or the GPU is missing):
   d  K file-as-live streams at 5 analysed fps each (decode → batcher → detector → tracker) for
      increasing K: the largest K with zero backlog drops, p50/p95 frame→tracks latency,
      GPU and decoder utilisation from ``nvidia-smi dmon``;
+  d2 the same with the K streams spread over ``--procs`` worker processes, each with its own
+     decoders, batcher and detector on the same GPU (one process is host-bound: H200, 2026-12-04);
   e  ``gpu_check.json`` and ``gpu_check.md`` (a table) in ``--out`` (default ``$OUT``).
 A time budget (default 420 s) is shared by the parts; a part that runs out stops early.
 """
@@ -47,12 +49,14 @@ class Plan:
     device: str
     analysis_fps: float = 5.0
     settle_s: float = 3.0
+    streams_procs: tuple[int, ...] = (50, 100, 150, 200, 250, 300)
+    procs: int = 4
 
 
 FULL = Plan(
     (1, 4, 7, 14), (1, 8, 32, 64), (25, 50, 75, 100, 125, 150, 200, 250), 6.0, 10.0, "cuda:0"
 )
-DRY = Plan((1, 2), (1, 2), (1, 2), 1.5, 2.5, "cpu", settle_s=0.5)
+DRY = Plan((1, 2), (1, 2), (1, 2), 1.5, 2.5, "cpu", settle_s=0.5, streams_procs=(2,), procs=2)
 
 
 def _run(cmd: list[str]) -> str | None:
@@ -331,18 +335,32 @@ def _stream_worker(src: Any, stats: _StreamStats, trial: _Trial) -> None:
     thread.join(timeout=5)
 
 
-def pipeline_trial(detector: Any, clip: Path, k: int, plan: Plan, dry: bool) -> dict[str, Any]:
-    """K live-paced streams for ``trial_s``: drops, analysed fps, latency, utilisation.
+@dataclass
+class _Raw:
+    """One process's share of a trial, before it is summarised (picklable across processes)."""
 
-    The first ``settle_s`` (K decoders opening at once) are reported as ``startup_lag_s`` and
-    left out of the steady-state figures: fps, lag and latency count frames after it.
-    """
+    decoder: str
+    fps: list[float]
+    latencies: list[float]
+    drops: int
+    lag_s: float
+    startup_lag_s: float
+    mean_batch: float
+    graphs: dict[str, Any]
+
+
+def _run_streams(
+    detector: Any, clip: Path, k: int, plan: Plan, dry: bool, *, start_at: float | None = None
+) -> _Raw:
+    """K live-paced streams through one batcher in this process (``start_at``: monotonic)."""
     from sharpeyes.pipeline.batcher import Batcher
     from sharpeyes.streams.gpu_decode import GpuDecodeSource
     from sharpeyes.streams.health import DropCounter
 
     cfg = pick_decoder(dry)
     batcher = Batcher(detector, max_batch=64, max_wait_ms=20)
+    if start_at is not None:
+        time.sleep(max(0.0, start_at - time.monotonic()))
     start = time.monotonic()
     trial = _Trial(batcher, DropCounter(), [], start + plan.trial_s, start + plan.settle_s)
     stats = [_StreamStats() for _ in range(k)]
@@ -350,7 +368,6 @@ def pipeline_trial(detector: Any, clip: Path, k: int, plan: Plan, dry: bool) -> 
         GpuDecodeSource(clip, f"cam{i}", decoder=cfg, realtime=True, analysis_fps=plan.analysis_fps)
         for i in range(k)
     ]
-    dmon = Dmon()
     threads = [
         threading.Thread(target=_stream_worker, args=(s, st, trial))
         for s, st in zip(sources, stats, strict=True)
@@ -360,24 +377,129 @@ def pipeline_trial(detector: Any, clip: Path, k: int, plan: Plan, dry: bool) -> 
     for t in threads:
         t.join(timeout=plan.trial_s + 30)
     batcher.close()
-    dropped = sum(trial.drops.snapshot().values())
-    fps = [s.analysed / (plan.trial_s - plan.settle_s) for s in stats]
-    lat = sorted(trial.latencies) or [float("nan")]
-    lag = max(s.lag_s for s in stats)
+    return _Raw(
+        decoder=str(sources[0].decoder_in_use) if sources else "",
+        fps=[s.analysed / (plan.trial_s - plan.settle_s) for s in stats],
+        latencies=trial.latencies,
+        drops=sum(trial.drops.snapshot().values()),
+        lag_s=max((s.lag_s for s in stats), default=0.0),
+        startup_lag_s=max((s.startup_lag_s for s in stats), default=0.0),
+        mean_batch=batcher.stats.mean_batch,
+        graphs=_graph_stats(detector),
+    )
+
+
+def _summary(k: int, raws: list[_Raw], plan: Plan, utilisation: Any) -> dict[str, Any]:
+    fps = [f for r in raws for f in r.fps] or [0.0]
+    lat = sorted(x for r in raws for x in r.latencies) or [float("nan")]
+    lag = max(r.lag_s for r in raws)
+    dropped = sum(r.drops for r in raws)
     return {
         "streams": k,
-        "decoder": sources[0].decoder_in_use,
+        "decoder": raws[0].decoder,
         "backlog_drops": dropped,
         "analysed_fps_min": round(min(fps), 2),
         "decode_lag_s": round(lag, 2),
-        "startup_lag_s": round(max(s.startup_lag_s for s in stats), 2),
+        "startup_lag_s": round(max(r.startup_lag_s for r in raws), 2),
         "latency_p50_ms": round(1000 * lat[len(lat) // 2], 1),
         "latency_p95_ms": round(1000 * lat[int(len(lat) * 0.95)], 1),
-        "mean_batch": round(batcher.stats.mean_batch, 1),
-        **_graph_stats(detector),
-        "utilisation": dmon.stop(),
+        "mean_batch": round(statistics.fmean(r.mean_batch for r in raws), 1),
+        **raws[0].graphs,
+        "utilisation": utilisation,
         "ok": dropped == 0 and lag < 1.0 and min(fps) >= 0.8 * plan.analysis_fps,
     }
+
+
+def pipeline_trial(detector: Any, clip: Path, k: int, plan: Plan, dry: bool) -> dict[str, Any]:
+    """K live-paced streams for ``trial_s``: drops, analysed fps, latency, utilisation.
+
+    The first ``settle_s`` (K decoders opening at once) are reported as ``startup_lag_s`` and
+    left out of the steady-state figures: fps, lag and latency count frames after it.
+    """
+    dmon = Dmon()
+    raw = _run_streams(detector, clip, k, plan, dry)
+    return _summary(k, [raw], plan, dmon.stop())
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """What a worker process of part d2 needs (picklable)."""
+
+    clip: Path
+    plan: Plan
+    dry: bool
+    weights: Path | None
+
+
+def _worker_process(spec: WorkerSpec, inbox: Any, outbox: Any) -> None:
+    """A worker process of part d2: its own detector; runs the stream counts it is sent."""
+    clip, plan, dry = spec.clip, spec.plan, spec.dry
+    try:
+        detector = pick_detector(dry, spec.weights).detector
+    except Exception as e:
+        outbox.put(f"{type(e).__name__}: {e}")
+        return
+    outbox.put("ready")
+    while (job := inbox.get()) is not None:
+        k, start_at = job
+        outbox.put(_run_streams(detector, clip, k, plan, dry, start_at=start_at))
+
+
+class WorkerPool:
+    """``n`` spawned worker processes, each with its own detector on the same GPU."""
+
+    def __init__(self, n: int, spec: WorkerSpec) -> None:
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")  # CUDA cannot be used in a forked child
+        self.outbox = ctx.Queue()
+        self.inboxes = [ctx.Queue() for _ in range(n)]
+        self.procs = [
+            ctx.Process(
+                target=_worker_process,
+                args=(spec, q, self.outbox),
+                daemon=True,
+            )
+            for q in self.inboxes
+        ]
+        for proc in self.procs:
+            proc.start()
+        answers = [self.outbox.get(timeout=180) for _ in self.procs]
+        failed = [a for a in answers if a != "ready"]
+        if failed:
+            self.close()
+            raise RuntimeError(f"worker process failed to start: {failed[0]}")
+
+    def trial(self, k: int, plan: Plan) -> dict[str, Any]:
+        """K streams split over the workers, all starting at the same instant."""
+        n = len(self.procs)
+        shares = [k // n + (1 if i < k % n else 0) for i in range(n)]
+        start_at = time.monotonic() + 2.0
+        dmon = Dmon()
+        for q, share in zip(self.inboxes, shares, strict=True):
+            q.put((share, start_at))
+        raws = [self.outbox.get(timeout=plan.trial_s + 90) for _ in self.procs]
+        result = _summary(k, [r for r in raws if r.fps], plan, dmon.stop())
+        result["processes"] = n
+        return result
+
+    def close(self) -> None:
+        for q in self.inboxes:
+            q.put(None)
+        for proc in self.procs:
+            proc.join(timeout=10)
+            if proc.is_alive():
+                proc.kill()
+
+
+def streams_per_gpu_procs(spec: WorkerSpec, deadline: float, procs: int) -> dict[str, Any]:
+    """Part d2: the same trials with the streams spread over ``procs`` worker processes."""
+    pool = WorkerPool(procs, spec)
+    try:
+        ladder = _ladder(pool.trial, spec.plan, spec.plan.streams_procs, deadline)
+        return ladder | {"processes": procs}
+    finally:
+        pool.close()
 
 
 def _graph_stats(detector: Any) -> dict[str, Any]:
@@ -388,21 +510,30 @@ def _graph_stats(detector: Any) -> dict[str, Any]:
     return {"graph_captures": graphs.captures, "graph_eager_shapes": sorted(graphs.eager)}
 
 
-def streams_per_gpu(
-    detector: Any, clip: Path, plan: Plan, deadline: float, dry: bool
-) -> dict[str, Any]:
-    """Part d: increasing K until a trial fails or the budget ends."""
+def _ladder(run: Any, plan: Plan, ladder: tuple[int, ...], deadline: float) -> dict[str, Any]:
+    """Increasing K until a trial fails or the budget ends."""
     trials, best = [], 0
-    for k in plan.streams:
+    for k in ladder:
         if time.monotonic() + plan.trial_s + 5 > deadline:
             trials.append({"streams": k, "skipped": "time budget"})
             break
-        trial = pipeline_trial(detector, clip, k, plan, dry)
+        trial = run(k, plan)
         trials.append(trial)
         if not trial["ok"]:
             break
         best = k
     return {"analysis_fps": plan.analysis_fps, "largest_k_zero_drops": best, "trials": trials}
+
+
+def streams_per_gpu(
+    detector: Any, clip: Path, plan: Plan, deadline: float, dry: bool
+) -> dict[str, Any]:
+    """Part d: increasing K in this one process until a trial fails or the budget ends."""
+
+    def run(k: int, plan: Plan) -> dict[str, Any]:
+        return pipeline_trial(detector, clip, k, plan, dry)
+
+    return _ladder(run, plan, plan.streams, deadline)
 
 
 def _part(results: dict[str, Any], key: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -444,10 +575,18 @@ def _rows(results: dict[str, Any]) -> Iterator[str]:
             + (p.get("skipped") or f"{p['images_per_s']} img/s, {p['ms_per_batch']} ms/batch")
             + " |"
         )
-    pipe = results.get("pipeline", {})
+    for part, key in (("d", "pipeline"), ("d2", "pipeline_procs")):
+        yield from _trial_rows(part, results.get(key, {}))
+    for key in ("decode", "detector", "pipeline", "pipeline_procs"):
+        if "skipped" in results.get(key, {}):
+            yield f"| – | {key} skipped | {results[key]['skipped']} |"
+
+
+def _trial_rows(part: str, pipe: dict[str, Any]) -> Iterator[str]:
+    where = f" in {pipe['processes']} processes" if "processes" in pipe else ""
     for t in pipe.get("trials", []):
         yield (
-            f"| d | K={t['streams']} | "
+            f"| {part} | K={t['streams']}{where} | "
             + (
                 t.get("skipped")
                 or f"ok={t['ok']} drops={t['backlog_drops']} p50={t['latency_p50_ms']} ms "
@@ -456,10 +595,7 @@ def _rows(results: dict[str, Any]) -> Iterator[str]:
             + " |"
         )
     if "largest_k_zero_drops" in pipe:
-        yield f"| d | largest K | {pipe['largest_k_zero_drops']} |"
-    for key in ("decode", "detector", "pipeline"):
-        if "skipped" in results.get(key, {}):
-            yield f"| – | {key} skipped | {results[key]['skipped']} |"
+        yield f"| {part} | largest K{where} | {pipe['largest_k_zero_drops']} |"
 
 
 def default_out() -> Path:
@@ -473,6 +609,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--weights", type=Path, default=None, help="yolov5 .pt for the torch backend")
     p.add_argument("--budget-s", type=float, default=420.0)
     p.add_argument("--dry", action="store_true", help="CPU only, tiny sizes")
+    p.add_argument(
+        "--procs", type=int, default=None, help="worker processes of part d2 (0: skip d2)"
+    )
     a = p.parse_args(argv)
     out = a.out or default_out()
     out.mkdir(parents=True, exist_ok=True)
@@ -507,6 +646,16 @@ def main(argv: list[str] | None = None) -> int:
     else:
         _part(results, "detector", detector_throughput, detector, clip, plan, deadline)
         _part(results, "pipeline", streams_per_gpu, detector, clip, plan, deadline, a.dry)
+    procs = plan.procs if a.procs is None else a.procs
+    if procs > 0 and detector is not None:
+        _part(
+            results,
+            "pipeline_procs",
+            streams_per_gpu_procs,
+            WorkerSpec(clip, plan, a.dry, a.weights),
+            deadline,
+            procs,
+        )
     results["total_s"] = round(time.monotonic() - t0, 1)
     (out / "gpu_check.json").write_text(json.dumps(results, indent=2, default=str))
     table = "\n".join(_rows(results)) + "\n"

@@ -37,8 +37,14 @@ def test_dry_run_exercises_every_part(tmp_path: Path) -> None:
     trials = result["pipeline"]["trials"]
     assert trials and trials[0]["streams"] == 1 and trials[0]["latency_p50_ms"] > 0
     assert result["pipeline"]["largest_k_zero_drops"] in (0, 1, 2)
+    assert {"startup_lag_s", "decode_lag_s"} <= set(trials[0])
+    spread = result["pipeline_procs"]  # d2: the streams over 2 spawned worker processes
+    assert spread["processes"] == 2, spread
+    (t2,) = spread["trials"]
+    assert t2["streams"] == 2 and t2["analysed_fps_min"] > 0 and t2["latency_p50_ms"] > 0
     table = (tmp_path / "gpu_check.md").read_text()
     assert "| c | batch 1 |" in table and "largest K" in table
+    assert "| d2 | K=2 in 2 processes |" in table
 
 
 def test_dmon_without_nvidia_smi_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
