@@ -40,3 +40,38 @@ def test_watched_crosswalks_only() -> None:
 def test_a_slow_creep_is_yielding_not_passing() -> None:
     case = CASES["yp_passes_in_front"]
     assert run_pure(case.scenario, yield_calib(min_speed=1.0)) == []
+
+
+def test_a_conflict_while_the_pedestrian_head_reads_dark_waits_for_what_it_showed() -> None:
+    """The pedestrian head reads dark from half a second before the conflict: the green is only
+    held (``dark_since``). Charged once the green is back (same event as with no dark reading);
+    not charged when the dark run becomes a fault — it might have been red for pedestrians."""
+    from sharpeyes.pipeline.rules.yield_pedestrian import YieldToPedestriansRule
+    from sharpeyes.pipeline.types import SignalState
+    from tests.scenarios import FRAME_SIZE
+    from tests.scenarios.feed import frame_at, tracks_at
+
+    case = CASES["yp_passes_in_front"]
+    s = case.scenario
+
+    def run(dark_from: float | None, fault: bool) -> list[tuple[float | None, str]]:
+        rule = YieldToPedestriansRule(s.name, case.calib, FRAME_SIZE)
+        rng, out = s.rng(), []
+        for i in range(s.n_frames):
+            t = s.pts(i)
+            ped = SignalState("ped", LampColor.GREEN, 1.0, 0.0, t)
+            if dark_from is not None and t >= dark_from:
+                if fault and t >= dark_from + 2.0:
+                    ped = SignalState("ped", LampColor.OFF, 0.5, dark_from, t, fault="dark")
+                elif fault or t < dark_from + 1.5:
+                    ped = SignalState("ped", LampColor.GREEN, 1.0, 0.0, t, dark_since=dark_from)
+            signals = {"ped": ped, "main": SignalState("main", LampColor.RED, 1.0, 0.0, t)}
+            out.extend(rule.update(frame_at(s, i), tracks_at(s, i, rng), signals))
+        out.extend(rule.end_of_stream())
+        return [(e.best_pts, e.event_id) for e in out]
+
+    (clear,) = run(None, fault=False)
+    conflict = clear[0]
+    assert conflict is not None
+    assert run(conflict - 0.5, fault=False) == [clear], "green again: the same charge, later"
+    assert run(conflict - 0.5, fault=True) == [], "a fault: what it showed is not known"

@@ -5,14 +5,17 @@ again, moving at least ``min_speed`` — while a pedestrian is on the zebra in c
 in the same half of the crossing as the vehicle (halves split at the middle of the crosswalk's
 axis), or within ``conflict_distance`` of the vehicle along the axis. Watched on crosswalks
 without a pedestrian signal (``unsignalised``) and on the others only while their pedestrian
-group is green (a pedestrian crossing on red is the pedestrian rule's business). A conflict must
-be seen on ``confirm_frames`` analysed frames. A vehicle that waits before the zebra, or stands
-on it (pushed over by a queue) while the pedestrian passes, is not charged; persons riding a
-two-wheeler (:func:`pipeline.riders.suppress_riders`) are not pedestrians, nor is a person that
-travels with the traffic — over the last ``_SPEED_BASE_S`` it moved across the crosswalk's axis
-(along the road) more than along it, at the vehicles' ``min_speed`` or faster: a rider whose
-two-wheeler the detector missed (a motorbike seen from behind is mostly hidden by its rider), as
-on the real hanoi_b clip. Charged once per track; an exempt class never is.
+group is green (a pedestrian crossing on red is the pedestrian rule's business). A conflict
+must be seen on ``confirm_frames`` analysed frames. When the pedestrian head reads dark at the
+conflict (:meth:`SignalTimeline.pending_at`: the green is only held), the charge waits until
+that is resolved: the green back, it is charged; a fault, it is not. A vehicle that waits
+before the zebra, or stands on it (pushed over by a queue) while the pedestrian passes, is not
+charged; persons riding a two-wheeler (:func:`pipeline.riders.suppress_riders`) are not
+pedestrians, nor is a person that travels with the traffic — over the last ``_SPEED_BASE_S`` it
+moved across the crosswalk's axis (along the road) more than along it, at the vehicles'
+``min_speed`` or faster: a rider whose two-wheeler the detector missed (a motorbike seen from
+behind is mostly hidden by its rider), as on the real hanoi_b clip. Charged once per track; an
+exempt class never is.
 
 Evidence stages: 1 the vehicle before the zebra, 2 the vehicle on it with the pedestrian in
 conflict (the frame with the pedestrian nearest along the axis), 3 the vehicle past it.
@@ -25,6 +28,7 @@ copies of the table, not verified against an official text offline. Set
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import deque
 from collections.abc import Mapping
@@ -54,6 +58,8 @@ from sharpeyes.pipeline.rules.geometry import (
 )
 from sharpeyes.pipeline.types import Event, Frame, LampColor, ObjectKind, SignalState, Tracks
 
+log = logging.getLogger(__name__)
+
 NAME = "yield_pedestrian"
 _PERSON = (int(ObjectKind.PERSON),)
 _SPEED_BASE_S = 0.5
@@ -73,6 +79,20 @@ class _Zebra:
 
     def position(self, p: Vec) -> float:
         return (p[0] - self.origin[0]) * self.axis[0] + (p[1] - self.origin[1]) * self.axis[1]
+
+
+@dataclass(frozen=True, slots=True)
+class _Waiting:
+    """A charge decided but for the colour: the pedestrian head read dark at the conflict."""
+
+    zebra: _Zebra
+    before: Observation
+    worst: Observation
+    end: Observation
+    track: TrackHistory
+    walker: int
+    worst_gap: float
+    conflicts: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +235,7 @@ class YieldToPedestriansRule:
         self._on = region_of(shapes, 1.0)
         self._timeline = SignalTimeline()
         self._motion = _PersonMotion(calib.stale_track_s)
+        self._waiting: list[_Waiting] = []
         self._tracks: TrackTable[_Car] = TrackTable(
             lambda tid, kind: _Car(TrackHistory(tid, kind)), calib.stale_track_s
         )
@@ -223,10 +244,10 @@ class YieldToPedestriansRule:
         self, frame: Frame, tracks: Tracks, signals: Mapping[str, SignalState]
     ) -> list[Event]:
         self._timeline.update({g: s.unfaulted() for g, s in signals.items()})
+        events: list[Event] = self._resolve(final=False)
         people = anchor_rows(tracks, _PERSON, self.calib.anchor, self._on) if len(tracks) else []
         self._motion.update(people, frame.pts)
         walkers = _FrameWalkers(self, tracks, people, frame.pts)  # used when a car is on a zebra
-        events: list[Event] = []
         rows, _ = frame_rows(frame, tracks, self._kinds, self.calib.anchor, region=self._near)
         for tid, kind, raw in rows:
             st = self._tracks.get(tid, kind, raw[0])
@@ -240,10 +261,11 @@ class YieldToPedestriansRule:
         return events
 
     def end_of_stream(self) -> list[Event]:
+        events = self._resolve(final=True)
         self._tracks.drain()
         self._timeline = SignalTimeline()
         self._motion.clear()
-        return []
+        return events
 
     @property
     def live_tracks(self) -> int:
@@ -332,25 +354,58 @@ class YieldToPedestriansRule:
         st.done = True
         if exempt_class(st.hist, self.cfg.exempt_class_ids):
             return None
+        waiting = _Waiting(z, before, worst, o, st.hist, st.walker, st.worst_gap, st.conflicts)
+        if not z.unsignalised and self._timeline.pending_at(z.group, worst.pts):
+            self._waiting.append(waiting)  # the head read dark: wait for what it showed
+            return None
+        return self._charge(waiting)
+
+    def _resolve(self, *, final: bool) -> list[Event]:
+        """Charges whose pedestrian head has been resolved since: charged if it showed green.
+        ``final`` (end of stream): those still unresolved are dropped, never guessed."""
+        out, keep = [], []
+        for w in self._waiting:
+            if self._timeline.pending_at(w.zebra.group, w.worst.pts):
+                if not final:
+                    keep.append(w)
+                    continue
+                why = "still unresolved at the end of the stream"
+            elif self._watched(w.zebra, w.worst.pts):
+                out.append(self._charge(w))
+                continue
+            else:
+                why = "it did not show green (a fault or another colour)"
+            log.info(
+                "track %s not charged on crosswalk %s at %.2fs: the head read dark there and %s",
+                w.track.track_id,
+                w.zebra.id,
+                w.worst.pts,
+                why,
+            )
+        self._waiting = keep
+        return out
+
+    def _charge(self, w: _Waiting) -> Event:
+        z, before, worst, o = w.zebra, w.before, w.worst, w.end
         return charge_event(
             Charge(
                 name=NAME,
                 code=self.cfg.code,
                 stream_id=self.stream_id,
                 frame_size=self.frame_size,
-                track=st.hist,
+                track=w.track,
                 at_pts=worst.pts,
                 best=worst,
                 end=o,
                 stages=(before.pts, worst.pts, o.pts),
-                detail=f"passed pedestrian track {st.walker} on crosswalk {z.id} "
+                detail=f"passed pedestrian track {w.walker} on crosswalk {z.id} "
                 f"at {worst.pts:.2f}s "
-                f"({st.worst_gap:.0f} px apart along the crossing, {st.conflicts} frames)",
+                f"({w.worst_gap:.0f} px apart along the crossing, {w.conflicts} frames)",
                 signal_group=z.group,
                 signal_color=self._timeline.color_at(z.group, worst.pts)[0],
                 extra=(
                     ("crosswalk_id", z.id),
-                    ("pedestrian_track_id", str(st.walker)),
+                    ("pedestrian_track_id", str(w.walker)),
                     ("crosswalk_px", z.points_px),
                 ),
             )
