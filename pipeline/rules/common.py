@@ -38,6 +38,11 @@ class Observation:
     confidence: float
     class_id: int
     detected: bool
+    own_y2: float | None = None
+    """A rider's person-box bottom, when ``box`` was extended down to the road."""
+    alt_anchor: tuple[float, float] | None = None
+    """A rider's road point by the fixed share of its person height, where ``anchor`` comes
+    from the camera's learned rider height: entry-line decisions accept either."""
 
     @classmethod
     def of_row(cls, frame: Frame, tracks: Tracks, anchors: FloatArray, i: int) -> Observation:

@@ -292,7 +292,7 @@ class RedLightRule:
         self._count_past(st, c, o)
         if st.done or not c.confirmed:
             return None
-        if c.entered is None and self._entered(st.lane.approach, o.anchor):
+        if c.entered is None and self._entered_obs(st.lane.approach, o):
             c.entered = o
         if c.entered is None or distance(c.post.anchor, o.anchor) < self._min_disp:
             return None
@@ -300,6 +300,11 @@ class RedLightRule:
         if not certain and distance(c.point, o.anchor) < 2 * self._min_disp:
             return None
         return self._decide(st, c, o, movement, final=False)
+
+    def _entered_obs(self, ap: _ApproachGeo, o: Observation) -> bool:
+        """Past the entry line: the anchor, or a rider's fixed-share road point."""
+        alt = o.alt_anchor
+        return self._entered(ap, o.anchor) or (alt is not None and self._entered(ap, alt))
 
     def _entered(self, ap: _ApproachGeo, p: Vec) -> bool:
         if ap.entry is not None and ap.entry.signed_distance(p) >= self._margin:
@@ -389,12 +394,12 @@ class RedLightRule:
     def _box_distance(self, st: _Vehicle, stop: OrientedLine, o: Observation) -> float:
         """Signed distance to the stop line of the bottom centre of the box as the tracker drew it.
 
-        A rider's observation has its feet moved down to the road; the box drawn on evidence is
-        the person's own, so its bottom is recovered (``y2 = y1 + h / (1 + ground_offset)``).
+        A rider's observation has its box extended down to the road; the box drawn on evidence
+        is the person's own, whose bottom the observation keeps (``own_y2``).
         """
-        x1, y1, x2, y2 = o.box
-        if st.fusion.rider and self._riders is not None:
-            y2 = y1 + (y2 - y1) / (1.0 + self._riders.ground_offset)
+        x1, _, x2, y2 = o.box
+        if o.own_y2 is not None:
+            y2 = o.own_y2
         return stop.signed_distance(((x1 + x2) / 2.0, y2))
 
     def _evidence_stages(
@@ -503,7 +508,7 @@ class RedLightRule:
                 (
                     x
                     for x in other.hist.obs
-                    if x.pts > c.pts and self._entered(st.lane.approach, x.anchor)
+                    if x.pts > c.pts and self._entered_obs(st.lane.approach, x)
                 ),
                 None,
             )
@@ -541,15 +546,20 @@ class RedLightRule:
             return ((b[0] - a[0]) * travel[0] + (b[1] - a[1]) * travel[1]) / dt
 
         dt = last.pts - recent[0].pts
-        speed = forward(recent[0].anchor, last.anchor, dt)
-        mean = forward(c.point, last.anchor, last.pts - c.pts)
-        if speed <= 0.0 or speed < 0.5 * mean:
-            return False
-        ahead = (
-            last.anchor[0] + travel[0] * speed * horizon,
-            last.anchor[1] + travel[1] * speed * horizon,
-        )
-        return self._entered(st.lane.approach, ahead)
+
+        def carries(first: Vec, end: Vec) -> bool:
+            speed = forward(first, end, dt)
+            mean = forward(c.point, end, last.pts - c.pts)
+            if speed <= 0.0 or speed < 0.5 * mean:
+                return False
+            ahead = (end[0] + travel[0] * speed * horizon, end[1] + travel[1] * speed * horizon)
+            assert st.lane is not None
+            return self._entered(st.lane.approach, ahead)
+
+        if carries(recent[0].anchor, last.anchor):
+            return True
+        a0, a1 = recent[0].alt_anchor, last.alt_anchor  # a rider's fixed-share road point
+        return a0 is not None and a1 is not None and carries(a0, a1)
 
     def _evict(self, pts: float, seen: set[int]) -> list[Event]:
         stale = [

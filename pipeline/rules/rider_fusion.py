@@ -4,10 +4,14 @@ Seen from behind, a motorbike is mostly hidden by its rider and the detector oft
 the ``person``. :class:`RiderFeed` turns the person tracks of a frame into rider observations
 for :class:`~sharpeyes.pipeline.rules.red_light.RedLightRule`:
 
-* the anchor is moved from the rider's feet (on the footrests) down to the road, ``ground_offset``
-  of the person box height (the median gap between rider feet and the carrying two-wheeler's
-  wheels near the stop line of hanoi_b: 0.255 of the person height, 408 rider/bike pairs), and
-  the box is extended to it, so crossing times and evidence crops match a two-wheeler's;
+* the anchor is moved from the rider's feet down to the road and the box is extended to it, so
+  crossing times and evidence crops match a two-wheeler's: the road is the head plus the
+  camera's learned rider height at that row (:mod:`.rider_height`), and ``ground_offset`` of the
+  person box height under the feet until enough riders over detected two-wheelers have been
+  seen (the median gap between rider feet and the carrying two-wheeler's wheels near the stop
+  line of hanoi_b: 0.255 of the person height, 408 rider/bike pairs). That fixed-share point
+  rides along (``Observation.alt_anchor``) for entry-line decisions, and the person box's own
+  bottom (``own_y2``) for the evidence;
 * each person row carries the id of the two-wheeler track it sits on this frame, if any
   (:func:`pipeline.riders.carrier_ids`) and whether that two-wheeler is one the rule charges.
 
@@ -29,14 +33,23 @@ import numpy as np
 from sharpeyes.pipeline.riders import RiderParams, carrier_ids, rides_along
 from sharpeyes.pipeline.rules.common import Observation
 from sharpeyes.pipeline.rules.geometry import Vec, distance
+from sharpeyes.pipeline.rules.rider_height import RiderHeightModel
 from sharpeyes.pipeline.types import Anchor, Frame, ObjectKind, Tracks, box_anchors
 
 log = logging.getLogger(__name__)
 
-# A charge within this time and this many box widths of another is the same crossing.
-_SAME_CROSSING_S = 1.0
+# A charge within this time and this many box widths of another is the same crossing (0.6 s:
+# rider and two-wheeler times agree within ~0.2 s since the learned rider height; 1.0 s took a
+# rider 0.92 s behind another motorbike in its lane for that bike's rider).
+_SAME_CROSSING_S = 0.6
 _SAME_CROSSING_WIDTHS = 1.0
 _LEDGER_KEEP_S = 10.0
+# A detected carrier's box bottom counts as the road under its rider when it is within this
+# share of the person height of the fixed estimate (feet + ``ground_offset``).
+_WHEEL_AGREES = 0.3
+# The road point from the learned rider height is kept between the feet and this share of the
+# person height under them.
+_MAX_GAP = 0.6
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,13 +63,39 @@ class RiderRow:
 
 
 class RiderFeed:
-    """Builds :class:`RiderRow` s from a frame's tracks."""
+    """Builds :class:`RiderRow` s from a frame's tracks.
+
+    A rider's road point is its head plus the camera's learned rider height at that row
+    (:class:`~.rider_height.RiderHeightModel`, from riders over detected two-wheelers), and
+    ``ground_offset`` of the person height under its feet where that is not known yet.
+    """
 
     def __init__(self, params: RiderParams, kinds: list[int], anchor: Anchor, frame_h: int) -> None:
         self.params = params
         self._kinds = kinds
         self._anchor = anchor
         self._frame_h = float(frame_h)
+        self.heights = RiderHeightModel()
+
+    def _learn(self, tracks: Tracks, idx: np.ndarray, carriers: np.ndarray) -> None:
+        """Pairs for the height model: a detected rider over a detected two-wheeler."""
+        row_of = {int(t): r for r, t in enumerate(tracks.track_id)}
+        for i in idx:
+            c = row_of.get(int(carriers[i]))
+            if c is None or not (bool(tracks.detected[i]) and bool(tracks.detected[c])):
+                continue
+            top, bottom = float(tracks.xyxy[i, 1]), float(tracks.xyxy[i, 3])
+            wheel, h = float(tracks.xyxy[c, 3]), bottom - top
+            fixed = bottom + self.params.ground_offset * h
+            if wheel < self._frame_h - 1.0 and abs(wheel - fixed) <= _WHEEL_AGREES * h:
+                self.heights.add(top, wheel)
+
+    def _road(self, top: float, bottom: float) -> float:
+        h = bottom - top
+        height = self.heights.height_at(top)
+        if height is None:
+            return bottom + self.params.ground_offset * h
+        return min(max(top + height, bottom), bottom + _MAX_GAP * h)
 
     def rows(self, frame: Frame, tracks: Tracks) -> list[RiderRow]:
         person = tracks.kind == int(ObjectKind.PERSON)
@@ -69,14 +108,23 @@ class RiderFeed:
             if int(k) in self._kinds
         }
         idx = np.flatnonzero(person)
+        self._learn(tracks, idx, carriers)
         boxes = tracks.xyxy[idx].astype(np.float32).copy()
-        h = boxes[:, 3] - boxes[:, 1]
-        boxes[:, 3] = np.minimum(boxes[:, 3] + self.params.ground_offset * h, self._frame_h)
+        own_bottom = boxes[:, 3].copy()
+        fixed = boxes.copy()
+        fixed[:, 3] = np.minimum(
+            own_bottom + self.params.ground_offset * (own_bottom - boxes[:, 1]), self._frame_h
+        )
+        road = [self._road(float(b[1]), float(b[3])) for b in boxes]
+        boxes[:, 3] = np.minimum(np.asarray(road, np.float32), self._frame_h)
         anchors = box_anchors(boxes, self._anchor)
+        fixed_anchors = box_anchors(fixed, self._anchor)
         riders = dataclasses.replace(tracks[idx], xyxy=boxes)  # feet moved down to the road
         out = []
         for j, i in enumerate(idx):
             obs = Observation.of_row(frame, riders, anchors, j)
+            alt = (float(fixed_anchors[j, 0]), float(fixed_anchors[j, 1]))
+            obs = dataclasses.replace(obs, own_y2=float(own_bottom[j]), alt_anchor=alt)
             c = int(carriers[i])
             out.append(RiderRow(int(tracks.track_id[i]), obs, c, c in in_scope))
         return out
@@ -195,6 +243,10 @@ class RiderArbiter:
         self._ledger.clear()
 
 
+def _own_bottom(o: Observation) -> float:
+    return o.box[3] if o.own_y2 is None else o.own_y2
+
+
 def identity_switch(
     prev: Observation, cur: Observation, bottom: float, max_ratio: float = 1.5
 ) -> bool:
@@ -207,8 +259,8 @@ def identity_switch(
     """
     if not (prev.detected and cur.detected) or max(prev.box[3], cur.box[3]) >= bottom:
         return False
-    h0 = prev.box[3] - prev.box[1]
-    h1 = cur.box[3] - cur.box[1]
+    h0 = _own_bottom(prev) - prev.box[1]
+    h1 = _own_bottom(cur) - cur.box[1]
     small, big = min(h0, h1), max(h0, h1)
     if small <= 0 or big / small < max_ratio:
         return False
