@@ -10,9 +10,11 @@ to the road at a given image row is nearly the same for every rider (hanoi_b nea
 :class:`RiderHeightModel` learns that height as a straight line of the box top's image row, from
 the frames where the camera itself shows both: a detected rider over a detected two-wheeler (its
 box bottom is the wheel contact, within 1–2 px of the labelled tyre). It is per camera, not per
-track, so a rider's road point does not switch source with the frames its bike is detected in,
-and it answers only between the rows it has seen (no extrapolation to the far side of the
-picture) and after ``min_pairs`` pairs; elsewhere the caller keeps its fixed share.
+track, so a rider's road point does not switch source with the frames its bike is detected in.
+It answers after ``min_pairs`` pairs (before that the caller keeps its fixed share) and at any
+row: on a flat road an object's image height is linear in its image row, so the line carries
+over the picture; the caller bounds the result to the rider's own box (feet … 0.6 of its height
+below them). Tried and measured on hanoi_b: answering only within the rows seen changed nothing.
 Pure: no I/O.
 """
 
@@ -38,7 +40,6 @@ class RiderHeightModel:
         self._heights: deque[float] = deque(maxlen=keep)
         self._new = 0
         self._line: tuple[float, float] | None = None  # height = a + b * top
-        self._span: tuple[float, float] = (0.0, 0.0)
 
     @property
     def pairs(self) -> int:
@@ -66,11 +67,9 @@ class RiderHeightModel:
             mad = float(np.median(np.abs(resid[keep] - np.median(resid[keep]))))
             keep = np.abs(resid) <= _TRIM_SIGMAS * 1.4826 * mad + 1.0
         self._line = _line(x[keep], y[keep])
-        lo, hi = np.percentile(x[keep], [2.0, 98.0])
-        self._span = (float(lo), float(hi))
 
     def height_at(self, top: float) -> float | None:
-        """Head-to-road height (pixels) for a box top at row ``top``; None when not known there."""
+        """Head-to-road height (pixels) for a box top at row ``top``; None until learned."""
         if self._line is None:
             return None
         a, b = self._line
