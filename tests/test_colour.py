@@ -26,6 +26,7 @@ from sharpeyes.pipeline.events import TrackEventBuilder
 from sharpeyes.pipeline.structuring.lab_colour import (
     FEATURE_NAMES,
     ColourModel,
+    ColourRules,
     backdrop,
     classify_box,
     colour_features,
@@ -106,6 +107,35 @@ def test_white_is_relative_to_the_road() -> None:
     assert car_colour(img, box) == "white"
     img, box = car_scene((235, 235, 235), road=215)
     assert car_colour(img, box) != "white"
+
+
+def test_washed_out_red_paint_is_red_not_pink() -> None:
+    """A red car in haze or low sun is light and weakly saturated (CIELAB L* ~ 65, C* ~ 18 on
+    the hanoi_b and Beijing clips): for vehicles the crimson hues are red at any lightness;
+    garments keep pink."""
+    img, box = car_scene((150, 140, 200))  # crimson, L* 64, C* 24
+    region, scene = vehicle_region(box), backdrop(img, box)
+    for vehicle in (vehicle_classifier(), ColourRules(pink=False)):
+        paint = classify_box(img, region, scene, vehicle)
+        assert paint is not None and paint.color == "red", paint
+    garment = classify_box(img, region, scene, ColourRules())
+    assert garment is not None and garment.color == "pink"
+
+
+def test_one_paint_straddling_two_hue_names_is_not_split() -> None:
+    """Half the body pixels on each side of the green / cyan boundary (a teal bus livery), each
+    half under the chromatic share on its own: the share is tested over the hue window around
+    the paint, so the body is read as a colour, not as an achromatic black."""
+    img, box = car_scene((30, 30, 30))
+    x1, y1, x2, y2 = (int(v) for v in (box.x1, box.y1, box.x2, box.y2))
+    body = img[y1:y2, x1:x2]
+    pick = np.random.default_rng(7).random(body.shape[:2])
+    body[pick < 0.12] = (70, 110, 30)  # dark green, CIELAB hue 155°
+    body[(pick >= 0.12) & (pick < 0.24)] = (95, 110, 30)  # dark teal, CIELAB hue 178°
+    vote_ = ColourRules(pink=False).classify(body, backdrop(img, box))
+    assert vote_ is not None and vote_.color in {"green", "cyan"}, vote_
+    split = ColourRules(pink=False, hue_window=1.0).classify(body, backdrop(img, box))
+    assert split is not None and split.color == "black", split
 
 
 def test_track_vote_sums_share_times_pixels() -> None:
@@ -263,9 +293,9 @@ def test_shipped_model_keeps_clear_hues_and_decides_achromatic() -> None:
 
 # floors = measured accuracy (benchmarks/colour_eval.py) minus a small margin
 FLOORS = {
-    ("tune", "vehicle"): 0.80,
-    ("held_out", "vehicle"): 0.74,
-    ("held_out", "coat"): 0.62,
+    ("tune", "vehicle"): 0.83,  # 53/62 = 85.5 % measured
+    ("held_out", "vehicle"): 0.80,  # 51/62 = 82.3 % measured
+    ("held_out", "coat"): 0.61,  # 35/55 = 63.6 % measured
 }
 
 
@@ -277,8 +307,8 @@ def test_accuracy_floor_on_committed_labels() -> None:
     assert timer.crops > 300
     for (split, task), floor in FLOORS.items():
         assert scores[split][task].accuracy >= floor, (split, task, scores[split][task].accuracy)
-    cv = cross_validate(DEFAULT_LABELS, DEFAULT_VIDEOS)  # leave-one-clip-out, 74.2 % measured
-    assert cv["all"]["vehicle"].accuracy >= 0.71, cv["all"]["vehicle"].accuracy
+    cv = cross_validate(DEFAULT_LABELS, DEFAULT_VIDEOS)  # leave-one-clip-out, 77.4 % measured
+    assert cv["all"]["vehicle"].accuracy >= 0.74, cv["all"]["vehicle"].accuracy
 
 
 def test_a_second_blind_reader_agrees_with_the_labels() -> None:
@@ -300,7 +330,7 @@ def test_a_second_blind_reader_agrees_with_the_labels() -> None:
 
 # floors = measured accuracy against what both readers agree on (--reader agreed) minus a margin
 AGREED_FLOORS = {
-    ("held_out", "vehicle"): 0.77,  # 47/59 = 79.7 % measured
+    ("held_out", "vehicle"): 0.82,  # 50/59 = 84.7 % measured
     ("held_out", "coat"): 0.80,  # 33/40 = 82.5 % measured
 }
 

@@ -14,9 +14,13 @@ tuned to a clip:
 3. **Pixels.** The balanced region (at most ``MAX_SIDE`` px a side) is converted to CIELAB.
    A pixel is *chromatic* when its chroma ``C*`` ≥ ``chroma_min`` (a little less for dark pixels:
    dark paint has little chroma to show) and it is not road-like (near the backdrop's colour).
-4. **Decision.** When the chromatic pixels are at least ``chroma_share`` of the region, the colour
-   is the hue bin (CIELAB hue angle) holding most chromatic weight, with orange/brown and
-   red/pink split by lightness. Otherwise the object is achromatic and its lightness decides:
+4. **Decision.** The colour is the hue bin (CIELAB hue angle) holding most chromatic weight,
+   with orange/brown and red/pink split by lightness, when the chromatic pixels within
+   ``hue_window`` degrees of that bin's mean hue are at least ``chroma_share`` of the region (one
+   paint whose pixels straddle a bin boundary — a teal-green bus, a red car's red and crimson
+   pixels — is tested as one). Vehicles (``pink=False``) read the crimson hues as red at any
+   lightness: a red car in haze or low sun is light and weakly saturated, and pink cars are rare.
+   Otherwise the object is achromatic and its lightness decides:
    the ``paint_quantile`` of the achromatic pixels' ``L*`` (windows, tyres and shadows are
    darker than paint, so an upper quantile reads the paint) compared with absolute limits
    *and* with the backdrop's ``L*``: black below ``black_l``, white above ``white_l`` when also
@@ -178,12 +182,17 @@ _BIN_IDX = np.array([_IDX[name] for _, name in _HUE_BINS], np.int64)
 
 
 def hue_names(
-    hue: NDArray[np.float32], lum: NDArray[np.float32], chroma: NDArray[np.float32]
+    hue: NDArray[np.float32],
+    lum: NDArray[np.float32],
+    chroma: NDArray[np.float32],
+    pink: bool = True,
 ) -> NDArray[np.int64]:
-    """Colour index (into ``_NAMES``) per chromatic pixel from CIELAB hue angle, ``L*``, ``C*``."""
+    """Colour index (into ``_NAMES``) per chromatic pixel from CIELAB hue angle, ``L*``, ``C*``.
+    ``pink=False``: the crimson hues are red at any lightness (vehicle paint: a red car in haze or
+    low sun is light and weakly saturated, and pink cars are rare)."""
     idx = _BIN_IDX[np.minimum(np.searchsorted(_HUE_EDGES, hue, side="right"), len(_BIN_IDX) - 1)]
     crimson = (hue < 20.0) | (hue >= 345.0)
-    deep = (lum < 55.0) | (chroma > 45.0)
+    deep = (lum < 55.0) | (chroma > 45.0) | (not pink)
     idx = np.where((idx == _IDX["pink"]) & crimson & deep, _IDX["red"], idx)
     idx = np.where((idx == _IDX["orange"]) & (lum < 45.0), _IDX["brown"], idx)
     out: NDArray[np.int64] = np.where((idx == _IDX["yellow"]) & (lum < 40.0), _IDX["brown"], idx)
@@ -203,6 +212,8 @@ class ColourRules:
     white_over_road: float = 38.0
     paint_quantile: float = 0.75
     light_quantile: float = 0.9
+    hue_window: float = 30.0
+    pink: bool = True
 
     def classify(self, region: ImageBGR, scene: Backdrop) -> ColourVote | None:
         """The region's colour (steps 3–4 of the module docstring); None when empty."""
@@ -215,10 +226,10 @@ class ColourRules:
         chromatic = (chroma >= self.chroma_min) & ~road_like
         if chromatic.any():
             hue = (np.degrees(np.arctan2(b[chromatic], a[chromatic])) % 360.0).astype(np.float32)
-            idx = hue_names(hue, lum[chromatic], chroma[chromatic])
+            idx = hue_names(hue, lum[chromatic], chroma[chromatic], self.pink)
             counts = np.bincount(idx, minlength=len(_NAMES))
             best = int(np.argmax(counts))
-            share = float(counts[best]) / len(lum)
+            share = _window_share(hue, idx == best, self.hue_window) / len(lum)
             if share >= self.chroma_share:
                 return ColourVote(_NAMES[best], share, pixels)
         return self._achromatic(lum, scene, pixels)
@@ -234,6 +245,16 @@ class ColourRules:
         if light >= self.white_l and over_road >= self.white_over_road:
             return ColourVote("white", 1.0, pixels)
         return ColourVote("grey", 1.0, pixels)
+
+
+def _window_share(hue: NDArray[np.float32], named: NDArray[np.bool_], window: float) -> float:
+    """How many pixels lie within ``window`` degrees of the circular mean hue of the ``named``
+    ones: one paint's pixels straddle a name boundary (green / cyan, red / orange) and should
+    not be split when their share is tested."""
+    rad = np.radians(hue[named])
+    centre = np.degrees(np.arctan2(np.sin(rad).mean(), np.cos(rad).mean()))
+    delta = np.abs((hue - centre + 180.0) % 360.0 - 180.0)
+    return float(np.count_nonzero(delta <= window))
 
 
 def _sub_box(box: Box, frac: Region) -> Box:
@@ -390,7 +411,7 @@ class ColourModel:
     scale: NDArray[np.float64]
     weights: NDArray[np.float64]
     keep: frozenset[str] = RULE_COLOURS_KEPT
-    rules: ColourRules = ColourRules()
+    rules: ColourRules = ColourRules(pink=False)
 
     def probabilities(self, features: NDArray[np.float64]) -> NDArray[np.float64]:
         """Class probabilities (order of ``classes``) of one feature vector."""
