@@ -176,3 +176,45 @@ def test_rider_lost_in_the_crosswalk_is_charged_when_its_bike_goes_on() -> None:
     # the same rider lost without a bike that goes on: not charged
     alone: list[list[Row]] = [[(5, P, 0.5, rider_feet(y))] for y in UP[:7]]
     assert play(rule(entry_extrapolation_s=0.0), alone) == []
+
+
+def _timed_run(bike_seen: Sequence[bool]) -> Event:
+    """A rider whose feet hang 6 px low (its estimated road point lags its wheels) over a
+    motorbike seen in the frames where ``bike_seen`` is true; the bike is lost right after its
+    first sighting past the stop line (never confirmed, so never charged): the rider is."""
+    ys = np.linspace(0.9, 0.4, 26)  # 0.02 of the height (7.2 px) per frame, stop line at 0.70
+    first_past = int(np.argmax(ys < 0.70))
+    frames: list[list[Row]] = []
+    for i, y in enumerate(ys):
+        rows: list[Row] = [(5, P, 0.5, rider_feet(y) + 6 / H)]
+        if i <= first_past and bike_seen[i]:
+            rows.append((6, M, 0.5, float(y)))
+        frames.append(rows)
+    (ev,) = play(rule(), frames)
+    assert ev.track_id == 5 and ev.violation is not None
+    return ev
+
+
+def test_a_rider_is_timed_by_its_two_wheeler_when_the_wheels_were_seen_crossing() -> None:
+    """The two-wheeler's box bottom is its wheels on the road (measured); the rider's road point
+    is an estimate. When the bike it sat on crossed the same line, seen just before and just
+    after, the rider's crossing time, its red age and image 2 are the bike's."""
+    ys = np.linspace(0.9, 0.4, 26)
+    first_past = int(np.argmax(ys < 0.70))
+    t_bike = ((first_past - 1) + (ys[first_past - 1] - 0.70) / 0.02) / 10  # interpolated
+    t_rider = ((first_past - 1) + (ys[first_past - 1] + 6 / H - 0.70) / 0.02) / 10
+    assert t_rider - t_bike > 0.08  # the rider's own estimate is late
+    ev = _timed_run([True] * 26)
+    v = ev.violation
+    assert v is not None
+    assert v.crossed_stop_line_pts == pytest.approx(t_bike, abs=0.002)
+    assert v.seconds_since_red == pytest.approx(t_bike, abs=0.002)  # red since pts 0
+    assert ("crossing_from", "two-wheeler") in ev.extra
+    assert "crossing timed by the two-wheeler" in (ev.detail or "")
+    assert v.evidence_pts[1] >= t_bike and v.evidence_pts[0] < t_bike
+    # a bike seen 0.7 s before its first sighting past the line: its crossing is interpolated
+    # over too long a gap to time anyone; the rider keeps its own estimate
+    gap = [i < first_past - 7 or i == first_past for i in range(26)]
+    late = _timed_run(gap).violation
+    assert late is not None
+    assert late.crossed_stop_line_pts == pytest.approx(t_rider, abs=0.002)

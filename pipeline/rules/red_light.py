@@ -56,6 +56,7 @@ from sharpeyes.pipeline.rules.rider_fusion import (
     RiderArbiter,
     RiderFeed,
     RiderRow,
+    StopCrossing,
     identity_switch,
 )
 from sharpeyes.pipeline.types import (
@@ -268,6 +269,11 @@ class RedLightRule:
             return
         pts = pre.pts + t * (post.pts - pre.pts)
         st.crossing = _Crossing(pre, post, pts, lerp(pre.anchor, post.anchor, t))
+        if not st.fusion.rider:
+            width = post.box[2] - post.box[0]
+            ap = st.lane.approach.cfg.id
+            gap = post.pts - pre.pts
+            st.fusion.crossing = StopCrossing(ap, pts, st.crossing.point, width, gap)
         self._count_past(st, st.crossing, o)
 
     def _count_past(self, st: _Vehicle, c: _Crossing, o: Observation) -> None:
@@ -288,6 +294,7 @@ class RedLightRule:
         assert st.lane is not None
         if st.lane.approach.stop.signed_distance(o.anchor) < -self._margin:
             st.crossing, st.last_behind, st.first_after = None, o, None  # jitter: back behind
+            st.fusion.crossing = None
             return None
         self._count_past(st, c, o)
         if st.done or not c.confirmed:
@@ -345,6 +352,7 @@ class RedLightRule:
         if st.fusion.rider and not final and self._arbiter.wait(st.fusion):
             return None  # its two-wheeler is deciding the same crossing: wait for it
         st.done = True
+        carrier = self._carrier_time(st, c) if st.fusion.rider else None
         facts = CrossingFacts(
             c.pts, c.point, c.post.box[2] - c.post.box[0], c.pre, c.entered or o, st.lane.travel
         )
@@ -369,12 +377,16 @@ class RedLightRule:
             evidence_pts=stages,
         )
         who = " (rider; two-wheeler not detected)" if st.fusion.rider else ""
+        if carrier is not None:
+            who = " (rider; crossing timed by the two-wheeler it rode)"
         onset = red_onset(self._timeline, group, c.pts)
         detail = (
             f"lane {st.lane.cfg.number} {mv.value}{who}: crossed the stop line at {c.pts:.2f}s, "
             f"{red_age_text(c.pts - red_since, onset)}"
         )
         rider = (("detected_as", "person"),) if st.fusion.rider else ()
+        if carrier is not None:
+            rider = (*rider, ("crossing_from", carrier))
         vf = ViolationFacts(
             EventType.RED_LIGHT_VIOLATION,
             self.stream_id,
@@ -389,6 +401,26 @@ class RedLightRule:
         )
         self._arbiter.charge(st.fusion, facts, two_wheeler)
         return violation_event(vf)
+
+    def _carrier_time(self, st: _Vehicle, c: _Crossing) -> str | None:
+        """A rider's crossing re-timed by the two-wheeler it sat on, when that two-wheeler's
+        own box crossed the same stop line (:meth:`RiderArbiter.carrier_crossing`): its wheels'
+        contact is measured where the rider's road point is estimated. The colours are read
+        again at that time and the first observation of the rider at or after it becomes
+        image 2. Returns what was done (an event ``extra`` value), None when nothing was."""
+        assert st.lane is not None
+        width = c.post.box[2] - c.post.box[0]
+        ap = st.lane.approach.cfg.id
+        got = self._arbiter.carrier_crossing(st.fusion, ap, c.pts, c.point, width)
+        if got is None:
+            return None
+        obs = list(st.hist.obs)
+        c.post = next((x for x in obs if x.pts >= got.pts), c.post)
+        c.pre = next((x for x in reversed(obs) if x.pts < got.pts), c.pre)
+        c.pts, c.point = got.pts, got.point
+        for mv, group in st.lane.cfg.movements.items():
+            c.colors[mv] = self._timeline.color_at(group, got.pts)
+        return "two-wheeler"
 
     # -- evidence stages -----------------------------------------------------------------------
     def _box_distance(self, st: _Vehicle, stop: OrientedLine, o: Observation) -> float:

@@ -13,7 +13,11 @@ for :class:`~sharpeyes.pipeline.rules.red_light.RedLightRule`:
   rides along (``Observation.alt_anchor``) for entry-line decisions, and the person box's own
   bottom (``own_y2``) for the evidence;
 * each person row carries the id of the two-wheeler track it sits on this frame, if any
-  (:func:`pipeline.riders.carrier_ids`) and whether that two-wheeler is one the rule charges.
+  (:func:`pipeline.riders.carrier_ids`) and whether that two-wheeler is one the rule charges;
+* a rider charged for a crossing that a two-wheeler it sat on also made, seen within
+  ``_CARRIER_MAX_GAP_S`` on both sides of the line, is timed by that two-wheeler's own crossing
+  (:meth:`RiderArbiter.carrier_crossing`): its wheels are measured, the rider's road point is
+  estimated. The choice is made once per crossing, not frame by frame.
 
 :class:`ChargeLedger` remembers recent charges so that a rider and a two-wheeler crossing at the
 same place and time are charged once even when their boxes were never seen overlapping.
@@ -44,6 +48,12 @@ log = logging.getLogger(__name__)
 _SAME_CROSSING_S = 0.6
 _SAME_CROSSING_WIDTHS = 1.0
 _LEDGER_KEEP_S = 10.0
+# A two-wheeler's own crossing times its rider only when it was seen within this time before
+# and after the line (three frames at 6 fps). Over a longer gap the two sightings may be of
+# different moments of its motion or of another object: in hanoi_b the two-wheeler under hb10
+# was last seen 1.17 s before its next sighting, in the queue, and its interpolated crossing
+# was 0.3 s early; hb06's, seen 0.5 s apart, was 0.04 s from the label.
+_CARRIER_MAX_GAP_S = 0.5
 # A detected carrier's box bottom counts as the road under its rider when it is within this
 # share of the person height of the fixed estimate (feet + ``ground_offset``).
 _WHEEL_AGREES = 0.3
@@ -166,6 +176,18 @@ def _never() -> bool:
     return False
 
 
+@dataclass(frozen=True, slots=True)
+class StopCrossing:
+    """Where and when a two-wheeler's own box crossed a stop line: its wheels on the road,
+    measured — a rider's road point is an estimate (:class:`RiderFeed`)."""
+
+    approach: str
+    pts: float
+    point: Vec
+    width: float
+    gap: float  # seconds between the observations behind and past the line
+
+
 @dataclass(slots=True, eq=False)
 class FusionState:
     """What rider fusion remembers about one tracked object of the red-light rule."""
@@ -177,6 +199,7 @@ class FusionState:
     charged: bool = False
     closed: bool = False  # evicted, finalized or replaced after an identity switch
     deciding: Callable[[], bool] = _never  # crossed on red, verdict pending
+    crossing: StopCrossing | None = None  # a vehicle track's own stop-line crossing
 
     def link(self, other: FusionState) -> None:
         if not any(x is other for x in self.links):
@@ -234,6 +257,25 @@ class RiderArbiter:
             a.anchor, a.pts, b.anchor, b.pts, travel=f.travel, diag=self._diag, params=p
         )
 
+    def carrier_crossing(
+        self, fs: FusionState, approach: str, pts: float, point: Vec, width: float
+    ) -> StopCrossing | None:
+        """The stop-line crossing of a two-wheeler this rider sat on, when it is the same
+        crossing as the rider's (same approach, within ``_SAME_CROSSING_S`` and a box width of
+        it; the nearest in time of several), else None."""
+        best: StopCrossing | None = None
+        for x in fs.links:
+            c = x.crossing
+            if x.rider or c is None or c.approach != approach or c.gap > _CARRIER_MAX_GAP_S + 1e-6:
+                continue
+            if abs(c.pts - pts) > _SAME_CROSSING_S:
+                continue
+            if distance(c.point, point) > _SAME_CROSSING_WIDTHS * max(c.width, width):
+                continue
+            if best is None or abs(c.pts - pts) < abs(best.pts - pts):
+                best = c
+        return best
+
     def charge(self, fs: FusionState, f: CrossingFacts, two_wheeler: bool) -> None:
         fs.charged = True
         if two_wheeler:
@@ -274,5 +316,6 @@ __all__ = [
     "RiderArbiter",
     "RiderFeed",
     "RiderRow",
+    "StopCrossing",
     "identity_switch",
 ]
