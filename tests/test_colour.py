@@ -163,6 +163,10 @@ def person_scene(
         ((40, 40, 200), (120, 60, 20), ("red", "blue")),
         ((225, 225, 225), (25, 25, 25), ("white", "black")),
         ((40, 150, 40), (110, 110, 110), ("green", "grey")),
+        # pale pink (CIE saturation C*/L* 0.23) vs a deep red coat (1.66): a light, weakly
+        # saturated red garment is pink (two hanoi_b coats both readers call pink)
+        ((125, 120, 150), (25, 25, 25), ("pink", "black")),
+        ((40, 40, 200), (25, 25, 25), ("red", "black")),
     ],
 )
 def test_clothing_regions(
@@ -295,7 +299,7 @@ def test_shipped_model_keeps_clear_hues_and_decides_achromatic() -> None:
 FLOORS = {
     ("tune", "vehicle"): 0.83,  # 53/62 = 85.5 % measured
     ("held_out", "vehicle"): 0.80,  # 51/62 = 82.3 % measured
-    ("held_out", "coat"): 0.61,  # 35/55 = 63.6 % measured
+    ("held_out", "coat"): 0.65,  # 37/55 = 67.3 % measured
 }
 
 
@@ -331,7 +335,7 @@ def test_a_second_blind_reader_agrees_with_the_labels() -> None:
 # floors = measured accuracy against what both readers agree on (--reader agreed) minus a margin
 AGREED_FLOORS = {
     ("held_out", "vehicle"): 0.82,  # 50/59 = 84.7 % measured
-    ("held_out", "coat"): 0.80,  # 33/40 = 82.5 % measured
+    ("held_out", "coat"): 0.85,  # 35/40 = 87.5 % measured
 }
 
 

@@ -20,6 +20,7 @@ tuned to a clip:
    paint whose pixels straddle a bin boundary — a teal-green bus, a red car's red and crimson
    pixels — is tested as one). Vehicles (``pink=False``) read the crimson hues as red at any
    lightness: a red car in haze or low sun is light and weakly saturated, and pink cars are rare.
+   Garments (``pastel``) call a red pixel pink when its CIE saturation ``C*/L*`` is low.
    Otherwise the object is achromatic and its lightness decides:
    the ``paint_quantile`` of the achromatic pixels' ``L*`` (windows, tyres and shadows are
    darker than paint, so an upper quantile reads the paint) compared with absolute limits
@@ -186,6 +187,7 @@ def hue_names(
     lum: NDArray[np.float32],
     chroma: NDArray[np.float32],
     pink: bool = True,
+    pastel: float = 0.0,
 ) -> NDArray[np.int64]:
     """Colour index (into ``_NAMES``) per chromatic pixel from CIELAB hue angle, ``L*``, ``C*``.
     ``pink=False``: the crimson hues are red at any lightness (vehicle paint: a red car in haze or
@@ -194,6 +196,9 @@ def hue_names(
     crimson = (hue < 20.0) | (hue >= 345.0)
     deep = (lum < 55.0) | (chroma > 45.0) | (not pink)
     idx = np.where((idx == _IDX["pink"]) & crimson & deep, _IDX["red"], idx)
+    if pink and pastel > 0.0:  # light, weakly saturated red (CIE saturation C*/L*) is pink
+        pale = (idx == _IDX["red"]) & (chroma < pastel * lum)
+        idx = np.where(pale, _IDX["pink"], idx)
     idx = np.where((idx == _IDX["orange"]) & (lum < 45.0), _IDX["brown"], idx)
     out: NDArray[np.int64] = np.where((idx == _IDX["yellow"]) & (lum < 40.0), _IDX["brown"], idx)
     return out
@@ -214,6 +219,7 @@ class ColourRules:
     light_quantile: float = 0.9
     hue_window: float = 30.0
     pink: bool = True
+    pastel: float = 0.0
 
     def classify(self, region: ImageBGR, scene: Backdrop) -> ColourVote | None:
         """The region's colour (steps 3–4 of the module docstring); None when empty."""
@@ -226,7 +232,7 @@ class ColourRules:
         chromatic = (chroma >= self.chroma_min) & ~road_like
         if chromatic.any():
             hue = (np.degrees(np.arctan2(b[chromatic], a[chromatic])) % 360.0).astype(np.float32)
-            idx = hue_names(hue, lum[chromatic], chroma[chromatic], self.pink)
+            idx = hue_names(hue, lum[chromatic], chroma[chromatic], self.pink, self.pastel)
             counts = np.bincount(idx, minlength=len(_NAMES))
             best = int(np.argmax(counts))
             share = _window_share(hue, idx == best, self.hue_window) / len(lum)

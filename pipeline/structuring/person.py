@@ -37,9 +37,11 @@ from sharpeyes.pipeline.types import Box, Event, EventType, Frame, ObjectKind, T
 
 __all__ = ["CLOTHING_RULES", "ClothingColours", "clothing_of"]
 
-CLOTHING_RULES = ColourRules(paint_quantile=0.5, black_over_road=-10.0)
+CLOTHING_RULES = ColourRules(paint_quantile=0.5, black_over_road=-10.0, pastel=0.35)
 """Garment regions hold no windows or tyres: the median reads the cloth, and black is cloth
-clearly darker than the road around the person."""
+clearly darker than the road around the person. A red-family pixel whose CIE saturation
+(C*/L*) is under 0.35 is pink: a light, weakly saturated red garment (the pink coats measured
+0.23–0.26, red ones 0.7 and more; 0.3–0.45 all score the same)."""
 
 _EVENT_KINDS = {
     EventType.PERSON_SEEN,
