@@ -30,8 +30,11 @@ tuned to a clip:
 6. **Vehicles: learned hybrid.** :func:`vehicle_classifier` (:class:`ColourModel`, weights in
    ``colour_model.json``, re-fitted by ``scripts/fit_colour_model.py`` on the labelled tune clips)
    keeps the rules' read when it is a clear hue (red, green, yellow, orange, brown, purple,
-   pink); otherwise (black / grey / white / blue / cyan — where silver vs white and sky
-   reflections go wrong) a multinomial logistic regression on :func:`colour_features` decides.
+   pink), its share turned into a confidence (``share / chroma_share``, at most 1: a hue
+   that passed the share test is as sure as a confident model read — raw, a red car's 0.22
+   of its region was outvoted by one model read of black at 0.81); otherwise (black / grey /
+   white / blue / cyan — where silver vs white and sky reflections go wrong) a multinomial
+   logistic regression on :func:`colour_features` decides.
    Clothing still uses the rules alone (too few labelled garments to fit anything).
 
 Cost: one ``cvtColor`` on ≤ 48×48 pixels plus the ring sample, well under 1 ms per crop
@@ -428,8 +431,11 @@ class ColourModel:
 
     def classify(self, region: ImageBGR, scene: Backdrop) -> ColourVote | None:
         ruled = self.rules.classify(region, scene)
-        if ruled is None or ruled.color in self.keep:
+        if ruled is None:
             return ruled
+        if ruled.color in self.keep:
+            conf = min(1.0, ruled.share / self.rules.chroma_share)
+            return ColourVote(ruled.color, conf, ruled.pixels)
         p = self.probabilities(colour_features(region, scene, self.rules.road_delta))
         best = int(np.argmax(p))
         return ColourVote(self.classes[best], float(p[best]), ruled.pixels)
