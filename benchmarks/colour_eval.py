@@ -9,7 +9,9 @@ the structuring stage uses (:mod:`sharpeyes.pipeline.structuring.lab_colour`: ba
 ring around the box, vehicle / coat / trousers region; vehicles with the shipped hybrid model
 :func:`~sharpeyes.pipeline.structuring.lab_colour.vehicle_classifier`, persons with
 ``CLOTHING_RULES``) and the views are voted into one colour per track. Tracks labelled
-``unknown`` are not scored (they are counted). Accuracy and the confusion matrix (rows label,
+``unknown`` are not scored (they are counted), nor are the trousers of riders (``rider`` in the
+labels), whose colour the structuring stage does not state (``person.RIDER_TROUSERS``; counted
+as "not stated"). Accuracy and the confusion matrix (rows label,
 columns predicted) are printed per task (vehicle, coat, trousers) for the clips of the ``tune``
 split and of the ``held_out`` split separately; ``--json`` adds one JSON line with the numbers.
 The time per classified crop is reported too.
@@ -53,7 +55,7 @@ from sharpeyes.pipeline.structuring.lab_colour import (
     vehicle_region,
     vote,
 )
-from sharpeyes.pipeline.structuring.person import CLOTHING_RULES
+from sharpeyes.pipeline.structuring.person import CLOTHING_RULES, RIDER_TROUSERS
 from sharpeyes.pipeline.types import Box, ImageBGR
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,6 +83,7 @@ class Score:
 
     pairs: list[tuple[str, str]] = field(default_factory=list)
     unknown: int = 0
+    not_stated: int = 0  # labelled, but the product states nothing (a rider's trousers)
 
     @property
     def accuracy(self) -> float:
@@ -106,6 +109,7 @@ class View:
     label: str
     region: ImageBGR | None
     scene: Backdrop
+    rider: bool = False  # a person on a two-wheeler (the label file's ``rider``)
 
 
 @dataclass
@@ -192,7 +196,10 @@ def collect(
                     ok = (x2 - x1) * (y2 - y1) >= MIN_PIXELS and x2 > x1 and y2 > y1
                     crop = image[y1:y2, x1:x2].copy() if ok else None
                     label = label_of(obj, field_name, reader)
-                    out.append(View(task, clip, str(info["split"]), index, label, crop, scene))
+                    rider = bool(obj.get("rider", False))
+                    out.append(
+                        View(task, clip, str(info["split"]), index, label, crop, scene, rider)
+                    )
     return out
 
 
@@ -209,6 +216,9 @@ def score(views: Sequence[View], clf: ColourClassifier, timer: Timer | None = No
     for track in _tracks(views).values():
         if track[0].label == UNKNOWN:
             result.unknown += 1
+            continue
+        if track[0].task == "trousers" and track[0].rider and not RIDER_TROUSERS:
+            result.not_stated += 1  # as the structuring stage: a rider's legs are the bike
             continue
         reads: list[ColourVote | None] = []
         for v in track:
@@ -277,6 +287,7 @@ def cross_validate(
             scores.setdefault(clip, {})[task] = s
             scores["all"][task].pairs += s.pairs
             scores["all"][task].unknown += s.unknown
+            scores["all"][task].not_stated += s.not_stated
     return scores
 
 
@@ -288,7 +299,9 @@ def report(scores: dict[str, dict[str, Score]], timer: Timer | None = None) -> s
             hits = sum(a == b for a, b in sc.pairs)
             lines.append(
                 f"[{split}] {task:<9} accuracy {hits}/{n} = {100 * sc.accuracy:.1f} %"
-                f"  (unknown, not scored: {sc.unknown})"
+                f"  (unknown, not scored: {sc.unknown}"
+                + (f"; riders, not stated: {sc.not_stated}" if sc.not_stated else "")
+                + ")"
             )
             if n:
                 lines.append(sc.table())
@@ -301,7 +314,12 @@ def report(scores: dict[str, dict[str, Score]], timer: Timer | None = None) -> s
 def summary(scores: dict[str, dict[str, Score]], timer: Timer | None = None) -> dict[str, object]:
     out: dict[str, object] = {
         split: {
-            task: {"n": len(s.pairs), "accuracy": round(s.accuracy, 4), "unknown": s.unknown}
+            task: {
+                "n": len(s.pairs),
+                "accuracy": round(s.accuracy, 4),
+                "unknown": s.unknown,
+                "not_stated": s.not_stated,
+            }
             for task, s in tasks.items()
         }
         for split, tasks in scores.items()

@@ -237,6 +237,7 @@ def test_rider_colours_go_on_the_non_motor_event() -> None:
     bike = Box(290, 200, 370, 320, W, H)
     rider = Box(300, 80, 360, 290, W, H)
     img[int(rider.y1) + 40 : int(rider.y1) + 120, 300:360] = (30, 170, 230)  # orange-yellow coat
+    img[int(rider.y1) + 125 : int(rider.y1) + 190, 300:360] = (120, 60, 20)  # blue, the bike
     st = ClothingColours(builder())
     events: list[Event] = []
     for i in range(20):
@@ -245,7 +246,17 @@ def test_rider_colours_go_on_the_non_motor_event() -> None:
     events += st.finish([3, 4])
     (bike_event,) = [e for e in events if e.type is EventType.NON_MOTOR_PASS]
     assert dict(bike_event.extra)["coat_color"] in ("yellow", "orange")
+    # a rider's lower box is the two-wheeler: no trousers colour is stated (RIDER_TROUSERS)
+    assert "trousers_color" not in dict(bike_event.extra)
     assert len(st) == 0
+    # the same person standing alone (no two-wheeler under it) has its trousers read
+    walker = ClothingColours(builder())
+    alone: list[Event] = []
+    for i in range(20):
+        alone += walker.update(frame(img, i), tracks([(4, ObjectKind.PERSON, 0, rider)]))
+    alone += walker.finish([4])
+    (seen,) = [e for e in alone if e.type is EventType.PERSON_SEEN]
+    assert dict(seen.extra).get("trousers_color") == "blue"
 
 
 def test_person_object_with_clothing_passes_megvii_template() -> None:
@@ -325,6 +336,7 @@ def test_a_second_blind_reader_agrees_with_the_labels() -> None:
     doc = json.loads(Path(DEFAULT_LABELS).read_text())
     assert all("color_b" in v for v in doc["vehicles"])
     assert all("coat_b" in p and "trousers_b" in p for p in doc["persons"])
+    assert all(isinstance(p.get("rider"), bool) for p in doc["persons"])  # riders by eye
     agree = agreement(DEFAULT_LABELS)
     same, both = agree["vehicle"]
     assert both >= 120 and same / both >= 0.9, agree
