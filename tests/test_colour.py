@@ -24,6 +24,7 @@ from sharpeyes.api.viid.resources import COLLECTIONS
 from sharpeyes.pipeline.config import EventsConfig, StructuringConfig
 from sharpeyes.pipeline.events import TrackEventBuilder
 from sharpeyes.pipeline.structuring.lab_colour import (
+    FALLBACK_SHARE,
     FEATURE_NAMES,
     ColourModel,
     ColourRules,
@@ -31,6 +32,7 @@ from sharpeyes.pipeline.structuring.lab_colour import (
     classify_box,
     colour_features,
     fit_colour_model,
+    hue_in_middle,
     vehicle_classifier,
     vehicle_region,
     vote,
@@ -309,10 +311,39 @@ def test_shipped_model_keeps_clear_hues_and_decides_achromatic() -> None:
     assert feats.shape == (len(FEATURE_NAMES),) and np.isfinite(feats).all()
 
 
+def test_a_hue_the_model_names_must_lean_across_the_middle_of_the_body() -> None:
+    """Tail lights are red at a body's sides; paint covers its middle (``hue_in_middle``)."""
+    img, box = car_scene((150, 150, 152))  # a silver car from behind ...
+    x1, y1, x2 = int(box.x1), int(box.y1), int(box.x2)
+    img[y1 + 80 : y1 + 105, x1 + 30 : x1 + 60] = (30, 30, 210)  # ... its two tail lights
+    img[y1 + 80 : y1 + 105, x2 - 60 : x2 - 30] = (30, 30, 210)
+    region = vehicle_region(box)
+    crop = img[int(region.y1) : int(region.y2), int(region.x1) : int(region.x2)]
+    scene_ = backdrop(img, box)
+    assert not hue_in_middle(crop, scene_, "red")
+    assert hue_in_middle(crop, scene_, "grey")  # black / grey / white have no hue axis
+    red, _ = car_scene((40, 40, 190))
+    red_crop = red[int(region.y1) : int(region.y2), int(region.x1) : int(region.x2)]
+    assert hue_in_middle(red_crop, backdrop(red, box), "red")
+    maroon, _ = car_scene((80, 40, 70))  # dark maroon: purple by hue, still +a*
+    maroon_crop = maroon[int(region.y1) : int(region.y2), int(region.x1) : int(region.x2)]
+    assert hue_in_middle(maroon_crop, backdrop(maroon, box), "red")
+    # a model sure of red on the silver car (all weight on the bias) is overruled by the
+    # rules' lightness cut at half weight; on the red car its read stands
+    d = len(FEATURE_NAMES)
+    weights = np.zeros((d + 1, 2))
+    weights[-1] = (0.0, 5.0)  # classes (grey, red): red, whatever the features
+    sure_red = ColourModel(("grey", "red"), np.zeros(d), np.ones(d), weights, keep=frozenset())
+    silver = sure_red.classify(crop, scene_)
+    assert silver is not None and silver.color == "grey" and silver.share == FALLBACK_SHARE
+    kept = sure_red.classify(red_crop, backdrop(red, box))
+    assert kept is not None and kept.color == "red" and kept.share > 0.99
+
+
 # floors = measured accuracy (benchmarks/colour_eval.py) minus a small margin
 FLOORS = {
     ("tune", "vehicle"): 0.84,  # 54/62 = 87.1 % measured
-    ("held_out", "vehicle"): 0.80,  # 51/62 = 82.3 % measured
+    ("held_out", "vehicle"): 0.81,  # 52/62 = 83.9 % measured
     ("held_out", "coat"): 0.65,  # 37/55 = 67.3 % measured
 }
 
@@ -349,7 +380,7 @@ def test_a_second_blind_reader_agrees_with_the_labels() -> None:
 
 # floors = measured accuracy against what both readers agree on (--reader agreed) minus a margin
 AGREED_FLOORS = {
-    ("held_out", "vehicle"): 0.82,  # 50/59 = 84.7 % measured
+    ("held_out", "vehicle"): 0.84,  # 51/59 = 86.4 % measured
     ("held_out", "coat"): 0.85,  # 35/40 = 87.5 % measured
 }
 
