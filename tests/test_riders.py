@@ -84,6 +84,20 @@ def test_rider_memory_is_sticky_and_evicts() -> None:
     assert not mem.is_rider(1)
 
 
+def test_a_track_fragment_on_a_bike_in_every_frame_is_a_rider() -> None:
+    """A 1-frame piece of a rider's broken track can never reach ``min_rider_frames``; sat on a
+    bike in every frame it was seen, it is a rider. A longer track still needs the count."""
+    mem = RiderMemory(RiderParams(min_rider_frames=2, rider_share=0.3))
+    mem.update(tracks((1, P, RIDER), (2, M, BIKE)), 0.0)
+    assert mem.is_rider(1)
+    mem.update(tracks((1, P, RIDER)), 0.1)  # seen again without the bike: 1 of 2 frames
+    assert not mem.is_rider(1)
+    walker = RiderMemory(RiderParams(min_rider_frames=2, rider_share=0.3))
+    walker.update(tracks((3, P, (300.0, 100.0, 330.0, 170.0)), (2, M, BIKE)), 0.0)
+    assert not walker.is_rider(3)  # seen once, not on the bike
+    assert not walker.is_rider(99)  # never seen
+
+
 def test_rides_along_needs_speed_along_travel_not_sideways() -> None:
     up = (0.0, -1.0)
     diag = 800.0  # min speed 0.025 * 800 = 20 px/s
