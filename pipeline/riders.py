@@ -151,7 +151,7 @@ class RiderMemory:
         """Whether the track is a rider (asked when its event is made). A fragment seen in
         fewer frames than ``min_rider_frames`` is one when it sat on a two-wheeler in every frame
         it was seen: a rider's track broken by occlusion leaves 1-frame pieces that can never
-        reach the count (3 of the 12 hanoi_b riders ``benchmarks/rider_eval`` found judged
+        reach the count (3 of the 12 hanoi_b riders ``benchmarks/attribute_eval`` found judged
         walkers), while a walker passing a bike overlaps it in some of its frames, not all."""
         if track_id in self._riders:
             return True

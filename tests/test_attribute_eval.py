@@ -1,10 +1,10 @@
-"""benchmarks/rider_eval.py: persons are matched to tracks by box and scored on the decision."""
+"""benchmarks/attribute_eval.py: labels are matched to tracks by box and scored on the decision."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.rider_eval import Recorder, iou, score_clip
+from benchmarks.attribute_eval import Recorder, iou, score_clip, score_types
 from sharpeyes.pipeline.types import Frame, ObjectKind, Tracks
 
 RIDER = (100.0, 60.0, 140.0, 160.0)
@@ -48,3 +48,28 @@ def test_persons_are_matched_by_box_and_scored_on_the_rider_decision() -> None:
     assert s["recall"] == 0.5 and s["precision"] == 1.0
     assert c.misses == ["clip track 11 → 3: labelled rider=True"]
     assert iou(RIDER, RIDER) == 1.0 and iou(RIDER, WALKER) == 0.0
+
+
+def test_two_wheelers_are_typed_by_their_tracks_class_votes() -> None:
+    rec = Recorder()
+    bicycle = Tracks(
+        xyxy=np.array([BIKE, BIKE], np.float32),
+        confidence=np.full(2, 0.9, np.float32),
+        class_id=np.array([1, 3], np.int64),  # bicycle then motorcycle
+        kind=np.array([int(ObjectKind.NON_MOTOR)] * 2, np.int8),
+        track_id=np.array([5, 6], np.int64),
+        detected=np.array([True, False]),  # track 6 only predicted here
+    )
+    rec(frame(0), None, bicycle, {}, [])  # type: ignore[arg-type]
+    rec(frame(1), None, tracks((5, ObjectKind.MOTOR_VEHICLE, BIKE)), {}, [])  # type: ignore[arg-type]
+    assert rec.votes == {5: {1: 1, 3: 1}}  # predicted rows do not vote
+    assert rec.class_name(5) == "bicycle"  # a tie goes to the lower class id, as in events
+    assert rec.class_name(99) == "none"
+    wheels = [
+        {"type": "motorcycle", "view": {"frame": 1, "box": list(BIKE)}},
+        {"type": "none", "view": {"frame": 0, "box": list(BIKE)}},
+        {"type": "bicycle", "view": {"frame": 1, "box": list(WALKER)}},  # no track there
+    ]
+    t = score_types(wheels, rec).summary()
+    assert (t["typed"], t["correct"], t["not_two_wheelers"], t["unmatched"]) == (1, 0, 1, 1)
+    assert t["confusion"] == {"motorcycle": {"bicycle": 1}, "none": {"bicycle": 1}}
