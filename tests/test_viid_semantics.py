@@ -47,31 +47,48 @@ def _map(ev: Event, imgs: EventImages | None = None) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(
-    ("plate", "plate_picture", "has", "plate_no"),
+    ("plate", "plate_picture", "status", "has", "plate_no"),
     [
-        (Plate("京A12345", "blue", 0.9), False, "true", "京A12345"),
-        (Plate(None, "yellow", 0.4), False, "true", None),  # seen, not read
-        (Plate(None, None, 0.0), True, "true", None),  # a plate picture is attached
-        (None, True, "true", None),
-        (None, False, "false", None),  # no plate visible at all
-        (Plate(None, None, 0.0), False, "false", None),
+        (Plate("京A12345", "blue", 0.9), False, "read", "true", "京A12345"),
+        (Plate(None, "yellow", 0.4), False, "unreadable", "true", None),  # seen, not read
+        (Plate(None, None, 0.0), True, None, "true", None),  # a plate picture is attached
+        (None, True, None, "true", None),
+        (None, False, "no_plate_visible", "false", None),  # read, no plate visible at all
+        (Plate(None, None, 0.0), False, None, "false", None),  # the evidence's read found none
+        (None, False, None, None, None),  # no plate read ran (no structuring): not known
+        (None, False, "not_read", None, None),  # structuring never read this track
     ],
 )
 def test_has_plate_says_whether_a_plate_is_visible(
-    plate: Plate | None, plate_picture: bool, has: str, plate_no: str | None
+    plate: Plate | None,
+    plate_picture: bool,
+    status: str | None,
+    has: str | None,
+    plate_no: str | None,
 ) -> None:
     ev = make_event(EventType.VEHICLE_PASS, plate=plate, crop=jpeg())
+    if status is not None:
+        ev = ev.with_(extra=(*ev.extra, ("plate_status", status)))
     imgs = EventImages(
         closeup=ImageRef(data=jpeg()),
         plate=ImageRef(data=jpeg(60, 20, seed=5)) if plate_picture else None,
     )
     p = _map(ev, imgs)
-    assert p["HasPlate"] == has
+    assert p.get("HasPlate") == has  # None: omitted (optional on a MotorVehicleObject)
     assert p.get("PlateNo") == plate_no
     types = [s["Type"] for s in _subs(p)]
     assert ("02" in types) == plate_picture
     if has == "false":
         assert "02" not in types and "PlateNo" not in p
+
+
+def test_a_two_wheeler_nobody_read_a_plate_on_has_plate_unknown_not_false() -> None:
+    """Plates are read on motor-vehicle tracks; a non-motor record's HasPlate (required by
+    MEGVII) is its "" (unknown) unless a plate was seen."""
+    p = _map(make_event(EventType.NON_MOTOR_PASS, crop=jpeg()))
+    assert p["HasPlate"] == ""
+    seen = _map(make_event(EventType.NON_MOTOR_PASS, plate=Plate(None, "yellow", 0.4)))
+    assert seen["HasPlate"] == "true"
 
 
 # -- per-picture ImageID / ShotTime, SourceID ---------------------------------------------

@@ -350,17 +350,30 @@ def plate_class(color: str | None, vehicle_class: str | None) -> str | None:
     return pc.value if pc else None
 
 
+_PLATE_NOT_LOOKED = (None, "not_read")
+"""``plate_status`` values of an event whose vehicle no plate read ever ran on: no structuring
+on the camera (no status at all), or a track never a best-view candidate (``not_read``)."""
+
+
 def _plate_fields(
-    event: Event, vehicle_class: str | None, plate_image: SubImageInfo | None
+    event: Event,
+    vehicle_class: str | None,
+    plate_image: SubImageInfo | None,
+    unknown: str | None = None,
 ) -> dict[str, Any]:
     """HasPlate is "true" when a plate was read, seen (a colour) or its picture is attached;
-    "false" only when no plate is visible at all."""
+    "false" only when a plate read ran on the vehicle (the evidence's, or structuring's: its
+    ``plate_status`` says what it found) and no plate is visible at all. Where nobody looked —
+    a camera without structuring, a track never read, a two-wheeler (plates are read on
+    motor-vehicle tracks) — whether it has a plate is not known: ``unknown`` (None omits the
+    field; MEGVII's "" where the field is required)."""
     plate = event.plate
     color = color_code(plate.color) if plate else None
     text = plate.text if plate else None
     visible = bool(text) or color is not None or plate_image is not None
     if not visible:
-        return {"HasPlate": "false"}
+        looked = plate is not None or _extra(event, "plate_status") not in _PLATE_NOT_LOOKED
+        return {"HasPlate": "false" if looked else unknown}
     out: dict[str, Any] = {
         "HasPlate": "true",
         "PlateColor": color.value if color else None,
@@ -485,7 +498,7 @@ def _build_non_motor(
     crop = m.sub_image(
         event, device, imgs.closeup, ImageType.NON_MOTOR, sort=EventSort.VEHICLE_DETECTION
     )
-    plate = _plate_fields(event, _vehicle_class(event, m.config), None)
+    plate = _plate_fields(event, _vehicle_class(event, m.config), None, unknown="")
     color = color_code(_extra(event, "vehicle_color"))
     source = m.source_id(event, device, [scene, crop])
     obj = NonMotorVehicle(
