@@ -19,6 +19,7 @@ import pytest
 
 from sharpeyes.api.viid import ids
 from sharpeyes.api.viid.codes import VehicleClass
+from sharpeyes.api.viid.config import ViidPlatform
 from sharpeyes.api.viid.conformance import load_default_template
 from sharpeyes.api.viid.delivery import load_delivery_config, record_times
 from sharpeyes.api.viid.mapping import EventImages, EventMapper, ImageRef
@@ -89,6 +90,26 @@ def test_a_two_wheeler_nobody_read_a_plate_on_has_plate_unknown_not_false() -> N
     assert p["HasPlate"] == ""
     seen = _map(make_event(EventType.NON_MOTOR_PASS, plate=Plate(None, "yellow", 0.4)))
     assert seen["HasPlate"] == "true"
+
+
+@pytest.mark.parametrize(("style", "true_", "false_"), [("json", True, False), ("digit", "1", "0")])
+def test_has_plate_in_a_platforms_boolean_style_and_unknown_omitted(
+    style: str, true_: object, false_: object
+) -> None:
+    mapper = EventMapper(mapping_config(), ViidPlatform(bool_style=style))
+
+    def has(ev: Event) -> object:
+        obj = mapper.map(ev)
+        assert obj is not None
+        return obj.payload.get("HasPlate", "omitted")
+
+    seen = make_event(EventType.VEHICLE_PASS, plate=Plate("京A12345", "blue", 0.9))
+    none_seen = make_event(EventType.VEHICLE_PASS).with_(
+        extra=(("plate_status", "no_plate_visible"),)
+    )
+    assert has(seen) == true_ and has(none_seen) == false_
+    assert has(make_event(EventType.VEHICLE_PASS)) == "omitted"
+    assert has(make_event(EventType.NON_MOTOR_PASS)) == "omitted"  # "" has no boolean form
 
 
 # -- per-picture ImageID / ShotTime, SourceID ---------------------------------------------

@@ -11,8 +11,9 @@ byte-identical objects (retries are idempotent).
 Semantics (issue 14 item 4): every picture carries its own ImageID and ShotTime — the time of the
 frame it shows (``ImageRef.time_ms``/``pts`` from the evidence record when known, else the
 event's matching time); ``SourceID`` is the ImageID of a picture actually sent (the scene frame
-when attached); ``HasPlate`` is "true" whenever a plate was read, seen or its picture attached;
-``PlateClass`` uses the vehicle class as well as the plate colour.
+when attached); ``HasPlate`` is "true" whenever a plate was read, seen or its picture
+attached, "false" only when a plate read ran and found none, else unknown (omitted; MEGVII's ""
+where it is required); ``PlateClass`` uses the vehicle class as well as the plate colour.
 """
 
 from __future__ import annotations
@@ -295,7 +296,9 @@ class EventMapper:
     def _finish(self, payload: dict[str, Any], event: Event) -> dict[str, Any]:
         style = self.platform.bool_style
         for key in _BOOL_FLAGS:
-            if key in payload and isinstance(payload[key], str) and payload[key]:
+            if style != "string" and payload.get(key) == "":
+                del payload[key]  # MEGVII's "unknown"; a boolean or digit has none: omitted
+            elif key in payload and isinstance(payload[key], str) and payload[key]:
                 truth = payload[key] == "true"
                 if style == "json":
                     payload[key] = truth
