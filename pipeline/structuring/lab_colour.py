@@ -241,9 +241,10 @@ class ColourRules:
             share = _window_share(hue, idx == best, self.hue_window) / len(lum)
             if share >= self.chroma_share:
                 return ColourVote(_NAMES[best], share, pixels)
-        return self._achromatic(lum, scene, pixels)
+        return self.achromatic(lum, scene, pixels)
 
-    def _achromatic(self, lum: NDArray[np.float32], scene: Backdrop, pixels: int) -> ColourVote:
+    def achromatic(self, lum: NDArray[np.float32], scene: Backdrop, pixels: int) -> ColourVote:
+        """Black, grey or white by lightness (step 4 of the module docstring) of ``L*`` values."""
         ordered = np.sort(lum)
         last = len(ordered) - 1
         paint = float(ordered[int(self.paint_quantile * last)])
@@ -487,7 +488,7 @@ class ColourModel:
         # extrapolating, and the rules' lightness cut (black / grey / white) answers, at half
         # the weight of a sure read
         lum, _, _ = _lab(_sample(region, MAX_SIDE).reshape(-1, 3), scene.gains)
-        plain = self.rules._achromatic(lum, scene, ruled.pixels)
+        plain = self.rules.achromatic(lum, scene, ruled.pixels)
         return ColourVote(plain.color, FALLBACK_SHARE, ruled.pixels)
 
     def to_json(self) -> dict[str, object]:
