@@ -261,6 +261,28 @@ def test_rider_colours_go_on_the_non_motor_event() -> None:
     assert dict(seen.extra).get("trousers_color") == "blue"
 
 
+def test_a_person_once_seen_on_a_two_wheeler_states_no_trousers() -> None:
+    """A rider whose bike the detector finds in one frame only: the reads of its other frames
+    are the bike too, so its own person event carries the coat but no trousers colour."""
+    img = scene((105, 110, 112))
+    bike = Box(290, 200, 370, 320, W, H)
+    rider = Box(300, 80, 360, 290, W, H)
+    img[int(rider.y1) + 40 : int(rider.y1) + 120, 300:360] = (30, 170, 230)  # coat
+    img[int(rider.y1) + 125 : int(rider.y1) + 190, 300:360] = (120, 60, 20)  # blue, the bike
+    st = ClothingColours(builder())
+    events: list[Event] = []
+    for i in range(20):
+        rows = [(4, ObjectKind.PERSON, 0, rider)]
+        if i == 0:
+            rows.append((3, ObjectKind.NON_MOTOR, 1, bike))
+        events += st.update(frame(img, i), tracks(rows))
+    events += st.finish([3, 4])
+    (seen,) = [e for e in events if e.type is EventType.PERSON_SEEN]
+    extra = dict(seen.extra)
+    assert extra["coat_color"] in ("yellow", "orange") and "trousers_color" not in extra
+    assert len(st) == 0
+
+
 def test_person_object_with_clothing_passes_megvii_template() -> None:
     (event,) = person_events(ClothingColours(builder()))
     obj = EventMapper(mapping_config()).map(event, EventImages.from_event(event))

@@ -50,7 +50,8 @@ two-wheeler (its front shield, seat, tail light and plate), the legs at most a f
 sides. On the 79 labelled hanoi_b riders the first reader named no trousers colour for 67 (legs
 hidden); against the second reader, who named 42, the garment region read 19 right (45 %) and
 no side-strip region beside the seat did better than 21 (50 %) — below what a search by
-trousers colour can use. A pedestrian's trousers are read."""
+trousers colour can use. A pedestrian's trousers are read; a person track seen on a two-wheeler
+in any frame states none (a rider whose bike the detector missed in its other frames)."""
 
 _EVENT_KINDS = {
     EventType.PERSON_SEEN,
@@ -68,6 +69,7 @@ class _State:
     reads: int = 0
     coat: list[ColourVote | None] = field(default_factory=list)
     trousers: list[ColourVote | None] = field(default_factory=list)
+    carried: bool = False  # this person track was seen on a two-wheeler at least once
 
 
 def clothing_of(
@@ -135,6 +137,9 @@ class ClothingColours:
         quality = box_quality(live.xyxy, live.confidence, frame.width, frame.height)
         carriers = carrier_ids(live)
         for i in people:
+            if carriers[i] >= 0:  # its own event (if the runner emits one) states no trousers
+                own = self._tracks.setdefault(int(live.track_id[i]), _State(frame.pts))
+                own.last_pts, own.carried = frame.pts, True
             # a rider's colours belong to the two-wheeler's track (its non_motor_pass event)
             owner = int(carriers[i]) if carriers[i] >= 0 else int(live.track_id[i])
             x1, y1, x2, y2 = (float(v) for v in live.xyxy[i])
@@ -169,7 +174,10 @@ class ClothingColours:
         if state is None:
             return event
         extra: list[tuple[str, str]] = []
-        for key, reads in (("coat_color", state.coat), ("trousers_color", state.trousers)):
+        # a person ever seen on a two-wheeler is a rider whose bike was missed in the other
+        # frames: its lower box there is the bike too
+        trousers = [] if state.carried and not RIDER_TROUSERS else state.trousers
+        for key, reads in (("coat_color", state.coat), ("trousers_color", trousers)):
             fused = vote(reads)
             if fused is not None:
                 extra.append((key, fused.color))
