@@ -45,6 +45,7 @@ import numpy as np
 
 from sharpeyes.api.node.camera import CameraEnv, build_camera, build_detector
 from sharpeyes.pipeline.config import ALL_EVENT_KINDS, CameraConfig, load_camera_config
+from sharpeyes.pipeline.geometry import iou_matrix
 from sharpeyes.pipeline.riders import RiderMemory
 from sharpeyes.pipeline.types import Detections, Event, Frame, ObjectKind, SignalState, Tracks
 
@@ -103,11 +104,8 @@ def _xyxy(tracks: Tracks, i: int | np.integer[Any]) -> Xyxy:
 
 
 def iou(a: Sequence[float], b: Sequence[float]) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
+    """IoU of two x1, y1, x2, y2 boxes (:func:`sharpeyes.pipeline.geometry.iou_matrix`)."""
+    return float(iou_matrix(np.asarray([a], np.float32), np.asarray([b], np.float32))[0, 0])
 
 
 @dataclass
