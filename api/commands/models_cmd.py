@@ -29,6 +29,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from sharpeyes.pipeline.errors import SharpeyesError
+from sharpeyes.pipeline.geometry import iou_matrix
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -142,20 +143,6 @@ class BenchRow:
     boxes_per_frame: float
     agreement: float | None  # F1 of IoU-matched boxes vs the reference; None for itself
     note: str = ""
-
-
-def iou_matrix(a: NDArray[np.float32], b: NDArray[np.float32]) -> NDArray[np.float32]:
-    """Pairwise IoU of xyxy boxes (N, 4) × (M, 4)."""
-    if not len(a) or not len(b):
-        return np.zeros((len(a), len(b)), np.float32)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    wh = np.clip(rb - lt, 0, None)
-    inter = wh[..., 0] * wh[..., 1]
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0).astype(np.float32)
 
 
 def match_count(
