@@ -142,6 +142,31 @@ def shared_detector_config(base: D, cameras: Sequence[CameraConfig]) -> D:
     return base.model_copy(update={"confidence_threshold": floor, "motorcycle_is_non_motor": True})
 
 
+def detector_mismatch(cam: CameraConfig, shared: DetectorBase) -> str | None:
+    """What a camera's own ``detector`` section asks for that a detector shared by a node
+    (``shared``) does not give it: the model, its file and the input size are the node's for
+    every camera (thresholds, motorcycle kind and class kinds stay the camera's). Only fields
+    the camera's config sets count. None when nothing differs."""
+    own = cam.detector
+    asked = own.model_fields_set
+    diffs = [
+        f"{name} {_shown(getattr(own, name))} (the node runs {_shown(getattr(shared, name))})"
+        for name in ("model", "model_path", "input_size")
+        if name in asked and getattr(own, name) != getattr(shared, name)
+    ]
+    if not diffs:
+        return None
+    return (
+        f"camera {cam.id!r} asks for detector {', '.join(diffs)}; a node's detector is shared by "
+        "all its cameras, so this camera runs on the node's — set it in the service's `detector` "
+        "or run the camera on a node of its own (`sharpeyes analyze` honours the camera's)"
+    )
+
+
+def _shown(value: object) -> str:
+    return "the model's default" if value is None else str(value)
+
+
 DetectorBuilder = Callable[[AnyDetectorConfig], Detector]
 _DETECTOR_PLUGINS: dict[str, DetectorBuilder] = {}
 

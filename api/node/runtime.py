@@ -23,6 +23,7 @@ from sharpeyes.api.node.camera import (
     CameraWiring,
     build_camera,
     build_shared_detector,
+    detector_mismatch,
     external_groups,
 )
 from sharpeyes.api.node.health import (
@@ -256,6 +257,9 @@ class NodeRuntime:
             if cam.id in self._cameras:
                 raise KeyError(f"camera {cam.id!r} already runs")
             self._cameras[cam.id] = CameraEntry(cam)
+        mismatch = detector_mismatch(cam, self.config.detector_backend or self.config.detector)
+        if mismatch is not None:
+            logger.warning("%s", mismatch)
         groups = external_groups(cam)
         if groups:  # phases told from now on reach the camera, even before it is built
             self.phases.input_for(cam.id, groups)
