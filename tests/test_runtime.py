@@ -187,6 +187,31 @@ def test_cameras_added_and_removed_while_running(
     assert "second" in {s for s, _ in _stored(tmp_path / "events.db")}
 
 
+def test_a_camera_asking_for_another_detector_input_gets_one(
+    tmp_path: Path, sample_videos: Path
+) -> None:
+    """One truth: a checkpoint camera's small detector input (frame-filling vehicles) is what it
+    runs on a node too, not the node's shared size; cameras asking for the same share it."""
+    clip = sample_videos / "highway_640x360.mp4"
+    small = {"detector": {"input_size": [192, 320]}}
+    cams = [live_cam("plain", clip), live_cam("gate1", clip, **small)]
+    cams.append(live_cam("gate2", clip, **small))
+    rt = NodeRuntime(make_config(tmp_path, cams)).start()
+    try:
+        assert wait_for(lambda: all(h.frames_analysed >= 5 for h in rt.health().values()), 60)
+        runners = rt.runners()
+        node_size = rt.detector.info.input_size
+        assert node_size != (192, 320)
+        assert runners["plain"].detector.info.input_size == node_size
+        assert runners["gate1"].detector.info.input_size == (192, 320)
+        assert runners["gate2"].detector.info.input_size == (192, 320)
+        assert len(rt._own) == 1  # the two checkpoint cameras share one detector
+        assert rt.batcher_stats().by_stream.get("plain", 0) >= 5
+    finally:
+        rt.stop()
+    assert not rt._own
+
+
 def _stored(db: Path) -> list[tuple[str, str]]:
     import sqlite3
 

@@ -149,11 +149,10 @@ def demo_clips(out: Path) -> list[tuple[Path, Path | None]]:
     highway = find_sample("highway_1280x720.mp4")
     if highway is not None:
         clips.append((highway, None))
-    # not the checkpoint clip: its camera asks for a 192×320 detector input (frame-filling
-    # vehicles), and a live node's detector is one for all its cameras (see detector_mismatch)
-    found = _with_config(*HANOI)
-    if found is not None:
-        clips.append(found)
+    for sample in (HANOI, CHECKPOINT):  # the checkpoint camera runs its own 192×320 detector
+        found = _with_config(*sample)
+        if found is not None:
+            clips.append(found)
     if not clips:
         synthetic = out / "synthetic_traffic.mp4"
         if not synthetic.is_file():

@@ -142,6 +142,11 @@ def shared_detector_config(base: D, cameras: Sequence[CameraConfig]) -> D:
     return base.model_copy(update={"confidence_threshold": floor, "motorcycle_is_non_motor": True})
 
 
+OWN_DETECTOR_FIELDS = ("model", "model_path", "input_size")
+"""A camera's detector fields a shared detector decides (the rest — thresholds, motorcycle kind,
+class kinds — each camera applies after it)."""
+
+
 def detector_mismatch(cam: CameraConfig, shared: DetectorBase) -> str | None:
     """What a camera's own ``detector`` section asks for that a detector shared by a node
     (``shared``) does not give it: the model, its file and the input size are the node's for
@@ -151,16 +156,12 @@ def detector_mismatch(cam: CameraConfig, shared: DetectorBase) -> str | None:
     asked = own.model_fields_set
     diffs = [
         f"{name} {_shown(getattr(own, name))} (the node runs {_shown(getattr(shared, name))})"
-        for name in ("model", "model_path", "input_size")
+        for name in OWN_DETECTOR_FIELDS
         if name in asked and getattr(own, name) != getattr(shared, name)
     ]
     if not diffs:
         return None
-    return (
-        f"camera {cam.id!r} asks for detector {', '.join(diffs)}; a node's detector is shared by "
-        "all its cameras, so this camera runs on the node's — set it in the service's `detector` "
-        "or run the camera on a node of its own (`sharpeyes analyze` honours the camera's)"
-    )
+    return f"camera {cam.id!r} asks for detector {', '.join(diffs)}"
 
 
 def _shown(value: object) -> str:

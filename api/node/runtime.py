@@ -1,5 +1,9 @@
 """The node runtime: one detector behind one cross-camera batcher, a supervisor of per-camera
-runners, one event store and its sinks — the composition root of ``sharpeyes run``.
+runners, one event store and its sinks — the composition root of ``sharpeyes run``. A camera
+whose own ``detector`` section asks for another model or input size (a checkpoint camera's small
+input for frame-filling vehicles) gets a detector and batcher of that kind, shared with the
+cameras asking for the same (:func:`~sharpeyes.api.node.camera.detector_mismatch`), so it sees
+what ``sharpeyes analyze`` sees.
 
 Per camera: a live source (:mod:`streams.factory`: RTSP, a paced file behind a latest-frame
 queue, or a GPU-decoded stream when ``config.decoder`` asks for one), a
@@ -19,6 +23,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from sharpeyes.api.node.camera import (
+    OWN_DETECTOR_FIELDS,
     CameraEnv,
     CameraWiring,
     build_camera,
@@ -43,7 +48,7 @@ from sharpeyes.api.store.sink import JsonlSink
 from sharpeyes.api.store.writer import StoreWriter
 from sharpeyes.models.factory import backend_text
 from sharpeyes.pipeline.batcher import Batcher, BatcherStats, StreamDetector
-from sharpeyes.pipeline.config import CameraConfig
+from sharpeyes.pipeline.config import AnyDetectorConfig, CameraConfig
 from sharpeyes.pipeline.protocols import Detector, Sink
 from sharpeyes.pipeline.runner import StreamRunner
 from sharpeyes.pipeline.signal_input import PhaseHub, UdpPhaseListener
@@ -106,6 +111,8 @@ class NodeRuntime:
         self._cameras: dict[str, CameraEntry] = {}
         self._lock = threading.Lock()
         self._batcher: Batcher | None = None
+        self._own: dict[tuple[object, ...], Batcher] = {}  # cameras asking for another detector
+        self._given = detector is not None
         self._supervisor: Supervisor | None = None
         self._store: EventStore | None = store
         self._owns_store = store is None
@@ -213,6 +220,9 @@ class NodeRuntime:
             self._phase_listener = None
         if self._batcher is not None:
             self._batcher.close()
+        for own in self._own.values():
+            own.close()
+        self._own.clear()
         if self._jsonl is not None:
             self._jsonl.close()
         if self._delivery is not None:
@@ -238,6 +248,38 @@ class NodeRuntime:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    @property
+    def _detector_config(self) -> AnyDetectorConfig:
+        return self.config.detector_backend or self.config.detector
+
+    def _batcher_for(self, cam: CameraConfig) -> Batcher:
+        """The node's batcher, or — for a camera asking for another model or input size — the
+        one of a detector built for that (node's runtime settings, the camera's model fields),
+        shared by the cameras asking for the same."""
+        assert self._batcher is not None
+        node = self._detector_config
+        if self._given or detector_mismatch(cam, node) is None:
+            return self._batcher
+        asked = {k: getattr(cam.detector, k) for k in OWN_DETECTOR_FIELDS}
+        asked = {k: v for k, v in asked.items() if k in cam.detector.model_fields_set}
+        key = tuple(sorted((k, str(v)) for k, v in asked.items()))
+        with self._lock:
+            own = self._own.get(key)
+            if own is None:
+                config = node.model_copy(update=asked)
+                detector, backend = build_shared_detector(config, [cam])
+                logger.info(
+                    "camera %r: its own detector %s (%s), as it asks", cam.id, asked, backend
+                )
+                own = self._own[key] = Batcher(
+                    detector,
+                    max_batch=min(self.config.batch.max_batch, config.max_batch),
+                    max_wait_ms=self.config.batch.max_wait_ms,
+                    times=self.times,
+                    workers=self.config.batch.workers,
+                )
+            return own
+
     def describe(self) -> str:
         i = self.detector.info
         return f"{i.model} {i.input_size[0]}x{i.input_size[1]} on {','.join(i.providers)}"
@@ -257,9 +299,9 @@ class NodeRuntime:
             if cam.id in self._cameras:
                 raise KeyError(f"camera {cam.id!r} already runs")
             self._cameras[cam.id] = CameraEntry(cam)
-        mismatch = detector_mismatch(cam, self.config.detector_backend or self.config.detector)
-        if mismatch is not None:
-            logger.warning("%s", mismatch)
+        mismatch = detector_mismatch(cam, self._detector_config)
+        if mismatch is not None and self._given:
+            logger.warning("%s (this node was handed its detector)", mismatch)
         groups = external_groups(cam)
         if groups:  # phases told from now on reach the camera, even before it is built
             self.phases.input_for(cam.id, groups)
@@ -318,7 +360,7 @@ class NodeRuntime:
         camera = build_camera(
             cam,
             env,
-            detector=self._batcher.for_stream(cam.id),
+            detector=self._batcher_for(cam).for_stream(cam.id),
             sinks=sinks + self._extra_sinks,
             observer=entry.stats.on_frame,
         )

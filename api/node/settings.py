@@ -145,9 +145,11 @@ class ServiceConfig(StrictModel):
     )
     detector: DetectorSettings = Field(
         default_factory=OnnxRuntimeDetectorConfig,
-        description="The one detector every camera shares (model, runtime, input size; each "
+        description="The detector the cameras share (model, runtime, input size; each "
         "camera still applies its own confidence threshold, motorcycle kind and class kinds "
-        "from its `detector` section): `backend` onnxruntime (default), onnxruntime-gpu or "
+        "from its `detector` section; a camera whose section sets another model, model_path "
+        "or input_size gets a detector of that kind with these runtime settings, shared with "
+        "the cameras asking for the same): `backend` onnxruntime (default), onnxruntime-gpu or "
         "torch, with that backend's fields and `fallback` ('cpu' or 'fail'). The backend "
         "actually in use is shown in camera health.",
     )
