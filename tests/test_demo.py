@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from sharpeyes.api.commands.demo import checkpoint_lines
-from sharpeyes.api.node.camera import detector_mismatch
+from sharpeyes.api.node.camera import asked_detector, detector_mismatch
 from sharpeyes.pipeline.config import CameraConfig, OnnxRuntimeDetectorConfig
 
 
@@ -54,3 +54,10 @@ def test_a_camera_asking_for_another_detector_input_is_told_the_node_runs_its_ow
     msg = detector_mismatch(small, node)
     assert msg is not None and "'c'" in msg and "input_size (192, 320)" in msg
     assert "the node runs the model's default" in msg
+    # a config dumped and read back sets every field; its defaults ask for nothing
+    again = CameraConfig.model_validate(plain.model_dump())
+    assert "input_size" in again.detector.model_fields_set
+    assert asked_detector(again) == {} and detector_mismatch(again, node) is None
+    assert asked_detector(CameraConfig.model_validate(small.model_dump())) == {
+        "input_size": (192, 320)
+    }

@@ -147,17 +147,27 @@ OWN_DETECTOR_FIELDS = ("model", "model_path", "input_size")
 class kinds — each camera applies after it)."""
 
 
-def detector_mismatch(cam: CameraConfig, shared: DetectorBase) -> str | None:
-    """What a camera's own ``detector`` section asks for that a detector shared by a node
-    (``shared``) does not give it: the model, its file and the input size are the node's for
-    every camera (thresholds, motorcycle kind and class kinds stay the camera's). Only fields
-    the camera's config sets count. None when nothing differs."""
+def asked_detector(cam: CameraConfig) -> dict[str, object]:
+    """The :data:`OWN_DETECTOR_FIELDS` a camera's config sets to something other than the
+    default (a config dumped and read back sets every field; its defaults ask for nothing)."""
     own = cam.detector
-    asked = own.model_fields_set
+    fields = type(own).model_fields
+    return {
+        k: getattr(own, k)
+        for k in OWN_DETECTOR_FIELDS
+        if k in own.model_fields_set and getattr(own, k) != fields[k].default
+    }
+
+
+def detector_mismatch(cam: CameraConfig, shared: DetectorBase) -> str | None:
+    """What a camera's own ``detector`` section asks for (:func:`asked_detector`) that a
+    detector shared by a node (``shared``) does not give it: the model, its file and the input
+    size are the shared detector's (thresholds, motorcycle kind and class kinds stay each
+    camera's). None when nothing differs."""
     diffs = [
-        f"{name} {_shown(getattr(own, name))} (the node runs {_shown(getattr(shared, name))})"
-        for name in OWN_DETECTOR_FIELDS
-        if name in asked and getattr(own, name) != getattr(shared, name)
+        f"{name} {_shown(value)} (the node runs {_shown(getattr(shared, name))})"
+        for name, value in asked_detector(cam).items()
+        if value != getattr(shared, name)
     ]
     if not diffs:
         return None

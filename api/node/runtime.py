@@ -23,9 +23,9 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from sharpeyes.api.node.camera import (
-    OWN_DETECTOR_FIELDS,
     CameraEnv,
     CameraWiring,
+    asked_detector,
     build_camera,
     build_shared_detector,
     detector_mismatch,
@@ -78,6 +78,11 @@ def build_backend_detector(config: ServiceConfig) -> tuple[Detector, str]:
     return build_shared_detector(config.detector_backend or config.detector, config.cameras)
 
 
+def _own_key(cam: CameraConfig) -> tuple[tuple[str, object], ...]:
+    """What kind of detector a camera asks for (:func:`asked_detector`), as a key."""
+    return tuple(asked_detector(cam).items())
+
+
 class NodeRuntime:
     """Runs every camera of a :class:`ServiceConfig` until :meth:`stop` (see module docstring).
 
@@ -111,7 +116,7 @@ class NodeRuntime:
         self._cameras: dict[str, CameraEntry] = {}
         self._lock = threading.Lock()
         self._batcher: Batcher | None = None
-        self._own: dict[tuple[object, ...], Batcher] = {}  # cameras asking for another detector
+        self._own: dict[tuple[tuple[str, object], ...], Batcher] = {}  # see _batcher_for
         self._given = detector is not None
         self._supervisor: Supervisor | None = None
         self._store: EventStore | None = store
@@ -260,25 +265,29 @@ class NodeRuntime:
         node = self._detector_config
         if self._given or detector_mismatch(cam, node) is None:
             return self._batcher
-        asked = {k: getattr(cam.detector, k) for k in OWN_DETECTOR_FIELDS}
-        asked = {k: v for k, v in asked.items() if k in cam.detector.model_fields_set}
-        key = tuple(sorted((k, str(v)) for k, v in asked.items()))
+        key = _own_key(cam)
         with self._lock:
             own = self._own.get(key)
-            if own is None:
-                config = node.model_copy(update=asked)
-                detector, backend = build_shared_detector(config, [cam])
-                logger.info(
-                    "camera %r: its own detector %s (%s), as it asks", cam.id, asked, backend
-                )
-                own = self._own[key] = Batcher(
-                    detector,
-                    max_batch=min(self.config.batch.max_batch, config.max_batch),
-                    max_wait_ms=self.config.batch.max_wait_ms,
-                    times=self.times,
-                    workers=self.config.batch.workers,
-                )
+        if own is not None:
             return own
+        asked = dict(key)
+        config = node.model_copy(update=asked)
+        alike = [c for c in self.config.cameras if _own_key(c) == key] + [cam]
+        detector, backend = build_shared_detector(config, alike)  # built outside the lock
+        batcher = Batcher(
+            detector,
+            max_batch=min(self.config.batch.max_batch, config.max_batch),
+            max_wait_ms=self.config.batch.max_wait_ms,
+            times=self.times,
+            workers=self.config.batch.workers,
+        )
+        with self._lock:
+            own = self._own.setdefault(key, batcher)
+        if own is not batcher:  # another camera of the same kind got there first
+            batcher.close()
+        else:
+            logger.info("camera %r: a detector of its own kind %s (%s)", cam.id, asked, backend)
+        return own
 
     def describe(self) -> str:
         i = self.detector.info
