@@ -206,7 +206,8 @@ def test_a_camera_asking_for_another_detector_input_gets_one(
         assert runners["gate1"].detector.info.input_size == (192, 320)
         assert runners["gate2"].detector.info.input_size == (192, 320)
         assert len(rt._own) == 1  # the two checkpoint cameras share one detector
-        assert rt.batcher_stats().by_stream.get("plain", 0) >= 5
+        by_stream = rt.batcher_stats().by_stream  # the own detector's batches counted too
+        assert min(by_stream.get(c, 0) for c in ("plain", "gate1", "gate2")) >= 5
     finally:
         rt.stop()
     assert not rt._own

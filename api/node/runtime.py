@@ -39,6 +39,7 @@ from sharpeyes.api.node.health import (
     camera_health,
     rtsp_state,
 )
+from sharpeyes.api.node.process_metrics import sum_batcher_stats
 from sharpeyes.api.node.settings import ServiceConfig
 from sharpeyes.api.sinks.kafka import KAFKA_DESTINATION, KafkaDelivery, start_kafka_sender
 from sharpeyes.api.sinks.mqtt import MQTT_DESTINATION, MqttDelivery, start_mqtt_sender
@@ -404,7 +405,12 @@ class NodeRuntime:
             return {k: c.wiring for k, c in self._cameras.items() if c.wiring is not None}
 
     def batcher_stats(self) -> BatcherStats:
-        return self._batcher.stats if self._batcher is not None else BatcherStats()
+        """The node's batcher counters, with those of the cameras' own detectors added."""
+        with self._lock:
+            own = [b.stats for b in self._own.values()]
+        if self._batcher is None:
+            return BatcherStats()
+        return sum_batcher_stats([self._batcher.stats, *own]) if own else self._batcher.stats
 
     def event_counts(self) -> dict[str, dict[tuple[str, str], int]]:
         """Events handed to the store per camera, by (type, violation code or "")."""
