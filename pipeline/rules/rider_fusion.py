@@ -96,16 +96,20 @@ class RiderFeed:
                 continue
             top, bottom = float(tracks.xyxy[i, 1]), float(tracks.xyxy[i, 3])
             wheel, h = float(tracks.xyxy[c, 3]), bottom - top
-            fixed = bottom + self.params.ground_offset * h
-            if wheel < self._frame_h - 1.0 and abs(wheel - fixed) <= _WHEEL_AGREES * h:
+            if wheel < self._frame_h - 1.0 and abs(wheel - self._fixed(top, bottom)) <= (
+                _WHEEL_AGREES * h
+            ):
                 self.heights.add(top, wheel)
 
+    def _fixed(self, top: float, bottom: float) -> float:
+        """The road under a rider by the fixed share: feet + ``ground_offset`` of its height."""
+        return bottom + self.params.ground_offset * (bottom - top)
+
     def _road(self, top: float, bottom: float) -> float:
-        h = bottom - top
         height = self.heights.height_at(top)
         if height is None:
-            return bottom + self.params.ground_offset * h
-        return min(max(top + height, bottom), bottom + _MAX_GAP * h)
+            return self._fixed(top, bottom)
+        return min(max(top + height, bottom), bottom + _MAX_GAP * (bottom - top))
 
     def rows(self, frame: Frame, tracks: Tracks) -> list[RiderRow]:
         person = tracks.kind == int(ObjectKind.PERSON)
@@ -122,9 +126,7 @@ class RiderFeed:
         boxes = tracks.xyxy[idx].astype(np.float32).copy()
         own_bottom = boxes[:, 3].copy()
         fixed = boxes.copy()
-        fixed[:, 3] = np.minimum(
-            own_bottom + self.params.ground_offset * (own_bottom - boxes[:, 1]), self._frame_h
-        )
+        fixed[:, 3] = [min(self._fixed(float(b[1]), float(b[3])), self._frame_h) for b in boxes]
         road = [self._road(float(b[1]), float(b[3])) for b in boxes]
         boxes[:, 3] = np.minimum(np.asarray(road, np.float32), self._frame_h)
         anchors = box_anchors(boxes, self._anchor)
