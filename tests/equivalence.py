@@ -95,12 +95,21 @@ def via_analyze(cam: CameraConfig, out: Path) -> Outcome:
     return outcome(out / "events.db", cam.id)
 
 
-def via_run(cam: CameraConfig, out: Path, timeout_s: float) -> Outcome:
-    """The node runtime of ``sharpeyes run`` with the file played once, in real time."""
+def via_run(
+    cam: CameraConfig,
+    out: Path,
+    timeout_s: float,
+    node_detector: dict[str, Any] | None = None,
+) -> Outcome:
+    """The node runtime of ``sharpeyes run`` with the file played once, in real time.
+
+    The node's detector is the camera's own unless ``node_detector`` says otherwise (then a
+    camera asking for another model or input size must get its own, as on a real node)."""
+    detector = cam.detector.model_dump(mode="json") if node_detector is None else node_detector
     config = ServiceConfig.model_validate(
         {
             "cameras": [cam.model_copy(update={"live": True}).model_dump(mode="json")],
-            "detector": cam.detector.model_dump(mode="json"),
+            "detector": detector,
             "store": {"url": str(out / "events.db"), "files_root": str(out)},
             "loop_files": False,
             # a deeper latest-frame queue absorbs short bursts (evidence, GC) on a 2-core box;
