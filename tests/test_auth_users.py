@@ -404,3 +404,16 @@ def test_cli_manages_users(
         assert actions == ["user_disabled", "password_changed", "totp_enrolled", "user_created"]
     finally:
         service.db.close()
+
+
+def test_cli_without_a_terminal_says_how_to_give_the_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = tmp_path / "service.yaml"
+    cfg.write_text(f"store:\n  url: {tmp_path / 's.db'}\n  files_root: {tmp_path / 'f'}\n")
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))  # a script, ssh without a tty: no terminal
+    rc = cli_main(["users", "--config", str(cfg), "add", "wang", "--role", "reviewer"])
+    out = capsys.readouterr()
+    assert rc != 0
+    assert "no terminal to read the password from: pass --password-stdin" in out.err
+    assert "Traceback" not in out.out + out.err

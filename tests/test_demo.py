@@ -61,3 +61,18 @@ def test_a_camera_asking_for_another_detector_input_is_told_the_node_runs_its_ow
     assert asked_detector(CameraConfig.model_validate(small.model_dump())) == {
         "input_size": (192, 320)
     }
+
+
+def test_the_demo_service_config_is_written_for_users_and_serve(tmp_path: Path) -> None:
+    from sharpeyes.api.commands.demo import demo_service_config, write_service_config
+    from sharpeyes.api.node.settings import load_service_config
+    from sharpeyes.pipeline.data import samples_dir
+
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"")
+    config = demo_service_config(tmp_path / "service", [(clip, samples_dir() / "intersection_hanoi_b.yaml")])
+    path = write_service_config(config, tmp_path / "service" / "service.yaml")
+    back = load_service_config(path)
+    # `sharpeyes users --config` on this file opens the store the demo serves
+    assert back.store.url == str(tmp_path / "service" / "events.db")
+    assert back.model_dump() == config.model_dump()

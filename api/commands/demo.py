@@ -12,8 +12,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import sys
 from collections import Counter
 from pathlib import Path
+
+import yaml
 
 from sharpeyes.api.commands.analyze import AnalyzeOptions, analyze_video
 from sharpeyes.api.node.settings import ServiceConfig
@@ -77,7 +80,21 @@ def serve_demo(out: Path, clips: list[tuple[Path, Path | None]], port: int) -> i
     """Start the cameras, REST API and review console on the demo clips until Ctrl-C."""
     from sharpeyes.api.commands.run import run_node
 
-    return run_node(demo_service_config(out, clips), serve_api=True, port=port)
+    config = demo_service_config(out, clips)
+    path = write_service_config(config, out / "service.yaml")
+    sys.stdout.write(
+        f"the demo service's config: {path}\n"
+        f"add a console user for it: sharpeyes users --config {path} add zhangsan --role reviewer\n"
+    )
+    return run_node(config, serve_api=True, port=port)
+
+
+def write_service_config(config: ServiceConfig, path: Path) -> Path:
+    """``config`` as a YAML file ``sharpeyes serve`` / ``users --config`` read back the same."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = config.model_dump(mode="json", exclude_defaults=True)
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), "utf-8")
+    return path
 
 
 def run_demo(out: Path, progress: bool = True) -> list[str]:

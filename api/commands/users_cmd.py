@@ -110,8 +110,14 @@ def _users(config_path: str | None) -> Iterator[tuple[UserService, Audit]]:
 def _password(args: argparse.Namespace) -> str:
     if args.password_stdin:
         return sys.stdin.readline().rstrip("\r\n")
-    first = getpass.getpass("password: ")
-    if getpass.getpass("again: ") != first:
+    if not sys.stdin.isatty():
+        raise ConfigError("no terminal to read the password from: pass --password-stdin")
+    try:
+        first = getpass.getpass("password: ")
+        again = getpass.getpass("again: ")
+    except (EOFError, KeyboardInterrupt):
+        raise ConfigError("no password given") from None
+    if again != first:
         raise ConfigError("the two passwords differ")
     return first
 
