@@ -70,7 +70,9 @@ def test_the_demo_service_config_is_written_for_users_and_serve(tmp_path: Path) 
 
     clip = tmp_path / "clip.mp4"
     clip.write_bytes(b"")
-    config = demo_service_config(tmp_path / "service", [(clip, samples_dir() / "intersection_hanoi_b.yaml")])
+    config = demo_service_config(
+        tmp_path / "service", [(clip, samples_dir() / "intersection_hanoi_b.yaml")]
+    )
     path = write_service_config(config, tmp_path / "service" / "service.yaml")
     back = load_service_config(path)
     # `sharpeyes users --config` on this file opens the store the demo serves
