@@ -89,6 +89,15 @@ class FileSource:
         meta_ms = creation_time_ms(dict(self._container.metadata))
         default_ms = meta_ms if meta_ms is not None else round(time.time() * 1000)
         self._start_wall_ms = start_wall_ms if start_wall_ms is not None else default_ms
+        self.clock_origin = (
+            "given"
+            if start_wall_ms is not None
+            else "creation_time"
+            if meta_ms is not None
+            else "opened"
+        )
+        """Where wall times come from: ``given`` (the caller's start time), ``creation_time``
+        (the file's tag: the recording's time) or ``opened`` (the time the file was opened)."""
         self._timeline = stream_timeline(self._stream)
         # a phone recording's display rotation: frames are turned upright (as players and
         # OpenCV show them), the size is the upright one, clips carry the rotation on
@@ -100,6 +109,7 @@ class FileSource:
         )
         self._info = self._make_info()
         self._broken: str | None = None
+        self._ended = False
         self._iterating = False
         self._lock = threading.Lock()
         self.decode_errors = 0
@@ -235,7 +245,31 @@ class FileSource:
                 return
             yield packet
 
+    def ending_notes(self) -> list[str]:
+        """What a user must know about how decoding went, after iteration: the file ended
+        before the frames its header declares (truncated or corrupt), packets that could not be
+        decoded. Empty for a file read whole."""
+        notes = []
+        seen = self.frames_decoded + self.frames_skipped
+        declared = self._info.frame_count
+        if declared and self._ended and seen < declared - max(2, 0.02 * declared):
+            fps = self._info.fps or 0.0
+            span = f" ({seen / fps:.1f} s of {declared / fps:.1f} s)" if fps > 0 else ""
+            notes.append(
+                f"{self._path.name}: decoding ended after {seen} of the {declared} frames the "
+                f"file declares{span}: the file is truncated or corrupt"
+            )
+        elif self._broken is not None:
+            notes.append(f"{self._broken}; the stream ended there")
+        if self.decode_errors:
+            notes.append(
+                f"{self._path.name}: {self.decode_errors} packet(s) could not be decoded "
+                "(corrupt data); their frames are missing from the analysis"
+            )
+        return notes
+
     def _finish(self) -> None:
+        self._ended = not self._closed.is_set()  # the file ran out (not stopped by a caller)
         if self.frames_decoded == 0 and not self._closed.is_set():
             raise DecodeError(self._broken or f"{self._path}: no video frame could be decoded")
         if self._broken is not None:

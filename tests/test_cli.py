@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -170,3 +171,29 @@ def test_default_output_folder_is_never_an_earlier_runs(
     (tmp_path / "out" / "cam7-2").mkdir()
     (tmp_path / "out" / "cam7-2" / "evidence").mkdir()
     assert output_dir(opts) == Path("out/cam7-3")
+
+
+def test_start_time_stamps_the_recordings_own_time(sample_videos: Path, tmp_path: Path) -> None:
+    clip = sample_videos / "highway_640x360.mp4"
+    out = tmp_path / "o"
+    proc = run_cli(
+        *("analyze", str(clip), "--out", str(out), "--no-progress", "--fps", "5"),
+        *("--start-time", "2022-09-25T16:40:00"),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "times: from the given --start-time" in proc.stdout
+    events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+    assert events
+    start = 1_664_095_200_000  # 2022-09-25 16:40:00 Beijing time
+    for e in events:
+        assert e["first_seen_ms"] == start + round(e["first_pts"] * 1000)
+    bad = run_cli("analyze", str(clip), "--out", str(tmp_path / "b"), "--start-time", "yesterday")
+    assert bad.returncode == 2 and "not an ISO 8601 time" in bad.stderr
+
+
+def test_start_time_is_beijing_time_unless_an_offset_is_given() -> None:
+    from sharpeyes.api.commands.cli import start_time_ms
+
+    assert start_time_ms("2022-09-25T16:40:00") == 1_664_095_200_000
+    assert start_time_ms("2022-09-25T16:40:00+07:00") == 1_664_095_200_000 + 3_600_000
+    assert start_time_ms("2022-09-25T08:40:00Z") == 1_664_095_200_000

@@ -159,3 +159,32 @@ def test_file_broken_before_first_frame_raises_decode_error(tmp_path: Path) -> N
         assert src.info.frame_count == 30
         with pytest.raises(DecodeError, match=r"headonly\.mp4"):
             list(src.frames())
+
+
+def test_a_file_cut_short_says_so_after_decoding(tmp_path: Path) -> None:
+    clip = write_clip(tmp_path / "c.mp4", frames=90)  # faststart: the index declares 90 frames
+    data = clip.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: int(len(data) * 0.5)])
+    with FileSource(cut) as src:
+        frames = list(src.frames())
+        notes = src.ending_notes()
+    assert 10 <= len(frames) < 80
+    assert any(f"after {src.frames_decoded} of the 90 frames" in n for n in notes), notes
+    assert "truncated or corrupt" in notes[0]
+    with FileSource(clip) as whole:
+        assert len(list(whole.frames())) == 90
+        assert whole.ending_notes() == []
+        assert whole.clock_origin == "opened"  # PyAV writes no creation_time tag
+    with FileSource(clip, start_wall_ms=5) as given:
+        assert given.clock_origin == "given"
+
+
+def test_a_source_stopped_early_by_its_caller_is_not_called_truncated(tmp_path: Path) -> None:
+    clip = write_clip(tmp_path / "c.mp4", frames=90)
+    src = FileSource(clip)
+    it = src.frames()
+    next(it)
+    src.close()
+    list(it)
+    assert src.ending_notes() == []

@@ -50,6 +50,7 @@ class AnalyzeOptions:
     phase_udp: str | None = None  # "[HOST:]PORT" for external signal phases over UDP
     camera: CameraConfig | None = None  # a camera config object instead of ``config`` (benchmarks)
     overwrite: bool = False  # replace the results of an earlier run in ``out``
+    start_time_ms: int | None = None  # the recording's start (UTC ms); None: the file's tag or now
 
 
 RESULTS = (
@@ -108,6 +109,8 @@ class AnalyzeResult:
     detector_info: DetectorInfo | None = None
     wiring: CameraWiring | None = None
     signal_problems: dict[str, str] = field(default_factory=dict)
+    source_notes: list[str] = field(default_factory=list)  # truncated file, undecodable data
+    clock_note: str = ""  # where the stamped times come from
 
     def summary_lines(self) -> list[str]:
         s = self.summary
@@ -117,6 +120,9 @@ class AnalyzeResult:
             f"({s.analysed_fps:.1f} fps) with {self.detector_desc}",
             f"events: {s.events_total} ({by_type})",
         ]
+        lines += [f"warning: {note}" for note in self.source_notes]
+        if self.clock_note:
+            lines.append(self.clock_note)
         lines += [f"signal problem ({k}): {v}" for k, v in self.signal_problems.items()]
         lines += [f"{name}: {path}" for name, path in self.files.items()]
         if self.delivery_note:
@@ -237,7 +243,10 @@ def analyze_video(opts: AnalyzeOptions) -> AnalyzeResult:
     try:
         detector = build_detector(cam)
         camera = build_camera(
-            cam, CameraEnv(files_root=out, phases=phases), detector=detector, sinks=outputs.sinks
+            cam,
+            CameraEnv(files_root=out, phases=phases, start_wall_ms=opts.start_time_ms),
+            detector=detector,
+            sinks=outputs.sinks,
         )
         listener = _phase_listener(opts.phase_udp, phases)
     except BaseException:
@@ -276,9 +285,31 @@ def analyze_video(opts: AnalyzeOptions) -> AnalyzeResult:
     result.detector_info = detector.info
     result.wiring = camera.wiring
     result.signal_problems = problems
+    result.source_notes, result.clock_note = source_report(camera.source)
+    for note in result.source_notes:
+        logger.warning("%s", note)
     if annotator is not None and annotator.writer.frames:
         result.files["annotated video"] = out / "annotated.mp4"
     return result
+
+
+CLOCK_NOTES = {
+    "creation_time": "times: from the file's creation_time tag (the recording's start)",
+    "given": "times: from the given --start-time",
+    "opened": "times: stamped from the analysis start (the file has no creation_time tag; "
+    "--start-time gives the recording's start)",
+}
+
+
+def source_report(source: object) -> tuple[list[str], str]:
+    """A file source's ending notes (:meth:`FileSource.ending_notes`) and where its times come
+    from, for the summary; nothing for sources that do not say."""
+    notes = getattr(source, "ending_notes", None)
+    origin = getattr(source, "clock_origin", None)
+    return (
+        list(notes()) if callable(notes) else [],
+        CLOCK_NOTES.get(origin, "") if isinstance(origin, str) else "",
+    )
 
 
 def _finish_delivery(delivery: Delivery, timeout_s: float) -> str:

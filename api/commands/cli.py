@@ -12,6 +12,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from sharpeyes.pipeline.errors import ConfigError, SharpeyesError
@@ -30,6 +31,22 @@ def _out(text: str) -> None:
     sys.stdout.flush()
 
 
+BEIJING = timezone(timedelta(hours=8))
+
+
+def start_time_ms(text: str) -> int:
+    """``--start-time``: an ISO 8601 time as UTC epoch ms; without an offset, Beijing time."""
+    try:
+        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO 8601 time (e.g. 2022-09-25T16:40:00 or …+07:00)"
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=BEIJING)
+    return round(when.timestamp() * 1000)
+
+
 def _cmd_analyze(args: argparse.Namespace) -> int:
     from sharpeyes.api.commands.analyze import AnalyzeOptions, analyze_video
 
@@ -45,6 +62,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
             deliver=args.deliver,
             phase_udp=args.phase_udp,
             overwrite=args.overwrite,
+            start_time_ms=args.start_time,
         )
     )
     for line in result.summary_lines():
@@ -147,6 +165,13 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--annotate", action="store_true", help="also write annotated.mp4")
     a.add_argument("--model", help="detector model name or .onnx path (overrides the config)")
     a.add_argument("--fps", type=float, help="analysis rate (overrides the config)")
+    a.add_argument(
+        "--start-time",
+        type=start_time_ms,
+        metavar="ISO8601",
+        help="when the recording started, e.g. 2022-09-25T16:40:00 (Beijing time unless an "
+        "offset is given); default: the file's creation_time tag, else the analysis start",
+    )
     a.add_argument("--deliver", help="GA/T 1400 delivery config YAML (enqueue + send)")
     a.add_argument("--no-progress", action="store_true", help="no progress bar")
     a.add_argument(
