@@ -6,6 +6,7 @@ into a one-line :class:`ConfigError` naming the bad field.
 
 from __future__ import annotations
 
+import difflib
 import re
 from pathlib import Path
 from typing import Annotated, Literal
@@ -377,8 +378,13 @@ class CameraConfig(StrictModel):
 
 
 def format_validation_error(err: ValidationError, source: str) -> str:
-    """One line naming the first bad field: ``camera.yaml: detector.iou_threshold: …``."""
-    first = err.errors()[0]
+    """One line naming the first bad field: ``camera.yaml: detector.iou_threshold: …``.
+
+    A misspelt key comes first (the "field required" its typo causes is a consequence), with
+    the missing sibling key it most resembles: ``approaches.0.stopline: Extra inputs are not
+    permitted (did you mean 'stop_line'?)``."""
+    errors = sorted(err.errors(), key=lambda e: e["type"] != "extra_forbidden")
+    first = errors[0]
     # a detector config variant's tag ("torch") is not a key the user wrote: leave it out
     parts = [str(p) for p in first["loc"] if str(p) not in DETECTOR_BACKEND_NAMES]
     msg = first["msg"]
@@ -386,8 +392,17 @@ def format_validation_error(err: ValidationError, source: str) -> str:
         ctx = first.get("ctx") or {}
         parts.append("backend")
         msg = f"unknown backend {ctx.get('tag')!r}; expected {ctx.get('expected_tags')}"
+    if first["type"] == "extra_forbidden":
+        missing = [
+            str(e["loc"][-1])
+            for e in errors
+            if e["type"] == "missing" and e["loc"][:-1] == first["loc"][:-1]
+        ]
+        close = difflib.get_close_matches(str(first["loc"][-1]), missing, n=1, cutoff=0.6)
+        if close:
+            msg = f"{msg} (did you mean {close[0]!r}?)"
     loc = ".".join(parts) or "(root)"
-    more = f" (+{len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
+    more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
     return f"{source}: {loc}: {msg}{more}"
 
 

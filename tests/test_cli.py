@@ -197,3 +197,23 @@ def test_start_time_is_beijing_time_unless_an_offset_is_given() -> None:
     assert start_time_ms("2022-09-25T16:40:00") == 1_664_095_200_000
     assert start_time_ms("2022-09-25T16:40:00+07:00") == 1_664_095_200_000 + 3_600_000
     assert start_time_ms("2022-09-25T08:40:00Z") == 1_664_095_200_000
+
+
+def test_a_misspelt_nested_key_is_named_with_the_key_it_resembles(tmp_path: Path) -> None:
+    from sharpeyes.pipeline.config import load_camera_config
+    from sharpeyes.pipeline.errors import ConfigError
+
+    repo = Path(__file__).resolve().parents[1]
+    text = (repo / "sample_videos" / "intersection_hanoi_b.yaml").read_text("utf-8")
+    typo = tmp_path / "typo.yaml"
+    typo.write_text(text.replace("stop_line:", "stopline:", 1), "utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_camera_config(typo)
+    assert "approaches.0.stopline: Extra inputs are not permitted (did you mean 'stop_line'?)" in (
+        str(err.value)
+    )
+
+
+def test_a_folder_is_not_a_video(tmp_path: Path) -> None:
+    proc = run_cli("analyze", str(tmp_path), "--out", str(tmp_path / "o"))
+    assert_one_line_error(proc, "is a folder; analyze takes one video file")

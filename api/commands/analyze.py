@@ -228,6 +228,8 @@ def _phase_listener(spec: str | None, hub: PhaseHub | None) -> UdpPhaseListener 
 def analyze_video(opts: AnalyzeOptions) -> AnalyzeResult:
     """``sharpeyes analyze``: the camera from the one composition root, over one file."""
     if not opts.video.is_file():
+        if opts.video.is_dir():
+            raise StreamOpenError(f"{opts.video} is a folder; analyze takes one video file")
         raise StreamOpenError(f"video file not found: {opts.video}")
     base = opts.camera if opts.camera is not None else load_camera_config(opts.config)
     cam = apply_overrides(base, opts)
