@@ -42,6 +42,7 @@ from sharpeyes.pipeline.types import (
     ImageBGR,
     LampColor,
     ObjectKind,
+    Plate,
     SignalState,
     Tracks,
     TrajectoryPoint,
@@ -258,6 +259,9 @@ def test_build_record_writes_everything(make_builder: Builder, tmp_path: Path) -
     assert rec.complete
     doc = json.loads((d / "record.json").read_text(encoding="utf-8"))
     assert doc["plate"]["text"] == "苏ED51712" and doc["plate"]["readable"] is True
+    # plate.jpg says what it shows (and is captioned so on the picture)
+    closeup = {"file": "plate.jpg", "shows": "plate", "image": rec.plate_frame}
+    assert doc["plate"]["closeup"] == closeup
     assert doc["images"][0]["beijing_time"] == "2023-11-15 06:13:20.123"
     assert doc["violation"]["code"] == "1625"
     assert doc["integrity"] == {"algorithm": "HMAC-SHA256", "key_id": key_id(KEY)}
@@ -319,6 +323,21 @@ def test_unreadable_plate_is_never_invented(make_builder: Builder) -> None:
     doc = json.loads((Path(out.evidence_path) / "record.json").read_text(encoding="utf-8"))
     assert doc["plate"]["readable"] is False and doc["plate"]["text"] is None
     assert doc["complete"] is False
+    # no plate located: the close-up is of where a plate would be, and says so
+    assert doc["plate"]["image"] is None
+    assert doc["plate"]["closeup"]["shows"] == "lower_vehicle"
+    assert doc["plate"]["closeup"]["image"] in (1, 2, 3)
+
+
+def test_the_closeup_caption_says_what_it_shows() -> None:
+    from sharpeyes.pipeline.evidence.builder import _PlateResult
+
+    img = np.zeros((40, 440, 3), np.uint8)
+    none = Plate(text=None, color=None, confidence=0.0)
+    found = _PlateResult(none, 1, img, 1).caption().text(chinese=True)
+    missing = _PlateResult(none, None, img, 2).caption().text(chinese=True)
+    assert found == "号牌特写 (图2)"
+    assert missing == "未找到号牌: 车辆下部 (图3)"
 
 
 def test_hmac_verify_detects_changed_byte_missing_file_and_metadata(

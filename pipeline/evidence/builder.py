@@ -39,6 +39,7 @@ from sharpeyes.pipeline.evidence.facts import (
     overlay_lines,
 )
 from sharpeyes.pipeline.evidence.images import (
+    OverlayLine,
     beijing_date,
     encode_jpeg,
     font_status,
@@ -89,8 +90,22 @@ class _Work:
 @dataclass(frozen=True, slots=True)
 class _PlateResult:
     plate: Plate
-    frame_index: int | None
+    frame_index: int | None  # the evidence image the plate was found in (0-based)
     closeup: ImageBGR
+    closeup_frame: int = 0  # the evidence image the close-up was cut from (0-based)
+
+    @property
+    def located(self) -> bool:
+        return self.frame_index is not None
+
+    def caption(self) -> OverlayLine:
+        """What the close-up shows, stamped on it: a plate, or where a plate would be."""
+        n = self.closeup_frame + 1
+        if self.located:
+            return OverlayLine(((f"号牌特写 (图{n})", f"Plate close-up (image {n})"),))
+        return OverlayLine(
+            ((f"未找到号牌: 车辆下部 (图{n})", f"No plate found: lower vehicle (image {n})"),)
+        )
 
 
 class EvidenceBuilder:
@@ -181,9 +196,10 @@ class EvidenceBuilder:
         boxes = [im.box for im in facts]
         plate = self._read_plate(event, plain, boxes)
         rendered = self._write_images(event, facts, line, plate.plate, work)
-        self._write_jpeg(work, "plate.jpg", plate.closeup)
+        closeup = self._captioned(plate)
+        self._write_jpeg(work, "plate.jpg", closeup)
         self._write_jpeg(
-            work, "composite.jpg", compose(rendered, plate.closeup, cell_scale=self.composite_scale)
+            work, "composite.jpg", compose(rendered, closeup, cell_scale=self.composite_scale)
         )
         self._write_clip(plain, clip_source, work)
         return self._write_record(event, facts, plate, work)
@@ -213,10 +229,14 @@ class EvidenceBuilder:
             idx = _sharpest(pairs)
             closeup = plate_closeup(frames[idx].image, None, boxes[idx])
             plate = event.plate or Plate(text=None, color=None, confidence=0.0)
-            return _PlateResult(plate, None, closeup)
+            return _PlateResult(plate, None, closeup, idx)
         idx, reading = found
         closeup = plate_closeup(frames[idx].image, reading.box, boxes[idx])
-        return _PlateResult(reading.to_plate(), idx, closeup)
+        return _PlateResult(reading.to_plate(), idx, closeup, idx)
+
+    def _captioned(self, plate: _PlateResult) -> ImageBGR:
+        """The close-up with what it shows written on it (a plate or where one would be)."""
+        return render_overlay(plate.closeup, [plate.caption()], font_path=self.font_path)
 
     def _write_images(
         self,
@@ -306,6 +326,7 @@ class EvidenceBuilder:
             images=tuple(EvidenceImage.of_facts(im) for im in facts),
             plate=plate.plate,
             plate_frame=None if plate.frame_index is None else plate.frame_index + 1,
+            closeup_frame=plate.closeup_frame + 1,
             clip=work.clip,
             clip_error=work.clip_error,
             key_id=self.key_id,

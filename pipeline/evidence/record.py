@@ -109,6 +109,13 @@ class EvidenceRecord:
     incomplete: tuple[dict[str, str], ...] = ()
     overlay_language: str = "zh"
     overlay_reason: str = ""
+    closeup_frame: int | None = None  # 1-based evidence image plate.jpg was cut from
+
+    @property
+    def closeup_shows(self) -> str:
+        """What ``plate.jpg`` shows: ``plate`` (a located plate) or ``lower_vehicle`` (no plate
+        was found: the lower part of the subject's box, where a plate would be)."""
+        return "plate" if self.plate_frame is not None else "lower_vehicle"
 
     @property
     def record_json(self) -> Path:
@@ -267,6 +274,11 @@ def record_document(
             "confidence": round(p.confidence, 4),
             "layers": p.layers,
             "image": record.plate_frame,
+            "closeup": {
+                "file": "plate.jpg",
+                "shows": record.closeup_shows,
+                "image": record.closeup_frame,
+            },
         },
         "images": [_image(im) for im in record.images],
         "clip": _clip(record.clip),
