@@ -356,3 +356,25 @@ class TrackEventBuilder:
             logger.warning("%s: JPEG encoding of a %s crop failed", self._stream_id, crop.shape)
             return None
         return bytes(buf.tobytes())
+
+
+@dataclass(frozen=True)
+class ClassLabels:
+    """Names the class of events made outside the track-event builder (violations from the
+    rules carry the track's dominant class id only): ``class_name`` from the detector's class
+    list and the GA/T ``class_code``, where the event has none. A rider charged as its person
+    box (``detected_as: person``) is named by what it was charged as: a motor vehicle rider
+    rode a ``motorcycle``; otherwise its two-wheeler's class is not known and none is named."""
+
+    class_names: tuple[str, ...]
+    class_codes: Mapping[int, str]
+
+    def __call__(self, event: Event) -> Event:
+        cid = event.class_id
+        if event.class_name is not None or cid is None or cid >= len(self.class_names):
+            return event
+        if dict(event.extra).get("detected_as") == "person":
+            if event.kind is not ObjectKind.MOTOR_VEHICLE or "motorcycle" not in self.class_names:
+                return event
+            cid = self.class_names.index("motorcycle")
+        return event.with_(class_name=self.class_names[cid], class_code=self.class_codes.get(cid))

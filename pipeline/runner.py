@@ -158,6 +158,28 @@ def _background_priority() -> None:
         logger.debug("evidence thread keeps normal priority")
 
 
+SETTLE_FRAMES = 3
+"""Analysed frames a violation's evidence waits for after its last image: the signal phase
+model confirms a new colour within its ``confirm_frames`` (2) readings and back-dates it to the
+first, so a few frames later the state that held at each image's instant is known."""
+
+
+def settled_signals(af: AnalysedFrame, latest: Mapping[str, SignalState]) -> AnalysedFrame:
+    """``af`` with each group's state as known now: where the latest state of a group began at
+    or before this frame (a colour first read here and confirmed since) and differs from what
+    was reported on the frame, the frame shows that state. Other groups are left as they were
+    (a later change says nothing of this frame)."""
+    signals = dict(af.signals)
+    changed = False
+    for group, now in latest.items():
+        then = signals.get(group)
+        if then is None or now.color is then.color or now.since_pts > af.frame.pts + 1e-6:
+            continue
+        signals[group] = dataclasses.replace(now, pts=then.pts)
+        changed = True
+    return AnalysedFrame(af.frame, af.tracks, signals) if changed else af
+
+
 class FrameHistory:
     """The last ``seconds`` of analysed frames (bounded by count too), for evidence images, plus
     frames *pinned* beyond that window while a rule still needs them (``pin``): illegal parking's
@@ -252,6 +274,7 @@ class StreamRunner:
         riders: RiderMemory | None = None,
         post: Callable[[Detections], Detections] | None = None,
         intersection: IntersectionFactory | None = None,
+        label: Callable[[Event], Event] | None = None,
     ) -> None:
         """``prefetch_depth=0`` iterates the source directly: a live source (RTSP) decodes on its
         own thread into a latest-frame queue, so a second, blocking queue in front of it would
@@ -268,6 +291,7 @@ class StreamRunner:
         self.frame_history_s = frame_history_s
         self.history = FrameHistory(frame_history_s) if rules and evidence else None
         self.post = post  # the camera's detection policy over a (shared) detector's output
+        self.label = label  # names the class of the rules' events (e.g. events.ClassLabels)
         self.intersection = intersection  # built on the first frame, when the size is known
         self.intersection_size: tuple[int, int] | None = None
         self._rescaled_from: tuple[int, int] | None = None  # a new picture size being scaled
@@ -277,6 +301,10 @@ class StreamRunner:
         self.summary = RunSummary(stream_id=source.info.stream_id)  # live; replaced by run()
         self._stopping = False
         self._pending: list[tuple[Event, Future[Event]]] = []
+        # violations waiting for SETTLE_FRAMES analysed frames after their last evidence image
+        self._settling: list[Event] = []
+        self._recent_pts: deque[float] = deque(maxlen=SETTLE_FRAMES + 1)
+        self._latest_signals: Mapping[str, SignalState] = {}
         self._pool: ThreadPoolExecutor | None = None
 
     def stop(self) -> None:
@@ -314,7 +342,7 @@ class StreamRunner:
         finally:
             if prefetch is not None:
                 prefetch.close()
-            self._emit(self._end_of_stream(), summary)
+            self._emit(self._end_of_stream(), summary, final=True)
             self._drain_evidence(summary, wait=True)
             self.source.close()
         summary.wall_s = time.perf_counter() - t0
@@ -393,6 +421,8 @@ class StreamRunner:
         if self.signal_board is not None:
             with sw("signal"):
                 signals = self.signal_board.update(frame)
+        self._recent_pts.append(frame.pts)
+        self._latest_signals = signals
         events: list[Event] = []
         with sw("events"):
             events.extend(self.events.update(frame, tracks))
@@ -406,7 +436,7 @@ class StreamRunner:
                 self.history.pin(self._pinned_pts())
             with sw("rules"):
                 for rule in self.rules:
-                    events.extend(rule.update(frame, tracks, signals))
+                    events.extend(self._labelled(rule.update(frame, tracks, signals)))
         if self.observer is not None:
             self.observer(frame, dets, tracks, signals, events)
         return events
@@ -431,6 +461,10 @@ class StreamRunner:
             pts = needed()
             if pts is not None:
                 oldest = pts if oldest is None else min(oldest, pts)
+        for ev in self._settling:  # charged, its evidence not built yet
+            assert ev.violation is not None
+            first = min(ev.violation.evidence_pts)
+            oldest = first if oldest is None else min(oldest, first)
         if oldest is None:
             self.history.drop_before(float("inf"))
         else:
@@ -453,28 +487,49 @@ class StreamRunner:
     def _end_of_stream(self) -> list[Event]:
         events = self._without_riders(self.events.flush())
         for rule in self.rules:
-            events.extend(rule.end_of_stream())
+            events.extend(self._labelled(rule.end_of_stream()))
         return events
 
-    def _emit(self, events: Sequence[Event], summary: RunSummary) -> None:
+    def _labelled(self, events: Sequence[Event]) -> list[Event]:
+        return [self.label(e) for e in events] if self.label is not None else list(events)
+
+    def _emit(self, events: Sequence[Event], summary: RunSummary, *, final: bool = False) -> None:
         for ev in events:
             if ev.violation is not None and self.evidence is not None and self.history is not None:
-                frames = self.history.nearest(ev.violation.evidence_pts)
-                if any(f.frame.corrupt for f in frames):
-                    # a stage image would show a damaged picture: not charged (counted)
-                    summary.violations_withheld_corrupt += 1
-                    logger.warning(
-                        "violation %s not charged: its evidence frames are corrupt", ev.event_id
-                    )
-                    continue
-                if self._pool is None:
-                    self._pool = ThreadPoolExecutor(
-                        1, thread_name_prefix="evidence", initializer=_background_priority
-                    )
-                self._pending.append((ev, self._pool.submit(self.evidence.build, ev, frames)))
+                self._settling.append(ev)
                 continue
             self._deliver(ev, summary)
+        self._release_settled(summary, final=final)
         self._drain_evidence(summary, wait=False)
+
+    def _release_settled(self, summary: RunSummary, *, final: bool) -> None:
+        """Build evidence for the violations whose last evidence image has ``SETTLE_FRAMES``
+        analysed frames after it (all of them at the end of the stream): by then a signal
+        change first read on an image's own frame is confirmed and back-dated, and the image is
+        stamped with the state that held at that instant (:func:`settled_signals`)."""
+        waiting: list[Event] = []
+        for ev in self._settling:
+            assert ev.violation is not None and self.history is not None
+            last = max(ev.violation.evidence_pts)
+            if not final and sum(p > last for p in self._recent_pts) < SETTLE_FRAMES:
+                waiting.append(ev)
+                continue
+            frames = self.history.nearest(ev.violation.evidence_pts)
+            if any(f.frame.corrupt for f in frames):
+                # a stage image would show a damaged picture: not charged (counted)
+                summary.violations_withheld_corrupt += 1
+                logger.warning(
+                    "violation %s not charged: its evidence frames are corrupt", ev.event_id
+                )
+                continue
+            frames = [settled_signals(f, self._latest_signals) for f in frames]
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(
+                    1, thread_name_prefix="evidence", initializer=_background_priority
+                )
+            assert self.evidence is not None
+            self._pending.append((ev, self._pool.submit(self.evidence.build, ev, frames)))
+        self._settling = waiting
 
     def _drain_evidence(self, summary: RunSummary, *, wait: bool) -> None:
         still: list[tuple[Event, Future[Event]]] = []

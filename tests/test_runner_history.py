@@ -37,3 +37,21 @@ def test_drop_before_forgets_old_frames() -> None:
         h.add(frame(i, i * 0.5))
     h.drop_before(3.0)
     assert len(h) == 4 and h.nearest([0.0])[0].frame.pts == 3.0
+
+
+def test_an_image_on_the_first_frame_of_a_new_colour_is_stamped_with_it() -> None:
+    """The phase model reports red on the first green frame (a colour needs two readings) and
+    back-dates green to it once confirmed: the image of that frame says green, as it shows."""
+    from sharpeyes.pipeline.runner import settled_signals
+    from sharpeyes.pipeline.types import LampColor, SignalState
+
+    red = SignalState("main", LampColor.RED, 0.9, 3.0, 42.49)
+    af = frame(255, 42.49)
+    af = AnalysedFrame(af.frame, af.tracks, {"main": red, "ped": red})
+    green_since_then = SignalState("main", LampColor.GREEN, 0.9, 42.49, 42.82)
+    got = settled_signals(af, {"main": green_since_then})
+    assert got.signals["main"].color is LampColor.GREEN and got.signals["main"].pts == 42.49
+    assert got.signals["ped"] is red  # no newer word on that group
+    # a colour that began after the frame says nothing about it
+    later = SignalState("main", LampColor.GREEN, 0.9, 42.66, 42.82)
+    assert settled_signals(af, {"main": later}) is af

@@ -340,7 +340,7 @@ def build_camera(
         ValueError: the camera has no url.  StreamOpenError: a file cannot be opened.
     """
     from sharpeyes.models.classes import COCO80_NAMES, VEHICLE_CLASS_CODES
-    from sharpeyes.pipeline.events import TrackEventBuilder
+    from sharpeyes.pipeline.events import ClassLabels, TrackEventBuilder
     from sharpeyes.pipeline.riders import RiderMemory
     from sharpeyes.pipeline.tracking.bytetrack import ByteTracker
     from sharpeyes.streams.factory import is_live_source, make_source
@@ -416,6 +416,7 @@ def build_camera(
         riders=riders,
         post=post,
         intersection=intersection,
+        label=ClassLabels(tuple(names), VEHICLE_CLASS_CODES),
     )
     wiring = CameraWiring(
         camera_id=cam.id,

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -74,6 +74,9 @@ log = logging.getLogger(__name__)
 
 EVIDENCE_LOOKBACK_S = 3.0
 """How long before the stop-line crossing evidence image 1 may be (frames kept for it)."""
+EVIDENCE_MAX_GAP_S = 1.0
+"""A track not detected for longer than this after its crossing may come back on another
+vehicle (the tracker re-associates a coasting box): image 3 is not taken past such a gap."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +133,22 @@ def _line(
 def _travel(lane: Lane, size: tuple[int, int]) -> Vec:
     a, b = to_pixels(lane.travel, size)
     return unit((b[0] - a[0], b[1] - a[1]))
+
+
+def detection_gap(
+    obs: Sequence[Observation], since_pts: float, max_gap_s: float
+) -> tuple[float, float] | None:
+    """The first stretch after ``since_pts`` longer than ``max_gap_s`` in which the track was
+    not detected (coasting on its motion model or unseen), as (last detection before, first
+    after); None when it was detected throughout."""
+    last = since_pts
+    for x in obs:
+        if x.pts <= since_pts or not x.detected:
+            continue
+        if x.pts - last > max_gap_s:
+            return last, x.pts
+        last = x.pts
+    return None
 
 
 class RedLightRule:
@@ -480,7 +499,23 @@ class RedLightRule:
             ),
             o,
         )
-        if c.entry_note is not None:
+        gap = detection_gap(obs, c.post.pts, EVIDENCE_MAX_GAP_S)
+        if gap is not None and ev3.pts >= gap[1]:
+            lost = f"the track was not detected for {gap[1] - gap[0]:.1f} s after the crossing"
+            moved = [
+                x
+                for x in obs
+                if c.post.pts < x.pts <= gap[0]
+                and x.detected
+                and distance(c.post.anchor, x.anchor) >= self._min_disp
+            ]
+            if moved:  # the same vehicle for sure, though maybe not yet through the junction
+                ev3 = moved[-1]
+                note = f"{lost}: image 3 is its last view before that (a later one may be another)"
+            else:
+                note = f"{lost}: check that image 3 shows the same vehicle"
+            notes.append(("evidence_note_3", note))
+        elif c.entry_note is not None:
             notes.append(("evidence_note_3", c.entry_note))
         elif c.entered is None:
             notes.append(("evidence_note_3", "the track was not observed past the entry line"))
