@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 import threading
 import time
@@ -302,7 +303,7 @@ class StreamRunner:
         self._stopping = False
         self._pending: list[tuple[Event, Future[Event]]] = []
         # violations waiting for SETTLE_FRAMES analysed frames after their last evidence image
-        self._settling: list[Event] = []
+        self._settling: list[tuple[Event, list[AnalysedFrame]]] = []
         self._recent_pts: deque[float] = deque(maxlen=SETTLE_FRAMES + 1)
         self._latest_signals: Mapping[str, SignalState] = {}
         self._pool: ThreadPoolExecutor | None = None
@@ -461,10 +462,6 @@ class StreamRunner:
             pts = needed()
             if pts is not None:
                 oldest = pts if oldest is None else min(oldest, pts)
-        for ev in self._settling:  # charged, its evidence not built yet
-            assert ev.violation is not None
-            first = min(ev.violation.evidence_pts)
-            oldest = first if oldest is None else min(oldest, first)
         if oldest is None:
             self.history.drop_before(float("inf"))
         else:
@@ -496,7 +493,8 @@ class StreamRunner:
     def _emit(self, events: Sequence[Event], summary: RunSummary, *, final: bool = False) -> None:
         for ev in events:
             if ev.violation is not None and self.evidence is not None and self.history is not None:
-                self._settling.append(ev)
+                # its frames now: a frame pinned for this charge is let go once it is made
+                self._settling.append((ev, self.history.nearest(ev.violation.evidence_pts)))
                 continue
             self._deliver(ev, summary)
         self._release_settled(summary, final=final)
@@ -507,14 +505,12 @@ class StreamRunner:
         analysed frames after it (all of them at the end of the stream): by then a signal
         change first read on an image's own frame is confirmed and back-dated, and the image is
         stamped with the state that held at that instant (:func:`settled_signals`)."""
-        waiting: list[Event] = []
-        for ev in self._settling:
-            assert ev.violation is not None and self.history is not None
-            last = max(ev.violation.evidence_pts)
+        waiting: list[tuple[Event, list[AnalysedFrame]]] = []
+        for ev, frames in self._settling:
+            last = max(f.frame.pts for f in frames) if frames else -math.inf
             if not final and sum(p > last for p in self._recent_pts) < SETTLE_FRAMES:
-                waiting.append(ev)
+                waiting.append((ev, frames))
                 continue
-            frames = self.history.nearest(ev.violation.evidence_pts)
             if any(f.frame.corrupt for f in frames):
                 # a stage image would show a damaged picture: not charged (counted)
                 summary.violations_withheld_corrupt += 1
@@ -522,13 +518,13 @@ class StreamRunner:
                     "violation %s not charged: its evidence frames are corrupt", ev.event_id
                 )
                 continue
-            frames = [settled_signals(f, self._latest_signals) for f in frames]
+            stamped = [settled_signals(f, self._latest_signals) for f in frames]
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(
                     1, thread_name_prefix="evidence", initializer=_background_priority
                 )
             assert self.evidence is not None
-            self._pending.append((ev, self._pool.submit(self.evidence.build, ev, frames)))
+            self._pending.append((ev, self._pool.submit(self.evidence.build, ev, stamped)))
         self._settling = waiting
 
     def _drain_evidence(self, summary: RunSummary, *, wait: bool) -> None:
