@@ -16,11 +16,17 @@ from collections.abc import Callable, Container, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from sharpeyes.pipeline.rules.common import Observation, TrackHistory, dominant_class, trajectory
+from sharpeyes.pipeline.calibration import IntersectionCalibration
+from sharpeyes.pipeline.rules.common import (
+    Observation,
+    TrackHistory,
+    ViolationFacts,
+    dominant_class,
+    violation_event,
+)
 from sharpeyes.pipeline.rules.geometry import Vec
 from sharpeyes.pipeline.types import (
     Anchor,
-    Box,
     Event,
     EventType,
     Frame,
@@ -28,13 +34,13 @@ from sharpeyes.pipeline.types import (
     ObjectKind,
     Tracks,
     Violation,
-    make_event_id,
 )
 
 VIOLATION_TYPE_KEY = "violation_type"
 """``Event.extra`` key naming the violation (``wrong_way``, ``lane_direction`` …)."""
 
 S = TypeVar("S")
+C = TypeVar("C")
 
 
 Region = tuple[float, float, float, float]
@@ -144,6 +150,44 @@ class TrackTable(Generic[S]):
         return len(self.states)
 
 
+def needed(block: C | None, owner: str, name: str) -> C:
+    """The calibration block ``calib.<name>`` that ``owner`` cannot work without.
+
+    Raises:
+        ValueError: naming both, when the block is not set.
+    """
+    if block is None:
+        raise ValueError(f"{owner} needs calib.{name}")
+    return block
+
+
+class TrackRule(Generic[S]):
+    """What the suite rules keeping per-track state ``S`` share: the stream, calibration and
+    frame size they judge, the object kinds they follow, their :class:`TrackTable`, and the
+    end of a stream for a rule that charges nothing then (its states are dropped)."""
+
+    def __init__(
+        self,
+        stream_id: str,
+        calib: IntersectionCalibration,
+        frame_size: tuple[int, int],
+        make: Callable[[int, ObjectKind], S],
+    ) -> None:
+        self.stream_id = stream_id
+        self.calib = calib
+        self.frame_size = frame_size
+        self._kinds = [int(k) for k in calib.object_kinds()]
+        self._tracks: TrackTable[S] = TrackTable(make, calib.stale_track_s)
+
+    def end_of_stream(self) -> list[Event]:
+        self._tracks.drain()
+        return []
+
+    @property
+    def live_tracks(self) -> int:
+        return len(self._tracks)
+
+
 def exempt_class(hist: TrackHistory, class_ids: list[int]) -> bool:
     """Whether the track is mostly one of the configured exempt classes (emergency vehicles)."""
     return bool(class_ids) and dominant_class(list(hist.obs)) in class_ids
@@ -174,9 +218,6 @@ class Charge:
 
 def charge_event(c: Charge) -> Event:
     """The :class:`Event` for a charge (deterministic id per stream, track, start, type)."""
-    obs = list(c.track.obs)
-    w, h = c.frame_size
-    x1, y1, x2, y2 = c.best.box
     v = Violation(
         code=c.code,
         signal_group=c.signal_group,
@@ -189,25 +230,20 @@ def charge_event(c: Charge) -> Event:
         evidence_pts=c.stages,
     )
     kind = f"{EventType.RED_LIGHT_VIOLATION.value}/{c.name}{'/' + c.key if c.key else ''}"
-    return Event(
-        event_id=make_event_id(c.stream_id, c.track.track_id, c.track.first_wall_ms, kind),
-        type=EventType.RED_LIGHT_VIOLATION,
-        stream_id=c.stream_id,
-        first_seen_ms=c.track.first_wall_ms,
-        last_seen_ms=c.end.wall_ms,
-        first_pts=c.track.first_pts,
-        last_pts=c.end.pts,
-        kind=c.track.kind,
-        class_id=dominant_class(obs),
-        track_id=c.track.track_id,
-        confidence=round(sum(o.confidence for o in obs) / len(obs), 4),
-        best_box=Box(x1, y1, x2, y2, w, h),
-        best_pts=c.best.pts,
-        trajectory=trajectory(obs),
-        direction=c.direction,
-        violation=v,
-        detail=c.detail,
-        extra=((VIOLATION_TYPE_KEY, c.name), *c.extra),
+    return violation_event(
+        ViolationFacts(
+            type=EventType.RED_LIGHT_VIOLATION,
+            stream_id=c.stream_id,
+            track=c.track,
+            frame_size=c.frame_size,
+            violation=v,
+            best=c.best,
+            end=c.end,
+            direction=c.direction,
+            detail=c.detail,
+            extra=((VIOLATION_TYPE_KEY, c.name), *c.extra),
+        ),
+        id_kind=kind,
     )
 
 

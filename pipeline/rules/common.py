@@ -178,13 +178,16 @@ class ViolationFacts:
     extra: tuple[tuple[str, str], ...] = ()
 
 
-def violation_event(f: ViolationFacts) -> Event:
-    """The :class:`Event` for a violation, with a deterministic id."""
+def violation_event(f: ViolationFacts, id_kind: str | None = None) -> Event:
+    """The :class:`Event` for a violation, with a deterministic id: it hashes the stream, the
+    track, its first sighting and ``id_kind`` (the event type's value unless given — the suite
+    rules name their violation there, see :func:`pipeline.rules.charge.charge_event`)."""
     obs = list(f.track.obs)
     w, h = f.frame_size
     x1, y1, x2, y2 = f.best.box
+    kind = f.type.value if id_kind is None else id_kind
     return Event(
-        event_id=make_event_id(f.stream_id, f.track.track_id, f.track.first_wall_ms, f.type.value),
+        event_id=make_event_id(f.stream_id, f.track.track_id, f.track.first_wall_ms, kind),
         type=f.type,
         stream_id=f.stream_id,
         first_seen_ms=f.track.first_wall_ms,

@@ -21,30 +21,26 @@ official text offline. Set ``lane_direction.code`` from the deploying province's
 from __future__ import annotations
 
 from sharpeyes.pipeline.calibration import IntersectionCalibration, Lane, Movement
-from sharpeyes.pipeline.rules.charge import Charge, charge_event, exempt_class
+from sharpeyes.pipeline.rules.charge import exempt_class, needed
 from sharpeyes.pipeline.rules.movement import (
     LaneGeo,
     MovementDecision,
+    MovementJudgeBase,
     MovementRule,
-    lane_facts,
 )
 from sharpeyes.pipeline.types import Event
 
 NAME = "lane_direction"
 
 
-class LaneDirectionJudge:
+class LaneDirectionJudge(MovementJudgeBase):
     """Movements not allowed by the lane a vehicle came from (judges settled movements)."""
 
     def __init__(
         self, stream_id: str, calib: IntersectionCalibration, frame_size: tuple[int, int]
     ) -> None:
-        if calib.lane_direction is None:
-            raise ValueError("LaneDirectionJudge needs calib.lane_direction")
-        self.stream_id = stream_id
-        self.cfg = calib.lane_direction
-        self.frame_size = frame_size
-        self._turn = calib.turn_angle_deg
+        self.cfg = needed(calib.lane_direction, "LaneDirectionJudge", "lane_direction")
+        super().__init__(stream_id, calib, frame_size)
         self._watched = set(self.cfg.lanes)
 
     def allowed(self, lane: Lane, mv: Movement) -> bool:
@@ -70,29 +66,14 @@ class LaneDirectionJudge:
 
     def _charge(self, d: MovementDecision, lane: LaneGeo, mv: Movement) -> Event:
         allowed = "/".join(m.value for m in lane.cfg.movements)
-        return charge_event(
-            Charge(
-                name=NAME,
-                code=self.cfg.code,
-                stream_id=self.stream_id,
-                frame_size=self.frame_size,
-                track=d.hist,
-                at_pts=d.cross_pts,
-                best=d.post,
-                end=d.end,
-                stages=(d.pre.pts, d.post.pts, d.end.pts),
-                detail=f"lane {lane.cfg.number} ({allowed}) made a {mv.value} "
-                f"(heading {d.angle_deg:+.0f} deg), crossed the stop line at {d.cross_pts:.2f}s",
-                lane_no=lane.cfg.number,
-                movement=mv.value,
-                direction=lane.approach.direction or None,
-                signal_group=next(iter(lane.cfg.movements.values())),
-                extra=(
-                    ("lane_id", lane.cfg.id),
-                    ("approach_id", lane.approach.id),
-                    *lane_facts(lane, self._turn),
-                ),
-            )
+        return self._charge_movement(
+            d,
+            lane,
+            mv,
+            name=NAME,
+            code=self.cfg.code,
+            detail=f"lane {lane.cfg.number} ({allowed}) made a {mv.value} "
+            f"(heading {d.angle_deg:+.0f} deg), crossed the stop line at {d.cross_pts:.2f}s",
         )
 
 

@@ -31,8 +31,10 @@ from typing import Protocol
 
 from sharpeyes.pipeline.calibration import Approach, IntersectionCalibration, Lane, Movement
 from sharpeyes.pipeline.rules.charge import (
+    Charge,
     Raw,
     TrackTable,
+    charge_event,
     frame_rows,
     observe,
     points_text,
@@ -319,6 +321,57 @@ class MovementJudge(Protocol):
     """A rule on settled movements (lane direction, no-turn): decisions in, charges out."""
 
     def judge(self, decisions: list[MovementDecision]) -> list[Event]: ...
+
+
+class MovementJudgeBase:
+    """What the judges of settled movements share: the stream and frame size they charge for,
+    the calibrated turn angle, and how a movement made from a lane becomes a charge."""
+
+    def __init__(
+        self, stream_id: str, calib: IntersectionCalibration, frame_size: tuple[int, int]
+    ) -> None:
+        self.stream_id = stream_id
+        self.frame_size = frame_size
+        self._turn = calib.turn_angle_deg
+
+    def _charge_movement(
+        self,
+        d: MovementDecision,
+        lane: LaneGeo,
+        mv: Movement,
+        *,
+        name: str,
+        code: str,
+        detail: str,
+        extra: tuple[tuple[str, str], ...] = (),
+    ) -> Event:
+        """The event charging ``mv`` of ``d`` from ``lane`` at its stop-line crossing (evidence:
+        the last position behind the line, the first past it, where the movement was read);
+        ``extra`` goes between the lane and approach ids and the lane's geometry facts."""
+        return charge_event(
+            Charge(
+                name=name,
+                code=code,
+                stream_id=self.stream_id,
+                frame_size=self.frame_size,
+                track=d.hist,
+                at_pts=d.cross_pts,
+                best=d.post,
+                end=d.end,
+                stages=(d.pre.pts, d.post.pts, d.end.pts),
+                detail=detail,
+                lane_no=lane.cfg.number,
+                movement=mv.value,
+                direction=lane.approach.direction or None,
+                signal_group=next(iter(lane.cfg.movements.values())),
+                extra=(
+                    ("lane_id", lane.cfg.id),
+                    ("approach_id", lane.approach.id),
+                    *extra,
+                    *lane_facts(lane, self._turn),
+                ),
+            )
+        )
 
 
 class MovementRule:

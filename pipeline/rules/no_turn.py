@@ -19,31 +19,27 @@ verified against an official text offline (points and some codes changed with å…
 from __future__ import annotations
 
 from sharpeyes.pipeline.calibration import IntersectionCalibration, Movement, ProhibitedMovement
-from sharpeyes.pipeline.rules.charge import Charge, charge_event, exempt_class
+from sharpeyes.pipeline.rules.charge import exempt_class, needed
 from sharpeyes.pipeline.rules.common import in_windows
 from sharpeyes.pipeline.rules.movement import (
     LaneGeo,
     MovementDecision,
+    MovementJudgeBase,
     MovementRule,
-    lane_facts,
 )
 from sharpeyes.pipeline.types import Event
 
 NAME = "no_turn"
 
 
-class NoTurnJudge:
+class NoTurnJudge(MovementJudgeBase):
     """Movements prohibited by sign on the calibrated approaches (judges settled movements)."""
 
     def __init__(
         self, stream_id: str, calib: IntersectionCalibration, frame_size: tuple[int, int]
     ) -> None:
-        if calib.no_turn is None:
-            raise ValueError("NoTurnJudge needs calib.no_turn")
-        self.stream_id = stream_id
-        self.cfg = calib.no_turn
-        self.frame_size = frame_size
-        self._turn = calib.turn_angle_deg
+        self.cfg = needed(calib.no_turn, "NoTurnJudge", "no_turn")
+        super().__init__(stream_id, calib, frame_size)
 
     def _covers(self, pm: ProhibitedMovement, mv: Movement) -> bool:
         if pm.movement is mv:
@@ -81,32 +77,16 @@ class NoTurnJudge:
         self, d: MovementDecision, lane: LaneGeo, sign: ProhibitedMovement, mv: Movement
     ) -> Event:
         windows = ",".join(f"{w.start}-{w.end}" for w in sign.windows) or "always"
-        return charge_event(
-            Charge(
-                name=NAME,
-                code=self.cfg.code,
-                stream_id=self.stream_id,
-                frame_size=self.frame_size,
-                track=d.hist,
-                at_pts=d.cross_pts,
-                best=d.post,
-                end=d.end,
-                stages=(d.pre.pts, d.post.pts, d.end.pts),
-                detail=f"{mv.value} from lane {lane.cfg.number} of {lane.approach.id} "
-                f"where {sign.movement.value} is prohibited ({windows}), crossed the stop line "
-                f"at {d.cross_pts:.2f}s",
-                lane_no=lane.cfg.number,
-                movement=mv.value,
-                direction=lane.approach.direction or None,
-                signal_group=next(iter(lane.cfg.movements.values())),
-                extra=(
-                    ("lane_id", lane.cfg.id),
-                    ("approach_id", lane.approach.id),
-                    ("prohibited", sign.movement.value),
-                    ("windows", windows),
-                    *lane_facts(lane, self._turn),
-                ),
-            )
+        return self._charge_movement(
+            d,
+            lane,
+            mv,
+            name=NAME,
+            code=self.cfg.code,
+            detail=f"{mv.value} from lane {lane.cfg.number} of {lane.approach.id} "
+            f"where {sign.movement.value} is prohibited ({windows}), crossed the stop line "
+            f"at {d.cross_pts:.2f}s",
+            extra=(("prohibited", sign.movement.value), ("windows", windows)),
         )
 
 

@@ -33,10 +33,11 @@ from dataclasses import dataclass
 from sharpeyes.pipeline.calibration import IntersectionCalibration, NoParkingZone
 from sharpeyes.pipeline.rules.charge import (
     Charge,
-    TrackTable,
+    TrackRule,
     charge_event,
     exempt_class,
     frame_rows,
+    needed,
     observe,
     points_text,
     region_of,
@@ -72,19 +73,16 @@ class _Car:
     stops: int = 0
 
 
-class IllegalParkingRule:
+class IllegalParkingRule(TrackRule[_Car]):
     """Vehicles parked in the calibrated no-parking zones of one stream."""
 
     def __init__(
         self, stream_id: str, calib: IntersectionCalibration, frame_size: tuple[int, int]
     ) -> None:
-        if calib.parking is None:
-            raise ValueError("IllegalParkingRule needs calib.parking")
-        self.stream_id = stream_id
-        self.calib = calib
-        self.cfg = calib.parking
-        self.frame_size = frame_size
-        self._kinds = [int(k) for k in calib.object_kinds()]
+        self.cfg = needed(calib.parking, "IllegalParkingRule", "parking")
+        super().__init__(
+            stream_id, calib, frame_size, lambda tid, kind: _Car(TrackHistory(tid, kind))
+        )
         self._radius = self.cfg.still_radius * math.hypot(*frame_size)
         pixels = [to_pixels(z.polygon, frame_size) for z in self.cfg.zones]
         self._zones = [
@@ -93,9 +91,6 @@ class IllegalParkingRule:
         ]
         self._zone_px = {z.id: points_text(p) for z, p in zip(self.cfg.zones, pixels, strict=True)}
         self._region = region_of(pixels, 1.0)
-        self._tracks: TrackTable[_Car] = TrackTable(
-            lambda tid, kind: _Car(TrackHistory(tid, kind)), calib.stale_track_s
-        )
 
     def update(
         self, frame: Frame, tracks: Tracks, signals: Mapping[str, SignalState]
@@ -121,14 +116,6 @@ class IllegalParkingRule:
                 events.append(ev)
         self._tracks.evict(frame.pts)
         return events
-
-    def end_of_stream(self) -> list[Event]:
-        self._tracks.drain()
-        return []
-
-    @property
-    def live_tracks(self) -> int:
-        return len(self._tracks)
 
     def pinned_pts(self) -> list[float]:
         """Evidence times already in the past of the stops under watch: each uncharged stop's

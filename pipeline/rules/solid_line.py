@@ -31,10 +31,11 @@ from sharpeyes.pipeline.calibration import IntersectionCalibration
 from sharpeyes.pipeline.rules.charge import (
     Charge,
     Raw,
-    TrackTable,
+    TrackRule,
     charge_event,
     exempt_class,
     frame_rows,
+    needed,
     observe,
     points_text,
     region_of,
@@ -65,28 +66,22 @@ class _Car:
     done: bool = False
 
 
-class SolidLineRule:
+class SolidLineRule(TrackRule[_Car]):
     """Lane changes over the calibrated solid lines of one stream."""
 
     def __init__(
         self, stream_id: str, calib: IntersectionCalibration, frame_size: tuple[int, int]
     ) -> None:
-        if calib.solid_lines is None:
-            raise ValueError("SolidLineRule needs calib.solid_lines")
-        self.stream_id = stream_id
-        self.calib = calib
-        self.cfg = calib.solid_lines
-        self.frame_size = frame_size
-        self._kinds = [int(k) for k in calib.object_kinds()]
+        self.cfg = needed(calib.solid_lines, "SolidLineRule", "solid_lines")
+        super().__init__(
+            stream_id, calib, frame_size, lambda tid, kind: _Car(deque(maxlen=_HISTORY))
+        )
         pixels = [to_pixels(ln.points, frame_size) for ln in self.cfg.lines]
         self._lines = [(ln.id, Polyline(p)) for ln, p in zip(self.cfg.lines, pixels, strict=True)]
         self._points = {ln.id: points_text(p) for ln, p in zip(self.cfg.lines, pixels, strict=True)}
         diag = math.hypot(*frame_size)
         self._margin = self.cfg.margin * diag
         self._region = region_of(pixels, max(_BAND * diag, 3.0 * self._margin))
-        self._tracks: TrackTable[_Car] = TrackTable(
-            lambda tid, kind: _Car(deque(maxlen=_HISTORY)), calib.stale_track_s
-        )
 
     def update(
         self, frame: Frame, tracks: Tracks, signals: Mapping[str, SignalState]
@@ -103,14 +98,6 @@ class SolidLineRule:
                 events.append(ev)
         self._tracks.evict(frame.pts)
         return events
-
-    def end_of_stream(self) -> list[Event]:
-        self._tracks.drain()
-        return []
-
-    @property
-    def live_tracks(self) -> int:
-        return len(self._tracks)
 
     def _step(self, tid: int, kind: ObjectKind, st: _Car, raw: Raw) -> Event | None:
         p = raw[2]  # the wheel line's centre: bottom centre of the box

@@ -31,11 +31,12 @@ from sharpeyes.pipeline.calibration import IntersectionCalibration, WrongWayConf
 from sharpeyes.pipeline.rules.charge import (
     Charge,
     Raw,
-    TrackTable,
+    TrackRule,
     charge_event,
     exempt_class,
     frame_rows,
     nearest_obs,
+    needed,
     observe,
     points_text,
     region_of,
@@ -106,26 +107,20 @@ def _pos(z: _Zone, p: Vec) -> float:
     return p[0] * z.travel[0] + p[1] * z.travel[1]
 
 
-class WrongWayRule:
+class WrongWayRule(TrackRule[_Run]):
     """Wrong-way driving in the calibrated lanes and travel zones of one stream."""
 
     def __init__(
         self, stream_id: str, calib: IntersectionCalibration, frame_size: tuple[int, int]
     ) -> None:
-        if calib.wrong_way is None:
-            raise ValueError("WrongWayRule needs calib.wrong_way")
-        self.stream_id = stream_id
-        self.calib = calib
-        self.cfg = calib.wrong_way
-        self.frame_size = frame_size
-        self._kinds = [int(k) for k in calib.object_kinds()]
+        self.cfg = needed(calib.wrong_way, "WrongWayRule", "wrong_way")
+        super().__init__(
+            stream_id, calib, frame_size, lambda tid, kind: _Run(TrackHistory(tid, kind))
+        )
         self._zones = _zones(calib, self.cfg, frame_size)
         self._region = region_of((z.points for z in self._zones), 1.0)
         self._dist = self.cfg.min_distance * math.hypot(*frame_size)
         self._cos = math.cos(math.radians(self.cfg.max_angle_deg))
-        self._tracks: TrackTable[_Run] = TrackTable(
-            lambda tid, kind: _Run(TrackHistory(tid, kind)), calib.stale_track_s
-        )
 
     def update(
         self, frame: Frame, tracks: Tracks, signals: Mapping[str, SignalState]
@@ -146,14 +141,6 @@ class WrongWayRule:
                 events.append(ev)
         self._tracks.evict(frame.pts)
         return events
-
-    def end_of_stream(self) -> list[Event]:
-        self._tracks.drain()
-        return []
-
-    @property
-    def live_tracks(self) -> int:
-        return len(self._tracks)
 
     def _zone_of(self, p: Vec, quarter: float) -> _Zone | None:
         for z in self._zones:

@@ -39,11 +39,12 @@ from sharpeyes.pipeline.riders import RiderParams, suppress_riders
 from sharpeyes.pipeline.rules.charge import (
     Charge,
     Raw,
-    TrackTable,
+    TrackRule,
     anchor_rows,
     charge_event,
     exempt_class,
     frame_rows,
+    needed,
     observe,
     points_text,
     region_of,
@@ -202,22 +203,21 @@ class _FrameWalkers:
         return self._peds
 
 
-class YieldToPedestriansRule:
+class YieldToPedestriansRule(TrackRule[_Car]):
     """Vehicles passing pedestrians on the calibrated crosswalks of one stream."""
 
     def __init__(
         self, stream_id: str, calib: IntersectionCalibration, frame_size: tuple[int, int]
     ) -> None:
-        if calib.yield_to_pedestrians is None:
-            raise ValueError("YieldToPedestriansRule needs calib.yield_to_pedestrians")
-        self.stream_id = stream_id
-        self.calib = calib
-        self.cfg = calib.yield_to_pedestrians
-        self.frame_size = frame_size
+        self.cfg = needed(
+            calib.yield_to_pedestrians, "YieldToPedestriansRule", "yield_to_pedestrians"
+        )
+        super().__init__(
+            stream_id, calib, frame_size, lambda tid, kind: _Car(TrackHistory(tid, kind))
+        )
         diag = math.hypot(*frame_size)
         self._conflict = self.cfg.conflict_distance * diag
         self._min_step = self.cfg.min_speed * diag
-        self._kinds = [int(k) for k in calib.object_kinds()]
         watched = set(self.cfg.crosswalks)
         self._zebras: list[_Zebra] = []
         shapes = []
@@ -236,9 +236,6 @@ class YieldToPedestriansRule:
         self._timeline = SignalTimeline()
         self._motion = _PersonMotion(calib.stale_track_s)
         self._waiting: list[_Waiting] = []
-        self._tracks: TrackTable[_Car] = TrackTable(
-            lambda tid, kind: _Car(TrackHistory(tid, kind)), calib.stale_track_s
-        )
 
     def update(
         self, frame: Frame, tracks: Tracks, signals: Mapping[str, SignalState]
@@ -266,10 +263,6 @@ class YieldToPedestriansRule:
         self._timeline = SignalTimeline()
         self._motion.clear()
         return events
-
-    @property
-    def live_tracks(self) -> int:
-        return len(self._tracks)
 
     def _zebra_of(self, p: Vec) -> _Zebra | None:
         return next((z for z in self._zebras if z.polygon.contains(p)), None)
