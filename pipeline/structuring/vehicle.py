@@ -29,6 +29,7 @@ from typing import Protocol
 
 import cv2
 
+from sharpeyes.models.classes import refine_by_plate
 from sharpeyes.pipeline.config import StructuringConfig
 from sharpeyes.pipeline.events import box_quality
 from sharpeyes.pipeline.runner import TrackEvents
@@ -235,9 +236,16 @@ class VehicleStructuring:
             if fused.visible
             else None
         )
+        name, code = event.class_name, event.class_code
+        if fused.text:  # a plate read in full: its colour bounds the vehicle's size class
+            name, code = refine_by_plate(name, code, fused.color)
+            if (name, code) != (event.class_name, event.class_code):
+                extra.append(("class_from_plate", f"{event.class_name}→{name} {code}"))
         return event.with_(
             plate=plate,
             plate_jpeg=state.plate_jpeg if fused.text else None,
+            class_name=name,
+            class_code=code,
             extra=(*event.extra, *extra),
         )
 
