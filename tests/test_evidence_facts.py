@@ -239,6 +239,9 @@ def test_signal_fault_and_missing_track_are_incomplete(tmp_path: Path) -> None:
     assert any("signal fault" in p["reason"] for p in parts)
     assert any("subject is not in this frame" in p["reason"] for p in parts)
     assert doc["images"][1]["signal"]["fault"] == "lamp unknown"
+    # an unknown state has no onset: no age is stated for it
+    assert doc["images"][1]["signal"]["seconds_since_onset"] is None
+    assert doc["images"][1]["signal"]["onset_seen"] is False
 
 
 def test_rule_note_for_image_1_is_recorded(tmp_path: Path) -> None:

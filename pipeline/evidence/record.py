@@ -21,7 +21,7 @@ from sharpeyes.pipeline.evidence.facts import (
 )
 from sharpeyes.pipeline.evidence.images import beijing_time_text
 from sharpeyes.pipeline.evidence.tamper import ALGORITHM, canonical_json, hmac_bytes
-from sharpeyes.pipeline.types import Box, Event, Frame, Plate, SignalState
+from sharpeyes.pipeline.types import Box, Event, Frame, LampColor, Plate, SignalState
 from sharpeyes.streams.remux import ClipInfo
 
 SCHEMA = "sharpeyes.evidence/1"
@@ -185,10 +185,11 @@ def _violation(event: Event, code: str) -> dict[str, Any] | None:
 
 
 def _signal(st: SignalState) -> dict[str, Any]:
+    known = st.color is not LampColor.UNKNOWN  # an unknown state has no onset to count from
     return {
         "color": st.color.value,
-        "seconds_since_onset": round(st.duration, 3),
-        "onset_seen": st.onset_seen,  # False: seconds_since_onset is a lower bound
+        "seconds_since_onset": round(st.duration, 3) if known else None,
+        "onset_seen": st.onset_seen and known,  # False: seconds_since_onset is a lower bound
         "since_pts": round(st.since_pts, 4),
         "source": st.source,
         "fault": signal_fault(st),
