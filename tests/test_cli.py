@@ -217,3 +217,11 @@ def test_a_misspelt_nested_key_is_named_with_the_key_it_resembles(tmp_path: Path
 def test_a_folder_is_not_a_video(tmp_path: Path) -> None:
     proc = run_cli("analyze", str(tmp_path), "--out", str(tmp_path / "o"))
     assert_one_line_error(proc, "is a folder; analyze takes one video file")
+
+
+def test_verbose_works_after_the_subcommand_too() -> None:
+    from sharpeyes.api.commands.cli import build_parser, verbose_first
+
+    args = build_parser().parse_args(verbose_first(["analyze", "clip.mp4", "-vv"]))
+    assert args.verbose == 2 and args.video == "clip.mp4"
+    assert verbose_first(["analyze", "--", "-v"]) == ["analyze", "--", "-v"]

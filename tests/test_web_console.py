@@ -100,12 +100,15 @@ def test_review_console_confirms_a_violation(seeded: Seeded, tmp_path: Path) -> 
             assert "驳回必须选择或填写理由" in page.inner_text("#review-msg")
             page.locator("#reason-preset").blur()
             page.keyboard.press("c")
-            # confirmed: the next pending item (the older one below it in the queue) opens
+            # confirmed: the next pending item (the older one below it in the queue) opens; the
+            # outcome names the previous item, apart from this (still pending) item's messages
             following = seeded.violations[0].event_id
             page.wait_for_function(f"location.hash === '#/violation/{following}'")
             page.wait_for_function(
-                "document.querySelector('#review-msg').textContent === '已确认 · 沪B67890'"
+                "document.querySelector('#prev-msg').textContent === "
+                "'✓ 上一条（沪B67890）已确认 · 当前为下一条待审核'"
             )
+            assert page.inner_text("#review-msg") == ""
             page.screenshot(path=str(ARTIFACTS / "console_violation_confirmed.png"))
             page.click("#lang")
             assert page.inner_text("#nav").startswith("Queue")

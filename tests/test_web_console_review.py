@@ -311,13 +311,18 @@ def test_violation_page_zoom_player_confirm_advance_reject(seeded: Seeded) -> No
             # confirm → the next pending item opens by itself
             page.keyboard.press("c")
             _hash_is(page, second.event_id)
-            expect(page.locator("#review-msg")).to_have_text("已确认 · 浙A00002")
+            expect(page.locator("#prev-msg")).to_have_text(
+                "✓ 上一条（浙A00002）已确认 · 当前为下一条待审核"
+            )
+            expect(page.locator("#review-msg")).to_have_text("")
             # reject with a preset reason, chosen by its number
             page.keyboard.press("1")
             assert page.input_value("#reason-preset") == "plate_unreadable"
             page.keyboard.press("r")
             _hash_is(page, third.event_id)
-            expect(page.locator("#review-msg")).to_contain_text("已驳回")
+            expect(page.locator("#prev-msg")).to_contain_text("上一条")
+            expect(page.locator("#prev-msg")).to_contain_text("已驳回")
+            expect(page.locator("#review-msg")).to_have_text("")
             # 其他 needs text
             page.keyboard.press("5")
             expect(page.locator("#reason")).to_be_focused()
@@ -326,7 +331,8 @@ def test_violation_page_zoom_player_confirm_advance_reject(seeded: Seeded) -> No
             expect(page.locator("#review-msg")).to_have_text("请填写补充说明")
             page.fill("#reason", "车辆为执行任务的救护车")
             page.keyboard.press("Enter")
-            expect(page.locator("#review-msg")).to_contain_text("已驳回")
+            _hash_is(page, order[3].event_id)  # rejected: the next pending item opens
+            expect(page.locator("#prev-msg")).to_contain_text("已驳回")
 
             # a confirmed item offers no second confirm, by button or key
             page.goto(f"{base}/console/#/violation/{first.event_id}")

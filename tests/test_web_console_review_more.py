@@ -469,7 +469,15 @@ def test_violation_page_overlay_stop_line_signals(seeded: Seeded) -> None:
                 "document.querySelector('#frame-pos').textContent.includes('12 fps')"
             )
             page.wait_for_function("document.querySelector('#img1').naturalWidth > 0")
-            # letterboxed: the 16:9 clip in a wider box
+            # the player: the side column's full width, at the clip's own shape (16:9 here)
+            cw = _num(page, "document.querySelector('#clip').clientWidth")
+            ch = _num(page, "document.querySelector('#clip').clientHeight")
+            side = _num(page, "document.querySelector('#clipwrap').clientWidth")
+            assert cw == side and cw >= 380 and ch == pytest.approx(cw * 9 / 16, abs=2)
+            # letterboxed: a box of another shape than the clip (a tall clip capped by
+            # max-height), forced here with a wider box: the overlay must follow the content
+            page.add_style_tag(content="#clip { aspect-ratio: 2 / 1; }")
+            page.wait_for_timeout(100)
             cw = _num(page, "document.querySelector('#clip').clientWidth")
             ch = _num(page, "document.querySelector('#clip').clientHeight")
             assert cw / ch > CLIP[0] / CLIP[1] + 0.1

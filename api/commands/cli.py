@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
@@ -249,9 +250,21 @@ def _setup_logging(verbosity: int) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
+VERBOSE_FLAGS = re.compile(r"^(-v+|--verbose)$")
+
+
+def verbose_first(argv: Sequence[str]) -> list[str]:
+    """``argv`` with ``-v``/``-vv``/``--verbose`` moved to the front, so they work after the
+    subcommand too (``sharpeyes analyze X -v``); nothing after ``--`` moves."""
+    cut = list(argv).index("--") if "--" in argv else len(argv)
+    head, tail = list(argv[:cut]), list(argv[cut:])
+    flags = [a for a in head if VERBOSE_FLAGS.match(a)]
+    return [*flags, *(a for a in head if not VERBOSE_FLAGS.match(a)), *tail]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(verbose_first(sys.argv[1:] if argv is None else argv))
     _setup_logging(args.verbose)
     func: Command = args.func
     try:

@@ -10,7 +10,6 @@ const S = {
   rows: [],
   sel: -1,
   picked: new Set(),
-  thumbUrls: [],
   cameras: null,
   reasons: null,
   plateRe: null,
@@ -26,6 +25,8 @@ const S = {
   healthTimer: null,
   sortKey: localStorage.getItem("se_sort") || "time_desc",
   evType: "",
+  evLoaded: null,  // the type ("" = all) whose stored newest 50 the events page holds
+  evShown: "",  // the type of the rows in the events table
 };
 const $ = (sel) => document.querySelector(sel);
 const t = (key) => (window.I18N[S.lang] || window.I18N.zh)[key] || key;
@@ -130,7 +131,9 @@ function clearSession() {
   sessionStorage.removeItem("se_display");
   if (S.feedAbort) S.feedAbort.abort();
   $("#nav").hidden = $("#logout").hidden = $("#ticker").hidden = true;
-  $("#who").textContent = "";
+  $("#who").textContent = $("#who").title = "";
+  $("#events-table tbody").textContent = "";  // the next user's events are loaded afresh
+  S.evLoaded = null;
   show("login");
 }
 
@@ -157,7 +160,7 @@ function whoText(me) {
 async function enter() {
   const me = await api("/auth/me");
   S.me = me;
-  $("#who").textContent = whoText(me);
+  $("#who").textContent = $("#who").title = whoText(me);
   $("#who").dataset.role = me.role;
   $("#nav").hidden = $("#logout").hidden = $("#ticker").hidden = false;
   await loadSettings();  // camera names and reject reasons, for every page
@@ -305,27 +308,50 @@ function filterParams(withState = true) {
 function evTime(ev) { return ev.time_ms || (ev.violation && ev.violation.time_ms) || ev.first_seen_ms; }
 const stateOf = (ev) => (ev.review ? ev.review.state : "");
 
-// Thumbnails: the subject crop, else the composite, fetched with the token (list pages carry
-// no signed URLs), loaded when the row scrolls into view.
+// Thumbnails: what the record's evidence list has (list pages carry none, so the event's detail
+// is asked, whose signed URLs go straight into <img>; no file is requested that is not listed):
+// the subject crop, else image 2 (the subject at the stop line) framed on the subject's box from
+// record.json, else image 1, else the composite. Loaded when the row scrolls into view.
+const THUMB_W = 88, THUMB_H = 50;
 const thumbObserver = "IntersectionObserver" in window ? new IntersectionObserver((entries) => {
   for (const en of entries) {
-    if (en.isIntersecting) { thumbObserver.unobserve(en.target); loadThumb(en.target.querySelector("img")); }
+    if (en.isIntersecting) { thumbObserver.unobserve(en.target); loadThumb(en.target.querySelector("img")).catch(() => {}); }
   }
 }) : null;
 
 async function loadThumb(img) {
-  for (const name of ["crop.jpg", "composite.jpg"]) {
-    try {
-      const r = await fetch(`${API}/events/${encodeURIComponent(img.dataset.id)}/evidence/${name}`,
-        { headers: { Authorization: `Bearer ${S.token}` } });
-      if (!r.ok) continue;
-      const url = URL.createObjectURL(await r.blob());
-      S.thumbUrls.push(url);
-      img.src = url;
-      img.hidden = false;
-      return;
-    } catch (e) { return; }
+  const ev = await api(`/events/${encodeURIComponent(img.dataset.id)}`);
+  const files = Object.fromEntries((ev.evidence || []).map((f) => [f.name, f.url]));
+  const name = ["crop.jpg", "2.jpg", "1.jpg", "composite.jpg"].find((n) => files[n]);
+  if (!name) return;
+  let shot = null;
+  if (/^[123]\.jpg$/.test(name) && files["record.json"]) {
+    const rec = await fetch(files["record.json"]).then((r) => (r.ok ? r.json() : null)).catch(() => null);
+    const images = (rec && Array.isArray(rec.images)) ? rec.images : [];
+    shot = images.find((im) => im.file === name && Array.isArray(im.subject_box) && im.width) || null;
   }
+  img.onload = () => { if (shot) frameThumb(img, shot); img.hidden = false; };
+  img.dataset.file = name;
+  img.src = files[name];
+}
+
+// Show the part of the image around the subject's box (3× its size, the thumbnail's shape).
+function frameThumb(img, shot) {
+  const k = img.naturalWidth / shot.width;
+  const natW = img.naturalWidth, natH = img.naturalHeight;
+  const [x1, y1, x2, y2] = shot.subject_box.map((v) => v * k);
+  let ch = Math.max((y2 - y1) * 3, ((x2 - x1) * 3 * THUMB_H) / THUMB_W, 40 * k);
+  let cw = (ch * THUMB_W) / THUMB_H;
+  if (cw > natW) { cw = natW; ch = (cw * THUMB_H) / THUMB_W; }
+  if (ch > natH) { ch = natH; cw = (ch * THUMB_W) / THUMB_H; }
+  const cx = Math.min(Math.max((x1 + x2) / 2 - cw / 2, 0), Math.max(0, natW - cw));
+  const cy = Math.min(Math.max((y1 + y2) / 2 - ch / 2, 0), Math.max(0, natH - ch));
+  const scale = THUMB_W / cw;
+  img.classList.add("framed");
+  img.style.width = `${natW * scale}px`;
+  img.style.height = `${natH * scale}px`;
+  img.style.left = `${-cx * scale}px`;
+  img.style.top = `${-cy * scale}px`;
 }
 
 function queueRow(ev) {
@@ -345,11 +371,14 @@ function queueRow(ev) {
   tr.appendChild(chkTd);
   const thTd = document.createElement("td");
   thTd.className = "thumb";
+  const frame = document.createElement("span");
+  frame.className = "thumbframe";
   const img = document.createElement("img");
   img.alt = ""; img.hidden = true; img.dataset.id = ev.event_id;
-  thTd.appendChild(img);
+  frame.appendChild(img);
+  thTd.appendChild(frame);
   tr.appendChild(thTd);
-  if (thumbObserver) thumbObserver.observe(thTd); else loadThumb(img);
+  if (thumbObserver) thumbObserver.observe(thTd); else loadThumb(img).catch(() => {});
   cell(tr, bjTime(evTime(ev)), "time");
   cell(tr, camName(ev.camera_id), "cam").title = ev.camera_id;
   cell(tr, typeLabel(ev), "vtype").dataset.type = typeOf(ev);
@@ -422,7 +451,6 @@ async function fillQueue(more, gen) {
   if (!more) {
     tbody.textContent = "";
     S.queue = []; S.rows = []; S.picked.clear(); pick("", false);
-    S.thumbUrls.forEach((u) => URL.revokeObjectURL(u)); S.thumbUrls = [];
   }
   for (const ev of body.items) { S.queue.push(ev.event_id); S.rows.push(ev); tbody.appendChild(queueRow(ev)); }
   if (!S.queue.length) { const tr = document.createElement("tr"); cell(tr, t("empty")).colSpan = 8; tbody.appendChild(tr); }
@@ -498,13 +526,27 @@ function metaRows(ev) {
   return [
     [t("violation_time"), bjTime(evTime(ev))], [t("location"), `${camName(ev.camera_id)} (${ev.camera_id})`],
     [t("first_seen"), bjTime(ev.first_seen_ms)], [t("event_id"), ev.event_id],
-    [t("violation_type"), typeLabel(ev)], [t("code"), v.code], [t("signal"), `${v.signal_group || ""} ${v.signal_color ? t(`sig_${v.signal_color}`) : ""}`],
+    [t("violation_type"), typeLabel(ev)], [t("code"), v.code], [t("signal"), signalText(ev)],
     // a red already on when the camera first saw it: the red age is a lower bound ("≥")
     [t("since_red"), v.seconds_since_red == null ? null : `${v.red_onset_seen === false ? "≥" : ""}${v.seconds_since_red}`],
     [t("lane"), v.lane_no], [t("direction"), ev.direction],
     [t("confidence"), ev.confidence], [t("state"), ev.review && t(ev.review.state)],
-    [t("reviewed_by"), ev.review && ev.review.reviewed_by],
+    [t("reviewed_by"), ev.review && ev.review.reviewed_by ? actorName(ev.review.reviewed_by).text : null],
   ];
+}
+
+// The signal at the crossing: its colour, then which signal it was. Signal groups have no name
+// in the calibration, only an id (e.g. "main") and a kind: the id is labelled as a group id.
+function signalText(ev) {
+  const v = ev.violation || {};
+  if (!v.signal_group && !v.signal_color) return null;
+  const colour = v.signal_color ? t(`sig_${v.signal_color}`) : "";
+  const cam = S.cameras && S.cameras.get(ev.camera_id);
+  const groups = (cam && cam.intersection && cam.intersection.signal_groups) || [];
+  const g = groups.find((x) => x.id === v.signal_group);
+  const which = [g && g.kind ? t(`signal_kind_${g.kind}`) : "",
+    v.signal_group ? `${t("signal_group")} ${v.signal_group}` : ""].filter(Boolean).join(" · ");
+  return which ? `${colour}（${which}）` : colour;
 }
 
 function renderViolation(ev) {
@@ -518,8 +560,14 @@ function renderViolation(ev) {
   ovLoad(ev, files["record.json"]);
   $("#vtype").textContent = typeLabel(ev);
   $("#vtype").dataset.type = typeOf(ev);
+  // 识别号牌: what the camera read (a reviewer's correction replaces the stored plate, so the
+  // review's recognised_plate comes first); 更正号牌: the correction, shown apart
   const review = ev.review || {};
-  $("#plate-text").textContent = review.corrected_plate || (ev.plate && ev.plate.text) || "—";
+  const recognised = ev.review ? review.recognised_plate : (ev.plate && ev.plate.text);
+  $("#plate-text").textContent = recognised || t("plate_none");
+  $("#plate-text").classList.toggle("none", !recognised);
+  $("#plate-corrected").hidden = !review.corrected_plate;
+  $("#plate-corrected-text").textContent = review.corrected_plate || "";
   const confirmed = review.state === "confirmed";
   $("#confirm").disabled = confirmed;  // a second confirm is not offered
   $("#confirm").title = confirmed ? t("already_confirmed") : "";
@@ -564,15 +612,32 @@ function renderIncomplete(ev) {
   $("#ack-incomplete").checked = false;
 }
 
+// Who reviewed, as a person reads it: the audit stores "name (token or session id)"; the id is
+// left out (kept in the title), and the logged-in user's own display name is used for them.
+function actorName(actor) {
+  if (!actor) return { text: "—", id: "" };
+  const m = /^(.*) \(([^()]*)\)$/.exec(actor);
+  const name = m ? m[1] : actor;
+  const id = m ? m[2] : "";
+  const display = sessionStorage.getItem("se_display");
+  if (display && S.me && S.me.name === name) return { text: `${display} (${name})`, id };
+  return { text: name, id };
+}
+
 async function loadAudit(id) {
   const trail = await api(`/violations/${encodeURIComponent(id)}/audit`);
   const ol = $("#audit");
   ol.textContent = "";
   for (const a of trail) {
     const li = document.createElement("li");
-    li.textContent = `${bjTime(a.at_ms)} ${a.actor} ${t(a.action === "confirm" ? "confirm" : "reject")}` +
-      ` ${a.before.review_state}→${a.after.review_state}` + (a.reason ? ` · ${a.reason}` : "") +
-      (a.before.plate_text !== a.after.plate_text ? ` · ${a.before.plate_text}→${a.after.plate_text}` : "");
+    const state = (s) => (s ? t(s) : "—");
+    const plate = (p) => p || t("plate_none");
+    const actor = actorName(a.actor);
+    li.textContent = `${bjTime(a.at_ms)} ${actor.text} ${t(a.action === "confirm" ? "confirm" : "reject")}` +
+      ` ${state(a.before.review_state)}→${state(a.after.review_state)}` + (a.reason ? ` · ${a.reason}` : "") +
+      (a.before.plate_text !== a.after.plate_text
+        ? ` · ${t("plate")} ${plate(a.before.plate_text)}→${plate(a.after.plate_text)}` : "");
+    li.title = a.actor;  // the full actor as stored (name and token / session id)
     ol.appendChild(li);
   }
 }
@@ -584,7 +649,11 @@ async function loadViolation(id) {
   closeLightbox();
   if (isTyping(document.activeElement)) document.activeElement.blur();  // keys act on this item
   await loadSettings();
-  say(S.flash || "", "okmsg");
+  // what happened to the item before (confirm/reject moved on to this one): said apart from
+  // this item's own messages, naming the previous item, so it never reads as this one's state
+  $("#prev-msg").textContent = S.flash || "";
+  $("#prev-msg").hidden = !S.flash;
+  say("", "okmsg");
   S.flash = null;
   $("#reason").value = ""; $("#corrected").value = ""; $("#reason-preset").value = "";
   const ev = await api(`/violations/${encodeURIComponent(id)}`);
@@ -642,9 +711,14 @@ async function review(action) {
     const i = S.queue.indexOf(ev.event_id);
     if (i >= 0) S.rows[i] = res.event;
     const plate = (res.event.review && res.event.review.corrected_plate) || (res.event.plate && res.event.plate.text) || "";
+    $("#prev-msg").hidden = true;
     const msg = `${t(action === "confirm" ? "done_confirm" : "done_reject")}${plate ? ` · ${plate}` : ""}`;
     const next = nextPending(ev.event_id);
-    if (next) { S.flash = msg; location.hash = `#/violation/${next}`; return; }
+    if (next) {
+      S.flash = t(action === "confirm" ? "prev_confirmed" : "prev_rejected").replace("{p}", plate || t("plate_none"));
+      location.hash = `#/violation/${next}`;
+      return;
+    }
     renderViolation(res.event);
     await loadAudit(ev.event_id);
     say(S.rows.some((r) => stateOf(r) === "pending") || S.cursor ? msg : `${msg} · ${t("queue_done")}`, "okmsg");
@@ -678,18 +752,26 @@ function onFeedEvent(ev, listed = false) {
   ticker.prepend(span);
   while (ticker.childElementCount > 8) ticker.lastElementChild.remove();
   if (S.evType && !listed) return;  // a type-filtered list is not fed live (feed items carry no type)
+  S.evShown = S.evType;
   eventRow(ev, S.evType);
 }
 
+// One row of the events page, placed by the record's time (newest first) whatever order rows
+// arrive in (stored page, live feed); a row already shown (same event id) is replaced.
 function eventRow(ev, type) {
   const tbody = $("#events-table tbody");
   tbody.querySelectorAll("tr:not([data-id])").forEach((r) => r.remove());
+  const when = evTime(ev);
+  const old = [...tbody.children].find((r) => r.dataset.id === ev.event_id);
+  if (old) old.remove();
   const tr = document.createElement("tr");
   tr.dataset.id = ev.event_id;
-  cell(tr, bjTime(evTime(ev))); cell(tr, camName(ev.camera_id));
+  tr.dataset.t = String(when);
+  cell(tr, bjTime(when), "time"); cell(tr, camName(ev.camera_id));
   cell(tr, type ? typeLabel({ ...ev, violation_type: ev.violation_type || type }) : t(typeOf(ev)), "vtype");
   cell(tr, ev.plate && ev.plate.text, "plate");
-  tbody.prepend(tr);
+  const after = [...tbody.children].find((r) => Number(r.dataset.t) < when);
+  tbody.insertBefore(tr, after || null);
   while (tbody.childElementCount > 200) tbody.lastElementChild.remove();
 }
 
@@ -743,15 +825,40 @@ async function startFeed() {
 async function loadEvents(reload = false) {
   show("events");
   const tbody = $("#events-table tbody");
-  if (tbody.childElementCount && !reload) return;
-  const q = new URLSearchParams({ limit: "50" });
-  if (S.evType) q.set("violation_type", S.evType);
   const type = S.evType;
+  // live rows may be there already (the feed runs on every page): the stored newest 50 are
+  // still loaded once per type and merged in (rows are placed by time, duplicates replaced)
+  if (S.evLoaded === type && !reload) return;
+  const q = new URLSearchParams({ limit: "50" });
+  if (type) q.set("violation_type", type);
   const body = await api(`/events?${q}`);
   if (type !== S.evType) return;
-  tbody.textContent = "";
-  for (const ev of body.items.reverse()) eventRow(ev, type);
-  if (!body.items.length) { const tr = document.createElement("tr"); cell(tr, t("empty")).colSpan = 4; tbody.appendChild(tr); }
+  if (S.evShown !== type) tbody.textContent = "";  // rows of another type (or of all types)
+  S.evShown = type;
+  S.evLoaded = type;
+  for (const ev of body.items) eventRow(ev, type);
+  if (!tbody.childElementCount) { const tr = document.createElement("tr"); cell(tr, t("empty")).colSpan = 4; tbody.appendChild(tr); }
+}
+
+// Camera health in the reviewer's words: the state, real drops by reason (frames the analysis
+// frame rate leaves out are not drops: shown apart as 抽帧), the clock skew rounded.
+const SAMPLING = "sampling";
+
+function healthState(state) {
+  const key = `hs_${state}`;
+  const word = t(key);
+  return word === key ? state : word;
+}
+
+function dropsText(drops) {
+  const real = Object.entries(drops || {}).filter(([k, v]) => k !== SAMPLING && v > 0);
+  if (!real.length) return "0";
+  return real.map(([k, v]) => { const key = `drop_${k}`; const w = t(key); return `${w === key ? k : w} ${v}`; }).join(" · ");
+}
+
+function skewText(ms) {
+  if (ms == null) return null;
+  return Math.abs(ms) >= 1000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms)} ms`;
 }
 
 async function loadHealth() {
@@ -762,17 +869,115 @@ async function loadHealth() {
     tbody.textContent = "";
     for (const h of body.items) {
       const tr = document.createElement("tr");
-      cell(tr, camName(h.camera_id)); cell(tr, h.state, `st-${h.state}`);
+      tr.dataset.camera = h.camera_id;
+      cell(tr, camName(h.camera_id), "cam").title = h.camera_id;
+      const st = cell(tr, healthState(h.state), `state st-${h.state}`);
+      st.title = h.detail ? `${h.state}: ${h.detail}` : h.state;
       cell(tr, h.input_fps.toFixed(1)); cell(tr, h.analysed_fps.toFixed(1));
-      cell(tr, Object.entries(h.drops_by_reason).map(([k, v]) => `${k}:${v}`).join(" ") || "0");
+      cell(tr, dropsText(h.drops_by_reason), "drops");
+      cell(tr, (h.drops_by_reason || {})[SAMPLING] || 0, "sampled").title = t("sampling_note");
       cell(tr, h.reconnects); cell(tr, h.last_frame_age_s == null ? null : h.last_frame_age_s.toFixed(2));
-      cell(tr, h.skew_ms); cell(tr, h.decoder); cell(tr, h.url, "url");
+      cell(tr, skewText(h.skew_ms), "skew"); cell(tr, h.decoder);
+      const url = cell(tr, h.url, "url");
+      if (h.url) url.title = h.url;
       tbody.appendChild(tr);
     }
-    if (!body.items.length) { const tr = document.createElement("tr"); cell(tr, t("empty")).colSpan = 10; tbody.appendChild(tr); }
+    if (!body.items.length) { const tr = document.createElement("tr"); cell(tr, t("empty")).colSpan = 11; tbody.appendChild(tr); }
   };
   await refresh();
-  if (!S.healthTimer) S.healthTimer = setInterval(() => refresh().catch(() => {}), 5000);
+  loadFlow().catch(() => {});
+  if (!S.healthTimer) {
+    S.healthTimer = setInterval(() => { refresh().catch(() => {}); loadFlow().catch(() => {}); }, 5000);
+  }
+}
+
+// --- traffic flow (交通流): a small bar chart per camera, all lanes summed per interval ----------
+
+const FLOW_BARS = 30;  // intervals shown per camera (the newest)
+const SVG_NS = "http://www.w3.org/2000/svg";
+
+function svgEl(name, attrs, text) {
+  const el = document.createElementNS(SVG_NS, name);
+  for (const [k, v] of Object.entries(attrs || {})) el.setAttribute(k, String(v));
+  if (text != null) el.textContent = text;
+  return el;
+}
+
+// Flow records (newest first, one per lane and interval) → per camera, the intervals oldest
+// first with their lanes' counts summed.
+function flowSeries(items) {
+  const cams = new Map();
+  for (const r of items) {
+    if (!cams.has(r.camera_id)) cams.set(r.camera_id, new Map());
+    const iv = cams.get(r.camera_id);
+    const k = r.start_ms;
+    if (!iv.has(k)) iv.set(k, { start_ms: k, interval_s: r.interval_s, count: 0, complete: true, lanes: [] });
+    const x = iv.get(k);
+    x.count += r.count;
+    x.complete = x.complete && r.complete;
+    x.lanes.push([r.lane_no, r.count]);
+  }
+  const out = [];
+  for (const [cam, iv] of cams) {
+    const list = [...iv.values()].sort((a, b) => a.start_ms - b.start_ms).slice(-FLOW_BARS);
+    list.forEach((x) => x.lanes.sort((a, b) => a[0] - b[0]));
+    out.push([cam, list]);
+  }
+  return out.sort((a, b) => camName(a[0]).localeCompare(camName(b[0]), "zh-CN"));
+}
+
+function flowChart(cam, list) {
+  const W = 360, H = 110, L = 30, R = 6, T = 8, B = 20;
+  const max = Math.max(1, ...list.map((x) => x.count));
+  const slot = (W - L - R) / FLOW_BARS;
+  const svg = svgEl("svg", { viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: "img", class: "flowchart" });
+  svg.appendChild(svgEl("title", {}, `${camName(cam)} ${t("flow_title")}`));
+  svg.appendChild(svgEl("line", { x1: L, y1: H - B, x2: W - R, y2: H - B, class: "axis" }));
+  svg.appendChild(svgEl("text", { x: L - 4, y: T + 8, "text-anchor": "end", class: "lbl" }, String(max)));
+  svg.appendChild(svgEl("text", { x: L - 4, y: H - B, "text-anchor": "end", class: "lbl" }, "0"));
+  const x0 = L + (FLOW_BARS - list.length) * slot;  // the newest interval at the right edge
+  list.forEach((x, i) => {
+    const h = ((H - B - T) * x.count) / max;
+    const rect = svgEl("rect", {
+      x: (x0 + i * slot + 1).toFixed(1), y: (H - B - h).toFixed(1), width: Math.max(1, slot - 2).toFixed(1),
+      height: h.toFixed(1), class: x.complete ? "bar" : "bar partial", "data-count": x.count, "data-start": x.start_ms,
+    });
+    const lanes = x.lanes.map(([n, c]) => `${t("lane")} ${n}: ${c}`).join("，");
+    rect.appendChild(svgEl("title", {}, `${bjTime(x.start_ms).slice(11, 16)} ${x.count} ${t("flow_unit")}（${lanes}）`));
+    svg.appendChild(rect);
+  });
+  if (list.length) {
+    svg.appendChild(svgEl("text", { x: x0, y: H - 5, class: "lbl" }, bjTime(list[0].start_ms).slice(11, 16)));
+    svg.appendChild(svgEl("text", { x: W - R, y: H - 5, "text-anchor": "end", class: "lbl" },
+      bjTime(list[list.length - 1].start_ms).slice(11, 16)));
+  }
+  return svg;
+}
+
+async function loadFlow() {
+  const body = await api("/flow?limit=1000");
+  const box = $("#flow-charts");
+  box.textContent = "";
+  const series = flowSeries(body.items);
+  $("#flow-none").hidden = series.length > 0;
+  for (const [cam, list] of series) {
+    const fig = document.createElement("figure");
+    fig.className = "flow";
+    fig.dataset.camera = cam;
+    const cap = document.createElement("figcaption");
+    const last = list[list.length - 1];
+    const lanes = new Set(list.flatMap((x) => x.lanes.map(([n]) => n))).size;
+    const name = document.createElement("b");
+    name.textContent = camName(cam);
+    name.title = cam;
+    const note = document.createElement("span");
+    note.className = "note";
+    note.textContent = `${t("flow_latest")} ${bjTime(last.start_ms).slice(11, 16)}：${last.count} ${t("flow_unit")}` +
+      ` · ${t("flow_per").replace("{s}", Math.round(last.interval_s))} · ${lanes} ${t("flow_lanes")}`;
+    cap.append(name, " ", note);
+    fig.append(cap, flowChart(cam, list));
+    box.appendChild(fig);
+  }
 }
 
 // --- routing and keys --------------------------------------------------------------------------
@@ -898,7 +1103,7 @@ $("#lang").addEventListener("click", () => {
   applyI18n();
   fillReasons();
   fillTypePickers();
-  if (S.me) $("#who").textContent = whoText(S.me);
+  if (S.me) $("#who").textContent = $("#who").title = whoText(S.me);
   route();
 });
 window.addEventListener("hashchange", route);
