@@ -111,6 +111,9 @@ def test_example_config_loads_and_builds_parts(monkeypatch: pytest.MonkeyPatch) 
     mapping = cfg.mapping_config()
     assert mapping.device_for("hanoi_b") == "34020000001190000062"
     assert mapping.device_for("other") == cfg.device_id  # unlisted streams use our id
+    # … unless the camera has its own (stored with each event): the camera is the device
+    assert mapping.device_for("other", "34020000001190000071") == "34020000001190000071"
+    assert mapping.device_for("hanoi_b", "34020000001190000071") == "34020000001190000062"
     assert cfg.sender_options().destination == "viid"
 
 

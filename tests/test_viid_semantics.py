@@ -274,3 +274,19 @@ def test_sample_config_unregister_body_passes_the_template(
     body = {cfg.platform.unregister_key: {"DeviceID": cfg.device_id}}
     assert load_default_template().validate("UnRegister", body).ok
     assert ids.is_device_id(DEVICE)
+
+
+# -- DeviceID ------------------------------------------------------------------------------
+
+
+def test_objects_go_out_under_the_cameras_own_device_id() -> None:
+    """A camera not listed in the delivery's ``device_ids`` is still its own device: its
+    objects carry the camera's configured device id (stored with each event), not the
+    delivering system's — that only stands in for a camera without one."""
+    mapper = EventMapper(mapping_config(device_ids={}, default_device_id="34020000001190000001"))
+    camera = "34020000001190000071"
+    ev = make_event()
+    for stored, want in ((camera, camera), (None, "34020000001190000001")):
+        obj = mapper.map(ev, None, stored)
+        assert obj is not None
+        assert obj.payload["DeviceID"] == want

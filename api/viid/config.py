@@ -147,5 +147,8 @@ class ViidMappingConfig(_Strict):
             require_device_id(code, f"id of stream {stream!r}")
         return v
 
-    def device_for(self, stream_id: str) -> str | None:
-        return self.device_ids.get(stream_id, self.default_device_id)
+    def device_for(self, stream_id: str, camera_device_id: str | None = None) -> str | None:
+        """The capture device id a stream's objects are sent under: the one ``device_ids``
+        lists for it, else the camera's own (``device_id`` of its config, stored with each
+        event), else ``default_device_id``."""
+        return self.device_ids.get(stream_id) or camera_device_id or self.default_device_id

@@ -165,10 +165,10 @@ class EventMapper:
     ) -> MappedObject | None:
         """The object for ``event``, or None for events GA/T 1400 does not carry.
 
-        The device id comes from the config (stream → device), else ``device_id`` (e.g. the
-        one stored with the event).
+        The device id comes from the config (stream → device), else ``device_id`` (the
+        camera's own, stored with the event), else the config's default.
         """
-        device = self.config.device_for(event.stream_id) or device_id
+        device = self.config.device_for(event.stream_id, device_id)
         if device is None:
             raise DeliveryError(f"no GA/T 1400 device id configured for stream {event.stream_id!r}")
         imgs = images or EventImages.from_event(event)

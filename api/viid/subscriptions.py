@@ -66,7 +66,7 @@ class ResourceResolver:
         """The resource ids an event of ``stream_id`` belongs to (the platform id included)."""
         out = {self.platform_id}
         for rid in (
-            self.mapping.device_for(stream_id),
+            self.mapping.device_for(stream_id, stored_device_id),
             stored_device_id,
             self.mapping.tollgate_ids.get(stream_id),
         ):
