@@ -183,3 +183,31 @@ def test_a_read_blue_plate_bounds_the_vehicle_class() -> None:
     assert refine_by_plate("bus", "K11", "yellow") == ("bus", "K11")
     assert refine_by_plate("bus", "K11", "green") == ("bus", "K11")  # may be a large NEV's
     assert refine_by_plate("bus", "K11", None) == ("bus", "K11")
+
+
+def test_no_plate_found_with_the_plate_end_cut_off_is_not_no_plate() -> None:
+    """A car whose lower edge (where plates sit) was cut by the frame in every read: no plate
+    found says nothing about whether it has one (``plate_out_of_view``, GA/T HasPlate unknown);
+    seen whole it is ``no_plate_visible`` (``test_no_plate_visible_means_no_plate``)."""
+    from sharpeyes.pipeline.structuring.vehicle import STATUS_OUT_OF_VIEW
+
+    st = stage(FakeReader([]))
+    events: list[Event] = []
+    for i in range(25):  # the box runs from y 170 + 4i to the frame's bottom edge and beyond
+        events += st.update(white_frame(i), car(1, 170 + i * 4))
+    (event,) = events + st.finish([1])
+    assert event.plate is None
+    assert dict(event.extra)["plate_status"] == STATUS_OUT_OF_VIEW
+
+
+def test_a_plate_end_covered_by_the_car_ahead_is_not_in_view() -> None:
+    from sharpeyes.pipeline.structuring.vehicle import plate_end_in_view
+
+    car_box = np.array([100.0, 50.0, 400.0, 250.0])
+    none = np.zeros((0, 4))
+    ahead = np.array([[80.0, 200.0, 420.0, 340.0]])  # covers the lower band of the box
+    beside = np.array([[420.0, 60.0, 600.0, 240.0]])
+    assert plate_end_in_view(car_box, none, 360)
+    assert plate_end_in_view(car_box, beside, 360)
+    assert not plate_end_in_view(car_box, ahead, 360)
+    assert not plate_end_in_view(np.array([100.0, 150.0, 400.0, 356.0]), none, 360)  # cut

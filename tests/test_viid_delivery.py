@@ -3,6 +3,7 @@ against our receiver on 127.0.0.1 — outage, 401 mid-run, hanging receiver."""
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -170,8 +171,12 @@ def test_password_and_env_are_exclusive(tmp_path: Path) -> None:
 # -- pictures ----------------------------------------------------------------------------
 
 
-def _with_evidence(store: EventStore, root: Path) -> Event:
-    ev = make_event(EventType.RED_LIGHT_VIOLATION, track_id=3, crop=jpeg(seed=3))
+def _with_evidence(
+    store: EventStore, root: Path, plate_image: int | None = 2, track_id: int = 3
+) -> Event:
+    """A violation with an evidence folder; ``plate_image``: the image a plate was located in
+    (None: plate.jpg shows the lower vehicle, no plate was found)."""
+    ev = make_event(EventType.RED_LIGHT_VIOLATION, track_id=track_id, crop=jpeg(seed=3))
     store.add_events([ev], outbox_destinations=["viid"])
     folder = root / "evidence" / "cam1" / ev.event_id
     folder.mkdir(parents=True)
@@ -181,6 +186,8 @@ def _with_evidence(store: EventStore, root: Path) -> Event:
         "composite.jpg": (640, 360),
     }.items():
         (folder / name).write_bytes(jpeg(w, h, seed=w))
+    record = {"images": [], "plate": {"text": None, "image": plate_image}}
+    (folder / "record.json").write_text(json.dumps(record), encoding="utf-8")
     store.set_evidence(ev.event_id, str(folder.relative_to(root)), None)
     return ev
 
@@ -205,6 +212,25 @@ def test_violation_pictures_come_from_the_evidence_directory(
     spec = COLLECTIONS[obj.collection]
     report = load_default_template().validate(spec.interface, spec.envelope([obj.payload]))
     assert report.ok, report.summary()
+
+
+def test_a_plate_close_up_without_a_located_plate_is_not_sent_as_a_plate(
+    store: EventStore, tmp_path: Path
+) -> None:
+    """A motorbike's evidence found no plate: plate.jpg shows the lower vehicle. It is not a
+    plate picture (Type 02) and says nothing of whether there is a plate: HasPlate is not
+    "true"."""
+    root = tmp_path / "files"
+    ev = _with_evidence(store, root, plate_image=None, track_id=4)
+    stored = store.get_event(ev.event_id)
+    assert stored is not None
+    cfg = delivery_config("http://127.0.0.1:1")
+    imgs = EvidenceImages(store, root, None)(stored)
+    assert imgs.plate is None
+    obj = EventMapper(cfg.mapping_config(), cfg.platform).map(stored.event, imgs, DEVICE)
+    assert obj is not None
+    types = [s["Type"] for s in obj.payload["SubImageList"]["SubImageInfoObject"]]
+    assert "02" not in types and obj.payload.get("HasPlate") != "true"
 
 
 def test_pass_event_uses_the_stored_crop(store: EventStore, tmp_path: Path) -> None:

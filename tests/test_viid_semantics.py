@@ -55,7 +55,10 @@ def _map(ev: Event, imgs: EventImages | None = None) -> dict[str, Any]:
         (Plate(None, None, 0.0), True, None, "true", None),  # a plate picture is attached
         (None, True, None, "true", None),
         (None, False, "no_plate_visible", "false", None),  # read, no plate visible at all
-        (Plate(None, None, 0.0), False, None, "false", None),  # the evidence's read found none
+        # the evidence's read located none: not proof there is none (a small, blurred plate)
+        (Plate(None, None, 0.0), False, None, None, None),
+        # no plate found, but the plate end was cut by the frame in every read
+        (None, False, "plate_out_of_view", None, None),
         (None, False, None, None, None),  # no plate read ran (no structuring): not known
         (None, False, "not_read", None, None),  # structuring never read this track
     ],

@@ -337,9 +337,11 @@ class EvidenceImages:
         return EventImages(
             scene=self._ref(folder / EVIDENCE_SCENE, times.get(EVIDENCE_SCENE, no_time)),
             closeup=closeup,
-            plate=self._ref(
-                folder / EVIDENCE_PLATE, times.get(plate_file, no_time) if plate_file else no_time
-            ),
+            # plate.jpg is a plate picture (SubImage 02) only when a plate was located; else it
+            # shows the lower vehicle, where a plate would be, and is not sent as one
+            plate=self._ref(folder / EVIDENCE_PLATE, times.get(plate_file, no_time))
+            if plate_file
+            else None,
             composite=self._ref(
                 folder / EVIDENCE_COMPOSITE, times.get(EVIDENCE_COMPOSITE, no_time)
             ),

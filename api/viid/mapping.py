@@ -353,9 +353,11 @@ def plate_class(color: str | None, vehicle_class: str | None) -> str | None:
     return pc.value if pc else None
 
 
-_PLATE_NOT_LOOKED = (None, "not_read")
-"""``plate_status`` values of an event whose vehicle no plate read ever ran on: no structuring
-on the camera (no status at all), or a track never a best-view candidate (``not_read``)."""
+PLATE_NONE_VISIBLE = "no_plate_visible"
+"""The one ``plate_status`` that states a vehicle has no plate: the checkpoint reads saw its
+plate end whole in the frame and found none. A read that found nothing where the plate may
+be cut off (``plate_out_of_view``), a violation's evidence read, or no read at all says
+nothing either way."""
 
 
 def _plate_fields(
@@ -365,18 +367,18 @@ def _plate_fields(
     unknown: str | None = None,
 ) -> dict[str, Any]:
     """HasPlate is "true" when a plate was read, seen (a colour) or its picture is attached;
-    "false" only when a plate read ran on the vehicle (the evidence's, or structuring's: its
-    ``plate_status`` says what it found) and no plate is visible at all. Where nobody looked —
-    a camera without structuring, a track never read, a two-wheeler (plates are read on
-    motor-vehicle tracks) — whether it has a plate is not known: ``unknown`` (None omits the
-    field; MEGVII's "" where the field is required)."""
+    "false" only when the checkpoint reads saw the vehicle's plate end whole and found no plate
+    (:data:`PLATE_NONE_VISIBLE`) — a platform takes "false" for an unlicensed vehicle. Where
+    nobody looked or nothing could be seen — no structuring, a track never read, a plate end cut
+    by the frame, a violation whose evidence located no plate, a two-wheeler — whether it has a
+    plate is not known: ``unknown`` (None omits the field; MEGVII's "" where required)."""
     plate = event.plate
     color = color_code(plate.color) if plate else None
     text = plate.text if plate else None
     visible = bool(text) or color is not None or plate_image is not None
     if not visible:
-        looked = plate is not None or _extra(event, "plate_status") not in _PLATE_NOT_LOOKED
-        return {"HasPlate": "false" if looked else unknown}
+        none_seen = _extra(event, "plate_status") == PLATE_NONE_VISIBLE
+        return {"HasPlate": "false" if none_seen else unknown}
     out: dict[str, Any] = {
         "HasPlate": "true",
         "PlateColor": color.value if color else None,

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import cv2
+import numpy as np
 
 from sharpeyes.models.classes import refine_by_plate
 from sharpeyes.pipeline.config import StructuringConfig
@@ -41,7 +42,11 @@ from sharpeyes.pipeline.structuring.lab_colour import (
     vehicle_region,
 )
 from sharpeyes.pipeline.structuring.person import ClothingColours
-from sharpeyes.pipeline.structuring.plate_fusion import PlateVote, fuse_plate_reads
+from sharpeyes.pipeline.structuring.plate_fusion import (
+    REASON_NONE_VISIBLE,
+    PlateVote,
+    fuse_plate_reads,
+)
 from sharpeyes.pipeline.types import (
     Box,
     Event,
@@ -57,6 +62,16 @@ from sharpeyes.pipeline.types import (
 logger = logging.getLogger(__name__)
 
 STATUS_NOT_READ = "not_read"
+STATUS_OUT_OF_VIEW = "plate_out_of_view"
+"""No plate found, but no read saw the vehicle's lower edge (where plates sit) inside the frame:
+whether it has a plate is not known (``no_plate_visible`` only when a read saw that edge)."""
+EDGE_SHARE = 0.02
+"""A box ending within this share of the frame's height from its bottom edge counts as cut by
+it (a detector's box of a truncated object ends a few pixels inside the edge)."""
+PLATE_BAND = 0.3
+"""The lower share of a vehicle's box where its (front or rear) plate sits."""
+COVERED_SHARE = 0.25
+"""More of the plate band than this under another vehicle's box: the plate may be hidden."""
 
 
 class PlateReadingLike(Protocol):
@@ -101,6 +116,7 @@ class _TrackState:
     colors: dict[str, float] = field(default_factory=dict)
     best_plate_conf: float = -1.0
     plate_jpeg: bytes | None = None
+    whole_reads: int = 0  # reads with the box's lower edge inside the frame (its plate in view)
 
 
 def _grow(box: Box, margin: float) -> Box:
@@ -178,7 +194,10 @@ class VehicleStructuring:
             state.best_quality = max(state.best_quality, q)
             if self._is_candidate(state, q, frame.pts, cars.xyxy[i]):
                 x1, y1, x2, y2 = (float(v) for v in cars.xyxy[i])
-                self._read(frame, state, Box(x1, y1, x2, y2, frame.width, frame.height))
+                others = np.delete(cars.xyxy, i, axis=0)
+                plate_end_seen = plate_end_in_view(cars.xyxy[i], others, frame.height)
+                box = Box(x1, y1, x2, y2, frame.width, frame.height)
+                self._read(frame, state, box, plate_end_seen)
 
     def _is_candidate(
         self, state: _TrackState, quality: float, pts: float, box: FloatArray
@@ -190,9 +209,10 @@ class VehicleStructuring:
             return False
         return state.last_read_pts is None or pts - state.last_read_pts >= c.read_interval_s
 
-    def _read(self, frame: Frame, state: _TrackState, vehicle: Box) -> None:
+    def _read(self, frame: Frame, state: _TrackState, vehicle: Box, plate_end_seen: bool) -> None:
         state.reads += 1
         state.last_read_pts = frame.pts
+        state.whole_reads += int(plate_end_seen)
         self.reads_total += 1
         roi = _grow(vehicle, self._cfg.roi_margin)
         readings = self._reader.read(frame.image, roi, max_plates=1, retry_padded=False)
@@ -222,8 +242,11 @@ class VehicleStructuring:
         fused = fuse_plate_reads(
             state.votes, min_reads=self._cfg.min_plate_reads, min_share=self._cfg.min_char_share
         )
+        status = "read" if fused.text else (fused.reason or "unreadable")
+        if status == REASON_NONE_VISIBLE and state.whole_reads == 0:
+            status = STATUS_OUT_OF_VIEW  # cut by the frame's edge where a plate would be
         extra: list[tuple[str, str]] = [
-            ("plate_status", "read" if fused.text else (fused.reason or "unreadable")),
+            ("plate_status", status),
             ("plate_reads", str(state.reads)),
             ("plate_support", str(fused.support)),
         ]
@@ -248,6 +271,24 @@ class VehicleStructuring:
             class_code=code,
             extra=(*event.extra, *extra),
         )
+
+
+def plate_end_in_view(box: FloatArray, others: FloatArray, frame_h: int) -> bool:
+    """Whether a vehicle's plate end — the lower :data:`PLATE_BAND` of its box, where front and
+    rear plates sit — is in view: not cut by the frame's bottom edge (within
+    :data:`EDGE_SHARE` of it) and not covered by another vehicle's box for more than
+    :data:`COVERED_SHARE` of the band (the car ahead hiding it)."""
+    x1, y1, x2, y2 = (float(v) for v in box[:4])
+    if y2 >= frame_h * (1.0 - EDGE_SHARE):
+        return False
+    top = y2 - PLATE_BAND * (y2 - y1)
+    area = max(1e-6, (x2 - x1) * (y2 - top))
+    for o in others:
+        w = min(x2, float(o[2])) - max(x1, float(o[0]))
+        h = min(y2, float(o[3])) - max(top, float(o[1]))
+        if w > 0 and h > 0 and w * h > COVERED_SHARE * area:
+            return False
+    return True
 
 
 def _plate_jpeg(image: ImageBGR, box: Box, margin: float = 0.1) -> bytes | None:
