@@ -410,3 +410,38 @@ def test_checkpoint_plate_picture_and_face_survive_the_store(
         spec = COLLECTIONS[obj.collection]
         report = load_default_template().validate(spec.interface, spec.envelope([obj.payload]))
         assert report.ok, report.summary()
+
+
+@pytest.mark.integration
+def test_deliver_command_sends_what_analyze_left_in_the_outbox(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The view library was down when ``analyze`` ran: its records wait in the outbox with a
+    retry back-off. ``sharpeyes deliver OUT`` sends them now, once each, and says so."""
+    import yaml
+
+    from sharpeyes.api.commands.cli import main as cli_main
+
+    out = tmp_path / "out"
+    s = open_store(f"sqlite:///{out / 'events.db'}", out)
+    evs = events(0, 10)
+    s.add_events(evs, outbox_destinations=["viid"])
+    with s.db.transaction() as conn:  # as after failed attempts: due only in an hour
+        conn.execute("UPDATE outbox SET attempts = 3, next_attempt_ms = next_attempt_ms + 3600000")
+    s.close()
+    with ReceiverServer(config=RCFG) as srv:
+        cfg_path = tmp_path / "deliver.yaml"
+        cfg = delivery_config(srv.url).model_dump(mode="json", exclude_defaults=True)
+        cfg["password"] = PASSWORD  # a dump masks it
+        cfg_path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
+        rc = cli_main(["deliver", str(out), "--deliver", str(cfg_path), "--timeout", "30"])
+        said = capsys.readouterr().out
+        assert rc == 0, said
+        # 10 rows done: 8 records, 2 stream-health events (no GA/T 1400 record) settled
+        assert "10 delivered now (10 in all), 0 pending, 0 dead letters" in said
+        assert len(srv.state.ids()) == 8 and srv.state.duplicates == 0
+        # again: nothing left to send
+        assert cli_main(["deliver", str(out), "--deliver", str(cfg_path)]) == 0
+        assert "0 delivered now (10 in all)" in capsys.readouterr().out
+    missing = cli_main(["deliver", str(tmp_path / "nowhere"), "--deliver", str(cfg_path)])
+    assert missing == 2 and "not found" in capsys.readouterr().err

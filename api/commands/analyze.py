@@ -318,6 +318,14 @@ def _finish_delivery(delivery: Delivery, timeout_s: float) -> str:
     drained = delivery.drain(timeout_s)
     stats = delivery.backlog()
     delivery.stop()
-    return f"GA/T 1400 delivery: {stats.delivered} delivered, {stats.backlog} pending" + (
-        "" if drained else " (not drained: they stay in the outbox and are sent later)"
+    return (
+        f"GA/T 1400 delivery: {stats.delivered} delivered, {stats.backlog} pending"
+        + (f" ({stats.retrying} after retries)" if stats.retrying else "")
+        + (f", {stats.failed} dead letters" if stats.failed else "")
+        + (
+            ""
+            if drained
+            else " (not drained: they stay in the outbox; send them with "
+            "'sharpeyes deliver OUT --deliver DELIVERY.yaml')"
+        )
     )

@@ -197,6 +197,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     users_cmd.add_parser(sub)
 
+    from sharpeyes.api.commands import deliver_cmd
+
+    deliver_cmd.add_parser(sub)
+
     ev = sub.add_parser("evidence", help="evidence tools")
     ev_sub = ev.add_subparsers(dest="evidence_command", required=True, metavar="ACTION")
     v = ev_sub.add_parser("verify", help="verify an evidence record's keyed hashes")
