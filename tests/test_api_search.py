@@ -48,7 +48,15 @@ def seeded(db_url: str, tmp_path: Path) -> Iterator[Seeded]:  # noqa: F811
     face = make_event(200, camera="face1").with_(
         type=EventType.FACE_CAPTURE, kind=ObjectKind.PERSON, crop_jpeg=_jpeg()
     )
-    s.service.ingest([*events, face])
+    people = [  # coat, trousers (riders' trousers are not stated)
+        make_event(300 + i, camera="cross1").with_(
+            type=EventType.PERSON_SEEN,
+            kind=ObjectKind.PERSON,
+            extra=(("coat_color", coat), *((("trousers_color", legs),) if legs else ())),
+        )
+        for i, (coat, legs) in enumerate([("red", "black"), ("blue", "black"), ("red", None)])
+    ]
+    s.service.ingest([*events, face, *people])
     yield s
     s.service.db.close()
 
@@ -85,6 +93,30 @@ def test_search_by_plate_colour_and_class(seeded: Seeded) -> None:
     viewer = seeded.auth("viewer")
     bad = client.get("/api/v1/events", params={"plate_color": "pink"}, headers=viewer)
     assert bad.status_code == 422
+
+
+def test_search_persons_by_coat_and_trousers_colour(seeded: Seeded) -> None:
+    """Issue 13: persons (and riders) searchable by clothing colour, and the record found says
+    the colour it was found by; an unknown colour name is a 422, like a bad plate colour."""
+    client = TestClient(make_app(seeded))
+    auth = seeded.auth("viewer")
+
+    def found(**params: str) -> list[tuple[str, str]]:
+        r = client.get("/api/v1/events", params={"camera": "cross1", **params}, headers=auth)
+        assert r.status_code == 200, r.text
+        return sorted(
+            (i["attributes"]["coat_color"], i["attributes"]["trousers_color"] or "-")
+            for i in r.json()["items"]
+        )
+
+    assert found(coat_color="red") == [("red", "-"), ("red", "black")]
+    assert found(trousers_color="black") == [("blue", "black"), ("red", "black")]
+    assert found(coat_color="red", trousers_color="black") == [("red", "black")]
+    assert found(coat_color="green") == []
+    for bad in ({"vehicle_color": "bogus"}, {"coat_color": "RED"}, {"trousers_color": "gray"}):
+        assert client.get("/api/v1/events", params=bad, headers=auth).status_code == 422, bad
+    # plate letters are capitals: an exact search in lower case finds the plate too
+    assert plates(client, seeded, plate="京a12345") == ["京A12345"]
 
 
 def test_a_found_event_states_what_it_was_found_by(seeded: Seeded) -> None:

@@ -81,7 +81,7 @@ def announce(server: ApiServer, token: str) -> None:
     """Tell the person at the terminal where the console is and how to log in."""
     sys.stdout.write(
         f"sharpeyes is serving: review console {server.url}/console/  API {server.url}/docs\n"
-        f"demo admin token (paste it into the console login): {token}\n"
+        f"admin token (paste it into the console login): {token}\n"
         "stop with Ctrl-C\n"
     )
     sys.stdout.flush()

@@ -147,14 +147,16 @@ def event_public(
         attributes=_attributes(e.extra),
         detail=e.detail,
         review=_review(stored, trail),
-        evidence=[
+        evidence=None
+        if files is None
+        else [
             EvidenceFilePublic(
                 name=f.name,
                 size=f.size,
                 media_type=f.media_type,
                 url=evidence_url(signer, e.event_id, f.name),
             )
-            for f in files or ()
+            for f in files
         ],
         time_ms=e.first_seen_ms if when is None else when,
         evidence_complete=complete,

@@ -178,7 +178,11 @@ class EventPublic(BaseModel):
     )
     detail: str | None = None
     review: ReviewInfo | None = Field(None, description="Present for violations only.")
-    evidence: list[EvidenceFilePublic] = Field(default_factory=list)
+    evidence: list[EvidenceFilePublic] | None = Field(
+        None,
+        description="The record's evidence files (signed URLs); null on list pages — get the "
+        "event (GET /events/{id} or /violations/{id}) for them; [] when it has none.",
+    )
     time_ms: int = Field(
         0,
         description="The record's time in UTC epoch milliseconds: the violation time (stop-line "

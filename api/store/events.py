@@ -111,6 +111,8 @@ def where_clause(f: EventFilter) -> tuple[str, list[Param]]:
         ("review_state = ?", f.review_state),
         ("plate_color = ?", f.plate_color),
         ("vehicle_color = ?", f.vehicle_color),
+        ("coat_color = ?", f.coat_color),
+        ("trousers_color = ?", f.trousers_color),
         ("class_name = ?", f.class_name),
     ]
     for cond, value in simple:

@@ -88,6 +88,8 @@ class EventFilter:
     plate_pattern: str | None = None  # ``?`` one unreadable character, ``*`` any run
     plate_color: str | None = None
     vehicle_color: str | None = None
+    coat_color: str | None = None
+    trousers_color: str | None = None
     class_name: str | None = None
     review_state: ReviewState | None = None
     violations_only: bool = False
@@ -124,7 +126,7 @@ EVENT_COLUMNS: tuple[str, ...] = (
     "plate_confidence", "plate_layers", "violation_code", "signal_group", "signal_color",
     "seconds_since_red", "lane_no", "movement", "approach", "crossed_stop_line_pts",
     "evidence_pts", "evidence_dir", "metadata_path", "detail", "extra", "review_state",
-    "created_ms", "vehicle_color",
+    "created_ms", "vehicle_color", "coat_color", "trousers_color",
 )  # fmt: skip
 SELECT_EVENT = f"SELECT {', '.join(EVENT_COLUMNS)} FROM events"
 INSERT_EVENT = (
@@ -211,6 +213,8 @@ def event_row(
         "extra": dumps({k: val for k, val in event.extra}),
         "review_state": None if v is None else "pending",
         "vehicle_color": _extra_value(event, "vehicle_color"),
+        "coat_color": _extra_value(event, "coat_color"),
+        "trousers_color": _extra_value(event, "trousers_color"),
         "created_ms": now_ms,
     }
     return tuple(values[c] for c in EVENT_COLUMNS)

@@ -47,6 +47,21 @@ After = Annotated[
 ]
 PlateText = Annotated[str | None, Query(min_length=1, max_length=16)]
 PlateColorName = Literal["blue", "yellow", "green", "white", "black"]
+ColourName = Literal[
+    "black",
+    "white",
+    "grey",
+    "red",
+    "blue",
+    "yellow",
+    "orange",
+    "brown",
+    "green",
+    "purple",
+    "cyan",
+    "pink",
+]
+"""The GA/T 1400 ColorType names the structuring stage states (an unknown name is a 422)."""
 
 # date, time (with seconds and fraction optional), one space, then an offset without its sign
 _SPACE_OFFSET = re.compile(
@@ -122,13 +137,13 @@ def event_filter(
         PlateColorName | None, Query(description="Plate colour (checkpoint reads).")
     ] = None,
     vehicle_color: Annotated[
-        str | None,
-        Query(
-            min_length=1,
-            max_length=16,
-            description="Vehicle body colour (checkpoint reads): black, white, grey, red, blue, "
-            "yellow, orange, brown, green, purple, cyan, pink.",
-        ),
+        ColourName | None, Query(description="Vehicle body colour (checkpoint reads).")
+    ] = None,
+    coat_color: Annotated[
+        ColourName | None, Query(description="Upper-garment colour of a person or rider.")
+    ] = None,
+    trousers_color: Annotated[
+        ColourName | None, Query(description="Lower-garment colour of a person.")
     ] = None,
     class_name: Annotated[
         str | None,
@@ -142,12 +157,14 @@ def event_filter(
         kind=None if kind is None else ObjectKind[kind.upper()],
         since_ms=ms_in(since, zone),
         until_ms=ms_in(until, zone),
-        plate=plate,
+        plate=plate.upper() if plate else plate,  # plate letters are capitals
         plate_contains=plate_contains,
         review_state=review_state,
         plate_pattern=plate_pattern,
         plate_color=plate_color,
         vehicle_color=vehicle_color,
+        coat_color=coat_color,
+        trousers_color=trousers_color,
         class_name=class_name,
     )
 

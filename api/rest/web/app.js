@@ -551,7 +551,7 @@ function signalText(ev) {
 
 function renderViolation(ev) {
   S.current = ev;
-  const files = Object.fromEntries(ev.evidence.map((f) => [f.name, f.url]));
+  const files = Object.fromEntries((ev.evidence || []).map((f) => [f.name, f.url]));
   const setImg = (id, name) => { const el = $(id); el.hidden = !files[name]; if (files[name]) el.src = files[name]; };
   setImg("#composite", "composite.jpg");
   setImg("#img1", "1.jpg"); setImg("#img2", "2.jpg"); setImg("#img3", "3.jpg");
