@@ -203,11 +203,12 @@ def test_no_plate_found_with_the_plate_end_cut_off_is_not_no_plate() -> None:
 def test_a_plate_end_covered_by_the_car_ahead_is_not_in_view() -> None:
     from sharpeyes.pipeline.structuring.vehicle import plate_end_in_view
 
-    car_box = np.array([100.0, 50.0, 400.0, 250.0])
-    none = np.zeros((0, 4))
-    ahead = np.array([[80.0, 200.0, 420.0, 340.0]])  # covers the lower band of the box
-    beside = np.array([[420.0, 60.0, 600.0, 240.0]])
+    car_box = np.array([100.0, 50.0, 400.0, 250.0], np.float32)
+    none = np.zeros((0, 4), np.float32)
+    ahead = np.array([[80.0, 200.0, 420.0, 340.0]], np.float32)  # covers the box's lower band
+    beside = np.array([[420.0, 60.0, 600.0, 240.0]], np.float32)
     assert plate_end_in_view(car_box, none, 360)
     assert plate_end_in_view(car_box, beside, 360)
     assert not plate_end_in_view(car_box, ahead, 360)
-    assert not plate_end_in_view(np.array([100.0, 150.0, 400.0, 356.0]), none, 360)  # cut
+    cut = np.array([100.0, 150.0, 400.0, 356.0], np.float32)
+    assert not plate_end_in_view(cut, none, 360)  # within 2 % of the bottom edge

@@ -386,7 +386,8 @@ class StoreService:
 
 def _flag_missing(event: EventPublic) -> EventPublic:
     """A violation whose evidence record is missing is flagged incomplete (not "unknown")."""
-    if event.violation is None or any(f.name == "record.json" for f in event.evidence):
+    files = event.evidence or ()
+    if event.violation is None or any(f.name == "record.json" for f in files):
         return event
     return event.model_copy(
         update={"evidence_complete": False, "incomplete": [*event.incomplete, NO_EVIDENCE]}
