@@ -158,3 +158,39 @@ def test_feed_heartbeat_keeps_idle_connection(seeded: Seeded) -> None:
                 break
         assert time.monotonic() - start < 3
         assert lines[0] == "retry: 2000"
+
+
+def test_a_resume_id_beyond_the_head_is_said_and_new_events_still_come(seeded: Seeded) -> None:
+    """A client resuming with an id this feed never gave (another store, a reset) is told so and
+    gets what arrives from now on, instead of waiting silently until the feed catches up."""
+    viewer = seeded.auth("viewer")
+    with (
+        live_server(make_app(seeded)) as base,
+        httpx.Client(timeout=10) as c,
+        c.stream("GET", f"{base}/api/v1/feed", headers={**viewer, "Last-Event-ID": "99999"}) as r,
+    ):
+        lines = r.iter_lines()
+        head = [next(lines), next(lines)]
+        assert head[1].startswith(": resume id 99999 is beyond this feed's head"), head
+        seeded.service.ingest([make_event(900, camera="cam9")])
+        got = None
+        for m in sse_messages_from(lines):
+            got = m
+            break
+    assert got is not None and got.data["camera_id"] == "cam9"
+
+
+def sse_messages_from(lines: Iterator[str]) -> Iterator[Message]:
+    fields: dict[str, str] = {}
+    for line in lines:
+        if line.startswith(":"):
+            continue
+        if line == "":
+            if "data" in fields:
+                yield Message(
+                    int(fields["id"]), fields["event"], json.loads(fields["data"]), time.monotonic()
+                )
+            fields = {}
+        else:
+            key, _, value = line.partition(":")
+            fields[key] = value.removeprefix(" ")

@@ -45,12 +45,16 @@ async def feed(
         after = int(header)
     flt = FeedFilter(frozenset(camera or ()), frozenset(type or ()))
     hub = ctx.service.feed
+    note = ""
     if after is None:
         after = hub.last_seq  # fixed now, so nothing published after this answer is missed
+    elif after > hub.last_seq:  # an id this feed never gave (another store, a reset): say so
+        note = f": resume id {after} is beyond this feed's head {hub.last_seq}; from the head\n"
+        after = hub.last_seq
     heartbeat = ctx.settings.feed_heartbeat_s
 
     async def stream() -> AsyncIterator[str]:
-        yield f"retry: {RETRY_MS}\n: connected after seq {after}\n\n"
+        yield f"retry: {RETRY_MS}\n{note}: connected after seq {after}\n\n"
         async for item in hub.subscribe(after, flt, heartbeat):
             if item is None:
                 if await request.is_disconnected():
