@@ -259,7 +259,7 @@ def _file_source(
             cam.id,
             realtime=True,
             analysis_fps=cam.analysis_fps,
-            start_wall_ms=start_wall_ms if start_wall_ms is not None else round(time.time() * 1000),
+            start_wall_ms=start_wall_ms,  # None: the clock starts at the first frame
             packet_sink=packet_sink,
             decode_threads=1,  # one decode thread per camera, like RTSP: no frame-thread lag
         )

@@ -89,15 +89,22 @@ class FileSource:
         meta_ms = creation_time_ms(dict(self._container.metadata))
         default_ms = meta_ms if meta_ms is not None else round(time.time() * 1000)
         self._start_wall_ms = start_wall_ms if start_wall_ms is not None else default_ms
+        # a file paced as a live camera with no given origin is filmed "now": its clock starts
+        # when its first frame comes out, not when it was opened (a camera built a minute
+        # before its first frame would stamp everything a minute in the past)
+        self._anchor_at_first = realtime and start_wall_ms is None
         self.clock_origin = (
             "given"
             if start_wall_ms is not None
+            else "first_frame"
+            if self._anchor_at_first
             else "creation_time"
             if meta_ms is not None
             else "opened"
         )
-        """Where wall times come from: ``given`` (the caller's start time), ``creation_time``
-        (the file's tag: the recording's time) or ``opened`` (the time the file was opened)."""
+        """Where wall times come from: ``given`` (the caller's start time), ``first_frame`` (a
+        file paced in real time: the moment its first frame came out), ``creation_time`` (the
+        file's tag: the recording's time) or ``opened`` (the time the file was opened)."""
         self._timeline = stream_timeline(self._stream)
         # a phone recording's display rotation: frames are turned upright (as players and
         # OpenCV show them), the size is the upright one, clips carry the rotation on
@@ -222,6 +229,9 @@ class FileSource:
             skips.decoder_skipping = skip
 
     def _frame(self, av_frame: Any, seq: int, pts: float) -> Frame:
+        if self._anchor_at_first:
+            self._anchor_at_first = False
+            self._start_wall_ms = round(time.time() * 1000 - pts * 1000)
         self.frames_yielded += 1
         return Frame(
             stream_id=self._stream_id,

@@ -188,3 +188,20 @@ def test_a_source_stopped_early_by_its_caller_is_not_called_truncated(tmp_path: 
     src.close()
     list(it)
     assert src.ending_notes() == []
+
+
+def test_a_file_paced_as_a_live_camera_starts_its_clock_at_its_first_frame(
+    tmp_path: Path,
+) -> None:
+    """A camera built well before its first frame must not stamp its frames in the past: the
+    wall clock of a real-time file with no given origin starts when the first frame comes out."""
+    import time
+
+    clip = write_clip(tmp_path / "c.mp4", frames=6)
+    src = FileSource(clip, realtime=True)
+    assert src.clock_origin == "first_frame"
+    time.sleep(1.0)  # the camera waits (models loading, a busy node) before it is read
+    before = time.time() * 1000
+    first = next(iter(src.frames()))
+    src.close()
+    assert first.wall_time_ms >= before - 50  # not the opening time, a second earlier
