@@ -29,8 +29,12 @@ class Message:
 
 def sse_messages(resp: httpx.Response) -> Iterator[Message | None]:
     """Parse an SSE stream; yields None for comment lines (connected, keep-alive)."""
+    return parse_sse(resp.iter_lines())
+
+
+def parse_sse(lines: Iterator[str]) -> Iterator[Message | None]:
     fields: dict[str, str] = {}
-    for line in resp.iter_lines():
+    for line in lines:
         if line.startswith(":"):
             yield None
         elif line == "":
@@ -173,24 +177,5 @@ def test_a_resume_id_beyond_the_head_is_said_and_new_events_still_come(seeded: S
         head = [next(lines), next(lines)]
         assert head[1].startswith(": resume id 99999 is beyond this feed's head"), head
         seeded.service.ingest([make_event(900, camera="cam9")])
-        got = None
-        for m in sse_messages_from(lines):
-            got = m
-            break
+        got = next(m for m in parse_sse(lines) if m is not None)
     assert got is not None and got.data["camera_id"] == "cam9"
-
-
-def sse_messages_from(lines: Iterator[str]) -> Iterator[Message]:
-    fields: dict[str, str] = {}
-    for line in lines:
-        if line.startswith(":"):
-            continue
-        if line == "":
-            if "data" in fields:
-                yield Message(
-                    int(fields["id"]), fields["event"], json.loads(fields["data"]), time.monotonic()
-                )
-            fields = {}
-        else:
-            key, _, value = line.partition(":")
-            fields[key] = value.removeprefix(" ")

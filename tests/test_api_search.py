@@ -157,3 +157,12 @@ def test_face_captures_per_camera_with_thumbnails(seeded: Seeded) -> None:
     assert len(items) == 1
     thumb = client.get(f"/api/v1/events/{items[0]['event_id']}/evidence/crop.jpg", headers=viewer)
     assert thumb.status_code == 200 and thumb.content[:2] == b"\xff\xd8"
+
+
+def test_the_colour_filters_take_every_name_the_structuring_stage_states() -> None:
+    from typing import get_args
+
+    from sharpeyes.api.rest.routes.query import ColourName
+    from sharpeyes.pipeline.structuring.lab_colour import COLOUR_NAMES
+
+    assert set(get_args(ColourName)) == set(COLOUR_NAMES)

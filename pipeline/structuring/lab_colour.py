@@ -181,6 +181,8 @@ _NAMES: tuple[str, ...] = (
     "cyan",
     "pink",
 )
+COLOUR_NAMES = _NAMES
+"""Every colour name the stage states (GA/T 1400 ColorType names; the REST filters take these)."""
 _IDX = {n: i for i, n in enumerate(_NAMES)}
 _BIN_IDX = np.array([_IDX[name] for _, name in _HUE_BINS], np.int64)
 
