@@ -62,6 +62,17 @@ def test_claim_order_retry_and_dead(db: Database) -> None:
     assert sorted(box.destinations()) == ["other", "viid"]
 
 
+def test_make_due_brings_backed_off_rows_forward(db: Database) -> None:
+    box = Outbox(db)
+    _fill(db, 3)
+    (row,) = box.claim_batch("viid", 1, NOW)
+    box.mark_failed([row.id], "HTTP 503", NOW + 10, next_attempt_ms=NOW + 3_600_000)
+    box.mark_delivered([i.id for i in box.claim_batch("viid", 10, NOW)], NOW + 10)
+    assert box.claim_batch("viid", 10, NOW + 20) == []  # backing off for an hour
+    assert box.make_due("viid", NOW + 20) == 1  # delivered rows are not touched
+    assert [i.object_id for i in box.claim_batch("viid", 10, NOW + 20)] == [row.object_id]
+
+
 def _drain(box: Outbox, claimed: list[str], errors: list[BaseException]) -> None:
     try:
         while True:

@@ -40,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     """Deliver the outbox of ``args.out``; exit status 1 when rows are still pending."""
     from sharpeyes.api.store.db import open_database
     from sharpeyes.api.store.events import EventStore
+    from sharpeyes.api.store.outbox import Outbox
     from sharpeyes.api.viid.delivery import DESTINATION, load_delivery_config, start_delivery
 
     out = Path(args.out)
@@ -50,18 +51,10 @@ def run(args: argparse.Namespace) -> int:
     store = EventStore(open_database(str(db_path)), out)
     try:
         now = int(time.time() * 1000)
-        with store.db.transaction() as conn:
-            if args.retry_dead:
-                conn.execute(
-                    "UPDATE outbox SET state = 'pending', next_attempt_ms = ? "
-                    "WHERE destination = ? AND state = 'failed'",
-                    (now, DESTINATION),
-                )
-            conn.execute(
-                "UPDATE outbox SET next_attempt_ms = ? "
-                "WHERE destination = ? AND state = 'pending' AND next_attempt_ms > ?",
-                (now, DESTINATION, now),
-            )
+        outbox = Outbox(store.db)
+        if args.retry_dead:
+            outbox.requeue(DESTINATION, now)
+        outbox.make_due(DESTINATION, now)
         delivery = start_delivery(store, cfg, files_root=out)
         before = delivery.backlog()
         drained = delivery.drain(args.timeout)

@@ -214,6 +214,16 @@ class Outbox:
             ids,
         )
 
+    def make_due(self, destination: str, now_ms: int) -> int:
+        """Bring every pending row of ``destination`` waiting out a retry back-off forward to
+        ``now_ms`` (a person re-sending by hand is not a busy service); returns how many."""
+        with self.db.transaction() as conn:
+            return conn.execute(
+                "UPDATE outbox SET next_attempt_ms = ? "
+                "WHERE destination = ? AND state = 'pending' AND next_attempt_ms > ?",
+                (now_ms, destination, now_ms),
+            )
+
     def requeue(self, destination: str, now_ms: int) -> int:
         """Put every ``failed`` row of ``destination`` back to pending, due now."""
         return self.retry_dead(destination, None, now_ms)
