@@ -260,6 +260,13 @@ def test_evidence_downloads_with_range(seeded: Seeded, client: TestClient) -> No
     assert tail.status_code == 206 and tail.content == data[-16:]
     bad = client.get(base, headers={**seeded.auth("viewer"), "Range": f"bytes={len(data) + 5}-"})
     assert bad.status_code == 416
+    assert bad.headers["content-range"] == f"bytes */{len(data)}"
+    assert "beyond the end" in bad.json()["detail"]  # the API's JSON error, not a text line
+    for header, why in (("items=0-3", "only byte ranges"), ("bytes=9-2", "ends before")):
+        r = client.get(base, headers={**seeded.auth("viewer"), "Range": header})
+        assert r.status_code == 400 and why in r.json()["detail"], (header, r.text)
+    several = client.get(base, headers={**seeded.auth("viewer"), "Range": "bytes=0-3, junk, 8-9"})
+    assert several.status_code == 206 and b"Content-Range: bytes 8-9/" in several.content
     # a signed URL works without a header (for <img>/<video>) and only for its own file
     signed = names["clip.mp4"]["url"]
     assert client.get(signed, headers={"Range": "bytes=0-3"}).content == data[:4]

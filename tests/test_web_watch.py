@@ -146,7 +146,7 @@ def test_tiles_show_names_health_in_chinese_and_one_decimal_fps(seeded: Seeded) 
                     assert tile[cam].locator(".name").inner_text() == name
                     assert tile[cam].locator(".loc").inner_text() == place
                     assert cam not in tile[cam].locator(".name").inner_text()
-                assert tile["cam1"].locator(".state").inner_text() == "在线"
+                assert tile["cam1"].locator(".state").inner_text() == "运行中"
                 assert tile["cam2"].locator(".state").inner_text() == "重连中"
                 assert tile["cam3"].locator(".state").inner_text() == "故障"
                 assert tile["cam1"].locator(".fps").inner_text() == "10.0 fps"
@@ -357,7 +357,7 @@ def test_map_with_tile_server_draws_tiles_and_pins(seeded: Seeded, where: str) -
         )
         assert len(asked) > before
         page.click("#map .marker.pin[data-camera=cam1]")
-        assert "在线" in page.inner_text("#map .popup[data-camera=cam1]")
+        assert "运行中" in page.inner_text("#map .popup[data-camera=cam1]")
         w.shot(f"watch_map_tiles_{where}_1366.png")
         if where == "other_host":
             port = urlparse(url.replace("{", "").replace("}", "")).port
