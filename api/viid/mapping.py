@@ -239,6 +239,24 @@ class EventMapper:
             "RightBtmY": clip(b.y2),
         }
 
+    def scene_image(
+        self,
+        event: Event,
+        device: str,
+        ref: ImageRef | None,
+        image_type: ImageType,
+        *,
+        sort: EventSort,
+        default_ms: int | None = None,
+    ) -> SubImageInfo | None:
+        """The full-frame scene picture of a record (a :meth:`sub_image` of the frame), or None
+        when scene images are off in the delivery config. Its time defaults to
+        :meth:`scene_default_ms` (image 1 of a violation, else the best frame)."""
+        if not self.config.scene_images:
+            return None
+        ms = self.scene_default_ms(event) if default_ms is None else default_ms
+        return self.sub_image(event, device, ref, image_type, sort=sort, frame=True, default_ms=ms)
+
     def sub_image(
         self,
         event: Event,
@@ -406,18 +424,8 @@ def _build_motor(
     pass_ms = ms
     if violation is not None:
         pass_ms = m.pts_ms(event, violation.crossed_stop_line_pts)
-    scene = (
-        m.sub_image(
-            event,
-            device,
-            imgs.scene,
-            ImageType.VEHICLE,
-            sort=EventSort.CHECKPOINT_VEHICLE,
-            frame=True,
-            default_ms=m.scene_default_ms(event),
-        )
-        if m.config.scene_images
-        else None
+    scene = m.scene_image(
+        event, device, imgs.scene, ImageType.VEHICLE, sort=EventSort.CHECKPOINT_VEHICLE
     )
     plate = m.sub_image(
         event, device, imgs.plate, ImageType.PLATE, sort=EventSort.PLATE_RECOGNITION
@@ -487,18 +495,8 @@ def _build_non_motor(
     m: EventMapper, event: Event, imgs: EventImages, device: str
 ) -> tuple[Collection, ViidModel]:
     ms = m.best_ms(event)
-    scene = (
-        m.sub_image(
-            event,
-            device,
-            imgs.scene,
-            ImageType.SCENE,
-            sort=EventSort.VEHICLE_DETECTION,
-            frame=True,
-            default_ms=m.scene_default_ms(event),
-        )
-        if m.config.scene_images
-        else None
+    scene = m.scene_image(
+        event, device, imgs.scene, ImageType.SCENE, sort=EventSort.VEHICLE_DETECTION
     )
     crop = m.sub_image(
         event, device, imgs.closeup, ImageType.NON_MOTOR, sort=EventSort.VEHICLE_DETECTION
@@ -532,18 +530,8 @@ def _build_person(
     m: EventMapper, event: Event, imgs: EventImages, device: str
 ) -> tuple[Collection, ViidModel]:
     ms = m.best_ms(event)
-    scene = (
-        m.sub_image(
-            event,
-            device,
-            imgs.scene,
-            ImageType.SCENE,
-            sort=EventSort.PEDESTRIAN_DETECTION,
-            frame=True,
-            default_ms=m.scene_default_ms(event),
-        )
-        if m.config.scene_images
-        else None
+    scene = m.scene_image(
+        event, device, imgs.scene, ImageType.SCENE, sort=EventSort.PEDESTRIAN_DETECTION
     )
     crop = m.sub_image(
         event, device, imgs.closeup, ImageType.PERSON, sort=EventSort.PEDESTRIAN_DETECTION
@@ -585,18 +573,8 @@ def _build_face(
     """A face capture: FaceObject (48-digit FaceID, object type 06) with the face close-up
     (SubImage type 11) and, when scene images are on, the frame it was taken from (14)."""
     ms = m.best_ms(event)
-    scene = (
-        m.sub_image(
-            event,
-            device,
-            imgs.scene,
-            ImageType.SCENE,
-            sort=EventSort.FACE_DETECTION,
-            frame=True,
-            default_ms=ms,
-        )
-        if m.config.scene_images
-        else None
+    scene = m.scene_image(
+        event, device, imgs.scene, ImageType.SCENE, sort=EventSort.FACE_DETECTION, default_ms=ms
     )
     face = m.sub_image(event, device, imgs.closeup, ImageType.FACE, sort=EventSort.FACE_DETECTION)
     source = m.source_id(event, device, [scene, face])
