@@ -2,7 +2,8 @@
 
 One violation's evidence is replaced by real images (we_multi_plates.jpg, zidane.jpg, a
 half-size copy, the subject's plate close-up) and a record.json naming the subject; the ZIP is
-checked by re-reading plates and re-detecting faces in what comes back.
+checked by re-reading plates and re-detecting faces in what comes back. Then by a real hanoi_b
+frame whose helmeted riders and motorbike plates no face or plate detector finds.
 """
 
 from __future__ import annotations
@@ -149,6 +150,56 @@ def test_export_blurs_bystanders_and_keeps_the_subject_plate(
     mine = [a for a in trail if a.path.endswith(f"{event_id}/export")]
     assert len(mine) == 1 and mine[0].name == "reviewer-user"
     assert mine[0].detail.startswith("deid_export method=gaussian faces=")
+
+
+# The motorbike on the right of hanoi_b frame 127 (see tests/test_deid.py): the subject.
+HANOI_BIKE = [441.0, 349.0, 478.0, 392.0]
+
+
+def test_export_blurs_helmeted_riders_and_motorbike_plates(
+    seeded: Seeded, shared: Path, detectors: DeidDetectors
+) -> None:
+    """A real hanoi_b frame as 1.jpg: heads and motorbike plate regions blurred, the subject's
+    plate region kept; deid.json says what and why."""
+    event_id = seeded.violations[0].event_id
+    d = seeded.service.evidence_file(event_id, "1.jpg").path.parent
+    frame = load(shared / "images" / "intersection_hanoi_b_f127_redlight.jpg")
+    (d / "1.jpg").write_bytes(jpeg(frame))
+    doc = {
+        "event_id": event_id,
+        "plate": {"text": None, "image": None},
+        "images": [{"file": "1.jpg", "width": 640, "height": 480, "vehicle_box": HANOI_BIKE}],
+    }
+    (d / "record.json").write_text(json.dumps(doc), encoding="utf-8")
+    client = client_for(seeded, DeidProvider(lambda: detectors))
+    r = client.get(f"/api/v1/violations/{event_id}/export", headers=seeded.auth("reviewer"))
+    assert r.status_code == 200, r.text
+    zf = zipfile.ZipFile(io.BytesIO(r.content))
+    manifest = json.loads(zf.read("deid.json"))
+    deid = {e["name"]: e for e in manifest["files"]}["1.jpg"]["deid"]
+    assert deid["faces_blurred"] == 0 and deid["plates_blurred"] == 2  # the two cars' plates
+    assert deid["heads_blurred"] >= 5 and deid["plate_regions_blurred"] >= 6
+    assert deid["subject_plate_region_kept"] is True and deid["object_detector"] == "yolov5n"
+    heads = [g for g in deid["regions"] if g["kind"] == "head"]
+    assert all(g["object"]["class"] == "person" and g["why"] for g in heads)
+    bikes = [g for g in deid["regions"] if g["kind"] == "plate_region" and g["action"] == "blurred"]
+    assert sum(g["object"]["class"] == "motorcycle" for g in bikes) >= 6
+    (kept,) = [g for g in deid["regions"] if g["action"] == "kept"]
+    assert kept["kind"] == "plate_region" and kept["object"]["class"] == "motorcycle"
+
+    out = decode(zf.read("1.jpg")).astype(float)
+    src = load(d / "1.jpg").astype(float)
+    x1, y1, x2, y2 = (round(v) for v in kept["box"])
+    assert np.abs(out[y1:y2, x1:x2] - src[y1:y2, x1:x2]).mean() < 3  # as sharp as before
+    for g in heads:
+        x1, y1, x2, y2 = (round(v) for v in g["box"])
+        assert out[y1:y2, x1:x2].std(axis=(0, 1)).max() < 0.5 * src[y1:y2, x1:x2].std(), g
+
+    trail = seeded.service.auth_audit.recent(50)
+    (mine,) = [a for a in trail if a.path.endswith(f"{event_id}/export")]
+    reports = [e["deid"] for e in manifest["files"] if isinstance(e["deid"], dict)]
+    assert f"heads={sum(e['heads_blurred'] for e in reports)} " in mine.detail  # all files
+    assert f"plate_regions={sum(e['plate_regions_blurred'] for e in reports)} " in mine.detail
 
 
 def test_export_roles_and_errors(seeded: Seeded, detectors: DeidDetectors) -> None:

@@ -4,14 +4,18 @@ The ZIP holds, when the record has them:
 
 - ``1.jpg 2.jpg 3.jpg`` — the evidence images with every face and every plate but the subject
   vehicle's blurred (:func:`pipeline.evidence.deid.deidentify`; subject boxes and plate text from
-  ``record.json``);
+  ``record.json``), and what those detectors miss: the head of every person and the plate
+  region of every two-wheeler, rider and plate-less vehicle the object detector finds, the
+  subject vehicle's plate region excepted;
 - ``plate.jpg`` — the subject's plate close-up (faces and any other plate in it blurred);
 - ``composite.jpg`` — rebuilt from the de-identified images and close-up in the pipeline's
   2×2 layout at the original composite's scale (de-identified directly when no image exists);
 - ``record.json`` — unchanged: its hashes and HMAC stay verifiable for the metadata, while the
   file hashes it lists refer to the original, not the blurred, images;
-- ``deid.json`` — the export manifest: method, per file what was blurred (boxes, never plate
-  texts), the sha256 of the exported and of the source file, and what was left out.
+- ``deid.json`` — the export manifest: method, per file what was blurred and why (boxes, never
+  plate texts; a ``head`` / ``plate_region`` names the rule and the detected object it came
+  from) and what was kept, the sha256 of the exported and of the source file, and what was
+  left out.
 
 ``clip.mp4`` is **omitted**: a clip cannot be de-identified without decoding and re-encoding
 every frame, and shipping it unchanged would defeat the export. An image that cannot be
@@ -106,6 +110,14 @@ class ExportBundle:
     @property
     def plates_blurred(self) -> int:
         return sum(r.plates_blurred for r in self.reports.values())
+
+    @property
+    def heads_blurred(self) -> int:
+        return sum(r.heads_blurred for r in self.reports.values())
+
+    @property
+    def plate_regions_blurred(self) -> int:
+        return sum(r.plate_regions_blurred for r in self.reports.values())
 
 
 # -- record.json → subjects -------------------------------------------------------------------
@@ -289,7 +301,8 @@ EXPORT_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 def make_export_router(provider: DeidProvider | None = None) -> APIRouter:
-    """The export router; ``provider`` defaults to the shared YuNet + plate models, lazily."""
+    """The export router; ``provider`` defaults to the shared YuNet, plate and COCO object
+    models, lazily."""
     deid = provider or DeidProvider()
     router = APIRouter(prefix="/api/v1/violations", tags=["violations"], responses=AUTH_RESPONSES)
 
@@ -319,7 +332,8 @@ def make_export_router(provider: DeidProvider | None = None) -> APIRouter:
         bundle = build_export(event_id, files, deid.get(), method)
         detail = (
             f"deid_export method={method} faces={bundle.faces_blurred} "
-            f"plates={bundle.plates_blurred} files={len(bundle.reports)}"
+            f"plates={bundle.plates_blurred} heads={bundle.heads_blurred} "
+            f"plate_regions={bundle.plate_regions_blurred} files={len(bundle.reports)}"
         )
         audit(ctx, request, AuthAction.TOKEN_USE, 200, principal=reviewer, detail=detail)
         return Response(
