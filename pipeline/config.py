@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Literal
+from types import UnionType
+from typing import Annotated, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -21,6 +23,7 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
+from pydantic_core import ErrorDetails
 
 from sharpeyes.pipeline.calibration import IntersectionCalibration
 from sharpeyes.pipeline.errors import ConfigError
@@ -377,33 +380,85 @@ class CameraConfig(StrictModel):
         return v
 
 
-def format_validation_error(err: ValidationError, source: str) -> str:
-    """One line naming the first bad field: ``camera.yaml: detector.iou_threshold: …``.
+def format_validation_error(
+    err: ValidationError, source: str, model: type[BaseModel] | None = None
+) -> str:
+    """One line naming the bad fields: ``camera.yaml: detector.iou_threshold: …``.
 
     A misspelt key comes first (the "field required" its typo causes is a consequence), with
-    the missing sibling key it most resembles: ``approaches.0.stopline: Extra inputs are not
-    permitted (did you mean 'stop_line'?)``."""
+    the key it most resembles among those ``model`` takes at that place (or, without
+    ``model``, among the missing siblings): ``approaches.0.stopline: Extra inputs are not
+    permitted (did you mean 'stop_line'?)``. Up to :data:`SHOWN_ERRORS` errors are named,
+    the rest counted."""
     errors = sorted(err.errors(), key=lambda e: e["type"] != "extra_forbidden")
-    first = errors[0]
+    shown = [_one_error(e, errors, model) for e in errors[:SHOWN_ERRORS]]
+    more = f" (+{len(errors) - SHOWN_ERRORS} more)" if len(errors) > SHOWN_ERRORS else ""
+    return f"{source}: {'; '.join(shown)}{more}"
+
+
+SHOWN_ERRORS = 3
+
+
+def _one_error(e: ErrorDetails, errors: list[ErrorDetails], model: type[BaseModel] | None) -> str:
     # a detector config variant's tag ("torch") is not a key the user wrote: leave it out
-    parts = [str(p) for p in first["loc"] if str(p) not in DETECTOR_BACKEND_NAMES]
-    msg = first["msg"]
-    if first["type"] == "union_tag_invalid":  # the detector's `backend` names no variant
-        ctx = first.get("ctx") or {}
+    parts = [str(p) for p in e["loc"] if str(p) not in DETECTOR_BACKEND_NAMES]
+    msg = e["msg"]
+    if e["type"] == "union_tag_invalid":  # the detector's `backend` names no variant
+        ctx = e.get("ctx") or {}
         parts.append("backend")
         msg = f"unknown backend {ctx.get('tag')!r}; expected {ctx.get('expected_tags')}"
-    if first["type"] == "extra_forbidden":
-        missing = [
-            str(e["loc"][-1])
-            for e in errors
-            if e["type"] == "missing" and e["loc"][:-1] == first["loc"][:-1]
-        ]
-        close = difflib.get_close_matches(str(first["loc"][-1]), missing, n=1, cutoff=0.6)
+    if e["type"] == "extra_forbidden":
+        known = _keys_at(model, e["loc"][:-1]) if model is not None else None
+        if not known:
+            known = [
+                str(o["loc"][-1])
+                for o in errors
+                if o["type"] == "missing" and o["loc"][:-1] == e["loc"][:-1]
+            ]
+        close = difflib.get_close_matches(str(e["loc"][-1]), known, n=1, cutoff=0.6)
         if close:
             msg = f"{msg} (did you mean {close[0]!r}?)"
-    loc = ".".join(parts) or "(root)"
-    more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
-    return f"{source}: {loc}: {msg}{more}"
+    return f"{'.'.join(parts) or '(root)'}: {msg}"
+
+
+def _keys_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
+    """The keys the model takes at ``loc`` (list indexes and dict keys stepped over; a union
+    of models offers the keys of all), empty when ``loc`` does not lead to a model."""
+    current: list[object] = [model]
+    for step in loc:
+        if step in DETECTOR_BACKEND_NAMES:  # a tagged union's tag: the union offers every model
+            continue
+        current = [t for tp in current for t in _step(tp, step)]
+    return [
+        f.alias or name
+        for tp in current
+        for m in _step(tp, None)
+        if isinstance(m, type) and issubclass(m, BaseModel)
+        for name, f in m.model_fields.items()
+    ]
+
+
+def _step(tp: object, step: int | str | None) -> list[object]:
+    """The types found one ``step`` into ``tp`` (a field name, list index or dict key); with
+    ``step`` None, the models ``tp`` is or unions over."""
+    origin, args = get_origin(tp), get_args(tp)
+    if origin is Annotated:
+        return _step(args[0], step)
+    if origin is Union or origin is UnionType:
+        return [t for a in args for t in _step(a, step)]
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        if step is None:
+            return [tp]
+        fields = tp.model_fields
+        f = fields.get(str(step)) or next((v for v in fields.values() if v.alias == step), None)
+        return [f.annotation] if f is not None else []
+    if step is None:
+        return []
+    if origin in (list, tuple, set, frozenset, Sequence) and isinstance(step, int):
+        return [a for a in args if a is not Ellipsis]
+    if origin in (dict, Mapping) and args:
+        return [args[-1]]
+    return []
 
 
 def read_yaml(path: Path) -> object:
@@ -431,7 +486,7 @@ def load_camera_config(path: Path | None) -> CameraConfig:
     try:
         return CameraConfig.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(format_validation_error(e, str(path))) from e
+        raise ConfigError(format_validation_error(e, str(path), CameraConfig)) from e
 
 
 CameraList = Annotated[list[CameraConfig], Field(min_length=0)]

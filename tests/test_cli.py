@@ -214,6 +214,42 @@ def test_a_misspelt_nested_key_is_named_with_the_key_it_resembles(tmp_path: Path
     )
 
 
+def test_a_misspelt_optional_key_is_named_with_the_key_it_resembles(tmp_path: Path) -> None:
+    """An optional key has no "field required" sibling to compare with: the suggestion comes
+    from the keys the config takes at that place (through lists, maps and the detector's
+    backend variants), and up to three errors are named in the one line."""
+    from sharpeyes.pipeline.config import load_camera_config
+    from sharpeyes.pipeline.errors import ConfigError
+
+    repo = Path(__file__).resolve().parents[1]
+    text = (repo / "sample_videos" / "intersection_hanoi_b.yaml").read_text("utf-8")
+    cases = {
+        "violation_code:": "intersection.violaton_code: Extra inputs are not permitted "
+        "(did you mean 'violation_code'?)",
+        "confidence_threshold:": "detector.confidence_treshold: Extra inputs are not permitted "
+        "(did you mean 'confidence_threshold'?)",
+        "source:": "intersection.signal_groups.0.sorce: Extra inputs are not permitted "
+        "(did you mean 'source'?)",
+    }
+    typo = tmp_path / "typo.yaml"
+    for key, expected in cases.items():
+        assert key in text, key
+        wrong = {
+            "violation_code:": "violaton_code:",
+            "confidence_threshold:": "confidence_treshold:",
+        }
+        typo.write_text(text.replace(key, wrong.get(key, "sorce:"), 1), "utf-8")
+        with pytest.raises(ConfigError) as err:
+            load_camera_config(typo)
+        assert expected in str(err.value), str(err.value)
+    typo.write_text(text + "\nfoo: 1\nbar: 2\nbaz: 3\nqux: 4\n", "utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_camera_config(typo)
+    message = str(err.value)
+    assert message.count("Extra inputs are not permitted") == 3 and message.endswith("(+1 more)")
+    assert "\n" not in message
+
+
 def test_a_folder_is_not_a_video(tmp_path: Path) -> None:
     proc = run_cli("analyze", str(tmp_path), "--out", str(tmp_path / "o"))
     assert_one_line_error(proc, "is a folder; analyze takes one video file")

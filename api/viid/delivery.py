@@ -291,7 +291,7 @@ def load_delivery_config(path: Path) -> DeliveryConfig:
     try:
         return DeliveryConfig.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(format_validation_error(e, str(path))) from e
+        raise ConfigError(format_validation_error(e, str(path), DeliveryConfig)) from e
 
 
 # -- pictures ------------------------------------------------------------------------------

@@ -48,7 +48,7 @@ def _validated(data: dict[str, Any]) -> CameraConfig:
     try:
         return CameraConfig.model_validate(data)
     except ValidationError as e:
-        raise InvalidRequestError(format_validation_error(e, "camera")) from e
+        raise InvalidRequestError(format_validation_error(e, "camera", CameraConfig)) from e
 
 
 @router.get("", response_model=CameraPage, summary="All cameras")
