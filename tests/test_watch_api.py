@@ -18,6 +18,7 @@ from sharpeyes.api.node.health import CameraStats
 from sharpeyes.api.rest.app import create_app
 from sharpeyes.api.rest.errors import NotFoundError, UnavailableError
 from sharpeyes.api.rest.routes.console import ConsoleConfig
+from sharpeyes.api.rest.routes.streams import GENERIC_DETAIL
 from sharpeyes.api.rest.routes.watch import (
     TILE_WIDTH,
     MapTile,
@@ -141,6 +142,34 @@ def test_watch_cameras_list_cameras_only_the_runtime_knows(seeded: Seeded) -> No
         ("cam9", "offline", "未接入"),
         ("zz", "degraded", "zz"),
     ]
+
+
+def test_watch_cameras_say_why_a_camera_is_down_to_admins_only(seeded: Seeded) -> None:
+    """The wall shows why a camera is not running: the source's own error text for admins
+    (it can name hosts and paths), the generic line for everyone else, as on /streams; signal
+    problems for all; nothing for a running camera's detail."""
+    raw = "cannot open rtsp://user:pw@10.0.0.9/x: Connection refused"
+
+    def health() -> dict[str, StreamHealthPublic]:
+        return {
+            "down": StreamHealthPublic(camera_id="down", state="error", detail=raw),
+            "sig": StreamHealthPublic(
+                camera_id="sig", state="running", detail="connected",
+                signal_problems={"main": "no lamp lit in 64 s"},
+            ),
+        }  # fmt: skip
+
+    seeded.service.set_health_provider(health)
+    with TestClient(create_app(api_settings(), seeded.service)) as client:
+        seen = {}
+        for role in ("viewer", "admin"):
+            r = client.get("/api/v1/watch/cameras", headers=seeded.auth(role))
+            seen[role] = {c["id"]: c["problems"] for c in r.json()["items"]}
+    assert seen["viewer"]["down"] == [GENERIC_DETAIL]
+    admin = seen["admin"]["down"]
+    assert len(admin) == 1 and "Connection refused" in admin[0] and "pw@" not in admin[0]
+    assert seen["viewer"]["sig"] == seen["admin"]["sig"] == ["main: no lamp lit in 64 s"]
+    assert seen["viewer"]["cam1"] == []
 
 
 def test_camera_api_accepts_a_map_position(seeded: Seeded) -> None:

@@ -220,6 +220,17 @@ def _health(states: list[str]) -> dict[str, StreamHealthPublic]:
         out[cam] = StreamHealthPublic(
             camera_id=cam, state=st, drops_by_reason={"sampling": 10}, skew_ms=12.4
         )
+    out["cam_err"] = StreamHealthPublic(
+        camera_id="cam_err",
+        state="error",
+        detail="cannot open rtsp://10.0.0.9/x: Connection refused",
+    )
+    out["cam_sig"] = StreamHealthPublic(
+        camera_id="cam_sig",
+        state="running",
+        detail="connected",
+        signal_problems={"main": "no controller message for 320 s"},
+    )
     return out
 
 
@@ -273,6 +284,13 @@ def test_health_words_drops_skew_url_and_flow_chart(seeded: Seeded) -> None:
                 word = page.inner_text(f"#health-table tr[data-camera='cam_s{i}'] td.state")
                 assert word != st and word.isascii() is False, (st, word)
             assert page.inner_text("#health-table tr[data-camera='cam_s0'] td.skew") == "12 ms"
+            # why a camera is down, and a signal problem, are in the table, not only in a title
+            err = page.inner_text("#health-table tr[data-camera='cam_err'] td.state")
+            assert err.startswith("故障") and "信号源报告了故障（详情仅管理员可见）" in err, err
+            assert "Connection refused" not in err  # the source's own text is for admins
+            sig = page.inner_text("#health-table tr[data-camera='cam_sig'] td.state")
+            assert sig.startswith("运行中") and "信号灯异常 main: no controller message" in sig, sig
+            assert "connected" not in sig  # a running stream's detail is not a problem
             # the long URL: cut with an ellipsis inside its cell, whole in the title
             url = row.locator("td.url")
             assert url.get_attribute("title") == LONG_URL

@@ -64,7 +64,10 @@ def health() -> dict[str, StreamHealthPublic]:
             camera_id="cam2", state="reconnecting", input_fps=0.0, analysed_fps=0.0,
             last_frame_age_s=12.345, reconnects=3,
         ),
-        "cam3": StreamHealthPublic(camera_id="cam3", state="error", last_frame_age_s=None),
+        "cam3": StreamHealthPublic(
+            camera_id="cam3", state="error", last_frame_age_s=None,
+            detail="cannot open rtsp://192.0.2.10/cam3: Connection refused",
+        ),
     }  # fmt: skip
 
 
@@ -154,6 +157,21 @@ def test_tiles_show_names_health_in_chinese_and_one_decimal_fps(seeded: Seeded) 
                 assert tile["cam1"].locator(".age").inner_text() == "帧龄 0.0 秒"
                 assert tile["cam2"].locator(".age").inner_text() == "帧龄 12.3 秒"
                 assert tile["cam3"].locator(".age").inner_text() == "帧龄 —"
+                # why a camera is down is on its tile and above the (empty) alert list
+                why = tile["cam3"].locator(".why").inner_text()
+                assert (
+                    why == "信号源报告了故障（详情仅管理员可见）"
+                )  # the source's text: admins only
+                assert tile["cam2"].locator(".why").inner_text() == "原因未报告"
+                assert tile["cam1"].locator(".why").is_hidden()
+                assert page.inner_text("#faults-head") == "摄像机异常 2 台"
+                faults = page.locator("#faults li")
+                assert [faults.nth(i).get_attribute("data-camera") for i in range(2)] == [
+                    "cam2",
+                    "cam3",
+                ]
+                assert "详情仅管理员可见" in faults.nth(1).inner_text()
+                assert "故障" in faults.nth(1).inner_text()
                 for cam in CAMS:
                     fps_text = tile[cam].locator(".fps").inner_text()
                     assert re.fullmatch(r"\d+\.\d fps", fps_text), fps_text

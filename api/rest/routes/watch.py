@@ -33,6 +33,7 @@ from sharpeyes.api.rest.cameras import CameraEntry
 from sharpeyes.api.rest.deps import AUTH_RESPONSES, Service, Viewer
 from sharpeyes.api.rest.errors import NotFoundError, UnavailableError
 from sharpeyes.api.rest.routes.cameras import NOT_FOUND, CameraIdPath
+from sharpeyes.api.rest.routes.streams import for_caller
 from sharpeyes.api.rest.schemas import ErrorBody, StreamHealthPublic, StreamState
 from sharpeyes.api.rest.service import ServiceFacade
 from sharpeyes.api.store.records import EventFilter
@@ -75,6 +76,11 @@ class WatchCamera(BaseModel):
     last_frame_age_s: float | None = Field(None, description="Seconds since the last frame.")
     reconnects: int = 0
     signal_problems: int = Field(0, description="Signal heads or groups with a problem.")
+    problems: list[str] = Field(
+        default_factory=list,
+        description="Why the camera is not running normally, in the stream layer's words: the "
+        "last connection or decode error, then each signal problem as ``head: reason``.",
+    )
 
 
 class WatchPage(BaseModel):
@@ -102,8 +108,17 @@ def watch_camera(
             "last_frame_age_s": health.last_frame_age_s,
             "reconnects": health.reconnects,
             "signal_problems": len(health.signal_problems),
+            "problems": problems_of(health),
         }
     return WatchCamera.model_validate(fields)
+
+
+def problems_of(health: StreamHealthPublic) -> list[str]:
+    """The reasons a wall tile shows under its state: the stream's own detail (the last
+    connection or decode error — for admins only, others get ``GENERIC_DETAIL``, as on
+    ``/streams``) unless it is running, then every signal problem."""
+    out = [health.detail] if health.detail and health.state != "running" else []
+    return out + [f"{k}: {v}" for k, v in sorted(health.signal_problems.items())]
 
 
 def watch_page(entries: list[CameraEntry], health: Mapping[str, StreamHealthPublic]) -> WatchPage:
@@ -257,8 +272,9 @@ def make_watch_router(frames: FrameLookup | None = None, tile_url: str | None = 
     proxy = tile_proxy(tile_url)
 
     @router.get("/cameras", response_model=WatchPage, summary="Cameras with place and health")
-    def cameras(_: Viewer, service: Service) -> WatchPage:
-        page = watch_page(service.cameras.all(), service.stream_health())
+    def cameras(principal: Viewer, service: Service) -> WatchPage:
+        health = {k: for_caller(h, principal) for k, h in service.stream_health().items()}
+        page = watch_page(service.cameras.all(), health)
         cache.forget_except({c.id for c in page.items})
         return page
 

@@ -861,6 +861,10 @@ function skewText(ms) {
   return Math.abs(ms) >= 1000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms)} ms`;
 }
 
+// What /streams gives a non-admin instead of the source's own error text (routes/streams.py).
+const GENERIC_DETAIL = "the source reported a problem (details for admins)";
+function detailText(d) { return d === GENERIC_DETAIL ? t("hs_detail_admins") : d; }
+
 async function loadHealth() {
   show("health");
   const refresh = async () => {
@@ -873,6 +877,11 @@ async function loadHealth() {
       cell(tr, camName(h.camera_id), "cam").title = h.camera_id;
       const st = cell(tr, healthState(h.state), `state st-${h.state}`);
       st.title = h.detail ? `${h.state}: ${h.detail}` : h.state;
+      // why it is not running, and any signal problem, in view (not only in a tooltip)
+      const why = [];
+      if (h.detail && h.state !== "running") why.push(detailText(h.detail));
+      for (const [k, v] of Object.entries(h.signal_problems || {})) why.push(`${t("hs_signal_problem")} ${k}: ${v}`);
+      for (const w of why) { const d = document.createElement("div"); d.className = "why"; d.textContent = w; st.appendChild(d); }
       cell(tr, h.input_fps.toFixed(1)); cell(tr, h.analysed_fps.toFixed(1));
       cell(tr, dropsText(h.drops_by_reason), "drops");
       cell(tr, (h.drops_by_reason || {})[SAMPLING] || 0, "sampled").title = t("sampling_note");

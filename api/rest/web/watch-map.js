@@ -179,6 +179,7 @@ function popup(id, x, y) {
   box.append(el("b", null, camName(id)));
   if (c.location && c.location !== c.name) box.append(el("div", "muted", c.location));
   const st = el("div", `state ${stateClass(c)}`, stateWords(c));
+  if (troubleText(c)) st.append(el("div", "why", troubleText(c)));
   box.append(st, el("div", "mono", `${fps(c.analysed_fps)} · ${t("frame_age")} ${age(c.last_frame_age_s)}`),
     el("div", "mono muted", `${t("lat")} ${c.geo.latitude.toFixed(5)} · ${t("lon")} ${c.geo.longitude.toFixed(5)}`));
   const links = el("div", "links");

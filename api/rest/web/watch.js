@@ -40,6 +40,7 @@ const L = {
     empty: "没有记录", feed_on: "● 实时", feed_off: "○ 连接中断，重连中…",
     fps: "帧率", frame_age: "帧龄", no_picture: "暂无画面", picture_event: "最近事件图片",
     reconnects: "重连 {n} 次", disabled: "已停用", signal_problem: "信号灯异常",
+    camera_faults: "摄像机异常 {n} 台", no_reason: "原因未报告", detail_admins: "信号源报告了故障（详情仅管理员可见）",
     st_starting: "启动中", st_connecting: "连接中", st_running: "运行中", st_degraded: "降级",
     st_stalled: "画面停滞", st_reconnecting: "重连中", st_stopped: "已停止", st_ended: "已结束",
     st_error: "故障", st_offline: "离线", legend_warn: "降级/重连", legend_bad: "离线/故障",
@@ -74,6 +75,7 @@ const L = {
     feed_on: "● Live", feed_off: "○ Feed lost, reconnecting…", fps: "fps", frame_age: "Frame age",
     no_picture: "No picture yet", picture_event: "latest event picture", reconnects: "{n} reconnects",
     disabled: "Disabled", signal_problem: "Signal fault",
+    camera_faults: "{n} cameras need attention", no_reason: "no reason reported", detail_admins: "the source reported a problem (details for admins)",
     st_starting: "Starting", st_connecting: "Connecting", st_running: "Running", st_degraded: "Degraded",
     st_stalled: "Stalled", st_reconnecting: "Reconnecting", st_stopped: "Stopped", st_ended: "Ended",
     st_error: "Fault", st_offline: "Offline", legend_warn: "Degraded/reconnecting", legend_bad: "Offline/fault",
@@ -240,7 +242,7 @@ function tileFor(c) {
   head.append(el("b", "name"), el("span", "state"));
   const foot = el("div", "tile-foot");
   foot.append(el("span", "loc"), el("span", "fps mono"), el("span", "age mono"));
-  tile.append(pic, head, foot);
+  tile.append(pic, head, el("div", "why"), foot);
   tile.addEventListener("click", () => { location.hash = `#events/${encodeURIComponent(c.id)}`; });
   if (tileSeen) tileSeen.observe(tile); else tile.dataset.visible = "1";
   return tile;
@@ -258,6 +260,9 @@ function renderTiles() {
     st.textContent = stateWords(c);
     st.className = `state ${stateClass(c)}`;
     tile.dataset.state = c.state;
+    const why = tile.querySelector(".why");
+    why.textContent = troubleText(c);
+    why.title = (c.problems || []).join("\n");
     tile.querySelector(".loc").textContent = c.location && c.location !== c.name ? c.location : "";
     tile.querySelector(".fps").textContent = fps(c.analysed_fps);
     tile.querySelector(".fps").title = `${t("fps")}: ${Number(c.input_fps).toFixed(1)} / ${Number(c.analysed_fps).toFixed(1)}`;
@@ -267,6 +272,41 @@ function renderTiles() {
   box.querySelectorAll(".tile").forEach((tile) => { if (!seen.has(tile.dataset.camera)) tile.remove(); });
   box.dataset.count = String(S.cameras.size);
   $("#tiles-empty").hidden = S.cameras.size > 0;
+  renderFaults();
+}
+
+// A camera needs attention when it is enabled and not running normally, or a signal head or
+// group has a problem (no violation is charged on it then).
+// What the API gives a non-admin instead of the source's own error text (routes/streams.py).
+const GENERIC_DETAIL = "the source reported a problem (details for admins)";
+function detailText(d) { return d === GENERIC_DETAIL ? t("detail_admins") : d; }
+function inTrouble(c) { return c.enabled && (stateClass(c) !== "st-ok" || c.signal_problems > 0); }
+function troubleText(c) {
+  if (!inTrouble(c)) return "";
+  const p = c.problems || [];
+  const signal = c.signal_problems > 0 && stateClass(c) === "st-ok" ? `${t("signal_problem")}: ` : "";
+  return p.length ? signal + detailText(p[0]) : (stateClass(c) === "st-ok" ? t("signal_problem") : t("no_reason"));
+}
+
+// Camera faults sit above the event alerts: an empty alert list must not read as "all well"
+// while cameras are down.
+function renderFaults() {
+  const ul = $("#faults");
+  ul.textContent = "";
+  const bad = [...S.cameras.values()].filter(inTrouble);
+  for (const c of bad) {
+    const li = el("li", `fault ${stateClass(c)}`);
+    li.dataset.camera = c.id;
+    const a = el("a", null);
+    a.href = `#live/${encodeURIComponent(c.id)}`;
+    a.append(el("b", null, camName(c.id)), el("span", `state ${stateClass(c)}`, c.signal_problems > 0 && stateClass(c) === "st-ok" ? t("signal_problem") : stateWords(c)),
+      el("span", "fault-why", troubleText(c)));
+    a.title = (c.problems || []).join("\n");
+    li.append(a);
+    ul.appendChild(li);
+  }
+  $("#faults-head").hidden = !bad.length;
+  $("#faults-head").textContent = t("camera_faults", bad.length);
 }
 
 const inflight = new Set();
