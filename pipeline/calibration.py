@@ -116,9 +116,13 @@ class SignalGroup(Strict):
         "input has not spoken yet or is stale.",
     )
     external_timeout_s: float = Field(
-        0.0,
+        300.0,
         ge=0.0,
-        description="External phase older than this many seconds is stale (0 = never stale).",
+        description="Seconds without a controller message after which the external phase is "
+        "stale: the group is unknown (no red-light rule runs on it; external_then_video falls "
+        "back to the video) and the stream's signal_problems says so. A controller that reports "
+        "changes only sends one at least every cycle (a few minutes at most), hence 300 s. "
+        "0 = never stale.",
     )
 
 

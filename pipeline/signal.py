@@ -181,6 +181,11 @@ class SignalBoard:
         self._last: dict[str, SignalState] = {}
         self._colour_seen = False
         self._next_colour_check: float | None = None
+        self._silent: dict[str, str] = {}  # external groups without a fresh controller message
+        if external is not None:
+            external.set_timeouts(
+                {g.id: g.external_timeout_s for g in groups if g.source != "video"}
+            )
 
     @property
     def heads(self) -> list[VideoHead]:
@@ -228,6 +233,7 @@ class SignalBoard:
         standard layout may still be read by which cell is lit, but evidence images cannot
         show the lamp's colour; heads that cannot be read at all are put down to it."""
         out = {g: st.fault for g, st in self._last.items() if st.fault is not None}
+        out |= self._silent
         heads = {h.head.id: p for h in self._heads if (p := h.problem()) is not None}
         if not self.monochrome:
             return out | heads
@@ -261,20 +267,43 @@ class SignalBoard:
         return self._last_pts - self._first_pts
 
     def _group_state(self, g: SignalGroup, video: list[SignalState], frame: Frame) -> SignalState:
-        if g.source != "video" and self._external is not None:
-            ext = self._external.state_at(g.id, frame.pts, frame.wall_time_ms)
-            stale = (
-                ext is not None
-                and g.external_timeout_s > 0
-                and frame.pts - ext.heard_pts > g.external_timeout_s
+        if g.source == "video" or self._external is None:
+            return self._video_state(g, video, frame)
+        ext = self._external.state_at(g.id, frame.pts, frame.wall_time_ms)
+        timeout = g.external_timeout_s
+        quiet = frame.pts - (ext.heard_pts if ext is not None else self._started(frame))
+        stale = timeout > 0 and quiet > timeout
+        if stale:
+            self._silent[g.id] = (
+                f"no controller message for {quiet:.0f} s"
+                + (" since the stream started" if ext is None else "")
+                + f" (stale after {timeout:.0f} s: the group is unknown"
+                + (", read from the video)" if g.source == "external_then_video" else ")")
             )
-            if ext is not None and not stale:
-                return SignalState(g.id, ext.color, 1.0, ext.since_pts, frame.pts, "external")
+        else:
+            self._silent.pop(g.id, None)
+        if ext is not None and not stale:
+            state = SignalState(g.id, ext.color, 1.0, ext.since_pts, frame.pts, "external")
+        else:
+            state = self._video_state(g, video, frame)
+        self._external.note(
+            g.id,
+            state.color,
+            since_pts=state.since_pts,
+            stale=stale,
+            frame_pts=frame.pts,
+            frame_wall_ms=frame.wall_time_ms,
+        )
+        return state
+
+    def _started(self, frame: Frame) -> float:
+        return self._first_pts if self._first_pts is not None else frame.pts
+
+    def _video_state(self, g: SignalGroup, video: list[SignalState], frame: Frame) -> SignalState:
         if g.source != "external" and video:
             return _fuse(g.id, video, frame.pts)
-        since = self._first_pts if self._first_pts is not None else frame.pts
         source = "external" if g.source != "video" else "video"
-        return SignalState(g.id, LampColor.UNKNOWN, 0.0, since, frame.pts, source)
+        return SignalState(g.id, LampColor.UNKNOWN, 0.0, self._started(frame), frame.pts, source)
 
 
 def build_signal_board(

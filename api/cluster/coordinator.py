@@ -29,8 +29,15 @@ from sharpeyes.api.cluster.backend import Liveness, Slot, WorkerBackend, WorkerH
 from sharpeyes.api.cluster.health import ClusterHealth, WorkerReport, WorkerSummary, merge
 from sharpeyes.api.cluster.leases import CameraRow, CameraSpec, LeaseStore, StaleLeaseError
 from sharpeyes.pipeline.clock import now_ms
-from sharpeyes.pipeline.errors import ConfigError, StoreError
-from sharpeyes.pipeline.signal_input import PhaseMessage
+from sharpeyes.pipeline.errors import StoreError
+from sharpeyes.pipeline.signal_input import (
+    DEFAULT_EXTERNAL_TIMEOUT_S,
+    GroupPhase,
+    HeardPhase,
+    PhaseMessage,
+    route_phase,
+)
+from sharpeyes.pipeline.types import LampColor
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +78,7 @@ class Coordinator:
         self._health = ClusterHealth((), (), now_ms())
         # the latest external phase per (camera, group), replayed to a camera's next owner
         self._phases: dict[tuple[str, str], PhaseMessage] = {}
+        self._heard: dict[tuple[str, str], HeardPhase] = {}  # how the latest came (read-back)
 
     # --- public API ----------------------------------------------------------------------
 
@@ -95,6 +103,7 @@ class Coordinator:
             epoch = self.leases.remove_camera(camera_id)
             for key in [k for k in self._phases if k[0] == camera_id]:
                 del self._phases[key]
+                self._heard.pop(key, None)
             owner = None if row is None or row.owner is None else self._workers.get(row.owner)
             if owner is not None:
                 owner.handle.unassign(camera_id)
@@ -109,40 +118,71 @@ class Coordinator:
             return []
         return external_phase_groups(row.spec)
 
-    def tell_phase(self, message: PhaseMessage, camera_id: str | None = None) -> None:
+    def phase_takers(self) -> dict[str, frozenset[str] | None]:
+        """Camera → its external signal groups, for the cameras that take external phases."""
+        takers: dict[str, frozenset[str] | None] = {}
+        for row in self.leases.cameras():
+            if row.desired and (groups := self.phase_groups(row.spec.camera_id)):
+                takers[row.spec.camera_id] = frozenset(groups)
+        return takers
+
+    def tell_phase(
+        self, message: PhaseMessage, camera_id: str | None = None, transport: str = "api"
+    ) -> str:
         """Deliver an external signal phase to whichever worker runs the camera now, and keep
         it for the camera's next owner (failover, rebalance), so a moved camera does not lose
         the current phase. A message without a time is stamped with its arrival (``wall_ms``).
+        Routed like every phase message (:func:`~sharpeyes.pipeline.signal_input.route_phase`);
+        returns the camera.
 
         Raises:
-            ConfigError: an unknown camera or signal group, or no camera named while several
-                take external phases.
+            PhaseRejectedError: an unknown camera or signal group, or no camera named while the
+                group is on several cameras.
         """
-        cam = camera_id or message.camera
-        if cam is None:
-            takers = [r.spec.camera_id for r in self.leases.cameras() if r.desired]
-            takers = [c for c in takers if self.phase_groups(c)]
-            if len(takers) != 1:
-                raise ConfigError(
-                    f"camera: name the camera (this cluster takes phases for {len(takers)})"
-                )
-            cam = takers[0]
-        groups = self.phase_groups(cam)
-        if not groups:
-            raise ConfigError(f"camera: no camera {cam!r} takes external phases here")
-        if message.group not in groups:
-            raise ConfigError(
-                f"group: {message.group!r} is not an external signal group of {cam!r} {groups}"
-            )
+        cam = route_phase(message, camera_id, self.phase_takers())
+        at = now_ms()
         if message.wall_ms is None and message.pts is None:
-            message = message.model_copy(update={"wall_ms": now_ms()})
+            message = message.model_copy(update={"wall_ms": at})
         message = message.model_copy(update={"camera": cam})
         with self._lock:
             self._phases[(cam, message.group)] = message
+            self._heard[(cam, message.group)] = HeardPhase(
+                message.color, message.wall_ms, message.pts, at, transport
+            )
             row = self.leases.camera(cam)
             owner = None if row is None or row.owner is None else self._workers.get(row.owner)
             if owner is not None:
                 owner.handle.tell_phase(cam, message)
+        return cam
+
+    def phase_status(self, camera_id: str, now: int | None = None) -> list[GroupPhase] | None:
+        """The latest phase told per external group of the camera (what its worker was given;
+        UNKNOWN once older than the group's ``external_timeout_s``); None when it takes none."""
+        from sharpeyes.api.cluster.pipeline_program import parse_camera
+
+        groups = self.phase_groups(camera_id)
+        if not groups:
+            return None
+        row = self.leases.camera(camera_id)
+        timeouts: dict[str, float] = {}
+        if row is not None:
+            cal = parse_camera(row.spec).intersection
+            timeouts = {g.id: g.external_timeout_s for g in (cal.signal_groups if cal else [])}
+        at = now_ms() if now is None else now
+        out = []
+        with self._lock:
+            heard = {g: self._heard.get((camera_id, g)) for g in groups}
+        for g in sorted(groups):
+            last = heard[g]
+            timeout = timeouts.get(g, DEFAULT_EXTERNAL_TIMEOUT_S)
+            told = None if last is None else (last.wall_ms or last.received_ms)
+            stale = told is not None and timeout > 0 and at - told > timeout * 1000
+            color = LampColor.UNKNOWN if last is None or stale else last.color
+            since = None if color is LampColor.UNKNOWN or last is None else last.wall_ms
+            out.append(
+                GroupPhase(g, color, since, stale, timeout, None, int(last is not None), last)
+            )
+        return out
 
     def _replay_phases(self, camera_id: str, handle: WorkerHandle) -> None:
         for (cam, _), message in list(self._phases.items()):

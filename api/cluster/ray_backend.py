@@ -41,7 +41,7 @@ from sharpeyes.api.cluster.storage import open_storage
 from sharpeyes.api.cluster.uploader import LeasedUploader
 from sharpeyes.api.store.db import open_database
 from sharpeyes.pipeline.errors import ConfigError
-from sharpeyes.pipeline.signal_input import PhaseMessage
+from sharpeyes.pipeline.signal_input import GroupPhase, PhaseMessage, PhaseRejectedError
 
 log = logging.getLogger(__name__)
 
@@ -229,13 +229,20 @@ class CoordinatorActor:
     def drain(self, node: str) -> int:
         return self.coordinator.drain(node)
 
-    def tell_phase(self, message: PhaseMessage, camera_id: str | None) -> str | None:
-        """The coordinator's :meth:`~Coordinator.tell_phase`; the refusal's text, or None."""
+    def tell_phase(
+        self, message: PhaseMessage, camera_id: str | None, transport: str = "api"
+    ) -> tuple[str | None, str | None, str | None]:
+        """The coordinator's :meth:`~Coordinator.tell_phase`: (camera, None, None), or (None,
+        the refusal's reason, its text)."""
         try:
-            self.coordinator.tell_phase(message, camera_id)
+            return self.coordinator.tell_phase(message, camera_id, transport), None, None
+        except PhaseRejectedError as e:
+            return None, e.reason, str(e)
         except ConfigError as e:
-            return str(e)
-        return None
+            return None, "refused", str(e)
+
+    def phase_status(self, camera_id: str, now: int | None = None) -> list[GroupPhase] | None:
+        return self.coordinator.phase_status(camera_id, now)
 
     def takes_phases(self, camera_id: str) -> bool:
         return bool(self.coordinator.phase_groups(camera_id))

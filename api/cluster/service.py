@@ -32,7 +32,13 @@ from sharpeyes.api.cluster.pipeline_program import pipeline_spec
 from sharpeyes.api.cluster.storage import open_storage
 from sharpeyes.pipeline.config import CameraConfig, StrictModel
 from sharpeyes.pipeline.errors import ConfigError
-from sharpeyes.pipeline.signal_input import PhaseMessage
+from sharpeyes.pipeline.signal_input import (
+    GroupPhase,
+    PhaseCounts,
+    PhaseIntake,
+    PhaseMessage,
+    PhaseRejectedError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -135,14 +141,25 @@ class ClusterHandle(Protocol):
 
     def drain(self, node: str) -> int: ...
 
+    counts: PhaseCounts  # the phase messages it took (REST and UDP)
+
     def takes(self, camera_id: str) -> bool:
         """Whether the camera takes external signal phases (a :class:`PhaseRouter`)."""
         ...
 
-    def apply(self, message: PhaseMessage, camera_id: str | None = None) -> None:
-        """Deliver an external signal phase to the worker running the camera.
+    def receive(self, message: PhaseMessage, transport: str, camera_id: str | None = None) -> str:
+        """Deliver an external signal phase to the worker running the camera (counted; the
+        one path of :class:`~sharpeyes.pipeline.signal_input.PhaseIntake`).
 
-        Raises: ConfigError: an unknown camera or group."""
+        Raises: PhaseRejectedError: an unknown camera or group, an impossible wall_ms."""
+        ...
+
+    def status(self, camera_id: str, now: int | None = None) -> list[GroupPhase] | None:
+        """The latest phase told per external group of the camera; None when it takes none."""
+        ...
+
+    def receive_datagram(self, data: bytes, peer: object, transport: str = "udp") -> str | None:
+        """A UDP datagram through :meth:`receive`; refusals logged and counted."""
         ...
 
     def stop(self) -> None: ...
@@ -152,12 +169,13 @@ def as_spec(camera: CameraConfig | CameraSpec, cost: float) -> CameraSpec:
     return camera if isinstance(camera, CameraSpec) else pipeline_spec(camera, cost=cost)
 
 
-class LocalClusterHandle:
+class LocalClusterHandle(PhaseIntake):
     """The embedded cluster: coordinator and workers are threads of this process."""
 
     backend = "local"
 
     def __init__(self, settings: ClusterSettings, cluster: LocalCluster) -> None:
+        super().__init__()
         self.settings = settings
         self.cluster = cluster
 
@@ -176,20 +194,26 @@ class LocalClusterHandle:
     def takes(self, camera_id: str) -> bool:
         return bool(self.cluster.coordinator.phase_groups(camera_id))
 
-    def apply(self, message: PhaseMessage, camera_id: str | None = None) -> None:
-        self.cluster.coordinator.tell_phase(message, camera_id)
+    def _deliver(
+        self, message: PhaseMessage, camera_id: str | None, transport: str, at: int
+    ) -> str:
+        return self.cluster.coordinator.tell_phase(message, camera_id, transport)
+
+    def status(self, camera_id: str, now: int | None = None) -> list[GroupPhase] | None:
+        return self.cluster.coordinator.phase_status(camera_id, now)
 
     def stop(self) -> None:
         self.cluster.stop()
         self.cluster.coordinator.leases.db.close()
 
 
-class RayClusterHandle:
+class RayClusterHandle(PhaseIntake):
     """A driver's view of the detached Ray coordinator; stopping leaves the cluster running."""
 
     backend = "ray"
 
     def __init__(self, settings: ClusterSettings, actor: Any) -> None:
+        super().__init__()
         self.settings = settings
         self.actor = actor
 
@@ -214,10 +238,17 @@ class RayClusterHandle:
     def takes(self, camera_id: str) -> bool:
         return bool(self._get(self.actor.takes_phases.remote(camera_id)))
 
-    def apply(self, message: PhaseMessage, camera_id: str | None = None) -> None:
-        refused = self._get(self.actor.tell_phase.remote(message, camera_id))
-        if refused is not None:
-            raise ConfigError(str(refused))
+    def _deliver(
+        self, message: PhaseMessage, camera_id: str | None, transport: str, at: int
+    ) -> str:
+        cam, reason, text = self._get(self.actor.tell_phase.remote(message, camera_id, transport))
+        if cam is None:
+            raise PhaseRejectedError(str(reason), str(text))
+        return str(cam)
+
+    def status(self, camera_id: str, now: int | None = None) -> list[GroupPhase] | None:
+        got: list[GroupPhase] | None = self._get(self.actor.phase_status.remote(camera_id, now))
+        return got
 
     def stop(self) -> None:
         import ray

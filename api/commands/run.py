@@ -121,7 +121,8 @@ def _serve(runtime: NodeRuntime, config: ServiceConfig) -> MetricsServer:
     m = config.metrics
     assert m.port is not None
     try:
-        return serve_metrics(build_registry(runtime), m.host, m.port)
+        registry = build_registry(runtime, runtime.phases.counts.snapshot)
+        return serve_metrics(registry, m.host, m.port)
     except OSError as e:
         raise ConfigError(f"metrics: cannot listen on {m.host}:{m.port}: {e.strerror or e}") from e
 

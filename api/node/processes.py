@@ -30,6 +30,7 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import TYPE_CHECKING
 
+from sharpeyes.api.node.camera import external_groups
 from sharpeyes.api.node.health import CameraHealth
 from sharpeyes.api.node.plan import (
     WorkerPlan,
@@ -44,7 +45,7 @@ from sharpeyes.api.node.worker import WorkerReport, WorkerSpec, worker_main
 from sharpeyes.api.sinks.mqtt import MqttDelivery, start_mqtt_sender
 from sharpeyes.pipeline.batcher import BatcherStats
 from sharpeyes.pipeline.restart import RestartBudget, RetryPolicy
-from sharpeyes.pipeline.signal_input import PhaseRelay, UdpPhaseListener
+from sharpeyes.pipeline.signal_input import PhaseCountsSnapshot, PhaseRelay, UdpPhaseListener
 
 if TYPE_CHECKING:
     from sharpeyes.api.node.prom import MetricsServer
@@ -110,7 +111,9 @@ class NodeFacade:
         """Spawn every worker and the monitor thread (and the phase relay when configured)."""
         phase = self.config.phase_input
         if phase.udp_port is not None:
-            self._relay = PhaseRelay(phase_routes([h.plan for h in self.handles]))
+            plans = [h.plan for h in self.handles]
+            groups = {c.id: external_groups(c) for p in plans for c in p.config.cameras}
+            self._relay = PhaseRelay(phase_routes(plans), groups)
             self._relay_listener = UdpPhaseListener(self._relay, phase.udp_host, phase.udp_port)
             self._relay_listener.start()
         with self._lock:
@@ -170,6 +173,10 @@ class NodeFacade:
                 self._reap(h, time.monotonic())
                 if h.state in ("starting", "backoff"):  # was waiting for its (re)start
                     h.state = "stopped"
+
+    def phase_counts(self) -> PhaseCountsSnapshot | None:
+        """The phase messages the parent's relay took (None: no UDP phase input)."""
+        return None if self._relay is None else self._relay.counts.snapshot()
 
     def __enter__(self) -> NodeFacade:
         return self.start()
@@ -409,14 +416,16 @@ def run_node(
 
 
 def _serve_metrics(config: ServiceConfig, facade: NodeFacade) -> MetricsServer | None:
-    from sharpeyes.api.node.prom import MetricsServer
+    from sharpeyes.api.node.prom import MetricsServer, PhaseCollector
     from sharpeyes.pipeline.errors import ConfigError
 
     m = config.metrics
     if m.port is None:
         return None
     try:
-        return MetricsServer(node_registry(facade), m.host, m.port)
+        registry = node_registry(facade)
+        registry.register(PhaseCollector(facade.phase_counts))  # the parent's phase relay
+        return MetricsServer(registry, m.host, m.port)
     except OSError as e:
         raise ConfigError(f"metrics: cannot listen on {m.host}:{m.port}: {e.strerror or e}") from e
 

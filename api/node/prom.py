@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import statistics
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, generate_latest, start_http_server
@@ -18,6 +18,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from sharpeyes.pipeline.batcher import BatcherStats
+from sharpeyes.pipeline.signal_input import PhaseCountsSnapshot
 
 logger = logging.getLogger(__name__)
 
@@ -216,10 +217,42 @@ def _flow_metrics(latest: Mapping[str, Mapping[int, Mapping[str, object]]]) -> I
     yield from gauges.values()
 
 
-def build_registry(runtime: RuntimeLike) -> CollectorRegistry:
-    """A fresh registry exporting ``runtime``."""
+def phase_metrics(counts: PhaseCountsSnapshot | None) -> Iterator[Metric]:
+    """External signal-phase messages (REST and UDP) received, applied, and rejected by
+    reason, by transport (:class:`~sharpeyes.pipeline.signal_input.PhaseCounts`)."""
+    received = _counter("phase_messages_received", "Phase messages received.", ["transport"])
+    applied = _counter("phase_messages_applied", "Phase messages applied.", ["transport"])
+    rejected = _counter(
+        "phase_messages_rejected", "Phase messages rejected, by reason.", ["transport", "reason"]
+    )
+    if counts is not None:
+        for transport, n in sorted(counts.received.items()):
+            received.add_metric([transport], n)
+        for transport, n in sorted(counts.applied.items()):
+            applied.add_metric([transport], n)
+        for (transport, reason), n in sorted(counts.rejected.items()):
+            rejected.add_metric([transport, reason], n)
+    yield from (received, applied, rejected)
+
+
+class PhaseCollector(Collector):
+    """Reads a phase intake's counts at scrape time (``counts`` returns None: no intake)."""
+
+    def __init__(self, counts: Callable[[], PhaseCountsSnapshot | None]) -> None:
+        self._counts = counts
+
+    def collect(self) -> Iterator[Metric]:
+        yield from phase_metrics(self._counts())
+
+
+def build_registry(
+    runtime: RuntimeLike, phases: Callable[[], PhaseCountsSnapshot | None] | None = None
+) -> CollectorRegistry:
+    """A fresh registry exporting ``runtime`` (and its external phase counts, when given)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(RuntimeCollector(runtime))
+    if phases is not None:
+        registry.register(PhaseCollector(phases))
     return registry
 
 

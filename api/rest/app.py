@@ -247,7 +247,9 @@ def create_app(
     YuNet + the plate detector, loaded on first use)."""
     metrics = ApiMetrics()
     metrics.attach_live(
-        service.stream_health, lambda: (service.feed.subscribers, service.feed.last_seq)
+        service.stream_health,
+        lambda: (service.feed.subscribers, service.feed.last_seq),
+        lambda: None if (hub := service.phase_hub()) is None else hub.counts.snapshot(),
     )
     ctx = AppContext(
         settings=settings,

@@ -8,7 +8,9 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from sharpeyes.api.node.prom import PhaseCollector
 from sharpeyes.api.rest.schemas import StreamHealthPublic
+from sharpeyes.pipeline.signal_input import PhaseCountsSnapshot
 
 
 class _LiveCollector(Collector):
@@ -74,8 +76,13 @@ class ApiMetrics:
         self,
         health: Callable[[], Mapping[str, StreamHealthPublic]],
         feed_state: Callable[[], tuple[int, int]],
+        phases: Callable[[], PhaseCountsSnapshot | None] | None = None,
     ) -> None:
+        """Live gauges, and the external phase message counters of ``phases`` (read at scrape
+        time: the service's phase intake may be plugged in after the app is built)."""
         self.registry.register(_LiveCollector(health, feed_state))
+        if phases is not None:
+            self.registry.register(PhaseCollector(phases))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
