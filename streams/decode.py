@@ -5,6 +5,7 @@ packet without letting one bad packet end the stream, convert to BGR."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator, Mapping
 from fractions import Fraction
 from typing import Any
@@ -51,6 +52,11 @@ _AVERROR_EXIT = 1414092869
 ERROR_REPORTING_OPTIONS = {"err_detect": "crccheck+bitstream+buffer", "ec": "guess_mvs+deblock"}
 
 
+OPEN_TIMEOUT_SHARE = 0.95
+"""An open that failed after this share of its timeout failed by timing out, whatever FFmpeg
+calls the error."""
+
+
 class UnsupportedCodecError(StreamOpenError):
     """The input opened, but FFmpeg has no decoder for its video codec."""
 
@@ -69,10 +75,15 @@ def open_input(
     Raises:
         StreamOpenError: the input cannot be opened or holds no video stream.
     """
+    started = time.monotonic()
     try:
         container = av.open(target, mode="r", options=dict(options or {}), timeout=timeout)
     except (av.error.FFmpegError, OSError, ValueError) as e:
         reason = read_error_text(e, timeout[0]) if timeout else None
+        if timeout and time.monotonic() - started >= OPEN_TIMEOUT_SHARE * timeout[0]:
+            # the open timed out: FFmpeg's RTSP demuxer reports a server that accepted the
+            # connection and never answered as "Invalid data found when processing input"
+            reason = f"no answer within {timeout[0]:g} s (connected, but the server sent nothing)"
         reason = reason or getattr(e, "strerror", None) or type(e).__name__
         raise StreamOpenError(f"cannot open {display}: {reason}") from e
     if not container.streams.video:

@@ -4,12 +4,15 @@ never starves, the corruption meter, SDP/RTP parsing for PS over RTP, error text
 from __future__ import annotations
 
 import itertools
+import socket
 import struct
+import threading
 from typing import cast
 
 import pytest
 
-from sharpeyes.streams.decode import read_error_text
+from sharpeyes.pipeline.errors import StreamOpenError
+from sharpeyes.streams.decode import open_input, read_error_text
 from sharpeyes.streams.health import CorruptionMeter
 from sharpeyes.streams.rtsp_ps import PsOverRtp, RtspTcpClient, rtp_payload, sdp_video
 from sharpeyes.streams.sampling import Sampler
@@ -94,6 +97,39 @@ def test_read_timeout_is_said_in_words() -> None:
 
     assert read_error_text(Exit(), 2.0) == "no data from the camera for 2s"
     assert read_error_text(OSError(111, "Connection refused"), 2.0) == "Connection refused"
+
+
+def test_a_server_that_accepts_and_never_answers_is_said_to_be_silent() -> None:
+    """FFmpeg's RTSP demuxer calls an open that timed out on a silent server "Invalid data
+    found when processing input"; the error says what happened instead. A refused connection
+    keeps its own words."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    port = listener.getsockname()[1]
+    held: list[socket.socket] = []
+    threading.Thread(target=lambda: held.append(listener.accept()[0]), daemon=True).start()
+    try:
+        with pytest.raises(StreamOpenError) as err:
+            open_input(
+                f"rtsp://127.0.0.1:{port}/cam1",
+                display="cam1",
+                options={"rtsp_transport": "tcp"},
+                timeout=(1.0, 1.0),
+            )
+        assert "no answer within 1 s" in str(err.value), str(err.value)
+        assert "Invalid data" not in str(err.value)
+    finally:
+        for c in held:
+            c.close()
+        listener.close()
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    free = closed.getsockname()[1]
+    closed.close()
+    with pytest.raises(StreamOpenError) as err:
+        open_input(f"rtsp://127.0.0.1:{free}/cam1", display="cam1", timeout=(1.0, 1.0))
+    assert "refused" in str(err.value).lower(), str(err.value)
 
 
 def test_ps_reader_ends_the_file_on_a_socket_error_and_keeps_it() -> None:
