@@ -69,6 +69,61 @@ def test_without_phases_nothing_is_charged(clip: Path, tmp_path: Path) -> None:
     assert out.violations == ()
 
 
+def test_analyze_says_an_external_group_got_no_phase(clip: Path, tmp_path: Path) -> None:
+    from sharpeyes.api.commands.analyze import AnalyzeOptions, analyze_video
+
+    cam = external_camera(clip)
+    result = analyze_video(AnalyzeOptions(clip, out=tmp_path / "a", progress=False, camera=cam))
+    assert (
+        "group main (external): no phase received — its red-light rule did not run "
+        "(send phases with --phase-udp)" in result.summary_lines()
+    )
+
+
+def test_analyze_phase_udp_says_a_timeless_phase_missed_an_old_recording(
+    clip: Path, tmp_path: Path
+) -> None:
+    """``analyze --phase-udp`` on a file whose clock is years old (its creation_time; here
+    --start-time): a phase sent without a time is dated on arrival, outside the recording —
+    the summary says so instead of staying silent."""
+    import threading
+
+    from sharpeyes.api.commands.analyze import AnalyzeOptions, analyze_video
+
+    cam = external_camera(clip).model_copy(update={"live": True})  # paced: messages arrive
+    port = free_udp_port()
+
+    def send() -> None:
+        time.sleep(0.5)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.sendto(b'{"group": "main", "color": "red"}', ("127.0.0.1", port))
+            sock.sendto(b'{"group": "main", "colour": "red"}', ("127.0.0.1", port))
+
+    t = threading.Thread(target=send)
+    t.start()
+    result = analyze_video(
+        AnalyzeOptions(
+            clip,
+            out=tmp_path / "a",
+            progress=False,
+            camera=cam,
+            phase_udp=f"127.0.0.1:{port}",
+            start_time_ms=1_600_000_000_000,  # 2020
+        )
+    )
+    t.join()
+    lines = result.summary_lines()
+    assert (
+        "phase messages: 2 received, 1 applied, 1 ignored (dated outside the recording), "
+        "1 rejected (invalid 1)" in lines
+    ), lines
+    assert (
+        "group main (external): no phase received was in force on any analysed frame — its "
+        "red-light rule did not run" in lines
+    ), lines
+    assert outcome(tmp_path / "a" / "events.db", cam.id).violations == ()
+
+
 def test_udp_phases_charge_on_the_live_node(clip: Path, tmp_path: Path) -> None:
     cam = external_camera(clip)
     port = free_udp_port()

@@ -21,6 +21,7 @@ from sharpeyes.api.node.camera import (
     build_camera,
     build_detector,
     describe_detector,
+    external_groups,
 )
 from sharpeyes.api.store.events import EventStore
 from sharpeyes.pipeline.config import CameraConfig, load_camera_config
@@ -111,6 +112,7 @@ class AnalyzeResult:
     signal_problems: dict[str, str] = field(default_factory=dict)
     source_notes: list[str] = field(default_factory=list)  # truncated file, undecodable data
     clock_note: str = ""  # where the stamped times come from
+    phase_notes: list[str] = field(default_factory=list)  # external signal phases: what came
 
     def summary_lines(self) -> list[str]:
         s = self.summary
@@ -123,6 +125,7 @@ class AnalyzeResult:
         lines += [f"warning: {note}" for note in self.source_notes]
         if self.clock_note:
             lines.append(self.clock_note)
+        lines += self.phase_notes
         lines += [f"signal problem ({k}): {v}" for k, v in self.signal_problems.items()]
         lines += [f"{name}: {path}" for name, path in self.files.items()]
         if self.delivery_note:
@@ -241,7 +244,7 @@ def analyze_video(opts: AnalyzeOptions) -> AnalyzeResult:
     out = output_dir(opts)
     out.mkdir(parents=True, exist_ok=True)
     outputs = _Outputs.open(out, cam, bool(opts.deliver))
-    phases = PhaseHub() if opts.phase_udp is not None else None
+    phases = _phase_hub(cam, opts)
     try:
         detector = build_detector(cam)
         camera = build_camera(
@@ -288,11 +291,57 @@ def analyze_video(opts: AnalyzeOptions) -> AnalyzeResult:
     result.wiring = camera.wiring
     result.signal_problems = problems
     result.source_notes, result.clock_note = source_report(camera.source)
+    result.phase_notes = phase_report(phases, cam, udp=opts.phase_udp is not None)
     for note in result.source_notes:
         logger.warning("%s", note)
     if annotator is not None and annotator.writer.frames:
         result.files["annotated video"] = out / "annotated.mp4"
     return result
+
+
+def _phase_hub(cam: CameraConfig, opts: AnalyzeOptions) -> PhaseHub | None:
+    """The phase hub of an analysis with ``--phase-udp`` or external signal groups (to report
+    what they got). A file's clock may be years old: its phases are not checked against this
+    host's clock (``live=False``)."""
+    return PhaseHub(live=False) if opts.phase_udp is not None or external_groups(cam) else None
+
+
+def phase_report(hub: PhaseHub | None, cam: CameraConfig, *, udp: bool) -> list[str]:
+    """What became of the external signal phases: messages received / applied / ignored (dated
+    where no analysed frame could use them) / rejected, and each external group that got none
+    (its red-light rule did not run)."""
+    lines: list[str] = []
+    if hub is None:
+        return lines
+    ext = hub.get(cam.id)
+    usage = ext.usage() if ext is not None else None
+    counts = hub.counts.snapshot()
+    if udp:
+        received, applied = counts.total("received"), counts.total("applied")
+        rejected = counts.total("rejected")
+        ignored = usage.ignored if usage is not None else 0
+        line = f"phase messages: {received} received, {applied} applied"
+        line += f", {ignored} ignored (dated outside the recording)"
+        if rejected:
+            reasons = ", ".join(f"{r} {n}" for (_, r), n in sorted(counts.rejected.items()))
+            line += f", {rejected} rejected ({reasons})"
+        lines.append(line)
+        if ignored:
+            lines.append(
+                "phase messages without wall_ms/pts are dated on arrival (this host's clock); "
+                "for a recording send pts (seconds into the file) or wall_ms on its clock"
+            )
+    for group in usage.silent_groups if usage is not None else external_groups(cam):
+        lines.append(
+            f"group {group} (external): no phase received — its red-light rule did not run"
+            + ("" if udp else " (send phases with --phase-udp)")
+        )
+    for group in usage.unused_groups if usage is not None else ():
+        lines.append(
+            f"group {group} (external): no phase received was in force on any analysed frame "
+            "— its red-light rule did not run"
+        )
+    return lines
 
 
 CLOCK_NOTES = {
