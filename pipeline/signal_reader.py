@@ -43,6 +43,8 @@ NOISE_FLOOR = 6.0  # additive floor (grey levels) so near-black unlit levels do 
 GLARE_VALUE = 200.0  # every cell this bright and colourless: over-exposed, not dark
 MIN_SAMPLES = 8  # history samples before a learned level is trusted
 HUE_TOLERANCE = 25.0  # a lit cell's mean hue this close to its lamp's hue confirms the colour
+HUE_MARGIN = 10.0  # a cell's learned lit hue this much nearer another colour: wrong lamp
+MIN_HUE_CHECK = 20  # lit readings of a cell before its learned hue is judged
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +165,34 @@ class HeadCalibrator:
     def levels(self, k: int) -> tuple[float | None, float | None]:
         """(unlit, lit) chroma levels of cell ``k`` (None while unknown)."""
         return self._chroma[k].unlit_level(), self._chroma[k].lit_level()
+
+    def colour_problem(self) -> str | None:
+        """A calibration reason when a cell's light is another lamp's colour: the hue it has
+        shown when read lit (≥ ``MIN_HUE_CHECK`` readings) is ``HUE_MARGIN`` nearer another
+        colour's nominal hue than its own lamp's — the light of that colour does not come from
+        where the layout / lamp order put its lamp (a vertical head read as ``horizontal``:
+        its red lamp read as amber). Relative to the hue distances only, so exposure and white
+        balance (which move a lamp's hue a few units) do not raise it. None for ``single``."""
+        if self.single:
+            return None
+        for k, own in enumerate(self.colors):
+            if len(self._hue[k]) < MIN_HUE_CHECK:
+                continue
+            hue = self.lit_hue(k)
+            d_own = hue_distance(hue, NOMINAL_HUE[own])
+            other = min(
+                (c for c in NOMINAL_HUE if c is not own),
+                key=lambda c: hue_distance(hue, NOMINAL_HUE[c]),
+            )
+            if hue_distance(hue, NOMINAL_HUE[other]) + HUE_MARGIN <= d_own:
+                return (
+                    f"the {own.value} lamp's cell ({k + 1} of {len(self.colors)}, "
+                    f"{self.head.layout}) lights {other.value} (hue {hue:.0f}; {other.value} ≈ "
+                    f"{NOMINAL_HUE[other]:.0f}, {own.value} ≈ {NOMINAL_HUE[own]:.0f}) — the "
+                    f"{other.value} light is not where the layout / lamp order put that lamp "
+                    "(check layout / lamps)"
+                )
+        return None
 
     # -- reading -----------------------------------------------------------------------
     def read(self, crop: ImageBGR) -> LampReading:

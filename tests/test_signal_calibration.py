@@ -348,6 +348,11 @@ class _Always:
     def read(self, crop: object) -> LampReading:
         return self.reading
 
+    colors = (LampColor.RED, LampColor.AMBER, LampColor.GREEN)
+
+    def colour_problem(self) -> None:
+        return None
+
 
 def test_head_read_as_no_colour_for_long_is_a_calibration_problem() -> None:
     """Seen on hanoi_b with the head region 10 px off (half a lamp width): red was read, the

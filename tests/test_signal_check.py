@@ -98,6 +98,15 @@ def test_json_lines_and_strip_png(
     ]
     img = cv2.imread(str(png))
     assert img is not None and img.shape[0] > 48 and img.shape[1] > 100
+    # labelled: a legend of the colours on top, the head / group id left of each row
+    from sharpeyes.api.commands.signal_check import _BAR_BGR, _LABEL_W
+
+    legend = img[:40].reshape(-1, 3)
+    for bgr in _BAR_BGR.values():
+        assert (legend == bgr).all(axis=1).sum() >= 100, bgr  # a swatch of each colour
+    label = img[40 : 40 + 48, :_LABEL_W]
+    assert (label > 150).all(axis=2).sum() > 50  # text: "main_head (main)"
+    assert not (img[40:, _LABEL_W : _LABEL_W + 200] > 150).all(axis=2).all()
 
 
 def test_text_report_and_problems(

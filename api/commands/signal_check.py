@@ -3,8 +3,11 @@
 Reads every frame of a video with the camera's intersection calibration and prints the state of
 every signal group per frame (``--json``: one JSON object per frame and line, then one summary
 object), the share of each colour per group, the phase changes (time, from → to), signal faults
-and calibration problems (printed as warnings; ``--strict`` exits 3 when there are any), and with
-``--png STRIP.png`` a strip image: each head's lamp crop over time with the state below it.
+over the whole clip and calibration problems (printed as warnings; ``--strict`` exits 3 when there
+are any), and with ``--png STRIP.png`` a strip image: each head's lamp crop over time with the
+raw reading and the state below it, labelled (head / group, time axis, legend of colours).
+Groups fed by the controller (``source: external``) are listed as such; a config whose groups
+are all external is checked without reading the video.
 
 Exit status: 0 ok, 1 the video cannot be read, 2 bad arguments or configuration, 3 problems
 found with ``--strict``. Errors are one line ``error: …`` on stderr.
@@ -36,11 +39,20 @@ EXIT_OK, EXIT_READ, EXIT_USAGE, EXIT_PROBLEMS = 0, 1, 2, 3
 _STRIP_H = 48  # px height of one head crop in the strip
 _STRIP_WIDTH = 1200  # px width of one row of the strip (columns wrap)
 _MAX_COLUMNS = 600  # strip columns kept per head (older ones are thinned out)
+_LABEL_W = 150  # px of the label column left of each strip row
+_AXIS_H = 16  # px of the time axis under each strip row
+_FONT = cv2.FONT_HERSHEY_SIMPLEX
+_TICKS_S = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1800, 3600)
+EXTERNAL = "external — fed live by the controller, not read from the video"
+EXTERNAL_THEN_VIDEO = (
+    "external, then video — fed live by the controller; read from the video below only while "
+    "the controller is silent or stale"
+)
 _BAR_BGR = {
     LampColor.RED: (40, 40, 235),
     LampColor.AMBER: (10, 165, 250),
     LampColor.GREEN: (60, 200, 40),
-    LampColor.OFF: (0, 0, 0),
+    LampColor.OFF: (80, 60, 60),  # dark slate: visible on the black background
     LampColor.UNKNOWN: (160, 160, 160),
 }
 
@@ -63,13 +75,15 @@ def add_parser(subparsers: Any) -> None:
 class _Strip:
     """Sampled crops (and states) of one head for the strip image."""
 
+    label: str = ""
     step: int = 1
-    crops: list[tuple[ImageBGR, LampColor]] = field(default_factory=list)
+    crops: list[tuple[ImageBGR, LampColor, LampColor, float]] = field(default_factory=list)
+    """(crop, raw reading, state, pts) per kept frame."""
 
-    def add(self, i: int, crop: ImageBGR, color: LampColor) -> None:
+    def add(self, i: int, crop: ImageBGR, raw: LampColor, color: LampColor, pts: float) -> None:
         if i % self.step:
             return
-        self.crops.append((crop.copy(), color))
+        self.crops.append((crop.copy(), raw, color, pts))
         if len(self.crops) > _MAX_COLUMNS:
             self.crops = self.crops[::2]
             self.step *= 2
@@ -83,6 +97,8 @@ class _Summary:
     counts: dict[str, Counter[str]] = field(default_factory=dict)
     changes: list[tuple[float, str, str, str]] = field(default_factory=list)
     last: dict[str, SignalState] = field(default_factory=dict)
+    faults: dict[str, list[tuple[str, float | None]]] = field(default_factory=dict)
+    """Every signal fault of each group over the clip: (message, pts it ended or None)."""
 
     def add(self, states: dict[str, SignalState], pts: float) -> None:
         self.frames += 1
@@ -93,7 +109,17 @@ class _Summary:
             prev = self.last.get(g)
             if prev is not None and prev.color is not st.color:
                 self.changes.append((st.since_pts, g, prev.color.value, st.color.value))
+            seen = self.faults.setdefault(g, [])
+            open_fault = seen[-1][0] if seen and seen[-1][1] is None else None
+            if open_fault is not None and st.fault != open_fault:
+                seen[-1] = (open_fault, st.since_pts if st.fault is None else pts)
+            if st.fault is not None and st.fault != open_fault:
+                seen.append((st.fault, None))
         self.last = dict(states)
+
+    def fault_problems(self) -> dict[str, list[tuple[str, float | None]]]:
+        """Every fault of each group over the clip (message, pts it ended or None)."""
+        return {g: list(seen) for g, seen in self.faults.items() if seen}
 
     def shares(self) -> dict[str, dict[str, float]]:
         return {
@@ -122,8 +148,12 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as e:
         return _error(str(e).replace("\n", "; "), EXIT_USAGE)
     calib = cam.intersection
-    if calib is None or not calib.signal_heads:
-        return _error(f"{config}: no intersection.signal_heads to read", EXIT_USAGE)
+    if calib is None or not calib.signal_groups:
+        return _error(f"{config}: no intersection.signal_groups to check", EXIT_USAGE)
+    external = _external_groups(calib)
+    if not calib.signal_heads:  # every group is fed by the controller: nothing to read
+        _report_external_only(sys.stdout, external, bool(args.json))
+        return EXIT_OK
     try:
         source = FileSource(video, cam.id)
     except SharpeyesError as e:
@@ -138,8 +168,8 @@ def run(args: argparse.Namespace) -> int:
         source.close()
     if board is None:
         return _error(f"{video}: no frames decoded", EXIT_READ)
-    problems = board.problems()
-    _report(sys.stdout, summary, problems, bool(args.json))
+    problems = check_problems(board, summary.fault_problems())
+    _report(sys.stdout, summary, problems, external, bool(args.json))
     if args.png:
         try:
             _write_strip(Path(args.png), strips)
@@ -148,6 +178,49 @@ def run(args: argparse.Namespace) -> int:
     if problems and getattr(args, "strict", False):
         return EXIT_PROBLEMS
     return EXIT_OK
+
+
+def _external_groups(calib: IntersectionCalibration) -> dict[str, str]:
+    """``{group: how it is fed}`` for the groups whose phase comes from the controller."""
+    out = {}
+    for g in calib.signal_groups:
+        if g.source == "external":
+            out[g.id] = EXTERNAL
+        elif g.source == "external_then_video":
+            out[g.id] = EXTERNAL_THEN_VIDEO
+    return out
+
+
+def check_problems(
+    board: SignalBoard, faults: dict[str, list[tuple[str, float | None]]] | None = None
+) -> dict[str, str]:
+    """What the board reports (``SignalBoard.problems``: faults now, calibration problems,
+    a picture without colour), each video head's calibration problem
+    (``signal_phase.head_calibration_problem``: reader and phase model; added to what the board
+    says of that head), and every fault seen over the clip (``faults``: message, pts it ended),
+    not blamed on the lamps where every head of the group has a calibration problem."""
+    from sharpeyes.pipeline.signal_phase import fault_in_doubt, head_calibration_problem
+
+    problems = dict(board.problems())
+    doubted: dict[str, bool] = {}
+    for vh in board.heads:
+        found = head_calibration_problem(vh.head.id, vh.reader, vh.smoother)
+        now = problems.get(vh.head.id)
+        if found is not None and (now is None or found not in now):
+            problems[vh.head.id] = found if now is None else f"{now}; {found}"
+        bad = vh.head.id in problems
+        doubted[vh.head.group] = doubted.get(vh.head.group, True) and bad
+    seen = dict(faults or {})
+    for g in set(seen) | {g for g in doubted if g in problems}:
+        msgs = list(seen.get(g, []))
+        if (now := problems.get(g)) is not None and now not in [m for m, _ in msgs]:
+            msgs.append((now, None))
+        if not msgs:
+            continue
+        if doubted.get(g, False):
+            msgs = [(fault_in_doubt(m), end) for m, end in msgs]
+        problems[g] = "; ".join(m if end is None else f"{m} (until {end:.1f} s)" for m, end in msgs)
+    return problems
 
 
 def _scan(
@@ -160,24 +233,31 @@ def _scan(
     """Feed every frame to a signal board, printing per-frame lines; the board (None: no
     frame)."""
     from sharpeyes.pipeline.signal import build_signal_board
+    from sharpeyes.pipeline.signal_phase import PhaseCheck, SignalParams
 
     out: TextIO = sys.stdout
     board: SignalBoard | None = None
+    video_groups = {g.id for g in calib.signal_groups if g.source != "external"}
     max_frames = int(getattr(args, "max_frames", 0) or 0)
     for n, frame in enumerate(frames):
         if max_frames and n >= max_frames:
             break
         if board is None:
             h, w = frame.image.shape[:2]
-            board = build_signal_board(calib, (w, h), None)
-        states = board.update(frame)
+            params = SignalParams(check_window_s=math.inf)  # the calibration checks: whole clip
+            board = build_signal_board(calib, (w, h), None, params)
+            for vh in board.heads:
+                vh.smoother.check = PhaseCheck(params)
+        states = {g: st for g, st in board.update(frame).items() if g in video_groups}
         summary.add(states, frame.pts)
         out.write(_frame_line(frame, states, board, bool(args.json)) + "\n")
         if args.png:
             for vh in board.heads:
                 st = vh.last_state
                 color = st.color if st is not None else LampColor.UNKNOWN
-                strips.setdefault(vh.head.id, _Strip()).add(n, vh.crop(frame.image), color)
+                label = f"{vh.head.id} ({vh.head.group})"
+                strip = strips.setdefault(vh.head.id, _Strip(label))
+                strip.add(n, vh.crop(frame.image), vh.last_reading.color, color, frame.pts)
     return board
 
 
@@ -202,7 +282,26 @@ def _frame_line(
     return f"{frame.seq:6d} {frame.pts:8.2f}s  {cols}   [{raw}]"
 
 
-def _report(out: TextIO, s: _Summary, problems: dict[str, str], as_json: bool) -> None:
+def _report_external_only(out: TextIO, external: dict[str, str], as_json: bool) -> None:
+    if as_json:
+        summary = {
+            "summary": {"frames": 0, "external": external, "shares": {}, "changes": []},
+        }
+        summary["summary"]["problems"] = {}
+        out.write(json.dumps(summary, ensure_ascii=False) + "\n")
+        return
+    out.write("no signal head is read from the video (every group is external)\n")
+    for g, how in external.items():
+        out.write(f"group {g}: {how}\n")
+
+
+def _report(
+    out: TextIO,
+    s: _Summary,
+    problems: dict[str, str],
+    external: dict[str, str],
+    as_json: bool,
+) -> None:
     span = s.last_pts - (s.first_pts or 0.0)
     if as_json:
         summary = {
@@ -210,6 +309,7 @@ def _report(out: TextIO, s: _Summary, problems: dict[str, str], as_json: bool) -
                 "frames": s.frames,
                 "duration_s": round(span, 3),
                 "shares": s.shares(),
+                "external": external,
                 "changes": [
                     {"pts": round(t, 3), "group": g, "from": a, "to": b} for t, g, a, b in s.changes
                 ],
@@ -219,9 +319,14 @@ def _report(out: TextIO, s: _Summary, problems: dict[str, str], as_json: bool) -
         out.write(json.dumps(summary, ensure_ascii=False) + "\n")
     else:
         out.write(f"\n{s.frames} frames, {span:.1f} s\n")
-        for g, shares in s.shares().items():
-            parts = ", ".join(f"{c} {100 * v:.1f} %" for c, v in shares.items())
-            out.write(f"group {g}: {parts}\n")
+        shares = s.shares()
+        for g, how in external.items():
+            if g not in shares:
+                out.write(f"group {g}: {how}\n")
+        for g, share in shares.items():
+            parts = ", ".join(f"{c} {100 * v:.1f} %" for c, v in share.items())
+            how = f" ({external[g]})" if g in external else ""
+            out.write(f"group {g}: {parts}{how}\n")
         out.write("phase changes:\n" if s.changes else "phase changes: none\n")
         for t, g, a, b in s.changes:
             out.write(f"  {t:8.2f}s  {g}: {a} -> {b}\n")
@@ -229,28 +334,83 @@ def _report(out: TextIO, s: _Summary, problems: dict[str, str], as_json: bool) -
         sys.stderr.write(f"warning: {key}: {msg}\n")
 
 
+def _text(img: ImageBGR, text: str, x: int, y: int, scale: float = 0.4) -> None:
+    cv2.putText(img, text, (x, y), _FONT, scale, (235, 235, 235), 1, cv2.LINE_AA)
+
+
+def _tick_step(seconds_per_px: float) -> int:
+    """Seconds between time-axis ticks: the first of ``_TICKS_S`` at least 60 px apart."""
+    for t in _TICKS_S:
+        if t / max(seconds_per_px, 1e-9) >= 60:
+            return t
+    return _TICKS_S[-1]
+
+
+def _legend(width: int) -> ImageBGR:
+    img = np.zeros((40, width, 3), np.uint8)
+    _text(img, "upper bar: raw reading per frame   lower bar: state (phase model)", 6, 14)
+    x = 6
+    for color, bgr in _BAR_BGR.items():
+        cv2.rectangle(img, (x, 22), (x + 14, 34), bgr, -1)
+        cv2.rectangle(img, (x, 22), (x + 14, 34), (235, 235, 235), 1)
+        _text(img, color.value, x + 19, 33)
+        x += 30 + 8 * len(color.value)
+    return img
+
+
+def _strip_rows(strip: _Strip) -> list[ImageBGR]:
+    """The rows of one head: label column, crops with raw / state bars, time axis below."""
+    cols: list[tuple[ImageBGR, float]] = []
+    for crop, raw, color, pts in strip.crops:
+        if crop.size == 0:
+            continue
+        w = max(1, math.ceil(crop.shape[1] * _STRIP_H / crop.shape[0]))
+        img = cv2.resize(crop, (w, _STRIP_H), interpolation=cv2.INTER_NEAREST)
+        raw_bar = np.zeros((3, w, 3), np.uint8)
+        raw_bar[:] = _BAR_BGR[raw]
+        bar = np.zeros((6, w, 3), np.uint8)
+        bar[:] = _BAR_BGR[color]
+        gap = np.zeros((1, w, 3), np.uint8)
+        cols.append((np.vstack([img, gap, raw_bar, gap, bar]), pts))
+    if not cols:
+        return []
+    col_w = cols[0][0].shape[1]
+    per_row = max(1, (_STRIP_WIDTH - _LABEL_W) // col_w)
+    spp = (cols[-1][1] - cols[0][1]) / ((len(cols) - 1) * col_w) if len(cols) > 1 else 1.0
+    tick = _tick_step(spp)
+    rows: list[ImageBGR] = []
+    prev_pts: float | None = None
+    for k in range(0, len(cols), per_row):
+        chunk = cols[k : k + per_row]
+        body = np.hstack([c for c, _ in chunk])
+        label = np.zeros((body.shape[0], _LABEL_W, 3), np.uint8)
+        _text(label, strip.label if k == 0 else f"{strip.label} cont.", 4, 16)
+        _text(label, f"{chunk[0][1]:.1f}-{chunk[-1][1]:.1f} s", 4, 34, 0.35)
+        axis = np.zeros((_AXIS_H, _LABEL_W + body.shape[1], 3), np.uint8)
+        for j, (_, pts) in enumerate(chunk):
+            last = prev_pts if prev_pts is not None else pts - 1e-9
+            mark = math.floor(pts / tick) * tick
+            if last < mark <= pts or (prev_pts is None and mark == pts):
+                x = _LABEL_W + j * col_w
+                cv2.line(axis, (x, 0), (x, 4), (235, 235, 235), 1)
+                _text(axis, f"{mark}s", x + 2, 13, 0.33)
+            prev_pts = pts
+        rows.append(np.vstack([np.hstack([label, body]), axis]))
+    return rows
+
+
 def _write_strip(path: Path, strips: dict[str, _Strip]) -> None:
     rows: list[ImageBGR] = []
     for _, strip in sorted(strips.items()):
-        cols: list[ImageBGR] = []
-        for crop, color in strip.crops:
-            if crop.size == 0:
-                continue
-            w = max(1, math.ceil(crop.shape[1] * _STRIP_H / crop.shape[0]))
-            img = cv2.resize(crop, (w, _STRIP_H), interpolation=cv2.INTER_NEAREST)
-            bar = np.zeros((6, w, 3), np.uint8)
-            bar[:] = _BAR_BGR[color]
-            cols.append(np.vstack([img, bar, np.zeros((2, w, 3), np.uint8)]))
-        if not cols:
+        head_rows = _strip_rows(strip)
+        if not head_rows:
             continue
-        per_row = max(1, _STRIP_WIDTH // cols[0].shape[1])
-        for k in range(0, len(cols), per_row):
-            chunk = cols[k : k + per_row]
-            rows.append(np.hstack(chunk))
-        rows.append(np.full((6, 1, 3), 255, np.uint8))  # white rule between heads
+        rows += head_rows
+        rows.append(np.full((4, 1, 3), 255, np.uint8))  # white rule between heads
     if not rows:
         raise ValueError("no head crops to draw")
     width = max(r.shape[1] for r in rows)
+    rows.insert(0, _legend(width))
     padded = [
         np.repeat(r, width, axis=1)
         if r.shape[1] == 1
