@@ -216,6 +216,17 @@ def test_rest_phases_charge_on_the_served_node(clip: Path, tmp_path: Path) -> No
             for msg in phase_messages(cam.id):
                 r = client.post(url, json=msg, headers={"Authorization": f"Bearer {token}"})
                 assert r.status_code == 204, r.text
+            # the installer reads back what the camera took (viewer role), and /metrics counts it
+            r = client.get(url, headers={"Authorization": f"Bearer {viewer}"})
+            assert r.status_code == 200, r.text
+            (group,) = r.json()["groups"]
+            assert group["group"] == "main" and group["last_message"]["source"] == "rest"
+            assert group["messages"] == len(phase_messages(cam.id))
+            applied = len(phase_messages(cam.id))
+            metrics = client.get("/metrics").text
+            assert (
+                f'sharpeyes_phase_messages_applied_total{{transport="rest"}} {applied}.0' in metrics
+            )
         wait_for(runtime.all_finished, 90, "the camera to finish")
     finally:
         runtime.stop()

@@ -161,6 +161,51 @@ def test_cluster_coordinator_routes_by_group_too(tmp_path: Path) -> None:
     leases.db.close()
 
 
+def test_ray_cluster_handle_carries_the_coordinators_refusal_and_reason(tmp_path: Path) -> None:
+    """The Ray driver's handle: the actor answers (camera, reason, text); a refusal comes back
+    as the same PhaseRejectedError (and is counted under its reason) as in the local cluster."""
+    pytest.importorskip("ray")
+    from typing import Any
+
+    from sharpeyes.api.cluster.coordinator import Coordinator
+    from sharpeyes.api.cluster.leases import CameraSpec, LeaseStore
+    from sharpeyes.api.cluster.ray_backend import CoordinatorActor
+    from sharpeyes.api.cluster.service import ClusterSettings, RayClusterHandle
+    from sharpeyes.api.store.db import open_database
+    from sharpeyes.pipeline.signal_input import PhaseMessage, PhaseRejectedError
+    from tests.test_cluster import FakeBackend
+
+    leases = LeaseStore(open_database(f"sqlite:///{tmp_path / 'c.db'}"))
+    body = object.__new__(CoordinatorActor)  # the actor's body, without Ray
+    body.coordinator = Coordinator(leases, FakeBackend({"n1": 1}, capacity=4.0))
+    for cam, groups in GROUPS.items():
+        config = {
+            "id": cam,
+            "url": "rtsp://192.0.2.1/live",
+            "intersection": {"signal_groups": [{"id": g, "source": "external"} for g in groups]},
+        }
+        body.coordinator.add_camera(CameraSpec(cam, kind="pipeline", config=json.dumps(config)))
+
+    class Remote:
+        def __init__(self, fn: Callable[..., Any]) -> None:
+            self.remote = fn
+
+    class Actor:
+        tell_phase = Remote(body.tell_phase)
+        phase_status = Remote(body.phase_status)
+
+    handle = RayClusterHandle(ClusterSettings.model_validate({"backend": "ray"}), Actor())
+    handle._get = lambda ref: ref  # type: ignore[method-assign]
+    assert handle.receive(PhaseMessage(group="side", color="red"), "udp") == "south"
+    with pytest.raises(PhaseRejectedError, match="on 2 cameras") as e:
+        handle.receive(PhaseMessage(group="main", color="red"), "udp")
+    assert e.value.reason == "ambiguous_group"
+    assert handle.counts.snapshot().rejected == {("udp", "ambiguous_group"): 1}
+    status = handle.status("south")
+    assert status is not None and {g.group: g.color for g in status}["side"] is LampColor.RED
+    leases.db.close()
+
+
 # -- REST (serve) ---------------------------------------------------------------------------------
 
 

@@ -94,7 +94,12 @@ class PhaseInputConfig(StrictModel):
     udp_port: int | None = Field(
         None, ge=0, le=65535, description="UDP port for phase messages; None = no UDP listener."
     )
-    udp_host: str = Field("127.0.0.1", description="Address the UDP listener binds.")
+    udp_host: str = Field(
+        "127.0.0.1",
+        description="Address the UDP listener binds: 127.0.0.1 = senders on this machine only; "
+        "0.0.0.0 (every interface) or the address of the interface facing the signal controller "
+        "to take its messages over the network (UDP has no authentication: firewall the port).",
+    )
 
 
 class NodeConfig(StrictModel):
