@@ -394,8 +394,11 @@ class ExternalPhaseInput:
         with self._lock:
             self._seq += 1
             q = self._messages.setdefault(group, deque(maxlen=_MAX_MESSAGES))
-            if len(q) == q.maxlen and q[0].seq not in self._used:
-                self._evicted_unused += 1
+            if len(q) == q.maxlen:  # the oldest leaves the history
+                if q[0].seq in self._used:
+                    self._used.discard(q[0].seq)
+                else:
+                    self._evicted_unused += 1
             q.append(_Change(self._seq, c, at_pts, wall_ms, arrived, transport))
             self._counts[group] = self._counts.get(group, 0) + 1
 

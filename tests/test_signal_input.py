@@ -88,3 +88,15 @@ def test_udp_listener_applies_and_counts_bad_datagrams() -> None:
     assert (listener.accepted, listener.rejected) == (1, 2)
     st = ext.state_at("main", 5.0, 0)
     assert st is not None and st.color is LampColor.RED and st.since_pts == 4.0
+
+
+def test_a_long_running_input_keeps_a_bounded_history() -> None:
+    """A live camera told a phase a second for days: the history and its bookkeeping stay
+    bounded (only the last messages are kept)."""
+    ext = ExternalPhaseInput(["main"])
+    for i in range(2000):
+        ext.set_phase("main", "red" if (i // 30) % 2 else "green", at_pts=float(i))
+        ext.state_at("main", float(i) + 0.5, 0)
+    assert len(ext._used) <= 256
+    usage = ext.usage()
+    assert (usage.applied, usage.ignored) == (2000, 0)
