@@ -308,3 +308,6 @@ def test_a_config_whose_groups_are_all_external_is_checked(
     assert "group ped: external — fed live by the controller, not read from the video" in out
     assert "group main: external — fed live by the controller" in out
     assert err == ""
+    assert run(_args(str(video), "--config", str(cfg), "--json")) == 0
+    summary = json.loads(capsys.readouterr().out)["summary"]
+    assert set(summary["external"]) == {"ped", "main"} and summary["problems"] == {}

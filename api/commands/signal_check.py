@@ -283,12 +283,10 @@ def _frame_line(
 
 
 def _report_external_only(out: TextIO, external: dict[str, str], as_json: bool) -> None:
+    """A config whose groups are all fed by the controller: say so (the video is not read)."""
     if as_json:
-        summary = {
-            "summary": {"frames": 0, "external": external, "shares": {}, "changes": []},
-        }
-        summary["summary"]["problems"] = {}
-        out.write(json.dumps(summary, ensure_ascii=False) + "\n")
+        summary = {"frames": 0, "shares": {}, "external": external, "changes": [], "problems": {}}
+        out.write(json.dumps({"summary": summary}, ensure_ascii=False) + "\n")
         return
     out.write("no signal head is read from the video (every group is external)\n")
     for g, how in external.items():
