@@ -248,6 +248,20 @@ def test_a_misspelt_optional_key_is_named_with_the_key_it_resembles(tmp_path: Pa
     message = str(err.value)
     assert message.count("Extra inputs are not permitted") == 3 and message.endswith("(+1 more)")
     assert "\n" not in message
+    # the service config: the same suggestions
+    from sharpeyes.api.node.settings import load_service_config
+
+    service = tmp_path / "service.yaml"
+    for text, expected in (
+        ("phase_inputs:\n  udp_port: 9000\n", "phase_inputs: Extra inputs are not permitted "
+         "(did you mean 'phase_input'?)"),
+        ("phase_input:\n  udp_hots: 0.0.0.0\n", "phase_input.udp_hots: Extra inputs are not "
+         "permitted (did you mean 'udp_host'?)"),
+    ):  # fmt: skip
+        service.write_text("cameras: []\n" + text, "utf-8")
+        with pytest.raises(ConfigError) as err:
+            load_service_config(service)
+        assert expected in str(err.value), str(err.value)
 
 
 def test_a_folder_is_not_a_video(tmp_path: Path) -> None:

@@ -291,7 +291,7 @@ def load_service_config(path: Path) -> ServiceConfig:
     try:
         config = ServiceConfig.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(format_validation_error(e, str(path))) from e
+        raise ConfigError(format_validation_error(e, str(path), ServiceConfig)) from e
     except ValueError as e:
         raise ConfigError(f"{path}: {e}") from e
     for cam in config.cameras:
