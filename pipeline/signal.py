@@ -21,7 +21,7 @@ import numpy as np
 
 from sharpeyes.pipeline.calibration import IntersectionCalibration, SignalGroup, SignalHead
 from sharpeyes.pipeline.signal_input import ExternalPhaseInput
-from sharpeyes.pipeline.signal_phase import SignalParams, SignalSmoother
+from sharpeyes.pipeline.signal_phase import SignalParams, SignalSmoother, head_calibration_problem
 from sharpeyes.pipeline.signal_reader import HeadCalibrator, LampReading, read_lamp
 from sharpeyes.pipeline.types import Frame, ImageBGR, LampColor, SignalState
 
@@ -62,6 +62,7 @@ class VideoHead:
             self.params.dark_hold_s,
             self.params.max_gap_s,
             self.params.bridge_s,
+            check=self.params,
         )
         self.last_reading = LampReading(LampColor.UNKNOWN, 0.0)
         self.last_state: SignalState | None = None
@@ -113,6 +114,13 @@ class VideoHead:
 
     def problem(self) -> str | None:
         """A calibration problem of this head, if any (None while too early to tell)."""
+        found = [p for p in (self._problem(), self._calibration()) if p is not None]
+        return "; ".join(found) if found else None
+
+    def _calibration(self) -> str | None:
+        return head_calibration_problem(self.head.id, self.reader, self.smoother)
+
+    def _problem(self) -> str | None:
         if self.first_pts is None or self.last_pts is None:
             return None
         span = self.last_pts - self.first_pts

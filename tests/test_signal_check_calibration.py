@@ -266,11 +266,6 @@ def test_the_live_check_forgets_what_is_older_than_its_window() -> None:
 # -- camera health: the same detection ---------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the hook in pipeline/signal.py (VideoHead.problem → head_calibration_problem), "
-    "a file this change may not touch",
-)
 def test_the_board_health_reads_reports_the_calibration_problem_too() -> None:
     cal = scene_calibration().model_copy(deep=True)
     cal.signal_heads[0] = cal.signal_heads[0].model_copy(
