@@ -162,7 +162,8 @@ def test_sigterm_stops_every_worker_and_flushes(tmp_path: Path, sample_videos: P
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, out
-    assert out.count("worker: signal SIGTERM, stopping") == 2 and "node stopped" in out
+    assert out.count("worker: signal SIGTERM, stopping") == 2 and "\nstopped: " in out
+    assert "sharpeyes run: 2 cameras (a, b) in 2 worker processes" in out, out
     workers = [line for line in out.splitlines() if "(gen 1, pid" in line]
     pids = [int(line.split("pid ")[1].split(",")[0]) for line in workers]
     assert len(pids) == 2

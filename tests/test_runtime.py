@@ -255,6 +255,9 @@ def test_sharpeyes_run_stops_cleanly_on_sigterm(tmp_path: Path, sample_videos: P
     assert "signal SIGTERM: stopping" in out and "stopped" in out
     assert "secret" not in out and "u:***@127.0.0.1" in out
     assert "c1 live" in out  # the periodic health line
+    # said on stdout, not only in the -v log: started, health, stopped
+    assert "sharpeyes run: 2 cameras (c1, c2) in this process; health every 1 s" in out
+    assert "\nhealth: c1 live" in out and "\nstopped: c1 " in out
     events = _stored(tmp_path / "events.db")
     assert events and {s for s, _ in events} == {"c1"}
 

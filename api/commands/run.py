@@ -11,7 +11,7 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
@@ -87,6 +87,21 @@ def announce(server: ApiServer, token: str) -> None:
     sys.stdout.flush()
 
 
+def say(line: str) -> None:
+    """One line for the person at the terminal (or the service's journal): the node says it
+    started, how its cameras are doing every ``metrics.log_every_s`` and that it stopped,
+    without ``-v``."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def started_line(cameras: Sequence[str], log_every_s: float, where: str = "") -> str:
+    """``sharpeyes run: 2 cameras (cam1, cam2) in this process; health every 30 s; …``."""
+    ids = ", ".join(cameras[:8]) + (f", … (+{len(cameras) - 8})" if len(cameras) > 8 else "")
+    every = f"health every {log_every_s:g} s" if log_every_s > 0 else "no health lines"
+    return f"sharpeyes run: {len(cameras)} cameras ({ids}){where}; {every}; stop with Ctrl-C"
+
+
 def summary_line(health: dict[str, CameraHealth]) -> str:
     """One log line: ``cam1 live 5.0fps r0 | cam2 backoff 0.0fps r3 (error…)``."""
     parts = []
@@ -135,11 +150,11 @@ def _wait(
     while not stop.wait(0.5):
         waited += 0.5
         if not until_stopped and runtime.all_finished():
-            logger.info("every camera finished")
+            say("every camera finished")
             return
         if log_every_s > 0 and waited >= log_every_s:
             waited = 0.0
-            logger.info("health: %s", summary_line(runtime.health()))
+            say(f"health: {summary_line(runtime.health())}")
 
 
 def run_service(
@@ -199,9 +214,12 @@ def run_cluster(
                     service, api[0], api[1], cluster=lambda: handle, console=config.console
                 )
                 announce(server, demo_token(service))
+            if api is None:
+                ids = [c.id for c in config.cameras]
+                say(started_line(ids, every, f" on the {config.cluster.backend} cluster"))
             while not stop.wait(every):
-                states = [(c.camera_id, str(c.state)) for c in handle.health().cameras]
-                logger.info("cluster: %s", states)
+                states = ", ".join(f"{c.camera_id} {c.state}" for c in handle.health().cameras)
+                say(f"cluster: {states or 'no cameras placed yet'}")
         finally:
             if listener is not None:
                 listener.close()
@@ -265,13 +283,17 @@ def run_node(
                     console=config.console,
                 )
                 announce(server, demo_token(service))
+            else:
+                ids = [c.id for c in runtime.camera_configs()]
+                say(started_line(ids, config.metrics.log_every_s, " in this process"))
             _wait(runtime, stop, config.metrics.log_every_s, until_stopped=server is not None)
         finally:
             logger.info("stopping: flushing events of %d cameras", len(runtime.camera_configs()))
+            last = runtime.health()  # the runtime forgets its cameras once stopped
             if server is not None:
                 server.stop()
             runtime.stop()
             if metrics is not None:
                 metrics.close()
-    logger.info("stopped")
+    say(f"stopped: {summary_line(last)}")
     return 0

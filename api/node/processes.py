@@ -383,7 +383,7 @@ def run_node(
         ConfigError: bad worker count, or the metrics port is taken.
         StoreError: the shared store cannot be opened.
     """
-    from sharpeyes.api.commands.run import stop_on_signals
+    from sharpeyes.api.commands.run import say, started_line, stop_on_signals, summary_line
 
     n_gpus = count_gpus() if gpus is None else gpus
     plans = plan_workers(config, workers or config.node.workers, n_gpus)
@@ -397,11 +397,14 @@ def run_node(
         try:
             store = _prepare_store(config)
             facade.start()
+            ids = [c.id for c in config.cameras]
+            say(started_line(ids, config.metrics.log_every_s, f" in {len(plans)} worker processes"))
             delivery = _start_delivery(config, store)
             mqtt = start_mqtt_sender(store, config.mqtt) if config.mqtt is not None else None
             _wait(facade, stop, config.metrics.log_every_s)
         finally:
             logger.info("stopping %d workers", len(plans))
+            last = facade.health()
             facade.stop()
             if delivery is not None:
                 delivery.stop(drain_timeout_s=5.0)
@@ -411,7 +414,7 @@ def run_node(
                 store.close()
             if metrics is not None:
                 metrics.close()
-    logger.info("node stopped")
+    say(f"stopped: {summary_line(last)}")
     return 0
 
 
@@ -431,13 +434,13 @@ def _serve_metrics(config: ServiceConfig, facade: NodeFacade) -> MetricsServer |
 
 
 def _wait(facade: NodeFacade, stop: threading.Event, log_every_s: float) -> None:
-    from sharpeyes.api.commands.run import summary_line
+    from sharpeyes.api.commands.run import say, summary_line
 
     last_log = time.monotonic()
     while not stop.wait(0.5):
         if facade.all_finished():
-            logger.info("every camera finished")
+            say("every camera finished")
             return
         if log_every_s > 0 and time.monotonic() - last_log >= log_every_s:
             last_log = time.monotonic()
-            logger.info("health: %s", summary_line(facade.health()))
+            say(f"health: {summary_line(facade.health())}")
