@@ -77,6 +77,11 @@ def test_serve_exposes_the_running_node(
                 lambda: c.get("/api/v1/streams", headers=auth).json()["items"], 30, "streams"
             )
             assert [s["camera_id"] for s in streams] == ["hw"]
+            # what actually runs, not the camera section's (unset) providers
+            detector = wait_for(
+                lambda: c.get("/api/v1/streams/hw", headers=auth).json()["detector"], 30, "det"
+            )
+            assert detector == "onnxruntime (CPUExecutionProvider)", detector
             events = wait_for(
                 lambda: c.get("/api/v1/events", headers=auth).json()["items"], 60, "an event"
             )

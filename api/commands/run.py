@@ -69,6 +69,7 @@ def health_public(h: CameraHealth) -> StreamHealthPublic:
         last_frame_age_s=h.last_frame_age_s,
         skew_ms=None if h.skew_ms is None else -h.skew_ms,  # schema: stream clock − server
         decoder=h.decoder,
+        detector=h.detector_backend,
         url=h.url,
         detail=h.last_error,
         signal_problems=dict(h.signal_problems),

@@ -344,7 +344,13 @@ class CameraPublic(BaseModel):
     analysis_fps: float | None = None
     image_up_bearing_deg: float | None = None
     geo: GeoLocation | None = Field(None, description="Latitude/longitude (WGS-84) for the map.")
-    detector: DetectorSettings
+    detector: DetectorSettings = Field(
+        description="The camera's detector section as configured. On a node the shared "
+        "detector's model, runtime, providers and device come from the service config; this "
+        "camera's confidence threshold, motorcycle kind and class kinds apply (and a different "
+        "model or input size gets a detector of its own). What actually runs: "
+        "`GET /api/v1/streams/{id}` → `detector`."
+    )
     tracker: TrackerConfig
     events: EventsConfig
     intersection: IntersectionCalibration | None = None
@@ -384,6 +390,13 @@ class StreamHealthPublic(BaseModel):
     last_frame_age_s: float | None = Field(None, description="Seconds since the last frame.")
     skew_ms: float | None = Field(None, description="Stream wall clock minus server clock.")
     decoder: str | None = Field(None, examples=["pyav-cpu", "nvdec"])
+    detector: str | None = Field(
+        None,
+        description="The detector runtime this camera's frames actually go through (backend "
+        "and execution providers), which the node's `detector:` config decides — not the camera's own "
+        "`detector` section, of which only thresholds and class kinds apply on a node.",
+        examples=["onnxruntime (CPUExecutionProvider)"],
+    )
     url: str | None = Field(None, description="Masked source URL.")
     detail: str | None = None
     corruption_rate: float = Field(
