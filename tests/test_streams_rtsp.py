@@ -203,7 +203,12 @@ def test_bad_sources_fail_clearly_without_affecting_others(
     bad_cs = [consume(collectors, s) for s in bad.values()]
     assert wait_for(lambda: len(good.frames) >= 30, 15.0)
     assert wait_for(lambda: bad["refused"].health().state is StreamState.FAILED, 8.0)
-    expect = {"404": "404", "refused": "refused", "novideo": "no video", "silent": "no answer within"}
+    expect = {
+        "404": "404",
+        "refused": "refused",
+        "novideo": "no video",
+        "silent": "no answer within",
+    }
     for name, src in bad.items():
         h = src.health()
         assert h.state in (StreamState.BACKOFF, StreamState.FAILED, StreamState.CONNECTING), name

@@ -393,8 +393,9 @@ class StreamHealthPublic(BaseModel):
     detector: str | None = Field(
         None,
         description="The detector runtime this camera's frames actually go through (backend "
-        "and execution providers), which the node's `detector:` config decides — not the camera's own "
-        "`detector` section, of which only thresholds and class kinds apply on a node.",
+        "and execution providers), which the node's `detector:` config decides — not the "
+        "camera's own `detector` section, of which only thresholds and class kinds apply on a "
+        "node.",
         examples=["onnxruntime (CPUExecutionProvider)"],
     )
     url: str | None = Field(None, description="Masked source URL.")
