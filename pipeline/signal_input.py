@@ -37,10 +37,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import socket
 import threading
+import time
 from collections import deque
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -568,6 +570,7 @@ class PhaseIntake:
     def __init__(self, *, live: bool = True) -> None:
         self.live = live
         self.counts = PhaseCounts()
+        self._refusals = RefusalLog()
 
     def _deliver(
         self, message: PhaseMessage, camera_id: str | None, transport: str, at: int
@@ -605,15 +608,44 @@ class PhaseIntake:
         except PhaseRejectedError as e:
             self.counts.received(transport)
             self.counts.rejected(transport, e.reason)
-            log.warning("rejected phase message from %s: %s", _peer(peer), e)
+            self._refusals.warn(_peer(peer), e.reason, f"{e}")
             return None
         try:
             return self.receive(message, transport)
         except PhaseRejectedError as e:
-            log.warning(
-                "rejected phase message from %s (group %r): %s", _peer(peer), message.group, e
-            )
+            self._refusals.warn(_peer(peer), e.reason, f"group {message.group!r}: {e}")
             return None
+
+
+_DIGITS = re.compile(r"\d+")
+
+
+class RefusalLog:
+    """Warns of refused datagrams without flooding the log: the first refusal of a kind (sender,
+    reason and text with its numbers ignored) is logged, then at most one line per ``every_s``
+    saying how many more there were (a controller misconfigured at 10 messages a second would
+    otherwise write 36,000 lines an hour). Every refusal is still counted (:class:`PhaseCounts`).
+    """
+
+    def __init__(self, every_s: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.every_s = every_s
+        self._clock = clock
+        self._seen: dict[tuple[str, str, str], tuple[float, int]] = {}  # → (logged, held back)
+
+    def warn(self, peer: str, reason: str, text: str) -> bool:
+        """Log ``text`` for this refusal unless one of the same kind was logged within
+        ``every_s``; returns whether a line was written."""
+        key, t = (peer, reason, _DIGITS.sub("#", text)), self._clock()
+        last = self._seen.get(key)
+        if last is not None and t - last[0] < self.every_s:
+            self._seen[key] = (last[0], last[1] + 1)
+            return False
+        more = f" ({last[1]} more like it since the last line)" if last and last[1] else ""
+        log.warning("rejected phase message from %s: %s%s", peer, text, more)
+        self._seen[key] = (t, 0)
+        if len(self._seen) > 1024:  # senders come and go: forget the oldest
+            del self._seen[next(iter(self._seen))]
+        return True
 
 
 def _peer(peer: object) -> str:

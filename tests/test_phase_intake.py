@@ -376,3 +376,26 @@ def test_udp_log_names_the_fields_or_says_not_json(
     assert "color: Input should be 'red', 'amber'" in caplog.text
     assert "pts: Input should be greater than or equal to 0" in caplog.text
     assert hub.counts.snapshot().rejected == {("udp", "not_json"): 1, ("udp", "invalid"): 2}
+
+
+def test_refused_datagrams_are_logged_without_flooding(caplog: pytest.LogCaptureFixture) -> None:
+    """A controller sending a bad message ten times a second writes one line, then one line a
+    minute saying how many more were refused; another sender or reason is logged at once."""
+    from sharpeyes.pipeline.signal_input import RefusalLog
+
+    t = [0.0]
+    refusals = RefusalLog(every_s=60.0, clock=lambda: t[0])
+    with caplog.at_level(logging.WARNING):
+        written = []
+        for i in range(600):  # one minute at 10 Hz
+            t[0] = i / 10.0
+            text = f"wall_ms: {1_700_000_000 + i} looks like seconds"  # numbers vary: one kind
+            written.append(refusals.warn("10.0.0.5:4000", "bad_time", text))
+        assert refusals.warn("10.0.0.6:4000", "bad_time", "wall_ms: 5 looks like seconds")
+        assert refusals.warn("10.0.0.5:4000", "not_json", "not JSON")
+        t[0] = 60.0
+        assert refusals.warn("10.0.0.5:4000", "bad_time", "wall_ms: 7 looks like seconds")
+    assert sum(written) == 1 and written[0]
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 4
+    assert lines[-1].endswith("(599 more like it since the last line)"), lines[-1]
