@@ -80,12 +80,11 @@ def health_public(h: CameraHealth) -> StreamHealthPublic:
 
 def announce(server: ApiServer, token: str) -> None:
     """Tell the person at the terminal where the console is and how to log in."""
-    sys.stdout.write(
+    say(
         f"sharpeyes is serving: review console {server.url}/console/  API {server.url}/docs\n"
         f"admin token (paste it into the console login): {token}\n"
-        "stop with Ctrl-C\n"
+        "stop with Ctrl-C"
     )
-    sys.stdout.flush()
 
 
 def say(line: str) -> None:
