@@ -9,8 +9,19 @@ raw reading and the state below it, labelled (head / group, time axis, legend of
 Groups fed by the controller (``source: external``) are listed as such; a config whose groups
 are all external is checked without reading the video.
 
+A head with a calibration problem is looked for inside and around its region (up to 3× its
+size, :mod:`pipeline.signal_locate`): where lamps were seen to light there, the warning ends
+with a corrected ``region:`` line to paste (relative, px in a comment), and the ``--json``
+summary carries it under ``suggestions``. How the lamps are read does not change.
+
+``sharpeyes signal-check VIDEO --find-heads [--config CAMERA.yaml] [--json] [--png FRAME.png]``
+finds the signal heads of a new camera (no config needed): it prints them as ``signal_heads:``
+entries to paste (px in comments; one-colour candidates commented out; countdown displays noted
+as not heads), ``--json`` one object ``{"find_heads": …}``, and ``--png`` draws them on a frame.
+
 Exit status: 0 ok, 1 the video cannot be read, 2 bad arguments or configuration, 3 problems
-found with ``--strict``. Errors are one line ``error: …`` on stderr.
+found with ``--strict`` (with ``--find-heads``: no lamp head found). Errors are one line
+``error: …`` on stderr.
 """
 
 from __future__ import annotations
@@ -29,6 +40,13 @@ import cv2
 import numpy as np
 
 from sharpeyes.pipeline.errors import ConfigError, SharpeyesError
+from sharpeyes.pipeline.signal_locate import (
+    SEARCH_SCALE,
+    HeadFinder,
+    HeadProposal,
+    expand_box,
+    suggest_region,
+)
 from sharpeyes.pipeline.types import Frame, ImageBGR, LampColor, SignalState
 
 if TYPE_CHECKING:
@@ -63,7 +81,12 @@ def add_parser(subparsers: Any) -> None:
         "signal-check", help="show what the signal reader sees on a video (for installers)"
     )
     p.add_argument("video", help="video file")
-    p.add_argument("--config", required=True, help="camera YAML with an intersection calibration")
+    p.add_argument("--config", help="camera YAML with an intersection calibration")
+    p.add_argument(
+        "--find-heads",
+        action="store_true",
+        help="propose signal heads (region, layout, lamps) found in the video; config optional",
+    )
     p.add_argument("--json", action="store_true", help="one JSON object per frame, then a summary")
     p.add_argument("--png", help="write a strip image of each head's crop over time")
     p.add_argument("--max-frames", type=int, default=0, help="stop after this many frames")
@@ -138,12 +161,15 @@ def run(args: argparse.Namespace) -> int:
     from sharpeyes.pipeline.config import load_camera_config
     from sharpeyes.streams.file_source import FileSource
 
-    video, config = Path(args.video), Path(args.config)
+    video = Path(args.video)
     if not video.is_file():
         return _error(f"{video}: no such video file", EXIT_USAGE)
-    if not config.is_file():
-        return _error(f"{config}: no such config file", EXIT_USAGE)
+    if getattr(args, "find_heads", False) or not args.config:
+        return _find_heads(video, args)
+    config = Path(args.config)
     try:
+        if not config.is_file():
+            raise ConfigError(f"{config}: no such config file")
         cam = load_camera_config(config)
     except ConfigError as e:
         return _error(str(e).replace("\n", "; "), EXIT_USAGE)
@@ -160,8 +186,9 @@ def run(args: argparse.Namespace) -> int:
         return _error(str(e), EXIT_READ)
     summary = _Summary()
     strips: dict[str, _Strip] = {}
+    finders: dict[str, HeadFinder] = {}
     try:
-        board = _scan(source.frames(), calib, args, summary, strips)
+        board = _scan(source.frames(), calib, args, summary, strips, finders=finders)
     except SharpeyesError as e:
         return _error(str(e), EXIT_READ)
     finally:
@@ -169,7 +196,13 @@ def run(args: argparse.Namespace) -> int:
     if board is None:
         return _error(f"{video}: no frames decoded", EXIT_READ)
     problems = check_problems(board, summary.fault_problems())
-    _report(sys.stdout, summary, problems, external, bool(args.json))
+    suggestions = suggest_regions(board, finders, problems)
+    _report(sys.stdout, summary, problems, external, bool(args.json), suggestions=suggestions)
+    return _finish(args, strips, problems)
+
+
+def _finish(args: argparse.Namespace, strips: dict[str, _Strip], problems: dict[str, str]) -> int:
+    """Write the strip (``--png``); the exit status."""
     if args.png:
         try:
             _write_strip(Path(args.png), strips)
@@ -178,6 +211,185 @@ def run(args: argparse.Namespace) -> int:
     if problems and getattr(args, "strict", False):
         return EXIT_PROBLEMS
     return EXIT_OK
+
+
+def _find_heads(video: Path, args: argparse.Namespace) -> int:
+    """``--find-heads``: propose the video's signal heads (YAML to paste, or JSON; ``--png``)."""
+    if not getattr(args, "find_heads", False):
+        return _error("--config CAMERA.yaml is needed (or --find-heads)", EXIT_USAGE)
+    configured = _configured_heads(args.config)
+    if isinstance(configured, int):
+        return configured
+    try:
+        finder, last, frames = _sample_for_heads(video, args)
+    except SharpeyesError as e:
+        return _error(str(e), EXIT_READ)
+    if finder is None:
+        return _error(f"{video}: no frames decoded", EXIT_READ)
+    props = finder.proposals()
+    matches = _match_configured(configured, props, finder.frame_size)
+    out: TextIO = sys.stdout
+    span = (finder.last_pts or 0.0) - (finder.first_pts or 0.0)
+    if args.json:
+        row = {
+            "find_heads": {
+                "video": str(video),
+                "frame_size": list(finder.frame_size),
+                "frames": frames,
+                "samples": finder.samples,
+                "duration_s": round(span, 3),
+                "proposals": [p.as_dict() for p in props],
+                "configured": matches,
+            }
+        }
+        out.write(json.dumps(row, ensure_ascii=False) + "\n")
+    else:
+        out.write(_heads_yaml(video, props, finder, (frames, span), matches))
+    if args.png and last is not None:
+        try:
+            _write_heads_png(Path(args.png), last, props)
+        except (OSError, ValueError) as e:
+            return _error(f"{args.png}: {e}", EXIT_USAGE)
+    if getattr(args, "strict", False) and not any(p.kind == "head" for p in props):
+        return EXIT_PROBLEMS
+    return EXIT_OK
+
+
+_Configured = list[tuple[str, tuple[tuple[float, float], tuple[float, float]]]]
+
+
+def _configured_heads(config: str | None) -> _Configured | int:
+    """The heads of an optional config (id, region), or an exit status after an error."""
+    from sharpeyes.pipeline.config import load_camera_config
+
+    if not config:
+        return []
+    if not Path(config).is_file():
+        return _error(f"{config}: no such config file", EXIT_USAGE)
+    try:
+        cam = load_camera_config(Path(config))
+    except ConfigError as e:
+        return _error(str(e).replace("\n", "; "), EXIT_USAGE)
+    if cam.intersection is None:
+        return []
+    return [(h.id, h.region) for h in cam.intersection.signal_heads]
+
+
+def _sample_for_heads(
+    video: Path, args: argparse.Namespace
+) -> tuple[HeadFinder | None, ImageBGR | None, int]:
+    """Feed the video to a :class:`HeadFinder`: (finder, the last sampled frame when a
+    ``--png`` is wanted, frames decoded). Raises :class:`SharpeyesError` on unreadable video."""
+    from sharpeyes.streams.file_source import FileSource
+
+    source = FileSource(video, "find-heads")
+    finder: HeadFinder | None = None
+    last: ImageBGR | None = None
+    frames = 0
+    max_frames = int(getattr(args, "max_frames", 0) or 0)
+    try:
+        for frame in source.frames():
+            if max_frames and frames >= max_frames:
+                break
+            frames += 1
+            if finder is None:
+                h, w = frame.image.shape[:2]
+                finder = HeadFinder((w, h))
+            if finder.offer(frame.image, frame.pts) and args.png:
+                last = frame.image.copy()
+    finally:
+        source.close()
+    return finder, last, frames
+
+
+def _box_iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
+    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _match_configured(
+    configured: _Configured,
+    props: list[HeadProposal],
+    frame_size: tuple[int, int],
+) -> dict[str, dict[str, Any]]:
+    """Each configured head: the proposal overlapping it most (index, IoU)."""
+    w, h = frame_size
+    out: dict[str, dict[str, Any]] = {}
+    for head_id, ((x0, y0), (x1, y1)) in configured:
+        box = (round(x0 * w), round(y0 * h), round(x1 * w), round(y1 * h))
+        best = max(
+            ((i, _box_iou(box, p.box)) for i, p in enumerate(props) if p.kind != "countdown"),
+            key=lambda t: t[1],
+            default=None,
+        )
+        if best is None or best[1] <= 0:
+            out[head_id] = {"proposal": None, "iou": 0.0}
+        else:
+            out[head_id] = {"proposal": best[0], "iou": round(best[1], 3)}
+    return out
+
+
+def _heads_yaml(
+    video: Path,
+    props: list[HeadProposal],
+    finder: HeadFinder,
+    seen: tuple[int, float],
+    matches: dict[str, dict[str, Any]],
+) -> str:
+    w, h = finder.frame_size
+    frames, span = seen
+    lines = [
+        f"# signal heads found in {video.name} ({w}x{h}; {frames} frames, {span:.1f} s, "
+        f"{finder.samples} sampled) by sharpeyes signal-check --find-heads",
+        "# Paste into the camera config (signal_heads: goes under intersection:) and set each",
+        "# head's group (the signal group it shows).",
+        "# Commented-out entries are weak candidates: check them before use.",
+    ]
+    heads = [p for p in props if p.kind == "head"]
+    weak = [p for p in props if p.kind == "one-colour"]
+    shows = [p for p in props if p.kind == "countdown"]
+    if not heads and not weak:
+        lines.append("# no signal head found (no static lamp lit in red / amber / green)")
+    lines.append("  signal_heads:" if heads else "  # signal_heads:")
+    for n, p in enumerate(heads + weak, start=1):
+        entry = p.yaml_entry(f"head_{n}", "main").replace(
+            "      group: main", "      group: main   # set: the signal group this head shows"
+        )
+        lines.append(
+            f"    # head_{n}: {p.kind}, score {p.score:.2f}: {p.note}; seen {p.evidence()}"
+        )
+        if p.kind != "head":
+            entry = "\n".join("    # " + ln[4:] for ln in entry.splitlines())
+        lines.append(entry)
+    for p in shows:
+        x0, y0, x1, y1 = p.box
+        lines.append(f"# not a head: ({x0},{y0})-({x1},{y1}) px, {p.note}; seen {p.evidence()}")
+    for head_id, m in matches.items():
+        k = m["proposal"]
+        where = "no proposal overlaps it" if k is None else f"proposal {k + 1} (IoU {m['iou']:.2f})"
+        lines.append(f"# configured head {head_id}: {where}")
+    return "\n".join(lines) + "\n"
+
+
+def _write_heads_png(path: Path, image: ImageBGR, props: list[HeadProposal]) -> None:
+    img = image.copy()
+    colours = {"head": (60, 220, 60), "one-colour": (0, 215, 255), "countdown": (200, 200, 200)}
+    n = 0
+    for p in props:
+        x0, y0, x1, y1 = p.box
+        cv2.rectangle(img, (x0, y0), (x1 - 1, y1 - 1), colours[p.kind], 1)
+        if p.kind == "countdown":
+            label = "countdown"
+        else:
+            n += 1
+            label = f"head_{n} {p.score:.2f}"
+        cv2.putText(img, label, (x0, max(10, y0 - 3)), _FONT, 0.35, colours[p.kind], 1, cv2.LINE_AA)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), img):
+        raise ValueError("could not write the image (use a .png name)")
 
 
 def _external_groups(calib: IntersectionCalibration) -> dict[str, str]:
@@ -223,15 +435,53 @@ def check_problems(
     return problems
 
 
+def suggest_regions(
+    board: SignalBoard, finders: dict[str, HeadFinder], problems: dict[str, str]
+) -> dict[str, HeadProposal]:
+    """For each video head with a problem of its own, where its lamps were seen to light
+    inside and around its region (a proposal from :func:`pipeline.signal_locate.suggest_region`);
+    heads where nothing lamp-like lit, or where the lamps already light in the region as
+    configured, get none."""
+    out: dict[str, HeadProposal] = {}
+    for vh in board.heads:
+        finder = finders.get(vh.head.id)
+        if vh.head.id not in problems or finder is None:
+            continue
+        best = suggest_region(finder.proposals(), vh.box)
+        if best is None:
+            continue
+        same = (
+            best.box == vh.box
+            and best.layout == vh.head.layout
+            and list(best.lamps) == list(vh.head.lamps)
+        )
+        if not same:
+            out[vh.head.id] = best
+    return out
+
+
+def suggestion_text(p: HeadProposal) -> str:
+    """One warning line: the corrected region to paste, layout, lamps and the evidence."""
+    lamps = ", ".join(p.lamps)
+    return (
+        f"lamps were seen lighting at ({p.box[0]},{p.box[1]})-({p.box[2]},{p.box[3]}) px "
+        f"({p.note}; seen {p.evidence()}; score {p.score:.2f}) — suggested: "
+        f"region: {p.region_yaml()}  layout: {p.layout}  lamps: [{lamps}]"
+    )
+
+
 def _scan(
     frames: Iterator[Frame],
     calib: IntersectionCalibration,
     args: argparse.Namespace,
     summary: _Summary,
     strips: dict[str, _Strip],
+    *,
+    finders: dict[str, HeadFinder] | None = None,
 ) -> SignalBoard | None:
     """Feed every frame to a signal board, printing per-frame lines; the board (None: no
-    frame)."""
+    frame). ``finders`` gets a :class:`HeadFinder` per video head, looking inside and around
+    its region (for :func:`suggest_regions`)."""
     from sharpeyes.pipeline.signal import build_signal_board
     from sharpeyes.pipeline.signal_phase import PhaseCheck, SignalParams
 
@@ -248,6 +498,11 @@ def _scan(
             board = build_signal_board(calib, (w, h), None, params)
             for vh in board.heads:
                 vh.smoother.check = PhaseCheck(params)
+                if finders is not None:
+                    roi = expand_box(vh.box, SEARCH_SCALE, (w, h))
+                    finders[vh.head.id] = HeadFinder((w, h), roi)
+        for finder in (finders or {}).values():
+            finder.offer(frame.image, frame.pts)
         states = {g: st for g, st in board.update(frame).items() if g in video_groups}
         summary.add(states, frame.pts)
         out.write(_frame_line(frame, states, board, bool(args.json)) + "\n")
@@ -299,6 +554,8 @@ def _report(
     problems: dict[str, str],
     external: dict[str, str],
     as_json: bool,
+    *,
+    suggestions: dict[str, HeadProposal] | None = None,
 ) -> None:
     span = s.last_pts - (s.first_pts or 0.0)
     if as_json:
@@ -314,6 +571,11 @@ def _report(
                 "problems": problems,
             }
         }
+        if suggestions:
+            summary["summary"]["suggestions"] = {
+                k: p.as_dict() | {"region_line": f"region: {p.region_yaml()}"}
+                for k, p in suggestions.items()
+            }
         out.write(json.dumps(summary, ensure_ascii=False) + "\n")
     else:
         out.write(f"\n{s.frames} frames, {span:.1f} s\n")
@@ -330,6 +592,8 @@ def _report(
             out.write(f"  {t:8.2f}s  {g}: {a} -> {b}\n")
     for key, msg in problems.items():
         sys.stderr.write(f"warning: {key}: {msg}\n")
+        if suggestions and (p := suggestions.get(key)) is not None:
+            sys.stderr.write(f"warning: {key}: {suggestion_text(p)}\n")
 
 
 def _text(img: ImageBGR, text: str, x: int, y: int, scale: float = 0.4) -> None:
