@@ -487,11 +487,19 @@ class ViidClient:
         return self._classify(statuses, ids)
 
     def _classify(self, statuses: list[ResponseStatus], ids: Sequence[str]) -> BatchResult:
+        """One outcome per object: the answer whose ``Id`` names it, else the answer at its
+        position — but only an answer that names none of the objects sent (no ``Id``, or the
+        platform's own id). An answer for another object is never applied to this one: a
+        platform answering only for some objects must not get an unanswered object marked
+        delivered (or dead) on another's StatusCode; the unanswered one is retried."""
         by_id = {s.Id: s for s in statuses if s.Id}
+        sent = set(ids)
         result = BatchResult()
         platform = self.config.platform
         for index, oid in enumerate(ids):
-            status = by_id.get(oid) or (statuses[index] if index < len(statuses) else None)
+            status = by_id.get(oid)
+            if status is None and index < len(statuses) and statuses[index].Id not in sent:
+                status = statuses[index]
             if status is None:
                 result.failed[oid] = "no status for object"
                 continue
