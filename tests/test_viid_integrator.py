@@ -5,7 +5,11 @@
    dropped) had another object's StatusCode applied to an object it never answered for — an
    object the platform never stored was marked delivered (lost), or a good one dead-lettered.
    An answer is now taken by position only when it names none of the objects sent.
-2. ``sharpeyes serve`` drops the body of every ``POST /VIID/Subscribes`` from a caller without
+2. A per-object answer "请先注册" (register first) in a ResponseStatusList did not re-register:
+   only a single ResponseStatusObject was read for it, so every object was retried on the lost
+   session as a transient refusal until it became a dead letter. Now any per-object
+   "register first" drops the session, re-registers and replays the batch once.
+3. ``sharpeyes serve`` drops the body of every ``POST /VIID/Subscribes`` from a caller without
    a bearer token (an upper platform has none): strict xfail until ``api/rest/app.py`` lets
    ``/VIID/`` bodies through the request guard.
 """
@@ -83,7 +87,35 @@ def test_post_objects_against_a_platform_that_drops_one_object_silently() -> Non
     assert B in result.failed
 
 
-# -- 2. /VIID/Subscribes behind `sharpeyes serve` (fix outside api/viid: reported) -------------
+def test_a_list_answer_saying_register_first_re_registers_and_replays() -> None:
+    registers: list[int] = []
+    posts: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/VIID/System/Register":
+            registers.append(1)
+            return httpx.Response(200, json={"ResponseStatusObject": {"StatusCode": 0}})
+        if request.url.path == "/VIID/System/Time":
+            return httpx.Response(404)
+        posts.append(1)
+        objs = json.loads(request.content)["MotorVehicleListObject"]["MotorVehicleObject"]
+        ids = [o["MotorVehicleID"] for o in objs]
+        if len(posts) == 1:  # the platform restarted and forgot our session
+            answer = [{"StatusCode": -1, "StatusString": "未注册,请先注册", "Id": i} for i in ids]
+        else:
+            answer = [{"StatusCode": 0, "StatusString": "OK", "Id": i} for i in ids]
+        return httpx.Response(
+            200, json={"ResponseStatusListObject": {"ResponseStatusObject": answer}}
+        )
+
+    with _client(httpx.MockTransport(handler)) as client:
+        result = client.post_objects(MV, [{"MotorVehicleID": i} for i in (A, B)])
+    assert len(registers) == 2 and len(posts) == 2
+    assert result.delivered == [A, B]
+    assert not result.failed
+
+
+# -- 3. /VIID/Subscribes behind `sharpeyes serve` (fix outside api/viid: reported) -------------
 
 
 @pytest.mark.xfail(

@@ -472,7 +472,11 @@ class ViidClient:
             if http_outcome(resp.status_code) is Outcome.PERMANENT:
                 raise PermanentRequestError(msg[:500], resp.status_code)
             raise DeliveryError(msg[:500])
-        if statuses is None:
+        if statuses is not None:
+            lost = next((s for s in statuses if self._relogin(s)), None)
+            if lost is not None:  # the session is gone for the whole call, not one object
+                raise SessionLostError(lost.StatusString or "register first")
+        else:
             single = _single_status(resp)
             if single is None:
                 raise DeliveryError("unparsable reply body")
