@@ -69,6 +69,7 @@ MAX_DARK_RATIO = 0.35  # a lamp that went dark: its unlit chroma ≤ this share 
 MIN_SOLID = 0.45  # … and most of its pixels lit as often as its core (a disc, not digits)
 MAX_FLIPS = 6  # … and it went on / off at most this often (a phase or two)
 FRINGE = 3.0  # a neighbouring hue at the same place lit this many times less: a lamp's fringe
+TEXT_SHARE = 0.3  # things lit this often beside a steady blob, on its line, make it text
 SEARCH_SCALE = 3.0  # suggest_region looks up to this many times the configured region's size
 # Hue bands (OpenCV 0–179) of lit lamps: red wraps around 0; LED greens are cyan-ish.
 _HUE_BANDS: dict[str, tuple[tuple[int, int], ...]] = {
@@ -203,6 +204,7 @@ class HeadFinder:
         self.sample_hz = sample_hz
         self.samples = 0
         self._scene_std = 0.0
+        self._steady: list[tuple[str, Box]] = []  # components lit often (text, signs)
         self.first_pts: float | None = None
         self.last_pts: float | None = None
         self._next: float | None = None
@@ -277,6 +279,7 @@ class HeadFinder:
         for cnt in self._counts.values():
             any_lit |= cnt >= 2
         scene_std = float(np.percentile(std, 25))
+        self._steady = []
         max_side = max(4.0, self.frame_size[0] * self.scale / 12)
         out: list[LampBlob] = []
         for colour, cnt in self._counts.items():
@@ -287,6 +290,8 @@ class HeadFinder:
             k, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
             for i in range(1, k):
                 bx, by, bw, bh, area = (int(v) for v in stats[i])
+                if float(cnt[labels == i].max()) >= TEXT_SHARE * n:
+                    self._steady.append((colour, (bx, by, bx + bw, by + bh)))
                 if area < 3 or bw > max_side or bh > max_side or max(bw, bh) > 3 * min(bw, bh):
                     continue
                 sel = labels == i
@@ -351,7 +356,7 @@ class HeadFinder:
             props.append(p)
         changed = any(p.kind == "head" for p in props)
         for i in range(len(blobs)):
-            if i in used or _in_text_line(blobs[i], blobs):
+            if i in used or _in_text_line(blobs[i], self._steady):
                 continue
             p1 = self._one_colour(blobs[i], changed)
             if p1 is not None:
@@ -468,7 +473,8 @@ class HeadFinder:
         if steady and changed:
             return None  # lit all along while a head of the scene changed: a sign, not a lamp
         fill = b.area / max(1, (b.box[2] - b.box[0]) * (b.box[3] - b.box[1]))
-        if fill < 0.4 or b.solid < MIN_SOLID:
+        bw, bh = b.box[2] - b.box[0], b.box[3] - b.box[1]
+        if fill < 0.4 or b.solid < MIN_SOLID or max(bw, bh) > 1.6 * min(bw, bh):
             return None  # not a disc (a ring of a sign, changing digits, a strip)
         if not steady and (b.dark_ratio > MAX_DARK_RATIO or b.flips > MAX_FLIPS):
             return None  # not a lamp going dark: paint about the threshold, flicker, digits
@@ -499,21 +505,24 @@ class HeadFinder:
         )
 
 
-def _in_text_line(b: LampBlob, blobs: list[LampBlob]) -> bool:
-    """A steady blob with two or more steady ones of its colour beside it on the same line:
-    characters of a text overlay (a timestamp) or a sign, not a lamp (a lamp with a countdown
-    beside it has one neighbour)."""
+def _in_text_line(b: LampBlob, steady: list[tuple[str, Box]]) -> bool:
+    """A steady blob with things of its colour lit often (``TEXT_SHARE``) beside it on the
+    same line, together at least twice its width (any shape: characters merged into one strip
+    count): a text overlay (a timestamp) or a sign, not a lamp (a lamp with a two-digit
+    countdown beside it has one neighbour about its size)."""
     if b.lit_share < STEADY_SHARE:
         return False
-    row = sum(
-        o is not b
-        and o.colour == b.colour
-        and o.lit_share >= STEADY_SHARE
-        and abs(o.cy - b.cy) < max(o.size, b.size)
-        and abs(o.cx - b.cx) < 4 * max(o.size, b.size)
-        for o in blobs
-    )
-    return row >= 2
+    x0, y0, x1, y1 = b.box
+    d = b.size
+    row = 0
+    for colour, (a0, b0, a1, b1) in steady:
+        if colour != b.colour or (a0, b0, a1, b1) == b.box:
+            continue
+        if min(y1, b1) <= max(y0, b0):  # not on the same line
+            continue
+        if max(a0 - x1, x0 - a1) <= 2 * d:
+            row += a1 - a0
+    return row >= 2 * (x1 - x0) + d
 
 
 def _int_pt(p: tuple[float, float]) -> tuple[int, int]:
