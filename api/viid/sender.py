@@ -9,13 +9,15 @@ row becomes a dead letter); permanent → dead letter at once, with the platform
 (``Outbox.list_dead`` / ``retry_dead``). A whole request refused with a 4xx is re-sent one object
 per request so one bad object never takes its siblings down. A sender killed at any point
 loses nothing: claimed rows come back when their lease runs out, and the receiver treats known
-ids as delivered.
+ids as delivered. While the platform is down every batch fails: each cause is logged once, then
+at most once a minute with how many more there were (:class:`RepeatedWarning`).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -37,6 +39,35 @@ from sharpeyes.pipeline.errors import DeliveryError
 log = logging.getLogger(__name__)
 
 ImagesFor = Callable[[StoredEvent], EventImages]
+
+REPEAT_LOG_S = 60.0
+"""A batch failure with the same cause is logged once, then at most once per this many seconds
+with how many were not logged (an outage fails every batch: thousands of lines an hour)."""
+
+
+class RepeatedWarning:
+    """Warn about a cause once, then at most once per ``every_s`` with a count of the rest."""
+
+    def __init__(
+        self, every_s: float = REPEAT_LOG_S, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.every_s = every_s
+        self.clock = clock
+        self._seen: dict[str, tuple[float, int]] = {}
+
+    def warn(self, key: str, message: str) -> bool:
+        """Log ``message`` unless ``key`` was logged less than ``every_s`` ago; True if logged."""
+        now = self.clock()
+        last = self._seen.get(key)
+        if last is not None and now - last[0] < self.every_s:
+            self._seen[key] = (last[0], last[1] + 1)
+            return False
+        if len(self._seen) > 256:  # causes carry ids and sizes rarely; keep the table small
+            self._seen.clear()
+        more = f" ({last[1]} more like it in the last {now - last[0]:.0f} s)" if last else ""
+        log.warning("%s%s", message, more if last and last[1] else "")
+        self._seen[key] = (now, 0)
+        return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +112,7 @@ class OutboxSender:
         self.options = options or SenderOptions()
         self.images_for = images_for or self._default_images
         self.totals = SendReport()
+        self.repeated = RepeatedWarning()
 
     def _default_images(self, stored: StoredEvent) -> EventImages:
         crop = self.store.crop_file(stored)
@@ -195,7 +227,9 @@ class OutboxSender:
                 )
             report.failed += len(batch)
             report.errors.append(str(e))
-            log.warning("batch of %d %s failed: %s", len(batch), coll.value, e)
+            self.repeated.warn(
+                f"{coll.value}: {e}", f"batch of {len(batch)} {coll.value} failed: {e}"
+            )
             return
         now = clock.now_ms()
         row_of = {m.object_id: item for item, m in batch}
