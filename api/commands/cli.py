@@ -149,9 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv debug)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    from sharpeyes.api.commands import signal_check
+    from sharpeyes.api.commands import camera_check, signal_check
 
     signal_check.add_parser(sub)
+    camera_check.add_parser(sub)
     a = sub.add_parser("analyze", help="analyse a video file end to end")
     a.add_argument("video", help="video file (MP4, H.264/H.265, …)")
     a.add_argument("--config", help="camera YAML (defaults embedded)")
