@@ -69,6 +69,7 @@ MAX_DARK_RATIO = 0.35  # a lamp that went dark: its unlit chroma ≤ this share 
 MIN_SOLID = 0.45  # … and most of its pixels lit as often as its core (a disc, not digits)
 MAX_FLIPS = 6  # … and it went on / off at most this often (a phase or two)
 FRINGE = 3.0  # a neighbouring hue at the same place lit this many times less: a lamp's fringe
+LENIENT = 4.0  # ring ≤ this × the scene's quiet level: a lamp whose glow spreads into its ring
 TEXT_SHARE = 0.3  # things lit this often beside a steady blob, on its line, make it text
 SEARCH_SCALE = 3.0  # suggest_region looks up to this many times the configured region's size
 # Hue bands (OpenCV 0–179) of lit lamps: red wraps around 0; LED greens are cyan-ish.
@@ -331,20 +332,16 @@ class HeadFinder:
 
     def proposals(self) -> list[HeadProposal]:
         """Proposed heads (best first), countdowns and one-colour candidates."""
-        blobs = _drop_fringes([b for b in self.blobs() if self._static(b)])
+        blobs = _drop_fringes([b for b in self.blobs() if self._static(b, LENIENT)])
         if not blobs:
             return []
         used: set[int] = set()
-        props: list[HeadProposal] = []
-        # Same place, several colours: a countdown (or a one-lamp head).
-        for group in _same_place_groups(blobs):
-            if len({blobs[i].colour for i in group}) < 2:
-                continue
-            used |= set(group)
-            props.append(self._countdown([blobs[i] for i in group]))
+        props = self._countdowns(blobs, used)
         free = [i for i in range(len(blobs)) if i not in used]
         heads: list[tuple[float, tuple[int, ...], HeadProposal]] = []
         for combo in _head_combos(blobs, free):
+            if not any(self._static(blobs[i]) for i in combo):
+                continue
             p = self._head([blobs[i] for i in combo])
             if p is not None:
                 heads.append((p.score, combo, p))
@@ -356,7 +353,7 @@ class HeadFinder:
             props.append(p)
         changed = any(p.kind == "head" for p in props)
         for i in range(len(blobs)):
-            if i in used or _in_text_line(blobs[i], self._steady):
+            if i in used or _in_text_line(blobs[i], self._steady) or not self._static(blobs[i]):
                 continue
             p1 = self._one_colour(blobs[i], changed)
             if p1 is not None:
@@ -365,9 +362,24 @@ class HeadFinder:
         return props
 
     # -- helpers -------------------------------------------------------------------------
-    def _static(self, b: LampBlob) -> bool:
-        """Its surroundings did not change over the clip more than the scene's quiet part."""
-        return b.ring_std <= max(6.0, 3.0 * self._scene_std)
+    def _countdowns(self, blobs: list[LampBlob], used: set[int]) -> list[HeadProposal]:
+        """Same place, several colours: a countdown (or a one-lamp head) when static; the
+        blobs are marked ``used`` either way (colours changing at a place that moved are
+        traffic)."""
+        out = []
+        for group in _same_place_groups(blobs):
+            if len({blobs[i].colour for i in group}) < 2:
+                continue
+            used |= set(group)
+            if all(self._static(blobs[i]) for i in group):
+                out.append(self._countdown([blobs[i] for i in group]))
+        return out
+
+    def _static(self, b: LampBlob, factor: float = 2.0) -> bool:
+        """Its surroundings did not change over the clip more than ``factor`` × the scene's
+        quiet part (a lamp's own glow, blurred into the ring, raises it: a lamp of a head
+        needs only ``LENIENT`` when another lamp of the head is static)."""
+        return b.ring_std <= max(6.0, factor * self._scene_std)
 
     def _to_frame(self, x: float, y: float) -> tuple[float, float]:
         return self.roi[0] + x / self.scale, self.roi[1] + y / self.scale
@@ -571,7 +583,7 @@ def _ring_std(std: np.ndarray, lit: np.ndarray, box: Box) -> float | None:
     sel = ~lit[b0:b1, a0:a1]
     sel[y0 - b0 : y1 - b0, x0 - a0 : x1 - a0] = False
     vals = std[b0:b1, a0:a1][sel]
-    return float(np.median(vals)) if vals.size >= 4 else None
+    return float(np.percentile(vals, 25)) if vals.size >= 4 else None
 
 
 def _same_place(a: LampBlob, b: LampBlob) -> bool:

@@ -203,10 +203,12 @@ def test_signal_check_suggests_a_region_for_a_head_off_its_lamps(
     cfg = {
         "id": "synthetic",
         "intersection": {
-            "signal_groups": [{"id": "main"}],
+            "signal_groups": [{"id": "main"}, {"id": "bogus"}],
             "signal_heads": [
                 # typed one head-height too low: below the lamps, nothing lights there
-                {"id": "main_head", "group": "main", "region": [[0.86, 0.27], [0.89, 0.40]]}
+                {"id": "main_head", "group": "main", "region": [[0.86, 0.27], [0.89, 0.40]]},
+                # on the road, far from any head: nothing to suggest, --find-heads is named
+                {"id": "road", "group": "bogus", "region": [[0.45, 0.8], [0.48, 0.95]]},
             ],
         },
     }
@@ -220,6 +222,11 @@ def test_signal_check_suggests_a_region_for_a_head_off_its_lamps(
     assert sug["region_line"].startswith("region: [[") and sug["layout"] == "vertical"
     assert _iou(tuple(sug["box_px"]), _px(MAIN_HEAD)) >= 0.6
     assert "suggested: region: [[" in captured.err
+    assert summary["suggestions"]["road"] is None
+    assert (
+        "warning: road: no lamp was seen lighting" in captured.err
+        and "--find-heads" in captured.err
+    )
 
 
 # -- the real clip ------------------------------------------------------------------------------

@@ -66,6 +66,10 @@ EXTERNAL_THEN_VIDEO = (
     "external, then video — fed live by the controller; read from the video below only while "
     "the controller is silent or stale"
 )
+NO_LAMP_NEAR = (
+    "no lamp was seen lighting in or around the region (up to 3× its size) — find the "
+    "signal heads with: sharpeyes signal-check VIDEO --find-heads"
+)
 _BAR_BGR = {
     LampColor.RED: (40, 40, 235),
     LampColor.AMBER: (10, 165, 250),
@@ -437,20 +441,18 @@ def check_problems(
 
 def suggest_regions(
     board: SignalBoard, finders: dict[str, HeadFinder], problems: dict[str, str]
-) -> dict[str, HeadProposal]:
+) -> dict[str, HeadProposal | None]:
     """For each video head with a problem of its own, where its lamps were seen to light
-    inside and around its region (a proposal from :func:`pipeline.signal_locate.suggest_region`);
-    heads where nothing lamp-like lit, or where the lamps already light in the region as
-    configured, get none."""
-    out: dict[str, HeadProposal] = {}
+    inside and around its region (a proposal from :func:`pipeline.signal_locate.suggest_region`),
+    or None when nothing lamp-like lit there; heads whose lamps already light in the region as
+    configured are left out."""
+    out: dict[str, HeadProposal | None] = {}
     for vh in board.heads:
         finder = finders.get(vh.head.id)
         if vh.head.id not in problems or finder is None:
             continue
         best = suggest_region(finder.proposals(), vh.box)
-        if best is None:
-            continue
-        same = (
+        same = best is not None and (
             best.box == vh.box
             and best.layout == vh.head.layout
             and list(best.lamps) == list(vh.head.lamps)
@@ -555,7 +557,7 @@ def _report(
     external: dict[str, str],
     as_json: bool,
     *,
-    suggestions: dict[str, HeadProposal] | None = None,
+    suggestions: dict[str, HeadProposal | None] | None = None,
 ) -> None:
     span = s.last_pts - (s.first_pts or 0.0)
     if as_json:
@@ -573,7 +575,9 @@ def _report(
         }
         if suggestions:
             summary["summary"]["suggestions"] = {
-                k: p.as_dict() | {"region_line": f"region: {p.region_yaml()}"}
+                k: None
+                if p is None
+                else p.as_dict() | {"region_line": f"region: {p.region_yaml()}"}
                 for k, p in suggestions.items()
             }
         out.write(json.dumps(summary, ensure_ascii=False) + "\n")
@@ -592,8 +596,10 @@ def _report(
             out.write(f"  {t:8.2f}s  {g}: {a} -> {b}\n")
     for key, msg in problems.items():
         sys.stderr.write(f"warning: {key}: {msg}\n")
-        if suggestions and (p := suggestions.get(key)) is not None:
-            sys.stderr.write(f"warning: {key}: {suggestion_text(p)}\n")
+        if suggestions and key in suggestions:
+            p = suggestions[key]
+            hint = NO_LAMP_NEAR if p is None else suggestion_text(p)
+            sys.stderr.write(f"warning: {key}: {hint}\n")
 
 
 def _text(img: ImageBGR, text: str, x: int, y: int, scale: float = 0.4) -> None:
