@@ -71,6 +71,7 @@ MAX_FLIPS = 6  # … and it went on / off at most this often (a phase or two)
 FRINGE = 3.0  # a neighbouring hue at the same place lit this many times less: a lamp's fringe
 LENIENT = 4.0  # ring ≤ this × the scene's quiet level: a lamp whose glow spreads into its ring
 TEXT_SHARE = 0.3  # things lit this often beside a steady blob, on its line, make it text
+MAX_SAMPLES = 60_000  # counters are uint16: later frames are not counted (≈ 5.5 h at 3 Hz)
 SEARCH_SCALE = 3.0  # suggest_region looks up to this many times the configured region's size
 # Hue bands (OpenCV 0–179) of lit lamps: red wraps around 0; LED greens are cyan-ish.
 _HUE_BANDS: dict[str, tuple[tuple[int, int], ...]] = {
@@ -233,7 +234,7 @@ class HeadFinder:
 
     def offer(self, image: ImageBGR, pts: float) -> bool:
         """Look at one frame if a sample is due (True when it was sampled)."""
-        if not self.due(pts):
+        if not self.due(pts) or self.samples >= MAX_SAMPLES:
             return False
         # A jittered step (mean 1 / sample_hz): a fixed one can beat with a flickering LED
         # and see it dark on every sample.
