@@ -41,6 +41,7 @@ from sharpeyes.pipeline.rules.common import (
     violation_event,
 )
 from sharpeyes.pipeline.rules.geometry import (
+    BoxedPolygon,
     OrientedLine,
     PixelPolygon,
     Vec,
@@ -91,7 +92,7 @@ class _ApproachGeo:
 class _LaneGeo:
     cfg: Lane
     approach: _ApproachGeo
-    polygon: PixelPolygon
+    polygon: BoxedPolygon
     travel: Vec
 
 
@@ -182,7 +183,7 @@ class RedLightRule:
                 fwd,
             )
             for ln, t in zip(ap.lanes, travels, strict=True):
-                poly = PixelPolygon(to_pixels(ln.polygon, frame_size))
+                poly = BoxedPolygon(to_pixels(ln.polygon, frame_size))
                 self._lanes.append(_LaneGeo(ln, geo, poly, t))
         zone = calib.intersection_zone
         self._zone = PixelPolygon(to_pixels(zone, frame_size)) if zone else None
@@ -261,10 +262,19 @@ class RedLightRule:
         return self._after_crossing(st, st.crossing, o)
 
     def _lane_of(self, p: Vec) -> _LaneGeo | None:
+        """The lane whose polygon ``p`` lies deepest in (within ``line_margin`` outside counts),
+        behind its stop line. Deepest, not the first listed: lanes are listed left to right, and
+        the first within the margin of its edge took every vehicle on a boundary — on the
+        mirrored hanoi_b the same track came out in the other lane (benchmarks/metamorphic)."""
+        best: _LaneGeo | None = None
+        best_depth = -self._margin
         for lane in self._lanes:
-            if lane.approach.stop.signed_distance(p) < 0 and lane.polygon.contains(p, self._margin):
-                return lane
-        return None
+            depth = lane.polygon.depth(p, self._margin)
+            if depth is None or depth < best_depth or lane.approach.stop.signed_distance(p) >= 0:
+                continue
+            if best is None or depth > best_depth:
+                best, best_depth = lane, depth
+        return best
 
     def _approach(self, st: _Vehicle, o: Observation) -> None:
         lane = self._lane_of(o.anchor)
