@@ -415,6 +415,7 @@ class StreamRunner:
                 dets = self.post(dets)
         with sw("track"):
             tracks = self.tracker.update(dets.of_kind(*TRACKED_KINDS), frame.pts, skipped)
+            tracks = tracks.within(frame.image.shape[1], frame.image.shape[0])
             finished = self.tracker.pop_finished()
             if self.riders is not None:
                 self.riders.update(tracks, frame.pts)

@@ -199,6 +199,26 @@ class Tracks:
     def anchors(self, anchor: Anchor = Anchor.BOTTOM_CENTER) -> FloatArray:
         return box_anchors(self.xyxy, anchor)
 
+    def within(self, width: int, height: int) -> Tracks:
+        """These tracks with their boxes clipped to a ``width`` × ``height`` picture.
+
+        The detector's boxes are clipped to the picture; the tracker's smoothed and predicted
+        boxes are not, and a vehicle leaving at the bottom edge would otherwise stand a pixel
+        below it — outside a zone drawn to the picture's edge."""
+        xyxy = self.xyxy
+        if not len(xyxy) or (
+            float(xyxy.min()) >= 0.0
+            and float(xyxy[:, 0::2].max()) <= width
+            and float(xyxy[:, 1::2].max()) <= height
+        ):
+            return self
+        clipped = xyxy.copy()
+        np.clip(clipped[:, 0::2], 0, width, out=clipped[:, 0::2])
+        np.clip(clipped[:, 1::2], 0, height, out=clipped[:, 1::2])
+        return Tracks(
+            clipped, self.confidence, self.class_id, self.kind, self.track_id, self.detected
+        )
+
 
 def box_anchors(xyxy: FloatArray, anchor: Anchor) -> FloatArray:
     """Return the (N, 2) anchor points of boxes."""

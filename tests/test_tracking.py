@@ -289,3 +289,31 @@ def test_thirty_objects_stay_thirty_tracks() -> None:
         xyxy = np.concatenate([c, c + np.array([60.0, 30.0])], axis=1) + rng.normal(0, 1.0, (n, 4))
         out = t.update(dets(xyxy.tolist(), rng.uniform(0.55, 0.95, n).tolist()), p)
     assert sorted(ids_of(out)) == list(range(1, n + 1))
+
+
+def test_tracks_are_clipped_to_the_picture_and_unchanged_inside_it() -> None:
+    """The tracker's smoothed box of a vehicle leaving at the bottom edge can stand below the
+    picture (480.8 px on a 480 px frame): the runner clips it, so a zone drawn to the edge
+    still holds the vehicle's road point."""
+    inside = Tracks(
+        xyxy=np.array([[10.0, 20.0, 110.0, 200.0]], np.float32),
+        confidence=np.array([0.9], np.float32),
+        class_id=np.array([2]),
+        kind=np.array([int(ObjectKind.MOTOR_VEHICLE)], np.int8),
+        track_id=np.array([7]),
+        detected=np.array([True]),
+    )
+    assert inside.within(640, 480) is inside
+    out = Tracks(
+        xyxy=np.array([[-3.0, 400.0, 120.0, 480.8], [600.0, 10.0, 652.5, 90.0]], np.float32),
+        confidence=np.array([0.9, 0.5], np.float32),
+        class_id=np.array([2, 3]),
+        kind=np.array([int(ObjectKind.MOTOR_VEHICLE)] * 2, np.int8),
+        track_id=np.array([7, 8]),
+        detected=np.array([False, True]),
+    )
+    clipped = out.within(640, 480)
+    assert clipped.xyxy.tolist() == [[0.0, 400.0, 120.0, 480.0], [600.0, 10.0, 640.0, 90.0]]
+    assert clipped.track_id.tolist() == [7, 8] and clipped.detected.tolist() == [False, True]
+    assert out.xyxy[0, 3] == pytest.approx(480.8)  # the tracker's own array is not changed
+    assert clipped.anchors()[0].tolist() == [60.0, 480.0]
