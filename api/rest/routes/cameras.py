@@ -1,4 +1,6 @@
-"""Cameras: list, get, create, update (incl. calibration), delete, start/stop (admin writes).
+"""Cameras: list, get, create, update (incl. calibration), delete, start/stop (admin writes),
+and the geometry check of one camera (its geometry drawn over its latest frame, the static
+problems; :mod:`api.rest.geometry`) for whoever may see cameras.
 
 Changes go through the camera registry to the runner's controller, so they take effect on the
 running pipeline. RTSP passwords are masked in every response. URLs are allow-listed (rtsp,
@@ -8,14 +10,16 @@ read-only here (409).
 
 from __future__ import annotations
 
+import threading
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import ValidationError
 
 from sharpeyes.api.rest.cameras import CameraEntry, mask_url, restore_masked_url
 from sharpeyes.api.rest.deps import AUTH_RESPONSES, Admin, Service, Viewer
 from sharpeyes.api.rest.errors import InvalidRequestError
+from sharpeyes.api.rest.geometry import GeometryDrawer, GeometryReport, Lang
 from sharpeyes.api.rest.schemas import (
     CameraCreate,
     CameraPage,
@@ -23,6 +27,7 @@ from sharpeyes.api.rest.schemas import (
     CameraUpdate,
     ErrorBody,
 )
+from sharpeyes.api.rest.service import ServiceFacade, StoreService
 from sharpeyes.pipeline.config import CameraConfig, format_validation_error
 
 router = APIRouter(prefix="/api/v1/cameras", tags=["cameras"], responses=AUTH_RESPONSES)
@@ -118,3 +123,64 @@ def start_camera(camera_id: CameraIdPath, _: Admin, service: Service) -> CameraP
 )
 def stop_camera(camera_id: CameraIdPath, _: Admin, service: Service) -> CameraPublic:
     return camera_public(service.cameras.set_enabled(camera_id, False))
+
+
+# -- geometry check (标定图) -----------------------------------------------------------------------
+
+_NO_STORE = "no-store"
+_drawer_lock = threading.Lock()
+
+
+def _drawer(request: Request, service: ServiceFacade) -> GeometryDrawer:
+    """The app's drawer (one per app: its kept pictures and last frame sizes)."""
+    state = request.app.state
+    with _drawer_lock:
+        drawer: GeometryDrawer | None = getattr(state, "geometry_drawer", None)
+        if drawer is None:
+            frames = service.latest_frame if isinstance(service, StoreService) else None
+            drawer = GeometryDrawer(frames)
+            state.geometry_drawer = drawer
+    return drawer
+
+
+@router.get(
+    "/{camera_id}/geometry",
+    response_model=GeometryReport,
+    summary="The camera's geometry problems (static checks on its latest frame size)",
+    responses=NOT_FOUND,
+)
+def camera_geometry(
+    camera_id: CameraIdPath, _: Viewer, service: Service, request: Request, response: Response
+) -> GeometryReport:
+    entry = service.cameras.get(camera_id)
+    response.headers["Cache-Control"] = _NO_STORE
+    return _drawer(request, service).report(entry)
+
+
+@router.get(
+    "/{camera_id}/geometry.png",
+    summary="The camera's geometry drawn over its latest frame (PNG)",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}}, **NOT_FOUND},
+)
+def camera_geometry_png(
+    camera_id: CameraIdPath,
+    _: Viewer,
+    service: Service,
+    request: Request,
+    lang: Annotated[Lang, Query(description="Label language (zh needs a CJK font).")] = "zh",
+) -> Response:
+    entry = service.cameras.get(camera_id)
+    drawer = _drawer(request, service)
+    drawer.forget_except({e.config.id for e in service.cameras.all()})
+    pic = drawer.picture(entry, lang)
+    rep = pic.report
+    headers = {
+        "Cache-Control": _NO_STORE,
+        "X-Frame-Source": rep.frame_source,
+        "X-Geometry-Problems": str(len(rep.problems)),
+        "Server-Timing": f"draw;dur={0.0 if pic.cached else pic.draw_ms:.1f}",
+    }
+    if rep.frame_time_ms is not None:
+        headers["X-Frame-Time-Ms"] = str(rep.frame_time_ms)
+    return Response(pic.png, media_type="image/png", headers=headers)

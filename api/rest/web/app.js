@@ -27,6 +27,9 @@ const S = {
   evType: "",
   evLoaded: null,  // the type ("" = all) whose stored newest 50 the events page holds
   evShown: "",  // the type of the rows in the events table
+  geoCam: null,  // the camera the geometry view shows
+  geoGen: 0,
+  geoBlob: null,  // the blob: URL of the geometry picture shown
 };
 const $ = (sel) => document.querySelector(sel);
 const t = (key) => (window.I18N[S.lang] || window.I18N.zh)[key] || key;
@@ -127,6 +130,10 @@ async function loginUser(user, password, code) {
 function clearSession() {
   S.token = S.me = null;
   S.cameras = S.reasons = null;
+  S.geoCam = null;
+  if (S.geoBlob) { URL.revokeObjectURL(S.geoBlob); S.geoBlob = null; }
+  $("#geo-img").hidden = true;
+  $("#geo-img").removeAttribute("src");
   sessionStorage.removeItem("se_token");
   sessionStorage.removeItem("se_display");
   if (S.feedAbort) S.feedAbort.abort();
@@ -889,9 +896,13 @@ async function loadHealth() {
       cell(tr, skewText(h.skew_ms), "skew"); cell(tr, h.decoder);
       const url = cell(tr, h.url, "url");
       if (h.url) url.title = h.url;
+      const geo = document.createElement("a");
+      geo.href = `#/geometry/${encodeURIComponent(h.camera_id)}`;
+      geo.textContent = t("geometry");
+      cell(tr, "", "geo").replaceChildren(geo);
       tbody.appendChild(tr);
     }
-    if (!body.items.length) { const tr = document.createElement("tr"); cell(tr, t("empty")).colSpan = 11; tbody.appendChild(tr); }
+    if (!body.items.length) { const tr = document.createElement("tr"); cell(tr, t("empty")).colSpan = 12; tbody.appendChild(tr); }
   };
   await refresh();
   loadFlow().catch(() => {});
@@ -989,6 +1000,121 @@ async function loadFlow() {
   }
 }
 
+// --- geometry (标定图): a camera's configured geometry over its latest frame, and its problems ---
+// The picture is drawn by the service (GET /cameras/{id}/geometry.png, the drawing camera-check
+// uses), fetched with the bearer token and shown as a blob: URL; the problems are the static
+// checks (GET /cameras/{id}/geometry), their config keys put in words with the camera's ids.
+
+function geoKeyText(key, cam) {
+  const words = (window.GEO_KEYS || {})[S.lang] || {};
+  const parts = key.split(".");
+  const out = [];
+  let node = cam;
+  for (let i = 0; i < parts.length; i++) {
+    const p = parts[i];
+    if (/^\d+$/.test(p)) continue;
+    const word = p in words ? words[p] : p;
+    let child = node && typeof node === "object" ? node[p] : undefined;
+    let label = word;
+    const next = parts[i + 1];
+    if (next !== undefined && /^\d+$/.test(next)) {
+      const item = Array.isArray(child) ? child[Number(next)] : undefined;
+      const name = item && item.id != null ? item.id : Number(next) + 1;
+      label = word ? `${word} ${name}` : String(name);
+      child = item;
+    }
+    node = child;
+    if (label) out.push(label);
+  }
+  return out.join(" · ") || key;
+}
+
+function fillGeoCameras(id) {
+  const sel = $("#geo-camera");
+  sel.textContent = "";
+  for (const c of (S.cameras || new Map()).values()) {
+    const o = document.createElement("option");
+    o.value = c.id;
+    o.textContent = camName(c.id) === c.id ? c.id : `${camName(c.id)} (${c.id})`;
+    sel.appendChild(o);
+  }
+  if (id && ![...sel.options].some((o) => o.value === id)) {
+    const o = document.createElement("option"); o.value = id; o.textContent = id; sel.appendChild(o);
+  }
+  sel.value = id || "";
+}
+
+function geoSource(rep) {
+  const parts = [];
+  if (rep.frame_source === "live") parts.push(t("geo_live").replace("{t}", bjTime(rep.frame_time_ms).slice(0, 19)));
+  else parts.push(t("geo_no_frame").replace("{w}", rep.frame_size[0]).replace("{h}", rep.frame_size[1]));
+  if (!rep.configured) parts.push(t("geo_unconfigured"));
+  return parts.join(" · ");
+}
+
+function geoProblems(rep, cam) {
+  const list = $("#geo-problems");
+  list.textContent = "";
+  $("#geo-count").textContent = String(rep.problems.length);
+  $("#geo-count").className = rep.problems.length ? "bad" : "good";
+  $("#geo-ok").hidden = rep.problems.length > 0;
+  for (const p of rep.problems) {
+    const li = document.createElement("li");
+    const what = document.createElement("b");
+    what.textContent = geoKeyText(p.key, cam);
+    const key = document.createElement("code");
+    key.textContent = p.key;
+    const msg = document.createElement("div");
+    msg.className = "gmsg";
+    msg.lang = "en";
+    msg.textContent = p.message;
+    if (t("geo_msg_lang")) msg.title = t("geo_msg_lang");
+    li.append(what, " ", key, msg);
+    list.appendChild(li);
+  }
+}
+
+async function loadGeometry(id) {
+  show("geometry");
+  try {  // cameras added since the page loaded (an installer adds one, then checks it here)
+    const body = await api("/cameras");
+    for (const c of body.items) S.cameras.set(c.id, c);
+  } catch (e) { if (e.status === 401) throw e; }
+  if (!id) id = S.geoCam || (S.cameras && S.cameras.size ? S.cameras.keys().next().value : "");
+  fillGeoCameras(id);
+  const img = $("#geo-img"), msg = $("#geo-msg");
+  if (!id) { img.hidden = true; msg.textContent = t("geo_no_camera"); $("#geo-source").textContent = ""; return; }
+  S.geoCam = id;
+  const gen = ++S.geoGen;
+  msg.textContent = t("geo_drawing");
+  const path = `/cameras/${encodeURIComponent(id)}`;
+  const picture = fetch(`${API}${path}/geometry.png?lang=${S.lang}`, {
+    headers: { Authorization: `Bearer ${S.token}` }, cache: "no-store",
+  });
+  let cam = null, rep = null, r = null;
+  try {
+    [cam, rep, r] = await Promise.all([api(path), api(`${path}/geometry`), picture]);
+  } catch (e) {
+    if (gen !== S.geoGen) return;
+    img.hidden = true;
+    msg.textContent = `${t("geo_failed")}: ${e.status === 404 ? id : e.message}`;
+    $("#geo-problems").textContent = $("#geo-count").textContent = $("#geo-source").textContent = "";
+    $("#geo-ok").hidden = true;
+    if (e.status === 401) throw e;
+    return;
+  }
+  if (gen !== S.geoGen) return;
+  $("#geo-source").textContent = geoSource(rep);
+  geoProblems(rep, cam);
+  if (!r.ok) { img.hidden = true; msg.textContent = `${t("geo_failed")} (${r.status})`; return; }
+  const url = URL.createObjectURL(await r.blob());
+  if (gen !== S.geoGen) { URL.revokeObjectURL(url); return; }
+  if (S.geoBlob) URL.revokeObjectURL(S.geoBlob);
+  S.geoBlob = url;
+  img.onload = () => { img.hidden = false; msg.textContent = ""; };
+  img.src = url;
+}
+
 // --- routing and keys --------------------------------------------------------------------------
 
 function route() {
@@ -998,6 +1124,7 @@ function route() {
   if (view === "violation" && id) done(loadViolation(decodeURIComponent(id)));
   else if (view === "events") done(loadEvents());
   else if (view === "health") done(loadHealth());
+  else if (view === "geometry") done(loadGeometry(id ? decodeURIComponent(id) : ""));
   else done(loadQueue());
 }
 
@@ -1083,6 +1210,8 @@ $("#ev-vtype").addEventListener("change", () => {
   loadEvents(true).catch(() => {});
 });
 $("#ov-toggle").addEventListener("click", ovToggle);
+$("#geo-camera").addEventListener("change", () => { location.hash = `#/geometry/${encodeURIComponent($("#geo-camera").value)}`; });
+$("#geo-refresh").addEventListener("click", () => { if (S.geoCam) loadGeometry(S.geoCam).catch(() => {}); });
 $("#sel-all").addEventListener("change", () => {
   const on = $("#sel-all").checked;
   document.querySelectorAll("#queue-table tbody tr[data-id]").forEach((row) => {

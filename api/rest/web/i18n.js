@@ -57,6 +57,11 @@ window.I18N = {
     signal_kind_pedestrian: "行人信号灯", flow_title: "交通流量（每摄像机，各车道合计）",
     flow_none: "暂无交通流量数据（摄像机未配置 flow 或尚未统计）", flow_unit: "辆",
     flow_per: "每 {s} 秒", flow_latest: "最近", flow_lanes: "车道",
+    geometry: "标定图", geo_refresh: "刷新画面", geo_problems: "标定问题", geo_none: "未发现标定问题",
+    geo_live: "实时画面 {t}", geo_no_frame: "尚无实时画面：几何画在 {w}×{h} 灰底上（信号灯区域形状未检查）",
+    geo_unconfigured: "该摄像机未配置路口或流量标定", geo_drawing: "绘制中…", geo_failed: "无法绘制标定图",
+    geo_no_camera: "没有摄像机", geo_msg_lang: "说明为英文（配置项见左侧）",
+    geo_help: "图中画出停止线、车道（编号与行驶方向箭头）、人行横道、路口区域、信号灯区域和流量检测区；以上为几何本身的静态检查。改完标定后点“刷新画面”。",
   },
   en: {
     queue: "Queue", events: "Events", health: "Camera health", logout: "Log out",
@@ -120,6 +125,12 @@ window.I18N = {
     signal_kind_pedestrian: "pedestrian signal", flow_title: "Traffic flow (per camera, all lanes)",
     flow_none: "No traffic flow data (no camera has flow configured, or nothing counted yet)",
     flow_unit: "veh", flow_per: "per {s} s", flow_latest: "latest", flow_lanes: "lanes",
+    geometry: "Geometry", geo_refresh: "Refresh picture", geo_problems: "Geometry problems",
+    geo_none: "No geometry problem found", geo_live: "Live picture {t}",
+    geo_no_frame: "No live picture yet: geometry drawn on a {w}×{h} grey canvas (head shapes not checked)",
+    geo_unconfigured: "This camera has no intersection or flow geometry", geo_drawing: "Drawing…",
+    geo_failed: "Cannot draw the geometry", geo_no_camera: "No camera", geo_msg_lang: "",
+    geo_help: "The picture shows stop lines, lanes (number and travel arrow), crosswalks, the intersection zone, signal head regions and flow zones; the problems are static checks of the geometry itself. After changing the geometry, press Refresh picture.",
   },
 };
 
@@ -152,4 +163,23 @@ window.INCOMPLETE_ZH = {
     [/^no analysed frame kept$/, () => "无保存的分析帧"],
     [/^no clip$/, () => "无视频片段"],
   ],
+};
+
+// The config keys of geometry problems (pipeline/geometry_check.py) in the installer's words:
+// each part of the key, an element's id where the config has one ("进口道 south · 车道 s1 · 行驶方向箭头").
+window.GEO_KEYS = {
+  zh: {
+    intersection: "", approaches: "进口道", lanes: "车道", travel: "行驶方向箭头", stop_line: "停止线",
+    entry_line: "入口线", polygon: "区域", number: "车道号", movements: "导向", crosswalks: "人行横道",
+    axis: "轴线", signal_heads: "信号灯", region: "区域", layout: "排列", intersection_zone: "路口区域",
+    wrong_way: "逆行监测", zones: "监测区", parking: "禁停", solid_lines: "实线", lines: "",
+    points: "线位", flow: "流量", zone: "检测区",
+  },
+  en: {
+    intersection: "", approaches: "approach", lanes: "lane", travel: "travel arrow", stop_line: "stop line",
+    entry_line: "entry line", polygon: "polygon", number: "lane number", movements: "movements",
+    crosswalks: "crosswalk", axis: "axis", signal_heads: "signal head", region: "region", layout: "layout",
+    intersection_zone: "intersection zone", wrong_way: "wrong way", zones: "zone", parking: "no parking",
+    solid_lines: "solid line", lines: "", points: "points", flow: "flow", zone: "zone",
+  },
 };
