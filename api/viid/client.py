@@ -5,8 +5,11 @@ State machine::
     OFFLINE --register ok--> ONLINE --401 on any call / N keepalive failures--> OFFLINE
     OFFLINE --register fails--> OFFLINE (next attempt after jittered exponential back-off)
 
-Every call carries ``User-Identify``; a 401 (or a 200 whose StatusString says "register first")
-on any call drops the session, re-registers and replays the call once. A 401 whose challenge says
+Every call carries ``User-Identify``; a 401 (or a 200 whose StatusString says "register first",
+also per object in a ResponseStatusList) on any call drops the session, re-registers and
+replays the call once. ``keepalive_max_failures`` data requests in a row without an HTTP answer
+drop the session too (the link is down, §9); while a Register is in back-off
+:meth:`ViidClient.register_wait_s` says how long nothing can be sent. A 401 whose challenge says
 ``stale=true`` is answered with the new nonce only (no re-register); the nonce count restarts at 1
 for every new nonce. Digest MD5 and SHA-256 (RFC 7616) are supported; SHA-256 is preferred when a
 server offers both.
@@ -136,6 +139,7 @@ class ViidClient:
         self._content_type = config.platform.content_type
         self._lock = threading.RLock()
         self._failures = 0
+        self._unanswered = 0  # data requests in a row without an HTTP answer
         self._register_failures = 0
         self._next_register_at = 0.0
         self._last_keepalive = 0.0
@@ -281,6 +285,14 @@ class ViidClient:
                 self._next_register_at = now + delay * random.uniform(0.5, 1.0)
                 raise
             self._maybe_sync_time()
+
+    def register_wait_s(self) -> float:
+        """Seconds until the next Register attempt while the session is down and in back-off
+        (0 when online or when an attempt is due): nothing can be sent before then."""
+        with self._lock:
+            if self.state is SessionState.ONLINE:
+                return 0.0
+            return max(0.0, self._next_register_at - self._clock())
 
     def _note_failure(self, cause: str) -> None:
         """Log a handshake failure at warning level once per change of cause; keep it for
@@ -429,7 +441,12 @@ class ViidClient:
         """POST a prepared body whose objects have ``ids``; ``url`` may be absolute."""
         for attempt in (1, 2):
             self.ensure_session()
-            resp = self._send_stale_aware("POST", url, body, self._headers())
+            try:
+                resp = self._send_stale_aware("POST", url, body, self._headers())
+            except DeliveryError:
+                self._no_answer(url)
+                raise
+            self._unanswered = 0
             try:
                 return self._results(resp, ids)
             except SessionLostError:
@@ -438,6 +455,26 @@ class ViidClient:
                     raise
                 log.info("session lost on %s; re-registering and replaying", url)
         raise DeliveryError("unreachable")  # pragma: no cover
+
+    def _no_answer(self, url: str) -> None:
+        """A data request got no HTTP answer (refused, reset, timed out). Like keepalives,
+        ``keepalive_max_failures`` in a row mean the link is down (GAT1400.md §9): the session
+        is dropped, so the next call registers again (with back-off) instead of posting into a
+        dead link until the keepalive notices."""
+        with self._lock:
+            self._unanswered += 1
+            if (
+                self._unanswered >= self.config.keepalive_max_failures
+                and self.state is SessionState.ONLINE
+            ):
+                log.warning(
+                    "%d requests in a row to %s got no answer (last %s): registering again",
+                    self._unanswered,
+                    self.config.base_url,
+                    url,
+                )
+                self._unanswered = 0
+                self.drop_session()
 
     def _send_stale_aware(
         self, method: str, url: str, body: bytes | None, headers: dict[str, str]

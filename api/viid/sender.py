@@ -9,8 +9,10 @@ row becomes a dead letter); permanent → dead letter at once, with the platform
 (``Outbox.list_dead`` / ``retry_dead``). A whole request refused with a 4xx is re-sent one object
 per request so one bad object never takes its siblings down. A sender killed at any point
 loses nothing: claimed rows come back when their lease runs out, and the receiver treats known
-ids as delivered. While the platform is down every batch fails: each cause is logged once, then
-at most once a minute with how many more there were (:class:`RepeatedWarning`).
+ids as delivered. While the client waits out its Register back-off (the platform is down or
+refuses us) nothing is claimed, so rows do not pile up back-off and go as soon as it registers
+again; failures that still happen are logged once per cause, then at most once a minute with how
+many more there were (:class:`RepeatedWarning`).
 """
 
 from __future__ import annotations
@@ -137,6 +139,10 @@ class OutboxSender:
     def run_once(self) -> SendReport:
         """Claim one batch of due rows and try to deliver it."""
         report = SendReport()
+        if self.client.register_wait_s() > 0:
+            # the platform refused or did not answer our Register: a claimed row could only fail
+            # and back off further, so rows stay due and go as soon as a Register succeeds
+            return report
         now = clock.now_ms()
         o = self.options
         items = self.outbox.claim_batch(o.destination, o.claim_limit, now, lease_ms=o.lease_ms)
