@@ -47,3 +47,22 @@ def test_analyze_delivers_every_event_once(
     assert len(held) == stored, stats
     assert len(set(held)) == len(held)
     assert stats["rejected"] == 0, stats
+
+
+def test_deliver_refuses_a_file_whose_recording_time_is_unknown(
+    sample_videos: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without a creation_time tag or --start-time every record would carry the analysis time
+    (a view library files it at the wrong moment): refused before anything is written."""
+    clip = sample_videos / "urban_buses_596x336.mp4"  # no creation_time tag
+    delivery = tmp_path / "delivery.yaml"
+    delivery.write_text(
+        'base_url: http://127.0.0.1:9\ndevice_id: "34020000001190000001"\n'
+        "username: admin\npassword: x\n"
+    )
+    out = tmp_path / "out"
+    rc = main(["analyze", str(clip), "--out", str(out), "--deliver", str(delivery)])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "no creation_time tag" in err and "--start-time" in err
+    assert not out.exists()

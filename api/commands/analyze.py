@@ -32,7 +32,7 @@ from sharpeyes.pipeline.signal_input import PhaseHub, UdpPhaseListener
 from sharpeyes.pipeline.types import Detections, Event, Frame, SignalState, Tracks
 
 if TYPE_CHECKING:
-    from sharpeyes.api.viid.delivery import Delivery
+    from sharpeyes.api.viid.delivery import Delivery, DeliveryConfig
 
 logger = logging.getLogger(__name__)
 
@@ -236,11 +236,7 @@ def analyze_video(opts: AnalyzeOptions) -> AnalyzeResult:
         raise StreamOpenError(f"video file not found: {opts.video}")
     base = opts.camera if opts.camera is not None else load_camera_config(opts.config)
     cam = apply_overrides(base, opts)
-    delivery_cfg = None
-    if opts.deliver:
-        from sharpeyes.api.viid.delivery import load_delivery_config
-
-        delivery_cfg = load_delivery_config(Path(opts.deliver))
+    delivery_cfg = _delivery_config(opts)
     out = output_dir(opts)
     out.mkdir(parents=True, exist_ok=True)
     outputs = _Outputs.open(out, cam, bool(opts.deliver))
@@ -350,6 +346,44 @@ CLOCK_NOTES = {
     "opened": "times: stamped from the analysis start (the file has no creation_time tag; "
     "--start-time gives the recording's start)",
 }
+
+
+def _delivery_config(opts: AnalyzeOptions) -> DeliveryConfig | None:
+    """``--deliver``'s config, or None; refused when the records' times would be wrong."""
+    if not opts.deliver:
+        return None
+    from sharpeyes.api.viid.delivery import load_delivery_config
+
+    cfg = load_delivery_config(Path(opts.deliver))
+    if opts.start_time_ms is None:
+        _refuse_analysis_time(opts.video)
+    return cfg
+
+
+def _refuse_analysis_time(video: Path) -> None:
+    """``--deliver`` on a file whose times would be the analysis time (no ``creation_time``
+    tag, no ``--start-time``): a view library would file every record at the wrong moment — a
+    violation notice with a wrong time is thrown out — so nothing is analysed (checked before
+    anything is written). A file that cannot be opened is left to the source to report.
+
+    Raises:
+        ConfigError: the file's recording time is unknown.
+    """
+    import av
+
+    from sharpeyes.streams.file_source import creation_time_ms
+
+    try:
+        with av.open(str(video)) as container:
+            tagged = creation_time_ms(dict(container.metadata)) is not None
+    except (av.FFmpegError, OSError, ValueError):
+        return
+    if not tagged:
+        raise ConfigError(
+            f"--deliver: {video.name} has no creation_time tag, so its records would carry the "
+            "time of this analysis, not of the recording; give the recording's start with "
+            "--start-time (e.g. --start-time 2026-12-01T08:00:00, Beijing time)"
+        )
 
 
 def source_report(source: object) -> tuple[list[str], str]:
