@@ -21,9 +21,9 @@
    And data requests that get no answer count like failed keepalives: after
    ``keepalive_max_failures`` in a row the session is dropped and registered again (GAT1400.md
    §9), instead of posting into a dead link until the keepalive notices (90 s by default).
-5. ``sharpeyes serve`` drops the body of every ``POST /VIID/Subscribes`` from a caller without
-   a bearer token (an upper platform has none): strict xfail until ``api/rest/app.py`` lets
-   ``/VIID/`` bodies through the request guard.
+5. ``sharpeyes serve`` dropped the body of every ``POST /VIID/Subscribes`` from a caller
+   without a bearer token (an upper platform has none): ``api/rest/app.py`` now lets ``/VIID/``
+   bodies through the request guard (the routes check the caller themselves).
 """
 
 from __future__ import annotations
@@ -228,12 +228,6 @@ def test_requests_without_an_answer_drop_the_session_like_keepalives() -> None:
 # -- 5. /VIID/Subscribes behind `sharpeyes serve` (fix outside api/viid: reported) -------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="api/rest/app.py builds RequestGuardMiddleware without public_prefixes, so a request "
-    "without a bearer token (every upper platform) reaches /VIID/Subscribes with its body "
-    "dropped: StatusCode 7 'invalid JSON format' for any SubscribeObject",
-)
 def test_an_upper_platform_can_subscribe_through_serve(tmp_path: Path) -> None:
     import yaml
     from fastapi.testclient import TestClient

@@ -67,6 +67,7 @@ logger = logging.getLogger(__name__)
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
 DOCS_ASSETS = Path(fastapi_offline.__file__).resolve().parent / "static"
+VIID_PUBLIC_PREFIXES = ("/VIID/",)
 _MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _STATUS: list[tuple[type[Exception], int]] = [
     (NotFoundError, 404),
@@ -308,6 +309,9 @@ def create_app(
         default_limit=settings.max_body_bytes,
         limits=settings.body_limits,
         authenticate=_token_checker(service),
+        # GA/T 1400 callers (upper platforms) carry no bearer token: the /VIID routes check
+        # them on their own (User-Identify allow-list, Digest); body limits still apply
+        public_prefixes=VIID_PUBLIC_PREFIXES,
     )
     if settings.security_headers:
         app.add_middleware(SecurityHeadersMiddleware)

@@ -12,7 +12,8 @@ their own (:class:`SubscriberAuth`: a ``User-Identify`` allow-list and/or HTTP D
   CancelReason) cancels — so does a body without OperateType —, with 0 replaces;
   ``PUT /VIID/Subscribes`` does the same in batch.
 - ``DELETE /VIID/Subscribes?IDList=a,b`` and ``DELETE /VIID/Subscribes/<ID>`` cancel too (the
-  rows stay for the audit log). ``GET /VIID/Subscribes[/<ID>]`` lists them with their status.
+  rows stay for the audit log). ``GET /VIID/Subscribes[/<ID>]`` lists them with their status
+  (refused on an open node, see :class:`SubscriberAuth`).
 """
 
 from __future__ import annotations
@@ -58,12 +59,19 @@ class SubscriptionRefusedError(SharpeyesError, ValueError):
 class SubscriberAuth:
     """Who may subscribe: ``allowed_ids`` (User-Identify) and/or Digest ``accounts``.
 
-    Both empty: anyone on the network may subscribe (demo and tests only; logged at start).
+    Both empty ("open"): anyone on the network may subscribe (demo and tests only; a warning
+    at start), but nobody may list or read subscriptions (``GET`` answers 403: the list names
+    every subscriber's ReceiveAddr), and an existing subscription can be replaced or cancelled
+    only with the ``User-Identify`` it was created with.
     """
 
     allowed_ids: frozenset[str] = frozenset()
     accounts: Mapping[str, str] = field(default_factory=dict)
     realm: str = "sharpeyes-viid"
+
+    @property
+    def is_open(self) -> bool:
+        return not (self.allowed_ids or self.accounts)
 
 
 def _split(text: str | None) -> list[str]:
@@ -191,6 +199,21 @@ class _Handlers:
             return resp
         return None
 
+    def refuse_read(self, request: Request) -> Response | None:
+        """:meth:`refuse`, and on an open node (no allow-list, no account) every read."""
+        if self.auth.is_open:
+            code = int(StatusCode.INVALID_OPERATION)
+            why = "reading subscriptions needs allowed_subscribers or a subscriber account"
+            return self.single(request.url.path, code, why, None, 403)
+        return self.refuse(request)
+
+    def not_owner(self, sid: str, who: str | None) -> bool:
+        """On an open node: does ``sid`` exist and belong to another caller than ``who``?"""
+        if not self.auth.is_open:
+            return False
+        sub = self.registry.get(sid)
+        return sub is not None and (sub.subscriber or None) != (who or None)
+
     async def body(self, request: Request) -> tuple[object | None, Response | None]:
         raw = await request.body()
         try:
@@ -224,6 +247,9 @@ class _Handlers:
             loc = ".".join(str(p) for p in first["loc"])
             return self.status(url, bad, f"{loc}: {first['msg']}", sid_s)
         now = int(self.clock() * 1000)
+        if self.not_owner(obj.SubscribeID, who):
+            code = int(StatusCode.INVALID_OPERATION)
+            return self.status(url, code, "subscribed by another caller", obj.SubscribeID)
         if obj.OperateType == int(OperateType.CANCEL):
             return self.cancel(url, obj.SubscribeID, who, _cancel_reason(obj), "cancel")
         try:
@@ -238,6 +264,9 @@ class _Handlers:
     def cancel(
         self, url: str, sid: str, who: str | None, reason: str, action: str
     ) -> dict[str, Any]:
+        if self.not_owner(sid, who):
+            code = int(StatusCode.INVALID_OPERATION)
+            return self.status(url, code, "subscribed by another caller", sid)
         if self.registry.cancel(sid, actor=who, reason=reason, action=action):
             return self.status(url, int(StatusCode.OK), "OK", sid)
         return self.status(url, int(StatusCode.INVALID_OPERATION), "unknown SubscribeID", sid)
@@ -303,8 +332,12 @@ def create_subscription_router(
 ) -> APIRouter:
     """The ``/VIID/Subscribes`` routes on ``registry``; ``template`` adds MEGVII checks."""
     h = _Handlers(registry, auth or SubscriberAuth(), template, clock)
-    if not (h.auth.allowed_ids or h.auth.accounts):
-        log.warning("/VIID/Subscribes accepts subscriptions from anyone (no SubscriberAuth)")
+    if h.auth.is_open:
+        log.warning(
+            "/VIID/Subscribes accepts subscriptions from anyone: set "
+            "delivery.subscriptions.allowed_subscribers (User-Identify) and/or "
+            "subscriber_username; until then nobody may list subscriptions (GET answers 403)"
+        )
     router = APIRouter(tags=["GA/T 1400 subscriptions"])
     _register_writes(router, h)
     _register_reads(router, h)
@@ -365,14 +398,14 @@ def _register_reads(router: APIRouter, h: _Handlers) -> None:
 
     @router.get(PATH)
     async def list_all(request: Request) -> Response:
-        if (refused := h.refuse(request)) is not None:
+        if (refused := h.refuse_read(request)) is not None:
             return refused
         subs = [s.public() for s in await run_in_threadpool(registry.list_all)]
         return _json({"SubscribeListObject": {"SubscribeObject": subs}})
 
     @router.get(PATH + "/{subscribe_id}")
     async def get_one(subscribe_id: str, request: Request) -> Response:
-        if (refused := h.refuse(request)) is not None:
+        if (refused := h.refuse_read(request)) is not None:
             return refused
         sub = await run_in_threadpool(registry.get, subscribe_id)
         if sub is None:
