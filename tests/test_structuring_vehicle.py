@@ -185,6 +185,19 @@ def test_a_read_blue_plate_bounds_the_vehicle_class() -> None:
     assert refine_by_plate("bus", "K11", None) == ("bus", "K11")
 
 
+def test_two_clear_views_without_a_plate_do_not_make_a_car_plateless() -> None:
+    """Seen whole in only two reads (a car ahead that was not yet tracked hid the plate in the
+    others, as the Beijing clip's taxi behind the van): not enough to say "no plate"."""
+    from sharpeyes.pipeline.structuring.vehicle import MIN_WHOLE_READS, STATUS_OUT_OF_VIEW
+
+    assert MIN_WHOLE_READS == 3
+    for reads, status in ((2, STATUS_OUT_OF_VIEW), (3, "no_plate_visible")):
+        st = stage(FakeReader([]), read_interval_s=0.04, max_reads_per_track=reads)
+        (event,) = run_track(st)
+        assert dict(event.extra)["plate_reads"] == str(reads)
+        assert dict(event.extra)["plate_status"] == status, reads
+
+
 def test_no_plate_found_with_the_plate_end_cut_off_is_not_no_plate() -> None:
     """A car whose lower edge (where plates sit) was cut by the frame in every read: no plate
     found says nothing about whether it has one (``plate_out_of_view``, GA/T HasPlate unknown);
