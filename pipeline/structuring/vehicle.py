@@ -70,7 +70,7 @@ MIN_WHOLE_READS = 3
 """Reads with the plate end clear before "no plate" is said. One or two can be a moment when a
 car ahead that is not (yet) tracked hides the plate — the Beijing clip's green taxi (label 6),
 read twice behind the van in front before that van's track started, went out as 无牌 (HasPlate
-"false"); every plated vehicle there was seen whole in 4 to 12 reads."""
+"false"); the plated vehicles there were read 4 to 12 times."""
 EDGE_SHARE = 0.02
 """A box ending within this share of the frame's height from its bottom edge counts as cut by
 it (a detector's box of a truncated object ends a few pixels inside the edge)."""
