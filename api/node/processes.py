@@ -384,6 +384,7 @@ def run_node(
         StoreError: the shared store cannot be opened.
     """
     from sharpeyes.api.commands.run import say, started_line, stop_on_signals, summary_line
+    from sharpeyes.api.node.runtime import DRAIN_AT_STOP_S, report_undelivered
 
     n_gpus = count_gpus() if gpus is None else gpus
     plans = plan_workers(config, workers or config.node.workers, n_gpus)
@@ -405,11 +406,15 @@ def run_node(
         finally:
             logger.info("stopping %d workers", len(plans))
             last = facade.health()
-            facade.stop()
-            if delivery is not None:
-                delivery.stop(drain_timeout_s=5.0)
+            facade.stop()  # each worker commits its cameras' last events before it exits
+            undelivered: dict[str, int] = {}
+            if delivery is not None:  # then what they committed is drained
+                delivery.stop(drain_timeout_s=DRAIN_AT_STOP_S)
+                undelivered["GA/T 1400"] = delivery.pending()
             if mqtt is not None:
-                mqtt.stop(drain_timeout_s=5.0)
+                mqtt.stop(drain_timeout_s=DRAIN_AT_STOP_S)
+                undelivered["MQTT"] = mqtt.sender.backlog().backlog
+            report_undelivered(undelivered)
             if store is not None:
                 store.close()
             if metrics is not None:

@@ -71,6 +71,23 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+DRAIN_AT_STOP_S = 5.0  # how long a stopping node keeps delivering what is still pending
+
+
+def report_undelivered(pending: dict[str, int]) -> str | None:
+    """One warning when records are still pending at exit (per destination); the line."""
+    left = {k: n for k, n in pending.items() if n > 0}
+    if not left:
+        return None
+    total = sum(left.values())
+    where = ", ".join(f"{k} {n}" for k, n in left.items())
+    line = (
+        f"stopped with {total} records not yet delivered ({where}): kept in the outbox, "
+        "sent at the next start or by `sharpeyes deliver`"
+    )
+    logger.warning("%s", line)
+    return line
+
 
 def build_backend_detector(config: ServiceConfig) -> tuple[Detector, str]:
     """The node's one detector, shared by every camera behind the batcher, and the backend in
@@ -231,18 +248,26 @@ class NodeRuntime:
         self._own.clear()
         if self._jsonl is not None:
             self._jsonl.close()
-        if self._delivery is not None:
-            self._delivery.stop(drain_timeout_s=5.0)
-        if self._mqtt is not None:
-            self._mqtt.stop(drain_timeout_s=5.0)
-        if self._kafka is not None:
-            self._kafka.stop(drain_timeout_s=5.0)
+        # the cameras' last events (open tracks flushed above) are committed — with their
+        # outbox rows — before delivery drains, or they would stay pending until the next start
         if self._writer is not None:
             if not self._writer.close(timeout_s):
                 logger.error(
                     "store writer: events left unwritten at stop (%s)", self._writer.stats()
                 )
             self._writer = None
+        undelivered: dict[str, int] = {}
+        if self._delivery is not None:
+            self._delivery.stop(drain_timeout_s=DRAIN_AT_STOP_S)
+            undelivered["GA/T 1400"] = self._delivery.pending()
+        if self._mqtt is not None:
+            self._mqtt.stop(drain_timeout_s=DRAIN_AT_STOP_S)
+            undelivered["MQTT"] = self._mqtt.sender.backlog().backlog
+        if self._kafka is not None:
+            self._kafka.stop(drain_timeout_s=DRAIN_AT_STOP_S)
+            undelivered["Kafka"] = self._kafka.sender.backlog().backlog
+        self._delivery = self._mqtt = self._kafka = None
+        report_undelivered(undelivered)
         if self._store is not None and self._owns_store:
             self._store.close()
             self._store = None

@@ -37,7 +37,7 @@ from pydantic import (
 )
 
 from sharpeyes.api.store import EventStore, OutboxStats, StoredEvent
-from sharpeyes.api.store.files import plate_path
+from sharpeyes.api.store.files import plate_path, scene_path
 from sharpeyes.api.viid.client import SessionState, ViidClient
 from sharpeyes.api.viid.config import (
     ViidClientConfig,
@@ -324,11 +324,14 @@ class EvidenceImages:
         closeup = self._ref(crop)
         if closeup is None and stored.event.crop_jpeg:
             closeup = ImageRef(data=stored.event.crop_jpeg)
-        if not stored.evidence_dir:  # a checkpoint read's plate picture lies beside the crop
+        if not stored.evidence_dir:  # a checkpoint read's plate and scene lie beside the crop
             plate = None if crop is None else self._ref(plate_path(crop))
             if plate is None and stored.event.plate_jpeg:
                 plate = ImageRef(data=stored.event.plate_jpeg)
-            return EventImages(closeup=closeup, plate=plate)
+            scene = None if crop is None else self._ref(scene_path(crop))
+            if scene is None and stored.event.scene_jpeg:
+                scene = ImageRef(data=stored.event.scene_jpeg)
+            return EventImages(scene=scene, closeup=closeup, plate=plate)
         folder = Path(stored.evidence_dir)
         if not folder.is_absolute():
             folder = self.files_root / folder
@@ -462,6 +465,10 @@ class Delivery:
     def subscription_backlog(self) -> int:
         """Pending notification rows over every subscription."""
         return 0 if self.notifier is None else self.notifier.backlog()
+
+    def pending(self) -> int:
+        """Rows still to deliver: the upper platform's and every subscription's."""
+        return self.backlog().backlog + self.subscription_backlog()
 
     def drain(self, timeout_s: float) -> bool:
         """Wait until no row is pending (rows given up on do not count); False on timeout."""
