@@ -211,6 +211,12 @@ class EventsConfig(StrictModel):
         0.1, ge=0.0, le=1.0, description="Extra margin around the best box for the crop."
     )
     crop_jpeg_quality: int = Field(90, ge=10, le=100, description="JPEG quality of crops.")
+    scene_images: bool | None = Field(
+        None,
+        description="Keep the full frame of each event's best crop as its scene picture (GA/T "
+        "SubImage 01 / 14 of checkpoint, face and person records). None: on for cameras with "
+        "structuring or face capture, off otherwise (a frame per event costs disk).",
+    )
     trajectory_points: int = Field(
         16, ge=2, le=256, description="Points kept in the event's trajectory summary."
     )

@@ -67,6 +67,8 @@ BORDER_PX = 2.0
 BORDER_PENALTY = 0.5
 MIN_MOVE_FRACTION = 0.02
 """Displacement below this fraction of the frame diagonal is 'no direction'."""
+SCENE_JPEG_QUALITY = 85
+"""JPEG quality of an event's scene picture (a full frame: about a tenth the bytes of q 95)."""
 
 
 class _Trajectory:
@@ -131,6 +133,7 @@ class _TrackLog:
     detections: int = 0
     best_quality: float = -1.0
     best_crop: ImageBGR | None = None
+    best_frame: ImageBGR | None = None  # the frame of ``best_crop`` (a reference, not a copy)
     best_box: Box | None = None
     best_pts: float | None = None
     emitted: bool = False
@@ -190,6 +193,7 @@ class TrackEventBuilder:
         self._max_tracks = max_tracks
         self._stale_s = stale_s
         self._kinds = frozenset(ObjectKind[k.upper()] for k in config.kinds)
+        self._scenes = bool(config.scene_images)  # None (not resolved by the camera): off
         self._logs: dict[int, _TrackLog] = {}
         self._frame_diag = 0.0
 
@@ -253,6 +257,8 @@ class TrackEventBuilder:
             if crop is not None:
                 log.best_quality, log.best_crop = quality, crop
                 log.best_box, log.best_pts = box, frame.pts
+                if self._scenes:
+                    log.best_frame = frame.image
 
     def _new_log(self, tid: int, kind: ObjectKind, frame: Frame) -> _TrackLog:
         if len(self._logs) >= self._max_tracks:
@@ -285,7 +291,7 @@ class TrackEventBuilder:
                 if event is not None:
                     events.append(event)
                 log.emitted = True
-                log.best_crop = None
+                log.best_crop = log.best_frame = None
                 log.trajectory = _Trajectory(1)
         return events
 
@@ -319,6 +325,7 @@ class TrackEventBuilder:
             best_box=log.best_box,
             best_pts=log.best_pts,
             crop_jpeg=self._encode(log.best_crop),
+            scene_jpeg=self._encode(log.best_frame, SCENE_JPEG_QUALITY),
             trajectory=trajectory,
             heading_deg=heading,
             direction=direction,
@@ -346,12 +353,11 @@ class TrackEventBuilder:
             )
         return round(heading, 1), image_direction(heading), extra
 
-    def _encode(self, crop: ImageBGR | None) -> bytes | None:
+    def _encode(self, crop: ImageBGR | None, quality: int | None = None) -> bytes | None:
         if crop is None:
             return None
-        ok, buf = cv2.imencode(
-            ".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, self._cfg.crop_jpeg_quality]
-        )
+        q = self._cfg.crop_jpeg_quality if quality is None else quality
+        ok, buf = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, q])
         if not ok:
             logger.warning("%s: JPEG encoding of a %s crop failed", self._stream_id, crop.shape)
             return None

@@ -403,6 +403,7 @@ class Event:
     detail: str | None = None
     evidence_path: str | None = None
     plate_jpeg: bytes | None = None  # plate picture of a checkpoint read (pipeline.structuring)
+    scene_jpeg: bytes | None = None  # the full frame of the best crop (``events.scene_images``)
     extra: tuple[tuple[str, str], ...] = field(default=())
 
     def with_(self, **changes: object) -> Self:

@@ -62,6 +62,27 @@ def stored(db_path: Path, stream_id: str) -> list[Stored]:
     return out
 
 
+def scenes_missing(db_path: Path, stream_id: str, event_type: str) -> list[str]:
+    """Events of ``event_type`` whose scene picture (beside the crop) is not on disk."""
+    from sharpeyes.api.store.files import scene_path
+
+    db = open_database(str(db_path))
+    try:
+        with db.transaction(readonly=True) as conn:
+            rows = conn.fetchall(
+                "SELECT event_id, crop_path FROM events WHERE stream_id = ? AND type = ?",
+                (stream_id, event_type),
+            )
+    finally:
+        db.close()
+    assert rows, f"no {event_type} in {db_path}"
+    return [
+        str(eid)
+        for eid, crop in rows
+        if not crop or not scene_path(db_path.parent / str(crop)).is_file()
+    ]
+
+
 def plates(events: list[Stored]) -> list[tuple[str, str | None]]:
     return sorted((e.plate, e.plate_color) for e in events if e.plate)
 
@@ -93,6 +114,9 @@ def test_checkpoint_reads_the_same_plate_offline_live_and_in_the_cluster(tmp_pat
         assert colour_of(got, NISSAN) == colour_of(offline, NISSAN), name
         assert {e.type for e in got} == {e.type for e in offline}, name
     assert colour_of(offline, NISSAN) - {"None"}, "the Nissan's body colour was not stated"
+    for db in (tmp_path / "a" / "events.db", tmp_path / "r" / "events.db"):
+        assert scenes_missing(db, cam.id, "vehicle_pass") == [], db  # the 卡口 scene picture
+    assert scenes_missing(tmp_path / "c" / "cluster.db", cam.id, "vehicle_pass") == []
 
 
 @pytest.mark.skipif(not PEDESTRIANS.is_file(), reason="shared pedestrian clip missing")
@@ -116,6 +140,7 @@ def test_faces_are_captured_offline_live_and_in_the_cluster(tmp_path: Path) -> N
         ("cluster", tmp_path / "c" / "cluster.db"),
     ):
         faces = [e for e in stored(db, cam.id) if e.type == "face_capture"]
+        assert scenes_missing(db, cam.id, "face_capture") == [], name  # GA/T 14 with the face
         counts[name] = len(faces)
         # one capture per person track, never two for the same pedestrian
         assert len({f.track_id for f in faces}) == len(faces), (name, faces)

@@ -113,6 +113,19 @@ def test_one_face_per_person_track_after_its_event() -> None:
     assert faces.calls == 4  # 2 s of track, a read every 0.5 s: not every frame
 
 
+def test_the_face_scene_is_the_frame_the_face_was_taken_from() -> None:
+    import cv2
+
+    (_, face) = run(FakeFaces(40.0), read_interval_s=0.5)
+    assert face.scene_jpeg is not None and face.best_pts is not None
+    scene = cv2.imdecode(np.frombuffer(face.scene_jpeg, np.uint8), cv2.IMREAD_COLOR)
+    errors = [
+        float(np.abs(scene.astype(int) - textured_frame(i).image.astype(int)).mean())
+        for i in range(20)
+    ]
+    assert int(np.argmin(errors)) == round(face.best_pts * 10), errors  # that frame (10 fps)
+
+
 def test_no_usable_face_no_event() -> None:
     assert [e.type for e in run(FakeFaces(None))] == [EventType.PERSON_SEEN]
     assert [e.type for e in run(FakeFaces(12.0))] == [EventType.PERSON_SEEN]  # too small
@@ -129,7 +142,10 @@ def test_face_object_passes_megvii_template() -> None:
     assert obj is not None
     p = obj.payload
     assert len(p["FaceID"]) == 48 and p["FaceID"][41:43] == "06"
-    assert [s["Type"] for s in p["SubImageList"]["SubImageInfoObject"]] == ["11"]
+    subs = p["SubImageList"]["SubImageInfoObject"]
+    assert sorted(s["Type"] for s in subs) == ["11", "14"]  # the face and the frame it is from
+    (scene,) = (s for s in subs if s["Type"] == "14")
+    assert (scene["Width"], scene["Height"]) == (W, H)
     spec = COLLECTIONS[obj.collection]
     report = load_default_template().validate(spec.interface, spec.envelope([p]))
     assert report.ok, report.summary()

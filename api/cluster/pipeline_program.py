@@ -189,6 +189,8 @@ class LeaseCommitter:
         for e in events:
             if e.crop_jpeg is not None:
                 self.storage.put(evidence_key(e.event_id, "crop.jpg"), e.crop_jpeg)
+            if e.scene_jpeg is not None:
+                self.storage.put(evidence_key(e.event_id, "scene.jpg"), e.scene_jpeg)
             if e.evidence_path is not None and Path(e.evidence_path).is_dir():
                 for f in sorted(Path(e.evidence_path).iterdir()):
                     if f.is_file():

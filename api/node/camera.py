@@ -380,9 +380,13 @@ def build_camera(
     live = is_live_source(source)
     prefetch = env.prefetch if env.prefetch is not None else not live
     riders = RiderMemory() if cam.events.suppress_riders else None
+    events_cfg = cam.events
+    if events_cfg.scene_images is None:  # on where records are structured: 卡口, faces
+        structured = cam.structuring.enabled or cam.faces.enabled
+        events_cfg = events_cfg.model_copy(update={"scene_images": structured})
     events: TrackEvents = TrackEventBuilder(
         cam.id,
-        cam.events,
+        events_cfg,
         class_names=tuple(names),
         class_codes=VEHICLE_CLASS_CODES,
         image_up_bearing_deg=cam.image_up_bearing_deg,
@@ -399,7 +403,7 @@ def build_camera(
         from sharpeyes.pipeline.structuring.faces import FaceCapture, YuNetLandmarkFaces
 
         faces = YuNetLandmarkFaces(str(resolve_model("yunet_face")))
-        events = FaceCapture(events, faces, cam.faces)
+        events = FaceCapture(events, faces, cam.faces, scene_images=bool(events_cfg.scene_images))
     if cam.flow is not None:  # traffic flow per lane; the counted lane goes on pass events
         from sharpeyes.pipeline.flow import FlowEvents
 

@@ -22,11 +22,15 @@ from pathlib import Path
 
 from sharpeyes.api.rest.errors import NotFoundError
 from sharpeyes.api.rest.schemas import EVIDENCE_NAMES
+from sharpeyes.api.store.files import scene_path
 from sharpeyes.api.store.records import StoredEvent
 
 logger = logging.getLogger(__name__)
 
 CROP_NAME = "crop.jpg"
+SCENE_NAME = "scene.jpg"
+"""The full frame of a pass / face / person event's best crop, beside the crop (not a record's
+file: a violation's scene is its image 1)."""
 CURRENT_TOKEN: ContextVar[str] = ContextVar("sharpeyes_current_token", default="")
 """The token id of the request being served (set by the auth dependencies)."""
 MEDIA_TYPES: dict[str, str] = {
@@ -75,10 +79,12 @@ class EvidenceLocator:
         return resolved
 
     def _candidate(self, stored: StoredEvent, name: str) -> Path | None:
-        if name == CROP_NAME:
+        if name in (CROP_NAME, SCENE_NAME):
             if not stored.crop_path:
                 return None
             base_file = self._roots[0] / stored.crop_path
+            if name == SCENE_NAME:
+                base_file = scene_path(base_file)
             allowed_dir = self._roots[0]
         else:
             if name not in EVIDENCE_NAMES:
@@ -94,7 +100,7 @@ class EvidenceLocator:
             return None
         if not _within(resolved, allowed_dir) or not resolved.is_file():
             return None
-        if name != CROP_NAME and resolved.parent != allowed_dir:
+        if name not in (CROP_NAME, SCENE_NAME) and resolved.parent != allowed_dir:
             return None
         return resolved
 

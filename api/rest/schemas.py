@@ -33,7 +33,15 @@ EventTypeName = Literal[
     "face_capture",
 ]
 EvidenceName = Literal[
-    "1.jpg", "2.jpg", "3.jpg", "plate.jpg", "composite.jpg", "clip.mp4", "record.json", "crop.jpg"
+    "1.jpg",
+    "2.jpg",
+    "3.jpg",
+    "plate.jpg",
+    "composite.jpg",
+    "clip.mp4",
+    "record.json",
+    "crop.jpg",
+    "scene.jpg",
 ]
 EVIDENCE_NAMES: tuple[str, ...] = EvidenceName.__args__  # type: ignore[attr-defined]
 

@@ -131,6 +131,7 @@ def write_atomic(path: Path, data: bytes, *, overwrite: bool = False) -> bool:
 
 
 PLATE_SUFFIX = ".plate.jpg"
+SCENE_SUFFIX = ".scene.jpg"
 
 
 def plate_path(crop: Path) -> Path:
@@ -138,9 +139,15 @@ def plate_path(crop: Path) -> Path:
     return crop.with_name(crop.name.removesuffix(".jpg") + PLATE_SUFFIX)
 
 
+def scene_path(crop: Path) -> Path:
+    """Where an event's scene picture (the full frame of its best crop) lies: beside the crop."""
+    return crop.with_name(crop.name.removesuffix(".jpg") + SCENE_SUFFIX)
+
+
 def write_crops(files_root: Path, events: Sequence[Event]) -> list[str | None]:
-    """Write the crops of ``events`` and their plate pictures (``<crop>.plate.jpg``, see
-    :func:`plate_path`), one directory fsync per directory; returns the crops' relative paths."""
+    """Write the crops of ``events``, their plate pictures (``<crop>.plate.jpg``, see
+    :func:`plate_path`) and scene pictures (``<crop>.scene.jpg``, :func:`scene_path`), one
+    directory fsync per directory; returns the crops' relative paths."""
     rels = [crop_relpath(e) for e in events]
     items: list[tuple[Path, bytes]] = []
     for rel, e in zip(rels, events, strict=True):
@@ -149,6 +156,8 @@ def write_crops(files_root: Path, events: Sequence[Event]) -> list[str | None]:
         items.append((files_root / rel, e.crop_jpeg))
         if e.plate_jpeg:
             items.append((plate_path(files_root / rel), e.plate_jpeg))
+        if e.scene_jpeg:
+            items.append((scene_path(files_root / rel), e.scene_jpeg))
     write_files_atomic(items)
     return rels
 

@@ -108,6 +108,7 @@ class EventImages:
     @classmethod
     def from_event(cls, event: Event) -> EventImages:
         return cls(
+            scene=ImageRef(data=event.scene_jpeg) if event.scene_jpeg else None,
             closeup=ImageRef(data=event.crop_jpeg) if event.crop_jpeg else None,
             plate=ImageRef(data=event.plate_jpeg) if event.plate_jpeg else None,
         )

@@ -31,7 +31,7 @@ from sharpeyes.api.store import (
     StoredEvent,
     retry_delay_s,
 )
-from sharpeyes.api.store.files import plate_path
+from sharpeyes.api.store.files import plate_path, scene_path
 from sharpeyes.api.viid.client import PermanentRequestError, ViidClient
 from sharpeyes.api.viid.mapping import EventImages, EventMapper, ImageRef, MappedObject
 from sharpeyes.api.viid.resources import COLLECTIONS, Collection
@@ -119,8 +119,9 @@ class OutboxSender:
     def _default_images(self, stored: StoredEvent) -> EventImages:
         crop = self.store.crop_file(stored)
         if crop is not None and crop.is_file():
-            plate = plate_path(crop)
+            plate, scene = plate_path(crop), scene_path(crop)
             return EventImages(
+                scene=ImageRef(path=scene) if scene.is_file() else None,
                 closeup=ImageRef(path=crop),
                 plate=ImageRef(path=plate) if plate.is_file() else None,
             )

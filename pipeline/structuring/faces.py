@@ -36,7 +36,7 @@ import cv2
 import numpy as np
 
 from sharpeyes.pipeline.config import FaceCaptureConfig
-from sharpeyes.pipeline.events import box_quality
+from sharpeyes.pipeline.events import SCENE_JPEG_QUALITY, box_quality
 from sharpeyes.pipeline.runner import TrackEvents
 from sharpeyes.pipeline.types import (
     Box,
@@ -125,6 +125,7 @@ class _Best:
     box: Box
     landmarks: tuple[tuple[float, float], ...]
     pts: float
+    frame: ImageBGR | None = None  # the frame it was taken from (a reference), for the scene
 
 
 @dataclass
@@ -150,11 +151,18 @@ class FaceCapture:
     """Wraps a :class:`TrackEvents`; adds a ``face_capture`` event after a person's event."""
 
     def __init__(
-        self, inner: TrackEvents, detector: FaceDetectorLike, config: FaceCaptureConfig
+        self,
+        inner: TrackEvents,
+        detector: FaceDetectorLike,
+        config: FaceCaptureConfig,
+        *,
+        scene_images: bool = True,
     ) -> None:
+        """``scene_images``: keep each capture's frame as its scene picture (GA/T 14)."""
         self.inner = inner
         self.detector = detector
         self.config = config
+        self.scene_images = scene_images
         self.stats = FaceStats()
         self._tracks: dict[int, _Track] = {}
         self._stream = ""
@@ -232,7 +240,8 @@ class FaceCapture:
             max(0.0, x1), max(0.0, y1), min(x2, frame.width), min(y2, frame.height),
             frame.width, frame.height,
         )  # fmt: skip
-        return _Best(quality, fh, bytes(buf) if ok else b"", box, face.landmarks, frame.pts)
+        scene = frame.image if self.scene_images else None
+        return _Best(quality, fh, bytes(buf) if ok else b"", box, face.landmarks, frame.pts, scene)
 
     def _after(self, events: list[Event]) -> list[Event]:
         out: list[Event] = []
@@ -280,6 +289,7 @@ class FaceCapture:
             best_box=best.box,
             best_pts=best.pts,
             crop_jpeg=best.jpeg,
+            scene_jpeg=_scene_jpeg(best.frame),
             detail=f"face of person track {person.track_id}, quality {best.quality:.2f}",
             extra=extra,
         )
@@ -292,3 +302,10 @@ class FaceCapture:
         else:
             self.stats.no_face += 1
         logger.debug("person track without a usable face: %s", reason)
+
+
+def _scene_jpeg(frame: ImageBGR | None) -> bytes | None:
+    if frame is None:
+        return None
+    ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, SCENE_JPEG_QUALITY])
+    return bytes(buf) if ok else None
