@@ -119,6 +119,7 @@ def test_the_face_scene_is_the_frame_the_face_was_taken_from() -> None:
     (_, face) = run(FakeFaces(40.0), read_interval_s=0.5)
     assert face.scene_jpeg is not None and face.best_pts is not None
     scene = cv2.imdecode(np.frombuffer(face.scene_jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert scene is not None
     errors = [
         float(np.abs(scene.astype(int) - textured_frame(i).image.astype(int)).mean())
         for i in range(20)
