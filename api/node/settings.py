@@ -228,6 +228,40 @@ class ServiceConfig(StrictModel):
         return self
 
     @model_validator(mode="after")
+    def _one_device_per_camera(self) -> ServiceConfig:
+        """With GA/T 1400 delivery and 2+ cameras each camera needs its own capture device id
+        (``delivery.device_ids[camera]``, else the camera's ``device_id``).
+
+        GA/T object ids are unique per (device, second, serial) and our serials come from the
+        camera's track ids (:mod:`sharpeyes.api.viid.ids`): two cameras under one device id
+        (e.g. both left on the built-in default) send the same MotorVehicleID for their track 3
+        in one second, and the platform keeps one of them (the other is answered "duplicate").
+        The serials have no room left for a camera number, so distinct device ids are the fix.
+        """
+        d = self.delivery
+        if d is None or len(self.cameras) < 2:
+            return self
+        default = CameraConfig.model_fields["device_id"].default
+        users: dict[str, list[str]] = {}
+        for cam in self.cameras:
+            users.setdefault(d.device_ids.get(cam.id) or cam.device_id, []).append(cam.id)
+        problems = [
+            f"cameras without their own device_id (all on the default {dev}): {', '.join(c)}"
+            if dev == default
+            else f"device id {dev} is shared by {', '.join(c)}"
+            for dev, c in users.items()
+            if len(c) > 1
+        ]
+        if problems:
+            raise ValueError(
+                "GA/T 1400 delivery with several cameras needs one 20-digit device id per camera "
+                "(the camera's device_id or delivery.device_ids) — object ids are unique only "
+                "per device, so two cameras under one id send the same MotorVehicleID and the "
+                "platform keeps one: " + "; ".join(problems)
+            )
+        return self
+
+    @model_validator(mode="after")
     def _costs_name_cameras(self) -> ServiceConfig:
         ids = {cam.id for cam in self.cameras}
         unknown = sorted(set(self.node.costs) - ids)
