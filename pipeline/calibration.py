@@ -459,10 +459,16 @@ class IntersectionCalibration(Strict):
         description="Object kinds the vehicle red-light rule applies to.",
     )
     violation_code: str = Field(
-        "1625", pattern=r"^\d{4,5}$", description="Violation code for vehicles (GA 1625/16250)."
+        "1625",
+        pattern=r"^\d{4,5}$",
+        description="Violation behaviour code for vehicles (GA 408.1: 1625 / 16250).",
     )
     pedestrian_code: str = Field(
-        "8901", pattern=r"^\d{4,5}$", description="Code recorded for pedestrian violations."
+        "8901",
+        pattern=r"^\d{4,5}$",
+        description="Code recorded for pedestrian violations: GA 408.1 lists motor-vehicle "
+        "behaviours only; pedestrians are dealt with under Road Traffic Safety Law art. 89 "
+        "(warning or 5–50 RMB), so 8901 is a local code — set the one your platform uses.",
     )
     line_margin: float = Field(
         0.004,

@@ -86,7 +86,10 @@ class AttributesPublic(BaseModel):
 
 
 class ViolationPublic(BaseModel):
-    code: str = Field(description="Violation code (e.g. GB 1625 for running a red light).")
+    code: str = Field(
+        description="Violation behaviour code (GA 408.1, e.g. 1625: a motor vehicle running a "
+        "red light; pedestrians: 8901, a local code for Road Traffic Safety Law art. 89)."
+    )
     signal_group: str
     signal_color: str
     seconds_since_red: float = Field(

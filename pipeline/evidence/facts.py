@@ -37,6 +37,7 @@ from sharpeyes.pipeline.types import (
 DEFAULT_CODE = "1625"
 CODE_TEXT = {
     "1625": "驾驶机动车违反道路交通信号灯通行",
+    "8901": "行人违反道路交通信号灯通行",  # a local code (Road Traffic Safety Law art. 89)
     # the violation suite's default codes (docs/VIOLATIONS.md, "Codes")
     "1301": "机动车逆向行驶",
     "1208": "不按所需行进方向驶入导向车道",
