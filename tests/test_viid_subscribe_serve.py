@@ -114,3 +114,126 @@ def test_an_allowed_subscriber_lists(tmp_path: Path) -> None:
         subs = listed["SubscribeListObject"]["SubscribeObject"]
         assert [s["SubscribeID"] for s in subs] == [SID]
         assert client.get("/VIID/Subscribes", headers={"User-Identify": OTHER}).status_code == 403
+
+
+# -- end to end: sharpeyes serve on a clip, an upper platform subscribing over HTTP -----------
+
+PASSWORD = "sub-e2e-pw"
+SYSTEM = "34020000001190000001"
+CAMERA_DEVICE = "34020000001190000077"
+
+
+def _wait(cond: Any, timeout_s: float, what: str) -> Any:
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            got = cond()
+            if got:
+                return got
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+@pytest.mark.integration
+def test_serve_notifies_a_subscriber_of_the_events_it_stores(
+    tmp_path: Path, sample_videos: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+    import threading
+    import time
+
+    import httpx
+
+    from sharpeyes.api.commands.run import run_service
+    from sharpeyes.api.viid.receiver.server import ReceiverServer
+    from sharpeyes.api.viid.receiver.state import ReceiverConfig
+    from tests._viid_fixtures import free_port
+
+    monkeypatch.setenv("SHARPEYES_DEMO_TOKEN", "se_0123456789ab.demo-secret-for-the-sub-test")
+    rcfg = ReceiverConfig(accounts={"admin": PASSWORD})
+    with ReceiverServer(config=rcfg) as upper, ReceiverServer(config=rcfg) as subscriber:
+        cfg = tmp_path / "svc.yaml"
+        cfg.write_text(
+            yaml.safe_dump(
+                {
+                    "cameras": [
+                        {
+                            "id": "hw",
+                            "url": str(sample_videos / "highway_640x360.mp4"),
+                            "live": True,
+                            "analysis_fps": 5,
+                            "device_id": CAMERA_DEVICE,
+                        }
+                    ],
+                    "detector": {
+                        "model": "yolov5n",
+                        "input_size": [384, 640],
+                        "providers": "cpu",
+                    },
+                    "store": {"url": "events.db", "files_root": "."},
+                    "loop_files": False,
+                    "delivery": {
+                        "base_url": upper.url,
+                        "device_id": SYSTEM,
+                        "username": "admin",
+                        "password": PASSWORD,
+                        "request_timeout_s": 2.0,
+                        "retry_backoff_initial_s": 0.05,
+                        "retry_backoff_max_s": 0.3,
+                        "idle_sleep_s": 0.05,
+                        "subscriptions": {"enabled": True, "allowed_subscribers": [UPPER]},
+                    },
+                }
+            )
+        )
+        port = free_port()
+        stop = threading.Event()
+        result: list[int] = []
+        node = threading.Thread(
+            target=lambda: result.append(run_service(cfg, serve_api=True, port=port, stop=stop)),
+            daemon=True,
+        )
+        node.start()
+        base = f"http://127.0.0.1:{port}"
+        try:
+            with httpx.Client(base_url=base, timeout=5) as http:
+                _wait(lambda: http.get("/healthz").status_code == 200, 60, "healthz")
+                # as an upper platform sends it: User-Identify, no bearer token
+                obj = sub_object(
+                    ResourceURI=CAMERA_DEVICE,
+                    ReceiveAddr=f"{subscriber.url}/VIID/SubscribeNotifications",
+                )
+                resp = http.post(
+                    "/VIID/Subscribes",
+                    content=json.dumps({"SubscribeListObject": {"SubscribeObject": [obj]}}),
+                    headers={"User-Identify": UPPER, "Content-Type": VIID_JSON},
+                )
+                status = resp.json()["ResponseStatusListObject"]["ResponseStatusObject"][0]
+                assert status["StatusCode"] == 0, status
+                subscribed_ms = int(time.time() * 1000)
+                _wait(subscriber.state.ids, 120, "a first SubscribeNotification")
+        finally:
+            stop.set()
+            node.join(timeout=60)
+        assert result == [0]
+        with sqlite3.connect(tmp_path / "events.db") as db:
+            stored = db.execute(
+                "SELECT event_id FROM events WHERE type = 'vehicle_pass' AND created_ms > ?",
+                (subscribed_ms + 1000,),
+            ).fetchall()
+            rows = db.execute(
+                "SELECT object_id, state FROM outbox WHERE destination = ?", (f"sub:{SID}",)
+            ).fetchall()
+        # every vehicle stored after the subscription got its notification row, all delivered
+        assert {str(r[0]) for r in stored} <= {str(r[0]) for r in rows}
+        assert rows and {str(r[1]) for r in rows} == {"delivered"}, rows
+        assert len(subscriber.state.ids()) == len(rows)
+        assert set(subscriber.state.ids()) <= set(upper.state.ids())  # the same records
+        assert set(subscriber.state.notifications.values()) == {SID}
+        assert subscriber.state.rejected == 0

@@ -406,3 +406,86 @@ def test_end_time_stops_notifications(store: EventStore, tmp_path: Path) -> None
             assert reg.destinations_for(after[0], now_ms=end + 1000) == []
         finally:
             notifier.close()
+
+
+# -- every writer adds the subscriptions' rows (the one write path) ----------------------------
+
+
+def _routing_events() -> list[tuple[Event, str | None]]:
+    early = NOW - 30 * 86_400_000  # before BeginTime 2024-01-01
+    return [
+        (make_event(EventType.VEHICLE_PASS, track_id=1), None),  # cam1: DEVICE + TOLLGATE
+        (make_event(EventType.NON_MOTOR_PASS, track_id=2), None),
+        (make_event(EventType.PERSON_SEEN, track_id=3), None),
+        (make_event(EventType.RED_LIGHT_VIOLATION, track_id=4), None),
+        (make_event(EventType.VEHICLE_PASS, track_id=5, stream="cam9"), OTHER_DEVICE),
+        (make_event(EventType.VEHICLE_PASS, track_id=6, t_ms=early), None),
+        (make_event(EventType.VEHICLE_PASS, track_id=7, stream="cam8"), "34020000001190000088"),
+    ]
+
+
+def _routed(store: EventStore) -> set[tuple[str, str]]:
+    with store.db.transaction(readonly=True) as conn:
+        rows = conn.fetchall("SELECT destination, object_id FROM outbox")
+    return {(str(r[0]), str(r[1])) for r in rows}
+
+
+@pytest.mark.parametrize("writer", ["store_writer", "store_sink", "cluster_lease"])
+def test_every_writer_enqueues_the_subscriptions_an_event_matches(
+    store: EventStore, writer: str
+) -> None:
+    from sharpeyes.api.cluster.leases import CameraSpec, LeaseStore
+    from sharpeyes.api.store.sink import StoreSink
+    from sharpeyes.api.store.writer import StoreWriter
+
+    # cam9 and cam8 are cameras that device_ids does not list: known by their own device id
+    known = ResourceResolver(DEVICE, mapping_config(), extra_ids=frozenset({OTHER_DEVICE}))
+    reg = SubscriptionRegistry(store.db, known, cache_s=0)
+    subs = [
+        sub_object(),  # 13,14 from TOLLGATE (cam1)
+        sub_object(SubscribeID=SID2, ResourceURI=DEVICE, SubscribeDetail="11"),  # platform
+        sub_object(SubscribeID=SID[:-1] + "3", ResourceURI=OTHER_DEVICE),  # cam9's device
+        sub_object(SubscribeID=SID[:-1] + "4", ResourceURI=OTHER_DEVICE),  # cancelled below
+    ]
+    for obj in subs:
+        reg.put(
+            parse_subscription(
+                Subscribe.model_validate(obj), resolver=known, subscriber=UPPER_ID, now_ms=NOW
+            )
+        )
+    reg.cancel(SID[:-1] + "4")
+    items = _routing_events()
+    expected = {
+        (dest, ev.event_id) for ev, dev in items for dest in reg.destinations_for(ev, dev)
+    } | {("viid", ev.event_id) for ev, _ in items}
+    assert {d for d, _ in expected} == {"viid", f"sub:{SID}", f"sub:{SID2}", f"sub:{SID[:-1]}3"}
+    if writer == "store_writer":  # run / serve / worker processes
+        w = StoreWriter(store)
+        for ev, dev in items:
+            w.sink(device_id=dev, destinations=("viid",)).emit(ev)
+        assert w.close(10)
+    elif writer == "store_sink":  # analyze
+        for ev, dev in items:
+            StoreSink(store, ("viid",), device_id=dev).emit(ev)
+    else:  # the cluster's fenced commits
+        leases = LeaseStore(store.db)
+        for i, (ev, dev) in enumerate(items):
+            leases.put_camera(CameraSpec(f"c{i}"))
+            lease = leases.grant(f"c{i}", "w1")
+            leases.commit(lease, lease.pos + 1, [ev], outbox_destinations=("viid",), device_id=dev)
+    assert _routed(store) == expected
+    # the same event again (a re-send after a crash) adds no row
+    StoreSink(store, ("viid",)).emit(items[0][0])
+    assert _routed(store) == expected
+
+
+def test_routing_is_re_resolved_against_the_nodes_config(store: EventStore) -> None:
+    reg = SubscriptionRegistry(store.db, resolver(), cache_s=0)
+    reg.put(parse(sub_object()))  # TOLLGATE: cam1
+    moved = ResourceResolver(
+        platform_id=DEVICE, mapping=mapping_config(tollgate_ids={"cam7": TOLLGATE})
+    )
+    assert SubscriptionRegistry(store.db, moved).refresh_routing() == 1
+    ev = make_event(EventType.VEHICLE_PASS, stream="cam7")
+    store.add_events([ev])
+    assert _routed(store) == {(f"sub:{SID}", ev.event_id)}

@@ -42,6 +42,7 @@ from sharpeyes.api.store.records import (
     event_row,
     row_to_stored,
 )
+from sharpeyes.api.store.routing import subscription_destinations
 from sharpeyes.api.store.serialize import dumps
 from sharpeyes.pipeline import clock
 from sharpeyes.pipeline.errors import StoreError
@@ -222,6 +223,10 @@ def _insert_feed(conn: Connection, rows: Sequence[tuple[Param, ...]], now: int) 
     return seqs
 
 
+def _merged(destinations: tuple[str, ...], more: tuple[str, ...]) -> tuple[str, ...]:
+    return destinations + tuple(d for d in more if d not in destinations)
+
+
 def write_groups(
     db: Database,
     files_root: Path | None,
@@ -238,7 +243,9 @@ def write_groups(
     2. One transaction: ``extra(conn)`` first (a stream position, a lease check and advance —
        raising there rolls everything back), then each event is inserted with
        ``ON CONFLICT (event_id) DO NOTHING``; only rows actually inserted get one outbox row per
-       destination and (when the group's ``feed``) one ``feed_log`` row. Duplicates — stored
+       destination — the group's, and ``sub:<SubscribeID>`` for every active GA/T 1400
+       subscription the event matches (:mod:`sharpeyes.api.store.routing`) — and (when the
+       group's ``feed``) one ``feed_log`` row. Duplicates — stored
        earlier, or twice in this call — get nothing.
     3. Evidence paths are stored relative to ``files_root`` when they lie below it.
 
@@ -258,6 +265,10 @@ def write_groups(
         for group, group_crops in zip(groups, crops, strict=True)
         for event, crop in zip(group.events, group_crops, strict=True)
     ]
+    events_by_id: dict[str, Event] = {}
+    for g in groups:
+        for e in g.events:
+            events_by_id.setdefault(e.event_id, e)
     written: list[Written] = []
     with db.transaction() as conn:
         if extra is not None:
@@ -277,9 +288,17 @@ def write_groups(
             if event_id in inserted:
                 inserted.discard(event_id)
                 new.append((group, row))
+        # the GA/T 1400 subscriptions each new event matches (api/store/routing.py)
+        subs = subscription_destinations(
+            conn, [(events_by_id[str(row[0])], group.device_id) for group, row in new], now
+        )
         outbox.enqueue_many(
             conn,
-            [(dest, str(row[0]), str(row[1])) for group, row in new for dest in group.destinations],
+            [
+                (dest, str(row[0]), str(row[1]))
+                for (group, row), sub in zip(new, subs, strict=True)
+                for dest in _merged(group.destinations, sub)
+            ],
             now_ms=now,
         )
         seqs = _insert_feed(conn, [row for group, row in new if group.feed], now)

@@ -30,6 +30,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     field_validator,
@@ -140,6 +141,10 @@ class DeliveryConfig(ViidMappingConfig):
     The mapping fields (device and tollgate ids, images, violation code field, time zone,
     vehicle class codes) are :class:`ViidMappingConfig`'s, inherited — declared once."""
 
+    # the node's cameras' own device ids (set by the service config): ids a subscription's
+    # ResourceURI may name although ``device_ids`` does not list them
+    _camera_device_ids: frozenset[str] = PrivateAttr(default=frozenset())
+
     base_url: str = Field(description="Upper platform root, e.g. http://10.0.0.5:8080 (no /VIID).")
     device_id: str = Field(description="Our 20-digit system id (User-Identify, Register).")
     username: str = Field(description="Digest account issued by the platform.")
@@ -246,12 +251,17 @@ class DeliveryConfig(ViidMappingConfig):
             max_attempts=self.retry_max_transient_answers,
         )
 
+    def know_cameras(self, device_ids: frozenset[str]) -> None:
+        """The device ids of the node's cameras (their ``device_id``), which subscriptions
+        may name (the events are stored with them)."""
+        self._camera_device_ids = frozenset(device_ids)
+
     def resolver(self) -> ResourceResolver:
         """The ids a subscription's ResourceURI may name, and the ids of each event."""
         return ResourceResolver(
             platform_id=self.device_id,
             mapping=self.mapping_config(),
-            extra_ids=frozenset(self.subscriptions.extra_resource_ids),
+            extra_ids=frozenset(self.subscriptions.extra_resource_ids) | self._camera_device_ids,
         )
 
     def subscriber_auth(self, env: Mapping[str, str] | None = None) -> SubscriberAuth:
@@ -528,6 +538,8 @@ def start_delivery(
     notifier = None
     if config.subscriptions.enabled:
         registry = registry or SubscriptionRegistry(store.db, config.resolver())
+        if changed := registry.refresh_routing():  # this node's device / tollgate ids
+            log.info("GA/T 1400 subscriptions: routing of %d re-resolved", changed)
         sub_password = config.subscriber_client_password(env)
         notifier = SubscriptionNotifier(
             store,

@@ -7,8 +7,11 @@ from which resources (ResourceURI: our device / tollgate / platform ids) and whe
 
 Delivery is durable and uses the same outbox as the upper-platform push: each stored event that
 matches an active subscription gets a row with destination ``sub:<SubscribeID>``, enqueued in
-the event's own transaction (:meth:`SubscriptionRegistry.destinations_for` gives the
-destinations); :class:`sharpeyes.api.viid.notifier.SubscriptionNotifier` drains them into
+the event's own transaction by the one write path of every writer
+(:func:`sharpeyes.api.store.events.write_groups`, :mod:`sharpeyes.api.store.routing`), from the
+``match_types`` / ``match_keys`` that :meth:`SubscriptionRegistry.put` resolves when the
+subscription is stored (:meth:`SubscriptionRegistry.destinations_for` gives the same answer from
+the registry); :class:`sharpeyes.api.viid.notifier.SubscriptionNotifier` drains them into
 SubscribeNotifications, re-checking each row against its subscription at send time.
 """
 
@@ -22,6 +25,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from sharpeyes.api.store import routing
 from sharpeyes.api.store.db import Connection, Database, Row
 from sharpeyes.api.viid.codes import SubscribeStatus
 from sharpeyes.api.viid.config import ViidMappingConfig
@@ -61,6 +65,21 @@ class ResourceResolver:
         if self.mapping.default_device_id:
             out.add(self.mapping.default_device_id)
         return frozenset(out)
+
+    def match_keys(self, resource_ids: frozenset[str]) -> frozenset[str]:
+        """The store's routing keys (:mod:`sharpeyes.api.store.routing`) of a ResourceURI: the
+        same events as :meth:`ids_of` and :meth:`Subscription.wants` select."""
+        m = self.mapping
+        keys: set[str] = set()
+        for rid in resource_ids:
+            if rid == self.platform_id:
+                keys.add(routing.ALL)
+            keys.add(f"device:{rid}")
+            if rid == m.default_device_id:
+                keys.add("device:")  # events stored without a device id of their own
+            keys.update(f"stream:{s}" for s, d in m.device_ids.items() if d == rid)
+            keys.update(f"stream:{s}" for s, t in m.tollgate_ids.items() if t == rid)
+        return frozenset(keys)
 
     def ids_of(self, stream_id: str, stored_device_id: str | None) -> frozenset[str]:
         """The resource ids an event of ``stream_id`` belongs to (the platform id included)."""
@@ -103,6 +122,12 @@ class Subscription:
     @property
     def collections(self) -> frozenset[Collection]:
         return frozenset(BY_DETAIL[d].collection for d in self.details if d in BY_DETAIL)
+
+    @property
+    def event_types(self) -> frozenset[EventType]:
+        """The event types whose records this subscription wants."""
+        wanted = self.collections
+        return frozenset(t for t, c in COLLECTION_OF.items() if c in wanted)
 
     def is_active(self, now_ms: int) -> bool:
         live = self.status is SubscribeStatus.ACTIVE
@@ -196,23 +221,50 @@ class SubscriptionRegistry:
             (sid, action, actor, detail[:1000], now),
         )
 
+    def _routing(self, sub: Subscription) -> tuple[str, str]:
+        """``match_types`` and ``match_keys`` of a subscription (see :mod:`..store.routing`)."""
+        types = ",".join(sorted(t.value for t in sub.event_types))
+        keys = ",".join(sorted(self.resolver.match_keys(sub.resource_ids)))
+        return types, keys
+
+    def refresh_routing(self) -> int:
+        """Resolve the routing of every active subscription again against this node's config
+        (device and tollgate ids may have changed since it was stored); how many changed."""
+        changed = 0
+        with self.db.transaction() as conn:
+            rows = conn.fetchall(
+                f"SELECT {_COLS}, match_types, match_keys FROM viid_subscriptions WHERE status = ?",
+                (int(SubscribeStatus.ACTIVE),),
+            )
+            for r in rows:
+                types, keys = self._routing(_row(r))
+                if (r[16], r[17]) != (types, keys):
+                    changed += conn.execute(
+                        "UPDATE viid_subscriptions SET match_types = ?, match_keys = ? "
+                        "WHERE subscribe_id = ?",
+                        (types, keys, str(r[0])),
+                    )
+        return changed
+
     def put(self, sub: Subscription, *, actor: str | None = None) -> bool:
         """Create or replace (re-activate) a subscription; True when it was new."""
         body = json.dumps(sub.body, ensure_ascii=False)
+        match_types, match_keys = self._routing(sub)
         with self.db.transaction() as conn:
             existed = conn.fetchone(
                 "SELECT 1 FROM viid_subscriptions WHERE subscribe_id = ?", (sub.subscribe_id,)
             )
             conn.execute(
-                f"INSERT INTO viid_subscriptions ({_COLS}) VALUES "
-                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL) "
+                f"INSERT INTO viid_subscriptions ({_COLS}, match_types, match_keys) VALUES "
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?) "
                 "ON CONFLICT (subscribe_id) DO UPDATE SET title = excluded.title, "
                 "details = excluded.details, resource_uri = excluded.resource_uri, "
                 "receive_addr = excluded.receive_addr, begin_ms = excluded.begin_ms, "
                 "end_ms = excluded.end_ms, report_interval_s = excluded.report_interval_s, "
                 "image_declare = excluded.image_declare, status = excluded.status, "
                 "subscriber = excluded.subscriber, body = excluded.body, "
-                "updated_ms = excluded.updated_ms, cancelled_ms = NULL, cancel_reason = NULL",
+                "updated_ms = excluded.updated_ms, cancelled_ms = NULL, cancel_reason = NULL, "
+                "match_types = excluded.match_types, match_keys = excluded.match_keys",
                 (
                     sub.subscribe_id,
                     sub.title,
@@ -228,6 +280,8 @@ class SubscriptionRegistry:
                     body,
                     sub.created_ms,
                     sub.updated_ms,
+                    match_types,
+                    match_keys,
                 ),
             )
             action = "update" if existed else "create"
