@@ -107,3 +107,37 @@ def test_shipped_configs_still_load(tmp_path: Path) -> None:
     data["delivery"] = delivery()
     path.write_text(yaml.safe_dump(data))
     load_service_config(path)
+
+
+@pytest.mark.integration
+def test_a_camera_added_at_run_time_on_a_taken_device_id_is_reported(
+    tmp_path: Path, sample_videos: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from sharpeyes.api.node.runtime import NodeRuntime
+    from sharpeyes.api.node.settings import ServiceConfig
+    from sharpeyes.models.factory import create_detector
+    from sharpeyes.pipeline.config import CameraConfig
+
+    clip = str(sample_videos / "highway_640x360.mp4")
+    d = delivery()
+    d.update(base_url="http://127.0.0.1:9", password="x", password_env=None)
+    cfg = ServiceConfig.model_validate(
+        {
+            "cameras": [cam("first", url=clip, live=True, device_id="1" * 20)],
+            "store": {"url": str(tmp_path / "e.db"), "files_root": str(tmp_path)},
+            "delivery": d,
+        }
+    )
+    detector = create_detector("yolov5n", providers="cpu", input_size=(384, 640), download=False)
+    rt = NodeRuntime(cfg, detector=detector).start()
+    try:
+        with caplog.at_level(logging.ERROR):
+            rt.add_camera(CameraConfig.model_validate(cam("own", url=clip, device_id="2" * 20)))
+            assert not [r for r in caplog.records if "GA/T 1400 object ids" in r.getMessage()]
+            rt.add_camera(CameraConfig.model_validate(cam("twin", url=clip, device_id="1" * 20)))
+        lines = [r.getMessage() for r in caplog.records if "GA/T 1400 object ids" in r.getMessage()]
+        assert len(lines) == 1 and "shared by first, twin" in lines[0], lines
+    finally:
+        rt.stop(timeout_s=5)

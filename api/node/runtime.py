@@ -40,7 +40,7 @@ from sharpeyes.api.node.health import (
     rtsp_state,
 )
 from sharpeyes.api.node.process_metrics import sum_batcher_stats
-from sharpeyes.api.node.settings import ServiceConfig
+from sharpeyes.api.node.settings import ServiceConfig, shared_device_ids
 from sharpeyes.api.sinks.kafka import KAFKA_DESTINATION, KafkaDelivery, start_kafka_sender
 from sharpeyes.api.sinks.mqtt import MQTT_DESTINATION, MqttDelivery, start_mqtt_sender
 from sharpeyes.api.store.db import open_database
@@ -334,6 +334,17 @@ class NodeRuntime:
             if cam.id in self._cameras:
                 raise KeyError(f"camera {cam.id!r} already runs")
             self._cameras[cam.id] = CameraEntry(cam)
+        if self.config.delivery is not None:  # checked at load for the configured cameras
+            running = [c for c in self.camera_configs() if c.id != cam.id]
+            shared = shared_device_ids(self.config.delivery, [*running, cam])
+            if shared:
+                logger.error(
+                    "camera %r: GA/T 1400 object ids are unique only per device id, and %s: "
+                    "the platform keeps one of two records sent under the same id — give "
+                    "the camera its own device_id",
+                    cam.id,
+                    "; ".join(shared),
+                )
         mismatch = detector_mismatch(cam, self._detector_config)
         if mismatch is not None and self._given:
             logger.warning("%s (this node was handed its detector)", mismatch)

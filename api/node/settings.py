@@ -9,6 +9,7 @@ expanded (e.g. ``$SHARPEYES_SHARED/sample_videos/highway_1280x720.mp4``).
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -241,17 +242,7 @@ class ServiceConfig(StrictModel):
         d = self.delivery
         if d is None or len(self.cameras) < 2:
             return self
-        default = CameraConfig.model_fields["device_id"].default
-        users: dict[str, list[str]] = {}
-        for cam in self.cameras:
-            users.setdefault(d.device_ids.get(cam.id) or cam.device_id, []).append(cam.id)
-        problems = [
-            f"cameras without their own device_id (all on the default {dev}): {', '.join(c)}"
-            if dev == default
-            else f"device id {dev} is shared by {', '.join(c)}"
-            for dev, c in users.items()
-            if len(c) > 1
-        ]
+        problems = shared_device_ids(d, self.cameras)
         if problems:
             raise ValueError(
                 "GA/T 1400 delivery with several cameras needs one 20-digit device id per camera "
@@ -276,6 +267,22 @@ class ServiceConfig(StrictModel):
         if unknown:
             raise ValueError(f"node.costs names unknown cameras: {', '.join(unknown)}")
         return self
+
+
+def shared_device_ids(delivery: DeliveryConfig, cameras: Sequence[CameraConfig]) -> list[str]:
+    """Cameras that GA/T 1400 delivery would send under one capture device id, in words (empty
+    when every camera has its own): ``delivery.device_ids[camera]``, else its ``device_id``."""
+    default = CameraConfig.model_fields["device_id"].default
+    users: dict[str, list[str]] = {}
+    for cam in cameras:
+        users.setdefault(delivery.device_ids.get(cam.id) or cam.device_id, []).append(cam.id)
+    return [
+        f"cameras without their own device_id (all on the default {dev}): {', '.join(c)}"
+        if dev == default
+        else f"device id {dev} is shared by {', '.join(c)}"
+        for dev, c in users.items()
+        if len(c) > 1
+    ]
 
 
 def _resolve(text: str, base: Path) -> str:
