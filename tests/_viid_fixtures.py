@@ -49,6 +49,7 @@ def make_event(
         EventType.NON_MOTOR_PASS: ObjectKind.NON_MOTOR,
         EventType.PERSON_SEEN: ObjectKind.PERSON,
         EventType.PEDESTRIAN_RED_LIGHT: ObjectKind.PERSON,
+        EventType.FACE_CAPTURE: ObjectKind.PERSON,
     }.get(type_, ObjectKind.OTHER)
     vio = None
     if violation or type_ in (EventType.RED_LIGHT_VIOLATION, EventType.PEDESTRIAN_RED_LIGHT):

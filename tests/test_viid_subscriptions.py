@@ -126,6 +126,8 @@ def test_matching_by_kind_resource_and_begin_time() -> None:
     assert not sub.wants(Collection.PERSON, mine, NOW)  # 11 not subscribed
     assert not sub.wants(Collection.MOTOR_VEHICLE, r.ids_of("cam9", OTHER_DEVICE), NOW)
     assert not sub.wants(Collection.MOTOR_VEHICLE, mine, sub.begin_ms - 1)  # type: ignore[operator]
+    faces = parse(sub_object(SubscribeDetail="12"))
+    assert faces.event_types == {EventType.FACE_CAPTURE}  # face captures are notified too
     whole = parse(sub_object(ResourceURI=DEVICE, SubscribeDetail="11"))  # our platform id
     assert whole.wants(Collection.PERSON, r.ids_of("cam9", OTHER_DEVICE), NOW)
 
@@ -180,13 +182,15 @@ def _notifier(store: EventStore, reg: SubscriptionRegistry) -> SubscriptionNotif
         (EventType.RED_LIGHT_VIOLATION, "-1"),
         (EventType.NON_MOTOR_PASS, "12"),
         (EventType.PERSON_SEEN, None),
+        (EventType.FACE_CAPTURE, None),  # SubscribeDetail 12 (faces)
     ],
 )
 def test_notification_passes_megvii_template(
     tpl: RuleTemplate, store: EventStore, etype: EventType, declare: str | None
 ) -> None:
     reg = SubscriptionRegistry(store.db, resolver())
-    sub = parse(sub_object(SubscribeDetail="11,13,14", ResultImageDeclare=declare))
+    sub = parse(sub_object(SubscribeDetail="11,12,13,14", ResultImageDeclare=declare))
+    assert etype in sub.event_types
     mapper = EventMapper(mapping_config())
     pairs = []
     coll = Collection.FACE

@@ -43,6 +43,7 @@ COLLECTION_OF: dict[EventType, Collection] = {
     EventType.NON_MOTOR_PASS: Collection.NON_MOTOR_VEHICLE,
     EventType.PERSON_SEEN: Collection.PERSON,
     EventType.PEDESTRIAN_RED_LIGHT: Collection.PERSON,
+    EventType.FACE_CAPTURE: Collection.FACE,
 }
 
 
