@@ -154,6 +154,9 @@ def test_permanent_rejection_is_a_dead_letter_with_its_reason(store: EventStore)
     dead = list_dead_letters(store.db)
     assert len(dead) == 10 and all("TollgateID not exists" in d.reason for d in dead)
     assert all(d.reason.startswith("permanent:") for d in dead)
+    # each names the GA/T object id the platform refused (what its operator can look up)
+    refused = {d.reason.rsplit("(object ", 1)[-1].rstrip(")") for d in dead}
+    assert len(refused) == 10 and all(len(i) == 48 and i.isdigit() for i in refused)
     assert sender.totals.dead == 10 and sender.totals.delivered == 0
     text = delivery_metrics(store.db)
     assert 'sharpeyes_viid_outbox_rows{destination="viid",state="dead"} 10' in text

@@ -264,7 +264,8 @@ class OutboxSender:
             report.errors.append(reason)
 
     def _dead(self, item: OutboxItem, object_id: str, reason: str, report: SendReport) -> None:
-        self.outbox.mark_dead([item.id], reason, clock.now_ms())
+        # the GA/T object id is what the platform's operator sees: keep it with the reason
+        self.outbox.mark_dead([item.id], f"{reason} (object {object_id})", clock.now_ms())
         report.dead += 1
         report.errors.append(reason)
         log.warning(
