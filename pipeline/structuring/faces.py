@@ -37,6 +37,7 @@ import numpy as np
 
 from sharpeyes.pipeline.config import FaceCaptureConfig
 from sharpeyes.pipeline.events import SCENE_JPEG_QUALITY, box_quality
+from sharpeyes.pipeline.evidence.images import encode_jpeg
 from sharpeyes.pipeline.runner import TrackEvents
 from sharpeyes.pipeline.types import (
     Box,
@@ -305,7 +306,4 @@ class FaceCapture:
 
 
 def _scene_jpeg(frame: ImageBGR | None) -> bytes | None:
-    if frame is None:
-        return None
-    ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, SCENE_JPEG_QUALITY])
-    return bytes(buf) if ok else None
+    return None if frame is None else encode_jpeg(frame, SCENE_JPEG_QUALITY)
