@@ -28,7 +28,7 @@ import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -45,6 +45,9 @@ from sharpeyes.pipeline.types import Anchor, ObjectKind, Tracks
 
 Vec = tuple[float, float]
 RelPoint = tuple[float, float]
+Lang = Literal["zh", "en"]
+"""Language of the texts: every finding and note is written in both (``message`` English,
+``message_zh`` Chinese, from the same values)."""
 
 NOMINAL_SIZE = (1600, 900)
 """Frame size assumed when the video's is not known (16:9; head shapes are then not judged)."""
@@ -82,13 +85,29 @@ VEHICLE_KINDS = (ObjectKind.MOTOR_VEHICLE, ObjectKind.NON_MOTOR)
 
 @dataclass(frozen=True, slots=True)
 class Finding:
-    """One problem: the config key it concerns and what to do about it."""
+    """One problem: the config key it concerns and what to do about it, in English and in
+    Chinese (both built from the same values: the same ids, numbers and pixel coordinates)."""
 
     key: str
     message: str
+    message_zh: str
 
-    def line(self) -> str:
-        return f"{self.key}: {self.message}"
+    def text(self, lang: Lang = "en") -> str:
+        return self.message_zh if lang == "zh" else self.message
+
+    def line(self, lang: Lang = "en") -> str:
+        return f"{self.key}: {self.text(lang)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """An observation that is not a problem (e.g. a lane shared with oncoming traffic)."""
+
+    text: str
+    text_zh: str
+
+    def in_lang(self, lang: Lang = "en") -> str:
+        return self.text_zh if lang == "zh" else self.text
 
 
 # -- vector helpers (pixels) -----------------------------------------------------------------
@@ -267,6 +286,8 @@ def static_checks(cam: CameraConfig, size: tuple[int, int] | None = None) -> lis
                             f"zone {zone.id!r}: the travel arrow's middle {fmt_px(mid)} lies "
                             "outside the zone polygon; draw the arrow inside the zone, along "
                             "its carriageway",
+                            f"逆行监测区 {zone.id!r}：行驶方向箭头的中点 {fmt_px(mid)} 在区域多边形"
+                            "之外；请把箭头画在区域内，沿其车行道方向",
                         )
                     )
     if cam.flow is not None:
@@ -274,29 +295,31 @@ def static_checks(cam: CameraConfig, size: tuple[int, int] | None = None) -> lis
     return out
 
 
-def _polygons(calib: IntersectionCalibration, cam: CameraConfig) -> list[tuple[str, str, Any]]:
+Label = tuple[str, str]
+"""A thing's name in English and in Chinese (``lane 'l1'``, ``车道 'l1'``)."""
+
+
+def _polygons(calib: IntersectionCalibration, cam: CameraConfig) -> list[tuple[str, Label, Any]]:
     """(key, label, relative polygon) of every polygon the config draws."""
-    polys: list[tuple[str, str, Any]] = []
+    polys: list[tuple[str, Label, Any]] = []
     for a_i, ap in enumerate(calib.approaches):
         for l_i, ln in enumerate(ap.lanes):
             key = f"intersection.approaches.{a_i}.lanes.{l_i}.polygon"
-            polys.append((key, f"lane {ln.id!r}", ln.polygon))
+            polys.append((key, (f"lane {ln.id!r}", f"车道 {ln.id!r}"), ln.polygon))
     for c_i, cw in enumerate(calib.crosswalks):
-        polys.append((f"intersection.crosswalks.{c_i}.polygon", f"crosswalk {cw.id!r}", cw.polygon))
+        label = (f"crosswalk {cw.id!r}", f"人行横道 {cw.id!r}")
+        polys.append((f"intersection.crosswalks.{c_i}.polygon", label, cw.polygon))
     if calib.intersection_zone is not None:
-        polys.append(
-            ("intersection.intersection_zone", "intersection zone", calib.intersection_zone)
-        )
+        label = ("intersection zone", "路口区域")
+        polys.append(("intersection.intersection_zone", label, calib.intersection_zone))
     if calib.wrong_way is not None:
         for z_i, z in enumerate(calib.wrong_way.zones):
-            polys.append(
-                (f"intersection.wrong_way.zones.{z_i}.polygon", f"zone {z.id!r}", z.polygon)
-            )
+            label = (f"zone {z.id!r}", f"逆行监测区 {z.id!r}")
+            polys.append((f"intersection.wrong_way.zones.{z_i}.polygon", label, z.polygon))
     if calib.parking is not None:
         for z_i, pz in enumerate(calib.parking.zones):
-            polys.append(
-                (f"intersection.parking.zones.{z_i}.polygon", f"zone {pz.id!r}", pz.polygon)
-            )
+            label = (f"zone {pz.id!r}", f"禁停区 {pz.id!r}")
+            polys.append((f"intersection.parking.zones.{z_i}.polygon", label, pz.polygon))
     return polys
 
 
@@ -306,20 +329,29 @@ def _polygon_findings(
     return [f for key, label, poly in _polygons(calib, cam) for f in _shape(key, label, poly, size)]
 
 
-def _shape(key: str, label: str, rel: Sequence[RelPoint], size: tuple[int, int]) -> list[Finding]:
+def _shape(key: str, label: Label, rel: Sequence[RelPoint], size: tuple[int, int]) -> list[Finding]:
     poly = [to_px(p, size) for p in rel]
+    en, zh = label
     out: list[Finding] = []
     repeated = [i for i in range(len(poly)) if poly[i] == poly[(i + 1) % len(poly)]]
     if repeated:
-        out.append(Finding(key, f"{label}: point {repeated[0]} is given twice in a row"))
+        out.append(
+            Finding(
+                key,
+                f"{en}: point {repeated[0]} is given twice in a row",
+                f"{zh}：第 {repeated[0]} 个点连续重复给出",
+            )
+        )
     cut = self_intersection(poly)
     if cut is not None:
         i, j = cut
         out.append(
             Finding(
                 key,
-                f"{label}: the polygon crosses itself (edge {i}→{(i + 1) % len(poly)} crosses "
+                f"{en}: the polygon crosses itself (edge {i}→{(i + 1) % len(poly)} crosses "
                 f"edge {j}→{(j + 1) % len(poly)}); list its corners in order around it",
+                f"{zh}：多边形自相交（边 {i}→{(i + 1) % len(poly)} 与边 "
+                f"{j}→{(j + 1) % len(poly)} 相交）；请沿边界依次列出各顶点",
             )
         )
         return out
@@ -328,8 +360,10 @@ def _shape(key: str, label: str, rel: Sequence[RelPoint], size: tuple[int, int])
         out.append(
             Finding(
                 key,
-                f"{label}: the polygon is degenerate ({100 * area:.3f} % of the frame): its "
+                f"{en}: the polygon is degenerate ({100 * area:.3f} % of the frame): its "
                 "points lie (nearly) on one line or on top of each other",
+                f"{zh}：多边形退化（仅占画面 {100 * area:.3f} %）：各点（几乎）在一条直线上"
+                "或相互重叠",
             )
         )
     return out
@@ -350,6 +384,8 @@ def _approach_findings(
                     f"approach {ap.id!r}: entry line end {fmt_px(behind[0])} is not past the "
                     "stop line; the entry line must lie wholly beyond the stop line along the "
                     "travel (it crosses or touches the stop line)",
+                    f"进口道 {ap.id!r}：入口线端点 {fmt_px(behind[0])} 未越过停止线；入口线须沿"
+                    "行驶方向完全位于停止线之后（现与停止线相交或相接）",
                 )
             )
     if calib.intersection_zone is not None:
@@ -360,6 +396,8 @@ def _approach_findings(
                     f"{key}.stop_line",
                     f"approach {ap.id!r}: the intersection zone's centre {fmt_px(mid)} lies "
                     "behind this stop line; the zone must be past every approach's stop line",
+                    f"进口道 {ap.id!r}：路口区域的中心 {fmt_px(mid)} 位于本停止线之前；路口区域"
+                    "须在每个进口道的停止线之后",
                 )
             )
     chords: dict[str, tuple[float, float]] = {}
@@ -385,6 +423,8 @@ def _travel_findings(lk: str, lane: Lane, line: StopLinePx, size: tuple[int, int
                 f"{lk}.travel",
                 f"lane {lane.id!r}: the travel arrow ends {fmt_px(t1)}, {-d1:.0f} px before "
                 "the stop line; it must cross it: move its end past the stop line",
+                f"车道 {lane.id!r}：行驶方向箭头终点 {fmt_px(t1)} 在停止线前 {-d1:.0f} px；"
+                "箭头须穿过停止线：请把终点移到停止线之后",
             )
         ]
     if d0 >= 0.0:
@@ -393,6 +433,8 @@ def _travel_findings(lk: str, lane: Lane, line: StopLinePx, size: tuple[int, int
                 f"{lk}.travel",
                 f"lane {lane.id!r}: the travel arrow starts {fmt_px(t0)}, {d0:.0f} px past "
                 "the stop line; it must cross it: move its start back into the lane",
+                f"车道 {lane.id!r}：行驶方向箭头起点 {fmt_px(t0)} 已越过停止线 {d0:.0f} px；"
+                "箭头须穿过停止线：请把起点移回车道内",
             )
         ]
     k = -d0 / (d1 - d0)
@@ -404,6 +446,8 @@ def _travel_findings(lk: str, lane: Lane, line: StopLinePx, size: tuple[int, int
             f"{lk}.travel",
             f"lane {lane.id!r}: the travel arrow crosses the stop line's extension at "
             f"{fmt_px(cross_pt)}, outside the drawn stop line {fmt_px(line.a)}–{fmt_px(line.b)}",
+            f"车道 {lane.id!r}：行驶方向箭头在 {fmt_px(cross_pt)} 穿过停止线的延长线，不在所画"
+            f"停止线 {fmt_px(line.a)}–{fmt_px(line.b)} 之内",
         )
     ]
 
@@ -419,13 +463,15 @@ def _reaches_stop_line(
             f"lane {lane.id!r}: the polygon lies wholly past the stop line; a lane is the area "
             "before (upstream of) its stop line"
         )
-        return [Finding(f"{lk}.polygon", text)], None
+        zh = f"车道 {lane.id!r}：多边形完全位于停止线之后；车道是其停止线之前（上游）的区域"
+        return [Finding(f"{lk}.polygon", text, zh)], None
     if max(dists) < -0.02 * math.hypot(*size):
         text = (
             f"lane {lane.id!r}: the polygon ends {-max(dists):.0f} px before the stop line; "
             "extend it up to the stop line"
         )
-        return [Finding(f"{lk}.polygon", text)], None
+        zh = f"车道 {lane.id!r}：多边形止于停止线前 {-max(dists):.0f} px；请延伸到停止线"
+        return [Finding(f"{lk}.polygon", text, zh)], None
     return [], lane_chord(lane, line, size)
 
 
@@ -443,16 +489,24 @@ def _span_findings(
     lo = min(c[0] for c in chords.values())
     hi = max(c[1] for c in chords.values())
     moves: list[str] = []
+    moves_zh: list[str] = []
     if lo < -0.02:
         moves.append(f"its first point to {fmt_px(line.at(lo))}")
+        moves_zh.append(f"第一个点移到 {fmt_px(line.at(lo))}")
     if hi > 1.02:
         moves.append(f"its second point to {fmt_px(line.at(hi))}")
+        moves_zh.append(f"第二个点移到 {fmt_px(line.at(hi))}")
     fix = f"; extend {' and '.join(moves)}" if moves else ""
+    fix_zh = f"；请延长：{'，'.join(moves_zh)}" if moves_zh else ""
     text = (
         f"approach {ap.id!r}: the stop line does not span its lanes (share of each lane's width "
         f"covered: {', '.join(short)}){fix}"
     )
-    return [Finding(key, text)]
+    zh = (
+        f"进口道 {ap.id!r}：停止线未横跨其全部车道（各车道宽度被覆盖的比例："
+        f"{'，'.join(short)}）{fix_zh}"
+    )
+    return [Finding(key, text, zh)]
 
 
 def _lane_order(
@@ -465,7 +519,11 @@ def _lane_order(
     if len(set(numbers)) != len(numbers):
         dup = sorted({n for n in numbers if numbers.count(n) > 1})
         out.append(
-            Finding(f"{key}.lanes", f"approach {ap.id!r}: lane number {dup[0]} is used twice")
+            Finding(
+                f"{key}.lanes",
+                f"approach {ap.id!r}: lane number {dup[0]} is used twice",
+                f"进口道 {ap.id!r}：车道号 {dup[0]} 被重复使用",
+            )
         )
         return out
     if len(ap.lanes) < 2:
@@ -482,6 +540,7 @@ def _lane_order(
     order = sorted(ap.lanes, key=lambda ln: pos[ln.id])
     if [ln.number for ln in order] != sorted(numbers):
         seen = ", ".join(f"{ln.id} (number {ln.number})" for ln in order)
+        seen_zh = "，".join(f"{ln.id}（{ln.number} 号）" for ln in order)
         fix = ", ".join(f"{ln.id}: {n}" for ln, n in zip(order, sorted(numbers), strict=True))
         out.append(
             Finding(
@@ -489,6 +548,8 @@ def _lane_order(
                 f"approach {ap.id!r}: lane numbers are not in left-to-right order for a driver "
                 f"travelling along the lanes' arrows (1 = leftmost in the driving direction); "
                 f"left to right they are {seen}: number them {fix}",
+                f"进口道 {ap.id!r}：按驾驶员沿车道箭头行驶所见，车道号不是从左到右排列（1 = "
+                f"行驶方向最左侧车道）；从左到右依次为 {seen_zh}：请编号为 {fix}",
             )
         )
     return out
@@ -506,9 +567,10 @@ def _crosswalk_findings(key: str, cw: Crosswalk, size: tuple[int, int]) -> list[
                 f"{key}.axis",
                 f"crosswalk {cw.id!r}: the axis's middle {fmt_px(mid)} lies outside the "
                 "crosswalk polygon",
+                f"人行横道 {cw.id!r}：轴线中点 {fmt_px(mid)} 在人行横道多边形之外",
             )
         )
-    for name, p in (("first", a), ("second", b)):
+    for name, name_zh, p in (("first", "第一个", a), ("second", "第二个", b)):
         d = -inside_distance(poly, p)
         if d > tol:
             out.append(
@@ -516,6 +578,8 @@ def _crosswalk_findings(key: str, cw: Crosswalk, size: tuple[int, int]) -> list[
                     f"{key}.axis",
                     f"crosswalk {cw.id!r}: the axis's {name} point {fmt_px(p)} lies {d:.0f} px "
                     "outside the crosswalk polygon; the axis runs from kerb to kerb inside it",
+                    f"人行横道 {cw.id!r}：轴线的{name_zh}点 {fmt_px(p)} 在人行横道多边形外 "
+                    f"{d:.0f} px；轴线应在多边形内从路缘画到路缘",
                 )
             )
     (cx, cy), (rw, rh), ang = cv2.minAreaRect(np.asarray(poly, np.float32))
@@ -537,6 +601,8 @@ def _crosswalk_findings(key: str, cw: Crosswalk, size: tuple[int, int]) -> list[
                 f"crosswalk {cw.id!r}: the axis runs {deg:.0f}° off the crosswalk's length "
                 "(across the zebra instead of from kerb to kerb); draw it along the crossing, "
                 f"e.g. {fmt_px(p1)} → {fmt_px(p2)}",
+                f"人行横道 {cw.id!r}：轴线偏离人行横道长度方向 {deg:.0f}°（横跨斑马线，而不是"
+                f"从路缘到路缘）；请沿过街方向画，例如 {fmt_px(p1)} → {fmt_px(p2)}",
             )
         )
     elif _norm(axis) < CROSSWALK_MIN_LENGTH * long_side:
@@ -545,6 +611,9 @@ def _crosswalk_findings(key: str, cw: Crosswalk, size: tuple[int, int]) -> list[
                 f"{key}.axis",
                 f"crosswalk {cw.id!r}: the axis covers only {100 * _norm(axis) / long_side:.0f} "
                 f"% of the crosswalk's length; draw it from kerb to kerb, e.g. {fmt_px(p1)} → "
+                f"{fmt_px(p2)}",
+                f"人行横道 {cw.id!r}：轴线只覆盖人行横道长度的 "
+                f"{100 * _norm(axis) / long_side:.0f} %；请从路缘画到路缘，例如 {fmt_px(p1)} → "
                 f"{fmt_px(p2)}",
             )
         )
@@ -563,29 +632,35 @@ def _head_findings(key: str, head: SignalHead, size: tuple[int, int] | None) -> 
                 f"head {head.id!r}: the region is {100 * max(w, h) / frame[1]:.0f} % of the frame "
                 f"height (more than {100 * HEAD_MAX_HEIGHT:.0f} %); draw the box tightly around "
                 "the lamps only",
+                f"信号灯 {head.id!r}：区域为画面高度的 {100 * max(w, h) / frame[1]:.0f} %（超过 "
+                f"{100 * HEAD_MAX_HEIGHT:.0f} %）；请只框住灯盘，框紧",
             )
         )
     if size is None:
         return out
     n = len(head.lamps)
     if head.layout == "single":
-        ratio, want = max(w, h) / max(min(w, h), 1e-9), "about square"
+        ratio, want, want_zh = max(w, h) / max(min(w, h), 1e-9), "about square", "应近似正方形"
         bad = ratio > 2.0
     else:
         along, across = (h, w) if head.layout == "vertical" else (w, h)
         ratio = along / max(across, 1e-9)
         lo, hi = HEAD_ASPECT[0] * n, HEAD_ASPECT[1] * n
         bad = not lo <= ratio <= hi
+        vertical = head.layout == "vertical"
         want = (
-            f"{'height' if head.layout == 'vertical' else 'width'} about {n}× the "
-            f"{'width' if head.layout == 'vertical' else 'height'} for {n} lamps"
+            f"{'height' if vertical else 'width'} about {n}× the "
+            f"{'width' if vertical else 'height'} for {n} lamps"
         )
+        want_zh = f"{n} 个灯时{'高' if vertical else '宽'}约为{'宽' if vertical else '高'}的 {n} 倍"
     if bad:
         out.append(
             Finding(
                 f"{key}.region",
                 f"head {head.id!r}: the region is {w:.0f}×{h:.0f} px, which does not fit layout "
                 f"{head.layout} with {n} lamp(s) ({want}); check the layout or the box",
+                f"信号灯 {head.id!r}：区域为 {w:.0f}×{h:.0f} px，与布局 {head.layout}、{n} 个灯"
+                f"不符（{want_zh}）；请检查 layout 或区域框",
             )
         )
     return out
@@ -596,25 +671,35 @@ def _flow_findings(cam: CameraConfig, size: tuple[int, int]) -> list[Finding]:
     out: list[Finding] = []
     lanes = cam.flow.lanes
     for l_i, ln in enumerate(lanes):
-        out += _shape(f"flow.lanes.{l_i}.zone", f"flow lane {ln.id!r}", ln.zone, size)
+        label = (f"flow lane {ln.id!r}", f"流量车道 {ln.id!r}")
+        out += _shape(f"flow.lanes.{l_i}.zone", label, ln.zone, size)
     numbers = [ln.number for ln in lanes]
     if len(set(numbers)) != len(numbers):
-        out.append(Finding("flow.lanes", "two flow lanes have the same number"))
+        dup = sorted({n for n in numbers if numbers.count(n) > 1})
+        out.append(
+            Finding(
+                "flow.lanes",
+                f"two flow lanes have the same number {dup[0]}",
+                f"两条流量车道使用了相同的车道号 {dup[0]}",
+            )
+        )
         return out
     travels = [ln.travel for ln in lanes if ln.travel is not None]
     if len(lanes) >= 2 and len(travels) == len(lanes):
         sx = sum(_unit(_sub(to_px(t[1], size), to_px(t[0], size)))[0] for t in travels)
         sy = sum(_unit(_sub(to_px(t[1], size), to_px(t[0], size)))[1] for t in travels)
-        f = flow_order_finding(cam, _unit((sx, sy)), size, "the lanes' travel arrows")
+        why = ("the lanes' travel arrows", "车道的行驶方向箭头")
+        f = flow_order_finding(cam, _unit((sx, sy)), size, why)
         if f is not None:
             out.append(f)
     return out
 
 
 def flow_order_finding(
-    cam: CameraConfig, direction: Vec, size: tuple[int, int], why: str
+    cam: CameraConfig, direction: Vec, size: tuple[int, int], why: Label
 ) -> Finding | None:
-    """Flow lane numbers against their left-to-right order for travel in ``direction``."""
+    """Flow lane numbers against their left-to-right order for travel in ``direction``
+    (``why``: what shows that direction, in English and Chinese)."""
     assert cam.flow is not None
     right = right_of(direction)
     order = sorted(
@@ -623,11 +708,14 @@ def flow_order_finding(
     if [ln.number for ln in order] == sorted(ln.number for ln in order):
         return None
     seen = ", ".join(f"{ln.id} (number {ln.number})" for ln in order)
+    seen_zh = "，".join(f"{ln.id}（{ln.number} 号）" for ln in order)
     return Finding(
         "flow.lanes",
-        f"lane numbers are not in left-to-right order in the driving direction shown by {why} "
+        f"lane numbers are not in left-to-right order in the driving direction shown by {why[0]} "
         f"(1 = leftmost in the driving direction, as for intersection lanes); left to right "
         f"they are {seen}",
+        f"按{why[1]}所示的行驶方向，车道号不是从左到右排列（1 = 行驶方向最左侧车道，与路口"
+        f"车道相同）；从左到右依次为 {seen_zh}",
     )
 
 
@@ -681,6 +769,7 @@ class RegionCount:
 
     key: str
     label: str
+    label_zh: str
     has_travel: bool
     ident: str = ""
     tracks: int = 0
@@ -704,6 +793,7 @@ class LineCount:
 
     key: str
     label: str
+    label_zh: str
     forward: int = 0
     backward: int = 0
     outside: int = 0
@@ -720,11 +810,14 @@ class TrafficReport:
     regions: list[RegionCount]
     lines: list[LineCount]
     findings: list[Finding]
-    notes: list[str]
+    notes: list[Note]
     paths: list[TrackPath] = field(default_factory=list)
     """Every vehicle track's path (for drawing)."""
 
-    def text_lines(self) -> list[str]:
+    def text_lines(self, lang: Lang = "en") -> list[str]:
+        return self._lines_zh() if lang == "zh" else self._lines_en()
+
+    def _lines_en(self) -> list[str]:
         out = [
             f"observed traffic: {self.tracks} vehicle tracks over {self.seconds:.1f} s "
             f"({self.frames} analysed frames)"
@@ -748,7 +841,32 @@ class TrafficReport:
                 f"  {ln.label}: {n} tracks crossed it — {ln.forward} forwards, {ln.backward} "
                 f"backwards; {ln.outside} of the forward crossings outside every lane{tail}"
             )
-        out += [f"  {n}" for n in self.notes]
+        out += [f"  {n.text}" for n in self.notes]
+        return out
+
+    def _lines_zh(self) -> list[str]:
+        out = [
+            f"观测交通：{self.seconds:.1f} 秒内 {self.tracks} 条车辆轨迹（分析 {self.frames} 帧）"
+        ]
+        for r in self.regions:
+            if r.tracks < MIN_TRACKS:
+                out.append(f"  {r.label_zh}：{r.tracks} 条移动轨迹 — 交通量不足，不作判断")
+            elif r.has_travel:
+                s = r.shares()
+                out.append(
+                    f"  {r.label_zh}：{r.tracks} 条移动轨迹 — 顺箭头 {100 * s['along']:.0f} %，"
+                    f"逆箭头 {100 * s['against']:.0f} %，横穿 {100 * s['across']:.0f} %"
+                )
+            else:
+                out.append(f"  {r.label_zh}：{r.tracks} 条移动轨迹（未画行驶方向箭头）")
+        for ln in self.lines:
+            n = ln.forward + ln.backward
+            tail = " — 交通量不足，不作判断" if n < MIN_TRACKS else ""
+            out.append(
+                f"  {ln.label_zh}：{n} 条轨迹越过 — 正向 {ln.forward}，反向 {ln.backward}；"
+                f"正向越线中 {ln.outside} 条在所有车道之外{tail}"
+            )
+        out += [f"  {n.text_zh}" for n in self.notes]
         return out
 
     def as_dict(self) -> dict[str, Any]:
@@ -760,6 +878,7 @@ class TrafficReport:
                 {
                     "key": r.key,
                     "label": r.label,
+                    "label_zh": r.label_zh,
                     "moving_tracks": r.tracks,
                     "enough": r.tracks >= MIN_TRACKS,
                     **({"shares": r.shares()} if r.has_travel else {}),
@@ -770,6 +889,7 @@ class TrafficReport:
                 {
                     "key": ln.key,
                     "label": ln.label,
+                    "label_zh": ln.label_zh,
                     "forward": ln.forward,
                     "backward": ln.backward,
                     "forward_outside_lanes": ln.outside,
@@ -777,7 +897,8 @@ class TrafficReport:
                 }
                 for ln in self.lines
             ],
-            "notes": self.notes,
+            "notes": [n.text for n in self.notes],
+            "notes_zh": [n.text_zh for n in self.notes],
         }
 
 
@@ -792,14 +913,17 @@ def _travel_regions(
             for l_i, ln in enumerate(ap.lanes):
                 key = f"intersection.approaches.{a_i}.lanes.{l_i}.travel"
                 label = f"lane {ln.id} (number {ln.number}, approach {ap.id})"
+                zh = f"车道 {ln.id}（{ln.number} 号，进口道 {ap.id}）"
                 poly = [to_px(p, size) for p in ln.polygon]
-                out.append((RegionCount(key, label, True, ln.id), poly, lane_direction(ln, size)))
+                count = RegionCount(key, label, zh, True, ln.id)
+                out.append((count, poly, lane_direction(ln, size)))
         if calib.wrong_way is not None:
             for z_i, z in enumerate(calib.wrong_way.zones):
                 key = f"intersection.wrong_way.zones.{z_i}.travel"
                 poly = [to_px(p, size) for p in z.polygon]
                 zt = _unit(_sub(to_px(z.travel[1], size), to_px(z.travel[0], size)))
-                out.append((RegionCount(key, f"wrong-way zone {z.id}", True), poly, zt))
+                count = RegionCount(key, f"wrong-way zone {z.id}", f"逆行监测区 {z.id}", True)
+                out.append((count, poly, zt))
     if cam.flow is not None:
         for f_i, fl in enumerate(cam.flow.lanes):
             key = f"flow.lanes.{f_i}.travel"
@@ -808,7 +932,8 @@ def _travel_regions(
             if fl.travel is not None:
                 t = _unit(_sub(to_px(fl.travel[1], size), to_px(fl.travel[0], size)))
             label = f"flow lane {fl.id} (number {fl.number})"
-            out.append((RegionCount(key, label, t is not None), poly, t))
+            zh = f"流量车道 {fl.id}（{fl.number} 号）"
+            out.append((RegionCount(key, label, zh, t is not None), poly, t))
     return out
 
 
@@ -830,11 +955,11 @@ def analyse_traffic(
             _count_path(count, poly, travel, path, min_move)
     counts = [r for r, _, _ in regions]
     findings: list[Finding] = []
-    notes: list[str] = []
+    notes: list[Note] = []
     _judge_lanes(cam, counts, findings, notes)
     for count in counts:
         if count.has_travel and not count.key.startswith("intersection.approaches."):
-            _judge_region(count, findings, "")
+            _judge_region(count, findings, zone=True)
     lines = _line_counts(cam, size, paths, findings, notes)
     if cam.flow is not None:
         notes += _flow_order_observed(cam, size, counts, findings)
@@ -874,7 +999,7 @@ def _count_path(
         count.across += 1
 
 
-def _judge_region(count: RegionCount, findings: list[Finding], why: str) -> None:
+def _judge_region(count: RegionCount, findings: list[Finding], *, zone: bool) -> None:
     """A zone (or lane) where most traffic moves against or across its arrow."""
     if count.tracks < MIN_TRACKS:
         return
@@ -884,8 +1009,11 @@ def _judge_region(count: RegionCount, findings: list[Finding], why: str) -> None
             Finding(
                 count.key,
                 f"{count.label}: {100 * s['against']:.0f} % of {count.tracks} moving tracks go "
-                f"against the travel arrow{why} — the arrow is reversed (swap its two points)"
-                + ("" if why else ", or the zone lies on the other carriageway"),
+                "against the travel arrow — the arrow is reversed (swap its two points)"
+                + (", or the zone lies on the other carriageway" if zone else ""),
+                f"{count.label_zh}：{count.tracks} 条移动轨迹中 {100 * s['against']:.0f} % 逆着"
+                "行驶方向箭头 — 箭头画反了（交换其两个点）"
+                + ("，或该区域位于对向车行道" if zone else ""),
             )
         )
     elif s["across"] >= ACROSS_SHARE:
@@ -894,12 +1022,14 @@ def _judge_region(count: RegionCount, findings: list[Finding], why: str) -> None
                 count.key,
                 f"{count.label}: {100 * s['across']:.0f} % of {count.tracks} moving tracks move "
                 "across the travel arrow — draw the arrow along the lane",
+                f"{count.label_zh}：{count.tracks} 条移动轨迹中 {100 * s['across']:.0f} % 横穿"
+                "行驶方向箭头 — 请沿车道方向画箭头",
             )
         )
 
 
 def _judge_lanes(
-    cam: CameraConfig, counts: list[RegionCount], findings: list[Finding], notes: list[str]
+    cam: CameraConfig, counts: list[RegionCount], findings: list[Finding], notes: list[Note]
 ) -> None:
     """Approach lanes: traffic against the arrows of every judged lane of an approach means the
     approach is drawn for the other direction (its lines and arrows reversed together, which
@@ -917,25 +1047,34 @@ def _judge_lanes(
         against = [r for r in judged if r.against / r.tracks >= AGAINST_SHARE]
         for r in judged:
             if r not in against:
-                _judge_region(r, findings, "")
+                _judge_region(r, findings, zone=False)
         if not against:
             continue
         if len(against) == len(judged):
             shares = ", ".join(f"{r.ident} {100 * r.shares()['against']:.0f} %" for r in against)
+            shares_zh = "，".join(f"{r.ident} {100 * r.shares()['against']:.0f} %" for r in against)
             findings.append(
                 Finding(
                     f"{key}lanes",
                     f"approach {ap.id!r}: most traffic moves against the travel arrow of every "
                     f"lane with enough traffic ({shares}) — the approach is drawn for the "
                     "opposite direction: swap stop_line and entry_line and reverse every travel",
+                    f"进口道 {ap.id!r}：每条交通量足够的车道上，多数车辆都逆着行驶方向箭头"
+                    f"（{shares_zh}）— 该进口道画成了相反方向：请交换 stop_line 与 entry_line，"
+                    "并反转每条车道的 travel",
                 )
             )
             continue
         for r in against:
+            pct = f"{100 * r.shares()['against']:.0f} %"
             text = (
-                f"{r.label}: {100 * r.shares()['against']:.0f} % of {r.tracks} moving tracks go "
-                "against its arrow while the approach's other lanes agree — a lane shared with "
-                "oncoming traffic (or drawn on the opposite carriageway)"
+                f"{r.label}: {pct} of {r.tracks} moving tracks go against its arrow while the "
+                "approach's other lanes agree — a lane shared with oncoming traffic (or drawn "
+                "on the opposite carriageway)"
+            )
+            zh = (
+                f"{r.label_zh}：{r.tracks} 条移动轨迹中 {pct} 逆着箭头，而该进口道其他车道方向"
+                "一致 — 这是与对向来车共用的车道（或画在了对向车行道上）"
             )
             if watched:
                 findings.append(
@@ -944,10 +1083,17 @@ def _judge_lanes(
                         f"{text}; the wrong-way rule watches the lanes (wrong_way.use_lanes) and "
                         "would charge that traffic: set use_lanes: false and draw a wrong-way "
                         "zone, or redraw the lane",
+                        f"{zh}；逆行规则按车道监测（wrong_way.use_lanes），会把这些车辆判为逆行："
+                        "请设 use_lanes: false 并画逆行监测区，或重画该车道",
                     )
                 )
             else:
-                notes.append(f"note: {text}; harmless unless the wrong-way rule watches lanes")
+                notes.append(
+                    Note(
+                        f"note: {text}; harmless unless the wrong-way rule watches lanes",
+                        f"提示：{zh}；只要逆行规则不按车道监测，就无影响",
+                    )
+                )
 
 
 def _line_counts(
@@ -955,7 +1101,7 @@ def _line_counts(
     size: tuple[int, int],
     paths: list[TrackPath],
     findings: list[Finding],
-    notes: list[str],
+    notes: list[Note],
 ) -> list[LineCount]:
     calib = cam.intersection
     if calib is None:
@@ -965,7 +1111,9 @@ def _line_counts(
     for a_i, ap in enumerate(calib.approaches):
         line = StopLinePx.of(ap, size)
         lanes = [[to_px(p, size) for p in ln.polygon] for ln in ap.lanes]
-        count = LineCount(f"intersection.approaches.{a_i}.stop_line", f"stop line of {ap.id}")
+        count = LineCount(
+            f"intersection.approaches.{a_i}.stop_line", f"stop line of {ap.id}", f"停止线 {ap.id}"
+        )
         for path in paths:
             net, first_fwd = _net_crossing(path, line)
             if net > 0 and first_fwd is not None:
@@ -986,13 +1134,19 @@ def _line_counts(
                     f"approach {ap.id!r}: {count.backward} of {n} tracks cross the stop line "
                     "backwards (against the lanes' travel) — the stop line belongs to the other "
                     "direction of traffic, or the approach's lines and arrows are reversed",
+                    f"进口道 {ap.id!r}：越过停止线的 {n} 条轨迹中有 {count.backward} 条反向越线"
+                    "（逆着车道行驶方向）— 该停止线属于对向交通，或该进口道的线与箭头画反了",
                 )
             )
         elif count.backward / n >= 1.0 - BACKWARD_SHARE:
             notes.append(
-                f"note: {count.backward} of {n} tracks cross the stop line of {ap.id} backwards: "
-                "it reaches over road used by oncoming traffic (harmless for the red-light rule, "
-                "which charges forward crossings only)"
+                Note(
+                    f"note: {count.backward} of {n} tracks cross the stop line of {ap.id} "
+                    "backwards: it reaches over road used by oncoming traffic (harmless for the "
+                    "red-light rule, which charges forward crossings only)",
+                    f"提示：越过 {ap.id} 停止线的 {n} 条轨迹中有 {count.backward} 条反向越线："
+                    "停止线伸到了对向车辆行驶的路面上（对闯红灯规则无影响，该规则只判正向越线）",
+                )
             )
         if count.forward >= MIN_TRACKS and count.outside / count.forward >= OUTSIDE_SHARE:
             xs = sorted(p[0] for p in count.outside_points)
@@ -1002,6 +1156,9 @@ def _line_counts(
                     f"approach {ap.id!r}: {count.outside} of {count.forward} forward stop-line "
                     f"crossings are outside every lane polygon (x {xs[0]:.0f}–{xs[-1]:.0f} px "
                     "on the line) — the lanes do not cover the road: widen them or add a lane",
+                    f"进口道 {ap.id!r}：{count.forward} 次正向越过停止线中有 {count.outside} 次在"
+                    f"所有车道多边形之外（停止线上 x {xs[0]:.0f}–{xs[-1]:.0f} px）— 车道未覆盖"
+                    "整个路面：请加宽车道或增加车道",
                 )
             )
     return out
@@ -1026,15 +1183,25 @@ def _net_crossing(path: TrackPath, line: StopLinePx) -> tuple[int, Vec | None]:
 
 def _flow_order_observed(
     cam: CameraConfig, size: tuple[int, int], regions: list[RegionCount], findings: list[Finding]
-) -> list[str]:
+) -> list[Note]:
     """Flow lane numbering against the observed direction of traffic in the flow zones."""
     motion = [m for r in regions if r.key.startswith("flow.") for m in r.motion]
     if len(motion) < MIN_TRACKS:
-        return ["flow lanes: not enough traffic to judge their numbering"]
+        return [
+            Note(
+                "flow lanes: not enough traffic to judge their numbering",
+                "流量车道：交通量不足，无法判断车道编号",
+            )
+        ]
     mean = (sum(m[0] for m in motion) / len(motion), sum(m[1] for m in motion) / len(motion))
     if _norm(mean) < 0.5:
-        return ["flow lanes: traffic runs both ways; numbering not judged from it"]
-    f = flow_order_finding(cam, _unit(mean), size, "the observed traffic")
+        return [
+            Note(
+                "flow lanes: traffic runs both ways; numbering not judged from it",
+                "流量车道：交通双向行驶，不据此判断车道编号",
+            )
+        ]
+    f = flow_order_finding(cam, _unit(mean), size, ("the observed traffic", "观测到的交通"))
     if f is not None:
         findings.append(f)
     return []

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import copy
 import json
+import re
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,14 +22,15 @@ import pytest
 import yaml
 
 from sharpeyes.api.commands import cli
+from sharpeyes.api.commands.camera_check import default_lang
 from sharpeyes.api.node.camera import register_detector
+from sharpeyes.pipeline import geometry_check
 from sharpeyes.pipeline.config import AnyDetectorConfig, CameraConfig
 from sharpeyes.pipeline.geometry_check import (
     MIN_TRACKS,
     Finding,
     TrafficObserver,
-    analyse_traffic,
-    static_checks,
+    TrafficReport,
 )
 from sharpeyes.pipeline.protocols import DetectorInfo
 from sharpeyes.pipeline.types import Detections, ImageBGR, ObjectKind, Tracks
@@ -86,6 +89,50 @@ def cam_of(data: dict[str, Any]) -> CameraConfig:
 
 def keys(findings: list[Finding]) -> list[str]:
     return [f.key for f in findings]
+
+
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+_QUOTED = re.compile(r"'([^'\s]+)'")
+
+
+def same_values(en: str, zh: str) -> list[str]:
+    """What of ``en`` (numbers, quoted ids) is missing from ``zh`` (empty: nothing)."""
+    missing = list((Counter(_NUMBER.findall(en)) - Counter(_NUMBER.findall(zh))).elements())
+    missing += [f"'{q}'" for q in _QUOTED.findall(en) if f"'{q}'" not in zh]
+    return missing if zh.strip() else ["(empty)"]
+
+
+def bilingual(findings: Sequence[Finding]) -> None:
+    """Every finding has a Chinese text with the numbers and ids of the English one."""
+    for f in findings:
+        assert f.message_zh.strip() and re.search("[\u4e00-\u9fff]", f.message_zh), f
+        assert same_values(f.message, f.message_zh) == [], (f.message, f.message_zh)
+
+
+def static_checks(cam: CameraConfig, size: tuple[int, int] | None = None) -> list[Finding]:
+    """``geometry_check.static_checks``, every finding checked for its Chinese text."""
+    found = geometry_check.static_checks(cam, size)
+    bilingual(found)
+    return found
+
+
+def analyse_traffic(
+    cam: CameraConfig, size: tuple[int, int], observer: TrafficObserver
+) -> TrafficReport:
+    """``geometry_check.analyse_traffic``, every finding and note checked in Chinese too."""
+    report = geometry_check.analyse_traffic(cam, size, observer)
+    bilingual(report.findings)
+    for n in report.notes:
+        assert same_values(n.text, n.text_zh) == [], n
+    return report
+
+
+def test_the_chinese_check_catches_a_lost_number_or_id() -> None:
+    en = "approach 'south': 4 of 10 forward crossings (x 120–130 px)"
+    assert same_values(en, "进口道 'south'：10 次正向越线中有 4 次（x 120–130 px）") == []
+    assert same_values(en, "进口道 'south'：10 次正向越线中有 4 次") == ["120", "130"]
+    assert same_values(en, "进口道：10 次中有 4 次（x 120–130 px）") == ["'south'"]
+    assert same_values(en, " ") == ["(empty)"]
 
 
 # -- static checks ---------------------------------------------------------------------------
@@ -318,7 +365,8 @@ def test_one_oncoming_lane_is_a_note_unless_wrong_way_watches_lanes() -> None:
         obs.paths[100 + tid] = path
     report = analyse_traffic(cam_of(base_config()), SIZE, obs)
     assert report.findings == []
-    assert any("lane l1" in n and "oncoming" in n for n in report.notes)
+    assert any("lane l1" in n.text and "oncoming" in n.text for n in report.notes)
+    assert any("车道 l1" in n.text_zh and "对向" in n.text_zh for n in report.notes)
     data = base_config()
     data["intersection"]["wrong_way"] = {"use_lanes": True}
     report = analyse_traffic(cam_of(data), SIZE, obs)
@@ -449,3 +497,30 @@ def test_camera_check_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert rc == 3, out + err
     assert "warning: intersection.approaches.0.stop_line" in err
     assert "6 tracks crossed it — 0 forwards, 6 backwards" in out
+
+    # in Chinese: --lang zh, or a Chinese locale by default; --json carries both texts
+    rc = cli.main(["camera-check", str(video), "--config", str(config), "--lang", "zh"])
+    out, err = capsys.readouterr()
+    assert rc == 0, out + err
+    assert "warning: intersection.approaches.0.stop_line: 进口道 'south'：越过停止线的 6 条" in err
+    assert "停止线 south：6 条轨迹越过 — 正向 0，反向 6" in out and "发现 1 个问题" in out
+    rc = cli.main(["camera-check", str(video), "--config", str(config), "--json"])
+    problems = json.loads(capsys.readouterr().out)["problems"]
+    assert [p["key"] for p in problems] == ["intersection.approaches.0.stop_line"]
+    for p in problems:
+        assert "进口道 'south'" in p["message_zh"]
+        assert same_values(p["message"], p["message_zh"]) == []
+
+
+@pytest.mark.parametrize(
+    ("env", "lang"),
+    [
+        ({"LANG": "zh_CN.UTF-8"}, "zh"),
+        ({"LANG": "en_US.UTF-8"}, "en"),
+        ({}, "en"),
+        ({"LC_ALL": "C", "LANG": "zh_CN.UTF-8"}, "en"),  # LC_ALL wins
+        ({"LC_ALL": "", "LC_MESSAGES": "zh_TW.UTF-8", "LANG": "C"}, "zh"),
+    ],
+)
+def test_the_default_language_follows_the_locale(env: dict[str, str], lang: str) -> None:
+    assert default_lang(env) == lang

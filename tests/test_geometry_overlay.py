@@ -254,6 +254,8 @@ def test_findings_name_the_problem_of_a_changed_config(seeded: Seeded) -> None:
         rep = client.get(url, headers=seeded.auth("viewer")).json()
         assert [p["key"] for p in rep["problems"]] == ["intersection.approaches.0.lanes"]
         assert "left-to-right" in rep["problems"][0]["message"]
+        zh = rep["problems"][0]["message_zh"]  # the console's Chinese view shows this one
+        assert "从左到右" in zh and "'south'" in zh and "l3（1 号）" in zh
         png2 = client.get(f"{url}.png", headers=seeded.auth("viewer"))
         assert png2.headers["x-geometry-problems"] == "1"  # redrawn for the new config
         assert png2.content != png.content

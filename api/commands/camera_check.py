@@ -19,8 +19,11 @@ For a new camera whose geometry was typed by hand (relative 0–1 coordinates):
    service's ``GET /api/v1/cameras/{id}/geometry.png`` (the console's 标定图) uses too.
 
 Each problem is printed as ``warning: <config key>: <what and how to fix>`` on stderr; the report
-goes to stdout (``--json``: one JSON object). Exit status: 0 ok, 1 the video cannot be read,
-2 bad arguments or configuration, 3 problems found with ``--strict``.
+goes to stdout (``--json``: one JSON object, every problem with ``message`` and ``message_zh``).
+The text (problems, notes, traffic counts) is Chinese with ``--lang zh``, English with ``--lang
+en``; by default Chinese when the locale (``LC_ALL``, ``LC_MESSAGES``, ``LANG``, the first one
+set) is a ``zh`` one. Exit status: 0 ok, 1 the video cannot be read, 2 bad arguments or
+configuration, 3 problems found with ``--strict``.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -44,6 +48,7 @@ if TYPE_CHECKING:
     from sharpeyes.pipeline.config import CameraConfig
     from sharpeyes.pipeline.geometry_check import (
         Finding,
+        Lang,
         TrafficObserver,
         TrafficReport,
     )
@@ -69,7 +74,25 @@ def add_parser(subparsers: Any) -> None:
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--strict", action="store_true", help="exit 3 when there are problems")
+    p.add_argument(
+        "--lang",
+        choices=("zh", "en"),
+        default=None,
+        help="language of the text report and problems (default: zh when the locale is a "
+        "Chinese one — LC_ALL, LC_MESSAGES or LANG — else en)",
+    )
     p.set_defaults(func=run)
+
+
+def default_lang(environ: Mapping[str, str] | None = None) -> Lang:
+    """``zh`` when the locale is Chinese: the first of ``LC_ALL``, ``LC_MESSAGES``, ``LANG``
+    that is set and not empty starts with ``zh`` (``zh_CN.UTF-8``); else ``en``."""
+    env = os.environ if environ is None else environ
+    for name in ("LC_ALL", "LC_MESSAGES", "LANG"):
+        value = env.get(name, "")
+        if value:
+            return "zh" if value.lower().startswith("zh") else "en"
+    return "en"
 
 
 def _error(msg: str, code: int) -> int:
@@ -86,10 +109,11 @@ def run(args: argparse.Namespace) -> int:
     if isinstance(loaded, int):
         return loaded
     cam, seconds = loaded
+    lang: Lang = args.lang if getattr(args, "lang", None) in ("zh", "en") else default_lang()
     try:
         size, background = _probe(cam)
     except SharpeyesError as e:
-        _warn(static_checks(cam))  # what the geometry alone shows, on a nominal frame
+        _warn(static_checks(cam), lang)  # what the geometry alone shows, on a nominal frame
         return _error(f"{_masked(str(args.video))}: {e}", EXIT_READ)
     findings = static_checks(cam, size)
     traffic: TrafficReport | None = None
@@ -97,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             traffic, frames = _observe(cam, seconds)
         except SharpeyesError as e:
-            _warn(findings)
+            _warn(findings, lang)
             return _error(str(e), EXIT_READ)
         background = _median(frames)
         size = (background.shape[1], background.shape[0])
@@ -106,9 +130,10 @@ def run(args: argparse.Namespace) -> int:
         report = _as_json(cam, size, findings, traffic)
         sys.stdout.write(json.dumps(report, ensure_ascii=False) + "\n")
     else:
-        sys.stdout.write("".join(f"{ln}\n" for ln in _report_lines(cam, size, findings, traffic)))
+        lines = _report_lines(cam, size, findings, traffic, lang)
+        sys.stdout.write("".join(f"{ln}\n" for ln in lines))
     sys.stdout.flush()
-    _warn(findings)
+    _warn(findings, lang)
     if args.png:
         try:
             paths = traffic.paths if traffic is not None else []
@@ -146,9 +171,9 @@ def _masked(url: str) -> str:
     return mask_url(url) or url
 
 
-def _warn(findings: Sequence[Finding]) -> None:
+def _warn(findings: Sequence[Finding], lang: Lang = "en") -> None:
     for f in findings:
-        sys.stderr.write(f"warning: {f.line()}\n")
+        sys.stderr.write(f"warning: {f.line(lang)}\n")
 
 
 def _probe(cam: CameraConfig) -> tuple[tuple[int, int], ImageBGR]:
@@ -247,18 +272,31 @@ def _report_lines(
     size: tuple[int, int],
     findings: Sequence[Finding],
     traffic: TrafficReport | None,
+    lang: Lang = "en",
 ) -> list[str]:
     from sharpeyes.pipeline.geometry_draw import key_points
 
-    out = [f"camera {cam.id}: {size[0]}x{size[1]} px"]
-    out.append("key points:")
+    zh = lang == "zh"
+    out = [
+        f"摄像机 {cam.id}：{size[0]}x{size[1]} px"
+        if zh
+        else f"camera {cam.id}: {size[0]}x{size[1]} px"
+    ]
+    out.append("关键点（像素）：" if zh else "key points:")
     out += [f"  {k}" for k in key_points(cam, size)]
     if traffic is not None:
-        out += traffic.text_lines()
+        out += traffic.text_lines(lang)
     else:
-        out.append("observed traffic: not checked (--seconds 0)")
+        out.append(
+            "观测交通：未检查（--seconds 0）"
+            if zh
+            else "observed traffic: not checked (--seconds 0)"
+        )
     n = len(findings)
-    out.append(f"{n} problem{'s' if n != 1 else ''} found" if n else "no problem found")
+    if zh:
+        out.append(f"发现 {n} 个问题" if n else "未发现问题")
+    else:
+        out.append(f"{n} problem{'s' if n != 1 else ''} found" if n else "no problem found")
     return out
 
 
@@ -275,5 +313,7 @@ def _as_json(
         "frame_size": list(size),
         "key_points": key_points(cam, size),
         "traffic": traffic.as_dict() if traffic is not None else None,
-        "problems": [{"key": f.key, "message": f.message} for f in findings],
+        "problems": [
+            {"key": f.key, "message": f.message, "message_zh": f.message_zh} for f in findings
+        ],
     }

@@ -58,6 +58,9 @@ class GeometryProblem(BaseModel):
         examples=["intersection.approaches.0.lanes.1.travel"],
     )
     message: str = Field(description="What is wrong and how to fix it (English).")
+    message_zh: str = Field(
+        description="The same in Chinese, from the same values (ids, numbers, pixels)."
+    )
 
 
 class GeometryReport(BaseModel):
@@ -126,7 +129,10 @@ class GeometryDrawer:
             frame_source="live" if basis.frame is not None else "none",
             frame_time_ms=basis.frame.wall_time_ms if basis.frame is not None else None,
             frame_size=basis.size,
-            problems=[GeometryProblem(key=f.key, message=f.message) for f in findings],
+            problems=[
+                GeometryProblem(key=f.key, message=f.message, message_zh=f.message_zh)
+                for f in findings
+            ],
             key_points=key_points(cam, basis.size),
         )
         return report, findings
