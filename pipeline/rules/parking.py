@@ -30,18 +30,9 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sharpeyes.pipeline.calibration import IntersectionCalibration, NoParkingZone
-from sharpeyes.pipeline.rules.charge import (
-    Charge,
-    TrackRule,
-    charge_event,
-    exempt_class,
-    frame_rows,
-    needed,
-    observe,
-    points_text,
-    region_of,
-)
+from sharpeyes.pipeline.calibration import IntersectionCalibration, NoParkingZone, ParkingConfig
+from sharpeyes.pipeline.rules._suite import BlockRule
+from sharpeyes.pipeline.rules.charge import frame_rows, needed, observe, points_text, region_of
 from sharpeyes.pipeline.rules.common import Observation, TrackHistory, in_windows
 from sharpeyes.pipeline.rules.geometry import BoxedPolygon, Vec, distance, to_pixels
 from sharpeyes.pipeline.types import Event, Frame, SignalState, Tracks
@@ -73,15 +64,17 @@ class _Car:
     stops: int = 0
 
 
-class IllegalParkingRule(TrackRule[_Car]):
+class IllegalParkingRule(BlockRule[_Car, ParkingConfig]):
     """Vehicles parked in the calibrated no-parking zones of one stream."""
+
+    name = NAME
 
     def __init__(
         self, stream_id: str, calib: IntersectionCalibration, frame_size: tuple[int, int]
     ) -> None:
-        self.cfg = needed(calib.parking, "IllegalParkingRule", "parking")
+        cfg = needed(calib.parking, "IllegalParkingRule", "parking")
         super().__init__(
-            stream_id, calib, frame_size, lambda tid, kind: _Car(TrackHistory(tid, kind))
+            stream_id, calib, frame_size, cfg, lambda tid, kind: _Car(TrackHistory(tid, kind))
         )
         self._radius = self.cfg.still_radius * math.hypot(*frame_size)
         pixels = [to_pixels(z.polygon, frame_size) for z in self.cfg.zones]
@@ -194,32 +187,26 @@ class IllegalParkingRule(TrackRule[_Car]):
         if st.charged or st.dwell < zone.dwell_s:
             return None
         st.charged = True
-        if exempt_class(st.hist, self.cfg.exempt_class_ids):
+        if self.exempt(st.hist):
             return None
         return self._charge(st, zone, start, o)
 
     def _charge(self, st: _Car, zone: _Zone, start: Observation, o: Observation) -> Event:
         half = st.half or o
-        return charge_event(
-            Charge(
-                name=NAME,
-                code=self.cfg.code,
-                stream_id=self.stream_id,
-                frame_size=self.frame_size,
-                track=st.hist,
-                at_pts=o.pts,
-                best=o,
-                end=o,
-                stages=(start.pts, half.pts, o.pts),
-                detail=f"stationary in no-parking zone {zone.cfg.id} since {start.pts:.2f}s, "
-                f"dwell {st.dwell:.1f}s >= {zone.dwell_s:.0f}s at {o.pts:.2f}s",
-                extra=(
-                    ("zone_id", zone.cfg.id),
-                    ("stop_start_pts", f"{start.pts:.3f}"),
-                    ("zone_px", self._zone_px[zone.cfg.id]),
-                    ("dwell_s", f"{zone.dwell_s:g}"),
-                    ("still_radius_px", f"{self._radius:.1f}"),
-                ),
-                key=f"stop{st.stops}",
-            )
+        return self.charge(
+            st.hist,
+            at_pts=o.pts,
+            best=o,
+            end=o,
+            stages=(start.pts, half.pts, o.pts),
+            detail=f"stationary in no-parking zone {zone.cfg.id} since {start.pts:.2f}s, "
+            f"dwell {st.dwell:.1f}s >= {zone.dwell_s:.0f}s at {o.pts:.2f}s",
+            extra=(
+                ("zone_id", zone.cfg.id),
+                ("stop_start_pts", f"{start.pts:.3f}"),
+                ("zone_px", self._zone_px[zone.cfg.id]),
+                ("dwell_s", f"{zone.dwell_s:g}"),
+                ("still_radius_px", f"{self._radius:.1f}"),
+            ),
+            key=f"stop{st.stops}",
         )

@@ -27,19 +27,9 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from sharpeyes.pipeline.calibration import IntersectionCalibration
-from sharpeyes.pipeline.rules.charge import (
-    Charge,
-    Raw,
-    TrackRule,
-    charge_event,
-    exempt_class,
-    frame_rows,
-    needed,
-    observe,
-    points_text,
-    region_of,
-)
+from sharpeyes.pipeline.calibration import IntersectionCalibration, SolidLineConfig
+from sharpeyes.pipeline.rules._suite import BlockRule, step_open
+from sharpeyes.pipeline.rules.charge import Raw, frame_rows, needed, observe, points_text, region_of
 from sharpeyes.pipeline.rules.common import Observation, TrackHistory
 from sharpeyes.pipeline.rules.geometry import Polyline, to_pixels
 from sharpeyes.pipeline.types import Anchor, Event, Frame, ObjectKind, SignalState, Tracks
@@ -66,15 +56,17 @@ class _Car:
     done: bool = False
 
 
-class SolidLineRule(TrackRule[_Car]):
+class SolidLineRule(BlockRule[_Car, SolidLineConfig]):
     """Lane changes over the calibrated solid lines of one stream."""
+
+    name = NAME
 
     def __init__(
         self, stream_id: str, calib: IntersectionCalibration, frame_size: tuple[int, int]
     ) -> None:
-        self.cfg = needed(calib.solid_lines, "SolidLineRule", "solid_lines")
+        cfg = needed(calib.solid_lines, "SolidLineRule", "solid_lines")
         super().__init__(
-            stream_id, calib, frame_size, lambda tid, kind: _Car(deque(maxlen=_HISTORY))
+            stream_id, calib, frame_size, cfg, lambda tid, kind: _Car(deque(maxlen=_HISTORY))
         )
         pixels = [to_pixels(ln.points, frame_size) for ln in self.cfg.lines]
         self._lines = [(ln.id, Polyline(p)) for ln, p in zip(self.cfg.lines, pixels, strict=True)]
@@ -86,20 +78,11 @@ class SolidLineRule(TrackRule[_Car]):
     def update(
         self, frame: Frame, tracks: Tracks, signals: Mapping[str, SignalState]
     ) -> list[Event]:
-        events: list[Event] = []
         rows, _ = frame_rows(frame, tracks, self._kinds, Anchor.BOTTOM_CENTER, region=self._region)
-        for tid, kind, raw in rows:
-            st = self._tracks.get(tid, kind, raw[0])
-            if st.done:
-                continue
-            st.rows.append(raw)
-            ev = self._step(tid, kind, st, raw)
-            if ev is not None:
-                events.append(ev)
-        self._tracks.evict(frame.pts)
-        return events
+        return step_open(self._tracks, rows, frame.pts, self._step)
 
     def _step(self, tid: int, kind: ObjectKind, st: _Car, raw: Raw) -> Event | None:
+        st.rows.append(raw)
         p = raw[2]  # the wheel line's centre: bottom centre of the box
         quarter = (raw[3][2] - raw[3][0]) / 4.0
         for line_id, line in self._lines:
@@ -117,7 +100,7 @@ class SolidLineRule(TrackRule[_Car]):
                 hist = TrackHistory(tid, kind)
                 for r in st.rows:
                     hist.add(observe(r))
-                if exempt_class(hist, self.cfg.exempt_class_ids):
+                if self.exempt(hist):
                     return None
                 return self._charge(hist, line_id, side, hist.last)
         return None
@@ -144,23 +127,17 @@ class SolidLineRule(TrackRule[_Car]):
     def _charge(self, hist: TrackHistory, line_id: str, s: _Side, o: Observation) -> Event:
         start = observe(s.last_stable) if s.last_stable is not None else o
         on = observe(s.closest) if s.closest is not None else o
-        return charge_event(
-            Charge(
-                name=NAME,
-                code=self.cfg.code,
-                stream_id=self.stream_id,
-                frame_size=self.frame_size,
-                track=hist,
-                at_pts=on.pts,
-                best=on,
-                end=o,
-                stages=(start.pts, on.pts, o.pts),
-                detail=f"crossed solid line {line_id} at {on.pts:.2f}s "
-                f"(left its side at {start.pts:.2f}s, confirmed over at {o.pts:.2f}s)",
-                extra=(
-                    ("line_id", line_id),
-                    ("line_px", self._points[line_id]),
-                    ("line_margin_px", f"{self._margin:.1f}"),
-                ),
-            )
+        return self.charge(
+            hist,
+            at_pts=on.pts,
+            best=on,
+            end=o,
+            stages=(start.pts, on.pts, o.pts),
+            detail=f"crossed solid line {line_id} at {on.pts:.2f}s "
+            f"(left its side at {start.pts:.2f}s, confirmed over at {o.pts:.2f}s)",
+            extra=(
+                ("line_id", line_id),
+                ("line_px", self._points[line_id]),
+                ("line_margin_px", f"{self._margin:.1f}"),
+            ),
         )

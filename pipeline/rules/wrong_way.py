@@ -28,12 +28,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sharpeyes.pipeline.calibration import IntersectionCalibration, WrongWayConfig
+from sharpeyes.pipeline.rules._suite import BlockRule, step_open
 from sharpeyes.pipeline.rules.charge import (
-    Charge,
     Raw,
-    TrackRule,
-    charge_event,
-    exempt_class,
     frame_rows,
     nearest_obs,
     needed,
@@ -107,15 +104,17 @@ def _pos(z: _Zone, p: Vec) -> float:
     return p[0] * z.travel[0] + p[1] * z.travel[1]
 
 
-class WrongWayRule(TrackRule[_Run]):
+class WrongWayRule(BlockRule[_Run, WrongWayConfig]):
     """Wrong-way driving in the calibrated lanes and travel zones of one stream."""
+
+    name = NAME
 
     def __init__(
         self, stream_id: str, calib: IntersectionCalibration, frame_size: tuple[int, int]
     ) -> None:
-        self.cfg = needed(calib.wrong_way, "WrongWayRule", "wrong_way")
+        cfg = needed(calib.wrong_way, "WrongWayRule", "wrong_way")
         super().__init__(
-            stream_id, calib, frame_size, lambda tid, kind: _Run(TrackHistory(tid, kind))
+            stream_id, calib, frame_size, cfg, lambda tid, kind: _Run(TrackHistory(tid, kind))
         )
         self._zones = _zones(calib, self.cfg, frame_size)
         self._region = region_of((z.points for z in self._zones), 1.0)
@@ -125,22 +124,13 @@ class WrongWayRule(TrackRule[_Run]):
     def update(
         self, frame: Frame, tracks: Tracks, signals: Mapping[str, SignalState]
     ) -> list[Event]:
-        events: list[Event] = []
         rows, skipped = frame_rows(
             frame, tracks, self._kinds, self.calib.anchor, region=self._region
         )
         for tid in skipped:  # outside every zone: the run ends
             if (gone := self._tracks.states.get(tid)) is not None:
                 gone.zone = None
-        for tid, kind, raw in rows:
-            st = self._tracks.get(tid, kind, raw[0])
-            if st.done:
-                continue
-            ev = self._step(st, raw)
-            if ev is not None:
-                events.append(ev)
-        self._tracks.evict(frame.pts)
-        return events
+        return step_open(self._tracks, rows, frame.pts, lambda _t, _k, st, raw: self._step(st, raw))
 
     def _zone_of(self, p: Vec, quarter: float) -> _Zone | None:
         for z in self._zones:
@@ -174,32 +164,26 @@ class WrongWayRule(TrackRule[_Run]):
         if back < self._cos * math.hypot(dx, dy):
             return None  # mostly sideways: crossing the lane, not driving against it
         st.done = True
-        if exempt_class(st.hist, self.cfg.exempt_class_ids):
+        if self.exempt(st.hist):
             return None
         return self._charge(st, zone, st.start, o)
 
     def _charge(self, st: _Run, zone: _Zone, start: Observation, o: Observation) -> Event:
         mid = nearest_obs(st.hist, (start.pts + o.pts) / 2.0)
         back = (st.top_pos - _pos(zone, o.anchor)) / math.hypot(*self.frame_size)
-        return charge_event(
-            Charge(
-                name=NAME,
-                code=self.cfg.code,
-                stream_id=self.stream_id,
-                frame_size=self.frame_size,
-                track=st.hist,
-                at_pts=o.pts,
-                best=mid,
-                end=o,
-                stages=(start.pts, mid.pts, o.pts),
-                detail=f"{zone.id}: drove {back:.3f} of the frame diagonal against the travel "
-                f"direction from {start.pts:.2f}s to {o.pts:.2f}s",
-                lane_no=zone.lane_no,
-                direction=zone.direction,
-                extra=(
-                    ("zone_id", zone.id),
-                    ("travel_px", vector_text(zone.travel)),
-                    ("zone_px", points_text(zone.points)),
-                ),
-            )
+        return self.charge(
+            st.hist,
+            at_pts=o.pts,
+            best=mid,
+            end=o,
+            stages=(start.pts, mid.pts, o.pts),
+            detail=f"{zone.id}: drove {back:.3f} of the frame diagonal against the travel "
+            f"direction from {start.pts:.2f}s to {o.pts:.2f}s",
+            lane_no=zone.lane_no,
+            direction=zone.direction,
+            extra=(
+                ("zone_id", zone.id),
+                ("travel_px", vector_text(zone.travel)),
+                ("zone_px", points_text(zone.points)),
+            ),
         )

@@ -34,15 +34,12 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sharpeyes.pipeline.calibration import IntersectionCalibration
+from sharpeyes.pipeline.calibration import IntersectionCalibration, YieldConfig
 from sharpeyes.pipeline.riders import RiderParams, suppress_riders
+from sharpeyes.pipeline.rules._suite import BlockRule, step_open
 from sharpeyes.pipeline.rules.charge import (
-    Charge,
     Raw,
-    TrackRule,
     anchor_rows,
-    charge_event,
-    exempt_class,
     frame_rows,
     needed,
     observe,
@@ -203,17 +200,17 @@ class _FrameWalkers:
         return self._peds
 
 
-class YieldToPedestriansRule(TrackRule[_Car]):
+class YieldToPedestriansRule(BlockRule[_Car, YieldConfig]):
     """Vehicles passing pedestrians on the calibrated crosswalks of one stream."""
+
+    name = NAME
 
     def __init__(
         self, stream_id: str, calib: IntersectionCalibration, frame_size: tuple[int, int]
     ) -> None:
-        self.cfg = needed(
-            calib.yield_to_pedestrians, "YieldToPedestriansRule", "yield_to_pedestrians"
-        )
+        cfg = needed(calib.yield_to_pedestrians, "YieldToPedestriansRule", "yield_to_pedestrians")
         super().__init__(
-            stream_id, calib, frame_size, lambda tid, kind: _Car(TrackHistory(tid, kind))
+            stream_id, calib, frame_size, cfg, lambda tid, kind: _Car(TrackHistory(tid, kind))
         )
         diag = math.hypot(*frame_size)
         self._conflict = self.cfg.conflict_distance * diag
@@ -246,16 +243,13 @@ class YieldToPedestriansRule(TrackRule[_Car]):
         self._motion.update(people, frame.pts)
         walkers = _FrameWalkers(self, tracks, people, frame.pts)  # used when a car is on a zebra
         rows, _ = frame_rows(frame, tracks, self._kinds, self.calib.anchor, region=self._near)
-        for tid, kind, raw in rows:
-            st = self._tracks.get(tid, kind, raw[0])
-            if st.done:
-                continue
-            st.last = raw
-            ev = self._step(st, raw, walkers)
-            if ev is not None:
-                events.append(ev)
-        self._tracks.evict(frame.pts)
-        return events
+        return step_open(
+            self._tracks,
+            rows,
+            frame.pts,
+            lambda _t, _k, st, raw: self._step(st, raw, walkers),
+            events,
+        )
 
     def end_of_stream(self) -> list[Event]:
         events = self._resolve(final=True)
@@ -298,6 +292,7 @@ class YieldToPedestriansRule(TrackRule[_Car]):
         return best
 
     def _step(self, st: _Car, raw: Raw, walkers: _FrameWalkers) -> Event | None:
+        st.last = raw
         z = self._zebra_of(raw[2])
         if z is None:
             if st.zebra is None:
@@ -345,7 +340,7 @@ class YieldToPedestriansRule(TrackRule[_Car]):
             st.before, st.conflicts, st.worst, st.worst_gap = st.last, 0, None, math.inf
             return None
         st.done = True
-        if exempt_class(st.hist, self.cfg.exempt_class_ids):
+        if self.exempt(st.hist):
             return None
         waiting = _Waiting(z, before, worst, o, st.hist, st.walker, st.worst_gap, st.conflicts)
         if not z.unsignalised and self._timeline.pending_at(z.group, worst.pts):
@@ -380,26 +375,20 @@ class YieldToPedestriansRule(TrackRule[_Car]):
 
     def _charge(self, w: _Waiting) -> Event:
         z, before, worst, o = w.zebra, w.before, w.worst, w.end
-        return charge_event(
-            Charge(
-                name=NAME,
-                code=self.cfg.code,
-                stream_id=self.stream_id,
-                frame_size=self.frame_size,
-                track=w.track,
-                at_pts=worst.pts,
-                best=worst,
-                end=o,
-                stages=(before.pts, worst.pts, o.pts),
-                detail=f"passed pedestrian track {w.walker} on crosswalk {z.id} "
-                f"at {worst.pts:.2f}s "
-                f"({w.worst_gap:.0f} px apart along the crossing, {w.conflicts} frames)",
-                signal_group=z.group,
-                signal_color=self._timeline.color_at(z.group, worst.pts)[0],
-                extra=(
-                    ("crosswalk_id", z.id),
-                    ("pedestrian_track_id", str(w.walker)),
-                    ("crosswalk_px", z.points_px),
-                ),
-            )
+        return self.charge(
+            w.track,
+            at_pts=worst.pts,
+            best=worst,
+            end=o,
+            stages=(before.pts, worst.pts, o.pts),
+            detail=f"passed pedestrian track {w.walker} on crosswalk {z.id} "
+            f"at {worst.pts:.2f}s "
+            f"({w.worst_gap:.0f} px apart along the crossing, {w.conflicts} frames)",
+            signal_group=z.group,
+            signal_color=self._timeline.color_at(z.group, worst.pts)[0],
+            extra=(
+                ("crosswalk_id", z.id),
+                ("pedestrian_track_id", str(w.walker)),
+                ("crosswalk_px", z.points_px),
+            ),
         )
