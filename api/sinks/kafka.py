@@ -29,8 +29,6 @@ from __future__ import annotations
 import logging
 import re
 import socket
-import string
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -40,18 +38,18 @@ from typing import Literal, Protocol, Self
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from sharpeyes.api.sinks.common import SinkReport, env_secret
-from sharpeyes.api.sinks.mqtt import TOPIC_FIELDS
-from sharpeyes.api.sinks.thread import SenderThread
-from sharpeyes.api.store import (
-    EventStore,
-    Outbox,
-    OutboxItem,
-    OutboxStats,
-    StoredEvent,
-    retry_delay_s,
+from sharpeyes.api.sinks._broker import (
+    BackoffInitialS,
+    BackoffMaxS,
+    BrokerSender,
+    IdleSleepS,
+    LeaseS,
+    topic_parts,
+    topic_values,
 )
-from sharpeyes.api.store.serialize import dumps
+from sharpeyes.api.sinks.common import SinkReport, env_secret
+from sharpeyes.api.sinks.thread import SenderThread
+from sharpeyes.api.store import EventStore, OutboxItem, StoredEvent
 from sharpeyes.pipeline import clock
 from sharpeyes.pipeline.config import StrictModel
 from sharpeyes.pipeline.errors import ConfigError
@@ -113,12 +111,10 @@ class KafkaSinkConfig(StrictModel):
     probe_timeout_s: float = Field(
         5.0, gt=0.0, le=60.0, description="Wait for cluster metadata when probing the brokers."
     )
-    backoff_initial_s: float = Field(1.0, gt=0.0, le=600.0, description="First retry delay.")
-    backoff_max_s: float = Field(60.0, gt=0.0, le=3600.0, description="Longest retry delay.")
-    idle_sleep_s: float = Field(0.2, gt=0.0, le=60.0, description="Poll interval when idle.")
-    lease_s: float = Field(
-        60.0, gt=0.0, le=3600.0, description="A claimed row is invisible to others this long."
-    )
+    backoff_initial_s: BackoffInitialS = 1.0
+    backoff_max_s: BackoffMaxS = 60.0
+    idle_sleep_s: IdleSleepS = 0.2
+    lease_s: LeaseS = 60.0
 
     @field_validator("bootstrap_servers")
     @classmethod
@@ -132,14 +128,7 @@ class KafkaSinkConfig(StrictModel):
     @field_validator("topic")
     @classmethod
     def _topic_template(cls, topic: str) -> str:
-        parsed = list(string.Formatter().parse(topic))
-        names = {name for _, name, _, _ in parsed if name is not None}
-        unknown = names - TOPIC_FIELDS
-        if unknown:
-            raise ValueError(
-                f"topic {topic!r} names unknown field(s) {sorted(unknown)}; "
-                f"known: {sorted(TOPIC_FIELDS)}"
-            )
+        parsed = topic_parts(topic)
         literal = "".join(text for text, _, _, _ in parsed)
         bad = sorted(set(_ILLEGAL.findall(literal)))
         if bad:
@@ -260,13 +249,7 @@ def build_producer(conf: dict[str, object]) -> ProducerLike:
 
 def kafka_topic_for(template: str, stored: StoredEvent) -> str:
     """The topic of ``stored``: template fields filled with sanitised values."""
-    ev = stored.event
-    values = {
-        "stream_id": ev.stream_id,
-        "type": str(ev.type),
-        "kind": ev.kind.label,
-        "device_id": stored.device_id or "",
-    }
+    values = topic_values(stored)
     topic = template.format(**{k: _ILLEGAL.sub("_", v) or "_" for k, v in values.items()})
     return "_" * len(topic) if topic in (".", "..") else topic[:MAX_TOPIC_LEN]
 
@@ -286,8 +269,12 @@ class _Round:
         self.closed = False
 
 
-class KafkaSender:
+class KafkaSender(BrokerSender[KafkaSinkConfig, KafkaReport]):
     """Drains the ``kafka`` outbox destination to one cluster; one instance per node."""
+
+    sink = "kafka"
+    verb = "produce"
+    log = log
 
     def __init__(
         self,
@@ -297,11 +284,7 @@ class KafkaSender:
         destination: str = KAFKA_DESTINATION,
         producer_factory: ProducerFactory = build_producer,
     ) -> None:
-        self.store = store
-        self.outbox = Outbox(store.db)
-        self.config = config
-        self.destination = destination
-        self.totals = KafkaReport()
+        super().__init__(store, config, destination, KafkaReport())
         self._factory = producer_factory
         self._producer: ProducerLike | None = None
         self._reachable = False
@@ -340,12 +323,6 @@ class KafkaSender:
     def connected(self) -> bool:
         return self._producer is not None and self._reachable and not self._fatal
 
-    def backlog(self) -> OutboxStats:
-        return self.outbox.stats(self.destination)
-
-    def _backoff_s(self, attempts: int) -> float:
-        return retry_delay_s(attempts, self.config.backoff_initial_s, self.config.backoff_max_s)
-
     def _probe(self, producer: ProducerLike, report: KafkaReport) -> bool:
         """True when the cluster answers a metadata request; else back off the next probe."""
         try:
@@ -378,24 +355,13 @@ class KafkaSender:
         if not self._reachable and not self._probe(producer, report):
             self.totals.add(report)
             return report
-        c = self.config
-        now = clock.now_ms()
-        items = self.outbox.claim_batch(
-            self.destination, c.claim_limit, now, lease_ms=int(c.lease_s * 1000)
-        )
-        report.claimed = len(items)
         rnd = _Round()
         sent: list[OutboxItem] = []
-        for item in items:
-            stored = self.store.get_event(item.object_id)
-            if stored is None:
-                self.outbox.mark_dead([item.id], "event not in store", now)
-                report.dead += 1
-                continue
+        for item, stored in self._claim(clock.now_ms(), report):
             self._produce(producer, stored, item, rnd)
             sent.append(item)
         if sent:
-            producer.flush(c.publish_timeout_s + REPORT_GRACE_S)
+            producer.flush(self.config.publish_timeout_s + REPORT_GRACE_S)
         rnd.closed = True
         self._settle(sent, rnd, report)
         self.totals.add(report)
@@ -412,7 +378,7 @@ class KafkaSender:
             rnd.results[item.id] = err
 
         ev = stored.event
-        payload = dumps({**stored.to_json(), "destination": self.destination}).encode()
+        payload = self._payload(stored)
         topic = kafka_topic_for(self.config.topic, stored)
         for attempt in range(2):
             try:
@@ -466,36 +432,15 @@ class KafkaSender:
         report.failed += len(failed)
         report.dead += len(dead)
 
-    def _wait_s(self) -> float:
-        return max(self.config.idle_sleep_s, self._resume_at - time.monotonic())
-
-    def run(self, stop: threading.Event) -> None:
-        """Produce until ``stop`` is set; sleeps when nothing is due or while backing off."""
-        while not stop.is_set():
-            try:
-                report = self.run_once()
-            except Exception:  # a store hiccup must not end the sender thread
-                log.exception("kafka: produce round failed")
-                stop.wait(self.config.idle_sleep_s)
-                continue
-            if report.claimed == 0:
-                stop.wait(min(self._wait_s(), self.config.backoff_max_s))
+    def _idle_wait_s(self) -> float:
+        """Until the back-off ends (at least the idle sleep, at most the longest back-off)."""
+        wait_s = max(self.config.idle_sleep_s, self._resume_at - time.monotonic())
+        return min(wait_s, self.config.backoff_max_s)
 
     def health(self) -> dict[str, object]:
-        stats = self.backlog()
-        return {
-            "destination": self.destination,
-            "brokers": self.config.bootstrap_servers,
-            "connected": self.connected,
-            "backlog": stats.backlog,
-            "oldest_pending_age_ms": stats.oldest_pending_age_ms,
-            "retrying": stats.retrying,
-            "delivered": self.totals.delivered,
-            "failed_attempts": self.totals.failed,
-            "late_reports": self.totals.late_reports,
-            "dead": stats.failed,
-            "last_errors": list(self.totals.errors[-3:]),
-        }
+        return self._health(
+            ("brokers", self.config.bootstrap_servers), late_reports=self.totals.late_reports
+        )
 
 
 class KafkaDelivery(SenderThread):

@@ -20,7 +20,6 @@ import logging
 import secrets
 import socket
 import ssl
-import string
 import threading
 import time
 from collections.abc import Mapping
@@ -31,24 +30,24 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import Field, SecretStr, field_validator
 
+from sharpeyes.api.sinks._broker import (
+    BackoffInitialS,
+    BackoffMaxS,
+    BrokerSender,
+    IdleSleepS,
+    LeaseS,
+    topic_parts,
+    topic_values,
+)
 from sharpeyes.api.sinks.common import SinkReport, env_secret
 from sharpeyes.api.sinks.thread import SenderThread
-from sharpeyes.api.store import (
-    EventStore,
-    Outbox,
-    OutboxItem,
-    OutboxStats,
-    StoredEvent,
-    retry_delay_s,
-)
-from sharpeyes.api.store.serialize import dumps
+from sharpeyes.api.store import EventStore, OutboxItem, StoredEvent
 from sharpeyes.pipeline import clock
 from sharpeyes.pipeline.config import StrictModel
 
 log = logging.getLogger(__name__)
 
 MQTT_DESTINATION = "mqtt"
-TOPIC_FIELDS = frozenset({"stream_id", "type", "kind", "device_id"})
 _UNSAFE = str.maketrans({"/": "_", "+": "_", "#": "_"})
 
 
@@ -88,23 +87,15 @@ class MqttSinkConfig(StrictModel):
     publish_timeout_s: float = Field(
         10.0, gt=0.0, le=300.0, description="Wait for the broker's acknowledgements of a round."
     )
-    backoff_initial_s: float = Field(1.0, gt=0.0, le=600.0, description="First retry delay.")
-    backoff_max_s: float = Field(60.0, gt=0.0, le=3600.0, description="Longest retry delay.")
-    idle_sleep_s: float = Field(0.2, gt=0.0, le=60.0, description="Poll interval when idle.")
-    lease_s: float = Field(
-        60.0, gt=0.0, le=3600.0, description="A claimed row is invisible to others this long."
-    )
+    backoff_initial_s: BackoffInitialS = 1.0
+    backoff_max_s: BackoffMaxS = 60.0
+    idle_sleep_s: IdleSleepS = 0.2
+    lease_s: LeaseS = 60.0
 
     @field_validator("topic")
     @classmethod
     def _known_fields(cls, topic: str) -> str:
-        names = {name for _, name, _, _ in string.Formatter().parse(topic) if name is not None}
-        unknown = names - TOPIC_FIELDS
-        if unknown:
-            raise ValueError(
-                f"topic {topic!r} names unknown field(s) {sorted(unknown)}; "
-                f"known: {sorted(TOPIC_FIELDS)}"
-            )
+        topic_parts(topic)
         if "+" in topic or "#" in topic:
             raise ValueError(f"topic {topic!r} must not contain MQTT wildcards + or #")
         return topic
@@ -123,27 +114,21 @@ MqttReport = SinkReport
 
 
 def topic_for(template: str, stored: StoredEvent) -> str:
-    ev = stored.event
-    values = {
-        "stream_id": ev.stream_id,
-        "type": str(ev.type),
-        "kind": ev.kind.label,
-        "device_id": stored.device_id or "",
-    }
+    values = topic_values(stored)
     return template.format(**{k: v.translate(_UNSAFE) for k, v in values.items()})
 
 
-class MqttSender:
+class MqttSender(BrokerSender[MqttSinkConfig, MqttReport]):
     """Drains the ``mqtt`` outbox destination to one broker; one instance per node."""
+
+    sink = "mqtt"
+    verb = "publish"
+    log = log
 
     def __init__(
         self, store: EventStore, config: MqttSinkConfig, *, destination: str = MQTT_DESTINATION
     ) -> None:
-        self.store = store
-        self.outbox = Outbox(store.db)
-        self.config = config
-        self.destination = destination
-        self.totals = MqttReport()
+        super().__init__(store, config, destination, MqttReport())
         self._connected = threading.Event()
         self._client = self._make_client()
 
@@ -214,13 +199,6 @@ class MqttSender:
     def connected(self) -> bool:
         return self._connected.is_set() and self._client.is_connected()
 
-    def backlog(self) -> OutboxStats:
-        return self.outbox.stats(self.destination)
-
-    def _backoff_ms(self, attempts: int) -> int:
-        c = self.config
-        return int(retry_delay_s(attempts, c.backoff_initial_s, c.backoff_max_s) * 1000)
-
     # -- one round ----------------------------------------------------------------------------
 
     def run_once(self) -> MqttReport:
@@ -231,20 +209,11 @@ class MqttSender:
             self.totals.add(report)
             return report
         c = self.config
-        now = clock.now_ms()
-        items = self.outbox.claim_batch(
-            self.destination, c.claim_limit, now, lease_ms=int(c.lease_s * 1000)
-        )
-        report.claimed = len(items)
         sent: list[tuple[OutboxItem, paho.MQTTMessageInfo]] = []
-        for item in items:
-            stored = self.store.get_event(item.object_id)
-            if stored is None:
-                self.outbox.mark_dead([item.id], "event not in store", now)
-                report.dead += 1
-                continue
-            payload = dumps({**stored.to_json(), "destination": self.destination}).encode()
-            info = self._client.publish(topic_for(c.topic, stored), payload, qos=c.qos)
+        for item, stored in self._claim(clock.now_ms(), report):
+            info = self._client.publish(
+                topic_for(c.topic, stored), self._payload(stored), qos=c.qos
+            )
             sent.append((item, info))
         self._settle(sent, report)
         self.totals.add(report)
@@ -270,40 +239,15 @@ class MqttSender:
         if ok:
             self.outbox.mark_delivered(ok, now)
         for item, error in failed:
-            self.outbox.mark_failed(
-                [item.id], f"mqtt: {error}", now, now + self._backoff_ms(item.attempts)
-            )
+            retry_at = now + int(self._backoff_s(item.attempts) * 1000)
+            self.outbox.mark_failed([item.id], f"mqtt: {error}", now, retry_at)
         report.delivered += len(ok)
         report.failed += len(failed)
         if failed:
             report.errors.append(failed[0][1])
 
-    def run(self, stop: threading.Event) -> None:
-        """Publish until ``stop`` is set; sleeps when there is nothing due or no broker."""
-        while not stop.is_set():
-            try:
-                report = self.run_once()
-            except Exception:  # a store hiccup must not end the sender thread
-                log.exception("mqtt: publish round failed")
-                stop.wait(self.config.idle_sleep_s)
-                continue
-            if report.claimed == 0:
-                stop.wait(self.config.idle_sleep_s)
-
     def health(self) -> dict[str, object]:
-        stats = self.backlog()
-        return {
-            "destination": self.destination,
-            "broker": f"{self.config.host}:{self.config.port}",
-            "connected": self.connected,
-            "backlog": stats.backlog,
-            "oldest_pending_age_ms": stats.oldest_pending_age_ms,
-            "retrying": stats.retrying,
-            "delivered": self.totals.delivered,
-            "failed_attempts": self.totals.failed,
-            "dead": stats.failed,
-            "last_errors": list(self.totals.errors[-3:]),
-        }
+        return self._health(("broker", f"{self.config.host}:{self.config.port}"))
 
 
 class MqttDelivery(SenderThread):

@@ -1,0 +1,175 @@
+"""What the MQTT and Kafka senders share: the outbox round's settings, the topic template's
+fields, claiming due rows with their stored events, the payload, the run loop and the health
+report. Each sink adds how it connects, sends and settles a round."""
+
+from __future__ import annotations
+
+import logging
+import string
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from typing import Annotated, ClassVar, Generic, Protocol, TypeVar
+
+from pydantic import Field
+
+from sharpeyes.api.sinks.common import SinkReport
+from sharpeyes.api.store import (
+    EventStore,
+    Outbox,
+    OutboxItem,
+    OutboxStats,
+    StoredEvent,
+    retry_delay_s,
+)
+from sharpeyes.api.store.serialize import dumps
+
+TOPIC_FIELDS = frozenset({"stream_id", "type", "kind", "device_id"})
+
+BackoffInitialS = Annotated[float, Field(gt=0.0, le=600.0, description="First retry delay.")]
+BackoffMaxS = Annotated[float, Field(gt=0.0, le=3600.0, description="Longest retry delay.")]
+IdleSleepS = Annotated[float, Field(gt=0.0, le=60.0, description="Poll interval when idle.")]
+LeaseS = Annotated[
+    float,
+    Field(gt=0.0, le=3600.0, description="A claimed row is invisible to others this long."),
+]
+
+TopicPart = tuple[str, str | None, str | None, str | None]
+
+
+def topic_parts(topic: str) -> list[TopicPart]:
+    """The parts of a topic template (:meth:`string.Formatter.parse`).
+
+    Raises:
+        ValueError: the template names a field other than :data:`TOPIC_FIELDS`.
+    """
+    parsed = list(string.Formatter().parse(topic))
+    names = {name for _, name, _, _ in parsed if name is not None}
+    unknown = names - TOPIC_FIELDS
+    if unknown:
+        raise ValueError(
+            f"topic {topic!r} names unknown field(s) {sorted(unknown)}; "
+            f"known: {sorted(TOPIC_FIELDS)}"
+        )
+    return parsed
+
+
+def topic_values(stored: StoredEvent) -> dict[str, str]:
+    """The values of the :data:`TOPIC_FIELDS` for ``stored`` (not yet made safe for a topic)."""
+    ev = stored.event
+    return {
+        "stream_id": ev.stream_id,
+        "type": str(ev.type),
+        "kind": ev.kind.label,
+        "device_id": stored.device_id or "",
+    }
+
+
+class SenderSettings(Protocol):
+    """The outbox round's settings both sinks' configs have."""
+
+    @property
+    def claim_limit(self) -> int: ...
+
+    @property
+    def lease_s(self) -> float: ...
+
+    @property
+    def idle_sleep_s(self) -> float: ...
+
+    @property
+    def backoff_initial_s(self) -> float: ...
+
+    @property
+    def backoff_max_s(self) -> float: ...
+
+
+C = TypeVar("C", bound=SenderSettings)
+R = TypeVar("R", bound=SinkReport)
+
+
+class BrokerSender(ABC, Generic[C, R]):
+    """Drains one outbox destination to a message broker; ``totals`` counts its life."""
+
+    sink: ClassVar[str]  # "mqtt", "kafka": the prefix of its log lines
+    verb: ClassVar[str]  # what a round does: "publish", "produce"
+    log: ClassVar[logging.Logger]
+
+    def __init__(self, store: EventStore, config: C, destination: str, totals: R) -> None:
+        self.store = store
+        self.outbox = Outbox(store.db)
+        self.config = config
+        self.destination = destination
+        self.totals = totals
+
+    @property
+    @abstractmethod
+    def connected(self) -> bool: ...
+
+    @abstractmethod
+    def run_once(self) -> R: ...
+
+    def backlog(self) -> OutboxStats:
+        return self.outbox.stats(self.destination)
+
+    def _backoff_s(self, attempts: int) -> float:
+        return retry_delay_s(attempts, self.config.backoff_initial_s, self.config.backoff_max_s)
+
+    def _claim(self, now: int, report: R) -> Iterator[tuple[OutboxItem, StoredEvent]]:
+        """Claim the due rows now (``report.claimed``); the iterator gives each with its stored
+        event, one at a time, and marks dead a row whose event is no longer in the store."""
+        c = self.config
+        items = self.outbox.claim_batch(
+            self.destination, c.claim_limit, now, lease_ms=int(c.lease_s * 1000)
+        )
+        report.claimed = len(items)
+        return self._with_events(items, now, report)
+
+    def _with_events(
+        self, items: list[OutboxItem], now: int, report: R
+    ) -> Iterator[tuple[OutboxItem, StoredEvent]]:
+        for item in items:
+            stored = self.store.get_event(item.object_id)
+            if stored is None:
+                self.outbox.mark_dead([item.id], "event not in store", now)
+                report.dead += 1
+                continue
+            yield item, stored
+
+    def _payload(self, stored: StoredEvent) -> bytes:
+        """The message: the stored event as JSON, with this destination, UTF-8."""
+        return dumps({**stored.to_json(), "destination": self.destination}).encode()
+
+    def _idle_wait_s(self) -> float:
+        """How long to sleep after a round that claimed nothing."""
+        return self.config.idle_sleep_s
+
+    def run(self, stop: threading.Event) -> None:
+        """Run rounds until ``stop`` is set; sleeps when nothing was claimed."""
+        while not stop.is_set():
+            try:
+                report = self.run_once()
+            except Exception:  # a store hiccup must not end the sender thread
+                self.log.exception("%s: %s round failed", self.sink, self.verb)
+                stop.wait(self.config.idle_sleep_s)
+                continue
+            if report.claimed == 0:
+                stop.wait(self._idle_wait_s())
+
+    def _health(self, where: tuple[str, str], **counts: int) -> dict[str, object]:
+        """The health report: ``where`` (key, value) names the broker, ``counts`` are the
+        sink's own totals (after the failed attempts)."""
+        stats = self.backlog()
+        return {
+            "destination": self.destination,
+            where[0]: where[1],
+            "connected": self.connected,
+            "backlog": stats.backlog,
+            "oldest_pending_age_ms": stats.oldest_pending_age_ms,
+            "retrying": stats.retrying,
+            "delivered": self.totals.delivered,
+            "failed_attempts": self.totals.failed,
+            **counts,
+            "dead": stats.failed,
+            "last_errors": list(self.totals.errors[-3:]),
+        }
