@@ -25,10 +25,10 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Generic, Literal, Protocol, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from sharpeyes.pipeline.errors import StoreError
@@ -167,6 +167,68 @@ class SqliteOptions:
     busy_timeout_s: float = SQLITE_BUSY_TIMEOUT_S
 
 
+class _DriverConnection(Protocol):
+    """What both drivers' connections (``sqlite3``, ``psycopg``) offer the helpers below."""
+
+    def execute(self, sql: str, /) -> object: ...
+
+    def close(self) -> None: ...
+
+
+K = TypeVar("K", bound=_DriverConnection)
+E = TypeVar("E", bound=Exception)
+
+
+@contextlib.contextmanager
+def committed(
+    conn: _DriverConnection, errors: type[E], wrap: Callable[[E, str], StoreError]
+) -> Iterator[None]:
+    """COMMIT ``conn``'s open transaction when the block ends; ROLLBACK when it raises (and
+    re-raise) or when the COMMIT fails (raising ``wrap`` of the driver's ``errors``). A failed
+    ROLLBACK is ignored: the error that led to it is the one to report."""
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(errors):
+            conn.execute("ROLLBACK")
+        raise
+    try:
+        conn.execute("COMMIT")
+    except errors as e:
+        with contextlib.suppress(errors):
+            conn.execute("ROLLBACK")
+        raise wrap(e, "COMMIT") from e
+
+
+class OpenConnections(Generic[K]):
+    """Every connection a database has open (from any thread), to close them all at once."""
+
+    def __init__(self, errors: type[Exception]) -> None:
+        self._errors = errors
+        self._all: list[K] = []
+        self._lock = threading.Lock()
+
+    def add(self, conn: K) -> K:
+        with self._lock:
+            self._all.append(conn)
+        return conn
+
+    def drop(self, conn: K) -> None:
+        """Forget ``conn`` (when still known) and close it, ignoring the driver's errors."""
+        with self._lock, contextlib.suppress(ValueError):
+            self._all.remove(conn)
+        with contextlib.suppress(self._errors):
+            conn.close()
+
+    def close_all(self) -> None:
+        """Close every connection, ignoring the driver's errors."""
+        with self._lock:
+            conns, self._all = self._all, []
+        for conn in conns:
+            with contextlib.suppress(self._errors):
+                conn.close()
+
+
 class Database:
     """Base of the two backends: ``transaction()`` yields a :class:`Connection`."""
 
@@ -198,8 +260,7 @@ class SqliteDatabase(Database):
         self.url = f"sqlite:///{options.path}"
         self._write_lock = threading.Lock()
         self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
-        self._all_lock = threading.Lock()
+        self._conns: OpenConnections[sqlite3.Connection] = OpenConnections(sqlite3.Error)
         self._closed = False
         self._writer_owner: int | None = None
         try:
@@ -239,9 +300,7 @@ class SqliteDatabase(Database):
             conn.execute("PRAGMA foreign_keys=ON")
         except sqlite3.Error as e:
             raise StoreError(f"cannot open store {self.options.path}: {e}") from e
-        with self._all_lock:
-            self._all.append(conn)
-        return conn
+        return self._conns.add(conn)
 
     def _reader(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -276,26 +335,12 @@ class SqliteDatabase(Database):
             conn.execute(begin)
         except sqlite3.Error as e:
             raise _wrap_sqlite_error(e, begin) from e
-        try:
+        with committed(conn, sqlite3.Error, _wrap_sqlite_error):
             yield
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            raise
-        try:
-            conn.execute("COMMIT")
-        except sqlite3.Error as e:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            raise _wrap_sqlite_error(e, "COMMIT") from e
 
     def close(self) -> None:
         self._closed = True
-        with self._all_lock:
-            conns, self._all = self._all, []
-        for conn in conns:
-            with contextlib.suppress(sqlite3.Error):
-                conn.close()
+        self._conns.close_all()
 
 
 def open_database(url: str | Path) -> Database:

@@ -21,10 +21,12 @@ from sharpeyes.api.store.db import (
     Backend,
     Connection,
     Database,
+    OpenConnections,
     Params,
     Row,
     StoreIntegrityError,
     StoreUnavailableError,
+    committed,
     qmark_to_pyformat,
 )
 from sharpeyes.pipeline.errors import StoreError
@@ -94,8 +96,7 @@ class PostgresDatabase(Database):
     def __init__(self, url: str) -> None:
         self.url = url
         self._local = threading.local()
-        self._all: list[psycopg.Connection[Any]] = []
-        self._all_lock = threading.Lock()
+        self._conns: OpenConnections[psycopg.Connection[Any]] = OpenConnections(psycopg.Error)
         self._closed = False
         self._conn()  # fail early with a clear message
 
@@ -118,15 +119,10 @@ class PostgresDatabase(Database):
         # JSON columns come back as text on both backends.
         conn.adapters.register_loader("jsonb", TextLoader)
         conn.adapters.register_loader("json", TextLoader)
-        with self._all_lock:
-            self._all.append(conn)
-        return conn
+        return self._conns.add(conn)
 
     def _drop(self, conn: psycopg.Connection[Any]) -> None:
-        with self._all_lock, contextlib.suppress(ValueError):
-            self._all.remove(conn)
-        with contextlib.suppress(psycopg.Error):
-            conn.close()
+        self._conns.drop(conn)
         self._local.conn = None
 
     def _conn(self) -> psycopg.Connection[Any]:
@@ -160,23 +156,9 @@ class PostgresDatabase(Database):
         if self._closed:
             raise StoreError(f"store {redact_url(self.url)} is closed")
         conn = self._begin(readonly)
-        try:
+        with committed(conn, psycopg.Error, _wrap_pg_error):
             yield _PgConnection(conn)
-        except BaseException:
-            with contextlib.suppress(psycopg.Error):
-                conn.execute("ROLLBACK")
-            raise
-        try:
-            conn.execute("COMMIT")
-        except psycopg.Error as e:
-            with contextlib.suppress(psycopg.Error):
-                conn.execute("ROLLBACK")
-            raise _wrap_pg_error(e, "COMMIT") from e
 
     def close(self) -> None:
         self._closed = True
-        with self._all_lock:
-            conns, self._all = self._all, []
-        for conn in conns:
-            with contextlib.suppress(psycopg.Error):
-                conn.close()
+        self._conns.close_all()
