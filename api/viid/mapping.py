@@ -13,7 +13,9 @@ frame it shows (``ImageRef.time_ms``/``pts`` from the evidence record when known
 event's matching time); ``SourceID`` is the ImageID of a picture actually sent (the scene frame
 when attached); ``HasPlate`` is "true" whenever a plate was read, seen or its picture
 attached, "false" only when a plate read ran and found none, else unknown (omitted; MEGVII's ""
-where it is required); ``PlateClass`` uses the vehicle class as well as the plate colour.
+where it is required); ``PlateClass`` uses the vehicle class as well as the plate colour;
+``VehicleClass`` is the structuring stage's decision (plate colour × detector class) when there
+is one; ``PlateReliability`` says how far the track's reads agree, not one read's confidence.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from sharpeyes.api.viid.schemas import (
     dump,
 )
 from sharpeyes.pipeline.errors import DeliveryError
+from sharpeyes.pipeline.structuring.plate_fusion import single_read_reliability
 from sharpeyes.pipeline.types import Event, EventType
 
 log = logging.getLogger(__name__)
@@ -343,9 +346,11 @@ def _extra(event: Event, key: str) -> str | None:
 
 
 def _vehicle_class(event: Event, config: ViidMappingConfig) -> str | None:
-    """GA 24.4 vehicle type: the event's code, its class name, its detector class id, or a
-    rider seen without a detected two-wheeler (a motorcycle)."""
-    code = event.class_code or _extra(event, "vehicle_class")
+    """GA/T 16.4 vehicle type: the code the structuring stage decided from the plate's colour
+    and the detector's class (``extra.vehicle_class``,
+    :mod:`sharpeyes.pipeline.structuring.vehicle_class`), else the event's code, its class
+    name, its detector class id, or a rider seen without a detected two-wheeler (a motorcycle)."""
+    code = _extra(event, "vehicle_class") or event.class_code
     if code and len(code) <= 3:
         return code
     if event.class_name:
@@ -406,8 +411,18 @@ def _plate_fields(
     if text:
         assert plate is not None
         out["PlateNo"] = text[:32]
-        out["PlateReliability"] = str(max(0, min(100, round(plate.confidence * 100))))
+        out["PlateReliability"] = _plate_reliability(event, plate.confidence)
     return out
+
+
+def _plate_reliability(event: Event, confidence: float) -> str:
+    """号牌可信度 0–100: how far the track's plate reads agree with the stated plate
+    (``extra.plate_reliability``, ``structuring.plate_fusion.plate_agreement``); a plate read once
+    (no fused value, e.g. a violation's evidence frame) is one read's worth."""
+    raw = _extra(event, "plate_reliability")
+    if raw is not None and raw.isdigit() and 0 <= int(raw) <= 100:
+        return raw
+    return str(single_read_reliability(confidence))
 
 
 def _lane(event: Event) -> int | None:

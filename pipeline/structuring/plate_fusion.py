@@ -8,6 +8,13 @@ The plate colour is voted on by every read (readable or not), weighted the same 
 A fused text is returned only when it is supported: at least ``min_reads`` reads of the winning
 length, and at every position the winning character holds at least ``min_share`` of the weight.
 Otherwise the text is ``None`` and ``reason`` says why — the plate is never invented.
+
+:func:`plate_agreement` says how far the track's reads back a fused text (GA/T 1400
+``PlateReliability``, 0–100): every read that found a plate (readable or not) is evidence of
+weight = its confidence; per character position, the agreeing weight ``a`` (reads of the fused
+length with that character) against all of it ``n`` gives ``(a + 1) / (n + 2)`` — Laplace's rule
+of succession, so two agreeing reads cannot say more than 75, twelve say 93 — and the plate's
+value is its weakest character's. No constant in it is fitted to a clip.
 """
 
 from __future__ import annotations
@@ -16,7 +23,14 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["FusedPlate", "PlateVote", "fuse_plate_reads"]
+__all__ = [
+    "FusedPlate",
+    "PlateAgreement",
+    "PlateVote",
+    "fuse_plate_reads",
+    "plate_agreement",
+    "single_read_reliability",
+]
 
 REASON_NONE_VISIBLE = "no_plate_visible"
 REASON_UNREADABLE = "unreadable"
@@ -93,3 +107,45 @@ def fuse_plate_reads(
         return FusedPlate(None, color, 0.0, True, n, support, REASON_DISAGREE)
     best = max(v.confidence for v in same if v.text == text)
     return FusedPlate(text, color, round(min(shares) * best, 4), True, n, support)
+
+
+@dataclass(frozen=True, slots=True)
+class PlateAgreement:
+    """How far a track's reads agree with its fused ``text``: ``reads`` that found a plate, their
+    summed weight, and per character ``(agreeing weight + 1) / (weight + 2)``."""
+
+    text: str
+    reads: int
+    weight: float
+    chars: tuple[float, ...]
+
+    @property
+    def weakest(self) -> int:
+        """Index of the least supported character."""
+        return min(range(len(self.chars)), key=lambda i: self.chars[i])
+
+    @property
+    def reliability(self) -> int:
+        """The weakest character's support, 0–100 (GA/T 1400 ``PlateReliability``)."""
+        return round(100 * self.chars[self.weakest]) if self.chars else 0
+
+
+def plate_agreement(votes: Sequence[PlateVote], text: str) -> PlateAgreement:
+    """The agreement of ``votes`` with ``text`` (see the module docstring)."""
+    weight = 0.0
+    agree = [0.0] * len(text)
+    for v in votes:
+        w = max(v.confidence, 1e-3)
+        weight += w
+        if v.text is not None and len(v.text) == len(text):
+            for i, (a, b) in enumerate(zip(v.text, text, strict=True)):
+                agree[i] += w if a == b else 0.0
+    chars = tuple((a + 1.0) / (weight + 2.0) for a in agree)
+    return PlateAgreement(text, len(votes), round(weight, 4), chars)
+
+
+def single_read_reliability(confidence: float) -> int:
+    """:attr:`PlateAgreement.reliability` of one read of ``confidence`` (a plate read once, e.g.
+    on a violation's evidence frame): ``(c + 1) / (c + 2)``, at most 67."""
+    c = max(1e-3, min(1.0, confidence))
+    return round(100 * (c + 1.0) / (c + 2.0))

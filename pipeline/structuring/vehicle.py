@@ -15,9 +15,13 @@ outweighs one clipped by the frame edge). When the wrapped builder emits the tra
 ``plate`` (text None when unreadable, the event ``plate`` None when no plate was ever seen),
 ``plate_jpeg``, and ``extra`` keys
 ``plate_status`` (``read`` or the reason), ``plate_reads``, ``plate_support``,
-``vehicle_color`` and ``vehicle_color_share``. Runs on the tracking thread; state is per
-track, dropped with its event, on staleness and at stream end. The wrapped builder is first
-wrapped in :class:`.person.ClothingColours` (coat / trousers colours of persons and riders).
+``plate_reliability`` (how far the reads agree with the fused text, 0–100:
+:func:`.plate_fusion.plate_agreement`), ``vehicle_color``, ``vehicle_color_share``, and
+``vehicle_class`` / ``vehicle_class_basis`` — the GA/T 16.4 code decided from the plate's colour
+and the detector's class (:mod:`.vehicle_class`), also set as the event's ``class_code``.
+Runs on the tracking thread; state is per track, dropped with its event, on staleness and at
+stream end. The wrapped builder is first wrapped in :class:`.person.ClothingColours` (coat /
+trousers colours of persons and riders).
 """
 
 from __future__ import annotations
@@ -30,7 +34,6 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from sharpeyes.models.classes import refine_by_plate
 from sharpeyes.pipeline.config import StructuringConfig
 from sharpeyes.pipeline.events import box_quality
 from sharpeyes.pipeline.runner import TrackEvents
@@ -44,9 +47,12 @@ from sharpeyes.pipeline.structuring.lab_colour import (
 from sharpeyes.pipeline.structuring.person import ClothingColours
 from sharpeyes.pipeline.structuring.plate_fusion import (
     REASON_NONE_VISIBLE,
+    FusedPlate,
     PlateVote,
     fuse_plate_reads,
+    plate_agreement,
 )
+from sharpeyes.pipeline.structuring.vehicle_class import decide_vehicle_class, plate_size
 from sharpeyes.pipeline.types import (
     Box,
     Event,
@@ -123,6 +129,7 @@ class _TrackState:
     best_plate_conf: float = -1.0
     plate_jpeg: bytes | None = None
     whole_reads: int = 0  # reads with the box's lower edge inside the frame (its plate in view)
+    last_class: int | None = None  # the tracker's (score-weighted) class at the last detection
 
 
 def _grow(box: Box, margin: float) -> Box:
@@ -196,6 +203,7 @@ class VehicleStructuring:
             if state is None:
                 state = self._tracks[tid] = _TrackState(frame.pts)
             state.last_pts = frame.pts
+            state.last_class = int(cars.class_id[i])
             q = float(quality[i])
             state.best_quality = max(state.best_quality, q)
             if self._is_candidate(state, q, frame.pts, cars.xyxy[i]):
@@ -265,18 +273,37 @@ class VehicleStructuring:
             if fused.visible
             else None
         )
-        name, code = event.class_name, event.class_code
-        if fused.text:  # a plate read in full: its colour bounds the vehicle's size class
-            name, code = refine_by_plate(name, code, fused.color)
-            if (name, code) != (event.class_name, event.class_code):
-                extra.append(("class_from_plate", f"{event.class_name}→{name} {code}"))
+        if fused.text:
+            agreement = plate_agreement(state.votes, fused.text)
+            extra.append(("plate_reliability", str(agreement.reliability)))
+        code, class_extra = _vehicle_class(event, fused, state)
         return event.with_(
             plate=plate,
             plate_jpeg=state.plate_jpeg if fused.text else None,
-            class_name=name,
             class_code=code,
-            extra=(*event.extra, *extra),
+            extra=(*event.extra, *extra, *class_extra),
         )
+
+
+def _vehicle_class(
+    event: Event, fused: FusedPlate, state: _TrackState
+) -> tuple[str | None, list[tuple[str, str]]]:
+    """The event's GA/T 16.4 code from its plate and the detector's class (:mod:`.vehicle_class`)
+    and the ``extra`` keys that say so."""
+    stable = state.last_class is None or event.class_id is None
+    stable = stable or state.last_class == event.class_id
+    decision = decide_vehicle_class(
+        event.class_name,
+        event.class_code,
+        plate_size(fused.color, fused.text),
+        detector_stable=stable,
+    )
+    if decision.code is None:
+        return event.class_code, []
+    return decision.code, [
+        ("vehicle_class", decision.code),
+        ("vehicle_class_basis", decision.basis),
+    ]
 
 
 def plate_end_in_view(box: FloatArray, others: FloatArray, frame_h: int) -> bool:
