@@ -11,7 +11,7 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
@@ -230,17 +230,21 @@ def run_cluster(
 
 
 def subscription_routes(
-    config: ServiceConfig, service: StoreService | None
+    config: ServiceConfig,
+    service: StoreService | None,
+    cameras: Callable[[], Iterable[str]] | None = None,
 ) -> tuple[SubscriptionRegistry | None, list[APIRouter]]:
     """``/VIID/Subscribes`` for upper platforms when the service runs with GA/T 1400 delivery
-    and subscriptions enabled: one registry shared by the routes and the notifier."""
+    and subscriptions enabled: one registry shared by the routes and the notifier. A
+    ResourceURI may name the device id of any camera the service has at that moment:
+    ``cameras`` (the cluster's desired set), else the service's camera registry."""
     d = config.delivery
     if service is None or d is None or not d.subscriptions.enabled:
         return None, []
     from sharpeyes.api.viid.subscription_routes import create_subscription_router
     from sharpeyes.api.viid.subscriptions import SubscriptionRegistry
 
-    registry = SubscriptionRegistry(service.db, d.resolver())
+    registry = SubscriptionRegistry(service.db, d.resolver(cameras or service.cameras.device_ids))
     return registry, [create_subscription_router(registry, auth=d.subscriber_auth())]
 
 

@@ -253,14 +253,6 @@ class ServiceConfig(StrictModel):
         return self
 
     @model_validator(mode="after")
-    def _cameras_known_to_delivery(self) -> ServiceConfig:
-        """Subscriptions may name a camera by its own ``device_id`` (not only by
-        ``delivery.device_ids``): the ids a ResourceURI may name include them."""
-        if self.delivery is not None:
-            self.delivery.know_cameras(frozenset(cam.device_id for cam in self.cameras))
-        return self
-
-    @model_validator(mode="after")
     def _costs_name_cameras(self) -> ServiceConfig:
         ids = {cam.id for cam in self.cameras}
         unknown = sorted(set(self.node.costs) - ids)

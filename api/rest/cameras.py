@@ -174,6 +174,12 @@ class CameraRegistry:
         with self._lock:
             return [self._cams[k] for k in sorted(self._cams)]
 
+    def device_ids(self) -> frozenset[str]:
+        """The GA/T 1400 device ids of the cameras it has now (config and API, running or
+        stopped): what a subscription's ResourceURI may name (asked at every subscription)."""
+        with self._lock:
+            return frozenset(e.config.device_id for e in self._cams.values())
+
     def get(self, camera_id: str) -> CameraEntry:
         with self._lock:
             entry = self._cams.get(camera_id)

@@ -30,7 +30,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    PrivateAttr,
     SecretStr,
     ValidationError,
     field_validator,
@@ -57,7 +56,12 @@ from sharpeyes.api.viid.mapping import EventImages, EventMapper, ImageRef
 from sharpeyes.api.viid.notifier import NotifierOptions, SubscriptionNotifier
 from sharpeyes.api.viid.sender import OutboxSender, SenderOptions
 from sharpeyes.api.viid.subscription_routes import SubscriberAuth
-from sharpeyes.api.viid.subscriptions import ResourceResolver, SubscriptionRegistry
+from sharpeyes.api.viid.subscriptions import (
+    CameraDeviceIds,
+    ResourceResolver,
+    SubscriptionRegistry,
+    no_cameras,
+)
 from sharpeyes.pipeline.config import format_validation_error, read_yaml
 from sharpeyes.pipeline.errors import ConfigError
 
@@ -140,10 +144,6 @@ class DeliveryConfig(ViidMappingConfig):
 
     The mapping fields (device and tollgate ids, images, violation code field, time zone,
     vehicle class codes) are :class:`ViidMappingConfig`'s, inherited — declared once."""
-
-    # the node's cameras' own device ids (set by the service config): ids a subscription's
-    # ResourceURI may name although ``device_ids`` does not list them
-    _camera_device_ids: frozenset[str] = PrivateAttr(default=frozenset())
 
     base_url: str = Field(description="Upper platform root, e.g. http://10.0.0.5:8080 (no /VIID).")
     device_id: str = Field(description="Our 20-digit system id (User-Identify, Register).")
@@ -251,17 +251,17 @@ class DeliveryConfig(ViidMappingConfig):
             max_attempts=self.retry_max_transient_answers,
         )
 
-    def know_cameras(self, device_ids: frozenset[str]) -> None:
-        """The device ids of the node's cameras (their ``device_id``), which subscriptions
-        may name (the events are stored with them)."""
-        self._camera_device_ids = frozenset(device_ids)
+    def resolver(self, cameras: CameraDeviceIds = no_cameras) -> ResourceResolver:
+        """The ids a subscription's ResourceURI may name, and the ids of each event.
 
-    def resolver(self) -> ResourceResolver:
-        """The ids a subscription's ResourceURI may name, and the ids of each event."""
+        ``cameras`` gives the device ids of the cameras the service has now (its camera
+        registry: config cameras and those added over REST; in cluster mode the desired set):
+        asked at every subscription, so a camera added or removed at run time counts at once."""
         return ResourceResolver(
             platform_id=self.device_id,
             mapping=self.mapping_config(),
-            extra_ids=frozenset(self.subscriptions.extra_resource_ids) | self._camera_device_ids,
+            extra_ids=frozenset(self.subscriptions.extra_resource_ids),
+            cameras=cameras,
         )
 
     def subscriber_auth(self, env: Mapping[str, str] | None = None) -> SubscriberAuth:

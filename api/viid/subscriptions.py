@@ -22,6 +22,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,20 +48,33 @@ COLLECTION_OF: dict[EventType, Collection] = {
 }
 
 
+CameraDeviceIds = Callable[[], Iterable[str]]
+"""The device ids of the cameras the service has *now* (asked at every check, never copied)."""
+
+
+def no_cameras() -> frozenset[str]:
+    return frozenset()
+
+
 @dataclass(frozen=True, slots=True)
 class ResourceResolver:
-    """Which ids name our resources: the platform id, capture devices and tollgates."""
+    """Which ids name our resources: the platform id, capture devices and tollgates.
+
+    ``cameras`` is the live source of the cameras' own device ids (the service's camera
+    registry, the cluster's desired set): a camera added or removed while the service runs is
+    named, or no longer, by the next subscription — no copy is taken at start-up."""
 
     platform_id: str
     mapping: ViidMappingConfig
     extra_ids: frozenset[str] = frozenset()
+    cameras: CameraDeviceIds = no_cameras
 
     @property
     def tz(self) -> dt.tzinfo:
         return dt.timezone(dt.timedelta(hours=self.mapping.utc_offset_hours))
 
     def known_ids(self) -> frozenset[str]:
-        out = {self.platform_id, *self.extra_ids}
+        out = {self.platform_id, *self.extra_ids, *self.cameras()}
         out.update(self.mapping.device_ids.values())
         out.update(self.mapping.tollgate_ids.values())
         if self.mapping.default_device_id:
