@@ -220,11 +220,15 @@ class Crosswalk(Strict):
     )
 
 
+ClockTime = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
+"""A time of day, ``HH:MM`` (24-hour)."""
+
+
 class TimeWindow(Strict):
     """A daily window in local (Beijing) time, ``HH:MM``; end before start wraps midnight."""
 
-    start: str = Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="Start, HH:MM.")
-    end: str = Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="End, HH:MM.")
+    start: ClockTime = Field(description="Start, HH:MM.")
+    end: ClockTime = Field(description="End, HH:MM.")
 
 
 class Exemption(Strict):
@@ -458,14 +462,12 @@ class IntersectionCalibration(Strict):
         default_factory=_default_kinds,
         description="Object kinds the vehicle red-light rule applies to.",
     )
-    violation_code: str = Field(
+    violation_code: Code = Field(
         "1625",
-        pattern=r"^\d{4,5}$",
         description="Violation behaviour code for vehicles (GA 408.1: 1625 / 16250).",
     )
-    pedestrian_code: str = Field(
+    pedestrian_code: Code = Field(
         "8901",
-        pattern=r"^\d{4,5}$",
         description="Code recorded for pedestrian violations: GA 408.1 lists motor-vehicle "
         "behaviours only; pedestrians are dealt with under Road Traffic Safety Law art. 89 "
         "(warning or 5–50 RMB), so 8901 is a local code — set the one your platform uses.",

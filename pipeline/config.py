@@ -231,6 +231,14 @@ class EventsConfig(StrictModel):
     )
 
 
+ReadIntervalS = Annotated[float, Field(gt=0.0, le=10.0)]
+"""Seconds between two reads (plate, face) of one track: the per-track read budget's pace."""
+ReadsPerTrack = Annotated[int, Field(ge=1, le=200)]
+"""Reads of one track at most: the per-track read budget's bound."""
+CandidateRatio = Annotated[float, Field(ge=0.0, le=1.0)]
+"""A box is a best-view candidate at this fraction of its track's best quality so far."""
+
+
 class StructuringConfig(StrictModel):
     """Checkpoint (卡口) structuring of motor-vehicle tracks (``pipeline/structuring``)."""
 
@@ -240,16 +248,14 @@ class StructuringConfig(StrictModel):
     plate_detector: Literal["plate_det_320", "plate_det_640"] = Field(
         "plate_det_320", description="Plate detector run on a candidate's vehicle box."
     )
-    read_interval_s: float = Field(
-        0.2, gt=0.0, le=10.0, description="Seconds between two plate reads of one track."
+    read_interval_s: ReadIntervalS = Field(
+        0.2, description="Seconds between two plate reads of one track."
     )
-    max_reads_per_track: int = Field(
-        12, ge=1, le=200, description="Plate reads per track at most (cost bound)."
+    max_reads_per_track: ReadsPerTrack = Field(
+        12, description="Plate reads per track at most (cost bound)."
     )
-    candidate_ratio: float = Field(
+    candidate_ratio: CandidateRatio = Field(
         0.8,
-        ge=0.0,
-        le=1.0,
         description="Read only when the box quality is at least this fraction of the track's "
         "best so far (best-view candidates).",
     )
@@ -282,16 +288,14 @@ class FaceCaptureConfig(StrictModel):
     min_quality: float = Field(
         0.15, ge=0.0, le=1.0, description="Faces below this quality (0–1) are not emitted."
     )
-    read_interval_s: float = Field(
-        0.2, gt=0.0, le=10.0, description="Seconds between two face reads of one track."
+    read_interval_s: ReadIntervalS = Field(
+        0.2, description="Seconds between two face reads of one track."
     )
-    max_reads_per_track: int = Field(
-        15, ge=1, le=200, description="Face reads per track at most (cost bound)."
+    max_reads_per_track: ReadsPerTrack = Field(
+        15, description="Face reads per track at most (cost bound)."
     )
-    candidate_ratio: float = Field(
+    candidate_ratio: CandidateRatio = Field(
         0.7,
-        ge=0.0,
-        le=1.0,
         description="Read only when the person box quality is at least this fraction of the "
         "track's best so far.",
     )
