@@ -12,6 +12,12 @@ and returns a :class:`ClusterHandle` (``health``, ``add_camera``, ``remove_camer
   reaches (PostgreSQL). ``ray_address="local"`` starts a one-machine Ray head with the tuned
   health-check settings (``docs/SCALE_OUT.md`` §2.7); a real cluster's head gets them from
   its start-up (``deploy/``).
+
+With a GA/T 1400 ``delivery`` config, ``start_cluster`` also starts the delivery of the cluster
+database's outbox — the upper platform's ``viid`` rows and the ``sub:<SubscribeID>`` rows of
+subscriptions — in this process (:mod:`sharpeyes.api.cluster.delivery`); ``stop`` drains it for a
+few seconds and stops it. ``device_ids`` is the live set of the cluster's camera device ids, what
+a subscription's ResourceURI may name.
 """
 
 from __future__ import annotations
@@ -19,12 +25,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import Field
 
 from sharpeyes.api.cluster.backend import ProgramOptions
 from sharpeyes.api.cluster.coordinator import CoordinatorOptions
+from sharpeyes.api.cluster.delivery import (
+    DESTINATION,
+    close_cluster_delivery,
+    desired_device_ids,
+    start_cluster_delivery,
+)
 from sharpeyes.api.cluster.health import ClusterHealth
 from sharpeyes.api.cluster.leases import CameraSpec, LeaseStore
 from sharpeyes.api.cluster.local import LocalBackend, LocalCluster
@@ -40,7 +52,12 @@ from sharpeyes.pipeline.signal_input import (
     PhaseRejectedError,
 )
 
+if TYPE_CHECKING:
+    from sharpeyes.api.viid.delivery import Delivery, DeliveryConfig
+
 log = logging.getLogger(__name__)
+
+DRAIN_AT_STOP_S = 5.0  # how long a stopping cluster process keeps delivering what is pending
 
 
 class HealthCheckSettings(StrictModel):
@@ -162,14 +179,43 @@ class ClusterHandle(Protocol):
         """A UDP datagram through :meth:`receive`; refusals logged and counted."""
         ...
 
+    def device_ids(self) -> frozenset[str]:
+        """The GA/T 1400 device ids of the cameras in the desired set now."""
+        ...
+
+    def attach_delivery(self, delivery: Delivery) -> None:
+        """Own ``delivery`` (of the cluster's outbox): :meth:`stop` drains and stops it."""
+        ...
+
+    def delivery_status(self) -> dict[str, object] | None:
+        """GA/T 1400 delivery health (None when this process does not deliver)."""
+        ...
+
     def stop(self) -> None: ...
+
+
+class _Delivers:
+    """The cluster outbox's delivery a handle owns (see :mod:`sharpeyes.api.cluster.delivery`)."""
+
+    _delivery: Delivery | None = None
+
+    def attach_delivery(self, delivery: Delivery) -> None:
+        self._delivery = delivery
+
+    def delivery_status(self) -> dict[str, object] | None:
+        return self._delivery.health() if self._delivery is not None else None
+
+    def _stop_delivery(self) -> None:
+        delivery, self._delivery = self._delivery, None
+        if delivery is not None:
+            close_cluster_delivery(delivery, DRAIN_AT_STOP_S)
 
 
 def as_spec(camera: CameraConfig | CameraSpec, cost: float) -> CameraSpec:
     return camera if isinstance(camera, CameraSpec) else pipeline_spec(camera, cost=cost)
 
 
-class LocalClusterHandle(PhaseIntake):
+class LocalClusterHandle(_Delivers, PhaseIntake):
     """The embedded cluster: coordinator and workers are threads of this process."""
 
     backend = "local"
@@ -202,20 +248,36 @@ class LocalClusterHandle(PhaseIntake):
     def status(self, camera_id: str, now: int | None = None) -> list[GroupPhase] | None:
         return self.cluster.coordinator.phase_status(camera_id, now)
 
+    def device_ids(self) -> frozenset[str]:
+        return desired_device_ids(self.cluster.coordinator.leases)
+
     def stop(self) -> None:
-        self.cluster.stop()
+        self.cluster.stop()  # the workers commit nothing more: what is left is in the outbox
+        self._stop_delivery()
         self.cluster.coordinator.leases.db.close()
 
 
-class RayClusterHandle(PhaseIntake):
-    """A driver's view of the detached Ray coordinator; stopping leaves the cluster running."""
+class RayClusterHandle(_Delivers, PhaseIntake):
+    """A driver's view of the detached Ray coordinator; stopping leaves the cluster running
+    (and stops this driver's delivery: the rows stay in the outbox for the next one)."""
 
     backend = "ray"
 
-    def __init__(self, settings: ClusterSettings, actor: Any) -> None:
+    def __init__(
+        self, settings: ClusterSettings, actor: Any, leases: LeaseStore | None = None
+    ) -> None:
         super().__init__()
         self.settings = settings
         self.actor = actor
+        self._leases = leases  # the driver's own connection (the desired set, for device ids)
+
+    @property
+    def leases(self) -> LeaseStore:
+        if self._leases is None:
+            from sharpeyes.api.store.db import open_database
+
+            self._leases = LeaseStore(open_database(self.settings.db_url), ensure_schema=False)
+        return self._leases
 
     def _get(self, ref: Any) -> Any:
         import ray
@@ -250,10 +312,16 @@ class RayClusterHandle(PhaseIntake):
         got: list[GroupPhase] | None = self._get(self.actor.phase_status.remote(camera_id, now))
         return got
 
+    def device_ids(self) -> frozenset[str]:
+        return desired_device_ids(self.leases)
+
     def stop(self) -> None:
         import ray
 
+        self._stop_delivery()
         ray.shutdown()  # the detached coordinator and workers keep running the cameras
+        if self._leases is not None:
+            self._leases.db.close()
 
 
 def _local_db_url(url: str) -> str:
@@ -300,7 +368,7 @@ def _start_ray(settings: ClusterSettings) -> RayClusterHandle:
         raise ConfigError("cluster.backend 'ray' needs Ray: pip install sharpeyes[cluster]") from e
     from sharpeyes.api.store.db import open_database
 
-    LeaseStore(open_database(settings.db_url)).db.close()  # migrate once, before any actor
+    leases = LeaseStore(open_database(settings.db_url))  # migrate once, before any actor
     if not ray.is_initialized():
         if settings.ray_address == "local":
             ray.init(
@@ -321,24 +389,39 @@ def _start_ray(settings: ClusterSettings) -> RayClusterHandle:
         coordinator=settings.coordinator_options(),
         program=settings.program_options(),
     )
-    actor = ray_backend.start_coordinator(options)
-    ray.get(actor.ping.remote(), timeout=60.0)
-    return RayClusterHandle(settings, actor)
+    try:
+        actor = ray_backend.start_coordinator(options)
+        ray.get(actor.ping.remote(), timeout=60.0)
+    except BaseException:
+        leases.db.close()
+        raise
+    return RayClusterHandle(settings, actor, leases)
 
 
 def start_cluster(
-    settings: ClusterSettings, cameras: Sequence[CameraConfig | CameraSpec] = ()
+    settings: ClusterSettings,
+    cameras: Sequence[CameraConfig | CameraSpec] = (),
+    *,
+    delivery: DeliveryConfig | None = None,
 ) -> ClusterHandle:
     """Start (or join) the cluster of ``settings.backend`` and put ``cameras`` in its desired
-    set (kept across restarts in the database; cameras already there stay).
+    set (kept across restarts in the database; cameras already there stay). With ``delivery``
+    every commit also gets its ``viid`` outbox row (as on a single node), and this process
+    delivers the cluster's outbox — the upper platform's rows and, when subscriptions are
+    enabled, the SubscribeNotifications (:mod:`sharpeyes.api.cluster.delivery`).
 
     Raises:
-        ConfigError: the Ray backend without Ray installed.
+        ConfigError: the Ray backend without Ray installed; a delivery secret not set.
         StoreError: the database cannot be opened or migrated.
     """
+    if delivery is not None and DESTINATION not in settings.outbox_destinations:
+        wanted = [*settings.outbox_destinations, DESTINATION]
+        settings = settings.model_copy(update={"outbox_destinations": wanted})
     handle: ClusterHandle
     handle = _start_ray(settings) if settings.backend == "ray" else _start_local(settings)
     try:
+        if delivery is not None:
+            handle.attach_delivery(start_cluster_delivery(settings, delivery, handle.device_ids))
         for cam in cameras:
             handle.add_camera(cam)
     except Exception:

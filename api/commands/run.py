@@ -193,11 +193,13 @@ def run_cluster(
 ) -> int:
     """Shard the configured cameras over the cluster backend (local threads or Ray); with
     ``api`` (``sharpeyes serve``) also serve the REST API and console over the cluster's store,
-    with the cluster routes mounted."""
+    with the cluster routes mounted (and ``/VIID/Subscribes`` when subscriptions are enabled).
+    With ``delivery`` this process delivers the cluster's outbox: the upper platform's records
+    and the SubscribeNotifications (:mod:`sharpeyes.api.cluster.delivery`)."""
     from sharpeyes.api.cluster.service import start_cluster
 
     assert config.cluster is not None
-    handle = start_cluster(config.cluster, config.cameras)
+    handle = start_cluster(config.cluster, config.cameras, delivery=config.delivery)
     server: ApiServer | None = None
     listener: UdpPhaseListener | None = None
     every = config.metrics.log_every_s or 30.0
@@ -210,8 +212,15 @@ def run_cluster(
                 store = config.store.model_copy(update={"url": config.cluster.db_url})
                 service = build_service(config.model_copy(update={"store": store}))
                 service.set_phase_hub(handle)
+                service.set_delivery_status(handle.delivery_status)
+                _, routers = subscription_routes(config, service, handle.device_ids)
                 server = start_server(
-                    service, api[0], api[1], cluster=lambda: handle, console=config.console
+                    service,
+                    api[0],
+                    api[1],
+                    cluster=lambda: handle,
+                    extra_routers=routers,
+                    console=config.console,
                 )
                 announce(server, demo_token(service))
             if api is None:
