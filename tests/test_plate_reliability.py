@@ -119,7 +119,7 @@ def test_lower_values_go_with_wrong_plates_on_beijing() -> None:
 def test_highway_us_plates_read_as_chinese_score_low() -> None:
     """The highway clip's plates are US plates: any Chinese string fused from them is wrong.
     With the reader's gate off, every such fusion over a track scores below the lowest Beijing
-    track (75); the old value gave four of them 98-99."""
+    track (75); the old value gave three of them 98-99."""
     values, old = [], []
     for vs in grouped("highway", "track", raw=True).values():
         fused = fuse_plate_reads(vs, min_reads=1)

@@ -24,7 +24,7 @@ Decided from evidence that holds on any camera, never from a threshold fitted to
 The detector (COCO ``car`` / ``bus`` / ``truck``) gives the category — passenger (car, bus) or
 goods (truck) — and, with no plate read, the project's default code for its class (K33, K11,
 H11: the class COCO gives). Near-field cars at a checkpoint are often called bus or truck (the
-Beijing clip: 7 of its 8 plated cars got bus or truck votes), so with a plate read its size
+Beijing clip: each of its 7 plated cars on some of its detections), so with a plate read its size
 comes from the plate, and its category only while the detector's class is stable on the track:
 the class by frames (the event's) and the tracker's score-weighted class at the end must be
 the same class, or its category is not known.
