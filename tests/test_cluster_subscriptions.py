@@ -137,6 +137,56 @@ def test_the_cluster_delivers_subscription_rows_with_retries(
         assert set(notified) <= set(upper.state.ids())
 
 
+@pytest.mark.cluster
+@pytest.mark.integration
+def test_the_ray_driver_delivers_what_ray_workers_commit(
+    tmp_path: Path, cluster_store: EventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("ray")
+    import contextlib
+
+    import ray
+
+    from sharpeyes.api.cluster.simulate import ensure_auth_token
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    ensure_auth_token(tmp_path)  # one token per process: Ray caches it once read
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    db = tmp_path / "c" / "cluster.db"
+    with ReceiverServer(config=RCFG) as upper, ReceiverServer(config=RCFG) as subscriber:
+        cfg = DeliveryConfig.model_validate(delivery(upper.url))
+        SubscriptionRegistry(cluster_store.db, cfg.resolver()).put(
+            Subscription(
+                subscribe_id=SID,
+                details=frozenset({13}),
+                resource_ids=frozenset({SYSTEM}),
+                receive_addr=f"{subscriber.url}/VIID/SubscribeNotifications",
+                status=SubscribeStatus.ACTIVE,
+            )
+        )
+        settings = ClusterSettings.model_validate(
+            {
+                "backend": "ray",
+                "ray_address": "local",
+                "slot_resource": "gpu_slot",
+                "db_url": str(db),
+                "workers": 1,
+                "tick_s": 0.05,
+            }
+        )
+        handle = start_cluster(settings, [synthetic_spec("r1", rate=20)], delivery=cfg)
+        try:
+            wait_for(lambda: len(subscriber.state.ids()) >= 20, 90, "notifications from Ray")
+            assert set(subscriber.state.notifications.values()) == {SID}
+            assert subscriber.state.rejected == 0
+        finally:
+            with contextlib.suppress(ValueError):
+                ray.kill(ray.get_actor("sharpeyes-coordinator", namespace="sharpeyes"))
+            handle.stop()
+        delivered = [obj for obj, state, _ in sub_rows(db) if state == "delivered"]
+        assert len(delivered) == len(subscriber.state.ids()) >= 20
+
+
 def test_device_ids_follow_the_desired_set(tmp_path: Path) -> None:
     from sharpeyes.api.cluster.pipeline_program import pipeline_spec
     from sharpeyes.pipeline.config import CameraConfig
