@@ -10,7 +10,9 @@ the same :class:`~sharpeyes.api.viid.delivery.Delivery` as a single node — the
 the :class:`~sharpeyes.api.viid.notifier.SubscriptionNotifier` on their threads, rows claimed
 under a lease, retried with back-off, given up as dead letters — so notifications carry the same
 guarantees in both modes. A second such process (two API replicas) claims other rows, never the
-ones a live sender holds; the rows a crashed one held come back when their claim runs out.
+ones a live sender holds; the rows a crashed one held come back when their claim runs out. With
+Ray the cameras outlive the driver: while no driver runs, their rows wait in the outbox and go
+when one starts again (``sharpeyes run``/``serve`` on the head; not a detached uploader actor).
 
 Pictures are read from ``cluster.files_root`` (the shared mount the workers write crops and
 evidence folders to); evidence put only into object storage (``storage_url``) is not attached.
