@@ -39,35 +39,12 @@ PERSON, BICYCLE, CAR, MOTORCYCLE, BUS, TRUCK, TRAFFIC_LIGHT = 0, 1, 2, 3, 5, 7, 
 #       detector cannot tell the weight class, so the heavy class is the conservative choice;
 #   M21 普通二轮摩托车 (ordinary two-wheel motorcycle) — COCO "motorcycle";
 #   X99 其他 (other) — anything else / unknown.
-# A plate or a dedicated vehicle-type classifier should refine these; they are a coarse default.
+# A coarse default: the structuring stage refines it with the read plate
+# (pipeline/structuring/vehicle_class.py).
 UNKNOWN_VEHICLE_CODE = "X99"
 VEHICLE_CLASS_CODES: Mapping[int, str] = MappingProxyType(
     {CAR: "K33", BUS: "K11", TRUCK: "H11", MOTORCYCLE: "M21"}
 )
-
-
-# GA 36-2018: the blue 小型汽车号牌 is for vehicles below medium size (small passenger vehicles,
-# light and mini goods vehicles); medium and large buses and goods vehicles carry the yellow
-# 大型汽车号牌. A read blue plate therefore rules out COCO's "bus" (a frame-filling car seen at
-# a checkpoint is often called one) and the heavy class chosen for "truck":
-#   bus + blue plate   → car,   K31 小型普通客车 (small ordinary passenger vehicle: a car or van);
-#   truck + blue plate → truck, H31 轻型普通货车 (light ordinary goods vehicle).
-# Green (new-energy) plates are not used: the recogniser does not tell the small vehicles'
-# gradient green from the large ones' yellow-green.
-SMALL_VEHICLE_PLATE = "blue"
-SMALL_PLATE_CLASS: Mapping[str, tuple[str, str]] = MappingProxyType(
-    {"bus": ("car", "K31"), "truck": ("truck", "H31")}
-)
-
-
-def refine_by_plate(
-    class_name: str | None, class_code: str | None, plate_color: str | None
-) -> tuple[str | None, str | None]:
-    """The vehicle class (name, GA/T code) a read plate's colour allows (see
-    :data:`SMALL_PLATE_CLASS`); unchanged when the plate says nothing against it."""
-    if plate_color != SMALL_VEHICLE_PLATE or class_name is None:
-        return class_name, class_code
-    return SMALL_PLATE_CLASS.get(class_name, (class_name, class_code))
 
 
 def vehicle_class_code(class_id: int) -> str:

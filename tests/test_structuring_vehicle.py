@@ -171,20 +171,6 @@ def test_state_is_dropped_when_a_track_ends_without_an_event() -> None:
     assert len(st) == 0
 
 
-def test_a_read_blue_plate_bounds_the_vehicle_class() -> None:
-    """GA 36: a blue plate is a small vehicle's; a frame-filling car the detector called a bus
-    is a small passenger vehicle, a 'truck' with one a light goods vehicle — a yellow plate or
-    no plate read leaves the detector's class."""
-    from sharpeyes.models.classes import refine_by_plate
-
-    assert refine_by_plate("bus", "K11", "blue") == ("car", "K31")
-    assert refine_by_plate("truck", "H11", "blue") == ("truck", "H31")
-    assert refine_by_plate("car", "K33", "blue") == ("car", "K33")
-    assert refine_by_plate("bus", "K11", "yellow") == ("bus", "K11")
-    assert refine_by_plate("bus", "K11", "green") == ("bus", "K11")  # may be a large NEV's
-    assert refine_by_plate("bus", "K11", None) == ("bus", "K11")
-
-
 def test_two_clear_views_without_a_plate_do_not_make_a_car_plateless() -> None:
     """Seen whole in only two reads (a car ahead that was not yet tracked hid the plate in the
     others, as the Beijing clip's taxi behind the van): not enough to say "no plate"."""
