@@ -339,7 +339,8 @@ def test_console_geometry_view(seeded: Seeded) -> None:
             expect(item).to_have_count(1)
             text = item.inner_text()
             assert "进口道 south · 车道" in text and "intersection.approaches.0.lanes" in text, text
-            assert "left-to-right" in text
+            # the Chinese console shows the API's message_zh (api/rest/web/app.js)
+            assert "车道号不是从左到右排列" in text and "l3（1 号）" in text, text
             assert page.inner_text("#geo-source").startswith("实时画面 2025-11-29")
             assert page.input_value("#geo-camera") == "cam1"
             assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
