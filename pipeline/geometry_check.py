@@ -41,7 +41,8 @@ from sharpeyes.pipeline.calibration import (
     SignalHead,
 )
 from sharpeyes.pipeline.config import CameraConfig
-from sharpeyes.pipeline.types import Anchor, ObjectKind, Tracks
+from sharpeyes.pipeline.riders import RiderParams, carrier_ids, rides_along
+from sharpeyes.pipeline.types import Anchor, ObjectKind, Tracks, box_anchors
 
 Vec = tuple[float, float]
 RelPoint = tuple[float, float]
@@ -81,6 +82,11 @@ ALONG_COS = math.cos(math.radians(60.0))
 MIN_MOVE = 0.02
 """Net motion inside a region (fraction of the frame diagonal) for a track to count as moving."""
 VEHICLE_KINDS = (ObjectKind.MOTOR_VEHICLE, ObjectKind.NON_MOTOR)
+RIDER_WINDOW_S = 1.0
+"""A person counts as a two-wheeler seen only by its rider when, over some stretch of at least
+this many seconds inside a lane (or of its whole path there, when shorter), it moves like a
+vehicle (:func:`pipeline.riders.rides_along`, either way along the arrow): a rider who waited
+at the red light still counts, a pedestrian never does."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -724,23 +730,40 @@ def flow_order_finding(
 
 @dataclass
 class TrackPath:
-    """One track's anchor positions (pixels) in time order."""
+    """One track's anchor positions (pixels) in time order, with their times (seconds); for a
+    ``person`` track, the two-wheeler tracks it was seen sitting on
+    (:func:`pipeline.riders.carrier_ids`)."""
 
     kind: int
     points: list[Vec] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)
+    track_id: int = -1
+    carriers: set[int] = field(default_factory=set)
+
+    @property
+    def is_person(self) -> bool:
+        return self.kind == int(ObjectKind.PERSON)
 
 
 class TrafficObserver:
     """Collects the anchor paths of tracked vehicles (motor vehicles and two-wheelers) frame by
-    frame; :func:`analyse_traffic` judges the calibration against them."""
+    frame, and of ``person`` tracks (``persons``: riders whose two-wheeler the detector missed);
+    :func:`analyse_traffic` judges the calibration against them. A person's anchor is taken on
+    its box extended down to the road by ``RiderParams.ground_offset`` of its height (a rider's
+    feet are above the road, as the red-light rule's rider fusion does)."""
 
     def __init__(
         self,
         anchor: Anchor = Anchor.BOTTOM_CENTER,
         kinds: Sequence[ObjectKind] = VEHICLE_KINDS,
+        *,
+        persons: bool = True,
+        rider_params: RiderParams | None = None,
     ) -> None:
         self.anchor = anchor
         self.kinds = tuple(kinds)
+        self.persons = persons
+        self.rider_params = rider_params or RiderParams()
         self.paths: dict[int, TrackPath] = {}
         self.frames = 0
         self.first_pts: float | None = None
@@ -750,17 +773,59 @@ class TrafficObserver:
         self.frames += 1
         self.first_pts = pts if self.first_pts is None else self.first_pts
         self.last_pts = pts
-        sel = tracks.of_kind(*self.kinds)
+        kinds = (*self.kinds, ObjectKind.PERSON) if self.persons else self.kinds
+        sel = tracks.of_kind(*kinds)
         if len(sel) == 0:
             return
-        anchors = sel.anchors(self.anchor)
-        for tid, kind, (x, y) in zip(sel.track_id, sel.kind, anchors, strict=True):
-            path = self.paths.setdefault(int(tid), TrackPath(int(kind)))
-            path.points.append((float(x), float(y)))
+        person = sel.kind == int(ObjectKind.PERSON)
+        carriers = carrier_ids(sel, self.rider_params)
+        xyxy = sel.xyxy.copy()
+        xyxy[person, 3] += self.rider_params.ground_offset * (xyxy[person, 3] - xyxy[person, 1])
+        anchors = box_anchors(xyxy, self.anchor)
+        for i, (tid, kind) in enumerate(zip(sel.track_id, sel.kind, strict=True)):
+            path = self.paths.setdefault(int(tid), TrackPath(int(kind), track_id=int(tid)))
+            path.points.append((float(anchors[i, 0]), float(anchors[i, 1])))
+            path.times.append(pts)
+            if carriers[i] >= 0:
+                path.carriers.add(int(carriers[i]))
 
     @property
     def seconds(self) -> float:
         return self.last_pts - (self.first_pts if self.first_pts is not None else 0.0)
+
+
+def moves_like_a_vehicle(
+    points: Sequence[Vec],
+    times: Sequence[float],
+    travel: Vec | None,
+    diag: float,
+    params: RiderParams | None = None,
+) -> bool:
+    """Whether a stretch of at least :data:`RIDER_WINDOW_S` of this path (the whole of it when
+    shorter) is a vehicle's movement: :func:`pipeline.riders.rides_along` ``travel`` or its
+    reverse (fast enough along it, not mostly sideways); without a travel, fast enough. A
+    pedestrian walks slower (a crosswalk walker also moves across the lanes)."""
+    p = params or RiderParams()
+    n = len(points)
+    if n < 2:
+        return False
+    j = 0
+    for i in range(n - 1):
+        j = max(j, i + 1)
+        while j < n - 1 and times[j] - times[i] < RIDER_WINDOW_S:
+            j += 1
+        a, b, ta, tb = points[i], points[j], times[i], times[j]
+        if i > 0 and tb - ta < RIDER_WINDOW_S:
+            break  # the whole path was looked at in windows of at least RIDER_WINDOW_S
+        if travel is None:
+            if tb > ta and _norm(_sub(b, a)) / (tb - ta) >= p.min_speed * diag:
+                return True
+            continue
+        back = (-travel[0], -travel[1])
+        for t in (travel, back):
+            if rides_along(a, ta, b, tb, travel=t, diag=diag, params=p):
+                return True
+    return False
 
 
 @dataclass
@@ -773,6 +838,8 @@ class RegionCount:
     has_travel: bool
     ident: str = ""
     tracks: int = 0
+    riders: int = 0
+    """Of ``tracks``: persons moving like a vehicle (two-wheelers seen only by their rider)."""
     along: int = 0
     against: int = 0
     across: int = 0
@@ -797,6 +864,8 @@ class LineCount:
     forward: int = 0
     backward: int = 0
     outside: int = 0
+    riders: int = 0
+    """Of the crossings: persons moving like a vehicle (two-wheelers seen only by their rider)."""
     outside_points: list[Vec] = field(default_factory=list)
 
 
@@ -812,33 +881,38 @@ class TrafficReport:
     findings: list[Finding]
     notes: list[Note]
     paths: list[TrackPath] = field(default_factory=list)
-    """Every vehicle track's path (for drawing)."""
+    """Every vehicle track's path and every counted rider's (for drawing)."""
+    riders: int = 0
+    """Person tracks counted as two-wheelers seen only by their rider (not in ``tracks``)."""
 
     def text_lines(self, lang: Lang = "en") -> list[str]:
         return self._lines_zh() if lang == "zh" else self._lines_en()
 
     def _lines_en(self) -> list[str]:
         out = [
-            f"observed traffic: {self.tracks} vehicle tracks over {self.seconds:.1f} s "
+            f"observed traffic: {self.tracks} vehicle tracks and {self.riders} riders seen "
+            f"without their two-wheeler (counted as two-wheelers) over {self.seconds:.1f} s "
             f"({self.frames} analysed frames)"
         ]
         for r in self.regions:
+            moving = f"{r.tracks} moving tracks" + (f" ({r.riders} riders)" if r.riders else "")
             if r.tracks < MIN_TRACKS:
-                out.append(f"  {r.label}: {r.tracks} moving tracks — not enough traffic to judge")
+                out.append(f"  {r.label}: {moving} — not enough traffic to judge")
             elif r.has_travel:
                 s = r.shares()
                 out.append(
-                    f"  {r.label}: {r.tracks} moving tracks — along the arrow "
+                    f"  {r.label}: {moving} — along the arrow "
                     f"{100 * s['along']:.0f} %, against {100 * s['against']:.0f} %, across "
                     f"{100 * s['across']:.0f} %"
                 )
             else:
-                out.append(f"  {r.label}: {r.tracks} moving tracks (no travel arrow drawn)")
+                out.append(f"  {r.label}: {moving} (no travel arrow drawn)")
         for ln in self.lines:
             n = ln.forward + ln.backward
             tail = " — not enough traffic to judge" if n < MIN_TRACKS else ""
+            of = f" ({ln.riders} riders)" if ln.riders else ""
             out.append(
-                f"  {ln.label}: {n} tracks crossed it — {ln.forward} forwards, {ln.backward} "
+                f"  {ln.label}: {n} tracks crossed it{of} — {ln.forward} forwards, {ln.backward} "
                 f"backwards; {ln.outside} of the forward crossings outside every lane{tail}"
             )
         out += [f"  {n.text}" for n in self.notes]
@@ -846,24 +920,27 @@ class TrafficReport:
 
     def _lines_zh(self) -> list[str]:
         out = [
-            f"观测交通：{self.seconds:.1f} 秒内 {self.tracks} 条车辆轨迹（分析 {self.frames} 帧）"
+            f"观测交通：{self.seconds:.1f} 秒内 {self.tracks} 条车辆轨迹，另有 {self.riders} 个"
+            f"未检出其两轮车的骑车人（按两轮车计）（分析 {self.frames} 帧）"
         ]
         for r in self.regions:
+            moving = f"{r.tracks} 条移动轨迹" + (f"（其中骑车人 {r.riders}）" if r.riders else "")
             if r.tracks < MIN_TRACKS:
-                out.append(f"  {r.label_zh}：{r.tracks} 条移动轨迹 — 交通量不足，不作判断")
+                out.append(f"  {r.label_zh}：{moving} — 交通量不足，不作判断")
             elif r.has_travel:
                 s = r.shares()
                 out.append(
-                    f"  {r.label_zh}：{r.tracks} 条移动轨迹 — 顺箭头 {100 * s['along']:.0f} %，"
+                    f"  {r.label_zh}：{moving} — 顺箭头 {100 * s['along']:.0f} %，"
                     f"逆箭头 {100 * s['against']:.0f} %，横穿 {100 * s['across']:.0f} %"
                 )
             else:
-                out.append(f"  {r.label_zh}：{r.tracks} 条移动轨迹（未画行驶方向箭头）")
+                out.append(f"  {r.label_zh}：{moving}（未画行驶方向箭头）")
         for ln in self.lines:
             n = ln.forward + ln.backward
             tail = " — 交通量不足，不作判断" if n < MIN_TRACKS else ""
+            of = f"（其中骑车人 {ln.riders}）" if ln.riders else ""
             out.append(
-                f"  {ln.label_zh}：{n} 条轨迹越过 — 正向 {ln.forward}，反向 {ln.backward}；"
+                f"  {ln.label_zh}：{n} 条轨迹越过{of} — 正向 {ln.forward}，反向 {ln.backward}；"
                 f"正向越线中 {ln.outside} 条在所有车道之外{tail}"
             )
         out += [f"  {n.text_zh}" for n in self.notes]
@@ -874,12 +951,14 @@ class TrafficReport:
             "seconds": round(self.seconds, 3),
             "frames": self.frames,
             "tracks": self.tracks,
+            "rider_tracks": self.riders,
             "regions": [
                 {
                     "key": r.key,
                     "label": r.label,
                     "label_zh": r.label_zh,
                     "moving_tracks": r.tracks,
+                    "riders": r.riders,
                     "enough": r.tracks >= MIN_TRACKS,
                     **({"shares": r.shares()} if r.has_travel else {}),
                 }
@@ -893,6 +972,7 @@ class TrafficReport:
                     "forward": ln.forward,
                     "backward": ln.backward,
                     "forward_outside_lanes": ln.outside,
+                    "riders": ln.riders,
                     "enough": ln.forward + ln.backward >= MIN_TRACKS,
                 }
                 for ln in self.lines
@@ -949,10 +1029,22 @@ def analyse_traffic(
     """Judge the calibration against the observed tracks (see the module docstring)."""
     regions = _travel_regions(cam, size)
     paths = [p for p in observer.paths.values() if len(p.points) >= 2]
-    min_move = MIN_MOVE * math.hypot(*size)
+    vehicles = [p for p in paths if not p.is_person]
+    # persons: riders whose two-wheeler the detector missed, or pedestrians; each counts only
+    # where it moves like a vehicle and no two-wheeler it sat on was counted there
+    persons = [p for p in paths if p.is_person]
+    diag = math.hypot(*size)
+    rider = _RiderTest(diag, observer.rider_params)
     for count, poly, travel in regions:
-        for path in paths:
-            _count_path(count, poly, travel, path, min_move)
+        counted: set[int] = set()
+        for path in vehicles:
+            if _count_path(count, poly, travel, path, MIN_MOVE * diag):
+                counted.add(path.track_id)
+        for path in persons:
+            if path.carriers & counted:
+                continue  # its two-wheeler is counted here
+            if _count_path(count, poly, travel, path, MIN_MOVE * diag, rider=rider):
+                rider.counted.add(id(path))
     counts = [r for r, _, _ in regions]
     findings: list[Finding] = []
     notes: list[Note] = []
@@ -960,36 +1052,63 @@ def analyse_traffic(
     for count in counts:
         if count.has_travel and not count.key.startswith("intersection.approaches."):
             _judge_region(count, findings, zone=True)
-    lines = _line_counts(cam, size, paths, findings, notes)
+    lines = _line_counts(cam, size, (vehicles, persons, rider), findings, notes)
     if cam.flow is not None:
         notes += _flow_order_observed(cam, size, counts, findings)
+    riders = [p for p in persons if id(p) in rider.counted]
     return TrafficReport(
         seconds=observer.seconds,
         frames=observer.frames,
-        tracks=len(paths),
+        tracks=len(vehicles),
         regions=counts,
         lines=lines,
         findings=findings,
         notes=notes,
-        paths=paths,
+        paths=vehicles + riders,
+        riders=len(riders),
     )
 
 
+@dataclass
+class _RiderTest:
+    """Whether a person track moves like a vehicle (:func:`moves_like_a_vehicle`), and which
+    person tracks were counted somewhere."""
+
+    diag: float
+    params: RiderParams
+    counted: set[int] = field(default_factory=set)
+
+    def __call__(self, path: TrackPath, lo: int, hi: int, travel: Vec | None) -> bool:
+        pts, times = path.points[lo : hi + 1], path.times[lo : hi + 1]
+        return moves_like_a_vehicle(pts, times, travel, self.diag, self.params)
+
+
 def _count_path(
-    count: RegionCount, poly: list[Vec], travel: Vec | None, path: TrackPath, min_move: float
-) -> None:
-    """Add one track to a region's counts: its net motion while inside the region."""
+    count: RegionCount,
+    poly: list[Vec],
+    travel: Vec | None,
+    path: TrackPath,
+    min_move: float,
+    *,
+    rider: _RiderTest | None = None,
+) -> bool:
+    """Add one track to a region's counts: its net motion while inside the region (a person
+    track, with ``rider``, only when it moves like a vehicle there). True when counted."""
     inside = _inside_mask(poly, path.points)
     idx = [i for i, v in enumerate(inside) if v]
     if len(idx) < 2:
-        return
+        return False
     net = _sub(path.points[idx[-1]], path.points[idx[0]])
     if _norm(net) < min_move:
-        return
+        return False
+    if rider is not None:
+        if not rider(path, idx[0], idx[-1], travel):
+            return False
+        count.riders += 1
     count.tracks += 1
     count.motion.append(_unit(net))
     if travel is None:
-        return
+        return True
     c = _dot(_unit(net), travel)
     if c >= ALONG_COS:
         count.along += 1
@@ -997,6 +1116,7 @@ def _count_path(
         count.against += 1
     else:
         count.across += 1
+    return True
 
 
 def _judge_region(count: RegionCount, findings: list[Finding], *, zone: bool) -> None:
@@ -1099,30 +1219,20 @@ def _judge_lanes(
 def _line_counts(
     cam: CameraConfig,
     size: tuple[int, int],
-    paths: list[TrackPath],
+    tracks: tuple[list[TrackPath], list[TrackPath], _RiderTest],
     findings: list[Finding],
     notes: list[Note],
 ) -> list[LineCount]:
     calib = cam.intersection
     if calib is None:
         return []
-    tol = 0.02 * math.hypot(*size)
+    vehicles, persons, rider = tracks
     out: list[LineCount] = []
     for a_i, ap in enumerate(calib.approaches):
-        line = StopLinePx.of(ap, size)
-        lanes = [[to_px(p, size) for p in ln.polygon] for ln in ap.lanes]
         count = LineCount(
             f"intersection.approaches.{a_i}.stop_line", f"stop line of {ap.id}", f"停止线 {ap.id}"
         )
-        for path in paths:
-            net, first_fwd = _net_crossing(path, line)
-            if net > 0 and first_fwd is not None:
-                count.forward += 1
-                if not any(_inside_mask(poly, [first_fwd], tol)[0] for poly in lanes):
-                    count.outside += 1
-                    count.outside_points.append(first_fwd)
-            elif net < 0:
-                count.backward += 1
+        _count_crossings(count, ap, size, vehicles + persons, rider)
         out.append(count)
         n = count.forward + count.backward
         if n < MIN_TRACKS:
@@ -1162,6 +1272,39 @@ def _line_counts(
                 )
             )
     return out
+
+
+def _count_crossings(
+    count: LineCount,
+    ap: Approach,
+    size: tuple[int, int],
+    paths: list[TrackPath],
+    rider: _RiderTest,
+) -> None:
+    """Count the tracks crossing the approach's stop line (a person only when it moves like a
+    vehicle along the approach, either way)."""
+    line = StopLinePx.of(ap, size)
+    lanes = [[to_px(p, size) for p in ln.polygon] for ln in ap.lanes]
+    tol = 0.02 * math.hypot(*size)
+    towards = approach_direction(ap, size)
+    crossed: set[int] = set()
+    for path in sorted(paths, key=lambda p: p.is_person):  # two-wheelers before their riders
+        net, first_fwd = _net_crossing(path, line)
+        if net == 0:
+            continue
+        if path.is_person:
+            if path.carriers & crossed or not rider(path, 0, len(path.points) - 1, towards):
+                continue
+            count.riders += 1
+            rider.counted.add(id(path))
+        crossed.add(path.track_id)
+        if net > 0 and first_fwd is not None:
+            count.forward += 1
+            if not any(_inside_mask(poly, [first_fwd], tol)[0] for poly in lanes):
+                count.outside += 1
+                count.outside_points.append(first_fwd)
+        elif net < 0:
+            count.backward += 1
 
 
 def _net_crossing(path: TrackPath, line: StopLinePx) -> tuple[int, Vec | None]:

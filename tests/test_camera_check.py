@@ -404,6 +404,118 @@ def test_a_travel_zone_arrow_against_its_traffic_is_reported() -> None:
     assert keys(report.findings) == ["intersection.wrong_way.zones.0.travel"]
 
 
+# -- persons: riders whose two-wheeler the detector missed, and pedestrians ------------------
+
+Actor = tuple[int, ObjectKind, int, tuple[float, float], tuple[float, float], float, float]
+"""(track id, kind, class id, start (rel x, y of the box bottom), end, first s, last s)."""
+
+
+def _actors(observer: TrafficObserver, actors: Sequence[Actor]) -> None:
+    """Feed ``actors`` (moving in a straight line at constant speed) as tracks at 10 frames a
+    second; a person box is 40×90 px with its feet a quarter of its height above the road
+    (as a rider's), a vehicle box 40×60 px on the road (a motorbike: its rider's box covers
+    its upper part)."""
+    w, h = SIZE
+    end = max(a[6] for a in actors)
+    for f in range(round(end * 10) + 1):
+        t = f / 10.0
+        rows = []
+        for tid, kind, cls, (x0, y0), (x1, y1), t0, t1 in actors:
+            if not t0 <= t <= t1:
+                continue
+            k = (t - t0) / max(t1 - t0, 1e-9)
+            x, y = (x0 + k * (x1 - x0)) * w, (y0 + k * (y1 - y0)) * h
+            if kind == ObjectKind.PERSON:
+                box = [x - 20, y - 22.5 - 90, x + 20, y - 22.5]
+            else:
+                box = [x - 20, y - 60, x + 20, y]
+            rows.append((box, cls, int(kind), tid))
+        if not rows:
+            observer.add(t, Tracks.empty())
+            continue
+        observer.add(
+            t,
+            Tracks(
+                xyxy=np.array([r[0] for r in rows], np.float32),
+                confidence=np.full(len(rows), 0.9, np.float32),
+                class_id=np.array([r[1] for r in rows]),
+                kind=np.array([r[2] for r in rows], np.int8),
+                track_id=np.array([r[3] for r in rows]),
+                detected=np.ones(len(rows), bool),
+            ),
+        )
+
+
+def _riders(lanes_x: Sequence[float], *, down: bool = False, first_id: int = 1) -> list[Actor]:
+    """Riders only (no two-wheeler detected), one after the other up (down) the lanes at
+    vehicle speed: 0.6 of the frame height in 1.2 s."""
+    y0, y1 = (0.98, 0.38) if not down else (0.38, 0.98)
+    return [
+        (first_id + k, ObjectKind.PERSON, 0, (x, y0), (x, y1), 1.5 * k, 1.5 * k + 1.2)
+        for k, x in enumerate(lanes_x)
+    ]
+
+
+def test_riders_seen_without_their_two_wheeler_count_as_two_wheelers() -> None:
+    """hanoi_b's motorbikes seen from behind are often only their rider: a person moving like
+    a vehicle in a lane (pipeline.riders.rides_along, either way) is a two-wheeler there."""
+    obs = TrafficObserver()
+    _actors(obs, _riders([CENTRES[i % 3] for i in range(18)]))
+    report = analyse_traffic(cam_of(base_config()), SIZE, obs)
+    assert report.findings == []
+    assert [(r.tracks, r.riders, r.along) for r in report.regions] == [(6, 6, 6)] * 3
+    line = report.lines[0]
+    assert (line.forward, line.backward, line.riders) == (18, 0, 18)
+    assert report.tracks == 0 and report.riders == 18 and len(report.paths) == 18
+    assert "0 vehicle tracks and 18 riders" in report.text_lines()[0]
+    # the same riders driving down every lane: the approach is drawn the other way round
+    obs = TrafficObserver()
+    _actors(obs, _riders([CENTRES[i % 3] for i in range(18)], down=True))
+    report = analyse_traffic(cam_of(base_config()), SIZE, obs)
+    assert set(keys(report.findings)) == {
+        "intersection.approaches.0.lanes",
+        "intersection.approaches.0.stop_line",
+    }
+    # persons left out: nothing changes
+    obs = TrafficObserver(persons=False)
+    _actors(obs, _riders([CENTRES[i % 3] for i in range(18)], down=True))
+    report = analyse_traffic(cam_of(base_config()), SIZE, obs)
+    assert report.findings == [] and report.riders == 0
+
+
+def test_pedestrians_and_riders_on_a_tracked_two_wheeler_are_not_counted_as_riders() -> None:
+    walk = 14.0 / SIZE[1]  # 1.4 m/s where the picture has ~10 px a metre: 0.018 diag/s
+    actors: list[Actor] = []
+    for k in range(6):
+        t0 = 8.0 * k
+        # across the lanes behind the stop line, across the crosswalk, and up a lane on foot
+        actors.append((100 + k, ObjectKind.PERSON, 0, (0.25, 0.85), (0.75, 0.85), t0, t0 + 22))
+        actors.append((200 + k, ObjectKind.PERSON, 0, (0.75, 0.66), (0.25, 0.66), t0, t0 + 22))
+        actors.append(
+            (
+                300 + k,
+                ObjectKind.PERSON,
+                0,
+                (CENTRES[1], 0.95),
+                (CENTRES[1], 0.95 - 8 * walk),
+                t0,
+                t0 + 8.0,
+            )
+        )
+    # six motorbikes with their riders, both tracked: counted once, as the motorbike
+    for k in range(6):
+        t0, x = 1.5 * k, CENTRES[k % 3]
+        actors.append((400 + k, ObjectKind.MOTOR_VEHICLE, 3, (x, 0.98), (x, 0.38), t0, t0 + 1.2))
+        actors.append((500 + k, ObjectKind.PERSON, 0, (x, 0.98), (x, 0.38), t0, t0 + 1.2))
+    obs = TrafficObserver()
+    _actors(obs, actors)
+    report = analyse_traffic(cam_of(base_config()), SIZE, obs)
+    assert report.findings == []
+    assert [(r.tracks, r.riders) for r in report.regions] == [(2, 0)] * 3
+    assert (report.lines[0].forward, report.lines[0].riders) == (6, 0)
+    assert report.tracks == 6 and report.riders == 0
+
+
 def test_too_little_traffic_judges_nothing() -> None:
     obs = TrafficObserver()
     _drive(obs, [CENTRES[0]] * (MIN_TRACKS - 1), down=True)
