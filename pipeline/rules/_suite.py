@@ -6,7 +6,7 @@ yet charged."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import ClassVar, Generic, Protocol, TypedDict, TypeVar, Unpack
+from typing import ClassVar, Generic, NotRequired, Protocol, TypedDict, TypeVar, Unpack
 
 from sharpeyes.pipeline.calibration import IntersectionCalibration
 from sharpeyes.pipeline.rules.charge import (
@@ -43,15 +43,21 @@ B = TypeVar("B", bound=RuleBlock)
 D = TypeVar("D", bound=Settles)
 
 
-class ChargeDetails(TypedDict, total=False):
-    """The optional fields of a :class:`Charge` a suite rule may fill in."""
+class ChargeFacts(TypedDict):
+    """What a suite rule decided about one violation: the fields of its :class:`Charge` that
+    are not the rule's own (name, code, stream, frame size) nor the track."""
 
-    lane_no: int | None
-    direction: str | None
-    signal_group: str
-    signal_color: LampColor
-    extra: tuple[tuple[str, str], ...]
-    key: str
+    at_pts: float
+    best: Observation
+    end: Observation
+    stages: tuple[float, float, float]
+    detail: str
+    lane_no: NotRequired[int | None]
+    direction: NotRequired[str | None]
+    signal_group: NotRequired[str]
+    signal_color: NotRequired[LampColor]
+    extra: NotRequired[tuple[tuple[str, str], ...]]
+    key: NotRequired[str]
 
 
 class BlockRule(TrackRule[S], Generic[S, B]):
@@ -74,17 +80,7 @@ class BlockRule(TrackRule[S], Generic[S, B]):
         """Whether the track is mostly one of the block's exempt classes (never charged)."""
         return exempt_class(hist, self.cfg.exempt_class_ids)
 
-    def charge(
-        self,
-        track: TrackHistory,
-        *,
-        at_pts: float,
-        best: Observation,
-        end: Observation,
-        stages: tuple[float, float, float],
-        detail: str,
-        **details: Unpack[ChargeDetails],
-    ) -> Event:
+    def charge(self, track: TrackHistory, **facts: Unpack[ChargeFacts]) -> Event:
         """The event of a violation of this rule by ``track`` (see :class:`Charge`)."""
         return charge_event(
             Charge(
@@ -93,12 +89,7 @@ class BlockRule(TrackRule[S], Generic[S, B]):
                 stream_id=self.stream_id,
                 frame_size=self.frame_size,
                 track=track,
-                at_pts=at_pts,
-                best=best,
-                end=end,
-                stages=stages,
-                detail=detail,
-                **details,
+                **facts,
             )
         )
 
