@@ -68,20 +68,11 @@ def topic_values(stored: StoredEvent) -> dict[str, str]:
 class SenderSettings(Protocol):
     """The outbox round's settings both sinks' configs have."""
 
-    @property
-    def claim_limit(self) -> int: ...
-
-    @property
-    def lease_s(self) -> float: ...
-
-    @property
-    def idle_sleep_s(self) -> float: ...
-
-    @property
-    def backoff_initial_s(self) -> float: ...
-
-    @property
-    def backoff_max_s(self) -> float: ...
+    claim_limit: int
+    lease_s: float
+    idle_sleep_s: float
+    backoff_initial_s: float
+    backoff_max_s: float
 
 
 C = TypeVar("C", bound=SenderSettings)
