@@ -32,10 +32,15 @@ const S = {
   geoBlob: null,  // the blob: URL of the geometry picture shown
 };
 const $ = (sel) => document.querySelector(sel);
-const t = (key) => (window.I18N[S.lang] || window.I18N.zh)[key] || key;
+// a label in the console's language; an empty label is empty (not its key)
+const t = (key) => {
+  const d = window.I18N[S.lang] || window.I18N.zh;
+  return typeof d[key] === "string" ? d[key] : key;
+};
 
 function applyI18n() {
   document.querySelectorAll("[data-i18n]").forEach((el) => { el.textContent = t(el.dataset.i18n); });
+  document.querySelectorAll("[data-i18n-title]").forEach((el) => { el.title = t(el.dataset.i18nTitle); });
   document.documentElement.lang = S.lang === "zh" ? "zh-CN" : "en";
   $("#lang").textContent = S.lang === "zh" ? "EN" : "中文";
 }
@@ -328,6 +333,7 @@ const thumbObserver = "IntersectionObserver" in window ? new IntersectionObserve
 
 async function loadThumb(img) {
   const ev = await api(`/events/${encodeURIComponent(img.dataset.id)}`);
+  markIncomplete(img.closest("tr"), ev);
   const files = Object.fromEntries((ev.evidence || []).map((f) => [f.name, f.url]));
   const name = ["crop.jpg", "2.jpg", "1.jpg", "composite.jpg"].find((n) => files[n]);
   if (!name) return;
@@ -340,6 +346,20 @@ async function loadThumb(img) {
   img.onload = () => { if (shot) frameThumb(img, shot); img.hidden = false; };
   img.dataset.file = name;
   img.src = files[name];
+}
+
+// A row whose evidence is incomplete says so in the queue (the page lists what is missing).
+function markIncomplete(tr, ev) {
+  if (!tr) return;
+  const parts = incompleteParts(ev);
+  const cellEl = tr.querySelector("td.vtype");
+  if (!cellEl || !parts.length || cellEl.querySelector(".incbadge")) return;
+  const b = document.createElement("span");
+  b.className = "incbadge";
+  b.textContent = t("incomplete_title");
+  b.title = parts.map(incompleteText).join("\n");
+  cellEl.append(" ", b);
+  tr.dataset.incomplete = "1";
 }
 
 // Show the part of the image around the subject's box (3× its size, the thumbnail's shape).
@@ -567,6 +587,9 @@ function renderViolation(ev) {
   ovLoad(ev, files["record.json"]);
   $("#vtype").textContent = typeLabel(ev);
   $("#vtype").dataset.type = typeOf(ev);
+  renderFacts(ev);
+  $("#export").hidden = !canExport(ev);
+  $("#export-msg").textContent = "";
   // 识别号牌: what the camera read (a reviewer's correction replaces the stored plate, so the
   // review's recognised_plate comes first); 更正号牌: the correction, shown apart
   const review = ev.review || {};
@@ -587,6 +610,25 @@ function renderViolation(ev) {
     cell(tr, val);
     meta.appendChild(tr);
   }
+}
+
+// The facts to check against the three pictures, beside the plate (in view at 1366x768 without
+// scrolling; the full list is the table further down): the violation time (the stop-line
+// crossing), the lane, the signal and how long it had been red, and the review state.
+function renderFacts(ev) {
+  const v = ev.violation || {};
+  $("#f-when").textContent = bjTime(evTime(ev));
+  const parts = [];
+  if (v.lane_no != null) parts.push(`${t("lane")} ${v.lane_no}`);
+  // red with its age says "红灯已亮(s) 41.1" (red, and for how long); any other colour by name
+  if (v.signal_color === "red" && v.seconds_since_red != null) {
+    parts.push(`${t("since_red")} ${v.red_onset_seen === false ? "≥" : ""}${v.seconds_since_red}`);
+  } else if (v.signal_color) parts.push(`${t("signal")} ${t(`sig_${v.signal_color}`)}`);
+  $("#f-more").textContent = parts.join(" · ");
+  const st = $("#f-state");
+  const state = stateOf(ev);
+  st.textContent = state ? t(state) : "";
+  st.className = state ? `badge st-${state}` : "badge";
 }
 
 // What the evidence cannot show: listed in a warning box; confirming needs an acknowledgement.
@@ -681,6 +723,7 @@ function rejectReason() {
 function nextPending(id) {
   const i = S.queue.indexOf(id);
   for (let j = i + 1; j < S.rows.length; j += 1) if (stateOf(S.rows[j]) === "pending") return S.queue[j];
+  for (let j = 0; j < i; j += 1) if (stateOf(S.rows[j]) === "pending") return S.queue[j];  // wrap
   return null;
 }
 
@@ -737,6 +780,48 @@ async function review(action) {
     } else {
       say(e.message, "error");
     }
+  } finally {
+    S.busy = false;
+  }
+}
+
+// The de-identified export (GET /violations/{id}/export): offered on confirmed records to
+// reviewers and admins; fetched with the bearer token and saved under the server's file name.
+function canExport(ev) {
+  return stateOf(ev) === "confirmed" && !!S.me && ["reviewer", "admin"].includes(S.me.role);
+}
+
+async function exportViolation() {
+  const ev = S.current;
+  if (!ev || !canExport(ev) || S.busy) return;
+  const msg = $("#export-msg");
+  msg.className = "note";
+  msg.textContent = t("exporting");
+  S.busy = true;
+  try {
+    const r = await fetch(`${API}/violations/${encodeURIComponent(ev.event_id)}/export`, {
+      headers: { Authorization: `Bearer ${S.token}` }, cache: "no-store",
+    });
+    if (r.status === 401) { clearSession(); return; }
+    if (!r.ok) {
+      const body = await r.json().catch(() => null);
+      const detail = body && body.detail ? ` (${r.status}: ${typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail)})` : ` (${r.status})`;
+      throw new Error(`${t("export_failed")}${detail}`);
+    }
+    const m = /filename="([^"]+)"/.exec(r.headers.get("Content-Disposition") || "");
+    const url = URL.createObjectURL(await r.blob());
+    const a = document.createElement("a");
+    a.href = url;
+    a.download = m ? m[1] : `${ev.event_id}_deid.zip`;
+    document.body.appendChild(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60000);
+    msg.className = "okmsg";
+    msg.textContent = `${t("exported")} ${a.download}`;
+  } catch (e) {
+    msg.className = "error";
+    msg.textContent = e.message || t("export_failed");
   } finally {
     S.busy = false;
   }
@@ -1064,11 +1149,14 @@ function geoProblems(rep, cam) {
     what.textContent = geoKeyText(p.key, cam);
     const key = document.createElement("code");
     key.textContent = p.key;
+    // the API's Chinese text (message_zh) in the Chinese console; the English message where
+    // a problem has none (an older service, a check not yet translated), marked as English
+    const zh = S.lang === "zh" && typeof p.message_zh === "string" && p.message_zh.trim() ? p.message_zh : "";
     const msg = document.createElement("div");
     msg.className = "gmsg";
-    msg.lang = "en";
-    msg.textContent = p.message;
-    if (t("geo_msg_lang")) msg.title = t("geo_msg_lang");
+    msg.lang = zh ? "zh-CN" : "en";
+    msg.textContent = zh || p.message;
+    if (!zh && t("geo_msg_lang")) msg.title = t("geo_msg_lang");
     li.append(what, " ", key, msg);
     list.appendChild(li);
   }
@@ -1154,6 +1242,11 @@ function violationKey(e) {
     }
     return;
   }
+  const el = document.activeElement;
+  if ((e.key === " " || e.key === "Enter") && el && el !== document.body &&
+      (el.tagName === "BUTTON" || (el.tagName === "INPUT" && ["checkbox", "radio"].includes(el.type)))) {
+    return;  // the focused control's own key (e.g. Space ticks 我已核实 after C asked for it)
+  }
   const k = e.key.toLowerCase();
   const act = {
     c: () => review("confirm"), r: () => review("reject"), n: nextViolation,
@@ -1199,6 +1292,11 @@ $("#user-login-form").addEventListener("submit", async (e) => {
 $("#username").addEventListener("input", () => showTotp(false));
 $("#filters").addEventListener("submit", (e) => { e.preventDefault(); S.sel = 0; S.current = null; loadQueue().catch(() => {}); });
 $("#more").addEventListener("click", () => loadQueue(true).catch(() => {}));
+$("#f-today").addEventListener("click", () => {
+  const today = bjTime(Date.now()).slice(0, 10);
+  $("#f-from").value = $("#f-to").value = today;
+  $("#filters").requestSubmit();
+});
 $("#f-sort").value = S.sortKey;
 $("#f-sort").addEventListener("change", () => {
   S.sortKey = $("#f-sort").value;
@@ -1230,6 +1328,7 @@ $("#batch-yes").addEventListener("click", () => runBatch().catch(() => {}));
 $("#confirm").addEventListener("click", () => review("confirm"));
 $("#reject").addEventListener("click", () => review("reject"));
 $("#next").addEventListener("click", nextViolation);
+$("#export").addEventListener("click", () => { exportViolation().catch(() => {}); });
 $("#frame-back").addEventListener("click", () => stepFrame(-1));
 $("#frame-fwd").addEventListener("click", () => stepFrame(1));
 $("#speed").addEventListener("change", () => setSpeed($("#speed").value));

@@ -61,6 +61,8 @@ window.I18N = {
     geo_live: "实时画面 {t}", geo_no_frame: "尚无实时画面：几何画在 {w}×{h} 灰底上（信号灯区域形状未检查）",
     geo_unconfigured: "该摄像机未配置路口或流量标定", geo_drawing: "绘制中…", geo_failed: "无法绘制标定图",
     geo_no_camera: "没有摄像机", geo_msg_lang: "说明为英文（配置项见左侧）",
+    export: "导出脱敏证据包", export_note: "人脸和无关号牌已模糊；视频片段不导出", exporting: "正在导出…",
+    exported: "已导出", export_failed: "导出失败", today: "今天",
     geo_help: "图中画出停止线、车道（编号与行驶方向箭头）、人行横道、路口区域、信号灯区域和流量检测区；以上为几何本身的静态检查。改完标定后点“刷新画面”。",
   },
   en: {
@@ -130,6 +132,8 @@ window.I18N = {
     geo_no_frame: "No live picture yet: geometry drawn on a {w}×{h} grey canvas (head shapes not checked)",
     geo_unconfigured: "This camera has no intersection or flow geometry", geo_drawing: "Drawing…",
     geo_failed: "Cannot draw the geometry", geo_no_camera: "No camera", geo_msg_lang: "",
+    export: "Export (de-identified)", export_note: "Faces and other plates blurred; the clip is not exported",
+    exporting: "Exporting…", exported: "Exported", export_failed: "Export failed", today: "Today",
     geo_help: "The picture shows stop lines, lanes (number and travel arrow), crosswalks, the intersection zone, signal head regions and flow zones; the problems are static checks of the geometry itself. After changing the geometry, press Refresh picture.",
   },
 };
