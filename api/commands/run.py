@@ -196,6 +196,7 @@ def run_cluster(
     with the cluster routes mounted (and ``/VIID/Subscribes`` when subscriptions are enabled).
     With ``delivery`` this process delivers the cluster's outbox: the upper platform's records
     and the SubscribeNotifications (:mod:`sharpeyes.api.cluster.delivery`)."""
+    from sharpeyes.api.cluster.cameras import ClusterCameras, place_saved_cameras
     from sharpeyes.api.cluster.service import start_cluster
 
     assert config.cluster is not None
@@ -212,6 +213,9 @@ def run_cluster(
                 store = config.store.model_copy(update={"url": config.cluster.db_url})
                 service = build_service(config.model_copy(update={"store": store}))
                 service.set_phase_hub(handle)
+                # cameras added over /api/v1/cameras run on the cluster (and those of earlier runs)
+                place_saved_cameras(handle, service.cameras.all(), (c.id for c in config.cameras))
+                service.cameras.set_controller(ClusterCameras(handle, service.cameras))
                 service.set_delivery_status(handle.delivery_status)
                 _, routers = subscription_routes(config, service, handle.device_ids)
                 server = start_server(
