@@ -38,6 +38,17 @@ Blobs become proposals (:class:`HeadProposal`):
   proposed with a lower score, the lamps not seen listed. A blob lit all along while a head of
   the scene changed colour is a sign (the red no-turn sign), not proposed.
 
+**Dim lamps.** A head whose LEDs are old or dimmed at night has lamps under ``LIT_CHROMA`` of the
+white level (the rendered ``dim_led``: chroma 76–94 against a white level of 235, under the
+129 the lit test asks). The same counts are kept for a second, ``dim`` tier (chroma from
+``DIM_SHARE`` × ``LIT_CHROMA`` of the white level, the other tests unchanged), but its blobs are
+weaker evidence — paint, tail lights and signs reach that level — and are proposed only as a
+whole ``head``: two or three colours in order and spacing, away from every lit blob and
+proposal, each lamp static and seen going dark at its place (dark ratio ≤ ``MAX_DARK_RATIO``,
+≤ ``MAX_FLIPS`` flips, not lit all along: ≈ 0.07 and 1–2 for the dim LED; 0.38–0.74 and 5–10 for
+the dim-tier blobs of the urban_buses clip, which would otherwise line up as a head). Never a
+dim countdown or a dim one-colour candidate; the score is 0.1 lower and the note says "dim".
+
 Everything is relative to the frame (the working scale, the lamp size from the blob itself,
 the thresholds from the scene's levels); there is no threshold tuned to one clip.
 :func:`suggest_region` picks the proposal that corrects a configured region (looked for inside
@@ -46,6 +57,7 @@ and around it, up to ``SEARCH_SCALE`` × its size).
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from dataclasses import dataclass, field
@@ -62,6 +74,7 @@ Box = tuple[int, int, int, int]
 COLOURS = ("red", "amber", "green")
 MAX_WORK_W = 960  # px: frames wider than this are reduced before counting
 LIT_CHROMA = 0.55  # a lit lamp's chroma ≥ this share of the scene's white level
+DIM_SHARE = 0.4  # a dim lamp: chroma ≥ this share of LIT_CHROMA (proposed only as a whole head)
 LOCAL_CONTRAST = 0.3  # … and it is this share of its brightness above its opened surroundings
 MIN_LIT_S = 1.5  # seconds of samples a pixel must be lit to belong to a lamp blob
 STEADY_SHARE = 0.95  # a blob lit on this share of the samples never went dark
@@ -179,6 +192,39 @@ class HeadProposal:
         return "\n".join(lines)
 
 
+Tier = Literal["lit", "dim"]
+
+
+@dataclass(slots=True)
+class _Counters:
+    """Per colour and pixel: samples lit, on/off flips, the previous sample, chroma summed
+    over the lit samples."""
+
+    counts: dict[str, np.ndarray]
+    flips: dict[str, np.ndarray]
+    prev: dict[str, np.ndarray]
+    chroma_lit: dict[str, np.ndarray]
+    prev_any: dict[str, bool] = field(default_factory=dict)
+
+    @classmethod
+    def zeros(cls, shape: tuple[int, int]) -> _Counters:
+        def u16() -> dict[str, np.ndarray]:
+            return {c: np.zeros(shape, np.uint16) for c in COLOURS}
+
+        return cls(u16(), u16(), u16(), {c: np.zeros(shape, np.float32) for c in COLOURS})
+
+    def add(self, masks: dict[str, np.ndarray], chroma: np.ndarray, *, first: bool) -> None:
+        for c, m in masks.items():
+            lit = bool(m.any())  # most samples light nothing of a colour: skip the full sums
+            if lit:
+                self.counts[c] += m
+                self.chroma_lit[c] += chroma * m
+            if not first and (lit or self.prev_any.get(c, False)):
+                self.flips[c] += m != self.prev[c]
+            self.prev[c] = m
+            self.prev_any[c] = lit
+
+
 def _odd(n: float) -> int:
     k = max(3, round(n))
     return k if k % 2 else k + 1
@@ -211,10 +257,7 @@ class HeadFinder:
         self.last_pts: float | None = None
         self._next: float | None = None
         self._rng = np.random.default_rng(0)
-        self._counts = {c: np.zeros((rh, rw), np.uint16) for c in COLOURS}
-        self._flips = {c: np.zeros((rh, rw), np.uint16) for c in COLOURS}
-        self._prev = {c: np.zeros((rh, rw), np.uint16) for c in COLOURS}
-        self._chroma_lit = {c: np.zeros((rh, rw), np.float32) for c in COLOURS}
+        self._tiers = {t: _Counters.zeros((rh, rw)) for t in ("lit", "dim")}
         self._chroma_all = np.zeros((rh, rw), np.float32)
         self._sum = np.zeros((rh, rw), np.float64)
         self._sq = np.zeros((rh, rw), np.float64)
@@ -254,37 +297,36 @@ class HeadFinder:
             part = np.asarray(
                 cv2.resize(part, self.work_size, interpolation=cv2.INTER_AREA), np.uint8
             )
-        masks, chroma = lit_masks(part, white, self._kernel)
+        tiers, chroma = lit_masks(part, white, self._kernel)
         chroma_f = chroma.astype(np.float32)
         self._chroma_all += chroma_f
-        for c, m in masks.items():
-            self._counts[c] += m
-            self._chroma_lit[c] += chroma_f * m
-            if self.samples:
-                self._flips[c] += m != self._prev[c]
-            self._prev[c] = m
+        for tier, masks in tiers.items():
+            self._tiers[tier].add(masks, chroma_f, first=self.samples == 0)
         grey = cv2.cvtColor(part, cv2.COLOR_BGR2GRAY).astype(np.float64)
         self._sum += grey
         self._sq += grey * grey
         self.samples += 1
 
     # -- results -------------------------------------------------------------------------
-    def blobs(self) -> list[LampBlob]:
-        """The static lamp blobs of every colour."""
+    def blobs(self, tier: Tier = "lit") -> list[LampBlob]:
+        """The lamp blobs of every colour (``tier``: ``lit`` lamps, or ``dim`` ones — chroma
+        from ``DIM_SHARE`` × ``LIT_CHROMA`` of the white level, the lit ones included)."""
         if self.samples == 0:
             return []
         n = self.samples
         mean = self._sum / n
         std = np.sqrt(np.maximum(self._sq / n - mean * mean, 0.0)).astype(np.float32)
         min_count = max(3, math.ceil(MIN_LIT_S * self.sample_hz))
+        counters = self._tiers[tier]
         any_lit = np.zeros(std.shape, bool)
-        for cnt in self._counts.values():
+        for cnt in counters.counts.values():
             any_lit |= cnt >= 2
         scene_std = float(np.percentile(std, 25))
-        self._steady = []
+        if tier == "lit":
+            self._steady = []
         max_side = max(4.0, self.frame_size[0] * self.scale / 12)
         out: list[LampBlob] = []
-        for colour, cnt in self._counts.items():
+        for colour, cnt in counters.counts.items():
             raw = (cnt >= min_count).astype(np.uint8)
             if not raw.any():
                 continue
@@ -292,22 +334,24 @@ class HeadFinder:
             k, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
             for i in range(1, k):
                 bx, by, bw, bh, area = (int(v) for v in stats[i])
-                if float(cnt[labels == i].max()) >= TEXT_SHARE * n:
+                win = (slice(by, by + bh), slice(bx, bx + bw))  # the component's box only
+                sel = labels[win] == i
+                if tier == "lit" and float(cnt[win][sel].max()) >= TEXT_SHARE * n:
                     self._steady.append((colour, (bx, by, bx + bw, by + bh)))
                 if area < 3 or bw > max_side or bh > max_side or max(bw, bh) > 3 * min(bw, bh):
                     continue
-                sel = labels == i
-                weights = cnt[sel].astype(np.float64)
+                weights = cnt[win][sel].astype(np.float64)
                 if weights.sum() <= 0:
                     continue
                 ys, xs = np.nonzero(sel)
+                ys, xs = ys + by, xs + bx
                 top = float(np.percentile(weights, 90))
                 core = weights >= top
-                flips = float(np.median(self._flips[colour][sel][core]))
+                flips = float(np.median(counters.flips[colour][win][sel][core]))
                 lit_n = weights[core].sum()
-                lit_sum = float(self._chroma_lit[colour][sel][core].sum())
+                lit_sum = float(counters.chroma_lit[colour][win][sel][core].sum())
                 unlit_n = n * int(core.sum()) - lit_n
-                unlit_sum = float(self._chroma_all[sel][core].sum()) - lit_sum
+                unlit_sum = float(self._chroma_all[win][sel][core].sum()) - lit_sum
                 dark_ratio = (
                     (unlit_sum / unlit_n) / max(lit_sum / lit_n, 1e-6) if unlit_n > 0 else 1.0
                 )
@@ -333,7 +377,55 @@ class HeadFinder:
 
     def proposals(self) -> list[HeadProposal]:
         """Proposed heads (best first), countdowns and one-colour candidates."""
-        blobs = _drop_fringes([b for b in self.blobs() if self._static(b, LENIENT)])
+        lit = self.blobs()
+        props = self._proposals(lit)
+        props += self._dim_heads(lit, props)
+        props.sort(key=lambda p: -p.score)
+        return props
+
+    def _dim_heads(self, lit: list[LampBlob], props: list[HeadProposal]) -> list[HeadProposal]:
+        """Heads whose lamps are dim (under ``LIT_CHROMA`` of the white level, from
+        ``DIM_SHARE`` of it), away from every lit blob and proposal: only as a whole head —
+        two or three colours in the standard order and spacing, each lamp static and seen
+        going dark at its place (a dim lamp alone is no evidence; paint and tail lights that
+        reach the lower level do not line up as a head)."""
+        taken = [p.box for p in props]
+
+        def free(b: LampBlob) -> bool:
+            x, y = self._to_frame(b.cx, b.cy)
+            return not any(_same_place(b, a) for a in lit) and not any(
+                t[0] <= x < t[2] and t[1] <= y < t[3] for t in taken
+            )
+
+        dim = [
+            b
+            for b in _drop_fringes([b for b in self.blobs("dim") if self._static(b, LENIENT)])
+            if free(b)
+            and b.lit_share < STEADY_SHARE
+            and b.dark_ratio <= MAX_DARK_RATIO
+            and b.flips <= MAX_FLIPS
+        ]
+        heads: list[tuple[float, tuple[int, ...], HeadProposal]] = []
+        for combo in _head_combos(dim, list(range(len(dim)))):
+            if not any(self._static(dim[i]) for i in combo):
+                continue
+            p = self._head([dim[i] for i in combo])
+            if p is not None:
+                heads.append((p.score, combo, p))
+        heads.sort(key=lambda t: -t[0])
+        used: set[int] = set()
+        out: list[HeadProposal] = []
+        for _, combo, p in heads:
+            if used & set(combo):
+                continue
+            used |= set(combo)
+            note = f"{p.note}; dim lamps (chroma under {LIT_CHROMA:.2f} of the white level)"
+            out.append(dataclasses.replace(p, score=round(p.score - 0.1, 3), note=note))
+        return out
+
+    def _proposals(self, lit: list[LampBlob]) -> list[HeadProposal]:
+        """Heads, countdowns and one-colour candidates from the lit blobs."""
+        blobs = _drop_fringes([b for b in lit if self._static(b, LENIENT)])
         if not blobs:
             return []
         used: set[int] = set()
@@ -553,26 +645,33 @@ def _white_level(image: ImageBGR) -> float:
 
 def lit_masks(
     part: ImageBGR, white: float, kernel: np.ndarray
-) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Per colour, the pixels of ``part`` that look like a lit lamp (uint16 0/1); and the
+) -> tuple[dict[Tier, dict[str, np.ndarray]], np.ndarray]:
+    """Per tier (``lit``: chroma ≥ ``LIT_CHROMA`` of the white level; ``dim``: ≥ ``DIM_SHARE``
+    of that) and colour, the pixels of ``part`` that look like a lamp (uint16 0/1); and the
     chroma of every pixel."""
     b, g, r = cv2.split(part)
     vmax = cv2.max(cv2.max(b, g), r)
     chroma = cv2.subtract(vmax, cv2.min(cv2.min(b, g), r))
-    lit = (chroma >= LIT_CHROMA * white) & (chroma.astype(np.uint16) * 2 >= vmax)
-    out: dict[str, np.ndarray] = {c: np.zeros(lit.shape, np.uint16) for c in _HUE_BANDS}
-    if not lit.any():
+    dim = (chroma >= DIM_SHARE * LIT_CHROMA * white) & (chroma.astype(np.uint16) * 2 >= vmax)
+    out: dict[Tier, dict[str, np.ndarray]] = {
+        t: {c: np.zeros(dim.shape, np.uint16) for c in _HUE_BANDS} for t in ("lit", "dim")
+    }
+    if not dim.any():
         return out, chroma
     opened = cv2.morphologyEx(vmax, cv2.MORPH_OPEN, kernel)
-    lit &= cv2.subtract(vmax, opened) >= LOCAL_CONTRAST * vmax
-    if not lit.any():
+    dim &= cv2.subtract(vmax, opened) >= LOCAL_CONTRAST * vmax
+    if not dim.any():
         return out, chroma
-    hue = cv2.cvtColor(part, cv2.COLOR_BGR2HSV)[..., 0]
+    ys, xs = np.nonzero(dim)  # the hue of the candidates only (few pixels of the frame)
+    hue = cv2.cvtColor(part[ys, xs].reshape(-1, 1, 3), cv2.COLOR_BGR2HSV)[:, 0, 0]
+    bright = chroma[ys, xs] >= LIT_CHROMA * white
     for c, bands in _HUE_BANDS.items():
         in_band = np.zeros(hue.shape, bool)
         for lo, hi in bands:
             in_band |= (hue >= lo) & (hue <= hi)
-        out[c] = (lit & in_band).astype(np.uint16)
+        out["dim"][c][ys[in_band], xs[in_band]] = 1
+        both = in_band & bright
+        out["lit"][c][ys[both], xs[both]] = 1
     return out, chroma
 
 
