@@ -36,7 +36,14 @@ from sharpeyes.pipeline.evidence.deid import DeidDetectors, Found
 from sharpeyes.pipeline.evidence.facts import violation_time_ms
 from sharpeyes.pipeline.evidence.images import beijing_time_text
 from sharpeyes.pipeline.types import ImageBGR
-from tests._api_fixtures import Seeded, api_settings, live_server, make_app, seed_service
+from tests._api_fixtures import (
+    Seeded,
+    api_settings,
+    live_server,
+    make_app,
+    make_event,
+    seed_service,
+)
 from tests.test_web_console import ARGS, ARTIFACTS, CHROMIUM, _playwright
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
@@ -322,7 +329,7 @@ def test_queue_marks_incomplete_today_and_wraps(seeded: Seeded) -> None:
             with page.expect_request(re.compile(r".*/api/v1/violations\?.*since=")) as req:
                 page.click("#f-today")
             assert page.input_value("#f-from") == today == page.input_value("#f-to")
-            assert f"since={today}T00%3A00%3A00" in req.value.url
+            assert f"since={today}T00%3A00%3A00%2B08%3A00" in req.value.url
             page.wait_for_selector("#queue-table[aria-busy=false]")
             assert page.inner_text("#queue-table tbody") == "没有记录"  # seeded in the past
             page.fill("#f-from", "")
@@ -377,6 +384,12 @@ def test_export_a_confirmed_record(seeded: Seeded, tmp_path: Path) -> None:
             _open(page, confirmed.event_id)
             assert page.locator("#export").is_visible()
             assert _in_view(page, "#export")
+            # every action's label on one line (the export button made them wrap)
+            heights = page.evaluate(
+                "['#confirm', '#reject', '#next', '#export']"
+                ".map((s) => document.querySelector(s).getBoundingClientRect().height)"
+            )
+            assert max(heights) < 40 and len(set(heights)) == 1, heights
             assert page.get_attribute("#export", "title") == "人脸和无关号牌已模糊；视频片段不导出"
             with page.expect_download() as dl:
                 page.click("#export")
@@ -406,6 +419,32 @@ def test_export_a_confirmed_record(seeded: Seeded, tmp_path: Path) -> None:
             assert page.inner_text("#export-msg") == (
                 "导出失败 (503: de-identification models unavailable)"
             )
+            assert not errors, errors
+        finally:
+            browser.close()
+
+
+def test_date_filter_is_a_beijing_day_whatever_the_service_zone(seeded: Seeded) -> None:
+    """07:00 Beijing on 30 Nov is 23:00 UTC on 29 Nov: the 30th (the date the console shows)
+    finds it on a service whose zone is UTC; the 29th does not."""
+    sync_playwright = _playwright()
+    early = make_event(60, violation=True, plate="京A60000", t_ms=1764457200000)  # 11-30 07:00+8
+    seeded.service.ingest([early])
+    with live_server(make_app(seeded, time_zone="UTC")) as base, sync_playwright() as pw:  # type: ignore[operator]
+        browser = _browser(pw)
+        try:
+            page, errors = _page(browser, base)
+            _login(page, seeded.tokens["reviewer"])
+            shown = page.inner_text(f"#queue-table tr[data-id='{early.event_id}'] td.time")
+            assert shown.startswith("2025-11-30 07:00")
+            for day, found in (("2025-11-30", True), ("2025-11-29", False)):
+                page.fill("#f-from", day)
+                page.fill("#f-to", day)
+                page.click("#filters button[type=submit]")
+                page.wait_for_selector("#queue-table[aria-busy=false]")
+                page.wait_for_timeout(200)
+                rows = page.locator(f"#queue-table tr[data-id='{early.event_id}']").count()
+                assert rows == (1 if found else 0), day
             assert not errors, errors
         finally:
             browser.close()

@@ -301,7 +301,7 @@ function typeSummary() {
   $("#vtype-summary").textContent = picked.length ? picked.map(t).join("、") : t("all");
 }
 
-// Filters as query parameters; dates are whole local days (naive times: the service's zone).
+// Filters as query parameters; dates are whole days in Beijing time (UTC+8).
 function filterParams(withState = true) {
   const f = new FormData($("#filters"));
   const q = new URLSearchParams();
@@ -310,9 +310,10 @@ function filterParams(withState = true) {
     const v = String(f.get(k) || "").trim();
     if (v && (withState || k !== "review_state")) q.set(k, v);
   }
+  // the days are Beijing days, as every time the console shows (whatever the service's zone)
   const from = f.get("date_from"), to = f.get("date_to");
-  if (from) q.set("since", `${from}T00:00:00`);
-  if (to) q.set("until", `${nextDay(to)}T00:00:00`);
+  if (from) q.set("since", `${from}T00:00:00+08:00`);
+  if (to) q.set("until", `${nextDay(to)}T00:00:00+08:00`);
   return q;
 }
 
