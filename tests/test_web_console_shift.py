@@ -448,3 +448,42 @@ def test_date_filter_is_a_beijing_day_whatever_the_service_zone(seeded: Seeded) 
             assert not errors, errors
         finally:
             browser.close()
+
+
+def test_signal_chips_follow_the_language(seeded: Seeded) -> None:
+    """Each image's signal chip (图1 红 3.0s) is said again in English when the language
+    switches on the open record (it stayed Chinese)."""
+    sync_playwright = _playwright()
+    ev = seeded.violations[0]
+    rec = seeded.files_root / "evidence" / ev.stream_id / ev.event_id / "record.json"
+    doc = json.loads(rec.read_text(encoding="utf-8"))
+    colours = (("red", 2.9), ("red", 3.2), ("green", 0.4))
+    doc["images"] = [
+        {
+            "file": f"{i}.jpg",
+            "signal_group": "main",
+            "signal": {"color": c, "seconds_since_onset": s},
+        }
+        for i, (c, s) in enumerate(colours, start=1)
+    ]
+    rec.write_text(json.dumps(doc), encoding="utf-8")
+    with live_server(make_app(seeded)) as base, sync_playwright() as pw:  # type: ignore[operator]
+        browser = _browser(pw)
+        try:
+            page, errors = _page(browser, base)
+            _login(page, seeded.tokens["reviewer"])
+            _open(page, ev.event_id)
+            page.wait_for_selector("#sig3:not([hidden])")
+            chips = "['#sig1', '#sig2', '#sig3'].map((s) => document.querySelector(s).textContent)"
+            assert page.evaluate(chips) == ["图1 红 2.9s", "图2 红 3.2s", "图3 绿 0.4s"]
+            page.click("#lang")
+            page.wait_for_function("document.querySelector('#f-state').textContent === 'Pending'")
+            page.wait_for_timeout(300)
+            assert page.evaluate(chips) == [
+                "Image 1 Red 2.9s",
+                "Image 2 Red 3.2s",
+                "Image 3 Green 0.4s",
+            ]
+            assert not errors, errors
+        finally:
+            browser.close()

@@ -197,7 +197,8 @@ function stopLines(cal, approach) {
 }
 
 function ovLoad(ev, recordUrl) {
-  if (OV.id === ev.event_id && OV.rec) { ovDrawAll(); return; }  // same record (after a review)
+  // same record (after a review, or the language switched): its chips and note said again
+  if (OV.id === ev.event_id && OV.rec) { ovRecord(OV.rec); return; }
   OV.id = ev.event_id;
   OV.rec = null; OV.start = null; OV.sizes = [];
   OV.track = (ev.trajectory || []).slice().sort((a, b) => a.pts - b.pts);
