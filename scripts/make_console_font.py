@@ -9,7 +9,9 @@ upstream https://github.com/googlefonts/noto-cjk. Without installing the package
         --source /tmp/noto/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc
 
 The characters are every non-ASCII character in ``api/rest/web/*.{html,js,css}`` (UI strings in
-both languages, the plate provinces and suffixes of ``app.js``) plus :data:`EXTRA`. ASCII is left
+both languages, the plate provinces and suffixes of ``app.js``), those of the string literals of
+the modules whose Chinese texts the API serves for the console to show (:data:`API_TEXTS`: the
+标定图 problems' ``message_zh``) plus :data:`EXTRA`. ASCII is left
 out on purpose: Latin text keeps the next fonts of the stack. The subset is renamed
 "sharpeyes Console CJK" (a modified OFL font does not carry the original's name). Rerun after
 adding UI strings; ``tests/test_console_font.py`` fails when a character is missing.
@@ -18,6 +20,7 @@ adding UI strings; ``tests/test_console_font.py`` fails when a character is miss
 from __future__ import annotations
 
 import argparse
+import ast
 import hashlib
 import sys
 from pathlib import Path
@@ -36,6 +39,20 @@ PS_NAME = "sharpeyesConsoleCJK-Regular"
 EXTRA = "京沪津渝冀晋蒙辽吉黑苏浙皖闽赣鲁豫鄂湘粤桂琼川贵云藏陕甘青宁新学警港澳挂领使应急民航"
 EXTRA += "，。：；、！？（）《》【】“”‘’「」·—…"
 PAGE_SUFFIXES = (".html", ".js", ".css")
+# modules whose Chinese string literals reach the console through the API
+API_TEXTS = (REPO / "pipeline" / "geometry_check.py",)
+
+
+def literal_characters(path: Path) -> set[str]:
+    """The non-ASCII characters of the string literals of a Python module (not its comments)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return {
+        c
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+        for c in node.value
+        if ord(c) > 127
+    }
 
 
 def page_characters(web: Path = WEB) -> set[str]:
@@ -44,6 +61,8 @@ def page_characters(web: Path = WEB) -> set[str]:
     for path in sorted(web.iterdir()):
         if path.suffix in PAGE_SUFFIXES:
             chars |= {c for c in path.read_text(encoding="utf-8") if ord(c) > 127}
+    for module in API_TEXTS:
+        chars |= literal_characters(module)
     return {c for c in chars if c.isprintable() and not c.isspace()}
 
 

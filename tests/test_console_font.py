@@ -26,13 +26,23 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background
 
 
 CONSOLE_PAGES = ("index.html", "app.js", "i18n.js", "media.js", "style.css")
+# the 标定图 problems' Chinese texts (message_zh) come from this module through the API
+API_TEXTS = (WEB.parents[2] / "pipeline" / "geometry_check.py",)
 
 
 def _page_chars() -> set[str]:
-    """Every non-ASCII character of the review console (the script also takes other pages)."""
+    """Every non-ASCII character of the review console and of the Chinese texts the API gives
+    it to show (the script also takes other pages)."""
+    import ast
+
     chars: set[str] = set()
     for name in CONSOLE_PAGES:
         chars |= {c for c in (WEB / name).read_text(encoding="utf-8") if ord(c) > 127}
+    for module in API_TEXTS:
+        tree = ast.parse(module.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                chars |= {c for c in node.value if ord(c) > 127}
     return {c for c in chars if c.isprintable() and not c.isspace()}
 
 
