@@ -487,3 +487,37 @@ def test_signal_chips_follow_the_language(seeded: Seeded) -> None:
             assert not errors, errors
         finally:
             browser.close()
+
+
+def test_the_last_loaded_item_goes_on_to_the_next_page(tmp_path: Path) -> None:
+    """The queue loads 50 at a time: confirming the 50th goes on to the 51st (the next page is
+    loaded), not back to the top or nowhere."""
+    sync_playwright = _playwright()
+    s = seed_service(f"sqlite:///{tmp_path / 'store.db'}", tmp_path, violations=53, passes=0)
+    try:
+        with live_server(make_app(s)) as base, sync_playwright() as pw:  # type: ignore[operator]
+            browser = _browser(pw)
+            try:
+                page, errors = _page(browser, base)
+                _login(page, s.tokens["reviewer"])
+                loaded = page.evaluate(
+                    "[...document.querySelectorAll('#queue-table tbody tr[data-id]')]"
+                    ".map((r) => r.dataset.id)"
+                )
+                assert len(loaded) == 50 and page.locator("#more").is_visible()
+                rest = {e.event_id for e in s.violations} - set(loaded)
+                _open(page, loaded[-1])
+                page.keyboard.press("c")
+                page.wait_for_function(f"location.hash !== '#/violation/{loaded[-1]}'")
+                now = page.evaluate("location.hash").split("/")[-1]
+                assert now in rest, "not the next page's first item"
+                expected = max(
+                    (e for e in s.violations if e.event_id in rest),
+                    key=lambda e: violation_time_ms(e) or 0,
+                )
+                assert now == expected.event_id
+                assert not errors, errors
+            finally:
+                browser.close()
+    finally:
+        s.service.db.close()

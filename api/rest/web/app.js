@@ -720,11 +720,12 @@ function rejectReason() {
   return { reason: text ? `${preset.zh}：${text}` : preset.zh, missing: preset.needs_text && !text };
 }
 
-// The next item of the loaded queue still pending (after ``id``), or null.
-function nextPending(id) {
+// The next item of the loaded queue still pending: after ``id``, else (``wrap``) from the top;
+// null when none.
+function nextPending(id, wrap = true) {
   const i = S.queue.indexOf(id);
   for (let j = i + 1; j < S.rows.length; j += 1) if (stateOf(S.rows[j]) === "pending") return S.queue[j];
-  for (let j = 0; j < i; j += 1) if (stateOf(S.rows[j]) === "pending") return S.queue[j];  // wrap
+  if (wrap) for (let j = 0; j < i; j += 1) if (stateOf(S.rows[j]) === "pending") return S.queue[j];
   return null;
 }
 
@@ -764,7 +765,12 @@ async function review(action) {
     const plate = (res.event.review && res.event.review.corrected_plate) || (res.event.plate && res.event.plate.text) || "";
     $("#prev-msg").hidden = true;
     const msg = `${t(action === "confirm" ? "done_confirm" : "done_reject")}${plate ? ` · ${plate}` : ""}`;
-    const next = nextPending(ev.event_id);
+    let next = nextPending(ev.event_id, false);
+    if (!next && S.cursor) {  // the loaded page is done: the next page of the queue, then on
+      await fillQueue(true, ++S.qgen).catch(() => {});
+      next = nextPending(ev.event_id, false);
+    }
+    next = next || nextPending(ev.event_id);
     if (next) {
       S.flash = t(action === "confirm" ? "prev_confirmed" : "prev_rejected").replace("{p}", plate || t("plate_none"));
       location.hash = `#/violation/${next}`;
