@@ -30,6 +30,7 @@ import numpy as np
 import pytest
 
 from sharpeyes.api.rest.app import create_app
+from sharpeyes.api.rest.auth import Role
 from sharpeyes.api.rest.routes.export import DeidProvider
 from sharpeyes.pipeline import clock
 from sharpeyes.pipeline.evidence.deid import DeidDetectors, Found
@@ -521,3 +522,48 @@ def test_the_last_loaded_item_goes_on_to_the_next_page(tmp_path: Path) -> None:
                 browser.close()
     finally:
         s.service.db.close()
+
+
+def test_an_expired_session_says_so_and_returns_to_the_item(seeded: Seeded) -> None:
+    """The session ends mid-shift (expired, or logged out elsewhere): the login page says why
+    (it was a silent jump), and logging in again reopens the item being reviewed."""
+    sync_playwright = _playwright()
+    import httpx
+
+    sessions = seeded.service.tokens.sessions
+    assert sessions is not None
+    sessions.users.add("lisi", "审核 password 2", Role.REVIEWER, "李四")
+    target = seeded.violations[2]
+    with live_server(make_app(seeded)) as base, sync_playwright() as pw:  # type: ignore[operator]
+        browser = _browser(pw)
+        try:
+            page, errors = _page(browser, base)
+            page.fill("#username", "lisi")
+            page.fill("#password", "审核 password 2")
+            page.click("#user-login-form button[type=submit]")
+            page.wait_for_selector("#queue-table[aria-busy=false] tbody tr.sel[data-id]")
+            _open(page, target.event_id)
+            secret = page.evaluate("sessionStorage.getItem('se_token')")
+            r = httpx.post(
+                f"{base}/api/v1/auth/logout", headers={"Authorization": f"Bearer {secret}"}
+            )
+            assert r.status_code in (200, 204), r.text
+            page.keyboard.press("c")
+            page.wait_for_selector("#view-login:not([hidden])")
+            assert page.inner_text("#user-login-error") == (
+                "登录已过期或已在别处退出，请重新登录（将回到当前页面）"
+            )
+            page.screenshot(path=str(ARTIFACTS / "shift_session_expired_1366.png"))
+            stored = seeded.service.get_event(target.event_id, violation=True).review
+            assert stored is not None and stored.state == "pending"
+            page.fill("#username", "lisi")
+            page.fill("#password", "审核 password 2")
+            page.click("#user-login-form button[type=submit]")
+            page.wait_for_function(
+                f"document.querySelector('#meta').textContent.includes('{target.event_id}')"
+            )
+            assert page.evaluate("location.hash") == f"#/violation/{target.event_id}"
+            assert page.inner_text("#user-login-error") == ""
+            assert not errors, errors
+        finally:
+            browser.close()

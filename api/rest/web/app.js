@@ -58,7 +58,7 @@ async function api(path, opts = {}) {
   const headers = { Authorization: `Bearer ${S.token}`, ...(opts.headers || {}) };
   if (opts.body) headers["Content-Type"] = "application/json";
   const r = await fetch(API + path, { ...opts, headers });
-  if (r.status === 401) { clearSession(); throw new ApiError(401, "unauthorized"); }
+  if (r.status === 401) { clearSession(t("session_expired")); throw new ApiError(401, "unauthorized"); }
   const body = r.status === 204 ? null : await r.json().catch(() => null);
   if (!r.ok) throw new ApiError(r.status, (body && body.detail) ? JSON.stringify(body.detail) : r.statusText);
   return body;
@@ -131,8 +131,11 @@ async function loginUser(user, password, code) {
   return body;
 }
 
-// Forget the credential here (the server refused it, or the user logged out).
-function clearSession() {
+// Forget the credential here (the server refused it, or the user logged out). ``why`` is said
+// on the login form (a session that expired mid-shift is not a silent jump to the login page);
+// the page's address is kept, so logging in again reopens the same item.
+function clearSession(why = "") {
+  $("#user-login-error").textContent = why;
   S.token = S.me = null;
   S.cameras = S.reasons = null;
   S.geoCam = null;
@@ -809,7 +812,7 @@ async function exportViolation() {
     const r = await fetch(`${API}/violations/${encodeURIComponent(ev.event_id)}/export`, {
       headers: { Authorization: `Bearer ${S.token}` }, cache: "no-store",
     });
-    if (r.status === 401) { clearSession(); return; }
+    if (r.status === 401) { clearSession(t("session_expired")); return; }
     if (!r.ok) {
       const body = await r.json().catch(() => null);
       const detail = body && body.detail ? ` (${r.status}: ${typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail)})` : ` (${r.status})`;
@@ -1279,7 +1282,7 @@ document.addEventListener("keydown", (e) => {
 
 $("#login-form").addEventListener("submit", async (e) => {
   e.preventDefault();
-  $("#login-error").textContent = "";
+  $("#login-error").textContent = $("#user-login-error").textContent = "";
   try { await login($("#token").value.trim()); $("#token").value = ""; await enter(); }
   catch (err) { $("#login-error").textContent = t("login_failed"); }
 });
@@ -1356,4 +1359,6 @@ lbWire();
 ovWire();
 applyI18n();
 fillTypePickers();
-if (S.token) enter().catch(() => clearSession()); else show("login");
+// a stored session the server no longer knows: api() has said so (401); anything else: plain
+if (S.token) enter().catch((e) => { if (!(e instanceof ApiError && e.status === 401)) clearSession(); });
+else show("login");
