@@ -31,6 +31,7 @@ from sharpeyes.api.sinks.kafka import (
     producer_config,
     start_kafka_sender,
 )
+from sharpeyes.api.sinks.payload import event_message
 from sharpeyes.api.store import EventStore, open_store
 from sharpeyes.api.store.serialize import dumps
 from sharpeyes.pipeline.errors import ConfigError
@@ -118,7 +119,9 @@ def test_every_event_arrives_in_camera_order_with_the_mqtt_payload(store: EventS
     first = broker.records("se.cam0")[0]
     s = store.get_event(_event_id(first))
     assert s is not None  # byte for byte what the MQTT sink publishes
-    assert first.value == dumps({**s.to_json(), "destination": KAFKA_DESTINATION}).encode()
+    message = event_message(s, KAFKA_DESTINATION, store.files_root)
+    assert first.value == dumps(message).encode()
+    assert message["destination"] == KAFKA_DESTINATION and message["time_ms"] is not None
     conf = broker.producers[0].conf
     assert conf["enable.idempotence"] is True and conf["acks"] == "all"
 

@@ -14,6 +14,7 @@ from typing import Annotated, ClassVar, Generic, Protocol, TypeVar
 from pydantic import Field
 
 from sharpeyes.api.sinks.common import SinkReport
+from sharpeyes.api.sinks.payload import event_message
 from sharpeyes.api.store import (
     EventStore,
     Outbox,
@@ -128,8 +129,8 @@ class BrokerSender(ABC, Generic[C, R]):
             yield item, stored
 
     def _payload(self, stored: StoredEvent) -> bytes:
-        """The message: the stored event as JSON, with this destination, UTF-8."""
-        return dumps({**stored.to_json(), "destination": self.destination}).encode()
+        """The message (:func:`~sharpeyes.api.sinks.payload.event_message`), UTF-8 JSON."""
+        return dumps(event_message(stored, self.destination, self.store.files_root)).encode()
 
     def _idle_wait_s(self) -> float:
         """How long to sleep after a round that claimed nothing."""
