@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import tempfile
 import threading
@@ -31,6 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks import _cli
 from sharpeyes.api.node.runtime import NodeRuntime
 from sharpeyes.api.node.settings import ServiceConfig
 
@@ -120,7 +120,7 @@ class CpuSampler:
 
 
 def make_config(k: int, clip: Path, args: argparse.Namespace, out: Path) -> ServiceConfig:
-    h, w = (int(v) for v in args.input.lower().split("x"))
+    h, w = args.input
     cams = [
         {"id": f"cam{i}", "url": str(clip), "live": True, "analysis_fps": args.fps}
         for i in range(k)
@@ -252,7 +252,7 @@ def profile(clip: Path, args: argparse.Namespace) -> dict[str, float]:
     out["decode_ms_per_decoded_frame"] = decode_ms / count
     images, bgr_ms = _cpu_ms(lambda: [to_bgr(f) for f in sampled])
     out["bgr_ms"] = bgr_ms / len(sampled)
-    h, w = (int(v) for v in args.input.lower().split("x"))
+    h, w = args.input
     det = create_detector(
         args.model, providers="cpu", intra_op_threads=1, input_size=(h, w), warmup=1
     )
@@ -307,57 +307,107 @@ def _decode_every(container: Any, stream: Any, step: int) -> tuple[list[Any], in
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--ks", default="2,4,6,8", help="stream counts to try")
-    ap.add_argument("--fps", type=float, default=5.0, help="analysed fps per camera")
+    ap.add_argument("--ks", type=_cli.int_list, default=[2, 4, 6, 8], help="stream counts to try")
+    ap.add_argument("--fps", type=_cli.positive_float, default=5.0, help="analysed fps per camera")
     ap.add_argument("--model", default="yolov5n")
-    ap.add_argument("--input", default="384x640", help="detector input HxW")
-    ap.add_argument("--threads", type=int, default=0, help="ORT intra-op threads (0 = default)")
-    ap.add_argument("--max-wait-ms", type=float, default=20.0)
-    ap.add_argument("--max-batch", type=int, default=0, help="batch cap (0 = K)")
+    ap.add_argument("--input", type=_cli.hxw, default=(384, 640), help="detector input HxW")
+    ap.add_argument(
+        "--threads",
+        type=_cli.non_negative_int,
+        default=0,
+        help="ORT intra-op threads (0 = default)",
+    )
+    ap.add_argument("--max-wait-ms", type=_cli.non_negative_float, default=20.0)
+    ap.add_argument("--max-batch", type=_cli.non_negative_int, default=0, help="batch cap (0 = K)")
     ap.add_argument(
         "--batch-workers",
-        type=int,
+        type=_cli.positive_int,
         default=1,
         help="batcher threads (with --threads 1)",
     )
     ap.add_argument("--clip", default="highway_1280x720.mp4", help="shared clip name or path")
-    ap.add_argument("--warmup", type=float, default=10.0)
-    ap.add_argument("--seconds", type=float, default=30.0)
+    ap.add_argument("--warmup", type=_cli.non_negative_float, default=10.0)
+    ap.add_argument("--seconds", type=_cli.positive_float, default=30.0)
     ap.add_argument("--profile", action="store_true", help="only the per-stage CPU profile")
-    ap.add_argument("--profile-batch", type=int, default=8, help="batch size of the profile")
-    ap.add_argument("--profile-repeats", type=int, default=5, help="alternating profile runs")
+    ap.add_argument(
+        "--profile-batch", type=_cli.positive_int, default=8, help="batch size of the profile"
+    )
+    ap.add_argument(
+        "--profile-repeats", type=_cli.positive_int, default=5, help="alternating profile runs"
+    )
     ap.add_argument("--keep-going", action="store_true", help="try larger K after a failure")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks/out/multistream.json")
-    return ap.parse_args(argv)
+    args = ap.parse_args(argv)
+    name = args.clip
+    args.clip = find_clip(name)
+    if args.clip is None:
+        ap.error(
+            f"--clip {name}: no such file (looked for it as a path and in "
+            f"{shared_dir() / 'sample_videos'})"
+        )
+    return args
+
+
+def find_clip(name: str) -> Path | None:
+    """``--clip`` as a path, else as a name in the shared sample videos; None when neither."""
+    for path in (Path(name), shared_dir() / "sample_videos" / name):
+        if path.is_file():
+            return path
+    return None
+
+
+def input_text(hw: tuple[int, int]) -> str:
+    return f"{hw[0]}x{hw[1]}"
+
+
+def header(args: argparse.Namespace, machine: dict[str, Any]) -> str:
+    """What the table measured: model, input, providers, threads, batching, the machine."""
+    threads = args.threads or "default"
+    return (
+        f"{args.clip.name} as live cameras at {args.fps:g} analysed fps each · model {args.model} "
+        f"{input_text(args.input)} · providers CPUExecutionProvider · {threads} intra-op threads "
+        f"· {args.batch_workers} batcher worker(s), max batch {args.max_batch or 'K'} · "
+        f"{args.warmup:g} s warm-up + {args.seconds:g} s measured per K\n"
+        f"machine: {_cli.machine_line(machine)}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    clip = Path(args.clip)
-    if not clip.is_file():
-        clip = shared_dir() / "sample_videos" / args.clip
+    clip: Path = args.clip
     if args.profile:
         print(json.dumps({"load_avg": os.getloadavg(), **profile(clip, args)}, indent=1))
         return 0
+    machine = _cli.machine()  # its load average is the one before the first K
+    print(header(args, machine), flush=True)
     rows: list[dict[str, Any]] = []
-    for k in (int(v) for v in args.ks.split(",")):
+    for k in args.ks:
         rows.append(run_k(k, clip, args))
         print(table(rows).splitlines()[-1], flush=True)
         if not rows[-1]["sustained"] and not args.keep_going:
             break
     best = max((r["k"] for r in rows if r["sustained"]), default=0)
     print(table(rows))
-    print(f"largest K sustained: {best} ({args.model} {args.input}, {args.fps:g} fps per camera)")
+    print(
+        f"largest K sustained: {best} ({args.model} {input_text(args.input)}, "
+        f"{args.fps:g} fps per camera)"
+    )
     result = {
         "clip": str(clip),
+        "model": args.model,
+        "input_size": list(args.input),
+        "providers": ["CPUExecutionProvider"],
+        "intra_op_threads": args.threads or "default",
         "args": {k: str(v) for k, v in vars(args).items()},
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
-        "load_avg_before": os.getloadavg(),
+        "machine": machine,
+        "load_avg_before": machine["load_avg"],
+        "load_avg_after": _cli.load_avg(),
         "rows": rows,
         "largest_k_sustained": best,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
+    print(f"JSON: {args.out}")
     return 0
 
 

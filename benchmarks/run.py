@@ -9,7 +9,11 @@ In each repeat, in alternating order on the same clip and weights:
   baseline  the upstream YOLOv5 inference path (``DetectMultiBackend`` + ``non_max_suppression``
             on the same ONNX file, frames read with OpenCV, letterbox at its default 640, plus the
             same tracker) — or the naive loop of BENCHMARKS.md when the yolov5 package is missing.
-Ratios are computed per repeat and the medians reported. Prints a table and writes JSON.
+Ratios are computed per repeat and the medians reported. Prints a table and writes JSON
+(``--out``, default ``benchmarks/out/run.json``) with the model, input sizes, providers, threads
+and the machine (CPU, cores, GPU, load average before and after). ``--quick`` shortens the
+detector and baseline runs to 30 frames and one repeat; end to end always analyses the whole
+clip (the frame counts are in the table).
 """
 
 from __future__ import annotations
@@ -17,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import sys
@@ -29,6 +32,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from benchmarks import _cli
 from benchmarks.baseline import BaselineResult, run_baseline
 from sharpeyes.pipeline.runner import StagedDetector
 from sharpeyes.pipeline.types import ImageBGR
@@ -101,29 +105,52 @@ def machine() -> dict[str, Any]:
     import onnxruntime as ort
 
     return {
-        "cpu": platform.processor() or platform.machine(),
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
+        **_cli.machine(),
         "onnxruntime": ort.__version__,
         "opencv": cv2.__version__,
         "numpy": np.__version__,
-        "gpu": None,
     }
+
+
+def check_model(name: str) -> str:
+    """argparse type: a registered model name (the error lists the known ones)."""
+    from sharpeyes.models.registry import get_model_spec
+    from sharpeyes.pipeline.errors import SharpeyesError
+
+    try:
+        get_model_spec(name)
+    except SharpeyesError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return name
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument(
-        "--clip", type=Path, default=shared_dir() / "sample_videos/highway_1280x720.mp4"
+        "--clip",
+        type=_cli.existing_file,
+        default=shared_dir() / "sample_videos/highway_1280x720.mp4",
     )
-    ap.add_argument("--model", default="yolov5n")
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=2, help="ONNX Runtime intra-op threads")
-    ap.add_argument("--detector-frames", type=int, default=150)
-    ap.add_argument("--baseline-frames", type=int, default=150)
+    ap.add_argument("--model", type=check_model, default="yolov5n")
+    ap.add_argument("--repeats", type=_cli.positive_int, default=3)
+    ap.add_argument(
+        "--threads",
+        type=_cli.positive_int,
+        default=2,
+        help="ONNX Runtime intra-op threads of sharpeyes (the baseline keeps its own defaults)",
+    )
+    ap.add_argument("--detector-frames", type=_cli.positive_int, default=150)
+    ap.add_argument("--baseline-frames", type=_cli.positive_int, default=150)
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks/out/run.json")
-    ap.add_argument("--quick", action="store_true", help="1 repeat, 30 frames (smoke test)")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="1 repeat, 30 detector/baseline frames (smoke test; end to end runs the whole clip)",
+    )
     args = ap.parse_args(argv)
+    if not Path(args.clip).is_file():  # the default, when the shared clip is not there
+        ap.error(f"--clip {args.clip}: no such file (set SHARPEYES_SHARED or pass --clip)")
+    load_before = _cli.load_avg()
     if args.quick:
         args.repeats, args.detector_frames, args.baseline_frames = 1, 30, 30
 
@@ -161,13 +188,21 @@ def main(argv: list[str] | None = None) -> int:
         "baseline_fps_median": statistics.median(b.fps for b in base),
         "baseline_kind": base[0].kind,
         "baseline_input_size": base[0].input_size,
+        "baseline_threads": "its own defaults (ONNX Runtime and torch)",
+        "baseline_note": base[0].note,
+        "baseline_nms_time_limit_hits": [b.nms_time_limit_hits for b in base],
+        "frames": {
+            "e2e": [x["frames"] for x in e2e],
+            "detector": det[0]["frames"],
+            "baseline": base[0].frames,
+        },
         "ratio_e2e_over_detector": statistics.median(ratio_det),
         "ratio_e2e_over_baseline": statistics.median(ratio_base),
         "stage_median_ms": stages,
         "events_per_run": [x["events"] for x in e2e],
         "peak_rss_mb_after_e2e": round(rss_after_e2e, 1),
         "peak_rss_mb_total": round(peak_rss_mb(), 1),
-        "machine": machine(),
+        "machine": {**machine(), "load_avg_before": load_before, "load_avg_after": _cli.load_avg()},
         "runs": {"e2e": e2e, "detector": det, "baseline": [b.__dict__ for b in base]},
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -180,23 +215,44 @@ def main(argv: list[str] | None = None) -> int:
 def format_table(r: dict[str, Any]) -> str:
     size = "x".join(str(v) for v in r["input_size"])
     bsize = "x".join(str(v) for v in r["baseline_input_size"])
+    m = r["machine"]
+    before = "/".join(f"{v:g}" for v in m.get("load_avg_before") or []) or "n/a"
+    after = "/".join(f"{v:g}" for v in m.get("load_avg_after") or []) or "n/a"
+    frames = r["frames"]
+    e2e_frames = "/".join(str(v) for v in sorted(set(frames["e2e"])))
     lines = [
         f"clip {r['clip']} · model {r['model']} · providers {','.join(r['providers'])} · "
-        f"{r['threads']} threads · {r['machine']['cores']} cores · {r['repeats']} repeats",
+        f"{r['threads']} threads · {r['repeats']} repeats (medians)",
+        f"machine: {m['cores']} cores ({m['cpu']}) · {', '.join(m.get('gpus') or []) or 'no GPU'}"
+        f" · load {before} before, {after} after",
         "",
-        f"| {'measure':40s} | {'value':>10s} |",
-        f"|{'-' * 42}|{'-' * 12}|",
+        f"| {'measure':46s} | {'value':>10s} |",
+        f"|{'-' * 48}|{'-' * 12}|",
     ]
     rows = [
-        (f"end-to-end analysed fps ({size})", f"{r['e2e_fps_median']:.1f}"),
-        (f"detector-only fps ({size})", f"{r['detector_only_fps_median']:.1f}"),
-        (f"baseline fps ({r['baseline_kind']}, {bsize})", f"{r['baseline_fps_median']:.1f}"),
+        (f"end-to-end analysed fps ({size}, {e2e_frames} fr)", f"{r['e2e_fps_median']:.1f}"),
+        (
+            f"detector-only fps ({size}, {frames['detector']} fr)",
+            f"{r['detector_only_fps_median']:.1f}",
+        ),
+        (
+            f"baseline fps ({r['baseline_kind']}, {bsize}, {frames['baseline']} fr)",
+            f"{r['baseline_fps_median']:.1f}",
+        ),
         ("ratio e2e / detector-only", f"{r['ratio_e2e_over_detector']:.2f}"),
         ("ratio e2e / baseline", f"{r['ratio_e2e_over_baseline']:.2f}"),
         ("peak RSS after e2e runs (MB)", f"{r['peak_rss_mb_after_e2e']:.0f}"),
     ]
     rows += [(f"median {k} ms/frame", f"{v:.2f}") for k, v in r["stage_median_ms"].items()]
-    lines += [f"| {a:40s} | {b:>10s} |" for a, b in rows]
+    lines += [f"| {a:46s} | {b:>10s} |" for a, b in rows]
+    lines.append("")
+    lines.append(f"baseline: {r['baseline_threads']} threads; {r['baseline_note']}")
+    hits = sum(r["baseline_nms_time_limit_hits"])
+    if hits:
+        lines.append(
+            f"warning: the baseline's NMS hit its time limit {hits} times (upstream then keeps "
+            "the boxes found so far): the box is too loaded for its numbers"
+        )
     return "\n".join(lines)
 
 

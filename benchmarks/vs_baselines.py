@@ -23,6 +23,13 @@ one to ours by class at IoU ≥ 0.5 (F1), and the share of matched pairs at IoU 
         --model int8=../shared/models/yolov8n_int8_dynamic.onnx:square:agree \\
         --model yolo11n_random=benchmarks/out/yolo11n_random_dynamic.onnx:square,rect \\
         --frames 100 --rounds 3 --out benchmarks/results/DATE_cpu-2core_vs_baselines.json
+
+Ultralytics and supervision run in the interpreter given by ``--ultralytics-python`` /
+``--supervision-python`` (or ``SHARPEYES_ULTRALYTICS_PYTHON`` / ``SHARPEYES_SUPERVISION_PYTHON``),
+else in this one when it has them (``pip install 'sharpeyes[bench-baselines]'`` adds supervision
+and trackers); a tool with neither is skipped, and the table and JSON say so. Prints a table with
+the ratios (ours against each tool, from the medians of the same rounds) and writes JSON
+(``--out``, default ``benchmarks/out/vs_baselines.json``).
 """
 
 from __future__ import annotations
@@ -30,7 +37,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -39,6 +45,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from benchmarks import _cli
 
 REPO = Path(__file__).resolve().parents[1]
 WORKER = Path(__file__).with_name("_baseline_workers.py")
@@ -217,13 +225,46 @@ def _progress(text: str) -> None:
     sys.stderr.flush()
 
 
+TOOL_MODULES = {"ultralytics": ("ultralytics",), "supervision": ("supervision", "trackers")}
+
+
+def pick_pythons(
+    tools: Sequence[str], given: dict[str, str | None], importable: Any = None
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The interpreter of each tool, and the reason of each tool left out: the one given, else
+    this interpreter when it can import the tool's packages."""
+    import importlib.util
+
+    if importable is None:
+
+        def importable(name: str) -> bool:
+            return importlib.util.find_spec(name) is not None
+
+    pythons: dict[str, str] = {}
+    skipped: dict[str, str] = {}
+    for tool in tools:
+        if tool == "sharpeyes":
+            pythons[tool] = sys.executable
+        elif given.get(tool):
+            pythons[tool] = str(given[tool])
+        elif all(importable(m) for m in TOOL_MODULES[tool]):
+            pythons[tool] = sys.executable
+        else:
+            flag = f"--{tool}-python / SHARPEYES_{tool.upper()}_PYTHON"
+            need = " and ".join(TOOL_MODULES[tool])
+            skipped[tool] = f"no interpreter with {need} ({flag})"
+    return pythons, skipped
+
+
 def run_all(args: argparse.Namespace, cases: list[Case]) -> dict[str, Any]:
-    pythons = {
-        "sharpeyes": sys.executable,
-        "ultralytics": args.ultralytics_python,
-        "supervision": args.supervision_python,
-    }
-    tools = [t for t in args.tools if pythons.get(t)]
+    pythons, skipped = pick_pythons(
+        args.tools,
+        {"ultralytics": args.ultralytics_python, "supervision": args.supervision_python},
+    )
+    for tool, why in skipped.items():
+        _progress(f"skipping {tool}: {why}")
+    tools = [t for t in args.tools if t in pythons]
+    machine = _cli.machine()
     runs: dict[tuple[int, str], list[dict[str, Any]]] = {}
     for r in range(args.rounds):
         for ci, case in enumerate(cases):
@@ -267,11 +308,14 @@ def run_all(args: argparse.Namespace, cases: list[Case]) -> dict[str, Any]:
         "benchmark": "vs_baselines",
         "date": time.strftime("%Y-%m-%d"),
         "machine": {
-            "platform": platform.platform(),
+            **machine,
             "cpus_visible": os.cpu_count(),
             "cores_pinned": args.cores or "all",
-            "note": "shared 2-core box (other jobs running): compare ratios within this file",
+            "load_avg_after": _cli.load_avg(),
+            "note": args.note,
         },
+        "tools_skipped": skipped,
+        "providers": ["CPUExecutionProvider"],
         "clip": str(args.clip),
         "frames": args.frames,
         "warm_frames_excluded": args.warm,
@@ -283,41 +327,84 @@ def run_all(args: argparse.Namespace, cases: list[Case]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--clip", type=Path, required=True)
-    ap.add_argument("--model", action="append", required=True, help="LABEL=PATH[:MODES][:agree]")
-    ap.add_argument("--frames", type=int, default=100)
-    ap.add_argument("--warm", type=int, default=5, help="first frames left out of fps and CPU")
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--size", type=int, default=640, help="long side of the model input")
+    ap.add_argument("--clip", type=_cli.existing_file, required=True)
+    ap.add_argument(
+        "--model",
+        action="append",
+        required=True,
+        type=model_arg,
+        help="LABEL=PATH[:MODES][:agree]",
+    )
+    ap.add_argument("--frames", type=_cli.positive_int, default=100)
+    ap.add_argument(
+        "--warm", type=_cli.non_negative_int, default=5, help="first frames left out of fps and CPU"
+    )
+    ap.add_argument("--rounds", type=_cli.positive_int, default=3)
+    ap.add_argument(
+        "--size", type=_cli.positive_int, default=640, help="long side of the model input"
+    )
     ap.add_argument("--cores", default="0,1", help="taskset core list ('' = no pinning)")
     ap.add_argument("--tools", nargs="+", default=list(TOOLS), choices=TOOLS)
     ap.add_argument("--ultralytics-python", default=os.environ.get("SHARPEYES_ULTRALYTICS_PYTHON"))
     ap.add_argument("--supervision-python", default=os.environ.get("SHARPEYES_SUPERVISION_PYTHON"))
-    ap.add_argument("--out", type=Path)
+    ap.add_argument("--out", type=Path, default=REPO / "benchmarks/out/vs_baselines.json")
+    ap.add_argument("--note", default="", help="free text kept with the machine in the JSON")
     args = ap.parse_args(argv)
-    cases = [c for text in args.model for c in parse_model(text)]
+    if args.frames <= args.warm:
+        ap.error(f"--frames {args.frames} must be more than --warm {args.warm}")
+    cases = [c for group in args.model for c in group]
     result = run_all(args, cases)
     text = json.dumps(result, indent=1)
-    if args.out:
-        args.out.write_text(text + "\n", encoding="utf-8")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text + "\n", encoding="utf-8")
     sys.stdout.write(format_table(result) + "\n")
+    sys.stdout.write(f"JSON: {args.out}\n")
     return 0
 
 
+def model_arg(text: str) -> list[Case]:
+    """argparse type of ``--model``: its cases, the ONNX file checked to exist."""
+    try:
+        cases = parse_model(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    if not cases[0].onnx.is_file():
+        raise argparse.ArgumentTypeError(f"{text!r}: {cases[0].onnx}: no such file")
+    return cases
+
+
 def format_table(result: dict[str, Any]) -> str:
-    """Markdown table: tool × model × fps / CPU ms per frame / peak RSS / agreement."""
+    """Markdown table: tool × model × fps / CPU ms per frame / peak RSS / agreement, with the
+    ratios of ours against each tool beside them (medians of the same rounds)."""
+    m = result.get("machine", {})
     lines = [
-        "| model | input | tool | fps (median) | CPU ms/frame | peak RSS MiB | agreement F1 |",
-        "|---|---|---|---|---|---|---|",
+        f"clip {Path(result['clip']).name} · {result['frames']} frames "
+        f"({result['warm_frames_excluded']} warm-up left out) · {result['rounds']} rounds "
+        f"(medians) · {', '.join(result.get('providers', []))} · cores {m.get('cores_pinned')}",
+        f"machine: {_cli.machine_line(m)}",
+    ]
+    for tool, why in result.get("tools_skipped", {}).items():
+        lines.append(f"skipped {tool}: {why}")
+    lines += [
+        "",
+        "| model | input | tool | fps (median) | CPU ms/frame | peak RSS MiB | agreement F1 "
+        "| ours: fps × | their CPU/frame ÷ ours | our RSS share |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in result["cases"]:
         agree = row.get("agreement_with_sharpeyes", {})
         for tool, s in row["tools"].items():
             hw = "×".join(str(v) for v in s["input_hw"] or [])
             f1 = "—" if tool == "sharpeyes" else str(agree.get(tool, {}).get("f1_iou50", "—"))
+            r = row.get("ratios", {}).get(f"vs_{tool}", {})
+            ratio_cells = [
+                str(r.get(k, "—")) for k in ("fps_x", "cpu_per_frame_x", "peak_rss_share")
+            ]
             lines.append(
                 f"| {row['model']} | {hw} ({row['mode']}) | {tool} | {s['fps']} | "
-                f"{s['cpu_ms_per_frame']} | {s['peak_rss_mib']} | {f1} |"
+                f"{s['cpu_ms_per_frame']} | {s['peak_rss_mib']} | {f1} | "
+                + " | ".join(ratio_cells)
+                + " |"
             )
     return "\n".join(lines)
 

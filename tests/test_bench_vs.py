@@ -122,16 +122,34 @@ def test_rect_input_matches_the_letterbox_rule() -> None:
 
 def test_format_table_marks_ours_and_agreement() -> None:
     s = {"fps": 5, "cpu_ms_per_frame": 100, "peak_rss_mib": 200, "input_hw": [640, 640]}
+    theirs = {"fps": 4, "cpu_ms_per_frame": 150, "peak_rss_mib": 800, "input_hw": [640, 640]}
+    summary = {"sharpeyes": s, "ultralytics": theirs}
     result = {
+        "clip": "/x/highway.mp4",
+        "frames": 50,
+        "warm_frames_excluded": 5,
+        "rounds": 3,
+        "providers": ["CPUExecutionProvider"],
+        "machine": {"cores": 2, "cpu": "Xeon", "gpus": [], "load_avg": [1.0, 2.0, 3.0]},
+        "tools_skipped": {"supervision": "no interpreter with supervision and trackers"},
         "cases": [
             {
                 "model": "m",
                 "mode": "square",
-                "tools": {"sharpeyes": s, "ultralytics": s},
+                "tools": summary,
+                "ratios": ratios(summary),
                 "agreement_with_sharpeyes": {"ultralytics": {"f1_iou50": 0.99}},
             }
-        ]
+        ],
     }
-    lines = format_table(result).splitlines()
-    assert lines[2].startswith("| m | 640×640 (square) | sharpeyes | 5 | 100 | 200 | — |")
-    assert lines[3].endswith("| 0.99 |")
+    text = format_table(result)
+    lines = text.splitlines()
+    # what was measured, on what, and what was left out, above the numbers
+    assert "highway.mp4 · 50 frames (5 warm-up left out) · 3 rounds" in lines[0]
+    assert "2 cores (Xeon) · no GPU · load 1/2/3" in lines[1]
+    assert "skipped supervision: no interpreter" in text
+    ours = next(x for x in lines if "| sharpeyes |" in x)
+    theirs_row = next(x for x in lines if "| ultralytics |" in x)
+    assert ours.startswith("| m | 640×640 (square) | sharpeyes | 5 | 100 | 200 | — |")
+    # the ratios side by side with the medians they come from
+    assert theirs_row.endswith("| 0.99 | 1.25 | 1.5 | 0.25 |")

@@ -1,0 +1,211 @@
+"""Benchmarks as a newcomer runs them: a bad argument is a clear argparse error (exit 2, the
+argument named), never a traceback or a run that "succeeds" with zeros; tables say what they
+measured. No timing is asserted here (BENCHMARKS.md: performance is checked by benchmarks)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchmarks import _cli
+
+
+def test_argument_types_accept_good_values() -> None:
+    assert _cli.positive_int("3") == 3
+    assert _cli.non_negative_int("0") == 0
+    assert _cli.positive_float("0.5") == 0.5
+    assert _cli.non_negative_float("0") == 0.0
+    assert _cli.int_list("2, 4,6") == [2, 4, 6]
+    assert _cli.hxw("384X640") == (384, 640)
+
+
+@pytest.mark.parametrize(
+    ("fn", "text", "says"),
+    [
+        (_cli.positive_int, "0", "at least 1"),
+        (_cli.positive_int, "x", "not an integer"),
+        (_cli.non_negative_int, "-1", "not be negative"),
+        (_cli.positive_float, "0", "greater than 0"),
+        (_cli.positive_float, "nan", "greater than 0"),
+        (_cli.non_negative_float, "-2", "not be negative"),
+        (_cli.int_list, "a,b", "not an integer"),
+        (_cli.int_list, "0", "at least 1"),
+        (_cli.int_list, ",", "comma-separated"),
+        (_cli.hxw, "12", "HxW"),
+        (_cli.hxw, "0x640", "at least 1"),
+        (_cli.existing_file, "/no/such/clip.mp4", "no such file"),
+    ],
+)
+def test_argument_types_refuse_bad_values(fn: Any, text: str, says: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError, match=says):
+        fn(text)
+
+
+def test_machine_records_cpu_cores_gpu_and_load() -> None:
+    m = _cli.machine()
+    assert m["cores"] >= 1 and m["cores_usable"] >= 1
+    assert isinstance(m["cpu"], str) and m["cpu"]
+    assert isinstance(m["gpus"], list)
+    assert len(m["load_avg"]) in (0, 3)
+    line = _cli.machine_line({"cores": 2, "cpu": "Xeon", "gpus": [], "load_avg": [1.5, 2, 3]})
+    assert line == "2 cores (Xeon) · no GPU · load 1.5/2/3"
+    assert "H200" in _cli.machine_line({"cores": 16, "cpu": "c", "gpus": ["NVIDIA H200"]})
+
+
+def _exit_message(capsys: pytest.CaptureFixture[str], main: Any, argv: list[str]) -> str:
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    return capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--repeats", "0"], "--repeats: '0': must be at least 1"),
+        (["--clip", "/no/such.mp4"], "--clip: /no/such.mp4: no such file"),
+        (["--model", "nosuch"], "unknown model 'nosuch'"),
+        (["--detector-frames", "0"], "--detector-frames"),
+    ],
+)
+def test_run_bad_arguments_are_clear(
+    capsys: pytest.CaptureFixture[str], argv: list[str], says: str
+) -> None:
+    from benchmarks.run import main
+
+    assert says in _exit_message(capsys, main, argv)
+
+
+def test_run_missing_default_clip_names_the_fix(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from benchmarks import run
+
+    monkeypatch.setattr(run, "shared_dir", lambda: tmp_path)
+    assert "SHARPEYES_SHARED" in _exit_message(capsys, run.main, [])
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--ks", "0"], "--ks: '0': must be at least 1"),
+        (["--ks", "a,b"], "not an integer"),
+        (["--input", "12"], "expected HxW"),
+        (["--fps", "0"], "--fps"),
+        (["--clip", "/no/such.mp4"], "--clip /no/such.mp4: no such file"),
+    ],
+)
+def test_multistream_bad_arguments_are_clear(
+    capsys: pytest.CaptureFixture[str], argv: list[str], says: str
+) -> None:
+    from benchmarks.multistream import parse_args
+
+    assert says in _exit_message(capsys, parse_args, argv)
+
+
+def test_multistream_header_says_what_it_measures(tmp_path: Path) -> None:
+    from benchmarks.multistream import header, parse_args
+
+    clip = tmp_path / "cam.mp4"
+    clip.write_bytes(b"")
+    args = parse_args(["--clip", str(clip), "--ks", "1", "--threads", "1", "--input", "320x320"])
+    machine = {"cores": 2, "cpu": "EPYC", "gpus": [], "load_avg": [4.0, 3.0, 2.0]}
+    text = header(args, machine)
+    for part in ("cam.mp4", "yolov5n 320x320", "CPUExecutionProvider", "1 intra-op threads"):
+        assert part in text
+    assert "2 cores (EPYC) · no GPU · load 4/3/2" in text
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--clip", "/no/such.mp4", "--model", "a=/x.onnx"],
+        ["--model", "nolabel"],
+        ["--model", "a=/no/such.onnx"],
+        ["--model", "a=/x.onnx:diagonal"],
+    ],
+)
+def test_vs_baselines_bad_arguments_are_clear(
+    capsys: pytest.CaptureFixture[str], argv: list[str], tmp_path: Path
+) -> None:
+    from benchmarks.vs_baselines import main
+
+    clip = tmp_path / "c.mp4"
+    clip.write_bytes(b"")
+    args = argv if "--clip" in argv else ["--clip", str(clip), *argv]
+    err = _exit_message(capsys, main, args)
+    assert "error: argument --" in err and "Traceback" not in err
+
+
+def test_vs_baselines_frames_must_exceed_warm(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from benchmarks.vs_baselines import main
+
+    clip, onnx = tmp_path / "c.mp4", tmp_path / "m.onnx"
+    clip.write_bytes(b"")
+    onnx.write_bytes(b"")
+    argv = ["--clip", str(clip), "--model", f"m={onnx}", "--frames", "5", "--warm", "5"]
+    assert "must be more than --warm" in _exit_message(capsys, main, argv)
+
+
+def test_vs_baselines_tools_without_interpreter_are_named() -> None:
+    from benchmarks.vs_baselines import pick_pythons
+
+    tools = ["sharpeyes", "ultralytics", "supervision"]
+    pythons, skipped = pick_pythons(tools, {}, importable=lambda name: name != "ultralytics")
+    assert set(pythons) == {"sharpeyes", "supervision"}  # supervision found in this venv
+    assert "--ultralytics-python" in skipped["ultralytics"]
+    pythons, skipped = pick_pythons(tools, {"ultralytics": "/opt/u/python"}, lambda _n: False)
+    assert pythons["ultralytics"] == "/opt/u/python"
+    assert list(skipped) == ["supervision"]
+
+
+def test_run_table_states_frames_machine_and_baseline(tmp_path: Path) -> None:
+    from benchmarks.run import format_table
+
+    r: dict[str, Any] = {
+        "clip": "highway.mp4",
+        "model": "yolov5n",
+        "providers": ["CPUExecutionProvider"],
+        "threads": 2,
+        "repeats": 3,
+        "input_size": [384, 640],
+        "baseline_input_size": [640, 640],
+        "baseline_kind": "upstream-yolov5",
+        "baseline_threads": "its own defaults (ONNX Runtime and torch)",
+        "baseline_note": "pure-torch NMS stand-in",
+        "baseline_nms_time_limit_hits": [0, 2, 1],
+        "frames": {"e2e": [450, 450, 450], "detector": 150, "baseline": 150},
+        "e2e_fps_median": 30.0,
+        "detector_only_fps_median": 32.0,
+        "baseline_fps_median": 15.0,
+        "ratio_e2e_over_detector": 0.94,
+        "ratio_e2e_over_baseline": 2.0,
+        "peak_rss_mb_after_e2e": 300.0,
+        "stage_median_ms": {"inference": 20.0},
+        "machine": {
+            "cores": 2,
+            "cpu": "EPYC",
+            "gpus": [],
+            "load_avg_before": [1.0, 1.0, 1.0],
+            "load_avg_after": [2.0, 1.0, 1.0],
+        },
+    }
+    text = format_table(r)
+    assert "2 cores (EPYC) · no GPU · load 1/1/1 before, 2/1/1 after" in text
+    assert "end-to-end analysed fps (384x640, 450 fr)" in text
+    assert "baseline fps (upstream-yolov5, 640x640, 150 fr)" in text
+    assert "pure-torch NMS stand-in" in text
+    assert "NMS hit its time limit 3 times" in text
+
+
+def test_baseline_counts_nms_time_limit_warnings() -> None:
+    from benchmarks.baseline import nms_time_limit_hits
+
+    log = "x\nWARNING ⚠️ NMS time limit 0.550s exceeded\nWARNING ⚠️ NMS time limit 0.550s exceeded\n"
+    assert nms_time_limit_hits(log) == 2
+    assert nms_time_limit_hits("") == 0
