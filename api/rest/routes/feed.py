@@ -22,7 +22,9 @@ RETRY_MS = 2000
     description=(
         "Each message is `id: <seq>`, `event: <type>`, `data: <EventPublic JSON>`. Reconnect "
         "with the `Last-Event-ID` header (or `last_event_id`) to resume without loss; "
-        "`last_event_id=0` replays what the service still holds."
+        "`last_event_id=0` replays what the service still holds. The first block of every "
+        "connection is `id: <seq>` without data (the position the stream starts after), so a "
+        "client has a resume id before its first event."
     ),
     response_class=StreamingResponse,
     responses={200: {"content": {"text/event-stream": {}}}},
@@ -54,7 +56,10 @@ async def feed(
     heartbeat = ctx.settings.feed_heartbeat_s
 
     async def stream() -> AsyncIterator[str]:
-        yield f"retry: {RETRY_MS}\n{note}: connected after seq {after}\n\n"
+        # the id gives the client its resume point before any event: an EventSource that drops
+        # before its first event (a quiet feed, a filter) or that held an id beyond the head
+        # reconnects from here, not from the head of that later moment
+        yield f"retry: {RETRY_MS}\n{note}: connected after seq {after}\nid: {after}\n\n"
         async for item in hub.subscribe(after, flt, heartbeat):
             if item is None:
                 if await request.is_disconnected():
