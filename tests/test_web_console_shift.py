@@ -551,7 +551,7 @@ def test_an_expired_session_says_so_and_returns_to_the_item(seeded: Seeded) -> N
             page.keyboard.press("c")
             page.wait_for_selector("#view-login:not([hidden])")
             assert page.inner_text("#user-login-error") == (
-                "登录已过期或已在别处退出，请重新登录（将回到当前页面）"
+                "登录已过期或已在别处退出，请重新登录（登录后回到当前记录）"
             )
             page.screenshot(path=str(ARTIFACTS / "shift_session_expired_1366.png"))
             stored = seeded.service.get_event(target.event_id, violation=True).review

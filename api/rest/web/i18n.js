@@ -63,7 +63,7 @@ window.I18N = {
     geo_no_camera: "没有摄像机", geo_msg_lang: "说明为英文（配置项见左侧）",
     export: "导出脱敏证据包", export_note: "人脸和无关号牌已模糊；视频片段不导出", exporting: "正在导出…",
     exported: "已导出", export_failed: "导出失败", today: "今天",
-    session_expired: "登录已过期或已在别处退出，请重新登录（将回到当前页面）",
+    session_expired: "登录已过期或已在别处退出，请重新登录（登录后回到当前记录）",
     geo_help: "图中画出停止线、车道（编号与行驶方向箭头）、人行横道、路口区域、信号灯区域和流量检测区；以上为几何本身的静态检查。改完标定后点“刷新画面”。",
   },
   en: {
@@ -135,7 +135,7 @@ window.I18N = {
     geo_failed: "Cannot draw the geometry", geo_no_camera: "No camera", geo_msg_lang: "",
     export: "Export (de-identified)", export_note: "Faces and other plates blurred; the clip is not exported",
     exporting: "Exporting…", exported: "Exported", export_failed: "Export failed", today: "Today",
-    session_expired: "Your session has expired or was ended elsewhere: log in again (you will return to this page)",
+    session_expired: "Your session has expired or was ended elsewhere: log in again (you will return to this record)",
     geo_help: "The picture shows stop lines, lanes (number and travel arrow), crosswalks, the intersection zone, signal head regions and flow zones; the problems are static checks of the geometry itself. After changing the geometry, press Refresh picture.",
   },
 };
