@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from benchmarks import _cli
 from sharpeyes.api.store import StoreSink, open_store
 from sharpeyes.api.store.writer import StoreWriter
 from sharpeyes.pipeline.types import Event, EventType, ObjectKind
@@ -145,13 +146,14 @@ def bench_writer(url: str, root: Path, n: int, cameras: int, crop_kb: int) -> di
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--events", type=int, default=2000)
-    p.add_argument("--sync-events", type=int, default=500)
-    p.add_argument("--cameras", type=int, default=4)
-    p.add_argument("--crop-kb", type=int, default=20)
-    a = p.parse_args()
+    p.add_argument("--events", type=_cli.positive_int, default=2000)
+    p.add_argument("--sync-events", type=_cli.positive_int, default=500)
+    p.add_argument("--cameras", type=_cli.positive_int, default=4)
+    p.add_argument("--crop-kb", type=_cli.positive_int, default=20)
+    a = p.parse_args(argv)
+    machine = _cli.machine()
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="sharpeyes-bench-") as tmp:
         base = Path(tmp)
@@ -176,6 +178,7 @@ def main() -> None:
                             else bench_writer(url, root, a.events, a.cameras, a.crop_kb)
                         )
                 rows.append({"backend": backend, "crop_kb": a.crop_kb, **r})
+    print(f"machine: {_cli.machine_line(machine)}")
     head = f"{'backend':<9} {'mode':<22} {'events':>6} {'med_us':>8} {'p95_us':>9} {'max_us':>9}"
     print(head + f" {'ev/s':>8} {'ev/batch':>8} {'bp_waits':>8}")
     for r in rows:
@@ -185,7 +188,8 @@ def main() -> None:
             f"{r.get('events_per_batch', 1):>8} {r.get('backpressure_waits', 0):>8}"
         )
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps({"rows": rows, "args": vars(a)}, indent=2))
+    data = {"rows": rows, "args": vars(a), "machine": machine, "load_avg_after": _cli.load_avg()}
+    OUT.write_text(json.dumps(data, indent=2))
     print(f"wrote {OUT}")
 
 

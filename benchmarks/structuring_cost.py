@@ -12,7 +12,8 @@ its detection policy, ByteTrack, the track-event builder wrapped by
 best-view candidates + fusion at emission, i.e. the wrapper's time minus the inner builder's).
 Prints ms per analysed frame for both and their ratio (goal: structuring ≤ 25 % of detector).
 For reference it also times a full-frame plate read (the "plate-first on every frame" option)
-on every ``--full-every``-th frame.
+on every ``--full-every``-th frame. The detector's providers and threads and the machine (CPU,
+cores, GPU, load) are printed and in the JSON (``--json`` prints JSON instead of the table).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from benchmarks import _cli
 from sharpeyes.api.node.camera import build_detector, detection_policy, shared_plate_reader
 from sharpeyes.models.classes import COCO80_NAMES, VEHICLE_CLASS_CODES
 from sharpeyes.pipeline.config import load_camera_config
@@ -124,11 +126,15 @@ def run(video: Path, config: Path, limit: int | None, full_every: int) -> dict[s
             full_s += time.perf_counter() - t4
             full_n += 1
     stage.flush()
+    if n == 0:
+        raise ValueError(f"{video}: no frames decoded")
     det_ms, st_ms = 1000 * det_s / max(n, 1), 1000 * struct_s / max(n, 1)
     return {
         "video": video.name,
         "frames": n,
         "detector": f"{cam.detector.model} {cam.detector.input_size}",
+        "providers": list(detector.info.providers),
+        "intra_op_threads": detector.info.intra_op_threads or "default",
         "plate_detector": cam.structuring.plate_detector,
         "plate_reads": stage.reads_total,
         "detector_ms_per_frame": round(det_ms, 2),
@@ -146,16 +152,32 @@ def main(argv: list[str] | None = None) -> int:
         nargs="?",
         default=shared_dir() / "sample_videos" / "plates_closeup_beijing_640x360.mp4",
     )
-    ap.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
-    ap.add_argument("--frames", type=int, default=None, help="analyse at most this many frames")
-    ap.add_argument("--full-every", type=int, default=10, help="0 = no full-frame reference")
+    ap.add_argument("--config", type=_cli.existing_file, default=DEFAULT_CONFIG)
+    ap.add_argument(
+        "--frames", type=_cli.positive_int, default=None, help="analyse at most this many frames"
+    )
+    ap.add_argument(
+        "--full-every",
+        type=_cli.non_negative_int,
+        default=10,
+        help="0 = no full-frame reference",
+    )
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
-    res = run(args.video, args.config, args.frames, args.full_every)
+    if not Path(args.video).is_file():
+        ap.error(f"{args.video}: no such video")
+    try:
+        res = run(args.video, args.config, args.frames, args.full_every)
+    except ValueError as e:
+        ap.error(str(e))
+    machine = _cli.machine()
+    res["machine"] = machine
     if args.json:
         sys.stdout.write(json.dumps(res) + "\n")
     else:
-        sys.stdout.write("".join(f"{k:<28} {v}\n" for k, v in res.items()))
+        rows = {k: v for k, v in res.items() if k != "machine"}
+        sys.stdout.write("".join(f"{k:<28} {v}\n" for k, v in rows.items()))
+        sys.stdout.write(f"{'machine':<28} {_cli.machine_line(machine)}\n")
     return 0
 
 

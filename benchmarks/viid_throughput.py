@@ -1,7 +1,8 @@
 """GA/T 1400 delivery throughput: outbox → sender → local receiver, records/s with images.
 
 Usage: ``python -m benchmarks.viid_throughput [--records 1000] [--batch 10] [--crop-kb 30]``.
-Prints a table and a JSON line. Target: ≥ 200 records/s with images on one CPU box.
+Prints a table and a JSON line, and writes the JSON with the machine to ``--out`` (default
+``benchmarks/out/viid_throughput.json``). Target: ≥ 200 records/s with images on one CPU box.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from benchmarks import _cli
 from sharpeyes.api.store import open_store
 from sharpeyes.api.viid.client import ViidClient
 from sharpeyes.api.viid.config import ViidClientConfig, ViidMappingConfig
@@ -25,6 +27,7 @@ from sharpeyes.api.viid.sender import OutboxSender, SenderOptions
 from sharpeyes.pipeline.types import Box, Event, EventType, ObjectKind, Plate
 
 DEVICE = "34020000001190000001"
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _jpeg(seed: int, kb: int) -> bytes:
@@ -59,13 +62,15 @@ def _events(n: int, kb: int) -> list[Event]:
     ]
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--records", type=int, default=1000)
-    ap.add_argument("--batch", type=int, default=10)
-    ap.add_argument("--crop-kb", type=int, default=30)
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--records", type=_cli.positive_int, default=1000)
+    ap.add_argument("--batch", type=_cli.positive_int, default=10)
+    ap.add_argument("--crop-kb", type=_cli.positive_int, default=30)
     ap.add_argument("--no-validate", action="store_true")
-    a = ap.parse_args()
+    ap.add_argument("--out", type=Path, default=REPO / "benchmarks/out/viid_throughput.json")
+    a = ap.parse_args(argv)
+    machine = _cli.machine()
     with tempfile.TemporaryDirectory() as tmp:
         store = open_store(f"sqlite:///{tmp}/b.db", Path(tmp) / "files")
         store.add_events(_events(a.records, a.crop_kb), outbox_destinations=["viid"])
@@ -98,13 +103,18 @@ def main() -> None:
         "validate": not a.no_validate,
         "seconds": round(elapsed, 3),
         "records_per_s": round(rate, 1),
+        "machine": machine,
     }
+    print(f"machine: {_cli.machine_line(machine)}")
     print(f"{'records':>8} {'batch':>6} {'crop_kB':>8} {'validate':>9} {'seconds':>8} {'rec/s':>8}")
     print(
         f"{a.records:>8} {a.batch:>6} {a.crop_kb:>8} {not a.no_validate!s:>9} "
         f"{elapsed:>8.2f} {rate:>8.1f}"
     )
     print(json.dumps(result))
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"JSON: {a.out}")
 
 
 if __name__ == "__main__":

@@ -209,3 +209,45 @@ def test_baseline_counts_nms_time_limit_warnings() -> None:
     log = "x\nWARNING ⚠️ NMS time limit 0.550s exceeded\nWARNING ⚠️ NMS time limit 0.550s exceeded\n"
     assert nms_time_limit_hits(log) == 2
     assert nms_time_limit_hits("") == 0
+
+
+def test_rules_cost_reports_the_median_run_not_the_best() -> None:
+    from benchmarks.rules_cost import median_run
+
+    def run(ms: float) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+        return {"added_total": {"median_ms": ms}}, {"added_total": {"median_ms": ms + 1}}
+
+    assert median_run([run(0.9), run(0.2), run(0.5)])[0]["added_total"]["median_ms"] == 0.5
+    assert median_run([run(0.9), run(0.2)])[0]["added_total"]["median_ms"] == 0.2
+    assert median_run([run(0.4)])[1]["added_total"]["median_ms"] == 1.4
+
+
+@pytest.mark.parametrize(
+    ("module", "argv", "says"),
+    [
+        ("rules_cost", ["--frames", "5"], "at least 20"),
+        ("rules_cost", ["--repeats", "0"], "--repeats"),
+        ("store_writer", ["--events", "0"], "--events"),
+        ("store_writer", ["--cameras", "x"], "not an integer"),
+        ("viid_throughput", ["--records", "0"], "--records"),
+        ("structuring_cost", ["/no/such.mp4"], "no such video"),
+        ("structuring_cost", ["--frames", "0"], "--frames"),
+    ],
+)
+def test_small_benchmarks_refuse_bad_arguments(
+    capsys: pytest.CaptureFixture[str], module: str, argv: list[str], says: str
+) -> None:
+    import importlib
+
+    main = importlib.import_module(f"benchmarks.{module}").main
+    assert says in _exit_message(capsys, main, argv)
+
+
+def test_structuring_cost_refuses_a_file_with_no_frames(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from benchmarks.structuring_cost import main
+
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"not a video")
+    assert "no frames decoded" in _exit_message(capsys, main, [str(bad), "--frames", "2"])
