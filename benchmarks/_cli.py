@@ -82,6 +82,14 @@ def existing_file(text: str) -> Path:
     return path
 
 
+def existing_dir(text: str) -> Path:
+    """argparse type: a path to a folder that exists."""
+    path = Path(text)
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: no such folder")
+    return path
+
+
 def load_avg() -> list[float]:
     """1, 5 and 15 minute load averages (empty where the platform has none)."""
     try:

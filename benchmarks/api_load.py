@@ -23,6 +23,8 @@ from pathlib import Path
 
 import httpx
 
+from benchmarks import _cli
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -141,12 +143,18 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--base-url", help="measure a running service instead of starting one")
     p.add_argument("--token", help="viewer token for --base-url")
-    p.add_argument("--duration", type=float, default=20.0)
-    p.add_argument("--pollers", type=int, default=50)
-    p.add_argument("--subscribers", type=int, default=20)
-    p.add_argument("--publish-interval", type=float, default=0.1)
+    p.add_argument("--duration", type=_cli.positive_float, default=20.0)
+    p.add_argument("--pollers", type=_cli.non_negative_int, default=50)
+    p.add_argument("--subscribers", type=_cli.non_negative_int, default=20)
+    p.add_argument("--publish-interval", type=_cli.positive_float, default=0.1)
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out" / "api_load.json")
     args = p.parse_args(argv)
+    if args.pollers + args.subscribers == 0:
+        p.error("--pollers and --subscribers are both 0: nothing to measure")
+    if args.base_url and not args.token:
+        print("api_load: no --token: requests go unauthenticated (401s where auth is on)",
+              file=sys.stderr)  # fmt: skip
+    machine = _cli.machine()
     proc = None
     if args.base_url:
         base, token = args.base_url, args.token or ""
@@ -176,13 +184,18 @@ def main(argv: list[str] | None = None) -> int:
         if proc is not None:
             proc.terminate()
             proc.join(10)
-    print(f"{'clients':>22}: {res.pollers} polling, {res.subscribers} SSE, {res.duration_s:.0f} s")
+    target = args.base_url or "own service (child process, seeded SQLite store)"
+    print(f"{'service':>22}: {target}")
+    print(f"{'machine':>22}: {_cli.machine_line(machine)}")
+    print(f"{'clients':>22}: {res.pollers} polling, {res.subscribers} SSE, {res.duration_s:g} s")
     print(f"{'requests / errors':>22}: {res.requests} / {res.errors}")
     print(f"{'poll latency ms':>22}: {res.latency_ms}")
     print(f"{'SSE events / errors':>22}: {res.sse_events} / {res.sse_errors}")
     print(f"{'SSE delivery ms':>22}: {res.sse_delivery_ms}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(asdict(res), indent=2))
+    data = {**asdict(res), "service": target, "machine": machine, "load_avg_after": _cli.load_avg()}
+    args.out.write_text(json.dumps(data, indent=2))
+    print(f"JSON: {args.out}")
     return 0 if res.errors == 0 and res.sse_errors == 0 else 1
 
 

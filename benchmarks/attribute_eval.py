@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks import _cli
 from sharpeyes.api.node.camera import CameraEnv, build_camera, build_detector
 from sharpeyes.pipeline.config import ALL_EVENT_KINDS, CameraConfig, load_camera_config
 from sharpeyes.pipeline.geometry import iou_matrix
@@ -279,9 +280,9 @@ def report(scores: Scores) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--labels", type=Path, default=DEFAULT_LABELS)
-    ap.add_argument("--two-wheelers", type=Path, default=DEFAULT_TWO_WHEELERS)
-    ap.add_argument("--videos", type=Path, default=DEFAULT_VIDEOS)
+    ap.add_argument("--labels", type=_cli.existing_file, default=DEFAULT_LABELS)
+    ap.add_argument("--two-wheelers", type=_cli.existing_file, default=DEFAULT_TWO_WHEELERS)
+    ap.add_argument("--videos", type=_cli.existing_dir, default=DEFAULT_VIDEOS)
     ap.add_argument("--json", action="store_true", help="also print one JSON line")
     args = ap.parse_args(argv)
     scores = evaluate(args.labels, args.videos, args.two_wheelers)

@@ -39,6 +39,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from benchmarks import _cli
 from sharpeyes.pipeline.structuring.lab_colour import (
     Backdrop,
     ColourClassifier,
@@ -331,8 +332,8 @@ def summary(scores: dict[str, dict[str, Score]], timer: Timer | None = None) -> 
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--labels", type=Path, default=DEFAULT_LABELS)
-    ap.add_argument("--videos", type=Path, default=DEFAULT_VIDEOS)
+    ap.add_argument("--labels", type=_cli.existing_file, default=DEFAULT_LABELS)
+    ap.add_argument("--videos", type=_cli.existing_dir, default=DEFAULT_VIDEOS)
     ap.add_argument("--method", choices=("model", "rules"), default="model")
     ap.add_argument("--cv", choices=("clip",), help="leave-one-clip-out cross-validation")
     ap.add_argument(

@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmarks import _cli
+
 DEFAULT_LABELS = (
     Path(__file__).resolve().parents[1] / "sample_videos" / "plates_closeup_beijing_labels.json"
 )
@@ -224,8 +226,10 @@ def format_report(r: Report) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("events", type=Path, help="events.jsonl written by sharpeyes analyze")
-    ap.add_argument("--labels", type=Path, default=DEFAULT_LABELS)
+    ap.add_argument(
+        "events", type=_cli.existing_file, help="events.jsonl written by sharpeyes analyze"
+    )
+    ap.add_argument("--labels", type=_cli.existing_file, default=DEFAULT_LABELS)
     ap.add_argument("--frames", type=int, nargs=2, metavar=("START", "END"))
     ap.add_argument("--offset", type=int, default=0, help="first frame of the analysed segment")
     ap.add_argument("--json", action="store_true", help="print JSON instead of the table")

@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks import _cli
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -174,14 +176,17 @@ def _row(name: str, xs: list[float]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--runs", type=_cli.positive_int, default=5)
+    ap.add_argument("--json", type=Path, default=REPO / "benchmarks/out/failover.json")
     args = ap.parse_args(argv)
+    machine = _cli.machine()
+    print(f"machine: {_cli.machine_line(machine)}", flush=True)
     t0 = time.monotonic()
     result = failover(args.runs)
     print(json.dumps(result), flush=True)
     result["idle"] = idle_overhead()
     result["wall_s"] = time.monotonic() - t0
+    result["machine"] = machine
     print(_row("crash -> resumed", result["crash_resume_s"]))
     print(_row("hang -> resumed", result["hang_resume_s"]))
     for key in ("events", "events_lost", "duplicate_rows", "duplicate_deliveries"):
@@ -192,10 +197,10 @@ def main(argv: list[str] | None = None) -> int:
             f"idle {mode:<19} start={m['start_s']:.2f} s cpu={m['idle_cores']:.3f} cores "
             f"procs={m['processes']} uss={m['uss_mb']:.0f} MB"
         )
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result))
+    print(f"JSON: {args.json}")
     ok = result["events_lost"] == 0 and result["duplicate_rows"] == 0
     return 0 if ok else 1
 

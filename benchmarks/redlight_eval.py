@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmarks import _cli
+
 REPO = Path(__file__).resolve().parents[1]
 FRAME_TOL = 4
 X_TOL_PX = 70.0
@@ -312,10 +314,16 @@ def main(argv: list[str] | None = None) -> int:
     sc = sub.add_parser("scenarios", help="precision/recall on the synthetic suite")
     sc.add_argument("--json", type=Path)
     hn = sub.add_parser("hanoi", help="precision/recall of pipeline events on hanoi_b labels")
-    hn.add_argument("events", type=Path, help="events.jsonl written by sharpeyes analyze")
-    hn.add_argument("--labels", type=Path, default=REPO / "sample_videos" / "hanoi_b_labels.json")
+    hn.add_argument(
+        "events", type=_cli.existing_file, help="events.jsonl written by sharpeyes analyze"
+    )
+    hn.add_argument(
+        "--labels", type=_cli.existing_file, default=REPO / "sample_videos" / "hanoi_b_labels.json"
+    )
     hn.add_argument("--json", type=Path, help="also write the report here")
-    hn.add_argument("--video", type=Path, default=DEFAULT_VIDEO, help="the labelled clip")
+    hn.add_argument(
+        "--video", type=_cli.existing_file, default=DEFAULT_VIDEO, help="the labelled clip"
+    )
     hn.add_argument(
         "--strict",
         action="store_true",

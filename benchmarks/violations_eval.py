@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmarks import _cli
+
 REPO = Path(__file__).resolve().parents[1]
 VIDEOS = REPO.parent / "shared" / "sample_videos"
 T_TOL_S = 1.0
@@ -214,8 +216,10 @@ def analyze(labels: Record, out: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("labels", type=Path)
-    ap.add_argument("events", type=Path, nargs="?", help="events.jsonl of sharpeyes analyze")
+    ap.add_argument("labels", type=_cli.existing_file)
+    ap.add_argument(
+        "events", type=_cli.existing_file, nargs="?", help="events.jsonl of sharpeyes analyze"
+    )
     ap.add_argument("--analyze", action="store_true", help="run sharpeyes analyze first")
     ap.add_argument("--out", type=Path, help="analyze output folder (default: a temp folder)")
     ap.add_argument("--json", type=Path, help="also write the result here")

@@ -251,3 +251,25 @@ def test_structuring_cost_refuses_a_file_with_no_frames(
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"not a video")
     assert "no frames decoded" in _exit_message(capsys, main, [str(bad), "--frames", "2"])
+
+
+@pytest.mark.parametrize(
+    ("module", "argv", "says"),
+    [
+        ("api_load", ["--duration", "0"], "--duration"),
+        ("api_load", ["--pollers", "0", "--subscribers", "0"], "nothing to measure"),
+        ("failover", ["--runs", "0"], "--runs"),
+        ("redlight_eval", ["hanoi", "/no/events.jsonl"], "/no/events.jsonl: no such file"),
+        ("violations_eval", ["/no/labels.json"], "/no/labels.json: no such file"),
+        ("eval_plates", ["/no/events.jsonl"], "/no/events.jsonl: no such file"),
+        ("colour_eval", ["--videos", "/no/videos"], "/no/videos: no such folder"),
+        ("attribute_eval", ["--videos", "/no/videos"], "/no/videos: no such folder"),
+    ],
+)
+def test_missing_inputs_are_argparse_errors(
+    capsys: pytest.CaptureFixture[str], module: str, argv: list[str], says: str
+) -> None:
+    import importlib
+
+    main = importlib.import_module(f"benchmarks.{module}").main
+    assert says in _exit_message(capsys, main, argv)
