@@ -14,7 +14,7 @@ from functools import lru_cache
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from fastapi import Depends, Query
+from fastapi import Depends, HTTPException, Query, Request
 from pydantic import BeforeValidator
 
 from sharpeyes.api.rest.deps import Ctx
@@ -111,9 +111,30 @@ def ms_in(value: datetime | None, zone: tzinfo) -> int | None:
     return int(value.timestamp() * 1000)
 
 
+DECIDED_STATES = frozenset({"confirmed", "rejected"})
+"""Review states a record reaches after it is stored (it is stored ``pending``)."""
+DECIDED_WITH_AFTER = (
+    "review_state={state} cannot be combined with after: the ingest cursor walks events in "
+    "the order they were stored, and a violation is {state} later, usually after the cursor "
+    "has passed it, so such a poll would miss it. Poll without review_state and look up the "
+    "violations still pending (GET /api/v1/violations/{{id}}) until they are decided."
+)
+
+
+def refuse_decided_with_after(request: Request, review_state: str | None) -> None:
+    """A 400 for ``after`` with a state reached after storage (the poll would lose records).
+
+    Raises:
+        HTTPException: 400 naming the problem and the way to poll instead.
+    """
+    if review_state in DECIDED_STATES and request.query_params.get("after") is not None:
+        raise HTTPException(400, DECIDED_WITH_AFTER.format(state=review_state))
+
+
 def event_filter(
     *,
     ctx: Ctx,
+    request: Request,
     camera: Annotated[
         list[str] | None, Query(max_length=64, description="Camera id(s); repeat for several.")
     ] = None,
@@ -150,6 +171,7 @@ def event_filter(
         Query(min_length=1, max_length=32, description="Model class name, e.g. car, bus."),
     ] = None,
 ) -> EventFilter:
+    refuse_decided_with_after(request, review_state)
     zone = local_zone(ctx.settings.time_zone)
     return EventFilter(
         stream_ids=tuple(camera or ()),
