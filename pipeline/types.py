@@ -152,6 +152,12 @@ class Tracks:
     A separate type from :class:`Detections` so that rules cannot be handed untracked input.
     ``xyxy`` is the tracker's (smoothed) box; ``detected`` is False where the track was predicted
     through a frame without a matching detection.
+
+    ``class_votes`` (N, C) is the track's class evidence so far: per model class id, the sum of
+    the confidences of the detections of that class the track was matched to over its whole
+    life (``class_id`` is its argmax). C is the number of class ids the tracker has seen, and
+    is 0 where the producer keeps no votes (a tracker that does not, a test's builder); read it
+    through :meth:`class_shares` / :meth:`votes_of`, which say "no evidence" for such a track.
     """
 
     xyxy: FloatArray
@@ -160,6 +166,7 @@ class Tracks:
     kind: NDArray[np.int8]
     track_id: IntArray
     detected: NDArray[np.bool_]
+    class_votes: FloatArray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
 
     def __post_init__(self) -> None:
         n = len(self.xyxy)
@@ -168,6 +175,27 @@ class Tracks:
             for a in (self.confidence, self.class_id, self.kind, self.track_id, self.detected)
         ):
             raise ValueError("Tracks arrays disagree in length")
+        votes = self.class_votes
+        if votes.ndim == 2 and len(votes) == n:
+            return
+        if votes.size:
+            raise ValueError(f"Tracks class_votes {votes.shape} is not ({n}, classes)")
+        object.__setattr__(self, "class_votes", np.zeros((n, 0), np.float32))  # none kept
+
+    def class_shares(self) -> FloatArray:
+        """(N, C) each track's share of its vote weight per class (rows sum to 1; a row with no
+        votes is all 0)."""
+        votes = self.class_votes
+        total = votes.sum(axis=1, keepdims=True)
+        shares: FloatArray = np.divide(
+            votes, total, out=np.zeros_like(votes), where=total > 0
+        ).astype(np.float32)
+        return shares
+
+    def votes_of(self, i: int) -> dict[int, float]:
+        """Row ``i``'s non-zero class votes, class id → score-weighted vote ({} with none)."""
+        row = self.class_votes[i]
+        return {int(c): float(row[c]) for c in np.flatnonzero(row > 0)}
 
     @classmethod
     def empty(cls) -> Tracks:
@@ -191,6 +219,7 @@ class Tracks:
             kind=self.kind[index],
             track_id=self.track_id[index],
             detected=self.detected[index],
+            class_votes=self.class_votes[index],
         )
 
     def of_kind(self, *kinds: ObjectKind) -> Tracks:
@@ -216,7 +245,13 @@ class Tracks:
         np.clip(clipped[:, 0::2], 0, width, out=clipped[:, 0::2])
         np.clip(clipped[:, 1::2], 0, height, out=clipped[:, 1::2])
         return Tracks(
-            clipped, self.confidence, self.class_id, self.kind, self.track_id, self.detected
+            clipped,
+            self.confidence,
+            self.class_id,
+            self.kind,
+            self.track_id,
+            self.detected,
+            self.class_votes,
         )
 
 

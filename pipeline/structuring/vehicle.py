@@ -18,7 +18,9 @@ outweighs one clipped by the frame edge). When the wrapped builder emits the tra
 ``plate_reliability`` (how far the reads agree with the fused text, 0–100:
 :func:`.plate_fusion.plate_agreement`), ``vehicle_color``, ``vehicle_color_share``, and
 ``vehicle_class`` / ``vehicle_class_basis`` — the GA/T 16.4 code decided from the plate's colour
-and the detector's class (:mod:`.vehicle_class`), also set as the event's ``class_code``.
+and the track's class votes (``Tracks.class_votes``, kept from the track's last detection; the
+detector's class where the tracker keeps none) (:mod:`.vehicle_class`), also set as the event's
+``class_code``.
 Runs on the tracking thread; state is per track, dropped with its event, on staleness and at
 stream end. The wrapped builder is first wrapped in :class:`.person.ClothingColours` (coat /
 trousers colours of persons and riders).
@@ -34,6 +36,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from sharpeyes.models.classes import COCO80_NAMES
 from sharpeyes.pipeline.config import StructuringConfig
 from sharpeyes.pipeline.events import box_quality
 from sharpeyes.pipeline.runner import TrackEvents
@@ -130,6 +133,7 @@ class _TrackState:
     plate_jpeg: bytes | None = None
     whole_reads: int = 0  # reads with the box's lower edge inside the frame (its plate in view)
     last_class: int | None = None  # the tracker's (score-weighted) class at the last detection
+    class_votes: dict[int, float] = field(default_factory=dict)  # the tracker's, whole track
 
 
 def _grow(box: Box, margin: float) -> Box:
@@ -156,7 +160,10 @@ class VehicleStructuring:
         *,
         colors: ColourClassifier | None = None,
         stale_s: float = 300.0,
+        class_names: Sequence[str] | None = None,
     ) -> None:
+        """``class_names``: the detector's class list, to name the tracker's class votes; None
+        = COCO's, used only for events whose class id and name agree with it."""
         # persons and riders get their clothing colours in the same stage (one wrapper here,
         # so every entry point that enables structuring gets both)
         self._inner: TrackEvents = ClothingColours(inner, stale_s=stale_s)
@@ -164,6 +171,8 @@ class VehicleStructuring:
         self._cfg = config
         self._colors = colors or vehicle_classifier()
         self._stale_s = stale_s
+        self._names: tuple[str, ...] = tuple(class_names or COCO80_NAMES)
+        self._names_given = class_names is not None
         self._tracks: dict[int, _TrackState] = {}
         self.reads_total = 0
 
@@ -204,6 +213,7 @@ class VehicleStructuring:
                 state = self._tracks[tid] = _TrackState(frame.pts)
             state.last_pts = frame.pts
             state.last_class = int(cars.class_id[i])
+            state.class_votes = cars.votes_of(i)  # cumulative: the latest holds the whole track
             q = float(quality[i])
             state.best_quality = max(state.best_quality, q)
             if self._is_candidate(state, q, frame.pts, cars.xyxy[i]):
@@ -246,6 +256,18 @@ class VehicleStructuring:
 
     # -- events -----------------------------------------------------------------------------
 
+    def _vote_names(self, event: Event, state: _TrackState) -> dict[str, float] | None:
+        """The track's class votes by class name; None where there are none or the class list
+        is not known to be the detector's (not given, and the event's class is not COCO's)."""
+        names, cid = self._names, event.class_id
+        if not state.class_votes or (
+            not self._names_given
+            and (cid is None or cid >= len(names) or names[cid] != event.class_name)
+        ):
+            return None
+        votes = {c: w for c, w in state.class_votes.items() if c < len(names)}
+        return {names[c]: w for c, w in votes.items()} or None
+
     def _enrich(self, events: list[Event]) -> list[Event]:
         return [self._attributes(e) if e.type is EventType.VEHICLE_PASS else e for e in events]
 
@@ -276,7 +298,7 @@ class VehicleStructuring:
         if fused.text:
             agreement = plate_agreement(state.votes, fused.text)
             extra.append(("plate_reliability", str(agreement.reliability)))
-        code, class_extra = _vehicle_class(event, fused, state)
+        code, class_extra = _vehicle_class(event, fused, state, self._vote_names(event, state))
         return event.with_(
             plate=plate,
             plate_jpeg=state.plate_jpeg if fused.text else None,
@@ -286,10 +308,10 @@ class VehicleStructuring:
 
 
 def _vehicle_class(
-    event: Event, fused: FusedPlate, state: _TrackState
+    event: Event, fused: FusedPlate, state: _TrackState, votes: dict[str, float] | None
 ) -> tuple[str | None, list[tuple[str, str]]]:
-    """The event's GA/T 16.4 code from its plate and the detector's class (:mod:`.vehicle_class`)
-    and the ``extra`` keys that say so."""
+    """The event's GA/T 16.4 code from its plate and the detector's class votes (or, without
+    them, its class) (:mod:`.vehicle_class`) and the ``extra`` keys that say so."""
     stable = state.last_class is None or event.class_id is None
     stable = stable or state.last_class == event.class_id
     decision = decide_vehicle_class(
@@ -297,6 +319,7 @@ def _vehicle_class(
         event.class_code,
         plate_size(fused.color, fused.text),
         detector_stable=stable,
+        votes=votes,
     )
     if decision.code is None:
         return event.class_code, []

@@ -40,18 +40,40 @@ large (yellow, …D)    X99          X99          X99          X99
 ``X99`` (其他) is the project's "not known" (:data:`sharpeyes.models.classes.UNKNOWN_VEHICLE_CODE`):
 stated where the evidence conflicts (a "car" with a yellow plate) or cannot pick one GA/T code
 (a yellow-plated bus is medium *or* large). Other detector classes (motorcycle …) keep theirs.
+
+**The track's class votes** (``Tracks.class_votes``: the confidences of the track's detections
+summed per class over its whole life), where the stage has them, replace the stable / unstable
+test under a small plate. A small plate rules a class out (:data:`RULED_OUT`): COCO's ``bus``
+is a vehicle of 10 or more seats — medium or large (GA 802), never on a blue plate — so its
+votes are dropped and the best remaining class is taken when it is clear: it holds more than
+half of the votes left (:data:`CLEAR_SHARE`) and those votes are not a trace next to the
+dropped ones (:data:`MIN_REST_SHARE` of the track's votes). Then a car is ``K33`` and a truck
+the light-goods group ``H30``; a track the detector called bus on (nearly) all of its
+detections keeps the bus's category (``K30``); evidence split with no clear winner is ``X99``.
+Truck is not ruled out: light goods vehicles (pickups, vans) are COCO trucks on blue plates.
+Under a large plate the size is open whatever the votes say, so it stays ``X99``.
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["ClassDecision", "PlateSize", "decide_vehicle_class", "plate_size"]
+__all__ = [
+    "CLEAR_SHARE",
+    "MIN_REST_SHARE",
+    "RULED_OUT",
+    "ClassDecision",
+    "PlateSize",
+    "decide_vehicle_class",
+    "plate_size",
+]
 
 UNKNOWN = "X99"
 SMALL_PASSENGER = "K30"  # 小型客车 (GA/T 16.4-2012 group code)
 LIGHT_GOODS = "H30"  # 轻型货车
+SMALL_CAR = "K33"  # 小型轿车: the project's code for COCO "car" (models.classes)
 NEV_MARKS = frozenset("DF")  # 纯电动 / 非纯电动 (GA 36-2018 new-energy serials)
 COACH_MARK = "学"  # 教练汽车号牌: any size
 
@@ -64,6 +86,18 @@ class PlateSize(enum.Enum):
 
     SMALL = "small"  # below medium: K3x/K4x passenger, H3x/H4x goods
     LARGE = "large"  # medium or larger: K1x/K2x passenger, H1x/H2x goods
+
+
+RULED_OUT: Mapping[PlateSize, frozenset[str]] = {
+    PlateSize.SMALL: frozenset({"bus"}),  # ≥ 10 seats: medium or large (GA 802)
+    PlateSize.LARGE: frozenset({"car"}),  # ≤ 9 seats: small
+}
+"""The detector classes a plate's size group rules out."""
+CLEAR_SHARE = 0.5
+"""The best class left must hold more than this share of the votes left: a majority."""
+MIN_REST_SHARE = 0.2
+"""The votes left must be at least this share of all the track's votes; below it, what is left
+is a few stray detections and the track is the ruled-out class's category, size from the plate."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,10 +131,13 @@ def decide_vehicle_class(
     size: PlateSize | None,
     *,
     detector_stable: bool = True,
+    votes: Mapping[str, float] | None = None,
 ) -> ClassDecision:
     """The code of a vehicle the detector called ``class_name`` (default code ``class_code``)
     whose plate allows ``size`` (see the module docstring's table). ``detector_stable``: the
-    detector's class by frames and by score agree on the track."""
+    detector's class by frames and by score agree on the track. ``votes``: the track's class
+    votes by class name (see the module docstring); when given, they decide the class under a
+    small plate and ``detector_stable`` is not used."""
     name = (class_name or "").lower()
     category = CATEGORY.get(name)
     if category is None or size is None:
@@ -109,9 +146,49 @@ def decide_vehicle_class(
         if name == "car":
             return ClassDecision(UNKNOWN, "conflict: large plate on a car")
         return ClassDecision(UNKNOWN, "size open: large plate is medium or larger")
+    weights = {k.lower(): w for k, w in (votes or {}).items() if w > 0}
+    if any(k in CATEGORY for k in weights):
+        return _small_from_votes(weights)
     if not detector_stable:
         return ClassDecision(UNKNOWN, "category open: detector's class unstable")
     if name == "car":
         return ClassDecision(class_code, "detector, small plate agrees")
     group = SMALL_PASSENGER if category == "K" else LIGHT_GOODS
     return ClassDecision(group, "small plate, detector's category")
+
+
+def _small_code(name: str) -> str:
+    """The code of a vehicle of detector class ``name`` under a small plate."""
+    if name == "car":
+        return SMALL_CAR
+    return SMALL_PASSENGER if CATEGORY[name] == "K" else LIGHT_GOODS
+
+
+def _shares(weights: Mapping[str, float], total: float) -> str:
+    return ", ".join(
+        f"{k} {w / total:.2f}" for k, w in sorted(weights.items(), key=lambda kv: -kv[1])
+    )
+
+
+def _small_from_votes(weights: Mapping[str, float]) -> ClassDecision:
+    """The code under a small plate from the track's votes by class name (some on car, bus or
+    truck): the ruled-out classes dropped, the best one left if clear."""
+    total = sum(weights.values())
+    out = RULED_OUT[PlateSize.SMALL]
+    dropped = {k: w for k, w in weights.items() if k in out}
+    rest = {k: w for k, w in weights.items() if k not in out}
+    rest_total = sum(rest.values())
+    said = f"votes {_shares(weights, total)}"
+    if rest_total < MIN_REST_SHARE * total:  # (nearly) all on a ruled-out class
+        best = max(dropped, key=dropped.__getitem__)
+        return ClassDecision(
+            _small_code(best), f"small plate rules out {best}, its category stands ({said})"
+        )
+    best = max(rest, key=rest.__getitem__)
+    share = rest[best] / rest_total
+    ruled = f"small plate rules out {', '.join(sorted(dropped))}; " if dropped else ""
+    if share <= CLEAR_SHARE or best not in CATEGORY:
+        return ClassDecision(
+            UNKNOWN, f"category open: {ruled}no class holds most of the rest ({said})"
+        )
+    return ClassDecision(_small_code(best), f"{ruled}{best} {share:.2f} of the rest ({said})")

@@ -29,7 +29,9 @@ dropped frames).
 
 Output: by default only confirmed tracks matched in this frame (``detected=True``) with their
 Kalman-corrected box; ``output_predicted=True`` adds confirmed lost tracks still inside the
-buffer with their predicted box and ``detected=False``.
+buffer with their predicted box and ``detected=False``. Each track's class votes so far go with
+it (``Tracks.class_votes``: the class evidence of the whole track, not only its winning class),
+so a later stage can drop a class other evidence rules out (a plate's size, GA 36).
 """
 
 from __future__ import annotations
@@ -295,4 +297,5 @@ class ByteTracker:
             kind=table.kind[rows].astype(np.int8),
             track_id=table.track_id[rows].astype(np.int64),
             detected=table.matched[rows].copy(),
+            class_votes=table.votes[rows].copy(),
         )
