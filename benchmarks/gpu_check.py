@@ -546,15 +546,27 @@ def _part(results: dict[str, Any], key: str, fn: Any, *args: Any, **kwargs: Any)
     if isinstance(value, dict):
         value["seconds"] = round(time.monotonic() - t0, 1)
     results[key] = value
-    print(f"[gpu_check] {key}: {json.dumps(value, default=str)[:400]}", flush=True)
+    shown = (
+        {k: v for k, v in value.items() if not k.startswith("_")}
+        if isinstance(value, dict)
+        else value
+    )
+    print(f"[gpu_check] {key}: {json.dumps(shown, default=str)[:400]}", flush=True)
     return value
 
 
 def _rows(results: dict[str, Any]) -> Iterator[str]:
     yield "| part | setting | result |"
     yield "|---|---|---|"
+    if results.get("dry"):
+        yield (
+            "| – | dry run | CPU, tiny clip and input: it checks that every part runs; its "
+            "numbers measure nothing |"
+        )
     env = results.get("environment", {})
     yield f"| a | GPU | {env.get('gpu') or env.get('nvidia_smi') or 'none'} |"
+    if env.get("cpu_count"):
+        yield f"| a | host | {env['cpu_count']} cores, {env.get('platform', '?')} |"
     for name, state in {**env.get("decoders", {}), **env.get("backends", {})}.items():
         yield f"| a | {name} | {state} |"
     for key in [k for k in results if k.startswith("decode")]:
@@ -569,6 +581,9 @@ def _rows(results: dict[str, Any]) -> Iterator[str]:
                 + " |"
             )
     det = results.get("detector", {})
+    if det.get("detector"):
+        hw = "×".join(str(v) for v in det.get("input_hw", []))
+        yield f"| c | model | {det['detector']} {hw} on {', '.join(det.get('providers', []))} |"
     for p in det.get("points", []):
         yield (
             f"| c | batch {p['batch']} | "

@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -246,8 +245,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker == "sharpeyes":
         sys.stdout.write(json.dumps(worker_sharpeyes(clip, onnx, args.frames, threads)) + "\n")
         return 0
+    # the driver only (the Ultralytics worker runs under another interpreter, stdlib only)
+    from benchmarks import _cli
+
+    for name, path in (("--clip", clip), ("--onnx", onnx)):
+        if not path.is_file():
+            ap.error(f"{name} {path}: no such file")
+    if args.frames < 1 or args.rounds < 1:
+        ap.error("--frames and --rounds must be at least 1")
     if not args.ultralytics_python:
-        raise SystemExit("--ultralytics-python (or $SHARPEYES_ULTRALYTICS_PYTHON) is required")
+        ap.error(
+            "--ultralytics-python (or $SHARPEYES_ULTRALYTICS_PYTHON) is required: an interpreter "
+            "with ultralytics installed"
+        )
+    machine = _cli.machine()
     base = ["--clip", str(clip), "--onnx", str(onnx), "--frames", str(args.frames)]
     base += ["--cores", args.cores]
     ours_cmd = [sys.executable, "-m", "benchmarks.vs_ultralytics", "--worker", "sharpeyes", *base]
@@ -262,9 +273,10 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "vs_ultralytics",
         "date": time.strftime("%Y-%m-%d"),
         "machine": {
-            "platform": platform.platform(),
+            **machine,
             "cpus_visible": os.cpu_count(),
             "cores_pinned": args.cores or "all",
+            "load_avg_after": _cli.load_avg(),
         },
         "clip": str(args.clip),
         "onnx": str(args.onnx),
@@ -279,7 +291,41 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         args.out.write_text(text + "\n", encoding="utf-8")
     sys.stdout.write(text + "\n")
+    sys.stdout.write(format_table(result) + "\n")
     return 0
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """Medians side by side with the ratios, and what was measured on what."""
+    from benchmarks import _cli
+
+    ours, theirs = result["sharpeyes"], result["ultralytics"]
+    lines = [
+        f"{Path(result['clip']).name} · {Path(result['onnx']).name} · {result['frames']} frames · "
+        f"{result['rounds']} alternating rounds (medians) · "
+        f"cores {result['machine']['cores_pinned']}",
+        f"machine: {_cli.machine_line(result['machine'])}",
+        "",
+        "| tool | fps | CPU s/frame | peak RSS MiB |",
+        "|---|---|---|---|",
+    ]
+    for name, s in (("sharpeyes", ours), ("ultralytics", theirs)):
+        lines.append(
+            f"| {name} | {s['fps']:.2f} | {s['cpu_s_per_frame']:.3f} | {s['peak_rss_mib']:.0f} |"
+        )
+
+    def ratio(a: float, b: float) -> str:
+        return f"{a / b:.2f}" if b else "—"
+
+    lines.append(
+        f"| ours ÷ theirs | {ratio(ours['fps'], theirs['fps'])} | "
+        f"{ratio(ours['cpu_s_per_frame'], theirs['cpu_s_per_frame'])} | "
+        f"{ratio(ours['peak_rss_mib'], theirs['peak_rss_mib'])} |"
+    )
+    agree = result.get("agreement", {})
+    if agree:
+        lines.append(f"agreement: {json.dumps(agree)}")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -273,3 +273,72 @@ def test_missing_inputs_are_argparse_errors(
 
     main = importlib.import_module(f"benchmarks.{module}").main
     assert says in _exit_message(capsys, main, argv)
+
+
+def test_gpu_check_table_marks_a_dry_run_and_names_the_detector() -> None:
+    from benchmarks.gpu_check import _rows
+
+    results: dict[str, Any] = {
+        "dry": True,
+        "environment": {"cpu_count": 2, "platform": "Linux"},
+        "detector": {
+            "detector": "yolov5n",
+            "providers": ["torch:cpu:fp32"],
+            "input_hw": [320, 320],
+            "points": [{"batch": 1, "images_per_s": 1.0, "ms_per_batch": 981.0}],
+        },
+    }
+    text = "\n".join(_rows(results))
+    assert "| – | dry run |" in text and "measure nothing" in text
+    assert "| a | host | 2 cores, Linux |" in text
+    assert "| c | model | yolov5n 320×320 on torch:cpu:fp32 |" in text
+    assert "dry run" not in "\n".join(_rows({**results, "dry": False}))
+
+
+def test_gpu_check_log_line_hides_internal_objects(capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks.gpu_check import _part
+
+    results: dict[str, Any] = {}
+    value = _part(results, "detector_backend", lambda: {"_detector": object(), "backend": "x"})
+    out = capsys.readouterr().out
+    assert '"backend": "x"' in out and "_detector" not in out and "object at" not in out
+    assert "_detector" in value  # the caller still gets it
+
+
+def test_gpu_check_wrapper_parses() -> None:
+    import subprocess
+
+    for script in ("benchmarks/gpu_check.sh", "benchmarks/gpu_carry.sh"):
+        subprocess.run(["bash", "-n", script], check=True, cwd=Path(__file__).parents[1])
+
+
+def test_vs_ultralytics_table_puts_ratios_beside_medians() -> None:
+    from benchmarks.vs_ultralytics import format_table
+
+    side = {"fps": 4.0, "cpu_s_per_frame": 0.3, "peak_rss_mib": 250.0}
+    result = {
+        "clip": "/c/highway.mp4",
+        "onnx": "/m/int8.onnx",
+        "frames": 150,
+        "rounds": 2,
+        "machine": {"cores": 2, "cpu": "EPYC", "gpus": [], "load_avg": [], "cores_pinned": "0,1"},
+        "sharpeyes": side,
+        "ultralytics": {"fps": 2.0, "cpu_s_per_frame": 0.6, "peak_rss_mib": 1000.0},
+        "agreement": {"f1_iou50": 1.0},
+    }
+    text = format_table(result)
+    assert "highway.mp4 · int8.onnx · 150 frames · 2 alternating rounds" in text
+    assert "| ours ÷ theirs | 2.00 | 0.50 | 0.25 |" in text
+
+
+def test_vs_ultralytics_needs_its_interpreter(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from benchmarks.vs_ultralytics import main
+
+    monkeypatch.delenv("SHARPEYES_ULTRALYTICS_PYTHON", raising=False)
+    clip, onnx = tmp_path / "c.mp4", tmp_path / "m.onnx"
+    clip.write_bytes(b"")
+    onnx.write_bytes(b"")
+    err = _exit_message(capsys, main, ["--clip", str(clip), "--onnx", str(onnx)])
+    assert "--ultralytics-python" in err
