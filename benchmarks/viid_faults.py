@@ -233,6 +233,15 @@ class Script:
 # -- the run ----------------------------------------------------------------------------------
 
 
+def unfired_faults(state: ReceiverState) -> list[str]:
+    """The receiver fault still armed and not (fully) taken by a request: ``MODE xN``."""
+    with state.lock:
+        plan = state.faults
+    if plan.mode is FaultMode.NONE or plan.count <= 0:
+        return []
+    return [f"{plan.mode.name} x{plan.count}"]
+
+
 def _request_faults(
     state: ReceiverState,
     proxy: FaultProxy,
@@ -255,6 +264,8 @@ def _request_faults(
         for name, pause in steps:
             if stop.wait(pause):
                 return
+            if name in ("401", "stale", "500x3", "hang"):
+                log.extend(f"not fired: {m}" for m in unfired_faults(state))  # replaced below
             if name == "401":
                 state.set_faults(FaultPlan(FaultMode.UNAUTHORIZED, count=1))
             elif name == "stale":
@@ -360,6 +371,12 @@ def main() -> int:
             run_stop.set()
             loop.join(timeout=10)
             faults.join(timeout=10)
+            fault_log.extend(f"not fired: {m}" for m in unfired_faults(state))
+            with proxy.lock:
+                if proxy.drop_before:
+                    fault_log.append(f"not fired: drop_before x{proxy.drop_before}")
+                if proxy.drop_after:
+                    fault_log.append(f"not fired: drop_after x{proxy.drop_after}")
             state.set_faults(FaultPlan())
             proxy.stop()
             client.close()
@@ -409,7 +426,9 @@ def main() -> int:
         "outcome_by_category": dict(sorted(outcome.items())),
         "dead_reasons": dict(reasons),
         "scripted_object_answers": dict(script.answers),
-        "request_faults_injected": dict(Counter(fault_log)),
+        "request_faults_injected": dict(Counter(f for f in fault_log if ":" not in f)),
+        # armed but never met by a request (replaced by the next fault, or the run ended first)
+        "request_faults_not_fired": [f.split(": ", 1)[1] for f in fault_log if ":" in f],
         "proxy_drops": dict(proxy.dropped),
         "receiver": receiver,
         "client": {
@@ -439,6 +458,12 @@ def main() -> int:
     print(f"{'records':>8} {'delivered':>9} {'dead':>6} {'pending':>7} {'lost':>5} {'seconds':>8}")
     print(f"{a.records:>8} {delivered:>9} {dead_n:>6} {pending:>7} {len(lost):>5} {elapsed:>8.1f}")
     print(json.dumps(result, ensure_ascii=False))
+    if result["request_faults_not_fired"]:
+        print(
+            "warning: request faults armed but never met by a request: "
+            + ", ".join(result["request_faults_not_fired"])
+            + " (more --records keep the sender busy for the whole fault script)"
+        )
     return 0 if ok else 1
 
 

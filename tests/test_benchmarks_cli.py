@@ -342,3 +342,17 @@ def test_vs_ultralytics_needs_its_interpreter(
     onnx.write_bytes(b"")
     err = _exit_message(capsys, main, ["--clip", str(clip), "--onnx", str(onnx)])
     assert "--ultralytics-python" in err
+
+
+def test_viid_faults_names_request_faults_nobody_met() -> None:
+    from benchmarks.viid_faults import unfired_faults
+    from sharpeyes.api.viid.receiver.state import FaultMode, FaultPlan, ReceiverState
+
+    state = ReceiverState()
+    assert unfired_faults(state) == []
+    state.set_faults(FaultPlan(FaultMode.ERROR_500, count=3))
+    assert state.take_fault("/VIID/MotorVehicles") is not None
+    assert unfired_faults(state) == ["ERROR_500 x2"]
+    state.take_fault("/VIID/MotorVehicles")
+    state.take_fault("/VIID/MotorVehicles")
+    assert unfired_faults(state) == []
