@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -22,6 +23,7 @@ import av
 import cv2
 import numpy as np
 
+from benchmarks import _cli
 from sharpeyes.pipeline.types import ImageBGR
 
 REPO = Path(__file__).resolve().parents[1]
@@ -94,14 +96,25 @@ def make_clip(
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    p.add_argument("--seconds", type=float, default=16.0)
-    p.add_argument("--width", type=int, default=1920)
-    p.add_argument("--height", type=int, default=1080)
-    p.add_argument("--fps", type=int, default=25)
+    p.add_argument("--seconds", type=_cli.positive_float, default=16.0)
+    p.add_argument("--width", type=_cli.positive_int, default=1920)
+    p.add_argument("--height", type=_cli.positive_int, default=1080)
+    p.add_argument("--fps", type=_cli.positive_int, default=25)
     default_source = shared_dir() / "sample_videos" / "highway_1280x720.mp4"
-    p.add_argument("--source", type=Path, default=default_source)
-    p.add_argument("--crf", type=int, default=21)
+    p.add_argument(
+        "--source",
+        type=_cli.existing_file,
+        default=None,
+        help=f"clip to scale up (default {default_source}; synthetic frames when it is missing)",
+    )
+    p.add_argument("--crf", type=_cli.non_negative_int, default=21)
     a = p.parse_args(argv)
+    if a.source is None:
+        a.source = default_source
+        if not default_source.is_file():
+            print(f"make_gpu_clip: {default_source} not found: synthetic frames", file=sys.stderr)
+    if a.width % 2 or a.height % 2:
+        p.error("--width and --height must be even (H.264 4:2:0)")
     facts = make_clip(
         a.out,
         width=a.width,

@@ -356,3 +356,21 @@ def test_viid_faults_names_request_faults_nobody_met() -> None:
     state.take_fault("/VIID/MotorVehicles")
     state.take_fault("/VIID/MotorVehicles")
     assert unfired_faults(state) == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--seconds", "0"], "--seconds"),
+        (["--source", "/no/such.mp4"], "/no/such.mp4: no such file"),
+        (["--width", "321"], "must be even"),
+    ],
+)
+def test_make_gpu_clip_bad_arguments_are_clear(
+    capsys: pytest.CaptureFixture[str], argv: list[str], says: str, tmp_path: Path
+) -> None:
+    from benchmarks.make_gpu_clip import main
+
+    err = _exit_message(capsys, main, ["--out", str(tmp_path / "c.mp4"), *argv])
+    assert says in err
+    assert not (tmp_path / "c.mp4").exists()
