@@ -458,24 +458,37 @@ def record_steps(video: Path, config: Path) -> tuple[list[Step], Size]:
     return steps, sizes[0]
 
 
-def rules_check(names: list[str]) -> dict[str, dict[str, list[str]]]:
-    """The rules alone on hanoi_b's recorded tracks: for each config (red-light, suite) and
-    variant, the differences between the events on the original and the transformed tracks."""
+def rules_check(names: list[str]) -> dict[str, dict[str, Any]]:
+    """The rules alone on hanoi_b's recorded tracks: for each config (red-light, suite), the
+    number of events on the original tracks and, per variant, the differences between those
+    events and the ones on the transformed tracks."""
     from sharpeyes.pipeline.config import CameraConfig
 
     steps, size = record_steps(HANOI_VIDEO, HANOI_CONFIG)
-    out: dict[str, dict[str, list[str]]] = {}
+    out: dict[str, dict[str, Any]] = {}
     for label, path in (("red-light", HANOI_CONFIG), ("suite", SUITE_CONFIG)):
         cfg = _read_yaml(path)
         calib = CameraConfig.model_validate(cfg).intersection
         base = run_rules(steps, calib, size)
-        out[label] = {"original events": [f"{len(base)}"]}
+        diffs: dict[str, list[str]] = {}
         for name in names:
             v = variants(size)[name]
             vcalib = CameraConfig.model_validate(transform_config(v, cfg)).intersection
             other = run_rules(steps, vcalib, v.dst, v)
-            out[label][name] = compare_events(base, other, v, calib, vcalib)
+            diffs[name] = compare_events(base, other, v, calib, vcalib)
+        out[label] = {"original_events": len(base), "differences": diffs}
     return out
+
+
+def format_rules_check(result: dict[str, dict[str, Any]]) -> str:
+    """``rules``' report: events on the original tracks, then each variant's differences."""
+    lines: list[str] = []
+    for label, r in result.items():
+        lines.append(f"{label:9} original tracks: {r['original_events']} events")
+        for name, diffs in r["differences"].items():
+            lines.append(f"{label:9} {name:16} {len(diffs)} differences")
+            lines += [f"    {d}" for d in diffs]
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- running
@@ -750,15 +763,13 @@ def main(argv: list[str] | None = None) -> int:
         _write_yaml(args.out, transform_config(v, _read_yaml(args.config)))
         return 0
     if args.cmd == "rules":
-        diffs = rules_check(list(args.variants))
-        for label, by_variant in diffs.items():
-            for name, lines in by_variant.items():
-                sys.stdout.write(f"{label:9} {name:16} {len(lines)} differences\n")
-                for line in lines:
-                    sys.stdout.write(f"    {line}\n")
+        checked = rules_check(list(args.variants))
+        sys.stdout.write(format_rules_check(checked) + "\n")
         if args.json:
-            args.json.write_text(json.dumps(diffs, indent=1, ensure_ascii=False), encoding="utf-8")
-        return 0
+            text = json.dumps(checked, indent=1, ensure_ascii=False)
+            args.json.write_text(text, encoding="utf-8")
+        same = all(not d for r in checked.values() for d in r["differences"].values())
+        return 0 if same else 1
     report = run_hanoi(args.out, list(args.variants), not args.no_violations)
     print_report(report)
     return 0 if all(r["same"] for r in report["variants"].values()) else 1

@@ -374,3 +374,17 @@ def test_make_gpu_clip_bad_arguments_are_clear(
     err = _exit_message(capsys, main, ["--out", str(tmp_path / "c.mp4"), *argv])
     assert says in err
     assert not (tmp_path / "c.mp4").exists()
+
+
+def test_metamorphic_rules_report_does_not_count_the_original_as_a_difference() -> None:
+    from benchmarks.metamorphic import format_rules_check
+
+    text = format_rules_check(
+        {"red-light": {"original_events": 15, "differences": {"hflip": [], "pad": ["x moved"]}}}
+    )
+    assert text.splitlines() == [
+        "red-light original tracks: 15 events",
+        "red-light hflip            0 differences",
+        "red-light pad              1 differences",
+        "    x moved",
+    ]
