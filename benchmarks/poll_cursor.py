@@ -98,7 +98,9 @@ def _iso(ms: int) -> str:
 def _pct(values: list[float]) -> dict[str, float]:
     if not values:
         return {}
-    q = statistics.quantiles(values, n=100) if len(values) > 1 else [values[0]] * 99
+    if len(values) == 1:
+        return {"p50": values[0], "p95": values[0], "p99": values[0], "max": values[0]}
+    q = statistics.quantiles(values, n=100, method="inclusive")  # never beyond the max
     return {"p50": q[49], "p95": q[94], "p99": q[98], "max": max(values)}
 
 

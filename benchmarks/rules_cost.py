@@ -173,7 +173,7 @@ def summarise(times: dict[str, list[float]], warmup: int) -> dict[str, dict[str,
     series = {**{n: times[n][warmup:] for n in (*BASELINE, *ADDED)}, "baseline_total": base,
               "added_total": added}  # fmt: skip
     for name, xs in series.items():
-        q = statistics.quantiles(xs, n=10)
+        q = statistics.quantiles(xs, n=10, method="inclusive")
         out[name] = {
             "median_ms": round(statistics.median(xs), 4),
             "p90_ms": round(q[-1], 4),

@@ -388,3 +388,12 @@ def test_metamorphic_rules_report_does_not_count_the_original_as_a_difference() 
         "red-light pad              1 differences",
         "    x moved",
     ]
+
+
+def test_poll_cursor_percentiles_never_exceed_the_maximum() -> None:
+    from benchmarks.poll_cursor import _pct
+
+    values = [100.0, 200.0, 764.5, 1500.0, 2084.0]  # few samples: "exclusive" extrapolates
+    p = _pct(values)
+    assert p["p50"] <= p["p95"] <= p["p99"] <= p["max"] == 2084.0
+    assert _pct([5.0]) == {"p50": 5.0, "p95": 5.0, "p99": 5.0, "max": 5.0}
