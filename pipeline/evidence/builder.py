@@ -37,6 +37,7 @@ from sharpeyes.pipeline.evidence.facts import (
     image_facts,
     incomplete_parts,
     overlay_lines,
+    subject_has_plate,
 )
 from sharpeyes.pipeline.evidence.images import (
     OverlayLine,
@@ -46,7 +47,7 @@ from sharpeyes.pipeline.evidence.images import (
     render_overlay,
 )
 from sharpeyes.pipeline.evidence.keys import sign_record_for_hmac_key
-from sharpeyes.pipeline.evidence.plate_closeup import plate_closeup
+from sharpeyes.pipeline.evidence.plate_closeup import person_closeup, plate_closeup
 from sharpeyes.pipeline.evidence.record import (
     EvidenceFileEntry,
     EvidenceImage,
@@ -93,14 +94,18 @@ class _PlateResult:
     frame_index: int | None  # the evidence image the plate was found in (0-based)
     closeup: ImageBGR
     closeup_frame: int = 0  # the evidence image the close-up was cut from (0-based)
+    person: bool = False  # a pedestrian: no plate; the close-up is its upper body
 
     @property
     def located(self) -> bool:
         return self.frame_index is not None
 
     def caption(self) -> OverlayLine:
-        """What the close-up shows, stamped on it: a plate, or where a plate would be."""
+        """What the close-up shows, stamped on it: a plate, where a plate would be, or the
+        pedestrian's upper body."""
         n = self.closeup_frame + 1
+        if self.person:
+            return OverlayLine(((f"行人特写 (图{n})", f"Pedestrian close-up (image {n})"),))
         if self.located:
             return OverlayLine(((f"号牌特写 (图{n})", f"Plate close-up (image {n})"),))
         return OverlayLine(
@@ -222,6 +227,11 @@ class EvidenceBuilder:
         self, event: Event, frames: Sequence[Frame], boxes: Sequence[Box | None]
     ) -> _PlateResult:
         pairs = [(f.image, b) for f, b in zip(frames, boxes, strict=True)]
+        if not subject_has_plate(event):  # a pedestrian: its upper body, no plate read
+            idx = _sharpest(pairs)
+            closeup = person_closeup(frames[idx].image, boxes[idx])
+            none = Plate(text=None, color=None, confidence=0.0)
+            return _PlateResult(none, None, closeup, idx, person=True)
         found: tuple[int, PlateReading] | None = None
         if self.plate_reader is not None:
             found = self.plate_reader.read_best_reading(pairs)
@@ -327,6 +337,7 @@ class EvidenceBuilder:
             plate=plate.plate,
             plate_frame=None if plate.frame_index is None else plate.frame_index + 1,
             closeup_frame=plate.closeup_frame + 1,
+            subject="person" if plate.person else "vehicle",
             clip=work.clip,
             clip_error=work.clip_error,
             key_id=self.key_id,

@@ -27,6 +27,7 @@ from sharpeyes.pipeline.types import (
     AnalysedFrame,
     Box,
     Event,
+    EventType,
     Frame,
     LampColor,
     Plate,
@@ -148,7 +149,15 @@ def _direction(event: Event) -> tuple[str, str]:
     return zh, raw
 
 
-def _plate_text(plate: Plate | None) -> tuple[str, str]:
+def subject_has_plate(event: Event) -> bool:
+    """Whether the charged subject carries a plate: every vehicle (motorbikes included, and a
+    rider charged for the two-wheeler it rode) — not a pedestrian."""
+    return event.type is not EventType.PEDESTRIAN_RED_LIGHT
+
+
+def _plate_text(event: Event, plate: Plate | None) -> tuple[str, str]:
+    if not subject_has_plate(event):
+        return "对象: 行人", "Subject: pedestrian"
     if plate is None or plate.text is None:
         return "号牌: 未识别", "Plate: unreadable"
     color = plate.color or ""
@@ -224,7 +233,7 @@ def overlay_lines(
         ),
         OverlayLine(
             (
-                _plate_text(plate),
+                _plate_text(event, plate),
                 (f"违法代码: {code} {CODE_TEXT.get(code, '')}".rstrip(), f"Code: {code}"),
             )
         ),
@@ -354,7 +363,7 @@ def incomplete_parts(
 ) -> list[dict[str, str]]:
     """What keeps the record from proving the violation by itself: ``[{part, reason}]``."""
     parts: list[dict[str, str]] = []
-    if plate.text is None:
+    if plate.text is None and subject_has_plate(event):
         parts.append({"part": "plate", "reason": "plate unreadable in every evidence image"})
     notes = dict(event.extra)
     red_light = event.violation is not None and event.violation.approach is not None

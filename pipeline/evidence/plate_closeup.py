@@ -1,7 +1,9 @@
-"""The plate close-up: the plate region of the sharpest vehicle frame, enlarged.
+"""The close-up of an evidence record: the plate region of the sharpest vehicle frame, enlarged.
 
 When no plate was found the close-up is the lower part of the vehicle box (where a plate
-would be), so a reviewer still sees why the plate is marked unreadable.
+would be), so a reviewer still sees why the plate is marked unreadable. A pedestrian carries
+no plate: its close-up is the upper body (head and shoulders, where a face is), as the
+deployed pedestrian systems' four-in-one image shows (RED_LIGHT.md).
 """
 
 from __future__ import annotations
@@ -55,3 +57,22 @@ def plate_closeup(
     if crop is None:
         crop = image
     return _enlarge(crop, min_width)
+
+
+def person_closeup(
+    image: ImageBGR, person_box: Box | None, *, min_width: int = MIN_WIDTH
+) -> ImageBGR:
+    """The upper 45 % of ``person_box`` (head and shoulders), widened by 15 % of its width on
+    each side, at least ``min_width`` wide; without a box, the whole image."""
+    crop: ImageBGR | None = None
+    if person_box is not None:
+        w = person_box.x2 - person_box.x1
+        h = person_box.y2 - person_box.y1
+        crop = _crop(
+            image,
+            person_box.x1 - 0.15 * w,
+            person_box.y1 - 0.05 * h,
+            person_box.x2 + 0.15 * w,
+            person_box.y1 + 0.45 * h,
+        )
+    return _enlarge(image if crop is None else crop, min_width)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from sharpeyes.pipeline.config import CameraConfig
 from sharpeyes.pipeline.evidence.facts import (
@@ -110,11 +110,15 @@ class EvidenceRecord:
     overlay_language: str = "zh"
     overlay_reason: str = ""
     closeup_frame: int | None = None  # 1-based evidence image plate.jpg was cut from
+    subject: Literal["vehicle", "person"] = "vehicle"  # a pedestrian carries no plate
 
     @property
     def closeup_shows(self) -> str:
-        """What ``plate.jpg`` shows: ``plate`` (a located plate) or ``lower_vehicle`` (no plate
-        was found: the lower part of the subject's box, where a plate would be)."""
+        """What ``plate.jpg`` shows: ``plate`` (a located plate), ``lower_vehicle`` (no plate
+        was found: the lower part of the subject's box, where a plate would be) or
+        ``upper_body`` (a pedestrian's head and shoulders)."""
+        if self.subject == "person":
+            return "upper_body"
         return "plate" if self.plate_frame is not None else "lower_vehicle"
 
     @property
@@ -123,10 +127,11 @@ class EvidenceRecord:
 
     @property
     def complete(self) -> bool:
-        """Three images, a readable plate and a clip: what a reviewer needs to confirm."""
+        """Three images, a readable plate (of a vehicle) and a clip: what a reviewer needs to
+        confirm."""
         return (
             len(self.images) == 3
-            and self.plate.text is not None
+            and (self.plate.text is not None or self.subject == "person")
             and self.clip is not None
             and not self.incomplete
         )
@@ -270,7 +275,8 @@ def record_document(
         "violation": _violation(event, record.violation_code),
         "plate": {
             "text": p.text,
-            "readable": p.text is not None,
+            "readable": p.text is not None if record.subject == "vehicle" else None,
+            "needed": record.subject == "vehicle",
             "color": p.color,
             "confidence": round(p.confidence, 4),
             "layers": p.layers,
