@@ -325,6 +325,8 @@ class StoreService:
             raise NotFoundError(f"event {event_id!r} is not a violation")
         if action == "reject" and not (reason and reason.strip()):
             raise InvalidRequestError("a reason is required to reject a violation")
+        if action == "confirm" and not (corrected_plate and corrected_plate.strip()):
+            self._plate_for_confirm(stored)
         try:
             after = self.events.review(event_id, actor, action, reason, corrected_plate)
         except EventNotFoundError as e:
@@ -340,6 +342,25 @@ class StoreService:
             event=_flag_missing(event_public(after, self.signer, self.locator.files(after), trail)),
             audit=audit_public(trail[-1]),
         )
+
+    def _plate_for_confirm(self, stored: StoredEvent) -> None:
+        """Refuse to confirm a record whose plate nobody has read: GA/T 496 practice
+        (RED_LIGHT.md) holds a record invalid when the plate is unreadable, so the reviewer
+        enters the plate read from the pictures or the clip, or rejects the record. A plate
+        read on the track (not in the evidence images) or corrected in an earlier review
+        counts; records that need no plate (a pedestrian's) list no plate part."""
+        trail = self.events.audit_trail(stored.event.event_id) if stored.review_state else []
+        view = event_public(stored, self.signer, self.locator.files(stored), trail)
+        if view.review is not None and view.review.corrected_plate:
+            return
+        if view.plate is not None and view.plate.text:
+            return  # read on the track, if not in the evidence images: the reviewer checks it
+        if any(p.part == "plate" for p in view.incomplete):
+            raise InvalidRequestError(
+                "the plate is unreadable in the evidence: enter the plate read from the "
+                "pictures or the clip as corrected_plate, or reject the record (a record "
+                "without a readable plate is invalid)"
+            )
 
     def audit_trail(self, event_id: str) -> list[AuditEntryPublic]:
         self._stored(event_id)

@@ -642,6 +642,13 @@ function incompleteParts(ev) {
   return parts;
 }
 
+// No plate was read and no reviewer has entered one: a record without a readable plate is
+// invalid (RED_LIGHT.md), so confirming it needs the plate read from the pictures or the clip.
+function plateUnread(ev) {
+  if ((ev.review && ev.review.corrected_plate) || (ev.plate && ev.plate.text)) return false;
+  return (ev.incomplete || []).some((p) => p.part === "plate");
+}
+
 function incompleteText(p) {
   if (S.lang !== "zh") return `${p.part}: ${p.reason}`;
   const zh = window.INCOMPLETE_ZH;
@@ -739,6 +746,11 @@ async function review(action) {
   const corrected = $("#corrected").value.trim().toUpperCase();
   if (corrected && S.plateRe && !S.plateRe.test(corrected)) {
     say(t("bad_plate"), "error");
+    $("#corrected").focus();
+    return;
+  }
+  if (action === "confirm" && !corrected && plateUnread(ev)) {  // the service refuses it too
+    say(t("need_plate"), "error");
     $("#corrected").focus();
     return;
   }
