@@ -536,8 +536,23 @@ def streams_per_gpu(
     return _ladder(run, plan, plan.streams, deadline)
 
 
+_SAVE: list[Path] = []  # where ``_part`` saves the results so far (set by ``main``)
+
+
+def _save(results: dict[str, Any], path: Path) -> None:
+    """Write the results so far: a run killed later (a wrapper's timeout) keeps its parts."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(results, indent=2, default=_json_default))
+    tmp.replace(path)
+
+
+def _json_default(value: Any) -> str:
+    return str(value)
+
+
 def _part(results: dict[str, Any], key: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
-    """Run one part; a failure becomes ``{"skipped": reason}`` and the check goes on."""
+    """Run one part; a failure becomes ``{"skipped": reason}`` and the check goes on. The
+    results so far are saved after every part (``"complete": false`` until the end)."""
     t0 = time.monotonic()
     try:
         value = fn(*args, **kwargs)
@@ -552,6 +567,11 @@ def _part(results: dict[str, Any], key: str, fn: Any, *args: Any, **kwargs: Any)
         else value
     )
     print(f"[gpu_check] {key}: {json.dumps(shown, default=str)[:400]}", flush=True)
+    for path in _SAVE:
+        public = {k: v for k, v in results.items() if not k.startswith("_")}
+        if isinstance(public.get(key), dict):
+            public[key] = {k: v for k, v in public[key].items() if not k.startswith("_")}
+        _save({**public, "complete": False}, path)
     return value
 
 
@@ -636,7 +656,9 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {
         "dry": a.dry,
         "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "budget_s": a.budget_s,
     }
+    _SAVE[:] = [out / "gpu_check.json"]
     _part(results, "environment", environment)
     clip = a.clip or _ensure_clip(out, a.dry)
     results["clip"] = str(clip)
@@ -672,7 +694,8 @@ def main(argv: list[str] | None = None) -> int:
             procs,
         )
     results["total_s"] = round(time.monotonic() - t0, 1)
-    (out / "gpu_check.json").write_text(json.dumps(results, indent=2, default=str))
+    results["complete"] = True
+    _save(results, out / "gpu_check.json")
     table = "\n".join(_rows(results)) + "\n"
     (out / "gpu_check.md").write_text(table)
     print(table)

@@ -397,3 +397,38 @@ def test_poll_cursor_percentiles_never_exceed_the_maximum() -> None:
     p = _pct(values)
     assert p["p50"] <= p["p95"] <= p["p99"] <= p["max"] == 2084.0
     assert _pct([5.0]) == {"p50": 5.0, "p95": 5.0, "p99": 5.0, "max": 5.0}
+
+
+def test_gpu_check_saves_the_parts_done_so_far(tmp_path: Path) -> None:
+    import json
+
+    from benchmarks import gpu_check
+
+    out = tmp_path / "gpu_check.json"
+    results: dict[str, Any] = {"dry": True}
+    gpu_check._SAVE[:] = [out]
+    try:
+        gpu_check._part(results, "decode", lambda: {"points": [1]})
+        saved = json.loads(out.read_text())
+        assert saved["complete"] is False and saved["decode"]["points"] == [1]
+        gpu_check._part(results, "detector_backend", lambda: {"_detector": object(), "b": 1})
+        saved = json.loads(out.read_text())
+        assert saved["detector_backend"] == {"b": 1, "seconds": 0.0}
+    finally:
+        gpu_check._SAVE.clear()
+
+
+def test_gpu_check_wrapper_stops_50_s_after_the_budget(tmp_path: Path) -> None:
+    import subprocess
+
+    root = Path(__file__).parents[1]
+    text = (root / "benchmarks/gpu_check.sh").read_text()
+    assert '"${GPU_CHECK_TIMEOUT_S:-$((budget + 50))}"' in text
+    bad = subprocess.run(
+        ["bash", str(root / "benchmarks/gpu_check.sh"), "--budget-s", "soon"],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "WHEELS": str(tmp_path), "PYTHON": "false"},
+        check=False,
+    )
+    assert bad.returncode == 2 and "--budget-s must be a number" in bad.stderr
