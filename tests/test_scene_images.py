@@ -91,7 +91,7 @@ def test_checkpoint_camera_stores_and_sends_the_scene(sample_videos: Path, tmp_p
     from sharpeyes.api.commands.analyze import AnalyzeOptions, analyze_video
     from sharpeyes.api.rest.evidence import EvidenceLocator
     from sharpeyes.api.store import open_store
-    from sharpeyes.api.store.files import scene_path
+    from sharpeyes.api.store.files import plate_path, scene_path
     from sharpeyes.api.viid.config import ViidMappingConfig
     from sharpeyes.api.viid.conformance import load_default_template
     from sharpeyes.api.viid.delivery import EvidenceImages
@@ -119,8 +119,19 @@ def test_checkpoint_camera_stores_and_sends_the_scene(sample_videos: Path, tmp_p
     try:
         stored = store.get_event(passes[0]["event_id"])
         assert stored is not None
-        served = EvidenceLocator([tmp_path]).resolve(stored, "scene.jpg")
+        locator = EvidenceLocator([tmp_path])
+        served = locator.resolve(stored, "scene.jpg")
         assert served.path == scene_path(tmp_path / passes[0]["crop"]).resolve()
+        # a read plate's picture is served as plate.jpg too (it was a 404: only records had one)
+        plated = [p for p in passes if plate_path(tmp_path / p["crop"]).is_file()]
+        assert len(plated) >= 6
+        for p in plated:
+            got = store.get_event(p["event_id"])
+            assert got is not None
+            assert (
+                locator.resolve(got, "plate.jpg").path == plate_path(tmp_path / p["crop"]).resolve()
+            )
+            assert "plate.jpg" in [f.name for f in locator.files(got)]
         images = EvidenceImages(store, tmp_path, None)(stored)
         mapper = EventMapper(ViidMappingConfig(default_device_id="34020000001190000081"))
         obj = mapper.map(stored.event, images)

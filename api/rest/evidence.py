@@ -1,8 +1,10 @@
 """Evidence downloads: which files belong to a record, safe path resolution, signed URLs.
 
 Only the fixed evidence names (``1.jpg 2.jpg 3.jpg plate.jpg composite.jpg clip.mp4
-record.json``) and the event's crop are ever served, and only from the record's own directory
-under one of the configured evidence roots; symlinks that leave the directory are refused.
+record.json``) and the pictures stored beside the event's crop (``crop.jpg``, ``scene.jpg`` and,
+for a checkpoint read without a record, its plate picture as ``plate.jpg``) are ever served, and
+only from the record's own directory under one of the configured evidence roots (the crops'
+under the files root); symlinks that leave the directory are refused.
 Signed URLs (HMAC over event id, file name, expiry and the id of the token that asked for
 them) let ``<img>`` and ``<video>`` elements, which cannot send an ``Authorization`` header,
 fetch evidence for a limited time — and only while that token is neither revoked nor expired.
@@ -22,12 +24,13 @@ from pathlib import Path
 
 from sharpeyes.api.rest.errors import NotFoundError
 from sharpeyes.api.rest.schemas import EVIDENCE_NAMES
-from sharpeyes.api.store.files import scene_path
+from sharpeyes.api.store.files import plate_path, scene_path
 from sharpeyes.api.store.records import StoredEvent
 
 logger = logging.getLogger(__name__)
 
 CROP_NAME = "crop.jpg"
+PLATE_NAME = "plate.jpg"
 SCENE_NAME = "scene.jpg"
 """The full frame of a pass / face / person event's best crop, beside the crop (not a record's
 file: a violation's scene is its image 1)."""
@@ -78,13 +81,24 @@ class EvidenceLocator:
             return None
         return resolved
 
-    def _candidate(self, stored: StoredEvent, name: str) -> Path | None:
+    def _beside_crop(self, stored: StoredEvent, name: str) -> bool:
+        """Whether ``name`` is a picture stored beside the event's crop: the crop and scene of
+        any event, and a checkpoint read's plate picture (an event without a record: a
+        violation's plate.jpg is its record's close-up)."""
         if name in (CROP_NAME, SCENE_NAME):
+            return True
+        return name == PLATE_NAME and bool(stored.crop_path) and self._record_dir(stored) is None
+
+    def _candidate(self, stored: StoredEvent, name: str) -> Path | None:
+        beside = self._beside_crop(stored, name)
+        if beside:
             if not stored.crop_path:
                 return None
             base_file = self._roots[0] / stored.crop_path
             if name == SCENE_NAME:
                 base_file = scene_path(base_file)
+            elif name == PLATE_NAME:
+                base_file = plate_path(base_file)
             allowed_dir = self._roots[0]
         else:
             if name not in EVIDENCE_NAMES:
@@ -100,7 +114,7 @@ class EvidenceLocator:
             return None
         if not _within(resolved, allowed_dir) or not resolved.is_file():
             return None
-        if name not in (CROP_NAME, SCENE_NAME) and resolved.parent != allowed_dir:
+        if not beside and resolved.parent != allowed_dir:
             return None
         return resolved
 
