@@ -247,6 +247,13 @@ def format_table(r: dict[str, Any]) -> str:
     lines += [f"| {a:46s} | {b:>10s} |" for a, b in rows]
     lines.append("")
     lines.append(f"baseline: {r['baseline_threads']} threads; {r['baseline_note']}")
+    load = (m.get("load_avg_before") or [0.0])[0]
+    if m.get("cores") and load > m["cores"]:
+        lines.append(
+            f"warning: load average {load:g} on {m['cores']} cores before the run: the ratio to "
+            "the baseline is not reliable on a busy machine (its default ONNX Runtime threads "
+            "spin; on this project's 2-core box it read 1.9 at load 2.7 and 7-11 at load 7-15)"
+        )
     hits = sum(r["baseline_nms_time_limit_hits"])
     if hits:
         lines.append(

@@ -201,6 +201,9 @@ def test_run_table_states_frames_machine_and_baseline(tmp_path: Path) -> None:
     assert "baseline fps (upstream-yolov5, 640x640, 150 fr)" in text
     assert "pure-torch NMS stand-in" in text
     assert "NMS hit its time limit 3 times" in text
+    assert "not reliable on a busy machine" not in text
+    r["machine"]["load_avg_before"] = [7.5, 6.0, 5.0]
+    assert "warning: load average 7.5 on 2 cores" in format_table(r)
 
 
 def test_baseline_counts_nms_time_limit_warnings() -> None:
