@@ -251,8 +251,9 @@ def format_table(r: dict[str, Any]) -> str:
     if m.get("cores") and load > m["cores"]:
         lines.append(
             f"warning: load average {load:g} on {m['cores']} cores before the run: the ratio to "
-            "the baseline is not reliable on a busy machine (its default ONNX Runtime threads "
-            "spin; on this project's 2-core box it read 1.9 at load 2.7 and 7-11 at load 7-15)"
+            "the baseline is not reliable on a busy machine (on this project's 2-core box it "
+            "read 1.9 at load 2.7 and 7-11 at load 7-15; the baseline keeps ONNX Runtime's "
+            "spin-waiting threads, ours do not)"
         )
     hits = sum(r["baseline_nms_time_limit_hits"])
     if hits:
