@@ -23,10 +23,20 @@ builder counts them (one per detected frame; ties to the lower class id): the ev
 ``class_name`` (GA/T 1400 ``VehicleType`` of a NonMotorVehicleObject). Each label is matched to
 the track whose box at its frame overlaps it most (IoU ≥ ``MIN_IOU``).
 
+**What the track's own evidence says** (a what-if, not what the event states): for every
+labelled two-wheeler the run also records (1) the tracker's score-weighted class votes over the
+whole track (``Tracks.class_votes``) — the share on the other two-wheeler class; (2) the
+two-wheeler tracks of the other class that are the same object — detected in one frame with it,
+boxes at IoU ≥ ``SAME_OBJECT_IOU`` (the detector gave one bike two classes, and the tracker,
+which never lets a class of another kind continue a track, kept two); (3) its riders — person
+tracks that sat on it (:func:`sharpeyes.pipeline.riders.carrier_ids`) — and the frames they sat
+on two-wheelers of each class. "Pooled" is the class with most per-frame votes over the track,
+its same-object tracks and its riders' frames on other two-wheeler tracks.
+
 Printed: per clip and overall, the confusion of labelled rider / not a rider against the
 decision, the rider decision's precision and recall; the two-wheeler type confusion (rows label,
-columns the event's class) and its accuracy over the labelled types; ``--json`` adds one JSON
-line.
+columns the event's class) and its accuracy over the labelled types, then each wrong one's
+evidence and the pooled class's accuracy; ``--json`` adds one JSON line.
 """
 
 from __future__ import annotations
@@ -47,7 +57,7 @@ from benchmarks import _cli
 from sharpeyes.api.node.camera import CameraEnv, build_camera, build_detector
 from sharpeyes.pipeline.config import ALL_EVENT_KINDS, CameraConfig, load_camera_config
 from sharpeyes.pipeline.geometry import iou_matrix
-from sharpeyes.pipeline.riders import RiderMemory
+from sharpeyes.pipeline.riders import RiderMemory, carrier_ids
 from sharpeyes.pipeline.types import Detections, Event, Frame, ObjectKind, SignalState, Tracks
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,6 +65,9 @@ DEFAULT_LABELS = ROOT / "tests" / "data" / "colour_labels.json"
 DEFAULT_TWO_WHEELERS = ROOT / "tests" / "data" / "two_wheeler_labels.json"
 DEFAULT_VIDEOS = ROOT.parent / "shared" / "sample_videos"
 MIN_IOU = 0.5
+SAME_OBJECT_IOU = 0.5
+"""Two two-wheeler tracks detected in one frame with boxes at this IoU are one object (the usual
+non-maximum-suppression overlap; two bikes side by side overlap far less)."""
 TWO_WHEELER_CLASSES = {1: "bicycle", 3: "motorcycle"}  # COCO ids of the shipped detectors
 Xyxy = tuple[float, float, float, float]
 
@@ -68,6 +81,8 @@ class Recorder:
     boxes: dict[int, dict[int, Xyxy]] = field(default_factory=dict)
     wheels: dict[int, dict[int, Xyxy]] = field(default_factory=dict)
     votes: dict[int, dict[int, int]] = field(default_factory=dict)
+    scores: dict[int, dict[int, float]] = field(default_factory=dict)  # Tracks.class_votes
+    rides: dict[int, dict[int, int]] = field(default_factory=dict)  # person → wheel → frames
 
     def __call__(
         self,
@@ -88,7 +103,13 @@ class Recorder:
             wheels[tid] = _xyxy(tracks, i)
             votes = self.votes.setdefault(tid, {})
             votes[int(tracks.class_id[i])] = votes.get(int(tracks.class_id[i]), 0) + 1
+            self.scores[tid] = tracks.votes_of(int(i))
         self.wheels[frame.seq] = wheels
+        seen = tracks[tracks.detected]
+        for row, wheel in enumerate(carrier_ids(seen).tolist()):
+            if wheel >= 0:
+                ridden = self.rides.setdefault(int(seen.track_id[row]), {})
+                ridden[wheel] = ridden.get(wheel, 0) + 1
 
     def class_name(self, track_id: int) -> str:
         """The track's class as its event states it (most votes; ties to the lower id)."""
@@ -97,6 +118,67 @@ class Recorder:
             return "none"
         cls = max(votes.items(), key=lambda kv: (kv[1], -kv[0]))[0]
         return TWO_WHEELER_CLASSES.get(cls, str(cls))
+
+    def evidence(self, track_id: int) -> Evidence:
+        """What the track's own evidence says of its type (see the module docstring)."""
+        stated = self.class_name(track_id)
+        scores = self.scores.get(track_id, {})
+        total = sum(scores.values())
+        other = sum(w for c, w in scores.items() if TWO_WHEELER_CLASSES.get(c, stated) != stated)
+        same = self._same_object(track_id)
+        riders: dict[str, int] = {}
+        pooled = dict(self.votes.get(track_id, {}))
+        for t in same:
+            for c, n in self.votes.get(t, {}).items():
+                pooled[c] = pooled.get(c, 0) + n
+        for ridden in self.rides.values():
+            if track_id not in ridden:
+                continue
+            for t, n in ridden.items():
+                name = self.class_name(t)
+                riders[name] = riders.get(name, 0) + n
+                if t != track_id and t not in same:
+                    c = max(self.votes.get(t, {0: 0}).items(), key=lambda kv: (kv[1], -kv[0]))[0]
+                    pooled[c] = pooled.get(c, 0) + n
+        best = max(pooled.items(), key=lambda kv: (kv[1], -kv[0]))[0] if pooled else -1
+        return Evidence(
+            track_id,
+            stated,
+            round(other / total, 3) if total else 0.0,
+            tuple(sorted((t, self.class_name(t)) for t in same)),
+            riders,
+            TWO_WHEELER_CLASSES.get(best, "none"),
+        )
+
+    def _same_object(self, track_id: int) -> set[int]:
+        """Two-wheeler tracks of another class detected in a frame with this one, boxes at IoU
+        ≥ :data:`SAME_OBJECT_IOU`."""
+        out: set[int] = set()
+        mine = self.class_name(track_id)
+        for wheels in self.wheels.values():
+            box = wheels.get(track_id)
+            if box is None:
+                continue
+            for t, other in wheels.items():
+                if (
+                    t != track_id
+                    and self.class_name(t) != mine
+                    and iou(box, other) >= SAME_OBJECT_IOU
+                ):
+                    out.add(t)
+        return out
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """A two-wheeler track's evidence of its type beyond its event's class."""
+
+    track_id: int
+    stated: str
+    other_class_share: float  # of the tracker's score-weighted votes, on the other class
+    same_object: tuple[tuple[int, str], ...]  # (track, its class) of the other class
+    rider_frames: dict[str, int]  # its riders' frames on two-wheelers, by class
+    pooled: str
 
 
 def _xyxy(tracks: Tracks, i: int | np.integer[Any]) -> Xyxy:
@@ -192,6 +274,7 @@ class TypeScore:
 
     pairs: list[tuple[str, str]] = field(default_factory=list)
     unmatched: int = 0
+    evidence: list[tuple[str, Evidence]] = field(default_factory=list)
 
     def summary(self) -> dict[str, object]:
         typed = [(a, b) for a, b in self.pairs if a in TWO_WHEELER_CLASSES.values()]
@@ -200,9 +283,11 @@ class TypeScore:
         for a, b in self.pairs:
             row = confusion.setdefault(a, {})
             row[b] = row.get(b, 0) + 1
+        pooled = [(a, e.pooled) for a, e in self.evidence if a in TWO_WHEELER_CLASSES.values()]
         return {
             "typed": len(typed),
             "correct": hits,
+            "pooled_correct": sum(a == b for a, b in pooled),
             "accuracy": round(hits / len(typed), 4) if typed else None,
             "not_two_wheelers": sum(a == "none" for a, _ in self.pairs),
             "confusion": confusion,
@@ -222,6 +307,7 @@ def score_types(wheels: Sequence[Mapping[str, object]], rec: Recorder) -> TypeSc
             out.unmatched += 1
             continue
         out.pairs.append((str(w["type"]), rec.class_name(best)))
+        out.evidence.append((str(w["type"]), rec.evidence(best)))
     return out
 
 
@@ -251,6 +337,7 @@ def evaluate(labels: Path, videos: Path, two_wheelers: Path = DEFAULT_TWO_WHEELE
         t = score_types(wheels, rec)
         types.pairs += t.pairs
         types.unmatched += t.unmatched
+        types.evidence += t.evidence
     return Scores(riding, types)
 
 
@@ -275,6 +362,17 @@ def report(scores: Scores) -> str:
     for label, row in sorted(confusion.items()):
         cells = ", ".join(f"{k} {v}" for k, v in sorted(row.items()))
         lines.append(f"  label {label:<10} → {cells}")
+    lines.append("  the wrong ones' own evidence (other-class vote share, same object, riders):")
+    for label, e in scores.types.evidence:
+        if label in TWO_WHEELER_CLASSES.values() and label != e.stated:
+            lines.append(
+                f"    track {e.track_id} {label} stated {e.stated}: votes {e.other_class_share}, "
+                f"same object {list(e.same_object)}, riders {e.rider_frames} → pooled {e.pooled}"
+            )
+    lines.append(
+        f"  pooled (track + same-object tracks + riders' other two-wheelers, a what-if): "
+        f"{t['pooled_correct']}/{t['typed']} right"
+    )
     return "\n".join(lines)
 
 

@@ -205,3 +205,51 @@ def test_votes_of_a_detector_whose_classes_are_not_known_are_not_read() -> None:
     event = run(own, False, [2] * 15 + [1] * 10, votes)
     assert dict(event.extra)["vehicle_class"] == "X99"
     assert dict(run(own, True, [2] * 15 + [1] * 10, votes).extra)["vehicle_class"] == "K33"
+
+
+# -- two-wheelers: what the track's own evidence says (benchmarks.attribute_eval) -------------
+
+RIDER_BOX = (100.0, 60.0, 140.0, 160.0)
+BIKE_BOX = (95.0, 110.0, 145.0, 190.0)
+FAR_BIKE = (300.0, 110.0, 350.0, 190.0)
+PERSON, BICYCLE, MOTORCYCLE = 0, 1, 3
+
+
+def scene(*rows: tuple[int, int, tuple[float, float, float, float]]) -> Tracks:
+    """Tracks of (track id, class id, box); a motorcycle is a motor vehicle (hanoi_b's config)."""
+    kinds = {PERSON: ObjectKind.PERSON, BICYCLE: ObjectKind.NON_MOTOR, MOTORCYCLE: MV}
+    votes = np.zeros((len(rows), MOTORCYCLE + 1), np.float32)
+    for i, (_, c, _) in enumerate(rows):
+        votes[i, c] = 0.9
+    return Tracks(
+        np.array([b for _, _, b in rows], np.float32).reshape(-1, 4),
+        np.full(len(rows), 0.9, np.float32),
+        np.array([c for _, c, _ in rows], np.int64),
+        np.array([int(kinds[c]) for _, c, _ in rows], np.int8),
+        np.array([t for t, _, _ in rows], np.int64),
+        np.ones(len(rows), np.bool_),
+        votes,
+    )
+
+
+def test_a_bicycle_duplicate_of_a_motorbike_and_its_riders_other_bikes_are_seen() -> None:
+    from benchmarks.attribute_eval import Recorder
+    from sharpeyes.pipeline.types import Frame
+
+    rec = Recorder()
+    frames = [
+        scene((8, BICYCLE, BIKE_BOX), (2, PERSON, RIDER_BOX)),  # a bike called bicycle, ridden
+        scene((7, MOTORCYCLE, BIKE_BOX), (8, BICYCLE, BIKE_BOX)),  # both classes on one bike
+        scene((7, MOTORCYCLE, BIKE_BOX), (2, PERSON, RIDER_BOX)),
+        scene((7, MOTORCYCLE, BIKE_BOX), (2, PERSON, RIDER_BOX), (9, BICYCLE, FAR_BIKE)),
+    ]
+    for seq, t in enumerate(frames):
+        img = np.zeros((240, 400, 3), np.uint8)
+        rec(Frame("cam", seq, seq / 6, 0, img), Detections.empty(), t, {}, [])
+    dup = rec.evidence(8)
+    assert dup.stated == "bicycle" and dup.other_class_share == 0.0  # votes: pure by kind
+    assert dup.same_object == ((7, "motorcycle"),)
+    assert dup.rider_frames == {"motorcycle": 2, "bicycle": 1}
+    assert dup.pooled == "motorcycle"  # bicycle 2 frames, its same object motorcycle 3
+    alone = rec.evidence(9)  # a bicycle nobody rode, alone in its box
+    assert (alone.same_object, alone.rider_frames, alone.pooled) == ((), {}, "bicycle")
