@@ -172,3 +172,38 @@ def test_sigterm_stops_every_worker_and_flushes(tmp_path: Path, sample_videos: P
             not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
         )
     assert {s for s, _ in stored(tmp_path / "events.db")} == {"a", "b"}
+
+
+def test_the_parent_delivers_what_the_workers_queue_for_kafka(
+    tmp_path: Path, sample_videos: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``run --workers 2`` with ``kafka:``: the workers queue ``kafka`` outbox rows and the
+    parent's sender delivers them (before, the parent started only the MQTT sender and the rows
+    waited forever). No Kafka broker runs here: the broker double of tests/kafka_double.py
+    stands in through the sender's producer factory."""
+    import json
+
+    from sharpeyes.api.sinks import kafka as kafka_mod
+    from sharpeyes.api.sinks import started
+    from tests.kafka_double import FakeBroker
+
+    broker = FakeBroker()
+
+    def start_with_double(store: object, config: object) -> object:
+        return kafka_mod.start_kafka_sender(
+            store,  # type: ignore[arg-type]
+            config,  # type: ignore[arg-type]
+            producer_factory=broker.factory,
+        )
+
+    monkeypatch.setattr(started, "start_kafka_sender", start_with_double)
+    kafka = {"bootstrap_servers": "127.0.0.1:9092", "topic": "se.{stream_id}"}
+    cfg = node_config(
+        tmp_path, sample_videos / "highway_640x360.mp4", loop_files=False, kafka=kafka
+    )
+    short = [c.model_copy(update={"live": False, "analysis_fps": 2.0}) for c in cfg.cameras]
+    assert run_node(cfg.model_copy(update={"cameras": short}), workers=2, gpus=0) == 0
+    events = stored(tmp_path / "events.db")
+    assert {s for s, _ in events} == {"a", "b"}
+    got = {json.loads(r.value or b"{}")["event_id"] for r in broker.records()}
+    assert got == {e for _, e in events}

@@ -42,7 +42,7 @@ from sharpeyes.api.node.plan import (
 from sharpeyes.api.node.process_metrics import node_registry, sum_batcher_stats
 from sharpeyes.api.node.settings import ServiceConfig
 from sharpeyes.api.node.worker import WorkerReport, WorkerSpec, worker_main
-from sharpeyes.api.sinks.mqtt import MqttDelivery, start_mqtt_sender
+from sharpeyes.api.sinks.started import EventSinks
 from sharpeyes.pipeline.batcher import BatcherStats
 from sharpeyes.pipeline.restart import RestartBudget, RetryPolicy
 from sharpeyes.pipeline.signal_input import PhaseCountsSnapshot, PhaseRelay, UdpPhaseListener
@@ -391,7 +391,7 @@ def run_node(
     stop = stop or threading.Event()
     facade = NodeFacade(config, plans)
     delivery: Delivery | None = None
-    mqtt: MqttDelivery | None = None
+    sinks = EventSinks()
     with stop_on_signals(stop):
         metrics = _serve_metrics(config, facade)
         store: EventStore | None = None
@@ -401,7 +401,7 @@ def run_node(
             ids = [c.id for c in config.cameras]
             say(started_line(ids, config.metrics.log_every_s, f" in {len(plans)} worker processes"))
             delivery = _start_delivery(config, store)
-            mqtt = start_mqtt_sender(store, config.mqtt) if config.mqtt is not None else None
+            sinks = EventSinks.start(store, config.mqtt, config.kafka)  # what workers queue
             _wait(facade, stop, config.metrics.log_every_s)
         finally:
             logger.info("stopping %d workers", len(plans))
@@ -411,9 +411,7 @@ def run_node(
             if delivery is not None:  # then what they committed is drained
                 delivery.stop(drain_timeout_s=DRAIN_AT_STOP_S)
                 undelivered["GA/T 1400"] = delivery.pending()
-            if mqtt is not None:
-                mqtt.stop(drain_timeout_s=DRAIN_AT_STOP_S)
-                undelivered["MQTT"] = mqtt.sender.backlog().backlog
+            sinks.stop(DRAIN_AT_STOP_S, undelivered)
             report_undelivered(undelivered)
             if store is not None:
                 store.close()

@@ -41,8 +41,9 @@ from sharpeyes.api.node.health import (
 )
 from sharpeyes.api.node.process_metrics import sum_batcher_stats
 from sharpeyes.api.node.settings import ServiceConfig, shared_device_ids
-from sharpeyes.api.sinks.kafka import KAFKA_DESTINATION, KafkaDelivery, start_kafka_sender
-from sharpeyes.api.sinks.mqtt import MQTT_DESTINATION, MqttDelivery, start_mqtt_sender
+from sharpeyes.api.sinks.kafka import KAFKA_DESTINATION
+from sharpeyes.api.sinks.mqtt import MQTT_DESTINATION
+from sharpeyes.api.sinks.started import EventSinks
 from sharpeyes.api.store.db import open_database
 from sharpeyes.api.store.events import EventStore, Written
 from sharpeyes.api.store.sink import JsonlSink
@@ -145,8 +146,7 @@ class NodeRuntime:
         self._subscriptions = subscriptions  # shared with the service's /VIID/Subscribes
         self._jsonl: JsonlSink | None = None
         self._delivery: Delivery | None = None
-        self._mqtt: MqttDelivery | None = None
-        self._kafka: KafkaDelivery | None = None
+        self._sinks = EventSinks()
         self._started = False
         self.phases = PhaseHub()  # external signal phases (REST and UDP) of every camera
         self._phase_listener: UdpPhaseListener | None = None
@@ -219,11 +219,10 @@ class NodeRuntime:
             self.add_camera(cam)
 
     def _start_delivery(self) -> None:
-        if self.config.mqtt is not None and self._deliver:
-            self._mqtt = start_mqtt_sender(self.store, self.config.mqtt)
-        if self.config.kafka is not None and self._deliver:
-            self._kafka = start_kafka_sender(self.store, self.config.kafka)
-        if self.config.delivery is None or not self._deliver:
+        if not self._deliver:
+            return
+        self._sinks = EventSinks.start(self.store, self.config.mqtt, self.config.kafka)
+        if self.config.delivery is None:
             return
         from sharpeyes.api.viid.delivery import start_delivery
 
@@ -260,13 +259,8 @@ class NodeRuntime:
         if self._delivery is not None:
             self._delivery.stop(drain_timeout_s=DRAIN_AT_STOP_S)
             undelivered["GA/T 1400"] = self._delivery.pending()
-        if self._mqtt is not None:
-            self._mqtt.stop(drain_timeout_s=DRAIN_AT_STOP_S)
-            undelivered["MQTT"] = self._mqtt.sender.backlog().backlog
-        if self._kafka is not None:
-            self._kafka.stop(drain_timeout_s=DRAIN_AT_STOP_S)
-            undelivered["Kafka"] = self._kafka.sender.backlog().backlog
-        self._delivery = self._mqtt = self._kafka = None
+        self._sinks.stop(DRAIN_AT_STOP_S, undelivered)
+        self._delivery = None
         report_undelivered(undelivered)
         if self._store is not None and self._owns_store:
             self._store.close()
