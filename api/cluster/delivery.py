@@ -29,6 +29,10 @@ from sharpeyes.pipeline.errors import ConfigError
 
 if TYPE_CHECKING:
     from sharpeyes.api.cluster.service import ClusterSettings
+    from sharpeyes.api.sinks.kafka import KafkaSinkConfig
+    from sharpeyes.api.sinks.mqtt import MqttSinkConfig
+    from sharpeyes.api.sinks.started import EventSinks
+    from sharpeyes.api.store import EventStore
     from sharpeyes.api.viid.delivery import Delivery, DeliveryConfig
     from sharpeyes.api.viid.subscriptions import CameraDeviceIds
 
@@ -104,3 +108,25 @@ def close_cluster_delivery(delivery: Delivery, drain_timeout_s: float) -> int:
     if left:
         log.warning("cluster: %d GA/T 1400 records not yet delivered (kept in the outbox)", left)
     return left
+
+
+def start_cluster_sinks(
+    settings: ClusterSettings, mqtt: MqttSinkConfig | None, kafka: KafkaSinkConfig | None
+) -> tuple[EventSinks, EventStore]:
+    """Start the MQTT / Kafka senders over the cluster database (their own connection), as a
+    single node does over its store: the rows the workers' commits queue are published from
+    this process. Returns the senders and the store they use (closed after they stop)."""
+    from sharpeyes.api.sinks.started import EventSinks
+    from sharpeyes.api.store import open_store
+
+    store = open_store(settings.db_url, files_root(settings))
+    try:
+        sinks = EventSinks.start(store, mqtt, kafka)
+    except BaseException:
+        store.close()
+        raise
+    log.info(
+        "cluster: publishing its events (%s) from this process",
+        " and ".join(n for n, c in (("MQTT", mqtt), ("Kafka", kafka)) if c is not None),
+    )
+    return sinks, store

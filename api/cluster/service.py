@@ -36,6 +36,7 @@ from sharpeyes.api.cluster.delivery import (
     close_cluster_delivery,
     desired_device_ids,
     start_cluster_delivery,
+    start_cluster_sinks,
 )
 from sharpeyes.api.cluster.health import ClusterHealth
 from sharpeyes.api.cluster.leases import CameraSpec, LeaseStore
@@ -53,6 +54,10 @@ from sharpeyes.pipeline.signal_input import (
 )
 
 if TYPE_CHECKING:
+    from sharpeyes.api.sinks.kafka import KafkaSinkConfig
+    from sharpeyes.api.sinks.mqtt import MqttSinkConfig
+    from sharpeyes.api.sinks.started import EventSinks
+    from sharpeyes.api.store import EventStore
     from sharpeyes.api.viid.delivery import Delivery, DeliveryConfig
 
 log = logging.getLogger(__name__)
@@ -187,6 +192,10 @@ class ClusterHandle(Protocol):
         """Own ``delivery`` (of the cluster's outbox): :meth:`stop` drains and stops it."""
         ...
 
+    def attach_sinks(self, sinks: EventSinks, store: EventStore) -> None:
+        """Own the MQTT / Kafka senders (over ``store``): :meth:`stop` drains and stops them."""
+        ...
+
     def delivery_status(self) -> dict[str, object] | None:
         """GA/T 1400 delivery health (None when this process does not deliver)."""
         ...
@@ -195,12 +204,18 @@ class ClusterHandle(Protocol):
 
 
 class _Delivers:
-    """The cluster outbox's delivery a handle owns (see :mod:`sharpeyes.api.cluster.delivery`)."""
+    """The cluster outbox's delivery a handle owns (see :mod:`sharpeyes.api.cluster.delivery`):
+    GA/T 1400 and, with ``mqtt:`` / ``kafka:``, the event sinks' senders."""
 
     _delivery: Delivery | None = None
+    _sinks: tuple[EventSinks, EventStore] | None = None
 
     def attach_delivery(self, delivery: Delivery) -> None:
         self._delivery = delivery
+
+    def attach_sinks(self, sinks: EventSinks, store: EventStore) -> None:
+        """Own ``sinks`` (MQTT/Kafka senders over ``store``, the cluster database)."""
+        self._sinks = (sinks, store)
 
     def delivery_status(self) -> dict[str, object] | None:
         return self._delivery.health() if self._delivery is not None else None
@@ -209,6 +224,18 @@ class _Delivers:
         delivery, self._delivery = self._delivery, None
         if delivery is not None:
             close_cluster_delivery(delivery, DRAIN_AT_STOP_S)
+        sinks, self._sinks = self._sinks, None
+        if sinks is not None:
+            undelivered: dict[str, int] = {}
+            try:
+                sinks[0].stop(DRAIN_AT_STOP_S, undelivered)
+            finally:
+                sinks[1].close()
+            for name, left in undelivered.items():
+                if left:
+                    log.warning(
+                        "cluster: %d %s messages not yet sent (kept in the outbox)", left, name
+                    )
 
 
 def as_spec(camera: CameraConfig | CameraSpec, cost: float) -> CameraSpec:
@@ -403,25 +430,36 @@ def start_cluster(
     cameras: Sequence[CameraConfig | CameraSpec] = (),
     *,
     delivery: DeliveryConfig | None = None,
+    mqtt: MqttSinkConfig | None = None,
+    kafka: KafkaSinkConfig | None = None,
 ) -> ClusterHandle:
     """Start (or join) the cluster of ``settings.backend`` and put ``cameras`` in its desired
     set (kept across restarts in the database; cameras already there stay). With ``delivery``
     every commit also gets its ``viid`` outbox row (as on a single node), and this process
     delivers the cluster's outbox — the upper platform's rows and, when subscriptions are
-    enabled, the SubscribeNotifications (:mod:`sharpeyes.api.cluster.delivery`).
+    enabled, the SubscribeNotifications (:mod:`sharpeyes.api.cluster.delivery`); with ``mqtt``
+    / ``kafka`` every commit gets those rows too and this process publishes them.
 
     Raises:
         ConfigError: the Ray backend without Ray installed; a delivery secret not set.
         StoreError: the database cannot be opened or migrated.
     """
-    if delivery is not None and DESTINATION not in settings.outbox_destinations:
-        wanted = [*settings.outbox_destinations, DESTINATION]
-        settings = settings.model_copy(update={"outbox_destinations": wanted})
+    wanted = [
+        *([DESTINATION] if delivery is not None else []),
+        *(["mqtt"] if mqtt is not None else []),  # sinks.mqtt.MQTT_DESTINATION
+        *(["kafka"] if kafka is not None else []),  # sinks.kafka.KAFKA_DESTINATION
+    ]
+    missing = [d for d in wanted if d not in settings.outbox_destinations]
+    if missing:
+        both = [*settings.outbox_destinations, *missing]
+        settings = settings.model_copy(update={"outbox_destinations": both})
     handle: ClusterHandle
     handle = _start_ray(settings) if settings.backend == "ray" else _start_local(settings)
     try:
         if delivery is not None:
             handle.attach_delivery(start_cluster_delivery(settings, delivery, handle.device_ids))
+        if mqtt is not None or kafka is not None:
+            handle.attach_sinks(*start_cluster_sinks(settings, mqtt, kafka))
         for cam in cameras:
             handle.add_camera(cam)
     except Exception:

@@ -200,7 +200,13 @@ def run_cluster(
     from sharpeyes.api.cluster.service import start_cluster
 
     assert config.cluster is not None
-    handle = start_cluster(config.cluster, config.cameras, delivery=config.delivery)
+    handle = start_cluster(
+        config.cluster,
+        config.cameras,
+        delivery=config.delivery,
+        mqtt=config.mqtt,
+        kafka=config.kafka,
+    )
     server: ApiServer | None = None
     listener: UdpPhaseListener | None = None
     every = config.metrics.log_every_s or 30.0
