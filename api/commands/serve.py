@@ -24,6 +24,7 @@ from sharpeyes.api.rest.app import create_app
 from sharpeyes.api.rest.auth.tokens import Role
 from sharpeyes.api.rest.cameras import CameraRegistry
 from sharpeyes.api.rest.context import ApiSettings
+from sharpeyes.api.rest.feed import FeedHub
 from sharpeyes.api.rest.routes.console import ConsoleConfig
 from sharpeyes.api.rest.service import ModelStatus, StoreService
 from sharpeyes.api.store.db import open_database
@@ -178,12 +179,15 @@ class ApiServer:
     port: int
     _server: object
     _thread: threading.Thread
+    _feed: FeedHub | None = None
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
     def stop(self) -> None:
+        if self._feed is not None:  # end the live feed's streams first: they never end alone
+            self._feed.close()
         self._server.should_exit = True  # type: ignore[attr-defined]
         self._thread.join(timeout=10)
 
@@ -225,4 +229,4 @@ def start_server(
         if not thread.is_alive() or time.monotonic() > deadline:
             raise ConfigError(f"api: cannot listen on {host}:{port}")
         time.sleep(0.05)
-    return ApiServer(host, port, server, thread)
+    return ApiServer(host, port, server, thread, service.feed)

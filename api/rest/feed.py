@@ -82,6 +82,7 @@ class FeedHub:
         self._waiters: set[_Waiter] = set()
         self._last_seq = start_seq
         self._backfill = backfill
+        self._closed = False
         self.published = 0
 
     @property
@@ -96,6 +97,16 @@ class FeedHub:
 
     def set_backfill(self, backfill: Backfill | None) -> None:
         self._backfill = backfill
+
+    def close(self) -> None:
+        """End every subscription (the service is stopping): each stream returns after what it
+        has sent, so the server's graceful shutdown finds no open response to cancel — a
+        client reconnects with its Last-Event-ID and resumes there."""
+        with self._lock:
+            self._closed = True
+            waiters = list(self._waiters)
+        for w in waiters:
+            w.wake()
 
     def publish(self, type_: str, camera_id: str, data: str, seq: int | None = None) -> FeedItem:
         """Append an item (``seq`` from the store when known, else the next number) and wake all."""
@@ -148,7 +159,7 @@ class FeedHub:
         # a resume reads the durable feed table until it comes back short (caught up)
         resuming = after_seq is not None and self._backfill is not None
         try:
-            while True:
+            while not self._closed:
                 waiter.event.clear()
                 if resuming and self._backfill is not None:
                     items = list(await asyncio.to_thread(self._backfill, cursor, RESUME_PAGE))
@@ -166,7 +177,8 @@ class FeedHub:
                 try:
                     await asyncio.wait_for(waiter.event.wait(), heartbeat_s)
                 except TimeoutError:
-                    yield None
+                    if not self._closed:
+                        yield None
         finally:
             with self._lock:
                 self._waiters.discard(waiter)
