@@ -16,7 +16,7 @@ are scaled up to it so that labels stay readable; the legend adds :data:`LEGEND_
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -75,37 +75,77 @@ MOVEMENT_ZH = {"straight": "直行", "left": "左转", "right": "右转", "u_tur
 # -- key points ------------------------------------------------------------------------------
 
 
-def key_points(cam: CameraConfig, size: tuple[int, int]) -> list[str]:
-    """The key points of the geometry in pixels, one line each (so a fix can be typed)."""
-    out = _intersection_points(cam.intersection, size) if cam.intersection is not None else []
+def key_points(cam: CameraConfig, size: tuple[int, int], *, chinese: bool = False) -> list[str]:
+    """The key points of the geometry in pixels, one line each (so a fix can be typed); the
+    words in Chinese with ``chinese`` (ids, numbers and pixels the same)."""
+    t = _zh if chinese else _en
+    out = []
+    if cam.intersection is not None:
+        out = _intersection_points(cam.intersection, size, t)
     if cam.flow is not None:
         for fl in cam.flow.lanes:
-            tr = f", travel {_seg(fl.travel, size)}" if fl.travel is not None else ""
-            out.append(f"flow lane {fl.id} (number {fl.number}): zone {_seg(fl.zone, size)}{tr}")
+            tr = f", {t('travel')} {_seg(fl.travel, size)}" if fl.travel is not None else ""
+            out.append(
+                f"{t('flow lane')} {fl.id} ({t('number')} {fl.number}): "
+                f"{t('zone')} {_seg(fl.zone, size)}{tr}"
+            )
     return out
+
+
+KEY_WORDS_ZH = {
+    "approach": "进口道",
+    "stop line": "停止线",
+    "entry line": "入口线",
+    "lane": "车道",
+    "number": "编号",
+    "travel": "行驶方向",
+    "crosswalk": "人行横道",
+    "axis": "轴线",
+    "intersection zone": "路口区域",
+    "head": "信号灯",
+    "region": "区域",
+    "wrong-way zone": "逆行监测区",
+    "flow lane": "流量车道",
+    "zone": "区域",
+}
+
+
+def _zh(word: str) -> str:
+    return KEY_WORDS_ZH[word]
+
+
+def _en(word: str) -> str:
+    return word
 
 
 def _seg(points: Sequence[tuple[float, float]], size: tuple[int, int]) -> str:
     return " → ".join(fmt_px(to_px(p, size)) for p in points)
 
 
-def _intersection_points(calib: IntersectionCalibration, size: tuple[int, int]) -> list[str]:
+def _intersection_points(
+    calib: IntersectionCalibration, size: tuple[int, int], t: Callable[[str], str] = _en
+) -> list[str]:
     out: list[str] = []
     for ap in calib.approaches:
-        out.append(f"approach {ap.id}: stop line {_seg(ap.stop_line, size)}")
+        out.append(f"{t('approach')} {ap.id}: {t('stop line')} {_seg(ap.stop_line, size)}")
         if ap.entry_line is not None:
-            out.append(f"approach {ap.id}: entry line {_seg(ap.entry_line, size)}")
+            out.append(f"{t('approach')} {ap.id}: {t('entry line')} {_seg(ap.entry_line, size)}")
         for ln in ap.lanes:
-            out.append(f"lane {ln.id} (number {ln.number}): travel {_seg(ln.travel, size)}")
+            out.append(
+                f"{t('lane')} {ln.id} ({t('number')} {ln.number}): "
+                f"{t('travel')} {_seg(ln.travel, size)}"
+            )
     for cw in calib.crosswalks:
-        out.append(f"crosswalk {cw.id}: axis {_seg(cw.axis, size)}")
+        out.append(f"{t('crosswalk')} {cw.id}: {t('axis')} {_seg(cw.axis, size)}")
     if calib.intersection_zone is not None:
-        out.append(f"intersection zone: {_seg(calib.intersection_zone, size)}")
+        out.append(f"{t('intersection zone')}: {_seg(calib.intersection_zone, size)}")
     for h in calib.signal_heads:
-        out.append(f"head {h.id} ({h.group}, {h.layout}): region {_seg(h.region, size)}")
+        out.append(
+            f"{t('head')} {h.id} ({h.group}, {h.layout}): {t('region')} {_seg(h.region, size)}"
+        )
     if calib.wrong_way is not None:
         for z in calib.wrong_way.zones:
-            out.append(f"wrong-way zone {z.id}: travel {_seg(z.travel, size)}")
+            out.append(f"{t('wrong-way zone')} {z.id}: {t('travel')} {_seg(z.travel, size)}")
     return out
 
 
@@ -370,15 +410,15 @@ def _legend_panel(
     panel = np.full((height, LEGEND_W, 3), PANEL_GREY, np.uint8)
     labels: list[_Label] = []
     y = 10
-    labels.append(
-        _Label(
-            c.t(f"相机 {cam.id} 标定检查", f"camera {cam.id} geometry"),
-            (12, y),
-            (255, 255, 255),
-            22,
-        )
-    )
-    y += 34
+    # wrapped to the panel's width: a long camera id no longer runs off its left edge
+    title = c.t(f"标定检查 相机 {cam.id}", f"geometry of camera {cam.id}")
+    width = 30 if c.chinese else 36
+    for wrapped in _wrap(title, width):
+        line = wrapped.strip()
+        for k in range(0, len(line), width):  # an id without spaces, cut to the width
+            labels.append(_Label(line[k : k + width], (12, y), (255, 255, 255), 22))
+            y += 28
+    y += 6
     if note:
         for part in _wrap(note, 40 if c.chinese else 58):
             labels.append(_Label(part, (12, y), (0, 200, 255), 16))
@@ -410,7 +450,7 @@ def _legend_panel(
     y += 10
     labels.append(_Label(c.t("关键点 (像素)", "key points (px)"), (12, y), (255, 255, 255), 18))
     y += 24
-    for line in key_points(cam, size):
+    for line in key_points(cam, size, chinese=c.chinese):
         for part in _wrap(line, 58):
             labels.append(_Label(part, (16, y), (210, 210, 210), 13))
             y += 16
@@ -558,9 +598,11 @@ def write_picture(
     cam: CameraConfig,
     findings: Sequence[Finding],
     paths: Sequence[TrackPath] = (),
+    *,
+    chinese: bool | None = None,
 ) -> None:
     """:func:`render_picture` written to ``path`` (a .png); ValueError when it cannot be."""
-    img = render_picture(background, cam, findings, paths)
+    img = render_picture(background, cam, findings, paths, chinese=chinese)
     path.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(path), img):
         raise ValueError("could not write the image (use a .png name)")

@@ -636,3 +636,22 @@ def test_camera_check_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[s
 )
 def test_the_default_language_follows_the_locale(env: dict[str, str], lang: str) -> None:
     assert default_lang(env) == lang
+
+
+def test_key_points_in_chinese_keep_every_id_and_pixel() -> None:
+    """The key points in the Chinese report and picture say the same points as the English
+    ones (ids, numbers and pixels), with the words in Chinese."""
+    import re
+
+    from sharpeyes.pipeline.config import load_camera_config
+    from sharpeyes.pipeline.geometry_draw import key_points
+    from tests.conftest import REPO
+
+    cam = load_camera_config(REPO / "sample_videos" / "intersection_hanoi_b.yaml")
+    en = key_points(cam, (640, 480))
+    zh = key_points(cam, (640, 480), chinese=True)
+    assert len(en) == len(zh) >= 8
+    for e, z in zip(en, zh, strict=True):
+        assert re.findall(r"\d+", e) == re.findall(r"\d+", z)
+        assert not re.search(r"[a-z]{4,} (line|zone|lane)", z), z
+    assert zh[0].startswith("进口道 south: 停止线 (50, 382) px")

@@ -137,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
     if args.png:
         try:
             paths = traffic.paths if traffic is not None else []
-            write_picture(Path(args.png), background, cam, findings, paths)
+            write_picture(Path(args.png), background, cam, findings, paths, chinese=lang == "zh")
         except (OSError, ValueError) as e:
             return _error(f"{args.png}: {e}", EXIT_USAGE)
     return EXIT_PROBLEMS if findings and args.strict else EXIT_OK
@@ -283,7 +283,7 @@ def _report_lines(
         else f"camera {cam.id}: {size[0]}x{size[1]} px"
     ]
     out.append("关键点（像素）：" if zh else "key points:")
-    out += [f"  {k}" for k in key_points(cam, size)]
+    out += [f"  {k}" for k in key_points(cam, size, chinese=zh)]
     if traffic is not None:
         out += traffic.text_lines(lang)
     else:
