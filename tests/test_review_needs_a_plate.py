@@ -102,6 +102,8 @@ def test_the_console_asks_for_the_plate_before_confirming(seeded: Seeded) -> Non
             page = browser.new_page(locale="zh-CN")
             errors: list[str] = []
             page.on("pageerror", lambda e: errors.append(str(e)))
+            missing: list[str] = []  # a file the console asks for that is not there
+            page.on("response", lambda r: missing.append(r.url) if r.status == 404 else None)
             page.goto(f"{base}/")
             page.fill("#token", seeded.tokens["reviewer"])
             page.click("#login-form button[type=submit]")
@@ -117,7 +119,13 @@ def test_the_console_asks_for_the_plate_before_confirming(seeded: Seeded) -> Non
             page.fill("#corrected", "京A54321")
             page.click("#confirm")
             expect(page.locator("#prev-msg")).to_contain_text("京A54321")
+            # back on the confirmed record: what is missing is still said, nothing to tick
+            page.evaluate(f"location.hash = '#/violation/{eid}'")
+            expect(page.locator("#plate-corrected-text")).to_have_text("京A54321")
+            expect(page.locator("#incomplete")).to_be_visible()
+            expect(page.locator("#ack-label")).to_be_hidden()
             assert not errors, errors
+            assert not missing, missing
         finally:
             browser.close()
     got = seeded.service.get_event(eid, violation=True).review

@@ -668,7 +668,8 @@ function renderIncomplete(ev) {
     list.appendChild(li);
   }
   box.hidden = !parts.length;
-  $("#ack-label").hidden = !parts.length;
+  // the acknowledgement is for confirming: a record already confirmed or rejected needs none
+  $("#ack-label").hidden = !parts.length || stateOf(ev) !== "pending";
   $("#ack-incomplete").checked = false;
 }
 
