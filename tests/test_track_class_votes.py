@@ -187,7 +187,10 @@ def run(
 def test_the_stage_decides_from_the_tracks_votes_and_says_so() -> None:
     event = run(COCO, True, [TRUCK] * 15 + [BUS] * 10)
     extra = dict(event.extra)
-    assert event.class_name == "truck"  # the detector's word is kept
+    # the event names the class the evidence settled on (a "truck" with K33 contradicted
+    # itself to a consumer); what the detector said by frames is kept beside it
+    assert (event.class_name, event.class_id) == ("car", CAR)
+    assert extra["detector_class"] == "truck"
     assert event.class_code == extra["vehicle_class"] == "K33"
     assert extra["vehicle_class_basis"] == (
         "small plate rules out bus; car 0.59 of the rest (votes bus 0.46, car 0.32, truck 0.22)"

@@ -396,7 +396,7 @@ def build_camera(
         from sharpeyes.pipeline.structuring.vehicle import VehicleStructuring
 
         reader = shared_plate_reader(cam.structuring.plate_detector)
-        events = VehicleStructuring(events, reader, cam.structuring)
+        events = VehicleStructuring(events, reader, cam.structuring, class_names=tuple(names))
     # -- end checkpoint structuring ------------------------------------------------------------
     if cam.faces.enabled:  # face capture: the best face of each person track (one YuNet each)
         from sharpeyes.models.resolve import resolve_model

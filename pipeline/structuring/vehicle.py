@@ -298,10 +298,20 @@ class VehicleStructuring:
         if fused.text:
             agreement = plate_agreement(state.votes, fused.text)
             extra.append(("plate_reliability", str(agreement.reliability)))
-        code, class_extra = _vehicle_class(event, fused, state, self._vote_names(event, state))
+        code, class_extra, settled = _vehicle_class(
+            event, fused, state, self._vote_names(event, state)
+        )
+        name, class_id = event.class_name, event.class_id
+        if settled and settled != name and settled in self._names:
+            # the event names the class its plate and votes settled on, not a ruled-out one;
+            # what the detector said by frames stays in extra
+            class_extra.append(("detector_class", name or ""))
+            name, class_id = settled, self._names.index(settled)
         return event.with_(
             plate=plate,
             plate_jpeg=state.plate_jpeg if fused.text else None,
+            class_name=name,
+            class_id=class_id,
             class_code=code,
             extra=(*event.extra, *extra, *class_extra),
         )
@@ -309,9 +319,10 @@ class VehicleStructuring:
 
 def _vehicle_class(
     event: Event, fused: FusedPlate, state: _TrackState, votes: dict[str, float] | None
-) -> tuple[str | None, list[tuple[str, str]]]:
+) -> tuple[str | None, list[tuple[str, str]], str | None]:
     """The event's GA/T 16.4 code from its plate and the detector's class votes (or, without
-    them, its class) (:mod:`.vehicle_class`) and the ``extra`` keys that say so."""
+    them, its class) (:mod:`.vehicle_class`), the ``extra`` keys that say so, and the detector
+    class the evidence settled on (None: the event's own)."""
     stable = state.last_class is None or event.class_id is None
     stable = stable or state.last_class == event.class_id
     decision = decide_vehicle_class(
@@ -322,11 +333,9 @@ def _vehicle_class(
         votes=votes,
     )
     if decision.code is None:
-        return event.class_code, []
-    return decision.code, [
-        ("vehicle_class", decision.code),
-        ("vehicle_class_basis", decision.basis),
-    ]
+        return event.class_code, [], None
+    out = [("vehicle_class", decision.code), ("vehicle_class_basis", decision.basis)]
+    return decision.code, out, decision.class_name
 
 
 def plate_end_in_view(box: FloatArray, others: FloatArray, frame_h: int) -> bool:

@@ -106,6 +106,7 @@ class ClassDecision:
 
     code: str | None
     basis: str
+    class_name: str | None = None  # the detector class the evidence settled on (None: as said)
 
 
 def plate_size(color: str | None, text: str | None) -> PlateSize | None:
@@ -182,7 +183,9 @@ def _small_from_votes(weights: Mapping[str, float]) -> ClassDecision:
     if rest_total < MIN_REST_SHARE * total:  # (nearly) all on a ruled-out class
         best = max(dropped, key=dropped.__getitem__)
         return ClassDecision(
-            _small_code(best), f"small plate rules out {best}, its category stands ({said})"
+            _small_code(best),
+            f"small plate rules out {best}, its category stands ({said})",
+            best,
         )
     best = max(rest, key=rest.__getitem__)
     share = rest[best] / rest_total
@@ -191,4 +194,4 @@ def _small_from_votes(weights: Mapping[str, float]) -> ClassDecision:
         return ClassDecision(
             UNKNOWN, f"category open: {ruled}no class holds most of the rest ({said})"
         )
-    return ClassDecision(_small_code(best), f"{ruled}{best} {share:.2f} of the rest ({said})")
+    return ClassDecision(_small_code(best), f"{ruled}{best} {share:.2f} of the rest ({said})", best)
