@@ -270,6 +270,23 @@ def test_models_bench_prints_a_table(capsys: pytest.CaptureFixture[str]) -> None
     out = capsys.readouterr().out
     assert "agreement vs yolov5n_static" in out and "(reference)" in out
     assert "yolov8n_int8" in out and "F1 " in out
+    # what was measured is said: rounds, threads, provider, machine, each model's input size
+    assert "3 frames, 3 alternating rounds (fps = median), 1 intra-op threads" in out
+    assert "CPUExecutionProvider" in out and "logical cores" in out
+    assert "416x416" in out  # yolox_nano's input, not the others'
+
+
+def test_models_bench_refuses_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _cmd("bench", str(tmp_path / "none.mp4"), "--frames", "3") == 1
+    assert "no such video file" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        _cmd("bench", str(tmp_path / "none.mp4"), "--frames", "0")
+    assert e.value.code == 2
+    assert "must be at least 1" in capsys.readouterr().err
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"not a video at all" * 100)
+    assert _cmd("bench", str(bad), "--frames", "3") == 1
+    assert "cannot decode" in capsys.readouterr().err
 
 
 # --- parity with Ultralytics (golden made by tests/tools/make_ultralytics_golden.py) --------

@@ -18,6 +18,7 @@ Wire it with ``add_parser(subparsers)``; ``run(args)`` returns the exit status.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from collections.abc import Sequence
@@ -60,11 +61,18 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="fps and agreement of every local detector on a clip")
     bench.add_argument("clip", help="video file")
-    bench.add_argument("--frames", type=int, default=60, help="frames to run (default 60)")
-    bench.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads")
+    bench.add_argument("--frames", type=_positive, default=60, help="frames to run (default 60)")
+    bench.add_argument("--threads", type=_positive, default=2, help="onnxruntime intra-op threads")
+    bench.add_argument(
+        "--rounds",
+        type=_positive,
+        default=3,
+        help="alternating rounds over the models; fps is the median (default 3)",
+    )
     bench.add_argument("--models", nargs="*", help="only these models (default: all local)")
     bench.add_argument("--reference", help="reference model (default: the default detector)")
-    bench.add_argument("--iou", type=float, default=0.5, help="IoU of a matched box")
+    bench.add_argument("--iou", type=_unit, default=0.5, help="IoU of a matched box")
+    bench.add_argument("--json", dest="json_out", help="also write the results here (JSON)")
 
     ex = sub.add_parser("export", help="Ultralytics .pt (or model YAML) → dynamic ONNX")
     ex.add_argument("source", help="checkpoint .pt, or a model YAML (random weights)")
@@ -139,10 +147,49 @@ class BenchRow:
 
     model: str
     family: str
-    fps: float
+    fps: float  # median over the rounds
     boxes_per_frame: float
     agreement: float | None  # F1 of IoU-matched boxes vs the reference; None for itself
     note: str = ""
+    input_size: tuple[int, int] | None = None  # (height, width)
+    providers: tuple[str, ...] = ()
+    fps_rounds: tuple[float, ...] = ()
+
+
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    return n
+
+
+def _unit(text: str) -> float:
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 < x <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {x}")
+    return x
+
+
+def machine_text() -> str:
+    """The CPU model and its cores (what the fps were measured on)."""
+    import os
+    import platform
+
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} logical cores, load {os.getloadavg()[0]:.1f}"
 
 
 def match_count(
@@ -182,12 +229,17 @@ def agreement_f1(ours: Sequence[Any], ref: Sequence[Any], iou: float) -> float:
 def _frames(clip: Path, n: int) -> list[NDArray[np.uint8]]:
     import av
 
+    if not clip.is_file():
+        raise SharpeyesError(f"{clip}: no such video file")
     out: list[NDArray[np.uint8]] = []
-    with av.open(str(clip)) as container:
-        for f in container.decode(video=0):
-            out.append(np.ascontiguousarray(f.to_ndarray(format="bgr24")))
-            if len(out) >= n:
-                break
+    try:
+        with av.open(str(clip)) as container:
+            for f in container.decode(video=0):
+                out.append(np.ascontiguousarray(f.to_ndarray(format="bgr24")))
+                if len(out) >= n:
+                    break
+    except av.FFmpegError as e:
+        raise SharpeyesError(f"{clip}: cannot decode: {e}") from e
     if not out:
         raise SharpeyesError(f"{clip}: no frames decoded")
     return out
@@ -201,8 +253,13 @@ def bench_models(
     models: Sequence[str] | None = None,
     reference: str | None = None,
     iou: float = 0.5,
+    rounds: int = 1,
 ) -> list[BenchRow]:
-    """Run every locally available detector (or ``models``) on ``frames`` frames of ``clip``."""
+    """Run every locally available detector (or ``models``) on ``frames`` frames of ``clip``,
+    ``rounds`` times in alternating order (A B C A B C …: the machine's load drifts alike for
+    all); fps is each model's median round, agreement from the first round's boxes."""
+    from statistics import median
+
     from sharpeyes.models.factory import create_detector, detector_models
     from sharpeyes.models.registry import DEFAULT_DETECTOR, get_model_spec
     from sharpeyes.pipeline.config import OnnxRuntimeDetectorConfig
@@ -213,57 +270,107 @@ def bench_models(
     if ref_name in names:
         names.remove(ref_name)
     names.insert(0, ref_name)
-    results: dict[str, list[Any]] = {}
-    rows: list[BenchRow] = []
+    loaded: dict[str, Any] = {}
+    skipped: dict[str, str] = {}
     for name in names:
-        family = get_model_spec(name).family
         cfg = OnnxRuntimeDetectorConfig(
             model=name, providers="cpu", intra_op_threads=threads, download=False, warmup=2
         )
         try:
-            det = create_detector(cfg).detector
+            loaded[name] = create_detector(cfg).detector
         except SharpeyesError as e:
-            rows.append(BenchRow(name, family, 0.0, 0.0, None, f"skipped: {e}"))
+            skipped[name] = f"skipped: {e}"
+    results: dict[str, list[Any]] = {}
+    times: dict[str, list[float]] = {name: [] for name in loaded}
+    for _ in range(rounds):
+        for name, det in loaded.items():
+            t0 = time.perf_counter()
+            dets = [det.detect([im])[0] for im in images]
+            times[name].append(len(images) / (time.perf_counter() - t0))
+            results.setdefault(name, dets)
+    rows: list[BenchRow] = []
+    for name in names:
+        family = get_model_spec(name).family
+        if name in skipped:
+            rows.append(BenchRow(name, family, 0.0, 0.0, None, skipped[name]))
             continue
-        t0 = time.perf_counter()
-        dets = [det.detect([im])[0] for im in images]
-        dt = time.perf_counter() - t0
-        results[name] = dets
+        dets = results[name]
         agree = None
         if name != ref_name and ref_name in results:
             agree = agreement_f1(dets, results[ref_name], iou)
-        boxes = sum(len(d.xyxy) for d in dets) / len(dets)
-        rows.append(BenchRow(name, family, len(images) / dt, boxes, agree))
+        info = loaded[name].info
+        rows.append(
+            BenchRow(
+                name,
+                family,
+                float(median(times[name])),
+                sum(len(d.xyxy) for d in dets) / len(dets),
+                agree,
+                input_size=info.input_size,
+                providers=info.providers,
+                fps_rounds=tuple(round(x, 2) for x in times[name]),
+            )
+        )
     return rows
 
 
 def format_bench(rows: Sequence[BenchRow], reference: str) -> list[str]:
     """The table ``models bench`` prints."""
-    head = f"{'model':22s} {'family':8s} {'fps':>7s} {'boxes/frame':>11s}  agreement vs {reference}"
+    head = (
+        f"{'model':22s} {'family':8s} {'input':>9s} {'fps':>7s} {'boxes/frame':>11s}  "
+        f"agreement vs {reference}"
+    )
     lines = [head, "-" * len(head)]
     for r in rows:
         if r.note:
-            lines.append(f"{r.model:22s} {r.family:8s} {'-':>7s} {'-':>11s}  {r.note}")
+            lines.append(f"{r.model:22s} {r.family:8s} {'-':>9s} {'-':>7s} {'-':>11s}  {r.note}")
             continue
         agree = "(reference)" if r.agreement is None else f"F1 {r.agreement:.3f}"
-        lines.append(f"{r.model:22s} {r.family:8s} {r.fps:7.1f} {r.boxes_per_frame:11.1f}  {agree}")
+        size = f"{r.input_size[0]}x{r.input_size[1]}" if r.input_size else "-"
+        per_frame = f"{r.boxes_per_frame:11.1f}"
+        lines.append(f"{r.model:22s} {r.family:8s} {size:>9s} {r.fps:7.1f} {per_frame}  {agree}")
     return lines
 
 
 def _bench(args: argparse.Namespace) -> int:
+    import json
+
     from sharpeyes.models.registry import DEFAULT_DETECTOR
 
     ref = args.reference or DEFAULT_DETECTOR
-    rows = bench_models(
-        Path(args.clip),
-        frames=args.frames,
-        threads=args.threads,
-        models=args.models,
-        reference=ref,
-        iou=args.iou,
+    try:
+        rows = bench_models(
+            Path(args.clip),
+            frames=args.frames,
+            threads=args.threads,
+            models=args.models,
+            reference=ref,
+            iou=args.iou,
+            rounds=args.rounds,
+        )
+    except SharpeyesError as e:
+        sys.stderr.write(f"error: {e}\n")
+        return EXIT_ERROR
+    machine = machine_text()
+    providers = sorted({p for r in rows for p in r.providers})
+    _out(
+        f"{args.clip}: {args.frames} frames, {args.rounds} alternating rounds (fps = median), "
+        f"{args.threads} intra-op threads, {', '.join(providers) or '-'}; {machine}"
     )
     for line in format_bench(rows, ref):
         _out(line)
+    if args.json_out:
+        doc = {
+            "clip": str(args.clip),
+            "frames": args.frames,
+            "rounds": args.rounds,
+            "threads": args.threads,
+            "reference": ref,
+            "machine": machine,
+            "models": [dataclasses.asdict(r) for r in rows],
+        }
+        Path(args.json_out).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+        _out(f"wrote {args.json_out}")
     return EXIT_OK
 
 
