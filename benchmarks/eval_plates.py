@@ -235,9 +235,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true", help="print JSON instead of the table")
     args = ap.parse_args(argv)
     fps, vehicles = load_labels(args.labels, tuple(args.frames) if args.frames else None)
-    report = evaluate(vehicles, load_events(args.events, fps, args.offset))
+    events = load_events(args.events, fps, args.offset)
+    report = evaluate(vehicles, events)
     out = json.dumps(report.to_json(), ensure_ascii=False) if args.json else format_report(report)
     sys.stdout.write(out + "\n")
+    if events and report.unmatched_events == len(events):
+        clip = json.loads(args.labels.read_text(encoding="utf-8")).get("clip", "the labelled clip")
+        sys.stderr.write(
+            f"error: none of the {len(events)} events overlaps a labelled vehicle — are they "
+            f"events of {clip} (and is --offset right)?\n"
+        )
+        return 1
     return 0
 
 
