@@ -129,3 +129,34 @@ def test_resume_across_a_service_restart_replays_exactly_what_was_missed(
     ids = _event_ids(client)
     assert ids[4:] == [e.event_id for e in [*away, *more]]
     assert len(ids) == len(set(ids))
+
+
+def test_feed_events_list_their_evidence_files_that_download_with_the_token(
+    seeded: Seeded,
+) -> None:
+    """Live and on replay, a feed event lists its evidence files (name, size, type, API path),
+    as the MQTT / Kafka messages do; each path downloads with the consumer's bearer token.
+    Before, the feed carried no evidence at all."""
+    import dataclasses
+
+    from tests._api_fixtures import write_evidence
+
+    viewer = seeded.auth("viewer")
+    with live_server(make_app(seeded)) as base:
+        replay = EventSourceClient(base, viewer, params="?type=red_light_violation", last_id="0")
+        replay.connect(events=1, seconds=5.0)
+        live = EventSourceClient(base, viewer, params="?camera=gate9")
+        live.connect(events=1, seconds=1.0)  # connected: only the opening id
+        ev = make_event(800, camera="gate9", violation=True, plate="京A80000")
+        rel = write_evidence(seeded.files_root, ev)
+        seeded.service.ingest([dataclasses.replace(ev, evidence_path=rel)])
+        live.connect(events=1, seconds=5.0)
+        for client in (replay, live):
+            (data,) = client.received
+            doc = json.loads(data)
+            files = {f["name"]: f for f in doc["evidence"]}
+            assert {"1.jpg", "composite.jpg", "record.json"} <= files.keys(), files
+            for f in files.values():
+                got = httpx.get(f"{base}{f['url']}", headers=viewer, timeout=5)
+                assert got.status_code == 200 and len(got.content) == f["size"], f
+                assert httpx.get(f"{base}{f['url']}", timeout=5).status_code == 401

@@ -285,7 +285,9 @@ def run_node(
     runtime = NodeRuntime(
         config,
         store=service.events if service is not None else None,
-        on_committed=committed_publisher(service.feed) if service is not None else None,
+        on_committed=committed_publisher(service.feed, service.feed_payload)
+        if service is not None
+        else None,
         feed=service is not None,
         subscriptions=registry,
     )

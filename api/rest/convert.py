@@ -24,6 +24,7 @@ from sharpeyes.api.rest.schemas import (
 )
 from sharpeyes.api.store.records import ReviewAction as StoreReviewAction
 from sharpeyes.api.store.records import StoredEvent
+from sharpeyes.api.store.serialize import JsonValue
 from sharpeyes.pipeline.evidence.facts import violation_time_ms
 from sharpeyes.pipeline.rules import violation_type
 
@@ -185,9 +186,35 @@ def audit_public(a: StoreReviewAction) -> AuditEntryPublic:
     )
 
 
-def feed_payload(stored: StoredEvent) -> str:
-    """The JSON sent on the live feed: the public event without evidence URLs."""
-    return event_public(stored, _NO_SIGNER, None).model_dump_json(exclude={"evidence"})
+def evidence_path(event_id: str, name: str) -> str:
+    """The API path of one evidence file (bearer-token download, no signature): what the live
+    feed and the MQTT / Kafka messages list, the same for every consumer."""
+    return f"{API_PREFIX}/events/{quote(event_id, safe='')}/evidence/{quote(name, safe='')}"
+
+
+def evidence_list(event_id: str, files: Sequence[EvidenceFile]) -> list[JsonValue]:
+    """``[{name, size, media_type, url}]`` of an event's files, with :func:`evidence_path`."""
+    return [
+        {
+            "name": f.name,
+            "size": f.size,
+            "media_type": f.media_type,
+            "url": evidence_path(event_id, f.name),
+        }
+        for f in files
+    ]
+
+
+def feed_payload(stored: StoredEvent, files: Sequence[EvidenceFile] | None = None) -> str:
+    """The JSON sent on the live feed: the public event; with ``files``, its evidence files
+    as API paths to download with the consumer's bearer token (no signed URLs: one message
+    serves every subscriber)."""
+    body = event_public(stored, _NO_SIGNER, None).model_dump_json(exclude={"evidence"})
+    if files is None:
+        return body
+    doc = json.loads(body)
+    doc["evidence"] = evidence_list(stored.event_id, files)
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
 
 
 _NO_SIGNER = UrlSigner(b"feed-has-no-urls")

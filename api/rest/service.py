@@ -377,7 +377,12 @@ class StoreService:
         if not events:
             return []
         written = self.events.write_batch(events, destinations=(), device_id=None, feed=True)
-        return publish_written(self.feed, written, feed_payload)
+        return publish_written(self.feed, written, self.feed_payload)
+
+    def feed_payload(self, stored: StoredEvent) -> str:
+        """The live feed's JSON of ``stored``: the public event and its evidence files (API
+        paths, downloaded with the consumer's bearer token), live and on replay alike."""
+        return feed_payload(stored, self.locator.files(stored))
 
     def _max_seq(self) -> int:
         with self.db.transaction(readonly=True) as tx:
@@ -399,7 +404,7 @@ class StoreService:
                         int(seq),
                         str(stored.event.type),
                         stored.event.stream_id,
-                        feed_payload(stored),
+                        self.feed_payload(stored),
                     )
                 )
         return items

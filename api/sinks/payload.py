@@ -17,17 +17,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sharpeyes.api.rest.convert import API_PREFIX, event_public
+from sharpeyes.api.rest.convert import event_public, evidence_list, evidence_path
 from sharpeyes.api.rest.evidence import EvidenceLocator, UrlSigner
 from sharpeyes.api.store import StoredEvent
 from sharpeyes.api.store.serialize import JsonObject
 
 _UNSIGNED = UrlSigner(b"broker-messages-carry-no-signed-urls")
-
-
-def evidence_path(event_id: str, name: str) -> str:
-    """The API path of one evidence file (bearer-token download, no signature)."""
-    return f"{API_PREFIX}/events/{event_id}/evidence/{name}"
+__all__ = ["event_message", "evidence_path"]
 
 
 def event_message(stored: StoredEvent, destination: str, files_root: Path) -> JsonObject:
@@ -44,14 +40,6 @@ def event_message(stored: StoredEvent, destination: str, files_root: Path) -> Js
         attributes=None
         if public.attributes is None
         else public.attributes.model_dump(exclude_none=True),
-        evidence=[
-            {
-                "name": f.name,
-                "size": f.size,
-                "media_type": f.media_type,
-                "url": evidence_path(stored.event_id, f.name),
-            }
-            for f in files
-        ],
+        evidence=evidence_list(stored.event_id, files),
     )
     return out
