@@ -160,3 +160,31 @@ def test_feed_events_list_their_evidence_files_that_download_with_the_token(
                 got = httpx.get(f"{base}{f['url']}", headers=viewer, timeout=5)
                 assert got.status_code == 200 and len(got.content) == f["size"], f
                 assert httpx.get(f"{base}{f['url']}", timeout=5).status_code == 401
+
+
+def test_review_decisions_reach_the_feed_live_and_on_replay(seeded: Seeded) -> None:
+    """A consumer of the feed learns that a violation was confirmed (with the plate the
+    reviewer entered) or rejected: an ``event: review`` item with the audit entry, live and,
+    after a reconnect, on replay — each saying the decision as it was taken, so a confirm
+    later overturned still replays as a confirm. Before, decisions reached no feed."""
+    first, second = seeded.violations[0], seeded.violations[1]
+    viewer = seeded.auth("viewer")
+    with live_server(make_app(seeded)) as base:
+        live = EventSourceClient(base, viewer, params="?type=review")
+        live.connect(events=1, seconds=1.0)  # the opening id only
+        seeded.service.review(first.event_id, "zhangsan (t1)", "confirm", None, "京A12399")
+        seeded.service.review(first.event_id, "lisi (t2)", "reject", "wrong lane", None)
+        seeded.service.review(second.event_id, "zhangsan (t1)", "confirm", None, None)
+        live.connect(events=3, seconds=5.0)
+        replay = EventSourceClient(base, viewer, params="?type=review", last_id="0")
+        replay.connect(events=3, seconds=5.0)
+    for client in (live, replay):
+        docs = [json.loads(d) for d in client.received]
+        said = [(d["event_id"], d["review_state"], d["plate"], d["audit"]["actor"]) for d in docs]
+        assert said == [
+            (first.event_id, "confirmed", "京A12399", "zhangsan (t1)"),
+            (first.event_id, "rejected", "京A12399", "lisi (t2)"),
+            (second.event_id, "confirmed", second.plate and second.plate.text, "zhangsan (t1)"),
+        ], said
+        assert docs[1]["audit"]["reason"] == "wrong lane"
+        assert {d["violation_type"] for d in docs} == {"red_light_violation"}

@@ -218,3 +218,17 @@ def feed_payload(stored: StoredEvent, files: Sequence[EvidenceFile] | None = Non
 
 
 _NO_SIGNER = UrlSigner(b"feed-has-no-urls")
+
+
+def review_payload(stored: StoredEvent, entry: StoreReviewAction) -> str:
+    """The live feed's ``review`` item: a reviewer's decision on a violation, as its audit
+    entry records it (so a replay says what was decided then, not the state now)."""
+    doc = {
+        "event_id": stored.event_id,
+        "camera_id": stored.event.stream_id,
+        "violation_type": violation_type(stored.event),
+        "review_state": entry.after.get("review_state"),
+        "plate": entry.after.get("plate_text"),
+        "audit": audit_public(entry).model_dump(),
+    }
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":"))

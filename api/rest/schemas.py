@@ -32,6 +32,7 @@ EventTypeName = Literal[
     "traffic_flow",
     "face_capture",
 ]
+FeedTypeName = EventTypeName | Literal["review"]  # the feed also carries review decisions
 EvidenceName = Literal[
     "1.jpg",
     "2.jpg",

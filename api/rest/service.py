@@ -22,7 +22,13 @@ from typing import Any, Protocol
 from sharpeyes.api.rest.auth import AuthAuditLog, TokenService
 from sharpeyes.api.rest.auth.sql import SqlAuthAuditLog, SqlTokenRepository
 from sharpeyes.api.rest.cameras import CameraRegistry, mask_url
-from sharpeyes.api.rest.convert import ReviewOutcome, audit_public, event_public, feed_payload
+from sharpeyes.api.rest.convert import (
+    ReviewOutcome,
+    audit_public,
+    event_public,
+    feed_payload,
+    review_payload,
+)
 from sharpeyes.api.rest.errors import ConflictError, InvalidRequestError, NotFoundError
 from sharpeyes.api.rest.evidence import EvidenceFile, EvidenceLocator, UrlSigner
 from sharpeyes.api.rest.feed import FeedHub, FeedItem, publish_written
@@ -39,6 +45,7 @@ from sharpeyes.api.rest.schemas import (
 )
 from sharpeyes.api.store.db import Database, open_database
 from sharpeyes.api.store.events import (
+    REVIEW_FEED_TYPE,
     EventNotFoundError,
     EventStore,
     ReviewConflictError,
@@ -46,6 +53,7 @@ from sharpeyes.api.store.events import (
 )
 from sharpeyes.api.store.migrate import migrate
 from sharpeyes.api.store.records import EventFilter, StoredEvent
+from sharpeyes.api.store.records import ReviewAction as StoreReviewAction
 from sharpeyes.pipeline.errors import StoreError
 from sharpeyes.pipeline.signal_input import PhaseRouter
 from sharpeyes.pipeline.types import Event, EventType, Frame
@@ -328,7 +336,7 @@ class StoreService:
         if action == "confirm" and not (corrected_plate and corrected_plate.strip()):
             self._plate_for_confirm(stored)
         try:
-            after = self.events.review(event_id, actor, action, reason, corrected_plate)
+            after, seq = self.events.review_logged(event_id, actor, action, reason, corrected_plate)
         except EventNotFoundError as e:
             raise NotFoundError(str(e)) from e
         except ReviewConflictError as e:
@@ -338,6 +346,9 @@ class StoreService:
         trail = self.events.audit_trail(event_id)
         if not trail:
             raise ConflictError(f"review of {event_id} left no audit entry")
+        self.feed.publish(
+            REVIEW_FEED_TYPE, after.event.stream_id, review_payload(after, trail[-1]), seq
+        )
         return ReviewOutcome(
             event=_flag_missing(event_public(after, self.signer, self.locator.files(after), trail)),
             audit=audit_public(trail[-1]),
@@ -392,22 +403,45 @@ class StoreService:
     def _backfill(self, after_seq: int, limit: int) -> list[FeedItem]:
         with self.db.transaction(readonly=True) as tx:
             rows = tx.fetchall(
-                "SELECT seq, event_id FROM feed_log WHERE seq > ? ORDER BY seq LIMIT ?",
+                "SELECT seq, event_id, type, at_ms FROM feed_log WHERE seq > ? "
+                "ORDER BY seq LIMIT ?",
                 (after_seq, limit),
             )
         items = []
-        for seq, event_id in rows:
+        for seq, event_id, kind, at_ms in rows:
             stored = self.events.get_event(str(event_id))
-            if stored is not None:
-                items.append(
-                    FeedItem(
-                        int(seq),
-                        str(stored.event.type),
-                        stored.event.stream_id,
-                        self.feed_payload(stored),
+            if stored is None:
+                continue
+            if kind == REVIEW_FEED_TYPE:  # the decision as it was taken (its audit entry)
+                entry = self._review_entry(stored.event_id, int(seq), int(at_ms))
+                if entry is not None:
+                    payload = review_payload(stored, entry)
+                    items.append(
+                        FeedItem(int(seq), REVIEW_FEED_TYPE, stored.event.stream_id, payload)
                     )
+                continue
+            items.append(
+                FeedItem(
+                    int(seq),
+                    str(stored.event.type),
+                    stored.event.stream_id,
+                    self.feed_payload(stored),
                 )
+            )
         return items
+
+    def _review_entry(self, event_id: str, seq: int, at_ms: int) -> StoreReviewAction | None:
+        """The audit entry a ``review`` feed row was written with (same transaction, same
+        time; among entries of the same millisecond, the same rank)."""
+        same = [a for a in self.events.audit_trail(event_id) if a.at_ms == at_ms]
+        with self.db.transaction(readonly=True) as tx:
+            rank = tx.fetchone(
+                "SELECT COUNT(*) FROM feed_log WHERE event_id = ? AND type = ? AND at_ms = ? "
+                "AND seq < ?",
+                (event_id, REVIEW_FEED_TYPE, at_ms, seq),
+            )
+        k = int(rank[0]) if rank else 0
+        return same[k] if k < len(same) else None
 
 
 def _flag_missing(event: EventPublic) -> EventPublic:

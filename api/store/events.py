@@ -51,6 +51,9 @@ from sharpeyes.pipeline.types import Event
 MAX_PAGE = 1000
 
 
+REVIEW_FEED_TYPE = "review"  # feed_log.type of a review decision (SSE event name)
+
+
 class EventNotFoundError(StoreError, LookupError):
     """No event with that id is stored."""
 
@@ -527,7 +530,20 @@ class EventStore:
         reason: str | None = None,
         corrected_plate: str | None = None,
     ) -> StoredEvent:
-        """Confirm or reject a violation, appending to its audit trail in the same transaction.
+        """Confirm or reject a violation (see :meth:`review_logged`)."""
+        return self.review_logged(event_id, actor, action, reason, corrected_plate)[0]
+
+    def review_logged(
+        self,
+        event_id: str,
+        actor: str,
+        action: ReviewVerb,
+        reason: str | None = None,
+        corrected_plate: str | None = None,
+    ) -> tuple[StoredEvent, int]:
+        """Confirm or reject a violation, appending to its audit trail and to the live feed's
+        log (a ``review`` row, so that feed consumers learn the decision, also on replay) in
+        the same transaction; returns the event after it and the feed row's seq.
 
         Raises:
             EventNotFoundError: no such event.
@@ -538,7 +554,7 @@ class EventStore:
         lock = " FOR UPDATE" if self.db.backend == "postgres" else ""
         with self.db.transaction() as conn:
             row = conn.fetchone(
-                f"SELECT review_state, plate_text FROM events WHERE event_id = ?{lock}",
+                f"SELECT review_state, plate_text, stream_id FROM events WHERE event_id = ?{lock}",
                 (event_id,),
             )
             if row is None:
@@ -553,14 +569,21 @@ class EventStore:
                 "UPDATE events SET review_state = ?, plate_text = ? WHERE event_id = ?",
                 (new_state, after["plate_text"], event_id),
             )
+            at = clock.now_ms()
             conn.execute(
                 "INSERT INTO review_actions (event_id, actor, action, reason, before, after, "
                 "at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (event_id, actor, action, reason, dumps(before), dumps(after), clock.now_ms()),
+                (event_id, actor, action, reason, dumps(before), dumps(after), at),
             )
+            conn.execute(
+                "INSERT INTO feed_log (event_id, type, stream_id, at_ms) VALUES (?, ?, ?, ?)",
+                (event_id, REVIEW_FEED_TYPE, str(row[2]), at),
+            )
+            # the event's rows are serialised by the row lock: the newest is this one
+            seq = conn.fetchone("SELECT MAX(seq) FROM feed_log WHERE event_id = ?", (event_id,))
             stored = conn.fetchone(f"{SELECT_EVENT} WHERE event_id = ?", (event_id,))
-        assert stored is not None
-        return row_to_stored(stored)
+        assert stored is not None and seq is not None
+        return row_to_stored(stored), int(seq[0])
 
     def audit_trail(self, event_id: str) -> list[ReviewAction]:
         """Every review action on an event, oldest first."""

@@ -10,7 +10,7 @@ from fastapi.responses import StreamingResponse
 
 from sharpeyes.api.rest.deps import AUTH_RESPONSES, Ctx, Viewer
 from sharpeyes.api.rest.feed import FeedFilter
-from sharpeyes.api.rest.schemas import EventTypeName
+from sharpeyes.api.rest.schemas import FeedTypeName
 
 router = APIRouter(prefix="/api/v1", tags=["feed"], responses=AUTH_RESPONSES)
 RETRY_MS = 2000
@@ -20,7 +20,9 @@ RETRY_MS = 2000
     "/feed",
     summary="Live events as Server-Sent Events",
     description=(
-        "Each message is `id: <seq>`, `event: <type>`, `data: <EventPublic JSON>`. Reconnect "
+        "Each message is `id: <seq>`, `event: <type>`, `data: <EventPublic JSON>`; a "
+        "reviewer's decision on a violation is `event: review` with `{event_id, camera_id, "
+        "violation_type, review_state, plate, audit}`. Reconnect "
         "with the `Last-Event-ID` header (or `last_event_id`) to resume without loss; "
         "`last_event_id=0` replays what the service still holds. The first block of every "
         "connection is `id: <seq>` without data (the position the stream starts after), so a "
@@ -35,7 +37,7 @@ async def feed(
     _: Viewer,
     ctx: Ctx,
     camera: Annotated[list[str] | None, Query(max_length=64)] = None,
-    type: Annotated[list[EventTypeName] | None, Query()] = None,
+    type: Annotated[list[FeedTypeName] | None, Query()] = None,
     last_event_id: Annotated[int | None, Query(ge=0, le=2**62)] = None,
     last_event_id_header: Annotated[
         str | None, Header(alias="Last-Event-ID", max_length=32)
