@@ -14,7 +14,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -25,19 +24,7 @@ from sharpeyes.api.cluster.service import ClusterHandle, ClusterSettings, start_
 from sharpeyes.api.rest.cameras import CameraRegistry
 from sharpeyes.pipeline.config import CameraConfig
 from tests._viid_fixtures import free_port
-
-
-def wait_for(cond: Callable[[], Any], timeout_s: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            got = cond()
-            if got:
-                return got
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, f"timed out after {timeout_s} s waiting for {what}"
-        time.sleep(0.1)
+from tests._wait import wait_for
 
 
 def desired(handle: ClusterHandle) -> dict[str, CameraConfig]:

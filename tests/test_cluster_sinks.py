@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,17 +21,11 @@ from sharpeyes.api.cluster.synthetic import synthetic_spec
 from sharpeyes.api.sinks import kafka as kafka_mod
 from sharpeyes.api.sinks import started
 from sharpeyes.api.sinks.kafka import KafkaSinkConfig
+from tests._wait import wait_for
 from tests.kafka_double import FakeBroker
 from tests.test_mqtt_sink import Broker, Subscriber, _config, broker  # noqa: F401
 
 pytestmark = pytest.mark.integration
-
-
-def wait_for(cond: Callable[[], Any], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not cond():
-        assert time.monotonic() < deadline, f"timed out after {timeout_s} s waiting for {what}"
-        time.sleep(0.1)
 
 
 def committed(db: Path) -> set[str]:

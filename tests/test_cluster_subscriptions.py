@@ -14,7 +14,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from sharpeyes.api.viid.receiver.server import ReceiverServer
 from sharpeyes.api.viid.receiver.state import ReceiverConfig
 from sharpeyes.api.viid.subscriptions import Subscription, SubscriptionRegistry
 from tests._viid_fixtures import free_port
+from tests._wait import wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 VIID_JSON = "application/VIID+JSON;charset=UTF-8"
@@ -40,19 +41,6 @@ UPPER = "11010000005030000001"
 SYSTEM = "34020000001190000001"
 NEW_DEVICE = "34020000001190000077"
 SID = "340200000000032024010112000000001"
-
-
-def wait_for(cond: Callable[[], Any], timeout_s: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            got = cond()
-            if got:
-                return got
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, f"timed out after {timeout_s} s waiting for {what}"
-        time.sleep(0.1)
 
 
 def delivery(upper_url: str) -> dict[str, Any]:

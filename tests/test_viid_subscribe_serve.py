@@ -18,6 +18,7 @@ from sharpeyes.api.commands.serve import build_service
 from sharpeyes.api.node.settings import ServiceConfig
 from sharpeyes.api.rest.app import create_app
 from sharpeyes.api.rest.context import ApiSettings
+from tests._wait import wait_for as _wait
 
 REPO = Path(__file__).resolve().parents[1]
 VIID_JSON = "application/VIID+JSON;charset=UTF-8"
@@ -121,23 +122,6 @@ def test_an_allowed_subscriber_lists(tmp_path: Path) -> None:
 PASSWORD = "sub-e2e-pw"
 SYSTEM = "34020000001190000001"
 CAMERA_DEVICE = "34020000001190000077"
-
-
-def _wait(cond: Any, timeout_s: float, what: str) -> Any:
-    import time
-
-    import httpx
-
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            got = cond()
-            if got:
-                return got
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
 
 
 @pytest.mark.integration

@@ -12,7 +12,6 @@ added over REST, an upper platform (the project's ``viid-server``) subscribing o
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from sharpeyes.api.rest.service import StoreService
 from sharpeyes.api.viid.codes import SubscribeStatus
 from sharpeyes.api.viid.subscriptions import Subscription, SubscriptionRegistry
 from tests._viid_fixtures import free_port, make_event
+from tests._wait import wait_for as _wait
 
 REPO = Path(__file__).resolve().parents[1]
 VIID_JSON = "application/VIID+JSON;charset=UTF-8"
@@ -190,19 +190,6 @@ def test_routing_never_depended_on_the_camera_list(tmp_path: Path) -> None:
 
 
 # -- end to end: the serve wiring on a clip, a camera added over REST, a subscriber over HTTP --
-
-
-def _wait(cond: Callable[[], Any], timeout_s: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            got = cond()
-            if got:
-                return got
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
 
 
 @pytest.fixture
