@@ -113,6 +113,7 @@ def test_a_pedestrian_record_asks_for_no_plate(
     for text in seen:
         assert "对象: 行人" in text and "号牌" not in text
         assert "违法代码: 8901 行人违反道路交通信号灯通行" in text
+        assert "过街" in text and "crossing" not in text  # the movement in Chinese too
     closeup = cv2.imread(str(folder / "plate.jpg"))
     assert closeup is not None
     # the head fills the top of the close-up; the trousers (lower half of the box) are out
