@@ -62,7 +62,13 @@ COLOR_ZH = {
     LampColor.OFF: "灭灯",
     LampColor.UNKNOWN: "未知",
 }
-MOVEMENT_ZH = {"straight": "直行", "left": "左转", "right": "右转", "u_turn": "掉头", "crossing": "过街"}
+MOVEMENT_ZH = {
+    "straight": "直行",
+    "left": "左转",
+    "right": "右转",
+    "u_turn": "掉头",
+    "crossing": "过街",  # a pedestrian on a crosswalk
+}
 DIRECTION_ZH = {
     "north": "由南向北",
     "south": "由北向南",
