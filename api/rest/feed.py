@@ -78,6 +78,10 @@ class FeedHub:
         if capacity < 1:
             raise ValueError(f"feed capacity must be >= 1, got {capacity}")
         self._ring: deque[FeedItem] = deque(maxlen=capacity)
+        # items published after one with a higher seq (two publishers: the store writer and a
+        # review); numbered by arrival so a live subscriber takes the ones behind its cursor
+        self._late: deque[tuple[int, FeedItem]] = deque(maxlen=capacity)
+        self._late_count = 0
         self._lock = threading.Lock()
         self._waiters: set[_Waiter] = set()
         self._last_seq = start_seq
@@ -109,15 +113,25 @@ class FeedHub:
             w.wake()
 
     def publish(self, type_: str, camera_id: str, data: str, seq: int | None = None) -> FeedItem:
-        """Append an item (``seq`` from the store when known, else the next number) and wake all."""
+        """Add an item (``seq`` from the store when known, else the next number) and wake all.
+
+        A store seq at or below the last one published is a late arrival — another thread
+        committed it first and published second (the store writer and a review). It keeps its
+        durable seq (renumbering it made the ids it was sent with disagree with the feed log,
+        so a resume skipped or repeated one), goes into the ring in order, and live subscribers
+        whose cursor passed it receive it as well (at least once)."""
         with self._lock:
-            if seq is None or seq <= self._last_seq:
-                if seq is not None:
-                    logger.warning("feed seq %s not above %s; renumbered", seq, self._last_seq)
+            if seq is None:
                 seq = self._last_seq + 1
             item = FeedItem(seq=seq, type=type_, camera_id=camera_id, data=data)
-            self._ring.append(item)
-            self._last_seq = seq
+            if seq > self._last_seq:
+                self._ring.append(item)
+                self._last_seq = seq
+            else:
+                ring = sorted([*self._ring, item], key=lambda i: i.seq)
+                self._ring = deque(ring[-(self._ring.maxlen or len(ring)) :], self._ring.maxlen)
+                self._late_count += 1
+                self._late.append((self._late_count, item))
             self.published += 1
             waiters = list(self._waiters)
         for w in waiters:
@@ -156,23 +170,28 @@ class FeedHub:
         with self._lock:
             self._waiters.add(waiter)
             cursor = self._last_seq if after_seq is None else after_seq
+            late_mark = self._late_count
         # a resume reads the durable feed table until it comes back short (caught up)
         resuming = after_seq is not None and self._backfill is not None
         try:
             while not self._closed:
                 waiter.event.clear()
+                late: list[FeedItem] = []
                 if resuming and self._backfill is not None:
                     items = list(await asyncio.to_thread(self._backfill, cursor, RESUME_PAGE))
                     resuming = len(items) >= RESUME_PAGE
                 elif self._backfill is not None and cursor + 1 < self._oldest_seq():
                     items = await asyncio.to_thread(self.after, cursor)
-                else:
-                    items = self.after(cursor)
+                else:  # the ring and the late arrivals read together: each item once
+                    items, late, late_mark = self._live(cursor, late_mark)
+                for item in late:  # published after the cursor had passed its seq
+                    if flt.matches(item):
+                        yield item
                 for item in items:
                     cursor = item.seq
                     if flt.matches(item):
                         yield item
-                if items:
+                if items or late:
                     continue
                 try:
                     await asyncio.wait_for(waiter.event.wait(), heartbeat_s)
@@ -182,6 +201,15 @@ class FeedHub:
         finally:
             with self._lock:
                 self._waiters.discard(waiter)
+
+    def _live(self, cursor: int, mark: int) -> tuple[list[FeedItem], list[FeedItem], int]:
+        """Under one lock: the ring's items after ``cursor``, the late arrivals numbered above
+        ``mark`` whose seq the cursor had already passed (a late item is in exactly one of the
+        two), and the new mark."""
+        with self._lock:
+            items = [i for i in self._ring if i.seq > cursor]
+            late = [i for n, i in self._late if n > mark and i.seq <= cursor]
+            return items, late, self._late_count
 
     def _oldest_seq(self) -> int:
         with self._lock:
