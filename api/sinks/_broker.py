@@ -1,6 +1,10 @@
 """What the MQTT and Kafka senders share: the outbox round's settings, the topic template's
-fields, claiming due rows with their stored events, the payload, the run loop and the health
-report. Each sink adds how it connects, sends and settles a round."""
+fields, claiming due rows with their stored events, the payloads, the run loop and the health
+report. Each sink adds how it connects, sends and settles a round.
+
+A destination's rows are events (``kind`` = the event type) and reviewers' decisions on them
+(``kind`` ``review``, queued in the review's transaction: :mod:`sharpeyes.api.store.routing`);
+both are claimed in one id order and sent as :class:`Outgoing` messages."""
 
 from __future__ import annotations
 
@@ -9,12 +13,13 @@ import string
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Annotated, ClassVar, Generic, Protocol, TypeVar
 
 from pydantic import Field
 
 from sharpeyes.api.sinks.common import SinkReport
-from sharpeyes.api.sinks.payload import event_message
+from sharpeyes.api.sinks.payload import event_message, review_message
 from sharpeyes.api.store import (
     EventStore,
     Outbox,
@@ -23,6 +28,8 @@ from sharpeyes.api.store import (
     StoredEvent,
     retry_delay_s,
 )
+from sharpeyes.api.store.events import LoggedReview
+from sharpeyes.api.store.routing import REVIEW_KIND, parse_review_object_id
 from sharpeyes.api.store.serialize import dumps
 
 TOPIC_FIELDS = frozenset({"stream_id", "type", "kind", "device_id"})
@@ -36,6 +43,17 @@ LeaseS = Annotated[
 ]
 
 TopicPart = tuple[str, str | None, str | None, str | None]
+REVIEW_TOPIC_SUFFIX = "review"  # the default review topic: the event's topic + separator + this
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One message to send for an outbox row: the event's, or (``review`` set) a reviewer's
+    decision on it. ``payload`` is the UTF-8 JSON body."""
+
+    stored: StoredEvent
+    payload: bytes
+    review: LoggedReview | None = None
 
 
 def topic_parts(topic: str) -> list[TopicPart]:
@@ -107,30 +125,55 @@ class BrokerSender(ABC, Generic[C, R]):
     def _backoff_s(self, attempts: int) -> float:
         return retry_delay_s(attempts, self.config.backoff_initial_s, self.config.backoff_max_s)
 
-    def _claim(self, now: int, report: R) -> Iterator[tuple[OutboxItem, StoredEvent]]:
-        """Claim the due rows now (``report.claimed``); the iterator gives each with its stored
-        event, one at a time, and marks dead a row whose event is no longer in the store."""
+    def _claim(self, now: int, report: R) -> Iterator[tuple[OutboxItem, Outgoing]]:
+        """Claim the due rows now (``report.claimed``); the iterator gives each with its
+        message, one at a time, and marks dead a row whose event (or review) is no longer in
+        the store."""
         c = self.config
         items = self.outbox.claim_batch(
             self.destination, c.claim_limit, now, lease_ms=int(c.lease_s * 1000)
         )
         report.claimed = len(items)
-        return self._with_events(items, now, report)
+        return self._with_messages(items, now, report)
 
-    def _with_events(
+    def _with_messages(
         self, items: list[OutboxItem], now: int, report: R
-    ) -> Iterator[tuple[OutboxItem, StoredEvent]]:
+    ) -> Iterator[tuple[OutboxItem, Outgoing]]:
         for item in items:
-            stored = self.store.get_event(item.object_id)
-            if stored is None:
-                self.outbox.mark_dead([item.id], "event not in store", now)
+            try:
+                out = self._message(item)
+            except LookupError as e:
+                self.outbox.mark_dead([item.id], str(e), now)
                 report.dead += 1
                 continue
-            yield item, stored
+            yield item, out
 
-    def _payload(self, stored: StoredEvent) -> bytes:
-        """The message (:func:`~sharpeyes.api.sinks.payload.event_message`), UTF-8 JSON."""
-        return dumps(event_message(stored, self.destination, self.store.files_root)).encode()
+    def _message(self, item: OutboxItem) -> Outgoing:
+        """The message of one row.
+
+        Raises:
+            LookupError: its event or review is not in the store (or its id is not one).
+        """
+        if item.kind != REVIEW_KIND:
+            stored = self._stored(item.object_id)
+            body = event_message(stored, self.destination, self.store.files_root)
+            return Outgoing(stored, dumps(body).encode())
+        try:
+            action_id, feed_seq = parse_review_object_id(item.object_id)
+        except ValueError as e:
+            raise LookupError(str(e)) from e
+        review = self.store.logged_review(action_id)
+        if review is None:
+            raise LookupError("review not in store")
+        stored = self._stored(review.action.event_id)
+        body = review_message(stored, review, feed_seq, self.destination)
+        return Outgoing(stored, dumps(body).encode(), review)
+
+    def _stored(self, event_id: str) -> StoredEvent:
+        stored = self.store.get_event(event_id)
+        if stored is None:
+            raise LookupError("event not in store")
+        return stored
 
     def _idle_wait_s(self) -> float:
         """How long to sleep after a round that claimed nothing."""

@@ -22,6 +22,12 @@ killed sender for rows stored before its leases run out (those may overtake the 
 Payload: the stored event as JSON, byte for byte what the MQTT sink publishes. Topic: ``topic``
 with ``{stream_id}``, ``{type}``, ``{kind}`` and ``{device_id}`` filled in; characters outside
 Kafka's ``[a-zA-Z0-9._-]`` in values become ``_`` (an empty value becomes ``_``).
+
+A reviewer's decision on a violation produced here before is produced too (its row is queued in
+the review's transaction): the MQTT sink's review JSON (``"type": "review"``), with the headers
+``event_id``, ``type`` (``review``) and ``review_id``, keyed by the event's ``stream_id`` (so
+it follows the camera's events on their partition when it shares their topic), on
+``review_topic`` or, without one, on the event's topic followed by ``.review``.
 """
 
 from __future__ import annotations
@@ -39,11 +45,13 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from sharpeyes.api.sinks._broker import (
+    REVIEW_TOPIC_SUFFIX,
     BackoffInitialS,
     BackoffMaxS,
     BrokerSender,
     IdleSleepS,
     LeaseS,
+    Outgoing,
     topic_parts,
     topic_values,
 )
@@ -78,6 +86,12 @@ class KafkaSinkConfig(StrictModel):
         min_length=1,
         description="Topic template; fields {stream_id}, {type}, {kind}, {device_id}; "
         "literal text only [a-zA-Z0-9._-].",
+    )
+    review_topic: str | None = Field(
+        None,
+        min_length=1,
+        description="Topic template of reviewers' decisions (the same fields, of the reviewed "
+        "event, and characters); None = the event's topic followed by .review.",
     )
     client_id: str | None = Field(
         None, min_length=1, max_length=255, description="Kafka client.id; None = sharpeyes-<host>."
@@ -125,9 +139,11 @@ class KafkaSinkConfig(StrictModel):
                 raise ValueError(f"bootstrap server {entry.strip()!r} is not host:port")
         return ",".join(s.strip() for s in servers.split(","))
 
-    @field_validator("topic")
+    @field_validator("topic", "review_topic")
     @classmethod
-    def _topic_template(cls, topic: str) -> str:
+    def _topic_template(cls, topic: str | None) -> str | None:
+        if topic is None:
+            return None
         parsed = topic_parts(topic)
         literal = "".join(text for text, _, _, _ in parsed)
         bad = sorted(set(_ILLEGAL.findall(literal)))
@@ -254,6 +270,27 @@ def kafka_topic_for(template: str, stored: StoredEvent) -> str:
     return "_" * len(topic) if topic in (".", "..") else topic[:MAX_TOPIC_LEN]
 
 
+def kafka_message_topic(config: KafkaSinkConfig, out: Outgoing) -> str:
+    """The topic of one message: the event's, or a review's (``review_topic``, else the
+    event's topic followed by ``.review``, shortened to fit before the suffix)."""
+    if out.review is None:
+        return kafka_topic_for(config.topic, out.stored)
+    if config.review_topic is not None:
+        return kafka_topic_for(config.review_topic, out.stored)
+    suffix = f".{REVIEW_TOPIC_SUFFIX}"
+    return kafka_topic_for(config.topic, out.stored)[: MAX_TOPIC_LEN - len(suffix)] + suffix
+
+
+def message_headers(out: Outgoing) -> list[tuple[str, str | bytes | None]]:
+    """``event_id``; for a review also ``type`` (``review``) and ``review_id``."""
+    headers: list[tuple[str, str | bytes | None]] = [
+        ("event_id", out.stored.event.event_id.encode())
+    ]
+    if out.review is not None:
+        headers += [("type", b"review"), ("review_id", str(out.review.action.id).encode())]
+    return headers
+
+
 @dataclass
 class KafkaReport(SinkReport):
     """Counts of one round (``not_connected``: probes that found no cluster, nothing claimed)."""
@@ -357,8 +394,8 @@ class KafkaSender(BrokerSender[KafkaSinkConfig, KafkaReport]):
             return report
         rnd = _Round()
         sent: list[OutboxItem] = []
-        for item, stored in self._claim(clock.now_ms(), report):
-            self._produce(producer, stored, item, rnd)
+        for item, out in self._claim(clock.now_ms(), report):
+            self._produce(producer, out, item, rnd)
             sent.append(item)
         if sent:
             producer.flush(self.config.publish_timeout_s + REPORT_GRACE_S)
@@ -368,7 +405,7 @@ class KafkaSender(BrokerSender[KafkaSinkConfig, KafkaReport]):
         return report
 
     def _produce(
-        self, producer: ProducerLike, stored: StoredEvent, item: OutboxItem, rnd: _Round
+        self, producer: ProducerLike, out: Outgoing, item: OutboxItem, rnd: _Round
     ) -> None:
         def on_delivery(err: KafkaError | None, msg: Message) -> None:
             if rnd.closed:
@@ -377,17 +414,15 @@ class KafkaSender(BrokerSender[KafkaSinkConfig, KafkaReport]):
                 return
             rnd.results[item.id] = err
 
-        ev = stored.event
-        payload = self._payload(stored)
-        topic = kafka_topic_for(self.config.topic, stored)
+        topic = kafka_message_topic(self.config, out)
         for attempt in range(2):
             try:
                 producer.produce(
                     topic,
-                    value=payload,
-                    key=ev.stream_id.encode(),
+                    value=out.payload,
+                    key=out.stored.event.stream_id.encode(),
                     on_delivery=on_delivery,
-                    headers=[("event_id", ev.event_id.encode())],
+                    headers=message_headers(out),
                 )
                 return
             except BufferError:  # the local queue is full: serve reports, then try once more

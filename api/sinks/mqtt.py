@@ -12,6 +12,12 @@ deduplicate on ``event_id`` (deterministic, unique per event).
 Payload: the stored event as JSON (the ``events.jsonl`` shape plus the store's fields), UTF-8.
 Topic: ``topic`` with ``{stream_id}``, ``{type}``, ``{kind}`` and ``{device_id}`` filled in
 (``/``, ``+``, ``#`` in values replaced by ``_``).
+
+A reviewer's decision on a violation published here before is published too (its row is queued
+in the review's transaction): ``"type": "review"`` and the decision
+(:func:`~sharpeyes.api.sinks.payload.review_message`), on ``review_topic`` (the same fields, of
+the reviewed event) or, without one, on the event's topic followed by ``/review``. Consumers
+deduplicate it on ``review_id`` and order decisions on one event by ``review_seq``.
 """
 
 from __future__ import annotations
@@ -31,11 +37,13 @@ from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import Field, SecretStr, field_validator
 
 from sharpeyes.api.sinks._broker import (
+    REVIEW_TOPIC_SUFFIX,
     BackoffInitialS,
     BackoffMaxS,
     BrokerSender,
     IdleSleepS,
     LeaseS,
+    Outgoing,
     topic_parts,
     topic_values,
 )
@@ -60,6 +68,12 @@ class MqttSinkConfig(StrictModel):
         "sharpeyes/events/{stream_id}/{type}",
         min_length=1,
         description="Topic template; fields {stream_id}, {type}, {kind}, {device_id}.",
+    )
+    review_topic: str | None = Field(
+        None,
+        min_length=1,
+        description="Topic template of reviewers' decisions (the same fields, of the reviewed "
+        "event); None = the event's topic followed by /review.",
     )
     qos: Literal[1, 2] = Field(
         1,
@@ -92,9 +106,11 @@ class MqttSinkConfig(StrictModel):
     idle_sleep_s: IdleSleepS = 0.2
     lease_s: LeaseS = 60.0
 
-    @field_validator("topic")
+    @field_validator("topic", "review_topic")
     @classmethod
-    def _known_fields(cls, topic: str) -> str:
+    def _known_fields(cls, topic: str | None) -> str | None:
+        if topic is None:
+            return None
         topic_parts(topic)
         if "+" in topic or "#" in topic:
             raise ValueError(f"topic {topic!r} must not contain MQTT wildcards + or #")
@@ -116,6 +132,16 @@ MqttReport = SinkReport
 def topic_for(template: str, stored: StoredEvent) -> str:
     values = topic_values(stored)
     return template.format(**{k: v.translate(_UNSAFE) for k, v in values.items()})
+
+
+def message_topic(config: MqttSinkConfig, out: Outgoing) -> str:
+    """The topic of one message: the event's, or a review's (``review_topic``, else the
+    event's topic followed by ``/review``)."""
+    if out.review is None:
+        return topic_for(config.topic, out.stored)
+    if config.review_topic is not None:
+        return topic_for(config.review_topic, out.stored)
+    return f"{topic_for(config.topic, out.stored)}/{REVIEW_TOPIC_SUFFIX}"
 
 
 class MqttSender(BrokerSender[MqttSinkConfig, MqttReport]):
@@ -210,10 +236,8 @@ class MqttSender(BrokerSender[MqttSinkConfig, MqttReport]):
             return report
         c = self.config
         sent: list[tuple[OutboxItem, paho.MQTTMessageInfo]] = []
-        for item, stored in self._claim(clock.now_ms(), report):
-            info = self._client.publish(
-                topic_for(c.topic, stored), self._payload(stored), qos=c.qos
-            )
+        for item, out in self._claim(clock.now_ms(), report):
+            info = self._client.publish(message_topic(c, out), out.payload, qos=c.qos)
             sent.append((item, info))
         self._settle(sent, report)
         self.totals.add(report)

@@ -11,6 +11,9 @@ as the REST API so that both say the same:
 - ``evidence`` — the evidence files the REST API serves for the event when it is sent
   (``name``, ``size``, ``media_type``, ``url``): ``url`` is the API path, relative to the
   service's base URL, downloaded with ``Authorization: Bearer <viewer token>``.
+
+A reviewer's decision on a violation is a message of its own (:func:`review_message`), told
+apart by ``"type": "review"`` (no event type is named so).
 """
 
 from __future__ import annotations
@@ -20,10 +23,13 @@ from pathlib import Path
 from sharpeyes.api.rest.convert import event_public, evidence_list, evidence_path
 from sharpeyes.api.rest.evidence import EvidenceLocator, UrlSigner
 from sharpeyes.api.store import StoredEvent
+from sharpeyes.api.store.events import LoggedReview
+from sharpeyes.api.store.routing import REVIEW_KIND
 from sharpeyes.api.store.serialize import JsonObject
+from sharpeyes.pipeline.rules import violation_type
 
 _UNSIGNED = UrlSigner(b"broker-messages-carry-no-signed-urls")
-__all__ = ["event_message", "evidence_path"]
+__all__ = ["event_message", "evidence_path", "review_message"]
 
 
 def event_message(stored: StoredEvent, destination: str, files_root: Path) -> JsonObject:
@@ -43,3 +49,41 @@ def event_message(stored: StoredEvent, destination: str, files_root: Path) -> Js
         evidence=evidence_list(stored.event_id, files),
     )
     return out
+
+
+def review_message(
+    stored: StoredEvent, review: LoggedReview, feed_seq: int | None, destination: str
+) -> JsonObject:
+    """The JSON object sent to ``destination`` for a review decision on ``stored``.
+
+    The decision as its audit entry recorded it (a re-send says what was decided then, not the
+    state now): ``review_id`` (the audit entry's id, as ``GET /violations/{id}/audit`` gives
+    it: the same on every re-send), ``review_seq`` (1, 2, … among the decisions on this event:
+    the highest is the latest), ``feed_seq`` (the SSE id of the live feed's ``review`` item),
+    ``action``, ``review_state`` (after it) and ``previous_review_state``, ``actor``, ``reason``,
+    ``plate_before`` / ``plate_after`` (``plate_after`` is the corrected plate when one was
+    entered), ``time_ms`` (when it was taken), and the event's ``event_id``, ``event_type``,
+    ``violation_type``, ``stream_id`` and ``device_id``.
+    """
+    a = review.action
+    ev = stored.event
+    return {
+        "type": REVIEW_KIND,
+        "review_id": a.id,
+        "review_seq": review.number,
+        "feed_seq": feed_seq,
+        "event_id": a.event_id,
+        "event_type": str(ev.type),
+        "violation_type": None if ev.violation is None else violation_type(ev),
+        "stream_id": ev.stream_id,
+        "device_id": stored.device_id,
+        "action": a.action,
+        "review_state": a.after.get("review_state"),
+        "previous_review_state": a.before.get("review_state"),
+        "actor": a.actor,
+        "reason": a.reason,
+        "plate_before": a.before.get("plate_text"),
+        "plate_after": a.after.get("plate_text"),
+        "time_ms": a.at_ms,
+        "destination": destination,
+    }

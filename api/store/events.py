@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sharpeyes.api.store import outbox
-from sharpeyes.api.store.db import Connection, Database, Param
+from sharpeyes.api.store.db import Connection, Database, Param, Row
 from sharpeyes.api.store.files import write_crops
 from sharpeyes.api.store.migrate import migrate
 from sharpeyes.api.store.records import (
@@ -42,7 +42,12 @@ from sharpeyes.api.store.records import (
     event_row,
     row_to_stored,
 )
-from sharpeyes.api.store.routing import subscription_destinations
+from sharpeyes.api.store.routing import (
+    REVIEW_KIND,
+    review_destinations,
+    review_object_id,
+    subscription_destinations,
+)
 from sharpeyes.api.store.serialize import dumps
 from sharpeyes.pipeline import clock
 from sharpeyes.pipeline.errors import StoreError
@@ -310,6 +315,15 @@ def write_groups(
 
 
 @dataclass(frozen=True, slots=True)
+class LoggedReview:
+    """One review decision as it was recorded: its audit entry and its place among the
+    decisions on the same event (``number``: 1 for the first, counting in audit order)."""
+
+    action: ReviewAction
+    number: int
+
+
+@dataclass(frozen=True, slots=True)
 class IngestPage:
     """Events stored after a sequence, in the order they were stored (``ingest_seq`` ascending).
 
@@ -545,6 +559,10 @@ class EventStore:
         log (a ``review`` row, so that feed consumers learn the decision, also on replay) in
         the same transaction; returns the event after it and the feed row's seq.
 
+        The same transaction queues a ``review`` outbox row for each message bus (``mqtt``,
+        ``kafka``) the event was queued for (:func:`.routing.review_destinations`), so the
+        senders publish the decision: a crash can neither lose nor invent one.
+
         Raises:
             EventNotFoundError: no such event.
             ReviewError: not a violation, unknown action, reject without a reason, no actor.
@@ -570,42 +588,66 @@ class EventStore:
                 (new_state, after["plate_text"], event_id),
             )
             at = clock.now_ms()
-            conn.execute(
+            # fetchall: RETURNING rows read to the end, so each INSERT has completed
+            action_ids = conn.fetchall(
                 "INSERT INTO review_actions (event_id, actor, action, reason, before, after, "
-                "at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "at_ms) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (event_id, actor, action, reason, dumps(before), dumps(after), at),
             )
-            conn.execute(
-                "INSERT INTO feed_log (event_id, type, stream_id, at_ms) VALUES (?, ?, ?, ?)",
+            seqs = conn.fetchall(
+                "INSERT INTO feed_log (event_id, type, stream_id, at_ms) VALUES (?, ?, ?, ?) "
+                "RETURNING seq",
                 (event_id, REVIEW_FEED_TYPE, str(row[2]), at),
             )
-            # the event's rows are serialised by the row lock: the newest is this one
-            seq = conn.fetchone("SELECT MAX(seq) FROM feed_log WHERE event_id = ?", (event_id,))
+            if len(action_ids) != 1 or len(seqs) != 1:
+                raise StoreError(f"review of {event_id}: an insert returned no id")
+            seq = int(seqs[0][0])
+            object_id = review_object_id(int(action_ids[0][0]), seq)
+            outbox.enqueue_many(
+                conn,
+                [(d, object_id, REVIEW_KIND) for d in review_destinations(conn, event_id)],
+                now_ms=at,
+            )
             stored = conn.fetchone(f"{SELECT_EVENT} WHERE event_id = ?", (event_id,))
-        assert stored is not None and seq is not None
-        return row_to_stored(stored), int(seq[0])
+        assert stored is not None
+        return row_to_stored(stored), seq
+
+    def logged_review(self, action_id: int) -> LoggedReview | None:
+        """The review decision with audit entry ``action_id`` and its number among the
+        decisions on its event, or None when there is no such entry."""
+        with self.db.transaction(readonly=True) as conn:
+            row = conn.fetchone(f"{_SELECT_REVIEW} WHERE id = ?", (action_id,))
+            if row is None:
+                return None
+            rank = conn.fetchone(
+                "SELECT COUNT(*) FROM review_actions WHERE event_id = ? AND id <= ?",
+                (row[1], action_id),
+            )
+        return LoggedReview(_review_action(row), int(rank[0]) if rank else 1)
 
     def audit_trail(self, event_id: str) -> list[ReviewAction]:
         """Every review action on an event, oldest first."""
         with self.db.transaction(readonly=True) as conn:
-            rows = conn.fetchall(
-                "SELECT id, event_id, actor, action, reason, before, after, at_ms "
-                "FROM review_actions WHERE event_id = ? ORDER BY id",
-                (event_id,),
-            )
-        return [
-            ReviewAction(
-                id=int(r[0]),
-                event_id=str(r[1]),
-                actor=str(r[2]),
-                action=str(r[3]),
-                reason=r[4],
-                before=json.loads(r[5]),
-                after=json.loads(r[6]),
-                at_ms=int(r[7]),
-            )
-            for r in rows
-        ]
+            rows = conn.fetchall(f"{_SELECT_REVIEW} WHERE event_id = ? ORDER BY id", (event_id,))
+        return [_review_action(r) for r in rows]
+
+
+_SELECT_REVIEW = (
+    "SELECT id, event_id, actor, action, reason, before, after, at_ms FROM review_actions"
+)
+
+
+def _review_action(r: Row) -> ReviewAction:
+    return ReviewAction(
+        id=int(r[0]),
+        event_id=str(r[1]),
+        actor=str(r[2]),
+        action=str(r[3]),
+        reason=r[4],
+        before=json.loads(r[5]),
+        after=json.loads(r[6]),
+        at_ms=int(r[7]),
+    )
 
 
 _STATE_FOR: dict[str, ReviewState] = {"confirm": "confirmed", "reject": "rejected"}

@@ -11,6 +11,9 @@ it is stored (:meth:`sharpeyes.api.viid.subscriptions.SubscriptionRegistry.put`)
 ``match_types`` (event types) and ``match_keys`` (``*`` for the platform id, ``device:<id>``,
 ``stream:<camera id>``); here an event's keys are ``*``, ``stream:<its camera>`` and
 ``device:<the device id it was stored with>``.
+
+Review decisions go to the message buses their event was queued for
+(:func:`review_destinations`, in the review's transaction: see the section below).
 """
 
 from __future__ import annotations
@@ -66,3 +69,53 @@ def subscription_destinations(
             )
         )
     return out
+
+
+# -- review decisions on message buses -----------------------------------------------------------
+#
+# A review goes where its event went: the message-bus destinations for which the event has an
+# outbox row (whatever its state) get a review row in the review's own transaction. So the node's
+# configuration is consulted once, when the event is written (the node adds ``mqtt`` / ``kafka``
+# to every camera's destinations; a cluster commit does the same in the cluster database), and
+# the process that records the review (the REST API of a single node, of ``run --workers N`` or
+# of a cluster) needs no sink config of its own. A consumer that never got the event (the sink
+# was configured later) gets no decision on it either. Outbox rows are never pruned, so the
+# event's row is there when the review comes (however long after).
+
+REVIEW_KIND = "review"  # outbox.kind of a review row (event rows carry the event type)
+# sinks.mqtt.MQTT_DESTINATION, sinks.kafka.KAFKA_DESTINATION (the store does not import sinks)
+REVIEW_DESTINATIONS = ("mqtt", "kafka")
+_REVIEW_PREFIX = "review:"
+
+
+def review_destinations(conn: Connection, event_id: str) -> tuple[str, ...]:
+    """The message-bus destinations a review of ``event_id`` is queued for: those of
+    :data:`REVIEW_DESTINATIONS` its event was queued for (see above)."""
+    marks = ", ".join("?" for _ in REVIEW_DESTINATIONS)
+    rows = conn.fetchall(
+        f"SELECT destination FROM outbox WHERE destination IN ({marks}) AND object_id = ?",
+        (*REVIEW_DESTINATIONS, event_id),
+    )
+    found = {str(r[0]) for r in rows}
+    return tuple(d for d in REVIEW_DESTINATIONS if d in found)
+
+
+def review_object_id(action_id: int, feed_seq: int | None) -> str:
+    """The outbox ``object_id`` of a review row: its audit entry's id and, when it has one, the
+    seq of its ``review`` row in the feed log (the live feed's SSE id)."""
+    return f"{_REVIEW_PREFIX}{action_id}" + ("" if feed_seq is None else f":{feed_seq}")
+
+
+def parse_review_object_id(object_id: str) -> tuple[int, int | None]:
+    """``(audit entry id, feed seq or None)`` of a review row's ``object_id``.
+
+    Raises:
+        ValueError: ``object_id`` was not made by :func:`review_object_id`.
+    """
+    if not object_id.startswith(_REVIEW_PREFIX):
+        raise ValueError(f"outbox object id {object_id!r} is not a review's")
+    action, _, seq = object_id.removeprefix(_REVIEW_PREFIX).partition(":")
+    try:
+        return int(action), None if not seq else int(seq)
+    except ValueError as e:
+        raise ValueError(f"outbox object id {object_id!r} is not a review's") from e
