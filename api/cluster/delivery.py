@@ -14,8 +14,13 @@ ones a live sender holds; the rows a crashed one held come back when their claim
 Ray the cameras outlive the driver: while no driver runs, their rows wait in the outbox and go
 when one starts again (``sharpeyes run``/``serve`` on the head; not a detached uploader actor).
 
-Pictures are read from ``cluster.files_root`` (the shared mount the workers write crops and
-evidence folders to); evidence put only into object storage (``storage_url``) is not attached.
+Pictures are read from ``cluster.files_root`` (where the workers write crops and evidence
+folders: a shared mount, or each worker's own disk) and, for what is not there, from the
+cluster's object storage (``storage_url``), where every worker puts an event's crop, scene,
+plate picture and evidence folder before its commit — so nodes that share the storage but no
+mount still send every record with its pictures. While the storage cannot be read, a record
+that needs it is not sent without its pictures: its row fails with a back-off and stays pending
+in the outbox (never a dead letter), and goes once the storage answers again.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sharpeyes.api.cluster.leases import LeaseStore
+from sharpeyes.api.cluster.storage import open_evidence
 from sharpeyes.pipeline.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -75,18 +81,22 @@ def start_cluster_delivery(
     Raises:
         ConfigError: a secret named by ``password_env`` is not in the environment.
         StoreError: the cluster database cannot be opened.
+        EvidenceError: ``storage_url`` names S3 and boto3 is not installed.
     """
     from sharpeyes.api.store import open_store
     from sharpeyes.api.viid.delivery import start_delivery
     from sharpeyes.api.viid.subscriptions import SubscriptionRegistry
 
     root = files_root(settings)
+    evidence = open_evidence(settings.storage_url)
     store = open_store(settings.db_url, root)
     try:
         registry = None
         if config.subscriptions.enabled:
             registry = SubscriptionRegistry(store.db, config.resolver(cameras))
-        delivery = start_delivery(store, config, files_root=root, registry=registry)
+        delivery = start_delivery(
+            store, config, files_root=root, registry=registry, evidence=evidence
+        )
     except BaseException:
         store.close()
         raise

@@ -33,7 +33,13 @@ from pydantic import ValidationError
 from sharpeyes.api.cluster.backend import ProgramContext
 from sharpeyes.api.cluster.health import CameraState, CameraStatus
 from sharpeyes.api.cluster.leases import CameraSpec, Lease, LeaseStore, StaleLeaseError
-from sharpeyes.api.cluster.storage import EvidenceStorage, evidence_key
+from sharpeyes.api.cluster.storage import (
+    CROP_NAME,
+    PLATE_NAME,
+    SCENE_NAME,
+    EvidenceStorage,
+    evidence_key,
+)
 from sharpeyes.pipeline.clock import now_ms
 from sharpeyes.pipeline.config import CameraConfig
 from sharpeyes.pipeline.errors import ConfigError, SharpeyesError
@@ -183,18 +189,25 @@ class LeaseCommitter:
         return True
 
     def _put_evidence(self, events: list[Event]) -> None:
-        """Crops and evidence folders to shared storage, before the commit (§2.3)."""
+        """Crops and evidence folders to shared storage, before the commit (§2.3), under the
+        names the REST API serves (:mod:`sharpeyes.api.rest.evidence`): ``crop.jpg``,
+        ``scene.jpg``, every file of the evidence folder and, for an event without one (a
+        checkpoint read), its plate picture as ``plate.jpg`` (a record's ``plate.jpg`` is its
+        own close-up)."""
         if self.storage is None:
             return
         for e in events:
-            if e.crop_jpeg is not None:
-                self.storage.put(evidence_key(e.event_id, "crop.jpg"), e.crop_jpeg)
-            if e.scene_jpeg is not None:
-                self.storage.put(evidence_key(e.event_id, "scene.jpg"), e.scene_jpeg)
-            if e.evidence_path is not None and Path(e.evidence_path).is_dir():
-                for f in sorted(Path(e.evidence_path).iterdir()):
-                    if f.is_file():
-                        self.storage.put(evidence_key(e.event_id, f.name), f.read_bytes())
+            folder = Path(e.evidence_path) if e.evidence_path is not None else None
+            files = sorted(folder.iterdir()) if folder is not None and folder.is_dir() else None
+            pictures = {CROP_NAME: e.crop_jpeg, SCENE_NAME: e.scene_jpeg}
+            if files is None:
+                pictures[PLATE_NAME] = e.plate_jpeg
+            for name, data in pictures.items():
+                if data is not None:
+                    self.storage.put(evidence_key(e.event_id, name), data)
+            for f in files or ():
+                if f.is_file():
+                    self.storage.put(evidence_key(e.event_id, f.name), f.read_bytes())
 
 
 def file_origin_ms(url: str, fallback_ms: int) -> int:

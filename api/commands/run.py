@@ -193,11 +193,13 @@ def run_cluster(
 ) -> int:
     """Shard the configured cameras over the cluster backend (local threads or Ray); with
     ``api`` (``sharpeyes serve``) also serve the REST API and console over the cluster's store,
-    with the cluster routes mounted (and ``/VIID/Subscribes`` when subscriptions are enabled).
+    with the cluster routes mounted (and ``/VIID/Subscribes`` when subscriptions are enabled);
+    evidence files not under the files root come from the cluster's ``storage_url``.
     With ``delivery`` this process delivers the cluster's outbox: the upper platform's records
     and the SubscribeNotifications (:mod:`sharpeyes.api.cluster.delivery`)."""
     from sharpeyes.api.cluster.cameras import ClusterCameras, place_saved_cameras
     from sharpeyes.api.cluster.service import start_cluster
+    from sharpeyes.api.cluster.storage import open_evidence
 
     assert config.cluster is not None
     handle = start_cluster(
@@ -217,7 +219,9 @@ def run_cluster(
                 listener = UdpPhaseListener(handle, udp.udp_host, udp.udp_port).start()
             if api is not None:
                 store = config.store.model_copy(update={"url": config.cluster.db_url})
-                service = build_service(config.model_copy(update={"store": store}))
+                # evidence the workers put only into object storage is read back from there
+                evidence = open_evidence(config.cluster.storage_url)
+                service = build_service(config.model_copy(update={"store": store}), evidence)
                 service.set_phase_hub(handle)
                 # cameras added over /api/v1/cameras run on the cluster (and those of earlier runs)
                 place_saved_cameras(handle, service.cameras.all(), (c.id for c in config.cameras))

@@ -24,6 +24,7 @@ from sharpeyes.api.rest.app import create_app
 from sharpeyes.api.rest.auth.tokens import Role
 from sharpeyes.api.rest.cameras import CameraRegistry
 from sharpeyes.api.rest.context import ApiSettings
+from sharpeyes.api.rest.evidence import CACHE_DIR, EvidenceLocator, RemoteEvidence
 from sharpeyes.api.rest.feed import FeedHub
 from sharpeyes.api.rest.routes.console import ConsoleConfig
 from sharpeyes.api.rest.service import ModelStatus, StoreService
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from fastapi import APIRouter
 
     from sharpeyes.api.cluster.service import ClusterHandle
+    from sharpeyes.api.cluster.storage import EvidenceReader
 
 logger = logging.getLogger(__name__)
 
@@ -102,15 +104,17 @@ class RuntimeCameras:
                 return
 
 
-def build_service(config: ServiceConfig) -> StoreService:
+def build_service(config: ServiceConfig, evidence: EvidenceReader | None = None) -> StoreService:
     """The service facade over the configured store (created and migrated if new); the
-    configured cameras seed the camera registry (API changes persist over them)."""
+    configured cameras seed the camera registry (API changes persist over them). ``evidence``:
+    the cluster's evidence storage, read for evidence files not under the files root (cached
+    in ``files_root/.storage-cache``)."""
     root = config.store.files_root
     key = api_key(root)
     db = open_database(config.store.url)
     migrate(db)
     cameras = CameraRegistry(db=db, seed=config.cameras)
-    return StoreService(
+    service = StoreService(
         db,
         EventStore(db, root),
         files_root=root,
@@ -118,6 +122,9 @@ def build_service(config: ServiceConfig) -> StoreService:
         url_key=key,
         cameras=cameras,
     )
+    if evidence is not None:
+        service.locator = EvidenceLocator([root], RemoteEvidence(evidence, root / CACHE_DIR))
+    return service
 
 
 def attach_runtime(service: StoreService, runtime: NodeRuntime) -> None:

@@ -11,8 +11,10 @@ The CLI (``sharpeyes analyze VIDEO --deliver delivery.yaml``) and the service us
 Secrets come from the environment (``password_env``); a literal ``password`` is accepted for
 tests and demos. Neither is ever logged or shown in a ``repr``. Pictures: the event's crop from
 the store, and for violations ``1.jpg`` (scene), ``plate.jpg`` and ``composite.jpg`` from the
-event's evidence directory when present. With subscriptions enabled, a second thread pushes
-SubscribeNotifications (:mod:`sharpeyes.api.viid.subscriptions`) through the same durable outbox.
+event's evidence directory when present; in a cluster with object storage, what is not under the
+files root is read from there (:class:`EvidenceImages`). With subscriptions enabled, a second
+thread pushes SubscribeNotifications (:mod:`sharpeyes.api.viid.subscriptions`) through the same
+durable outbox.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from urllib.parse import quote
 
@@ -36,6 +38,13 @@ from pydantic import (
     model_validator,
 )
 
+from sharpeyes.api.cluster.storage import (
+    CROP_NAME,
+    PLATE_NAME,
+    SCENE_NAME,
+    EvidenceReader,
+    StorageUnavailableError,
+)
 from sharpeyes.api.store import EventStore, OutboxStats, StoredEvent
 from sharpeyes.api.store.files import plate_path, scene_path
 from sharpeyes.api.viid.client import SessionState, ViidClient
@@ -63,7 +72,7 @@ from sharpeyes.api.viid.subscriptions import (
     no_cameras,
 )
 from sharpeyes.pipeline.config import format_validation_error, read_yaml
-from sharpeyes.pipeline.errors import ConfigError
+from sharpeyes.pipeline.errors import ConfigError, DeliveryError
 
 log = logging.getLogger(__name__)
 
@@ -307,13 +316,60 @@ def load_delivery_config(path: Path) -> DeliveryConfig:
 # -- pictures ------------------------------------------------------------------------------
 
 
-class EvidenceImages:
-    """Finds an event's pictures: the crop in the store, evidence files next to it."""
+_BESIDE_CROP: dict[str, Callable[[Path], Path]] = {
+    CROP_NAME: lambda crop: crop,
+    PLATE_NAME: plate_path,
+    SCENE_NAME: scene_path,
+}
 
-    def __init__(self, store: EventStore, files_root: Path, base_url: str | None) -> None:
+
+class EvidenceImages:
+    """Finds an event's pictures: the crop in the store, evidence files next to it; what is not
+    under ``files_root``, in the cluster's evidence storage (``remote``, by event id and the
+    names the workers put)."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        files_root: Path,
+        base_url: str | None,
+        remote: EvidenceReader | None = None,
+    ) -> None:
         self.store = store
         self.files_root = Path(files_root)
         self.base_url = base_url.rstrip("/") if base_url else None
+        self.remote = remote
+
+    def _stored(
+        self,
+        event_id: str,
+        name: str,
+        times: tuple[int | None, float | None] = (None, None),
+    ) -> ImageRef | None:
+        """The picture ``name`` from the cluster's storage (None without one, or when it has
+        none).
+
+        Raises:
+            DeliveryError: the storage cannot answer now — the record is retried later, not
+                sent without its pictures.
+        """
+        if self.remote is None:
+            return None
+        try:
+            data = self.remote.read(event_id, name)
+        except StorageUnavailableError as e:
+            raise DeliveryError(f"evidence storage unavailable ({name} of {event_id}): {e}") from e
+        return None if data is None else ImageRef(data=data, time_ms=times[0], pts=times[1])
+
+    def _record(
+        self, stored: StoredEvent, folder: Path
+    ) -> tuple[dict[str, tuple[int | None, float | None]], str | None, bool]:
+        """(times, plate file, whether the folder is local) of the event's evidence record:
+        the local folder's, else the one in storage."""
+        if folder.is_dir() or self.remote is None:
+            return (*record_times(folder / EVIDENCE_RECORD), True)
+        doc = self._stored(stored.event_id, EVIDENCE_RECORD)
+        return (*record_times_of(doc.data if doc is not None else None), False)
 
     def _ref(
         self, path: Path | None, times: tuple[int | None, float | None] = (None, None)
@@ -329,35 +385,45 @@ class EvidenceImages:
             url = f"{self.base_url}/{quote(rel)}"
         return ImageRef(path=path, url=url, time_ms=times[0], pts=times[1])
 
+    def _beside_crop(self, crop: Path | None, event_id: str, name: str) -> ImageRef | None:
+        """A picture stored beside the event's crop (None without a crop): the local file,
+        else the one in storage."""
+        if crop is None:
+            return None
+        local = self._ref(_BESIDE_CROP[name](crop))
+        return local if local is not None else self._stored(event_id, name)
+
     def __call__(self, stored: StoredEvent) -> EventImages:
         crop = self.store.crop_file(stored)
-        closeup = self._ref(crop)
-        if closeup is None and stored.event.crop_jpeg:
-            closeup = ImageRef(data=stored.event.crop_jpeg)
+        eid, event = stored.event_id, stored.event
+        closeup = self._beside_crop(crop, eid, CROP_NAME)
+        if closeup is None and event.crop_jpeg:
+            closeup = ImageRef(data=event.crop_jpeg)
         if not stored.evidence_dir:  # a checkpoint read's plate and scene lie beside the crop
-            plate = None if crop is None else self._ref(plate_path(crop))
-            if plate is None and stored.event.plate_jpeg:
-                plate = ImageRef(data=stored.event.plate_jpeg)
-            scene = None if crop is None else self._ref(scene_path(crop))
-            if scene is None and stored.event.scene_jpeg:
-                scene = ImageRef(data=stored.event.scene_jpeg)
+            plate = self._beside_crop(crop, eid, PLATE_NAME)
+            if plate is None and event.plate_jpeg:
+                plate = ImageRef(data=event.plate_jpeg)
+            scene = self._beside_crop(crop, eid, SCENE_NAME)
+            if scene is None and event.scene_jpeg:
+                scene = ImageRef(data=event.scene_jpeg)
             return EventImages(scene=scene, closeup=closeup, plate=plate)
         folder = Path(stored.evidence_dir)
         if not folder.is_absolute():
             folder = self.files_root / folder
-        times, plate_file = record_times(folder / EVIDENCE_RECORD)
+        times, plate_file, local = self._record(stored, folder)
         no_time: tuple[int | None, float | None] = (None, None)
+
+        def picture(name: str, shown: str) -> ImageRef | None:
+            when = times.get(shown, no_time)
+            return self._ref(folder / name, when) if local else self._stored(eid, name, when)
+
         return EventImages(
-            scene=self._ref(folder / EVIDENCE_SCENE, times.get(EVIDENCE_SCENE, no_time)),
+            scene=picture(EVIDENCE_SCENE, EVIDENCE_SCENE),
             closeup=closeup,
             # plate.jpg is a plate picture (SubImage 02) only when a plate was located; else it
             # shows the lower vehicle, where a plate would be, and is not sent as one
-            plate=self._ref(folder / EVIDENCE_PLATE, times.get(plate_file, no_time))
-            if plate_file
-            else None,
-            composite=self._ref(
-                folder / EVIDENCE_COMPOSITE, times.get(EVIDENCE_COMPOSITE, no_time)
-            ),
+            plate=picture(EVIDENCE_PLATE, plate_file) if plate_file else None,
+            composite=picture(EVIDENCE_COMPOSITE, EVIDENCE_COMPOSITE),
         )
 
 
@@ -376,8 +442,19 @@ def record_times(
     ``images[]`` (``file``, ``time_ms`` — or the older ``wall_time_ms`` — and ``pts``); and the
     file the plate was read from (``plate.image``, 1-based). Empty when there is no record."""
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = path.read_bytes()
+    except OSError:
+        return {}, None
+    return record_times_of(data)
+
+
+def record_times_of(
+    data: bytes | None,
+) -> tuple[dict[str, tuple[int | None, float | None]], str | None]:
+    """:func:`record_times` of a ``record.json``'s bytes (None: there is no record)."""
+    try:
+        doc = json.loads(data.decode("utf-8")) if data is not None else None
+    except ValueError:  # UnicodeDecodeError too
         return {}, None
     if not isinstance(doc, dict):
         return {}, None
@@ -521,11 +598,14 @@ def start_delivery(
     files_root: Path,
     registry: SubscriptionRegistry | None = None,
     env: Mapping[str, str] | None = None,
+    evidence: EvidenceReader | None = None,
 ) -> Delivery:
     """Build client, mapper and sender from ``config`` and start delivering in the background.
 
     ``registry`` shares the subscriptions with the service's ``/VIID/Subscribes`` router; when
     subscriptions are enabled and none is given, one is built on the store's database.
+    ``evidence``: the cluster's evidence storage, read for pictures not under ``files_root``
+    (while it cannot be read, the records wait in the outbox and are retried).
 
     Raises:
         ConfigError: a secret named by ``password_env`` is not in the environment.
@@ -533,7 +613,7 @@ def start_delivery(
     password = config.resolve_password(env)
     client = ViidClient(config.client_config(password))
     mapper = EventMapper(config.mapping_config(), config.platform)
-    images = EvidenceImages(store, files_root, config.image_base_url)
+    images = EvidenceImages(store, files_root, config.image_base_url, evidence)
     sender = OutboxSender(store, client, mapper, options=config.sender_options(), images_for=images)
     notifier = None
     if config.subscriptions.enabled:

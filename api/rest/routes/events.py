@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import Annotated, Any
 
@@ -10,16 +12,35 @@ from fastapi.responses import FileResponse
 
 from sharpeyes.api.rest.auth import Role
 from sharpeyes.api.rest.deps import AUTH_RESPONSES, Credentials, Service, Viewer, authenticate
-from sharpeyes.api.rest.evidence import EvidenceFile
+from sharpeyes.api.rest.evidence import EvidenceFile, EvidenceUnavailableError
 from sharpeyes.api.rest.routes.query import After, Cursor, Filter, Limit
 from sharpeyes.api.rest.routes.violation_types import ViolationTypes, violation_types
 from sharpeyes.api.rest.schemas import EVIDENCE_NAMES, ErrorBody, EventPage, EventPublic
 
 router = APIRouter(prefix="/api/v1/events", tags=["events"], responses=AUTH_RESPONSES)
 EventId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
-NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorBody, "description": "No such event."}
+STORAGE_DOWN: dict[int | str, dict[str, Any]] = {
+    503: {"model": ErrorBody, "description": "The evidence storage cannot be read now."}
 }
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorBody, "description": "No such event."},
+    **STORAGE_DOWN,
+}
+RETRY_AFTER_S = 5
+
+
+@contextmanager
+def storage_answers() -> Iterator[None]:
+    """A cluster's evidence storage that cannot be read now: 503 with ``Retry-After`` and a
+    detail that says so (the file may exist: never a 404)."""
+    try:
+        yield
+    except EvidenceUnavailableError as e:
+        raise HTTPException(
+            503,
+            "the evidence storage cannot be read now; try again later",
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        ) from e
 
 
 @router.get(
@@ -43,7 +64,8 @@ def list_events(
 
 @router.get("/{event_id}", response_model=EventPublic, summary="One event", responses=NOT_FOUND)
 def get_event(event_id: EventId, _: Viewer, service: Service) -> EventPublic:
-    return service.get_event(event_id)
+    with storage_answers():
+        return service.get_event(event_id)
 
 
 @router.get(
@@ -56,6 +78,7 @@ def get_event(event_id: EventId, _: Viewer, service: Service) -> EventPublic:
         404: {"model": ErrorBody, "description": "No such event or file."},
         400: {"model": ErrorBody, "description": "Malformed Range header."},
         416: {"model": ErrorBody, "description": "Range not satisfiable."},
+        **STORAGE_DOWN,
     },
 )
 def evidence(
@@ -72,7 +95,8 @@ def evidence(
         authenticate(request, creds, Role.VIEWER)
     elif not service.signer.verify(event_id, name, exp, sig):
         raise HTTPException(403, "the signed URL is invalid or expired")
-    f = service.evidence_file(event_id, name)
+    with storage_answers():
+        f = service.evidence_file(event_id, name)
     header = request.headers.get("range")
     problem = None if header is None or "if-range" in request.headers else range_problem(header, f)
     if problem is not None:
