@@ -104,7 +104,12 @@ def test_feed_ring_and_backfill() -> None:
     assert [i.seq for i in hub.after(0)] == [10, 20, 30, 40, 50, 60]  # ring holds 40..60
     assert [i.seq for i in hub.after(0, limit=2)] == [10, 20]
     assert hub.after(60) == []
-    assert hub.publish("t", "c", "x", seq=5).seq == 61  # never goes backwards
+    # a late arrival (committed first, published second) keeps its durable seq; the head stays
+    late = hub.publish("t", "c", "x", seq=55)
+    assert late.seq == 55
+    assert [i.seq for i in hub.after(50)] == [55, 60]
+    assert hub.after(60) == []
+    assert hub.publish("t", "c", "y").seq == 61  # unnumbered: after the head, never behind
     no_store = FeedHub(capacity=2)
     for n in range(5):
         no_store.publish("t", "c", str(n))
