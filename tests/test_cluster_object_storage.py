@@ -524,3 +524,52 @@ def test_s3_read_tells_missing_from_down(s3: S3Peer, tmp_path: Path) -> None:
     with pytest.raises(EvidenceUnavailableError):  # the REST API's 503, never "no such file"
         remote.path("ev1", "scene.jpg")
     assert remote.path("ev1", "crop.jpg") == cached  # read once: served while it is down
+
+
+class DownReader:
+    """An :class:`EvidenceReader` whose storage cannot answer."""
+
+    def read(self, event_id: str, name: str) -> bytes | None:
+        raise StorageUnavailableError(f"storage down ({name} of {event_id})")
+
+
+def test_a_review_is_answered_and_the_feed_runs_while_the_storage_is_down(
+    tmp_path: Path,
+) -> None:
+    """The review is saved before its answer lists the files: a storage that cannot be read
+    then leaves the files out of the answer (evidence unknown, not "missing") instead of a 503
+    for a decision that was recorded; the live feed's payload leaves them out too; the event's
+    own view still answers 503 (its evidence facts cannot be told)."""
+    import shutil
+
+    from fastapi.testclient import TestClient
+
+    from tests._api_fixtures import make_app, seed_service
+
+    seeded = seed_service(f"sqlite:///{tmp_path / 'store.db'}", tmp_path / "files")
+    service = seeded.service
+    try:
+        ev = seeded.violations[0]
+        shutil.rmtree(seeded.files_root / "evidence")  # the record lives only in the bucket
+        service.locator = EvidenceLocator(
+            [seeded.files_root], RemoteEvidence(DownReader(), tmp_path / "cache")
+        )
+        with TestClient(make_app(seeded)) as client:
+            r = client.get(f"/api/v1/events/{ev.event_id}", headers=seeded.auth("viewer"))
+            assert r.status_code == 503 and r.headers["retry-after"], r.text
+            r = client.post(
+                f"/api/v1/violations/{ev.event_id}/review",
+                json={"action": "confirm", "reason": None, "corrected_plate": "京A12345"},
+                headers=seeded.auth("reviewer"),
+            )
+            assert r.status_code == 200, r.text
+            body = r.json()
+            assert body["event"]["review"]["state"] == "confirmed"
+            assert body["event"]["evidence"] is None
+            assert body["event"]["evidence_complete"] is None  # unknown, not "incomplete"
+        stored = service.events.get_event(ev.event_id)
+        assert stored is not None and stored.review_state == "confirmed"
+        doc = json.loads(service.feed_payload(stored))
+        assert doc["event_id"] == ev.event_id and "evidence" not in doc
+    finally:
+        service.db.close()
