@@ -573,3 +573,64 @@ def test_a_review_is_answered_and_the_feed_runs_while_the_storage_is_down(
         assert doc["event_id"] == ev.event_id and "evidence" not in doc
     finally:
         service.db.close()
+
+
+def test_broker_messages_list_the_evidence_in_object_storage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MQTT/Kafka messages list the evidence a cluster's workers put only into object storage
+    (the same names and sizes as a node that has the files), and null — unknown, not "none" —
+    while the storage cannot be read; the cluster's sinks process is wired to the storage."""
+    import shutil
+
+    from sharpeyes.api.cluster.delivery import start_cluster_sinks
+    from sharpeyes.api.sinks import kafka as kafka_mod
+    from sharpeyes.api.sinks import started
+    from sharpeyes.api.sinks.payload import event_message
+    from tests._api_fixtures import make_event, write_evidence
+    from tests.kafka_double import FakeBroker
+    from tests.test_sink_review_messages import kafka_config
+
+    bucket = tmp_path / "bucket"
+    settings = ClusterSettings.model_validate(
+        {
+            "db_url": str(tmp_path / "cluster.db"),
+            "files_root": str(tmp_path / "files"),
+            "storage_url": str(bucket),
+        }
+    )
+    root = tmp_path / "files"
+    store = open_store(settings.db_url, root)
+    ev = make_event(0, violation=True, plate="京A12340")
+    store.add_events([ev], outbox_destinations=("kafka",))
+    rel = write_evidence(root, ev)
+    store.set_evidence(ev.event_id, rel, f"{rel}/record.json")
+    stored = store.get_event(ev.event_id)
+    assert stored is not None
+    with_files = event_message(stored, "kafka", root)["evidence"]
+    assert isinstance(with_files, list)
+    assert {"1.jpg", "record.json"} <= {f["name"] for f in with_files if isinstance(f, dict)}
+    storage = LocalStorage(bucket, fsync=False)
+    for f in (root / rel).iterdir():  # what the worker put before its commit
+        storage.put(evidence_key(ev.event_id, f.name), f.read_bytes())
+    shutil.rmtree(root / rel)  # this node has none of the worker's files
+    assert event_message(stored, "kafka", root)["evidence"] == []  # what it said before
+    remote = RemoteEvidence(StorageEvidence(storage), tmp_path / "cache")
+    assert event_message(stored, "kafka", root, remote)["evidence"] == with_files
+    down = RemoteEvidence(DownReader(), tmp_path / "cache-down")
+    assert event_message(stored, "kafka", root, down)["evidence"] is None
+
+    double = FakeBroker()
+
+    def start_with_double(store: Any, config: Any, **kw: Any) -> Any:
+        return kafka_mod.start_kafka_sender(store, config, producer_factory=double.factory, **kw)
+
+    monkeypatch.setattr(started, "start_kafka_sender", start_with_double)
+    sinks, sinks_store = start_cluster_sinks(settings, None, kafka_config())
+    try:
+        got = wait_for(double.records, 15, "the event from the cluster's sinks")
+    finally:
+        sinks.stop(5.0, {})
+        sinks_store.close()
+        store.close()
+    assert json.loads(got[0].value or b"{}")["evidence"] == with_files

@@ -72,8 +72,8 @@ def test_the_cluster_publishes_its_events_to_kafka(
 ) -> None:
     double = FakeBroker()
 
-    def start_with_double(store: Any, config: Any) -> Any:
-        return kafka_mod.start_kafka_sender(store, config, producer_factory=double.factory)
+    def start_with_double(store: Any, config: Any, **kw: Any) -> Any:
+        return kafka_mod.start_kafka_sender(store, config, producer_factory=double.factory, **kw)
 
     monkeypatch.setattr(started, "start_kafka_sender", start_with_double)
     kafka = KafkaSinkConfig.model_validate(

@@ -189,11 +189,12 @@ def test_the_parent_delivers_what_the_workers_queue_for_kafka(
 
     broker = FakeBroker()
 
-    def start_with_double(store: object, config: object) -> object:
+    def start_with_double(store: object, config: object, **kw: object) -> object:
         return kafka_mod.start_kafka_sender(
             store,  # type: ignore[arg-type]
             config,  # type: ignore[arg-type]
             producer_factory=broker.factory,
+            **kw,  # type: ignore[arg-type]
         )
 
     monkeypatch.setattr(started, "start_kafka_sender", start_with_double)

@@ -298,8 +298,8 @@ def test_the_cluster_sinks_process_publishes_reviews(
 
     double = FakeBroker()
 
-    def start_with_double(store: Any, config: Any) -> Any:
-        return kafka_mod.start_kafka_sender(store, config, producer_factory=double.factory)
+    def start_with_double(store: Any, config: Any, **kw: Any) -> Any:
+        return kafka_mod.start_kafka_sender(store, config, producer_factory=double.factory, **kw)
 
     monkeypatch.setattr(started, "start_kafka_sender", start_with_double)
     db = tmp_path / "cluster.db"

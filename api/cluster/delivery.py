@@ -126,12 +126,17 @@ def start_cluster_sinks(
     """Start the MQTT / Kafka senders over the cluster database (their own connection), as a
     single node does over its store: the rows the workers' commits queue are published from
     this process. Returns the senders and the store they use (closed after they stop)."""
+    from sharpeyes.api.cluster.storage import open_evidence
+    from sharpeyes.api.rest.evidence import CACHE_DIR, RemoteEvidence
     from sharpeyes.api.sinks.started import EventSinks
     from sharpeyes.api.store import open_store
 
-    store = open_store(settings.db_url, files_root(settings))
+    root = files_root(settings)
+    evidence = open_evidence(settings.storage_url)
+    remote = None if evidence is None else RemoteEvidence(evidence, root / CACHE_DIR)
+    store = open_store(settings.db_url, root)
     try:
-        sinks = EventSinks.start(store, mqtt, kafka)
+        sinks = EventSinks.start(store, mqtt, kafka, remote)
     except BaseException:
         store.close()
         raise

@@ -18,6 +18,7 @@ from typing import Annotated, ClassVar, Generic, Protocol, TypeVar
 
 from pydantic import Field
 
+from sharpeyes.api.rest.evidence import RemoteEvidence
 from sharpeyes.api.sinks.common import SinkReport
 from sharpeyes.api.sinks.payload import event_message, review_message
 from sharpeyes.api.store import (
@@ -105,8 +106,16 @@ class BrokerSender(ABC, Generic[C, R]):
     verb: ClassVar[str]  # what a round does: "publish", "produce"
     log: ClassVar[logging.Logger]
 
-    def __init__(self, store: EventStore, config: C, destination: str, totals: R) -> None:
+    def __init__(
+        self,
+        store: EventStore,
+        config: C,
+        destination: str,
+        totals: R,
+        remote: RemoteEvidence | None = None,
+    ) -> None:
         self.store = store
+        self.remote = remote  # a cluster's object storage: evidence not under the files root
         self.outbox = Outbox(store.db)
         self.config = config
         self.destination = destination
@@ -156,7 +165,7 @@ class BrokerSender(ABC, Generic[C, R]):
         """
         if item.kind != REVIEW_KIND:
             stored = self._stored(item.object_id)
-            body = event_message(stored, self.destination, self.store.files_root)
+            body = event_message(stored, self.destination, self.store.files_root, self.remote)
             return Outgoing(stored, dumps(body).encode())
         try:
             action_id, feed_seq = parse_review_object_id(item.object_id)

@@ -44,6 +44,7 @@ from typing import Literal, Protocol, Self
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from pydantic import Field, SecretStr, field_validator, model_validator
 
+from sharpeyes.api.rest.evidence import RemoteEvidence
 from sharpeyes.api.sinks._broker import (
     REVIEW_TOPIC_SUFFIX,
     BackoffInitialS,
@@ -320,8 +321,9 @@ class KafkaSender(BrokerSender[KafkaSinkConfig, KafkaReport]):
         *,
         destination: str = KAFKA_DESTINATION,
         producer_factory: ProducerFactory = build_producer,
+        remote: RemoteEvidence | None = None,
     ) -> None:
-        super().__init__(store, config, destination, KafkaReport())
+        super().__init__(store, config, destination, KafkaReport(), remote)
         self._factory = producer_factory
         self._producer: ProducerLike | None = None
         self._reachable = False
@@ -493,10 +495,13 @@ def start_kafka_sender(
     config: KafkaSinkConfig,
     *,
     producer_factory: ProducerFactory = build_producer,
+    remote: RemoteEvidence | None = None,
 ) -> KafkaDelivery:
-    """Build the producer and drain the ``kafka`` destination on a thread.
+    """Build the producer and drain the ``kafka`` destination on a thread (``remote``: a
+    cluster's evidence storage, for the files its messages list).
 
     Raises:
         ConfigError: the producer settings were refused or the password variable is not set.
     """
-    return KafkaDelivery(KafkaSender(store, config, producer_factory=producer_factory)).start()
+    sender = KafkaSender(store, config, producer_factory=producer_factory, remote=remote)
+    return KafkaDelivery(sender).start()

@@ -36,6 +36,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import Field, SecretStr, field_validator
 
+from sharpeyes.api.rest.evidence import RemoteEvidence
 from sharpeyes.api.sinks._broker import (
     REVIEW_TOPIC_SUFFIX,
     BackoffInitialS,
@@ -152,9 +153,14 @@ class MqttSender(BrokerSender[MqttSinkConfig, MqttReport]):
     log = log
 
     def __init__(
-        self, store: EventStore, config: MqttSinkConfig, *, destination: str = MQTT_DESTINATION
+        self,
+        store: EventStore,
+        config: MqttSinkConfig,
+        *,
+        destination: str = MQTT_DESTINATION,
+        remote: RemoteEvidence | None = None,
     ) -> None:
-        super().__init__(store, config, destination, MqttReport())
+        super().__init__(store, config, destination, MqttReport(), remote)
         self._connected = threading.Event()
         self._client = self._make_client()
 
@@ -282,6 +288,9 @@ class MqttDelivery(SenderThread):
         self.sender = sender
 
 
-def start_mqtt_sender(store: EventStore, config: MqttSinkConfig) -> MqttDelivery:
-    """Connect to the broker and drain the ``mqtt`` destination on a thread."""
-    return MqttDelivery(MqttSender(store, config)).start()
+def start_mqtt_sender(
+    store: EventStore, config: MqttSinkConfig, *, remote: RemoteEvidence | None = None
+) -> MqttDelivery:
+    """Connect to the broker and drain the ``mqtt`` destination on a thread (``remote``: a
+    cluster's evidence storage, for the files its messages list)."""
+    return MqttDelivery(MqttSender(store, config, remote=remote)).start()

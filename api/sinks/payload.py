@@ -10,7 +10,10 @@ as the REST API so that both say the same:
   quality) as the REST ``attributes`` object, or null;
 - ``evidence`` — the evidence files the REST API serves for the event when it is sent
   (``name``, ``size``, ``media_type``, ``url``): ``url`` is the API path, relative to the
-  service's base URL, downloaded with ``Authorization: Bearer <viewer token>``.
+  service's base URL, downloaded with ``Authorization: Bearer <viewer token>``. In a cluster
+  whose workers put evidence into object storage, the files not under the files root are
+  listed from there (``remote``); while that storage cannot be read the list is null
+  (unknown: the REST event view says it later), never a list that leaves files out.
 
 A reviewer's decision on a violation is a message of its own (:func:`review_message`), told
 apart by ``"type": "review"`` (no event type is named so).
@@ -18,35 +21,53 @@ apart by ``"type": "review"`` (no event type is named so).
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from sharpeyes.api.rest.convert import event_public, evidence_list, evidence_path
-from sharpeyes.api.rest.evidence import EvidenceLocator, UrlSigner
+from sharpeyes.api.rest.evidence import (
+    EvidenceLocator,
+    EvidenceUnavailableError,
+    RemoteEvidence,
+    UrlSigner,
+)
 from sharpeyes.api.store import StoredEvent
 from sharpeyes.api.store.events import LoggedReview
 from sharpeyes.api.store.routing import REVIEW_KIND
 from sharpeyes.api.store.serialize import JsonObject
 from sharpeyes.pipeline.rules import violation_type
 
+log = logging.getLogger(__name__)
 _UNSIGNED = UrlSigner(b"broker-messages-carry-no-signed-urls")
 __all__ = ["event_message", "evidence_path", "review_message"]
 
 
-def event_message(stored: StoredEvent, destination: str, files_root: Path) -> JsonObject:
+def event_message(
+    stored: StoredEvent,
+    destination: str,
+    files_root: Path,
+    remote: RemoteEvidence | None = None,
+) -> JsonObject:
     """The JSON object sent to ``destination`` for ``stored`` (see the module docstring)."""
     out = stored.to_json()
     public = event_public(stored, _UNSIGNED, None)
     violation = out.get("violation")
     if isinstance(violation, dict) and public.violation is not None:
         out["violation"] = {**violation, "time_ms": public.violation.time_ms}
-    files = EvidenceLocator([files_root]).files(stored)
+    try:
+        files = EvidenceLocator([files_root], remote).files(stored)
+    except EvidenceUnavailableError as e:
+        log.warning("%s message of %s lists no evidence: %s", destination, stored.event_id, e)
+        evidence = None
+    else:
+        evidence = evidence_list(stored.event_id, files)
     out.update(
         destination=destination,
         time_ms=public.time_ms,
         attributes=None
         if public.attributes is None
         else public.attributes.model_dump(exclude_none=True),
-        evidence=evidence_list(stored.event_id, files),
+        evidence=evidence,
     )
     return out
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sharpeyes.api.rest.evidence import RemoteEvidence
 from sharpeyes.api.sinks.kafka import KafkaDelivery, KafkaSinkConfig, start_kafka_sender
 from sharpeyes.api.sinks.mqtt import MqttDelivery, MqttSinkConfig, start_mqtt_sender
 from sharpeyes.api.store import EventStore
@@ -23,13 +24,19 @@ class EventSinks:
 
     @classmethod
     def start(
-        cls, store: EventStore, mqtt: MqttSinkConfig | None, kafka: KafkaSinkConfig | None
+        cls,
+        store: EventStore,
+        mqtt: MqttSinkConfig | None,
+        kafka: KafkaSinkConfig | None,
+        remote: RemoteEvidence | None = None,
     ) -> EventSinks:
+        """Start the configured senders (``remote``: a cluster's evidence storage, for the
+        evidence files their messages list that are not under the store's files root)."""
         started = cls()
         if mqtt is not None:
-            started.mqtt = start_mqtt_sender(store, mqtt)
+            started.mqtt = start_mqtt_sender(store, mqtt, remote=remote)
         if kafka is not None:
-            started.kafka = start_kafka_sender(store, kafka)
+            started.kafka = start_kafka_sender(store, kafka, remote=remote)
         return started
 
     def stop(self, drain_timeout_s: float, undelivered: dict[str, int]) -> None:
