@@ -60,6 +60,7 @@ from tests._viid_fixtures import free_port, jpeg
 from tests._wait import wait_for
 from tests.equivalence import stamp_clip  # also registers the "scenario" detector
 from tests.scenarios import SCENARIOS, render_scenario, scene_calibration
+from tests.test_cluster_subscriptions import delivery as upper_delivery
 
 pytest.importorskip("moto.server")
 boto3 = pytest.importorskip("boto3")
@@ -268,20 +269,7 @@ def viid_rows(db: Path) -> list[tuple[str, str, int, str | None]]:
 
 
 def service_config(tmp: Path, upper: str) -> Path:
-    delivery: dict[str, Any] = yaml.safe_load(
-        (REPO / "sample_videos" / "viid_delivery.yaml").read_text()
-    )
-    delivery.update(
-        base_url=upper,
-        device_id=SYSTEM,
-        password=PASSWORD,
-        password_env=None,
-        request_timeout_s=2.0,
-        connect_timeout_s=0.5,
-        retry_backoff_initial_s=0.05,
-        retry_backoff_max_s=0.3,
-        idle_sleep_s=0.05,
-    )
+    delivery = upper_delivery(upper)
     path = tmp / "svc.yaml"
     config = {
         # the API node: an empty files root of its own, nothing of the workers' files

@@ -37,6 +37,7 @@ from tests._api_fixtures import Seeded, make_app, make_event, seed_service, writ
 from tests._wait import wait_for
 from tests.kafka_double import FakeBroker
 from tests.test_mqtt_sink import Broker, broker  # noqa: F401
+from tests.test_sink_kafka import _config as kafka_sink_config
 
 pytestmark = pytest.mark.integration
 
@@ -89,17 +90,7 @@ def mqtt_config(port: int) -> MqttSinkConfig:
 
 
 def kafka_config(**over: object) -> KafkaSinkConfig:
-    base: dict[str, object] = {
-        "bootstrap_servers": "127.0.0.1:9092",
-        "topic": "se.{stream_id}",
-        "publish_timeout_s": 1.0,
-        "probe_timeout_s": 0.1,
-        "backoff_initial_s": 0.05,
-        "backoff_max_s": 0.2,
-        "idle_sleep_s": 0.02,
-        "lease_s": 2.1,
-    }
-    return KafkaSinkConfig.model_validate({**base, **over})
+    return kafka_sink_config(**{"claim_limit": 100, **over})
 
 
 def kafka_reviews(double: FakeBroker) -> list[dict[str, Any]]:
