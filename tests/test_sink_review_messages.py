@@ -37,6 +37,7 @@ from tests._api_fixtures import Seeded, make_app, make_event, seed_service, writ
 from tests._wait import wait_for
 from tests.kafka_double import FakeBroker
 from tests.test_mqtt_sink import Broker, broker  # noqa: F401
+from tests.test_mqtt_sink import _config as mqtt_sink_config
 from tests.test_sink_kafka import _config as kafka_sink_config
 
 pytestmark = pytest.mark.integration
@@ -77,16 +78,7 @@ class Consumer:
 
 
 def mqtt_config(port: int) -> MqttSinkConfig:
-    return MqttSinkConfig(
-        host="127.0.0.1",
-        port=port,
-        client_id="sharpeyes-review-pub",
-        keepalive_s=5,
-        publish_timeout_s=2.0,
-        backoff_initial_s=0.2,
-        backoff_max_s=1.0,
-        idle_sleep_s=0.05,
-    )
+    return mqtt_sink_config(port).model_copy(update={"client_id": "sharpeyes-review-pub"})
 
 
 def kafka_config(**over: object) -> KafkaSinkConfig:

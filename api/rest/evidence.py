@@ -248,6 +248,16 @@ class EvidenceLocator:
                 found.append(EvidenceFile(name=name, path=path, size=path.stat().st_size))
         return found
 
+    def files_if_readable(self, stored: StoredEvent) -> list[EvidenceFile] | None:
+        """:meth:`files`, or None while the cluster's evidence storage cannot be read — for
+        answers that must not fail on it (a saved review, the live feed, broker messages):
+        None is "unknown", never a list that leaves files out."""
+        try:
+            return self.files(stored)
+        except EvidenceUnavailableError as e:
+            logger.warning("evidence of %s left out: %s", stored.event_id, e)
+            return None
+
 
 def _may_have(stored: StoredEvent, name: str) -> bool:
     """Whether a worker can have put ``name`` of the event into storage: the pictures beside

@@ -30,12 +30,7 @@ from sharpeyes.api.rest.convert import (
     review_payload,
 )
 from sharpeyes.api.rest.errors import ConflictError, InvalidRequestError, NotFoundError
-from sharpeyes.api.rest.evidence import (
-    EvidenceFile,
-    EvidenceLocator,
-    EvidenceUnavailableError,
-    UrlSigner,
-)
+from sharpeyes.api.rest.evidence import EvidenceFile, EvidenceLocator, UrlSigner
 from sharpeyes.api.rest.feed import FeedHub, FeedItem, publish_written
 from sharpeyes.api.rest.schemas import (
     AuditEntryPublic,
@@ -356,20 +351,11 @@ class StoreService:
         )
         # the decision is saved: a cluster's evidence storage that cannot be read now leaves
         # the files out of the answer (evidence_complete unknown), it does not fail it
-        files = self._files_if_readable(after)
+        files = self.locator.files_if_readable(after)
         view = event_public(after, self.signer, files, trail)
         return ReviewOutcome(
             event=view if files is None else _flag_missing(view), audit=audit_public(trail[-1])
         )
-
-    def _files_if_readable(self, stored: StoredEvent) -> list[EvidenceFile] | None:
-        """The event's evidence files, or None while the cluster's evidence storage cannot be
-        read (for answers that must not fail on it: a saved review, the live feed)."""
-        try:
-            return self.locator.files(stored)
-        except EvidenceUnavailableError as e:
-            logger.warning("evidence of %s left out: %s", stored.event_id, e)
-            return None
 
     def _plate_for_confirm(self, stored: StoredEvent) -> None:
         """Refuse to confirm a record whose plate nobody has read: GA/T 496 practice
@@ -410,7 +396,7 @@ class StoreService:
     def feed_payload(self, stored: StoredEvent) -> str:
         """The live feed's JSON of ``stored``: the public event and its evidence files (API
         paths, downloaded with the consumer's bearer token), live and on replay alike."""
-        return feed_payload(stored, self._files_if_readable(stored))
+        return feed_payload(stored, self.locator.files_if_readable(stored))
 
     def _max_seq(self) -> int:
         with self.db.transaction(readonly=True) as tx:

@@ -21,23 +21,16 @@ apart by ``"type": "review"`` (no event type is named so).
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from sharpeyes.api.rest.convert import event_public, evidence_list, evidence_path
-from sharpeyes.api.rest.evidence import (
-    EvidenceLocator,
-    EvidenceUnavailableError,
-    RemoteEvidence,
-    UrlSigner,
-)
+from sharpeyes.api.rest.evidence import EvidenceLocator, RemoteEvidence, UrlSigner
 from sharpeyes.api.store import StoredEvent
 from sharpeyes.api.store.events import LoggedReview
 from sharpeyes.api.store.routing import REVIEW_KIND
 from sharpeyes.api.store.serialize import JsonObject
 from sharpeyes.pipeline.rules import violation_type
 
-log = logging.getLogger(__name__)
 _UNSIGNED = UrlSigner(b"broker-messages-carry-no-signed-urls")
 __all__ = ["event_message", "evidence_path", "review_message"]
 
@@ -54,13 +47,8 @@ def event_message(
     violation = out.get("violation")
     if isinstance(violation, dict) and public.violation is not None:
         out["violation"] = {**violation, "time_ms": public.violation.time_ms}
-    try:
-        files = EvidenceLocator([files_root], remote).files(stored)
-    except EvidenceUnavailableError as e:
-        log.warning("%s message of %s lists no evidence: %s", destination, stored.event_id, e)
-        evidence = None
-    else:
-        evidence = evidence_list(stored.event_id, files)
+    files = EvidenceLocator([files_root], remote).files_if_readable(stored)
+    evidence = None if files is None else evidence_list(stored.event_id, files)
     out.update(
         destination=destination,
         time_ms=public.time_ms,
