@@ -17,15 +17,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import numpy as np
-
 from sharpeyes.pipeline.calibration import IntersectionCalibration, SignalGroup, SignalHead
+from sharpeyes.pipeline.picture import COLOUR_SPREAD, picture_has_colour
 from sharpeyes.pipeline.signal_input import ExternalPhaseInput
 from sharpeyes.pipeline.signal_phase import SignalParams, SignalSmoother, head_calibration_problem
 from sharpeyes.pipeline.signal_reader import HeadCalibrator, LampReading, read_lamp
 from sharpeyes.pipeline.types import Frame, ImageBGR, LampColor, SignalState
 
 __all__ = [
+    "COLOUR_SPREAD",
     "HeadCalibrator",
     "LampReading",
     "SignalBoard",
@@ -33,6 +33,7 @@ __all__ = [
     "SignalSmoother",
     "VideoHead",
     "build_signal_board",
+    "picture_has_colour",
     "read_lamp",
     "states_by_group",
 ]
@@ -143,22 +144,6 @@ class VideoHead:
                 "wrong (check region / layout / lamps)"
             )
         return None
-
-
-COLOUR_SPREAD = 12
-"""A pixel whose BGR channels differ by more than this is coloured (a monochrome picture's
-channels differ by a few levels of compression noise at most)."""
-
-
-def picture_has_colour(image: ImageBGR, stride: int = 8) -> bool:
-    """Whether ``image`` shows any colour: at least 0.1 % (and 5) of the pixels of a strided
-    sample are coloured — lamps, tail lights and signs are enough, a night scene too."""
-    sample = image[::stride, ::stride]
-    if sample.size == 0:
-        return False
-    spread = sample.max(axis=2).astype(np.int16) - sample.min(axis=2).astype(np.int16)
-    coloured = int(np.count_nonzero(spread > COLOUR_SPREAD))
-    return bool(coloured >= max(5, spread.size // 1000))
 
 
 def _fuse(group: str, states: list[SignalState], pts: float) -> SignalState:

@@ -234,6 +234,20 @@ def test_person_event_carries_clothing_colours_through_the_structuring_stage() -
     assert len(stage) == 0
 
 
+def test_a_picture_without_colour_states_no_clothing_colours() -> None:
+    """The same person on a grey (night-mode) picture: no coat or trousers colour, and why."""
+    img, box = person_scene((40, 40, 200), (120, 60, 20))
+    grey = np.repeat(img.mean(axis=2, keepdims=True), 3, axis=2).astype(np.uint8)
+    stage = ClothingColours(builder())
+    events: list[Event] = []
+    for i in range(20):
+        events += stage.update(frame(grey, i), tracks([(7, ObjectKind.PERSON, 0, box)]))
+    (event,) = events + stage.finish([7])
+    extra = dict(event.extra)
+    assert "coat_color" not in extra and "trousers_color" not in extra
+    assert extra["color_status"] == "monochrome"
+
+
 def test_rider_colours_go_on_the_non_motor_event() -> None:
     img = scene((105, 110, 112))
     bike = Box(290, 200, 370, 320, W, H)

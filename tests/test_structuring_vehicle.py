@@ -53,8 +53,12 @@ def reading(text: str | None, conf: float = 0.9, color: str = "blue") -> FakeRea
     return FakeReading(text, color, conf, 0.8, Box(280, 250, 360, 275, W, H))
 
 
-def white_frame(seq: int) -> Frame:
+def white_frame(seq: int, *, colour: bool = True) -> Frame:
+    """A white scene; with ``colour`` a yellow lane marking at its left edge, away from the car
+    (a colour camera's picture — one without any colour is a camera in night mode)."""
     img = np.full((H, W, 3), 235, np.uint8)
+    if colour:
+        img[:, :40] = (40, 200, 230)
     return Frame("cam1", seq, seq / 25, 1_700_000_000_000 + seq * 40, img)
 
 
@@ -211,3 +215,42 @@ def test_a_plate_end_covered_by_the_car_ahead_is_not_in_view() -> None:
     assert not plate_end_in_view(car_box, ahead, 360)
     cut = np.array([100.0, 150.0, 400.0, 356.0], np.float32)
     assert not plate_end_in_view(cut, none, 360)  # within 2 % of the bottom edge
+
+
+def test_a_picture_without_colour_states_no_body_or_plate_colour() -> None:
+    """A camera in monochrome / infrared night mode: the plate text is still read, but neither
+    the body's colour nor the plate's is stated (the recogniser's plate colour on a grey
+    picture is a guess) — the event says why."""
+    reader = FakeReader([[reading("京A12345", color="yellow")]] * 3)
+    st = stage(reader, read_interval_s=0.2, max_reads_per_track=3)
+    events: list[Event] = []
+    for i in range(25):
+        events += st.update(white_frame(i, colour=False), car(1, 20 + i * 4))
+    (event,) = events + st.finish([1])
+    assert event.plate is not None and event.plate.text == "京A12345"
+    assert event.plate.color is None
+    extra = dict(event.extra)
+    assert "vehicle_color" not in extra and extra["color_status"] == "monochrome"
+    obj = EventMapper(mapping_config()).map(event, EventImages.from_event(event))
+    assert obj is not None
+    assert obj.payload.get("PlateColor") is None and obj.payload.get("VehicleColor") is None
+    assert obj.payload["PlateNo"] == "京A12345"
+    # the same track on a colour picture states both (what the night mode suppressed)
+    reader = FakeReader([[reading("京A12345", color="yellow")]] * 3)
+    (day,) = run_track(stage(reader, read_interval_s=0.2, max_reads_per_track=3))
+    assert day.plate is not None and day.plate.color == "yellow"
+    assert dict(day.extra)["vehicle_color"] == "white" and "color_status" not in dict(day.extra)
+
+
+def test_a_track_seen_in_colour_in_some_frames_votes_only_those() -> None:
+    """A camera switching between night and day mode mid-track: the colour comes from the frames
+    that had colour, and the event does not say monochrome."""
+    reader = FakeReader([[reading("京A12345", color="blue")]] * 4)
+    st = stage(reader, read_interval_s=0.2, max_reads_per_track=4)
+    events: list[Event] = []
+    for i in range(25):
+        events += st.update(white_frame(i, colour=i >= 12), car(1, 20 + i * 4))
+    (event,) = events + st.finish([1])
+    assert event.plate is not None and event.plate.color == "blue"
+    extra = dict(event.extra)
+    assert extra["vehicle_color"] == "white" and "color_status" not in extra

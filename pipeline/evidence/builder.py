@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -55,6 +55,7 @@ from sharpeyes.pipeline.evidence.record import (
     record_document,
 )
 from sharpeyes.pipeline.evidence.tamper import atomic_write_bytes, canonical_json, hmac_file, key_id
+from sharpeyes.pipeline.picture import picture_has_colour
 from sharpeyes.pipeline.types import (
     AnalysedFrame,
     Box,
@@ -242,7 +243,10 @@ class EvidenceBuilder:
             return _PlateResult(plate, None, closeup, idx)
         idx, reading = found
         closeup = plate_closeup(frames[idx].image, reading.box, boxes[idx])
-        return _PlateResult(reading.to_plate(), idx, closeup, idx)
+        plate = reading.to_plate()
+        if not picture_has_colour(frames[idx].image):  # a grey picture shows no plate colour
+            plate = replace(plate, color=None)
+        return _PlateResult(plate, idx, closeup, idx)
 
     def _captioned(self, plate: _PlateResult) -> ImageBGR:
         """The close-up with what it shows written on it (a plate or where one would be)."""

@@ -17,12 +17,13 @@ staleness and at stream end. It runs inside the checkpoint structuring stage
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from sharpeyes.pipeline.events import box_quality
+from sharpeyes.pipeline.picture import PictureColour
 from sharpeyes.pipeline.riders import carrier_ids
 from sharpeyes.pipeline.runner import TrackEvents
 from sharpeyes.pipeline.structuring.lab_colour import (
@@ -70,6 +71,7 @@ class _State:
     coat: list[ColourVote | None] = field(default_factory=list)
     trousers: list[ColourVote | None] = field(default_factory=list)
     carried: bool = False  # this person track was seen on a two-wheeler at least once
+    monochrome_reads: int = 0  # reads on a picture without colour (no colour voted there)
 
 
 def clothing_of(
@@ -97,8 +99,12 @@ class ClothingColours:
         max_reads: int = 8,
         min_height_px: float = 32.0,
         stale_s: float = 300.0,
+        has_colour: Callable[[Frame], bool] | None = None,
     ) -> None:
+        """``has_colour``: whether a frame shows colour (one :class:`PictureColour` shared with
+        the stage around this one); a grey picture's garments are not read."""
         self._inner = inner
+        self._has_colour = has_colour or PictureColour()
         self._ratio = candidate_ratio
         self._interval = read_interval_s
         self._max_reads = max_reads
@@ -150,6 +156,9 @@ class ClothingColours:
             if y2 - y1 >= self._min_h and self._is_candidate(state, q, frame.pts):
                 state.reads += 1
                 state.last_read_pts = frame.pts
+                if not self._has_colour(frame):
+                    state.monochrome_reads += 1
+                    continue
                 coat, trousers = clothing_of(
                     frame.image,
                     Box(x1, y1, x2, y2, frame.width, frame.height),
@@ -181,4 +190,6 @@ class ClothingColours:
             fused = vote(reads)
             if fused is not None:
                 extra.append((key, fused.color))
+        if state.reads and state.monochrome_reads == state.reads:
+            extra.append(("color_status", "monochrome"))  # a grey picture names no colour
         return event.with_(extra=(*event.extra, *extra)) if extra else event

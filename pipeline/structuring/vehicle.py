@@ -39,6 +39,7 @@ import numpy as np
 from sharpeyes.models.classes import COCO80_NAMES
 from sharpeyes.pipeline.config import StructuringConfig
 from sharpeyes.pipeline.events import box_quality
+from sharpeyes.pipeline.picture import PictureColour
 from sharpeyes.pipeline.runner import TrackEvents
 from sharpeyes.pipeline.structuring.lab_colour import (
     ColourClassifier,
@@ -72,6 +73,9 @@ logger = logging.getLogger(__name__)
 
 STATUS_NOT_READ = "not_read"
 STATUS_OUT_OF_VIEW = "plate_out_of_view"
+COLOR_MONOCHROME = "monochrome"
+"""``extra.color_status`` of a track read only on pictures without colour (a camera in
+monochrome / infrared night mode): no body or plate colour is stated, none can be seen."""
 """No plate found, but fewer than :data:`MIN_WHOLE_READS` reads saw the vehicle's lower edge
 (where plates sit) clear — inside the frame and not under another vehicle's box: whether it has
 a plate is not known (``no_plate_visible``, GA/T HasPlate "false", only when that many did)."""
@@ -134,6 +138,7 @@ class _TrackState:
     whole_reads: int = 0  # reads with the box's lower edge inside the frame (its plate in view)
     last_class: int | None = None  # the tracker's (score-weighted) class at the last detection
     class_votes: dict[int, float] = field(default_factory=dict)  # the tracker's, whole track
+    monochrome_reads: int = 0  # reads on a picture without colour (no colour voted there)
 
 
 def _grow(box: Box, margin: float) -> Box:
@@ -166,7 +171,10 @@ class VehicleStructuring:
         = COCO's, used only for events whose class id and name agree with it."""
         # persons and riders get their clothing colours in the same stage (one wrapper here,
         # so every entry point that enables structuring gets both)
-        self._inner: TrackEvents = ClothingColours(inner, stale_s=stale_s)
+        self._has_colour = PictureColour()
+        self._inner: TrackEvents = ClothingColours(
+            inner, stale_s=stale_s, has_colour=self._has_colour
+        )
         self._reader = reader
         self._cfg = config
         self._colors = colors or vehicle_classifier()
@@ -241,12 +249,18 @@ class VehicleStructuring:
         roi = _grow(vehicle, self._cfg.roi_margin)
         readings = self._reader.read(frame.image, roi, max_plates=1, retry_padded=False)
         best = readings[0] if readings else None
+        coloured = self._has_colour(frame)
+        state.monochrome_reads += int(not coloured)
         if best is not None:
-            state.votes.append(PlateVote(best.text, best.color, best.confidence))
+            # a grey picture shows no plate colour: the recogniser's colour would be a guess
+            color = best.color if coloured else None
+            state.votes.append(PlateVote(best.text, color, best.confidence))
             if best.text is not None and best.confidence > state.best_plate_conf:
                 jpeg = _plate_jpeg(frame.image, best.box)
                 if jpeg is not None:
                     state.best_plate_conf, state.plate_jpeg = best.confidence, jpeg
+        if not coloured:
+            return
         vote = classify_box(
             frame.image, vehicle_region(vehicle), backdrop(frame.image, vehicle), self._colors
         )
@@ -290,6 +304,8 @@ class VehicleStructuring:
             color, weight = max(state.colors.items(), key=lambda kv: kv[1])
             share = weight / sum(state.colors.values())
             extra += [("vehicle_color", color), ("vehicle_color_share", f"{share:.2f}")]
+        elif state.monochrome_reads == state.reads:
+            extra.append(("color_status", COLOR_MONOCHROME))
         plate = (
             Plate(text=fused.text, color=fused.color, confidence=fused.confidence)
             if fused.visible
