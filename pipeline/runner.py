@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from sharpeyes.pipeline.protocols import Detector, FrameSource, Rule, Sink, Tracker
+from sharpeyes.pipeline.repeats import RepeatedFrames
 from sharpeyes.pipeline.riders import RiderMemory
 from sharpeyes.pipeline.stages import Prefetcher, StageTimes, Stopwatch
 from sharpeyes.pipeline.types import (
@@ -120,6 +121,7 @@ class RunSummary:
     events_by_type: dict[str, int] = field(default_factory=dict)
     times: StageTimes = field(default_factory=StageTimes)
     frames_skipped: int = 0  # decoded frames not analysed (sampling, live drops), from seq gaps
+    frames_repeated: int = 0  # decoded, not analysed: a repeat of the last analysed picture
     violations_withheld_corrupt: int = 0  # not charged: a stage image would be corrupt
 
     @property
@@ -276,6 +278,7 @@ class StreamRunner:
         post: Callable[[Detections], Detections] | None = None,
         intersection: IntersectionFactory | None = None,
         label: Callable[[Event], Event] | None = None,
+        repeats: RepeatedFrames | None = None,
     ) -> None:
         """``prefetch_depth=0`` iterates the source directly: a live source (RTSP) decodes on its
         own thread into a latest-frame queue, so a second, blocking queue in front of it would
@@ -293,6 +296,7 @@ class StreamRunner:
         self.history = FrameHistory(frame_history_s) if rules and evidence else None
         self.post = post  # the camera's detection policy over a (shared) detector's output
         self.label = label  # names the class of the rules' events (e.g. events.ClassLabels)
+        self.repeats = repeats  # repeated pictures are not analysed (pipeline.repeats)
         self.intersection = intersection  # built on the first frame, when the size is known
         self.intersection_size: tuple[int, int] | None = None
         self._rescaled_from: tuple[int, int] | None = None  # a new picture size being scaled
@@ -325,12 +329,24 @@ class StreamRunner:
         last_seq: int | None = None
         first_seq: int | None = None
         try:
+            repeated = 0  # repeats since the last analysed frame
             for decoded in frames:
-                skipped = 0 if last_seq is None else max(0, decoded.seq - last_seq - 1)
-                summary.frames_skipped += skipped
                 first_seq = decoded.seq if first_seq is None else first_seq
-                last_seq = decoded.seq
                 frame = self._fit_frame(decoded)
+                if self.repeats is not None and self.repeats.repeats_last(frame):
+                    self._read_signals(frame, sw)  # a lamp may change where little else does
+                    summary.frames_repeated += 1
+                    repeated += 1
+                    if progress is not None:
+                        progress(frame)
+                    if self._stopping:
+                        break
+                    continue
+                skipped = 0 if last_seq is None else max(0, decoded.seq - last_seq - 1)
+                summary.frames_skipped += max(0, skipped - repeated)
+                last_seq, repeated = decoded.seq, 0
+                if self.repeats is not None:
+                    self.repeats.analysed(frame)
                 events = self._analyse(frame, skipped, sw)
                 self._emit(events, summary)
                 if self.history is not None:
@@ -419,12 +435,8 @@ class StreamRunner:
             finished = self.tracker.pop_finished()
             if self.riders is not None:
                 self.riders.update(tracks, frame.pts)
-        signals: Mapping[str, SignalState] = {}
-        if self.signal_board is not None:
-            with sw("signal"):
-                signals = self.signal_board.update(frame)
+        signals = self._read_signals(frame, sw)
         self._recent_pts.append(frame.pts)
-        self._latest_signals = signals
         events: list[Event] = []
         with sw("events"):
             events.extend(self.events.update(frame, tracks))
@@ -442,6 +454,15 @@ class StreamRunner:
         if self.observer is not None:
             self.observer(frame, dets, tracks, signals, events)
         return events
+
+    def _read_signals(self, frame: Frame, sw: Stopwatch) -> Mapping[str, SignalState]:
+        """The signal board's states on ``frame`` (none without a board), kept as the latest."""
+        signals: Mapping[str, SignalState] = {}
+        if self.signal_board is not None:
+            with sw("signal"):
+                signals = self.signal_board.update(frame)
+        self._latest_signals = signals
+        return signals
 
     def _pinned_pts(self) -> list[float]:
         """Evidence times rules still need beyond the history window (``pinned_pts``)."""

@@ -284,7 +284,9 @@ def test_build_record_writes_everything(make_builder: Builder, tmp_path: Path) -
 def test_a_grey_picture_states_the_plate_text_but_not_its_colour(make_builder: Builder) -> None:
     """A camera in infrared night mode: the plate's characters are read, its colour (green on
     the colour picture above) is not guessed from grey levels."""
-    grey = np.repeat(cv2.cvtColor(street(), cv2.COLOR_BGR2GRAY)[..., None], 3, axis=2)
+    grey = np.asarray(
+        cv2.cvtColor(cv2.cvtColor(street(), cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR), np.uint8
+    )
     rec = make_builder().build_record(violation_event(), analysed_of(frames_of([grey] * 3)))
     assert rec.plate.text == "苏ED51712" and rec.plate.color is None
     doc = json.loads((rec.record_dir / "record.json").read_text(encoding="utf-8"))

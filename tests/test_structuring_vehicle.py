@@ -9,6 +9,9 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
+from sharpeyes.api.rest.convert import event_public
+from sharpeyes.api.rest.evidence import UrlSigner
+from sharpeyes.api.store.records import StoredEvent
 from sharpeyes.api.viid.conformance import load_default_template
 from sharpeyes.api.viid.mapping import EventImages, EventMapper
 from sharpeyes.api.viid.resources import COLLECTIONS
@@ -19,6 +22,7 @@ from sharpeyes.pipeline.types import Box, Event, EventType, Frame, ImageBGR, Obj
 from tests._viid_fixtures import mapping_config
 
 W, H = 640, 360
+SIGNER = UrlSigner(b"k" * 32)
 
 
 @dataclass(frozen=True)
@@ -235,6 +239,11 @@ def test_a_picture_without_colour_states_no_body_or_plate_colour() -> None:
     assert obj is not None
     assert obj.payload.get("PlateColor") is None and obj.payload.get("VehicleColor") is None
     assert obj.payload["PlateNo"] == "京A12345"
+    # the REST API says why no colour is given
+    pub = event_public(StoredEvent(event, None, None, "pending", None, None, 0), SIGNER, None)
+    assert pub.attributes is not None and pub.attributes.color_status == "monochrome"
+    assert pub.attributes.vehicle_color is None
+    assert pub.plate is not None and pub.plate.color is None
     # the same track on a colour picture states both (what the night mode suppressed)
     reader = FakeReader([[reading("京A12345", color="yellow")]] * 3)
     (day,) = run_track(stage(reader, read_interval_s=0.2, max_reads_per_track=3))

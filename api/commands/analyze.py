@@ -119,7 +119,10 @@ class AnalyzeResult:
         by_type = ", ".join(f"{k}={v}" for k, v in sorted(s.events_by_type.items())) or "none"
         lines = [
             f"analysed {s.frames_analysed} frames of {self.camera.url} in {s.wall_s:.1f} s "
-            f"({s.analysed_fps:.1f} fps) with {self.detector_desc}",
+            f"({s.analysed_fps:.1f} fps) with {self.detector_desc}"
+            + (
+                f"; {s.frames_repeated} repeated pictures not analysed" if s.frames_repeated else ""
+            ),
             f"events: {s.events_total} ({by_type})",
         ]
         lines += [f"warning: {note}" for note in self.source_notes]

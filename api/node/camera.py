@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, TypeVar
 from sharpeyes.pipeline.config import AnyDetectorConfig, CameraConfig, DetectorBase
 from sharpeyes.pipeline.detection_filter import CameraDetectionFilter, DetectionPolicy
 from sharpeyes.pipeline.protocols import Detector, FrameSource, Sink
+from sharpeyes.pipeline.repeats import RepeatedFrames
 from sharpeyes.pipeline.runner import FrameObserver, IntersectionParts, StreamRunner, TrackEvents
 from sharpeyes.pipeline.signal_input import ExternalPhaseInput, PhaseHub
 from sharpeyes.streams.config import RtspConfig, is_live_url
@@ -84,6 +85,7 @@ class CameraWiring:
     structuring: bool = False  # checkpoint structuring (plates, colours) on vehicle_pass
     flow_lanes: tuple[str, ...] = ()  # lanes whose traffic flow is measured
     faces: bool = False  # face capture on person tracks
+    skip_repeats: bool = False  # repeated pictures are not analysed (pipeline.repeats)
 
     def semantic(self) -> dict[str, object]:
         """The parts that decide what the camera reports (not where it writes)."""
@@ -100,6 +102,7 @@ class CameraWiring:
             "structuring": self.structuring,
             "flow_lanes": self.flow_lanes,
             "faces": self.faces,
+            "skip_repeats": self.skip_repeats,
         }
 
 
@@ -421,6 +424,7 @@ def build_camera(
         post=post,
         intersection=intersection,
         label=ClassLabels(tuple(names), VEHICLE_CLASS_CODES),
+        repeats=RepeatedFrames() if cam.skip_repeated_frames else None,
     )
     wiring = CameraWiring(
         camera_id=cam.id,
@@ -437,5 +441,6 @@ def build_camera(
         structuring=cam.structuring.enabled,
         flow_lanes=tuple(lane.id for lane in cam.flow.lanes) if cam.flow is not None else (),
         faces=cam.faces.enabled,
+        skip_repeats=runner.repeats is not None,
     )
     return Camera(cam, source, runner, wiring, ring)

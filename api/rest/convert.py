@@ -77,7 +77,7 @@ def _record_facts(
     return complete, parts
 
 
-_TEXT_ATTRIBUTES = ("plate_status", "vehicle_color", "coat_color", "trousers_color")
+_TEXT_ATTRIBUTES = ("plate_status", "vehicle_color", "coat_color", "trousers_color", "color_status")
 
 
 def _number(raw: str | None) -> float | None:

@@ -79,6 +79,11 @@ class AttributesPublic(BaseModel):
     vehicle_color: str | None = Field(None, description="Body colour (GA/T ColorType name).")
     coat_color: str | None = Field(None, description="Upper-garment colour of a person or rider.")
     trousers_color: str | None = Field(None, description="Lower-garment colour.")
+    color_status: str | None = Field(
+        None,
+        description="`monochrome`: every read was on a picture without colour (a camera in "
+        "infrared / night mode), so no body, garment or plate colour is stated.",
+    )
     lane_no: int | None = Field(None, description="Lane the flow stage counted the track in.")
     speed_kmh: float | None = Field(
         None, description="Ground speed; only on a camera with a ground-plane calibration."

@@ -33,6 +33,7 @@ const L = {
     trousers_color: "下装颜色", plate_status: "号牌识别", face_quality: "人脸质量", direction: "方向",
     ps_read: "已识别", ps_unreadable: "号牌不清", ps_no_plate_visible: "未见号牌", ps_plate_out_of_view: "号牌不在画面内或被遮挡", ps_too_few_reads: "识别次数不足",
     ps_reads_disagree: "多次识别不一致", ps_not_read: "未识别",
+    color_status: "颜色", cs_monochrome: "不判断（黑白画面，摄像机处于红外夜视模式）",
     "d_up": "画面向上", "d_up-right": "画面向右上", "d_right": "画面向右", "d_down-right": "画面向右下",
     "d_down": "画面向下", "d_down-left": "画面向左下", "d_left": "画面向左", "d_up-left": "画面向左上", more: "加载更多", close: "关闭",
     shown: "已显示 {n} 条（最新在前）", shown_end: "共 {n} 条（最新在前，已到底）",
@@ -67,6 +68,7 @@ const L = {
     ps_read: "read", ps_unreadable: "unreadable", ps_no_plate_visible: "no plate visible",
     ps_plate_out_of_view: "plate end out of view or covered",
     ps_too_few_reads: "too few reads", ps_reads_disagree: "reads disagree", ps_not_read: "not read",
+    color_status: "Colours", cs_monochrome: "not stated (monochrome picture: camera in infrared night mode)",
     "d_up": "up (in picture)", "d_up-right": "up-right (in picture)", "d_right": "right (in picture)",
     "d_down-right": "down-right (in picture)", "d_down": "down (in picture)", "d_down-left": "down-left (in picture)",
     "d_left": "left (in picture)", "d_up-left": "up-left (in picture)", close: "Close", shown: "{n} shown (newest first)",
@@ -620,6 +622,7 @@ async function openDetail(id) {
     [t("plate_color"), colour(ev.plate && ev.plate.color)], [t("plate_status"), a.plate_status && (L.zh[`ps_${a.plate_status}`] ? t(`ps_${a.plate_status}`) : a.plate_status)],
     [t("class"), className(ev.class_name)], [t("vehicle_color"), colour(a.vehicle_color)],
     [t("coat_color"), colour(a.coat_color)], [t("trousers_color"), colour(a.trousers_color)],
+    [t("color_status"), a.color_status && (L.zh[`cs_${a.color_status}`] ? t(`cs_${a.color_status}`) : a.color_status)],
     [t("lane"), a.lane_no], [t("speed"), a.speed_kmh != null ? `${Number(a.speed_kmh).toFixed(1)} km/h` : null],
     [t("direction"), ev.direction && (L.zh[`d_${ev.direction}`] ? t(`d_${ev.direction}`) : ev.direction)], [t("face_quality"), a.face_quality != null ? Number(a.face_quality).toFixed(2) : null],
     [t("confidence"), ev.confidence != null ? Number(ev.confidence).toFixed(2) : null], [t("event_id"), ev.event_id]]
