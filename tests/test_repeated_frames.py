@@ -181,3 +181,33 @@ def test_a_clip_with_every_frame_repeated_is_charged_as_the_clip(tmp_path: Path)
         assert abs(t1 - t0) <= 1 / 6 + 1e-3 and abs(x1 - x0) <= 25, (orig, x4)
     passes, passes4 = kinds["vehicle_pass"], kinds4["vehicle_pass"]
     assert abs(passes4 - passes) <= 0.1 * passes, (kinds, kinds4)
+
+
+def test_health_and_prometheus_count_the_repeats() -> None:
+    """An engineer reading a camera's analysed fps sees why it is below the stream's rate."""
+    from sharpeyes.api.node.health import CameraEntry, camera_health
+    from sharpeyes.api.node.prom import build_registry, render
+    from sharpeyes.pipeline.config import CameraConfig
+    from sharpeyes.pipeline.supervisor import WorkerStatus
+    from tests.test_prom_events import FakeRuntime
+
+    runner = StreamRunner(
+        source=_Source(pictures=4, times=3),
+        detector=NoDetections(),
+        tracker=ByteTracker(TrackerConfig()),
+        events=TrackEventBuilder("cam", EventsConfig(), class_names=["car"], class_codes={}),
+        sinks=[ListSink()],
+        prefetch_depth=0,
+        repeats=RepeatedFrames(),
+    )
+    runner.run()
+    entry = CameraEntry(CameraConfig.model_validate({"id": "cam", "url": "x.mp4"}), runner=runner)
+    health = camera_health(entry, WorkerStatus("cam"), failed_after=3)
+    assert health.frames_repeated == 8 and health.to_dict()["frames_repeated"] == 8
+
+    class Runtime(FakeRuntime):
+        def health(self) -> dict[str, object]:
+            return {"cam": health}
+
+    text = render(build_registry(Runtime({}))).decode()
+    assert 'sharpeyes_stream_frames_repeated_total{camera="cam"} 8.0' in text

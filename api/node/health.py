@@ -60,6 +60,7 @@ class CameraHealth:
     skew_ms: float | None
     pts_resets: int = 0
     frames_analysed: int = 0
+    frames_repeated: int = 0  # not analysed: repeats of the last analysed picture (this run)
     events: int = 0
     restarts: int = 0
     width: int = 0
@@ -217,6 +218,7 @@ def camera_health(
         decode_errors=0,
         skew_ms=None,
         frames_analysed=stats.frames_analysed,
+        frames_repeated=runner.summary.frames_repeated if runner is not None else 0,
         events=stats.events,
         restarts=status.restarts,
         decoder=None if source is None else source_decoder(source),

@@ -59,6 +59,8 @@ class HealthLike(Protocol):
     @property
     def frames_analysed(self) -> int: ...
     @property
+    def frames_repeated(self) -> int: ...
+    @property
     def corrupt_frames(self) -> int: ...
     @property
     def corruption_rate(self) -> float: ...
@@ -122,6 +124,12 @@ def _stream_metrics(health: Mapping[str, HealthLike]) -> Iterator[Metric]:
         "decode_errors": _counter("stream_decode_errors", "Packets that failed to decode.", cam),
         "pts_resets": _counter("stream_pts_resets", "Re-anchorings of pts to wall time.", cam),
         "frames": _counter("stream_frames_analysed", "Frames analysed.", cam),
+        "repeated": _counter(
+            "stream_frames_repeated",
+            "Frames not analysed as repeats of the last analysed picture (since the pipeline "
+            "started).",
+            cam,
+        ),
         "events": _counter("stream_events", "Events stored.", cam),
         "restarts": _counter("stream_pipeline_restarts", "Pipeline crashes restarted.", cam),
         "corrupt": _counter("stream_corrupt_frames", "Frames corrupt or lost in short gaps.", cam),
@@ -141,6 +149,7 @@ def _stream_metrics(health: Mapping[str, HealthLike]) -> Iterator[Metric]:
         counters["decode_errors"].add_metric([cid], h.decode_errors)
         counters["pts_resets"].add_metric([cid], h.pts_resets)
         counters["frames"].add_metric([cid], h.frames_analysed)
+        counters["repeated"].add_metric([cid], h.frames_repeated)
         counters["events"].add_metric([cid], h.events)
         counters["restarts"].add_metric([cid], h.restarts)
         counters["corrupt"].add_metric([cid], h.corrupt_frames)
