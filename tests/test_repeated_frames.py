@@ -209,5 +209,5 @@ def test_health_and_prometheus_count_the_repeats() -> None:
         def health(self) -> dict[str, object]:
             return {"cam": health}
 
-    text = render(build_registry(Runtime({}))).decode()
+    text = render(build_registry(Runtime({}))).decode()  # type: ignore[arg-type]
     assert 'sharpeyes_stream_frames_repeated_total{camera="cam"} 8.0' in text
