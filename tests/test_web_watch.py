@@ -246,6 +246,20 @@ def test_chosen_kinds_alert_and_open_their_detail(seeded: Seeded) -> None:
             page.wait_for_function("document.querySelector('#detail-img').naturalWidth > 0")
             w.shot("watch_detail_1366.png")
             page.click("#detail-close")
+            # a pass read on a night-mode (monochrome) picture: why no colour is given
+            mono = make_event(7003, camera="cam2", plate="浙A70033", t_ms=T0 + 2_002_000)
+            mono = mono.with_(extra=(("plate_status", "read"), ("color_status", "monochrome")))
+            seeded.service.ingest([mono])
+            page.wait_for_selector(f"#alerts li[data-id='{mono.event_id}']:not(.viol)")
+            page.click(f"#alerts li[data-id='{mono.event_id}'] a.alert-body")
+            page.wait_for_function(
+                "document.querySelector('#detail-meta').innerText.includes('浙A70033')"
+            )
+            meta = page.inner_text("#detail-meta")
+            assert "颜色\t不判断（黑白画面，摄像机处于红外夜视模式）" in meta, meta
+            assert "车身颜色" not in meta
+            w.shot("watch_detail_monochrome_1366.png")
+            page.click("#detail-close")
             page.check("#sound")
             assert page.evaluate("localStorage.getItem('se_watch_sound')") == "true"
             page.click("#ack-all")
