@@ -86,7 +86,13 @@ class VideoHead:
         out: ImageBGR = image[y1:y2, x1:x2]
         return out
 
-    def update(self, image: ImageBGR, pts: float) -> SignalState:
+    def update(self, image: ImageBGR, pts: float, *, damaged: bool = False) -> SignalState:
+        """Read the head on ``image``; a ``damaged`` picture (corrupt data, broken references)
+        is not read — its pixels may show any colour — and the phase model carries on blind
+        (:meth:`SignalSmoother.blind`)."""
+        if damaged:
+            self.last_state = self.smoother.blind(pts)
+            return self.last_state
         if self.first_pts is None:
             self.first_pts = pts
         self.last_pts = pts
@@ -205,14 +211,15 @@ class SignalBoard:
         if self._first_pts is None:
             self._first_pts = frame.pts
         self._last_pts = frame.pts
-        if self._heads and not self._colour_seen:
+        if self._heads and not self._colour_seen and not frame.corrupt:
             due = self._next_colour_check
             if due is None or frame.pts >= due or frame.pts < due - 1.0:
                 self._colour_seen = picture_has_colour(frame.image)
                 self._next_colour_check = frame.pts + 1.0
         video: dict[str, list[SignalState]] = {}
         for head in self._heads:
-            video.setdefault(head.head.group, []).append(head.update(frame.image, frame.pts))
+            state = head.update(frame.image, frame.pts, damaged=frame.corrupt)
+            video.setdefault(head.head.group, []).append(state)
         out: dict[str, SignalState] = {}
         for g in self._groups:
             out[g.id] = self._group_state(g, video.get(g.id, []), frame)

@@ -132,12 +132,35 @@ class SignalSmoother:
         self._dark_since: float | None = None
         self._dark_count = 0
         self._dark_off = 0
+        # frames not read (damaged pictures) since the last reading of the current colour, and
+        # whether the candidate colour began after such frames: its onset was not seen
+        self._blind = False
+        self._cand_blind = False
         self.changes: list[tuple[float, LampColor, LampColor]] = []
         """Confirmed changes ``(since_pts, from, to)`` in order."""
 
     @property
     def fault(self) -> str | None:
         return self._fault
+
+    def blind(self, pts: float) -> SignalState:
+        """A frame whose picture is damaged (corrupt data, broken references): no reading. The
+        state carries on unchanged; a colour first read after such frames did not begin then,
+        so its onset is not seen (its time on is a lower bound). Not seen by the calibration
+        check either: damage is the stream's problem, not the calibration's."""
+        if self._since is None:
+            self._since = pts
+        self._blind = True
+        return SignalState(
+            self.group,
+            self._color,
+            round(self._conf, 3),
+            self._since,
+            pts,
+            fault=self._fault,
+            onset_seen=self._onset_seen,
+            dark_since=self._dark_since if self._color not in _DARK else None,
+        )
 
     def update(self, reading: LampReading, pts: float) -> SignalState:
         if self._since is None:
@@ -148,7 +171,7 @@ class SignalSmoother:
             self._seen_color, self._fault = False, None
             self._dark_since = None
         if reading.color is self._color:
-            self._cand, self._dark_since = None, None
+            self._cand, self._dark_since, self._blind = None, None, False
             self._conf = 0.8 * self._conf + 0.2 * reading.confidence
         elif reading.color in _DARK:
             self._consider_dark(reading, pts)
@@ -231,13 +254,19 @@ class SignalSmoother:
         self._dark_since = None
         if reading.color is self._cand:
             self._cand_count += 1
+            self._cand_blind = self._cand_blind or self._blind
         else:
             self._cand, self._cand_since, self._cand_count = reading.color, pts, 1
+            self._cand_blind = self._blind
         startup = not self._seen_color and reading.confidence >= 0.8
         if startup or self._cand_count >= self._confirm:
             self._seen_color = True
             self._fault = None
+            unseen = self._cand_blind
             self._adopt(reading.color, self._cand_since, reading.confidence)
+            if unseen:  # it may have begun while the pictures were damaged
+                self._onset_seen = False
+            self._blind = self._cand_blind = False
 
 
 @dataclass(slots=True)

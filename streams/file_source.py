@@ -120,6 +120,8 @@ class FileSource:
         self._iterating = False
         self._lock = threading.Lock()
         self.decode_errors = 0
+        self.frames_damaged = 0  # flagged corrupt by FFmpeg, or decoded from broken references
+        self._refs_broken = False  # a packet failed or a frame was damaged since the keyframe
         self.frames_decoded = 0
         self.frames_skipped = 0  # non-reference frames not decoded (never sampled)
         self.frames_yielded = 0
@@ -191,8 +193,10 @@ class FileSource:
             decoded = decode_packet(self._stream, packet)
             if decoded is None:
                 self.decode_errors += 1
+                self._refs_broken = True  # the frames after it until a keyframe lack it
                 continue
             for av_frame in decoded:
+                damaged = self._damaged(av_frame)
                 stalled = timeline.stalled
                 pts = timeline.frame(av_frame.pts)
                 if stalled == 0 and timeline.stalled == 1:
@@ -212,7 +216,7 @@ class FileSource:
                     continue
                 if pacer is not None and not pacer.wait_until(pts):
                     return
-                yield self._frame(av_frame, seq, pts)
+                yield self._frame(av_frame, seq, pts, damaged)
         self.frames_skipped += skips.discarded_at_end()
         self._finish()
 
@@ -228,7 +232,19 @@ class FileSource:
             set_skip_nonref(self._stream, skip)
             skips.decoder_skipping = skip
 
-    def _frame(self, av_frame: Any, seq: int, pts: float) -> Frame:
+    def _damaged(self, av_frame: Any) -> bool:
+        """Whether the frame's picture is damaged, as the RTSP source decides it: FFmpeg flagged
+        it corrupt (it concealed errors in it), or a packet failed or a frame was damaged since
+        the last keyframe (it was decoded from broken references; FFmpeg does not flag those)."""
+        if av_frame.key_frame:
+            self._refs_broken = False
+        flagged = bool(av_frame.is_corrupt)
+        damaged = flagged or self._refs_broken
+        self._refs_broken = damaged
+        self.frames_damaged += int(damaged)
+        return damaged
+
+    def _frame(self, av_frame: Any, seq: int, pts: float, damaged: bool = False) -> Frame:
         if self._anchor_at_first:
             self._anchor_at_first = False
             self._start_wall_ms = round(time.time() * 1000 - pts * 1000)
@@ -240,6 +256,7 @@ class FileSource:
             wall_time_ms=self._start_wall_ms + round(pts * 1000),
             image=to_bgr(av_frame, self._rotation),
             keyframe=bool(av_frame.key_frame),
+            corrupt=damaged,
         )
 
     def _packets(self) -> Iterator[Any]:
@@ -275,6 +292,13 @@ class FileSource:
             notes.append(
                 f"{self._path.name}: {self.decode_errors} packet(s) could not be decoded "
                 "(corrupt data); their frames are missing from the analysis"
+            )
+        if self.frames_damaged:
+            notes.append(
+                f"{self._path.name}: {self.frames_damaged} frame(s) decoded from damaged data "
+                "(corrupt, or referring to a lost frame until the next keyframe): no evidence "
+                "picture, crop or plate is taken from them and the signal heads are not read "
+                "on them"
             )
         return notes
 

@@ -253,3 +253,52 @@ def test_a_held_colour_says_since_when_the_head_reads_dark() -> None:
         st = sm.update(LampReading(DARK, 0.9), t)
         t += 0.1
     assert st.color is DARK and st.fault is not None and st.dark_since is None
+
+
+def test_a_colour_first_read_after_damaged_pictures_has_no_seen_onset() -> None:
+    """Damaged pictures (corrupt data, broken references until a keyframe) are not read: the
+    state carries on through them, and a red first read after them may have begun while they
+    lasted — its onset is not claimed (seconds since red is then a lower bound). A red read
+    before and after them is the same red, its onset still seen."""
+    R, G = LampColor.RED, LampColor.GREEN
+    sm = SignalSmoother("g")
+    for i in range(5):
+        sm.update(LampReading(G, 1.0), i / 10)
+    for i in range(5, 10):
+        st = sm.blind(i / 10)
+        assert st.color is G and st.pts == pytest.approx(i / 10)
+    for i in range(10, 13):
+        st = sm.update(LampReading(R, 1.0), i / 10)
+    assert st.color is R and not st.onset_seen and st.since_pts == pytest.approx(1.0)
+    # the next change, all of it seen: its onset is claimed again
+    for i in range(13, 16):
+        st = sm.update(LampReading(G, 1.0), i / 10)
+    assert st.color is G and st.onset_seen
+    # damage inside a phase whose colour is read again after it changes nothing
+    sm2 = SignalSmoother("g")
+    for i in range(5):
+        sm2.update(LampReading(G, 1.0), i / 10)
+    for i in range(5, 8):
+        sm2.update(LampReading(R, 1.0), i / 10)
+    sm2.blind(0.8)
+    st = sm2.update(LampReading(R, 1.0), 0.9)
+    assert st.color is R and st.onset_seen and st.since_pts == pytest.approx(0.5)
+
+
+def test_the_board_does_not_read_a_head_on_a_damaged_picture() -> None:
+    """A damaged picture's head region may show any colour (here a red smear over a green
+    phase): the board carries the green on and the calibration check never sees the smear."""
+    board = build_signal_board(_cal("video"), (100, 100))
+    for f in _frames("green", 12):
+        st = board.update(f)["g"]
+    assert st.color is LampColor.GREEN
+    for f in _frames("red", 18, start=12):
+        st = board.update(Frame(f.stream_id, f.seq, f.pts, f.wall_time_ms, f.image, corrupt=True))[
+            "g"
+        ]
+        assert st.color is LampColor.GREEN
+    assert board.heads[0].colors_seen == {LampColor.GREEN}
+    # read again once the pictures are whole: the red is taken, its onset not claimed
+    for f in _frames("red", 4, start=30):
+        st = board.update(f)["g"]
+    assert st.color is LampColor.RED and not st.onset_seen

@@ -180,6 +180,36 @@ def test_a_file_cut_short_says_so_after_decoding(tmp_path: Path) -> None:
         assert given.clock_origin == "given"
 
 
+def test_damaged_pictures_are_flagged_until_the_next_keyframe(tmp_path: Path) -> None:
+    """Bytes overwritten inside one P-frame (a disk or transfer error in a recording): FFmpeg
+    conceals the damage and flags that frame at most, but every frame after it up to the next
+    keyframe is decoded from the damaged picture. The file source flags all of them ``corrupt``
+    (as the RTSP source does after a loss) — and only them — and says so when it ends."""
+    clip = write_clip(tmp_path / "c.mp4", frames=90, fps=30)  # a keyframe every 30 frames
+    with av.open(str(clip)) as c:
+        packets = [p for p in c.demux(c.streams.video[0]) if p.size]
+        keys = [i for i, p in enumerate(packets) if p.is_keyframe]
+        hit = next(i for i, p in enumerate(packets) if i > keys[1] and p.size > 60)
+        pos, size = int(packets[hit].pos), int(packets[hit].size)
+    assert keys[:3] == [0, 30, 60] and hit < 60
+    data = bytearray(clip.read_bytes())
+    rng = np.random.default_rng(5)
+    noise = rng.integers(0, 256, size - 4 - size // 3, np.uint8).tobytes()
+    data[pos + size // 3 : pos + size - 4] = noise
+    damaged = tmp_path / "damaged.mp4"
+    damaged.write_bytes(bytes(data))
+    with FileSource(damaged) as src:
+        frames = list(src.frames())
+        notes = src.ending_notes()
+    flagged = [f.seq for f in frames if f.corrupt]
+    assert flagged and flagged[0] >= hit and max(flagged) < 60, flagged  # within that GOP
+    assert flagged == list(range(flagged[0], 60)), flagged  # to the keyframe, every one
+    assert src.frames_damaged == len(flagged)
+    assert any(f"{len(flagged)} frame(s) decoded from damaged data" in n for n in notes), notes
+    with FileSource(clip) as whole:
+        assert not any(f.corrupt for f in whole.frames()) and whole.frames_damaged == 0
+
+
 def test_a_source_stopped_early_by_its_caller_is_not_called_truncated(tmp_path: Path) -> None:
     clip = write_clip(tmp_path / "c.mp4", frames=90)
     src = FileSource(clip)
