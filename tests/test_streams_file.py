@@ -190,7 +190,8 @@ def test_damaged_pictures_are_flagged_until_the_next_keyframe(tmp_path: Path) ->
         packets = [p for p in c.demux(c.streams.video[0]) if p.size]
         keys = [i for i, p in enumerate(packets) if p.is_keyframe]
         hit = next(i for i, p in enumerate(packets) if i > keys[1] and p.size > 60)
-        pos, size = int(packets[hit].pos), int(packets[hit].size)
+        pos, size = packets[hit].pos, int(packets[hit].size)
+    assert pos is not None
     assert keys[:3] == [0, 30, 60] and hit < 60
     data = bytearray(clip.read_bytes())
     rng = np.random.default_rng(5)
