@@ -42,6 +42,8 @@ class Mp4Writer:
         self._stream: av.VideoStream | None = None
         self._size: tuple[int, int] | None = None
         self.frames = 0
+        self._first_s: float | None = None
+        self._last_pts = -1
 
     def _open_stream(self, width: int, height: int) -> av.VideoStream:
         stream = self._container.add_stream("libx264", rate=self._rate, options=self._opts)
@@ -53,7 +55,10 @@ class Mp4Writer:
         self._size = (width, height)
         return stream
 
-    def write(self, image: NDArray[np.uint8]) -> None:
+    def write(self, image: NDArray[np.uint8], at_s: float | None = None) -> None:
+        """Append ``image``; ``at_s`` (seconds, any origin) places it in time — a frame not
+        written in between (sampled out, a repeat not analysed) then keeps the picture on
+        screen for its duration instead of the video running fast. None: the next frame slot."""
         h, w = image.shape[:2]
         if self._stream is None:
             self._stream = self._open_stream(w, h)
@@ -62,7 +67,13 @@ class Mp4Writer:
         if w % 2 or h % 2:
             image = np.pad(image, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
-        frame.pts = self.frames
+        pts = self._last_pts + 1
+        if at_s is not None:
+            if self._first_s is None:
+                self._first_s = at_s
+            pts = max(pts, round((at_s - self._first_s) * self._rate))
+        self._last_pts = pts
+        frame.pts = pts
         frame.time_base = 1 / self._rate
         for packet in self._stream.encode(frame):
             self._container.mux(packet)

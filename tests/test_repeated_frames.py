@@ -211,3 +211,23 @@ def test_health_and_prometheus_count_the_repeats() -> None:
 
     text = render(build_registry(Runtime({}))).decode()  # type: ignore[arg-type]
     assert 'sharpeyes_stream_frames_repeated_total{camera="cam"} 8.0' in text
+
+
+def test_the_annotated_video_keeps_real_time_when_repeats_are_not_written(tmp_path: Path) -> None:
+    """``analyze``'s annotated video gets the analysed frames only: placed by their time, a
+    picture whose repeats were not analysed stays on screen for them — the video lasts as long
+    as the clip instead of running twice as fast."""
+    import av
+
+    from sharpeyes.streams.video_writer import Mp4Writer
+
+    path = tmp_path / "a.mp4"
+    with Mp4Writer(path, 30.0) as w:
+        for i in range(0, 60, 2):  # every other frame of 2 s at 30 fps
+            w.write(scene(20 + i), at_s=10.0 + i / 30)
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        assert s.time_base is not None
+        times = [float(f.pts * s.time_base) for f in c.decode(s) if f.pts is not None]
+    assert len(times) == 30
+    assert times[0] == pytest.approx(0.0) and times[-1] == pytest.approx(58 / 30, abs=0.01)

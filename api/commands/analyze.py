@@ -186,7 +186,7 @@ class _Annotator:
     ) -> None:
         from sharpeyes.pipeline.annotate import annotate
 
-        self.writer.write(annotate(frame, dets, tracks, signals, events))
+        self.writer.write(annotate(frame, dets, tracks, signals, events), frame.pts)
 
 
 @dataclass
