@@ -179,8 +179,10 @@ def test_run_table_states_frames_machine_and_baseline(tmp_path: Path) -> None:
         "baseline_threads": "its own defaults (ONNX Runtime and torch)",
         "baseline_note": "pure-torch NMS stand-in",
         "baseline_nms_time_limit_hits": [0, 2, 1],
-        "frames": {"e2e": [450, 450, 450], "detector": 150, "baseline": 150},
+        "frames": {"e2e": [227, 227, 227], "detector": 150, "baseline": 150},
         "e2e_fps_median": 30.0,
+        "e2e_clip_fps_median": 59.5,
+        "e2e_frames_repeated": [223, 223, 223],
         "detector_only_fps_median": 32.0,
         "baseline_fps_median": 15.0,
         "ratio_e2e_over_detector": 0.94,
@@ -197,7 +199,8 @@ def test_run_table_states_frames_machine_and_baseline(tmp_path: Path) -> None:
     }
     text = format_table(r)
     assert "2 cores (EPYC) · no GPU · load 1/1/1 before, 2/1/1 after" in text
-    assert "end-to-end analysed fps (384x640, 450 fr)" in text
+    assert "end-to-end analysed fps (384x640, 227 fr)" in text
+    assert "end-to-end clip fps (223 repeats not analysed)" in text and "59.5" in text
     assert "baseline fps (upstream-yolov5, 640x640, 150 fr)" in text
     assert "pure-torch NMS stand-in" in text
     assert "NMS hit its time limit 3 times" in text
