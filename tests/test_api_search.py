@@ -133,6 +133,7 @@ def test_a_found_event_states_what_it_was_found_by(seeded: Seeded) -> None:
         "vehicle_color": "red",
         "coat_color": None,
         "trousers_color": None,
+        "color_status": None,
         "lane_no": 2,
         "speed_kmh": 31.5,
         "face_quality": None,

@@ -571,8 +571,10 @@ def _clip(path: Path, frames: int = 50) -> Path:
         s.width, s.height = SIZE
         s.pix_fmt = "yuv420p"
         s.options = {"preset": "ultrafast"}
-        img = np.full((SIZE[1], SIZE[0], 3), 90, np.uint8)
         for i in range(frames):
+            # a clock block that changes every frame: a still picture's repeats are not analysed
+            img = np.full((SIZE[1], SIZE[0], 3), 90, np.uint8)
+            img[: SIZE[1] // 8, : SIZE[0] // 8] = (i * 37) % 256
             f = av.VideoFrame.from_ndarray(img, format="bgr24")
             f.pts = i
             for p in s.encode(f):
