@@ -20,6 +20,7 @@ from sharpeyes.streams.packet_ring import EncodedPacket, StreamParams
 from sharpeyes.streams.timing import FileTimeline
 
 __all__ = [
+    "DamageTracker",
     "EncodedPacket",
     "StreamParams",
     "UnsupportedCodecError",
@@ -113,6 +114,30 @@ def configure_error_reporting(stream: Any) -> None:
     ctx = stream.codec_context
     if ctx is not None and not ctx.is_open:
         ctx.options = {**dict(ctx.options), **ERROR_REPORTING_OPTIONS}
+
+
+class DamageTracker:
+    """Which decoded frames are damaged, for sources that see no packet timing (files; the
+    RTSP source also counts frames lost in transit). A frame is damaged when FFmpeg flagged it
+    corrupt (it concealed errors in it), or when a packet failed to decode or a frame was
+    damaged since the last keyframe: FFmpeg does not flag the frames decoded from a damaged
+    or missing reference, but they carry its damage until the next keyframe."""
+
+    def __init__(self) -> None:
+        self._refs_broken = False
+        self.damaged = 0
+
+    def packet_failed(self) -> None:
+        self._refs_broken = True
+
+    def frame(self, av_frame: Any) -> bool:
+        """Whether ``av_frame`` (in decode output order) is damaged (counted)."""
+        if av_frame.key_frame:
+            self._refs_broken = False
+        damaged = bool(av_frame.is_corrupt) or self._refs_broken
+        self._refs_broken = damaged
+        self.damaged += int(damaged)
+        return damaged
 
 
 def configure_threads(stream: Any, threads: int) -> None:

@@ -18,8 +18,10 @@ from sharpeyes.pipeline.protocols import SourceInfo
 from sharpeyes.pipeline.types import Frame
 from sharpeyes.streams.decode import (
     PACKET_ERRORS,
+    DamageTracker,
     EncodedPacket,
     StreamParams,
+    configure_error_reporting,
     configure_threads,
     decode_packet,
     demux_video,
@@ -86,6 +88,7 @@ class FileSource:
         self._closed = threading.Event()
         self._container, self._stream = open_input(str(self._path), display=str(self._path))
         configure_threads(self._stream, decode_threads)
+        configure_error_reporting(self._stream)  # FFmpeg reports damage, as on RTSP
         meta_ms = creation_time_ms(dict(self._container.metadata))
         default_ms = meta_ms if meta_ms is not None else round(time.time() * 1000)
         self._start_wall_ms = start_wall_ms if start_wall_ms is not None else default_ms
@@ -120,8 +123,7 @@ class FileSource:
         self._iterating = False
         self._lock = threading.Lock()
         self.decode_errors = 0
-        self.frames_damaged = 0  # flagged corrupt by FFmpeg, or decoded from broken references
-        self._refs_broken = False  # a packet failed or a frame was damaged since the keyframe
+        self._damage = DamageTracker()
         self.frames_decoded = 0
         self.frames_skipped = 0  # non-reference frames not decoded (never sampled)
         self.frames_yielded = 0
@@ -193,10 +195,10 @@ class FileSource:
             decoded = decode_packet(self._stream, packet)
             if decoded is None:
                 self.decode_errors += 1
-                self._refs_broken = True  # the frames after it until a keyframe lack it
+                self._damage.packet_failed()  # the frames after it until a keyframe lack it
                 continue
             for av_frame in decoded:
-                damaged = self._damaged(av_frame)
+                damaged = self._damage.frame(av_frame)
                 stalled = timeline.stalled
                 pts = timeline.frame(av_frame.pts)
                 if stalled == 0 and timeline.stalled == 1:
@@ -232,17 +234,10 @@ class FileSource:
             set_skip_nonref(self._stream, skip)
             skips.decoder_skipping = skip
 
-    def _damaged(self, av_frame: Any) -> bool:
-        """Whether the frame's picture is damaged, as the RTSP source decides it: FFmpeg flagged
-        it corrupt (it concealed errors in it), or a packet failed or a frame was damaged since
-        the last keyframe (it was decoded from broken references; FFmpeg does not flag those)."""
-        if av_frame.key_frame:
-            self._refs_broken = False
-        flagged = bool(av_frame.is_corrupt)
-        damaged = flagged or self._refs_broken
-        self._refs_broken = damaged
-        self.frames_damaged += int(damaged)
-        return damaged
+    @property
+    def frames_damaged(self) -> int:
+        """Frames decoded from damaged data so far (:class:`DamageTracker`)."""
+        return self._damage.damaged
 
     def _frame(self, av_frame: Any, seq: int, pts: float, damaged: bool = False) -> Frame:
         if self._anchor_at_first:

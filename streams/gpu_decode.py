@@ -41,6 +41,8 @@ from sharpeyes.pipeline.errors import DecodeError, StreamOpenError
 from sharpeyes.pipeline.protocols import SourceInfo
 from sharpeyes.pipeline.types import Frame, ImageBGR
 from sharpeyes.streams.decode import (
+    DamageTracker,
+    configure_error_reporting,
     configure_threads,
     decode_packet,
     demux_video,
@@ -83,6 +85,7 @@ class Picture:
     keyframe: bool
     host: ImageBGR | None
     device: Any = None
+    damaged: bool = False  # corrupt data or broken references (decode.DamageTracker)
 
 
 class DecodeSession:
@@ -163,6 +166,8 @@ class PyAvSession(DecodeSession):
         self.stream = self.container.streams.video[0]
         if not hw:
             configure_threads(self.stream, cfg.threads)
+        configure_error_reporting(self.stream)
+        self.damage = DamageTracker()
         name = self.stream.codec_context.name
         self.description = f"{name} (pyav cuda hwaccel)" if hw else f"{name} (pyav cpu)"
         self._timeline = stream_timeline(self.stream)
@@ -173,15 +178,19 @@ class PyAvSession(DecodeSession):
         for packet in demux_video(self.container, self.stream):
             if packet.size:
                 timeline.packet(packet.pts, bool(packet.is_keyframe))
-            for f in decode_packet(self.stream, packet) or ():
+            decoded = decode_packet(self.stream, packet)
+            if decoded is None:
+                self.damage.packet_failed()
+            for f in decoded or ():
                 pts = timeline.frame(f.pts)
+                bad = self.damage.frame(f)
                 if not want(pts):
-                    yield Picture(pts, bool(f.key_frame), None)
+                    yield Picture(pts, bool(f.key_frame), None, damaged=bad)
                 elif self.on_device and f.format.name == "cuda":
                     nv12 = rotate_nv12(_device_nv12(f.planes), rotation)
-                    yield Picture(pts, bool(f.key_frame), None, nv12)
+                    yield Picture(pts, bool(f.key_frame), None, nv12, damaged=bad)
                 else:
-                    yield Picture(pts, bool(f.key_frame), to_bgr(f, rotation))
+                    yield Picture(pts, bool(f.key_frame), to_bgr(f, rotation), damaged=bad)
 
     def close(self) -> None:
         self.container.close()
@@ -397,6 +406,7 @@ class GpuDecodeSource:
             image=image,
             device_image=pic.device,
             keyframe=pic.keyframe,
+            corrupt=pic.damaged,
         )
 
     def close(self) -> None:

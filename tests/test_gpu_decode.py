@@ -93,3 +93,17 @@ def test_placeholder_and_host_image_of_a_device_frame() -> None:
     assert frame.width == 64 and frame.height == 64
     bgr = host_image(frame)
     assert bgr.shape == (64, 64, 3) and abs(int(bgr[0, 0, 0]) - 214) <= 2
+
+
+def test_the_decoder_backends_flag_damaged_pictures_as_the_file_source_does(tmp_path: Path) -> None:
+    """One truth for damage: the same damaged recording through the GPU node's decoder (its CPU
+    backend here) flags the same frames corrupt as the file source."""
+    from sharpeyes.streams.file_source import FileSource
+    from tests.test_streams_file import damaged_clip
+
+    _clean, damaged, hit = damaged_clip(tmp_path)
+    with FileSource(damaged) as src:
+        expected = [f.seq for f in src.frames() if f.corrupt]
+    frames = list(GpuDecodeSource(str(damaged), "c1").frames())
+    flagged = [i for i, f in enumerate(frames) if f.corrupt]
+    assert expected and flagged == expected and flagged[0] >= hit

@@ -180,12 +180,10 @@ def test_a_file_cut_short_says_so_after_decoding(tmp_path: Path) -> None:
         assert given.clock_origin == "given"
 
 
-def test_damaged_pictures_are_flagged_until_the_next_keyframe(tmp_path: Path) -> None:
-    """Bytes overwritten inside one P-frame (a disk or transfer error in a recording): FFmpeg
-    conceals the damage and flags that frame at most, but every frame after it up to the next
-    keyframe is decoded from the damaged picture. The file source flags all of them ``corrupt``
-    (as the RTSP source does after a loss) — and only them — and says so when it ends."""
-    clip = write_clip(tmp_path / "c.mp4", frames=90, fps=30)  # a keyframe every 30 frames
+def damaged_clip(tmp_path: Path) -> tuple[Path, Path, int]:
+    """(clean clip, the same with bytes overwritten inside one P-frame of its second GOP, that
+    frame's index): 90 frames at 30 fps, a keyframe every 30."""
+    clip = write_clip(tmp_path / "c.mp4", frames=90, fps=30)
     with av.open(str(clip)) as c:
         packets = [p for p in c.demux(c.streams.video[0]) if p.size]
         keys = [i for i, p in enumerate(packets) if p.is_keyframe]
@@ -199,6 +197,15 @@ def test_damaged_pictures_are_flagged_until_the_next_keyframe(tmp_path: Path) ->
     data[pos + size // 3 : pos + size - 4] = noise
     damaged = tmp_path / "damaged.mp4"
     damaged.write_bytes(bytes(data))
+    return clip, damaged, hit
+
+
+def test_damaged_pictures_are_flagged_until_the_next_keyframe(tmp_path: Path) -> None:
+    """Bytes overwritten inside one P-frame (a disk or transfer error in a recording): FFmpeg
+    conceals the damage and flags that frame at most, but every frame after it up to the next
+    keyframe is decoded from the damaged picture. The file source flags all of them ``corrupt``
+    (as the RTSP source does after a loss) — and only them — and says so when it ends."""
+    clip, damaged, hit = damaged_clip(tmp_path)
     with FileSource(damaged) as src:
         frames = list(src.frames())
         notes = src.ending_notes()
