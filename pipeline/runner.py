@@ -326,12 +326,14 @@ class StreamRunner:
         if self.prefetch_depth > 0:
             prefetch = Prefetcher(self.source.frames, self.prefetch_depth, summary.times, "decode")
         frames = prefetch if prefetch is not None else self.source.frames()
-        last_seq: int | None = None
+        last_seq: int | None = None  # of the last analysed frame
         first_seq: int | None = None
+        seen_seq: int | None = None  # of the last frame decoded (a repeat too)
         try:
             repeated = 0  # repeats since the last analysed frame
             for decoded in frames:
                 first_seq = decoded.seq if first_seq is None else first_seq
+                seen_seq = decoded.seq
                 frame = self._fit_frame(decoded)
                 if self.repeats is not None and self.repeats.repeats_last(frame):
                     self._read_signals(frame, sw)  # a lamp may change where little else does
@@ -363,8 +365,8 @@ class StreamRunner:
             self._drain_evidence(summary, wait=True)
             self.source.close()
         summary.wall_s = time.perf_counter() - t0
-        if first_seq is not None and last_seq is not None:
-            summary.frames_decoded_span = last_seq - first_seq + 1
+        if first_seq is not None and seen_seq is not None:
+            summary.frames_decoded_span = seen_seq - first_seq + 1
         return summary
 
     def _fit_frame(self, frame: Frame) -> Frame:

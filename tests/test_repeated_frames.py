@@ -132,6 +132,7 @@ def test_the_runner_does_not_analyse_repeats_but_reads_the_signals_on_them(skip:
         assert analysed == list(range(0, 30, 3))  # the first of each picture only
         assert (summary.frames_analysed, summary.frames_repeated) == (10, 20)
         assert summary.frames_skipped == 0  # repeats are not counted as dropped frames
+        assert summary.frames_decoded_span == 30  # the trailing repeats too
     else:
         assert analysed == list(range(30)) and summary.frames_repeated == 0
 
