@@ -20,10 +20,21 @@ COLOUR_SPREAD = 12
 channels differ by a few levels of compression noise at most)."""
 
 
-def picture_has_colour(image: ImageBGR, stride: int = 8) -> bool:
+def picture_has_colour(image: ImageBGR, stride: int = 8, *, middle_only: bool = False) -> bool:
     """Whether ``image`` shows any colour: at least 0.1 % (and 5) of the pixels of a strided
-    sample are coloured — lamps, tail lights and signs are enough, a night scene too."""
-    sample = image[::stride, ::stride]
+    sample are coloured — lamps, tail lights and signs are enough, a night scene too.
+
+    ``middle_only``: sample the middle half (rows ¼–¾) only. A camera's on-screen text (time,
+    place, camera name) sits in the top and bottom quarters and is drawn in colour even in
+    monochrome mode — a yellow caption on a grey picture is not a colour picture. The stages
+    that name the colours of objects ask this way (on every sampled frame of the seven sample
+    clips the middle half shows colour); the signal board asks about the whole picture, whose
+    lamps — often in the top quarter — are what it reads.
+    """
+    top, bottom = (
+        (image.shape[0] // 4, image.shape[0] - image.shape[0] // 4) if middle_only else (0, None)
+    )
+    sample = image[top:bottom:stride, ::stride]
     if sample.size == 0:
         return False
     spread = sample.max(axis=2).astype(np.int16) - sample.min(axis=2).astype(np.int16)
@@ -32,8 +43,8 @@ def picture_has_colour(image: ImageBGR, stride: int = 8) -> bool:
 
 
 class PictureColour:
-    """:func:`picture_has_colour` of the latest frame asked about, computed once per frame
-    however many stages or tracks ask."""
+    """:func:`picture_has_colour` (``middle_only``: on-screen text does not count) of the
+    latest frame asked about, computed once per frame however many stages or tracks ask."""
 
     def __init__(self) -> None:
         self._key: tuple[str, int, float] | None = None
@@ -43,6 +54,6 @@ class PictureColour:
     def __call__(self, frame: Frame) -> bool:
         key = (frame.stream_id, frame.seq, frame.pts)
         if key != self._key:
-            self._key, self._value = key, picture_has_colour(frame.image)
+            self._key, self._value = key, picture_has_colour(frame.image, middle_only=True)
             self.monochrome_frames += int(not self._value)
         return self._value

@@ -17,6 +17,7 @@ from sharpeyes.api.viid.mapping import EventImages, EventMapper
 from sharpeyes.api.viid.resources import COLLECTIONS
 from sharpeyes.pipeline.config import EventsConfig, StructuringConfig
 from sharpeyes.pipeline.events import TrackEventBuilder
+from sharpeyes.pipeline.picture import picture_has_colour
 from sharpeyes.pipeline.structuring.vehicle import VehicleStructuring
 from sharpeyes.pipeline.types import Box, Event, EventType, Frame, ImageBGR, ObjectKind, Tracks
 from tests._viid_fixtures import mapping_config
@@ -57,12 +58,16 @@ def reading(text: str | None, conf: float = 0.9, color: str = "blue") -> FakeRea
     return FakeReading(text, color, conf, 0.8, Box(280, 250, 360, 275, W, H))
 
 
-def white_frame(seq: int, *, colour: bool = True) -> Frame:
+def white_frame(seq: int, *, colour: bool = True, caption: bool = False) -> Frame:
     """A white scene; with ``colour`` a yellow lane marking at its left edge, away from the car
-    (a colour camera's picture — one without any colour is a camera in night mode)."""
+    (a colour camera's picture — one without any colour is a camera in night mode); with
+    ``caption`` the camera's yellow on-screen text in the top and bottom quarters."""
     img = np.full((H, W, 3), 235, np.uint8)
     if colour:
         img[:, :40] = (40, 200, 230)
+    if caption:
+        img[8:28, 10:330] = (0, 220, 240)  # 2026-12-06 01:02:03 人民路
+        img[H - 28 : H - 8, W - 200 : W - 10] = (0, 220, 240)  # camera name
     return Frame("cam1", seq, seq / 25, 1_700_000_000_000 + seq * 40, img)
 
 
@@ -249,6 +254,24 @@ def test_a_picture_without_colour_states_no_body_or_plate_colour() -> None:
     (day,) = run_track(stage(reader, read_interval_s=0.2, max_reads_per_track=3))
     assert day.plate is not None and day.plate.color == "yellow"
     assert dict(day.extra)["vehicle_color"] == "white" and "color_status" not in dict(day.extra)
+
+
+def test_a_coloured_caption_on_a_grey_picture_does_not_make_it_a_colour_picture() -> None:
+    """Cameras draw their on-screen text (time, place, name) in colour even in infrared night
+    mode: a yellow caption in the top and bottom quarters of a grey picture is no evidence that
+    the car's colour can be seen (the signal board, which reads lamps near the top, still
+    counts the whole picture)."""
+    grey_captioned = white_frame(0, colour=False, caption=True)
+    assert picture_has_colour(grey_captioned.image)  # the whole picture: the caption counts
+    assert not picture_has_colour(grey_captioned.image, middle_only=True)
+    reader = FakeReader([[reading("京A12345", color="yellow")]] * 3)
+    st = stage(reader, read_interval_s=0.2, max_reads_per_track=3)
+    events: list[Event] = []
+    for i in range(25):
+        events += st.update(white_frame(i, colour=False, caption=True), car(1, 20 + i * 4))
+    (event,) = events + st.finish([1])
+    assert event.plate is not None and event.plate.color is None
+    assert dict(event.extra)["color_status"] == "monochrome"
 
 
 def test_a_track_seen_in_colour_in_some_frames_votes_only_those() -> None:

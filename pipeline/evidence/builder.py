@@ -244,7 +244,7 @@ class EvidenceBuilder:
         idx, reading = found
         closeup = plate_closeup(frames[idx].image, reading.box, boxes[idx])
         plate = reading.to_plate()
-        if not picture_has_colour(frames[idx].image):  # a grey picture shows no plate colour
+        if not picture_has_colour(frames[idx].image, middle_only=True):  # grey: no plate colour
             plate = replace(plate, color=None)
         return _PlateResult(plate, idx, closeup, idx)
 
