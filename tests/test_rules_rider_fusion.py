@@ -154,6 +154,14 @@ def _swap_run() -> list[Event]:
 def test_track_swapping_onto_a_waiting_vehicle_is_not_charged_late(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """The box jumps onto the waiting vehicle for 0.4 s and comes back where track 7's own
+    motion would have taken it: the same vehicle, charged once for its own crossing (0.25 s),
+    not for the merged box's "second crossing"."""
+    (own,) = _swap_run()
+    assert own.violation is not None and own.violation.crossed_stop_line_pts < 0.4
+    # not back within SWITCH_BACK_S: the state that crossed is finalized (lost before the
+    # entry line: not charged) and the waiting vehicle's is its own
+    monkeypatch.setattr(red_light, "SWITCH_BACK_S", 0.25)
     assert _swap_run() == []
     # Without the guard the jump back behind the line and forward again is a late crossing.
     monkeypatch.setattr(red_light, "identity_switch", lambda *a, **k: False)

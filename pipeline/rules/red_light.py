@@ -76,6 +76,14 @@ log = logging.getLogger(__name__)
 EVIDENCE_LOOKBACK_S = 3.0
 """How long before the stop-line crossing evidence image 1 may be (frames kept for it)."""
 EVIDENCE_MAX_GAP_S = 1.0
+SWITCH_BACK_S = 0.5
+"""A track whose box jumped to another object (:func:`identity_switch`) and within this time
+comes back to where the object it followed would be is the same vehicle: the detector merged it
+with a neighbour for a frame or two. Its state is kept aside this long, then finalized as
+before; coming back resumes it. (MJPEG copy of hanoi_b: hb04's box merged with a waiting
+motorbike for two frames right after hb04 crossed; the restarted state took the merged box
+for "behind the line" and charged a second crossing 6 frames late and 40 px away, and hb04's
+own crossing was dropped.)"""
 """A track not detected for longer than this after its crossing may come back on another
 vehicle (the tracker re-associates a coasting box): image 3 is not taken past such a gap."""
 
@@ -189,6 +197,7 @@ class RedLightRule:
         self._zone = PixelPolygon(to_pixels(zone, frame_size)) if zone else None
         self._timeline = SignalTimeline()
         self._tracks: dict[int, _Vehicle] = {}
+        self._parked: dict[int, _Vehicle] = {}  # a state kept aside after an identity switch
         self._riders = riders
         self._feed = RiderFeed(riders, self._kinds, calib.anchor, frame_size[1]) if riders else None
         motor = int(ObjectKind.MOTOR_VEHICLE)
@@ -214,15 +223,24 @@ class RedLightRule:
                 seen.add(row.track_id)
                 events.extend(self._observe_rider(row))
         events.extend(self._evict(frame.pts, seen))
+        events.extend(self._release_parked(frame.pts))
         return events
 
     def _observe(self, tid: int, kind: ObjectKind, o: Observation, *, rider: bool) -> list[Event]:
         events: list[Event] = []
         st = self._tracks.get(tid)
-        if st is not None and st.hist.obs and identity_switch(st.hist.last, o, self._bottom):
+        parked = self._parked.get(tid)
+        if parked is not None and st is not None and self._returns(parked, st, o):
+            log.debug("track %s came back to the object it followed at %.2fs", tid, o.pts)
+            del self._parked[tid]
+            st.fusion.closed = True  # the merged boxes were not a vehicle of their own
+            st = self._tracks[tid] = parked
+        elif st is not None and st.hist.obs and identity_switch(st.hist.last, o, self._bottom):
             log.debug("track %s swapped objects at %.2fs: state restarts", tid, o.pts)
-            ev = self._finalize(st)
-            events.extend([ev] if ev is not None else [])
+            if parked is not None:  # an earlier switch that did not come back
+                ev = self._finalize(self._parked.pop(tid))
+                events.extend([ev] if ev is not None else [])
+            self._parked[tid] = st
             st = None
         if st is None:
             st = self._tracks[tid] = _Vehicle(TrackHistory(tid, kind))
@@ -241,8 +259,35 @@ class RedLightRule:
             fs.link(carrier.fusion)
         return events
 
+    def _returns(self, old: _Vehicle, cur: _Vehicle, o: Observation) -> bool:
+        """Whether ``o`` is the object ``old`` followed before the switch (see
+        :data:`SWITCH_BACK_S`): soon after it, no switch from ``old``'s last box, and nearer
+        to where ``old``'s motion would have taken it than to the box the track jumped to."""
+        last = old.hist.last
+        if cur.fusion.charged or o.pts - last.pts > SWITCH_BACK_S:
+            return False
+        if identity_switch(last, o, self._bottom):
+            return False
+        expect = last.anchor
+        if len(old.hist.obs) >= 2:
+            prev = old.hist.obs[-2]
+            if last.pts > prev.pts:
+                k = (o.pts - last.pts) / (last.pts - prev.pts)
+                expect = (
+                    last.anchor[0] + k * (last.anchor[0] - prev.anchor[0]),
+                    last.anchor[1] + k * (last.anchor[1] - prev.anchor[1]),
+                )
+        return distance(expect, o.anchor) < distance(cur.hist.last.anchor, o.anchor)
+
+    def _release_parked(self, pts: float) -> list[Event]:
+        """Finalize the states kept aside after a switch that did not come back in time."""
+        late = [t for t, st in self._parked.items() if pts - st.hist.last.pts > SWITCH_BACK_S]
+        return [ev for t in late if (ev := self._finalize(self._parked.pop(t))) is not None]
+
     def end_of_stream(self) -> list[Event]:
-        events = [ev for st in self._tracks.values() if (ev := self._finalize(st)) is not None]
+        states = [*self._parked.values(), *self._tracks.values()]
+        events = [ev for st in states if (ev := self._finalize(st)) is not None]
+        self._parked.clear()
         self._tracks.clear()
         self._timeline = SignalTimeline()
         self._arbiter.clear()
@@ -538,7 +583,7 @@ class RedLightRule:
         a track's latest observation behind the line; decided tracks need nothing more.
         """
         needed: float | None = None
-        for st in self._tracks.values():
+        for st in [*self._tracks.values(), *self._parked.values()]:
             if st.done or not st.hist.obs:
                 continue
             if st.crossing is not None:

@@ -48,6 +48,13 @@ log = logging.getLogger(__name__)
 _SAME_CROSSING_S = 0.6
 _SAME_CROSSING_WIDTHS = 1.0
 _LEDGER_KEEP_S = 10.0
+# A charge made through a link (a rider ↔ the two-wheeler it sat on) stands for this crossing
+# only when the linked track crossed within this time of it: a rider and its two-wheeler cross
+# within ~0.6 s (above), and a link is made by any frame the two boxes overlap — in an MJPEG
+# copy of hanoi_b a passing rider's track jumped onto hb08's waiting motorbike for a frame, was
+# charged for its own crossing at 28.2 s, and hb08's rider crossing at 39.2 s was then never
+# charged, "charged through a link".
+_LINKED_SAME_CROSSING_S = 3.0
 # A two-wheeler's own crossing times its rider only when it was seen within this time before
 # and after the line (three frames at 6 fps). Over a longer gap the two sightings may be of
 # different moments of its motion or of another object: in hanoi_b the two-wheeler under hb10
@@ -237,7 +244,7 @@ class RiderArbiter:
         self, fs: FusionState, f: CrossingFacts, two_wheeler: bool, track_id: int, n_obs: int
     ) -> bool:
         """Not already charged through a link or the ledger; a rider must ride."""
-        if any(x.charged for x in fs.links):
+        if any(x.charged and _same_crossing(x, f) for x in fs.links):
             log.debug("track %s: charged through a linked rider/two-wheeler", track_id)
             return False
         if fs.rider and not self._rides(fs, f, n_obs):
@@ -285,6 +292,13 @@ class RiderArbiter:
 
     def clear(self) -> None:
         self._ledger.clear()
+
+
+def _same_crossing(linked: FusionState, f: CrossingFacts) -> bool:
+    """Whether the charge of a linked track is for the crossing ``f`` (see
+    :data:`_LINKED_SAME_CROSSING_S`); a linked rider, whose own crossing is not kept, is."""
+    c = linked.crossing
+    return c is None or abs(c.pts - f.pts) <= _LINKED_SAME_CROSSING_S
 
 
 def _own_bottom(o: Observation) -> float:
