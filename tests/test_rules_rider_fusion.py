@@ -11,7 +11,14 @@ import pytest
 from sharpeyes.pipeline.riders import RiderParams
 from sharpeyes.pipeline.rules import RedLightRule, red_light
 from sharpeyes.pipeline.rules.common import Observation
-from sharpeyes.pipeline.rules.rider_fusion import ChargeLedger, identity_switch
+from sharpeyes.pipeline.rules.rider_fusion import (
+    ChargeLedger,
+    CrossingFacts,
+    FusionState,
+    RiderArbiter,
+    StopCrossing,
+    identity_switch,
+)
 from sharpeyes.pipeline.types import Event, Frame, LampColor, ObjectKind, SignalState, Tracks
 from tests.scenarios import scene_calibration
 
@@ -167,6 +174,24 @@ def test_track_swapping_onto_a_waiting_vehicle_is_not_charged_late(
     monkeypatch.setattr(red_light, "identity_switch", lambda *a, **k: False)
     (late,) = _swap_run()
     assert late.violation is not None and late.violation.crossed_stop_line_pts > 0.8
+
+
+def test_a_linked_charge_stands_only_for_its_own_crossing() -> None:
+    """A rider linked to a two-wheeler track (their boxes overlapped in some frame) is not
+    charged again for the crossing that track was charged for — but a crossing of its own 11 s
+    later is its own (hanoi_b MJPEG copy: a passing rider's box sat on hb08's waiting motorbike
+    for a frame; its charge at 28.2 s then hid hb08's crossing at 39.2 s)."""
+    arbiter = RiderArbiter(RiderParams(), diag=800.0)
+    bike = FusionState(charged=True, crossing=StopCrossing("south", 28.2, (200.0, 386.0), 40, 0.2))
+    rider = FusionState(rider=True, carried=RiderParams().min_rider_frames)
+    rider.link(bike)
+    o = _obs(386, 80)
+
+    def facts(pts: float) -> CrossingFacts:
+        return CrossingFacts(pts, (202.0, 386.0), 35.0, o, o, (0.0, -1.0))
+
+    assert not arbiter.chargeable(rider, facts(28.5), False, 83, 50)  # the same crossing
+    assert arbiter.chargeable(rider, facts(39.2), False, 83, 50)  # its own, 11 s later
 
 
 def test_rider_lost_in_the_crosswalk_is_charged_when_its_bike_goes_on() -> None:
