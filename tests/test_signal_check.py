@@ -171,3 +171,33 @@ def test_analyze_states_the_signal_problem(
     assert rc == 0
     printed = capsys.readouterr().out
     assert "signal problem (picture): the picture has had no colour" in printed
+
+
+def test_damaged_frames_are_marked_and_not_read(
+    video: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Bytes overwritten in a P-frame of the rendered clip (one keyframe: every later frame
+    refers back to it): the frames from there on are marked damaged, the lamps are not read on
+    them (the group carries on green, the state before), and the report says why."""
+    with av.open(str(video)) as c:
+        packets = [p for p in c.demux(c.streams.video[0]) if p.size]
+    hit = packets[30]
+    assert hit.pos is not None and not hit.is_keyframe
+    data = bytearray(video.read_bytes())
+    pos, size = int(hit.pos), int(hit.size)
+    data[pos + size // 3 : pos + size - 2] = bytes(
+        (i * 97) % 256 for i in range(size - 2 - size // 3)
+    )
+    damaged = tmp_path / "damaged.mp4"
+    damaged.write_bytes(bytes(data))
+    assert run(_args(str(damaged), "--config", str(_config(tmp_path)), "--json")) == 0
+    out, err = capsys.readouterr()
+    lines = [json.loads(x) for x in out.splitlines()]
+    frames, summary = lines[:-1], lines[-1]["summary"]
+    bad = [f["frame"] for f in frames if f.get("damaged")]
+    assert bad and bad[0] >= 30 and bad == list(range(bad[0], len(frames)))
+    assert all(f["groups"]["main"] == "green" for f in frames if f.get("damaged"))
+    assert any(
+        f"{len(bad)} frame(s) decoded from damaged data" in n for n in summary["source_notes"]
+    )
+    assert "decoded from damaged data" in err

@@ -201,7 +201,16 @@ def run(args: argparse.Namespace) -> int:
         return _error(f"{video}: no frames decoded", EXIT_READ)
     problems = check_problems(board, summary.fault_problems())
     suggestions = suggest_regions(board, finders, problems)
-    _report(sys.stdout, summary, problems, external, bool(args.json), suggestions=suggestions)
+    notes = source.ending_notes()  # a truncated file, damaged frames: what was not read
+    _report(
+        sys.stdout,
+        summary,
+        problems,
+        external,
+        bool(args.json),
+        suggestions=suggestions,
+        notes=notes,
+    )
     return _finish(args, strips, problems)
 
 
@@ -533,10 +542,13 @@ def _frame_line(
         faults = {g: st.fault for g, st in states.items() if st.fault}
         if faults:
             row["faults"] = faults
+        if frame.corrupt:
+            row["damaged"] = True  # not read: the states carry on from the last whole picture
         return json.dumps(row, ensure_ascii=False)
     cols = "  ".join(f"{g}={c}" for g, c in groups.items())
     raw = " ".join(f"{k}:{v}" for k, v in heads.items())
-    return f"{frame.seq:6d} {frame.pts:8.2f}s  {cols}   [{raw}]"
+    damaged = "   damaged picture: not read" if frame.corrupt else ""
+    return f"{frame.seq:6d} {frame.pts:8.2f}s  {cols}   [{raw}]{damaged}"
 
 
 def _report_external_only(out: TextIO, external: dict[str, str], as_json: bool) -> None:
@@ -558,8 +570,11 @@ def _report(
     as_json: bool,
     *,
     suggestions: dict[str, HeadProposal | None] | None = None,
+    notes: list[str] | None = None,
 ) -> None:
     span = s.last_pts - (s.first_pts or 0.0)
+    for note in notes or []:
+        sys.stderr.write(f"warning: {note}\n")
     if as_json:
         summary = {
             "summary": {
@@ -571,6 +586,7 @@ def _report(
                     {"pts": round(t, 3), "group": g, "from": a, "to": b} for t, g, a, b in s.changes
                 ],
                 "problems": problems,
+                "source_notes": list(notes or []),
             }
         }
         if suggestions:
