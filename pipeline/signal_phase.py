@@ -151,16 +151,7 @@ class SignalSmoother:
         if self._since is None:
             self._since = pts
         self._blind = True
-        return SignalState(
-            self.group,
-            self._color,
-            round(self._conf, 3),
-            self._since,
-            pts,
-            fault=self._fault,
-            onset_seen=self._onset_seen,
-            dark_since=self._dark_since if self._color not in _DARK else None,
-        )
+        return self._state(pts)
 
     def update(self, reading: LampReading, pts: float) -> SignalState:
         if self._since is None:
@@ -177,7 +168,14 @@ class SignalSmoother:
             self._consider_dark(reading, pts)
         else:
             self._consider_color(reading, pts)
-        state = SignalState(
+        state = self._state(pts)
+        self.check.observe(reading, state, pts)
+        return state
+
+    def _state(self, pts: float) -> SignalState:
+        """The model's current state, stamped at ``pts``."""
+        assert self._since is not None
+        return SignalState(
             self.group,
             self._color,
             round(self._conf, 3),
@@ -187,8 +185,6 @@ class SignalSmoother:
             onset_seen=self._onset_seen,
             dark_since=self._dark_since if self._color not in _DARK else None,
         )
-        self.check.observe(reading, state, pts)
-        return state
 
     def _is_gap(self, step: float) -> bool:
         """A step between frames longer than ``max_gap_s`` and than 2.5 of the usual step (a
