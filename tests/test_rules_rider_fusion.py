@@ -143,6 +143,61 @@ def test_identity_switch_needs_size_and_place_change() -> None:
     assert not identity_switch(_obs(330, 45), _obs(359, 80), bottom=358)  # entering the frame
 
 
+def _wide(x1: float, x2: float, y2: float = 200.0, h: float = 45.0) -> Observation:
+    return Observation(0.0, 0, ((x1 + x2) / 2, y2), (x1, y2 - h, x2, y2), 0.8, 3, True)
+
+
+def test_identity_switch_on_a_box_merged_sideways() -> None:
+    """hanoi_b, motion-interpolated: a waiting motorbike's box (32 px wide) merged with a
+    passing one's into a 64 px box of about the same height, its anchor 30 px away."""
+    assert identity_switch(_wide(179, 211, 399, 81), _wide(183, 247, 377, 75), bottom=478)
+    assert identity_switch(_wide(100, 130), _wide(100, 160), bottom=358, right=638)
+    assert not identity_switch(_wide(100, 130), _wide(100, 140), bottom=358)  # 1.33x: turning
+    assert not identity_switch(_wide(100, 130), _wide(95, 140), bottom=358)  # grew in place
+    assert not identity_switch(_wide(0, 30), _wide(0, 60), bottom=358)  # entering at the left
+    assert not identity_switch(_wide(600, 630), _wide(600, 640), bottom=358, right=638)
+
+
+def _bike_rows(frames: int, tracks_at: Sequence[tuple[int, float, float]]) -> list[list[Row]]:
+    return [[(tid, M, x, y - dy) for tid, x, dy in tracks_at] for y in UP[:frames]]
+
+
+def test_two_tracks_of_one_bike_are_charged_once() -> None:
+    """The detector alternates between a motorbike's own box and a taller box of bike and rider
+    with nearly the same bottom (hanoi_b interpolated copy): two tracks, one bike, one charge.
+    Two bikes side by side, or one a length behind the other, are two charges."""
+    r = rule()
+    events: list[Event] = []
+    ys = [0.9, 0.87, 0.84, 0.81, 0.78, 0.75, 0.72, 0.7, 0.68, 0.66, 0.63, 0.6, 0.55, 0.5, 0.45]
+    for i, y in enumerate(ys):
+        f = Frame("cam", i, i / 10, 1_700_000_000_000 + i * 100, BLANK)
+        sig = {"main": SignalState("main", LampColor.RED, 1.0, 0.0, f.pts)}
+        tall = i % 2 == 1
+        b = box(M, 0.5, y + (0.004 if tall else 0.0))
+        if tall:
+            b[1] -= 35  # bike and rider
+        events += r.update(f, tracks([(7 if tall else 6, M, 0.5, y)], [b]), sig)
+    events += r.end_of_stream()
+    assert len(events) == 1
+    side_by_side = _bike_rows(12, [(6, 0.5, 0.0), (7, 0.5 + 32 / W, 0.0)])
+    assert len(play(rule(), side_by_side)) == 2
+    following = _bike_rows(12, [(6, 0.5, 0.0), (7, 0.5, -40 / H)])  # one box length behind
+    assert {e.track_id for e in play(rule(), following + [[(7, M, 0.5, 0.45)]] * 3)} == {6, 7}
+
+
+def test_ledger_twins_need_same_place_and_moment() -> None:
+    ledger = ChargeLedger()
+    ledger.add(40.87, (184.0, 390.0), 34.0, rider=False, height=45.0, speed=30.0)
+    kw = {"rider": False, "height": 83.0, "speed": 30.0}
+    assert ledger.duplicate(40.92, (184.0, 390.0), 31.0, **kw)  # the same bike, another track
+    assert not ledger.duplicate(40.92, (218.0, 390.0), 31.0, **kw)  # beside it
+    assert not ledger.duplicate(42.40, (184.0, 390.0), 31.0, **kw)  # 1.5 s = 45 px behind
+    cars = ChargeLedger()
+    cars.add(10.0, (300.0, 390.0), 90.0, rider=False, two_wheeler=False, height=70.0, speed=200)
+    assert not cars.duplicate(10.1, (300.0, 390.0), 90.0, rider=True, height=60.0, speed=200)
+    assert cars.duplicate(10.02, (305.0, 390.0), 90.0, rider=False, height=70.0, speed=200)
+
+
 def _swap_run() -> list[Event]:
     """Track 7 crosses, its id jumps onto a big vehicle waiting behind the line, then back."""
     ys = (0.9, 0.8, 0.72, 0.68, 0.66)

@@ -177,6 +177,7 @@ class RedLightRule:
         diag = math.hypot(*frame_size)
         self._diag = diag
         self._bottom = float(frame_size[1]) - 2.0
+        self._right = float(frame_size[0]) - 2.0
         self._margin = calib.line_margin * diag
         self._min_disp = calib.min_displacement * diag
         self._kinds = [int(k) for k in calib.object_kinds()]
@@ -235,7 +236,7 @@ class RedLightRule:
             del self._parked[tid]
             st.fusion.closed = True  # the merged boxes were not a vehicle of their own
             st = self._tracks[tid] = parked
-        elif st is not None and st.hist.obs and identity_switch(st.hist.last, o, self._bottom):
+        elif st is not None and st.hist.obs and self._switched(st.hist.last, o):
             log.debug("track %s swapped objects at %.2fs: state restarts", tid, o.pts)
             if parked is not None:  # an earlier switch that did not come back
                 ev = self._finalize(self._parked.pop(tid))
@@ -266,7 +267,7 @@ class RedLightRule:
         last = old.hist.last
         if cur.fusion.charged or o.pts - last.pts > SWITCH_BACK_S:
             return False
-        if identity_switch(last, o, self._bottom):
+        if self._switched(last, o):
             return False
         expect = last.anchor
         if len(old.hist.obs) >= 2:
@@ -278,6 +279,9 @@ class RedLightRule:
                     last.anchor[1] + k * (last.anchor[1] - prev.anchor[1]),
                 )
         return distance(expect, o.anchor) < distance(cur.hist.last.anchor, o.anchor)
+
+    def _switched(self, prev: Observation, o: Observation) -> bool:
+        return identity_switch(prev, o, self._bottom, right=self._right)
 
     def _release_parked(self, pts: float) -> list[Event]:
         """Finalize the states kept aside after a switch that did not come back in time."""

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -47,6 +48,15 @@ log = logging.getLogger(__name__)
 # rider 0.92 s behind another motorbike in its lane for that bike's rider).
 _SAME_CROSSING_S = 0.6
 _SAME_CROSSING_WIDTHS = 1.0
+# Two charges of the same sort (two vehicle tracks, or two riders) are one object seen twice when
+# they crossed within half a box width of each other on the line and so close in time that, at
+# the speed they moved, they were less than a fifth of a box height apart along the lane: two
+# real vehicles cannot overlap like that (one following another is at least its own length
+# behind). In a motion-interpolated copy of hanoi_b the detector alternated between a
+# motorbike's own box (45 px tall) and a box of bike and rider (83 px): two tracks of one bike,
+# crossing 0.05 s and 0 px apart at ~30 px/s, both charged.
+_TWIN_WIDTHS = 0.5
+_TWIN_HEIGHTS = 0.2
 _LEDGER_KEEP_S = 10.0
 # A charge made through a link (a rider ↔ the two-wheeler it sat on) stands for this crossing
 # only when the linked track crossed within this time of it: a rider and its two-wheeler cross
@@ -155,30 +165,70 @@ class _Charge:
     point: Vec
     width: float
     rider: bool
+    two_wheeler: bool = True  # a rider or a two-wheeler (the sorts that stand in for each other)
+    height: float = 0.0  # box height at the crossing, pixels
+    speed: float = 0.0  # pixels per second along the lane at the crossing
 
 
 class ChargeLedger:
-    """Recent charges of riders and two-wheelers, to charge one physical crossing once."""
+    """Recent charges, to charge one physical crossing once: a rider and its two-wheeler
+    (:data:`_SAME_CROSSING_S`), or two tracks of one object (:data:`_TWIN_HEIGHTS`)."""
 
     def __init__(self) -> None:
         self._recent: deque[_Charge] = deque()
 
-    def duplicate(self, pts: float, point: Vec, width: float, *, rider: bool) -> bool:
-        """True when a charge of the other sort (rider vs two-wheeler) matches this crossing."""
-        for c in self._recent:
-            if c.rider is rider or abs(c.pts - pts) > _SAME_CROSSING_S:
-                continue
-            if distance(c.point, point) <= _SAME_CROSSING_WIDTHS * max(c.width, width):
-                return True
-        return False
+    def duplicate(
+        self,
+        pts: float,
+        point: Vec,
+        width: float,
+        *,
+        rider: bool,
+        two_wheeler: bool = True,
+        height: float = 0.0,
+        speed: float = 0.0,
+    ) -> bool:
+        """True when a recent charge is this crossing: one of the other sort (rider vs
+        two-wheeler) at the same place and time, or one of the same sort that cannot be another
+        object (see :data:`_TWIN_HEIGHTS`)."""
+        return self.matches(_Charge(pts, point, width, rider, two_wheeler, height, speed))
 
-    def add(self, pts: float, point: Vec, width: float, *, rider: bool) -> None:
-        self._recent.append(_Charge(pts, point, width, rider))
-        while self._recent and pts - self._recent[0].pts > _LEDGER_KEEP_S:
+    def matches(self, new: _Charge) -> bool:
+        return any(_same_object(c, new) for c in self._recent)
+
+    def add(
+        self,
+        pts: float,
+        point: Vec,
+        width: float,
+        *,
+        rider: bool,
+        two_wheeler: bool = True,
+        height: float = 0.0,
+        speed: float = 0.0,
+    ) -> None:
+        self.record(_Charge(pts, point, width, rider, two_wheeler, height, speed))
+
+    def record(self, c: _Charge) -> None:
+        self._recent.append(c)
+        while self._recent and c.pts - self._recent[0].pts > _LEDGER_KEEP_S:
             self._recent.popleft()
 
     def clear(self) -> None:
         self._recent.clear()
+
+
+def _same_object(a: _Charge, b: _Charge) -> bool:
+    dt, apart = abs(a.pts - b.pts), distance(a.point, b.point)
+    if dt > _SAME_CROSSING_S:
+        return False
+    if a.rider is not b.rider:
+        both = a.two_wheeler and b.two_wheeler
+        return both and apart <= _SAME_CROSSING_WIDTHS * max(a.width, b.width)
+    short = min(a.height, b.height)
+    if short <= 0 or apart > _TWIN_WIDTHS * max(a.width, b.width):
+        return False
+    return dt * max(a.speed, b.speed) <= _TWIN_HEIGHTS * short
 
 
 def _never() -> bool:
@@ -227,6 +277,22 @@ class CrossingFacts:
     end: Observation  # first observation inside the intersection (or the last one)
     travel: Vec  # the lane's unit direction of travel
 
+    @property
+    def height(self) -> float:
+        """The smaller box height on either side of the line, pixels."""
+        return min(_own_bottom(o) - o.box[1] for o in (self.start, self.end))
+
+    @property
+    def speed(self) -> float:
+        """Pixels per second along the lane from ``start`` to ``end`` (0 when not moving on)."""
+        a, b = self.start, self.end
+        if b.pts <= a.pts:
+            return 0.0
+        along = (b.anchor[0] - a.anchor[0]) * self.travel[0] + (
+            b.anchor[1] - a.anchor[1]
+        ) * self.travel[1]
+        return max(along, 0.0) / (b.pts - a.pts)
+
 
 class RiderArbiter:
     """Decides whether a crossing may be charged: one charge per rider + two-wheeler."""
@@ -250,7 +316,7 @@ class RiderArbiter:
         if fs.rider and not self._rides(fs, f, n_obs):
             log.debug("person %s crossed but is not a rider of a charged vehicle", track_id)
             return False
-        if two_wheeler and self._ledger.duplicate(f.pts, f.point, f.width, rider=fs.rider):
+        if self._ledger.matches(_charge_of(fs, f, two_wheeler)):
             log.debug("track %s: same crossing already charged", track_id)
             return False
         return True
@@ -287,11 +353,14 @@ class RiderArbiter:
 
     def charge(self, fs: FusionState, f: CrossingFacts, two_wheeler: bool) -> None:
         fs.charged = True
-        if two_wheeler:
-            self._ledger.add(f.pts, f.point, f.width, rider=fs.rider)
+        self._ledger.record(_charge_of(fs, f, two_wheeler))
 
     def clear(self) -> None:
         self._ledger.clear()
+
+
+def _charge_of(fs: FusionState, f: CrossingFacts, two_wheeler: bool) -> _Charge:
+    return _Charge(f.pts, f.point, f.width, fs.rider, two_wheeler or fs.rider, f.height, f.speed)
 
 
 def _same_crossing(linked: FusionState, f: CrossingFacts) -> bool:
@@ -306,23 +375,40 @@ def _own_bottom(o: Observation) -> float:
 
 
 def identity_switch(
-    prev: Observation, cur: Observation, bottom: float, max_ratio: float = 1.5
+    prev: Observation,
+    cur: Observation,
+    bottom: float,
+    max_ratio: float = 1.5,
+    right: float = math.inf,
 ) -> bool:
-    """True when a track's box changed size and place at once: the tracker swapped objects.
+    """True when a track's box changed size and place at once: the tracker swapped objects, or
+    the detector merged the object with another.
 
     Both boxes must be detections not cut by the frame's bottom edge (``bottom``, pixels: a box
     entering the frame grows fast); the height must change by ``max_ratio`` or more and the
-    anchor jump by more than a third of the smaller height. Vehicles grow and shrink slowly
-    as they move; a sudden both-at-once change is another object under the same id.
+    anchor jump by more than a third of the smaller height — or, for boxes clear of the frame's
+    side edges (``right``: the right edge, pixels), the width change by ``max_ratio`` and the
+    anchor jump by more than a third of the smaller width. Vehicles grow and shrink slowly as
+    they move and turn; a sudden both-at-once change is another object under the same id (in a
+    motion-interpolated copy of hanoi_b a waiting motorbike's box, 32 px wide, merged with a
+    passing one into one 64 px box whose anchor lay past the stop line: a "crossing").
     """
     if not (prev.detected and cur.detected) or max(prev.box[3], cur.box[3]) >= bottom:
         return False
+    jump = distance(prev.anchor, cur.anchor)
     h0 = _own_bottom(prev) - prev.box[1]
     h1 = _own_bottom(cur) - cur.box[1]
-    small, big = min(h0, h1), max(h0, h1)
-    if small <= 0 or big / small < max_ratio:
+    if _changed(h0, h1, max_ratio) and jump > min(h0, h1) / 3:
+        return True
+    if min(prev.box[0], cur.box[0]) <= 1.0 or max(prev.box[2], cur.box[2]) >= right:
         return False
-    return distance(prev.anchor, cur.anchor) > small / 3
+    w0, w1 = prev.box[2] - prev.box[0], cur.box[2] - cur.box[0]
+    return _changed(w0, w1, max_ratio) and jump > min(w0, w1) / 3
+
+
+def _changed(a: float, b: float, ratio: float) -> bool:
+    small, big = min(a, b), max(a, b)
+    return small > 0 and big / small >= ratio
 
 
 __all__ = [
