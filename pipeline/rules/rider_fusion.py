@@ -20,7 +20,8 @@ for :class:`~sharpeyes.pipeline.rules.red_light.RedLightRule`:
   estimated. The choice is made once per crossing, not frame by frame.
 
 :class:`ChargeLedger` remembers recent charges so that a rider and a two-wheeler crossing at the
-same place and time are charged once even when their boxes were never seen overlapping.
+same place and time are charged once even when their boxes were never seen overlapping, and so
+that two tracks of one object (a detector alternating between two boxes of it) are too.
 Pure: no I/O, frame time only.
 """
 
