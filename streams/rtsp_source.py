@@ -467,7 +467,13 @@ class RtspSource:
     def _damage(self, av_frame: Any, raw: float | None) -> bool:
         """Account the frame (and frames missing before it) for corruption; return whether
         this frame is corrupt: flagged by FFmpeg, or decoded from broken references (a frame
-        was lost since the last keyframe)."""
+        was lost since the last keyframe).
+
+        Unlike a file's :class:`~sharpeyes.streams.decode.DamageTracker`, a flagged frame's
+        damage is not carried to the frames after it: on a lossy link FFmpeg flags a frame for
+        every lost slice, and with a long GOP every later frame would be damaged — under 30 %
+        RTP loss no vehicle kept a clean picture for its crop (tried 2026-12-06,
+        ``tests/test_rtsp_faults.py::test_packet_loss_is_counted_and_never_a_best_crop``)."""
         key = bool(av_frame.key_frame)
         if key:
             self._refs_broken = False

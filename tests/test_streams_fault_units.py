@@ -12,7 +12,7 @@ from typing import cast
 import pytest
 
 from sharpeyes.pipeline.errors import StreamOpenError
-from sharpeyes.streams.decode import open_input, read_error_text
+from sharpeyes.streams.decode import DamageTracker, open_input, read_error_text
 from sharpeyes.streams.health import CorruptionMeter
 from sharpeyes.streams.rtsp_ps import PsOverRtp, RtspTcpClient, rtp_payload, sdp_video
 from sharpeyes.streams.sampling import Sampler
@@ -66,6 +66,20 @@ def test_corruption_meter_window_and_totals() -> None:
     assert m.rate() == pytest.approx(0.2) and m.total_damaged == 2
     m.add(False, 10)
     assert m.rate() == 0.0 and m.total_damaged == 2 and m.samples() == 10
+
+
+class _AvFrame:
+    def __init__(self, pts: int, key: bool = False, corrupt: bool = False) -> None:
+        self.pts, self.key_frame, self.is_corrupt = pts, key, corrupt
+
+
+def test_damage_lasts_until_the_next_keyframe() -> None:
+    t = DamageTracker()
+    flags = [(True, False), (False, True), (False, False), (False, False), (True, False)]
+    assert [t.frame(_AvFrame(0, k, c)) for k, c in flags] == [False, True, True, True, False]
+    t.packet_failed()  # a packet that did not decode: the frames after it lack it
+    assert [t.frame(_AvFrame(0, k)) for k in (False, False, True)] == [True, True, False]
+    assert t.damaged == 5
 
 
 def test_sdp_video_names_the_codec() -> None:
