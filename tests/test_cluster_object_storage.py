@@ -52,11 +52,12 @@ from sharpeyes.api.rest.evidence import (
 from sharpeyes.api.store import open_store
 from sharpeyes.api.store.db import open_database
 from sharpeyes.api.viid.delivery import EvidenceImages
+from sharpeyes.api.viid.mapping import EventMapper
 from sharpeyes.api.viid.receiver.server import create_receiver_app
 from sharpeyes.api.viid.receiver.state import ReceiverConfig, ReceiverState
 from sharpeyes.pipeline.config import CameraConfig
 from sharpeyes.pipeline.types import Event, EventType, Frame
-from tests._viid_fixtures import free_port, jpeg
+from tests._viid_fixtures import DEVICE, free_port, jpeg, mapping_config
 from tests._wait import wait_for
 from tests.equivalence import stamp_clip  # also registers the "scenario" detector
 from tests.scenarios import SCENARIOS, render_scenario, scene_calibration
@@ -493,6 +494,19 @@ def test_plate_pictures_are_put_and_only_evidence_names_are_asked(tmp_path: Path
         assert images.closeup is not None and images.closeup.load() == crop
         assert images.plate is not None and images.plate.load() == plate
         assert images.scene is not None and images.scene.load() == scene
+        # sent as URLs (images: url): each names its own object in the bucket, no bytes inline
+        base = "http://minio.local:9000/evidence"
+        by_url = EvidenceImages(store, tmp_path / "workers", base, StorageEvidence(storage))(read1)
+        for ref, data in ((by_url.closeup, crop), (by_url.plate, plate), (by_url.scene, scene)):
+            assert ref is not None and ref.url is not None and ref.url.startswith(base + "/")
+            assert storage.get(ref.url.removeprefix(base + "/")) == data
+        mapper = EventMapper(mapping_config(images="url", image_base_url=base))
+        obj = mapper.map(read1.event, by_url, device_id=DEVICE)
+        assert obj is not None
+        subs = obj.payload["SubImageList"]["SubImageInfoObject"]
+        paths = {s["StoragePath"] for s in subs}
+        assert paths == {by_url.closeup.url, by_url.plate.url, by_url.scene.url}
+        assert all("Data" not in s for s in subs)
     finally:
         store.close()
 

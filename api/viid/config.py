@@ -126,7 +126,10 @@ class ViidMappingConfig(_Strict):
         "inline", description="Send pictures as base64 Data, as StoragePath URLs, or both."
     )
     image_base_url: str | None = Field(
-        None, description="Prefix that turns an evidence file path into a URL the platform fetches."
+        None,
+        description="Prefix that turns an evidence file's path under files_root — in a cluster, "
+        "its storage key evidence/<2 hex>/<event id>/<name>: the bucket's address — into a URL "
+        "the platform fetches.",
     )
     violation_code_field: str | None = Field(
         None,

@@ -44,6 +44,7 @@ from sharpeyes.api.cluster.storage import (
     SCENE_NAME,
     EvidenceReader,
     StorageUnavailableError,
+    evidence_key,
 )
 from sharpeyes.api.store import EventStore, OutboxStats, StoredEvent
 from sharpeyes.api.store.files import plate_path, scene_path
@@ -326,7 +327,12 @@ _BESIDE_CROP: dict[str, Callable[[Path], Path]] = {
 class EvidenceImages:
     """Finds an event's pictures: the crop in the store, evidence files next to it; what is not
     under ``files_root``, in the cluster's evidence storage (``remote``, by event id and the
-    names the workers put)."""
+    names the workers put).
+
+    With a ``base_url`` each picture also gets a URL the platform can fetch: the base plus the
+    file's path under ``files_root``, or, for a picture in the cluster's storage, plus its
+    storage key (``evidence/<2 hex>/<event id>/<name>``: the base is then the bucket's address,
+    e.g. ``http://minio:9000/sharpeyes-evidence``)."""
 
     def __init__(
         self,
@@ -359,7 +365,10 @@ class EvidenceImages:
             data = self.remote.read(event_id, name)
         except StorageUnavailableError as e:
             raise DeliveryError(f"evidence storage unavailable ({name} of {event_id}): {e}") from e
-        return None if data is None else ImageRef(data=data, time_ms=times[0], pts=times[1])
+        if data is None:
+            return None
+        url = f"{self.base_url}/{quote(evidence_key(event_id, name))}" if self.base_url else None
+        return ImageRef(data=data, url=url, time_ms=times[0], pts=times[1])
 
     def _record(
         self, stored: StoredEvent, folder: Path
