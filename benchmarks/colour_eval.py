@@ -16,6 +16,8 @@ columns predicted) are printed per task (vehicle, coat, trousers) for the clips 
 split and of the ``held_out`` split separately; ``--json`` adds one JSON line with the numbers.
 The time per classified crop is reported too.
 
+``--exposure G`` scales every frame's pixel values by G before anything is measured: the same
+views as a darker (G < 1) or brighter camera would record them.
 ``--method rules`` scores the hand-written rules (``ColourRules()``) on vehicles instead.
 ``--cv clip``: leave-one-clip-out — for every clip, the vehicle model is fitted
 (:func:`~sharpeyes.pipeline.structuring.lab_colour.fit_colour_model`, same settings as
@@ -40,6 +42,7 @@ import cv2
 import numpy as np
 
 from benchmarks import _cli
+from sharpeyes.pipeline.picture import exposure_gain
 from sharpeyes.pipeline.structuring.lab_colour import (
     Backdrop,
     ColourClassifier,
@@ -119,7 +122,8 @@ class Timer:
     seconds: float = 0.0
 
 
-def _frames(video: Path, wanted: set[int]) -> dict[int, ImageBGR]:
+def _frames(video: Path, wanted: set[int], exposure: float = 1.0) -> dict[int, ImageBGR]:
+    """The ``wanted`` frames (decode indices), each ×``exposure`` (1: as recorded)."""
     cap = cv2.VideoCapture(str(video))
     out: dict[int, ImageBGR] = {}
     index, last = 0, max(wanted, default=-1)
@@ -131,6 +135,8 @@ def _frames(video: Path, wanted: set[int]) -> dict[int, ImageBGR]:
             if index in wanted:
                 ok, img = cap.retrieve()
                 if ok:
+                    if exposure != 1.0:
+                        img = np.clip(img.astype(np.float32) * exposure, 0, 255)
                     out[index] = np.asarray(img, np.uint8)
             index += 1
     finally:
@@ -170,9 +176,14 @@ def agreement(labels_path: Path) -> dict[str, tuple[int, int]]:
 
 
 def collect(
-    labels_path: Path, videos: Path, timer: Timer | None = None, reader: str = "a"
+    labels_path: Path,
+    videos: Path,
+    timer: Timer | None = None,
+    reader: str = "a",
+    exposure: float = 1.0,
 ) -> list[View]:
-    """Every labelled view of every task (unknown ones too), with its region and backdrop."""
+    """Every labelled view of every task (unknown ones too), with its region and backdrop;
+    ``exposure`` scales every frame first (a darker or brighter camera)."""
     doc = json.loads(labels_path.read_text())
     out: list[View] = []
     for clip, info in doc["clips"].items():
@@ -180,7 +191,8 @@ def collect(
         wanted = {int(v["frame"]) for objs in items.values() for o in objs for v in o["views"]}
         if not wanted:
             continue
-        frames = _frames(videos / clip, wanted)
+        frames = _frames(videos / clip, wanted, exposure)
+        gains = {i: exposure_gain(img) for i, img in frames.items()}  # as the stages do
         for task, (key, field_name, region_of) in TASKS.items():
             for obj in items[key]:
                 index = doc[key].index(obj)
@@ -188,7 +200,7 @@ def collect(
                     image = frames[int(v["frame"])]
                     box = _box(v["box"], image)
                     t0 = time.perf_counter()
-                    scene = backdrop(image, box)
+                    scene = backdrop(image, box, exposure=gains[int(v["frame"])])
                     if timer is not None:
                         timer.seconds += time.perf_counter() - t0
                     r = region_of(box)
@@ -241,11 +253,15 @@ def fit_views(views: Sequence[View]) -> ColourModel:
 
 
 def evaluate(
-    labels_path: Path, videos: Path, method: str = "model", reader: str = "a"
+    labels_path: Path,
+    videos: Path,
+    method: str = "model",
+    reader: str = "a",
+    exposure: float = 1.0,
 ) -> tuple[dict[str, dict[str, Score]], Timer]:
     """Scores per split (``tune`` / ``held_out``) and task, and the classification time."""
     timer = Timer()
-    views = collect(labels_path, videos, timer, reader)
+    views = collect(labels_path, videos, timer, reader, exposure)
     clfs = classifiers(method)
     scores: dict[str, dict[str, Score]] = {}
     for split in ("tune", "held_out"):
@@ -342,13 +358,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="a",
         help="score against the first labeller (a), the second (b) or what both agree on",
     )
+    ap.add_argument(
+        "--exposure",
+        type=float,
+        default=1.0,
+        help="scale every frame's pixel values first (0.5: a camera two stops darker); "
+        "not with --cv",
+    )
     ap.add_argument("--json", action="store_true", help="also print one JSON line")
     args = ap.parse_args(argv)
+    if args.cv and args.exposure != 1.0:
+        ap.error("--exposure is not used with --cv")
     timer: Timer | None = None
     if args.cv:
         scores = cross_validate(args.labels, args.videos, args.reader)
     else:
-        scores, timer = evaluate(args.labels, args.videos, args.method, args.reader)
+        scores, timer = evaluate(args.labels, args.videos, args.method, args.reader, args.exposure)
     for task, (same, both) in agreement(args.labels).items():
         sys.stdout.write(f"readers agree: {task:<9} {same}/{both} objects both named\n")
     sys.stdout.write(f"scored against reader: {args.reader}\n")

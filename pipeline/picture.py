@@ -1,10 +1,17 @@
-"""Whether a picture shows colour at all.
+"""Whether a picture shows colour at all, and how far it is under-exposed.
 
 A camera in monochrome / infrared night mode sends pictures whose three channels are equal up to
 compression noise. Nothing read from such a picture can name a colour: not a lamp's
 (:mod:`sharpeyes.pipeline.signal`), not a body's, a garment's or a plate's
 (:mod:`sharpeyes.pipeline.structuring`). Every stage that names colours asks here first, so a
 night picture yields "unknown", never a colour guessed from grey levels.
+
+Exposure (:func:`exposure_gain`): a camera that exposes a stage darker than another (auto
+exposure against a bright sky, dusk, a dirty lens) turns a white car grey and a grey one black
+— the colour stages compare lightness with limits. The brightest things of a traffic picture
+(white paint on the road, white or silver cars, the sky) are near white in a well-exposed one;
+a picture whose near-brightest pixels are well below white is brightened until they are
+("white patch"), never darkened.
 """
 
 from __future__ import annotations
@@ -13,11 +20,49 @@ import numpy as np
 
 from sharpeyes.pipeline.types import Frame, ImageBGR
 
-__all__ = ["COLOUR_SPREAD", "PictureColour", "picture_has_colour"]
+__all__ = [
+    "COLOUR_SPREAD",
+    "EXPOSURE_TARGET",
+    "MAX_EXPOSURE_GAIN",
+    "PictureColour",
+    "exposure_gain",
+    "picture_has_colour",
+]
 
 COLOUR_SPREAD = 12
 """A pixel whose BGR channels differ by more than this is coloured (a monochrome picture's
 channels differ by a few levels of compression noise at most)."""
+
+
+EXPOSURE_TARGET = 235.0
+"""The level (0–255) the near-brightest pixels of a picture are brought up to. On every sampled
+frame of the seven sample clips the :data:`EXPOSURE_QUANTILE` percentile of the middle half's
+brightest channel is 222–255 (per clip median 234–255): those pictures are left (almost) as
+they are. Chosen among 235, 245 and 255 (and blends that leave 220–255 alone) on the labelled
+views darkened ×0.8 … ×0.5 (``benchmarks/colour_eval.py --exposure``): see docs/STRUCTURING.md."""
+EXPOSURE_QUANTILE = 99.5
+MAX_EXPOSURE_GAIN = 2.5
+
+
+def _middle(image: ImageBGR, stride: int, middle_only: bool) -> ImageBGR:
+    top, bottom = (
+        (image.shape[0] // 4, image.shape[0] - image.shape[0] // 4) if middle_only else (0, None)
+    )
+    return image[top:bottom:stride, ::stride]
+
+
+def exposure_gain(image: ImageBGR, stride: int = 4) -> float:
+    """The gain (1 … :data:`MAX_EXPOSURE_GAIN`) that brings the :data:`EXPOSURE_QUANTILE`
+    percentile of the brightest channel of the picture's middle half (captions left out, as in
+    :func:`picture_has_colour`) up to :data:`EXPOSURE_TARGET`; 1 for a picture already that
+    bright (or a black one)."""
+    sample = _middle(image, stride, True)
+    if sample.size == 0:
+        return 1.0
+    level = float(np.percentile(sample.max(axis=2), EXPOSURE_QUANTILE))
+    if level <= 0.0:
+        return 1.0
+    return float(min(max(EXPOSURE_TARGET / level, 1.0), MAX_EXPOSURE_GAIN))
 
 
 def picture_has_colour(image: ImageBGR, stride: int = 8, *, middle_only: bool = False) -> bool:
@@ -31,10 +76,7 @@ def picture_has_colour(image: ImageBGR, stride: int = 8, *, middle_only: bool = 
     clips the middle half shows colour); the signal board asks about the whole picture, whose
     lamps — often in the top quarter — are what it reads.
     """
-    top, bottom = (
-        (image.shape[0] // 4, image.shape[0] - image.shape[0] // 4) if middle_only else (0, None)
-    )
-    sample = image[top:bottom:stride, ::stride]
+    sample = _middle(image, stride, middle_only)
     if sample.size == 0:
         return False
     spread = sample.max(axis=2).astype(np.int16) - sample.min(axis=2).astype(np.int16)
@@ -43,12 +85,15 @@ def picture_has_colour(image: ImageBGR, stride: int = 8, *, middle_only: bool = 
 
 
 class PictureColour:
-    """:func:`picture_has_colour` (``middle_only``: on-screen text does not count) of the
-    latest frame asked about, computed once per frame however many stages or tracks ask."""
+    """:func:`picture_has_colour` (``middle_only``: on-screen text does not count) and
+    :func:`exposure_gain` of the latest frame asked about, each computed once per frame however
+    many stages or tracks ask."""
 
     def __init__(self) -> None:
         self._key: tuple[str, int, float] | None = None
         self._value = True
+        self._gain_key: tuple[str, int, float] | None = None
+        self._gain = 1.0
         self.monochrome_frames = 0
 
     def __call__(self, frame: Frame) -> bool:
@@ -57,3 +102,10 @@ class PictureColour:
             self._key, self._value = key, picture_has_colour(frame.image, middle_only=True)
             self.monochrome_frames += int(not self._value)
         return self._value
+
+    def exposure(self, frame: Frame) -> float:
+        """:func:`exposure_gain` of ``frame``."""
+        key = (frame.stream_id, frame.seq, frame.pts)
+        if key != self._gain_key:
+            self._gain_key, self._gain = key, exposure_gain(frame.image)
+        return self._gain

@@ -23,6 +23,7 @@ from sharpeyes.api.viid.mapping import EventImages, EventMapper
 from sharpeyes.api.viid.resources import COLLECTIONS
 from sharpeyes.pipeline.config import EventsConfig, StructuringConfig
 from sharpeyes.pipeline.events import TrackEventBuilder
+from sharpeyes.pipeline.picture import EXPOSURE_TARGET, MAX_EXPOSURE_GAIN, exposure_gain
 from sharpeyes.pipeline.structuring.lab_colour import (
     FALLBACK_SHARE,
     FEATURE_NAMES,
@@ -100,6 +101,34 @@ def test_backdrop_neutralises_the_cast_and_measures_exposure() -> None:
     dark = backdrop((img * 0.5).astype(np.uint8), box)
     assert dark.lightness < backdrop(img, box).lightness - 15
     assert backdrop(np.zeros((8, 8, 3), np.uint8), Box(0, 0, 8, 8, 8, 8)).lightness == 50.0
+
+
+def test_a_darker_camera_states_the_same_colours() -> None:
+    """A camera exposing the same street a stop or two darker (×0.7, ×0.5 in pixel values):
+    white paint still white, grey still grey, the coat still red — the picture is brightened by
+    its own near-brightest pixels (:func:`exposure_gain`: here a white lane marking) before the
+    lightness limits apply. Without it the white car reads grey or black."""
+    cases = {(235, 235, 235): "white", (150, 150, 150): "grey", (40, 40, 190): "red"}
+    for body, name in cases.items():
+        img, box = car_scene(body, road=90)
+        img[170:190, 20:120] = 250  # a white road marking in the middle of the picture
+        assert exposure_gain(img) == 1.0
+        for dim in (0.7, 0.5):
+            dark = (img.astype(np.float32) * dim).astype(np.uint8)
+            gain = exposure_gain(dark)
+            assert gain == pytest.approx(EXPOSURE_TARGET / (250 * dim), rel=0.02)
+            scene_ = backdrop(dark, box, exposure=gain)
+            for clf in (ColourRules(pink=False), vehicle_classifier()):
+                if clf is not vehicle_classifier() or name != "grey":  # model: real greys only
+                    vote_ = classify_box(dark, vehicle_region(box), scene_, clf)
+                    assert vote_ is not None and vote_.color == name, (body, dim, clf)
+    img, box = car_scene((235, 235, 235), road=90)
+    img[170:190, 20:120] = 250
+    dark = (img.astype(np.float32) * 0.5).astype(np.uint8)
+    assert car_colour(dark, box) != "white"  # the stage without the gain
+    assert exposure_gain(np.zeros((40, 40, 3), np.uint8)) == 1.0  # black: nothing to scale
+    bright = np.full((40, 40, 3), 30, np.uint8)
+    assert exposure_gain(bright) == MAX_EXPOSURE_GAIN  # at most 2.5x: noise is not amplified
 
 
 def test_white_is_relative_to_the_road() -> None:

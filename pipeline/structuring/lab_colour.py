@@ -127,31 +127,38 @@ def _sample(img: ImageBGR, max_side: int) -> ImageBGR:
     return img[::step, ::step]
 
 
-def backdrop(image: ImageBGR, box: Box, ring: float = 0.3, max_side: int = 64) -> Backdrop:
+def backdrop(
+    image: ImageBGR, box: Box, ring: float = 0.3, max_side: int = 64, exposure: float = 1.0
+) -> Backdrop:
     """White balance and exposure from the unsaturated pixels around ``box`` (see step 1).
+    ``exposure``: the picture's own brightening (:func:`sharpeyes.pipeline.picture.
+    exposure_gain`), applied to every channel on top of the balance.
 
-    Falls back to neutral gains (and ``L*`` 50) when fewer than 32 such pixels exist.
+    Falls back to neutral gains (× ``exposure``; ``L*`` 50) when fewer than 32 such pixels
+    exist.
     """
+    fallback = Backdrop(np.full(3, exposure, np.float32), 50.0)
     h, w = image.shape[:2]
     bw, bh = box.x2 - box.x1, box.y2 - box.y1
     ox1, oy1, ox2, oy2 = _clip_box(
         (box.x1 - ring * bw, box.y1 - ring * bh, box.x2 + ring * bw, box.y2 + ring * bh), w, h
     )
     if ox2 - ox1 < 2 or oy2 - oy1 < 2:
-        return Backdrop.neutral()
+        return fallback
     step = max(1, int(np.ceil(max(ox2 - ox1, oy2 - oy1) / max_side)))
     ys = np.arange(oy1, oy2, step)[:, None]
     xs = np.arange(ox1, ox2, step)[None, :]
     outside = (xs < box.x1) | (xs >= box.x2) | (ys < box.y1) | (ys >= box.y2)
     px = image[oy1:oy2:step, ox1:ox2:step][outside].astype(np.float32)
     if len(px) < 32:
-        return Backdrop.neutral()
+        return fallback
     mx, mn = px.max(axis=1), px.min(axis=1)
     grey = ((mx - mn) < 0.25 * np.maximum(mx, 1.0)) & (mx > 30) & (mx < 235)
     if int(grey.sum()) < 32:
-        return Backdrop.neutral()
+        return fallback
     mean = px[grey].mean(axis=0)
-    gains = np.clip(mean.mean() / np.maximum(mean, 1.0), 0.6, 1.6).astype(np.float32)
+    balance = np.clip(mean.mean() / np.maximum(mean, 1.0), 0.6, 1.6)
+    gains = (balance * exposure).astype(np.float32)
     lum, _, _ = _lab(px[grey], gains)
     return Backdrop(gains, float(np.median(lum)))
 

@@ -17,7 +17,7 @@ staleness and at stream end. It runs inside the checkpoint structuring stage
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -75,11 +75,17 @@ class _State:
 
 
 def clothing_of(
-    image: np.ndarray, person: Box, rules: ColourRules = CLOTHING_RULES, *, rider: bool = False
+    image: np.ndarray,
+    person: Box,
+    rules: ColourRules = CLOTHING_RULES,
+    *,
+    rider: bool = False,
+    exposure: float = 1.0,
 ) -> tuple[ColourVote | None, ColourVote | None]:
-    """Coat and trousers colour of one person box in one frame; a rider's trousers are None
+    """Coat and trousers colour of one person box in one frame (``exposure``: the picture's
+    :func:`~sharpeyes.pipeline.picture.exposure_gain`); a rider's trousers are None
     (:data:`RIDER_TROUSERS`)."""
-    scene = backdrop(image, person)
+    scene = backdrop(image, person, exposure=exposure)
     coat = classify_box(image, coat_region(person), scene, rules)
     if rider and not RIDER_TROUSERS:
         return coat, None
@@ -99,10 +105,11 @@ class ClothingColours:
         max_reads: int = 8,
         min_height_px: float = 32.0,
         stale_s: float = 300.0,
-        has_colour: Callable[[Frame], bool] | None = None,
+        has_colour: PictureColour | None = None,
     ) -> None:
-        """``has_colour``: whether a frame shows colour (one :class:`PictureColour` shared with
-        the stage around this one); a grey picture's garments are not read."""
+        """``has_colour``: whether a frame shows colour and how much it is brightened (one
+        :class:`PictureColour` shared with the stage around this one); a grey picture's
+        garments are not read."""
         self._inner = inner
         self._has_colour = has_colour or PictureColour()
         self._ratio = candidate_ratio
@@ -163,6 +170,7 @@ class ClothingColours:
                     frame.image,
                     Box(x1, y1, x2, y2, frame.width, frame.height),
                     rider=bool(carriers[i] >= 0),
+                    exposure=self._has_colour.exposure(frame),
                 )
                 state.coat.append(coat)
                 state.trousers.append(trousers)

@@ -261,9 +261,8 @@ class VehicleStructuring:
                     state.best_plate_conf, state.plate_jpeg = best.confidence, jpeg
         if not coloured:
             return
-        vote = classify_box(
-            frame.image, vehicle_region(vehicle), backdrop(frame.image, vehicle), self._colors
-        )
+        scene = backdrop(frame.image, vehicle, exposure=self._has_colour.exposure(frame))
+        vote = classify_box(frame.image, vehicle_region(vehicle), scene, self._colors)
         if vote is not None:
             weight = vote.share * vote.pixels  # unclipped, larger regions count more
             state.colors[vote.color] = state.colors.get(vote.color, 0.0) + weight
