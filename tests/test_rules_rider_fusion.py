@@ -188,10 +188,13 @@ def test_two_tracks_of_one_bike_are_charged_once() -> None:
 def test_ledger_twins_need_same_place_and_moment() -> None:
     ledger = ChargeLedger()
     ledger.add(40.87, (184.0, 390.0), 34.0, rider=False, height=45.0, speed=30.0)
-    kw = {"rider": False, "height": 83.0, "speed": 30.0}
-    assert ledger.duplicate(40.92, (184.0, 390.0), 31.0, **kw)  # the same bike, another track
-    assert not ledger.duplicate(40.92, (218.0, 390.0), 31.0, **kw)  # beside it
-    assert not ledger.duplicate(42.40, (184.0, 390.0), 31.0, **kw)  # 1.5 s = 45 px behind
+
+    def bike(pts: float, x: float) -> bool:
+        return ledger.duplicate(pts, (x, 390.0), 31.0, rider=False, height=83.0, speed=30.0)
+
+    assert bike(40.92, 184.0)  # the same bike, another track
+    assert not bike(40.92, 218.0)  # beside it
+    assert not bike(42.40, 184.0)  # 1.5 s = 45 px behind
     cars = ChargeLedger()
     cars.add(10.0, (300.0, 390.0), 90.0, rider=False, two_wheeler=False, height=70.0, speed=200)
     assert not cars.duplicate(10.1, (300.0, 390.0), 90.0, rider=True, height=60.0, speed=200)
