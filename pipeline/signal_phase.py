@@ -136,6 +136,11 @@ class SignalSmoother:
         # whether the candidate colour began after such frames: its onset was not seen
         self._blind = False
         self._cand_blind = False
+        # the last reading before damaged pictures while they last (what was shown since is
+        # not known yet), and, for a colour first read after them, from when its state was
+        # unknown (it may have begun at any time in the damaged stretch)
+        self._blind_since: float | None = None
+        self._unknown_from: float | None = None
         self.changes: list[tuple[float, LampColor, LampColor]] = []
         """Confirmed changes ``(since_pts, from, to)`` in order."""
 
@@ -151,6 +156,8 @@ class SignalSmoother:
         if self._since is None:
             self._since = pts
         self._blind = True
+        if self._blind_since is None:
+            self._blind_since = pts if self._last_pts is None else self._last_pts
         return self._state(pts)
 
     def update(self, reading: LampReading, pts: float) -> SignalState:
@@ -163,6 +170,7 @@ class SignalSmoother:
             self._dark_since = None
         if reading.color is self._color:
             self._cand, self._dark_since, self._blind = None, None, False
+            self._blind_since = None  # the same colour before and after: shown throughout
             self._conf = 0.8 * self._conf + 0.2 * reading.confidence
         elif reading.color in _DARK:
             self._consider_dark(reading, pts)
@@ -183,8 +191,15 @@ class SignalSmoother:
             pts,
             fault=self._fault,
             onset_seen=self._onset_seen,
-            dark_since=self._dark_since if self._color not in _DARK else None,
+            dark_since=self._held_since() if self._color not in _DARK else None,
+            unknown_from=self._unknown_from,
         )
+
+    def _held_since(self) -> float | None:
+        """Since when the current colour is only held: the head read dark, or its pictures
+        were damaged (the earlier of the two)."""
+        held = [t for t in (self._dark_since, self._blind_since) if t is not None]
+        return min(held) if held else None
 
     def _is_gap(self, step: float) -> bool:
         """A step between frames longer than ``max_gap_s`` and than 2.5 of the usual step (a
@@ -197,6 +212,11 @@ class SignalSmoother:
 
     def _adopt(self, color: LampColor, since: float, confidence: float) -> None:
         if color is not self._color:
+            # a colour first read after damaged pictures may have begun at any time in them:
+            # from the last reading before them to ``since`` nothing is known
+            blind = self._blind_since
+            self._unknown_from = blind if blind is not None and since > blind else None
+            self._blind_since = None
             self.changes.append((since, self._color, color))
             # A colour after an unreadable stretch, or after a lit head went dark (a fault or
             # something in front of it), did not begin then: its onset was not seen.

@@ -289,8 +289,12 @@ class SignalState:
     set (human-readable) while the group is in a signal fault (e.g. a head that was lit stayed
     dark): rules must treat such a state like UNKNOWN (see :meth:`unfaulted`). ``dark_since``
     is set while a lit colour is only *held*: the head has read dark since then, not yet long
-    enough to be a fault — what it showed meanwhile is decided later (the same colour again:
-    it was that colour; a fault: unknown), so a rule must not decide on it yet.
+    enough to be a fault, or its pictures were damaged since then (not read) — what it showed
+    meanwhile is decided later (the same colour again: it was that colour; a fault, or another
+    colour after damaged pictures: unknown), so a rule must not decide on it yet.
+    ``unknown_from`` is set on a colour first read after damaged pictures: from that time (the
+    last reading before them) to ``since_pts`` the colour is not known — the change may have
+    happened at any moment in between.
     """
 
     group: str
@@ -302,6 +306,7 @@ class SignalState:
     fault: str | None = None
     onset_seen: bool = True
     dark_since: float | None = None
+    unknown_from: float | None = None
 
     def unfaulted(self) -> SignalState:
         """This state, or UNKNOWN (same times) while the group is in a fault."""

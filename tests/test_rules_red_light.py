@@ -225,3 +225,34 @@ def test_a_red_already_on_when_first_seen_is_a_lower_bound_and_says_so() -> None
     seen = run(RedLightRule("cam", scene_calibration(), (W, H)), THROUGH)
     assert ("red_onset", "not_seen") not in seen[0].extra
     assert "at least" not in (seen[0].detail or "")
+
+
+def _through_damage(after: LampColor, damaged: range) -> list[Event]:
+    """A car crosses on frames 4–5 (t 0.43 s); the head reads red up to frame 2; ``damaged``
+    frames are not read (corrupt pictures); from frame 8 the head reads ``after``."""
+    from sharpeyes.pipeline.signal import LampReading, SignalSmoother
+
+    rule = RedLightRule("cam", scene_calibration(), (W, H))
+    smoother = SignalSmoother("main")
+    events: list[Event] = []
+    for i, y in enumerate([*THROUGH, *([None] * 5)]):
+        f = frame(i)
+        if i in damaged:
+            st = smoother.blind(f.pts)
+        else:
+            st = smoother.update(LampReading(LampColor.RED if i < 8 else after, 1.0), f.pts)
+        sig = {"main": st, "ped": SignalState("ped", LampColor.GREEN, 1.0, 0.0, f.pts)}
+        t = tracks((7, 0.5, y, ObjectKind.MOTOR_VEHICLE)) if y is not None else Tracks.empty()
+        events += rule.update(f, t, sig)
+    return events + rule.end_of_stream()
+
+
+def test_a_change_hidden_by_damaged_pictures_charges_no_one() -> None:
+    """The pictures of frames 3–7 are damaged and the head reads green after them: the light
+    may have turned green at any moment in them — before the car crossed (0.43 s) or after —
+    so the crossing is not charged. Red before and after the damage is one red: charged, as
+    it is when the pictures are whole and the green is seen to begin at frame 8."""
+    assert _through_damage(LampColor.GREEN, range(3, 8)) == []
+    (charged,) = _through_damage(LampColor.RED, range(3, 8))
+    assert charged.violation is not None and charged.violation.signal_color is LampColor.RED
+    assert len(_through_damage(LampColor.GREEN, range(0))) == 1

@@ -87,7 +87,9 @@ class SignalTimeline:
 
     The board back-dates ``since_pts`` when it confirms a change, so asking for the colour at
     an earlier (interpolated) time after the fact gives the colour that was really shown. Each
-    segment also keeps whether its onset was seen (see :attr:`SignalState.onset_seen`).
+    segment also keeps whether its onset was seen (see :attr:`SignalState.onset_seen`). A
+    colour first read after damaged pictures is preceded by an UNKNOWN segment from
+    :attr:`SignalState.unknown_from`: the change may have happened anywhere in them.
     """
 
     def __init__(self) -> None:
@@ -100,8 +102,12 @@ class SignalTimeline:
             segs = self._segs.setdefault(group, [])
             if segs and segs[-1][1] is st.color and segs[-1][0] <= st.since_pts:
                 continue
-            while segs and segs[-1][0] >= st.since_pts:
+            unknown = st.unknown_from if st.unknown_from is not None else st.since_pts
+            start = min(unknown, st.since_pts)
+            while segs and segs[-1][0] >= start:
                 segs.pop()
+            if start < st.since_pts:  # damaged pictures before this colour was first read
+                segs.append((start, LampColor.UNKNOWN, False))
             segs.append((st.since_pts, st.color, st.onset_seen))
             del segs[:-_MAX_SEGMENTS]
 
