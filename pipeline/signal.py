@@ -211,14 +211,15 @@ class SignalBoard:
         if self._first_pts is None:
             self._first_pts = frame.pts
         self._last_pts = frame.pts
-        if self._heads and not self._colour_seen and not frame.corrupt:
+        damaged = frame.corrupt or frame.damage_carried
+        if self._heads and not self._colour_seen and not damaged:
             due = self._next_colour_check
             if due is None or frame.pts >= due or frame.pts < due - 1.0:
                 self._colour_seen = picture_has_colour(frame.image)
                 self._next_colour_check = frame.pts + 1.0
         video: dict[str, list[SignalState]] = {}
         for head in self._heads:
-            state = head.update(frame.image, frame.pts, damaged=frame.corrupt)
+            state = head.update(frame.image, frame.pts, damaged=damaged)
             video.setdefault(head.head.group, []).append(state)
         out: dict[str, SignalState] = {}
         for g in self._groups:

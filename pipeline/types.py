@@ -61,6 +61,11 @@ class Frame:
     device_image: Any = None
     keyframe: bool = False
     corrupt: bool = False  # damaged in transit (flagged by FFmpeg or broken references)
+    damage_carried: bool = False
+    """Decoded after a frame FFmpeg flagged, before the next keyframe, where the source does not
+    count that as ``corrupt`` (RTSP: on a lossy link every later frame would be): concealed
+    damage may still show in regions the encoder copied on (a static signal head does), so the
+    signal heads are not read on it; crops and evidence may use it."""
 
     @property
     def width(self) -> int:

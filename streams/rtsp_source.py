@@ -22,6 +22,7 @@ from sharpeyes.pipeline.restart import RestartBudget, RetryPolicy
 from sharpeyes.pipeline.types import Frame
 from sharpeyes.streams.decode import (
     PACKET_ERRORS,
+    DamageTracker,
     EncodedPacket,
     StreamParams,
     UnsupportedCodecError,
@@ -158,6 +159,7 @@ class RtspSource:
         self._last_arrival = 0.0
         self._frame_period: float | None = None
         self._refs_broken = False
+        self._carried = DamageTracker()  # flagged frames' damage (Frame.damage_carried)
         self._session_frames = 0
         self._last_packet_mono: float | None = None
         self._keyframe_gap_s: float | None = None  # observed GOP (keyframe packet interval)
@@ -376,6 +378,7 @@ class RtspSource:
             self._last_packet_mono = None
             self._last_raw_pts = None
             self._refs_broken = False
+            self._carried = DamageTracker()
             rate = stream_fps(stream)
             self._frame_period = 1.0 / rate if rate > 0 else None
         self._pts.new_connection()
@@ -408,6 +411,7 @@ class RtspSource:
             decoded = decode_packet(stream, packet)
             if decoded is None:
                 self._count_decode_error()
+                self._carried.packet_failed()
             else:
                 for av_frame in decoded:
                     self._on_frame(av_frame, time_base)
@@ -464,7 +468,7 @@ class RtspSource:
         with self._lock:
             self._decode_errors += 1
 
-    def _damage(self, av_frame: Any, raw: float | None) -> bool:
+    def _damage(self, av_frame: Any, raw: float | None) -> tuple[bool, bool]:
         """Account the frame (and frames missing before it) for corruption; return whether
         this frame is corrupt: flagged by FFmpeg, or decoded from broken references (a frame
         was lost since the last keyframe).
@@ -473,7 +477,9 @@ class RtspSource:
         damage is not carried to the frames after it: on a lossy link FFmpeg flags a frame for
         every lost slice, and with a long GOP every later frame would be damaged — under 30 %
         RTP loss no vehicle kept a clean picture for its crop (tried 2026-12-06,
-        ``tests/test_rtsp_faults.py::test_packet_loss_is_counted_and_never_a_best_crop``)."""
+        ``tests/test_rtsp_faults.py::test_packet_loss_is_counted_and_never_a_best_crop``).
+        Those frames are marked :attr:`Frame.damage_carried` instead (second value): the signal
+        heads are not read on them."""
         key = bool(av_frame.key_frame)
         if key:
             self._refs_broken = False
@@ -498,7 +504,9 @@ class RtspSource:
                     self._refs_broken = True
         flagged = bool(av_frame.is_corrupt)
         self._corruption.add(flagged)
-        return flagged or self._refs_broken
+        corrupt = flagged or self._refs_broken
+        carried = self._carried.frame(av_frame)  # a flagged frame's damage, to the keyframe
+        return corrupt, carried and not corrupt
 
     def _on_frame(self, av_frame: Any, time_base: float) -> None:
         now = time.monotonic()
@@ -507,7 +515,7 @@ class RtspSource:
         if raw is None and self._last_raw_pts is not None and self._frame_period:
             # e.g. MPEG-PS: a frame that does not start a PES packet carries no pts
             raw = self._last_raw_pts + self._frame_period
-        corrupt = self._damage(av_frame, raw)
+        corrupt, carried = self._damage(av_frame, raw)
         stamp = self._pts.map(raw)
         with self._lock:
             seq = self._seq
@@ -533,6 +541,7 @@ class RtspSource:
             image=to_bgr(av_frame),
             keyframe=bool(av_frame.key_frame),
             corrupt=corrupt,
+            damage_carried=carried,
         )
         self._queue.put(frame)
 

@@ -73,6 +73,7 @@ class Consumer:
     on_frame: Callable[[Frame], None] | None = None
     digests: bool = False
     got: list[tuple[float, int, float, bool, str]] = field(default_factory=list)
+    flags: list[tuple[bool, bool]] = field(default_factory=list)  # (keyframe, damage_carried)
     thread: threading.Thread | None = None
     started: float = 0.0
 
@@ -85,6 +86,7 @@ class Consumer:
     def _run(self) -> None:
         for f in self.src.frames():
             digest = hashlib.md5(f.image.tobytes()).hexdigest() if self.digests else ""
+            self.flags.append((f.keyframe, f.damage_carried))
             self.got.append((f.pts, f.wall_time_ms, time.time(), f.corrupt, digest))
             if self.on_frame is not None:
                 self.on_frame(f)
@@ -185,6 +187,10 @@ def test_byte_errors_are_counted_and_never_a_best_crop(
     assert h.state is StreamState.DEGRADED, h  # above the default 5 %
     corrupt = {pts for pts, _, _, bad, _ in c.got if bad}
     assert corrupt, "some frames must be flagged corrupt"
+    # the frames after a flagged one carry its damage (the heads are not read) up to a keyframe
+    got, flags = list(c.got), list(c.flags)
+    after = [i for i in range(1, len(got)) if got[i - 1][3] and not got[i][3] and not flags[i][0]]
+    assert after and all(flags[i][1] for i in after)
     events: list[Event] = builder.finish([1])
     assert len(events) == 1 and events[0].best_pts not in corrupt
 

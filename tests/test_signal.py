@@ -297,6 +297,9 @@ def test_the_board_does_not_read_a_head_on_a_damaged_picture() -> None:
             "g"
         ]
         assert st.color is LampColor.GREEN
+    for f in _frames("red", 6, start=30):  # an RTSP frame carrying a flagged frame's damage
+        carried = Frame(f.stream_id, f.seq, f.pts, f.wall_time_ms, f.image, damage_carried=True)
+        assert board.update(carried)["g"].color is LampColor.GREEN
     assert board.heads[0].colors_seen == {LampColor.GREEN}
     # read again once the pictures are whole: the red is taken, its onset not claimed
     for f in _frames("red", 4, start=30):

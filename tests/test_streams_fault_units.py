@@ -82,6 +82,24 @@ def test_damage_lasts_until_the_next_keyframe() -> None:
     assert t.damaged == 5
 
 
+def test_rtsp_marks_a_flagged_frames_damage_as_carried_not_corrupt() -> None:
+    """A frame FFmpeg flags is corrupt; the frames decoded after it up to the next keyframe are
+    not (on a lossy link every frame would be) but carry its damage: the signal heads are not
+    read on them. A frame lost in transit breaks the references: corrupt to the keyframe."""
+    from sharpeyes.streams.rtsp_source import RtspSource
+
+    src = RtspSource("rtsp://127.0.0.1:9/x", "cam")
+    src._frame_period = 1 / 30
+    src._last_arrival -= 100.0
+    key, flagged = {0, 6, 10}, {2}
+    pts = [0, 1, 2, 3, 4, 5, 6, 7, 9, 10]  # frame 8 lost in transit
+    got = [src._damage(_AvFrame(p, p in key, p in flagged), p / 30) for p in pts]
+    corrupt = [c for c, _ in got]
+    carried = [d for _, d in got]
+    assert corrupt == [False, False, True, False, False, False, False, False, True, False]
+    assert carried == [False, False, False, True, True, True, False, False, False, False]
+
+
 def test_sdp_video_names_the_codec() -> None:
     sdp = (
         "v=0\r\nm=audio 0 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n"
