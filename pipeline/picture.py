@@ -91,21 +91,25 @@ class PictureColour:
 
     def __init__(self) -> None:
         self._key: tuple[str, int, float] | None = None
-        self._value = True
-        self._gain_key: tuple[str, int, float] | None = None
-        self._gain = 1.0
+        self._value: bool | None = None
+        self._gain: float | None = None
         self.monochrome_frames = 0
 
-    def __call__(self, frame: Frame) -> bool:
+    def _frame(self, frame: Frame) -> None:
         key = (frame.stream_id, frame.seq, frame.pts)
         if key != self._key:
-            self._key, self._value = key, picture_has_colour(frame.image, middle_only=True)
+            self._key, self._value, self._gain = key, None, None
+
+    def __call__(self, frame: Frame) -> bool:
+        self._frame(frame)
+        if self._value is None:
+            self._value = picture_has_colour(frame.image, middle_only=True)
             self.monochrome_frames += int(not self._value)
         return self._value
 
     def exposure(self, frame: Frame) -> float:
         """:func:`exposure_gain` of ``frame``."""
-        key = (frame.stream_id, frame.seq, frame.pts)
-        if key != self._gain_key:
-            self._gain_key, self._gain = key, exposure_gain(frame.image)
+        self._frame(frame)
+        if self._gain is None:
+            self._gain = exposure_gain(frame.image)
         return self._gain

@@ -12,6 +12,7 @@ from sharpeyes.pipeline.riders import RiderParams
 from sharpeyes.pipeline.rules import RedLightRule, red_light
 from sharpeyes.pipeline.rules.common import Observation
 from sharpeyes.pipeline.rules.rider_fusion import (
+    Charge,
     ChargeLedger,
     CrossingFacts,
     FusionState,
@@ -124,11 +125,12 @@ def test_ledger_merges_rider_and_bike_never_seen_together() -> None:
     frames = [[(5, P, 0.5 + 22 / W, rider_feet(y)), (6, M, 0.5, y)] for y in UP]
     assert len(play(rule(), frames)) == 1
     ledger = ChargeLedger()
-    ledger.add(1.0, (100.0, 100.0), 30.0, rider=False)
-    assert ledger.duplicate(1.5, (120.0, 100.0), 20.0, rider=True)
-    assert not ledger.duplicate(1.5, (120.0, 100.0), 20.0, rider=False)  # two bikes side by side
-    assert not ledger.duplicate(2.6, (100.0, 100.0), 20.0, rider=True)  # later
-    assert not ledger.duplicate(1.5, (200.0, 100.0), 20.0, rider=True)  # elsewhere
+    ledger.add(Charge(1.0, (100.0, 100.0), 30.0, rider=False))
+    assert ledger.duplicate(Charge(1.5, (120.0, 100.0), 20.0, rider=True))
+    # two bikes side by side
+    assert not ledger.duplicate(Charge(1.5, (120.0, 100.0), 20.0, rider=False))
+    assert not ledger.duplicate(Charge(2.6, (100.0, 100.0), 20.0, rider=True))  # later
+    assert not ledger.duplicate(Charge(1.5, (200.0, 100.0), 20.0, rider=True))  # elsewhere
 
 
 def _obs(y2: float, h: float, detected: bool = True) -> Observation:
@@ -187,18 +189,18 @@ def test_two_tracks_of_one_bike_are_charged_once() -> None:
 
 def test_ledger_twins_need_same_place_and_moment() -> None:
     ledger = ChargeLedger()
-    ledger.add(40.87, (184.0, 390.0), 34.0, rider=False, height=45.0, speed=30.0)
+    ledger.add(Charge(40.87, (184.0, 390.0), 34.0, rider=False, height=45.0, speed=30.0))
 
     def bike(pts: float, x: float) -> bool:
-        return ledger.duplicate(pts, (x, 390.0), 31.0, rider=False, height=83.0, speed=30.0)
+        return ledger.duplicate(Charge(pts, (x, 390.0), 31.0, False, height=83.0, speed=30.0))
 
     assert bike(40.92, 184.0)  # the same bike, another track
     assert not bike(40.92, 218.0)  # beside it
     assert not bike(42.40, 184.0)  # 1.5 s = 45 px behind
     cars = ChargeLedger()
-    cars.add(10.0, (300.0, 390.0), 90.0, rider=False, two_wheeler=False, height=70.0, speed=200)
-    assert not cars.duplicate(10.1, (300.0, 390.0), 90.0, rider=True, height=60.0, speed=200)
-    assert cars.duplicate(10.02, (305.0, 390.0), 90.0, rider=False, height=70.0, speed=200)
+    cars.add(Charge(10.0, (300.0, 390.0), 90.0, False, two_wheeler=False, height=70.0, speed=200))
+    assert not cars.duplicate(Charge(10.1, (300.0, 390.0), 90.0, True, height=60.0, speed=200))
+    assert cars.duplicate(Charge(10.02, (305.0, 390.0), 90.0, False, height=70.0, speed=200))
 
 
 def _swap_run() -> list[Event]:

@@ -161,7 +161,9 @@ class RiderFeed:
 
 
 @dataclass(frozen=True, slots=True)
-class _Charge:
+class Charge:
+    """One charged crossing as the ledger keeps it."""
+
     pts: float
     point: Vec
     width: float
@@ -176,41 +178,15 @@ class ChargeLedger:
     (:data:`_SAME_CROSSING_S`), or two tracks of one object (:data:`_TWIN_HEIGHTS`)."""
 
     def __init__(self) -> None:
-        self._recent: deque[_Charge] = deque()
+        self._recent: deque[Charge] = deque()
 
-    def duplicate(
-        self,
-        pts: float,
-        point: Vec,
-        width: float,
-        *,
-        rider: bool,
-        two_wheeler: bool = True,
-        height: float = 0.0,
-        speed: float = 0.0,
-    ) -> bool:
+    def duplicate(self, new: Charge) -> bool:
         """True when a recent charge is this crossing: one of the other sort (rider vs
         two-wheeler) at the same place and time, or one of the same sort that cannot be another
         object (see :data:`_TWIN_HEIGHTS`)."""
-        return self.matches(_Charge(pts, point, width, rider, two_wheeler, height, speed))
-
-    def matches(self, new: _Charge) -> bool:
         return any(_same_object(c, new) for c in self._recent)
 
-    def add(
-        self,
-        pts: float,
-        point: Vec,
-        width: float,
-        *,
-        rider: bool,
-        two_wheeler: bool = True,
-        height: float = 0.0,
-        speed: float = 0.0,
-    ) -> None:
-        self.record(_Charge(pts, point, width, rider, two_wheeler, height, speed))
-
-    def record(self, c: _Charge) -> None:
+    def add(self, c: Charge) -> None:
         self._recent.append(c)
         while self._recent and c.pts - self._recent[0].pts > _LEDGER_KEEP_S:
             self._recent.popleft()
@@ -219,7 +195,7 @@ class ChargeLedger:
         self._recent.clear()
 
 
-def _same_object(a: _Charge, b: _Charge) -> bool:
+def _same_object(a: Charge, b: Charge) -> bool:
     dt, apart = abs(a.pts - b.pts), distance(a.point, b.point)
     if dt > _SAME_CROSSING_S:
         return False
@@ -317,7 +293,7 @@ class RiderArbiter:
         if fs.rider and not self._rides(fs, f, n_obs):
             log.debug("person %s crossed but is not a rider of a charged vehicle", track_id)
             return False
-        if self._ledger.matches(_charge_of(fs, f, two_wheeler)):
+        if self._ledger.duplicate(_charge_of(fs, f, two_wheeler)):
             log.debug("track %s: same crossing already charged", track_id)
             return False
         return True
@@ -354,14 +330,14 @@ class RiderArbiter:
 
     def charge(self, fs: FusionState, f: CrossingFacts, two_wheeler: bool) -> None:
         fs.charged = True
-        self._ledger.record(_charge_of(fs, f, two_wheeler))
+        self._ledger.add(_charge_of(fs, f, two_wheeler))
 
     def clear(self) -> None:
         self._ledger.clear()
 
 
-def _charge_of(fs: FusionState, f: CrossingFacts, two_wheeler: bool) -> _Charge:
-    return _Charge(f.pts, f.point, f.width, fs.rider, two_wheeler or fs.rider, f.height, f.speed)
+def _charge_of(fs: FusionState, f: CrossingFacts, two_wheeler: bool) -> Charge:
+    return Charge(f.pts, f.point, f.width, fs.rider, two_wheeler or fs.rider, f.height, f.speed)
 
 
 def _same_crossing(linked: FusionState, f: CrossingFacts) -> bool:
@@ -413,6 +389,7 @@ def _changed(a: float, b: float, ratio: float) -> bool:
 
 
 __all__ = [
+    "Charge",
     "ChargeLedger",
     "CrossingFacts",
     "FusionState",
