@@ -17,7 +17,9 @@ split and of the ``held_out`` split separately; ``--json`` adds one JSON line wi
 The time per classified crop is reported too.
 
 ``--exposure G`` scales every frame's pixel values by G before anything is measured: the same
-views as a darker (G < 1) or brighter camera would record them.
+views as a darker (G < 1) or brighter camera would record them. ``--cast R,G,B`` scales the red,
+green and blue channels by those gains (after ``--exposure``): a camera whose white balance is
+off (``1.15,1,0.8``: a warm cast — sodium lamps, low sun, a badly set white balance).
 ``--method rules`` scores the hand-written rules (``ColourRules()``) on vehicles instead.
 ``--cv clip``: leave-one-clip-out — for every clip, the vehicle model is fitted
 (:func:`~sharpeyes.pipeline.structuring.lab_colour.fit_colour_model`, same settings as
@@ -122,8 +124,17 @@ class Timer:
     seconds: float = 0.0
 
 
-def _frames(video: Path, wanted: set[int], exposure: float = 1.0) -> dict[int, ImageBGR]:
-    """The ``wanted`` frames (decode indices), each ×``exposure`` (1: as recorded)."""
+Cast = tuple[float, float, float]
+"""Gains of the red, green and blue channels (1, 1, 1: as recorded)."""
+NO_CAST: Cast = (1.0, 1.0, 1.0)
+
+
+def _frames(
+    video: Path, wanted: set[int], exposure: float = 1.0, cast: Cast = NO_CAST
+) -> dict[int, ImageBGR]:
+    """The ``wanted`` frames (decode indices), each ×``exposure`` and × ``cast`` per channel
+    (1 and (1, 1, 1): as recorded)."""
+    gain = np.asarray(cast[::-1], np.float32) * exposure  # BGR
     cap = cv2.VideoCapture(str(video))
     out: dict[int, ImageBGR] = {}
     index, last = 0, max(wanted, default=-1)
@@ -135,8 +146,8 @@ def _frames(video: Path, wanted: set[int], exposure: float = 1.0) -> dict[int, I
             if index in wanted:
                 ok, img = cap.retrieve()
                 if ok:
-                    if exposure != 1.0:
-                        img = np.clip(img.astype(np.float32) * exposure, 0, 255)
+                    if exposure != 1.0 or cast != NO_CAST:
+                        img = np.clip(img.astype(np.float32) * gain, 0, 255)
                     out[index] = np.asarray(img, np.uint8)
             index += 1
     finally:
@@ -180,10 +191,13 @@ def collect(
     videos: Path,
     timer: Timer | None = None,
     reader: str = "a",
+    *,
     exposure: float = 1.0,
+    cast: Cast = NO_CAST,
 ) -> list[View]:
     """Every labelled view of every task (unknown ones too), with its region and backdrop;
-    ``exposure`` scales every frame first (a darker or brighter camera)."""
+    ``exposure`` scales every frame first (a darker or brighter camera), ``cast`` each channel
+    (a white balance that is off)."""
     doc = json.loads(labels_path.read_text())
     out: list[View] = []
     for clip, info in doc["clips"].items():
@@ -191,7 +205,7 @@ def collect(
         wanted = {int(v["frame"]) for objs in items.values() for o in objs for v in o["views"]}
         if not wanted:
             continue
-        frames = _frames(videos / clip, wanted, exposure)
+        frames = _frames(videos / clip, wanted, exposure, cast)
         gains = {i: exposure_gain(img) for i, img in frames.items()}  # as the stages do
         for task, (key, field_name, region_of) in TASKS.items():
             for obj in items[key]:
@@ -257,11 +271,13 @@ def evaluate(
     videos: Path,
     method: str = "model",
     reader: str = "a",
+    *,
     exposure: float = 1.0,
+    cast: Cast = NO_CAST,
 ) -> tuple[dict[str, dict[str, Score]], Timer]:
     """Scores per split (``tune`` / ``held_out``) and task, and the classification time."""
     timer = Timer()
-    views = collect(labels_path, videos, timer, reader, exposure)
+    views = collect(labels_path, videos, timer, reader, exposure=exposure, cast=cast)
     clfs = classifiers(method)
     scores: dict[str, dict[str, Score]] = {}
     for split in ("tune", "held_out"):
@@ -346,6 +362,17 @@ def summary(scores: dict[str, dict[str, Score]], timer: Timer | None = None) -> 
     return out
 
 
+def _cast(text: str) -> Cast:
+    try:
+        r, g, b = (float(x) for x in text.split(","))
+    except ValueError as exc:
+        msg = f"expected R,G,B gains such as 1.15,1,0.8: {text!r}"
+        raise argparse.ArgumentTypeError(msg) from exc
+    if min(r, g, b) <= 0.0:
+        raise argparse.ArgumentTypeError(f"gains must be positive: {text!r}")
+    return (r, g, b)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--labels", type=_cli.existing_file, default=DEFAULT_LABELS)
@@ -365,15 +392,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="scale every frame's pixel values first (0.5: a camera two stops darker); "
         "not with --cv",
     )
+    ap.add_argument(
+        "--cast",
+        type=_cast,
+        default=NO_CAST,
+        help="R,G,B gains on the channels (1.15,1,0.8: a warm white balance); not with --cv",
+    )
     ap.add_argument("--json", action="store_true", help="also print one JSON line")
     args = ap.parse_args(argv)
-    if args.cv and args.exposure != 1.0:
-        ap.error("--exposure is not used with --cv")
+    if args.cv and (args.exposure != 1.0 or args.cast != NO_CAST):
+        ap.error("--exposure and --cast are not used with --cv")
     timer: Timer | None = None
     if args.cv:
         scores = cross_validate(args.labels, args.videos, args.reader)
     else:
-        scores, timer = evaluate(args.labels, args.videos, args.method, args.reader, args.exposure)
+        scores, timer = evaluate(
+            args.labels,
+            args.videos,
+            args.method,
+            args.reader,
+            exposure=args.exposure,
+            cast=args.cast,
+        )
     for task, (same, both) in agreement(args.labels).items():
         sys.stdout.write(f"readers agree: {task:<9} {same}/{both} objects both named\n")
     sys.stdout.write(f"scored against reader: {args.reader}\n")

@@ -5,8 +5,11 @@ tuned to a clip:
 
 1. **Backdrop.** A ring around the object's box (the box grown by ``ring`` of its size, minus the
    box) is sampled; its unsaturated pixels are the road / pavement. Their mean gives grey-world
-   gains (the backdrop is made neutral: a warm evening or a blue overcast cast is removed) and,
-   after balancing, the backdrop's lightness ``L*`` — the frame's exposure at the object.
+   gains (the backdrop is made neutral: a warm evening, a blue overcast or a camera whose white
+   balance is off is removed — found in passes, :func:`sharpeyes.pipeline.picture.grey_balance`,
+   because a strong cast tints the road past a one-pass grey test) and, after balancing, the
+   backdrop's lightness ``L*`` — the frame's exposure at the object. Blown highlights (a channel
+   clipped, the others near it) are read as neutral (:func:`_lab`).
 2. **Region.** Vehicles: the box inset at the sides and cut at the bottom (wheels, shadow,
    road) — the body, bonnet and roof; windows stay in and are handled by the statistics.
    Persons: the upper body (coat, 20–50 % of the box height) and the lower body (trousers,
@@ -54,6 +57,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from sharpeyes.pipeline.picture import grey_balance
 from sharpeyes.pipeline.types import Box, ImageBGR
 
 __all__ = [
@@ -127,6 +131,15 @@ def _sample(img: ImageBGR, max_side: int) -> ImageBGR:
     return img[::step, ::step]
 
 
+CLIPPED = 250.0
+BLOWN_SPREAD = 0.3
+"""A pixel with a channel at or above :data:`CLIPPED` and the others within this share of it is
+blown (see :func:`_lab`). Under a cool cast (B ×1.2) a white car's blue channel clips while red
+and green do not; balanced, the highlight came out yellow-green and the rules read the car green
+(9 of 15 held-out white cars, ``benchmarks/colour_eval.py --cast 0.85,1,1.2``). Saturated paint
+that clips one channel (a red car's red) has its other channels far below it and is kept."""
+
+
 def backdrop(
     image: ImageBGR, box: Box, ring: float = 0.3, max_side: int = 64, exposure: float = 1.0
 ) -> Backdrop:
@@ -152,12 +165,10 @@ def backdrop(
     px = image[oy1:oy2:step, ox1:ox2:step][outside].astype(np.float32)
     if len(px) < 32:
         return fallback
-    mx, mn = px.max(axis=1), px.min(axis=1)
-    grey = ((mx - mn) < 0.25 * np.maximum(mx, 1.0)) & (mx > 30) & (mx < 235)
-    if int(grey.sum()) < 32:
+    found = grey_balance(px)
+    if found is None:
         return fallback
-    mean = px[grey].mean(axis=0)
-    balance = np.clip(mean.mean() / np.maximum(mean, 1.0), 0.6, 1.6)
+    balance, grey = found
     gains = (balance * exposure).astype(np.float32)
     lum, _, _ = _lab(px[grey], gains)
     return Backdrop(gains, float(np.median(lum)))
@@ -167,8 +178,18 @@ def _lab(
     bgr: NDArray[np.uint8] | NDArray[np.float32], gains: NDArray[np.float32]
 ) -> tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.float32]]:
     """CIELAB (``L*`` 0–100, ``a*``, ``b*``) of balanced BGR pixels (N×3), via OpenCV's 8-bit
-    conversion (a table lookup, several times cheaper than the float one)."""
-    balanced = np.clip(bgr.astype(np.float32) * gains, 0, 255).astype(np.uint8).reshape(-1, 1, 3)
+    conversion (a table lookup, several times cheaper than the float one).
+
+    A *blown* pixel (:data:`CLIPPED`: one channel at the sensor's limit, the others within
+    :data:`BLOWN_SPREAD` of it) is a highlight whose hue the clipping decided, not the paint:
+    it is read as neutral at its brightest balanced channel."""
+    raw = bgr.astype(np.float32).reshape(-1, 3)
+    balanced = np.clip(raw * gains, 0, 255)
+    mx = raw.max(axis=1)
+    blown = (mx >= CLIPPED) & (raw.min(axis=1) >= (1.0 - BLOWN_SPREAD) * mx)
+    if blown.any():
+        balanced[blown] = balanced[blown].max(axis=1, keepdims=True)
+    balanced = balanced.astype(np.uint8).reshape(-1, 1, 3)
     lab = cv2.cvtColor(balanced, cv2.COLOR_BGR2LAB).reshape(-1, 3).astype(np.float32)
     return lab[:, 0] * (100.0 / 255.0), lab[:, 1] - 128.0, lab[:, 2] - 128.0
 
