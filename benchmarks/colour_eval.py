@@ -44,7 +44,7 @@ import cv2
 import numpy as np
 
 from benchmarks import _cli
-from sharpeyes.pipeline.picture import exposure_gain
+from sharpeyes.pipeline.picture import picture_balance
 from sharpeyes.pipeline.structuring.lab_colour import (
     Backdrop,
     ColourClassifier,
@@ -206,7 +206,7 @@ def collect(
         if not wanted:
             continue
         frames = _frames(videos / clip, wanted, exposure, cast)
-        gains = {i: exposure_gain(img) for i, img in frames.items()}  # as the stages do
+        pictures = {i: picture_balance(img) for i, img in frames.items()}  # as the stages do
         for task, (key, field_name, region_of) in TASKS.items():
             for obj in items[key]:
                 index = doc[key].index(obj)
@@ -214,7 +214,8 @@ def collect(
                     image = frames[int(v["frame"])]
                     box = _box(v["box"], image)
                     t0 = time.perf_counter()
-                    scene = backdrop(image, box, exposure=gains[int(v["frame"])])
+                    picture = pictures[int(v["frame"])]
+                    scene = backdrop(image, box, exposure=picture.exposure, balance=picture.gains)
                     if timer is not None:
                         timer.seconds += time.perf_counter() - t0
                     r = region_of(box)

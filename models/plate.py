@@ -333,6 +333,7 @@ class PlateReader:
         *,
         max_plates: int | None = None,
         retry_padded: bool = True,
+        balance: FloatArr | None = None,
     ) -> list[PlateReading]:
         """Find and read every plate in ``image_bgr`` (or in ``roi`` of it), best first.
 
@@ -341,7 +342,10 @@ class PlateReader:
         that cuts the plate — then has the context the detector was trained with.
         ``max_plates`` reads only that many of the detector's best plates (one for a vehicle
         box: the recogniser costs about as much as the detector); ``retry_padded=False`` skips
-        the padded retry (a region that already has margin around the vehicle).
+        the padded retry (a region that already has margin around the vehicle). ``balance``:
+        BGR gains applied to the region first — the picture's own white balance
+        (:func:`sharpeyes.pipeline.picture.picture_balance`): under a colour cast the colour
+        head named a blue plate black.
         """
         h, w = image_bgr.shape[:2]
         ox, oy = 0, 0
@@ -351,6 +355,8 @@ class PlateReader:
             if x2 - x1 < 4 or y2 - y1 < 4:
                 return []
             crop, ox, oy = image_bgr[y1:y2, x1:x2], x1, y1
+        if balance is not None:
+            crop = np.clip(crop.astype(np.float32) * balance, 0, 255).astype(np.uint8)
         readings = self._read_region(crop, ox, oy, 0, (w, h), max_plates=max_plates)
         if any(r.text is not None for r in readings) or not retry_padded:
             return readings

@@ -1,4 +1,4 @@
-"""Whether a picture shows colour at all, and how far it is under-exposed.
+"""Whether a picture shows colour at all, how far it is under-exposed, and its white balance.
 
 A camera in monochrome / infrared night mode sends pictures whose three channels are equal up to
 compression noise. Nothing read from such a picture can name a colour: not a lamp's
@@ -12,9 +12,17 @@ exposure against a bright sky, dusk, a dirty lens) turns a white car grey and a 
 (white paint on the road, white or silver cars, the sky) are near white in a well-exposed one;
 a picture whose near-brightest pixels are well below white is brightened until they are
 ("white patch"), never darkened.
+
+White balance (:func:`grey_balance`, :func:`picture_balance`): a camera whose white balance is
+off tints everything, the grey road too; gains that make the picture's grey pixels neutral undo
+it. The colour stages balance each object against the road around it and fall back to the whole
+picture's balance where there is none (a vehicle filling a checkpoint camera's frame); the plate
+reader reads the balanced region.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
@@ -25,9 +33,11 @@ __all__ = [
     "COLOUR_SPREAD",
     "EXPOSURE_TARGET",
     "MAX_EXPOSURE_GAIN",
+    "PictureBalance",
     "PictureColour",
     "exposure_gain",
     "grey_balance",
+    "picture_balance",
     "picture_has_colour",
 ]
 
@@ -90,24 +100,38 @@ def grey_balance(
     return balance, grey
 
 
-def exposure_gain(image: ImageBGR, stride: int = 4) -> float:
-    """The gain (1 … :data:`MAX_EXPOSURE_GAIN`) that brings the :data:`EXPOSURE_QUANTILE`
-    percentile of the brightest channel of the picture's middle half (captions left out, as in
-    :func:`picture_has_colour`) up to :data:`EXPOSURE_TARGET`; 1 for a picture already that
-    bright (or a black one). The picture is white-balanced first (:func:`grey_balance` over the
-    same pixels): under a colour cast the brightest channel is the cast's, brighter than the
-    picture is exposed (a warm cast left white cars grey)."""
+@dataclass(frozen=True, slots=True)
+class PictureBalance:
+    """A picture's own white balance (BGR gains, :func:`grey_balance` over its middle half; ones
+    when it shows too little grey) and exposure gain (:func:`exposure_gain`)."""
+
+    gains: NDArray[np.float32]
+    exposure: float
+
+
+def picture_balance(image: ImageBGR, stride: int = 4) -> PictureBalance:
+    """The white balance of the picture's middle half (captions left out, as in
+    :func:`picture_has_colour`) and the gain (1 … :data:`MAX_EXPOSURE_GAIN`) that brings the
+    :data:`EXPOSURE_QUANTILE` percentile of the brightest *balanced* channel there up to
+    :data:`EXPOSURE_TARGET` (1 for a picture already that bright, or a black one). Balanced
+    first: under a colour cast the brightest channel is the cast's, brighter than the picture is
+    exposed (a warm cast left white cars grey)."""
+    ones = np.ones(3, np.float32)
     sample = _middle(image, stride, True)
     if sample.size == 0:
-        return 1.0
+        return PictureBalance(ones, 1.0)
     px = sample.reshape(-1, 3).astype(np.float32)
     found = grey_balance(px)
-    if found is not None:
-        px = np.minimum(px * found[0], 255.0)
-    level = float(np.percentile(px.max(axis=1), EXPOSURE_QUANTILE))
+    gains = found[0] if found is not None else ones
+    level = float(np.percentile(np.minimum(px * gains, 255.0).max(axis=1), EXPOSURE_QUANTILE))
     if level <= 0.0:
-        return 1.0
-    return float(min(max(EXPOSURE_TARGET / level, 1.0), MAX_EXPOSURE_GAIN))
+        return PictureBalance(gains, 1.0)
+    return PictureBalance(gains, float(min(max(EXPOSURE_TARGET / level, 1.0), MAX_EXPOSURE_GAIN)))
+
+
+def exposure_gain(image: ImageBGR, stride: int = 4) -> float:
+    """:attr:`PictureBalance.exposure` of :func:`picture_balance`."""
+    return picture_balance(image, stride).exposure
 
 
 def picture_has_colour(image: ImageBGR, stride: int = 8, *, middle_only: bool = False) -> bool:
@@ -131,19 +155,19 @@ def picture_has_colour(image: ImageBGR, stride: int = 8, *, middle_only: bool = 
 
 class PictureColour:
     """:func:`picture_has_colour` (``middle_only``: on-screen text does not count) and
-    :func:`exposure_gain` of the latest frame asked about, each computed once per frame however
-    many stages or tracks ask."""
+    :func:`picture_balance` of the latest frame asked about, each computed once per frame
+    however many stages or tracks ask."""
 
     def __init__(self) -> None:
         self._key: tuple[str, int, float] | None = None
         self._value: bool | None = None
-        self._gain: float | None = None
+        self._balance: PictureBalance | None = None
         self.monochrome_frames = 0
 
     def _frame(self, frame: Frame) -> None:
         key = (frame.stream_id, frame.seq, frame.pts)
         if key != self._key:
-            self._key, self._value, self._gain = key, None, None
+            self._key, self._value, self._balance = key, None, None
 
     def __call__(self, frame: Frame) -> bool:
         self._frame(frame)
@@ -152,9 +176,13 @@ class PictureColour:
             self.monochrome_frames += int(not self._value)
         return self._value
 
+    def balance(self, frame: Frame) -> PictureBalance:
+        """:func:`picture_balance` of ``frame``."""
+        self._frame(frame)
+        if self._balance is None:
+            self._balance = picture_balance(frame.image)
+        return self._balance
+
     def exposure(self, frame: Frame) -> float:
         """:func:`exposure_gain` of ``frame``."""
-        self._frame(frame)
-        if self._gain is None:
-            self._gain = exposure_gain(frame.image)
-        return self._gain
+        return self.balance(frame).exposure

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from numpy.typing import NDArray
 
 from benchmarks.colour_eval import (
     DEFAULT_LABELS,
@@ -23,7 +24,12 @@ from sharpeyes.api.viid.mapping import EventImages, EventMapper
 from sharpeyes.api.viid.resources import COLLECTIONS
 from sharpeyes.pipeline.config import EventsConfig, StructuringConfig
 from sharpeyes.pipeline.events import TrackEventBuilder
-from sharpeyes.pipeline.picture import EXPOSURE_TARGET, MAX_EXPOSURE_GAIN, exposure_gain
+from sharpeyes.pipeline.picture import (
+    EXPOSURE_TARGET,
+    MAX_EXPOSURE_GAIN,
+    exposure_gain,
+    picture_balance,
+)
 from sharpeyes.pipeline.structuring.lab_colour import (
     FALLBACK_SHARE,
     FEATURE_NAMES,
@@ -262,6 +268,7 @@ class _NoPlates:
         *,
         max_plates: int | None = None,
         retry_padded: bool = True,
+        balance: NDArray[np.float32] | None = None,
     ) -> list[PlateReadingLike]:
         return []
 
@@ -487,3 +494,29 @@ def test_accuracy_on_the_colours_both_readers_agree_on() -> None:
     scores, _ = evaluate(DEFAULT_LABELS, DEFAULT_VIDEOS, reader="agreed")
     for (split, task), floor in AGREED_FLOORS.items():
         assert scores[split][task].accuracy >= floor, (split, task, scores[split][task].accuracy)
+
+
+@pytest.mark.parametrize("cast", [STRONG_WARM, STRONG_COOL])
+def test_a_vehicle_filling_the_frame_is_balanced_by_the_whole_picture(cast: np.ndarray) -> None:
+    """A checkpoint camera: the car fills the frame and its box reaches the edges, so there is no
+    ring of road around it. The backdrop falls back to the whole picture's balance
+    (``picture_balance``: here the bit of road beside the bonnet and the windscreen); it fell
+    back to neutral gains and read the grey car under a cast in the cast's colour."""
+    img = scene((110, 110, 110))
+    img[:, 120:] = (150, 150, 150)  # the body, edge to edge
+    img[:, 30:50] = (240, 240, 240)  # a lane marking: the picture is exposed right
+    img[60:150, 160:600] = (35, 35, 38)  # windscreen
+    img = lit(img, cast)
+    box = Box(0, 0, W, H, W, H)
+    plain = backdrop(img, box)
+    assert plain.lightness == 50.0 and float(np.ptp(plain.gains)) == 0.0  # no ring: no balance
+    picture = picture_balance(img)
+    scene_ = backdrop(img, box, exposure=picture.exposure, balance=picture.gains)
+    undone = scene_.gains * cast
+    assert float(undone.max() / undone.min()) < 1.03, undone
+    body = img[:, 120:]
+    rules = ColourRules(pink=False)
+    balanced, left = rules.classify(body, scene_), rules.classify(body, plain)
+    assert balanced is not None and left is not None
+    assert balanced.color in {"black", "grey", "white"}  # no hue: the paint is neutral
+    assert left.color not in {"black", "grey", "white"}, left  # the cast's hue

@@ -18,6 +18,7 @@ from sharpeyes.models.plate import (
     plausible_plate,
     rank_by_sharpness,
 )
+from sharpeyes.pipeline.picture import picture_balance
 from sharpeyes.pipeline.types import Box, ImageBGR
 
 
@@ -83,6 +84,24 @@ def test_double_layer_plate_and_colour() -> None:
     assert best.color == "yellow"
     xs = [p[0] for p in best.corners]
     assert best.box.x1 - 5 <= min(xs) and max(xs) <= best.box.x2 + 5
+
+
+@needs_data
+def test_a_picture_with_a_colour_cast_is_balanced_before_reading() -> None:
+    """A camera whose white balance is off (R ×0.85, B ×1.2 here): read as it is, the province
+    character of ccpd_10 comes out 宁 instead of 皖; with the picture's own white balance
+    (``picture_balance``, what the structuring stage passes) applied to the region first, the
+    plate reads right. The reading's box is still in the picture's pixels."""
+    image = load(PLATES / "ccpd_10.jpg")
+    cast = np.clip(image.astype(np.float32) * np.array([1.2, 1.0, 0.85], np.float32), 0, 255)
+    cool = cast.astype(np.uint8)
+    raw = reader("plate_det_640").read(cool)
+    assert raw and raw[0].text != "皖A8A503"
+    gains = picture_balance(cool).gains
+    roi = Box(100, 400, 620, 1100, 720, 1160)
+    balanced = reader("plate_det_640").read(cool, roi, balance=gains)
+    assert balanced and balanced[0].text == "皖A8A503" and balanced[0].color == "blue"
+    assert abs(balanced[0].box.x1 - raw[0].box.x1) < 6 and balanced[0].box.y1 > roi.y1
 
 
 @needs_data

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
+from numpy.typing import NDArray
 
 from sharpeyes.api.rest.convert import event_public
 from sharpeyes.api.rest.evidence import UrlSigner
@@ -49,6 +50,7 @@ class FakeReader:
         *,
         max_plates: int | None = None,
         retry_padded: bool = True,
+        balance: NDArray[np.float32] | None = None,
     ) -> Sequence[FakeReading]:
         self.rois.append(roi)
         return self.script.pop(0) if self.script else []

@@ -141,16 +141,24 @@ that clips one channel (a red car's red) has its other channels far below it and
 
 
 def backdrop(
-    image: ImageBGR, box: Box, ring: float = 0.3, max_side: int = 64, exposure: float = 1.0
+    image: ImageBGR,
+    box: Box,
+    ring: float = 0.3,
+    max_side: int = 64,
+    *,
+    exposure: float = 1.0,
+    balance: NDArray[np.float32] | None = None,
 ) -> Backdrop:
     """White balance and exposure from the unsaturated pixels around ``box`` (see step 1).
     ``exposure``: the picture's own brightening (:func:`sharpeyes.pipeline.picture.
     exposure_gain`), applied to every channel on top of the balance.
 
-    Falls back to neutral gains (× ``exposure``; ``L*`` 50) when fewer than 32 such pixels
-    exist.
+    Falls back to ``balance`` — the whole picture's (:func:`sharpeyes.pipeline.picture.
+    picture_balance`), neutral when not given — × ``exposure``, ``L*`` 50, when fewer than 32
+    such pixels exist: a vehicle filling a checkpoint camera's frame has no ring of road.
     """
-    fallback = Backdrop(np.full(3, exposure, np.float32), 50.0)
+    frame_gains = np.ones(3, np.float32) if balance is None else balance
+    fallback = Backdrop((frame_gains * exposure).astype(np.float32), 50.0)
     h, w = image.shape[:2]
     bw, bh = box.x2 - box.x1, box.y2 - box.y1
     ox1, oy1, ox2, oy2 = _clip_box(

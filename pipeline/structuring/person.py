@@ -81,11 +81,12 @@ def clothing_of(
     *,
     rider: bool = False,
     exposure: float = 1.0,
+    balance: np.ndarray | None = None,
 ) -> tuple[ColourVote | None, ColourVote | None]:
-    """Coat and trousers colour of one person box in one frame (``exposure``: the picture's
-    :func:`~sharpeyes.pipeline.picture.exposure_gain`); a rider's trousers are None
-    (:data:`RIDER_TROUSERS`)."""
-    scene = backdrop(image, person, exposure=exposure)
+    """Coat and trousers colour of one person box in one frame (``exposure`` and ``balance``:
+    the picture's :func:`~sharpeyes.pipeline.picture.picture_balance`); a rider's trousers are
+    None (:data:`RIDER_TROUSERS`)."""
+    scene = backdrop(image, person, exposure=exposure, balance=balance)
     coat = classify_box(image, coat_region(person), scene, rules)
     if rider and not RIDER_TROUSERS:
         return coat, None
@@ -166,11 +167,13 @@ class ClothingColours:
                 if not self._has_colour(frame):
                     state.monochrome_reads += 1
                     continue
+                picture = self._has_colour.balance(frame)
                 coat, trousers = clothing_of(
                     frame.image,
                     Box(x1, y1, x2, y2, frame.width, frame.height),
                     rider=bool(carriers[i] >= 0),
-                    exposure=self._has_colour.exposure(frame),
+                    exposure=picture.exposure,
+                    balance=picture.gains,
                 )
                 state.coat.append(coat)
                 state.trousers.append(trousers)

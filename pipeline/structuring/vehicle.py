@@ -35,6 +35,7 @@ from typing import Protocol
 
 import cv2
 import numpy as np
+from numpy.typing import NDArray
 
 from sharpeyes.models.classes import COCO80_NAMES
 from sharpeyes.pipeline.config import StructuringConfig
@@ -122,6 +123,7 @@ class PlateReaderLike(Protocol):
         *,
         max_plates: int | None = None,
         retry_padded: bool = True,
+        balance: NDArray[np.float32] | None = None,
     ) -> Sequence[PlateReadingLike]: ...
 
 
@@ -247,7 +249,10 @@ class VehicleStructuring:
         state.whole_reads += int(plate_end_seen)
         self.reads_total += 1
         roi = _grow(vehicle, self._cfg.roi_margin)
-        readings = self._reader.read(frame.image, roi, max_plates=1, retry_padded=False)
+        picture = self._has_colour.balance(frame)
+        readings = self._reader.read(
+            frame.image, roi, max_plates=1, retry_padded=False, balance=picture.gains
+        )
         best = readings[0] if readings else None
         coloured = self._has_colour(frame)
         state.monochrome_reads += int(not coloured)
@@ -261,7 +266,7 @@ class VehicleStructuring:
                     state.best_plate_conf, state.plate_jpeg = best.confidence, jpeg
         if not coloured:
             return
-        scene = backdrop(frame.image, vehicle, exposure=self._has_colour.exposure(frame))
+        scene = backdrop(frame.image, vehicle, exposure=picture.exposure, balance=picture.gains)
         vote = classify_box(frame.image, vehicle_region(vehicle), scene, self._colors)
         if vote is not None:
             weight = vote.share * vote.pixels  # unclipped, larger regions count more
