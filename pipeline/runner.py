@@ -334,7 +334,7 @@ class StreamRunner:
             for decoded in frames:
                 first_seq = decoded.seq if first_seq is None else first_seq
                 seen_seq = decoded.seq
-                frame = self._fit_frame(decoded)
+                frame = self._steady_frame(self._fit_frame(decoded))
                 if self.repeats is not None and self.repeats.repeats_last(frame):
                     self._read_signals(frame, sw)  # a lamp may change where little else does
                     summary.frames_repeated += 1
@@ -395,6 +395,29 @@ class StreamRunner:
             frame.image, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
         )
         return dataclasses.replace(frame, image=np.asarray(image, np.uint8))
+
+    def _steady_frame(self, frame: Frame) -> Frame:
+        """An intersection picture moved back to where the camera was calibrated when the camera
+        sways (the signal board's ``steady``, :class:`~sharpeyes.pipeline.signal_track.
+        CameraSway`): the stop lines, lanes and signal heads are drawn on a still picture, and a
+        sway of ±12 px moved the scene across them — runners missed, others charged. The picture
+        is translated by the measured shift (what it shows is kept; the strip uncovered at the
+        edge is black) and the shift is kept on the frame (``Frame.steadied``) for the board and
+        the evidence record. Damaged pictures are not measured (their pixels may show anything)
+        and are moved by the last shift. Before the intersection is built (the first picture)
+        nothing is moved: that picture is the reference."""
+        steady = getattr(self.signal_board, "steady", None)
+        if steady is None or frame.device_image is not None:
+            return frame
+        dx, dy = steady(frame)
+        if dx == 0 and dy == 0:
+            return frame
+        h, w = frame.image.shape[:2]
+        shift = np.array([[1, 0, -dx], [0, 1, -dy]], np.float32)
+        image = cv2.warpAffine(
+            frame.image, shift, (w, h), flags=cv2.INTER_NEAREST, borderValue=(0, 0, 0)
+        )
+        return dataclasses.replace(frame, image=np.asarray(image, np.uint8), steadied=(dx, dy))
 
     def _build_intersection(self, frame: Frame) -> None:
         """Signal board, rules and evidence of an intersection camera, for this frame size.

@@ -22,6 +22,7 @@ from sharpeyes.pipeline.picture import COLOUR_SPREAD, picture_has_colour
 from sharpeyes.pipeline.signal_input import ExternalPhaseInput
 from sharpeyes.pipeline.signal_phase import SignalParams, SignalSmoother, head_calibration_problem
 from sharpeyes.pipeline.signal_reader import HeadCalibrator, LampReading, read_lamp
+from sharpeyes.pipeline.signal_track import CameraSway
 from sharpeyes.pipeline.types import Frame, ImageBGR, LampColor, SignalState
 
 __all__ = [
@@ -56,6 +57,9 @@ class VideoHead:
             min(w, max(round(x2 * w), round(x1 * w) + 1)),
             min(h, max(round(y2 * h), round(y1 * h) + 1)),
         )
+        self.offset = (0, 0)
+        """Where the head is now relative to :attr:`box`: the camera's sway
+        (:class:`~sharpeyes.pipeline.signal_track.CameraSway`, set by the board)."""
         self.reader = HeadCalibrator(head, self.params.window)
         self.smoother = SignalSmoother(
             head.group,
@@ -77,13 +81,16 @@ class VideoHead:
 
     @property
     def box(self) -> tuple[int, int, int, int]:
-        """Pixel box ``(x1, y1, x2, y2)`` of the lamp region."""
+        """Pixel box ``(x1, y1, x2, y2)`` of the lamp region as calibrated."""
         return self._box
 
     def crop(self, image: ImageBGR) -> ImageBGR:
-        """The lamp region of ``image``."""
+        """The lamp region of ``image``, where the head is now (:attr:`offset`)."""
         x1, y1, x2, y2 = self._box
-        out: ImageBGR = image[y1:y2, x1:x2]
+        dx, dy = self.offset
+        h, w = image.shape[:2]
+        dx, dy = min(max(dx, -x1), w - x2), min(max(dy, -y1), h - y2)
+        out: ImageBGR = image[y1 + dy : y2 + dy, x1 + dx : x2 + dx]
         return out
 
     def update(self, image: ImageBGR, pts: float, *, damaged: bool = False) -> SignalState:
@@ -181,6 +188,10 @@ class SignalBoard:
         self._colour_seen = False
         self._next_colour_check: float | None = None
         self._silent: dict[str, str] = {}  # external groups without a fresh controller message
+        self.sway = CameraSway()
+        """The picture's shift from where the heads were calibrated (a camera moving in the
+        wind); measured on undamaged pictures when there are video heads."""
+        self._swayed_seq: int | None = None  # the picture :meth:`steady` last measured
         if external is not None:
             external.set_timeouts(
                 {g.id: g.external_timeout_s for g in groups if g.source != "video"}
@@ -206,6 +217,18 @@ class SignalBoard:
         self._first_pts = earlier._first_pts
         self._colour_seen = earlier._colour_seen
 
+    def steady(self, frame: Frame) -> tuple[int, int]:
+        """The sway of this (not yet moved) picture from where the heads were calibrated, for
+        the runner to move it back by before anything is detected on it (:meth:`update` then
+        reads the heads on the moved picture). ``(0, 0)`` without video heads; a damaged
+        picture is not measured and keeps the last shift."""
+        if not self._heads:
+            return (0, 0)
+        if not (frame.corrupt or frame.damage_carried):
+            self.sway.update(frame.image, [h.box for h in self._heads])
+            self._swayed_seq = frame.seq
+        return self.sway.offset
+
     def update(self, frame: Frame) -> dict[str, SignalState]:
         """Read every head on this frame and return the state of every group."""
         if self._first_pts is None:
@@ -218,6 +241,13 @@ class SignalBoard:
                 self._colour_seen = picture_has_colour(frame.image)
                 self._next_colour_check = frame.pts + 1.0
         video: dict[str, list[SignalState]] = {}
+        if self._heads:
+            if not damaged and self._swayed_seq != frame.seq:
+                self.sway.update(frame.image, [h.box for h in self._heads])
+            # a picture the runner already moved back (``steady``) is read where it was moved to
+            dx, dy = self.sway.offset
+            for head in self._heads:
+                head.offset = (dx - frame.steadied[0], dy - frame.steadied[1])
         for head in self._heads:
             state = head.update(frame.image, frame.pts, damaged=damaged)
             video.setdefault(head.head.group, []).append(state)

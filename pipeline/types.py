@@ -66,6 +66,9 @@ class Frame:
     count that as ``corrupt`` (RTSP: on a lossy link every later frame would be): concealed
     damage may still show in regions the encoder copied on (a static signal head does), so the
     signal heads are not read on it; crops and evidence may use it."""
+    steadied: tuple[int, int] = (0, 0)
+    """The shift ``(dx, dy)`` in pixels this picture was moved back by: the camera swayed that
+    far from where its intersection was calibrated (``pipeline.runner``, ``CameraSway``)."""
 
     @property
     def width(self) -> int:

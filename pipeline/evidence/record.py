@@ -54,6 +54,8 @@ class EvidenceImage:
     box_source: str = "none"
     side: Side | None = None
     past_entry: bool | None = None
+    steadied: tuple[int, int] = (0, 0)
+    """The picture was moved back by this many pixels: the camera swayed (``Frame.steadied``)."""
 
     @classmethod
     def of(cls, index: int, frame: Frame, box: Box | None) -> EvidenceImage:
@@ -65,6 +67,7 @@ class EvidenceImage:
             width=frame.width,
             height=frame.height,
             vehicle_box=box,
+            steadied=frame.steadied,
         )
 
     @classmethod
@@ -84,6 +87,7 @@ class EvidenceImage:
             box_source=im.box_source,
             side=im.side,
             past_entry=im.past_entry,
+            steadied=f.steadied,
         )
 
     @property
@@ -219,6 +223,9 @@ def _image(im: EvidenceImage) -> dict[str, Any]:
         "signal_group": im.signal_group,
         "signal": None if st is None else _signal(st),
         "signals": {g: _signal(s) for g, s in sorted(im.signals.items())},
+        # the camera swayed: the picture was moved back this far (px) to where the stop line and
+        # signal heads were calibrated; the strip it uncovered at the edge is black
+        "steadied_px": list(im.steadied),
     }
 
 
