@@ -220,10 +220,9 @@ class SignalBoard:
     def steady(self, frame: Frame) -> tuple[int, int]:
         """The sway of this (not yet moved) picture from where the heads were calibrated, for
         the runner to move it back by before anything is detected on it (:meth:`update` then
-        reads the heads on the moved picture). ``(0, 0)`` without video heads; a damaged
-        picture is not measured and keeps the last shift."""
-        if not self._heads:
-            return (0, 0)
+        reads the heads on the moved picture) — with or without video heads: the stop lines
+        sway too when the phase comes from the controller. A damaged picture is not measured
+        and keeps the last shift."""
         if not (frame.corrupt or frame.damage_carried):
             self.sway.update(frame.image, [h.box for h in self._heads])
             self._swayed_seq = frame.seq
