@@ -300,6 +300,7 @@ class StreamRunner:
         self.intersection = intersection  # built on the first frame, when the size is known
         self.intersection_size: tuple[int, int] | None = None
         self._rescaled_from: tuple[int, int] | None = None  # a new picture size being scaled
+        self._moving: list[tuple[int, int, int, int]] = []  # the last analysed picture's tracks
         self.prefetch_depth = prefetch_depth
         self.riders = riders  # persons riding a two-wheeler: no person_seen event of their own
         self.stage_samples = stage_samples
@@ -405,11 +406,12 @@ class StreamRunner:
         edge is black) and the shift is kept on the frame (``Frame.steadied``) for the board and
         the evidence record. Damaged pictures are not measured (their pixels may show anything)
         and are moved by the last shift. Before the intersection is built (the first picture)
-        nothing is moved: that picture is the reference."""
+        nothing is moved: that picture is the reference. The last analysed picture's tracks are
+        left out of the measurement (a bus passing close moves a large part of the picture)."""
         steady = getattr(self.signal_board, "steady", None)
         if steady is None or frame.device_image is not None:
             return frame
-        dx, dy = steady(frame)
+        dx, dy = steady(frame, self._moving)
         if dx == 0 and dy == 0:
             return frame
         h, w = frame.image.shape[:2]
@@ -457,6 +459,9 @@ class StreamRunner:
         with sw("track"):
             tracks = self.tracker.update(dets.of_kind(*TRACKED_KINDS), frame.pts, skipped)
             tracks = tracks.within(frame.image.shape[1], frame.image.shape[0])
+            self._moving = [
+                (int(b[0]), int(b[1]), int(np.ceil(b[2])), int(np.ceil(b[3]))) for b in tracks.xyxy
+            ]
             finished = self.tracker.pop_finished()
             if self.riders is not None:
                 self.riders.update(tracks, frame.pts)

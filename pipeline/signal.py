@@ -15,14 +15,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from sharpeyes.pipeline.calibration import IntersectionCalibration, SignalGroup, SignalHead
 from sharpeyes.pipeline.picture import COLOUR_SPREAD, picture_has_colour
 from sharpeyes.pipeline.signal_input import ExternalPhaseInput
 from sharpeyes.pipeline.signal_phase import SignalParams, SignalSmoother, head_calibration_problem
 from sharpeyes.pipeline.signal_reader import HeadCalibrator, LampReading, read_lamp
-from sharpeyes.pipeline.signal_track import CameraSway
+from sharpeyes.pipeline.signal_track import CameraSway, PixelBox
 from sharpeyes.pipeline.types import Frame, ImageBGR, LampColor, SignalState
 
 __all__ = [
@@ -217,14 +217,15 @@ class SignalBoard:
         self._first_pts = earlier._first_pts
         self._colour_seen = earlier._colour_seen
 
-    def steady(self, frame: Frame) -> tuple[int, int]:
+    def steady(self, frame: Frame, moving: Sequence[PixelBox] = ()) -> tuple[int, int]:
         """The sway of this (not yet moved) picture from where the heads were calibrated, for
         the runner to move it back by before anything is detected on it (:meth:`update` then
         reads the heads on the moved picture) — with or without video heads: the stop lines
-        sway too when the phase comes from the controller. A damaged picture is not measured
-        and keeps the last shift."""
+        sway too when the phase comes from the controller. ``moving``: boxes of what moves by
+        itself (the last analysed picture's tracks), left out of the measurement with the heads.
+        A damaged picture is not measured and keeps the last shift."""
         if not (frame.corrupt or frame.damage_carried):
-            self.sway.update(frame.image, [h.box for h in self._heads])
+            self.sway.update(frame.image, [*(h.box for h in self._heads), *moving])
             self._swayed_seq = frame.seq
         return self.sway.offset
 

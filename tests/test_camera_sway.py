@@ -119,3 +119,34 @@ def test_a_swaying_camera_charges_the_runners_of_the_still_one(tmp_path: Path) -
         for img in json.loads(rec.read_text("utf-8"))["images"]
     ]
     assert kept and all(m == [0, 0] for m in kept), kept
+
+
+def test_a_large_vehicle_passing_moves_nothing_when_it_is_left_out() -> None:
+    """A bus covering a third of a still camera's picture drives across: measured with it, the
+    picture seems to move with the bus; with its box left out (what the runner passes: the last
+    analysed picture's tracks) nothing moves."""
+    scene = textured(13)
+    scene = np.asarray((scene.astype(np.float32) - 128) * 0.25 + 128, np.uint8)  # a dull street
+    bus = textured(17, (200, 300))  # a bus with bold livery
+    plain, careful = CameraSway(), CameraSway()
+    seen_plain, seen_careful = set(), set()
+    for i in range(12):
+        img = view(scene, 0, 0)
+        x = 40 + 20 * i
+        img[200:400, x : x + 300] = bus[:200, :300]
+        box = (x, 200, x + 300, 400)
+        seen_plain.add(plain.update(img))
+        seen_careful.add(careful.update(img, [box]))
+    assert seen_plain != {(0, 0)}  # the bus dragged the measurement along
+    assert seen_careful == {(0, 0)}
+
+
+def test_a_pan_is_not_taken_for_a_sway() -> None:
+    scene = textured(19, (480 + 200, 640 + 200))
+    sway = CameraSway()
+    sway.update(scene[100:580, 100:740])
+    for dx in (2, 4, 6):
+        sway.update(scene[100:580, 100 + dx : 740 + dx])
+    swayed = sway.offset
+    assert swayed != (0, 0)
+    assert sway.update(scene[100:580, 160:800]) == swayed  # 60 px at 640 wide: a pan
