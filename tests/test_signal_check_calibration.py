@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ from sharpeyes.pipeline.signal import build_signal_board
 from sharpeyes.pipeline.signal_phase import SignalParams, SignalSmoother, head_calibration_problem
 from sharpeyes.pipeline.signal_reader import HeadCalibrator, LampReading
 from sharpeyes.pipeline.types import LampColor
+from tests.conftest import need
 from tests.scenarios import scene_calibration
 from tests.scenarios.model import FRAME_SIZE
 from tests.scenarios.signal_catalog import SIGNAL_SCENARIOS
@@ -89,6 +92,8 @@ def test_the_good_hanoi_b_calibration_has_no_problem_and_reads_the_phases(
     }
     right = sum(f["groups"]["main"] == truth[f["frame"]] for f in frames)
     assert len(frames) == 384 and right / len(frames) >= 0.99, right
+    assert summary["sway_px"] == {"across": 0, "up_down": 0, "frames": 0}  # a still camera
+    assert not any("sway" in f for f in frames)
     # the pedestrian group is fed by the controller: said so, not "unknown 100 %"
     assert "ped_near" not in summary["shares"]
     assert summary["external"] == {
@@ -306,3 +311,33 @@ def test_a_config_whose_groups_are_all_external_is_checked(
     assert run(_args(str(video), "--config", str(cfg), "--json")) == 0
     summary = json.loads(capsys.readouterr().out)["summary"]
     assert set(summary["external"]) == {"ped", "main"} and summary["problems"] == {}
+
+
+@pytest.mark.integration
+def test_a_swaying_camera_is_reported_and_its_heads_followed(
+    hanoi: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The installer's check on a camera that sways ±12 px across and ±9 px up and down (hanoi_b
+    frames 0–120 through ``ffmpeg crop`` with a moving offset): the red phase is still read on
+    every frame after the start (the heads are followed; without that, red read amber on a
+    third of them), and the summary says how far the picture moved, so the mount can be fixed."""
+    need(shutil.which("ffmpeg") is not None, "ffmpeg not found")
+    video = tmp_path / "sway.mp4"
+    vf = (
+        "trim=end_frame=120,setpts=PTS-STARTPTS,pad=iw+40:ih+40:20:20,"
+        "crop=640:480:x='20+12*sin(2*PI*t/1.7)':y='20+9*sin(2*PI*t/2.3+1)'"
+    )
+    cmd = ["ffmpeg", "-v", "error", "-y", "-i", str(hanoi), "-vf", vf]
+    subprocess.run(
+        [*cmd, "-c:v", "libx264", "-crf", "18", "-preset", "ultrafast", str(video)], check=True
+    )
+    rc, frames, summary = _check(video, HANOI, capsys)
+    assert rc == 0, summary["problems"]
+    assert len(frames) == 120
+    red = [f for f in frames if f["frame"] >= 12]  # red from frame 3; the sway's mean settles
+    assert all(f["groups"]["main"] == "red" for f in red), [
+        f for f in red if f["groups"]["main"] != "red"
+    ]
+    sway = summary["sway_px"]
+    assert sway["across"] >= 8 and sway["up_down"] >= 5 and sway["frames"] >= 60, sway
+    assert any("sway" in f for f in frames)

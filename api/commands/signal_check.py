@@ -126,6 +126,15 @@ class _Summary:
     last: dict[str, SignalState] = field(default_factory=dict)
     faults: dict[str, list[tuple[str, float | None]]] = field(default_factory=dict)
     """Every signal fault of each group over the clip: (message, pts it ended or None)."""
+    sway: tuple[int, int] = (0, 0)
+    """The largest shift across and up/down the camera's picture was measured at (px): the
+    camera sways; the heads were read where it put them (``CameraSway``)."""
+    swayed_frames: int = 0
+
+    def add_sway(self, offset: tuple[int, int]) -> None:
+        dx, dy = offset
+        self.sway = (max(self.sway[0], abs(dx)), max(self.sway[1], abs(dy)))
+        self.swayed_frames += int(dx != 0 or dy != 0)
 
     def add(self, states: dict[str, SignalState], pts: float) -> None:
         self.frames += 1
@@ -516,6 +525,8 @@ def _scan(
             finder.offer(frame.image, frame.pts)
         states = {g: st for g, st in board.update(frame).items() if g in video_groups}
         summary.add(states, frame.pts)
+        if board.heads:
+            summary.add_sway(board.heads[0].offset)
         out.write(_frame_line(frame, states, board, bool(args.json)) + "\n")
         if args.png:
             for vh in board.heads:
@@ -542,6 +553,8 @@ def _frame_line(
         faults = {g: st.fault for g, st in states.items() if st.fault}
         if faults:
             row["faults"] = faults
+        if board.heads and board.heads[0].offset != (0, 0):
+            row["sway"] = list(board.heads[0].offset)  # the heads were read this far away
         if frame.corrupt:
             row["damaged"] = True  # not read: the states carry on from the last whole picture
         return json.dumps(row, ensure_ascii=False)
@@ -587,6 +600,7 @@ def _report(
                 ],
                 "problems": problems,
                 "source_notes": list(notes or []),
+                "sway_px": {"across": s.sway[0], "up_down": s.sway[1], "frames": s.swayed_frames},
             }
         }
         if suggestions:
@@ -610,6 +624,12 @@ def _report(
         out.write("phase changes:\n" if s.changes else "phase changes: none\n")
         for t, g, a, b in s.changes:
             out.write(f"  {t:8.2f}s  {g}: {a} -> {b}\n")
+        if s.swayed_frames:
+            out.write(
+                f"camera sway: up to {s.sway[0]} px across and {s.sway[1]} px up and down on "
+                f"{s.swayed_frames} of {s.frames} frames — the heads were followed (and live, "
+                "the picture is moved back); a mount that sways this much is worth fixing\n"
+            )
     for key, msg in problems.items():
         sys.stderr.write(f"warning: {key}: {msg}\n")
         if suggestions and key in suggestions:
