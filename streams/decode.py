@@ -20,6 +20,7 @@ from sharpeyes.streams.packet_ring import EncodedPacket, StreamParams
 from sharpeyes.streams.timing import FileTimeline
 
 __all__ = [
+    "SQUARE",
     "DamageTracker",
     "EncodedPacket",
     "StreamParams",
@@ -33,8 +34,10 @@ __all__ = [
     "encoded_packet",
     "is_read_timeout",
     "open_input",
+    "pixel_aspect",
     "read_error_text",
     "set_skip_nonref",
+    "square_size",
     "stream_fps",
     "stream_params",
     "stream_timeline",
@@ -246,10 +249,51 @@ def set_skip_nonref(stream: Any, skip: bool) -> None:
     stream.codec_context.skip_frame = "NONREF" if skip else "DEFAULT"
 
 
-def to_bgr(frame: Any, rotation: int = 0) -> ImageBGR:
+SQUARE = Fraction(1)
+"""The pixel aspect ratio of square pixels."""
+
+PIXEL_ASPECT_RANGE = (Fraction(1, 4), Fraction(4))
+"""Pixel aspect ratios outside this range are taken for broken metadata and ignored."""
+
+
+def pixel_aspect(stream: Any) -> Fraction:
+    """The width : height of one coded pixel of a video stream (its *sample aspect ratio*, from
+    the bitstream's VUI or the container). Square (1) when unknown, within 1 % of square, or
+    implausible (:data:`PIXEL_ASPECT_RANGE`). Not square: the camera's anamorphic sub-stream or
+    a D1 / 960H encoder (704×576 at 12:11 or 16:11, a 16:9 picture squeezed into 4:3 at 4:3) —
+    players stretch such pictures to their display shape, and so do the sources here
+    (:func:`square_size`)."""
+    sar = stream.codec_context.sample_aspect_ratio or stream.sample_aspect_ratio
+    if not sar or sar.numerator <= 0 or sar.denominator <= 0:
+        return SQUARE
+    ratio = Fraction(int(sar.numerator), int(sar.denominator))
+    low, high = PIXEL_ASPECT_RANGE
+    if abs(ratio - 1) < Fraction(1, 100) or not low <= ratio <= high:
+        return SQUARE
+    return ratio
+
+
+def square_size(width: int, height: int, sar: Fraction = SQUARE) -> tuple[int, int]:
+    """The size of a ``width``×``height`` picture of pixels ``sar`` wide : 1 high once its pixels
+    are made square: the squeezed side is stretched (no coded pixel is lost), to an even
+    number of pixels (NV12 needs even sides)."""
+    if sar == SQUARE:
+        return width, height
+    if sar > 1:
+        return max(2, 2 * round(width * sar / 2)), height
+    return width, max(2, 2 * round(height / sar / 2))
+
+
+def to_bgr(frame: Any, rotation: int = 0, sar: Fraction = SQUARE) -> ImageBGR:
     """The expensive part: colour conversion to a BGR uint8 array (call for sampled frames),
-    turned upright by ``rotation`` (a file's display rotation, see :func:`display_rotation`)."""
-    image: ImageBGR = frame.to_ndarray(format="bgr24")
+    stretched to square pixels when the stream's pixels are not (``sar``, see
+    :func:`pixel_aspect`; the same swscale pass) and turned upright by ``rotation`` (a file's
+    display rotation, see :func:`display_rotation`)."""
+    if sar == SQUARE:
+        image: ImageBGR = frame.to_ndarray(format="bgr24")
+    else:
+        w, h = square_size(int(frame.width), int(frame.height), sar)
+        image = frame.to_ndarray(format="bgr24", width=w, height=h, interpolation="BILINEAR")
     if rotation:
         image = np.ascontiguousarray(np.rot90(image, rotation // 90))
     return image

@@ -28,7 +28,9 @@ from sharpeyes.streams.decode import (
     display_rotation,
     encoded_packet,
     open_input,
+    pixel_aspect,
     set_skip_nonref,
+    square_size,
     stream_fps,
     stream_params,
     stream_timeline,
@@ -112,6 +114,9 @@ class FileSource:
         # a phone recording's display rotation: frames are turned upright (as players and
         # OpenCV show them), the size is the upright one, clips carry the rotation on
         self._rotation = display_rotation(str(self._path))
+        # an anamorphic recording (pixels not square): frames are stretched to the shape
+        # players show, the size is that shape; clips keep the coded pictures and their SAR
+        self._sar = pixel_aspect(self._stream)
         self._params = dataclasses.replace(
             stream_params(self._stream),
             rotation=self._rotation,
@@ -135,7 +140,9 @@ class FileSource:
             duration = float(stream.duration * stream.time_base)
         elif self._container.duration is not None:
             duration = self._container.duration / 1_000_000
-        w, h = int(stream.codec_context.width), int(stream.codec_context.height)
+        w, h = square_size(
+            int(stream.codec_context.width), int(stream.codec_context.height), self._sar
+        )
         if self._rotation in (90, 270):
             w, h = h, w
         return SourceInfo(
@@ -249,7 +256,7 @@ class FileSource:
             seq=seq,
             pts=pts,
             wall_time_ms=self._start_wall_ms + round(pts * 1000),
-            image=to_bgr(av_frame, self._rotation),
+            image=to_bgr(av_frame, self._rotation, self._sar),
             keyframe=bool(av_frame.key_frame),
             corrupt=damaged,
         )

@@ -27,6 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, cast
@@ -41,6 +42,7 @@ from sharpeyes.pipeline.errors import DecodeError, StreamOpenError
 from sharpeyes.pipeline.protocols import SourceInfo
 from sharpeyes.pipeline.types import Frame, ImageBGR
 from sharpeyes.streams.decode import (
+    SQUARE,
     DamageTracker,
     configure_error_reporting,
     configure_threads,
@@ -48,6 +50,8 @@ from sharpeyes.streams.decode import (
     demux_video,
     display_rotation,
     open_input,
+    pixel_aspect,
+    square_size,
     stream_fps,
     stream_timeline,
     to_bgr,
@@ -136,6 +140,27 @@ def rotate_nv12(nv12: Any, rotation: int) -> Any:
     return torch.cat((y, uv.reshape(uv.shape[0], uv.shape[1] * 2))).contiguous()
 
 
+def stretch_nv12(nv12: Any, sar: Fraction) -> Any:
+    """An NV12 tensor ``(H·3/2)×W`` of pixels ``sar`` wide stretched to square pixels (the size
+    :func:`~sharpeyes.streams.decode.square_size` gives; bilinear, as
+    :func:`~sharpeyes.streams.decode.to_bgr` stretches host pictures): the luma plane and the
+    two chroma planes of the interleaved ``(H/2)×(W/2)`` pairs each resized."""
+    if sar == SQUARE:
+        return nv12
+    import torch
+    from torch.nn import functional
+
+    h = nv12.shape[0] * 2 // 3
+    w = nv12.shape[1]
+    sw, sh = square_size(w, h, sar)
+    y = functional.interpolate(nv12[:h][None, None].float(), size=(sh, sw), mode="bilinear")
+    uv = nv12[h:].reshape(h // 2, w // 2, 2).permute(2, 0, 1)[None].float()
+    uv = functional.interpolate(uv, size=(sh // 2, sw // 2), mode="bilinear")
+    uv = uv[0].permute(1, 2, 0).reshape(sh // 2, sw)
+    out = torch.cat((y[0, 0], uv)).round().clamp(0, 255)
+    return out.to(nv12.dtype).contiguous()
+
+
 def _device_nv12(planes: Any) -> Any:
     """Two DLPack planes (Y, interleaved UV) of a CUDA frame → one contiguous NV12 tensor."""
     import torch
@@ -174,7 +199,7 @@ class PyAvSession(DecodeSession):
         self.rotation = rotation
 
     def pictures(self, want: Callable[[float], bool]) -> Iterator[Picture]:
-        timeline, rotation = self._timeline, self.rotation
+        timeline, rotation, stream = self._timeline, self.rotation, self.stream
         for packet in demux_video(self.container, self.stream):
             if packet.size:
                 timeline.packet(packet.pts, bool(packet.is_keyframe))
@@ -187,10 +212,12 @@ class PyAvSession(DecodeSession):
                 if not want(pts):
                     yield Picture(pts, bool(f.key_frame), None, damaged=bad)
                 elif self.on_device and f.format.name == "cuda":
-                    nv12 = rotate_nv12(_device_nv12(f.planes), rotation)
+                    nv12 = stretch_nv12(_device_nv12(f.planes), pixel_aspect(stream))
+                    nv12 = rotate_nv12(nv12, rotation)
                     yield Picture(pts, bool(f.key_frame), None, nv12, damaged=bad)
                 else:
-                    yield Picture(pts, bool(f.key_frame), to_bgr(f, rotation), damaged=bad)
+                    image = to_bgr(f, rotation, pixel_aspect(stream))
+                    yield Picture(pts, bool(f.key_frame), image, damaged=bad)
 
     def close(self) -> None:
         self.container.close()
@@ -199,7 +226,9 @@ class PyAvSession(DecodeSession):
 class NvdecSession(DecodeSession):
     """PyNvVideoCodec demuxer + NVDEC decoder; frames are device NV12 (pts from frame index)."""
 
-    def __init__(self, url: str, cfg: DecoderConfig, fps: float, rotation: int = 0) -> None:
+    def __init__(
+        self, url: str, cfg: DecoderConfig, fps: float, rotation: int = 0, sar: Fraction = SQUARE
+    ) -> None:
         try:
             import PyNvVideoCodec
 
@@ -216,6 +245,7 @@ class NvdecSession(DecodeSession):
         self.keep = cfg.keep_on_device
         self.period = 1.0 / fps if fps > 0 else 0.04
         self.rotation = rotation
+        self.sar = sar  # from the PyAV probe: PyNvVideoCodec does not report it
         self.description = f"nvdec (PyNvVideoCodec, gpu {cfg.device_id})"
 
     @staticmethod
@@ -237,7 +267,8 @@ class NvdecSession(DecodeSession):
                     if not want(pts):
                         yield Picture(pts, False, None)
                         continue
-                    nv12 = rotate_nv12(self._tensor(f).clone(), self.rotation)
+                    nv12 = stretch_nv12(self._tensor(f).clone(), self.sar)
+                    nv12 = rotate_nv12(nv12, self.rotation)
                     host = None if self.keep else nv12_host_to_bgr(nv12)
                     yield Picture(pts, False, host, nv12 if self.keep else None)
         except DecoderUnavailableError:
@@ -285,12 +316,14 @@ def probe_decoders() -> dict[str, str | None]:
     return {name: probe() for name, probe in PROBES.items()}
 
 
-def open_session(url: str, cfg: DecoderConfig, fps: float, rotation: int = 0) -> DecodeSession:
+def open_session(
+    url: str, cfg: DecoderConfig, fps: float, rotation: int = 0, sar: Fraction = SQUARE
+) -> DecodeSession:
     reason = PROBES[cfg.backend]()
     if reason is not None:
         raise DecoderUnavailableError(f"decoder {cfg.backend} unavailable: {reason}")
     if cfg.backend == "nvdec":
-        return NvdecSession(url, cfg, fps, rotation)
+        return NvdecSession(url, cfg, fps, rotation, sar)
     return PyAvSession(url, cfg, hw=cfg.backend == "pyav-cuda", rotation=rotation)
 
 
@@ -299,13 +332,22 @@ def file_rotation(url: str) -> int:
     return display_rotation(url) if "://" not in url and Path(url).is_file() else 0
 
 
+def probe_pixel_aspect(url: str) -> Fraction:
+    """The pixel aspect of ``url``'s video (:func:`~sharpeyes.streams.decode.pixel_aspect`)."""
+    container, stream = open_input(url, display=url)
+    try:
+        return pixel_aspect(stream)
+    finally:
+        container.close()
+
+
 def probe_source(url: str, stream_id: str, rotation: int = 0) -> SourceInfo:
     """Open ``url`` with PyAV (CPU) to check it and read its :class:`SourceInfo` (the size
-    upright after ``rotation``, as frames come out)."""
+    with square pixels and upright after ``rotation``, as frames come out)."""
     container, stream = open_input(url, display=url)
     try:
         ctx = stream.codec_context
-        w, h = int(ctx.width), int(ctx.height)
+        w, h = square_size(int(ctx.width), int(ctx.height), pixel_aspect(stream))
         if rotation in (90, 270):
             w, h = h, w
         return SourceInfo(
@@ -351,7 +393,9 @@ class GpuDecodeSource:
         self._closed = threading.Event()
         self.fallback_reason: str | None = None
         try:
-            self._session = open_session(self._url, self.config, self._info.fps, self.rotation)
+            # PyNvVideoCodec does not say whether the pixels are square; PyAV sessions read it
+            sar = probe_pixel_aspect(self._url) if self.config.backend == "nvdec" else SQUARE
+            self._session = open_session(self._url, self.config, self._info.fps, self.rotation, sar)
         except DecoderUnavailableError as e:
             if self.config.fallback == "fail":
                 raise

@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
+from fractions import Fraction
 from typing import Any, Literal
 
 from sharpeyes.pipeline.errors import StreamError
@@ -22,6 +23,7 @@ from sharpeyes.pipeline.restart import RestartBudget, RetryPolicy
 from sharpeyes.pipeline.types import Frame
 from sharpeyes.streams.decode import (
     PACKET_ERRORS,
+    SQUARE,
     DamageTracker,
     EncodedPacket,
     StreamParams,
@@ -34,7 +36,9 @@ from sharpeyes.streams.decode import (
     encoded_packet,
     is_read_timeout,
     open_input,
+    pixel_aspect,
     read_error_text,
+    square_size,
     stream_fps,
     stream_params,
     to_bgr,
@@ -361,11 +365,12 @@ class RtspSource:
         configure_threads(stream, self._decode_threads)
         configure_error_reporting(stream)
         params = stream_params(stream)
+        width, height = square_size(params.width, params.height, pixel_aspect(stream))
         info = SourceInfo(
             self._stream_id,
             self._masked,
-            params.width,
-            params.height,
+            width,
+            height,
             stream_fps(stream),
             params.codec_name,
         )
@@ -413,8 +418,8 @@ class RtspSource:
                 self._count_decode_error()
                 self._carried.packet_failed()
             else:
-                for av_frame in decoded:
-                    self._on_frame(av_frame, time_base)
+                for av_frame in decoded:  # the pixel aspect is known once an SPS was read
+                    self._on_frame(av_frame, time_base, pixel_aspect(stream))
             self._check_stall(started)
 
     def _on_packet(self, packet: Any) -> None:
@@ -508,7 +513,9 @@ class RtspSource:
         carried = self._carried.frame(av_frame)  # a flagged frame's damage, to the keyframe
         return corrupt, carried and not corrupt
 
-    def _on_frame(self, av_frame: Any, time_base: float) -> None:
+    def _on_frame(self, av_frame: Any, time_base: float, sar: Fraction = SQUARE) -> None:
+        """One decoded frame: timed, counted, sampled and queued, stretched to square pixels
+        when the camera's are not (``sar``: :func:`~sharpeyes.streams.decode.pixel_aspect`)."""
         now = time.monotonic()
         self._in_rate.tick(now)
         raw = None if av_frame.pts is None else av_frame.pts * time_base
@@ -528,8 +535,9 @@ class RtspSource:
                 self._state = StreamState.LIVE
                 self._last_error = None  # recovered: the old error no longer describes it
                 self._backoff.success()
-            if self._size_changed(av_frame):
-                self._info = _resized(self._info, av_frame.width, av_frame.height)
+            width, height = square_size(int(av_frame.width), int(av_frame.height), sar)
+            if width != self._info.width or height != self._info.height:
+                self._info = _resized(self._info, width, height)
         if not self._sampler.accept(stamp.pts, now):
             self._drops.add(DropReason.SAMPLING)
             return
@@ -538,15 +546,12 @@ class RtspSource:
             seq=seq,
             pts=stamp.pts,
             wall_time_ms=stamp.wall_time_ms,
-            image=to_bgr(av_frame),
+            image=to_bgr(av_frame, sar=sar),
             keyframe=bool(av_frame.key_frame),
             corrupt=corrupt,
             damage_carried=carried,
         )
         self._queue.put(frame)
-
-    def _size_changed(self, av_frame: Any) -> bool:
-        return bool(av_frame.width != self._info.width or av_frame.height != self._info.height)
 
 
 def _resized(info: SourceInfo, width: int, height: int) -> SourceInfo:
