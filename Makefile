@@ -40,7 +40,7 @@ demo: model
 	$(VENV)/bin/sharpeyes demo
 
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=20
 
 test-all: setup
 	$(PY) -m pytest -q -m ''

@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Mapping, Sequence
+from fractions import Fraction
 from pathlib import Path
 from types import UnionType
 from typing import Annotated, Literal, Union, get_args, get_origin
@@ -359,6 +360,13 @@ class CameraConfig(StrictModel):
         "(an encoder's or recorder's repeated frame: it would tell the tracker everything "
         "stopped); the signal heads are still read on it. See pipeline/repeats.py.",
     )
+    pixel_aspect: str | None = Field(
+        None,
+        description="Width : height of one coded pixel ('4:3', '12:11', '1.5'), for a stream "
+        "whose picture is squeezed without saying so (an anamorphic sub-stream of a 16:9 "
+        "camera); '1' = square whatever the stream says. None = as the stream says (its "
+        "sample aspect ratio). Frames are stretched to square pixels before analysis.",
+    )
     image_up_bearing_deg: float | None = Field(
         None,
         ge=0.0,
@@ -400,6 +408,36 @@ class CameraConfig(StrictModel):
         if v is not None and not DEVICE_ID_RE.match(v):
             raise ValueError(f"{v!r} is not a 20-digit GA/T 1400 code")
         return v
+
+    @field_validator("pixel_aspect", mode="before")
+    @classmethod
+    def _pixel_aspect(cls, v: object) -> object:
+        if v is None or isinstance(v, bool) or not isinstance(v, str | int | float):
+            return v  # the str type check says what is wrong
+        ratio = parse_pixel_aspect(str(v))
+        return f"{ratio.numerator}:{ratio.denominator}"
+
+    @property
+    def pixel_aspect_ratio(self) -> Fraction | None:
+        """:attr:`pixel_aspect` as a fraction; None = as the stream says."""
+        return None if self.pixel_aspect is None else parse_pixel_aspect(self.pixel_aspect)
+
+
+PIXEL_ASPECT_LIMITS = (Fraction(1, 4), Fraction(4))
+
+
+def parse_pixel_aspect(text: str) -> Fraction:
+    """``'4:3'``, ``'4/3'``, ``'1.333'`` or ``'1'`` → a pixel aspect ratio within
+    :data:`PIXEL_ASPECT_LIMITS` (ValueError otherwise)."""
+    raw = text.strip().replace(":", "/")
+    try:
+        ratio = Fraction(raw).limit_denominator(1000)
+    except (ValueError, ZeroDivisionError):
+        raise ValueError(f"pixel aspect {text!r} is not a ratio like '4:3' or '1.5'") from None
+    low, high = PIXEL_ASPECT_LIMITS
+    if not low <= ratio <= high:
+        raise ValueError(f"pixel aspect {text!r} is outside {low}–{high}")
+    return ratio
 
 
 def format_validation_error(

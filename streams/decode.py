@@ -256,13 +256,16 @@ PIXEL_ASPECT_RANGE = (Fraction(1, 4), Fraction(4))
 """Pixel aspect ratios outside this range are taken for broken metadata and ignored."""
 
 
-def pixel_aspect(stream: Any) -> Fraction:
+def pixel_aspect(stream: Any, given: Fraction | None = None) -> Fraction:
     """The width : height of one coded pixel of a video stream (its *sample aspect ratio*, from
     the bitstream's VUI or the container). Square (1) when unknown, within 1 % of square, or
     implausible (:data:`PIXEL_ASPECT_RANGE`). Not square: the camera's anamorphic sub-stream or
     a D1 / 960H encoder (704×576 at 12:11 or 16:11, a 16:9 picture squeezed into 4:3 at 4:3) —
     players stretch such pictures to their display shape, and so do the sources here
-    (:func:`square_size`)."""
+    (:func:`square_size`). ``given`` (a camera's ``pixel_aspect``: a stream squeezed without
+    saying so) replaces what the stream says."""
+    if given is not None:
+        return SQUARE if abs(given - 1) < Fraction(1, 100) else given
     sar = stream.codec_context.sample_aspect_ratio or stream.sample_aspect_ratio
     if not sar or sar.numerator <= 0 or sar.denominator <= 0:
         return SQUARE

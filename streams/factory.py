@@ -218,6 +218,7 @@ def _rtsp_source(cam: CameraConfig, rtsp: RtspConfig, ring: PacketRing | None) -
         degraded_above=rtsp.degraded_above,
         packet_sink=None if ring is None else ring.push,
         params_sink=None if ring is None else ring.set_stream_params,
+        pixel_aspect=cam.pixel_aspect_ratio,
     )
 
 
@@ -234,6 +235,7 @@ def _gpu_source(
         realtime=cam.live and not live_url,  # a network stream is paced by its sender
         analysis_fps=cam.analysis_fps,
         start_wall_ms=round(time.time() * 1000),
+        pixel_aspect=cam.pixel_aspect_ratio,
     )
     if source.fallback_reason is not None:
         logger.warning("camera %s: %s", cam.id, source.fallback_reason)
@@ -262,6 +264,7 @@ def _file_source(
             start_wall_ms=start_wall_ms,  # None: the clock starts at the first frame
             packet_sink=packet_sink,
             decode_threads=1,  # one decode thread per camera, like RTSP: no frame-thread lag
+            pixel_aspect=cam.pixel_aspect_ratio,
         )
         return LiveFileSource(inner, rtsp.queue_size, drops)
     return FileSource(
@@ -271,6 +274,7 @@ def _file_source(
         packet_sink=packet_sink,
         start_wall_ms=start_wall_ms,
         decode_threads=1,  # decoding runs ahead on its own thread; FFmpeg threads would contend
+        pixel_aspect=cam.pixel_aspect_ratio,
     )
 
 

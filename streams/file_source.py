@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +29,15 @@ from sharpeyes.streams.decode import (
     display_rotation,
     encoded_packet,
     open_input,
-    pixel_aspect,
     set_skip_nonref,
     square_size,
     stream_fps,
     stream_params,
     stream_timeline,
     to_bgr,
+)
+from sharpeyes.streams.decode import (
+    pixel_aspect as stream_pixel_aspect,
 )
 from sharpeyes.streams.sampling import Sampler
 
@@ -63,7 +66,8 @@ class FileSource:
     frames are converted to BGR; with ``skip_unsampled`` (default) the decoder also discards
     the non-reference frames that sampling is certain to drop (``frames_skipped``; the frames
     still decoded are bit-identical and ``seq`` still counts every frame of the file).
-    ``packet_sink`` receives every video packet before decoding.
+    ``packet_sink`` receives every video packet before decoding. Frames have square pixels
+    (stretched when the stream's are not, or ``pixel_aspect`` says they are not).
 
     Raises (from the constructor): StreamOpenError when the file cannot be opened or holds no
     video; from ``frames()``: DecodeError when the file broke before any frame decoded.
@@ -80,6 +84,7 @@ class FileSource:
         packet_sink: PacketSink | None = None,
         decode_threads: int = 0,
         skip_unsampled: bool = True,
+        pixel_aspect: Fraction | None = None,
     ) -> None:
         self._path = Path(path)
         self._stream_id = stream_id
@@ -116,7 +121,7 @@ class FileSource:
         self._rotation = display_rotation(str(self._path))
         # an anamorphic recording (pixels not square): frames are stretched to the shape
         # players show, the size is that shape; clips keep the coded pictures and their SAR
-        self._sar = pixel_aspect(self._stream)
+        self._sar = stream_pixel_aspect(self._stream, pixel_aspect)
         self._params = dataclasses.replace(
             stream_params(self._stream),
             rotation=self._rotation,

@@ -174,7 +174,15 @@ def _device_nv12(planes: Any) -> Any:
 class PyAvSession(DecodeSession):
     """PyAV decoding, in software or through the ``cuda`` hwaccel."""
 
-    def __init__(self, url: str, cfg: DecoderConfig, *, hw: bool, rotation: int = 0) -> None:
+    def __init__(
+        self,
+        url: str,
+        cfg: DecoderConfig,
+        *,
+        hw: bool,
+        rotation: int = 0,
+        given_aspect: Fraction | None = None,
+    ) -> None:
         options: dict[str, Any] = {}
         self.on_device = hw and cfg.keep_on_device
         if hw:
@@ -197,6 +205,7 @@ class PyAvSession(DecodeSession):
         self.description = f"{name} (pyav cuda hwaccel)" if hw else f"{name} (pyav cpu)"
         self._timeline = stream_timeline(self.stream)
         self.rotation = rotation
+        self.given_aspect = given_aspect  # a camera's own pixel aspect; None: the stream's
 
     def pictures(self, want: Callable[[float], bool]) -> Iterator[Picture]:
         timeline, rotation, stream = self._timeline, self.rotation, self.stream
@@ -212,11 +221,12 @@ class PyAvSession(DecodeSession):
                 if not want(pts):
                     yield Picture(pts, bool(f.key_frame), None, damaged=bad)
                 elif self.on_device and f.format.name == "cuda":
-                    nv12 = stretch_nv12(_device_nv12(f.planes), pixel_aspect(stream))
+                    sar = pixel_aspect(stream, self.given_aspect)
+                    nv12 = stretch_nv12(_device_nv12(f.planes), sar)
                     nv12 = rotate_nv12(nv12, rotation)
                     yield Picture(pts, bool(f.key_frame), None, nv12, damaged=bad)
                 else:
-                    image = to_bgr(f, rotation, pixel_aspect(stream))
+                    image = to_bgr(f, rotation, pixel_aspect(stream, self.given_aspect))
                     yield Picture(pts, bool(f.key_frame), image, damaged=bad)
 
     def close(self) -> None:
@@ -317,14 +327,23 @@ def probe_decoders() -> dict[str, str | None]:
 
 
 def open_session(
-    url: str, cfg: DecoderConfig, fps: float, rotation: int = 0, sar: Fraction = SQUARE
+    url: str,
+    cfg: DecoderConfig,
+    fps: float,
+    rotation: int = 0,
+    *,
+    sar: Fraction = SQUARE,
+    given_aspect: Fraction | None = None,
 ) -> DecodeSession:
+    """A decode session of ``cfg.backend``; ``sar`` is the pixel aspect for NVDEC (which cannot
+    read it), ``given_aspect`` a camera's own (PyAV sessions read the stream's otherwise)."""
     reason = PROBES[cfg.backend]()
     if reason is not None:
         raise DecoderUnavailableError(f"decoder {cfg.backend} unavailable: {reason}")
     if cfg.backend == "nvdec":
         return NvdecSession(url, cfg, fps, rotation, sar)
-    return PyAvSession(url, cfg, hw=cfg.backend == "pyav-cuda", rotation=rotation)
+    hw = cfg.backend == "pyav-cuda"
+    return PyAvSession(url, cfg, hw=hw, rotation=rotation, given_aspect=given_aspect)
 
 
 def file_rotation(url: str) -> int:
@@ -332,8 +351,11 @@ def file_rotation(url: str) -> int:
     return display_rotation(url) if "://" not in url and Path(url).is_file() else 0
 
 
-def probe_pixel_aspect(url: str) -> Fraction:
-    """The pixel aspect of ``url``'s video (:func:`~sharpeyes.streams.decode.pixel_aspect`)."""
+def probe_pixel_aspect(url: str, given: Fraction | None = None) -> Fraction:
+    """The pixel aspect of ``url``'s video (:func:`~sharpeyes.streams.decode.pixel_aspect`);
+    ``given`` (a camera's own) without opening it."""
+    if given is not None:
+        return pixel_aspect(None, given)
     container, stream = open_input(url, display=url)
     try:
         return pixel_aspect(stream)
@@ -341,13 +363,16 @@ def probe_pixel_aspect(url: str) -> Fraction:
         container.close()
 
 
-def probe_source(url: str, stream_id: str, rotation: int = 0) -> SourceInfo:
+def probe_source(
+    url: str, stream_id: str, rotation: int = 0, given_aspect: Fraction | None = None
+) -> SourceInfo:
     """Open ``url`` with PyAV (CPU) to check it and read its :class:`SourceInfo` (the size
     with square pixels and upright after ``rotation``, as frames come out)."""
     container, stream = open_input(url, display=url)
     try:
         ctx = stream.codec_context
-        w, h = square_size(int(ctx.width), int(ctx.height), pixel_aspect(stream))
+        sar = pixel_aspect(stream, given_aspect)
+        w, h = square_size(int(ctx.width), int(ctx.height), sar)
         if rotation in (90, 270):
             w, h = h, w
         return SourceInfo(
@@ -382,11 +407,12 @@ class GpuDecodeSource:
         realtime: bool = False,
         analysis_fps: float | None = None,
         start_wall_ms: int | None = None,
+        pixel_aspect: Fraction | None = None,
     ) -> None:
         self.config = decoder or DecoderConfig()
         self._url = str(url)
         self.rotation = file_rotation(self._url)
-        self._info = probe_source(self._url, stream_id, self.rotation)
+        self._info = probe_source(self._url, stream_id, self.rotation, pixel_aspect)
         self._realtime = realtime
         self._analysis_fps = analysis_fps
         self._start_wall_ms = start_wall_ms if start_wall_ms is not None else clock.now_ms()
@@ -394,14 +420,28 @@ class GpuDecodeSource:
         self.fallback_reason: str | None = None
         try:
             # PyNvVideoCodec does not say whether the pixels are square; PyAV sessions read it
-            sar = probe_pixel_aspect(self._url) if self.config.backend == "nvdec" else SQUARE
-            self._session = open_session(self._url, self.config, self._info.fps, self.rotation, sar)
+            nvdec = self.config.backend == "nvdec"
+            sar = probe_pixel_aspect(self._url, pixel_aspect) if nvdec else SQUARE
+            self._session = open_session(
+                self._url,
+                self.config,
+                self._info.fps,
+                self.rotation,
+                sar=sar,
+                given_aspect=pixel_aspect,
+            )
         except DecoderUnavailableError as e:
             if self.config.fallback == "fail":
                 raise
             logger.warning("%s: %s; decoding on the CPU", stream_id, e)
             self.fallback_reason = str(e)
-            self._session = PyAvSession(self._url, self.config, hw=False, rotation=self.rotation)
+            self._session = PyAvSession(
+                self._url,
+                self.config,
+                hw=False,
+                rotation=self.rotation,
+                given_aspect=pixel_aspect,
+            )
         self._lock = threading.Lock()
         self._iterating = False
         self.frames_decoded = 0

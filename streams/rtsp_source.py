@@ -108,8 +108,10 @@ class RtspSource:
         packet_sink: Callable[[EncodedPacket], None] | None = None,
         params_sink: Callable[[StreamParams], None] | None = None,
         clock: Callable[[], float] = time.time,
+        pixel_aspect: Fraction | None = None,
     ) -> None:
         self._url = url
+        self._given_aspect = pixel_aspect  # None: as the stream says
         self._masked = mask_url(url)
         self._stream_id = stream_id
         self._options = {
@@ -365,7 +367,8 @@ class RtspSource:
         configure_threads(stream, self._decode_threads)
         configure_error_reporting(stream)
         params = stream_params(stream)
-        width, height = square_size(params.width, params.height, pixel_aspect(stream))
+        sar = pixel_aspect(stream, self._given_aspect)
+        width, height = square_size(params.width, params.height, sar)
         info = SourceInfo(
             self._stream_id,
             self._masked,
@@ -419,7 +422,8 @@ class RtspSource:
                 self._carried.packet_failed()
             else:
                 for av_frame in decoded:  # the pixel aspect is known once an SPS was read
-                    self._on_frame(av_frame, time_base, pixel_aspect(stream))
+                    sar = pixel_aspect(stream, self._given_aspect)
+                    self._on_frame(av_frame, time_base, sar)
             self._check_stall(started)
 
     def _on_packet(self, packet: Any) -> None:

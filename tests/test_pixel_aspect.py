@@ -21,10 +21,14 @@ import av
 import cv2
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 import tests._rtsp_fixtures as _rtsp_fixtures
+from sharpeyes.pipeline.config import CameraConfig
 from sharpeyes.pipeline.types import Frame
+from sharpeyes.streams.config import RtspConfig
 from sharpeyes.streams.decode import SQUARE, pixel_aspect, square_size
+from sharpeyes.streams.factory import make_source
 from sharpeyes.streams.file_source import FileSource
 from sharpeyes.streams.gpu_decode import (
     DecoderConfig,
@@ -54,25 +58,37 @@ def shown(i: int) -> np.ndarray:
     return img
 
 
-@pytest.fixture(scope="module")
-def anamorphic(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``shown`` squeezed to ``CODED_W`` columns, H.264 with SAR 4:3 in its VUI."""
-    path = tmp_path_factory.mktemp("sar") / "d1.mp4"
+def _squeezed(path: Path, sar: Fraction | None) -> Path:
+    """``shown`` squeezed to ``CODED_W`` columns, H.264 with ``sar`` in its VUI (None: no
+    aspect stated — a sub-stream squeezed without saying so)."""
     with av.open(str(path), "w") as out:
         s = out.add_stream("libx264", rate=FPS)
         assert isinstance(s, av.VideoStream)
         s.width, s.height, s.pix_fmt = CODED_W, H, "yuv420p"
-        s.codec_context.sample_aspect_ratio = SAR
+        if sar is not None:
+            s.codec_context.sample_aspect_ratio = sar
         s.codec_context.options = {"preset": "ultrafast", "g": str(FPS), "crf": "12"}
         for i in range(N):
             coded = cv2.resize(shown(i), (CODED_W, H), interpolation=cv2.INTER_AREA)
-            f = av.VideoFrame.from_ndarray(coded, format="bgr24")
+            f = av.VideoFrame.from_ndarray(np.asarray(coded, np.uint8), format="bgr24")
             f.pts = i
             for p in s.encode(f):
                 out.mux(p)
         for p in s.encode():
             out.mux(p)
     return path
+
+
+@pytest.fixture(scope="module")
+def anamorphic(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A squeezed recording that says so (SAR 4:3)."""
+    return _squeezed(tmp_path_factory.mktemp("sar") / "d1.mp4", SAR)
+
+
+@pytest.fixture(scope="module")
+def unflagged(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same pictures with no aspect stated."""
+    return _squeezed(tmp_path_factory.mktemp("sar") / "sub.mp4", None)
 
 
 def disc_size(image: np.ndarray) -> tuple[int, int]:
@@ -217,3 +233,46 @@ def test_an_anamorphic_rtsp_camera_is_analysed_with_square_pixels(
         assert f.image.shape == (H, W, 3)
         w, h = disc_size(f.image)
         assert abs(w - h) <= 2, (w, h)
+
+
+def _frames(cam: CameraConfig) -> list[Frame]:
+    source = make_source(cam, RtspConfig())
+    try:
+        return list(source.frames())
+    finally:
+        source.close()
+
+
+def test_a_camera_says_how_wide_its_pixels_are_when_the_stream_does_not(
+    unflagged: Path, anamorphic: Path
+) -> None:
+    """``pixel_aspect`` in the camera config: a sub-stream squeezed without saying so is
+    stretched like one that says so (through the one factory every entry point uses); ``1``
+    keeps the coded pictures whatever the stream says."""
+    as_stored = _frames(CameraConfig(id="sub", url=str(unflagged)))
+    assert as_stored[0].image.shape == (H, CODED_W, 3)  # nothing says it is squeezed
+    told = _frames(CameraConfig(id="sub", url=str(unflagged), pixel_aspect="4:3"))
+    assert len(told) == N and told[0].image.shape == (H, W, 3)
+    w, h = disc_size(told[0].image)
+    assert abs(w - h) <= 2
+    gpu = GpuDecodeSource(unflagged, "sub", decoder=DecoderConfig(backend="cpu"), pixel_aspect=SAR)
+    try:
+        assert (gpu.info.width, gpu.info.height) == (W, H)
+        assert next(iter(gpu.frames())).image.shape == (H, W, 3)
+    finally:
+        gpu.close()
+    square = _frames(CameraConfig(id="d1", url=str(anamorphic), pixel_aspect=1))
+    assert square[0].image.shape == (H, CODED_W, 3)
+
+
+@pytest.mark.parametrize(
+    ("given", "stored"), [("4:3", "4:3"), ("4/3", "4:3"), (1.5, "3:2"), ("12:11", "12:11")]
+)
+def test_the_pixel_aspect_setting_is_read_as_a_ratio(given: object, stored: str) -> None:
+    assert CameraConfig.model_validate({"pixel_aspect": given}).pixel_aspect == stored
+
+
+@pytest.mark.parametrize("given", ["wide", "0", "9:1", "1/0", [4, 3]])
+def test_a_bad_pixel_aspect_setting_is_refused_with_its_name(given: object) -> None:
+    with pytest.raises(ValidationError, match="pixel_aspect"):
+        CameraConfig.model_validate({"pixel_aspect": given})
