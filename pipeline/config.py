@@ -360,6 +360,12 @@ class CameraConfig(StrictModel):
         "(an encoder's or recorder's repeated frame: it would tell the tracker everything "
         "stopped); the signal heads are still read on it. See pipeline/repeats.py.",
     )
+    denoise: bool = Field(
+        True,
+        description="Show the detector a filtered picture when the camera's sensor noise is "
+        "high (dusk, night, high gain); tracks, crops and evidence keep the camera's own "
+        "pixels. See pipeline/denoise.py.",
+    )
     pixel_aspect: str | None = Field(
         None,
         description="Width : height of one coded pixel ('4:3', '12:11', '1.5'), for a stream "

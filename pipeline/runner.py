@@ -22,6 +22,7 @@ from typing import Any, Protocol, runtime_checkable
 import cv2
 import numpy as np
 
+from sharpeyes.pipeline.denoise import DetectorDenoise
 from sharpeyes.pipeline.protocols import Detector, FrameSource, Rule, Sink, Tracker
 from sharpeyes.pipeline.repeats import RepeatedFrames
 from sharpeyes.pipeline.riders import RiderMemory
@@ -122,6 +123,8 @@ class RunSummary:
     times: StageTimes = field(default_factory=StageTimes)
     frames_skipped: int = 0  # decoded frames not analysed (sampling, live drops), from seq gaps
     frames_repeated: int = 0  # decoded, not analysed: a repeat of the last analysed picture
+    frames_denoised: int = 0  # analysed on a picture filtered for the detector (sensor noise)
+    noise_sigma: float | None = None  # the camera's last measured noise (pipeline.denoise)
     violations_withheld_corrupt: int = 0  # not charged: a stage image would be corrupt
 
     @property
@@ -279,6 +282,7 @@ class StreamRunner:
         intersection: IntersectionFactory | None = None,
         label: Callable[[Event], Event] | None = None,
         repeats: RepeatedFrames | None = None,
+        denoise: DetectorDenoise | None = None,
     ) -> None:
         """``prefetch_depth=0`` iterates the source directly: a live source (RTSP) decodes on its
         own thread into a latest-frame queue, so a second, blocking queue in front of it would
@@ -297,6 +301,7 @@ class StreamRunner:
         self.post = post  # the camera's detection policy over a (shared) detector's output
         self.label = label  # names the class of the rules' events (e.g. events.ClassLabels)
         self.repeats = repeats  # repeated pictures are not analysed (pipeline.repeats)
+        self.denoise = denoise  # a noisy picture is filtered for the detector (pipeline.denoise)
         self.intersection = intersection  # built on the first frame, when the size is known
         self.intersection_size: tuple[int, int] | None = None
         self._rescaled_from: tuple[int, int] | None = None  # a new picture size being scaled
@@ -452,7 +457,13 @@ class StreamRunner:
     def _analyse(self, frame: Frame, skipped: int, sw: Stopwatch) -> list[Event]:
         if self.intersection is not None:
             self._build_intersection(frame)
-        dets = detect_timed(self.detector, [frame.image], sw)[0]
+        image = frame.image
+        if self.denoise is not None and frame.device_image is None:
+            with sw("denoise"):
+                image = self.denoise(frame.image, frame.pts)
+            self.summary.noise_sigma = self.denoise.level
+            self.summary.frames_denoised = self.denoise.filtered
+        dets = detect_timed(self.detector, [image], sw)[0]
         if self.post is not None:
             with sw("postprocess"):
                 dets = self.post(dets)

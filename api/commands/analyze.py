@@ -120,8 +120,12 @@ class AnalyzeResult:
         lines = [
             f"analysed {s.frames_analysed} frames of {self.camera.url} in {s.wall_s:.1f} s "
             f"({s.analysed_fps:.1f} fps) with {self.detector_desc}"
+            + (f"; {s.frames_repeated} repeated pictures not analysed" if s.frames_repeated else "")
             + (
-                f"; {s.frames_repeated} repeated pictures not analysed" if s.frames_repeated else ""
+                f"; sensor noise σ {s.noise_sigma:.1f}: {s.frames_denoised} pictures filtered "
+                "for the detector"
+                if s.frames_denoised and s.noise_sigma is not None
+                else ""
             ),
             f"events: {s.events_total} ({by_type})",
         ]

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from sharpeyes.pipeline.config import AnyDetectorConfig, CameraConfig, DetectorBase
+from sharpeyes.pipeline.denoise import DetectorDenoise
 from sharpeyes.pipeline.detection_filter import CameraDetectionFilter, DetectionPolicy
 from sharpeyes.pipeline.protocols import Detector, FrameSource, Sink
 from sharpeyes.pipeline.repeats import RepeatedFrames
@@ -86,6 +87,7 @@ class CameraWiring:
     flow_lanes: tuple[str, ...] = ()  # lanes whose traffic flow is measured
     faces: bool = False  # face capture on person tracks
     skip_repeats: bool = False  # repeated pictures are not analysed (pipeline.repeats)
+    denoise: bool = False  # a noisy picture is filtered for the detector (pipeline.denoise)
 
     def semantic(self) -> dict[str, object]:
         """The parts that decide what the camera reports (not where it writes)."""
@@ -103,6 +105,7 @@ class CameraWiring:
             "flow_lanes": self.flow_lanes,
             "faces": self.faces,
             "skip_repeats": self.skip_repeats,
+            "denoise": self.denoise,
         }
 
 
@@ -425,6 +428,7 @@ def build_camera(
         intersection=intersection,
         label=ClassLabels(tuple(names), VEHICLE_CLASS_CODES),
         repeats=RepeatedFrames() if cam.skip_repeated_frames else None,
+        denoise=DetectorDenoise(max(detector.info.input_size)) if cam.denoise else None,
     )
     wiring = CameraWiring(
         camera_id=cam.id,
@@ -442,5 +446,6 @@ def build_camera(
         flow_lanes=tuple(lane.id for lane in cam.flow.lanes) if cam.flow is not None else (),
         faces=cam.faces.enabled,
         skip_repeats=runner.repeats is not None,
+        denoise=runner.denoise is not None,
     )
     return Camera(cam, source, runner, wiring, ring)
