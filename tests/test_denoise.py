@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections import Counter
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import cv2
@@ -15,10 +16,16 @@ import pytest
 import yaml
 
 from sharpeyes.api.commands import cli
+from sharpeyes.pipeline.config import EventsConfig, TrackerConfig
 from sharpeyes.pipeline.denoise import MEASURE_EVERY_S, NOISE_ON, DetectorDenoise, noise_sigma
-from sharpeyes.pipeline.types import ImageBGR
+from sharpeyes.pipeline.events import TrackEventBuilder
+from sharpeyes.pipeline.protocols import SourceInfo
+from sharpeyes.pipeline.runner import StreamRunner
+from sharpeyes.pipeline.tracking.bytetrack import ByteTracker
+from sharpeyes.pipeline.types import Detections, Frame, ImageBGR
 from tests.conftest import need, shared_dir
 from tests.test_repeated_frames import _copy
+from tests.test_supervisor import ListSink, NoDetections
 
 HANOI = shared_dir() / "sample_videos" / "intersection_hanoi_b_640x480.mp4"
 CONFIG = Path(__file__).resolve().parents[1] / "sample_videos" / "intersection_hanoi_b.yaml"
@@ -132,3 +139,78 @@ def test_a_noisy_camera_still_charges_the_runners(tmp_path: Path) -> None:
     assert len(filtered) >= len(clean) - 2, (filtered, clean)
     assert len(raw) <= len(filtered) - 2, (raw, filtered)
     assert raw_kinds["vehicle_pass"] < kinds["vehicle_pass"]
+
+
+class _Pictures:
+    """``n`` pictures of :func:`street` at 5 fps with luma noise of ``sigma``."""
+
+    def __init__(self, n: int, sigma: float) -> None:
+        self.n, self.sigma = n, sigma
+        self.info = SourceInfo("cam", "test://", 640, 360, 5.0, "raw")
+
+    def frames(self) -> Iterator[Frame]:
+        for i in range(self.n):
+            image = noisy(street(), self.sigma, seed=i) if self.sigma else street()
+            yield Frame("cam", i, i / 5, 1_700_000_000_000 + i * 200, image)
+
+    def close(self) -> None:
+        pass
+
+
+class _Seen(NoDetections):
+    """No detections; keeps the pictures the detector was shown."""
+
+    def __init__(self) -> None:
+        self.shown: list[ImageBGR] = []
+
+    def detect(self, images: Sequence[ImageBGR]) -> list[Detections]:
+        self.shown.extend(images)
+        return super().detect(images)
+
+
+@pytest.mark.parametrize(("sigma", "filtered"), [(0.0, False), (10.0, True)])
+def test_health_prometheus_and_the_console_api_say_how_noisy_a_camera_is(
+    sigma: float, filtered: bool
+) -> None:
+    """An engineer looking at a camera that misses objects at night sees why: its noise, and
+    that the detector is shown a filtered picture. The detector sees the filtered picture; the
+    observer (crops, evidence) the camera's own."""
+    from sharpeyes.api.commands.run import health_public
+    from sharpeyes.api.node.health import CameraEntry, camera_health
+    from sharpeyes.api.node.prom import build_registry, render
+    from sharpeyes.pipeline.config import CameraConfig
+    from sharpeyes.pipeline.supervisor import WorkerStatus
+    from tests.test_prom_events import FakeRuntime
+
+    detector = _Seen()
+    kept: list[ImageBGR] = []
+    runner = StreamRunner(
+        source=_Pictures(12, sigma),
+        detector=detector,
+        tracker=ByteTracker(TrackerConfig()),
+        events=TrackEventBuilder("cam", EventsConfig(), class_names=["car"], class_codes={}),
+        sinks=[ListSink()],
+        observer=lambda f, *_: kept.append(f.image),
+        prefetch_depth=0,
+        denoise=DetectorDenoise(640),
+    )
+    summary = runner.run()
+    assert len(detector.shown) == len(kept) == 12
+    assert (summary.frames_denoised == 12) is filtered and (
+        summary.frames_denoised == 0
+    ) is not filtered
+    changed = [not np.array_equal(a, b) for a, b in zip(detector.shown, kept, strict=True)]
+    assert all(changed) is filtered and any(changed) is filtered
+    entry = CameraEntry(CameraConfig.model_validate({"id": "cam", "url": "x.mp4"}), runner=runner)
+    health = camera_health(entry, WorkerStatus("cam"), failed_after=3)
+    assert health.noise_sigma is not None and health.noise_filtered is filtered
+    assert health.noise_sigma == pytest.approx(max(sigma, 0.5), abs=1.5)
+    public = health_public(health)
+    assert public.noise_filtered is filtered and public.noise_sigma == health.noise_sigma
+
+    class Runtime(FakeRuntime):
+        def health(self) -> dict[str, object]:
+            return {"cam": health}
+
+    text = render(build_registry(Runtime({}))).decode()  # type: ignore[arg-type]
+    assert f'sharpeyes_stream_noise_sigma{{camera="cam"}} {health.noise_sigma}' in text

@@ -75,6 +75,8 @@ def health_public(h: CameraHealth) -> StreamHealthPublic:
         signal_problems=dict(h.signal_problems),
         corruption_rate=h.corruption_rate,
         timing_faults=h.timing_faults,
+        noise_sigma=h.noise_sigma,
+        noise_filtered=h.noise_filtered,
     )
 
 

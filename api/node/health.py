@@ -73,6 +73,8 @@ class CameraHealth:
     corruption_rate: float = 0.0  # over the recent window; above the threshold: ``degraded``
     resync_frames: int = 0  # missing while the decoder waited for a keyframe
     timing_faults: int = 0  # frames whose pts did not advance (timed by arrival instead)
+    noise_sigma: float | None = None  # the picture's sensor noise, grey levels (pipeline.denoise)
+    noise_filtered: bool = False  # the detector is shown a filtered picture (noise that high)
 
     def to_dict(self) -> dict[str, object]:
         out = asdict(self)
@@ -197,6 +199,19 @@ def _signal_problems(runner: StreamRunner | None) -> dict[str, str]:
         return {}
 
 
+def _noise(runner: StreamRunner | None) -> float | None:
+    """The camera's measured sensor noise (σ, grey levels), rounded; None before a measurement
+    or with the filter off."""
+    if runner is None or runner.denoise is None or runner.denoise.level is None:
+        return None
+    return round(runner.denoise.level, 1)
+
+
+def _filtering(runner: StreamRunner) -> bool:
+    d = runner.denoise
+    return d is not None and d.level is not None and d.level >= d.on
+
+
 def camera_health(
     cam: CameraEntry,
     status: WorkerStatus,
@@ -219,6 +234,8 @@ def camera_health(
         skew_ms=None,
         frames_analysed=stats.frames_analysed,
         frames_repeated=runner.summary.frames_repeated if runner is not None else 0,
+        noise_sigma=_noise(runner),
+        noise_filtered=runner is not None and _filtering(runner),
         events=stats.events,
         restarts=status.restarts,
         decoder=None if source is None else source_decoder(source),

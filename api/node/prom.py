@@ -67,6 +67,8 @@ class HealthLike(Protocol):
     @property
     def timing_faults(self) -> int: ...
     @property
+    def noise_sigma(self) -> float | None: ...
+    @property
     def events(self) -> int: ...
     @property
     def restarts(self) -> int: ...
@@ -118,6 +120,12 @@ def _stream_metrics(health: Mapping[str, HealthLike]) -> Iterator[Metric]:
         "corruption": _gauge(
             "stream_corruption_ratio", "Share of recent frames corrupt or missing.", cam
         ),
+        "noise": _gauge(
+            "stream_noise_sigma",
+            "Sensor noise of the camera's pictures (σ, 8-bit grey levels); from 3.5 the "
+            "detector is shown a filtered picture.",
+            cam,
+        ),
     }
     counters = {
         "reconnects": _counter("stream_reconnects", "Reconnects of the source.", cam),
@@ -155,6 +163,8 @@ def _stream_metrics(health: Mapping[str, HealthLike]) -> Iterator[Metric]:
         counters["corrupt"].add_metric([cid], h.corrupt_frames)
         counters["timing"].add_metric([cid], h.timing_faults)
         gauges["corruption"].add_metric([cid], h.corruption_rate)
+        if h.noise_sigma is not None:
+            gauges["noise"].add_metric([cid], h.noise_sigma)
         for reason, n in sorted(h.drops.items()):
             drops.add_metric([cid, reason], n)
     yield state

@@ -421,6 +421,16 @@ class StreamHealthPublic(BaseModel):
         0.0, description="Share of recent frames corrupt or lost (above the threshold: degraded)."
     )
     timing_faults: int = Field(0, description="Frames whose timestamp did not advance.")
+    noise_sigma: float | None = Field(
+        None,
+        description="Sensor noise of the camera's pictures (σ, 8-bit grey levels; a clean "
+        "daytime picture is about 1). None before it is measured.",
+    )
+    noise_filtered: bool = Field(
+        False,
+        description="The noise is high enough (σ ≥ 3.5) that the detector is shown a filtered "
+        "picture (dusk, night, high gain); evidence keeps the camera's own pixels.",
+    )
     signal_problems: dict[str, str] = Field(
         default_factory=dict,
         description="Signal heads or groups with a calibration problem (region all dark, "
