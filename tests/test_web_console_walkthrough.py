@@ -231,6 +231,12 @@ def _health(states: list[str]) -> dict[str, StreamHealthPublic]:
         detail="connected",
         signal_problems={"main": "no controller message for 320 s"},
     )
+    out["cam_night"] = StreamHealthPublic(
+        camera_id="cam_night", state="running", noise_sigma=11.43, noise_filtered=True
+    )
+    out["cam_dusk"] = StreamHealthPublic(
+        camera_id="cam_dusk", state="running", noise_sigma=2.1, noise_filtered=False
+    )
     return out
 
 
@@ -291,6 +297,11 @@ def test_health_words_drops_skew_url_and_flow_chart(seeded: Seeded) -> None:
             sig = page.inner_text("#health-table tr[data-camera='cam_sig'] td.state")
             assert sig.startswith("运行中") and "信号灯异常 main: no controller message" in sig, sig
             assert "connected" not in sig  # a running stream's detail is not a problem
+            # a noisy camera (night, high gain): said, with its noise; a clean one says nothing
+            night = page.inner_text("#health-table tr[data-camera='cam_night'] td.state")
+            assert night.startswith("运行中") and "画面噪声大（σ 11.4）：检测前已降噪" in night
+            dusk = page.inner_text("#health-table tr[data-camera='cam_dusk'] td.state")
+            assert dusk == "运行中", dusk
             # the long URL: cut with an ellipsis inside its cell, whole in the title
             url = row.locator("td.url")
             assert url.get_attribute("title") == LONG_URL
