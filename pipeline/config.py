@@ -366,6 +366,12 @@ class CameraConfig(StrictModel):
         "high (dusk, night, high gain); tracks, crops and evidence keep the camera's own "
         "pixels. See pipeline/denoise.py.",
     )
+    stretch_contrast: bool = Field(
+        True,
+        description="Show the detector the picture stretched to the full tonal range when "
+        "haze, fog, a dirty dome or a flare has squeezed it; tracks, crops and evidence keep "
+        "the camera's own pixels. See pipeline/contrast.py.",
+    )
     pixel_aspect: str | None = Field(
         None,
         description="Width : height of one coded pixel ('4:3', '12:11', '1.5'), for a stream "

@@ -22,6 +22,7 @@ from typing import Any, Protocol, runtime_checkable
 import cv2
 import numpy as np
 
+from sharpeyes.pipeline.contrast import DetectorContrast
 from sharpeyes.pipeline.denoise import DetectorDenoise
 from sharpeyes.pipeline.protocols import Detector, FrameSource, Rule, Sink, Tracker
 from sharpeyes.pipeline.repeats import RepeatedFrames
@@ -125,6 +126,8 @@ class RunSummary:
     frames_repeated: int = 0  # decoded, not analysed: a repeat of the last analysed picture
     frames_denoised: int = 0  # analysed on a picture filtered for the detector (sensor noise)
     noise_sigma: float | None = None  # the camera's last measured noise (pipeline.denoise)
+    frames_stretched: int = 0  # analysed on a picture stretched for the detector (a veil)
+    tonal_range: float | None = None  # the camera's running grey range (pipeline.contrast)
     violations_withheld_corrupt: int = 0  # not charged: a stage image would be corrupt
 
     @property
@@ -283,6 +286,7 @@ class StreamRunner:
         label: Callable[[Event], Event] | None = None,
         repeats: RepeatedFrames | None = None,
         denoise: DetectorDenoise | None = None,
+        contrast: DetectorContrast | None = None,
     ) -> None:
         """``prefetch_depth=0`` iterates the source directly: a live source (RTSP) decodes on its
         own thread into a latest-frame queue, so a second, blocking queue in front of it would
@@ -302,6 +306,7 @@ class StreamRunner:
         self.label = label  # names the class of the rules' events (e.g. events.ClassLabels)
         self.repeats = repeats  # repeated pictures are not analysed (pipeline.repeats)
         self.denoise = denoise  # a noisy picture is filtered for the detector (pipeline.denoise)
+        self.contrast = contrast  # a washed-out picture is stretched for it (pipeline.contrast)
         self.intersection = intersection  # built on the first frame, when the size is known
         self.intersection_size: tuple[int, int] | None = None
         self._rescaled_from: tuple[int, int] | None = None  # a new picture size being scaled
@@ -426,6 +431,26 @@ class StreamRunner:
         )
         return dataclasses.replace(frame, image=np.asarray(image, np.uint8), steadied=(dx, dy))
 
+    def _detector_view(self, frame: Frame, sw: Stopwatch) -> ImageBGR:
+        """The picture the detector is shown: a washed-out one stretched to the full range
+        (:mod:`~sharpeyes.pipeline.contrast`), then a noisy one filtered
+        (:mod:`~sharpeyes.pipeline.denoise`, measured after the stretch, which amplifies the
+        noise too); otherwise the frame's own. Everything else keeps the frame's pixels."""
+        image = frame.image
+        if frame.device_image is not None:
+            return image
+        if self.contrast is not None:
+            with sw("contrast"):
+                image = self.contrast(image, frame.pts)
+            self.summary.frames_stretched = self.contrast.stretched
+            self.summary.tonal_range = self.contrast.span
+        if self.denoise is not None:
+            with sw("denoise"):
+                image = self.denoise(image, frame.pts)
+            self.summary.noise_sigma = self.denoise.level
+            self.summary.frames_denoised = self.denoise.filtered
+        return image
+
     def _build_intersection(self, frame: Frame) -> None:
         """Signal board, rules and evidence of an intersection camera, for this frame size.
 
@@ -457,12 +482,7 @@ class StreamRunner:
     def _analyse(self, frame: Frame, skipped: int, sw: Stopwatch) -> list[Event]:
         if self.intersection is not None:
             self._build_intersection(frame)
-        image = frame.image
-        if self.denoise is not None and frame.device_image is None:
-            with sw("denoise"):
-                image = self.denoise(frame.image, frame.pts)
-            self.summary.noise_sigma = self.denoise.level
-            self.summary.frames_denoised = self.denoise.filtered
+        image = self._detector_view(frame, sw)
         dets = detect_timed(self.detector, [image], sw)[0]
         if self.post is not None:
             with sw("postprocess"):

@@ -235,7 +235,15 @@ def _health(states: list[str]) -> dict[str, StreamHealthPublic]:
         camera_id="cam_night", state="running", noise_sigma=11.43, noise_filtered=True
     )
     out["cam_dusk"] = StreamHealthPublic(
-        camera_id="cam_dusk", state="running", noise_sigma=2.1, noise_filtered=False
+        camera_id="cam_dusk",
+        state="running",
+        noise_sigma=2.1,
+        noise_filtered=False,
+        tonal_range=221.0,
+        contrast_stretched=False,
+    )
+    out["cam_fog"] = StreamHealthPublic(
+        camera_id="cam_fog", state="running", tonal_range=126.4, contrast_stretched=True
     )
     return out
 
@@ -302,6 +310,8 @@ def test_health_words_drops_skew_url_and_flow_chart(seeded: Seeded) -> None:
             assert night.startswith("运行中") and "画面噪声大（σ 11.4）：检测前已降噪" in night
             dusk = page.inner_text("#health-table tr[data-camera='cam_dusk'] td.state")
             assert dusk == "运行中", dusk
+            fog = page.inner_text("#health-table tr[data-camera='cam_fog'] td.state")
+            assert "画面发灰（灰度范围 126）：检测前已拉伸对比度" in fog, fog
             # the long URL: cut with an ellipsis inside its cell, whole in the title
             url = row.locator("td.url")
             assert url.get_attribute("title") == LONG_URL

@@ -126,6 +126,12 @@ class AnalyzeResult:
                 "for the detector"
                 if s.frames_denoised and s.noise_sigma is not None
                 else ""
+            )
+            + (
+                f"; washed-out picture (grey range {s.tonal_range:.0f} levels): "
+                f"{s.frames_stretched} pictures stretched for the detector"
+                if s.frames_stretched and s.tonal_range is not None
+                else ""
             ),
             f"events: {s.events_total} ({by_type})",
         ]

@@ -77,6 +77,8 @@ def health_public(h: CameraHealth) -> StreamHealthPublic:
         timing_faults=h.timing_faults,
         noise_sigma=h.noise_sigma,
         noise_filtered=h.noise_filtered,
+        tonal_range=h.tonal_range,
+        contrast_stretched=h.contrast_stretched,
     )
 
 

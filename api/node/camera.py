@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from sharpeyes.pipeline.config import AnyDetectorConfig, CameraConfig, DetectorBase
+from sharpeyes.pipeline.contrast import DetectorContrast
 from sharpeyes.pipeline.denoise import DetectorDenoise
 from sharpeyes.pipeline.detection_filter import CameraDetectionFilter, DetectionPolicy
 from sharpeyes.pipeline.protocols import Detector, FrameSource, Sink
@@ -88,6 +89,7 @@ class CameraWiring:
     faces: bool = False  # face capture on person tracks
     skip_repeats: bool = False  # repeated pictures are not analysed (pipeline.repeats)
     denoise: bool = False  # a noisy picture is filtered for the detector (pipeline.denoise)
+    stretch_contrast: bool = False  # a washed-out picture is stretched for it (pipeline.contrast)
 
     def semantic(self) -> dict[str, object]:
         """The parts that decide what the camera reports (not where it writes)."""
@@ -106,6 +108,7 @@ class CameraWiring:
             "faces": self.faces,
             "skip_repeats": self.skip_repeats,
             "denoise": self.denoise,
+            "stretch_contrast": self.stretch_contrast,
         }
 
 
@@ -429,6 +432,7 @@ def build_camera(
         label=ClassLabels(tuple(names), VEHICLE_CLASS_CODES),
         repeats=RepeatedFrames() if cam.skip_repeated_frames else None,
         denoise=DetectorDenoise(max(detector.info.input_size)) if cam.denoise else None,
+        contrast=DetectorContrast() if cam.stretch_contrast else None,
     )
     wiring = CameraWiring(
         camera_id=cam.id,
@@ -447,5 +451,6 @@ def build_camera(
         faces=cam.faces.enabled,
         skip_repeats=runner.repeats is not None,
         denoise=runner.denoise is not None,
+        stretch_contrast=runner.contrast is not None,
     )
     return Camera(cam, source, runner, wiring, ring)

@@ -75,6 +75,8 @@ class CameraHealth:
     timing_faults: int = 0  # frames whose pts did not advance (timed by arrival instead)
     noise_sigma: float | None = None  # the picture's sensor noise, grey levels (pipeline.denoise)
     noise_filtered: bool = False  # the detector is shown a filtered picture (noise that high)
+    tonal_range: float | None = None  # grey levels the picture spans (pipeline.contrast)
+    contrast_stretched: bool = False  # the detector is shown the picture stretched (a veil)
 
     def to_dict(self) -> dict[str, object]:
         out = asdict(self)
@@ -207,6 +209,19 @@ def _noise(runner: StreamRunner | None) -> float | None:
     return round(runner.denoise.level, 1)
 
 
+def _tonal_range(runner: StreamRunner | None) -> float | None:
+    """The camera's running grey range (levels), rounded; None before a measurement or with
+    the stretch off."""
+    if runner is None or runner.contrast is None or runner.contrast.span is None:
+        return None
+    return round(runner.contrast.span)
+
+
+def _stretching(runner: StreamRunner | None) -> bool:
+    c = None if runner is None else runner.contrast
+    return c is not None and c.span is not None and c.span < c.on
+
+
 def _filtering(runner: StreamRunner) -> bool:
     d = runner.denoise
     return d is not None and d.level is not None and d.level >= d.on
@@ -236,6 +251,8 @@ def camera_health(
         frames_repeated=runner.summary.frames_repeated if runner is not None else 0,
         noise_sigma=_noise(runner),
         noise_filtered=runner is not None and _filtering(runner),
+        tonal_range=_tonal_range(runner),
+        contrast_stretched=_tonal_range(runner) is not None and _stretching(runner),
         events=stats.events,
         restarts=status.restarts,
         decoder=None if source is None else source_decoder(source),

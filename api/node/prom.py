@@ -69,6 +69,8 @@ class HealthLike(Protocol):
     @property
     def noise_sigma(self) -> float | None: ...
     @property
+    def tonal_range(self) -> float | None: ...
+    @property
     def events(self) -> int: ...
     @property
     def restarts(self) -> int: ...
@@ -126,6 +128,12 @@ def _stream_metrics(health: Mapping[str, HealthLike]) -> Iterator[Metric]:
             "detector is shown a filtered picture.",
             cam,
         ),
+        "range": _gauge(
+            "stream_tonal_range",
+            "Grey levels the camera's picture spans (0.5th–99.5th percentile); under 180 the "
+            "detector is shown it stretched (haze, fog, a dirty dome, a flare).",
+            cam,
+        ),
     }
     counters = {
         "reconnects": _counter("stream_reconnects", "Reconnects of the source.", cam),
@@ -165,6 +173,8 @@ def _stream_metrics(health: Mapping[str, HealthLike]) -> Iterator[Metric]:
         gauges["corruption"].add_metric([cid], h.corruption_rate)
         if h.noise_sigma is not None:
             gauges["noise"].add_metric([cid], h.noise_sigma)
+        if h.tonal_range is not None:
+            gauges["range"].add_metric([cid], h.tonal_range)
         for reason, n in sorted(h.drops.items()):
             drops.add_metric([cid, reason], n)
     yield state

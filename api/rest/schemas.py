@@ -431,6 +431,16 @@ class StreamHealthPublic(BaseModel):
         description="The noise is high enough (σ ≥ 3.5) that the detector is shown a filtered "
         "picture (dusk, night, high gain); evidence keeps the camera's own pixels.",
     )
+    tonal_range: float | None = Field(
+        None,
+        description="Grey levels the camera's picture spans (0.5th–99.5th percentile; a clear "
+        "daytime picture spans 200 or more). None before it is measured.",
+    )
+    contrast_stretched: bool = Field(
+        False,
+        description="The picture is washed out (range under 180: haze, fog, a dirty dome, a "
+        "flare) and the detector is shown it stretched; evidence keeps the camera's pixels.",
+    )
     signal_problems: dict[str, str] = Field(
         default_factory=dict,
         description="Signal heads or groups with a calibration problem (region all dark, "

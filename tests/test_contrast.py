@@ -1,0 +1,218 @@
+"""A washed-out camera (haze, fog, a dirty dome, a flare): the picture's tonal range is measured
+from the picture itself and, when a veil has squeezed it, the detector is shown the picture
+stretched back to the full range (pipeline/contrast.py); everything else keeps the camera's
+own pixels."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from sharpeyes.api.commands import cli
+from sharpeyes.pipeline.config import EventsConfig, TrackerConfig
+from sharpeyes.pipeline.contrast import (
+    MAX_GAIN,
+    MEASURE_EVERY_S,
+    RANGE_ON,
+    DetectorContrast,
+    tonal_range,
+)
+from sharpeyes.pipeline.denoise import DetectorDenoise
+from sharpeyes.pipeline.events import TrackEventBuilder
+from sharpeyes.pipeline.protocols import SourceInfo
+from sharpeyes.pipeline.runner import StreamRunner
+from sharpeyes.pipeline.tracking.bytetrack import ByteTracker
+from sharpeyes.pipeline.types import Frame, ImageBGR
+from tests.conftest import need, shared_dir
+from tests.test_denoise import _Seen, street
+from tests.test_repeated_frames import _copy
+from tests.test_supervisor import ListSink
+
+HANOI = shared_dir() / "sample_videos" / "intersection_hanoi_b_640x480.mp4"
+CONFIG = Path(__file__).resolve().parents[1] / "sample_videos" / "intersection_hanoi_b.yaml"
+
+
+def scene() -> ImageBGR:
+    """A clear picture: :func:`street` with dark tyres and shadows under the cars and white
+    zebra stripes (a clear day's picture spans 200 levels or more)."""
+    img = street()
+    for x in range(40, 640 - 80, 130):
+        img[220:232, x : x + 70] = 12  # shadow and tyres
+    img[300:330, 40:600:40] = 245  # zebra stripes
+    img[300:330, 41:600:40] = 245
+    return img
+
+
+def veiled(img: ImageBGR, contrast: float, lift: float) -> ImageBGR:
+    """``img`` under a veil of light: its range squeezed by ``contrast`` and lifted by ``lift``
+    levels (haze adds light, it does not take it away)."""
+    out: ImageBGR = np.clip(img.astype(np.float32) * contrast + lift, 0, 255).astype(np.uint8)
+    return out
+
+
+def test_the_tonal_range_ignores_a_few_highlights() -> None:
+    img = np.full((200, 300, 3), 100, np.uint8)
+    img[:, :150] = 60
+    assert tonal_range(img) == (60.0, 100.0)
+    img[:2, :30] = 255  # a lamp, burnt-in text: 60 of 60 000 pixels
+    assert tonal_range(img) == (60.0, 100.0)
+    big = np.zeros((2160, 3840, 3), np.uint8)
+    big[:, 1920:] = 200
+    assert tonal_range(big) == (0.0, 200.0)  # sampled, same answer
+
+
+def test_a_clear_picture_goes_to_the_detector_as_it_is() -> None:
+    c = DetectorContrast()
+    clear = scene()
+    assert c(clear, 0.0) is clear
+    assert c.stretched == 0 and c.span is not None and c.span >= RANGE_ON
+
+
+def test_a_veiled_picture_is_stretched_back_for_the_detector() -> None:
+    c = DetectorContrast()
+    clear = scene()
+    fog = veiled(clear, 0.45, 110.0)
+    low, high = tonal_range(fog)
+    assert high - low < RANGE_ON
+    seen = c(fog, 0.0)
+    assert c.stretched == 1 and seen.shape == fog.shape
+    got_low, got_high = tonal_range(seen)
+    assert got_low <= 2 and got_high >= 253
+    # the stretch undoes the veil: the picture is close to the clear one again
+    assert (
+        np.abs(seen.astype(int) - clear.astype(int)).mean()
+        < 0.25 * np.abs(fog.astype(int) - clear.astype(int)).mean()
+    )
+
+
+def test_a_nearly_flat_picture_is_not_blown_up_into_noise() -> None:
+    c = DetectorContrast()
+    flat = veiled(scene(), 0.1, 100.0)  # ~20 levels
+    seen = c(flat, 0.0)
+    low, high = tonal_range(flat)
+    got_low, got_high = tonal_range(seen)
+    assert got_high - got_low <= MAX_GAIN * (high - low) + 2
+
+
+def test_the_range_follows_the_weather() -> None:
+    """Measured once per MEASURE_EVERY_S and smoothed: fog lifting is followed within seconds,
+    one bright picture does not switch the stretch off."""
+    c = DetectorContrast()
+    fog, clear = veiled(scene(), 0.45, 110.0), scene()
+    assert c(fog, 0.0) is not fog
+    assert c(clear, 0.5 * MEASURE_EVERY_S) is not clear  # not measured again within the second
+    assert c(clear, 1.0 * MEASURE_EVERY_S) is not clear  # one clear measurement: still foggy
+    for i in range(2, 12):
+        c(clear, i * MEASURE_EVERY_S)
+    assert c(clear, 12 * MEASURE_EVERY_S) is clear
+
+
+def _run(video: Path, out: Path, stretch: bool) -> tuple[list[tuple[float, float]], Counter[str]]:
+    cfg = yaml.safe_load(CONFIG.read_text("utf-8"))
+    cfg["url"] = str(video)
+    cfg["stretch_contrast"] = stretch
+    config = out.with_suffix(".yaml")
+    config.write_text(json.dumps(cfg), encoding="utf-8")  # JSON is YAML
+    args = ["analyze", str(video), "--config", str(config), "--out", str(out), "--no-progress"]
+    assert cli.main(args) == 0
+    charges, kinds = [], Counter[str]()
+    for line in (out / "events.jsonl").read_text(encoding="utf-8").splitlines():
+        r = json.loads(line)
+        kinds[r["type"]] += 1
+        if r["type"] == "red_light_violation":
+            b, crossed = r["box"], float(r["violation"]["crossed_stop_line_pts"])
+            charges.append((crossed, (b["x1"] + b["x2"]) / 2))
+    return sorted(charges), kinds
+
+
+@pytest.mark.integration
+def test_a_washed_out_camera_still_charges_the_runners(tmp_path: Path) -> None:
+    """Frames 90–230 of hanoi_b (runners hb01–hb07) under a strong veil: with the detector
+    shown the stretched picture the runners are charged where and when they were on the clear
+    copy, and nobody else; without it fewer, and fewer vehicles are seen."""
+    need(HANOI.is_file(), f"sample video {HANOI} not found")
+    need(shutil.which("ffmpeg") is not None, "ffmpeg not found")
+    _copy(HANOI, tmp_path / "clear.mp4", "null")
+    _copy(HANOI, tmp_path / "fog.mp4", VEIL)
+    clear, _ = _run(tmp_path / "clear.mp4", tmp_path / "clear", stretch=True)
+    stretched, kinds = _run(tmp_path / "fog.mp4", tmp_path / "stretched", stretch=True)
+    raw, raw_kinds = _run(tmp_path / "fog.mp4", tmp_path / "raw", stretch=False)
+    assert len(clear) >= 6
+    for t, x in stretched:
+        assert any(abs(t - t0) <= 2 / 6 + 1e-3 and abs(x - x0) <= 30 for t0, x0 in clear), (
+            stretched,
+            clear,
+        )
+    assert len(stretched) >= len(clear) - 1, (stretched, clear)
+    assert len(raw) < len(stretched), (raw, stretched)
+    assert raw_kinds["vehicle_pass"] < kinds["vehicle_pass"]
+
+
+VEIL = "eq=contrast=0.4:brightness=0.2:saturation=0.5"
+
+
+class _Pictures:
+    """``n`` pictures of :func:`scene` at 5 fps, veiled or not."""
+
+    def __init__(self, n: int, veil: bool) -> None:
+        self.n, self.veil = n, veil
+        self.info = SourceInfo("cam", "test://", 640, 360, 5.0, "raw")
+
+    def frames(self) -> Iterator[Frame]:
+        for i in range(self.n):
+            image = veiled(scene(), 0.45, 110.0) if self.veil else scene()
+            yield Frame("cam", i, i / 5, 1_700_000_000_000 + i * 200, image)
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("veil", [False, True])
+def test_health_prometheus_and_the_console_api_say_when_a_picture_is_washed_out(
+    veil: bool,
+) -> None:
+    from sharpeyes.api.commands.run import health_public
+    from sharpeyes.api.node.health import CameraEntry, camera_health
+    from sharpeyes.api.node.prom import build_registry, render
+    from sharpeyes.pipeline.config import CameraConfig
+    from sharpeyes.pipeline.supervisor import WorkerStatus
+    from tests.test_prom_events import FakeRuntime
+
+    detector = _Seen()
+    kept: list[ImageBGR] = []
+    runner = StreamRunner(
+        source=_Pictures(8, veil),
+        detector=detector,
+        tracker=ByteTracker(TrackerConfig()),
+        events=TrackEventBuilder("cam", EventsConfig(), class_names=["car"], class_codes={}),
+        sinks=[ListSink()],
+        observer=lambda f, *_: kept.append(f.image),
+        prefetch_depth=0,
+        contrast=DetectorContrast(),
+        denoise=DetectorDenoise(640),
+    )
+    summary = runner.run()
+    assert (summary.frames_stretched == 8) is veil and (summary.frames_stretched == 0) is not veil
+    changed = [not np.array_equal(a, b) for a, b in zip(detector.shown, kept, strict=True)]
+    assert len(changed) == 8 and all(changed) is veil and any(changed) is veil
+    entry = CameraEntry(CameraConfig.model_validate({"id": "cam", "url": "x.mp4"}), runner=runner)
+    health = camera_health(entry, WorkerStatus("cam"), failed_after=3)
+    assert health.tonal_range is not None and health.contrast_stretched is veil
+    assert (health.tonal_range < RANGE_ON) is veil
+    public = health_public(health)
+    assert public.contrast_stretched is veil and public.tonal_range == health.tonal_range
+    assert not public.noise_filtered  # the stretch does not make a clean picture "noisy"
+
+    class Runtime(FakeRuntime):
+        def health(self) -> dict[str, object]:
+            return {"cam": health}
+
+    text = render(build_registry(Runtime({}))).decode()  # type: ignore[arg-type]
+    assert f'sharpeyes_stream_tonal_range{{camera="cam"}} {health.tonal_range}' in text
