@@ -26,6 +26,8 @@ from sharpeyes.api.commands.camera_check import default_lang
 from sharpeyes.api.node.camera import register_detector
 from sharpeyes.pipeline import geometry_check
 from sharpeyes.pipeline.config import AnyDetectorConfig, CameraConfig
+from sharpeyes.pipeline.contrast import RANGE_ON
+from sharpeyes.pipeline.denoise import NOISE_ON
 from sharpeyes.pipeline.geometry_check import (
     MIN_TRACKS,
     Finding,
@@ -598,6 +600,10 @@ def test_camera_check_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert [r["moving_tracks"] for r in regions] == [2, 2, 2]  # under MIN_TRACKS per lane
     assert report["traffic"]["stop_lines"][0]["forward"] == 6
     assert report["problems"] == []
+    picture = report["picture"]  # what the runner measured of the picture while observing
+    assert picture["noise_sigma"] is not None and picture["tonal_range"] is not None
+    assert picture["noise_filtered"] is (picture["noise_sigma"] >= NOISE_ON)
+    assert picture["contrast_stretched"] is (picture["tonal_range"] < RANGE_ON)
     import cv2
 
     img = cv2.imread(str(png))
@@ -657,3 +663,20 @@ def test_key_points_in_chinese_keep_every_id_and_pixel() -> None:
         assert re.findall(r"\d+", e) == re.findall(r"\d+", z)
         assert not re.search(r"[a-z]{4,} (line|zone|lane)", z), z
     assert zh[0].startswith("进口道 south: 停止线 (50, 382) px")
+
+
+def test_the_picture_line_says_what_the_detector_is_shown() -> None:
+    from sharpeyes.api.commands.camera_check import PictureQuality
+
+    clear = PictureQuality(0.7, False, 231, False)
+    assert clear.line("en") == "picture: noise σ 0.7; grey range 231"
+    assert clear.line("zh") == "画面：噪声 σ 0.7；灰度范围 231"
+    night_fog = PictureQuality(11.4, True, 126, True)
+    assert night_fog.line("en") == (
+        "picture: noise σ 11.4, filtered for the detector; "
+        "grey range 126, washed out: stretched for the detector"
+    )
+    assert night_fog.line("zh") == (
+        "画面：噪声 σ 11.4，检测前已降噪；灰度范围 126，画面发灰，检测前已拉伸对比度"
+    )
+    assert PictureQuality(None, False, None, False).line("en") == "picture: not measured"

@@ -52,6 +52,7 @@ if TYPE_CHECKING:
         TrafficObserver,
         TrafficReport,
     )
+    from sharpeyes.pipeline.runner import RunSummary
 
 EXIT_OK, EXIT_READ, EXIT_USAGE, EXIT_PROBLEMS = 0, 1, 2, 3
 BACKGROUND_FRAMES = 7  # frames whose median is the picture's background
@@ -117,9 +118,10 @@ def run(args: argparse.Namespace) -> int:
         return _error(f"{_masked(str(args.video))}: {e}", EXIT_READ)
     findings = static_checks(cam, size)
     traffic: TrafficReport | None = None
+    picture: PictureQuality | None = None
     if seconds > 0:
         try:
-            traffic, frames = _observe(cam, seconds)
+            traffic, frames, picture = _observe(cam, seconds)
         except SharpeyesError as e:
             _warn(findings, lang)
             return _error(str(e), EXIT_READ)
@@ -128,9 +130,12 @@ def run(args: argparse.Namespace) -> int:
         findings += traffic.findings
     if args.json:
         report = _as_json(cam, size, findings, traffic)
+        report["picture"] = picture.as_dict() if picture is not None else None
         sys.stdout.write(json.dumps(report, ensure_ascii=False) + "\n")
     else:
         lines = _report_lines(cam, size, findings, traffic, lang)
+        if picture is not None:
+            lines.insert(1, picture.line(lang))
         sys.stdout.write("".join(f"{ln}\n" for ln in lines))
     sys.stdout.flush()
     _warn(findings, lang)
@@ -230,7 +235,63 @@ class _Watch:
             self.stop()
 
 
-def _observe(cam: CameraConfig, seconds: float) -> tuple[TrafficReport, list[ImageBGR]]:
+@dataclass(frozen=True)
+class PictureQuality:
+    """What the runner measured of the camera's pictures while its traffic was observed: the
+    sensor noise (pipeline/denoise.py) and the grey range (pipeline/contrast.py), and whether
+    the detector was shown the picture filtered or stretched for them."""
+
+    noise_sigma: float | None
+    noise_filtered: bool
+    tonal_range: float | None
+    stretched: bool
+
+    @staticmethod
+    def of(summary: RunSummary) -> PictureQuality:
+        return PictureQuality(
+            noise_sigma=None if summary.noise_sigma is None else round(summary.noise_sigma, 1),
+            noise_filtered=summary.frames_denoised > 0,
+            tonal_range=None if summary.tonal_range is None else round(summary.tonal_range),
+            stretched=summary.frames_stretched > 0,
+        )
+
+    def line(self, lang: Lang = "en") -> str:
+        """One report line: ``picture: noise σ 11.4, filtered for the detector; grey range
+        126, washed out: stretched for the detector``."""
+        zh = lang == "zh"
+        parts = []
+        if self.noise_sigma is not None:
+            parts.append((f"噪声 σ {self.noise_sigma:.1f}", f"noise σ {self.noise_sigma:.1f}"))
+            if self.noise_filtered:
+                parts[-1] = (
+                    parts[-1][0] + "，检测前已降噪",
+                    parts[-1][1] + ", filtered for the detector",
+                )
+        if self.tonal_range is not None:
+            parts.append((f"灰度范围 {self.tonal_range:.0f}", f"grey range {self.tonal_range:.0f}"))
+            if self.stretched:
+                parts[-1] = (
+                    parts[-1][0] + "，画面发灰，检测前已拉伸对比度",
+                    parts[-1][1] + ", washed out: stretched for the detector",
+                )
+        if not parts:
+            return "画面：未测量" if zh else "picture: not measured"
+        if zh:
+            return "画面：" + "；".join(p[0] for p in parts)
+        return "picture: " + "; ".join(p[1] for p in parts)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "noise_sigma": self.noise_sigma,
+            "noise_filtered": self.noise_filtered,
+            "tonal_range": self.tonal_range,
+            "contrast_stretched": self.stretched,
+        }
+
+
+def _observe(
+    cam: CameraConfig, seconds: float
+) -> tuple[TrafficReport, list[ImageBGR], PictureQuality]:
     """Run the camera's detector and tracker (the one composition root) over ``seconds``."""
     from sharpeyes.api.node.camera import CameraEnv, build_camera, build_detector
     from sharpeyes.pipeline.geometry_check import TrafficObserver, analyse_traffic
@@ -255,13 +316,13 @@ def _observe(cam: CameraConfig, seconds: float) -> tuple[TrafficReport, list[Ima
         )
         watch.stop = camera.runner.stop
         try:
-            camera.runner.run()
+            summary = camera.runner.run()
         finally:
             camera.close()
     if not watch.frames:
         raise SharpeyesError(f"{_masked(cam.url)}: no frame could be decoded")
     h, w = watch.frames[0].shape[:2]
-    return analyse_traffic(cam, (w, h), observer), watch.frames
+    return analyse_traffic(cam, (w, h), observer), watch.frames, PictureQuality.of(summary)
 
 
 # -- report ----------------------------------------------------------------------------------
