@@ -162,12 +162,23 @@ class PictureColour:
         self._key: tuple[str, int, float] | None = None
         self._value: bool | None = None
         self._balance: PictureBalance | None = None
+        self._noise: float | None = None
         self.monochrome_frames = 0
 
     def _frame(self, frame: Frame) -> None:
         key = (frame.stream_id, frame.seq, frame.pts)
         if key != self._key:
-            self._key, self._value, self._balance = key, None, None
+            self._key, self._value, self._balance, self._noise = key, None, None, None
+
+    def noise(self, frame: Frame) -> float:
+        """The sensor noise of ``frame``'s picture (:func:`~sharpeyes.pipeline.denoise.
+        noise_sigma`, grey levels)."""
+        from sharpeyes.pipeline.denoise import noise_sigma
+
+        self._frame(frame)
+        if self._noise is None:
+            self._noise = noise_sigma(frame.image)
+        return self._noise
 
     def __call__(self, frame: Frame) -> bool:
         self._frame(frame)

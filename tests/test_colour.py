@@ -269,6 +269,7 @@ class _NoPlates:
         max_plates: int | None = None,
         retry_padded: bool = True,
         balance: NDArray[np.float32] | None = None,
+        noise: float | None = None,
     ) -> list[PlateReadingLike]:
         return []
 

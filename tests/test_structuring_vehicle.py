@@ -51,6 +51,7 @@ class FakeReader:
         max_plates: int | None = None,
         retry_padded: bool = True,
         balance: NDArray[np.float32] | None = None,
+        noise: float | None = None,
     ) -> Sequence[FakeReading]:
         self.rois.append(roi)
         return self.script.pop(0) if self.script else []

@@ -124,6 +124,7 @@ class PlateReaderLike(Protocol):
         max_plates: int | None = None,
         retry_padded: bool = True,
         balance: NDArray[np.float32] | None = None,
+        noise: float | None = None,
     ) -> Sequence[PlateReadingLike]: ...
 
 
@@ -251,7 +252,12 @@ class VehicleStructuring:
         roi = _grow(vehicle, self._cfg.roi_margin)
         picture = self._has_colour.balance(frame)
         readings = self._reader.read(
-            frame.image, roi, max_plates=1, retry_padded=False, balance=picture.gains
+            frame.image,
+            roi,
+            max_plates=1,
+            retry_padded=False,
+            balance=picture.gains,
+            noise=self._has_colour.noise(frame),
         )
         best = readings[0] if readings else None
         coloured = self._has_colour(frame)
