@@ -37,9 +37,13 @@ too; 8/8 at alls=12 throughout; 0 false plates in every run.
    the seven sample clips 0.25–1.5; hanoi_b with noise added 2.7, 5.8, 8.6, 11.4, 16.8.
 2. **Gate** (:class:`DetectorDenoise`): measured on a centre crop once per
    :data:`MEASURE_EVERY_S` of stream time, on the picture resized as the detector resizes it,
-   and smoothed. At or above :data:`NOISE_ON`
-   the detector sees the picture filtered: a bilateral filter (d 9, σ space 9) with σ colour
-   :data:`SIGMA_COLOUR_PER_NOISE` × the noise level, twice above :data:`TWO_PASSES_FROM`.
+   and smoothed. At or above :data:`NOISE_ON` the detector sees the picture filtered: a
+   bilateral filter (d 9, σ space 9) with σ colour :data:`SIGMA_COLOUR_PER_NOISE` × the noise
+   level, twice above :data:`TWO_PASSES_FROM`. A picture larger than the detector's input is
+   first averaged down to it (``INTER_AREA``: k × k pixels averaged leave 1/k of the noise)
+   and filtered only if the noise left still calls for it — a 1920 × 1080 pass costs ~70 ms on
+   one core, 640 × 360 ~7 ms; the boxes found are scaled back to the frame's pixels.
+   highway_1280x720 with ``noise=alls=20``: 31 → 37 vehicle passes (clear: 44).
 3. **Only what is looked for.** The detector's view, and the region a plate is read from;
    tracks, crops, colours and every evidence picture keep the camera's own pixels: the
    evidence shows what the camera recorded, and the colour stages average pixels anyway.
@@ -113,7 +117,8 @@ class DetectorDenoise:
     def __init__(self, detector_side: int = 0, on: float = NOISE_ON) -> None:
         self.detector_side = detector_side
         self.on = on
-        self.level: float | None = None  # the running noise σ of the camera's pictures
+        self.level: float | None = None  # the running noise σ as the detector sees pictures
+        self.full_level: float | None = None  # … and at the pictures' own size
         self._measured_at: float | None = None
         self.filtered = 0  # pictures the detector saw filtered
 
@@ -128,19 +133,50 @@ class DetectorDenoise:
         scale = self.detector_side / side
         return np.asarray(cv2.resize(image, (round(w * scale), round(h * scale))), np.uint8)
 
+    def _measure(self, image: ImageBGR) -> None:
+        """Update the running noise as the detector sees the picture (``level``, which decides)
+        and at the picture's own size (``full_level``: what shrinking by averaging divides)."""
+        shown = self._seen(image)
+        seen = noise_sigma(shown)
+        full = noise_sigma(image) if shown is not image else seen
+        if self.level is None or self.full_level is None:
+            self.level, self.full_level = seen, full
+            return
+        self.level = (1.0 - SMOOTHING) * self.level + SMOOTHING * seen
+        self.full_level = (1.0 - SMOOTHING) * self.full_level + SMOOTHING * full
+
     def __call__(self, image: ImageBGR, pts: float) -> ImageBGR:
+        """The picture the detector is shown, at the picture's own size."""
+        view, _ = self.view(image, pts, shrink=False)
+        return view
+
+    def view(self, image: ImageBGR, pts: float, *, shrink: bool = True) -> tuple[ImageBGR, float]:
+        """The picture the detector is shown and the factor from its pixels to ``image``'s.
+
+        A noisy picture larger than the detector's input is first shrunk to it by pixel
+        averaging (``INTER_AREA``: averaging k × k pixels divides independent noise by k, and
+        filtering 640 px costs a tenth of filtering 1920), then filtered if the noise left is
+        still at least ``on``; the detector's boxes are then in the shrunk picture's pixels,
+        × the returned factor in ``image``'s. ``shrink=False`` keeps the picture's size."""
         if self._measured_at is None or abs(pts - self._measured_at) >= MEASURE_EVERY_S:
-            sigma = noise_sigma(self._seen(image))
-            self.level = (
-                sigma if self.level is None else (1.0 - SMOOTHING) * self.level + SMOOTHING * sigma
-            )
+            self._measure(image)
             self._measured_at = pts
         noise = self.level if self.level is not None else 0.0
         if noise < self.on:
-            return image
+            return image, 1.0
         self.filtered += 1
+        h, w = image.shape[:2]
+        factor = 1.0
+        if shrink and 0 < self.detector_side < max(h, w):
+            scale = self.detector_side / max(h, w)
+            size = (max(1, round(w * scale)), max(1, round(h * scale)))
+            image = np.asarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA), np.uint8)
+            factor = 1.0 / scale
+            noise = (self.full_level or 0.0) * scale  # what averaging the pixels left
+            if noise < self.on:
+                return image, factor
         colour = SIGMA_COLOUR_PER_NOISE * noise
         out = cv2.bilateralFilter(image, 9, colour, 9)
         if noise >= TWO_PASSES_FROM:
             out = cv2.bilateralFilter(out, 9, colour, 9)
-        return np.asarray(out, np.uint8)
+        return np.asarray(out, np.uint8), factor

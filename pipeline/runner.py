@@ -431,14 +431,16 @@ class StreamRunner:
         )
         return dataclasses.replace(frame, image=np.asarray(image, np.uint8), steadied=(dx, dy))
 
-    def _detector_view(self, frame: Frame, sw: Stopwatch) -> ImageBGR:
-        """The picture the detector is shown: a washed-out one stretched to the full range
-        (:mod:`~sharpeyes.pipeline.contrast`), then a noisy one filtered
-        (:mod:`~sharpeyes.pipeline.denoise`, measured after the stretch, which amplifies the
-        noise too); otherwise the frame's own. Everything else keeps the frame's pixels."""
+    def _detector_view(self, frame: Frame, sw: Stopwatch) -> tuple[ImageBGR, float]:
+        """The picture the detector is shown and the factor from its pixels to the frame's: a
+        washed-out one stretched to the full range (:mod:`~sharpeyes.pipeline.contrast`), then
+        a noisy one filtered (:mod:`~sharpeyes.pipeline.denoise`, measured after the stretch,
+        which amplifies the noise too; a large noisy picture shrunk to the detector's input
+        first); otherwise the frame's own. Everything else keeps the frame's pixels."""
         image = frame.image
+        factor = 1.0
         if frame.device_image is not None:
-            return image
+            return image, factor
         if self.contrast is not None:
             with sw("contrast"):
                 image = self.contrast(image, frame.pts)
@@ -446,10 +448,10 @@ class StreamRunner:
             self.summary.tonal_range = self.contrast.span
         if self.denoise is not None:
             with sw("denoise"):
-                image = self.denoise(image, frame.pts)
+                image, factor = self.denoise.view(image, frame.pts)
             self.summary.noise_sigma = self.denoise.level
             self.summary.frames_denoised = self.denoise.filtered
-        return image
+        return image, factor
 
     def _build_intersection(self, frame: Frame) -> None:
         """Signal board, rules and evidence of an intersection camera, for this frame size.
@@ -482,8 +484,10 @@ class StreamRunner:
     def _analyse(self, frame: Frame, skipped: int, sw: Stopwatch) -> list[Event]:
         if self.intersection is not None:
             self._build_intersection(frame)
-        image = self._detector_view(frame, sw)
+        image, factor = self._detector_view(frame, sw)
         dets = detect_timed(self.detector, [image], sw)[0]
+        if factor != 1.0:  # the detector saw the picture shrunk: boxes back to frame pixels
+            dets = dataclasses.replace(dets, xyxy=np.asarray(dets.xyxy * factor, np.float32))
         if self.post is not None:
             with sw("postprocess"):
                 dets = self.post(dets)

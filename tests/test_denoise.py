@@ -22,7 +22,7 @@ from sharpeyes.pipeline.events import TrackEventBuilder
 from sharpeyes.pipeline.protocols import SourceInfo
 from sharpeyes.pipeline.runner import StreamRunner
 from sharpeyes.pipeline.tracking.bytetrack import ByteTracker
-from sharpeyes.pipeline.types import Detections, Frame, ImageBGR
+from sharpeyes.pipeline.types import Detections, Frame, ImageBGR, ObjectKind
 from tests.conftest import need, shared_dir
 from tests.test_repeated_frames import _copy
 from tests.test_supervisor import ListSink, NoDetections
@@ -214,3 +214,55 @@ def test_health_prometheus_and_the_console_api_say_how_noisy_a_camera_is(
 
     text = render(build_registry(Runtime({}))).decode()  # type: ignore[arg-type]
     assert f'sharpeyes_stream_noise_sigma{{camera="cam"}} {health.noise_sigma}' in text
+
+
+def test_a_large_noisy_picture_is_shrunk_to_the_detector_then_filtered() -> None:
+    """1280 × 720 with noise σ 12 and a detector of 640 px: the picture is averaged down to
+    640 × 360 (2 × 2 pixels: half the noise left), filtered, and the factor back is 2."""
+    picture = noisy(street(720, 1280), 12.0)
+    d = DetectorDenoise(640)
+    view, factor = d.view(picture, 0.0)
+    assert view.shape == (360, 640, 3) and factor == pytest.approx(2.0)
+    assert noise_sigma(view) < 0.3 * 12.0
+    same, one = d.view(picture, 0.1, shrink=False)  # the picture's size kept
+    assert same.shape == picture.shape and one == 1.0
+    clean = street(720, 1280)
+    c = DetectorDenoise(640)
+    assert c.view(clean, 0.0) == (clean, 1.0)  # a clean picture: as it is, no shrink
+
+
+class _BoxAtQuarter(NoDetections):
+    """One car whose box is the second quarter of whatever picture it is shown."""
+
+    def detect(self, images: Sequence[ImageBGR]) -> list[Detections]:
+        out = []
+        for im in images:
+            h, w = im.shape[:2]
+            box = [[w / 4, h / 4, w / 2, h / 2]]
+            out.append(Detections.create(box, [0.9], [2], [int(ObjectKind.MOTOR_VEHICLE)]))
+        return out
+
+
+def test_boxes_found_on_a_shrunk_picture_are_in_the_frame_s_pixels() -> None:
+    frames_seen: list[Detections] = []
+
+    class _Big(_Pictures):
+        def frames(self) -> Iterator[Frame]:
+            for i in range(self.n):
+                image = noisy(street(720, 1280), self.sigma, seed=i)
+                yield Frame("cam", i, i / 5, 1_700_000_000_000 + i * 200, image)
+
+    runner = StreamRunner(
+        source=_Big(4, 12.0),
+        detector=_BoxAtQuarter(),
+        tracker=ByteTracker(TrackerConfig()),
+        events=TrackEventBuilder("cam", EventsConfig(), class_names=["car"], class_codes={}),
+        sinks=[ListSink()],
+        observer=lambda f, dets, *_: frames_seen.append(dets),
+        prefetch_depth=0,
+        denoise=DetectorDenoise(640),
+    )
+    runner.run()
+    assert len(frames_seen) == 4
+    for dets in frames_seen:
+        assert np.allclose(dets.xyxy, [[320, 180, 640, 360]], atol=1.0), dets.xyxy
