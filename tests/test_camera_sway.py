@@ -15,8 +15,8 @@ import pytest
 
 from sharpeyes.pipeline.signal_track import REFERENCE_AFTER, CameraSway
 from sharpeyes.pipeline.types import ImageBGR
+from tests._hanoi_runs import HANOI, analyse, copy_span
 from tests.conftest import need
-from tests.test_repeated_frames import HANOI, _copy, _run
 
 
 def textured(seed: int = 3, size: tuple[int, int] = (480, 640)) -> ImageBGR:
@@ -101,8 +101,8 @@ def test_a_swaying_camera_charges_the_runners_of_the_still_one(tmp_path: Path) -
     runs = {}
     for name, vf in (("still", "null"), ("sway", sway)):
         video = tmp_path / f"{name}.mp4"
-        _copy(HANOI, video, vf)
-        runs[name] = _run(video, tmp_path / name)
+        copy_span(HANOI, video, vf)
+        runs[name] = analyse(video, tmp_path / name)
     (still, _), (swayed, _) = runs["still"], runs["sway"]
     assert len(still) >= 6 and len(swayed) == len(still), (still, swayed)
     for (t0, x0), (t1, x1) in zip(still, swayed, strict=True):

@@ -5,17 +5,13 @@ own pixels."""
 
 from __future__ import annotations
 
-import json
 import shutil
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
-from sharpeyes.api.commands import cli
 from sharpeyes.pipeline.config import EventsConfig, TrackerConfig
 from sharpeyes.pipeline.contrast import (
     MAX_GAIN,
@@ -30,13 +26,10 @@ from sharpeyes.pipeline.protocols import SourceInfo
 from sharpeyes.pipeline.runner import StreamRunner
 from sharpeyes.pipeline.tracking.bytetrack import ByteTracker
 from sharpeyes.pipeline.types import Frame, ImageBGR
-from tests.conftest import need, shared_dir
+from tests._hanoi_runs import HANOI, analyse, copy_span, same_runners
+from tests.conftest import need
 from tests.test_denoise import _Seen, street
-from tests.test_repeated_frames import _copy
 from tests.test_supervisor import ListSink
-
-HANOI = shared_dir() / "sample_videos" / "intersection_hanoi_b_640x480.mp4"
-CONFIG = Path(__file__).resolve().parents[1] / "sample_videos" / "intersection_hanoi_b.yaml"
 
 
 def scene() -> ImageBGR:
@@ -114,24 +107,6 @@ def test_the_range_follows_the_weather() -> None:
     assert c(clear, 12 * MEASURE_EVERY_S) is clear
 
 
-def _run(video: Path, out: Path, stretch: bool) -> tuple[list[tuple[float, float]], Counter[str]]:
-    cfg = yaml.safe_load(CONFIG.read_text("utf-8"))
-    cfg["url"] = str(video)
-    cfg["stretch_contrast"] = stretch
-    config = out.with_suffix(".yaml")
-    config.write_text(json.dumps(cfg), encoding="utf-8")  # JSON is YAML
-    args = ["analyze", str(video), "--config", str(config), "--out", str(out), "--no-progress"]
-    assert cli.main(args) == 0
-    charges, kinds = [], Counter[str]()
-    for line in (out / "events.jsonl").read_text(encoding="utf-8").splitlines():
-        r = json.loads(line)
-        kinds[r["type"]] += 1
-        if r["type"] == "red_light_violation":
-            b, crossed = r["box"], float(r["violation"]["crossed_stop_line_pts"])
-            charges.append((crossed, (b["x1"] + b["x2"]) / 2))
-    return sorted(charges), kinds
-
-
 @pytest.mark.integration
 def test_a_washed_out_camera_still_charges_the_runners(tmp_path: Path) -> None:
     """Frames 90–230 of hanoi_b (runners hb01–hb07) under a strong veil: with the detector
@@ -139,17 +114,13 @@ def test_a_washed_out_camera_still_charges_the_runners(tmp_path: Path) -> None:
     copy, and nobody else; without it fewer, and fewer vehicles are seen."""
     need(HANOI.is_file(), f"sample video {HANOI} not found")
     need(shutil.which("ffmpeg") is not None, "ffmpeg not found")
-    _copy(HANOI, tmp_path / "clear.mp4", "null")
-    _copy(HANOI, tmp_path / "fog.mp4", VEIL)
-    clear, _ = _run(tmp_path / "clear.mp4", tmp_path / "clear", stretch=True)
-    stretched, kinds = _run(tmp_path / "fog.mp4", tmp_path / "stretched", stretch=True)
-    raw, raw_kinds = _run(tmp_path / "fog.mp4", tmp_path / "raw", stretch=False)
+    copy_span(HANOI, tmp_path / "clear.mp4", "null")
+    copy_span(HANOI, tmp_path / "fog.mp4", VEIL)
+    clear, _ = analyse(tmp_path / "clear.mp4", tmp_path / "clear")
+    stretched, kinds = analyse(tmp_path / "fog.mp4", tmp_path / "stretched")
+    raw, raw_kinds = analyse(tmp_path / "fog.mp4", tmp_path / "raw", stretch_contrast=False)
     assert len(clear) >= 6
-    for t, x in stretched:
-        assert any(abs(t - t0) <= 2 / 6 + 1e-3 and abs(x - x0) <= 30 for t0, x0 in clear), (
-            stretched,
-            clear,
-        )
+    assert same_runners(stretched, clear), (stretched, clear)
     assert len(stretched) >= len(clear) - 1, (stretched, clear)
     assert len(raw) < len(stretched), (raw, stretched)
     assert raw_kinds["vehicle_pass"] < kinds["vehicle_pass"]

@@ -4,18 +4,14 @@ when it is high enough to blind the detector, the detector is shown a filtered p
 
 from __future__ import annotations
 
-import json
 import shutil
-from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-import yaml
 
-from sharpeyes.api.commands import cli
 from sharpeyes.pipeline.config import EventsConfig, TrackerConfig
 from sharpeyes.pipeline.denoise import MEASURE_EVERY_S, NOISE_ON, DetectorDenoise, noise_sigma
 from sharpeyes.pipeline.events import TrackEventBuilder
@@ -23,12 +19,9 @@ from sharpeyes.pipeline.protocols import SourceInfo
 from sharpeyes.pipeline.runner import StreamRunner
 from sharpeyes.pipeline.tracking.bytetrack import ByteTracker
 from sharpeyes.pipeline.types import Detections, Frame, ImageBGR, ObjectKind
-from tests.conftest import need, shared_dir
-from tests.test_repeated_frames import _copy
+from tests._hanoi_runs import HANOI, analyse, copy_span, same_runners
+from tests.conftest import need
 from tests.test_supervisor import ListSink, NoDetections
-
-HANOI = shared_dir() / "sample_videos" / "intersection_hanoi_b_640x480.mp4"
-CONFIG = Path(__file__).resolve().parents[1] / "sample_videos" / "intersection_hanoi_b.yaml"
 
 
 def street(h: int = 360, w: int = 640) -> ImageBGR:
@@ -100,24 +93,6 @@ def test_a_large_picture_is_measured_as_the_detector_sees_it() -> None:
     assert full.level == pytest.approx(6.0, rel=0.15)
 
 
-def _run(video: Path, out: Path, denoise: bool) -> tuple[list[tuple[float, float]], Counter[str]]:
-    cfg = yaml.safe_load(CONFIG.read_text("utf-8"))
-    cfg["url"] = str(video)
-    cfg["denoise"] = denoise
-    config = out.with_suffix(".yaml")
-    config.write_text(json.dumps(cfg), encoding="utf-8")  # JSON is YAML
-    args = ["analyze", str(video), "--config", str(config), "--out", str(out), "--no-progress"]
-    assert cli.main(args) == 0
-    charges, kinds = [], Counter[str]()
-    for line in (out / "events.jsonl").read_text(encoding="utf-8").splitlines():
-        r = json.loads(line)
-        kinds[r["type"]] += 1
-        if r["type"] == "red_light_violation":
-            b, crossed = r["box"], float(r["violation"]["crossed_stop_line_pts"])
-            charges.append((crossed, (b["x1"] + b["x2"]) / 2))
-    return sorted(charges), kinds
-
-
 @pytest.mark.integration
 def test_a_noisy_camera_still_charges_the_runners(tmp_path: Path) -> None:
     """Frames 90–230 of hanoi_b (runners hb01–hb07) with strong temporal sensor noise (σ ≈ 17
@@ -125,17 +100,14 @@ def test_a_noisy_camera_still_charges_the_runners(tmp_path: Path) -> None:
     and when it was on the clean copy, and nobody else; without it the detector is blind."""
     need(HANOI.is_file(), f"sample video {HANOI} not found")
     need(shutil.which("ffmpeg") is not None, "ffmpeg not found")
-    _copy(HANOI, tmp_path / "clean.mp4", "null")
-    _copy(HANOI, tmp_path / "noisy.mp4", "noise=alls=30:allf=t:all_seed=1")
-    clean, _ = _run(tmp_path / "clean.mp4", tmp_path / "clean", denoise=True)
-    filtered, kinds = _run(tmp_path / "noisy.mp4", tmp_path / "filtered", denoise=True)
-    raw, raw_kinds = _run(tmp_path / "noisy.mp4", tmp_path / "raw", denoise=False)
+    copy_span(HANOI, tmp_path / "clean.mp4", "null")
+    copy_span(HANOI, tmp_path / "noisy.mp4", "noise=alls=30:allf=t:all_seed=1")
+    clean, _ = analyse(tmp_path / "clean.mp4", tmp_path / "clean")
+    filtered, kinds = analyse(tmp_path / "noisy.mp4", tmp_path / "filtered")
+    raw, raw_kinds = analyse(tmp_path / "noisy.mp4", tmp_path / "raw", denoise=False)
     assert len(clean) >= 6
-    for t, x in filtered:  # every charge is a clean-copy runner: same place, same moment
-        assert any(abs(t - t0) <= 2 / 6 + 1e-3 and abs(x - x0) <= 30 for t0, x0 in clean), (
-            filtered,
-            clean,
-        )
+    # every charge is a clean-copy runner: same place, same moment
+    assert same_runners(filtered, clean), (filtered, clean)
     assert len(filtered) >= len(clean) - 2, (filtered, clean)
     assert len(raw) <= len(filtered) - 2, (raw, filtered)
     assert raw_kinds["vehicle_pass"] < kinds["vehicle_pass"]

@@ -4,18 +4,13 @@ on it; a clip whose frames are each repeated is charged as the clip itself."""
 
 from __future__ import annotations
 
-import json
 import shutil
-import subprocess
-from collections import Counter
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
-from sharpeyes.api.commands import cli
 from sharpeyes.pipeline.config import EventsConfig, TrackerConfig
 from sharpeyes.pipeline.events import TrackEventBuilder
 from sharpeyes.pipeline.protocols import SourceInfo
@@ -23,11 +18,9 @@ from sharpeyes.pipeline.repeats import RepeatedFrames
 from sharpeyes.pipeline.runner import StreamRunner
 from sharpeyes.pipeline.tracking.bytetrack import ByteTracker
 from sharpeyes.pipeline.types import Frame, ImageBGR, LampColor, SignalState
-from tests.conftest import need, shared_dir
+from tests._hanoi_runs import HANOI, analyse, copy_span
+from tests.conftest import need
 from tests.test_supervisor import ListSink, NoDetections
-
-HANOI = shared_dir() / "sample_videos" / "intersection_hanoi_b_640x480.mp4"
-CONFIG = Path(__file__).resolve().parents[1] / "sample_videos" / "intersection_hanoi_b.yaml"
 
 
 def frame(image: ImageBGR, seq: int, pts: float) -> Frame:
@@ -137,31 +130,6 @@ def test_the_runner_does_not_analyse_repeats_but_reads_the_signals_on_them(skip:
         assert analysed == list(range(30)) and summary.frames_repeated == 0
 
 
-def _copy(src: Path, dst: Path, vf: str) -> None:
-    """Frames 90–230 of ``src`` through ``vf`` (H.264, a lossy encode as a recorder makes)."""
-    cmd = ["ffmpeg", "-v", "error", "-y", "-i", str(src), "-vf"]
-    cmd += [f"trim=start_frame=90:end_frame=231,setpts=PTS-STARTPTS,{vf}"]
-    cmd += ["-c:v", "libx264", "-crf", "18", "-preset", "ultrafast", "-an", str(dst)]
-    subprocess.run(cmd, check=True)
-
-
-def _run(video: Path, out: Path) -> tuple[list[tuple[float, float]], Counter[str]]:
-    cfg = yaml.safe_load(CONFIG.read_text("utf-8"))
-    cfg["url"] = str(video)
-    config = out.with_suffix(".yaml")
-    config.write_text(json.dumps(cfg), encoding="utf-8")  # JSON is YAML
-    args = ["analyze", str(video), "--config", str(config), "--out", str(out), "--no-progress"]
-    assert cli.main(args) == 0
-    charges, kinds = [], Counter[str]()
-    for line in (out / "events.jsonl").read_text(encoding="utf-8").splitlines():
-        r = json.loads(line)
-        kinds[r["type"]] += 1
-        if r["type"] == "red_light_violation":
-            b, crossed = r["box"], float(r["violation"]["crossed_stop_line_pts"])
-            charges.append((crossed, (b["x1"] + b["x2"]) / 2))
-    return sorted(charges), kinds
-
-
 @pytest.mark.integration
 def test_a_clip_with_every_frame_repeated_is_charged_as_the_clip(tmp_path: Path) -> None:
     """Frames 90–230 of hanoi_b (6 fps, runners hb01–hb07) as recorded, and converted to 24 fps
@@ -174,8 +142,8 @@ def test_a_clip_with_every_frame_repeated_is_charged_as_the_clip(tmp_path: Path)
     runs = {}
     for name, vf in (("orig", "null"), ("x4", "fps=24.08")):
         video = tmp_path / f"{name}.mp4"
-        _copy(HANOI, video, vf)
-        runs[name] = _run(video, tmp_path / name)
+        copy_span(HANOI, video, vf)
+        runs[name] = analyse(video, tmp_path / name)
     (orig, kinds), (x4, kinds4) = runs["orig"], runs["x4"]
     assert len(orig) >= 6 and len(x4) == len(orig), (orig, x4)
     for (t0, x0), (t1, x1) in zip(orig, x4, strict=True):
