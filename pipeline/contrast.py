@@ -24,9 +24,15 @@ veil (``eq=…``)                                range      runners          veh
    :data:`MEASURE_EVERY_S` of stream time and smoothed. The seven sample clips measure 154–251
    levels on single pictures (154: a light car filling the checkpoint picture for a moment;
    smoothed, the checkpoint camera stays over 180), the veiled copies 92–160.
-2. **Gate and stretch** (:class:`DetectorContrast`): at a range under :data:`RANGE_ON` the
-   detector sees the picture mapped linearly from [low, high] to [0, 255] (one table lookup),
-   the gain at most :data:`MAX_GAIN` (a nearly flat picture is not blown up into noise).
+2. **Gate and stretch** (:class:`DetectorContrast`): at a range under :data:`RANGE_ON` *with
+   the darkest tones lifted* (the 0.5th percentile at least :data:`LIFT_ON` levels above black:
+   a veil adds light) the detector sees the picture mapped linearly from [low, high] to
+   [0, 255] (one table lookup), the gain at most :data:`MAX_GAIN` (a nearly flat picture is not
+   blown up into noise). A picture that is only dark (its blacks at 0: under-exposed, not
+   veiled) is left as it is: hanoi_b darkened (``eq=brightness=-0.25:contrast=0.6``, range
+   128, blacks 0) gave 14/15 and 0 false as it is, and stretched ×2 (its few levels and their
+   compression artefacts with them) 14/15 and 1 false — hb04 charged late on a neighbour's
+   box in the queue.
 3. **Only the detector's view**, as :mod:`sharpeyes.pipeline.denoise`: tracks, crops, plates,
    colours and evidence keep the camera's own pixels. Frames kept on the GPU are not
    stretched (limit).
@@ -39,13 +45,26 @@ import numpy as np
 
 from sharpeyes.pipeline.types import ImageBGR
 
-__all__ = ["MAX_GAIN", "MEASURE_EVERY_S", "RANGE_ON", "DetectorContrast", "tonal_range"]
+__all__ = [
+    "LIFT_ON",
+    "MAX_GAIN",
+    "MEASURE_EVERY_S",
+    "RANGE_ON",
+    "DetectorContrast",
+    "tonal_range",
+]
 
 RANGE_ON = 180.0
 """Grey range (levels between the 0.5th and 99.5th percentile) under which the detector's view
 is stretched. At 140 the light veil (range 160) was left as it was and lost a runner and 18
 vehicle passes; at 180 it is stretched, and the sample clips (smoothed: over 180; clear
 pictures 211–251) are not — the Beijing checkpoint clip's plates 8/8 either way."""
+
+LIFT_ON = 30.0
+"""Levels above black of the picture's darkest tones (0.5th percentile) from which a squeezed
+range is taken for a veil: the veiled copies 35–144, the sample clips 2–25 (a light car filling
+the checkpoint picture: up to 91 on single pictures, with its range over 180), a darkened
+copy 0."""
 
 MAX_GAIN = 3.0
 """The largest stretch (a picture of less than 85 levels is stretched to 3× its range)."""
@@ -77,8 +96,8 @@ def tonal_range(image: ImageBGR) -> tuple[float, float]:
 
 class DetectorContrast:
     """The picture the detector is shown: the frame itself, or stretched to the full range
-    when its tonal range is under ``on`` (module docstring). One per camera (it keeps the
-    camera's running range)."""
+    when its tonal range is under ``on`` and its blacks are lifted (module docstring). One per
+    camera (it keeps the camera's running range)."""
 
     def __init__(self, on: float = RANGE_ON) -> None:
         self.on = on
@@ -94,6 +113,11 @@ class DetectorContrast:
         if self.low is None or self.high is None:
             return None
         return self.high - self.low
+
+    @property
+    def active(self) -> bool:
+        """Whether the detector is being shown the picture stretched (at the last measurement)."""
+        return self._lut is not None
 
     def __call__(self, image: ImageBGR, pts: float) -> ImageBGR:
         if self._measured_at is None or abs(pts - self._measured_at) >= MEASURE_EVERY_S:
@@ -112,7 +136,7 @@ class DetectorContrast:
             self.low = (1.0 - SMOOTHING) * self.low + SMOOTHING * low
             self.high = (1.0 - SMOOTHING) * self.high + SMOOTHING * high
         span = self.high - self.low
-        if span >= self.on or span <= 0:
+        if span >= self.on or span <= 0 or self.low < LIFT_ON:
             self._lut = None
             return
         gain = min(MAX_GAIN, 255.0 / span)

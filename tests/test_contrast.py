@@ -14,6 +14,7 @@ import pytest
 
 from sharpeyes.pipeline.config import EventsConfig, TrackerConfig
 from sharpeyes.pipeline.contrast import (
+    LIFT_ON,
     MAX_GAIN,
     MEASURE_EVERY_S,
     RANGE_ON,
@@ -177,6 +178,7 @@ def test_health_prometheus_and_the_console_api_say_when_a_picture_is_washed_out(
     health = camera_health(entry, WorkerStatus("cam"), failed_after=3)
     assert health.tonal_range is not None and health.contrast_stretched is veil
     assert (health.tonal_range < RANGE_ON) is veil
+    assert runner.contrast is not None and runner.contrast.active is veil
     public = health_public(health)
     assert public.contrast_stretched is veil and public.tonal_range == health.tonal_range
     assert not public.noise_filtered  # the stretch does not make a clean picture "noisy"
@@ -187,3 +189,14 @@ def test_health_prometheus_and_the_console_api_say_when_a_picture_is_washed_out(
 
     text = render(build_registry(Runtime({}))).decode()  # type: ignore[arg-type]
     assert f'sharpeyes_stream_tonal_range{{camera="cam"}} {health.tonal_range}' in text
+
+
+def test_a_picture_that_is_only_dark_is_left_as_it_is() -> None:
+    """An under-exposed picture keeps its blacks at 0; a veil adds light and lifts them. Only
+    the veil is stretched (the dark one stretched lost its few levels to compression
+    artefacts: a runner charged on a neighbour's box)."""
+    c = DetectorContrast()
+    dark = veiled(scene(), 0.5, -10.0)  # blacks at 0, range ~110
+    low, high = tonal_range(dark)
+    assert low < LIFT_ON and high - low < RANGE_ON
+    assert c(dark, 0.0) is dark and not c.active

@@ -219,7 +219,7 @@ def _tonal_range(runner: StreamRunner | None) -> float | None:
 
 def _stretching(runner: StreamRunner | None) -> bool:
     c = None if runner is None else runner.contrast
-    return c is not None and c.span is not None and c.span < c.on
+    return c is not None and c.active
 
 
 def _filtering(runner: StreamRunner) -> bool:
