@@ -3,8 +3,12 @@
 
 from __future__ import annotations
 
+import atexit
+import functools
 import json
+import shutil
 import subprocess
+import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -57,3 +61,14 @@ def same_runners(got: Charges, reference: Charges, frames: int = 2, px: float = 
         any(abs(t - t0) <= frames / 6 + 1e-3 and abs(x - x0) <= px for t0, x0 in reference)
         for t, x in got
     )
+
+
+@functools.cache
+def clean_span() -> tuple[Charges, Counter[str]]:
+    """Frames 90–230 as recorded (through the same lossy encode as the copies) with the
+    camera's own config: the reference every copy is compared with, analysed once per test
+    session."""
+    work = Path(tempfile.mkdtemp(prefix="sharpeyes-hanoi-span-"))
+    atexit.register(shutil.rmtree, work, ignore_errors=True)
+    copy_span(HANOI, work / "clean.mp4", "null")
+    return analyse(work / "clean.mp4", work / "clean")

@@ -27,7 +27,7 @@ from sharpeyes.pipeline.protocols import SourceInfo
 from sharpeyes.pipeline.runner import StreamRunner
 from sharpeyes.pipeline.tracking.bytetrack import ByteTracker
 from sharpeyes.pipeline.types import Frame, ImageBGR
-from tests._hanoi_runs import HANOI, analyse, copy_span, same_runners
+from tests._hanoi_runs import HANOI, analyse, clean_span, copy_span, same_runners
 from tests.conftest import need
 from tests.test_denoise import _Seen, street
 from tests.test_supervisor import ListSink
@@ -115,9 +115,8 @@ def test_a_washed_out_camera_still_charges_the_runners(tmp_path: Path) -> None:
     copy, and nobody else; without it fewer, and fewer vehicles are seen."""
     need(HANOI.is_file(), f"sample video {HANOI} not found")
     need(shutil.which("ffmpeg") is not None, "ffmpeg not found")
-    copy_span(HANOI, tmp_path / "clear.mp4", "null")
     copy_span(HANOI, tmp_path / "fog.mp4", VEIL)
-    clear, _ = analyse(tmp_path / "clear.mp4", tmp_path / "clear")
+    clear, _ = clean_span()
     stretched, kinds = analyse(tmp_path / "fog.mp4", tmp_path / "stretched")
     raw, raw_kinds = analyse(tmp_path / "fog.mp4", tmp_path / "raw", stretch_contrast=False)
     assert len(clear) >= 6

@@ -19,7 +19,7 @@ from sharpeyes.pipeline.protocols import SourceInfo
 from sharpeyes.pipeline.runner import StreamRunner
 from sharpeyes.pipeline.tracking.bytetrack import ByteTracker
 from sharpeyes.pipeline.types import Detections, Frame, ImageBGR, ObjectKind
-from tests._hanoi_runs import HANOI, analyse, copy_span, same_runners
+from tests._hanoi_runs import HANOI, analyse, clean_span, copy_span, same_runners
 from tests.conftest import need
 from tests.test_supervisor import ListSink, NoDetections
 
@@ -100,9 +100,8 @@ def test_a_noisy_camera_still_charges_the_runners(tmp_path: Path) -> None:
     and when it was on the clean copy, and nobody else; without it the detector is blind."""
     need(HANOI.is_file(), f"sample video {HANOI} not found")
     need(shutil.which("ffmpeg") is not None, "ffmpeg not found")
-    copy_span(HANOI, tmp_path / "clean.mp4", "null")
     copy_span(HANOI, tmp_path / "noisy.mp4", "noise=alls=30:allf=t:all_seed=1")
-    clean, _ = analyse(tmp_path / "clean.mp4", tmp_path / "clean")
+    clean, _ = clean_span()
     filtered, kinds = analyse(tmp_path / "noisy.mp4", tmp_path / "filtered")
     raw, raw_kinds = analyse(tmp_path / "noisy.mp4", tmp_path / "raw", denoise=False)
     assert len(clean) >= 6
