@@ -122,6 +122,11 @@ class DetectorDenoise:
         self._measured_at: float | None = None
         self.filtered = 0  # pictures the detector saw filtered
 
+    @property
+    def active(self) -> bool:
+        """Whether the detector is being shown filtered pictures (at the last measurement)."""
+        return self.level is not None and self.level >= self.on
+
     def _seen(self, image: ImageBGR) -> ImageBGR:
         """The picture at the size the detector resizes it to (bilinear, as it does: a
         bilinear shrink averages the noise away only at some ratios — 1920 → 640 px samples

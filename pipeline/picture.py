@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from sharpeyes.pipeline.denoise import noise_sigma
 from sharpeyes.pipeline.types import Frame, ImageBGR
 
 __all__ = [
@@ -173,8 +174,6 @@ class PictureColour:
     def noise(self, frame: Frame) -> float:
         """The sensor noise of ``frame``'s picture (:func:`~sharpeyes.pipeline.denoise.
         noise_sigma`, grey levels)."""
-        from sharpeyes.pipeline.denoise import noise_sigma
-
         self._frame(frame)
         if self._noise is None:
             self._noise = noise_sigma(frame.image)

@@ -6,13 +6,11 @@ own pixels."""
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from sharpeyes.pipeline.config import EventsConfig, TrackerConfig
 from sharpeyes.pipeline.contrast import (
     LIFT_ON,
     MAX_GAIN,
@@ -22,15 +20,10 @@ from sharpeyes.pipeline.contrast import (
     tonal_range,
 )
 from sharpeyes.pipeline.denoise import DetectorDenoise
-from sharpeyes.pipeline.events import TrackEventBuilder
-from sharpeyes.pipeline.protocols import SourceInfo
-from sharpeyes.pipeline.runner import StreamRunner
-from sharpeyes.pipeline.tracking.bytetrack import ByteTracker
-from sharpeyes.pipeline.types import Frame, ImageBGR
+from sharpeyes.pipeline.types import ImageBGR
 from tests._hanoi_runs import HANOI, analyse, clean_span, copy_span, same_runners
 from tests.conftest import need
-from tests.test_denoise import _Seen, street
-from tests.test_supervisor import ListSink
+from tests.test_denoise import Pictures, run_reported, street
 
 
 def scene() -> ImageBGR:
@@ -129,65 +122,25 @@ def test_a_washed_out_camera_still_charges_the_runners(tmp_path: Path) -> None:
 VEIL = "eq=contrast=0.4:brightness=0.2:saturation=0.5"
 
 
-class _Pictures:
-    """``n`` pictures of :func:`scene` at 5 fps, veiled or not."""
-
-    def __init__(self, n: int, veil: bool) -> None:
-        self.n, self.veil = n, veil
-        self.info = SourceInfo("cam", "test://", 640, 360, 5.0, "raw")
-
-    def frames(self) -> Iterator[Frame]:
-        for i in range(self.n):
-            image = veiled(scene(), 0.45, 110.0) if self.veil else scene()
-            yield Frame("cam", i, i / 5, 1_700_000_000_000 + i * 200, image)
-
-    def close(self) -> None:
-        pass
-
-
 @pytest.mark.parametrize("veil", [False, True])
 def test_health_prometheus_and_the_console_api_say_when_a_picture_is_washed_out(
     veil: bool,
 ) -> None:
-    from sharpeyes.api.commands.run import health_public
-    from sharpeyes.api.node.health import CameraEntry, camera_health
-    from sharpeyes.api.node.prom import build_registry, render
-    from sharpeyes.pipeline.config import CameraConfig
-    from sharpeyes.pipeline.supervisor import WorkerStatus
-    from tests.test_prom_events import FakeRuntime
-
-    detector = _Seen()
-    kept: list[ImageBGR] = []
-    runner = StreamRunner(
-        source=_Pictures(8, veil),
-        detector=detector,
-        tracker=ByteTracker(TrackerConfig()),
-        events=TrackEventBuilder("cam", EventsConfig(), class_names=["car"], class_codes={}),
-        sinks=[ListSink()],
-        observer=lambda f, *_: kept.append(f.image),
-        prefetch_depth=0,
+    r = run_reported(
+        Pictures(8, lambda _: veiled(scene(), 0.45, 110.0) if veil else scene()),
         contrast=DetectorContrast(),
         denoise=DetectorDenoise(640),
     )
-    summary = runner.run()
-    assert (summary.frames_stretched == 8) is veil and (summary.frames_stretched == 0) is not veil
-    changed = [not np.array_equal(a, b) for a, b in zip(detector.shown, kept, strict=True)]
-    assert len(changed) == 8 and all(changed) is veil and any(changed) is veil
-    entry = CameraEntry(CameraConfig.model_validate({"id": "cam", "url": "x.mp4"}), runner=runner)
-    health = camera_health(entry, WorkerStatus("cam"), failed_after=3)
+    stretched = r.summary.frames_stretched
+    assert (stretched == 8) is veil and (stretched == 0) is not veil
+    assert len(r.changed) == 8 and all(r.changed) is veil and any(r.changed) is veil
+    health = r.health
     assert health.tonal_range is not None and health.contrast_stretched is veil
     assert (health.tonal_range < RANGE_ON) is veil
-    assert runner.contrast is not None and runner.contrast.active is veil
-    public = health_public(health)
-    assert public.contrast_stretched is veil and public.tonal_range == health.tonal_range
-    assert not public.noise_filtered  # the stretch does not make a clean picture "noisy"
-
-    class Runtime(FakeRuntime):
-        def health(self) -> dict[str, object]:
-            return {"cam": health}
-
-    text = render(build_registry(Runtime({}))).decode()  # type: ignore[arg-type]
-    assert f'sharpeyes_stream_tonal_range{{camera="cam"}} {health.tonal_range}' in text
+    assert r.runner.contrast is not None and r.runner.contrast.active is veil
+    assert r.public.contrast_stretched is veil and r.public.tonal_range == health.tonal_range
+    assert not r.public.noise_filtered  # the stretch does not make a clean picture "noisy"
+    assert f'sharpeyes_stream_tonal_range{{camera="cam"}} {health.tonal_range}' in r.prometheus
 
 
 def test_a_picture_that_is_only_dark_is_left_as_it_is() -> None:

@@ -5,18 +5,22 @@ when it is high enough to blind the detector, the detector is shown a filtered p
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 import pytest
 
+from sharpeyes.api.node.health import CameraHealth
+from sharpeyes.api.rest.schemas import StreamHealthPublic
 from sharpeyes.pipeline.config import EventsConfig, TrackerConfig
 from sharpeyes.pipeline.denoise import MEASURE_EVERY_S, NOISE_ON, DetectorDenoise, noise_sigma
 from sharpeyes.pipeline.events import TrackEventBuilder
 from sharpeyes.pipeline.protocols import SourceInfo
-from sharpeyes.pipeline.runner import StreamRunner
+from sharpeyes.pipeline.runner import RunSummary, StreamRunner
 from sharpeyes.pipeline.tracking.bytetrack import ByteTracker
 from sharpeyes.pipeline.types import Detections, Frame, ImageBGR, ObjectKind
 from tests._hanoi_runs import HANOI, analyse, clean_span, copy_span, same_runners
@@ -112,17 +116,17 @@ def test_a_noisy_camera_still_charges_the_runners(tmp_path: Path) -> None:
     assert raw_kinds["vehicle_pass"] < kinds["vehicle_pass"]
 
 
-class _Pictures:
-    """``n`` pictures of :func:`street` at 5 fps with luma noise of ``sigma``."""
+class Pictures:
+    """``n`` pictures ``make(i)`` at 5 fps, as a frame source."""
 
-    def __init__(self, n: int, sigma: float) -> None:
-        self.n, self.sigma = n, sigma
-        self.info = SourceInfo("cam", "test://", 640, 360, 5.0, "raw")
+    def __init__(self, n: int, make: Callable[[int], ImageBGR]) -> None:
+        self.n, self.make = n, make
+        h, w = make(0).shape[:2]
+        self.info = SourceInfo("cam", "test://", w, h, 5.0, "raw")
 
     def frames(self) -> Iterator[Frame]:
         for i in range(self.n):
-            image = noisy(street(), self.sigma, seed=i) if self.sigma else street()
-            yield Frame("cam", i, i / 5, 1_700_000_000_000 + i * 200, image)
+            yield Frame("cam", i, i / 5, 1_700_000_000_000 + i * 200, self.make(i))
 
     def close(self) -> None:
         pass
@@ -139,13 +143,21 @@ class _Seen(NoDetections):
         return super().detect(images)
 
 
-@pytest.mark.parametrize(("sigma", "filtered"), [(0.0, False), (10.0, True)])
-def test_health_prometheus_and_the_console_api_say_how_noisy_a_camera_is(
-    sigma: float, filtered: bool
-) -> None:
-    """An engineer looking at a camera that misses objects at night sees why: its noise, and
-    that the detector is shown a filtered picture. The detector sees the filtered picture; the
-    observer (crops, evidence) the camera's own."""
+@dataclass
+class Reported:
+    """A camera run through the runner and what an operator is told of it."""
+
+    runner: StreamRunner
+    summary: RunSummary
+    changed: list[bool]  # per analysed picture: the detector was shown other pixels than kept
+    health: CameraHealth
+    public: StreamHealthPublic
+    prometheus: str
+
+
+def run_reported(source: Pictures, **views: Any) -> Reported:
+    """``source`` through a runner with the detector views ``views`` (``denoise=``,
+    ``contrast=``); its health, its ``GET /streams`` item and the Prometheus text."""
     from sharpeyes.api.commands.run import health_public
     from sharpeyes.api.node.health import CameraEntry, camera_health
     from sharpeyes.api.node.prom import build_registry, render
@@ -156,35 +168,48 @@ def test_health_prometheus_and_the_console_api_say_how_noisy_a_camera_is(
     detector = _Seen()
     kept: list[ImageBGR] = []
     runner = StreamRunner(
-        source=_Pictures(12, sigma),
+        source=source,
         detector=detector,
         tracker=ByteTracker(TrackerConfig()),
         events=TrackEventBuilder("cam", EventsConfig(), class_names=["car"], class_codes={}),
         sinks=[ListSink()],
         observer=lambda f, *_: kept.append(f.image),
         prefetch_depth=0,
-        denoise=DetectorDenoise(640),
+        **views,
     )
     summary = runner.run()
-    assert len(detector.shown) == len(kept) == 12
-    assert (summary.frames_denoised == 12) is filtered and (
-        summary.frames_denoised == 0
-    ) is not filtered
+    assert len(detector.shown) == len(kept) == source.n
     changed = [not np.array_equal(a, b) for a, b in zip(detector.shown, kept, strict=True)]
-    assert all(changed) is filtered and any(changed) is filtered
     entry = CameraEntry(CameraConfig.model_validate({"id": "cam", "url": "x.mp4"}), runner=runner)
     health = camera_health(entry, WorkerStatus("cam"), failed_after=3)
-    assert health.noise_sigma is not None and health.noise_filtered is filtered
-    assert health.noise_sigma == pytest.approx(max(sigma, 0.5), abs=1.5)
-    public = health_public(health)
-    assert public.noise_filtered is filtered and public.noise_sigma == health.noise_sigma
 
     class Runtime(FakeRuntime):
         def health(self) -> dict[str, object]:
             return {"cam": health}
 
     text = render(build_registry(Runtime({}))).decode()  # type: ignore[arg-type]
-    assert f'sharpeyes_stream_noise_sigma{{camera="cam"}} {health.noise_sigma}' in text
+    return Reported(runner, summary, changed, health, health_public(health), text)
+
+
+@pytest.mark.parametrize(("sigma", "filtered"), [(0.0, False), (10.0, True)])
+def test_health_prometheus_and_the_console_api_say_how_noisy_a_camera_is(
+    sigma: float, filtered: bool
+) -> None:
+    """An engineer looking at a camera that misses objects at night sees why: its noise, and
+    that the detector is shown a filtered picture. The detector sees the filtered picture; the
+    observer (crops, evidence) the camera's own."""
+    r = run_reported(
+        Pictures(12, lambda i: noisy(street(), sigma, seed=i) if sigma else street()),
+        denoise=DetectorDenoise(640),
+    )
+    assert (r.summary.frames_denoised == 12) is filtered
+    assert (r.summary.frames_denoised == 0) is not filtered
+    assert all(r.changed) is filtered and any(r.changed) is filtered
+    health = r.health
+    assert health.noise_sigma is not None and health.noise_filtered is filtered
+    assert health.noise_sigma == pytest.approx(max(sigma, 0.5), abs=1.5)
+    assert r.public.noise_filtered is filtered and r.public.noise_sigma == health.noise_sigma
+    assert f'sharpeyes_stream_noise_sigma{{camera="cam"}} {health.noise_sigma}' in r.prometheus
 
 
 def test_a_large_noisy_picture_is_shrunk_to_the_detector_then_filtered() -> None:
@@ -217,14 +242,8 @@ class _BoxAtQuarter(NoDetections):
 def test_boxes_found_on_a_shrunk_picture_are_in_the_frame_s_pixels() -> None:
     frames_seen: list[Detections] = []
 
-    class _Big(_Pictures):
-        def frames(self) -> Iterator[Frame]:
-            for i in range(self.n):
-                image = noisy(street(720, 1280), self.sigma, seed=i)
-                yield Frame("cam", i, i / 5, 1_700_000_000_000 + i * 200, image)
-
     runner = StreamRunner(
-        source=_Big(4, 12.0),
+        source=Pictures(4, lambda i: noisy(street(720, 1280), 12.0, seed=i)),
         detector=_BoxAtQuarter(),
         tracker=ByteTracker(TrackerConfig()),
         events=TrackEventBuilder("cam", EventsConfig(), class_names=["car"], class_codes={}),

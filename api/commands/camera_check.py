@@ -261,24 +261,20 @@ class PictureQuality:
         zh = lang == "zh"
         parts = []
         if self.noise_sigma is not None:
-            parts.append((f"噪声 σ {self.noise_sigma:.1f}", f"noise σ {self.noise_sigma:.1f}"))
+            parts.append(f"{'噪声' if zh else 'noise'} σ {self.noise_sigma:.1f}")
             if self.noise_filtered:
-                parts[-1] = (
-                    parts[-1][0] + "，检测前已降噪",
-                    parts[-1][1] + ", filtered for the detector",
-                )
+                parts[-1] += "，检测前已降噪" if zh else ", filtered for the detector"
         if self.tonal_range is not None:
-            parts.append((f"灰度范围 {self.tonal_range:.0f}", f"grey range {self.tonal_range:.0f}"))
+            parts.append(f"{'灰度范围' if zh else 'grey range'} {self.tonal_range:.0f}")
             if self.stretched:
-                parts[-1] = (
-                    parts[-1][0] + "，画面发灰，检测前已拉伸对比度",
-                    parts[-1][1] + ", washed out: stretched for the detector",
+                parts[-1] += (
+                    "，画面发灰，检测前已拉伸对比度"
+                    if zh
+                    else ", washed out: stretched for the detector"
                 )
-        if not parts:
-            return "画面：未测量" if zh else "picture: not measured"
         if zh:
-            return "画面：" + "；".join(p[0] for p in parts)
-        return "picture: " + "; ".join(p[1] for p in parts)
+            return "画面：" + ("；".join(parts) or "未测量")
+        return "picture: " + ("; ".join(parts) or "not measured")
 
     def as_dict(self) -> dict[str, object]:
         return {

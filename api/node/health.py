@@ -217,16 +217,6 @@ def _tonal_range(runner: StreamRunner | None) -> float | None:
     return round(runner.contrast.span)
 
 
-def _stretching(runner: StreamRunner | None) -> bool:
-    c = None if runner is None else runner.contrast
-    return c is not None and c.active
-
-
-def _filtering(runner: StreamRunner) -> bool:
-    d = runner.denoise
-    return d is not None and d.level is not None and d.level >= d.on
-
-
 def camera_health(
     cam: CameraEntry,
     status: WorkerStatus,
@@ -250,9 +240,11 @@ def camera_health(
         frames_analysed=stats.frames_analysed,
         frames_repeated=runner.summary.frames_repeated if runner is not None else 0,
         noise_sigma=_noise(runner),
-        noise_filtered=runner is not None and _filtering(runner),
+        noise_filtered=runner is not None and runner.denoise is not None and runner.denoise.active,
         tonal_range=_tonal_range(runner),
-        contrast_stretched=_tonal_range(runner) is not None and _stretching(runner),
+        contrast_stretched=(
+            runner is not None and runner.contrast is not None and runner.contrast.active
+        ),
         events=stats.events,
         restarts=status.restarts,
         decoder=None if source is None else source_decoder(source),
