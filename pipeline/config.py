@@ -379,6 +379,13 @@ class CameraConfig(StrictModel):
         "camera); '1' = square whatever the stream says. None = as the stream says (its "
         "sample aspect ratio). Frames are stretched to square pixels before analysis.",
     )
+    deinterlace: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Interlaced video (an analogue camera behind a DVR, a D1 / 960H encoder, "
+        "a 1080i camera): 'auto' rebuilds the later field where it combs on the frames the "
+        "decoder flags interlaced; 'on' on every frame (an interlaced signal encoded as "
+        "progressive: nothing in the stream says so); 'off' never. See streams/fields.py.",
+    )
     image_up_bearing_deg: float | None = Field(
         None,
         ge=0.0,
@@ -419,6 +426,14 @@ class CameraConfig(StrictModel):
     def _gat_code(cls, v: str | None) -> str | None:
         if v is not None and not DEVICE_ID_RE.match(v):
             raise ValueError(f"{v!r} is not a 20-digit GA/T 1400 code")
+        return v
+
+    @field_validator("deinterlace", mode="before")
+    @classmethod
+    def _deinterlace(cls, v: object) -> object:
+        # YAML 1.1 reads a bare on / off as true / false: take them as meant
+        if isinstance(v, bool):
+            return "on" if v else "off"
         return v
 
     @field_validator("pixel_aspect", mode="before")

@@ -12,10 +12,12 @@ from typing import Any
 
 import av
 import av.error
+import cv2
 import numpy as np
 
 from sharpeyes.pipeline.errors import StreamOpenError
 from sharpeyes.pipeline.types import ImageBGR
+from sharpeyes.streams.fields import DeinterlaceMode, deinterlace, needs_deinterlace
 from sharpeyes.streams.packet_ring import EncodedPacket, StreamParams
 from sharpeyes.streams.timing import FileTimeline
 
@@ -287,13 +289,30 @@ def square_size(width: int, height: int, sar: Fraction = SQUARE) -> tuple[int, i
     return width, max(2, 2 * round(height / sar / 2))
 
 
-def to_bgr(frame: Any, rotation: int = 0, sar: Fraction = SQUARE) -> ImageBGR:
+def to_bgr(
+    frame: Any,
+    rotation: int = 0,
+    sar: Fraction = SQUARE,
+    *,
+    fields: DeinterlaceMode = "auto",
+    top_first: bool = True,
+) -> ImageBGR:
     """The expensive part: colour conversion to a BGR uint8 array (call for sampled frames),
-    stretched to square pixels when the stream's pixels are not (``sar``, see
-    :func:`pixel_aspect`; the same swscale pass) and turned upright by ``rotation`` (a file's
+    deinterlaced when ``fields`` says so (:func:`~sharpeyes.streams.fields.needs_deinterlace`:
+    by default the frames the decoder flags interlaced; ``top_first``: the stream's field
+    order, :func:`~sharpeyes.streams.fields.top_field_first`), stretched to square pixels when
+    the stream's pixels are not (``sar``, see :func:`pixel_aspect`; the same swscale pass — after
+    deinterlacing, which needs the coded rows) and turned upright by ``rotation`` (a file's
     display rotation, see :func:`display_rotation`)."""
+    woven = needs_deinterlace(frame, fields)
     if sar == SQUARE:
         image: ImageBGR = frame.to_ndarray(format="bgr24")
+        if woven:
+            image = deinterlace(image, top_first)
+    elif woven:
+        w, h = square_size(int(frame.width), int(frame.height), sar)
+        coded = deinterlace(frame.to_ndarray(format="bgr24"), top_first)
+        image = np.asarray(cv2.resize(coded, (w, h), interpolation=cv2.INTER_LINEAR), np.uint8)
     else:
         w, h = square_size(int(frame.width), int(frame.height), sar)
         image = frame.to_ndarray(format="bgr24", width=w, height=h, interpolation="BILINEAR")

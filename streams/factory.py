@@ -104,6 +104,11 @@ class LiveFileSource:
         """The decoder in use (after any fallback)."""
         return source_decoder(self.inner)
 
+    @property
+    def frames_deinterlaced(self) -> int:
+        """Interlaced pictures of the inner source whose combs were undone."""
+        return frames_deinterlaced(self.inner)
+
     def _decode(self) -> None:
         try:
             for frame in self.inner.frames():
@@ -219,6 +224,7 @@ def _rtsp_source(cam: CameraConfig, rtsp: RtspConfig, ring: PacketRing | None) -
         packet_sink=None if ring is None else ring.push,
         params_sink=None if ring is None else ring.set_stream_params,
         pixel_aspect=cam.pixel_aspect_ratio,
+        deinterlace=cam.deinterlace,
     )
 
 
@@ -236,6 +242,7 @@ def _gpu_source(
         analysis_fps=cam.analysis_fps,
         start_wall_ms=round(time.time() * 1000),
         pixel_aspect=cam.pixel_aspect_ratio,
+        deinterlace=cam.deinterlace,
     )
     if source.fallback_reason is not None:
         logger.warning("camera %s: %s", cam.id, source.fallback_reason)
@@ -265,6 +272,7 @@ def _file_source(
             packet_sink=packet_sink,
             decode_threads=1,  # one decode thread per camera, like RTSP: no frame-thread lag
             pixel_aspect=cam.pixel_aspect_ratio,
+            deinterlace=cam.deinterlace,
         )
         return LiveFileSource(inner, rtsp.queue_size, drops)
     return FileSource(
@@ -275,7 +283,14 @@ def _file_source(
         start_wall_ms=start_wall_ms,
         decode_threads=1,  # decoding runs ahead on its own thread; FFmpeg threads would contend
         pixel_aspect=cam.pixel_aspect_ratio,
+        deinterlace=cam.deinterlace,
     )
+
+
+def frames_deinterlaced(source: object) -> int:
+    """How many interlaced pictures ``source`` has deinterlaced (:mod:`sharpeyes.streams.fields`);
+    0 for a source that does not deinterlace."""
+    return int(getattr(source, "frames_deinterlaced", 0) or 0)
 
 
 def is_live_source(source: FrameSource) -> bool:

@@ -39,6 +39,7 @@ from sharpeyes.streams.decode import (
 from sharpeyes.streams.decode import (
     pixel_aspect as stream_pixel_aspect,
 )
+from sharpeyes.streams.fields import DeinterlaceMode, needs_deinterlace, top_field_first
 from sharpeyes.streams.sampling import Sampler
 
 logger = logging.getLogger(__name__)
@@ -67,7 +68,8 @@ class FileSource:
     the non-reference frames that sampling is certain to drop (``frames_skipped``; the frames
     still decoded are bit-identical and ``seq`` still counts every frame of the file).
     ``packet_sink`` receives every video packet before decoding. Frames have square pixels
-    (stretched when the stream's are not, or ``pixel_aspect`` says they are not).
+    (stretched when the stream's are not, or ``pixel_aspect`` says they are not) and no combs
+    (interlaced frames are deinterlaced as ``deinterlace`` says, :mod:`sharpeyes.streams.fields`).
 
     Raises (from the constructor): StreamOpenError when the file cannot be opened or holds no
     video; from ``frames()``: DecodeError when the file broke before any frame decoded.
@@ -85,6 +87,7 @@ class FileSource:
         decode_threads: int = 0,
         skip_unsampled: bool = True,
         pixel_aspect: Fraction | None = None,
+        deinterlace: DeinterlaceMode = "auto",
     ) -> None:
         self._path = Path(path)
         self._stream_id = stream_id
@@ -122,6 +125,9 @@ class FileSource:
         # an anamorphic recording (pixels not square): frames are stretched to the shape
         # players show, the size is that shape; clips keep the coded pictures and their SAR
         self._sar = stream_pixel_aspect(self._stream, pixel_aspect)
+        # interlaced video: the later field is rebuilt where it combs (streams/fields.py)
+        self._fields: DeinterlaceMode = deinterlace
+        self._top_first = top_field_first(self._stream)
         self._params = dataclasses.replace(
             stream_params(self._stream),
             rotation=self._rotation,
@@ -137,6 +143,7 @@ class FileSource:
         self.frames_decoded = 0
         self.frames_skipped = 0  # non-reference frames not decoded (never sampled)
         self.frames_yielded = 0
+        self.frames_deinterlaced = 0  # interlaced frames whose combs were undone
 
     def _make_info(self) -> SourceInfo:
         stream = self._stream
@@ -256,12 +263,16 @@ class FileSource:
             self._anchor_at_first = False
             self._start_wall_ms = round(time.time() * 1000 - pts * 1000)
         self.frames_yielded += 1
+        if needs_deinterlace(av_frame, self._fields):
+            self.frames_deinterlaced += 1
         return Frame(
             stream_id=self._stream_id,
             seq=seq,
             pts=pts,
             wall_time_ms=self._start_wall_ms + round(pts * 1000),
-            image=to_bgr(av_frame, self._rotation, self._sar),
+            image=to_bgr(
+                av_frame, self._rotation, self._sar, fields=self._fields, top_first=self._top_first
+            ),
             keyframe=bool(av_frame.key_frame),
             corrupt=damaged,
         )

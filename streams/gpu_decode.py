@@ -56,6 +56,7 @@ from sharpeyes.streams.decode import (
     stream_timeline,
     to_bgr,
 )
+from sharpeyes.streams.fields import DeinterlaceMode, needs_deinterlace, top_field_first
 from sharpeyes.streams.sampling import Sampler
 
 logger = logging.getLogger(__name__)
@@ -182,6 +183,7 @@ class PyAvSession(DecodeSession):
         hw: bool,
         rotation: int = 0,
         given_aspect: Fraction | None = None,
+        deinterlace: DeinterlaceMode = "auto",
     ) -> None:
         options: dict[str, Any] = {}
         self.on_device = hw and cfg.keep_on_device
@@ -206,6 +208,8 @@ class PyAvSession(DecodeSession):
         self._timeline = stream_timeline(self.stream)
         self.rotation = rotation
         self.given_aspect = given_aspect  # a camera's own pixel aspect; None: the stream's
+        self.fields: DeinterlaceMode = deinterlace  # host pictures only (streams/fields.py)
+        self.frames_deinterlaced = 0
 
     def pictures(self, want: Callable[[float], bool]) -> Iterator[Picture]:
         timeline, rotation, stream = self._timeline, self.rotation, self.stream
@@ -226,7 +230,15 @@ class PyAvSession(DecodeSession):
                     nv12 = rotate_nv12(nv12, rotation)
                     yield Picture(pts, bool(f.key_frame), None, nv12, damaged=bad)
                 else:
-                    image = to_bgr(f, rotation, pixel_aspect(stream, self.given_aspect))
+                    if needs_deinterlace(f, self.fields):
+                        self.frames_deinterlaced += 1
+                    image = to_bgr(
+                        f,
+                        rotation,
+                        pixel_aspect(stream, self.given_aspect),
+                        fields=self.fields,
+                        top_first=top_field_first(stream),
+                    )
                     yield Picture(pts, bool(f.key_frame), image, damaged=bad)
 
     def close(self) -> None:
@@ -334,6 +346,7 @@ def open_session(
     *,
     sar: Fraction = SQUARE,
     given_aspect: Fraction | None = None,
+    deinterlace: DeinterlaceMode = "auto",
 ) -> DecodeSession:
     """A decode session of ``cfg.backend``; ``sar`` is the pixel aspect for NVDEC (which cannot
     read it), ``given_aspect`` a camera's own (PyAV sessions read the stream's otherwise)."""
@@ -343,7 +356,9 @@ def open_session(
     if cfg.backend == "nvdec":
         return NvdecSession(url, cfg, fps, rotation, sar)
     hw = cfg.backend == "pyav-cuda"
-    return PyAvSession(url, cfg, hw=hw, rotation=rotation, given_aspect=given_aspect)
+    return PyAvSession(
+        url, cfg, hw=hw, rotation=rotation, given_aspect=given_aspect, deinterlace=deinterlace
+    )
 
 
 def file_rotation(url: str) -> int:
@@ -408,6 +423,7 @@ class GpuDecodeSource:
         analysis_fps: float | None = None,
         start_wall_ms: int | None = None,
         pixel_aspect: Fraction | None = None,
+        deinterlace: DeinterlaceMode = "auto",
     ) -> None:
         self.config = decoder or DecoderConfig()
         self._url = str(url)
@@ -429,6 +445,7 @@ class GpuDecodeSource:
                 self.rotation,
                 sar=sar,
                 given_aspect=pixel_aspect,
+                deinterlace=deinterlace,
             )
         except DecoderUnavailableError as e:
             if self.config.fallback == "fail":
@@ -441,6 +458,7 @@ class GpuDecodeSource:
                 hw=False,
                 rotation=self.rotation,
                 given_aspect=pixel_aspect,
+                deinterlace=deinterlace,
             )
         self._lock = threading.Lock()
         self._iterating = False
@@ -454,6 +472,12 @@ class GpuDecodeSource:
     @property
     def decoder_in_use(self) -> str:
         return self._session.description
+
+    @property
+    def frames_deinterlaced(self) -> int:
+        """Interlaced host pictures whose combs were undone (:mod:`sharpeyes.streams.fields`;
+        NVDEC and device pictures are not deinterlaced here)."""
+        return int(getattr(self._session, "frames_deinterlaced", 0))
 
     def frames(self) -> Iterator[Frame]:
         with self._lock:

@@ -43,6 +43,7 @@ from sharpeyes.streams.decode import (
     stream_params,
     to_bgr,
 )
+from sharpeyes.streams.fields import DeinterlaceMode, needs_deinterlace, top_field_first
 from sharpeyes.streams.health import (
     CorruptionMeter,
     DropCounter,
@@ -109,9 +110,12 @@ class RtspSource:
         params_sink: Callable[[StreamParams], None] | None = None,
         clock: Callable[[], float] = time.time,
         pixel_aspect: Fraction | None = None,
+        deinterlace: DeinterlaceMode = "auto",
     ) -> None:
         self._url = url
         self._given_aspect = pixel_aspect  # None: as the stream says
+        self._fields: DeinterlaceMode = deinterlace  # streams/fields.py
+        self.frames_deinterlaced = 0
         self._masked = mask_url(url)
         self._stream_id = stream_id
         self._options = {
@@ -423,7 +427,7 @@ class RtspSource:
             else:
                 for av_frame in decoded:  # the pixel aspect is known once an SPS was read
                     sar = pixel_aspect(stream, self._given_aspect)
-                    self._on_frame(av_frame, time_base, sar)
+                    self._on_frame(av_frame, time_base, sar, top_field_first(stream))
             self._check_stall(started)
 
     def _on_packet(self, packet: Any) -> None:
@@ -517,9 +521,12 @@ class RtspSource:
         carried = self._carried.frame(av_frame)  # a flagged frame's damage, to the keyframe
         return corrupt, carried and not corrupt
 
-    def _on_frame(self, av_frame: Any, time_base: float, sar: Fraction = SQUARE) -> None:
+    def _on_frame(
+        self, av_frame: Any, time_base: float, sar: Fraction = SQUARE, top_first: bool = True
+    ) -> None:
         """One decoded frame: timed, counted, sampled and queued, stretched to square pixels
-        when the camera's are not (``sar``: :func:`~sharpeyes.streams.decode.pixel_aspect`)."""
+        when the camera's are not (``sar``: :func:`~sharpeyes.streams.decode.pixel_aspect`),
+        deinterlaced when it is interlaced (``top_first``: the stream's field order)."""
         now = time.monotonic()
         self._in_rate.tick(now)
         raw = None if av_frame.pts is None else av_frame.pts * time_base
@@ -545,12 +552,14 @@ class RtspSource:
         if not self._sampler.accept(stamp.pts, now):
             self._drops.add(DropReason.SAMPLING)
             return
+        if needs_deinterlace(av_frame, self._fields):
+            self.frames_deinterlaced += 1
         frame = Frame(
             stream_id=self._stream_id,
             seq=seq,
             pts=stamp.pts,
             wall_time_ms=stamp.wall_time_ms,
-            image=to_bgr(av_frame, sar=sar),
+            image=to_bgr(av_frame, sar=sar, fields=self._fields, top_first=top_first),
             keyframe=bool(av_frame.key_frame),
             corrupt=corrupt,
             damage_carried=carried,

@@ -113,6 +113,7 @@ class AnalyzeResult:
     source_notes: list[str] = field(default_factory=list)  # truncated file, undecodable data
     clock_note: str = ""  # where the stamped times come from
     phase_notes: list[str] = field(default_factory=list)  # external signal phases: what came
+    frames_deinterlaced: int = 0  # interlaced frames whose combs were undone (streams/fields.py)
 
     def summary_lines(self) -> list[str]:
         s = self.summary
@@ -131,6 +132,11 @@ class AnalyzeResult:
                 f"; washed-out picture (grey range {s.tonal_range:.0f} levels): "
                 f"{s.frames_stretched} pictures stretched for the detector"
                 if s.frames_stretched and s.tonal_range is not None
+                else ""
+            )
+            + (
+                f"; interlaced video: {self.frames_deinterlaced} pictures deinterlaced"
+                if self.frames_deinterlaced
                 else ""
             ),
             f"events: {s.events_total} ({by_type})",
@@ -300,6 +306,7 @@ def analyze_video(opts: AnalyzeOptions) -> AnalyzeResult:
     result.wiring = camera.wiring
     result.signal_problems = problems
     result.source_notes, result.clock_note = source_report(camera.source)
+    result.frames_deinterlaced = int(getattr(camera.source, "frames_deinterlaced", 0) or 0)
     result.phase_notes = phase_report(phases, cam, udp=opts.phase_udp is not None)
     for note in result.source_notes:
         logger.warning("%s", note)

@@ -239,20 +239,23 @@ class _Watch:
 class PictureQuality:
     """What the runner measured of the camera's pictures while its traffic was observed: the
     sensor noise (pipeline/denoise.py) and the grey range (pipeline/contrast.py), and whether
-    the detector was shown the picture filtered or stretched for them."""
+    the detector was shown the picture filtered or stretched for them; whether the video is
+    interlaced (its pictures deinterlaced, streams/fields.py)."""
 
     noise_sigma: float | None
     noise_filtered: bool
     tonal_range: float | None
     stretched: bool
+    deinterlaced: bool = False
 
     @staticmethod
-    def of(summary: RunSummary) -> PictureQuality:
+    def of(summary: RunSummary, deinterlaced: int = 0) -> PictureQuality:
         return PictureQuality(
             noise_sigma=None if summary.noise_sigma is None else round(summary.noise_sigma, 1),
             noise_filtered=summary.frames_denoised > 0,
             tonal_range=None if summary.tonal_range is None else round(summary.tonal_range),
             stretched=summary.frames_stretched > 0,
+            deinterlaced=deinterlaced > 0,
         )
 
     def line(self, lang: Lang = "en") -> str:
@@ -272,6 +275,8 @@ class PictureQuality:
                     if zh
                     else ", washed out: stretched for the detector"
                 )
+        if self.deinterlaced:
+            parts.append("隔行扫描，已去隔行" if zh else "interlaced: deinterlaced")
         if zh:
             return "画面：" + ("；".join(parts) or "未测量")
         return "picture: " + ("; ".join(parts) or "not measured")
@@ -282,6 +287,7 @@ class PictureQuality:
             "noise_filtered": self.noise_filtered,
             "tonal_range": self.tonal_range,
             "contrast_stretched": self.stretched,
+            "deinterlaced": self.deinterlaced,
         }
 
 
@@ -291,6 +297,7 @@ def _observe(
     """Run the camera's detector and tracker (the one composition root) over ``seconds``."""
     from sharpeyes.api.node.camera import CameraEnv, build_camera, build_detector
     from sharpeyes.pipeline.geometry_check import TrafficObserver, analyse_traffic
+    from sharpeyes.streams.factory import frames_deinterlaced
 
     assert cam.url is not None
     # detection and tracking as the camera runs them; the rules, signal reader, evidence,
@@ -313,12 +320,14 @@ def _observe(
         watch.stop = camera.runner.stop
         try:
             summary = camera.runner.run()
+            deinterlaced = frames_deinterlaced(camera.source)
         finally:
             camera.close()
     if not watch.frames:
         raise SharpeyesError(f"{_masked(cam.url)}: no frame could be decoded")
     h, w = watch.frames[0].shape[:2]
-    return analyse_traffic(cam, (w, h), observer), watch.frames, PictureQuality.of(summary)
+    picture = PictureQuality.of(summary, deinterlaced)
+    return analyse_traffic(cam, (w, h), observer), watch.frames, picture
 
 
 # -- report ----------------------------------------------------------------------------------

@@ -194,7 +194,9 @@ def run(args: argparse.Namespace) -> int:
         _report_external_only(sys.stdout, external, bool(args.json))
         return EXIT_OK
     try:
-        source = FileSource(video, cam.id, pixel_aspect=cam.pixel_aspect_ratio)
+        source = FileSource(
+            video, cam.id, pixel_aspect=cam.pixel_aspect_ratio, deinterlace=cam.deinterlace
+        )
     except SharpeyesError as e:
         return _error(str(e), EXIT_READ)
     summary = _Summary()

@@ -19,7 +19,7 @@ from sharpeyes.pipeline.protocols import Sink
 from sharpeyes.pipeline.runner import StreamRunner
 from sharpeyes.pipeline.supervisor import WorkerState, WorkerStatus
 from sharpeyes.pipeline.types import Detections, Event, EventType, Frame, SignalState, Tracks
-from sharpeyes.streams.factory import LiveFileSource, source_decoder
+from sharpeyes.streams.factory import LiveFileSource, frames_deinterlaced, source_decoder
 from sharpeyes.streams.health import (
     DropCounter,
     DropReason,
@@ -77,6 +77,7 @@ class CameraHealth:
     noise_filtered: bool = False  # the detector is shown a filtered picture (noise that high)
     tonal_range: float | None = None  # grey levels the picture spans (pipeline.contrast)
     contrast_stretched: bool = False  # the detector is shown the picture stretched (a veil)
+    frames_deinterlaced: int = 0  # interlaced pictures whose combs were undone (streams.fields)
 
     def to_dict(self) -> dict[str, object]:
         out = asdict(self)
@@ -245,6 +246,7 @@ def camera_health(
         contrast_stretched=(
             runner is not None and runner.contrast is not None and runner.contrast.active
         ),
+        frames_deinterlaced=0 if source is None else frames_deinterlaced(source),
         events=stats.events,
         restarts=status.restarts,
         decoder=None if source is None else source_decoder(source),

@@ -71,6 +71,8 @@ class HealthLike(Protocol):
     @property
     def tonal_range(self) -> float | None: ...
     @property
+    def frames_deinterlaced(self) -> int: ...
+    @property
     def events(self) -> int: ...
     @property
     def restarts(self) -> int: ...
@@ -150,6 +152,11 @@ def _stream_metrics(health: Mapping[str, HealthLike]) -> Iterator[Metric]:
         "restarts": _counter("stream_pipeline_restarts", "Pipeline crashes restarted.", cam),
         "corrupt": _counter("stream_corrupt_frames", "Frames corrupt or lost in short gaps.", cam),
         "timing": _counter("stream_timing_faults", "Frames whose pts did not advance.", cam),
+        "deinterlaced": _counter(
+            "stream_deinterlaced_frames",
+            "Interlaced pictures whose combs were undone before analysis.",
+            cam,
+        ),
     }
     drops = _counter("stream_dropped_frames", "Frames not analysed, by reason.", [*cam, "reason"])
     for cid, h in sorted(health.items()):
@@ -170,6 +177,7 @@ def _stream_metrics(health: Mapping[str, HealthLike]) -> Iterator[Metric]:
         counters["restarts"].add_metric([cid], h.restarts)
         counters["corrupt"].add_metric([cid], h.corrupt_frames)
         counters["timing"].add_metric([cid], h.timing_faults)
+        counters["deinterlaced"].add_metric([cid], h.frames_deinterlaced)
         gauges["corruption"].add_metric([cid], h.corruption_rate)
         if h.noise_sigma is not None:
             gauges["noise"].add_metric([cid], h.noise_sigma)

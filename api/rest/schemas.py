@@ -441,6 +441,12 @@ class StreamHealthPublic(BaseModel):
         description="The picture is washed out (range under 180: haze, fog, a dirty dome, a "
         "flare) and the detector is shown it stretched; evidence keeps the camera's pixels.",
     )
+    frames_deinterlaced: int = Field(
+        0,
+        ge=0,
+        description="Interlaced pictures (an analogue camera behind a DVR, a D1 / 960H encoder, "
+        "1080i) whose combs were undone before analysis; 0 for a progressive camera.",
+    )
     signal_problems: dict[str, str] = Field(
         default_factory=dict,
         description="Signal heads or groups with a calibration problem (region all dark, "
