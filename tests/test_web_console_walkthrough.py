@@ -245,6 +245,9 @@ def _health(states: list[str]) -> dict[str, StreamHealthPublic]:
     out["cam_fog"] = StreamHealthPublic(
         camera_id="cam_fog", state="running", tonal_range=126.4, contrast_stretched=True
     )
+    out["cam_dvr"] = StreamHealthPublic(
+        camera_id="cam_dvr", state="running", frames_deinterlaced=1250
+    )
     return out
 
 
@@ -312,6 +315,8 @@ def test_health_words_drops_skew_url_and_flow_chart(seeded: Seeded) -> None:
             assert dusk == "运行中", dusk
             fog = page.inner_text("#health-table tr[data-camera='cam_fog'] td.state")
             assert "画面发灰（灰度范围 126）：检测前已拉伸对比度" in fog, fog
+            dvr = page.inner_text("#health-table tr[data-camera='cam_dvr'] td.state")
+            assert "隔行扫描视频：已去隔行（1250 帧）" in dvr, dvr
             # the long URL: cut with an ellipsis inside its cell, whole in the title
             url = row.locator("td.url")
             assert url.get_attribute("title") == LONG_URL
