@@ -77,6 +77,10 @@ BACKWARD_SHARE = 2.0 / 3.0
 a third, a note: oncoming traffic crossing a stop line drawn over the centre line)."""
 OUTSIDE_SHARE = 0.3
 """A stop line where at least this share of forward crossings is outside the lanes is flagged."""
+MIN_RULES_FPS = 3.0
+"""Analysed frames a second below which the intersection rules cannot time a crossing: hanoi_b
+(``sharpeyes analyze … --fps F``) 15/15 runners at 3, 12/15 at 2, 9/15 and one crossing
+mistimed by a second at 1.5 (``docs/RED_LIGHT_RESULTS.md``)."""
 ALONG_COS = math.cos(math.radians(60.0))
 """A track moves along (against) a travel arrow within 60° of it (of its reverse)."""
 MIN_MOVE = 0.02
@@ -296,6 +300,21 @@ def static_checks(cam: CameraConfig, size: tuple[int, int] | None = None) -> lis
                             "之外；请把箭头画在区域内，沿其车行道方向",
                         )
                     )
+    if calib is not None and cam.analysis_fps is not None and cam.analysis_fps < MIN_RULES_FPS:
+        fps = f"{cam.analysis_fps:g}"
+        out.append(
+            Finding(
+                "analysis_fps",
+                f"{fps} analysed frames a second is too few for the intersection rules: a "
+                f"vehicle moves too far between frames to time its stop-line crossing; analyse "
+                f"at least {MIN_RULES_FPS:g} a second (hanoi_b: 15/15 runners at 3, 12/15 at 2, "
+                "9/15 at 1.5)",
+                f"每秒分析 {fps} 帧对路口违法规则太少：两帧之间车辆移动过远，"
+                "无法确定其越过停止线的时刻；"
+                f"请每秒至少分析 {MIN_RULES_FPS:g} 帧"
+                "（hanoi_b：3 帧/秒 15/15，2 帧/秒 12/15，1.5 帧/秒 9/15）",
+            )
+        )
     if cam.flow is not None:
         out += _flow_findings(cam, frame)
     return out

@@ -145,6 +145,20 @@ def test_clean_config_has_no_findings() -> None:
     assert static_checks(cam_of(base_config())) == []  # nominal frame: still clean
 
 
+def test_too_few_analysed_frames_for_the_intersection_rules_are_reported() -> None:
+    """At 2 analysed frames a second hanoi_b's red-light charges fall to 12/15 (1.5: 9/15):
+    the installer is told before the camera goes live; a counting camera is not bothered."""
+    data = base_config()
+    data["analysis_fps"] = 2
+    found = static_checks(cam_of(data), SIZE)
+    assert keys(found) == ["analysis_fps"], found
+    assert "2 analysed frames a second" in found[0].message and "3" in found[0].message
+    data["analysis_fps"] = geometry_check.MIN_RULES_FPS
+    assert static_checks(cam_of(data), SIZE) == []
+    plain = {k: v for k, v in base_config().items() if k != "intersection"}
+    assert static_checks(cam_of({**plain, "analysis_fps": 1}), SIZE) == []
+
+
 def test_swapped_lane_numbers_are_reported() -> None:
     data = base_config()
     lanes = data["intersection"]["approaches"][0]["lanes"]
