@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 
 from sharpeyes.pipeline.calibration import IntersectionCalibration, SignalGroup, SignalHead
@@ -38,6 +39,15 @@ __all__ = [
     "read_lamp",
     "states_by_group",
 ]
+
+log = logging.getLogger(__name__)
+
+COLOUR_CHECK_S = 0.5
+"""How often (pts seconds) the board checks whether the picture has colour."""
+MODE_HOLD_S = 1.0
+"""How long the picture must stay colourless (or coloured) before the board changes mode: a
+camera turning to infrared night mode at dusk, and back at dawn; a few colourless frames (a
+grey truck filling the picture) do not."""
 
 
 class VideoHead:
@@ -93,17 +103,20 @@ class VideoHead:
         out: ImageBGR = image[y1 + dy : y2 + dy, x1 + dx : x2 + dx]
         return out
 
-    def update(self, image: ImageBGR, pts: float, *, damaged: bool = False) -> SignalState:
+    def update(
+        self, image: ImageBGR, pts: float, *, damaged: bool = False, grey: bool = False
+    ) -> SignalState:
         """Read the head on ``image``; a ``damaged`` picture (corrupt data, broken references)
         is not read — its pixels may show any colour — and the phase model carries on blind
-        (:meth:`SignalSmoother.blind`)."""
+        (:meth:`SignalSmoother.blind`). ``grey``: the picture has no colour now (the reader
+        uses the brightness levels of that mode, :meth:`HeadCalibrator.read`)."""
         if damaged:
             self.last_state = self.smoother.blind(pts)
             return self.last_state
         if self.first_pts is None:
             self.first_pts = pts
         self.last_pts = pts
-        self.last_reading = self.reader.read(self.crop(image))
+        self.last_reading = self.reader.read(self.crop(image), grey=grey)
         if self.last_reading.color not in (LampColor.OFF, LampColor.UNKNOWN):
             self.lit_readings += 1
         self._track_unreadable(pts)
@@ -185,7 +198,11 @@ class SignalBoard:
         self._first_pts: float | None = None
         self._last_pts: float | None = None
         self._last: dict[str, SignalState] = {}
-        self._colour_seen = False
+        # the picture's mode (colour, or none: monochrome / infrared night mode), followed for
+        # as long as the camera runs — it changes at dusk and dawn
+        self._grey: bool | None = None  # None until first checked
+        self._run: tuple[bool, float] | None = None  # (colourless?, since) of the latest checks
+        self._grey_since: float | None = None  # when the current grey mode began
         self._next_colour_check: float | None = None
         self._silent: dict[str, str] = {}  # external groups without a fresh controller message
         self.sway = CameraSway()
@@ -215,7 +232,7 @@ class SignalBoard:
                 h.colors_seen, h.lit_readings = set(prev.colors_seen), prev.lit_readings
                 h.first_pts = prev.first_pts
         self._first_pts = earlier._first_pts
-        self._colour_seen = earlier._colour_seen
+        self._grey, self._run, self._grey_since = earlier._grey, earlier._run, earlier._grey_since
 
     def steady(self, frame: Frame, moving: Sequence[PixelBox] = ()) -> tuple[int, int]:
         """The sway of this (not yet moved) picture from where the heads were calibrated, for
@@ -235,11 +252,11 @@ class SignalBoard:
             self._first_pts = frame.pts
         self._last_pts = frame.pts
         damaged = frame.corrupt or frame.damage_carried
-        if self._heads and not self._colour_seen and not damaged:
+        if self._heads and not damaged:
             due = self._next_colour_check
-            if due is None or frame.pts >= due or frame.pts < due - 1.0:
-                self._colour_seen = picture_has_colour(frame.image)
-                self._next_colour_check = frame.pts + 1.0
+            if due is None or frame.pts >= due or frame.pts < due - COLOUR_CHECK_S:
+                self._check_colour(frame)
+                self._next_colour_check = frame.pts + COLOUR_CHECK_S
         video: dict[str, list[SignalState]] = {}
         if self._heads:
             if not damaged and self._swayed_seq != frame.seq:
@@ -248,8 +265,9 @@ class SignalBoard:
             dx, dy = self.sway.offset
             for head in self._heads:
                 head.offset = (dx - frame.steadied[0], dy - frame.steadied[1])
+        grey = bool(self._grey)
         for head in self._heads:
-            state = head.update(frame.image, frame.pts, damaged=damaged)
+            state = head.update(frame.image, frame.pts, damaged=damaged, grey=grey)
             video.setdefault(head.head.group, []).append(state)
         out: dict[str, SignalState] = {}
         for g in self._groups:
@@ -269,8 +287,8 @@ class SignalBoard:
         if not self.monochrome:
             return out | heads
         mono = (
-            f"the picture has had no colour for {self._span():.0f} s (a camera in monochrome / "
-            "infrared night mode?): "
+            f"the picture has had no colour for {self._grey_span():.0f} s (a camera in monochrome"
+            " / infrared night mode?): "
         )
         if heads:
             out["picture"] = mono + (
@@ -284,18 +302,41 @@ class SignalBoard:
             )
         return out
 
+    def _check_colour(self, frame: Frame) -> None:
+        """Follow the picture's mode (:func:`picture_has_colour` of the whole picture, whose
+        lamps are what the board reads): colourless for :data:`MODE_HOLD_S` makes it grey,
+        colour for as long makes it colour again; the first check decides at once."""
+        colourless = not picture_has_colour(frame.image)
+        if self._run is None or self._run[0] != colourless:
+            self._run = (colourless, frame.pts)
+        since = self._run[1]
+        if self._grey is None or (
+            self._grey != colourless and frame.pts - since >= MODE_HOLD_S - 1e-9
+        ):
+            if colourless and not self._grey:
+                self._grey_since = since
+                if self._grey is not None:
+                    log.info("picture turned grey at %.1f s (monochrome / infrared?)", since)
+            elif not colourless and self._grey:
+                log.info("picture in colour again at %.1f s", since)
+            self._grey = colourless
+
     @property
     def monochrome(self) -> bool:
         """Signal heads are read from video and the picture has shown no colour for as long as
         a head may go without a lit lamp (``never_lit_s``)."""
         return (
-            bool(self._heads) and not self._colour_seen and self._span() >= self._params.never_lit_s
+            bool(self._heads)
+            and bool(self._grey)
+            and self._grey_since is not None
+            and self._last_pts is not None
+            and self._last_pts - self._grey_since >= self._params.never_lit_s
         )
 
-    def _span(self) -> float:
-        if self._first_pts is None or self._last_pts is None:
+    def _grey_span(self) -> float:
+        if self._grey_since is None or self._last_pts is None:
             return 0.0
-        return self._last_pts - self._first_pts
+        return self._last_pts - self._grey_since
 
     def _group_state(self, g: SignalGroup, video: list[SignalState], frame: Frame) -> SignalState:
         if g.source == "video" or self._external is None:

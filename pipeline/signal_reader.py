@@ -136,7 +136,14 @@ class HeadCalibrator:
         self.single = head.layout == "single" or len(self.colors) == 1
         n = 1 if self.single else len(self.colors)
         self._chroma = [_Levels(window) for _ in range(n)]
-        self._value = [_Levels(window) for _ in range(n)]
+        # brightness levels per picture mode: a lamp's brightest channel in colour (a red lamp:
+        # its red) is not its brightness in grey once the camera turns to infrared night mode,
+        # and levels learned in one mode would call the lamps of the other dark
+        self._value_modes = {grey: [_Levels(window) for _ in range(n)] for grey in (False, True)}
+        self._value = self._value_modes[False]
+        self.grey = False
+        """The picture has no colour now (a camera in monochrome / infrared night mode): lamps
+        are read by which cell is lit, on the brightness levels learned in that mode."""
         self._hue: list[deque[float]] = [deque(maxlen=window) for _ in range(n)]
         self._hue_single: dict[LampColor, deque[float]] = {
             c: deque(maxlen=window) for c in self.colors
@@ -195,8 +202,14 @@ class HeadCalibrator:
         return None
 
     # -- reading -----------------------------------------------------------------------
-    def read(self, crop: ImageBGR) -> LampReading:
-        """Classify one head's lamp region (a BGR crop of exactly the region) and learn."""
+    def read(self, crop: ImageBGR, *, grey: bool = False) -> LampReading:
+        """Classify one head's lamp region (a BGR crop of exactly the region) and learn.
+        ``grey``: the picture has no colour now (:attr:`grey`; the board decides): the
+        brightness levels of that mode are used and learned, the colour levels left as they
+        were."""
+        if grey != self.grey:
+            self.grey = grey
+            self._value = self._value_modes[grey]
         if crop.size == 0:
             return LampReading(LampColor.UNKNOWN, 0.0)
         self.frames += 1
@@ -293,13 +306,15 @@ class HeadCalibrator:
     def _learn(self, feats: list[CellFeatures], lit: int | None) -> None:
         for i, f in enumerate(feats):
             if i == lit:
-                self._chroma[i].lit.append(f.chroma)
                 self._value[i].lit.append(f.value)
-                if f.hue is not None:
-                    self._hue[i].append(f.hue)
+                if not self.grey:  # a grey picture's chroma says nothing of the lamp's
+                    self._chroma[i].lit.append(f.chroma)
+                    if f.hue is not None:
+                        self._hue[i].append(f.hue)
             else:
-                self._chroma[i].unlit.append(f.chroma)
                 self._value[i].unlit.append(f.value)
+                if not self.grey:
+                    self._chroma[i].unlit.append(f.chroma)
 
     def _read_single(self, f: CellFeatures) -> LampReading:
         lv = self._chroma[0]

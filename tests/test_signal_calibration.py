@@ -345,7 +345,7 @@ class _Always:
     def __init__(self, reading: LampReading) -> None:
         self.reading = reading
 
-    def read(self, crop: object) -> LampReading:
+    def read(self, crop: object, *, grey: bool = False) -> LampReading:
         return self.reading
 
     colors = (LampColor.RED, LampColor.AMBER, LampColor.GREEN)

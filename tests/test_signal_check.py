@@ -24,8 +24,10 @@ from tests.scenarios.signal_catalog import SignalScenario
 SCENARIO = SignalScenario("check", duration_s=11.0)
 
 
-def _render(path: Path, grey: bool = False) -> Path:
-    s, bg, bank = SCENARIO, signal_background(), signal_noise_bank(SCENARIO)
+def _render(
+    path: Path, grey: bool = False, scenario: SignalScenario = SCENARIO, grey_from: int = 0
+) -> Path:
+    s, bg, bank = scenario, signal_background(), signal_noise_bank(scenario)
     with av.open(str(path), "w") as out:
         stream: Any = out.add_stream("libx264", rate=Fraction(10))
         stream.width, stream.height = FRAME_SIZE
@@ -33,7 +35,7 @@ def _render(path: Path, grey: bool = False) -> Path:
         stream.options = {"crf": "20", "preset": "ultrafast"}
         for i in range(s.n_frames):
             img = render_signal_frame(s, i, bg, bank)
-            if grey:  # a camera in monochrome (infrared) night mode
+            if grey and i >= grey_from:  # a camera in monochrome (infrared) night mode
                 mono = cv2.cvtColor(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
                 img = np.asarray(mono, np.uint8)
             vf = av.VideoFrame.from_ndarray(img, format="bgr24")
@@ -158,6 +160,23 @@ def test_a_monochrome_picture_is_named_as_the_problem(
     assert "which cell is lit" in summary["problems"]["picture"]
     assert run(_args(str(grey_video), "--config", cfg, "--strict")) == 3
     assert "no colour" in capsys.readouterr().err
+
+
+def test_a_camera_turning_to_night_mode_midway_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A camera in colour at first that turns to monochrome (infrared night mode at dusk): the
+    picture is followed for as long as the camera runs, not judged once — the installer is told
+    it has had no colour since it turned, and the heads are still read by which cell is lit."""
+    scenario = SignalScenario("check", duration_s=15.0)
+    video = _render(tmp_path / "dusk.mp4", grey=True, scenario=scenario, grey_from=20)
+    assert run(_args(str(video), "--config", str(_config(tmp_path)), "--json")) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    frames, summary = lines[:-1], lines[-1]["summary"]
+    assert frames[50]["groups"] == {"main": "amber", "ped": "red"}  # grey by then
+    assert frames[100]["groups"] == {"main": "red", "ped": "green"}
+    assert set(summary["problems"]) == {"picture"}
+    assert "no colour for 13 s" in summary["problems"]["picture"]
 
 
 def test_analyze_states_the_signal_problem(
