@@ -42,6 +42,7 @@ __all__ = [
     "square_size",
     "stream_fps",
     "stream_params",
+    "stream_rate",
     "stream_timeline",
     "to_bgr",
 ]
@@ -164,15 +165,35 @@ def decoder_description(stream: Any) -> str:
 _PLAUSIBLE_FPS = (0.5, 300.0)
 
 
-def stream_fps(stream: Any) -> float:
+RAW_VIDEO_FORMATS = frozenset({"h264", "hevc", "mpegvideo", "m4v", "vvc", "cavsvideo"})
+"""Demuxers of bare elementary streams (a DVR's or NVR's ``.264`` / ``.h265`` export): their
+packets carry no timestamps, and the stream's *average rate* is the demuxer's default
+``framerate`` option (25), not the camera's. The codec's own rate (the H.264 / H.265 VUI timing)
+is the camera's: hanoi_b's 6 fps copied to a ``.264`` was analysed as 25 fps, every time 4×
+too early and no evidence clip cut."""
+
+
+def stream_rate(stream: Any) -> Fraction | None:
     """The stream's frame rate: the first plausible of its average rate, the codec's own
     (H.264 / H.265 VUI), the guessed and the base rate (a broken file can claim thousands of
-    frames per second); 0.0 when none is."""
+    frames per second) — the codec's first for a bare elementary stream
+    (:data:`RAW_VIDEO_FORMATS`); None when none is plausible."""
     codec_rate = getattr(stream.codec_context, "framerate", None)
-    for rate in (stream.average_rate, codec_rate, stream.guessed_rate, stream.base_rate):
+    rates = [stream.average_rate, codec_rate, stream.guessed_rate, stream.base_rate]
+    container = getattr(stream, "container", None)
+    fmt = str(getattr(getattr(container, "format", None), "name", "") or "")
+    if set(fmt.split(",")) & RAW_VIDEO_FORMATS:
+        rates.insert(0, codec_rate)
+    for rate in rates:
         if rate and _PLAUSIBLE_FPS[0] <= float(rate) <= _PLAUSIBLE_FPS[1]:
-            return float(rate)
-    return 0.0
+            return Fraction(rate)
+    return None
+
+
+def stream_fps(stream: Any) -> float:
+    """:func:`stream_rate` as a float; 0.0 when none is plausible."""
+    rate = stream_rate(stream)
+    return float(rate) if rate is not None else 0.0
 
 
 def stream_timeline(stream: Any) -> FileTimeline:
@@ -187,14 +208,13 @@ def stream_params(stream: Any) -> StreamParams:
     """The codec parameters a muxer needs to write this stream's packets."""
     ctx = stream.codec_context
     extradata = ctx.extradata
-    rate = stream.average_rate or stream.guessed_rate
     return StreamParams(
         codec_name=str(ctx.name),
         extradata=bytes(extradata) if extradata else None,
         width=int(ctx.width),
         height=int(ctx.height),
         time_base=Fraction(stream.time_base),
-        frame_rate=Fraction(rate) if rate else None,
+        frame_rate=stream_rate(stream),
     )
 
 

@@ -29,7 +29,12 @@ from typing import Any
 import av
 
 from sharpeyes.pipeline.errors import StreamError, StreamOpenError
-from sharpeyes.streams.decode import display_rotation, encoded_packet, stream_timeline
+from sharpeyes.streams.decode import (
+    display_rotation,
+    encoded_packet,
+    stream_rate,
+    stream_timeline,
+)
 from sharpeyes.streams.packet_ring import EncodedPacket, StreamParams, select_span
 
 log = logging.getLogger(__name__)
@@ -364,7 +369,7 @@ def stream_params(stream: Any) -> StreamParams:
         width=int(ctx.width),
         height=int(ctx.height),
         time_base=Fraction(stream.time_base),
-        frame_rate=Fraction(stream.average_rate) if stream.average_rate else None,
+        frame_rate=stream_rate(stream),
     )
 
 
@@ -406,8 +411,9 @@ def timeline_packets(
     held: list[EncodedPacket] = []
     rel = 0.0
     for pkt in container.demux(stream):
-        if pkt.size == 0 or (pkt.pts is None and pkt.dts is None):
+        if pkt.size == 0:
             continue
+        # a packet without timestamps (a bare elementary stream) is placed by the timeline
         got = timeline.packet(pkt.pts, bool(pkt.is_keyframe))
         rel = rel if got is None else got
         if rel > end_s + _REORDER_S:

@@ -201,6 +201,7 @@ class FileTimeline:
         self._frame_segment = 0
         self._last_frame_raw: int | None = None
         self._last_frame_rel: float | None = None
+        self._last_packet_rel: float | None = None
         self.stalled = 0
         """Frames whose pts did not advance, re-timed one frame period apart."""
         self._stall_shift = 0.0  # added to every frame since the first that did not advance
@@ -225,9 +226,14 @@ class FileTimeline:
         return start + (raw - base) * self._tb
 
     def packet(self, raw_pts: int | None, keyframe: bool) -> float | None:
-        """Relative pts of a demuxed packet (decode order); None when it has no pts."""
+        """Relative pts of a demuxed packet (decode order). One without a pts — every packet
+        of a bare elementary stream (a DVR's ``.264`` export), a frame that does not start an
+        MPEG-PS packet — is placed a frame period after the packet before it (the first at 0),
+        as :meth:`frame` places frames without one, so the packet ring can cut clips of it."""
         if raw_pts is None:
-            return None
+            prev = self._last_packet_rel
+            self._last_packet_rel = 0.0 if prev is None else prev + self._frame_s
+            return self._last_packet_rel
         self._first(raw_pts)
         if keyframe and self._max_raw is not None and raw_pts < self._max_raw - self._restart:
             start = self._max_rel + self._frame_s
@@ -236,6 +242,7 @@ class FileTimeline:
         rel = self._rel(len(self._segments) - 1, raw_pts)
         if self._max_raw is None or raw_pts > self._max_raw:
             self._max_raw, self._max_rel = raw_pts, rel
+        self._last_packet_rel = rel
         return rel
 
     def frame(self, raw_pts: int | None) -> float:

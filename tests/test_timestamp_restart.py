@@ -215,8 +215,11 @@ def test_timeline_keeps_forward_gaps_and_b_frame_reordering() -> None:
 
 
 def test_timeline_without_pts_continues_a_frame_later() -> None:
+    """Packets and frames without a pts (a bare elementary stream, a frame that does not start
+    an MPEG-PS packet) are placed a frame period after the one before, the first at 0."""
     tl = FileTimeline(TB, None, frame_s=0.1)
-    assert tl.packet(None, True) is None
+    assert tl.packet(None, True) == 0.0
+    assert tl.packet(None, False) == pytest.approx(0.1)
     assert tl.frame(None) == 0.0
     assert tl.frame(9000) == pytest.approx(0.0)  # the first pts is the origin
     assert tl.frame(None) == pytest.approx(0.1)
@@ -427,3 +430,10 @@ def test_a_head_hidden_mid_red_keeps_the_red_age_and_charges_nothing_unseen(
         va, vb = a["violation"], b["violation"]
         assert abs(va["seconds_since_red"] - vb["seconds_since_red"]) <= frame_s + 1e-6
         assert a["extra"].get("red_onset") == b["extra"].get("red_onset")
+
+
+def test_a_packet_without_pts_follows_the_packet_before_it() -> None:
+    tl = FileTimeline(TB, 0, frame_s=0.1)
+    assert tl.packet(0, True) == 0.0
+    assert tl.packet(STEP, False) == pytest.approx(STEP * TB)
+    assert tl.packet(None, False) == pytest.approx(STEP * TB + 0.1)
