@@ -270,10 +270,14 @@ def lane_chord(lane: Lane, line: StopLinePx, size: tuple[int, int]) -> tuple[flo
 # -- static checks ---------------------------------------------------------------------------
 
 
-def static_checks(cam: CameraConfig, size: tuple[int, int] | None = None) -> list[Finding]:
+def static_checks(
+    cam: CameraConfig, size: tuple[int, int] | None = None, stream_fps: float | None = None
+) -> list[Finding]:
     """Everything the drawn geometry alone shows to be wrong (see the module docstring).
     ``size``: the camera's frame (width, height); None judges on a nominal 16:9 frame and
-    leaves head shapes unjudged."""
+    leaves head shapes unjudged. ``stream_fps``: the frames a second the stream itself gives
+    (a sub-stream or recording at 2 fps analyses no more, whatever ``analysis_fps`` says);
+    None when unknown."""
     frame = size or NOMINAL_SIZE
     out: list[Finding] = []
     calib = cam.intersection
@@ -300,8 +304,9 @@ def static_checks(cam: CameraConfig, size: tuple[int, int] | None = None) -> lis
                             "之外；请把箭头画在区域内，沿其车行道方向",
                         )
                     )
-    if calib is not None and cam.analysis_fps is not None and cam.analysis_fps < MIN_RULES_FPS:
-        fps = f"{cam.analysis_fps:g}"
+    rates = [r for r in (cam.analysis_fps, stream_fps) if r is not None and r > 0]
+    if calib is not None and rates and min(rates) < MIN_RULES_FPS:
+        fps = f"{min(rates):.3g}"
         out.append(
             Finding(
                 "analysis_fps",

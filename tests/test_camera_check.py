@@ -159,6 +159,24 @@ def test_too_few_analysed_frames_for_the_intersection_rules_are_reported() -> No
     assert static_checks(cam_of({**plain, "analysis_fps": 1}), SIZE) == []
 
 
+def test_a_stream_of_too_few_frames_for_the_intersection_rules_is_reported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A 2 fps sub-stream or recording analyses no more than 2 frames a second, whatever
+    ``analysis_fps`` says: ``camera-check`` reads the stream's own rate."""
+    slow = _clip(tmp_path / "slow.mp4", frames=10, rate=2)
+    config = str(_write(tmp_path, base_config()))
+    rc = cli.main(["camera-check", str(slow), "--config", config, "--seconds", "0", "--json"])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    problems = json.loads(out)["problems"]
+    assert [p["key"] for p in problems] == ["analysis_fps"], problems
+    assert problems[0]["message"].startswith("2 analysed frames a second")
+    fast = _clip(tmp_path / "fast.mp4", frames=10, rate=10)
+    rc = cli.main(["camera-check", str(fast), "--config", config, "--seconds", "0", "--json"])
+    assert rc == 0 and json.loads(capsys.readouterr().out)["problems"] == []
+
+
 def test_swapped_lane_numbers_are_reported() -> None:
     data = base_config()
     lanes = data["intersection"]["approaches"][0]["lanes"]
@@ -581,9 +599,9 @@ def _plugin(config: AnyDetectorConfig) -> _LaneTraffic:
 register_detector("cctest", _plugin)
 
 
-def _clip(path: Path, frames: int = 50) -> Path:
+def _clip(path: Path, frames: int = 50, rate: int = 10) -> Path:
     with av.open(str(path), "w", format="mp4") as c:
-        s: Any = c.add_stream("libx264", rate=10)
+        s: Any = c.add_stream("libx264", rate=rate)
         s.width, s.height = SIZE
         s.pix_fmt = "yuv420p"
         s.options = {"preset": "ultrafast"}

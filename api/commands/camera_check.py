@@ -112,11 +112,11 @@ def run(args: argparse.Namespace) -> int:
     cam, seconds = loaded
     lang: Lang = args.lang if getattr(args, "lang", None) in ("zh", "en") else default_lang()
     try:
-        size, background = _probe(cam)
+        size, background, fps = _probe(cam)
     except SharpeyesError as e:
         _warn(static_checks(cam), lang)  # what the geometry alone shows, on a nominal frame
         return _error(f"{_masked(str(args.video))}: {e}", EXIT_READ)
-    findings = static_checks(cam, size)
+    findings = static_checks(cam, size, fps or None)
     traffic: TrafficReport | None = None
     picture: PictureQuality | None = None
     if seconds > 0:
@@ -181,8 +181,9 @@ def _warn(findings: Sequence[Finding], lang: Lang = "en") -> None:
         sys.stderr.write(f"warning: {f.line(lang)}\n")
 
 
-def _probe(cam: CameraConfig) -> tuple[tuple[int, int], ImageBGR]:
-    """The frame size and a median of the first few frames, through the one source factory."""
+def _probe(cam: CameraConfig) -> tuple[tuple[int, int], ImageBGR, float]:
+    """The frame size, a median of the first few frames and the stream's own frame rate (0
+    when it does not say), through the one source factory."""
     from sharpeyes.streams.config import RtspConfig
     from sharpeyes.streams.factory import make_source
 
@@ -193,12 +194,13 @@ def _probe(cam: CameraConfig) -> tuple[tuple[int, int], ImageBGR]:
             frames.append(frame.image)
             if len(frames) >= 3:
                 break
+        fps = float(source.info.fps or 0.0)
     finally:
         source.close()
     if not frames:
         raise SharpeyesError("no frame could be decoded")
     img = _median(frames)
-    return (img.shape[1], img.shape[0]), img
+    return (img.shape[1], img.shape[0]), img, fps
 
 
 def _median(frames: Sequence[ImageBGR]) -> ImageBGR:
