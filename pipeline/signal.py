@@ -328,9 +328,7 @@ class SignalBoard:
         return (
             bool(self._heads)
             and bool(self._grey)
-            and self._grey_since is not None
-            and self._last_pts is not None
-            and self._last_pts - self._grey_since >= self._params.never_lit_s
+            and self._grey_span() >= self._params.never_lit_s
         )
 
     def _grey_span(self) -> float:

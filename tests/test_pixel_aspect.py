@@ -36,9 +36,9 @@ from sharpeyes.streams.gpu_decode import (
     nv12_host_to_bgr,
     stretch_nv12,
 )
-from sharpeyes.streams.packet_ring import PacketRing
 from sharpeyes.streams.remux import clip_from_file, remux_clip
 from sharpeyes.streams.rtsp_source import RtspSource
+from tests._rings import filled_ring
 from tests._rtsp_fixtures import RtspServer
 
 rtsp_server_factory = _rtsp_fixtures.rtsp_server_factory
@@ -192,14 +192,7 @@ def test_clips_keep_the_coded_pictures_and_their_aspect(anamorphic: Path, tmp_pa
     """Evidence clips are the camera's own packets: the coded size, and the SAR with them, so a
     player (and the console's video element) shows the picture the frames were analysed on."""
     clip_from_file(anamorphic, 0.5, 1.5, tmp_path / "file.mp4")
-    ring = PacketRing(max_seconds=10.0, max_bytes=10**7)
-    src = FileSource(anamorphic, "d1", packet_sink=ring.push)
-    try:
-        ring.set_stream_params(src.video_stream_params())
-        for _ in src.frames():
-            pass
-    finally:
-        src.close()
+    ring = filled_ring(anamorphic, "d1", max_seconds=10.0)
     assert ring.params is not None
     remux_clip(ring.params, ring.span(0.5, 1.5), tmp_path / "ring.mp4")
     for name in ("file.mp4", "ring.mp4"):

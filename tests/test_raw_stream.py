@@ -20,9 +20,9 @@ import pytest
 from sharpeyes.streams.decode import stream_rate
 from sharpeyes.streams.file_source import FileSource
 from sharpeyes.streams.gpu_decode import DecoderConfig, GpuDecodeSource
-from sharpeyes.streams.packet_ring import PacketRing
 from sharpeyes.streams.remux import clip_from_file, remux_clip
 from tests._hanoi_runs import HANOI, analyse, clean_span, copy_span, same_runners
+from tests._rings import filled_ring
 from tests.conftest import need
 
 FPS, N, GOP = 6, 48, 12
@@ -67,14 +67,7 @@ def test_the_camera_s_rate_times_the_frames(raw: Path) -> None:
 
 def test_clips_are_cut_from_the_ring_and_from_the_file(raw: Path, tmp_path: Path) -> None:
     """Every packet of a bare stream used to be at time 0: no span could be cut."""
-    ring = PacketRing(max_seconds=60.0, max_bytes=10**8)
-    src = FileSource(raw, "dvr", packet_sink=ring.push)
-    try:
-        ring.set_stream_params(src.video_stream_params())
-        for _ in src.frames():
-            pass
-    finally:
-        src.close()
+    ring = filled_ring(raw, "dvr")
     assert ring.params is not None
     from_ring = remux_clip(ring.params, ring.span(2.5, 5.0), tmp_path / "ring.mp4")
     from_file = clip_from_file(raw, 2.5, 5.0, tmp_path / "file.mp4")

@@ -25,9 +25,9 @@ import pytest
 from sharpeyes.api.commands import cli
 from sharpeyes.streams.file_source import FileSource
 from sharpeyes.streams.gpu_decode import DecoderConfig, GpuDecodeSource
-from sharpeyes.streams.packet_ring import PacketRing
 from sharpeyes.streams.remux import clip_from_file, remux_clip
 from sharpeyes.streams.timing import FileTimeline
+from tests._rings import filled_ring
 from tests.conftest import REPO, need, shared_dir
 
 FPS = 12
@@ -128,14 +128,7 @@ def test_sampling_skips_the_same_frames_on_both_sides_of_the_join(joined: Path) 
 
 
 def test_a_clip_across_the_join_plays_in_order(joined: Path, tmp_path: Path) -> None:
-    ring = PacketRing(max_seconds=30.0, max_bytes=10**7)
-    src = FileSource(joined, "nvr", packet_sink=ring.push)
-    try:
-        ring.set_stream_params(src.video_stream_params())
-        for _ in src.frames():
-            pass
-    finally:
-        src.close()
+    ring = filled_ring(joined, "nvr", max_seconds=30.0)
     params = ring.params
     assert params is not None
     span = ring.span(0.5, 3.5)  # 0–2 s is the first segment, 2–4 s the second

@@ -30,6 +30,7 @@ from sharpeyes.pipeline.protocols import DetectorInfo, Sink
 from sharpeyes.pipeline.runner import RunSummary
 from sharpeyes.pipeline.signal_input import PhaseHub, UdpPhaseListener
 from sharpeyes.pipeline.types import Detections, Event, Frame, SignalState, Tracks
+from sharpeyes.streams.factory import frames_deinterlaced
 
 if TYPE_CHECKING:
     from sharpeyes.api.viid.delivery import Delivery, DeliveryConfig
@@ -306,7 +307,7 @@ def analyze_video(opts: AnalyzeOptions) -> AnalyzeResult:
     result.wiring = camera.wiring
     result.signal_problems = problems
     result.source_notes, result.clock_note = source_report(camera.source)
-    result.frames_deinterlaced = int(getattr(camera.source, "frames_deinterlaced", 0) or 0)
+    result.frames_deinterlaced = frames_deinterlaced(camera.source)
     result.phase_notes = phase_report(phases, cam, udp=opts.phase_udp is not None)
     for note in result.source_notes:
         logger.warning("%s", note)
