@@ -326,9 +326,7 @@ class SignalBoard:
         """Signal heads are read from video and the picture has shown no colour for as long as
         a head may go without a lit lamp (``never_lit_s``)."""
         return (
-            bool(self._heads)
-            and bool(self._grey)
-            and self._grey_span() >= self._params.never_lit_s
+            bool(self._heads) and bool(self._grey) and self._grey_span() >= self._params.never_lit_s
         )
 
     def _grey_span(self) -> float:
