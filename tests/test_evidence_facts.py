@@ -16,10 +16,11 @@ import pytest
 from sharpeyes.pipeline.config import CameraConfig, load_camera_config
 from sharpeyes.pipeline.evidence import images
 from sharpeyes.pipeline.evidence.builder import EvidenceBuilder
-from sharpeyes.pipeline.evidence.facts import violation_time_ms
+from sharpeyes.pipeline.evidence.facts import StopLine, violation_time_ms
 from sharpeyes.pipeline.rules.red_light import RedLightRule
 from sharpeyes.pipeline.types import (
     AnalysedFrame,
+    Box,
     Event,
     EventType,
     Frame,
@@ -367,3 +368,15 @@ def test_pedestrian_rule_reports_frames_it_needs() -> None:
     assert rule.oldest_needed_pts() == pytest.approx(2.0)
     rule.update(frame(2, 2.5), person, red)
     assert rule.oldest_needed_pts() == pytest.approx(2.5)  # image 1 is its last outside frame
+
+
+def test_a_car_is_on_the_side_of_a_tilted_stop_line_its_wheel_line_middle_is() -> None:
+    """The side stated per image is the one the red-light rule judges by: on a tilted stop line a
+    car's box bottom is one end of its wheel line, half its width times the slope below the
+    middle (:meth:`OrientedLine.wheel_point`); a motorbike's is its wheel."""
+    line = StopLine(((0.0, 300.0), (400.0, 340.0)), None, (0.0, -1.0), margin=2.0)  # slope 0.1
+    box = Box(160.0, 250.0, 240.0, 324.0, 640, 480)  # centre x 200: line at y 320; bottom 4 below
+    assert line.side(box, 3) == "before"  # a motorbike's wheel is 4 px before the line
+    assert line.side(box, 2) == "on"  # a car's wheel line middle is at 320: on the line
+    assert line.side(box, None) == "before"
+    assert StopLine(line.stop, None, line.forward, 2.0, wheel_lines=False).side(box, 2) == "before"

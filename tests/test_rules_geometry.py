@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sharpeyes.pipeline.rules.geometry import (
+    MAX_WHEEL_SLOPE,
     OrientedLine,
     PixelPolygon,
     heading_change_deg,
@@ -17,6 +18,19 @@ def test_oriented_line_sign_follows_travel() -> None:
     stop = OrientedLine.create((100.0, 200.0), (300.0, 200.0), forward=(0.0, -1.0))
     assert stop.signed_distance((150.0, 190.0)) == pytest.approx(10.0)  # past (above)
     assert stop.signed_distance((150.0, 230.0)) == pytest.approx(-30.0)
+
+
+def test_a_cars_wheel_line_middle_lies_above_its_lowest_corner_on_a_tilted_line() -> None:
+    box = (100.0, 50.0, 180.0, 120.0)  # 80 px wide, bottom at 120
+    level = OrientedLine.create((0.0, 200.0), (400.0, 200.0), forward=(0.0, -1.0))
+    assert level.wheel_point(box) == pytest.approx((140.0, 120.0))
+    for a, b in (((0.0, 200.0), (400.0, 240.0)), ((0.0, 240.0), (400.0, 200.0))):
+        tilted = OrientedLine.create(a, b, forward=(0.0, -1.0))  # slope 0.1 either way
+        assert tilted.wheel_point(box) == pytest.approx((140.0, 120.0 - 40.0 * 0.1))
+    steep = OrientedLine.create((0.0, 0.0), (10.0, 400.0), forward=(1.0, 0.0))
+    assert steep.wheel_point(box)[1] == pytest.approx(120.0 - 40.0 * MAX_WHEEL_SLOPE)
+    upright = OrientedLine.create((0.0, 0.0), (0.0, 400.0), forward=(1.0, 0.0))
+    assert upright.wheel_point(box)[1] == pytest.approx(120.0 - 40.0 * MAX_WHEEL_SLOPE)
 
 
 def test_crossing_fraction_and_extent() -> None:

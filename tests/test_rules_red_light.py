@@ -82,6 +82,46 @@ def test_straight_through_on_red_is_one_violation() -> None:
     assert v.evidence_pts[:2] == (0.2, 0.5)
 
 
+def _tilted_crossing(class_id: int, tilt: float) -> float:
+    """Crossing time of an 80 px wide box driven straight up lane 2 at 0.04 H per frame, over a
+    stop line dropping ``tilt`` (relative) from its left end to its right end."""
+    cal = scene_calibration()
+    ap = cal.approaches[0]
+    (x0, y0), (x1, y1) = ap.stop_line
+    line = ((x0, y0 - tilt / 2), (x1, y1 + tilt / 2))
+    cal = cal.model_copy(update={"approaches": [ap.model_copy(update={"stop_line": line})]})
+    rule = RedLightRule("cam", cal, (W, H))
+    events: list[Event] = []
+    for i, y in enumerate([0.86 - 0.04 * k for k in range(12)]):
+        f = frame(i)
+        t = Tracks(
+            xyxy=np.array([[0.5 * W - 40, y * H - 60, 0.5 * W + 40, y * H]], np.float32),
+            confidence=np.full(1, 0.9, np.float32),
+            class_id=np.array([class_id], np.int64),
+            kind=np.array([int(ObjectKind.MOTOR_VEHICLE)], np.int8),
+            track_id=np.array([7], np.int64),
+            detected=np.ones(1, np.bool_),
+        )
+        events += rule.update(f, t, signals(LampColor.RED, 0.0, f.pts))
+    events += rule.end_of_stream()
+    assert len(events) == 1 and events[0].violation is not None
+    return events[0].violation.crossed_stop_line_pts
+
+
+def test_a_car_crosses_a_tilted_stop_line_with_the_middle_of_its_wheel_line() -> None:
+    """On a rolled camera the stop line and a car's rear wheel line tilt alike: the box's bottom
+    is the wheel line's lower end, half the box width times the slope below its middle. The car
+    crosses when that middle does; a motorbike, which touches the road under its middle, when
+    its box bottom does. Line at x = 0.5: y = 0.70 H either way; slope 0.1 H / 0.4 W."""
+    slope = 0.1 * H / (0.4 * W)
+    speed = 0.04 * H * 10.0  # px per second
+    level_car, level_bike = _tilted_crossing(2, 0.0), _tilted_crossing(3, 0.0)
+    assert level_car == pytest.approx(level_bike, abs=1e-6)
+    car, bike = _tilted_crossing(2, 0.1), _tilted_crossing(3, 0.1)
+    assert bike == pytest.approx(level_bike, abs=1e-3)
+    assert level_car - car == pytest.approx(40.0 * slope / speed, abs=1e-3)
+
+
 def test_green_amber_unknown_are_not_violations() -> None:
     for color in (LampColor.GREEN, LampColor.AMBER, LampColor.UNKNOWN, LampColor.OFF):
         assert run(RedLightRule("cam", scene_calibration(), (W, H)), THROUGH, color) == []

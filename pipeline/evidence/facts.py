@@ -23,8 +23,10 @@ from sharpeyes.pipeline.calibration import IntersectionCalibration
 from sharpeyes.pipeline.evidence.images import OverlayLine, beijing_time_text
 from sharpeyes.pipeline.evidence.type_facts import CHECKS, type_problems
 from sharpeyes.pipeline.rules.charge import violation_type
+from sharpeyes.pipeline.rules.geometry import WHEEL_LINE_CLASSES, OrientedLine
 from sharpeyes.pipeline.types import (
     AnalysedFrame,
+    Anchor,
     Box,
     Event,
     EventType,
@@ -268,6 +270,8 @@ class StopLine:
     entry: PIXEL_LINE | None
     forward: tuple[float, float]
     margin: float
+    wheel_lines: bool = True
+    """A car's side of the line is its wheel line's (the camera's anchor is the box bottom)."""
 
     @classmethod
     def of(
@@ -289,7 +293,9 @@ class StopLine:
             n = max(1e-9, float(np.hypot(bx - ax, by - ay)))
             fx, fy = fx + (bx - ax) / n, fy + (by - ay) / n
         entry = px(ap.entry_line) if ap.entry_line else None
-        return cls(px(ap.stop_line), entry, (fx, fy), calib.line_margin * float(np.hypot(w, h)))
+        margin = calib.line_margin * float(np.hypot(w, h))
+        wheels = calib.anchor is Anchor.BOTTOM_CENTER
+        return cls(px(ap.stop_line), entry, (fx, fy), margin, wheels)
 
     def distance(self, line: PIXEL_LINE, p: tuple[float, float]) -> float:
         (ax, ay), (bx, by) = line
@@ -300,9 +306,14 @@ class StopLine:
             nx, ny = -nx, -ny
         return (p[0] - ax) * nx + (p[1] - ay) * ny
 
-    def side(self, box: Box) -> Side:
-        """Side of the box's bottom centre: ``on`` within the calibration's line margin."""
-        d = self.distance(self.stop, ((box.x1 + box.x2) / 2, box.y2))
+    def side(self, box: Box, class_id: int | None = None) -> Side:
+        """Side of the box's bottom centre (a car's wheel line middle, as the red-light rule
+        judges it: :meth:`OrientedLine.wheel_point`): ``on`` within the line margin."""
+        point = ((box.x1 + box.x2) / 2, box.y2)
+        if self.wheel_lines and class_id in WHEEL_LINE_CLASSES:
+            line = OrientedLine.create(self.stop[0], self.stop[1], self.forward)
+            point = line.wheel_point((box.x1, box.y1, box.x2, box.y2))
+        d = self.distance(self.stop, point)
         return "before" if d < -self.margin else "after" if d > self.margin else "on"
 
     def past_entry(self, box: Box) -> bool | None:
@@ -357,7 +368,7 @@ def image_facts(
         source: Literal["track", "event", "none"] = "track"
         if box is None:
             box, source = fb, ("event" if fb is not None else "none")
-        side = line.side(box) if line is not None and box is not None else None
+        side = line.side(box, event.class_id) if line is not None and box is not None else None
         past = line.past_entry(box) if line is not None and box is not None else None
         facts = ImageFacts(i, f, box, source, dict(af.signals), group, side, past, af.tracks)
         out.append(facts)

@@ -42,6 +42,15 @@ def polygon_overlap_area(a: Sequence[RelPoint], b: Sequence[RelPoint]) -> float:
     return float(both.sum()) / float(_RASTER * _RASTER)
 
 
+MAX_WHEEL_SLOPE = 0.5
+"""Beyond about 27° the line is seen from the side of the road: the box shows the car's flank, and
+its bottom is the near wheels, not one end of the rear (or front) wheel line."""
+
+WHEEL_LINE_CLASSES = frozenset({2, 5, 7})
+"""COCO car, bus, truck: a wheel line as wide as the box. A two-wheeler touches the road under its
+middle, and a rider's road point is estimated from the person."""
+
+
 @dataclass(frozen=True, slots=True)
 class OrientedLine:
     """A line segment in pixels with a 'forward' side (the direction of travel)."""
@@ -63,6 +72,19 @@ class OrientedLine:
     def signed_distance(self, p: Vec) -> float:
         """Pixels from the line; positive past it in the direction of travel."""
         return (p[0] - self.a[0]) * self.normal[0] + (p[1] - self.a[1]) * self.normal[1]
+
+    def wheel_point(self, box: tuple[float, float, float, float]) -> Vec:
+        """The middle of a car's wheel line, for a box whose bottom is the car's lowest point.
+
+        A car's bumper and wheel line run across its travel, as the stop line does, so on a
+        tilted line (a rolled camera, an approach seen at an angle) they are tilted alike: the
+        box's bottom is their lower end, half the box's width times the line's slope below their
+        middle. The slope counts up to :data:`MAX_WHEEL_SLOPE`.
+        """
+        x1, _, x2, y2 = box
+        dx, dy = abs(self.b[0] - self.a[0]), abs(self.b[1] - self.a[1])
+        slope = min(dy / dx, MAX_WHEEL_SLOPE) if dx > 0.0 else MAX_WHEEL_SLOPE
+        return ((x1 + x2) / 2.0, y2 - (x2 - x1) / 2.0 * slope)
 
     def along(self, p: Vec) -> float:
         """Position of the foot of ``p`` along the segment: 0 at ``a``, 1 at ``b``."""

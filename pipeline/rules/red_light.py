@@ -41,6 +41,7 @@ from sharpeyes.pipeline.rules.common import (
     violation_event,
 )
 from sharpeyes.pipeline.rules.geometry import (
+    WHEEL_LINE_CLASSES,
     BoxedPolygon,
     OrientedLine,
     PixelPolygon,
@@ -61,6 +62,7 @@ from sharpeyes.pipeline.rules.rider_fusion import (
     identity_switch,
 )
 from sharpeyes.pipeline.types import (
+    Anchor,
     Event,
     EventType,
     Frame,
@@ -180,6 +182,7 @@ class RedLightRule:
         self._right = float(frame_size[0]) - 2.0
         self._margin = calib.line_margin * diag
         self._min_disp = calib.min_displacement * diag
+        self._wheel_lines = calib.anchor is Anchor.BOTTOM_CENTER
         self._kinds = [int(k) for k in calib.object_kinds()]
         self._lanes: list[_LaneGeo] = []
         for ap in calib.approaches:
@@ -332,7 +335,7 @@ class RedLightRule:
         if st.lane is None:
             return
         stop = st.lane.approach.stop
-        d = stop.signed_distance(o.anchor)
+        d = stop.signed_distance(self._contact(stop, o))
         if d < 0:
             st.last_behind, st.first_after = o, None
             return
@@ -341,7 +344,7 @@ class RedLightRule:
         if d < self._margin or st.last_behind is None:
             return
         pre, post = st.last_behind, st.first_after
-        t = stop.crossing(pre.anchor, post.anchor)
+        t = stop.crossing(self._contact(stop, pre), self._contact(stop, post))
         if t is None:
             st.done = True  # passed beside this stop line: not an approach we watch
             return
@@ -370,7 +373,8 @@ class RedLightRule:
 
     def _after_crossing(self, st: _Vehicle, c: _Crossing, o: Observation) -> Event | None:
         assert st.lane is not None
-        if st.lane.approach.stop.signed_distance(o.anchor) < -self._margin:
+        stop = st.lane.approach.stop
+        if stop.signed_distance(self._contact(stop, o)) < -self._margin:
             st.crossing, st.last_behind, st.first_after = None, o, None  # jitter: back behind
             st.fusion.crossing = None
             return None
@@ -500,9 +504,17 @@ class RedLightRule:
             c.colors[mv] = self._timeline.color_at(group, got.pts)
         return "two-wheeler"
 
+    def _contact(self, stop: OrientedLine, o: Observation) -> Vec:
+        """The point whose side of ``stop`` says where the vehicle is: a car's (bus's, truck's)
+        wheel line middle (:meth:`OrientedLine.wheel_point`), else the anchor."""
+        if self._wheel_lines and o.own_y2 is None and o.class_id in WHEEL_LINE_CLASSES:
+            return stop.wheel_point(o.box)
+        return o.anchor
+
     # -- evidence stages -----------------------------------------------------------------------
     def _box_distance(self, st: _Vehicle, stop: OrientedLine, o: Observation) -> float:
-        """Signed distance to the stop line of the bottom centre of the box as the tracker drew it.
+        """Signed distance to the stop line of the box as the tracker drew it: a car's wheel
+        line middle, else the bottom centre.
 
         A rider's observation has its box extended down to the road; the box drawn on evidence
         is the person's own, whose bottom the observation keeps (``own_y2``).
@@ -510,6 +522,8 @@ class RedLightRule:
         x1, _, x2, y2 = o.box
         if o.own_y2 is not None:
             y2 = o.own_y2
+        elif self._wheel_lines and o.class_id in WHEEL_LINE_CLASSES:
+            return stop.signed_distance(stop.wheel_point(o.box))
         return stop.signed_distance(((x1 + x2) / 2.0, y2))
 
     def _evidence_stages(
@@ -532,7 +546,7 @@ class RedLightRule:
             x
             for x in obs
             if lo <= x.pts < c.pts
-            and stop.signed_distance(x.anchor) < -self._margin
+            and stop.signed_distance(self._contact(stop, x)) < -self._margin
             and self._box_distance(st, stop, x) < -self._margin
         ]
         red = [x for x in before if self._timeline.color_at(group, x.pts)[0] is LampColor.RED]
