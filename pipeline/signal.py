@@ -11,6 +11,13 @@
   ``board.problems()`` lists signal faults and calibration problems (a head region that never
   lit, a head that never changes colour, a picture without colour — a camera in monochrome /
   infrared night mode, where no lamp colour can be read).
+
+Every head is read on its crop white-balanced by the picture's own grey pixels
+(:func:`pipeline.picture.picture_balance`, measured with the colour check every
+:data:`COLOUR_CHECK_S`): a camera whose white balance is off tints the lamps too, and a small
+far head whose lit core is clipped white shows its colour only in a thin rim — under a warm cast
+of R ×1.15, B ×0.8 the green rim of hanoi_b's far-side head read hue 41–49, nearer amber than
+green, and the head was unreadable for the whole green phase.
 """
 
 from __future__ import annotations
@@ -18,8 +25,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 
+import numpy as np
+from numpy.typing import NDArray
+
 from sharpeyes.pipeline.calibration import IntersectionCalibration, SignalGroup, SignalHead
-from sharpeyes.pipeline.picture import COLOUR_SPREAD, picture_has_colour
+from sharpeyes.pipeline.picture import COLOUR_SPREAD, picture_balance, picture_has_colour
 from sharpeyes.pipeline.signal_input import ExternalPhaseInput
 from sharpeyes.pipeline.signal_phase import SignalParams, SignalSmoother, head_calibration_problem
 from sharpeyes.pipeline.signal_reader import HeadCalibrator, LampReading, read_lamp
@@ -104,19 +114,29 @@ class VideoHead:
         return out
 
     def update(
-        self, image: ImageBGR, pts: float, *, damaged: bool = False, grey: bool = False
+        self,
+        image: ImageBGR,
+        pts: float,
+        *,
+        damaged: bool = False,
+        grey: bool = False,
+        gains: NDArray[np.float32] | None = None,
     ) -> SignalState:
         """Read the head on ``image``; a ``damaged`` picture (corrupt data, broken references)
         is not read — its pixels may show any colour — and the phase model carries on blind
         (:meth:`SignalSmoother.blind`). ``grey``: the picture has no colour now (the reader
-        uses the brightness levels of that mode, :meth:`HeadCalibrator.read`)."""
+        uses the brightness levels of that mode, :meth:`HeadCalibrator.read`). ``gains``: the
+        picture's white balance (BGR), applied to the crop before it is read."""
         if damaged:
             self.last_state = self.smoother.blind(pts)
             return self.last_state
         if self.first_pts is None:
             self.first_pts = pts
         self.last_pts = pts
-        self.last_reading = self.reader.read(self.crop(image), grey=grey)
+        crop = self.crop(image)
+        if gains is not None and crop.size:
+            crop = np.clip(crop.astype(np.float32) * gains, 0.0, 255.0).astype(np.uint8)
+        self.last_reading = self.reader.read(crop, grey=grey)
         if self.last_reading.color not in (LampColor.OFF, LampColor.UNKNOWN):
             self.lit_readings += 1
         self._track_unreadable(pts)
@@ -204,6 +224,7 @@ class SignalBoard:
         self._run: tuple[bool, float] | None = None  # (colourless?, since) of the latest checks
         self._grey_since: float | None = None  # when the current grey mode began
         self._next_colour_check: float | None = None
+        self._gains: NDArray[np.float32] | None = None  # the picture's white balance (colour)
         self._silent: dict[str, str] = {}  # external groups without a fresh controller message
         self.sway = CameraSway()
         """The picture's shift from where the heads were calibrated (a camera moving in the
@@ -233,6 +254,7 @@ class SignalBoard:
                 h.first_pts = prev.first_pts
         self._first_pts = earlier._first_pts
         self._grey, self._run, self._grey_since = earlier._grey, earlier._run, earlier._grey_since
+        self._gains = earlier._gains
 
     def steady(self, frame: Frame, moving: Sequence[PixelBox] = ()) -> tuple[int, int]:
         """The sway of this (not yet moved) picture from where the heads were calibrated, for
@@ -266,8 +288,9 @@ class SignalBoard:
             for head in self._heads:
                 head.offset = (dx - frame.steadied[0], dy - frame.steadied[1])
         grey = bool(self._grey)
+        gains = None if grey else self._gains
         for head in self._heads:
-            state = head.update(frame.image, frame.pts, damaged=damaged, grey=grey)
+            state = head.update(frame.image, frame.pts, damaged=damaged, grey=grey, gains=gains)
             video.setdefault(head.head.group, []).append(state)
         out: dict[str, SignalState] = {}
         for g in self._groups:
@@ -307,6 +330,8 @@ class SignalBoard:
         lamps are what the board reads): colourless for :data:`MODE_HOLD_S` makes it grey,
         colour for as long makes it colour again; the first check decides at once."""
         colourless = not picture_has_colour(frame.image)
+        gains = None if colourless else picture_balance(frame.image).gains
+        self._gains = None if gains is None or np.allclose(gains, 1.0) else gains
         if self._run is None or self._run[0] != colourless:
             self._run = (colourless, frame.pts)
         since = self._run[1]
