@@ -38,6 +38,13 @@ NOMINAL_HUE: dict[LampColor, float] = {
 TOP_SHARE = 0.2  # the brightest fifth of a cell's pixels describe its lamp
 LIT_RATIO = 2.0  # lit ≥ this × own unlit level (cells without a learned lit level)
 LIT_FRACTION = 0.35  # … or this far from the learned unlit to the learned lit level
+BORROWED_FRACTION = 0.2
+"""A cell not yet seen lit, judged on another cell's lit level: it is lit this far from its unlit
+level to that one (or at ``LIT_RATIO`` × its unlit level, whichever is higher). Lamps of one head
+are alike, not equal: on hanoi_b darkened to 20 % with sensor noise the red lamp's chroma is 204
+and the green's, clearly lit, 70 over an unlit 17 (0.28 of the way) — at ``LIT_FRACTION`` the
+green read dark for the whole phase, a signal fault. JPEG-flattened cells (chroma 0–2 unlit)
+show artefacts at 0.09 of the way: the ratio alone (about 8) would call them lit."""
 SECOND_LIT = 0.55  # second cell this close to the best (in normalised units) → two lit
 NOISE_FLOOR = 6.0  # additive floor (grey levels) so near-black unlit levels do not divide by 0
 GLARE_VALUE = 200.0  # every cell this bright and colourless: over-exposed, not dark
@@ -225,21 +232,26 @@ class HeadCalibrator:
 
         The decision point lies ``LIT_FRACTION`` of the way from the cell's unlit level to its
         lit level; a cell not yet seen lit borrows the lowest lit level of the head's other
-        cells (lamps of one head are about equally bright); with nothing learned yet, lit means
-        ``LIT_RATIO`` times the unlit level (plus a noise floor).
+        cells (lamps of one head are alike), ``BORROWED_FRACTION`` of the way to it (not below
+        its own ratio); with nothing learned yet, lit means ``LIT_RATIO`` times the unlit level
+        (plus a noise floor).
         """
         known = [lit for lv in levels if (lit := lv.lit_level()) is not None]
         out = []
         for lv, xi in zip(levels, x, strict=True):
             u = lv.unlit_level()
             u = fallback if u is None else u
+            ratio_point = (u + NOISE_FLOOR) * LIT_RATIO - NOISE_FLOOR
             lit = lv.lit_level()
-            if lit is None and known:
+            borrowed = lit is None and bool(known)
+            if borrowed:
                 lit = min(known)
             if lit is not None and lit > u * 1.3 + NOISE_FLOOR:
                 point = u + LIT_FRACTION * (lit - u)
+                if borrowed:  # another lamp's level: lamps of a head are alike, not equal
+                    point = min(point, max(ratio_point, u + BORROWED_FRACTION * (lit - u)))
             else:
-                point = (u + NOISE_FLOOR) * LIT_RATIO - NOISE_FLOOR
+                point = ratio_point
             out.append((xi - u) / max(point - u, 1e-6))
         return out
 
@@ -254,7 +266,9 @@ class HeadCalibrator:
         ref_v = sorted(value, reverse=True)[rank]
         a = self._norm(self._chroma, chroma, ref_c)
         k = int(np.argmax(a))
-        second = max((x for i, x in enumerate(a) if i != k), default=0.0)
+        second = max(
+            (x for i, x in enumerate(a) if i != k and not self._spill(feats[i], i, k)), default=0.0
+        )
         if a[k] >= 1.0:
             if second >= max(1.0, SECOND_LIT * a[k]):
                 return LampReading(LampColor.UNKNOWN, 0.0)
@@ -298,6 +312,13 @@ class HeadCalibrator:
         if hue_distance(f.hue, self.lit_hue(k)) <= HUE_TOLERANCE:
             return True
         return False if self._hue_share(f, k) >= 0.5 else None
+
+    def _spill(self, f: CellFeatures, i: int, k: int) -> bool:
+        """Cell ``i``'s light is lamp ``k``'s spilling over (a region a few pixels off, bloom):
+        its hue is nearer the hue cell ``k`` shows lit than its own lamp's. Not a second lamp."""
+        if f.hue is None:
+            return False
+        return hue_distance(f.hue, self.lit_hue(k)) < hue_distance(f.hue, self.lit_hue(i))
 
     def _foreign(self, f: CellFeatures, k: int) -> bool:
         """Bright pixels of cell ``k`` coloured like another lamp (digits), not white bloom."""

@@ -302,6 +302,40 @@ def test_the_far_head_under_a_colour_cast_on_the_whole_picture(sample_videos: Pa
     assert all(v >= 0.98 for v in scores.values()), scores
 
 
+@pytest.mark.integration
+@pytest.mark.parametrize("phases", ["intersection_hanoi_b_phases", "hanoi_b_far_head_phases"])
+def test_a_night_picture_reads_the_green_lamp(sample_videos: Path, phases: str) -> None:
+    """hanoi_b as a night stand-in — luma ×0.2 and temporal sensor noise (σ 8), chroma kept —
+    on both heads: the red lamp's chroma is then about 3× the green's (204 against 70 over an
+    unlit 17 on the near head), and the green lamp, clearly lit by eye, read dark for the whole
+    green phase when a lamp not yet seen lit had to reach 35 % of the red one's level (66.15 %
+    of frames, a signal fault). Now >= 98 %."""
+    spec = json.loads((REPO / "sample_videos" / f"{phases}.json").read_text())
+    cfg = load_camera_config(REPO / "sample_videos" / spec["config"])
+    assert cfg.intersection is not None
+    truth = {
+        i: LampColor(r["color"])
+        for r in spec["groups"]["main"]
+        for i in range(r["from"], r["to"] + 1)
+    }
+    board = build_signal_board(cfg.intersection, (640, 480))
+    rng = np.random.default_rng(7)
+    ok = 0
+    with av.open(str(sample_videos / spec["clip"])) as c:
+        for i, vf in enumerate(c.decode(video=0)):
+            ycc = cv2.cvtColor(vf.to_ndarray(format="bgr24"), cv2.COLOR_BGR2YCrCb).astype(
+                np.float32
+            )
+            ycc[..., 0] = ycc[..., 0] * 0.2 + rng.normal(0.0, 8.0, ycc.shape[:2])
+            night = cv2.cvtColor(np.clip(ycc, 0, 255).astype(np.uint8), cv2.COLOR_YCrCb2BGR)
+            pts = float(vf.time or 0.0)
+            ok += (
+                board.update(Frame("night", i, pts, int(pts * 1000), night))["main"].color
+                is truth[i]
+            )
+    assert ok / len(truth) >= 0.98, f"{ok}/{len(truth)}"
+
+
 LABELLED = sorted((REPO / "sample_videos").glob("*_phases.json"))
 
 
