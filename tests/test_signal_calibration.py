@@ -327,7 +327,9 @@ def test_a_night_picture_reads_the_green_lamp(sample_videos: Path, phases: str) 
                 np.float32
             )
             ycc[..., 0] = ycc[..., 0] * 0.2 + rng.normal(0.0, 8.0, ycc.shape[:2])
-            night = cv2.cvtColor(np.clip(ycc, 0, 255).astype(np.uint8), cv2.COLOR_YCrCb2BGR)
+            night = np.asarray(
+                cv2.cvtColor(np.clip(ycc, 0, 255).astype(np.uint8), cv2.COLOR_YCrCb2BGR), np.uint8
+            )
             pts = float(vf.time or 0.0)
             ok += (
                 board.update(Frame("night", i, pts, int(pts * 1000), night))["main"].color
