@@ -378,10 +378,65 @@ class HeadFinder:
     def proposals(self) -> list[HeadProposal]:
         """Proposed heads (best first), countdowns and one-colour candidates."""
         lit = self.blobs()
-        props = self._proposals(lit)
+        props = self._complete(lit, self._proposals(lit))
         props += self._dim_heads(lit, props)
         props.sort(key=lambda p: -p.score)
         return props
+
+    def _dim_lamps(self, lit: list[LampBlob]) -> list[LampBlob]:
+        """Dim-tier blobs that behave like lamps (static, seen going dark at their place, a
+        phase or two of flips) and are not at the place of a lit blob."""
+        return [
+            b
+            for b in _drop_fringes([b for b in self.blobs("dim") if self._static(b, LENIENT)])
+            if not any(_same_place(b, a) for a in lit)
+            and b.lit_share < STEADY_SHARE
+            and b.dark_ratio <= MAX_DARK_RATIO
+            and b.flips <= MAX_FLIPS
+        ]
+
+    def _complete(self, lit: list[LampBlob], props: list[HeadProposal]) -> list[HeadProposal]:
+        """A one-colour candidate completed into a head by dim lamps of its other colours in
+        the standard order and spacing. A far head's red keeps its colour while its green's
+        core blooms white and only a thin rim is green: hanoi_b's far-side head (lamps about
+        6 px) lit red, its green only in the dim tier, and was proposed as one-colour with the
+        region of an assumed layout. Scored 0.1 under a head of lit lamps; noted."""
+        ones = [p for p in props if p.kind == "one-colour"]
+        if not ones:
+            return props
+        dims = self._dim_lamps(lit)
+        if not dims:
+            return props
+        out: list[HeadProposal] = []
+        for p in props:
+            base = next(
+                (
+                    b
+                    for b in lit
+                    if p.kind == "one-colour"
+                    and p.lamp_px.get(b.colour) == _int_pt(self._to_frame(b.cx, b.cy))
+                ),
+                None,
+            )
+            if base is None:
+                out.append(p)
+                continue
+            group = [base, *dims]
+            best: HeadProposal | None = None
+            for combo in _head_combos(group, list(range(len(group)))):
+                if 0 not in combo:
+                    continue
+                h = self._head([group[i] for i in combo])
+                if h is not None and (best is None or h.score > best.score):
+                    best = h
+            if best is None:
+                out.append(p)
+                continue
+            faint = ", ".join(c for c in best.seen_s if c != base.colour)
+            dim = f"chroma under {LIT_CHROMA:.2f} of the white level"
+            note = f"{best.note}; the {faint} lamp dim ({dim})"
+            out.append(dataclasses.replace(best, score=round(best.score - 0.1, 3), note=note))
+        return out
 
     def _dim_heads(self, lit: list[LampBlob], props: list[HeadProposal]) -> list[HeadProposal]:
         """Heads whose lamps are dim (under ``LIT_CHROMA`` of the white level, from

@@ -284,6 +284,42 @@ def test_hanoi_b_main_head_is_found_and_the_no_turn_sign_is_not(
 
 
 @pytest.mark.integration
+def test_hanoi_b_far_head_is_proposed_as_a_head_its_green_dim(
+    sample_videos: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The far-side head (lamps about 6 px): its red lamp is lit, its green's colour only a thin
+    rim (the dim tier). It was proposed as a one-colour red lamp with an assumed layout; now as
+    a head, and the region proposed reads its labelled phases (hanoi_b_far_head_phases.json)."""
+    clip = sample_videos / "intersection_hanoi_b_640x480.mp4"
+    assert run(_args(str(clip), "--find-heads", "--json")) == 0
+    props = json.loads(capsys.readouterr().out)["find_heads"]["proposals"]
+    far = [
+        p
+        for p in props
+        if p["kind"] == "head"
+        and p["box_px"][0] <= 503 < p["box_px"][2]
+        and p["box_px"][1] <= 116
+        and p["box_px"][3] > 129
+    ]
+    assert len(far) == 1, props
+    head = far[0]
+    assert head["lamps"] == ["red", "amber", "green"] and head["layout"] == "vertical"
+    assert "green lamp dim" in head["note"] and head["score"] < 0.9
+    cfg = yaml.safe_load((REPO / "sample_videos" / "hanoi_b_far_head.yaml").read_text())
+    cfg["intersection"]["signal_heads"][0]["region"] = head["region"]
+    cfg["url"] = str(clip)
+    path = tmp_path / "far_proposed.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    assert run(_args(str(clip), "--config", str(path), "--json")) == 0
+    lines = capsys.readouterr().out.splitlines()
+    frames = [json.loads(line) for line in lines[:-1]]
+    spec = json.loads((REPO / "sample_videos" / "hanoi_b_far_head_phases.json").read_text())
+    truth = {i: r["color"] for r in spec["groups"]["main"] for i in range(r["from"], r["to"] + 1)}
+    ok = sum(f["groups"]["main"] == truth[f["frame"]] for f in frames)
+    assert len(frames) == 384 and ok / 384 >= 0.98, ok
+
+
+@pytest.mark.integration
 @pytest.mark.parametrize(
     "clip",
     [
