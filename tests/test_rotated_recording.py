@@ -20,8 +20,8 @@ from sharpeyes.streams.gpu_decode import (
     nv12_host_to_bgr,
     rotate_nv12,
 )
-from sharpeyes.streams.packet_ring import PacketRing
 from sharpeyes.streams.remux import clip_from_file, remux_clip
+from tests._rings import filled_ring
 
 W, H, FPS, N = 160, 96, 12, 36
 
@@ -82,14 +82,7 @@ def test_clips_keep_the_rotation(sideways: Path, tmp_path: Path) -> None:
     info = clip_from_file(sideways, 1.0, 2.0, tmp_path / "file.mp4")
     rot, n = _rotation_and_count(tmp_path / "file.mp4")
     assert rot == 90 and n == info.packets
-    ring = PacketRing(max_seconds=10.0, max_bytes=10**7)
-    src = FileSource(sideways, "phone", packet_sink=ring.push)
-    try:
-        ring.set_stream_params(src.video_stream_params())
-        for _ in src.frames():
-            pass
-    finally:
-        src.close()
+    ring = filled_ring(sideways, "phone", max_seconds=10.0)
     params = ring.params
     assert params is not None and params.rotation == 90
     span = ring.span(1.0, 2.0)

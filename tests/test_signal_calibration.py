@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import av
 import cv2
@@ -261,6 +262,20 @@ def test_hanoi_b_under_camera_perturbations(sample_videos: Path) -> None:
         assert ok / total >= 0.99, f"{name}: {ok}/{total}"
 
 
+def _labelled(name: str) -> tuple[dict[str, Any], IntersectionCalibration, dict[int, LampColor]]:
+    """A phase labels file of ``sample_videos``, its camera's calibration and the labelled
+    colour of group ``main`` per frame."""
+    spec = json.loads((REPO / "sample_videos" / f"{name}.json").read_text())
+    cfg = load_camera_config(REPO / "sample_videos" / spec["config"])
+    assert cfg.intersection is not None
+    truth = {
+        i: LampColor(r["color"])
+        for r in spec["groups"]["main"]
+        for i in range(r["from"], r["to"] + 1)
+    }
+    return spec, cfg.intersection, truth
+
+
 CASTS: dict[str, tuple[float, float, float]] = {  # BGR gains on the whole picture
     "neutral": (1.0, 1.0, 1.0),
     "warm R1.15 B0.8": (0.8, 1.0, 1.15),
@@ -277,22 +292,14 @@ def test_the_far_head_under_a_colour_cast_on_the_whole_picture(sample_videos: Pa
     labelled frames right under each cast. Its lit cores clip white and its colour is a thin
     rim; the reader reads the crop balanced by the picture's grey pixels. Before that, measured
     on re-encoded copies: warm 71.1 %, strong warm 66.1 %, cool 93.5 %, greenish 97.1 %."""
-    labels = REPO / "sample_videos" / "hanoi_b_far_head_phases.json"
-    spec = json.loads(labels.read_text())
-    cfg = load_camera_config(REPO / "sample_videos" / spec["config"])
-    assert cfg.intersection is not None
-    truth = {
-        i: LampColor(r["color"])
-        for r in spec["groups"]["main"]
-        for i in range(r["from"], r["to"] + 1)
-    }
+    spec, calib, truth = _labelled("hanoi_b_far_head_phases")
     with av.open(str(sample_videos / spec["clip"])) as c:
         frames = [
             (float(vf.time or 0.0), vf.to_ndarray(format="bgr24")) for vf in c.decode(video=0)
         ]
     scores = {}
     for name, gains in CASTS.items():
-        board = build_signal_board(cfg.intersection, (640, 480))
+        board = build_signal_board(calib, (640, 480))
         ok = 0
         for i, (pts, img) in enumerate(frames):
             tinted = np.clip(img.astype(np.float32) * np.array(gains, np.float32), 0, 255)
@@ -310,15 +317,8 @@ def test_a_night_picture_reads_the_green_lamp(sample_videos: Path, phases: str) 
     unlit 17 on the near head), and the green lamp, clearly lit by eye, read dark for the whole
     green phase when a lamp not yet seen lit had to reach 35 % of the red one's level (66.15 %
     of frames, a signal fault). Now >= 98 %."""
-    spec = json.loads((REPO / "sample_videos" / f"{phases}.json").read_text())
-    cfg = load_camera_config(REPO / "sample_videos" / spec["config"])
-    assert cfg.intersection is not None
-    truth = {
-        i: LampColor(r["color"])
-        for r in spec["groups"]["main"]
-        for i in range(r["from"], r["to"] + 1)
-    }
-    board = build_signal_board(cfg.intersection, (640, 480))
+    spec, calib, truth = _labelled(phases)
+    board = build_signal_board(calib, (640, 480))
     rng = np.random.default_rng(7)
     ok = 0
     with av.open(str(sample_videos / spec["clip"])) as c:
