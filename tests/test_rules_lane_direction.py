@@ -71,3 +71,44 @@ def test_uncertain_heading_is_never_charged() -> None:
     sharper = car(1, path((x, 1.02), (x, 0.66), (x - 0.45, 0.30), t0=0.5, v=0.25))
     (ev,) = run_pure(replace(case.scenario, actors=(sharper,)), case.calib)
     assert ev.violation is not None and ev.violation.movement == "left"
+
+
+def _crossings_on(tilt: float) -> dict[str, float]:
+    """Stop-line crossing time per rule of a car turning left from the straight-only lane on
+    red, over the scene's stop line dropping ``tilt`` (relative) from its left to its right
+    end (a rolled camera)."""
+    from dataclasses import replace
+
+    from sharpeyes.pipeline.types import LampColor
+    from tests.scenarios.model import Phase
+
+    cal = lane_direction_calib()
+    ap = cal.approaches[0]
+    (x0, y0), (x1, y1) = ap.stop_line
+    line = ((x0, y0 - tilt / 2), (x1, y1 + tilt / 2))
+    cal = cal.model_copy(update={"approaches": [ap.model_copy(update={"stop_line": line})]})
+    red = replace(CASES["ld_left_from_straight"].scenario, phases=(Phase(0.0, LampColor.RED),))
+    out: dict[str, float] = {}
+    for ev in run_pure(red, cal):
+        assert ev.violation is not None
+        out[violation_type(ev)] = ev.violation.crossed_stop_line_pts
+    assert set(out) == {"red_light_violation", "lane_direction"}, out
+    return out
+
+
+def test_a_car_crosses_a_tilted_stop_line_at_the_same_time_for_every_rule(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The movement rules time a car's crossing as the red-light rule does, by the middle of
+    its wheel line (:func:`~sharpeyes.pipeline.rules.common.line_contact`): on a rolled camera
+    the box's bottom is the tilted wheel line's lower end and crosses first. By the box bottom
+    the lane-direction charge came earlier than the red-light charge of the same car."""
+    level, tilted = _crossings_on(0.0), _crossings_on(0.1)
+    assert level["lane_direction"] == pytest.approx(level["red_light_violation"], abs=1e-6)
+    assert tilted["lane_direction"] == pytest.approx(tilted["red_light_violation"], abs=1e-6)
+    # timed by the box bottom, as before, the two charges of one car disagree
+    from sharpeyes.pipeline.rules import movement
+
+    monkeypatch.setattr(movement, "line_contact", lambda stop, o, wheel_lines: o.anchor)
+    bottom = _crossings_on(0.1)
+    assert abs(bottom["red_light_violation"] - bottom["lane_direction"]) > 0.02

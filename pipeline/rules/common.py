@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sharpeyes.pipeline.calibration import Exemption, Movement, TimeWindow
-from sharpeyes.pipeline.rules.geometry import Vec
+from sharpeyes.pipeline.rules.geometry import WHEEL_LINE_CLASSES, OrientedLine, Vec
 from sharpeyes.pipeline.types import (
     Box,
     Event,
@@ -151,6 +151,17 @@ def red_age_text(seconds: float, onset: tuple[tuple[str, str], ...]) -> str:
     if onset:
         return f"at least {seconds:.2f}s after red (red already on when first seen)"
     return f"{seconds:.2f}s after red"
+
+
+def line_contact(line: OrientedLine, o: Observation, wheel_lines: bool) -> Vec:
+    """The point whose side of a stop line ``line`` says where the vehicle is: with
+    ``wheel_lines`` (the bottom-centre anchor), a car's, bus's or truck's wheel line middle
+    (:meth:`OrientedLine.wheel_point`), else the track's anchor. The red-light rule and the
+    movement rules time a crossing by it, and the evidence's per-image side
+    (:meth:`sharpeyes.pipeline.evidence.facts.StopLine.side`) judges by the same point."""
+    if wheel_lines and o.own_y2 is None and o.class_id in WHEEL_LINE_CLASSES:
+        return line.wheel_point(o.box)
+    return o.anchor
 
 
 def dominant_class(obs: Sequence[Observation]) -> int:

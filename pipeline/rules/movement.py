@@ -3,7 +3,8 @@
 
 A track is followed in the approach lanes; its stop-line crossing is found as the red-light
 rule finds it (segment between two analysed frames, hysteresis ``line_margin``,
-``confirm_frames`` past the line, back behind the line = jitter, start again). The lanes it may
+``confirm_frames`` past the line, back behind the line = jitter, start again; a car by the middle
+of its wheel line, :func:`~sharpeyes.pipeline.rules.common.line_contact`). The lanes it may
 have come from are every lane whose polygon holds its last position behind the line within a
 lateral tolerance (a vehicle straddling two lanes gets both, and a rule charges only when the
 movement is wrong for all of them).
@@ -41,7 +42,7 @@ from sharpeyes.pipeline.rules.charge import (
     region_of,
     vector_text,
 )
-from sharpeyes.pipeline.rules.common import Observation, TrackHistory
+from sharpeyes.pipeline.rules.common import Observation, TrackHistory, line_contact
 from sharpeyes.pipeline.rules.geometry import (
     BoxedPolygon,
     OrientedLine,
@@ -52,7 +53,7 @@ from sharpeyes.pipeline.rules.geometry import (
     to_pixels,
     unit,
 )
-from sharpeyes.pipeline.types import Event, Frame, SignalState, Tracks
+from sharpeyes.pipeline.types import Anchor, Event, Frame, SignalState, Tracks
 
 _FAR = 0.30  # fraction of the diagonal from the crossing point that settles a movement early
 _LATERAL = 0.012  # lane-membership tolerance (fraction of the diagonal) for the candidate lanes
@@ -159,6 +160,7 @@ class MovementTracker:
         self.calib = calib
         diag = math.hypot(*frame_size)
         self._margin = calib.line_margin * diag
+        self._wheel_lines = calib.anchor is Anchor.BOTTOM_CENTER  # cars: wheel line middle
         self._lateral = _LATERAL * diag
         self._min_disp = 2.0 * calib.min_displacement * diag
         self._far = _FAR * diag
@@ -227,9 +229,8 @@ class MovementTracker:
         o = observe(raw)
         st.hist.add(o)
         stop = st.lanes[0].stop
-        back = (
-            stop.signed_distance(o.anchor) < -self._margin and -0.1 <= stop.along(o.anchor) <= 1.1
-        )
+        c = line_contact(stop, o, self._wheel_lines)
+        back = stop.signed_distance(c) < -self._margin and -0.1 <= stop.along(c) <= 1.1
         if back:  # jitter: back behind the line (a U-turn comes back beside it, not behind it)
             st.point, st.count, st.last_behind, st.first_after = None, 0, raw, None
             return None
@@ -249,7 +250,7 @@ class MovementTracker:
         if not st.lanes:
             return
         stop = st.lanes[0].stop
-        d = stop.signed_distance(p)
+        d = stop.signed_distance(line_contact(stop, observe(raw), self._wheel_lines))
         if d < 0:
             st.last_behind, st.first_after = raw, None
             return
@@ -258,7 +259,9 @@ class MovementTracker:
         if d < self._margin or st.last_behind is None:
             return
         pre, post = observe(st.last_behind), observe(st.first_after)
-        t = stop.crossing(pre.anchor, post.anchor)
+        t = stop.crossing(
+            line_contact(stop, pre, self._wheel_lines), line_contact(stop, post, self._wheel_lines)
+        )
         if t is None:
             st.done = True  # passed beside this stop line
             self._active.discard(st.hist.track_id)

@@ -36,6 +36,7 @@ from sharpeyes.pipeline.rules.common import (
     ViolationFacts,
     dominant_class,
     exempt,
+    line_contact,
     red_age_text,
     red_onset,
     violation_event,
@@ -507,9 +508,7 @@ class RedLightRule:
     def _contact(self, stop: OrientedLine, o: Observation) -> Vec:
         """The point whose side of ``stop`` says where the vehicle is: a car's (bus's, truck's)
         wheel line middle (:meth:`OrientedLine.wheel_point`), else the anchor."""
-        if self._wheel_lines and o.own_y2 is None and o.class_id in WHEEL_LINE_CLASSES:
-            return stop.wheel_point(o.box)
-        return o.anchor
+        return line_contact(stop, o, self._wheel_lines)
 
     # -- evidence stages -----------------------------------------------------------------------
     def _box_distance(self, st: _Vehicle, stop: OrientedLine, o: Observation) -> float:
