@@ -372,6 +372,15 @@ class CameraConfig(StrictModel):
         "haze, fog, a dirty dome or a flare has squeezed it; tracks, crops and evidence keep "
         "the camera's own pixels. See pipeline/contrast.py.",
     )
+    near_field: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Objects filling the picture (a checkpoint camera over vehicle fronts): "
+        "'auto' compares now and then what the detector finds on the picture and on it shrunk "
+        "to half, and shows it the view that finds clearly more; 'on' always shrunk; 'off' "
+        "never. A camera whose detector section sets its own input_size keeps that scale "
+        "(auto is off). Tracks, crops and evidence keep the camera's own pixels. See "
+        "pipeline/near_field.py.",
+    )
     pixel_aspect: str | None = Field(
         None,
         description="Width : height of one coded pixel ('4:3', '12:11', '1.5'), for a stream "

@@ -24,6 +24,7 @@ import numpy as np
 
 from sharpeyes.pipeline.contrast import DetectorContrast
 from sharpeyes.pipeline.denoise import DetectorDenoise
+from sharpeyes.pipeline.near_field import NearField
 from sharpeyes.pipeline.protocols import Detector, FrameSource, Rule, Sink, Tracker
 from sharpeyes.pipeline.repeats import RepeatedFrames
 from sharpeyes.pipeline.riders import RiderMemory
@@ -127,6 +128,8 @@ class RunSummary:
     frames_denoised: int = 0  # analysed on a picture filtered for the detector (sensor noise)
     noise_sigma: float | None = None  # the camera's last measured noise (pipeline.denoise)
     frames_stretched: int = 0  # analysed on a picture stretched for the detector (a veil)
+    frames_near_field: int = 0  # analysed on the picture shrunk for the detector (near field)
+    near_field_switches: int = 0  # times the camera changed its detector view (near_field)
     tonal_range: float | None = None  # the camera's running grey range (pipeline.contrast)
     violations_withheld_corrupt: int = 0  # not charged: a stage image would be corrupt
 
@@ -287,6 +290,7 @@ class StreamRunner:
         repeats: RepeatedFrames | None = None,
         denoise: DetectorDenoise | None = None,
         contrast: DetectorContrast | None = None,
+        near_field: NearField | None = None,
     ) -> None:
         """``prefetch_depth=0`` iterates the source directly: a live source (RTSP) decodes on its
         own thread into a latest-frame queue, so a second, blocking queue in front of it would
@@ -307,6 +311,7 @@ class StreamRunner:
         self.repeats = repeats  # repeated pictures are not analysed (pipeline.repeats)
         self.denoise = denoise  # a noisy picture is filtered for the detector (pipeline.denoise)
         self.contrast = contrast  # a washed-out picture is stretched for it (pipeline.contrast)
+        self.near_field = near_field  # objects filling the picture: shown shrunk (near_field)
         self.intersection = intersection  # built on the first frame, when the size is known
         self.intersection_size: tuple[int, int] | None = None
         self._rescaled_from: tuple[int, int] | None = None  # a new picture size being scaled
@@ -481,16 +486,35 @@ class StreamRunner:
         self.history = FrameHistory(self.frame_history_s) if self.rules and self.evidence else None
         self.intersection_size = (w, h)
 
+    def _detect(self, frame: Frame, sw: Stopwatch) -> Detections:
+        """The camera's detections on ``frame``, in its pixels, after its own class and
+        threshold policy: on the detector's view of the picture (:meth:`_detector_view`), as is
+        or shrunk when the objects fill it (:mod:`~sharpeyes.pipeline.near_field`)."""
+        image, factor = self._detector_view(frame, sw)
+
+        def detect(view: ImageBGR) -> Detections:
+            dets = detect_timed(self.detector, [view], sw)[0]
+            if factor != 1.0:  # the detector saw the picture shrunk: boxes back to frame pixels
+                dets = dataclasses.replace(dets, xyxy=np.asarray(dets.xyxy * factor, np.float32))
+            return dets
+
+        def policy(dets: Detections) -> Detections:
+            if self.post is None:
+                return dets
+            with sw("postprocess"):
+                return self.post(dets)
+
+        if self.near_field is None or frame.device_image is not None:
+            return policy(detect(image))
+        dets = self.near_field.detect(image, frame.pts, detect, policy)
+        self.summary.frames_near_field = self.near_field.near_frames
+        self.summary.near_field_switches = self.near_field.switches
+        return dets
+
     def _analyse(self, frame: Frame, skipped: int, sw: Stopwatch) -> list[Event]:
         if self.intersection is not None:
             self._build_intersection(frame)
-        image, factor = self._detector_view(frame, sw)
-        dets = detect_timed(self.detector, [image], sw)[0]
-        if factor != 1.0:  # the detector saw the picture shrunk: boxes back to frame pixels
-            dets = dataclasses.replace(dets, xyxy=np.asarray(dets.xyxy * factor, np.float32))
-        if self.post is not None:
-            with sw("postprocess"):
-                dets = self.post(dets)
+        dets = self._detect(frame, sw)
         with sw("track"):
             tracks = self.tracker.update(dets.of_kind(*TRACKED_KINDS), frame.pts, skipped)
             tracks = tracks.within(frame.image.shape[1], frame.image.shape[0])

@@ -136,6 +136,12 @@ class AnalyzeResult:
                 else ""
             )
             + (
+                f"; objects filling the picture: {s.frames_near_field} pictures shown to the "
+                "detector shrunk to half (near field)"
+                if s.frames_near_field
+                else ""
+            )
+            + (
                 f"; interlaced video: {self.frames_deinterlaced} pictures deinterlaced"
                 if self.frames_deinterlaced
                 else ""

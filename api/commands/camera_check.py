@@ -242,13 +242,15 @@ class PictureQuality:
     """What the runner measured of the camera's pictures while its traffic was observed: the
     sensor noise (pipeline/denoise.py) and the grey range (pipeline/contrast.py), and whether
     the detector was shown the picture filtered or stretched for them; whether the video is
-    interlaced (its pictures deinterlaced, streams/fields.py)."""
+    interlaced (its pictures deinterlaced, streams/fields.py); whether objects fill it and the
+    detector was shown it shrunk (pipeline/near_field.py)."""
 
     noise_sigma: float | None
     noise_filtered: bool
     tonal_range: float | None
     stretched: bool
     deinterlaced: bool = False
+    near_field: bool = False  # objects fill the picture: shown to the detector shrunk
 
     @staticmethod
     def of(summary: RunSummary, deinterlaced: int = 0) -> PictureQuality:
@@ -258,6 +260,7 @@ class PictureQuality:
             tonal_range=None if summary.tonal_range is None else round(summary.tonal_range),
             stretched=summary.frames_stretched > 0,
             deinterlaced=deinterlaced > 0,
+            near_field=summary.frames_near_field > 0,
         )
 
     def line(self, lang: Lang = "en") -> str:
@@ -279,6 +282,12 @@ class PictureQuality:
                 )
         if self.deinterlaced:
             parts.append("隔行扫描，已去隔行" if zh else "interlaced: deinterlaced")
+        if self.near_field:
+            parts.append(
+                "目标充满画面，检测时缩小一半"
+                if zh
+                else "objects fill the picture: shown to the detector shrunk to half"
+            )
         if zh:
             return "画面：" + ("；".join(parts) or "未测量")
         return "picture: " + ("; ".join(parts) or "not measured")
@@ -290,6 +299,7 @@ class PictureQuality:
             "tonal_range": self.tonal_range,
             "contrast_stretched": self.stretched,
             "deinterlaced": self.deinterlaced,
+            "near_field": self.near_field,
         }
 
 

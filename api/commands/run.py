@@ -79,6 +79,7 @@ def health_public(h: CameraHealth) -> StreamHealthPublic:
         noise_filtered=h.noise_filtered,
         tonal_range=h.tonal_range,
         contrast_stretched=h.contrast_stretched,
+        near_field=h.near_field,
         frames_deinterlaced=h.frames_deinterlaced,
     )
 

@@ -27,6 +27,7 @@ from sharpeyes.pipeline.config import AnyDetectorConfig, CameraConfig, DetectorB
 from sharpeyes.pipeline.contrast import DetectorContrast
 from sharpeyes.pipeline.denoise import DetectorDenoise
 from sharpeyes.pipeline.detection_filter import CameraDetectionFilter, DetectionPolicy
+from sharpeyes.pipeline.near_field import NearField
 from sharpeyes.pipeline.protocols import Detector, FrameSource, Sink
 from sharpeyes.pipeline.repeats import RepeatedFrames
 from sharpeyes.pipeline.runner import FrameObserver, IntersectionParts, StreamRunner, TrackEvents
@@ -90,6 +91,7 @@ class CameraWiring:
     skip_repeats: bool = False  # repeated pictures are not analysed (pipeline.repeats)
     denoise: bool = False  # a noisy picture is filtered for the detector (pipeline.denoise)
     stretch_contrast: bool = False  # a washed-out picture is stretched for it (pipeline.contrast)
+    near_field: str = "off"  # objects filling the picture: auto / on / off (pipeline.near_field)
 
     def semantic(self) -> dict[str, object]:
         """The parts that decide what the camera reports (not where it writes)."""
@@ -109,6 +111,7 @@ class CameraWiring:
             "skip_repeats": self.skip_repeats,
             "denoise": self.denoise,
             "stretch_contrast": self.stretch_contrast,
+            "near_field": self.near_field,
         }
 
 
@@ -154,6 +157,16 @@ def shared_detector_config(base: D, cameras: Sequence[CameraConfig]) -> D:
 OWN_DETECTOR_FIELDS = ("model", "model_path", "input_size")
 """A camera's detector fields a shared detector decides (the rest — thresholds, motorcycle kind,
 class kinds — each camera applies after it)."""
+
+
+def near_field_of(cam: CameraConfig) -> NearField | None:
+    """The camera's choice of detector view (:mod:`sharpeyes.pipeline.near_field`): None when
+    ``near_field`` is off, or ``auto`` on a camera whose detector section sets its own input
+    size (its installer chose the scale)."""
+    own_scale = "input_size" in asked_detector(cam)
+    if cam.near_field == "off" or (cam.near_field == "auto" and own_scale):
+        return None
+    return NearField(cam.near_field, cam.id)
 
 
 def asked_detector(cam: CameraConfig) -> dict[str, object]:
@@ -433,6 +446,7 @@ def build_camera(
         repeats=RepeatedFrames() if cam.skip_repeated_frames else None,
         denoise=DetectorDenoise(max(detector.info.input_size)) if cam.denoise else None,
         contrast=DetectorContrast() if cam.stretch_contrast else None,
+        near_field=near_field_of(cam),
     )
     wiring = CameraWiring(
         camera_id=cam.id,
@@ -452,5 +466,6 @@ def build_camera(
         skip_repeats=runner.repeats is not None,
         denoise=runner.denoise is not None,
         stretch_contrast=runner.contrast is not None,
+        near_field=runner.near_field.mode if runner.near_field is not None else "off",
     )
     return Camera(cam, source, runner, wiring, ring)

@@ -77,6 +77,7 @@ class CameraHealth:
     noise_filtered: bool = False  # the detector is shown a filtered picture (noise that high)
     tonal_range: float | None = None  # grey levels the picture spans (pipeline.contrast)
     contrast_stretched: bool = False  # the detector is shown the picture stretched (a veil)
+    near_field: bool = False  # the detector is shown the picture shrunk (objects fill it)
     frames_deinterlaced: int = 0  # interlaced pictures whose combs were undone (streams.fields)
 
     def to_dict(self) -> dict[str, object]:
@@ -245,6 +246,9 @@ def camera_health(
         tonal_range=_tonal_range(runner),
         contrast_stretched=(
             runner is not None and runner.contrast is not None and runner.contrast.active
+        ),
+        near_field=(
+            runner is not None and runner.near_field is not None and runner.near_field.near
         ),
         frames_deinterlaced=0 if source is None else frames_deinterlaced(source),
         events=stats.events,

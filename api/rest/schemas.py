@@ -441,6 +441,12 @@ class StreamHealthPublic(BaseModel):
         description="The picture is washed out (range under 180: haze, fog, a dirty dome, a "
         "flare) and the detector is shown it stretched; evidence keeps the camera's pixels.",
     )
+    near_field: bool = Field(
+        False,
+        description="Objects fill the picture (a checkpoint camera over vehicle fronts) and the "
+        "detector is shown it shrunk to half, the view the camera found to detect clearly more "
+        "(pipeline/near_field.py); evidence keeps the camera's pixels.",
+    )
     frames_deinterlaced: int = Field(
         0,
         ge=0,
