@@ -15,7 +15,10 @@ camera, a view an installer did not think about) decides here:
    :data:`SHRINK` into the top-left of a canvas of the same size, the rest grey (the letterbox
    padding's value), so the detector — shared or not, any input size, batched with the node's
    other cameras of that picture size — sees the objects at half the scale; boxes are mapped
-   back by the factor (:func:`near_view`).
+   back by the factor (:func:`near_view`). The probes use that canvas. Once a camera takes
+   the near view, its pictures go whole to the camera's model at half the input instead
+   (made then, by the entry point: a node shares it between the cameras that take it), which
+   costs a third of the canvas's detection; a model of fixed shape keeps the canvas.
 2. **Probes.** Once the full view has shown an object at least :data:`LARGE` of the picture's
    height (a camera whose objects never get that large is never probed), the detector also
    sees the near view — on every picture for :data:`WARM_S` seconds until the choice is clear,
@@ -226,13 +229,21 @@ class NearField:
         pts: float,
         detect: Callable[[ImageBGR], Detections],
         policy: Callable[[Detections], Detections] | None = None,
+        detect_near: Callable[[ImageBGR], Detections] | None = None,
     ) -> Detections:
         """Detections of the view in use, in ``image``'s pixels (``detect``: the detector on
         one picture; ``policy``: the camera's class and threshold policy, applied to both views
-        before they are compared and to the result), the other view probed when it is time."""
-        dets = self._view(image, self.near, detect, policy)
+        before they are compared and to the result), the other view probed when it is time.
+        ``detect_near``: a detector at half the input, for the near view in use — the picture
+        at half the scale at a third of the cost of the canvas (probes of the near view use the
+        canvas: no second detector is made for a camera that never takes it)."""
         if self.near:
             self.near_frames += 1
+            dets = _policed(detect_near(image), policy) if detect_near is not None else None
+            if dets is None:
+                dets = self._view(image, True, detect, policy)
+        else:
+            dets = self._view(image, False, detect, policy)
         if self._probe_now(pts, dets, image.shape[0]):
             self.learn(pts, dets, self._view(image, not self.near, detect, policy))
         return dets
@@ -245,8 +256,11 @@ class NearField:
         policy: Callable[[Detections], Detections] | None,
     ) -> Detections:
         view, factor = near_view(image) if near else (image, 1.0)
-        dets = _scaled(detect(view), factor)
-        return policy(dets) if policy is not None else dets
+        return _policed(_scaled(detect(view), factor), policy)
+
+
+def _policed(dets: Detections, policy: Callable[[Detections], Detections] | None) -> Detections:
+    return policy(dets) if policy is not None else dets
 
 
 def _large(dets: Detections, height: int) -> bool:

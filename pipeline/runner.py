@@ -24,6 +24,7 @@ import numpy as np
 
 from sharpeyes.pipeline.contrast import DetectorContrast
 from sharpeyes.pipeline.denoise import DetectorDenoise
+from sharpeyes.pipeline.errors import ModelError
 from sharpeyes.pipeline.near_field import NearField
 from sharpeyes.pipeline.protocols import Detector, FrameSource, Rule, Sink, Tracker
 from sharpeyes.pipeline.repeats import RepeatedFrames
@@ -291,6 +292,7 @@ class StreamRunner:
         denoise: DetectorDenoise | None = None,
         contrast: DetectorContrast | None = None,
         near_field: NearField | None = None,
+        near_detector: Callable[[], Detector] | None = None,
     ) -> None:
         """``prefetch_depth=0`` iterates the source directly: a live source (RTSP) decodes on its
         own thread into a latest-frame queue, so a second, blocking queue in front of it would
@@ -312,6 +314,10 @@ class StreamRunner:
         self.denoise = denoise  # a noisy picture is filtered for the detector (pipeline.denoise)
         self.contrast = contrast  # a washed-out picture is stretched for it (pipeline.contrast)
         self.near_field = near_field  # objects filling the picture: shown shrunk (near_field)
+        # makes a detector at half the input for the near view, once it is taken (None: the
+        # picture shrunk into a canvas for self.detector)
+        self.near_detector = near_detector
+        self._near: Detector | None = None
         self.intersection = intersection  # built on the first frame, when the size is known
         self.intersection_size: tuple[int, int] | None = None
         self._rescaled_from: tuple[int, int] | None = None  # a new picture size being scaled
@@ -506,10 +512,42 @@ class StreamRunner:
 
         if self.near_field is None or frame.device_image is not None:
             return policy(detect(image))
-        dets = self.near_field.detect(image, frame.pts, detect, policy)
+        near = self._near_view_detector() if self.near_field.near else None
+
+        def detect_near(view: ImageBGR) -> Detections:
+            assert near is not None
+            dets = detect_timed(near, [view], sw)[0]
+            if factor != 1.0:
+                dets = dataclasses.replace(dets, xyxy=np.asarray(dets.xyxy * factor, np.float32))
+            return dets
+
+        dets = self.near_field.detect(
+            image, frame.pts, detect, policy, detect_near if near is not None else None
+        )
         self.summary.frames_near_field = self.near_field.near_frames
         self.summary.near_field_switches = self.near_field.switches
         return dets
+
+    @property
+    def near_view(self) -> Detector | None:
+        """The near field's detector at half the input, once made (None before, or never)."""
+        return self._near
+
+    def _near_view_detector(self) -> Detector | None:
+        """The detector at half the input for the near view, made once when first needed; None
+        (the canvas is used) when none can be made (a fixed-shape model, for one)."""
+        if self._near is None and self.near_detector is not None:
+            make, self.near_detector = self.near_detector, None  # one try
+            try:
+                self._near = make()
+            except (ModelError, OSError, ValueError) as exc:
+                logger.warning(
+                    "stream %s: no detector at half the input for the near field (%s); the "
+                    "picture is shrunk into a canvas for the camera's detector instead",
+                    self.source.info.stream_id,
+                    exc,
+                )
+        return self._near
 
     def _analyse(self, frame: Frame, skipped: int, sw: Stopwatch) -> list[Event]:
         if self.intersection is not None:

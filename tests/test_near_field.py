@@ -256,3 +256,94 @@ def test_health_the_console_api_and_camera_check_say_the_detector_sees_the_near_
     quality = PictureQuality.of(summary)
     assert quality.as_dict()["near_field"] is True
     assert "shrunk to half" in quality.line() and "缩小一半" in quality.line("zh")
+
+
+def test_the_near_view_in_use_runs_on_a_detector_at_half_the_input() -> None:
+    """Once the camera takes the near view, the picture goes whole to a detector at half the
+    input (made once, when first needed), not shrunk into a canvas for the full-size one; a
+    detector that cannot be made leaves the canvas in use."""
+    from collections.abc import Sequence
+
+    from sharpeyes.pipeline.config import EventsConfig, TrackerConfig
+    from sharpeyes.pipeline.errors import ModelError
+    from sharpeyes.pipeline.events import TrackEventBuilder
+    from sharpeyes.pipeline.runner import StreamRunner
+    from sharpeyes.pipeline.tracking.bytetrack import ByteTracker
+    from tests.test_denoise import Pictures
+    from tests.test_supervisor import ListSink, NoDetections
+
+    class Full(NoDetections):
+        scene = Scene(big=3, small=0, big_full=1)
+
+        def detect(self, images: Sequence[ImageBGR]) -> list[Detections]:
+            return [self.scene(im) for im in images]
+
+    shown: list[ImageBGR] = []
+
+    class Half(NoDetections):
+        def detect(self, images: Sequence[ImageBGR]) -> list[Detections]:
+            shown.extend(images)
+            return [_dets((0, 0, 300, 340), (220, 0, 520, 340), (440, 0, 740, 340))]
+
+    made: list[int] = []
+
+    def make() -> Half:
+        made.append(1)
+        return Half()
+
+    def failing() -> Half:
+        raise ModelError("a static model")
+
+    def run(factory: object) -> StreamRunner:
+        runner = StreamRunner(
+            source=Pictures(30, lambda _: np.full((360, 640, 3), 60, np.uint8)),
+            detector=Full(),
+            tracker=ByteTracker(TrackerConfig()),
+            events=TrackEventBuilder(
+                "cam", EventsConfig(), class_names=["", "", "car"], class_codes={}
+            ),
+            sinks=[ListSink()],
+            prefetch_depth=0,
+            near_field=NearField("auto", "cam"),
+            near_detector=factory,  # type: ignore[arg-type]
+        )
+        runner.run()
+        return runner
+
+    runner = run(make)
+    assert runner.summary.near_field_switches == 1 and made == [1]
+    assert isinstance(runner.near_view, Half)
+    assert len(shown) == runner.summary.frames_near_field
+    assert all(not _shrunk(im) for im in shown)  # the whole picture, not a canvas
+    fallback = run(failing)
+    assert fallback.summary.near_field_switches == 1 and fallback.near_view is None
+
+
+def test_the_near_detector_is_the_cameras_model_at_half_the_input(tmp_path: Path) -> None:
+    from sharpeyes.api.node.camera import CameraEnv, near_detector
+    from sharpeyes.pipeline.protocols import DetectorInfo
+    from tests.test_supervisor import NoDetections
+
+    class Dynamic(NoDetections):
+        @property
+        def info(self) -> DetectorInfo:
+            return DetectorInfo("yolov5n", (640, 640), ("cpu",), 0, None)
+
+    class Static(Dynamic):
+        @property
+        def info(self) -> DetectorInfo:
+            return DetectorInfo("yolov5n_static", (640, 640), ("cpu",), 0, 1)
+
+    asked: list[CameraConfig] = []
+
+    def detector_for(c: CameraConfig) -> Dynamic:
+        asked.append(c)
+        return Dynamic()
+
+    env = CameraEnv(files_root=tmp_path, detector_for=detector_for)
+    cam = CameraConfig.model_validate({"id": "c", "url": "x.mp4"})
+    make = near_detector(cam, Dynamic(), env)
+    assert make is not None and not asked  # made only when asked for
+    make()
+    assert asked[0].detector.input_size == (320, 320) and asked[0].id == "c"
+    assert near_detector(cam, Static(), env) is None

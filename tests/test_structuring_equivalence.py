@@ -119,6 +119,37 @@ def test_checkpoint_reads_the_same_plate_offline_live_and_in_the_cluster(tmp_pat
     assert scenes_missing(tmp_path / "c" / "cluster.db", cam.id, "vehicle_pass") == []
 
 
+@pytest.mark.skipif(not BEIJING.is_file(), reason="shared Beijing clip missing")
+def test_a_checkpoint_camera_without_a_detector_setting_finds_its_near_field_everywhere(
+    tmp_path: Path,
+) -> None:
+    """The same segment, the camera with nothing but structuring on: the detector's default
+    view misses the Nissan (``tests/test_near_field.py``); the camera takes the picture shrunk
+    to half (pipeline/near_field.py) and reads the plate — offline, live and in the cluster."""
+    seg = tmp_path / "seg.mp4"
+    _segment(BEIJING, seg, 300, 420)
+    cam = CameraConfig.model_validate(
+        {
+            "id": "kakou_auto",
+            "url": str(seg),
+            "analysis_fps": 10.0,
+            "structuring": {"enabled": True},
+            "events": {"kinds": ["motor_vehicle"]},
+        }
+    )
+    assert cam.near_field == "auto" and cam.detector.input_size is None
+    via_analyze(cam, tmp_path / "a")
+    via_run(cam, tmp_path / "r", timeout_s=120)
+    via_cluster(cam, tmp_path / "c", timeout_s=180)
+    for name, db in (
+        ("analyze", tmp_path / "a" / "events.db"),
+        ("run", tmp_path / "r" / "events.db"),
+        ("cluster", tmp_path / "c" / "cluster.db"),
+    ):
+        got = stored(db, cam.id)
+        assert [p for p, _ in plates(got)] == [NISSAN], (name, plates(got))
+
+
 @pytest.mark.skipif(not PEDESTRIANS.is_file(), reason="shared pedestrian clip missing")
 def test_faces_are_captured_offline_live_and_in_the_cluster(tmp_path: Path) -> None:
     cam = CameraConfig.model_validate(

@@ -68,6 +68,9 @@ class CameraEnv:
     stage_samples: int = 100_000
     key_dir: Path | None = None  # evidence key ring (None: this user's installation ring)
     demo_key: bool = False  # sign with the public demo key (only `sharpeyes demo`)
+    # how this entry point makes a detector for a camera config (the near field's, at half the
+    # input: a node shares it between cameras); None = one of the camera's own (build_detector)
+    detector_for: Callable[[CameraConfig], Detector] | None = None
 
 
 @dataclass(frozen=True)
@@ -167,6 +170,24 @@ def near_field_of(cam: CameraConfig) -> NearField | None:
     if cam.near_field == "off" or (cam.near_field == "auto" and own_scale):
         return None
     return NearField(cam.near_field, cam.id)
+
+
+def near_detector(
+    cam: CameraConfig, detector: Detector, env: CameraEnv
+) -> Callable[[], Detector] | None:
+    """What makes the near field's detector: the camera's model at half ``detector``'s input
+    (a multiple of 32), through the entry point's ``env.detector_for`` — made only when the
+    camera takes the near view. None for a model of fixed batch (a static engine: the near view
+    is then the picture shrunk into a canvas for ``detector``)."""
+    info = detector.info
+    if info.batch is not None:
+        return None
+    h, w = info.input_size
+    half = (max(32, h // 64 * 32), max(32, w // 64 * 32))
+    own = cam.detector.model_copy(update={"input_size": half})
+    near_cam = cam.model_copy(update={"detector": own})
+    make = env.detector_for or build_detector
+    return lambda: make(near_cam)
 
 
 def asked_detector(cam: CameraConfig) -> dict[str, object]:
@@ -430,6 +451,7 @@ def build_camera(
         from sharpeyes.pipeline.flow import FlowEvents
 
         events = FlowEvents(events, cam.id, cam.flow, class_names=tuple(names))
+    near = near_field_of(cam)
     runner = StreamRunner(
         source=source,
         detector=detector,
@@ -446,7 +468,8 @@ def build_camera(
         repeats=RepeatedFrames() if cam.skip_repeated_frames else None,
         denoise=DetectorDenoise(max(detector.info.input_size)) if cam.denoise else None,
         contrast=DetectorContrast() if cam.stretch_contrast else None,
-        near_field=near_field_of(cam),
+        near_field=near,
+        near_detector=near_detector(cam, detector, env) if near is not None else None,
     )
     wiring = CameraWiring(
         camera_id=cam.id,

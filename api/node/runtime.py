@@ -51,6 +51,7 @@ from sharpeyes.api.store.writer import StoreWriter
 from sharpeyes.models.factory import backend_text
 from sharpeyes.pipeline.batcher import Batcher, BatcherStats, StreamDetector
 from sharpeyes.pipeline.config import AnyDetectorConfig, CameraConfig
+from sharpeyes.pipeline.errors import ModelError
 from sharpeyes.pipeline.protocols import Detector, Sink
 from sharpeyes.pipeline.runner import StreamRunner
 from sharpeyes.pipeline.signal_input import PhaseHub, UdpPhaseListener
@@ -309,6 +310,17 @@ class NodeRuntime:
             logger.info("camera %r: a detector of its own kind %s (%s)", cam.id, asked, backend)
         return own
 
+    def _near_view_detector(self, cam: CameraConfig) -> Detector:
+        """A view of the node's detector of ``cam``'s kind (the near field's: half the input),
+        shared with the other cameras asking for the same.
+
+        Raises:
+            ModelError: the node was given its detector (no other kind can be made here).
+        """
+        if self._given:
+            raise ModelError("the node runs the detector it was given; no other input size")
+        return self._batcher_for(cam).for_stream(cam.id)
+
     def describe(self) -> str:
         i = self.detector.info
         return f"{i.model} {i.input_size[0]}x{i.input_size[1]} on {','.join(i.providers)}"
@@ -396,6 +408,7 @@ class NodeRuntime:
             drops=entry.stats.drops,
             stage_samples=2_000,
             key_dir=self.config.store.files_root / "keys",
+            detector_for=self._near_view_detector,
         )
         camera = build_camera(
             cam,
@@ -409,8 +422,9 @@ class NodeRuntime:
         return camera.runner
 
     def _on_runner_exit(self, cam: CameraConfig, runner: StreamRunner) -> None:
-        if isinstance(runner.detector, StreamDetector):
-            runner.detector.close()
+        for detector in (runner.detector, runner.near_view):
+            if isinstance(detector, StreamDetector):
+                detector.close()
 
     # -- health ----------------------------------------------------------------------------
 
