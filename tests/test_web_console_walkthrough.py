@@ -248,6 +248,7 @@ def _health(states: list[str]) -> dict[str, StreamHealthPublic]:
     out["cam_dvr"] = StreamHealthPublic(
         camera_id="cam_dvr", state="running", frames_deinterlaced=1250
     )
+    out["cam_kakou"] = StreamHealthPublic(camera_id="cam_kakou", state="running", near_field=True)
     return out
 
 
@@ -317,6 +318,8 @@ def test_health_words_drops_skew_url_and_flow_chart(seeded: Seeded) -> None:
             assert "画面发灰（灰度范围 126）：检测前已拉伸对比度" in fog, fog
             dvr = page.inner_text("#health-table tr[data-camera='cam_dvr'] td.state")
             assert "隔行扫描视频：已去隔行（1250 帧）" in dvr, dvr
+            kakou = page.inner_text("#health-table tr[data-camera='cam_kakou'] td.state")
+            assert "目标充满画面：检测时画面缩小一半" in kakou, kakou
             # the long URL: cut with an ellipsis inside its cell, whole in the title
             url = row.locator("td.url")
             assert url.get_attribute("title") == LONG_URL

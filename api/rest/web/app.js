@@ -999,6 +999,7 @@ async function loadHealth() {
       if (h.noise_filtered && h.noise_sigma != null) why.push(t("hs_noise").replace("{sigma}", h.noise_sigma.toFixed(1)));
       if (h.contrast_stretched && h.tonal_range != null) why.push(t("hs_washed_out").replace("{range}", String(Math.round(h.tonal_range))));
       if (h.frames_deinterlaced > 0) why.push(t("hs_interlaced").replace("{n}", String(h.frames_deinterlaced)));
+      if (h.near_field) why.push(t("hs_near_field"));
       for (const w of why) { const d = document.createElement("div"); d.className = "why"; d.textContent = w; st.appendChild(d); }
       cell(tr, h.input_fps.toFixed(1)); cell(tr, h.analysed_fps.toFixed(1));
       cell(tr, dropsText(h.drops_by_reason), "drops");
