@@ -498,11 +498,15 @@ class StreamRunner:
         or shrunk when the objects fill it (:mod:`~sharpeyes.pipeline.near_field`)."""
         image, factor = self._detector_view(frame, sw)
 
-        def detect(view: ImageBGR) -> Detections:
-            dets = detect_timed(self.detector, [view], sw)[0]
-            if factor != 1.0:  # the detector saw the picture shrunk: boxes back to frame pixels
-                dets = dataclasses.replace(dets, xyxy=np.asarray(dets.xyxy * factor, np.float32))
-            return dets
+        def on(detector: Detector) -> Callable[[ImageBGR], Detections]:
+            def detect(view: ImageBGR) -> Detections:
+                dets = detect_timed(detector, [view], sw)[0]
+                if factor != 1.0:  # the view was shrunk (denoise): boxes back to frame pixels
+                    xyxy = np.asarray(dets.xyxy * factor, np.float32)
+                    dets = dataclasses.replace(dets, xyxy=xyxy)
+                return dets
+
+            return detect
 
         def policy(dets: Detections) -> Detections:
             if self.post is None:
@@ -511,18 +515,10 @@ class StreamRunner:
                 return self.post(dets)
 
         if self.near_field is None or frame.device_image is not None:
-            return policy(detect(image))
+            return policy(on(self.detector)(image))
         near = self._near_view_detector() if self.near_field.near else None
-
-        def detect_near(view: ImageBGR) -> Detections:
-            assert near is not None
-            dets = detect_timed(near, [view], sw)[0]
-            if factor != 1.0:
-                dets = dataclasses.replace(dets, xyxy=np.asarray(dets.xyxy * factor, np.float32))
-            return dets
-
         dets = self.near_field.detect(
-            image, frame.pts, detect, policy, detect_near if near is not None else None
+            image, frame.pts, on(self.detector), policy, on(near) if near is not None else None
         )
         self.summary.frames_near_field = self.near_field.near_frames
         self.summary.near_field_switches = self.near_field.switches
