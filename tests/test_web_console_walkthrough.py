@@ -319,7 +319,7 @@ def test_health_words_drops_skew_url_and_flow_chart(seeded: Seeded) -> None:
             dvr = page.inner_text("#health-table tr[data-camera='cam_dvr'] td.state")
             assert "隔行扫描视频：已去隔行（1250 帧）" in dvr, dvr
             kakou = page.inner_text("#health-table tr[data-camera='cam_kakou'] td.state")
-            assert "目标充满画面：检测时画面缩小一半" in kakou, kakou
+            assert "目标充满画面：检测时画面缩小至 1/2" in kakou, kakou
             # the long URL: cut with an ellipsis inside its cell, whole in the title
             url = row.locator("td.url")
             assert url.get_attribute("title") == LONG_URL

@@ -47,7 +47,7 @@ window.I18N = {
     clip_download: "下载视频片段",
     plate_none: "未识别", prev_confirmed: "✓ 上一条（{p}）已确认 · 当前为下一条待审核",
     prev_rejected: "✓ 上一条（{p}）已驳回 · 当前为下一条待审核",
-    hs_starting: "启动中", hs_connecting: "连接中", hs_running: "运行中", hs_live: "运行中", hs_signal_problem: "信号灯异常", hs_noise: "画面噪声大（σ {sigma}）：检测前已降噪", hs_washed_out: "画面发灰（灰度范围 {range}）：检测前已拉伸对比度", hs_interlaced: "隔行扫描视频：已去隔行（{n} 帧）", hs_near_field: "目标充满画面：检测时画面缩小一半", hs_detail_admins: "信号源报告了故障（详情仅管理员可见）",
+    hs_starting: "启动中", hs_connecting: "连接中", hs_running: "运行中", hs_live: "运行中", hs_signal_problem: "信号灯异常", hs_noise: "画面噪声大（σ {sigma}）：检测前已降噪", hs_washed_out: "画面发灰（灰度范围 {range}）：检测前已拉伸对比度", hs_interlaced: "隔行扫描视频：已去隔行（{n} 帧）", hs_near_field: "目标充满画面：检测时画面缩小至 1/2", hs_detail_admins: "信号源报告了故障（详情仅管理员可见）",
     hs_degraded: "降级（丢包/花屏）", hs_stalled: "画面停滞", hs_reconnecting: "重连中",
     hs_backoff: "等待重连", hs_stopped: "已停止", hs_ended: "已结束", hs_error: "故障",
     hs_failed: "故障（重试已用尽）", hs_closed: "已关闭",
