@@ -49,6 +49,7 @@ chose the scale).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -57,7 +58,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from sharpeyes.pipeline.types import Detections, FloatArray, ImageBGR, ObjectKind
+from sharpeyes.pipeline.geometry import iou_matrix
+from sharpeyes.pipeline.types import Detections, ImageBGR, ObjectKind
 
 __all__ = [
     "LARGE",
@@ -101,11 +103,7 @@ checkpoint clip's fronts are 0.5–1 of its height, pedestrians_crossing's near 
 traffic clips' vehicles rarely reach a third, so an ordinary camera is seldom or never probed."""
 logger = logging.getLogger(__name__)
 
-TRACKED: tuple[int, ...] = (
-    int(ObjectKind.MOTOR_VEHICLE),
-    int(ObjectKind.NON_MOTOR),
-    int(ObjectKind.PERSON),
-)
+TRACKED = (ObjectKind.MOTOR_VEHICLE, ObjectKind.NON_MOTOR, ObjectKind.PERSON)
 
 
 def near_view(image: ImageBGR, shrink: float = SHRINK) -> tuple[ImageBGR, float]:
@@ -118,28 +116,16 @@ def near_view(image: ImageBGR, shrink: float = SHRINK) -> tuple[ImageBGR, float]
     return canvas, w / sw
 
 
-def _iou(a: FloatArray, b: FloatArray) -> FloatArray:
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    out: FloatArray = inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-6)
-    return out
-
-
 def unmatched_gain(mine: Detections, other: Detections) -> float:
     """Confidence sum of ``mine``'s detections of the tracked kinds that no detection of the
     same kind in ``other`` overlaps by :data:`MATCH_IOU` (both in the frame's pixels)."""
-    a, b = mine.of_kind(*map(ObjectKind, TRACKED)), other.of_kind(*map(ObjectKind, TRACKED))
+    a, b = mine.of_kind(*TRACKED), other.of_kind(*TRACKED)
     if not len(a):
         return 0.0
     if not len(b):
         return float(a.confidence.sum())
     same_kind = a.kind[:, None] == b.kind[None, :]
-    found = ((_iou(a.xyxy, b.xyxy) >= MATCH_IOU) & same_kind).any(axis=1)
+    found = ((iou_matrix(a.xyxy, b.xyxy) >= MATCH_IOU) & same_kind).any(axis=1)
     return float(a.confidence[~found].sum())
 
 
@@ -239,13 +225,12 @@ class NearField:
         ``detect_near``: a detector at half the input, for the near view in use — the picture
         at half the scale at a third of the cost of the canvas (probes of the near view use the
         canvas: no second detector is made for a camera that never takes it)."""
+        if self.near and detect_near is not None:
+            dets = _policed(detect_near(image), policy)
+        else:
+            dets = self._view(image, self.near, detect, policy)
         if self.near:
             self.near_frames += 1
-            dets = _policed(detect_near(image), policy) if detect_near is not None else None
-            if dets is None:
-                dets = self._view(image, True, detect, policy)
-        else:
-            dets = self._view(image, False, detect, policy)
         if self._probe_now(pts, dets, image.shape[0]):
             self.learn(pts, dets, self._view(image, not self.near, detect, policy))
         return dets
@@ -268,7 +253,7 @@ def _policed(dets: Detections, policy: Callable[[Detections], Detections] | None
 def _large(dets: Detections, height: int) -> bool:
     """Whether ``dets`` hold an object of the tracked kinds at least :data:`LARGE` of the
     picture's ``height`` tall."""
-    tracked = dets.of_kind(*map(ObjectKind, TRACKED))
+    tracked = dets.of_kind(*TRACKED)
     return bool(len(tracked)) and bool(
         ((tracked.xyxy[:, 3] - tracked.xyxy[:, 1]) >= LARGE * height).any()
     )
@@ -277,9 +262,4 @@ def _large(dets: Detections, height: int) -> bool:
 def _scaled(dets: Detections, factor: float) -> Detections:
     if factor == 1.0 or not len(dets):
         return dets
-    return Detections(
-        np.asarray(dets.xyxy * np.float32(factor), np.float32),
-        dets.confidence,
-        dets.class_id,
-        dets.kind,
-    )
+    return dataclasses.replace(dets, xyxy=np.asarray(dets.xyxy * np.float32(factor), np.float32))

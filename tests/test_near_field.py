@@ -5,6 +5,7 @@ checkpoint camera's picture), and as is otherwise."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -19,7 +20,7 @@ from sharpeyes.pipeline.near_field import (
     near_view,
     unmatched_gain,
 )
-from sharpeyes.pipeline.runner import RunSummary
+from sharpeyes.pipeline.runner import RunSummary, StreamRunner
 from sharpeyes.pipeline.types import Detections, ImageBGR, ObjectKind
 from tests.conftest import need
 
@@ -93,6 +94,35 @@ class Scene:
 def _run(nf: NearField, scene: Scene, seconds: float, fps: float = 5.0) -> list[Detections]:
     image = np.full((360, 640, 3), 60, np.uint8)
     return [nf.detect(image, i / fps, scene) for i in range(int(seconds * fps))]
+
+
+def _runner(scene: Scene, pictures: int, **kw: Any) -> StreamRunner:
+    """A runner over ``pictures`` grey pictures at 5 fps whose detector is ``scene``, with the
+    near field in auto; ``kw`` adds or overrides runner arguments."""
+    from collections.abc import Sequence
+
+    from sharpeyes.pipeline.config import EventsConfig, TrackerConfig
+    from sharpeyes.pipeline.events import TrackEventBuilder
+    from sharpeyes.pipeline.tracking.bytetrack import ByteTracker
+    from tests.test_denoise import Pictures
+    from tests.test_supervisor import ListSink, NoDetections
+
+    class SceneDetector(NoDetections):
+        def detect(self, images: Sequence[ImageBGR]) -> list[Detections]:
+            return [scene(im) for im in images]
+
+    args: dict[str, Any] = {
+        "source": Pictures(pictures, lambda _: np.full((360, 640, 3), 60, np.uint8)),
+        "detector": SceneDetector(),
+        "tracker": ByteTracker(TrackerConfig()),
+        "events": TrackEventBuilder(
+            "cam", EventsConfig(), class_names=["", "", "car"], class_codes={}
+        ),
+        "sinks": [ListSink()],
+        "prefetch_depth": 0,
+        "near_field": NearField("auto", "cam"),
+    }
+    return StreamRunner(**(args | kw))
 
 
 def test_a_checkpoint_view_switches_to_the_near_view_within_a_second() -> None:
@@ -215,37 +245,16 @@ def test_health_the_console_api_and_camera_check_say_the_detector_sees_the_near_
     """An engineer looking at a checkpoint camera sees that the detector is shown its picture
     shrunk (health, ``GET /streams``, the ``camera-check`` picture line); the tracks stay in
     the camera's pixels."""
-    from collections.abc import Sequence
-
     from sharpeyes.api.commands.camera_check import PictureQuality
     from sharpeyes.api.commands.run import health_public
     from sharpeyes.api.node.health import CameraEntry, camera_health
-    from sharpeyes.pipeline.config import EventsConfig, TrackerConfig
-    from sharpeyes.pipeline.events import TrackEventBuilder
-    from sharpeyes.pipeline.runner import StreamRunner
     from sharpeyes.pipeline.supervisor import WorkerStatus
-    from sharpeyes.pipeline.tracking.bytetrack import ByteTracker
-    from tests.test_denoise import Pictures
-    from tests.test_supervisor import ListSink, NoDetections
-
-    class FillsThePicture(NoDetections):
-        scene = Scene(big=2, small=0, big_full=1)
-
-        def detect(self, images: Sequence[ImageBGR]) -> list[Detections]:
-            return [self.scene(im) for im in images]
 
     tracked: list[float] = []
-    runner = StreamRunner(
-        source=Pictures(20, lambda _: np.full((360, 640, 3), 60, np.uint8)),
-        detector=FillsThePicture(),
-        tracker=ByteTracker(TrackerConfig()),
-        events=TrackEventBuilder(
-            "cam", EventsConfig(), class_names=["", "", "car"], class_codes={}
-        ),
-        sinks=[ListSink()],
+    runner = _runner(
+        Scene(big=2, small=0, big_full=1),
+        20,
         observer=lambda f, d, t, *_: tracked.extend(float(x) for x in t.xyxy[:, 2]),
-        prefetch_depth=0,
-        near_field=NearField("auto", "cam"),
     )
     summary = runner.run()
     assert summary.near_field_switches == 1 and summary.frames_near_field >= 15
@@ -264,19 +273,8 @@ def test_the_near_view_in_use_runs_on_a_detector_at_half_the_input() -> None:
     detector that cannot be made leaves the canvas in use."""
     from collections.abc import Sequence
 
-    from sharpeyes.pipeline.config import EventsConfig, TrackerConfig
     from sharpeyes.pipeline.errors import ModelError
-    from sharpeyes.pipeline.events import TrackEventBuilder
-    from sharpeyes.pipeline.runner import StreamRunner
-    from sharpeyes.pipeline.tracking.bytetrack import ByteTracker
-    from tests.test_denoise import Pictures
-    from tests.test_supervisor import ListSink, NoDetections
-
-    class Full(NoDetections):
-        scene = Scene(big=3, small=0, big_full=1)
-
-        def detect(self, images: Sequence[ImageBGR]) -> list[Detections]:
-            return [self.scene(im) for im in images]
+    from tests.test_supervisor import NoDetections
 
     shown: list[ImageBGR] = []
 
@@ -295,18 +293,7 @@ def test_the_near_view_in_use_runs_on_a_detector_at_half_the_input() -> None:
         raise ModelError("a static model")
 
     def run(factory: object) -> StreamRunner:
-        runner = StreamRunner(
-            source=Pictures(30, lambda _: np.full((360, 640, 3), 60, np.uint8)),
-            detector=Full(),
-            tracker=ByteTracker(TrackerConfig()),
-            events=TrackEventBuilder(
-                "cam", EventsConfig(), class_names=["", "", "car"], class_codes={}
-            ),
-            sinks=[ListSink()],
-            prefetch_depth=0,
-            near_field=NearField("auto", "cam"),
-            near_detector=factory,  # type: ignore[arg-type]
-        )
+        runner = _runner(Scene(big=3, small=0, big_full=1), 30, near_detector=factory)
         runner.run()
         return runner
 
