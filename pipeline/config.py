@@ -187,6 +187,14 @@ class TrackerConfig(StrictModel):
     new_track_threshold: float = Field(
         0.6, ge=0.0, le=1.0, description="Score needed for an unmatched detection to open a track."
     )
+    thresholds: Literal["auto", "fixed"] = Field(
+        "auto",
+        description="auto: each kind's tracks open (and continue) at a lower score than "
+        "new_track_threshold (high_threshold) when the detector scores the camera's objects of "
+        "that kind lower, measured on the tracks it is sure of (pipeline/tracking/"
+        "score_level.py); never below 0.35 (0.3). fixed: the thresholds as set. A config that "
+        "sets high_threshold or new_track_threshold to other than the default keeps them.",
+    )
     match_iou: float = Field(
         0.2, gt=0.0, le=1.0, description="Minimum IoU for first-stage association."
     )
@@ -205,6 +213,17 @@ class TrackerConfig(StrictModel):
     max_tracks: int = Field(
         512, ge=1, le=100_000, description="Upper bound on live track state per stream."
     )
+
+    def self_tuned(self) -> bool:
+        """Whether the camera sets its thresholds from its own objects' scores: ``auto``, and
+        neither score threshold set to other than its default (a config dumped and read back
+        sets every field; its defaults ask for nothing)."""
+        fields = type(self).model_fields
+        own = any(
+            k in self.model_fields_set and getattr(self, k) != fields[k].default
+            for k in ("high_threshold", "new_track_threshold")
+        )
+        return self.thresholds == "auto" and not own
 
 
 class EventsConfig(StrictModel):

@@ -25,7 +25,9 @@ camera, a view an installer did not think about) decides here:
    then every :data:`PROBE_S`; in the near view it sees the full one likewise. The two views'
    detections of the tracked kinds, at the camera's own thresholds, are matched (IoU ≥
    :data:`MATCH_IOU`); each view's *gain* is the confidence sum of its detections the other
-   view did not find (:func:`unmatched_gain`).
+   view did not find (:func:`unmatched_gain`). On a probe picture the tracker gets both views'
+   objects (the view in use's, and the other's it missed): a checkpoint camera's first
+   vehicles are tracked while it is still choosing.
 3. **Choice.** Over the probes of the last :data:`MEMORY_S` seconds, the view not in use takes
    over when its gain is at least :data:`MIN_GAIN` and :data:`RATIO` × the gain of the view in
    use (hysteresis: the same test brings the full view back). Per probe picture, on the sample
@@ -72,6 +74,7 @@ __all__ = [
     "WARM_S",
     "NearField",
     "near_view",
+    "unmatched",
     "unmatched_gain",
 ]
 
@@ -116,17 +119,21 @@ def near_view(image: ImageBGR, shrink: float = SHRINK) -> tuple[ImageBGR, float]
     return canvas, w / sw
 
 
-def unmatched_gain(mine: Detections, other: Detections) -> float:
-    """Confidence sum of ``mine``'s detections of the tracked kinds that no detection of the
-    same kind in ``other`` overlaps by :data:`MATCH_IOU` (both in the frame's pixels)."""
+def unmatched(mine: Detections, other: Detections) -> Detections:
+    """``mine``'s detections of the tracked kinds that no detection of the same kind in
+    ``other`` overlaps by :data:`MATCH_IOU` (both in the frame's pixels)."""
     a, b = mine.of_kind(*TRACKED), other.of_kind(*TRACKED)
-    if not len(a):
-        return 0.0
-    if not len(b):
-        return float(a.confidence.sum())
+    if not len(a) or not len(b):
+        return a
     same_kind = a.kind[:, None] == b.kind[None, :]
     found = ((iou_matrix(a.xyxy, b.xyxy) >= MATCH_IOU) & same_kind).any(axis=1)
-    return float(a.confidence[~found].sum())
+    return a[~found]
+
+
+def unmatched_gain(mine: Detections, other: Detections) -> float:
+    """Confidence sum of :func:`unmatched` ``mine``: what ``mine`` found that ``other`` did
+    not."""
+    return float(unmatched(mine, other).confidence.sum())
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,7 +239,12 @@ class NearField:
         if self.near:
             self.near_frames += 1
         if self._probe_now(pts, dets, image.shape[0]):
-            self.learn(pts, dets, self._view(image, not self.near, detect, policy))
+            probed = self._view(image, not self.near, detect, policy)
+            self.learn(pts, dets, probed)
+            # A probe picture was seen both ways: the tracker gets what either view found (the
+            # probed view's objects the view in use missed join its detections), so the
+            # objects of the pictures on which the camera is still choosing are not lost.
+            dets = Detections.concat([dets, unmatched(probed, dets)])
         return dets
 
     @staticmethod

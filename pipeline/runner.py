@@ -30,6 +30,7 @@ from sharpeyes.pipeline.protocols import Detector, FrameSource, Rule, Sink, Trac
 from sharpeyes.pipeline.repeats import RepeatedFrames
 from sharpeyes.pipeline.riders import RiderMemory
 from sharpeyes.pipeline.stages import Prefetcher, StageTimes, Stopwatch
+from sharpeyes.pipeline.tracking.bytetrack import ByteTracker
 from sharpeyes.pipeline.types import (
     AnalysedFrame,
     Detections,
@@ -131,6 +132,8 @@ class RunSummary:
     frames_stretched: int = 0  # analysed on a picture stretched for the detector (a veil)
     frames_near_field: int = 0  # analysed on the picture shrunk for the detector (near field)
     near_field_switches: int = 0  # times the camera changed its detector view (near_field)
+    track_open_scores: dict[str, float] = field(default_factory=dict)  # kinds whose tracks
+    # open below the configured score: the detector scores them lower (tracking.score_level)
     tonal_range: float | None = None  # the camera's running grey range (pipeline.contrast)
     violations_withheld_corrupt: int = 0  # not charged: a stage image would be corrupt
 
@@ -556,6 +559,8 @@ class StreamRunner:
                 (int(b[0]), int(b[1]), int(np.ceil(b[2])), int(np.ceil(b[3]))) for b in tracks.xyxy
             ]
             finished = self.tracker.pop_finished()
+            if isinstance(self.tracker, ByteTracker):
+                self.summary.track_open_scores = self.tracker.lowered()
             if self.riders is not None:
                 self.riders.update(tracks, frame.pts)
         signals = self._read_signals(frame, sw)

@@ -131,11 +131,13 @@ def test_a_checkpoint_view_switches_to_the_near_view_within_a_second() -> None:
     nf, scene = NearField("auto"), Scene(big=3, small=0, big_full=1)
     out = _run(nf, scene, 60.0)
     assert nf.near and nf.switches == 1
-    first_near = next(i for i, d in enumerate(out) if len(d) == 3)
-    assert first_near <= 4
+    first_near = len(out) - nf.near_frames  # the pictures seen as is
+    assert first_near == 3  # three probes: 4.8 of gain, 0 against
+    # the probe pictures already give the tracker all three (the near view's joined in)
+    assert all(len(d) == 3 for d in out)
+    assert sorted(out[0].confidence.tolist()) == pytest.approx([0.4, 0.8, 0.8])  # 1 + 2 joined
     assert out[-1].xyxy[1] == pytest.approx([220, 0, 520, 340])  # boxes in the picture's pixels
     # once near, the picture as is is probed now and then and never wins
-    assert nf.near_frames == len(out) - first_near
     assert scene.calls <= len(out) + first_near + 60 / PROBE_S + 2
 
 

@@ -141,6 +141,11 @@ class AnalyzeResult:
                 if s.frames_near_field
                 else ""
             )
+            + "".join(
+                f"; {kind.replace('_', '-')} tracks open at {score:.2f} (the detector scores "
+                "this camera's lower)"
+                for kind, score in sorted(s.track_open_scores.items())
+            )
             + (
                 f"; interlaced video: {self.frames_deinterlaced} pictures deinterlaced"
                 if self.frames_deinterlaced

@@ -237,6 +237,9 @@ class _Watch:
             self.stop()
 
 
+KIND_ZH = {"motor_vehicle": "机动车", "non_motor": "非机动车", "person": "行人"}
+
+
 @dataclass(frozen=True)
 class PictureQuality:
     """What the runner measured of the camera's pictures while its traffic was observed: the
@@ -251,6 +254,8 @@ class PictureQuality:
     stretched: bool
     deinterlaced: bool = False
     near_field: bool = False  # objects fill the picture: shown to the detector shrunk
+    track_open_scores: tuple[tuple[str, float], ...] = ()  # kinds the detector scores low:
+    # their tracks open below the configured score (pipeline/tracking/score_level.py)
 
     @staticmethod
     def of(summary: RunSummary, deinterlaced: int = 0) -> PictureQuality:
@@ -261,6 +266,7 @@ class PictureQuality:
             stretched=summary.frames_stretched > 0,
             deinterlaced=deinterlaced > 0,
             near_field=summary.frames_near_field > 0,
+            track_open_scores=tuple(sorted(summary.track_open_scores.items())),
         )
 
     def line(self, lang: Lang = "en") -> str:
@@ -288,6 +294,13 @@ class PictureQuality:
                 if zh
                 else "objects fill the picture: shown to the detector shrunk to half"
             )
+        for kind, score in self.track_open_scores:
+            parts.append(
+                f"{KIND_ZH.get(kind, kind)}检测置信度偏低，跟踪起始阈值降至 {score:.2f}"
+                if zh
+                else f"the detector scores {kind.replace('_', '-')}s low: their tracks open at "
+                f"{score:.2f}"
+            )
         if zh:
             return "画面：" + ("；".join(parts) or "未测量")
         return "picture: " + ("; ".join(parts) or "not measured")
@@ -300,6 +313,7 @@ class PictureQuality:
             "contrast_stretched": self.stretched,
             "deinterlaced": self.deinterlaced,
             "near_field": self.near_field,
+            "track_open_scores": dict(self.track_open_scores),
         }
 
 

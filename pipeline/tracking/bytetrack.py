@@ -12,6 +12,12 @@ Written for sharpeyes from the paper's algorithm. Per frame:
 4. tentative tracks against the high-score detections left over; unmatched tentative tracks die;
 5. high-score detections still left with ``score >= new_track_threshold`` open tentative tracks.
 
+Thresholds: ``high_threshold`` and ``new_track_threshold`` apply per kind. With
+``thresholds: auto`` (the default, unless the config sets either score) a kind's pair comes down
+to what the detector scores the camera's sure tracks of that kind
+(:mod:`sharpeyes.pipeline.tracking.score_level`), looked at whenever a track ends and every
+:data:`RETUNE_S` of pts.
+
 Identity: a track gets an id only when it is confirmed after ``min_hits`` matches, from this
 instance's own counter (1, 2, 3 … per stream; no class-level state). Ids are never reused by the
 instance, not even after :meth:`ByteTracker.reset`.
@@ -47,11 +53,15 @@ from numpy.typing import NDArray
 from sharpeyes.pipeline.config import TrackerConfig
 from sharpeyes.pipeline.tracking import kalman
 from sharpeyes.pipeline.tracking.matching import assign, iou_cost
+from sharpeyes.pipeline.tracking.score_level import ScoreLevel
 from sharpeyes.pipeline.tracking.table import LOST, TENTATIVE, TRACKED, TrackTable
-from sharpeyes.pipeline.types import Detections, Tracks
+from sharpeyes.pipeline.types import Detections, ObjectKind, Tracks
 
 logger = logging.getLogger(__name__)
 
+TUNED_KINDS = (ObjectKind.PERSON, ObjectKind.NON_MOTOR, ObjectKind.MOTOR_VEHICLE)
+RETUNE_S = 1.0
+"""Seconds of pts between looks at the camera's score level while no track ends."""
 SECOND_STAGE_MIN_IOU = 0.5
 """IoU gate of the low-score stage (ByteTrack's second association uses 0.5)."""
 
@@ -74,6 +84,16 @@ class ByteTracker:
 
     def __init__(self, config: TrackerConfig, *, output_predicted: bool = False) -> None:
         self._cfg = config
+        kinds = max(ObjectKind) + 1
+        self._high = np.full(kinds, config.high_threshold)  # per ObjectKind
+        self._new = np.full(kinds, config.new_track_threshold)
+        self._level = (
+            ScoreLevel(config.new_track_threshold, config.high_threshold)
+            if config.self_tuned()
+            else None
+        )
+        self._retuned_at = -math.inf
+        self._told = self._new.copy()  # thresholds last logged at INFO
         self._output_predicted = output_predicted
         self._table = TrackTable.empty()
         self._next_id = 1
@@ -100,8 +120,10 @@ class ByteTracker:
         table.matched[:] = False
         self._predict(dt)
         conf = detections.confidence
-        high = np.flatnonzero(conf >= self._cfg.high_threshold)
-        low = np.flatnonzero((conf >= self._cfg.low_threshold) & (conf < self._cfg.high_threshold))
+        cfg = self._cfg
+        is_high = conf >= self._high[detections.kind]
+        high = np.flatnonzero(is_high)
+        low = np.flatnonzero((conf >= cfg.low_threshold) & ~is_high)
 
         pool = np.flatnonzero(table.state != TENTATIVE)
         rows, cols, left_rows, left_high = self._match(pool, detections, high, self._cfg.match_iou)
@@ -114,15 +136,58 @@ class ByteTracker:
         self._apply(rows, detections, cols, pts)
 
         tentative = np.flatnonzero(table.state == TENTATIVE)
-        rows, cols, _, left_high = self._match(
-            tentative, detections, left_high, self._cfg.match_iou
-        )
+        rows, cols, _, left_high = self._match(tentative, detections, left_high, cfg.match_iou)
         self._apply(rows, detections, cols, pts)
 
         self._retire(pts)
-        new = left_high[conf[left_high] >= self._cfg.new_track_threshold]
+        new = left_high[conf[left_high] >= self._new[detections.kind[left_high]]]
         self._spawn(detections, new, pts)
-        return self._output()
+        out = self._output()
+        if self._level is not None:
+            seen = np.flatnonzero((table.track_id >= 0) & table.matched)
+            self._level.observe(
+                table.track_id[seen], table.kind[seen], table.score[seen], table.peak[seen]
+            )
+            if not pts - RETUNE_S < self._retuned_at <= pts:  # and whenever a track ends
+                self._retune()
+                self._retuned_at = pts
+        return out
+
+    def thresholds(self, kind: ObjectKind) -> tuple[float, float]:
+        """``(high, new)``: the scores at which a detection of ``kind`` continues and opens a
+        track now (the configured ones, or lower: :mod:`~.score_level`)."""
+        return float(self._high[kind]), float(self._new[kind])
+
+    def lowered(self) -> dict[str, float]:
+        """Kinds (by name) whose tracks open below the configured ``new_track_threshold`` now,
+        with the score they open at."""
+        return {
+            kind.name.lower(): float(self._new[kind])
+            for kind in TUNED_KINDS
+            if self._new[kind] < self._cfg.new_track_threshold
+        }
+
+    def _retune(self) -> None:
+        """Each kind's thresholds from the camera's score level (when self-tuned)."""
+        if self._level is None:
+            return
+        for kind in TUNED_KINDS:
+            high, new = self._level.thresholds(kind)
+            if (high, new) == self.thresholds(kind):
+                continue
+            told = abs(new - self._told[kind]) < 0.05  # said already, near enough
+            logger.log(
+                logging.DEBUG if told else logging.INFO,
+                "%s: tracks open at %.2f and continue at %.2f (the detector scores this "
+                "camera's sure ones %.2f)",
+                kind.name.lower(),
+                new,
+                high,
+                self._level.level(kind) or 0.0,
+            )
+            if not told:
+                self._told[kind] = new
+            self._high[kind], self._new[kind] = high, new
 
     def pop_finished(self) -> list[int]:
         """Ids of confirmed tracks that ended (lost past the buffer, evicted, reset) since the
@@ -209,6 +274,7 @@ class ByteTracker:
         table.hits[rows] += 1
         table.last_pts[rows] = pts
         table.score[rows] = detections.confidence[det]
+        table.peak[rows] = np.maximum(table.peak[rows], table.score[rows])
         table.matched[rows] = True
         table.add_votes(rows, detections.class_id[det], detections.confidence[det])
         table.state[rows[table.state[rows] == LOST]] = TRACKED
@@ -239,6 +305,9 @@ class ByteTracker:
         ids = self._table.track_id[mask]
         ids = ids[ids >= 0]
         self._finished.extend(int(i) for i in ids)
+        if self._level is not None and len(ids):
+            self._level.finish(ids.tolist())
+            self._retune()
         self.stats.tracks_finished += len(ids)
         self._table.keep(~mask)
 

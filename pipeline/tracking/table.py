@@ -30,6 +30,7 @@ class TrackTable:
     hits: NDArray[np.int32]  # matched detections so far
     last_pts: NDArray[np.float64]  # pts of the last match
     score: NDArray[np.float32]  # confidence of the last match
+    peak: NDArray[np.float32]  # highest confidence of its matches
     matched: NDArray[np.bool_]  # matched in the current frame
     votes: NDArray[np.float32]  # (N, C) score-weighted votes per model class
 
@@ -44,6 +45,7 @@ class TrackTable:
             hits=np.zeros(0, np.int32),
             last_pts=np.zeros(0, np.float64),
             score=np.zeros(0, np.float32),
+            peak=np.zeros(0, np.float32),
             matched=np.zeros(0, np.bool_),
             votes=np.zeros((0, 1), np.float32),
         )
@@ -61,6 +63,7 @@ class TrackTable:
         self.hits = self.hits[mask]
         self.last_pts = self.last_pts[mask]
         self.score = self.score[mask]
+        self.peak = self.peak[mask]
         self.matched = self.matched[mask]
         self.votes = self.votes[mask]
 
@@ -82,6 +85,7 @@ class TrackTable:
         self.hits = np.concatenate([self.hits, np.ones(n, np.int32)])
         self.last_pts = np.concatenate([self.last_pts, np.full(n, pts)])
         self.score = np.concatenate([self.score, score.astype(np.float32)])
+        self.peak = np.concatenate([self.peak, score.astype(np.float32)])
         self.matched = np.concatenate([self.matched, np.ones(n, np.bool_)])
         self.votes = np.concatenate([self.votes, np.zeros((n, self.votes.shape[1]), np.float32)])
 
