@@ -251,6 +251,12 @@ class EventsConfig(StrictModel):
         description="Persons riding a bicycle or motorbike produce no person event of their own "
         "(the two-wheeler's event stands for them).",
     )
+    suppress_occupants: bool = Field(
+        True,
+        description="Persons seen inside a car, bus or truck (drivers and passengers behind a "
+        "checkpoint camera's windscreen view) produce no person event: they are not "
+        "pedestrians (pipeline/occupants.py). Their face captures stay.",
+    )
     kinds: list[EventKind] = Field(
         default_factory=lambda: list(ALL_EVENT_KINDS),
         description="Which object kinds produce events.",

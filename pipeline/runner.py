@@ -26,6 +26,7 @@ from sharpeyes.pipeline.contrast import DetectorContrast
 from sharpeyes.pipeline.denoise import DetectorDenoise
 from sharpeyes.pipeline.errors import ModelError
 from sharpeyes.pipeline.near_field import NearField
+from sharpeyes.pipeline.occupants import OccupantMemory
 from sharpeyes.pipeline.protocols import Detector, FrameSource, Rule, Sink, Tracker
 from sharpeyes.pipeline.repeats import RepeatedFrames
 from sharpeyes.pipeline.riders import RiderMemory
@@ -132,6 +133,7 @@ class RunSummary:
     frames_stretched: int = 0  # analysed on a picture stretched for the detector (a veil)
     frames_near_field: int = 0  # analysed on the picture shrunk for the detector (near field)
     near_field_switches: int = 0  # times the camera changed its detector view (near_field)
+    occupants: int = 0  # person tracks inside a vehicle: no person_seen event (occupants)
     track_open_scores: dict[str, float] = field(default_factory=dict)  # kinds whose tracks
     # open below the configured score: the detector scores them lower (tracking.score_level)
     tonal_range: float | None = None  # the camera's running grey range (pipeline.contrast)
@@ -288,6 +290,7 @@ class StreamRunner:
         prefetch_depth: int = 4,
         stage_samples: int = 100_000,
         riders: RiderMemory | None = None,
+        occupants: OccupantMemory | None = None,
         post: Callable[[Detections], Detections] | None = None,
         intersection: IntersectionFactory | None = None,
         label: Callable[[Event], Event] | None = None,
@@ -327,6 +330,7 @@ class StreamRunner:
         self._moving: list[tuple[int, int, int, int]] = []  # the last analysed picture's tracks
         self.prefetch_depth = prefetch_depth
         self.riders = riders  # persons riding a two-wheeler: no person_seen event of their own
+        self.occupants = occupants  # persons inside a vehicle: no person_seen event either
         self.stage_samples = stage_samples
         self.summary = RunSummary(stream_id=source.info.stream_id)  # live; replaced by run()
         self._stopping = False
@@ -563,6 +567,8 @@ class StreamRunner:
                 self.summary.track_open_scores = self.tracker.lowered()
             if self.riders is not None:
                 self.riders.update(tracks, frame.pts)
+            if self.occupants is not None:
+                self.occupants.update(tracks, dets, frame.pts, frame.image.shape[0])
         signals = self._read_signals(frame, sw)
         self._recent_pts.append(frame.pts)
         events: list[Event] = []
@@ -618,18 +624,21 @@ class StreamRunner:
             self.history.drop_before(oldest - 1e-6)
 
     def _without_riders(self, events: list[Event]) -> list[Event]:
-        riders = self.riders
-        if riders is None:
+        """``events`` less the person_seen events of riders (the two-wheeler's event stands
+        for them) and of occupants (inside a vehicle: not pedestrians), which are counted."""
+        riders, occupants = self.riders, self.occupants
+        if riders is None and occupants is None:
             return events
-        return [
-            e
-            for e in events
-            if not (
-                e.type is EventType.PERSON_SEEN
-                and e.track_id is not None
-                and riders.is_rider(e.track_id)
-            )
-        ]
+        kept = []
+        for e in events:
+            if e.type is EventType.PERSON_SEEN and e.track_id is not None:
+                if riders is not None and riders.is_rider(e.track_id):
+                    continue
+                if occupants is not None and occupants.is_occupant(e.track_id):
+                    self.summary.occupants += 1
+                    continue
+            kept.append(e)
+        return kept
 
     def _end_of_stream(self) -> list[Event]:
         events = self._without_riders(self.events.flush())

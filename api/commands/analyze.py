@@ -141,6 +141,12 @@ class AnalyzeResult:
                 if s.frames_near_field
                 else ""
             )
+            + (
+                f"; {s.occupants} persons inside vehicles (drivers, passengers) not reported "
+                "as pedestrians"
+                if s.occupants
+                else ""
+            )
             + "".join(
                 f"; {kind.replace('_', '-')} tracks open at {score:.2f} (the detector scores "
                 "this camera's lower)"

@@ -95,6 +95,7 @@ class CameraWiring:
     denoise: bool = False  # a noisy picture is filtered for the detector (pipeline.denoise)
     stretch_contrast: bool = False  # a washed-out picture is stretched for it (pipeline.contrast)
     near_field: str = "off"  # objects filling the picture: auto / on / off (pipeline.near_field)
+    occupants: bool = False  # persons inside vehicles make no person event (pipeline.occupants)
 
     def semantic(self) -> dict[str, object]:
         """The parts that decide what the camera reports (not where it writes)."""
@@ -115,6 +116,7 @@ class CameraWiring:
             "denoise": self.denoise,
             "stretch_contrast": self.stretch_contrast,
             "near_field": self.near_field,
+            "occupants": self.occupants,
         }
 
 
@@ -384,6 +386,7 @@ def build_camera(
     """
     from sharpeyes.models.classes import COCO80_NAMES, VEHICLE_CLASS_CODES
     from sharpeyes.pipeline.events import ClassLabels, TrackEventBuilder
+    from sharpeyes.pipeline.occupants import OccupantMemory
     from sharpeyes.pipeline.riders import RiderMemory
     from sharpeyes.pipeline.tracking.bytetrack import ByteTracker
     from sharpeyes.streams.factory import is_live_source, make_source
@@ -423,6 +426,7 @@ def build_camera(
     live = is_live_source(source)
     prefetch = env.prefetch if env.prefetch is not None else not live
     riders = RiderMemory() if cam.events.suppress_riders else None
+    occupants = OccupantMemory() if cam.events.suppress_occupants else None
     events_cfg = cam.events
     if events_cfg.scene_images is None:  # on where records are structured: 卡口, faces
         structured = cam.structuring.enabled or cam.faces.enabled
@@ -462,6 +466,7 @@ def build_camera(
         prefetch_depth=4 if prefetch else 0,
         stage_samples=env.stage_samples,
         riders=riders,
+        occupants=occupants,
         post=post,
         intersection=intersection,
         label=ClassLabels(tuple(names), VEHICLE_CLASS_CODES),
@@ -478,6 +483,7 @@ def build_camera(
         policy=post.policy,
         tracker=cam.tracker.model_dump_json(),
         riders=riders is not None,
+        occupants=occupants is not None,
         event_kinds=_event_kinds(cam),
         intersection=intersection is not None,
         external_groups=tuple(groups),
