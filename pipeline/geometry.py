@@ -1,4 +1,5 @@
-"""Small shared geometry helpers: box IoU matrix, heading and direction names, GA/T direction codes.
+"""Small shared geometry helpers: box intersection and IoU matrices, heading and direction
+names, GA/T direction codes.
 
 Angle conventions (used everywhere in sharpeyes):
 
@@ -38,6 +39,20 @@ _GAT_CODE_BY_SECTOR: tuple[str, ...] = ("4", "5", "1", "7", "3", "6", "2", "8")
 GAT_DIRECTION_OTHER = "9"
 
 
+def intersection_matrix(a: NDArray[np.floating], b: NDArray[np.floating]) -> NDArray[np.float32]:
+    """Pairwise intersection areas of ``a`` (N, 4) and ``b`` (M, 4) xyxy boxes, (N, M)."""
+    a = np.asarray(a, dtype=np.float32).reshape(-1, 4)
+    b = np.asarray(b, dtype=np.float32).reshape(-1, 4)
+    ix1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    iy1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    ix2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    iy2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter: NDArray[np.float32] = (np.maximum(ix2 - ix1, 0.0) * np.maximum(iy2 - iy1, 0.0)).astype(
+        np.float32, copy=False
+    )
+    return inter
+
+
 def iou_matrix(a: NDArray[np.floating], b: NDArray[np.floating]) -> NDArray[np.float32]:
     """Pairwise IoU of ``a`` (N, 4) and ``b`` (M, 4) xyxy boxes, as an (N, M) float32 matrix.
 
@@ -47,11 +62,7 @@ def iou_matrix(a: NDArray[np.floating], b: NDArray[np.floating]) -> NDArray[np.f
     b = np.asarray(b, dtype=np.float32).reshape(-1, 4)
     if len(a) == 0 or len(b) == 0:
         return np.zeros((len(a), len(b)), dtype=np.float32)
-    ix1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    iy1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    ix2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    iy2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.maximum(ix2 - ix1, 0.0) * np.maximum(iy2 - iy1, 0.0)
+    inter = intersection_matrix(a, b)
     area_a = np.maximum(a[:, 2] - a[:, 0], 0.0) * np.maximum(a[:, 3] - a[:, 1], 0.0)
     area_b = np.maximum(b[:, 2] - b[:, 0], 0.0) * np.maximum(b[:, 3] - b[:, 1], 0.0)
     union = area_a[:, None] + area_b[None, :] - inter

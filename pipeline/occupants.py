@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
+from sharpeyes.pipeline.geometry import intersection_matrix
 from sharpeyes.pipeline.riders import COCO_TWO_WHEELERS
 from sharpeyes.pipeline.types import Detections, FloatArray, ObjectKind, Tracks
 
@@ -91,10 +92,8 @@ def inside(tracks: Tracks, vehicles: FloatArray, height: int) -> NDArray[np.bool
     if len(persons) == 0 or len(vehicles) == 0:
         return out
     pb, vb = tracks.xyxy[persons][:, None, :], vehicles[None, :, :]
-    iw = np.clip(np.minimum(pb[..., 2], vb[..., 2]) - np.maximum(pb[..., 0], vb[..., 0]), 0, None)
-    ih = np.clip(np.minimum(pb[..., 3], vb[..., 3]) - np.maximum(pb[..., 1], vb[..., 1]), 0, None)
     area = np.maximum((pb[..., 2] - pb[..., 0]) * (pb[..., 3] - pb[..., 1]), 1e-6)
-    share = iw * ih / area  # of the person's box, inside the vehicle's
+    share = intersection_matrix(tracks.xyxy[persons], vehicles) / area  # of the person's box
     above_ground = pb[..., 3] <= vb[..., 3] - GROUND_BAND * (vb[..., 3] - vb[..., 1])
     above_ground |= vb[..., 3] >= height * (1.0 - EDGE)
     out[persons] = ((share >= MIN_INSIDE) & above_ground).any(axis=1)

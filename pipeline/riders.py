@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
+from sharpeyes.pipeline.geometry import intersection_matrix
 from sharpeyes.pipeline.types import FloatArray, IntArray, ObjectKind, Tracks
 
 # COCO class ids of two-wheelers ("bicycle", "motorcycle"); NON_MOTOR kinds always count.
@@ -69,13 +70,11 @@ def cover_matrix(a: FloatArray, b: FloatArray) -> FloatArray:
     """(len(a), len(b)) intersection area over the smaller of the two box areas."""
     if len(a) == 0 or len(b) == 0:
         return np.zeros((len(a), len(b)), np.float32)
-    p, v = a[:, None, :], b[None, :, :]
-    iw = np.clip(np.minimum(p[..., 2], v[..., 2]) - np.maximum(p[..., 0], v[..., 0]), 0, None)
-    ih = np.clip(np.minimum(p[..., 3], v[..., 3]) - np.maximum(p[..., 1], v[..., 1]), 0, None)
+    inter = intersection_matrix(a, b)
     area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
     area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
     smaller = np.maximum(np.minimum(area_a[:, None], area_b[None, :]), 1e-6)
-    return np.asarray(iw * ih / smaller, np.float32)
+    return np.asarray(inter / smaller, np.float32)
 
 
 def carrier_ids(tracks: Tracks, params: RiderParams | None = None) -> IntArray:

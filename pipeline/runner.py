@@ -563,8 +563,6 @@ class StreamRunner:
                 (int(b[0]), int(b[1]), int(np.ceil(b[2])), int(np.ceil(b[3]))) for b in tracks.xyxy
             ]
             finished = self.tracker.pop_finished()
-            if isinstance(self.tracker, ByteTracker):
-                self.summary.track_open_scores = self.tracker.lowered()
             if self.riders is not None:
                 self.riders.update(tracks, frame.pts)
             if self.occupants is not None:
@@ -641,6 +639,8 @@ class StreamRunner:
         return kept
 
     def _end_of_stream(self) -> list[Event]:
+        if isinstance(self.tracker, ByteTracker):  # kinds whose tracks open lower by now
+            self.summary.track_open_scores = self.tracker.lowered()
         events = self._without_riders(self.events.flush())
         for rule in self.rules:
             events.extend(self._labelled(rule.end_of_stream()))
