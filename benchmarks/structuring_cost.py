@@ -36,6 +36,7 @@ from sharpeyes.pipeline.data import shared_dir
 from sharpeyes.pipeline.detection_filter import CameraDetectionFilter
 from sharpeyes.pipeline.events import TrackEventBuilder
 from sharpeyes.pipeline.runner import TRACKED_KINDS
+from sharpeyes.pipeline.structuring.earlier import EarlierPictures
 from sharpeyes.pipeline.structuring.vehicle import VehicleStructuring
 from sharpeyes.pipeline.tracking.bytetrack import ByteTracker
 from sharpeyes.pipeline.types import Event, Frame, ImageBGR, Tracks
@@ -100,7 +101,9 @@ def run(video: Path, config: Path, limit: int | None, full_every: int) -> dict[s
         )
     )
     reader = shared_plate_reader(cam.structuring.plate_detector)
-    stage = VehicleStructuring(inner, reader, cam.structuring)
+    sc = cam.structuring
+    earlier = EarlierPictures(sc.earlier_s, sc.read_interval_s, sc.min_box_px)
+    stage = VehicleStructuring(inner, reader, sc, earlier=earlier if sc.earlier_s > 0 else None)
     full_reader = shared_plate_reader("plate_det_640")
     det_s = struct_s = full_s = 0.0
     n = full_n = 0
@@ -116,6 +119,8 @@ def run(video: Path, config: Path, limit: int | None, full_every: int) -> dict[s
         stage.update(frame, tracks)
         if finished:
             stage.finish(finished)
+        if sc.earlier_s > 0:  # as the runner does, after the stage
+            earlier.add(frame, dets, tracks)
         t3 = time.perf_counter()
         det_s += t1 - t0
         struct_s += (t3 - t2) - (inner.seconds - before)
@@ -137,6 +142,7 @@ def run(video: Path, config: Path, limit: int | None, full_every: int) -> dict[s
         "intra_op_threads": detector.info.intra_op_threads or "default",
         "plate_detector": cam.structuring.plate_detector,
         "plate_reads": stage.reads_total,
+        "plate_reads_earlier": stage.earlier_reads,
         "detector_ms_per_frame": round(det_ms, 2),
         "structuring_ms_per_frame": round(st_ms, 2),
         "structuring_over_detector": round(st_ms / det_ms, 4) if det_ms else None,

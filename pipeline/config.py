@@ -294,6 +294,27 @@ class StructuringConfig(StrictModel):
     min_box_px: int = Field(
         48, ge=8, le=4096, description="Vehicle boxes with a shorter side below this are not read."
     )
+    read_backoff_max_s: float = Field(
+        1.6,
+        ge=0.0,
+        le=60.0,
+        description="After a read that found a plate it could not read, the next one waits "
+        "twice as long, up to this many seconds (at most read_interval_s: no backoff).",
+    )
+    settle_reads: int = Field(
+        4,
+        ge=0,
+        le=50,
+        description="A track whose plate this many sure reads (recogniser confidence ≥ 0.9) "
+        "named alike is not read again (0: read to max_reads_per_track).",
+    )
+    earlier_s: float = Field(
+        2.0,
+        ge=0.0,
+        le=10.0,
+        description="Seconds of pictures with vehicles no track holds, kept so that a new "
+        "track's plate is also read on its own pictures from before the track opened (0: off).",
+    )
     roi_margin: float = Field(
         0.1, ge=0.0, le=1.0, description="Margin added around the vehicle box for plate reading."
     )

@@ -31,6 +31,7 @@ from sharpeyes.pipeline.protocols import Detector, FrameSource, Rule, Sink, Trac
 from sharpeyes.pipeline.repeats import RepeatedFrames
 from sharpeyes.pipeline.riders import RiderMemory
 from sharpeyes.pipeline.stages import Prefetcher, StageTimes, Stopwatch
+from sharpeyes.pipeline.structuring.earlier import EarlierPictures
 from sharpeyes.pipeline.tracking.bytetrack import ByteTracker
 from sharpeyes.pipeline.types import (
     AnalysedFrame,
@@ -291,6 +292,7 @@ class StreamRunner:
         stage_samples: int = 100_000,
         riders: RiderMemory | None = None,
         occupants: OccupantMemory | None = None,
+        earlier: EarlierPictures | None = None,
         post: Callable[[Detections], Detections] | None = None,
         intersection: IntersectionFactory | None = None,
         label: Callable[[Event], Event] | None = None,
@@ -331,6 +333,8 @@ class StreamRunner:
         self.prefetch_depth = prefetch_depth
         self.riders = riders  # persons riding a two-wheeler: no person_seen event of their own
         self.occupants = occupants  # persons inside a vehicle: no person_seen event either
+        # pictures with untracked vehicles: a new track's plate is read on them too (structuring)
+        self.earlier = earlier
         self.stage_samples = stage_samples
         self.summary = RunSummary(stream_id=source.info.stream_id)  # live; replaced by run()
         self._stopping = False
@@ -575,6 +579,8 @@ class StreamRunner:
             if finished:
                 events.extend(self.events.finish(finished))
             events = self._without_riders(events)
+            if self.earlier is not None:  # after the stage looked back from this picture
+                self.earlier.add(frame, dets, tracks)
         if self.rules:
             if self.history is not None:
                 self.history.add(AnalysedFrame(frame, tracks, signals))

@@ -150,6 +150,35 @@ def test_a_checkpoint_camera_without_a_detector_setting_finds_its_near_field_eve
         assert [p for p, _ in plates(got)] == [NISSAN], (name, plates(got))
 
 
+@pytest.mark.skipif(not BEIJING.is_file(), reason="shared Beijing clip missing")
+def test_a_track_opened_late_is_read_on_its_earlier_pictures_everywhere(tmp_path: Path) -> None:
+    """Frames 690–790 at a live camera's 5 analysed pictures a second: 京J27373's track opens as
+    its plate leaves the picture, and the plate is read on the car's untracked pictures from
+    before (pipeline/structuring/earlier.py) — offline, live and in the cluster alike."""
+    seg = tmp_path / "seg.mp4"
+    _segment(BEIJING, seg, 690, 790)
+    cam = CameraConfig.model_validate(
+        {
+            "id": "kakou_late",
+            "url": str(seg),
+            "analysis_fps": 5.0,
+            "near_field": "on",
+            "structuring": {"enabled": True},
+            "events": {"kinds": ["motor_vehicle"]},
+        }
+    )
+    via_analyze(cam, tmp_path / "a")
+    via_run(cam, tmp_path / "r", timeout_s=120)
+    via_cluster(cam, tmp_path / "c", timeout_s=180)
+    for name, db in (
+        ("analyze", tmp_path / "a" / "events.db"),
+        ("run", tmp_path / "r" / "events.db"),
+        ("cluster", tmp_path / "c" / "cluster.db"),
+    ):
+        got = stored(db, cam.id)
+        assert [p for p, _ in plates(got)] == ["京J27373"], (name, plates(got))
+
+
 @pytest.mark.skipif(not PEDESTRIANS.is_file(), reason="shared pedestrian clip missing")
 def test_faces_are_captured_offline_live_and_in_the_cluster(tmp_path: Path) -> None:
     cam = CameraConfig.model_validate(

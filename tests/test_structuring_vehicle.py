@@ -289,3 +289,47 @@ def test_a_track_seen_in_colour_in_some_frames_votes_only_those() -> None:
     assert event.plate is not None and event.plate.color == "blue"
     extra = dict(event.extra)
     assert extra["vehicle_color"] == "white" and "color_status" not in extra
+
+
+def run_still(st: VehicleStructuring, frames: int) -> list[Event]:
+    """A car standing in the middle of the picture for ``frames`` pictures (25 a second)."""
+    events: list[Event] = []
+    for i in range(frames):
+        events += st.update(white_frame(i), car(1, 80))
+    return events + st.finish([1])
+
+
+def test_a_plate_four_sure_reads_agree_on_is_not_read_again() -> None:
+    """Four reads at confidence ≥ 0.9 name the same plate: the track's later pictures are not
+    read (fusion would state it whatever they say), its body colour is still voted on them."""
+    reader = FakeReader([[reading("京A12345", 0.95)]] * 20)
+    st = stage(reader, read_interval_s=0.2, max_reads_per_track=20)
+    (event,) = run_still(st, frames=50)  # 2 s: ten reads without settling
+    assert len(reader.rois) == 4
+    extra = dict(event.extra)
+    assert extra["plate_reads"] == "4" and event.plate is not None
+    assert event.plate.text == "京A12345" and extra["vehicle_color"] == "white"
+    # a weak or disagreeing read does not settle it; settle_reads 0 never settles
+    reader = FakeReader([[reading("京A12345", 0.95)], [reading("京A12845", 0.95)]] * 10)
+    run_still(stage(reader, read_interval_s=0.2, max_reads_per_track=20), frames=50)
+    assert len(reader.rois) == 7  # 京A12345 for the fourth time on the 7th read
+    reader = FakeReader([[reading("京A12345", 0.95)]] * 20)
+    run_still(stage(reader, read_interval_s=0.2, max_reads_per_track=20, settle_reads=0), 50)
+    assert len(reader.rois) == 10
+
+
+def test_a_plate_seen_but_unreadable_is_read_less_and_less_often() -> None:
+    """Each read that finds a plate it cannot read doubles the wait for the next, up to
+    ``read_backoff_max_s``; a read that finds no plate at all does not (the plate of an
+    approaching vehicle comes into view later)."""
+    reader = FakeReader([[reading(None, 0.2)]] * 30)
+    st = stage(reader, read_interval_s=0.2, max_reads_per_track=30, read_backoff_max_s=0.8)
+    run_still(st, frames=100)  # 4 s: reads at 0, 0.4, 1.2, 2.0, 2.8, 3.6 s
+    assert len(reader.rois) == 6
+    st = stage(reader := FakeReader([]), read_interval_s=0.2, max_reads_per_track=30)
+    run_still(st, frames=100)  # no plate found: every 0.2 s
+    assert len(reader.rois) == 20
+    reader = FakeReader([[reading(None, 0.2)]] * 30)
+    st = stage(reader, read_interval_s=0.2, max_reads_per_track=30, read_backoff_max_s=0.2)
+    run_still(st, frames=100)  # backoff off
+    assert len(reader.rois) == 20

@@ -96,6 +96,7 @@ class CameraWiring:
     stretch_contrast: bool = False  # a washed-out picture is stretched for it (pipeline.contrast)
     near_field: str = "off"  # objects filling the picture: auto / on / off (pipeline.near_field)
     occupants: bool = False  # persons inside vehicles make no person event (pipeline.occupants)
+    earlier_s: float = 0.0  # a new track's plate read on its untracked pictures (structuring)
 
     def semantic(self) -> dict[str, object]:
         """The parts that decide what the camera reports (not where it writes)."""
@@ -117,6 +118,7 @@ class CameraWiring:
             "stretch_contrast": self.stretch_contrast,
             "near_field": self.near_field,
             "occupants": self.occupants,
+            "earlier_s": self.earlier_s,
         }
 
 
@@ -388,6 +390,7 @@ def build_camera(
     from sharpeyes.pipeline.events import ClassLabels, TrackEventBuilder
     from sharpeyes.pipeline.occupants import OccupantMemory
     from sharpeyes.pipeline.riders import RiderMemory
+    from sharpeyes.pipeline.structuring.earlier import EarlierPictures
     from sharpeyes.pipeline.tracking.bytetrack import ByteTracker
     from sharpeyes.streams.factory import is_live_source, make_source
 
@@ -439,11 +442,20 @@ def build_camera(
         image_up_bearing_deg=cam.image_up_bearing_deg,
     )
     # -- checkpoint structuring (issue 13): plates + colours on vehicle_pass events ----------
+    earlier: EarlierPictures | None = None
     if cam.structuring.enabled:
         from sharpeyes.pipeline.structuring.vehicle import VehicleStructuring
 
         reader = shared_plate_reader(cam.structuring.plate_detector)
-        events = VehicleStructuring(events, reader, cam.structuring, class_names=tuple(names))
+        if cam.structuring.earlier_s > 0:  # a new track's pictures from before it was born
+            earlier = EarlierPictures(
+                cam.structuring.earlier_s,
+                cam.structuring.read_interval_s,
+                cam.structuring.min_box_px,
+            )
+        events = VehicleStructuring(
+            events, reader, cam.structuring, class_names=tuple(names), earlier=earlier
+        )
     # -- end checkpoint structuring ------------------------------------------------------------
     if cam.faces.enabled:  # face capture: the best face of each person track (one YuNet each)
         from sharpeyes.models.resolve import resolve_model
@@ -467,6 +479,7 @@ def build_camera(
         stage_samples=env.stage_samples,
         riders=riders,
         occupants=occupants,
+        earlier=earlier,
         post=post,
         intersection=intersection,
         label=ClassLabels(tuple(names), VEHICLE_CLASS_CODES),
@@ -484,6 +497,7 @@ def build_camera(
         tracker=cam.tracker.model_dump_json(),
         riders=riders is not None,
         occupants=occupants is not None,
+        earlier_s=earlier.window_s if earlier is not None else 0.0,
         event_kinds=_event_kinds(cam),
         intersection=intersection is not None,
         external_groups=tuple(groups),

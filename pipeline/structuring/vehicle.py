@@ -29,6 +29,7 @@ trousers colours of persons and riders).
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -42,6 +43,7 @@ from sharpeyes.pipeline.config import StructuringConfig
 from sharpeyes.pipeline.events import box_quality
 from sharpeyes.pipeline.picture import PictureColour
 from sharpeyes.pipeline.runner import TrackEvents
+from sharpeyes.pipeline.structuring.earlier import EarlierPictures
 from sharpeyes.pipeline.structuring.lab_colour import (
     ColourClassifier,
     backdrop,
@@ -142,6 +144,10 @@ class _TrackState:
     last_class: int | None = None  # the tracker's (score-weighted) class at the last detection
     class_votes: dict[int, float] = field(default_factory=dict)  # the tracker's, whole track
     monochrome_reads: int = 0  # reads on a picture without colour (no colour voted there)
+    fruitless: int = 0  # reads in a row that found a plate and could not read it (backoff)
+    settled: bool = False  # enough sure reads agree: no more plate reads (colour votes go on)
+    last_colour_pts: float | None = None  # the last body-colour vote
+    colour_votes: int = 0
 
 
 def _grow(box: Box, margin: float) -> Box:
@@ -169,9 +175,12 @@ class VehicleStructuring:
         colors: ColourClassifier | None = None,
         stale_s: float = 300.0,
         class_names: Sequence[str] | None = None,
+        earlier: EarlierPictures | None = None,
     ) -> None:
         """``class_names``: the detector's class list, to name the tracker's class votes; None
-        = COCO's, used only for events whose class id and name agree with it."""
+        = COCO's, used only for events whose class id and name agree with it. ``earlier``: the
+        camera's untracked pictures (:mod:`.earlier`, fed by the runner); a new track's plate is
+        also read on its own pictures from before it was born."""
         # persons and riders get their clothing colours in the same stage (one wrapper here,
         # so every entry point that enables structuring gets both)
         self._has_colour = PictureColour()
@@ -185,7 +194,9 @@ class VehicleStructuring:
         self._names: tuple[str, ...] = tuple(class_names or COCO80_NAMES)
         self._names_given = class_names is not None
         self._tracks: dict[int, _TrackState] = {}
+        self._earlier = earlier
         self.reads_total = 0
+        self.earlier_reads = 0  # reads on a track's pictures from before it was born
 
     def __len__(self) -> int:
         return len(self._tracks)
@@ -222,27 +233,65 @@ class VehicleStructuring:
             state = self._tracks.get(tid)
             if state is None:
                 state = self._tracks[tid] = _TrackState(frame.pts)
+                self._read_earlier(state, cars.xyxy[i], frame)
             state.last_pts = frame.pts
             state.last_class = int(cars.class_id[i])
             state.class_votes = cars.votes_of(i)  # cumulative: the latest holds the whole track
             q = float(quality[i])
             state.best_quality = max(state.best_quality, q)
-            if self._is_candidate(state, q, frame.pts, cars.xyxy[i]):
-                x1, y1, x2, y2 = (float(v) for v in cars.xyxy[i])
+            if not self._is_candidate(state, q, cars.xyxy[i]):
+                continue
+            x1, y1, x2, y2 = (float(v) for v in cars.xyxy[i])
+            box = Box(x1, y1, x2, y2, frame.width, frame.height)
+            c = self._cfg
+            if (
+                not state.settled
+                and state.reads < c.max_reads_per_track
+                and _due(frame.pts, state.last_read_pts, self._interval(state))
+            ):
                 others = np.delete(cars.xyxy, i, axis=0)
                 plate_end_seen = plate_end_in_view(cars.xyxy[i], others, frame.height)
-                box = Box(x1, y1, x2, y2, frame.width, frame.height)
                 self._read(frame, state, box, plate_end_seen)
+            if state.colour_votes < c.max_reads_per_track and _due(
+                frame.pts, state.last_colour_pts, c.read_interval_s
+            ):
+                self._vote_colour(frame, state, box)
 
-    def _is_candidate(
-        self, state: _TrackState, quality: float, pts: float, box: FloatArray
-    ) -> bool:
+    def _is_candidate(self, state: _TrackState, quality: float, box: FloatArray) -> bool:
+        """A best-view candidate: large enough and near its track's best quality so far."""
+        if min(float(box[2] - box[0]), float(box[3] - box[1])) < self._cfg.min_box_px:
+            return False
+        return quality >= self._cfg.candidate_ratio * state.best_quality
+
+    def _interval(self, state: _TrackState) -> float:
+        """Seconds until the track's next plate read: the read interval, doubled for each read
+        in a row that found a plate it could not read, up to ``read_backoff_max_s`` (a read that
+        finds no plate does not back off: an approaching vehicle shows its plate later)."""
         c = self._cfg
-        if min(float(box[2] - box[0]), float(box[3] - box[1])) < c.min_box_px:
-            return False
-        if state.reads >= c.max_reads_per_track or quality < c.candidate_ratio * state.best_quality:
-            return False
-        return state.last_read_pts is None or pts - state.last_read_pts >= c.read_interval_s
+        longest = max(c.read_interval_s, c.read_backoff_max_s)
+        return min(longest, c.read_interval_s * 2.0 ** min(state.fruitless, 16))
+
+    def _read_earlier(self, state: _TrackState, xyxy: FloatArray, frame: Frame) -> None:
+        """Read a new track's plate on its pictures from before it was born (:mod:`.earlier`),
+        oldest first, as candidates of their own: large enough, one per read interval."""
+        if self._earlier is None:
+            return
+        x1, y1, x2, y2 = (float(v) for v in xyxy)
+        box = Box(x1, y1, x2, y2, frame.width, frame.height)
+        for view in self._earlier.before(box, frame.pts):
+            b = view.box
+            if min(b.x2 - b.x1, b.y2 - b.y1) < self._cfg.min_box_px:
+                continue
+            if state.reads >= self._cfg.max_reads_per_track:
+                break
+            if state.settled:
+                break
+            if not _due(view.frame.pts, state.last_read_pts, self._cfg.read_interval_s):
+                continue
+            self.earlier_reads += 1
+            edge = plate_end_in_view(np.array([b.x1, b.y1, b.x2, b.y2]), _NO_BOXES, b.frame_h)
+            self._read(view.frame, state, b, edge)
+            self._vote_colour(view.frame, state, b)
 
     def _read(self, frame: Frame, state: _TrackState, vehicle: Box, plate_end_seen: bool) -> None:
         state.reads += 1
@@ -262,6 +311,8 @@ class VehicleStructuring:
         best = readings[0] if readings else None
         coloured = self._has_colour(frame)
         state.monochrome_reads += int(not coloured)
+        if best is not None:  # a plate seen but not read backs off; none seen yet does not
+            state.fruitless = 0 if best.text is not None else state.fruitless + 1
         if best is not None:
             # a grey picture shows no plate colour: the recogniser's colour would be a guess
             color = best.color if coloured else None
@@ -270,8 +321,16 @@ class VehicleStructuring:
                 jpeg = _plate_jpeg(frame.image, best.box)
                 if jpeg is not None:
                     state.best_plate_conf, state.plate_jpeg = best.confidence, jpeg
-        if not coloured:
+            state.settled = settled(state.votes, self._cfg.settle_reads)
+
+    def _vote_colour(self, frame: Frame, state: _TrackState, vehicle: Box) -> None:
+        """The body colour of ``vehicle`` in ``frame``, added to the track's votes (none on a
+        picture without colour)."""
+        state.colour_votes += 1
+        state.last_colour_pts = frame.pts
+        if not self._has_colour(frame):
             return
+        picture = self._has_colour.balance(frame)
         scene = backdrop(frame.image, vehicle, exposure=picture.exposure, balance=picture.gains)
         vote = classify_box(frame.image, vehicle_region(vehicle), scene, self._colors)
         if vote is not None:
@@ -362,6 +421,28 @@ def _vehicle_class(
         return event.class_code, [], None
     out = [("vehicle_class", decision.code), ("vehicle_class_basis", decision.basis)]
     return decision.code, out, decision.class_name
+
+
+_NO_BOXES: FloatArray = np.zeros((0, 4), np.float32)
+
+SETTLE_CONFIDENCE = 0.9
+"""A read counts towards settling a track's plate at this recogniser confidence or more."""
+
+
+def _due(pts: float, last: float | None, interval: float) -> bool:
+    return last is None or pts - last >= interval - 1e-6
+
+
+def settled(votes: Sequence[PlateVote], reads: int) -> bool:
+    """Whether ``reads`` sure reads (:data:`SETTLE_CONFIDENCE`) on pictures with colour name
+    the same text: fusion would state it whatever the track's later reads say, so the plate is
+    not read again (``reads`` 0: never). Reads on a grey picture do not count: they state no
+    plate colour, and a later picture in colour (night mode ending) may."""
+    if reads <= 0:
+        return False
+    sure = (v for v in votes if v.text and v.color and v.confidence >= SETTLE_CONFIDENCE)
+    texts = Counter(v.text for v in sure)
+    return bool(texts) and texts.most_common(1)[0][1] >= reads
 
 
 def plate_end_in_view(box: FloatArray, others: FloatArray, frame_h: int) -> bool:
