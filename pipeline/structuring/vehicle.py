@@ -6,6 +6,13 @@ the plate only on **best-view candidates** — a track whose box quality (``conf
 sqrt(area)``, as for the event crop) is at least ``candidate_ratio`` of its best so far, not
 read in the last ``read_interval_s`` and with fewer than ``max_reads_per_track`` reads. Each
 read runs the plate detector on the vehicle box (+ margin) only, never on the whole frame.
+A track whose plate ``settle_reads`` sure reads (recogniser confidence ≥ 0.9, on pictures with
+colour) named alike is not read again; after each read that found a plate it could not read,
+the next waits twice as long (up to ``read_backoff_max_s``) — a plate in a script the
+recogniser does not know, or too small, is not read twelve times. A new track's plate is also
+read on its own pictures from before the track opened (:mod:`.earlier`: the detector saw the
+vehicle, under the tracker's threshold), so a car whose track opens as its plate leaves the
+picture is still read. Body-colour votes go on at every read interval on candidates.
 
 Per read it keeps a :class:`PlateVote`, a body-colour vote (:mod:`.lab_colour`: the body
 region of the box against the backdrop around it) and the plate picture of the most confident
@@ -311,9 +318,9 @@ class VehicleStructuring:
         best = readings[0] if readings else None
         coloured = self._has_colour(frame)
         state.monochrome_reads += int(not coloured)
-        if best is not None:  # a plate seen but not read backs off; none seen yet does not
-            state.fruitless = 0 if best.text is not None else state.fruitless + 1
         if best is not None:
+            # a plate seen but not read backs off the next read; none seen yet does not
+            state.fruitless = 0 if best.text is not None else state.fruitless + 1
             # a grey picture shows no plate colour: the recogniser's colour would be a guess
             color = best.color if coloured else None
             state.votes.append(PlateVote(best.text, color, best.confidence))
@@ -435,7 +442,7 @@ def _due(pts: float, last: float | None, interval: float) -> bool:
 
 def settled(votes: Sequence[PlateVote], reads: int) -> bool:
     """Whether ``reads`` sure reads (:data:`SETTLE_CONFIDENCE`) on pictures with colour name
-    the same text: fusion would state it whatever the track's later reads say, so the plate is
+    the same text: the plate is known, and more reads would cost without changing it, so it is
     not read again (``reads`` 0: never). Reads on a grey picture do not count: they state no
     plate colour, and a later picture in colour (night mode ending) may."""
     if reads <= 0:
