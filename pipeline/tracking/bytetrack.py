@@ -16,7 +16,8 @@ Thresholds: ``high_threshold`` and ``new_track_threshold`` apply per kind. With
 ``thresholds: auto`` (the default, unless the config sets either score) a kind's pair comes down
 to what the detector scores the camera's sure tracks of that kind
 (:mod:`sharpeyes.pipeline.tracking.score_level`), looked at whenever a track ends and every
-:data:`RETUNE_S` of pts.
+:data:`RETUNE_S` of pts; a two-wheeler class's come down to what it scores under the camera's
+sure riders, and a two-wheeler a sure person track sits on opens at the floor.
 
 Identity: a track gets an id only when it is confirmed after ``min_hits`` matches, from this
 instance's own counter (1, 2, 3 … per stream; no class-level state). Ids are never reused by the
@@ -51,15 +52,25 @@ import numpy as np
 from numpy.typing import NDArray
 
 from sharpeyes.pipeline.config import TrackerConfig
+from sharpeyes.pipeline.riders import RiderParams
 from sharpeyes.pipeline.tracking import kalman
 from sharpeyes.pipeline.tracking.matching import assign, iou_cost
-from sharpeyes.pipeline.tracking.score_level import ScoreLevel
+from sharpeyes.pipeline.tracking.score_level import (
+    FLOOR_HIGH,
+    FLOOR_NEW,
+    PICTURES,
+    ScoreLevel,
+    mounts,
+)
 from sharpeyes.pipeline.tracking.table import LOST, TENTATIVE, TRACKED, TrackTable
 from sharpeyes.pipeline.types import Detections, ObjectKind, Tracks
 
 logger = logging.getLogger(__name__)
 
 TUNED_KINDS = (ObjectKind.PERSON, ObjectKind.NON_MOTOR, ObjectKind.MOTOR_VEHICLE)
+WHEELS = {1: "bicycle", 3: "motorcycle"}
+"""Two-wheeler model classes by name (the COCO ids of :data:`~.riders.COCO_TWO_WHEELERS`): their
+thresholds also come from the person tracks that ride them (:mod:`~.score_level`)."""
 RETUNE_S = 1.0
 """Seconds of pts between looks at the camera's score level while no track ends."""
 SECOND_STAGE_MIN_IOU = 0.5
@@ -87,6 +98,7 @@ class ByteTracker:
         kinds = max(ObjectKind) + 1
         self._high = np.full(kinds, config.high_threshold)  # per ObjectKind
         self._new = np.full(kinds, config.new_track_threshold)
+        self._wheel: dict[int, tuple[float, float]] = {}  # class id → lowered (high, new)
         self._level = (
             ScoreLevel(config.new_track_threshold, config.high_threshold)
             if config.self_tuned()
@@ -121,7 +133,8 @@ class ByteTracker:
         self._predict(dt)
         conf = detections.confidence
         cfg = self._cfg
-        is_high = conf >= self._high[detections.kind]
+        high_at, new_at = self._detection_thresholds(detections)
+        is_high = conf >= high_at
         high = np.flatnonzero(is_high)
         low = np.flatnonzero((conf >= cfg.low_threshold) & ~is_high)
 
@@ -140,7 +153,7 @@ class ByteTracker:
         self._apply(rows, detections, cols, pts)
 
         self._retire(pts)
-        new = left_high[conf[left_high] >= self._new[detections.kind[left_high]]]
+        new = left_high[conf[left_high] >= new_at[left_high]]
         self._spawn(detections, new, pts)
         out = self._output()
         if self._level is not None:
@@ -148,6 +161,7 @@ class ByteTracker:
             self._level.observe(
                 table.track_id[seen], table.kind[seen], table.score[seen], table.peak[seen]
             )
+            self._watch_riders(detections)
             if not pts - RETUNE_S < self._retuned_at <= pts:  # and whenever a track ends
                 self._retune()
                 self._retuned_at = pts
@@ -158,14 +172,74 @@ class ByteTracker:
         track now (the configured ones, or lower: :mod:`~.score_level`)."""
         return float(self._high[kind]), float(self._new[kind])
 
+    def wheel_thresholds(self, class_id: int) -> tuple[float, float]:
+        """``(high, new)`` of two-wheeler detections of model class ``class_id`` (besides their
+        kind's): the configured ones, or lower, learnt from their riders (:mod:`~.score_level`)."""
+        return self._wheel.get(class_id, (self._cfg.high_threshold, self._cfg.new_track_threshold))
+
     def lowered(self) -> dict[str, float]:
-        """Kinds (by name) whose tracks open below the configured ``new_track_threshold`` now,
-        with the score they open at."""
-        return {
+        """Kinds and two-wheeler classes (by name) whose tracks open below the configured
+        ``new_track_threshold`` now, with the score they open at."""
+        out = {
             kind.name.lower(): float(self._new[kind])
             for kind in TUNED_KINDS
             if self._new[kind] < self._cfg.new_track_threshold
         }
+        for c, (_, new) in sorted(self._wheel.items()):
+            out[WHEELS[c]] = new
+        return out
+
+    def _detection_thresholds(
+        self, detections: Detections
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Per detection, the scores at which it continues and opens a track: its kind's, its
+        two-wheeler class's where that is lower, the floor for a two-wheeler a sure person
+        track rides."""
+        high, new = self._high[detections.kind], self._new[detections.kind]
+        for c, (wheel_high, wheel_new) in self._wheel.items():
+            is_c = detections.class_id == c
+            high[is_c] = np.minimum(high[is_c], wheel_high)
+            new[is_c] = np.minimum(new[is_c], wheel_new)
+        if self._level is not None:
+            table = self._table
+            sure = np.flatnonzero(
+                (table.track_id >= 0)
+                & (table.state == TRACKED)  # detected in the previous picture
+                & (table.kind == int(ObjectKind.PERSON))
+                & (table.peak >= self._cfg.new_track_threshold - 1e-6)
+                & (table.hits >= PICTURES)
+            )
+            _, ridden = self._mounted(sure, detections, 0.0)
+            high[ridden] = np.minimum(high[ridden], FLOOR_HIGH)
+            new[ridden] = np.minimum(new[ridden], FLOOR_NEW)
+        return high, new
+
+    def _watch_riders(self, detections: Detections) -> None:
+        """Tell the score level which two-wheeler detections (down to ``low_threshold``) this
+        picture's person tracks sit on."""
+        assert self._level is not None
+        table = self._table
+        persons = np.flatnonzero(
+            (table.track_id >= 0) & table.matched & (table.kind == int(ObjectKind.PERSON))
+        )
+        riders, det = self._mounted(persons, detections, self._cfg.low_threshold)
+        self._level.ride(
+            table.track_id[riders], detections.class_id[det], detections.confidence[det]
+        )
+
+    def _mounted(
+        self, rows: NDArray[np.intp], detections: Detections, min_score: float
+    ) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+        """The person tracks among table ``rows`` (their current box) that sit on a two-wheeler
+        detection scored ``min_score`` or more, and the index of that detection."""
+        wheels = np.flatnonzero(
+            np.isin(detections.class_id, list(WHEELS)) & (detections.confidence >= min_score)
+        )
+        if len(rows) == 0 or len(wheels) == 0:
+            return rows[:0], wheels[:0]
+        boxes = kalman.state_to_xyxy(self._table.mean[rows])
+        on = mounts(boxes, detections.xyxy[wheels], RiderParams().min_cover)
+        return rows[on >= 0], wheels[on[on >= 0]]
 
     def _retune(self) -> None:
         """Each kind's thresholds from the camera's score level (when self-tuned)."""
@@ -188,6 +262,27 @@ class ByteTracker:
             if not told:
                 self._told[kind] = new
             self._high[kind], self._new[kind] = high, new
+        self._retune_wheels(self._level)
+
+    def _retune_wheels(self, level: ScoreLevel) -> None:
+        """Each two-wheeler class's thresholds from the level of the ones sure riders sit on."""
+        for c, name in WHEELS.items():
+            high, new = level.wheel_thresholds(c)
+            before = self._wheel.pop(c, None)
+            if new >= self._cfg.new_track_threshold:
+                continue
+            self._wheel[c] = high, new
+            if before == (high, new):
+                continue
+            logger.log(
+                logging.INFO if before is None or abs(new - before[1]) >= 0.05 else logging.DEBUG,
+                "%s: tracks open at %.2f and continue at %.2f (the detector scores the ones this "
+                "camera's sure riders sit on %.2f)",
+                name,
+                new,
+                high,
+                level.wheel_level(c) or 0.0,
+            )
 
     def pop_finished(self) -> list[int]:
         """Ids of confirmed tracks that ended (lost past the buffer, evicted, reset) since the
