@@ -237,7 +237,13 @@ class _Watch:
             self.stop()
 
 
-KIND_ZH = {"motor_vehicle": "机动车", "non_motor": "非机动车", "person": "行人"}
+KIND_ZH = {
+    "motor_vehicle": "机动车",
+    "non_motor": "非机动车",
+    "person": "行人",
+    "motorcycle": "摩托车",
+    "bicycle": "自行车",
+}
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,10 @@ from sharpeyes.pipeline.types import Detections, ObjectKind, Tracks
 
 logger = logging.getLogger(__name__)
 
+SHOWN_DIFFERENCE = 0.005
+"""A threshold lowered by less than this is not reported as lowered (0.597 would print as 0.60,
+the configured value)."""
+
 TUNED_KINDS = (ObjectKind.PERSON, ObjectKind.NON_MOTOR, ObjectKind.MOTOR_VEHICLE)
 WHEELS = {1: "bicycle", 3: "motorcycle"}
 """Two-wheeler model classes by name (the COCO ids of :data:`~.riders.COCO_TWO_WHEELERS`): their
@@ -179,14 +183,17 @@ class ByteTracker:
 
     def lowered(self) -> dict[str, float]:
         """Kinds and two-wheeler classes (by name) whose tracks open below the configured
-        ``new_track_threshold`` now, with the score they open at."""
+        ``new_track_threshold`` now, with the score they open at — where the two differ in
+        the two decimals a summary shows (:data:`SHOWN_DIFFERENCE`)."""
+        below = self._cfg.new_track_threshold - SHOWN_DIFFERENCE
         out = {
             kind.name.lower(): float(self._new[kind])
             for kind in TUNED_KINDS
-            if self._new[kind] < self._cfg.new_track_threshold
+            if self._new[kind] <= below
         }
         for c, (_, new) in sorted(self._wheel.items()):
-            out[WHEELS[c]] = new
+            if new <= below:
+                out[WHEELS[c]] = new
         return out
 
     def _detection_thresholds(
