@@ -76,6 +76,19 @@ GREY_MIN_PIXELS = 32
 BALANCE_LIMITS = (0.6, 1.6)
 
 
+def channel_max(px: NDArray[np.float32]) -> NDArray[np.float32]:
+    """The largest channel of each pixel of ``px`` (N × 3): ``px.max(axis=1)``, computed over
+    the three columns (numpy reduces a short last axis some thirty times slower)."""
+    out: NDArray[np.float32] = np.maximum(np.maximum(px[:, 0], px[:, 1]), px[:, 2])
+    return out
+
+
+def channel_min(px: NDArray[np.float32]) -> NDArray[np.float32]:
+    """The smallest channel of each pixel of ``px`` (N × 3), as :func:`channel_max`."""
+    out: NDArray[np.float32] = np.minimum(np.minimum(px[:, 0], px[:, 1]), px[:, 2])
+    return out
+
+
 def grey_balance(
     px: NDArray[np.float32], min_pixels: int = GREY_MIN_PIXELS
 ) -> tuple[NDArray[np.float32], NDArray[np.bool_]] | None:
@@ -83,13 +96,13 @@ def grey_balance(
     preserving, each within :data:`BALANCE_LIMITS`) that make their mean neutral, and which
     pixels were taken as grey (:data:`GREY_SPREADS`; neither dark nor near clipping). None when
     fewer than ``min_pixels`` pass the first test."""
-    mx = px.max(axis=1)
+    mx = channel_max(px)
     usable = (mx > 30) & (mx < 235)
     balance = np.ones(3, np.float32)
     grey = usable
     for n, spread in enumerate(GREY_SPREADS):
         bal = px * balance
-        bmx, bmn = bal.max(axis=1), bal.min(axis=1)
+        bmx, bmn = channel_max(bal), channel_min(bal)
         test = usable & ((bmx - bmn) < spread * np.maximum(bmx, 1.0))
         if int(test.sum()) < min_pixels:
             if n == 0:
@@ -124,7 +137,7 @@ def picture_balance(image: ImageBGR, stride: int = 4) -> PictureBalance:
     px = sample.reshape(-1, 3).astype(np.float32)
     found = grey_balance(px)
     gains = found[0] if found is not None else ones
-    level = float(np.percentile(np.minimum(px * gains, 255.0).max(axis=1), EXPOSURE_QUANTILE))
+    level = float(np.percentile(channel_max(np.minimum(px * gains, 255.0)), EXPOSURE_QUANTILE))
     if level <= 0.0:
         return PictureBalance(gains, 1.0)
     return PictureBalance(gains, float(min(max(EXPOSURE_TARGET / level, 1.0), MAX_EXPOSURE_GAIN)))

@@ -521,3 +521,16 @@ def test_a_vehicle_filling_the_frame_is_balanced_by_the_whole_picture(cast: np.n
     assert balanced is not None and left is not None
     assert balanced.color in {"black", "grey", "white"}  # no hue: the paint is neutral
     assert left.color not in {"black", "grey", "white"}, left  # the cast's hue
+
+
+def test_channel_extremes_are_numpys() -> None:
+    """The column-wise max / min the balance and CIELAB steps use give what numpy's reduction
+    over the last axis gives, bit for bit (they replaced it for speed)."""
+    from sharpeyes.pipeline.picture import channel_max, channel_min
+
+    rng = np.random.default_rng(7)
+    px = (rng.random((5000, 3)) * 255).astype(np.float32)
+    px[:10] = 255.0  # ties
+    assert np.array_equal(channel_max(px), px.max(axis=1))
+    assert np.array_equal(channel_min(px), px.min(axis=1))
+    assert channel_max(px[:0]).shape == (0,)

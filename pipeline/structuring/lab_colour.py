@@ -57,7 +57,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from sharpeyes.pipeline.picture import grey_balance
+from sharpeyes.pipeline.picture import channel_max, channel_min, grey_balance
 from sharpeyes.pipeline.types import Box, ImageBGR
 
 __all__ = [
@@ -193,8 +193,8 @@ def _lab(
     it is read as neutral at its brightest balanced channel."""
     raw = bgr.astype(np.float32).reshape(-1, 3)
     balanced = np.clip(raw * gains, 0, 255)
-    mx = raw.max(axis=1)
-    blown = (mx >= CLIPPED) & (raw.min(axis=1) >= (1.0 - BLOWN_SPREAD) * mx)
+    mx = channel_max(raw)
+    blown = (mx >= CLIPPED) & (channel_min(raw) >= (1.0 - BLOWN_SPREAD) * mx)
     if blown.any():
         balanced[blown] = balanced[blown].max(axis=1, keepdims=True)
     balanced = balanced.astype(np.uint8).reshape(-1, 1, 3)
