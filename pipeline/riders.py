@@ -77,29 +77,42 @@ def cover_matrix(a: FloatArray, b: FloatArray) -> FloatArray:
     return np.asarray(inter / smaller, np.float32)
 
 
-def carrier_ids(tracks: Tracks, params: RiderParams | None = None) -> IntArray:
-    """Per row: the track id of the two-wheeler a person sits on, -1 for none / non-persons.
+def mounts(person: FloatArray, wheel: FloatArray, min_cover: float) -> NDArray[np.intp]:
+    """Per person box (xyxy rows of ``person``), the index of the two-wheeler box of ``wheel`` it
+    sits on, -1 for none.
 
     A person sits on a two-wheeler when the boxes overlap by ``min_cover`` (of the smaller box),
     the person's horizontal centre is within the two-wheeler's width, and the person's top is
-    above the two-wheeler's top (riders sit on top; a walker passing behind a bike does not
-    stand inside its box). The best-covering two-wheeler wins.
+    above the two-wheeler's upper quarter (riders sit on top; a walker passing behind a bike
+    does not stand inside its box). The best-covering two-wheeler wins.
     """
+    out = np.full(len(person), -1, np.intp)
+    if len(person) == 0 or len(wheel) == 0:
+        return out
+    cover = cover_matrix(person, wheel)
+    cx = (person[:, 0] + person[:, 2]) / 2
+    centred = (cx[:, None] >= wheel[None, :, 0]) & (cx[:, None] <= wheel[None, :, 2])
+    top = wheel[:, 1] + 0.25 * (wheel[:, 3] - wheel[:, 1])
+    on_top = person[:, 1][:, None] <= top[None, :]
+    score = np.where(centred & on_top & (cover >= min_cover), cover, -1.0)
+    best = np.argmax(score, axis=1)
+    has = score[np.arange(len(person)), best] >= 0.0
+    out[has] = best[has]
+    return out
+
+
+def carrier_ids(tracks: Tracks, params: RiderParams | None = None) -> IntArray:
+    """Per row: the track id of the two-wheeler a person sits on (:func:`mounts`), -1 for none /
+    non-persons."""
     p = params or RiderParams()
     out = np.full(len(tracks), -1, np.int64)
     person_rows = np.flatnonzero(tracks.kind == int(ObjectKind.PERSON))
     wheel_rows = np.flatnonzero(two_wheeler_mask(tracks, p))
     if len(person_rows) == 0 or len(wheel_rows) == 0:
         return out
-    pb, wb = tracks.xyxy[person_rows], tracks.xyxy[wheel_rows]
-    cover = cover_matrix(pb, wb)
-    cx = (pb[:, 0] + pb[:, 2]) / 2
-    centred = (cx[:, None] >= wb[None, :, 0]) & (cx[:, None] <= wb[None, :, 2])
-    on_top = pb[:, 1][:, None] <= wb[None, :, 1] + 0.25 * (wb[None, :, 3] - wb[None, :, 1])
-    score = np.where(centred & on_top & (cover >= p.min_cover), cover, -1.0)
-    best = np.argmax(score, axis=1)
-    has = score[np.arange(len(person_rows)), best] >= 0.0
-    out[person_rows[has]] = tracks.track_id[wheel_rows[best[has]]]
+    on = mounts(tracks.xyxy[person_rows], tracks.xyxy[wheel_rows], p.min_cover)
+    has = on >= 0
+    out[person_rows[has]] = tracks.track_id[wheel_rows[on[has]]]
     return out
 
 
