@@ -17,7 +17,8 @@ Thresholds: ``high_threshold`` and ``new_track_threshold`` apply per kind. With
 to what the detector scores the camera's sure tracks of that kind
 (:mod:`sharpeyes.pipeline.tracking.score_level`), looked at whenever a track ends and every
 :data:`RETUNE_S` of pts; a two-wheeler class's come down to what it scores under the camera's
-sure riders, and a two-wheeler a sure person track sits on opens at the floor.
+sure riders, and a two-wheeler a sure person track sits on opens at the floor — as does a person
+sitting on a real two-wheeler track (one scored the configured threshold, or a sure person rode).
 
 Identity: a track gets an id only when it is confirmed after ``min_hits`` matches, from this
 instance's own counter (1, 2, 3 … per stream; no class-level state). Ids are never reused by the
@@ -103,6 +104,7 @@ class ByteTracker:
         self._high = np.full(kinds, config.high_threshold)  # per ObjectKind
         self._new = np.full(kinds, config.new_track_threshold)
         self._wheel: dict[int, tuple[float, float]] = {}  # class id → lowered (high, new)
+        self._carried: set[int] = set()  # two-wheeler track ids a sure person track sat on
         self._level = (
             ScoreLevel(config.new_track_threshold, config.high_threshold)
             if config.self_tuned()
@@ -201,7 +203,7 @@ class ByteTracker:
     ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """Per detection, the scores at which it continues and opens a track: its kind's, its
         two-wheeler class's where that is lower, the floor for a two-wheeler a sure person
-        track rides."""
+        track rides and for a person sitting on a real two-wheeler track (:meth:`_sure_wheels`)."""
         high, new = self._high[detections.kind], self._new[detections.kind]
         for c, (wheel_high, wheel_new) in self._wheel.items():
             is_c = detections.class_id == c
@@ -210,16 +212,50 @@ class ByteTracker:
         if self._level is not None:
             table = self._table
             sure = np.flatnonzero(
-                (table.track_id >= 0)
-                & (table.state == TRACKED)  # detected in the previous picture
-                & (table.kind == int(ObjectKind.PERSON))
-                & (table.peak >= self._cfg.new_track_threshold - 1e-6)
-                & (table.hits >= PICTURES)
+                self._sure(table.state == TRACKED) & (table.kind == int(ObjectKind.PERSON))
             )
             _, ridden = self._mounted(sure, detections, 0.0)
-            high[ridden] = np.minimum(high[ridden], FLOOR_HIGH)
-            new[ridden] = np.minimum(new[ridden], FLOOR_NEW)
+            floor = np.union1d(ridden, self._riders_on(self._sure_wheels(), detections))
+            high[floor] = np.minimum(high[floor], FLOOR_HIGH)
+            new[floor] = np.minimum(new[floor], FLOOR_NEW)
         return high, new
+
+    def _sure(self, state: NDArray[np.bool_]) -> NDArray[np.bool_]:
+        """Confirmed tracks in ``state`` detected in :data:`PICTURES` pictures that scored the
+        configured ``new_track_threshold`` once (the tracks :mod:`~.score_level` counts)."""
+        table = self._table
+        return (
+            (table.track_id >= 0)
+            & state
+            & (table.peak >= self._cfg.new_track_threshold - 1e-6)
+            & (table.hits >= PICTURES)
+        )
+
+    def _sure_wheels(self) -> NDArray[np.intp]:
+        """Rows of the confirmed two-wheeler tracks detected in the previous picture that are
+        real: scored the configured ``new_track_threshold`` once, or a sure person track sat on
+        them (:attr:`_carried`)."""
+        table = self._table
+        rows = self._wheel_rows(table.state == TRACKED)
+        real = table.peak[rows] >= self._cfg.new_track_threshold - 1e-6
+        real |= np.isin(table.track_id[rows], list(self._carried))
+        return rows[real]
+
+    def _wheel_rows(self, state: NDArray[np.bool_]) -> NDArray[np.intp]:
+        """Rows of the confirmed tracks in ``state`` whose class is a two-wheeler's."""
+        table = self._table
+        rows = np.flatnonzero((table.track_id >= 0) & state)
+        return rows[np.isin(table.class_ids(rows), list(WHEELS))]
+
+    def _riders_on(self, wheels: NDArray[np.intp], detections: Detections) -> NDArray[np.intp]:
+        """Person detections that sit on the two-wheeler tracks of table rows ``wheels`` (their
+        predicted box)."""
+        persons = np.flatnonzero(detections.kind == int(ObjectKind.PERSON))
+        if len(persons) == 0 or len(wheels) == 0:
+            return persons[:0]
+        boxes = kalman.state_to_xyxy(self._table.mean[wheels])
+        on = mounts(detections.xyxy[persons], boxes, RiderParams().min_cover)
+        return persons[on >= 0]
 
     def _watch_riders(self, detections: Detections) -> None:
         """Tell the score level which two-wheeler detections (down to ``low_threshold``) this
@@ -233,6 +269,18 @@ class ByteTracker:
         self._level.ride(
             table.track_id[riders], detections.class_id[det], detections.confidence[det]
         )
+        self._note_carried()
+
+    def _note_carried(self) -> None:
+        """Remember the two-wheeler tracks detected in this picture that a sure person track
+        detected in it sits on (:attr:`_carried`): real, whatever the detector scores them."""
+        table = self._table
+        sure = np.flatnonzero(self._sure(table.matched) & (table.kind == int(ObjectKind.PERSON)))
+        wheels = self._wheel_rows(table.matched)
+        if len(sure) and len(wheels):
+            boxes = kalman.state_to_xyxy(table.mean)
+            on = mounts(boxes[sure], boxes[wheels], RiderParams().min_cover)
+            self._carried.update(table.track_id[wheels[on[on >= 0]]].tolist())
 
     def _mounted(
         self, rows: NDArray[np.intp], detections: Detections, min_score: float
@@ -407,6 +455,7 @@ class ByteTracker:
         ids = self._table.track_id[mask]
         ids = ids[ids >= 0]
         self._finished.extend(int(i) for i in ids)
+        self._carried.difference_update(ids.tolist())
         if self._level is not None and len(ids):
             self._level.finish(ids.tolist())
             self._retune()
