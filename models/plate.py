@@ -230,6 +230,23 @@ def decode_detections(out: FloatArr, lb: Letterbox, conf: float, iou: float) -> 
     ]
 
 
+MIN_TEXT_PX = 50.0
+"""A plate narrower than this in the picture (pixels, its longer horizontal edge) is seen but
+not read: its text is None. Measured (docs/STRUCTURING.md, "A plate too small to read"): the
+Beijing checkpoint clip shrunk to 3/8 and 3/10 (plates 31–49 px wide) gave 27 right and 42 wrong
+reads — almost all a wrong province glyph (川/豫/粤 for 京), plausible enough to pass the plate
+grammar — against 71 right and 3 wrong at 50 px and over; the labelled still photos shrunk so
+their plates were 30–45 px wide read 21 right, 31 wrong, 8 nothing; at 50 px 10 / 5, at 55–70 px
+41 / 4. One wrong province is a false plate in a view library."""
+
+
+def plate_width(corners: FloatArr) -> float:
+    """A plate's width in picture pixels: the longer of its top and bottom edges (tl, tr, br,
+    bl corners)."""
+    tl, tr, br, bl = corners.astype(np.float32)
+    return max(float(np.linalg.norm(tr - tl)), float(np.linalg.norm(br - bl)))
+
+
 def rectify(image: ImageBGR, corners: FloatArr) -> ImageBGR:
     """Perspective-warp the quadrilateral (tl, tr, br, bl) to an upright rectangle."""
     tl, tr, br, bl = corners.astype(np.float32)
@@ -309,6 +326,7 @@ class PlateReader:
         det_threshold: float = 0.3,
         nms_iou: float = 0.5,
         min_char_confidence: float = 0.4,
+        min_text_px: float = MIN_TEXT_PX,
     ) -> None:
         det_path = locate_plate_model(det_model)
         rec_path = locate_plate_model(rec_model)
@@ -321,6 +339,7 @@ class PlateReader:
         self.det_threshold = det_threshold
         self.nms_iou = nms_iou
         self.min_char_confidence = min_char_confidence
+        self.min_text_px = min_text_px
 
     @property
     def providers(self) -> tuple[str, ...]:
@@ -423,11 +442,16 @@ class PlateReader:
     def recognise(
         self, image_bgr: ImageBGR, corners: FloatArr, layers: int
     ) -> tuple[str | None, str | None, float, str]:
-        """Rectify and read one plate. Returns (text or None, colour, confidence, raw text)."""
+        """Rectify and read one plate. Returns (text or None, colour, confidence, raw text);
+        the text is None for a plate narrower than :attr:`min_text_px` (:data:`MIN_TEXT_PX`),
+        whatever the recogniser made of it."""
         plate = rectify(image_bgr, corners)
         if layers == 2:
             plate = join_double_layer(plate)
-        return self.recognise_crop(plate)
+        text, color, conf, raw = self.recognise_crop(plate)
+        if plate_width(corners) < self.min_text_px:
+            return None, color, conf, raw
+        return text, color, conf, raw
 
     def recognise_crop(self, plate_bgr: ImageBGR) -> tuple[str | None, str | None, float, str]:
         """Read an already rectified plate crop."""

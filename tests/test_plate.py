@@ -213,3 +213,31 @@ def test_a_noisy_plate_is_read_filtered() -> None:
     # a clean picture's noise is under the threshold: read as it is
     clean = load(PLATES / "ccpd_01.jpg")
     assert noise_sigma(clean) < NOISE_ON
+
+
+@needs_data
+def test_a_plate_too_small_to_read_is_seen_but_not_read() -> None:
+    """Beijing frame 630 shrunk to 3/8: 京L87802's plate is 40 px wide and the recogniser reads
+    豫L87802 — sure of it, and a plausible plate — a false plate. Under ``MIN_TEXT_PX`` the plate
+    is found (its colour kept) and its text is None; the same frame at full size reads 京L87802."""
+    from sharpeyes.models.plate import MIN_TEXT_PX, plate_width
+
+    video = shared_dir() / "sample_videos" / "plates_closeup_beijing_640x360.mp4"
+    if not video.is_file():
+        pytest.skip(f"{video} not found")
+    cap = cv2.VideoCapture(str(video))
+    cap.set(cv2.CAP_PROP_POS_FRAMES, 630)
+    ok, frame = cap.read()
+    cap.release()
+    assert ok
+    small = np.asarray(
+        cv2.resize(frame, None, fx=0.375, fy=0.375, interpolation=cv2.INTER_AREA), np.uint8
+    )
+    unguarded = PlateReader(threads=1, min_text_px=0).read(small, max_plates=1)
+    assert unguarded and unguarded[0].text == "豫L87802" and unguarded[0].confidence >= 0.9
+    (seen,) = reader("plate_det_320").read(small, max_plates=1)
+    corners = np.asarray(seen.corners, np.float32)
+    assert plate_width(corners) < MIN_TEXT_PX
+    assert seen.text is None and seen.color == "blue" and seen.raw_text == "豫L87802"
+    (full,) = reader("plate_det_320").read(np.asarray(frame, np.uint8), max_plates=1)
+    assert full.text == "京L87802"
