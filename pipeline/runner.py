@@ -32,6 +32,7 @@ from sharpeyes.pipeline.repeats import RepeatedFrames
 from sharpeyes.pipeline.riders import RiderMemory
 from sharpeyes.pipeline.stages import Prefetcher, StageTimes, Stopwatch
 from sharpeyes.pipeline.structuring.earlier import EarlierPictures
+from sharpeyes.pipeline.structuring.plate_tally import PlateSizes, PlateTally
 from sharpeyes.pipeline.tracking.bytetrack import ByteTracker
 from sharpeyes.pipeline.types import (
     AnalysedFrame,
@@ -137,6 +138,7 @@ class RunSummary:
     occupants: int = 0  # person tracks inside a vehicle: no person_seen event (occupants)
     track_open_scores: dict[str, float] = field(default_factory=dict)  # kinds whose tracks
     # open below the configured score: the detector scores them lower (tracking.score_level)
+    plates: PlateSizes | None = None  # plates the checkpoint reads found (structuring)
     tonal_range: float | None = None  # the camera's running grey range (pipeline.contrast)
     violations_withheld_corrupt: int = 0  # not charged: a stage image would be corrupt
 
@@ -293,6 +295,7 @@ class StreamRunner:
         riders: RiderMemory | None = None,
         occupants: OccupantMemory | None = None,
         earlier: EarlierPictures | None = None,
+        plates: PlateTally | None = None,
         post: Callable[[Detections], Detections] | None = None,
         intersection: IntersectionFactory | None = None,
         label: Callable[[Event], Event] | None = None,
@@ -335,6 +338,7 @@ class StreamRunner:
         self.occupants = occupants  # persons inside a vehicle: no person_seen event either
         # pictures with untracked vehicles: a new track's plate is read on them too (structuring)
         self.earlier = earlier
+        self.plates = plates  # the checkpoint stage's plate sizes, summarised at the end
         self.stage_samples = stage_samples
         self.summary = RunSummary(stream_id=source.info.stream_id)  # live; replaced by run()
         self._stopping = False
@@ -647,6 +651,8 @@ class StreamRunner:
     def _end_of_stream(self) -> list[Event]:
         if isinstance(self.tracker, ByteTracker):  # kinds whose tracks open lower by now
             self.summary.track_open_scores = self.tracker.lowered()
+        if self.plates is not None:
+            self.summary.plates = self.plates.sizes()
         events = self._without_riders(self.events.flush())
         for rule in self.rules:
             events.extend(self._labelled(rule.end_of_stream()))

@@ -29,6 +29,7 @@ from sharpeyes.pipeline.errors import ConfigError, StreamOpenError
 from sharpeyes.pipeline.protocols import DetectorInfo, Sink
 from sharpeyes.pipeline.runner import RunSummary
 from sharpeyes.pipeline.signal_input import PhaseHub, UdpPhaseListener
+from sharpeyes.pipeline.structuring.plate_tally import describe as describe_plates
 from sharpeyes.pipeline.types import Detections, Event, Frame, SignalState, Tracks
 from sharpeyes.streams.factory import frames_deinterlaced
 
@@ -159,6 +160,8 @@ class AnalyzeResult:
             ),
             f"events: {s.events_total} ({by_type})",
         ]
+        if s.plates is not None and s.plates.seen:
+            lines.append(describe_plates(s.plates))
         lines += [f"warning: {note}" for note in self.source_notes]
         if self.clock_note:
             lines.append(self.clock_note)

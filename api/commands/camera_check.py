@@ -29,6 +29,7 @@ configuration, 3 problems found with ``--strict``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -42,6 +43,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from sharpeyes.pipeline.errors import ConfigError, SharpeyesError
+from sharpeyes.pipeline.structuring.plate_tally import PlateSizes
+from sharpeyes.pipeline.structuring.plate_tally import describe as describe_plates
 from sharpeyes.pipeline.types import Detections, Event, Frame, ImageBGR, SignalState, Tracks
 
 if TYPE_CHECKING:
@@ -55,6 +58,7 @@ if TYPE_CHECKING:
     from sharpeyes.pipeline.runner import RunSummary
 
 EXIT_OK, EXIT_READ, EXIT_USAGE, EXIT_PROBLEMS = 0, 1, 2, 3
+MIN_PLATES = 5  # plates found before their width is judged
 BACKGROUND_FRAMES = 7  # frames whose median is the picture's background
 
 
@@ -128,6 +132,8 @@ def run(args: argparse.Namespace) -> int:
         background = _median(frames)
         size = (background.shape[1], background.shape[0])
         findings += traffic.findings
+        if picture is not None:
+            findings += picture.findings()
     if args.json:
         report = _as_json(cam, size, findings, traffic)
         report["picture"] = picture.as_dict() if picture is not None else None
@@ -165,8 +171,13 @@ def _load(args: argparse.Namespace) -> tuple[CameraConfig, float] | int:
         cam = load_camera_config(config)
     except ConfigError as e:
         return _error(str(e).replace("\n", "; "), EXIT_USAGE)
-    if cam.intersection is None and cam.flow is None:
-        return _error(f"{config}: no intersection or flow geometry to check", EXIT_USAGE)
+    structured = cam.structuring.enabled or cam.faces.enabled  # a checkpoint: its pictures
+    if cam.intersection is None and cam.flow is None and not structured:
+        return _error(
+            f"{config}: no intersection or flow geometry to check, and no structuring or face "
+            "capture whose pictures could be checked",
+            EXIT_USAGE,
+        )
     return cam.model_copy(update={"url": video, "live": False}), seconds
 
 
@@ -262,6 +273,7 @@ class PictureQuality:
     near_field: bool = False  # objects fill the picture: shown to the detector shrunk
     track_open_scores: tuple[tuple[str, float], ...] = ()  # kinds the detector scores low:
     # their tracks open below the configured score (pipeline/tracking/score_level.py)
+    plates: PlateSizes | None = None  # plates the checkpoint reads found, how wide
 
     @staticmethod
     def of(summary: RunSummary, deinterlaced: int = 0) -> PictureQuality:
@@ -273,6 +285,7 @@ class PictureQuality:
             deinterlaced=deinterlaced > 0,
             near_field=summary.frames_near_field > 0,
             track_open_scores=tuple(sorted(summary.track_open_scores.items())),
+            plates=summary.plates if summary.plates is not None and summary.plates.seen else None,
         )
 
     def line(self, lang: Lang = "en") -> str:
@@ -307,9 +320,30 @@ class PictureQuality:
                 else f"the detector scores {kind.replace('_', '-')}s low: their tracks open at "
                 f"{score:.2f}"
             )
+        if self.plates is not None:
+            parts.append(describe_plates(self.plates, lang))
         if zh:
             return "画面：" + ("；".join(parts) or "未测量")
         return "picture: " + ("; ".join(parts) or "not measured")
+
+    def findings(self) -> list[Finding]:
+        """Problems the pictures show: plates too small to read, most of them (at least
+        :data:`MIN_PLATES` found)."""
+        from sharpeyes.pipeline import geometry_check
+
+        p = self.plates
+        if p is None or p.median_px is None or p.seen < MIN_PLATES or p.median_px >= p.needed_px:
+            return []
+        width, needed = f"{p.median_px:.0f}", f"{p.needed_px:.0f}"
+        return [
+            geometry_check.Finding(
+                "structuring",
+                f"plates are {width} px wide in the picture (median of {p.seen} found): too "
+                f"small to read, {needed} px needed — zoom in or move the camera closer",
+                f"车牌在画面中宽约 {width} 像素（{p.seen} 次检出的中位数），过小无法识别，需 "
+                f"{needed} 像素——请拉近焦距或移近摄像机",
+            )
+        ]
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -320,6 +354,7 @@ class PictureQuality:
             "deinterlaced": self.deinterlaced,
             "near_field": self.near_field,
             "track_open_scores": dict(self.track_open_scores),
+            "plates": None if self.plates is None else dataclasses.asdict(self.plates),
         }
 
 
@@ -332,12 +367,12 @@ def _observe(
     from sharpeyes.streams.factory import frames_deinterlaced
 
     assert cam.url is not None
-    # detection and tracking as the camera runs them; the rules, signal reader, evidence,
-    # plate reading and face capture judge nothing here and are left out
+    # detection and tracking as the camera runs them, and its plate reading (how wide its
+    # plates are: PictureQuality.plates); the rules, signal reader, evidence and face capture
+    # judge nothing here and are left out
     run_cam = cam.model_copy(
         update={
             "intersection": None,
-            "structuring": cam.structuring.model_copy(update={"enabled": False}),
             "faces": cam.faces.model_copy(update={"enabled": False}),
         }
     )
@@ -380,8 +415,10 @@ def _report_lines(
         if zh
         else f"camera {cam.id}: {size[0]}x{size[1]} px"
     ]
-    out.append("关键点（像素）：" if zh else "key points:")
-    out += [f"  {k}" for k in key_points(cam, size, chinese=zh)]
+    points = key_points(cam, size, chinese=zh)
+    if points:  # a checkpoint camera without geometry has none
+        out.append("关键点（像素）：" if zh else "key points:")
+        out += [f"  {k}" for k in points]
     if traffic is not None:
         out += traffic.text_lines(lang)
     else:

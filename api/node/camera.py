@@ -391,6 +391,7 @@ def build_camera(
     from sharpeyes.pipeline.occupants import OccupantMemory
     from sharpeyes.pipeline.riders import RiderMemory
     from sharpeyes.pipeline.structuring.earlier import EarlierPictures
+    from sharpeyes.pipeline.structuring.plate_tally import PlateTally
     from sharpeyes.pipeline.tracking.bytetrack import ByteTracker
     from sharpeyes.streams.factory import is_live_source, make_source
 
@@ -443,6 +444,7 @@ def build_camera(
     )
     # -- checkpoint structuring (issue 13): plates + colours on vehicle_pass events ----------
     earlier: EarlierPictures | None = None
+    plates: PlateTally | None = None
     if cam.structuring.enabled:
         from sharpeyes.pipeline.structuring.vehicle import VehicleStructuring
 
@@ -453,9 +455,10 @@ def build_camera(
                 cam.structuring.read_interval_s,
                 cam.structuring.min_box_px,
             )
-        events = VehicleStructuring(
+        vehicles = VehicleStructuring(
             events, reader, cam.structuring, class_names=tuple(names), earlier=earlier
         )
+        plates, events = vehicles.plates, vehicles
     # -- end checkpoint structuring ------------------------------------------------------------
     if cam.faces.enabled:  # face capture: the best face of each person track (one YuNet each)
         from sharpeyes.models.resolve import resolve_model
@@ -480,6 +483,7 @@ def build_camera(
         riders=riders,
         occupants=occupants,
         earlier=earlier,
+        plates=plates,
         post=post,
         intersection=intersection,
         label=ClassLabels(tuple(names), VEHICLE_CLASS_CODES),

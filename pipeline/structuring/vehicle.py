@@ -46,6 +46,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from sharpeyes.models.classes import COCO80_NAMES
+from sharpeyes.models.plate import MIN_TEXT_PX
 from sharpeyes.pipeline.config import StructuringConfig
 from sharpeyes.pipeline.events import box_quality
 from sharpeyes.pipeline.picture import PictureColour
@@ -66,6 +67,7 @@ from sharpeyes.pipeline.structuring.plate_fusion import (
     fuse_plate_reads,
     plate_agreement,
 )
+from sharpeyes.pipeline.structuring.plate_tally import PlateTally
 from sharpeyes.pipeline.structuring.vehicle_class import decide_vehicle_class, plate_size
 from sharpeyes.pipeline.types import (
     Box,
@@ -202,6 +204,7 @@ class VehicleStructuring:
         self._names_given = class_names is not None
         self._tracks: dict[int, _TrackState] = {}
         self._earlier = earlier
+        self.plates = PlateTally(MIN_TEXT_PX)  # how large the camera's plates are (camera-check)
         self.reads_total = 0
         self.earlier_reads = 0  # reads on a track's pictures from before it was born
 
@@ -319,6 +322,7 @@ class VehicleStructuring:
         coloured = self._has_colour(frame)
         state.monochrome_reads += int(not coloured)
         if best is not None:
+            self.plates.add(best.box.x2 - best.box.x1, best.text)
             # a plate seen but not read backs off the next read; none seen yet does not
             state.fruitless = 0 if best.text is not None else state.fruitless + 1
             # a grey picture shows no plate colour: the recogniser's colour would be a guess

@@ -1,0 +1,86 @@
+"""How wide a camera's plates are: counted by the checkpoint stage, said by ``analyze`` and
+``camera-check`` — a camera zoomed out too far to read plates is told so
+(``pipeline/structuring/plate_tally.py``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import pytest
+import yaml
+
+from sharpeyes.api.commands import cli
+from sharpeyes.models.plate import MIN_TEXT_PX
+from sharpeyes.pipeline.structuring.plate_tally import PlateTally, describe
+from tests.conftest import need
+
+
+def test_the_tally_counts_found_read_and_too_small() -> None:
+    tally = PlateTally(MIN_TEXT_PX)
+    for width, text in ((40.0, None), (42.0, None), (44.0, "京A12345"), (120.0, None)):
+        tally.add(width, text)
+    sizes = tally.sizes()
+    assert (sizes.seen, sizes.read, sizes.too_small) == (4, 1, 2)
+    assert sizes.median_px == 43.0
+    assert describe(sizes) == (
+        "plates: 4 found, 1 read, 2 too small to read (median 43 px wide, 50 px needed: zoom in "
+        "or move the camera closer)"
+    )
+    assert describe(sizes, "zh").startswith(
+        "车牌：检出 4 次，识别 1 次，2 次过小无法识别（中位宽度 43"
+    )
+    wide = PlateTally(MIN_TEXT_PX)
+    wide.add(107.0, "京M76967")
+    assert describe(wide.sizes()) == "plates: 1 found, 1 read (median 107 px wide)"
+
+
+def _shrunk(src: Path, dst: Path, scale: float, frames: int) -> None:
+    cap = cv2.VideoCapture(str(src))
+    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
+    writer: cv2.VideoWriter | None = None
+    try:
+        for _ in range(frames):
+            ok, img = cap.read()
+            if not ok:
+                break
+            small = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+            if writer is None:
+                h, w = small.shape[:2]
+                writer = cv2.VideoWriter(str(dst), cv2.VideoWriter.fourcc(*"mp4v"), fps, (w, h))
+            writer.write(small)
+    finally:
+        cap.release()
+        if writer is not None:
+            writer.release()
+
+
+@pytest.mark.integration
+def test_camera_check_tells_a_checkpoint_zoomed_out_too_far(
+    sample_videos: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The Beijing checkpoint's first 12 s shrunk to 3/8 (plates about 40 px wide): a checkpoint
+    camera (structuring only, no geometry) can be checked, its plates are found and too small
+    to read — a problem under ``structuring`` with the fix; at full size, read and no problem."""
+    src = sample_videos / "plates_closeup_beijing_640x360.mp4"
+    need(src.is_file(), f"{src} not found")
+    config = tmp_path / "kakou.yaml"
+    config.write_text(yaml.safe_dump({"id": "kakou", "structuring": {"enabled": True}}))
+    reports = {}
+    for scale in (0.375, 1.0):
+        clip = tmp_path / f"x{scale}.mp4"
+        _shrunk(src, clip, scale, 300)
+        args = ["camera-check", str(clip), "--config", str(config), "--seconds", "12", "--json"]
+        rc = cli.main([*args, "--strict"])
+        reports[scale] = (rc, json.loads(capsys.readouterr().out))
+    rc, small = reports[0.375]
+    plates = small["picture"]["plates"]
+    assert rc == 3 and plates["seen"] >= 5 and plates["read"] == 0
+    assert plates["median_px"] < MIN_TEXT_PX
+    assert [p["key"] for p in small["problems"]] == ["structuring"]
+    assert "zoom in" in small["problems"][0]["message"]
+    rc, full = reports[1.0]
+    assert rc == 0 and full["problems"] == []
+    assert full["picture"]["plates"]["read"] >= 5
+    assert full["picture"]["plates"]["median_px"] > 2 * MIN_TEXT_PX
