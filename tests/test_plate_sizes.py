@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import cv2
 import pytest
 import yaml
 
@@ -15,6 +14,7 @@ from sharpeyes.api.commands import cli
 from sharpeyes.models.plate import MIN_TEXT_PX
 from sharpeyes.pipeline.structuring.plate_tally import PlateTally, describe
 from tests.conftest import need
+from tests.test_structuring_eval import _segment
 
 
 def test_the_tally_counts_found_read_and_too_small() -> None:
@@ -36,26 +36,6 @@ def test_the_tally_counts_found_read_and_too_small() -> None:
     assert describe(wide.sizes()) == "plates: 1 found, 1 read (median 107 px wide)"
 
 
-def _shrunk(src: Path, dst: Path, scale: float, frames: int) -> None:
-    cap = cv2.VideoCapture(str(src))
-    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
-    writer: cv2.VideoWriter | None = None
-    try:
-        for _ in range(frames):
-            ok, img = cap.read()
-            if not ok:
-                break
-            small = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-            if writer is None:
-                h, w = small.shape[:2]
-                writer = cv2.VideoWriter(str(dst), cv2.VideoWriter.fourcc(*"mp4v"), fps, (w, h))
-            writer.write(small)
-    finally:
-        cap.release()
-        if writer is not None:
-            writer.release()
-
-
 @pytest.mark.integration
 def test_camera_check_tells_a_checkpoint_zoomed_out_too_far(
     sample_videos: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -70,7 +50,7 @@ def test_camera_check_tells_a_checkpoint_zoomed_out_too_far(
     reports = {}
     for scale in (0.375, 1.0):
         clip = tmp_path / f"x{scale}.mp4"
-        _shrunk(src, clip, scale, 300)
+        _segment(src, clip, 0, 300, scale)
         args = ["camera-check", str(clip), "--config", str(config), "--seconds", "12", "--json"]
         rc = cli.main([*args, "--strict"])
         reports[scale] = (rc, json.loads(capsys.readouterr().out))

@@ -91,6 +91,20 @@ def colour_of(events: list[Stored], plate: str) -> set[str]:
     return {str(e.extra.get("vehicle_color")) for e in events if e.plate == plate}
 
 
+def assert_plates_everywhere(cam: CameraConfig, tmp_path: Path, expected: list[str]) -> None:
+    """``cam`` through ``analyze``, ``run`` and the cluster: each states exactly ``expected``."""
+    via_analyze(cam, tmp_path / "a")
+    via_run(cam, tmp_path / "r", timeout_s=120)
+    via_cluster(cam, tmp_path / "c", timeout_s=180)
+    for name, db in (
+        ("analyze", tmp_path / "a" / "events.db"),
+        ("run", tmp_path / "r" / "events.db"),
+        ("cluster", tmp_path / "c" / "cluster.db"),
+    ):
+        got = stored(db, cam.id)
+        assert [p for p, _ in plates(got)] == expected, (name, plates(got))
+
+
 @pytest.mark.skipif(not BEIJING.is_file(), reason="shared Beijing clip missing")
 def test_checkpoint_reads_the_same_plate_offline_live_and_in_the_cluster(tmp_path: Path) -> None:
     seg = tmp_path / "seg.mp4"
@@ -138,16 +152,7 @@ def test_a_checkpoint_camera_without_a_detector_setting_finds_its_near_field_eve
         }
     )
     assert cam.near_field == "auto" and cam.detector.input_size is None
-    via_analyze(cam, tmp_path / "a")
-    via_run(cam, tmp_path / "r", timeout_s=120)
-    via_cluster(cam, tmp_path / "c", timeout_s=180)
-    for name, db in (
-        ("analyze", tmp_path / "a" / "events.db"),
-        ("run", tmp_path / "r" / "events.db"),
-        ("cluster", tmp_path / "c" / "cluster.db"),
-    ):
-        got = stored(db, cam.id)
-        assert [p for p, _ in plates(got)] == [NISSAN], (name, plates(got))
+    assert_plates_everywhere(cam, tmp_path, [NISSAN])
 
 
 @pytest.mark.skipif(not BEIJING.is_file(), reason="shared Beijing clip missing")
@@ -167,16 +172,7 @@ def test_a_track_opened_late_is_read_on_its_earlier_pictures_everywhere(tmp_path
             "events": {"kinds": ["motor_vehicle"]},
         }
     )
-    via_analyze(cam, tmp_path / "a")
-    via_run(cam, tmp_path / "r", timeout_s=120)
-    via_cluster(cam, tmp_path / "c", timeout_s=180)
-    for name, db in (
-        ("analyze", tmp_path / "a" / "events.db"),
-        ("run", tmp_path / "r" / "events.db"),
-        ("cluster", tmp_path / "c" / "cluster.db"),
-    ):
-        got = stored(db, cam.id)
-        assert [p for p, _ in plates(got)] == ["京J27373"], (name, plates(got))
+    assert_plates_everywhere(cam, tmp_path, ["京J27373"])
 
 
 @pytest.mark.skipif(not PEDESTRIANS.is_file(), reason="shared pedestrian clip missing")

@@ -21,7 +21,8 @@ CONFIG = REPO / "sample_videos" / "plates_closeup_beijing.yaml"
 CLIP = "plates_closeup_beijing_640x360.mp4"
 
 
-def _segment(src: Path, dst: Path, start: int, end: int) -> None:
+def _segment(src: Path, dst: Path, start: int, end: int, scale: float = 1.0) -> None:
+    """Frames ``start`` to ``end`` of ``src`` into ``dst`` (mp4v), each resized by ``scale``."""
     cap = cv2.VideoCapture(str(src))
     fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
     cap.set(cv2.CAP_PROP_POS_FRAMES, start)
@@ -31,6 +32,8 @@ def _segment(src: Path, dst: Path, start: int, end: int) -> None:
             ok, img = cap.read()
             if not ok:
                 break
+            if scale != 1.0:
+                img = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
             if writer is None:
                 h, w = img.shape[:2]
                 writer = cv2.VideoWriter(str(dst), cv2.VideoWriter.fourcc(*"mp4v"), fps, (w, h))
