@@ -292,9 +292,7 @@ class VehicleStructuring:
             b = view.box
             if min(b.x2 - b.x1, b.y2 - b.y1) < self._cfg.min_box_px:
                 continue
-            if state.reads >= self._cfg.max_reads_per_track:
-                break
-            if state.settled:
+            if state.settled or state.reads >= self._cfg.max_reads_per_track:
                 break
             if not _due(view.frame.pts, state.last_read_pts, self._cfg.read_interval_s):
                 continue

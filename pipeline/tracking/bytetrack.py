@@ -278,8 +278,8 @@ class ByteTracker:
         sure = np.flatnonzero(self._sure(table.matched) & (table.kind == int(ObjectKind.PERSON)))
         wheels = self._wheel_rows(table.matched)
         if len(sure) and len(wheels):
-            boxes = kalman.state_to_xyxy(table.mean)
-            on = mounts(boxes[sure], boxes[wheels], RiderParams().min_cover)
+            persons = kalman.state_to_xyxy(table.mean[sure])
+            on = mounts(persons, kalman.state_to_xyxy(table.mean[wheels]), RiderParams().min_cover)
             self._carried.update(table.track_id[wheels[on[on >= 0]]].tolist())
 
     def _mounted(
