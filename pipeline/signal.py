@@ -52,10 +52,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-BALANCE_SAMPLE_W = 160
-"""The white balance is measured on a sample about this many pixels wide (stride 4 at 640, 24 at
-3840): a few ms every ``COLOUR_CHECK_S`` at any size (96 ms at 3840×2160 with stride 4)."""
-
 COLOUR_CHECK_S = 0.5
 """How often (pts seconds) the board checks whether the picture has colour."""
 MODE_HOLD_S = 1.0
@@ -334,8 +330,7 @@ class SignalBoard:
         lamps are what the board reads): colourless for :data:`MODE_HOLD_S` makes it grey,
         colour for as long makes it colour again; the first check decides at once."""
         colourless = not picture_has_colour(frame.image)
-        stride = max(4, frame.image.shape[1] // BALANCE_SAMPLE_W)
-        gains = None if colourless else picture_balance(frame.image, stride).gains
+        gains = None if colourless else picture_balance(frame.image).gains
         self._gains = None if gains is None or np.allclose(gains, 1.0) else gains
         if self._run is None or self._run[0] != colourless:
             self._run = (colourless, frame.pts)
