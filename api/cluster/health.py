@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from sharpeyes.api.cluster.leases import CameraRow
+from sharpeyes.pipeline.structuring.plate_tally import PlateSizes
 
 
 class CameraState(enum.StrEnum):
@@ -39,6 +40,7 @@ class CameraStatus:
     commits: int = 0
     rejected: int = 0
     error: str | None = None
+    plates: PlateSizes | None = None  # a checkpoint camera's plates found, read, how wide
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +65,7 @@ class CameraHealth:
     fps: float
     lag_s: float
     last_commit_age_s: float | None
+    plates: PlateSizes | None = None  # a checkpoint camera's plates (None: reads none)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +129,7 @@ def merge(
                 fps=0.0 if status is None else status.fps,
                 lag_s=0.0 if status is None else status.lag_s,
                 last_commit_age_s=age,
+                plates=None if status is None else status.plates,
             )
         )
     return ClusterHealth(tuple(out), tuple(workers), now_ms)
@@ -178,6 +182,7 @@ def render_metrics(health: ClusterHealth) -> str:
         ]
         for c in health.cameras:
             lines.append(f'sharpeyes_cluster_{name}{{camera="{c.camera_id}"}} {get(c):.3f}')
+    lines += _plate_metrics(health.cameras)
     lines += ["# TYPE sharpeyes_cluster_worker_load gauge"]
     for w in health.workers:
         lines.append(
@@ -185,3 +190,34 @@ def render_metrics(health: ClusterHealth) -> str:
         )
     lines.append(f"sharpeyes_cluster_n_plus_one {1 if health.n_plus_one() else 0}")
     return "\n".join(lines) + "\n"
+
+
+def _plate_metrics(cameras: Sequence[CameraHealth]) -> list[str]:
+    """A checkpoint camera's plates found, read and too small to read (counters since its
+    pipeline started) and their median width, as the node's ``sharpeyes_stream_plate*``."""
+    read = [c for c in cameras if c.plates is not None]
+    counters: tuple[tuple[str, str, Callable[[PlateSizes], int]], ...] = (
+        ("plates_found", "Plates found by the camera's plate reads.", lambda p: p.seen),
+        ("plates_read", "Plates whose text was read.", lambda p: p.read),
+        (
+            "plates_too_small",
+            "Plates not read: narrower than the 50 px a plate needs.",
+            lambda p: p.too_small,
+        ),
+    )
+    lines: list[str] = []
+    for name, help_text, get in counters:
+        metric = f"sharpeyes_cluster_camera_{name}_total"
+        lines += [f"# HELP {metric} {help_text}", f"# TYPE {metric} counter"]
+        for c in read:
+            assert c.plates is not None
+            lines.append(f'{metric}{{camera="{c.camera_id}"}} {get(c.plates)}')
+    metric = "sharpeyes_cluster_camera_plate_width_pixels"
+    lines += [
+        f"# HELP {metric} Median width of the camera's latest plates (under 50 too small to read).",
+        f"# TYPE {metric} gauge",
+    ]
+    for c in read:
+        if c.plates is not None and c.plates.median_px is not None:
+            lines.append(f'{metric}{{camera="{c.camera_id}"}} {c.plates.median_px:.1f}')
+    return lines

@@ -16,6 +16,7 @@ from sharpeyes.api.cluster.health import ClusterHealth, render_metrics
 from sharpeyes.api.cluster.leases import UnknownCameraError
 from sharpeyes.api.cluster.service import ClusterHandle
 from sharpeyes.api.rest.deps import AUTH_RESPONSES, Admin, Viewer
+from sharpeyes.api.rest.schemas import PlateSizesPublic
 from sharpeyes.pipeline.config import CameraConfig
 
 
@@ -31,6 +32,12 @@ class CameraHealthPublic(BaseModel):
     fps: float
     lag_s: float
     last_commit_age_s: float | None
+    plates: PlateSizesPublic | None = Field(
+        None,
+        description="A checkpoint camera's plates: found, read, too small to read, their median "
+        "width and, when they are too small, the finding. None for a camera that reads no "
+        "plates (or not reported yet).",
+    )
 
 
 class WorkerPublic(BaseModel):
@@ -77,6 +84,7 @@ def health_public(backend: str, h: ClusterHealth) -> ClusterHealthPublic:
                 fps=c.fps,
                 lag_s=c.lag_s,
                 last_commit_age_s=c.last_commit_age_s,
+                plates=None if c.plates is None else PlateSizesPublic.of(c.plates),
             )
             for c in h.cameras
         ],

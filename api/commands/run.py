@@ -29,7 +29,7 @@ from sharpeyes.api.node.prom import MetricsServer, build_registry, serve_metrics
 from sharpeyes.api.node.runtime import CameraHealth, NodeRuntime
 from sharpeyes.api.node.settings import ServiceConfig, load_service_config
 from sharpeyes.api.rest.feed import committed_publisher
-from sharpeyes.api.rest.schemas import StreamHealthPublic
+from sharpeyes.api.rest.schemas import PlateSizesPublic, StreamHealthPublic
 from sharpeyes.pipeline.data import samples_dir
 from sharpeyes.pipeline.errors import ConfigError
 from sharpeyes.pipeline.signal_input import UdpPhaseListener
@@ -81,6 +81,7 @@ def health_public(h: CameraHealth) -> StreamHealthPublic:
         contrast_stretched=h.contrast_stretched,
         near_field=h.near_field,
         frames_deinterlaced=h.frames_deinterlaced,
+        plates=None if h.plates is None else PlateSizesPublic.of(h.plates),
     )
 
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from sharpeyes.pipeline.config import CameraConfig
 from sharpeyes.pipeline.protocols import Sink
 from sharpeyes.pipeline.runner import StreamRunner
+from sharpeyes.pipeline.structuring.plate_tally import PlateSizes
 from sharpeyes.pipeline.supervisor import WorkerState, WorkerStatus
 from sharpeyes.pipeline.types import Detections, Event, EventType, Frame, SignalState, Tracks
 from sharpeyes.streams.factory import LiveFileSource, frames_deinterlaced, source_decoder
@@ -46,6 +47,9 @@ class CameraHealth:
     stream, ``sampling`` = not picked by the analysis rate, ``decode_error``).
     ``decoder`` is the decoder actually in use (after any CPU fallback) and
     ``detector_backend`` the node's detector runtime and providers actually in use.
+    ``plates``: a checkpoint camera's plates found, read and too small to read, and their
+    median width (``pipeline/structuring/plate_tally.py``), since its pipeline started; None
+    for a camera that reads no plates.
     """
 
     camera_id: str
@@ -79,6 +83,7 @@ class CameraHealth:
     contrast_stretched: bool = False  # the detector is shown the picture stretched (a veil)
     near_field: bool = False  # the detector is shown the picture shrunk (objects fill it)
     frames_deinterlaced: int = 0  # interlaced pictures whose combs were undone (streams.fields)
+    plates: PlateSizes | None = None  # plates a checkpoint camera's reads found (structuring)
 
     def to_dict(self) -> dict[str, object]:
         out = asdict(self)
@@ -219,6 +224,18 @@ def _tonal_range(runner: StreamRunner | None) -> float | None:
     return round(runner.contrast.span)
 
 
+def plate_sizes(runner: StreamRunner | None) -> PlateSizes | None:
+    """The camera's plate sizes so far (its runner thread counts them while this reads);
+    None for a camera without plate reading."""
+    tally = runner.plates if runner is not None else None
+    if tally is None:
+        return None
+    try:
+        return tally.sizes()
+    except RuntimeError:  # the widths changed while they were read: next time
+        return None
+
+
 def camera_health(
     cam: CameraEntry,
     status: WorkerStatus,
@@ -257,6 +274,7 @@ def camera_health(
         last_error=status.last_error,
         detector_backend=detector_backend,
         signal_problems=_signal_problems(runner),
+        plates=plate_sizes(runner),
     )
     forced = _worker_state(status)
     if isinstance(source, RtspSource):

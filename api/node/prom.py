@@ -19,6 +19,7 @@ from prometheus_client.registry import Collector
 
 from sharpeyes.pipeline.batcher import BatcherStats
 from sharpeyes.pipeline.signal_input import PhaseCountsSnapshot
+from sharpeyes.pipeline.structuring.plate_tally import PlateSizes
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +73,8 @@ class HealthLike(Protocol):
     def tonal_range(self) -> float | None: ...
     @property
     def frames_deinterlaced(self) -> int: ...
+    @property
+    def plates(self) -> PlateSizes | None: ...
     @property
     def events(self) -> int: ...
     @property
@@ -136,6 +139,12 @@ def _stream_metrics(health: Mapping[str, HealthLike]) -> Iterator[Metric]:
             "detector is shown it stretched (haze, fog, a dirty dome, a flare).",
             cam,
         ),
+        "plate_width": _gauge(
+            "stream_plate_width_pixels",
+            "Median width of a checkpoint camera's latest plates (picture pixels); under 50 "
+            "they are too small to read: zoom in or move the camera closer.",
+            cam,
+        ),
     }
     counters = {
         "reconnects": _counter("stream_reconnects", "Reconnects of the source.", cam),
@@ -155,6 +164,19 @@ def _stream_metrics(health: Mapping[str, HealthLike]) -> Iterator[Metric]:
         "deinterlaced": _counter(
             "stream_deinterlaced_frames",
             "Interlaced pictures whose combs were undone before analysis.",
+            cam,
+        ),
+        "plates_found": _counter(
+            "stream_plates_found",
+            "Plates found by a checkpoint camera's plate reads (since its pipeline started).",
+            cam,
+        ),
+        "plates_read": _counter(
+            "stream_plates_read", "Plates whose text was read (since the pipeline started).", cam
+        ),
+        "plates_too_small": _counter(
+            "stream_plates_too_small",
+            "Plates not read: narrower than the 50 px a plate needs (since the pipeline started).",
             cam,
         ),
     }
@@ -183,6 +205,12 @@ def _stream_metrics(health: Mapping[str, HealthLike]) -> Iterator[Metric]:
             gauges["noise"].add_metric([cid], h.noise_sigma)
         if h.tonal_range is not None:
             gauges["range"].add_metric([cid], h.tonal_range)
+        if h.plates is not None:  # a camera reading plates (structuring)
+            counters["plates_found"].add_metric([cid], h.plates.seen)
+            counters["plates_read"].add_metric([cid], h.plates.read)
+            counters["plates_too_small"].add_metric([cid], h.plates.too_small)
+            if h.plates.median_px is not None:
+                gauges["plate_width"].add_metric([cid], h.plates.median_px)
         for reason, n in sorted(h.drops.items()):
             drops.add_metric([cid, reason], n)
     yield state

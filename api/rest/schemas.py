@@ -18,6 +18,7 @@ from sharpeyes.pipeline.config import (
     GeoLocation,
     TrackerConfig,
 )
+from sharpeyes.pipeline.structuring.plate_tally import PlateSizes, finding, too_small_to_read
 
 ReviewState = Literal["pending", "confirmed", "rejected"]
 ReviewAction = Literal["confirm", "reject"]
@@ -393,6 +394,53 @@ StreamState = Literal[
 ]
 
 
+class PlateSizesPublic(BaseModel):
+    """How large a checkpoint camera's plates are in its picture: what its plate reads found
+    since its pipeline started (``pipeline/structuring/plate_tally.py``)."""
+
+    found: int = Field(ge=0, description="Plates found by the camera's plate reads.")
+    read: int = Field(ge=0, description="Of them, plates whose text was read.")
+    too_small: int = Field(
+        ge=0,
+        description="Plates not read because they were narrower than `needed_px` (their "
+        "province character comes out wrong that small).",
+    )
+    median_width_px: float | None = Field(
+        None,
+        description="Median width of the latest 500 plates found, picture pixels; None before "
+        "the first.",
+    )
+    needed_px: float = Field(description="The width a plate needs to be read (50 px).")
+    too_small_to_read: bool = Field(
+        False,
+        description="The median plate is narrower than `needed_px`, of at least 5 found: the "
+        "camera cannot read its plates (zoom in or move it closer).",
+    )
+    finding: str | None = Field(
+        None,
+        description="What to do about plates too small to read (set with `too_small_to_read`).",
+        examples=[
+            "plates are 41 px wide in the picture (median of 26 found): too small to read, 50 px "
+            "needed — zoom in or move the camera closer"
+        ],
+    )
+    finding_zh: str | None = Field(None, description="`finding` in Chinese.")
+
+    @classmethod
+    def of(cls, sizes: PlateSizes) -> PlateSizesPublic:
+        """The public view of a camera's plate tally (the judgement is plate_tally's)."""
+        return cls(
+            found=sizes.seen,
+            read=sizes.read,
+            too_small=sizes.too_small,
+            median_width_px=None if sizes.median_px is None else round(sizes.median_px, 1),
+            needed_px=sizes.needed_px,
+            too_small_to_read=too_small_to_read(sizes),
+            finding=finding(sizes, "en"),
+            finding_zh=finding(sizes, "zh"),
+        )
+
+
 class StreamHealthPublic(BaseModel):
     """Live health of one camera's stream, as the stream layer reports it."""
 
@@ -457,6 +505,12 @@ class StreamHealthPublic(BaseModel):
         default_factory=dict,
         description="Signal heads or groups with a calibration problem (region all dark, "
         "colour never changes) or a signal fault; no violation is charged on a faulted group.",
+    )
+    plates: PlateSizesPublic | None = Field(
+        None,
+        description="A checkpoint camera's plates (structuring on): found, read, too small to "
+        "read, their median width and, when they are too small, the finding. None for a "
+        "camera that reads no plates.",
     )
 
 

@@ -3,9 +3,10 @@
 An installer aims a checkpoint camera so that its plates can be read; whether they can is a
 matter of pixels. :class:`PlateTally` counts the plates the stage's reads found, how many it
 read, how many were too narrow to read (:data:`sharpeyes.models.plate.MIN_TEXT_PX`: their
-province glyph comes out wrong) and keeps their widths, so that ``analyze`` and ``camera-check``
-can say "plates 41 px wide: too small to read, 50 px needed — zoom in" instead of a camera
-that silently reads nothing. Widths are the plate boxes' (axis-aligned, picture pixels).
+province glyph comes out wrong) and keeps their widths, so that ``analyze``, ``camera-check``
+and a live camera's health (:func:`finding`, past :data:`MIN_PLATES` plates) can say "plates
+41 px wide: too small to read, 50 px needed — zoom in" instead of a camera that silently reads
+nothing. Widths are the plate boxes' (axis-aligned, picture pixels).
 """
 
 from __future__ import annotations
@@ -14,10 +15,21 @@ import statistics
 from collections import deque
 from dataclasses import dataclass, field
 
-__all__ = ["KEPT_WIDTHS", "PlateSizes", "PlateTally", "describe"]
+__all__ = [
+    "KEPT_WIDTHS",
+    "MIN_PLATES",
+    "PlateSizes",
+    "PlateTally",
+    "describe",
+    "finding",
+    "too_small_to_read",
+]
 
 KEPT_WIDTHS = 500
 """Latest plate widths kept (the median follows a camera whose zoom changed)."""
+
+MIN_PLATES = 5
+"""Plates found before their median width is judged (a camera is not told off for one plate)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,3 +96,30 @@ def describe(sizes: PlateSizes, lang: str = "en") -> str:
                 else ")"
             )
     return ("车牌：" if zh else "plates: ") + text
+
+
+def too_small_to_read(sizes: PlateSizes, min_plates: int = MIN_PLATES) -> bool:
+    """Whether the camera's plates are too small to read: their median width is under the
+    width a plate needs, with at least ``min_plates`` of them found."""
+    return (
+        sizes.median_px is not None
+        and sizes.seen >= min_plates
+        and sizes.median_px < sizes.needed_px
+    )
+
+
+def finding(sizes: PlateSizes, lang: str = "en", min_plates: int = MIN_PLATES) -> str | None:
+    """What to tell the camera's operator when its plates are too small to read
+    (:func:`too_small_to_read`), with the fix, in ``lang`` ("en" or "zh"); None otherwise."""
+    if not too_small_to_read(sizes, min_plates) or sizes.median_px is None:
+        return None
+    width, needed = f"{sizes.median_px:.0f}", f"{sizes.needed_px:.0f}"
+    if lang == "zh":
+        return (
+            f"车牌在画面中宽约 {width} 像素（{sizes.seen} 次检出的中位数），过小无法识别，需 "
+            f"{needed} 像素——请拉近焦距或移近摄像机"
+        )
+    return (
+        f"plates are {width} px wide in the picture (median of {sizes.seen} found): too small "
+        f"to read, {needed} px needed — zoom in or move the camera closer"
+    )

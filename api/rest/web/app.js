@@ -980,6 +980,21 @@ function skewText(ms) {
 const GENERIC_DETAIL = "the source reported a problem (details for admins)";
 function detailText(d) { return d === GENERIC_DETAIL ? t("hs_detail_admins") : d; }
 
+// A checkpoint camera's plates (GET /streams `plates`, structuring on): found, read, too small to
+// read and their median width; the warning, with the fix, when they are too small to read.
+function platesText(p) {
+  let text = t("hs_plates").replace("{found}", String(p.found)).replace("{read}", String(p.read));
+  if (p.too_small > 0) text += t("hs_plates_small_n").replace("{n}", String(p.too_small));
+  if (p.median_width_px != null) text += t("hs_plates_median").replace("{w}", String(Math.round(p.median_width_px)));
+  return text;
+}
+
+function platesWarning(p) {
+  if (!p.too_small_to_read || p.median_width_px == null) return null;
+  return t("hs_plates_too_small").replace("{w}", String(Math.round(p.median_width_px)))
+    .replace("{needed}", String(Math.round(p.needed_px)));
+}
+
 async function loadHealth() {
   show("health");
   const refresh = async () => {
@@ -1000,7 +1015,10 @@ async function loadHealth() {
       if (h.contrast_stretched && h.tonal_range != null) why.push(t("hs_washed_out").replace("{range}", String(Math.round(h.tonal_range))));
       if (h.frames_deinterlaced > 0) why.push(t("hs_interlaced").replace("{n}", String(h.frames_deinterlaced)));
       if (h.near_field) why.push(t("hs_near_field"));
+      const warning = h.plates ? platesWarning(h.plates) : null;
+      if (warning) why.push(warning);
       for (const w of why) { const d = document.createElement("div"); d.className = "why"; d.textContent = w; st.appendChild(d); }
+      if (h.plates) { const d = document.createElement("div"); d.className = "plates"; d.textContent = platesText(h.plates); st.appendChild(d); }
       cell(tr, h.input_fps.toFixed(1)); cell(tr, h.analysed_fps.toFixed(1));
       cell(tr, dropsText(h.drops_by_reason), "drops");
       cell(tr, (h.drops_by_reason || {})[SAMPLING] || 0, "sampled").title = t("sampling_note");
