@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from sharpeyes.pipeline.errors import ConfigError, SharpeyesError
-from sharpeyes.pipeline.structuring.plate_tally import PlateSizes
+from sharpeyes.pipeline.structuring.plate_tally import PlateSizes, finding
 from sharpeyes.pipeline.structuring.plate_tally import describe as describe_plates
 from sharpeyes.pipeline.types import Detections, Event, Frame, ImageBGR, SignalState, Tracks
 
@@ -58,7 +58,6 @@ if TYPE_CHECKING:
     from sharpeyes.pipeline.runner import RunSummary
 
 EXIT_OK, EXIT_READ, EXIT_USAGE, EXIT_PROBLEMS = 0, 1, 2, 3
-MIN_PLATES = 5  # plates found before their width is judged
 BACKGROUND_FRAMES = 7  # frames whose median is the picture's background
 
 
@@ -328,22 +327,16 @@ class PictureQuality:
 
     def findings(self) -> list[Finding]:
         """Problems the pictures show: plates too small to read, most of them (at least
-        :data:`MIN_PLATES` found)."""
+        :data:`~sharpeyes.pipeline.structuring.plate_tally.MIN_PLATES` found; the same
+        finding a live camera's health carries)."""
         from sharpeyes.pipeline import geometry_check
 
         p = self.plates
-        if p is None or p.median_px is None or p.seen < MIN_PLATES or p.median_px >= p.needed_px:
+        en = finding(p, "en") if p is not None else None
+        zh = finding(p, "zh") if p is not None else None
+        if en is None or zh is None:
             return []
-        width, needed = f"{p.median_px:.0f}", f"{p.needed_px:.0f}"
-        return [
-            geometry_check.Finding(
-                "structuring",
-                f"plates are {width} px wide in the picture (median of {p.seen} found): too "
-                f"small to read, {needed} px needed — zoom in or move the camera closer",
-                f"车牌在画面中宽约 {width} 像素（{p.seen} 次检出的中位数），过小无法识别，需 "
-                f"{needed} 像素——请拉近焦距或移近摄像机",
-            )
-        ]
+        return [geometry_check.Finding("structuring", en, zh)]
 
     def as_dict(self) -> dict[str, object]:
         return {
