@@ -13,7 +13,7 @@ import yaml
 
 from sharpeyes.pipeline.config import CameraConfig, TrackerConfig
 from sharpeyes.pipeline.riders import COCO_TWO_WHEELERS
-from sharpeyes.pipeline.tracking import ByteTracker
+from sharpeyes.pipeline.tracking import ByteTracker, bytetrack
 from sharpeyes.pipeline.tracking.bytetrack import WHEELS
 from sharpeyes.pipeline.tracking.score_level import (
     FLOOR_HIGH,
@@ -174,6 +174,14 @@ def test_a_checkpoint_camera_without_settings_reads_its_plates_at_five_pictures_
 BIKE = 3  # COCO motorcycle
 
 
+@pytest.fixture
+def no_pairs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The round-24 rules alone: a person and a two-wheeler both unsure that sit on each other
+    while moving open tracks at the floor since round 25 (tests/test_rider_pairs.py), which
+    would let in the cases these tests keep out to show what the sure tracks decide."""
+    monkeypatch.setattr(bytetrack, "PAIR_PICTURES", 10**6)
+
+
 def _ride(level: ScoreLevel, rider: int, scores: list[float], peak: float = 0.7) -> None:
     """A person track (its pictures scored ``peak``) sitting on a motorbike detected with
     ``scores``, one picture each, then ended."""
@@ -252,6 +260,7 @@ def _cars(tracks: Tracks) -> int:
     return int(np.count_nonzero(tracks.class_id == 2))
 
 
+@pytest.mark.usefixtures("no_pairs")
 def test_a_motorbike_a_sure_rider_sits_on_is_tracked_from_a_low_score() -> None:
     """A motorbike scored 0.4 under a person scored 0.7: once the person's track is sure (3
     pictures), the motorbike opens at the floor. Without a rider, or with fixed thresholds, a
@@ -345,6 +354,7 @@ def _persons(tracks: Tracks) -> int:
     return int(np.count_nonzero(tracks.kind == int(PERSON)))
 
 
+@pytest.mark.usefixtures("no_pairs")
 def test_a_rider_on_a_sure_motorbike_track_is_tracked_from_a_low_score() -> None:
     """A person scored 0.4 sitting on a motorbike the detector is sure of (0.7): once the
     motorbike's track is sure (3 pictures), the rider opens at the floor. On no motorbike, on
@@ -366,6 +376,7 @@ def test_a_rider_on_a_sure_motorbike_track_is_tracked_from_a_low_score() -> None
         assert any(seen) is found, (cfg, bike)
 
 
+@pytest.mark.usefixtures("no_pairs")
 def test_a_passenger_on_a_motorbike_a_sure_rider_rides_is_tracked() -> None:
     """A motorbike scored 0.4 with a rider scored 0.7 and a passenger scored 0.4 on it: the
     rider's track is sure, the motorbike opens under it at the floor, and the passenger — on a
@@ -388,6 +399,7 @@ def test_a_passenger_on_a_motorbike_a_sure_rider_rides_is_tracked() -> None:
         assert max(map(_persons, out)) == (2 if found else 0), rider
 
 
+@pytest.mark.usefixtures("no_pairs")
 def test_clutter_beside_or_in_front_of_a_sure_motorbike_stays_out() -> None:
     """Persons scored 0.4 beside a sure motorbike track, in front of it (a walker's low top)
     and on a motorbike detection no track holds (0.4, no sure rider) are never tracked: only a
@@ -415,8 +427,10 @@ def test_hanoi_without_its_tracker_section_tracks_the_riders_on_its_motorbikes(
 ) -> None:
     """hanoi_b's camera with no tracker section: its riders score under the persons' level
     (0.55 there), 39 of the 79 labelled ones got no track before; a rider on a real
-    motorbike track opens at the floor, and at least 57 of them are matched by a track
-    decided a rider (40 before, 59 now, 70 with the hand-set thresholds), no other person."""
+    motorbike track opens at the floor (59 decided riders), and so do a rider and motorbike
+    both unsure that sit on each other in consecutive pictures while moving
+    (tests/test_rider_pairs.py): at least 63 are matched by a track decided a rider (40 before
+    round 24, 59 before the pairs, 65 now, 70 with the hand-set thresholds), no other person."""
     from benchmarks.attribute_eval import DEFAULT_LABELS, DEFAULT_TWO_WHEELERS, evaluate
 
     clip = "intersection_hanoi_b_640x480.mp4"
@@ -432,4 +446,4 @@ def test_hanoi_without_its_tracker_section_tracks_the_riders_on_its_motorbikes(
     (tmp_path / "wheels.json").write_text(json.dumps(wheels), "utf-8")
     scores = evaluate(tmp_path / "labels.json", sample_videos, tmp_path / "wheels.json")
     riding = scores.riding[clip]
-    assert riding.n(True, True) >= 57 and not riding.n(False, True), riding.summary()
+    assert riding.n(True, True) >= 63 and not riding.n(False, True), riding.summary()
