@@ -9,7 +9,8 @@ Runs the camera's own parts on the CPU, one frame at a time — the detector the
 its detection policy, ByteTrack, the track-event builder wrapped by
 :class:`~sharpeyes.pipeline.structuring.vehicle.VehicleStructuring` — and times the detector
 (pre + inference + post) and the structuring stage (the plate reads and colour votes on
-best-view candidates + fusion at emission, i.e. the wrapper's time minus the inner builder's).
+best-view candidates + fusion at emission, i.e. the wrapper's time minus the inner builder's,
+and the camera's whole-picture plate searches, ``structuring.plate_first``).
 Prints ms per analysed frame for both and their ratio (goal: structuring ≤ 25 % of detector),
 in wall-clock time and in CPU time (``time.process_time``: every thread of the process). The two
 differ where the detector runs on several threads (ONNX Runtime's default: one per core) and
@@ -35,7 +36,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from benchmarks import _cli
-from sharpeyes.api.node.camera import build_detector, detection_policy, shared_plate_reader
+from sharpeyes.api.node.camera import (
+    build_detector,
+    detection_policy,
+    plate_first_search,
+    shared_plate_reader,
+)
 from sharpeyes.models.classes import COCO80_NAMES, VEHICLE_CLASS_CODES
 from sharpeyes.pipeline.config import load_camera_config
 from sharpeyes.pipeline.data import shared_dir
@@ -43,6 +49,7 @@ from sharpeyes.pipeline.detection_filter import CameraDetectionFilter
 from sharpeyes.pipeline.events import TrackEventBuilder
 from sharpeyes.pipeline.runner import TRACKED_KINDS
 from sharpeyes.pipeline.structuring.earlier import EarlierPictures
+from sharpeyes.pipeline.structuring.plate_first import join_tracks
 from sharpeyes.pipeline.structuring.vehicle import VehicleStructuring
 from sharpeyes.pipeline.tracking.bytetrack import ByteTracker
 from sharpeyes.pipeline.types import Event, Frame, ImageBGR, Tracks
@@ -115,6 +122,7 @@ def run(video: Path, config: Path, limit: int | None, full_every: int) -> dict[s
     sc = cam.structuring
     earlier = EarlierPictures(sc.earlier_s, sc.read_interval_s, sc.min_box_px)
     stage = VehicleStructuring(inner, reader, sc, earlier=earlier if sc.earlier_s > 0 else None)
+    first = plate_first_search(cam, reader, post, stage)
     full_reader = shared_plate_reader("plate_det_640")
     det_s, struct_s = np.zeros(2), np.zeros(2)  # wall, CPU
     full_s = 0.0
@@ -128,6 +136,9 @@ def run(video: Path, config: Path, limit: int | None, full_every: int) -> dict[s
         finished = tracker.pop_finished()
         before = inner.seconds.copy()
         t2 = _now()
+        if first is not None:  # as the runner does: plates no track holds, tracks of their own
+            tracks = join_tracks(tracks, first.update(frame, tracks))
+            finished = [*finished, *first.pop_finished()]
         stage.update(frame, tracks)
         if finished:
             stage.finish(finished)
@@ -155,6 +166,8 @@ def run(video: Path, config: Path, limit: int | None, full_every: int) -> dict[s
         "plate_detector": cam.structuring.plate_detector,
         "plate_reads": stage.reads_total,
         "plate_reads_earlier": stage.earlier_reads,
+        "plate_first_searches": first.stats.searches if first is not None else 0,
+        "plate_first_tracks": first.stats.tracks if first is not None else 0,
         "detector_ms_per_frame": round(det_ms, 2),
         "structuring_ms_per_frame": round(st_ms, 2),
         "structuring_over_detector": round(st_ms / det_ms, 4) if det_ms else None,

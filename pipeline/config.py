@@ -308,6 +308,13 @@ class StructuringConfig(StrictModel):
         description="A track whose plate this many sure reads (recogniser confidence ≥ 0.9) "
         "named alike is not read again (0: read to max_reads_per_track).",
     )
+    plate_first: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Vehicles found by their plates where no vehicle track holds them (a view "
+        "whose vehicles are larger than the picture): the plate detector on the whole picture "
+        "— auto: while such plates keep being found, otherwise a probe every 0.5–8 s; on: every "
+        "picture; off: never.",
+    )
     earlier_s: float = Field(
         2.0,
         ge=0.0,

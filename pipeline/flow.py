@@ -280,6 +280,27 @@ class FlowMeter:
         st.in_zone.append((pts, point))
         return lane, self._is_queued(st)
 
+    def adopt(self, from_id: int, into_id: int) -> None:
+        """Tracks ``from_id`` and ``into_id`` are one vehicle (a plate-first track handed to
+        the tracker's, :mod:`~sharpeyes.pipeline.structuring.plate_first`): ``into_id`` takes
+        its lane and is not counted again. Where both were counted already (the tracker's
+        track entered its zone before the handover), both counts stay."""
+        old = self._tracks.pop(int(from_id), None)
+        if old is None:
+            return
+        new = self._tracks.get(int(into_id))
+        if new is None:
+            old.track_id = int(into_id)
+            self._tracks[int(into_id)] = old
+        elif new.lane is None and old.lane is not None:
+            new.lane = old.lane
+            new.in_zone = old.in_zone + new.in_zone
+        else:
+            return
+        lane_no = self._lanes.get(int(from_id))
+        if lane_no is not None:
+            self._lanes[int(into_id)] = lane_no
+
     def end_of_stream(self) -> list[FlowRecord]:
         """Measure the tracks still open and emit the current (partial) interval."""
         for st in self._tracks.values():
@@ -499,6 +520,11 @@ class FlowEvents:
 
     def finish(self, track_ids: Sequence[int]) -> list[Event]:
         return self._lanes(self.inner.finish(track_ids))
+
+    def adopt(self, from_id: int, into_id: int) -> None:
+        """One vehicle, two track ids: :meth:`FlowMeter.adopt`."""
+        if self.meter is not None:
+            self.meter.adopt(from_id, into_id)
 
     def flush(self) -> list[Event]:
         events = self._lanes(self.inner.flush())

@@ -32,6 +32,7 @@ from sharpeyes.pipeline.repeats import RepeatedFrames
 from sharpeyes.pipeline.riders import RiderMemory
 from sharpeyes.pipeline.stages import Prefetcher, StageTimes, Stopwatch
 from sharpeyes.pipeline.structuring.earlier import EarlierPictures
+from sharpeyes.pipeline.structuring.plate_first import PlateFirst, PlateFirstStats, join_tracks
 from sharpeyes.pipeline.structuring.plate_tally import PlateSizes, PlateTally
 from sharpeyes.pipeline.tracking.bytetrack import ByteTracker
 from sharpeyes.pipeline.types import (
@@ -139,6 +140,7 @@ class RunSummary:
     track_open_scores: dict[str, float] = field(default_factory=dict)  # kinds whose tracks
     # open below the configured score: the detector scores them lower (tracking.score_level)
     plates: PlateSizes | None = None  # plates the checkpoint reads found (structuring)
+    plate_first: PlateFirstStats | None = None  # vehicles found by their plates (structuring)
     tonal_range: float | None = None  # the camera's running grey range (pipeline.contrast)
     violations_withheld_corrupt: int = 0  # not charged: a stage image would be corrupt
 
@@ -296,6 +298,7 @@ class StreamRunner:
         occupants: OccupantMemory | None = None,
         earlier: EarlierPictures | None = None,
         plates: PlateTally | None = None,
+        plate_first: PlateFirst | None = None,
         post: Callable[[Detections], Detections] | None = None,
         intersection: IntersectionFactory | None = None,
         label: Callable[[Event], Event] | None = None,
@@ -339,6 +342,8 @@ class StreamRunner:
         # pictures with untracked vehicles: a new track's plate is read on them too (structuring)
         self.earlier = earlier
         self.plates = plates  # the checkpoint stage's plate sizes, summarised at the end
+        # vehicles found by their plates where no track holds them (structuring.plate_first)
+        self.plate_first = plate_first
         self.stage_samples = stage_samples
         self.summary = RunSummary(stream_id=source.info.stream_id)  # live; replaced by run()
         self._stopping = False
@@ -567,14 +572,21 @@ class StreamRunner:
         with sw("track"):
             tracks = self.tracker.update(dets.of_kind(*TRACKED_KINDS), frame.pts, skipped)
             tracks = tracks.within(frame.image.shape[1], frame.image.shape[0])
+            finished = self.tracker.pop_finished()
             self._moving = [
                 (int(b[0]), int(b[1]), int(np.ceil(b[2])), int(np.ceil(b[3]))) for b in tracks.xyxy
             ]
-            finished = self.tracker.pop_finished()
             if self.riders is not None:
                 self.riders.update(tracks, frame.pts)
             if self.occupants is not None:
                 self.occupants.update(tracks, dets, frame.pts, frame.image.shape[0])
+        own = tracks  # the tracker's: the rules and the earlier pictures see only these
+        if self.plate_first is not None:  # plates no vehicle track holds: tracks of their own
+            with sw("plate_first"):
+                found = self.plate_first.update(frame, tracks, finished)
+                tracks = join_tracks(tracks, found)
+                finished = [*finished, *self.plate_first.pop_finished()]
+                self.summary.plate_first = self.plate_first.stats
         signals = self._read_signals(frame, sw)
         self._recent_pts.append(frame.pts)
         events: list[Event] = []
@@ -584,15 +596,16 @@ class StreamRunner:
                 events.extend(self.events.finish(finished))
             events = self._without_riders(events)
             if self.earlier is not None:  # after the stage looked back from this picture
-                self.earlier.add(frame, dets, tracks)
+                self.earlier.add(frame, dets, own)
         if self.rules:
             if self.history is not None:
-                self.history.add(AnalysedFrame(frame, tracks, signals))
+                self.history.add(AnalysedFrame(frame, own, signals))
                 # before the rules move on: a charge made now still finds its pinned frames
                 self.history.pin(self._pinned_pts())
             with sw("rules"):
+                # a plate track's box is estimated: no violation is charged on it
                 for rule in self.rules:
-                    events.extend(self._labelled(rule.update(frame, tracks, signals)))
+                    events.extend(self._labelled(rule.update(frame, own, signals)))
         if self.observer is not None:
             self.observer(frame, dets, tracks, signals, events)
         return events
@@ -633,12 +646,20 @@ class StreamRunner:
 
     def _without_riders(self, events: list[Event]) -> list[Event]:
         """``events`` less the person_seen events of riders (the two-wheeler's event stands
-        for them) and of occupants (inside a vehicle: not pedestrians), which are counted."""
-        riders, occupants = self.riders, self.occupants
-        if riders is None and occupants is None:
+        for them) and of occupants (inside a vehicle: not pedestrians), which are counted, and
+        the events of plate tracks handed to a tracker's track (:mod:`.structuring.plate_first`:
+        the vehicle's own event stands for it)."""
+        riders, occupants, plate_first = self.riders, self.occupants, self.plate_first
+        if riders is None and occupants is None and plate_first is None:
             return events
         kept = []
         for e in events:
+            if (
+                plate_first is not None
+                and e.track_id is not None
+                and plate_first.handed(e.track_id)
+            ):
+                continue  # a plate track handed to the tracker's track: that one's event stands
             if e.type is EventType.PERSON_SEEN and e.track_id is not None:
                 if riders is not None and riders.is_rider(e.track_id):
                     continue

@@ -128,7 +128,8 @@ def test_the_checkpoint_reads_a_plate_whose_track_opened_as_it_left(
                 "url": str(seg),
                 "near_field": "on",
                 "analysis_fps": 5,
-                "structuring": {"enabled": True, "earlier_s": earlier_s},
+                # plate-first (pipeline/structuring/plate_first.py) would read it too
+                "structuring": {"enabled": True, "earlier_s": earlier_s, "plate_first": "off"},
             }
         )
         out = tmp_path / str(earlier_s)

@@ -211,7 +211,9 @@ def test_the_camera_decides_unless_its_installer_set_the_scale() -> None:
 # -- real footage ---------------------------------------------------------------------------
 
 
-def _analyze_segment(sample_videos: Path, tmp_path: Path, near: str) -> tuple[RunSummary, Report]:
+def _analyze_segment(
+    sample_videos: Path, tmp_path: Path, near: str, plate_first: str = "auto"
+) -> tuple[RunSummary, Report]:
     from sharpeyes.api.commands.analyze import AnalyzeOptions, analyze_video
     from tests.test_structuring_eval import CLIP, _segment
 
@@ -220,9 +222,14 @@ def _analyze_segment(sample_videos: Path, tmp_path: Path, near: str) -> tuple[Ru
     seg = tmp_path / "seg.mp4"
     _segment(src, seg, 300, 420)
     cam = CameraConfig.model_validate(
-        {"id": "kakou", "url": str(seg), "structuring": {"enabled": True}, "near_field": near}
+        {
+            "id": "kakou",
+            "url": str(seg),
+            "structuring": {"enabled": True, "plate_first": plate_first},
+            "near_field": near,
+        }
     )
-    out = tmp_path / near
+    out = tmp_path / f"{near}_{plate_first}"
     result = analyze_video(AnalyzeOptions(video=seg, out=out, progress=False, camera=cam))
     fps, vehicles = load_labels(DEFAULT_LABELS, (300, 419))
     return result.summary, evaluate(vehicles, load_events(out / "events.jsonl", fps, offset=300))
@@ -239,8 +246,11 @@ def test_a_checkpoint_camera_with_default_settings_reads_the_plate(
     assert summary.near_field_switches == 1 and summary.frames_near_field > 50
     assert report.plates_exact == report.readable_plates == 1, report.to_json()
     assert report.false_plates == []
-    _, before = _analyze_segment(sample_videos, tmp_path, "off")
+    _, before = _analyze_segment(sample_videos, tmp_path, "off", plate_first="off")
     assert before.plates_exact == 0, before.to_json()
+    # without the near view, the plate found on the whole picture (plate-first) reads it too
+    _, plates_only = _analyze_segment(sample_videos, tmp_path, "off")
+    assert plates_only.plates_exact == 1 and plates_only.false_plates == []
 
 
 def test_health_the_console_api_and_camera_check_say_the_detector_sees_the_near_view() -> None:

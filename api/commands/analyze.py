@@ -162,6 +162,13 @@ class AnalyzeResult:
         ]
         if s.plates is not None and s.plates.seen:
             lines.append(describe_plates(s.plates))
+        pf = s.plate_first
+        if pf is not None and pf.tracks:
+            lines.append(
+                f"plate-first: {pf.tracks} vehicles found by their plates where no vehicle track "
+                f"held them ({pf.handed} handed to a track opened later); {pf.searches} "
+                "whole-picture plate searches"
+            )
         lines += [f"warning: {note}" for note in self.source_notes]
         if self.clock_note:
             lines.append(self.clock_note)

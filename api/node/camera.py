@@ -32,10 +32,13 @@ from sharpeyes.pipeline.protocols import Detector, FrameSource, Sink
 from sharpeyes.pipeline.repeats import RepeatedFrames
 from sharpeyes.pipeline.runner import FrameObserver, IntersectionParts, StreamRunner, TrackEvents
 from sharpeyes.pipeline.signal_input import ExternalPhaseInput, PhaseHub
+from sharpeyes.pipeline.structuring.plate_first import PlateFirst
+from sharpeyes.pipeline.types import ObjectKind
 from sharpeyes.streams.config import RtspConfig, is_live_url
 
 if TYPE_CHECKING:
     from sharpeyes.models.plate import PlateReader
+    from sharpeyes.pipeline.structuring.vehicle import VehicleStructuring
     from sharpeyes.streams.gpu_decode import DecoderConfig
     from sharpeyes.streams.health import DropCounter
     from sharpeyes.streams.packet_ring import PacketRing
@@ -97,6 +100,7 @@ class CameraWiring:
     near_field: str = "off"  # objects filling the picture: auto / on / off (pipeline.near_field)
     occupants: bool = False  # persons inside vehicles make no person event (pipeline.occupants)
     earlier_s: float = 0.0  # a new track's plate read on its untracked pictures (structuring)
+    plate_first: str = "off"  # vehicles found by their plates: auto / on / off (structuring)
 
     def semantic(self) -> dict[str, object]:
         """The parts that decide what the camera reports (not where it writes)."""
@@ -306,6 +310,30 @@ def shared_plate_reader(det_model: str = PLATE_DETECTOR) -> PlateReader:
         return reader
 
 
+def plate_first_search(
+    cam: CameraConfig,
+    reader: PlateReader,
+    post: CameraDetectionFilter,
+    vehicles: VehicleStructuring,
+) -> PlateFirst | None:
+    """The camera's plate-first search (``structuring.plate_first``), its tracks given the
+    detector's "car" class (else its first motor-vehicle class); None when off, or when the
+    detector has no motor-vehicle class to give them."""
+    mode = cam.structuring.plate_first
+    names = [n.lower() for n in post.class_names]
+    motor = [i for i, k in enumerate(post.kind_table) if int(k) == int(ObjectKind.MOTOR_VEHICLE)]
+    if mode == "off" or not motor:
+        return None
+    class_id = names.index("car") if "car" in names else motor[0]
+    return PlateFirst(
+        reader,
+        class_id=class_id,
+        min_width_px=reader.min_text_px,
+        always=mode == "on",
+        on_handover=vehicles.adopt,
+    )
+
+
 class IntersectionBuilder:
     """Signal board, rules and evidence of an intersection camera, built for a frame size.
 
@@ -445,6 +473,7 @@ def build_camera(
     # -- checkpoint structuring (issue 13): plates + colours on vehicle_pass events ----------
     earlier: EarlierPictures | None = None
     plates: PlateTally | None = None
+    plate_first: PlateFirst | None = None
     if cam.structuring.enabled:
         from sharpeyes.pipeline.structuring.vehicle import VehicleStructuring
 
@@ -459,6 +488,7 @@ def build_camera(
             events, reader, cam.structuring, class_names=tuple(names), earlier=earlier
         )
         plates, events = vehicles.plates, vehicles
+        plate_first = plate_first_search(cam, reader, post, vehicles)
     # -- end checkpoint structuring ------------------------------------------------------------
     if cam.faces.enabled:  # face capture: the best face of each person track (one YuNet each)
         from sharpeyes.models.resolve import resolve_model
@@ -470,6 +500,8 @@ def build_camera(
         from sharpeyes.pipeline.flow import FlowEvents
 
         events = FlowEvents(events, cam.id, cam.flow, class_names=tuple(names))
+        if plate_first is not None:  # a plate track handed over is counted once
+            plate_first.add_handover(events.adopt)
     near = near_field_of(cam)
     runner = StreamRunner(
         source=source,
@@ -484,6 +516,7 @@ def build_camera(
         occupants=occupants,
         earlier=earlier,
         plates=plates,
+        plate_first=plate_first,
         post=post,
         intersection=intersection,
         label=ClassLabels(tuple(names), VEHICLE_CLASS_CODES),
@@ -502,6 +535,7 @@ def build_camera(
         riders=riders is not None,
         occupants=occupants is not None,
         earlier_s=earlier.window_s if earlier is not None else 0.0,
+        plate_first=("off" if plate_first is None else "on" if plate_first.always else "auto"),
         event_kinds=_event_kinds(cam),
         intersection=intersection is not None,
         external_groups=tuple(groups),

@@ -230,6 +230,29 @@ class VehicleStructuring:
         self._tracks.clear()
         return events
 
+    def adopt(self, from_id: int, into_id: int) -> None:
+        """Move track ``from_id``'s reads and colour votes to track ``into_id`` (one vehicle: a
+        plate-first track whose plate a tracker's track now holds, :mod:`.plate_first`)."""
+        old = self._tracks.pop(int(from_id), None)
+        if old is None:
+            return
+        new = self._tracks.get(int(into_id))
+        if new is None:  # its reads and votes, not what was measured on the estimated box
+            old.best_quality, old.fruitless = 0.0, 0
+            old.last_class, old.class_votes = None, {}
+            self._tracks[int(into_id)] = old
+            return
+        new.votes = old.votes + new.votes
+        for colour, weight in old.colors.items():
+            new.colors[colour] = new.colors.get(colour, 0.0) + weight
+        new.reads += old.reads
+        new.whole_reads += old.whole_reads
+        new.monochrome_reads += old.monochrome_reads
+        new.colour_votes += old.colour_votes
+        if old.best_plate_conf > new.best_plate_conf:
+            new.best_plate_conf, new.plate_jpeg = old.best_plate_conf, old.plate_jpeg
+        new.settled = settled(new.votes, self._cfg.settle_reads)
+
     # -- reading ----------------------------------------------------------------------------
 
     def _observe(self, frame: Frame, tracks: Tracks) -> None:

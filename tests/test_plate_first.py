@@ -1,0 +1,361 @@
+"""Vehicles found by their plates where no vehicle track holds them
+(``pipeline/structuring/plate_first.py``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+from sharpeyes.pipeline.config import CameraConfig, StructuringConfig
+from sharpeyes.pipeline.structuring.plate_first import (
+    ID_BASE,
+    PlateFirst,
+    join_tracks,
+    vehicle_box,
+)
+from sharpeyes.pipeline.structuring.plate_fusion import PlateVote
+from sharpeyes.pipeline.structuring.vehicle import VehicleStructuring
+from sharpeyes.pipeline.types import Frame, ObjectKind, Tracks
+from tests.conftest import need
+
+CAR = int(ObjectKind.MOTOR_VEHICLE)
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+BEIJING = SHARED / "sample_videos" / "plates_closeup_beijing_640x360.mp4"
+
+
+@dataclass(frozen=True)
+class _Raw:
+    box: NDArray[np.float32]
+    score: float
+
+
+class _Finder:
+    """A plate detector that finds the plates scripted for each picture (by pts)."""
+
+    def __init__(self, script: dict[float, list[tuple[float, float, float, float, float]]]):
+        self.script = {round(k, 3): v for k, v in script.items()}
+        self.calls: list[float] = []
+        self.pts = 0.0
+
+    def detect(self, image_bgr: NDArray[np.uint8]) -> Sequence[_Raw]:
+        self.calls.append(self.pts)
+        rows = self.script.get(round(self.pts, 3), [])
+        return [_Raw(np.array(r[:4], np.float32), r[4]) for r in rows]
+
+
+def _frame(pts: float) -> Frame:
+    return Frame("cam", round(pts * 25), pts, round(pts * 1000), np.zeros((360, 640, 3), np.uint8))
+
+
+def _tracks(*rows: tuple[int, tuple[float, float, float, float]]) -> Tracks:
+    n = len(rows)
+    return Tracks(
+        xyxy=np.array([b for _, b in rows], np.float32).reshape(n, 4),
+        confidence=np.full(n, 0.8, np.float32),
+        class_id=np.full(n, 2, np.int64),
+        kind=np.full(n, CAR, np.int8),
+        track_id=np.array([t for t, _ in rows], np.int64),
+        detected=np.ones(n, np.bool_),
+    )
+
+
+def _step(pf: PlateFirst, finder: _Finder, pts: float, tracks: Tracks | None = None) -> Tracks:
+    finder.pts = pts
+    return pf.update(_frame(pts), tracks if tracks is not None else _tracks())
+
+
+def _plate(
+    y: float, x: float = 240.0, w: float = 160.0, score: float = 0.9
+) -> tuple[float, float, float, float, float]:
+    return (x, y, x + w, y + w / 3, score)
+
+
+def test_a_plate_no_vehicle_holds_becomes_a_vehicle_track_and_ends() -> None:
+    """A plate coming down the picture, 160 px wide, no vehicle track around it: a track from
+    its second picture, its box the vehicle around the plate, ended and finished once lost."""
+    script = {round(k * 0.04, 3): [_plate(20 + 12 * k)] for k in range(10)}
+    finder = _Finder(script)
+    pf = PlateFirst(finder, class_id=2)
+    first = _step(pf, finder, 0.0)
+    assert len(first) == 0  # one picture is not yet a track
+    rows = _step(pf, finder, 0.04)
+    assert len(rows) == 1 and int(rows.track_id[0]) == ID_BASE
+    assert int(rows.kind[0]) == CAR and int(rows.class_id[0]) == 2 and bool(rows.detected[0])
+    plate = np.array(_plate(32)[:4], np.float32)
+    assert np.allclose(rows.xyxy[0], vehicle_box(plate, 640, 360))
+    x1, y1, x2, y2 = rows.xyxy[0]
+    assert x1 < plate[0] and x2 > plate[2] and y1 < plate[1] and y2 > plate[3]
+    for k in range(2, 10):
+        rows = _step(pf, finder, k * 0.04)
+        assert [int(t) for t in rows.track_id] == [ID_BASE]  # one track all along
+    assert pf.pop_finished() == []
+    pts = 0.36
+    while not (done := pf.pop_finished()) and pts < 3.0:
+        pts += 0.04
+        _step(pf, finder, pts)
+    assert done == [ID_BASE]
+    assert 0.36 + pf.lost_s < pts <= 0.36 + pf.lost_s + pf.handover_s + 0.05
+    assert pf.stats.tracks == 1 and pf.stats.handed == 0
+
+
+def test_plates_inside_tracked_vehicles_weak_or_small_ones_make_no_track() -> None:
+    """A plate inside a vehicle track's box is that vehicle's; a plate scored under 0.6 or
+    narrower than the reader can read makes nothing either."""
+    script = {
+        round(k * 0.04, 3): [
+            _plate(100, x=50),  # inside the tracked car
+            _plate(100, x=400, score=0.45),  # too weak
+            (300.0, 250.0, 340.0, 262.0, 0.9),  # 40 px: too small to read
+        ]
+        for k in range(6)
+    }
+    finder = _Finder(script)
+    pf = PlateFirst(finder, class_id=2, min_width_px=50.0)
+    car = _tracks((7, (0.0, 0.0, 260.0, 300.0)))
+    for k in range(6):
+        assert len(_step(pf, finder, k * 0.04, car)) == 0
+    assert pf.stats.orphans == 0 and pf.pop_finished() == []
+
+
+def test_a_plate_track_is_handed_to_the_vehicle_track_that_opens_around_it() -> None:
+    """The detector starts tracking the car whose plate made a track: the plate track ends
+    without an event of its own (``handed``) and its reads go to the vehicle's track."""
+    script = {round(k * 0.04, 3): [_plate(20 + 12 * k)] for k in range(8)}
+    finder = _Finder(script)
+    moved: list[tuple[int, int]] = []
+    pf = PlateFirst(finder, class_id=2, on_handover=lambda a, b: moved.append((a, b)))
+    for k in range(4):
+        _step(pf, finder, k * 0.04)
+    car = _tracks((3, (150.0, 0.0, 520.0, 360.0)))
+    rows = _step(pf, finder, 0.16, car)
+    assert len(rows) == 0
+    assert moved == [(ID_BASE, 3)] and pf.handed(ID_BASE) and not pf.handed(3)
+    assert pf.pop_finished() == [ID_BASE]
+    _step(pf, finder, 0.20, car)
+    assert pf.stats.handed == 1 and pf.pop_finished() == []
+
+
+def test_a_lost_plate_track_is_handed_to_a_vehicle_track_born_in_its_place() -> None:
+    """The plate leaves at the bottom edge; a moment later the detector opens a track on the
+    vehicle's rear half where the plate's vehicle was: one vehicle, handed over. A vehicle
+    track that was there all along, elsewhere, gets nothing."""
+    script = {round(k * 0.04, 3): [_plate(150 + 20 * k)] for k in range(6)}
+    finder = _Finder(script)
+    moved: list[tuple[int, int]] = []
+    pf = PlateFirst(finder, class_id=2, on_handover=lambda a, b: moved.append((a, b)))
+    other = (9, (560.0, 0.0, 640.0, 80.0))
+    for k in range(6):
+        _step(pf, finder, k * 0.04, _tracks(other))
+    pts = 0.2
+    for _ in range(20):  # lost; not yet handed over or finished
+        pts += 0.04
+        _step(pf, finder, pts, _tracks(other))
+        if pts > 0.2 + pf.lost_s + 0.05:
+            break
+    assert moved == [] and pf.pop_finished() == []
+    _step(pf, finder, pts + 0.04, _tracks(other, (4, (170.0, 20.0, 560.0, 360.0))))
+    assert moved == [(ID_BASE, 4)] and pf.pop_finished() == [ID_BASE]
+
+
+def test_a_camera_without_usable_plates_probes_less_and_less() -> None:
+    """A new camera probes every 0.5 s; after a minute without a plate the search can use,
+    2, 4 s apart, then every 8 s. Once plates are found again (even inside tracked vehicles),
+    every 0.5 s."""
+    finder = _Finder({})
+    pf = PlateFirst(finder, class_id=2)
+    for k in range(25 * 100):  # 100 s at 25 pictures a second
+        _step(pf, finder, k * 0.04)
+    gaps = list(np.round(np.diff(finder.calls), 2))
+    first_minute = [g for c, g in zip(finder.calls, gaps, strict=False) if c < 60.0]
+    assert set(first_minute) == {0.52}  # every 0.5 s (a picture is 0.04 s)
+    assert gaps[len(first_minute) :][:4] == [1.0, 2.0, 4.0, 8.0]
+    assert set(gaps[len(first_minute) + 3 :]) == {8.0}
+    last = finder.calls[-1]
+    finder.script = {round(100.0 + k * 0.04, 3): [_plate(100, x=50)] for k in range(500)}
+    car = _tracks((7, (0.0, 0.0, 260.0, 300.0)))
+    start = len(finder.calls)
+    for k in range(500):  # 20 s with a tracked car's plate in view
+        _step(pf, finder, 100.0 + k * 0.04, car)
+    found = finder.calls[start:]
+    assert found[0] == pytest.approx(last + 8.0)  # the next probe, 8 s after the last
+    assert set(np.round(np.diff(found), 2)) == {0.52}  # then every 0.5 s
+    assert not pf.active
+
+
+def test_join_tracks_pads_class_votes() -> None:
+    a = _tracks((1, (0.0, 0.0, 10.0, 10.0)))
+    a = Tracks(
+        a.xyxy,
+        a.confidence,
+        a.class_id,
+        a.kind,
+        a.track_id,
+        a.detected,
+        np.ones((1, 3), np.float32),
+    )
+    b = _tracks((ID_BASE, (5.0, 5.0, 20.0, 20.0)))
+    joined = join_tracks(a, b)
+    assert [int(t) for t in joined.track_id] == [1, ID_BASE]
+    assert joined.class_votes.shape == (2, 3) and joined.votes_of(1) == {}
+    assert join_tracks(a, _tracks()) is a
+
+
+class _NoReader:
+    def read(self, *a: object, **k: object) -> list[object]:
+        return []
+
+
+class _Inner:
+    def update(self, frame: Frame, tracks: Tracks) -> list[object]:
+        return []
+
+    def finish(self, track_ids: Sequence[int]) -> list[object]:
+        return []
+
+    def flush(self) -> list[object]:
+        return []
+
+
+def test_adopt_moves_a_plate_tracks_reads_to_the_vehicle_track() -> None:
+    stage = VehicleStructuring(_Inner(), _NoReader(), StructuringConfig(enabled=True))  # type: ignore[arg-type]
+    stage._observe(_frame(0.0), _tracks((ID_BASE, (0.0, 0.0, 300.0, 300.0))))
+    stage._observe(_frame(0.0), _tracks((5, (0.0, 0.0, 300.0, 300.0))))
+    plate_state = stage._tracks[ID_BASE]
+    plate_state.votes += [PlateVote("京J27373", "blue", 0.99)] * 3
+    plate_state.colors["white"] = 2.0
+    stage._tracks[5].votes.append(PlateVote("京J27373", "blue", 0.95))
+    stage.adopt(ID_BASE, 5)
+    assert ID_BASE not in stage._tracks
+    merged = stage._tracks[5]
+    assert len(merged.votes) == 4 and merged.colors["white"] == 2.0
+    stage.adopt(123, 5)  # a track the stage never saw: nothing happens
+    assert len(stage._tracks[5].votes) == 4
+
+
+def _zoomed(src: Path, dst: Path, start: int, end: int, zoom: float) -> None:
+    """Frames ``start`` to ``end`` of ``src``, the middle 1/``zoom`` of each scaled back to the
+    full size (a camera zoomed in: vehicle fronts larger than the picture)."""
+    cap = cv2.VideoCapture(str(src))
+    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
+    cap.set(cv2.CAP_PROP_POS_FRAMES, start)
+    writer: cv2.VideoWriter | None = None
+    try:
+        for _ in range(start, end):
+            ok, img = cap.read()
+            if not ok:
+                break
+            h, w = img.shape[:2]
+            ch, cw = round(h / zoom), round(w / zoom)
+            y0, x0 = (h - ch) // 2, (w - cw) // 2
+            img = cv2.resize(img[y0 : y0 + ch, x0 : x0 + cw], (w, h), interpolation=cv2.INTER_CUBIC)
+            if writer is None:
+                writer = cv2.VideoWriter(str(dst), cv2.VideoWriter.fourcc(*"mp4v"), fps, (w, h))
+            writer.write(img)
+    finally:
+        cap.release()
+        if writer is not None:
+            writer.release()
+
+
+def _zoomed_camera(seg: Path, mode: str) -> CameraConfig:
+    return CameraConfig.model_validate(
+        {
+            "id": f"kakou_zoom_{mode}",
+            "url": str(seg),
+            "analysis_fps": 10.0,
+            "structuring": {"enabled": True, "plate_first": mode},
+            "events": {"kinds": ["motor_vehicle"]},
+        }
+    )
+
+
+@pytest.mark.skipif(not BEIJING.is_file(), reason="shared Beijing clip missing")
+def test_a_zoomed_checkpoint_reads_the_plate_of_a_car_it_cannot_track(tmp_path: Path) -> None:
+    """The Beijing clip zoomed 1.5× (fronts larger than the picture), frames 690–790: the
+    vehicle detector gives 京J27373's cut-off front no track, so without plate-first no plate
+    is stated; with it (the default) the plate is read — by ``analyze``, ``run`` and the
+    cluster alike."""
+    from tests.equivalence import via_analyze
+    from tests.test_structuring_equivalence import assert_plates_everywhere, stored
+
+    need(BEIJING.is_file(), "Beijing clip")
+    seg = tmp_path / "zoom.mp4"
+    _zoomed(BEIJING, seg, 690, 790, 1.5)
+    off = _zoomed_camera(seg, "off")
+    via_analyze(off, tmp_path / "off")
+    assert [e.plate for e in stored(tmp_path / "off" / "events.db", off.id) if e.plate] == []
+    assert_plates_everywhere(_zoomed_camera(seg, "auto"), tmp_path, ["京J27373"])
+
+
+def test_a_plate_missed_for_a_while_is_the_same_track_when_found_again() -> None:
+    """Missed for 0.7 s (longer than ``lost_s``) and found again where its motion puts it:
+    one track, one id; corrupt pictures in between age nothing."""
+    script = {round(k * 0.04, 3): [_plate(20 + 4 * k)] for k in range(40) if not 12 <= k < 30}
+    finder = _Finder(script)
+    pf = PlateFirst(finder, class_id=2)
+    for k in range(40):
+        finder.pts = k * 0.04
+        frame = _frame(k * 0.04)
+        if 30 <= k < 35:  # five corrupt pictures: no search, nothing ends
+            frame = Frame(
+                "cam", frame.seq, frame.pts, frame.wall_time_ms, frame.image, corrupt=True
+            )
+        pf.update(frame, _tracks())
+    ids: set[int] = set()
+    pts = 1.56
+    while pts < 4.0:
+        pts += 0.04
+        ids.update(int(t) for t in _step(pf, finder, pts).track_id)
+        ids.update(pf.pop_finished())
+    assert ids == {ID_BASE} and pf.stats.tracks == 1
+
+
+def test_a_stream_that_starts_over_ends_its_plate_tracks_and_forgets_the_trackers() -> None:
+    """pts goes back (a file looped): the live plate track ends, and a tracked car's old box
+    (10 s later in the old timeline) no longer hides a plate at the same place."""
+    finder = _Finder({round(10.0 + k * 0.04, 3): [_plate(100, x=50)] for k in range(5)})
+    pf = PlateFirst(finder, class_id=2)
+    car = _tracks((7, (0.0, 0.0, 260.0, 300.0)))
+    for k in range(5):
+        _step(pf, finder, 10.0 + k * 0.04, car)
+    finder.script = {round(1.0 + k * 0.04, 3): [_plate(100, x=50)] for k in range(5)}
+    rows = [len(_step(pf, finder, 1.0 + k * 0.04)) for k in range(5)]
+    assert rows[1:] == [1, 1, 1, 1]  # a track of its own from its second picture
+
+
+def test_adopting_into_a_new_track_keeps_the_reads_not_the_estimated_boxs_quality() -> None:
+    stage = VehicleStructuring(_Inner(), _NoReader(), StructuringConfig(enabled=True))  # type: ignore[arg-type]
+    stage._observe(_frame(0.0), _tracks((ID_BASE, (0.0, 0.0, 640.0, 360.0))))
+    assert stage._tracks[ID_BASE].best_quality > 0.0
+    stage._tracks[ID_BASE].votes.append(PlateVote("京J27373", "blue", 0.99))
+    stage.adopt(ID_BASE, 8)
+    state = stage._tracks[8]
+    assert len(state.votes) == 1 and state.best_quality == 0.0 and state.class_votes == {}
+
+
+def test_the_flow_meter_counts_a_handed_over_vehicle_once() -> None:
+    """A plate track counted in its lane, then handed to the tracker's track of the same car:
+    the lane counts one vehicle and the tracker's track carries the lane."""
+    from sharpeyes.pipeline.flow import FlowMeter
+    from tests.test_flow import config as flow_config
+    from tests.test_flow import tracks as flow_tracks
+
+    car = ObjectKind.MOTOR_VEHICLE
+    meter = FlowMeter("cam", flow_config(), (1000, 800))
+    t0 = 1_700_000_000_000 - 1_700_000_000_000 % 10_000
+    out = []
+    for i in range(60):
+        t = i / 10
+        tid = ID_BASE if t < 2.0 else 4
+        if i == 20:
+            meter.adopt(ID_BASE, 4)
+        out += meter.update(t, t0 + round(t * 1000), flow_tracks([(tid, 2.0, 59.0 - 5 * t, car)]))
+    out += meter.end_of_stream()
+    assert sum(r.count for r in out if r.lane_no == 1) == 1
+    assert meter.lane_of(4) == 1
