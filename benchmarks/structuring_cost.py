@@ -52,7 +52,7 @@ from sharpeyes.pipeline.structuring.earlier import EarlierPictures
 from sharpeyes.pipeline.structuring.plate_first import join_tracks
 from sharpeyes.pipeline.structuring.vehicle import VehicleStructuring
 from sharpeyes.pipeline.tracking.bytetrack import ByteTracker
-from sharpeyes.pipeline.types import Event, Frame, ImageBGR, Tracks
+from sharpeyes.pipeline.types import Event, Frame, ImageBGR, ObjectKind, Tracks
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = ROOT / "sample_videos" / "plates_closeup_beijing.yaml"
@@ -137,7 +137,8 @@ def run(video: Path, config: Path, limit: int | None, full_every: int) -> dict[s
         before = inner.seconds.copy()
         t2 = _now()
         if first is not None:  # as the runner does: plates no track holds, tracks of their own
-            tracks = join_tracks(tracks, first.update(frame, tracks))
+            cars = dets.of_kind(ObjectKind.MOTOR_VEHICLE).xyxy
+            tracks = join_tracks(tracks, first.update(frame, tracks, finished, cars))
             finished = [*finished, *first.pop_finished()]
         stage.update(frame, tracks)
         if finished:

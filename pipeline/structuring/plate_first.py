@@ -23,10 +23,12 @@ gone from the picture — to a track opened since whose box overlaps its vehicle
 (:data:`HANDOVER_IOU`).
 
 It costs one plate detection on the whole picture (3–5 ms at 320 px on one core): on every
-picture while plates without vehicles keep being found (``hold_s``), otherwise a probe every
-``probe_s``; a camera whose searches found no plate they can use for ``plates_seen_s`` (a
-minute) probes 1, 2, 4 s apart, then every ``probe_max_s`` (a highway camera, whose plates are
-15 px wide at the detector's 320 px, once every 8 s).
+picture while plates outside the tracked vehicles keep being found (``hold_s``); otherwise a
+probe every ``probe_s`` (0.5 s) while the picture shows a vehicle detection no track holds that
+is wide enough to carry a readable plate (the detector saw something it would not track: a
+cut-off front), and else probes ``probe_s`` apart, doubling after each that finds no plate
+outside the tracked vehicles, up to ``probe_max_s`` (2 s: a camera whose vehicles are all
+tracked, a highway's, pays 2 ms a second).
 """
 
 from __future__ import annotations
@@ -191,8 +193,7 @@ class PlateFirst:
         handover_s: float = 1.0,
         hold_s: float = 1.0,
         probe_s: float = 0.5,
-        probe_max_s: float = 8.0,
-        plates_seen_s: float = 60.0,
+        probe_max_s: float = 2.0,
         always: bool = False,
         on_handover: Callable[[int, int], None] | None = None,
     ) -> None:
@@ -206,7 +207,6 @@ class PlateFirst:
         self.hold_s = hold_s
         self.probe_s = probe_s
         self.probe_max_s = probe_max_s
-        self.plates_seen_s = plates_seen_s
         self.always = always
         self._handover: list[Callable[[int, int], None]] = [on_handover] if on_handover else []
         self._tracks: list[_PlateTrack] = []
@@ -219,8 +219,6 @@ class PlateFirst:
         self._last_search: float | None = None
         self._last_pts: float | None = None
         self._last_orphan: float | None = None
-        # the last search that found a usable plate (or the first search)
-        self._last_plate: float | None = None
         self._probe_every = probe_s
         self.stats = PlateFirstStats()
 
@@ -246,19 +244,47 @@ class PlateFirst:
         out, self._finished = self._finished, []
         return out
 
-    def _due(self, pts: float) -> bool:
+    def _due(self, pts: float, cue: bool) -> bool:
         last = self._last_search
         if last is None or pts < last:  # first picture, or the stream started over
             return True
         if self.active:
             return True
-        return pts - last >= self._probe_every - 1e-6
+        every = self.probe_s if cue else self._probe_every
+        return pts - last >= every - 1e-6
 
-    def update(self, frame: Frame, tracks: Tracks, ended: Sequence[int] = ()) -> Tracks:
+    def _cue(self, detections: FloatArray, cars: Tracks) -> bool:
+        """Whether the picture shows a vehicle no track holds that is wide enough to carry a
+        readable plate (:data:`VEHICLE_W` plates of ``min_width_px``): a detection the
+        tracker left out, its centre in no track's box."""
+        wide = detections[detections[:, 2] - detections[:, 0] >= VEHICLE_W * self.min_width_px]
+        if not len(wide):
+            return False
+        centres = _centres(wide)
+        if not len(cars):
+            return True
+        b = cars.xyxy
+        inside = (
+            (centres[:, None, 0] >= b[None, :, 0])
+            & (centres[:, None, 0] <= b[None, :, 2])
+            & (centres[:, None, 1] >= b[None, :, 1])
+            & (centres[:, None, 1] <= b[None, :, 3])
+        )
+        return bool((~inside.any(axis=1)).any())
+
+    def update(
+        self,
+        frame: Frame,
+        tracks: Tracks,
+        ended: Sequence[int] = (),
+        detections: FloatArray | None = None,
+    ) -> Tracks:
         """The plate tracks alive in ``frame`` (confirmed ones), after searching it when due.
         ``tracks``: the tracker's tracks of this picture (a plate inside one of their
         motor-vehicle boxes is that vehicle's, not a new one); ``ended``: the tracker's tracks
-        that ended with it (nothing is handed to them: their events are out).
+        that ended with it (nothing is handed to them: their events are out); ``detections``:
+        the picture's motor-vehicle detections (xyxy), whatever their score — one wide enough
+        for a readable plate that no track holds makes a probe due every ``probe_s``.
 
         A corrupt picture is not searched and ages nothing; a picture whose pts goes back (a
         file looped, a camera restarted) ends every plate track and forgets the tracker's. A
@@ -278,7 +304,8 @@ class PlateFirst:
         if frame.corrupt or frame.device_image is not None:
             return self._rows(frame)
         ids, boxes = self._recent(pts)
-        if self._due(pts):
+        dets = np.zeros((0, 4), np.float32) if detections is None else detections
+        if self._due(pts, self._cue(np.asarray(dets, np.float32).reshape(-1, 4), cars)):
             self._search(frame, ids, boxes)
         self._expire(pts)
         self._hand_ending(cars, ids, boxes, frame)
@@ -312,14 +339,21 @@ class PlateFirst:
             for p in self._finder.detect(frame.image)
             if p.score >= self.min_score and float(p.box[2] - p.box[0]) >= self.min_width_px
         ]
-        if self.stats.searches == 1 or found:  # a new camera probes often for a minute
-            self._last_plate = frame.pts
-        elif self._last_plate is not None and frame.pts - self._last_plate > self.plates_seen_s:
-            self._last_plate = None
-        if self._last_plate is None:  # no plate this search can use lately: probe less often
-            self._probe_every = min(self.probe_max_s, self._probe_every * 2.0)
-        else:
+        orphans, probe = self.stats.orphans, not self.active
+        self._found(frame, found, ids, boxes)
+        if self.stats.orphans > orphans:
             self._probe_every = self.probe_s
+        elif probe:  # a probe that finds no plate outside the tracked vehicles: the next later
+            self._probe_every = min(self.probe_max_s, self._probe_every * 2.0)
+
+    def _found(
+        self,
+        frame: Frame,
+        found: Sequence[RawPlateLike],
+        ids: NDArray[np.int64],
+        boxes: FloatArray,
+    ) -> None:
+        """Chain the plates ``found`` in ``frame`` into the plate tracks (see the class)."""
         if not found:
             for t in self._tracks:
                 t.detected = False
