@@ -117,10 +117,21 @@ def test_plates_inside_tracked_vehicles_weak_or_small_ones_make_no_track() -> No
     }
     finder = _Finder(script)
     pf = PlateFirst(finder, class_id=2, min_width_px=50.0)
-    car = _tracks((7, (0.0, 0.0, 260.0, 300.0)))
+    car = _tracks((7, (0.0, 0.0, 260.0, 180.0)))
     for k in range(6):
         assert len(_step(pf, finder, k * 0.04, car)) == 0
     assert pf.stats.orphans == 0 and pf.pop_finished() == []
+
+
+def test_a_plate_over_the_roof_of_a_tracked_car_is_not_that_cars() -> None:
+    """The next car's plate, seen in the upper part of the tracked car ahead's box (over its
+    roof), is not held by it: a plate track of its own."""
+    script = {round(k * 0.04, 3): [_plate(30, x=50)] for k in range(4)}
+    finder = _Finder(script)
+    pf = PlateFirst(finder, class_id=2)
+    ahead = _tracks((7, (0.0, 20.0, 260.0, 360.0)))
+    rows = [len(_step(pf, finder, k * 0.04, ahead)) for k in range(4)]
+    assert rows == [0, 1, 1, 1]
 
 
 def test_a_plate_track_is_handed_to_the_vehicle_track_that_opens_around_it() -> None:
@@ -132,7 +143,7 @@ def test_a_plate_track_is_handed_to_the_vehicle_track_that_opens_around_it() -> 
     pf = PlateFirst(finder, class_id=2, on_handover=lambda a, b: moved.append((a, b)))
     for k in range(4):
         _step(pf, finder, k * 0.04)
-    car = _tracks((3, (150.0, 0.0, 520.0, 360.0)))
+    car = _tracks((3, (150.0, 0.0, 520.0, 150.0)))
     rows = _step(pf, finder, 0.16, car)
     assert len(rows) == 0
     assert moved == [(ID_BASE, 3)] and pf.handed(ID_BASE) and not pf.handed(3)
@@ -173,7 +184,7 @@ def test_a_camera_whose_vehicles_are_all_tracked_probes_every_2_s() -> None:
         _step(pf, finder, k * 0.04)
     gaps = list(np.round(np.diff(finder.calls), 2))
     assert gaps[:2] == [1.0, 2.0] and set(gaps[2:]) == {2.0}
-    car = _tracks((7, (0.0, 0.0, 260.0, 300.0)))
+    car = _tracks((7, (0.0, 0.0, 260.0, 180.0)))
     finder.script = {round(20.0 + k * 0.04, 3): [_plate(100, x=50)] for k in range(250)}
     start = len(finder.calls)
     for k in range(250):  # 10 s with a tracked car's plate in view: still every 2 s
@@ -350,7 +361,7 @@ def test_a_stream_that_starts_over_ends_its_plate_tracks_and_forgets_the_tracker
     (10 s later in the old timeline) no longer hides a plate at the same place."""
     finder = _Finder({round(10.0 + k * 0.04, 3): [_plate(100, x=50)] for k in range(5)})
     pf = PlateFirst(finder, class_id=2)
-    car = _tracks((7, (0.0, 0.0, 260.0, 300.0)))
+    car = _tracks((7, (0.0, 0.0, 260.0, 180.0)))
     for k in range(5):
         _step(pf, finder, 10.0 + k * 0.04, car)
     finder.script = {round(1.0 + k * 0.04, 3): [_plate(100, x=50)] for k in range(5)}

@@ -134,14 +134,17 @@ def _centres(xyxy: FloatArray) -> FloatArray:
 
 
 def _covering(plate: FloatArray, boxes: FloatArray, share: float = HELD_SHARE) -> int:
-    """The index of the smallest of ``boxes`` that covers at least ``share`` of ``plate``'s
-    area (-1: none; a plate box clipped to nothing is covered by none)."""
+    """The index of the smallest of ``boxes`` that holds ``plate``: covers at least ``share``
+    of its area, its centre in the box's lower half (a vehicle's plate is at its bumper; a plate
+    in the upper part of a box is the next car's, seen over the roof of this one). -1: none; a
+    plate box clipped to nothing is held by none."""
     area = float((plate[2] - plate[0]) * (plate[3] - plate[1]))
     if not len(boxes) or area <= 0.0:
         return -1
     iw = np.minimum(boxes[:, 2], plate[2]) - np.maximum(boxes[:, 0], plate[0])
     ih = np.minimum(boxes[:, 3], plate[3]) - np.maximum(boxes[:, 1], plate[1])
     covers = np.clip(iw, 0.0, None) * np.clip(ih, 0.0, None) >= share * area
+    covers &= (plate[1] + plate[3]) / 2 >= (boxes[:, 1] + boxes[:, 3]) / 2
     if not covers.any():
         return -1
     sizes = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
