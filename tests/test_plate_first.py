@@ -272,7 +272,8 @@ def test_adopt_moves_a_plate_tracks_reads_to_the_vehicle_track() -> None:
     stage.adopt(ID_BASE, 5)
     assert ID_BASE not in stage._tracks
     merged = stage._tracks[5]
-    assert len(merged.votes) == 4 and merged.colors["white"] == 2.0
+    assert len(merged.votes) == 4 and merged.reads == 2  # one read each
+    assert merged.colors == {}  # colours voted on the box estimated around the plate stay behind
     stage.adopt(123, 5)  # a track the stage never saw: nothing happens
     assert len(stage._tracks[5].votes) == 4
 
@@ -374,9 +375,12 @@ def test_adopting_into_a_new_track_keeps_the_reads_not_the_estimated_boxs_qualit
     stage._observe(_frame(0.0), _tracks((ID_BASE, (0.0, 0.0, 640.0, 360.0))))
     assert stage._tracks[ID_BASE].best_quality > 0.0
     stage._tracks[ID_BASE].votes.append(PlateVote("京J27373", "blue", 0.99))
+    stage._tracks[ID_BASE].colors["red"] = 3.0
+    stage._tracks[ID_BASE].colour_votes = 4
     stage.adopt(ID_BASE, 8)
     state = stage._tracks[8]
     assert len(state.votes) == 1 and state.best_quality == 0.0 and state.class_votes == {}
+    assert state.colors == {} and state.colour_votes == 0  # the track votes its own colour
 
 
 def test_the_flow_meter_counts_a_handed_over_vehicle_once() -> None:
