@@ -286,10 +286,10 @@ class VehicleStructuring:
                 others = np.delete(cars.xyxy, i, axis=0)
                 plate_end_seen = plate_end_in_view(cars.xyxy[i], others, frame.height)
                 self._read(frame, state, box, plate_end_seen)
-            if (
-                state.colour_votes < c.max_reads_per_track
-                and not colour_settled(state.colors, state.colour_votes)
-                and _due(frame.pts, state.last_colour_pts, c.read_interval_s)
+            # body colours are voted on to the end: a silver car's first, far pictures vote
+            # white and its near ones grey (stopping at four agreeing votes named it white)
+            if state.colour_votes < c.max_reads_per_track and _due(
+                frame.pts, state.last_colour_pts, c.read_interval_s
             ):
                 self._vote_colour(frame, state, box)
 
@@ -478,21 +478,6 @@ def settled(votes: Sequence[PlateVote], reads: int) -> bool:
     sure = (v for v in votes if v.text and v.color and v.confidence >= SETTLE_CONFIDENCE)
     texts = Counter(v.text for v in sure)
     return bool(texts) and texts.most_common(1)[0][1] >= reads
-
-
-COLOUR_SETTLE_VOTES = 4
-COLOUR_SETTLE_SHARE = 0.8
-"""A body colour this many votes were cast for, the leading one holding this share of their
-weight, is not voted on again (as a plate read enough is not read again)."""
-
-
-def colour_settled(colors: dict[str, float], votes: int) -> bool:
-    """Whether a track's body-colour votes are decided (:data:`COLOUR_SETTLE_VOTES`,
-    :data:`COLOUR_SETTLE_SHARE`)."""
-    total = sum(colors.values())
-    if votes < COLOUR_SETTLE_VOTES or total <= 0.0:
-        return False
-    return max(colors.values()) >= COLOUR_SETTLE_SHARE * total
 
 
 def plate_end_in_view(box: FloatArray, others: FloatArray, frame_h: int) -> bool:
