@@ -81,7 +81,7 @@ def test_a_plate_no_vehicle_holds_becomes_a_vehicle_track_and_ends() -> None:
     its second picture, its box the vehicle around the plate, ended and finished once lost."""
     script = {round(k * 0.04, 3): [_plate(20 + 12 * k)] for k in range(10)}
     finder = _Finder(script)
-    pf = PlateFirst(finder, class_id=2)
+    pf = PlateFirst(finder, class_id=2, search_every_s=0.0)
     first = _step(pf, finder, 0.0)
     assert len(first) == 0  # one picture is not yet a track
     rows = _step(pf, finder, 0.04)
@@ -116,7 +116,7 @@ def test_plates_inside_tracked_vehicles_weak_or_small_ones_make_no_track() -> No
         for k in range(6)
     }
     finder = _Finder(script)
-    pf = PlateFirst(finder, class_id=2, min_width_px=50.0)
+    pf = PlateFirst(finder, class_id=2, search_every_s=0.0, min_width_px=50.0)
     car = _tracks((7, (0.0, 0.0, 260.0, 180.0)))
     for k in range(6):
         assert len(_step(pf, finder, k * 0.04, car)) == 0
@@ -128,7 +128,7 @@ def test_a_plate_over_the_roof_of_a_tracked_car_is_not_that_cars() -> None:
     roof), is not held by it: a plate track of its own."""
     script = {round(k * 0.04, 3): [_plate(30, x=50)] for k in range(4)}
     finder = _Finder(script)
-    pf = PlateFirst(finder, class_id=2)
+    pf = PlateFirst(finder, class_id=2, search_every_s=0.0)
     ahead = _tracks((7, (0.0, 20.0, 260.0, 360.0)))
     rows = [len(_step(pf, finder, k * 0.04, ahead)) for k in range(4)]
     assert rows == [0, 1, 1, 1]
@@ -140,7 +140,9 @@ def test_a_plate_track_is_handed_to_the_vehicle_track_that_opens_around_it() -> 
     script = {round(k * 0.04, 3): [_plate(20 + 12 * k)] for k in range(8)}
     finder = _Finder(script)
     moved: list[tuple[int, int]] = []
-    pf = PlateFirst(finder, class_id=2, on_handover=lambda a, b: moved.append((a, b)))
+    pf = PlateFirst(
+        finder, class_id=2, search_every_s=0.0, on_handover=lambda a, b: moved.append((a, b))
+    )
     for k in range(4):
         _step(pf, finder, k * 0.04)
     car = _tracks((3, (150.0, 0.0, 520.0, 150.0)))
@@ -159,7 +161,9 @@ def test_a_lost_plate_track_is_handed_to_a_vehicle_track_born_in_its_place() -> 
     script = {round(k * 0.04, 3): [_plate(150 + 20 * k)] for k in range(6)}
     finder = _Finder(script)
     moved: list[tuple[int, int]] = []
-    pf = PlateFirst(finder, class_id=2, on_handover=lambda a, b: moved.append((a, b)))
+    pf = PlateFirst(
+        finder, class_id=2, search_every_s=0.0, on_handover=lambda a, b: moved.append((a, b))
+    )
     other = (9, (560.0, 0.0, 640.0, 80.0))
     for k in range(6):
         _step(pf, finder, k * 0.04, _tracks(other))
@@ -179,7 +183,7 @@ def test_a_camera_whose_vehicles_are_all_tracked_probes_every_2_s() -> None:
     tracked car — come 1 s, then 2 s apart; a plate no vehicle holds brings the search to every
     picture, and after it has gone, probes 0.5 s apart again."""
     finder = _Finder({})
-    pf = PlateFirst(finder, class_id=2)
+    pf = PlateFirst(finder, class_id=2, search_every_s=0.0)
     for k in range(25 * 20):  # 20 s at 25 pictures a second, nothing
         _step(pf, finder, k * 0.04)
     gaps = list(np.round(np.diff(finder.calls), 2))
@@ -209,7 +213,7 @@ def test_a_wide_vehicle_no_track_holds_makes_probes_come_every_half_second() -> 
     """A detection 300 px wide that no track holds (a cut-off front the tracker left out):
     probes every 0.5 s; the same detection inside a tracked box, or a narrow one, does not."""
     finder = _Finder({})
-    pf = PlateFirst(finder, class_id=2, min_width_px=50.0)
+    pf = PlateFirst(finder, class_id=2, search_every_s=0.0, min_width_px=50.0)
     wide = np.array([[100.0, 50.0, 400.0, 350.0]], np.float32)
     narrow = np.array([[100.0, 50.0, 250.0, 350.0]], np.float32)
     car = _tracks((7, (90.0, 40.0, 410.0, 360.0)))
@@ -225,6 +229,20 @@ def test_a_wide_vehicle_no_track_holds_makes_probes_come_every_half_second() -> 
             pf.update(_frame(base + k * 0.04), tracks, (), dets)
         gaps = np.round(np.diff(finder.calls[start:]), 2)
         assert len(finder.calls) - start <= 7 and set(gaps[1:]) == {2.0}, gaps
+
+
+def test_a_live_plate_track_is_searched_for_every_0_2_s_not_every_picture() -> None:
+    """At 25 pictures a second a plate track is followed with a search every 0.2 s (the plate
+    reads' interval); between searches its row is there, not detected."""
+    script = {round(k * 0.04, 3): [_plate(20 + 4 * k)] for k in range(30)}
+    finder = _Finder(script)
+    pf = PlateFirst(finder, class_id=2)
+    detected = []
+    for k in range(30):
+        rows = _step(pf, finder, k * 0.04)
+        detected.append(bool(rows.detected[0]) if len(rows) else None)
+    assert set(np.round(np.diff(finder.calls), 2)) == {0.2}
+    assert detected[5] is True and detected[6:10] == [False] * 4 and detected[10] is True
 
 
 def test_join_tracks_pads_class_votes() -> None:
@@ -319,7 +337,7 @@ def _zoomed_camera(seg: Path, mode: str) -> CameraConfig:
 def test_a_zoomed_checkpoint_reads_the_plate_of_a_car_it_cannot_track(tmp_path: Path) -> None:
     """The Beijing clip zoomed 1.5× (fronts larger than the picture), frames 690–790: the
     vehicle detector gives 京J27373's cut-off front no track, so without plate-first no plate
-    is stated; with it (``on``: every picture searched, so that the 4 s segment does not hang
+    is stated; with it (``on``: searched every 0.2 s, so that the 4 s segment does not hang
     on when the first probe comes) the plate is read — by ``analyze``, ``run`` and the cluster
     alike."""
     from tests.equivalence import via_analyze
@@ -339,7 +357,7 @@ def test_a_plate_missed_for_a_while_is_the_same_track_when_found_again() -> None
     one track, one id; corrupt pictures in between age nothing."""
     script = {round(k * 0.04, 3): [_plate(20 + 4 * k)] for k in range(40) if not 12 <= k < 30}
     finder = _Finder(script)
-    pf = PlateFirst(finder, class_id=2)
+    pf = PlateFirst(finder, class_id=2, search_every_s=0.0)
     for k in range(40):
         finder.pts = k * 0.04
         frame = _frame(k * 0.04)
@@ -361,7 +379,7 @@ def test_a_stream_that_starts_over_ends_its_plate_tracks_and_forgets_the_tracker
     """pts goes back (a file looped): the live plate track ends, and a tracked car's old box
     (10 s later in the old timeline) no longer hides a plate at the same place."""
     finder = _Finder({round(10.0 + k * 0.04, 3): [_plate(100, x=50)] for k in range(5)})
-    pf = PlateFirst(finder, class_id=2)
+    pf = PlateFirst(finder, class_id=2, search_every_s=0.0)
     car = _tracks((7, (0.0, 0.0, 260.0, 180.0)))
     for k in range(5):
         _step(pf, finder, 10.0 + k * 0.04, car)

@@ -22,13 +22,13 @@ it) and makes no event of its own, so a car is not counted twice; so is a lost p
 gone from the picture — to a track opened since whose box overlaps its vehicle's
 (:data:`HANDOVER_IOU`).
 
-It costs one plate detection on the whole picture (3–5 ms at 320 px on one core): on every
-picture while plates outside the tracked vehicles keep being found (``hold_s``); otherwise a
-probe every ``probe_s`` (0.5 s) while the picture shows a vehicle detection no track holds that
-is wide enough to carry a readable plate (the detector saw something it would not track: a
-cut-off front), and else probes ``probe_s`` apart, doubling after each that finds no plate
-outside the tracked vehicles, up to ``probe_max_s`` (2 s: a camera whose vehicles are all
-tracked, a highway's, pays 2 ms a second).
+It costs one plate detection on the whole picture (3–5 ms at 320 px on one core): every
+``search_every_s`` (0.2 s, the plate reads' interval) while plates outside the tracked vehicles
+keep being found (``hold_s``); otherwise a probe every ``probe_s`` (0.5 s) while the picture
+shows a vehicle detection no track holds that is wide enough to carry a readable plate (the
+detector saw something it would not track: a cut-off front), and else probes ``probe_s``
+apart, doubling after each that finds no plate outside the tracked vehicles, up to
+``probe_max_s`` (2 s: a camera whose vehicles are all tracked, a highway's, pays 2 ms a second).
 """
 
 from __future__ import annotations
@@ -195,6 +195,7 @@ class PlateFirst:
         lost_s: float = 0.6,
         handover_s: float = 1.0,
         hold_s: float = 1.0,
+        search_every_s: float = 0.2,
         probe_s: float = 0.5,
         probe_max_s: float = 2.0,
         always: bool = False,
@@ -208,6 +209,7 @@ class PlateFirst:
         self.lost_s = lost_s
         self.handover_s = handover_s
         self.hold_s = hold_s
+        self.search_every_s = search_every_s
         self.probe_s = probe_s
         self.probe_max_s = probe_max_s
         self.always = always
@@ -252,7 +254,7 @@ class PlateFirst:
         if last is None or pts < last:  # first picture, or the stream started over
             return True
         if self.active:
-            return True
+            return pts - last >= self.search_every_s - 1e-6
         every = self.probe_s if cue else self._probe_every
         return pts - last >= every - 1e-6
 
@@ -496,5 +498,5 @@ class PlateFirst:
             class_id=np.full(len(live), self.class_id, np.int64),
             kind=np.full(len(live), int(ObjectKind.MOTOR_VEHICLE), np.int8),
             track_id=np.array([t.track_id for t in live], np.int64),
-            detected=np.array([t.detected for t in live], bool),
+            detected=np.array([t.detected and t.pts == frame.pts for t in live], bool),
         )
