@@ -95,7 +95,10 @@ _MAD_TO_SIGMA = 1.4826
 
 def noise_sigma(image: ImageBGR) -> float:
     """The σ of the picture's noise in 8-bit grey levels (module docstring, step 1), measured on
-    at most :data:`CROP` pixels from its centre."""
+    at most :data:`CROP` pixels from its centre: the median over every other row and column of
+    the filter's response (a quarter of it: on frames of highway, Beijing and hanoi_b, clean and
+    with noise σ 6 and 11 added, the same σ or one quantisation step of the response away, for
+    a third of the time — 2.6–6.6 → 0.9–1.8 ms)."""
     h, w = image.shape[:2]
     ch, cw = min(h, CROP[0]), min(w, CROP[1])
     y0, x0 = (h - ch) // 2, (w - cw) // 2
@@ -103,7 +106,7 @@ def noise_sigma(image: ImageBGR) -> float:
     grey = crop if crop.ndim == 2 else cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
     if grey.shape[0] < 3 or grey.shape[1] < 3:
         return 0.0
-    response = cv2.filter2D(grey.astype(np.float32), -1, _KERNEL)[1:-1, 1:-1]
+    response = cv2.filter2D(grey.astype(np.float32), -1, _KERNEL)[1:-1:2, 1:-1:2]
     # the kernel's response to white noise of σ 1 has σ 6 (1+4+1+4+16+4+1+4+1 = 36)
     return float(np.median(np.abs(response))) * _MAD_TO_SIGMA / 6.0
 
