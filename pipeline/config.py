@@ -312,8 +312,8 @@ class StructuringConfig(StrictModel):
         "auto",
         description="Vehicles found by their plates where no vehicle track holds them (a view "
         "whose vehicles are larger than the picture): the plate detector on the whole picture "
-        "— auto: every 0.2 s while such plates keep being found, otherwise a probe every "
-        "0.5–2 s; on: every 0.2 s always; off: never.",
+        "— auto (cameras without an intersection): every 0.2 s while such plates keep being "
+        "found, otherwise a probe every 0.5–2 s; on: every 0.2 s always; off: never.",
     )
     earlier_s: float = Field(
         2.0,

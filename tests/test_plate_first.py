@@ -42,6 +42,7 @@ class _Finder:
         self.script = {round(k, 3): v for k, v in script.items()}
         self.calls: list[float] = []
         self.pts = 0.0
+        self.min_text_px = 50.0  # as the plate reader's
 
     def detect(self, image_bgr: NDArray[np.uint8]) -> Sequence[_Raw]:
         self.calls.append(self.pts)
@@ -421,3 +422,31 @@ def test_the_flow_meter_counts_a_handed_over_vehicle_once() -> None:
     out += meter.end_of_stream()
     assert sum(r.count for r in out if r.lane_no == 1) == 1
     assert meter.lane_of(4) == 1
+
+
+def test_auto_is_for_checkpoints_not_intersection_cameras() -> None:
+    """``plate_first: auto`` searches on a checkpoint camera, not on an e-police intersection
+    camera (its rules charge no plate-first track; its vehicles are far); ``on`` does."""
+    from sharpeyes.api.node.camera import detection_policy, plate_first_search
+    from sharpeyes.models.classes import COCO80_NAMES
+    from sharpeyes.pipeline.config import load_camera_config
+    from sharpeyes.pipeline.detection_filter import CameraDetectionFilter
+
+    repo = Path(__file__).resolve().parents[1] / "sample_videos"
+    stage = VehicleStructuring(_Inner(), _NoReader(), StructuringConfig(enabled=True))  # type: ignore[arg-type]
+    finder = _Finder({})
+    for name, mode, made in (
+        ("plates_closeup_beijing.yaml", "auto", True),
+        ("intersection_hanoi_b.yaml", "auto", False),
+        ("intersection_hanoi_b.yaml", "on", True),
+        ("plates_closeup_beijing.yaml", "off", False),
+    ):
+        cam = load_camera_config(repo / name)
+        cam = cam.model_copy(
+            update={"structuring": cam.structuring.model_copy(update={"plate_first": mode})}
+        )
+        post = CameraDetectionFilter.for_names(detection_policy(cam), COCO80_NAMES)
+        pf = plate_first_search(cam, finder, post, stage)  # type: ignore[arg-type]
+        assert (pf is not None) is made, (name, mode)
+        if pf is not None:
+            assert pf.class_id == COCO80_NAMES.index("car") and pf.always is (mode == "on")

@@ -317,12 +317,14 @@ def plate_first_search(
     vehicles: VehicleStructuring,
 ) -> PlateFirst | None:
     """The camera's plate-first search (``structuring.plate_first``), its tracks given the
-    detector's "car" class (else its first motor-vehicle class); None when off, or when the
-    detector has no motor-vehicle class to give them."""
+    detector's "car" class (else its first motor-vehicle class); None when off, on ``auto`` for
+    an intersection camera (e-police: its vehicles are far, its rules charge no plate-first
+    track, and the probes cost hanoi_b 2 % of its detector for no track), or when the detector
+    has no motor-vehicle class to give them."""
     mode = cam.structuring.plate_first
     names = [n.lower() for n in post.class_names]
     motor = [i for i, k in enumerate(post.kind_table) if int(k) == int(ObjectKind.MOTOR_VEHICLE)]
-    if mode == "off" or not motor:
+    if mode == "off" or (mode == "auto" and cam.intersection is not None) or not motor:
         return None
     class_id = names.index("car") if "car" in names else motor[0]
     return PlateFirst(
