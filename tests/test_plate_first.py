@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 from numpy.typing import NDArray
@@ -297,31 +296,6 @@ def test_adopt_moves_a_plate_tracks_reads_to_the_vehicle_track() -> None:
     assert len(stage._tracks[5].votes) == 4
 
 
-def _zoomed(src: Path, dst: Path, start: int, end: int, zoom: float) -> None:
-    """Frames ``start`` to ``end`` of ``src``, the middle 1/``zoom`` of each scaled back to the
-    full size (a camera zoomed in: vehicle fronts larger than the picture)."""
-    cap = cv2.VideoCapture(str(src))
-    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
-    cap.set(cv2.CAP_PROP_POS_FRAMES, start)
-    writer: cv2.VideoWriter | None = None
-    try:
-        for _ in range(start, end):
-            ok, img = cap.read()
-            if not ok:
-                break
-            h, w = img.shape[:2]
-            ch, cw = round(h / zoom), round(w / zoom)
-            y0, x0 = (h - ch) // 2, (w - cw) // 2
-            img = cv2.resize(img[y0 : y0 + ch, x0 : x0 + cw], (w, h), interpolation=cv2.INTER_CUBIC)
-            if writer is None:
-                writer = cv2.VideoWriter(str(dst), cv2.VideoWriter.fourcc(*"mp4v"), fps, (w, h))
-            writer.write(img)
-    finally:
-        cap.release()
-        if writer is not None:
-            writer.release()
-
-
 def _zoomed_camera(seg: Path, mode: str) -> CameraConfig:
     return CameraConfig.model_validate(
         {
@@ -343,10 +317,11 @@ def test_a_zoomed_checkpoint_reads_the_plate_of_a_car_it_cannot_track(tmp_path: 
     alike."""
     from tests.equivalence import via_analyze
     from tests.test_structuring_equivalence import assert_plates_everywhere, stored
+    from tests.test_structuring_eval import _segment
 
     need(BEIJING.is_file(), "Beijing clip")
     seg = tmp_path / "zoom.mp4"
-    _zoomed(BEIJING, seg, 690, 790, 1.5)
+    _segment(BEIJING, seg, 690, 790, zoom=1.5)
     off = _zoomed_camera(seg, "off")
     via_analyze(off, tmp_path / "off")
     assert [e.plate for e in stored(tmp_path / "off" / "events.db", off.id) if e.plate] == []

@@ -21,8 +21,12 @@ CONFIG = REPO / "sample_videos" / "plates_closeup_beijing.yaml"
 CLIP = "plates_closeup_beijing_640x360.mp4"
 
 
-def _segment(src: Path, dst: Path, start: int, end: int, scale: float = 1.0) -> None:
-    """Frames ``start`` to ``end`` of ``src`` into ``dst`` (mp4v), each resized by ``scale``."""
+def _segment(
+    src: Path, dst: Path, start: int, end: int, scale: float = 1.0, zoom: float = 1.0
+) -> None:
+    """Frames ``start`` to ``end`` of ``src`` into ``dst`` (mp4v), each resized by ``scale``;
+    ``zoom`` > 1 keeps the middle 1/``zoom`` of each, scaled back to the full size (a camera
+    zoomed in)."""
     cap = cv2.VideoCapture(str(src))
     fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
     cap.set(cv2.CAP_PROP_POS_FRAMES, start)
@@ -32,6 +36,12 @@ def _segment(src: Path, dst: Path, start: int, end: int, scale: float = 1.0) -> 
             ok, img = cap.read()
             if not ok:
                 break
+            if zoom != 1.0:
+                h, w = img.shape[:2]
+                ch, cw = round(h / zoom), round(w / zoom)
+                y0, x0 = (h - ch) // 2, (w - cw) // 2
+                crop = img[y0 : y0 + ch, x0 : x0 + cw]
+                img = cv2.resize(crop, (w, h), interpolation=cv2.INTER_CUBIC)
             if scale != 1.0:
                 img = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
             if writer is None:

@@ -484,14 +484,7 @@ class PlateFirst:
     def _rows(self, frame: Frame) -> Tracks:
         live = [t for t in self._tracks if t.hits >= self.min_hits]
         if not live:
-            return Tracks(
-                xyxy=np.zeros((0, 4), np.float32),
-                confidence=np.zeros(0, np.float32),
-                class_id=np.zeros(0, np.int64),
-                kind=np.zeros(0, np.int8),
-                track_id=np.zeros(0, np.int64),
-                detected=np.zeros(0, bool),
-            )
+            return Tracks.empty()
         return Tracks(
             xyxy=np.stack([vehicle_box(t.box, frame.width, frame.height) for t in live]),
             confidence=np.array([t.score for t in live], np.float32),
