@@ -299,6 +299,43 @@ def run_still(st: VehicleStructuring, frames: int) -> list[Event]:
     return events + st.finish([1])
 
 
+def small_reading(width: float) -> FakeReading:
+    """A plate seen ``width`` px wide, too narrow for its text (``MIN_TEXT_PX`` 50)."""
+    return FakeReading(None, "blue", 0.3, 0.8, Box(300, 250, 300 + width, 262, W, H))
+
+
+def test_a_plate_seen_too_small_is_read_again_once_it_can_have_grown_readable() -> None:
+    """A plate seen 30 px wide on a car that keeps its size is not read again until
+    ``SMALL_RECHECK_S`` (3.2 s) passed — far cars at an intersection camera were read at the
+    backoff's pace for nothing; a car whose box grows is read again as soon as its plate, at
+    the share of the box it had, would be 0.8 × 50 px wide; a plate of readable width, or
+    none seen, does not hold reads back."""
+    reader = FakeReader([[small_reading(30)]] * 30)
+    st = stage(reader, read_interval_s=0.2, max_reads_per_track=30, read_backoff_max_s=0.8)
+    (event,) = run_still(st, frames=100)  # 4 s: reads at 0 and 3.2 s only
+    assert len(reader.rois) == 2
+    assert event.plate is not None and event.plate.text is None  # seen: HasPlate still true
+    assert dict(event.extra)["plate_status"] == "unreadable"
+
+    def growing(i: int) -> Tracks:  # 100 px wide at first, 4 px wider every picture
+        t = car(1, 80)
+        t.xyxy[0] = (200, 80, 300 + 4 * i, 280)
+        return t
+
+    reader = FakeReader([[small_reading(20)]] + [[reading("京A12345")]] * 30)
+    st = stage(reader, read_interval_s=0.2, max_reads_per_track=30)
+    for i in range(60):
+        st.update(white_frame(i), growing(i))
+    # the plate was 20 % of a 100 px box: 40 px once the box is 200 px wide (picture 25)
+    assert len(reader.rois) >= 2
+    assert reader.rois[1] is not None and reader.rois[1].x2 - reader.rois[1].x1 >= 200 * 1.2 - 1
+    assert reader.rois[1].x2 - reader.rois[1].x1 <= 210 * 1.2
+
+    reader = FakeReader([[reading(None, 0.2)]] * 30)  # 80 px: its text just was not read
+    run_still(stage(reader, read_interval_s=0.2, max_reads_per_track=30), frames=100)
+    assert len(reader.rois) > 2
+
+
 def test_a_plate_four_sure_reads_agree_on_is_not_read_again() -> None:
     """Four reads at confidence ≥ 0.9 name the same plate: the track's later pictures are not
     read (fusion would state it whatever they say), its body colour is still voted on them."""
