@@ -23,7 +23,11 @@ for each lane's detection zone (a polygon on the road, relative coordinates):
 
 Intervals are aligned to the frame's wall clock (``wall_time_ms``), so records of different
 cameras and runs line up; the last, partial interval is emitted at the end of the stream with
-``complete=False``.
+``complete=False``, and so is an interval closed by the clock that the stream did not cover
+from end to end (it started in the middle of it, or its frames stopped for over
+:data:`MAX_GAP_S`): its ``observed_s`` is the time it covered and its occupancy a share of that
+— a 15 s clip starting 47 s into a minute was a "complete" 60 s interval at a quarter of its
+occupancy.
 """
 
 from __future__ import annotations
@@ -162,6 +166,11 @@ class _TrackState:
     measured: bool = False
 
 
+MAX_GAP_S = 2.0
+"""Frames this far apart (or closer) cover the time between them; a longer gap (a camera gone
+away) is not observed time, and an interval short of this much observed time is not complete."""
+
+
 class FlowMeter:
     """Per-stream traffic-flow stage (see the module docstring)."""
 
@@ -220,7 +229,7 @@ class FlowMeter:
     def update(self, pts: float, wall_ms: int, tracks: Tracks) -> list[FlowRecord]:
         """One analysed frame; returns the records of intervals this frame closed."""
         out = self._roll(wall_ms)
-        dt = 0.0 if self._last_pts is None else min(max(pts - self._last_pts, 0.0), 2.0)
+        dt = 0.0 if self._last_pts is None else min(max(pts - self._last_pts, 0.0), MAX_GAP_S)
         self._last_pts = pts
         self._observed_s += dt
         occupied = [False] * len(self._zones)
@@ -321,7 +330,8 @@ class FlowMeter:
             return []
         out: list[FlowRecord] = []
         while start > self._bin_start:  # every interval in between, empty ones included
-            out += self._close(self._bin_start, complete=True)
+            covered = self._observed_s >= self.config.interval_s - MAX_GAP_S
+            out += self._close(self._bin_start, complete=covered)
             self._bin_start += self._interval_ms
         return out
 

@@ -96,6 +96,29 @@ def by_lane(records: list[FlowRecord], lane_no: int) -> list[FlowRecord]:
     return [r for r in records if r.lane_no == lane_no]
 
 
+def test_an_interval_the_stream_did_not_cover_is_not_complete() -> None:
+    """A stream starting 7 s into a 10 s interval, and frames stopping for 5 s in a later one:
+    both intervals say ``complete=False`` and the time they covered, and the occupancy is a
+    share of that time (a car standing in lane 1 the whole time: 100 %, not 30 %)."""
+    meter = FlowMeter("cam", config(), (W, H), class_names=["person", "bicycle", "car"])
+    t0_ms = 1_700_000_000_000 - 1_700_000_000_000 % 10_000 + 7_000
+    parked = tracks([(1, 2.0, 30.0, ObjectKind.MOTOR_VEHICLE)])
+    out: list[FlowRecord] = []
+    for i in range(330):  # 33 s at 10 fps, none from 15 to 20 s
+        t = i / 10
+        if not 15.0 <= t < 20.0:
+            out += meter.update(t, t0_ms + round(t * 1000), parked)
+    out += meter.end_of_stream()
+    lane1 = by_lane(out, 1)  # intervals at t -7–3, 3–13, 13–23 (the gap), 23–33 (the end)
+    assert [r.complete for r in lane1] == [False, True, False, False]
+    assert lane1[0].observed_s == pytest.approx(2.9, abs=0.05)  # t 0–2.9 s
+    assert lane1[0].occupancy == pytest.approx(1.0)
+    assert lane1[1].observed_s == 10.0 and lane1[1].occupancy == pytest.approx(1.0, abs=0.02)
+    assert lane1[2].observed_s == pytest.approx(2.0 + 2.0 + 2.9, abs=0.05)  # the gap: 2 s
+    assert lane1[2].occupancy == pytest.approx(1.0, abs=0.02)
+    assert [r.count for r in lane1] == [1, 0, 0, 0]
+
+
 def test_counts_speeds_and_headways_per_lane_and_interval() -> None:
     car, bike = ObjectKind.MOTOR_VEHICLE, ObjectKind.NON_MOTOR
     world = [(i + 1, 2.0, 79.0, 10.0, 4.0 * i, car) for i in range(5)]  # 36 km/h, every 4 s

@@ -238,7 +238,10 @@ class FlowPublic(BaseModel):
     start_ms: int = Field(description="Interval start, UTC epoch ms (aligned to the interval).")
     interval_s: float
     observed_s: float = Field(description="Analysed time covered (less for a partial interval).")
-    complete: bool
+    complete: bool = Field(
+        description="Whether the stream covered the whole interval (false for the last one, "
+        "one the stream started in, and one with a gap of over 2 s between frames)."
+    )
     count: int = Field(description="Vehicles that entered the lane's zone.")
     by_kind: dict[str, int]
     by_class: dict[str, int]
