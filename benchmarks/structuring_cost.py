@@ -137,8 +137,11 @@ def run(video: Path, config: Path, limit: int | None, full_every: int) -> dict[s
         before = inner.seconds.copy()
         t2 = _now()
         if first is not None:  # as the runner does: plates no track holds, tracks of their own
-            cars = dets.of_kind(ObjectKind.MOTOR_VEHICLE).xyxy
-            tracks = join_tracks(tracks, first.update(frame, tracks, finished, cars))
+            cars = dets.of_kind(ObjectKind.MOTOR_VEHICLE)
+            found = first.update(
+                frame, tracks, finished, cars.xyxy, classes=cars.class_id, scores=cars.confidence
+            )
+            tracks = join_tracks(tracks, found)
             finished = [*finished, *first.pop_finished()]
         stage.update(frame, tracks)
         if finished:

@@ -583,8 +583,15 @@ class StreamRunner:
         own = tracks  # the tracker's: the rules and the earlier pictures see only these
         if self.plate_first is not None:  # plates no vehicle track holds: tracks of their own
             with sw("plate_first"):
-                cars = dets.of_kind(ObjectKind.MOTOR_VEHICLE).xyxy
-                found = self.plate_first.update(frame, tracks, finished, cars)
+                cars = dets.of_kind(ObjectKind.MOTOR_VEHICLE)
+                found = self.plate_first.update(
+                    frame,
+                    tracks,
+                    finished,
+                    cars.xyxy,
+                    classes=cars.class_id,
+                    scores=cars.confidence,
+                )
                 tracks = join_tracks(tracks, found)
                 finished = [*finished, *self.plate_first.pop_finished()]
                 self.summary.plate_first = self.plate_first.stats

@@ -32,6 +32,7 @@ BEIJING = SHARED / "sample_videos" / "plates_closeup_beijing_640x360.mp4"
 class _Raw:
     box: NDArray[np.float32]
     score: float
+    layers: int = 1
 
 
 class _Finder:
@@ -42,11 +43,12 @@ class _Finder:
         self.calls: list[float] = []
         self.pts = 0.0
         self.min_text_px = 50.0  # as the plate reader's
+        self.layers = 1
 
     def detect(self, image_bgr: NDArray[np.uint8]) -> Sequence[_Raw]:
         self.calls.append(self.pts)
         rows = self.script.get(round(self.pts, 3), [])
-        return [_Raw(np.array(r[:4], np.float32), r[4]) for r in rows]
+        return [_Raw(np.array(r[:4], np.float32), r[4], self.layers) for r in rows]
 
 
 def _frame(pts: float) -> Frame:
@@ -425,3 +427,119 @@ def test_auto_is_for_checkpoints_not_intersection_cameras() -> None:
         assert (pf is not None) is made, (name, mode)
         if pf is not None:
             assert pf.class_id == COCO80_NAMES.index("car") and pf.always is (mode == "on")
+
+
+def _moving_frames(
+    rng: np.random.Generator, n: int, noise: float, block: bool
+) -> list[NDArray[np.uint8]]:
+    """``n`` 360 × 640 pictures of a grey road with Gaussian noise of σ ``noise``; with
+    ``block``, a textured 400 × 300 px front drives down through them (a cut-off vehicle
+    larger than a readable plate's 200 × 165)."""
+    texture = rng.integers(20, 235, (300, 400, 3), dtype=np.uint8)
+    out = []
+    for k in range(n):
+        img = np.full((360, 640, 3), 110.0) + rng.normal(0.0, noise, (360, 640, 3))
+        if block:
+            y = -250 + 20 * k
+            top, bottom = max(0, y), min(360, y + 300)
+            if bottom > top:
+                img[top:bottom, 100:500] = texture[top - y : bottom - y]
+        out.append(np.clip(img, 0, 255).astype(np.uint8))
+    return out
+
+
+def test_the_motion_cue_fires_on_a_vehicle_sized_motion_no_track_holds() -> None:
+    """A front larger than the picture's half drives through and no track holds it: the cue
+    holds; the same front inside a tracked box, or camera noise of σ 3, 12 and 30 levels alone
+    (the level follows the camera's noise), never."""
+    from sharpeyes.pipeline.structuring.plate_first import MotionCue
+
+    rng = np.random.default_rng(1)
+    none = np.zeros((0, 4), np.float32)
+    moving = _moving_frames(rng, 30, 3.0, True)
+    cue = MotionCue(200.0, 165.0)
+    held = [cue.observe(img, k * 0.04, none) for k, img in enumerate(moving)]
+    assert sum(held[8:25]) >= 10, held
+    tracked = np.array([[90.0, 0.0, 510.0, 360.0]], np.float32)
+    cue = MotionCue(200.0, 165.0)
+    assert not any(cue.observe(img, k * 0.04, tracked) for k, img in enumerate(moving))
+    for sigma in (3.0, 12.0, 30.0):
+        cue = MotionCue(200.0, 165.0)
+        frames = _moving_frames(rng, 75, sigma, False)
+        assert not any(cue.observe(img, k * 0.04, none) for k, img in enumerate(frames)), sigma
+    small = MotionCue(200.0, 165.0)  # a 150 px wide thing moving: too small for a plate
+    frames = _moving_frames(rng, 30, 3.0, True)
+    for img in frames:
+        img[:, 250:] = 110
+    assert not any(small.observe(img, k * 0.04, none) for k, img in enumerate(frames))
+
+
+def test_motion_no_track_holds_brings_searches_every_0_2_s_and_is_muted_in_vain() -> None:
+    """While the motion cue holds, the picture is searched every 0.2 s (a zoomed checkpoint's
+    plate is in view for 0.6 s); when those searches find no plate for 20 s (a swaying tree)
+    the cue is muted and probes go back to doubling up to 2 s."""
+    rng = np.random.default_rng(2)
+    cycle = _moving_frames(rng, 31, 3.0, True)  # a front through the picture every 1.24 s
+    finder = _Finder({})
+    pf = PlateFirst(finder, class_id=2)
+    for k in range(25 * 30):  # 30 s of fronts that carry no plate
+        pts = k * 0.04
+        finder.pts = pts
+        pf.update(Frame("cam", k, pts, round(pts * 1000), cycle[k % 31]), _tracks())
+    calls = np.array(finder.calls)
+    early = calls[calls < 19.0]
+    gaps = np.round(np.diff(early), 2)
+    assert len(early) >= 40 and float(np.median(gaps)) == 0.2, gaps  # probes alone: ≤ 11
+    late = calls[calls > 22.0]
+    assert len(late) <= 5 and set(np.round(np.diff(late), 2)) <= {1.0, 2.0}, late
+
+
+def test_a_plate_tracks_class_is_car_unless_its_plate_is_yellow() -> None:
+    """A blue plate: "car" whatever the detections holding it say (the detector called cut-off
+    fronts "bus"); a yellow single-layer plate (a large vehicle's front, GA 36): the class the
+    detections holding it voted for other than car; with no such vote, car."""
+    blue, yellow = (200, 60, 0), (0, 200, 230)  # BGR
+    plate = _plate(100)
+    x1, y1, x2, y2 = (int(v) for v in plate[:4])
+    det = np.array([[150.0, 0.0, 500.0, 170.0]], np.float32)
+
+    def run(colour: tuple[int, int, int], classes: list[int], layers: int = 1) -> int:
+        finder = _Finder({round(k * 0.04, 3): [plate] for k in range(4)})
+        pf = PlateFirst(finder, class_id=2, search_every_s=0.0)
+        img = np.zeros((360, 640, 3), np.uint8)
+        img[y1:y2, x1:x2] = colour
+        out = 0
+        for k in range(4):
+            finder.pts, finder.layers = k * 0.04, layers
+            rows = pf.update(
+                Frame("cam", k, k * 0.04, k * 40, img),
+                _tracks(),
+                (),
+                np.repeat(det, len(classes), 0),
+                classes=np.array(classes, np.int64),
+                scores=np.full(len(classes), 0.3, np.float32),
+            )
+            out = int(rows.class_id[0]) if len(rows) else -1
+        return out
+
+    assert run(blue, [5]) == 2  # the detector says bus; the blue plate says a small car
+    assert run(yellow, [5]) == 5  # a large vehicle's plate and a bus detection: bus
+    assert run(yellow, [2, 7, 7]) == 7  # truck, the large class the detections voted for
+    assert run(yellow, []) == 2  # a yellow plate, no detection: nothing better than car
+    assert run(yellow, [5], layers=2) == 2  # double-layer: a rear, a trailer, a motorcycle
+    assert run((128, 128, 128), [5]) == 2  # no colour seen
+
+
+def test_plate_colour_reads_the_background() -> None:
+    from sharpeyes.pipeline.structuring.plate_first import plate_colour
+
+    img = np.zeros((100, 200, 3), np.uint8)
+    img[20:60, 20:180] = (200, 60, 0)
+    img[30:50, 40:60] = 255  # a character
+    box = np.array([20, 20, 180, 60], np.float32)
+    assert plate_colour(img, box) == "blue"
+    img[20:60, 20:180] = (0, 200, 230)
+    assert plate_colour(img, box) == "yellow"
+    img[20:60, 20:180] = (240, 240, 240)
+    assert plate_colour(img, box) is None
+    assert plate_colour(img, np.array([50, 50, 50, 50], np.float32)) is None

@@ -29,15 +29,23 @@ shows a vehicle detection no track holds that is wide enough to carry a readable
 detector saw something it would not track: a cut-off front), and else probes ``probe_s``
 apart, doubling after each that finds no plate outside the tracked vehicles, up to
 ``probe_max_s`` (2 s: a camera whose vehicles are all tracked, a highway's, pays 2 ms a second).
+While :class:`MotionCue` sees motion the size of a plate-carrying vehicle outside every tracked
+box, the picture is searched every ``search_every_s`` as with ``always``: the 2×-zoomed clip's
+plates are in view 0.6–1.4 s and its detector tracks nothing, so probes found them too late to
+read (4/8 at 25 fps, 3/8 at 5 fps; with the cue 7/8 at both, as ``always``; the highway's
+searches stay at 8). A plate track is given the detector's "car" unless its plate is yellow
+(:meth:`PlateFirst.class_of`).
 """
 
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import cv2
 import numpy as np
 from numpy.typing import NDArray
 
@@ -48,6 +56,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "ID_BASE",
+    "MotionCue",
     "PlateFirst",
     "PlateFirstStats",
     "join_tracks",
@@ -74,6 +83,90 @@ VEHICLE_BELOW = 0.7
 from a checkpoint camera's height) and below it (bumper)."""
 
 
+MOTION_COLUMNS = 80
+"""The motion grid is about this many cells wide (8 px cells on a 640 px picture, 16 on 1280):
+two green samples a cell, 3–5 µs to take."""
+MOTION_LAG_S = 0.2
+"""The picture a cell's change is measured against is at least this old (the reads' interval):
+the same change at 5 and at 25 pictures a second."""
+MOTION_LEVEL_MIN = 12.0
+"""A cell changed when its grey level moved more than this (8-bit levels) …"""
+MOTION_NOISE_K = 3.0
+MOTION_NOISE_S = 10.0
+"""… and more than this many times the camera's own noise: the lowest median change of a cell
+over the last :data:`MOTION_NOISE_S` (noise is in every picture; a moving vehicle is not)."""
+CUE_PATIENCE_S = 20.0
+"""The motion cue is muted when the searches it made have found no plate outside the tracked
+vehicles for this long (a swaying tree, a shadow: they are not vehicles; the zoomed clip's
+longest stretch between two such plates is 7.5 s); a plate found outside them re-arms it."""
+
+
+class MotionCue:
+    """Whether the picture shows motion, outside every tracked object, the size of a vehicle that
+    can carry a readable plate — a cut-off front the detector scores under every threshold.
+
+    A grid of about :data:`MOTION_COLUMNS` cells is sampled from the green channel (two samples a
+    cell, averaged), compared with the grid of a picture at least :data:`MOTION_LAG_S` older; a
+    cell changed when it moved more than :data:`MOTION_LEVEL_MIN` levels and
+    :data:`MOTION_NOISE_K` times the camera's noise; the cells of the tracked boxes of both
+    pictures (one cell around them) do not count. The cue holds when the changed cells make a
+    connected region whose box is ``min_w`` × ``min_h`` px or larger. Sensor noise, rain and
+    compression make scattered cells (and raise the level); the far vehicles a detector misses
+    on a highway make regions a few cells across."""
+
+    def __init__(self, min_w: float, min_h: float) -> None:
+        self.min_w = min_w
+        self.min_h = min_h
+        self._ref: NDArray[np.int16] | None = None
+        self._ref_pts = 0.0
+        self._ref_boxes: FloatArray = np.zeros((0, 4), np.float32)
+        self._noise: deque[tuple[float, float]] = deque()
+
+    def reset(self) -> None:
+        self._ref = None
+        self._noise.clear()
+
+    @staticmethod
+    def grid(image: ImageBGR) -> tuple[NDArray[np.int16], int]:
+        """The picture's motion grid and its cell size in px."""
+        step = max(1, int(image.shape[1]) // MOTION_COLUMNS)
+        h, w = int(image.shape[0]) // step * step, int(image.shape[1]) // step * step
+        half = step // 2
+        a = image[0:h:step, 0:w:step, 1].astype(np.int16)
+        b = image[half:h:step, half:w:step, 1].astype(np.int16)
+        return (a + b) >> 1, step
+
+    def observe(self, image: ImageBGR, pts: float, boxes: FloatArray) -> bool:
+        """Whether the cue holds in this picture (``boxes``: its tracked objects, xyxy)."""
+        cells, step = self.grid(image)
+        ref = self._ref
+        if ref is None or ref.shape != cells.shape or pts < self._ref_pts:
+            self.reset()
+            self._ref, self._ref_pts, self._ref_boxes = cells, pts, boxes
+            return False
+        diff = np.abs(cells - ref)
+        median = float(np.partition(diff.ravel(), diff.size // 2)[diff.size // 2])
+        self._noise.append((pts, median))
+        while self._noise and pts - self._noise[0][0] > MOTION_NOISE_S:
+            self._noise.popleft()
+        level = max(MOTION_LEVEL_MIN, MOTION_NOISE_K * min(m for _, m in self._noise))
+        changed = diff > level
+        for x1, y1, x2, y2 in (*self._ref_boxes, *boxes):
+            changed[
+                max(0, int(y1) // step - 1) : int(np.ceil(y2 / step)) + 1,
+                max(0, int(x1) // step - 1) : int(np.ceil(x2 / step)) + 1,
+            ] = False
+        if pts - self._ref_pts >= MOTION_LAG_S - 1e-6:
+            self._ref, self._ref_pts, self._ref_boxes = cells, pts, boxes
+        wide, high = self.min_w / step, self.min_h / step
+        if int(changed.sum()) < wide + high:
+            return False
+        _, _, stats, _ = cv2.connectedComponentsWithStats(changed.view(np.uint8), connectivity=8)
+        return bool(
+            ((stats[1:, cv2.CC_STAT_WIDTH] >= wide) & (stats[1:, cv2.CC_STAT_HEIGHT] >= high)).any()
+        )
+
+
 class RawPlateLike(Protocol):
     """One plate the plate detector found (``models.plate._RawPlate``)."""
 
@@ -82,6 +175,9 @@ class RawPlateLike(Protocol):
 
     @property
     def score(self) -> float: ...
+
+    @property
+    def layers(self) -> int: ...
 
 
 class PlateFinder(Protocol):
@@ -99,6 +195,9 @@ class _PlateTrack:
     hits: int = 1
     score: float = 0.0
     detected: bool = True
+    yellow: int = 0  # searches whose plate was yellow, single-layer (plate_colour)
+    seen: int = 0  # searches whose plate had a colour at all
+    votes: dict[int, float] = field(default_factory=dict)  # detector class → summed scores
 
 
 @dataclass(slots=True)
@@ -151,6 +250,18 @@ def _covering(plate: FloatArray, boxes: FloatArray, share: float = HELD_SHARE) -
     return int(np.flatnonzero(covers)[np.argmin(sizes[covers])])
 
 
+def _holding(plate: FloatArray, boxes: FloatArray, share: float = HELD_SHARE) -> NDArray[np.bool_]:
+    """Which of ``boxes`` hold ``plate`` (as :func:`_covering`, every one of them)."""
+    area = float((plate[2] - plate[0]) * (plate[3] - plate[1]))
+    if not len(boxes) or area <= 0.0:
+        return np.zeros(len(boxes), np.bool_)
+    iw = np.minimum(boxes[:, 2], plate[2]) - np.maximum(boxes[:, 0], plate[0])
+    ih = np.minimum(boxes[:, 3], plate[3]) - np.maximum(boxes[:, 1], plate[1])
+    held: NDArray[np.bool_] = np.clip(iw, 0.0, None) * np.clip(ih, 0.0, None) >= share * area
+    held &= (plate[1] + plate[3]) / 2 >= (boxes[:, 1] + boxes[:, 3]) / 2
+    return held
+
+
 def join_tracks(a: Tracks, b: Tracks) -> Tracks:
     """The rows of ``a`` then ``b`` (class votes padded to the wider of the two)."""
     if not len(b):
@@ -173,6 +284,38 @@ def join_tracks(a: Tracks, b: Tracks) -> Tracks:
         detected=np.concatenate([a.detected, b.detected]),
         class_votes=np.concatenate([votes(a), votes(b)]) if width else np.zeros((0, 0), np.float32),
     )
+
+
+YELLOW_HUE = (10, 40)
+BLUE_HUE = (95, 135)
+"""OpenCV hue ranges (0–180) of a yellow and a blue plate's background."""
+
+
+def plate_colour(image: ImageBGR, plate: FloatArray) -> str | None:
+    """The plate's background, "yellow" or "blue", from the hue of its inner part's saturated
+    pixels (more than half of them in one range; the characters, black or white, are not
+    saturated); None when neither (a white, black or green plate, or a washed-out picture).
+
+    Measured on every plate ``plate_det_320`` found at ≥ 0.6, ≥ 50 px in the Beijing clip and
+    its 1.5× and 2× zooms (706 plates): the MB100's yellow plate yellow on all 74 pictures, the
+    blue plates blue but for 15 None and 17 "yellow" that belong to the MB100 (the labels'
+    frames of the Tiida and the MB100 overlap)."""
+    x1, y1, x2, y2 = (int(v) for v in plate)
+    w, h = x2 - x1, y2 - y1
+    crop = image[
+        max(0, y1 + h // 4) : max(0, y2 - h // 4), max(0, x1 + w // 8) : max(0, x2 - w // 8)
+    ]
+    if crop.size == 0:
+        return None
+    hsv = cv2.cvtColor(np.ascontiguousarray(crop), cv2.COLOR_BGR2HSV).reshape(-1, 3)
+    hue = hsv[hsv[:, 1] >= 80, 0]
+    if len(hue) < 0.2 * len(hsv):
+        return None
+    if ((hue >= YELLOW_HUE[0]) & (hue <= YELLOW_HUE[1])).mean() > 0.5:
+        return "yellow"
+    if ((hue >= BLUE_HUE[0]) & (hue <= BLUE_HUE[1])).mean() > 0.5:
+        return "blue"
+    return None
 
 
 class PlateFirst:
@@ -225,6 +368,15 @@ class PlateFirst:
         self._last_pts: float | None = None
         self._last_orphan: float | None = None
         self._probe_every = probe_s
+        self._motion = MotionCue(
+            VEHICLE_W * min_width_px, (VEHICLE_ABOVE + VEHICLE_BELOW) * min_width_px
+        )
+        self._dets: tuple[FloatArray, NDArray[np.int64], FloatArray] = (
+            np.zeros((0, 4), np.float32),
+            np.zeros(0, np.int64),
+            np.zeros(0, np.float32),
+        )
+        self._cue_vain: float | None = None  # the first motion-cued search in vain since a plate
         self.stats = PlateFirstStats()
 
     @property
@@ -249,14 +401,21 @@ class PlateFirst:
         out, self._finished = self._finished, []
         return out
 
-    def _due(self, pts: float, cue: bool) -> bool:
+    def _due(self, pts: float, cue: bool, moving: bool) -> bool:
         last = self._last_search
         if last is None or pts < last:  # first picture, or the stream started over
             return True
-        if self.active:
+        if self.active or moving:
             return pts - last >= self.search_every_s - 1e-6
         every = self.probe_s if cue else self._probe_every
         return pts - last >= every - 1e-6
+
+    def _muted(self, pts: float) -> bool:
+        """Whether the motion cue's searches have been in vain for :data:`CUE_PATIENCE_S`."""
+        vain = self._cue_vain
+        if vain is not None and pts < vain:  # the stream started over
+            self._cue_vain = vain = None
+        return vain is not None and pts - vain >= CUE_PATIENCE_S
 
     def _cue(self, detections: FloatArray, cars: Tracks) -> bool:
         """Whether the picture shows a vehicle no track holds that is wide enough to carry a
@@ -283,13 +442,17 @@ class PlateFirst:
         tracks: Tracks,
         ended: Sequence[int] = (),
         detections: FloatArray | None = None,
+        *,
+        classes: NDArray[np.int64] | None = None,
+        scores: FloatArray | None = None,
     ) -> Tracks:
         """The plate tracks alive in ``frame`` (confirmed ones), after searching it when due.
         ``tracks``: the tracker's tracks of this picture (a plate inside one of their
         motor-vehicle boxes is that vehicle's, not a new one); ``ended``: the tracker's tracks
         that ended with it (nothing is handed to them: their events are out); ``detections``:
         the picture's motor-vehicle detections (xyxy), whatever their score — one wide enough
-        for a readable plate that no track holds makes a probe due every ``probe_s``.
+        for a readable plate that no track holds makes a probe due every ``probe_s`` — and
+        ``classes``, ``scores`` theirs (:meth:`class_of`).
 
         A corrupt picture is not searched and ages nothing; a picture whose pts goes back (a
         file looped, a camera restarted) ends every plate track and forgets the tracker's. A
@@ -309,9 +472,19 @@ class PlateFirst:
         if frame.corrupt or frame.device_image is not None:
             return self._rows(frame)
         ids, boxes = self._recent(pts)
-        dets = np.zeros((0, 4), np.float32) if detections is None else detections
-        if self._due(pts, self._cue(np.asarray(dets, np.float32).reshape(-1, 4), cars)):
-            self._search(frame, ids, boxes)
+        dets = np.asarray(np.zeros((0, 4)) if detections is None else detections, np.float32)
+        dets = dets.reshape(-1, 4)
+        n = len(dets)
+        self._dets = (
+            dets,
+            np.full(n, self.class_id, np.int64) if classes is None else np.asarray(classes),
+            np.zeros(n, np.float32) if scores is None else np.asarray(scores, np.float32),
+        )
+        cue = self._cue(dets, cars)
+        own = tracks.xyxy[tracks.track_id < ID_BASE]
+        moving = self._motion.observe(frame.image, pts, own) and not self._muted(pts)
+        if self._due(pts, cue, moving):
+            self._search(frame, ids, boxes, cued=moving and not self.active)
         self._expire(pts)
         self._hand_ending(cars, ids, boxes, frame)
         return self._rows(frame)
@@ -336,7 +509,9 @@ class PlateFirst:
         for tid in [t for t, when in self._handed_ids.items() if pts - when > 60.0]:
             del self._handed_ids[tid]
 
-    def _search(self, frame: Frame, ids: NDArray[np.int64], boxes: FloatArray) -> None:
+    def _search(
+        self, frame: Frame, ids: NDArray[np.int64], boxes: FloatArray, cued: bool = False
+    ) -> None:
         self._last_search = frame.pts
         self.stats.searches += 1
         found = [
@@ -348,7 +523,10 @@ class PlateFirst:
         self._found(frame, found, ids, boxes)
         if self.stats.orphans > orphans:
             self._probe_every = self.probe_s
-        elif probe:  # a probe that finds no plate outside the tracked vehicles: the next later
+            self._cue_vain = None
+        elif cued and self._cue_vain is None:  # the motion cue searched in vain (CUE_PATIENCE_S)
+            self._cue_vain = frame.pts
+        if self.stats.orphans == orphans and probe:  # a probe in vain: the next one later
             self._probe_every = min(self.probe_max_s, self._probe_every * 2.0)
 
     def _found(
@@ -387,13 +565,38 @@ class PlateFirst:
             elif owners[j] >= 0:
                 continue
             else:
-                self._tracks.append(
-                    _PlateTrack(self._next_id, plates[j], frame.pts, score=float(scores[j]))
-                )
+                t = _PlateTrack(self._next_id, plates[j], frame.pts, score=float(scores[j]))
+                self._tracks.append(t)
                 self._next_id += 1
                 self.stats.tracks += int(self.min_hits <= 1)
+            self._note_class(t, frame.image, plates[j], int(found[j].layers))
             self.stats.orphans += 1
             self._last_orphan = frame.pts
+
+    def _note_class(self, t: _PlateTrack, image: ImageBGR, plate: FloatArray, layers: int) -> None:
+        """What this picture says of the class of ``t``'s vehicle: its plate's colour
+        (:func:`plate_colour`) and the detections, whatever their score, that hold the plate
+        (the detector's classes, weighted by score)."""
+        colour = plate_colour(image, plate)
+        t.seen += colour is not None
+        t.yellow += colour == "yellow" and layers == 1
+        boxes, classes, scores = self._dets
+        for k in np.flatnonzero(_holding(plate, boxes)):
+            t.votes[int(classes[k])] = t.votes.get(int(classes[k]), 0.0) + float(scores[k])
+
+    def class_of(self, t: _PlateTrack) -> int:
+        """The class a plate track is given: :attr:`class_id` (the detector's "car"), unless its
+        plate is a yellow single-layer one on most searches that saw a colour (at least two) —
+        GA 36-2018: the front plate of a medium or large vehicle (大型汽车号牌); the blue plate is
+        the small vehicles' — and the detections that held it voted for another class: the one
+        with the most score among those. The detector's own votes on a blue plate are not
+        evidence: on the fronts cut off by the 1.5× and 2× zooms most of its score went to another
+        class than car (mostly bus) for 4 and 5 of the 6 small cars it saw, and a blue plate
+        rules a bus out."""
+        if t.seen < 2 or 2 * t.yellow <= t.seen:
+            return self.class_id
+        others = {c: v for c, v in t.votes.items() if c != self.class_id}
+        return max(others, key=lambda c: others[c]) if others else self.class_id
 
     def _match(self, centres: FloatArray, plates: FloatArray, pts: float) -> dict[int, _PlateTrack]:
         """Each found plate's track: the nearest where its motion puts it, within one plate
@@ -479,6 +682,7 @@ class PlateFirst:
                 self._finished.append(t.track_id)
         self._tracks, self._ending = [], []
         self._born.clear()
+        self._motion.reset()
         self._last_search = self._last_orphan = None
 
     def _rows(self, frame: Frame) -> Tracks:
@@ -488,7 +692,7 @@ class PlateFirst:
         return Tracks(
             xyxy=np.stack([vehicle_box(t.box, frame.width, frame.height) for t in live]),
             confidence=np.array([t.score for t in live], np.float32),
-            class_id=np.full(len(live), self.class_id, np.int64),
+            class_id=np.array([self.class_of(t) for t in live], np.int64),
             kind=np.full(len(live), int(ObjectKind.MOTOR_VEHICLE), np.int8),
             track_id=np.array([t.track_id for t in live], np.int64),
             detected=np.array([t.detected and t.pts == frame.pts for t in live], bool),
