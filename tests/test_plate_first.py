@@ -476,22 +476,37 @@ def test_the_motion_cue_fires_on_a_vehicle_sized_motion_no_track_holds() -> None
 
 def test_motion_no_track_holds_brings_searches_every_0_2_s_and_is_muted_in_vain() -> None:
     """While the motion cue holds, the picture is searched every 0.2 s (a zoomed checkpoint's
-    plate is in view for 0.6 s); when those searches find no plate for 20 s (a swaying tree)
-    the cue is muted and probes go back to doubling up to 2 s."""
+    plate is in view for 0.6 s); when those searches add up to 20 s of searching without a
+    plate (100 searches: a swaying tree) the cue is muted and probes go back to doubling up to
+    2 s. A short burst of motion in vain, then a quiet minute, does not mute it: the next
+    vehicle's motion is searched every 0.2 s again."""
     rng = np.random.default_rng(2)
     cycle = _moving_frames(rng, 31, 3.0, True)  # a front through the picture every 1.24 s
     finder = _Finder({})
     pf = PlateFirst(finder, class_id=2)
-    for k in range(25 * 30):  # 30 s of fronts that carry no plate
+    for k in range(25 * 40):  # 40 s of fronts that carry no plate
         pts = k * 0.04
         finder.pts = pts
         pf.update(Frame("cam", k, pts, round(pts * 1000), cycle[k % 31]), _tracks())
     calls = np.array(finder.calls)
-    early = calls[calls < 19.0]
+    early = calls[calls < 25.0]
     gaps = np.round(np.diff(early), 2)
-    assert len(early) >= 40 and float(np.median(gaps)) == 0.2, gaps  # probes alone: ≤ 11
-    late = calls[calls > 22.0]
-    assert len(late) <= 5 and set(np.round(np.diff(late), 2)) <= {1.0, 2.0}, late
+    assert len(early) >= 60 and float(np.median(gaps)) == 0.2, gaps  # probes alone: ≤ 14
+    late = calls[calls > 30.0]
+    assert pf.muted and len(late) <= 6 and set(np.round(np.diff(late), 2)) <= {1.0, 2.0}, late
+
+    quiet = _moving_frames(rng, 31, 3.0, False)
+    finder = _Finder({})
+    pf = PlateFirst(finder, class_id=2)
+    for k in range(25 * 70):  # 4 s of fronts, 60 s of road, 6 s of fronts
+        pts = k * 0.04
+        finder.pts = pts
+        picture = cycle[k % 31] if pts < 4.0 or pts >= 64.0 else quiet[k % 31]
+        pf.update(Frame("cam", k, pts, round(pts * 1000), picture), _tracks())
+    calls = np.array(finder.calls)
+    last = calls[calls >= 64.0]
+    assert not pf.muted and len(last) >= 12, last
+    assert float(np.median(np.round(np.diff(last), 2))) == 0.2, last
 
 
 def test_a_plate_tracks_class_is_car_unless_its_plate_is_yellow() -> None:

@@ -96,9 +96,12 @@ MOTION_NOISE_S = 10.0
 """… and more than this many times the camera's own noise: the lowest median change of a cell
 over the last :data:`MOTION_NOISE_S` (noise is in every picture; a moving vehicle is not)."""
 CUE_PATIENCE_S = 20.0
-"""The motion cue is muted when the searches it made have found no plate outside the tracked
-vehicles for this long (a swaying tree, a shadow: they are not vehicles; the zoomed clip's
-longest stretch between two such plates is 7.5 s); a plate found outside them re-arms it."""
+"""The motion cue is muted when the searches it made since a plate was last found outside the
+tracked vehicles add up to this much searching (100 searches 0.2 s apart: a swaying tree, a
+shadow — they are not vehicles; the zoomed clip's longest stretch between two such plates is
+7.5 s); a plate found outside them re-arms it. Counted in searches, not in time since the
+first one in vain: a cyclist's motion once, then a quiet minute, must not mute the cue for the
+next car."""
 
 
 class MotionCue:
@@ -376,7 +379,7 @@ class PlateFirst:
             np.zeros(0, np.int64),
             np.zeros(0, np.float32),
         )
-        self._cue_vain: float | None = None  # the first motion-cued search in vain since a plate
+        self._cue_vain_s = 0.0  # motion-cued searching in vain since a plate was found
         self.stats = PlateFirstStats()
 
     @property
@@ -410,12 +413,10 @@ class PlateFirst:
         every = self.probe_s if cue else self._probe_every
         return pts - last >= every - 1e-6
 
-    def _muted(self, pts: float) -> bool:
+    @property
+    def muted(self) -> bool:
         """Whether the motion cue's searches have been in vain for :data:`CUE_PATIENCE_S`."""
-        vain = self._cue_vain
-        if vain is not None and pts < vain:  # the stream started over
-            self._cue_vain = vain = None
-        return vain is not None and pts - vain >= CUE_PATIENCE_S
+        return self._cue_vain_s >= CUE_PATIENCE_S - 1e-6
 
     def _cue(self, detections: FloatArray, cars: Tracks) -> bool:
         """Whether the picture shows a vehicle no track holds that is wide enough to carry a
@@ -482,7 +483,7 @@ class PlateFirst:
         )
         cue = self._cue(dets, cars)
         own = tracks.xyxy[tracks.track_id < ID_BASE]
-        moving = self._motion.observe(frame.image, pts, own) and not self._muted(pts)
+        moving = self._motion.observe(frame.image, pts, own) and not self.muted
         if self._due(pts, cue, moving):
             self._search(frame, ids, boxes, cued=moving and not self.active)
         self._expire(pts)
@@ -523,9 +524,9 @@ class PlateFirst:
         self._found(frame, found, ids, boxes)
         if self.stats.orphans > orphans:
             self._probe_every = self.probe_s
-            self._cue_vain = None
-        elif cued and self._cue_vain is None:  # the motion cue searched in vain (CUE_PATIENCE_S)
-            self._cue_vain = frame.pts
+            self._cue_vain_s = 0.0
+        elif cued:  # the motion cue searched in vain (CUE_PATIENCE_S)
+            self._cue_vain_s += max(self.search_every_s, 1e-3)
         if self.stats.orphans == orphans and probe:  # a probe in vain: the next one later
             self._probe_every = min(self.probe_max_s, self._probe_every * 2.0)
 
