@@ -180,6 +180,25 @@ def test_a_lost_plate_track_is_handed_to_a_vehicle_track_born_in_its_place() -> 
     assert moved == [(ID_BASE, 4)] and pf.pop_finished() == [ID_BASE]
 
 
+def test_a_plate_that_left_the_picture_is_handed_over_without_waiting_to_be_lost() -> None:
+    """The plate's motion takes it out at the bottom edge and the tracker holds the rest of the
+    vehicle for only 0.12 s right after (the 2× zoom: 15.04–15.2 s, a second event of 京M76967):
+    handed over while that track lives, not ``lost_s`` later when its event is out. While the
+    plate is still over half in the picture, a track opening elsewhere is not given it."""
+    script = {round(k * 0.04, 3): [_plate(150 + 20 * k)] for k in range(6)}
+    finder = _Finder(script)
+    moved: list[tuple[int, int]] = []
+    pf = PlateFirst(
+        finder, class_id=2, search_every_s=0.0, on_handover=lambda a, b: moved.append((a, b))
+    )
+    for k in range(6):
+        _step(pf, finder, k * 0.04)
+    _step(pf, finder, 0.24, _tracks((4, (170.0, 20.0, 560.0, 360.0))))  # plate 270–323: in
+    assert moved == []
+    _step(pf, finder, 0.4, _tracks((4, (170.0, 20.0, 560.0, 360.0))))  # 350–403: gone
+    assert moved == [(ID_BASE, 4)] and pf.handed(ID_BASE) and pf.pop_finished() == [ID_BASE]
+
+
 def test_a_camera_whose_vehicles_are_all_tracked_probes_every_2_s() -> None:
     """Probes that find no plate outside the tracked vehicles — none at all, or one inside a
     tracked car — come 1 s, then 2 s apart; a plate no vehicle holds brings the search to every

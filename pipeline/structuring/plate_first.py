@@ -265,6 +265,18 @@ def _holding(plate: FloatArray, boxes: FloatArray, share: float = HELD_SHARE) ->
     return held
 
 
+def _left_picture(t: _PlateTrack, frame: Frame) -> bool:
+    """Whether ``t``'s plate, where its motion puts it in ``frame``, is over half outside the
+    picture."""
+    box = t.box + np.tile(t.velocity * (frame.pts - t.pts), 2)
+    w, h = float(box[2] - box[0]), float(box[3] - box[1])
+    if w <= 0.0 or h <= 0.0:
+        return False
+    iw = min(float(box[2]), frame.width) - max(float(box[0]), 0.0)
+    ih = min(float(box[3]), frame.height) - max(float(box[1]), 0.0)
+    return max(iw, 0.0) * max(ih, 0.0) < 0.5 * w * h
+
+
 def join_tracks(a: Tracks, b: Tracks) -> Tracks:
     """The rows of ``a`` then ``b`` (class votes padded to the wider of the two)."""
     if not len(b):
@@ -662,10 +674,14 @@ class PlateFirst:
         — its plate gone from the picture — of a track first seen after the plate (or just
         before: a detector that scored the vehicle too low until then) whose box overlaps its
         vehicle's: handed to it."""
-        for t in list(self._ending):
+        # a track whose plate its motion has taken out of the picture is not waited for: the
+        # tracker's track that opens on the rest of the vehicle may be over by then (the 2×
+        # zoom: the plate left at the bottom at 15.0 s, a track held the car 15.04–15.2 s)
+        gone = [t for t in self._tracks if t.pts < frame.pts and _left_picture(t, frame)]
+        for t in [*self._ending, *gone]:
             shift = np.tile(t.velocity * (frame.pts - t.pts), 2)
             plate = np.clip(t.box + shift, 0.0, [frame.width, frame.height] * 2)
-            held = _covering(plate.astype(np.float32), boxes)
+            held = _covering(plate.astype(np.float32), boxes) if t in self._ending else -1
             owner = int(ids[held]) if held >= 0 else -1
             if owner < 0 and len(cars):  # its plate left the picture: where its vehicle was
                 last = vehicle_box(t.box, frame.width, frame.height)
