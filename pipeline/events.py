@@ -195,6 +195,7 @@ class TrackEventBuilder:
         self._kinds = frozenset(ObjectKind[k.upper()] for k in config.kinds)
         self._scenes = bool(config.scene_images)  # None (not resolved by the camera): off
         self._logs: dict[int, _TrackLog] = {}
+        self._first_of: dict[int, tuple[float, int]] = {}  # adopted first sightings (adopt)
         self._frame_diag = 0.0
 
     def __len__(self) -> int:
@@ -228,6 +229,24 @@ class TrackEventBuilder:
     def flush(self) -> list[Event]:
         """Stream end: finish every live track."""
         return self.finish(list(self._logs))
+
+    def adopt(self, from_id: int, into_id: int) -> None:
+        """Track ``into_id`` is the vehicle that track ``from_id`` followed first (a plate-first
+        track handed to the tracker's, :mod:`~sharpeyes.pipeline.structuring.plate_first`):
+        its event says the vehicle was first seen when ``from_id`` first saw it — the zoomed
+        checkpoint's 京M76967 from 13.48 s, its plate's time, not from 15.04 s, when the
+        tracker first held the rest of the car. ``from_id``'s own event is not kept (the runner
+        drops it)."""
+        old = self._logs.get(int(from_id))
+        if old is None:
+            return
+        new = self._logs.get(int(into_id))
+        if new is None:  # its first picture is still to come (opened in this one)
+            if len(self._first_of) >= 256:
+                del self._first_of[next(iter(self._first_of))]
+            self._first_of[int(into_id)] = (old.first_pts, old.first_ms)
+        elif not new.emitted and old.first_pts < new.first_pts:
+            new.first_pts, new.first_ms = old.first_pts, old.first_ms
 
     # -- internals --------------------------------------------------------------------------
 
@@ -271,11 +290,14 @@ class TrackEventBuilder:
             )
             del self._logs[oldest.track_id]
         cap = max(32, 4 * self._cfg.trajectory_points)
+        first_pts, first_ms = self._first_of.pop(tid, (frame.pts, frame.wall_time_ms))
+        if first_pts > frame.pts:  # the stream started over since
+            first_pts, first_ms = frame.pts, frame.wall_time_ms
         log = _TrackLog(
             tid,
             kind,
-            frame.pts,
-            frame.wall_time_ms,
+            first_pts,
+            first_ms,
             frame.pts,
             frame.wall_time_ms,
             _Trajectory(cap),

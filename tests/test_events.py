@@ -244,3 +244,35 @@ def test_stationary_object_has_no_direction() -> None:
     ev = b.flush()[0]
     assert ev.heading_deg is None and ev.direction is None
     assert "gat_direction" not in dict(ev.extra)
+
+
+def test_an_adopted_track_was_first_seen_when_the_track_it_took_over_was() -> None:
+    """A plate-first track (first seen at 1.0 s) handed to the tracker's track that opens at
+    2.0 s: the tracker's event says the vehicle was first seen at 1.0 s; handed before its first
+    picture or after, the same; a track adopting a later one keeps its own first sight."""
+    for handed_first in (True, False):
+        b = builder()
+        b.update(
+            make_frame(25, 1.0, [(100, 100, 300, 300)]), make_tracks([(100, 100, 300, 300)], [900])
+        )
+        if handed_first:
+            b.adopt(900, 7)
+        b.update(
+            make_frame(50, 2.0, [(110, 110, 310, 310)]), make_tracks([(110, 110, 310, 310)], [7])
+        )
+        if not handed_first:
+            b.adopt(900, 7)
+        b.update(
+            make_frame(75, 3.0, [(120, 120, 320, 320)]), make_tracks([(120, 120, 320, 320)], [7])
+        )
+        (event,) = b.finish([7])
+        assert event.first_pts == 1.0 and event.first_seen_ms == T0_MS + 1000, handed_first
+        assert event.last_pts == 3.0
+    b = builder()
+    b.update(make_frame(25, 1.0, [(100, 100, 300, 300)]), make_tracks([(100, 100, 300, 300)], [7]))
+    b.update(
+        make_frame(50, 2.0, [(110, 110, 310, 310)]), make_tracks([(110, 110, 310, 310)], [900])
+    )
+    b.adopt(900, 7)
+    (event,) = b.finish([7])
+    assert event.first_pts == 1.0

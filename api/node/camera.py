@@ -315,6 +315,7 @@ def plate_first_search(
     reader: PlateReader,
     post: CameraDetectionFilter,
     vehicles: VehicleStructuring,
+    *handovers: Callable[[int, int], None],
 ) -> PlateFirst | None:
     """The camera's plate-first search (``structuring.plate_first``), its tracks given the
     detector's "car" class (else its first motor-vehicle class); None when off, on ``auto`` for
@@ -327,13 +328,16 @@ def plate_first_search(
     if mode == "off" or (mode == "auto" and cam.intersection is not None) or not motor:
         return None
     class_id = names.index("car") if "car" in names else motor[0]
-    return PlateFirst(
+    search = PlateFirst(
         reader,
         class_id=class_id,
         min_width_px=reader.min_text_px,
         always=mode == "on",
         on_handover=vehicles.adopt,
     )
+    for callback in handovers:  # also told of each handover (the event builder's first sight)
+        search.add_handover(callback)
+    return search
 
 
 class IntersectionBuilder:
@@ -465,13 +469,14 @@ def build_camera(
     if events_cfg.scene_images is None:  # on where records are structured: 卡口, faces
         structured = cam.structuring.enabled or cam.faces.enabled
         events_cfg = events_cfg.model_copy(update={"scene_images": structured})
-    events: TrackEvents = TrackEventBuilder(
+    builder = TrackEventBuilder(
         cam.id,
         events_cfg,
         class_names=tuple(names),
         class_codes=VEHICLE_CLASS_CODES,
         image_up_bearing_deg=cam.image_up_bearing_deg,
     )
+    events: TrackEvents = builder
     # -- checkpoint structuring (issue 13): plates + colours on vehicle_pass events ----------
     earlier: EarlierPictures | None = None
     plates: PlateTally | None = None
@@ -490,7 +495,8 @@ def build_camera(
             events, reader, cam.structuring, class_names=tuple(names), earlier=earlier
         )
         plates, events = vehicles.plates, vehicles
-        plate_first = plate_first_search(cam, reader, post, vehicles)
+        # a handed-over track's event starts where its plate was first seen (builder.adopt)
+        plate_first = plate_first_search(cam, reader, post, vehicles, builder.adopt)
     # -- end checkpoint structuring ------------------------------------------------------------
     if cam.faces.enabled:  # face capture: the best face of each person track (one YuNet each)
         from sharpeyes.models.resolve import resolve_model
