@@ -62,7 +62,9 @@ def test_node_crash_moves_cameras(sim: SimCluster) -> None:
         owners = [o for o, _ in sim.owners().values()]
         return all(owners) and any(sim.node_of_worker(str(o)) is not up_node for o in owners)
 
-    wait_for(spread, 60, "cameras owned on a node other than the uploader's")
+    # setup, not the measured move: under the full suite's load on two cores the first
+    # assignments once took over 60 s (the move itself is bounded by MOVE_BOUND_S below)
+    wait_for(spread, 150, "cameras owned on a node other than the uploader's")
     before = sim.owners()
     victim = next(
         sim.node_of_worker(str(o))
