@@ -317,6 +317,27 @@ def test_adopt_moves_a_plate_tracks_reads_to_the_vehicle_track() -> None:
     assert len(stage._tracks[5].votes) == 4
 
 
+def test_adopt_counts_a_picture_both_tracks_read_once() -> None:
+    """The tracker's new track read its earlier pictures, one of which the plate track had read
+    too: that picture is one piece of evidence (CRF 38 Beijing: 24.44 s read by both)."""
+    stage = VehicleStructuring(_Inner(), _NoReader(), StructuringConfig(enabled=True))  # type: ignore[arg-type]
+    stage._observe(_frame(0.0), _tracks((ID_BASE, (0.0, 0.0, 300.0, 300.0))))
+    stage._observe(_frame(0.0), _tracks((5, (0.0, 0.0, 300.0, 300.0))))
+    stage._tracks[ID_BASE].votes += [
+        PlateVote("湘L87BD2", "blue", 0.99, 24.2),
+        PlateVote("湘L87BD2", "blue", 0.99, 24.44),
+    ]
+    stage._tracks[ID_BASE].reads = 2
+    stage._tracks[5].votes += [
+        PlateVote("湘L87BD2", "blue", 0.99, 24.44),
+        PlateVote("京L87802", "blue", 0.9, 24.64),
+    ]
+    stage._tracks[5].reads = 2
+    stage.adopt(ID_BASE, 5)
+    merged = stage._tracks[5]
+    assert [v.pts for v in merged.votes] == [24.2, 24.44, 24.64] and merged.reads == 3
+
+
 def _zoomed_camera(seg: Path, mode: str) -> CameraConfig:
     return CameraConfig.model_validate(
         {

@@ -45,6 +45,7 @@ class PlateVote:
     text: str | None
     color: str | None
     confidence: float
+    pts: float | None = None  # the picture read (one picture is one piece of evidence)
 
 
 @dataclass(frozen=True, slots=True)

@@ -253,8 +253,12 @@ class VehicleStructuring:
         new = self._tracks.get(int(into_id))
         if new is None:
             new = self._tracks[int(into_id)] = _TrackState(old.last_pts)
-        new.votes = old.votes + new.votes
-        new.reads += old.reads
+        # a picture both tracks read (the new track's earlier pictures, :mod:`.earlier`, are
+        # the plate track's) is one piece of evidence, not two
+        read = {v.pts for v in new.votes if v.pts is not None}
+        kept = [v for v in old.votes if v.pts is None or v.pts not in read]
+        new.votes = kept + new.votes
+        new.reads += old.reads - (len(old.votes) - len(kept))
         new.whole_reads += old.whole_reads
         new.monochrome_reads += old.monochrome_reads
         if old.last_read_pts is not None and (
@@ -378,7 +382,7 @@ class VehicleStructuring:
             state.fruitless = 0 if best.text is not None else state.fruitless + 1
             # a grey picture shows no plate colour: the recogniser's colour would be a guess
             color = best.color if coloured else None
-            state.votes.append(PlateVote(best.text, color, best.confidence))
+            state.votes.append(PlateVote(best.text, color, best.confidence, frame.pts))
             if best.text is not None and best.confidence > state.best_plate_conf:
                 jpeg = _plate_jpeg(frame.image, best.box)
                 if jpeg is not None:
