@@ -112,3 +112,23 @@ def test_rotation_and_verification_with_a_public_key_alone(
     (rec / "clip.mp4").write_bytes(b"\x00\x00 edited")
     code, out = _verify(rec, key_dir=court / "none", public_keys=(pub,))
     assert code == EXIT_CHANGED and "CHANGED clip.mp4" in out
+
+
+def test_an_sm2_key_whose_public_x_begins_with_04_signs_and_verifies() -> None:
+    """gmssl's constructor strips a "04" point prefix with ``lstrip("04")``: a raw public key
+    x‖y whose hex begins with 04 (one in 256; CI drew one in round 26) lost its leading digits
+    and nothing it signed verified. d = 0x12345be gives such a key."""
+    from gmssl import sm2  # type: ignore[import-untyped]
+
+    from sharpeyes.pipeline.evidence.keys import SM2, _sign, verify_signature
+
+    d = 0x12345BE
+    public_hex = sm2.CryptSM2(private_key=f"{d:064x}", public_key="")._kg(
+        d, sm2.default_ecc_table["g"]
+    )
+    assert public_hex.startswith("04") and len(public_hex) == 128
+    private, public = bytes.fromhex(f"{d:064x}"), bytes.fromhex(public_hex)
+    for data in (b"record.json", b"\x00" * 64, b"x" * 1000):
+        signature = _sign(SM2, private, public, data)
+        assert verify_signature(SM2, public, data, signature)
+        assert not verify_signature(SM2, public, data + b"!", signature)

@@ -85,15 +85,26 @@ def _sm2_generate() -> tuple[bytes, bytes]:
     return bytes.fromhex(f"{d:064x}"), bytes.fromhex(public_hex)
 
 
+def _sm2(private_hex: str | None, public: bytes) -> Any:
+    """A gmssl ``CryptSM2`` for the raw 64-byte public key x‖y. Its constructor strips an
+    uncompressed point's "04" prefix with ``str.lstrip("04")`` — every leading "0" and "4"
+    character — so a key whose x begins with the hex digits 04 (one key in 256) lost them: its
+    signatures never verified (CI, round 26: ``sm2-4168fa4b4088789c``) or could not be made (an
+    odd-length key). The key is set after construction, as it is."""
+    from gmssl import sm2
+
+    crypt = sm2.CryptSM2(private_key=private_hex, public_key="")
+    crypt.public_key = public.hex()
+    return crypt
+
+
 def _sign(algorithm: str, private: bytes, public: bytes, data: bytes) -> bytes:
     if algorithm == ED25519:
         from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
         return Ed25519PrivateKey.from_private_bytes(private).sign(data)
     if algorithm == SM2:
-        from gmssl import sm2
-
-        crypt = sm2.CryptSM2(private_key=private.hex(), public_key=public.hex())
+        crypt = _sm2(private.hex(), public)
         return bytes.fromhex(str(crypt.sign_with_sm3(data)))
     raise EvidenceKeyError(f"unknown signature algorithm {algorithm!r}")
 
@@ -110,10 +121,8 @@ def verify_signature(algorithm: str, public: bytes, data: bytes, signature: byte
             return False
         return True
     if algorithm == SM2:
-        from gmssl import sm2
-
         try:
-            crypt = sm2.CryptSM2(private_key=None, public_key=public.hex())
+            crypt = _sm2(None, public)
             return bool(crypt.verify_with_sm3(signature.hex(), data))
         except Exception:  # gmssl raises assorted errors on malformed input
             return False
