@@ -78,6 +78,18 @@ def _plate(
     return (x, y, x + w, y + w / 3, score)
 
 
+def _handing(
+    script: dict[float, list[tuple[float, float, float, float, float]]],
+) -> tuple[PlateFirst, _Finder, list[tuple[int, int]]]:
+    """A plate-first search of every picture over ``script``, and the handovers it makes."""
+    finder = _Finder(script)
+    moved: list[tuple[int, int]] = []
+    pf = PlateFirst(
+        finder, class_id=2, search_every_s=0.0, on_handover=lambda a, b: moved.append((a, b))
+    )
+    return pf, finder, moved
+
+
 def test_a_plate_no_vehicle_holds_becomes_a_vehicle_track_and_ends() -> None:
     """A plate coming down the picture, 160 px wide, no vehicle track around it: a track from
     its second picture, its box the vehicle around the plate, ended and finished once lost."""
@@ -140,11 +152,7 @@ def test_a_plate_track_is_handed_to_the_vehicle_track_that_opens_around_it() -> 
     """The detector starts tracking the car whose plate made a track: the plate track ends
     without an event of its own (``handed``) and its reads go to the vehicle's track."""
     script = {round(k * 0.04, 3): [_plate(20 + 12 * k)] for k in range(8)}
-    finder = _Finder(script)
-    moved: list[tuple[int, int]] = []
-    pf = PlateFirst(
-        finder, class_id=2, search_every_s=0.0, on_handover=lambda a, b: moved.append((a, b))
-    )
+    pf, finder, moved = _handing(script)
     for k in range(4):
         _step(pf, finder, k * 0.04)
     car = _tracks((3, (150.0, 0.0, 520.0, 150.0)))
@@ -161,11 +169,7 @@ def test_a_lost_plate_track_is_handed_to_a_vehicle_track_born_in_its_place() -> 
     vehicle's rear half where the plate's vehicle was: one vehicle, handed over. A vehicle
     track that was there all along, elsewhere, gets nothing."""
     script = {round(k * 0.04, 3): [_plate(150 + 20 * k)] for k in range(6)}
-    finder = _Finder(script)
-    moved: list[tuple[int, int]] = []
-    pf = PlateFirst(
-        finder, class_id=2, search_every_s=0.0, on_handover=lambda a, b: moved.append((a, b))
-    )
+    pf, finder, moved = _handing(script)
     other = (9, (560.0, 0.0, 640.0, 80.0))
     for k in range(6):
         _step(pf, finder, k * 0.04, _tracks(other))
@@ -186,11 +190,7 @@ def test_a_plate_that_left_the_picture_is_handed_over_without_waiting_to_be_lost
     handed over while that track lives, not ``lost_s`` later when its event is out. While the
     plate is still over half in the picture, a track opening elsewhere is not given it."""
     script = {round(k * 0.04, 3): [_plate(150 + 20 * k)] for k in range(6)}
-    finder = _Finder(script)
-    moved: list[tuple[int, int]] = []
-    pf = PlateFirst(
-        finder, class_id=2, search_every_s=0.0, on_handover=lambda a, b: moved.append((a, b))
-    )
+    pf, finder, moved = _handing(script)
     for k in range(6):
         _step(pf, finder, k * 0.04)
     _step(pf, finder, 0.24, _tracks((4, (170.0, 20.0, 560.0, 360.0))))  # plate 270–323: in
