@@ -15,7 +15,7 @@ import av.error
 import cv2
 import numpy as np
 
-from sharpeyes.pipeline.errors import StreamOpenError
+from sharpeyes.pipeline.errors import DecodeError, StreamOpenError
 from sharpeyes.pipeline.types import ImageBGR
 from sharpeyes.streams.fields import DeinterlaceMode, deinterlace, needs_deinterlace
 from sharpeyes.streams.packet_ring import EncodedPacket, StreamParams
@@ -144,6 +144,16 @@ class DamageTracker:
         self._refs_broken = damaged
         self.damaged += int(damaged)
         return damaged
+
+
+def all_damaged(name: str, decoded: int) -> DecodeError:
+    """The error of a file whose every decoded frame came from damaged data: FFmpeg will take
+    some random bytes for a stream and conceal its way to pictures, and a recording corrupt
+    throughout gives nothing to analyse either."""
+    return DecodeError(
+        f"{name}: not one of its {decoded} decoded frame(s) is whole (every one came from "
+        "damaged data): the file is not a readable video or is corrupt throughout"
+    )
 
 
 def configure_threads(stream: Any, threads: int) -> None:

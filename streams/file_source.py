@@ -22,6 +22,7 @@ from sharpeyes.streams.decode import (
     DamageTracker,
     EncodedPacket,
     StreamParams,
+    all_damaged,
     configure_error_reporting,
     configure_threads,
     decode_packet,
@@ -324,6 +325,8 @@ class FileSource:
         self._ended = not self._closed.is_set()  # the file ran out (not stopped by a caller)
         if self.frames_decoded == 0 and not self._closed.is_set():
             raise DecodeError(self._broken or f"{self._path}: no video frame could be decoded")
+        if self._ended and self.frames_damaged == self.frames_decoded:
+            raise all_damaged(str(self._path), self.frames_decoded)
         if self._broken is not None:
             logger.warning("%s; ending the stream early", self._broken)
 

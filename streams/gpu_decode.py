@@ -44,6 +44,7 @@ from sharpeyes.pipeline.types import Frame, ImageBGR
 from sharpeyes.streams.decode import (
     SQUARE,
     DamageTracker,
+    all_damaged,
     configure_error_reporting,
     configure_threads,
     decode_packet,
@@ -463,6 +464,7 @@ class GpuDecodeSource:
         self._lock = threading.Lock()
         self._iterating = False
         self.frames_decoded = 0
+        self.frames_damaged = 0
         self.frames_yielded = 0
 
     @property
@@ -489,6 +491,7 @@ class GpuDecodeSource:
         try:
             for pic in self._session.pictures(sampler.accept):
                 self.frames_decoded += 1
+                self.frames_damaged += int(pic.damaged)
                 if pic.host is None and pic.device is None:
                     continue
                 if self._realtime:
@@ -502,6 +505,8 @@ class GpuDecodeSource:
             self._session.close()
         if self.frames_decoded == 0:
             raise DecodeError(f"{self._url}: no video frame could be decoded")
+        if self.frames_damaged == self.frames_decoded:
+            raise all_damaged(self._url, self.frames_decoded)
 
     def _frame(self, pic: Picture) -> Frame:
         self.frames_yielded += 1

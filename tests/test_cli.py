@@ -12,6 +12,8 @@ import av
 import numpy as np
 import pytest
 
+from tests.test_streams_file import wholly_damaged_clip
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -66,6 +68,14 @@ def test_garbage_video(tmp_path: Path) -> None:
     bad.write_bytes(os.urandom(50_000))
     proc = run_cli("analyze", str(bad), "--out", str(tmp_path / "o"), "--no-progress")
     assert_one_line_error(proc, "garbage.mp4")
+
+
+def test_a_video_whose_every_frame_is_damaged(tmp_path: Path) -> None:
+    """What random bytes now and then probe as (a stream FFmpeg conceals its way through):
+    an error, not an analysis of nothing."""
+    _, broken = wholly_damaged_clip(tmp_path)
+    proc = run_cli("analyze", str(broken), "--out", str(tmp_path / "o"), "--no-progress")
+    assert_one_line_error(proc, "broken.mp4", "not one of its 30 decoded frame")
 
 
 def test_truncated_video(tmp_path: Path) -> None:

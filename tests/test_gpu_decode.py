@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sharpeyes.pipeline.errors import StreamOpenError
+from sharpeyes.pipeline.errors import DecodeError, StreamOpenError
 from sharpeyes.pipeline.types import Frame
 from sharpeyes.streams.gpu_decode import (
     DecoderConfig,
@@ -19,6 +19,7 @@ from sharpeyes.streams.gpu_decode import (
     probe_decoders,
 )
 from tests._models_fixtures import require_shared
+from tests.test_streams_file import wholly_damaged_clip
 
 CLIP = "sample_videos/highway_640x360.mp4"
 
@@ -31,6 +32,18 @@ def test_probe_reports_every_backend_and_cpu_is_usable() -> None:
     probes = probe_decoders()
     assert set(probes) == {"cpu", "pyav-cuda", "nvdec"}
     assert probes["cpu"] is None
+
+
+def test_a_file_whose_every_frame_is_damaged_is_refused_as_by_the_file_source(
+    tmp_path: Path,
+) -> None:
+    clip, broken = wholly_damaged_clip(tmp_path)
+    src = GpuDecodeSource(str(broken), "c1")
+    with pytest.raises(DecodeError, match="not one of its 30 decoded frame"):
+        list(src.frames())
+    assert src.frames_damaged == src.frames_decoded == 30
+    whole = GpuDecodeSource(str(clip), "c1")
+    assert len(list(whole.frames())) == 30 and whole.frames_damaged == 0
 
 
 def test_cpu_decoder_yields_sampled_bgr_frames() -> None:

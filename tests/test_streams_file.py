@@ -243,3 +243,43 @@ def test_a_file_paced_as_a_live_camera_starts_its_clock_at_its_first_frame(
     first = next(iter(src.frames()))
     src.close()
     assert first.wall_time_ms >= before - 50  # not the opening time, a second earlier
+
+
+def wholly_damaged_clip(tmp_path: Path) -> tuple[Path, Path]:
+    """(clean clip, the same with noise written into the slice data of its one keyframe):
+    30 frames at 30 fps, one GOP, so that every frame decodes from damaged data."""
+    clip = tmp_path / "c.mp4"
+    texture = np.random.default_rng(0).integers(0, 255, (96, 160, 3), dtype=np.uint8)
+    with av.open(str(clip), "w") as out:
+        stream = out.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 160, 96, "yuv420p"
+        stream.options = {"preset": "ultrafast", "g": "30"}
+        for i in range(30):  # mostly slice data: the damage lands in the picture
+            img = np.roll(texture, i * 2, axis=1)
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(img, format="bgr24")))
+        out.mux(stream.encode(None))
+    with av.open(str(clip)) as c:
+        key = next(p for p in c.demux(c.streams.video[0]) if p.size)
+        pos, size = key.pos, int(key.size)
+    assert pos is not None and key.is_keyframe and size > 5_000
+    data = bytearray(clip.read_bytes())
+    data[pos + size // 2 : pos + size * 6 // 10] = (
+        np.random.default_rng(3).integers(0, 256, size * 6 // 10 - size // 2, np.uint8).tobytes()
+    )
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(bytes(data))
+    return clip, broken
+
+
+def test_a_file_whose_every_frame_is_damaged_is_refused(tmp_path: Path) -> None:
+    """FFmpeg conceals its way to pictures from a keyframe with noise in it, every one of them
+    from damaged data. That is no video to analyse (random bytes now and then probe as a stream
+    the same way): the source fails with a clear error at the end instead of reporting an
+    analysis of nothing."""
+    clip, broken = wholly_damaged_clip(tmp_path)
+    src = FileSource(broken)
+    with src, pytest.raises(DecodeError, match="not one of its 30 decoded frame"):
+        list(src.frames())
+    assert src.frames_damaged == src.frames_decoded == 30
+    with FileSource(clip) as whole:
+        assert len(list(whole.frames())) == 30 and whole.frames_damaged == 0
