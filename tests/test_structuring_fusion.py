@@ -48,3 +48,21 @@ def test_a_single_read_is_not_enough() -> None:
 def test_disagreeing_reads_give_no_plate() -> None:
     fused = fuse_plate_reads([v("京A12345"), v("京A67890")])
     assert fused.text is None and fused.reason == "reads_disagree"
+
+
+def test_a_double_layer_plate_stays_double_layer() -> None:
+    """The plate detector says single or double layer per read (a yellow double-layer plate is
+    a large vehicle's rear plate); the fused plate states what the reads of its text said,
+    weighted by confidence — until round 27 every fused plate said one layer."""
+
+    def d(text: str | None, layers: int, conf: float = 0.9) -> PlateVote:
+        return PlateVote(text, "yellow", conf, None, layers)
+
+    fused = fuse_plate_reads([d("京EA5331", 2), d("京EA5331", 2), d("京EA5331", 1, 0.5)])
+    assert fused.text == "京EA5331" and fused.layers == 2
+    # reads of another length do not vote; unreadable plates vote among themselves
+    fused = fuse_plate_reads([d("京EA5331", 1), d("京EA5331", 1), d("京EA53311", 2, 1.0)])
+    assert fused.text == "京EA5331" and fused.layers == 1
+    assert fuse_plate_reads([d(None, 2, 0.4), d(None, 1, 0.2)]).layers == 2
+    assert fuse_plate_reads([d("京EA5331", 2)]).layers == 2  # too few reads: still stated
+    assert fuse_plate_reads([v("京A12345"), v("京A12345")]).layers == 1

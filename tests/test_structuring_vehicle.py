@@ -34,6 +34,7 @@ class FakeReading:
     confidence: float
     det_confidence: float
     box: Box
+    layers: int = 1
 
 
 class FakeReader:
@@ -370,3 +371,72 @@ def test_a_plate_seen_but_unreadable_is_read_less_and_less_often() -> None:
     st = stage(reader, read_interval_s=0.2, max_reads_per_track=30, read_backoff_max_s=0.2)
     run_still(st, frames=100)  # backoff off
     assert len(reader.rois) == 20
+
+
+def test_a_plate_near_the_readable_size_that_grows_is_not_backed_off_further() -> None:
+    """A checkpoint camera sees a plate readable for a second or less: a plate found and not
+    read at 50–75 px (``NEAR_LIMIT`` × ``MIN_TEXT_PX``) that is 15 % wider than at the last such
+    read belongs to a car coming nearer, and the next read does not wait longer. One that
+    stays the same width, or is unreadable at 77 px and more, backs off as before."""
+
+    def timeline(widths: Sequence[float]) -> list[float]:
+        reader = FakeReader([[small_reading(w)] for w in widths])
+        st = stage(reader, read_interval_s=0.2, max_reads_per_track=30, read_backoff_max_s=1.6)
+        times: list[float] = []
+        for i in range(100):  # 4 s of a car standing still; the plate's width is scripted
+            before = len(reader.rois)
+            st.update(white_frame(i), car(1, 80))
+            if len(reader.rois) > before:
+                times.append(round(i / 25, 2))
+        return times
+
+    # 50, 58, 67 px: nearing, the first read's backoff (0.4 s) holds; 77 px and 89 px do not
+    assert timeline([50, 58, 67, 77, 89, 102]) == [0.0, 0.4, 0.8, 1.2, 2.0, 3.6]
+    assert timeline([58] * 8) == [0.0, 0.4, 1.2, 2.8]  # the same width: doubling each time
+    assert timeline([80, 93, 107, 123]) == [0.0, 0.4, 1.2, 2.8]  # readable size, not read
+
+
+def test_a_double_layer_plate_goes_out_double_layer() -> None:
+    """The plate detector's layers reach the event (and so the store and the REST API)."""
+
+    def two(text: str | None) -> FakeReading:
+        return FakeReading(text, "yellow", 0.95, 0.8, Box(280, 230, 340, 275, W, H), 2)
+
+    reader = FakeReader([[two("京EA5331")]] * 4)
+    (event,) = run_still(stage(reader, read_interval_s=0.2), frames=50)
+    assert event.plate is not None and event.plate.text == "京EA5331"
+    assert event.plate.layers == 2 and event.plate.color == "yellow"
+    reader = FakeReader([[two(None)]] * 4)  # seen, not read: its layers are still what it is
+    (event,) = run_still(stage(reader, read_interval_s=0.2), frames=50)
+    assert event.plate is not None and event.plate.text is None and event.plate.layers == 2
+
+
+def test_a_plate_seen_small_on_a_box_cut_by_the_side_of_the_picture_is_read_as_it_nears() -> None:
+    """A vehicle box the picture's left edge cuts does not widen as the car comes nearer (its
+    plate at the right end of its bumper, its front wider than the picture): its height says
+    how much nearer it is. A box cut both ways is read again at once (nothing to measure)."""
+
+    def cut(i: int) -> Tracks:  # 0 px to 400 px wide throughout, 100 px tall, +4 px a picture
+        t = car(1, 80)
+        t.xyxy[0] = (0, 80, 400, 180 + 4 * i)
+        return t
+
+    reader = FakeReader([[small_reading(25)]] + [[reading("京A12345")]] * 30)
+    st = stage(reader, read_interval_s=0.2, max_reads_per_track=30)
+    for i in range(60):
+        st.update(white_frame(i), cut(i))
+    # 25 px on a 100 px tall box: 40 px once the box is 160 px tall (picture 15)
+    assert len(reader.rois) >= 2
+    assert reader.rois[1] is not None
+    assert 160 * 1.2 - 1 <= reader.rois[1].y2 - reader.rois[1].y1 <= 170 * 1.2
+
+    def corner(i: int) -> Tracks:  # cut by the left and the top edges
+        t = car(1, 0)
+        t.xyxy[0] = (0, 0, 400, 100)
+        return t
+
+    reader = FakeReader([[small_reading(25)]] * 30)
+    st = stage(reader, read_interval_s=0.2, max_reads_per_track=30, read_backoff_max_s=0.8)
+    for i in range(30):
+        st.update(white_frame(i), corner(i))
+    assert len(reader.rois) >= 2  # within 1.2 s, not after SMALL_RECHECK_S

@@ -3,7 +3,9 @@
 Only *readable* reads take part (the reader already turned implausible or low-confidence text
 into ``None``). The winning length is the one with the largest summed confidence; then each
 character position is voted on by the reads of that length, each weighted by its confidence.
-The plate colour is voted on by every read (readable or not), weighted the same way.
+The plate colour and its layers (a double-layer plate: the rear plate of a large vehicle, a
+trailer, a motorcycle) are voted on the same way — by the reads of the winning length when the
+text is read, by every read otherwise.
 
 A fused text is returned only when it is supported: at least ``min_reads`` reads of the winning
 length, and at every position the winning character holds at least ``min_share`` of the weight.
@@ -46,6 +48,7 @@ class PlateVote:
     color: str | None
     confidence: float
     pts: float | None = None  # the picture read (one picture is one piece of evidence)
+    layers: int = 1  # 1 or 2: the plate detector's single- or double-layer plate
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +66,7 @@ class FusedPlate:
     reads: int
     support: int
     reason: str | None = None
+    layers: int = 1
 
 
 def _vote_color(votes: Sequence[PlateVote]) -> str | None:
@@ -71,6 +75,13 @@ def _vote_color(votes: Sequence[PlateVote]) -> str | None:
         if v.color is not None:
             weight[v.color] += max(v.confidence, 1e-3)
     return max(weight.items(), key=lambda kv: kv[1])[0] if weight else None
+
+
+def _vote_layers(votes: Sequence[PlateVote]) -> int:
+    weight: dict[int, float] = defaultdict(float)
+    for v in votes:
+        weight[v.layers] += max(v.confidence, 1e-3)
+    return max(weight.items(), key=lambda kv: (kv[1], -kv[0]))[0] if weight else 1
 
 
 def fuse_plate_reads(
@@ -82,16 +93,18 @@ def fuse_plate_reads(
     readable = [v for v in votes if v.text]
     n = len(votes)
     if not readable:
-        return FusedPlate(None, _vote_color(votes), 0.0, True, n, 0, REASON_UNREADABLE)
+        return FusedPlate(
+            None, _vote_color(votes), 0.0, True, n, 0, REASON_UNREADABLE, _vote_layers(votes)
+        )
     by_len: dict[int, float] = defaultdict(float)
     for v in readable:
         assert v.text is not None
         by_len[len(v.text)] += v.confidence
     length = max(by_len.items(), key=lambda kv: (kv[1], kv[0]))[0]
     same = [v for v in readable if v.text is not None and len(v.text) == length]
-    color = _vote_color(same)
+    color, layers = _vote_color(same), _vote_layers(same)
     if len(same) < min_reads:
-        return FusedPlate(None, color, 0.0, True, n, len(same), REASON_TOO_FEW)
+        return FusedPlate(None, color, 0.0, True, n, len(same), REASON_TOO_FEW, layers)
     chars: list[str] = []
     shares: list[float] = []
     for pos in range(length):
@@ -105,9 +118,9 @@ def fuse_plate_reads(
     text = "".join(chars)
     support = sum(1 for v in same if v.text == text)
     if min(shares) < min_share or support < 1:
-        return FusedPlate(None, color, 0.0, True, n, support, REASON_DISAGREE)
+        return FusedPlate(None, color, 0.0, True, n, support, REASON_DISAGREE, layers)
     best = max(v.confidence for v in same if v.text == text)
-    return FusedPlate(text, color, round(min(shares) * best, 4), True, n, support)
+    return FusedPlate(text, color, round(min(shares) * best, 4), True, n, support, layers=layers)
 
 
 @dataclass(frozen=True, slots=True)

@@ -112,6 +112,17 @@ intersection camera (hanoi_b: 56 plates seen, median 18 px, none readable) read 
 plate again and again at the backoff's pace for nothing."""
 SMALL_RECHECK_S = 3.2
 """… or after this many seconds (twice the default backoff's longest interval)."""
+NEAR_LIMIT = 1.5
+"""A plate seen but not read under this many times ``MIN_TEXT_PX`` wide is near the size a
+plate can be read at, and …"""
+GROWN = 1.15
+"""… when it is this much wider than at the track's last read that could not read it, the
+vehicle is coming nearer: the read does not back the next one off further. A checkpoint camera
+sees a car's plate readable for a second or less before it passes under (CCPD's ccpd_06 driven
+through a checkpoint-sized picture in 2.4 s, ``benchmarks/stills_driveby.py``: its plate found at
+44 and 51 px and not read, the next read came a second later and caught one picture before the
+car left — one read, too few to state). A plate that stays unreadable at a size that should
+read (a script the recogniser does not know) backs off as before."""
 
 
 class PlateReadingLike(Protocol):
@@ -128,6 +139,9 @@ class PlateReadingLike(Protocol):
 
     @property
     def det_confidence(self) -> float: ...
+
+    @property
+    def layers(self) -> int: ...
 
     @property
     def box(self) -> Box: ...
@@ -166,7 +180,8 @@ class _TrackState:
     settled: bool = False  # enough sure reads agree: no more plate reads (colour votes go on)
     last_colour_pts: float | None = None  # the last body-colour vote
     colour_votes: int = 0
-    small_plate: tuple[float, float] | None = None  # (plate, box) px: the last plate seen small
+    small_plate: tuple[float, Box] | None = None  # plate px and vehicle box: last seen small
+    fruitless_w: float | None = None  # px: the plate's width at the last read that found, not read
 
 
 def _grow(box: Box, margin: float) -> Box:
@@ -297,7 +312,7 @@ class VehicleStructuring:
                 not state.settled
                 and state.reads < c.max_reads_per_track
                 and _due(frame.pts, state.last_read_pts, self._interval(state))
-                and self._may_be_readable(state, float(x2 - x1), frame.pts)
+                and self._may_be_readable(state, box, frame.pts)
             ):
                 others = np.delete(cars.xyxy, i, axis=0)
                 plate_end_seen = plate_end_in_view(cars.xyxy[i], others, frame.height)
@@ -315,15 +330,21 @@ class VehicleStructuring:
             return False
         return quality >= self._cfg.candidate_ratio * state.best_quality
 
-    def _may_be_readable(self, state: _TrackState, box_w: float, pts: float) -> bool:
+    def _may_be_readable(self, state: _TrackState, box: Box, pts: float) -> bool:
         """Whether the track's plate may be large enough to read now: none was seen too small
         yet, its box has grown to hold one :data:`READABLE_SHARE` of the readable width, or
-        :data:`SMALL_RECHECK_S` passed since it was read."""
+        :data:`SMALL_RECHECK_S` passed since it was read. The box's growth is its width's, or
+        its height's where the picture's left or right edge cuts the box now or then (a car
+        whose plate is at one end of the bumper, entering from the side, a front wider than
+        the picture: HyperLPR's street photo driven past a checkpoint camera, its box cut by the
+        picture's left edge, stayed about 400 px wide while its plate grew from 31 to 110 px,
+        and was not read again)."""
         small = state.small_plate
         if small is None or state.last_read_pts is None:
             return True
-        plate_w, then_w = small
-        if box_w * plate_w / max(then_w, 1.0) >= READABLE_SHARE * self._min_text_px:
+        plate_w, then = small
+        growth = _growth(then, box)
+        if growth is None or plate_w * growth >= READABLE_SHARE * self._min_text_px:
             return True
         return pts - state.last_read_pts >= SMALL_RECHECK_S - 1e-6
 
@@ -377,12 +398,23 @@ class VehicleStructuring:
             plate_w = best.box.x2 - best.box.x1
             self.plates.add(plate_w, best.text)
             too_small = best.text is None and plate_w < self._min_text_px
-            state.small_plate = (plate_w, vehicle.x2 - vehicle.x1) if too_small else None
-            # a plate seen but not read backs off the next read; none seen yet does not
-            state.fruitless = 0 if best.text is not None else state.fruitless + 1
+            state.small_plate = (plate_w, vehicle) if too_small else None
+            # a plate seen but not read backs off the next read; none seen yet does not, nor
+            # one near the readable size that has grown since the last (the car comes nearer)
+            if best.text is not None:
+                state.fruitless, state.fruitless_w = 0, None
+            else:
+                last_w, state.fruitless_w = state.fruitless_w, plate_w
+                nearing = (
+                    last_w is not None
+                    and plate_w >= GROWN * last_w
+                    and plate_w < NEAR_LIMIT * self._min_text_px
+                )
+                state.fruitless += int(not nearing)
             # a grey picture shows no plate colour: the recogniser's colour would be a guess
             color = best.color if coloured else None
-            state.votes.append(PlateVote(best.text, color, best.confidence, frame.pts))
+            vote = PlateVote(best.text, color, best.confidence, frame.pts, int(best.layers))
+            state.votes.append(vote)
             if best.text is not None and best.confidence > state.best_plate_conf:
                 jpeg = _plate_jpeg(frame.image, best.box)
                 if jpeg is not None:
@@ -442,7 +474,12 @@ class VehicleStructuring:
         elif state.monochrome_reads == state.reads:
             extra.append(("color_status", COLOR_MONOCHROME))
         plate = (
-            Plate(text=fused.text, color=fused.color, confidence=fused.confidence)
+            Plate(
+                text=fused.text,
+                color=fused.color,
+                confidence=fused.confidence,
+                layers=fused.layers,
+            )
             if fused.visible
             else None
         )
@@ -493,6 +530,25 @@ _NO_BOXES: FloatArray = np.zeros((0, 4), np.float32)
 
 SETTLE_CONFIDENCE = 0.9
 """A read counts towards settling a track's plate at this recogniser confidence or more."""
+
+
+def _cut(box: Box, vertical: bool) -> bool:
+    """Whether the picture's left or right (``vertical``: top or bottom) edge cuts ``box``."""
+    if vertical:
+        lo, hi, size = box.y1, box.y2, box.frame_h
+    else:
+        lo, hi, size = box.x1, box.x2, box.frame_w
+    return lo <= EDGE_SHARE * size or hi >= (1.0 - EDGE_SHARE) * size
+
+
+def _growth(then: Box, now: Box) -> float | None:
+    """How much larger ``now`` is than ``then`` (a vehicle's box): by width, or by height where
+    a side edge of the picture cuts either; None where edges cut both ways (unknown)."""
+    if not (_cut(then, False) or _cut(now, False)):
+        return (now.x2 - now.x1) / max(then.x2 - then.x1, 1.0)
+    if not (_cut(then, True) or _cut(now, True)):
+        return (now.y2 - now.y1) / max(then.y2 - then.y1, 1.0)
+    return None
 
 
 def _due(pts: float, last: float | None, interval: float) -> bool:
