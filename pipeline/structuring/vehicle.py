@@ -118,10 +118,10 @@ plate can be read at, and …"""
 GROWN = 1.15
 """… when it is this much wider than at the track's last read that could not read it, the
 vehicle is coming nearer: the read does not back the next one off further. A checkpoint camera
-sees a car's plate readable for a second or less before it passes under (CCPD's ccpd_06 driven
+sees a car's plate readable for a second or less before it passes under (CCPD's ccpd_10 driven
 through a checkpoint-sized picture in 2.4 s, ``benchmarks/stills_driveby.py``: its plate found at
-44 and 51 px and not read, the next read came a second later and caught one picture before the
-car left — one read, too few to state). A plate that stays unreadable at a size that should
+31 and 44 px and not read, the backoff doubled to 0.8 s and the one read after it was the last
+before the track ended — too few to state). A plate that stays unreadable at a size that should
 read (a script the recogniser does not know) backs off as before."""
 
 
