@@ -52,16 +52,26 @@ PLATE_RE = re.compile(
 )
 
 
+LARGE_NEV_RE = re.compile(rf"^[{PROVINCES}][A-Z][0-9]{{5}}[DF]$")
+"""A large new-energy vehicle's plate (GA 36-2018 大型新能源汽车号牌: a bus, a lorry): five digits
+then D (battery electric) or F (other), on a yellow-and-green background — which a colour head
+that knows only black, blue, green, white and yellow may call either."""
+
+
 def plausible_plate(text: str, color: str | None) -> bool:
     """True when ``text`` has the shape of a civil Chinese plate consistent with its colour.
 
-    New-energy plates (green) have 8 characters; blue/yellow/black/white plates have 7. A
-    reading that fails this is more likely a misread (dropped or doubled character) than a plate.
+    New-energy plates (green) have 8 characters; blue/yellow/black/white plates have 7 — and a
+    yellow one 8 where it is a large new-energy plate (:data:`LARGE_NEV_RE`: an electric bus's
+    yellow-green plate read as yellow). A reading that fails this is more likely a misread
+    (dropped or doubled character) than a plate.
     """
     if PLATE_RE.match(text) is None:
         return False
     if color == "green":
         return len(text) == 8
+    if color == "yellow" and len(text) == 8:
+        return LARGE_NEV_RE.match(text) is not None
     return len(text) == 7
 
 

@@ -154,6 +154,12 @@ def test_plausible_plate_rules() -> None:
     assert not plausible_plate("赣E68T9", "blue")  # a character missing
     assert not plausible_plate("20700", "black")
     assert not plausible_plate("A京12345", "blue")
+    # a large new-energy plate (an electric bus) is yellow and green: read as either colour
+    assert plausible_plate("粤B12345D", "yellow") and plausible_plate("粤B12345D", "green")
+    assert plausible_plate("沪A00731F", "yellow")
+    assert not plausible_plate("粤B1234D5", "yellow")  # D/F is the last of the serial
+    assert not plausible_plate("京EA53311", "yellow")  # a character doubled on a yellow plate
+    assert not plausible_plate("粤B12345D", "blue")
 
 
 def test_ctc_greedy_collapses_repeats_and_blanks() -> None:

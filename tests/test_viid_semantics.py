@@ -217,6 +217,20 @@ def test_plate_class_uses_vehicle_class_and_colour(
     assert p["PlateClass"] == plate_class
 
 
+def test_a_new_energy_plate_has_no_plate_class_megvii_knows() -> None:
+    """An electric bus's yellow-green plate read as yellow (粤B12345D) is not a 01 大型汽车号牌:
+    new-energy plates have codes 51 / 52 that MEGVII's list lacks, so none is stated — for a
+    green one too — while the plate itself (number, colour) goes out."""
+    for text, color in (("粤B12345D", "yellow"), ("皖AD07098", "green")):
+        ev = dataclasses.replace(
+            make_event(EventType.VEHICLE_PASS, plate=Plate(text, color, 0.9), crop=jpeg()),
+            class_name="bus",
+        )
+        p = _map(ev)
+        assert p.get("PlateClass") in (None, "") and p["PlateNo"] == text
+        assert p["PlateColor"] == ("6" if color == "yellow" else "9")
+
+
 def test_motorcycle_code_is_the_two_wheeler() -> None:
     assert VehicleClass.MOTORCYCLE.value == "M21"  # GA 24.4 普通二轮摩托车
     assert VehicleClass.THREE_WHEELER.value == "M11"

@@ -368,9 +368,13 @@ def _images(parts: list[SubImageInfo | None]) -> SubImages:
     return SubImages(SubImageInfoObject=[p for p in parts if p is not None])
 
 
-def plate_class(color: str | None, vehicle_class: str | None) -> str | None:
-    """号牌种类 from the plate colour code *and* the vehicle type (yellow motorcycle → 07)."""
-    if color is None:
+def plate_class(
+    color: str | None, vehicle_class: str | None, text: str | None = None
+) -> str | None:
+    """号牌种类 from the plate colour code *and* the vehicle type (yellow motorcycle → 07).
+    A new-energy plate (eight characters: a yellow-green large one read as yellow, too) has
+    codes of its own (51 / 52) that MEGVII's list does not hold: left out, not called 01."""
+    if color is None or (text is not None and len(text) == 8):
         return None
     two_wheeler = bool(vehicle_class) and str(vehicle_class).upper().startswith("M2")
     pc = _PLATE_CLASS.get((two_wheeler, color))
@@ -406,7 +410,7 @@ def _plate_fields(
     out: dict[str, Any] = {
         "HasPlate": "true",
         "PlateColor": color.value if color else None,
-        "PlateClass": plate_class(color.value if color else None, vehicle_class),
+        "PlateClass": plate_class(color.value if color else None, vehicle_class, text),
     }
     if text:
         assert plate is not None
