@@ -9,6 +9,7 @@ import os
 import platform
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -146,3 +147,15 @@ def machine_line(m: dict[str, Any]) -> str:
     gpu = ", ".join(m.get("gpus") or []) or "no GPU"
     load = "/".join(f"{v:g}" for v in m.get("load_avg") or []) or "n/a"
     return f"{m.get('cores')} cores ({m.get('cpu')}) · {gpu} · load {load}"
+
+
+def analyze(video: Path, config: Path, out: Path, *extra: str) -> Path:
+    """``sharpeyes analyze VIDEO --config CONFIG --out OUT --no-progress [EXTRA…]`` as a user
+    runs it, from the repository; the events file. Fails with the command's last words."""
+    cmd = [sys.executable, "-m", "sharpeyes.api.commands.cli", "analyze", str(video)]
+    cmd += ["--config", str(config), "--out", str(out), "--no-progress", *extra]
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"analyze failed ({proc.returncode}): {proc.stderr.strip()[-800:]}")
+    return out / "events.jsonl"

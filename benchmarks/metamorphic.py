@@ -54,7 +54,7 @@ from typing import Any
 
 import yaml
 
-from benchmarks import redlight_eval, violations_eval
+from benchmarks import _cli, redlight_eval, violations_eval
 
 REPO = Path(__file__).resolve().parents[1]
 VIDEOS = REPO.parent / "shared" / "sample_videos"
@@ -505,21 +505,7 @@ def make_video(v: Variant, src: Path, dst: Path) -> None:
 
 def analyze(video: Path, config: Path, out: Path) -> Path:
     """``sharpeyes analyze`` on one clip; its events file."""
-    cmd = [
-        sys.executable,
-        "-c",
-        "from sharpeyes.api.commands.cli import main; raise SystemExit(main())",
-        "analyze",
-        str(video),
-        "--config",
-        str(config),
-        "--out",
-        str(out),
-        "--overwrite",
-        "--no-progress",
-    ]
-    subprocess.run(cmd, check=True, cwd=REPO, stdout=subprocess.DEVNULL)
-    return out / "events.jsonl"
+    return _cli.analyze(video, config, out, "--overwrite")
 
 
 def _write_yaml(path: Path, data: Cfg) -> None:

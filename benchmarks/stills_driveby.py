@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -226,27 +225,6 @@ def plate_attributes(events_path: Path, labels: dict[str, Any]) -> dict[str, str
     return out
 
 
-def analyze(clip: Path, config: Path, out: Path) -> None:
-    """``sharpeyes analyze`` on the clip, as a user runs it."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "sharpeyes.api.commands.cli",
-        "analyze",
-        str(clip),
-        "--config",
-        str(config),
-        "--start-time",
-        "2026-12-01T10:00:00",
-        "--no-progress",
-        "--out",
-        str(out),
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=900)
-    if proc.returncode != 0:
-        raise RuntimeError(f"analyze failed ({proc.returncode}): {proc.stderr.strip()[-800:]}")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, required=True, help="a new folder for clip and results")
@@ -260,8 +238,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     clip, labels_path = args.out / "driveby.mp4", args.out / "labels.json"
     labels = render(clip, args.stills)
     labels_path.write_text(json.dumps(labels, ensure_ascii=False, indent=1), encoding="utf-8")
-    analyze(clip, args.config, args.out / "analysis")
-    events_path = args.out / "analysis" / "events.jsonl"
+    start = ("--start-time", "2026-12-01T10:00:00")
+    events_path = _cli.analyze(clip, args.config, args.out / "analysis", *start)
     fps, vehicles = load_labels(labels_path)
     report = evaluate(vehicles, load_events(events_path, fps))
     attributes = plate_attributes(events_path, labels)

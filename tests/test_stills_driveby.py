@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from benchmarks import _cli
 from benchmarks.eval_plates import evaluate, load_events, load_labels
-from benchmarks.stills_driveby import STILLS, analyze, plate_attributes, render
+from benchmarks.stills_driveby import STILLS, plate_attributes, render
 from tests._models_fixtures import require_shared
 
 CONFIG = Path(__file__).resolve().parents[1] / "sample_videos" / "plates_closeup_beijing.yaml"
@@ -27,8 +28,8 @@ def test_stills_driven_past_a_checkpoint_camera_are_read_with_their_plate_kinds(
     stills = require_shared("images/plates/labels.csv").parent
     labels = render(tmp_path / "driveby.mp4", stills)
     (tmp_path / "labels.json").write_text(json.dumps(labels, ensure_ascii=False))
-    analyze(tmp_path / "driveby.mp4", CONFIG, tmp_path / "out")
-    events = tmp_path / "out" / "events.jsonl"
+    start = ("--start-time", "2026-12-01T10:00:00")
+    events = _cli.analyze(tmp_path / "driveby.mp4", CONFIG, tmp_path / "out", *start)
     fps, vehicles = load_labels(tmp_path / "labels.json")
     report = evaluate(vehicles, load_events(events, fps))
     assert report.vehicles == len(STILLS) == 12
