@@ -326,7 +326,11 @@ class StructuringConfig(StrictModel):
         0.1, ge=0.0, le=1.0, description="Margin added around the vehicle box for plate reading."
     )
     min_plate_reads: int = Field(
-        2, ge=1, le=50, description="Readable reads that must agree in length to state a plate."
+        2,
+        ge=1,
+        le=50,
+        description="Readable reads that must agree in length, and read the stated text whole, "
+        "to state a plate.",
     )
     min_char_share: float = Field(
         0.6,

@@ -66,3 +66,15 @@ def test_a_double_layer_plate_stays_double_layer() -> None:
     assert fuse_plate_reads([d(None, 2, 0.4), d(None, 1, 0.2)]).layers == 2
     assert fuse_plate_reads([d("京EA5331", 2)]).layers == 2  # too few reads: still stated
     assert fuse_plate_reads([v("京A12345"), v("京A12345")]).layers == 1
+
+
+def test_a_text_read_whole_only_once_is_not_stated() -> None:
+    """Character voting picks among texts read; it does not state one that a single read
+    gives and the others each contradict somewhere (CRF 44: 川KD6498 for 京B06498, one of
+    six reads). Two reads of the whole text state it, as before."""
+    once = [v("京A12345"), v("京A12845"), v("京A72345")]
+    fused = fuse_plate_reads(once)
+    assert fused.text is None and fused.reason == "reads_disagree" and fused.support == 1
+    fused = fuse_plate_reads([*once, v("京A12345", 0.5)])
+    assert fused.text == "京A12345" and fused.support == 2
+    assert fuse_plate_reads(once, min_reads=1).text == "京A12345"  # a camera set to one read
