@@ -151,11 +151,13 @@ def machine_line(m: dict[str, Any]) -> str:
 
 def analyze(video: Path, config: Path, out: Path, *extra: str) -> Path:
     """``sharpeyes analyze VIDEO --config CONFIG --out OUT --no-progress [EXTRA…]`` as a user
-    runs it, from the repository; the events file. Fails with the command's last words."""
+    runs it, from the repository; the events file (its summary, what it printed, beside it as
+    ``analyze.txt``). Fails with the command's last words."""
     cmd = [sys.executable, "-m", "sharpeyes.api.commands.cli", "analyze", str(video)]
     cmd += ["--config", str(config), "--out", str(out), "--no-progress", *extra]
     root = Path(__file__).resolve().parents[1]
     proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"analyze failed ({proc.returncode}): {proc.stderr.strip()[-800:]}")
+    (out / "analyze.txt").write_text(proc.stdout, encoding="utf-8")
     return out / "events.jsonl"

@@ -140,6 +140,8 @@ class RunSummary:
     track_open_scores: dict[str, float] = field(default_factory=dict)  # kinds whose tracks
     # open below the configured score: the detector scores them lower (tracking.score_level)
     plates: PlateSizes | None = None  # plates the checkpoint reads found (structuring)
+    plate_statuses: dict[str, int] = field(default_factory=dict)  # vehicle_pass events by
+    # their extra["plate_status"] (read, unreadable, reads_disagree, …; structuring)
     plate_first: PlateFirstStats | None = None  # vehicles found by their plates (structuring)
     tonal_range: float | None = None  # the camera's running grey range (pipeline.contrast)
     violations_withheld_corrupt: int = 0  # not charged: a stage image would be corrupt
@@ -751,3 +753,6 @@ class StreamRunner:
             sink.emit(ev)
         key = ev.type.value if isinstance(ev.type, EventType) else str(ev.type)
         summary.events_by_type[key] = summary.events_by_type.get(key, 0) + 1
+        status = dict(ev.extra).get("plate_status") if ev.type is EventType.VEHICLE_PASS else None
+        if status is not None:
+            summary.plate_statuses[status] = summary.plate_statuses.get(status, 0) + 1

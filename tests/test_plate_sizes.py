@@ -64,3 +64,12 @@ def test_camera_check_tells_a_checkpoint_zoomed_out_too_far(
     assert rc == 0 and full["problems"] == []
     assert full["picture"]["plates"]["read"] >= 5
     assert full["picture"]["plates"]["median_px"] > 2 * MIN_TEXT_PX
+
+
+def test_analyze_says_how_many_vehicle_passes_state_a_plate_and_why_not() -> None:
+    from sharpeyes.api.commands.analyze import describe_statuses
+
+    line = describe_statuses({"read": 8, "plate_out_of_view": 1, "no_plate_visible": 1})
+    assert line == "vehicle plates: 8 of 10 stated (1 no plate (无牌), 1 plate out of view)"
+    assert describe_statuses({"read": 3}) == "vehicle plates: 3 of 3 stated"
+    assert "2 reads disagree" in describe_statuses({"reads_disagree": 2})

@@ -39,5 +39,9 @@ def test_stills_driven_past_a_checkpoint_camera_are_read_with_their_plate_kinds(
     attributes = plate_attributes(events, labels)
     assert len(attributes) >= 11 and set(attributes.values()) == {"ok"}, attributes
     assert attributes.get("京EA5331") == "ok"  # yellow, two layers
+    # what analyze tells its user: the events that state a plate, and why the others do not
+    summary = (tmp_path / "out" / "analyze.txt").read_text(encoding="utf-8")
+    stated = sum(e.plate is not None for e in load_events(events, fps))
+    assert f"vehicle plates: {stated} of 12 stated" in summary, summary
     green = [s.plate for s in STILLS if s.plate_colour == "green"]
     assert sum(p in attributes for p in green) >= 5  # new-energy plates: 8 characters, green

@@ -29,7 +29,14 @@ from sharpeyes.pipeline.errors import ConfigError, StreamOpenError
 from sharpeyes.pipeline.protocols import DetectorInfo, Sink
 from sharpeyes.pipeline.runner import RunSummary
 from sharpeyes.pipeline.signal_input import PhaseHub, UdpPhaseListener
+from sharpeyes.pipeline.structuring.plate_fusion import (
+    REASON_DISAGREE,
+    REASON_NONE_VISIBLE,
+    REASON_TOO_FEW,
+    REASON_UNREADABLE,
+)
 from sharpeyes.pipeline.structuring.plate_tally import describe as describe_plates
+from sharpeyes.pipeline.structuring.vehicle import STATUS_NOT_READ, STATUS_OUT_OF_VIEW
 from sharpeyes.pipeline.types import Detections, Event, Frame, SignalState, Tracks
 from sharpeyes.streams.factory import frames_deinterlaced
 
@@ -160,6 +167,8 @@ class AnalyzeResult:
             ),
             f"events: {s.events_total} ({by_type})",
         ]
+        if s.plate_statuses:
+            lines.append(describe_statuses(s.plate_statuses))
         if s.plates is not None and s.plates.seen:
             lines.append(describe_plates(s.plates))
         pf = s.plate_first
@@ -178,6 +187,28 @@ class AnalyzeResult:
         if self.delivery_note:
             lines.append(self.delivery_note)
         return lines
+
+
+PLATE_STATUS_WORDS: dict[str, str] = {
+    REASON_UNREADABLE: "seen, not readable",
+    REASON_TOO_FEW: "read too few times",
+    REASON_DISAGREE: "reads disagree",
+    STATUS_OUT_OF_VIEW: "plate out of view",
+    REASON_NONE_VISIBLE: "no plate (无牌)",
+    STATUS_NOT_READ: "never read (too small or too short)",
+}
+"""What each ``plate_status`` of a vehicle_pass event means, for the summary line."""
+
+
+def describe_statuses(statuses: dict[str, int]) -> str:
+    """One line for ``analyze``: of the vehicle_pass events, how many state a plate, and why the
+    others do not (their ``plate_status``)."""
+    total = sum(statuses.values())
+    read = statuses.get("read", 0)
+    rest = ", ".join(
+        f"{n} {PLATE_STATUS_WORDS.get(k, k)}" for k, n in sorted(statuses.items()) if k != "read"
+    )
+    return f"vehicle plates: {read} of {total} stated" + (f" ({rest})" if rest else "")
 
 
 def apply_overrides(cam: CameraConfig, opts: AnalyzeOptions) -> CameraConfig:
