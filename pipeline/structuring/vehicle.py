@@ -9,7 +9,10 @@ read runs the plate detector on the vehicle box (+ margin) only, never on the wh
 A track whose plate ``settle_reads`` sure reads (recogniser confidence ≥ 0.9, on pictures with
 colour) named alike is not read again; after each read that found a plate it could not read,
 the next waits twice as long (up to ``read_backoff_max_s``) — a plate in a script the
-recogniser does not know, or too small, is not read twelve times. A new track's plate is also
+recogniser does not know, or too small, is not read twelve times — unless it is near the
+readable size and growing (:data:`NEAR_LIMIT`, :data:`GROWN`: a car coming nearer); a plate seen
+too small is read again once its vehicle's box has grown enough (:data:`READABLE_SHARE`; by
+its height where the picture's side cuts the box). A new track's plate is also
 read on its own pictures from before the track opened (:mod:`.earlier`: the detector saw the
 vehicle, under the tracker's threshold), so a car whose track opens as its plate leaves the
 picture is still read. Body-colour votes go on at every read interval on candidates.
