@@ -217,6 +217,27 @@ def test_plate_class_uses_vehicle_class_and_colour(
     assert p["PlateClass"] == plate_class
 
 
+@pytest.mark.parametrize(
+    ("text", "color", "plate_class"),
+    [
+        ("京A1234学", "yellow", "16"),  # a coach car: not 01, whatever its yellow says
+        ("京A1234挂", "yellow", "15"),
+        ("京A1234警", "white", "23"),
+        ("粤Z1234港", "black", "26"),
+        ("粤Z1234澳", "black", "27"),
+        ("沪A1234领", "black", "04"),
+        ("京A12345", "yellow", "01"),
+    ],
+)
+def test_the_plates_last_character_names_its_kind(text: str, color: str, plate_class: str) -> None:
+    ev = dataclasses.replace(
+        make_event(EventType.VEHICLE_PASS, plate=Plate(text, color, 0.9), crop=jpeg()),
+        class_name="car",
+    )
+    p = _map(ev)
+    assert p["PlateClass"] == plate_class and p["PlateNo"] == text
+
+
 def test_a_new_energy_plate_has_no_plate_class_megvii_knows() -> None:
     """An electric bus's yellow-green plate read as yellow (粤B12345D) is not a 01 大型汽车号牌:
     new-energy plates have codes 51 / 52 that MEGVII's list lacks, so none is stated — for a

@@ -62,6 +62,8 @@ class PlateClass(enum.StrEnum):
     TRAILER = "15"
     COACH = "16"
     POLICE = "23"
+    HONG_KONG = "26"
+    MACAU = "27"
     OTHER = "99"
 
 

@@ -368,15 +368,32 @@ def _images(parts: list[SubImageInfo | None]) -> SubImages:
     return SubImages(SubImageInfoObject=[p for p in parts if p is not None])
 
 
+# 号牌种类 a plate's last character names, on a car (GA 24.7): a coach's yellow 学 plate is
+# 16, not 01; a trailer's 挂 15; police 警 23; Hong Kong / Macau vehicles entering the mainland
+# 港 / 澳 26 / 27; a consulate's 领 04.
+_PLATE_CLASS_BY_SUFFIX: dict[str, PlateClass] = {
+    "学": PlateClass.COACH,
+    "挂": PlateClass.TRAILER,
+    "警": PlateClass.POLICE,
+    "港": PlateClass.HONG_KONG,
+    "澳": PlateClass.MACAU,
+    "领": PlateClass.CONSULATE,
+}
+
+
 def plate_class(
     color: str | None, vehicle_class: str | None, text: str | None = None
 ) -> str | None:
-    """号牌种类 from the plate colour code *and* the vehicle type (yellow motorcycle → 07).
+    """号牌种类 from the plate colour code *and* the vehicle type (yellow motorcycle → 07), or
+    from the plate's last character where it names the kind (学 coach 16, 挂 trailer 15, …).
     A new-energy plate (eight characters: a yellow-green large one read as yellow, too) has
     codes of its own (51 / 52) that MEGVII's list does not hold: left out, not called 01."""
     if color is None or (text is not None and len(text) == 8):
         return None
     two_wheeler = bool(vehicle_class) and str(vehicle_class).upper().startswith("M2")
+    suffix = _PLATE_CLASS_BY_SUFFIX.get(text[-1]) if text else None
+    if suffix is not None:
+        return None if two_wheeler else suffix.value  # a two-wheeler's have codes of their own
     pc = _PLATE_CLASS.get((two_wheeler, color))
     return pc.value if pc else None
 
