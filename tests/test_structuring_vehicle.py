@@ -122,11 +122,75 @@ def test_read_interval_spaces_reads() -> None:
     assert len(reader.rois) == 5  # frames 0, 5, 10, 15, 20 at 25 fps
 
 
+def found_plates(st: VehicleStructuring, reader: FakeReader, plate: FakeReading) -> None:
+    """Three vehicles (tracks 101–103, the same box as :func:`car`'s) on which ``st``'s camera
+    found ``plate`` — what it needs before it says of a vehicle that it has no plate."""
+    for tid in (101, 102, 103):
+        reader.script = [[plate]] * 4
+        events: list[Event] = []
+        for i in range(25):
+            events += st.update(white_frame(i), car(tid, 20 + i * 4))
+        (event,) = events + st.finish([tid])
+        assert event.plate is not None
+    reader.script = []
+
+
 def test_no_plate_visible_means_no_plate() -> None:
-    (event,) = run_track(stage(FakeReader([])))
+    """A camera that found readable plates on vehicles like this one, and none on this one in
+    every read that saw its plate end whole: no plate (无牌, GA/T HasPlate "false")."""
+    reader = FakeReader([])
+    st = stage(reader)
+    found_plates(st, reader, reading("京A12345"))
+    (event,) = run_track(st)
     assert event.plate is None
     assert dict(event.extra)["plate_status"] == "no_plate_visible"
     assert event.plate_jpeg is None
+
+
+def test_no_plate_found_by_a_camera_that_found_none_readable_is_not_no_plate() -> None:
+    """The highway overpass: plates about 15 px wide, found now and then and never read — 8 of
+    its 44 cars, each with its plate in the picture, went out as 无牌. A camera that has not
+    found plates of a readable width (here: none at all, or only 20 px ones) cannot tell a
+    vehicle without a plate from one whose plate it cannot see: ``plate_not_found``, and GA/T
+    HasPlate is not stated."""
+    from sharpeyes.pipeline.structuring.vehicle import STATUS_NOT_FOUND
+
+    (event,) = run_track(stage(FakeReader([])))
+    assert event.plate is None and dict(event.extra)["plate_status"] == STATUS_NOT_FOUND
+    obj = EventMapper(mapping_config()).map(event, EventImages.from_event(event))
+    assert obj is not None and obj.payload.get("HasPlate") in (None, "")
+    reader = FakeReader([])
+    st = stage(reader)
+    found_plates(st, reader, FakeReading(None, "blue", 0.2, 0.8, Box(300, 250, 320, 256, W, H)))
+    (event,) = run_track(st)
+    assert dict(event.extra)["plate_status"] == STATUS_NOT_FOUND
+
+
+def test_no_plate_is_said_only_of_vehicles_the_size_and_shape_of_those_with_plates_found() -> None:
+    """After plates 80 px wide were found on 340 × 200 px fronts: a vehicle half as wide (its
+    plate would be about 40 px: under the readable width's 0.8) or seen from its flank (as wide
+    as those fronts but half as tall: twice the width for its height) is not said plateless."""
+    from sharpeyes.pipeline.structuring.vehicle import STATUS_NOT_FOUND
+
+    def boxed(x1: float, x2: float, y1: float, h: float) -> Tracks:
+        t = car(1, y1)
+        t.xyxy[0] = (x1, y1, x2, y1 + h)
+        return t
+
+    for box, status in (
+        ((150.0, 490.0, 200.0), "no_plate_visible"),  # a front like the others
+        ((240.0, 400.0, 100.0), STATUS_NOT_FOUND),  # 160 px wide: a plate of ~38 px
+        ((150.0, 490.0, 100.0), STATUS_NOT_FOUND),  # 340 × 100: a flank
+    ):
+        reader = FakeReader([])
+        st = stage(reader)
+        found_plates(st, reader, reading("京A12345"))
+        x1, x2, h = box
+        events: list[Event] = []
+        for i in range(25):
+            events += st.update(white_frame(i), boxed(x1, x2, 20 + i * 4, h))
+        (event,) = events + st.finish([1])
+        assert dict(event.extra)["plate_status"] == status, box
 
 
 def test_unreadable_plate_is_null_with_reason() -> None:
@@ -135,6 +199,26 @@ def test_unreadable_plate_is_null_with_reason() -> None:
     assert event.plate is not None and event.plate.text is None
     assert event.plate.color == "yellow"
     assert dict(event.extra)["plate_status"] == "unreadable"
+
+
+def test_a_plate_too_small_to_read_states_no_colour_but_a_plate() -> None:
+    """The highway's white Texas plates, 15 px wide, found and not read: the recogniser's colour
+    head called 14 of them blue and 4 two-layer. A plate found under 0.8 of the readable width
+    and not read says a plate is there (GA/T HasPlate "true") and nothing of its colour or
+    layers; at a readable width its colour is stated though its text could not be read."""
+    small = FakeReading(None, "blue", 0.2, 0.8, Box(300, 250, 320, 256, W, H), layers=2)
+    (event,) = run_track(stage(FakeReader([[small]] * 12)))
+    assert dict(event.extra)["plate_status"] == "unreadable"
+    assert event.plate is not None and event.plate.color is None and event.plate.layers == 1
+    obj = EventMapper(mapping_config()).map(event, EventImages.from_event(event))
+    assert obj is not None and obj.payload["HasPlate"] == "true"
+    assert obj.payload.get("PlateColor") in (None, "")
+    spec = COLLECTIONS[obj.collection]
+    report = load_default_template().validate(spec.interface, spec.envelope([obj.payload]))
+    assert report.ok, report.summary()
+    large = FakeReading(None, "yellow", 0.2, 0.8, Box(280, 250, 330, 265, W, H), layers=2)
+    (event,) = run_track(stage(FakeReader([[large]] * 12)))
+    assert event.plate is not None and event.plate.color == "yellow" and event.plate.layers == 2
 
 
 def test_small_boxes_are_not_read() -> None:
@@ -195,7 +279,9 @@ def test_two_clear_views_without_a_plate_do_not_make_a_car_plateless() -> None:
 
     assert MIN_WHOLE_READS == 3
     for reads, status in ((2, STATUS_OUT_OF_VIEW), (3, "no_plate_visible")):
-        st = stage(FakeReader([]), read_interval_s=0.04, max_reads_per_track=reads)
+        reader = FakeReader([])
+        st = stage(reader, read_interval_s=0.04, max_reads_per_track=reads)
+        found_plates(st, reader, reading("京A12345"))
         (event,) = run_track(st)
         assert dict(event.extra)["plate_reads"] == str(reads)
         assert dict(event.extra)["plate_status"] == status, reads

@@ -36,7 +36,11 @@ from sharpeyes.pipeline.structuring.plate_fusion import (
     REASON_UNREADABLE,
 )
 from sharpeyes.pipeline.structuring.plate_tally import describe as describe_plates
-from sharpeyes.pipeline.structuring.vehicle import STATUS_NOT_READ, STATUS_OUT_OF_VIEW
+from sharpeyes.pipeline.structuring.vehicle import (
+    STATUS_NOT_FOUND,
+    STATUS_NOT_READ,
+    STATUS_OUT_OF_VIEW,
+)
 from sharpeyes.pipeline.types import Detections, Event, Frame, SignalState, Tracks
 from sharpeyes.streams.factory import frames_deinterlaced
 
@@ -195,6 +199,7 @@ PLATE_STATUS_WORDS: dict[str, str] = {
     REASON_DISAGREE: "reads disagree",
     STATUS_OUT_OF_VIEW: "plate out of view",
     REASON_NONE_VISIBLE: "no plate (无牌)",
+    STATUS_NOT_FOUND: "no plate found, too small or turned away to tell",
     STATUS_NOT_READ: "never read (too small or too short)",
 }
 """What each ``plate_status`` of a vehicle_pass event means, for the summary line."""

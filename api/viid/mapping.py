@@ -399,6 +399,10 @@ def plate_class(
 
 
 PLATE_NONE_VISIBLE = "no_plate_visible"
+PLATE_SEEN = frozenset({"unreadable", "too_few_reads", "reads_disagree"})
+"""The ``plate_status`` values that say the checkpoint reads found a plate (and could not state
+its text): HasPlate "true" even where its colour was not stated either (a plate too small for
+its colour to be told)."""
 """The one ``plate_status`` that states a vehicle has no plate: the checkpoint reads saw its
 plate end whole in the frame and found none. A read that found nothing where the plate may
 be cut off (``plate_out_of_view``), a violation's evidence read, or no read at all says
@@ -411,7 +415,8 @@ def _plate_fields(
     plate_image: SubImageInfo | None,
     unknown: str | None = None,
 ) -> dict[str, Any]:
-    """HasPlate is "true" when a plate was read, seen (a colour) or its picture is attached;
+    """HasPlate is "true" when a plate was read, seen (a colour, or a read that found one:
+    :data:`PLATE_SEEN`) or its picture is attached;
     "false" only when the checkpoint reads saw the vehicle's plate end whole and found no plate
     (:data:`PLATE_NONE_VISIBLE`) — a platform takes "false" for an unlicensed vehicle. Where
     nobody looked or nothing could be seen — no structuring, a track never read, a plate end cut
@@ -420,9 +425,10 @@ def _plate_fields(
     plate = event.plate
     color = color_code(plate.color) if plate else None
     text = plate.text if plate else None
-    visible = bool(text) or color is not None or plate_image is not None
+    status = _extra(event, "plate_status")
+    visible = bool(text) or color is not None or plate_image is not None or status in PLATE_SEEN
     if not visible:
-        none_seen = _extra(event, "plate_status") == PLATE_NONE_VISIBLE
+        none_seen = status == PLATE_NONE_VISIBLE
         return {"HasPlate": "false" if none_seen else unknown}
     out: dict[str, Any] = {
         "HasPlate": "true",

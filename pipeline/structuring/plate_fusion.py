@@ -53,7 +53,8 @@ class PlateVote:
     color: str | None
     confidence: float
     pts: float | None = None  # the picture read (one picture is one piece of evidence)
-    layers: int = 1  # 1 or 2: the plate detector's single- or double-layer plate
+    layers: int | None = 1  # 1 or 2: the plate detector's single- or double-layer plate (None:
+    # not judged — a plate too small to read, whose class the detector guesses)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +86,8 @@ def _vote_color(votes: Sequence[PlateVote]) -> str | None:
 def _vote_layers(votes: Sequence[PlateVote]) -> int:
     weight: dict[int, float] = defaultdict(float)
     for v in votes:
-        weight[v.layers] += max(v.confidence, 1e-3)
+        if v.layers is not None:
+            weight[v.layers] += max(v.confidence, 1e-3)
     return max(weight.items(), key=lambda kv: (kv[1], -kv[0]))[0] if weight else 1
 
 

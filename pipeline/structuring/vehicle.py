@@ -70,6 +70,7 @@ from sharpeyes.pipeline.structuring.plate_fusion import (
     fuse_plate_reads,
     plate_agreement,
 )
+from sharpeyes.pipeline.structuring.plate_presence import PlatePresence
 from sharpeyes.pipeline.structuring.plate_tally import PlateTally
 from sharpeyes.pipeline.structuring.vehicle_class import decide_vehicle_class, plate_size
 from sharpeyes.pipeline.types import (
@@ -88,6 +89,11 @@ logger = logging.getLogger(__name__)
 
 STATUS_NOT_READ = "not_read"
 STATUS_OUT_OF_VIEW = "plate_out_of_view"
+STATUS_NOT_FOUND = "plate_not_found"
+"""No plate found on reads that saw the vehicle's plate end whole, but this camera has not shown
+that it finds plates on vehicles of that size and shape (:mod:`.plate_presence`: plates too
+small or oblique for the detector, a flank, a view from above): whether it has one is not
+known (GA/T HasPlate not stated)."""
 COLOR_MONOCHROME = "monochrome"
 """``extra.color_status`` of a track read only on pictures without colour (a camera in
 monochrome / infrared night mode): no body or plate colour is stated, none can be seen."""
@@ -185,6 +191,7 @@ class _TrackState:
     colour_votes: int = 0
     small_plate: tuple[float, Box] | None = None  # plate px and vehicle box: last seen small
     fruitless_w: float | None = None  # px: the plate's width at the last read that found, not read
+    empty_views: list[tuple[float, float]] = field(default_factory=list)  # box w, h: whole, none
 
 
 def _grow(box: Box, margin: float) -> Box:
@@ -234,6 +241,8 @@ class VehicleStructuring:
         self._earlier = earlier
         self._min_text_px = float(getattr(reader, "min_text_px", MIN_TEXT_PX))
         self.plates = PlateTally(MIN_TEXT_PX)  # how large the camera's plates are (camera-check)
+        # where this camera finds plates: only there does finding none say "no plate" (无牌)
+        self.presence = PlatePresence(READABLE_SHARE * self._min_text_px)
         self.reads_total = 0
         self.earlier_reads = 0  # reads on a track's pictures from before it was born
 
@@ -278,6 +287,7 @@ class VehicleStructuring:
         new.votes = kept + new.votes
         new.reads += old.reads - (len(old.votes) - len(kept))
         new.whole_reads += old.whole_reads
+        new.empty_views = old.empty_views + new.empty_views
         new.monochrome_reads += old.monochrome_reads
         if old.last_read_pts is not None and (
             new.last_read_pts is None or old.last_read_pts > new.last_read_pts
@@ -300,7 +310,7 @@ class VehicleStructuring:
             state = self._tracks.get(tid)
             if state is None:
                 state = self._tracks[tid] = _TrackState(frame.pts)
-                self._read_earlier(state, cars.xyxy[i], frame)
+                self._read_earlier(tid, state, cars.xyxy[i], frame)
             state.last_pts = frame.pts
             state.last_class = int(cars.class_id[i])
             state.class_votes = cars.votes_of(i)  # cumulative: the latest holds the whole track
@@ -319,7 +329,7 @@ class VehicleStructuring:
             ):
                 others = np.delete(cars.xyxy, i, axis=0)
                 plate_end_seen = plate_end_in_view(cars.xyxy[i], others, frame.height)
-                self._read(frame, state, box, plate_end_seen)
+                self._read(frame, tid, state, box, plate_end_seen)
             # body colours are voted on to the end: a silver car's first, far pictures vote
             # white and its near ones grey (stopping at four agreeing votes named it white)
             if state.colour_votes < c.max_reads_per_track and _due(
@@ -359,7 +369,7 @@ class VehicleStructuring:
         longest = max(c.read_interval_s, c.read_backoff_max_s)
         return min(longest, c.read_interval_s * 2.0 ** min(state.fruitless, 16))
 
-    def _read_earlier(self, state: _TrackState, xyxy: FloatArray, frame: Frame) -> None:
+    def _read_earlier(self, tid: int, state: _TrackState, xyxy: FloatArray, frame: Frame) -> None:
         """Read a new track's plate on its pictures from before it was born (:mod:`.earlier`),
         oldest first, as candidates of their own: large enough, one per read interval."""
         if self._earlier is None:
@@ -376,10 +386,12 @@ class VehicleStructuring:
                 continue
             self.earlier_reads += 1
             edge = plate_end_in_view(np.array([b.x1, b.y1, b.x2, b.y2]), _NO_BOXES, b.frame_h)
-            self._read(view.frame, state, b, edge)
+            self._read(view.frame, tid, state, b, edge)
             self._vote_colour(view.frame, state, b)
 
-    def _read(self, frame: Frame, state: _TrackState, vehicle: Box, plate_end_seen: bool) -> None:
+    def _read(
+        self, frame: Frame, tid: int, state: _TrackState, vehicle: Box, plate_end_seen: bool
+    ) -> None:
         state.reads += 1
         state.last_read_pts = frame.pts
         state.whole_reads += int(plate_end_seen)
@@ -397,9 +409,13 @@ class VehicleStructuring:
         best = readings[0] if readings else None
         coloured = self._has_colour(frame)
         state.monochrome_reads += int(not coloured)
+        size = (vehicle.x2 - vehicle.x1, vehicle.y2 - vehicle.y1)
+        if best is None and plate_end_seen:
+            state.empty_views.append(size)
         if best is not None:
             plate_w = best.box.x2 - best.box.x1
             self.plates.add(plate_w, best.text)
+            self.presence.add(tid, plate_w, *size)
             too_small = best.text is None and plate_w < self._min_text_px
             state.small_plate = (plate_w, vehicle) if too_small else None
             # a plate seen but not read backs off the next read; none seen yet does not, nor
@@ -414,9 +430,13 @@ class VehicleStructuring:
                     and plate_w < NEAR_LIMIT * self._min_text_px
                 )
                 state.fruitless += int(not nearing)
-            # a grey picture shows no plate colour: the recogniser's colour would be a guess
-            color = best.color if coloured else None
-            vote = PlateVote(best.text, color, best.confidence, frame.pts, int(best.layers))
+            # a grey picture shows no plate colour, and a plate too small to read shows none
+            # the recogniser can be trusted with: either would be a guess (the highway's white
+            # Texas plates, 15 px wide, came out "blue" on 14 cars, and 4 of them two-layer)
+            unsure = best.text is None and plate_w < READABLE_SHARE * self._min_text_px
+            color = best.color if coloured and not unsure else None
+            layers = None if unsure else int(best.layers)
+            vote = PlateVote(best.text, color, best.confidence, frame.pts, layers)
             state.votes.append(vote)
             if best.text is not None and best.confidence > state.best_plate_conf:
                 jpeg = _plate_jpeg(frame.image, best.box)
@@ -465,6 +485,10 @@ class VehicleStructuring:
         status = "read" if fused.text else (fused.reason or "unreadable")
         if status == REASON_NONE_VISIBLE and state.whole_reads < MIN_WHOLE_READS:
             status = STATUS_OUT_OF_VIEW  # cut by the frame's edge or covered where a plate sits
+        elif status == REASON_NONE_VISIBLE:
+            shown = sum(self.presence.would_show(w, h) for w, h in state.empty_views)
+            if shown < MIN_WHOLE_READS:  # a plate there might have been too small, or turned away
+                status = STATUS_NOT_FOUND
         extra: list[tuple[str, str]] = [
             ("plate_status", status),
             ("plate_reads", str(state.reads)),
