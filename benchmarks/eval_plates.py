@@ -54,6 +54,7 @@ class Detected:
     plate: str | None
     plate_visible: bool
     color: str | None
+    status: str | None = None  # plate_status
 
 
 @dataclass
@@ -134,6 +135,7 @@ def load_events(path: Path, fps: float, offset: int = 0) -> list[Detected]:
                 plate=plate.get("text") if plate else None,
                 plate_visible=plate is not None,
                 color=(e.get("extra") or {}).get("vehicle_color"),
+                status=(e.get("extra") or {}).get("plate_status"),
             )
         )
     return out
