@@ -404,9 +404,10 @@ PLATE_SEEN = frozenset({"unreadable", "too_few_reads", "reads_disagree"})
 its text): HasPlate "true" even where its colour was not stated either (a plate too small for
 its colour to be told)."""
 """The one ``plate_status`` that states a vehicle has no plate: the checkpoint reads saw its
-plate end whole in the frame and found none. A read that found nothing where the plate may
-be cut off (``plate_out_of_view``), a violation's evidence read, or no read at all says
-nothing either way."""
+plate end whole in the frame and found none, where this camera would have found one
+(:mod:`sharpeyes.pipeline.structuring.plate_presence`). A read that found nothing where the
+plate may be cut off (``plate_out_of_view``), too small or turned away (``plate_not_found``), a
+violation's evidence read, or no read at all says nothing either way."""
 
 
 def _plate_fields(
