@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -73,3 +74,36 @@ def test_analyze_says_how_many_vehicle_passes_state_a_plate_and_why_not() -> Non
     assert line == "vehicle plates: 8 of 10 stated (1 no plate (无牌), 1 plate out of view)"
     assert describe_statuses({"read": 3}) == "vehicle plates: 3 of 3 stated"
     assert "2 reads disagree" in describe_statuses({"reads_disagree": 2})
+
+
+@pytest.mark.integration
+def test_analyze_with_the_defaults_says_plates_were_not_read_and_structuring_reads_them(
+    sample_videos: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The issue's first complaint, as a new user meets it: ``analyze`` on a checkpoint clip
+    with the defaults gives passes without plates. It now says why and how to get them
+    (``NOT_STRUCTURED``), and ``--structuring`` reads them with the config's other settings
+    kept (the Beijing checkpoint's first 12 s: plates read on the same events)."""
+    from sharpeyes.api.commands.analyze import NOT_STRUCTURED
+
+    src = sample_videos / "plates_closeup_beijing_640x360.mp4"
+    need(src.is_file(), f"{src} not found")
+    clip = tmp_path / "kakou.mp4"
+    _segment(src, clip, 0, 300, 1.0)
+    start = ["--start-time", "2026-12-01T10:00:00", "--no-progress"]
+    outputs: dict[str, list[dict[str, Any]]] = {}
+    for name, extra in (("plain", []), ("structured", ["--structuring"])):
+        out = tmp_path / name
+        assert cli.main(["analyze", str(clip), "--out", str(out), *start, *extra]) == 0
+        said = capsys.readouterr().out
+        events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+        outputs[name] = [e for e in events if e["type"] == "vehicle_pass"]
+        assert outputs[name], said
+        if name == "plain":
+            assert NOT_STRUCTURED in said and "vehicle plates:" not in said
+        else:
+            assert NOT_STRUCTURED not in said and "vehicle plates:" in said
+    assert all(e["plate"] is None for e in outputs["plain"])
+    plates = [e["plate"]["text"] for e in outputs["structured"] if (e["plate"] or {}).get("text")]
+    assert len(plates) >= 2 and all(p.startswith("京") for p in plates), plates
+    assert all("plate_status" in e["extra"] for e in outputs["structured"])

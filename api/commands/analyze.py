@@ -65,6 +65,8 @@ class AnalyzeOptions:
     camera: CameraConfig | None = None  # a camera config object instead of ``config`` (benchmarks)
     overwrite: bool = False  # replace the results of an earlier run in ``out``
     start_time_ms: int | None = None  # the recording's start (UTC ms); None: the file's tag or now
+    structuring: bool = False  # read plates and colours whatever the config says (卡口)
+    faces: bool = False  # capture faces whatever the config says (人脸抓拍)
 
 
 RESULTS = (
@@ -173,6 +175,8 @@ class AnalyzeResult:
         ]
         if s.plate_statuses:
             lines.append(describe_statuses(s.plate_statuses))
+        elif s.events_by_type.get("vehicle_pass") and not self.camera.structuring.enabled:
+            lines.append(NOT_STRUCTURED)
         if s.plates is not None and s.plates.seen:
             lines.append(describe_plates(s.plates))
         pf = s.plate_first
@@ -226,7 +230,21 @@ def apply_overrides(cam: CameraConfig, opts: AnalyzeOptions) -> CameraConfig:
             cam.detector.model_path = Path(opts.model)
         else:
             cam.detector.model = opts.model
+    if opts.structuring:
+        cam.structuring.enabled = True
+    if opts.faces:
+        cam.faces.enabled = True
     return cam
+
+
+NOT_STRUCTURED = (
+    "vehicle plates and colours: not read — structuring is off for this camera "
+    "(--structuring, or `structuring: {enabled: true}` in --config: "
+    "sample_videos/plates_closeup_beijing.yaml is a checkpoint's)"
+)
+"""What ``analyze`` says after a run with vehicle passes and structuring off: a new user who
+analyses a checkpoint clip with the defaults is told why no event has a plate, and how to
+get them."""
 
 
 class _Progress:

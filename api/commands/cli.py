@@ -64,6 +64,8 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
             phase_udp=args.phase_udp,
             overwrite=args.overwrite,
             start_time_ms=args.start_time,
+            structuring=args.structuring,
+            faces=args.faces,
         )
     )
     for line in result.summary_lines():
@@ -167,6 +169,18 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--annotate", action="store_true", help="also write annotated.mp4")
     a.add_argument("--model", help="detector model name or .onnx path (overrides the config)")
     a.add_argument("--fps", type=float, help="analysis rate (overrides the config)")
+    a.add_argument(
+        "--structuring",
+        action="store_true",
+        help="read plates and body colours of vehicles, clothing colours of persons (卡口; "
+        "overrides the config's structuring.enabled)",
+    )
+    a.add_argument(
+        "--faces",
+        action="store_true",
+        help="capture the best face of each person (人脸抓拍; overrides the config's "
+        "faces.enabled)",
+    )
     a.add_argument(
         "--start-time",
         type=start_time_ms,
