@@ -168,8 +168,9 @@ def test_no_plate_found_by_a_camera_that_found_none_readable_is_not_no_plate() -
 
 def test_no_plate_is_said_only_of_vehicles_the_size_and_shape_of_those_with_plates_found() -> None:
     """After plates 80 px wide were found on 340 × 200 px fronts: a vehicle half as wide (its
-    plate would be about 40 px: under the readable width's 0.8) or seen from its flank (as wide
-    as those fronts but half as tall: twice the width for its height) is not said plateless."""
+    plate would be about 40 px: under the readable width's 0.8), seen from its flank (as wide
+    as those fronts but half as tall: twice the width for its height) or half as wide for its
+    height (a motorcycle's front) is not said plateless."""
     from sharpeyes.pipeline.structuring.vehicle import STATUS_NOT_FOUND
 
     def boxed(x1: float, x2: float, y1: float, h: float) -> Tracks:
@@ -181,6 +182,7 @@ def test_no_plate_is_said_only_of_vehicles_the_size_and_shape_of_those_with_plat
         ((150.0, 490.0, 200.0), "no_plate_visible"),  # a front like the others
         ((240.0, 400.0, 100.0), STATUS_NOT_FOUND),  # 160 px wide: a plate of ~38 px
         ((150.0, 490.0, 100.0), STATUS_NOT_FOUND),  # 340 × 100: a flank
+        ((220.0, 420.0, 220.0), STATUS_NOT_FOUND),  # 200 × 220: half as wide for its height
     ):
         reader = FakeReader([])
         st = stage(reader)
@@ -526,3 +528,32 @@ def test_a_plate_seen_small_on_a_box_cut_by_the_side_of_the_picture_is_read_as_i
     for i in range(30):
         st.update(white_frame(i), corner(i))
     assert len(reader.rois) >= 2  # within 1.2 s, not after SMALL_RECHECK_S
+
+
+def test_a_motorcycle_is_not_said_plateless() -> None:
+    """A motorcycle carries its plate at the rear only (GA 36-2018): one coming towards a
+    checkpoint that reads cars' plates shows none, and that says nothing."""
+    from sharpeyes.pipeline.structuring.vehicle import STATUS_NOT_FOUND
+
+    reader = FakeReader([])
+    inner = TrackEventBuilder(
+        "cam1",
+        EventsConfig(),
+        class_names=("person", "bicycle", "car", "motorcycle"),
+        class_codes={2: "K33", 3: "M22"},
+    )
+    st = VehicleStructuring(
+        inner,
+        reader,
+        StructuringConfig.model_validate({"enabled": True}),
+        class_names=("person", "bicycle", "car", "motorcycle"),
+    )
+    found_plates(st, reader, reading("京A12345"))
+    events: list[Event] = []
+    for i in range(25):
+        t = car(1, 20 + i * 4)
+        t.class_id[0] = 3
+        events += st.update(white_frame(i), t)
+    (event,) = events + st.finish([1])
+    assert event.class_name == "motorcycle"
+    assert dict(event.extra)["plate_status"] == STATUS_NOT_FOUND

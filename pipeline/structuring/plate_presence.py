@@ -13,10 +13,10 @@ above, whose plate faces away.
 width and the box's shape (width / height). A read that found no plate counts towards "no
 plate" only when, by those, a plate on that vehicle would have been at least ``readable_px``
 wide (its box at least the width the camera's plates need) and the box has the shape of the
-vehicles whose plates it found (not :data:`ASPECT_SLACK` times wider for its height: a side
-view). Until plates were found so on :data:`MIN_TRACKS` vehicles the camera says nothing
-either way: a foreign plate it never finds, a view from above, a far camera — whether such a
-vehicle has a plate is not known, and it is not said.
+vehicles whose plates it found (not :data:`ASPECT_SLACK` times wider or narrower for its
+height: a flank, a motorcycle). Until plates were found so on :data:`MIN_TRACKS` vehicles the
+camera says nothing either way: a foreign plate it never finds, a view from above, a far
+camera — whether such a vehicle has a plate is not known, and it is not said.
 """
 
 from __future__ import annotations
@@ -34,8 +34,9 @@ KEPT = 200
 """Latest such plates kept (a camera whose zoom changed follows within a few minutes)."""
 ASPECT_SLACK = 1.5
 """A box this many times wider for its height than the median of the boxes whose plates were
-found is a vehicle seen from another side (a car crossing the view shows its flank: about twice
-as wide for its height as its front)."""
+found, or narrower, is a vehicle seen from another side or another kind of vehicle (a car
+crossing the view shows its flank: about twice as wide for its height as its front; a
+motorcycle's front is about half as wide for its height as a car's, and carries no plate)."""
 
 
 @dataclass(slots=True)
@@ -63,4 +64,5 @@ class PlatePresence:
             return False
         share = statistics.median(r for _, r, _ in self._seen)
         aspect = statistics.median(a for _, _, a in self._seen)
-        return box_w * share >= self.readable_px and box_w / box_h <= ASPECT_SLACK * aspect
+        shape = (box_w / box_h) / aspect
+        return box_w * share >= self.readable_px and 1.0 / ASPECT_SLACK <= shape <= ASPECT_SLACK

@@ -89,6 +89,9 @@ logger = logging.getLogger(__name__)
 
 STATUS_NOT_READ = "not_read"
 STATUS_OUT_OF_VIEW = "plate_out_of_view"
+NO_FRONT_PLATE = frozenset({"motorcycle", "motorbike", "tricycle"})
+"""Detector classes of motor vehicles with a plate at the rear only (GA 36-2018: motorcycles and
+tricycles): finding none says nothing of whether they have one."""
 STATUS_NOT_FOUND = "plate_not_found"
 """No plate found on reads that saw the vehicle's plate end whole, but this camera has not shown
 that it finds plates on vehicles of that size and shape (:mod:`.plate_presence`: plates too
@@ -487,7 +490,9 @@ class VehicleStructuring:
             status = STATUS_OUT_OF_VIEW  # cut by the frame's edge or covered where a plate sits
         elif status == REASON_NONE_VISIBLE:
             shown = sum(self.presence.would_show(w, h) for w, h in state.empty_views)
-            if shown < MIN_WHOLE_READS:  # a plate there might have been too small, or turned away
+            # a plate there might have been too small, or turned away; a motorcycle has no
+            # front plate, and a rear one half a car's width
+            if shown < MIN_WHOLE_READS or event.class_name in NO_FRONT_PLATE:
                 status = STATUS_NOT_FOUND
         extra: list[tuple[str, str]] = [
             ("plate_status", status),
