@@ -260,6 +260,22 @@ def test_chosen_kinds_alert_and_open_their_detail(seeded: Seeded) -> None:
             assert "车身颜色" not in meta
             w.shot("watch_detail_monochrome_1366.png")
             page.click("#detail-close")
+            # no plate found where the camera could not have told: not "no plate" (无牌)
+            unknown = make_event(7004, camera="cam2", t_ms=T0 + 2_003_000)
+            unknown = unknown.with_(
+                extra=(("plate_status", "plate_not_found"), ("vehicle_color", "grey"))
+            )
+            seeded.service.ingest([unknown])
+            page.wait_for_selector(f"#alerts li[data-id='{unknown.event_id}']:not(.viol)")
+            page.click(f"#alerts li[data-id='{unknown.event_id}'] a.alert-body")
+            page.wait_for_function(
+                "document.querySelector('#detail-meta').innerText.includes('未检出号牌')"
+            )
+            meta = page.inner_text("#detail-meta")
+            assert "号牌识别\t未检出号牌（无法判定有无）" in meta, meta
+            assert "未见号牌" not in meta
+            w.shot("watch_detail_plate_not_found_1366.png")
+            page.click("#detail-close")
             page.check("#sound")
             assert page.evaluate("localStorage.getItem('se_watch_sound')") == "true"
             page.click("#ack-all")
