@@ -98,7 +98,13 @@ class Report:
 
 
 def load_labels(path: Path, frames: tuple[int, int] | None = None) -> tuple[float, list[Vehicle]]:
-    doc = json.loads(path.read_text(encoding="utf-8"))
+    return labels_from(json.loads(path.read_text(encoding="utf-8")), frames)
+
+
+def labels_from(
+    doc: dict[str, Any], frames: tuple[int, int] | None = None
+) -> tuple[float, list[Vehicle]]:
+    """The frame rate and vehicles of labels already parsed (:func:`load_labels`' format)."""
     out = []
     for v in doc["vehicles"]:
         pf = tuple(v["plate_frames"]) if v.get("plate_frames") else None

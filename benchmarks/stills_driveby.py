@@ -37,7 +37,7 @@ import cv2
 import numpy as np
 
 from benchmarks import _cli
-from benchmarks.eval_plates import Vehicle, evaluate, load_events, load_labels, match
+from benchmarks.eval_plates import evaluate, labels_from, load_events, load_labels, match
 from sharpeyes.pipeline.types import ImageBGR
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -217,7 +217,7 @@ def render(
                     "layers": None if still.plateless else still.layers,
                     "body_color": still.body,
                     "vehicle_frames": [first, index - 1],
-                    "plate_frames": [first, index - 1],
+                    "plate_frames": None if still.plateless else [first, index - 1],
                 }
             )
         for _ in range(gap):
@@ -247,27 +247,13 @@ def plate_attributes(events_path: Path, labels: dict[str, Any]) -> dict[str, str
 def plateless_said(events_path: Path, labels: dict[str, Any]) -> list[str]:
     """The ``plate_status`` of the event matched to each plateless car (``no_plate_visible``:
     said to have no plate; None: no event)."""
-    fps, vehicles = load_labels_from(labels)
+    fps, vehicles = labels_from(labels)
     matched, _ = match(vehicles, load_events(events_path, fps))
     plateless = {v["id"] for v in labels["vehicles"] if v.get("plateless")}
     return [
         (evs[0].status if evs else None) or "no event"
         for vid, evs in sorted(matched.items())
         if vid in plateless
-    ]
-
-
-def load_labels_from(labels: dict[str, Any]) -> tuple[float, list[Vehicle]]:
-    """:func:`benchmarks.eval_plates.load_labels` on labels already in memory."""
-    return float(labels["fps"]), [
-        Vehicle(
-            int(v["id"]),
-            v.get("plate"),
-            v["body_color"],
-            (int(v["vehicle_frames"][0]), int(v["vehicle_frames"][1])),
-            (int(v["plate_frames"][0]), int(v["plate_frames"][1])),
-        )
-        for v in labels["vehicles"]
     ]
 
 
