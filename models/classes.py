@@ -33,7 +33,9 @@ PERSON, BICYCLE, CAR, MOTORCYCLE, BUS, TRUCK, TRAFFIC_LIGHT = 0, 1, 2, 3, 5, 7, 
 
 # GA/T 16.4 / GA 24.4 机动车车辆类型代码 (the vehicle-type table also used by GA/T 1400's
 # VehicleClass, e.g. "K33" in shared/docs/GAT1400.md §5.2). The codes chosen per COCO class:
-#   K33 小型轿车 (small saloon car) — the typical COCO "car";
+#   K30 小型客车 (small passenger vehicle, the group of K31 小型普通客车 — SUVs, MPVs —, K32
+#       越野, K33 小型轿车 saloons …) — COCO "car": saloons, SUVs and MPVs alike (round 28: K33
+#       "saloon" was false for the 12 SUVs and minivans of the 36 labelled highway cars);
 #   K11 大型普通客车 (large ordinary bus) — COCO "bus" (city/coach buses);
 #   H11 重型普通货车 (heavy ordinary goods vehicle) — COCO "truck" mostly labels lorries; a
 #       detector cannot tell the weight class, so the heavy class is the conservative choice;
@@ -43,7 +45,7 @@ PERSON, BICYCLE, CAR, MOTORCYCLE, BUS, TRUCK, TRAFFIC_LIGHT = 0, 1, 2, 3, 5, 7, 
 # (pipeline/structuring/vehicle_class.py).
 UNKNOWN_VEHICLE_CODE = "X99"
 VEHICLE_CLASS_CODES: Mapping[int, str] = MappingProxyType(
-    {CAR: "K33", BUS: "K11", TRUCK: "H11", MOTORCYCLE: "M21"}
+    {CAR: "K30", BUS: "K11", TRUCK: "H11", MOTORCYCLE: "M21"}
 )
 
 

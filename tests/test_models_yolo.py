@@ -186,7 +186,7 @@ def test_class_map_kinds_groups_and_codes() -> None:
     assert motor.kind_of[MOTORCYCLE] == ObjectKind.MOTOR_VEHICLE
     assert motor.nms_group[MOTORCYCLE] == motor.nms_group[CAR]
     assert [vehicle_class_code(c) for c in (CAR, BUS, TRUCK, MOTORCYCLE, 0)] == [
-        "K33", "K11", "H11", "M21", "X99",
+        "K30", "K11", "H11", "M21", "X99",
     ]  # fmt: skip
     assert cm.name(5) == "bus" and cm.name(99) == "class_99"
     kinds = coco_kinds(motorcycle_is_non_motor=False)

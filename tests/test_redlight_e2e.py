@@ -247,7 +247,7 @@ def test_every_violation_names_the_class_of_what_ran_the_light(run: Path) -> Non
     kinds = {lab["id"]: lab["kind"] for lab in LABELS["violations"]}
     matched = match_labels(records, LABELS).tp
     assert len(matched) == 15
-    codes = {"car": "K33", "motorcycle": "M21"}
+    codes = {"car": "K30", "motorcycle": "M21"}
     for lid, i in matched:
         assert records[i]["class_name"] == kinds[lid], (lid, records[i]["class_name"])
         assert records[i]["class_code"] == codes[kinds[lid]], lid

@@ -110,7 +110,7 @@ def test_a_blue_plate_drops_bus_and_the_beijing_cars_are_saloons(vid: int) -> No
     votes = BEIJING_VOTES[vid]
     name = max(votes, key=votes.__getitem__)
     decision = decide_vehicle_class(name, "K11", SMALL, votes=votes)
-    assert decision.code == "K33"
+    assert decision.code == "K30"
     assert decision.basis.startswith("small plate rules out bus; car ")
 
 
@@ -191,12 +191,12 @@ def test_the_stage_decides_from_the_tracks_votes_and_says_so() -> None:
     # itself to a consumer); what the detector said by frames is kept beside it
     assert (event.class_name, event.class_id) == ("car", CAR)
     assert extra["detector_class"] == "truck"
-    assert event.class_code == extra["vehicle_class"] == "K33"
+    assert event.class_code == extra["vehicle_class"] == "K30"
     assert extra["vehicle_class_basis"] == (
         "small plate rules out bus; car 0.59 of the rest (votes bus 0.46, car 0.32, truck 0.22)"
     )
     # no class list given: COCO's names are used, the event's class being COCO's
-    assert dict(run(COCO, False, [TRUCK] * 25).extra)["vehicle_class"] == "K33"
+    assert dict(run(COCO, False, [TRUCK] * 25).extra)["vehicle_class"] == "K30"
 
 
 def test_votes_of_a_detector_whose_classes_are_not_known_are_not_read() -> None:
@@ -207,7 +207,7 @@ def test_votes_of_a_detector_whose_classes_are_not_known_are_not_read() -> None:
     votes = {0: 20.6, 2: 14.3, 1: 29.4}
     event = run(own, False, [2] * 15 + [1] * 10, votes)
     assert dict(event.extra)["vehicle_class"] == "X99"
-    assert dict(run(own, True, [2] * 15 + [1] * 10, votes).extra)["vehicle_class"] == "K33"
+    assert dict(run(own, True, [2] * 15 + [1] * 10, votes).extra)["vehicle_class"] == "K30"
 
 
 # -- two-wheelers: what the track's own evidence says (benchmarks.attribute_eval) -------------

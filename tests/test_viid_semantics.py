@@ -189,7 +189,7 @@ def test_source_id_of_a_crop_only_record_is_the_crop() -> None:
 
 def test_red_light_record_keeps_its_vehicle_class() -> None:
     ev = dataclasses.replace(_red_light(5, T0_MS), class_name=None, class_id=2)  # COCO car
-    assert _map(ev)["VehicleClass"] == "K33"
+    assert _map(ev)["VehicleClass"] == "K30"
     moto = dataclasses.replace(ev, class_id=3)
     assert _map(moto)["VehicleClass"] == "M21"
     rider = dataclasses.replace(ev, class_id=0, extra=(("detected_as", "person"),))

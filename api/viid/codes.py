@@ -72,6 +72,7 @@ class VehicleClass(enum.StrEnum):
 
     LARGE_BUS = "K11"
     MEDIUM_BUS = "K21"
+    SMALL_PASSENGER = "K30"  # 小型客车: the group (saloons, SUVs, MPVs …)
     SMALL_BUS = "K31"
     SMALL_CAR = "K33"
     MINI_BUS = "K41"

@@ -138,7 +138,7 @@ class ViidMappingConfig(_Strict):
     scene_images: bool = Field(True, description="Attach the full frame (01/14) when available.")
     utc_offset_hours: float = Field(8.0, description="Platform local time zone (Beijing = 8).")
     class_id_codes: dict[int, str] = Field(
-        default_factory=lambda: {2: "K33", 3: "M21", 5: "K11", 7: "H11"},
+        default_factory=lambda: {2: "K30", 3: "M21", 5: "K11", 7: "H11"},
         description="Detector class id → VehicleClass when an event has no class name/code "
         "(default: COCO car, motorcycle, bus, truck).",
     )

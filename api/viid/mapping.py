@@ -59,7 +59,7 @@ log = logging.getLogger(__name__)
 
 _BOOL_FLAGS = ("HasPlate", "IsDecked", "IsAltered", "IsCovered", "IsModified", "IsSuspicious")
 _VEHICLE_CLASS_BY_NAME: dict[str, VehicleClass] = {
-    "car": VehicleClass.SMALL_CAR,
+    "car": VehicleClass.SMALL_PASSENGER,
     "bus": VehicleClass.LARGE_BUS,
     "truck": VehicleClass.HEAVY_TRUCK,
     "van": VehicleClass.MINI_BUS,

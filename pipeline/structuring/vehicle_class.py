@@ -22,12 +22,13 @@ Decided from evidence that holds on any camera, never from a threshold fitted to
   ``K33`` 小型轿车, ``H31`` 轻型普通货车 … are narrower). No code spans two size groups.
 
 The detector (COCO ``car`` / ``bus`` / ``truck``) gives the category — passenger (car, bus) or
-goods (truck) — and, with no plate read, the project's default code for its class (K33, K11,
-H11: the class COCO gives). Near-field cars at a checkpoint are often called bus or truck (the
-Beijing clip: each of its 7 plated cars on some of its detections), so with a plate read its size
-comes from the plate, and its category only while the detector's class is stable on the track:
-the class by frames (the event's) and the tracker's score-weighted class at the end must be
-the same class, or its category is not known.
+goods (truck) — and, with no plate read, the project's default code for its class (K30, K11,
+H11: the class COCO gives; a COCO car is a saloon, an SUV or an MPV alike, so its code is the
+small passenger group K30, not K33 小型轿车). Near-field cars at a checkpoint are often called
+bus or truck (the Beijing clip: each of its 7 plated cars on some of its detections), so with a
+plate read its size comes from the plate, and its category only while the detector's class is
+stable on the track: the class by frames (the event's) and the tracker's score-weighted class at
+the end must be the same class, or its category is not known.
 
 ====================  ===========  ===========  ===========  =======================
 plate                 car          bus          truck        detector classes differ
@@ -47,7 +48,7 @@ test under a small plate. A small plate rules a class out (:data:`RULED_OUT`): C
 is a vehicle of 10 or more seats — medium or large (GA 802), never on a blue plate — so its
 votes are dropped and the best remaining class is taken when it is clear: it holds more than
 half of the votes left (:data:`CLEAR_SHARE`) and those votes are not a trace next to the
-dropped ones (:data:`MIN_REST_SHARE` of the track's votes). Then a car is ``K33`` and a truck
+dropped ones (:data:`MIN_REST_SHARE` of the track's votes). Then a car is ``K30`` and a truck
 the light-goods group ``H30``; a track the detector called bus on (nearly) all of its
 detections keeps the bus's category (``K30``); evidence split with no clear winner is ``X99``.
 Truck is not ruled out: light goods vehicles (pickups, vans) are COCO trucks on blue plates.
@@ -73,7 +74,8 @@ __all__ = [
 UNKNOWN = "X99"
 SMALL_PASSENGER = "K30"  # 小型客车 (GA/T 16.4-2012 group code)
 LIGHT_GOODS = "H30"  # 轻型货车
-SMALL_CAR = "K33"  # 小型轿车: the project's code for COCO "car" (models.classes)
+SMALL_CAR = SMALL_PASSENGER  # the project's code for COCO "car" (models.classes): saloons,
+# SUVs and MPVs are all COCO cars, so the group, not K33 小型轿车 (round 28)
 NEV_MARKS = frozenset("DF")  # 纯电动 / 非纯电动 (GA 36-2018 new-energy serials)
 COACH_MARK = "学"  # 教练汽车号牌: any size
 
