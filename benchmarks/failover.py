@@ -84,6 +84,7 @@ def failover(runs: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="sharpeyes-failover-") as tmp:
         sim = SimCluster(Path(tmp)).start(worker_nodes=2)
         try:
+            wait_for(sim.nodes_ready, 120.0, "a ready worker on every node")  # else no spread
             sim.add_cameras(4)
             _settle(sim)
             crash = [_round(sim, hang=False) for _ in range(runs)]

@@ -35,6 +35,10 @@ MOVE_BOUND_S = 10.0
 def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimCluster]:
     sim = SimCluster(tmp_path_factory.mktemp("raycluster")).start(worker_nodes=2)
     try:
+        # cameras go to the workers that are ready when they are added, and stay there: added
+        # while one node's workers were still starting (a loaded CI box), all four once sat on
+        # the uploader's node and the node-crash test waited 150 s for a spread that never came
+        wait_for(sim.nodes_ready, 120.0, "a ready worker on every node")
         cams = sim.add_cameras(CAMERAS)
         wait_for(lambda: sim.running(cams), 60.0, "cameras running")
         yield sim

@@ -147,6 +147,12 @@ class SimCluster:
         self.nodes.append(node)
         return node
 
+    def nodes_ready(self) -> bool:
+        """Whether every worker node has a worker the coordinator reports ready (cameras added
+        before then all go to the nodes that are: placement does not rebalance later)."""
+        ready = {w.node for w in self.leases.workers() if w.state == "ready"}
+        return all(n.node_id in ready for n in self.nodes)
+
     def add_cameras(self, n: int, prefix: str = "cam") -> list[str]:
         ids = [f"{prefix}{i}" for i in range(n)]
         for cam in ids:
