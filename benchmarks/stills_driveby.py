@@ -38,12 +38,13 @@ import numpy as np
 
 from benchmarks import _cli
 from benchmarks.eval_plates import evaluate, labels_from, load_events, load_labels, match
+from sharpeyes.pipeline.structuring.plate_fusion import REASON_NONE_VISIBLE
 from sharpeyes.pipeline.types import ImageBGR
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_STILLS = ROOT.parent / "shared" / "images" / "plates"
 DEFAULT_CONFIG = ROOT / "sample_videos" / "plates_closeup_beijing.yaml"
-NO_PLATE = "no_plate_visible"
+NO_PLATE = REASON_NONE_VISIBLE
 
 
 @dataclass(frozen=True)
@@ -246,7 +247,7 @@ def plate_attributes(events_path: Path, labels: dict[str, Any]) -> dict[str, str
 
 def plateless_said(events_path: Path, labels: dict[str, Any]) -> list[str]:
     """The ``plate_status`` of the event matched to each plateless car (``no_plate_visible``:
-    said to have no plate; None: no event)."""
+    said to have no plate; "no event" where none was matched)."""
     fps, vehicles = labels_from(labels)
     matched, _ = match(vehicles, load_events(events_path, fps))
     plateless = {v["id"] for v in labels["vehicles"] if v.get("plateless")}

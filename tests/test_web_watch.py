@@ -16,6 +16,7 @@ Screenshots at 1366×768 and 1920×1080 go to ``tests/artifacts/``.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import re
 from collections.abc import Callable, Iterator
@@ -30,6 +31,7 @@ from sharpeyes.api.rest.app import create_app
 from sharpeyes.api.rest.routes.console import ConsoleConfig
 from sharpeyes.api.rest.schemas import StreamHealthPublic
 from sharpeyes.pipeline.config import CameraConfig
+from sharpeyes.pipeline.types import Event
 from tests._api_fixtures import (
     T0,
     Seeded,
@@ -196,6 +198,18 @@ def test_tiles_show_names_health_in_chinese_and_one_decimal_fps(seeded: Seeded) 
             browser.close()
 
 
+def _alert_detail(page: Any, seeded: Seeded, event: Event, shows: str) -> str:
+    """Ingest a non-violation ``event``, open its alert's detail once it shows ``shows`` and
+    return the detail's text."""
+    seeded.service.ingest([event])
+    page.wait_for_selector(f"#alerts li[data-id='{event.event_id}']:not(.viol)")
+    page.click(f"#alerts li[data-id='{event.event_id}'] a.alert-body")
+    page.wait_for_function(
+        f"document.querySelector('#detail-meta').innerText.includes({json.dumps(shows)})"
+    )
+    return str(page.inner_text("#detail-meta"))
+
+
 def test_chosen_kinds_alert_and_open_their_detail(seeded: Seeded) -> None:
     """Violations always alert; other kinds only once the operator picks them (kept in
     localStorage); a non-violation alert opens the event's detail; sound is off by default."""
@@ -249,13 +263,7 @@ def test_chosen_kinds_alert_and_open_their_detail(seeded: Seeded) -> None:
             # a pass read on a night-mode (monochrome) picture: why no colour is given
             mono = make_event(7003, camera="cam2", plate="浙A70033", t_ms=T0 + 2_002_000)
             mono = mono.with_(extra=(("plate_status", "read"), ("color_status", "monochrome")))
-            seeded.service.ingest([mono])
-            page.wait_for_selector(f"#alerts li[data-id='{mono.event_id}']:not(.viol)")
-            page.click(f"#alerts li[data-id='{mono.event_id}'] a.alert-body")
-            page.wait_for_function(
-                "document.querySelector('#detail-meta').innerText.includes('浙A70033')"
-            )
-            meta = page.inner_text("#detail-meta")
+            meta = _alert_detail(page, seeded, mono, "浙A70033")
             assert "颜色\t不判断（黑白画面，摄像机处于红外夜视模式）" in meta, meta
             assert "车身颜色" not in meta
             w.shot("watch_detail_monochrome_1366.png")
@@ -265,13 +273,7 @@ def test_chosen_kinds_alert_and_open_their_detail(seeded: Seeded) -> None:
             unknown = unknown.with_(
                 extra=(("plate_status", "plate_not_found"), ("vehicle_color", "grey"))
             )
-            seeded.service.ingest([unknown])
-            page.wait_for_selector(f"#alerts li[data-id='{unknown.event_id}']:not(.viol)")
-            page.click(f"#alerts li[data-id='{unknown.event_id}'] a.alert-body")
-            page.wait_for_function(
-                "document.querySelector('#detail-meta').innerText.includes('未检出号牌')"
-            )
-            meta = page.inner_text("#detail-meta")
+            meta = _alert_detail(page, seeded, unknown, "未检出号牌")
             assert "号牌识别\t未检出号牌（无法判定有无）" in meta, meta
             assert "未见号牌" not in meta
             w.shot("watch_detail_plate_not_found_1366.png")

@@ -52,7 +52,12 @@ from sharpeyes.api.viid.schemas import (
     dump,
 )
 from sharpeyes.pipeline.errors import DeliveryError
-from sharpeyes.pipeline.structuring.plate_fusion import single_read_reliability
+from sharpeyes.pipeline.structuring.plate_fusion import (
+    REASON_DISAGREE,
+    REASON_TOO_FEW,
+    REASON_UNREADABLE,
+    single_read_reliability,
+)
 from sharpeyes.pipeline.types import Event, EventType
 
 log = logging.getLogger(__name__)
@@ -399,7 +404,7 @@ def plate_class(
 
 
 PLATE_NONE_VISIBLE = "no_plate_visible"
-PLATE_SEEN = frozenset({"unreadable", "too_few_reads", "reads_disagree"})
+PLATE_SEEN = frozenset({REASON_UNREADABLE, REASON_TOO_FEW, REASON_DISAGREE})
 """The ``plate_status`` values that say the checkpoint reads found a plate (and could not state
 its text): HasPlate "true" even where its colour was not stated either (a plate too small for
 its colour to be told)."""
