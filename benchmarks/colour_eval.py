@@ -13,7 +13,10 @@ ring around the box, vehicle / coat / trousers region; vehicles with the shipped
 labels), whose colour the structuring stage does not state (``person.RIDER_TROUSERS``; counted
 as "not stated"). Accuracy and the confusion matrix (rows label,
 columns predicted) are printed per task (vehicle, coat, trousers) for the clips of the ``tune``
-split and of the ``held_out`` split separately; ``--json`` adds one JSON line with the numbers.
+split and of the ``held_out`` split separately (and of any other split the label file names:
+``--labels tests/data/colour_labels_pets.json`` is one ``unseen`` clip, fetched by
+:mod:`benchmarks.fetch_clips` when it is not in ``--videos``); ``--json`` adds one JSON line with
+the numbers.
 The time per classified crop is reported too.
 
 ``--exposure G`` scales every frame's pixel values by G before anything is measured: the same
@@ -43,7 +46,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from benchmarks import _cli
+from benchmarks import _cli, fetch_clips
 from sharpeyes.pipeline.picture import picture_balance
 from sharpeyes.pipeline.structuring.lab_colour import (
     Backdrop,
@@ -205,7 +208,7 @@ def collect(
         wanted = {int(v["frame"]) for objs in items.values() for o in objs for v in o["views"]}
         if not wanted:
             continue
-        frames = _frames(videos / clip, wanted, exposure, cast)
+        frames = _frames(clip_path(videos, clip), wanted, exposure, cast)
         pictures = {i: picture_balance(img) for i, img in frames.items()}  # as the stages do
         for task, (key, field_name, region_of) in TASKS.items():
             for obj in items[key]:
@@ -229,6 +232,25 @@ def collect(
                         View(task, clip, str(info["split"]), index, label, crop, scene, rider)
                     )
     return out
+
+
+def clip_path(videos: Path, clip: str) -> Path:
+    """``videos/clip``, else a clip :mod:`benchmarks.fetch_clips` knows, found or fetched (the
+    footage of ``tests/data/colour_labels_pets.json`` is not in the shared folder)."""
+    path = videos / clip
+    if path.is_file() or clip not in fetch_clips.CLIPS:
+        return path
+    return fetch_clips.fetch(clip)
+
+
+SPLIT_ORDER = ("tune", "held_out")
+
+
+def splits_of(labels_path: Path) -> list[str]:
+    """The label file's splits: ``tune`` and ``held_out`` first, then any other (``unseen``)."""
+    doc = json.loads(labels_path.read_text())
+    named = {str(info["split"]) for info in doc["clips"].values()}
+    return [s for s in SPLIT_ORDER if s in named] + sorted(named - set(SPLIT_ORDER))
 
 
 def _tracks(views: Sequence[View]) -> dict[tuple[str, int], list[View]]:
@@ -276,12 +298,13 @@ def evaluate(
     exposure: float = 1.0,
     cast: Cast = NO_CAST,
 ) -> tuple[dict[str, dict[str, Score]], Timer]:
-    """Scores per split (``tune`` / ``held_out``) and task, and the classification time."""
+    """Scores per split (:func:`splits_of`: ``tune`` / ``held_out`` / others) and task, and the
+    classification time."""
     timer = Timer()
     views = collect(labels_path, videos, timer, reader, exposure=exposure, cast=cast)
     clfs = classifiers(method)
     scores: dict[str, dict[str, Score]] = {}
-    for split in ("tune", "held_out"):
+    for split in splits_of(labels_path):
         for task in TASKS:
             sel = [v for v in views if v.split == split and v.task == task]
             scores.setdefault(split, {})[task] = score(sel, clfs[task], timer)
@@ -330,6 +353,8 @@ def report(scores: dict[str, dict[str, Score]], timer: Timer | None = None) -> s
     for split, tasks in scores.items():
         for task, sc in tasks.items():
             n = len(sc.pairs)
+            if not n and not sc.unknown and not sc.not_stated:
+                continue  # nothing of this task labelled on these clips
             hits = sum(a == b for a, b in sc.pairs)
             lines.append(
                 f"[{split}] {task:<9} accuracy {hits}/{n} = {100 * sc.accuracy:.1f} %"
