@@ -46,6 +46,7 @@ Cost: one ``cvtColor`` on ≤ 48×48 pixels plus the ring sample, well under 1 m
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -114,6 +115,9 @@ class Backdrop:
 
     gains: NDArray[np.float32]
     lightness: float
+    colours: tuple[tuple[float, float, float], ...] = ()
+    """The ring's own chromatic colours (balanced ``L*``, ``a*``, ``b*``): grass, a hedge, a
+    coloured pavement — each a hue held by at least :data:`RING_COLOUR_SHARE` of the ring."""
 
     @staticmethod
     def neutral(lightness: float = 50.0) -> Backdrop:
@@ -174,12 +178,63 @@ def backdrop(
     if len(px) < 32:
         return fallback
     found = grey_balance(px)
-    if found is None:
-        return fallback
+    if found is None:  # no grey in the ring (a walker on a lawn): its colours still count
+        lum, a, b = _lab(px, fallback.gains)
+        return dataclasses.replace(fallback, colours=ring_colours(lum, a, b))
     balance, grey = found
     gains = (balance * exposure).astype(np.float32)
-    lum, _, _ = _lab(px[grey], gains)
-    return Backdrop(gains, float(np.median(lum)))
+    lum, a, b = _lab(px, gains)
+    return Backdrop(gains, float(np.median(lum[grey])), ring_colours(lum, a, b))
+
+
+RING_COLOUR_SHARE = 0.1
+"""A hue sector holding at least this share of a backdrop ring's pixels is a colour of the
+backdrop (:attr:`Backdrop.colours`)."""
+RING_CHROMA = 10.0  # ColourRules.chroma_min: a pixel with less chroma is not a colour
+_RING_SECTOR = 30.0  # degrees of CIELAB hue per sector
+
+
+def ring_colours(
+    lum: NDArray[np.float32], a: NDArray[np.float32], b: NDArray[np.float32]
+) -> tuple[tuple[float, float, float], ...]:
+    """The chromatic colours of a backdrop ring's balanced pixels: per CIELAB hue sector of
+    :data:`_RING_SECTOR` degrees holding at least :data:`RING_COLOUR_SHARE` of all the ring's
+    pixels, the median ``L*``, ``a*``, ``b*`` of its pixels."""
+    if len(lum) == 0:
+        return ()
+    chromatic = np.hypot(a, b) >= RING_CHROMA
+    if np.count_nonzero(chromatic) < RING_COLOUR_SHARE * len(lum):
+        return ()
+    hue = np.degrees(np.arctan2(b[chromatic], a[chromatic])) % 360.0
+    sector = (hue // _RING_SECTOR).astype(np.int64)
+    counts = np.bincount(sector, minlength=int(360 // _RING_SECTOR))
+    out: list[tuple[float, float, float]] = []
+    for k in np.flatnonzero(counts >= RING_COLOUR_SHARE * len(lum)):
+        sel = sector == k
+        out.append(
+            (
+                float(np.median(lum[chromatic][sel])),
+                float(np.median(a[chromatic][sel])),
+                float(np.median(b[chromatic][sel])),
+            )
+        )
+    return tuple(out)
+
+
+def like_ring(
+    lum: NDArray[np.float32],
+    a: NDArray[np.float32],
+    b: NDArray[np.float32],
+    scene: Backdrop,
+    delta: float,
+) -> NDArray[np.bool_]:
+    """Pixels of one of the backdrop's own colours (:attr:`Backdrop.colours`): within ``delta``
+    of it in ``a*``/``b*`` and within twice ``delta`` in ``L*`` (the backdrop seen through a
+    gap — between a walker's legs, beside an arm — is often in the person's shadow)."""
+    near = np.zeros(len(lum), np.bool_)
+    for cl, ca, cb in scene.colours:
+        near |= (np.hypot(a - ca, b - cb) < delta) & (np.abs(lum - cl) < 2.0 * delta)
+    return near
 
 
 def _lab(
@@ -261,6 +316,7 @@ class ColourRules:
     hue_window: float = 30.0
     pink: bool = True
     pastel: float = 0.0
+    ring_colours: bool = False  # leave out pixels of the backdrop's own colours (like_ring)
 
     def classify(self, region: ImageBGR, scene: Backdrop) -> ColourVote | None:
         """The region's colour (steps 3–4 of the module docstring); None when empty."""
@@ -271,6 +327,8 @@ class ColourRules:
         chroma = np.hypot(a, b)
         road_like = np.hypot(lum - scene.lightness, chroma) < self.road_delta  # ΔE to backdrop
         chromatic = (chroma >= self.chroma_min) & ~road_like
+        if self.ring_colours and scene.colours:
+            chromatic &= ~like_ring(lum, a, b, scene, self.road_delta)
         if chromatic.any():
             hue = (np.degrees(np.arctan2(b[chromatic], a[chromatic])) % 360.0).astype(np.float32)
             idx = hue_names(hue, lum[chromatic], chroma[chromatic], self.pink, self.pastel)

@@ -39,7 +39,9 @@ from sharpeyes.pipeline.types import Box, Event, EventType, Frame, ObjectKind, T
 
 __all__ = ["CLOTHING_RULES", "RIDER_TROUSERS", "ClothingColours", "clothing_of"]
 
-CLOTHING_RULES = ColourRules(paint_quantile=0.5, black_over_road=-10.0, pastel=0.35)
+CLOTHING_RULES = ColourRules(
+    paint_quantile=0.5, black_over_road=-10.0, pastel=0.35, ring_colours=True
+)
 """Garment regions hold no windows or tyres: the median reads the cloth, and black is cloth
 clearly darker than the road around the person. A red-family pixel whose CIE saturation
 (C*/L*) is under 0.35 is pink: a light, weakly saturated red garment (the pink coats measured
