@@ -32,6 +32,7 @@ from sharpeyes.pipeline.repeats import RepeatedFrames
 from sharpeyes.pipeline.riders import RiderMemory
 from sharpeyes.pipeline.stages import Prefetcher, StageTimes, Stopwatch
 from sharpeyes.pipeline.structuring.earlier import EarlierPictures
+from sharpeyes.pipeline.structuring.face_stats import FaceStats
 from sharpeyes.pipeline.structuring.plate_first import PlateFirst, PlateFirstStats, join_tracks
 from sharpeyes.pipeline.structuring.plate_tally import PlateSizes, PlateTally
 from sharpeyes.pipeline.tracking.bytetrack import ByteTracker
@@ -143,6 +144,7 @@ class RunSummary:
     plate_statuses: dict[str, int] = field(default_factory=dict)  # vehicle_pass events by
     # their extra["plate_status"] (read, unreadable, reads_disagree, …; structuring)
     plate_first: PlateFirstStats | None = None  # vehicles found by their plates (structuring)
+    faces: FaceStats | None = None  # face capture: captured, or why not (faces enabled)
     tonal_range: float | None = None  # the camera's running grey range (pipeline.contrast)
     violations_withheld_corrupt: int = 0  # not charged: a stage image would be corrupt
 
@@ -301,6 +303,7 @@ class StreamRunner:
         earlier: EarlierPictures | None = None,
         plates: PlateTally | None = None,
         plate_first: PlateFirst | None = None,
+        faces: FaceStats | None = None,
         post: Callable[[Detections], Detections] | None = None,
         intersection: IntersectionFactory | None = None,
         label: Callable[[Event], Event] | None = None,
@@ -346,6 +349,7 @@ class StreamRunner:
         self.plates = plates  # the checkpoint stage's plate sizes, summarised at the end
         # vehicles found by their plates where no track holds them (structuring.plate_first)
         self.plate_first = plate_first
+        self.faces = faces  # the face-capture stage's counts, summarised at the end
         self.stage_samples = stage_samples
         self.summary = RunSummary(stream_id=source.info.stream_id)  # live; replaced by run()
         self._stopping = False
@@ -685,6 +689,8 @@ class StreamRunner:
         if self.plates is not None:
             self.summary.plates = self.plates.sizes()
         events = self._without_riders(self.events.flush())
+        if self.faces is not None:  # after the flush: the last persons' faces are counted
+            self.summary.faces = dataclasses.replace(self.faces)
         for rule in self.rules:
             events.extend(self._labelled(rule.end_of_stream()))
         return events

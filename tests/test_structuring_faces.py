@@ -22,6 +22,7 @@ from sharpeyes.api.viid.mapping import EventImages, EventMapper
 from sharpeyes.api.viid.resources import COLLECTIONS
 from sharpeyes.pipeline.config import EventsConfig, FaceCaptureConfig
 from sharpeyes.pipeline.events import TrackEventBuilder
+from sharpeyes.pipeline.structuring.face_stats import FaceStats, describe_faces
 from sharpeyes.pipeline.structuring.faces import (
     FaceCapture,
     FoundFace,
@@ -85,20 +86,26 @@ def person(tid: int = 1, kind: ObjectKind = ObjectKind.PERSON) -> Tracks:
     )
 
 
-def run(faces: FakeFaces, kind: ObjectKind = ObjectKind.PERSON, **cfg: object) -> list[Event]:
-    kinds = ["person", "motor_vehicle"]
+def stage_of(faces: FakeFaces, kind: ObjectKind = ObjectKind.PERSON, **cfg: object) -> FaceCapture:
     inner = TrackEventBuilder(
         "cam1",
-        EventsConfig.model_validate({"kinds": kinds}),
+        EventsConfig.model_validate({"kinds": ["person", "motor_vehicle"]}),
         class_names=("person", "bicycle", "car"),
         class_codes={2: "K33"},
     )
-    stage = FaceCapture(inner, faces, FaceCaptureConfig.model_validate({"enabled": True, **cfg}))
+    return FaceCapture(inner, faces, FaceCaptureConfig.model_validate({"enabled": True, **cfg}))
+
+
+def run_stage(stage: FaceCapture, kind: ObjectKind = ObjectKind.PERSON) -> list[Event]:
     out: list[Event] = []
     for i in range(20):
         out += stage.update(textured_frame(i), person(kind=kind))
     out += stage.finish([1])
     return out
+
+
+def run(faces: FakeFaces, kind: ObjectKind = ObjectKind.PERSON, **cfg: object) -> list[Event]:
+    return run_stage(stage_of(faces, kind, **cfg), kind)
 
 
 def test_one_face_per_person_track_after_its_event() -> None:
@@ -137,6 +144,21 @@ def test_no_usable_face_no_event() -> None:
     ]
 
 
+def test_analyze_says_how_many_faces_were_captured_and_why_not() -> None:
+    """A face camera aimed too wide is told its faces' size (PETS 2009's walkers from an upper
+    floor: 0 of 32 captured, the largest face 15 px)."""
+    stats = FaceStats(captured=0, too_small=7, no_face=25, largest_small_px=15.2)
+    assert stats.persons == 32
+    line = describe_faces(stats, 24)
+    assert line.startswith("faces: 0 captured of 32 persons; 7 faces too small: the largest 15 px")
+    assert "24 px needed" in line and "25 with no face found" in line
+    assert describe_faces(FaceStats(captured=3), 24) == "faces: 3 captured of 3 persons"
+    small = stage_of(FakeFaces(12.0))
+    assert [e.type for e in run_stage(small)] == [EventType.PERSON_SEEN]  # not emitted: counted
+    assert (small.stats.too_small, small.stats.largest_small_px) == (1, 12.0)
+    assert "the largest 12 px high, 24 px needed" in describe_faces(small.stats, 24)
+
+
 def test_face_object_passes_megvii_template() -> None:
     events = run(FakeFaces(40.0))
     obj = EventMapper(mapping_config()).map(events[1], EventImages.from_event(events[1]))
@@ -167,8 +189,13 @@ def test_pedestrian_clip_one_face_per_visible_face(sample_videos: Path, tmp_path
             "faces": {"enabled": True},
         }
     )
-    analyze_video(AnalyzeOptions(clip, out=tmp_path, progress=False, camera=cam))
+    result = analyze_video(AnalyzeOptions(clip, out=tmp_path, progress=False, camera=cam))
     import json
+
+    # what analyze says: the far man's face was not captured, and why
+    assert "faces: 2 captured of 3 persons; 1 with no face found" in "\n".join(
+        result.summary_lines()
+    )
 
     events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
     faces = [e for e in events if e["type"] == "face_capture"]

@@ -29,6 +29,7 @@ from sharpeyes.pipeline.errors import ConfigError, StreamOpenError
 from sharpeyes.pipeline.protocols import DetectorInfo, Sink
 from sharpeyes.pipeline.runner import RunSummary
 from sharpeyes.pipeline.signal_input import PhaseHub, UdpPhaseListener
+from sharpeyes.pipeline.structuring.face_stats import describe_faces
 from sharpeyes.pipeline.structuring.plate_fusion import (
     REASON_DISAGREE,
     REASON_NONE_VISIBLE,
@@ -179,6 +180,8 @@ class AnalyzeResult:
             lines.append(NOT_STRUCTURED)
         if s.plates is not None and s.plates.seen:
             lines.append(describe_plates(s.plates))
+        if s.faces is not None:
+            lines.append(describe_faces(s.faces, self.camera.faces.min_face_px))
         pf = s.plate_first
         if pf is not None and pf.tracks:
             lines.append(

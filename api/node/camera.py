@@ -32,6 +32,7 @@ from sharpeyes.pipeline.protocols import Detector, FrameSource, Sink
 from sharpeyes.pipeline.repeats import RepeatedFrames
 from sharpeyes.pipeline.runner import FrameObserver, IntersectionParts, StreamRunner, TrackEvents
 from sharpeyes.pipeline.signal_input import ExternalPhaseInput, PhaseHub
+from sharpeyes.pipeline.structuring.face_stats import FaceStats
 from sharpeyes.pipeline.structuring.plate_first import PlateFirst
 from sharpeyes.pipeline.types import ObjectKind
 from sharpeyes.streams.config import RtspConfig, is_live_url
@@ -498,12 +499,14 @@ def build_camera(
         # a handed-over track's event starts where its plate was first seen (builder.adopt)
         plate_first = plate_first_search(cam, reader, post, vehicles, builder.adopt)
     # -- end checkpoint structuring ------------------------------------------------------------
+    face_stats: FaceStats | None = None
     if cam.faces.enabled:  # face capture: the best face of each person track (one YuNet each)
         from sharpeyes.models.resolve import resolve_model
         from sharpeyes.pipeline.structuring.faces import FaceCapture, YuNetLandmarkFaces
 
         faces = YuNetLandmarkFaces(str(resolve_model("yunet_face")))
-        events = FaceCapture(events, faces, cam.faces, scene_images=bool(events_cfg.scene_images))
+        capture = FaceCapture(events, faces, cam.faces, scene_images=bool(events_cfg.scene_images))
+        face_stats, events = capture.stats, capture
     if cam.flow is not None:  # traffic flow per lane; the counted lane goes on pass events
         from sharpeyes.pipeline.flow import FlowEvents
 
@@ -525,6 +528,7 @@ def build_camera(
         earlier=earlier,
         plates=plates,
         plate_first=plate_first,
+        faces=face_stats,
         post=post,
         intersection=intersection,
         label=ClassLabels(tuple(names), VEHICLE_CLASS_CODES),

@@ -39,6 +39,7 @@ from sharpeyes.pipeline.config import FaceCaptureConfig
 from sharpeyes.pipeline.events import SCENE_JPEG_QUALITY, box_quality
 from sharpeyes.pipeline.evidence.images import encode_jpeg
 from sharpeyes.pipeline.runner import TrackEvents
+from sharpeyes.pipeline.structuring.face_stats import FaceStats
 from sharpeyes.pipeline.types import (
     Box,
     Event,
@@ -137,15 +138,6 @@ class _Track:
     first_face_ms: int | None = None
     last_face_ms: int | None = None
     best: _Best | None = None
-
-
-@dataclass
-class FaceStats:
-    reads: int = 0
-    captured: int = 0
-    too_small: int = 0
-    low_quality: int = 0
-    no_face: int = 0
 
 
 class FaceCapture:
@@ -263,6 +255,7 @@ class FaceCapture:
             return None
         if best.height_px < cfg.min_face_px:
             self._count("too_small")
+            self.stats.largest_small_px = max(self.stats.largest_small_px, best.height_px)
             return None
         if best.quality < cfg.min_quality:
             self._count("low_quality")
