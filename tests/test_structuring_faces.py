@@ -149,14 +149,14 @@ def test_analyze_says_how_many_faces_were_captured_and_why_not() -> None:
     floor: 0 of 32 captured, the largest face 15 px)."""
     stats = FaceStats(captured=0, too_small=7, no_face=25, largest_small_px=15.2)
     assert stats.persons == 32
-    line = describe_faces(stats, 24)
+    line = describe_faces(stats)
     assert line.startswith("faces: 0 captured of 32 persons; 7 faces too small: the largest 15 px")
     assert "24 px needed" in line and "25 with no face found" in line
-    assert describe_faces(FaceStats(captured=3), 24) == "faces: 3 captured of 3 persons"
+    assert describe_faces(FaceStats(captured=3)) == "faces: 3 captured of 3 persons"
     small = stage_of(FakeFaces(12.0))
     assert [e.type for e in run_stage(small)] == [EventType.PERSON_SEEN]  # not emitted: counted
     assert (small.stats.too_small, small.stats.largest_small_px) == (1, 12.0)
-    assert "the largest 12 px high, 24 px needed" in describe_faces(small.stats, 24)
+    assert "the largest 12 px high, 24 px needed" in describe_faces(small.stats)
 
 
 def test_face_object_passes_megvii_template() -> None:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from sharpeyes.api.cluster.leases import CameraRow
+from sharpeyes.pipeline.structuring.face_stats import FACE_COUNTERS, FaceStats
 from sharpeyes.pipeline.structuring.plate_tally import PlateSizes
 
 
@@ -41,6 +42,7 @@ class CameraStatus:
     rejected: int = 0
     error: str | None = None
     plates: PlateSizes | None = None  # a checkpoint camera's plates found, read, how wide
+    faces: FaceStats | None = None  # a face camera's captures, and why not
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +68,7 @@ class CameraHealth:
     lag_s: float
     last_commit_age_s: float | None
     plates: PlateSizes | None = None  # a checkpoint camera's plates (None: reads none)
+    faces: FaceStats | None = None  # a face camera's captures (None: no face capture)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +133,7 @@ def merge(
                 lag_s=0.0 if status is None else status.lag_s,
                 last_commit_age_s=age,
                 plates=None if status is None else status.plates,
+                faces=None if status is None else status.faces,
             )
         )
     return ClusterHealth(tuple(out), tuple(workers), now_ms)
@@ -183,6 +187,7 @@ def render_metrics(health: ClusterHealth) -> str:
         for c in health.cameras:
             lines.append(f'sharpeyes_cluster_{name}{{camera="{c.camera_id}"}} {get(c):.3f}')
     lines += _plate_metrics(health.cameras)
+    lines += _face_metrics(health.cameras)
     lines += ["# TYPE sharpeyes_cluster_worker_load gauge"]
     for w in health.workers:
         lines.append(
@@ -190,6 +195,20 @@ def render_metrics(health: ClusterHealth) -> str:
         )
     lines.append(f"sharpeyes_cluster_n_plus_one {1 if health.n_plus_one() else 0}")
     return "\n".join(lines) + "\n"
+
+
+def _face_metrics(cameras: Sequence[CameraHealth]) -> list[str]:
+    """A face camera's persons, faces captured and faces too small (counters since its
+    pipeline started), as the node's ``sharpeyes_stream_*``."""
+    capturing = [c for c in cameras if c.faces is not None]
+    lines: list[str] = []
+    for name, help_text, get in FACE_COUNTERS:
+        metric = f"sharpeyes_cluster_camera_{name}_total"
+        lines += [f"# HELP {metric} {help_text}", f"# TYPE {metric} counter"]
+        for c in capturing:
+            assert c.faces is not None
+            lines.append(f'{metric}{{camera="{c.camera_id}"}} {get(c.faces)}')
+    return lines
 
 
 def _plate_metrics(cameras: Sequence[CameraHealth]) -> list[str]:

@@ -40,7 +40,7 @@ from sharpeyes.api.cluster.storage import (
     EvidenceStorage,
     evidence_key,
 )
-from sharpeyes.api.node.health import plate_sizes
+from sharpeyes.api.node.health import face_counts, plate_sizes
 from sharpeyes.pipeline.clock import now_ms
 from sharpeyes.pipeline.config import CameraConfig
 from sharpeyes.pipeline.errors import ConfigError, SharpeyesError
@@ -407,6 +407,7 @@ class PipelineCamera:
             rejected=self._rejected,
             error=self._error,
             plates=plate_sizes(self._runner),
+            faces=face_counts(self._runner),
         )
 
 

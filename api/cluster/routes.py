@@ -16,7 +16,7 @@ from sharpeyes.api.cluster.health import ClusterHealth, render_metrics
 from sharpeyes.api.cluster.leases import UnknownCameraError
 from sharpeyes.api.cluster.service import ClusterHandle
 from sharpeyes.api.rest.deps import AUTH_RESPONSES, Admin, Viewer
-from sharpeyes.api.rest.schemas import PlateSizesPublic
+from sharpeyes.api.rest.schemas import FaceCountsPublic, PlateSizesPublic
 from sharpeyes.pipeline.config import CameraConfig
 
 
@@ -37,6 +37,12 @@ class CameraHealthPublic(BaseModel):
         description="A checkpoint camera's plates: found, read, too small to read, their median "
         "width and, when they are too small, the finding. None for a camera that reads no "
         "plates (or not reported yet).",
+    )
+    faces: FaceCountsPublic | None = Field(
+        None,
+        description="A face camera's captures: persons seen, faces captured, too small, blurred "
+        "or not found and, when most are too small, the finding. None for a camera without "
+        "face capture (or not reported yet).",
     )
 
 
@@ -85,6 +91,7 @@ def health_public(backend: str, h: ClusterHealth) -> ClusterHealthPublic:
                 lag_s=c.lag_s,
                 last_commit_age_s=c.last_commit_age_s,
                 plates=None if c.plates is None else PlateSizesPublic.of(c.plates),
+                faces=None if c.faces is None else FaceCountsPublic.of(c.faces),
             )
             for c in h.cameras
         ],

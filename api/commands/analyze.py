@@ -181,7 +181,7 @@ class AnalyzeResult:
         if s.plates is not None and s.plates.seen:
             lines.append(describe_plates(s.plates))
         if s.faces is not None:
-            lines.append(describe_faces(s.faces, self.camera.faces.min_face_px))
+            lines.append(describe_faces(s.faces))
         pf = s.plate_first
         if pf is not None and pf.tracks:
             lines.append(

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from sharpeyes.pipeline.errors import ConfigError, SharpeyesError
+from sharpeyes.pipeline.structuring.face_stats import FaceStats, describe_faces, face_finding
 from sharpeyes.pipeline.structuring.plate_tally import PlateSizes, finding
 from sharpeyes.pipeline.structuring.plate_tally import describe as describe_plates
 from sharpeyes.pipeline.types import Detections, Event, Frame, ImageBGR, SignalState, Tracks
@@ -273,6 +274,7 @@ class PictureQuality:
     track_open_scores: tuple[tuple[str, float], ...] = ()  # kinds the detector scores low:
     # their tracks open below the configured score (pipeline/tracking/score_level.py)
     plates: PlateSizes | None = None  # plates the checkpoint reads found, how wide
+    faces: FaceStats | None = None  # a face camera's captures, and why not (faces on)
 
     @staticmethod
     def of(summary: RunSummary, deinterlaced: int = 0) -> PictureQuality:
@@ -285,6 +287,7 @@ class PictureQuality:
             near_field=summary.frames_near_field > 0,
             track_open_scores=tuple(sorted(summary.track_open_scores.items())),
             plates=summary.plates if summary.plates is not None and summary.plates.seen else None,
+            faces=summary.faces if summary.faces is not None and summary.faces.persons else None,
         )
 
     def line(self, lang: Lang = "en") -> str:
@@ -321,22 +324,30 @@ class PictureQuality:
             )
         if self.plates is not None:
             parts.append(describe_plates(self.plates, lang))
+        if self.faces is not None:
+            parts.append(describe_faces(self.faces, lang))
         if zh:
             return "画面：" + ("；".join(parts) or "未测量")
         return "picture: " + ("; ".join(parts) or "not measured")
 
     def findings(self) -> list[Finding]:
         """Problems the pictures show: plates too small to read, most of them (at least
-        :data:`~sharpeyes.pipeline.structuring.plate_tally.MIN_PLATES` found; the same
-        finding a live camera's health carries)."""
+        :data:`~sharpeyes.pipeline.structuring.plate_tally.MIN_PLATES` found); faces too small
+        to capture, most of them (at least :data:`~sharpeyes.pipeline.structuring.face_stats.
+        MIN_FACES` found) — the same findings a live camera's health carries."""
         from sharpeyes.pipeline import geometry_check
 
-        p = self.plates
+        out: list[Finding] = []
+        p, f = self.plates, self.faces
         en = finding(p, "en") if p is not None else None
         zh = finding(p, "zh") if p is not None else None
-        if en is None or zh is None:
-            return []
-        return [geometry_check.Finding("structuring", en, zh)]
+        if en is not None and zh is not None:
+            out.append(geometry_check.Finding("structuring", en, zh))
+        en = face_finding(f, "en") if f is not None else None
+        zh = face_finding(f, "zh") if f is not None else None
+        if en is not None and zh is not None:
+            out.append(geometry_check.Finding("faces", en, zh))
+        return out
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -348,6 +359,7 @@ class PictureQuality:
             "near_field": self.near_field,
             "track_open_scores": dict(self.track_open_scores),
             "plates": None if self.plates is None else dataclasses.asdict(self.plates),
+            "faces": None if self.faces is None else dataclasses.asdict(self.faces),
         }
 
 
@@ -360,13 +372,12 @@ def _observe(
     from sharpeyes.streams.factory import frames_deinterlaced
 
     assert cam.url is not None
-    # detection and tracking as the camera runs them, and its plate reading (how wide its
-    # plates are: PictureQuality.plates); the rules, signal reader, evidence and face capture
-    # judge nothing here and are left out
+    # detection and tracking as the camera runs them, its plate reading (how wide its plates
+    # are: PictureQuality.plates) and its face capture (how large its faces are:
+    # PictureQuality.faces); the rules, signal reader and evidence judge nothing here
     run_cam = cam.model_copy(
         update={
             "intersection": None,
-            "faces": cam.faces.model_copy(update={"enabled": False}),
         }
     )
     anchor = cam.intersection.anchor if cam.intersection is not None else None

@@ -29,7 +29,7 @@ from sharpeyes.api.node.prom import MetricsServer, build_registry, serve_metrics
 from sharpeyes.api.node.runtime import CameraHealth, NodeRuntime
 from sharpeyes.api.node.settings import ServiceConfig, load_service_config
 from sharpeyes.api.rest.feed import committed_publisher
-from sharpeyes.api.rest.schemas import PlateSizesPublic, StreamHealthPublic
+from sharpeyes.api.rest.schemas import FaceCountsPublic, PlateSizesPublic, StreamHealthPublic
 from sharpeyes.pipeline.data import samples_dir
 from sharpeyes.pipeline.errors import ConfigError
 from sharpeyes.pipeline.signal_input import UdpPhaseListener
@@ -82,6 +82,7 @@ def health_public(h: CameraHealth) -> StreamHealthPublic:
         near_field=h.near_field,
         frames_deinterlaced=h.frames_deinterlaced,
         plates=None if h.plates is None else PlateSizesPublic.of(h.plates),
+        faces=None if h.faces is None else FaceCountsPublic.of(h.faces),
     )
 
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from sharpeyes.pipeline.config import CameraConfig
 from sharpeyes.pipeline.protocols import Sink
 from sharpeyes.pipeline.runner import StreamRunner
+from sharpeyes.pipeline.structuring.face_stats import FaceStats
 from sharpeyes.pipeline.structuring.plate_tally import PlateSizes
 from sharpeyes.pipeline.supervisor import WorkerState, WorkerStatus
 from sharpeyes.pipeline.types import Detections, Event, EventType, Frame, SignalState, Tracks
@@ -49,7 +50,9 @@ class CameraHealth:
     ``detector_backend`` the node's detector runtime and providers actually in use.
     ``plates``: a checkpoint camera's plates found, read and too small to read, and their
     median width (``pipeline/structuring/plate_tally.py``), since its pipeline started; None
-    for a camera that reads no plates.
+    for a camera that reads no plates. ``faces``: a face camera's person tracks with a face
+    captured, too small, blurred or without one (``pipeline/structuring/face_stats.py``); None
+    for a camera without face capture.
     """
 
     camera_id: str
@@ -84,6 +87,7 @@ class CameraHealth:
     near_field: bool = False  # the detector is shown the picture shrunk (objects fill it)
     frames_deinterlaced: int = 0  # interlaced pictures whose combs were undone (streams.fields)
     plates: PlateSizes | None = None  # plates a checkpoint camera's reads found (structuring)
+    faces: FaceStats | None = None  # a face camera's captures, and why not (faces enabled)
 
     def to_dict(self) -> dict[str, object]:
         out = asdict(self)
@@ -224,6 +228,13 @@ def _tonal_range(runner: StreamRunner | None) -> float | None:
     return round(runner.contrast.span)
 
 
+def face_counts(runner: StreamRunner | None) -> FaceStats | None:
+    """The camera's face-capture counts so far (a copy: its runner thread counts while this
+    reads); None for a camera without face capture."""
+    stats = runner.faces if runner is not None else None
+    return None if stats is None else replace(stats)
+
+
 def plate_sizes(runner: StreamRunner | None) -> PlateSizes | None:
     """The camera's plate sizes so far (its runner thread counts them while this reads);
     None for a camera without plate reading."""
@@ -275,6 +286,7 @@ def camera_health(
         detector_backend=detector_backend,
         signal_problems=_signal_problems(runner),
         plates=plate_sizes(runner),
+        faces=face_counts(runner),
     )
     forced = _worker_state(status)
     if isinstance(source, RtspSource):

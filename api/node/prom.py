@@ -19,6 +19,7 @@ from prometheus_client.registry import Collector
 
 from sharpeyes.pipeline.batcher import BatcherStats
 from sharpeyes.pipeline.signal_input import PhaseCountsSnapshot
+from sharpeyes.pipeline.structuring.face_stats import FACE_COUNTERS, FaceStats
 from sharpeyes.pipeline.structuring.plate_tally import PlateSizes
 
 logger = logging.getLogger(__name__)
@@ -75,6 +76,8 @@ class HealthLike(Protocol):
     def frames_deinterlaced(self) -> int: ...
     @property
     def plates(self) -> PlateSizes | None: ...
+    @property
+    def faces(self) -> FaceStats | None: ...
     @property
     def events(self) -> int: ...
     @property
@@ -179,6 +182,10 @@ def _stream_metrics(health: Mapping[str, HealthLike]) -> Iterator[Metric]:
             "Plates not read: narrower than the 50 px a plate needs (since the pipeline started).",
             cam,
         ),
+        **{
+            name: _counter(f"stream_{name}", f"{help_text[:-1]} (since the pipeline started).", cam)
+            for name, help_text, _ in FACE_COUNTERS
+        },
     }
     drops = _counter("stream_dropped_frames", "Frames not analysed, by reason.", [*cam, "reason"])
     for cid, h in sorted(health.items()):
@@ -211,6 +218,9 @@ def _stream_metrics(health: Mapping[str, HealthLike]) -> Iterator[Metric]:
             counters["plates_too_small"].add_metric([cid], h.plates.too_small)
             if h.plates.median_px is not None:
                 gauges["plate_width"].add_metric([cid], h.plates.median_px)
+        if h.faces is not None:  # a face camera (face capture on)
+            for name, _, get in FACE_COUNTERS:
+                counters[name].add_metric([cid], get(h.faces))
         for reason, n in sorted(h.drops.items()):
             drops.add_metric([cid, reason], n)
     yield state

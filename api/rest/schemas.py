@@ -18,6 +18,7 @@ from sharpeyes.pipeline.config import (
     GeoLocation,
     TrackerConfig,
 )
+from sharpeyes.pipeline.structuring.face_stats import FaceStats, face_finding, faces_too_small
 from sharpeyes.pipeline.structuring.plate_tally import PlateSizes, finding, too_small_to_read
 
 ReviewState = Literal["pending", "confirmed", "rejected"]
@@ -444,6 +445,55 @@ class PlateSizesPublic(BaseModel):
         )
 
 
+class FaceCountsPublic(BaseModel):
+    """What a face camera's face capture did with the persons it saw since its pipeline
+    started (``pipeline/structuring/face_stats.py``): one count per person track."""
+
+    persons: int = Field(ge=0, description="Person tracks whose events went out.")
+    captured: int = Field(ge=0, description="Of them, with a face captured (a face_capture event).")
+    too_small: int = Field(
+        ge=0, description="With a face found, but under `needed_px` high: not captured."
+    )
+    low_quality: int = Field(
+        ge=0, description="With a face found, too blurred or turned away: not captured."
+    )
+    no_face: int = Field(ge=0, description="With no face found (seen from behind, too small).")
+    largest_small_px: float = Field(
+        ge=0.0, description="Height of the largest face found that was under `needed_px`."
+    )
+    needed_px: float = Field(description="The height a face needs to be captured (min_face_px).")
+    too_small_to_capture: bool = Field(
+        False,
+        description="More than half of the faces found were under `needed_px`, of at least 5 "
+        "found: the camera is aimed too wide for faces (zoom in or move it closer).",
+    )
+    finding: str | None = Field(
+        None,
+        description="What to do about faces too small to capture (with `too_small_to_capture`).",
+        examples=[
+            "faces too small to capture: 7 of 7 found under 24 px high (the largest 15 px) — "
+            "zoom in or move the camera closer"
+        ],
+    )
+    finding_zh: str | None = Field(None, description="`finding` in Chinese.")
+
+    @classmethod
+    def of(cls, stats: FaceStats) -> FaceCountsPublic:
+        """The public view of a camera's face counts (the judgement is face_stats')."""
+        return cls(
+            persons=stats.persons,
+            captured=stats.captured,
+            too_small=stats.too_small,
+            low_quality=stats.low_quality,
+            no_face=stats.no_face,
+            largest_small_px=round(stats.largest_small_px, 1),
+            needed_px=stats.needed_px,
+            too_small_to_capture=faces_too_small(stats),
+            finding=face_finding(stats, "en"),
+            finding_zh=face_finding(stats, "zh"),
+        )
+
+
 class StreamHealthPublic(BaseModel):
     """Live health of one camera's stream, as the stream layer reports it."""
 
@@ -514,6 +564,12 @@ class StreamHealthPublic(BaseModel):
         description="A checkpoint camera's plates (structuring on): found, read, too small to "
         "read, their median width and, when they are too small, the finding. None for a "
         "camera that reads no plates.",
+    )
+    faces: FaceCountsPublic | None = Field(
+        None,
+        description="A face camera's captures (faces on): persons seen, faces captured, too "
+        "small, blurred or not found and, when most are too small, the finding. None for a "
+        "camera without face capture.",
     )
 
 

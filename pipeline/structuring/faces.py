@@ -156,7 +156,7 @@ class FaceCapture:
         self.detector = detector
         self.config = config
         self.scene_images = scene_images
-        self.stats = FaceStats()
+        self.stats = FaceStats(needed_px=float(config.min_face_px))
         self._tracks: dict[int, _Track] = {}
         self._stream = ""
 

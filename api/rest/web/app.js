@@ -995,6 +995,22 @@ function platesWarning(p) {
     .replace("{needed}", String(Math.round(p.needed_px)));
 }
 
+// A face camera's captures (GET /streams `faces`, face capture on): persons seen, faces captured
+// and why not the others; the warning, with the fix, when most faces are too small to capture.
+function facesText(f) {
+  let text = t("hs_faces").replace("{persons}", String(f.persons)).replace("{captured}", String(f.captured));
+  if (f.too_small > 0) text += t("hs_faces_small_n").replace("{n}", String(f.too_small));
+  if (f.low_quality > 0) text += t("hs_faces_blurred_n").replace("{n}", String(f.low_quality));
+  if (f.no_face > 0) text += t("hs_faces_none_n").replace("{n}", String(f.no_face));
+  return text;
+}
+
+function facesWarning(f) {
+  if (!f.too_small_to_capture) return null;
+  return t("hs_faces_too_small").replace("{n}", String(f.too_small)).replace("{found}", String(f.captured + f.too_small + f.low_quality))
+    .replace("{largest}", String(Math.round(f.largest_small_px))).replace("{needed}", String(Math.round(f.needed_px)));
+}
+
 async function loadHealth() {
   show("health");
   const refresh = async () => {
@@ -1017,8 +1033,11 @@ async function loadHealth() {
       if (h.near_field) why.push(t("hs_near_field"));
       const warning = h.plates ? platesWarning(h.plates) : null;
       if (warning) why.push(warning);
+      const faceWarning = h.faces ? facesWarning(h.faces) : null;
+      if (faceWarning) why.push(faceWarning);
       for (const w of why) { const d = document.createElement("div"); d.className = "why"; d.textContent = w; st.appendChild(d); }
       if (h.plates) { const d = document.createElement("div"); d.className = "plates"; d.textContent = platesText(h.plates); st.appendChild(d); }
+      if (h.faces) { const d = document.createElement("div"); d.className = "faces"; d.textContent = facesText(h.faces); st.appendChild(d); }
       cell(tr, h.input_fps.toFixed(1)); cell(tr, h.analysed_fps.toFixed(1));
       cell(tr, dropsText(h.drops_by_reason), "drops");
       cell(tr, (h.drops_by_reason || {})[SAMPLING] || 0, "sampled").title = t("sampling_note");
