@@ -35,7 +35,6 @@ from sharpeyes.pipeline.structuring.earlier import EarlierPictures
 from sharpeyes.pipeline.structuring.face_stats import FaceStats
 from sharpeyes.pipeline.structuring.plate_first import PlateFirst, PlateFirstStats, join_tracks
 from sharpeyes.pipeline.structuring.plate_tally import PlateSizes, PlateTally
-from sharpeyes.pipeline.tracking.bytetrack import ByteTracker
 from sharpeyes.pipeline.types import (
     AnalysedFrame,
     Detections,
@@ -684,8 +683,9 @@ class StreamRunner:
         return kept
 
     def _end_of_stream(self) -> list[Event]:
-        if isinstance(self.tracker, ByteTracker):  # kinds whose tracks open lower by now
-            self.summary.track_open_scores = self.tracker.lowered()
+        lowered = getattr(self.tracker, "lowered", None)  # ByteTracker or a wrapper around it
+        if callable(lowered):  # kinds whose tracks open lower by now
+            self.summary.track_open_scores = dict(lowered())
         if self.plates is not None:
             self.summary.plates = self.plates.sizes()
         events = self._without_riders(self.events.flush())

@@ -30,7 +30,13 @@ from sharpeyes.pipeline.detection_filter import CameraDetectionFilter, Detection
 from sharpeyes.pipeline.near_field import NearField
 from sharpeyes.pipeline.protocols import Detector, FrameSource, Sink
 from sharpeyes.pipeline.repeats import RepeatedFrames
-from sharpeyes.pipeline.runner import FrameObserver, IntersectionParts, StreamRunner, TrackEvents
+from sharpeyes.pipeline.runner import (
+    FinishingTracker,
+    FrameObserver,
+    IntersectionParts,
+    StreamRunner,
+    TrackEvents,
+)
 from sharpeyes.pipeline.signal_input import ExternalPhaseInput, PhaseHub
 from sharpeyes.pipeline.structuring.face_stats import FaceStats
 from sharpeyes.pipeline.structuring.plate_first import PlateFirst
@@ -405,6 +411,18 @@ def external_groups(cam: CameraConfig) -> list[str]:
     return [g.id for g in cam.intersection.signal_groups if g.source != "video"]
 
 
+def tracker_of(cam: CameraConfig) -> FinishingTracker:
+    """The camera's tracker: ByteTrack, and a standing vehicle found again keeps its id
+    (``tracker.parked_hold_s``, :mod:`sharpeyes.pipeline.tracking.parked`)."""
+    from sharpeyes.pipeline.tracking.bytetrack import ByteTracker
+    from sharpeyes.pipeline.tracking.parked import ParkedContinuity
+
+    tracker = ByteTracker(cam.tracker)
+    if cam.tracker.parked_hold_s <= 0:
+        return tracker
+    return ParkedContinuity(tracker, hold_s=cam.tracker.parked_hold_s)
+
+
 def build_camera(
     cam: CameraConfig,
     env: CameraEnv,
@@ -427,7 +445,6 @@ def build_camera(
     from sharpeyes.pipeline.riders import RiderMemory
     from sharpeyes.pipeline.structuring.earlier import EarlierPictures
     from sharpeyes.pipeline.structuring.plate_tally import PlateTally
-    from sharpeyes.pipeline.tracking.bytetrack import ByteTracker
     from sharpeyes.streams.factory import is_live_source, make_source
 
     if cam.url is None and source is None:
@@ -517,7 +534,7 @@ def build_camera(
     runner = StreamRunner(
         source=source,
         detector=detector,
-        tracker=ByteTracker(cam.tracker),
+        tracker=tracker_of(cam),
         events=events,
         sinks=sinks,
         observer=observer,

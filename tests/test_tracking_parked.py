@@ -1,0 +1,130 @@
+"""A standing vehicle keeps its track id when ByteTrack loses it and finds it again
+(``pipeline/tracking/parked.py``): one event for a parked car hidden by passing traffic, not
+one per sighting; a car that drove is finished as before."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sharpeyes.api.node.camera import tracker_of
+from sharpeyes.pipeline.config import CameraConfig, EventsConfig, TrackerConfig
+from sharpeyes.pipeline.events import TrackEventBuilder
+from sharpeyes.pipeline.tracking import ByteTracker
+from sharpeyes.pipeline.tracking.parked import HOLD_S, ParkedContinuity
+from sharpeyes.pipeline.types import Detections, EventType, Frame, Tracks
+from tests.test_tracking import MV, PERSON, box, dets, ids_of
+
+FPS = 10.0
+PARKED = box(200.0, 300.0, 80.0, 50.0)
+EMPTY = dets([])
+
+
+def tracker(hold_s: float = HOLD_S) -> ParkedContinuity:
+    return ParkedContinuity(ByteTracker(TrackerConfig()), hold_s=hold_s)
+
+
+def play(
+    trk: ParkedContinuity, scenes: list[tuple[float, Detections]], start: float = 0.0
+) -> tuple[list[Tracks], list[int], float]:
+    """``(seconds, detections)`` scenes played at 10 fps: every frame's tracks, every id
+    reported finished, and the time after the last frame."""
+    out: list[Tracks] = []
+    finished: list[int] = []
+    t = start
+    for seconds, d in scenes:
+        for _ in range(round(seconds * FPS)):
+            out.append(trk.update(d, t))
+            finished += trk.pop_finished()
+            t += 1.0 / FPS
+    return out, finished, t
+
+
+def ids(frames: list[Tracks]) -> set[int]:
+    return {i for f in frames for i in ids_of(f)}
+
+
+def test_a_parked_car_hidden_for_a_while_keeps_its_id() -> None:
+    trk = tracker()
+    seen, finished, _ = play(trk, [(3.0, dets([PARKED])), (8.0, EMPTY), (3.0, dets([PARKED]))])
+    assert len(ids(seen)) == 1 and finished == []  # 8 s hidden: ByteTrack's buffer is 1.5 s
+    assert trk.taken_over == 1
+    inner = ByteTracker(TrackerConfig())  # without: two tracks, the first finished
+    ids_inner: set[int] = set()
+    t = 0.0
+    for seconds, d in [(3.0, dets([PARKED])), (8.0, EMPTY), (3.0, dets([PARKED]))]:
+        for _ in range(round(seconds * FPS)):
+            ids_inner |= set(ids_of(inner.update(d, t)))
+            t += 0.1
+    assert len(ids_inner) == 2
+
+
+def test_a_parked_car_gone_for_good_is_finished_after_the_hold() -> None:
+    trk = tracker(hold_s=5.0)
+    seen, finished, t = play(trk, [(3.0, dets([PARKED])), (4.0, EMPTY)])
+    assert finished == []  # still held
+    _, later, _ = play(trk, [(3.0, EMPTY)], start=t)
+    assert later == list(ids(seen))
+
+
+def test_a_car_that_drove_is_finished_at_once_and_gives_its_id_to_nobody() -> None:
+    trk = tracker()
+    drive = [dets([box(100.0 + 30.0 * k, 300.0, 80.0, 50.0)]) for k in range(20)]
+    seen: list[Tracks] = []
+    finished: list[int] = []
+    t = 0.0
+    for d in drive:
+        seen.append(trk.update(d, t))
+        finished += trk.pop_finished()
+        t += 0.1
+    _, later, t = play(trk, [(3.0, EMPTY)], start=t)
+    assert later == list(ids(seen))  # finished when ByteTrack ends it
+    # a car first seen standing where the moving one was last seen is another car
+    parked, _, _ = play(trk, [(2.0, dets([box(100.0 + 30.0 * 19, 300.0, 80.0, 50.0)]))], start=t)
+    assert ids(parked).isdisjoint(ids(seen))
+
+
+def test_only_the_same_place_and_kind_take_a_held_id() -> None:
+    trk = tracker()
+    first, _, t = play(trk, [(3.0, dets([PARKED])), (4.0, EMPTY)])
+    # a car standing two lengths away, and a person on the spot: new tracks
+    other, _, t = play(trk, [(2.0, dets([box(360.0, 300.0, 80.0, 50.0)]))], start=t)
+    person, _, t = play(trk, [(2.0, dets([PARKED], cls=0, kind=PERSON))], start=t)
+    assert ids(other).isdisjoint(ids(first)) and ids(person).isdisjoint(ids(first))
+    again, _, _ = play(trk, [(2.0, dets([PARKED]))], start=t)
+    assert ids(again) == ids(first)
+    assert MV != PERSON
+
+
+def test_one_event_for_a_parked_car_seen_three_times() -> None:
+    """Through the camera's composition root (``tracker_of``) and the event builder."""
+    trk = tracker_of(CameraConfig.model_validate({"id": "c", "url": "x.mp4"}))
+    assert isinstance(trk, ParkedContinuity)
+    off = tracker_of(CameraConfig.model_validate({"id": "c", "tracker": {"parked_hold_s": 0}}))
+    assert isinstance(off, ByteTracker)
+    builder = TrackEventBuilder(
+        "c",
+        EventsConfig.model_validate({"kinds": ["motor_vehicle"]}),
+        class_names=("person", "bicycle", "car"),
+        class_codes={2: "K30"},
+    )
+    image = np.zeros((480, 640, 3), np.uint8)
+    events = []
+    t = 0.0
+    for seconds, d in [
+        (3.0, dets([PARKED])),
+        (5.0, EMPTY),
+        (3.0, dets([PARKED])),
+        (10.0, EMPTY),
+        (3.0, dets([PARKED])),
+    ]:
+        for _ in range(round(seconds * FPS)):
+            frame = Frame("c", round(t * FPS), t, 1_700_000_000_000 + round(t * 1000), image)
+            events += builder.update(frame, trk.update(d, t))
+            finished = trk.pop_finished()
+            if finished:
+                events += builder.finish(finished)
+            t += 0.1
+    events += builder.flush()
+    passes = [e for e in events if e.type is EventType.VEHICLE_PASS]
+    assert len(passes) == 1, passes
+    assert passes[0].first_pts < 0.5 and passes[0].last_pts > 20.0
