@@ -271,6 +271,10 @@ class FlowMeter:
         st = self._tracks.get(tid)
         if st is None:
             st = self._tracks[tid] = _TrackState(tid)
+            counted = self._lanes.get(tid)
+            if counted is not None:  # a standing vehicle seen again under its id (parked.py):
+                st.lane = self._lane_index(counted)  # counted once, its speed measured once
+                st.measured = True
         st.last_pts = pts
         lane = self._zone_of(wheel)
         point = self._ground(wheel)
@@ -382,6 +386,9 @@ class FlowMeter:
             return p
         v = self._h @ np.array([p[0], p[1], 1.0])
         return (float(v[0] / v[2]), float(v[1] / v[2]))
+
+    def _lane_index(self, number: int) -> int | None:
+        return next((i for i, lane in enumerate(self.config.lanes) if lane.number == number), None)
 
     def _count(self, tid: int, lane: int, pts: float, *, kind: ObjectKind, cls: int) -> None:
         self._lanes[tid] = self.config.lanes[lane].number

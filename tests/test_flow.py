@@ -119,6 +119,25 @@ def test_an_interval_the_stream_did_not_cover_is_not_complete() -> None:
     assert [r.count for r in lane1] == [1, 0, 0, 0]
 
 
+def test_a_standing_vehicle_seen_again_under_its_id_is_counted_once() -> None:
+    """A queued car hidden for 4 s (the meter forgets a track after 1.5 s) comes back under its
+    id (``pipeline/tracking/parked.py``): one count in its lane, as its one event says; another
+    car in the lane meanwhile is counted."""
+    meter = FlowMeter("cam", config(), (W, H), class_names=["person", "bicycle", "car"])
+    t0_ms = 1_700_000_000_000 - 1_700_000_000_000 % 10_000
+    car = ObjectKind.MOTOR_VEHICLE
+    out: list[FlowRecord] = []
+    for i in range(90):
+        t = i / 10
+        objs = [] if 2.0 <= t < 6.0 else [(7, 2.0, 30.0, car)]
+        if 3.0 <= t < 5.0:
+            objs.append((8, 2.0, 50.0 - 10.0 * (t - 3.0), car))
+        out += meter.update(t, t0_ms + round(t * 1000), tracks(objs))
+    out += meter.end_of_stream()
+    assert [r.count for r in by_lane(out, 1)] == [2]
+    assert meter.lane_of(7) == 1 and meter.lane_of(8) == 1
+
+
 def test_counts_speeds_and_headways_per_lane_and_interval() -> None:
     car, bike = ObjectKind.MOTOR_VEHICLE, ObjectKind.NON_MOTOR
     world = [(i + 1, 2.0, 79.0, 10.0, 4.0 * i, car) for i in range(5)]  # 36 km/h, every 4 s
