@@ -137,6 +137,7 @@ class RunSummary:
     frames_near_field: int = 0  # analysed on the picture shrunk for the detector (near field)
     near_field_switches: int = 0  # times the camera changed its detector view (near_field)
     occupants: int = 0  # person tracks inside a vehicle: no person_seen event (occupants)
+    parked_seen_again: int = 0  # standing vehicles found again under their track id (parked)
     track_open_scores: dict[str, float] = field(default_factory=dict)  # kinds whose tracks
     # open below the configured score: the detector scores them lower (tracking.score_level)
     plates: PlateSizes | None = None  # plates the checkpoint reads found (structuring)
@@ -686,6 +687,7 @@ class StreamRunner:
         lowered = getattr(self.tracker, "lowered", None)  # ByteTracker or a wrapper around it
         if callable(lowered):  # kinds whose tracks open lower by now
             self.summary.track_open_scores = dict(lowered())
+        self.summary.parked_seen_again = int(getattr(self.tracker, "taken_over", 0))
         if self.plates is not None:
             self.summary.plates = self.plates.sizes()
         events = self._without_riders(self.events.flush())

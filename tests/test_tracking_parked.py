@@ -4,7 +4,12 @@ one per sighting; a car that drove is finished as before."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 import numpy as np
+import pytest
 
 from sharpeyes.api.node.camera import tracker_of
 from sharpeyes.pipeline.config import CameraConfig, EventsConfig, TrackerConfig
@@ -128,3 +133,30 @@ def test_one_event_for_a_parked_car_seen_three_times() -> None:
     passes = [e for e in events if e.type is EventType.VEHICLE_PASS]
     assert len(passes) == 1, passes
     assert passes[0].first_pts < 0.5 and passes[0].last_pts > 20.0
+
+
+@pytest.mark.integration
+def test_the_parked_car_of_the_topview_clip_is_one_event(
+    sample_videos: Path, tmp_path: Path
+) -> None:
+    """intersection_topview: a car parked at the left edge, hidden twice by passing traffic,
+    then driving off up — three tracks and three vehicle_pass events before; one now, from its
+    first sighting to its leaving, and ``analyze`` says so."""
+    from sharpeyes.api.commands.analyze import AnalyzeOptions, analyze_video
+
+    clip = sample_videos / "intersection_topview_640x480.mp4"
+    result = analyze_video(AnalyzeOptions(clip, out=tmp_path, progress=False))
+    events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+
+    def at_the_spot(e: dict[str, Any]) -> bool:  # first seen where the car stood, before it left
+        t, x, y = e["trajectory"][0]
+        return bool(e["type"] == "vehicle_pass" and x < 70 and y > 360 and t < 22.0)
+
+    parked = [e for e in events if at_the_spot(e)]
+    assert len(parked) == 1, [(e["track_id"], e["first_pts"], e["last_pts"]) for e in parked]
+    assert parked[0]["first_pts"] < 1.0 and parked[0]["last_pts"] > 29.0
+    assert parked[0]["direction"] == "up"  # it drove off at 21.5 s
+    assert result.summary.parked_seen_again >= 2
+    assert "standing vehicles hidden by traffic and seen again kept their track" in "\n".join(
+        result.summary_lines()
+    )

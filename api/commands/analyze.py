@@ -162,6 +162,12 @@ class AnalyzeResult:
                 if s.occupants
                 else ""
             )
+            + (
+                f"; {s.parked_seen_again} standing vehicles hidden by traffic and seen again "
+                "kept their track (one event each)"
+                if s.parked_seen_again
+                else ""
+            )
             + "".join(
                 f"; {kind.replace('_', '-')} tracks open at {score:.2f} (the detector scores "
                 "this camera's lower)"

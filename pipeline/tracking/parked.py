@@ -78,7 +78,7 @@ class _Held:
 
 
 class ParkedContinuity:
-    """A :class:`~sharpeyes.pipeline.protocols.FinishingTracker` around another (see the module
+    """A :class:`~sharpeyes.pipeline.runner.FinishingTracker` around another (see the module
     docstring); the ids it gives out are the inner tracker's, but for a standing vehicle seen
     again, the id it had."""
 
@@ -102,12 +102,10 @@ class ParkedContinuity:
         self._life: dict[int, _Life] = {}  # by the id given out
         self._held: dict[int, _Held] = {}
         self._released: list[int] = []
-        self._pts = 0.0
         self.taken_over = 0  # standing vehicles seen again under their first id
 
     def update(self, detections: Detections, pts: float, frames_skipped: int = 0) -> Tracks:
         tracks = self.inner.update(detections, pts, frames_skipped)
-        self._pts = pts
         ids = tracks.track_id.copy()
         for i in range(len(ids)):
             inner = int(ids[i])
