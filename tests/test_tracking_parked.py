@@ -102,10 +102,10 @@ def test_only_the_same_place_and_kind_take_a_held_id() -> None:
 
 def test_one_event_for_a_parked_car_seen_three_times() -> None:
     """Through the camera's composition root (``tracker_of``) and the event builder."""
-    trk = tracker_of(CameraConfig.model_validate({"id": "c", "url": "x.mp4"}))
+    off = tracker_of(CameraConfig.model_validate({"id": "c", "url": "x.mp4"}))
+    assert isinstance(off, ByteTracker)  # off by default (a checkpoint's near field)
+    trk = tracker_of(CameraConfig.model_validate({"id": "c", "tracker": {"parked_hold_s": 30}}))
     assert isinstance(trk, ParkedContinuity)
-    off = tracker_of(CameraConfig.model_validate({"id": "c", "tracker": {"parked_hold_s": 0}}))
-    assert isinstance(off, ByteTracker)
     builder = TrackEventBuilder(
         "c",
         EventsConfig.model_validate({"kinds": ["motor_vehicle"]}),
@@ -145,7 +145,10 @@ def test_the_parked_car_of_the_topview_clip_is_one_event(
     from sharpeyes.api.commands.analyze import AnalyzeOptions, analyze_video
 
     clip = sample_videos / "intersection_topview_640x480.mp4"
-    result = analyze_video(AnalyzeOptions(clip, out=tmp_path, progress=False))
+    cam = CameraConfig.model_validate(
+        {"id": "topview", "url": str(clip), "tracker": {"parked_hold_s": HOLD_S}}
+    )
+    result = analyze_video(AnalyzeOptions(clip, out=tmp_path, progress=False, camera=cam))
     events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
 
     def at_the_spot(e: dict[str, Any]) -> bool:  # first seen where the car stood, before it left
