@@ -18,6 +18,11 @@ history go on. A held track nobody takes over within the hold is reported finish
 event comes :data:`HOLD_S` later than before). A track that moved is finished as before — a car
 that drove up to a queue and stopped moved first, so it never takes a parked car's id at birth
 unless it is first seen standing exactly where that car stood.
+
+Off by default (``tracker.parked_hold_s: 0``; 30 on an overview camera): on a checkpoint's near
+field a car crawling in while it fills the picture "stands", and the next car's frame-filling
+box overlaps its last one — the Beijing clip at 5 pictures a second lost two plates that way.
+This wrapper knows neither the picture's size nor the vehicles' looks.
 """
 
 from __future__ import annotations
