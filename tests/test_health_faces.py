@@ -36,7 +36,6 @@ from sharpeyes.api.cluster.routes import health_public as cluster_public
 from sharpeyes.api.cluster.routes import make_cluster_router
 from sharpeyes.api.commands.camera_check import PictureQuality
 from sharpeyes.api.commands.run import health_public
-from sharpeyes.api.node.health import CameraHealth
 from sharpeyes.api.node.runtime import NodeRuntime
 from sharpeyes.api.node.settings import ServiceConfig
 from sharpeyes.api.rest.schemas import FaceCountsPublic
@@ -50,7 +49,7 @@ from sharpeyes.pipeline.structuring.face_stats import (
 )
 from tests._api_fixtures import Seeded, live_server, make_app, seed_service
 from tests.conftest import need
-from tests.test_health_plates import _prometheus, wait_for
+from tests.test_health_plates import _health, _prometheus, wait_for
 
 WIDE = FaceStats(captured=0, too_small=7, no_face=25, largest_small_px=15.2, needed_px=24)
 GOOD = FaceStats(captured=6, too_small=1, low_quality=1, no_face=2, largest_small_px=20.0)
@@ -74,34 +73,18 @@ def test_faces_are_judged_too_small_only_with_enough_of_them() -> None:
     assert describe_faces(WIDE, "zh").startswith("人脸：32 人中抓拍 0 张；7 张过小（最大 15 像素")
 
 
-def _health(camera_id: str, faces: FaceStats | None) -> CameraHealth:
-    return CameraHealth(
-        camera_id=camera_id,
-        url="x.mp4",
-        state="live",
-        input_fps=10.0,
-        analysed_fps=10.0,
-        drops={},
-        reconnects=0,
-        last_frame_age_s=0.1,
-        decode_errors=0,
-        skew_ms=None,
-        faces=faces,
-    )
-
-
 def test_the_public_health_prometheus_and_the_cluster_carry_the_faces() -> None:
-    wide = health_public(_health("w", WIDE)).faces
+    wide = health_public(_health("w", faces=WIDE)).faces
     assert wide is not None
     assert (wide.persons, wide.captured, wide.too_small, wide.no_face) == (32, 0, 7, 25)
     assert wide.largest_small_px == 15.2 and wide.needed_px == 24
     assert wide.too_small_to_capture and wide.finding == face_finding(WIDE)
     assert wide.finding_zh == face_finding(WIDE, "zh")
-    good = health_public(_health("g", GOOD)).faces
+    good = health_public(_health("g", faces=GOOD)).faces
     assert good is not None and good.captured == 6 and not good.too_small_to_capture
-    assert good.finding is None and health_public(_health("n", None)).faces is None
-    assert pickle.loads(pickle.dumps(_health("w", WIDE))).faces == WIDE  # a worker's report
-    text = _prometheus({"w": _health("w", WIDE), "n": _health("n", None)})
+    assert good.finding is None and health_public(_health("n", faces=None)).faces is None
+    assert pickle.loads(pickle.dumps(_health("w", faces=WIDE))).faces == WIDE  # a worker's report
+    text = _prometheus({"w": _health("w", faces=WIDE), "n": _health("n", faces=None)})
     assert 'sharpeyes_stream_persons_total{camera="w"} 32.0' in text
     assert 'sharpeyes_stream_faces_captured_total{camera="w"} 0.0' in text
     assert 'sharpeyes_stream_faces_too_small_total{camera="w"} 7.0' in text
@@ -124,7 +107,9 @@ def test_the_public_health_prometheus_and_the_cluster_carry_the_faces() -> None:
 def test_the_openapi_schema_describes_the_faces(tmp_path: Path) -> None:
     seeded = seed_service(f"sqlite:///{tmp_path / 'store.db'}", tmp_path, violations=1, passes=0)
     try:
-        health = {cid: health_public(_health(cid, f)) for cid, f in (("w", WIDE), ("n", None))}
+        health = {
+            cid: health_public(_health(cid, faces=f)) for cid, f in (("w", WIDE), ("n", None))
+        }
         seeded.service.set_health_provider(lambda: health)
         app = make_app(seeded)
         comps = app.openapi()["components"]["schemas"]

@@ -39,6 +39,7 @@ from sharpeyes.api.node.settings import ServiceConfig
 from sharpeyes.api.rest.deps import Admin, Viewer
 from sharpeyes.api.rest.schemas import PlateSizesPublic, StreamHealthPublic
 from sharpeyes.models.plate import MIN_TEXT_PX
+from sharpeyes.pipeline.structuring.face_stats import FaceStats
 from sharpeyes.pipeline.structuring.plate_tally import (
     MIN_PLATES,
     PlateSizes,
@@ -85,7 +86,9 @@ def test_plates_are_judged_too_small_only_with_enough_of_them() -> None:
     assert finding(WIDE_PLATES) is None and finding(WIDE_PLATES, "zh") is None
 
 
-def _health(camera_id: str, plates: PlateSizes | None) -> CameraHealth:
+def _health(
+    camera_id: str, plates: PlateSizes | None = None, faces: FaceStats | None = None
+) -> CameraHealth:
     return CameraHealth(
         camera_id=camera_id,
         url="x.mp4",
@@ -98,6 +101,7 @@ def _health(camera_id: str, plates: PlateSizes | None) -> CameraHealth:
         decode_errors=0,
         skew_ms=None,
         plates=plates,
+        faces=faces,
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from sharpeyes.api.cluster.leases import CameraRow
 from sharpeyes.pipeline.structuring.face_stats import FACE_COUNTERS, FaceStats
@@ -200,14 +201,22 @@ def render_metrics(health: ClusterHealth) -> str:
 def _face_metrics(cameras: Sequence[CameraHealth]) -> list[str]:
     """A face camera's persons, faces captured and faces too small (counters since its
     pipeline started), as the node's ``sharpeyes_stream_*``."""
-    capturing = [c for c in cameras if c.faces is not None]
+    faces = [(c.camera_id, c.faces) for c in cameras if c.faces is not None]
+    return _counter_lines(FACE_COUNTERS, faces)
+
+
+_T = TypeVar("_T")
+
+
+def _counter_lines(
+    counters: Sequence[tuple[str, str, Callable[[_T], int]]], values: Sequence[tuple[str, _T]]
+) -> list[str]:
+    """``sharpeyes_cluster_camera_<name>_total`` counters, one line per camera's ``values``."""
     lines: list[str] = []
-    for name, help_text, get in FACE_COUNTERS:
+    for name, help_text, get in counters:
         metric = f"sharpeyes_cluster_camera_{name}_total"
         lines += [f"# HELP {metric} {help_text}", f"# TYPE {metric} counter"]
-        for c in capturing:
-            assert c.faces is not None
-            lines.append(f'{metric}{{camera="{c.camera_id}"}} {get(c.faces)}')
+        lines += [f'{metric}{{camera="{cid}"}} {get(v)}' for cid, v in values]
     return lines
 
 
@@ -224,13 +233,9 @@ def _plate_metrics(cameras: Sequence[CameraHealth]) -> list[str]:
             lambda p: p.too_small,
         ),
     )
-    lines: list[str] = []
-    for name, help_text, get in counters:
-        metric = f"sharpeyes_cluster_camera_{name}_total"
-        lines += [f"# HELP {metric} {help_text}", f"# TYPE {metric} counter"]
-        for c in read:
-            assert c.plates is not None
-            lines.append(f'{metric}{{camera="{c.camera_id}"}} {get(c.plates)}')
+    lines = _counter_lines(
+        counters, [(c.camera_id, c.plates) for c in read if c.plates is not None]
+    )
     metric = "sharpeyes_cluster_camera_plate_width_pixels"
     lines += [
         f"# HELP {metric} Median width of the camera's latest plates (under 50 too small to read).",
