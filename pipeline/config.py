@@ -211,14 +211,13 @@ class TrackerConfig(StrictModel):
         1.5, gt=0.0, le=60.0, description="Seconds a lost track is kept for re-association."
     )
     parked_hold_s: float = Field(
-        0.0,
+        30.0,
         ge=0.0,
         le=600.0,
         description="A motor vehicle that stood still until the tracker lost it keeps its track "
         "id when it is found again at the same place within this many seconds (a parked or "
-        "queued car hidden by passing traffic: one event, one count; 30 on an overview camera); "
-        "0 = off, the default: on a checkpoint's near field two frame-filling vehicles overlap "
-        "as one standing one would (pipeline/tracking/parked.py).",
+        "queued car hidden by passing traffic: one event, one count); a vehicle whose box a side "
+        "of the picture cuts is not known to stand (pipeline/tracking/parked.py). 0 = off.",
     )
     max_tracks: int = Field(
         512, ge=1, le=100_000, description="Upper bound on live track state per stream."

@@ -68,10 +68,17 @@ class Tracker(Protocol):
 
     ``pts`` is the frame's presentation time; the tracker uses time deltas, so frames the
     detector skipped are accounted for. ``frames_skipped`` tells it how many frames were not
-    analysed since the previous call (for statistics and period-aware matching).
+    analysed since the previous call (for statistics and period-aware matching). ``picture`` is
+    the frame's (width, height) where the caller knows it (a box cut by the picture's side).
     """
 
-    def update(self, detections: Detections, pts: float, frames_skipped: int = 0) -> Tracks: ...
+    def update(
+        self,
+        detections: Detections,
+        pts: float,
+        frames_skipped: int = 0,
+        picture: tuple[int, int] | None = None,
+    ) -> Tracks: ...
 
     def reset(self) -> None: ...
 

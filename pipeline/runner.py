@@ -576,8 +576,9 @@ class StreamRunner:
             self._build_intersection(frame)
         dets = self._detect(frame, sw)
         with sw("track"):
-            tracks = self.tracker.update(dets.of_kind(*TRACKED_KINDS), frame.pts, skipped)
-            tracks = tracks.within(frame.image.shape[1], frame.image.shape[0])
+            size = (frame.image.shape[1], frame.image.shape[0])
+            tracks = self.tracker.update(dets.of_kind(*TRACKED_KINDS), frame.pts, skipped, size)
+            tracks = tracks.within(*size)
             finished = self.tracker.pop_finished()
             self._moving = [
                 (int(b[0]), int(b[1]), int(np.ceil(b[2])), int(np.ceil(b[3]))) for b in tracks.xyxy

@@ -29,7 +29,10 @@ def tracker(hold_s: float = HOLD_S) -> ParkedContinuity:
 
 
 def play(
-    trk: ParkedContinuity, scenes: list[tuple[float, Detections]], start: float = 0.0
+    trk: ParkedContinuity,
+    scenes: list[tuple[float, Detections]],
+    start: float = 0.0,
+    picture: tuple[int, int] | None = None,
 ) -> tuple[list[Tracks], list[int], float]:
     """``(seconds, detections)`` scenes played at 10 fps: every frame's tracks, every id
     reported finished, and the time after the last frame."""
@@ -38,7 +41,7 @@ def play(
     t = start
     for seconds, d in scenes:
         for _ in range(round(seconds * FPS)):
-            out.append(trk.update(d, t))
+            out.append(trk.update(d, t, 0, picture))
             finished += trk.pop_finished()
             t += 1.0 / FPS
     return out, finished, t
@@ -100,12 +103,31 @@ def test_only_the_same_place_and_kind_take_a_held_id() -> None:
     assert MV != PERSON
 
 
+def test_a_vehicle_a_side_of_the_picture_cuts_is_not_known_to_stand() -> None:
+    """A checkpoint's near field (the Beijing clip at 5 pictures a second): a car crawling in
+    fills the picture from top to bottom for seconds — its box stays put while it drives — and
+    the next car's frame-filling box lies where it was. Two cars, two ids."""
+    picture = (640, 360)
+    first, second = box(285.0, 180.0, 566.0, 360.0), box(392.0, 142.0, 470.0, 282.0)
+    trk = tracker()
+    a, _, t = play(trk, [(4.0, dets([first])), (2.5, EMPTY)], picture=picture)
+    b, _, _ = play(trk, [(2.0, dets([second]))], start=t, picture=picture)
+    assert ids(a).isdisjoint(ids(b)) and trk.taken_over == 0
+    # a car standing at one side of the picture (parked at the kerb where the picture ends), or
+    # inside it, is held and found again: the rule's controls
+    for standing in (box(60.0, 300.0, 120.0, 60.0), box(285.0, 180.0, 400.0, 240.0)):
+        trk = tracker()
+        a, _, t = play(trk, [(4.0, dets([standing])), (2.5, EMPTY)], picture=picture)
+        b, _, _ = play(trk, [(2.0, dets([standing]))], start=t, picture=picture)
+        assert ids(a) == ids(b) and trk.taken_over == 1
+
+
 def test_one_event_for_a_parked_car_seen_three_times() -> None:
     """Through the camera's composition root (``tracker_of``) and the event builder."""
-    off = tracker_of(CameraConfig.model_validate({"id": "c", "url": "x.mp4"}))
-    assert isinstance(off, ByteTracker)  # off by default (a checkpoint's near field)
-    trk = tracker_of(CameraConfig.model_validate({"id": "c", "tracker": {"parked_hold_s": 30}}))
-    assert isinstance(trk, ParkedContinuity)
+    off = tracker_of(CameraConfig.model_validate({"id": "c", "tracker": {"parked_hold_s": 0}}))
+    assert isinstance(off, ByteTracker)
+    trk = tracker_of(CameraConfig.model_validate({"id": "c", "url": "x.mp4"}))
+    assert isinstance(trk, ParkedContinuity)  # on by default
     builder = TrackEventBuilder(
         "c",
         EventsConfig.model_validate({"kinds": ["motor_vehicle"]}),

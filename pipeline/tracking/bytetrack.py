@@ -132,8 +132,15 @@ class ByteTracker:
         """Live track states held (tentative, tracked and lost)."""
         return len(self._table)
 
-    def update(self, detections: Detections, pts: float, frames_skipped: int = 0) -> Tracks:
-        """Associate one frame's detections at presentation time ``pts`` (seconds).
+    def update(
+        self,
+        detections: Detections,
+        pts: float,
+        frames_skipped: int = 0,
+        picture: tuple[int, int] | None = None,
+    ) -> Tracks:
+        """Associate one frame's detections at presentation time ``pts`` (seconds); the
+        picture's size is not needed here.
 
         Raises:
             ValueError: ``pts`` is not finite or ``frames_skipped`` is negative.
