@@ -68,8 +68,8 @@ class Tracker(Protocol):
 
     ``pts`` is the frame's presentation time; the tracker uses time deltas, so frames the
     detector skipped are accounted for. ``frames_skipped`` tells it how many frames were not
-    analysed since the previous call (for statistics and period-aware matching). ``picture`` is
-    the frame's (width, height) where the caller knows it (a box cut by the picture's side).
+    analysed since the previous call (for statistics and period-aware matching). ``image`` is
+    the frame itself where the caller has it (a tracker may look at what its boxes hold).
     """
 
     def update(
@@ -77,7 +77,7 @@ class Tracker(Protocol):
         detections: Detections,
         pts: float,
         frames_skipped: int = 0,
-        picture: tuple[int, int] | None = None,
+        image: ImageBGR | None = None,
     ) -> Tracks: ...
 
     def reset(self) -> None: ...

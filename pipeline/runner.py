@@ -576,9 +576,10 @@ class StreamRunner:
             self._build_intersection(frame)
         dets = self._detect(frame, sw)
         with sw("track"):
-            size = (frame.image.shape[1], frame.image.shape[0])
-            tracks = self.tracker.update(dets.of_kind(*TRACKED_KINDS), frame.pts, skipped, size)
-            tracks = tracks.within(*size)
+            tracks = self.tracker.update(
+                dets.of_kind(*TRACKED_KINDS), frame.pts, skipped, frame.image
+            )
+            tracks = tracks.within(frame.image.shape[1], frame.image.shape[0])
             finished = self.tracker.pop_finished()
             self._moving = [
                 (int(b[0]), int(b[1]), int(np.ceil(b[2])), int(np.ceil(b[3]))) for b in tracks.xyxy

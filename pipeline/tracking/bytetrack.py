@@ -68,7 +68,7 @@ from sharpeyes.pipeline.tracking.score_level import (
     mounts,
 )
 from sharpeyes.pipeline.tracking.table import LOST, TENTATIVE, TRACKED, TrackTable
-from sharpeyes.pipeline.types import Detections, ObjectKind, Tracks
+from sharpeyes.pipeline.types import Detections, ImageBGR, ObjectKind, Tracks
 
 logger = logging.getLogger(__name__)
 
@@ -137,10 +137,10 @@ class ByteTracker:
         detections: Detections,
         pts: float,
         frames_skipped: int = 0,
-        picture: tuple[int, int] | None = None,
+        image: ImageBGR | None = None,
     ) -> Tracks:
-        """Associate one frame's detections at presentation time ``pts`` (seconds); the
-        picture's size is not needed here.
+        """Associate one frame's detections at presentation time ``pts`` (seconds); boxes
+        alone, the image is not looked at.
 
         Raises:
             ValueError: ``pts`` is not finite or ``frames_skipped`` is negative.
