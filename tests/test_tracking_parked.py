@@ -186,6 +186,36 @@ def test_another_car_standing_where_a_held_one_stood_is_another_car() -> None:
         assert (ids(a) == ids(b)) is same and trk.taken_over == int(same)
 
 
+def test_a_car_driving_through_where_a_held_one_stood_is_another_car() -> None:
+    """The red car parked at the kerb is hidden; a car of a near red drives past the spot just
+    as it is uncovered, its track opening right over the held box. It moved in the pictures
+    before (the tracker opens a track after a few), so it needs a closer look than one found
+    standing there: another car. The parked car itself driving off when uncovered (the queue
+    moved while it was hidden) is the same car, and so is the near red found standing there
+    (within the looks' ordinary limits: the light may have changed)."""
+    near_red = (40, 46, 200)  # Δ chroma 2.0 in 8-bit Lab: under 3, over 3 × MOVING_LOOK
+    for speed, colour, same in ((30.0, near_red, False), (30.0, RED, True), (0.0, near_red, True)):
+        trk = tracker()
+        a, t = film(trk, [(3.0, dets([PARKED]), painted((PARKED, RED))), (4.0, EMPTY, painted())])
+        passing = [
+            (0.1, dets([b]), painted((b, colour)))
+            for k in range(-1, 6)  # first seen a step before the spot, opened on it
+            if (b := box(200.0 + speed * k, 300.0, 80.0, 50.0))  # px a picture, 10 a second
+        ]
+        b_frames, _ = film(trk, passing, start=t)
+        assert (ids(a) == ids(b_frames)) is same, (speed, colour)
+        assert trk.taken_over == int(same)
+
+
+def test_a_reset_reports_every_id_finished_held_ones_too() -> None:
+    trk = tracker()
+    _, _, t = play(trk, [(3.0, dets([PARKED])), (3.0, EMPTY)])  # held
+    driving, _, _ = play(trk, [(0.5, dets([box(500.0, 100.0)]))], start=t)
+    trk.reset()
+    assert sorted(trk.pop_finished()) == [1, *sorted(ids(driving))]
+    assert trk.pop_finished() == []
+
+
 def test_one_event_for_a_parked_car_seen_three_times() -> None:
     """Through the camera's composition root (``tracker_of``) and the event builder."""
     off = tracker_of(CameraConfig.model_validate({"id": "c", "tracker": {"parked_hold_s": 0}}))
