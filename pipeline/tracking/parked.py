@@ -54,11 +54,17 @@ if TYPE_CHECKING:
     from sharpeyes.pipeline.runner import FinishingTracker
 
 __all__ = [
+    "BIRTH_S",
     "EDGE_SHARE",
     "HOLD_S",
     "MIN_LIFE_S",
+    "MOVING_LOOK",
+    "SAME_CHROMA",
+    "SAME_LIGHT",
     "SAME_PLACE_IOU",
+    "STAND_S",
     "STILL_FRACTION",
+    "STILL_SHARE",
     "STILL_SIZE",
     "ParkedContinuity",
 ]
@@ -75,19 +81,20 @@ queue and waited, as well as one parked all along)."""
 MIN_LIFE_S = 1.0
 """A track seen for less than this is not known to stand (a flicker, a vehicle crossing)."""
 STILL_FRACTION = 0.25
-"""A track stands while its box centre stays within this share of its box diagonal of where it
-was first seen (detector jitter on a parked car is a few per cent; a car creeping up a queue
-moves a good part of its length)."""
+"""Over those seconds its box centres stay within this share of their median box's diagonal of
+its centre (detector jitter on a parked car is a few per cent; a car creeping up a queue moves a
+good part of its length)…"""
 STILL_SIZE = 1.5
-"""…and its box's area within this factor of its first (a vehicle coming closer or going away
-grows or shrinks even where its centre hardly moves: a checkpoint camera's near field)."""
-BIRTH_S = 0.5
-"""A new track takes a held id only if its detections of this long before stood (a tracker
-opens a track after two or three of them)."""
+"""…and its boxes' areas within this factor of the median box's (a vehicle coming closer or
+going away grows or shrinks even where its centre hardly moves: a checkpoint camera's near
+field)…"""
 STILL_SHARE = 0.75
 """…for this share of its boxes at least (detector jitter, a passing vehicle cutting into it)."""
 SAME_PLACE_IOU = 0.5
-"""A new track's first box over a held track's last box: the same vehicle, seen again."""
+"""A new track's first box over a held track's (median) box: the same place."""
+BIRTH_S = 0.5
+"""Whether a new track was moving is asked of its detections of this long before its first box
+(a tracker opens a track after two or three of them)."""
 EDGE_SHARE = 0.01
 """A box side within this share of the picture's shorter side of the picture's side is cut by
 it. A box cut by two opposite sides can stay put while its vehicle drives (a checkpoint's near
