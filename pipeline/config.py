@@ -216,8 +216,9 @@ class TrackerConfig(StrictModel):
         le=600.0,
         description="A motor vehicle that stood still until the tracker lost it keeps its track "
         "id when it is found again at the same place within this many seconds (a parked or "
-        "queued car hidden by passing traffic: one event, one count); a vehicle whose box a side "
-        "of the picture cuts is not known to stand (pipeline/tracking/parked.py). 0 = off.",
+        "queued car hidden by passing traffic: one event, one count) and looking alike; a vehicle "
+        "whose box two opposite sides of the picture cut is not known to stand "
+        "(pipeline/tracking/parked.py). 0 = off.",
     )
     max_tracks: int = Field(
         512, ge=1, le=100_000, description="Upper bound on live track state per stream."
